@@ -1,0 +1,307 @@
+// Package accounts owns local users: registration, passwords, login
+// sessions and their tokens, devices and profiles.
+package accounts
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage the accounts service needs.
+type Store interface {
+	CreateUser(ctx context.Context, u store.User) error
+	GetUser(ctx context.Context, localpart string) (store.User, error)
+	UserExists(ctx context.Context, localpart string) (bool, error)
+	SetPasswordHash(ctx context.Context, localpart, hash string) error
+	SetAdmin(ctx context.Context, localpart string, admin bool) error
+	UpgradeGuest(ctx context.Context, localpart, hash string) error
+	DeactivateUser(ctx context.Context, localpart string, erase bool) error
+
+	CreateSession(ctx context.Context, s store.NewSession) error
+	LookupAccessToken(ctx context.Context, hash string) (store.TokenOwner, error)
+	MarkAccessTokenUsed(ctx context.Context, hash, refreshHash string) error
+	DeleteAccessToken(ctx context.Context, hash string) error
+	Refresh(ctx context.Context, oldHash string, next store.NewSession) (store.NewSession, error)
+	InsertLoginToken(ctx context.Context, hash, localpart string, expiresTS int64) error
+	ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (string, error)
+
+	GetDevice(ctx context.Context, localpart, deviceID string) (store.Device, error)
+	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
+	SetDeviceDisplayName(ctx context.Context, localpart, deviceID string, name *string) error
+	DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error
+	DeleteOtherDevices(ctx context.Context, localpart, keep string) ([]string, error)
+	TouchDevice(ctx context.Context, localpart, deviceID string, ts int64, ip, agent string) error
+
+	Profile(ctx context.Context, localpart string) (map[string]json.RawMessage, error)
+	SetProfileField(ctx context.Context, localpart, field string, value json.RawMessage) error
+	DeleteProfileField(ctx context.Context, localpart, field string) error
+}
+
+// Options tune the service.
+type Options struct {
+	ServerName string
+	BcryptCost int
+	// RefreshableTokenLifetime is the lifetime of access tokens issued with
+	// a refresh token; other access tokens do not expire.
+	RefreshableTokenLifetime time.Duration
+	LoginTokenLifetime       time.Duration
+}
+
+// Service is the accounts domain service.
+type Service struct {
+	store Store
+	opts  Options
+	now   func() time.Time
+
+	// seenMu guards lastSeen, which throttles last-seen writes to one per
+	// device per seenInterval instead of one per request.
+	seenMu   sync.Mutex
+	lastSeen map[string]time.Time
+}
+
+const seenInterval = time.Minute
+
+// New makes the service.
+func New(st Store, opts Options) *Service {
+	return &Service{store: st, opts: opts, now: time.Now, lastSeen: map[string]time.Time{}}
+}
+
+// ServerName is the server's name, the domain of its user IDs.
+func (s *Service) ServerName() string { return s.opts.ServerName }
+
+// UserID makes the full user ID of a localpart.
+func (s *Service) UserID(localpart string) string { return "@" + localpart + ":" + s.opts.ServerName }
+
+// LocalpartOf returns the localpart of a user ID on this server, and
+// whether the user ID is local.
+func (s *Service) LocalpartOf(userID string) (string, bool) {
+	if !strings.HasPrefix(userID, "@") {
+		return "", false
+	}
+	lp, server, ok := strings.Cut(userID[1:], ":")
+	return lp, ok && server == s.opts.ServerName
+}
+
+// ValidateLocalpart applies the user ID grammar that registration
+// enforces (historical user IDs with other characters may still log in).
+func (s *Service) ValidateLocalpart(lp string) error {
+	if lp == "" {
+		return mxerr.InvalidUsername("User ID cannot be empty")
+	}
+	for _, r := range lp {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("._=-/+", r)) {
+			return mxerr.InvalidUsername("User ID can only contain characters a-z, 0-9, or '._=-/+'")
+		}
+	}
+	if len(s.UserID(lp)) > 255 {
+		return mxerr.InvalidUsername("User ID may not be longer than 255 characters")
+	}
+	return nil
+}
+
+// ValidateNewLocalpart adds Synapse's reservations for registration:
+// "_" starts the application services' namespaces and all-numeric
+// localparts are the ones guest accounts get.
+func (s *Service) ValidateNewLocalpart(lp string) error {
+	if err := s.ValidateLocalpart(lp); err != nil {
+		return err
+	}
+	if lp[0] == '_' {
+		return mxerr.InvalidUsername("User ID may not begin with _")
+	}
+	if strings.Trim(lp, "0123456789") == "" {
+		return mxerr.InvalidUsername("Numeric user IDs are reserved for guest users")
+	}
+	return nil
+}
+
+// CheckAvailable answers /register/available.
+func (s *Service) CheckAvailable(ctx context.Context, lp string) error {
+	if err := s.ValidateNewLocalpart(lp); err != nil {
+		return err
+	}
+	exists, err := s.store.UserExists(ctx, lp)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return mxerr.UserInUse("User ID already taken")
+	}
+	return nil
+}
+
+// NewAccount describes an account to create.
+type NewAccount struct {
+	Localpart string // empty: generate one
+	Password  string // empty: no password login (guests)
+	Admin     bool
+	Guest     bool
+	UserType  string
+}
+
+// CreateAccount creates a local account.
+func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (store.User, error) {
+	if a.Localpart == "" {
+		return s.createGenerated(ctx, a)
+	}
+	hash := ""
+	if a.Password != "" {
+		var err error
+		if hash, err = s.hashPassword(a.Password); err != nil {
+			return store.User{}, err
+		}
+	}
+	u := store.User{
+		Localpart: a.Localpart, UserID: s.UserID(a.Localpart), PasswordHash: hash,
+		IsAdmin: a.Admin, IsGuest: a.Guest, UserType: a.UserType, CreatedTS: s.now().UnixMilli(),
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.User{}, mxerr.UserInUse("User ID already taken")
+		}
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// createGenerated picks a numeric localpart, as Synapse does for guests
+// and registrations without a username.
+func (s *Service) createGenerated(ctx context.Context, a NewAccount) (store.User, error) {
+	for range 10 {
+		a.Localpart = randomDigits(12)
+		u, err := s.CreateAccount(ctx, a)
+		if e, ok := mxerr.As(err); ok && e.Code == "M_USER_IN_USE" {
+			continue
+		}
+		return u, err
+	}
+	return store.User{}, errors.New("accounts: could not generate a free user ID")
+}
+
+// UpgradeGuest gives a guest account a password, making it a full account.
+func (s *Service) UpgradeGuest(ctx context.Context, localpart, password string) error {
+	hash, err := s.hashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.store.UpgradeGuest(ctx, localpart, hash)
+}
+
+// User loads a local account.
+func (s *Service) User(ctx context.Context, localpart string) (store.User, error) {
+	return s.store.GetUser(ctx, localpart)
+}
+
+// SetAdmin grants or revokes server admin rights.
+func (s *Service) SetAdmin(ctx context.Context, localpart string, admin bool) error {
+	return s.store.SetAdmin(ctx, localpart, admin)
+}
+
+func (s *Service) hashPassword(pw string) (string, error) {
+	if len(pw) > 72 {
+		// bcrypt only reads 72 bytes; pre-hash so that long passphrases
+		// keep all their strength instead of failing.
+		sum := sha256.Sum256([]byte(pw))
+		pw = "sha256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), s.opts.BcryptCost)
+	return string(h), err
+}
+
+func checkPassword(hash, pw string) bool {
+	if hash == "" {
+		return false
+	}
+	if len(pw) > 72 {
+		sum := sha256.Sum256([]byte(pw))
+		pw = "sha256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+	}
+	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
+}
+
+// VerifyPassword checks a user's password; M_FORBIDDEN when it is wrong,
+// M_USER_DEACTIVATED for deactivated accounts.
+func (s *Service) VerifyPassword(ctx context.Context, localpart, pw string) (store.User, error) {
+	u, err := s.store.GetUser(ctx, localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the time a real check takes, so that timing does not tell
+		// which user IDs exist.
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
+		return store.User{}, mxerr.Forbidden("Invalid username or password")
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	if !checkPassword(u.PasswordHash, pw) {
+		if u.Deactivated {
+			return store.User{}, mxerr.UserDeactivated("This account has been deactivated")
+		}
+		return store.User{}, mxerr.Forbidden("Invalid username or password")
+	}
+	return u, nil
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.MinCost)
+
+// ChangePassword sets a new password and, when logoutDevices is set, logs
+// out every device but keepDevice, returning the devices removed.
+func (s *Service) ChangePassword(ctx context.Context, localpart, pw string, logoutDevices bool, keepDevice string) ([]string, error) {
+	if pw == "" {
+		return nil, mxerr.MissingParam("Missing new_password")
+	}
+	hash, err := s.hashPassword(pw)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.SetPasswordHash(ctx, localpart, hash); err != nil {
+		return nil, err
+	}
+	if !logoutDevices {
+		return nil, nil
+	}
+	return s.store.DeleteOtherDevices(ctx, localpart, keepDevice)
+}
+
+// Deactivate closes an account for good: its devices and tokens go, its
+// user ID is never reused; erase also removes its profile.
+func (s *Service) Deactivate(ctx context.Context, localpart string, erase bool) error {
+	return s.store.DeactivateUser(ctx, localpart, erase)
+}
+
+func randomDigits(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = '0' + b[i]%10
+	}
+	if b[0] == '0' {
+		b[0] = '1'
+	}
+	return string(b)
+}
+
+func randomToken(prefix string) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashToken is how tokens are stored: the database never holds a value
+// that could be replayed.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,61 @@
+// Package admin serves the parts of Synapse's admin API
+// (/_synapse/admin/...) that Myelin implements, so that Synapse's tools
+// and scripts work unchanged.
+package admin
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage the admin API reads and writes directly.
+type Store interface {
+	CreateRegistrationToken(ctx context.Context, t store.RegistrationToken) error
+	GetRegistrationToken(ctx context.Context, token string) (store.RegistrationToken, error)
+	ListRegistrationTokens(ctx context.Context) ([]store.RegistrationToken, error)
+	UpdateRegistrationToken(ctx context.Context, token string, usesAllowed, expiryTime *int64) error
+	DeleteRegistrationToken(ctx context.Context, token string) error
+}
+
+// API is the admin API.
+type API struct {
+	accounts     *accounts.Service
+	store        Store
+	sharedSecret string
+	noncesMu     sync.Mutex
+	nonces       map[string]time.Time
+	now          func() time.Time
+}
+
+// New makes the admin API; sharedSecret "" disables shared-secret registration.
+func New(acc *accounts.Service, st Store, sharedSecret string) *API {
+	return &API{accounts: acc, store: st, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
+}
+
+// Register adds the admin routes.
+func (a *API) Register(rt *httpapi.Router) {
+	const p = "/_synapse/admin/v1"
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: p + "/register", Handler: a.registerNonce, RateLimit: "register"})
+	rt.Add(httpapi.Route{Method: http.MethodPost, Path: p + "/register", Handler: a.registerWithSecret, RateLimit: "register"})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: p + "/registration_tokens", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.listTokens)})
+	rt.Add(httpapi.Route{Method: http.MethodPost, Path: p + "/registration_tokens/new", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.newToken)})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.getToken)})
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.updateToken)})
+	rt.Add(httpapi.Route{Method: http.MethodDelete, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.deleteToken)})
+}
+
+func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler {
+	return func(r *http.Request, c *httpapi.Caller) (any, error) {
+		if !c.IsAdmin {
+			return nil, mxerr.Forbidden("You are not a server admin")
+		}
+		return h(r, c)
+	}
+}

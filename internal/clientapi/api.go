@@ -1,0 +1,98 @@
+// Package clientapi holds the client-server API's HTTP handlers. Each file
+// serves one family of endpoints; handlers parse the request, call one
+// domain service and shape the response, nothing more.
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/uia"
+)
+
+// RegistrationTokens is the storage behind m.login.registration_token.
+type RegistrationTokens interface {
+	GetRegistrationToken(ctx context.Context, token string) (store.RegistrationToken, error)
+	ReserveRegistrationToken(ctx context.Context, token string, nowTS int64) error
+	CompleteRegistrationToken(ctx context.Context, token string) error
+	ReleaseRegistrationToken(ctx context.Context, token string) error
+}
+
+// API is the client-server API.
+type API struct {
+	cfg       *config.Config
+	accounts  *accounts.Service
+	uia       *uia.Manager
+	regTokens RegistrationTokens
+}
+
+// New makes the API.
+func New(cfg *config.Config, acc *accounts.Service, u *uia.Manager, rt RegistrationTokens) *API {
+	return &API{cfg: cfg, accounts: acc, uia: u, regTokens: rt}
+}
+
+// Rate-limit buckets, configured in config.RateLimit.
+const (
+	LimitLogin    = "login"
+	LimitRegister = "register"
+	LimitMessage  = "message"
+)
+
+// Authenticator adapts the accounts service to the HTTP layer.
+func (a *API) Authenticator() httpapi.Authenticator {
+	return func(ctx context.Context, token string, r *http.Request) (*httpapi.Caller, error) {
+		c, err := a.accounts.Authenticate(ctx, token, httpapi.ClientIP(r), r.UserAgent())
+		if err != nil {
+			return nil, err
+		}
+		return &httpapi.Caller{
+			UserID: c.User.UserID, Localpart: c.User.Localpart, DeviceID: c.DeviceID,
+			IsGuest: c.User.IsGuest, IsAdmin: c.User.IsAdmin, TokenHash: c.TokenHash,
+		}, nil
+	}
+}
+
+// Register adds every client-server route to rt.
+func (a *API) Register(rt *httpapi.Router) {
+	a.registerDiscovery(rt)
+	a.registerLogin(rt)
+	a.registerRegistration(rt)
+	a.registerAccount(rt)
+	a.registerDevices(rt)
+	a.registerProfile(rt)
+}
+
+// legacy adds a route under both /v3 and the older /r0 prefix, which
+// Synapse still serves for every endpoint that existed in r0.
+func legacy(rt *httpapi.Router, r httpapi.Route) {
+	path := r.Path
+	r.Path = "/_matrix/client/v3" + path
+	rt.Add(r)
+	r.Path = "/_matrix/client/r0" + path
+	rt.Add(r)
+}
+
+// v1 adds a route that only exists under /v1.
+func v1(rt *httpapi.Router, r httpapi.Route) {
+	r.Path = "/_matrix/client/v1" + r.Path
+	rt.Add(r)
+}
+
+// empty is the {} most successful writes answer with.
+var empty = struct{}{}
+
+// withUIA runs User-Interactive Auth for an authenticated request whose
+// body carries "auth", using the m.login.password stage.
+func (a *API) withUIA(r *http.Request, c *httpapi.Caller, rawAuth json.RawMessage) (*uia.Session, error) {
+	auth, err := uia.ParseAuth(rawAuth)
+	if err != nil {
+		return nil, err
+	}
+	return a.uia.Check(r.Context(), uia.Request{Method: r.Method, URI: r.URL.Path, Localpart: c.Localpart, Auth: auth},
+		[]uia.Flow{{"m.login.password"}}, []uia.Stage{passwordStage{a.accounts}})
+}

@@ -1,0 +1,158 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/uia"
+)
+
+// maxPasswordLen is Synapse's limit; longer passwords are refused rather
+// than hashed at great cost.
+const maxPasswordLen = 512
+
+func (a *API) registerRegistration(rt *httpapi.Router) {
+	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/register", Handler: a.register, RateLimit: LimitRegister})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/register/available", Handler: a.registerAvailable, RateLimit: LimitRegister})
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/register/m.login.registration_token/validity", Handler: a.registrationTokenValidity, RateLimit: LimitRegister})
+}
+
+type registerRequest struct {
+	Auth                     json.RawMessage `json:"auth"`
+	Username                 string          `json:"username"`
+	Password                 string          `json:"password"`
+	DeviceID                 string          `json:"device_id"`
+	InitialDeviceDisplayName *string         `json:"initial_device_display_name"`
+	InhibitLogin             bool            `json:"inhibit_login"`
+	RefreshToken             bool            `json:"refresh_token"`
+}
+
+// registrationFlows follows the configuration: a token stage when tokens
+// are required, the dummy stage for open registration, nothing otherwise.
+func (a *API) registrationFlows() ([]uia.Flow, []uia.Stage) {
+	reg := a.cfg.Registration
+	switch {
+	case reg.RequireToken:
+		return []uia.Flow{{"m.login.registration_token"}}, []uia.Stage{registrationTokenStage{a.regTokens, a.uia}}
+	case reg.Open:
+		return []uia.Flow{{"m.login.dummy"}}, []uia.Stage{dummyStage{}}
+	}
+	return nil, nil
+}
+
+func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
+	var req registerRequest
+	if err := httpapi.ReadOptionalJSON(r, &req); err != nil {
+		return nil, err
+	}
+	switch kind := r.URL.Query().Get("kind"); kind {
+	case "", "user":
+	case "guest":
+		return a.registerGuest(r, req)
+	default:
+		return nil, mxerr.InvalidParam("Invalid kind %q", kind)
+	}
+	flows, stages := a.registrationFlows()
+	if flows == nil {
+		return nil, mxerr.Forbidden("Registration has been disabled")
+	}
+	// Check the username before authentication, so that a client learns
+	// of a taken name before spending a registration token on it.
+	if req.Username != "" {
+		if err := a.accounts.CheckAvailable(r.Context(), req.Username); err != nil {
+			return nil, err
+		}
+	}
+	if len(req.Password) > maxPasswordLen {
+		return nil, mxerr.WeakPassword("Password too long")
+	}
+	auth, err := uia.ParseAuth(req.Auth)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := a.uia.Check(r.Context(), uia.Request{Method: r.Method, URI: r.URL.Path, Auth: auth}, flows, stages)
+	if err != nil {
+		return nil, err
+	}
+	if req.Password == "" {
+		return nil, mxerr.MissingParam("Missing params: password")
+	}
+	user, err := a.accounts.CreateAccount(r.Context(), accounts.NewAccount{Localpart: req.Username, Password: req.Password})
+	if err != nil {
+		return nil, err
+	}
+	var token string
+	if json.Unmarshal(sess.Data[sessionTokenKey], &token) == nil && token != "" {
+		if err := a.regTokens.CompleteRegistrationToken(r.Context(), token); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.uia.Finish(r.Context(), sess); err != nil {
+		return nil, err
+	}
+	return a.finishRegistration(r, user, req)
+}
+
+func (a *API) registerGuest(r *http.Request, req registerRequest) (any, error) {
+	if !a.cfg.Registration.AllowGuests {
+		return nil, mxerr.Forbidden("Guest access is disabled")
+	}
+	user, err := a.accounts.CreateAccount(r.Context(), accounts.NewAccount{Guest: true})
+	if err != nil {
+		return nil, err
+	}
+	// Guests get a device of their own choosing only once they upgrade.
+	req.DeviceID = ""
+	return a.finishRegistration(r, user, req)
+}
+
+func (a *API) finishRegistration(r *http.Request, user store.User, req registerRequest) (any, error) {
+	if req.InhibitLogin {
+		return map[string]any{"user_id": user.UserID, "home_server": a.cfg.ServerName}, nil
+	}
+	login, err := a.accounts.StartSession(r.Context(), accounts.SessionRequest{
+		Localpart: user.Localpart, DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName,
+		Refresh: req.RefreshToken, IP: httpapi.ClientIP(r), Agent: r.UserAgent(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a.loginBody(login), nil
+}
+
+func (a *API) registerAvailable(r *http.Request, _ *httpapi.Caller) (any, error) {
+	username := r.URL.Query().Get("username")
+	if username == "" {
+		return nil, mxerr.MissingParam("Missing username")
+	}
+	if err := a.accounts.CheckAvailable(r.Context(), username); err != nil {
+		return nil, err
+	}
+	return map[string]bool{"available": true}, nil
+}
+
+func (a *API) registrationTokenValidity(r *http.Request, _ *httpapi.Caller) (any, error) {
+	if !a.cfg.Registration.Open && !a.cfg.Registration.RequireToken {
+		return nil, mxerr.Forbidden("Registration has been disabled")
+	}
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		return nil, mxerr.MissingParam("Missing token")
+	}
+	if !validTokenSyntax.MatchString(token) {
+		return map[string]bool{"valid": false}, nil
+	}
+	t, err := a.regTokens.GetRegistrationToken(r.Context(), token)
+	if errors.Is(err, store.ErrNotFound) {
+		return map[string]bool{"valid": false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{"valid": t.Valid(a.now())}, nil
+}

@@ -1,0 +1,130 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/uia"
+)
+
+// identifier is the spec's user identifier object.
+type identifier struct {
+	Type string `json:"type"`
+	User string `json:"user"`
+}
+
+// loginUser reads the user from "identifier", falling back to the
+// deprecated top-level "user" field that older clients still send.
+func loginUser(fields map[string]json.RawMessage) (string, error) {
+	var id identifier
+	if raw, ok := fields["identifier"]; ok {
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return "", mxerr.BadJSON("identifier must be an object")
+		}
+		if id.Type != "m.id.user" {
+			return "", &mxerr.Error{Status: 400, Code: "M_UNKNOWN", Message: "Unknown login identifier type"}
+		}
+		if id.User == "" {
+			return "", mxerr.MissingParam("identifier.user is required")
+		}
+		return id.User, nil
+	}
+	var user string
+	if raw, ok := fields["user"]; ok {
+		if err := json.Unmarshal(raw, &user); err != nil {
+			return "", mxerr.BadJSON("user must be a string")
+		}
+	}
+	if user == "" {
+		return "", mxerr.MissingParam("Missing identifier")
+	}
+	return user, nil
+}
+
+// passwordStage is m.login.password: the user re-enters their password.
+type passwordStage struct{ accounts *accounts.Service }
+
+func (passwordStage) Type() string { return "m.login.password" }
+func (passwordStage) Params() any  { return nil }
+
+func (p passwordStage) Complete(ctx context.Context, s *uia.Session, a *uia.Auth) error {
+	user, err := loginUser(a.Fields)
+	if err != nil {
+		return err
+	}
+	lp, err := p.accounts.ResolveLoginUser(ctx, user)
+	if err != nil {
+		return err
+	}
+	if lp != s.Localpart {
+		return mxerr.Forbidden("Requested user does not match the authenticated user")
+	}
+	var pw string
+	if err := json.Unmarshal(a.Fields["password"], &pw); err != nil || pw == "" {
+		return mxerr.MissingParam("Missing password")
+	}
+	_, err = p.accounts.VerifyPassword(ctx, lp, pw)
+	return err
+}
+
+// dummyStage is m.login.dummy: nothing to check.
+type dummyStage struct{}
+
+func (dummyStage) Type() string                                            { return "m.login.dummy" }
+func (dummyStage) Params() any                                             { return nil }
+func (dummyStage) Complete(context.Context, *uia.Session, *uia.Auth) error { return nil }
+
+// validTokenSyntax is the spec's registration token alphabet and length.
+var validTokenSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
+
+// registrationTokenStage is m.login.registration_token. A valid token is
+// reserved for the session (counted as pending) so that a one-use token
+// cannot start two registrations.
+type registrationTokenStage struct {
+	tokens RegistrationTokens
+	uia    *uia.Manager
+}
+
+const sessionTokenKey = "registration_token"
+
+func (registrationTokenStage) Type() string { return "m.login.registration_token" }
+func (registrationTokenStage) Params() any  { return nil }
+
+func (st registrationTokenStage) Complete(ctx context.Context, s *uia.Session, a *uia.Auth) error {
+	var token string
+	if err := json.Unmarshal(a.Fields["token"], &token); err != nil || token == "" {
+		return mxerr.MissingParam("Missing token")
+	}
+	invalid := mxerr.Unauthorized("Invalid registration token")
+	if !validTokenSyntax.MatchString(token) {
+		return invalid
+	}
+	if _, done := s.Data[sessionTokenKey]; done {
+		return nil // already reserved in an earlier round of this session
+	}
+	err := st.tokens.ReserveRegistrationToken(ctx, token, time.Now().UnixMilli())
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid
+	}
+	if err != nil {
+		return err
+	}
+	return st.uia.Remember(ctx, s, sessionTokenKey, token)
+}
+
+// ReleaseExpiredToken is the UIA expiry hook: an abandoned registration
+// gives its token use back.
+func ReleaseExpiredToken(tokens RegistrationTokens) func(context.Context, map[string]json.RawMessage) {
+	return func(ctx context.Context, data map[string]json.RawMessage) {
+		var token string
+		if json.Unmarshal(data[sessionTokenKey], &token) == nil && token != "" {
+			_ = tokens.ReleaseRegistrationToken(ctx, token)
+		}
+	}
+}

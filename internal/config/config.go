@@ -1,0 +1,397 @@
+// Package config holds Myelin's configuration: defaults that let `myelin serve`
+// start with no file at all, an optional YAML file, and MYELIN_* environment
+// overrides so that scripts and test harnesses never have to write YAML.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration. Field names follow the YAML keys.
+type Config struct {
+	ServerName   string       `yaml:"server_name"`
+	DataDir      string       `yaml:"data_dir"`
+	SigningKey   string       `yaml:"signing_key_path"`
+	Database     Database     `yaml:"database"`
+	Listen       Listen       `yaml:"listen"`
+	WellKnown    WellKnown    `yaml:"well_known"`
+	Registration Registration `yaml:"registration"`
+	Auth         Auth         `yaml:"auth"`
+	HTTP         HTTP         `yaml:"http"`
+	RateLimit    RateLimit    `yaml:"rate_limit"`
+	Rooms        Rooms        `yaml:"rooms"`
+	Log          Log          `yaml:"log"`
+}
+
+// Database selects and tunes the store.
+type Database struct {
+	// URL is postgres://... for PostgreSQL, or a file path (optionally
+	// file:...) for SQLite. Empty means <data_dir>/myelin.db.
+	URL          string `yaml:"url"`
+	MaxOpenConns int    `yaml:"max_open_conns"`
+}
+
+// Listen names the sockets the server binds.
+type Listen struct {
+	Client     string `yaml:"client"`
+	Federation string `yaml:"federation"`
+	Metrics    string `yaml:"metrics"`
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+}
+
+// WellKnown controls the /.well-known/matrix documents.
+type WellKnown struct {
+	// ClientBaseURL is m.homeserver.base_url; empty means http://<client listen>.
+	ClientBaseURL string `yaml:"client_base_url"`
+	// Server is m.server; empty means the federation listener's port on server_name.
+	Server string `yaml:"server"`
+}
+
+// Registration decides who may create accounts.
+type Registration struct {
+	// Open allows anyone to register with m.login.dummy.
+	Open bool `yaml:"open"`
+	// RequireToken makes registration (open or not) need an
+	// m.login.registration_token stage; tokens are managed by admins.
+	RequireToken bool `yaml:"require_token"`
+	// SharedSecret enables Synapse's /_synapse/admin/v1/register.
+	SharedSecret string `yaml:"shared_secret"`
+	AllowGuests  bool   `yaml:"allow_guests"`
+}
+
+// Auth tunes credentials and sessions.
+type Auth struct {
+	BcryptCost int `yaml:"bcrypt_cost"`
+	// RefreshableAccessTokenLifetime is how long an access token issued with
+	// a refresh token lives (Synapse: refreshable_access_token_lifetime).
+	RefreshableAccessTokenLifetime time.Duration `yaml:"refreshable_access_token_lifetime"`
+	// LoginTokenLifetime bounds m.login.token tokens from /login/get_token.
+	LoginTokenLifetime time.Duration `yaml:"login_token_lifetime"`
+	// UIASessionLifetime bounds a User-Interactive Auth session.
+	UIASessionLifetime time.Duration `yaml:"uia_session_lifetime"`
+}
+
+// HTTP holds limits every endpoint inherits.
+type HTTP struct {
+	MaxJSONBodyBytes int64 `yaml:"max_json_body_bytes"`
+	// CORSAllowedOrigin is sent as Access-Control-Allow-Origin.
+	CORSAllowedOrigin string `yaml:"cors_allowed_origin"`
+	// TrustForwardedFor takes the client address from X-Forwarded-For,
+	// for servers behind a reverse proxy.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+}
+
+// RateLimit configures token buckets per client (user when authenticated,
+// IP address otherwise).
+type RateLimit struct {
+	Enabled  bool            `yaml:"enabled"`
+	Login    RateLimitBucket `yaml:"login"`
+	Register RateLimitBucket `yaml:"register"`
+	Message  RateLimitBucket `yaml:"message"`
+	// ExemptUsers are never limited (bots, bridges).
+	ExemptUsers []string `yaml:"exempt_users"`
+}
+
+// RateLimitBucket is a token bucket: PerSecond refill rate, Burst capacity.
+type RateLimitBucket struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+// Rooms holds room defaults.
+type Rooms struct {
+	DefaultVersion string `yaml:"default_version"`
+}
+
+// Log configures slog output.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the zero-setup configuration.
+func Default() *Config {
+	return &Config{
+		ServerName: "localhost",
+		DataDir:    "./myelin-data",
+		Database:   Database{MaxOpenConns: 10},
+		Listen: Listen{
+			Client: "127.0.0.1:8008",
+		},
+		Registration: Registration{Open: false},
+		Auth: Auth{
+			BcryptCost:                     12,
+			RefreshableAccessTokenLifetime: 5 * time.Minute,
+			LoginTokenLifetime:             2 * time.Minute,
+			UIASessionLifetime:             15 * time.Minute,
+		},
+		HTTP: HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
+		RateLimit: RateLimit{
+			Enabled: true,
+			// Close to Synapse's defaults (rc_login.address, rc_registration,
+			// rc_message).
+			Login:    RateLimitBucket{PerSecond: 0.17, Burst: 3},
+			Register: RateLimitBucket{PerSecond: 0.17, Burst: 3},
+			Message:  RateLimitBucket{PerSecond: 0.2, Burst: 10},
+		},
+		Rooms: Rooms{DefaultVersion: "12"},
+		Log:   Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (if
+// not empty), then the environment, then validation.
+func Load(path string, env func(string) (string, bool)) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		// An empty file decodes to io.EOF: it simply sets nothing.
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if env == nil {
+		env = os.LookupEnv
+	}
+	if err := cfg.applyEnv(env); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// EnvVars lists every MYELIN_* override, in the order the README documents them.
+var EnvVars = []string{
+	"MYELIN_SERVER_NAME", "MYELIN_DATA_DIR", "MYELIN_DATABASE_URL",
+	"MYELIN_CLIENT_LISTEN", "MYELIN_FEDERATION_LISTEN", "MYELIN_METRICS_LISTEN",
+	"MYELIN_TLS_CERT", "MYELIN_TLS_KEY", "MYELIN_REGISTRATION_SHARED_SECRET",
+	"MYELIN_OPEN_REGISTRATION", "MYELIN_REGISTRATION_REQUIRES_TOKEN",
+	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
+	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
+}
+
+func (c *Config) applyEnv(env func(string) (string, bool)) error {
+	str := func(name string, dst *string) {
+		if v, ok := env(name); ok {
+			*dst = v
+		}
+	}
+	boolean := func(name string, dst *bool) error {
+		v, ok := env(name)
+		if !ok {
+			return nil
+		}
+		b, err := parseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: %s: %w", name, err)
+		}
+		*dst = b
+		return nil
+	}
+	str("MYELIN_SERVER_NAME", &c.ServerName)
+	str("MYELIN_DATA_DIR", &c.DataDir)
+	str("MYELIN_DATABASE_URL", &c.Database.URL)
+	str("MYELIN_CLIENT_LISTEN", &c.Listen.Client)
+	str("MYELIN_FEDERATION_LISTEN", &c.Listen.Federation)
+	str("MYELIN_METRICS_LISTEN", &c.Listen.Metrics)
+	str("MYELIN_TLS_CERT", &c.Listen.TLSCert)
+	str("MYELIN_TLS_KEY", &c.Listen.TLSKey)
+	str("MYELIN_REGISTRATION_SHARED_SECRET", &c.Registration.SharedSecret)
+	str("MYELIN_LOG_LEVEL", &c.Log.Level)
+	str("MYELIN_LOG_FORMAT", &c.Log.Format)
+	str("MYELIN_PUBLIC_BASEURL", &c.WellKnown.ClientBaseURL)
+	for name, dst := range map[string]*bool{
+		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
+		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
+		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,
+	} {
+		if err := boolean(name, dst); err != nil {
+			return err
+		}
+	}
+	if v, ok := env("MYELIN_RATE_LIMIT"); ok {
+		switch strings.ToLower(v) {
+		case "off", "false", "0", "no":
+			c.RateLimit.Enabled = false
+		case "on", "true", "1", "yes":
+			c.RateLimit.Enabled = true
+		default:
+			return fmt.Errorf("config: MYELIN_RATE_LIMIT: want on or off, got %q", v)
+		}
+	}
+	if v, ok := env("MYELIN_BCRYPT_COST"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("config: MYELIN_BCRYPT_COST: %w", err)
+		}
+		c.Auth.BcryptCost = n
+	}
+	return nil
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1", "yes", "on":
+		return true, nil
+	case "false", "0", "no", "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("want true or false, got %q", v)
+}
+
+// Validate reports the first invalid field by its YAML name.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if err := ValidateServerName(c.ServerName); err != nil {
+		return bad("server_name", "%v", err)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "must not be empty")
+	}
+	if u := c.Database.URL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") && strings.Contains(u, "://") {
+		return bad("database.url", "want postgres://... or a SQLite file path, got %q", u)
+	}
+	if c.Database.MaxOpenConns < 1 {
+		return bad("database.max_open_conns", "must be at least 1")
+	}
+	for field, addr := range map[string]string{
+		"listen.client": c.Listen.Client, "listen.federation": c.Listen.Federation, "listen.metrics": c.Listen.Metrics,
+	} {
+		if addr == "" {
+			if field == "listen.client" {
+				return bad(field, "must not be empty")
+			}
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			return bad(field, "want host:port, got %q", addr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return bad(field, "invalid port %q", port)
+		}
+	}
+	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
+		return bad("listen.tls_cert", "tls_cert and tls_key must be set together")
+	}
+	for field, path := range map[string]string{"listen.tls_cert": c.Listen.TLSCert, "listen.tls_key": c.Listen.TLSKey} {
+		if path != "" {
+			if _, err := os.Stat(path); err != nil {
+				return bad(field, "%v", err)
+			}
+		}
+	}
+	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 31 {
+		return bad("auth.bcrypt_cost", "must be between 4 and 31, got %d", c.Auth.BcryptCost)
+	}
+	if c.Auth.RefreshableAccessTokenLifetime <= 0 {
+		return bad("auth.refreshable_access_token_lifetime", "must be positive")
+	}
+	if c.Auth.LoginTokenLifetime <= 0 {
+		return bad("auth.login_token_lifetime", "must be positive")
+	}
+	if c.Auth.UIASessionLifetime <= 0 {
+		return bad("auth.uia_session_lifetime", "must be positive")
+	}
+	if c.HTTP.MaxJSONBodyBytes < 1024 {
+		return bad("http.max_json_body_bytes", "must be at least 1024")
+	}
+	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message} {
+		if b.PerSecond <= 0 || b.Burst < 1 {
+			return bad(name, "per_second must be positive and burst at least 1")
+		}
+	}
+	if !knownRoomVersion(c.Rooms.DefaultVersion) {
+		return bad("rooms.default_version", "unknown room version %q", c.Rooms.DefaultVersion)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func knownRoomVersion(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= 1 && n <= 12 && strconv.Itoa(n) == v
+}
+
+// ValidateServerName checks the grammar of the server-server spec's
+// server name: a DNS name, IPv4 literal or bracketed IPv6 literal, with an
+// optional port.
+func ValidateServerName(name string) error {
+	if name == "" {
+		return errors.New("must not be empty")
+	}
+	host := name
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.HasSuffix(name, "]") {
+		host = name[:i]
+		p, err := strconv.Atoi(name[i+1:])
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("invalid port in %q", name)
+		}
+	}
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") || net.ParseIP(host[1:len(host)-1]) == nil {
+			return fmt.Errorf("invalid IPv6 literal in %q", name)
+		}
+		return nil
+	}
+	if host == "" || len(host) > 255 {
+		return fmt.Errorf("invalid host in %q", name)
+	}
+	for _, r := range host {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return fmt.Errorf("invalid character %q in %q", r, name)
+		}
+	}
+	return nil
+}
+
+// DatabaseURL resolves the effective database location.
+func (c *Config) DatabaseURL() string {
+	if c.Database.URL != "" {
+		return c.Database.URL
+	}
+	return filepath.Join(c.DataDir, "myelin.db")
+}
+
+// SigningKeyPath resolves the signing key file.
+func (c *Config) SigningKeyPath() string {
+	if c.SigningKey != "" {
+		return c.SigningKey
+	}
+	return filepath.Join(c.DataDir, "signing.key")
+}
+
+//go:embed default.yaml
+var defaultYAML string
+
+// DefaultYAML is the commented default configuration `myelin config` prints.
+func DefaultYAML() string { return defaultYAML }

@@ -1,0 +1,216 @@
+// Package httpapi is the HTTP plumbing every Matrix endpoint inherits:
+// routing with Matrix-style 404/405 errors, JSON bodies, access-token
+// authentication, rate limiting, CORS, request logs and metrics. It knows
+// nothing of any particular endpoint.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// AuthMode says whether a route needs an access token.
+type AuthMode int
+
+const (
+	// AuthNone routes ignore any access token.
+	AuthNone AuthMode = iota
+	// AuthRequired routes refuse requests without a valid access token.
+	AuthRequired
+	// AuthOptional routes authenticate when a token is present.
+	AuthOptional
+)
+
+// Caller is the authenticated user and device behind a request.
+type Caller struct {
+	UserID    string
+	Localpart string
+	DeviceID  string
+	IsGuest   bool
+	IsAdmin   bool
+	// TokenHash identifies the access token used, for /logout.
+	TokenHash string
+}
+
+// Authenticator resolves an access token to its caller.
+type Authenticator func(ctx context.Context, token string, r *http.Request) (*Caller, error)
+
+// Handler serves a JSON endpoint: it returns the 200 response body or an
+// error. A *Response return value sets another status.
+type Handler func(r *http.Request, c *Caller) (any, error)
+
+// Response is a body with a status other than 200.
+type Response struct {
+	Status int
+	Body   any
+}
+
+// Route is one endpoint.
+type Route struct {
+	Method string
+	// Path uses net/http pattern wildcards: /_matrix/client/v3/profile/{userId}.
+	Path string
+	Auth AuthMode
+	// AllowGuest lets guest accounts call an AuthRequired route; the spec
+	// lists the few endpoints guests may use.
+	AllowGuest bool
+	// RateLimit names the bucket the route draws from ("" for none).
+	RateLimit string
+	// MaxBodyBytes overrides the JSON body limit (media uploads).
+	MaxBodyBytes int64
+	Handler      Handler
+	// Raw replaces Handler for endpoints that do not answer JSON.
+	Raw func(w http.ResponseWriter, r *http.Request, c *Caller)
+}
+
+// Router dispatches requests to routes.
+type Router struct {
+	mux    *http.ServeMux
+	byPath map[string]map[string]*Route // path pattern -> method -> route
+	deps   Deps
+}
+
+// Deps are the services the router's middleware uses.
+type Deps struct {
+	Authenticate Authenticator
+	Limiter      RateLimiter
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+}
+
+// RateLimiter takes one request from a bucket for a key, saying how long
+// to wait when the bucket is empty.
+type RateLimiter interface {
+	Allow(bucket, key string) (ok bool, retryAfterMS int64)
+}
+
+// NewRouter makes an empty router.
+func NewRouter(deps Deps) *Router {
+	return &Router{mux: http.NewServeMux(), byPath: map[string]map[string]*Route{}, deps: deps}
+}
+
+// Add registers a route. A path may carry several methods.
+func (rt *Router) Add(r Route) {
+	methods, ok := rt.byPath[r.Path]
+	if !ok {
+		methods = map[string]*Route{}
+		rt.byPath[r.Path] = methods
+		rt.mux.Handle(r.Path, rt.dispatch(r.Path))
+	}
+	if _, dup := methods[r.Method]; dup {
+		panic("httpapi: duplicate route " + r.Method + " " + r.Path)
+	}
+	route := r
+	methods[r.Method] = &route
+}
+
+// dispatch picks the route for the method, answering 405 with a Matrix
+// error (and an Allow header) when the path exists but the method does not.
+func (rt *Router) dispatch(path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods := rt.byPath[path]
+		route, ok := methods[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			route, ok = methods[http.MethodGet]
+		}
+		if !ok {
+			allowed := make([]string, 0, len(methods))
+			for m := range methods {
+				allowed = append(allowed, m)
+			}
+			sort.Strings(allowed)
+			w.Header().Set("Allow", strings.Join(append(allowed, http.MethodOptions), ", "))
+			WriteError(w, mxerr.Unrecognized(http.StatusMethodNotAllowed, "Unrecognized request"))
+			return
+		}
+		setRouteName(r, route.Method+" "+path)
+		rt.serve(w, r, route)
+	})
+}
+
+// ServeHTTP answers unknown paths with 404 M_UNRECOGNIZED.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := rt.mux.Handler(r); pattern == "" {
+		WriteError(w, mxerr.Unrecognized(http.StatusNotFound, "Unrecognized request"))
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
+	limit := rt.deps.MaxBodyBytes
+	if route.MaxBodyBytes > 0 {
+		limit = route.MaxBodyBytes
+	}
+	if limit > 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	var caller *Caller
+	if route.Auth != AuthNone {
+		token, present := AccessToken(r)
+		switch {
+		case present:
+			c, err := rt.deps.Authenticate(r.Context(), token, r)
+			if err != nil {
+				WriteError(w, err)
+				return
+			}
+			caller = c
+			setCaller(r, c)
+		case route.Auth == AuthRequired:
+			WriteError(w, mxerr.MissingToken("Missing access token"))
+			return
+		}
+		if caller != nil && caller.IsGuest && route.Auth == AuthRequired && !route.AllowGuest {
+			WriteError(w, mxerr.GuestAccessForbidden("Guest access not allowed"))
+			return
+		}
+	}
+	if route.RateLimit != "" && rt.deps.Limiter != nil {
+		key := "ip:" + ClientIP(r)
+		if caller != nil {
+			key = "user:" + caller.UserID
+		}
+		if ok, retry := rt.deps.Limiter.Allow(route.RateLimit, key); !ok {
+			WriteError(w, mxerr.LimitExceeded(retry))
+			return
+		}
+	}
+	if route.Raw != nil {
+		route.Raw(w, r, caller)
+		return
+	}
+	body, err := route.Handler(r, caller)
+	if err != nil {
+		if _, ok := mxerr.As(err); !ok {
+			rt.deps.Logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		WriteError(w, err)
+		return
+	}
+	if resp, ok := body.(*Response); ok {
+		WriteJSON(w, resp.Status, resp.Body)
+		return
+	}
+	WriteJSON(w, http.StatusOK, body)
+}
+
+// AccessToken extracts the token from the Authorization header or, as
+// the spec still allows, the access_token query parameter.
+func AccessToken(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t), true
+		}
+		return "", true
+	}
+	if t := r.URL.Query().Get("access_token"); t != "" {
+		return t, true
+	}
+	return "", false
+}

@@ -1,0 +1,253 @@
+// Package server wires Myelin together: it opens the store, builds the
+// domain services and HTTP APIs from the configuration, and runs the
+// listeners and background workers until it is shut down.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/admin"
+	"github.com/myelin-chat/myelin/internal/clientapi"
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/internal/signing"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/uia"
+)
+
+// Version is the server version reported to clients and servers.
+const Version = "0.1.0"
+
+// Server is a running homeserver.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	db      *store.DB
+	key     signing.Key
+	limiter *ratelimit.Limiter
+	uia     *uia.Manager
+
+	client, federation, metrics *http.Server
+	// bound maps a listener name (client, federation, metrics) to its socket.
+	bound map[string]net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds a server from its configuration: the data directory, the
+// signing key (generated on first start), the database (migrated) and
+// every service. Nothing listens until Start.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	key, created, err := signing.LoadOrGenerate(cfg.SigningKeyPath())
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if created {
+		log.Info("generated a new signing key", "path", cfg.SigningKeyPath(), "key_id", key.ID)
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL(), cfg.Database.MaxOpenConns)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}}
+
+	acc := accounts.New(db, accounts.Options{
+		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
+		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
+	})
+	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
+	client := clientapi.New(cfg, acc, s.uia, db)
+
+	if cfg.RateLimit.Enabled {
+		rl := cfg.RateLimit
+		s.limiter = ratelimit.New(map[string]ratelimit.Rule{
+			clientapi.LimitLogin:    {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
+			clientapi.LimitRegister: {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
+			clientapi.LimitMessage:  {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+		}, rl.ExemptUsers)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpMetrics := httpapi.NewMetrics(reg)
+
+	deps := httpapi.Deps{Authenticate: client.Authenticator(), MaxBodyBytes: cfg.HTTP.MaxJSONBodyBytes, Logger: log}
+	if s.limiter != nil {
+		deps.Limiter = s.limiter
+	}
+	stack := httpapi.StackOptions{Logger: log, Metrics: httpMetrics, CORSOrigin: cfg.HTTP.CORSAllowedOrigin, TrustForwardedFor: cfg.HTTP.TrustForwardedFor}
+
+	clientRouter := httpapi.NewRouter(deps)
+	client.Register(clientRouter)
+	admin.New(acc, db, cfg.Registration.SharedSecret).Register(clientRouter)
+	fedRouter := httpapi.NewRouter(deps)
+	registerFederation(fedRouter)
+	if cfg.Listen.Federation == "" {
+		// One listener serves both APIs, as behind a reverse proxy.
+		registerFederation(clientRouter)
+	}
+
+	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log)
+	if cfg.Listen.Federation != "" {
+		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log)
+	}
+	if cfg.Listen.Metrics != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		s.metrics = newHTTPServer(mux, log)
+	}
+	return s, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// registerFederation adds the server-server routes that exist so far.
+func registerFederation(rt *httpapi.Router) {
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/federation/v1/version", Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+		return map[string]any{"server": map[string]string{"name": "Myelin", "version": Version}}, nil
+	}})
+}
+
+// Start binds the listeners and starts serving and the background workers.
+func (s *Server) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	type srv struct {
+		name, addr string
+		h          *http.Server
+		tls        bool
+	}
+	all := []srv{{"client", s.cfg.Listen.Client, s.client, false}}
+	if s.federation != nil {
+		all = append(all, srv{"federation", s.cfg.Listen.Federation, s.federation, s.cfg.Listen.TLSCert != ""})
+	}
+	if s.metrics != nil {
+		all = append(all, srv{"metrics", s.cfg.Listen.Metrics, s.metrics, false})
+	}
+	for _, l := range all {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen.%s: %w", l.name, err)
+		}
+		if l.tls {
+			cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
+			if err != nil {
+				ln.Close()
+				s.closeListeners()
+				return fmt.Errorf("listen.tls_cert: %w", err)
+			}
+			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+		s.bound[l.name] = ln
+		s.log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls)
+		s.wg.Add(1)
+		go func(h *http.Server, ln net.Listener) {
+			defer s.wg.Done()
+			if err := h.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}(l.h, ln)
+	}
+	if s.limiter != nil {
+		s.goRun(func() { s.limiter.Run(ctx, time.Minute) })
+	}
+	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
+	return nil
+}
+
+func (s *Server) goRun(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.bound {
+		ln.Close()
+	}
+}
+
+// Addr returns the bound address of a listener ("client", "federation"
+// or "metrics"), "" when it is not running; useful with port 0.
+func (s *Server) Addr(name string) string {
+	if ln, ok := s.bound[name]; ok {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// Shutdown stops accepting requests, waits for those in flight (until ctx
+// ends), stops the workers and closes the database.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, h := range []*http.Server{s.client, s.federation, s.metrics} {
+		if h != nil {
+			errs = append(errs, h.Shutdown(ctx))
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	errs = append(errs, s.db.Close())
+	return errors.Join(errs...)
+}
+
+// Run starts the server and serves until ctx is cancelled.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	start := time.Now()
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		s.db.Close()
+		return err
+	}
+	log.Info("myelin started", "server_name", cfg.ServerName, "database", s.db.Engine(), "startup_ms", time.Since(start).Milliseconds())
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(shutdownCtx)
+}
+
+// NewLogger builds the slog logger the configuration asks for.
+func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+type migration struct {
+	version int
+	name    string
+	ddl     string
+}
+
+// loadMigrations reads migrations/NNNN_name.sql in version order.
+func loadMigrations() ([]migration, error) {
+	entries, err := migrations.ReadDir("migrations")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("store: migration %q is not named NNNN_name.sql", e.Name())
+		}
+		raw, err := migrations.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: e.Name(), ddl: string(raw)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i, m := range out {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("store: migration %s out of sequence (want %d)", m.name, i+1)
+		}
+	}
+	return out, nil
+}
+
+// migrate brings the schema up to date, one transaction per migration.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.w().exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("store: schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		err := db.tx(ctx, func(c conn) error {
+			if err := db.dialect.lockMigrations(ctx, c); err != nil {
+				return err
+			}
+			var n int
+			if err := c.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, []any{m.version}, &n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range splitStatements(db.dialect.schema(m.ddl)) {
+				if _, err := c.exec(ctx, stmt); err != nil {
+					return fmt.Errorf("%w\n%s", err, stmt)
+				}
+			}
+			_, err := c.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_ts) VALUES ($1, $2, $3)`,
+				m.version, m.name, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// splitStatements splits a migration on semicolons at line ends; our DDL
+// has no semicolons inside literals or triggers.
+func splitStatements(ddl string) []string {
+	var out []string
+	for _, part := range strings.Split(ddl, ";\n") {
+		var lines []string
+		for _, l := range strings.Split(part, "\n") {
+			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if s := strings.TrimSpace(strings.TrimSuffix(strings.Join(lines, "\n"), ";")); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+// Package testserver starts real Myelin servers on loopback for
+// end-to-end tests and hands out mautrix-go clients to drive them.
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/server"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+// Server is a running test homeserver.
+type Server struct {
+	*server.Server
+	Config *config.Config
+	// URL is the client-server API's base URL.
+	URL string
+	t   testing.TB
+}
+
+// Config is the configuration tests start from: open registration, no
+// rate limits, cheap password hashing, random loopback ports, and a data
+// directory of the test's own.
+func Config(t testing.TB, dbURL string) *config.Config {
+	cfg := config.Default()
+	cfg.ServerName = "hs1.test"
+	cfg.DataDir = t.TempDir()
+	cfg.Database.URL = dbURL
+	cfg.Listen.Client = "127.0.0.1:0"
+	cfg.Registration.Open = true
+	cfg.RateLimit.Enabled = false
+	cfg.Auth.BcryptCost = 4
+	return cfg
+}
+
+// Start runs a server with Config, changed by mutate (which may be nil).
+func Start(t testing.TB, dbURL string, mutate func(*config.Config)) *Server {
+	t.Helper()
+	cfg := Config(t, dbURL)
+	if mutate != nil {
+		mutate(cfg)
+	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig runs a server with exactly cfg and stops it when the test ends.
+func StartConfig(t testing.TB, cfg *config.Config) *Server {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	s, err := server.New(context.Background(), cfg, logger())
+	if err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatalf("testserver: %v", err)
+	}
+	ts := &Server{Server: s, Config: cfg, URL: "http://" + s.Addr("client"), t: t}
+	t.Cleanup(func() { ts.Stop() })
+	return ts
+}
+
+// Stop shuts the server down (a second call does nothing).
+func (s *Server) Stop() {
+	if s.Server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Server.Shutdown(ctx); err != nil {
+		s.t.Errorf("testserver: shutdown: %v", err)
+	}
+	s.Server = nil
+}
+
+// logger is silent unless MYELIN_TEST_LOG is set.
+func logger() *slog.Logger {
+	if os.Getenv("MYELIN_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Client is an unauthenticated mautrix client for the server.
+func (s *Server) Client() *mautrix.Client {
+	s.t.Helper()
+	c, err := mautrix.NewClient(s.URL, "", "")
+	if err != nil {
+		s.t.Fatalf("testserver: %v", err)
+	}
+	return c
+}
+
+// Register creates an account through /register (m.login.dummy) and
+// returns a client logged in as it.
+func (s *Server) Register(localpart, password string) *mautrix.Client {
+	s.t.Helper()
+	c := s.Client()
+	resp, err := c.RegisterDummy(context.Background(), &mautrix.ReqRegister[any]{Username: localpart, Password: password})
+	if err != nil {
+		s.t.Fatalf("testserver: register %s: %v", localpart, err)
+	}
+	c.SetCredentials(resp.UserID, resp.AccessToken)
+	c.DeviceID = resp.DeviceID
+	return c
+}
+
+// UserID is the full user ID of a localpart on this server.
+func (s *Server) UserID(localpart string) string {
+	return fmt.Sprintf("@%s:%s", localpart, s.Config.ServerName)
+}
+
+// EachEngine runs fn against a fresh server per database engine
+// (SQLite always, PostgreSQL when MYELIN_TEST_POSTGRES is set).
+func EachEngine(t *testing.T, mutate func(*config.Config), fn func(t *testing.T, s *Server)) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		fn(t, Start(t, dbURL, mutate))
+	})
+}
