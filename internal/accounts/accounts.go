@@ -174,6 +174,14 @@ func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (store.User, 
 		}
 		return store.User{}, err
 	}
+	if !a.Guest {
+		// Synapse gives new accounts their localpart as display name, so
+		// that member lists never show a bare user ID.
+		name, _ := json.Marshal(a.Localpart)
+		if err := s.store.SetProfileField(ctx, a.Localpart, "displayname", name); err != nil {
+			return store.User{}, err
+		}
+	}
 	return u, nil
 }
 

@@ -81,8 +81,9 @@ type Caller struct {
 }
 
 // Authenticate resolves an access token. An expired refreshable token is
-// M_UNKNOWN_TOKEN with soft_logout, telling the client to refresh.
-func (s *Service) Authenticate(ctx context.Context, token, ip, agent string) (Caller, error) {
+// M_UNKNOWN_TOKEN with soft_logout, telling the client to refresh, unless
+// allowExpired is set.
+func (s *Service) Authenticate(ctx context.Context, token, ip, agent string, allowExpired bool) (Caller, error) {
 	if token == "" {
 		return Caller{}, mxerr.UnknownToken("Unrecognised access token").With("soft_logout", false)
 	}
@@ -95,7 +96,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip, agent string) (Ca
 		return Caller{}, err
 	}
 	now := s.now()
-	if o.ExpiresTS != 0 && o.ExpiresTS <= now.UnixMilli() {
+	if o.ExpiresTS != 0 && o.ExpiresTS <= now.UnixMilli() && !allowExpired {
 		return Caller{}, mxerr.UnknownToken("Access token has expired").With("soft_logout", true)
 	}
 	if o.User.Deactivated {

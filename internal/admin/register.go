@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
@@ -92,11 +93,14 @@ func (a *API) registerWithSecret(r *http.Request, _ *httpapi.Caller) (any, error
 	if !hmac.Equal([]byte(want), []byte(req.MAC)) {
 		return nil, mxerr.Forbidden("HMAC incorrect")
 	}
-	if err := a.accounts.ValidateLocalpart(req.Username); err != nil {
+	// The mac covers the username as sent; Synapse then lowercases it, so
+	// that register_new_matrix_user with "Alice" creates @alice.
+	localpart := strings.ToLower(req.Username)
+	if err := a.accounts.ValidateLocalpart(localpart); err != nil {
 		return nil, err
 	}
 	user, err := a.accounts.CreateAccount(r.Context(), accounts.NewAccount{
-		Localpart: req.Username, Password: req.Password, Admin: req.Admin, UserType: req.UserType,
+		Localpart: localpart, Password: req.Password, Admin: req.Admin, UserType: req.UserType,
 	})
 	if err != nil {
 		return nil, err

@@ -9,9 +9,12 @@ import (
 	"net/http"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -23,17 +26,55 @@ type RegistrationTokens interface {
 	ReleaseRegistrationToken(ctx context.Context, token string) error
 }
 
+// RoomStore is the room data the handlers read directly: aliases,
+// memberships, filters and forgotten rooms. Everything about room state
+// goes through the room engine instead.
+type RoomStore interface {
+	CreateAlias(ctx context.Context, alias, roomID, creator string) error
+	ResolveAlias(ctx context.Context, alias string) (roomID, creator string, err error)
+	DeleteAlias(ctx context.Context, alias string) error
+	RoomAliases(ctx context.Context, roomID string) ([]string, error)
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
+	ForgetRoom(ctx context.Context, userID, roomID string) error
+	UnforgetRoom(ctx context.Context, userID, roomID string) error
+	CreateFilter(ctx context.Context, localpart, filterJSON string) (int64, error)
+	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
+	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]store.EventRow, error)
+	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	SetRoomPublished(ctx context.Context, roomID string, published bool) error
+	RoomPublished(ctx context.Context, roomID string) (bool, error)
+	PublishedRooms(ctx context.Context) ([]string, error)
+}
+
+// Deps are the services the client-server API calls.
+type Deps struct {
+	Config    *config.Config
+	Accounts  *accounts.Service
+	UIA       *uia.Manager
+	RegTokens RegistrationTokens
+	Rooms     *rooms.Engine
+	RoomStore RoomStore
+	Sync      *mxsync.Service
+	Render    clientevent.Renderer
+}
+
 // API is the client-server API.
 type API struct {
 	cfg       *config.Config
 	accounts  *accounts.Service
 	uia       *uia.Manager
 	regTokens RegistrationTokens
+	rooms     *rooms.Engine
+	roomStore RoomStore
+	sync      *mxsync.Service
+	render    clientevent.Renderer
 }
 
 // New makes the API.
-func New(cfg *config.Config, acc *accounts.Service, u *uia.Manager, rt RegistrationTokens) *API {
-	return &API{cfg: cfg, accounts: acc, uia: u, regTokens: rt}
+func New(d Deps) *API {
+	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -45,8 +86,8 @@ const (
 
 // Authenticator adapts the accounts service to the HTTP layer.
 func (a *API) Authenticator() httpapi.Authenticator {
-	return func(ctx context.Context, token string, r *http.Request) (*httpapi.Caller, error) {
-		c, err := a.accounts.Authenticate(ctx, token, httpapi.ClientIP(r), r.UserAgent())
+	return func(ctx context.Context, token string, r *http.Request, allowExpired bool) (*httpapi.Caller, error) {
+		c, err := a.accounts.Authenticate(ctx, token, httpapi.ClientIP(r), r.UserAgent(), allowExpired)
 		if err != nil {
 			return nil, err
 		}
@@ -65,6 +106,10 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerAccount(rt)
 	a.registerDevices(rt)
 	a.registerProfile(rt)
+	a.registerRooms(rt)
+	a.registerRoomEvents(rt)
+	a.registerMessages(rt)
+	a.registerSync(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

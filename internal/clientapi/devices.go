@@ -3,6 +3,7 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -55,9 +56,14 @@ func (a *API) updateDevice(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &req); err != nil {
 		return nil, err
 	}
-	if req.DisplayName != nil && len(*req.DisplayName) > 100 {
-		// Synapse's MAX_DEVICE_DISPLAY_NAME_LEN.
-		return nil, mxerr.TooLarge("Device display name is longer than 100 characters")
+	if req.DisplayName == nil {
+		// The spec: "If not given, the display name is unchanged."
+		_, err := a.accounts.Device(r.Context(), c.Localpart, r.PathValue("deviceId"))
+		return empty, err
+	}
+	if utf8.RuneCountInString(*req.DisplayName) > 100 {
+		// Synapse's MAX_DEVICE_DISPLAY_NAME_LEN, and its 400 M_TOO_LARGE.
+		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_TOO_LARGE", Message: "Device display name is longer than 100 characters"}
 	}
 	return empty, a.accounts.RenameDevice(r.Context(), c.Localpart, r.PathValue("deviceId"), req.DisplayName)
 }

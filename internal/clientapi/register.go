@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
@@ -63,6 +64,9 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	}
 	// Check the username before authentication, so that a client learns
 	// of a taken name before spending a registration token on it.
+	// Synapse lowercases the requested username (only /register;
+	// /register/available refuses capitals).
+	req.Username = strings.ToLower(req.Username)
 	if req.Username != "" {
 		if err := a.accounts.CheckAvailable(r.Context(), req.Username); err != nil {
 			return nil, err
@@ -126,6 +130,11 @@ func (a *API) finishRegistration(r *http.Request, user store.User, req registerR
 }
 
 func (a *API) registerAvailable(r *http.Request, _ *httpapi.Caller) (any, error) {
+	// As in Synapse: with registration closed there is nothing to ask,
+	// and answering would let anyone enumerate the server's users.
+	if !a.cfg.Registration.Open && !a.cfg.Registration.RequireToken {
+		return nil, mxerr.Forbidden("Registration has been disabled")
+	}
 	username := r.URL.Query().Get("username")
 	if username == "" {
 		return nil, mxerr.MissingParam("Missing username")

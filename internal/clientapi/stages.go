@@ -105,8 +105,14 @@ func (st registrationTokenStage) Complete(ctx context.Context, s *uia.Session, a
 	if !validTokenSyntax.MatchString(token) {
 		return invalid
 	}
-	if _, done := s.Data[sessionTokenKey]; done {
-		return nil // already reserved in an earlier round of this session
+	if raw, done := s.Data[sessionTokenKey]; done {
+		// Already reserved in an earlier round of this session; as in
+		// Synapse, the session is bound to that token.
+		var reserved string
+		if json.Unmarshal(raw, &reserved) == nil && reserved != token {
+			return mxerr.InvalidParam("Registration token has changed")
+		}
+		return nil
 	}
 	err := st.tokens.ReserveRegistrationToken(ctx, token, time.Now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {

@@ -114,6 +114,9 @@ type RateLimitBucket struct {
 // Rooms holds room defaults.
 type Rooms struct {
 	DefaultVersion string `yaml:"default_version"`
+	// RedactionRetention is how long the original content of a redacted
+	// event is kept (Synapse: redaction_retention_period, 7 days).
+	RedactionRetention time.Duration `yaml:"redaction_retention"`
 }
 
 // Log configures slog output.
@@ -146,8 +149,10 @@ func Default() *Config {
 			Login:    RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Register: RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Message:  RateLimitBucket{PerSecond: 0.2, Burst: 10},
+			// Empty rather than nil, as default.yaml's "exempt_users: []" decodes.
+			ExemptUsers: []string{},
 		},
-		Rooms: Rooms{DefaultVersion: "12"},
+		Rooms: Rooms{DefaultVersion: "12", RedactionRetention: 7 * 24 * time.Hour},
 		Log:   Log{Level: "info", Format: "text"},
 	}
 }
@@ -320,6 +325,9 @@ func (c *Config) Validate() error {
 		if b.PerSecond <= 0 || b.Burst < 1 {
 			return bad(name, "per_second must be positive and burst at least 1")
 		}
+	}
+	if c.Rooms.RedactionRetention < 0 {
+		return bad("rooms.redaction_retention", "must not be negative")
 	}
 	if !knownRoomVersion(c.Rooms.DefaultVersion) {
 		return bad("rooms.default_version", "unknown room version %q", c.Rooms.DefaultVersion)

@@ -37,8 +37,9 @@ type Caller struct {
 	TokenHash string
 }
 
-// Authenticator resolves an access token to its caller.
-type Authenticator func(ctx context.Context, token string, r *http.Request) (*Caller, error)
+// Authenticator resolves an access token to its caller. allowExpired
+// accepts an expired (refreshable) token, which only logout does.
+type Authenticator func(ctx context.Context, token string, r *http.Request, allowExpired bool) (*Caller, error)
 
 // Handler serves a JSON endpoint: it returns the 200 response body or an
 // error. A *Response return value sets another status.
@@ -59,6 +60,9 @@ type Route struct {
 	// AllowGuest lets guest accounts call an AuthRequired route; the spec
 	// lists the few endpoints guests may use.
 	AllowGuest bool
+	// AllowExpired accepts expired access tokens (Synapse does for logout,
+	// so that a client can always end its session).
+	AllowExpired bool
 	// RateLimit names the bucket the route draws from ("" for none).
 	RateLimit string
 	// MaxBodyBytes overrides the JSON body limit (media uploads).
@@ -154,8 +158,13 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	if route.Auth != AuthNone {
 		token, present := AccessToken(r)
 		switch {
+		case present && token == "":
+			// An Authorization header that is not "Bearer <token>"
+			// carries no access token (Synapse: M_MISSING_TOKEN).
+			WriteError(w, mxerr.MissingToken("Invalid Authorization header"))
+			return
 		case present:
-			c, err := rt.deps.Authenticate(r.Context(), token, r)
+			c, err := rt.deps.Authenticate(r.Context(), token, r, route.AllowExpired)
 			if err != nil {
 				WriteError(w, err)
 				return

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,11 +23,14 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/clientapi"
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -35,12 +39,14 @@ const Version = "0.1.0"
 
 // Server is a running homeserver.
 type Server struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	db      *store.DB
-	key     signing.Key
-	limiter *ratelimit.Limiter
-	uia     *uia.Manager
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *store.DB
+	key      signing.Key
+	limiter  *ratelimit.Limiter
+	uia      *uia.Manager
+	engine   *rooms.Engine
+	notifier *mxsync.Notifier
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -75,7 +81,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 	})
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
-	client := clientapi.New(cfg, acc, s.uia, db)
+	stream, err := rooms.OpenStream(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.notifier = mxsync.NewNotifier(stream)
+	engine := rooms.New(db, stream, s.notifier, rooms.Options{
+		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
+		DefaultVersion: cfg.Rooms.DefaultVersion,
+	})
+	s.engine = engine
+	render := clientevent.Renderer{Loader: engine}
+	client := clientapi.New(clientapi.Deps{
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
+		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,
+	})
 
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
@@ -179,7 +200,28 @@ func (s *Server) Start() error {
 		s.goRun(func() { s.limiter.Run(ctx, time.Minute) })
 	}
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
+	s.goRun(func() { s.notifier.Run(ctx) })
+	s.goRun(func() { s.pruneRedactions(ctx) })
 	return nil
+}
+
+// pruneRedactions drops the original content of events redacted longer
+// ago than the retention period, hourly.
+func (s *Server) pruneRedactions(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
+			s.log.Warn("pruning redacted events", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned redacted events", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Server) goRun(fn func()) {

@@ -132,7 +132,11 @@ func (db *DB) Refresh(ctx context.Context, oldHash string, next NewSession) (New
 		if _, err := c.exec(ctx, `DELETE FROM access_tokens WHERE refresh_hash = $1`, oldHash); err != nil {
 			return err
 		}
-		if _, err := c.exec(ctx, `UPDATE refresh_tokens SET next_hash = $2 WHERE token_hash = $1`, oldHash, next.RefreshHash); err != nil {
+		// Compare-and-swap: of two concurrent refreshes with one token, the
+		// second finds next_hash changed and is refused, so that a device
+		// never ends up with two live token chains.
+		if err := affected(c.exec(ctx, `UPDATE refresh_tokens SET next_hash = $2 WHERE token_hash = $1 AND next_hash = $3`,
+			oldHash, next.RefreshHash, pending)); err != nil {
 			return err
 		}
 		return insertTokens(ctx, c, next)

@@ -1,0 +1,726 @@
+package main_test
+
+// These tests build the real myelin binary once and drive it as an
+// operator would: environment variables, flags, signals and HTTP.
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/server"
+	"github.com/myelin-chat/myelin/internal/signing"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+// binary is the myelin executable TestMain builds.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "myelin-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "myelin")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building myelin:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// childEnv is the environment of a myelin process: this process's,
+// without any MYELIN_* variable, plus env.
+func childEnv(env map[string]string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MYELIN_") {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs myelin to completion (bounded to 20 s) in a fresh working
+// directory.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = childEnv(env)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("myelin %s did not finish in 20s; stderr:\n%s", strings.Join(args, " "), stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	default:
+		t.Fatalf("myelin %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// proc is a running `myelin serve`.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error // cmd.Wait's result, once done is closed
+	// URL is the client API's base URL.
+	URL string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// serveEnv is the environment of a quick test server: a data directory,
+// a free client port and cheap password hashing. Callers add to it.
+func serveEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"MYELIN_DATA_DIR":      t.TempDir(),
+		"MYELIN_CLIENT_LISTEN": freeAddr(t),
+		"MYELIN_SERVER_NAME":   "bin.test",
+		"MYELIN_BCRYPT_COST":   "4",
+	}
+}
+
+// serve starts `myelin serve` with env and waits until it answers
+// /_matrix/client/versions. The process is killed when the test ends.
+func serve(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = childEnv(env)
+	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{}), URL: "http://" + env["MYELIN_CLIENT_LISTEN"]}
+	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("myelin serve output:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-p.done:
+			t.Fatalf("myelin serve exited early (%v):\n%s", p.err, p.stderr.String())
+		default:
+		}
+		resp, err := http.Get(p.URL + "/_matrix/client/versions")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("myelin serve did not answer /versions within 10s (last error %v):\n%s", err, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit within 5 s.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.t.Fatalf("myelin serve did not exit within 5s of SIGTERM:\n%s", p.stderr.String())
+	}
+	if p.err != nil {
+		p.t.Fatalf("myelin serve exited with %v after SIGTERM:\n%s", p.err, p.stderr.String())
+	}
+}
+
+// do sends a JSON request and decodes the JSON answer.
+func do(t *testing.T, client *http.Client, method, url, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: %d, body is not a JSON object: %q", method, url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// register creates an account through the m.login.dummy flow with raw
+// HTTP and returns its access token.
+func register(t *testing.T, base, user, password string) string {
+	t.Helper()
+	url := base + "/_matrix/client/v3/register"
+	code, body := do(t, nil, "POST", url, "", map[string]any{"username": user, "password": password})
+	if code != http.StatusUnauthorized {
+		t.Fatalf("register without auth: %d %v, want 401", code, body)
+	}
+	session, _ := body["session"].(string)
+	if session == "" {
+		t.Fatalf("register 401 has no session: %v", body)
+	}
+	if !strings.Contains(fmt.Sprint(body["flows"]), "m.login.dummy") {
+		t.Fatalf("register flows %v do not offer m.login.dummy", body["flows"])
+	}
+	code, body = do(t, nil, "POST", url, "", map[string]any{
+		"username": user, "password": password,
+		"auth": map[string]any{"type": "m.login.dummy", "session": session},
+	})
+	if code != http.StatusOK {
+		t.Fatalf("register with m.login.dummy: %d %v", code, body)
+	}
+	if want := "@" + user + ":bin.test"; body["user_id"] != want {
+		t.Fatalf("register user_id = %v, want %s", body["user_id"], want)
+	}
+	token, _ := body["access_token"].(string)
+	if token == "" {
+		t.Fatalf("register returned no access_token: %v", body)
+	}
+	return token
+}
+
+// loginRaw posts a password login and returns the status and body.
+func loginRaw(t *testing.T, base, user, password string) (int, map[string]any) {
+	t.Helper()
+	return do(t, nil, "POST", base+"/_matrix/client/v3/login", "", map[string]any{
+		"type":       "m.login.password",
+		"identifier": map[string]any{"type": "m.id.user", "user": user},
+		"password":   password,
+	})
+}
+
+// login logs in, checks the token with whoami and returns it.
+func login(t *testing.T, base, user, password string) string {
+	t.Helper()
+	code, body := loginRaw(t, base, user, password)
+	if code != http.StatusOK {
+		t.Fatalf("login %s: %d %v", user, code, body)
+	}
+	want := "@" + user + ":bin.test"
+	if body["user_id"] != want {
+		t.Fatalf("login user_id = %v, want %s", body["user_id"], want)
+	}
+	token, _ := body["access_token"].(string)
+	code, who := do(t, nil, "GET", base+"/_matrix/client/v3/account/whoami", token, nil)
+	if code != http.StatusOK || who["user_id"] != want {
+		t.Fatalf("whoami with the login token: %d %v", code, who)
+	}
+	return token
+}
+
+var keyLine = regexp.MustCompile(`^ed25519 [A-Za-z0-9_]+ [A-Za-z0-9+/]{43}\n$`)
+
+func readKey(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("signing key: %v", err)
+	}
+	if !keyLine.Match(raw) {
+		t.Fatalf("signing key %q is not \"ed25519 <version> <base64>\"", raw)
+	}
+	if _, err := signing.Parse(string(raw)); err != nil {
+		t.Fatalf("signing key does not parse: %v", err)
+	}
+	return string(raw)
+}
+
+func TestServeFromEnvironmentAndRestart(t *testing.T) {
+	t.Parallel()
+	env := serveEnv(t)
+	env["MYELIN_OPEN_REGISTRATION"] = "true"
+	dataDir := env["MYELIN_DATA_DIR"]
+
+	p := serve(t, env)
+	key := readKey(t, filepath.Join(dataDir, "signing.key"))
+	if fi, err := os.Stat(filepath.Join(dataDir, "signing.key")); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("signing.key has mode %v, want it private to its owner", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "myelin.db")); err != nil {
+		t.Fatalf("no SQLite database in the data directory: %v", err)
+	}
+	register(t, p.URL, "alice", "secret-pw")
+	login(t, p.URL, "alice", "secret-pw")
+	if code, body := loginRaw(t, p.URL, "alice", "wrong"); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("login with a wrong password: %d %v, want 403 M_FORBIDDEN", code, body)
+	}
+	// Without a federation listener the client listener serves federation.
+	if code, body := do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusOK ||
+		fmt.Sprint(body["server"]) != fmt.Sprint(map[string]any{"name": "Myelin", "version": server.Version}) {
+		t.Fatalf("federation version on the client listener: %d %v", code, body)
+	}
+	// Shared-secret registration is off unless configured.
+	if code, body := do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("shared-secret nonce without a secret: %d %v, want 403", code, body)
+	}
+	p.stop()
+
+	p = serve(t, env)
+	if again := readKey(t, filepath.Join(dataDir, "signing.key")); again != key {
+		t.Fatalf("the signing key changed across a restart:\n%s\n%s", key, again)
+	}
+	login(t, p.URL, "alice", "secret-pw")
+	// The name is still taken.
+	if code, body := do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "alice", "password": "x"}); code != http.StatusBadRequest || body["errcode"] != "M_USER_IN_USE" {
+		t.Fatalf("registering alice again after a restart: %d %v, want 400 M_USER_IN_USE", code, body)
+	}
+	p.stop()
+}
+
+func TestServePostgres(t *testing.T) {
+	if os.Getenv(testdb.PostgresEnv) == "" {
+		t.Skipf("%s is not set", testdb.PostgresEnv)
+	}
+	t.Parallel()
+	env := serveEnv(t)
+	env["MYELIN_OPEN_REGISTRATION"] = "true"
+	env["MYELIN_DATABASE_URL"] = testdb.NewURL(t, "postgres")
+	p := serve(t, env)
+	register(t, p.URL, "bob", "pg-pw")
+	login(t, p.URL, "bob", "pg-pw")
+	p.stop()
+	entries, err := os.ReadDir(env["MYELIN_DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "myelin.db") {
+			t.Errorf("a PostgreSQL server created %s in its data directory", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(env["MYELIN_DATA_DIR"], "signing.key")); err != nil {
+		t.Errorf("no signing key with PostgreSQL: %v", err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key as PEM files.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "bin.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"bin.test"},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestServeListenersAndSwitches(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := selfSigned(t)
+	env := serveEnv(t)
+	env["MYELIN_METRICS_LISTEN"] = freeAddr(t)
+	env["MYELIN_FEDERATION_LISTEN"] = freeAddr(t)
+	env["MYELIN_TLS_CERT"] = certFile
+	env["MYELIN_TLS_KEY"] = keyFile
+	env["MYELIN_REGISTRATION_SHARED_SECRET"] = "bin-secret"
+	// MYELIN_OPEN_REGISTRATION unset: registration is closed by default.
+	p := serve(t, env)
+
+	t.Run("register closed", func(t *testing.T) {
+		code, body := do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "eve", "password": "pw"})
+		if code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+			t.Fatalf("register with registration closed: %d %v, want 403 M_FORBIDDEN", code, body)
+		}
+	})
+
+	t.Run("shared secret nonce", func(t *testing.T) {
+		code, body := do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil)
+		if nonce, _ := body["nonce"].(string); code != http.StatusOK || nonce == "" {
+			t.Fatalf("GET /_synapse/admin/v1/register: %d %v, want a nonce", code, body)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + env["MYELIN_METRICS_LISTEN"] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/metrics: %d", resp.StatusCode)
+		}
+		for _, name := range []string{"go_goroutines", "myelin_http_requests_total"} {
+			if !bytes.Contains(raw, []byte(name)) {
+				t.Errorf("/metrics has no %s:\n%.500s", name, raw)
+			}
+		}
+	})
+
+	t.Run("federation over TLS", func(t *testing.T) {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+		code, body := do(t, client, "GET", "https://"+env["MYELIN_FEDERATION_LISTEN"]+"/_matrix/federation/v1/version", "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("federation version over TLS: %d %v", code, body)
+		}
+		srv, _ := body["server"].(map[string]any)
+		if srv["name"] != "Myelin" || srv["version"] != server.Version {
+			t.Fatalf("federation version body = %v", body)
+		}
+		// Plain HTTP on the TLS port does not get a Matrix answer.
+		if resp, err := http.Get("http://" + env["MYELIN_FEDERATION_LISTEN"] + "/_matrix/federation/v1/version"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatal("the federation listener answered plain HTTP")
+			}
+		}
+		// With a federation listener, the client listener no longer serves federation.
+		if code, body := do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusNotFound {
+			t.Fatalf("federation version on the client listener: %d %v, want 404", code, body)
+		}
+	})
+	p.stop()
+}
+
+func TestServeRateLimit(t *testing.T) {
+	t.Parallel()
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		env := serveEnv(t)
+		env["MYELIN_OPEN_REGISTRATION"] = "true"
+		env["MYELIN_RATE_LIMIT"] = "off"
+		p := serve(t, env)
+		register(t, p.URL, "rl", "pw")
+		for i := 1; i <= 10; i++ {
+			if code, body := loginRaw(t, p.URL, "rl", "pw"); code != http.StatusOK {
+				t.Fatalf("login %d with MYELIN_RATE_LIMIT=off: %d %v", i, code, body)
+			}
+		}
+	})
+	t.Run("default on", func(t *testing.T) {
+		t.Parallel()
+		env := serveEnv(t)
+		env["MYELIN_OPEN_REGISTRATION"] = "true"
+		p := serve(t, env)
+		register(t, p.URL, "rl", "pw")
+		for i := 1; i <= 3; i++ {
+			if code, body := loginRaw(t, p.URL, "rl", "pw"); code != http.StatusOK {
+				t.Fatalf("login %d: %d %v, want 200 within the burst", i, code, body)
+			}
+		}
+		code, body := loginRaw(t, p.URL, "rl", "pw")
+		if code != http.StatusTooManyRequests || body["errcode"] != "M_LIMIT_EXCEEDED" {
+			t.Fatalf("4th login: %d %v, want 429 M_LIMIT_EXCEEDED", code, body)
+		}
+		if ms, _ := body["retry_after_ms"].(float64); ms <= 0 {
+			t.Fatalf("429 without a positive retry_after_ms: %v", body)
+		}
+	})
+}
+
+func TestServeInvalidConfig(t *testing.T) {
+	t.Parallel()
+	cfgFile := filepath.Join(t.TempDir(), "myelin.yaml")
+	if err := os.WriteFile(cfgFile, []byte("auth:\n  bcrypt_cost: 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		field string
+	}{
+		{"env", map[string]string{"MYELIN_CLIENT_LISTEN": "nonsense"}, nil, "listen.client"},
+		{"file", nil, []string{"--config", cfgFile}, "auth.bcrypt_cost"},
+		{"env bool", map[string]string{"MYELIN_OPEN_REGISTRATION": "maybe"}, nil, "MYELIN_OPEN_REGISTRATION"},
+		{"missing file", nil, []string{"--config", cfgFile + ".missing"}, "myelin.yaml.missing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"MYELIN_DATA_DIR": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			start := time.Now()
+			r := run(t, env, "", append([]string{"serve"}, tt.args...)...)
+			if r.code == 0 {
+				t.Fatalf("serve with an invalid config exited 0; stderr:\n%s", r.stderr)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("serve took %v to reject the config", took)
+			}
+			if !strings.Contains(r.stderr, tt.field) {
+				t.Fatalf("stderr does not name %s:\n%s", tt.field, r.stderr)
+			}
+			// Nothing was created for a server that never started.
+			if entries, _ := os.ReadDir(env["MYELIN_DATA_DIR"]); len(entries) != 0 {
+				t.Errorf("the data directory was written: %v", entries)
+			}
+		})
+	}
+}
+
+func TestGenerateKeys(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "keys", "signing.key")
+	r := run(t, nil, "", "generate-keys", "--output", out)
+	if r.code != 0 {
+		t.Fatalf("generate-keys: exit %d\n%s", r.code, r.stderr)
+	}
+	first := readKey(t, out)
+	key, _ := signing.Parse(first)
+	if !strings.Contains(r.stdout, out) || !strings.Contains(r.stdout, key.ID) {
+		t.Errorf("generate-keys output %q names neither the file nor the key ID %s", r.stdout, key.ID)
+	}
+
+	r = run(t, nil, "", "generate-keys", "--output", out)
+	if r.code == 0 {
+		t.Fatal("generate-keys overwrote an existing key file")
+	}
+	if !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("refusal does not say the file exists: %s", r.stderr)
+	}
+	if again := readKey(t, out); again != first {
+		t.Fatal("the existing key file changed")
+	}
+
+	r = run(t, nil, "", "generate-keys", "--output", "-")
+	if r.code != 0 {
+		t.Fatalf("generate-keys --output -: exit %d\n%s", r.code, r.stderr)
+	}
+	if !keyLine.MatchString(r.stdout) {
+		t.Fatalf("generate-keys --output - printed %q", r.stdout)
+	}
+	printed, err := signing.Parse(r.stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if printed.ID == key.ID && bytes.Equal(printed.Private, key.Private) {
+		t.Fatal("two generated keys are identical")
+	}
+}
+
+func TestCreateAccount(t *testing.T) {
+	t.Parallel()
+	env := serveEnv(t)
+	r := run(t, env, "", "create-account", "--user", "carol", "--password", "pw", "--admin")
+	if r.code != 0 {
+		t.Fatalf("create-account carol: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "@carol:bin.test") || !strings.Contains(r.stdout, "admin: true") {
+		t.Errorf("create-account output = %q", r.stdout)
+	}
+	r = run(t, env, "", "create-account", "--user", "carol", "--password", "other")
+	if r.code == 0 {
+		t.Fatal("create-account for an existing user succeeded")
+	}
+	// The password comes from standard input when --password is absent.
+	r = run(t, env, "stdin-pw\n", "create-account", "--user", "@dave:bin.test")
+	if r.code != 0 {
+		t.Fatalf("create-account dave: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "@dave:bin.test") || !strings.Contains(r.stdout, "admin: false") {
+		t.Errorf("create-account output = %q", r.stdout)
+	}
+	if r := run(t, env, "", "create-account", "--user", "@erin:elsewhere.test", "--password", "pw"); r.code == 0 {
+		t.Error("create-account for a user of another server succeeded")
+	}
+	if r := run(t, env, "", "create-account", "--password", "pw"); r.code == 0 {
+		t.Error("create-account without --user succeeded")
+	}
+
+	p := serve(t, env)
+	adminToken := login(t, p.URL, "carol", "pw")
+	tokens := p.URL + "/_synapse/admin/v1/registration_tokens"
+	if code, body := do(t, nil, "GET", tokens, adminToken, nil); code != http.StatusOK {
+		t.Fatalf("admin GET registration_tokens: %d %v", code, body)
+	} else if _, ok := body["registration_tokens"].([]any); !ok {
+		t.Fatalf("registration_tokens body = %v", body)
+	}
+	userToken := login(t, p.URL, "dave", "stdin-pw")
+	if code, body := do(t, nil, "GET", tokens, userToken, nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+		t.Fatalf("non-admin GET registration_tokens: %d %v, want 403", code, body)
+	}
+	if code, _ := loginRaw(t, p.URL, "carol", "other"); code != http.StatusForbidden {
+		t.Fatalf("the failed second create-account changed carol's password (login with it: %d)", code)
+	}
+	p.stop()
+}
+
+func TestConfigVersionAndUsage(t *testing.T) {
+	t.Parallel()
+	r := run(t, nil, "", "config")
+	if r.code != 0 || r.stdout != config.DefaultYAML() {
+		t.Fatalf("myelin config: exit %d, output differs from config.DefaultYAML()", r.code)
+	}
+	path := filepath.Join(t.TempDir(), "myelin.yaml")
+	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("config.Load rejects `myelin config` output: %v", err)
+	}
+	if cfg.Listen.Client != config.Default().Listen.Client {
+		t.Errorf("listen.client = %q", cfg.Listen.Client)
+	}
+
+	r = run(t, nil, "", "version")
+	if r.code != 0 || r.stdout != "myelin "+server.Version+"\n" {
+		t.Fatalf("myelin version: exit %d, %q", r.code, r.stdout)
+	}
+
+	r = run(t, nil, "", "frobnicate")
+	if r.code == 0 {
+		t.Fatal("an unknown command exited 0")
+	}
+	if !strings.Contains(r.stderr, `unknown command "frobnicate"`) || !strings.Contains(r.stderr, "Usage:") {
+		t.Fatalf("unknown command stderr:\n%s", r.stderr)
+	}
+
+	r = run(t, nil, "", "help")
+	if r.code != 0 || !strings.Contains(r.stdout, "create-account") {
+		t.Fatalf("myelin help: exit %d\n%s", r.code, r.stdout)
+	}
+}

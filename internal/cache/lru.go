@@ -1,0 +1,88 @@
+// Package cache holds the bounded in-memory caches the server keeps in
+// front of the database.
+package cache
+
+import (
+	"container/list"
+	"sync"
+)
+
+// LRU is a size-bounded least-recently-used cache, safe for concurrent
+// use. Each entry has a cost (1 for count-bounded caches); the cache
+// evicts until the total cost is within its capacity.
+type LRU[K comparable, V any] struct {
+	mu       sync.Mutex
+	capacity int
+	cost     int
+	order    *list.List // front: most recent
+	items    map[K]*list.Element
+}
+
+type entry[K comparable, V any] struct {
+	key   K
+	value V
+	cost  int
+}
+
+// NewLRU makes a cache holding entries of total cost up to capacity.
+func NewLRU[K comparable, V any](capacity int) *LRU[K, V] {
+	return &LRU[K, V]{capacity: capacity, order: list.New(), items: map[K]*list.Element{}}
+}
+
+// Get returns the value for key and marks it recently used.
+func (c *LRU[K, V]) Get(key K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.MoveToFront(el)
+		return el.Value.(*entry[K, V]).value, true
+	}
+	var zero V
+	return zero, false
+}
+
+// Put stores a value with cost 1.
+func (c *LRU[K, V]) Put(key K, value V) { c.PutCost(key, value, 1) }
+
+// PutCost stores a value with the given cost.
+func (c *LRU[K, V]) PutCost(key K, value V, cost int) {
+	if cost < 1 {
+		cost = 1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		e := el.Value.(*entry[K, V])
+		c.cost += cost - e.cost
+		e.value, e.cost = value, cost
+		c.order.MoveToFront(el)
+	} else {
+		c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, cost: cost})
+		c.cost += cost
+	}
+	for c.cost > c.capacity && c.order.Len() > 1 {
+		last := c.order.Back()
+		e := last.Value.(*entry[K, V])
+		c.order.Remove(last)
+		delete(c.items, e.key)
+		c.cost -= e.cost
+	}
+}
+
+// Remove drops a key.
+func (c *LRU[K, V]) Remove(key K) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.order.Remove(el)
+		delete(c.items, key)
+		c.cost -= el.Value.(*entry[K, V]).cost
+	}
+}
+
+// Len is the number of entries.
+func (c *LRU[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,359 @@
+package clientapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
+)
+
+func (a *API) registerRoomEvents(rt *httpapi.Router) {
+	auth := func(method, path string, h httpapi.Handler, limit string) {
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, RateLimit: limit, Handler: h})
+	}
+	auth(http.MethodPut, "/rooms/{roomId}/send/{eventType}/{txnId}", a.send, LimitMessage)
+	auth(http.MethodPut, "/rooms/{roomId}/state/{eventType}", a.putState, LimitMessage)
+	auth(http.MethodPut, "/rooms/{roomId}/state/{eventType}/{stateKey...}", a.putState, LimitMessage)
+	auth(http.MethodGet, "/rooms/{roomId}/state/{eventType}", a.getStateEvent, "")
+	auth(http.MethodGet, "/rooms/{roomId}/state/{eventType}/{stateKey...}", a.getStateEvent, "")
+	auth(http.MethodGet, "/rooms/{roomId}/state", a.getState, "")
+	auth(http.MethodGet, "/rooms/{roomId}/event/{eventId}", a.getEvent, "")
+	auth(http.MethodPut, "/rooms/{roomId}/redact/{eventId}/{txnId}", a.redact, LimitMessage)
+	auth(http.MethodGet, "/rooms/{roomId}/members", a.members, "")
+	auth(http.MethodGet, "/rooms/{roomId}/joined_members", a.joinedMembers, "")
+}
+
+func (a *API) viewer(c *httpapi.Caller) clientevent.Viewer {
+	return clientevent.Viewer{Localpart: c.Localpart, DeviceID: c.DeviceID}
+}
+
+func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
+	var content map[string]json.RawMessage
+	if err := httpapi.ReadJSON(r, &content); err != nil {
+		return nil, err
+	}
+	raw, _ := json.Marshal(content)
+	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
+		RoomID: r.PathValue("roomId"), Sender: c.UserID, Type: r.PathValue("eventType"), Content: json.RawMessage(raw),
+		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, ID: r.PathValue("txnId")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"event_id": ev.EventID()}, nil
+}
+
+func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
+	var content map[string]json.RawMessage
+	if err := httpapi.ReadJSON(r, &content); err != nil {
+		return nil, err
+	}
+	roomID, typ, key := r.PathValue("roomId"), r.PathValue("eventType"), r.PathValue("stateKey")
+	if typ == "m.room.canonical_alias" {
+		if err := a.checkCanonicalAlias(r.Context(), roomID, content); err != nil {
+			return nil, err
+		}
+	}
+	raw, _ := json.Marshal(content)
+	// Synapse's deduplication: setting the state to what it already is,
+	// by the same sender, returns the existing event.
+	state, err := a.rooms.CurrentState(r.Context(), roomID)
+	if err == nil {
+		if cur, err := a.rooms.StateEvent(r.Context(), state, typ, key); err == nil && cur != nil &&
+			cur.Sender() == c.UserID && jsonEqual(cur.Content(), raw) {
+			return map[string]string{"event_id": cur.EventID()}, nil
+		}
+	}
+	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, StateKey: &key, Content: json.RawMessage(raw)})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"event_id": ev.EventID()}, nil
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+// checkCanonicalAlias applies Synapse's rule that a room's canonical
+// aliases must be local aliases that point at the room (M_BAD_ALIAS).
+func (a *API) checkCanonicalAlias(ctx context.Context, roomID string, content map[string]json.RawMessage) error {
+	var aliases []string
+	var alias string
+	if raw, ok := content["alias"]; ok {
+		if err := json.Unmarshal(raw, &alias); err != nil {
+			return mxerr.BadJSON("alias must be a string")
+		}
+		if alias != "" {
+			aliases = append(aliases, alias)
+		}
+	}
+	if raw, ok := content["alt_aliases"]; ok {
+		var alt []string
+		if err := json.Unmarshal(raw, &alt); err != nil {
+			return mxerr.BadJSON("alt_aliases must be a list of strings")
+		}
+		aliases = append(aliases, alt...)
+	}
+	for _, al := range aliases {
+		if !strings.HasPrefix(al, "#") || !strings.Contains(al, ":") {
+			return mxerr.InvalidParam("Invalid alias %q", al)
+		}
+		if !strings.HasSuffix(al, ":"+a.cfg.ServerName) {
+			continue // remote aliases cannot be checked without federation
+		}
+		target, _, err := a.roomStore.ResolveAlias(ctx, al)
+		if errors.Is(err, store.ErrNotFound) || err == nil && target != roomID {
+			return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_BAD_ALIAS", Message: "Alias " + al + " does not point to this room"}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readableState is the state a user may read: the current state while
+// joined (or in a world-readable room), the state when they left after
+// leaving. The bool reports whether it is the current state.
+func (a *API) readableState(ctx context.Context, roomID, userID string) (rooms.StateMap, bool, error) {
+	state, err := a.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return nil, false, mxerr.Forbidden("You are not in this room")
+		}
+		return nil, false, err
+	}
+	m, err := a.rooms.MembershipIn(ctx, state, userID)
+	if err != nil {
+		return nil, false, err
+	}
+	switch m {
+	case spec.Join:
+		return state, true, nil
+	case spec.Leave, spec.Ban:
+		ev, err := a.rooms.StateEvent(ctx, state, spec.MRoomMember, userID)
+		if err != nil {
+			return nil, false, err
+		}
+		left, err := a.rooms.StateAt(ctx, ev.StateAfter)
+		return left, false, err
+	}
+	if ok, err := a.rooms.CanPeek(ctx, state); err != nil || ok {
+		return state, true, err
+	}
+	return nil, false, mxerr.Forbidden("You are not in this room")
+}
+
+func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	state, _, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := a.rooms.StateEvent(r.Context(), state, r.PathValue("eventType"), r.PathValue("stateKey"))
+	if err != nil {
+		return nil, err
+	}
+	if ev == nil {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	if r.URL.Query().Get("format") == "event" {
+		out, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
+		if err != nil {
+			return nil, err
+		}
+		return out[0], nil
+	}
+	return json.RawMessage(ev.Content()), nil
+}
+
+func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
+	state, _, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := a.stateList(r.Context(), state, func(store.StateKey) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	return a.render.Render(r.Context(), evs, a.viewer(c), c.UserID, false)
+}
+
+// stateList loads the events of the keys of state that keep accepts, in
+// a stable order.
+func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(store.StateKey) bool) ([]*rooms.Event, error) {
+	var keys []store.StateKey
+	for k := range state {
+		if keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	m, err := a.rooms.StateEvents(ctx, state, keys...)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]*rooms.Event, 0, len(m))
+	for _, ev := range m {
+		evs = append(evs, ev)
+	}
+	sortByStream(evs)
+	return evs, nil
+}
+
+// visibleEvent loads an event of a room that the user may see;
+// M_NOT_FOUND otherwise, so that hidden events are indistinguishable
+// from missing ones.
+func (a *API) visibleEvent(ctx context.Context, roomID, eventID, userID string) (*rooms.Event, error) {
+	ev, err := a.rooms.Event(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	if ev.RoomID().String() != roomID || ev.Status != store.EventAccepted {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	ok, err := a.rooms.VisibilityFor(userID).CanSee(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	return ev, nil
+}
+
+func (a *API) getEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	ev, err := a.visibleEvent(r.Context(), r.PathValue("roomId"), r.PathValue("eventId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
+	var body struct {
+		Reason string `json:"reason,omitempty"`
+	}
+	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+		return nil, err
+	}
+	roomID := r.PathValue("roomId")
+	target, err := a.visibleEvent(r.Context(), roomID, r.PathValue("eventId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := a.rooms.MayRedact(r.Context(), c.UserID, target)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.Forbidden("You cannot redact other users' events")
+	}
+	content := map[string]any{}
+	if body.Reason != "" {
+		content["reason"] = body.Reason
+	}
+	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
+		RoomID: roomID, Sender: c.UserID, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: content,
+		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, ID: "redact:" + r.PathValue("txnId")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"event_id": ev.EventID()}, nil
+}
+
+func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
+	roomID := r.PathValue("roomId")
+	state, _, err := a.readableState(r.Context(), roomID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	if at := q.Get("at"); at != "" {
+		tok, err := mxsync.ParseToken(at)
+		if err != nil {
+			return nil, err
+		}
+		// Never show more than the user may read: the earlier of the
+		// token's position and the readable state.
+		ev, err := a.roomStore.LastEventAtOrBefore(r.Context(), roomID, tok.Events)
+		if err == nil {
+			if state, err = a.rooms.StateAt(r.Context(), ev.StateAfter); err != nil {
+				return nil, err
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	want, notWant := q.Get("membership"), q.Get("not_membership")
+	evs, err := a.stateList(r.Context(), state, func(k store.StateKey) bool { return k.Type == spec.MRoomMember })
+	if err != nil {
+		return nil, err
+	}
+	kept := evs[:0]
+	for _, ev := range evs {
+		m, _ := ev.Membership()
+		if (want == "" || m == want) && (notWant == "" || m != notWant) {
+			kept = append(kept, ev)
+		}
+	}
+	chunk, err := a.render.Render(r.Context(), kept, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"chunk": chunk}, nil
+}
+
+func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
+	state, current, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !current {
+		return nil, mxerr.Forbidden("You are not in this room")
+	}
+	evs, err := a.stateList(r.Context(), state, func(k store.StateKey) bool { return k.Type == spec.MRoomMember })
+	if err != nil {
+		return nil, err
+	}
+	joined := map[string]any{}
+	for _, ev := range evs {
+		if m, _ := ev.Membership(); m != spec.Join {
+			continue
+		}
+		var p struct {
+			DisplayName *string `json:"displayname"`
+			AvatarURL   *string `json:"avatar_url"`
+		}
+		_ = json.Unmarshal(ev.Content(), &p)
+		joined[*ev.StateKey()] = map[string]*string{"display_name": p.DisplayName, "avatar_url": p.AvatarURL}
+	}
+	return map[string]any{"joined": joined}, nil
+}
+
+// sortByStream orders events as they were stored.
+func sortByStream(evs []*rooms.Event) {
+	sort.Slice(evs, func(i, j int) bool { return evs[i].NID < evs[j].NID })
+}

@@ -1,0 +1,686 @@
+package clientapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testserver"
+)
+
+const (
+	regPath      = "/_matrix/client/v3/register"
+	regValidity  = "/_matrix/client/v1/register/m.login.registration_token/validity"
+	regAdminPath = "/_synapse/admin/v1"
+	regSecret    = "register-test-shared-secret"
+)
+
+// regCall sends a JSON request (body nil: none; a string: sent verbatim)
+// and returns the status and the decoded JSON object.
+func regCall(t *testing.T, method, u, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, u, rd)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: status %d, body not a JSON object: %q", method, u, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// regWant fails unless the response has the status and (when not "") errcode.
+func regWant(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantCode string) {
+	t.Helper()
+	if status != wantStatus {
+		t.Fatalf("%s: status %d, want %d; body %v", what, status, wantStatus, body)
+	}
+	if wantCode != "" && body["errcode"] != wantCode {
+		t.Fatalf("%s: errcode %v, want %s; body %v", what, body["errcode"], wantCode, body)
+	}
+}
+
+// regFlows returns the challenge's flows as lists of stage types.
+func regFlows(t *testing.T, body map[string]any) [][]string {
+	t.Helper()
+	raw, _ := json.Marshal(body["flows"])
+	var flows []struct {
+		Stages []string `json:"stages"`
+	}
+	if err := json.Unmarshal(raw, &flows); err != nil {
+		t.Fatalf("flows: %v in %v", err, body)
+	}
+	out := make([][]string, len(flows))
+	for i, f := range flows {
+		out[i] = f.Stages
+	}
+	return out
+}
+
+// regChallenge checks the shape of a UIA 401 and returns its session.
+func regChallenge(t *testing.T, what string, status int, body map[string]any, stage string, wantCode string) string {
+	t.Helper()
+	regWant(t, what, status, body, http.StatusUnauthorized, wantCode)
+	if wantCode == "" {
+		if _, ok := body["errcode"]; ok {
+			t.Fatalf("%s: first challenge has an errcode: %v", what, body)
+		}
+	}
+	flows := regFlows(t, body)
+	if len(flows) != 1 || len(flows[0]) != 1 || flows[0][0] != stage {
+		t.Fatalf("%s: flows %v, want [[%s]]", what, flows, stage)
+	}
+	session, _ := body["session"].(string)
+	if session == "" {
+		t.Fatalf("%s: no session in %v", what, body)
+	}
+	completed, ok := body["completed"].([]any)
+	if !ok || len(completed) != 0 {
+		t.Fatalf("%s: completed %v, want []", what, body["completed"])
+	}
+	if _, ok := body["params"].(map[string]any); !ok {
+		t.Fatalf("%s: params %v, want an object", what, body["params"])
+	}
+	return session
+}
+
+// regWithDummy registers through the two rounds of m.login.dummy, with
+// extra fields in the second request.
+func regWithDummy(t *testing.T, s *testserver.Server, fields map[string]any) (int, map[string]any) {
+	t.Helper()
+	status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+	session := regChallenge(t, "register challenge", status, body, "m.login.dummy", "")
+	req := map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": session}}
+	for k, v := range fields {
+		req[k] = v
+	}
+	return regCall(t, "POST", s.URL+regPath, "", req)
+}
+
+// regAdminToken creates an admin through shared-secret registration,
+// computing the HMAC independently of the server's code.
+func regAdminToken(t *testing.T, s *testserver.Server, localpart string) string {
+	t.Helper()
+	status, body := regCall(t, "GET", s.URL+regAdminPath+"/register", "", nil)
+	regWant(t, "nonce", status, body, http.StatusOK, "")
+	nonce, _ := body["nonce"].(string)
+	mac := hmac.New(sha1.New, []byte(regSecret))
+	mac.Write([]byte(nonce + "\x00" + localpart + "\x00" + "admin password" + "\x00" + "admin"))
+	status, body = regCall(t, "POST", s.URL+regAdminPath+"/register", "", map[string]any{
+		"nonce": nonce, "username": localpart, "password": "admin password", "admin": true,
+		"mac": hex.EncodeToString(mac.Sum(nil)),
+	})
+	regWant(t, "shared-secret register", status, body, http.StatusOK, "")
+	token, _ := body["access_token"].(string)
+	if token == "" {
+		t.Fatalf("shared-secret register: no access_token in %v", body)
+	}
+	return token
+}
+
+// regNewToken creates a registration token through the admin API.
+func regNewToken(t *testing.T, s *testserver.Server, adminToken string, req map[string]any) string {
+	t.Helper()
+	status, body := regCall(t, "POST", s.URL+regAdminPath+"/registration_tokens/new", adminToken, req)
+	regWant(t, "new registration token", status, body, http.StatusOK, "")
+	tok, _ := body["token"].(string)
+	if tok == "" {
+		t.Fatalf("new registration token: %v", body)
+	}
+	return tok
+}
+
+func regValid(t *testing.T, s *testserver.Server, token string) bool {
+	t.Helper()
+	status, body := regCall(t, "GET", s.URL+regValidity+"?token="+url.QueryEscape(token), "", nil)
+	regWant(t, "validity of "+token, status, body, http.StatusOK, "")
+	v, ok := body["valid"].(bool)
+	if !ok {
+		t.Fatalf("validity of %s: %v", token, body)
+	}
+	return v
+}
+
+// regTokenCounts reads pending and completed from the admin API.
+func regTokenCounts(t *testing.T, s *testserver.Server, adminToken, token string) (pending, completed float64) {
+	t.Helper()
+	status, body := regCall(t, "GET", s.URL+regAdminPath+"/registration_tokens/"+token, adminToken, nil)
+	regWant(t, "get token", status, body, http.StatusOK, "")
+	return body["pending"].(float64), body["completed"].(float64)
+}
+
+func regAvailable(t *testing.T, s *testserver.Server, username string) (int, map[string]any) {
+	t.Helper()
+	return regCall(t, "GET", s.URL+"/_matrix/client/v3/register/available?username="+url.QueryEscape(username), "", nil)
+}
+
+// TestRegisterDummyFlow covers open registration with m.login.dummy and
+// the optional request fields.
+func TestRegisterDummyFlow(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+
+		// Round one: the challenge; round two: the account.
+		status, body := regWithDummy(t, s, map[string]any{"username": "alice", "password": "alice password"})
+		regWant(t, "register alice", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("alice") || body["home_server"] != "hs1.test" {
+			t.Fatalf("register alice: %v", body)
+		}
+		token, _ := body["access_token"].(string)
+		deviceID, _ := body["device_id"].(string)
+		if token == "" || deviceID == "" {
+			t.Fatalf("register alice: no access_token or device_id: %v", body)
+		}
+		if _, ok := body["refresh_token"]; ok {
+			t.Fatalf("register alice: refresh_token without asking: %v", body)
+		}
+		status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", token, nil)
+		regWant(t, "whoami", status, who, http.StatusOK, "")
+		if who["user_id"] != s.UserID("alice") || who["device_id"] != deviceID || who["is_guest"] != false {
+			t.Fatalf("whoami: %v", who)
+		}
+
+		// The session is finished: it cannot register a second account.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+		session := regChallenge(t, "challenge", status, body, "m.login.dummy", "")
+		auth := map[string]any{"type": "m.login.dummy", "session": session}
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"auth": auth, "username": "bob", "password": "pw"})
+		regWant(t, "register bob", status, body, http.StatusOK, "")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"auth": auth, "username": "bob2", "password": "pw"})
+		regWant(t, "reuse finished session", status, body, http.StatusBadRequest, "M_UNKNOWN")
+
+		// device_id and initial_device_display_name are honoured.
+		status, body = regWithDummy(t, s, map[string]any{
+			"username": "carol", "password": "carol password", "device_id": "CAROLPHONE", "initial_device_display_name": "Carol's phone",
+		})
+		regWant(t, "register carol", status, body, http.StatusOK, "")
+		if body["device_id"] != "CAROLPHONE" {
+			t.Fatalf("register carol: device_id %v, want CAROLPHONE", body["device_id"])
+		}
+		carol := s.Client()
+		carol.SetCredentials(id.UserID(s.UserID("carol")), body["access_token"].(string))
+		devices, err := carol.GetDevicesInfo(ctx)
+		if err != nil || len(devices.Devices) != 1 || devices.Devices[0].DeviceID != "CAROLPHONE" || devices.Devices[0].DisplayName != "Carol's phone" {
+			t.Fatalf("carol's devices: %+v %v", devices, err)
+		}
+
+		// inhibit_login: the account exists, but no device or token.
+		status, body = regWithDummy(t, s, map[string]any{"username": "dave", "password": "dave password", "inhibit_login": true})
+		regWant(t, "register dave", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("dave") {
+			t.Fatalf("register dave: %v", body)
+		}
+		for _, k := range []string{"access_token", "device_id", "refresh_token"} {
+			if _, ok := body[k]; ok {
+				t.Fatalf("register dave with inhibit_login: %s in %v", k, body)
+			}
+		}
+		status, body = regAvailable(t, s, "dave")
+		regWant(t, "dave available", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "dave"}, "password": "dave password",
+		})
+		regWant(t, "dave login", status, body, http.StatusOK, "")
+
+		// refresh_token: a refresh token and the access token's lifetime.
+		status, body = regWithDummy(t, s, map[string]any{"username": "erin", "password": "erin password", "refresh_token": true})
+		regWant(t, "register erin", status, body, http.StatusOK, "")
+		if rt, _ := body["refresh_token"].(string); rt == "" {
+			t.Fatalf("register erin: no refresh_token: %v", body)
+		}
+		wantMS := float64(s.Config.Auth.RefreshableAccessTokenLifetime.Milliseconds())
+		if ms, _ := body["expires_in_ms"].(float64); ms != wantMS {
+			t.Fatalf("register erin: expires_in_ms %v, want %v", body["expires_in_ms"], wantMS)
+		}
+		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": body["refresh_token"]})
+		regWant(t, "refresh erin", status, body, http.StatusOK, "")
+
+		// The legacy r0 path serves the same endpoint.
+		status, body = regCall(t, "POST", s.URL+"/_matrix/client/r0/register", "", map[string]any{})
+		regChallenge(t, "r0 challenge", status, body, "m.login.dummy", "")
+	})
+}
+
+// TestRegisterDisabled: with neither open registration nor tokens,
+// registration is refused outright.
+func TestRegisterDisabled(t *testing.T) {
+	closed := func(c *config.Config) { c.Registration.Open, c.Registration.RequireToken = false, false }
+	testserver.EachEngine(t, closed, func(t *testing.T, s *testserver.Server) {
+		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		regWant(t, "register", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy"},
+		})
+		regWant(t, "register with dummy auth", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		// Synapse's rule: no availability answers (and so no user ID
+		// enumeration) while registration is closed.
+		status, body = regAvailable(t, s, "alice")
+		regWant(t, "available", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "pw",
+		})
+		regWant(t, "login as the refused user", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	})
+}
+
+// TestRegisterUsernames covers the username rules and the password check.
+func TestRegisterUsernames(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		s.Register("alice", "alice password")
+
+		// A taken name is reported before any authentication...
+		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		regWant(t, "taken, no auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		// ...and with it.
+		status, body = regWithDummy(t, s, map[string]any{"username": "alice", "password": "pw"})
+		regWant(t, "taken, with auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+
+		// As in Synapse, /register lowercases the username: "Alice" is alice.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "Alice", "password": "pw"})
+		regWant(t, "Alice is alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		status, body = regWithDummy(t, s, map[string]any{"username": "BOB", "password": "pw"})
+		regWant(t, "BOB registers bob", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("bob") {
+			t.Fatalf("BOB registered as %v, want %s", body["user_id"], s.UserID("bob"))
+		}
+		for _, name := range []string{"al ice", "al!ce", "al:ice", "@alice", "al#ce", "élodie", "_alice", "_", "12345", "0", strings.Repeat("a", 250)} {
+			status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": name, "password": "pw"})
+			regWant(t, "username "+name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+			status, body = regWithDummy(t, s, map[string]any{"username": name, "password": "pw"})
+			regWant(t, "username "+name+" with auth", status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+		}
+		// The allowed punctuation, and digits beside letters, are fine.
+		for _, name := range []string{"a.b_c=d-e/f+g", "alice2", "2alice"} {
+			status, body := regWithDummy(t, s, map[string]any{"username": name, "password": "pw"})
+			regWant(t, "username "+name, status, body, http.StatusOK, "")
+			if body["user_id"] != s.UserID(name) {
+				t.Fatalf("username %s: user_id %v", name, body["user_id"])
+			}
+		}
+
+		// No password: refused once authentication is done, and the
+		// completed session can still finish with one.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "frank"})
+		session := regChallenge(t, "challenge without password", status, body, "m.login.dummy", "")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "frank", "auth": map[string]any{"type": "m.login.dummy", "session": session},
+		})
+		regWant(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = regAvailable(t, s, "frank")
+		regWant(t, "frank still available", status, body, http.StatusOK, "")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "frank", "password": "frank password", "auth": map[string]any{"session": session},
+		})
+		regWant(t, "finish with password", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("frank") {
+			t.Fatalf("frank: %v", body)
+		}
+
+		// No username: the server picks one.
+		status, body = regWithDummy(t, s, map[string]any{"password": "anon password"})
+		regWant(t, "no username", status, body, http.StatusOK, "")
+		userID, _ := body["user_id"].(string)
+		if !regexp.MustCompile(`^@[0-9]+:hs1\.test$`).MatchString(userID) {
+			t.Fatalf("generated user_id %q", userID)
+		}
+		status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", body["access_token"].(string), nil)
+		regWant(t, "whoami generated", status, who, http.StatusOK, "")
+		if who["user_id"] != userID || who["is_guest"] != false {
+			t.Fatalf("whoami generated: %v", who)
+		}
+		// The generated account logs in with its password.
+		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": userID}, "password": "anon password",
+		})
+		regWant(t, "generated login", status, body, http.StatusOK, "")
+
+		// Too long a password is refused before authentication.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "gina", "password": strings.Repeat("p", 513)})
+		regWant(t, "long password", status, body, http.StatusBadRequest, "M_WEAK_PASSWORD")
+	})
+}
+
+// TestRegisterAvailable covers GET /register/available.
+func TestRegisterAvailable(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		s.Register("alice", "alice password")
+		avail, err := s.Client().RegisterAvailable(ctx, "bob")
+		if err != nil || !avail.Available {
+			t.Fatalf("bob available: %+v %v", avail, err)
+		}
+		status, body := regAvailable(t, s, "bob")
+		regWant(t, "bob", status, body, http.StatusOK, "")
+		if body["available"] != true {
+			t.Fatalf("bob: %v", body)
+		}
+		status, body = regAvailable(t, s, "alice")
+		regWant(t, "alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		for _, name := range []string{"Alice", "al ice", "_bob", "1234"} {
+			status, body = regAvailable(t, s, name)
+			regWant(t, name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+		}
+		status, body = regCall(t, "GET", s.URL+"/_matrix/client/v3/register/available", "", nil)
+		regWant(t, "no username", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+	})
+}
+
+// TestRegistrationTokens covers m.login.registration_token, the
+// validity endpoint and the token's use counts.
+func TestRegistrationTokens(t *testing.T) {
+	tokensOnly := func(c *config.Config) {
+		c.Registration.Open, c.Registration.RequireToken = false, true
+		c.Registration.SharedSecret = regSecret
+	}
+	testserver.EachEngine(t, tokensOnly, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		admin := regAdminToken(t, s, "admin")
+		unlimited := regNewToken(t, s, admin, map[string]any{"token": "unlimited"})
+		once := regNewToken(t, s, admin, map[string]any{"token": "once", "uses_allowed": 1})
+
+		// The challenge offers only the token stage; dummy is refused.
+		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		session := regChallenge(t, "token challenge", status, body, "m.login.registration_token", "")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session},
+		})
+		regWant(t, "dummy stage", status, body, http.StatusUnauthorized, "")
+		if _, ok := body["errcode"].(string); !ok {
+			t.Fatalf("dummy stage: no errcode: %v", body)
+		}
+
+		// Invalid tokens: 401 with the errcode and the challenge.
+		for _, bad := range []string{"nosuchtoken", "bad token!", strings.Repeat("x", 65)} {
+			status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+				"username": "alice", "password": "pw",
+				"auth": map[string]any{"type": "m.login.registration_token", "token": bad, "session": session},
+			})
+			regWant(t, "token "+bad, status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+			if body["session"] != session || len(regFlows(t, body)) != 1 {
+				t.Fatalf("token %s: challenge missing: %v", bad, body)
+			}
+			if c, ok := body["completed"].([]any); !ok || len(c) != 0 {
+				t.Fatalf("token %s: completed %v", bad, body["completed"])
+			}
+		}
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.registration_token", "session": session},
+		})
+		regWant(t, "no token", status, body, http.StatusUnauthorized, "M_MISSING_PARAM")
+
+		// A valid token completes registration in the same session.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "alice password",
+			"auth": map[string]any{"type": "m.login.registration_token", "token": unlimited, "session": session},
+		})
+		regWant(t, "valid token", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("alice") || body["access_token"] == nil {
+			t.Fatalf("valid token: %v", body)
+		}
+		if p, c := regTokenCounts(t, s, admin, unlimited); p != 0 || c != 1 {
+			t.Fatalf("unlimited after one use: pending %v completed %v", p, c)
+		}
+		if !regValid(t, s, unlimited) {
+			t.Fatal("unlimited token invalid after one use")
+		}
+
+		// A one-use token registers exactly one account.
+		if !regValid(t, s, once) {
+			t.Fatal("fresh one-use token not valid")
+		}
+		registerWithToken := func(username, token string) (int, map[string]any) {
+			status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": username, "password": "pw"})
+			session := regChallenge(t, "challenge for "+username, status, body, "m.login.registration_token", "")
+			return regCall(t, "POST", s.URL+regPath, "", map[string]any{
+				"username": username, "password": "pw",
+				"auth": map[string]any{"type": "m.login.registration_token", "token": token, "session": session},
+			})
+		}
+		status, body = registerWithToken("bob", once)
+		regWant(t, "bob with one-use token", status, body, http.StatusOK, "")
+		if regValid(t, s, once) {
+			t.Fatal("one-use token still valid after its use")
+		}
+		status, body = registerWithToken("carol", once)
+		regWant(t, "carol with used token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		if p, c := regTokenCounts(t, s, admin, once); p != 0 || c != 1 {
+			t.Fatalf("one-use token: pending %v completed %v, want 0 and 1", p, c)
+		}
+		status, body = regAvailable(t, s, "carol")
+		regWant(t, "carol not created", status, body, http.StatusOK, "")
+
+		// An expired token (written straight to the database, since the
+		// admin API refuses expiry times in the past) is refused.
+		db, err := store.Open(ctx, s.Config.DatabaseURL(), 2)
+		if err != nil {
+			t.Fatalf("open store: %v", err)
+		}
+		defer db.Close()
+		past := time.Now().Add(-time.Hour).UnixMilli()
+		if err := db.CreateRegistrationToken(ctx, store.RegistrationToken{Token: "expired", ExpiryTime: &past}); err != nil {
+			t.Fatalf("insert expired token: %v", err)
+		}
+		if regValid(t, s, "expired") {
+			t.Fatal("expired token valid")
+		}
+		status, body = registerWithToken("dave", "expired")
+		regWant(t, "expired token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		if p, c := regTokenCounts(t, s, admin, "expired"); p != 0 || c != 0 {
+			t.Fatalf("expired token: pending %v completed %v", p, c)
+		}
+
+		// A token that expires later is valid until then.
+		future := time.Now().Add(time.Hour).UnixMilli()
+		later := regNewToken(t, s, admin, map[string]any{"expiry_time": future})
+		if !regValid(t, s, later) {
+			t.Fatal("token expiring in an hour not valid")
+		}
+		status, body = registerWithToken("dave", later)
+		regWant(t, "dave with unexpired token", status, body, http.StatusOK, "")
+
+		// The validity endpoint: unknown and malformed tokens are invalid.
+		if regValid(t, s, "unknown") || regValid(t, s, "bad token!") || regValid(t, s, strings.Repeat("a", 65)) {
+			t.Fatal("unknown or malformed token valid")
+		}
+		status, body = regCall(t, "GET", s.URL+regValidity, "", nil)
+		regWant(t, "validity without token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+
+		// A token deleted by the admin is no longer valid.
+		status, body = regCall(t, "DELETE", s.URL+regAdminPath+"/registration_tokens/"+unlimited, admin, nil)
+		regWant(t, "delete unlimited", status, body, http.StatusOK, "")
+		if regValid(t, s, unlimited) {
+			t.Fatal("deleted token valid")
+		}
+		status, body = registerWithToken("erin", unlimited)
+		regWant(t, "deleted token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+	})
+}
+
+// TestRegistrationTokenReservedBySession: a token stage completed in a
+// session that has not created its account yet holds one of the token's
+// uses, so no other registration can take it; the session itself can
+// still finish with it, and the use is counted once.
+func TestRegistrationTokenReservedBySession(t *testing.T) {
+	tokensOnly := func(c *config.Config) {
+		c.Registration.Open, c.Registration.RequireToken = false, true
+		c.Registration.SharedSecret = regSecret
+	}
+	testserver.EachEngine(t, tokensOnly, func(t *testing.T, s *testserver.Server) {
+		admin := regAdminToken(t, s, "admin")
+		once := regNewToken(t, s, admin, map[string]any{"uses_allowed": 1})
+
+		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice"})
+		session := regChallenge(t, "challenge", status, body, "m.login.registration_token", "")
+		auth := map[string]any{"type": "m.login.registration_token", "token": once, "session": session}
+		// The token stage completes, then the missing password stops the
+		// registration: the token is reserved, not used.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "auth": auth})
+		regWant(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		if p, c := regTokenCounts(t, s, admin, once); p != 1 || c != 0 {
+			t.Fatalf("reserved: pending %v completed %v, want 1 and 0", p, c)
+		}
+		if regValid(t, s, once) {
+			t.Fatal("reserved one-use token still valid")
+		}
+
+		// Another registration cannot take the reserved use.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "bob", "password": "pw"})
+		other := regChallenge(t, "bob challenge", status, body, "m.login.registration_token", "")
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "bob", "password": "pw",
+			"auth": map[string]any{"type": "m.login.registration_token", "token": once, "session": other},
+		})
+		regWant(t, "bob with reserved token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+
+		// The session is bound to the token it reserved (Synapse's rule).
+		unlimited := regNewToken(t, s, admin, map[string]any{})
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "alice password",
+			"auth": map[string]any{"type": "m.login.registration_token", "token": unlimited, "session": session},
+		})
+		regWant(t, "other token in the session", status, body, http.StatusUnauthorized, "M_INVALID_PARAM")
+		if body["session"] != session {
+			t.Fatalf("other token in the session: %v", body)
+		}
+		if p, c := regTokenCounts(t, s, admin, unlimited); p != 0 || c != 0 {
+			t.Fatalf("other token: pending %v completed %v, want 0 and 0", p, c)
+		}
+
+		// Repeating the stage in the first session does not reserve twice,
+		// and the registration then completes.
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "alice password", "auth": auth})
+		regWant(t, "alice finishes", status, body, http.StatusOK, "")
+		if body["user_id"] != s.UserID("alice") {
+			t.Fatalf("alice: %v", body)
+		}
+		if p, c := regTokenCounts(t, s, admin, once); p != 0 || c != 1 {
+			t.Fatalf("after registration: pending %v completed %v, want 0 and 1", p, c)
+		}
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "carol", "password": "pw", "auth": auth})
+		regWant(t, "finished session reused", status, body, http.StatusBadRequest, "M_UNKNOWN")
+	})
+}
+
+// TestRegistrationTokenValidityDisabled: the validity endpoint is 403
+// when registration is fully disabled, and answers with open registration.
+func TestRegistrationTokenValidityDisabled(t *testing.T) {
+	closed := func(c *config.Config) { c.Registration.Open, c.Registration.RequireToken = false, false }
+	t.Run("disabled", func(t *testing.T) {
+		testserver.EachEngine(t, closed, func(t *testing.T, s *testserver.Server) {
+			status, body := regCall(t, "GET", s.URL+regValidity+"?token=abc", "", nil)
+			regWant(t, "validity, registration disabled", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		})
+	})
+	t.Run("open", func(t *testing.T) {
+		testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+			if regValid(t, s, "abc") {
+				t.Fatal("unknown token valid with open registration")
+			}
+		})
+	})
+}
+
+// TestRegisterExpiredSession: a UIA session past its lifetime is unknown.
+func TestRegisterExpiredSession(t *testing.T) {
+	const lifetime = 200 * time.Millisecond
+	short := func(c *config.Config) { c.Auth.UIASessionLifetime = lifetime }
+	testserver.EachEngine(t, short, func(t *testing.T, s *testserver.Server) {
+		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+		session := regChallenge(t, "challenge", status, body, "m.login.dummy", "")
+		time.Sleep(lifetime + 50*time.Millisecond)
+		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session},
+		})
+		regWant(t, "expired session", status, body, http.StatusBadRequest, "M_UNKNOWN")
+		status, body = regAvailable(t, s, "alice")
+		regWant(t, "alice not created", status, body, http.StatusOK, "")
+	})
+}
+
+// TestRegisterGuest covers kind=guest and unknown kinds.
+func TestRegisterGuest(t *testing.T) {
+	t.Run("guests disallowed", func(t *testing.T) {
+		testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+			status, body := regCall(t, "POST", s.URL+regPath+"?kind=guest", "", map[string]any{})
+			regWant(t, "guest, guests disallowed", status, body, http.StatusForbidden, "M_FORBIDDEN")
+			status, body = regCall(t, "POST", s.URL+regPath+"?kind=bogus", "", map[string]any{})
+			regWant(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+			// kind=user is the default.
+			status, body = regCall(t, "POST", s.URL+regPath+"?kind=user", "", map[string]any{})
+			regChallenge(t, "kind=user", status, body, "m.login.dummy", "")
+		})
+	})
+	guests := func(c *config.Config) { c.Registration.AllowGuests = true }
+	t.Run("guests allowed", func(t *testing.T) {
+		testserver.EachEngine(t, guests, func(t *testing.T, s *testserver.Server) {
+			status, body := regCall(t, "POST", s.URL+regPath+"?kind=guest", "", map[string]any{"initial_device_display_name": "guest device"})
+			regWant(t, "guest", status, body, http.StatusOK, "")
+			userID, _ := body["user_id"].(string)
+			if !regexp.MustCompile(`^@[0-9]+:hs1\.test$`).MatchString(userID) {
+				t.Fatalf("guest user_id %q", userID)
+			}
+			token, _ := body["access_token"].(string)
+			if token == "" || body["device_id"] == nil || body["home_server"] != "hs1.test" {
+				t.Fatalf("guest: %v", body)
+			}
+			status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", token, nil)
+			regWant(t, "guest whoami", status, who, http.StatusOK, "")
+			if who["user_id"] != userID || who["is_guest"] != true || who["device_id"] != body["device_id"] {
+				t.Fatalf("guest whoami: %v", who)
+			}
+			status, body = regCall(t, "GET", s.URL+"/_matrix/client/v3/devices", token, nil)
+			regWant(t, "guest devices", status, body, http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN")
+
+			// Guests get a fresh user ID each time.
+			status, body = regCall(t, "POST", s.URL+regPath+"?kind=guest", "", nil)
+			regWant(t, "second guest", status, body, http.StatusOK, "")
+			if body["user_id"] == userID {
+				t.Fatalf("second guest reused %s", userID)
+			}
+			status, body = regCall(t, "POST", s.URL+regPath+"?kind=bogus", "", map[string]any{})
+			regWant(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		})
+	})
+}

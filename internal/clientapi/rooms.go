@@ -1,0 +1,302 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+func (a *API) registerRooms(rt *httpapi.Router) {
+	auth := func(method, path string, h httpapi.Handler) {
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, Handler: h})
+	}
+	auth(http.MethodPost, "/createRoom", a.createRoom)
+	auth(http.MethodPost, "/join/{roomIdOrAlias}", a.joinByIDOrAlias)
+	auth(http.MethodPost, "/rooms/{roomId}/join", a.joinByID)
+	auth(http.MethodPost, "/knock/{roomIdOrAlias}", a.knock)
+	auth(http.MethodPost, "/rooms/{roomId}/leave", a.leave)
+	auth(http.MethodPost, "/rooms/{roomId}/forget", a.forget)
+	auth(http.MethodPost, "/rooms/{roomId}/invite", a.memberAction(spec.Invite))
+	auth(http.MethodPost, "/rooms/{roomId}/kick", a.memberAction(spec.Leave))
+	auth(http.MethodPost, "/rooms/{roomId}/ban", a.memberAction(spec.Ban))
+	auth(http.MethodPost, "/rooms/{roomId}/unban", a.unban)
+	auth(http.MethodGet, "/joined_rooms", a.joinedRooms)
+}
+
+type createRoomRequest struct {
+	Visibility                string                     `json:"visibility"`
+	RoomAliasName             string                     `json:"room_alias_name"`
+	Name                      *string                    `json:"name"`
+	Topic                     *string                    `json:"topic"`
+	Invite                    []string                   `json:"invite"`
+	RoomVersion               string                     `json:"room_version"`
+	CreationContent           map[string]json.RawMessage `json:"creation_content"`
+	InitialState              []rooms.StateEvent         `json:"initial_state"`
+	Preset                    string                     `json:"preset"`
+	IsDirect                  bool                       `json:"is_direct"`
+	PowerLevelContentOverride map[string]json.RawMessage `json:"power_level_content_override"`
+}
+
+func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
+	var req createRoomRequest
+	if err := httpapi.ReadOptionalJSON(r, &req); err != nil {
+		return nil, err
+	}
+	switch req.Visibility {
+	case "", "private", "public":
+	default:
+		return nil, mxerr.BadJSON("visibility must be public or private")
+	}
+	preset := req.Preset
+	switch preset {
+	case "":
+		preset = rooms.PresetPrivateChat
+		if req.Visibility == "public" {
+			preset = rooms.PresetPublicChat
+		}
+	case rooms.PresetPrivateChat, rooms.PresetPublicChat, rooms.PresetTrustedPrivateChat:
+	default:
+		return nil, mxerr.BadJSON("Unknown preset %q", req.Preset)
+	}
+	for _, u := range req.Invite {
+		if _, err := spec.NewUserID(u, true); err != nil {
+			return nil, mxerr.InvalidParam("Invalid user ID %q in invite", u)
+		}
+	}
+	for _, s := range req.InitialState {
+		if s.Type == "" {
+			return nil, mxerr.BadJSON("initial_state events need a type")
+		}
+	}
+	alias := ""
+	if req.RoomAliasName != "" {
+		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
+			return nil, mxerr.InvalidParam("Invalid characters in room_alias_name")
+		}
+		alias = "#" + req.RoomAliasName + ":" + a.cfg.ServerName
+		if _, _, err := a.roomStore.ResolveAlias(r.Context(), alias); err == nil {
+			return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_ROOM_IN_USE", Message: "Room alias already taken"}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
+		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
+		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,
+		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: req.Invite, IsDirect: req.IsDirect,
+		CreatorContent: a.memberProfile(r.Context(), c.Localpart),
+		InviteContent: func(userID string) map[string]any {
+			if lp, local := a.accounts.LocalpartOf(userID); local {
+				return a.memberProfile(r.Context(), lp)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if alias != "" {
+		if err := a.roomStore.CreateAlias(r.Context(), alias, roomID, c.UserID); err != nil {
+			return nil, err
+		}
+	}
+	if req.Visibility == "public" {
+		if err := a.publishRoom(r.Context(), roomID, true); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]string{"room_id": roomID}, nil
+}
+
+// memberProfile is the displayname and avatar_url a local user's
+// membership events carry.
+func (a *API) memberProfile(ctx context.Context, localpart string) map[string]any {
+	p, err := a.accounts.Profile(ctx, localpart)
+	if err != nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		if v, ok := p[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// resolveRoom turns a room ID or alias into a room ID.
+func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, error) {
+	switch {
+	case strings.HasPrefix(idOrAlias, "!"):
+		return idOrAlias, nil
+	case strings.HasPrefix(idOrAlias, "#"):
+		roomID, _, err := a.roomStore.ResolveAlias(ctx, idOrAlias)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", mxerr.NotFound("Room alias %s not found", idOrAlias)
+		}
+		return roomID, err
+	}
+	return "", mxerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
+}
+
+type membershipBody struct {
+	Reason string `json:"reason"`
+	UserID string `json:"user_id"`
+}
+
+func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string) (any, error) {
+	var body membershipBody
+	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Join, Reason: body.Reason,
+		Content: a.memberProfile(r.Context(), c.Localpart),
+	}); err != nil {
+		return nil, err
+	}
+	_ = a.roomStore.UnforgetRoom(r.Context(), c.UserID, roomID)
+	return map[string]string{"room_id": roomID}, nil
+}
+
+func (a *API) joinByIDOrAlias(r *http.Request, c *httpapi.Caller) (any, error) {
+	roomID, err := a.resolveRoom(r.Context(), r.PathValue("roomIdOrAlias"))
+	if err != nil {
+		return nil, err
+	}
+	return a.join(r, c, roomID)
+}
+
+func (a *API) joinByID(r *http.Request, c *httpapi.Caller) (any, error) {
+	return a.join(r, c, r.PathValue("roomId"))
+}
+
+func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
+	roomID, err := a.resolveRoom(r.Context(), r.PathValue("roomIdOrAlias"))
+	if err != nil {
+		return nil, err
+	}
+	var body membershipBody
+	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Knock, Reason: body.Reason,
+		Content: a.memberProfile(r.Context(), c.Localpart),
+	}); err != nil {
+		return nil, err
+	}
+	return map[string]string{"room_id": roomID}, nil
+}
+
+func (a *API) leave(r *http.Request, c *httpapi.Caller) (any, error) {
+	var body membershipBody
+	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+		return nil, err
+	}
+	_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+		Sender: c.UserID, RoomID: r.PathValue("roomId"), Target: c.UserID, Membership: spec.Leave, Reason: body.Reason,
+	})
+	return empty, err
+}
+
+// forget hides a room the user has left from their sync; it is refused
+// while the user is still joined, as the spec says.
+func (a *API) forget(r *http.Request, c *httpapi.Caller) (any, error) {
+	roomID := r.PathValue("roomId")
+	m, err := a.rooms.MembershipOf(r.Context(), roomID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	switch m {
+	case spec.Join, spec.Invite, spec.Knock:
+		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "User must leave the room before forgetting it"}
+	case "":
+		return nil, mxerr.NotFound("User has never been in this room")
+	}
+	return empty, a.roomStore.ForgetRoom(r.Context(), c.UserID, roomID)
+}
+
+// memberAction serves invite, kick and ban: a membership change of
+// another user.
+func (a *API) memberAction(membership string) httpapi.Handler {
+	return func(r *http.Request, c *httpapi.Caller) (any, error) {
+		var body membershipBody
+		if err := httpapi.ReadJSON(r, &body); err != nil {
+			return nil, err
+		}
+		if _, err := spec.NewUserID(body.UserID, true); err != nil {
+			return nil, mxerr.BadJSON("user_id must be a valid user ID")
+		}
+		roomID := r.PathValue("roomId")
+		if membership == spec.Leave {
+			// A kick only applies to users who are in the room in some way.
+			m, err := a.rooms.MembershipOf(r.Context(), roomID, body.UserID)
+			if err != nil {
+				return nil, err
+			}
+			if m == "" || m == spec.Leave {
+				return nil, mxerr.Forbidden("The target user is not in the room")
+			}
+		}
+		var content map[string]any
+		if membership == spec.Invite {
+			if m, _ := a.rooms.MembershipOf(r.Context(), roomID, body.UserID); m == spec.Join {
+				return nil, mxerr.Forbidden("%s is already in the room", body.UserID)
+			}
+			if lp, local := a.accounts.LocalpartOf(body.UserID); local {
+				if _, err := a.accounts.User(r.Context(), lp); err != nil {
+					return nil, mxerr.NotFound("Unknown user %s", body.UserID)
+				}
+				content = a.memberProfile(r.Context(), lp)
+			}
+		}
+		_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+			Sender: c.UserID, RoomID: roomID, Target: body.UserID, Membership: membership, Reason: body.Reason, Content: content,
+		})
+		return empty, err
+	}
+}
+
+func (a *API) unban(r *http.Request, c *httpapi.Caller) (any, error) {
+	var body membershipBody
+	if err := httpapi.ReadJSON(r, &body); err != nil {
+		return nil, err
+	}
+	roomID := r.PathValue("roomId")
+	if m, err := a.rooms.MembershipOf(r.Context(), roomID, body.UserID); err != nil {
+		return nil, err
+	} else if m != spec.Ban {
+		return nil, mxerr.Forbidden("%s is not banned", body.UserID)
+	}
+	_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+		Sender: c.UserID, RoomID: roomID, Target: body.UserID, Membership: spec.Leave, Reason: body.Reason,
+	})
+	return empty, err
+}
+
+func (a *API) joinedRooms(r *http.Request, c *httpapi.Caller) (any, error) {
+	ms, err := a.roomStore.MembershipsOf(r.Context(), c.UserID, spec.Join)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.RoomID
+	}
+	return map[string][]string{"joined_rooms": ids}, nil
+}
+
+// publishRoom lists a room in (or removes it from) the public directory.
+func (a *API) publishRoom(ctx context.Context, roomID string, public bool) error {
+	return a.roomStore.SetRoomPublished(ctx, roomID, public)
+}

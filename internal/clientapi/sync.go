@@ -1,0 +1,113 @@
+package clientapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/filter"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
+)
+
+// maxSyncTimeout caps long-polling, as reverse proxies time out anyway.
+const maxSyncTimeout = 5 * time.Minute
+
+func (a *API) registerSync(rt *httpapi.Router) {
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/sync", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.syncHandler})
+	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/user/{userId}/filter", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.createFilter})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/user/{userId}/filter/{filterId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.getFilter})
+}
+
+func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
+	q := r.URL.Query()
+	req := mxsync.Request{UserID: c.UserID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true"}
+	if s := q.Get("since"); s != "" {
+		tok, err := mxsync.ParseToken(s)
+		if err != nil {
+			return nil, err
+		}
+		req.Since = &tok
+	}
+	if t := q.Get("timeout"); t != "" {
+		ms, err := strconv.ParseInt(t, 10, 64)
+		if err != nil || ms < 0 {
+			return nil, mxerr.InvalidParam("timeout must be a non-negative integer")
+		}
+		req.Timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	}
+	switch p := q.Get("set_presence"); p {
+	case "", "online", "offline", "unavailable":
+	default:
+		return nil, mxerr.InvalidParam("Invalid set_presence %q", p)
+	}
+	f, err := a.syncFilter(r, c, q.Get("filter"))
+	if err != nil {
+		return nil, err
+	}
+	req.Filter = f
+	return a.sync.Sync(r.Context(), req)
+}
+
+// syncFilter reads the filter parameter: inline JSON, or the ID of a
+// stored filter.
+func (a *API) syncFilter(r *http.Request, c *httpapi.Caller, param string) (*filter.Filter, error) {
+	if param == "" {
+		return &filter.Filter{}, nil
+	}
+	if param[0] == '{' {
+		return filter.Parse([]byte(param))
+	}
+	id, err := strconv.ParseInt(param, 10, 64)
+	if err != nil {
+		return nil, mxerr.InvalidParam("Invalid filter ID")
+	}
+	raw, err := a.roomStore.GetFilter(r.Context(), c.Localpart, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("No such filter")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return filter.Parse([]byte(raw))
+}
+
+func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {
+	if r.PathValue("userId") != c.UserID {
+		return nil, mxerr.Forbidden("Cannot create filters for other users")
+	}
+	var raw json.RawMessage
+	if err := httpapi.ReadJSON(r, &raw); err != nil {
+		return nil, err
+	}
+	if _, err := filter.Parse(raw); err != nil {
+		return nil, err
+	}
+	id, err := a.roomStore.CreateFilter(r.Context(), c.Localpart, string(raw))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"filter_id": strconv.FormatInt(id, 10)}, nil
+}
+
+func (a *API) getFilter(r *http.Request, c *httpapi.Caller) (any, error) {
+	if r.PathValue("userId") != c.UserID {
+		return nil, mxerr.Forbidden("Cannot read other users' filters")
+	}
+	id, err := strconv.ParseInt(r.PathValue("filterId"), 10, 64)
+	if err != nil {
+		return nil, mxerr.NotFound("No such filter")
+	}
+	raw, err := a.roomStore.GetFilter(r.Context(), c.Localpart, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("No such filter")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(raw), nil
+}

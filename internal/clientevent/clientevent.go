@@ -1,0 +1,112 @@
+// Package clientevent renders room events in the client-server API's
+// formats: the full client event of timelines and /event, and the
+// stripped state of invites and knocks.
+package clientevent
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+)
+
+// Event is the ClientEvent of the spec.
+type Event struct {
+	Content        json.RawMessage `json:"content"`
+	EventID        string          `json:"event_id"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+	RoomID         string          `json:"room_id,omitempty"`
+	Sender         string          `json:"sender"`
+	StateKey       *string         `json:"state_key,omitempty"`
+	Type           string          `json:"type"`
+	Redacts        string          `json:"redacts,omitempty"`
+	Unsigned       map[string]any  `json:"unsigned,omitempty"`
+}
+
+// Viewer is who an event is rendered for: their own events carry the
+// transaction ID of the request that sent them.
+type Viewer struct {
+	Localpart string
+	DeviceID  string
+}
+
+// Options add the fields that need more than the event itself.
+type Options struct {
+	Viewer Viewer
+	// PrevContent is the content of the state event this one replaced.
+	PrevContent json.RawMessage
+	PrevSender  string
+	// ReplacesState is the event ID of the replaced state event.
+	ReplacesState string
+	// RedactedBecause is the redaction, already rendered.
+	RedactedBecause *Event
+	// Relations is unsigned.m.relations.
+	Relations map[string]any
+	// OmitRoomID drops room_id, as /sync's timelines do.
+	OmitRoomID bool
+	Now        time.Time
+}
+
+// Format renders ev.
+func Format(ev *rooms.Event, o Options) Event {
+	out := Event{
+		Content: json.RawMessage(ev.Content()), EventID: ev.EventID(), OriginServerTS: int64(ev.OriginServerTS()),
+		RoomID: ev.RoomID().String(), Sender: ev.Sender(), StateKey: ev.StateKey(), Type: ev.Type(),
+	}
+	if o.OmitRoomID {
+		out.RoomID = ""
+	}
+	if len(out.Content) == 0 {
+		out.Content = json.RawMessage("{}")
+	}
+	if ev.Type() == spec.MRoomRedaction {
+		out.Redacts = ev.Redacts()
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	u := map[string]any{"age": max(0, now.UnixMilli()-int64(ev.OriginServerTS()))}
+	if ev.TxnID != "" && ev.TxnLocalpart == o.Viewer.Localpart && ev.TxnDevice == o.Viewer.DeviceID && o.Viewer.DeviceID != "" {
+		u["transaction_id"] = ev.TxnID
+	}
+	if o.PrevContent != nil {
+		u["prev_content"] = o.PrevContent
+		if o.PrevSender != "" {
+			u["prev_sender"] = o.PrevSender
+		}
+	}
+	if o.ReplacesState != "" {
+		u["replaces_state"] = o.ReplacesState
+	}
+	if o.RedactedBecause != nil {
+		u["redacted_because"] = o.RedactedBecause
+	}
+	if len(o.Relations) > 0 {
+		u["m.relations"] = o.Relations
+	}
+	out.Unsigned = u
+	return out
+}
+
+// Stripped is a stripped state event (invite_state, knock_state).
+type Stripped struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+}
+
+// StrippedTypes are the state events shared with invitees and knockers,
+// as Synapse's room_prejoin_state defaults.
+var StrippedTypes = []string{
+	spec.MRoomCreate, spec.MRoomJoinRules, "m.room.canonical_alias", "m.room.avatar",
+	"m.room.encryption", "m.room.name", "m.room.topic",
+}
+
+// Strip renders a state event in stripped form.
+func Strip(ev *rooms.Event) Stripped {
+	return Stripped{Content: json.RawMessage(ev.Content()), Sender: ev.Sender(), StateKey: *ev.StateKey(), Type: ev.Type()}
+}

@@ -1,0 +1,300 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// envMap turns a map into Load's env lookup, so that the host's own
+// MYELIN_* variables never leak into a test.
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// pemFiles makes two files that exist, for the TLS settings (Validate only
+// checks that they exist; the server loads them).
+func pemFiles(t *testing.T) (cert, key string) {
+	t.Helper()
+	return writeFile(t, "cert.pem", "cert"), writeFile(t, "key.pem", "key")
+}
+
+func TestDefaultValidates(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestLoadWithoutFileIsDefault(t *testing.T) {
+	cfg, err := Load("", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("Load(\"\") = %+v, want Default() %+v", cfg, Default())
+	}
+}
+
+// TestDefaultYAMLIsDefault keeps `myelin config` honest: the commented file
+// it prints must describe exactly the built-in defaults.
+func TestDefaultYAMLIsDefault(t *testing.T) {
+	if !strings.Contains(DefaultYAML(), "server_name:") {
+		t.Fatalf("DefaultYAML() looks empty: %q", DefaultYAML())
+	}
+	cfg, err := Load(writeFile(t, "myelin.yaml", DefaultYAML()), envMap(nil))
+	if err != nil {
+		t.Fatalf("Load(DefaultYAML) = %v", err)
+	}
+	if want := Default(); !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("default.yaml differs from Default():\n got  %+v\n want %+v", cfg, want)
+	}
+}
+
+func TestEmptyFileIsAccepted(t *testing.T) {
+	for name, content := range map[string]string{"empty": "", "comment only": "# nothing\n", "blank lines": "\n\n"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Load(writeFile(t, "empty.yaml", content), envMap(nil))
+			if err != nil {
+				t.Fatalf("Load(%q) = %v", content, err)
+			}
+			if !reflect.DeepEqual(cfg, Default()) {
+				t.Fatalf("Load(%q) = %+v, want Default()", content, cfg)
+			}
+		})
+	}
+}
+
+func TestFileSetsValues(t *testing.T) {
+	cfg, err := Load(writeFile(t, "c.yaml", `
+server_name: example.org
+auth:
+  bcrypt_cost: 5
+  login_token_lifetime: 30s
+rate_limit:
+  exempt_users: ["@bot:example.org"]
+`), envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.ServerName = "example.org"
+	want.Auth.BcryptCost = 5
+	want.Auth.LoginTokenLifetime = 30e9
+	want.RateLimit.ExemptUsers = []string{"@bot:example.org"}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestUnknownKeyIsRejected(t *testing.T) {
+	for _, tt := range []struct{ content, key string }{
+		{"server_nmae: example.org\n", "server_nmae"},
+		{"listen:\n  clinet: 127.0.0.1:8008\n", "clinet"},
+	} {
+		t.Run(tt.key, func(t *testing.T) {
+			_, err := Load(writeFile(t, "c.yaml", tt.content), envMap(nil))
+			if err == nil {
+				t.Fatalf("Load(%q) accepted an unknown key", tt.content)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q does not name the unknown key %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestMissingFileFails(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), envMap(nil)); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+}
+
+// TestEnvOverrides checks every MYELIN_* variable: each sets exactly its
+// setting and nothing else. A variable added to EnvVars without a row here
+// fails the test.
+func TestEnvOverrides(t *testing.T) {
+	cert, key := pemFiles(t)
+	tests := []struct {
+		name  string
+		value string
+		// extra variables the override needs to validate.
+		extra map[string]string
+		// set applies the expected change to Default().
+		set func(c *Config)
+	}{
+		{"MYELIN_SERVER_NAME", "example.org:8448", nil, func(c *Config) { c.ServerName = "example.org:8448" }},
+		{"MYELIN_DATA_DIR", "/var/lib/myelin", nil, func(c *Config) { c.DataDir = "/var/lib/myelin" }},
+		{"MYELIN_DATABASE_URL", "postgres://myelin@db/myelin", nil, func(c *Config) { c.Database.URL = "postgres://myelin@db/myelin" }},
+		{"MYELIN_CLIENT_LISTEN", "0.0.0.0:8009", nil, func(c *Config) { c.Listen.Client = "0.0.0.0:8009" }},
+		{"MYELIN_FEDERATION_LISTEN", ":8448", nil, func(c *Config) { c.Listen.Federation = ":8448" }},
+		{"MYELIN_METRICS_LISTEN", "127.0.0.1:9090", nil, func(c *Config) { c.Listen.Metrics = "127.0.0.1:9090" }},
+		{"MYELIN_TLS_CERT", cert, map[string]string{"MYELIN_TLS_KEY": key}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
+		{"MYELIN_TLS_KEY", key, map[string]string{"MYELIN_TLS_CERT": cert}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
+		{"MYELIN_REGISTRATION_SHARED_SECRET", "s3cret", nil, func(c *Config) { c.Registration.SharedSecret = "s3cret" }},
+		{"MYELIN_OPEN_REGISTRATION", "true", nil, func(c *Config) { c.Registration.Open = true }},
+		{"MYELIN_REGISTRATION_REQUIRES_TOKEN", "yes", nil, func(c *Config) { c.Registration.RequireToken = true }},
+		{"MYELIN_ALLOW_GUESTS", "1", nil, func(c *Config) { c.Registration.AllowGuests = true }},
+		{"MYELIN_RATE_LIMIT", "off", nil, func(c *Config) { c.RateLimit.Enabled = false }},
+		{"MYELIN_BCRYPT_COST", "4", nil, func(c *Config) { c.Auth.BcryptCost = 4 }},
+		{"MYELIN_LOG_LEVEL", "debug", nil, func(c *Config) { c.Log.Level = "debug" }},
+		{"MYELIN_LOG_FORMAT", "json", nil, func(c *Config) { c.Log.Format = "json" }},
+		{"MYELIN_PUBLIC_BASEURL", "https://matrix.example.org", nil, func(c *Config) { c.WellKnown.ClientBaseURL = "https://matrix.example.org" }},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.name] = true
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{tt.name: tt.value}
+			for k, v := range tt.extra {
+				env[k] = v
+			}
+			cfg, err := Load("", envMap(env))
+			if err != nil {
+				t.Fatalf("Load with %s=%s: %v", tt.name, tt.value, err)
+			}
+			want := Default()
+			tt.set(want)
+			if !reflect.DeepEqual(cfg, want) {
+				t.Fatalf("%s=%s:\n got  %+v\n want %+v", tt.name, tt.value, cfg, want)
+			}
+		})
+	}
+	for _, name := range EnvVars {
+		if !covered[name] {
+			t.Errorf("EnvVars has %s but TestEnvOverrides has no row for it", name)
+		}
+	}
+	if len(covered) != len(EnvVars) {
+		t.Errorf("TestEnvOverrides covers %d variables, EnvVars lists %d", len(covered), len(EnvVars))
+	}
+}
+
+func TestEnvBooleanSpellings(t *testing.T) {
+	for v, want := range map[string]bool{
+		"true": true, "TRUE": true, "1": true, "yes": true, "on": true,
+		"false": false, "0": false, "no": false, "off": false, "False": false,
+	} {
+		cfg, err := Load("", envMap(map[string]string{"MYELIN_OPEN_REGISTRATION": v}))
+		if err != nil {
+			t.Fatalf("MYELIN_OPEN_REGISTRATION=%s: %v", v, err)
+		}
+		if cfg.Registration.Open != want {
+			t.Errorf("MYELIN_OPEN_REGISTRATION=%s: open = %v, want %v", v, cfg.Registration.Open, want)
+		}
+	}
+	for v, want := range map[string]bool{"on": true, "ON": true, "true": true, "off": false, "no": false, "0": false} {
+		cfg, err := Load("", envMap(map[string]string{"MYELIN_RATE_LIMIT": v}))
+		if err != nil {
+			t.Fatalf("MYELIN_RATE_LIMIT=%s: %v", v, err)
+		}
+		if cfg.RateLimit.Enabled != want {
+			t.Errorf("MYELIN_RATE_LIMIT=%s: enabled = %v, want %v", v, cfg.RateLimit.Enabled, want)
+		}
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	path := writeFile(t, "c.yaml", "server_name: file.example\nregistration:\n  open: true\nauth:\n  bcrypt_cost: 6\n")
+	cfg, err := Load(path, envMap(map[string]string{
+		"MYELIN_SERVER_NAME": "env.example", "MYELIN_OPEN_REGISTRATION": "false",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerName != "env.example" {
+		t.Errorf("server_name = %q, want the environment's env.example", cfg.ServerName)
+	}
+	if cfg.Registration.Open {
+		t.Error("registration.open = true, want the environment's false")
+	}
+	if cfg.Auth.BcryptCost != 6 {
+		t.Errorf("auth.bcrypt_cost = %d, want the file's 6 (no variable set)", cfg.Auth.BcryptCost)
+	}
+}
+
+func TestInvalidValuesNameTheField(t *testing.T) {
+	cert, _ := pemFiles(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	tests := []struct {
+		name  string
+		yaml  string
+		env   map[string]string
+		field string
+	}{
+		{"server_name", "server_name: bad name!\n", nil, "server_name"},
+		{"listen.client", "listen:\n  client: \"8008\"\n", nil, "listen.client"},
+		{"listen.client port", "listen:\n  client: 127.0.0.1:70000\n", nil, "listen.client"},
+		{"listen.metrics", "listen:\n  metrics: metrics\n", nil, "listen.metrics"},
+		{"database.url", "database:\n  url: mysql://x\n", nil, "database.url"},
+		{"tls_cert without tls_key", "listen:\n  tls_cert: " + cert + "\n", nil, "listen.tls_cert"},
+		{"tls_cert missing", "", map[string]string{"MYELIN_TLS_CERT": missing, "MYELIN_TLS_KEY": cert}, "listen.tls_cert"},
+		{"bcrypt_cost", "auth:\n  bcrypt_cost: 3\n", nil, "auth.bcrypt_cost"},
+		{"bcrypt_cost env", "", map[string]string{"MYELIN_BCRYPT_COST": "32"}, "auth.bcrypt_cost"},
+		{"bcrypt_cost not a number", "", map[string]string{"MYELIN_BCRYPT_COST": "cheap"}, "MYELIN_BCRYPT_COST"},
+		{"rooms.default_version", "rooms:\n  default_version: \"13\"\n", nil, "rooms.default_version"},
+		{"log.level", "log:\n  level: loud\n", nil, "log.level"},
+		{"log.format", "log:\n  format: xml\n", nil, "log.format"},
+		{"data_dir", "data_dir: \"\"\n", nil, "data_dir"},
+		{"rate_limit.login", "rate_limit:\n  login:\n    burst: 0\n", nil, "rate_limit.login"},
+		{"MYELIN_OPEN_REGISTRATION", "", map[string]string{"MYELIN_OPEN_REGISTRATION": "maybe"}, "MYELIN_OPEN_REGISTRATION"},
+		{"MYELIN_RATE_LIMIT", "", map[string]string{"MYELIN_RATE_LIMIT": "sometimes"}, "MYELIN_RATE_LIMIT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.yaml != "" {
+				path = writeFile(t, "c.yaml", tt.yaml)
+			}
+			cfg, err := Load(path, envMap(tt.env))
+			if err == nil {
+				t.Fatalf("Load accepted it: %+v", cfg)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("error %q does not name %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func TestValidateServerName(t *testing.T) {
+	for _, name := range []string{"example.org", "example.org:8448", "1.2.3.4", "1.2.3.4:8448", "[::1]", "[::1]:8448", "localhost", "my-host.example.org"} {
+		if err := ValidateServerName(name); err != nil {
+			t.Errorf("ValidateServerName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{"", "exa mple", "host:99999", "host:0", "host:", "host:port", "[::1", "[::1]:", "[zz]", ":8448", "bad/name", "bad_name"} {
+		if err := ValidateServerName(name); err == nil {
+			t.Errorf("ValidateServerName(%q) = nil, want an error", name)
+		}
+	}
+}
+
+func TestDerivedPaths(t *testing.T) {
+	c := Default()
+	c.DataDir = "/data"
+	if got := c.DatabaseURL(); got != filepath.Join("/data", "myelin.db") {
+		t.Errorf("DatabaseURL() = %q", got)
+	}
+	if got := c.SigningKeyPath(); got != filepath.Join("/data", "signing.key") {
+		t.Errorf("SigningKeyPath() = %q", got)
+	}
+	c.Database.URL = "postgres://x@y/z"
+	c.SigningKey = "/etc/myelin/key"
+	if c.DatabaseURL() != "postgres://x@y/z" || c.SigningKeyPath() != "/etc/myelin/key" {
+		t.Errorf("explicit paths not used: %q %q", c.DatabaseURL(), c.SigningKeyPath())
+	}
+}

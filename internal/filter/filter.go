@@ -1,0 +1,155 @@
+// Package filter implements the client-server API's event filters: the
+// Filter of /sync and /user/{userId}/filter and the RoomEventFilter of
+// /messages and /context.
+package filter
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// EventFilter selects events by type and sender.
+type EventFilter struct {
+	Limit      int       `json:"limit,omitempty"`
+	Types      *[]string `json:"types,omitempty"`
+	NotTypes   []string  `json:"not_types,omitempty"`
+	Senders    *[]string `json:"senders,omitempty"`
+	NotSenders []string  `json:"not_senders,omitempty"`
+}
+
+// RoomEventFilter adds the room and content conditions of room events.
+type RoomEventFilter struct {
+	EventFilter
+	Rooms                     *[]string `json:"rooms,omitempty"`
+	NotRooms                  []string  `json:"not_rooms,omitempty"`
+	ContainsURL               *bool     `json:"contains_url,omitempty"`
+	LazyLoadMembers           bool      `json:"lazy_load_members,omitempty"`
+	IncludeRedundantMembers   bool      `json:"include_redundant_members,omitempty"`
+	UnreadThreadNotifications bool      `json:"unread_thread_notifications,omitempty"`
+}
+
+// RoomFilter is the "room" part of a Filter.
+type RoomFilter struct {
+	Rooms        *[]string       `json:"rooms,omitempty"`
+	NotRooms     []string        `json:"not_rooms,omitempty"`
+	IncludeLeave bool            `json:"include_leave,omitempty"`
+	Timeline     RoomEventFilter `json:"timeline"`
+	State        RoomEventFilter `json:"state"`
+	Ephemeral    RoomEventFilter `json:"ephemeral"`
+	AccountData  RoomEventFilter `json:"account_data"`
+}
+
+// Filter is a sync filter.
+type Filter struct {
+	EventFields []string    `json:"event_fields,omitempty"`
+	EventFormat string      `json:"event_format,omitempty"`
+	Presence    EventFilter `json:"presence"`
+	AccountData EventFilter `json:"account_data"`
+	Room        RoomFilter  `json:"room"`
+}
+
+// Parse decodes and validates a filter.
+func Parse(raw []byte) (*Filter, error) {
+	var f Filter
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, mxerr.BadJSON("Invalid filter: %v", err)
+	}
+	if f.EventFormat != "" && f.EventFormat != "client" && f.EventFormat != "federation" {
+		return nil, mxerr.BadJSON("event_format must be client or federation")
+	}
+	for _, ef := range []*EventFilter{&f.Presence, &f.AccountData, &f.Room.Timeline.EventFilter, &f.Room.State.EventFilter,
+		&f.Room.Ephemeral.EventFilter, &f.Room.AccountData.EventFilter} {
+		if ef.Limit < 0 {
+			return nil, mxerr.BadJSON("limit must not be negative")
+		}
+	}
+	return &f, nil
+}
+
+// ParseRoomEventFilter decodes a RoomEventFilter (the filter parameter
+// of /messages and /context).
+func ParseRoomEventFilter(raw []byte) (*RoomEventFilter, error) {
+	var f RoomEventFilter
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, mxerr.BadJSON("Invalid filter: %v", err)
+	}
+	if f.Limit < 0 {
+		return nil, mxerr.BadJSON("limit must not be negative")
+	}
+	return &f, nil
+}
+
+// matchType applies the spec's "*" wildcard, which matches any sequence
+// of characters.
+func matchType(patterns []string, typ string) bool {
+	for _, p := range patterns {
+		if glob(p, typ) {
+			return true
+		}
+	}
+	return false
+}
+
+func glob(p, s string) bool {
+	for len(p) > 0 {
+		if p[0] == '*' {
+			for p = p[1:]; len(p) > 0 && p[0] == '*'; p = p[1:] {
+			}
+			if p == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if glob(p, s[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if s == "" || p[0] != s[0] {
+			return false
+		}
+		p, s = p[1:], s[1:]
+	}
+	return s == ""
+}
+
+// Allows reports whether an event of this type and sender passes.
+func (f EventFilter) Allows(typ, sender string) bool {
+	if matchType(f.NotTypes, typ) || slices.Contains(f.NotSenders, sender) {
+		return false
+	}
+	if f.Types != nil && !matchType(*f.Types, typ) {
+		return false
+	}
+	if f.Senders != nil && !slices.Contains(*f.Senders, sender) {
+		return false
+	}
+	return true
+}
+
+// AllowsRoom applies rooms/not_rooms.
+func AllowsRoom(rooms *[]string, notRooms []string, roomID string) bool {
+	if slices.Contains(notRooms, roomID) {
+		return false
+	}
+	return rooms == nil || slices.Contains(*rooms, roomID)
+}
+
+// Allows reports whether a room event passes.
+func (f RoomEventFilter) Allows(typ, sender, roomID string, containsURL bool) bool {
+	if !f.EventFilter.Allows(typ, sender) || !AllowsRoom(f.Rooms, f.NotRooms, roomID) {
+		return false
+	}
+	return f.ContainsURL == nil || *f.ContainsURL == containsURL
+}
+
+// LimitOr returns the filter's limit, or def when it sets none, capped at max.
+func (f EventFilter) LimitOr(def, max int) int {
+	n := f.Limit
+	if n <= 0 {
+		n = def
+	}
+	return min(n, max)
+}

@@ -1,0 +1,393 @@
+// Package rooms is the room engine: the one place that decides what a
+// room's state is. Every event, built locally or received from another
+// server, enters through it; per room and serialised, the engine checks
+// the event against the room version's auth rules, computes the state
+// before it (resolving state where its prev_events disagree), decides
+// accept, soft-fail or reject, persists it with its state snapshot,
+// updates the forward extremities and the current state, assigns its
+// stream position and only then tells the listeners on the bus.
+package rooms
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage the engine needs.
+type Store interface {
+	PersistEvent(ctx context.Context, ne store.NewEvent) (nid, stateAfter int64, err error)
+	LoadRoomHead(ctx context.Context, roomID string) (store.RoomHead, error)
+	RoomVersion(ctx context.Context, roomID string) (string, error)
+	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
+	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
+	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
+	MaxStreamPos(ctx context.Context) (int64, error)
+	EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error)
+	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
+	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
+}
+
+// Notification tells listeners that an event was persisted.
+type Notification struct {
+	Event *Event
+	// Membership is set for m.room.member events: the target's new membership.
+	Membership string
+}
+
+// Bus carries notifications from the engine to its listeners (sync
+// waiters now; federation, push and appservices later). The in-process
+// implementation calls subscribers directly; a NATS one can replace it
+// when several processes run.
+type Bus interface {
+	Publish(n Notification)
+}
+
+// Options configure the engine.
+type Options struct {
+	ServerName     string
+	KeyID          gomatrixserverlib.KeyID
+	PrivateKey     ed25519.PrivateKey
+	DefaultVersion string
+	// EventCacheSize bounds the parsed-event cache (in events);
+	// StateCacheSize bounds the snapshot cache (in state entries).
+	EventCacheSize int
+	StateCacheSize int
+}
+
+// Engine is the room engine.
+type Engine struct {
+	store Store
+	opts  Options
+	bus   Bus
+	now   func() time.Time
+
+	stream *StreamGen
+
+	headsMu sync.Mutex
+	heads   map[string]*roomHead
+
+	events    *cache.LRU[int64, *Event]
+	eventIDs  *cache.LRU[string, int64]
+	snapshots *cache.LRU[int64, StateMap]
+}
+
+// StateMap is a room state: state key to event NID. Maps handed out by
+// the engine are shared and must not be modified.
+type StateMap map[store.StateKey]int64
+
+// OpenStream restores the event stream's position from the store.
+func OpenStream(ctx context.Context, st interface {
+	MaxStreamPos(ctx context.Context) (int64, error)
+}) (*StreamGen, error) {
+	max, err := st.MaxStreamPos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return NewStreamGen(max), nil
+}
+
+// New makes an engine that assigns positions from stream and tells bus
+// of every event it persists.
+func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
+	if opts.EventCacheSize == 0 {
+		opts.EventCacheSize = 20000
+	}
+	if opts.StateCacheSize == 0 {
+		opts.StateCacheSize = 500000
+	}
+	return &Engine{
+		store: st, opts: opts, bus: bus, now: time.Now,
+		stream:    stream,
+		heads:     map[string]*roomHead{},
+		events:    cache.NewLRU[int64, *Event](opts.EventCacheSize),
+		eventIDs:  cache.NewLRU[string, int64](opts.EventCacheSize),
+		snapshots: cache.NewLRU[int64, StateMap](opts.StateCacheSize),
+	}
+}
+
+// ServerName is the engine's server name.
+func (e *Engine) ServerName() string { return e.opts.ServerName }
+
+// Stream is the event stream's position generator.
+func (e *Engine) Stream() *StreamGen { return e.stream }
+
+// roomHead is the engine's working copy of a room's head: what a new
+// event builds on. Its lock serialises the room's event input.
+type roomHead struct {
+	mu          sync.Mutex
+	loaded      bool
+	id          string
+	version     gomatrixserverlib.IRoomVersion
+	snapshot    int64
+	chainLen    int64
+	state       StateMap
+	depth       int64
+	extremities []string
+}
+
+// lockRoom returns the room's head, locked. Unknown rooms have
+// version == nil; callers creating a room fill it in.
+func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error) {
+	e.headsMu.Lock()
+	h, ok := e.heads[roomID]
+	if !ok {
+		h = &roomHead{id: roomID}
+		e.heads[roomID] = h
+	}
+	e.headsMu.Unlock()
+	h.mu.Lock()
+	if h.loaded {
+		return h, nil
+	}
+	sh, err := e.store.LoadRoomHead(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return h, nil
+	}
+	if err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(sh.Version))
+	if err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	state, err := e.snapshotState(ctx, sh.Snapshot)
+	if err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	h.loaded, h.version, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, v, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
+	return h, nil
+}
+
+// RoomVersion returns a room's version; M_NOT_FOUND for unknown rooms.
+func (e *Engine) RoomVersion(ctx context.Context, roomID string) (gomatrixserverlib.IRoomVersion, error) {
+	v, err := e.store.RoomVersion(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Unknown room")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(v))
+}
+
+// snapshotState returns the full state of a snapshot, walking its delta
+// chain up to a cached or root snapshot.
+func (e *Engine) snapshotState(ctx context.Context, id int64) (StateMap, error) {
+	if id == 0 {
+		return StateMap{}, nil
+	}
+	if s, ok := e.snapshots.Get(id); ok {
+		return s, nil
+	}
+	var chain []store.Snapshot
+	var base StateMap
+	for cur := id; cur != 0; {
+		if s, ok := e.snapshots.Get(cur); ok {
+			base = s
+			break
+		}
+		link, err := e.store.LoadSnapshot(ctx, cur)
+		if err != nil {
+			return nil, fmt.Errorf("rooms: snapshot %d: %w", cur, err)
+		}
+		chain = append(chain, link)
+		cur = link.Parent
+	}
+	full := make(StateMap, len(base)+len(chain[0].Entries))
+	for k, v := range base {
+		full[k] = v
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		applyDelta(full, chain[i].Entries)
+	}
+	e.snapshots.PutCost(id, full, len(full)+1)
+	return full, nil
+}
+
+func applyDelta(m StateMap, delta map[store.StateKey]int64) {
+	for k, v := range delta {
+		if v == 0 {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+}
+
+// StateAt returns the full state of a snapshot (shared; do not modify).
+func (e *Engine) StateAt(ctx context.Context, snapshot int64) (StateMap, error) {
+	return e.snapshotState(ctx, snapshot)
+}
+
+// CurrentState returns a room's current state (shared; do not modify).
+func (e *Engine) CurrentState(ctx context.Context, roomID string) (StateMap, error) {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	if h.version == nil {
+		return nil, mxerr.NotFound("Unknown room")
+	}
+	return h.state, nil
+}
+
+// EventsByNID loads events by NID through the cache, in the order given;
+// unknown NIDs are skipped.
+func (e *Engine) EventsByNID(ctx context.Context, nids []int64) ([]*Event, error) {
+	found := make(map[int64]*Event, len(nids))
+	var missing []int64
+	for _, n := range nids {
+		if ev, ok := e.events.Get(n); ok {
+			found[n] = ev
+		} else {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		rows, err := e.store.EventsByNID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.addRows(ctx, rows, found); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*Event, 0, len(nids))
+	for _, n := range nids {
+		if ev, ok := found[n]; ok {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// EventsByID loads events by event ID, in the order given; unknown IDs
+// are skipped.
+func (e *Engine) EventsByID(ctx context.Context, ids []string) ([]*Event, error) {
+	var nids []int64
+	var missing []string
+	for _, id := range ids {
+		if n, ok := e.eventIDs.Get(id); ok {
+			nids = append(nids, n)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	found := map[int64]*Event{}
+	if len(missing) > 0 {
+		rows, err := e.store.EventsByID(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.addRows(ctx, rows, found); err != nil {
+			return nil, err
+		}
+	}
+	cached, err := e.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*Event, len(found)+len(cached))
+	for _, ev := range found {
+		byID[ev.EventID()] = ev
+	}
+	for _, ev := range cached {
+		byID[ev.EventID()] = ev
+	}
+	out := make([]*Event, 0, len(ids))
+	for _, id := range ids {
+		if ev, ok := byID[id]; ok {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
+
+// Event loads one event by ID; M_NOT_FOUND when unknown.
+func (e *Engine) Event(ctx context.Context, id string) (*Event, error) {
+	evs, err := e.EventsByID(ctx, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	return evs[0], nil
+}
+
+// addRows parses stored rows, caches them and adds them to found.
+func (e *Engine) addRows(ctx context.Context, rows []store.EventRow, found map[int64]*Event) error {
+	versions := map[string]gomatrixserverlib.IRoomVersion{}
+	for _, r := range rows {
+		v, ok := versions[r.RoomID]
+		if !ok {
+			var err error
+			if v, err = e.RoomVersion(ctx, r.RoomID); err != nil {
+				return err
+			}
+			versions[r.RoomID] = v
+		}
+		ev, err := eventFromRow(r, v)
+		if err != nil {
+			return err
+		}
+		e.cacheEvent(ev)
+		found[ev.NID] = ev
+	}
+	return nil
+}
+
+func (e *Engine) cacheEvent(ev *Event) {
+	e.events.Put(ev.NID, ev)
+	e.eventIDs.Put(ev.EventID(), ev.NID)
+}
+
+// StateEvents loads the events of a state map, keyed like the map.
+func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...store.StateKey) (map[store.StateKey]*Event, error) {
+	var nids []int64
+	if len(keys) == 0 {
+		nids = make([]int64, 0, len(state))
+		for _, n := range state {
+			nids = append(nids, n)
+		}
+	} else {
+		for _, k := range keys {
+			if n, ok := state[k]; ok {
+				nids = append(nids, n)
+			}
+		}
+	}
+	evs, err := e.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[store.StateKey]*Event, len(evs))
+	for _, ev := range evs {
+		out[ev.Key()] = ev
+	}
+	return out, nil
+}
+
+// StateEvent loads one piece of state from a state map; nil if absent.
+func (e *Engine) StateEvent(ctx context.Context, state StateMap, typ, stateKey string) (*Event, error) {
+	k := store.StateKey{Type: typ, StateKey: stateKey}
+	m, err := e.StateEvents(ctx, state, k)
+	if err != nil {
+		return nil, err
+	}
+	return m[k], nil
+}

@@ -1,0 +1,116 @@
+package rooms
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Event is a room event with the server's bookkeeping about it. Events
+// are shared through the cache and never mutated once built.
+type Event struct {
+	gomatrixserverlib.PDU
+	NID         int64
+	StreamPos   int64
+	StateBefore int64
+	StateAfter  int64
+	Status      int
+	ReplacesNID int64
+	// RedactedBy is the redaction that applies to the event; the PDU is
+	// then already in its redacted form.
+	RedactedBy string
+	// Txn* identify the request that sent the event, so that its sender's
+	// device can recognise its own echo (unsigned.transaction_id).
+	TxnLocalpart, TxnDevice, TxnID string
+}
+
+// IsState reports whether the event is a state event.
+func (e *Event) IsState() bool { return e.StateKey() != nil }
+
+// Sender is the sender's user ID (rooms here never use pseudo IDs).
+func (e *Event) Sender() string { return string(e.SenderID()) }
+
+// Key is the event's state key tuple; call only on state events.
+func (e *Event) Key() store.StateKey {
+	return store.StateKey{Type: e.Type(), StateKey: *e.StateKey()}
+}
+
+// eventFromRow parses a stored event.
+func eventFromRow(r store.EventRow, version gomatrixserverlib.IRoomVersion) (*Event, error) {
+	pdu, err := version.NewEventFromTrustedJSONWithEventID(r.EventID, []byte(r.JSON), r.Pruned)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: stored event %s: %w", r.EventID, err)
+	}
+	e := &Event{PDU: pdu, NID: r.NID, StreamPos: r.StreamPos, StateBefore: r.StateBefore, StateAfter: r.StateAfter,
+		Status: r.Status, ReplacesNID: r.ReplacesNID}
+	if r.RedactedBy != nil {
+		e.RedactedBy = *r.RedactedBy
+		if !r.Pruned {
+			e.PDU = redactedCopy(pdu, version)
+		}
+	}
+	if r.TxnID != nil && r.TxnDevice != nil && r.TxnLocalpart != nil {
+		e.TxnLocalpart, e.TxnDevice, e.TxnID = *r.TxnLocalpart, *r.TxnDevice, *r.TxnID
+	}
+	return e, nil
+}
+
+// redactedCopy applies the room version's redaction algorithm to a copy.
+func redactedCopy(pdu gomatrixserverlib.PDU, version gomatrixserverlib.IRoomVersion) gomatrixserverlib.PDU {
+	out, err := version.NewEventFromTrustedJSONWithEventID(pdu.EventID(), pdu.JSON(), false)
+	if err != nil {
+		return pdu
+	}
+	out.Redact()
+	return out
+}
+
+// userIDForSender maps sender IDs to user IDs; without pseudo IDs they
+// are the same.
+func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error) {
+	return spec.NewUserID(string(senderID), true)
+}
+
+// contentField reads one top-level string field of the event content.
+func contentField(pdu gomatrixserverlib.PDU, key string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(pdu.Content(), &m) != nil {
+		return ""
+	}
+	var s string
+	_ = json.Unmarshal(m[key], &s)
+	return s
+}
+
+// relation is the m.relates_to of an event's content.
+type relation struct {
+	EventID string `json:"event_id"`
+	RelType string `json:"rel_type"`
+}
+
+func relationOf(pdu gomatrixserverlib.PDU) *relation {
+	var c struct {
+		RelatesTo *relation `json:"m.relates_to"`
+	}
+	if json.Unmarshal(pdu.Content(), &c) != nil || c.RelatesTo == nil || c.RelatesTo.EventID == "" || c.RelatesTo.RelType == "" {
+		return nil
+	}
+	return c.RelatesTo
+}
+
+// ContainsURL reports whether the content has a "url" key, for the
+// contains_url filter.
+func ContainsURL(pdu gomatrixserverlib.PDU) bool {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(pdu.Content(), &c) != nil {
+		return false
+	}
+	_, ok := c["url"]
+	return ok
+}
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -1,0 +1,161 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// MembershipRequest changes a user's membership in a room.
+type MembershipRequest struct {
+	Sender     string
+	RoomID     string
+	Target     string
+	Membership string // join, leave, invite, ban, knock
+	Reason     string
+	// Content carries extra content keys (displayname, avatar_url,
+	// is_direct) set by the caller.
+	Content map[string]any
+	Txn     *Txn
+}
+
+// SetMembership sends an m.room.member event. For restricted rooms it
+// finds a local member who may authorise the join.
+func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event, error) {
+	h, err := e.lockRoom(ctx, r.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	if h.version == nil {
+		if r.Membership == spec.Join || r.Membership == spec.Knock {
+			return nil, mxerr.NotFound("No known servers to join %s through", r.RoomID)
+		}
+		return nil, mxerr.Forbidden("Unknown room %s", r.RoomID)
+	}
+	content := map[string]any{}
+	for k, v := range r.Content {
+		content[k] = v
+	}
+	content["membership"] = r.Membership
+	if r.Reason != "" {
+		content["reason"] = r.Reason
+	}
+	if r.Membership == spec.Join && r.Sender == r.Target {
+		via, err := e.restrictedJoinAuthoriser(ctx, h, r.Target)
+		if err != nil {
+			return nil, err
+		}
+		if via != "" {
+			content["join_authorised_via_users_server"] = via
+		}
+	}
+	target := r.Target
+	return e.sendLocked(ctx, h, SendRequest{RoomID: r.RoomID, Sender: r.Sender, Type: spec.MRoomMember, StateKey: &target, Content: content, Txn: r.Txn})
+}
+
+// joinRules is the content of m.room.join_rules.
+type joinRules struct {
+	JoinRule string `json:"join_rule"`
+	Allow    []struct {
+		Type   string `json:"type"`
+		RoomID string `json:"room_id"`
+	} `json:"allow"`
+}
+
+// restrictedJoinAuthoriser returns the local user who authorises a join
+// under the restricted join rules, "" when the join needs none (the room
+// is not restricted, or the user is already invited or joined).
+func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
+	evs, err := e.StateEvents(ctx, h.state, store.StateKey{Type: spec.MRoomJoinRules},
+		store.StateKey{Type: spec.MRoomMember, StateKey: userID})
+	if err != nil {
+		return "", err
+	}
+	jrEv := evs[store.StateKey{Type: spec.MRoomJoinRules}]
+	if jrEv == nil {
+		return "", nil
+	}
+	var jr joinRules
+	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
+		return "", nil
+	}
+	if m := evs[store.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
+		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
+			return "", nil
+		}
+	}
+	allowed := false
+	for _, a := range jr.Allow {
+		if a.Type == "m.room_membership" && a.RoomID != "" && a.RoomID != h.id {
+			if ms, _ := e.MembershipOf(ctx, a.RoomID, userID); ms == spec.Join {
+				allowed = true
+				break
+			}
+		}
+	}
+	if !allowed {
+		if jr.JoinRule == spec.KnockRestricted {
+			return "", mxerr.Forbidden("You are not invited to this room; knock to ask for an invite")
+		}
+		return "", mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
+	}
+	pl, err := e.PowerLevels(ctx, h.state)
+	if err != nil {
+		return "", err
+	}
+	members, err := e.Members(ctx, h.state)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		ms, _ := m.Membership()
+		uid := *m.StateKey()
+		if ms == spec.Join && serverOf(uid) == e.opts.ServerName && pl.UserLevel(spec.SenderID(uid)) >= pl.Invite {
+			return uid, nil
+		}
+	}
+	return "", mxerr.Forbidden("No local member of the room can authorise your join")
+}
+
+// MembershipOf returns a user's membership in a room's current state
+// ("" when none, or the room is unknown). It reads the materialised
+// current state, never another room's lock, so that it is safe to call
+// while holding one.
+func (e *Engine) MembershipOf(ctx context.Context, roomID, userID string) (string, error) {
+	return e.store.CurrentMembership(ctx, roomID, userID)
+}
+
+// MembershipIn returns a user's membership in a state ("" when none).
+func (e *Engine) MembershipIn(ctx context.Context, state StateMap, userID string) (string, error) {
+	ev, err := e.StateEvent(ctx, state, spec.MRoomMember, userID)
+	if err != nil || ev == nil {
+		return "", err
+	}
+	return ev.Membership()
+}
+
+// Members returns the m.room.member events of a state.
+func (e *Engine) Members(ctx context.Context, state StateMap) ([]*Event, error) {
+	var keys []store.StateKey
+	for k := range state {
+		if k.Type == spec.MRoomMember {
+			keys = append(keys, k)
+		}
+	}
+	m, err := e.StateEvents(ctx, state, keys...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Event, 0, len(m))
+	for _, k := range keys {
+		if ev, ok := m[k]; ok {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}

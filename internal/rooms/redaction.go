@@ -1,0 +1,171 @@
+package rooms
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// applyRedaction redacts the target of an accepted redaction event when
+// the spec's "Handling redactions" rules allow it: the redaction's sender
+// has the redact power level, or sent the target, or (for events whose
+// sender is on the same server) is on the same server.
+func (e *Engine) applyRedaction(ctx context.Context, h *roomHead, red *Event) error {
+	targetID := red.Redacts()
+	if targetID == "" {
+		return nil
+	}
+	targets, err := e.EventsByID(ctx, []string{targetID})
+	if err != nil || len(targets) == 0 {
+		return err // unknown target: nothing to apply yet
+	}
+	target := targets[0]
+	if target.RoomID().String() != red.RoomID().String() || target.RedactedBy != "" {
+		return nil
+	}
+	if !e.mayRedact(ctx, red, target) {
+		return nil
+	}
+	if err := e.store.MarkRedacted(ctx, targetID, red.EventID(), e.now().UnixMilli()); err != nil {
+		return err
+	}
+	redacted := *target
+	redacted.PDU = redactedCopy(target.PDU, h.version)
+	redacted.RedactedBy = red.EventID()
+	e.cacheEvent(&redacted)
+	return nil
+}
+
+func (e *Engine) mayRedact(ctx context.Context, red, target *Event) bool {
+	if red.Sender() == target.Sender() || serverOf(red.Sender()) == serverOf(target.Sender()) {
+		return true
+	}
+	state, err := e.snapshotState(ctx, red.StateBefore)
+	if err != nil {
+		return false
+	}
+	pl, err := e.PowerLevels(ctx, state)
+	if err != nil {
+		return false
+	}
+	return pl.UserLevel(spec.SenderID(red.Sender())) >= pl.Redact
+}
+
+// MayRedact reports whether a local user may redact an event now: the
+// check made before sending a redaction on their behalf.
+func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (bool, error) {
+	if target.Sender() == userID {
+		return true, nil
+	}
+	state, err := e.CurrentState(ctx, target.RoomID().String())
+	if err != nil {
+		return false, err
+	}
+	pl, err := e.PowerLevels(ctx, state)
+	if err != nil {
+		return false, err
+	}
+	return pl.UserLevel(spec.SenderID(userID)) >= pl.Redact, nil
+}
+
+// PowerLevels returns the room's power levels in a state, with the
+// version's defaults (and v12's infinitely powerful creators) applied.
+func (e *Engine) PowerLevels(ctx context.Context, state StateMap) (*gomatrixserverlib.PowerLevelContent, error) {
+	evs, err := e.StateEvents(ctx, state,
+		store.StateKey{Type: spec.MRoomPowerLevels}, store.StateKey{Type: spec.MRoomCreate})
+	if err != nil {
+		return nil, err
+	}
+	create := evs[store.StateKey{Type: spec.MRoomCreate}]
+	if pl := evs[store.StateKey{Type: spec.MRoomPowerLevels}]; pl != nil {
+		c, err := pl.PowerLevels()
+		if err != nil {
+			return nil, err
+		}
+		return withCreators(c, create), nil
+	}
+	if create == nil {
+		return &gomatrixserverlib.PowerLevelContent{}, nil
+	}
+	none, _ := gomatrixserverlib.NewAuthEvents(nil)
+	c, err := gomatrixserverlib.NewPowerLevelContentFromAuthEvents(none, create.Sender())
+	if err != nil {
+		return nil, err
+	}
+	return withCreators(&c, create), nil
+}
+
+// creatorLevel stands in for v12's infinite creator power.
+const creatorLevel = 1 << 53
+
+func withCreators(c *gomatrixserverlib.PowerLevelContent, create *Event) *gomatrixserverlib.PowerLevelContent {
+	if create == nil {
+		return c
+	}
+	v, err := gomatrixserverlib.GetRoomVersion(create.Version())
+	if err != nil || !v.PrivilegedCreators() {
+		return c
+	}
+	out := *c
+	out.Users = make(map[string]int64, len(c.Users)+2)
+	for k, lvl := range c.Users {
+		out.Users[k] = lvl
+	}
+	for _, id := range Creators(create) {
+		out.Users[id] = creatorLevel
+	}
+	return &out
+}
+
+// Creators are the room creators: the create event's sender and, from
+// v12, its additional_creators.
+func Creators(create *Event) []string {
+	out := []string{create.Sender()}
+	var c struct {
+		Additional []string `json:"additional_creators"`
+	}
+	if err := jsonUnmarshal(create.Content(), &c); err == nil {
+		out = append(out, c.Additional...)
+	}
+	return out
+}
+
+func serverOf(userID string) string {
+	_, server, _ := strings.Cut(userID, ":")
+	return server
+}
+
+// PruneRedactions replaces the stored original of events redacted before
+// the retention period with their redacted form (Synapse's
+// redaction_retention_period). It returns how many were pruned.
+func (e *Engine) PruneRedactions(ctx context.Context, st RedactionPruner, retention time.Duration) (int, error) {
+	rows, err := st.RedactedBefore(ctx, e.now().Add(-retention).UnixMilli(), 500)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		v, err := e.RoomVersion(ctx, r.RoomID)
+		if err != nil {
+			return 0, err
+		}
+		redacted, err := v.RedactEventJSON([]byte(r.JSON))
+		if err != nil {
+			return 0, err
+		}
+		if err := st.PruneEvent(ctx, r.NID, string(redacted)); err != nil {
+			return 0, err
+		}
+	}
+	return len(rows), nil
+}
+
+// RedactionPruner is the storage PruneRedactions needs.
+type RedactionPruner interface {
+	RedactedBefore(ctx context.Context, ts int64, limit int) ([]store.EventRow, error)
+	PruneEvent(ctx context.Context, nid int64, redactedJSON string) error
+}

@@ -1,0 +1,63 @@
+package rooms
+
+import "sync"
+
+// StreamGen hands out event stream positions. Events of different rooms
+// persist concurrently, so positions can commit out of order; Current is
+// the highest position below which every position has finished, which is
+// what readers may safely read up to.
+type StreamGen struct {
+	mu       sync.Mutex
+	next     int64
+	inflight map[int64]bool
+	current  int64
+	// waiters are closed whenever Current advances.
+	advanced chan struct{}
+}
+
+// NewStreamGen starts after the highest stored position.
+func NewStreamGen(max int64) *StreamGen {
+	return &StreamGen{next: max + 1, current: max, inflight: map[int64]bool{}, advanced: make(chan struct{})}
+}
+
+// Next reserves a position; the caller must call Done with it.
+func (g *StreamGen) Next() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.next
+	g.next++
+	g.inflight[p] = true
+	return p
+}
+
+// Done marks a position finished (persisted, or abandoned).
+func (g *StreamGen) Done(p int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.inflight, p)
+	cur := g.next - 1
+	for q := range g.inflight {
+		if q-1 < cur {
+			cur = q - 1
+		}
+	}
+	if cur > g.current {
+		g.current = cur
+		close(g.advanced)
+		g.advanced = make(chan struct{})
+	}
+}
+
+// Current is the position readers may read up to.
+func (g *StreamGen) Current() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.current
+}
+
+// Advanced returns a channel closed the next time Current moves.
+func (g *StreamGen) Advanced() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.advanced
+}

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+)
+
+// Event statuses.
+const (
+	EventAccepted   = 0
+	EventSoftFailed = 1
+	EventRejected   = 2
+)
+
+// EventRow is an event as stored, with the server's bookkeeping.
+type EventRow struct {
+	NID          int64
+	EventID      string
+	RoomID       string
+	Type         string
+	StateKey     *string
+	Sender       string
+	Depth        int64
+	OriginTS     int64
+	StreamPos    int64 // 0 for outliers
+	StateBefore  int64
+	StateAfter   int64
+	Status       int
+	Membership   *string
+	ReplacesNID  int64
+	RelatesTo    *string
+	RelType      *string
+	ContainsURL  bool
+	TxnLocalpart *string
+	TxnDevice    *string
+	TxnID        *string
+	RedactedBy   *string
+	RedactedTS   int64
+	Pruned       bool
+	JSON         string
+}
+
+const eventColumns = `event_nid, event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos, state_before, state_after,
+	status, membership, replaces_nid, relates_to, rel_type, contains_url, txn_localpart, txn_device, txn_id,
+	redacted_by, redacted_ts, pruned, json`
+
+func scanEvent(scan func(...any) error) (EventRow, error) {
+	var e EventRow
+	var stream sql.NullInt64
+	err := scan(&e.NID, &e.EventID, &e.RoomID, &e.Type, &e.StateKey, &e.Sender, &e.Depth, &e.OriginTS, &stream,
+		&e.StateBefore, &e.StateAfter, &e.Status, &e.Membership, &e.ReplacesNID, &e.RelatesTo, &e.RelType, &e.ContainsURL,
+		&e.TxnLocalpart, &e.TxnDevice, &e.TxnID, &e.RedactedBy, &e.RedactedTS, &e.Pruned, &e.JSON)
+	e.StreamPos = stream.Int64
+	return e, err
+}
+
+func (c conn) scanEvents(ctx context.Context, query string, args ...any) ([]EventRow, error) {
+	rows, err := c.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []EventRow
+	for rows.Next() {
+		e, err := scanEvent(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// StateKey identifies a piece of room state.
+type StateKey struct {
+	Type     string
+	StateKey string
+}
+
+// SnapshotDelta describes a new state snapshot: Parent plus Changes. A
+// change to event NID -1 means "the event being persisted"; 0 removes
+// the key.
+type SnapshotDelta struct {
+	Parent   int64
+	ChainLen int64
+	Changes  map[StateKey]int64
+}
+
+// ThisEvent stands for the NID of the event being persisted in a
+// SnapshotDelta or current-state change.
+const ThisEvent = -1
+
+// NewEvent is one event to persist with everything that changes with it.
+type NewEvent struct {
+	Row EventRow
+	// RoomVersion is set for the create event, which creates the room.
+	RoomVersion string
+	// Snapshot, when set, is the event's state_after as a new snapshot.
+	Snapshot *SnapshotDelta
+	// CurrentState are changes to the room's current state (ThisEvent and
+	// 0 as in SnapshotDelta); Memberships gives the membership of changed
+	// m.room.member keys.
+	CurrentState map[StateKey]int64
+	Memberships  map[string]string
+	// HeadSnapshot is the room's new current state snapshot: 0 keeps it,
+	// ThisEvent means the snapshot created for this event.
+	HeadSnapshot int64
+	Depth        int64
+	// Extremities replace the room's forward extremities when not nil.
+	Extremities []string
+}
+
+// PersistEvent stores an event and, in the same transaction, its state
+// snapshot, the room's current state, head and forward extremities. It
+// returns the event NID and its state_after snapshot.
+func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter int64, err error) {
+	err = db.tx(ctx, func(c conn) error {
+		r := ne.Row
+		if ne.RoomVersion != "" {
+			if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)`,
+				r.RoomID, ne.RoomVersion, r.OriginTS); err != nil {
+				return err
+			}
+		}
+		var stream any
+		if r.StreamPos != 0 {
+			stream = r.StreamPos
+		}
+		if err := c.queryRow(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
+				state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
+				txn_localpart, txn_device, txn_id, json)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING event_nid`,
+			[]any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
+				r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
+				r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}, &nid); err != nil {
+			return err
+		}
+		stateAfter = r.StateAfter
+		resolve := func(v int64) int64 {
+			if v == ThisEvent {
+				return nid
+			}
+			return v
+		}
+		if s := ne.Snapshot; s != nil {
+			if err := c.queryRow(ctx, `INSERT INTO state_snapshots (room_id, parent_id, chain_len) VALUES ($1, $2, $3) RETURNING snapshot_id`,
+				[]any{r.RoomID, s.Parent, s.ChainLen}, &stateAfter); err != nil {
+				return err
+			}
+			for k, v := range s.Changes {
+				if _, err := c.exec(ctx, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid) VALUES ($1, $2, $3, $4)`,
+					stateAfter, k.Type, k.StateKey, resolve(v)); err != nil {
+					return err
+				}
+			}
+			if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
+				return err
+			}
+		}
+		for k, v := range ne.CurrentState {
+			if v == 0 {
+				if _, err := c.exec(ctx, `DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`, r.RoomID, k.Type, k.StateKey); err != nil {
+					return err
+				}
+				continue
+			}
+			var membership *string
+			if m, ok := ne.Memberships[k.StateKey]; ok && k.Type == "m.room.member" {
+				membership = &m
+			}
+			if _, err := c.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, membership = excluded.membership`,
+				r.RoomID, k.Type, k.StateKey, resolve(v), membership); err != nil {
+				return err
+			}
+		}
+		if ne.HeadSnapshot != 0 {
+			head := ne.HeadSnapshot
+			if head == ThisEvent {
+				head = stateAfter
+			}
+			if _, err := c.exec(ctx, `INSERT INTO room_heads (room_id, snapshot, depth) VALUES ($1, $2, $3)
+				ON CONFLICT (room_id) DO UPDATE SET snapshot = excluded.snapshot, depth = excluded.depth`, r.RoomID, head, ne.Depth); err != nil {
+				return err
+			}
+		}
+		if ne.Extremities != nil {
+			if _, err := c.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, r.RoomID); err != nil {
+				return err
+			}
+			for _, id := range ne.Extremities {
+				if _, err := c.exec(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)`, r.RoomID, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return nid, stateAfter, err
+}
+
+// RoomHead is what the room engine loads to work on a room.
+type RoomHead struct {
+	RoomID      string
+	Version     string
+	Snapshot    int64
+	ChainLen    int64
+	Depth       int64
+	Extremities []string
+}
+
+// LoadRoomHead loads a room's version, current snapshot, depth and
+// forward extremities; ErrNotFound for rooms the server does not know.
+func (db *DB) LoadRoomHead(ctx context.Context, roomID string) (RoomHead, error) {
+	h := RoomHead{RoomID: roomID}
+	if err := db.r().queryRow(ctx, `SELECT r.room_version, COALESCE(h.snapshot, 0), COALESCE(s.chain_len, 0), COALESCE(h.depth, 0)
+		FROM rooms r LEFT JOIN room_heads h ON h.room_id = r.room_id LEFT JOIN state_snapshots s ON s.snapshot_id = h.snapshot
+		WHERE r.room_id = $1`, []any{roomID},
+		&h.Version, &h.Snapshot, &h.ChainLen, &h.Depth); err != nil {
+		return h, err
+	}
+	rows, err := db.r().query(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
+	if err != nil {
+		return h, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return h, err
+		}
+		h.Extremities = append(h.Extremities, id)
+	}
+	return h, rows.Err()
+}
+
+// RoomVersion returns a room's version; ErrNotFound if unknown.
+func (db *DB) RoomVersion(ctx context.Context, roomID string) (string, error) {
+	var v string
+	err := db.r().queryRow(ctx, `SELECT room_version FROM rooms WHERE room_id = $1`, []any{roomID}, &v)
+	return v, err
+}
+
+// Snapshot is one link of a snapshot chain.
+type Snapshot struct {
+	ID       int64
+	Parent   int64
+	ChainLen int64
+	Entries  map[StateKey]int64
+}
+
+// LoadSnapshot loads one snapshot's own delta (not its parents').
+func (db *DB) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
+	s := Snapshot{ID: id, Entries: map[StateKey]int64{}}
+	if err := db.r().queryRow(ctx, `SELECT parent_id, chain_len FROM state_snapshots WHERE snapshot_id = $1`, []any{id}, &s.Parent, &s.ChainLen); err != nil {
+		return s, err
+	}
+	rows, err := db.r().query(ctx, `SELECT type, state_key, event_nid FROM state_snapshot_entries WHERE snapshot_id = $1`, id)
+	if err != nil {
+		return s, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k StateKey
+		var nid int64
+		if err := rows.Scan(&k.Type, &k.StateKey, &nid); err != nil {
+			return s, err
+		}
+		s.Entries[k] = nid
+	}
+	return s, rows.Err()
+}
+
+// EventsByNID loads events by NID, in no particular order.
+func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]EventRow, error) {
+	var out []EventRow
+	for len(nids) > 0 {
+		chunk := nids
+		if len(chunk) > 500 {
+			chunk = chunk[:500]
+		}
+		nids = nids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, n := range chunk {
+			args[i] = n
+		}
+		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_nid IN (`+placeholders(len(chunk), 1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// EventsByID loads events by event ID, in no particular order; unknown
+// IDs are skipped.
+func (db *DB) EventsByID(ctx context.Context, ids []string) ([]EventRow, error) {
+	var out []EventRow
+	for len(ids) > 0 {
+		chunk := ids
+		if len(chunk) > 500 {
+			chunk = chunk[:500]
+		}
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, n := range chunk {
+			args[i] = n
+		}
+		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (`+placeholders(len(chunk), 1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// placeholders renders "$from, $from+1, ..." for n values.
+func placeholders(n, from int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(from + i))
+	}
+	return b.String()
+}
+
+// MaxStreamPos is the highest event stream position stored.
+func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	err := db.r().queryRow(ctx, `SELECT MAX(stream_pos) FROM events`, nil, &n)
+	return n.Int64, err
+}
+
+// EventByTxn finds the event a device already sent with a transaction ID.
+func (db *DB) EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error) {
+	var id string
+	err := db.r().queryRow(ctx, `SELECT event_id FROM events WHERE txn_localpart = $1 AND txn_device = $2 AND txn_id = $3 AND room_id = $4`,
+		[]any{localpart, device, txnID, roomID}, &id)
+	return id, err
+}
+
+// MarkRedacted records that a redaction applies to an event.
+func (db *DB) MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error {
+	_, err := db.w().exec(ctx, `UPDATE events SET redacted_by = $2, redacted_ts = $3 WHERE event_id = $1 AND redacted_by IS NULL`, eventID, redactedBy, ts)
+	return err
+}
+
+// RedactedBefore lists events whose redaction is older than ts and whose
+// original content is still stored.
+func (db *DB) RedactedBefore(ctx context.Context, ts int64, limit int) ([]EventRow, error) {
+	return db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE redacted_ts > 0 AND redacted_ts < $1 AND pruned = FALSE
+		ORDER BY redacted_ts LIMIT $2`, ts, limit)
+}
+
+// PruneEvent replaces an event's stored JSON by its redacted form.
+func (db *DB) PruneEvent(ctx context.Context, nid int64, redactedJSON string) error {
+	_, err := db.w().exec(ctx, `UPDATE events SET json = $2, pruned = TRUE WHERE event_nid = $1`, nid, redactedJSON)
+	return err
+}

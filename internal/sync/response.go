@@ -1,0 +1,78 @@
+package sync
+
+import "github.com/myelin-chat/myelin/internal/clientevent"
+
+// EventList is the {"events": [...]} object of many sync sections.
+type EventList[T any] struct {
+	Events []T `json:"events"`
+}
+
+// Timeline is a room's timeline section.
+type Timeline struct {
+	Events    []clientevent.Event `json:"events"`
+	Limited   bool                `json:"limited"`
+	PrevBatch string              `json:"prev_batch,omitempty"`
+}
+
+// JoinedRoom is an entry of rooms.join.
+type JoinedRoom struct {
+	Summary             map[string]any               `json:"summary"`
+	State               EventList[clientevent.Event] `json:"state"`
+	Timeline            Timeline                     `json:"timeline"`
+	Ephemeral           EventList[map[string]any]    `json:"ephemeral"`
+	AccountData         EventList[map[string]any]    `json:"account_data"`
+	UnreadNotifications map[string]int64             `json:"unread_notifications"`
+}
+
+// StrippedRoom is an entry of rooms.invite or rooms.knock.
+type StrippedRoom struct {
+	InviteState *EventList[clientevent.Stripped] `json:"invite_state,omitempty"`
+	KnockState  *EventList[clientevent.Stripped] `json:"knock_state,omitempty"`
+}
+
+// LeftRoom is an entry of rooms.leave.
+type LeftRoom struct {
+	State       EventList[clientevent.Event] `json:"state"`
+	Timeline    Timeline                     `json:"timeline"`
+	AccountData EventList[map[string]any]    `json:"account_data"`
+}
+
+// Response is the /sync response.
+type Response struct {
+	NextBatch string `json:"next_batch"`
+	Rooms     struct {
+		Join   map[string]*JoinedRoom   `json:"join"`
+		Invite map[string]*StrippedRoom `json:"invite"`
+		Leave  map[string]*LeftRoom     `json:"leave"`
+		Knock  map[string]*StrippedRoom `json:"knock"`
+	} `json:"rooms"`
+	AccountData EventList[map[string]any] `json:"account_data"`
+	Presence    EventList[map[string]any] `json:"presence"`
+	ToDevice    EventList[map[string]any] `json:"to_device"`
+	DeviceLists struct {
+		Changed []string `json:"changed"`
+		Left    []string `json:"left"`
+	} `json:"device_lists"`
+	DeviceOneTimeKeysCount map[string]int `json:"device_one_time_keys_count"`
+}
+
+func newResponse(next Token) *Response {
+	r := &Response{NextBatch: next.String(), DeviceOneTimeKeysCount: map[string]int{}}
+	r.Rooms.Join = map[string]*JoinedRoom{}
+	r.Rooms.Invite = map[string]*StrippedRoom{}
+	r.Rooms.Leave = map[string]*LeftRoom{}
+	r.Rooms.Knock = map[string]*StrippedRoom{}
+	r.AccountData.Events = []map[string]any{}
+	r.Presence.Events = []map[string]any{}
+	r.ToDevice.Events = []map[string]any{}
+	r.DeviceLists.Changed, r.DeviceLists.Left = []string{}, []string{}
+	return r
+}
+
+// empty reports whether the response carries nothing new, so that the
+// request keeps waiting.
+func (r *Response) empty() bool {
+	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0 &&
+		len(r.AccountData.Events) == 0 && len(r.Presence.Events) == 0 && len(r.ToDevice.Events) == 0 &&
+		len(r.DeviceLists.Changed) == 0 && len(r.DeviceLists.Left) == 0
+}

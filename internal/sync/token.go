@@ -1,0 +1,33 @@
+package sync
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// Token is a /sync stream token: a position in each stream the server
+// has. It is written "s<events>" (more streams append "_<pos>"), and
+// stays valid across restarts because every position is stored.
+type Token struct {
+	Events int64
+}
+
+// String renders the token.
+func (t Token) String() string { return "s" + strconv.FormatInt(t.Events, 10) }
+
+// ParseToken reads a token; unknown trailing streams are ignored so that
+// tokens from newer servers still parse.
+func ParseToken(s string) (Token, error) {
+	rest, ok := strings.CutPrefix(s, "s")
+	if !ok {
+		return Token{}, mxerr.InvalidParam("Invalid stream token %q", s)
+	}
+	first, _, _ := strings.Cut(rest, "_")
+	n, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || n < 0 {
+		return Token{}, mxerr.InvalidParam("Invalid stream token %q", s)
+	}
+	return Token{Events: n}, nil
+}
