@@ -45,6 +45,14 @@ type RoomStore interface {
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 	RoomPublished(ctx context.Context, roomID string) (bool, error)
 	PublishedRooms(ctx context.Context) ([]string, error)
+	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
+	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
+	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
+	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
+	MoveAliases(ctx context.Context, fromRoom, toRoom string) error
+	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
+	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
+	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
 }
 
 // Deps are the services the client-server API calls.
@@ -110,6 +118,11 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerRoomEvents(rt)
 	a.registerMessages(rt)
 	a.registerSync(rt)
+	a.registerRelations(rt)
+	a.registerContext(rt)
+	a.registerDirectory(rt)
+	a.registerUpgrade(rt)
+	a.registerSpaces(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -286,7 +286,7 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 
 func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 	roomID := r.PathValue("roomId")
-	state, _, err := a.readableState(r.Context(), roomID, c.UserID)
+	state, current, err := a.readableState(r.Context(), roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -297,8 +297,19 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 		// Never show more than the user may read: the earlier of the
-		// token's position and the readable state.
-		ev, err := a.roomStore.LastEventAtOrBefore(r.Context(), roomID, tok.Events)
+		// token's position and the readable state (a former member's
+		// state ends with their leave).
+		pos := tok.Events
+		if !current {
+			own, err := a.rooms.StateEvent(r.Context(), state, spec.MRoomMember, c.UserID)
+			if err != nil {
+				return nil, err
+			}
+			if own != nil {
+				pos = min(pos, own.StreamPos)
+			}
+		}
+		ev, err := a.roomStore.LastEventAtOrBefore(r.Context(), roomID, pos)
 		if err == nil {
 			if state, err = a.rooms.StateAt(r.Context(), ev.StateAfter); err != nil {
 				return nil, err

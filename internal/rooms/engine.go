@@ -35,6 +35,9 @@ type Store interface {
 	EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
+	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
+	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
+	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
 }
 
 // Notification tells listeners that an event was persisted.

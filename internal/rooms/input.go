@@ -70,7 +70,7 @@ func (e *Engine) sendLocked(ctx context.Context, h *roomHead, req SendRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := gomatrixserverlib.Allowed(pdu, auth, userIDForSender); err != nil {
+	if err := authAllowed(pdu, auth); err != nil {
 		return nil, mxerr.Forbidden("%s", authMessage(err))
 	}
 	return e.persist(ctx, h, pdu, persistOpts{stateBefore: h.snapshot, before: h.state, chainLen: h.chainLen, txn: req.Txn, current: true})
@@ -116,6 +116,7 @@ func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomat
 	if err != nil {
 		return nil, nil, mxerr.BadJSON("%v", err)
 	}
+	needed = withAliasesNeeds(needed, req.Type, req.Sender)
 	auth, err := e.authEvents(ctx, h.state, needed)
 	if err != nil {
 		return nil, nil, err
@@ -123,6 +124,11 @@ func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomat
 	builder := h.version.NewEventBuilderFromProtoEvent(&proto)
 	if err := builder.AddAuthEvents(auth); err != nil {
 		return nil, nil, err
+	}
+	if req.Type == spec.MRoomAliases {
+		if builder.AuthEvents, err = authEventRefs(needed, auth, h.id, h.version); err != nil {
+			return nil, nil, err
+		}
 	}
 	pdu, err := builder.Build(e.now(), spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
 	if err != nil {
@@ -205,29 +211,67 @@ type persistOpts struct {
 	chainLen int64
 }
 
-// persist stores an accepted (or soft-failed/rejected) event and moves
-// the room head.
-func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts) (ev *Event, err error) {
-	var membership string
+// persist stores an event with its state snapshot, moves the room head
+// when the event extends the whole room (o.current), and then, once the
+// event's stream position is readable, tells the bus.
+func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts) (*Event, error) {
 	var pos int64
 	if !o.outlier {
 		pos = e.stream.Next()
-		released := false
-		release := func() {
-			if !released {
-				released = true
-				e.stream.Done(pos)
-			}
-		}
-		defer release()
-		defer func() {
-			// Listeners hear of an event only once its position is readable.
-			if ev != nil && o.status == store.EventAccepted {
-				release()
-				e.bus.Publish(Notification{Event: ev, Membership: membership})
-			}
-		}()
 	}
+	ev, err := e.write(ctx, h, pdu, o, pos)
+	if err != nil {
+		if !o.outlier {
+			e.stream.Abandon(pos)
+		}
+		return nil, err
+	}
+	if !o.outlier {
+		e.stream.Done(pos)
+	}
+	if !o.outlier && o.status == store.EventAccepted {
+		membership, _ := pdu.Membership()
+		e.bus.Publish(Notification{Event: ev, Membership: membership})
+	}
+	return ev, nil
+}
+
+// write stores the event and updates the caches and the room head.
+func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, pos int64) (*Event, error) {
+	ne, after := e.record(h, pdu, o, pos)
+	nid, stateAfter, err := e.store.PersistEvent(ctx, ne)
+	if err != nil {
+		return nil, err
+	}
+	if ne.Snapshot != nil {
+		after[store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = nid
+		e.snapshots.PutCost(stateAfter, after, len(after)+1)
+	}
+	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, StateBefore: o.stateBefore, StateAfter: stateAfter,
+		Status: o.status, ReplacesNID: ne.Row.ReplacesNID}
+	if o.txn != nil {
+		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
+	}
+	e.cacheEvent(ev)
+	if ne.Extremities != nil {
+		h.loaded, h.depth, h.extremities = true, ne.Depth, ne.Extremities
+		if ne.Snapshot != nil {
+			h.state, h.snapshot, h.chainLen = after, stateAfter, ne.Snapshot.ChainLen
+		}
+	}
+	if pdu.Type() == spec.MRoomRedaction && o.status == store.EventAccepted {
+		if err := e.applyRedaction(ctx, h, ev); err != nil {
+			return nil, err
+		}
+	}
+	return ev, nil
+}
+
+// record is what PersistEvent writes for an event: its row, its state
+// snapshot (a delta over the state before it, or a full snapshot when
+// the delta chain is long), and the head changes. It also returns the
+// state after the event, still missing the event's own NID.
+func (e *Engine) record(h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, pos int64) (store.NewEvent, StateMap) {
 	row := store.EventRow{
 		EventID: pdu.EventID(), RoomID: pdu.RoomID().String(), Type: pdu.Type(), StateKey: pdu.StateKey(),
 		Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()), StreamPos: pos,
@@ -239,73 +283,45 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 	if o.txn != nil {
 		row.TxnLocalpart, row.TxnDevice, row.TxnID = &o.txn.Localpart, &o.txn.Device, &o.txn.ID
 	}
-	ne := store.NewEvent{Row: row}
-	ne.RoomVersion = o.roomVersion
-	isState := pdu.StateKey() != nil && o.status == store.EventAccepted
-	after := o.before
+	var membership string
 	if pdu.Type() == spec.MRoomMember {
 		membership, _ = pdu.Membership()
-		ne.Row.Membership = &membership
+		row.Membership = &membership
 	}
+	ne := store.NewEvent{RoomVersion: o.roomVersion}
+	after := o.before
+	isState := pdu.StateKey() != nil && o.status == store.EventAccepted
+	var k store.StateKey
 	if isState {
-		k := store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}
-		ne.Row.ReplacesNID = o.before[k]
-		delta := &store.SnapshotDelta{Parent: o.stateBefore, ChainLen: o.chainLen + 1, Changes: map[store.StateKey]int64{k: store.ThisEvent}}
-		if o.stateBefore == 0 || delta.ChainLen > maxChainLen {
-			delta = &store.SnapshotDelta{Changes: make(map[store.StateKey]int64, len(o.before)+1)}
+		k = store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}
+		row.ReplacesNID = o.before[k]
+		ne.Snapshot = &store.SnapshotDelta{Parent: o.stateBefore, ChainLen: o.chainLen + 1, Changes: map[store.StateKey]int64{k: store.ThisEvent}}
+		if o.stateBefore == 0 || ne.Snapshot.ChainLen > maxChainLen {
+			ne.Snapshot = &store.SnapshotDelta{Changes: make(map[store.StateKey]int64, len(o.before)+1)}
 			for sk, n := range o.before {
-				delta.Changes[sk] = n
+				ne.Snapshot.Changes[sk] = n
 			}
-			delta.Changes[k] = store.ThisEvent
+			ne.Snapshot.Changes[k] = store.ThisEvent
 		}
-		ne.Snapshot = delta
 		after = make(StateMap, len(o.before)+1)
 		for sk, n := range o.before {
 			after[sk] = n
 		}
 	}
+	ne.Row = row
 	if o.current && !o.outlier && o.status == store.EventAccepted {
 		ne.Depth = max(h.depth, pdu.Depth())
 		ne.Extremities = []string{pdu.EventID()}
+		ne.HeadSnapshot = h.snapshot
 		if isState {
-			ne.CurrentState = map[store.StateKey]int64{{Type: pdu.Type(), StateKey: *pdu.StateKey()}: store.ThisEvent}
+			ne.CurrentState = map[store.StateKey]int64{k: store.ThisEvent}
 			if pdu.Type() == spec.MRoomMember {
-				ne.Memberships = map[string]string{*pdu.StateKey(): membership}
+				ne.Memberships = map[string]string{k.StateKey: membership}
 			}
 			ne.HeadSnapshot = store.ThisEvent
-		} else {
-			ne.HeadSnapshot = h.snapshot
 		}
 	}
-	nid, stateAfter, err := e.store.PersistEvent(ctx, ne)
-	if err != nil {
-		return nil, err
-	}
-	if isState {
-		after[store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = nid
-		e.snapshots.PutCost(stateAfter, after, len(after)+1)
-	}
-	ev = &Event{PDU: pdu, NID: nid, StreamPos: pos, StateBefore: o.stateBefore, StateAfter: stateAfter,
-		Status: o.status, ReplacesNID: ne.Row.ReplacesNID}
-	if o.txn != nil {
-		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
-	}
-	e.cacheEvent(ev)
-	if o.current && !o.outlier && o.status == store.EventAccepted {
-		h.loaded = true
-		h.depth = ne.Depth
-		h.extremities = ne.Extremities
-		if isState {
-			h.state, h.snapshot = after, stateAfter
-			h.chainLen = ne.Snapshot.ChainLen
-		}
-	}
-	if pdu.Type() == spec.MRoomRedaction && o.status == store.EventAccepted {
-		if err := e.applyRedaction(ctx, h, ev); err != nil {
-			return nil, err
-		}
-	}
-	return ev, nil
+	return ne, after
 }
 
 // sortedIDs returns event IDs sorted, for deterministic extremity lists.

@@ -11,13 +11,18 @@ type StreamGen struct {
 	next     int64
 	inflight map[int64]bool
 	current  int64
+	// stored is the highest position actually persisted. Current never
+	// passes it, so that a token handed out always names a stored position
+	// and a restart (which resumes after the highest stored one) cannot
+	// reuse a position a client already holds.
+	stored int64
 	// waiters are closed whenever Current advances.
 	advanced chan struct{}
 }
 
 // NewStreamGen starts after the highest stored position.
 func NewStreamGen(max int64) *StreamGen {
-	return &StreamGen{next: max + 1, current: max, inflight: map[int64]bool{}, advanced: make(chan struct{})}
+	return &StreamGen{next: max + 1, current: max, stored: max, inflight: map[int64]bool{}, advanced: make(chan struct{})}
 }
 
 // Next reserves a position; the caller must call Done with it.
@@ -30,12 +35,20 @@ func (g *StreamGen) Next() int64 {
 	return p
 }
 
-// Done marks a position finished (persisted, or abandoned).
-func (g *StreamGen) Done(p int64) {
+// Done marks a position persisted.
+func (g *StreamGen) Done(p int64) { g.finish(p, true) }
+
+// Abandon marks a position whose event was not persisted.
+func (g *StreamGen) Abandon(p int64) { g.finish(p, false) }
+
+func (g *StreamGen) finish(p int64, stored bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.inflight, p)
-	cur := g.next - 1
+	if stored && p > g.stored {
+		g.stored = p
+	}
+	cur := min(g.next-1, g.stored)
 	for q := range g.inflight {
 		if q-1 < cur {
 			cur = q - 1

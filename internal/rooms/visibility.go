@@ -18,25 +18,57 @@ const (
 // "History visibility" rules. It caches the user's current membership per
 // room, so one Visibility serves one request.
 type Visibility struct {
-	e       *Engine
-	userID  string
-	current map[string]string
+	e      *Engine
+	userID string
+	joins  map[string]joinInfo
+}
+
+// joinInfo is what a Visibility caches about the user's joins to a room.
+type joinInfo struct {
+	current  bool  // joined now
+	lastJoin int64 // stream position of the latest join
 }
 
 // VisibilityFor makes the checker for one user and request.
 func (e *Engine) VisibilityFor(userID string) *Visibility {
-	return &Visibility{e: e, userID: userID, current: map[string]string{}}
+	return &Visibility{e: e, userID: userID, joins: map[string]joinInfo{}}
 }
 
 // CanSee reports whether the user may see ev.
 func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
-	// The state at the event decides: the state before it, except that a
-	// user always sees their own membership changes (so they see their
-	// own join and leave).
-	snapshot := ev.StateBefore
+	// The state at the event decides: the state before it, except for the
+	// user's own membership events, visible if the membership before or
+	// after allows (spec "History visibility"; so a user sees their join
+	// and their leave from join), and, as Synapse, for a leave after an
+	// invite, so that a user sees the room go when they reject an invite.
 	if ev.Type() == spec.MRoomMember && ev.StateKey() != nil && *ev.StateKey() == v.userID {
-		return true, nil
+		if ok, err := v.canSeeAt(ctx, ev, ev.StateBefore); ok || err != nil {
+			return ok, err
+		}
+		if m, _ := ev.Membership(); m == spec.Leave {
+			before, err := v.e.snapshotState(ctx, ev.StateBefore)
+			if err != nil {
+				return false, err
+			}
+			if prev, err := v.e.MembershipIn(ctx, before, v.userID); err != nil || prev == spec.Invite {
+				return err == nil, err
+			}
+		}
+		return v.canSeeAt(ctx, ev, ev.StateAfter)
 	}
+	// An m.room.history_visibility event is visible if the visibility
+	// before or after it allows (spec "History visibility").
+	if ev.Type() == spec.MRoomHistoryVisibility && ev.StateKey() != nil && *ev.StateKey() == "" && ev.StateAfter != ev.StateBefore {
+		if ok, err := v.canSeeAt(ctx, ev, ev.StateBefore); ok || err != nil {
+			return ok, err
+		}
+		return v.canSeeAt(ctx, ev, ev.StateAfter)
+	}
+	return v.canSeeAt(ctx, ev, ev.StateBefore)
+}
+
+// canSeeAt applies the visibility rules with the room state of snapshot.
+func (v *Visibility) canSeeAt(ctx context.Context, ev *Event, snapshot int64) (bool, error) {
 	state, err := v.e.snapshotState(ctx, snapshot)
 	if err != nil {
 		return false, err
@@ -62,22 +94,29 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 	case hv == Invited && membership == spec.Invite:
 		return true, nil
 	case hv == Shared:
-		cur, err := v.currentMembership(ctx, ev.RoomID().String())
-		return cur == spec.Join, err
+		// The user joined at some point after the event (the spec's rule 3),
+		// so a former member keeps the shared history they could see.
+		return v.joinedAfter(ctx, ev.RoomID().String(), ev.StreamPos)
 	}
 	return false, nil
 }
 
-func (v *Visibility) currentMembership(ctx context.Context, roomID string) (string, error) {
-	if m, ok := v.current[roomID]; ok {
-		return m, nil
+// joinedAfter reports whether the user is joined to the room now or
+// joined it after stream position pos.
+func (v *Visibility) joinedAfter(ctx context.Context, roomID string, pos int64) (bool, error) {
+	j, ok := v.joins[roomID]
+	if !ok {
+		cur, err := v.e.MembershipOf(ctx, roomID, v.userID)
+		if err != nil {
+			return false, err
+		}
+		j.current = cur == spec.Join
+		if j.lastJoin, err = v.e.store.LastJoinPos(ctx, roomID, v.userID); err != nil {
+			return false, err
+		}
+		v.joins[roomID] = j
 	}
-	m, err := v.e.MembershipOf(ctx, roomID, v.userID)
-	if err != nil {
-		return "", err
-	}
-	v.current[roomID] = m
-	return m, nil
+	return j.current || j.lastJoin > pos, nil
 }
 
 // Filter keeps the events the user may see, in order.

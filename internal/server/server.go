@@ -27,6 +27,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
-	render := clientevent.Renderer{Loader: engine}
+	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	client := clientapi.New(clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,

@@ -145,60 +145,82 @@ func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter in
 			return v
 		}
 		if s := ne.Snapshot; s != nil {
-			if err := c.queryRow(ctx, `INSERT INTO state_snapshots (room_id, parent_id, chain_len) VALUES ($1, $2, $3) RETURNING snapshot_id`,
-				[]any{r.RoomID, s.Parent, s.ChainLen}, &stateAfter); err != nil {
+			var err error
+			if stateAfter, err = insertSnapshot(ctx, c, r.RoomID, *s, resolve); err != nil {
 				return err
-			}
-			for k, v := range s.Changes {
-				if _, err := c.exec(ctx, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid) VALUES ($1, $2, $3, $4)`,
-					stateAfter, k.Type, k.StateKey, resolve(v)); err != nil {
-					return err
-				}
 			}
 			if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
 				return err
 			}
 		}
-		for k, v := range ne.CurrentState {
-			if v == 0 {
-				if _, err := c.exec(ctx, `DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`, r.RoomID, k.Type, k.StateKey); err != nil {
-					return err
-				}
-				continue
-			}
-			var membership *string
-			if m, ok := ne.Memberships[k.StateKey]; ok && k.Type == "m.room.member" {
-				membership = &m
-			}
-			if _, err := c.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, membership = excluded.membership`,
-				r.RoomID, k.Type, k.StateKey, resolve(v), membership); err != nil {
-				return err
-			}
-		}
-		if ne.HeadSnapshot != 0 {
-			head := ne.HeadSnapshot
-			if head == ThisEvent {
-				head = stateAfter
-			}
-			if _, err := c.exec(ctx, `INSERT INTO room_heads (room_id, snapshot, depth) VALUES ($1, $2, $3)
-				ON CONFLICT (room_id) DO UPDATE SET snapshot = excluded.snapshot, depth = excluded.depth`, r.RoomID, head, ne.Depth); err != nil {
-				return err
-			}
-		}
-		if ne.Extremities != nil {
-			if _, err := c.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, r.RoomID); err != nil {
-				return err
-			}
-			for _, id := range ne.Extremities {
-				if _, err := c.exec(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)`, r.RoomID, id); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return writeHead(ctx, c, r.RoomID, HeadUpdate{
+			CurrentState: ne.CurrentState, Memberships: ne.Memberships, Snapshot: ne.HeadSnapshot,
+			Depth: ne.Depth, Extremities: ne.Extremities,
+		}, resolve, stateAfter)
 	})
 	return nid, stateAfter, err
+}
+
+// HeadUpdate moves a room's head: its current state (changes, with 0
+// removing a key), head snapshot (0 keeps it) and depth, and its forward
+// extremities (nil keeps them).
+type HeadUpdate struct {
+	CurrentState map[StateKey]int64
+	Memberships  map[string]string
+	Snapshot     int64
+	Depth        int64
+	Extremities  []string
+}
+
+// UpdateRoomHead applies a HeadUpdate on its own, for heads computed
+// after the event that caused them was stored (state resolution).
+func (db *DB) UpdateRoomHead(ctx context.Context, roomID string, u HeadUpdate) error {
+	return db.tx(ctx, func(c conn) error {
+		return writeHead(ctx, c, roomID, u, func(v int64) int64 { return v }, 0)
+	})
+}
+
+// writeHead applies u; nid resolves ThisEvent in current-state changes,
+// and a Snapshot of ThisEvent means thisSnapshot.
+func writeHead(ctx context.Context, c conn, roomID string, u HeadUpdate, nid func(int64) int64, thisSnapshot int64) error {
+	for k, v := range u.CurrentState {
+		if v == 0 {
+			if _, err := c.exec(ctx, `DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`, roomID, k.Type, k.StateKey); err != nil {
+				return err
+			}
+			continue
+		}
+		var membership *string
+		if m, ok := u.Memberships[k.StateKey]; ok && k.Type == "m.room.member" {
+			membership = &m
+		}
+		if _, err := c.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, membership = excluded.membership`,
+			roomID, k.Type, k.StateKey, nid(v), membership); err != nil {
+			return err
+		}
+	}
+	if u.Snapshot != 0 {
+		head := u.Snapshot
+		if head == ThisEvent {
+			head = thisSnapshot
+		}
+		if _, err := c.exec(ctx, `INSERT INTO room_heads (room_id, snapshot, depth) VALUES ($1, $2, $3)
+			ON CONFLICT (room_id) DO UPDATE SET snapshot = excluded.snapshot, depth = excluded.depth`, roomID, head, u.Depth); err != nil {
+			return err
+		}
+	}
+	if u.Extremities != nil {
+		if _, err := c.exec(ctx, `DELETE FROM forward_extremities WHERE room_id = $1`, roomID); err != nil {
+			return err
+		}
+		for _, id := range u.Extremities {
+			if _, err := c.exec(ctx, `INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)`, roomID, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // RoomHead is what the room engine loads to work on a room.
@@ -363,4 +385,32 @@ func (db *DB) RedactedBefore(ctx context.Context, ts int64, limit int) ([]EventR
 func (db *DB) PruneEvent(ctx context.Context, nid int64, redactedJSON string) error {
 	_, err := db.w().exec(ctx, `UPDATE events SET json = $2, pruned = TRUE WHERE event_nid = $1`, nid, redactedJSON)
 	return err
+}
+
+// CreateSnapshot stores a state snapshot that no single event produced
+// (the resolved state before an event with disagreeing prev_events, or a
+// room's resolved current state) and returns its ID.
+func (db *DB) CreateSnapshot(ctx context.Context, roomID string, d SnapshotDelta) (int64, error) {
+	var id int64
+	err := db.tx(ctx, func(c conn) error {
+		var err error
+		id, err = insertSnapshot(ctx, c, roomID, d, func(v int64) int64 { return v })
+		return err
+	})
+	return id, err
+}
+
+func insertSnapshot(ctx context.Context, c conn, roomID string, d SnapshotDelta, nid func(int64) int64) (int64, error) {
+	var id int64
+	if err := c.queryRow(ctx, `INSERT INTO state_snapshots (room_id, parent_id, chain_len) VALUES ($1, $2, $3) RETURNING snapshot_id`,
+		[]any{roomID, d.Parent, d.ChainLen}, &id); err != nil {
+		return 0, err
+	}
+	for k, v := range d.Changes {
+		if _, err := c.exec(ctx, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid) VALUES ($1, $2, $3, $4)`,
+			id, k.Type, k.StateKey, nid(v)); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
 }

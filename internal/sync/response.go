@@ -21,7 +21,7 @@ type JoinedRoom struct {
 	Timeline            Timeline                     `json:"timeline"`
 	Ephemeral           EventList[map[string]any]    `json:"ephemeral"`
 	AccountData         EventList[map[string]any]    `json:"account_data"`
-	UnreadNotifications map[string]int64             `json:"unread_notifications"`
+	UnreadNotifications map[string]int64             `json:"unread_notifications,omitempty"`
 }
 
 // StrippedRoom is an entry of rooms.invite or rooms.knock.

@@ -56,6 +56,13 @@ const defaultTimelineLimit = 10
 // maxTimelineLimit caps what a filter may ask for.
 const maxTimelineLimit = 1000
 
+// A timeline looks at up to timelineScanFactor*limit+timelineScanExtra
+// events to find limit that the user may see and the filter allows.
+const (
+	timelineScanFactor = 10
+	timelineScanExtra  = 100
+)
+
 // Sync answers a /sync request, long-polling up to req.Timeout when
 // nothing changed since the token.
 func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
@@ -65,18 +72,19 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 	deadline := time.NewTimer(req.Timeout)
 	defer deadline.Stop()
 	for {
-		memberships, err := s.store.MembershipsOf(ctx, req.UserID)
+		// Register before reading the stream position, so that nothing
+		// published in between is missed. A room joined after this list was
+		// read wakes the waiter through the user's own membership event.
+		joinedNow, err := s.store.MembershipsOf(ctx, req.UserID, spec.Join)
 		if err != nil {
 			return nil, err
 		}
-		var joined []string
-		for _, m := range memberships {
-			if m.Membership == spec.Join {
-				joined = append(joined, m.RoomID)
-			}
+		joined := make([]string, len(joinedNow))
+		for i, m := range joinedNow {
+			joined[i] = m.RoomID
 		}
 		w := s.notifier.Register(req.UserID, joined)
-		resp, err := s.compute(ctx, req, memberships)
+		resp, err := s.compute(ctx, req)
 		if err != nil || req.Since == nil || req.FullState || req.Timeout <= 0 || !resp.empty() {
 			s.notifier.Unregister(w)
 			return resp, err
@@ -95,8 +103,12 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 }
 
 // compute builds the response from the token to the current position.
-func (s *Service) compute(ctx context.Context, req Request, memberships []store.RoomMembership) (*Response, error) {
+func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 	upto := s.engine.Stream().Current()
+	memberships, err := s.membershipsAt(ctx, req.UserID, upto)
+	if err != nil {
+		return nil, err
+	}
 	resp := newResponse(Token{Events: upto})
 	rf := req.Filter.Room
 	forgotten, err := s.store.ForgottenRooms(ctx, req.UserID)
@@ -111,16 +123,18 @@ func (s *Service) compute(ctx context.Context, req Request, memberships []store.
 			}
 			switch m.Membership {
 			case spec.Join:
-				if err := s.joinedRoom(ctx, req, resp, vis, m.RoomID, 0, upto, true); err != nil {
+				room, err := s.joinedRoom(ctx, req, vis, m.RoomID, 0, upto, stateFull)
+				if err != nil {
 					return nil, err
 				}
+				resp.Rooms.Join[m.RoomID] = room
 			case spec.Invite, spec.Knock:
 				if err := s.strippedRoom(ctx, resp, m); err != nil {
 					return nil, err
 				}
 			case spec.Leave, spec.Ban:
 				if rf.IncludeLeave && !forgotten[m.RoomID] {
-					if err := s.leftRoom(ctx, req, resp, vis, m, 0); err != nil {
+					if err := s.leftRoom(ctx, req, resp, vis, m, 0, false); err != nil {
 						return nil, err
 					}
 				}
@@ -134,64 +148,159 @@ func (s *Service) compute(ctx context.Context, req Request, memberships []store.
 	if err != nil {
 		return nil, err
 	}
-	// firstChange is the user's first membership event in range per room:
-	// what came before it tells whether a join is new.
-	firstChange := map[string]store.EventRow{}
+	// The user's membership events in range, per room, oldest first.
+	changed := map[string][]store.EventRow{}
 	for _, c := range changes {
-		if _, ok := firstChange[c.RoomID]; !ok {
-			firstChange[c.RoomID] = c
-		}
+		changed[c.RoomID] = append(changed[c.RoomID], c)
 	}
-	active, err := s.store.RoomsWithEvents(ctx, after, upto)
+	activeList, err := s.store.RoomsWithEvents(ctx, after, upto)
 	if err != nil {
 		return nil, err
+	}
+	active := make(map[string]bool, len(activeList))
+	for _, id := range activeList {
+		active[id] = true
 	}
 	for _, m := range memberships {
 		if !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID) {
 			continue
 		}
-		first, changed := firstChange[m.RoomID]
+		evs := changed[m.RoomID]
+		// atSince is the membership at the token; inRange the memberships
+		// the user went through since, the current one last.
+		atSince := m.Membership
+		var inRange []string
+		if len(evs) > 0 {
+			if atSince, err = s.membershipBefore(ctx, evs[0]); err != nil {
+				return nil, err
+			}
+			for _, ev := range evs {
+				if ev.Membership != nil {
+					inRange = append(inRange, *ev.Membership)
+				}
+			}
+		}
 		switch m.Membership {
 		case spec.Join:
-			newlyJoined := false
-			if changed {
-				prev, err := s.membershipBefore(ctx, first)
-				if err != nil {
-					return nil, err
-				}
-				newlyJoined = prev != spec.Join
+			// Newly joined, or left and rejoined since the token: the client
+			// needs the whole state.
+			newlyJoined := len(evs) > 0 && (atSince != spec.Join || slices.ContainsFunc(inRange, func(ms string) bool { return ms != spec.Join }))
+			if !newlyJoined && !req.FullState && !active[m.RoomID] {
+				continue
 			}
-			if newlyJoined || req.FullState || slices.Contains(active, m.RoomID) {
-				from := after
-				if err := s.joinedRoom(ctx, req, resp, vis, m.RoomID, from, upto, newlyJoined || req.FullState); err != nil {
-					return nil, err
-				}
+			mode := stateDelta
+			if newlyJoined || req.FullState {
+				mode = stateFull
 			}
+			room, err := s.joinedRoom(ctx, req, vis, m.RoomID, after, upto, mode)
+			if err != nil {
+				return nil, err
+			}
+			if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 {
+				continue // only events this user may not see, or filtered out
+			}
+			resp.Rooms.Join[m.RoomID] = room
 		case spec.Invite, spec.Knock:
-			if changed || req.FullState {
-				if err := s.strippedRoom(ctx, resp, m); err != nil {
-					return nil, err
+			if len(evs) == 0 && !req.FullState {
+				continue
+			}
+			if err := s.strippedRoom(ctx, resp, m); err != nil {
+				return nil, err
+			}
+			// Left a joined room and got invited (or knocked) again since the
+			// token: the client must also learn that it left.
+			if atSince == spec.Join || slices.Contains(inRange, spec.Join) {
+				for i := len(evs) - 1; i >= 0; i-- {
+					if ms := evs[i].Membership; ms != nil && (*ms == spec.Leave || *ms == spec.Ban) {
+						if !forgotten[m.RoomID] {
+							left := store.RoomMembership{RoomID: m.RoomID, Membership: *ms, EventNID: evs[i].NID}
+							if err := s.leftRoom(ctx, req, resp, vis, left, after, atSince != spec.Join); err != nil {
+								return nil, err
+							}
+						}
+						break
+					}
 				}
 			}
 		case spec.Leave, spec.Ban:
-			if (changed || req.FullState && rf.IncludeLeave) && !forgotten[m.RoomID] {
-				prev := spec.Leave
-				if changed {
-					if prev, err = s.membershipBefore(ctx, first); err != nil {
-						return nil, err
-					}
-				}
-				// A rejected invite or a withdrawn knock still ends up in "leave",
-				// so that the client drops the room from its invite list.
-				if prev != spec.Leave && prev != "" || req.FullState {
-					if err := s.leftRoom(ctx, req, resp, vis, m, after); err != nil {
-						return nil, err
-					}
-				}
+			if forgotten[m.RoomID] {
+				continue
+			}
+			// A room shows in "leave" when the user was in it (joined, invited
+			// or knocking) at the token or since: a rejected invite or a
+			// withdrawn knock too, so that the client drops the room.
+			wasIn := isIn(atSince)
+			for _, ms := range inRange[:max(len(inRange)-1, 0)] {
+				wasIn = wasIn || isIn(ms)
+			}
+			if !(len(evs) > 0 && wasIn) && !(req.FullState && rf.IncludeLeave) {
+				continue
+			}
+			if err := s.leftRoom(ctx, req, resp, vis, m, after, req.FullState || atSince != spec.Join); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return resp, nil
+}
+
+// isIn reports whether a membership puts a room in one of the sections
+// other than "leave".
+func isIn(membership string) bool {
+	return membership == spec.Join || membership == spec.Invite || membership == spec.Knock
+}
+
+// membershipsAt lists the user's memberships at a stream position. The
+// materialised current state is never behind the position (an event's
+// membership is stored before its position becomes readable), but may be
+// ahead of it: those memberships are wound back to the ones they replaced,
+// so that a change is reported exactly once, with the position it has.
+func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) ([]store.RoomMembership, error) {
+	ms, err := s.store.MembershipsOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	nids := make([]int64, len(ms))
+	for i, m := range ms {
+		nids[i] = m.EventNID
+	}
+	evs, err := s.engine.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	byNID := make(map[int64]*rooms.Event, len(evs))
+	for _, ev := range evs {
+		byNID[ev.NID] = ev
+	}
+	out := ms[:0]
+	for _, m := range ms {
+		ev := byNID[m.EventNID]
+		for ev != nil && ev.StreamPos > pos {
+			if ev.ReplacesNID == 0 {
+				ev = nil
+				break
+			}
+			prev, err := s.engine.EventsByNID(ctx, []int64{ev.ReplacesNID})
+			if err != nil {
+				return nil, err
+			}
+			ev = nil
+			if len(prev) > 0 {
+				ev = prev[0]
+			}
+		}
+		if ev == nil {
+			continue // no membership yet at pos
+		}
+		if ev.NID != m.EventNID {
+			if m.Membership, err = ev.Membership(); err != nil {
+				return nil, err
+			}
+			m.EventNID = ev.NID
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // membershipBefore is the user's membership before a membership event.
@@ -207,59 +316,55 @@ func (s *Service) membershipBefore(ctx context.Context, ev store.EventRow) (stri
 }
 
 // timeline loads up to limit visible, filtered events of a room in
-// (after, upto], oldest first, and whether older ones in range were left out.
-func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64) ([]*rooms.Event, bool, error) {
+// (after, upto], oldest first, whether older ones in range were left out,
+// and the position down to which the range was looked at. It looks at no
+// more than a bounded number of events (as Synapse gives up after a few
+// rounds), so that a long history the user may not see stays cheap: the
+// timeline is then limited, and /messages can page on.
+func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64) ([]*rooms.Event, bool, int64, error) {
 	tf := req.Filter.Room.Timeline
 	limit := tf.LimitOr(defaultTimelineLimit, maxTimelineLimit)
+	budget := timelineScanFactor*limit + timelineScanExtra
 	var out []*rooms.Event
 	cursor := upto
-	for len(out) < limit {
-		batch := limit - len(out) + 1
-		rows, err := s.store.RoomEvents(ctx, roomID, after, cursor, batch, true)
+	for budget > 0 {
+		rows, err := s.store.RoomEvents(ctx, roomID, after, cursor, min(max(limit-len(out)+1, 20), budget), true)
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		if len(rows) == 0 {
-			break
+			return reverse(out), false, cursor, nil
 		}
+		budget -= len(rows)
 		nids := make([]int64, len(rows))
 		for i, r := range rows {
 			nids[i] = r.NID
 		}
 		evs, err := s.engine.EventsByNID(ctx, nids)
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		for _, ev := range evs {
+			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev))
+			if ok {
+				if ok, err = vis.CanSee(ctx, ev); err != nil {
+					return nil, false, 0, err
+				}
+			}
+			if ok && len(out) == limit {
+				return reverse(out), true, cursor, nil
+			}
+			if ok {
+				out = append(out, ev)
+			}
 			cursor = ev.StreamPos - 1
-			if !tf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev)) {
-				continue
-			}
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, false, err
-			}
-			if !ok {
-				continue
-			}
-			if len(out) == limit {
-				return reverse(out), true, nil
-			}
-			out = append(out, ev)
-		}
-		if len(rows) < batch {
-			break
 		}
 	}
-	if len(out) < limit {
-		return reverse(out), false, nil
-	}
-	// Exactly limit events: limited if any older event remains in range.
 	more, err := s.store.RoomEvents(ctx, roomID, after, cursor, 1, true)
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
-	return reverse(out), len(more) > 0, nil
+	return reverse(out), len(more) > 0, cursor, nil
 }
 
 func reverse(evs []*rooms.Event) []*rooms.Event {
@@ -279,55 +384,102 @@ func (s *Service) stateAt(ctx context.Context, roomID string, pos int64) (rooms.
 	return s.engine.StateAt(ctx, ev.StateAfter)
 }
 
-// joinedRoom adds a room's "join" entry. With full, the state section is
-// the whole state at the start of the timeline; otherwise, when the
-// timeline is limited, the state that changed between the token and the
-// start of the timeline.
-func (s *Service) joinedRoom(ctx context.Context, req Request, resp *Response, vis *rooms.Visibility, roomID string, after, upto int64, full bool) error {
-	tl, limited, err := s.timeline(ctx, req, vis, roomID, after, upto)
+// stateMode says what the state section of a room carries.
+type stateMode int
+
+const (
+	// stateDelta: the state that changed between the token and the start
+	// of the timeline (nothing, for a timeline that covers the whole range
+	// unfiltered).
+	stateDelta stateMode = iota
+	// stateFull: the whole state at the start of the timeline.
+	stateFull
+	// stateNone: nothing, for rooms the user was never joined to.
+	stateNone
+)
+
+// joinedRoom builds a room's entry from its timeline in (after, upto]
+// and the state the mode asks for.
+func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64, mode stateMode) (*JoinedRoom, error) {
+	tl, limited, cursor, err := s.timeline(ctx, req, vis, roomID, after, upto)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	room := &JoinedRoom{}
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
+	if limited {
+		room.Timeline.PrevBatch = Token{Events: cursor}.String()
+	}
 	var start rooms.StateMap
 	if len(tl) > 0 {
 		room.Timeline.PrevBatch = Token{Events: tl[0].StreamPos - 1}.String()
 		if start, err = s.engine.StateAt(ctx, tl[0].StateBefore); err != nil {
-			return err
+			return nil, err
 		}
 	} else if start, err = s.stateAt(ctx, roomID, upto); err != nil {
-		return err
+		return nil, err
 	}
 	var stateEvs []*rooms.Event
-	switch {
-	case full:
+	switch mode {
+	case stateFull:
 		if stateEvs, err = s.stateEvents(ctx, start, nil); err != nil {
-			return err
+			return nil, err
 		}
-	case limited:
+	case stateDelta:
 		since, err := s.stateAt(ctx, roomID, after)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if stateEvs, err = s.stateEvents(ctx, start, since); err != nil {
-			return err
+			return nil, err
+		}
+		if req.Filter.Room.State.LazyLoadMembers {
+			// Lazy-loading clients get the membership of each timeline sender
+			// with their events, as they may not have it yet.
+			if stateEvs, err = s.addSenders(ctx, stateEvs, start, tl); err != nil {
+				return nil, err
+			}
 		}
 	}
-	stateEvs = s.filterState(req, stateEvs, tl)
+	if mode != stateNone {
+		stateEvs = s.filterState(req, stateEvs, tl)
+	}
 	viewer := req.Viewer
 	if room.State.Events, err = s.render.Render(ctx, stateEvs, viewer, req.UserID, true); err != nil {
-		return err
+		return nil, err
 	}
 	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
-		return err
+		return nil, err
 	}
 	if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
-		return err
+		return nil, err
 	}
-	resp.Rooms.Join[roomID] = room
-	return nil
+	return room, nil
+}
+
+// addSenders adds to evs the memberships in state of the timeline's
+// senders that are not there yet.
+func (s *Service) addSenders(ctx context.Context, evs []*rooms.Event, state rooms.StateMap, tl []*rooms.Event) ([]*rooms.Event, error) {
+	have := map[int64]bool{}
+	for _, ev := range evs {
+		have[ev.NID] = true
+	}
+	var nids []int64
+	for _, ev := range tl {
+		if nid, ok := state[store.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()}]; ok && !have[nid] {
+			have[nid] = true
+			nids = append(nids, nid)
+		}
+	}
+	if len(nids) == 0 {
+		return evs, nil
+	}
+	more, err := s.engine.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, more...), nil
 }
 
 // stateEvents loads the events of state that differ from base (all of
@@ -369,7 +521,9 @@ func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms
 	return out
 }
 
-// summary is the room summary: heroes and member counts.
+// summary is the room summary: heroes and member counts. Heroes are, as
+// Synapse picks them, up to five other joined or invited members in user
+// ID order, or the members who left when there are none.
 func (s *Service) summary(ctx context.Context, roomID, userID string) (map[string]any, error) {
 	joined, invited, err := s.store.MemberCounts(ctx, roomID)
 	if err != nil {
@@ -379,13 +533,21 @@ func (s *Service) summary(ctx context.Context, roomID, userID string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	heroes := []string{}
+	heroes, gone := []string{}, []string{}
 	for _, m := range members {
-		if m.RoomID != userID && (m.Membership == spec.Join || m.Membership == spec.Invite) && len(heroes) < 5 {
+		// RoomMembers puts the member's user ID in RoomID.
+		switch {
+		case m.RoomID == userID:
+		case m.Membership == spec.Join || m.Membership == spec.Invite:
 			heroes = append(heroes, m.RoomID)
+		case m.Membership == spec.Leave || m.Membership == spec.Ban:
+			gone = append(gone, m.RoomID)
 		}
 	}
-	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
+	if len(heroes) == 0 {
+		heroes = gone
+	}
+	return map[string]any{"m.heroes": heroes[:min(len(heroes), 5)], "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
 }
 
 // strippedRoom adds an invite or knock entry with the stripped state the
@@ -404,7 +566,10 @@ func (s *Service) strippedRoom(ctx context.Context, resp *Response, m store.Room
 	for _, t := range clientevent.StrippedTypes {
 		keys = append(keys, store.StateKey{Type: t})
 	}
-	keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: own.Sender()})
+	if own.Sender() != *own.StateKey() {
+		// The inviter's membership (a knocker's own is the knock itself).
+		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: own.Sender()})
+	}
 	found, err := s.engine.StateEvents(ctx, state, keys...)
 	if err != nil {
 		return err
@@ -424,19 +589,38 @@ func (s *Service) strippedRoom(ctx context.Context, resp *Response, m store.Room
 	return nil
 }
 
-// leftRoom adds a "leave" entry: the timeline up to the leave, and the
-// state at its start.
-func (s *Service) leftRoom(ctx context.Context, req Request, resp *Response, vis *rooms.Visibility, m store.RoomMembership, after int64) error {
+// leftRoom adds a "leave" entry: the timeline from the token up to the
+// leave, and its state (the whole state at the start of the timeline when
+// full, or for initial syncs). A user whose membership before leaving was
+// not join (a rejected invite, a withdrawn knock) was never shown the
+// room's state and gets none now.
+func (s *Service) leftRoom(ctx context.Context, req Request, resp *Response, vis *rooms.Visibility, m store.RoomMembership, after int64, full bool) error {
 	evs, err := s.engine.EventsByNID(ctx, []int64{m.EventNID})
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	leavePos := evs[0].StreamPos
-	tmp := newResponse(Token{})
-	if err := s.joinedRoom(ctx, req, tmp, vis, m.RoomID, min(after, leavePos), leavePos, after == 0); err != nil {
+	leave := evs[0]
+	mode := stateDelta
+	if full || after == 0 {
+		mode = stateFull
+	}
+	before := ""
+	if leave.ReplacesNID != 0 {
+		prev, err := s.engine.EventsByNID(ctx, []int64{leave.ReplacesNID})
+		if err != nil {
+			return err
+		}
+		if len(prev) > 0 {
+			before, _ = prev[0].Membership()
+		}
+	}
+	if before != spec.Join {
+		mode = stateNone
+	}
+	j, err := s.joinedRoom(ctx, req, vis, m.RoomID, min(after, leave.StreamPos), leave.StreamPos, mode)
+	if err != nil {
 		return err
 	}
-	j := tmp.Rooms.Join[m.RoomID]
 	resp.Rooms.Leave[m.RoomID] = &LeftRoom{State: j.State, Timeline: j.Timeline}
 	return nil
 }

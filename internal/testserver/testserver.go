@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -81,6 +82,35 @@ func (s *Server) Stop() {
 		s.t.Errorf("testserver: shutdown: %v", err)
 	}
 	s.Server = nil
+}
+
+// Restart stops the server and starts a new one with the same Config,
+// so on the same data directory and database. Listeners on port 0 get
+// new ports: URL changes, and clients made before must be pointed at it
+// (see Repoint).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	srv, err := server.New(context.Background(), s.Config, logger())
+	if err != nil {
+		s.t.Fatalf("testserver: restart: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		s.t.Fatalf("testserver: restart: %v", err)
+	}
+	s.Server = srv
+	s.URL = "http://" + srv.Addr("client")
+}
+
+// Repoint makes a client made for this server use its current URL (after
+// a Restart).
+func (s *Server) Repoint(c *mautrix.Client) {
+	s.t.Helper()
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		s.t.Fatalf("testserver: %v", err)
+	}
+	c.HomeserverURL = u
 }
 
 // logger is silent unless MYELIN_TEST_LOG is set.

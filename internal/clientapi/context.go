@@ -1,0 +1,259 @@
+package clientapi
+
+import (
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/filter"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
+)
+
+// Navigating a room's history: /context around an event,
+// /timestamp_to_event to find one by time, and the room /initialSync.
+
+func (a *API) registerContext(rt *httpapi.Router) {
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/context/{eventId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.eventContext})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/initialSync", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.roomInitialSync})
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/timestamp_to_event", Auth: httpapi.AuthRequired, Handler: a.timestampToEvent})
+}
+
+// eventContext serves GET /context/{eventId}: up to limit events around
+// the event (half before, as Synapse), the state at the last event
+// returned, and /messages tokens on either side.
+func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	roomID := r.PathValue("roomId")
+	limit, err := parseLimit(q, 10)
+	if err != nil {
+		return nil, err
+	}
+	rf := &filter.RoomEventFilter{}
+	if f := q.Get("filter"); f != "" {
+		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
+			return nil, err
+		}
+	}
+	current := a.rooms.Stream().Current()
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, current)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := a.visibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if ev.StreamPos == 0 || ev.StreamPos > upper {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	beforeLimit := limit / 2
+	before, _, err := a.paginate(ctx, roomID, c.UserID, ev.StreamPos-1, -1, upper, beforeLimit, true, rf)
+	if err != nil {
+		return nil, err
+	}
+	after, _, err := a.paginate(ctx, roomID, c.UserID, ev.StreamPos, -1, upper, limit-beforeLimit, false, rf)
+	if err != nil {
+		return nil, err
+	}
+	// The tokens sit just beyond the events returned, so that /messages
+	// continues from there whatever filter it is given.
+	start, end, last := ev.StreamPos-1, ev.StreamPos, ev
+	if len(before) > 0 {
+		start = before[len(before)-1].StreamPos - 1
+	}
+	if len(after) > 0 {
+		last = after[len(after)-1]
+		end = last.StreamPos
+	}
+
+	state, err := a.rooms.StateAt(ctx, last.StateAfter)
+	if err != nil {
+		return nil, err
+	}
+	senders := map[string]bool{ev.Sender(): true}
+	for _, e := range append(slices.Clone(before), after...) {
+		senders[e.Sender()] = true
+	}
+	stateEvs, err := a.stateList(ctx, state, func(k store.StateKey) bool {
+		return !rf.LazyLoadMembers || k.Type != spec.MRoomMember || senders[k.StateKey]
+	})
+	if err != nil {
+		return nil, err
+	}
+	kept := stateEvs[:0]
+	for _, se := range stateEvs {
+		if rf.Allows(se.Type(), se.Sender(), roomID, rooms.ContainsURL(se)) {
+			kept = append(kept, se)
+		}
+	}
+
+	// One render for everything, so that aggregations are one batch.
+	all := make([]*rooms.Event, 0, 1+len(before)+len(after)+len(kept))
+	all = append(append(append(append(all, ev), before...), after...), kept...)
+	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	nb, na := len(before), len(after)
+	return map[string]any{
+		"event":         rendered[0],
+		"events_before": nonNil(rendered[1 : 1+nb]),
+		"events_after":  nonNil(rendered[1+nb : 1+nb+na]),
+		"state":         nonNil(rendered[1+nb+na:]),
+		"start":         mxsync.Token{Events: start}.String(),
+		"end":           mxsync.Token{Events: end}.String(),
+	}, nil
+}
+
+// nonNil keeps empty lists rendering as [] rather than null.
+func nonNil(evs []clientevent.Event) []clientevent.Event {
+	if evs == nil {
+		return []clientevent.Event{}
+	}
+	return evs
+}
+
+// timestampToEvent serves GET /timestamp_to_event: the visible event
+// closest to ts in the direction asked, ts included.
+func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	roomID := r.PathValue("roomId")
+	tsParam := q.Get("ts")
+	if tsParam == "" {
+		return nil, mxerr.MissingParam("Missing ts parameter")
+	}
+	ts, err := strconv.ParseInt(tsParam, 10, 64)
+	if err != nil {
+		return nil, mxerr.InvalidParam("ts must be an integer")
+	}
+	var backwards bool
+	switch q.Get("dir") {
+	case "f":
+	case "b":
+		backwards = true
+	case "":
+		return nil, mxerr.MissingParam("Missing dir parameter")
+	default:
+		return nil, mxerr.InvalidParam("dir must be f or b")
+	}
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	if err != nil {
+		return nil, err
+	}
+	vis := a.rooms.VisibilityFor(c.UserID)
+	pos := int64(-1)
+	if backwards {
+		pos = math.MaxInt64
+	}
+	const batch = 50
+	for {
+		rows, err := a.roomStore.EventsByTimestamp(ctx, roomID, ts, pos, upper, batch, backwards)
+		if err != nil {
+			return nil, err
+		}
+		nids := make([]int64, len(rows))
+		for i, row := range rows {
+			nids[i] = row.NID
+		}
+		evs, err := a.rooms.EventsByNID(ctx, nids)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			ts, pos = int64(ev.OriginServerTS()), ev.StreamPos
+			ok, err := vis.CanSee(ctx, ev)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
+			}
+		}
+		if len(rows) < batch {
+			break
+		}
+	}
+	dir := "forward"
+	if backwards {
+		dir = "backward"
+	}
+	return nil, mxerr.NotFound("Unable to find event from %s in %s direction", tsParam, dir)
+}
+
+// roomInitialSync serves the room /initialSync: the room's latest
+// messages and its state, as /messages and /state would show them (up to
+// the leave for users who left; peeking for world-readable rooms).
+func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	roomID := r.PathValue("roomId")
+	limit, err := parseLimit(r.URL.Query(), 10)
+	if err != nil {
+		return nil, err
+	}
+	state, _, err := a.readableState(ctx, roomID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	if err != nil {
+		return nil, err
+	}
+	membership, err := a.rooms.MembershipIn(ctx, state, c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	switch membership {
+	case spec.Join, spec.Leave, spec.Ban:
+	default:
+		// Peeking into a world-readable room: Synapse answers "join".
+		membership = spec.Join
+	}
+	evs, _, err := a.paginate(ctx, roomID, c.UserID, upper, -1, upper, limit, true, &filter.RoomEventFilter{})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(evs)
+	start := upper
+	if len(evs) > 0 {
+		start = evs[0].StreamPos - 1
+	}
+	stateEvs, err := a.stateList(ctx, state, func(store.StateKey) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	all := append(slices.Clone(evs), stateEvs...)
+	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	visibility := "private"
+	if pub, err := a.roomStore.RoomPublished(ctx, roomID); err != nil {
+		return nil, err
+	} else if pub {
+		visibility = "public"
+	}
+	return map[string]any{
+		"room_id":    roomID,
+		"membership": membership,
+		"messages": map[string]any{
+			"chunk": nonNil(rendered[:len(evs)]),
+			"start": mxsync.Token{Events: start}.String(),
+			"end":   mxsync.Token{Events: upper}.String(),
+		},
+		"state":        nonNil(rendered[len(evs):]),
+		"visibility":   visibility,
+		"presence":     []any{},
+		"receipts":     []any{},
+		"account_data": []any{},
+	}, nil
+}

@@ -1,0 +1,627 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+func (a *API) registerDirectory(rt *httpapi.Router) {
+	route := func(method, path string, auth httpapi.AuthMode, guest bool, h httpapi.Handler) {
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: auth, AllowGuest: guest, Handler: h})
+	}
+	route(http.MethodGet, "/directory/room/{roomAlias}", httpapi.AuthOptional, false, a.getAlias)
+	route(http.MethodPut, "/directory/room/{roomAlias}", httpapi.AuthRequired, false, a.putAlias)
+	route(http.MethodDelete, "/directory/room/{roomAlias}", httpapi.AuthRequired, false, a.deleteAlias)
+	route(http.MethodGet, "/rooms/{roomId}/aliases", httpapi.AuthRequired, false, a.roomAliases)
+	route(http.MethodGet, "/directory/list/room/{roomId}", httpapi.AuthNone, false, a.getDirectoryVisibility)
+	route(http.MethodPut, "/directory/list/room/{roomId}", httpapi.AuthRequired, false, a.putDirectoryVisibility)
+	route(http.MethodGet, "/publicRooms", httpapi.AuthOptional, false, a.getPublicRooms)
+	route(http.MethodPost, "/publicRooms", httpapi.AuthRequired, true, a.postPublicRooms)
+}
+
+// maxAliasLength is Synapse's limit on room aliases.
+const maxAliasLength = 255
+
+// checkAlias validates a room alias, returning its server name.
+func checkAlias(alias string) (string, error) {
+	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
+	if !strings.HasPrefix(alias, "#") || !ok || local == "" || server == "" {
+		return "", mxerr.InvalidParam("Room alias invalid")
+	}
+	if strings.ContainsFunc(local, unicode.IsSpace) {
+		return "", mxerr.InvalidParam("Invalid characters in room alias")
+	}
+	if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+		return "", mxerr.InvalidParam("Room alias invalid: bad server name")
+	}
+	return server, nil
+}
+
+// getAlias resolves an alias. Remote aliases are not found: the server
+// cannot ask their server yet.
+func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
+	alias := r.PathValue("roomAlias")
+	if _, err := checkAlias(alias); err != nil {
+		return nil, err
+	}
+	roomID, _, err := a.roomStore.ResolveAlias(r.Context(), alias)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Room alias %s not found", alias)
+	}
+	if err != nil {
+		return nil, err
+	}
+	servers, err := a.roomServers(r.Context(), roomID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"room_id": roomID, "servers": servers}, nil
+}
+
+// roomServers lists the servers of a room's joined members, this server
+// first.
+func (a *API) roomServers(ctx context.Context, roomID string) ([]string, error) {
+	members, err := a.roomStore.RoomMembers(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{a.cfg.ServerName: true}
+	var others []string
+	for _, m := range members {
+		if m.Membership != spec.Join {
+			continue
+		}
+		if _, server, ok := strings.Cut(m.RoomID, ":"); ok && !seen[server] { // RoomID holds the user ID here
+			seen[server] = true
+			others = append(others, server)
+		}
+	}
+	sort.Strings(others)
+	return append([]string{a.cfg.ServerName}, others...), nil
+}
+
+func (a *API) putAlias(r *http.Request, c *httpapi.Caller) (any, error) {
+	alias := r.PathValue("roomAlias")
+	server, err := checkAlias(alias)
+	if err != nil {
+		return nil, err
+	}
+	if len(alias) > maxAliasLength {
+		return nil, mxerr.InvalidParam("Can't create aliases longer than %d characters", maxAliasLength)
+	}
+	if server != a.cfg.ServerName {
+		return nil, mxerr.InvalidParam("Room alias must be local")
+	}
+	var body struct {
+		RoomID string `json:"room_id"`
+	}
+	if err := httpapi.ReadJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if body.RoomID == "" {
+		return nil, mxerr.BadJSON("Missing params: room_id")
+	}
+	if _, err := a.rooms.RoomVersion(r.Context(), body.RoomID); err != nil {
+		return nil, err
+	}
+	if !c.IsAdmin {
+		// Synapse's require_membership_for_aliases, on by default.
+		if m, err := a.rooms.MembershipOf(r.Context(), body.RoomID, c.UserID); err != nil {
+			return nil, err
+		} else if m != spec.Join {
+			return nil, mxerr.Forbidden("You must be in the room to create an alias for it")
+		}
+	}
+	err = a.roomStore.CreateAlias(r.Context(), alias, body.RoomID, c.UserID)
+	if errors.Is(err, store.ErrConflict) {
+		return nil, &mxerr.Error{Status: http.StatusConflict, Code: "M_UNKNOWN", Message: "Room alias " + alias + " already exists"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return empty, nil
+}
+
+// deleteAlias removes an alias. Its creator, server admins and room
+// members who may change the canonical alias may; the room's canonical
+// alias event then loses the alias when the user may send it.
+func (a *API) deleteAlias(r *http.Request, c *httpapi.Caller) (any, error) {
+	alias := r.PathValue("roomAlias")
+	if _, err := checkAlias(alias); err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	roomID, creator, err := a.roomStore.ResolveAlias(ctx, alias)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Room alias %s not found", alias)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if creator != c.UserID {
+		ok, err := a.canChangeRoomList(ctx, c, roomID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, mxerr.Forbidden("You don't have permission to delete the alias")
+		}
+	}
+	if err := a.roomStore.DeleteAlias(ctx, alias); errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Room alias %s not found", alias)
+	} else if err != nil {
+		return nil, err
+	}
+	if err := a.dropCanonicalAlias(ctx, c.UserID, roomID, alias); err != nil {
+		if _, ok := mxerr.As(err); !ok {
+			return nil, err
+		}
+		// The user may not change the canonical alias: the alias is
+		// deleted all the same, as the spec recommends.
+	}
+	return empty, nil
+}
+
+// dropCanonicalAlias removes an alias from the room's m.room.canonical_alias
+// event (alias and alt_aliases), sending the change as userID.
+func (a *API) dropCanonicalAlias(ctx context.Context, userID, roomID, alias string) error {
+	state, err := a.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	ev, err := a.rooms.StateEvent(ctx, state, "m.room.canonical_alias", "")
+	if err != nil || ev == nil {
+		return err
+	}
+	content := map[string]json.RawMessage{}
+	if json.Unmarshal(ev.Content(), &content) != nil {
+		return nil
+	}
+	changed := false
+	var cur string
+	if json.Unmarshal(content["alias"], &cur) == nil && cur == alias {
+		delete(content, "alias")
+		changed = true
+	}
+	var alt []string
+	if raw, ok := content["alt_aliases"]; ok && json.Unmarshal(raw, &alt) == nil {
+		kept := alt[:0:0]
+		for _, al := range alt {
+			if al != alias {
+				kept = append(kept, al)
+			}
+		}
+		if len(kept) != len(alt) {
+			changed = true
+			if len(kept) == 0 {
+				delete(content, "alt_aliases")
+			} else {
+				content["alt_aliases"], _ = json.Marshal(kept)
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	raw, _ := json.Marshal(content)
+	key := ""
+	_, err = a.rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: userID, Type: "m.room.canonical_alias", StateKey: &key, Content: json.RawMessage(raw)})
+	return err
+}
+
+// canChangeRoomList is Synapse's check for editing a room's directory
+// entry or deleting others' aliases: a server admin, or a joined member
+// whose power level lets them send m.room.canonical_alias.
+func (a *API) canChangeRoomList(ctx context.Context, c *httpapi.Caller, roomID string) (bool, error) {
+	if c.IsAdmin {
+		return true, nil
+	}
+	state, err := a.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return false, nil
+		}
+		return false, err
+	}
+	if m, err := a.rooms.MembershipIn(ctx, state, c.UserID); err != nil || m != spec.Join {
+		return false, err
+	}
+	pl, err := a.rooms.PowerLevels(ctx, state)
+	if err != nil {
+		return false, err
+	}
+	return pl.UserLevel(spec.SenderID(c.UserID)) >= pl.EventLevel("m.room.canonical_alias", true), nil
+}
+
+// roomAliases lists a room's local aliases, for members, server admins
+// and anyone when the room is world-readable.
+func (a *API) roomAliases(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	roomID := r.PathValue("roomId")
+	if !c.IsAdmin {
+		state, err := a.rooms.CurrentState(ctx, roomID)
+		if err != nil {
+			if _, ok := mxerr.As(err); ok {
+				return nil, mxerr.Forbidden("You are not in this room")
+			}
+			return nil, err
+		}
+		m, err := a.rooms.MembershipIn(ctx, state, c.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if m != spec.Join {
+			peek, err := a.rooms.CanPeek(ctx, state)
+			if err != nil {
+				return nil, err
+			}
+			if !peek {
+				return nil, mxerr.Forbidden("You are not in this room")
+			}
+		}
+	}
+	aliases, err := a.roomStore.RoomAliases(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]string{"aliases": aliases}, nil
+}
+
+func (a *API) getDirectoryVisibility(r *http.Request, _ *httpapi.Caller) (any, error) {
+	published, err := a.roomStore.RoomPublished(r.Context(), r.PathValue("roomId"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Room not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	visibility := "private"
+	if published {
+		visibility = "public"
+	}
+	return map[string]string{"visibility": visibility}, nil
+}
+
+func (a *API) putDirectoryVisibility(r *http.Request, c *httpapi.Caller) (any, error) {
+	var body struct {
+		Visibility *string `json:"visibility"`
+	}
+	if err := httpapi.ReadJSON(r, &body); err != nil {
+		return nil, err
+	}
+	visibility := "public"
+	if body.Visibility != nil {
+		visibility = *body.Visibility
+	}
+	if visibility != "public" && visibility != "private" {
+		return nil, mxerr.InvalidParam("Invalid visibility setting")
+	}
+	ctx := r.Context()
+	roomID := r.PathValue("roomId")
+	if _, err := a.roomStore.RoomPublished(ctx, roomID); errors.Is(err, store.ErrNotFound) {
+		return nil, mxerr.NotFound("Room not found")
+	} else if err != nil {
+		return nil, err
+	}
+	ok, err := a.canChangeRoomList(ctx, c, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.Forbidden("This server requires you to be a moderator in the room to edit its room list entry")
+	}
+	return empty, a.publishRoom(ctx, roomID, visibility == "public")
+}
+
+// roomSummary describes a room as the published room directory, the
+// space hierarchy and the room summary do (PublishedRoomsChunk and
+// RoomSummary in the spec).
+type roomSummary struct {
+	RoomID           string   `json:"room_id"`
+	Name             string   `json:"name,omitempty"`
+	Topic            string   `json:"topic,omitempty"`
+	CanonicalAlias   string   `json:"canonical_alias,omitempty"`
+	NumJoinedMembers int64    `json:"num_joined_members"`
+	WorldReadable    bool     `json:"world_readable"`
+	GuestCanJoin     bool     `json:"guest_can_join"`
+	AvatarURL        string   `json:"avatar_url,omitempty"`
+	JoinRule         string   `json:"join_rule,omitempty"`
+	RoomType         string   `json:"room_type,omitempty"`
+	RoomVersion      string   `json:"room_version,omitempty"`
+	Encryption       string   `json:"encryption,omitempty"`
+	AllowedRoomIDs   []string `json:"allowed_room_ids,omitempty"`
+}
+
+// roomDesc is a room's summary with the current state it came from.
+type roomDesc struct {
+	summary roomSummary
+	state   rooms.StateMap
+}
+
+// describeRoom summarises a room from its current state; M_NOT_FOUND for
+// rooms the server does not know.
+func (a *API) describeRoom(ctx context.Context, roomID string) (*roomDesc, error) {
+	state, err := a.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: "m.room.name"}, {Type: "m.room.topic"},
+		{Type: "m.room.canonical_alias"}, {Type: "m.room.avatar"}, {Type: spec.MRoomJoinRules},
+		{Type: spec.MRoomHistoryVisibility}, {Type: "m.room.guest_access"}, {Type: "m.room.encryption"}}
+	evs, err := a.rooms.StateEvents(ctx, state, keys...)
+	if err != nil {
+		return nil, err
+	}
+	field := func(typ, key string) string {
+		if ev := evs[store.StateKey{Type: typ}]; ev != nil {
+			return contentString(ev.Content(), key)
+		}
+		return ""
+	}
+	s := roomSummary{
+		RoomID: roomID, Name: field("m.room.name", "name"), CanonicalAlias: field("m.room.canonical_alias", "alias"),
+		AvatarURL: field("m.room.avatar", "url"), JoinRule: field(spec.MRoomJoinRules, "join_rule"),
+		RoomType: field(spec.MRoomCreate, "type"), Encryption: field("m.room.encryption", "algorithm"),
+		WorldReadable: field(spec.MRoomHistoryVisibility, "history_visibility") == rooms.WorldReadable,
+		GuestCanJoin:  field("m.room.guest_access", "guest_access") == "can_join",
+	}
+	if s.JoinRule == "" {
+		s.JoinRule = spec.Invite // the auth rules' default without a join rules event
+	}
+	if ev := evs[store.StateKey{Type: "m.room.topic"}]; ev != nil {
+		s.Topic = plainTopic(ev.Content())
+	}
+	if create := evs[store.StateKey{Type: spec.MRoomCreate}]; create != nil {
+		s.RoomVersion = string(create.Version())
+	}
+	if s.JoinRule == spec.Restricted || s.JoinRule == spec.KnockRestricted {
+		var jr joinRulesContent
+		if ev := evs[store.StateKey{Type: spec.MRoomJoinRules}]; ev != nil && json.Unmarshal(ev.Content(), &jr) == nil {
+			for _, al := range jr.Allow {
+				if al.Type == "m.room_membership" && al.RoomID != "" {
+					s.AllowedRoomIDs = append(s.AllowedRoomIDs, al.RoomID)
+				}
+			}
+		}
+	}
+	if s.NumJoinedMembers, _, err = a.roomStore.MemberCounts(ctx, roomID); err != nil {
+		return nil, err
+	}
+	return &roomDesc{summary: s, state: state}, nil
+}
+
+type joinRulesContent struct {
+	JoinRule string `json:"join_rule"`
+	Allow    []struct {
+		Type   string `json:"type"`
+		RoomID string `json:"room_id"`
+	} `json:"allow"`
+}
+
+// accessible reports whether a user (or, for "", an anonymous caller)
+// may see a room's summary, as the spec's space hierarchy rules say: they
+// are joined, invited or knocking; the room is public, knockable or
+// world-readable; or it is restricted to a room they are joined to. It
+// also returns the user's membership.
+func (a *API) accessible(ctx context.Context, d *roomDesc, userID string) (string, bool, error) {
+	membership := ""
+	if userID != "" {
+		var err error
+		if membership, err = a.rooms.MembershipIn(ctx, d.state, userID); err != nil {
+			return "", false, err
+		}
+	}
+	switch {
+	case membership == spec.Join || membership == spec.Invite || membership == spec.Knock:
+		return membership, true, nil
+	case d.summary.WorldReadable:
+		return membership, true, nil
+	}
+	switch d.summary.JoinRule {
+	case spec.Public, spec.Knock, spec.KnockRestricted:
+		return membership, true, nil
+	case spec.Restricted:
+		if userID == "" {
+			return membership, false, nil
+		}
+		for _, id := range d.summary.AllowedRoomIDs {
+			if m, err := a.rooms.MembershipOf(ctx, id, userID); err != nil {
+				return "", false, err
+			} else if m == spec.Join {
+				return membership, true, nil
+			}
+		}
+	}
+	return membership, false, nil
+}
+
+// contentString reads one top-level string of an event content.
+func contentString(content []byte, key string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(content, &m) != nil {
+		return ""
+	}
+	var s string
+	_ = json.Unmarshal(m[key], &s)
+	return s
+}
+
+// plainTopic is the plain-text topic of an m.room.topic content: topic,
+// or else the text/plain entry of m.topic.
+func plainTopic(content []byte) string {
+	if t := contentString(content, "topic"); t != "" {
+		return t
+	}
+	var c struct {
+		MTopic struct {
+			MText []struct {
+				Body     string `json:"body"`
+				Mimetype string `json:"mimetype"`
+			} `json:"m.text"`
+		} `json:"m.topic"`
+	}
+	if json.Unmarshal(content, &c) != nil {
+		return ""
+	}
+	for _, t := range c.MTopic.MText {
+		if t.Mimetype == "" || t.Mimetype == "text/plain" {
+			return t.Body
+		}
+	}
+	return ""
+}
+
+// publicRoomsQuery is a /publicRooms request, from the query string (GET)
+// or the body (POST).
+type publicRoomsQuery struct {
+	Limit  *int   `json:"limit"`
+	Since  string `json:"since"`
+	Filter *struct {
+		GenericSearchTerm string    `json:"generic_search_term"`
+		RoomTypes         []*string `json:"room_types"`
+	} `json:"filter"`
+	IncludeAllNetworks   bool   `json:"include_all_networks"`
+	ThirdPartyInstanceID string `json:"third_party_instance_id"`
+}
+
+func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
+	q := r.URL.Query()
+	req := publicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
+		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return nil, mxerr.InvalidParam("limit must be an integer")
+		}
+		req.Limit = &n
+	}
+	return a.publicRooms(r.Context(), q.Get("server"), req)
+}
+
+func (a *API) postPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
+	var req publicRoomsQuery
+	if err := httpapi.ReadJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return a.publicRooms(r.Context(), r.URL.Query().Get("server"), req)
+}
+
+type publicRoomsResponse struct {
+	Chunk     []roomSummary `json:"chunk"`
+	NextBatch string        `json:"next_batch,omitempty"`
+	PrevBatch string        `json:"prev_batch,omitempty"`
+	Total     int           `json:"total_room_count_estimate"`
+}
+
+// publicRooms lists the published rooms, as Synapse does: only rooms
+// with joined members whose join rule is public or knockable or whose
+// history is world-readable, the largest first. Paging tokens are
+// offsets into that order. Another server's directory is empty: without
+// federation the server knows of no room it publishes.
+func (a *API) publicRooms(ctx context.Context, server string, req publicRoomsQuery) (any, error) {
+	resp := publicRoomsResponse{Chunk: []roomSummary{}}
+	if server != "" && server != a.cfg.ServerName {
+		if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+			return nil, mxerr.InvalidParam("Invalid server name %q", server)
+		}
+		return resp, nil
+	}
+	if req.IncludeAllNetworks && req.ThirdPartyInstanceID != "" {
+		return nil, mxerr.InvalidParam("Can only use include_all_networks or third_party_instance_id")
+	}
+	offset := 0
+	if req.Since != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(req.Since, "o"))
+		if !strings.HasPrefix(req.Since, "o") || err != nil || n < 0 {
+			return nil, mxerr.InvalidParam("Invalid since token")
+		}
+		offset = n
+	}
+	if req.ThirdPartyInstanceID != "" {
+		return resp, nil // no application service publishes rooms of other networks
+	}
+	published, err := a.roomStore.PublishedRoomsByMembers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	listed := make([]roomSummary, 0, len(published))
+	for _, p := range published {
+		d, err := a.describeRoom(ctx, p.RoomID)
+		if err != nil {
+			if _, ok := mxerr.As(err); ok {
+				continue
+			}
+			return nil, err
+		}
+		s := d.summary
+		if s.NumJoinedMembers == 0 || (s.JoinRule != spec.Public && s.JoinRule != spec.Knock && s.JoinRule != spec.KnockRestricted && !s.WorldReadable) {
+			continue
+		}
+		s.RoomVersion, s.Encryption, s.AllowedRoomIDs = "", "", nil // not part of a directory entry
+		listed = append(listed, s)
+	}
+	resp.Total = len(listed)
+	if req.Filter != nil {
+		kept := listed[:0]
+		for _, s := range listed {
+			if matchesPublicFilter(s, req.Filter.GenericSearchTerm, req.Filter.RoomTypes) {
+				kept = append(kept, s)
+			}
+		}
+		listed = kept
+	}
+	offset = min(offset, len(listed))
+	end := len(listed)
+	if req.Limit != nil && *req.Limit > 0 {
+		limit := *req.Limit
+		end = min(offset+limit, len(listed))
+		if offset > 0 {
+			resp.PrevBatch = "o" + strconv.Itoa(max(0, offset-limit))
+		}
+		if end < len(listed) {
+			resp.NextBatch = "o" + strconv.Itoa(end)
+		}
+	}
+	resp.Chunk = append(resp.Chunk, listed[offset:end]...)
+	return resp, nil
+}
+
+// matchesPublicFilter applies a /publicRooms filter: the search term
+// against the name, topic, canonical alias and room ID (case-insensitive),
+// and the room types (nil standing for rooms without a type).
+func matchesPublicFilter(s roomSummary, term string, types []*string) bool {
+	if term = strings.ToLower(strings.TrimSpace(term)); term != "" {
+		found := false
+		for _, f := range []string{s.Name, s.Topic, s.CanonicalAlias, s.RoomID} {
+			if strings.Contains(strings.ToLower(f), term) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if t == nil && s.RoomType == "" || t != nil && *t == s.RoomType {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,284 @@
+package clientapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/relations"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+	mxsync "github.com/myelin-chat/myelin/internal/sync"
+)
+
+// maxRelationDepth is how far recurse=true follows relations of
+// relations (the spec asks for at least 3; Synapse uses 3).
+const maxRelationDepth = 3
+
+// defaultRelationsLimit is the page size of /relations and /threads
+// when the client gives none (Synapse's).
+const defaultRelationsLimit = 5
+
+func (a *API) registerRelations(rt *httpapi.Router) {
+	for _, p := range []string{
+		"/rooms/{roomId}/relations/{eventId}",
+		"/rooms/{roomId}/relations/{eventId}/{relType}",
+		"/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}",
+	} {
+		v1(rt, httpapi.Route{Method: http.MethodGet, Path: p, Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.relations})
+	}
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/threads", Auth: httpapi.AuthRequired, Handler: a.threads})
+}
+
+// parseLimit reads the limit parameter: def when absent, capped at
+// maxPageLimit.
+func parseLimit(q url.Values, def int) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 0 {
+		return 0, mxerr.InvalidParam("limit must be a non-negative integer")
+	}
+	return min(n, maxPageLimit), nil
+}
+
+// relations serves GET /relations/{eventId}[/{relType}[/{eventType}]]:
+// the parent's children, newest first (dir=b, the default) or oldest
+// first (dir=f), in "s<pos>" stream tokens as /messages.
+func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	roomID := r.PathValue("roomId")
+	backwards := true
+	switch q.Get("dir") {
+	case "", "b":
+	case "f":
+		backwards = false
+	default:
+		return nil, mxerr.InvalidParam("dir must be b or f")
+	}
+	limit, err := parseLimit(q, defaultRelationsLimit)
+	if err != nil {
+		return nil, err
+	}
+	depth := 1
+	_, recurseGiven := q["recurse"]
+	switch q.Get("recurse") {
+	case "true":
+		depth = maxRelationDepth
+	case "", "false":
+	default:
+		return nil, mxerr.InvalidParam("recurse must be true or false")
+	}
+	current := a.rooms.Stream().Current()
+	from := int64(0)
+	if backwards {
+		from = current
+	}
+	if f := q.Get("from"); f != "" {
+		tok, err := mxsync.ParseToken(f)
+		if err != nil {
+			return nil, err
+		}
+		from = min(tok.Events, current)
+	}
+	to := int64(-1)
+	if t := q.Get("to"); t != "" {
+		tok, err := mxsync.ParseToken(t)
+		if err != nil {
+			return nil, err
+		}
+		to = tok.Events
+	}
+	// A parent the user may not see is as missing as an unknown one.
+	parent, err := a.visibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
+	if err != nil {
+		return nil, err
+	}
+	rq := store.RelationQuery{RoomID: roomID, Parent: parent.EventID(), RelType: r.PathValue("relType"),
+		EventType: r.PathValue("eventType"), Depth: depth}
+	evs, next, err := a.pageRelations(ctx, c.UserID, rq, from, to, current, limit, backwards)
+	if err != nil {
+		return nil, err
+	}
+	chunk, err := a.render.Render(ctx, evs, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"chunk": chunk}
+	if next >= 0 {
+		resp["next_batch"] = mxsync.Token{Events: next}.String()
+	}
+	if f := q.Get("from"); f != "" {
+		resp["prev_batch"] = f
+	}
+	if recurseGiven {
+		resp["recursion_depth"] = depth
+	}
+	return resp, nil
+}
+
+// pageRelations walks a parent's children from a token in one direction,
+// keeping those the user may see, until it has limit events or reaches
+// the to token or the end. It returns the token to continue from, -1
+// when there is nothing further.
+func (a *API) pageRelations(ctx context.Context, userID string, rq store.RelationQuery, from, to, upper int64, limit int, backwards bool) ([]*rooms.Event, int64, error) {
+	vis := a.rooms.VisibilityFor(userID)
+	var out []*rooms.Event
+	cursor := from
+	if limit == 0 {
+		return nil, -1, nil
+	}
+	for {
+		batch := max(limit-len(out), 20)
+		q := rq
+		q.Limit, q.Backwards = batch, backwards
+		if backwards {
+			q.After, q.Upto = max(to, 0), min(cursor, upper)
+		} else {
+			q.After, q.Upto = cursor, upper
+			if to >= 0 {
+				q.Upto = min(upper, to)
+			}
+		}
+		if q.Upto <= q.After {
+			return out, -1, nil
+		}
+		rows, err := a.roomStore.RelatedEvents(ctx, q)
+		if err != nil {
+			return nil, 0, err
+		}
+		nids := make([]int64, len(rows))
+		for i, row := range rows {
+			nids[i] = row.NID
+		}
+		evs, err := a.rooms.EventsByNID(ctx, nids)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i, ev := range evs {
+			if backwards {
+				cursor = ev.StreamPos - 1
+			} else {
+				cursor = ev.StreamPos
+			}
+			ok, err := vis.CanSee(ctx, ev)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				out = append(out, ev)
+			}
+			if len(out) == limit {
+				if len(rows) < batch && i == len(evs)-1 {
+					return out, -1, nil
+				}
+				return out, cursor, nil
+			}
+		}
+		if len(rows) < batch {
+			return out, -1, nil
+		}
+	}
+}
+
+// threads serves GET /threads: the room's thread roots, the most
+// recently active thread first. Tokens are stream positions: a page
+// holds the threads whose latest event is at or before the token.
+func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	roomID := r.PathValue("roomId")
+	participant := ""
+	switch q.Get("include") {
+	case "", "all":
+	case "participated":
+		participant = c.UserID
+	default:
+		return nil, mxerr.InvalidParam("include must be all or participated")
+	}
+	limit, err := parseLimit(q, defaultRelationsLimit)
+	if err != nil {
+		return nil, err
+	}
+	if limit == 0 {
+		return nil, mxerr.InvalidParam("limit must be greater than zero")
+	}
+	current := a.rooms.Stream().Current()
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, current)
+	if err != nil {
+		return nil, err
+	}
+	before := upper
+	if f := q.Get("from"); f != "" {
+		tok, err := mxsync.ParseToken(f)
+		if err != nil {
+			return nil, err
+		}
+		before = min(tok.Events, upper)
+	}
+	vis := a.rooms.VisibilityFor(c.UserID)
+	var roots []*rooms.Event
+	next := int64(-1)
+scan:
+	for before > 0 {
+		batch := max(limit-len(roots), 20)
+		threads, err := a.roomStore.ThreadRoots(ctx, roomID, upper, before, participant, batch)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(threads))
+		for i, t := range threads {
+			ids[i] = t.RootID
+		}
+		evs, err := a.rooms.EventsByID(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		byID := make(map[string]*rooms.Event, len(evs))
+		for _, ev := range evs {
+			byID[ev.EventID()] = ev
+		}
+		for i, t := range threads {
+			before = t.LatestPos - 1
+			ev := byID[t.RootID]
+			if ev == nil || ev.RoomID().String() != roomID || ev.Status != store.EventAccepted || ev.IsState() {
+				continue
+			}
+			// An event that is itself a relation cannot root a thread.
+			if rel, _ := relations.Of(ev); rel != "" {
+				continue
+			}
+			ok, err := vis.CanSee(ctx, ev)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				roots = append(roots, ev)
+			}
+			if len(roots) == limit {
+				if len(threads) == batch || i < len(threads)-1 {
+					next = before
+				}
+				break scan
+			}
+		}
+		if len(threads) < batch {
+			break
+		}
+	}
+	chunk, err := a.render.Render(ctx, roots, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"chunk": chunk}
+	if next >= 0 {
+		resp["next_batch"] = mxsync.Token{Events: next}.String()
+	}
+	return resp, nil
+}

@@ -1,0 +1,333 @@
+package clientapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+func (a *API) registerSpaces(rt *httpapi.Router) {
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/hierarchy", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.hierarchy})
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/room_summary/{roomIdOrAlias}", Auth: httpapi.AuthOptional, Handler: a.roomSummary})
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/mutual_rooms", Auth: httpapi.AuthRequired, Handler: a.mutualRooms})
+}
+
+// maxHierarchyRooms caps a hierarchy page (Synapse's MAX_ROOMS); it is
+// also the default limit.
+const maxHierarchyRooms = 50
+
+// hierarchyToken is the state a hierarchy page token carries: the walk is
+// recomputed from the current state and the rooms already returned are
+// skipped, so that no session needs storing.
+type hierarchyToken struct {
+	Room      string `json:"r"`
+	Suggested bool   `json:"s"`
+	MaxDepth  int    `json:"d"`
+	Skip      int    `json:"n"`
+}
+
+func (t hierarchyToken) String() string {
+	raw, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// hierarchyRoom is an entry of a hierarchy page.
+type hierarchyRoom struct {
+	roomSummary
+	ChildrenState []childState `json:"children_state"`
+}
+
+// childState is an m.space.child event in stripped form, with its
+// origin_server_ts.
+type childState struct {
+	Type           string          `json:"type"`
+	StateKey       string          `json:"state_key"`
+	Content        json.RawMessage `json:"content"`
+	Sender         string          `json:"sender"`
+	OriginServerTS int64           `json:"origin_server_ts"`
+}
+
+// hierarchy walks a space depth first, as Synapse does: children in the
+// spec's order, each room once, only rooms the user may see (their
+// children are not walked either), rooms the server does not know left
+// out (federation would fetch them).
+func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	root := r.PathValue("roomId")
+	tok := hierarchyToken{Room: root, Suggested: q.Get("suggested_only") == "true", MaxDepth: -1}
+	if s := q.Get("max_depth"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return nil, mxerr.InvalidParam("max_depth must be a non-negative integer")
+		}
+		tok.MaxDepth = n
+	}
+	limit := maxHierarchyRooms
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, mxerr.InvalidParam("limit must be an integer greater than zero")
+		}
+		limit = min(n, maxHierarchyRooms)
+	}
+	if from := q.Get("from"); from != "" {
+		var prev hierarchyToken
+		raw, err := base64.RawURLEncoding.DecodeString(from)
+		if err != nil || json.Unmarshal(raw, &prev) != nil || prev.Skip < 0 {
+			return nil, mxerr.InvalidParam("Unknown pagination token")
+		}
+		if prev.Room != tok.Room || prev.Suggested != tok.Suggested || prev.MaxDepth != tok.MaxDepth {
+			return nil, mxerr.InvalidParam("suggested_only and max_depth cannot change on paginated requests")
+		}
+		tok.Skip = prev.Skip
+	}
+
+	rootDesc, err := a.describeRoom(ctx, root)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return nil, mxerr.Forbidden("You are not allowed to view this room")
+		}
+		return nil, err
+	}
+	if _, ok, err := a.accessible(ctx, rootDesc, c.UserID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, mxerr.Forbidden("You are not allowed to view this room")
+	}
+
+	type queued struct {
+		roomID string
+		depth  int
+	}
+	stack := []queued{{root, 0}}
+	seen := map[string]bool{}
+	emitted := 0
+	page := []hierarchyRoom{}
+	more := false
+	for len(stack) > 0 {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[e.roomID] {
+			continue
+		}
+		seen[e.roomID] = true
+		d := rootDesc
+		if e.roomID != root {
+			if d, err = a.describeRoom(ctx, e.roomID); err != nil {
+				if _, ok := mxerr.As(err); ok {
+					continue // unknown here
+				}
+				return nil, err
+			}
+			if _, ok, err := a.accessible(ctx, d, c.UserID); err != nil {
+				return nil, err
+			} else if !ok {
+				continue
+			}
+		}
+		if emitted >= tok.Skip+limit {
+			more = true // one room beyond this page exists
+			break
+		}
+		var children []*rooms.Event
+		if d.summary.RoomType == "m.space" {
+			if children, err = a.spaceChildren(ctx, d.state, tok.Suggested); err != nil {
+				return nil, err
+			}
+		}
+		if emitted >= tok.Skip {
+			entry := hierarchyRoom{roomSummary: d.summary, ChildrenState: make([]childState, 0, len(children))}
+			for _, ch := range children {
+				entry.ChildrenState = append(entry.ChildrenState, childState{Type: ch.Type(), StateKey: *ch.StateKey(),
+					Content: json.RawMessage(ch.Content()), Sender: ch.Sender(), OriginServerTS: int64(ch.OriginServerTS())})
+			}
+			page = append(page, entry)
+		}
+		emitted++
+		if tok.MaxDepth < 0 || e.depth < tok.MaxDepth {
+			for i := len(children) - 1; i >= 0; i-- {
+				if id := *children[i].StateKey(); !seen[id] {
+					stack = append(stack, queued{id, e.depth + 1})
+				}
+			}
+		}
+	}
+	resp := map[string]any{"rooms": page}
+	if more {
+		next := tok
+		next.Skip = tok.Skip + limit
+		resp["next_batch"] = next.String()
+	}
+	return resp, nil
+}
+
+// spaceChildren lists a space's m.space.child events with a valid via,
+// in the spec's order: a valid order string first (lexicographically),
+// then by origin_server_ts, then by room ID.
+func (a *API) spaceChildren(ctx context.Context, state rooms.StateMap, suggestedOnly bool) ([]*rooms.Event, error) {
+	evs, err := a.stateList(ctx, state, func(k store.StateKey) bool { return k.Type == "m.space.child" })
+	if err != nil {
+		return nil, err
+	}
+	type child struct {
+		ev       *rooms.Event
+		order    string
+		hasOrder bool
+	}
+	var kept []child
+	for _, ev := range evs {
+		var c struct {
+			Via       []json.RawMessage `json:"via"`
+			Order     json.RawMessage   `json:"order"`
+			Suggested json.RawMessage   `json:"suggested"`
+		}
+		if json.Unmarshal(ev.Content(), &c) != nil || len(c.Via) == 0 {
+			continue
+		}
+		valid := true
+		for _, v := range c.Via {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				valid = false
+			}
+		}
+		if !valid {
+			continue
+		}
+		if suggestedOnly && string(c.Suggested) != "true" {
+			continue
+		}
+		ch := child{ev: ev}
+		if json.Unmarshal(c.Order, &ch.order) == nil && validOrder(ch.order) {
+			ch.hasOrder = true
+		}
+		kept = append(kept, ch)
+	}
+	sort.Slice(kept, func(i, j int) bool {
+		x, y := kept[i], kept[j]
+		if x.hasOrder != y.hasOrder {
+			return x.hasOrder
+		}
+		if x.hasOrder && x.order != y.order {
+			return x.order < y.order
+		}
+		if x.ev.OriginServerTS() != y.ev.OriginServerTS() {
+			return x.ev.OriginServerTS() < y.ev.OriginServerTS()
+		}
+		return *x.ev.StateKey() < *y.ev.StateKey()
+	})
+	out := make([]*rooms.Event, len(kept))
+	for i, ch := range kept {
+		out[i] = ch.ev
+	}
+	return out, nil
+}
+
+// validOrder: at most 50 characters, all between \x20 and \x7E.
+func validOrder(s string) bool {
+	if len(s) > 50 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// roomSummary is GET /room_summary/{roomIdOrAlias}: the summary of a room
+// the caller may see (joined, invited, knocking; a public, knockable or
+// world-readable room; a restricted room they may join), 404 otherwise.
+// Anonymous callers see public, knockable and world-readable rooms.
+func (a *API) roomSummary(r *http.Request, c *httpapi.Caller) (any, error) {
+	ctx := r.Context()
+	roomID, err := a.resolveRoom(ctx, r.PathValue("roomIdOrAlias"))
+	if err != nil {
+		return nil, err
+	}
+	d, err := a.describeRoom(ctx, roomID)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return nil, mxerr.NotFound("Room not found")
+		}
+		return nil, err
+	}
+	userID := ""
+	if c != nil {
+		userID = c.UserID
+	}
+	membership, ok, err := a.accessible(ctx, d, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.NotFound("Room not found or is not accessible")
+	}
+	out := struct {
+		roomSummary
+		Membership string `json:"membership,omitempty"`
+	}{roomSummary: d.summary}
+	if c != nil {
+		out.Membership = membership
+		if out.Membership == "" {
+			out.Membership = spec.Leave
+		}
+	}
+	return out, nil
+}
+
+// mutualRoomsBatch is how many rooms a /mutual_rooms page holds: few
+// users share more, and a page stays cheap to compute.
+const mutualRoomsBatch = 20
+
+// mutualRooms lists the rooms the caller and another user are both
+// joined to, in room ID order; next_batch names the last room returned.
+func (a *API) mutualRooms(r *http.Request, c *httpapi.Caller) (any, error) {
+	q := r.URL.Query()
+	other := q.Get("user_id")
+	if other == "" {
+		return nil, mxerr.MissingParam("Missing parameter: user_id")
+	}
+	if _, err := spec.NewUserID(other, true); err != nil {
+		return nil, mxerr.InvalidParam("The user ID provided was invalid")
+	}
+	if other == c.UserID {
+		return nil, mxerr.InvalidParam("You cannot request a list of shared rooms with yourself")
+	}
+	after := ""
+	if from := q.Get("from"); from != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(from)
+		if err != nil || len(raw) < 2 || raw[0] != '!' {
+			return nil, mxerr.InvalidParam("Invalid from token")
+		}
+		after = string(raw)
+	}
+	ctx := r.Context()
+	ids, err := a.roomStore.MutualRooms(ctx, c.UserID, other, after, mutualRoomsBatch+1)
+	if err != nil {
+		return nil, err
+	}
+	count, err := a.roomStore.CountMutualRooms(ctx, c.UserID, other)
+	if err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"count": count}
+	if len(ids) > mutualRoomsBatch {
+		ids = ids[:mutualRoomsBatch]
+		resp["next_batch"] = base64.RawURLEncoding.EncodeToString([]byte(ids[len(ids)-1]))
+	}
+	resp["joined"] = ids
+	return resp, nil
+}

@@ -1,0 +1,200 @@
+package rooms
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+type nopBus struct{ got []Notification }
+
+func (b *nopBus) Publish(n Notification) { b.got = append(b.got, n) }
+
+// newTestEngine makes an engine on a fresh database for server "a.test".
+func newTestEngine(t *testing.T, dbURL string) (*Engine, *store.DB, *nopBus) {
+	t.Helper()
+	db, err := store.Open(context.Background(), dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	_, priv, _ := ed25519.GenerateKey(nil)
+	stream, err := OpenStream(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := &nopBus{}
+	e := New(db, stream, bus, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
+	return e, db, bus
+}
+
+// remote builds events as another server would, signed with its own key.
+type remote struct {
+	server string
+	key    ed25519.PrivateKey
+}
+
+func newRemote(server string) remote {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	return remote{server: server, key: priv}
+}
+
+func (r remote) build(t *testing.T, v gomatrixserverlib.IRoomVersion, roomID, sender, typ string, stateKey *string,
+	content any, prevs, auth []string, depth int64, ts time.Time) gomatrixserverlib.PDU {
+	t.Helper()
+	raw, _ := json.Marshal(content)
+	b := v.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{
+		SenderID: sender, RoomID: roomID, Type: typ, StateKey: stateKey, Content: raw,
+		PrevEvents: prevs, AuthEvents: auth, Depth: depth,
+	})
+	pdu, err := b.Build(ts, spec.ServerName(r.server), "ed25519:r", r.key)
+	if err != nil {
+		t.Fatalf("build %s: %v", typ, err)
+	}
+	return pdu
+}
+
+func strp(s string) *string { return &s }
+
+// stateIDs returns the event IDs a state selects for some keys.
+func (e *Engine) stateIDs(t *testing.T, state StateMap, keys ...store.StateKey) []string {
+	t.Helper()
+	evs, err := e.StateEvents(context.Background(), state, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range keys {
+		if ev, ok := evs[k]; ok {
+			out = append(out, ev.EventID())
+		}
+	}
+	return out
+}
+
+// TestStateResolutionConflictingBranches forks a room: one branch demotes
+// bob, the other (concurrently) has bob change the topic. State
+// resolution v2 applies power events first, so bob's topic fails against
+// the resolved power levels and the topic stays what it was.
+func TestStateResolutionConflictingBranches(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Preset: PresetPublicChat, Version: "10"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := e.RoomVersion(ctx, roomID)
+		b := newRemote("b.test")
+		topic0, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.topic", StateKey: strp(""), Content: map[string]string{"topic": "original"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, _ := e.CurrentState(ctx, roomID)
+		createKey, plKey, jrKey := store.StateKey{Type: spec.MRoomCreate}, store.StateKey{Type: spec.MRoomPowerLevels}, store.StateKey{Type: spec.MRoomJoinRules}
+		base := e.stateIDs(t, state, createKey, plKey, jrKey)
+
+		// bob@b.test joins over "federation".
+		join := b.build(t, v, roomID, "@bob:b.test", spec.MRoomMember, strp("@bob:b.test"), map[string]string{"membership": "join"},
+			[]string{topic0.EventID()}, base, topic0.Depth()+1, time.Now())
+		if ev, err := e.Receive(ctx, join); err != nil || ev.Status != store.EventAccepted {
+			t.Fatalf("bob's join: %+v %v", ev, err)
+		}
+		// alice gives bob power 50: the fork point X.
+		x, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: spec.MRoomPowerLevels, StateKey: strp(""),
+			Content: map[string]any{"users": map[string]int{"@alice:a.test": 100, "@bob:b.test": 50}, "state_default": 50}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bobMember := store.StateKey{Type: spec.MRoomMember, StateKey: "@bob:b.test"}
+		state, _ = e.CurrentState(ctx, roomID)
+		bobAuth := e.stateIDs(t, state, createKey, plKey, bobMember)
+
+		// Branch 1: bob changes the topic, building on X.
+		bobTopic := b.build(t, v, roomID, "@bob:b.test", "m.room.topic", strp(""), map[string]string{"topic": "bob's"},
+			[]string{x.EventID()}, bobAuth, x.Depth()+1, time.Now().Add(time.Second))
+		if ev, err := e.Receive(ctx, bobTopic); err != nil || ev.Status != store.EventAccepted {
+			t.Fatalf("bob's topic: %+v %v", ev, err)
+		}
+		// Branch 2: alice demotes bob, also building on X (as if sent from
+		// another of her devices before she saw bob's topic).
+		a := remote{server: "a.test", key: e.opts.PrivateKey}
+		aliceAuth := e.stateIDs(t, state, createKey, plKey, store.StateKey{Type: spec.MRoomMember, StateKey: "@alice:a.test"})
+		demote := a.build(t, v, roomID, "@alice:a.test", spec.MRoomPowerLevels, strp(""),
+			map[string]any{"users": map[string]int{"@alice:a.test": 100}, "state_default": 50},
+			[]string{x.EventID()}, aliceAuth, x.Depth()+1, time.Now())
+		if ev, err := e.Receive(ctx, demote); err != nil || ev.Status != store.EventAccepted {
+			t.Fatalf("demotion: %+v %v", ev, err)
+		}
+
+		h, _ := e.lockRoom(ctx, roomID)
+		extremities := append([]string{}, h.extremities...)
+		h.mu.Unlock()
+		if len(extremities) != 2 {
+			t.Fatalf("extremities after the fork: %v, want two", extremities)
+		}
+		state, _ = e.CurrentState(ctx, roomID)
+		got := e.stateIDs(t, state, store.StateKey{Type: "m.room.topic"}, plKey)
+		if len(got) != 2 || got[0] != topic0.EventID() || got[1] != demote.EventID() {
+			t.Fatalf("resolved topic, power levels = %v, want %s (bob's topic loses to his demotion), %s", got, topic0.EventID(), demote.EventID())
+		}
+
+		// The next local event merges the branches.
+		merge, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]string{"body": "merged"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(merge.PrevEventIDs()) != 2 {
+			t.Fatalf("merge prev_events %v, want both extremities", merge.PrevEventIDs())
+		}
+
+		// bob, now powerless, is soft-failed when he tries again on the old branch.
+		again := b.build(t, v, roomID, "@bob:b.test", "m.room.topic", strp(""), map[string]string{"topic": "bob again"},
+			[]string{bobTopic.EventID()}, bobAuth, bobTopic.Depth()+1, time.Now().Add(2*time.Second))
+		ev, err := e.Receive(ctx, again)
+		if err != nil || ev.Status != store.EventSoftFailed {
+			t.Fatalf("bob's late topic: status %v err %v, want soft-failed", ev, err)
+		}
+		// Missing prev_events are reported, not guessed at.
+		orphan := b.build(t, v, roomID, "@bob:b.test", "m.room.message", nil, map[string]string{"body": "?"},
+			[]string{"$unknown"}, bobAuth, 99, time.Now())
+		if _, err := e.Receive(ctx, orphan); err == nil {
+			t.Fatal("an event with unknown prev_events was accepted")
+		} else if m, ok := err.(*ErrMissingEvents); !ok || len(m.Prev) != 1 {
+			t.Fatalf("missing prev: %v", err)
+		}
+	})
+}
+
+func TestStreamGenNeverPassesStoredPositions(t *testing.T) {
+	g := NewStreamGen(10)
+	a, b := g.Next(), g.Next() // 11, 12
+	g.Done(b)
+	if g.Current() != 10 {
+		t.Fatalf("current %d before 11 finished, want 10", g.Current())
+	}
+	g.Done(a)
+	if g.Current() != 12 {
+		t.Fatalf("current %d, want 12", g.Current())
+	}
+	// An abandoned highest position is never handed out as a token: after
+	// a restart the stream would resume there.
+	c := g.Next() // 13
+	g.Abandon(c)
+	if g.Current() != 12 {
+		t.Fatalf("current %d after abandoning 13, want 12", g.Current())
+	}
+	d := g.Next() // 14
+	g.Done(d)
+	if g.Current() != 14 {
+		t.Fatalf("current %d, want 14", g.Current())
+	}
+}

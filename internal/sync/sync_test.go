@@ -1,0 +1,154 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+)
+
+func TestTokenRoundTrip(t *testing.T) {
+	for _, pos := range []int64{0, 1, 42, 1 << 40} {
+		tok := Token{Events: pos}
+		got, err := ParseToken(tok.String())
+		if err != nil || got != tok {
+			t.Fatalf("ParseToken(%q) = %+v, %v", tok.String(), got, err)
+		}
+	}
+	// Streams a newer server adds after "_" are ignored.
+	if got, err := ParseToken("s17_4_9"); err != nil || got.Events != 17 {
+		t.Fatalf("ParseToken with extra streams = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "s", "17", "t17", "s-1", "sabc", "s1.5", "s 1", "s99999999999999999999"} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Fatalf("ParseToken(%q) accepted a bad token", bad)
+		}
+	}
+}
+
+// testEvent builds an event of a room at a stream position.
+func testEvent(t *testing.T, roomID, typ string, stateKey *string, pos int64) *rooms.Event {
+	t.Helper()
+	ev := map[string]any{
+		"room_id": roomID, "type": typ, "sender": "@alice:hs1.test", "content": map[string]any{"membership": "invite"},
+		"origin_server_ts": 1, "depth": 1, "prev_events": []string{}, "auth_events": []string{},
+		"hashes": map[string]string{"sha256": "AAAA"}, "signatures": map[string]any{},
+	}
+	if stateKey != nil {
+		ev["state_key"] = *stateKey
+	}
+	raw, _ := json.Marshal(ev)
+	pdu, err := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersionV10).NewEventFromTrustedJSON(raw, false)
+	if err != nil {
+		t.Fatalf("event: %v", err)
+	}
+	return &rooms.Event{PDU: pdu, StreamPos: pos}
+}
+
+func fired(w *Waiter) bool {
+	select {
+	case <-w.C:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestNotifierWakesRoomWaiters checks that an event wakes the waiters of
+// its room, not others.
+func TestNotifierWakesRoomWaiters(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream)
+	inRoom := n.Register("@bob:hs1.test", []string{"!a:hs1.test", "!b:hs1.test"})
+	elsewhere := n.Register("@carol:hs1.test", []string{"!c:hs1.test"})
+	defer n.Unregister(inRoom)
+	defer n.Unregister(elsewhere)
+
+	pos := stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!b:hs1.test", "m.room.message", nil, pos)})
+	if !fired(inRoom) {
+		t.Fatal("waiter of the room not woken")
+	}
+	if fired(elsewhere) {
+		t.Fatal("waiter of another room woken")
+	}
+	// A second event does not close the channel twice.
+	pos = stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!a:hs1.test", "m.room.message", nil, pos)})
+}
+
+// TestNotifierWakesMembershipTarget checks that a membership event wakes
+// the user it is about, even for a room they are not in (an invite).
+func TestNotifierWakesMembershipTarget(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream)
+	bob := n.Register("@bob:hs1.test", nil)
+	carol := n.Register("@carol:hs1.test", nil)
+	defer n.Unregister(bob)
+	defer n.Unregister(carol)
+	pos := stream.Next()
+	stream.Done(pos)
+	target := "@bob:hs1.test"
+	n.Publish(rooms.Notification{Event: testEvent(t, "!x:hs1.test", "m.room.member", &target, pos), Membership: "invite"})
+	if !fired(bob) || fired(carol) {
+		t.Fatalf("invite woke bob=%v carol=%v, want only bob", fired(bob), fired(carol))
+	}
+	// Wake covers changes outside the event stream.
+	n.Wake("@carol:hs1.test")
+	if !fired(carol) {
+		t.Fatal("Wake did not wake carol")
+	}
+}
+
+// TestNotifierHoldsBackUnreadableEvents checks that an event is announced
+// only once every position before it is readable, so that a woken sync
+// finds it.
+func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	w := n.Register("@bob:hs1.test", []string{"!a:hs1.test"})
+	defer n.Unregister(w)
+
+	slow := stream.Next() // another room's event, still being persisted
+	fast := stream.Next()
+	stream.Done(fast)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!a:hs1.test", "m.room.message", nil, fast)})
+	if fired(w) {
+		t.Fatal("woken while an earlier position is still in flight")
+	}
+	if cur := stream.Current(); cur >= fast {
+		t.Fatalf("stream current %d already covers %d", cur, fast)
+	}
+	stream.Done(slow)
+	select {
+	case <-w.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken once the earlier position was done")
+	}
+}
+
+// TestNotifierUnregister checks that an unregistered waiter is forgotten.
+func TestNotifierUnregister(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream)
+	w := n.Register("@bob:hs1.test", []string{"!a:hs1.test"})
+	n.Unregister(w)
+	if len(n.byRoom) != 0 || len(n.byUser) != 0 {
+		t.Fatalf("waiter still registered: %v %v", n.byRoom, n.byUser)
+	}
+	pos := stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!a:hs1.test", "m.room.message", nil, pos)})
+	if fired(w) {
+		t.Fatal("unregistered waiter woken")
+	}
+}
