@@ -5,18 +5,10 @@ package main_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +25,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/server"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/testdb"
+	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
 // binary is the myelin executable TestMain builds.
@@ -224,52 +217,12 @@ func (p *proc) stop() {
 	}
 }
 
-// do sends a JSON request and decodes the JSON answer.
-func do(t *testing.T, client *http.Client, method, url, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: %d, body is not a JSON object: %q", method, url, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
 // register creates an account through the m.login.dummy flow with raw
 // HTTP and returns its access token.
 func register(t *testing.T, base, user, password string) string {
 	t.Helper()
 	url := base + "/_matrix/client/v3/register"
-	code, body := do(t, nil, "POST", url, "", map[string]any{"username": user, "password": password})
+	code, body := testserver.Do(t, nil, "POST", url, "", map[string]any{"username": user, "password": password})
 	if code != http.StatusUnauthorized {
 		t.Fatalf("register without auth: %d %v, want 401", code, body)
 	}
@@ -280,7 +233,7 @@ func register(t *testing.T, base, user, password string) string {
 	if !strings.Contains(fmt.Sprint(body["flows"]), "m.login.dummy") {
 		t.Fatalf("register flows %v do not offer m.login.dummy", body["flows"])
 	}
-	code, body = do(t, nil, "POST", url, "", map[string]any{
+	code, body = testserver.Do(t, nil, "POST", url, "", map[string]any{
 		"username": user, "password": password,
 		"auth": map[string]any{"type": "m.login.dummy", "session": session},
 	})
@@ -300,7 +253,7 @@ func register(t *testing.T, base, user, password string) string {
 // loginRaw posts a password login and returns the status and body.
 func loginRaw(t *testing.T, base, user, password string) (int, map[string]any) {
 	t.Helper()
-	return do(t, nil, "POST", base+"/_matrix/client/v3/login", "", map[string]any{
+	return testserver.Do(t, nil, "POST", base+"/_matrix/client/v3/login", "", map[string]any{
 		"type":       "m.login.password",
 		"identifier": map[string]any{"type": "m.id.user", "user": user},
 		"password":   password,
@@ -319,7 +272,7 @@ func login(t *testing.T, base, user, password string) string {
 		t.Fatalf("login user_id = %v, want %s", body["user_id"], want)
 	}
 	token, _ := body["access_token"].(string)
-	code, who := do(t, nil, "GET", base+"/_matrix/client/v3/account/whoami", token, nil)
+	code, who := testserver.Do(t, nil, "GET", base+"/_matrix/client/v3/account/whoami", token, nil)
 	if code != http.StatusOK || who["user_id"] != want {
 		t.Fatalf("whoami with the login token: %d %v", code, who)
 	}
@@ -365,12 +318,12 @@ func TestServeFromEnvironmentAndRestart(t *testing.T) {
 		t.Fatalf("login with a wrong password: %d %v, want 403 M_FORBIDDEN", code, body)
 	}
 	// Without a federation listener the client listener serves federation.
-	if code, body := do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusOK ||
+	if code, body := testserver.Do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusOK ||
 		fmt.Sprint(body["server"]) != fmt.Sprint(map[string]any{"name": "Myelin", "version": server.Version}) {
 		t.Fatalf("federation version on the client listener: %d %v", code, body)
 	}
 	// Shared-secret registration is off unless configured.
-	if code, body := do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+	if code, body := testserver.Do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
 		t.Fatalf("shared-secret nonce without a secret: %d %v, want 403", code, body)
 	}
 	p.stop()
@@ -381,7 +334,7 @@ func TestServeFromEnvironmentAndRestart(t *testing.T) {
 	}
 	login(t, p.URL, "alice", "secret-pw")
 	// The name is still taken.
-	if code, body := do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "alice", "password": "x"}); code != http.StatusBadRequest || body["errcode"] != "M_USER_IN_USE" {
+	if code, body := testserver.Do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "alice", "password": "x"}); code != http.StatusBadRequest || body["errcode"] != "M_USER_IN_USE" {
 		t.Fatalf("registering alice again after a restart: %d %v, want 400 M_USER_IN_USE", code, body)
 	}
 	p.stop()
@@ -413,52 +366,9 @@ func TestServePostgres(t *testing.T) {
 	}
 }
 
-// selfSigned writes a certificate for 127.0.0.1 and its key as PEM files.
-func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "bin.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"bin.test"},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 func TestServeListenersAndSwitches(t *testing.T) {
 	t.Parallel()
-	certFile, keyFile, pool := selfSigned(t)
+	certFile, keyFile, pool := testserver.SelfSignedCert(t)
 	env := serveEnv(t)
 	env["MYELIN_METRICS_LISTEN"] = freeAddr(t)
 	env["MYELIN_FEDERATION_LISTEN"] = freeAddr(t)
@@ -469,14 +379,14 @@ func TestServeListenersAndSwitches(t *testing.T) {
 	p := serve(t, env)
 
 	t.Run("register closed", func(t *testing.T) {
-		code, body := do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "eve", "password": "pw"})
+		code, body := testserver.Do(t, nil, "POST", p.URL+"/_matrix/client/v3/register", "", map[string]any{"username": "eve", "password": "pw"})
 		if code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
 			t.Fatalf("register with registration closed: %d %v, want 403 M_FORBIDDEN", code, body)
 		}
 	})
 
 	t.Run("shared secret nonce", func(t *testing.T) {
-		code, body := do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil)
+		code, body := testserver.Do(t, nil, "GET", p.URL+"/_synapse/admin/v1/register", "", nil)
 		if nonce, _ := body["nonce"].(string); code != http.StatusOK || nonce == "" {
 			t.Fatalf("GET /_synapse/admin/v1/register: %d %v, want a nonce", code, body)
 		}
@@ -501,7 +411,7 @@ func TestServeListenersAndSwitches(t *testing.T) {
 
 	t.Run("federation over TLS", func(t *testing.T) {
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
-		code, body := do(t, client, "GET", "https://"+env["MYELIN_FEDERATION_LISTEN"]+"/_matrix/federation/v1/version", "", nil)
+		code, body := testserver.Do(t, client, "GET", "https://"+env["MYELIN_FEDERATION_LISTEN"]+"/_matrix/federation/v1/version", "", nil)
 		if code != http.StatusOK {
 			t.Fatalf("federation version over TLS: %d %v", code, body)
 		}
@@ -517,7 +427,7 @@ func TestServeListenersAndSwitches(t *testing.T) {
 			}
 		}
 		// With a federation listener, the client listener no longer serves federation.
-		if code, body := do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusNotFound {
+		if code, body := testserver.Do(t, nil, "GET", p.URL+"/_matrix/federation/v1/version", "", nil); code != http.StatusNotFound {
 			t.Fatalf("federation version on the client listener: %d %v, want 404", code, body)
 		}
 	})
@@ -673,13 +583,13 @@ func TestCreateAccount(t *testing.T) {
 	p := serve(t, env)
 	adminToken := login(t, p.URL, "carol", "pw")
 	tokens := p.URL + "/_synapse/admin/v1/registration_tokens"
-	if code, body := do(t, nil, "GET", tokens, adminToken, nil); code != http.StatusOK {
+	if code, body := testserver.Do(t, nil, "GET", tokens, adminToken, nil); code != http.StatusOK {
 		t.Fatalf("admin GET registration_tokens: %d %v", code, body)
 	} else if _, ok := body["registration_tokens"].([]any); !ok {
 		t.Fatalf("registration_tokens body = %v", body)
 	}
 	userToken := login(t, p.URL, "dave", "stdin-pw")
-	if code, body := do(t, nil, "GET", tokens, userToken, nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
+	if code, body := testserver.Do(t, nil, "GET", tokens, userToken, nil); code != http.StatusForbidden || body["errcode"] != "M_FORBIDDEN" {
 		t.Fatalf("non-admin GET registration_tokens: %d %v, want 403", code, body)
 	}
 	if code, _ := loginRaw(t, p.URL, "carol", "other"); code != http.StatusForbidden {

@@ -1,13 +1,11 @@
 package admin_test
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,58 +22,6 @@ const (
 	admBase   = "/_synapse/admin/v1"
 	admTokens = admBase + "/registration_tokens"
 )
-
-// admCall sends a JSON request (body nil: none; a string: sent verbatim)
-// and returns the status and the decoded JSON object.
-func admCall(t *testing.T, method, u, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	out := map[string]any{}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: status %d, body not a JSON object: %q", method, u, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
-func admWant(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantCode string) {
-	t.Helper()
-	if status != wantStatus {
-		t.Fatalf("%s: status %d, want %d; body %v", what, status, wantStatus, body)
-	}
-	if wantCode != "" && body["errcode"] != wantCode {
-		t.Fatalf("%s: errcode %v, want %s; body %v", what, body["errcode"], wantCode, body)
-	}
-}
 
 // admMAC is Synapse's shared-secret mac, written independently of the
 // server's admin.SharedSecretMAC.
@@ -95,8 +41,8 @@ func admMAC(secret, nonce, user, password string, isAdmin bool, userType string)
 
 func admNonce(t *testing.T, s *testserver.Server) string {
 	t.Helper()
-	status, body := admCall(t, "GET", s.URL+admBase+"/register", "", nil)
-	admWant(t, "nonce", status, body, http.StatusOK, "")
+	status, body := s.Do(t, "GET", admBase+"/register", "", nil)
+	testserver.WantStatus(t, "nonce", status, body, http.StatusOK)
 	nonce, _ := body["nonce"].(string)
 	if nonce == "" {
 		t.Fatalf("nonce: %v", body)
@@ -108,7 +54,7 @@ func admNonce(t *testing.T, s *testserver.Server) string {
 func admRegister(t *testing.T, s *testserver.Server, user, password string, isAdmin bool) (int, map[string]any) {
 	t.Helper()
 	nonce := admNonce(t, s)
-	return admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	return s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": nonce, "username": user, "password": password, "admin": isAdmin,
 		"mac": admMAC(admSecret, nonce, user, password, isAdmin, ""),
 	})
@@ -119,7 +65,7 @@ func admRegister(t *testing.T, s *testserver.Server, user, password string, isAd
 func admUserToken(t *testing.T, s *testserver.Server, user string, isAdmin bool) string {
 	t.Helper()
 	status, body := admRegister(t, s, user, user+" password", isAdmin)
-	admWant(t, "register "+user, status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "register "+user, status, body, http.StatusOK)
 	token, _ := body["access_token"].(string)
 	if token == "" {
 		t.Fatalf("register %s: no access_token: %v", user, body)
@@ -147,61 +93,61 @@ func sharedSecretEnabled(t *testing.T, s *testserver.Server) {
 
 	// A plain user, with a display name.
 	nonce := admNonce(t, s)
-	status, body := admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	status, body := s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": nonce, "username": "bob", "password": "bob password", "admin": false, "displayname": "Bob B",
 		"mac": admMAC(admSecret, nonce, "bob", "bob password", false, ""),
 	})
-	admWant(t, "register bob", status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "register bob", status, body, http.StatusOK)
 	if body["user_id"] != s.UserID("bob") || body["home_server"] != "hs1.test" || body["device_id"] == nil {
 		t.Fatalf("register bob: %v", body)
 	}
 	bob, _ := body["access_token"].(string)
-	status, who := admCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", bob, nil)
-	admWant(t, "bob whoami", status, who, http.StatusOK, "")
+	status, who := s.Do(t, "GET", "/_matrix/client/v3/account/whoami", bob, nil)
+	testserver.WantStatus(t, "bob whoami", status, who, http.StatusOK)
 	if who["user_id"] != s.UserID("bob") || who["device_id"] != body["device_id"] {
 		t.Fatalf("bob whoami: %v", who)
 	}
-	status, prof := admCall(t, "GET", s.URL+"/_matrix/client/v3/profile/"+url.PathEscape(s.UserID("bob")), "", nil)
-	admWant(t, "bob profile", status, prof, http.StatusOK, "")
+	status, prof := s.Do(t, "GET", "/_matrix/client/v3/profile/"+url.PathEscape(s.UserID("bob")), "", nil)
+	testserver.WantStatus(t, "bob profile", status, prof, http.StatusOK)
 	if prof["displayname"] != "Bob B" {
 		t.Fatalf("bob profile: %v", prof)
 	}
-	status, body = admCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+	status, body = s.Do(t, "POST", "/_matrix/client/v3/login", "", map[string]any{
 		"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "bob"}, "password": "bob password",
 	})
-	admWant(t, "bob login", status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "bob login", status, body, http.StatusOK)
 	// Not an admin.
-	status, body = admCall(t, "GET", s.URL+admTokens, bob, nil)
-	admWant(t, "bob lists tokens", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	status, body = s.Do(t, "GET", admTokens, bob, nil)
+	testserver.WantError(t, "bob lists tokens", status, body, http.StatusForbidden, "M_FORBIDDEN")
 
 	// An admin can use the admin API.
 	root := admUserToken(t, s, "root", true)
-	status, body = admCall(t, "GET", s.URL+admTokens, root, nil)
-	admWant(t, "root lists tokens", status, body, http.StatusOK, "")
+	status, body = s.Do(t, "GET", admTokens, root, nil)
+	testserver.WantStatus(t, "root lists tokens", status, body, http.StatusOK)
 	if _, ok := body["registration_tokens"].([]any); !ok {
 		t.Fatalf("root lists tokens: %v", body)
 	}
 
 	// Synapse lowercases the username after checking the mac.
 	status, body = admRegister(t, s, "Carol", "carol password", false)
-	admWant(t, "register Carol", status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "register Carol", status, body, http.StatusOK)
 	if body["user_id"] != s.UserID("carol") {
 		t.Fatalf("register Carol: user_id %v, want %s", body["user_id"], s.UserID("carol"))
 	}
 
 	// user_type is part of the mac when given.
 	nonce = admNonce(t, s)
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": nonce, "username": "botty", "password": "pw", "user_type": "bot",
 		"mac": admMAC(admSecret, nonce, "botty", "pw", false, ""),
 	})
-	admWant(t, "user_type outside the mac", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	testserver.WantError(t, "user_type outside the mac", status, body, http.StatusForbidden, "M_FORBIDDEN")
 	nonce = admNonce(t, s)
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": nonce, "username": "botty", "password": "pw", "user_type": "bot",
 		"mac": admMAC(admSecret, nonce, "botty", "pw", false, "bot"),
 	})
-	admWant(t, "user_type in the mac", status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "user_type in the mac", status, body, http.StatusOK)
 
 	// Wrong macs: another secret, or the admin flag not matching.
 	for _, tc := range []struct {
@@ -215,20 +161,20 @@ func sharedSecretEnabled(t *testing.T, s *testserver.Server) {
 		{"garbage", func(string) string { return "00" }, false},
 	} {
 		nonce := admNonce(t, s)
-		status, body := admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+		status, body := s.Do(t, "POST", admBase+"/register", "", map[string]any{
 			"nonce": nonce, "username": "mallory", "password": "pw", "admin": tc.isAdmin, "mac": tc.mac(nonce),
 		})
-		admWant(t, tc.name, status, body, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantError(t, tc.name, status, body, http.StatusForbidden, "M_FORBIDDEN")
 		// The nonce is spent even though the mac was wrong.
-		status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+		status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{
 			"nonce": nonce, "username": "mallory", "password": "pw", "admin": tc.isAdmin,
 			"mac": admMAC(admSecret, nonce, "mallory", "pw", tc.isAdmin, ""),
 		})
-		admWant(t, tc.name+", nonce again", status, body, http.StatusBadRequest, "")
+		testserver.WantStatus(t, tc.name+", nonce again", status, body, http.StatusBadRequest)
 	}
 	// None of those created mallory: the name is still free.
 	status, body = admRegister(t, s, "mallory", "pw", false)
-	admWant(t, "mallory after the refusals", status, body, http.StatusOK, "")
+	testserver.WantStatus(t, "mallory after the refusals", status, body, http.StatusOK)
 
 	// A nonce registers one user only.
 	nonce = admNonce(t, s)
@@ -236,40 +182,40 @@ func sharedSecretEnabled(t *testing.T, s *testserver.Server) {
 		"nonce": nonce, "username": "dave", "password": "pw", "admin": false,
 		"mac": admMAC(admSecret, nonce, "dave", "pw", false, ""),
 	}
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", req)
-	admWant(t, "register dave", status, body, http.StatusOK, "")
+	status, body = s.Do(t, "POST", admBase+"/register", "", req)
+	testserver.WantStatus(t, "register dave", status, body, http.StatusOK)
 	req["username"], req["mac"] = "dave2", admMAC(admSecret, nonce, "dave2", "pw", false, "")
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", req)
-	admWant(t, "reused nonce", status, body, http.StatusBadRequest, "")
+	status, body = s.Do(t, "POST", admBase+"/register", "", req)
+	testserver.WantStatus(t, "reused nonce", status, body, http.StatusBadRequest)
 
 	// A nonce the server never issued.
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": "deadbeef", "username": "erin", "password": "pw", "mac": admMAC(admSecret, "deadbeef", "erin", "pw", false, ""),
 	})
-	admWant(t, "unknown nonce", status, body, http.StatusBadRequest, "")
+	testserver.WantStatus(t, "unknown nonce", status, body, http.StatusBadRequest)
 
 	// Missing fields.
 	nonce = admNonce(t, s)
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{"nonce": nonce, "username": "erin", "password": "pw"})
-	admWant(t, "no mac", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", "{not json")
-	admWant(t, "bad json", status, body, http.StatusBadRequest, "M_NOT_JSON")
+	status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{"nonce": nonce, "username": "erin", "password": "pw"})
+	testserver.WantError(t, "no mac", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+	status, body = s.Do(t, "POST", admBase+"/register", "", "{not json")
+	testserver.WantError(t, "bad json", status, body, http.StatusBadRequest, "M_NOT_JSON")
 
 	// Usernames: taken, invalid.
 	status, body = admRegister(t, s, "bob", "pw", false)
-	admWant(t, "bob again", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+	testserver.WantError(t, "bob again", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 	status, body = admRegister(t, s, "bad name", "pw", false)
-	admWant(t, "bad name", status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+	testserver.WantError(t, "bad name", status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
 }
 
 // sharedSecretDisabled: without a secret the API is off.
 func sharedSecretDisabled(t *testing.T, s *testserver.Server) {
-	status, body := admCall(t, "GET", s.URL+admBase+"/register", "", nil)
-	admWant(t, "nonce, no secret", status, body, http.StatusForbidden, "M_FORBIDDEN")
-	status, body = admCall(t, "POST", s.URL+admBase+"/register", "", map[string]any{
+	status, body := s.Do(t, "GET", admBase+"/register", "", nil)
+	testserver.WantError(t, "nonce, no secret", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	status, body = s.Do(t, "POST", admBase+"/register", "", map[string]any{
 		"nonce": "n", "username": "eve", "password": "pw", "mac": admMAC("", "n", "eve", "pw", false, ""),
 	})
-	admWant(t, "register, no secret", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	testserver.WantError(t, "register, no secret", status, body, http.StatusForbidden, "M_FORBIDDEN")
 }
 
 // admToken is a registration token as the admin API returns it.
@@ -298,8 +244,8 @@ func admDecodeToken(t *testing.T, body map[string]any) admToken {
 
 func admList(t *testing.T, s *testserver.Server, admin, query string) []string {
 	t.Helper()
-	status, body := admCall(t, "GET", s.URL+admTokens+query, admin, nil)
-	admWant(t, "list "+query, status, body, http.StatusOK, "")
+	status, body := s.Do(t, "GET", admTokens+query, admin, nil)
+	testserver.WantStatus(t, "list "+query, status, body, http.StatusOK)
 	list, ok := body["registration_tokens"].([]any)
 	if !ok {
 		t.Fatalf("list %s: %v", query, body)
@@ -343,10 +289,10 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 			if c.method != "GET" && c.method != "DELETE" {
 				body = map[string]any{}
 			}
-			status, resp := admCall(t, c.method, s.URL+admTokens+c.path, user, body)
-			admWant(t, "non-admin "+c.method+" "+c.path, status, resp, http.StatusForbidden, "M_FORBIDDEN")
-			status, resp = admCall(t, c.method, s.URL+admTokens+c.path, "", body)
-			admWant(t, "anonymous "+c.method+" "+c.path, status, resp, http.StatusUnauthorized, "M_MISSING_TOKEN")
+			status, resp := s.Do(t, c.method, admTokens+c.path, user, body)
+			testserver.WantError(t, "non-admin "+c.method+" "+c.path, status, resp, http.StatusForbidden, "M_FORBIDDEN")
+			status, resp = s.Do(t, c.method, admTokens+c.path, "", body)
+			testserver.WantError(t, "anonymous "+c.method+" "+c.path, status, resp, http.StatusUnauthorized, "M_MISSING_TOKEN")
 		}
 		if got := admList(t, s, admin, ""); len(got) != 0 {
 			t.Fatalf("tokens after the non-admin attempts: %v", got)
@@ -354,8 +300,8 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 
 		create := func(req any) admToken {
 			t.Helper()
-			status, body := admCall(t, "POST", s.URL+admTokens+"/new", admin, req)
-			admWant(t, fmt.Sprintf("new %v", req), status, body, http.StatusOK, "")
+			status, body := s.Do(t, "POST", admTokens+"/new", admin, req)
+			testserver.WantStatus(t, fmt.Sprintf("new %v", req), status, body, http.StatusOK)
 			return admDecodeToken(t, body)
 		}
 		onlyAlphabet := func(tok string) bool {
@@ -378,8 +324,8 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 			if len(tok.Token) != 16 || !onlyAlphabet(tok.Token) {
 				t.Fatalf("default token for %v: %q", req, tok.Token)
 			}
-			status, body := admCall(t, "DELETE", s.URL+admTokens+"/"+tok.Token, admin, nil)
-			admWant(t, "delete generated", status, body, http.StatusOK, "")
+			status, body := s.Do(t, "DELETE", admTokens+"/"+tok.Token, admin, nil)
+			testserver.WantStatus(t, "delete generated", status, body, http.StatusOK)
 		}
 		// Limits.
 		tok = create(map[string]any{"token": "limited", "uses_allowed": 3, "expiry_time": expiry})
@@ -404,18 +350,18 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 			map[string]any{"uses_allowed": -1},
 			map[string]any{"expiry_time": time.Now().Add(-time.Hour).UnixMilli()},
 		} {
-			status, body := admCall(t, "POST", s.URL+admTokens+"/new", admin, req)
-			admWant(t, fmt.Sprintf("new %v", req), status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+			status, body := s.Do(t, "POST", admTokens+"/new", admin, req)
+			testserver.WantError(t, fmt.Sprintf("new %v", req), status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
 		for _, req := range []string{`{"token": 5}`, `{"uses_allowed": "3"}`, `{"length": "x"}`} {
-			status, body := admCall(t, "POST", s.URL+admTokens+"/new", admin, req)
-			admWant(t, "new "+req, status, body, http.StatusBadRequest, "")
+			status, body := s.Do(t, "POST", admTokens+"/new", admin, req)
+			testserver.WantStatus(t, "new "+req, status, body, http.StatusBadRequest)
 		}
-		status, body := admCall(t, "POST", s.URL+admTokens+"/new", admin, map[string]any{"token": "limited"})
-		admWant(t, "duplicate", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		status, body := s.Do(t, "POST", admTokens+"/new", admin, map[string]any{"token": "limited"})
+		testserver.WantError(t, "duplicate", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 		// The duplicate left the original alone.
-		status, body = admCall(t, "GET", s.URL+admTokens+"/limited", admin, nil)
-		admWant(t, "get limited", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "GET", admTokens+"/limited", admin, nil)
+		testserver.WantStatus(t, "get limited", status, body, http.StatusOK)
 		if tok := admDecodeToken(t, body); !eqPtr(tok.UsesAllowed, ptr(3)) || !eqPtr(tok.ExpiryTime, ptr(expiry)) {
 			t.Fatalf("limited after duplicate: %+v", tok)
 		}
@@ -436,18 +382,18 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 		}
 
 		// Getting one.
-		status, body = admCall(t, "GET", s.URL+admTokens+"/nosuch", admin, nil)
-		admWant(t, "get unknown", status, body, http.StatusNotFound, "M_NOT_FOUND")
+		status, body = s.Do(t, "GET", admTokens+"/nosuch", admin, nil)
+		testserver.WantError(t, "get unknown", status, body, http.StatusNotFound, "M_NOT_FOUND")
 
 		// Updating: absent fields keep their value, null clears.
 		update := func(name string, req any) admToken {
 			t.Helper()
-			status, body := admCall(t, "PUT", s.URL+admTokens+"/"+name, admin, req)
-			admWant(t, fmt.Sprintf("update %s with %v", name, req), status, body, http.StatusOK, "")
+			status, body := s.Do(t, "PUT", admTokens+"/"+name, admin, req)
+			testserver.WantStatus(t, fmt.Sprintf("update %s with %v", name, req), status, body, http.StatusOK)
 			tok := admDecodeToken(t, body)
 			// The answer matches what a later GET sees.
-			status, got := admCall(t, "GET", s.URL+admTokens+"/"+name, admin, nil)
-			admWant(t, "get "+name, status, got, http.StatusOK, "")
+			status, got := s.Do(t, "GET", admTokens+"/"+name, admin, nil)
+			testserver.WantStatus(t, "get "+name, status, got, http.StatusOK)
 			again := admDecodeToken(t, got)
 			if again.Token != tok.Token || !eqPtr(again.UsesAllowed, tok.UsesAllowed) || !eqPtr(again.ExpiryTime, tok.ExpiryTime) {
 				t.Fatalf("update %s answered %+v, GET gives %+v", name, tok, again)
@@ -480,25 +426,25 @@ func TestRegistrationTokenAdminAPI(t *testing.T) {
 			map[string]any{"expiry_time": time.Now().Add(-time.Hour).UnixMilli()},
 			map[string]any{"expiry_time": "tomorrow"},
 		} {
-			status, body := admCall(t, "PUT", s.URL+admTokens+"/limited", admin, req)
-			admWant(t, fmt.Sprintf("update with %v", req), status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+			status, body := s.Do(t, "PUT", admTokens+"/limited", admin, req)
+			testserver.WantError(t, fmt.Sprintf("update with %v", req), status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
-		status, body = admCall(t, "GET", s.URL+admTokens+"/limited", admin, nil)
-		admWant(t, "get after refused updates", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "GET", admTokens+"/limited", admin, nil)
+		testserver.WantStatus(t, "get after refused updates", status, body, http.StatusOK)
 		check("after refused updates", admDecodeToken(t, body), ptr(1), ptr(expiry))
-		status, body = admCall(t, "PUT", s.URL+admTokens+"/nosuch", admin, map[string]any{"uses_allowed": 1})
-		admWant(t, "update unknown", status, body, http.StatusNotFound, "M_NOT_FOUND")
+		status, body = s.Do(t, "PUT", admTokens+"/nosuch", admin, map[string]any{"uses_allowed": 1})
+		testserver.WantError(t, "update unknown", status, body, http.StatusNotFound, "M_NOT_FOUND")
 
 		// Deleting.
-		status, body = admCall(t, "DELETE", s.URL+admTokens+"/limited", admin, nil)
-		admWant(t, "delete", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "DELETE", admTokens+"/limited", admin, nil)
+		testserver.WantStatus(t, "delete", status, body, http.StatusOK)
 		if len(body) != 0 {
 			t.Fatalf("delete answered %v, want {}", body)
 		}
-		status, body = admCall(t, "GET", s.URL+admTokens+"/limited", admin, nil)
-		admWant(t, "get deleted", status, body, http.StatusNotFound, "M_NOT_FOUND")
-		status, body = admCall(t, "DELETE", s.URL+admTokens+"/limited", admin, nil)
-		admWant(t, "delete again", status, body, http.StatusNotFound, "M_NOT_FOUND")
+		status, body = s.Do(t, "GET", admTokens+"/limited", admin, nil)
+		testserver.WantError(t, "get deleted", status, body, http.StatusNotFound, "M_NOT_FOUND")
+		status, body = s.Do(t, "DELETE", admTokens+"/limited", admin, nil)
+		testserver.WantError(t, "delete again", status, body, http.StatusNotFound, "M_NOT_FOUND")
 		if got := admList(t, s, admin, ""); slices.Contains(got, "limited") {
 			t.Fatalf("list after delete: %v", got)
 		}

@@ -20,7 +20,7 @@ const authPasswordPath = "/_matrix/client/v3/account/password"
 // its access token and device ID.
 func authLoginDevice(t *testing.T, s *testserver.Server, user, password string) (token, device string) {
 	t.Helper()
-	status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(user, password))
+	status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(user, password))
 	if status != http.StatusOK {
 		t.Fatalf("login %s: %d %v", user, status, body)
 	}
@@ -32,7 +32,7 @@ func authLoginDevice(t *testing.T, s *testserver.Server, user, password string) 
 // authDeviceIDs lists the device IDs the token's user has.
 func authDeviceIDs(t *testing.T, s *testserver.Server, token string) []string {
 	t.Helper()
-	status, body := authDo(t, s, http.MethodGet, "/_matrix/client/v3/devices", token, nil)
+	status, body := s.Do(t, http.MethodGet, "/_matrix/client/v3/devices", token, nil)
 	if status != http.StatusOK {
 		t.Fatalf("devices: %d %v", status, body)
 	}
@@ -51,11 +51,11 @@ func authDeviceIDs(t *testing.T, s *testserver.Server, token string) []string {
 // test on anything but success or 403 M_FORBIDDEN.
 func authCanLogin(t *testing.T, s *testserver.Server, user, password string) bool {
 	t.Helper()
-	status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(user, password))
+	status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(user, password))
 	if status == http.StatusOK {
 		return true
 	}
-	authWant(t, "login of "+user, status, body, http.StatusForbidden, "M_FORBIDDEN")
+	testserver.WantError(t, "login of "+user, status, body, http.StatusForbidden, "M_FORBIDDEN")
 	return false
 }
 
@@ -75,19 +75,19 @@ func TestWhoami(t *testing.T) {
 		}
 
 		status, body = authWhoami(t, s, "")
-		authWant(t, "whoami without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+		testserver.WantError(t, "whoami without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
 		authWantRevoked(t, s, "bogus token", "myl_bogus", false)
 
 		// The access_token query parameter, on both prefixes.
 		for _, prefix := range []string{"v3", "r0"} {
 			path := "/_matrix/client/" + prefix + "/account/whoami?access_token=" + url.QueryEscape(alice.AccessToken)
-			status, body = authDo(t, s, http.MethodGet, path, "", nil)
+			status, body = s.Do(t, http.MethodGet, path, "", nil)
 			if status != http.StatusOK || body["user_id"] != s.UserID("alice") || body["device_id"] != alice.DeviceID.String() {
 				t.Fatalf("%s whoami with access_token parameter: %d %v", prefix, status, body)
 			}
 		}
-		status, body = authDo(t, s, http.MethodGet, "/_matrix/client/v3/account/whoami?access_token=myl_bogus", "", nil)
-		authWant(t, "bogus access_token parameter", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/account/whoami?access_token=myl_bogus", "", nil)
+		testserver.WantError(t, "bogus access_token parameter", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 	})
 }
 
@@ -99,8 +99,8 @@ func TestChangePassword(t *testing.T) {
 		bob := s.Register("bob", "bob password")
 		newPassword := map[string]any{"new_password": "new password"}
 
-		status, body := authDo(t, s, http.MethodPost, authPasswordPath, "", newPassword)
-		authWant(t, "password change without access token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+		status, body := s.Do(t, http.MethodPost, authPasswordPath, "", newPassword)
+		testserver.WantError(t, "password change without access token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
 
 		session := authChallenge(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, newPassword)
 		if !authCanLogin(t, s, "alice", "old password") {
@@ -108,10 +108,10 @@ func TestChangePassword(t *testing.T) {
 		}
 
 		// A wrong password: 401 with M_FORBIDDEN, same session, flows again.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
 			"new_password": "new password", "auth": authUIAPassword(session, "alice", "wrong password"),
 		})
-		authWant(t, "wrong UIA password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
+		testserver.WantError(t, "wrong UIA password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
 		if body["session"] != session {
 			t.Fatalf("wrong UIA password: session %v, want %s", body["session"], session)
 		}
@@ -123,7 +123,7 @@ func TestChangePassword(t *testing.T) {
 		}
 
 		// An unsupported stage type is refused within the session too.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
 			"new_password": "new password", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 		})
 		if status != http.StatusUnauthorized || body["errcode"] == nil || body["session"] != session {
@@ -131,7 +131,7 @@ func TestChangePassword(t *testing.T) {
 		}
 
 		// The right password.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
 			"new_password": "new password", "auth": authUIAPassword(session, "alice", "old password"),
 		})
 		if status != http.StatusOK || len(body) != 0 {
@@ -157,7 +157,7 @@ func TestChangePassword(t *testing.T) {
 		authWantToken(t, s, "other user", bob.AccessToken, s.UserID("bob"))
 
 		// The finished session cannot change the password again.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
 			"new_password": "third password", "auth": map[string]any{"session": session},
 		})
 		if status == http.StatusOK {
@@ -172,7 +172,7 @@ func TestChangePassword(t *testing.T) {
 		// (over bcrypt's 72 bytes).
 		long := strings.Repeat("correct horse battery staple ", 4) // 116 bytes
 		session = authChallenge(t, s, http.MethodPost, authPasswordPath, tokenD, map[string]any{"new_password": long, "logout_devices": false})
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, tokenD, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, tokenD, map[string]any{
 			"new_password": long, "logout_devices": false, "auth": authUIAPassword(session, s.UserID("alice"), "new password"),
 		})
 		if status != http.StatusOK {
@@ -191,13 +191,13 @@ func TestChangePassword(t *testing.T) {
 		}
 
 		// Parameter checks.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, tokenD, map[string]any{"new_password": strings.Repeat("x", 513)})
-		authWant(t, "overlong new password", status, body, http.StatusBadRequest, "M_WEAK_PASSWORD")
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, tokenD, map[string]any{"new_password": strings.Repeat("x", 513)})
+		testserver.WantError(t, "overlong new password", status, body, http.StatusBadRequest, "M_WEAK_PASSWORD")
 		session = authChallenge(t, s, http.MethodPost, authPasswordPath, tokenD, map[string]any{})
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, tokenD, map[string]any{"auth": authUIAPassword(session, "alice", long)})
-		authWant(t, "missing new_password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, tokenD, `{"new_password": `)
-		authWant(t, "malformed body", status, body, http.StatusBadRequest, "M_NOT_JSON")
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, tokenD, map[string]any{"auth": authUIAPassword(session, "alice", long)})
+		testserver.WantError(t, "missing new_password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, tokenD, `{"new_password": `)
+		testserver.WantError(t, "malformed body", status, body, http.StatusBadRequest, "M_NOT_JSON")
 		if !authCanLogin(t, s, "alice", long) {
 			t.Fatalf("a refused request changed the password")
 		}
@@ -212,7 +212,7 @@ func TestChangePasswordUIAForAnotherUser(t *testing.T) {
 		// Bob knows Alice's password and names her in his own UIA.
 		session := authChallenge(t, s, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{"new_password": "hijacked"})
 		for _, user := range []string{"alice", s.UserID("alice"), "ALICE"} {
-			status, body := authDo(t, s, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
+			status, body := s.Do(t, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
 				"new_password": "hijacked", "auth": authUIAPassword(session, user, "alice password"),
 			})
 			if status == http.StatusOK || body["errcode"] != "M_FORBIDDEN" {
@@ -220,7 +220,7 @@ func TestChangePasswordUIAForAnotherUser(t *testing.T) {
 			}
 		}
 		// A user of another server, too.
-		status, body := authDo(t, s, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
+		status, body := s.Do(t, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
 			"new_password": "hijacked", "auth": authUIAPassword(session, "@bob:other.test", "bob password"),
 		})
 		if status == http.StatusOK || body["errcode"] != "M_FORBIDDEN" {
@@ -229,10 +229,10 @@ func TestChangePasswordUIAForAnotherUser(t *testing.T) {
 
 		// Bob cannot continue a session that Alice started either.
 		aliceSession := authChallenge(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{"new_password": "hijacked"})
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, bob.AccessToken, map[string]any{
 			"new_password": "hijacked", "auth": authUIAPassword(aliceSession, "bob", "bob password"),
 		})
-		authWant(t, "someone else's UIA session", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantError(t, "someone else's UIA session", status, body, http.StatusForbidden, "M_FORBIDDEN")
 
 		for _, u := range []struct{ user, password string }{{"alice", "alice password"}, {"bob", "bob password"}} {
 			if !authCanLogin(t, s, u.user, u.password) {
@@ -253,16 +253,16 @@ func TestUIASessionBoundToOperation(t *testing.T) {
 		devicePath := "/_matrix/client/v3/devices/" + deviceB
 
 		session := authChallenge(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{"new_password": "new password"})
-		status, body := authDo(t, s, http.MethodDelete, devicePath, alice.AccessToken, map[string]any{
+		status, body := s.Do(t, http.MethodDelete, devicePath, alice.AccessToken, map[string]any{
 			"auth": authUIAPassword(session, "alice", "alice password"),
 		})
-		authWant(t, "password-change session reused for DELETE /devices", status, body, http.StatusForbidden, "M_FORBIDDEN")
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/delete_devices", alice.AccessToken, map[string]any{
+		testserver.WantError(t, "password-change session reused for DELETE /devices", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/delete_devices", alice.AccessToken, map[string]any{
 			"devices": []string{deviceB}, "auth": authUIAPassword(session, "alice", "alice password"),
 		})
-		authWant(t, "password-change session reused for /delete_devices", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantError(t, "password-change session reused for /delete_devices", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		// The same path under the other prefix is another operation too.
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/r0/account/password", alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/r0/account/password", alice.AccessToken, map[string]any{
 			"new_password": "new password", "auth": authUIAPassword(session, "alice", "alice password"),
 		})
 		if status == http.StatusOK {
@@ -277,7 +277,7 @@ func TestUIASessionBoundToOperation(t *testing.T) {
 
 		// A session of its own deletes the device.
 		deleteSession := authChallenge(t, s, http.MethodDelete, devicePath, alice.AccessToken, nil)
-		status, body = authDo(t, s, http.MethodDelete, devicePath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodDelete, devicePath, alice.AccessToken, map[string]any{
 			"auth": authUIAPassword(deleteSession, "alice", "alice password"),
 		})
 		if status != http.StatusOK {
@@ -287,7 +287,7 @@ func TestUIASessionBoundToOperation(t *testing.T) {
 			t.Fatalf("device %s survived its deletion", deviceB)
 		}
 		// And the password-change session still works for its own operation.
-		status, body = authDo(t, s, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
+		status, body = s.Do(t, http.MethodPost, authPasswordPath, alice.AccessToken, map[string]any{
 			"new_password": "new password", "auth": authUIAPassword(session, "alice", "alice password"),
 		})
 		if status != http.StatusOK {
@@ -317,7 +317,7 @@ func TestDeactivate(t *testing.T) {
 				otherToken, _ := authLoginDevice(t, s, name, "pw "+name)
 				refreshable := authPasswordLogin(name, "pw "+name)
 				refreshable["refresh_token"] = true
-				status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", refreshable)
+				status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", refreshable)
 				if status != http.StatusOK {
 					t.Fatalf("refreshable login: %d %v", status, body)
 				}
@@ -325,11 +325,11 @@ func TestDeactivate(t *testing.T) {
 				loginToken, _ := authGetLoginToken(t, s, otherToken, name, "pw "+name)
 
 				session := authChallenge(t, s, http.MethodPost, deactivatePath, user.AccessToken, nil)
-				status, body = authDo(t, s, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
+				status, body = s.Do(t, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
 					"erase": erase, "auth": authUIAPassword(session, name, "wrong"),
 				})
-				authWant(t, "deactivation with a wrong password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
-				status, body = authDo(t, s, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
+				testserver.WantError(t, "deactivation with a wrong password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
+				status, body = s.Do(t, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
 					"erase": erase, "auth": authUIAPassword(session, "bob", "bob password"),
 				})
 				if status == http.StatusOK || body["errcode"] != "M_FORBIDDEN" {
@@ -337,7 +337,7 @@ func TestDeactivate(t *testing.T) {
 				}
 				authWantToken(t, s, "after refused deactivations", user.AccessToken, s.UserID(name))
 
-				status, body = authDo(t, s, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
+				status, body = s.Do(t, http.MethodPost, deactivatePath, user.AccessToken, map[string]any{
 					"erase": erase, "auth": authUIAPassword(session, name, "pw "+name),
 				})
 				if status != http.StatusOK {
@@ -350,27 +350,27 @@ func TestDeactivate(t *testing.T) {
 				authWantRevoked(t, s, "token of the deactivating device", user.AccessToken, false)
 				authWantRevoked(t, s, "token of another device", otherToken, false)
 				status, body = authRefresh(t, s, refresh)
-				authWant(t, "refresh token of a deactivated account", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
-				status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": loginToken})
+				testserver.WantError(t, "refresh token of a deactivated account", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+				status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": loginToken})
 				if status != http.StatusForbidden {
 					t.Fatalf("login token of a deactivated account: %d %v, want 403", status, body)
 				}
-				status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(name, "pw "+name))
-				authWant(t, "password login of a deactivated account", status, body, http.StatusForbidden, "M_USER_DEACTIVATED")
+				status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin(name, "pw "+name))
+				testserver.WantError(t, "password login of a deactivated account", status, body, http.StatusForbidden, "M_USER_DEACTIVATED")
 
 				// The user ID is never handed out again.
 				_, err := s.Client().RegisterAvailable(ctx, name)
 				if !errors.Is(err, mautrix.MUserInUse) {
 					t.Fatalf("register/available %s: %v, want M_USER_IN_USE", name, err)
 				}
-				status, body = authDo(t, s, http.MethodGet, "/_matrix/client/v3/register/available?username="+name, "", nil)
-				authWant(t, "register/available", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+				status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/register/available?username="+name, "", nil)
+				testserver.WantError(t, "register/available", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 				_, err = s.Client().RegisterDummy(ctx, &mautrix.ReqRegister[any]{Username: name, Password: "new owner"})
 				if !errors.Is(err, mautrix.MUserInUse) {
 					t.Fatalf("register %s again: %v, want M_USER_IN_USE", name, err)
 				}
 
-				status, body = authDo(t, s, http.MethodGet, "/_matrix/client/v3/profile/"+url.PathEscape(s.UserID(name))+"/displayname", "", nil)
+				status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/profile/"+url.PathEscape(s.UserID(name))+"/displayname", "", nil)
 				if erase {
 					if status == http.StatusOK && body["displayname"] != nil && body["displayname"] != "" {
 						t.Fatalf("erased account still shows displayname %v", body["displayname"])
@@ -390,8 +390,8 @@ func TestDeactivate(t *testing.T) {
 
 		// Deactivation without UIA is a challenge, not a deactivation, and
 		// needs an access token.
-		status, body := authDo(t, s, http.MethodPost, deactivatePath, "", map[string]any{})
-		authWant(t, "deactivate without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+		status, body := s.Do(t, http.MethodPost, deactivatePath, "", map[string]any{})
+		testserver.WantError(t, "deactivate without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
 		authChallenge(t, s, http.MethodPost, deactivatePath, bob.AccessToken, map[string]any{"erase": true})
 		authWantToken(t, s, "bob after a bare deactivation request", bob.AccessToken, s.UserID("bob"))
 	})

@@ -131,9 +131,9 @@ func TestEventContext(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = carol.Context(ctx, roomID, m[3], nil, 4)
-		relExpectStatus(t, "context of a hidden event", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "context of a hidden event", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = carol.Context(ctx, roomID, "$missing", nil, 4)
-		relExpectStatus(t, "context of a missing event", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "context of a missing event", err, http.StatusNotFound, "M_NOT_FOUND")
 		seen := relSend(t, alice, roomID, event.EventMessage, relText("carol sees this"))
 		cc, err := carol.Context(ctx, roomID, seen, nil, 10)
 		if err != nil {
@@ -151,7 +151,7 @@ func TestEventContext(t *testing.T) {
 		// Outsiders are refused.
 		dave := s.Register("dave", "pw")
 		_, err = dave.Context(ctx, roomID, seen, nil, 4)
-		relExpectStatus(t, "context for a stranger", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "context for a stranger", err, http.StatusForbidden, "M_FORBIDDEN")
 	})
 }
 
@@ -208,20 +208,20 @@ func TestTimestampToEvent(t *testing.T) {
 			t.Fatalf("origin_server_ts: %+v %v", resp, err)
 		}
 		_, err = find(alice, ts[2]+10_000_000, mautrix.DirectionForward)
-		relExpectStatus(t, "after the last event", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "after the last event", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = find(alice, 1, mautrix.DirectionBackward)
-		relExpectStatus(t, "before the first event", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "before the first event", err, http.StatusNotFound, "M_NOT_FOUND")
 
 		var raw map[string]any
 		for _, q := range []map[string]string{{"ts": "1"}, {"dir": "f"}} {
 			u := alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "timestamp_to_event"}, q)
 			_, err = alice.MakeRequest(ctx, http.MethodGet, u, nil, &raw)
-			relExpectStatus(t, "missing parameter", err, http.StatusBadRequest, "M_MISSING_PARAM")
+			testserver.WantHTTPError(t, "missing parameter", err, http.StatusBadRequest, "M_MISSING_PARAM")
 		}
 		for _, q := range []map[string]string{{"ts": "soon", "dir": "f"}, {"ts": "1", "dir": "up"}} {
 			u := alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "timestamp_to_event"}, q)
 			_, err = alice.MakeRequest(ctx, http.MethodGet, u, nil, &raw)
-			relExpectStatus(t, "bad parameter", err, http.StatusBadRequest, "M_INVALID_PARAM")
+			testserver.WantHTTPError(t, "bad parameter", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
 
 		// carol joined later under "joined" visibility: the first event
@@ -246,7 +246,7 @@ func TestTimestampToEvent(t *testing.T) {
 
 		dave := s.Register("dave", "pw")
 		_, err = find(dave, ts[0], mautrix.DirectionForward)
-		relExpectStatus(t, "stranger", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "stranger", err, http.StatusForbidden, "M_FORBIDDEN")
 	})
 }
 
@@ -332,7 +332,7 @@ func TestRoomInitialSync(t *testing.T) {
 		// Strangers are refused, unless the room is world-readable.
 		dave := s.Register("dave", "pw")
 		_, err = ctxRoomInitialSync(dave, roomID)
-		relExpectStatus(t, "stranger", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "stranger", err, http.StatusForbidden, "M_FORBIDDEN")
 		if _, err := alice.SendStateEvent(ctx, roomID, event.StateHistoryVisibility, "", map[string]any{"history_visibility": "world_readable"}); err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ func devPasswordAuth(user, password, session string) map[string]any {
 
 // devChallenge asserts a UIA 401 offering [[m.login.password]] and
 // returns its session.
-func devChallenge(t *testing.T, what string, r wireResp) string {
+func devChallenge(t *testing.T, what string, r testserver.Response) string {
 	t.Helper()
 	if r.Status != http.StatusUnauthorized {
 		t.Fatalf("%s: got %d %s, want the 401 UIA challenge", what, r.Status, r.Raw)
@@ -93,7 +93,7 @@ func TestDevicesList(t *testing.T) {
 		laptop := devLogin(t, s, "alice", "pw-alice", "laptop")
 		s.Register("bob", "pw-bob")
 
-		r := wireDo(t, "GET", s.URL+"/_matrix/client/v3/devices", alice.AccessToken, nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/devices", alice.AccessToken, nil)
 		wireOK(t, "devices", r)
 		list, _ := r.JSON["devices"].([]any)
 		if len(list) != 2 {
@@ -122,7 +122,7 @@ func TestDevicesList(t *testing.T) {
 		if ids := devIDs(t, alice); len(ids) != 2 {
 			t.Fatalf("mautrix devices: %v", ids)
 		}
-		r0 := wireDo(t, "GET", s.URL+"/_matrix/client/r0/devices", laptop.AccessToken, nil)
+		r0 := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/r0/devices", laptop.AccessToken, nil)
 		wireOK(t, "r0 devices", r0)
 		if l, _ := r0.JSON["devices"].([]any); len(l) != 2 {
 			t.Fatalf("r0 devices: %s", r0.Raw)
@@ -146,9 +146,9 @@ func TestDeviceGet(t *testing.T) {
 		if _, err := alice.GetDeviceInfo(ctx, "NOSUCHDEVICE"); !errors.Is(err, mautrix.MNotFound) {
 			t.Fatalf("unknown device: %v, want M_NOT_FOUND", err)
 		}
-		r := wireDo(t, "GET", s.URL+"/_matrix/client/v3/devices/"+bob.DeviceID.String(), alice.AccessToken, nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/devices/"+bob.DeviceID.String(), alice.AccessToken, nil)
 		wireErr(t, "another user's device", r, http.StatusNotFound, "M_NOT_FOUND")
-		r = wireDo(t, "GET", s.URL+"/_matrix/client/v3/devices/"+alice.DeviceID.String(), "", nil)
+		r = testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/devices/"+alice.DeviceID.String(), "", nil)
 		wireErr(t, "without token", r, http.StatusUnauthorized, "M_MISSING_TOKEN")
 	})
 }
@@ -169,25 +169,25 @@ func TestDeviceRename(t *testing.T) {
 		}
 		// Without display_name the name is unchanged (spec).
 		url := s.URL + "/_matrix/client/v3/devices/" + laptop.DeviceID.String()
-		wireOK(t, "empty update", wireDo(t, "PUT", url, alice.AccessToken, "{}"))
+		wireOK(t, "empty update", testserver.Send(t, nil, "PUT", url, alice.AccessToken, "{}"))
 		if d, err := laptop.GetDeviceInfo(ctx, laptop.DeviceID); err != nil || d.DisplayName != "work laptop" {
 			t.Fatalf("after empty update: %+v %v", d, err)
 		}
 		// Unicode names count characters: 100 is fine, 101 is too long.
 		ok := strings.Repeat("é", 100)
-		wireOK(t, "100 characters", wireDo(t, "PUT", url, alice.AccessToken, map[string]any{"display_name": ok}))
+		wireOK(t, "100 characters", testserver.Send(t, nil, "PUT", url, alice.AccessToken, map[string]any{"display_name": ok}))
 		if d, err := laptop.GetDeviceInfo(ctx, laptop.DeviceID); err != nil || d.DisplayName != ok {
 			t.Fatalf("after unicode rename: %+v %v", d, err)
 		}
-		r := wireDo(t, "PUT", url, alice.AccessToken, map[string]any{"display_name": strings.Repeat("x", 101)})
+		r := testserver.Send(t, nil, "PUT", url, alice.AccessToken, map[string]any{"display_name": strings.Repeat("x", 101)})
 		wireErr(t, "name too long", r, http.StatusBadRequest, "M_TOO_LARGE")
-		wireErr(t, "name not a string", wireDo(t, "PUT", url, alice.AccessToken, `{"display_name": 5}`), http.StatusBadRequest, "M_BAD_JSON")
+		wireErr(t, "name not a string", testserver.Send(t, nil, "PUT", url, alice.AccessToken, `{"display_name": 5}`), http.StatusBadRequest, "M_BAD_JSON")
 
 		err := alice.SetDeviceInfo(ctx, "NOSUCHDEVICE", &mautrix.ReqDeviceInfo{DisplayName: "x"})
 		if !errors.Is(err, mautrix.MNotFound) {
 			t.Fatalf("rename unknown: %v, want M_NOT_FOUND", err)
 		}
-		r = wireDo(t, "PUT", s.URL+"/_matrix/client/v3/devices/NOSUCHDEVICE", alice.AccessToken, "{}")
+		r = testserver.Send(t, nil, "PUT", s.URL+"/_matrix/client/v3/devices/NOSUCHDEVICE", alice.AccessToken, "{}")
 		wireErr(t, "empty update of unknown device", r, http.StatusNotFound, "M_NOT_FOUND")
 		err = alice.SetDeviceInfo(ctx, bob.DeviceID, &mautrix.ReqDeviceInfo{DisplayName: "mine now"})
 		if !errors.Is(err, mautrix.MNotFound) {
@@ -208,18 +208,18 @@ func TestDeviceDeleteUIA(t *testing.T) {
 		bob := s.Register("bob", "pw-bob")
 		url := s.URL + "/_matrix/client/v3/devices/" + laptop.DeviceID.String()
 
-		session := devChallenge(t, "no auth", wireDo(t, "DELETE", url, alice.AccessToken, nil))
-		if _, has := wireDo(t, "DELETE", url, alice.AccessToken, "{}").JSON["errcode"]; has {
+		session := devChallenge(t, "no auth", testserver.Send(t, nil, "DELETE", url, alice.AccessToken, nil))
+		if _, has := testserver.Send(t, nil, "DELETE", url, alice.AccessToken, "{}").JSON["errcode"]; has {
 			t.Fatalf("the first challenge carries no errcode")
 		}
 
 		// A wrong password: 401 M_FORBIDDEN with the challenge again.
-		r := wireDo(t, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("alice", "wrong", session)})
+		r := testserver.Send(t, nil, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("alice", "wrong", session)})
 		if r.Status != http.StatusUnauthorized || r.JSON["errcode"] != "M_FORBIDDEN" || r.JSON["session"] != session {
 			t.Fatalf("wrong password: %d %s", r.Status, r.Raw)
 		}
 		// Another user's password does not do either.
-		r = wireDo(t, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("bob", "pw-bob", session)})
+		r = testserver.Send(t, nil, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("bob", "pw-bob", session)})
 		if r.Status == http.StatusOK {
 			t.Fatalf("bob's password deleted alice's device: %s", r.Raw)
 		}
@@ -227,8 +227,8 @@ func TestDeviceDeleteUIA(t *testing.T) {
 			t.Fatalf("devices after failed deletes: %v", ids)
 		}
 
-		session = devChallenge(t, "fresh challenge", wireDo(t, "DELETE", url, alice.AccessToken, "{}"))
-		r = wireDo(t, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("alice", "pw-alice", session)})
+		session = devChallenge(t, "fresh challenge", testserver.Send(t, nil, "DELETE", url, alice.AccessToken, "{}"))
+		r = testserver.Send(t, nil, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("alice", "pw-alice", session)})
 		wireOK(t, "delete", r)
 		devTokenDead(t, "deleted device", laptop)
 		if ids := devIDs(t, alice); !slices.Equal(ids, []string{alice.DeviceID.String()}) {
@@ -239,9 +239,9 @@ func TestDeviceDeleteUIA(t *testing.T) {
 		}
 
 		// Unknown devices and other users' devices are 404.
-		r = wireDo(t, "DELETE", s.URL+"/_matrix/client/v3/devices/NOSUCHDEVICE", alice.AccessToken, "{}")
+		r = testserver.Send(t, nil, "DELETE", s.URL+"/_matrix/client/v3/devices/NOSUCHDEVICE", alice.AccessToken, "{}")
 		wireErr(t, "delete unknown", r, http.StatusNotFound, "M_NOT_FOUND")
-		r = wireDo(t, "DELETE", s.URL+"/_matrix/client/v3/devices/"+bob.DeviceID.String(), alice.AccessToken, "{}")
+		r = testserver.Send(t, nil, "DELETE", s.URL+"/_matrix/client/v3/devices/"+bob.DeviceID.String(), alice.AccessToken, "{}")
 		wireErr(t, "delete bob's", r, http.StatusNotFound, "M_NOT_FOUND")
 		if _, err := bob.Whoami(context.Background()); err != nil {
 			t.Fatalf("bob: %v", err)
@@ -260,7 +260,7 @@ func TestDeviceDeleteUIA(t *testing.T) {
 		}
 		devTokenDead(t, "tablet", tablet)
 		// A device may delete itself.
-		self := wireDo(t, "DELETE", s.URL+"/_matrix/client/v3/devices/"+alice.DeviceID.String(), alice.AccessToken, map[string]any{
+		self := testserver.Send(t, nil, "DELETE", s.URL+"/_matrix/client/v3/devices/"+alice.DeviceID.String(), alice.AccessToken, map[string]any{
 			"auth": devPasswordAuth("alice", "pw-alice", ""),
 		})
 		wireOK(t, "delete own device", self)
@@ -279,17 +279,17 @@ func TestDeleteDevicesUIA(t *testing.T) {
 		bob := s.Register("bob", "pw-bob")
 		url := s.URL + "/_matrix/client/v3/delete_devices"
 
-		wireErr(t, "missing devices", wireDo(t, "POST", url, alice.AccessToken, "{}"), http.StatusBadRequest, "M_MISSING_PARAM")
-		wireErr(t, "devices not a list", wireDo(t, "POST", url, alice.AccessToken, `{"devices": "x"}`), http.StatusBadRequest, "M_BAD_JSON")
+		wireErr(t, "missing devices", testserver.Send(t, nil, "POST", url, alice.AccessToken, "{}"), http.StatusBadRequest, "M_MISSING_PARAM")
+		wireErr(t, "devices not a list", testserver.Send(t, nil, "POST", url, alice.AccessToken, `{"devices": "x"}`), http.StatusBadRequest, "M_BAD_JSON")
 
 		// Unknown IDs and another user's device are ignored, as the spec allows.
 		body := map[string]any{"devices": []string{d2.DeviceID.String(), d3.DeviceID.String(), "NOSUCHDEVICE", bob.DeviceID.String()}}
-		session := devChallenge(t, "delete_devices", wireDo(t, "POST", url, alice.AccessToken, body))
+		session := devChallenge(t, "delete_devices", testserver.Send(t, nil, "POST", url, alice.AccessToken, body))
 		if ids := devIDs(t, alice); len(ids) != 4 {
 			t.Fatalf("the challenge deleted something: %v", ids)
 		}
 		body["auth"] = devPasswordAuth("alice", "pw-alice", session)
-		wireOK(t, "delete_devices", wireDo(t, "POST", url, alice.AccessToken, body))
+		wireOK(t, "delete_devices", testserver.Send(t, nil, "POST", url, alice.AccessToken, body))
 		devTokenDead(t, "d2", d2)
 		devTokenDead(t, "d3", d3)
 		want := []string{alice.DeviceID.String(), d4.DeviceID.String()}
@@ -306,7 +306,7 @@ func TestDeleteDevicesUIA(t *testing.T) {
 
 		// The session authenticated that one operation only.
 		body = map[string]any{"devices": []string{d4.DeviceID.String()}, "auth": map[string]any{"session": session}}
-		if r := wireDo(t, "POST", url, alice.AccessToken, body); r.Status == http.StatusOK {
+		if r := testserver.Send(t, nil, "POST", url, alice.AccessToken, body); r.Status == http.StatusOK {
 			t.Fatalf("a finished UIA session was reused: %s", r.Raw)
 		}
 
@@ -323,6 +323,6 @@ func TestDeleteDevicesUIA(t *testing.T) {
 			t.Fatalf("devices: %v", ids)
 		}
 		// An empty list still needs UIA, then succeeds.
-		devChallenge(t, "empty list", wireDo(t, "POST", url, alice.AccessToken, `{"devices": []}`))
+		devChallenge(t, "empty list", testserver.Send(t, nil, "POST", url, alice.AccessToken, `{"devices": []}`))
 	})
 }

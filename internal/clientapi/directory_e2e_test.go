@@ -1,14 +1,7 @@
 package clientapi_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -24,71 +17,6 @@ import (
 const dirSecret = "directory-test-shared-secret"
 
 func dirWithSecret(c *config.Config) { c.Registration.SharedSecret = dirSecret }
-
-// dirAdmin registers a server admin through shared-secret registration
-// and returns a client logged in as it.
-func dirAdmin(t *testing.T, s *testserver.Server, localpart string) *mautrix.Client {
-	t.Helper()
-	status, body := dirCall(t, s, http.MethodGet, "/_synapse/admin/v1/register", "", nil)
-	if status != http.StatusOK {
-		t.Fatalf("nonce: %d %v", status, body)
-	}
-	nonce, _ := body["nonce"].(string)
-	mac := hmac.New(sha1.New, []byte(dirSecret))
-	mac.Write([]byte(nonce + "\x00" + localpart + "\x00" + "admin pw" + "\x00" + "admin"))
-	status, body = dirCall(t, s, http.MethodPost, "/_synapse/admin/v1/register", "", map[string]any{
-		"nonce": nonce, "username": localpart, "password": "admin pw", "admin": true, "mac": hex.EncodeToString(mac.Sum(nil)),
-	})
-	if status != http.StatusOK {
-		t.Fatalf("shared-secret register: %d %v", status, body)
-	}
-	cli := s.Client()
-	cli.SetCredentials(id.UserID(body["user_id"].(string)), body["access_token"].(string))
-	return cli
-}
-
-// dirCall makes a raw request and decodes the JSON object answer.
-func dirCall(t *testing.T, s *testserver.Server, method, path, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]any{}
-	raw, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: status %d, not a JSON object: %q", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
-// dirWantErr checks that err is a Matrix error with this status and errcode.
-func dirWantErr(t *testing.T, what string, err error, status int, code string) {
-	t.Helper()
-	var httpErr mautrix.HTTPError
-	if !errors.As(err, &httpErr) || httpErr.Response == nil {
-		t.Fatalf("%s: want %d %s, got %v", what, status, code, err)
-	}
-	if httpErr.Response.StatusCode != status || httpErr.RespError == nil || httpErr.RespError.ErrCode != code {
-		t.Fatalf("%s: want %d %s, got %d %+v", what, status, code, httpErr.Response.StatusCode, httpErr.RespError)
-	}
-}
 
 func dirCanonical(t *testing.T, cli *mautrix.Client, roomID id.RoomID) map[string]any {
 	t.Helper()
@@ -108,7 +36,7 @@ func TestDirectoryAliases(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		admin := dirAdmin(t, s, "root")
+		admin := s.RegisterAdmin("root", "admin pw")
 
 		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Tea"})
 		if err != nil {
@@ -121,18 +49,18 @@ func TestDirectoryAliases(t *testing.T) {
 			t.Fatalf("create alias: %v", err)
 		}
 		_, err = alice.CreateAlias(ctx, tea, room)
-		dirWantErr(t, "existing alias", err, http.StatusConflict, "M_UNKNOWN")
+		testserver.WantHTTPError(t, "existing alias", err, http.StatusConflict, "M_UNKNOWN")
 		for _, bad := range []id.RoomAlias{"tea:hs1.test", "#tea", "#:hs1.test", "#te a:hs1.test"} {
 			_, err = alice.CreateAlias(ctx, bad, room)
-			dirWantErr(t, "invalid alias "+string(bad), err, http.StatusBadRequest, "M_INVALID_PARAM")
+			testserver.WantHTTPError(t, "invalid alias "+string(bad), err, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
 		_, err = alice.CreateAlias(ctx, "#tea:elsewhere.test", room)
-		dirWantErr(t, "remote alias", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "remote alias", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.CreateAlias(ctx, "#ghost:hs1.test", "!nowhere:hs1.test")
-		dirWantErr(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = bob.CreateAlias(ctx, "#bobs:hs1.test", room)
-		dirWantErr(t, "alias for a room bob is not in", err, http.StatusForbidden, "M_FORBIDDEN")
-		status, body := dirCall(t, s, http.MethodPut, "/_matrix/client/v3/directory/room/"+url.PathEscape("#nobody:hs1.test"), alice.AccessToken, map[string]any{})
+		testserver.WantHTTPError(t, "alias for a room bob is not in", err, http.StatusForbidden, "M_FORBIDDEN")
+		status, body := s.Do(t, http.MethodPut, "/_matrix/client/v3/directory/room/"+url.PathEscape("#nobody:hs1.test"), alice.AccessToken, map[string]any{})
 		if status != http.StatusBadRequest || body["errcode"] != "M_BAD_JSON" {
 			t.Fatalf("PUT without room_id: %d %v", status, body)
 		}
@@ -148,9 +76,9 @@ func TestDirectoryAliases(t *testing.T) {
 			}
 		}
 		_, err = alice.ResolveAlias(ctx, "#missing:hs1.test")
-		dirWantErr(t, "unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = alice.ResolveAlias(ctx, "missing")
-		dirWantErr(t, "malformed alias", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "malformed alias", err, http.StatusBadRequest, "M_INVALID_PARAM")
 
 		// Local aliases: members only, until the room is world-readable.
 		list, err := alice.GetAliases(ctx, room)
@@ -158,7 +86,7 @@ func TestDirectoryAliases(t *testing.T) {
 			t.Fatalf("aliases: %+v %v", list, err)
 		}
 		_, err = bob.GetAliases(ctx, room)
-		dirWantErr(t, "aliases for a non-member", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "aliases for a non-member", err, http.StatusForbidden, "M_FORBIDDEN")
 		if list, err := admin.GetAliases(ctx, room); err != nil || len(list.Aliases) != 1 {
 			t.Fatalf("admin aliases: %+v %v", list, err)
 		}
@@ -189,11 +117,11 @@ func TestDirectoryAliases(t *testing.T) {
 		// bob (power 0) may not delete alice's alias; carol, outside the
 		// room, neither.
 		_, err = bob.DeleteAlias(ctx, tea)
-		dirWantErr(t, "bob deletes alice's alias", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "bob deletes alice's alias", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = carol.DeleteAlias(ctx, tea)
-		dirWantErr(t, "carol deletes alice's alias", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "carol deletes alice's alias", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = bob.DeleteAlias(ctx, "#missing:hs1.test")
-		dirWantErr(t, "delete unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "delete unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
 
 		// bob deletes his own alias: allowed, though he cannot change the
 		// canonical alias event, which keeps it.
@@ -301,7 +229,7 @@ func TestDirectoryPublicRooms(t *testing.T) {
 		alice := s.Register("alice", "pw")
 		bob := s.Register("bob", "pw")
 		carol := s.Register("carol", "pw")
-		admin := dirAdmin(t, s, "root")
+		admin := s.RegisterAdmin("root", "admin pw")
 
 		// Tea: public, three members, alias, name and topic.
 		teaResp, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Visibility: "public", RoomAliasName: "tea", Name: "Tea Room", Topic: "Earl Grey only"})
@@ -344,12 +272,12 @@ func TestDirectoryPublicRooms(t *testing.T) {
 			t.Fatalf("secret visibility %q", v)
 		}
 		_, err = alice.MakeRequest(ctx, http.MethodGet, alice.BuildClientURL("v3", "directory", "list", "room", "!nowhere:hs1.test"), nil, nil)
-		dirWantErr(t, "visibility of an unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
-		dirWantErr(t, "publish an unknown room", dirSetVisibility(alice, "!nowhere:hs1.test", "public"), http.StatusNotFound, "M_NOT_FOUND")
-		dirWantErr(t, "bad visibility", dirSetVisibility(alice, secret, "hidden"), http.StatusBadRequest, "M_INVALID_PARAM")
-		dirWantErr(t, "non-member publishes", dirSetVisibility(bob, secret, "public"), http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "visibility of an unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "publish an unknown room", dirSetVisibility(alice, "!nowhere:hs1.test", "public"), http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "bad visibility", dirSetVisibility(alice, secret, "hidden"), http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "non-member publishes", dirSetVisibility(bob, secret, "public"), http.StatusForbidden, "M_FORBIDDEN")
 		// A member without the canonical alias power level may not either.
-		dirWantErr(t, "member without power publishes", dirSetVisibility(carol, tea, "private"), http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "member without power publishes", dirSetVisibility(carol, tea, "private"), http.StatusForbidden, "M_FORBIDDEN")
 
 		list, err := alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{})
 		if err != nil {
@@ -370,7 +298,7 @@ func TestDirectoryPublicRooms(t *testing.T) {
 			t.Fatalf("garden entry: %+v", list.Chunk[2])
 		}
 		// The raw entry carries the required keys.
-		status, body := dirCall(t, s, http.MethodGet, "/_matrix/client/v3/publicRooms", "", nil)
+		status, body := s.Do(t, http.MethodGet, "/_matrix/client/v3/publicRooms", "", nil)
 		if status != http.StatusOK {
 			t.Fatalf("anonymous GET /publicRooms: %d %v", status, body)
 		}
@@ -418,7 +346,7 @@ func TestDirectoryPublicRooms(t *testing.T) {
 			t.Fatalf("paged rooms %v", seen)
 		}
 		_, err = alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{Since: "garbage"})
-		dirWantErr(t, "bad since token", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "bad since token", err, http.StatusBadRequest, "M_INVALID_PARAM")
 
 		// Filters: search term (case-insensitive, name/topic/alias), room types.
 		for _, tc := range []struct {
@@ -447,7 +375,7 @@ func TestDirectoryPublicRooms(t *testing.T) {
 		if len(resp.Chunk) != 1 || resp.Chunk[0].RoomID != coffee || resp.NextBatch != "" {
 			t.Fatalf("second filtered page: %+v", resp)
 		}
-		status, body = dirCall(t, s, http.MethodPost, "/_matrix/client/v3/publicRooms", "", map[string]any{})
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/publicRooms", "", map[string]any{})
 		if status != http.StatusUnauthorized || body["errcode"] != "M_MISSING_TOKEN" {
 			t.Fatalf("anonymous POST /publicRooms: %d %v", status, body)
 		}
@@ -461,7 +389,7 @@ func TestDirectoryPublicRooms(t *testing.T) {
 			t.Fatalf("server=elsewhere.test: %+v", resp)
 		}
 		_, err = alice.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: "not a server!"})
-		dirWantErr(t, "malformed server", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "malformed server", err, http.StatusBadRequest, "M_INVALID_PARAM")
 
 		// Publishing an invite-only room that is not world-readable lists
 		// nothing until it becomes joinable (Synapse's directory filter).

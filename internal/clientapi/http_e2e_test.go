@@ -1,11 +1,9 @@
 package clientapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,67 +15,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
-// wireResp is a raw HTTP response with its body decoded when it is a
-// JSON object.
-type wireResp struct {
-	Status int
-	Header http.Header
-	Raw    []byte
-	JSON   map[string]any
-}
-
-// wireDo sends one request straight over net/http. body is nil (no
-// body), a []byte or string sent as is, or a value marshalled to JSON.
-// headers are name/value pairs.
-func wireDo(t *testing.T, method, url, token string, body any, headers ...string) wireResp {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, url, rd)
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
-	out := wireResp{Status: res.StatusCode, Header: res.Header, Raw: raw}
-	if len(raw) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out.JSON); err != nil {
-			t.Fatalf("%s %s: response is not JSON: %v: %s", method, url, err, raw)
-		}
-	}
-	return out
-}
-
 // wireErr asserts a Matrix error response.
-func wireErr(t *testing.T, what string, r wireResp, status int, errcode string) {
+func wireErr(t *testing.T, what string, r testserver.Response, status int, errcode string) {
 	t.Helper()
 	if r.Status != status || r.JSON["errcode"] != errcode {
 		t.Fatalf("%s: got %d %s, want %d %s", what, r.Status, r.Raw, status, errcode)
@@ -91,18 +30,10 @@ func wireErr(t *testing.T, what string, r wireResp, status int, errcode string) 
 }
 
 // wireOK asserts a 200 response.
-func wireOK(t *testing.T, what string, r wireResp) {
+func wireOK(t *testing.T, what string, r testserver.Response) {
 	t.Helper()
 	if r.Status != http.StatusOK {
 		t.Fatalf("%s: got %d %s, want 200", what, r.Status, r.Raw)
-	}
-}
-
-func wireLoginBody(user, password string) map[string]any {
-	return map[string]any{
-		"type":       "m.login.password",
-		"identifier": map[string]any{"type": "m.id.user", "user": user},
-		"password":   password,
 	}
 }
 
@@ -112,7 +43,7 @@ func TestDiscoveryVersions(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		alice := s.Register("alice", "pw-alice")
 		for _, token := range []string{"", alice.AccessToken} {
-			r := wireDo(t, "GET", s.URL+"/_matrix/client/versions", token, nil)
+			r := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/versions", token, nil)
 			wireOK(t, "versions", r)
 			var shape struct {
 				Versions         *[]string        `json:"versions"`
@@ -131,7 +62,7 @@ func TestDiscoveryVersions(t *testing.T) {
 			}
 		}
 		// HEAD is answered like GET.
-		if r := wireDo(t, "HEAD", s.URL+"/_matrix/client/versions", "", nil); r.Status != http.StatusOK {
+		if r := testserver.Send(t, nil, "HEAD", s.URL+"/_matrix/client/versions", "", nil); r.Status != http.StatusOK {
 			t.Fatalf("HEAD versions: %d", r.Status)
 		}
 		// And a real client understands it.
@@ -145,7 +76,7 @@ func TestDiscoveryVersions(t *testing.T) {
 // from the listener and configured.
 func TestDiscoveryWellKnownClient(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
-		r := wireDo(t, "GET", s.URL+"/.well-known/matrix/client", "", nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/.well-known/matrix/client", "", nil)
 		wireOK(t, "well-known client", r)
 		hs, _ := r.JSON["m.homeserver"].(map[string]any)
 		if base, _ := hs["base_url"].(string); !strings.HasPrefix(base, "http://127.0.0.1:") {
@@ -158,7 +89,7 @@ func TestDiscoveryWellKnownClient(t *testing.T) {
 	testserver.EachEngine(t, func(c *config.Config) {
 		c.WellKnown.ClientBaseURL = "https://matrix.hs1.test"
 	}, func(t *testing.T, s *testserver.Server) {
-		r := wireDo(t, "GET", s.URL+"/.well-known/matrix/client", "", nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/.well-known/matrix/client", "", nil)
 		wireOK(t, "well-known client", r)
 		hs, _ := r.JSON["m.homeserver"].(map[string]any)
 		if hs["base_url"] != "https://matrix.hs1.test" {
@@ -171,13 +102,13 @@ func TestDiscoveryWellKnownClient(t *testing.T) {
 // without federation delegation, m.server when configured.
 func TestDiscoveryWellKnownServer(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
-		r := wireDo(t, "GET", s.URL+"/.well-known/matrix/server", "", nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/.well-known/matrix/server", "", nil)
 		wireErr(t, "well-known server", r, http.StatusNotFound, "M_NOT_FOUND")
 	})
 	testserver.EachEngine(t, func(c *config.Config) {
 		c.WellKnown.Server = "matrix.hs1.test:443"
 	}, func(t *testing.T, s *testserver.Server) {
-		r := wireDo(t, "GET", s.URL+"/.well-known/matrix/server", "", nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/.well-known/matrix/server", "", nil)
 		wireOK(t, "well-known server", r)
 		if r.JSON["m.server"] != "matrix.hs1.test:443" || len(r.JSON) != 1 {
 			t.Fatalf("well-known server: %s", r.Raw)
@@ -189,7 +120,7 @@ func TestDiscoveryWellKnownServer(t *testing.T) {
 func TestDiscoveryCapabilities(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
-		r := wireDo(t, "GET", s.URL+"/_matrix/client/v3/capabilities", "", nil)
+		r := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/capabilities", "", nil)
 		wireErr(t, "capabilities without token", r, http.StatusUnauthorized, "M_MISSING_TOKEN")
 
 		alice := s.Register("alice", "pw-alice")
@@ -213,7 +144,7 @@ func TestDiscoveryCapabilities(t *testing.T) {
 		}
 
 		// The raw body too: capabilities are under "capabilities".
-		r = wireDo(t, "GET", s.URL+"/_matrix/client/v3/capabilities", alice.AccessToken, nil)
+		r = testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/capabilities", alice.AccessToken, nil)
 		wireOK(t, "capabilities", r)
 		c, _ := r.JSON["capabilities"].(map[string]any)
 		cp, _ := c["m.change_password"].(map[string]any)
@@ -221,7 +152,7 @@ func TestDiscoveryCapabilities(t *testing.T) {
 			t.Fatalf("capabilities: %s", r.Raw)
 		}
 		// The legacy r0 prefix serves it as well.
-		wireOK(t, "r0 capabilities", wireDo(t, "GET", s.URL+"/_matrix/client/r0/capabilities", alice.AccessToken, nil))
+		wireOK(t, "r0 capabilities", testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/r0/capabilities", alice.AccessToken, nil))
 	})
 }
 
@@ -262,11 +193,11 @@ func TestHTTPCORSOnEveryResponse(t *testing.T) {
 			{"missing token", "GET", "/_matrix/client/v3/devices", "", nil, 401},
 			{"bad token", "GET", "/_matrix/client/v3/devices", "not-a-token", nil, 401},
 			{"not json", "POST", "/_matrix/client/v3/login", "", "not json", 400},
-			{"wrong password", "POST", "/_matrix/client/v3/login", "", wireLoginBody("alice", "nope"), 403},
+			{"wrong password", "POST", "/_matrix/client/v3/login", "", authPasswordLogin("alice", "nope"), 403},
 			{"not found", "GET", "/_matrix/client/v3/profile/@nobody:hs1.test", "", nil, 404},
 		}
 		for _, c := range cases {
-			r := wireDo(t, c.method, s.URL+c.path, c.token, c.body)
+			r := testserver.Send(t, nil, c.method, s.URL+c.path, c.token, c.body)
 			if r.Status != c.status {
 				t.Fatalf("%s: status %d %s, want %d", c.name, r.Status, r.Raw, c.status)
 			}
@@ -288,7 +219,7 @@ func TestHTTPOptionsPreflight(t *testing.T) {
 			"/_matrix/client/v3/no/such/endpoint",
 			"/not-matrix-at-all",
 		} {
-			r := wireDo(t, "OPTIONS", s.URL+path, "", nil,
+			r := testserver.Send(t, nil, "OPTIONS", s.URL+path, "", nil,
 				"Origin", "https://app.example", "Access-Control-Request-Method", "PUT",
 				"Access-Control-Request-Headers", "authorization, content-type")
 			if r.Status < 200 || r.Status > 299 {
@@ -304,21 +235,21 @@ func TestHTTPUnrecognized(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		alice := s.Register("alice", "pw-alice")
 		for _, path := range []string{"/_matrix/client/v3/nope", "/_matrix/client/v99/login", "/", "/_matrix/federation/v1/nope"} {
-			wireErr(t, "GET "+path, wireDo(t, "GET", s.URL+path, "", nil), http.StatusNotFound, "M_UNRECOGNIZED")
+			wireErr(t, "GET "+path, testserver.Send(t, nil, "GET", s.URL+path, "", nil), http.StatusNotFound, "M_UNRECOGNIZED")
 		}
 		// Unknown paths are unrecognized even with a valid token.
-		wireErr(t, "authenticated unknown", wireDo(t, "GET", s.URL+"/_matrix/client/v3/nope", alice.AccessToken, nil),
+		wireErr(t, "authenticated unknown", testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/nope", alice.AccessToken, nil),
 			http.StatusNotFound, "M_UNRECOGNIZED")
 
-		r := wireDo(t, "POST", s.URL+"/_matrix/client/versions", "", "{}")
+		r := testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/versions", "", "{}")
 		wireErr(t, "POST versions", r, http.StatusMethodNotAllowed, "M_UNRECOGNIZED")
 		if allow := r.Header.Get("Allow"); !strings.Contains(allow, "GET") {
 			t.Fatalf("405 Allow header %q lacks GET", allow)
 		}
 		// Wrong method on an authenticated path: 405 before any auth.
-		r = wireDo(t, "PATCH", s.URL+"/_matrix/client/v3/devices", "", "{}")
+		r = testserver.Send(t, nil, "PATCH", s.URL+"/_matrix/client/v3/devices", "", "{}")
 		wireErr(t, "PATCH devices", r, http.StatusMethodNotAllowed, "M_UNRECOGNIZED")
-		r = wireDo(t, "POST", s.URL+"/_matrix/client/v3/devices/X", alice.AccessToken, "{}")
+		r = testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/v3/devices/X", alice.AccessToken, "{}")
 		wireErr(t, "POST devices/X", r, http.StatusMethodNotAllowed, "M_UNRECOGNIZED")
 		for _, m := range []string{"GET", "PUT", "DELETE"} {
 			if !strings.Contains(r.Header.Get("Allow"), m) {
@@ -336,17 +267,17 @@ func TestHTTPBodyLimit(t *testing.T) {
 	}, func(t *testing.T, s *testserver.Server) {
 		alice := s.Register("alice", "pw-alice")
 
-		big := wireLoginBody("alice", "pw-alice")
+		big := authPasswordLogin("alice", "pw-alice")
 		big["padding"] = strings.Repeat("x", 4096)
-		wireErr(t, "big login", wireDo(t, "POST", s.URL+"/_matrix/client/v3/login", "", big), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		wireErr(t, "big login", testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/v3/login", "", big), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
 
 		// Just under the limit is read and processed.
-		small := wireLoginBody("alice", "pw-alice")
+		small := authPasswordLogin("alice", "pw-alice")
 		small["padding"] = strings.Repeat("x", 1800)
-		wireOK(t, "login under the limit", wireDo(t, "POST", s.URL+"/_matrix/client/v3/login", "", small))
+		wireOK(t, "login under the limit", testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/v3/login", "", small))
 
 		url := s.URL + "/_matrix/client/v3/profile/" + s.UserID("alice") + "/displayname"
-		r := wireDo(t, "PUT", url, alice.AccessToken, map[string]any{"displayname": strings.Repeat("y", 3000)})
+		r := testserver.Send(t, nil, "PUT", url, alice.AccessToken, map[string]any{"displayname": strings.Repeat("y", 3000)})
 		wireErr(t, "big profile", r, http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
 	})
 }
@@ -379,7 +310,7 @@ func TestHTTPBadJSON(t *testing.T) {
 			if c.url == profile {
 				method = "PUT"
 			}
-			wireErr(t, c.name, wireDo(t, method, c.url, c.token, c.body), http.StatusBadRequest, c.errcode)
+			wireErr(t, c.name, testserver.Send(t, nil, method, c.url, c.token, c.body), http.StatusBadRequest, c.errcode)
 		}
 		// Nothing invalid reached storage: the display name is still the
 		// localpart registration gave it.
@@ -397,18 +328,18 @@ func TestHTTPAccessTokens(t *testing.T) {
 		alice := s.Register("alice", "pw-alice")
 		devices := s.URL + "/_matrix/client/v3/devices"
 
-		wireErr(t, "no token", wireDo(t, "GET", devices, "", nil), http.StatusUnauthorized, "M_MISSING_TOKEN")
-		wireErr(t, "basic auth", wireDo(t, "GET", devices, "", nil, "Authorization", "Basic YWxpY2U6cHc="),
+		wireErr(t, "no token", testserver.Send(t, nil, "GET", devices, "", nil), http.StatusUnauthorized, "M_MISSING_TOKEN")
+		wireErr(t, "basic auth", testserver.Send(t, nil, "GET", devices, "", nil, "Authorization", "Basic YWxpY2U6cHc="),
 			http.StatusUnauthorized, "M_MISSING_TOKEN")
-		r := wireDo(t, "GET", devices, "myl_unknown", nil)
+		r := testserver.Send(t, nil, "GET", devices, "myl_unknown", nil)
 		wireErr(t, "unknown token", r, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 		if r.JSON["soft_logout"] != false {
 			t.Fatalf("unknown token: soft_logout should be false: %s", r.Raw)
 		}
 
-		wireOK(t, "bearer", wireDo(t, "GET", devices, alice.AccessToken, nil))
-		wireOK(t, "query parameter", wireDo(t, "GET", devices+"?access_token="+alice.AccessToken, "", nil))
-		wireErr(t, "unknown query token", wireDo(t, "GET", devices+"?access_token=nope", "", nil),
+		wireOK(t, "bearer", testserver.Send(t, nil, "GET", devices, alice.AccessToken, nil))
+		wireOK(t, "query parameter", testserver.Send(t, nil, "GET", devices+"?access_token="+alice.AccessToken, "", nil))
+		wireErr(t, "unknown query token", testserver.Send(t, nil, "GET", devices+"?access_token=nope", "", nil),
 			http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 
 		// mautrix sees the same errors.
@@ -429,11 +360,11 @@ func TestHTTPRateLimitLogin(t *testing.T) {
 	}, func(t *testing.T, s *testserver.Server) {
 		s.Register("alice", "pw-alice")
 		login := s.URL + "/_matrix/client/v3/login"
-		wireOK(t, "login 1", wireDo(t, "POST", login, "", wireLoginBody("alice", "pw-alice")))
+		wireOK(t, "login 1", testserver.Send(t, nil, "POST", login, "", authPasswordLogin("alice", "pw-alice")))
 		// A failed attempt draws from the bucket as well.
-		wireErr(t, "login 2", wireDo(t, "POST", login, "", wireLoginBody("alice", "wrong")), http.StatusForbidden, "M_FORBIDDEN")
+		wireErr(t, "login 2", testserver.Send(t, nil, "POST", login, "", authPasswordLogin("alice", "wrong")), http.StatusForbidden, "M_FORBIDDEN")
 
-		r := wireDo(t, "POST", login, "", wireLoginBody("alice", "pw-alice"))
+		r := testserver.Send(t, nil, "POST", login, "", authPasswordLogin("alice", "pw-alice"))
 		wireErr(t, "login 3", r, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED")
 		ms, ok := r.JSON["retry_after_ms"].(float64)
 		if !ok || ms <= 0 {
@@ -446,7 +377,7 @@ func TestHTTPRateLimitLogin(t *testing.T) {
 		wireAssertCORS(t, "429", r.Header)
 
 		// X-Forwarded-For is not trusted by default.
-		r = wireDo(t, "POST", login, "", wireLoginBody("alice", "pw-alice"), "X-Forwarded-For", "203.0.113.7")
+		r = testserver.Send(t, nil, "POST", login, "", authPasswordLogin("alice", "pw-alice"), "X-Forwarded-For", "203.0.113.7")
 		wireErr(t, "login with X-Forwarded-For", r, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED")
 
 		// mautrix reports it as M_LIMIT_EXCEEDED too.
@@ -460,8 +391,8 @@ func TestHTTPRateLimitLogin(t *testing.T) {
 		}
 
 		// Other endpoints are unaffected.
-		wireOK(t, "versions", wireDo(t, "GET", s.URL+"/_matrix/client/versions", "", nil))
-		wireOK(t, "login flows", wireDo(t, "GET", login, "", nil))
+		wireOK(t, "versions", testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/versions", "", nil))
+		wireOK(t, "login flows", testserver.Send(t, nil, "GET", login, "", nil))
 	})
 }
 
@@ -471,7 +402,7 @@ func TestHTTPRateLimitOff(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		s.Register("alice", "pw-alice")
 		for i := range 20 {
-			r := wireDo(t, "POST", s.URL+"/_matrix/client/v3/login", "", wireLoginBody("alice", "pw-alice"))
+			r := testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/v3/login", "", authPasswordLogin("alice", "pw-alice"))
 			if r.Status != http.StatusOK {
 				t.Fatalf("login %d: %d %s", i+1, r.Status, r.Raw)
 			}

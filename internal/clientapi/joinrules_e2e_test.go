@@ -2,7 +2,6 @@ package clientapi_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 
@@ -34,18 +33,6 @@ func jrRoom(t *testing.T, cli *mautrix.Client, version string, joinRules map[str
 		body[k] = v
 	}
 	return jrCreate(t, cli, body)
-}
-
-// jrWantErr checks err is a Matrix error with this status and errcode.
-func jrWantErr(t *testing.T, what string, err error, status int, code string) {
-	t.Helper()
-	var he mautrix.HTTPError
-	if !errors.As(err, &he) || he.RespError == nil {
-		t.Fatalf("%s: got %v, want %d %s", what, err, status, code)
-	}
-	if he.Response.StatusCode != status || he.RespError.ErrCode != code {
-		t.Fatalf("%s: got %d %s (%s), want %d %s", what, he.Response.StatusCode, he.RespError.ErrCode, he.RespError.Err, status, code)
-	}
 }
 
 // jrMember reads a user's m.room.member content.
@@ -117,9 +104,9 @@ func TestJoinRulesRestricted(t *testing.T) {
 				}
 
 				_, err = carol.JoinRoom(ctx, b.String(), nil)
-				jrWantErr(t, "carol, not in the allowed room, joins", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "carol, not in the allowed room, joins", err, http.StatusForbidden, "M_FORBIDDEN")
 				_, err = carol.JoinRoomByID(ctx, b)
-				jrWantErr(t, "carol joins through /rooms/{id}/join", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "carol joins through /rooms/{id}/join", err, http.StatusForbidden, "M_FORBIDDEN")
 				if jrJoined(t, carol, b) {
 					t.Fatal("carol joined a room restricted to a room she is not in")
 				}
@@ -129,7 +116,7 @@ func TestJoinRulesRestricted(t *testing.T) {
 		t.Run("v7", func(t *testing.T) {
 			b := jrRoom(t, alice, "7", restrictedRule("restricted", a), nil)
 			_, err := bob.JoinRoom(ctx, b.String(), nil)
-			jrWantErr(t, "restricted join in a v7 room", err, http.StatusForbidden, "M_FORBIDDEN")
+			testserver.WantHTTPError(t, "restricted join in a v7 room", err, http.StatusForbidden, "M_FORBIDDEN")
 		})
 	})
 }
@@ -206,10 +193,10 @@ func TestJoinRulesKnock(t *testing.T) {
 
 				// dave, below the invite level, may not let bob in; alice may.
 				_, err = dave.InviteUser(ctx, k, &mautrix.ReqInviteUser{UserID: bob.UserID})
-				jrWantErr(t, "invite below the invite level", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "invite below the invite level", err, http.StatusForbidden, "M_FORBIDDEN")
 				// A knock is no invite: bob cannot join yet.
 				_, err = bob.JoinRoomByID(ctx, k)
-				jrWantErr(t, "knocker joins uninvited", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "knocker joins uninvited", err, http.StatusForbidden, "M_FORBIDDEN")
 				if _, err := alice.InviteUser(ctx, k, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
 					t.Fatalf("alice invites the knocker: %v", err)
 				}
@@ -220,7 +207,7 @@ func TestJoinRulesKnock(t *testing.T) {
 					t.Fatal("bob is not joined after his invite")
 				}
 				_, err = bob.KnockRoom(ctx, k.String(), nil)
-				jrWantErr(t, "knock by a joined user", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "knock by a joined user", err, http.StatusForbidden, "M_FORBIDDEN")
 
 				// A knock can be withdrawn.
 				if _, err := carol.KnockRoom(ctx, k.String(), nil); err != nil {
@@ -237,13 +224,13 @@ func TestJoinRulesKnock(t *testing.T) {
 
 		public := jrCreate(t, alice, map[string]any{"preset": "public_chat"})
 		_, err := carol.KnockRoom(ctx, public.String(), nil)
-		jrWantErr(t, "knock on a public room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "knock on a public room", err, http.StatusForbidden, "M_FORBIDDEN")
 		private := jrCreate(t, alice, map[string]any{"preset": "private_chat"})
 		_, err = carol.KnockRoom(ctx, private.String(), nil)
-		jrWantErr(t, "knock on an invite-only room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "knock on an invite-only room", err, http.StatusForbidden, "M_FORBIDDEN")
 		v6 := jrRoom(t, alice, "6", map[string]any{"join_rule": "knock"}, nil)
 		_, err = carol.KnockRoom(ctx, v6.String(), nil)
-		jrWantErr(t, "knock in a v6 room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "knock in a v6 room", err, http.StatusForbidden, "M_FORBIDDEN")
 		if m, err := carol.SyncRequest(ctx, 0, "", "", false, ""); err != nil || len(m.Rooms.Knock) != 0 {
 			t.Fatalf("refused knocks in carol's sync: %+v %v", m.Rooms.Knock, err)
 		}
@@ -271,7 +258,7 @@ func TestJoinRulesKnockRestricted(t *testing.T) {
 					t.Fatalf("bob's join %v: want it authorised via %s", m, alice.UserID)
 				}
 				_, err := carol.JoinRoom(ctx, kr.String(), nil)
-				jrWantErr(t, "non-member joins a knock_restricted room", err, http.StatusForbidden, "M_FORBIDDEN")
+				testserver.WantHTTPError(t, "non-member joins a knock_restricted room", err, http.StatusForbidden, "M_FORBIDDEN")
 				if _, err := carol.KnockRoom(ctx, kr.String(), &mautrix.ReqKnockRoom{Reason: "hi"}); err != nil {
 					t.Fatalf("knock on knock_restricted: %v", err)
 				}
@@ -286,9 +273,9 @@ func TestJoinRulesKnockRestricted(t *testing.T) {
 		t.Run("v9", func(t *testing.T) {
 			kr := jrRoom(t, alice, "9", restrictedRule("knock_restricted", a), nil)
 			_, err := bob.JoinRoom(ctx, kr.String(), nil)
-			jrWantErr(t, "knock_restricted join in v9", err, http.StatusForbidden, "M_FORBIDDEN")
+			testserver.WantHTTPError(t, "knock_restricted join in v9", err, http.StatusForbidden, "M_FORBIDDEN")
 			_, err = carol.KnockRoom(ctx, kr.String(), nil)
-			jrWantErr(t, "knock_restricted knock in v9", err, http.StatusForbidden, "M_FORBIDDEN")
+			testserver.WantHTTPError(t, "knock_restricted knock in v9", err, http.StatusForbidden, "M_FORBIDDEN")
 		})
 	})
 }
@@ -310,13 +297,13 @@ func TestMembershipPowerChecks(t *testing.T) {
 		}
 
 		_, err := bob.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: carol.UserID})
-		jrWantErr(t, "kick below the kick level", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "kick below the kick level", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = bob.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: carol.UserID})
-		jrWantErr(t, "ban below the ban level", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "ban below the ban level", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = mod.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: alice.UserID})
-		jrWantErr(t, "kick of a higher user", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "kick of a higher user", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = mod.BanUser(ctx, room, &mautrix.ReqBanUser{UserID: alice.UserID})
-		jrWantErr(t, "ban of a higher user", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "ban of a higher user", err, http.StatusForbidden, "M_FORBIDDEN")
 		if m := jrMember(t, alice, room, carol.UserID); m["membership"] != "join" {
 			t.Fatalf("carol after refused kick and ban: %v", m)
 		}
@@ -337,9 +324,9 @@ func TestMembershipPowerChecks(t *testing.T) {
 			t.Fatalf("carol after the ban: %v", m)
 		}
 		_, err = carol.JoinRoomByID(ctx, room)
-		jrWantErr(t, "banned user joins", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "banned user joins", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = bob.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: carol.UserID})
-		jrWantErr(t, "unban below the ban level", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "unban below the ban level", err, http.StatusForbidden, "M_FORBIDDEN")
 		if _, err := mod.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: carol.UserID, Reason: "forgiven"}); err != nil {
 			t.Fatalf("unban: %v", err)
 		}
@@ -351,11 +338,11 @@ func TestMembershipPowerChecks(t *testing.T) {
 		}
 
 		_, err = mod.UnbanUser(ctx, room, &mautrix.ReqUnbanUser{UserID: bob.UserID})
-		jrWantErr(t, "unban of a user who is not banned", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "unban of a user who is not banned", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = mod.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: id.UserID(s.UserID("nobody"))})
-		jrWantErr(t, "kick of a user not in the room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "kick of a user not in the room", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: id.UserID(s.UserID("nobody"))})
-		jrWantErr(t, "invite of an unknown local user", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "invite of an unknown local user", err, http.StatusNotFound, "M_NOT_FOUND")
 
 		// An unban is a kick of a banned user: it needs the kick level too.
 		strict := jrCreate(t, alice, map[string]any{"preset": "public_chat",
@@ -369,7 +356,7 @@ func TestMembershipPowerChecks(t *testing.T) {
 			t.Fatalf("ban at the ban level: %v", err)
 		}
 		_, err = mod.UnbanUser(ctx, strict, &mautrix.ReqUnbanUser{UserID: carol.UserID})
-		jrWantErr(t, "unban below the kick level", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "unban below the kick level", err, http.StatusForbidden, "M_FORBIDDEN")
 		if m := jrMember(t, alice, strict, carol.UserID); m["membership"] != "ban" {
 			t.Fatalf("carol after a refused unban: %v", m)
 		}

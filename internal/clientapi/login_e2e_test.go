@@ -1,10 +1,8 @@
 package clientapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -17,62 +15,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
-
-// authDo sends a raw request to the test server and decodes the JSON
-// object it answers with. A string body is sent as is (for malformed
-// JSON), anything else is marshalled; a nil body sends nothing. A
-// non-empty token goes in the Authorization header.
-func authDo(t *testing.T, s *testserver.Server, method, path, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = bytes.NewBufferString(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	out := map[string]any{}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: status %d, body %q is not a JSON object", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
-// authWant fails unless a raw answer has the status and (when not empty)
-// the errcode.
-func authWant(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantCode string) {
-	t.Helper()
-	if status != wantStatus {
-		t.Fatalf("%s: status %d, want %d (body %v)", what, status, wantStatus, body)
-	}
-	if code, _ := body["errcode"].(string); code != wantCode {
-		t.Fatalf("%s: errcode %q, want %q (body %v)", what, code, wantCode, body)
-	}
-}
 
 // authPasswordLogin is the body of an m.login.password login by user
 // identifier.
@@ -118,7 +60,7 @@ func authChallenge(t *testing.T, s *testserver.Server, method, path, token strin
 	if body != nil {
 		raw = body
 	}
-	status, resp := authDo(t, s, method, path, token, raw)
+	status, resp := s.Do(t, method, path, token, raw)
 	if status != http.StatusUnauthorized {
 		t.Fatalf("%s %s without auth: status %d, want 401 (body %v)", method, path, status, resp)
 	}
@@ -138,7 +80,7 @@ func authChallenge(t *testing.T, s *testserver.Server, method, path, token strin
 // authWhoami calls /account/whoami with a token ("" for none).
 func authWhoami(t *testing.T, s *testserver.Server, token string) (status int, body map[string]any) {
 	t.Helper()
-	return authDo(t, s, http.MethodGet, "/_matrix/client/v3/account/whoami", token, nil)
+	return s.Do(t, http.MethodGet, "/_matrix/client/v3/account/whoami", token, nil)
 }
 
 // authWantToken fails unless token is accepted as userID's.
@@ -155,7 +97,7 @@ func authWantToken(t *testing.T, s *testserver.Server, what, token, userID strin
 func authWantRevoked(t *testing.T, s *testserver.Server, what, token string, softLogout bool) {
 	t.Helper()
 	status, body := authWhoami(t, s, token)
-	authWant(t, what, status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+	testserver.WantError(t, what, status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 	if body["soft_logout"] != softLogout {
 		t.Fatalf("%s: soft_logout %v, want %v (body %v)", what, body["soft_logout"], softLogout, body)
 	}
@@ -163,7 +105,7 @@ func authWantRevoked(t *testing.T, s *testserver.Server, what, token string, sof
 
 func TestLoginFlows(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
-		status, body := authDo(t, s, http.MethodGet, "/_matrix/client/v3/login", "", nil)
+		status, body := s.Do(t, http.MethodGet, "/_matrix/client/v3/login", "", nil)
 		if status != http.StatusOK {
 			t.Fatalf("GET /login: %d %v", status, body)
 		}
@@ -189,7 +131,7 @@ func TestLoginFlows(t *testing.T) {
 		if err != nil || !resp.HasFlow(mautrix.AuthTypePassword) || !resp.HasFlow(mautrix.AuthTypeToken) {
 			t.Fatalf("mautrix GetLoginFlows: %+v %v", resp, err)
 		}
-		status, r0 := authDo(t, s, http.MethodGet, "/_matrix/client/r0/login", "", nil)
+		status, r0 := s.Do(t, http.MethodGet, "/_matrix/client/r0/login", "", nil)
 		if status != http.StatusOK || !reflect.DeepEqual(r0, body) {
 			t.Fatalf("GET r0/login: %d %v, want %v", status, r0, body)
 		}
@@ -217,7 +159,7 @@ func TestPasswordLogin(t *testing.T) {
 		}
 		seen := map[string]bool{}
 		for _, c := range cases {
-			status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", c.body)
+			status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", c.body)
 			if status != http.StatusOK {
 				t.Fatalf("%s: status %d (body %v)", c.name, status, body)
 			}
@@ -299,7 +241,7 @@ func TestPasswordLoginErrors(t *testing.T) {
 			{"password of the wrong type", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":12}`, 400, "M_BAD_JSON"},
 		}
 		for _, c := range cases {
-			status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", c.body)
+			status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", c.body)
 			if c.code == "" {
 				// Only the status is pinned down: the spec names no errcode.
 				if status != c.status || body["errcode"] == nil {
@@ -337,7 +279,7 @@ func TestLoginReusesDevice(t *testing.T) {
 		first["device_id"] = "LAPTOP"
 		first["initial_device_display_name"] = "laptop"
 		first["refresh_token"] = true
-		status, body1 := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", first)
+		status, body1 := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", first)
 		if status != http.StatusOK || body1["device_id"] != "LAPTOP" {
 			t.Fatalf("first login: %d %v", status, body1)
 		}
@@ -353,7 +295,7 @@ func TestLoginReusesDevice(t *testing.T) {
 		again := authPasswordLogin("alice", "alice password")
 		again["device_id"] = "LAPTOP"
 		again["initial_device_display_name"] = "ignored for an existing device"
-		status, body2 := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", again)
+		status, body2 := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", again)
 		if status != http.StatusOK || body2["device_id"] != "LAPTOP" {
 			t.Fatalf("second login: %d %v", status, body2)
 		}
@@ -363,7 +305,7 @@ func TestLoginReusesDevice(t *testing.T) {
 		}
 		authWantRevoked(t, s, "old token of the reused device", token1, false)
 		status, body := authRefresh(t, s, refresh1)
-		authWant(t, "old refresh token of the reused device", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "old refresh token of the reused device", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 		authWantToken(t, s, "new token of the reused device", token2, s.UserID("alice"))
 
 		devices, err := alice.GetDevicesInfo(ctx)
@@ -389,7 +331,7 @@ func TestLoginReusesDevice(t *testing.T) {
 // authRefresh calls /refresh with a refresh token.
 func authRefresh(t *testing.T, s *testserver.Server, refreshToken string) (int, map[string]any) {
 	t.Helper()
-	return authDo(t, s, http.MethodPost, "/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": refreshToken})
+	return s.Do(t, http.MethodPost, "/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": refreshToken})
 }
 
 // authPair reads an access and refresh token pair from a login or
@@ -415,7 +357,7 @@ func TestRefreshTokens(t *testing.T) {
 
 		login := authPasswordLogin("alice", "alice password")
 		login["refresh_token"] = true
-		status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", login)
+		status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", login)
 		if status != http.StatusOK {
 			t.Fatalf("login: %d %v", status, body)
 		}
@@ -455,7 +397,7 @@ func TestRefreshTokens(t *testing.T) {
 		}
 		authWantRevoked(t, s, "access token of the replaced pair", a2, false)
 		status, body = authRefresh(t, s, r2)
-		authWant(t, "refresh token of the replaced pair", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "refresh token of the replaced pair", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 
 		// Using the new access token retires r1 for good.
 		status, who := authWhoami(t, s, a3)
@@ -463,7 +405,7 @@ func TestRefreshTokens(t *testing.T) {
 			t.Fatalf("whoami with the refreshed token: %d %v, want %s on %v", status, who, aliceID, device)
 		}
 		status, body = authRefresh(t, s, r1)
-		authWant(t, "refresh token whose successor was used", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "refresh token whose successor was used", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 		if body["soft_logout"] == true {
 			t.Fatalf("spent refresh token: soft_logout true: %v", body)
 		}
@@ -480,35 +422,35 @@ func TestRefreshTokens(t *testing.T) {
 		a4, r4 := authPair(t, "second-generation refresh", body, lifetime)
 		authWantToken(t, s, "second-generation access token", a4, aliceID)
 		status, body = authRefresh(t, s, r3)
-		authWant(t, "spent refresh token r3", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "spent refresh token r3", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 
 		// Still one device for the whole chain (plus the registration's
 		// and the mautrix login's).
-		status, devs := authDo(t, s, http.MethodGet, "/_matrix/client/v3/devices", a4, nil)
+		status, devs := s.Do(t, http.MethodGet, "/_matrix/client/v3/devices", a4, nil)
 		if list, _ := devs["devices"].([]any); status != http.StatusOK || len(list) != 3 {
 			t.Fatalf("devices: %d %v, want 3", status, devs)
 		}
 
 		// Refusals.
 		status, body = authRefresh(t, s, "mylr_not-a-token")
-		authWant(t, "unknown refresh token", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "unknown refresh token", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 		if body["soft_logout"] == true {
 			t.Fatalf("unknown refresh token: soft_logout true: %v", body)
 		}
 		status, body = authRefresh(t, s, a4)
-		authWant(t, "access token used as refresh token", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/refresh", "", map[string]any{})
-		authWant(t, "missing refresh_token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/refresh", "", `{"refresh_token":`)
-		authWant(t, "malformed refresh body", status, body, http.StatusBadRequest, "M_NOT_JSON")
+		testserver.WantError(t, "access token used as refresh token", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/refresh", "", map[string]any{})
+		testserver.WantError(t, "missing refresh_token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/refresh", "", `{"refresh_token":`)
+		testserver.WantError(t, "malformed refresh body", status, body, http.StatusBadRequest, "M_NOT_JSON")
 
 		// Logging out revokes the refresh token with the device.
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/logout", a4, map[string]any{})
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/logout", a4, map[string]any{})
 		if status != http.StatusOK {
 			t.Fatalf("logout: %d %v", status, body)
 		}
 		status, body = authRefresh(t, s, r4)
-		authWant(t, "refresh token of a logged-out device", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "refresh token of a logged-out device", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 	})
 }
 
@@ -518,7 +460,7 @@ func TestRefreshableTokenExpiry(t *testing.T) {
 		alice := s.Register("alice", "alice password")
 		login := authPasswordLogin("alice", "alice password")
 		login["refresh_token"] = true
-		status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", login)
+		status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", login)
 		if status != http.StatusOK {
 			t.Fatalf("login: %d %v", status, body)
 		}
@@ -550,7 +492,7 @@ func authGetLoginToken(t *testing.T, s *testserver.Server, token, user, password
 	t.Helper()
 	const path = "/_matrix/client/v1/login/get_token"
 	session := authChallenge(t, s, http.MethodPost, path, token, map[string]any{})
-	status, body := authDo(t, s, http.MethodPost, path, token, map[string]any{"auth": authUIAPassword(session, user, password)})
+	status, body := s.Do(t, http.MethodPost, path, token, map[string]any{"auth": authUIAPassword(session, user, password)})
 	if status != http.StatusOK {
 		t.Fatalf("get_token with auth: %d %v", status, body)
 	}
@@ -566,13 +508,13 @@ func TestLoginToken(t *testing.T) {
 		alice := s.Register("alice", "alice password")
 		const path = "/_matrix/client/v1/login/get_token"
 
-		status, body := authDo(t, s, http.MethodPost, path, "", map[string]any{})
-		authWant(t, "get_token without access token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+		status, body := s.Do(t, http.MethodPost, path, "", map[string]any{})
+		testserver.WantError(t, "get_token without access token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
 
 		// A wrong password keeps the session and says why.
 		session := authChallenge(t, s, http.MethodPost, path, alice.AccessToken, nil)
-		status, body = authDo(t, s, http.MethodPost, path, alice.AccessToken, map[string]any{"auth": authUIAPassword(session, "alice", "wrong")})
-		authWant(t, "get_token with a wrong password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
+		status, body = s.Do(t, http.MethodPost, path, alice.AccessToken, map[string]any{"auth": authUIAPassword(session, "alice", "wrong")})
+		testserver.WantError(t, "get_token with a wrong password", status, body, http.StatusUnauthorized, "M_FORBIDDEN")
 		if body["session"] != session {
 			t.Fatalf("get_token: session %v after a failed stage, want %s", body["session"], session)
 		}
@@ -594,15 +536,15 @@ func TestLoginToken(t *testing.T) {
 		authWantToken(t, s, "token-login access token", resp.AccessToken, s.UserID("alice"))
 
 		// Once only.
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt})
-		authWant(t, "second use of a login token", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt})
+		testserver.WantError(t, "second use of a login token", status, body, http.StatusForbidden, "M_FORBIDDEN")
 
 		// Each request issues a new token.
 		lt2, _ := authGetLoginToken(t, s, resp.AccessToken, "@alice:hs1.test", "alice password")
 		if lt2 == lt {
 			t.Fatalf("get_token reissued a spent token")
 		}
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt2, "device_id": "TV"})
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt2, "device_id": "TV"})
 		if status != http.StatusOK || body["device_id"] != "TV" || body["user_id"] != s.UserID("alice") {
 			t.Fatalf("second token login: %d %v", status, body)
 		}
@@ -619,8 +561,8 @@ func TestLoginTokenExpiry(t *testing.T) {
 			t.Fatalf("expires_in_ms %v, want %d", body["expires_in_ms"], lifetime.Milliseconds())
 		}
 		time.Sleep(time.Until(issued.Add(lifetime + 20*time.Millisecond)))
-		status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt})
-		authWant(t, "expired login token", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", map[string]any{"type": "m.login.token", "token": lt})
+		testserver.WantError(t, "expired login token", status, body, http.StatusForbidden, "M_FORBIDDEN")
 	})
 }
 
@@ -628,23 +570,23 @@ func TestLogout(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice := s.Register("alice", "alice password")
-		status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin("alice", "alice password"))
+		status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", authPasswordLogin("alice", "alice password"))
 		if status != http.StatusOK {
 			t.Fatalf("login: %d %v", status, body)
 		}
 		token, _ := body["access_token"].(string)
 		device, _ := body["device_id"].(string)
 
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/logout", "", nil)
-		authWant(t, "logout without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/logout", "", nil)
+		testserver.WantError(t, "logout without token", status, body, http.StatusUnauthorized, "M_MISSING_TOKEN")
 
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/logout", token, nil)
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/logout", token, nil)
 		if status != http.StatusOK || len(body) != 0 {
 			t.Fatalf("logout: %d %v, want 200 {}", status, body)
 		}
 		authWantRevoked(t, s, "logged-out token", token, false)
-		status, body = authDo(t, s, http.MethodPost, "/_matrix/client/v3/logout", token, nil)
-		authWant(t, "second logout", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		status, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/logout", token, nil)
+		testserver.WantError(t, "second logout", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 
 		devices, err := alice.GetDevicesInfo(ctx)
 		if err != nil || len(devices.Devices) != 1 || devices.Devices[0].DeviceID != alice.DeviceID {
@@ -671,7 +613,7 @@ func TestLogoutAll(t *testing.T) {
 		}
 		login := authPasswordLogin("alice", "alice password")
 		login["refresh_token"] = true
-		status, body := authDo(t, s, http.MethodPost, "/_matrix/client/v3/login", "", login)
+		status, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/login", "", login)
 		if status != http.StatusOK {
 			t.Fatalf("refreshable login: %d %v", status, body)
 		}
@@ -684,7 +626,7 @@ func TestLogoutAll(t *testing.T) {
 		authWantRevoked(t, s, "device that logged out all", second.AccessToken, false)
 		authWantRevoked(t, s, "refreshable device", third, false)
 		status, body = authRefresh(t, s, refresh)
-		authWant(t, "refresh after logout/all", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+		testserver.WantError(t, "refresh after logout/all", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
 		// Other users keep their sessions.
 		authWantToken(t, s, "bob", bob.AccessToken, s.UserID("bob"))
 

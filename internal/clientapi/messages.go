@@ -3,6 +3,7 @@ package clientapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -23,27 +24,77 @@ func (a *API) registerMessages(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/messages", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.messages})
 }
 
+// page is a pagination request: a direction and the from and to tokens
+// as stream positions (to is -1 when absent).
+type page struct {
+	backwards bool
+	from, to  int64
+}
+
+// parsePage reads dir, from and to. Without from, a backwards page starts
+// at the current position and a forwards one at the start of the room.
+// dir is required on /messages and defaults to b elsewhere.
+func parsePage(q url.Values, dirOptional bool, current int64) (page, error) {
+	p := page{backwards: true, to: -1}
+	switch q.Get("dir") {
+	case "b":
+	case "f":
+		p.backwards = false
+	case "":
+		if !dirOptional {
+			return p, mxerr.InvalidParam("dir must be b or f")
+		}
+	default:
+		return p, mxerr.InvalidParam("dir must be b or f")
+	}
+	if p.backwards {
+		p.from = current
+	}
+	if f := q.Get("from"); f != "" {
+		tok, err := mxsync.ParseToken(f)
+		if err != nil {
+			return p, err
+		}
+		p.from = min(tok.Events, current)
+	}
+	if t := q.Get("to"); t != "" {
+		tok, err := mxsync.ParseToken(t)
+		if err != nil {
+			return p, err
+		}
+		p.to = tok.Events
+	}
+	return p, nil
+}
+
+// parseLimit reads the limit parameter, capped at maxPageLimit.
+func parseLimit(q url.Values, def int) (int, error) {
+	l := q.Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 0 {
+		return 0, mxerr.InvalidParam("limit must be a non-negative integer")
+	}
+	return min(n, maxPageLimit), nil
+}
+
 // Pagination tokens are event stream positions ("s<pos>"): a token sits
 // after the event at its position. Backwards from t returns events at or
 // before t, forwards returns events after t.
 func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
-	backwards := true
-	switch q.Get("dir") {
-	case "b":
-	case "f":
-		backwards = false
-	default:
-		return nil, mxerr.InvalidParam("dir must be b or f")
+	current := a.rooms.Stream().Current()
+	pg, err := parsePage(q, false, current)
+	if err != nil {
+		return nil, err
 	}
-	limit := 10
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("limit must be a non-negative integer")
-		}
-		limit = min(n, maxPageLimit)
+	backwards, from, to := pg.backwards, pg.from, pg.to
+	limit, err := parseLimit(q, 10)
+	if err != nil {
+		return nil, err
 	}
 	rf := &filter.RoomEventFilter{}
 	if f := q.Get("filter"); f != "" {
@@ -54,26 +105,6 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		if rf.Limit > 0 && q.Get("limit") == "" {
 			limit = min(rf.Limit, maxPageLimit)
 		}
-	}
-	current := a.rooms.Stream().Current()
-	from := int64(0)
-	if backwards {
-		from = current
-	}
-	if f := q.Get("from"); f != "" {
-		tok, err := mxsync.ParseToken(f)
-		if err != nil {
-			return nil, err
-		}
-		from = min(tok.Events, current)
-	}
-	to := int64(-1)
-	if t := q.Get("to"); t != "" {
-		tok, err := mxsync.ParseToken(t)
-		if err != nil {
-			return nil, err
-		}
-		to = tok.Events
 	}
 	// Members may read history; others only world-readable rooms, and a
 	// user who left only up to their leave.

@@ -35,7 +35,7 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 		anon := s.Client()
 
 		// A fresh account has a profile, readable without a token.
-		wireOK(t, "fresh profile", wireDo(t, "GET", profURL(s, me), "", nil))
+		wireOK(t, "fresh profile", testserver.Send(t, nil, "GET", profURL(s, me), "", nil))
 
 		if err := alice.SetDisplayName(ctx, "Alice"); err != nil {
 			t.Fatalf("set displayname: %v", err)
@@ -59,46 +59,46 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 		}
 
 		// Field GETs answer exactly the one field.
-		r := wireDo(t, "GET", profURL(s, me, "displayname"), "", nil)
+		r := testserver.Send(t, nil, "GET", profURL(s, me, "displayname"), "", nil)
 		wireOK(t, "GET displayname", r)
 		if len(r.JSON) != 1 || r.JSON["displayname"] != "Alice" {
 			t.Fatalf("GET displayname: %s", r.Raw)
 		}
-		r = wireDo(t, "GET", profURL(s, me, "avatar_url"), "", nil)
+		r = testserver.Send(t, nil, "GET", profURL(s, me, "avatar_url"), "", nil)
 		wireOK(t, "GET avatar_url", r)
 		if len(r.JSON) != 1 || r.JSON["avatar_url"] != "mxc://hs1.test/abcDEF123" {
 			t.Fatalf("GET avatar_url: %s", r.Raw)
 		}
-		r = wireDo(t, "GET", profURL(s, me), "", nil)
+		r = testserver.Send(t, nil, "GET", profURL(s, me), "", nil)
 		if r.JSON["displayname"] != "Alice" || r.JSON["avatar_url"] != "mxc://hs1.test/abcDEF123" {
 			t.Fatalf("GET profile: %s", r.Raw)
 		}
 		// The legacy r0 path serves the same.
-		r = wireDo(t, "GET", s.URL+"/_matrix/client/r0/profile/"+me+"/displayname", "", nil)
+		r = testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/r0/profile/"+me+"/displayname", "", nil)
 		if r.Status != http.StatusOK || r.JSON["displayname"] != "Alice" {
 			t.Fatalf("r0 displayname: %d %s", r.Status, r.Raw)
 		}
 
 		// Invalid values are refused and change nothing.
 		tok := alice.AccessToken
-		wireErr(t, "http avatar", wireDo(t, "PUT", profURL(s, me, "avatar_url"), tok, map[string]any{"avatar_url": "https://example.com/a.png"}),
+		wireErr(t, "http avatar", testserver.Send(t, nil, "PUT", profURL(s, me, "avatar_url"), tok, map[string]any{"avatar_url": "https://example.com/a.png"}),
 			http.StatusBadRequest, "M_BAD_JSON")
 		if err := alice.SetAvatarURL(ctx, id.ContentURI{}); err != nil {
 			// An empty ContentURI is sent as "", which clears the avatar.
 			t.Fatalf("clear avatar: %v", err)
 		}
-		if r := wireDo(t, "GET", profURL(s, me, "avatar_url"), "", nil); r.Status != http.StatusNotFound {
+		if r := testserver.Send(t, nil, "GET", profURL(s, me, "avatar_url"), "", nil); r.Status != http.StatusNotFound {
 			t.Fatalf("avatar after clearing: %d %s", r.Status, r.Raw)
 		}
-		wireErr(t, "numeric displayname", wireDo(t, "PUT", profURL(s, me, "displayname"), tok, `{"displayname": 5}`),
+		wireErr(t, "numeric displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, `{"displayname": 5}`),
 			http.StatusBadRequest, "M_BAD_JSON")
 		long := strings.Repeat("a", 257)
-		wireErr(t, "long displayname", wireDo(t, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": long}),
+		wireErr(t, "long displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": long}),
 			http.StatusBadRequest, "M_BAD_JSON")
 		// 256 bytes is the limit, counted in bytes: 128 two-byte characters fit.
 		exact := strings.Repeat("é", 128)
-		wireOK(t, "256-byte displayname", wireDo(t, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact}))
-		wireErr(t, "257-byte displayname", wireDo(t, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact + "a"}),
+		wireOK(t, "256-byte displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact}))
+		wireErr(t, "257-byte displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact + "a"}),
 			http.StatusBadRequest, "M_BAD_JSON")
 		if dn, err := anon.GetDisplayName(ctx, id.UserID(me)); err != nil || dn.DisplayName != exact {
 			t.Fatalf("displayname after refused writes: %+v %v", dn, err)
@@ -117,9 +117,9 @@ func TestProfileClearDisplayName(t *testing.T) {
 			if err := alice.SetDisplayName(ctx, "Alice"); err != nil {
 				t.Fatalf("set: %v", err)
 			}
-			wireOK(t, clear, wireDo(t, "PUT", profURL(s, me, "displayname"), alice.AccessToken, clear))
-			wireErr(t, "after "+clear, wireDo(t, "GET", profURL(s, me, "displayname"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
-			r := wireDo(t, "GET", profURL(s, me), "", nil)
+			wireOK(t, clear, testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), alice.AccessToken, clear))
+			wireErr(t, "after "+clear, testserver.Send(t, nil, "GET", profURL(s, me, "displayname"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
+			r := testserver.Send(t, nil, "GET", profURL(s, me), "", nil)
 			if _, has := r.JSON["displayname"]; r.Status != http.StatusOK || has {
 				t.Fatalf("profile after %s: %d %s", clear, r.Status, r.Raw)
 			}
@@ -167,8 +167,8 @@ func TestProfileCustomFields(t *testing.T) {
 			}
 		}
 		// null is stored, not treated as a deletion, for custom keys.
-		wireOK(t, "null custom", wireDo(t, "PUT", profURL(s, me, "com.example.nullable"), alice.AccessToken, `{"com.example.nullable": null}`))
-		r := wireDo(t, "GET", profURL(s, me, "com.example.nullable"), "", nil)
+		wireOK(t, "null custom", testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.nullable"), alice.AccessToken, `{"com.example.nullable": null}`))
+		r := testserver.Send(t, nil, "GET", profURL(s, me, "com.example.nullable"), "", nil)
 		if v, has := r.JSON["com.example.nullable"]; r.Status != http.StatusOK || !has || v != nil {
 			t.Fatalf("null custom field: %d %s", r.Status, r.Raw)
 		}
@@ -176,13 +176,13 @@ func TestProfileCustomFields(t *testing.T) {
 		if err := alice.SetProfileField(ctx, "m.tz", "Europe/London"); err != nil {
 			t.Fatalf("set m.tz: %v", err)
 		}
-		wireErr(t, "numeric m.tz", wireDo(t, "PUT", profURL(s, me, "m.tz"), alice.AccessToken, `{"m.tz": 1}`), http.StatusBadRequest, "M_BAD_JSON")
+		wireErr(t, "numeric m.tz", testserver.Send(t, nil, "PUT", profURL(s, me, "m.tz"), alice.AccessToken, `{"m.tz": 1}`), http.StatusBadRequest, "M_BAD_JSON")
 		if err := alice.SetDisplayName(ctx, "Alice"); err != nil {
 			t.Fatalf("set displayname: %v", err)
 		}
 
 		// The whole profile has every field.
-		r = wireDo(t, "GET", profURL(s, me), "", nil)
+		r = testserver.Send(t, nil, "GET", profURL(s, me), "", nil)
 		wireOK(t, "profile", r)
 		if r.JSON["m.tz"] != "Europe/London" || r.JSON["displayname"] != "Alice" || r.JSON["com.example.field"] != "unicode ☃ \u00e9" {
 			t.Fatalf("profile: %s", r.Raw)
@@ -199,21 +199,21 @@ func TestProfileCustomFields(t *testing.T) {
 		if err := anon.GetProfileField(ctx, id.UserID(me), "com.example.field", &got); !errors.Is(err, mautrix.MNotFound) {
 			t.Fatalf("after delete: %v %v, want M_NOT_FOUND", got, err)
 		}
-		wireOK(t, "delete absent", wireDo(t, "DELETE", profURL(s, me, "com.example.field"), alice.AccessToken, nil))
+		wireOK(t, "delete absent", testserver.Send(t, nil, "DELETE", profURL(s, me, "com.example.field"), alice.AccessToken, nil))
 		if err := alice.DeleteProfileField(ctx, "m.tz"); err != nil {
 			t.Fatalf("delete m.tz: %v", err)
 		}
-		r = wireDo(t, "GET", profURL(s, me), "", nil)
+		r = testserver.Send(t, nil, "GET", profURL(s, me), "", nil)
 		if _, has := r.JSON["m.tz"]; has {
 			t.Fatalf("m.tz after delete: %s", r.Raw)
 		}
 		if _, has := r.JSON["com.example.field"]; has {
 			t.Fatalf("custom field after delete: %s", r.Raw)
 		}
-		wireErr(t, "never set", wireDo(t, "GET", profURL(s, me, "com.example.never"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
+		wireErr(t, "never set", testserver.Send(t, nil, "GET", profURL(s, me, "com.example.never"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
 
 		// The capability that announces all this.
-		caps := wireDo(t, "GET", s.URL+"/_matrix/client/v3/capabilities", alice.AccessToken, nil)
+		caps := testserver.Send(t, nil, "GET", s.URL+"/_matrix/client/v3/capabilities", alice.AccessToken, nil)
 		c, _ := caps.JSON["capabilities"].(map[string]any)
 		if pf, _ := c["m.profile_fields"].(map[string]any); pf["enabled"] != true {
 			t.Fatalf("m.profile_fields: %s", caps.Raw)
@@ -232,37 +232,37 @@ func TestProfileErrors(t *testing.T) {
 		tok := alice.AccessToken
 
 		// Key names.
-		r := wireDo(t, "PUT", profURL(s, me, "Bad Key"), tok, map[string]any{"Bad Key": "x"})
+		r := testserver.Send(t, nil, "PUT", profURL(s, me, "Bad Key"), tok, map[string]any{"Bad Key": "x"})
 		wireErr(t, "bad key", r, http.StatusBadRequest, "M_INVALID_PARAM")
-		r = wireDo(t, "PUT", profURL(s, me, "nodots"), tok, map[string]any{"nodots": "x"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, me, "nodots"), tok, map[string]any{"nodots": "x"})
 		wireErr(t, "un-namespaced key", r, http.StatusBadRequest, "M_INVALID_PARAM")
-		wireErr(t, "delete bad key", wireDo(t, "DELETE", profURL(s, me, "Bad Key"), tok, nil), http.StatusBadRequest, "M_INVALID_PARAM")
+		wireErr(t, "delete bad key", testserver.Send(t, nil, "DELETE", profURL(s, me, "Bad Key"), tok, nil), http.StatusBadRequest, "M_INVALID_PARAM")
 		longKey := "com.example." + strings.Repeat("k", 250)
-		r = wireDo(t, "PUT", profURL(s, me, longKey), tok, map[string]any{longKey: "x"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, me, longKey), tok, map[string]any{longKey: "x"})
 		wireErr(t, "long key", r, http.StatusBadRequest, "M_KEY_TOO_LARGE")
 		okKey := "com.example." + strings.Repeat("k", 255-len("com.example."))
-		wireOK(t, "255-byte key", wireDo(t, "PUT", profURL(s, me, okKey), tok, map[string]any{okKey: "x"}))
+		wireOK(t, "255-byte key", testserver.Send(t, nil, "PUT", profURL(s, me, okKey), tok, map[string]any{okKey: "x"}))
 
 		// The body must hold the key of the path.
-		r = wireDo(t, "PUT", profURL(s, me, "com.example.field"), tok, map[string]any{"com.example.other": "x"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.field"), tok, map[string]any{"com.example.other": "x"})
 		wireErr(t, "missing key", r, http.StatusBadRequest, "M_MISSING_PARAM")
-		wireErr(t, "empty body object", wireDo(t, "PUT", profURL(s, me, "displayname"), tok, "{}"), http.StatusBadRequest, "M_MISSING_PARAM")
+		wireErr(t, "empty body object", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, "{}"), http.StatusBadRequest, "M_MISSING_PARAM")
 
 		// 64 KiB for the whole profile.
 		big := strings.Repeat("z", 40<<10)
-		wireOK(t, "first big field", wireDo(t, "PUT", profURL(s, me, "com.example.big1"), tok, map[string]any{"com.example.big1": big}))
-		r = wireDo(t, "PUT", profURL(s, me, "com.example.big2"), tok, map[string]any{"com.example.big2": big})
+		wireOK(t, "first big field", testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.big1"), tok, map[string]any{"com.example.big1": big}))
+		r = testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.big2"), tok, map[string]any{"com.example.big2": big})
 		wireErr(t, "profile too large", r, http.StatusBadRequest, "M_PROFILE_TOO_LARGE")
-		wireErr(t, "big2 not stored", wireDo(t, "GET", profURL(s, me, "com.example.big2"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
+		wireErr(t, "big2 not stored", testserver.Send(t, nil, "GET", profURL(s, me, "com.example.big2"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
 		// Replacing the big field with another of the same size is fine.
-		wireOK(t, "replace big field", wireDo(t, "PUT", profURL(s, me, "com.example.big1"), tok, map[string]any{"com.example.big1": big + "!"}))
+		wireOK(t, "replace big field", testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.big1"), tok, map[string]any{"com.example.big1": big + "!"}))
 
 		// Other users' profiles.
-		r = wireDo(t, "PUT", profURL(s, s.UserID("bob"), "displayname"), tok, map[string]any{"displayname": "Not Bob"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, s.UserID("bob"), "displayname"), tok, map[string]any{"displayname": "Not Bob"})
 		wireErr(t, "set bob's displayname", r, http.StatusForbidden, "M_FORBIDDEN")
-		r = wireDo(t, "DELETE", profURL(s, s.UserID("bob"), "displayname"), tok, nil)
+		r = testserver.Send(t, nil, "DELETE", profURL(s, s.UserID("bob"), "displayname"), tok, nil)
 		wireErr(t, "delete bob's displayname", r, http.StatusForbidden, "M_FORBIDDEN")
-		r = wireDo(t, "PUT", profURL(s, "@carol:elsewhere.test", "displayname"), tok, map[string]any{"displayname": "Carol"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, "@carol:elsewhere.test", "displayname"), tok, map[string]any{"displayname": "Carol"})
 		wireErr(t, "set a remote user's displayname", r, http.StatusForbidden, "M_FORBIDDEN")
 		if err := bob.SetDisplayName(ctx, "Bob"); err != nil {
 			t.Fatalf("bob: %v", err)
@@ -273,16 +273,16 @@ func TestProfileErrors(t *testing.T) {
 
 		// Unknown users.
 		nobody := s.UserID("nobody")
-		wireErr(t, "unknown profile", wireDo(t, "GET", profURL(s, nobody), "", nil), http.StatusNotFound, "M_NOT_FOUND")
-		wireErr(t, "unknown displayname", wireDo(t, "GET", profURL(s, nobody, "displayname"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
+		wireErr(t, "unknown profile", testserver.Send(t, nil, "GET", profURL(s, nobody), "", nil), http.StatusNotFound, "M_NOT_FOUND")
+		wireErr(t, "unknown displayname", testserver.Send(t, nil, "GET", profURL(s, nobody, "displayname"), "", nil), http.StatusNotFound, "M_NOT_FOUND")
 		if _, err := alice.GetProfile(ctx, id.UserID(nobody)); !errors.Is(err, mautrix.MNotFound) {
 			t.Fatalf("mautrix unknown profile: %v", err)
 		}
 
 		// Writing needs a token.
-		r = wireDo(t, "PUT", profURL(s, me, "displayname"), "", map[string]any{"displayname": "x"})
+		r = testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), "", map[string]any{"displayname": "x"})
 		wireErr(t, "no token", r, http.StatusUnauthorized, "M_MISSING_TOKEN")
-		r = wireDo(t, "DELETE", profURL(s, me, "displayname"), "", nil)
+		r = testserver.Send(t, nil, "DELETE", profURL(s, me, "displayname"), "", nil)
 		wireErr(t, "delete without token", r, http.StatusUnauthorized, "M_MISSING_TOKEN")
 	})
 }
@@ -294,8 +294,8 @@ func TestProfileRawValuesPreserved(t *testing.T) {
 		alice := s.Register("alice", "pw-alice")
 		me := s.UserID("alice")
 		body := `{"com.example.n": {"big": 12345678901234567890, "f": 1.5e-7, "s": "\u2603"}}`
-		wireOK(t, "set", wireDo(t, "PUT", profURL(s, me, "com.example.n"), alice.AccessToken, body))
-		r := wireDo(t, "GET", profURL(s, me, "com.example.n"), "", nil)
+		wireOK(t, "set", testserver.Send(t, nil, "PUT", profURL(s, me, "com.example.n"), alice.AccessToken, body))
+		r := testserver.Send(t, nil, "GET", profURL(s, me, "com.example.n"), "", nil)
 		wireOK(t, "get", r)
 		var got map[string]map[string]any
 		dec := json.NewDecoder(strings.NewReader(string(r.Raw)))

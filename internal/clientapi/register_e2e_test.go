@@ -1,13 +1,7 @@
 package clientapi_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -29,86 +23,11 @@ const (
 	regSecret    = "register-test-shared-secret"
 )
 
-// regCall sends a JSON request (body nil: none; a string: sent verbatim)
-// and returns the status and the decoded JSON object.
-func regCall(t *testing.T, method, u, token string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		t.Fatalf("request: %v", err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	out := map[string]any{}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: status %d, body not a JSON object: %q", method, u, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out
-}
-
-// regWant fails unless the response has the status and (when not "") errcode.
-func regWant(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantCode string) {
-	t.Helper()
-	if status != wantStatus {
-		t.Fatalf("%s: status %d, want %d; body %v", what, status, wantStatus, body)
-	}
-	if wantCode != "" && body["errcode"] != wantCode {
-		t.Fatalf("%s: errcode %v, want %s; body %v", what, body["errcode"], wantCode, body)
-	}
-}
-
-// regFlows returns the challenge's flows as lists of stage types.
-func regFlows(t *testing.T, body map[string]any) [][]string {
-	t.Helper()
-	raw, _ := json.Marshal(body["flows"])
-	var flows []struct {
-		Stages []string `json:"stages"`
-	}
-	if err := json.Unmarshal(raw, &flows); err != nil {
-		t.Fatalf("flows: %v in %v", err, body)
-	}
-	out := make([][]string, len(flows))
-	for i, f := range flows {
-		out[i] = f.Stages
-	}
-	return out
-}
-
 // regChallenge checks the shape of a UIA 401 and returns its session.
 func regChallenge(t *testing.T, what string, status int, body map[string]any, stage string, wantCode string) string {
 	t.Helper()
-	regWant(t, what, status, body, http.StatusUnauthorized, wantCode)
-	if wantCode == "" {
-		if _, ok := body["errcode"]; ok {
-			t.Fatalf("%s: first challenge has an errcode: %v", what, body)
-		}
-	}
-	flows := regFlows(t, body)
+	testserver.WantError(t, what, status, body, http.StatusUnauthorized, wantCode)
+	flows := authFlows(t, body)
 	if len(flows) != 1 || len(flows[0]) != 1 || flows[0][0] != stage {
 		t.Fatalf("%s: flows %v, want [[%s]]", what, flows, stage)
 	}
@@ -130,41 +49,20 @@ func regChallenge(t *testing.T, what string, status int, body map[string]any, st
 // extra fields in the second request.
 func regWithDummy(t *testing.T, s *testserver.Server, fields map[string]any) (int, map[string]any) {
 	t.Helper()
-	status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+	status, body := s.Do(t, "POST", regPath, "", map[string]any{})
 	session := regChallenge(t, "register challenge", status, body, "m.login.dummy", "")
 	req := map[string]any{"auth": map[string]any{"type": "m.login.dummy", "session": session}}
 	for k, v := range fields {
 		req[k] = v
 	}
-	return regCall(t, "POST", s.URL+regPath, "", req)
-}
-
-// regAdminToken creates an admin through shared-secret registration,
-// computing the HMAC independently of the server's code.
-func regAdminToken(t *testing.T, s *testserver.Server, localpart string) string {
-	t.Helper()
-	status, body := regCall(t, "GET", s.URL+regAdminPath+"/register", "", nil)
-	regWant(t, "nonce", status, body, http.StatusOK, "")
-	nonce, _ := body["nonce"].(string)
-	mac := hmac.New(sha1.New, []byte(regSecret))
-	mac.Write([]byte(nonce + "\x00" + localpart + "\x00" + "admin password" + "\x00" + "admin"))
-	status, body = regCall(t, "POST", s.URL+regAdminPath+"/register", "", map[string]any{
-		"nonce": nonce, "username": localpart, "password": "admin password", "admin": true,
-		"mac": hex.EncodeToString(mac.Sum(nil)),
-	})
-	regWant(t, "shared-secret register", status, body, http.StatusOK, "")
-	token, _ := body["access_token"].(string)
-	if token == "" {
-		t.Fatalf("shared-secret register: no access_token in %v", body)
-	}
-	return token
+	return s.Do(t, "POST", regPath, "", req)
 }
 
 // regNewToken creates a registration token through the admin API.
 func regNewToken(t *testing.T, s *testserver.Server, adminToken string, req map[string]any) string {
 	t.Helper()
-	status, body := regCall(t, "POST", s.URL+regAdminPath+"/registration_tokens/new", adminToken, req)
-	regWant(t, "new registration token", status, body, http.StatusOK, "")
+	status, body := s.Do(t, "POST", regAdminPath+"/registration_tokens/new", adminToken, req)
+	testserver.WantStatus(t, "new registration token", status, body, http.StatusOK)
 	tok, _ := body["token"].(string)
 	if tok == "" {
 		t.Fatalf("new registration token: %v", body)
@@ -174,8 +72,8 @@ func regNewToken(t *testing.T, s *testserver.Server, adminToken string, req map[
 
 func regValid(t *testing.T, s *testserver.Server, token string) bool {
 	t.Helper()
-	status, body := regCall(t, "GET", s.URL+regValidity+"?token="+url.QueryEscape(token), "", nil)
-	regWant(t, "validity of "+token, status, body, http.StatusOK, "")
+	status, body := s.Do(t, "GET", regValidity+"?token="+url.QueryEscape(token), "", nil)
+	testserver.WantStatus(t, "validity of "+token, status, body, http.StatusOK)
 	v, ok := body["valid"].(bool)
 	if !ok {
 		t.Fatalf("validity of %s: %v", token, body)
@@ -186,14 +84,14 @@ func regValid(t *testing.T, s *testserver.Server, token string) bool {
 // regTokenCounts reads pending and completed from the admin API.
 func regTokenCounts(t *testing.T, s *testserver.Server, adminToken, token string) (pending, completed float64) {
 	t.Helper()
-	status, body := regCall(t, "GET", s.URL+regAdminPath+"/registration_tokens/"+token, adminToken, nil)
-	regWant(t, "get token", status, body, http.StatusOK, "")
+	status, body := s.Do(t, "GET", regAdminPath+"/registration_tokens/"+token, adminToken, nil)
+	testserver.WantStatus(t, "get token", status, body, http.StatusOK)
 	return body["pending"].(float64), body["completed"].(float64)
 }
 
 func regAvailable(t *testing.T, s *testserver.Server, username string) (int, map[string]any) {
 	t.Helper()
-	return regCall(t, "GET", s.URL+"/_matrix/client/v3/register/available?username="+url.QueryEscape(username), "", nil)
+	return s.Do(t, "GET", "/_matrix/client/v3/register/available?username="+url.QueryEscape(username), "", nil)
 }
 
 // TestRegisterDummyFlow covers open registration with m.login.dummy and
@@ -204,7 +102,7 @@ func TestRegisterDummyFlow(t *testing.T) {
 
 		// Round one: the challenge; round two: the account.
 		status, body := regWithDummy(t, s, map[string]any{"username": "alice", "password": "alice password"})
-		regWant(t, "register alice", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "register alice", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("alice") || body["home_server"] != "hs1.test" {
 			t.Fatalf("register alice: %v", body)
 		}
@@ -216,26 +114,26 @@ func TestRegisterDummyFlow(t *testing.T) {
 		if _, ok := body["refresh_token"]; ok {
 			t.Fatalf("register alice: refresh_token without asking: %v", body)
 		}
-		status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", token, nil)
-		regWant(t, "whoami", status, who, http.StatusOK, "")
+		status, who := s.Do(t, "GET", "/_matrix/client/v3/account/whoami", token, nil)
+		testserver.WantStatus(t, "whoami", status, who, http.StatusOK)
 		if who["user_id"] != s.UserID("alice") || who["device_id"] != deviceID || who["is_guest"] != false {
 			t.Fatalf("whoami: %v", who)
 		}
 
 		// The session is finished: it cannot register a second account.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{})
 		session := regChallenge(t, "challenge", status, body, "m.login.dummy", "")
 		auth := map[string]any{"type": "m.login.dummy", "session": session}
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"auth": auth, "username": "bob", "password": "pw"})
-		regWant(t, "register bob", status, body, http.StatusOK, "")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"auth": auth, "username": "bob2", "password": "pw"})
-		regWant(t, "reuse finished session", status, body, http.StatusBadRequest, "M_UNKNOWN")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"auth": auth, "username": "bob", "password": "pw"})
+		testserver.WantStatus(t, "register bob", status, body, http.StatusOK)
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"auth": auth, "username": "bob2", "password": "pw"})
+		testserver.WantError(t, "reuse finished session", status, body, http.StatusBadRequest, "M_UNKNOWN")
 
 		// device_id and initial_device_display_name are honoured.
 		status, body = regWithDummy(t, s, map[string]any{
 			"username": "carol", "password": "carol password", "device_id": "CAROLPHONE", "initial_device_display_name": "Carol's phone",
 		})
-		regWant(t, "register carol", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "register carol", status, body, http.StatusOK)
 		if body["device_id"] != "CAROLPHONE" {
 			t.Fatalf("register carol: device_id %v, want CAROLPHONE", body["device_id"])
 		}
@@ -248,7 +146,7 @@ func TestRegisterDummyFlow(t *testing.T) {
 
 		// inhibit_login: the account exists, but no device or token.
 		status, body = regWithDummy(t, s, map[string]any{"username": "dave", "password": "dave password", "inhibit_login": true})
-		regWant(t, "register dave", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "register dave", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("dave") {
 			t.Fatalf("register dave: %v", body)
 		}
@@ -258,15 +156,15 @@ func TestRegisterDummyFlow(t *testing.T) {
 			}
 		}
 		status, body = regAvailable(t, s, "dave")
-		regWant(t, "dave available", status, body, http.StatusBadRequest, "M_USER_IN_USE")
-		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+		testserver.WantError(t, "dave available", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/login", "", map[string]any{
 			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "dave"}, "password": "dave password",
 		})
-		regWant(t, "dave login", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "dave login", status, body, http.StatusOK)
 
 		// refresh_token: a refresh token and the access token's lifetime.
 		status, body = regWithDummy(t, s, map[string]any{"username": "erin", "password": "erin password", "refresh_token": true})
-		regWant(t, "register erin", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "register erin", status, body, http.StatusOK)
 		if rt, _ := body["refresh_token"].(string); rt == "" {
 			t.Fatalf("register erin: no refresh_token: %v", body)
 		}
@@ -274,11 +172,11 @@ func TestRegisterDummyFlow(t *testing.T) {
 		if ms, _ := body["expires_in_ms"].(float64); ms != wantMS {
 			t.Fatalf("register erin: expires_in_ms %v, want %v", body["expires_in_ms"], wantMS)
 		}
-		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": body["refresh_token"]})
-		regWant(t, "refresh erin", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/refresh", "", map[string]any{"refresh_token": body["refresh_token"]})
+		testserver.WantStatus(t, "refresh erin", status, body, http.StatusOK)
 
 		// The legacy r0 path serves the same endpoint.
-		status, body = regCall(t, "POST", s.URL+"/_matrix/client/r0/register", "", map[string]any{})
+		status, body = s.Do(t, "POST", "/_matrix/client/r0/register", "", map[string]any{})
 		regChallenge(t, "r0 challenge", status, body, "m.login.dummy", "")
 	})
 }
@@ -288,20 +186,20 @@ func TestRegisterDummyFlow(t *testing.T) {
 func TestRegisterDisabled(t *testing.T) {
 	closed := func(c *config.Config) { c.Registration.Open, c.Registration.RequireToken = false, false }
 	testserver.EachEngine(t, closed, func(t *testing.T, s *testserver.Server) {
-		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
-		regWant(t, "register", status, body, http.StatusForbidden, "M_FORBIDDEN")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		testserver.WantError(t, "register", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy"},
 		})
-		regWant(t, "register with dummy auth", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantError(t, "register with dummy auth", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		// Synapse's rule: no availability answers (and so no user ID
 		// enumeration) while registration is closed.
 		status, body = regAvailable(t, s, "alice")
-		regWant(t, "available", status, body, http.StatusForbidden, "M_FORBIDDEN")
-		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+		testserver.WantError(t, "available", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/login", "", map[string]any{
 			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "pw",
 		})
-		regWant(t, "login as the refused user", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantError(t, "login as the refused user", status, body, http.StatusForbidden, "M_FORBIDDEN")
 	})
 }
 
@@ -311,30 +209,30 @@ func TestRegisterUsernames(t *testing.T) {
 		s.Register("alice", "alice password")
 
 		// A taken name is reported before any authentication...
-		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
-		regWant(t, "taken, no auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		testserver.WantError(t, "taken, no auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 		// ...and with it.
 		status, body = regWithDummy(t, s, map[string]any{"username": "alice", "password": "pw"})
-		regWant(t, "taken, with auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		testserver.WantError(t, "taken, with auth", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 
 		// As in Synapse, /register lowercases the username: "Alice" is alice.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "Alice", "password": "pw"})
-		regWant(t, "Alice is alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "Alice", "password": "pw"})
+		testserver.WantError(t, "Alice is alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 		status, body = regWithDummy(t, s, map[string]any{"username": "BOB", "password": "pw"})
-		regWant(t, "BOB registers bob", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "BOB registers bob", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("bob") {
 			t.Fatalf("BOB registered as %v, want %s", body["user_id"], s.UserID("bob"))
 		}
 		for _, name := range []string{"al ice", "al!ce", "al:ice", "@alice", "al#ce", "élodie", "_alice", "_", "12345", "0", strings.Repeat("a", 250)} {
-			status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": name, "password": "pw"})
-			regWant(t, "username "+name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+			status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": name, "password": "pw"})
+			testserver.WantError(t, "username "+name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
 			status, body = regWithDummy(t, s, map[string]any{"username": name, "password": "pw"})
-			regWant(t, "username "+name+" with auth", status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+			testserver.WantError(t, "username "+name+" with auth", status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
 		}
 		// The allowed punctuation, and digits beside letters, are fine.
 		for _, name := range []string{"a.b_c=d-e/f+g", "alice2", "2alice"} {
 			status, body := regWithDummy(t, s, map[string]any{"username": name, "password": "pw"})
-			regWant(t, "username "+name, status, body, http.StatusOK, "")
+			testserver.WantStatus(t, "username "+name, status, body, http.StatusOK)
 			if body["user_id"] != s.UserID(name) {
 				t.Fatalf("username %s: user_id %v", name, body["user_id"])
 			}
@@ -342,43 +240,43 @@ func TestRegisterUsernames(t *testing.T) {
 
 		// No password: refused once authentication is done, and the
 		// completed session can still finish with one.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "frank"})
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "frank"})
 		session := regChallenge(t, "challenge without password", status, body, "m.login.dummy", "")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "frank", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 		})
-		regWant(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		testserver.WantError(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
 		status, body = regAvailable(t, s, "frank")
-		regWant(t, "frank still available", status, body, http.StatusOK, "")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		testserver.WantStatus(t, "frank still available", status, body, http.StatusOK)
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "frank", "password": "frank password", "auth": map[string]any{"session": session},
 		})
-		regWant(t, "finish with password", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "finish with password", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("frank") {
 			t.Fatalf("frank: %v", body)
 		}
 
 		// No username: the server picks one.
 		status, body = regWithDummy(t, s, map[string]any{"password": "anon password"})
-		regWant(t, "no username", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "no username", status, body, http.StatusOK)
 		userID, _ := body["user_id"].(string)
 		if !regexp.MustCompile(`^@[0-9]+:hs1\.test$`).MatchString(userID) {
 			t.Fatalf("generated user_id %q", userID)
 		}
-		status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", body["access_token"].(string), nil)
-		regWant(t, "whoami generated", status, who, http.StatusOK, "")
+		status, who := s.Do(t, "GET", "/_matrix/client/v3/account/whoami", body["access_token"].(string), nil)
+		testserver.WantStatus(t, "whoami generated", status, who, http.StatusOK)
 		if who["user_id"] != userID || who["is_guest"] != false {
 			t.Fatalf("whoami generated: %v", who)
 		}
 		// The generated account logs in with its password.
-		status, body = regCall(t, "POST", s.URL+"/_matrix/client/v3/login", "", map[string]any{
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/login", "", map[string]any{
 			"type": "m.login.password", "identifier": map[string]any{"type": "m.id.user", "user": userID}, "password": "anon password",
 		})
-		regWant(t, "generated login", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "generated login", status, body, http.StatusOK)
 
 		// Too long a password is refused before authentication.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "gina", "password": strings.Repeat("p", 513)})
-		regWant(t, "long password", status, body, http.StatusBadRequest, "M_WEAK_PASSWORD")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "gina", "password": strings.Repeat("p", 513)})
+		testserver.WantError(t, "long password", status, body, http.StatusBadRequest, "M_WEAK_PASSWORD")
 	})
 }
 
@@ -392,18 +290,18 @@ func TestRegisterAvailable(t *testing.T) {
 			t.Fatalf("bob available: %+v %v", avail, err)
 		}
 		status, body := regAvailable(t, s, "bob")
-		regWant(t, "bob", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "bob", status, body, http.StatusOK)
 		if body["available"] != true {
 			t.Fatalf("bob: %v", body)
 		}
 		status, body = regAvailable(t, s, "alice")
-		regWant(t, "alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
+		testserver.WantError(t, "alice", status, body, http.StatusBadRequest, "M_USER_IN_USE")
 		for _, name := range []string{"Alice", "al ice", "_bob", "1234"} {
 			status, body = regAvailable(t, s, name)
-			regWant(t, name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
+			testserver.WantError(t, name, status, body, http.StatusBadRequest, "M_INVALID_USERNAME")
 		}
-		status, body = regCall(t, "GET", s.URL+"/_matrix/client/v3/register/available", "", nil)
-		regWant(t, "no username", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = s.Do(t, "GET", "/_matrix/client/v3/register/available", "", nil)
+		testserver.WantError(t, "no username", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
 	})
 }
 
@@ -416,46 +314,46 @@ func TestRegistrationTokens(t *testing.T) {
 	}
 	testserver.EachEngine(t, tokensOnly, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
-		admin := regAdminToken(t, s, "admin")
+		admin := s.RegisterAdmin("admin", "admin password").AccessToken
 		unlimited := regNewToken(t, s, admin, map[string]any{"token": "unlimited"})
 		once := regNewToken(t, s, admin, map[string]any{"token": "once", "uses_allowed": 1})
 
 		// The challenge offers only the token stage; dummy is refused.
-		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "pw"})
+		status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": "alice", "password": "pw"})
 		session := regChallenge(t, "token challenge", status, body, "m.login.registration_token", "")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 		})
-		regWant(t, "dummy stage", status, body, http.StatusUnauthorized, "")
+		testserver.WantStatus(t, "dummy stage", status, body, http.StatusUnauthorized)
 		if _, ok := body["errcode"].(string); !ok {
 			t.Fatalf("dummy stage: no errcode: %v", body)
 		}
 
 		// Invalid tokens: 401 with the errcode and the challenge.
 		for _, bad := range []string{"nosuchtoken", "bad token!", strings.Repeat("x", 65)} {
-			status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			status, body = s.Do(t, "POST", regPath, "", map[string]any{
 				"username": "alice", "password": "pw",
 				"auth": map[string]any{"type": "m.login.registration_token", "token": bad, "session": session},
 			})
-			regWant(t, "token "+bad, status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
-			if body["session"] != session || len(regFlows(t, body)) != 1 {
+			testserver.WantError(t, "token "+bad, status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+			if body["session"] != session || len(authFlows(t, body)) != 1 {
 				t.Fatalf("token %s: challenge missing: %v", bad, body)
 			}
 			if c, ok := body["completed"].([]any); !ok || len(c) != 0 {
 				t.Fatalf("token %s: completed %v", bad, body["completed"])
 			}
 		}
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.registration_token", "session": session},
 		})
-		regWant(t, "no token", status, body, http.StatusUnauthorized, "M_MISSING_PARAM")
+		testserver.WantError(t, "no token", status, body, http.StatusUnauthorized, "M_MISSING_PARAM")
 
 		// A valid token completes registration in the same session.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "alice password",
 			"auth": map[string]any{"type": "m.login.registration_token", "token": unlimited, "session": session},
 		})
-		regWant(t, "valid token", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "valid token", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("alice") || body["access_token"] == nil {
 			t.Fatalf("valid token: %v", body)
 		}
@@ -471,25 +369,25 @@ func TestRegistrationTokens(t *testing.T) {
 			t.Fatal("fresh one-use token not valid")
 		}
 		registerWithToken := func(username, token string) (int, map[string]any) {
-			status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": username, "password": "pw"})
+			status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": username, "password": "pw"})
 			session := regChallenge(t, "challenge for "+username, status, body, "m.login.registration_token", "")
-			return regCall(t, "POST", s.URL+regPath, "", map[string]any{
+			return s.Do(t, "POST", regPath, "", map[string]any{
 				"username": username, "password": "pw",
 				"auth": map[string]any{"type": "m.login.registration_token", "token": token, "session": session},
 			})
 		}
 		status, body = registerWithToken("bob", once)
-		regWant(t, "bob with one-use token", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "bob with one-use token", status, body, http.StatusOK)
 		if regValid(t, s, once) {
 			t.Fatal("one-use token still valid after its use")
 		}
 		status, body = registerWithToken("carol", once)
-		regWant(t, "carol with used token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		testserver.WantError(t, "carol with used token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
 		if p, c := regTokenCounts(t, s, admin, once); p != 0 || c != 1 {
 			t.Fatalf("one-use token: pending %v completed %v, want 0 and 1", p, c)
 		}
 		status, body = regAvailable(t, s, "carol")
-		regWant(t, "carol not created", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "carol not created", status, body, http.StatusOK)
 
 		// An expired token (written straight to the database, since the
 		// admin API refuses expiry times in the past) is refused.
@@ -506,7 +404,7 @@ func TestRegistrationTokens(t *testing.T) {
 			t.Fatal("expired token valid")
 		}
 		status, body = registerWithToken("dave", "expired")
-		regWant(t, "expired token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		testserver.WantError(t, "expired token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
 		if p, c := regTokenCounts(t, s, admin, "expired"); p != 0 || c != 0 {
 			t.Fatalf("expired token: pending %v completed %v", p, c)
 		}
@@ -518,23 +416,23 @@ func TestRegistrationTokens(t *testing.T) {
 			t.Fatal("token expiring in an hour not valid")
 		}
 		status, body = registerWithToken("dave", later)
-		regWant(t, "dave with unexpired token", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "dave with unexpired token", status, body, http.StatusOK)
 
 		// The validity endpoint: unknown and malformed tokens are invalid.
 		if regValid(t, s, "unknown") || regValid(t, s, "bad token!") || regValid(t, s, strings.Repeat("a", 65)) {
 			t.Fatal("unknown or malformed token valid")
 		}
-		status, body = regCall(t, "GET", s.URL+regValidity, "", nil)
-		regWant(t, "validity without token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = s.Do(t, "GET", regValidity, "", nil)
+		testserver.WantError(t, "validity without token", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
 
 		// A token deleted by the admin is no longer valid.
-		status, body = regCall(t, "DELETE", s.URL+regAdminPath+"/registration_tokens/"+unlimited, admin, nil)
-		regWant(t, "delete unlimited", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "DELETE", regAdminPath+"/registration_tokens/"+unlimited, admin, nil)
+		testserver.WantStatus(t, "delete unlimited", status, body, http.StatusOK)
 		if regValid(t, s, unlimited) {
 			t.Fatal("deleted token valid")
 		}
 		status, body = registerWithToken("erin", unlimited)
-		regWant(t, "deleted token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		testserver.WantError(t, "deleted token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
 	})
 }
 
@@ -548,16 +446,16 @@ func TestRegistrationTokenReservedBySession(t *testing.T) {
 		c.Registration.SharedSecret = regSecret
 	}
 	testserver.EachEngine(t, tokensOnly, func(t *testing.T, s *testserver.Server) {
-		admin := regAdminToken(t, s, "admin")
+		admin := s.RegisterAdmin("admin", "admin password").AccessToken
 		once := regNewToken(t, s, admin, map[string]any{"uses_allowed": 1})
 
-		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice"})
+		status, body := s.Do(t, "POST", regPath, "", map[string]any{"username": "alice"})
 		session := regChallenge(t, "challenge", status, body, "m.login.registration_token", "")
 		auth := map[string]any{"type": "m.login.registration_token", "token": once, "session": session}
 		// The token stage completes, then the missing password stops the
 		// registration: the token is reserved, not used.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "auth": auth})
-		regWant(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "alice", "auth": auth})
+		testserver.WantError(t, "no password", status, body, http.StatusBadRequest, "M_MISSING_PARAM")
 		if p, c := regTokenCounts(t, s, admin, once); p != 1 || c != 0 {
 			t.Fatalf("reserved: pending %v completed %v, want 1 and 0", p, c)
 		}
@@ -566,21 +464,21 @@ func TestRegistrationTokenReservedBySession(t *testing.T) {
 		}
 
 		// Another registration cannot take the reserved use.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "bob", "password": "pw"})
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "bob", "password": "pw"})
 		other := regChallenge(t, "bob challenge", status, body, "m.login.registration_token", "")
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "bob", "password": "pw",
 			"auth": map[string]any{"type": "m.login.registration_token", "token": once, "session": other},
 		})
-		regWant(t, "bob with reserved token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
+		testserver.WantError(t, "bob with reserved token", status, body, http.StatusUnauthorized, "M_UNAUTHORIZED")
 
 		// The session is bound to the token it reserved (Synapse's rule).
 		unlimited := regNewToken(t, s, admin, map[string]any{})
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "alice password",
 			"auth": map[string]any{"type": "m.login.registration_token", "token": unlimited, "session": session},
 		})
-		regWant(t, "other token in the session", status, body, http.StatusUnauthorized, "M_INVALID_PARAM")
+		testserver.WantError(t, "other token in the session", status, body, http.StatusUnauthorized, "M_INVALID_PARAM")
 		if body["session"] != session {
 			t.Fatalf("other token in the session: %v", body)
 		}
@@ -590,16 +488,16 @@ func TestRegistrationTokenReservedBySession(t *testing.T) {
 
 		// Repeating the stage in the first session does not reserve twice,
 		// and the registration then completes.
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "alice", "password": "alice password", "auth": auth})
-		regWant(t, "alice finishes", status, body, http.StatusOK, "")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "alice", "password": "alice password", "auth": auth})
+		testserver.WantStatus(t, "alice finishes", status, body, http.StatusOK)
 		if body["user_id"] != s.UserID("alice") {
 			t.Fatalf("alice: %v", body)
 		}
 		if p, c := regTokenCounts(t, s, admin, once); p != 0 || c != 1 {
 			t.Fatalf("after registration: pending %v completed %v, want 0 and 1", p, c)
 		}
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{"username": "carol", "password": "pw", "auth": auth})
-		regWant(t, "finished session reused", status, body, http.StatusBadRequest, "M_UNKNOWN")
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{"username": "carol", "password": "pw", "auth": auth})
+		testserver.WantError(t, "finished session reused", status, body, http.StatusBadRequest, "M_UNKNOWN")
 	})
 }
 
@@ -609,8 +507,8 @@ func TestRegistrationTokenValidityDisabled(t *testing.T) {
 	closed := func(c *config.Config) { c.Registration.Open, c.Registration.RequireToken = false, false }
 	t.Run("disabled", func(t *testing.T) {
 		testserver.EachEngine(t, closed, func(t *testing.T, s *testserver.Server) {
-			status, body := regCall(t, "GET", s.URL+regValidity+"?token=abc", "", nil)
-			regWant(t, "validity, registration disabled", status, body, http.StatusForbidden, "M_FORBIDDEN")
+			status, body := s.Do(t, "GET", regValidity+"?token=abc", "", nil)
+			testserver.WantError(t, "validity, registration disabled", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		})
 	})
 	t.Run("open", func(t *testing.T) {
@@ -627,15 +525,15 @@ func TestRegisterExpiredSession(t *testing.T) {
 	const lifetime = 200 * time.Millisecond
 	short := func(c *config.Config) { c.Auth.UIASessionLifetime = lifetime }
 	testserver.EachEngine(t, short, func(t *testing.T, s *testserver.Server) {
-		status, body := regCall(t, "POST", s.URL+regPath, "", map[string]any{})
+		status, body := s.Do(t, "POST", regPath, "", map[string]any{})
 		session := regChallenge(t, "challenge", status, body, "m.login.dummy", "")
 		time.Sleep(lifetime + 50*time.Millisecond)
-		status, body = regCall(t, "POST", s.URL+regPath, "", map[string]any{
+		status, body = s.Do(t, "POST", regPath, "", map[string]any{
 			"username": "alice", "password": "pw", "auth": map[string]any{"type": "m.login.dummy", "session": session},
 		})
-		regWant(t, "expired session", status, body, http.StatusBadRequest, "M_UNKNOWN")
+		testserver.WantError(t, "expired session", status, body, http.StatusBadRequest, "M_UNKNOWN")
 		status, body = regAvailable(t, s, "alice")
-		regWant(t, "alice not created", status, body, http.StatusOK, "")
+		testserver.WantStatus(t, "alice not created", status, body, http.StatusOK)
 	})
 }
 
@@ -643,20 +541,20 @@ func TestRegisterExpiredSession(t *testing.T) {
 func TestRegisterGuest(t *testing.T) {
 	t.Run("guests disallowed", func(t *testing.T) {
 		testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
-			status, body := regCall(t, "POST", s.URL+regPath+"?kind=guest", "", map[string]any{})
-			regWant(t, "guest, guests disallowed", status, body, http.StatusForbidden, "M_FORBIDDEN")
-			status, body = regCall(t, "POST", s.URL+regPath+"?kind=bogus", "", map[string]any{})
-			regWant(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+			status, body := s.Do(t, "POST", regPath+"?kind=guest", "", map[string]any{})
+			testserver.WantError(t, "guest, guests disallowed", status, body, http.StatusForbidden, "M_FORBIDDEN")
+			status, body = s.Do(t, "POST", regPath+"?kind=bogus", "", map[string]any{})
+			testserver.WantError(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 			// kind=user is the default.
-			status, body = regCall(t, "POST", s.URL+regPath+"?kind=user", "", map[string]any{})
+			status, body = s.Do(t, "POST", regPath+"?kind=user", "", map[string]any{})
 			regChallenge(t, "kind=user", status, body, "m.login.dummy", "")
 		})
 	})
 	guests := func(c *config.Config) { c.Registration.AllowGuests = true }
 	t.Run("guests allowed", func(t *testing.T) {
 		testserver.EachEngine(t, guests, func(t *testing.T, s *testserver.Server) {
-			status, body := regCall(t, "POST", s.URL+regPath+"?kind=guest", "", map[string]any{"initial_device_display_name": "guest device"})
-			regWant(t, "guest", status, body, http.StatusOK, "")
+			status, body := s.Do(t, "POST", regPath+"?kind=guest", "", map[string]any{"initial_device_display_name": "guest device"})
+			testserver.WantStatus(t, "guest", status, body, http.StatusOK)
 			userID, _ := body["user_id"].(string)
 			if !regexp.MustCompile(`^@[0-9]+:hs1\.test$`).MatchString(userID) {
 				t.Fatalf("guest user_id %q", userID)
@@ -665,22 +563,22 @@ func TestRegisterGuest(t *testing.T) {
 			if token == "" || body["device_id"] == nil || body["home_server"] != "hs1.test" {
 				t.Fatalf("guest: %v", body)
 			}
-			status, who := regCall(t, "GET", s.URL+"/_matrix/client/v3/account/whoami", token, nil)
-			regWant(t, "guest whoami", status, who, http.StatusOK, "")
+			status, who := s.Do(t, "GET", "/_matrix/client/v3/account/whoami", token, nil)
+			testserver.WantStatus(t, "guest whoami", status, who, http.StatusOK)
 			if who["user_id"] != userID || who["is_guest"] != true || who["device_id"] != body["device_id"] {
 				t.Fatalf("guest whoami: %v", who)
 			}
-			status, body = regCall(t, "GET", s.URL+"/_matrix/client/v3/devices", token, nil)
-			regWant(t, "guest devices", status, body, http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN")
+			status, body = s.Do(t, "GET", "/_matrix/client/v3/devices", token, nil)
+			testserver.WantError(t, "guest devices", status, body, http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN")
 
 			// Guests get a fresh user ID each time.
-			status, body = regCall(t, "POST", s.URL+regPath+"?kind=guest", "", nil)
-			regWant(t, "second guest", status, body, http.StatusOK, "")
+			status, body = s.Do(t, "POST", regPath+"?kind=guest", "", nil)
+			testserver.WantStatus(t, "second guest", status, body, http.StatusOK)
 			if body["user_id"] == userID {
 				t.Fatalf("second guest reused %s", userID)
 			}
-			status, body = regCall(t, "POST", s.URL+regPath+"?kind=bogus", "", map[string]any{})
-			regWant(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+			status, body = s.Do(t, "POST", regPath+"?kind=bogus", "", map[string]any{})
+			testserver.WantError(t, "kind=bogus", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 		})
 	})
 }

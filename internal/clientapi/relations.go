@@ -3,8 +3,6 @@ package clientapi
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -33,20 +31,6 @@ func (a *API) registerRelations(rt *httpapi.Router) {
 	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/threads", Auth: httpapi.AuthRequired, Handler: a.threads})
 }
 
-// parseLimit reads the limit parameter: def when absent, capped at
-// maxPageLimit.
-func parseLimit(q url.Values, def int) (int, error) {
-	l := q.Get("limit")
-	if l == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(l)
-	if err != nil || n < 0 {
-		return 0, mxerr.InvalidParam("limit must be a non-negative integer")
-	}
-	return min(n, maxPageLimit), nil
-}
-
 // relations serves GET /relations/{eventId}[/{relType}[/{eventType}]]:
 // the parent's children, newest first (dir=b, the default) or oldest
 // first (dir=f), in "s<pos>" stream tokens as /messages.
@@ -54,14 +38,6 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 	ctx := r.Context()
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
-	backwards := true
-	switch q.Get("dir") {
-	case "", "b":
-	case "f":
-		backwards = false
-	default:
-		return nil, mxerr.InvalidParam("dir must be b or f")
-	}
 	limit, err := parseLimit(q, defaultRelationsLimit)
 	if err != nil {
 		return nil, err
@@ -76,25 +52,11 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, mxerr.InvalidParam("recurse must be true or false")
 	}
 	current := a.rooms.Stream().Current()
-	from := int64(0)
-	if backwards {
-		from = current
+	pg, err := parsePage(q, true, current)
+	if err != nil {
+		return nil, err
 	}
-	if f := q.Get("from"); f != "" {
-		tok, err := mxsync.ParseToken(f)
-		if err != nil {
-			return nil, err
-		}
-		from = min(tok.Events, current)
-	}
-	to := int64(-1)
-	if t := q.Get("to"); t != "" {
-		tok, err := mxsync.ParseToken(t)
-		if err != nil {
-			return nil, err
-		}
-		to = tok.Events
-	}
+	backwards, from, to := pg.backwards, pg.from, pg.to
 	// A parent the user may not see is as missing as an unknown one.
 	parent, err := a.visibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
 	if err != nil {

@@ -2,7 +2,6 @@ package clientapi_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"testing"
@@ -87,17 +86,6 @@ func relFind(evs []*event.Event, eventID id.EventID) *event.Event {
 		}
 	}
 	return nil
-}
-
-func relExpectStatus(t *testing.T, what string, err error, status int, code string) {
-	t.Helper()
-	var httpErr mautrix.HTTPError
-	if !errors.As(err, &httpErr) || httpErr.RespError == nil {
-		t.Fatalf("%s: want %d %s, got %v", what, status, code, err)
-	}
-	if httpErr.RespError.StatusCode != status || httpErr.RespError.ErrCode != code {
-		t.Fatalf("%s: want %d %s, got %d %s", what, status, code, httpErr.RespError.StatusCode, httpErr.RespError.ErrCode)
-	}
 }
 
 // relRoom makes a public room of alice that the others join.
@@ -376,13 +364,13 @@ func TestRelationsThreads(t *testing.T) {
 		var resp relThreadsResp
 		u := alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "threads"}, map[string]string{"include": "mine"})
 		_, err = alice.MakeRequest(ctx, http.MethodGet, u, nil, &resp)
-		relExpectStatus(t, "include=mine", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "include=mine", err, http.StatusBadRequest, "M_INVALID_PARAM")
 
 		// Outsiders may not list a room's threads.
 		dave := s.Register("dave", "pw")
 		u = dave.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "threads"}, nil)
 		_, err = dave.MakeRequest(ctx, http.MethodGet, u, nil, &resp)
-		relExpectStatus(t, "threads of a stranger", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "threads of a stranger", err, http.StatusForbidden, "M_FORBIDDEN")
 	})
 }
 
@@ -505,17 +493,17 @@ func TestRelationsPaging(t *testing.T) {
 
 		// Errors: unknown parent, parent of another room, bad parameters.
 		_, err = alice.GetRelations(ctx, roomID, "$nope", &mautrix.ReqGetRelations{})
-		relExpectStatus(t, "unknown parent", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown parent", err, http.StatusNotFound, "M_NOT_FOUND")
 		otherRoom := relRoom(t, alice)
 		_, err = alice.GetRelations(ctx, otherRoom, root, &mautrix.ReqGetRelations{})
-		relExpectStatus(t, "parent in another room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "parent in another room", err, http.StatusNotFound, "M_NOT_FOUND")
 		var raw map[string]any
 		u := alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "relations", root}, map[string]string{"dir": "sideways"})
 		_, err = alice.MakeRequest(ctx, http.MethodGet, u, nil, &raw)
-		relExpectStatus(t, "dir=sideways", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "dir=sideways", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		u = alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "relations", root}, map[string]string{"from": "bogus"})
 		_, err = alice.MakeRequest(ctx, http.MethodGet, u, nil, &raw)
-		relExpectStatus(t, "from=bogus", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "from=bogus", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		// recurse=false is answered with its depth, 1.
 		u = alice.BuildURLWithQuery(mautrix.ClientURLPath{"v1", "rooms", roomID, "relations", root}, map[string]string{"recurse": "false", "limit": "50"})
 		var flat mautrix.RespGetRelations
@@ -552,9 +540,9 @@ func TestRelationsVisibility(t *testing.T) {
 
 		// carol cannot see the root: 404, as for a missing event.
 		_, err := carol.GetRelations(ctx, roomID, early, &mautrix.ReqGetRelations{})
-		relExpectStatus(t, "relations of an invisible root", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "relations of an invisible root", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = carol.GetRelations(ctx, roomID, early, &mautrix.ReqGetRelations{RelationType: event.RelThread})
-		relExpectStatus(t, "thread of an invisible root", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "thread of an invisible root", err, http.StatusNotFound, "M_NOT_FOUND")
 		if got := relThreads(t, carol, roomID, nil); len(got.Chunk) != 0 {
 			t.Fatalf("carol lists an invisible thread: %v", relIDs(got.Chunk))
 		}

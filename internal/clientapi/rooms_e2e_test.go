@@ -86,6 +86,15 @@ func TestRoomBasics(t *testing.T) {
 			t.Fatalf("messages: %v %+v", err, msgs)
 		}
 
+		// A profile change reaches the rooms the user is in.
+		if err := bob.SetDisplayName(ctx, "Robert"); err != nil {
+			t.Fatal(err)
+		}
+		members, err := alice.JoinedMembers(ctx, roomID)
+		if err != nil || members.Joined[bob.UserID].DisplayName != "Robert" {
+			t.Fatalf("joined_members after bob's rename: %+v %v", members, err)
+		}
+
 		if _, err := bob.LeaveRoom(ctx, roomID); err != nil {
 			t.Fatalf("leave: %v", err)
 		}

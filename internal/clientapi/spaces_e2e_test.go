@@ -144,23 +144,23 @@ func TestSpaceHierarchy(t *testing.T) {
 			t.Fatalf("last page has next_batch %q", page.NextBatch)
 		}
 		_, err := alice.Hierarchy(ctx, S, &mautrix.ReqHierarchy{Limit: 2, From: token, MaxDepth: spcDepth(1)})
-		dirWantErr(t, "max_depth changed while paging", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "max_depth changed while paging", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.Hierarchy(ctx, S, &mautrix.ReqHierarchy{From: token, SuggestedOnly: true})
-		dirWantErr(t, "suggested_only changed while paging", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "suggested_only changed while paging", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.Hierarchy(ctx, S2, &mautrix.ReqHierarchy{From: token})
-		dirWantErr(t, "token of another room", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "token of another room", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.Hierarchy(ctx, S, &mautrix.ReqHierarchy{From: "garbage"})
-		dirWantErr(t, "garbage token", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "garbage token", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		for _, q := range []string{"?limit=0", "?limit=x", "?max_depth=-1"} {
 			_, err = alice.MakeRequest(ctx, http.MethodGet, alice.BuildClientURL("v1", "rooms", S, "hierarchy")+q, nil, nil)
-			dirWantErr(t, "hierarchy"+q, err, http.StatusBadRequest, "M_INVALID_PARAM")
+			testserver.WantHTTPError(t, "hierarchy"+q, err, http.StatusBadRequest, "M_INVALID_PARAM")
 		}
 
 		// Rooms the user may not see, and unknown rooms, are refused.
 		_, err = carol.Hierarchy(ctx, D, nil)
-		dirWantErr(t, "hierarchy of a private room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "hierarchy of a private room", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = carol.Hierarchy(ctx, unknown, nil)
-		dirWantErr(t, "hierarchy of an unknown room", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "hierarchy of an unknown room", err, http.StatusForbidden, "M_FORBIDDEN")
 		// A room that is not a space is its own hierarchy.
 		if resp := spcHierarchy(t, carol, A, nil, A); len(resp.Rooms[0].ChildrenState) != 0 {
 			t.Fatalf("children_state of a plain room: %+v", resp.Rooms[0].ChildrenState)
@@ -218,9 +218,9 @@ func TestRoomSummary(t *testing.T) {
 
 		// Private rooms: hidden until invited, or world-readable.
 		_, err := spcSummary(bob, priv.String())
-		dirWantErr(t, "private room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "private room", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = spcSummary(anon, priv.String())
-		dirWantErr(t, "anonymous, private room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "anonymous, private room", err, http.StatusNotFound, "M_NOT_FOUND")
 		if _, err := alice.InviteUser(ctx, priv, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestRoomSummary(t *testing.T) {
 
 		// Restricted: visible to members of an allowed room.
 		_, err = spcSummary(bob, restricted.String())
-		dirWantErr(t, "restricted room, bob outside the space", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "restricted room, bob outside the space", err, http.StatusNotFound, "M_NOT_FOUND")
 		if _, err := bob.JoinRoomByID(ctx, space); err != nil {
 			t.Fatal(err)
 		}
@@ -245,15 +245,15 @@ func TestRoomSummary(t *testing.T) {
 			t.Fatalf("restricted summary for a space member: %+v %v", sum, err)
 		}
 		_, err = spcSummary(anon, restricted.String())
-		dirWantErr(t, "anonymous, restricted room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "anonymous, restricted room", err, http.StatusNotFound, "M_NOT_FOUND")
 
 		// Unknown rooms and aliases; malformed references.
 		_, err = spcSummary(alice, "!nowhere:hs1.test")
-		dirWantErr(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = spcSummary(alice, "#nowhere:hs1.test")
-		dirWantErr(t, "unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown alias", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = spcSummary(alice, "nowhere")
-		dirWantErr(t, "malformed reference", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "malformed reference", err, http.StatusBadRequest, "M_INVALID_PARAM")
 	})
 }
 
@@ -304,18 +304,18 @@ func TestMutualRooms(t *testing.T) {
 		if err != nil || len(none.Joined) != 0 || none.Count != 0 || none.NextBatch != "" {
 			t.Fatalf("unknown user: %+v %v", none, err)
 		}
-		status, body := dirCall(t, s, http.MethodGet, "/_matrix/client/v1/mutual_rooms?user_id="+"%40nobody%3Ahs1.test", alice.AccessToken, nil)
+		status, body := s.Do(t, http.MethodGet, "/_matrix/client/v1/mutual_rooms?user_id="+"%40nobody%3Ahs1.test", alice.AccessToken, nil)
 		if status != http.StatusOK || body["joined"] == nil || body["count"] != float64(0) {
 			t.Fatalf("raw response for an unknown user: %d %v", status, body)
 		}
 
 		_, err = alice.GetMutualRooms(ctx, alice.UserID)
-		dirWantErr(t, "own user ID", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "own user ID", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.GetMutualRooms(ctx, "not-a-user")
-		dirWantErr(t, "invalid user ID", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "invalid user ID", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.GetMutualRooms(ctx, bob.UserID, mautrix.ReqMutualRooms{From: "%%%"})
-		dirWantErr(t, "invalid from token", err, http.StatusBadRequest, "M_INVALID_PARAM")
+		testserver.WantHTTPError(t, "invalid from token", err, http.StatusBadRequest, "M_INVALID_PARAM")
 		_, err = alice.MakeRequest(ctx, http.MethodGet, alice.BuildClientURL("v1", "mutual_rooms"), nil, nil)
-		dirWantErr(t, "missing user_id", err, http.StatusBadRequest, "M_MISSING_PARAM")
+		testserver.WantHTTPError(t, "missing user_id", err, http.StatusBadRequest, "M_MISSING_PARAM")
 	})
 }

@@ -87,15 +87,15 @@ func TestUpgradeRoom(t *testing.T) {
 
 		// Errors: no version, unknown version, unknown room, no power.
 		_, err = upgUpgrade(alice, old, map[string]any{})
-		dirWantErr(t, "missing new_version", err, http.StatusBadRequest, "M_MISSING_PARAM")
+		testserver.WantHTTPError(t, "missing new_version", err, http.StatusBadRequest, "M_MISSING_PARAM")
 		_, err = upgUpgrade(alice, old, map[string]any{"new_version": "999"})
-		dirWantErr(t, "unknown version", err, http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION")
+		testserver.WantHTTPError(t, "unknown version", err, http.StatusBadRequest, "M_UNSUPPORTED_ROOM_VERSION")
 		_, err = upgUpgrade(alice, "!nowhere:hs1.test", map[string]any{"new_version": "11"})
-		dirWantErr(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "unknown room", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = upgUpgrade(bob, old, map[string]any{"new_version": "12"})
-		dirWantErr(t, "bob (power 50) upgrades", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "bob (power 50) upgrades", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = upgUpgrade(carol, old, map[string]any{"new_version": "12"})
-		dirWantErr(t, "banned carol upgrades", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "banned carol upgrades", err, http.StatusForbidden, "M_FORBIDDEN")
 
 		newRoom, err := upgUpgrade(alice, old, map[string]any{"new_version": "12", "additional_creators": []string{bob.UserID.String()}})
 		if err != nil {

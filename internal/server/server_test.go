@@ -2,17 +2,10 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,35 +20,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
-
-type httpResult struct {
-	status int
-	body   []byte
-	json   map[string]any
-}
-
-func get(t *testing.T, c *http.Client, url string) httpResult {
-	t.Helper()
-	if c == nil {
-		c = http.DefaultClient
-	}
-	res, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	out := httpResult{status: res.StatusCode, body: body}
-	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(body, &out.json); err != nil {
-			t.Fatalf("GET %s: %v: %s", url, err, body)
-		}
-	}
-	return out
-}
 
 // counterValue finds the sample of a metric whose label set contains
 // every one of labels (each `name="value"`), -1 when there is none.
@@ -101,11 +65,11 @@ func TestMetricsListener(t *testing.T) {
 		}
 		alice := s.Register("alice", "pw-alice")
 		for range 3 {
-			get(t, nil, s.URL+"/_matrix/client/versions")
+			testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/versions", "", nil)
 		}
-		get(t, nil, s.URL+"/no/such/path/one")
-		get(t, nil, s.URL+"/no/such/path/two")
-		get(t, nil, s.URL+"/_matrix/client/v3/devices/SECRETDEVICE")
+		testserver.Send(t, nil, http.MethodGet, s.URL+"/no/such/path/one", "", nil)
+		testserver.Send(t, nil, http.MethodGet, s.URL+"/no/such/path/two", "", nil)
+		testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/v3/devices/SECRETDEVICE", "", nil)
 		req, _ := http.NewRequest("GET", s.URL+"/_matrix/client/v3/devices/"+alice.DeviceID.String(), nil)
 		req.Header.Set("Authorization", "Bearer "+alice.AccessToken)
 		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
@@ -115,15 +79,15 @@ func TestMetricsListener(t *testing.T) {
 		}
 
 		// The client listener does not serve /metrics.
-		if r := get(t, nil, s.URL+"/metrics"); r.status != 404 || r.json["errcode"] != "M_UNRECOGNIZED" {
-			t.Fatalf("client /metrics: %d %s", r.status, r.body)
+		if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/metrics", "", nil); r.Status != 404 || r.JSON["errcode"] != "M_UNRECOGNIZED" {
+			t.Fatalf("client /metrics: %d %s", r.Status, r.Raw)
 		}
 
-		r := get(t, nil, "http://"+addr+"/metrics")
-		if r.status != 200 {
-			t.Fatalf("metrics: %d", r.status)
+		r := testserver.Send(t, nil, http.MethodGet, "http://"+addr+"/metrics", "", nil)
+		if r.Status != 200 {
+			t.Fatalf("metrics: %d", r.Status)
 		}
-		text := string(r.body)
+		text := string(r.Raw)
 		const total = "myelin_http_requests_total"
 		if v := counterValue(text, total, `endpoint="GET /_matrix/client/versions"`, `code="200"`); v != 3 {
 			t.Fatalf("versions count %v in:\n%s", v, text)
@@ -170,10 +134,10 @@ func TestNoMetricsListenerByDefault(t *testing.T) {
 			t.Fatalf("federation listener on %s without listen.federation", addr)
 		}
 		// Federation is served on the client listener instead.
-		r := get(t, nil, s.URL+"/_matrix/federation/v1/version")
-		srv, _ := r.json["server"].(map[string]any)
-		if r.status != 200 || srv["name"] != "Myelin" || srv["version"] != server.Version {
-			t.Fatalf("federation on the client listener: %d %s", r.status, r.body)
+		r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/federation/v1/version", "", nil)
+		srv, _ := r.JSON["server"].(map[string]any)
+		if r.Status != 200 || srv["name"] != "Myelin" || srv["version"] != server.Version {
+			t.Fatalf("federation on the client listener: %d %s", r.Status, r.Raw)
 		}
 	})
 }
@@ -185,73 +149,28 @@ func TestFederationListener(t *testing.T) {
 		c.Listen.Federation = "127.0.0.1:0"
 	}, func(t *testing.T, s *testserver.Server) {
 		fed := "http://" + s.Addr("federation")
-		r := get(t, nil, fed+"/_matrix/federation/v1/version")
-		srv, _ := r.json["server"].(map[string]any)
-		if r.status != 200 || srv["name"] != "Myelin" || srv["version"] != server.Version {
-			t.Fatalf("federation version: %d %s", r.status, r.body)
+		r := testserver.Send(t, nil, http.MethodGet, fed+"/_matrix/federation/v1/version", "", nil)
+		srv, _ := r.JSON["server"].(map[string]any)
+		if r.Status != 200 || srv["name"] != "Myelin" || srv["version"] != server.Version {
+			t.Fatalf("federation version: %d %s", r.Status, r.Raw)
 		}
-		if r := get(t, nil, fed+"/_matrix/client/versions"); r.status != 404 || r.json["errcode"] != "M_UNRECOGNIZED" {
-			t.Fatalf("client API on the federation listener: %d %s", r.status, r.body)
+		if r := testserver.Send(t, nil, http.MethodGet, fed+"/_matrix/client/versions", "", nil); r.Status != 404 || r.JSON["errcode"] != "M_UNRECOGNIZED" {
+			t.Fatalf("client API on the federation listener: %d %s", r.Status, r.Raw)
 		}
-		if r := get(t, nil, s.URL+"/_matrix/federation/v1/version"); r.status != 404 || r.json["errcode"] != "M_UNRECOGNIZED" {
-			t.Fatalf("federation API on the client listener: %d %s", r.status, r.body)
+		if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/federation/v1/version", "", nil); r.Status != 404 || r.JSON["errcode"] != "M_UNRECOGNIZED" {
+			t.Fatalf("federation API on the client listener: %d %s", r.Status, r.Raw)
 		}
-		if r := get(t, nil, s.URL+"/_matrix/client/versions"); r.status != 200 {
-			t.Fatalf("client versions: %d %s", r.status, r.body)
+		if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/versions", "", nil); r.Status != 200 {
+			t.Fatalf("client versions: %d %s", r.Status, r.Raw)
 		}
 	})
-}
-
-// writeSelfSigned writes a self-signed ECDSA certificate for 127.0.0.1
-// and localhost, returning the file paths and a pool that trusts it.
-func writeSelfSigned(t *testing.T) (certPath, keyPath string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "hs1.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost", "hs1.test"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certPath, keyPath = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certPath, keyPath, pool
 }
 
 // TestFederationTLS checks that with tls_cert and tls_key the federation
 // listener speaks HTTPS (and only HTTPS) while the client listener stays
 // plain HTTP.
 func TestFederationTLS(t *testing.T) {
-	certPath, keyPath, pool := writeSelfSigned(t)
+	certPath, keyPath, pool := testserver.SelfSignedCert(t)
 	testserver.EachEngine(t, func(c *config.Config) {
 		c.Listen.Federation = "127.0.0.1:0"
 		c.Listen.TLSCert, c.Listen.TLSKey = certPath, keyPath
@@ -287,8 +206,8 @@ func TestFederationTLS(t *testing.T) {
 			}
 		}
 		// The client listener is unaffected.
-		if r := get(t, nil, s.URL+"/_matrix/client/versions"); r.status != 200 {
-			t.Fatalf("client versions: %d %s", r.status, r.body)
+		if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/versions", "", nil); r.Status != 200 {
+			t.Fatalf("client versions: %d %s", r.Status, r.Raw)
 		}
 	})
 }

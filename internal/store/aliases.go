@@ -21,20 +21,7 @@ func (db *DB) DeleteAlias(ctx context.Context, alias string) error {
 
 // RoomAliases lists the local aliases of a room.
 func (db *DB) RoomAliases(ctx context.Context, roomID string) ([]string, error) {
-	rows, err := db.r().query(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return db.r().strings(ctx, `SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias`, roomID)
 }
 
 // SetRoomPublished lists a room in the public directory, or removes it.
@@ -51,18 +38,5 @@ func (db *DB) RoomPublished(ctx context.Context, roomID string) (bool, error) {
 
 // PublishedRooms lists the published rooms in room ID order.
 func (db *DB) PublishedRooms(ctx context.Context) ([]string, error) {
-	rows, err := db.r().query(ctx, `SELECT room_id FROM rooms WHERE published = TRUE ORDER BY room_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return db.r().strings(ctx, `SELECT room_id FROM rooms WHERE published = TRUE ORDER BY room_id`)
 }

@@ -145,6 +145,24 @@ func (c conn) queryRow(ctx context.Context, query string, args []any, dest ...an
 	return c.d.mapError(err)
 }
 
+// strings runs a query whose rows are one text column.
+func (c conn) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := c.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 func (db *DB) r() conn { return conn{db.read, db.dialect} }
 func (db *DB) w() conn { return conn{db.write, db.dialect} }
 

@@ -44,21 +44,8 @@ const mutualRoomsFrom = ` FROM current_state a JOIN current_state b ON b.room_id
 // MutualRooms lists, in room ID order, up to limit rooms after the room
 // ID after where both users are joined.
 func (db *DB) MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error) {
-	rows, err := db.r().query(ctx, `SELECT a.room_id`+mutualRoomsFrom+` AND a.room_id > $3 ORDER BY a.room_id LIMIT $4`,
+	return db.r().strings(ctx, `SELECT a.room_id`+mutualRoomsFrom+` AND a.room_id > $3 ORDER BY a.room_id LIMIT $4`,
 		userA, userB, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // CountMutualRooms counts the rooms where both users are joined.

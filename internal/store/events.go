@@ -243,19 +243,9 @@ func (db *DB) LoadRoomHead(ctx context.Context, roomID string) (RoomHead, error)
 		&h.Version, &h.Snapshot, &h.ChainLen, &h.Depth); err != nil {
 		return h, err
 	}
-	rows, err := db.r().query(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
-	if err != nil {
-		return h, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return h, err
-		}
-		h.Extremities = append(h.Extremities, id)
-	}
-	return h, rows.Err()
+	var err error
+	h.Extremities, err = db.r().strings(ctx, `SELECT event_id FROM forward_extremities WHERE room_id = $1 ORDER BY event_id`, roomID)
+	return h, err
 }
 
 // RoomVersion returns a room's version; ErrNotFound if unknown.

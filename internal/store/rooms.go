@@ -53,20 +53,7 @@ func (db *DB) MembershipsOf(ctx context.Context, userID string, memberships ...s
 
 // JoinedMembers lists the joined members of a room's current state.
 func (db *DB) JoinedMembers(ctx context.Context, roomID string) ([]string, error) {
-	rows, err := db.r().query(ctx, `SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join' ORDER BY state_key`, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var u string
-		if err := rows.Scan(&u); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
+	return db.r().strings(ctx, `SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join' ORDER BY state_key`, roomID)
 }
 
 // RoomEvents returns a room's accepted events with after < stream_pos <=
@@ -83,20 +70,7 @@ func (db *DB) RoomEvents(ctx context.Context, roomID string, after, upto int64, 
 
 // RoomsWithEvents lists the rooms with accepted events in (after, upto].
 func (db *DB) RoomsWithEvents(ctx context.Context, after, upto int64) ([]string, error) {
-	rows, err := db.r().query(ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2 AND status = 0`, after, upto)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return db.r().strings(ctx, `SELECT DISTINCT room_id FROM events WHERE stream_pos > $1 AND stream_pos <= $2 AND status = 0`, after, upto)
 }
 
 // MembershipChanges lists the accepted m.room.member events about a user
@@ -181,20 +155,12 @@ func (db *DB) UnforgetRoom(ctx context.Context, userID, roomID string) error {
 
 // ForgottenRooms lists the rooms a user forgot.
 func (db *DB) ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error) {
-	rows, err := db.r().query(ctx, `SELECT room_id FROM forgotten_rooms WHERE user_id = $1`, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
+	ids, err := db.r().strings(ctx, `SELECT room_id FROM forgotten_rooms WHERE user_id = $1`, userID)
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		out[id] = true
 	}
-	return out, rows.Err()
+	return out, err
 }
 
 // CreateFilter stores a sync filter and returns its ID.

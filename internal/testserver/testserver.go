@@ -4,15 +4,20 @@ package testserver
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/server"
@@ -142,6 +147,40 @@ func (s *Server) Register(localpart, password string) *mautrix.Client {
 	}
 	c.SetCredentials(resp.UserID, resp.AccessToken)
 	c.DeviceID = resp.DeviceID
+	return c
+}
+
+// RegisterAdmin creates a server admin through shared-secret
+// registration (the config must set registration.shared_secret), with
+// the MAC computed here independently of the server's code, and returns
+// a client logged in as it.
+func (s *Server) RegisterAdmin(localpart, password string) *mautrix.Client {
+	s.t.Helper()
+	secret := s.Config.Registration.SharedSecret
+	if secret == "" {
+		s.t.Fatalf("testserver: register admin %s: no shared secret configured", localpart)
+	}
+	const path = "/_synapse/admin/v1/register"
+	status, body := s.Do(s.t, http.MethodGet, path, "", nil)
+	WantStatus(s.t, "testserver: shared-secret nonce", status, body, http.StatusOK)
+	nonce, _ := body["nonce"].(string)
+	mac := hmac.New(sha1.New, []byte(secret))
+	mac.Write([]byte(nonce + "\x00" + localpart + "\x00" + password + "\x00" + "admin"))
+	status, body = s.Do(s.t, http.MethodPost, path, "", map[string]any{
+		"nonce": nonce, "username": localpart, "password": password, "admin": true,
+		"mac": hex.EncodeToString(mac.Sum(nil)),
+	})
+	WantStatus(s.t, "testserver: shared-secret register "+localpart, status, body, http.StatusOK)
+	userID, _ := body["user_id"].(string)
+	token, _ := body["access_token"].(string)
+	if userID == "" || token == "" {
+		s.t.Fatalf("testserver: shared-secret register %s: no user_id or access_token in %v", localpart, body)
+	}
+	c := s.Client()
+	c.SetCredentials(id.UserID(userID), token)
+	if device, _ := body["device_id"].(string); device != "" {
+		c.DeviceID = id.DeviceID(device)
+	}
 	return c
 }
 
