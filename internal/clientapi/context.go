@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"slices"
@@ -43,8 +44,7 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
-	current := a.rooms.Stream().Current()
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, current)
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
 	if err != nil {
 		return nil, err
 	}
@@ -55,62 +55,102 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 	if ev.StreamPos == 0 || ev.StreamPos > upper {
 		return nil, mxerr.NotFound("Event not found")
 	}
-	beforeLimit := limit / 2
-	before, _, err := a.paginate(ctx, roomID, c.UserID, ev.StreamPos-1, -1, upper, beforeLimit, true, rf)
+	w, err := a.contextAround(ctx, roomID, c.UserID, ev, upper, limit, rf)
 	if err != nil {
 		return nil, err
 	}
-	after, _, err := a.paginate(ctx, roomID, c.UserID, ev.StreamPos, -1, upper, limit-beforeLimit, false, rf)
+	return a.renderContext(ctx, c, w)
+}
+
+// eventWindow is what /context returns around an event.
+type eventWindow struct {
+	event  *rooms.Event
+	before []*rooms.Event // newest first
+	after  []*rooms.Event // oldest first
+	state  []*rooms.Event // at the last event of the window
+	// start and end are the /messages tokens on either side.
+	start, end int64
+}
+
+// contextAround builds the window of up to limit events around ev that
+// the user may see and rf allows, up to upper.
+func (a *API) contextAround(ctx context.Context, roomID, userID string, ev *rooms.Event, upper int64, limit int, rf *filter.RoomEventFilter) (*eventWindow, error) {
+	beforeLimit := limit / 2
+	before, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos-1, -1, upper, beforeLimit, true, rf)
+	if err != nil {
+		return nil, err
+	}
+	after, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos, -1, upper, limit-beforeLimit, false, rf)
 	if err != nil {
 		return nil, err
 	}
 	// The tokens sit just beyond the events returned, so that /messages
 	// continues from there whatever filter it is given.
-	start, end, last := ev.StreamPos-1, ev.StreamPos, ev
+	w := &eventWindow{event: ev, before: before, after: after, start: ev.StreamPos - 1, end: ev.StreamPos}
+	last := ev
 	if len(before) > 0 {
-		start = before[len(before)-1].StreamPos - 1
+		w.start = before[len(before)-1].StreamPos - 1
 	}
 	if len(after) > 0 {
 		last = after[len(after)-1]
-		end = last.StreamPos
+		w.end = last.StreamPos
 	}
+	if w.state, err = a.contextState(ctx, roomID, last, w.senders(), rf); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
 
+// senders are the senders of the window's events.
+func (w *eventWindow) senders() map[string]bool {
+	out := map[string]bool{w.event.Sender(): true}
+	for _, evs := range [][]*rooms.Event{w.before, w.after} {
+		for _, e := range evs {
+			out[e.Sender()] = true
+		}
+	}
+	return out
+}
+
+// contextState is the state after last that rf allows; with lazy-loaded
+// members, only the memberships of senders.
+func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event, senders map[string]bool, rf *filter.RoomEventFilter) ([]*rooms.Event, error) {
 	state, err := a.rooms.StateAt(ctx, last.StateAfter)
 	if err != nil {
 		return nil, err
 	}
-	senders := map[string]bool{ev.Sender(): true}
-	for _, e := range append(slices.Clone(before), after...) {
-		senders[e.Sender()] = true
-	}
-	stateEvs, err := a.stateList(ctx, state, func(k store.StateKey) bool {
+	evs, err := a.stateList(ctx, state, func(k store.StateKey) bool {
 		return !rf.LazyLoadMembers || k.Type != spec.MRoomMember || senders[k.StateKey]
 	})
 	if err != nil {
 		return nil, err
 	}
-	kept := stateEvs[:0]
-	for _, se := range stateEvs {
-		if rf.Allows(se.Type(), se.Sender(), roomID, rooms.ContainsURL(se)) {
-			kept = append(kept, se)
+	kept := evs[:0]
+	for _, ev := range evs {
+		if rf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev)) {
+			kept = append(kept, ev)
 		}
 	}
+	return kept, nil
+}
 
-	// One render for everything, so that aggregations are one batch.
-	all := make([]*rooms.Event, 0, 1+len(before)+len(after)+len(kept))
-	all = append(append(append(append(all, ev), before...), after...), kept...)
+// renderContext renders a window in one batch, so that the aggregations
+// of all its events are one batch too.
+func (a *API) renderContext(ctx context.Context, c *httpapi.Caller, w *eventWindow) (any, error) {
+	all := make([]*rooms.Event, 0, 1+len(w.before)+len(w.after)+len(w.state))
+	all = append(append(append(append(all, w.event), w.before...), w.after...), w.state...)
 	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}
-	nb, na := len(before), len(after)
+	nb, na := len(w.before), len(w.after)
 	return map[string]any{
 		"event":         rendered[0],
 		"events_before": nonNil(rendered[1 : 1+nb]),
 		"events_after":  nonNil(rendered[1+nb : 1+nb+na]),
 		"state":         nonNil(rendered[1+nb+na:]),
-		"start":         mxsync.Token{Events: start}.String(),
-		"end":           mxsync.Token{Events: end}.String(),
+		"start":         mxsync.Token{Events: w.start}.String(),
+		"end":           mxsync.Token{Events: w.end}.String(),
 	}, nil
 }
 

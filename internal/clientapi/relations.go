@@ -171,8 +171,7 @@ func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
 	if limit == 0 {
 		return nil, mxerr.InvalidParam("limit must be greater than zero")
 	}
-	current := a.rooms.Stream().Current()
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, current)
+	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
 	if err != nil {
 		return nil, err
 	}
@@ -184,55 +183,9 @@ func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 		before = min(tok.Events, upper)
 	}
-	vis := a.rooms.VisibilityFor(c.UserID)
-	var roots []*rooms.Event
-	next := int64(-1)
-scan:
-	for before > 0 {
-		batch := max(limit-len(roots), 20)
-		threads, err := a.roomStore.ThreadRoots(ctx, roomID, upper, before, participant, batch)
-		if err != nil {
-			return nil, err
-		}
-		ids := make([]string, len(threads))
-		for i, t := range threads {
-			ids[i] = t.RootID
-		}
-		evs, err := a.rooms.EventsByID(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		byID := make(map[string]*rooms.Event, len(evs))
-		for _, ev := range evs {
-			byID[ev.EventID()] = ev
-		}
-		for i, t := range threads {
-			before = t.LatestPos - 1
-			ev := byID[t.RootID]
-			if ev == nil || ev.RoomID().String() != roomID || ev.Status != store.EventAccepted || ev.IsState() {
-				continue
-			}
-			// An event that is itself a relation cannot root a thread.
-			if rel, _ := relations.Of(ev); rel != "" {
-				continue
-			}
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				roots = append(roots, ev)
-			}
-			if len(roots) == limit {
-				if len(threads) == batch || i < len(threads)-1 {
-					next = before
-				}
-				break scan
-			}
-		}
-		if len(threads) < batch {
-			break
-		}
+	roots, next, err := a.pageThreads(ctx, c.UserID, roomID, participant, upper, before, limit)
+	if err != nil {
+		return nil, err
 	}
 	chunk, err := a.render.Render(ctx, roots, a.viewer(c), c.UserID, false)
 	if err != nil {
@@ -243,4 +196,77 @@ scan:
 		resp["next_batch"] = mxsync.Token{Events: next}.String()
 	}
 	return resp, nil
+}
+
+// pageThreads walks a room's threads back from before, most recently
+// active first, keeping the roots the user may see (of threads they took
+// part in, when participant is set), until it has limit of them or
+// reaches the start. It returns the token to continue from, -1 when
+// there is nothing further.
+func (a *API) pageThreads(ctx context.Context, userID, roomID, participant string, upper, before int64, limit int) ([]*rooms.Event, int64, error) {
+	vis := a.rooms.VisibilityFor(userID)
+	var roots []*rooms.Event
+	for before > 0 {
+		batch := max(limit-len(roots), 20)
+		threads, err := a.roomStore.ThreadRoots(ctx, roomID, upper, before, participant, batch)
+		if err != nil {
+			return nil, 0, err
+		}
+		byID, err := a.threadRootEvents(ctx, threads)
+		if err != nil {
+			return nil, 0, err
+		}
+		for i, t := range threads {
+			before = t.LatestPos - 1
+			ev := byID[t.RootID]
+			if !canRootThread(ev, roomID) {
+				continue
+			}
+			ok, err := vis.CanSee(ctx, ev)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				roots = append(roots, ev)
+			}
+			if len(roots) == limit {
+				if len(threads) == batch || i < len(threads)-1 {
+					return roots, before, nil
+				}
+				return roots, -1, nil
+			}
+		}
+		if len(threads) < batch {
+			break
+		}
+	}
+	return roots, -1, nil
+}
+
+// threadRootEvents loads the root events of threads, by event ID.
+func (a *API) threadRootEvents(ctx context.Context, threads []store.ThreadRoot) (map[string]*rooms.Event, error) {
+	ids := make([]string, len(threads))
+	for i, t := range threads {
+		ids[i] = t.RootID
+	}
+	evs, err := a.rooms.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*rooms.Event, len(evs))
+	for _, ev := range evs {
+		byID[ev.EventID()] = ev
+	}
+	return byID, nil
+}
+
+// canRootThread reports whether ev may root a thread of roomID: a
+// thread event may name any event ID as its root, but only an accepted
+// message event of the room that is no relation itself roots a thread.
+func canRootThread(ev *rooms.Event, roomID string) bool {
+	if ev == nil || ev.RoomID().String() != roomID || ev.Status != store.EventAccepted || ev.IsState() {
+		return false
+	}
+	rel, _ := relations.Of(ev)
+	return rel == ""
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 
@@ -57,42 +58,15 @@ type childState struct {
 	OriginServerTS int64           `json:"origin_server_ts"`
 }
 
-// hierarchy walks a space depth first, as Synapse does: children in the
-// spec's order, each room once, only rooms the user may see (their
-// children are not walked either), rooms the server does not know left
-// out (federation would fetch them).
+// hierarchy serves GET /hierarchy: a page of the walk of a space (see
+// walkHierarchy), the root included when the user may see it.
 func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 	ctx := r.Context()
-	q := r.URL.Query()
 	root := r.PathValue("roomId")
-	tok := hierarchyToken{Room: root, Suggested: q.Get("suggested_only") == "true", MaxDepth: -1}
-	if s := q.Get("max_depth"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("max_depth must be a non-negative integer")
-		}
-		tok.MaxDepth = n
+	tok, limit, err := parseHierarchyRequest(r.URL.Query(), root)
+	if err != nil {
+		return nil, err
 	}
-	limit := maxHierarchyRooms
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return nil, mxerr.InvalidParam("limit must be an integer greater than zero")
-		}
-		limit = min(n, maxHierarchyRooms)
-	}
-	if from := q.Get("from"); from != "" {
-		var prev hierarchyToken
-		raw, err := base64.RawURLEncoding.DecodeString(from)
-		if err != nil || json.Unmarshal(raw, &prev) != nil || prev.Skip < 0 {
-			return nil, mxerr.InvalidParam("Unknown pagination token")
-		}
-		if prev.Room != tok.Room || prev.Suggested != tok.Suggested || prev.MaxDepth != tok.MaxDepth {
-			return nil, mxerr.InvalidParam("suggested_only and max_depth cannot change on paginated requests")
-		}
-		tok.Skip = prev.Skip
-	}
-
 	rootDesc, err := a.describeRoom(ctx, root)
 	if err != nil {
 		if _, ok := mxerr.As(err); ok {
@@ -105,16 +79,66 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 	} else if !ok {
 		return nil, mxerr.Forbidden("You are not allowed to view this room")
 	}
+	page, more, err := a.walkHierarchy(ctx, rootDesc, c.UserID, tok, limit)
+	if err != nil {
+		return nil, err
+	}
+	resp := map[string]any{"rooms": page}
+	if more {
+		next := tok
+		next.Skip = tok.Skip + limit
+		resp["next_batch"] = next.String()
+	}
+	return resp, nil
+}
 
+// parseHierarchyRequest reads a hierarchy request's parameters into the
+// token of the page asked for, and the page size.
+func parseHierarchyRequest(q url.Values, root string) (hierarchyToken, int, error) {
+	tok := hierarchyToken{Room: root, Suggested: q.Get("suggested_only") == "true", MaxDepth: -1}
+	if s := q.Get("max_depth"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return tok, 0, mxerr.InvalidParam("max_depth must be a non-negative integer")
+		}
+		tok.MaxDepth = n
+	}
+	limit := maxHierarchyRooms
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return tok, 0, mxerr.InvalidParam("limit must be an integer greater than zero")
+		}
+		limit = min(n, maxHierarchyRooms)
+	}
+	if from := q.Get("from"); from != "" {
+		var prev hierarchyToken
+		raw, err := base64.RawURLEncoding.DecodeString(from)
+		if err != nil || json.Unmarshal(raw, &prev) != nil || prev.Skip < 0 {
+			return tok, 0, mxerr.InvalidParam("Unknown pagination token")
+		}
+		if prev.Room != tok.Room || prev.Suggested != tok.Suggested || prev.MaxDepth != tok.MaxDepth {
+			return tok, 0, mxerr.InvalidParam("suggested_only and max_depth cannot change on paginated requests")
+		}
+		tok.Skip = prev.Skip
+	}
+	return tok, limit, nil
+}
+
+// walkHierarchy walks a space depth first from root, as Synapse does:
+// children in the spec's order, each room once, only rooms the user may
+// see (their children are not walked either), rooms the server does not
+// know left out (federation would fetch them). It returns the rooms of
+// the page tok and limit select, and whether a room follows them.
+func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, tok hierarchyToken, limit int) ([]hierarchyRoom, bool, error) {
 	type queued struct {
 		roomID string
 		depth  int
 	}
-	stack := []queued{{root, 0}}
+	stack := []queued{{root.summary.RoomID, 0}}
 	seen := map[string]bool{}
 	emitted := 0
 	page := []hierarchyRoom{}
-	more := false
 	for len(stack) > 0 {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -122,37 +146,28 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 			continue
 		}
 		seen[e.roomID] = true
-		d := rootDesc
-		if e.roomID != root {
-			if d, err = a.describeRoom(ctx, e.roomID); err != nil {
-				if _, ok := mxerr.As(err); ok {
-					continue // unknown here
-				}
-				return nil, err
+		d := root
+		if e.roomID != root.summary.RoomID {
+			var err error
+			if d, err = a.visibleHierarchyRoom(ctx, e.roomID, userID); err != nil {
+				return nil, false, err
 			}
-			if _, ok, err := a.accessible(ctx, d, c.UserID); err != nil {
-				return nil, err
-			} else if !ok {
+			if d == nil {
 				continue
 			}
 		}
 		if emitted >= tok.Skip+limit {
-			more = true // one room beyond this page exists
-			break
+			return page, true, nil // one room beyond this page exists
 		}
 		var children []*rooms.Event
 		if d.summary.RoomType == "m.space" {
+			var err error
 			if children, err = a.spaceChildren(ctx, d.state, tok.Suggested); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
 		if emitted >= tok.Skip {
-			entry := hierarchyRoom{roomSummary: d.summary, ChildrenState: make([]childState, 0, len(children))}
-			for _, ch := range children {
-				entry.ChildrenState = append(entry.ChildrenState, childState{Type: ch.Type(), StateKey: *ch.StateKey(),
-					Content: json.RawMessage(ch.Content()), Sender: ch.Sender(), OriginServerTS: int64(ch.OriginServerTS())})
-			}
-			page = append(page, entry)
+			page = append(page, newHierarchyRoom(d, children))
 		}
 		emitted++
 		if tok.MaxDepth < 0 || e.depth < tok.MaxDepth {
@@ -163,13 +178,34 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 			}
 		}
 	}
-	resp := map[string]any{"rooms": page}
-	if more {
-		next := tok
-		next.Skip = tok.Skip + limit
-		resp["next_batch"] = next.String()
+	return page, false, nil
+}
+
+// visibleHierarchyRoom describes a room of a hierarchy below the root;
+// nil when the server does not know it or the user may not see it.
+func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (*roomDesc, error) {
+	d, err := a.describeRoom(ctx, roomID)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return nil, nil
+		}
+		return nil, err
 	}
-	return resp, nil
+	if _, ok, err := a.accessible(ctx, d, userID); err != nil || !ok {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newHierarchyRoom is a room's hierarchy entry, with its children's
+// m.space.child events.
+func newHierarchyRoom(d *roomDesc, children []*rooms.Event) hierarchyRoom {
+	entry := hierarchyRoom{roomSummary: d.summary, ChildrenState: make([]childState, 0, len(children))}
+	for _, ch := range children {
+		entry.ChildrenState = append(entry.ChildrenState, childState{Type: ch.Type(), StateKey: *ch.StateKey(),
+			Content: json.RawMessage(ch.Content()), Sender: ch.Sender(), OriginServerTS: int64(ch.OriginServerTS())})
+	}
+	return entry
 }
 
 // spaceChildren lists a space's m.space.child events with a valid via,

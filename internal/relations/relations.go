@@ -69,46 +69,97 @@ func Of(ev *rooms.Event) (relType, parent string) {
 // bundle aggregates evs; threads is false for the latest events of
 // threads, which cannot be thread roots themselves.
 func (a *Aggregator) bundle(ctx context.Context, viewer string, evs []*rooms.Event, threads bool) (map[string]map[string]any, error) {
-	parents := map[string]*rooms.Event{}
-	var ids, roots []string
+	ps := parentsOf(evs, threads)
+	if len(ps.ids) == 0 {
+		return nil, nil
+	}
+	vis := a.engine.VisibilityFor(viewer)
+	edits, refs, err := a.children(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	out := bundles{}
+	visibleRefs, err := a.visibleReferences(ctx, vis, refs)
+	if err != nil {
+		return nil, err
+	}
+	for id, chunk := range visibleRefs {
+		out.set(id, Reference, map[string]any{"chunk": chunk})
+	}
+	latestEdits, err := a.latestEdits(ctx, vis, edits)
+	if err != nil {
+		return nil, err
+	}
+	summaries, err := a.threadSummaries(ctx, vis, viewer, ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.renderLatest(ctx, viewer, ps.ids, latestEdits, summaries, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// bundles is unsigned.m.relations per parent event ID.
+type bundles map[string]map[string]any
+
+func (b bundles) set(id, relType string, v any) {
+	if b[id] == nil {
+		b[id] = map[string]any{}
+	}
+	b[id][relType] = v
+}
+
+// parents are the events of a batch that may carry aggregations.
+type parents struct {
+	byID  map[string]*rooms.Event
+	ids   []string // in the batch's order
+	roots []string // those that may also root a thread
+}
+
+func parentsOf(evs []*rooms.Event, threads bool) parents {
+	ps := parents{byID: map[string]*rooms.Event{}}
 	for _, ev := range evs {
 		// State events get no aggregations (spec); edits and annotations
 		// cannot have children of their own.
-		if ev.IsState() || parents[ev.EventID()] != nil {
+		if ev.IsState() || ps.byID[ev.EventID()] != nil {
 			continue
 		}
 		rel, _ := Of(ev)
 		if rel == Replace || rel == Annotation {
 			continue
 		}
-		parents[ev.EventID()] = ev
-		ids = append(ids, ev.EventID())
+		ps.byID[ev.EventID()] = ev
+		ps.ids = append(ps.ids, ev.EventID())
 		// A thread cannot start from an event that is itself a relation.
 		if threads && rel == "" {
-			roots = append(roots, ev.EventID())
+			ps.roots = append(ps.roots, ev.EventID())
 		}
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	vis := a.engine.VisibilityFor(viewer)
-	out := map[string]map[string]any{}
-	set := func(id, key string, v any) {
-		if out[id] == nil {
-			out[id] = map[string]any{}
-		}
-		out[id][key] = v
-	}
+	return ps
+}
 
-	children, err := a.store.RelationChildren(ctx, ids, Replace, Reference)
-	if err != nil {
-		return nil, err
+// in returns the parent with that ID when it is in roomID: a child
+// claiming a parent of another room is no child of it.
+func (ps parents) in(id, roomID string) *rooms.Event {
+	if p := ps.byID[id]; p != nil && p.RoomID().String() == roomID {
+		return p
 	}
-	edits := map[string][]store.RelationChild{}
-	refs := map[string][]store.RelationChild{}
-	for _, c := range children {
-		p := parents[c.Parent]
-		if p == nil || c.RoomID != p.RoomID().String() {
+	return nil
+}
+
+// children loads the edits and references of all parents in one query;
+// edits holds only valid replacements, per parent.
+func (a *Aggregator) children(ctx context.Context, ps parents) (edits, refs map[string][]store.RelationChild, err error) {
+	rows, err := a.store.RelationChildren(ctx, ps.ids, Replace, Reference)
+	if err != nil {
+		return nil, nil, err
+	}
+	edits = map[string][]store.RelationChild{}
+	refs = map[string][]store.RelationChild{}
+	for _, c := range rows {
+		p := ps.in(c.Parent, c.RoomID)
+		if p == nil {
 			continue
 		}
 		switch c.RelType {
@@ -122,44 +173,49 @@ func (a *Aggregator) bundle(ctx context.Context, viewer string, evs []*rooms.Eve
 			refs[c.Parent] = append(refs[c.Parent], c)
 		}
 	}
+	return edits, refs, nil
+}
 
-	// References: the visible ones, oldest first.
-	if len(refs) > 0 {
-		var nids []int64
-		for _, cs := range refs {
-			for _, c := range cs {
-				nids = append(nids, c.NID)
-			}
+// visibleReferences is the m.reference chunk of each parent: the
+// references the viewer may see, oldest first.
+func (a *Aggregator) visibleReferences(ctx context.Context, vis *rooms.Visibility, refs map[string][]store.RelationChild) (map[string][]map[string]string, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	var nids []int64
+	for _, cs := range refs {
+		for _, c := range cs {
+			nids = append(nids, c.NID)
 		}
-		loaded, err := a.loadVisible(ctx, vis, nids)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			var chunk []map[string]string
-			for _, c := range refs[id] {
-				if loaded[c.NID] != nil {
-					chunk = append(chunk, map[string]string{"event_id": c.EventID})
-				}
-			}
-			if len(chunk) > 0 {
-				set(id, Reference, map[string]any{"chunk": chunk})
+	}
+	loaded, err := a.loadVisible(ctx, vis, nids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]map[string]string{}
+	for id, cs := range refs {
+		for _, c := range cs {
+			if loaded[c.NID] != nil {
+				out[id] = append(out[id], map[string]string{"event_id": c.EventID})
 			}
 		}
 	}
+	return out, nil
+}
 
-	// Edits: the most recent valid visible replacement, by
-	// origin_server_ts then event ID. Candidates are tried newest first,
-	// one round (one load) for all parents at a time.
-	latestEdit := map[string]*rooms.Event{}
-	for id, cs := range edits {
+// latestEdits picks each parent's most recent valid visible replacement,
+// by origin_server_ts then event ID. Candidates are tried newest first,
+// one round (one load) for all parents at a time, so that the common
+// case of a visible newest edit costs one load.
+func (a *Aggregator) latestEdits(ctx context.Context, vis *rooms.Visibility, edits map[string][]store.RelationChild) (map[string]*rooms.Event, error) {
+	latest := map[string]*rooms.Event{}
+	for _, cs := range edits {
 		sort.Slice(cs, func(i, j int) bool {
 			if cs[i].OriginTS != cs[j].OriginTS {
 				return cs[i].OriginTS > cs[j].OriginTS
 			}
 			return cs[i].EventID > cs[j].EventID
 		})
-		edits[id] = cs
 	}
 	for round := 0; len(edits) > 0; round++ {
 		var nids []int64
@@ -179,87 +235,98 @@ func (a *Aggregator) bundle(ctx context.Context, viewer string, evs []*rooms.Eve
 		}
 		for id, cs := range edits {
 			if ev := loaded[cs[round].NID]; ev != nil && hasNewContent(ev) {
-				latestEdit[id] = ev
+				latest[id] = ev
 				delete(edits, id)
 			}
 		}
 	}
+	return latest, nil
+}
 
-	// Threads.
-	type summary struct {
-		count        int64
-		participated bool
-		latest       *rooms.Event
+// threadSummary is the m.thread aggregation of a root, before rendering.
+type threadSummary struct {
+	count        int64
+	participated bool
+	latest       *rooms.Event
+}
+
+// threadSummaries summarises the threads of the parents that may root
+// one, as the viewer sees them; threads with no event the viewer may see
+// are left out.
+func (a *Aggregator) threadSummaries(ctx context.Context, vis *rooms.Visibility, viewer string, ps parents) (map[string]*threadSummary, error) {
+	out := map[string]*threadSummary{}
+	if len(ps.roots) == 0 {
+		return out, nil
 	}
-	summaries := map[string]*summary{}
-	if len(roots) > 0 {
-		sums, err := a.store.ThreadSummaries(ctx, roots, viewer)
-		if err != nil {
-			return nil, err
+	sums, err := a.store.ThreadSummaries(ctx, ps.roots, viewer)
+	if err != nil {
+		return nil, err
+	}
+	kept := sums[:0:0]
+	var nids []int64
+	for _, s := range sums {
+		if ps.in(s.Root, s.RoomID) != nil {
+			kept = append(kept, s)
+			nids = append(nids, s.LatestNID)
 		}
-		var nids []int64
-		for _, s := range sums {
-			if root := parents[s.Root]; root != nil && s.RoomID == root.RoomID().String() {
-				nids = append(nids, s.LatestNID)
+	}
+	latest, err := a.loadVisible(ctx, vis, nids)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range kept {
+		root := ps.byID[s.Root]
+		ev := latest[s.LatestNID]
+		if ev == nil {
+			// The viewer may not see the newest event of the thread:
+			// show the newest one they may see, if any.
+			if ev, err = a.latestVisibleInThread(ctx, vis, root, s.LatestNID); err != nil {
+				return nil, err
 			}
-		}
-		latest, err := a.loadVisible(ctx, vis, nids)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range sums {
-			root := parents[s.Root]
-			if root == nil || s.RoomID != root.RoomID().String() {
+			if ev == nil {
 				continue
 			}
-			ev := latest[s.LatestNID]
-			if ev == nil {
-				// The viewer may not see the newest event of the thread:
-				// show the newest one they may see, if any.
-				if ev, err = a.latestVisibleInThread(ctx, vis, root, s.LatestNID); err != nil {
-					return nil, err
-				}
-				if ev == nil {
-					continue
-				}
-			}
-			summaries[s.Root] = &summary{count: s.Count, participated: s.Mine > 0 || root.Sender() == viewer, latest: ev}
 		}
+		out[s.Root] = &threadSummary{count: s.Count, participated: s.Mine > 0 || root.Sender() == viewer, latest: ev}
 	}
+	return out, nil
+}
 
-	// Render the edits and the latest thread events in one batch; the
-	// latter carry their own aggregations (but no threads).
+// renderLatest renders the latest edits and the latest thread events in
+// one batch, so that their own aggregations (no threads: they cannot root
+// one) cost one more round whatever their number, and sets them in out.
+func (a *Aggregator) renderLatest(ctx context.Context, viewer string, ids []string, edits map[string]*rooms.Event, threads map[string]*threadSummary, out bundles) error {
 	var toRender []*rooms.Event
 	for _, id := range ids {
-		if ev := latestEdit[id]; ev != nil {
+		if ev := edits[id]; ev != nil {
 			toRender = append(toRender, ev)
 		}
-		if s := summaries[id]; s != nil {
+		if s := threads[id]; s != nil {
 			toRender = append(toRender, s.latest)
 		}
 	}
 	if len(toRender) == 0 {
-		return out, nil
+		return nil
 	}
 	inner := clientevent.Renderer{Loader: a.engine, Relations: func(ctx context.Context, viewer string, evs []*rooms.Event) (map[string]map[string]any, error) {
 		return a.bundle(ctx, viewer, evs, false)
 	}}
 	rendered, err := inner.Render(ctx, toRender, clientevent.Viewer{}, viewer, false)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	i := 0
 	for _, id := range ids {
-		if latestEdit[id] != nil {
-			set(id, Replace, rendered[i])
+		if edits[id] != nil {
+			out.set(id, Replace, rendered[i])
 			i++
 		}
-		if s := summaries[id]; s != nil {
-			set(id, Thread, map[string]any{"latest_event": rendered[i], "count": s.count, "current_user_participated": s.participated})
+		if s := threads[id]; s != nil {
+			out.set(id, Thread, map[string]any{"latest_event": rendered[i], "count": s.count, "current_user_participated": s.participated})
 			i++
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // loadVisible loads events by NID and keeps those the viewer may see.

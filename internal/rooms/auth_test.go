@@ -548,7 +548,7 @@ var authCases = []authCase{
 	}},
 	// m.room.third_party_invite needs the invite level, not state_default.
 	{name: "invite/third_party_invite event at the invite level", allowed: allVersions, run: func(env *authEnv, t *testing.T) bool {
-		r := env.room(t, roomSpec{join: []string{userBob}})
+		r := env.room(t, roomSpec{pl: map[string]any{"invite": 0}, join: []string{userBob}})
 		content, _, _ := thirdPartyInvite(t)
 		return r.ok(r.send(userBob, spec.MRoomThirdPartyInvite, strp("tok"), content))
 	}},

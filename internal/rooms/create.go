@@ -57,61 +57,86 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 	if err != nil {
 		return "", &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNSUPPORTED_ROOM_VERSION", Message: "Unsupported room version " + version}
 	}
-	createContent := map[string]json.RawMessage{}
-	for k, v := range r.CreationContent {
-		createContent[k] = v
+	content, creators, err := createContent(verImpl, r)
+	if err != nil {
+		return "", err
 	}
-	createContent["room_version"], _ = json.Marshal(version)
-	if !verImpl.PrivilegedCreators() && !isV11OrLater(verImpl) {
-		createContent["creator"], _ = json.Marshal(r.Creator)
+	h, err := e.newRoom(ctx, verImpl, r.Creator, content)
+	if err != nil {
+		return "", err
+	}
+	defer h.mu.Unlock()
+	return h.id, e.sendInitialState(ctx, h, r, creators)
+}
+
+// createContent is the m.room.create content for a request, and the
+// room's creators (v12 gives additional_creators creator power).
+func createContent(v gomatrixserverlib.IRoomVersion, r CreateRequest) (map[string]json.RawMessage, []string, error) {
+	content := map[string]json.RawMessage{}
+	for k, val := range r.CreationContent {
+		content[k] = val
+	}
+	content["room_version"], _ = json.Marshal(string(v.Version()))
+	if !v.PrivilegedCreators() && !isV11OrLater(v) {
+		content["creator"], _ = json.Marshal(r.Creator)
 	}
 	creators := []string{r.Creator}
-	if raw, ok := createContent["additional_creators"]; ok {
-		if !verImpl.PrivilegedCreators() {
-			delete(createContent, "additional_creators")
-		} else {
-			var extra []string
-			if err := json.Unmarshal(raw, &extra); err != nil {
-				return "", mxerr.BadJSON("additional_creators must be a list of user IDs")
-			}
-			for _, u := range extra {
-				if _, err := spec.NewUserID(u, true); err != nil {
-					return "", mxerr.BadJSON("additional_creators: invalid user ID %q", u)
-				}
-			}
-			creators = append(creators, extra...)
+	raw, ok := content["additional_creators"]
+	if !ok {
+		return content, creators, nil
+	}
+	if !v.PrivilegedCreators() {
+		delete(content, "additional_creators")
+		return content, creators, nil
+	}
+	var extra []string
+	if err := json.Unmarshal(raw, &extra); err != nil {
+		return nil, nil, mxerr.BadJSON("additional_creators must be a list of user IDs")
+	}
+	for _, u := range extra {
+		if _, err := spec.NewUserID(u, true); err != nil {
+			return nil, nil, mxerr.BadJSON("additional_creators: invalid user ID %q", u)
 		}
 	}
+	return content, append(creators, extra...), nil
+}
 
-	roomID := ""
-	if !verImpl.DomainlessRoomIDs() {
-		roomID = "!" + randomString(18) + ":" + e.opts.ServerName
+// newRoom persists a new room's create event and returns its head,
+// locked. Before v12 the room ID is random; from v12 it is the create
+// event's reference hash, known only once the event is built.
+func (e *Engine) newRoom(ctx context.Context, v gomatrixserverlib.IRoomVersion, creator string, content map[string]json.RawMessage) (*roomHead, error) {
+	h := &roomHead{version: v}
+	if !v.DomainlessRoomIDs() {
+		h.id = "!" + randomString(18) + ":" + e.opts.ServerName
 	}
-	h := &roomHead{id: roomID, version: verImpl}
 	h.mu.Lock()
 	createKey := ""
-	pdu, _, err := e.build(ctx, h, SendRequest{Sender: r.Creator, Type: spec.MRoomCreate, StateKey: &createKey, Content: createContent})
+	pdu, _, err := e.build(ctx, h, SendRequest{Sender: creator, Type: spec.MRoomCreate, StateKey: &createKey, Content: content})
 	if err != nil {
 		h.mu.Unlock()
-		return "", err
+		return nil, err
 	}
-	if roomID == "" {
-		roomID = "!" + pdu.EventID()[1:]
+	if h.id == "" {
+		h.id = "!" + pdu.EventID()[1:]
 	}
-	h.id = roomID
-	if _, err := e.persist(ctx, h, pdu, persistOpts{current: true, roomVersion: version}); err != nil {
+	if _, err := e.persist(ctx, h, pdu, persistOpts{current: true, roomVersion: string(v.Version())}); err != nil {
 		h.mu.Unlock()
-		return "", err
+		return nil, err
 	}
-	h.loaded = true
 	e.headsMu.Lock()
-	e.heads[roomID] = h
+	e.heads[h.id] = h
 	e.headsMu.Unlock()
-	defer h.mu.Unlock()
+	return h, nil
+}
 
+// sendInitialState sends everything after the create event: the
+// creator's join, power levels, canonical alias, the preset's rules,
+// initial_state, name, topic and invites. initial_state overrides the
+// preset's events of the same type.
+func (e *Engine) sendInitialState(ctx context.Context, h *roomHead, r CreateRequest, creators []string) error {
 	send := func(typ, stateKey string, content any) error {
 		sk := stateKey
-		_, err := e.sendLocked(ctx, h, SendRequest{RoomID: roomID, Sender: r.Creator, Type: typ, StateKey: &sk, Content: content})
+		_, err := e.sendLocked(ctx, h, SendRequest{RoomID: h.id, Sender: r.Creator, Type: typ, StateKey: &sk, Content: content})
 		return err
 	}
 	join := map[string]any{"membership": spec.Join}
@@ -119,65 +144,37 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 		join[k] = v
 	}
 	if err := send(spec.MRoomMember, r.Creator, join); err != nil {
-		return roomID, err
-	}
-	initial := map[[2]string]bool{}
-	for _, s := range r.InitialState {
-		initial[[2]string{s.Type, s.StateKey}] = true
+		return err
 	}
 	preset := r.Preset
 	if preset == "" {
 		preset = PresetPrivateChat
 	}
-	pl, err := e.initialPowerLevels(verImpl, r, preset, creators)
-	if err != nil {
-		return roomID, err
+	if err := send(spec.MRoomPowerLevels, "", initialPowerLevels(h.version, r, preset, creators)); err != nil {
+		return err
 	}
-	if err := send(spec.MRoomPowerLevels, "", pl); err != nil {
-		return roomID, err
+	initial := map[[2]string]bool{}
+	for _, s := range r.InitialState {
+		initial[[2]string{s.Type, s.StateKey}] = true
 	}
-	if r.CanonicalAlias != "" && !initial[[2]string{"m.room.canonical_alias", ""}] {
-		if err := send("m.room.canonical_alias", "", map[string]string{"alias": r.CanonicalAlias}); err != nil {
-			return roomID, err
+	var state []StateEvent
+	if r.CanonicalAlias != "" {
+		state = append(state, stateOf("m.room.canonical_alias", map[string]string{"alias": r.CanonicalAlias}))
+	}
+	state = append(state, presetState(preset)...)
+	kept := state[:0]
+	for _, s := range state {
+		if !initial[[2]string{s.Type, s.StateKey}] {
+			kept = append(kept, s)
 		}
 	}
-	joinRule, history, guest := spec.Invite, "shared", "can_join"
-	if preset == PresetPublicChat {
-		joinRule, guest = spec.Public, "forbidden"
-	}
-	for _, s := range []struct {
-		typ     string
-		content any
-		skip    bool
-	}{
-		{spec.MRoomJoinRules, map[string]string{"join_rule": joinRule}, false},
-		{spec.MRoomHistoryVisibility, map[string]string{"history_visibility": history}, false},
-		{"m.room.guest_access", map[string]string{"guest_access": guest}, preset == PresetPublicChat},
-	} {
-		if s.skip || initial[[2]string{s.typ, ""}] {
-			continue
-		}
-		if err := send(s.typ, "", s.content); err != nil {
-			return roomID, err
-		}
-	}
-	for _, s := range append(append([]StateEvent{}, r.InitialState...), r.ExtraState...) {
+	state = append(append(append(kept, r.InitialState...), r.ExtraState...), nameAndTopic(r)...)
+	for _, s := range state {
 		if s.Type == spec.MRoomCreate || s.Type == spec.MRoomMember {
 			continue
 		}
 		if err := send(s.Type, s.StateKey, s.Content); err != nil {
-			return roomID, err
-		}
-	}
-	if r.Name != nil {
-		if err := send("m.room.name", "", map[string]string{"name": *r.Name}); err != nil {
-			return roomID, err
-		}
-	}
-	if r.Topic != nil {
-		topic := map[string]any{"topic": *r.Topic, "m.topic": map[string]any{"m.text": []map[string]string{{"body": *r.Topic, "mimetype": "text/plain"}}}}
-		if err := send("m.room.topic", "", topic); err != nil {
-			return roomID, err
+			return err
 		}
 	}
 	for _, invitee := range r.Invite {
@@ -191,15 +188,52 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 			}
 		}
 		if err := send(spec.MRoomMember, invitee, content); err != nil {
-			return roomID, err
+			return err
 		}
 	}
-	return roomID, nil
+	return nil
+}
+
+func stateOf(typ string, content any) StateEvent {
+	raw, _ := json.Marshal(content)
+	return StateEvent{Type: typ, Content: raw}
+}
+
+// presetState is the join rules, history visibility and guest access a
+// createRoom preset implies (Synapse's values).
+func presetState(preset string) []StateEvent {
+	joinRule := spec.Invite
+	if preset == PresetPublicChat {
+		joinRule = spec.Public
+	}
+	out := []StateEvent{
+		stateOf(spec.MRoomJoinRules, map[string]string{"join_rule": joinRule}),
+		stateOf(spec.MRoomHistoryVisibility, map[string]string{"history_visibility": "shared"}),
+	}
+	if preset != PresetPublicChat {
+		out = append(out, stateOf("m.room.guest_access", map[string]string{"guest_access": "can_join"}))
+	}
+	return out
+}
+
+// nameAndTopic are the m.room.name and m.room.topic events of the
+// request's name and topic; the topic carries both the plain "topic" and
+// the v1.15 "m.topic" text block.
+func nameAndTopic(r CreateRequest) []StateEvent {
+	var out []StateEvent
+	if r.Name != nil {
+		out = append(out, stateOf("m.room.name", map[string]string{"name": *r.Name}))
+	}
+	if r.Topic != nil {
+		out = append(out, stateOf("m.room.topic", map[string]any{"topic": *r.Topic,
+			"m.topic": map[string]any{"m.text": []map[string]string{{"body": *r.Topic, "mimetype": "text/plain"}}}}))
+	}
+	return out
 }
 
 // initialPowerLevels is Synapse's default power_levels content, with the
 // preset's and the request's changes.
-func (e *Engine) initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRequest, preset string, creators []string) (map[string]json.RawMessage, error) {
+func initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRequest, preset string, creators []string) map[string]json.RawMessage {
 	users := map[string]int64{}
 	if !v.PrivilegedCreators() {
 		users[r.Creator] = 100
@@ -221,8 +255,12 @@ func (e *Engine) initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRe
 			"m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
 			"m.room.server_acl": 100, "m.room.encryption": 100,
 		},
-		"events_default": 0, "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 0,
+		"events_default": 0, "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 50,
 		"notifications": map[string]int64{"room": 50},
+	}
+	if preset != PresetPublicChat {
+		// Synapse's private presets let any member invite.
+		base["invite"] = 0
 	}
 	out := map[string]json.RawMessage{}
 	for k, val := range base {
@@ -231,7 +269,7 @@ func (e *Engine) initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRe
 	for k, val := range r.PowerLevelOverride {
 		out[k] = val
 	}
-	return out, nil
+	return out
 }
 
 func isV11OrLater(v gomatrixserverlib.IRoomVersion) bool {

@@ -198,3 +198,39 @@ func TestStreamGenNeverPassesStoredPositions(t *testing.T) {
 		t.Fatalf("current %d, want 14", g.Current())
 	}
 }
+
+// TestCreateRoomPresets checks the preset-dependent state of new rooms
+// against Synapse's presets.
+func TestCreateRoomPresets(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		for _, c := range []struct {
+			preset, joinRule, guest string
+			invite                  int64
+		}{
+			{PresetPrivateChat, "invite", "can_join", 0},
+			{PresetTrustedPrivateChat, "invite", "can_join", 0},
+			{PresetPublicChat, "public", "", 50},
+		} {
+			roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Preset: c.preset, Version: "12"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, _ := e.CurrentState(ctx, roomID)
+			pl, _ := e.PowerLevels(ctx, state)
+			jr, _ := e.StateEvent(ctx, state, spec.MRoomJoinRules, "")
+			ga, _ := e.StateEvent(ctx, state, "m.room.guest_access", "")
+			guest := ""
+			if ga != nil {
+				guest = contentField(ga.PDU, "guest_access")
+			}
+			if pl.Invite != c.invite || contentField(jr.PDU, "join_rule") != c.joinRule || guest != c.guest {
+				t.Errorf("%s: invite %d, join_rule %s, guest_access %q", c.preset, pl.Invite, contentField(jr.PDU, "join_rule"), guest)
+			}
+			if _, inUsers := pl.Users["@alice:a.test"]; !inUsers || pl.Users["@alice:a.test"] != creatorLevel {
+				t.Errorf("%s: v12 creator power %v", c.preset, pl.Users)
+			}
+		}
+	})
+}
