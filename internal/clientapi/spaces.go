@@ -67,16 +67,12 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rootDesc, err := a.describeRoom(ctx, root)
+	rootDesc, err := a.visibleHierarchyRoom(ctx, root, c.UserID)
 	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return nil, mxerr.Forbidden("You are not allowed to view this room")
-		}
 		return nil, err
 	}
-	if _, ok, err := a.accessible(ctx, rootDesc, c.UserID); err != nil {
-		return nil, err
-	} else if !ok {
+	if rootDesc == nil {
+		// Unknown and hidden rooms alike, so that neither is told apart.
 		return nil, mxerr.Forbidden("You are not allowed to view this room")
 	}
 	page, more, err := a.walkHierarchy(ctx, rootDesc, c.UserID, tok, limit)
@@ -181,8 +177,8 @@ func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, 
 	return page, false, nil
 }
 
-// visibleHierarchyRoom describes a room of a hierarchy below the root;
-// nil when the server does not know it or the user may not see it.
+// visibleHierarchyRoom describes a room of a hierarchy; nil when the
+// server does not know it or the user may not see it.
 func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (*roomDesc, error) {
 	d, err := a.describeRoom(ctx, roomID)
 	if err != nil {

@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -39,12 +40,8 @@ type upgradeRequest struct {
 	AdditionalCreators []string `json:"additional_creators"`
 }
 
-// upgradeRoom replaces a room with a new one of another version, as the
-// spec's "Server behaviour" of room upgrades and Synapse do: create the
-// replacement (predecessor, room type, transferable state, power levels,
-// bans, local canonical aliases), tombstone the old room, move the local
-// aliases and the directory entry, and restrict the old room's power
-// levels so that ordinary users can no longer speak or invite.
+// upgradeRoom serves POST /upgrade: it plans the upgrade of the room
+// from its current state, then carries it out (see roomUpgrade).
 func (a *API) upgradeRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	var req upgradeRequest
 	if err := httpapi.ReadJSON(r, &req); err != nil {
@@ -57,25 +54,50 @@ func (a *API) upgradeRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNSUPPORTED_ROOM_VERSION", Message: "Your homeserver does not support this room version"}
 	}
-	ctx := r.Context()
-	oldID := r.PathValue("roomId")
-	state, err := a.rooms.CurrentState(ctx, oldID)
+	u, err := a.planUpgrade(r.Context(), r.PathValue("roomId"), c, req, newVersion)
 	if err != nil {
 		return nil, err
 	}
-	if m, err := a.rooms.MembershipIn(ctx, state, c.UserID); err != nil {
-		return nil, err
-	} else if m != spec.Join {
-		return nil, mxerr.Forbidden("You are not in this room")
-	}
-	pl, err := a.rooms.PowerLevels(ctx, state)
+	newID, err := a.performUpgrade(r.Context(), u)
 	if err != nil {
 		return nil, err
 	}
-	if pl.UserLevel(spec.SenderID(c.UserID)) < pl.EventLevel("m.room.tombstone", true) {
-		return nil, mxerr.Forbidden("You don't have permission to upgrade the room")
-	}
+	return map[string]string{"replacement_room": newID}, nil
+}
 
+// roomUpgrade is a room upgrade as the spec's "Server behaviour" of room
+// upgrades and Synapse do it: create the replacement (predecessor, room
+// type, transferable state, power levels, bans, local canonical aliases),
+// tombstone the old room, move the local aliases and the directory entry,
+// and restrict the old room's power levels so that ordinary users can no
+// longer speak or invite. Everything the new room starts with is read
+// from the old room before anything is written.
+type roomUpgrade struct {
+	upgrader *httpapi.Caller
+	oldID    string
+	version  string
+	// old is the old room's current state.
+	old map[store.StateKey]*rooms.Event
+	// creation, powerLevels and initial are the replacement's creation
+	// content, power levels and initial state.
+	creation    map[string]json.RawMessage
+	powerLevels map[string]json.RawMessage
+	initial     []rooms.StateEvent
+	// restorePowerLevels, when set, replaces powerLevels once the
+	// replacement is set up (see upgradedPowerLevels).
+	restorePowerLevels map[string]json.RawMessage
+	// oldAlias is the old room's canonical alias content once its local
+	// aliases have moved; nil when none move.
+	oldAlias json.RawMessage
+}
+
+// planUpgrade checks that the caller may upgrade the room and computes
+// the replacement from the room's current state.
+func (a *API) planUpgrade(ctx context.Context, oldID string, c *httpapi.Caller, req upgradeRequest, newVersion gomatrixserverlib.IRoomVersion) (*roomUpgrade, error) {
+	state, pl, err := a.authorizeUpgrade(ctx, oldID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
 	all, err := a.rooms.StateEvents(ctx, state)
 	if err != nil {
 		return nil, err
@@ -84,35 +106,74 @@ func (a *API) upgradeRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	if create == nil {
 		return nil, mxerr.NotFound("Unknown room")
 	}
-	creation := map[string]json.RawMessage{}
-	predecessor := map[string]string{"room_id": oldID}
+	u := &roomUpgrade{upgrader: c, oldID: oldID, version: *req.NewVersion, old: all}
+	creators, err := a.upgradeCreationContent(ctx, u, create, newVersion, req.AdditionalCreators)
+	if err != nil {
+		return nil, err
+	}
+	if u.powerLevels, u.restorePowerLevels, err = upgradedPowerLevels(all, pl, create, newVersion, creators, c.UserID); err != nil {
+		return nil, err
+	}
+	u.initial, u.oldAlias = a.upgradeInitialState(all, create)
+	return u, nil
+}
+
+// authorizeUpgrade returns the room's current state and power levels
+// when the user is joined and may send the tombstone.
+func (a *API) authorizeUpgrade(ctx context.Context, roomID, userID string) (rooms.StateMap, *gomatrixserverlib.PowerLevelContent, error) {
+	state, err := a.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m, err := a.rooms.MembershipIn(ctx, state, userID); err != nil {
+		return nil, nil, err
+	} else if m != spec.Join {
+		return nil, nil, mxerr.Forbidden("You are not in this room")
+	}
+	pl, err := a.rooms.PowerLevels(ctx, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pl.UserLevel(spec.SenderID(userID)) < pl.EventLevel("m.room.tombstone", true) {
+		return nil, nil, mxerr.Forbidden("You don't have permission to upgrade the room")
+	}
+	return state, pl, nil
+}
+
+// upgradeCreationContent sets u.creation: the predecessor, the old room's
+// type and m.federate, and the additional creators where the new version
+// has privileged creators. It returns the new room's creators.
+func (a *API) upgradeCreationContent(ctx context.Context, u *roomUpgrade, create *rooms.Event, newVersion gomatrixserverlib.IRoomVersion, additionalCreators []string) ([]string, error) {
+	u.creation = map[string]json.RawMessage{}
+	predecessor := map[string]string{"room_id": u.oldID}
 	// The last event before the upgrade: the tombstone's ID is unknown
 	// until the new room exists.
-	if last, err := a.roomStore.LastEventAtOrBefore(ctx, oldID, a.rooms.Stream().Current()); err == nil {
+	if last, err := a.roomStore.LastEventAtOrBefore(ctx, u.oldID, a.rooms.Stream().Current()); err == nil {
 		predecessor["event_id"] = last.EventID
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	creation["predecessor"], _ = json.Marshal(predecessor)
+	u.creation["predecessor"], _ = json.Marshal(predecessor)
 	var oldCreate map[string]json.RawMessage
 	_ = json.Unmarshal(create.Content(), &oldCreate)
 	for _, k := range []string{"type", "m.federate"} {
 		if v, ok := oldCreate[k]; ok {
-			creation[k] = v
+			u.creation[k] = v
 		}
 	}
-	newCreators := []string{c.UserID}
-	if newVersion.PrivilegedCreators() && len(req.AdditionalCreators) > 0 {
-		creation["additional_creators"], _ = json.Marshal(req.AdditionalCreators)
-		newCreators = append(newCreators, req.AdditionalCreators...)
+	creators := []string{u.upgrader.UserID}
+	if newVersion.PrivilegedCreators() && len(additionalCreators) > 0 {
+		u.creation["additional_creators"], _ = json.Marshal(additionalCreators)
+		creators = append(creators, additionalCreators...)
 	}
+	return creators, nil
+}
 
-	plOverride, raised, final, err := a.upgradedPowerLevels(all, pl, create, newVersion, newCreators, c.UserID)
-	if err != nil {
-		return nil, err
-	}
-
-	var initial []rooms.StateEvent
+// upgradeInitialState is the state the replacement starts with besides
+// its preset's: the transferable state, the local canonical aliases and,
+// for a space, its children. oldAlias is what the old room's canonical
+// alias becomes (see splitCanonicalAlias).
+func (a *API) upgradeInitialState(all map[store.StateKey]*rooms.Event, create *rooms.Event) (initial []rooms.StateEvent, oldAlias json.RawMessage) {
 	for _, typ := range upgradeTransferred {
 		if ev := all[store.StateKey{Type: typ}]; ev != nil {
 			initial = append(initial, rooms.StateEvent{Type: typ, Content: json.RawMessage(ev.Content())})
@@ -123,77 +184,106 @@ func (a *API) upgradeRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 		initial = append(initial, rooms.StateEvent{Type: "m.room.canonical_alias", Content: newAlias})
 	}
 	if contentString(create.Content(), "type") == "m.space" {
-		// A space keeps its children (those not removed: non-empty content).
-		var children []rooms.StateEvent
-		for k, ev := range all {
-			var c map[string]json.RawMessage
-			if k.Type == "m.space.child" && json.Unmarshal(ev.Content(), &c) == nil && len(c) > 0 {
-				children = append(children, rooms.StateEvent{Type: k.Type, StateKey: k.StateKey, Content: json.RawMessage(ev.Content())})
-			}
-		}
-		sort.Slice(children, func(i, j int) bool { return children[i].StateKey < children[j].StateKey })
-		initial = append(initial, children...)
+		initial = append(initial, spaceChildState(all)...)
 	}
+	return initial, oldAlias
+}
 
+// spaceChildState is the m.space.child state a space keeps on upgrade:
+// the children not removed (non-empty content), by room ID.
+func spaceChildState(all map[store.StateKey]*rooms.Event) []rooms.StateEvent {
+	var children []rooms.StateEvent
+	for k, ev := range all {
+		var c map[string]json.RawMessage
+		if k.Type == "m.space.child" && json.Unmarshal(ev.Content(), &c) == nil && len(c) > 0 {
+			children = append(children, rooms.StateEvent{Type: k.Type, StateKey: k.StateKey, Content: json.RawMessage(ev.Content())})
+		}
+	}
+	sort.Slice(children, func(i, j int) bool { return children[i].StateKey < children[j].StateKey })
+	return children
+}
+
+// performUpgrade carries out a planned upgrade and returns the
+// replacement's ID. Only the replacement's creation and the tombstone
+// must succeed; an event the upgrader may not send is left out (see
+// ignoreAuth).
+func (a *API) performUpgrade(ctx context.Context, u *roomUpgrade) (string, error) {
+	c := u.upgrader
 	newID, err := a.rooms.CreateRoom(ctx, rooms.CreateRequest{
-		Creator: c.UserID, Version: *req.NewVersion, CreationContent: creation, PowerLevelOverride: plOverride,
-		Preset: rooms.PresetPrivateChat, InitialState: initial, CreatorContent: a.memberProfile(ctx, c.Localpart),
+		Creator: c.UserID, Version: u.version, CreationContent: u.creation, PowerLevelOverride: u.powerLevels,
+		Preset: rooms.PresetPrivateChat, InitialState: u.initial, CreatorContent: a.memberProfile(ctx, c.Localpart),
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
+	if err := a.carryBans(ctx, u, newID); err != nil {
+		return "", err
+	}
+	if _, err := a.sendState(ctx, u.oldID, c.UserID, "m.room.tombstone",
+		map[string]string{"body": "This room has been replaced", "replacement_room": newID}); err != nil {
+		return "", err
+	}
+	if err := a.moveAddresses(ctx, u, newID); err != nil {
+		return "", err
+	}
+	if restricted := restrictedPowerLevels(u.old[store.StateKey{Type: spec.MRoomPowerLevels}]); restricted != nil {
+		if err := ignoreAuth(a.sendState(ctx, u.oldID, c.UserID, spec.MRoomPowerLevels, restricted)); err != nil {
+			return "", err
+		}
+	}
+	if u.restorePowerLevels != nil {
+		// Drop the level the upgrading user held only to copy the state.
+		if err := ignoreAuth(a.sendState(ctx, newID, c.UserID, spec.MRoomPowerLevels, u.restorePowerLevels)); err != nil {
+			return "", err
+		}
+	}
+	return newID, nil
+}
 
-	// Bans carry over; other memberships cannot.
-	for k, ev := range all {
+// carryBans bans in the replacement those banned from the old room;
+// other memberships cannot carry over.
+func (a *API) carryBans(ctx context.Context, u *roomUpgrade, newID string) error {
+	for k, ev := range u.old {
 		if k.Type != spec.MRoomMember {
 			continue
 		}
 		if m, _ := ev.Membership(); m == spec.Ban {
 			if err := ignoreAuth(a.rooms.SetMembership(ctx, rooms.MembershipRequest{
-				Sender: c.UserID, RoomID: newID, Target: k.StateKey, Membership: spec.Ban, Reason: contentString(ev.Content(), "reason"),
+				Sender: u.upgrader.UserID, RoomID: newID, Target: k.StateKey, Membership: spec.Ban, Reason: contentString(ev.Content(), "reason"),
 			})); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
+	return nil
+}
 
+// moveAddresses moves the old room's local aliases, the local ones of its
+// canonical alias and its entry in the public room directory to the
+// replacement.
+func (a *API) moveAddresses(ctx context.Context, u *roomUpgrade, newID string) error {
+	if err := a.roomStore.MoveAliases(ctx, u.oldID, newID); err != nil {
+		return err
+	}
+	if u.oldAlias != nil {
+		if err := ignoreAuth(a.sendState(ctx, u.oldID, u.upgrader.UserID, "m.room.canonical_alias", u.oldAlias)); err != nil {
+			return err
+		}
+	}
+	published, err := a.roomStore.RoomPublished(ctx, u.oldID)
+	if err != nil || !published {
+		return err
+	}
+	if err := a.publishRoom(ctx, newID, true); err != nil {
+		return err
+	}
+	return a.publishRoom(ctx, u.oldID, false)
+}
+
+// sendState sends a state event with an empty state key.
+func (a *API) sendState(ctx context.Context, roomID, sender, typ string, content any) (*rooms.Event, error) {
 	key := ""
-	if _, err := a.rooms.Send(ctx, rooms.SendRequest{RoomID: oldID, Sender: c.UserID, Type: "m.room.tombstone", StateKey: &key,
-		Content: map[string]string{"body": "This room has been replaced", "replacement_room": newID}}); err != nil {
-		return nil, err
-	}
-
-	if err := a.roomStore.MoveAliases(ctx, oldID, newID); err != nil {
-		return nil, err
-	}
-	if oldAlias != nil {
-		if err := ignoreAuth(a.rooms.Send(ctx, rooms.SendRequest{RoomID: oldID, Sender: c.UserID, Type: "m.room.canonical_alias", StateKey: &key, Content: oldAlias})); err != nil {
-			return nil, err
-		}
-	}
-	if published, err := a.roomStore.RoomPublished(ctx, oldID); err != nil {
-		return nil, err
-	} else if published {
-		if err := a.publishRoom(ctx, newID, true); err != nil {
-			return nil, err
-		}
-		if err := a.publishRoom(ctx, oldID, false); err != nil {
-			return nil, err
-		}
-	}
-
-	if restricted := restrictedPowerLevels(all[store.StateKey{Type: spec.MRoomPowerLevels}]); restricted != nil {
-		if err := ignoreAuth(a.rooms.Send(ctx, rooms.SendRequest{RoomID: oldID, Sender: c.UserID, Type: spec.MRoomPowerLevels, StateKey: &key, Content: restricted})); err != nil {
-			return nil, err
-		}
-	}
-	if raised {
-		// Drop the level the upgrading user held only to copy the state.
-		if err := ignoreAuth(a.rooms.Send(ctx, rooms.SendRequest{RoomID: newID, Sender: c.UserID, Type: spec.MRoomPowerLevels, StateKey: &key, Content: final})); err != nil {
-			return nil, err
-		}
-	}
-	return map[string]string{"replacement_room": newID}, nil
+	return a.rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: sender, Type: typ, StateKey: &key, Content: content})
 }
 
 // ignoreAuth drops Matrix errors (an event the user may not send) and
@@ -212,14 +302,15 @@ func ignoreAuth(_ *rooms.Event, err error) error {
 // where they are not creators of the new room, and the new room's
 // creators left out of users where the version makes them privileged.
 // When the upgrading user lacks the level to copy every state event they
-// are raised to it (raised), and final is the content to restore after.
-func (a *API) upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomatrixserverlib.PowerLevelContent,
+// are raised to it, and restore is the content to send once the state is
+// copied (nil when they were not raised).
+func upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomatrixserverlib.PowerLevelContent,
 	create *rooms.Event, newVersion gomatrixserverlib.IRoomVersion, newCreators []string, upgrader string,
-) (map[string]json.RawMessage, bool, map[string]json.RawMessage, error) {
-	content := map[string]json.RawMessage{}
+) (content, restore map[string]json.RawMessage, err error) {
+	content = map[string]json.RawMessage{}
 	if ev := all[store.StateKey{Type: spec.MRoomPowerLevels}]; ev != nil {
 		if err := json.Unmarshal(ev.Content(), &content); err != nil {
-			return nil, false, nil, err
+			return nil, nil, err
 		}
 	}
 	for k, v := range plDefaults {
@@ -247,7 +338,7 @@ func (a *API) upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomat
 	}
 	content["users"], _ = json.Marshal(users)
 	if newVersion.PrivilegedCreators() {
-		return content, false, nil, nil
+		return content, nil, nil
 	}
 	// The level needed to send every state event the new room starts with.
 	needed := max(pl.StateDefault, pl.Ban)
@@ -264,7 +355,7 @@ func (a *API) upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomat
 		}
 	}
 	if current >= needed {
-		return content, false, nil, nil
+		return content, nil, nil
 	}
 	raisedUsers := make(map[string]json.RawMessage, len(users)+1)
 	for k, v := range users {
@@ -276,7 +367,7 @@ func (a *API) upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomat
 		raisedContent[k] = v
 	}
 	raisedContent["users"], _ = json.Marshal(raisedUsers)
-	return raisedContent, true, content, nil
+	return raisedContent, content, nil
 }
 
 // splitCanonicalAlias divides a canonical alias event on upgrade: the

@@ -109,139 +109,212 @@ func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := newResponse(Token{Events: upto})
-	rf := req.Filter.Room
 	forgotten, err := s.store.ForgottenRooms(ctx, req.UserID)
 	if err != nil {
 		return nil, err
 	}
-	vis := s.engine.VisibilityFor(req.UserID)
+	p := &pass{req: req, resp: newResponse(Token{Events: upto}), vis: s.engine.VisibilityFor(req.UserID), forgotten: forgotten, upto: upto}
+	rf := req.Filter.Room
+	memberships = slices.DeleteFunc(memberships, func(m store.RoomMembership) bool {
+		return !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID)
+	})
 	if req.Since == nil {
-		for _, m := range memberships {
-			if !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID) {
-				continue
-			}
-			switch m.Membership {
-			case spec.Join:
-				room, err := s.joinedRoom(ctx, req, vis, m.RoomID, 0, upto, stateFull)
-				if err != nil {
-					return nil, err
-				}
-				resp.Rooms.Join[m.RoomID] = room
-			case spec.Invite, spec.Knock:
-				if err := s.strippedRoom(ctx, resp, m); err != nil {
-					return nil, err
-				}
-			case spec.Leave, spec.Ban:
-				if rf.IncludeLeave && !forgotten[m.RoomID] {
-					if err := s.leftRoom(ctx, req, resp, vis, m, 0, false); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-		return resp, nil
+		err = s.initialRooms(ctx, p, memberships)
+	} else {
+		p.after = min(req.Since.Events, upto)
+		err = s.incrementalRooms(ctx, p, memberships)
 	}
-
-	after := min(req.Since.Events, upto)
-	changes, err := s.store.MembershipChanges(ctx, req.UserID, after, upto)
 	if err != nil {
 		return nil, err
 	}
-	// The user's membership events in range, per room, oldest first.
+	return p.resp, nil
+}
+
+// pass is one computation of a response: what all its rooms share.
+type pass struct {
+	req       Request
+	resp      *Response
+	vis       *rooms.Visibility
+	forgotten map[string]bool
+	// after and upto bound the range of the sync, (after, upto]; after is
+	// 0 for an initial sync.
+	after, upto int64
+}
+
+// initialRooms adds every room the user has a membership of; left rooms
+// only when the filter asks for them.
+func (s *Service) initialRooms(ctx context.Context, p *pass, memberships []store.RoomMembership) error {
+	for _, m := range memberships {
+		switch m.Membership {
+		case spec.Join:
+			room, err := s.joinedRoom(ctx, p.req, p.vis, m.RoomID, 0, p.upto, stateFull)
+			if err != nil {
+				return err
+			}
+			p.resp.Rooms.Join[m.RoomID] = room
+		case spec.Invite, spec.Knock:
+			if err := s.strippedRoom(ctx, p.resp, m); err != nil {
+				return err
+			}
+		case spec.Leave, spec.Ban:
+			if p.req.Filter.Room.IncludeLeave && !p.forgotten[m.RoomID] {
+				if err := s.leftRoom(ctx, p.req, p.resp, p.vis, m, 0, false); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// incrementalRooms adds the rooms with news since the token: events, or
+// changes of the user's membership.
+func (s *Service) incrementalRooms(ctx context.Context, p *pass, memberships []store.RoomMembership) error {
+	changes, err := s.store.MembershipChanges(ctx, p.req.UserID, p.after, p.upto)
+	if err != nil {
+		return err
+	}
 	changed := map[string][]store.EventRow{}
 	for _, c := range changes {
 		changed[c.RoomID] = append(changed[c.RoomID], c)
 	}
-	activeList, err := s.store.RoomsWithEvents(ctx, after, upto)
+	activeList, err := s.store.RoomsWithEvents(ctx, p.after, p.upto)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	active := make(map[string]bool, len(activeList))
 	for _, id := range activeList {
 		active[id] = true
 	}
 	for _, m := range memberships {
-		if !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID) {
-			continue
-		}
-		evs := changed[m.RoomID]
-		// atSince is the membership at the token; inRange the memberships
-		// the user went through since, the current one last.
-		atSince := m.Membership
-		var inRange []string
-		if len(evs) > 0 {
-			if atSince, err = s.membershipBefore(ctx, evs[0]); err != nil {
-				return nil, err
-			}
-			for _, ev := range evs {
-				if ev.Membership != nil {
-					inRange = append(inRange, *ev.Membership)
-				}
-			}
+		h, err := s.membershipHistory(ctx, m, changed[m.RoomID])
+		if err != nil {
+			return err
 		}
 		switch m.Membership {
 		case spec.Join:
-			// Newly joined, or left and rejoined since the token: the client
-			// needs the whole state.
-			newlyJoined := len(evs) > 0 && (atSince != spec.Join || slices.ContainsFunc(inRange, func(ms string) bool { return ms != spec.Join }))
-			if !newlyJoined && !req.FullState && !active[m.RoomID] {
-				continue
-			}
-			mode := stateDelta
-			if newlyJoined || req.FullState {
-				mode = stateFull
-			}
-			room, err := s.joinedRoom(ctx, req, vis, m.RoomID, after, upto, mode)
-			if err != nil {
-				return nil, err
-			}
-			if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 {
-				continue // only events this user may not see, or filtered out
-			}
-			resp.Rooms.Join[m.RoomID] = room
+			err = s.joinedSince(ctx, p, m, h, active[m.RoomID])
 		case spec.Invite, spec.Knock:
-			if len(evs) == 0 && !req.FullState {
-				continue
-			}
-			if err := s.strippedRoom(ctx, resp, m); err != nil {
-				return nil, err
-			}
-			// Left a joined room and got invited (or knocked) again since the
-			// token: the client must also learn that it left.
-			if atSince == spec.Join || slices.Contains(inRange, spec.Join) {
-				for i := len(evs) - 1; i >= 0; i-- {
-					if ms := evs[i].Membership; ms != nil && (*ms == spec.Leave || *ms == spec.Ban) {
-						if !forgotten[m.RoomID] {
-							left := store.RoomMembership{RoomID: m.RoomID, Membership: *ms, EventNID: evs[i].NID}
-							if err := s.leftRoom(ctx, req, resp, vis, left, after, atSince != spec.Join); err != nil {
-								return nil, err
-							}
-						}
-						break
-					}
-				}
-			}
+			err = s.invitedSince(ctx, p, m, h)
 		case spec.Leave, spec.Ban:
-			if forgotten[m.RoomID] {
-				continue
-			}
-			// A room shows in "leave" when the user was in it (joined, invited
-			// or knocking) at the token or since: a rejected invite or a
-			// withdrawn knock too, so that the client drops the room.
-			wasIn := isIn(atSince)
-			for _, ms := range inRange[:max(len(inRange)-1, 0)] {
-				wasIn = wasIn || isIn(ms)
-			}
-			if !(len(evs) > 0 && wasIn) && !(req.FullState && rf.IncludeLeave) {
-				continue
-			}
-			if err := s.leftRoom(ctx, req, resp, vis, m, after, req.FullState || atSince != spec.Join); err != nil {
-				return nil, err
-			}
+			err = s.leftSince(ctx, p, m, h)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return resp, nil
+	return nil
+}
+
+// membershipHistory is how the user's membership of a room went since
+// the token.
+type membershipHistory struct {
+	// events are the user's membership events in range, oldest first.
+	events []store.EventRow
+	// atSince is the membership at the token; inRange the memberships the
+	// user went through since, the current one last.
+	atSince string
+	inRange []string
+}
+
+func (s *Service) membershipHistory(ctx context.Context, m store.RoomMembership, evs []store.EventRow) (membershipHistory, error) {
+	h := membershipHistory{events: evs, atSince: m.Membership}
+	if len(evs) == 0 {
+		return h, nil
+	}
+	var err error
+	if h.atSince, err = s.membershipBefore(ctx, evs[0]); err != nil {
+		return h, err
+	}
+	for _, ev := range evs {
+		if ev.Membership != nil {
+			h.inRange = append(h.inRange, *ev.Membership)
+		}
+	}
+	return h, nil
+}
+
+// newlyJoined reports whether the user joined, or left and rejoined,
+// since the token.
+func (h membershipHistory) newlyJoined() bool {
+	return len(h.events) > 0 && (h.atSince != spec.Join || slices.ContainsFunc(h.inRange, func(ms string) bool { return ms != spec.Join }))
+}
+
+// wasIn reports whether the user was in the room (joined, invited or
+// knocking) at the token or since, before their current membership.
+func (h membershipHistory) wasIn() bool {
+	in := isIn(h.atSince)
+	for _, ms := range h.inRange[:max(len(h.inRange)-1, 0)] {
+		in = in || isIn(ms)
+	}
+	return in
+}
+
+// lastLeave is the user's last leave or ban in range.
+func (h membershipHistory) lastLeave() (store.EventRow, bool) {
+	for i := len(h.events) - 1; i >= 0; i-- {
+		if ms := h.events[i].Membership; ms != nil && (*ms == spec.Leave || *ms == spec.Ban) {
+			return h.events[i], true
+		}
+	}
+	return store.EventRow{}, false
+}
+
+// joinedSince adds a joined room that has news: with its whole state
+// when the user is newly joined (the client has none of it) or full
+// state is asked for, else with the state that changed.
+func (s *Service) joinedSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory, active bool) error {
+	newlyJoined := h.newlyJoined()
+	if !newlyJoined && !p.req.FullState && !active {
+		return nil
+	}
+	mode := stateDelta
+	if newlyJoined || p.req.FullState {
+		mode = stateFull
+	}
+	room, err := s.joinedRoom(ctx, p.req, p.vis, m.RoomID, p.after, p.upto, mode)
+	if err != nil {
+		return err
+	}
+	if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 {
+		return nil // only events this user may not see, or filtered out
+	}
+	p.resp.Rooms.Join[m.RoomID] = room
+	return nil
+}
+
+// invitedSince adds an invite or knock made since the token.
+func (s *Service) invitedSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory) error {
+	if len(h.events) == 0 && !p.req.FullState {
+		return nil
+	}
+	if err := s.strippedRoom(ctx, p.resp, m); err != nil {
+		return err
+	}
+	// Left a joined room and got invited (or knocked) again since the
+	// token: the client must also learn that it left.
+	if h.atSince != spec.Join && !slices.Contains(h.inRange, spec.Join) {
+		return nil
+	}
+	leave, ok := h.lastLeave()
+	if !ok || p.forgotten[m.RoomID] {
+		return nil
+	}
+	left := store.RoomMembership{RoomID: m.RoomID, Membership: *leave.Membership, EventNID: leave.NID}
+	return s.leftRoom(ctx, p.req, p.resp, p.vis, left, p.after, h.atSince != spec.Join)
+}
+
+// leftSince adds a room the user left since the token. A room shows in
+// "leave" when the user was in it at the token or since: a rejected
+// invite or a withdrawn knock too, so that the client drops the room.
+func (s *Service) leftSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory) error {
+	if p.forgotten[m.RoomID] {
+		return nil
+	}
+	if !(len(h.events) > 0 && h.wasIn()) && !(p.req.FullState && p.req.Filter.Room.IncludeLeave) {
+		return nil
+	}
+	return s.leftRoom(ctx, p.req, p.resp, p.vis, m, p.after, p.req.FullState || h.atSince != spec.Join)
 }
 
 // isIn reports whether a membership puts a room in one of the sections
@@ -501,11 +574,9 @@ func (s *Service) stateEvents(ctx context.Context, state, base rooms.StateMap) (
 func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms.Event) []*rooms.Event {
 	sf := req.Filter.Room.State
 	senders := map[string]bool{req.UserID: true}
-	for _, ev := range timeline {
-		senders[ev.Sender()] = true
-	}
 	inTimeline := map[string]bool{}
 	for _, ev := range timeline {
+		senders[ev.Sender()] = true
 		inTimeline[ev.EventID()] = true
 	}
 	out := evs[:0:0]
