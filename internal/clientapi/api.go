@@ -40,7 +40,7 @@ type RoomStore interface {
 	UnforgetRoom(ctx context.Context, userID, roomID string) error
 	CreateFilter(ctx context.Context, localpart, filterJSON string) (int64, error)
 	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
-	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]store.EventRow, error)
+	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 	RoomPublished(ctx context.Context, roomID string) (bool, error)

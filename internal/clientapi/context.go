@@ -127,7 +127,7 @@ func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event
 	}
 	kept := evs[:0]
 	for _, ev := range evs {
-		if rf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev)) {
+		if rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) {
 			kept = append(kept, ev)
 		}
 	}

@@ -174,28 +174,24 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 	var out []*rooms.Event
 	cursor := from
 	for len(out) < limit {
-		var rows []store.EventRow
+		var nids []int64
 		var err error
 		batch := max(limit-len(out), 20)
 		if backwards {
 			lower := max(to, 0)
-			rows, err = a.roomStore.RoomEvents(ctx, roomID, lower, min(cursor, upper), batch, true)
+			nids, err = a.roomStore.RoomEvents(ctx, roomID, lower, min(cursor, upper), batch, true)
 		} else {
 			hi := upper
 			if to >= 0 {
 				hi = min(hi, to)
 			}
-			rows, err = a.roomStore.RoomEvents(ctx, roomID, cursor, hi, batch, false)
+			nids, err = a.roomStore.RoomEvents(ctx, roomID, cursor, hi, batch, false)
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if len(rows) == 0 {
+		if len(nids) == 0 {
 			return out, -1, nil
-		}
-		nids := make([]int64, len(rows))
-		for i, row := range rows {
-			nids[i] = row.NID
 		}
 		evs, err := a.rooms.EventsByNID(ctx, nids)
 		if err != nil {
@@ -207,7 +203,7 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 			} else {
 				cursor = ev.StreamPos
 			}
-			if !rf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev)) {
+			if !rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) {
 				continue
 			}
 			ok, err := vis.CanSee(ctx, ev)
@@ -221,7 +217,7 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 				}
 			}
 		}
-		if len(rows) < batch {
+		if len(nids) < batch {
 			if len(out) < limit {
 				return out, -1, nil
 			}

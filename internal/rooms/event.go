@@ -20,6 +20,9 @@ type Event struct {
 	StateAfter  int64
 	Status      int
 	ReplacesNID int64
+	// HasURL is the contains_url filter's test, worked out once when the
+	// event is stored rather than on every filtered read.
+	HasURL bool
 	// RedactedBy is the redaction that applies to the event; the PDU is
 	// then already in its redacted form.
 	RedactedBy string
@@ -46,7 +49,7 @@ func eventFromRow(r store.EventRow, version gomatrixserverlib.IRoomVersion) (*Ev
 		return nil, fmt.Errorf("rooms: stored event %s: %w", r.EventID, err)
 	}
 	e := &Event{PDU: pdu, NID: r.NID, StreamPos: r.StreamPos, StateBefore: r.StateBefore, StateAfter: r.StateAfter,
-		Status: r.Status, ReplacesNID: r.ReplacesNID}
+		Status: r.Status, ReplacesNID: r.ReplacesNID, HasURL: r.ContainsURL}
 	if r.RedactedBy != nil {
 		e.RedactedBy = *r.RedactedBy
 		if !r.Pruned {

@@ -248,7 +248,7 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 		e.snapshots.PutCost(stateAfter, after, len(after)+1)
 	}
 	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, StateBefore: o.stateBefore, StateAfter: stateAfter,
-		Status: o.status, ReplacesNID: ne.Row.ReplacesNID}
+		Status: o.status, ReplacesNID: ne.Row.ReplacesNID, HasURL: ne.Row.ContainsURL}
 	if o.txn != nil {
 		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
 	}

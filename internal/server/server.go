@@ -202,6 +202,7 @@ func (s *Server) Start() error {
 	}
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
+	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
 	return nil
 }

@@ -56,16 +56,31 @@ func (db *DB) JoinedMembers(ctx context.Context, roomID string) ([]string, error
 	return db.r().strings(ctx, `SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join' ORDER BY state_key`, roomID)
 }
 
-// RoomEvents returns a room's accepted events with after < stream_pos <=
-// upto, the newest first when backwards is set, the oldest first otherwise.
-func (db *DB) RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]EventRow, error) {
+// RoomEvents returns the NIDs of a room's accepted events with after <
+// stream_pos <= upto, the newest first when backwards is set, the oldest
+// first otherwise. Callers take the events themselves from the engine's
+// cache, so the JSON is not read here.
+func (db *DB) RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error) {
 	order := "ASC"
 	if backwards {
 		order = "DESC"
 	}
-	return db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events
+	rows, err := db.r().query(ctx, `SELECT event_nid FROM events
 		WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 AND status = 0
 		ORDER BY stream_pos `+order+` LIMIT $4`, roomID, after, upto, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }
 
 // RoomsWithEvents lists the rooms with accepted events in (after, upto].

@@ -16,7 +16,7 @@ type Timeline struct {
 
 // JoinedRoom is an entry of rooms.join.
 type JoinedRoom struct {
-	Summary             map[string]any               `json:"summary"`
+	Summary             map[string]any               `json:"summary,omitempty"`
 	State               EventList[clientevent.Event] `json:"state"`
 	Timeline            Timeline                     `json:"timeline"`
 	Ephemeral           EventList[map[string]any]    `json:"ephemeral"`

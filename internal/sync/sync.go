@@ -18,7 +18,7 @@ import (
 // Store is the storage /sync reads.
 type Store interface {
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
-	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]store.EventRow, error)
+	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	RoomsWithEvents(ctx context.Context, after, upto int64) ([]string, error)
 	MembershipChanges(ctx context.Context, userID string, after, upto int64) ([]store.EventRow, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
@@ -390,54 +390,54 @@ func (s *Service) membershipBefore(ctx context.Context, ev store.EventRow) (stri
 
 // timeline loads up to limit visible, filtered events of a room in
 // (after, upto], oldest first, whether older ones in range were left out,
-// and the position down to which the range was looked at. It looks at no
+// whether any event in the range it looked at was dropped (by the filter
+// or history visibility), and the position down to which it looked. It looks at no
 // more than a bounded number of events (as Synapse gives up after a few
 // rounds), so that a long history the user may not see stays cheap: the
 // timeline is then limited, and /messages can page on.
-func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64) ([]*rooms.Event, bool, int64, error) {
+func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64) (tl []*rooms.Event, limited, dropped bool, cursor int64, err error) {
 	tf := req.Filter.Room.Timeline
 	limit := tf.LimitOr(defaultTimelineLimit, maxTimelineLimit)
 	budget := timelineScanFactor*limit + timelineScanExtra
 	var out []*rooms.Event
-	cursor := upto
+	cursor = upto
 	for budget > 0 {
-		rows, err := s.store.RoomEvents(ctx, roomID, after, cursor, min(max(limit-len(out)+1, 20), budget), true)
+		// Stored rows give only the order; the events come from the cache.
+		nids, err := s.store.RoomEvents(ctx, roomID, after, cursor, min(max(limit-len(out)+1, 11), budget), true)
 		if err != nil {
-			return nil, false, 0, err
+			return nil, false, false, 0, err
 		}
-		if len(rows) == 0 {
-			return reverse(out), false, cursor, nil
+		if len(nids) == 0 {
+			return reverse(out), false, dropped, cursor, nil
 		}
-		budget -= len(rows)
-		nids := make([]int64, len(rows))
-		for i, r := range rows {
-			nids[i] = r.NID
-		}
+		budget -= len(nids)
 		evs, err := s.engine.EventsByNID(ctx, nids)
 		if err != nil {
-			return nil, false, 0, err
+			return nil, false, false, 0, err
 		}
 		for _, ev := range evs {
-			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, rooms.ContainsURL(ev))
+			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
 			if ok {
 				if ok, err = vis.CanSee(ctx, ev); err != nil {
-					return nil, false, 0, err
+					return nil, false, false, 0, err
 				}
 			}
 			if ok && len(out) == limit {
-				return reverse(out), true, cursor, nil
+				return reverse(out), true, dropped, cursor, nil
 			}
 			if ok {
 				out = append(out, ev)
+			} else {
+				dropped = true
 			}
 			cursor = ev.StreamPos - 1
 		}
 	}
 	more, err := s.store.RoomEvents(ctx, roomID, after, cursor, 1, true)
 	if err != nil {
-		return nil, false, 0, err
+		return nil, false, false, 0, err
 	}
-	return reverse(out), len(more) > 0, cursor, nil
+	return reverse(out), len(more) > 0, dropped, cursor, nil
 }
 
 func reverse(evs []*rooms.Event) []*rooms.Event {
@@ -474,7 +474,7 @@ const (
 // joinedRoom builds a room's entry from its timeline in (after, upto]
 // and the state the mode asks for.
 func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64, mode stateMode) (*JoinedRoom, error) {
-	tl, limited, cursor, err := s.timeline(ctx, req, vis, roomID, after, upto)
+	tl, limited, dropped, cursor, err := s.timeline(ctx, req, vis, roomID, after, upto)
 	if err != nil {
 		return nil, err
 	}
@@ -500,12 +500,16 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 			return nil, err
 		}
 	case stateDelta:
-		since, err := s.stateAt(ctx, roomID, after)
-		if err != nil {
-			return nil, err
-		}
-		if stateEvs, err = s.stateEvents(ctx, start, since); err != nil {
-			return nil, err
+		// When every event since the token is in the timeline, state
+		// changes included, there is no gap to fill.
+		if limited || dropped {
+			since, err := s.stateAt(ctx, roomID, after)
+			if err != nil {
+				return nil, err
+			}
+			if stateEvs, err = s.stateEvents(ctx, start, since); err != nil {
+				return nil, err
+			}
 		}
 		if req.Filter.Room.State.LazyLoadMembers {
 			// Lazy-loading clients get the membership of each timeline sender
@@ -525,10 +529,23 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
 		return nil, err
 	}
-	if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
-		return nil, err
+	// Like Synapse, send the summary only when it may have changed: with
+	// full state, or when membership events are in the response.
+	if mode == stateFull || hasMembers(stateEvs) || hasMembers(tl) {
+		if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
+			return nil, err
+		}
 	}
 	return room, nil
+}
+
+func hasMembers(evs []*rooms.Event) bool {
+	for _, ev := range evs {
+		if ev.Type() == spec.MRoomMember {
+			return true
+		}
+	}
+	return false
 }
 
 // addSenders adds to evs the memberships in state of the timeline's
@@ -581,7 +598,7 @@ func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms
 	}
 	out := evs[:0:0]
 	for _, ev := range evs {
-		if inTimeline[ev.EventID()] || !sf.Allows(ev.Type(), ev.Sender(), ev.RoomID().String(), rooms.ContainsURL(ev)) {
+		if inTimeline[ev.EventID()] || !sf.Allows(ev.Type(), ev.Sender(), ev.RoomID().String(), ev.HasURL) {
 			continue
 		}
 		if sf.LazyLoadMembers && ev.Type() == spec.MRoomMember && !senders[*ev.StateKey()] {
