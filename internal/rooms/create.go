@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Room presets of createRoom.
@@ -111,15 +114,25 @@ func (e *Engine) newRoom(ctx context.Context, v gomatrixserverlib.IRoomVersion, 
 	}
 	h.mu.Lock()
 	createKey := ""
-	pdu, _, err := e.build(ctx, h, SendRequest{Sender: creator, Type: spec.MRoomCreate, StateKey: &createKey, Content: content})
-	if err != nil {
-		h.mu.Unlock()
-		return nil, err
-	}
-	if h.id == "" {
-		h.id = "!" + pdu.EventID()[1:]
-	}
-	if _, err := e.persist(ctx, h, pdu, persistOpts{current: true, roomVersion: string(v.Version())}); err != nil {
+	// A v12 room ID is the create event's hash: the same creator creating
+	// the same room twice in one millisecond would get the same ID, so a
+	// clash is retried a millisecond later (Synapse does the same).
+	for attempt := 0; ; attempt++ {
+		pdu, _, err := e.buildAt(ctx, h, SendRequest{Sender: creator, Type: spec.MRoomCreate, StateKey: &createKey, Content: content},
+			e.now().Add(time.Duration(attempt)*time.Millisecond))
+		if err == nil {
+			if v.DomainlessRoomIDs() {
+				h.id = "!" + pdu.EventID()[1:]
+			}
+			_, err = e.persist(ctx, h, pdu, persistOpts{current: true, roomVersion: string(v.Version())})
+		}
+		if err == nil {
+			break
+		}
+		if v.DomainlessRoomIDs() && errors.Is(err, store.ErrConflict) && attempt < 5 {
+			h.id = ""
+			continue
+		}
 		h.mu.Unlock()
 		return nil, err
 	}

@@ -234,3 +234,48 @@ func TestCreateRoomPresets(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateRoomSameMillisecond creates the same v12 room twice at the
+// same instant: the create events (and so the room IDs) would be
+// identical, so the second is retried a millisecond later.
+func TestCreateRoomSameMillisecond(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		frozen := time.Now()
+		e.now = func() time.Time { return frozen }
+		a, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Version: "12"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Version: "12"})
+		if err != nil || a == b {
+			t.Fatalf("second room: %s %v (first %s)", b, err, a)
+		}
+	})
+}
+
+// TestSendIdempotentPerTransaction sends with the same transaction ID
+// twice, and from another device.
+func TestSendIdempotentPerTransaction(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(device string) *Event {
+			ev, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message",
+				Content: map[string]string{"body": "hi"}, Txn: &Txn{Localpart: "alice", Device: device, ID: "t1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}
+		first, again, other := send("D1"), send("D1"), send("D2")
+		if first.EventID() != again.EventID() || first.EventID() == other.EventID() {
+			t.Fatalf("txn reuse: %s %s %s", first.EventID(), again.EventID(), other.EventID())
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -44,6 +45,12 @@ type SendRequest struct {
 // Send builds, signs, authorises and persists a local event. A repeated
 // transaction ID returns the event the first request sent.
 func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
+	// The transaction ID is looked up before taking the room's lock, which
+	// every sender of the room waits on; a retry racing the original is
+	// caught by the unique index on transaction IDs instead.
+	if ev, err := e.sentWithTxn(ctx, req); ev != nil || err != nil {
+		return ev, err
+	}
 	h, err := e.lockRoom(ctx, req.RoomID)
 	if err != nil {
 		return nil, err
@@ -52,16 +59,29 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 	if h.version == nil {
 		return nil, mxerr.Forbidden("Unknown room %s", req.RoomID)
 	}
-	if req.Txn != nil {
-		id, err := e.store.EventByTxn(ctx, req.Txn.Localpart, req.Txn.Device, req.Txn.ID, req.RoomID)
-		if err == nil {
-			return e.Event(ctx, id)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+	ev, err := e.sendLocked(ctx, h, req)
+	if errors.Is(err, store.ErrConflict) && req.Txn != nil {
+		if ev, txnErr := e.sentWithTxn(ctx, req); ev != nil {
+			return ev, txnErr
 		}
 	}
-	return e.sendLocked(ctx, h, req)
+	return ev, err
+}
+
+// sentWithTxn returns the event a device already sent with the request's
+// transaction ID, nil if none.
+func (e *Engine) sentWithTxn(ctx context.Context, req SendRequest) (*Event, error) {
+	if req.Txn == nil {
+		return nil, nil
+	}
+	id, err := e.store.EventByTxn(ctx, req.Txn.Localpart, req.Txn.Device, req.Txn.ID, req.RoomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Event(ctx, id)
 }
 
 // sendLocked builds and persists an event on a locked, loaded room head.
@@ -87,6 +107,11 @@ func authMessage(err error) string {
 
 // build makes and signs the PDU for a request on top of the room head.
 func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomatrixserverlib.PDU, *gomatrixserverlib.AuthEvents, error) {
+	return e.buildAt(ctx, h, req, e.now())
+}
+
+// buildAt is build with the event's origin_server_ts given.
+func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts time.Time) (gomatrixserverlib.PDU, *gomatrixserverlib.AuthEvents, error) {
 	content, err := marshalContent(req.Content)
 	if err != nil {
 		return nil, nil, err
@@ -130,7 +155,7 @@ func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomat
 			return nil, nil, err
 		}
 	}
-	pdu, err := builder.Build(e.now(), spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
+	pdu, err := builder.Build(ts, spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
 	if err != nil {
 		return nil, nil, mxerr.BadJSON("Invalid event: %v", err)
 	}
