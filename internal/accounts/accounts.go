@@ -70,13 +70,15 @@ type Service struct {
 	// device per seenInterval instead of one per request.
 	seenMu   sync.Mutex
 	lastSeen map[string]time.Time
+
+	tokens *tokenCache
 }
 
 const seenInterval = time.Minute
 
 // New makes the service.
 func New(st Store, opts Options) *Service {
-	return &Service{store: st, opts: opts, now: time.Now, lastSeen: map[string]time.Time{}}
+	return &Service{store: st, opts: opts, now: time.Now, lastSeen: map[string]time.Time{}, tokens: newTokenCache(10000, time.Minute)}
 }
 
 // ServerName is the server's name, the domain of its user IDs.
@@ -205,7 +207,9 @@ func (s *Service) UpgradeGuest(ctx context.Context, localpart, password string) 
 	if err != nil {
 		return err
 	}
-	return s.store.UpgradeGuest(ctx, localpart, hash)
+	err = s.store.UpgradeGuest(ctx, localpart, hash)
+	s.tokens.invalidate(localpart)
+	return err
 }
 
 // User loads a local account.
@@ -215,7 +219,9 @@ func (s *Service) User(ctx context.Context, localpart string) (store.User, error
 
 // SetAdmin grants or revokes server admin rights.
 func (s *Service) SetAdmin(ctx context.Context, localpart string, admin bool) error {
-	return s.store.SetAdmin(ctx, localpart, admin)
+	err := s.store.SetAdmin(ctx, localpart, admin)
+	s.tokens.invalidate(localpart)
+	return err
 }
 
 func (s *Service) hashPassword(pw string) (string, error) {
@@ -280,13 +286,17 @@ func (s *Service) ChangePassword(ctx context.Context, localpart, pw string, logo
 	if !logoutDevices {
 		return nil, nil
 	}
-	return s.store.DeleteOtherDevices(ctx, localpart, keepDevice)
+	removed, err := s.store.DeleteOtherDevices(ctx, localpart, keepDevice)
+	s.tokens.invalidate(localpart)
+	return removed, err
 }
 
 // Deactivate closes an account for good: its devices and tokens go, its
 // user ID is never reused; erase also removes its profile.
 func (s *Service) Deactivate(ctx context.Context, localpart string, erase bool) error {
-	return s.store.DeactivateUser(ctx, localpart, erase)
+	err := s.store.DeactivateUser(ctx, localpart, erase)
+	s.tokens.invalidate(localpart)
+	return err
 }
 
 func randomDigits(n int) string {

@@ -34,5 +34,7 @@ func (s *Service) RenameDevice(ctx context.Context, localpart, deviceID string, 
 // DeleteDevices removes devices, logging them out. Unknown device IDs are
 // ignored, as the spec's /delete_devices allows.
 func (s *Service) DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error {
-	return s.store.DeleteDevices(ctx, localpart, deviceIDs)
+	err := s.store.DeleteDevices(ctx, localpart, deviceIDs)
+	s.tokens.invalidate(localpart)
+	return err
 }

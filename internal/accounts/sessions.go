@@ -52,6 +52,8 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (Login, er
 	if err := s.store.CreateSession(ctx, ns); err != nil {
 		return Login{}, err
 	}
+	// Reusing a device ID revoked the device's earlier tokens.
+	s.tokens.invalidate(r.Localpart)
 	return out, nil
 }
 
@@ -69,6 +71,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Login, erro
 	if err != nil {
 		return Login{}, err
 	}
+	s.tokens.invalidate(ns.Localpart)
 	out.UserID, out.DeviceID = s.UserID(ns.Localpart), ns.DeviceID
 	return out, nil
 }
@@ -88,14 +91,20 @@ func (s *Service) Authenticate(ctx context.Context, token, ip, agent string, all
 		return Caller{}, mxerr.UnknownToken("Unrecognised access token").With("soft_logout", false)
 	}
 	hash := HashToken(token)
-	o, err := s.store.LookupAccessToken(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return Caller{}, mxerr.UnknownToken("Unrecognised access token").With("soft_logout", false)
-	}
-	if err != nil {
-		return Caller{}, err
-	}
 	now := s.now()
+	o, cached := s.tokens.get(hash, now)
+	if !cached {
+		started := s.tokens.start()
+		var err error
+		o, err = s.store.LookupAccessToken(ctx, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return Caller{}, mxerr.UnknownToken("Unrecognised access token").With("soft_logout", false)
+		}
+		if err != nil {
+			return Caller{}, err
+		}
+		s.tokens.put(hash, o, started, now)
+	}
 	if o.ExpiresTS != 0 && o.ExpiresTS <= now.UnixMilli() && !allowExpired {
 		return Caller{}, mxerr.UnknownToken("Access token has expired").With("soft_logout", true)
 	}
@@ -106,6 +115,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip, agent string, all
 		if err := s.store.MarkAccessTokenUsed(ctx, hash, o.RefreshHash); err != nil {
 			return Caller{}, err
 		}
+		s.tokens.invalidate(o.User.Localpart)
 	}
 	s.touch(ctx, o.User.Localpart, o.DeviceID, ip, agent)
 	return Caller{User: o.User, DeviceID: o.DeviceID, TokenHash: hash}, nil
@@ -135,6 +145,7 @@ func (s *Service) Logout(ctx context.Context, localpart, deviceID string) error 
 // LogoutAll removes every device of the user, and so every token.
 func (s *Service) LogoutAll(ctx context.Context, localpart string) error {
 	_, err := s.store.DeleteOtherDevices(ctx, localpart, "")
+	s.tokens.invalidate(localpart)
 	return err
 }
 
