@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -33,11 +34,13 @@ type Service struct {
 	engine   *rooms.Engine
 	notifier *Notifier
 	render   clientevent.Renderer
+	// active caches roomsWithEvents answers, by range.
+	active *cache.LRU[[2]int64, map[string]bool]
 }
 
 // New makes the sync service.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r}
+	return &Service{store: st, engine: engine, notifier: n, render: r, active: cache.NewLRU[[2]int64, map[string]bool](4096)}
 }
 
 // Request is a parsed /sync request.
@@ -109,11 +112,7 @@ func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	forgotten, err := s.store.ForgottenRooms(ctx, req.UserID)
-	if err != nil {
-		return nil, err
-	}
-	p := &pass{req: req, resp: newResponse(Token{Events: upto}), vis: s.engine.VisibilityFor(req.UserID), forgotten: forgotten, upto: upto}
+	p := &pass{req: req, resp: newResponse(Token{Events: upto}), vis: s.engine.VisibilityFor(req.UserID), upto: upto, store: s.store}
 	rf := req.Filter.Room
 	memberships = slices.DeleteFunc(memberships, func(m store.RoomMembership) bool {
 		return !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID)
@@ -135,10 +134,23 @@ type pass struct {
 	req       Request
 	resp      *Response
 	vis       *rooms.Visibility
-	forgotten map[string]bool
+	store     Store
+	forgotten map[string]bool // loaded on first use: only left rooms need it
 	// after and upto bound the range of the sync, (after, upto]; after is
 	// 0 for an initial sync.
 	after, upto int64
+}
+
+// isForgotten reports whether the user forgot a room.
+func (p *pass) isForgotten(ctx context.Context, roomID string) (bool, error) {
+	if p.forgotten == nil {
+		f, err := p.store.ForgottenRooms(ctx, p.req.UserID)
+		if err != nil {
+			return false, err
+		}
+		p.forgotten = f
+	}
+	return p.forgotten[roomID], nil
 }
 
 // initialRooms adds every room the user has a membership of; left rooms
@@ -157,10 +169,17 @@ func (s *Service) initialRooms(ctx context.Context, p *pass, memberships []store
 				return err
 			}
 		case spec.Leave, spec.Ban:
-			if p.req.Filter.Room.IncludeLeave && !p.forgotten[m.RoomID] {
-				if err := s.leftRoom(ctx, p.req, p.resp, p.vis, m, 0, false); err != nil {
+			if !p.req.Filter.Room.IncludeLeave {
+				continue
+			}
+			if forgotten, err := p.isForgotten(ctx, m.RoomID); err != nil || forgotten {
+				if err != nil {
 					return err
 				}
+				continue
+			}
+			if err := s.leftRoom(ctx, p.req, p.resp, p.vis, m, 0, false); err != nil {
+				return err
 			}
 		}
 	}
@@ -178,13 +197,9 @@ func (s *Service) incrementalRooms(ctx context.Context, p *pass, memberships []s
 	for _, c := range changes {
 		changed[c.RoomID] = append(changed[c.RoomID], c)
 	}
-	activeList, err := s.store.RoomsWithEvents(ctx, p.after, p.upto)
+	active, err := s.roomsWithEvents(ctx, p.after, p.upto)
 	if err != nil {
 		return err
-	}
-	active := make(map[string]bool, len(activeList))
-	for _, id := range activeList {
-		active[id] = true
 	}
 	for _, m := range memberships {
 		h, err := s.membershipHistory(ctx, m, changed[m.RoomID])
@@ -297,8 +312,11 @@ func (s *Service) invitedSince(ctx context.Context, p *pass, m store.RoomMembers
 		return nil
 	}
 	leave, ok := h.lastLeave()
-	if !ok || p.forgotten[m.RoomID] {
+	if !ok {
 		return nil
+	}
+	if forgotten, err := p.isForgotten(ctx, m.RoomID); err != nil || forgotten {
+		return err
 	}
 	left := store.RoomMembership{RoomID: m.RoomID, Membership: *leave.Membership, EventNID: leave.NID}
 	return s.leftRoom(ctx, p.req, p.resp, p.vis, left, p.after, h.atSince != spec.Join)
@@ -308,8 +326,8 @@ func (s *Service) invitedSince(ctx context.Context, p *pass, m store.RoomMembers
 // "leave" when the user was in it at the token or since: a rejected
 // invite or a withdrawn knock too, so that the client drops the room.
 func (s *Service) leftSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory) error {
-	if p.forgotten[m.RoomID] {
-		return nil
+	if forgotten, err := p.isForgotten(ctx, m.RoomID); err != nil || forgotten {
+		return err
 	}
 	if !(len(h.events) > 0 && h.wasIn()) && !(p.req.FullState && p.req.Filter.Room.IncludeLeave) {
 		return nil
@@ -374,6 +392,26 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// roomsWithEvents is the set of rooms with events in (after, upto]. The
+// requests woken by one event all ask for the same range, and a range
+// below the readable position never changes, so answers are shared.
+func (s *Service) roomsWithEvents(ctx context.Context, after, upto int64) (map[string]bool, error) {
+	key := [2]int64{after, upto}
+	if m, ok := s.active.Get(key); ok {
+		return m, nil
+	}
+	ids, err := s.store.RoomsWithEvents(ctx, after, upto)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	s.active.PutCost(key, m, len(m)+1)
+	return m, nil
 }
 
 // membershipBefore is the user's membership before a membership event.
