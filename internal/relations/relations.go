@@ -69,9 +69,9 @@ func Of(ev *rooms.Event) (relType, parent string) {
 // bundle aggregates evs; threads is false for the latest events of
 // threads, which cannot be thread roots themselves.
 func (a *Aggregator) bundle(ctx context.Context, viewer string, evs []*rooms.Event, threads bool) (map[string]map[string]any, error) {
-	ps := parentsOf(evs, threads)
-	if len(ps.ids) == 0 {
-		return nil, nil
+	ps, err := a.parentsWithRelations(ctx, parentsOf(evs, threads))
+	if err != nil || len(ps.ids) == 0 {
+		return nil, err
 	}
 	vis := a.engine.VisibilityFor(viewer)
 	edits, refs, err := a.children(ctx, ps)
@@ -141,6 +141,35 @@ func parentsOf(evs []*rooms.Event, threads bool) parents {
 
 // in returns the parent with that ID when it is in roomID: a child
 // claiming a parent of another room is no child of it.
+// parentsWithRelations drops the events of rooms without any relation:
+// most rooms have none, and their events need no aggregation queries.
+func (a *Aggregator) parentsWithRelations(ctx context.Context, ps parents) (parents, error) {
+	kept := parents{byID: map[string]*rooms.Event{}}
+	has := map[string]bool{}
+	for _, id := range ps.ids {
+		ev := ps.byID[id]
+		roomID := ev.RoomID().String()
+		h, ok := has[roomID]
+		if !ok {
+			var err error
+			if h, err = a.engine.RoomHasRelations(ctx, roomID); err != nil {
+				return parents{}, err
+			}
+			has[roomID] = h
+		}
+		if h {
+			kept.byID[id] = ev
+			kept.ids = append(kept.ids, id)
+		}
+	}
+	for _, id := range ps.roots {
+		if kept.byID[id] != nil {
+			kept.roots = append(kept.roots, id)
+		}
+	}
+	return kept, nil
+}
+
 func (ps parents) in(id, roomID string) *rooms.Event {
 	if p := ps.byID[id]; p != nil && p.RoomID().String() == roomID {
 		return p

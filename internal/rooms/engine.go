@@ -38,6 +38,7 @@ type Store interface {
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
+	RoomHasRelations(ctx context.Context, roomID string) (bool, error)
 }
 
 // Notification tells listeners that an event was persisted.
@@ -79,6 +80,11 @@ type Engine struct {
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
 
+	// relRooms remembers which rooms have relations, so that rendering
+	// events of rooms without any skips the aggregation queries.
+	relMu    sync.Mutex
+	relRooms map[string]bool
+
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
@@ -112,6 +118,7 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 		store: st, opts: opts, bus: bus, now: time.Now,
 		stream:    stream,
 		heads:     map[string]*roomHead{},
+		relRooms:  map[string]bool{},
 		events:    cache.NewLRU[int64, *Event](opts.EventCacheSize),
 		eventIDs:  cache.NewLRU[string, int64](opts.EventCacheSize),
 		snapshots: cache.NewLRU[int64, StateMap](opts.StateCacheSize),
@@ -393,4 +400,32 @@ func (e *Engine) StateEvent(ctx context.Context, state StateMap, typ, stateKey s
 		return nil, err
 	}
 	return m[k], nil
+}
+
+// RoomHasRelations reports whether any event of the room relates to
+// another (a reply in a thread, an edit, a reaction, a reference).
+func (e *Engine) RoomHasRelations(ctx context.Context, roomID string) (bool, error) {
+	e.relMu.Lock()
+	has, known := e.relRooms[roomID]
+	e.relMu.Unlock()
+	if known {
+		return has, nil
+	}
+	has, err := e.store.RoomHasRelations(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	e.relMu.Lock()
+	defer e.relMu.Unlock()
+	// A relation persisted meanwhile has set the flag already; keep it.
+	if !e.relRooms[roomID] {
+		e.relRooms[roomID] = has
+	}
+	return e.relRooms[roomID], nil
+}
+
+func (e *Engine) noteRelation(roomID string) {
+	e.relMu.Lock()
+	defer e.relMu.Unlock()
+	e.relRooms[roomID] = true
 }

@@ -278,6 +278,9 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
 	}
 	e.cacheEvent(ev)
+	if ne.Row.RelatesTo != nil {
+		e.noteRelation(ne.Row.RoomID)
+	}
 	if ne.Extremities != nil {
 		h.loaded, h.depth, h.extremities = true, ne.Depth, ne.Extremities
 		if ne.Snapshot != nil {

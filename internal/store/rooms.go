@@ -191,3 +191,10 @@ func (db *DB) GetFilter(ctx context.Context, localpart string, id int64) (string
 	err := db.r().queryRow(ctx, `SELECT json FROM filters WHERE localpart = $1 AND filter_id = $2`, []any{localpart, id}, &j)
 	return j, err
 }
+
+// RoomHasRelations reports whether any event of a room relates to another.
+func (db *DB) RoomHasRelations(ctx context.Context, roomID string) (bool, error) {
+	var n int
+	err := db.r().queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE room_id = $1 AND relates_to IS NOT NULL LIMIT 1) AS r`, []any{roomID}, &n)
+	return n > 0, err
+}

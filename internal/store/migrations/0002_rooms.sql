@@ -42,6 +42,7 @@ CREATE TABLE events (
 CREATE INDEX events_room_stream ON events (room_id, stream_pos);
 CREATE INDEX events_room_ts ON events (room_id, origin_ts);
 CREATE INDEX events_relations ON events (relates_to, rel_type);
+CREATE INDEX events_room_relations ON events (room_id) WHERE relates_to IS NOT NULL;
 CREATE INDEX events_room_threads ON events (room_id, stream_pos) WHERE rel_type = 'm.thread';
 CREATE INDEX events_member_stream ON events (state_key, stream_pos) WHERE type = 'm.room.member';
 CREATE UNIQUE INDEX events_txn ON events (txn_localpart, txn_device, txn_id, room_id) WHERE txn_id IS NOT NULL;
