@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	s.notifier = mxsync.NewNotifier(stream)
+	s.notifier = mxsync.NewNotifier(stream, db, cfg.ServerName)
 	engine := rooms.New(db, stream, s.notifier, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,

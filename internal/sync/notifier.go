@@ -4,36 +4,49 @@ package sync
 
 import (
 	"context"
+	"strings"
 	gosync "sync"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // Notifier wakes waiting /sync requests when an event in one of their
 // rooms, or about their user, becomes readable. It is the engine's bus
-// listener.
+// listener. It knows each active room's joined local users, so that a
+// waiting request registers by user alone and costs no query per wait.
 type Notifier struct {
-	stream *rooms.StreamGen
+	stream  *rooms.StreamGen
+	members Members
+	local   string // ":" + the server name: only local users sync here
 
 	mu      gosync.Mutex
 	pending []rooms.Notification
-	byRoom  map[string]map[*Waiter]struct{}
 	byUser  map[string]map[*Waiter]struct{}
+	// joined caches the joined local users of rooms that had events,
+	// loaded on a room's first event and kept current from its membership
+	// events.
+	joined *cache.LRU[string, map[string]bool]
+}
+
+// Members lists a room's joined members.
+type Members interface {
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
 }
 
 // Waiter is one waiting request; C is closed when it should look again.
 type Waiter struct {
 	C     chan struct{}
 	user  string
-	rooms []string
 	fired bool
 }
 
-// NewNotifier makes a notifier for the event stream.
-func NewNotifier(stream *rooms.StreamGen) *Notifier {
-	return &Notifier{stream: stream, byRoom: map[string]map[*Waiter]struct{}{}, byUser: map[string]map[*Waiter]struct{}{}}
+// NewNotifier makes a notifier for the event stream of a server.
+func NewNotifier(stream *rooms.StreamGen, members Members, serverName string) *Notifier {
+	return &Notifier{stream: stream, members: members, local: ":" + serverName,
+		byUser: map[string]map[*Waiter]struct{}{}, joined: cache.NewLRU[string, map[string]bool](200000)}
 }
 
 // Publish implements rooms.Bus. A notification is held back until every
@@ -72,9 +85,22 @@ func (n *Notifier) flushLocked() {
 			kept = append(kept, not)
 			continue
 		}
-		n.wakeLocked(n.byRoom[not.Event.RoomID().String()])
+		roomID := not.Event.RoomID().String()
+		users := n.joinedLocked(roomID)
 		if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
-			n.wakeLocked(n.byUser[*not.Event.StateKey()])
+			target := *not.Event.StateKey()
+			n.wakeLocked(n.byUser[target])
+			if strings.HasSuffix(target, n.local) {
+				if not.Membership == spec.Join {
+					users[target] = true
+				} else {
+					delete(users, target)
+				}
+				n.joined.PutCost(roomID, users, len(users)+1)
+			}
+		}
+		for u := range users {
+			n.wakeLocked(n.byUser[u])
 		}
 	}
 	n.pending = kept
@@ -89,25 +115,46 @@ func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {
 	}
 }
 
-// Register starts waiting for events in rooms or about user. Register
-// before looking for changes, so that nothing published in between is
-// missed; always Unregister.
-func (n *Notifier) Register(user string, roomIDs []string) *Waiter {
-	w := &Waiter{C: make(chan struct{}), user: user, rooms: roomIDs}
+// joinedLocked returns a room's joined local users, loading them on the
+// room's first event. The database's current state can be ahead of the
+// notification being flushed, which only errs towards waking a request
+// that then finds nothing new.
+func (n *Notifier) joinedLocked(roomID string) map[string]bool {
+	if users, ok := n.joined.Get(roomID); ok {
+		return users
+	}
+	users := map[string]bool{}
+	if ids, err := n.members.JoinedMembers(context.Background(), roomID); err == nil {
+		for _, u := range ids {
+			if strings.HasSuffix(u, n.local) {
+				users[u] = true
+			}
+		}
+	} else {
+		// Without the member list, wake every waiting request rather than
+		// risk leaving one asleep; they recompute and find what is theirs.
+		for u := range n.byUser {
+			users[u] = true
+		}
+		return users
+	}
+	n.joined.PutCost(roomID, users, len(users)+1)
+	return users
+}
+
+// Register starts waiting for events in the user's rooms or about the
+// user. Register before looking for changes, so that nothing published in
+// between is missed; always Unregister.
+func (n *Notifier) Register(user string) *Waiter {
+	w := &Waiter{C: make(chan struct{}), user: user}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	add := func(m map[string]map[*Waiter]struct{}, key string) {
-		set, ok := m[key]
-		if !ok {
-			set = map[*Waiter]struct{}{}
-			m[key] = set
-		}
-		set[w] = struct{}{}
+	set, ok := n.byUser[user]
+	if !ok {
+		set = map[*Waiter]struct{}{}
+		n.byUser[user] = set
 	}
-	add(n.byUser, user)
-	for _, r := range roomIDs {
-		add(n.byRoom, r)
-	}
+	set[w] = struct{}{}
 	return w
 }
 
@@ -123,16 +170,10 @@ func (n *Notifier) Wake(user string) {
 func (n *Notifier) Unregister(w *Waiter) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	remove := func(m map[string]map[*Waiter]struct{}, key string) {
-		if set, ok := m[key]; ok {
-			delete(set, w)
-			if len(set) == 0 {
-				delete(m, key)
-			}
+	if set, ok := n.byUser[w.user]; ok {
+		delete(set, w)
+		if len(set) == 0 {
+			delete(n.byUser, w.user)
 		}
-	}
-	remove(n.byUser, w.user)
-	for _, r := range w.rooms {
-		remove(n.byRoom, r)
 	}
 }

@@ -76,17 +76,8 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 	defer deadline.Stop()
 	for {
 		// Register before reading the stream position, so that nothing
-		// published in between is missed. A room joined after this list was
-		// read wakes the waiter through the user's own membership event.
-		joinedNow, err := s.store.MembershipsOf(ctx, req.UserID, spec.Join)
-		if err != nil {
-			return nil, err
-		}
-		joined := make([]string, len(joinedNow))
-		for i, m := range joinedNow {
-			joined[i] = m.RoomID
-		}
-		w := s.notifier.Register(req.UserID, joined)
+		// published in between is missed.
+		w := s.notifier.Register(req.UserID)
 		resp, err := s.compute(ctx, req)
 		if err != nil || req.Since == nil || req.FullState || req.Timeout <= 0 || !resp.empty() {
 			s.notifier.Unregister(w)

@@ -49,6 +49,19 @@ func testEvent(t *testing.T, roomID, typ string, stateKey *string, pos int64) *r
 	return &rooms.Event{PDU: pdu, StreamPos: pos}
 }
 
+// members is a fixed member list for notifier tests.
+type members map[string][]string
+
+func (m members) JoinedMembers(_ context.Context, roomID string) ([]string, error) {
+	return m[roomID], nil
+}
+
+var testMembers = members{
+	"!a:hs1.test": {"@bob:hs1.test", "@remote:elsewhere.test"},
+	"!b:hs1.test": {"@bob:hs1.test"},
+	"!c:hs1.test": {"@carol:hs1.test"},
+}
+
 func fired(w *Waiter) bool {
 	select {
 	case <-w.C:
@@ -62,9 +75,9 @@ func fired(w *Waiter) bool {
 // its room, not others.
 func TestNotifierWakesRoomWaiters(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream)
-	inRoom := n.Register("@bob:hs1.test", []string{"!a:hs1.test", "!b:hs1.test"})
-	elsewhere := n.Register("@carol:hs1.test", []string{"!c:hs1.test"})
+	n := NewNotifier(stream, testMembers, "hs1.test")
+	inRoom := n.Register("@bob:hs1.test")
+	elsewhere := n.Register("@carol:hs1.test")
 	defer n.Unregister(inRoom)
 	defer n.Unregister(elsewhere)
 
@@ -87,9 +100,9 @@ func TestNotifierWakesRoomWaiters(t *testing.T) {
 // the user it is about, even for a room they are not in (an invite).
 func TestNotifierWakesMembershipTarget(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream)
-	bob := n.Register("@bob:hs1.test", nil)
-	carol := n.Register("@carol:hs1.test", nil)
+	n := NewNotifier(stream, testMembers, "hs1.test")
+	bob := n.Register("@bob:hs1.test")
+	carol := n.Register("@carol:hs1.test")
 	defer n.Unregister(bob)
 	defer n.Unregister(carol)
 	pos := stream.Next()
@@ -111,11 +124,11 @@ func TestNotifierWakesMembershipTarget(t *testing.T) {
 // finds it.
 func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream)
+	n := NewNotifier(stream, testMembers, "hs1.test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)
-	w := n.Register("@bob:hs1.test", []string{"!a:hs1.test"})
+	w := n.Register("@bob:hs1.test")
 	defer n.Unregister(w)
 
 	slow := stream.Next() // another room's event, still being persisted
@@ -139,16 +152,53 @@ func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
 // TestNotifierUnregister checks that an unregistered waiter is forgotten.
 func TestNotifierUnregister(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream)
-	w := n.Register("@bob:hs1.test", []string{"!a:hs1.test"})
+	n := NewNotifier(stream, testMembers, "hs1.test")
+	w := n.Register("@bob:hs1.test")
 	n.Unregister(w)
-	if len(n.byRoom) != 0 || len(n.byUser) != 0 {
-		t.Fatalf("waiter still registered: %v %v", n.byRoom, n.byUser)
+	if len(n.byUser) != 0 {
+		t.Fatalf("waiter still registered: %v", n.byUser)
 	}
 	pos := stream.Next()
 	stream.Done(pos)
 	n.Publish(rooms.Notification{Event: testEvent(t, "!a:hs1.test", "m.room.message", nil, pos)})
 	if fired(w) {
 		t.Fatal("unregistered waiter woken")
+	}
+}
+
+// TestNotifierFollowsMembership checks that the notifier's member lists
+// follow membership events: a user who joins is woken by the room's next
+// events, one who leaves is not.
+func TestNotifierFollowsMembership(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream, testMembers, "hs1.test")
+	publish := func(typ string, stateKey *string, membership string) {
+		pos := stream.Next()
+		stream.Done(pos)
+		n.Publish(rooms.Notification{Event: testEvent(t, "!c:hs1.test", typ, stateKey, pos), Membership: membership})
+	}
+	dave := "@dave:hs1.test"
+	w := n.Register(dave)
+	publish("m.room.message", nil, "")
+	if fired(w) {
+		t.Fatal("dave woken by a room he is not in")
+	}
+	publish("m.room.member", &dave, "join")
+	if !fired(w) {
+		t.Fatal("dave not woken by his own join")
+	}
+	n.Unregister(w)
+	w = n.Register(dave)
+	publish("m.room.message", nil, "")
+	if !fired(w) {
+		t.Fatal("dave not woken by a message in a room he joined")
+	}
+	n.Unregister(w)
+	publish("m.room.member", &dave, "leave")
+	w = n.Register(dave)
+	defer n.Unregister(w)
+	publish("m.room.message", nil, "")
+	if fired(w) {
+		t.Fatal("dave woken by a room he left")
 	}
 }
