@@ -203,7 +203,7 @@ func (r *authRoom) head() ([]string, int64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	defer h.mu.Unlock()
+	defer r.e.unlockRoom(h)
 	return append([]string{}, h.extremities...), h.depth
 }
 

@@ -68,7 +68,7 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 	if err != nil {
 		return "", err
 	}
-	defer h.mu.Unlock()
+	defer e.unlockRoom(h)
 	return h.id, e.sendInitialState(ctx, h, r, creators)
 }
 
@@ -137,6 +137,7 @@ func (e *Engine) newRoom(ctx context.Context, v gomatrixserverlib.IRoomVersion, 
 		return nil, err
 	}
 	e.headsMu.Lock()
+	h.refs = 1
 	e.heads[h.id] = h
 	e.headsMu.Unlock()
 	return h, nil

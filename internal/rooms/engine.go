@@ -135,6 +135,8 @@ func (e *Engine) Stream() *StreamGen { return e.stream }
 // event builds on. Its lock serialises the room's event input.
 type roomHead struct {
 	mu          sync.Mutex
+	refs        int       // guarded by Engine.headsMu
+	lastUsed    time.Time // guarded by Engine.headsMu
 	loaded      bool
 	id          string
 	version     gomatrixserverlib.IRoomVersion
@@ -145,8 +147,8 @@ type roomHead struct {
 	extremities []string
 }
 
-// lockRoom returns the room's head, locked. Unknown rooms have
-// version == nil; callers creating a room fill it in.
+// lockRoom returns the room's head, locked; release it with unlockRoom.
+// Unknown rooms have version == nil; callers creating a room fill it in.
 func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error) {
 	e.headsMu.Lock()
 	h, ok := e.heads[roomID]
@@ -154,6 +156,10 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 		h = &roomHead{id: roomID}
 		e.heads[roomID] = h
 	}
+	// refs counts who holds a pointer to the head; a head is only ever
+	// dropped from the map at zero, so there is never a second head (and
+	// a second lock) for one room.
+	h.refs++
 	e.headsMu.Unlock()
 	h.mu.Lock()
 	if h.loaded {
@@ -163,22 +169,64 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 	if errors.Is(err, store.ErrNotFound) {
 		return h, nil
 	}
-	if err != nil {
-		h.mu.Unlock()
-		return nil, err
+	if err == nil {
+		var v gomatrixserverlib.IRoomVersion
+		if v, err = gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(sh.Version)); err == nil {
+			var state StateMap
+			if state, err = e.snapshotState(ctx, sh.Snapshot); err == nil {
+				h.loaded, h.version, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, v, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
+				return h, nil
+			}
+		}
 	}
-	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(sh.Version))
-	if err != nil {
-		h.mu.Unlock()
-		return nil, err
+	e.unlockRoom(h)
+	return nil, err
+}
+
+// unlockRoom releases a head from lockRoom. The heads of rooms the server
+// does not know are dropped at once, so that requests naming random room
+// IDs cannot grow the map.
+func (e *Engine) unlockRoom(h *roomHead) {
+	unknown := h.version == nil
+	h.mu.Unlock()
+	e.headsMu.Lock()
+	defer e.headsMu.Unlock()
+	h.refs--
+	h.lastUsed = e.now()
+	if h.refs == 0 && unknown && e.heads[h.id] == h {
+		delete(e.heads, h.id)
 	}
-	state, err := e.snapshotState(ctx, sh.Snapshot)
-	if err != nil {
-		h.mu.Unlock()
-		return nil, err
+}
+
+// RunEviction drops the heads of rooms idle for longer than idle (their
+// current state is reloaded from the store on next use), every interval
+// until ctx ends, so that memory follows the active rooms rather than
+// every room ever touched.
+func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.evictIdle(idle)
+		}
 	}
-	h.loaded, h.version, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, v, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
-	return h, nil
+}
+
+func (e *Engine) evictIdle(idle time.Duration) int {
+	cutoff := e.now().Add(-idle)
+	e.headsMu.Lock()
+	defer e.headsMu.Unlock()
+	n := 0
+	for id, h := range e.heads {
+		if h.refs == 0 && h.lastUsed.Before(cutoff) {
+			delete(e.heads, id)
+			n++
+		}
+	}
+	return n
 }
 
 // RoomVersion returns a room's version; M_NOT_FOUND for unknown rooms.
@@ -248,7 +296,7 @@ func (e *Engine) CurrentState(ctx context.Context, roomID string) (StateMap, err
 	if err != nil {
 		return nil, err
 	}
-	defer h.mu.Unlock()
+	defer e.unlockRoom(h)
 	if h.version == nil {
 		return nil, mxerr.NotFound("Unknown room")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
@@ -137,7 +138,7 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 
 		h, _ := e.lockRoom(ctx, roomID)
 		extremities := append([]string{}, h.extremities...)
-		h.mu.Unlock()
+		e.unlockRoom(h)
 		if len(extremities) != 2 {
 			t.Fatalf("extremities after the fork: %v, want two", extremities)
 		}
@@ -276,6 +277,34 @@ func TestSendIdempotentPerTransaction(t *testing.T) {
 		first, again, other := send("D1"), send("D1"), send("D2")
 		if first.EventID() != again.EventID() || first.EventID() == other.EventID() {
 			t.Fatalf("txn reuse: %s %s %s", first.EventID(), again.EventID(), other.EventID())
+		}
+	})
+}
+
+// TestRoomHeadsAreBounded checks that looking up unknown rooms leaves no
+// head behind, and that idle rooms' heads are evicted and reloaded.
+func TestRoomHeadsAreBounded(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		for i := 0; i < 100; i++ {
+			if _, err := e.CurrentState(ctx, "!nowhere"+strconv.Itoa(i)+":a.test"); err == nil {
+				t.Fatal("state of an unknown room")
+			}
+		}
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.heads); n != 1 {
+			t.Fatalf("%d heads after 100 unknown lookups and one room, want 1", n)
+		}
+		if n := e.evictIdle(-time.Hour); n != 1 || len(e.heads) != 0 {
+			t.Fatalf("evicted %d, %d left", n, len(e.heads))
+		}
+		// The room works as before: its head is reloaded from the store.
+		if _, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]string{"body": "back"}}); err != nil {
+			t.Fatalf("send after eviction: %v", err)
 		}
 	})
 }

@@ -55,7 +55,7 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer h.mu.Unlock()
+	defer e.unlockRoom(h)
 	if h.version == nil {
 		return nil, mxerr.Forbidden("Unknown room %s", req.RoomID)
 	}

@@ -30,7 +30,7 @@ func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event
 	if err != nil {
 		return nil, err
 	}
-	defer h.mu.Unlock()
+	defer e.unlockRoom(h)
 	if h.version == nil {
 		if r.Membership == spec.Join || r.Membership == spec.Knock {
 			return nil, mxerr.NotFound("No known servers to join %s through", r.RoomID)

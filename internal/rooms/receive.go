@@ -36,7 +36,7 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	if err != nil {
 		return nil, err
 	}
-	defer h.mu.Unlock()
+	defer e.unlockRoom(h)
 	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
 		return nil, err
 	} else if len(known) > 0 {

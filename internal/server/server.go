@@ -203,6 +203,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
+	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
 	return nil
 }
