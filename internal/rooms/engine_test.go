@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +16,17 @@ import (
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
-type nopBus struct{ got []Notification }
+// nopBus records notifications; rooms of parallel subtests share it.
+type nopBus struct {
+	mu  sync.Mutex
+	got []Notification
+}
 
-func (b *nopBus) Publish(n Notification) { b.got = append(b.got, n) }
+func (b *nopBus) Publish(n Notification) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, n)
+}
 
 // newTestEngine makes an engine on a fresh database for server "a.test".
 func newTestEngine(t *testing.T, dbURL string) (*Engine, *store.DB, *nopBus) {
