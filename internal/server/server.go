@@ -25,6 +25,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/relations"
@@ -121,11 +122,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(acc, db, cfg.Registration.SharedSecret).Register(clientRouter)
+	fed := federation.New(cfg.ServerName, key, Version)
 	fedRouter := httpapi.NewRouter(deps)
-	registerFederation(fedRouter)
+	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
 		// One listener serves both APIs, as behind a reverse proxy.
-		registerFederation(clientRouter)
+		fed.Register(clientRouter)
 	}
 
 	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log)
@@ -147,13 +149,6 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// registerFederation adds the server-server routes that exist so far.
-func registerFederation(rt *httpapi.Router) {
-	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/federation/v1/version", Handler: func(*http.Request, *httpapi.Caller) (any, error) {
-		return map[string]any{"server": map[string]string{"name": "Myelin", "version": Version}}, nil
-	}})
 }
 
 // Start binds the listeners and starts serving and the background workers.
