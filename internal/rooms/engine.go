@@ -80,6 +80,13 @@ type Engine struct {
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
 
+	// memberPos is, per user, the stream position of the latest
+	// membership event about them stored since start-up (startPos), so
+	// that /sync can tell without a query that nothing changed.
+	memberMu  sync.Mutex
+	memberPos map[string]int64
+	startPos  int64
+
 	// relRooms remembers which rooms have relations, so that rendering
 	// events of rooms without any skips the aggregation queries.
 	relMu    sync.Mutex
@@ -119,6 +126,8 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 		stream:    stream,
 		heads:     map[string]*roomHead{},
 		relRooms:  map[string]bool{},
+		memberPos: map[string]int64{},
+		startPos:  stream.Current(),
 		events:    cache.NewLRU[int64, *Event](opts.EventCacheSize),
 		eventIDs:  cache.NewLRU[string, int64](opts.EventCacheSize),
 		snapshots: cache.NewLRU[int64, StateMap](opts.StateCacheSize),
@@ -476,4 +485,25 @@ func (e *Engine) noteRelation(roomID string) {
 	e.relMu.Lock()
 	defer e.relMu.Unlock()
 	e.relRooms[roomID] = true
+}
+
+// MembershipUnchanged reports whether no membership event about the user
+// has been stored after position after. It is recorded before an event's
+// position becomes readable, so a reader that saw position p also sees
+// every membership event up to p; before start-up it cannot tell.
+func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
+	if after < e.startPos {
+		return false
+	}
+	e.memberMu.Lock()
+	defer e.memberMu.Unlock()
+	return e.memberPos[userID] <= after
+}
+
+func (e *Engine) noteMembership(userID string, pos int64) {
+	e.memberMu.Lock()
+	defer e.memberMu.Unlock()
+	if pos > e.memberPos[userID] {
+		e.memberPos[userID] = pos
+	}
 }

@@ -317,3 +317,25 @@ func TestRoomHeadsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+func TestMembershipUnchanged(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		start := e.Stream().Current()
+		if _, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"}); err != nil {
+			t.Fatal(err)
+		}
+		now := e.Stream().Current()
+		switch {
+		case e.MembershipUnchanged("@alice:a.test", start):
+			t.Fatal("alice's join since start-up was missed")
+		case !e.MembershipUnchanged("@bob:a.test", start):
+			t.Fatal("bob has no membership event, yet a change is reported")
+		case !e.MembershipUnchanged("@alice:a.test", now):
+			t.Fatal("nothing happened to alice after her join")
+		case e.MembershipUnchanged("@bob:a.test", start-1):
+			t.Fatal("a range reaching before start-up cannot be answered from memory")
+		}
+	})
+}

@@ -281,6 +281,9 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 	if ne.Row.RelatesTo != nil {
 		e.noteRelation(ne.Row.RoomID)
 	}
+	if ne.Row.Membership != nil && pos != 0 {
+		e.noteMembership(*ne.Row.StateKey, pos)
+	}
 	if ne.Extremities != nil {
 		h.loaded, h.depth, h.extremities = true, ne.Depth, ne.Extremities
 		if ne.Snapshot != nil {

@@ -180,9 +180,12 @@ func (s *Service) initialRooms(ctx context.Context, p *pass, memberships []store
 // incrementalRooms adds the rooms with news since the token: events, or
 // changes of the user's membership.
 func (s *Service) incrementalRooms(ctx context.Context, p *pass, memberships []store.RoomMembership) error {
-	changes, err := s.store.MembershipChanges(ctx, p.req.UserID, p.after, p.upto)
-	if err != nil {
-		return err
+	var changes []store.EventRow
+	if !s.engine.MembershipUnchanged(p.req.UserID, p.after) {
+		var err error
+		if changes, err = s.store.MembershipChanges(ctx, p.req.UserID, p.after, p.upto); err != nil {
+			return err
+		}
 	}
 	changed := map[string][]store.EventRow{}
 	for _, c := range changes {
