@@ -33,7 +33,6 @@ type Store interface {
 	CreateSession(ctx context.Context, s store.NewSession) error
 	LookupAccessToken(ctx context.Context, hash string) (store.TokenOwner, error)
 	MarkAccessTokenUsed(ctx context.Context, hash, refreshHash string) error
-	DeleteAccessToken(ctx context.Context, hash string) error
 	Refresh(ctx context.Context, oldHash string, next store.NewSession) (store.NewSession, error)
 	InsertLoginToken(ctx context.Context, hash, localpart string, expiresTS int64) error
 	ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (string, error)

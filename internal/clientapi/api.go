@@ -44,7 +44,6 @@ type RoomStore interface {
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 	RoomPublished(ctx context.Context, roomID string) (bool, error)
-	PublishedRooms(ctx context.Context) ([]string, error)
 	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
 	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)

@@ -35,8 +35,3 @@ func (db *DB) RoomPublished(ctx context.Context, roomID string) (bool, error) {
 	err := db.r().queryRow(ctx, `SELECT published FROM rooms WHERE room_id = $1`, []any{roomID}, &p)
 	return p, err
 }
-
-// PublishedRooms lists the published rooms in room ID order.
-func (db *DB) PublishedRooms(ctx context.Context) ([]string, error) {
-	return db.r().strings(ctx, `SELECT room_id FROM rooms WHERE published = TRUE ORDER BY room_id`)
-}

@@ -87,24 +87,6 @@ func (db *DB) MarkAccessTokenUsed(ctx context.Context, hash, refreshHash string)
 	})
 }
 
-// DeleteAccessToken revokes one access token (logout) together with the
-// refresh token issued beside it.
-func (db *DB) DeleteAccessToken(ctx context.Context, hash string) error {
-	return db.tx(ctx, func(c conn) error {
-		var refresh string
-		if err := c.queryRow(ctx, `SELECT refresh_hash FROM access_tokens WHERE token_hash = $1`, []any{hash}, &refresh); err != nil {
-			return err
-		}
-		if refresh != "" {
-			if _, err := c.exec(ctx, `DELETE FROM refresh_tokens WHERE token_hash = $1 OR next_hash = $1`, refresh); err != nil {
-				return err
-			}
-		}
-		_, err := c.exec(ctx, `DELETE FROM access_tokens WHERE token_hash = $1`, hash)
-		return err
-	})
-}
-
 // Refresh exchanges the refresh token oldHash for the new pair in next
 // (whose Localpart and DeviceID are filled in from the old token). The old
 // refresh token stays usable until the new pair is used, so a client that

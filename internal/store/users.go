@@ -95,21 +95,3 @@ func (db *DB) DeactivateUser(ctx context.Context, localpart string, erase bool) 
 		return nil
 	})
 }
-
-// ListUsers pages through accounts in localpart order, for the admin API.
-func (db *DB) ListUsers(ctx context.Context, after string, limit int) ([]User, error) {
-	rows, err := db.r().query(ctx, `SELECT `+userColumns+` FROM users WHERE localpart > $1 ORDER BY localpart LIMIT $2`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, u)
-	}
-	return out, rows.Err()
-}
