@@ -301,22 +301,35 @@ func (c *stmtCache) close() {
 	clear(c.stmts)
 }
 
-// strings runs a query whose rows are one text column.
-func (c conn) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+// collect runs a query and turns every row into a T with scan. The
+// result is never nil, so that empty lists render as [] in JSON.
+func collect[T any](ctx context.Context, c conn, scan func(scan func(...any) error) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := c.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []string{}
+	out := []T{}
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		v, err := scan(rows.Scan)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// one scans a single column.
+func one[T any](scan func(...any) error) (T, error) {
+	var v T
+	err := scan(&v)
+	return v, err
+}
+
+// strings runs a query whose rows are one text column.
+func (c conn) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	return collect(ctx, c, one[string], query, args...)
 }
 
 func (db *DB) r() conn { return conn{q: db.read, d: db.dialect, st: db.readStmts} }

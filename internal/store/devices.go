@@ -47,20 +47,7 @@ func (db *DB) GetDevice(ctx context.Context, localpart, deviceID string) (Device
 
 // ListDevices returns a user's devices in device ID order.
 func (db *DB) ListDevices(ctx context.Context, localpart string) ([]Device, error) {
-	rows, err := db.r().query(ctx, `SELECT `+deviceColumns+` FROM devices WHERE localpart = $1 ORDER BY device_id`, localpart)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(ctx, db.r(), scanDevice, `SELECT `+deviceColumns+` FROM devices WHERE localpart = $1 ORDER BY device_id`, localpart)
 }
 
 // SetDeviceDisplayName renames a device; ErrNotFound if it does not exist.

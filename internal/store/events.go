@@ -57,20 +57,7 @@ func scanEvent(scan func(...any) error) (EventRow, error) {
 }
 
 func (c conn) scanEvents(ctx context.Context, query string, args ...any) ([]EventRow, error) {
-	rows, err := c.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []EventRow
-	for rows.Next() {
-		e, err := scanEvent(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return collect(ctx, c, scanEvent, query, args...)
 }
 
 // StateKey identifies a piece of room state.

@@ -62,20 +62,7 @@ func (db *DB) GetRegistrationToken(ctx context.Context, token string) (Registrat
 
 // ListRegistrationTokens returns every token.
 func (db *DB) ListRegistrationTokens(ctx context.Context) ([]RegistrationToken, error) {
-	rows, err := db.r().query(ctx, `SELECT `+regTokenColumns+` FROM registration_tokens ORDER BY token`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []RegistrationToken{}
-	for rows.Next() {
-		t, err := scanRegToken(rows.Scan)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return collect(ctx, db.r(), scanRegToken, `SELECT `+regTokenColumns+` FROM registration_tokens ORDER BY token`)
 }
 
 // UpdateRegistrationToken changes a token's limits.

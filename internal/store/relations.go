@@ -83,24 +83,15 @@ func (db *DB) ThreadRoots(ctx context.Context, roomID string, upto, before int64
 		having = ` AND (SUM(CASE WHEN t.sender = $5 THEN 1 ELSE 0 END) > 0
 			OR EXISTS (SELECT 1 FROM events r WHERE r.event_id = t.relates_to AND r.sender = $5))`
 	}
-	rows, err := db.r().query(ctx, `SELECT t.relates_to, MAX(t.stream_pos) AS latest FROM events t
+	return collect(ctx, db.r(), func(scan func(...any) error) (ThreadRoot, error) {
+		var t ThreadRoot
+		err := scan(&t.RootID, &t.LatestPos)
+		return t, err
+	}, `SELECT t.relates_to, MAX(t.stream_pos) AS latest FROM events t
 		WHERE t.room_id = $1 AND t.rel_type = 'm.thread' AND t.status = 0 AND t.redacted_by IS NULL AND t.stream_pos IS NOT NULL AND t.stream_pos <= $2
 		GROUP BY t.relates_to
 		HAVING MAX(t.stream_pos) <= $3`+having+`
 		ORDER BY latest DESC LIMIT $4`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []ThreadRoot
-	for rows.Next() {
-		var t ThreadRoot
-		if err := rows.Scan(&t.RootID, &t.LatestPos); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // RelationChild is one accepted child of an event, for aggregations.
@@ -133,24 +124,17 @@ func (db *DB) RelationChildren(ctx context.Context, parents []string, relTypes .
 		for _, t := range relTypes {
 			args = append(args, t)
 		}
-		rows, err := db.r().query(ctx, `SELECT relates_to, rel_type, event_nid, event_id, room_id, sender, type, state_key IS NOT NULL, origin_ts
+		children, err := collect(ctx, db.r(), func(scan func(...any) error) (RelationChild, error) {
+			var c RelationChild
+			err := scan(&c.Parent, &c.RelType, &c.NID, &c.EventID, &c.RoomID, &c.Sender, &c.Type, &c.IsState, &c.OriginTS)
+			return c, err
+		}, `SELECT relates_to, rel_type, event_nid, event_id, room_id, sender, type, state_key IS NOT NULL, origin_ts
 			FROM events WHERE relates_to IN (`+placeholders(len(chunk), 1)+`) AND rel_type IN (`+placeholders(len(relTypes), len(chunk)+1)+`)
 			AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL ORDER BY stream_pos`, args...)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var c RelationChild
-			if err := rows.Scan(&c.Parent, &c.RelType, &c.NID, &c.EventID, &c.RoomID, &c.Sender, &c.Type, &c.IsState, &c.OriginTS); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out = append(out, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		out = append(out, children...)
 	}
 	return out, nil
 }
@@ -179,7 +163,11 @@ func (db *DB) ThreadSummaries(ctx context.Context, roots []string, userID string
 		for _, r := range chunk {
 			args = append(args, r)
 		}
-		rows, err := db.r().query(ctx, `SELECT s.relates_to, s.room_id, s.cnt, s.mine, e.event_nid FROM (
+		sums, err := collect(ctx, db.r(), func(scan func(...any) error) (ThreadSummary, error) {
+			var s ThreadSummary
+			err := scan(&s.Root, &s.RoomID, &s.Count, &s.Mine, &s.LatestNID)
+			return s, err
+		}, `SELECT s.relates_to, s.room_id, s.cnt, s.mine, e.event_nid FROM (
 				SELECT relates_to, room_id, COUNT(*) AS cnt, SUM(CASE WHEN sender = $1 THEN 1 ELSE 0 END) AS mine, MAX(stream_pos) AS latest
 				FROM events WHERE relates_to IN (`+placeholders(len(chunk), 2)+`) AND rel_type = 'm.thread' AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL
 				GROUP BY relates_to, room_id
@@ -187,18 +175,7 @@ func (db *DB) ThreadSummaries(ctx context.Context, roots []string, userID string
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var s ThreadSummary
-			if err := rows.Scan(&s.Root, &s.RoomID, &s.Count, &s.Mine, &s.LatestNID); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out = append(out, s)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+		out = append(out, sums...)
 	}
 	return out, nil
 }

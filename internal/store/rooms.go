@@ -35,20 +35,7 @@ func (db *DB) MembershipsOf(ctx context.Context, userID string, memberships ...s
 			args = append(args, m)
 		}
 	}
-	rows, err := db.r().query(ctx, q+` ORDER BY room_id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []RoomMembership
-	for rows.Next() {
-		var m RoomMembership
-		if err := rows.Scan(&m.RoomID, &m.Membership, &m.EventNID); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return collect(ctx, db.r(), scanMembership, q+` ORDER BY room_id`, args...)
 }
 
 // JoinedMembers lists the joined members of a room's current state.
@@ -65,22 +52,9 @@ func (db *DB) RoomEvents(ctx context.Context, roomID string, after, upto int64, 
 	if backwards {
 		order = "DESC"
 	}
-	rows, err := db.r().query(ctx, `SELECT event_nid FROM events
+	return collect(ctx, db.r(), one[int64], `SELECT event_nid FROM events
 		WHERE room_id = $1 AND stream_pos > $2 AND stream_pos <= $3 AND status = 0
 		ORDER BY stream_pos `+order+` LIMIT $4`, roomID, after, upto, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var n int64
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
 }
 
 // RoomsWithEvents lists the rooms with accepted events in (after, upto].
@@ -136,24 +110,15 @@ func (db *DB) MemberCounts(ctx context.Context, roomID string) (joined, invited 
 // RoomMembers lists (user, membership) of a room's current state in user
 // order, for heroes and /members.
 func (db *DB) RoomMembers(ctx context.Context, roomID string) ([]RoomMembership, error) {
-	rows, err := db.r().query(ctx, `SELECT state_key, membership, event_nid FROM current_state WHERE room_id = $1 AND type = 'm.room.member' ORDER BY state_key`, roomID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []RoomMembership
-	for rows.Next() {
-		var m RoomMembership
-		var membership *string
-		if err := rows.Scan(&m.RoomID, &membership, &m.EventNID); err != nil {
-			return nil, err
-		}
-		if membership != nil {
-			m.Membership = *membership
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	// RoomID holds the member's user ID here.
+	return collect(ctx, db.r(), scanMembership, `SELECT state_key, COALESCE(membership, ''), event_nid FROM current_state
+		WHERE room_id = $1 AND type = 'm.room.member' ORDER BY state_key`, roomID)
+}
+
+func scanMembership(scan func(...any) error) (RoomMembership, error) {
+	var m RoomMembership
+	err := scan(&m.RoomID, &m.Membership, &m.EventNID)
+	return m, err
 }
 
 // ForgetRoom hides a left room from a user's sync.
