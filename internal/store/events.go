@@ -103,49 +103,102 @@ type NewEvent struct {
 // snapshot, the room's current state, head and forward extremities. It
 // returns the event NID and its state_after snapshot.
 func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter int64, err error) {
+	var p Persisted
 	err = db.tx(ctx, func(c conn) error {
-		r := ne.Row
-		if ne.RoomVersion != "" {
-			if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)`,
-				r.RoomID, ne.RoomVersion, r.OriginTS); err != nil {
-				return err
-			}
-		}
-		var stream any
-		if r.StreamPos != 0 {
-			stream = r.StreamPos
-		}
-		if err := c.queryRow(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
-				state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
-				txn_localpart, txn_device, txn_id, json)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING event_nid`,
-			[]any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
-				r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
-				r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}, &nid); err != nil {
-			return err
-		}
-		stateAfter = r.StateAfter
-		resolve := func(v int64) int64 {
-			if v == ThisEvent {
-				return nid
-			}
-			return v
-		}
-		if s := ne.Snapshot; s != nil {
-			var err error
-			if stateAfter, err = insertSnapshot(ctx, c, r.RoomID, *s, resolve); err != nil {
-				return err
-			}
-			if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
-				return err
-			}
-		}
-		return writeHead(ctx, c, r.RoomID, HeadUpdate{
-			CurrentState: ne.CurrentState, Memberships: ne.Memberships, Snapshot: ne.HeadSnapshot,
-			Depth: ne.Depth, Extremities: ne.Extremities,
-		}, resolve, stateAfter)
+		var err error
+		p, err = persistEvent(ctx, c, ne, true)
+		return err
 	})
-	return nid, stateAfter, err
+	return p.NID, p.StateAfter, err
+}
+
+// Persisted is what storing an event assigned: its NID and its
+// state_after snapshot.
+type Persisted struct {
+	NID, StateAfter int64
+}
+
+// PersistEvents stores events, in order, in one transaction, as
+// PersistEvent would one by one: a commit (the WAL write, or a round trip
+// on PostgreSQL) is the dearest part of storing a message, and senders
+// of any room can share it. Head writes a later event of the same room
+// overwrites anyway are skipped. Any failure fails them all.
+func (db *DB) PersistEvents(ctx context.Context, nes []NewEvent) ([]Persisted, error) {
+	out := make([]Persisted, len(nes))
+	err := db.tx(ctx, func(c conn) error {
+		for i, ne := range nes {
+			var err error
+			if out[i], err = persistEvent(ctx, c, ne, !headOverwritten(nes[i+1:], ne)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// headOverwritten reports whether a later event replaces the room head
+// and forward extremities ne would write, and leaves its current state
+// alone, so that ne's head writes can be skipped.
+func headOverwritten(later []NewEvent, ne NewEvent) bool {
+	if len(ne.CurrentState) > 0 || ne.Extremities == nil || ne.HeadSnapshot == ThisEvent {
+		return false
+	}
+	for _, l := range later {
+		if l.Row.RoomID == ne.Row.RoomID && l.Extremities != nil && (l.HeadSnapshot != 0 || ne.HeadSnapshot == 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// persistEvent is PersistEvent inside a transaction; head says whether
+// to write the room head as well.
+func persistEvent(ctx context.Context, c conn, ne NewEvent, head bool) (Persisted, error) {
+	r := ne.Row
+	if ne.RoomVersion != "" {
+		if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)`,
+			r.RoomID, ne.RoomVersion, r.OriginTS); err != nil {
+			return Persisted{}, err
+		}
+	}
+	var stream any
+	if r.StreamPos != 0 {
+		stream = r.StreamPos
+	}
+	var nid int64
+	if err := c.queryRow(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
+			state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
+			txn_localpart, txn_device, txn_id, json)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING event_nid`,
+		[]any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
+			r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
+			r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}, &nid); err != nil {
+		return Persisted{}, err
+	}
+	stateAfter := r.StateAfter
+	resolve := func(v int64) int64 {
+		if v == ThisEvent {
+			return nid
+		}
+		return v
+	}
+	if s := ne.Snapshot; s != nil {
+		var err error
+		if stateAfter, err = insertSnapshot(ctx, c, r.RoomID, *s, resolve); err != nil {
+			return Persisted{}, err
+		}
+		if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
+			return Persisted{}, err
+		}
+	}
+	if !head {
+		return Persisted{NID: nid, StateAfter: stateAfter}, nil
+	}
+	return Persisted{NID: nid, StateAfter: stateAfter}, writeHead(ctx, c, r.RoomID, HeadUpdate{
+		CurrentState: ne.CurrentState, Memberships: ne.Memberships, Snapshot: ne.HeadSnapshot,
+		Depth: ne.Depth, Extremities: ne.Extremities,
+	}, resolve, stateAfter)
 }
 
 // HeadUpdate moves a room's head: its current state (changes, with 0
