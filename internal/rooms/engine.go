@@ -26,6 +26,7 @@ import (
 // Store is the storage the engine needs.
 type Store interface {
 	PersistEvent(ctx context.Context, ne store.NewEvent) (nid, stateAfter int64, err error)
+	PersistEvents(ctx context.Context, nes []store.NewEvent) ([]store.Persisted, error)
 	LoadRoomHead(ctx context.Context, roomID string) (store.RoomHead, error)
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
@@ -76,6 +77,7 @@ type Engine struct {
 	now   func() time.Time
 
 	stream *StreamGen
+	writer *writer
 
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
@@ -124,6 +126,7 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 	return &Engine{
 		store: st, opts: opts, bus: bus, now: time.Now,
 		stream:    stream,
+		writer:    &writer{store: st},
 		heads:     map[string]*roomHead{},
 		relRooms:  map[string]bool{},
 		memberPos: map[string]int64{},
@@ -154,6 +157,10 @@ type roomHead struct {
 	state       StateMap
 	depth       int64
 	extremities []string
+	// pending is the room's last queued write, until a later lock finds
+	// it settled. The head may have moved ahead of the store by it (see
+	// sendMessage); if it failed, the head is reloaded from the store.
+	pending *pendingWrite
 }
 
 // lockRoom returns the room's head, locked; release it with unlockRoom.
@@ -171,6 +178,14 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 	h.refs++
 	e.headsMu.Unlock()
 	h.mu.Lock()
+	if h.pending != nil {
+		if done, err := h.pending.settled(); done {
+			h.pending = nil
+			if err != nil {
+				h.loaded = false
+			}
+		}
+	}
 	if h.loaded {
 		return h, nil
 	}
@@ -198,6 +213,13 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 func (e *Engine) unlockRoom(h *roomHead) {
 	unknown := h.version == nil
 	h.mu.Unlock()
+	e.releaseHead(h, unknown)
+}
+
+// releaseHead drops a reference taken by lockRoom. A sender whose event
+// is still being written keeps its reference after unlocking, so that
+// the head (ahead of the store) is not evicted meanwhile.
+func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 	e.headsMu.Lock()
 	defer e.headsMu.Unlock()
 	h.refs--
