@@ -347,6 +347,7 @@ func (e *Engine) stored(pdu gomatrixserverlib.PDU, ne store.NewEvent, o persistO
 	if o.txn != nil {
 		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
 	}
+	ev.derive()
 	e.cacheEvent(ev)
 	if ne.Row.RelatesTo != nil {
 		e.noteRelation(ne.Row.RoomID)
