@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/myelin-chat/myelin/internal/store"
@@ -110,7 +111,11 @@ func (w *writer) persist(batch []*pendingWrite) {
 		nes = append(nes, p.ne)
 	}
 	if len(ready) > 0 {
-		res, err := w.store.PersistEvents(ctx, nes)
+		var res []store.Persisted
+		err := safely(func() (err error) {
+			res, err = w.store.PersistEvents(ctx, nes)
+			return err
+		})
 		switch {
 		case err == nil:
 			for i, p := range ready {
@@ -119,16 +124,37 @@ func (w *writer) persist(batch []*pendingWrite) {
 		case len(ready) == 1:
 			ready[0].err = err
 		default:
-			for _, p := range ready {
-				if p.after != nil && p.after.err != nil {
-					p.err = errEarlierFailed
-					continue
-				}
-				p.res.NID, p.res.StateAfter, p.err = w.store.PersistEvent(ctx, p.ne)
-			}
+			w.persistEach(ctx, ready)
 		}
 	}
 	for _, p := range batch {
 		close(p.done)
 	}
+}
+
+// persistEach stores events one transaction each, in order, skipping
+// those built on one that failed.
+func (w *writer) persistEach(ctx context.Context, ps []*pendingWrite) {
+	for _, p := range ps {
+		if p.after != nil && p.after.err != nil {
+			p.err = errEarlierFailed
+			continue
+		}
+		p.err = safely(func() (err error) {
+			p.res.NID, p.res.StateAfter, err = w.store.PersistEvent(ctx, p.ne)
+			return err
+		})
+	}
+}
+
+// safely turns a panic of the store into an error: the drain runs
+// outside any request, where a panic would end the process rather than
+// one request, and leave the writer busy for good.
+func safely(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("rooms: persisting events: panic: %v", r)
+		}
+	}()
+	return fn()
 }

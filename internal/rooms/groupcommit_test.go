@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -115,7 +116,8 @@ func checkChain(t *testing.T, e *Engine, db *store.DB, roomID string) {
 	}
 }
 
-// gatedStore fails or holds PersistEvents on demand.
+// gatedStore fails or holds PersistEvents on demand, and fails every
+// write of an event whose JSON contains "poison".
 type gatedStore struct {
 	*store.DB
 	mu      sync.Mutex
@@ -140,7 +142,77 @@ func (s *gatedStore) PersistEvents(ctx context.Context, nes []store.NewEvent) ([
 			return nil, err
 		}
 	}
+	for _, ne := range nes {
+		if strings.Contains(ne.Row.JSON, "poison") {
+			return nil, errPoison
+		}
+	}
 	return s.DB.PersistEvents(ctx, nes)
+}
+
+var errPoison = errors.New("poisoned event")
+
+func (s *gatedStore) PersistEvent(ctx context.Context, ne store.NewEvent) (int64, int64, error) {
+	if strings.Contains(ne.Row.JSON, "poison") {
+		return 0, 0, errPoison
+	}
+	return s.DB.PersistEvent(ctx, ne)
+}
+
+// queued waits until n writes are queued.
+func (e *Engine) queued(n int) {
+	for q := 0; q < n; runtime.Gosched() {
+		e.writer.mu.Lock()
+		q = len(e.writer.queue)
+		e.writer.mu.Unlock()
+	}
+}
+
+// TestFailedEventFailsOnlyItsSuccessors has a batch in which one event
+// cannot be stored: it fails with the event built on it, and an event of
+// another room in the same batch is stored all the same.
+func TestFailedEventFailsOnlyItsSuccessors(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		base, db, _ := newTestEngine(t, dbURL)
+		gs := &gatedStore{DB: db}
+		e := New(gs, base.stream, &nopBus{}, base.opts)
+		var rooms [3]string
+		for i := range rooms {
+			var err error
+			if rooms[i], err = e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send := func(room, body string, out chan<- error) {
+			_, err := e.Send(ctx, SendRequest{RoomID: room, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]any{"body": body}})
+			out <- err
+		}
+		gs.hold()
+		entered, release := gs.entered, gs.release
+		first, poison, built, other := make(chan error, 1), make(chan error, 1), make(chan error, 1), make(chan error, 1)
+		go send(rooms[0], "first", first)
+		<-entered // the writer is busy: what follows queues as one batch
+		go send(rooms[1], "poison", poison)
+		e.queued(1)
+		go send(rooms[1], "built on the poison", built)
+		e.queued(2)
+		go send(rooms[2], "another room", other)
+		e.queued(3)
+		release <- nil
+		for _, c := range []struct {
+			name string
+			got  chan error
+			want error
+		}{{"first", first, nil}, {"poison", poison, errPoison}, {"built on it", built, errEarlierFailed}, {"other room", other, nil}} {
+			if err := <-c.got; !errors.Is(err, c.want) {
+				t.Errorf("%s: %v, want %v", c.name, err, c.want)
+			}
+		}
+		for _, room := range rooms {
+			checkChain(t, e, db, room)
+		}
+	})
 }
 
 // TestFailedWriteRollsBackHead fails the write of a message while the
@@ -171,11 +243,7 @@ func TestFailedWriteRollsBackHead(t *testing.T) {
 		go func() { first <- send("first") }()
 		<-entered // the first message is being written, the room unlocked
 		go func() { second <- send("second") }()
-		for queued := 0; queued == 0; runtime.Gosched() {
-			e.writer.mu.Lock()
-			queued = len(e.writer.queue)
-			e.writer.mu.Unlock()
-		}
+		e.queued(1)
 		injected := errors.New("disk full")
 		release <- injected
 		if err := <-first; !errors.Is(err, injected) {
