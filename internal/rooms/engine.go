@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -512,7 +513,8 @@ func (e *Engine) noteRelation(roomID string) {
 // MembershipUnchanged reports whether no membership event about the user
 // has been stored after position after. It is recorded before an event's
 // position becomes readable, so a reader that saw position p also sees
-// every membership event up to p; before start-up it cannot tell.
+// every membership event up to p; before start-up it cannot tell. A
+// membership that state resolution changes counts too (see updateHead).
 func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
 	if after < e.startPos {
 		return false
@@ -520,6 +522,24 @@ func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
 	e.memberMu.Lock()
 	defer e.memberMu.Unlock()
 	return e.memberPos[userID] <= after
+}
+
+// updateHead stores a head computed after the events that caused it
+// (state resolution). Memberships it changes have no event of their own
+// at a new position, so they are noted one past the readable position:
+// readers that cached a user's memberships up to now look again, those
+// reading from then on see the stored change.
+func (e *Engine) updateHead(ctx context.Context, roomID string, u store.HeadUpdate) error {
+	if err := e.store.UpdateRoomHead(ctx, roomID, u); err != nil {
+		return err
+	}
+	pos := e.stream.Current() + 1
+	for k := range u.CurrentState {
+		if k.Type == spec.MRoomMember {
+			e.noteMembership(k.StateKey, pos)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) noteMembership(userID string, pos int64) {
