@@ -36,8 +36,9 @@ type Service struct {
 	render   clientevent.Renderer
 	// active caches roomsWithEvents answers, by range.
 	active *cache.LRU[[2]int64, map[string]bool]
-	// memberships caches each user's memberships (see membershipsOf);
-	// pages caches timeline pages (see roomEvents).
+	// memberships caches each user's memberships (see membershipsOf),
+	// bounded by their total number (1<<18: some 25 MB); pages caches
+	// timeline pages (see roomEvents), bounded by their total length.
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
 }
@@ -45,7 +46,7 @@ type Service struct {
 // New makes the sync service.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *Service {
 	return &Service{store: st, engine: engine, notifier: n, render: r, active: cache.NewLRU[[2]int64, map[string]bool](4096),
-		memberships: cache.NewLRU[string, userMemberships](1 << 20), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
+		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
 }
 
 // Request is a parsed /sync request.
