@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +125,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(acc, db, cfg.Registration.SharedSecret).Register(clientRouter)
-	fed := federation.New(cfg.ServerName, key, Version)
+	fed, err := s.newFederation(engine)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	fedRouter := httpapi.NewRouter(deps)
 	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -140,6 +147,38 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.metrics = newHTTPServer(mux, log)
 	}
 	return s, nil
+}
+
+// newFederation builds the server-server API and, when federation is
+// enabled, the client, key ring and sender behind it.
+func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
+	cfg := s.cfg
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, Version: Version, Log: s.log}
+	if !cfg.Federation.Enabled {
+		return federation.New(d), nil
+	}
+	roots, err := federation.CertPool(cfg.Federation.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	client := federation.NewClient(federation.ClientOptions{
+		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
+		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version,
+	})
+	var notaries []federation.TrustedKeyServer
+	for _, ks := range cfg.Federation.TrustedKeyServers {
+		n := federation.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
+		for id, k := range ks.VerifyKeys {
+			raw, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(k, "="))
+			n.VerifyKeys[id] = raw
+		}
+		notaries = append(notaries, n)
+	}
+	d.Client = client
+	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, s.db, client, notaries)
+	d.Rooms = engine
+	d.Store = s.db
+	return federation.New(d), nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -244,6 +283,10 @@ func (s *Server) Addr(name string) string {
 	}
 	return ""
 }
+
+// Engine is the room engine, for tests that play another server and
+// inject events the way federation would.
+func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
