@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/matrix-org/gomatrixserverlib"
+
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -64,6 +66,20 @@ type Deps struct {
 	RoomStore RoomStore
 	Sync      *mxsync.Service
 	Render    clientevent.Renderer
+	// Federation makes membership changes that need other servers; nil
+	// when federation is off.
+	Federation RemoteMembership
+}
+
+// RemoteMembership is what the client API asks of federation: joins,
+// knocks and leaves of rooms this server is not in, invites of other
+// servers' users, and other servers' aliases.
+type RemoteMembership interface {
+	Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error
+	Knock(ctx context.Context, userID, roomID string, via []string, reason string) error
+	Leave(ctx context.Context, userID, roomID, reason string) error
+	InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error)
+	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 }
 
 // API is the client-server API.
@@ -74,14 +90,15 @@ type API struct {
 	regTokens RegistrationTokens
 	rooms     *rooms.Engine
 	roomStore RoomStore
-	sync      *mxsync.Service
-	render    clientevent.Renderer
+	sync       *mxsync.Service
+	render     clientevent.Renderer
+	federation RemoteMembership
 }
 
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render}
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.

@@ -28,6 +28,7 @@ type Store interface {
 	KeyStore
 	InboundTxn(ctx context.Context, origin, txnID string) ([]byte, error)
 	RecordInboundTxn(ctx context.Context, origin, txnID string, response []byte, ts int64) error
+	UserExists(ctx context.Context, localpart string) (bool, error)
 }
 
 // Deps are what the server-server API serves from.
@@ -35,7 +36,7 @@ type Deps struct {
 	ServerName string
 	Key        signing.Key
 	Version    string
-	KeyRing    gomatrixserverlib.JSONVerifier
+	KeyRing    *gomatrixserverlib.KeyRing
 	Client     fclient.FederationClient
 	Rooms      *rooms.Engine
 	Store      Store

@@ -39,6 +39,8 @@ type Store interface {
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
 	RoomHasRelations(ctx context.Context, roomID string) (bool, error)
+	PersistOutliers(ctx context.Context, version string, created int64, rows []store.EventRow) error
+	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 }
 
 // Notification tells listeners that an event was persisted.

@@ -98,10 +98,19 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	})
 	s.engine = engine
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	client := clientapi.New(clientapi.Deps{
+	fed, err := s.newFederation(engine)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,
-	})
+	}
+	if cfg.Federation.Enabled {
+		clientDeps.Federation = fed
+	}
+	client := clientapi.New(clientDeps)
 
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
@@ -125,11 +134,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(acc, db, cfg.Registration.SharedSecret).Register(clientRouter)
-	fed, err := s.newFederation(engine)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
 	fedRouter := httpapi.NewRouter(deps)
 	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {

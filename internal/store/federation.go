@@ -242,3 +242,40 @@ func (db *DB) JoinedServers(ctx context.Context, roomID string) ([]string, error
 	}
 	return out, nil
 }
+
+// PersistOutliers stores events without stream positions or state (the
+// state and auth chain a remote join returns); events already stored
+// are left alone. created, when not 0, first creates the room's row with
+// version.
+func (db *DB) PersistOutliers(ctx context.Context, version string, created int64, rows []EventRow) error {
+	return db.tx(ctx, func(c conn) error {
+		if created != 0 && len(rows) > 0 {
+			if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)
+				ON CONFLICT (room_id) DO NOTHING`, rows[0].RoomID, version, created); err != nil {
+				return err
+			}
+		}
+		for _, r := range rows {
+			if _, err := c.exec(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts,
+					status, membership, json)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`,
+				r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, r.Status, r.Membership, r.JSON); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// CurrentMembershipEvent is a user's membership in a room's current
+// state and the event that set it ("" and 0 when none).
+func (db *DB) CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error) {
+	var m *string
+	var nid int64
+	err := db.r().queryRow(ctx, `SELECT membership, event_nid FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2`,
+		[]any{roomID, userID}, &m, &nid)
+	if err == ErrNotFound || m == nil {
+		return "", 0, nil
+	}
+	return *m, nid, err
+}

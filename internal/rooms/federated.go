@@ -1,0 +1,265 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Membership changes that involve another server: the templates other
+// servers ask for (make_join, make_leave, make_knock), the room state a
+// remote join brings, invites countersigned by the invitee's server, and
+// memberships of rooms this server is not in (out-of-band invites).
+
+// Template is an unsigned event another server completes and signs, as
+// make_join, make_leave and make_knock return it.
+type Template struct {
+	Version gomatrixserverlib.RoomVersion
+	Event   json.RawMessage
+}
+
+// MembershipTemplate builds the membership event a remote user would
+// send now, checked against the room's current state so that a user who
+// may not join (leave, knock) is told before signing anything.
+func (e *Engine) MembershipTemplate(ctx context.Context, roomID, userID, membership string) (*Template, error) {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return nil, mxerr.NotFound("Unknown room %s", roomID)
+	}
+	content := map[string]any{"membership": membership}
+	if membership == spec.Join {
+		via, err := e.restrictedJoinAuthoriser(ctx, h, userID)
+		if err != nil {
+			return nil, err
+		}
+		if via != "" {
+			content["join_authorised_via_users_server"] = via
+		}
+	}
+	target := userID
+	req := SendRequest{RoomID: roomID, Sender: userID, Type: spec.MRoomMember, StateKey: &target, Content: content}
+	// Built and signed with this server's key only to run the auth rules;
+	// the remote server signs the real one.
+	pdu, auth, err := e.build(ctx, h, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := authAllowed(pdu, auth); err != nil {
+		return nil, mxerr.Forbidden("%s", authMessage(err))
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(pdu.JSON(), &fields); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"signatures", "hashes", "unsigned", "event_id"} {
+		delete(fields, k)
+	}
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	return &Template{Version: h.version.Version(), Event: raw}, nil
+}
+
+// ImportJoin stores the room state a remote server returned from
+// send_join (already checked: signatures, and every event authorised by
+// its auth events) and then the join itself on top of it. The state and
+// auth chain become outliers; the join becomes the room's only forward
+// extremity and its state the room's current state. Events that happened
+// meanwhile arrive later and are resolved against it.
+func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, state, authChain []gomatrixserverlib.PDU) (*Event, error) {
+	roomID := join.RoomID().String()
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	if known, err := e.EventsByID(ctx, []string{join.EventID()}); err != nil || len(known) > 0 {
+		if err == nil {
+			return known[0], nil
+		}
+		return nil, err
+	}
+	version, err := gomatrixserverlib.GetRoomVersion(join.Version())
+	if err != nil {
+		return nil, err
+	}
+	newRoom := h.version == nil
+	if err := e.storeOutliers(ctx, roomID, string(version.Version()), newRoom, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
+		return nil, err
+	}
+	before := StateMap{}
+	ids := make([]string, 0, len(state))
+	for _, p := range state {
+		ids = append(ids, p.EventID())
+	}
+	evs, err := e.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range evs {
+		if ev.StateKey() != nil {
+			before[ev.Key()] = ev.NID
+		}
+	}
+	if err := e.allowedAt(ctx, join, before); err != nil {
+		return nil, mxerr.Forbidden("The join is not allowed by the room state returned: %s", authMessage(err))
+	}
+	snapshot, err := e.storeSnapshot(ctx, roomID, before, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The current state becomes the state before the join, so that
+	// persisting the join as a "current" event leaves the whole state in
+	// current_state, not only the join.
+	changes := map[store.StateKey]int64{}
+	for k, n := range before {
+		changes[k] = n
+	}
+	for k := range h.state {
+		if _, ok := before[k]; !ok {
+			changes[k] = 0
+		}
+	}
+	memberships := map[string]string{}
+	if err := e.memberships(ctx, changes, memberships); err != nil {
+		return nil, err
+	}
+	if err := e.store.UpdateRoomHead(ctx, roomID, store.HeadUpdate{CurrentState: changes, Memberships: memberships,
+		Snapshot: snapshot, Depth: join.Depth() - 1, Extremities: sortedIDs(join.PrevEventIDs())}); err != nil {
+		return nil, err
+	}
+	h.loaded, h.version, h.state, h.snapshot, h.chainLen = true, version, before, snapshot, 0
+	h.depth, h.extremities = join.Depth()-1, sortedIDs(join.PrevEventIDs())
+	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: store.EventAccepted, current: true})
+}
+
+// storeOutliers stores events known only as state or auth events: no
+// stream position, no state of their own. A new room gets its row first.
+func (e *Engine) storeOutliers(ctx context.Context, roomID, version string, newRoom bool, pdus []gomatrixserverlib.PDU) error {
+	rows := make([]store.EventRow, 0, len(pdus))
+	seen := map[string]bool{}
+	for _, p := range pdus {
+		if seen[p.EventID()] || p.RoomID().String() != roomID {
+			continue
+		}
+		seen[p.EventID()] = true
+		row := store.EventRow{EventID: p.EventID(), RoomID: roomID, Type: p.Type(), StateKey: p.StateKey(),
+			Sender: string(p.SenderID()), Depth: p.Depth(), OriginTS: int64(p.OriginServerTS()),
+			Status: store.EventAccepted, JSON: string(p.JSON())}
+		if p.Type() == spec.MRoomMember {
+			m, _ := p.Membership()
+			row.Membership = &m
+		}
+		rows = append(rows, row)
+	}
+	created := int64(0)
+	if newRoom {
+		created = time.Now().UnixMilli()
+	}
+	return e.store.PersistOutliers(ctx, version, created, rows)
+}
+
+// ReceiveOutOfBand stores a membership event of a room this server is
+// not in: an invite from another server, or the leave that rejects it
+// (through make_leave/send_leave), or a knock. It gets a stream position
+// so that the user's /sync shows it, and becomes the user's membership
+// in the current state, but the room stays unknown until someone joins.
+// For rooms the server is in, it is an ordinary Receive.
+func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
+	roomID := pdu.RoomID().String()
+	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil {
+		return nil, fmt.Errorf("rooms: out-of-band event %s is not a membership", pdu.EventID())
+	}
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	known := h.version != nil
+	e.unlockRoom(h)
+	if known {
+		if in, err := e.ServerInRoom(ctx, roomID, e.opts.ServerName); err != nil || in {
+			if err != nil {
+				return nil, err
+			}
+			return e.Receive(ctx, pdu)
+		}
+	}
+	if evs, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil || len(evs) > 0 {
+		if err == nil {
+			return evs[0], nil
+		}
+		return nil, err
+	}
+	h, err = e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	membership, _ := pdu.Membership()
+	ne := store.NewEvent{
+		Row: store.EventRow{EventID: pdu.EventID(), RoomID: roomID, Type: pdu.Type(), StateKey: pdu.StateKey(),
+			Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()),
+			Status: store.EventAccepted, Membership: &membership, JSON: string(pdu.JSON())},
+		CurrentState: map[store.StateKey]int64{{Type: spec.MRoomMember, StateKey: *pdu.StateKey()}: store.ThisEvent},
+		Memberships:  map[string]string{*pdu.StateKey(): membership},
+	}
+	pos := e.stream.Next()
+	ne.Row.StreamPos = pos
+	nid, _, err := e.store.PersistEvent(ctx, ne)
+	if err != nil {
+		e.stream.Abandon(pos)
+		return nil, err
+	}
+	e.stream.Done(pos)
+	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, Status: store.EventAccepted}
+	e.cacheEvent(ev)
+	e.noteMembership(*pdu.StateKey(), pos)
+	e.bus.Publish(Notification{Event: ev, Membership: membership})
+	return ev, nil
+}
+
+// sendCountersigned is sendLocked for events another server must sign
+// first (an invite of one of its users): countersign gets the built event
+// and returns it with the other server's signature.
+func (e *Engine) sendCountersigned(ctx context.Context, h *roomHead, req SendRequest, countersign func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error)) (*Event, error) {
+	pdu, auth, err := e.build(ctx, h, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := authAllowed(pdu, auth); err != nil {
+		return nil, mxerr.Forbidden("%s", authMessage(err))
+	}
+	signed, err := countersign(ctx, pdu)
+	if err != nil {
+		return nil, err
+	}
+	if signed.EventID() != pdu.EventID() {
+		return nil, mxerr.Unknown("The invited user's server changed the invite")
+	}
+	return e.persist(ctx, h, signed, persistOpts{stateBefore: h.snapshot, before: h.state, chainLen: h.chainLen, txn: req.Txn, current: true})
+}
+
+// Extremities returns a room's forward extremities.
+func (e *Engine) Extremities(ctx context.Context, roomID string) ([]string, int64, error) {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return nil, 0, mxerr.NotFound("Unknown room %s", roomID)
+	}
+	return append([]string(nil), h.extremities...), h.depth, nil
+}
