@@ -34,6 +34,7 @@ func (a *API) registerMembership(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send_join/{roomId}/{eventId}", Handler: a.signed(a.sendMembership(spec.Join, true))})
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send_leave/{roomId}/{eventId}", Handler: a.signed(a.sendMembership(spec.Leave, true))})
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v2/invite/{roomId}/{eventId}", Handler: a.signed(a.invite)})
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/invite/{roomId}/{eventId}", Handler: a.signed(a.inviteV1)})
 }
 
 func userIDForSender(_ spec.RoomID, s spec.SenderID) (*spec.UserID, error) {
@@ -106,6 +107,9 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 		if membership == spec.Join {
 			pdu = a.countersignJoin(pdu)
 		}
+		if err := a.verifySignatures(ctx, pdu); err != nil {
+			return nil, err
+		}
 		ev, err := a.d.Rooms.Receive(ctx, pdu)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
@@ -144,7 +148,7 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 
 // membershipEvent parses and checks a membership event sent by origin:
 // it is the event the path names, the membership asked for, about its
-// own sender, who belongs to origin, and carries valid signatures.
+// own sender, who belongs to origin.
 func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVersion, r *Request, membership string) (gomatrixserverlib.PDU, error) {
 	pdu, err := v.NewEventFromUntrustedJSON(r.Content)
 	if err != nil {
@@ -161,10 +165,16 @@ func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVers
 	if err != nil || string(sender.Domain()) != r.Origin {
 		return nil, mxerr.Forbidden("The sender does not belong to server %s", r.Origin)
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
-		return nil, mxerr.Forbidden("Invalid event signature: %v", err)
-	}
 	return pdu, nil
+}
+
+// verifySignatures checks an event's signatures: its sender's server's
+// and, for invites and restricted joins, this server's own, added first.
+func (a *API) verifySignatures(ctx context.Context, pdu gomatrixserverlib.PDU) error {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+		return mxerr.Forbidden("Invalid event signature: %v", err)
+	}
+	return nil
 }
 
 // countersignJoin adds this server's signature to a restricted join one
@@ -260,10 +270,56 @@ type inviteRequest struct {
 // records it, so that the user sees it in /sync before anyone here is in
 // the room.
 func (a *API) invite(r *Request) (any, error) {
-	ctx := r.Context()
 	var req inviteRequest
 	if err := httpapi.DecodeObject(r.Content, &req); err != nil {
 		return nil, err
+	}
+	return a.handleInvite(r, req)
+}
+
+// inviteV1 is the deprecated form: the body is the event, its room
+// version one this server knows, the stripped state in its unsigned
+// section, and the answer [200, {"event": ...}]. gomatrixserverlib's
+// client falls back to it when v2 answers 404.
+func (a *API) inviteV1(r *Request) (any, error) {
+	var ev struct {
+		RoomID   string `json:"room_id"`
+		Unsigned struct {
+			InviteRoomState []json.RawMessage `json:"invite_room_state"`
+		} `json:"unsigned"`
+	}
+	if err := httpapi.DecodeObject(r.Content, &ev); err != nil {
+		return nil, err
+	}
+	v, err := a.roomVersion(r.Context(), ev.RoomID)
+	if err != nil {
+		// Only versions 1 and 2 predate /v2/invite.
+		v = gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersionV1)
+	}
+	resp, err := a.handleInvite(r, inviteRequest{RoomVersion: string(v.Version()), Event: r.Content, InviteRoomState: ev.Unsigned.InviteRoomState})
+	if err != nil {
+		return nil, err
+	}
+	return []any{http.StatusOK, resp}, nil
+}
+
+func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
+	ctx := r.Context()
+	// The invitee is checked before the event is parsed: a 404 from v2
+	// makes the inviting server retry with v1, whose version guess would
+	// otherwise turn "no such user" into a parse error.
+	var target struct {
+		StateKey string `json:"state_key"`
+	}
+	if err := json.Unmarshal(req.Event, &target); err != nil {
+		return nil, mxerr.BadJSON("Invalid event")
+	}
+	if uid, err := spec.NewUserID(target.StateKey, true); err == nil && string(uid.Domain()) == a.d.ServerName {
+		if ok, err := a.d.Store.UserExists(ctx, uid.Local()); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, mxerr.NotFound("Unknown user %s", uid.String())
+		}
 	}
 	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
 	if err != nil {
@@ -280,28 +336,22 @@ func (a *API) invite(r *Request) (any, error) {
 	if m, _ := pdu.Membership(); pdu.Type() != spec.MRoomMember || m != spec.Invite || pdu.StateKey() == nil {
 		return nil, mxerr.BadJSON("Not an invite")
 	}
-	invitee, err := spec.NewUserID(*pdu.StateKey(), true)
-	if err != nil || string(invitee.Domain()) != a.d.ServerName {
+	if invitee, err := spec.NewUserID(*pdu.StateKey(), true); err != nil || string(invitee.Domain()) != a.d.ServerName {
 		return nil, mxerr.BadJSON("The invitee is not a user of this server")
-	}
-	if ok, err := a.d.Store.UserExists(ctx, invitee.Local()); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, mxerr.NotFound("Unknown user %s", invitee.String())
 	}
 	sender, err := spec.NewUserID(string(pdu.SenderID()), true)
 	if err != nil || string(sender.Domain()) != r.Origin {
 		return nil, mxerr.Forbidden("The inviter does not belong to server %s", r.Origin)
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
-		return nil, mxerr.Forbidden("Invalid event signature: %v", err)
+	signed := pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
+	if err := a.verifySignatures(ctx, signed); err != nil {
+		return nil, err
 	}
 	if _, err := a.d.Rooms.RoomVersion(ctx, pdu.RoomID().String()); err == nil {
 		if err := a.checkACL(ctx, pdu.RoomID().String(), r.Origin); err != nil {
 			return nil, err
 		}
 	}
-	signed := pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
 	withState, err := signed.SetUnsigned(map[string]any{"invite_room_state": req.InviteRoomState})
 	if err != nil {
 		return nil, err

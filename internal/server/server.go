@@ -20,6 +20,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -161,6 +162,9 @@ func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
 	if !cfg.Federation.Enabled {
 		return federation.New(d), nil
 	}
+	// gomatrixserverlib logs through logrus, at info level per request;
+	// only its warnings are worth an admin's attention.
+	logrus.SetLevel(logrus.WarnLevel)
 	roots, err := federation.CertPool(cfg.Federation.CAFile)
 	if err != nil {
 		return nil, err
