@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -262,4 +263,110 @@ func (e *Engine) Extremities(ctx context.Context, roomID string) ([]string, int6
 		return nil, 0, mxerr.NotFound("Unknown room %s", roomID)
 	}
 	return append([]string(nil), h.extremities...), h.depth, nil
+}
+
+// ReceiveWithState receives an event some of whose prev events this
+// server could not get (a gap too large for get_missing_events): the
+// sending server's state after each missing prev event, checked by the
+// caller, stands in for them (server-server spec "Retrieving event
+// authorization information", Synapse's _resolve_state_at_missing_prevs).
+// The states and their auth chain are stored as outliers; the state
+// before the event is the resolution of every prev event's state.
+func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU, prevStates map[string][]gomatrixserverlib.PDU, authChain []gomatrixserverlib.PDU) (*Event, error) {
+	roomID := pdu.RoomID().String()
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
+		return nil, err
+	} else if len(known) > 0 && known[0].HasState() {
+		return known[0], nil
+	}
+	if h.version == nil {
+		return nil, fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), roomID)
+	}
+	all := append([]gomatrixserverlib.PDU{}, authChain...)
+	for _, st := range prevStates {
+		all = append(all, st...)
+	}
+	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, all); err != nil {
+		return nil, err
+	}
+	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	if len(missingAuth) > 0 {
+		return nil, &ErrMissingEvents{Auth: missingAuth}
+	}
+	snapshots, err := e.prevSnapshots(ctx, h, pdu, prevStates)
+	if err != nil {
+		return nil, err
+	}
+	before, err := e.resolve(ctx, h, snapshots)
+	if err != nil {
+		return nil, err
+	}
+	beforeID := snapshots[0]
+	if len(snapshots) > 1 {
+		if beforeID, err = e.storeSnapshot(ctx, roomID, before, h.snapshot); err != nil {
+			return nil, err
+		}
+	}
+	link, err := e.store.LoadSnapshot(ctx, beforeID)
+	if err != nil {
+		return nil, err
+	}
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen)
+}
+
+// prevSnapshots lists the state snapshots after each prev event: the
+// stored one for prev events with state, a new one from prevStates for
+// the others.
+func (e *Engine) prevSnapshots(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, prevStates map[string][]gomatrixserverlib.PDU) ([]int64, error) {
+	prevEvs, _, err := e.knownEvents(ctx, pdu.PrevEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	have := map[string]bool{}
+	for _, p := range prevEvs {
+		if p.HasState() {
+			have[p.EventID()] = true
+			if !slices.Contains(out, p.StateAfter) {
+				out = append(out, p.StateAfter)
+			}
+		}
+	}
+	for _, id := range pdu.PrevEventIDs() {
+		st, ok := prevStates[id]
+		if have[id] || !ok {
+			continue
+		}
+		ids := make([]string, len(st))
+		for i, p := range st {
+			ids[i] = p.EventID()
+		}
+		evs, err := e.EventsByID(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		m := StateMap{}
+		for _, ev := range evs {
+			if ev.StateKey() != nil && ev.Status != store.EventRejected {
+				m[ev.Key()] = ev.NID
+			}
+		}
+		snap, err := e.storeSnapshot(ctx, h.id, m, h.snapshot)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, snap)
+	}
+	if len(out) == 0 {
+		return nil, &ErrMissingEvents{Prev: pdu.PrevEventIDs()}
+	}
+	return out, nil
 }

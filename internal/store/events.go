@@ -101,7 +101,10 @@ type NewEvent struct {
 
 // PersistEvent stores an event and, in the same transaction, its state
 // snapshot, the room's current state, head and forward extremities. It
-// returns the event NID and its state_after snapshot.
+// returns the event NID and its state_after snapshot. An event stored
+// before without state (an outlier: known from a state or auth chain,
+// or an out-of-band invite) keeps its NID and gains its place in the
+// room; storing an event that already has its state is ErrNotFound.
 func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter int64, err error) {
 	err = db.tx(ctx, func(c conn) error {
 		r := ne.Row
@@ -118,7 +121,12 @@ func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter in
 		if err := c.queryRow(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
 				state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
 				txn_localpart, txn_device, txn_id, json)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING event_nid`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+			ON CONFLICT (event_id) DO UPDATE SET stream_pos = excluded.stream_pos, state_before = excluded.state_before,
+				state_after = excluded.state_after, status = excluded.status, replaces_nid = excluded.replaces_nid,
+				relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url
+			WHERE events.state_after = 0
+			RETURNING event_nid`,
 			[]any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
 				r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
 				r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}, &nid); err != nil {
