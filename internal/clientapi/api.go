@@ -80,6 +80,8 @@ type RemoteMembership interface {
 	Leave(ctx context.Context, userID, roomID, reason string) error
 	InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error)
 	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
+	// Backfill fetches history older than the room's oldest event here.
+	Backfill(ctx context.Context, roomID string, limit int) (int, error)
 }
 
 // API is the client-server API.

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -369,4 +370,140 @@ func (e *Engine) prevSnapshots(ctx context.Context, h *roomHead, pdu gomatrixser
 		return nil, &ErrMissingEvents{Prev: pdu.PrevEventIDs()}
 	}
 	return out, nil
+}
+
+// BackfillPoints returns the prev events of the room's oldest stored
+// event that this server does not have: where history continues on other
+// servers. It is empty when the room's history starts here (its oldest
+// event is the create event).
+func (e *Engine) BackfillPoints(ctx context.Context, roomID string) ([]string, error) {
+	id, err := e.store.OldestEvent(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	evs, err := e.EventsByID(ctx, []string{id})
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	_, missing, err := e.knownEvents(ctx, evs[0].PrevEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	prevs, _, err := e.knownEvents(ctx, evs[0].PrevEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range prevs {
+		if !p.HasState() {
+			missing = append(missing, p.EventID())
+		}
+	}
+	return missing, nil
+}
+
+// ReceiveHistorical stores an event older than the room's oldest here,
+// fetched with /backfill. It is checked against its auth events and the
+// state before it (from its prev events, or stateBefore from the server
+// it came from when those are missing) but never soft-failed or made
+// part of the room's head; it gets a stream position below every other,
+// so that /messages pages to it and /sync never shows it as new.
+func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PDU, stateBefore, authChain []gomatrixserverlib.PDU) (*Event, error) {
+	roomID := pdu.RoomID().String()
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
+		return nil, err
+	} else if len(known) > 0 && known[0].HasState() {
+		return known[0], nil
+	}
+	if h.version == nil {
+		return nil, fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), roomID)
+	}
+	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, append(append([]gomatrixserverlib.PDU{}, authChain...), stateBefore...)); err != nil {
+		return nil, err
+	}
+	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	if len(missingAuth) > 0 {
+		return nil, &ErrMissingEvents{Auth: missingAuth}
+	}
+	before, beforeID, chainLen, err := e.historicalStateBefore(ctx, h, pdu, stateBefore)
+	if err != nil {
+		return nil, err
+	}
+	status := store.EventAccepted
+	if e.failsAuth(pdu, authEvs, h.version) {
+		status = store.EventRejected
+	} else if err := e.allowedAt(ctx, pdu, before); err != nil {
+		status = store.EventRejected
+	}
+	pos, err := e.historicalPos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.write(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen, status: status}, pos)
+}
+
+// historicalStateBefore is the state before a backfilled event: from its
+// prev events when all are here with state, else the state its server
+// sent.
+func (e *Engine) historicalStateBefore(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, stateBefore []gomatrixserverlib.PDU) (StateMap, int64, int64, error) {
+	prevs, missing, err := e.knownEvents(ctx, pdu.PrevEventIDs())
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	allState := len(missing) == 0
+	for _, p := range prevs {
+		allState = allState && p.HasState()
+	}
+	if allState && len(prevs) > 0 {
+		return e.stateBeforePrevs(ctx, h, prevs)
+	}
+	if stateBefore == nil {
+		return nil, 0, 0, &ErrMissingEvents{Prev: pdu.PrevEventIDs()}
+	}
+	ids := make([]string, len(stateBefore))
+	for i, p := range stateBefore {
+		ids[i] = p.EventID()
+	}
+	evs, err := e.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	m := StateMap{}
+	for _, ev := range evs {
+		if ev.StateKey() != nil && ev.Status != store.EventRejected {
+			m[ev.Key()] = ev.NID
+		}
+	}
+	id, err := e.storeSnapshot(ctx, h.id, m, h.snapshot)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	link, err := e.store.LoadSnapshot(ctx, id)
+	return m, id, link.ChainLen, err
+}
+
+// historicalPos hands out stream positions for backfilled events,
+// counting down from below the lowest stored.
+func (e *Engine) historicalPos(ctx context.Context) (int64, error) {
+	e.backfillMu.Lock()
+	defer e.backfillMu.Unlock()
+	if !e.backfillLoaded {
+		lowest, err := e.store.MinStreamPos(ctx)
+		if err != nil {
+			return 0, err
+		}
+		e.backfillPos, e.backfillLoaded = min(lowest, 0), true
+	}
+	e.backfillPos--
+	return e.backfillPos, nil
 }

@@ -279,3 +279,22 @@ func (db *DB) CurrentMembershipEvent(ctx context.Context, roomID, userID string)
 	}
 	return *m, nid, err
 }
+
+// OldestEvent is the room's event with the lowest stream position.
+func (db *DB) OldestEvent(ctx context.Context, roomID string) (string, error) {
+	var id string
+	err := db.r().queryRow(ctx, `SELECT event_id FROM events WHERE room_id = $1 AND stream_pos IS NOT NULL
+		ORDER BY stream_pos LIMIT 1`, []any{roomID}, &id)
+	return id, err
+}
+
+// MinStreamPos is the lowest stream position stored (backfilled events
+// are below zero), 0 when there are none.
+func (db *DB) MinStreamPos(ctx context.Context) (int64, error) {
+	var pos *int64
+	err := db.r().queryRow(ctx, `SELECT MIN(stream_pos) FROM events`, nil, &pos)
+	if err != nil || pos == nil {
+		return 0, err
+	}
+	return *pos, nil
+}
