@@ -86,12 +86,12 @@ type RemoteMembership interface {
 
 // API is the client-server API.
 type API struct {
-	cfg       *config.Config
-	accounts  *accounts.Service
-	uia       *uia.Manager
-	regTokens RegistrationTokens
-	rooms     *rooms.Engine
-	roomStore RoomStore
+	cfg        *config.Config
+	accounts   *accounts.Service
+	uia        *uia.Manager
+	regTokens  RegistrationTokens
+	rooms      *rooms.Engine
+	roomStore  RoomStore
 	sync       *mxsync.Service
 	render     clientevent.Renderer
 	federation RemoteMembership
