@@ -82,6 +82,8 @@ type RemoteMembership interface {
 	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 	// Backfill fetches history older than the room's oldest event here.
 	Backfill(ctx context.Context, roomID string, limit int) (int, error)
+	QueryProfile(ctx context.Context, userID, field string) (map[string]any, error)
+	PublicRooms(ctx context.Context, server string, body map[string]any) (map[string]any, error)
 }
 
 // API is the client-server API.
