@@ -487,6 +487,12 @@ func (c *Config) SigningKeyPath() string {
 	return filepath.Join(c.DataDir, "signing.key")
 }
 
+// OldSigningKeysPath is the file of retired verify keys, beside the
+// signing key (written by "myelin rotate-key").
+func (c *Config) OldSigningKeysPath() string {
+	return filepath.Join(filepath.Dir(c.SigningKeyPath()), "old_signing_keys")
+}
+
 //go:embed default.yaml
 var defaultYAML string
 

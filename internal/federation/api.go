@@ -35,7 +35,9 @@ type Store interface {
 type Deps struct {
 	ServerName string
 	Key        signing.Key
-	Version    string
+	// OldKeys are retired keys, published as old_verify_keys.
+	OldKeys []signing.OldKey
+	Version string
 	KeyRing    *gomatrixserverlib.KeyRing
 	Client     fclient.FederationClient
 	Rooms      *rooms.Engine

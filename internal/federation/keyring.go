@@ -41,8 +41,8 @@ type TrustedKeyServer struct {
 // server itself, else from the trusted notaries; fetched answers are
 // stored with their validity, and the server's own signed answer kept so
 // that this server can act as a notary.
-func NewKeyRing(serverName string, key signing.Key, st KeyStore, client keyClient, notaries []TrustedKeyServer) *gomatrixserverlib.KeyRing {
-	db := &keyDB{serverName: serverName, key: key, st: st, mem: map[gomatrixserverlib.PublicKeyLookupRequest]gomatrixserverlib.PublicKeyLookupResult{}}
+func NewKeyRing(serverName string, key signing.Key, oldKeys []signing.OldKey, st KeyStore, client keyClient, notaries []TrustedKeyServer) *gomatrixserverlib.KeyRing {
+	db := &keyDB{serverName: serverName, key: key, oldKeys: oldKeys, st: st, mem: map[gomatrixserverlib.PublicKeyLookupRequest]gomatrixserverlib.PublicKeyLookupResult{}}
 	fetchers := []gomatrixserverlib.KeyFetcher{&directFetcher{client: client, st: st}}
 	for _, n := range notaries {
 		keys := map[gomatrixserverlib.KeyID]ed25519.PublicKey{}
@@ -61,6 +61,7 @@ func NewKeyRing(serverName string, key signing.Key, st KeyStore, client keyClien
 type keyDB struct {
 	serverName string
 	key        signing.Key
+	oldKeys    []signing.OldKey
 	st         KeyStore
 
 	mu  sync.Mutex
@@ -78,6 +79,13 @@ func (k *keyDB) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.Public
 				out[req] = gomatrixserverlib.PublicKeyLookupResult{
 					VerifyKey:    gomatrixserverlib.VerifyKey{Key: spec.Base64Bytes(k.key.Public())},
 					ValidUntilTS: spec.AsTimestamp(time.Now().Add(keyValidity)),
+				}
+			}
+			for _, old := range k.oldKeys {
+				if string(req.KeyID) == old.ID {
+					out[req] = gomatrixserverlib.PublicKeyLookupResult{
+						VerifyKey: gomatrixserverlib.VerifyKey{Key: spec.Base64Bytes(old.Public)}, ExpiredTS: spec.Timestamp(old.ExpiredTS),
+					}
 				}
 			}
 			continue

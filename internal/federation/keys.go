@@ -33,7 +33,7 @@ func (a *API) serverKeys(*http.Request, *httpapi.Caller) (any, error) {
 		"verify_keys": map[string]any{
 			a.d.Key.ID: map[string]string{"key": base64.RawStdEncoding.EncodeToString(a.d.Key.Public())},
 		},
-		"old_verify_keys": map[string]any{},
+		"old_verify_keys": a.oldVerifyKeys(),
 		"valid_until_ts":  now.Add(keyValidity).UnixMilli(),
 	})
 	if err != nil {
@@ -45,4 +45,12 @@ func (a *API) serverKeys(*http.Request, *httpapi.Caller) (any, error) {
 	}
 	a.keys, a.keysTill = signed, now.Add(keyValidity/2)
 	return json.RawMessage(signed), nil
+}
+
+func (a *API) oldVerifyKeys() map[string]any {
+	out := map[string]any{}
+	for _, k := range a.d.OldKeys {
+		out[k.ID] = map[string]any{"key": base64.RawStdEncoding.EncodeToString(k.Public), "expired_ts": k.ExpiredTS}
+	}
+	return out
 }

@@ -158,7 +158,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 // enabled, the client, key ring and sender behind it.
 func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
 	cfg := s.cfg
-	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, Version: Version, Log: s.log}
+	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
+	if err != nil {
+		return nil, fmt.Errorf("old signing keys: %w", err)
+	}
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
 	if !cfg.Federation.Enabled {
 		return federation.New(d), nil
 	}
@@ -183,7 +187,7 @@ func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
 		notaries = append(notaries, n)
 	}
 	d.Client = client
-	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, s.db, client, notaries)
+	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
 	return federation.New(d), nil
