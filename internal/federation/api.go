@@ -38,11 +38,11 @@ type Deps struct {
 	// OldKeys are retired keys, published as old_verify_keys.
 	OldKeys []signing.OldKey
 	Version string
-	KeyRing    *gomatrixserverlib.KeyRing
-	Client     fclient.FederationClient
-	Rooms      *rooms.Engine
-	Store      Store
-	Log        *slog.Logger
+	KeyRing *gomatrixserverlib.KeyRing
+	Client  fclient.FederationClient
+	Rooms   *rooms.Engine
+	Store   Store
+	Log     *slog.Logger
 }
 
 // API is the server-server API.
