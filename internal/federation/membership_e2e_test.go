@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -235,4 +236,25 @@ func TestKnockOverFederation(t *testing.T) {
 		}
 		wantJoined(t, alice, roomID, "@alice:hs1.test", "@bob:hs2.test")
 	})
+}
+
+// TestUntrustedCertificateRefused: a server that does not trust the test
+// CA cannot reach the others: certificates are verified.
+func TestUntrustedCertificateRefused(t *testing.T) {
+	net := testserver.StartNetwork(t, "sqlite", 2, func(i int, c *config.Config) {
+		if i == 1 {
+			c.Federation.CAFile = ""
+		}
+	})
+	ctx := context.Background()
+	alice := net.Servers[0].Register("alice", "password1234")
+	bob := net.Servers[1].Register("bob", "password1234")
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err == nil {
+		t.Fatal("joined through a server whose certificate is not trusted")
+	}
+	wantJoined(t, alice, created.RoomID, "@alice:hs1.test")
 }
