@@ -141,6 +141,9 @@ func (a *API) stateAt(r *Request) (state, chain []*rooms.Event, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if !ev.HasState() {
+		return nil, nil, mxerr.NotFound("State not known at event %s", ev.EventID())
+	}
 	before, err := a.d.Rooms.StateBefore(ctx, ev)
 	if err != nil {
 		return nil, nil, err

@@ -46,7 +46,7 @@ func newReadRoom(t *testing.T, net *testserver.Network) *readRoom {
 	}
 	r.roomID = created.RoomID.String()
 	r.before = r.send(t, "before")
-	r.join = remoteJoin(t, r.hs2, r.hs1, r.alice, r.roomID, "bob").EventID()
+	r.join = remoteJoin(t, r.hs2, r.hs1, r.roomID, "bob").EventID()
 	r.after1 = r.send(t, "after 1")
 	r.after2 = r.send(t, "after 2")
 	state, err := r.alice.State(ctx, created.RoomID)

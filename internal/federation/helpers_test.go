@@ -9,8 +9,6 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
@@ -32,13 +30,13 @@ func serverKey(t testing.TB, s *testserver.Server) signing.Key {
 	return key
 }
 
-// remoteMembership makes a user of server from a member of a room on
-// server to, until federated joins exist: it builds the membership event
-// as from would (on top of the room's latest event, which reader, a
-// member on to, reads; auth events from to's current state), signs it
-// with from's key and hands it to to's room engine as federation input
-// would. Joins need a public room.
-func remoteMembership(t testing.TB, from, to *testserver.Server, reader *mautrix.Client, roomID, localpart, membership string) *rooms.Event {
+// remoteMembership changes the membership of a user of server from in a
+// room on server to without going through federation's membership
+// endpoints: it builds the membership event as from would (on top of the
+// room's forward extremities, auth events from to's current state),
+// signs it with from's key and hands it to to's room engine as
+// federation input would. Joins need a public room.
+func remoteMembership(t testing.TB, from, to *testserver.Server, roomID, localpart, membership string) *rooms.Event {
 	t.Helper()
 	ctx := context.Background()
 	engine := to.Engine()
@@ -47,11 +45,7 @@ func remoteMembership(t testing.TB, from, to *testserver.Server, reader *mautrix
 	if err != nil {
 		t.Fatal(err)
 	}
-	latest, err := reader.Messages(ctx, id.RoomID(roomID), "", "", mautrix.DirectionBackward, nil, 1)
-	if err != nil || len(latest.Chunk) != 1 {
-		t.Fatalf("latest event of %s: %v", roomID, err)
-	}
-	prev, err := engine.Event(ctx, latest.Chunk[0].ID.String())
+	prevs, depth, err := engine.Extremities(ctx, roomID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +72,7 @@ func remoteMembership(t testing.TB, from, to *testserver.Server, reader *mautrix
 	key := serverKey(t, from)
 	pdu, err := v.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{
 		SenderID: userID, RoomID: roomID, Type: spec.MRoomMember, StateKey: &userID, Content: content,
-		PrevEvents: []string{prev.EventID()}, AuthEvents: auth, Depth: prev.Depth() + 1,
+		PrevEvents: prevs, AuthEvents: auth, Depth: depth + 1,
 	}).Build(time.Now(), spec.ServerName(from.Config.ServerName), gomatrixserverlib.KeyID(key.ID), key.Private)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +85,7 @@ func remoteMembership(t testing.TB, from, to *testserver.Server, reader *mautrix
 }
 
 // remoteJoin makes @localpart of server from join a public room on to.
-func remoteJoin(t testing.TB, from, to *testserver.Server, reader *mautrix.Client, roomID, localpart string) *rooms.Event {
+func remoteJoin(t testing.TB, from, to *testserver.Server, roomID, localpart string) *rooms.Event {
 	t.Helper()
-	return remoteMembership(t, from, to, reader, roomID, localpart, spec.Join)
+	return remoteMembership(t, from, to, roomID, localpart, spec.Join)
 }

@@ -72,7 +72,7 @@ func testQueryDirectory(t *testing.T, hs1, hs2 *testserver.Server, alice *mautri
 	if err != nil {
 		t.Fatal(err)
 	}
-	remoteJoin(t, hs2, hs1, alice, room.RoomID.String(), "bob")
+	remoteJoin(t, hs2, hs1, room.RoomID.String(), "bob")
 	status, body := get("/query/directory?room_alias=" + url.QueryEscape("#lobby:hs1.test"))
 	testserver.WantStatus(t, "directory", status, body, http.StatusOK)
 	if body["room_id"] != room.RoomID.String() || !slices.Equal(stringList(body["servers"]), []string{"hs1.test", "hs2.test"}) {

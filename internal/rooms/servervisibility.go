@@ -24,6 +24,11 @@ func (e *Engine) ServerCanSee(ctx context.Context, serverName string, ev *Event)
 
 // serverCanSee is ServerCanSee with a cache of the answers per snapshot.
 func (e *Engine) serverCanSee(ctx context.Context, serverName string, ev *Event, seen map[int64]bool) (bool, error) {
+	if !ev.HasState() {
+		// Without the state at the event there is nothing to judge by;
+		// Synapse lets servers see such events (outliers) whole.
+		return true, nil
+	}
 	ok, err := e.serverCanSeeAt(ctx, serverName, ev.StateBefore, seen)
 	if ok || err != nil {
 		return ok, err
