@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -43,6 +44,12 @@ type Deps struct {
 	Rooms   *rooms.Engine
 	Store   Store
 	Log     *slog.Logger
+
+	// What the read endpoints answer from (events.go, queries.go).
+	Timestamps TimestampStore
+	Aliases    AliasStore
+	Profiles   ProfileSource
+	Directory  *directory.Service
 }
 
 // API is the server-server API.

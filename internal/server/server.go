@@ -29,6 +29,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
@@ -99,7 +100,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	})
 	s.engine = engine
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	fed, err := s.newFederation(engine)
+	fed, err := s.newFederation(engine, acc)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -156,7 +157,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
+func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*federation.API, error) {
 	cfg := s.cfg
 	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
 	if err != nil {
@@ -190,6 +191,7 @@ func (s *Server) newFederation(engine *rooms.Engine) (*federation.API, error) {
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
+	d.Timestamps, d.Aliases, d.Profiles, d.Directory = s.db, s.db, acc, directory.New(engine, s.db)
 	return federation.New(d), nil
 }
 
