@@ -67,9 +67,15 @@ func (a *API) storeBackfill(ctx context.Context, server string, v gomatrixserver
 		pdus = append(pdus, pdu)
 	}
 	sort.SliceStable(pdus, func(i, j int) bool { return pdus[i].Depth() < pdus[j].Depth() })
+	base, err := a.d.Rooms.ReserveHistorical(ctx, len(pdus))
+	if err != nil {
+		a.d.Log.Warn("backfill", "err", err)
+		return 0
+	}
 	n := 0
-	for _, pdu := range pdus {
-		_, err := a.d.Rooms.ReceiveHistorical(ctx, pdu, nil, nil)
+	for i, pdu := range pdus {
+		pos := base + int64(i)
+		_, err := a.d.Rooms.ReceiveHistorical(ctx, pdu, pos, nil, nil)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
 			var state, auth []gomatrixserverlib.PDU
@@ -81,7 +87,7 @@ func (a *API) storeBackfill(ctx context.Context, server string, v gomatrixserver
 				a.d.Log.Info("state for a backfilled event", "event_id", pdu.EventID(), "server", server, "err", lerr)
 				continue
 			}
-			_, err = a.d.Rooms.ReceiveHistorical(ctx, pdu, state, auth)
+			_, err = a.d.Rooms.ReceiveHistorical(ctx, pdu, pos, state, auth)
 		}
 		if err != nil {
 			a.d.Log.Info("storing a backfilled event", "event_id", pdu.EventID(), "err", err)

@@ -405,12 +405,13 @@ func (e *Engine) BackfillPoints(ctx context.Context, roomID string) ([]string, e
 }
 
 // ReceiveHistorical stores an event older than the room's oldest here,
-// fetched with /backfill. It is checked against its auth events and the
-// state before it (from its prev events, or stateBefore from the server
-// it came from when those are missing) but never soft-failed or made
-// part of the room's head; it gets a stream position below every other,
-// so that /messages pages to it and /sync never shows it as new.
-func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PDU, stateBefore, authChain []gomatrixserverlib.PDU) (*Event, error) {
+// fetched with /backfill, at stream position pos (from
+// ReserveHistorical, below every other, so that /messages pages to it
+// and /sync never shows it as new). It is checked against its auth
+// events and the state before it (from its prev events, or stateBefore
+// from the server it came from when those are missing) but never
+// soft-failed or made part of the room's head.
+func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PDU, pos int64, stateBefore, authChain []gomatrixserverlib.PDU) (*Event, error) {
 	roomID := pdu.RoomID().String()
 	h, err := e.lockRoom(ctx, roomID)
 	if err != nil {
@@ -444,10 +445,6 @@ func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PD
 		status = store.EventRejected
 	} else if err := e.allowedAt(ctx, pdu, before); err != nil {
 		status = store.EventRejected
-	}
-	pos, err := e.historicalPos(ctx)
-	if err != nil {
-		return nil, err
 	}
 	return e.write(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen, status: status}, pos)
 }
@@ -492,9 +489,10 @@ func (e *Engine) historicalStateBefore(ctx context.Context, h *roomHead, pdu gom
 	return m, id, link.ChainLen, err
 }
 
-// historicalPos hands out stream positions for backfilled events,
-// counting down from below the lowest stored.
-func (e *Engine) historicalPos(ctx context.Context) (int64, error) {
+// ReserveHistorical sets aside n stream positions below every other for
+// a batch of backfilled events and returns the lowest: a batch stored
+// oldest first gives its oldest event the lowest position.
+func (e *Engine) ReserveHistorical(ctx context.Context, n int) (int64, error) {
 	e.backfillMu.Lock()
 	defer e.backfillMu.Unlock()
 	if !e.backfillLoaded {
@@ -504,6 +502,6 @@ func (e *Engine) historicalPos(ctx context.Context) (int64, error) {
 		}
 		e.backfillPos, e.backfillLoaded = min(lowest, 0), true
 	}
-	e.backfillPos--
+	e.backfillPos -= int64(n)
 	return e.backfillPos, nil
 }
