@@ -51,12 +51,20 @@ func checkAlias(alias string) (string, error) {
 	return server, nil
 }
 
-// getAlias resolves an alias. Remote aliases are not found: the server
-// cannot ask their server yet.
+// getAlias resolves an alias: this server's from its table, another
+// server's by asking it (/query/directory).
 func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 	alias := r.PathValue("roomAlias")
-	if _, err := checkAlias(alias); err != nil {
+	server, err := checkAlias(alias)
+	if err != nil {
 		return nil, err
+	}
+	if server != a.cfg.ServerName && a.federation != nil {
+		roomID, servers, err := a.federation.ResolveAlias(r.Context(), alias)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"room_id": roomID, "servers": servers}, nil
 	}
 	roomID, _, err := a.roomStore.ResolveAlias(r.Context(), alias)
 	if errors.Is(err, store.ErrNotFound) {
@@ -404,7 +412,23 @@ func (a *API) publicRooms(ctx context.Context, server string, req directory.Publ
 		if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
 			return nil, mxerr.InvalidParam("Invalid server name %q", server)
 		}
-		return directory.PublicRoomsResponse{Chunk: []directory.Summary{}}, nil
+		if a.federation == nil {
+			return directory.PublicRoomsResponse{Chunk: []directory.Summary{}}, nil
+		}
+		raw, err := json.Marshal(req)
+		if err != nil {
+			return nil, err
+		}
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return nil, err
+		}
+		for k, v := range body {
+			if v == nil {
+				delete(body, k)
+			}
+		}
+		return a.federation.PublicRooms(ctx, server, body)
 	}
 	return a.dir.PublicRooms(ctx, req)
 }
