@@ -36,6 +36,8 @@ type Store interface {
 	Refresh(ctx context.Context, oldHash string, next store.NewSession) (store.NewSession, error)
 	InsertLoginToken(ctx context.Context, hash, localpart string, expiresTS int64) error
 	ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (string, error)
+	InsertOpenIDToken(ctx context.Context, hash, localpart string, expiresTS int64) error
+	OpenIDTokenUser(ctx context.Context, hash string, nowTS int64) (string, error)
 
 	GetDevice(ctx context.Context, localpart, deviceID string) (store.Device, error)
 	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)

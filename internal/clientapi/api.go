@@ -145,6 +145,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerDirectory(rt)
 	a.registerUpgrade(rt)
 	a.registerSpaces(rt)
+	a.registerOpenID(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

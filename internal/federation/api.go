@@ -50,6 +50,7 @@ type Deps struct {
 	Aliases    AliasStore
 	Profiles   ProfileSource
 	Directory  *directory.Service
+	OpenID     OpenIDTokens
 }
 
 // API is the server-server API.
@@ -84,6 +85,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerMembership(rt)
 	a.registerEvents(rt)
 	a.registerQueries(rt)
+	a.registerOpenID(rt)
 }
 
 // Request is a server-server request whose X-Matrix signature checked out.

@@ -191,7 +191,7 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*fe
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
-	d.Timestamps, d.Aliases, d.Profiles, d.Directory = s.db, s.db, acc, directory.New(engine, s.db)
+	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, directory.New(engine, s.db), acc
 	return federation.New(d), nil
 }
 

@@ -57,3 +57,11 @@ CREATE TABLE federation_destinations (
     failures       INTEGER NOT NULL DEFAULT 0,
     retry_after_ts BIGINT NOT NULL DEFAULT 0
 );
+
+-- OpenID tokens a user hands to a third party (an integration manager),
+-- which checks them with /_matrix/federation/v1/openid/userinfo.
+CREATE TABLE openid_tokens (
+    token_hash TEXT PRIMARY KEY,
+    localpart  TEXT NOT NULL,
+    expires_ts BIGINT NOT NULL
+);
