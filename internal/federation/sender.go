@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -468,10 +467,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// serverName is the server part of a user ID.
-func serverName(userID string) string {
-	_, server, _ := strings.Cut(userID, ":")
-	return server
 }

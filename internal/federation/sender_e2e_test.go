@@ -93,7 +93,7 @@ func TestSenderCatchesUp(t *testing.T) {
 		ctx := context.Background()
 		hs1, hs2 := net.Servers[0], net.Servers[1]
 		alice, _, roomID := sendRoom(t, net)
-		extremities, err := hs1.Engine().ForwardExtremities(ctx, roomID.String())
+		extremities, _, err := hs1.Engine().Extremities(ctx, roomID.String())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func sendKey(t *testing.T, s *testserver.Server) signing.Key {
 func sendRoomEvents(t *testing.T, s *testserver.Server, roomID string) []*rooms.Event {
 	t.Helper()
 	ctx := context.Background()
-	frontier, err := s.Engine().ForwardExtremities(ctx, roomID)
+	frontier, _, err := s.Engine().Extremities(ctx, roomID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func sendRoomEvents(t *testing.T, s *testserver.Server, roomID string) []*rooms.
 // events chosen from its current state by the auth rules.
 func sendBuild(t *testing.T, at, as *testserver.Server, roomID, sender, typ string, stateKey *string, content any) gomatrixserverlib.PDU {
 	t.Helper()
-	prevs, err := at.Engine().ForwardExtremities(context.Background(), roomID)
+	prevs, _, err := at.Engine().Extremities(context.Background(), roomID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,15 +204,27 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
 	if errors.As(err, &missing) {
-		if err = a.fetchMissing(ctx, origin, v, pdu); err == nil {
-			_, err = a.d.Rooms.Receive(ctx, pdu)
+		if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
+			a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
 		}
+		_, err = a.receiveOrResolve(ctx, origin, v, pdu)
 	}
 	if errors.As(err, &missing) {
-		// Filling a larger gap through /state_ids is not implemented yet.
 		return pdu.EventID(), fmt.Errorf("missing %d prev_events and %d auth_events that the origin did not supply", len(missing.Prev), len(missing.Auth))
 	}
 	return pdu.EventID(), err
+}
+
+// receiveOrResolve receives an event and, when some of its prev events
+// are still unknown, lets the origin's state at those stand in for them
+// (Synapse does the same for a gap get_missing_events did not fill).
+func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) (*rooms.Event, error) {
+	ev, err := a.d.Rooms.Receive(ctx, pdu)
+	var missing *rooms.ErrMissingEvents
+	if errors.As(err, &missing) && len(missing.Prev) > 0 {
+		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev)
+	}
+	return ev, err
 }
 
 // verifyPDU parses an event of a room version and checks its signatures
@@ -234,10 +246,6 @@ func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.
 		}
 	}
 	return pdu, nil
-}
-
-func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error) {
-	return spec.NewUserID(string(senderID), true)
 }
 
 // receiveEDUs hands each EDU to the handler of its type.
@@ -266,7 +274,7 @@ func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverl
 	ctx, cancel := context.WithTimeout(ctx, missingTimeout)
 	defer cancel()
 	roomID := pdu.RoomID().String()
-	earliest, err := a.d.Rooms.ForwardExtremities(ctx, roomID)
+	earliest, _, err := a.d.Rooms.Extremities(ctx, roomID)
 	if err != nil {
 		return err
 	}
@@ -302,7 +310,7 @@ func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverl
 			return err
 		}
 	}
-	return a.receiveFetched(ctx, fetched)
+	return a.receiveFetched(ctx, origin, v, fetched)
 }
 
 // stillMissing lists the events (pdu and those fetched) whose prev
@@ -331,12 +339,14 @@ func (a *API) stillMissing(ctx context.Context, pdu gomatrixserverlib.PDU, fetch
 	return out, nil
 }
 
-// receiveFetched receives fetched events oldest (lowest depth) first.
-func (a *API) receiveFetched(ctx context.Context, fetched map[string]gomatrixserverlib.PDU) error {
+// receiveFetched receives fetched events oldest (lowest depth) first;
+// the oldest may still lack prev events when the gap was larger than the
+// rounds allow, and get its state from the origin.
+func (a *API) receiveFetched(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, fetched map[string]gomatrixserverlib.PDU) error {
 	evs := mapValues(fetched)
 	sortByDepth(evs)
 	for _, ev := range evs {
-		if _, err := a.d.Rooms.Receive(ctx, ev); err != nil {
+		if _, err := a.receiveOrResolve(ctx, origin, v, ev); err != nil {
 			return err
 		}
 	}
