@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -207,6 +209,12 @@ func (s *Sender) queueNew(ctx context.Context, pos int64) int64 {
 // server, nor servers the room's ACL denies.
 func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, error) {
 	evs, err := s.o.Rooms.EventsByNID(ctx, []int64{r.NID})
+	if e, ok := mxerr.As(err); ok && e.Status == http.StatusNotFound {
+		// A membership of a room this server is not in (an invite
+		// rejected, a knock) travels through the make_/send_ handshake
+		// that made it, not through transactions.
+		return nil, nil
+	}
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix"
+
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -123,5 +126,31 @@ func TestSenderCatchesUp(t *testing.T) {
 		if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n != 0 {
 			t.Fatalf("%d still queued (%v)", n, err)
 		}
+	})
+}
+
+// TestSenderSkipsRoomsItIsNotIn: a local user's membership in a room this
+// server does not hold (a rejected invite, stored out of band) has no
+// destinations and does not hold up the events after it. (Here the event
+// is still cached; read back cold, its unknown room answers M_NOT_FOUND,
+// which the sender also treats as "no destinations".)
+func TestSenderSkipsRoomsItIsNotIn(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice, bob, roomID := sendRoom(t, net)
+		other, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		aliceID := alice.UserID.String()
+		leave := sendBuild(t, hs2, hs1, other.RoomID.String(), aliceID, spec.MRoomMember, &aliceID, map[string]string{"membership": spec.Leave})
+		if _, err := hs1.Engine().ReceiveOutOfBand(ctx, leave); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.SendText(ctx, roomID, "after the out-of-band leave"); err != nil {
+			t.Fatal(err)
+		}
+		(&sendSyncer{c: bob}).waitMessages(t, roomID, "after the out-of-band leave")
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -78,6 +79,29 @@ func (a *API) lockOrigin(origin string) func() {
 		defer a.in.mu.Unlock()
 		if l.refs--; l.refs == 0 {
 			delete(a.in.origins, origin)
+		}
+	}
+}
+
+// inboundTxnRetention is how long a transaction's answer is kept for a
+// retry; Synapse keeps them a day.
+const inboundTxnRetention = 24 * time.Hour
+
+// PruneInboundTxns forgets, hourly until ctx ends, the answers to
+// transactions received longer ago than a sender would retry them.
+func PruneInboundTxns(ctx context.Context, st interface {
+	PruneInboundTxns(ctx context.Context, ts int64) error
+}, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := st.PruneInboundTxns(ctx, time.Now().Add(-inboundTxnRetention).UnixMilli()); err != nil && ctx.Err() == nil {
+			log.Warn("pruning received federation transactions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -274,17 +298,26 @@ func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverl
 	ctx, cancel := context.WithTimeout(ctx, missingTimeout)
 	defer cancel()
 	roomID := pdu.RoomID().String()
-	earliest, _, err := a.d.Rooms.Extremities(ctx, roomID)
+	extremities, _, err := a.d.Rooms.Extremities(ctx, roomID)
 	if err != nil {
 		return err
 	}
-	minDepth, err := a.minDepth(ctx, earliest)
+	minDepth, err := a.minDepth(ctx, extremities)
 	if err != nil {
 		return err
 	}
 	fetched := map[string]gomatrixserverlib.PDU{}
 	latest := []string{pdu.EventID()}
 	for round := 0; round < missingRounds && len(latest) > 0; round++ {
+		// What this server has, fetched events included, bounds the walk;
+		// the events it starts from must not be among them, or the other
+		// side skips them.
+		earliest := slices.Clone(extremities)
+		for id := range fetched {
+			if !slices.Contains(latest, id) {
+				earliest = append(earliest, id)
+			}
+		}
 		resp, err := a.d.Client.LookupMissingEvents(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), roomID,
 			fclient.MissingEvents{Limit: missingLimit, MinDepth: int(minDepth), EarliestEvents: earliest, LatestEvents: latest}, v.Version())
 		if err != nil {
@@ -299,7 +332,6 @@ func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverl
 			}
 			if _, ok := fetched[ev.EventID()]; !ok {
 				fetched[ev.EventID()] = ev
-				earliest = append(earliest, ev.EventID())
 				added++
 			}
 		}

@@ -182,6 +182,10 @@ func TestSendFillsGaps(t *testing.T) {
 			gap = append(gap, pdu)
 		}
 		last := sendBuild(t, hs2, hs3, room, carol, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after the gap"})
+		// The origin holds what it sends, as a server relaying an event does.
+		if _, err := hs2.Engine().Receive(ctx, last); err != nil {
+			t.Fatal(err)
+		}
 		status, body = net.SignedRequest(t, hs2, hs1, http.MethodPut, sendPath+"gap-1", sendTxn(hs2, last.JSON()))
 		testserver.WantStatus(t, "send", status, body, http.StatusOK)
 		if e, ok := sendResult(t, body, last.EventID()); !ok || e != "" {

@@ -263,6 +263,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.pruneRedactions(ctx) })
 	if s.sender != nil {
 		s.goRun(func() { s.sender.Run(ctx) })
+		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
 	}
 	return nil
 }
