@@ -51,6 +51,9 @@ type Deps struct {
 	Profiles   ProfileSource
 	Directory  *directory.Service
 	OpenID     OpenIDTokens
+	// Sender delivers this server's events and EDUs (nil without
+	// federation); EDU producers queue through it.
+	Sender *Sender
 }
 
 // API is the server-server API.
@@ -61,6 +64,8 @@ type API struct {
 	keysMu   sync.Mutex
 	keys     []byte
 	keysTill time.Time
+
+	in inbound
 }
 
 // New makes the server-server API.

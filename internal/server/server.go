@@ -54,6 +54,9 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	notifier *mxsync.Notifier
+	// sender delivers events and EDUs to other servers (nil without
+	// federation).
+	sender *federation.Sender
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -192,6 +195,11 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*fe
 	d.Rooms = engine
 	d.Store = s.db
 	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, directory.New(engine, s.db), acc
+	s.sender = federation.NewSender(federation.SenderOptions{
+		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+	})
+	d.Sender = s.sender
 	return federation.New(d), nil
 }
 
@@ -253,6 +261,10 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
+	if s.sender != nil {
+		s.goRun(func() { s.sender.Run(ctx) })
+		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
+	}
 	return nil
 }
 
@@ -301,6 +313,9 @@ func (s *Server) Addr(name string) string {
 // Engine is the room engine, for tests that play another server and
 // inject events the way federation would.
 func (s *Server) Engine() *rooms.Engine { return s.engine }
+
+// Sender is the federation sender (nil without federation).
+func (s *Server) Sender() *federation.Sender { return s.sender }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
