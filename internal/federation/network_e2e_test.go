@@ -30,7 +30,8 @@ func waitForText(t *testing.T, c *mautrix.Client, roomID id.RoomID, texts ...str
 	var seen []string
 	since := ""
 	for time.Now().Before(deadline) {
-		resp, err := c.SyncRequest(ctx, 1000, since, "", false, event.PresenceOnline)
+		resp, err := c.FullSyncRequest(ctx, mautrix.ReqSync{Timeout: 1000, Since: since,
+			FilterID: `{"room":{"timeline":{"limit":100}}}`})
 		if err != nil {
 			t.Fatalf("%s: sync: %v", c.UserID, err)
 		}
@@ -150,7 +151,8 @@ func waitForSyncLeave(t *testing.T, c *mautrix.Client, roomID id.RoomID) {
 	deadline := time.Now().Add(20 * time.Second)
 	since := ""
 	for time.Now().Before(deadline) {
-		resp, err := c.SyncRequest(context.Background(), 1000, since, "", false, event.PresenceOnline)
+		resp, err := c.FullSyncRequest(context.Background(), mautrix.ReqSync{Timeout: 1000, Since: since,
+			FilterID: `{"room":{"include_leave":true}}`})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -277,5 +279,51 @@ func TestOpenID(t *testing.T) {
 		if status, out := info("bogus"); status != http.StatusUnauthorized || out["errcode"] != "M_UNKNOWN_TOKEN" {
 			t.Fatalf("userinfo with a bogus token: %d %v", status, out)
 		}
+	})
+}
+
+// TestServerRestartMidConversation: with members on three servers, hs3
+// goes down while the others keep talking; once it is back its user sees
+// everything said meanwhile, and what she says reaches both others.
+func TestServerRestartMidConversation(t *testing.T) {
+	testserver.EachEngineNetwork(t, 3, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2, hs3 := net.Servers[0], net.Servers[1], net.Servers[2]
+		alice := hs1.Register("alice", "password1234")
+		bob := hs2.Register("bob", "password1234")
+		carol := hs3.Register("carol", "password1234")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := created.RoomID
+		for _, c := range []*mautrix.Client{bob, carol} {
+			if _, err := c.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+				t.Fatalf("%s joins: %v", c.UserID, err)
+			}
+		}
+		waitForMembership(t, bob, room, "@carol:hs3.test", event.MembershipJoin)
+		send(t, carol, room, "before the outage")
+		waitForText(t, alice, room, "before the outage")
+		waitForText(t, bob, room, "before the outage")
+
+		hs3.Stop()
+		// Messages of different servers are concurrent: only each
+		// sender's own order is fixed.
+		var fromAlice, fromBob []string
+		for i := range 4 {
+			a, b := fmt.Sprintf("alice during %d", i), fmt.Sprintf("bob during %d", i)
+			send(t, alice, room, a)
+			send(t, bob, room, b)
+			fromAlice, fromBob = append(fromAlice, a), append(fromBob, b)
+		}
+		hs3.Restart()
+		hs3.Repoint(carol)
+
+		waitForText(t, carol, room, fromAlice...)
+		waitForText(t, carol, room, fromBob...)
+		send(t, carol, room, "back again")
+		waitForText(t, alice, room, append(fromBob, "back again")...)
+		waitForText(t, bob, room, append(fromAlice, "back again")...)
 	})
 }

@@ -54,6 +54,7 @@ func StartNetwork(t *testing.T, engine string, n int, mutate func(i int, c *conf
 	for i := range n {
 		cfg := Config(t, testdb.NewURL(t, engine))
 		cfg.ServerName = names[i]
+		cfg.Federation.Enabled = true
 		cfg.Listen.Federation = addrs[names[i]]
 		cfg.Listen.TLSCert, cfg.Listen.TLSKey = ca.issue(t, names[i])
 		cfg.Federation.CAFile = ca.file
