@@ -61,6 +61,7 @@ type Server struct {
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
 	bound map[string]net.Listener
+	fresh *freshConns
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -84,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}}
+	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}, fresh: &freshConns{conns: map[net.Conn]struct{}{}}}
 
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
@@ -146,14 +147,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		fed.Register(clientRouter)
 	}
 
-	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log)
+	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log, s.fresh)
 	if cfg.Listen.Federation != "" {
-		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log)
+		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log, s.fresh)
 	}
 	if cfg.Listen.Metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		s.metrics = newHTTPServer(mux, log)
+		s.metrics = newHTTPServer(mux, log, s.fresh)
 	}
 	return s, nil
 }
@@ -203,13 +204,41 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*fe
 	return federation.New(d), nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+func newHTTPServer(h http.Handler, log *slog.Logger, fresh *freshConns) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         fresh.track,
 	}
+}
+
+// freshConns are connections that have not sent a request yet. Shutdown
+// closes them at once: net/http would wait five seconds for each (other
+// servers open federation connections ahead of use).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
+	clear(f.conns)
 }
 
 // Start binds the listeners and starts serving and the background workers.
@@ -231,14 +260,14 @@ func (s *Server) Start() error {
 	for _, l := range all {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			s.closeListeners()
+			s.abortStart()
 			return fmt.Errorf("listen.%s: %w", l.name, err)
 		}
 		if l.tls {
 			cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
 			if err != nil {
 				ln.Close()
-				s.closeListeners()
+				s.abortStart()
 				return fmt.Errorf("listen.tls_cert: %w", err)
 			}
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
@@ -295,9 +324,19 @@ func (s *Server) goRun(fn func()) {
 	}()
 }
 
-func (s *Server) closeListeners() {
-	for _, ln := range s.bound {
-		ln.Close()
+// abortStart stops the listeners a failed Start already serves. Closing
+// the HTTP servers rather than their sockets leaves Shutdown nothing to
+// close twice, whether or not Serve had taken the socket yet.
+func (s *Server) abortStart() {
+	for name := range s.bound {
+		switch name {
+		case "client":
+			s.client.Close()
+		case "federation":
+			s.federation.Close()
+		case "metrics":
+			s.metrics.Close()
+		}
 	}
 }
 
@@ -321,6 +360,7 @@ func (s *Server) Sender() *federation.Sender { return s.sender }
 // ends), stops the workers and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	s.fresh.closeAll()
 	for _, h := range []*http.Server{s.client, s.federation, s.metrics} {
 		if h != nil {
 			errs = append(errs, h.Shutdown(ctx))
