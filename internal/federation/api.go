@@ -51,6 +51,7 @@ type Deps struct {
 	Profiles   ProfileSource
 	Directory  *directory.Service
 	OpenID     OpenIDTokens
+	Keys       UserKeys
 }
 
 // API is the server-server API.
@@ -86,6 +87,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerEvents(rt)
 	a.registerQueries(rt)
 	a.registerOpenID(rt)
+	a.registerUserKeys(rt)
 }
 
 // Request is a server-server request whose X-Matrix signature checked out.

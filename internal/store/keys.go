@@ -127,23 +127,24 @@ func (db *DB) DeviceKeys(ctx context.Context, userID, localpart string, deviceID
 	return out, nil
 }
 
-// SetDeviceKeys stores a device's identity keys. An identical upload
-// changes nothing and reports changed false; different keys for a device
-// that has some give ErrKeyMismatch.
-func (db *DB) SetDeviceKeys(ctx context.Context, userID, deviceID, keyJSON string, equal func(a, b string) bool, pos int64) (changed bool, err error) {
+// SetDeviceKeys stores a device's identity keys. When the device has
+// keys already, decide says whether to replace them (or fails the
+// upload); changed reports whether anything was written.
+func (db *DB) SetDeviceKeys(ctx context.Context, userID, deviceID, keyJSON string, decide func(old string) (bool, error), pos int64) (changed bool, err error) {
 	err = db.tx(ctx, func(c conn) error {
 		var old string
 		err := c.queryRow(ctx, `SELECT key_json FROM e2e_device_keys WHERE user_id = $1 AND device_id = $2`, []any{userID, deviceID}, &old)
-		if err == nil {
-			if equal(old, keyJSON) {
-				return nil
+		switch {
+		case err == nil:
+			replace, err := decide(old)
+			if err != nil || !replace {
+				return err
 			}
-			return ErrKeyMismatch
-		}
-		if !errors.Is(err, ErrNotFound) {
+		case !errors.Is(err, ErrNotFound):
 			return err
 		}
-		if _, err := c.exec(ctx, `INSERT INTO e2e_device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)`, userID, deviceID, keyJSON); err != nil {
+		if _, err := c.exec(ctx, `INSERT INTO e2e_device_keys (user_id, device_id, key_json) VALUES ($1, $2, $3)
+			ON CONFLICT (user_id, device_id) DO UPDATE SET key_json = excluded.key_json`, userID, deviceID, keyJSON); err != nil {
 			return err
 		}
 		changed = true
