@@ -54,6 +54,7 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	uia      *uia.Manager
 	engine   *rooms.Engine
+	keys     *keys.Service
 	notifier *mxsync.Notifier
 
 	client, federation, metrics *http.Server
@@ -103,6 +104,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
 	e2ee.Wake = s.notifier.Wake
+	s.keys = e2ee
 	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
@@ -307,6 +309,9 @@ func (s *Server) Addr(name string) string {
 // Engine is the room engine, for tests that play another server and
 // inject events the way federation would.
 func (s *Server) Engine() *rooms.Engine { return s.engine }
+
+// Keys exposes the end-to-end encryption service to tests.
+func (s *Server) Keys() *keys.Service { return s.keys }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
