@@ -9,6 +9,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
+	"github.com/myelin-chat/myelin/internal/uia"
 )
 
 // End-to-end encryption endpoints (client-server spec "End-to-End
@@ -123,18 +124,19 @@ func (a *API) uploadCrossSigning(r *http.Request, c *httpapi.Caller) (any, error
 	if err := httpapi.ReadJSON(r, &req); err != nil {
 		return nil, err
 	}
-	need, err := a.keys.CrossSigningNeedsAuth(r.Context(), c.UserID, req.CrossSigningUpload)
+	var sess *uia.Session
+	err := a.keys.UploadCrossSigning(r.Context(), c.UserID, req.CrossSigningUpload, func() error {
+		var err error
+		sess, err = a.withUIA(r, c, req.Auth)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if need {
-		sess, err := a.withUIA(r, c, req.Auth)
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = a.uia.Finish(r.Context(), sess) }()
+	if sess != nil {
+		_ = a.uia.Finish(r.Context(), sess)
 	}
-	return empty, a.keys.UploadCrossSigning(r.Context(), c.UserID, req.CrossSigningUpload)
+	return empty, nil
 }
 
 func (a *API) uploadSignatures(r *http.Request, c *httpapi.Caller) (any, error) {

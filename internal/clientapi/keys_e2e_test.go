@@ -201,3 +201,119 @@ func TestKeysConcurrentClaims(t *testing.T) {
 		}
 	})
 }
+
+// crossSigning makes a user's master, self-signing and user-signing keys,
+// the latter two signed by the master key.
+type crossSigning struct {
+	masterPub, selfPub, userPub    ed25519.PublicKey
+	masterPriv, selfPriv, userPriv ed25519.PrivateKey
+	upload                         map[string]any
+}
+
+func newCrossSigning(t *testing.T, user string) crossSigning {
+	var c crossSigning
+	c.masterPub, c.masterPriv = newKey(t)
+	c.selfPub, c.selfPriv = newKey(t)
+	c.userPub, c.userPriv = newKey(t)
+	key := func(usage string, pub ed25519.PublicKey) map[string]any {
+		return map[string]any{"user_id": user, "usage": []string{usage}, "keys": map[string]any{"ed25519:" + b64(pub): b64(pub)}}
+	}
+	mk := "ed25519:" + b64(c.masterPub)
+	c.upload = map[string]any{
+		"master_key":       key("master", c.masterPub),
+		"self_signing_key": sign(t, key("self_signing", c.selfPub), user, mk, c.masterPriv),
+		"user_signing_key": sign(t, key("user_signing", c.userPub), user, mk, c.masterPriv),
+	}
+	return c
+}
+
+func TestCrossSigningAndSignatures(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice := s.Register("alice", "pw-alice")
+		bob := s.Register("bob", "pw-bob")
+		aliceID, bobID, dev := string(alice.UserID), string(bob.UserID), string(alice.DeviceID)
+		dk, _ := deviceKeys(t, aliceID, dev)
+		s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"device_keys": dk})
+		const path = "/_matrix/client/v3/keys/device_signing/upload"
+
+		// The first upload and a repeat go without UIA.
+		cs := newCrossSigning(t, aliceID)
+		st, body := s.Do(t, http.MethodPost, path, tok(alice), cs.upload)
+		testserver.WantStatus(t, "first upload", st, body, http.StatusOK)
+		st, body = s.Do(t, http.MethodPost, path, tok(alice), cs.upload)
+		testserver.WantStatus(t, "repeat", st, body, http.StatusOK)
+
+		// A self-signing key not signed by the master key is refused.
+		bad := newCrossSigning(t, aliceID)
+		st, body = s.Do(t, http.MethodPost, path, tok(alice), map[string]any{"self_signing_key": bad.upload["self_signing_key"]})
+		testserver.WantError(t, "unsigned self-signing key", st, body, http.StatusBadRequest, "M_INVALID_SIGNATURE")
+
+		// Replacing the keys needs UIA.
+		cs2 := newCrossSigning(t, aliceID)
+		session := devChallenge(t, "replace", testserver.Send(t, nil, http.MethodPost, s.URL+path, tok(alice), cs2.upload))
+		withAuth := map[string]any{"auth": devPasswordAuth("alice", "pw-alice", session)}
+		for k, v := range cs2.upload {
+			withAuth[k] = v
+		}
+		st, body = s.Do(t, http.MethodPost, path, tok(alice), withAuth)
+		testserver.WantStatus(t, "replace with auth", st, body, http.StatusOK)
+		cs = cs2
+
+		// Alice signs her device with her self-signing key.
+		ssk := "ed25519:" + b64(cs.selfPub)
+		signedDev := sign(t, dk, aliceID, ssk, cs.selfPriv)
+		delete(signedDev["signatures"].(map[string]any)[aliceID].(map[string]any), "ed25519:"+dev)
+		forged := sign(t, dk, aliceID, ssk, bad.selfPriv)
+		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/signatures/upload", tok(alice), map[string]any{
+			aliceID: map[string]any{dev: signedDev}})
+		testserver.WantStatus(t, "sign device", st, body, http.StatusOK)
+		if f := body["failures"].(map[string]any); len(f) != 0 {
+			t.Fatalf("failures %v", f)
+		}
+		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/signatures/upload", tok(alice), map[string]any{
+			aliceID: map[string]any{dev: forged, "NOSUCHDEVICE": forged}})
+		testserver.WantStatus(t, "forged", st, body, http.StatusOK)
+		fails := body["failures"].(map[string]any)[aliceID].(map[string]any)
+		if fails[dev].(map[string]any)["errcode"] != "M_INVALID_SIGNATURE" || fails["NOSUCHDEVICE"].(map[string]any)["errcode"] != "M_NOT_FOUND" {
+			t.Fatalf("failures %v", fails)
+		}
+
+		// Bob signs Alice's master key with his user-signing key.
+		bobCS := newCrossSigning(t, bobID)
+		s.Do(t, http.MethodPost, path, tok(bob), bobCS.upload)
+		aliceMaster := cs.upload["master_key"].(map[string]any)
+		usk := "ed25519:" + b64(bobCS.userPub)
+		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/signatures/upload", tok(bob), map[string]any{
+			aliceID: map[string]any{b64(cs.masterPub): sign(t, aliceMaster, bobID, usk, bobCS.userPriv)}})
+		testserver.WantStatus(t, "sign master", st, body, http.StatusOK)
+		if f := body["failures"].(map[string]any); len(f) != 0 {
+			t.Fatalf("failures %v", f)
+		}
+
+		query := func(c *mautrix.Client) map[string]any {
+			st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/query", tok(c), map[string]any{"device_keys": map[string]any{aliceID: []string{}}})
+			testserver.WantStatus(t, "query", st, body, http.StatusOK)
+			return body
+		}
+		asBob, asAlice := query(bob), query(alice)
+		sigs := asBob["device_keys"].(map[string]any)[aliceID].(map[string]any)[dev].(map[string]any)["signatures"].(map[string]any)[aliceID].(map[string]any)
+		if sigs[ssk] == nil || sigs["ed25519:"+dev] == nil {
+			t.Fatalf("device signatures %v", sigs)
+		}
+		if _, ok := asBob["master_keys"].(map[string]any)[aliceID].(map[string]any)["signatures"].(map[string]any)[bobID]; !ok {
+			t.Fatalf("Bob does not see his signature of Alice's master key: %v", asBob["master_keys"])
+		}
+		if sigs, _ := asAlice["master_keys"].(map[string]any)[aliceID].(map[string]any)["signatures"].(map[string]any); sigs[bobID] != nil {
+			t.Fatalf("Alice sees Bob's user-signing signature: %v", asAlice["master_keys"])
+		}
+		if usks, _ := asBob["user_signing_keys"].(map[string]any); usks[aliceID] != nil {
+			t.Fatal("Bob sees Alice's user-signing key")
+		}
+		if usks, _ := asAlice["user_signing_keys"].(map[string]any); usks[aliceID] == nil {
+			t.Fatal("Alice does not see her user-signing key")
+		}
+		if ssks, _ := asBob["self_signing_keys"].(map[string]any); ssks[aliceID] == nil {
+			t.Fatal("no self-signing key")
+		}
+	})
+}

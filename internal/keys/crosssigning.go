@@ -52,35 +52,15 @@ func (u CrossSigningUpload) byType() map[string]json.RawMessage {
 	return out
 }
 
-// CrossSigningNeedsAuth reports whether an upload must pass
-// User-Interactive Auth. As in Synapse (and MSC3967, now the spec), the
-// first master key and a repeat of the keys already stored go without:
-// neither can take over an identity.
-func (s *Service) CrossSigningNeedsAuth(ctx context.Context, userID string, u CrossSigningUpload) (bool, error) {
-	stored, err := s.store.CrossSigningKeys(ctx, userID)
-	if err != nil {
-		return false, err
-	}
-	if _, ok := stored[master]; !ok {
-		return false, nil
-	}
-	for typ, raw := range u.byType() {
-		if old, ok := stored[typ]; !ok || !canonicalEqual(old, string(raw)) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // UploadCrossSigning checks and stores cross-signing keys: each names the
 // user and its purpose and has one ed25519 key; the self-signing and
 // user-signing keys are signed by the master key (the one uploaded with
-// them, else the stored one).
-func (s *Service) UploadCrossSigning(ctx context.Context, userID string, u CrossSigningUpload) error {
+// them, else the stored one). A valid upload that replaces keys must
+// then pass authorize (User-Interactive Auth); as in Synapse (and
+// MSC3967, now the spec), the first master key and a repeat of the keys
+// stored go without, since neither can take over an identity.
+func (s *Service) UploadCrossSigning(ctx context.Context, userID string, u CrossSigningUpload, authorize func() error) error {
 	up := u.byType()
-	if len(up) == 0 {
-		return nil
-	}
 	stored, err := s.store.CrossSigningKeys(ctx, userID)
 	if err != nil {
 		return err
@@ -114,6 +94,11 @@ func (s *Service) UploadCrossSigning(ctx context.Context, userID string, u Cross
 	}
 	if len(changed) == 0 {
 		return nil
+	}
+	if _, hadMaster := stored[master]; hadMaster {
+		if err := authorize(); err != nil {
+			return err
+		}
 	}
 	if _, err := s.atNewPosition(func(pos int64) (bool, error) {
 		return true, s.store.SetCrossSigningKeys(ctx, userID, changed, pos)
