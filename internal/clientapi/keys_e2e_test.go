@@ -317,3 +317,200 @@ func TestCrossSigningAndSignatures(t *testing.T) {
 		}
 	})
 }
+
+func TestKeyBackup(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice := s.Register("alice", "pw-alice")
+		do := func(method, path string, body any) (int, map[string]any) {
+			return s.Do(t, method, "/_matrix/client/v3/room_keys"+path, tok(alice), body)
+		}
+		st, body := do(http.MethodGet, "/version", nil)
+		testserver.WantError(t, "no backup", st, body, http.StatusNotFound, "M_NOT_FOUND")
+		const alg = "m.megolm_backup.v1.curve25519-aes-sha2"
+		st, body = do(http.MethodPost, "/version", map[string]any{"algorithm": alg, "auth_data": map[string]any{"public_key": "abc"}})
+		testserver.WantStatus(t, "create", st, body, http.StatusOK)
+		if body["version"] != "1" {
+			t.Fatalf("version %v", body)
+		}
+		session := func(fmi, fc int, verified bool, data string) map[string]any {
+			return map[string]any{"first_message_index": fmi, "forwarded_count": fc, "is_verified": verified,
+				"session_data": map[string]any{"ciphertext": data}}
+		}
+		st, body = do(http.MethodPut, "/keys?version=1", map[string]any{"rooms": map[string]any{
+			"!r:hs1.test": map[string]any{"sessions": map[string]any{"s1": session(5, 1, false, "a"), "s2": session(0, 0, true, "b")}}}})
+		testserver.WantStatus(t, "put all", st, body, http.StatusOK)
+		if body["count"] != float64(2) {
+			t.Fatalf("put: %v", body)
+		}
+		etag := body["etag"]
+		// The replace rules: unverified never replaces verified; a lower
+		// first_message_index wins; then a lower forwarded_count.
+		for _, c := range []struct {
+			path string
+			body map[string]any
+			want string
+		}{
+			{"/keys/!r:hs1.test/s2", session(0, 0, false, "unverified"), "b"},
+			{"/keys/!r:hs1.test/s1", session(6, 0, false, "later index"), "a"},
+			{"/keys/!r:hs1.test/s1", session(5, 2, false, "more forwarded"), "a"},
+			{"/keys/!r:hs1.test/s1", session(5, 0, false, "fewer forwarded"), "fewer forwarded"},
+			{"/keys/!r:hs1.test/s1", session(9, 9, true, "verified"), "verified"},
+		} {
+			st, body = do(http.MethodPut, c.path+"?version=1", c.body)
+			testserver.WantStatus(t, "put "+c.want, st, body, http.StatusOK)
+			st, body = do(http.MethodGet, c.path+"?version=1", nil)
+			testserver.WantStatus(t, "get "+c.want, st, body, http.StatusOK)
+			if got := body["session_data"].(map[string]any)["ciphertext"]; got != c.want {
+				t.Fatalf("%s: kept %v, want %s", c.path, got, c.want)
+			}
+		}
+		st, body = do(http.MethodGet, "/version", nil)
+		if body["count"] != float64(2) || body["etag"] == etag || body["algorithm"] != alg {
+			t.Fatalf("version after writes: %v (etag before %v)", body, etag)
+		}
+		st, body = do(http.MethodGet, "/keys/!r:hs1.test?version=1", nil)
+		if len(body["sessions"].(map[string]any)) != 2 {
+			t.Fatalf("room: %v", body)
+		}
+		st, body = do(http.MethodGet, "/keys/!other:hs1.test?version=1", nil)
+		testserver.WantStatus(t, "empty room", st, body, http.StatusOK)
+
+		// A new version makes the old one wrong to write to.
+		do(http.MethodPost, "/version", map[string]any{"algorithm": alg, "auth_data": map[string]any{"public_key": "def"}})
+		st, body = do(http.MethodPut, "/keys/!r:hs1.test/s3?version=1", session(0, 0, false, "x"))
+		testserver.WantError(t, "old version", st, body, http.StatusForbidden, "M_WRONG_ROOM_KEYS_VERSION")
+		if body["current_version"] != "2" {
+			t.Fatalf("current_version: %v", body)
+		}
+		st, body = do(http.MethodPut, "/version/2", map[string]any{"algorithm": "other", "auth_data": map[string]any{}})
+		testserver.WantError(t, "change algorithm", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		st, body = do(http.MethodPut, "/version/2", map[string]any{"algorithm": alg, "auth_data": map[string]any{"public_key": "ghi"}})
+		testserver.WantStatus(t, "update", st, body, http.StatusOK)
+		st, body = do(http.MethodDelete, "/keys/!r:hs1.test/s1?version=1", nil)
+		if st != http.StatusOK || body["count"] != float64(1) {
+			t.Fatalf("delete session: %d %v", st, body)
+		}
+		st, body = do(http.MethodDelete, "/version/2", nil)
+		testserver.WantStatus(t, "delete version", st, body, http.StatusOK)
+		st, body = do(http.MethodGet, "/version", nil)
+		if body["version"] != "1" {
+			t.Fatalf("after deleting 2, current %v", body)
+		}
+		st, body = do(http.MethodGet, "/version/2", nil)
+		testserver.WantError(t, "deleted version", st, body, http.StatusNotFound, "M_NOT_FOUND")
+	})
+}
+
+func TestToDevice(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw-alice")
+		phone := devLogin(t, s, "alice", "pw-alice", "phone")
+		bob := s.Register("bob", "pw-bob")
+		aliceID := string(alice.UserID)
+		send := func(txn string, devices map[string]any) {
+			st, body := s.Do(t, http.MethodPut, "/_matrix/client/v3/sendToDevice/m.test/"+txn, tok(bob), map[string]any{
+				"messages": map[string]any{aliceID: devices}})
+			testserver.WantStatus(t, "send "+txn, st, body, http.StatusOK)
+		}
+		send("t1", map[string]any{string(alice.DeviceID): map[string]any{"n": 1}})
+		send("t1", map[string]any{string(alice.DeviceID): map[string]any{"n": 1}}) // repeated transaction: no second copy
+		send("t2", map[string]any{"*": map[string]any{"n": 2}})
+		ks := s.Keys()
+		msgs, next, err := ks.ToDeviceMessages(ctx, aliceID, string(alice.DeviceID), 0, 100)
+		if err != nil || len(msgs) != 2 || msgs[0].Sender != string(bob.UserID) || msgs[0].Type != "m.test" || string(msgs[1].Content) != `{"n":2}` {
+			t.Fatalf("first device: %v %+v", err, msgs)
+		}
+		phoneMsgs, _, _ := ks.ToDeviceMessages(ctx, aliceID, string(phone.DeviceID), 0, 100)
+		if len(phoneMsgs) != 1 {
+			t.Fatalf("phone: %+v", phoneMsgs)
+		}
+		// Paging: limit 1 then from the position returned.
+		first, pos, _ := ks.ToDeviceMessages(ctx, aliceID, string(alice.DeviceID), 0, 1)
+		rest, _, _ := ks.ToDeviceMessages(ctx, aliceID, string(alice.DeviceID), pos, 100)
+		if len(first) != 1 || len(rest) != 1 || rest[0].Pos != next {
+			t.Fatalf("paging: %+v %+v", first, rest)
+		}
+		// Acknowledging deletes up to the position, for that device only.
+		if err := ks.Ack(ctx, aliceID, string(alice.DeviceID), pos); err != nil {
+			t.Fatal(err)
+		}
+		left, _, _ := ks.ToDeviceMessages(ctx, aliceID, string(alice.DeviceID), 0, 100)
+		phoneMsgs, _, _ = ks.ToDeviceMessages(ctx, aliceID, string(phone.DeviceID), 0, 100)
+		if len(left) != 1 || len(phoneMsgs) != 1 {
+			t.Fatalf("after ack: %+v, phone %+v", left, phoneMsgs)
+		}
+
+		// From another server, deduplicated by message_id; a sender of
+		// another server than the origin is refused.
+		edu := json.RawMessage(`{"sender":"@carol:hs2.test","type":"m.room_key_request","message_id":"m1",
+			"messages":{"` + aliceID + `":{"*":{"k":1}}}}`)
+		for i := 0; i < 2; i++ {
+			if err := ks.HandleDirectToDevice(ctx, "hs2.test", edu); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ks.HandleDirectToDevice(ctx, "evil.test", edu); err == nil {
+			t.Fatal("forged sender accepted")
+		}
+		phoneMsgs, _, _ = ks.ToDeviceMessages(ctx, aliceID, string(phone.DeviceID), 0, 100)
+		if len(phoneMsgs) != 2 || phoneMsgs[1].Sender != "@carol:hs2.test" {
+			t.Fatalf("phone after EDU: %+v", phoneMsgs)
+		}
+		// Deleting the device drops its inbox.
+		if _, err := phone.Logout(ctx); err != nil {
+			t.Fatal(err)
+		}
+		phoneMsgs, _, _ = ks.ToDeviceMessages(ctx, aliceID, string(phone.DeviceID), 0, 100)
+		if len(phoneMsgs) != 0 {
+			t.Fatalf("inbox of a deleted device: %+v", phoneMsgs)
+		}
+	})
+}
+
+func TestKeyChanges(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw-alice")
+		bob := s.Register("bob", "pw-bob")
+		carol := s.Register("carol", "pw-carol")
+		aliceID, bobID := string(alice.UserID), string(bob.UserID)
+		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoomByID(ctx, room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		token := func() string { return fmt.Sprintf("s%d", s.Engine().Stream().Current()) }
+		changes := func(c *mautrix.Client, from, to string) ([]any, []any) {
+			st, body := s.Do(t, http.MethodGet, "/_matrix/client/v3/keys/changes?from="+from+"&to="+to, tok(c), nil)
+			testserver.WantStatus(t, "changes", st, body, http.StatusOK)
+			return body["changed"].([]any), body["left"].([]any)
+		}
+		from := token()
+		dk, _ := deviceKeys(t, aliceID, string(alice.DeviceID))
+		s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"device_keys": dk})
+		mid := token()
+		if changed, _ := changes(bob, from, mid); len(changed) != 1 || changed[0] != aliceID {
+			t.Fatalf("Bob sees changed %v", changed)
+		}
+		if changed, _ := changes(carol, from, mid); len(changed) != 0 {
+			t.Fatalf("Carol, in no room with Alice, sees %v", changed)
+		}
+		// The token is an ordinary sync token: the change is past it.
+		if changed, _ := changes(bob, mid, mid); len(changed) != 0 {
+			t.Fatalf("empty range: %v", changed)
+		}
+		if _, err := bob.LeaveRoom(ctx, room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		if _, left := changes(alice, mid, token()); len(left) != 1 || left[0] != bobID {
+			t.Fatalf("Alice sees left %v", left)
+		}
+		// Remote users' lists marked changed appear too.
+		if err := s.Keys().MarkRemoteDeviceListStale(ctx, "@dave:hs2.test"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -409,8 +409,11 @@ type ToDeviceMessage struct {
 func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, ts int64, msgs []ToDeviceMessage) (duplicate bool, err error) {
 	err = db.tx(ctx, func(c conn) error {
 		if txnID != "" {
-			_, err := c.exec(ctx, `INSERT INTO to_device_txns (user_id, device_id, txn_id, ts) VALUES ($1, $2, $3, $4)`, sender, senderDevice, txnID, ts)
-			if errors.Is(err, ErrConflict) {
+			// ON CONFLICT rather than catching the error: PostgreSQL
+			// aborts a transaction at its first failed statement.
+			err := affected(c.exec(ctx, `INSERT INTO to_device_txns (user_id, device_id, txn_id, ts) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`, sender, senderDevice, txnID, ts))
+			if errors.Is(err, ErrNotFound) {
 				duplicate = true
 				return nil
 			}
