@@ -23,13 +23,16 @@ func (a *API) registerKeys(rt *httpapi.Router) {
 	auth := func(method, path string, h httpapi.Handler) httpapi.Route {
 		return httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, Handler: h}
 	}
-	legacy(rt, auth(http.MethodPost, "/keys/upload", a.uploadKeys))
-	legacy(rt, auth(http.MethodPost, "/keys/query", a.queryKeys))
-	legacy(rt, auth(http.MethodPost, "/keys/claim", a.claimKeys))
-	legacy(rt, auth(http.MethodGet, "/keys/changes", a.keyChanges))
+	// Guests may encrypt, as in Synapse: the key and to-device endpoints
+	// allow them; cross-signing and backup need a full account.
+	guest := func(r httpapi.Route) httpapi.Route { r.AllowGuest = true; return r }
+	legacy(rt, guest(auth(http.MethodPost, "/keys/upload", a.uploadKeys)))
+	legacy(rt, guest(auth(http.MethodPost, "/keys/query", a.queryKeys)))
+	legacy(rt, guest(auth(http.MethodPost, "/keys/claim", a.claimKeys)))
+	legacy(rt, guest(auth(http.MethodGet, "/keys/changes", a.keyChanges)))
 	v3(rt, auth(http.MethodPost, "/keys/device_signing/upload", a.uploadCrossSigning))
 	v3(rt, auth(http.MethodPost, "/keys/signatures/upload", a.uploadSignatures))
-	legacy(rt, auth(http.MethodPut, "/sendToDevice/{eventType}/{txnId}", a.sendToDevice))
+	legacy(rt, guest(auth(http.MethodPut, "/sendToDevice/{eventType}/{txnId}", a.sendToDevice)))
 	legacy(rt, auth(http.MethodPost, "/room_keys/version", a.createBackup))
 	legacy(rt, auth(http.MethodGet, "/room_keys/version", a.getBackup))
 	legacy(rt, auth(http.MethodGet, "/room_keys/version/{version}", a.getBackup))

@@ -508,9 +508,20 @@ func TestKeyChanges(t *testing.T) {
 		if _, left := changes(alice, mid, token()); len(left) != 1 || left[0] != bobID {
 			t.Fatalf("Alice sees left %v", left)
 		}
-		// Remote users' lists marked changed appear too.
+		// Remote users' lists marked changed take a position too.
+		before := s.Engine().Stream().Current()
 		if err := s.Keys().MarkRemoteDeviceListStale(ctx, "@dave:hs2.test"); err != nil {
 			t.Fatal(err)
+		}
+		last := s.Engine().Stream().Current()
+		if last <= before {
+			t.Fatalf("stream at %d after a change, was %d", last, before)
+		}
+		// The event stream resumes above device-list positions after a
+		// restart, so no position a client holds is handed out again.
+		s.Restart()
+		if cur := s.Engine().Stream().Current(); cur < last {
+			t.Fatalf("after restart the stream is at %d, below %d", cur, last)
 		}
 	})
 }
