@@ -145,9 +145,12 @@ func (s *Service) Logout(ctx context.Context, localpart, deviceID string) error 
 
 // LogoutAll removes every device of the user, and so every token.
 func (s *Service) LogoutAll(ctx context.Context, localpart string) error {
-	_, err := s.store.DeleteOtherDevices(ctx, localpart, "")
+	removed, err := s.store.DeleteOtherDevices(ctx, localpart, "")
 	s.tokens.invalidate(localpart)
-	return err
+	if err != nil {
+		return err
+	}
+	return s.removed(ctx, localpart, removed)
 }
 
 // PasswordLogin resolves a login identifier (user ID or localpart) and

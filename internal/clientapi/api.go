@@ -15,6 +15,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
@@ -70,6 +71,8 @@ type Deps struct {
 	// Federation makes membership changes that need other servers; nil
 	// when federation is off.
 	Federation RemoteMembership
+	// Keys serves end-to-end encryption; nil leaves its endpoints out.
+	Keys *keys.Service
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -99,12 +102,13 @@ type API struct {
 	render     clientevent.Renderer
 	federation RemoteMembership
 	dir        *directory.Service
+	keys       *keys.Service
 }
 
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore)}
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore), keys: d.Keys}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -146,6 +150,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerUpgrade(rt)
 	a.registerSpaces(rt)
 	a.registerOpenID(rt)
+	a.registerKeys(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -54,6 +54,7 @@ type Deps struct {
 	// Sender delivers this server's events and EDUs (nil without
 	// federation); EDU producers queue through it.
 	Sender *Sender
+	Keys   UserKeys
 }
 
 // API is the server-server API.
@@ -91,6 +92,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerEvents(rt)
 	a.registerQueries(rt)
 	a.registerOpenID(rt)
+	a.registerUserKeys(rt)
 }
 
 // Request is a server-server request whose X-Matrix signature checked out.

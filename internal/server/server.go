@@ -32,6 +32,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -53,6 +54,7 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	uia      *uia.Manager
 	engine   *rooms.Engine
+	keys     *keys.Service
 	notifier *mxsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
@@ -92,7 +94,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 	})
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
-	stream, err := rooms.OpenStream(ctx, db)
+	stream, err := rooms.OpenStream(ctx, keys.StreamStart(db))
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -104,14 +106,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	})
 	s.engine = engine
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	fed, err := s.newFederation(engine, acc)
+	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
+	e2ee.Wake = s.notifier.Wake
+	s.keys = e2ee
+	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
+	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
-		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,
+		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -161,7 +167,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*federation.API, error) {
+func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service) (*federation.API, error) {
 	cfg := s.cfg
 	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
 	if err != nil {
@@ -192,6 +198,8 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service) (*fe
 		notaries = append(notaries, n)
 	}
 	d.Client = client
+	e2ee.UseFederation(client)
+	d.Keys = e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
@@ -355,6 +363,9 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *federation.Sender { return s.sender }
+
+// Keys exposes the end-to-end encryption service to tests.
+func (s *Server) Keys() *keys.Service { return s.keys }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
