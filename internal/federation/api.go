@@ -30,6 +30,8 @@ type Store interface {
 	InboundTxn(ctx context.Context, origin, txnID string) ([]byte, error)
 	RecordInboundTxn(ctx context.Context, origin, txnID string, response []byte, ts int64) error
 	UserExists(ctx context.Context, localpart string) (bool, error)
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+	JoinedServers(ctx context.Context, roomID string) ([]string, error)
 }
 
 // Deps are what the server-server API serves from.

@@ -209,7 +209,9 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
 	})
 	d.Sender = s.sender
-	return federation.New(d), nil
+	api := federation.New(d)
+	api.ConnectKeys(e2ee)
+	return api, nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger, fresh *freshConns) *http.Server {
