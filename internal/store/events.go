@@ -338,10 +338,14 @@ func placeholders(n, from int) string {
 	return b.String()
 }
 
-// MaxStreamPos is the highest event stream position stored.
+// MaxStreamPos is the highest event stream position stored. Account data
+// and notification counts take positions from the same stream, so a
+// restart must resume after theirs too.
 func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	var n sql.NullInt64
-	err := db.r().queryRow(ctx, `SELECT MAX(stream_pos) FROM events`, nil, &n)
+	err := db.r().queryRow(ctx, `SELECT MAX(p) FROM (SELECT MAX(stream_pos) AS p FROM events
+		UNION ALL SELECT MAX(stream_pos) FROM account_data
+		UNION ALL SELECT MAX(counted_pos) FROM push_notifications) AS positions`, nil, &n)
 	return n.Int64, err
 }
 
