@@ -10,11 +10,13 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
@@ -70,6 +72,11 @@ type Deps struct {
 	// Federation makes membership changes that need other servers; nil
 	// when federation is off.
 	Federation RemoteMembership
+	// AccountData, Push and Reports serve account data and tags, push
+	// rules, pushers and notifications, and content reports.
+	AccountData *accountdata.Service
+	Push        *push.Service
+	Reports     Reports
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -99,12 +106,17 @@ type API struct {
 	render     clientevent.Renderer
 	federation RemoteMembership
 	dir        *directory.Service
+
+	accountData *accountdata.Service
+	push        *push.Service
+	reports     Reports
 }
 
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore)}
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
+		accountData: d.AccountData, push: d.Push, reports: d.Reports}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -146,6 +158,9 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerUpgrade(rt)
 	a.registerSpaces(rt)
 	a.registerOpenID(rt)
+	a.registerAccountData(rt)
+	a.registerPush(rt)
+	a.registerReports(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

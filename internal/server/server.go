@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/clientapi"
@@ -32,6 +33,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -54,6 +56,8 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	notifier *mxsync.Notifier
+	push     *push.Service
+	acctData *accountdata.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -94,11 +98,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.notifier = mxsync.NewNotifier(stream, db, cfg.ServerName)
-	engine := rooms.New(db, stream, s.notifier, rooms.Options{
+	bus := &rooms.Fanout{}
+	engine := rooms.New(db, stream, bus, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
+	accountData := accountdata.New(db, stream)
+	s.acctData = accountData
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log})
+	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
+	bus.Subscribe(s.notifier)
+	bus.Subscribe(s.push)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	fed, err := s.newFederation(engine, acc)
 	if err != nil {
@@ -108,6 +119,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,
+		AccountData: accountData, Push: s.push, Reports: db,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -250,6 +262,7 @@ func (s *Server) Start() error {
 	}
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
+	s.goRun(func() { s.push.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
@@ -301,6 +314,14 @@ func (s *Server) Addr(name string) string {
 // Engine is the room engine, for tests that play another server and
 // inject events the way federation would.
 func (s *Server) Engine() *rooms.Engine { return s.engine }
+
+// AccountData is the account data service, whose Changes and
+// IgnoredUsers /sync calls (and tests).
+func (s *Server) AccountData() *accountdata.Service { return s.acctData }
+
+// Push is the push service, whose UnreadCounts, CountsChanged and
+// MarkRead /sync and receipts call (and tests).
+func (s *Server) Push() *push.Service { return s.push }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
