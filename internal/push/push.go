@@ -11,6 +11,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -138,11 +139,22 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case n := <-s.queue:
-			if err := s.process(ctx, n); err != nil && ctx.Err() == nil {
+			if err := s.safeProcess(ctx, n); err != nil && ctx.Err() == nil {
 				s.opts.Log.Warn("push: evaluating event", "event_id", n.Event.EventID(), "err", err)
 			}
 		}
 	}
+}
+
+// safeProcess is process that survives a panic in the evaluator (rules
+// and events come from users): the event is skipped, the server lives.
+func (s *Service) safeProcess(ctx context.Context, n rooms.Notification) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluator panicked: %v", r)
+		}
+	}()
+	return s.process(ctx, n)
 }
 
 // ruleset is a user's rules in the evaluator's form, cached until they

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -48,6 +49,12 @@ func (s *Service) Rule(ctx context.Context, userID, kind, ruleID string) (*Rule,
 }
 
 func errNotFound() error { return mxerr.NotFound("The push rule was not found.") }
+
+// errRelative is the spec's answer to a before/after naming no rule of
+// the user's (server-default rules included: nothing goes between them).
+func errRelative(ruleID string) error {
+	return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "before/after rule not found: " + ruleID}
+}
 
 func errUnknownKind(kind string) error {
 	return mxerr.InvalidParam("Unknown push rule kind %q", kind)
@@ -103,11 +110,11 @@ func (s *Service) PutRule(ctx context.Context, userID, kind, ruleID, before, aft
 		switch {
 		case before != "":
 			if pos = findRule(*list, before); pos < 0 {
-				return mxerr.Unknown("before/after rule not found: %s", before)
+				return errRelative(before)
 			}
 		case after != "":
 			if pos = findRule(*list, after); pos < 0 {
-				return mxerr.Unknown("before/after rule not found: %s", after)
+				return errRelative(after)
 			}
 			pos++
 		}
@@ -170,7 +177,7 @@ func checkActions(raw json.RawMessage) error {
 		var s string
 		var b bool
 		switch {
-		case *tweak.SetTweak == "sound" && json.Unmarshal(tweak.Value, &s) != nil:
+		case *tweak.SetTweak == "sound" && (json.Unmarshal(tweak.Value, &s) != nil || tweak.Value[0] != '"'):
 			return mxerr.InvalidParam("The sound tweak's value must be a string")
 		case *tweak.SetTweak == "highlight" && tweak.Value != nil && json.Unmarshal(tweak.Value, &b) != nil:
 			return mxerr.InvalidParam("The highlight tweak's value must be a boolean")
