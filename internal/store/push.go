@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 )
 
 // PushNotification is an event a user's push rules notify about.
@@ -20,13 +22,28 @@ type PushNotification struct {
 	Unread     bool
 }
 
+// pushBatch is how many notifications one INSERT carries: an event in a
+// big room notifies every member, and one statement per row was most of
+// the cost (9 parameters a row stays far below either engine's limit).
+const pushBatch = 100
+
 // AddPushNotifications stores notifications, unread.
 func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) error {
 	return db.tx(ctx, func(c conn) error {
-		for _, n := range ns {
-			if _, err := c.exec(ctx, `INSERT INTO push_notifications (user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				n.UserID, n.RoomID, n.ThreadID, n.EventID, n.EventPos, n.CountedPos, n.Actions, boolInt(n.Highlight), n.TS); err != nil {
+		for len(ns) > 0 {
+			batch := ns[:min(len(ns), pushBatch)]
+			ns = ns[len(batch):]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO push_notifications (user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts) VALUES `)
+			args := make([]any, 0, 9*len(batch))
+			for i, n := range batch {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", 9*i+1, 9*i+2, 9*i+3, 9*i+4, 9*i+5, 9*i+6, 9*i+7, 9*i+8, 9*i+9)
+				args = append(args, n.UserID, n.RoomID, n.ThreadID, n.EventID, n.EventPos, n.CountedPos, n.Actions, boolInt(n.Highlight), n.TS)
+			}
+			if _, err := c.exec(ctx, q.String(), args...); err != nil {
 				return err
 			}
 		}
