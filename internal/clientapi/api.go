@@ -10,12 +10,14 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
@@ -73,6 +75,11 @@ type Deps struct {
 	Federation RemoteMembership
 	// Keys serves end-to-end encryption; nil leaves its endpoints out.
 	Keys *keys.Service
+	// AccountData, Push and Reports serve account data and tags, push
+	// rules, pushers and notifications, and content reports.
+	AccountData *accountdata.Service
+	Push        *push.Service
+	Reports     Reports
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -103,12 +110,17 @@ type API struct {
 	federation RemoteMembership
 	dir        *directory.Service
 	keys       *keys.Service
+
+	accountData *accountdata.Service
+	push        *push.Service
+	reports     Reports
 }
 
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore), keys: d.Keys}
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
+		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -151,6 +163,9 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerSpaces(rt)
 	a.registerOpenID(rt)
 	a.registerKeys(rt)
+	a.registerAccountData(rt)
+	a.registerPush(rt)
+	a.registerReports(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -198,29 +198,3 @@ func canonicalEqual(a, b string) bool {
 // the service).
 func (s *Service) UseFederation(f Federation) { s.fed = f }
 
-// StreamStore is the store the event stream resumes from.
-type StreamStore interface {
-	MaxStreamPos(ctx context.Context) (int64, error)
-	MaxDeviceListPos(ctx context.Context) (int64, error)
-}
-
-// StreamStart makes the event stream (rooms.OpenStream) resume above
-// every position used, device-list changes included: they take their
-// positions from the same generator, and a position reused after a
-// restart would hide a change from clients holding a later token.
-func StreamStart(st StreamStore) interface {
-	MaxStreamPos(ctx context.Context) (int64, error)
-} {
-	return streamStart{st}
-}
-
-type streamStart struct{ st StreamStore }
-
-func (s streamStart) MaxStreamPos(ctx context.Context) (int64, error) {
-	events, err := s.st.MaxStreamPos(ctx)
-	if err != nil {
-		return 0, err
-	}
-	lists, err := s.st.MaxDeviceListPos(ctx)
-	return max(events, lists), err
-}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/clientapi"
@@ -33,6 +34,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -58,7 +60,9 @@ type Server struct {
 	notifier *mxsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
-	sender *federation.Sender
+	sender   *federation.Sender
+	push     *push.Service
+	acctData *accountdata.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -94,17 +98,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 	})
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
-	stream, err := rooms.OpenStream(ctx, keys.StreamStart(db))
+	stream, err := rooms.OpenStream(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	s.notifier = mxsync.NewNotifier(stream, db, cfg.ServerName)
-	engine := rooms.New(db, stream, s.notifier, rooms.Options{
+	bus := &rooms.Fanout{}
+	engine := rooms.New(db, stream, bus, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
+	accountData := accountdata.New(db, stream)
+	s.acctData = accountData
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log})
+	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
+	bus.Subscribe(s.notifier)
+	bus.Subscribe(s.push)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
 	e2ee.Wake = s.notifier.Wake
@@ -118,6 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
+		AccountData: accountData, Push: s.push, Reports: db,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -297,6 +309,7 @@ func (s *Server) Start() error {
 	}
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
+	s.goRun(func() { s.push.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
@@ -368,6 +381,14 @@ func (s *Server) Sender() *federation.Sender { return s.sender }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }
+
+// AccountData is the account data service, whose Changes and
+// IgnoredUsers /sync calls (and tests).
+func (s *Server) AccountData() *accountdata.Service { return s.acctData }
+
+// Push is the push service, whose UnreadCounts, CountsChanged and
+// MarkRead /sync and receipts call (and tests).
+func (s *Server) Push() *push.Service { return s.push }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.

@@ -51,14 +51,6 @@ func (db *DB) AddDeviceListChange(ctx context.Context, pos int64, userIDs ...str
 	})
 }
 
-// MaxDeviceListPos is the highest device-list change position stored;
-// the event stream resumes above it.
-func (db *DB) MaxDeviceListPos(ctx context.Context) (int64, error) {
-	var n sql.NullInt64
-	err := db.r().queryRow(ctx, `SELECT MAX(stream_pos) FROM device_list_changes`, nil, &n)
-	return n.Int64, err
-}
-
 // LastDeviceListPos is the position of a user's latest device-list change.
 func (db *DB) LastDeviceListPos(ctx context.Context, userID string) (int64, error) {
 	var n sql.NullInt64
