@@ -18,9 +18,11 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/push"
+	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
+	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -73,6 +75,10 @@ type Deps struct {
 	// Federation makes membership changes that need other servers; nil
 	// when federation is off.
 	Federation RemoteMembership
+	// Typing and Receipts serve typing notifications, receipts and read
+	// markers; nil leaves their endpoints out.
+	Typing   *typing.Service
+	Receipts *receipts.Service
 	// Keys serves end-to-end encryption; nil leaves its endpoints out.
 	Keys *keys.Service
 	// AccountData, Push and Reports serve account data and tags, push
@@ -110,6 +116,8 @@ type API struct {
 	federation RemoteMembership
 	dir        *directory.Service
 	keys       *keys.Service
+	typing     *typing.Service
+	receipts   *receipts.Service
 
 	accountData *accountdata.Service
 	push        *push.Service
@@ -120,7 +128,8 @@ type API struct {
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
-		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys}
+		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
+		typing: d.Typing, receipts: d.Receipts}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -162,6 +171,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerUpgrade(rt)
 	a.registerSpaces(rt)
 	a.registerOpenID(rt)
+	a.registerEphemeral(rt)
 	a.registerKeys(rt)
 	a.registerAccountData(rt)
 	a.registerPush(rt)

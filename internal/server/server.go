@@ -36,11 +36,13 @@ import (
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
+	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -63,6 +65,8 @@ type Server struct {
 	sender   *federation.Sender
 	push     *push.Service
 	acctData *accountdata.Service
+	typing   *typing.Service
+	receipts *receipts.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -121,6 +125,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	e2ee.Wake = s.notifier.Wake
 	s.keys = e2ee
 	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
+	s.typing = typing.New(stream)
+	s.typing.OnChange = s.notifier.WakeRoom
+	s.receipts = receipts.New(db, engine, s.push)
+	s.receipts.OnChange = s.notifier.WakeRoom
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
 		db.Close()
@@ -129,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
-		AccountData: accountData, Push: s.push, Reports: db,
+		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -223,6 +231,8 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	d.Sender = s.sender
 	api := federation.New(d)
 	api.ConnectKeys(e2ee)
+	api.ConnectTyping(s.typing)
+	api.ConnectReceipts(s.receipts)
 	return api, nil
 }
 
@@ -310,6 +320,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.push.Run(ctx) })
+	s.goRun(func() { s.typing.Run(ctx, time.Second) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })

@@ -347,7 +347,8 @@ func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	err := db.r().queryRow(ctx, `SELECT MAX(p) FROM (SELECT MAX(stream_pos) AS p FROM events
 		UNION ALL SELECT MAX(stream_pos) FROM account_data
 		UNION ALL SELECT MAX(counted_pos) FROM push_notifications
-		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes) AS positions`, nil, &n)
+		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes
+		UNION ALL SELECT MAX(stream_pos) FROM receipts) AS positions`, nil, &n)
 	return n.Int64, err
 }
 
