@@ -17,6 +17,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -86,6 +87,9 @@ type Deps struct {
 	AccountData *accountdata.Service
 	Push        *push.Service
 	Reports     Reports
+	// Presence serves /presence and records senders' activity; nil
+	// leaves its endpoints out.
+	Presence *presence.Service
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -122,6 +126,7 @@ type API struct {
 	accountData *accountdata.Service
 	push        *push.Service
 	reports     Reports
+	presence    *presence.Service
 }
 
 // New makes the API.
@@ -129,7 +134,7 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -176,6 +181,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerAccountData(rt)
 	a.registerPush(rt)
 	a.registerReports(rt)
+	a.registerPresence(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

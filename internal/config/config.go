@@ -34,6 +34,7 @@ type Config struct {
 	RateLimit    RateLimit    `yaml:"rate_limit"`
 	Rooms        Rooms        `yaml:"rooms"`
 	Federation   Federation   `yaml:"federation"`
+	Presence     Presence     `yaml:"presence"`
 	Log          Log          `yaml:"log"`
 }
 
@@ -148,6 +149,14 @@ type TrustedKeyServer struct {
 	VerifyKeys map[string]string `yaml:"verify_keys"`
 }
 
+// Presence configures online status tracking (spec "Presence").
+type Presence struct {
+	// Enabled tracks and shares users' presence. Off, as Synapse's
+	// use_presence: false, everyone reads as offline, updates are accepted
+	// and ignored, and no presence crosses federation.
+	Enabled bool `yaml:"enabled"`
+}
+
 // Log configures slog output.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -186,7 +195,8 @@ func Default() *Config {
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Presence: Presence{Enabled: true},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -227,6 +237,7 @@ var EnvVars = []string{
 	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
+	"MYELIN_PRESENCE",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -276,6 +287,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	}
 	for name, dst := range map[string]*bool{
 		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
+		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
 		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
 		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
 		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,

@@ -158,6 +158,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_FEDERATION_ADDRESSES", "hs1.test=127.0.0.11:8448, hs2.test=127.0.0.12:8448", nil, func(c *Config) {
 			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
 		}},
+		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

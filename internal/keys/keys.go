@@ -197,4 +197,3 @@ func canonicalEqual(a, b string) bool {
 // keys are queried and claimed (the federation client is built after
 // the service).
 func (s *Service) UseFederation(f Federation) { s.fed = f }
-

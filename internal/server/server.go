@@ -34,6 +34,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/receipts"
@@ -67,6 +68,7 @@ type Server struct {
 	acctData *accountdata.Service
 	typing   *typing.Service
 	receipts *receipts.Service
+	presence *presence.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -129,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.typing.OnChange = s.notifier.WakeRoom
 	s.receipts = receipts.New(db, engine, s.push)
 	s.receipts.OnChange = s.notifier.WakeRoom
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log})
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
 		db.Close()
@@ -137,7 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
-		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts,
+		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -233,6 +236,7 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	api.ConnectKeys(e2ee)
 	api.ConnectTyping(s.typing)
 	api.ConnectReceipts(s.receipts)
+	api.ConnectPresence(s.presence)
 	return api, nil
 }
 
@@ -321,6 +325,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.push.Run(ctx) })
 	s.goRun(func() { s.typing.Run(ctx, time.Second) })
+	s.goRun(func() { s.presence.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
@@ -400,6 +405,10 @@ func (s *Server) AccountData() *accountdata.Service { return s.acctData }
 // Push is the push service, whose UnreadCounts, CountsChanged and
 // MarkRead /sync and receipts call (and tests).
 func (s *Server) Push() *push.Service { return s.push }
+
+// Presence is the presence service, whose SetFromSync and Changes /sync
+// calls (and tests).
+func (s *Server) Presence() *presence.Service { return s.presence }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.

@@ -339,16 +339,18 @@ func placeholders(n, from int) string {
 }
 
 // MaxStreamPos is the highest event stream position stored. Account
-// data, notification counts and device-list changes take positions from
-// the same stream, so a restart must resume after theirs too, or a
-// reused position would hide a change from clients holding a later token.
+// data, notification counts, device-list changes and presence take
+// positions from the same stream, so a restart must resume after theirs
+// too, or a reused position would hide a change from clients holding a
+// later token.
 func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	var n sql.NullInt64
 	err := db.r().queryRow(ctx, `SELECT MAX(p) FROM (SELECT MAX(stream_pos) AS p FROM events
 		UNION ALL SELECT MAX(stream_pos) FROM account_data
 		UNION ALL SELECT MAX(counted_pos) FROM push_notifications
 		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes
-		UNION ALL SELECT MAX(stream_pos) FROM receipts) AS positions`, nil, &n)
+		UNION ALL SELECT MAX(stream_pos) FROM receipts
+		UNION ALL SELECT MAX(stream_pos) FROM user_presence) AS positions`, nil, &n)
 	return n.Int64, err
 }
 
