@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -25,6 +26,7 @@ const usage = `Usage: myelin [command] [flags]
 Commands:
   serve           run the homeserver (the default)
   generate-keys   write a new ed25519 signing key
+  rotate-key      retire the signing key for a new one (server stopped)
   create-account  create a local account
   config          print the commented default configuration
   version         print the version
@@ -50,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return serve(args, stderr)
 	case "generate-keys":
 		return generateKeys(args, stdout, stderr)
+	case "rotate-key":
+		return rotateKey(args, stdout, stderr)
 	case "create-account":
 		return createAccount(args, stdin, stdout, stderr)
 	case "config":
@@ -115,6 +119,26 @@ func generateKeys(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "wrote %s (%s)\n", *out, key.ID)
+	return err
+}
+
+// rotateKey retires the signing key (run it while the server is
+// stopped): the old verify key is published as an old_verify_key from
+// the next start, and a new key signs from then on.
+func rotateKey(args []string, stdout, stderr io.Writer) error {
+	fs, path := newFlags("rotate-key", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, nil)
+	if err != nil {
+		return err
+	}
+	old, fresh, err := signing.Rotate(cfg.SigningKeyPath(), cfg.OldSigningKeysPath(), time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "retired %s (kept in %s), now signing with %s\n", old.ID, cfg.OldSigningKeysPath(), fresh.ID)
 	return err
 }
 

@@ -36,6 +36,8 @@ type Store interface {
 	Refresh(ctx context.Context, oldHash string, next store.NewSession) (store.NewSession, error)
 	InsertLoginToken(ctx context.Context, hash, localpart string, expiresTS int64) error
 	ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (string, error)
+	InsertOpenIDToken(ctx context.Context, hash, localpart string, expiresTS int64) error
+	OpenIDTokenUser(ctx context.Context, hash string, nowTS int64) (string, error)
 
 	GetDevice(ctx context.Context, localpart, deviceID string) (store.Device, error)
 	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
@@ -71,6 +73,25 @@ type Service struct {
 	lastSeen map[string]time.Time
 
 	tokens *tokenCache
+
+	// devicesRemoved is told of deleted devices (nil: all of the user's),
+	// so that services owning per-device data (end-to-end keys, to-device
+	// messages) drop it without accounts depending on them.
+	devicesRemoved func(ctx context.Context, userID string, deviceIDs []string) error
+}
+
+// OnDevicesRemoved sets the hook told of deleted devices; set it before
+// the server starts.
+func (s *Service) OnDevicesRemoved(fn func(ctx context.Context, userID string, deviceIDs []string) error) {
+	s.devicesRemoved = fn
+}
+
+// removed runs the device removal hook after devices went.
+func (s *Service) removed(ctx context.Context, localpart string, deviceIDs []string) error {
+	if s.devicesRemoved == nil {
+		return nil
+	}
+	return s.devicesRemoved(ctx, s.UserID(localpart), deviceIDs)
 }
 
 const seenInterval = time.Minute
@@ -287,7 +308,10 @@ func (s *Service) ChangePassword(ctx context.Context, localpart, pw string, logo
 	}
 	removed, err := s.store.DeleteOtherDevices(ctx, localpart, keepDevice)
 	s.tokens.invalidate(localpart)
-	return removed, err
+	if err != nil {
+		return removed, err
+	}
+	return removed, s.removed(ctx, localpart, removed)
 }
 
 // Deactivate closes an account for good: its devices and tokens go, its
@@ -295,7 +319,10 @@ func (s *Service) ChangePassword(ctx context.Context, localpart, pw string, logo
 func (s *Service) Deactivate(ctx context.Context, localpart string, erase bool) error {
 	err := s.store.DeactivateUser(ctx, localpart, erase)
 	s.tokens.invalidate(localpart)
-	return err
+	if err != nil {
+		return err
+	}
+	return s.removed(ctx, localpart, nil)
 }
 
 func randomDigits(n int) string {

@@ -36,5 +36,8 @@ func (s *Service) RenameDevice(ctx context.Context, localpart, deviceID string, 
 func (s *Service) DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error {
 	err := s.store.DeleteDevices(ctx, localpart, deviceIDs)
 	s.tokens.invalidate(localpart)
-	return err
+	if err != nil {
+		return err
+	}
+	return s.removed(ctx, localpart, deviceIDs)
 }

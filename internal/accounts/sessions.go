@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -144,9 +145,12 @@ func (s *Service) Logout(ctx context.Context, localpart, deviceID string) error 
 
 // LogoutAll removes every device of the user, and so every token.
 func (s *Service) LogoutAll(ctx context.Context, localpart string) error {
-	_, err := s.store.DeleteOtherDevices(ctx, localpart, "")
+	removed, err := s.store.DeleteOtherDevices(ctx, localpart, "")
 	s.tokens.invalidate(localpart)
-	return err
+	if err != nil {
+		return err
+	}
+	return s.removed(ctx, localpart, removed)
 }
 
 // PasswordLogin resolves a login identifier (user ID or localpart) and
@@ -210,6 +214,31 @@ func (s *Service) TokenLogin(ctx context.Context, token string) (store.User, err
 		return store.User{}, mxerr.UserDeactivated("This account has been deactivated")
 	}
 	return u, nil
+}
+
+// openIDTokenLifetime is Synapse's: an hour.
+const openIDTokenLifetime = time.Hour
+
+// CreateOpenIDToken makes a token that proves to a third party, through
+// /openid/userinfo, who the user is; it grants nothing else.
+func (s *Service) CreateOpenIDToken(ctx context.Context, localpart string) (string, time.Duration, error) {
+	token := randomToken("myoi_")
+	if err := s.store.InsertOpenIDToken(ctx, HashToken(token), localpart, s.now().Add(openIDTokenLifetime).UnixMilli()); err != nil {
+		return "", 0, err
+	}
+	return token, openIDTokenLifetime, nil
+}
+
+// OpenIDUser returns the user ID an OpenID token was issued to.
+func (s *Service) OpenIDUser(ctx context.Context, token string) (string, error) {
+	lp, err := s.store.OpenIDTokenUser(ctx, HashToken(token), s.now().UnixMilli())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", mxerr.UnknownToken("Invalid or expired OpenID token")
+	}
+	if err != nil {
+		return "", err
+	}
+	return "@" + lp + ":" + s.opts.ServerName, nil
 }
 
 // newDeviceID makes a device ID in Synapse's style: ten capital letters.

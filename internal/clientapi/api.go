@@ -8,13 +8,22 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/presence"
+	"github.com/myelin-chat/myelin/internal/push"
+	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
+	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -64,24 +73,68 @@ type Deps struct {
 	RoomStore RoomStore
 	Sync      *mxsync.Service
 	Render    clientevent.Renderer
+	// Federation makes membership changes that need other servers; nil
+	// when federation is off.
+	Federation RemoteMembership
+	// Typing and Receipts serve typing notifications, receipts and read
+	// markers; nil leaves their endpoints out.
+	Typing   *typing.Service
+	Receipts *receipts.Service
+	// Keys serves end-to-end encryption; nil leaves its endpoints out.
+	Keys *keys.Service
+	// AccountData, Push and Reports serve account data and tags, push
+	// rules, pushers and notifications, and content reports.
+	AccountData *accountdata.Service
+	Push        *push.Service
+	Reports     Reports
+	// Presence serves /presence and records senders' activity; nil
+	// leaves its endpoints out.
+	Presence *presence.Service
+}
+
+// RemoteMembership is what the client API asks of federation: joins,
+// knocks and leaves of rooms this server is not in, invites of other
+// servers' users, and other servers' aliases.
+type RemoteMembership interface {
+	Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error
+	Knock(ctx context.Context, userID, roomID string, via []string, reason string) error
+	Leave(ctx context.Context, userID, roomID, reason string) error
+	InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error)
+	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
+	// Backfill fetches history older than the room's oldest event here.
+	Backfill(ctx context.Context, roomID string, limit int) (int, error)
+	QueryProfile(ctx context.Context, userID, field string) (map[string]any, error)
+	PublicRooms(ctx context.Context, server string, body map[string]any) (map[string]any, error)
 }
 
 // API is the client-server API.
 type API struct {
-	cfg       *config.Config
-	accounts  *accounts.Service
-	uia       *uia.Manager
-	regTokens RegistrationTokens
-	rooms     *rooms.Engine
-	roomStore RoomStore
-	sync      *mxsync.Service
-	render    clientevent.Renderer
+	cfg        *config.Config
+	accounts   *accounts.Service
+	uia        *uia.Manager
+	regTokens  RegistrationTokens
+	rooms      *rooms.Engine
+	roomStore  RoomStore
+	sync       *mxsync.Service
+	render     clientevent.Renderer
+	federation RemoteMembership
+	dir        *directory.Service
+	keys       *keys.Service
+	typing     *typing.Service
+	receipts   *receipts.Service
+
+	accountData *accountdata.Service
+	push        *push.Service
+	reports     Reports
+	presence    *presence.Service
 }
 
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render}
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
+		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -122,6 +175,13 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerDirectory(rt)
 	a.registerUpgrade(rt)
 	a.registerSpaces(rt)
+	a.registerOpenID(rt)
+	a.registerEphemeral(rt)
+	a.registerKeys(rt)
+	a.registerAccountData(rt)
+	a.registerPush(rt)
+	a.registerReports(rt)
+	a.registerPresence(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

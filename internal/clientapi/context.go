@@ -76,11 +76,11 @@ type eventWindow struct {
 // the user may see and rf allows, up to upper.
 func (a *API) contextAround(ctx context.Context, roomID, userID string, ev *rooms.Event, upper int64, limit int, rf *filter.RoomEventFilter) (*eventWindow, error) {
 	beforeLimit := limit / 2
-	before, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos-1, -1, upper, beforeLimit, true, rf)
+	before, _, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos-1, noBound, upper, beforeLimit, true, rf)
 	if err != nil {
 		return nil, err
 	}
-	after, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos, -1, upper, limit-beforeLimit, false, rf)
+	after, _, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos, noBound, upper, limit-beforeLimit, false, rf)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		// Peeking into a world-readable room: Synapse answers "join".
 		membership = spec.Join
 	}
-	evs, _, err := a.paginate(ctx, roomID, c.UserID, upper, -1, upper, limit, true, &filter.RoomEventFilter{})
+	evs, _, _, err := a.paginate(ctx, roomID, c.UserID, upper, noBound, upper, limit, true, &filter.RoomEventFilter{})
 	if err != nil {
 		return nil, err
 	}

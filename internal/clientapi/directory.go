@@ -12,6 +12,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -50,12 +51,20 @@ func checkAlias(alias string) (string, error) {
 	return server, nil
 }
 
-// getAlias resolves an alias. Remote aliases are not found: the server
-// cannot ask their server yet.
+// getAlias resolves an alias: this server's from its table, another
+// server's by asking it (/query/directory).
 func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 	alias := r.PathValue("roomAlias")
-	if _, err := checkAlias(alias); err != nil {
+	server, err := checkAlias(alias)
+	if err != nil {
 		return nil, err
+	}
+	if server != a.cfg.ServerName && a.federation != nil {
+		roomID, servers, err := a.federation.ResolveAlias(r.Context(), alias)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"room_id": roomID, "servers": servers}, nil
 	}
 	roomID, _, err := a.roomStore.ResolveAlias(r.Context(), alias)
 	if errors.Is(err, store.ErrNotFound) {
@@ -326,118 +335,33 @@ func (a *API) putDirectoryVisibility(r *http.Request, c *httpapi.Caller) (any, e
 	return empty, a.publishRoom(ctx, roomID, visibility == "public")
 }
 
-// roomSummary describes a room as the published room directory, the
-// space hierarchy and the room summary do (PublishedRoomsChunk and
-// RoomSummary in the spec).
-type roomSummary struct {
-	RoomID           string   `json:"room_id"`
-	Name             string   `json:"name,omitempty"`
-	Topic            string   `json:"topic,omitempty"`
-	CanonicalAlias   string   `json:"canonical_alias,omitempty"`
-	NumJoinedMembers int64    `json:"num_joined_members"`
-	WorldReadable    bool     `json:"world_readable"`
-	GuestCanJoin     bool     `json:"guest_can_join"`
-	AvatarURL        string   `json:"avatar_url,omitempty"`
-	JoinRule         string   `json:"join_rule,omitempty"`
-	RoomType         string   `json:"room_type,omitempty"`
-	RoomVersion      string   `json:"room_version,omitempty"`
-	Encryption       string   `json:"encryption,omitempty"`
-	AllowedRoomIDs   []string `json:"allowed_room_ids,omitempty"`
-}
-
-// roomDesc is a room's summary with the current state it came from.
-type roomDesc struct {
-	summary roomSummary
-	state   rooms.StateMap
-}
-
-// describeRoom summarises a room from its current state; M_NOT_FOUND for
-// rooms the server does not know.
-func (a *API) describeRoom(ctx context.Context, roomID string) (*roomDesc, error) {
-	state, err := a.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: "m.room.name"}, {Type: "m.room.topic"},
-		{Type: "m.room.canonical_alias"}, {Type: "m.room.avatar"}, {Type: spec.MRoomJoinRules},
-		{Type: spec.MRoomHistoryVisibility}, {Type: "m.room.guest_access"}, {Type: "m.room.encryption"}}
-	evs, err := a.rooms.StateEvents(ctx, state, keys...)
-	if err != nil {
-		return nil, err
-	}
-	field := func(typ, key string) string {
-		if ev := evs[store.StateKey{Type: typ}]; ev != nil {
-			return contentString(ev.Content(), key)
-		}
-		return ""
-	}
-	s := roomSummary{
-		RoomID: roomID, Name: field("m.room.name", "name"), CanonicalAlias: field("m.room.canonical_alias", "alias"),
-		AvatarURL: field("m.room.avatar", "url"), JoinRule: field(spec.MRoomJoinRules, "join_rule"),
-		RoomType: field(spec.MRoomCreate, "type"), Encryption: field("m.room.encryption", "algorithm"),
-		WorldReadable: field(spec.MRoomHistoryVisibility, "history_visibility") == rooms.WorldReadable,
-		GuestCanJoin:  field("m.room.guest_access", "guest_access") == "can_join",
-	}
-	if s.JoinRule == "" {
-		s.JoinRule = spec.Invite // the auth rules' default without a join rules event
-	}
-	if ev := evs[store.StateKey{Type: "m.room.topic"}]; ev != nil {
-		s.Topic = plainTopic(ev.Content())
-	}
-	if create := evs[store.StateKey{Type: spec.MRoomCreate}]; create != nil {
-		s.RoomVersion = string(create.Version())
-	}
-	if s.JoinRule == spec.Restricted || s.JoinRule == spec.KnockRestricted {
-		var jr joinRulesContent
-		if ev := evs[store.StateKey{Type: spec.MRoomJoinRules}]; ev != nil && json.Unmarshal(ev.Content(), &jr) == nil {
-			for _, al := range jr.Allow {
-				if al.Type == "m.room_membership" && al.RoomID != "" {
-					s.AllowedRoomIDs = append(s.AllowedRoomIDs, al.RoomID)
-				}
-			}
-		}
-	}
-	if s.NumJoinedMembers, _, err = a.roomStore.MemberCounts(ctx, roomID); err != nil {
-		return nil, err
-	}
-	return &roomDesc{summary: s, state: state}, nil
-}
-
-type joinRulesContent struct {
-	JoinRule string `json:"join_rule"`
-	Allow    []struct {
-		Type   string `json:"type"`
-		RoomID string `json:"room_id"`
-	} `json:"allow"`
-}
-
 // accessible reports whether a user (or, for "", an anonymous caller)
 // may see a room's summary, as the spec's space hierarchy rules say: they
 // are joined, invited or knocking; the room is public, knockable or
 // world-readable; or it is restricted to a room they are joined to. It
 // also returns the user's membership.
-func (a *API) accessible(ctx context.Context, d *roomDesc, userID string) (string, bool, error) {
+func (a *API) accessible(ctx context.Context, d *directory.Room, userID string) (string, bool, error) {
 	membership := ""
 	if userID != "" {
 		var err error
-		if membership, err = a.rooms.MembershipIn(ctx, d.state, userID); err != nil {
+		if membership, err = a.rooms.MembershipIn(ctx, d.State, userID); err != nil {
 			return "", false, err
 		}
 	}
 	switch {
 	case membership == spec.Join || membership == spec.Invite || membership == spec.Knock:
 		return membership, true, nil
-	case d.summary.WorldReadable:
+	case d.Summary.WorldReadable:
 		return membership, true, nil
 	}
-	switch d.summary.JoinRule {
+	switch d.Summary.JoinRule {
 	case spec.Public, spec.Knock, spec.KnockRestricted:
 		return membership, true, nil
 	case spec.Restricted:
 		if userID == "" {
 			return membership, false, nil
 		}
-		for _, id := range d.summary.AllowedRoomIDs {
+		for _, id := range d.Summary.AllowedRoomIDs {
 			if m, err := a.rooms.MembershipOf(ctx, id, userID); err != nil {
 				return "", false, err
 			} else if m == spec.Join {
@@ -459,47 +383,9 @@ func contentString(content []byte, key string) string {
 	return s
 }
 
-// plainTopic is the plain-text topic of an m.room.topic content: topic,
-// or else the text/plain entry of m.topic.
-func plainTopic(content []byte) string {
-	if t := contentString(content, "topic"); t != "" {
-		return t
-	}
-	var c struct {
-		MTopic struct {
-			MText []struct {
-				Body     string `json:"body"`
-				Mimetype string `json:"mimetype"`
-			} `json:"m.text"`
-		} `json:"m.topic"`
-	}
-	if json.Unmarshal(content, &c) != nil {
-		return ""
-	}
-	for _, t := range c.MTopic.MText {
-		if t.Mimetype == "" || t.Mimetype == "text/plain" {
-			return t.Body
-		}
-	}
-	return ""
-}
-
-// publicRoomsQuery is a /publicRooms request, from the query string (GET)
-// or the body (POST).
-type publicRoomsQuery struct {
-	Limit  *int   `json:"limit"`
-	Since  string `json:"since"`
-	Filter *struct {
-		GenericSearchTerm string    `json:"generic_search_term"`
-		RoomTypes         []*string `json:"room_types"`
-	} `json:"filter"`
-	IncludeAllNetworks   bool   `json:"include_all_networks"`
-	ThirdPartyInstanceID string `json:"third_party_instance_id"`
-}
-
 func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
-	req := publicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
+	req := directory.PublicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
 		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -512,116 +398,37 @@ func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
 }
 
 func (a *API) postPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
-	var req publicRoomsQuery
+	var req directory.PublicRoomsQuery
 	if err := httpapi.ReadJSON(r, &req); err != nil {
 		return nil, err
 	}
 	return a.publicRooms(r.Context(), r.URL.Query().Get("server"), req)
 }
 
-type publicRoomsResponse struct {
-	Chunk     []roomSummary `json:"chunk"`
-	NextBatch string        `json:"next_batch,omitempty"`
-	PrevBatch string        `json:"prev_batch,omitempty"`
-	Total     int           `json:"total_room_count_estimate"`
-}
-
-// publicRooms lists the published rooms, as Synapse does: only rooms
-// with joined members whose join rule is public or knockable or whose
-// history is world-readable, the largest first. Paging tokens are
-// offsets into that order. Another server's directory is empty: without
-// federation the server knows of no room it publishes.
-func (a *API) publicRooms(ctx context.Context, server string, req publicRoomsQuery) (any, error) {
-	resp := publicRoomsResponse{Chunk: []roomSummary{}}
+// publicRooms lists the published rooms (directory.Service.PublicRooms).
+// Another server's directory is empty: the server cannot ask it yet.
+func (a *API) publicRooms(ctx context.Context, server string, req directory.PublicRoomsQuery) (any, error) {
 	if server != "" && server != a.cfg.ServerName {
 		if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
 			return nil, mxerr.InvalidParam("Invalid server name %q", server)
 		}
-		return resp, nil
-	}
-	if req.IncludeAllNetworks && req.ThirdPartyInstanceID != "" {
-		return nil, mxerr.InvalidParam("Can only use include_all_networks or third_party_instance_id")
-	}
-	offset := 0
-	if req.Since != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(req.Since, "o"))
-		if !strings.HasPrefix(req.Since, "o") || err != nil || n < 0 {
-			return nil, mxerr.InvalidParam("Invalid since token")
+		if a.federation == nil {
+			return directory.PublicRoomsResponse{Chunk: []directory.Summary{}}, nil
 		}
-		offset = n
-	}
-	if req.ThirdPartyInstanceID != "" {
-		return resp, nil // no application service publishes rooms of other networks
-	}
-	published, err := a.roomStore.PublishedRoomsByMembers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	listed := make([]roomSummary, 0, len(published))
-	for _, p := range published {
-		d, err := a.describeRoom(ctx, p.RoomID)
+		raw, err := json.Marshal(req)
 		if err != nil {
-			if _, ok := mxerr.As(err); ok {
-				continue
-			}
 			return nil, err
 		}
-		s := d.summary
-		if s.NumJoinedMembers == 0 || (s.JoinRule != spec.Public && s.JoinRule != spec.Knock && s.JoinRule != spec.KnockRestricted && !s.WorldReadable) {
-			continue
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return nil, err
 		}
-		s.RoomVersion, s.Encryption, s.AllowedRoomIDs = "", "", nil // not part of a directory entry
-		listed = append(listed, s)
-	}
-	resp.Total = len(listed)
-	if req.Filter != nil {
-		kept := listed[:0]
-		for _, s := range listed {
-			if matchesPublicFilter(s, req.Filter.GenericSearchTerm, req.Filter.RoomTypes) {
-				kept = append(kept, s)
+		for k, v := range body {
+			if v == nil {
+				delete(body, k)
 			}
 		}
-		listed = kept
+		return a.federation.PublicRooms(ctx, server, body)
 	}
-	offset = min(offset, len(listed))
-	end := len(listed)
-	if req.Limit != nil && *req.Limit > 0 {
-		limit := *req.Limit
-		end = min(offset+limit, len(listed))
-		if offset > 0 {
-			resp.PrevBatch = "o" + strconv.Itoa(max(0, offset-limit))
-		}
-		if end < len(listed) {
-			resp.NextBatch = "o" + strconv.Itoa(end)
-		}
-	}
-	resp.Chunk = append(resp.Chunk, listed[offset:end]...)
-	return resp, nil
-}
-
-// matchesPublicFilter applies a /publicRooms filter: the search term
-// against the name, topic, canonical alias and room ID (case-insensitive),
-// and the room types (nil standing for rooms without a type).
-func matchesPublicFilter(s roomSummary, term string, types []*string) bool {
-	if term = strings.ToLower(strings.TrimSpace(term)); term != "" {
-		found := false
-		for _, f := range []string{s.Name, s.Topic, s.CanonicalAlias, s.RoomID} {
-			if strings.Contains(strings.ToLower(f), term) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	if len(types) == 0 {
-		return true
-	}
-	for _, t := range types {
-		if t == nil && s.RoomType == "" || t != nil && *t == s.RoomType {
-			return true
-		}
-	}
-	return false
+	return a.dir.PublicRooms(ctx, req)
 }

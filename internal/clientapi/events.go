@@ -53,6 +53,11 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.presence != nil {
+		// Sending counts as activity (spec "Last active ago"); presence is
+		// best effort and never fails a send.
+		_ = a.presence.Activity(r.Context(), c.UserID)
+	}
 	return map[string]string{"event_id": ev.EventID()}, nil
 }
 

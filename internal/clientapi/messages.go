@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,17 +26,21 @@ func (a *API) registerMessages(rt *httpapi.Router) {
 }
 
 // page is a pagination request: a direction and the from and to tokens
-// as stream positions (to is -1 when absent).
+// as stream positions (to is noBound when absent).
 type page struct {
 	backwards bool
 	from, to  int64
 }
 
+// noBound is a page with no end: stream positions go below zero for
+// events backfilled from other servers, so -1 cannot mean "none".
+const noBound = math.MinInt64
+
 // parsePage reads dir, from and to. Without from, a backwards page starts
 // at the current position and a forwards one at the start of the room.
 // dir is required on /messages and defaults to b elsewhere.
 func parsePage(q url.Values, dirOptional bool, current int64) (page, error) {
-	p := page{backwards: true, to: -1}
+	p := page{backwards: true, to: noBound, from: noBound}
 	switch q.Get("dir") {
 	case "b":
 	case "f":
@@ -51,14 +56,14 @@ func parsePage(q url.Values, dirOptional bool, current int64) (page, error) {
 		p.from = current
 	}
 	if f := q.Get("from"); f != "" {
-		tok, err := mxsync.ParseToken(f)
+		tok, err := mxsync.ParsePageToken(f)
 		if err != nil {
 			return p, err
 		}
 		p.from = min(tok.Events, current)
 	}
 	if t := q.Get("to"); t != "" {
-		tok, err := mxsync.ParseToken(t)
+		tok, err := mxsync.ParsePageToken(t)
 		if err != nil {
 			return p, err
 		}
@@ -112,16 +117,32 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	evs, next, err := a.paginate(r.Context(), roomID, c.UserID, from, to, upper, limit, backwards, rf)
+	evs, next, more, err := a.paginate(r.Context(), roomID, c.UserID, from, to, upper, limit, backwards, rf)
 	if err != nil {
 		return nil, err
+	}
+	if backwards && !more && len(evs) < limit && a.federation != nil && to == noBound {
+		// The room's history here ends; other servers may have more.
+		if n, err := a.federation.Backfill(r.Context(), roomID, max(limit-len(evs), 20)); err != nil {
+			return nil, err
+		} else if n > 0 {
+			cursor := from
+			if len(evs) > 0 {
+				cursor = evs[len(evs)-1].StreamPos - 1
+			}
+			older, n2, more2, err := a.paginate(r.Context(), roomID, c.UserID, cursor, to, upper, limit-len(evs), true, rf)
+			if err != nil {
+				return nil, err
+			}
+			evs, next, more = append(evs, older...), n2, more2
+		}
 	}
 	chunk, err := a.render.Render(r.Context(), evs, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}
 	resp := map[string]any{"chunk": chunk, "start": mxsync.Token{Events: from}.String()}
-	if next >= 0 {
+	if more {
 		resp["end"] = mxsync.Token{Events: next}.String()
 	}
 	if rf.LazyLoadMembers {
@@ -167,9 +188,9 @@ func (a *API) readableUpTo(ctx context.Context, roomID, userID string, current i
 
 // paginate walks the room's events from a token in one direction,
 // keeping those that pass the filter and history visibility, until it has
-// limit events or reaches the to token or the end. It returns the token
-// to continue from, -1 when there is nothing further.
-func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upper int64, limit int, backwards bool, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, error) {
+// limit events or reaches the to token (noBound: none) or the end. It
+// returns the token to continue from and whether there may be more.
+func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upper int64, limit int, backwards bool, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, bool, error) {
 	vis := a.rooms.VisibilityFor(userID)
 	var out []*rooms.Event
 	cursor := from
@@ -178,24 +199,23 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 		var err error
 		batch := max(limit-len(out), 20)
 		if backwards {
-			lower := max(to, 0)
-			nids, err = a.roomStore.RoomEvents(ctx, roomID, lower, min(cursor, upper), batch, true)
+			nids, err = a.roomStore.RoomEvents(ctx, roomID, to, min(cursor, upper), batch, true)
 		} else {
 			hi := upper
-			if to >= 0 {
+			if to != noBound {
 				hi = min(hi, to)
 			}
 			nids, err = a.roomStore.RoomEvents(ctx, roomID, cursor, hi, batch, false)
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		if len(nids) == 0 {
-			return out, -1, nil
+			return out, 0, false, nil
 		}
 		evs, err := a.rooms.EventsByNID(ctx, nids)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		for _, ev := range evs {
 			if backwards {
@@ -208,7 +228,7 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 			}
 			ok, err := vis.CanSee(ctx, ev)
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, false, err
 			}
 			if ok {
 				out = append(out, ev)
@@ -219,12 +239,12 @@ func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upp
 		}
 		if len(nids) < batch {
 			if len(out) < limit {
-				return out, -1, nil
+				return out, 0, false, nil
 			}
 			break
 		}
 	}
-	return out, cursor, nil
+	return out, cursor, true, nil
 }
 
 // lazyMembers returns the membership events of the senders of evs, at

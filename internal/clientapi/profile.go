@@ -19,34 +19,45 @@ func (a *API) registerProfile(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodDelete, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.deleteProfileField})
 }
 
-// localProfileOwner resolves the {userId} of a profile path. Profiles of
-// users on other servers need federation, which is not wired up yet.
-func (a *API) localProfileOwner(r *http.Request) (string, error) {
-	lp, local := a.accounts.LocalpartOf(r.PathValue("userId"))
-	if !local {
-		return "", mxerr.NotFound("Profile not found")
+// profile returns a user's profile: from the accounts of this server,
+// or asked of the user's server over federation.
+func (a *API) profile(r *http.Request, field string) (map[string]json.RawMessage, error) {
+	userID := r.PathValue("userId")
+	lp, local := a.accounts.LocalpartOf(userID)
+	if local {
+		return a.accounts.Profile(r.Context(), lp)
 	}
-	return lp, nil
+	if a.federation == nil {
+		return nil, mxerr.NotFound("Profile not found")
+	}
+	if _, err := spec.NewUserID(userID, true); err != nil {
+		return nil, mxerr.InvalidParam("Invalid user ID")
+	}
+	remote, err := a.federation.QueryProfile(r.Context(), userID, field)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]json.RawMessage, len(remote))
+	for k, v := range remote {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = raw
+	}
+	return out, nil
 }
 
 func (a *API) getProfile(r *http.Request, _ *httpapi.Caller) (any, error) {
-	lp, err := a.localProfileOwner(r)
-	if err != nil {
-		return nil, err
-	}
-	return a.accounts.Profile(r.Context(), lp)
+	return a.profile(r, "")
 }
 
 func (a *API) getProfileField(r *http.Request, _ *httpapi.Caller) (any, error) {
-	lp, err := a.localProfileOwner(r)
-	if err != nil {
-		return nil, err
-	}
-	p, err := a.accounts.Profile(r.Context(), lp)
-	if err != nil {
-		return nil, err
-	}
 	key := r.PathValue("keyName")
+	p, err := a.profile(r, key)
+	if err != nil {
+		return nil, err
+	}
 	v, ok := p[key]
 	if !ok {
 		return nil, mxerr.NotFound("Profile field not found")

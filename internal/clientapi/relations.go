@@ -73,7 +73,7 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	resp := map[string]any{"chunk": chunk}
-	if next >= 0 {
+	if next != noBound {
 		resp["next_batch"] = mxsync.Token{Events: next}.String()
 	}
 	if f := q.Get("from"); f != "" {
@@ -87,29 +87,29 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 
 // pageRelations walks a parent's children from a token in one direction,
 // keeping those the user may see, until it has limit events or reaches
-// the to token or the end. It returns the token to continue from, -1
-// when there is nothing further.
+// the to token or the end. It returns the token to continue from,
+// noBound when there is nothing further.
 func (a *API) pageRelations(ctx context.Context, userID string, rq store.RelationQuery, from, to, upper int64, limit int, backwards bool) ([]*rooms.Event, int64, error) {
 	vis := a.rooms.VisibilityFor(userID)
 	var out []*rooms.Event
 	cursor := from
 	if limit == 0 {
-		return nil, -1, nil
+		return nil, noBound, nil
 	}
 	for {
 		batch := max(limit-len(out), 20)
 		q := rq
 		q.Limit, q.Backwards = batch, backwards
 		if backwards {
-			q.After, q.Upto = max(to, 0), min(cursor, upper)
+			q.After, q.Upto = to, min(cursor, upper)
 		} else {
 			q.After, q.Upto = cursor, upper
-			if to >= 0 {
+			if to != noBound {
 				q.Upto = min(upper, to)
 			}
 		}
 		if q.Upto <= q.After {
-			return out, -1, nil
+			return out, noBound, nil
 		}
 		rows, err := a.roomStore.RelatedEvents(ctx, q)
 		if err != nil {
@@ -138,13 +138,13 @@ func (a *API) pageRelations(ctx context.Context, userID string, rq store.Relatio
 			}
 			if len(out) == limit {
 				if len(rows) < batch && i == len(evs)-1 {
-					return out, -1, nil
+					return out, noBound, nil
 				}
 				return out, cursor, nil
 			}
 		}
 		if len(rows) < batch {
-			return out, -1, nil
+			return out, noBound, nil
 		}
 	}
 }

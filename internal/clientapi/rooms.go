@@ -89,10 +89,20 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
+	// Users of other servers are invited once the room exists: their
+	// server must countersign each invite.
+	var localInvites, remoteInvites []string
+	for _, u := range req.Invite {
+		if _, local := a.accounts.LocalpartOf(u); local || a.federation == nil {
+			localInvites = append(localInvites, u)
+		} else {
+			remoteInvites = append(remoteInvites, u)
+		}
+	}
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
 		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
 		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,
-		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: req.Invite, IsDirect: req.IsDirect,
+		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: localInvites, IsDirect: req.IsDirect,
 		CreatorContent: a.memberProfile(r.Context(), c.Localpart),
 		InviteContent: func(userID string) map[string]any {
 			if lp, local := a.accounts.LocalpartOf(userID); local {
@@ -114,7 +124,46 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
+	for _, u := range remoteInvites {
+		var content map[string]any
+		if req.IsDirect {
+			content = map[string]any{"is_direct": true}
+		}
+		if err := a.invite(r.Context(), c.UserID, roomID, u, "", content); err != nil {
+			// As Synapse: the room stays; the creator can invite again.
+			return nil, err
+		}
+	}
 	return map[string]string{"room_id": roomID}, nil
+}
+
+// invite invites a user, through their server when they are remote.
+func (a *API) invite(ctx context.Context, sender, roomID, target, reason string, content map[string]any) error {
+	req := rooms.MembershipRequest{Sender: sender, RoomID: roomID, Target: target, Membership: spec.Invite, Reason: reason, Content: content}
+	if _, local := a.accounts.LocalpartOf(target); !local && a.federation != nil {
+		countersign, err := a.federation.InviteCountersigner(ctx, roomID, target)
+		if err != nil {
+			return err
+		}
+		req.Countersign = countersign
+	}
+	_, err := a.rooms.SetMembership(ctx, req)
+	return err
+}
+
+// serverInRoom reports whether a local user is joined to the room, so
+// that membership changes can be made here rather than through another
+// server.
+func (a *API) serverInRoom(ctx context.Context, roomID string) bool {
+	in, err := a.rooms.ServerInRoom(ctx, roomID, a.cfg.ServerName)
+	return err == nil && in
+}
+
+// viaServers are the servers a client names for a join or knock
+// (server_name, and via from newer clients).
+func viaServers(r *http.Request) []string {
+	q := r.URL.Query()
+	return append(append([]string{}, q["via"]...), q["server_name"]...)
 }
 
 // memberProfile is the displayname and avatar_url a local user's
@@ -135,17 +184,27 @@ func (a *API) memberProfile(ctx context.Context, localpart string) map[string]an
 
 // resolveRoom turns a room ID or alias into a room ID.
 func (a *API) resolveRoom(ctx context.Context, idOrAlias string) (string, error) {
+	roomID, _, err := a.resolveRoomVia(ctx, idOrAlias)
+	return roomID, err
+}
+
+// resolveRoomVia is resolveRoom that also returns the servers an alias
+// of another server is known to be on.
+func (a *API) resolveRoomVia(ctx context.Context, idOrAlias string) (string, []string, error) {
 	switch {
 	case strings.HasPrefix(idOrAlias, "!"):
-		return idOrAlias, nil
+		return idOrAlias, nil, nil
 	case strings.HasPrefix(idOrAlias, "#"):
+		if _, server, _ := strings.Cut(idOrAlias, ":"); server != a.cfg.ServerName && a.federation != nil {
+			return a.federation.ResolveAlias(ctx, idOrAlias)
+		}
 		roomID, _, err := a.roomStore.ResolveAlias(ctx, idOrAlias)
 		if errors.Is(err, store.ErrNotFound) {
-			return "", mxerr.NotFound("Room alias %s not found", idOrAlias)
+			return "", nil, mxerr.NotFound("Room alias %s not found", idOrAlias)
 		}
-		return roomID, err
+		return roomID, nil, err
 	}
-	return "", mxerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
+	return "", nil, mxerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
 }
 
 type membershipBody struct {
@@ -153,14 +212,25 @@ type membershipBody struct {
 	UserID string `json:"user_id"`
 }
 
-func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string) (any, error) {
+func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []string) (any, error) {
 	var body membershipBody
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
+	content := a.memberProfile(r.Context(), c.Localpart)
+	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
+		if body.Reason != "" {
+			if content == nil {
+				content = map[string]any{}
+			}
+			content["reason"] = body.Reason
+		}
+		if err := a.federation.Join(r.Context(), c.UserID, roomID, append(via, viaServers(r)...), content); err != nil {
+			return nil, err
+		}
+	} else if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
 		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Join, Reason: body.Reason,
-		Content: a.memberProfile(r.Context(), c.Localpart),
+		Content: content,
 	}); err != nil {
 		return nil, err
 	}
@@ -169,25 +239,31 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string) (any, erro
 }
 
 func (a *API) joinByIDOrAlias(r *http.Request, c *httpapi.Caller) (any, error) {
-	roomID, err := a.resolveRoom(r.Context(), r.PathValue("roomIdOrAlias"))
+	roomID, via, err := a.resolveRoomVia(r.Context(), r.PathValue("roomIdOrAlias"))
 	if err != nil {
 		return nil, err
 	}
-	return a.join(r, c, roomID)
+	return a.join(r, c, roomID, via)
 }
 
 func (a *API) joinByID(r *http.Request, c *httpapi.Caller) (any, error) {
-	return a.join(r, c, r.PathValue("roomId"))
+	return a.join(r, c, r.PathValue("roomId"), nil)
 }
 
 func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
-	roomID, err := a.resolveRoom(r.Context(), r.PathValue("roomIdOrAlias"))
+	roomID, via, err := a.resolveRoomVia(r.Context(), r.PathValue("roomIdOrAlias"))
 	if err != nil {
 		return nil, err
 	}
 	var body membershipBody
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
+	}
+	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
+		if err := a.federation.Knock(r.Context(), c.UserID, roomID, append(via, viaServers(r)...), body.Reason); err != nil {
+			return nil, err
+		}
+		return map[string]string{"room_id": roomID}, nil
 	}
 	if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
 		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Knock, Reason: body.Reason,
@@ -203,8 +279,16 @@ func (a *API) leave(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
+	roomID := r.PathValue("roomId")
+	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
+		// Rejecting an invite or withdrawing a knock of a room no one
+		// here is in goes through the server that holds the room.
+		if m, _ := a.rooms.MembershipOf(r.Context(), roomID, c.UserID); m == spec.Invite || m == spec.Knock {
+			return empty, a.federation.Leave(r.Context(), c.UserID, roomID, body.Reason)
+		}
+	}
 	_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-		Sender: c.UserID, RoomID: r.PathValue("roomId"), Target: c.UserID, Membership: spec.Leave, Reason: body.Reason,
+		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Leave, Reason: body.Reason,
 	})
 	return empty, err
 }
@@ -259,6 +343,9 @@ func (a *API) memberAction(membership string) httpapi.Handler {
 				}
 				content = a.memberProfile(r.Context(), lp)
 			}
+		}
+		if membership == spec.Invite {
+			return empty, a.invite(r.Context(), c.UserID, roomID, body.UserID, body.Reason, content)
 		}
 		_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
 			Sender: c.UserID, RoomID: roomID, Target: body.UserID, Membership: membership, Reason: body.Reason, Content: content,

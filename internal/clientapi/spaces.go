@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerSpaces(rt *httpapi.Router) {
@@ -40,22 +39,6 @@ type hierarchyToken struct {
 func (t hierarchyToken) String() string {
 	raw, _ := json.Marshal(t)
 	return base64.RawURLEncoding.EncodeToString(raw)
-}
-
-// hierarchyRoom is an entry of a hierarchy page.
-type hierarchyRoom struct {
-	roomSummary
-	ChildrenState []childState `json:"children_state"`
-}
-
-// childState is an m.space.child event in stripped form, with its
-// origin_server_ts.
-type childState struct {
-	Type           string          `json:"type"`
-	StateKey       string          `json:"state_key"`
-	Content        json.RawMessage `json:"content"`
-	Sender         string          `json:"sender"`
-	OriginServerTS int64           `json:"origin_server_ts"`
 }
 
 // hierarchy serves GET /hierarchy: a page of the walk of a space (see
@@ -126,15 +109,15 @@ func parseHierarchyRequest(q url.Values, root string) (hierarchyToken, int, erro
 // see (their children are not walked either), rooms the server does not
 // know left out (federation would fetch them). It returns the rooms of
 // the page tok and limit select, and whether a room follows them.
-func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, tok hierarchyToken, limit int) ([]hierarchyRoom, bool, error) {
+func (a *API) walkHierarchy(ctx context.Context, root *directory.Room, userID string, tok hierarchyToken, limit int) ([]directory.HierarchyRoom, bool, error) {
 	type queued struct {
 		roomID string
 		depth  int
 	}
-	stack := []queued{{root.summary.RoomID, 0}}
+	stack := []queued{{root.Summary.RoomID, 0}}
 	seen := map[string]bool{}
 	emitted := 0
-	page := []hierarchyRoom{}
+	page := []directory.HierarchyRoom{}
 	for len(stack) > 0 {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -143,7 +126,7 @@ func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, 
 		}
 		seen[e.roomID] = true
 		d := root
-		if e.roomID != root.summary.RoomID {
+		if e.roomID != root.Summary.RoomID {
 			var err error
 			if d, err = a.visibleHierarchyRoom(ctx, e.roomID, userID); err != nil {
 				return nil, false, err
@@ -156,14 +139,14 @@ func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, 
 			return page, true, nil // one room beyond this page exists
 		}
 		var children []*rooms.Event
-		if d.summary.RoomType == "m.space" {
+		if d.Summary.RoomType == "m.space" {
 			var err error
-			if children, err = a.spaceChildren(ctx, d.state, tok.Suggested); err != nil {
+			if children, err = a.dir.SpaceChildren(ctx, d.State, tok.Suggested); err != nil {
 				return nil, false, err
 			}
 		}
 		if emitted >= tok.Skip {
-			page = append(page, newHierarchyRoom(d, children))
+			page = append(page, directory.NewHierarchyRoom(d, children))
 		}
 		emitted++
 		if tok.MaxDepth < 0 || e.depth < tok.MaxDepth {
@@ -179,8 +162,8 @@ func (a *API) walkHierarchy(ctx context.Context, root *roomDesc, userID string, 
 
 // visibleHierarchyRoom describes a room of a hierarchy; nil when the
 // server does not know it or the user may not see it.
-func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (*roomDesc, error) {
-	d, err := a.describeRoom(ctx, roomID)
+func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (*directory.Room, error) {
+	d, err := a.dir.Describe(ctx, roomID)
 	if err != nil {
 		if _, ok := mxerr.As(err); ok {
 			return nil, nil
@@ -193,92 +176,6 @@ func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (
 	return d, nil
 }
 
-// newHierarchyRoom is a room's hierarchy entry, with its children's
-// m.space.child events.
-func newHierarchyRoom(d *roomDesc, children []*rooms.Event) hierarchyRoom {
-	entry := hierarchyRoom{roomSummary: d.summary, ChildrenState: make([]childState, 0, len(children))}
-	for _, ch := range children {
-		entry.ChildrenState = append(entry.ChildrenState, childState{Type: ch.Type(), StateKey: *ch.StateKey(),
-			Content: json.RawMessage(ch.Content()), Sender: ch.Sender(), OriginServerTS: int64(ch.OriginServerTS())})
-	}
-	return entry
-}
-
-// spaceChildren lists a space's m.space.child events with a valid via,
-// in the spec's order: a valid order string first (lexicographically),
-// then by origin_server_ts, then by room ID.
-func (a *API) spaceChildren(ctx context.Context, state rooms.StateMap, suggestedOnly bool) ([]*rooms.Event, error) {
-	evs, err := a.stateList(ctx, state, func(k store.StateKey) bool { return k.Type == "m.space.child" })
-	if err != nil {
-		return nil, err
-	}
-	type child struct {
-		ev       *rooms.Event
-		order    string
-		hasOrder bool
-	}
-	var kept []child
-	for _, ev := range evs {
-		var c struct {
-			Via       []json.RawMessage `json:"via"`
-			Order     json.RawMessage   `json:"order"`
-			Suggested json.RawMessage   `json:"suggested"`
-		}
-		if json.Unmarshal(ev.Content(), &c) != nil || len(c.Via) == 0 {
-			continue
-		}
-		valid := true
-		for _, v := range c.Via {
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				valid = false
-			}
-		}
-		if !valid {
-			continue
-		}
-		if suggestedOnly && string(c.Suggested) != "true" {
-			continue
-		}
-		ch := child{ev: ev}
-		if json.Unmarshal(c.Order, &ch.order) == nil && validOrder(ch.order) {
-			ch.hasOrder = true
-		}
-		kept = append(kept, ch)
-	}
-	sort.Slice(kept, func(i, j int) bool {
-		x, y := kept[i], kept[j]
-		if x.hasOrder != y.hasOrder {
-			return x.hasOrder
-		}
-		if x.hasOrder && x.order != y.order {
-			return x.order < y.order
-		}
-		if x.ev.OriginServerTS() != y.ev.OriginServerTS() {
-			return x.ev.OriginServerTS() < y.ev.OriginServerTS()
-		}
-		return *x.ev.StateKey() < *y.ev.StateKey()
-	})
-	out := make([]*rooms.Event, len(kept))
-	for i, ch := range kept {
-		out[i] = ch.ev
-	}
-	return out, nil
-}
-
-// validOrder: at most 50 characters, all between \x20 and \x7E.
-func validOrder(s string) bool {
-	if len(s) > 50 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7E {
-			return false
-		}
-	}
-	return true
-}
-
 // roomSummary is GET /room_summary/{roomIdOrAlias}: the summary of a room
 // the caller may see (joined, invited, knocking; a public, knockable or
 // world-readable room; a restricted room they may join), 404 otherwise.
@@ -289,7 +186,7 @@ func (a *API) roomSummary(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.describeRoom(ctx, roomID)
+	d, err := a.dir.Describe(ctx, roomID)
 	if err != nil {
 		if _, ok := mxerr.As(err); ok {
 			return nil, mxerr.NotFound("Room not found")
@@ -308,9 +205,9 @@ func (a *API) roomSummary(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, mxerr.NotFound("Room not found or is not accessible")
 	}
 	out := struct {
-		roomSummary
+		directory.Summary
 		Membership string `json:"membership,omitempty"`
-	}{roomSummary: d.summary}
+	}{Summary: d.Summary}
 	if c != nil {
 		out.Membership = membership
 		if out.Membership == "" {

@@ -6,6 +6,7 @@ package config
 import (
 	"bytes"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	RateLimit    RateLimit    `yaml:"rate_limit"`
 	Rooms        Rooms        `yaml:"rooms"`
+	Federation   Federation   `yaml:"federation"`
+	Presence     Presence     `yaml:"presence"`
 	Log          Log          `yaml:"log"`
 }
 
@@ -119,6 +122,41 @@ type Rooms struct {
 	RedactionRetention time.Duration `yaml:"redaction_retention"`
 }
 
+// Federation configures how the server talks to other servers.
+type Federation struct {
+	// Enabled turns the server-server API and outgoing federation on.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of certificate authorities trusted for
+	// outgoing requests besides the system's (test networks, private CAs).
+	CAFile string `yaml:"ca_file"`
+	// Addresses maps server names to host:port, skipping discovery
+	// (.well-known and SRV). Meant for tests and closed networks.
+	Addresses map[string]string `yaml:"addresses"`
+	// TrustedKeyServers are notaries asked for a server's keys when the
+	// server cannot be asked itself (Synapse: trusted_key_servers).
+	TrustedKeyServers []TrustedKeyServer `yaml:"trusted_key_servers"`
+	// RequestTimeout bounds one outgoing request.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// MaxRetryInterval caps the back-off between attempts to deliver to
+	// an unreachable server.
+	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+}
+
+// TrustedKeyServer is a notary and the keys its answers are signed with.
+type TrustedKeyServer struct {
+	ServerName string `yaml:"server_name"`
+	// VerifyKeys maps key IDs (ed25519:...) to unpadded base64 public keys.
+	VerifyKeys map[string]string `yaml:"verify_keys"`
+}
+
+// Presence configures online status tracking (spec "Presence").
+type Presence struct {
+	// Enabled tracks and shares users' presence. Off, as Synapse's
+	// use_presence: false, everyone reads as offline, updates are accepted
+	// and ignored, and no presence crosses federation.
+	Enabled bool `yaml:"enabled"`
+}
+
 // Log configures slog output.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -153,7 +191,12 @@ func Default() *Config {
 			ExemptUsers: []string{},
 		},
 		Rooms: Rooms{DefaultVersion: "12", RedactionRetention: 7 * 24 * time.Hour},
-		Log:   Log{Level: "info", Format: "text"},
+		Federation: Federation{
+			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
+			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour,
+		},
+		Presence: Presence{Enabled: true},
+		Log:      Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -193,6 +236,8 @@ var EnvVars = []string{
 	"MYELIN_OPEN_REGISTRATION", "MYELIN_REGISTRATION_REQUIRES_TOKEN",
 	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
+	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
+	"MYELIN_PRESENCE",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -225,7 +270,24 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_LOG_LEVEL", &c.Log.Level)
 	str("MYELIN_LOG_FORMAT", &c.Log.Format)
 	str("MYELIN_PUBLIC_BASEURL", &c.WellKnown.ClientBaseURL)
+	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
+	if v, ok := env("MYELIN_FEDERATION_ADDRESSES"); ok {
+		// name=host:port,name=host:port
+		c.Federation.Addresses = map[string]string{}
+		for _, pair := range strings.Split(v, ",") {
+			if pair = strings.TrimSpace(pair); pair == "" {
+				continue
+			}
+			name, addr, ok := strings.Cut(pair, "=")
+			if !ok {
+				return fmt.Errorf("config: MYELIN_FEDERATION_ADDRESSES: want name=host:port, got %q", pair)
+			}
+			c.Federation.Addresses[name] = addr
+		}
+	}
 	for name, dst := range map[string]*bool{
+		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
+		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
 		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
 		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
 		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,
@@ -332,6 +394,9 @@ func (c *Config) Validate() error {
 	if !knownRoomVersion(c.Rooms.DefaultVersion) {
 		return bad("rooms.default_version", "unknown room version %q", c.Rooms.DefaultVersion)
 	}
+	if err := c.Federation.validate(bad); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -341,6 +406,42 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func (f Federation) validate(bad func(field, format string, args ...any) error) error {
+	if f.CAFile != "" {
+		if _, err := os.Stat(f.CAFile); err != nil {
+			return bad("federation.ca_file", "%v", err)
+		}
+	}
+	for name, addr := range f.Addresses {
+		if err := ValidateServerName(name); err != nil {
+			return bad("federation.addresses", "%v", err)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad("federation.addresses", "want host:port for %s, got %q", name, addr)
+		}
+	}
+	for _, ks := range f.TrustedKeyServers {
+		if err := ValidateServerName(ks.ServerName); err != nil {
+			return bad("federation.trusted_key_servers", "%v", err)
+		}
+		if len(ks.VerifyKeys) == 0 {
+			return bad("federation.trusted_key_servers", "%s: verify_keys must name its keys", ks.ServerName)
+		}
+		for id, k := range ks.VerifyKeys {
+			if raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(k, "=")); err != nil || len(raw) != 32 || !strings.HasPrefix(id, "ed25519:") {
+				return bad("federation.trusted_key_servers", "%s: %s is not an ed25519 key", ks.ServerName, id)
+			}
+		}
+	}
+	if f.RequestTimeout <= 0 {
+		return bad("federation.request_timeout", "must be positive")
+	}
+	if f.MaxRetryInterval < time.Second {
+		return bad("federation.max_retry_interval", "must be at least 1s")
 	}
 	return nil
 }
@@ -396,6 +497,12 @@ func (c *Config) SigningKeyPath() string {
 		return c.SigningKey
 	}
 	return filepath.Join(c.DataDir, "signing.key")
+}
+
+// OldSigningKeysPath is the file of retired verify keys, beside the
+// signing key (written by "myelin rotate-key").
+func (c *Config) OldSigningKeysPath() string {
+	return filepath.Join(filepath.Dir(c.SigningKeyPath()), "old_signing_keys")
 }
 
 //go:embed default.yaml

@@ -153,6 +153,12 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_LOG_LEVEL", "debug", nil, func(c *Config) { c.Log.Level = "debug" }},
 		{"MYELIN_LOG_FORMAT", "json", nil, func(c *Config) { c.Log.Format = "json" }},
 		{"MYELIN_PUBLIC_BASEURL", "https://matrix.example.org", nil, func(c *Config) { c.WellKnown.ClientBaseURL = "https://matrix.example.org" }},
+		{"MYELIN_FEDERATION", "off", nil, func(c *Config) { c.Federation.Enabled = false }},
+		{"MYELIN_FEDERATION_CA_FILE", cert, nil, func(c *Config) { c.Federation.CAFile = cert }},
+		{"MYELIN_FEDERATION_ADDRESSES", "hs1.test=127.0.0.11:8448, hs2.test=127.0.0.12:8448", nil, func(c *Config) {
+			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
+		}},
+		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -41,6 +41,10 @@ type Store interface {
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
 	RoomHasRelations(ctx context.Context, roomID string) (bool, error)
+	PersistOutliers(ctx context.Context, version string, created int64, rows []store.EventRow) error
+	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
+	OldestEvent(ctx context.Context, roomID string) (string, error)
+	MinStreamPos(ctx context.Context) (int64, error)
 }
 
 // Notification tells listeners that an event was persisted.
@@ -94,6 +98,12 @@ type Engine struct {
 	// events of rooms without any skips the aggregation queries.
 	relMu    sync.Mutex
 	relRooms map[string]bool
+
+	// backfillPos is the last stream position given to a backfilled
+	// event; they count down from below every other.
+	backfillMu     sync.Mutex
+	backfillPos    int64
+	backfillLoaded bool
 
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]

@@ -67,6 +67,12 @@ func (e *Event) HistoryVisibility() (gomatrixserverlib.HistoryVisibility, error)
 	return e.PDU.HistoryVisibility()
 }
 
+// HasState reports whether the engine knows the state around the event.
+// Events known only from another server's state or auth chain
+// (outliers) and out-of-band invites do not: they can be neither prev
+// events to build on nor a place to start visibility checks from.
+func (e *Event) HasState() bool { return e.StateAfter != 0 }
+
 // IsState reports whether the event is a state event.
 func (e *Event) IsState() bool { return e.StateKey() != nil }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -21,6 +22,9 @@ type MembershipRequest struct {
 	// is_direct) set by the caller.
 	Content map[string]any
 	Txn     *Txn
+	// Countersign, when set, has another server sign the built event
+	// before it is stored (the invitee's server, for remote invites).
+	Countersign func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error)
 }
 
 // SetMembership sends an m.room.member event. For restricted rooms it
@@ -55,7 +59,11 @@ func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event
 		}
 	}
 	target := r.Target
-	return e.sendLocked(ctx, h, SendRequest{RoomID: r.RoomID, Sender: r.Sender, Type: spec.MRoomMember, StateKey: &target, Content: content, Txn: r.Txn})
+	req := SendRequest{RoomID: r.RoomID, Sender: r.Sender, Type: spec.MRoomMember, StateKey: &target, Content: content, Txn: r.Txn}
+	if r.Countersign != nil {
+		return e.sendCountersigned(ctx, h, req, r.Countersign)
+	}
+	return e.sendLocked(ctx, h, req)
 }
 
 // joinRules is the content of m.room.join_rules.
@@ -120,6 +128,12 @@ func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, user
 		}
 	}
 	return "", mxerr.Forbidden("No local member of the room can authorise your join")
+}
+
+// MembershipEventOf returns a user's membership in a room's current
+// state and the NID of the event that set it (0 when none).
+func (e *Engine) MembershipEventOf(ctx context.Context, roomID, userID string) (string, int64, error) {
+	return e.store.CurrentMembershipEvent(ctx, roomID, userID)
 }
 
 // MembershipOf returns a user's membership in a room's current state

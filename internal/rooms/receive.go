@@ -39,10 +39,10 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	defer e.unlockRoom(h)
 	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
 		return nil, err
-	} else if len(known) > 0 {
+	} else if len(known) > 0 && known[0].HasState() {
 		return known[0], nil
 	}
-	if pdu.Type() == spec.MRoomCreate && pdu.StateKey() != nil && *pdu.StateKey() == "" {
+	if pdu.Type() == spec.MRoomCreate && pdu.StateKey() != nil && *pdu.StateKey() == "" && h.version == nil {
 		return e.receiveCreate(ctx, h, pdu)
 	}
 	if h.version == nil {
@@ -57,21 +57,35 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	if err != nil {
 		return nil, err
 	}
+	// Prev events known only as outliers have no state to build on.
+	for i := 0; i < len(prevEvs); i++ {
+		if !prevEvs[i].HasState() {
+			missingPrev = append(missingPrev, prevEvs[i].EventID())
+			prevEvs = slices.Delete(prevEvs, i, i+1)
+			i--
+		}
+	}
 	if len(missingAuth) > 0 || len(missingPrev) > 0 {
 		return nil, &ErrMissingEvents{Prev: missingPrev, Auth: missingAuth}
 	}
 
+	// The state before the event, from its prev_events.
+	before, beforeID, chainLen, err := e.stateBeforePrevs(ctx, h, prevEvs)
+	if err != nil {
+		return nil, err
+	}
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen)
+}
+
+// receiveAt runs the checks on receipt of an event whose state before it
+// is known, stores it and moves the room's head.
+func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64) (*Event, error) {
 	// 1. Auth against the event's own auth_events.
 	status := store.EventAccepted
 	if e.failsAuth(pdu, authEvs, h.version) {
 		status = store.EventRejected
 	}
-
-	// 2. The state before the event, from its prev_events.
-	before, beforeID, chainLen, err := e.stateBeforePrevs(ctx, h, prevEvs)
-	if err != nil {
-		return nil, err
-	}
+	// 2. Against the state before the event.
 	if status == store.EventAccepted {
 		if err := e.allowedAt(ctx, pdu, before); err != nil {
 			status = store.EventRejected

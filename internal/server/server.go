@@ -5,13 +5,16 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,20 +22,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/presence"
+	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
+	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
+	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -48,11 +59,21 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	uia      *uia.Manager
 	engine   *rooms.Engine
+	keys     *keys.Service
 	notifier *mxsync.Notifier
+	// sender delivers events and EDUs to other servers (nil without
+	// federation).
+	sender   *federation.Sender
+	push     *push.Service
+	acctData *accountdata.Service
+	typing   *typing.Service
+	receipts *receipts.Service
+	presence *presence.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
 	bound map[string]net.Listener
+	fresh *freshConns
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -76,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}}
+	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}, fresh: &freshConns{conns: map[net.Conn]struct{}{}}}
 
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
@@ -89,16 +110,42 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.notifier = mxsync.NewNotifier(stream, db, cfg.ServerName)
-	engine := rooms.New(db, stream, s.notifier, rooms.Options{
+	bus := &rooms.Fanout{}
+	engine := rooms.New(db, stream, bus, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
+	accountData := accountdata.New(db, stream)
+	s.acctData = accountData
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log})
+	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
+	bus.Subscribe(s.notifier)
+	bus.Subscribe(s.push)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	client := clientapi.New(clientapi.Deps{
+	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
+	e2ee.Wake = s.notifier.Wake
+	s.keys = e2ee
+	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
+	s.typing = typing.New(stream)
+	s.typing.OnChange = s.notifier.WakeRoom
+	s.receipts = receipts.New(db, engine, s.push)
+	s.receipts.OnChange = s.notifier.WakeRoom
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log})
+	fed, err := s.newFederation(engine, acc, e2ee)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
-		Sync: mxsync.New(db, engine, s.notifier, render), Render: render,
-	})
+		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
+		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+	}
+	if cfg.Federation.Enabled {
+		clientDeps.Federation = fed
+	}
+	client := clientapi.New(clientDeps)
 
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
@@ -122,7 +169,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(acc, db, cfg.Registration.SharedSecret).Register(clientRouter)
-	fed := federation.New(cfg.ServerName, key, Version)
 	fedRouter := httpapi.NewRouter(deps)
 	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -130,25 +176,105 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		fed.Register(clientRouter)
 	}
 
-	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log)
+	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log, s.fresh)
 	if cfg.Listen.Federation != "" {
-		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log)
+		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log, s.fresh)
 	}
 	if cfg.Listen.Metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		s.metrics = newHTTPServer(mux, log)
+		s.metrics = newHTTPServer(mux, log, s.fresh)
 	}
 	return s, nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// newFederation builds the server-server API and, when federation is
+// enabled, the client, key ring and sender behind it.
+func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service) (*federation.API, error) {
+	cfg := s.cfg
+	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
+	if err != nil {
+		return nil, fmt.Errorf("old signing keys: %w", err)
+	}
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	if !cfg.Federation.Enabled {
+		return federation.New(d), nil
+	}
+	// gomatrixserverlib logs through logrus, at info level per request;
+	// only its warnings are worth an admin's attention.
+	logrus.SetLevel(logrus.WarnLevel)
+	roots, err := federation.CertPool(cfg.Federation.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	client := federation.NewClient(federation.ClientOptions{
+		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
+		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version,
+	})
+	var notaries []federation.TrustedKeyServer
+	for _, ks := range cfg.Federation.TrustedKeyServers {
+		n := federation.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
+		for id, k := range ks.VerifyKeys {
+			raw, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(k, "="))
+			n.VerifyKeys[id] = raw
+		}
+		notaries = append(notaries, n)
+	}
+	d.Client = client
+	e2ee.UseFederation(client)
+	d.Keys = e2ee
+	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
+	d.Rooms = engine
+	d.Store = s.db
+	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, directory.New(engine, s.db), acc
+	s.sender = federation.NewSender(federation.SenderOptions{
+		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+	})
+	d.Sender = s.sender
+	api := federation.New(d)
+	api.ConnectKeys(e2ee)
+	api.ConnectTyping(s.typing)
+	api.ConnectReceipts(s.receipts)
+	api.ConnectPresence(s.presence)
+	return api, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger, fresh *freshConns) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         fresh.track,
 	}
+}
+
+// freshConns are connections that have not sent a request yet. Shutdown
+// closes them at once: net/http would wait five seconds for each (other
+// servers open federation connections ahead of use).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
+	clear(f.conns)
 }
 
 // Start binds the listeners and starts serving and the background workers.
@@ -170,14 +296,14 @@ func (s *Server) Start() error {
 	for _, l := range all {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			s.closeListeners()
+			s.abortStart()
 			return fmt.Errorf("listen.%s: %w", l.name, err)
 		}
 		if l.tls {
 			cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
 			if err != nil {
 				ln.Close()
-				s.closeListeners()
+				s.abortStart()
 				return fmt.Errorf("listen.tls_cert: %w", err)
 			}
 			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
@@ -197,9 +323,16 @@ func (s *Server) Start() error {
 	}
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
+	s.goRun(func() { s.push.Run(ctx) })
+	s.goRun(func() { s.typing.Run(ctx, time.Second) })
+	s.goRun(func() { s.presence.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
+	if s.sender != nil {
+		s.goRun(func() { s.sender.Run(ctx) })
+		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
+	}
 	return nil
 }
 
@@ -230,9 +363,19 @@ func (s *Server) goRun(fn func()) {
 	}()
 }
 
-func (s *Server) closeListeners() {
-	for _, ln := range s.bound {
-		ln.Close()
+// abortStart stops the listeners a failed Start already serves. Closing
+// the HTTP servers rather than their sockets leaves Shutdown nothing to
+// close twice, whether or not Serve had taken the socket yet.
+func (s *Server) abortStart() {
+	for name := range s.bound {
+		switch name {
+		case "client":
+			s.client.Close()
+		case "federation":
+			s.federation.Close()
+		case "metrics":
+			s.metrics.Close()
+		}
 	}
 }
 
@@ -245,10 +388,33 @@ func (s *Server) Addr(name string) string {
 	return ""
 }
 
+// Engine is the room engine, for tests that play another server and
+// inject events the way federation would.
+func (s *Server) Engine() *rooms.Engine { return s.engine }
+
+// Sender is the federation sender (nil without federation).
+func (s *Server) Sender() *federation.Sender { return s.sender }
+
+// Keys exposes the end-to-end encryption service to tests.
+func (s *Server) Keys() *keys.Service { return s.keys }
+
+// AccountData is the account data service, whose Changes and
+// IgnoredUsers /sync calls (and tests).
+func (s *Server) AccountData() *accountdata.Service { return s.acctData }
+
+// Push is the push service, whose UnreadCounts, CountsChanged and
+// MarkRead /sync and receipts call (and tests).
+func (s *Server) Push() *push.Service { return s.push }
+
+// Presence is the presence service, whose SetFromSync and Changes /sync
+// calls (and tests).
+func (s *Server) Presence() *presence.Service { return s.presence }
+
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	s.fresh.closeAll()
 	for _, h := range []*http.Server{s.client, s.federation, s.metrics} {
 		if h != nil {
 			errs = append(errs, h.Shutdown(ctx))

@@ -119,3 +119,81 @@ func WriteNew(path string, key Key) error {
 	}
 	return f.Close()
 }
+
+// OldKey is a verify key the server no longer signs with: other servers
+// still need it to check what it signed before ExpiredTS (milliseconds).
+type OldKey struct {
+	ID        string
+	Public    ed25519.PublicKey
+	ExpiredTS int64
+}
+
+// LoadOldKeys reads the old-keys file: one line per retired key,
+// "ed25519 <version> <unpadded base64 public key> <expired_ts>". A
+// missing file holds no keys.
+func LoadOldKeys(path string) ([]OldKey, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []OldKey
+	for i, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 4 || f[0] != "ed25519" || !validVersion(f[1]) {
+			return nil, fmt.Errorf("%s:%d: want \"ed25519 <version> <base64 public key> <expired_ts>\"", path, i+1)
+		}
+		pub, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(f[2], "="))
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%s:%d: the public key is not 32 bytes of base64", path, i+1)
+		}
+		var ts int64
+		if _, err := fmt.Sscan(f[3], &ts); err != nil || ts <= 0 {
+			return nil, fmt.Errorf("%s:%d: invalid expired_ts %q", path, i+1, f[3])
+		}
+		out = append(out, OldKey{ID: "ed25519:" + f[1], Public: pub, ExpiredTS: ts})
+	}
+	return out, nil
+}
+
+// Rotate retires the key at keyPath: its public half is appended to the
+// old-keys file with expiry now, and a new key replaces it. The old key
+// stays valid for what it signed, as other servers learn from
+// old_verify_keys.
+func Rotate(keyPath, oldKeysPath string, nowMS int64) (old, fresh Key, err error) {
+	raw, err := os.ReadFile(keyPath)
+	if err != nil {
+		return Key{}, Key{}, err
+	}
+	if old, err = Parse(string(raw)); err != nil {
+		return Key{}, Key{}, err
+	}
+	if fresh, err = Generate(); err != nil {
+		return Key{}, Key{}, err
+	}
+	f, err := os.OpenFile(oldKeysPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return Key{}, Key{}, err
+	}
+	line := fmt.Sprintf("ed25519 %s %s %d\n", strings.TrimPrefix(old.ID, "ed25519:"), base64.RawStdEncoding.EncodeToString(old.Public()), nowMS)
+	if _, err := f.WriteString(line); err != nil {
+		f.Close()
+		return Key{}, Key{}, err
+	}
+	if err := f.Close(); err != nil {
+		return Key{}, Key{}, err
+	}
+	// Written beside the key and renamed over it, so that a crash leaves
+	// one whole key file.
+	tmp := keyPath + ".new"
+	_ = os.Remove(tmp)
+	if err := WriteNew(tmp, fresh); err != nil {
+		return Key{}, Key{}, err
+	}
+	return old, fresh, os.Rename(tmp, keyPath)
+}

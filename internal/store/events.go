@@ -101,7 +101,10 @@ type NewEvent struct {
 
 // PersistEvent stores an event and, in the same transaction, its state
 // snapshot, the room's current state, head and forward extremities. It
-// returns the event NID and its state_after snapshot.
+// returns the event NID and its state_after snapshot. An event stored
+// before without state (an outlier: known from a state or auth chain,
+// or an out-of-band invite) keeps its NID and gains its place in the
+// room; storing an event that already has its state is ErrNotFound.
 func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter int64, err error) {
 	var p Persisted
 	err = db.tx(ctx, func(c conn) error {
@@ -199,7 +202,7 @@ func persistPlain(ctx context.Context, c conn, nes []NewEvent, out []Persisted) 
 // insertEventRows inserts event rows with multi-row INSERTs and returns
 // their NIDs by event ID.
 func insertEventRows(ctx context.Context, c conn, nes []NewEvent) (map[string]int64, error) {
-	nids := make(map[string]int64, len(nes))
+	nids, want := make(map[string]int64, len(nes)), len(nes)
 	scan := func(scan func(...any) error) (struct{}, error) {
 		var id string
 		var nid int64
@@ -213,10 +216,13 @@ func insertEventRows(ctx context.Context, c conn, nes []NewEvent) (map[string]in
 		for _, ne := range nes[:n] {
 			args = append(args, eventValues(ne.Row)...)
 		}
-		if _, err := collect(ctx, c, scan, insertEvents+valueRows(n, eventCols)+` RETURNING event_id, event_nid`, args...); err != nil {
+		if _, err := collect(ctx, c, scan, insertEvents+valueRows(n, eventCols)+upgradeOutlier+` RETURNING event_id, event_nid`, args...); err != nil {
 			return nil, err
 		}
 		nes = nes[n:]
+	}
+	if len(nids) < want {
+		return nil, ErrNotFound // one of them was stored with its state before
 	}
 	return nids, nil
 }
@@ -229,8 +235,18 @@ const insertEvents = `INSERT INTO events (event_id, room_id, type, state_key, se
 
 const eventCols = 20
 
-// insertEvent inserts one event row and returns its NID.
-var insertEvent = insertEvents + valueRows(1, eventCols) + ` RETURNING event_nid`
+// upgradeOutlier follows the VALUES of insertEvents: an event stored
+// before without state (an outlier: known from a state or auth chain, or
+// an out-of-band invite) keeps its NID and gains its place in the room;
+// an event stored with its state is left alone, and RETURNING skips it.
+const upgradeOutlier = `
+	ON CONFLICT (event_id) DO UPDATE SET stream_pos = excluded.stream_pos, state_before = excluded.state_before,
+		state_after = excluded.state_after, status = excluded.status, replaces_nid = excluded.replaces_nid,
+		relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url
+	WHERE events.state_after = 0`
+
+// insertEvent inserts or upgrades one event row and returns its NID.
+var insertEvent = insertEvents + valueRows(1, eventCols) + upgradeOutlier + ` RETURNING event_nid`
 
 func eventValues(r EventRow) []any {
 	var stream any
@@ -497,10 +513,19 @@ func placeholders(n, from int) string {
 	return b.String()
 }
 
-// MaxStreamPos is the highest event stream position stored.
+// MaxStreamPos is the highest event stream position stored. Account
+// data, notification counts, device-list changes and presence take
+// positions from the same stream, so a restart must resume after theirs
+// too, or a reused position would hide a change from clients holding a
+// later token.
 func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	var n sql.NullInt64
-	err := db.r().queryRow(ctx, `SELECT MAX(stream_pos) FROM events`, nil, &n)
+	err := db.r().queryRow(ctx, `SELECT MAX(p) FROM (SELECT MAX(stream_pos) AS p FROM events
+		UNION ALL SELECT MAX(stream_pos) FROM account_data
+		UNION ALL SELECT MAX(counted_pos) FROM push_notifications
+		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes
+		UNION ALL SELECT MAX(stream_pos) FROM receipts
+		UNION ALL SELECT MAX(stream_pos) FROM user_presence) AS positions`, nil, &n)
 	return n.Int64, err
 }
 

@@ -149,3 +149,16 @@ func (db *DB) ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (
 	}
 	return localpart, err
 }
+
+// InsertOpenIDToken stores an OpenID token (by hash) for a user.
+func (db *DB) InsertOpenIDToken(ctx context.Context, hash, localpart string, expiresTS int64) error {
+	_, err := db.w().exec(ctx, `INSERT INTO openid_tokens (token_hash, localpart, expires_ts) VALUES ($1, $2, $3)`, hash, localpart, expiresTS)
+	return err
+}
+
+// OpenIDTokenUser returns the user of an OpenID token still valid at nowTS.
+func (db *DB) OpenIDTokenUser(ctx context.Context, hash string, nowTS int64) (string, error) {
+	var lp string
+	err := db.r().queryRow(ctx, `SELECT localpart FROM openid_tokens WHERE token_hash = $1 AND expires_ts > $2`, []any{hash, nowTS}, &lp)
+	return lp, err
+}

@@ -177,3 +177,13 @@ func (n *Notifier) Unregister(w *Waiter) {
 		}
 	}
 }
+
+// WakeRoom fires the waiters of a room's joined local users, for changes
+// outside the event stream's events (typing, receipts).
+func (n *Notifier) WakeRoom(roomID string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for u := range n.joinedLocked(roomID) {
+		n.wakeLocked(n.byUser[u])
+	}
+}

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sort"
@@ -735,6 +736,12 @@ func (s *Service) strippedRoom(ctx context.Context, resp *Response, m store.Room
 		return err
 	}
 	own := evs[0]
+	if own.StateBefore == 0 {
+		// An invite or knock of a room no one here is in: the stripped
+		// state came with it from the room's server.
+		addStripped(resp, m, append(outOfBandState(own), clientevent.Strip(own)))
+		return nil
+	}
 	state, err := s.engine.StateAt(ctx, own.StateBefore)
 	if err != nil {
 		return err
@@ -757,13 +764,37 @@ func (s *Service) strippedRoom(ctx context.Context, resp *Response, m store.Room
 			stripped = append(stripped, clientevent.Strip(ev))
 		}
 	}
-	stripped = append(stripped, clientevent.Strip(own))
+	addStripped(resp, m, append(stripped, clientevent.Strip(own)))
+	return nil
+}
+
+func addStripped(resp *Response, m store.RoomMembership, stripped []clientevent.Stripped) {
 	if m.Membership == spec.Invite {
 		resp.Rooms.Invite[m.RoomID] = &StrippedRoom{InviteState: &EventList[clientevent.Stripped]{Events: stripped}}
 	} else {
 		resp.Rooms.Knock[m.RoomID] = &StrippedRoom{KnockState: &EventList[clientevent.Stripped]{Events: stripped}}
 	}
-	return nil
+}
+
+// outOfBandState is the stripped state another server sent with an
+// invite (invite_room_state) or a knock's answer (knock_room_state),
+// kept in the event's unsigned section; the event itself is left out.
+func outOfBandState(ev *rooms.Event) []clientevent.Stripped {
+	var u struct {
+		Unsigned struct {
+			Invite []clientevent.Stripped `json:"invite_room_state"`
+			Knock  []clientevent.Stripped `json:"knock_room_state"`
+		} `json:"unsigned"`
+	}
+	_ = json.Unmarshal(ev.JSON(), &u)
+	out := []clientevent.Stripped{}
+	for _, st := range append(u.Unsigned.Invite, u.Unsigned.Knock...) {
+		if st.Type == spec.MRoomMember && st.StateKey == *ev.StateKey() {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // leftRoom adds a "leave" entry: the timeline from the token up to the

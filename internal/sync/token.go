@@ -20,13 +20,23 @@ func (t Token) String() string { return "s" + strconv.FormatInt(t.Events, 10) }
 // ParseToken reads a token; unknown trailing streams are ignored so that
 // tokens from newer servers still parse.
 func ParseToken(s string) (Token, error) {
+	t, err := ParsePageToken(s)
+	if err == nil && t.Events < 0 {
+		return Token{}, mxerr.InvalidParam("Invalid stream token %q", s)
+	}
+	return t, err
+}
+
+// ParsePageToken reads a pagination token, which unlike a sync token may
+// point below zero: among events backfilled from other servers.
+func ParsePageToken(s string) (Token, error) {
 	rest, ok := strings.CutPrefix(s, "s")
 	if !ok {
 		return Token{}, mxerr.InvalidParam("Invalid stream token %q", s)
 	}
 	first, _, _ := strings.Cut(rest, "_")
 	n, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil {
 		return Token{}, mxerr.InvalidParam("Invalid stream token %q", s)
 	}
 	return Token{Events: n}, nil

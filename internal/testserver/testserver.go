@@ -45,6 +45,9 @@ func Config(t testing.TB, dbURL string) *config.Config {
 	cfg.Registration.Open = true
 	cfg.RateLimit.Enabled = false
 	cfg.Auth.BcryptCost = 4
+	// A lone test server talks to no other: no DNS lookups of made-up
+	// names. StartNetwork turns federation on.
+	cfg.Federation.Enabled = false
 	return cfg
 }
 

@@ -1,0 +1,363 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// The membership handshakes other servers start: make_join/send_join,
+// make_leave/send_leave, make_knock/send_knock and invite (server-server
+// spec "Joining Rooms", "Leaving Rooms", "Knocking", "Inviting").
+
+func (a *API) registerMembership(rt *httpapi.Router) {
+	for _, m := range []struct{ make, send, membership string }{
+		{"/_matrix/federation/v1/make_join/{roomId}/{userId}", "/_matrix/federation/v2/send_join/{roomId}/{eventId}", spec.Join},
+		{"/_matrix/federation/v1/make_leave/{roomId}/{userId}", "/_matrix/federation/v2/send_leave/{roomId}/{eventId}", spec.Leave},
+		{"/_matrix/federation/v1/make_knock/{roomId}/{userId}", "/_matrix/federation/v1/send_knock/{roomId}/{eventId}", spec.Knock},
+	} {
+		rt.Add(httpapi.Route{Method: http.MethodGet, Path: m.make, Handler: a.signed(a.makeMembership(m.membership))})
+		rt.Add(httpapi.Route{Method: http.MethodPut, Path: m.send, Handler: a.signed(a.sendMembership(m.membership, false))})
+	}
+	// The v1 forms answer [200, body]; old servers still use them.
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send_join/{roomId}/{eventId}", Handler: a.signed(a.sendMembership(spec.Join, true))})
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send_leave/{roomId}/{eventId}", Handler: a.signed(a.sendMembership(spec.Leave, true))})
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v2/invite/{roomId}/{eventId}", Handler: a.signed(a.invite)})
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/invite/{roomId}/{eventId}", Handler: a.signed(a.inviteV1)})
+}
+
+func userIDForSender(_ spec.RoomID, s spec.SenderID) (*spec.UserID, error) {
+	return spec.NewUserID(string(s), true)
+}
+
+// residentRoom checks that this server can speak for a room to origin:
+// the room is known, this server is in it, and its ACL admits origin.
+func (a *API) residentRoom(ctx context.Context, roomID, origin string) (gomatrixserverlib.IRoomVersion, error) {
+	v, err := a.roomVersion(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if in, err := a.d.Rooms.ServerInRoom(ctx, roomID, a.d.ServerName); err != nil {
+		return nil, err
+	} else if !in {
+		return nil, mxerr.NotFound("This server is not in room %s", roomID)
+	}
+	return v, a.checkACL(ctx, roomID, origin)
+}
+
+// makeMembership answers make_join, make_leave and make_knock with the
+// event template the user's server signs.
+func (a *API) makeMembership(membership string) func(r *Request) (any, error) {
+	return func(r *Request) (any, error) {
+		roomID, userID := r.PathValue("roomId"), r.PathValue("userId")
+		uid, err := spec.NewUserID(userID, true)
+		if err != nil || string(uid.Domain()) != r.Origin {
+			return nil, mxerr.Forbidden("User %s does not belong to server %s", userID, r.Origin)
+		}
+		v, err := a.residentRoom(r.Context(), roomID, r.Origin)
+		if err != nil {
+			return nil, err
+		}
+		if membership != spec.Leave {
+			// The joining server lists the versions it supports; without a
+			// list it is taken to know only version 1 (spec).
+			vers := r.URL.Query()["ver"]
+			if len(vers) == 0 {
+				vers = []string{"1"}
+			}
+			if !slices.Contains(vers, string(v.Version())) {
+				return nil, (&mxerr.Error{Status: http.StatusBadRequest, Code: "M_INCOMPATIBLE_ROOM_VERSION",
+					Message: "Your server does not support this room's version"}).With("room_version", string(v.Version()))
+			}
+		}
+		t, err := a.d.Rooms.MembershipTemplate(r.Context(), roomID, userID, membership)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"room_version": t.Version, "event": t.Event}, nil
+	}
+}
+
+// sendMembership accepts the signed join, leave or knock and answers
+// with what the joining server needs: the room state and auth chain for
+// a join, the stripped state for a knock.
+func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, error) {
+	return func(r *Request) (any, error) {
+		ctx := r.Context()
+		roomID := r.PathValue("roomId")
+		v, err := a.residentRoom(ctx, roomID, r.Origin)
+		if err != nil {
+			return nil, err
+		}
+		pdu, err := a.membershipEvent(ctx, v, r, membership)
+		if err != nil {
+			return nil, err
+		}
+		if membership == spec.Join {
+			pdu = a.countersignJoin(pdu)
+		}
+		if err := a.verifySignatures(ctx, pdu); err != nil {
+			return nil, err
+		}
+		ev, err := a.d.Rooms.Receive(ctx, pdu)
+		var missing *rooms.ErrMissingEvents
+		if errors.As(err, &missing) {
+			return nil, mxerr.BadJSON("The event refers to events this server does not have")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ev.Status != store.EventAccepted {
+			return nil, mxerr.Forbidden("The %s is not allowed by the room's state", membership)
+		}
+		var body any = map[string]any{}
+		switch membership {
+		case spec.Join:
+			omit := r.URL.Query().Get("omit_members") == "true"
+			if body, err = a.sendJoinResponse(ctx, ev, omit); err != nil {
+				return nil, err
+			}
+		case spec.Knock:
+			state, err := a.d.Rooms.StateBefore(ctx, ev)
+			if err != nil {
+				return nil, err
+			}
+			stripped, err := a.strippedState(ctx, state)
+			if err != nil {
+				return nil, err
+			}
+			body = map[string]any{"knock_room_state": stripped}
+		}
+		if v1 {
+			return []any{http.StatusOK, body}, nil
+		}
+		return body, nil
+	}
+}
+
+// membershipEvent parses and checks a membership event sent by origin:
+// it is the event the path names, the membership asked for, about its
+// own sender, who belongs to origin.
+func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVersion, r *Request, membership string) (gomatrixserverlib.PDU, error) {
+	pdu, err := v.NewEventFromUntrustedJSON(r.Content)
+	if err != nil {
+		return nil, mxerr.BadJSON("Invalid event: %v", err)
+	}
+	if pdu.EventID() != r.PathValue("eventId") || pdu.RoomID().String() != r.PathValue("roomId") {
+		return nil, mxerr.BadJSON("The event ID or room ID does not match the path")
+	}
+	m, _ := pdu.Membership()
+	if pdu.Type() != spec.MRoomMember || m != membership || pdu.StateKey() == nil || *pdu.StateKey() != string(pdu.SenderID()) {
+		return nil, mxerr.BadJSON("Not a %s event of its sender", membership)
+	}
+	sender, err := spec.NewUserID(string(pdu.SenderID()), true)
+	if err != nil || string(sender.Domain()) != r.Origin {
+		return nil, mxerr.Forbidden("The sender does not belong to server %s", r.Origin)
+	}
+	return pdu, nil
+}
+
+// verifySignatures checks an event's signatures: its sender's server's
+// and, for invites and restricted joins, this server's own, added first.
+func (a *API) verifySignatures(ctx context.Context, pdu gomatrixserverlib.PDU) error {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+		return mxerr.Forbidden("Invalid event signature: %v", err)
+	}
+	return nil
+}
+
+// countersignJoin adds this server's signature to a restricted join one
+// of its users authorised (join_authorised_via_users_server), which the
+// auth rules of versions 8 and later require.
+func (a *API) countersignJoin(pdu gomatrixserverlib.PDU) gomatrixserverlib.PDU {
+	var c struct {
+		Via string `json:"join_authorised_via_users_server"`
+	}
+	if json.Unmarshal(pdu.Content(), &c) != nil || c.Via == "" {
+		return pdu
+	}
+	if uid, err := spec.NewUserID(c.Via, true); err != nil || string(uid.Domain()) != a.d.ServerName {
+		return pdu
+	}
+	return pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
+}
+
+// sendJoinResponse is the state before the join and its auth chain.
+// With omit_members (MSC3706, spec v1.4 partial state) membership events
+// are left out of the state, except the joiner's, and the servers in the
+// room listed instead.
+func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembers bool) (any, error) {
+	state, err := a.d.Rooms.StateBefore(ctx, join)
+	if err != nil {
+		return nil, err
+	}
+	nids := make([]int64, 0, len(state))
+	for _, n := range state {
+		nids = append(nids, n)
+	}
+	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := a.d.Rooms.AuthChain(ctx, append(evs, join))
+	if err != nil {
+		return nil, err
+	}
+	stateJSON := []json.RawMessage{}
+	for _, ev := range evs {
+		if omitMembers && ev.Type() == spec.MRoomMember && *ev.StateKey() != string(join.SenderID()) {
+			continue
+		}
+		stateJSON = append(stateJSON, ev.JSON())
+	}
+	chainJSON := make([]json.RawMessage, 0, len(chain))
+	for _, ev := range chain {
+		chainJSON = append(chainJSON, ev.JSON())
+	}
+	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}
+	if omitMembers {
+		current, err := a.d.Rooms.CurrentState(ctx, join.RoomID().String())
+		if err != nil {
+			return nil, err
+		}
+		servers, err := a.d.Rooms.ServersInRoom(ctx, current)
+		if err != nil {
+			return nil, err
+		}
+		resp["members_omitted"], resp["servers_in_room"] = true, servers
+	}
+	return resp, nil
+}
+
+// strippedState is the state a user sees of a room before joining it:
+// the stripped forms of the events clients need to show an invite or knock.
+func (a *API) strippedState(ctx context.Context, state rooms.StateMap) ([]clientevent.Stripped, error) {
+	keys := make([]store.StateKey, 0, len(clientevent.StrippedTypes))
+	for _, t := range clientevent.StrippedTypes {
+		keys = append(keys, store.StateKey{Type: t})
+	}
+	found, err := a.d.Rooms.StateEvents(ctx, state, keys...)
+	if err != nil {
+		return nil, err
+	}
+	out := []clientevent.Stripped{}
+	for _, k := range keys {
+		if ev, ok := found[k]; ok {
+			out = append(out, clientevent.Strip(ev))
+		}
+	}
+	return out, nil
+}
+
+type inviteRequest struct {
+	RoomVersion     string            `json:"room_version"`
+	Event           json.RawMessage   `json:"event"`
+	InviteRoomState []json.RawMessage `json:"invite_room_state"`
+}
+
+// invite countersigns an invite of one of this server's users and
+// records it, so that the user sees it in /sync before anyone here is in
+// the room.
+func (a *API) invite(r *Request) (any, error) {
+	var req inviteRequest
+	if err := httpapi.DecodeObject(r.Content, &req); err != nil {
+		return nil, err
+	}
+	return a.handleInvite(r, req)
+}
+
+// inviteV1 is the deprecated form: the body is the event, its room
+// version one this server knows, the stripped state in its unsigned
+// section, and the answer [200, {"event": ...}]. gomatrixserverlib's
+// client falls back to it when v2 answers 404.
+func (a *API) inviteV1(r *Request) (any, error) {
+	var ev struct {
+		RoomID   string `json:"room_id"`
+		Unsigned struct {
+			InviteRoomState []json.RawMessage `json:"invite_room_state"`
+		} `json:"unsigned"`
+	}
+	if err := httpapi.DecodeObject(r.Content, &ev); err != nil {
+		return nil, err
+	}
+	v, err := a.roomVersion(r.Context(), ev.RoomID)
+	if err != nil {
+		// Only versions 1 and 2 predate /v2/invite.
+		v = gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersionV1)
+	}
+	resp, err := a.handleInvite(r, inviteRequest{RoomVersion: string(v.Version()), Event: r.Content, InviteRoomState: ev.Unsigned.InviteRoomState})
+	if err != nil {
+		return nil, err
+	}
+	return []any{http.StatusOK, resp}, nil
+}
+
+func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
+	ctx := r.Context()
+	// The invitee is checked before the event is parsed: a 404 from v2
+	// makes the inviting server retry with v1, whose version guess would
+	// otherwise turn "no such user" into a parse error.
+	var target struct {
+		StateKey string `json:"state_key"`
+	}
+	if err := json.Unmarshal(req.Event, &target); err != nil {
+		return nil, mxerr.BadJSON("Invalid event")
+	}
+	if uid, err := spec.NewUserID(target.StateKey, true); err == nil && string(uid.Domain()) == a.d.ServerName {
+		if ok, err := a.d.Store.UserExists(ctx, uid.Local()); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, mxerr.NotFound("Unknown user %s", uid.String())
+		}
+	}
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(req.RoomVersion))
+	if err != nil {
+		return nil, (&mxerr.Error{Status: http.StatusBadRequest, Code: "M_INCOMPATIBLE_ROOM_VERSION",
+			Message: "Unsupported room version"}).With("room_version", req.RoomVersion)
+	}
+	pdu, err := v.NewEventFromUntrustedJSON(req.Event)
+	if err != nil {
+		return nil, mxerr.BadJSON("Invalid event: %v", err)
+	}
+	if pdu.EventID() != r.PathValue("eventId") || pdu.RoomID().String() != r.PathValue("roomId") {
+		return nil, mxerr.BadJSON("The event ID or room ID does not match the path")
+	}
+	if m, _ := pdu.Membership(); pdu.Type() != spec.MRoomMember || m != spec.Invite || pdu.StateKey() == nil {
+		return nil, mxerr.BadJSON("Not an invite")
+	}
+	if invitee, err := spec.NewUserID(*pdu.StateKey(), true); err != nil || string(invitee.Domain()) != a.d.ServerName {
+		return nil, mxerr.BadJSON("The invitee is not a user of this server")
+	}
+	sender, err := spec.NewUserID(string(pdu.SenderID()), true)
+	if err != nil || string(sender.Domain()) != r.Origin {
+		return nil, mxerr.Forbidden("The inviter does not belong to server %s", r.Origin)
+	}
+	signed := pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
+	if err := a.verifySignatures(ctx, signed); err != nil {
+		return nil, err
+	}
+	if _, err := a.d.Rooms.RoomVersion(ctx, pdu.RoomID().String()); err == nil {
+		if err := a.checkACL(ctx, pdu.RoomID().String(), r.Origin); err != nil {
+			return nil, err
+		}
+	}
+	withState, err := signed.SetUnsigned(map[string]any{"invite_room_state": req.InviteRoomState})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.d.Rooms.ReceiveOutOfBand(ctx, withState); err != nil {
+		return nil, err
+	}
+	return map[string]any{"event": json.RawMessage(signed.JSON())}, nil
+}

@@ -1,0 +1,345 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/matrix-org/gomatrix"
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// Membership changes local users start in rooms this server is not in,
+// or with users of other servers: the client API calls these.
+
+// Join joins a local user to a room through one of the via servers
+// (make_join, send_join, then the returned state checked and stored).
+func (a *API) Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error {
+	uid, err := spec.NewUserID(userID, true)
+	if err != nil {
+		return mxerr.InvalidParam("Invalid user ID")
+	}
+	rid, err := spec.NewRoomID(roomID)
+	if err != nil {
+		return mxerr.InvalidParam("Invalid room ID")
+	}
+	servers := a.candidates(ctx, roomID, userID, via)
+	if len(servers) == 0 {
+		return mxerr.NotFound("No known servers to join %s through", roomID)
+	}
+	var errs []error
+	for _, server := range servers {
+		resp, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{a.d.Client}, gomatrixserverlib.PerformJoinInput{
+			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
+			PrivateKey: a.d.Key.Private, KeyID: gomatrixserverlib.KeyID(a.d.Key.ID), KeyRing: a.d.KeyRing,
+			EventProvider: a.eventProvider(server), UserIDQuerier: userIDForSender,
+		})
+		if ferr != nil {
+			a.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
+			errs = append(errs, remoteError(ferr.Err))
+			continue
+		}
+		v := resp.JoinEvent.Version()
+		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
+		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
+		_, err := a.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
+		return err
+	}
+	return firstMatrixError(errs, "Could not join %s through any of %d servers", roomID, len(servers))
+}
+
+// candidates lists the servers to try, in order: the ones the client
+// named, the inviter's, and the one in the room ID (before v12 room IDs
+// name the creating server). This server is never one of them.
+func (a *API) candidates(ctx context.Context, roomID, userID string, via []string) []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && s != a.d.ServerName && !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range via {
+		add(s)
+	}
+	if inviter, err := a.inviter(ctx, roomID, userID); err == nil {
+		add(serverName(inviter))
+	}
+	add(serverName(roomID))
+	return out
+}
+
+// inviter is the sender of a user's pending invite or knock's answer.
+func (a *API) inviter(ctx context.Context, roomID, userID string) (string, error) {
+	m, nid, err := a.d.Rooms.MembershipEventOf(ctx, roomID, userID)
+	if err != nil || (m != spec.Invite && m != spec.Knock) || nid == 0 {
+		return "", errors.Join(err, errors.New("no invite"))
+	}
+	evs, err := a.d.Rooms.EventsByNID(ctx, []int64{nid})
+	if err != nil || len(evs) == 0 {
+		return "", errors.Join(err, errors.New("no invite"))
+	}
+	return evs[0].Sender(), nil
+}
+
+// eventProvider fetches auth events missing from a send_join answer.
+func (a *API) eventProvider(server string) gomatrixserverlib.EventProvider {
+	return func(v gomatrixserverlib.RoomVersion, ids []string) ([]gomatrixserverlib.PDU, error) {
+		impl, err := gomatrixserverlib.GetRoomVersion(v)
+		if err != nil {
+			return nil, err
+		}
+		var out []gomatrixserverlib.PDU
+		for _, id := range ids {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			txn, err := a.d.Client.GetEvent(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), id)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			for _, raw := range txn.PDUs {
+				pdu, err := impl.NewEventFromUntrustedJSON(raw)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, pdu)
+			}
+		}
+		return out, nil
+	}
+}
+
+// Leave makes a local user leave a room this server is not in (the
+// rejection of an invite, the withdrawal of a knock) through the server
+// that sent the invite, with make_leave and send_leave.
+func (a *API) Leave(ctx context.Context, userID, roomID, reason string) error {
+	servers := a.candidates(ctx, roomID, userID, nil)
+	if len(servers) == 0 {
+		return mxerr.NotFound("No known servers to leave %s through", roomID)
+	}
+	var errs []error
+	for _, server := range servers {
+		resp, err := a.d.Client.MakeLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID)
+		if err != nil {
+			errs = append(errs, remoteError(err))
+			continue
+		}
+		pdu, err := a.signTemplate(resp.RoomVersion, resp.LeaveEvent, userID, roomID, spec.Leave, reason)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := a.d.Client.SendLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu); err != nil {
+			errs = append(errs, remoteError(err))
+			continue
+		}
+		_, err = a.d.Rooms.ReceiveOutOfBand(ctx, pdu)
+		return err
+	}
+	return firstMatrixError(errs, "Could not leave %s through any of %d servers", roomID, len(servers))
+}
+
+// Knock knocks on a room this server is not in, with make_knock and
+// send_knock; the knock is recorded so that the user's /sync shows it.
+func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	servers := a.candidates(ctx, roomID, userID, via)
+	if len(servers) == 0 {
+		return mxerr.NotFound("No known servers to knock on %s through", roomID)
+	}
+	var errs []error
+	for _, server := range servers {
+		resp, err := a.d.Client.MakeKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID,
+			knownVersions())
+		if err != nil {
+			errs = append(errs, remoteError(err))
+			continue
+		}
+		pdu, err := a.signTemplate(resp.RoomVersion, resp.KnockEvent, userID, roomID, spec.Knock, reason)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		knock, err := a.d.Client.SendKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu)
+		if err != nil {
+			errs = append(errs, remoteError(err))
+			continue
+		}
+		withState, err := pdu.SetUnsigned(map[string]any{"knock_room_state": knock.KnockRoomState})
+		if err != nil {
+			return err
+		}
+		_, err = a.d.Rooms.ReceiveOutOfBand(ctx, withState)
+		return err
+	}
+	return firstMatrixError(errs, "Could not knock on %s through any of %d servers", roomID, len(servers))
+}
+
+// signTemplate completes a make_leave or make_knock template as the
+// local user's event, signed by this server.
+func (a *API) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrixserverlib.ProtoEvent, userID, roomID, membership, reason string) (gomatrixserverlib.PDU, error) {
+	v, err := gomatrixserverlib.GetRoomVersion(version)
+	if err != nil {
+		return nil, mxerr.Unknown("The room's version %q is not supported", version)
+	}
+	proto.Type, proto.RoomID, proto.SenderID, proto.StateKey, proto.Redacts = spec.MRoomMember, roomID, userID, &userID, ""
+	content := map[string]any{"membership": membership}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	if err := proto.SetContent(content); err != nil {
+		return nil, err
+	}
+	proto.Unsigned = nil
+	return v.NewEventBuilderFromProtoEvent(&proto).Build(time.Now(), spec.ServerName(a.d.ServerName),
+		gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
+}
+
+// InviteCountersigner returns what the room engine calls, under the
+// room's lock, to have the invitee's server countersign an invite: the
+// /invite request with the room's stripped state (taken before the lock).
+func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
+	state, err := a.d.Rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	stripped, err := a.strippedState(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	var inviteState []gomatrixserverlib.InviteStrippedState
+	for _, s := range stripped {
+		raw, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		var iss gomatrixserverlib.InviteStrippedState
+		if err := json.Unmarshal(raw, &iss); err != nil {
+			return nil, err
+		}
+		inviteState = append(inviteState, iss)
+	}
+	server := serverName(invitee)
+	return func(ctx context.Context, pdu gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error) {
+		req, err := fclient.NewInviteV2Request(pdu, inviteState)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := a.d.Client.SendInviteV2(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), req)
+		if err != nil {
+			return nil, remoteError(err)
+		}
+		v, _ := gomatrixserverlib.GetRoomVersion(pdu.Version())
+		signed, err := v.NewEventFromUntrustedJSON(resp.Event)
+		if err != nil {
+			return nil, mxerr.Unknown("The invitee's server answered with an invalid event: %v", err)
+		}
+		if err := gomatrixserverlib.VerifyEventSignatures(ctx, signed, a.d.KeyRing, userIDForSender); err != nil {
+			return nil, mxerr.Unknown("The invitee's server did not sign the invite: %v", err)
+		}
+		return signed, nil
+	}, nil
+}
+
+// ResolveAlias asks the alias's server which room it names and which
+// servers are in it.
+func (a *API) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
+	resp, err := a.d.Client.LookupRoomAlias(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(serverName(alias)), alias)
+	if err != nil {
+		return "", nil, remoteError(err)
+	}
+	servers := make([]string, 0, len(resp.Servers))
+	for _, s := range resp.Servers {
+		servers = append(servers, string(s))
+	}
+	return resp.RoomID, servers, nil
+}
+
+// remoteError turns another server's Matrix error into ours (so that a
+// client sees M_FORBIDDEN when the remote server refused), and anything
+// else into a 502-ish M_UNKNOWN.
+func remoteError(err error) error {
+	var he gomatrix.HTTPError
+	if errors.As(err, &he) {
+		var body struct {
+			Code    string `json:"errcode"`
+			Message string `json:"error"`
+		}
+		if json.Unmarshal(he.Contents, &body) == nil && body.Code != "" {
+			status := he.Code
+			if status < 400 || status > 499 {
+				status = http.StatusBadGateway
+			}
+			return &mxerr.Error{Status: status, Code: body.Code, Message: body.Message}
+		}
+	}
+	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("Remote server: %v", err)}
+}
+
+// firstMatrixError prefers a remote server's refusal (a 4xx Matrix
+// error) over connection failures when every server failed.
+func firstMatrixError(errs []error, format string, args ...any) error {
+	for _, err := range errs {
+		if me, ok := mxerr.As(err); ok && me.Status < 500 {
+			return me
+		}
+	}
+	if len(errs) > 0 {
+		if me, ok := mxerr.As(errs[0]); ok {
+			return me
+		}
+	}
+	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf(format, args...)}
+}
+
+// serverName is the server part of a user ID, alias or pre-v12 room ID.
+func serverName(id string) string {
+	for i := 0; i < len(id); i++ {
+		if id[i] == ':' {
+			return id[i+1:]
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// knownVersions lists the room versions this server supports.
+func knownVersions() []gomatrixserverlib.RoomVersion {
+	out := make([]gomatrixserverlib.RoomVersion, 0, len(gomatrixserverlib.RoomVersions()))
+	for v := range gomatrixserverlib.RoomVersions() {
+		out = append(out, v)
+	}
+	return out
+}
+
+// joinClient adapts the federation client to what PerformJoin takes.
+type joinClient struct{ c fclient.FederationClient }
+
+func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
+	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
+	r, err := j.c.SendJoin(ctx, origin, s, event)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

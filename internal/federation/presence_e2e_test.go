@@ -1,0 +1,101 @@
+package federation_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/testserver"
+)
+
+// TestPresenceEDU: alice on hs1 and bob on hs2 share a room; alice's
+// presence reaches hs2 as an m.presence EDU, where bob reads it. hs2
+// keeps no presence of hs1's users that hs3 claims to send.
+func TestPresenceEDU(t *testing.T) {
+	testserver.EachEngineNetwork(t, 3, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2, hs3 := net.Servers[0], net.Servers[1], net.Servers[2]
+		alice := hs1.Register("alice", "pw-alice")
+		bob := hs2.Register("bob", "pw-bob")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		// Before any EDU, hs2 knows nothing of alice's presence.
+		_, err = bob.GetPresence(ctx, alice.UserID)
+		testserver.WantHTTPError(t, "alice's presence before any EDU", err, http.StatusNotFound, "M_NOT_FOUND")
+
+		if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline, StatusMsg: "from hs1"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			p, err := bob.GetPresence(ctx, alice.UserID)
+			if err == nil && p.Presence == event.PresenceOnline && p.StatusMsg == "from hs1" && p.CurrentlyActive {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alice's presence never reached hs2: %+v, %v", p, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		// hs3 speaks for hs1's users: ignored.
+		st, body := net.SignedRequest(t, hs3, hs2, http.MethodPut, "/_matrix/federation/v1/send/forged1", map[string]any{
+			"origin": "hs3.test", "origin_server_ts": time.Now().UnixMilli(), "pdus": []any{},
+			"edus": []any{map[string]any{"edu_type": "m.presence", "content": map[string]any{"push": []any{
+				map[string]any{"user_id": string(alice.UserID), "presence": "offline", "last_active_ago": 0}}}}},
+		})
+		testserver.WantStatus(t, "forged presence", st, body, http.StatusOK)
+		if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOnline {
+			t.Fatalf("after hs3's forgery alice is %+v, %v", p, err)
+		}
+	})
+}
+
+// TestPresenceEDUOff: a server with presence off sends no m.presence.
+func TestPresenceEDUOff(t *testing.T) {
+	off := func(i int, c *config.Config) { c.Presence.Enabled = i != 0 }
+	testserver.EachEngineNetwork(t, 2, off, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice := hs1.Register("alice", "pw-alice")
+		bob := hs2.Register("bob", "pw-bob")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline}); err != nil {
+			t.Fatal(err)
+		}
+		// A message after the presence update: once it arrives, an EDU
+		// queued before it would have too (one queue per destination).
+		sent, err := alice.SendText(ctx, created.RoomID, "after presence")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, err := bob.GetEvent(ctx, created.RoomID, sent.EventID); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("alice's message never reached hs2")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_, err = bob.GetPresence(ctx, alice.UserID)
+		testserver.WantHTTPError(t, "alice's presence from a server with presence off", err, http.StatusNotFound, "M_NOT_FOUND")
+	})
+}

@@ -1,0 +1,160 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix"
+
+	"github.com/myelin-chat/myelin/internal/testserver"
+)
+
+// TestSenderDeliversBothWays: a message of a local user reaches the other
+// server through the sender and its users see it in /sync, in both
+// directions.
+func TestSenderDeliversBothWays(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		alice, bob, roomID := sendRoom(t, net)
+		bobSync, aliceSync := &sendSyncer{c: bob}, &sendSyncer{c: alice}
+		for i := 1; i <= 3; i++ {
+			if _, err := alice.SendText(ctx, roomID, fmt.Sprintf("hello %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := bobSync.waitMessages(t, roomID, "hello 1", "hello 2", "hello 3")
+		if !slices.Equal(seen, []string{"hello 1", "hello 2", "hello 3"}) {
+			t.Fatalf("bob's timeline %q, want the three in order", seen)
+		}
+		if _, err := bob.SendText(ctx, roomID, "hi from hs2"); err != nil {
+			t.Fatal(err)
+		}
+		aliceSync.waitMessages(t, roomID, "hi from hs2")
+		// Nothing stays queued once delivered.
+		for _, s := range net.Servers {
+			other := "hs2.test"
+			if s.Config.ServerName == other {
+				other = "hs1.test"
+			}
+			sendPoll(t, s.Config.ServerName+" queue", func() string {
+				if n, err := s.Sender().Pending(ctx, other); err != nil || n != 0 {
+					return fmt.Sprintf("%d queued (%v)", n, err)
+				}
+				return ""
+			})
+		}
+	})
+}
+
+// TestSenderSurvivesOutageAndRestart: events sent while the destination
+// is down are queued durably (they survive a restart of the sending
+// server too) and arrive in order once it is back.
+func TestSenderSurvivesOutageAndRestart(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice, bob, roomID := sendRoom(t, net)
+		hs2.Stop()
+		var want []string
+		for i := 1; i <= 5; i++ {
+			want = append(want, fmt.Sprintf("while down %d", i))
+			if _, err := alice.SendText(ctx, roomID, want[i-1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sendPoll(t, "hs1 queue", func() string {
+			if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n != 5 {
+				return fmt.Sprintf("%d queued (%v), want 5", n, err)
+			}
+			return ""
+		})
+		// The queue is in the database: a restart of hs1 loses nothing.
+		hs1.Restart()
+		hs2.Restart()
+		hs2.Repoint(bob)
+		sendPoll(t, "bob's history on hs2", func() string {
+			got := sendMessages(t, bob, roomID)
+			if !slices.Equal(got, want) {
+				return fmt.Sprintf("got %q, want %q", got, want)
+			}
+			return ""
+		})
+	})
+}
+
+// TestSenderCatchesUp: with more than a transaction's worth queued for a
+// destination that was down, the sender sends only the newest event of
+// the room and the destination fetches the rest with
+// /get_missing_events; it ends up with every event.
+func TestSenderCatchesUp(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice, _, roomID := sendRoom(t, net)
+		extremities, _, err := hs1.Engine().Extremities(ctx, roomID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, body := net.SignedRequest(t, hs2, hs1, http.MethodPost,
+			"/_matrix/federation/v1/get_missing_events/"+url.PathEscape(roomID.String()),
+			map[string]any{"earliest_events": []string{}, "latest_events": extremities, "limit": 1})
+		if status == http.StatusNotFound && body["errcode"] == "M_UNRECOGNIZED" {
+			t.Skip("POST /_matrix/federation/v1/get_missing_events is not implemented on this branch (fed-read implements it); unskip after merging")
+		}
+		hs2.Stop()
+		var ids []string
+		for i := 1; i <= 60; i++ {
+			resp, err := alice.SendText(ctx, roomID, fmt.Sprintf("backlog %d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, resp.EventID.String())
+		}
+		hs2.Restart()
+		sendPoll(t, "hs2 holds every event", func() string {
+			evs, err := hs2.Engine().EventsByID(ctx, ids)
+			if err != nil || len(evs) != len(ids) {
+				return fmt.Sprintf("%d of %d (%v)", len(evs), len(ids), err)
+			}
+			return ""
+		})
+		// hs2 may hold everything before hs1 has read its answer.
+		sendPoll(t, "hs1 queue", func() string {
+			if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n != 0 {
+				return fmt.Sprintf("%d still queued (%v)", n, err)
+			}
+			return ""
+		})
+	})
+}
+
+// TestSenderSkipsRoomsItIsNotIn: a local user's membership in a room this
+// server does not hold (a rejected invite, stored out of band) has no
+// destinations and does not hold up the events after it. (Here the event
+// is still cached; read back cold, its unknown room answers M_NOT_FOUND,
+// which the sender also treats as "no destinations".)
+func TestSenderSkipsRoomsItIsNotIn(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice, bob, roomID := sendRoom(t, net)
+		other, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		aliceID := alice.UserID.String()
+		leave := sendBuild(t, hs2, hs1, other.RoomID.String(), aliceID, spec.MRoomMember, &aliceID, map[string]string{"membership": spec.Leave})
+		if _, err := hs1.Engine().ReceiveOutOfBand(ctx, leave); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.SendText(ctx, roomID, "after the out-of-band leave"); err != nil {
+			t.Fatal(err)
+		}
+		(&sendSyncer{c: bob}).waitMessages(t, roomID, "after the out-of-band leave")
+	})
+}

@@ -1,0 +1,419 @@
+package federation
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// inbound is the state of the /send endpoint: the EDU handlers other
+// packages register and a lock per origin.
+type inbound struct {
+	mu          sync.Mutex
+	eduHandlers map[string]EDUHandler
+	// origins serialises the transactions of each origin, so that a
+	// transaction retried while the first attempt is still running waits
+	// for its answer instead of being processed twice.
+	origins map[string]*originLock
+}
+
+type originLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// EDUHandler handles one type of ephemeral event from another server.
+type EDUHandler func(ctx context.Context, origin string, content json.RawMessage)
+
+// HandleEDU registers the handler for an EDU type (typing, receipts,
+// presence, device lists, to-device messages); EDUs of types without a
+// handler are ignored, as the spec lets a server do.
+func (a *API) HandleEDU(eduType string, h EDUHandler) {
+	a.in.mu.Lock()
+	defer a.in.mu.Unlock()
+	if a.in.eduHandlers == nil {
+		a.in.eduHandlers = map[string]EDUHandler{}
+	}
+	a.in.eduHandlers[eduType] = h
+}
+
+func (a *API) eduHandler(eduType string) EDUHandler {
+	a.in.mu.Lock()
+	defer a.in.mu.Unlock()
+	return a.in.eduHandlers[eduType]
+}
+
+func (a *API) lockOrigin(origin string) func() {
+	a.in.mu.Lock()
+	if a.in.origins == nil {
+		a.in.origins = map[string]*originLock{}
+	}
+	l, ok := a.in.origins[origin]
+	if !ok {
+		l = &originLock{}
+		a.in.origins[origin] = l
+	}
+	l.refs++
+	a.in.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		a.in.mu.Lock()
+		defer a.in.mu.Unlock()
+		if l.refs--; l.refs == 0 {
+			delete(a.in.origins, origin)
+		}
+	}
+}
+
+// inboundTxnRetention is how long a transaction's answer is kept for a
+// retry; Synapse keeps them a day.
+const inboundTxnRetention = 24 * time.Hour
+
+// PruneInboundTxns forgets, hourly until ctx ends, the answers to
+// transactions received longer ago than a sender would retry them.
+func PruneInboundTxns(ctx context.Context, st interface {
+	PruneInboundTxns(ctx context.Context, ts int64) error
+}, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := st.PruneInboundTxns(ctx, time.Now().Add(-inboundTxnRetention).UnixMilli()); err != nil && ctx.Err() == nil {
+			log.Warn("pruning received federation transactions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *API) registerTransactions(rt *httpapi.Router) {
+	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send/{txnId}", Handler: a.signed(a.sendTransaction)})
+}
+
+// txnBody is an incoming transaction; origin and origin_server_ts are
+// not needed: the X-Matrix signature names the origin.
+type txnBody struct {
+	PDUs []json.RawMessage       `json:"pdus"`
+	EDUs []gomatrixserverlib.EDU `json:"edus"`
+}
+
+// sendTransaction is PUT /_matrix/federation/v1/send/{txnId}.
+func (a *API) sendTransaction(r *Request) (any, error) {
+	ctx, txnID := r.Context(), r.PathValue("txnId")
+	var body txnBody
+	if err := httpapi.DecodeObject(r.Content, &body); err != nil {
+		return nil, err
+	}
+	if len(body.PDUs) > maxTxnPDUs || len(body.EDUs) > maxTxnEDUs {
+		// Synapse answers 400 too; the spec only states the limits.
+		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", maxTxnPDUs, maxTxnEDUs)
+	}
+	unlock := a.lockOrigin(r.Origin)
+	defer unlock()
+	// A transaction is processed once per origin and ID; a retry gets the
+	// first answer (server-server spec: the sender retries until 200).
+	if prev, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err == nil {
+		return json.RawMessage(prev), nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	resp := fclient.RespSend{PDUs: a.receivePDUs(ctx, r.Origin, body.PDUs)}
+	a.receiveEDUs(ctx, r.Origin, body.EDUs)
+	if ctx.Err() != nil {
+		// The sender gave up on this attempt; what was received stays
+		// received, but the answer is not the full one and is not kept.
+		return nil, ctx.Err()
+	}
+	raw, err := json.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.d.Store.RecordInboundTxn(ctx, r.Origin, txnID, raw, a.now().UnixMilli()); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(raw), nil
+}
+
+// receivePDUs processes a transaction's PDUs: rooms independently and
+// concurrently, each room's PDUs in transaction order.
+func (a *API) receivePDUs(ctx context.Context, origin string, raws []json.RawMessage) map[string]fclient.PDUResult {
+	results := map[string]fclient.PDUResult{}
+	byRoom := map[string][]json.RawMessage{}
+	var order []string
+	for _, raw := range raws {
+		var head struct {
+			RoomID string `json:"room_id"`
+		}
+		if json.Unmarshal(raw, &head) != nil || head.RoomID == "" {
+			a.d.Log.Info("federation: dropping a PDU without room_id", "origin", origin)
+			continue
+		}
+		if _, ok := byRoom[head.RoomID]; !ok {
+			order = append(order, head.RoomID)
+		}
+		byRoom[head.RoomID] = append(byRoom[head.RoomID], raw)
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, roomID := range order {
+		wg.Go(func() {
+			for _, raw := range byRoom[roomID] {
+				id, err := a.receivePDU(ctx, origin, roomID, raw)
+				if id == "" {
+					continue
+				}
+				res := fclient.PDUResult{}
+				if err != nil {
+					a.d.Log.Info("federation: refused a PDU", "origin", origin, "event_id", id, "err", err)
+					res.Error = err.Error()
+				}
+				mu.Lock()
+				results[id] = res
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// receivePDU runs the checks on receipt of a PDU (server-server spec
+// "Checks performed on receipt of a PDU") that are this package's: a
+// valid event of the room's version (else dropped), correct signatures
+// (else dropped), a correct content hash (else redacted, which parsing
+// does), an origin and sender the room's server ACL admits; the room
+// engine does the auth checks. It returns the event ID ("" when the PDU
+// is too broken to have one) and why the event was refused.
+func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.RawMessage) (string, error) {
+	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
+	if err != nil {
+		var head struct {
+			EventID string `json:"event_id"`
+		}
+		_ = json.Unmarshal(raw, &head)
+		// Without the room's version a v3+ event has no ID to answer for.
+		return head.EventID, fmt.Errorf("room %s is not known to this server", roomID)
+	}
+	pdu, err := a.verifyPDU(ctx, origin, v, raw)
+	if err != nil {
+		var head struct {
+			EventID string `json:"event_id"`
+		}
+		_ = json.Unmarshal(raw, &head)
+		if pdu != nil {
+			head.EventID = pdu.EventID()
+		}
+		return head.EventID, err
+	}
+	_, err = a.d.Rooms.Receive(ctx, pdu)
+	var missing *rooms.ErrMissingEvents
+	if errors.As(err, &missing) {
+		if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
+			a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+		}
+		_, err = a.receiveOrResolve(ctx, origin, v, pdu)
+	}
+	if errors.As(err, &missing) {
+		return pdu.EventID(), fmt.Errorf("missing %d prev_events and %d auth_events that the origin did not supply", len(missing.Prev), len(missing.Auth))
+	}
+	return pdu.EventID(), err
+}
+
+// receiveOrResolve receives an event and, when some of its prev events
+// are still unknown, lets the origin's state at those stand in for them
+// (Synapse does the same for a gap get_missing_events did not fill).
+func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) (*rooms.Event, error) {
+	ev, err := a.d.Rooms.Receive(ctx, pdu)
+	var missing *rooms.ErrMissingEvents
+	if errors.As(err, &missing) && len(missing.Prev) > 0 {
+		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev)
+	}
+	return ev, err
+}
+
+// verifyPDU parses an event of a room version and checks its signatures
+// and that the room's server ACL admits both the server that sent it to
+// us and its sender's server. A content hash mismatch redacts the event
+// (NewEventFromUntrustedJSON does), as the spec asks.
+func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, raw []byte) (gomatrixserverlib.PDU, error) {
+	pdu, err := v.NewEventFromUntrustedJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid event: %w", err)
+	}
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+		return pdu, fmt.Errorf("signature check failed: %w", err)
+	}
+	roomID := pdu.RoomID().String()
+	for _, server := range []string{origin, serverName(string(pdu.SenderID()))} {
+		if err := a.checkACL(ctx, roomID, server); err != nil {
+			return pdu, err
+		}
+	}
+	return pdu, nil
+}
+
+// receiveEDUs hands each EDU to the handler of its type.
+func (a *API) receiveEDUs(ctx context.Context, origin string, edus []gomatrixserverlib.EDU) {
+	for _, e := range edus {
+		if h := a.eduHandler(e.Type); h != nil {
+			h(ctx, origin, json.RawMessage(e.Content))
+		}
+	}
+}
+
+const (
+	// missingLimit is the limit asked of /get_missing_events per request.
+	missingLimit = 20
+	// missingRounds bounds the requests made for one event: a gap up to
+	// missingLimit*missingRounds events (a destination catching up after
+	// an outage) is filled this way.
+	missingRounds  = 5
+	missingTimeout = time.Minute
+)
+
+// fetchMissing asks the origin for the events between the room's
+// forward extremities and pdu (/get_missing_events), checks each as if
+// it had come in a transaction, and receives them oldest first.
+func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
+	ctx, cancel := context.WithTimeout(ctx, missingTimeout)
+	defer cancel()
+	roomID := pdu.RoomID().String()
+	extremities, _, err := a.d.Rooms.Extremities(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	minDepth, err := a.minDepth(ctx, extremities)
+	if err != nil {
+		return err
+	}
+	fetched := map[string]gomatrixserverlib.PDU{}
+	latest := []string{pdu.EventID()}
+	for round := 0; round < missingRounds && len(latest) > 0; round++ {
+		// What this server has, fetched events included, bounds the walk;
+		// the events it starts from must not be among them, or the other
+		// side skips them.
+		earliest := slices.Clone(extremities)
+		for id := range fetched {
+			if !slices.Contains(latest, id) {
+				earliest = append(earliest, id)
+			}
+		}
+		resp, err := a.d.Client.LookupMissingEvents(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), roomID,
+			fclient.MissingEvents{Limit: missingLimit, MinDepth: int(minDepth), EarliestEvents: earliest, LatestEvents: latest}, v.Version())
+		if err != nil {
+			return fmt.Errorf("get_missing_events from %s: %w", origin, err)
+		}
+		added := 0
+		for _, raw := range resp.Events {
+			ev, err := a.verifyPDU(ctx, origin, v, raw)
+			if err != nil || ev.RoomID().String() != roomID {
+				a.d.Log.Info("federation: dropping a fetched missing event", "origin", origin, "err", err)
+				continue
+			}
+			if _, ok := fetched[ev.EventID()]; !ok {
+				fetched[ev.EventID()] = ev
+				added++
+			}
+		}
+		if added == 0 {
+			break
+		}
+		if latest, err = a.stillMissing(ctx, pdu, fetched); err != nil {
+			return err
+		}
+	}
+	return a.receiveFetched(ctx, origin, v, fetched)
+}
+
+// stillMissing lists the events (pdu and those fetched) whose prev
+// events are neither stored nor fetched: where the next request starts.
+func (a *API) stillMissing(ctx context.Context, pdu gomatrixserverlib.PDU, fetched map[string]gomatrixserverlib.PDU) ([]string, error) {
+	var out []string
+	check := append([]gomatrixserverlib.PDU{pdu}, mapValues(fetched)...)
+	for _, ev := range check {
+		var unknown []string
+		for _, p := range ev.PrevEventIDs() {
+			if _, ok := fetched[p]; !ok {
+				unknown = append(unknown, p)
+			}
+		}
+		if len(unknown) == 0 {
+			continue
+		}
+		known, err := a.d.Rooms.EventsByID(ctx, unknown)
+		if err != nil {
+			return nil, err
+		}
+		if len(known) < len(unknown) {
+			out = append(out, ev.EventID())
+		}
+	}
+	return out, nil
+}
+
+// receiveFetched receives fetched events oldest (lowest depth) first;
+// the oldest may still lack prev events when the gap was larger than the
+// rounds allow, and get its state from the origin.
+func (a *API) receiveFetched(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, fetched map[string]gomatrixserverlib.PDU) error {
+	evs := mapValues(fetched)
+	sortByDepth(evs)
+	for _, ev := range evs {
+		if _, err := a.receiveOrResolve(ctx, origin, v, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minDepth is the lowest depth of the given events, below which the
+// origin need not walk.
+func (a *API) minDepth(ctx context.Context, ids []string) (int64, error) {
+	evs, err := a.d.Rooms.EventsByID(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	var d int64
+	for i, ev := range evs {
+		if i == 0 || ev.Depth() < d {
+			d = ev.Depth()
+		}
+	}
+	return d, nil
+}
+
+func mapValues(m map[string]gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
+	out := make([]gomatrixserverlib.PDU, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+func sortByDepth(evs []gomatrixserverlib.PDU) {
+	slices.SortFunc(evs, func(x, y gomatrixserverlib.PDU) int {
+		if c := cmp.Compare(x.Depth(), y.Depth()); c != 0 {
+			return c
+		}
+		return strings.Compare(x.EventID(), y.EventID())
+	})
+}

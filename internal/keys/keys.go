@@ -1,0 +1,199 @@
+// Package keys is the server side of end-to-end encryption: device and
+// one-time keys, cross-signing, the device-list change stream, to-device
+// messages and server-side key backup (client-server spec "End-to-End
+// Encryption" and "Send-to-Device messaging"). The server never sees
+// plaintext; it stores what clients signed, checks the signatures it can
+// and hands keys out.
+package keys
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage the service keeps its data in.
+type Store interface {
+	AddDeviceListChange(ctx context.Context, pos int64, userIDs ...string) error
+	LastDeviceListPos(ctx context.Context, userID string) (int64, error)
+	DeviceListChangedUsers(ctx context.Context, after, upto int64) ([]string, error)
+	UsersSharingRooms(ctx context.Context, userID string) ([]string, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	MemberChangesInUsersRooms(ctx context.Context, userID string, after, upto int64) ([]store.MemberChange, error)
+	DeviceKeys(ctx context.Context, userID, localpart string, deviceIDs []string) ([]store.DeviceKeysRow, error)
+	SetDeviceKeys(ctx context.Context, userID, deviceID, keyJSON string, decide func(old string) (bool, error), pos int64) (bool, error)
+	AddOneTimeKeys(ctx context.Context, userID, deviceID string, keys []store.KeyObject, equal func(a, b string) bool) error
+	OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error)
+	ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (store.KeyObject, bool, error)
+	SetFallbackKeys(ctx context.Context, userID, deviceID string, keys []store.KeyObject) error
+	UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error)
+	DeleteDeviceE2E(ctx context.Context, userID string, deviceIDs []string, pos int64) error
+	CrossSigningKeys(ctx context.Context, userID string) (map[string]string, error)
+	SetCrossSigningKeys(ctx context.Context, userID string, keys map[string]string, pos int64) error
+	AddSignatures(ctx context.Context, sigs []store.Signature, pos int64) error
+	SignaturesOf(ctx context.Context, targetUser string) ([]store.Signature, error)
+	RemoteDevices(ctx context.Context, userID string) (store.RemoteDeviceList, error)
+	StoreRemoteDevices(ctx context.Context, userID string, l store.RemoteDeviceList) error
+	MarkRemoteDevicesStale(ctx context.Context, userID string, pos int64) error
+	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
+	QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, ts int64, msgs []store.ToDeviceMessage) (bool, error)
+	ToDeviceMessages(ctx context.Context, userID, deviceID string, after int64, limit int) ([]store.ToDeviceMessage, error)
+	DeleteToDeviceMessages(ctx context.Context, userID, deviceID string, upTo int64) error
+	CreateBackupVersion(ctx context.Context, userID, algorithm, authData string) (int64, error)
+	GetBackupVersion(ctx context.Context, userID string, version int64) (store.BackupVersion, error)
+	UpdateBackupAuthData(ctx context.Context, userID string, version int64, authData string) error
+	DeleteBackupVersion(ctx context.Context, userID string, version int64) error
+	BackupSessions(ctx context.Context, userID string, version int64, roomID, sessionID string) ([]store.BackupSession, error)
+	PutBackupSessions(ctx context.Context, userID string, version int64, sessions []store.BackupSession, better func(old, new store.BackupSession) bool) error
+	DeleteBackupSessions(ctx context.Context, userID string, version int64, roomID, sessionID string) error
+}
+
+// Stream hands out positions of the event stream, which the device-list
+// change stream shares (rooms.StreamGen).
+type Stream interface {
+	Next() int64
+	Done(p int64)
+	Abandon(p int64)
+	Current() int64
+}
+
+// Federation is what the service asks of other servers.
+type Federation interface {
+	QueryKeys(ctx context.Context, origin, s spec.ServerName, keys map[string][]string) (fclient.RespQueryKeys, error)
+	ClaimKeys(ctx context.Context, origin, s spec.ServerName, oneTimeKeys map[string]map[string]string) (fclient.RespClaimKeys, error)
+}
+
+// Options configure the service.
+type Options struct {
+	ServerName string
+	Store      Store
+	Stream     Stream
+	// Federation is nil when federation is off: remote users then fail.
+	Federation Federation
+	Log        *slog.Logger
+}
+
+// Service is the end-to-end encryption service. Its hook fields may be
+// set after New and before the server starts; each is optional.
+type Service struct {
+	server string
+	store  Store
+	stream Stream
+	fed    Federation
+	log    *slog.Logger
+	now    func() time.Time
+
+	// Wake tells /sync that something changed for a local user outside
+	// the event stream: a to-device message, a device-list change.
+	Wake func(userID string)
+	// RemoteToDevice hands to-device messages for another server's users
+	// to the federation sender (an m.direct_to_device EDU).
+	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
+	// DeviceChanged tells the federation sender that a local device was
+	// added, changed its keys or was deleted (an m.device_list_update
+	// EDU); streamID is the change's stream position.
+	DeviceChanged func(ctx context.Context, userID, deviceID string, deleted bool, streamID int64)
+	// CrossSigningChanged tells the federation sender that a local user's
+	// cross-signing keys changed (an m.signing_key_update EDU).
+	CrossSigningChanged func(ctx context.Context, userID string)
+}
+
+// New makes the service.
+func New(o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, now: time.Now}
+}
+
+// IsLocal reports whether a user ID belongs to this server.
+func (s *Service) IsLocal(userID string) bool { return serverOf(userID) == s.server }
+
+func serverOf(userID string) string {
+	_, server, ok := strings.Cut(userID, ":")
+	if !ok {
+		return ""
+	}
+	return server
+}
+
+func localpartOf(userID string) string {
+	lp, _, _ := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
+	return lp
+}
+
+// atNewPosition runs write with a fresh stream position, marking the
+// position done if write stored something at it and abandoning it
+// otherwise, so that the stream's current position always names
+// something stored (see rooms.StreamGen).
+func (s *Service) atNewPosition(write func(pos int64) (bool, error)) (int64, error) {
+	pos := s.stream.Next()
+	stored, err := write(pos)
+	if err != nil || !stored {
+		s.stream.Abandon(pos)
+		return 0, err
+	}
+	s.stream.Done(pos)
+	return pos, nil
+}
+
+func (s *Service) wake(userIDs ...string) {
+	if s.Wake == nil {
+		return
+	}
+	for _, u := range userIDs {
+		if s.IsLocal(u) {
+			s.Wake(u)
+		}
+	}
+}
+
+// deviceListChanged wakes the user and everyone sharing a room with
+// them: their next /sync lists the user under device_lists.changed.
+func (s *Service) deviceListChanged(ctx context.Context, userID string) {
+	if s.Wake == nil {
+		return
+	}
+	users, err := s.store.UsersSharingRooms(ctx, userID)
+	if err != nil {
+		s.log.Warn("keys: users sharing rooms", "user", userID, "err", err)
+	}
+	s.wake(append(users, userID)...)
+}
+
+// verifySigned checks that obj carries a valid signature by signer's
+// ed25519 key keyID (the key's "ed25519:<id>" name) of public key pub
+// (unpadded base64).
+func verifySigned(obj []byte, signer, keyID, pub string) bool {
+	raw, err := decodeBase64(pub)
+	if err != nil || len(raw) != ed25519.PublicKeySize {
+		return false
+	}
+	return gomatrixserverlib.VerifyJSON(signer, gomatrixserverlib.KeyID(keyID), raw, obj) == nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// canonicalEqual compares two JSON texts by their canonical forms.
+func canonicalEqual(a, b string) bool {
+	ca, err1 := gomatrixserverlib.CanonicalJSON([]byte(a))
+	cb, err2 := gomatrixserverlib.CanonicalJSON([]byte(b))
+	return err1 == nil && err2 == nil && string(ca) == string(cb)
+}
+
+// UseFederation sets the client through which other servers' users'
+// keys are queried and claimed (the federation client is built after
+// the service).
+func (s *Service) UseFederation(f Federation) { s.fed = f }

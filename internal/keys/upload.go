@@ -1,0 +1,177 @@
+package keys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// UploadRequest is the body of POST /keys/upload.
+type UploadRequest struct {
+	DeviceKeys   json.RawMessage            `json:"device_keys"`
+	OneTimeKeys  map[string]json.RawMessage `json:"one_time_keys"`
+	FallbackKeys map[string]json.RawMessage `json:"fallback_keys"`
+}
+
+// deviceKeys is the part of a device_keys object the server checks.
+type deviceKeys struct {
+	UserID     string            `json:"user_id"`
+	DeviceID   string            `json:"device_id"`
+	Algorithms []string          `json:"algorithms"`
+	Keys       map[string]string `json:"keys"`
+}
+
+func invalidSignature(format string, args ...any) *mxerr.Error {
+	e := mxerr.InvalidParam(format, args...)
+	e.Code = "M_INVALID_SIGNATURE"
+	return e
+}
+
+// Upload stores a device's keys and returns its one-time key counts.
+func (s *Service) Upload(ctx context.Context, userID, deviceID string, req UploadRequest) (map[string]int, error) {
+	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
+		if err := s.uploadDeviceKeys(ctx, userID, deviceID, req.DeviceKeys); err != nil {
+			return nil, err
+		}
+	}
+	if len(req.OneTimeKeys) > 0 {
+		keys, err := keyObjects(req.OneTimeKeys)
+		if err != nil {
+			return nil, err
+		}
+		err = s.store.AddOneTimeKeys(ctx, userID, deviceID, keys, canonicalEqual)
+		if errors.Is(err, store.ErrKeyMismatch) {
+			// Synapse: "One time key %s:%s already exists. Old key: ...;
+			// new key: ..." (400 M_UNKNOWN in Synapse; M_INVALID_PARAM
+			// names the problem better and clients treat both alike).
+			return nil, mxerr.InvalidParam("One-time key %s already exists with other content", strings.TrimPrefix(err.Error(), store.ErrKeyMismatch.Error()+": "))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(req.FallbackKeys) > 0 {
+		keys, err := keyObjects(req.FallbackKeys)
+		if err != nil {
+			return nil, err
+		}
+		// One fallback key per algorithm: the last one of an algorithm in
+		// the upload wins, as in Synapse.
+		byAlg := map[string]store.KeyObject{}
+		for _, k := range keys {
+			byAlg[k.Algorithm] = k
+		}
+		keys = keys[:0]
+		for _, k := range byAlg {
+			keys = append(keys, k)
+		}
+		if err := s.store.SetFallbackKeys(ctx, userID, deviceID, keys); err != nil {
+			return nil, err
+		}
+	}
+	return s.OneTimeKeyCounts(ctx, userID, deviceID)
+}
+
+// keyObjects splits "<algorithm>:<key_id>" names.
+func keyObjects(m map[string]json.RawMessage) ([]store.KeyObject, error) {
+	out := make([]store.KeyObject, 0, len(m))
+	for name, raw := range m {
+		alg, id, ok := strings.Cut(name, ":")
+		if !ok || alg == "" || id == "" {
+			return nil, mxerr.InvalidParam("Key name %q is not <algorithm>:<key_id>", name)
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, mxerr.BadJSON("Key %q is not valid JSON", name)
+		}
+		switch v.(type) {
+		case string, map[string]any:
+		default:
+			return nil, mxerr.BadJSON("Key %q must be a string or an object", name)
+		}
+		out = append(out, store.KeyObject{Algorithm: alg, KeyID: id, JSON: string(raw)})
+	}
+	return out, nil
+}
+
+// uploadDeviceKeys checks and stores a device's identity keys: they must
+// name the uploading user and device and be signed by the device's own
+// ed25519 key (spec: "signatures: ... MUST include a signature by the
+// device's ed25519 key").
+func (s *Service) uploadDeviceKeys(ctx context.Context, userID, deviceID string, raw json.RawMessage) error {
+	var dk deviceKeys
+	if err := json.Unmarshal(raw, &dk); err != nil {
+		return mxerr.BadJSON("device_keys is malformed: %v", err)
+	}
+	if dk.UserID != userID || dk.DeviceID != deviceID {
+		// Synapse: "Not allowed to upload keys for another user/device".
+		return mxerr.InvalidParam("device_keys must be for the uploading user and device")
+	}
+	edKey, ok := dk.Keys["ed25519:"+deviceID]
+	if !ok {
+		return mxerr.InvalidParam("device_keys has no ed25519:%s key", deviceID)
+	}
+	if !verifySigned(raw, userID, "ed25519:"+deviceID, edKey) {
+		return invalidSignature("device_keys is not signed by the device's ed25519 key")
+	}
+	decide := func(old string) (bool, error) {
+		var prev deviceKeys
+		if json.Unmarshal([]byte(old), &prev) == nil && !sameKeys(prev.Keys, dk.Keys) {
+			// A device's identity keys never change; new ones for the
+			// same device ID would let a server operator or a stolen
+			// token swap a verified device's keys, so they are refused
+			// as Synapse does. New signatures or algorithms replace.
+			return false, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_INVALID_PARAM",
+				Message: "This device already has different identity keys; log in as a new device instead"}
+		}
+		return !canonicalEqual(old, string(raw)), nil
+	}
+	pos, err := s.atNewPosition(func(pos int64) (bool, error) {
+		return s.store.SetDeviceKeys(ctx, userID, deviceID, string(raw), decide, pos)
+	})
+	if err != nil || pos == 0 {
+		return err
+	}
+	s.deviceListChanged(ctx, userID)
+	if s.DeviceChanged != nil {
+		s.DeviceChanged(ctx, userID, deviceID, false, pos)
+	}
+	return nil
+}
+
+func sameKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// OneTimeKeyCounts counts a device's unclaimed one-time keys by
+// algorithm; signed_curve25519 is always present, as Synapse and clients
+// expect.
+func (s *Service) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error) {
+	counts, err := s.store.OneTimeKeyCounts(ctx, userID, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := counts["signed_curve25519"]; !ok {
+		counts["signed_curve25519"] = 0
+	}
+	return counts, nil
+}
+
+// UnusedFallbackKeyTypes lists the algorithms of a device's fallback keys
+// not yet handed out (sync's device_unused_fallback_key_types).
+func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error) {
+	return s.store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+}

@@ -1,0 +1,160 @@
+package presence
+
+import (
+	"context"
+	"errors"
+
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// apply changes a user's presence by change, called under the service's
+// lock with the current state, and decides as Synapse's handle_update
+// what follows: a change clients must see is written at a new stream
+// position, announced through OnChange and, for a local user, sent to
+// other servers; any other change stays in memory until the next flush.
+func (s *Service) apply(ctx context.Context, userID string, change func(p *store.Presence, now int64)) error {
+	prev, err := s.load(ctx, userID)
+	if err != nil {
+		return err
+	}
+	local := s.isLocal(userID)
+	s.mu.Lock()
+	if cur, ok := s.users[userID]; ok {
+		prev = cur
+	}
+	now := s.now()
+	next := prev
+	change(&next, now)
+	notify, ping := s.decide(prev, &next, local, now)
+	if !notify {
+		s.users[userID] = next
+		if next != prev {
+			if _, failed := s.dirty[userID]; !failed {
+				s.dirty[userID] = true
+			}
+		}
+		s.mu.Unlock()
+		if ping && s.Federate != nil {
+			s.Federate(ctx, push(next, now))
+		}
+		return nil
+	}
+	// The position is taken under the lock, so that a user's positions
+	// follow the order of their changes; the store keeps the latest.
+	pos := s.o.Stream.Next()
+	next.StreamPos = pos
+	s.users[userID] = next
+	delete(s.dirty, userID)
+	s.mu.Unlock()
+	if err := s.o.Store.PutPresence(ctx, next); err != nil {
+		s.o.Stream.Abandon(pos)
+		s.mu.Lock()
+		s.dirty[userID] = false
+		s.mu.Unlock()
+		return err
+	}
+	s.o.Stream.Done(pos)
+	if local && s.Federate != nil {
+		s.Federate(ctx, push(next, now))
+	}
+	s.changed(ctx, userID, pos)
+	return nil
+}
+
+// load makes sure memory holds a user's presence (from the database, or
+// offline when none is stored) and returns it.
+func (s *Service) load(ctx context.Context, userID string) (store.Presence, error) {
+	for {
+		s.mu.Lock()
+		p, ok := s.users[userID]
+		gen := s.evictions
+		s.mu.Unlock()
+		if ok {
+			return p, nil
+		}
+		p, err := s.o.Store.GetPresence(ctx, userID)
+		if errors.Is(err, store.ErrNotFound) {
+			p, err = store.Presence{UserID: userID, Presence: Offline}, nil
+		}
+		if err != nil {
+			return store.Presence{}, err
+		}
+		s.mu.Lock()
+		if s.evictions != gen {
+			// An eviction may have dropped a state newer than what was
+			// read; read again.
+			s.mu.Unlock()
+			continue
+		}
+		if cur, ok := s.users[userID]; ok {
+			p = cur
+		} else {
+			s.users[userID] = p
+		}
+		s.mu.Unlock()
+		return p, nil
+	}
+}
+
+// decide completes a new state and tells whether clients must be told
+// (notify) or only other servers reminded (ping), as Synapse's
+// handle_update: a local online user is currently_active while active
+// within LastActiveGranularity, and a local user who is not offline is
+// sent to other servers at least every FederationPingInterval.
+func (s *Service) decide(prev store.Presence, next *store.Presence, local bool, now int64) (notify, ping bool) {
+	if local {
+		next.CurrentlyActive = next.Presence == Online && now-next.LastActiveTS < LastActiveGranularity.Milliseconds()
+		if next.Presence != Offline && now-next.LastFederationUpdateTS > FederationPingInterval.Milliseconds() {
+			next.LastFederationUpdateTS = now
+			ping = true
+		}
+	}
+	if shouldNotify(prev, *next) {
+		next.LastFederationUpdateTS = now
+		return true, false
+	}
+	return false, ping
+}
+
+// shouldNotify is Synapse's should_notify: a change of state or status
+// message; for an online user a change of currently_active, or a bump of
+// the last active time beyond the granularity while not currently active;
+// for others any such bump.
+func shouldNotify(old, next store.Presence) bool {
+	if old.Presence != next.Presence || !sameMsg(old.StatusMsg, next.StatusMsg) {
+		return true
+	}
+	bumped := next.LastActiveTS-old.LastActiveTS > LastActiveGranularity.Milliseconds()
+	if old.Presence == Online {
+		return next.CurrentlyActive != old.CurrentlyActive || (bumped && !next.CurrentlyActive)
+	}
+	return bumped
+}
+
+func sameMsg(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// changed tells OnChange once pos is readable: a position commits ahead
+// of earlier ones still in flight, and a /sync woken before Current
+// reaches pos would not find the change.
+func (s *Service) changed(ctx context.Context, userID string, pos int64) {
+	for {
+		ch := s.o.Stream.Advanced()
+		if s.o.Stream.Current() >= pos {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			// The change is stored; the next wake-up finds it.
+			return
+		case <-ch:
+		}
+	}
+	if s.OnChange != nil {
+		s.OnChange(userID)
+	}
+}

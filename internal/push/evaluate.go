@@ -1,0 +1,261 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+	"maunium.net/go/mautrix/pushrules"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// process evaluates one event for every local member of its room but
+// its sender, stores the notifications that result and hands them to
+// the pushers.
+func (s *Service) process(ctx context.Context, n rooms.Notification) error {
+	ev := n.Event
+	users, err := s.recipients(ctx, ev, n.Membership)
+	if err != nil || len(users) == 0 {
+		return err
+	}
+	mev := toMautrix(ev)
+	room := &roomContext{s: s, ctx: ctx, ev: ev}
+	thread := threadOf(mev)
+	var notes []store.PushNotification
+	var actionsOf []pushrules.PushActionArray
+	for _, u := range users {
+		ignored, err := s.accountData.IgnoredUsers(ctx, u)
+		if err != nil {
+			return err
+		}
+		if ignored[ev.Sender()] {
+			continue
+		}
+		rs, err := s.ruleset(ctx, u)
+		if err != nil {
+			return err
+		}
+		actions := rs.GetActions(&userRoom{roomContext: room, user: u}, mev)
+		should := actions.Should()
+		if !should.Notify {
+			continue
+		}
+		raw := marshalActions(actions)
+		notes = append(notes, store.PushNotification{UserID: u, RoomID: ev.RoomID().String(), ThreadID: thread,
+			EventID: ev.EventID(), EventPos: ev.StreamPos, Actions: string(raw), Highlight: should.Highlight,
+			TS: time.Now().UnixMilli()})
+		actionsOf = append(actionsOf, actions)
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	// The counts change after the event's own position, which a /sync
+	// may already have passed: they take a position of their own.
+	pos := s.stream.Next()
+	for i := range notes {
+		notes[i].CountedPos = pos
+	}
+	if err := s.store.AddPushNotifications(ctx, notes); err != nil {
+		s.stream.Abandon(pos)
+		return err
+	}
+	s.stream.Done(pos)
+	if !waitReadable(ctx, s.stream, pos) {
+		return nil
+	}
+	for i, note := range notes {
+		if s.OnChange != nil {
+			s.OnChange(note.UserID)
+		}
+		s.deliver.enqueue(ctx, note.UserID, ev, actionsOf[i])
+	}
+	return nil
+}
+
+// recipients are the local users an event may notify: the room's joined
+// local members but the sender, and a local user it invites (Synapse's
+// bulk push rule evaluator does the same).
+func (s *Service) recipients(ctx context.Context, ev *rooms.Event, membership string) ([]string, error) {
+	members, err := s.store.JoinedMembers(ctx, ev.RoomID().String())
+	if err != nil {
+		return nil, err
+	}
+	local := ":" + s.opts.ServerName
+	sender := ev.Sender()
+	users := make([]string, 0, len(members))
+	for _, u := range members {
+		if u != sender && strings.HasSuffix(u, local) {
+			users = append(users, u)
+		}
+	}
+	if ev.Type() == spec.MRoomMember && membership == spec.Invite && ev.StateKey() != nil {
+		if target := *ev.StateKey(); target != sender && strings.HasSuffix(target, local) {
+			users = append(users, target)
+		}
+	}
+	return users, nil
+}
+
+// toMautrix is the event in the evaluator's form; only the fields push
+// rules can look at are filled in.
+func toMautrix(ev *rooms.Event) *event.Event {
+	m := &event.Event{
+		ID: id.EventID(ev.EventID()), RoomID: id.RoomID(ev.RoomID().String()), Sender: id.UserID(ev.Sender()),
+		Type: event.Type{Type: ev.Type(), Class: event.MessageEventType}, StateKey: ev.StateKey(),
+		Timestamp: int64(ev.OriginServerTS()),
+	}
+	if ev.StateKey() != nil {
+		m.Type.Class = event.StateEventType
+	}
+	// Content the sender made unparseable matches no content condition.
+	_ = m.Content.UnmarshalJSON(ev.Content())
+	return m
+}
+
+// threadOf is the thread root an event belongs to ("" for the main
+// timeline), from an m.thread relation.
+func threadOf(m *event.Event) string {
+	rel, _ := m.Content.Raw["m.relates_to"].(map[string]any)
+	if rel["rel_type"] == "m.thread" {
+		if root, ok := rel["event_id"].(string); ok {
+			return root
+		}
+	}
+	return ""
+}
+
+// roomContext is what the evaluator asks of an event's room, loaded
+// lazily once per event: most events match a rule before any condition
+// needs the member count, power levels or display names.
+type roomContext struct {
+	s   *Service
+	ctx context.Context
+	ev  *rooms.Event
+
+	state       rooms.StateMap
+	stateLoaded bool
+
+	memberCount  int
+	countsLoaded bool
+
+	pl       *event.PowerLevelsEventContent
+	plLoaded bool
+}
+
+// stateBefore is the room state the event was sent in.
+func (r *roomContext) stateBefore() rooms.StateMap {
+	if !r.stateLoaded {
+		r.stateLoaded = true
+		if r.ev.HasState() {
+			r.state, _ = r.s.rooms.StateAt(r.ctx, r.ev.StateBefore)
+		}
+	}
+	return r.state
+}
+
+func (r *roomContext) stateEvent(typ, key string) *rooms.Event {
+	st := r.stateBefore()
+	if st == nil {
+		return nil
+	}
+	ev, err := r.s.rooms.StateEvent(r.ctx, st, typ, key)
+	if err != nil {
+		return nil
+	}
+	return ev
+}
+
+// GetMemberCount is the room's joined member count (room_member_count).
+func (r *roomContext) GetMemberCount() int {
+	if !r.countsLoaded {
+		r.countsLoaded = true
+		joined, _, err := r.s.store.MemberCounts(r.ctx, r.ev.RoomID().String())
+		if err == nil {
+			r.memberCount = int(joined)
+		}
+	}
+	return r.memberCount
+}
+
+// GetPowerLevels are the power levels the event was sent under, for
+// sender_notification_permission; room creators outrank everyone in
+// room versions that say so, which needs the create event.
+func (r *roomContext) GetPowerLevels() *event.PowerLevelsEventContent {
+	if r.plLoaded {
+		return r.pl
+	}
+	r.plLoaded = true
+	plEv := r.stateEvent(spec.MRoomPowerLevels, "")
+	if plEv == nil {
+		return nil
+	}
+	pl := &event.PowerLevelsEventContent{}
+	if json.Unmarshal(plEv.Content(), pl) != nil {
+		return nil
+	}
+	if create := r.stateEvent(spec.MRoomCreate, ""); create != nil {
+		cev := toMautrix(create)
+		if cev.Content.ParseRaw(event.StateCreate) == nil {
+			pl.CreateEvent = cev
+		}
+	}
+	r.pl = pl
+	return pl
+}
+
+// GetEvent loads an event for related_event_match (MSC3664).
+func (r *roomContext) GetEvent(eventID id.EventID) *event.Event {
+	ev, err := r.s.rooms.Event(r.ctx, string(eventID))
+	if err != nil || ev.RoomID().String() != r.ev.RoomID().String() {
+		return nil
+	}
+	return toMautrix(ev)
+}
+
+// userRoom is the room as one user's evaluation sees it.
+type userRoom struct {
+	*roomContext
+	user string
+}
+
+// GetOwnDisplayname is the user's display name in the room, for the
+// (deprecated) contains_display_name condition.
+func (u *userRoom) GetOwnDisplayname() string {
+	return displayName(u.stateEvent(spec.MRoomMember, u.user))
+}
+
+func displayName(member *rooms.Event) string {
+	if member == nil {
+		return ""
+	}
+	var c struct {
+		DisplayName string `json:"displayname"`
+	}
+	_ = json.Unmarshal(member.Content(), &c)
+	return c.DisplayName
+}
+
+// marshalActions writes actions as the spec spells them: a tweak without
+// a value (highlight) has no "value" key, where the evaluator's own
+// encoding would write null.
+func marshalActions(actions pushrules.PushActionArray) json.RawMessage {
+	out := make([]any, 0, len(actions))
+	for _, a := range actions {
+		switch {
+		case a.Action != pushrules.ActionSetTweak:
+			out = append(out, string(a.Action))
+		case a.Value == nil:
+			out = append(out, map[string]any{"set_tweak": a.Tweak})
+		default:
+			out = append(out, map[string]any{"set_tweak": a.Tweak, "value": a.Value})
+		}
+	}
+	raw, _ := json.Marshal(out)
+	return raw
+}

@@ -1,0 +1,198 @@
+// Package push owns push notifications (spec "Push Notifications"): each
+// user's push rules, their evaluation against every new event for every
+// local member of its room, the notifications and unread counts that
+// result, and their delivery to push gateways through the users' pushers.
+//
+// Evaluation runs off the request path: the service listens on the room
+// engine's bus and works through a bounded queue in its own goroutine;
+// mautrix-go's pushrules package is the evaluator.
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix/pushrules"
+
+	"github.com/myelin-chat/myelin/internal/accountdata"
+	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage push needs.
+type Store interface {
+	AddPushNotifications(ctx context.Context, ns []store.PushNotification) error
+	UnreadPushCounts(ctx context.Context, userID, roomID string) ([]store.ThreadCounts, error)
+	TotalUnreadPush(ctx context.Context, userID string) (int64, error)
+	MarkPushRead(ctx context.Context, userID, roomID, threadID string, allThreads bool, pos int64) (bool, error)
+	PushNotifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]store.PushNotification, error)
+	PushCountsChanged(ctx context.Context, userID string, after, upto int64) ([]string, error)
+	SetPusher(ctx context.Context, p store.Pusher, appendOthers bool) error
+	DeletePusher(ctx context.Context, localpart, appID, pushkey string) error
+	Pushers(ctx context.Context, localpart string) ([]store.Pusher, error)
+	PusherLocalparts(ctx context.Context) ([]string, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
+}
+
+// Options configure the service.
+type Options struct {
+	ServerName string
+	Log        *slog.Logger
+	// QueueSize bounds the events waiting for evaluation; when it is
+	// full the engine waits (back-pressure) rather than events being lost.
+	QueueSize int
+	// HTTPClient posts to push gateways.
+	HTTPClient *http.Client
+	// InitialBackoff and MaxBackoff bound a failing pusher's retries
+	// (Synapse: 1 s doubling to 1 h); GiveUpAfter drops a notification
+	// that could not be delivered for that long (Synapse: 24 h).
+	InitialBackoff, MaxBackoff, GiveUpAfter time.Duration
+}
+
+// Service is the push service.
+type Service struct {
+	opts        Options
+	store       Store
+	rooms       *rooms.Engine
+	accountData *accountdata.Service
+	stream      *rooms.StreamGen
+
+	// OnChange is called with a user whose notification counts changed,
+	// once the change is readable, to wake their /sync.
+	OnChange func(userID string)
+
+	queue chan rooms.Notification
+	// stopped closes when Run ends, so that a publisher blocked on a
+	// full queue is released at shutdown.
+	stopped chan struct{}
+	// startPos is the stream position at start-up: events at or below it
+	// (backfilled history) are never evaluated, as in Synapse.
+	startPos int64
+
+	// rulesets caches users' rules in the evaluator's form; rulesMu
+	// orders loads against invalidation (see update).
+	rulesMu  sync.Mutex
+	rulesets *cache.LRU[string, *pushrules.PushRuleset]
+	deliver  *deliverer
+}
+
+// New makes the service and registers m.push_rules as server-managed
+// account data.
+func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) *Service {
+	if opts.QueueSize == 0 {
+		opts.QueueSize = 10000
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.InitialBackoff == 0 {
+		opts.InitialBackoff = time.Second
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = time.Hour
+	}
+	if opts.GiveUpAfter == 0 {
+		opts.GiveUpAfter = 24 * time.Hour
+	}
+	s := &Service{
+		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
+		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
+		startPos: engine.Stream().Current(),
+		rulesets: cache.NewLRU[string, *pushrules.PushRuleset](100000),
+	}
+	s.deliver = newDeliverer(s)
+	ad.Manage(accountdata.TypePushRules, s.renderRules)
+	return s
+}
+
+// Publish implements rooms.Bus: it queues the event for evaluation,
+// waiting while the queue is full.
+func (s *Service) Publish(n rooms.Notification) {
+	if n.Event.StreamPos <= s.startPos {
+		return
+	}
+	select {
+	case s.queue <- n:
+	case <-s.stopped:
+	}
+}
+
+// Run evaluates queued events and delivers notifications until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	defer close(s.stopped)
+	if err := s.deliver.load(ctx); err != nil {
+		s.opts.Log.Warn("push: loading pushers", "err", err)
+	}
+	defer s.deliver.wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-s.queue:
+			if err := s.safeProcess(ctx, n); err != nil && ctx.Err() == nil {
+				s.opts.Log.Warn("push: evaluating event", "event_id", n.Event.EventID(), "err", err)
+			}
+		}
+	}
+}
+
+// safeProcess is process that survives a panic in the evaluator (rules
+// and events come from users): the event is skipped, the server lives.
+func (s *Service) safeProcess(ctx context.Context, n rooms.Notification) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("evaluator panicked: %v", r)
+		}
+	}()
+	return s.process(ctx, n)
+}
+
+// ruleset is a user's rules in the evaluator's form, cached until they
+// change.
+func (s *Service) ruleset(ctx context.Context, userID string) (*pushrules.PushRuleset, error) {
+	if rs, ok := s.rulesets.Get(userID); ok {
+		return rs, nil
+	}
+	s.rulesMu.Lock()
+	defer s.rulesMu.Unlock()
+	rules, err := s.Rules(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(rules)
+	if err != nil {
+		return nil, err
+	}
+	rs := &pushrules.PushRuleset{}
+	if err := json.Unmarshal(raw, rs); err != nil {
+		return nil, err
+	}
+	s.rulesets.Put(userID, rs)
+	return rs, nil
+}
+
+// waitReadable returns once pos is at or below the stream's current
+// position (or ctx ends), so that a /sync woken for it finds it.
+func waitReadable(ctx context.Context, stream *rooms.StreamGen, pos int64) bool {
+	for {
+		ch := stream.Advanced()
+		if stream.Current() >= pos {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}

@@ -1,0 +1,169 @@
+// Package receipts keeps read receipts: each user's latest receipt of
+// each type (m.read, m.read.private) per room and thread. A receipt takes
+// a position on the event stream, so that /sync sends what changed; a
+// user's own receipt resets their unread counts; public receipts of
+// local users go to the other servers in the room.
+package receipts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Receipt types.
+const (
+	Read        = "m.read"
+	ReadPrivate = "m.read.private"
+)
+
+// Store is where receipts live.
+type Store interface {
+	PutReceipt(ctx context.Context, r store.Receipt) error
+	UserReceipt(ctx context.Context, roomID, userID, typ, threadID string) (store.Receipt, error)
+	RoomReceipts(ctx context.Context, roomID string, after, upto int64) ([]store.Receipt, error)
+}
+
+// ReadMarker is told of a user's own receipts (push: unread counts).
+type ReadMarker interface {
+	MarkRead(ctx context.Context, userID, roomID, threadID string, eventStreamPos int64) error
+}
+
+// Service stores and serves receipts.
+type Service struct {
+	store  Store
+	engine *rooms.Engine
+	marker ReadMarker
+	now    func() time.Time
+
+	// OnChange is told of every stored receipt (to wake /sync requests of
+	// the room's local members).
+	OnChange func(roomID string)
+	// OnLocal is told of local users' public receipts, for federation.
+	OnLocal func(r store.Receipt)
+}
+
+// New makes the service; marker may be nil.
+func New(st Store, engine *rooms.Engine, marker ReadMarker) *Service {
+	return &Service{store: st, engine: engine, marker: marker, now: time.Now}
+}
+
+// Put stores a local user's receipt for an event of a room they are in.
+// A receipt for an event older than the user's current one is accepted
+// and ignored, as Synapse does: receipts only move forward.
+func (s *Service) Put(ctx context.Context, roomID, userID, typ, eventID, threadID string) error {
+	if typ != Read && typ != ReadPrivate {
+		return mxerr.InvalidParam("Unknown receipt type %q", typ)
+	}
+	ev, err := s.engine.Event(ctx, eventID)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return mxerr.NotFound("Event not found")
+		}
+		return err
+	}
+	if ev.RoomID().String() != roomID || ev.StreamPos == 0 {
+		return mxerr.NotFound("Event not found")
+	}
+	if ok, err := s.engine.VisibilityFor(userID).CanSee(ctx, ev); err != nil {
+		return err
+	} else if !ok {
+		return mxerr.NotFound("Event not found")
+	}
+	r := store.Receipt{RoomID: roomID, UserID: userID, Type: typ, ThreadID: threadID, EventID: eventID, TS: s.now().UnixMilli()}
+	stored, err := s.put(ctx, r, ev.StreamPos)
+	if err != nil || !stored {
+		return err
+	}
+	if s.marker != nil {
+		if err := s.marker.MarkRead(ctx, userID, roomID, threadID, ev.StreamPos); err != nil {
+			return err
+		}
+	}
+	if typ == Read && s.OnLocal != nil {
+		s.OnLocal(r)
+	}
+	return nil
+}
+
+// PutRemote stores another server's user's public receipt.
+func (s *Service) PutRemote(ctx context.Context, roomID, userID, eventID, threadID string, ts int64) error {
+	pos := int64(0)
+	if ev, err := s.engine.Event(ctx, eventID); err == nil && ev.RoomID().String() == roomID {
+		pos = ev.StreamPos
+	}
+	_, err := s.put(ctx, store.Receipt{RoomID: roomID, UserID: userID, Type: Read, ThreadID: threadID, EventID: eventID, TS: ts}, pos)
+	return err
+}
+
+// put stores a receipt unless the user's current one is for a later
+// event (eventPos 0: an event this server does not have, always stored).
+func (s *Service) put(ctx context.Context, r store.Receipt, eventPos int64) (bool, error) {
+	old, err := s.store.UserReceipt(ctx, r.RoomID, r.UserID, r.Type, r.ThreadID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	if err == nil && eventPos != 0 {
+		if prev, perr := s.engine.Event(ctx, old.EventID); perr == nil && prev.StreamPos >= eventPos {
+			return false, nil
+		}
+	}
+	stream := s.engine.Stream()
+	r.StreamPos = stream.Next()
+	if err := s.store.PutReceipt(ctx, r); err != nil {
+		stream.Abandon(r.StreamPos)
+		return false, err
+	}
+	stream.Done(r.StreamPos)
+	if s.OnChange != nil {
+		s.OnChange(r.RoomID)
+	}
+	return true, nil
+}
+
+// ForSync is the m.receipt content of a room for a viewer: receipts with
+// positions in (after, upto] (all of them when after is 0, for an initial
+// sync), private ones only the viewer's own. nil when there are none.
+func (s *Service) ForSync(ctx context.Context, viewer, roomID string, after, upto int64) (json.RawMessage, error) {
+	rs, err := s.store.RoomReceipts(ctx, roomID, after, upto)
+	if err != nil || len(rs) == 0 {
+		return nil, err
+	}
+	content := map[string]map[string]map[string]map[string]any{}
+	for _, r := range rs {
+		if r.Type == ReadPrivate && r.UserID != viewer {
+			continue
+		}
+		byType := content[r.EventID]
+		if byType == nil {
+			byType = map[string]map[string]map[string]any{}
+			content[r.EventID] = byType
+		}
+		if byType[r.Type] == nil {
+			byType[r.Type] = map[string]map[string]any{}
+		}
+		data := map[string]any{"ts": r.TS}
+		if r.ThreadID != "" {
+			data["thread_id"] = r.ThreadID
+		}
+		byType[r.Type][r.UserID] = data
+	}
+	if len(content) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(content)
+}
+
+// ThreadOf checks a receipt's thread_id: "" (unthreaded), "main", or the
+// ID of a thread root event.
+func ThreadOf(threadID string) error {
+	if threadID == "" || threadID == "main" || (len(threadID) > 1 && threadID[0] == '$') {
+		return nil
+	}
+	return mxerr.InvalidParam("thread_id must be \"main\" or an event ID")
+}

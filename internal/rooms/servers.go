@@ -1,0 +1,126 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"path"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+)
+
+// What the engine answers about other servers: whether a room's server
+// ACL lets them in, whether they are in a room, and the auth chains they
+// ask for.
+
+// ServerAllowed reports whether a room's m.room.server_acl allows a
+// server (client-server spec "Server Access Control Lists"). Rooms
+// without an ACL allow everyone.
+func (e *Engine) ServerAllowed(ctx context.Context, roomID, serverName string) (bool, error) {
+	state, err := e.CurrentState(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	acl, err := e.StateEvent(ctx, state, "m.room.server_acl", "")
+	if err != nil || acl == nil {
+		return true, err
+	}
+	return ACLAllows(acl.Content(), serverName), nil
+}
+
+// ACLAllows evaluates server_acl content for a server name: the port is
+// ignored, IP literals are refused unless allow_ip_literals (default
+// true), a deny match refuses, and only an allow match admits.
+func ACLAllows(content []byte, serverName string) bool {
+	var acl struct {
+		Allow           []any `json:"allow"`
+		Deny            []any `json:"deny"`
+		AllowIPLiterals *bool `json:"allow_ip_literals"`
+	}
+	if json.Unmarshal(content, &acl) != nil {
+		// A malformed ACL is ignored, as Synapse does.
+		return true
+	}
+	host := serverName
+	if strings.HasPrefix(host, "[") {
+		if i := strings.Index(host, "]"); i >= 0 {
+			host = host[:i+1]
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	host = strings.ToLower(host)
+	if acl.AllowIPLiterals != nil && !*acl.AllowIPLiterals && net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return false
+	}
+	if matchesAny(acl.Deny, host) {
+		return false
+	}
+	return matchesAny(acl.Allow, host)
+}
+
+// matchesAny matches a host against ACL globs (* and ?), ignoring
+// entries that are not strings.
+func matchesAny(globs []any, host string) bool {
+	for _, g := range globs {
+		s, ok := g.(string)
+		if !ok {
+			continue
+		}
+		// path.Match treats [ and \ specially; ACL globs only know * and ?.
+		s = strings.NewReplacer(`\`, `\\`, `[`, `\[`).Replace(strings.ToLower(s))
+		if ok, _ := path.Match(s, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ServersInRoom lists the servers with joined members in a state.
+func (e *Engine) ServersInRoom(ctx context.Context, state StateMap) ([]string, error) {
+	members, err := e.Members(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range members {
+		if ms, _ := m.Membership(); ms != spec.Join {
+			continue
+		}
+		if s := serverOf(*m.StateKey()); s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ServerInRoom reports whether a server has a joined member in a room now.
+func (e *Engine) ServerInRoom(ctx context.Context, roomID, serverName string) (bool, error) {
+	state, err := e.CurrentState(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	servers, err := e.ServersInRoom(ctx, state)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range servers {
+		if s == serverName {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// AuthChain returns the transitive auth events of evs (not evs themselves).
+func (e *Engine) AuthChain(ctx context.Context, evs []*Event) ([]*Event, error) {
+	return e.authChain(ctx, evs)
+}
+
+// StateBefore returns the state before an event (shared; do not modify).
+func (e *Engine) StateBefore(ctx context.Context, ev *Event) (StateMap, error) {
+	return e.snapshotState(ctx, ev.StateBefore)
+}
