@@ -41,3 +41,20 @@ func TestResolvedMembershipIsNoted(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitReadable: a finished position is not readable while an
+// earlier one is in flight, and becomes so once that one finishes.
+func TestWaitReadable(t *testing.T) {
+	g := NewStreamGen(0)
+	a, b := g.Next(), g.Next()
+	g.Done(b)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if g.WaitReadable(cancelled, b) {
+		t.Fatalf("position %d readable while %d is in flight", b, a)
+	}
+	go g.Done(a)
+	if !g.WaitReadable(context.Background(), b) || g.Current() < b {
+		t.Fatalf("position %d not readable after %d finished", b, a)
+	}
+}

@@ -109,6 +109,7 @@ func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) 
 	ev := e.stored(pdu, ne, o, res)
 	e.stream.Done(pos)
 	e.bus.Publish(Notification{Event: ev})
+	e.stream.WaitReadable(ctx, pos)
 	return ev, nil
 }
 
@@ -301,6 +302,11 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 	if !o.outlier && o.status == store.EventAccepted {
 		membership, _ := pdu.Membership()
 		e.bus.Publish(Notification{Event: ev, Membership: membership})
+	}
+	if !o.outlier {
+		// No holder of an earlier position waits for this room's lock,
+		// so waiting under it cannot deadlock.
+		e.stream.WaitReadable(ctx, pos)
 	}
 	return ev, nil
 }
