@@ -36,7 +36,8 @@ type writer struct {
 type pendingWrite struct {
 	ne store.NewEvent
 	// after is the room's previous write if it was still unconfirmed when
-	// this one was queued; this one fails if that one does.
+	// this one was queued; this one fails if that one does. The writer
+	// clears it when done.
 	after *pendingWrite
 	done  chan struct{}
 	// res and err are set before done is closed.
@@ -128,6 +129,9 @@ func (w *writer) persist(batch []*pendingWrite) {
 		}
 	}
 	for _, p := range batch {
+		// Dropped once used: in a room that never goes idle each write
+		// would otherwise keep every earlier one alive.
+		p.after = nil
 		close(p.done)
 	}
 }

@@ -320,9 +320,13 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 	h.pending = p
 	res, err := p.wait()
 	if err != nil {
-		// The head has not moved: the room's next event builds on what
-		// this one was to build on (a failure of that shows in p.after).
-		h.pending = p.after
+		// This event has not moved the head. If it failed by itself, what
+		// it built on is stored and the room's next event may build on
+		// it too; if it failed because an earlier message did, the head
+		// moved by that one, and p makes the next lock reload it.
+		if !errors.Is(err, errEarlierFailed) {
+			h.pending = nil
+		}
 		return nil, err
 	}
 	if ne.Snapshot != nil {
