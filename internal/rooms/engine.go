@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -26,6 +27,7 @@ import (
 // Store is the storage the engine needs.
 type Store interface {
 	PersistEvent(ctx context.Context, ne store.NewEvent) (nid, stateAfter int64, err error)
+	PersistEvents(ctx context.Context, nes []store.NewEvent) ([]store.Persisted, error)
 	LoadRoomHead(ctx context.Context, roomID string) (store.RoomHead, error)
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
@@ -80,6 +82,7 @@ type Engine struct {
 	now   func() time.Time
 
 	stream *StreamGen
+	writer *writer
 
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
@@ -134,6 +137,7 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 	return &Engine{
 		store: st, opts: opts, bus: bus, now: time.Now,
 		stream:    stream,
+		writer:    &writer{store: st},
 		heads:     map[string]*roomHead{},
 		relRooms:  map[string]bool{},
 		memberPos: map[string]int64{},
@@ -164,6 +168,10 @@ type roomHead struct {
 	state       StateMap
 	depth       int64
 	extremities []string
+	// pending is the room's last queued write, until a later lock finds
+	// it settled. The head may have moved ahead of the store by it (see
+	// sendMessage); if it failed, the head is reloaded from the store.
+	pending *pendingWrite
 }
 
 // lockRoom returns the room's head, locked; release it with unlockRoom.
@@ -181,6 +189,14 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 	h.refs++
 	e.headsMu.Unlock()
 	h.mu.Lock()
+	if h.pending != nil {
+		if done, err := h.pending.settled(); done {
+			h.pending = nil
+			if err != nil {
+				h.loaded = false
+			}
+		}
+	}
 	if h.loaded {
 		return h, nil
 	}
@@ -208,6 +224,13 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 func (e *Engine) unlockRoom(h *roomHead) {
 	unknown := h.version == nil
 	h.mu.Unlock()
+	e.releaseHead(h, unknown)
+}
+
+// releaseHead drops a reference taken by lockRoom. A sender whose event
+// is still being written keeps its reference after unlocking, so that
+// the head (ahead of the store) is not evicted meanwhile.
+func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 	e.headsMu.Lock()
 	defer e.headsMu.Unlock()
 	h.refs--
@@ -500,7 +523,8 @@ func (e *Engine) noteRelation(roomID string) {
 // MembershipUnchanged reports whether no membership event about the user
 // has been stored after position after. It is recorded before an event's
 // position becomes readable, so a reader that saw position p also sees
-// every membership event up to p; before start-up it cannot tell.
+// every membership event up to p; before start-up it cannot tell. A
+// membership that state resolution changes counts too (see updateHead).
 func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
 	if after < e.startPos {
 		return false
@@ -508,6 +532,24 @@ func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
 	e.memberMu.Lock()
 	defer e.memberMu.Unlock()
 	return e.memberPos[userID] <= after
+}
+
+// updateHead stores a head computed after the events that caused it
+// (state resolution). Memberships it changes have no event of their own
+// at a new position, so they are noted one past the readable position:
+// readers that cached a user's memberships up to now look again, those
+// reading from then on see the stored change.
+func (e *Engine) updateHead(ctx context.Context, roomID string, u store.HeadUpdate) error {
+	if err := e.store.UpdateRoomHead(ctx, roomID, u); err != nil {
+		return err
+	}
+	pos := e.stream.Current() + 1
+	for k := range u.CurrentState {
+		if k.Type == spec.MRoomMember {
+			e.noteMembership(k.StateKey, pos)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) noteMembership(userID string, pos int64) {

@@ -29,6 +29,42 @@ type Event struct {
 	// Txn* identify the request that sent the event, so that its sender's
 	// device can recognise its own echo (unsigned.transaction_id).
 	TxnLocalpart, TxnDevice, TxnID string
+
+	// membership and historyVisibility are read from the content once,
+	// when the event is built (see derive): visibility checks ask for
+	// them for every event shown to every user, and parsing the content
+	// each time was a tenth of a woken /sync.
+	membership        string
+	historyVisibility gomatrixserverlib.HistoryVisibility
+}
+
+// derive fills in the fields read from the content. Both survive
+// redaction (the redaction algorithm keeps membership and
+// history_visibility), so a redacted copy keeps them.
+func (e *Event) derive() *Event {
+	switch e.Type() {
+	case spec.MRoomMember:
+		e.membership, _ = e.PDU.Membership()
+	case spec.MRoomHistoryVisibility:
+		e.historyVisibility, _ = e.PDU.HistoryVisibility()
+	}
+	return e
+}
+
+// Membership is the membership of an m.room.member event.
+func (e *Event) Membership() (string, error) {
+	if e.membership != "" {
+		return e.membership, nil
+	}
+	return e.PDU.Membership()
+}
+
+// HistoryVisibility is the visibility an m.room.history_visibility event sets.
+func (e *Event) HistoryVisibility() (gomatrixserverlib.HistoryVisibility, error) {
+	if e.historyVisibility != "" {
+		return e.historyVisibility, nil
+	}
+	return e.PDU.HistoryVisibility()
 }
 
 // HasState reports whether the engine knows the state around the event.
@@ -65,7 +101,7 @@ func eventFromRow(r store.EventRow, version gomatrixserverlib.IRoomVersion) (*Ev
 	if r.TxnID != nil && r.TxnDevice != nil && r.TxnLocalpart != nil {
 		e.TxnLocalpart, e.TxnDevice, e.TxnID = *r.TxnLocalpart, *r.TxnDevice, *r.TxnID
 	}
-	return e, nil
+	return e.derive(), nil
 }
 
 // redactedCopy applies the room version's redaction algorithm to a copy.

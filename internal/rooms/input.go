@@ -55,17 +55,62 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer e.unlockRoom(h)
-	if h.version == nil {
+	var ev *Event
+	switch {
+	case h.version == nil:
+		e.unlockRoom(h)
 		return nil, mxerr.Forbidden("Unknown room %s", req.RoomID)
+	case req.StateKey == nil && req.Type != spec.MRoomRedaction:
+		ev, err = e.sendMessage(ctx, h, req)
+	default:
+		ev, err = e.sendLocked(ctx, h, req)
+		e.unlockRoom(h)
 	}
-	ev, err := e.sendLocked(ctx, h, req)
 	if errors.Is(err, store.ErrConflict) && req.Txn != nil {
 		if ev, txnErr := e.sentWithTxn(ctx, req); ev != nil {
 			return ev, txnErr
 		}
 	}
 	return ev, err
+}
+
+// sendMessage sends a message-like event (neither state nor a
+// redaction) and unlocks the room. Nothing else of the room depends on
+// such an event's stored NID, so the head moves in memory and the lock is
+// released as soon as the event is queued for storing: the room's next
+// sender builds on it while it is written, in the same transaction as
+// other queued events if the writer is busy. Should the write fail, the
+// events built on it fail too and the next lock reloads the head.
+func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) (*Event, error) {
+	pdu, auth, err := e.build(ctx, h, req)
+	if err == nil {
+		if err = authAllowed(pdu, auth); err != nil {
+			err = mxerr.Forbidden("%s", authMessage(err))
+		}
+	}
+	if err != nil {
+		e.unlockRoom(h)
+		return nil, err
+	}
+	o := persistOpts{stateBefore: h.snapshot, before: h.state, chainLen: h.chainLen, txn: req.Txn, current: true}
+	pos := e.stream.Next()
+	ne, _ := e.record(h, pdu, o, pos)
+	p := e.writer.submit(ne, h.pending)
+	h.pending, h.depth, h.extremities = p, ne.Depth, ne.Extremities
+	// The reference lockRoom took is kept until the write settles, so
+	// that the head, ahead of the store until then, is not evicted.
+	h.mu.Unlock()
+	res, err := p.wait()
+	e.releaseHead(h, false)
+	if err != nil {
+		e.stream.Abandon(pos)
+		return nil, err
+	}
+	ev := e.stored(pdu, ne, o, res)
+	e.stream.Done(pos)
+	e.bus.Publish(Notification{Event: ev})
+	e.stream.WaitReadable(ctx, pos)
+	return ev, nil
 }
 
 // sentWithTxn returns the event a device already sent with the request's
@@ -258,36 +303,41 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 		membership, _ := pdu.Membership()
 		e.bus.Publish(Notification{Event: ev, Membership: membership})
 	}
+	if !o.outlier {
+		// No holder of an earlier position waits for this room's lock,
+		// so waiting under it cannot deadlock.
+		e.stream.WaitReadable(ctx, pos)
+	}
 	return ev, nil
 }
 
 // write stores the event and updates the caches and the room head.
 func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, pos int64) (*Event, error) {
 	ne, after := e.record(h, pdu, o, pos)
-	nid, stateAfter, err := e.store.PersistEvent(ctx, ne)
+	// Through the writer even under the lock: the room's earlier events
+	// may still be queued, and its writes must land in order.
+	p := e.writer.submit(ne, h.pending)
+	h.pending = p
+	res, err := p.wait()
 	if err != nil {
+		// This event has not moved the head. If it failed by itself, what
+		// it built on is stored and the room's next event may build on
+		// it too; if it failed because an earlier message did, the head
+		// moved by that one, and p makes the next lock reload it.
+		if !errors.Is(err, errEarlierFailed) {
+			h.pending = nil
+		}
 		return nil, err
 	}
 	if ne.Snapshot != nil {
-		after[store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = nid
-		e.snapshots.PutCost(stateAfter, after, len(after)+1)
+		after[store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = res.NID
+		e.snapshots.PutCost(res.StateAfter, after, len(after)+1)
 	}
-	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, StateBefore: o.stateBefore, StateAfter: stateAfter,
-		Status: o.status, ReplacesNID: ne.Row.ReplacesNID, HasURL: ne.Row.ContainsURL}
-	if o.txn != nil {
-		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
-	}
-	e.cacheEvent(ev)
-	if ne.Row.RelatesTo != nil {
-		e.noteRelation(ne.Row.RoomID)
-	}
-	if ne.Row.Membership != nil && pos != 0 {
-		e.noteMembership(*ne.Row.StateKey, pos)
-	}
+	ev := e.stored(pdu, ne, o, res)
 	if ne.Extremities != nil {
 		h.loaded, h.depth, h.extremities = true, ne.Depth, ne.Extremities
 		if ne.Snapshot != nil {
-			h.state, h.snapshot, h.chainLen = after, stateAfter, ne.Snapshot.ChainLen
+			h.state, h.snapshot, h.chainLen = after, res.StateAfter, ne.Snapshot.ChainLen
 		}
 	}
 	if pdu.Type() == spec.MRoomRedaction && o.status == store.EventAccepted {
@@ -296,6 +346,26 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 		}
 	}
 	return ev, nil
+}
+
+// stored makes the Event of a stored event and records what the engine
+// keeps about it: the caches, and whether its room has relations and
+// its target a membership change.
+func (e *Engine) stored(pdu gomatrixserverlib.PDU, ne store.NewEvent, o persistOpts, res store.Persisted) *Event {
+	ev := &Event{PDU: pdu, NID: res.NID, StreamPos: ne.Row.StreamPos, StateBefore: o.stateBefore, StateAfter: res.StateAfter,
+		Status: o.status, ReplacesNID: ne.Row.ReplacesNID, HasURL: ne.Row.ContainsURL}
+	if o.txn != nil {
+		ev.TxnLocalpart, ev.TxnDevice, ev.TxnID = o.txn.Localpart, o.txn.Device, o.txn.ID
+	}
+	ev.derive()
+	e.cacheEvent(ev)
+	if ne.Row.RelatesTo != nil {
+		e.noteRelation(ne.Row.RoomID)
+	}
+	if ne.Row.Membership != nil && ev.StreamPos != 0 {
+		e.noteMembership(*ne.Row.StateKey, ev.StreamPos)
+	}
+	return ev
 }
 
 // record is what PersistEvent writes for an event: its row, its state

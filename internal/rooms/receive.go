@@ -256,7 +256,7 @@ func (e *Engine) moveHead(ctx context.Context, h *roomHead, extremities []string
 		return err
 	}
 	extremities = sortedIDs(extremities)
-	if err := e.store.UpdateRoomHead(ctx, h.id, store.HeadUpdate{CurrentState: changes, Memberships: memberships,
+	if err := e.updateHead(ctx, h.id, store.HeadUpdate{CurrentState: changes, Memberships: memberships,
 		Snapshot: snapshot, Depth: depth, Extremities: extremities}); err != nil {
 		return err
 	}

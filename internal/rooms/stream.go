@@ -1,6 +1,9 @@
 package rooms
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // StreamGen hands out event stream positions. Events of different rooms
 // persist concurrently, so positions can commit out of order; Current is
@@ -73,4 +76,23 @@ func (g *StreamGen) Advanced() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.advanced
+}
+
+// WaitReadable returns once p is at or below Current, or ctx ends (then
+// false). Positions finish out of order (a batch's events, and the other
+// users of the stream: push counts, receipts, presence), so a sender
+// that has finished p waits here before answering its client, whose
+// next read must see what it sent.
+func (g *StreamGen) WaitReadable(ctx context.Context, p int64) bool {
+	for {
+		ch := g.Advanced()
+		if g.Current() >= p {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
 }

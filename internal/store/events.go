@@ -106,54 +106,229 @@ type NewEvent struct {
 // or an out-of-band invite) keeps its NID and gains its place in the
 // room; storing an event that already has its state is ErrNotFound.
 func (db *DB) PersistEvent(ctx context.Context, ne NewEvent) (nid, stateAfter int64, err error) {
+	var p Persisted
 	err = db.tx(ctx, func(c conn) error {
-		r := ne.Row
-		if ne.RoomVersion != "" {
-			if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)`,
-				r.RoomID, ne.RoomVersion, r.OriginTS); err != nil {
+		var err error
+		p, err = persistEvent(ctx, c, ne)
+		return err
+	})
+	return p.NID, p.StateAfter, err
+}
+
+// Persisted is what storing an event assigned: its NID and its
+// state_after snapshot.
+type Persisted struct {
+	NID, StateAfter int64
+}
+
+// PersistEvents stores events, in order, in one transaction, as
+// PersistEvent would one by one: a commit (the WAL write, or a round trip
+// on PostgreSQL) is the dearest part of storing a message, and senders
+// of any room can share it. Runs of plain events (see plain) are written
+// with a few multi-row statements, whatever their number and rooms. Any
+// failure fails them all.
+func (db *DB) PersistEvents(ctx context.Context, nes []NewEvent) ([]Persisted, error) {
+	out := make([]Persisted, len(nes))
+	err := db.tx(ctx, func(c conn) error {
+		for i := 0; i < len(nes); {
+			j := i
+			for j < len(nes) && plain(nes[j]) {
+				j++
+			}
+			if j == i {
+				var err error
+				if out[i], err = persistEvent(ctx, c, nes[i]); err != nil {
+					return err
+				}
+				j++
+			} else if err := persistPlain(ctx, c, nes[i:j], out[i:j]); err != nil {
 				return err
 			}
+			i = j
 		}
-		var stream any
-		if r.StreamPos != 0 {
-			stream = r.StreamPos
+		return nil
+	})
+	return out, err
+}
+
+// plain reports whether an event changes nothing but its own row and
+// its room's head snapshot, depth and forward extremities: a message
+// (or any event that is not accepted state), in an existing room.
+func plain(ne NewEvent) bool {
+	return ne.RoomVersion == "" && ne.Snapshot == nil && len(ne.CurrentState) == 0 && ne.HeadSnapshot != ThisEvent
+}
+
+// persistPlain stores a run of plain events: their rows, then for each
+// room the head and forward extremities of its last event in the run,
+// which is what applying them one by one would leave.
+func persistPlain(ctx context.Context, c conn, nes []NewEvent, out []Persisted) error {
+	nids, err := insertEventRows(ctx, c, nes)
+	if err != nil {
+		return err
+	}
+	var heads, extremities []any
+	var extremityRooms []any
+	seenHead, seenExt := map[string]bool{}, map[string]bool{}
+	for i := len(nes) - 1; i >= 0; i-- {
+		ne := nes[i]
+		out[i] = Persisted{NID: nids[ne.Row.EventID], StateAfter: ne.Row.StateAfter}
+		room := ne.Row.RoomID
+		if ne.HeadSnapshot != 0 && !seenHead[room] {
+			seenHead[room] = true
+			heads = append(heads, room, ne.HeadSnapshot, ne.Depth)
 		}
-		if err := c.queryRow(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
-				state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
-				txn_localpart, txn_device, txn_id, json)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-			ON CONFLICT (event_id) DO UPDATE SET stream_pos = excluded.stream_pos, state_before = excluded.state_before,
-				state_after = excluded.state_after, status = excluded.status, replaces_nid = excluded.replaces_nid,
-				relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url
-			WHERE events.state_after = 0
-			RETURNING event_nid`,
-			[]any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
-				r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
-				r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}, &nid); err != nil {
+		if ne.Extremities != nil && !seenExt[room] {
+			seenExt[room] = true
+			extremityRooms = append(extremityRooms, room)
+			for _, id := range ne.Extremities {
+				extremities = append(extremities, room, id)
+			}
+		}
+	}
+	if err := execRows(ctx, c, `INSERT INTO room_heads (room_id, snapshot, depth) VALUES `, 3,
+		` ON CONFLICT (room_id) DO UPDATE SET snapshot = excluded.snapshot, depth = excluded.depth`, heads); err != nil {
+		return err
+	}
+	for len(extremityRooms) > 0 {
+		n := chunkSize(len(extremityRooms))
+		if _, err := c.exec(ctx, `DELETE FROM forward_extremities WHERE room_id IN (`+placeholders(n, 1)+`)`, extremityRooms[:n]...); err != nil {
 			return err
 		}
-		stateAfter = r.StateAfter
-		resolve := func(v int64) int64 {
-			if v == ThisEvent {
-				return nid
-			}
-			return v
+		extremityRooms = extremityRooms[n:]
+	}
+	return execRows(ctx, c, `INSERT INTO forward_extremities (room_id, event_id) VALUES `, 2, ``, extremities)
+}
+
+// insertEventRows inserts event rows with multi-row INSERTs and returns
+// their NIDs by event ID.
+func insertEventRows(ctx context.Context, c conn, nes []NewEvent) (map[string]int64, error) {
+	nids, want := make(map[string]int64, len(nes)), len(nes)
+	scan := func(scan func(...any) error) (struct{}, error) {
+		var id string
+		var nid int64
+		err := scan(&id, &nid)
+		nids[id] = nid
+		return struct{}{}, err
+	}
+	for len(nes) > 0 {
+		n := chunkSize(len(nes))
+		args := make([]any, 0, n*eventCols)
+		for _, ne := range nes[:n] {
+			args = append(args, eventValues(ne.Row)...)
 		}
-		if s := ne.Snapshot; s != nil {
-			var err error
-			if stateAfter, err = insertSnapshot(ctx, c, r.RoomID, *s, resolve); err != nil {
-				return err
-			}
-			if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
-				return err
-			}
+		if _, err := collect(ctx, c, scan, insertEvents+valueRows(n, eventCols)+upgradeOutlier+` RETURNING event_id, event_nid`, args...); err != nil {
+			return nil, err
 		}
-		return writeHead(ctx, c, r.RoomID, HeadUpdate{
-			CurrentState: ne.CurrentState, Memberships: ne.Memberships, Snapshot: ne.HeadSnapshot,
-			Depth: ne.Depth, Extremities: ne.Extremities,
-		}, resolve, stateAfter)
-	})
-	return nid, stateAfter, err
+		nes = nes[n:]
+	}
+	if len(nids) < want {
+		return nil, ErrNotFound // one of them was stored with its state before
+	}
+	return nids, nil
+}
+
+// insertEvents is the INSERT of event rows up to VALUES; eventValues
+// gives a row's eventCols values in its column order.
+const insertEvents = `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
+	state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
+	txn_localpart, txn_device, txn_id, json) VALUES `
+
+const eventCols = 20
+
+// upgradeOutlier follows the VALUES of insertEvents: an event stored
+// before without state (an outlier: known from a state or auth chain, or
+// an out-of-band invite) keeps its NID and gains its place in the room;
+// an event stored with its state is left alone, and RETURNING skips it.
+const upgradeOutlier = `
+	ON CONFLICT (event_id) DO UPDATE SET stream_pos = excluded.stream_pos, state_before = excluded.state_before,
+		state_after = excluded.state_after, status = excluded.status, replaces_nid = excluded.replaces_nid,
+		relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url
+	WHERE events.state_after = 0`
+
+// insertEvent inserts or upgrades one event row and returns its NID.
+var insertEvent = insertEvents + valueRows(1, eventCols) + upgradeOutlier + ` RETURNING event_nid`
+
+func eventValues(r EventRow) []any {
+	var stream any
+	if r.StreamPos != 0 {
+		stream = r.StreamPos
+	}
+	return []any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
+		r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
+		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}
+}
+
+// execRows runs prefix + "(...), (...)" + suffix for args holding rows
+// of cols values each, in chunks.
+func execRows(ctx context.Context, c conn, prefix string, cols int, suffix string, args []any) error {
+	for len(args) > 0 {
+		n := chunkSize(len(args) / cols)
+		if _, err := c.exec(ctx, prefix+valueRows(n, cols)+suffix, args[:n*cols]...); err != nil {
+			return err
+		}
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+// chunkSize is how many of n rows the next multi-row statement takes: a
+// power of two up to 64, so that only a few statement texts exist to
+// prepare (and PostgreSQL's 65,535 parameters are never reached).
+func chunkSize(n int) int {
+	c := 64
+	for c > n {
+		c /= 2
+	}
+	return c
+}
+
+// valueRows renders "($1, $2), ($3, $4)" for rows of cols values.
+func valueRows(rows, cols int) string {
+	var b strings.Builder
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		b.WriteString(placeholders(cols, r*cols+1))
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// persistEvent is PersistEvent inside a transaction.
+func persistEvent(ctx context.Context, c conn, ne NewEvent) (Persisted, error) {
+	r := ne.Row
+	if ne.RoomVersion != "" {
+		if _, err := c.exec(ctx, `INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)`,
+			r.RoomID, ne.RoomVersion, r.OriginTS); err != nil {
+			return Persisted{}, err
+		}
+	}
+	var nid int64
+	if err := c.queryRow(ctx, insertEvent, eventValues(r), &nid); err != nil {
+		return Persisted{}, err
+	}
+	stateAfter := r.StateAfter
+	resolve := func(v int64) int64 {
+		if v == ThisEvent {
+			return nid
+		}
+		return v
+	}
+	if s := ne.Snapshot; s != nil {
+		var err error
+		if stateAfter, err = insertSnapshot(ctx, c, r.RoomID, *s, resolve); err != nil {
+			return Persisted{}, err
+		}
+		if _, err := c.exec(ctx, `UPDATE events SET state_after = $2 WHERE event_nid = $1`, nid, stateAfter); err != nil {
+			return Persisted{}, err
+		}
+	}
+	return Persisted{NID: nid, StateAfter: stateAfter}, writeHead(ctx, c, r.RoomID, HeadUpdate{
+		CurrentState: ne.CurrentState, Memberships: ne.Memberships, Snapshot: ne.HeadSnapshot,
+		Depth: ne.Depth, Extremities: ne.Extremities,
+	}, resolve, stateAfter)
 }
 
 // HeadUpdate moves a room's head: its current state (changes, with 0

@@ -37,11 +37,17 @@ type Service struct {
 	render   clientevent.Renderer
 	// active caches roomsWithEvents answers, by range.
 	active *cache.LRU[[2]int64, map[string]bool]
+	// memberships caches each user's memberships (see membershipsOf),
+	// bounded by their total number (1<<18: some 25 MB); pages caches
+	// timeline pages (see roomEvents), bounded by their total length.
+	memberships *cache.LRU[string, userMemberships]
+	pages       *cache.LRU[roomRange, []int64]
 }
 
 // New makes the sync service.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r, active: cache.NewLRU[[2]int64, map[string]bool](4096)}
+	return &Service{store: st, engine: engine, notifier: n, render: r, active: cache.NewLRU[[2]int64, map[string]bool](4096),
+		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
 }
 
 // Request is a parsed /sync request.
@@ -342,7 +348,7 @@ func isIn(membership string) bool {
 // ahead of it: those memberships are wound back to the ones they replaced,
 // so that a change is reported exactly once, with the position it has.
 func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) ([]store.RoomMembership, error) {
-	ms, err := s.store.MembershipsOf(ctx, userID)
+	ms, err := s.membershipsOf(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -387,6 +393,57 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// userMemberships is a user's memberships in the materialised current
+// state, as read after the stream had reached asOf.
+type userMemberships struct {
+	asOf int64
+	ms   []store.RoomMembership
+}
+
+// membershipsOf lists a user's memberships in the current state. A woken
+// /sync would otherwise query them every time although they rarely
+// change: the list read once stays complete up to any readable position
+// as long as the engine has stored no membership event about the user
+// after asOf (such an event is noted before its position is readable,
+// and asOf is read before the query, so the query saw every one up to
+// asOf). Call it after reading the position the sync runs up to. The
+// list may be ahead of that position, as the store's is.
+func (s *Service) membershipsOf(ctx context.Context, userID string) ([]store.RoomMembership, error) {
+	if c, ok := s.memberships.Get(userID); ok && s.engine.MembershipUnchanged(userID, c.asOf) {
+		return slices.Clone(c.ms), nil
+	}
+	asOf := s.engine.Stream().Current()
+	ms, err := s.store.MembershipsOf(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	s.memberships.PutCost(userID, userMemberships{asOf: asOf, ms: ms}, len(ms)+1)
+	return slices.Clone(ms), nil
+}
+
+// roomRange is one RoomEvents query.
+type roomRange struct {
+	roomID      string
+	after, upto int64
+	limit       int
+}
+
+// roomEvents is RoomEvents backwards, shared: the requests woken by one
+// event all ask for the same page of the same room, and a range below
+// the readable position never changes.
+func (s *Service) roomEvents(ctx context.Context, roomID string, after, upto int64, limit int) ([]int64, error) {
+	key := roomRange{roomID: roomID, after: after, upto: upto, limit: limit}
+	if nids, ok := s.pages.Get(key); ok {
+		return nids, nil
+	}
+	nids, err := s.store.RoomEvents(ctx, roomID, after, upto, limit, true)
+	if err != nil {
+		return nil, err
+	}
+	s.pages.PutCost(key, nids, len(nids)+1)
+	return nids, nil
 }
 
 // roomsWithEvents is the set of rooms with events in (after, upto]. The
@@ -436,7 +493,7 @@ func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibili
 	cursor = upto
 	for budget > 0 {
 		// Stored rows give only the order; the events come from the cache.
-		nids, err := s.store.RoomEvents(ctx, roomID, after, cursor, min(max(limit-len(out)+1, 11), budget), true)
+		nids, err := s.roomEvents(ctx, roomID, after, cursor, min(max(limit-len(out)+1, 11), budget))
 		if err != nil {
 			return nil, false, false, 0, err
 		}
@@ -466,7 +523,7 @@ func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibili
 			cursor = ev.StreamPos - 1
 		}
 	}
-	more, err := s.store.RoomEvents(ctx, roomID, after, cursor, 1, true)
+	more, err := s.roomEvents(ctx, roomID, after, cursor, 1)
 	if err != nil {
 		return nil, false, false, 0, err
 	}
