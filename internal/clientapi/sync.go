@@ -25,7 +25,8 @@ func (a *API) registerSync(rt *httpapi.Router) {
 
 func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
-	req := mxsync.Request{UserID: c.UserID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true"}
+	req := mxsync.Request{UserID: c.UserID, DeviceID: c.DeviceID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true",
+		SetPresence: q.Get("set_presence")}
 	if s := q.Get("since"); s != "" {
 		tok, err := mxsync.ParseToken(s)
 		if err != nil {

@@ -132,14 +132,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.receipts = receipts.New(db, engine, s.push)
 	s.receipts.OnChange = s.notifier.WakeRoom
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log})
+	s.presence.OnChange = s.notifier.WakeRoommates
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	syncer := mxsync.New(db, engine, s.notifier, render)
+	syncer.UseSources(mxsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
+		Presence: s.presence, Keys: e2ee})
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
-		Sync: mxsync.New(db, engine, s.notifier, render), Render: render, Keys: e2ee,
+		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 	}
 	if cfg.Federation.Enabled {

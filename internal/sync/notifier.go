@@ -11,6 +11,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Notifier wakes waiting /sync requests when an event in one of their
@@ -34,6 +35,7 @@ type Notifier struct {
 // Members lists a room's joined members.
 type Members interface {
 	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
 }
 
 // Waiter is one waiting request; C is closed when it should look again.
@@ -185,5 +187,22 @@ func (n *Notifier) WakeRoom(roomID string) {
 	defer n.mu.Unlock()
 	for u := range n.joinedLocked(roomID) {
 		n.wakeLocked(n.byUser[u])
+	}
+}
+
+// WakeRoommates fires the waiters of the local users who share a room
+// with a user, and the user's own (presence changes).
+func (n *Notifier) WakeRoommates(userID string) {
+	rooms, err := n.members.MembershipsOf(context.Background(), userID, spec.Join)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.wakeLocked(n.byUser[userID])
+	if err != nil {
+		return
+	}
+	for _, r := range rooms {
+		for u := range n.joinedLocked(r.RoomID) {
+			n.wakeLocked(n.byUser[u])
+		}
 	}
 }

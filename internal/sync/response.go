@@ -1,6 +1,9 @@
 package sync
 
-import "github.com/myelin-chat/myelin/internal/clientevent"
+import (
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/push"
+)
 
 // EventList is the {"events": [...]} object of many sync sections.
 type EventList[T any] struct {
@@ -16,12 +19,20 @@ type Timeline struct {
 
 // JoinedRoom is an entry of rooms.join.
 type JoinedRoom struct {
-	Summary             map[string]any               `json:"summary,omitempty"`
-	State               EventList[clientevent.Event] `json:"state"`
-	Timeline            Timeline                     `json:"timeline"`
-	Ephemeral           EventList[map[string]any]    `json:"ephemeral"`
-	AccountData         EventList[map[string]any]    `json:"account_data"`
-	UnreadNotifications map[string]int64             `json:"unread_notifications,omitempty"`
+	Summary                   map[string]any               `json:"summary,omitempty"`
+	State                     EventList[clientevent.Event] `json:"state"`
+	Timeline                  Timeline                     `json:"timeline"`
+	Ephemeral                 EventList[any]               `json:"ephemeral"`
+	AccountData               EventList[any]               `json:"account_data"`
+	UnreadNotifications       *push.Counts                 `json:"unread_notifications,omitempty"`
+	UnreadThreadNotifications map[string]push.Counts       `json:"unread_thread_notifications,omitempty"`
+}
+
+// newJoinedRoom is an entry whose lists render as [] rather than null.
+func newJoinedRoom() *JoinedRoom {
+	return &JoinedRoom{State: EventList[clientevent.Event]{Events: []clientevent.Event{}},
+		Timeline:  Timeline{Events: []clientevent.Event{}},
+		Ephemeral: EventList[any]{Events: []any{}}, AccountData: EventList[any]{Events: []any{}}}
 }
 
 // StrippedRoom is an entry of rooms.invite or rooms.knock.
@@ -34,7 +45,7 @@ type StrippedRoom struct {
 type LeftRoom struct {
 	State       EventList[clientevent.Event] `json:"state"`
 	Timeline    Timeline                     `json:"timeline"`
-	AccountData EventList[map[string]any]    `json:"account_data"`
+	AccountData EventList[any]               `json:"account_data"`
 }
 
 // Response is the /sync response.
@@ -46,14 +57,15 @@ type Response struct {
 		Leave  map[string]*LeftRoom     `json:"leave"`
 		Knock  map[string]*StrippedRoom `json:"knock"`
 	} `json:"rooms"`
-	AccountData EventList[map[string]any] `json:"account_data"`
-	Presence    EventList[map[string]any] `json:"presence"`
-	ToDevice    EventList[map[string]any] `json:"to_device"`
+	AccountData EventList[any] `json:"account_data"`
+	Presence    EventList[any] `json:"presence"`
+	ToDevice    EventList[any] `json:"to_device"`
 	DeviceLists struct {
 		Changed []string `json:"changed"`
 		Left    []string `json:"left"`
 	} `json:"device_lists"`
-	DeviceOneTimeKeysCount map[string]int `json:"device_one_time_keys_count"`
+	DeviceOneTimeKeysCount       map[string]int `json:"device_one_time_keys_count"`
+	DeviceUnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types,omitempty"`
 }
 
 func newResponse(next Token) *Response {
@@ -62,9 +74,9 @@ func newResponse(next Token) *Response {
 	r.Rooms.Invite = map[string]*StrippedRoom{}
 	r.Rooms.Leave = map[string]*LeftRoom{}
 	r.Rooms.Knock = map[string]*StrippedRoom{}
-	r.AccountData.Events = []map[string]any{}
-	r.Presence.Events = []map[string]any{}
-	r.ToDevice.Events = []map[string]any{}
+	r.AccountData.Events = []any{}
+	r.Presence.Events = []any{}
+	r.ToDevice.Events = []any{}
 	r.DeviceLists.Changed, r.DeviceLists.Left = []string{}, []string{}
 	return r
 }

@@ -42,7 +42,11 @@ type Service struct {
 	// timeline pages (see roomEvents), bounded by their total length.
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
+	sources     Sources
 }
+
+// UseSources sets the streams besides rooms that responses carry.
+func (s *Service) UseSources(src Sources) { s.sources = src }
 
 // New makes the sync service.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *Service {
@@ -53,11 +57,17 @@ func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *S
 // Request is a parsed /sync request.
 type Request struct {
 	UserID    string
+	DeviceID  string
 	Viewer    clientevent.Viewer
+	// SetPresence is the set_presence parameter ("" means online).
+	SetPresence string
 	Since     *Token
 	Timeout   time.Duration
 	FullState bool
 	Filter    *filter.Filter
+	// ignored are the users the requester ignores (m.ignored_user_list):
+	// their events and invites are left out.
+	ignored map[string]bool
 }
 
 // defaultTimelineLimit is Synapse's default timeline limit.
@@ -78,6 +88,20 @@ const (
 func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 	if req.Filter == nil {
 		req.Filter = &filter.Filter{}
+	}
+	if p := s.sources.Presence; p != nil {
+		done, err := p.SetFromSync(ctx, req.UserID, req.SetPresence)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+	}
+	if ad := s.sources.AccountData; ad != nil {
+		ignored, err := ad.IgnoredUsers(ctx, req.UserID)
+		if err != nil {
+			return nil, err
+		}
+		req.ignored = ignored
 	}
 	deadline := time.NewTimer(req.Timeout)
 	defer deadline.Stop()
@@ -110,7 +134,11 @@ func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pass{req: req, resp: newResponse(Token{Events: upto}), vis: s.engine.VisibilityFor(req.UserID), upto: upto, store: s.store}
+	next := Token{Events: upto}
+	if req.Since != nil {
+		next.ToDevice = req.Since.ToDevice
+	}
+	p := &pass{req: req, resp: newResponse(next), next: next, vis: s.engine.VisibilityFor(req.UserID), upto: upto, store: s.store}
 	rf := req.Filter.Room
 	memberships = slices.DeleteFunc(memberships, func(m store.RoomMembership) bool {
 		return !filter.AllowsRoom(rf.Rooms, rf.NotRooms, m.RoomID)
@@ -122,6 +150,15 @@ func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 		err = s.incrementalRooms(ctx, p, memberships)
 	}
 	if err != nil {
+		return nil, err
+	}
+	joined := map[string]bool{}
+	for _, m := range memberships {
+		if m.Membership == spec.Join {
+			joined[m.RoomID] = true
+		}
+	}
+	if err := s.addExtras(ctx, p, joined); err != nil {
 		return nil, err
 	}
 	return p.resp, nil
@@ -137,6 +174,8 @@ type pass struct {
 	// after and upto bound the range of the sync, (after, upto]; after is
 	// 0 for an initial sync.
 	after, upto int64
+	// next is the response's next_batch.
+	next Token
 }
 
 // isForgotten reports whether the user forgot a room.
@@ -163,7 +202,7 @@ func (s *Service) initialRooms(ctx context.Context, p *pass, memberships []store
 			}
 			p.resp.Rooms.Join[m.RoomID] = room
 		case spec.Invite, spec.Knock:
-			if err := s.strippedRoom(ctx, p.resp, m); err != nil {
+			if err := s.strippedRoom(ctx, p.req, p.resp, m); err != nil {
 				return err
 			}
 		case spec.Leave, spec.Ban:
@@ -304,7 +343,7 @@ func (s *Service) invitedSince(ctx context.Context, p *pass, m store.RoomMembers
 	if len(h.events) == 0 && !p.req.FullState {
 		return nil
 	}
-	if err := s.strippedRoom(ctx, p.resp, m); err != nil {
+	if err := s.strippedRoom(ctx, p.req, p.resp, m); err != nil {
 		return err
 	}
 	// Left a joined room and got invited (or knocked) again since the
@@ -506,7 +545,9 @@ func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibili
 			return nil, false, false, 0, err
 		}
 		for _, ev := range evs {
-			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
+			// Ignored users' messages are left out; their state events
+			// stay, since the room's state depends on them (Synapse).
+			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) && !(req.ignored[ev.Sender()] && !ev.IsState())
 			if ok {
 				if ok, err = vis.CanSee(ctx, ev); err != nil {
 					return nil, false, false, 0, err
@@ -568,7 +609,7 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	if err != nil {
 		return nil, err
 	}
-	room := &JoinedRoom{}
+	room := newJoinedRoom()
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
 	if limited {
@@ -730,12 +771,15 @@ func (s *Service) summary(ctx context.Context, roomID, userID string) (map[strin
 
 // strippedRoom adds an invite or knock entry with the stripped state the
 // user is allowed to see before joining.
-func (s *Service) strippedRoom(ctx context.Context, resp *Response, m store.RoomMembership) error {
+func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response, m store.RoomMembership) error {
 	evs, err := s.engine.EventsByNID(ctx, []int64{m.EventNID})
 	if err != nil || len(evs) == 0 {
 		return err
 	}
 	own := evs[0]
+	if m.Membership == spec.Invite && req.ignored[own.Sender()] {
+		return nil // invites from ignored users are hidden (spec)
+	}
 	if own.StateBefore == 0 {
 		// An invite or knock of a room no one here is in: the stripped
 		// state came with it from the room's server.

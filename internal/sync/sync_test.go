@@ -3,12 +3,14 @@ package sync
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -54,6 +56,16 @@ type members map[string][]string
 
 func (m members) JoinedMembers(_ context.Context, roomID string) ([]string, error) {
 	return m[roomID], nil
+}
+
+func (m members) MembershipsOf(_ context.Context, userID string, _ ...string) ([]store.RoomMembership, error) {
+	var out []store.RoomMembership
+	for roomID, users := range m {
+		if slices.Contains(users, userID) {
+			out = append(out, store.RoomMembership{RoomID: roomID, Membership: "join"})
+		}
+	}
+	return out, nil
 }
 
 var testMembers = members{
