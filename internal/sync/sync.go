@@ -56,15 +56,15 @@ func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *S
 
 // Request is a parsed /sync request.
 type Request struct {
-	UserID    string
-	DeviceID  string
-	Viewer    clientevent.Viewer
+	UserID   string
+	DeviceID string
+	Viewer   clientevent.Viewer
 	// SetPresence is the set_presence parameter ("" means online).
 	SetPresence string
-	Since     *Token
-	Timeout   time.Duration
-	FullState bool
-	Filter    *filter.Filter
+	Since       *Token
+	Timeout     time.Duration
+	FullState   bool
+	Filter      *filter.Filter
 	// ignored are the users the requester ignores (m.ignored_user_list):
 	// their events and invites are left out.
 	ignored map[string]bool
