@@ -65,8 +65,10 @@ func open(url string, maxConns int) (*DB, error) {
 		pool.SetMaxIdleConns(maxConns)
 		return &DB{read: pool, write: pool, dialect: postgres{}}, nil
 	}
-	path := strings.TrimPrefix(url, "file:")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
+	// A file: URL may carry a query of its own (dropped: the pragmas are
+	// the server's); a plain path is taken as it is.
+	path, isURL := strings.CutPrefix(url, "file:")
+	if i := strings.IndexByte(path, '?'); isURL && i >= 0 {
 		path = path[:i]
 	}
 	if dir := filepath.Dir(path); dir != "" {
@@ -78,7 +80,11 @@ func open(url string, maxConns int) (*DB, error) {
 	// with WAL (a crash loses at most the last transactions, never the
 	// database). Write transactions start IMMEDIATE so that a read inside
 	// one can never be upgraded into a deadlock.
-	base := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	// The path is a URI path: characters that would end it ('?' starts
+	// the query, '#' a fragment) are escaped, or a data directory named
+	// "a#b" would open the file "a".
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
 	// writer connection; RunCheckpoints does it beside the writer instead.
