@@ -15,53 +15,69 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// process evaluates one event for every local member of its room but
-// its sender, stores the notifications that result and hands them to
-// the pushers.
-func (s *Service) process(ctx context.Context, n rooms.Notification) error {
+// evaluated is one event's outcome: the notifications it makes, with
+// the actions to push for each.
+type evaluated struct {
+	ev        *rooms.Event
+	notes     []store.PushNotification
+	actionsOf []pushrules.PushActionArray
+}
+
+// evaluate runs one event through the push rules of every local member
+// of its room but its sender.
+func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated, error) {
 	ev := n.Event
+	out := evaluated{ev: ev}
 	users, err := s.recipients(ctx, ev, n.Membership)
 	if err != nil || len(users) == 0 {
-		return err
+		return out, err
 	}
 	mev := toMautrix(ev)
 	room := &roomContext{s: s, ctx: ctx, ev: ev}
 	thread := threadOf(mev)
-	var notes []store.PushNotification
-	var actionsOf []pushrules.PushActionArray
+	now := time.Now().UnixMilli()
 	for _, u := range users {
 		ignored, err := s.accountData.IgnoredUsers(ctx, u)
 		if err != nil {
-			return err
+			return out, err
 		}
 		if ignored[ev.Sender()] {
 			continue
 		}
 		rs, err := s.ruleset(ctx, u)
 		if err != nil {
-			return err
+			return out, err
 		}
 		actions := rs.GetActions(&userRoom{roomContext: room, user: u}, mev)
 		should := actions.Should()
 		if !should.Notify {
 			continue
 		}
-		raw := marshalActions(actions)
-		notes = append(notes, store.PushNotification{UserID: u, RoomID: ev.RoomID().String(), ThreadID: thread,
-			EventID: ev.EventID(), EventPos: ev.StreamPos, Actions: string(raw), Highlight: should.Highlight,
-			TS: time.Now().UnixMilli()})
-		actionsOf = append(actionsOf, actions)
+		out.notes = append(out.notes, store.PushNotification{UserID: u, RoomID: ev.RoomID().String(), ThreadID: thread,
+			EventID: ev.EventID(), EventPos: ev.StreamPos, Actions: string(marshalActions(actions)), Highlight: should.Highlight, TS: now})
+		out.actionsOf = append(out.actionsOf, actions)
 	}
-	if len(notes) == 0 {
+	return out, nil
+}
+
+// store writes a batch of events' notifications in one transaction
+// (one per event made push the busiest writer of a busy room), then
+// wakes the users and hands the notifications to the pushers.
+func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
+	var all []store.PushNotification
+	for _, e := range batch {
+		all = append(all, e.notes...)
+	}
+	if len(all) == 0 {
 		return nil
 	}
-	// The counts change after the event's own position, which a /sync
+	// The counts change after the events' own positions, which a /sync
 	// may already have passed: they take a position of their own.
 	pos := s.stream.Next()
-	for i := range notes {
-		notes[i].CountedPos = pos
+	for i := range all {
+		all[i].CountedPos = pos
 	}
-	if err := s.store.AddPushNotifications(ctx, notes); err != nil {
+	if err := s.store.AddPushNotifications(ctx, all); err != nil {
 		s.stream.Abandon(pos)
 		return err
 	}
@@ -69,11 +85,15 @@ func (s *Service) process(ctx context.Context, n rooms.Notification) error {
 	if !waitReadable(ctx, s.stream, pos) {
 		return nil
 	}
-	for i, note := range notes {
-		if s.OnChange != nil {
-			s.OnChange(note.UserID)
+	woken := map[string]bool{}
+	for _, e := range batch {
+		for i, note := range e.notes {
+			if s.OnChange != nil && !woken[note.UserID] {
+				woken[note.UserID] = true
+				s.OnChange(note.UserID)
+			}
+			s.deliver.enqueue(ctx, note.UserID, e.ev, e.actionsOf[i])
 		}
-		s.deliver.enqueue(ctx, note.UserID, ev, actionsOf[i])
 	}
 	return nil
 }

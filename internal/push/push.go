@@ -127,7 +127,13 @@ func (s *Service) Publish(n rooms.Notification) {
 	}
 }
 
+// maxBatch bounds how many queued events one transaction stores the
+// notifications of.
+const maxBatch = 256
+
 // Run evaluates queued events and delivers notifications until ctx ends.
+// Whatever is queued when the worker gets to it is evaluated together
+// and stored in one transaction.
 func (s *Service) Run(ctx context.Context) {
 	defer close(s.stopped)
 	if err := s.deliver.load(ctx); err != nil {
@@ -135,26 +141,48 @@ func (s *Service) Run(ctx context.Context) {
 	}
 	defer s.deliver.wait()
 	for {
+		var batch []rooms.Notification
 		select {
 		case <-ctx.Done():
 			return
 		case n := <-s.queue:
-			if err := s.safeProcess(ctx, n); err != nil && ctx.Err() == nil {
-				s.opts.Log.Warn("push: evaluating event", "event_id", n.Event.EventID(), "err", err)
+			batch = append(batch, n)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case n := <-s.queue:
+				batch = append(batch, n)
+			default:
+				break drain
 			}
+		}
+		var done []evaluated
+		for _, n := range batch {
+			e, err := s.safeEvaluate(ctx, n)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.opts.Log.Warn("push: evaluating event", "event_id", n.Event.EventID(), "err", err)
+				}
+				continue
+			}
+			done = append(done, e)
+		}
+		if err := s.storeBatch(ctx, done); err != nil && ctx.Err() == nil {
+			s.opts.Log.Warn("push: storing notifications", "events", len(done), "err", err)
 		}
 	}
 }
 
-// safeProcess is process that survives a panic in the evaluator (rules
+// safeEvaluate is evaluate that survives a panic in the evaluator (rules
 // and events come from users): the event is skipped, the server lives.
-func (s *Service) safeProcess(ctx context.Context, n rooms.Notification) (err error) {
+func (s *Service) safeEvaluate(ctx context.Context, n rooms.Notification) (e evaluated, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("evaluator panicked: %v", r)
 		}
 	}()
-	return s.process(ctx, n)
+	return s.evaluate(ctx, n)
 }
 
 // ruleset is a user's rules in the evaluator's form, cached until they

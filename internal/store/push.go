@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"strings"
 )
 
 // PushNotification is an event a user's push rules notify about.
@@ -22,28 +20,26 @@ type PushNotification struct {
 	Unread     bool
 }
 
-// pushBatch is how many notifications one INSERT carries: an event in a
-// big room notifies every member, and one statement per row was most of
-// the cost (9 parameters a row stays far below either engine's limit).
-const pushBatch = 100
-
 // AddPushNotifications stores notifications, unread.
 func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) error {
+	// One prepared single-row statement per notification: modernc's
+	// binding of multi-row statements' hundreds of parameters cost more
+	// than the statements they saved.
 	return db.tx(ctx, func(c conn) error {
-		for len(ns) > 0 {
-			batch := ns[:min(len(ns), pushBatch)]
-			ns = ns[len(batch):]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO push_notifications (user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts) VALUES `)
-			args := make([]any, 0, 9*len(batch))
-			for i, n := range batch {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", 9*i+1, 9*i+2, 9*i+3, 9*i+4, 9*i+5, 9*i+6, 9*i+7, 9*i+8, 9*i+9)
-				args = append(args, n.UserID, n.RoomID, n.ThreadID, n.EventID, n.EventPos, n.CountedPos, n.Actions, boolInt(n.Highlight), n.TS)
+		type userRoom struct{ user, room string }
+		latest := map[userRoom]int64{}
+		for _, n := range ns {
+			if _, err := c.exec(ctx, `INSERT INTO push_notifications (user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				n.UserID, n.RoomID, n.ThreadID, n.EventID, n.EventPos, n.CountedPos, n.Actions, boolInt(n.Highlight), n.TS); err != nil {
+				return err
 			}
-			if _, err := c.exec(ctx, q.String(), args...); err != nil {
+			k := userRoom{n.UserID, n.RoomID}
+			latest[k] = max(latest[k], n.CountedPos)
+		}
+		for k, pos := range latest {
+			if _, err := c.exec(ctx, `INSERT INTO push_counts_changed (user_id, room_id, counted_pos) VALUES ($1, $2, $3)
+				ON CONFLICT (user_id, room_id) DO UPDATE SET counted_pos = excluded.counted_pos`, k.user, k.room, pos); err != nil {
 				return err
 			}
 		}
@@ -125,9 +121,10 @@ func (db *DB) PushNotifications(ctx context.Context, userID string, before int64
 }
 
 // PushCountsChanged lists the rooms where notifications for a user were
-// stored at positions in (after, upto].
+// last stored at positions in (after, upto]. A room whose counts changed
+// again after upto is left out until a sync's range reaches that change.
 func (db *DB) PushCountsChanged(ctx context.Context, userID string, after, upto int64) ([]string, error) {
-	return db.r().strings(ctx, `SELECT DISTINCT room_id FROM push_notifications
+	return db.r().strings(ctx, `SELECT room_id FROM push_counts_changed
 		WHERE user_id = $1 AND counted_pos > $2 AND counted_pos <= $3`, userID, after, upto)
 }
 

@@ -33,7 +33,16 @@ CREATE TABLE push_notifications (
 );
 CREATE INDEX push_notifications_user ON push_notifications (user_id, notif_id);
 CREATE INDEX push_notifications_unread ON push_notifications (user_id, room_id, unread, event_pos);
-CREATE INDEX push_notifications_counted ON push_notifications (user_id, counted_pos);
+-- When each user's counts in each room last changed (the latest
+-- counted_pos), so that /sync finds rooms whose counts changed alone: one
+-- row per user and room rather than an index entry per notification.
+CREATE TABLE push_counts_changed (
+    user_id     TEXT NOT NULL,
+    room_id     TEXT NOT NULL,
+    counted_pos BIGINT NOT NULL,
+    PRIMARY KEY (user_id, room_id)
+);
+CREATE INDEX push_counts_changed_pos ON push_counts_changed (user_id, counted_pos);
 
 -- HTTP pushers, per user and (app_id, pushkey). They belong to the device
 -- that set them and go with it when it logs out or is deleted, as in
