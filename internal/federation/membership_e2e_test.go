@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -152,6 +153,12 @@ func TestInviteOverFederation(t *testing.T) {
 		}
 		wantJoined(t, alice, roomID, "@alice:hs1.test", "@bob:hs2.test")
 		wantJoined(t, bob, roomID, "@alice:hs1.test", "@bob:hs2.test")
+		// Both an incremental sync from the invite and an initial one
+		// give the room's state, which the join brought: the invite was
+		// stored without state, and the room must not start from it.
+		for _, since := range []string{resp.NextBatch, ""} {
+			wantSyncState(t, bob, since, roomID, event.StateCreate, event.StateRoomName)
+		}
 
 		// carol rejects hers: hs2 is now in the room, so her leave is an
 		// ordinary local event, which hs1 learns through the sender; her
@@ -164,6 +171,35 @@ func TestInviteOverFederation(t *testing.T) {
 			t.Fatalf("carol's membership on hs2: %q, %v", m.Membership, err)
 		}
 	})
+}
+
+// wantSyncState waits for a sync from since to show the user joined to
+// the room with state events of the given types in its state section.
+func wantSyncState(t *testing.T, c *mautrix.Client, since string, roomID id.RoomID, types ...event.Type) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := c.SyncRequest(context.Background(), 1000, since, "", false, event.PresenceOnline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if room, ok := resp.Rooms.Join[roomID]; ok {
+			have := map[event.Type]bool{}
+			for _, ev := range room.State.Events {
+				have[ev.Type] = true
+			}
+			for _, typ := range types {
+				if !have[typ] {
+					t.Fatalf("sync since %q: no %s in the state of %s: %+v", since, typ.Type, roomID, room.State.Events)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sync since %q never showed %s joined", since, roomID)
+		}
+		since = resp.NextBatch
+	}
 }
 
 // TestRejectInviteOverFederation: an invitee whose server is not in the

@@ -180,9 +180,11 @@ func (s *Service) addKeys(ctx context.Context, p *pass) error {
 	if resp.DeviceOneTimeKeysCount, err = k.OneTimeKeyCounts(ctx, req.UserID, req.DeviceID); err != nil {
 		return err
 	}
-	if resp.DeviceUnusedFallbackKeyTypes, err = k.UnusedFallbackKeyTypes(ctx, req.UserID, req.DeviceID); err != nil {
+	unused, err := k.UnusedFallbackKeyTypes(ctx, req.UserID, req.DeviceID)
+	if err != nil {
 		return err
 	}
+	resp.DeviceUnusedFallbackKeyTypes = append(resp.DeviceUnusedFallbackKeyTypes, unused...)
 	return nil
 }
 

@@ -64,8 +64,11 @@ type Response struct {
 		Changed []string `json:"changed"`
 		Left    []string `json:"left"`
 	} `json:"device_lists"`
-	DeviceOneTimeKeysCount       map[string]int `json:"device_one_time_keys_count"`
-	DeviceUnusedFallbackKeyTypes []string       `json:"device_unused_fallback_key_types,omitempty"`
+	DeviceOneTimeKeysCount map[string]int `json:"device_one_time_keys_count"`
+	// DeviceUnusedFallbackKeyTypes is required, also when empty: a client
+	// reads an absent list as a server without fallback keys and so never
+	// replaces a fallback key once it was used (matrix-rust-sdk does).
+	DeviceUnusedFallbackKeyTypes []string `json:"device_unused_fallback_key_types"`
 }
 
 func newResponse(next Token) *Response {
@@ -78,6 +81,7 @@ func newResponse(next Token) *Response {
 	r.Presence.Events = []any{}
 	r.ToDevice.Events = []any{}
 	r.DeviceLists.Changed, r.DeviceLists.Left = []string{}, []string{}
+	r.DeviceUnusedFallbackKeyTypes = []string{}
 	return r
 }
 

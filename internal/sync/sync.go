@@ -609,6 +609,15 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	if err != nil {
 		return nil, err
 	}
+	// Memberships received while this server was not in the room (an
+	// invite from another server: rooms.Engine.ReceiveOutOfBand) have a
+	// stream position but no room state; the state before the first
+	// timeline event would be empty and the client would never get the
+	// room's state. The join that follows carries it, so the timeline
+	// starts there (Synapse keeps such events as outliers, out of it).
+	for len(tl) > 0 && outOfBand(tl[0]) {
+		tl = tl[1:]
+	}
 	room := newJoinedRoom()
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
@@ -668,6 +677,12 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		}
 	}
 	return room, nil
+}
+
+// outOfBand reports whether an event is a membership stored without
+// room state: only a create event has no state before it otherwise.
+func outOfBand(ev *rooms.Event) bool {
+	return ev.StateBefore == 0 && ev.Type() != spec.MRoomCreate
 }
 
 func hasMembers(evs []*rooms.Event) bool {

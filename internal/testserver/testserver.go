@@ -153,6 +153,23 @@ func (s *Server) Register(localpart, password string) *mautrix.Client {
 	return c
 }
 
+// Login logs an existing account in on a new device and returns a
+// client for it.
+func (s *Server) Login(localpart, password string) *mautrix.Client {
+	s.t.Helper()
+	c := s.Client()
+	_, err := c.Login(context.Background(), &mautrix.ReqLogin{
+		Type:             mautrix.AuthTypePassword,
+		Identifier:       mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: localpart},
+		Password:         password,
+		StoreCredentials: true,
+	})
+	if err != nil {
+		s.t.Fatalf("testserver: login %s: %v", localpart, err)
+	}
+	return c
+}
+
 // RegisterAdmin creates a server admin through shared-secret
 // registration (the config must set registration.shared_secret), with
 // the MAC computed here independently of the server's code, and returns
