@@ -331,3 +331,6 @@ func (s *Service) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Log is the service's logger, for handlers that write their own answers.
+func (s *Service) Log() *slog.Logger { return s.log }

@@ -248,5 +248,3 @@ func readMeta(tok html.Token, og map[string]any, description *string) {
 		*description = content
 	}
 }
-
-

@@ -59,7 +59,7 @@ func servingHeaders(c *Content) (contentType, disposition string) {
 }
 
 // filenameParam encodes a file name for Content-Disposition (RFC 6266):
-// a plain token when it is one, else RFC 5987's filename*=utf-8''....
+// a plain token when it is one, else RFC 5987's filename*=utf-8”....
 func filenameParam(name string) string {
 	if isToken(name) {
 		return "filename=" + name
