@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -103,4 +104,10 @@ func dims(t *testing.T, what string, raw []byte) (string, int, int) {
 		t.Fatalf("%s: not an image: %v", what, err)
 	}
 	return format, cfg.Width, cfg.Height
+}
+
+// testdbURL is a fresh database on the first engine under test.
+func testdbURL(t *testing.T) string {
+	t.Helper()
+	return testdb.NewURL(t, testdb.Engines()[0])
 }
