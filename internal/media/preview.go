@@ -53,7 +53,7 @@ func newPreviewer(s *Service, cfg config.URLPreview) (*previewer, error) {
 
 // get fetches a URL through the guard: refused addresses fail before
 // any connection is made.
-func (p *previewer) get(ctx context.Context, rawURL string, _ int64) (*http.Response, error) {
+func (p *previewer) get(ctx context.Context, rawURL string) (*http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func (s *Service) Preview(ctx context.Context, user, rawURL string) (map[string]
 func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	resp, err := p.get(ctx, u.String(), p.cfg.MaxBytes)
+	resp, err := p.get(ctx, u.String())
 	if err != nil {
 		if errors.Is(err, errBlocked) {
 			return nil, mxerr.Forbidden("IP address blocked")
@@ -144,7 +144,7 @@ func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[str
 // fetchImage copies a page's og:image into the content repository; a
 // preview without its image is still a preview, so failures only drop it.
 func (p *previewer) fetchImage(ctx context.Context, user string, og map[string]any, ref *url.URL) {
-	resp, err := p.get(ctx, ref.String(), p.cfg.MaxBytes)
+	resp, err := p.get(ctx, ref.String())
 	if err != nil {
 		p.s.log.Debug("preview image", "url", ref.String(), "err", err)
 		return

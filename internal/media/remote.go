@@ -179,7 +179,7 @@ func readMultipart(resp *http.Response) (*multipartAnswer, error) {
 // the same guarded client as URL previews: the address is the remote
 // server's choice.
 func (s *Service) followLocation(ctx context.Context, location string) (*remotePart, error) {
-	resp, err := s.previews.get(ctx, location, s.cfg.MaxRemoteBytes)
+	resp, err := s.previews.get(ctx, location)
 	if err != nil {
 		return nil, remoteFailed("Failed to fetch remote media: %v", err)
 	}

@@ -69,7 +69,7 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t Thumb
 	}
 	t = s.target(t)
 	if th, err := s.db.GetThumbnail(ctx, server, mediaID, t.Width, t.Height, t.Method); err == nil {
-		if s.frozen(req, th.CreatedTS) {
+		if s.thumbnailFrozen(ctx, req, th) {
 			return nil, mxerr.NotFound("Not found")
 		}
 		return s.openThumbnail(ctx, th)
@@ -86,6 +86,20 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t Thumb
 		return nil, err
 	}
 	return s.makeThumbnail(ctx, m, t)
+}
+
+// thumbnailFrozen applies the legacy freeze to a kept thumbnail by the
+// age of its media (a thumbnail made later of older media is served);
+// a remote thumbnail kept without its original goes by its own age.
+func (s *Service) thumbnailFrozen(ctx context.Context, req Request, th store.Thumbnail) bool {
+	if !req.Legacy {
+		return false
+	}
+	ts := th.CreatedTS
+	if m, err := s.db.GetMedia(ctx, th.Origin, th.MediaID); err == nil {
+		ts = m.CreatedTS
+	}
+	return s.frozen(req, ts)
 }
 
 func (s *Service) openThumbnail(ctx context.Context, th store.Thumbnail) (*Content, error) {
