@@ -17,6 +17,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
@@ -90,6 +91,8 @@ type Deps struct {
 	// Presence serves /presence and records senders' activity; nil
 	// leaves its endpoints out.
 	Presence *presence.Service
+	// Media serves the content repository; nil leaves its endpoints out.
+	Media *media.Service
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -127,6 +130,7 @@ type API struct {
 	push        *push.Service
 	reports     Reports
 	presence    *presence.Service
+	media       *media.Service
 }
 
 // New makes the API.
@@ -134,7 +138,7 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts, presence: d.Presence}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -182,6 +186,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerPush(rt)
 	a.registerReports(rt)
 	a.registerPresence(rt)
+	a.registerMedia(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -35,6 +35,7 @@ type Config struct {
 	Rooms        Rooms        `yaml:"rooms"`
 	Federation   Federation   `yaml:"federation"`
 	Presence     Presence     `yaml:"presence"`
+	Media        Media        `yaml:"media"`
 	Log          Log          `yaml:"log"`
 }
 
@@ -157,6 +158,58 @@ type Presence struct {
 	Enabled bool `yaml:"enabled"`
 }
 
+// Media configures the content repository (spec "Content repository").
+type Media struct {
+	// MaxUploadBytes is the largest upload accepted (Synapse:
+	// max_upload_size, 50M).
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// MaxRemoteBytes is the largest file fetched from another server.
+	MaxRemoteBytes int64 `yaml:"max_remote_bytes"`
+	// MaxImagePixels bounds the images thumbnailed: larger ones are
+	// refused from their header, before any decoding (Synapse:
+	// max_image_pixels, 32M).
+	MaxImagePixels int64 `yaml:"max_image_pixels"`
+	// EnableAuthenticatedMedia freezes the unauthenticated
+	// /_matrix/media/v3/download and /thumbnail endpoints: media stored
+	// after this server version first started is only served through the
+	// authenticated /_matrix/client/v1/media endpoints (Synapse:
+	// enable_authenticated_media).
+	EnableAuthenticatedMedia bool `yaml:"enable_authenticated_media"`
+	// UnusedExpiry is how long an mxc:// URI from /create waits for its
+	// upload (Synapse: unused_expiration_time).
+	UnusedExpiry time.Duration `yaml:"unused_expiry"`
+	// MaxPendingUploads caps a user's /create URIs still waiting for
+	// their upload (Synapse: max_pending_media_uploads).
+	MaxPendingUploads int `yaml:"max_pending_uploads"`
+	// ThumbnailSizes are generated when an image is stored; other sizes
+	// are made when asked for and kept (Synapse: thumbnail_sizes).
+	ThumbnailSizes []ThumbnailSize `yaml:"thumbnail_sizes"`
+	URLPreview     URLPreview      `yaml:"url_preview"`
+}
+
+// ThumbnailSize is one thumbnail made for every image.
+type ThumbnailSize struct {
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+	// Method is crop (fill the size exactly) or scale (fit within it).
+	Method string `yaml:"method"`
+}
+
+// URLPreview configures /media/preview_url, which fetches arbitrary web
+// pages for users and so must not reach the server's own network.
+type URLPreview struct {
+	// Enabled serves previews (Synapse: url_preview_enabled, off).
+	Enabled bool `yaml:"enabled"`
+	// MaxBytes bounds a fetched page or image (Synapse:
+	// max_spider_size, 10M).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Timeout bounds one fetch, redirects included.
+	Timeout time.Duration `yaml:"timeout"`
+	// IPRangeWhitelist are CIDRs fetched even though they are private,
+	// loopback or otherwise refused (Synapse: url_preview_ip_range_whitelist).
+	IPRangeWhitelist []string `yaml:"ip_range_whitelist"`
+}
+
 // Log configures slog output.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -196,7 +249,16 @@ func Default() *Config {
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour,
 		},
 		Presence: Presence{Enabled: true},
-		Log:      Log{Level: "info", Format: "text"},
+		Media: Media{
+			MaxUploadBytes: 50 << 20, MaxRemoteBytes: 50 << 20, MaxImagePixels: 32_000_000,
+			EnableAuthenticatedMedia: true, UnusedExpiry: 24 * time.Hour, MaxPendingUploads: 5,
+			// The spec's (and Synapse's) suggested sizes.
+			ThumbnailSizes: []ThumbnailSize{
+				{32, 32, "crop"}, {96, 96, "crop"}, {320, 240, "scale"}, {640, 480, "scale"}, {800, 600, "scale"},
+			},
+			URLPreview: URLPreview{MaxBytes: 10 << 20, Timeout: 10 * time.Second, IPRangeWhitelist: []string{}},
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -397,6 +459,9 @@ func (c *Config) Validate() error {
 	if err := c.Federation.validate(bad); err != nil {
 		return err
 	}
+	if err := c.Media.validate(bad); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -442,6 +507,41 @@ func (f Federation) validate(bad func(field, format string, args ...any) error) 
 	}
 	if f.MaxRetryInterval < time.Second {
 		return bad("federation.max_retry_interval", "must be at least 1s")
+	}
+	return nil
+}
+
+func (m Media) validate(bad func(field, format string, args ...any) error) error {
+	if m.MaxUploadBytes < 1 {
+		return bad("media.max_upload_bytes", "must be positive")
+	}
+	if m.MaxRemoteBytes < 1 {
+		return bad("media.max_remote_bytes", "must be positive")
+	}
+	if m.MaxImagePixels < 1 {
+		return bad("media.max_image_pixels", "must be positive")
+	}
+	if m.UnusedExpiry <= 0 {
+		return bad("media.unused_expiry", "must be positive")
+	}
+	if m.MaxPendingUploads < 1 {
+		return bad("media.max_pending_uploads", "must be at least 1")
+	}
+	for _, t := range m.ThumbnailSizes {
+		if t.Width < 1 || t.Height < 1 || (t.Method != "crop" && t.Method != "scale") {
+			return bad("media.thumbnail_sizes", "want a positive width and height and method crop or scale, got %+v", t)
+		}
+	}
+	if m.URLPreview.MaxBytes < 1 {
+		return bad("media.url_preview.max_bytes", "must be positive")
+	}
+	if m.URLPreview.Timeout <= 0 {
+		return bad("media.url_preview.timeout", "must be positive")
+	}
+	for _, cidr := range m.URLPreview.IPRangeWhitelist {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return bad("media.url_preview.ip_range_whitelist", "want CIDRs, got %q", cidr)
+		}
 	}
 	return nil
 }

@@ -256,6 +256,9 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"log.format", "log:\n  format: xml\n", nil, "log.format"},
 		{"data_dir", "data_dir: \"\"\n", nil, "data_dir"},
 		{"rate_limit.login", "rate_limit:\n  login:\n    burst: 0\n", nil, "rate_limit.login"},
+		{"media.max_upload_bytes", "media:\n  max_upload_bytes: 0\n", nil, "media.max_upload_bytes"},
+		{"media.thumbnail_sizes", "media:\n  thumbnail_sizes:\n    - {width: 32, height: 32, method: stretch}\n", nil, "media.thumbnail_sizes"},
+		{"media.url_preview.ip_range_whitelist", "media:\n  url_preview:\n    ip_range_whitelist: [10.0.0.1]\n", nil, "media.url_preview.ip_range_whitelist"},
 		{"MYELIN_OPEN_REGISTRATION", "", map[string]string{"MYELIN_OPEN_REGISTRATION": "maybe"}, "MYELIN_OPEN_REGISTRATION"},
 		{"MYELIN_RATE_LIMIT", "", map[string]string{"MYELIN_RATE_LIMIT": "sometimes"}, "MYELIN_RATE_LIMIT"},
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
@@ -69,6 +70,9 @@ type API struct {
 	keysTill time.Time
 
 	in inbound
+
+	// media serves local media to other servers (nil: not served).
+	media *media.Service
 }
 
 // New makes the server-server API.
@@ -95,6 +99,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerQueries(rt)
 	a.registerOpenID(rt)
 	a.registerUserKeys(rt)
+	a.registerMedia(rt)
 }
 
 // Request is a server-server request whose X-Matrix signature checked out.
@@ -111,19 +116,28 @@ type Request struct {
 // spec "Request Authentication").
 func (a *API) signed(h func(r *Request) (any, error)) httpapi.Handler {
 	return func(r *http.Request, _ *httpapi.Caller) (any, error) {
-		fr, resp := fclient.VerifyHTTPRequest(r, a.now(), spec.ServerName(a.d.ServerName), a.isLocal, a.d.KeyRing)
-		if fr == nil {
-			switch resp.Code {
-			case http.StatusUnauthorized:
-				return nil, mxerr.Unauthorized("Invalid or missing X-Matrix signature")
-			case http.StatusBadRequest:
-				return nil, mxerr.Unauthorized("Malformed server-server request")
-			default:
-				return nil, mxerr.Unknown("Could not verify the request's signature")
-			}
+		fr, err := a.verify(r)
+		if err != nil {
+			return nil, err
 		}
-		return h(&Request{Request: r, Origin: string(fr.Origin()), Content: fr.Content()})
+		return h(fr)
 	}
+}
+
+// verify checks a request's X-Matrix signature.
+func (a *API) verify(r *http.Request) (*Request, error) {
+	fr, resp := fclient.VerifyHTTPRequest(r, a.now(), spec.ServerName(a.d.ServerName), a.isLocal, a.d.KeyRing)
+	if fr == nil {
+		switch resp.Code {
+		case http.StatusUnauthorized:
+			return nil, mxerr.Unauthorized("Invalid or missing X-Matrix signature")
+		case http.StatusBadRequest:
+			return nil, mxerr.Unauthorized("Malformed server-server request")
+		default:
+			return nil, mxerr.Unknown("Could not verify the request's signature")
+		}
+	}
+	return &Request{Request: r, Origin: string(fr.Origin()), Content: fr.Content()}, nil
 }
 
 func (a *API) isLocal(name spec.ServerName) bool { return string(name) == a.d.ServerName }

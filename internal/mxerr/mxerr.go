@@ -113,3 +113,19 @@ func WeakPassword(format string, args ...any) *Error {
 func Exclusive(format string, args ...any) *Error {
 	return newf(http.StatusBadRequest, "M_EXCLUSIVE", format, args...)
 }
+
+// Content repository errors (spec "Content repository").
+func CannotOverwriteMedia(format string, args ...any) *Error {
+	return newf(http.StatusConflict, "M_CANNOT_OVERWRITE_MEDIA", format, args...)
+}
+func NotYetUploaded(format string, args ...any) *Error {
+	return newf(http.StatusGatewayTimeout, "M_NOT_YET_UPLOADED", format, args...)
+}
+
+// WithStatus returns a copy of e answered with another HTTP status (the
+// spec's 502 M_TOO_LARGE for remote media, for one).
+func (e *Error) WithStatus(status int) *Error {
+	c := *e
+	c.Status = status
+	return &c
+}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
@@ -69,6 +71,7 @@ type Server struct {
 	typing   *typing.Service
 	receipts *receipts.Service
 	presence *presence.Service
+	media    *media.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -138,6 +141,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
+	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log}
+	if cfg.Federation.Enabled {
+		mediaOpts.Remote = fed
+	}
+	if s.media, err = media.New(ctx, mediaOpts); err != nil {
+		db.Close()
+		return nil, err
+	}
+	fed.ConnectMedia(s.media)
 	syncer := mxsync.New(db, engine, s.notifier, render)
 	syncer.UseSources(mxsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
@@ -145,6 +157,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		Media: s.media,
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -333,6 +346,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
+	s.goRun(func() { s.media.Run(ctx) })
 	if s.sender != nil {
 		s.goRun(func() { s.sender.Run(ctx) })
 		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
@@ -413,6 +427,9 @@ func (s *Server) Push() *push.Service { return s.push }
 // Presence is the presence service, whose SetFromSync and Changes /sync
 // calls (and tests).
 func (s *Server) Presence() *presence.Service { return s.presence }
+
+// Media is the content repository (tests look at its storage).
+func (s *Server) Media() *media.Service { return s.media }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends), stops the workers and closes the database.

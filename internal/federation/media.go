@@ -1,0 +1,122 @@
+package federation
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/media"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// Content repository over federation (server-server spec "Content
+// Repository", 1.11): other servers download this server's media, in
+// multipart/mixed answers; local users' requests for other servers'
+// media go out through FetchMedia.
+
+// ConnectMedia serves local media to other servers.
+func (a *API) ConnectMedia(m *media.Service) { a.media = m }
+
+func (a *API) registerMedia(rt *httpapi.Router) {
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/federation/v1/media/download/{mediaId}", Raw: a.signedMedia(a.mediaDownload)})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/federation/v1/media/thumbnail/{mediaId}", Raw: a.signedMedia(a.mediaThumbnail)})
+}
+
+// signedMedia is signed for handlers whose answer is not JSON.
+func (a *API) signedMedia(h func(r *Request) (*media.Content, error)) func(http.ResponseWriter, *http.Request, *httpapi.Caller) {
+	return func(w http.ResponseWriter, r *http.Request, _ *httpapi.Caller) {
+		content, err := a.serveMedia(r, h)
+		if err != nil {
+			if _, ok := mxerr.As(err); !ok && r.Context().Err() == nil {
+				a.d.Log.ErrorContext(r.Context(), "internal error", "path", r.URL.Path, "err", err)
+			}
+			httpapi.WriteError(w, err)
+			return
+		}
+		if err := media.WriteMultipart(w, content); err != nil {
+			a.d.Log.DebugContext(r.Context(), "writing media", "err", err)
+		}
+	}
+}
+
+func (a *API) serveMedia(r *http.Request, h func(r *Request) (*media.Content, error)) (*media.Content, error) {
+	fr, err := a.verify(r)
+	if err != nil {
+		return nil, err
+	}
+	if a.media == nil {
+		return nil, mxerr.NotFound("Not found")
+	}
+	return h(fr)
+}
+
+// mediaRequest reads timeout_ms; federation serves local media only, so
+// that no server can use this one as a proxy.
+func mediaRequest(r *Request) (media.Request, error) {
+	req := media.Request{LocalOnly: true}
+	if v := r.URL.Query().Get("timeout_ms"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			return req, mxerr.InvalidParam("timeout_ms must be a non-negative integer")
+		}
+		req.Timeout = time.Duration(ms) * time.Millisecond
+	}
+	return req, nil
+}
+
+func (a *API) mediaDownload(r *Request) (*media.Content, error) {
+	req, err := mediaRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.media.Download(r.Context(), a.d.ServerName, r.PathValue("mediaId"), req)
+}
+
+func (a *API) mediaThumbnail(r *Request) (*media.Content, error) {
+	req, err := mediaRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	w, errW := strconv.Atoi(q.Get("width"))
+	h, errH := strconv.Atoi(q.Get("height"))
+	if errW != nil || errH != nil {
+		return nil, mxerr.InvalidParam("width and height must be integers")
+	}
+	method := q.Get("method")
+	if method == "" {
+		method = "scale"
+	}
+	return a.media.Thumbnail(r.Context(), a.d.ServerName, r.PathValue("mediaId"), media.ThumbnailSpec{Width: w, Height: h, Method: method}, req)
+}
+
+// rawClient is what fclient's federation client offers beyond its
+// interface: sending a prepared request and handing back the raw
+// answer, which multipart media answers need.
+type rawClient interface {
+	DoHTTPRequest(ctx context.Context, req *http.Request) (*http.Response, error)
+}
+
+// FetchMedia sends an X-Matrix signed GET of a federation media path to
+// server and returns the answer unread (media.Remote).
+func (a *API) FetchMedia(ctx context.Context, server, path string) (*http.Response, error) {
+	rc, ok := a.d.Client.(rawClient)
+	if !ok {
+		return nil, mxerr.Unknown("Federation client cannot fetch media")
+	}
+	req := fclient.NewFederationRequest(http.MethodGet, spec.ServerName(a.d.ServerName), spec.ServerName(server), path)
+	if err := req.Sign(spec.ServerName(a.d.ServerName), gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private); err != nil {
+		return nil, err
+	}
+	hreq, err := req.HTTPRequest()
+	if err != nil {
+		return nil, err
+	}
+	return rc.DoHTTPRequest(ctx, hreq)
+}
