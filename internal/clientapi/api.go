@@ -21,6 +21,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -90,6 +91,10 @@ type Deps struct {
 	// Presence serves /presence and records senders' activity; nil
 	// leaves its endpoints out.
 	Presence *presence.Service
+	// Search serves POST /search; nil leaves it out.
+	Search *search.Service
+	// Users serves /user_directory/search; nil leaves it out.
+	Users *search.Users
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -127,6 +132,8 @@ type API struct {
 	push        *push.Service
 	reports     Reports
 	presence    *presence.Service
+	search      *search.Service
+	users       *search.Users
 }
 
 // New makes the API.
@@ -134,7 +141,7 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts, presence: d.Presence}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, search: d.Search, users: d.Users}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -182,6 +189,8 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerPush(rt)
 	a.registerReports(rt)
 	a.registerPresence(rt)
+	a.registerSearch(rt)
+	a.registerUserDirectory(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which
