@@ -145,3 +145,15 @@ func (db *DB) CountSearch(ctx context.Context, q SearchQuery) (int64, error) {
 	err := db.r().queryRow(ctx, `SELECT COUNT(*)`+from, args, &n)
 	return n, err
 }
+
+// ResetSearchIndex empties the full-text index, so that the indexer
+// rebuilds it from every stored event on its next start.
+func (db *DB) ResetSearchIndex(ctx context.Context) error {
+	return db.tx(ctx, func(c conn) error {
+		if _, err := c.exec(ctx, `DELETE FROM search_events`); err != nil {
+			return err
+		}
+		_, err := c.exec(ctx, `UPDATE search_position SET high = 0, low = 0 WHERE id = 1`)
+		return err
+	})
+}
