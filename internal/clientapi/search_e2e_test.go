@@ -18,10 +18,10 @@ type searchResult struct {
 	Rank    float64      `json:"rank"`
 	Result  *event.Event `json:"result"`
 	Context *struct {
-		EventsBefore []*event.Event           `json:"events_before"`
-		EventsAfter  []*event.Event           `json:"events_after"`
-		Start        string                   `json:"start"`
-		End          string                   `json:"end"`
+		EventsBefore []*event.Event            `json:"events_before"`
+		EventsAfter  []*event.Event            `json:"events_after"`
+		Start        string                    `json:"start"`
+		End          string                    `json:"end"`
 		ProfileInfo  map[string]map[string]any `json:"profile_info"`
 	} `json:"context"`
 }
