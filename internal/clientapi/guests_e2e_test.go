@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -107,5 +108,59 @@ func TestGuestRegistrationDisabled(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		status, body := s.Do(t, "POST", regPath+"?kind=guest", "", map[string]any{})
 		testserver.WantError(t, "guest registration off", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	})
+}
+
+// TestGuestsLeaveWhenAccessRevoked checks the spec's MUST: when a room's
+// m.room.guest_access stops being can_join, its guests are made to leave.
+func TestGuestsLeaveWhenAccessRevoked(t *testing.T) {
+	guests := func(c *config.Config) { c.Registration.AllowGuests = true }
+	testserver.EachEngine(t, guests, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw")
+		bob := s.Register("bob", "pw")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{
+			{Type: event.StateGuestAccess, Content: event.Content{Raw: map[string]any{"guest_access": "can_join"}}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoomByID(ctx, created.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		status, body := s.Do(t, "POST", regPath+"?kind=guest", "", map[string]any{})
+		testserver.WantStatus(t, "guest", status, body, http.StatusOK)
+		guestID, _ := body["user_id"].(string)
+		token, _ := body["access_token"].(string)
+		roomPath := "/_matrix/client/v3/rooms/" + url.PathEscape(string(created.RoomID))
+		status, body = s.Do(t, "POST", roomPath+"/join", token, map[string]any{})
+		testserver.WantStatus(t, "guest join", status, body, http.StatusOK)
+
+		if _, err := alice.SendStateEvent(ctx, created.RoomID, event.StateGuestAccess, "", map[string]any{"guest_access": "forbidden"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var member struct {
+				Membership string `json:"membership"`
+			}
+			if err := alice.StateEvent(ctx, created.RoomID, event.StateMember, guestID, &member); err != nil {
+				t.Fatal(err)
+			}
+			if member.Membership == "leave" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("guest still %q after guest access was revoked", member.Membership)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Full members stay.
+		var member struct {
+			Membership string `json:"membership"`
+		}
+		if err := alice.StateEvent(ctx, created.RoomID, event.StateMember, bob.UserID.String(), &member); err != nil || member.Membership != "join" {
+			t.Fatalf("bob: %v %v", member, err)
+		}
 	})
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
+	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/presence"
@@ -72,6 +73,8 @@ type Server struct {
 	presence *presence.Service
 	// indexer keeps the full-text search index.
 	indexer *search.Indexer
+	// guests makes guests leave rooms that stop allowing them.
+	guests *guests.Enforcer
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -127,6 +130,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	bus.Subscribe(s.push)
 	s.indexer = search.NewIndexer(db, stream, log)
 	bus.Subscribe(s.indexer)
+	s.guests = guests.New(db, engine, log)
+	bus.Subscribe(s.guests)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
 	e2ee.Wake = s.notifier.Wake
@@ -335,6 +340,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.push.Run(ctx) })
 	s.goRun(func() { s.indexer.Run(ctx) })
+	s.goRun(func() { s.guests.Run(ctx) })
 	s.goRun(func() { s.typing.Run(ctx, time.Second) })
 	s.goRun(func() { s.presence.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
