@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -71,9 +72,14 @@ func (ix *Indexer) Publish(rooms.Notification) {
 // Run indexes until ctx ends.
 func (ix *Indexer) Run(ctx context.Context) {
 	high, low, err := ix.store.SearchPosition(ctx)
-	if err != nil {
+	for err != nil {
 		ix.log.Warn("search: reading the index position", "err", err)
-		return
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		high, low, err = ix.store.SearchPosition(ctx)
 	}
 	ix.setHigh(high)
 	for {
