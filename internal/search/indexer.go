@@ -47,6 +47,8 @@ type Indexer struct {
 	stream *rooms.StreamGen
 	log    *slog.Logger
 	wake   chan struct{}
+	// written is the high position last recorded (Run's goroutine only).
+	written int64
 
 	mu   sync.Mutex
 	high int64
@@ -81,6 +83,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 		}
 		high, low, err = ix.store.SearchPosition(ctx)
 	}
+	ix.written = high
 	ix.setHigh(high)
 	for {
 		// Waiting for the stream before catching up, not after, so that
@@ -177,8 +180,24 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		add = append(add, store.SearchEntry{EventNID: r.NID, Key: key, RoomID: r.RoomID, Sender: r.Sender,
 			StreamPos: r.StreamPos, OriginTS: r.OriginTS, Value: text})
 	}
-	return ix.store.IndexSearch(ctx, add, remove, high, low)
+	// Most stream positions are not searchable events (receipts,
+	// presence, account data, other event types): a batch with nothing
+	// to index only records its position every so often, so that the
+	// only writer SQLite has is not taken for nothing. A restart re-reads
+	// the few positions not recorded.
+	if len(add) == 0 && len(remove) == 0 && high-ix.written < positionEvery {
+		return nil
+	}
+	if err := ix.store.IndexSearch(ctx, add, remove, high, low); err != nil {
+		return err
+	}
+	ix.written = high
+	return nil
 }
+
+// positionEvery is how far the stream may move past the recorded
+// position before a batch with nothing to index records it.
+const positionEvery = 1000
 
 func (ix *Indexer) setHigh(high int64) {
 	ix.mu.Lock()
