@@ -22,6 +22,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -93,6 +94,10 @@ type Deps struct {
 	Presence *presence.Service
 	// Media serves the content repository; nil leaves its endpoints out.
 	Media *media.Service
+	// Search serves POST /search; nil leaves it out.
+	Search *search.Service
+	// Users serves /user_directory/search; nil leaves it out.
+	Users *search.Users
 }
 
 // RemoteMembership is what the client API asks of federation: joins,
@@ -131,6 +136,8 @@ type API struct {
 	reports     Reports
 	presence    *presence.Service
 	media       *media.Service
+	search      *search.Service
+	users       *search.Users
 }
 
 // New makes the API.
@@ -138,7 +145,7 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -187,6 +194,8 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerReports(rt)
 	a.registerPresence(rt)
 	a.registerMedia(rt)
+	a.registerSearch(rt)
+	a.registerUserDirectory(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

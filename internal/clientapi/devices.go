@@ -11,9 +11,9 @@ import (
 )
 
 func (a *API) registerDevices(rt *httpapi.Router) {
-	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/devices", Auth: httpapi.AuthRequired, Handler: a.listDevices})
-	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/devices/{deviceId}", Auth: httpapi.AuthRequired, Handler: a.getDevice})
-	legacy(rt, httpapi.Route{Method: http.MethodPut, Path: "/devices/{deviceId}", Auth: httpapi.AuthRequired, Handler: a.updateDevice})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/devices", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.listDevices})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/devices/{deviceId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.getDevice})
+	legacy(rt, httpapi.Route{Method: http.MethodPut, Path: "/devices/{deviceId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.updateDevice})
 	legacy(rt, httpapi.Route{Method: http.MethodDelete, Path: "/devices/{deviceId}", Auth: httpapi.AuthRequired, Handler: a.deleteDevice})
 	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/delete_devices", Auth: httpapi.AuthRequired, Handler: a.deleteDevices})
 }

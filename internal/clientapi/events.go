@@ -20,8 +20,12 @@ import (
 )
 
 func (a *API) registerRoomEvents(rt *httpapi.Router) {
+	// Guests may read a room's state, events and members and send any
+	// event, state included (spec "Guest Access", client behaviour); not
+	// redact, nor list joined members.
+	noGuest := map[string]bool{"/rooms/{roomId}/redact/{eventId}/{txnId}": true, "/rooms/{roomId}/joined_members": true}
 	auth := func(method, path string, h httpapi.Handler, limit string) {
-		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, RateLimit: limit, Handler: h})
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, AllowGuest: !noGuest[path], RateLimit: limit, Handler: h})
 	}
 	auth(http.MethodPut, "/rooms/{roomId}/send/{eventType}/{txnId}", a.send, LimitMessage)
 	auth(http.MethodPut, "/rooms/{roomId}/state/{eventType}", a.putState, LimitMessage)

@@ -73,6 +73,10 @@ func (a *API) profileWriter(r *http.Request, c *httpapi.Caller) (string, error) 
 	if target != c.UserID && !(c.IsAdmin && local) {
 		return "", mxerr.Forbidden("Cannot change another user's profile")
 	}
+	// Guests may change only their display name (spec "Guest Access").
+	if c.IsGuest && r.PathValue("keyName") != "displayname" {
+		return "", mxerr.GuestAccessForbidden("Guests may only change their display name")
+	}
 	return lp, nil
 }
 

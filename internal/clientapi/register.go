@@ -1,6 +1,7 @@
 package clientapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,6 +32,9 @@ type registerRequest struct {
 	InitialDeviceDisplayName *string         `json:"initial_device_display_name"`
 	InhibitLogin             bool            `json:"inhibit_login"`
 	RefreshToken             bool            `json:"refresh_token"`
+	// GuestAccessToken upgrades the guest account it belongs to instead
+	// of creating one (spec "Guest Access"; Synapse's body parameter).
+	GuestAccessToken string `json:"guest_access_token"`
 }
 
 // registrationFlows follows the configuration: a token stage when tokens
@@ -67,7 +71,13 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	// Synapse lowercases the requested username (only /register;
 	// /register/available refuses capitals).
 	req.Username = strings.ToLower(req.Username)
-	if req.Username != "" {
+	if req.GuestAccessToken != "" {
+		guest, err := a.guestToUpgrade(r, req)
+		if err != nil {
+			return nil, err
+		}
+		req.Username = guest
+	} else if req.Username != "" {
 		if err := a.accounts.CheckAvailable(r.Context(), req.Username); err != nil {
 			return nil, err
 		}
@@ -86,7 +96,7 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	if req.Password == "" {
 		return nil, mxerr.MissingParam("Missing params: password")
 	}
-	user, err := a.accounts.CreateAccount(r.Context(), accounts.NewAccount{Localpart: req.Username, Password: req.Password})
+	user, err := a.createOrUpgrade(r.Context(), req)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +110,43 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	return a.finishRegistration(r, user, req)
+}
+
+// guestToUpgrade checks a guest_access_token: it must belong to a guest
+// account, whose localpart the username (required by the spec, taken
+// from the token when absent, as Synapse) must name. It returns that
+// localpart.
+func (a *API) guestToUpgrade(r *http.Request, req registerRequest) (string, error) {
+	c, err := a.accounts.Authenticate(r.Context(), req.GuestAccessToken, httpapi.ClientIP(r), r.UserAgent(), false)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok {
+			return "", mxerr.Forbidden("Invalid guest_access_token")
+		}
+		return "", err
+	}
+	if !c.User.IsGuest {
+		return "", mxerr.Forbidden("guest_access_token does not belong to a guest")
+	}
+	if req.Username != "" && req.Username != c.User.Localpart {
+		return "", mxerr.Forbidden("A guest account can only be upgraded to its own user ID")
+	}
+	return c.User.Localpart, nil
+}
+
+// createOrUpgrade creates the account or, with a guest_access_token,
+// makes the guest account a full one: the user ID, its rooms and its
+// devices stay.
+func (a *API) createOrUpgrade(ctx context.Context, req registerRequest) (store.User, error) {
+	if req.GuestAccessToken == "" {
+		return a.accounts.CreateAccount(ctx, accounts.NewAccount{Localpart: req.Username, Password: req.Password})
+	}
+	if err := a.accounts.UpgradeGuest(ctx, req.Username, req.Password); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.User{}, mxerr.Forbidden("The guest account was upgraded already")
+		}
+		return store.User{}, err
+	}
+	return a.accounts.User(ctx, req.Username)
 }
 
 func (a *API) registerGuest(r *http.Request, req registerRequest) (any, error) {

@@ -568,8 +568,8 @@ func TestRegisterGuest(t *testing.T) {
 			if who["user_id"] != userID || who["is_guest"] != true || who["device_id"] != body["device_id"] {
 				t.Fatalf("guest whoami: %v", who)
 			}
-			status, body = s.Do(t, "GET", "/_matrix/client/v3/devices", token, nil)
-			testserver.WantError(t, "guest devices", status, body, http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN")
+			status, body = s.Do(t, "POST", "/_matrix/client/v3/createRoom", token, map[string]any{})
+			testserver.WantError(t, "guest createRoom", status, body, http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN")
 
 			// Guests get a fresh user ID each time.
 			status, body = s.Do(t, "POST", regPath+"?kind=guest", "", nil)

@@ -19,11 +19,16 @@ func (a *API) registerRooms(rt *httpapi.Router) {
 	auth := func(method, path string, h httpapi.Handler) {
 		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, Handler: h})
 	}
+	// Guests may join (rooms that allow them) and leave (spec "Guest
+	// Access"); Synapse lets them join by alias too.
+	guest := func(method, path string, h httpapi.Handler) {
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, AllowGuest: true, Handler: h})
+	}
 	auth(http.MethodPost, "/createRoom", a.createRoom)
-	auth(http.MethodPost, "/join/{roomIdOrAlias}", a.joinByIDOrAlias)
-	auth(http.MethodPost, "/rooms/{roomId}/join", a.joinByID)
+	guest(http.MethodPost, "/join/{roomIdOrAlias}", a.joinByIDOrAlias)
+	guest(http.MethodPost, "/rooms/{roomId}/join", a.joinByID)
 	auth(http.MethodPost, "/knock/{roomIdOrAlias}", a.knock)
-	auth(http.MethodPost, "/rooms/{roomId}/leave", a.leave)
+	guest(http.MethodPost, "/rooms/{roomId}/leave", a.leave)
 	auth(http.MethodPost, "/rooms/{roomId}/forget", a.forget)
 	auth(http.MethodPost, "/rooms/{roomId}/invite", a.memberAction(spec.Invite))
 	auth(http.MethodPost, "/rooms/{roomId}/kick", a.memberAction(spec.Leave))
@@ -216,6 +221,11 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []stri
 	var body membershipBody
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
+	}
+	if c.IsGuest {
+		if err := a.guestMayJoin(r.Context(), roomID); err != nil {
+			return nil, err
+		}
 	}
 	content := a.memberProfile(r.Context(), c.Localpart)
 	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {

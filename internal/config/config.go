@@ -36,7 +36,17 @@ type Config struct {
 	Federation   Federation   `yaml:"federation"`
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
-	Log          Log          `yaml:"log"`
+	// UserDirectory tunes /user_directory/search.
+	UserDirectory UserDirectory `yaml:"user_directory"`
+	Log           Log           `yaml:"log"`
+}
+
+// UserDirectory decides whom /user_directory/search finds.
+type UserDirectory struct {
+	// SearchAllUsers finds every local user, not only those who share a
+	// room with the searcher or are in a public room (Synapse's
+	// user_directory.search_all_users, off by default).
+	SearchAllUsers bool `yaml:"search_all_users"`
 }
 
 // Database selects and tunes the store.

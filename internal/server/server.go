@@ -33,6 +33,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
+	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -42,6 +43,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	mxsync "github.com/myelin-chat/myelin/internal/sync"
@@ -72,6 +74,10 @@ type Server struct {
 	receipts *receipts.Service
 	presence *presence.Service
 	media    *media.Service
+	// indexer keeps the full-text search index.
+	indexer *search.Indexer
+	// guests makes guests leave rooms that stop allowing them.
+	guests *guests.Enforcer
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -125,6 +131,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
+	s.indexer = search.NewIndexer(db, stream, log)
+	bus.Subscribe(s.indexer)
+	s.guests = guests.New(db, engine, log)
+	bus.Subscribe(s.guests)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
 	e2ee.Wake = s.notifier.Wake
@@ -157,7 +167,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
-		Media: s.media,
+		Media:  s.media,
+		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
 	if cfg.Federation.Enabled {
 		clientDeps.Federation = fed
@@ -341,6 +352,8 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.push.Run(ctx) })
+	s.goRun(func() { s.indexer.Run(ctx) })
+	s.goRun(func() { s.guests.Run(ctx) })
 	s.goRun(func() { s.typing.Run(ctx, time.Second) })
 	s.goRun(func() { s.presence.Run(ctx) })
 	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })

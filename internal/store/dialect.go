@@ -89,3 +89,32 @@ func (sqlite) mapError(err error) error {
 // SQLite migrations already run inside the single writer's IMMEDIATE
 // transaction, which excludes every other writer.
 func (sqlite) lockMigrations(context.Context, conn) error { return nil }
+
+// searchSQL is how each engine matches and ranks search_events rows
+// (aliased s) against the full-text query bound to $1: the join that
+// brings in the index, the WHERE condition and a rank where higher is
+// better. searchQuery spells the user's words in the engine's query
+// language; every word must match, as a prefix (as Synapse).
+func searchSQL(d dialect) (join, match, rank string) {
+	if d.name() == "postgres" {
+		return "", `s.vector @@ to_tsquery('english', $1)`, `ts_rank_cd(s.vector, to_tsquery('english', $1))`
+	}
+	return `JOIN search_fts ON search_fts.rowid = s.search_rowid`, `search_fts MATCH $1`, `-bm25(search_fts)`
+}
+
+// searchQuery joins words (letters and digits only, so that none is
+// query syntax) into the engine's prefix query.
+func searchQuery(d dialect, words []string) string {
+	parts := make([]string, len(words))
+	for i, w := range words {
+		if d.name() == "postgres" {
+			parts[i] = w + ":*"
+		} else {
+			parts[i] = `"` + w + `"*`
+		}
+	}
+	if d.name() == "postgres" {
+		return strings.Join(parts, " & ")
+	}
+	return strings.Join(parts, " AND ")
+}

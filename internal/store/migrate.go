@@ -72,7 +72,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			if n > 0 {
 				return nil
 			}
-			for _, stmt := range splitStatements(db.dialect.schema(m.ddl)) {
+			for _, stmt := range splitStatements(db.dialect.schema(forEngine(m.ddl, db.dialect.name()))) {
 				if _, err := c.exec(ctx, stmt); err != nil {
 					return fmt.Errorf("%w\n%s", err, stmt)
 				}
@@ -88,8 +88,30 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// forEngine keeps the lines of a migration meant for engine. A line
+// "-- @sqlite" or "-- @postgres" starts a block for that engine only, and
+// "-- @all" ends it: the few statements with no common spelling (the
+// full-text index of 0010_search.sql) live in such blocks, everything
+// else is written once.
+func forEngine(ddl, engine string) string {
+	var out []string
+	keep := true
+	for _, l := range strings.Split(ddl, "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "-- @") {
+			block := strings.TrimPrefix(t, "-- @")
+			keep = block == "all" || block == engine
+			continue
+		}
+		if keep {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // splitStatements splits a migration on semicolons at line ends; our DDL
-// has no semicolons inside literals or triggers.
+// has no semicolons inside literals, and a trigger's body is written on
+// its CREATE TRIGGER line so that its inner semicolons end no line.
 func splitStatements(ddl string) []string {
 	var out []string
 	for _, part := range strings.Split(ddl, ";\n") {

@@ -1,0 +1,103 @@
+// Package guests enforces the server side of guest access (spec "Guest
+// Access"): when a room stops allowing guests, its guests leave.
+package guests
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+)
+
+// Store lists a room's joined guests.
+type Store interface {
+	JoinedGuests(ctx context.Context, roomID string) ([]string, error)
+}
+
+// Enforcer makes guests leave rooms whose m.room.guest_access no longer
+// says can_join: the spec's MUST, done as Synapse does, each guest
+// leaving on their own behalf.
+type Enforcer struct {
+	store Store
+	rooms *rooms.Engine
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]bool
+	wake    chan struct{}
+}
+
+// New makes the enforcer; subscribe it to the engine's bus and Run it.
+func New(s Store, engine *rooms.Engine, log *slog.Logger) *Enforcer {
+	return &Enforcer{store: s, rooms: engine, log: log, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// Publish implements rooms.Bus. The engine publishes while a room may
+// still be busy, so the leaves are made later, by Run.
+func (g *Enforcer) Publish(n rooms.Notification) {
+	ev := n.Event
+	if ev.Type() != "m.room.guest_access" || ev.StateKey() == nil || *ev.StateKey() != "" || canJoin(ev.Content()) {
+		return
+	}
+	g.mu.Lock()
+	g.pending[ev.RoomID().String()] = true
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func canJoin(content []byte) bool {
+	var c struct {
+		GuestAccess string `json:"guest_access"`
+	}
+	return json.Unmarshal(content, &c) == nil && c.GuestAccess == "can_join"
+}
+
+// Run makes the pending leaves until ctx ends.
+func (g *Enforcer) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.wake:
+		}
+		g.mu.Lock()
+		roomIDs := g.pending
+		g.pending = map[string]bool{}
+		g.mu.Unlock()
+		for roomID := range roomIDs {
+			if err := g.evict(ctx, roomID); err != nil && ctx.Err() == nil {
+				g.log.Warn("guests: removing guests from a room", "room_id", roomID, "err", err)
+			}
+		}
+	}
+}
+
+// evict makes the room's guests leave if its current state still
+// refuses guests (a later event may have allowed them again).
+func (g *Enforcer) evict(ctx context.Context, roomID string) error {
+	state, err := g.rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	ev, err := g.rooms.StateEvent(ctx, state, "m.room.guest_access", "")
+	if err != nil || ev != nil && canJoin(ev.Content()) {
+		return err
+	}
+	guests, err := g.store.JoinedGuests(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	for _, u := range guests {
+		if _, err := g.rooms.SetMembership(ctx, rooms.MembershipRequest{Sender: u, RoomID: roomID, Target: u, Membership: spec.Leave}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

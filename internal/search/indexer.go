@@ -1,0 +1,229 @@
+// Package search serves server-side search (spec "Server Side Search"):
+// an indexer that keeps the full-text index of room events up to date
+// from the event stream, and the room_events search itself, which
+// applies history visibility to what the index finds.
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is the storage the search package uses.
+type Store interface {
+	SearchPosition(ctx context.Context) (high, low int64, err error)
+	SearchableEvents(ctx context.Context, after, upto int64, limit int) ([]store.EventRow, error)
+	BackfilledSearchableEvents(ctx context.Context, before int64, limit int) ([]store.EventRow, error)
+	IndexSearch(ctx context.Context, add []store.SearchEntry, remove []string, high, low int64) error
+	SearchEvents(ctx context.Context, q store.SearchQuery) ([]store.SearchHit, error)
+	CountSearch(ctx context.Context, q store.SearchQuery) (int64, error)
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+}
+
+// indexedKeys maps each indexed event type to the content field searched
+// (the spec's search keys).
+var indexedKeys = map[string]string{
+	"m.room.message": "content.body",
+	"m.room.name":    "content.name",
+	"m.room.topic":   "content.topic",
+}
+
+// indexBatch is how many events one indexing transaction reads.
+const indexBatch = 500
+
+// Indexer reads the event stream into the full-text index. It indexes
+// off the request path: the room engine's bus only wakes it, and it
+// reads the events from the store from where it last stopped, so that
+// events stored before a crash, or before search existed (an empty
+// index starts at position 0), are indexed on the next start.
+type Indexer struct {
+	store  Store
+	stream *rooms.StreamGen
+	log    *slog.Logger
+	wake   chan struct{}
+	// written is the high position last recorded (Run's goroutine only).
+	written int64
+
+	mu   sync.Mutex
+	high int64
+	// advanced is closed whenever high moves.
+	advanced chan struct{}
+	loaded   bool
+}
+
+// NewIndexer makes an indexer; Run starts it.
+func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger) *Indexer {
+	return &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), advanced: make(chan struct{})}
+}
+
+// Publish implements rooms.Bus: a new event wakes the indexer (events
+// backfilled from other servers too, which do not move the stream).
+func (ix *Indexer) Publish(rooms.Notification) {
+	select {
+	case ix.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run indexes until ctx ends.
+func (ix *Indexer) Run(ctx context.Context) {
+	high, low, err := ix.store.SearchPosition(ctx)
+	for err != nil {
+		ix.log.Warn("search: reading the index position", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		high, low, err = ix.store.SearchPosition(ctx)
+	}
+	ix.written = high
+	ix.setHigh(high)
+	for {
+		// Waiting for the stream before catching up, not after, so that
+		// no advance between the two is missed.
+		advanced := ix.stream.Advanced()
+		if high, low, err = ix.catchUp(ctx, high, low); err != nil && ctx.Err() == nil {
+			ix.log.Warn("search: indexing events", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-advanced:
+		case <-ix.wake:
+		}
+	}
+}
+
+// catchUp indexes every event between the stored positions and the
+// stream's current one, and any history backfilled below low.
+func (ix *Indexer) catchUp(ctx context.Context, high, low int64) (int64, int64, error) {
+	for upto := ix.stream.Current(); high < upto; {
+		rows, err := ix.store.SearchableEvents(ctx, high, upto, indexBatch)
+		if err != nil {
+			return high, low, err
+		}
+		next := upto
+		if len(rows) == indexBatch {
+			next = rows[len(rows)-1].StreamPos
+		}
+		if err := ix.index(ctx, rows, next, low); err != nil {
+			return high, low, err
+		}
+		high = next
+		ix.setHigh(high)
+	}
+	for {
+		rows, err := ix.store.BackfilledSearchableEvents(ctx, low, indexBatch)
+		if err != nil || len(rows) == 0 {
+			return high, low, err
+		}
+		next := rows[len(rows)-1].StreamPos
+		if err := ix.index(ctx, rows, high, next); err != nil {
+			return high, low, err
+		}
+		low = next
+		if len(rows) < indexBatch {
+			return high, low, nil
+		}
+	}
+}
+
+// index stores the index entries of rows and the new positions.
+func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low int64) error {
+	var add []store.SearchEntry
+	var remove []string
+	for _, r := range rows {
+		var ev struct {
+			Redacts string `json:"redacts"`
+			Content struct {
+				Body    any    `json:"body"`
+				Name    any    `json:"name"`
+				Topic   any    `json:"topic"`
+				Redacts string `json:"redacts"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal([]byte(r.JSON), &ev); err != nil {
+			continue // stored events are valid JSON; skip rather than stall
+		}
+		if r.Type == "m.room.redaction" {
+			// Room versions up to 10 carry redacts at the top level, 11
+			// and later in the content.
+			if id := ev.Redacts + ev.Content.Redacts; id != "" {
+				remove = append(remove, id)
+			}
+			continue
+		}
+		if r.RedactedBy != nil || r.StateKey != nil && *r.StateKey != "" {
+			continue
+		}
+		key := indexedKeys[r.Type]
+		var v any
+		switch key {
+		case "content.body":
+			v = ev.Content.Body
+		case "content.name":
+			v = ev.Content.Name
+		case "content.topic":
+			v = ev.Content.Topic
+		}
+		text, _ := v.(string)
+		if key == "content.body" && r.StateKey != nil || text == "" {
+			continue
+		}
+		add = append(add, store.SearchEntry{EventNID: r.NID, Key: key, RoomID: r.RoomID, Sender: r.Sender,
+			StreamPos: r.StreamPos, OriginTS: r.OriginTS, Value: text})
+	}
+	// Most stream positions are not searchable events (receipts,
+	// presence, account data, other event types): a batch with nothing
+	// to index only records its position every so often, so that the
+	// only writer SQLite has is not taken for nothing. A restart re-reads
+	// the few positions not recorded.
+	if len(add) == 0 && len(remove) == 0 && high-ix.written < positionEvery {
+		return nil
+	}
+	if err := ix.store.IndexSearch(ctx, add, remove, high, low); err != nil {
+		return err
+	}
+	ix.written = high
+	return nil
+}
+
+// positionEvery is how far the stream may move past the recorded
+// position before a batch with nothing to index records it.
+const positionEvery = 1000
+
+func (ix *Indexer) setHigh(high int64) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if high > ix.high || !ix.loaded {
+		ix.loaded, ix.high = true, max(high, ix.high)
+		close(ix.advanced)
+		ix.advanced = make(chan struct{})
+	}
+}
+
+// WaitFor waits until the index holds every event up to stream position
+// pos, or ctx ends: a search sees the messages sent before it (Synapse
+// indexes while persisting, so its searches do too).
+func (ix *Indexer) WaitFor(ctx context.Context, pos int64) {
+	for {
+		ix.mu.Lock()
+		done, ch := ix.loaded && ix.high >= pos, ix.advanced
+		ix.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
