@@ -65,9 +65,18 @@ type syResp struct {
 	} `json:"rooms"`
 }
 
-// roomCount is the number of rooms in all sections.
+// roomCount is the number of rooms in all sections with events: joined
+// rooms listed only for news besides their timeline and state (unread
+// counts, which push evaluation stores just after the events, receipts,
+// typing) do not count.
 func (r *syResp) roomCount() int {
-	return len(r.Rooms.Join) + len(r.Rooms.Invite) + len(r.Rooms.Leave) + len(r.Rooms.Knock)
+	n := len(r.Rooms.Invite) + len(r.Rooms.Leave) + len(r.Rooms.Knock)
+	for _, j := range r.Rooms.Join {
+		if (j.Timeline != nil && len(j.Timeline.Events) > 0) || (j.State != nil && len(j.State.Events) > 0) {
+			n++
+		}
+	}
+	return n
 }
 
 // sySync calls /sync with the query parameters q and fails the test on
