@@ -48,6 +48,9 @@ type Renderer func(ctx context.Context, userID string, stored json.RawMessage) (
 type Service struct {
 	store  Store
 	stream *rooms.StreamGen
+	// marks are each user's latest change, so that /sync skips the query
+	// for users whose account data did not change.
+	marks *cache.Marks
 
 	// OnChange is called, once the change is readable at the stream's
 	// current position, with the user whose account data changed, to wake
@@ -78,7 +81,7 @@ type userLock struct {
 // New makes the service; positions come from stream, the room engine's.
 func New(st Store, stream *rooms.StreamGen) *Service {
 	return &Service{store: st, stream: stream, renderers: map[string]Renderer{}, locks: map[string]*userLock{},
-		ignored: cache.NewLRU[string, map[string]bool](100000)}
+		ignored: cache.NewLRU[string, map[string]bool](100000), marks: cache.NewMarks(stream.Current())}
 }
 
 // Manage makes a global type server-managed: clients cannot PUT it, and
@@ -106,6 +109,7 @@ func (s *Service) Put(ctx context.Context, userID, roomID, typ string, content j
 		s.stream.Abandon(pos)
 		return err
 	}
+	s.marks.Note(userID, pos)
 	s.stream.Done(pos)
 	if roomID == "" && typ == TypeIgnoredUser {
 		s.ignoredMu.Lock()
@@ -210,6 +214,10 @@ func (s *Service) lock(userID string) func() {
 // with its latest content. With after == 0 (an initial sync) the
 // server-managed global types (m.push_rules) are always included.
 func (s *Service) Changes(ctx context.Context, userID string, after, upto int64) (global []Event, rooms map[string][]Event, err error) {
+	if after != 0 && s.marks.Unchanged(userID, after) {
+		// Every woken /sync asks; most users' account data did not change.
+		return nil, nil, nil
+	}
 	rows, err := s.store.AccountDataChanges(ctx, userID, after, upto)
 	if err != nil {
 		return nil, nil, err

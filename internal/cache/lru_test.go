@@ -23,3 +23,25 @@ func TestLRUEvictsLeastRecentByCost(t *testing.T) {
 		t.Fatal("remove failed")
 	}
 }
+
+func TestMarks(t *testing.T) {
+	m := NewMarks(10)
+	if m.Unchanged("a", 5) {
+		t.Fatal("a position before start-up was taken as known")
+	}
+	if !m.Unchanged("a", 10) {
+		t.Fatal("no change since start-up was not seen")
+	}
+	m.Note("a", 12)
+	if m.Unchanged("a", 11) || !m.Unchanged("a", 12) || !m.Unchanged("b", 11) {
+		t.Fatal("marks")
+	}
+	m.Note("a", 11)
+	if !m.Unchanged("a", 12) {
+		t.Fatal("an older change moved the mark back")
+	}
+	var none *Marks
+	if none.Unchanged("a", 100) {
+		t.Fatal("nil marks know nothing")
+	}
+}

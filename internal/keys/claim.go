@@ -95,6 +95,7 @@ func (s *Service) ClaimLocal(ctx context.Context, want map[string]map[string]str
 }
 
 func (s *Service) claimLocal(ctx context.Context, want map[string]map[string]string, resp *ClaimResponse) error {
+	defer s.countsChanged()
 	for user, devices := range want {
 		for device, alg := range devices {
 			k, _, err := s.store.ClaimOneTimeKey(ctx, user, device, alg)

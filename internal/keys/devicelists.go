@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // DeviceListChanges lists, for a user's sync or /keys/changes between
@@ -18,6 +19,25 @@ func (s *Service) DeviceListChanges(ctx context.Context, userID string, from, to
 	if to <= from {
 		return []string{}, []string{}, nil
 	}
+	// Every woken /sync asks, and mostly nothing changed: the cheap
+	// questions first, the users sharing a room only when needed.
+	var users []string
+	if !s.listMarks.Unchanged("", from) {
+		var err error
+		if users, err = s.store.DeviceListChangedUsers(ctx, from, to); err != nil {
+			return nil, nil, err
+		}
+	}
+	var mcs []store.MemberChange
+	if s.members == nil || !s.members.MembershipsUnchangedSince(from) {
+		var err error
+		if mcs, err = s.store.MemberChangesInUsersRooms(ctx, userID, from, to); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(users) == 0 && len(mcs) == 0 {
+		return []string{}, []string{}, nil
+	}
 	sharingList, err := s.store.UsersSharingRooms(ctx, userID)
 	if err != nil {
 		return nil, nil, err
@@ -27,18 +47,10 @@ func (s *Service) DeviceListChanges(ctx context.Context, userID string, from, to
 		sharing[u] = true
 	}
 	changedSet, leftSet := map[string]bool{}, map[string]bool{}
-	users, err := s.store.DeviceListChangedUsers(ctx, from, to)
-	if err != nil {
-		return nil, nil, err
-	}
 	for _, u := range users {
 		if sharing[u] {
 			changedSet[u] = true
 		}
-	}
-	mcs, err := s.store.MemberChangesInUsersRooms(ctx, userID, from, to)
-	if err != nil {
-		return nil, nil, err
 	}
 	for _, mc := range mcs {
 		if mc.UserID == userID {

@@ -13,12 +13,14 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -81,6 +83,11 @@ type Options struct {
 	// Federation is nil when federation is off: remote users then fail.
 	Federation Federation
 	Log        *slog.Logger
+	// Members, when set, tells whether any membership changed since a
+	// position (the room engine), sparing /sync a query.
+	Members interface {
+		MembershipsUnchangedSince(after int64) bool
+	}
 }
 
 // Service is the end-to-end encryption service. Its hook fields may be
@@ -92,6 +99,22 @@ type Service struct {
 	fed    Federation
 	log    *slog.Logger
 	now    func() time.Time
+
+	members interface {
+		MembershipsUnchangedSince(after int64) bool
+	}
+	// listMarks holds the latest position of any keys change (key ""),
+	// so that /sync skips the device-list queries when there was none.
+	listMarks *cache.Marks
+	// inbox knows, per device, that it has no to-device messages after a
+	// position, and acked how far messages were deleted; both spare
+	// /sync its queries and writes.
+	inboxMu sync.Mutex
+	inbox   map[string]inboxState
+	// counts caches devices' key counts while countsGen stays the same.
+	countsMu  sync.Mutex
+	countsGen int64
+	counts    map[string]countsEntry
 
 	// Wake tells /sync that something changed for a local user outside
 	// the event stream: a to-device message, a device-list change.
@@ -113,7 +136,15 @@ func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, now: time.Now}
+	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, now: time.Now,
+		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}}
+	if o.Members != nil {
+		s.members = o.Members
+	}
+	if o.Stream != nil {
+		s.listMarks = cache.NewMarks(o.Stream.Current())
+	}
+	return s
 }
 
 // IsLocal reports whether a user ID belongs to this server.
@@ -143,6 +174,9 @@ func (s *Service) atNewPosition(write func(pos int64) (bool, error)) (int64, err
 		s.stream.Abandon(pos)
 		return 0, err
 	}
+	// Over-approximated: any change at a position may be a device-list
+	// change, which is all /sync needs to know to skip its queries.
+	s.listMarks.Note("", pos)
 	s.stream.Done(pos)
 	return pos, nil
 }

@@ -85,6 +85,9 @@ func (s *Service) localMessages(ctx context.Context, sender, eventType, user str
 }
 
 func (s *Service) wakeRecipients(msgs []store.ToDeviceMessage) {
+	for _, m := range msgs {
+		s.messageArrived(m.UserID, m.DeviceID)
+	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		if !seen[m.UserID] {
@@ -98,6 +101,13 @@ func (s *Service) wakeRecipients(msgs []store.ToDeviceMessage) {
 // after inbox position since, and the position to put in the next sync
 // token (since itself when there are none).
 func (s *Service) ToDeviceMessages(ctx context.Context, userID, deviceID string, since int64, limit int) ([]Message, int64, error) {
+	key := userID + "|" + deviceID
+	s.inboxMu.Lock()
+	st := s.inbox[key]
+	s.inboxMu.Unlock()
+	if st.emptyKnown && since >= st.emptyAfter {
+		return nil, since, nil
+	}
 	rows, err := s.store.ToDeviceMessages(ctx, userID, deviceID, since, limit)
 	if err != nil {
 		return nil, since, err
@@ -108,16 +118,61 @@ func (s *Service) ToDeviceMessages(ctx context.Context, userID, deviceID string,
 		out[i] = Message{Pos: r.ID, Sender: r.Sender, Type: r.Type, Content: json.RawMessage(r.Content)}
 		next = r.ID
 	}
+	if len(rows) < limit {
+		// Nothing after next, unless a message arrived since the read
+		// began (its arrival bumped the version).
+		s.inboxMu.Lock()
+		if cur := s.inbox[key]; cur.version == st.version {
+			cur.emptyKnown, cur.emptyAfter = true, next
+			s.inbox[key] = cur
+		}
+		s.inboxMu.Unlock()
+	}
 	return out, next, nil
 }
 
+// inboxState is what the service knows of a device's inbox.
+type inboxState struct {
+	version    int64 // bumped by every new message
+	emptyKnown bool  // no message after emptyAfter
+	emptyAfter int64
+	acked      int64 // messages up to here are deleted
+}
+
+// messageArrived forgets what was known of a device's inbox.
+func (s *Service) messageArrived(userID, deviceID string) {
+	s.inboxMu.Lock()
+	defer s.inboxMu.Unlock()
+	key := userID + "|" + deviceID
+	st := s.inbox[key]
+	st.version++
+	st.emptyKnown = false
+	s.inbox[key] = st
+}
+
 // Ack deletes a device's messages up to inbox position upTo: the device
-// synced with a token past them, so it has them.
+// synced with a token past them, so it has them. Repeated acks of the
+// same position (every /sync sends its token) cost nothing.
 func (s *Service) Ack(ctx context.Context, userID, deviceID string, upTo int64) error {
 	if upTo <= 0 {
 		return nil
 	}
-	return s.store.DeleteToDeviceMessages(ctx, userID, deviceID, upTo)
+	key := userID + "|" + deviceID
+	s.inboxMu.Lock()
+	done := s.inbox[key].acked >= upTo
+	s.inboxMu.Unlock()
+	if done {
+		return nil
+	}
+	if err := s.store.DeleteToDeviceMessages(ctx, userID, deviceID, upTo); err != nil {
+		return err
+	}
+	s.inboxMu.Lock()
+	st := s.inbox[key]
+	st.acked = max(st.acked, upTo)
+	s.inbox[key] = st
+	s.inboxMu.Unlock()
+	return nil
 }
 
 // directToDevice is the m.direct_to_device EDU's content.
@@ -167,6 +222,7 @@ func (s *Service) HandleDirectToDevice(ctx context.Context, origin string, conte
 // waiting to-device messages. It is the accounts service's device
 // removal hook.
 func (s *Service) DevicesRemoved(ctx context.Context, userID string, deviceIDs []string) error {
+	defer s.countsChanged()
 	if deviceIDs != nil && len(deviceIDs) == 0 {
 		return nil
 	}

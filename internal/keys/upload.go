@@ -34,6 +34,7 @@ func invalidSignature(format string, args ...any) *mxerr.Error {
 
 // Upload stores a device's keys and returns its one-time key counts.
 func (s *Service) Upload(ctx context.Context, userID, deviceID string, req UploadRequest) (map[string]int, error) {
+	defer s.countsChanged()
 	if len(req.DeviceKeys) > 0 && string(req.DeviceKeys) != "null" {
 		if err := s.uploadDeviceKeys(ctx, userID, deviceID, req.DeviceKeys); err != nil {
 			return nil, err
@@ -160,18 +161,69 @@ func sameKeys(a, b map[string]string) bool {
 // algorithm; signed_curve25519 is always present, as Synapse and clients
 // expect.
 func (s *Service) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (map[string]int, error) {
-	counts, err := s.store.OneTimeKeyCounts(ctx, userID, deviceID)
+	c, err := s.keyCounts(ctx, userID, deviceID)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := counts["signed_curve25519"]; !ok {
-		counts["signed_curve25519"] = 0
+	out := make(map[string]int, len(c.otks)+1)
+	for k, v := range c.otks {
+		out[k] = v
 	}
-	return counts, nil
+	if _, ok := out["signed_curve25519"]; !ok {
+		out["signed_curve25519"] = 0
+	}
+	return out, nil
 }
 
 // UnusedFallbackKeyTypes lists the algorithms of a device's fallback keys
 // not yet handed out (sync's device_unused_fallback_key_types).
 func (s *Service) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID string) ([]string, error) {
-	return s.store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+	c, err := s.keyCounts(ctx, userID, deviceID)
+	return append([]string{}, c.fallbacks...), err
+}
+
+// countsEntry is a device's key counts as last read.
+type countsEntry struct {
+	gen       int64
+	otks      map[string]int
+	fallbacks []string
+}
+
+// keyCounts reads a device's key counts, from memory while no upload,
+// claim or removal happened since: every /sync sends them.
+func (s *Service) keyCounts(ctx context.Context, userID, deviceID string) (countsEntry, error) {
+	key := userID + "|" + deviceID
+	s.countsMu.Lock()
+	gen := s.countsGen
+	c, ok := s.counts[key]
+	s.countsMu.Unlock()
+	if ok && c.gen == gen {
+		return c, nil
+	}
+	otks, err := s.store.OneTimeKeyCounts(ctx, userID, deviceID)
+	if err != nil {
+		return countsEntry{}, err
+	}
+	fallbacks, err := s.store.UnusedFallbackKeyTypes(ctx, userID, deviceID)
+	if err != nil {
+		return countsEntry{}, err
+	}
+	c = countsEntry{gen: gen, otks: otks, fallbacks: fallbacks}
+	s.countsMu.Lock()
+	if s.countsGen == gen {
+		if len(s.counts) > 100000 {
+			clear(s.counts)
+		}
+		s.counts[key] = c
+	}
+	s.countsMu.Unlock()
+	return c, nil
+}
+
+// countsChanged forgets every cached count; called after a change is
+// stored, so that a read racing it is not kept.
+func (s *Service) countsChanged() {
+	s.countsMu.Lock()
+	s.countsGen++
+	s.countsMu.Unlock()
 }

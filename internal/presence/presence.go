@@ -16,6 +16,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -100,6 +101,9 @@ type Push struct {
 // timestamp there, and only changes clients must see are written.
 type Service struct {
 	o Options
+	// marks holds the latest presence change of anyone (key ""), so that
+	// /sync skips the query when no one's presence changed.
+	marks *cache.Marks
 
 	// OnChange is called, once the change is readable at the stream's
 	// current position, with the user whose presence changed, to wake the
@@ -130,7 +134,12 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{o: o, users: map[string]store.Presence{}, syncing: map[string]int{}, dirty: map[string]bool{}}
+	start := int64(0)
+	if o.Stream != nil {
+		start = o.Stream.Current()
+	}
+	return &Service{o: o, users: map[string]store.Presence{}, syncing: map[string]int{}, dirty: map[string]bool{},
+		marks: cache.NewMarks(start)}
 }
 
 // Enabled reports whether presence is on (config presence.enabled).
@@ -258,7 +267,7 @@ func (s *Service) Get(ctx context.Context, viewer, userID string) (Content, erro
 // (after, upto]. after == 0 (an initial sync) gives everyone's current
 // presence, as Synapse does (users never seen have none to give).
 func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64) ([]Event, error) {
-	if !s.o.Enabled || upto <= after {
+	if !s.o.Enabled || upto <= after || (after != 0 && s.marks.Unchanged("", after)) {
 		return nil, nil
 	}
 	rows, err := s.o.Store.PresenceChanges(ctx, viewer, after, upto)

@@ -177,6 +177,7 @@ func (s *Service) rewrite(ctx context.Context, userID string) error {
 		s.mu.Unlock()
 		return err
 	}
+	s.marks.Note("", pos)
 	s.o.Stream.Done(pos)
 	s.changed(ctx, userID, pos)
 	return nil

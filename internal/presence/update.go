@@ -53,6 +53,7 @@ func (s *Service) apply(ctx context.Context, userID string, change func(p *store
 		s.mu.Unlock()
 		return err
 	}
+	s.marks.Note("", pos)
 	s.o.Stream.Done(pos)
 	if local && s.Federate != nil {
 		s.Federate(ctx, push(next, now))

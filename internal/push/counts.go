@@ -40,6 +40,9 @@ func (s *Service) UnreadCounts(ctx context.Context, userID, roomID string) (Coun
 // unread counts even when nothing else in them changed, since evaluation
 // runs behind the events.
 func (s *Service) CountsChanged(ctx context.Context, userID string, after, upto int64) ([]string, error) {
+	if s.countMarks.Unchanged(userID, after) {
+		return nil, nil
+	}
 	return s.store.PushCountsChanged(ctx, userID, after, upto)
 }
 

@@ -81,6 +81,9 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 		s.stream.Abandon(pos)
 		return err
 	}
+	for _, n := range all {
+		s.countMarks.Note(n.UserID, pos)
+	}
 	s.stream.Done(pos)
 	if !waitReadable(ctx, s.stream, pos) {
 		return nil

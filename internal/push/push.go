@@ -63,6 +63,9 @@ type Service struct {
 	rooms       *rooms.Engine
 	accountData *accountdata.Service
 	stream      *rooms.StreamGen
+	// countMarks are each user's latest stored notification, so that
+	// /sync skips the query for users whose counts did not change.
+	countMarks *cache.Marks
 
 	// OnChange is called with a user whose notification counts changed,
 	// once the change is readable, to wake their /sync.
@@ -107,8 +110,9 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
-		startPos: engine.Stream().Current(),
-		rulesets: cache.NewLRU[string, *pushrules.PushRuleset](100000),
+		startPos:   engine.Stream().Current(),
+		rulesets:   cache.NewLRU[string, *pushrules.PushRuleset](100000),
+		countMarks: cache.NewMarks(engine.Stream().Current()),
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -40,6 +41,9 @@ type Service struct {
 	engine *rooms.Engine
 	marker ReadMarker
 	now    func() time.Time
+	// marks are each room's latest receipt, so that /sync skips the
+	// query for rooms without new ones.
+	marks *cache.Marks
 
 	// OnChange is told of every stored receipt (to wake /sync requests of
 	// the room's local members).
@@ -50,7 +54,7 @@ type Service struct {
 
 // New makes the service; marker may be nil.
 func New(st Store, engine *rooms.Engine, marker ReadMarker) *Service {
-	return &Service{store: st, engine: engine, marker: marker, now: time.Now}
+	return &Service{store: st, engine: engine, marker: marker, now: time.Now, marks: cache.NewMarks(engine.Stream().Current())}
 }
 
 // Put stores a local user's receipt for an event of a room they are in.
@@ -119,6 +123,7 @@ func (s *Service) put(ctx context.Context, r store.Receipt, eventPos int64) (boo
 		stream.Abandon(r.StreamPos)
 		return false, err
 	}
+	s.marks.Note(r.RoomID, r.StreamPos)
 	stream.Done(r.StreamPos)
 	if s.OnChange != nil {
 		s.OnChange(r.RoomID)
@@ -130,6 +135,9 @@ func (s *Service) put(ctx context.Context, r store.Receipt, eventPos int64) (boo
 // positions in (after, upto] (all of them when after is 0, for an initial
 // sync), private ones only the viewer's own. nil when there are none.
 func (s *Service) ForSync(ctx context.Context, viewer, roomID string, after, upto int64) (json.RawMessage, error) {
+	if after != 0 && s.marks.Unchanged(roomID, after) {
+		return nil, nil
+	}
 	rs, err := s.store.RoomReceipts(ctx, roomID, after, upto)
 	if err != nil || len(rs) == 0 {
 		return nil, err

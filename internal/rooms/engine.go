@@ -92,6 +92,7 @@ type Engine struct {
 	// that /sync can tell without a query that nothing changed.
 	memberMu  sync.Mutex
 	memberPos map[string]int64
+	memberMax int64
 	startPos  int64
 
 	// relRooms remembers which rooms have relations, so that rendering
@@ -558,4 +559,17 @@ func (e *Engine) noteMembership(userID string, pos int64) {
 	if pos > e.memberPos[userID] {
 		e.memberPos[userID] = pos
 	}
+	e.memberMax = max(e.memberMax, pos)
+}
+
+// MembershipsUnchangedSince reports whether no membership event of
+// anyone was stored after position after (as MembershipUnchanged, for
+// every user at once).
+func (e *Engine) MembershipsUnchangedSince(after int64) bool {
+	if after < e.startPos {
+		return false
+	}
+	e.memberMu.Lock()
+	defer e.memberMu.Unlock()
+	return e.memberMax <= after
 }

@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.guests = guests.New(db, engine, log)
 	bus.Subscribe(s.guests)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log})
+	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine})
 	e2ee.Wake = s.notifier.Wake
 	s.keys = e2ee
 	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
