@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -36,6 +37,13 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 	room := &roomContext{s: s, ctx: ctx, ev: ev}
 	thread := threadOf(mev)
 	now := time.Now().UnixMilli()
+	// The default rules differ between users only by the user's ID
+	// (mentions, invites), so for every user with default rules whom the
+	// event neither mentions nor concerns one evaluation serves all:
+	// a message in a big room costs one evaluation, not one per member.
+	mentioned := mentionedUsers(ev)
+	var shared pushrules.PushActionArray
+	sharedDone := false
 	for _, u := range users {
 		ignored, err := s.accountData.IgnoredUsers(ctx, u)
 		if err != nil {
@@ -48,7 +56,15 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		if err != nil {
 			return out, err
 		}
-		actions := rs.GetActions(&userRoom{roomContext: room, user: u}, mev)
+		var actions pushrules.PushActionArray
+		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember {
+			if !sharedDone {
+				shared, sharedDone = genericRules().GetActions(&userRoom{roomContext: room, user: nobody}, mev), true
+			}
+			actions = shared
+		} else {
+			actions = rs.rules.GetActions(&userRoom{roomContext: room, user: u}, mev)
+		}
 		should := actions.Should()
 		if !should.Notify {
 			continue
@@ -281,4 +297,35 @@ func marshalActions(actions pushrules.PushActionArray) json.RawMessage {
 	}
 	raw, _ := json.Marshal(out)
 	return raw
+}
+
+// genericRules are the default rules of nobody, built once.
+var genericRules = sync.OnceValue(func() *pushrules.PushRuleset {
+	rs, err := evaluatorRules(defaultRules(nobody))
+	if err != nil {
+		panic("push: the default rules do not parse: " + err.Error())
+	}
+	return rs
+})
+
+// nobody is a user ID no event can mention or concern.
+const nobody = "@\x00:invalid"
+
+// mentionedUsers are the users an event's m.mentions names.
+func mentionedUsers(ev *rooms.Event) map[string]bool {
+	var c struct {
+		Mentions struct {
+			UserIDs []any `json:"user_ids"`
+		} `json:"m.mentions"`
+	}
+	if json.Unmarshal(ev.Content(), &c) != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, u := range c.Mentions.UserIDs {
+		if s, ok := u.(string); ok {
+			out[s] = true
+		}
+	}
+	return out
 }

@@ -82,7 +82,7 @@ type Service struct {
 	// rulesets caches users' rules in the evaluator's form; rulesMu
 	// orders loads against invalidation (see update).
 	rulesMu  sync.Mutex
-	rulesets *cache.LRU[string, *pushrules.PushRuleset]
+	rulesets *cache.LRU[string, userRuleset]
 	deliver  *deliverer
 }
 
@@ -111,7 +111,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
 		startPos:   engine.Stream().Current(),
-		rulesets:   cache.NewLRU[string, *pushrules.PushRuleset](100000),
+		rulesets:   cache.NewLRU[string, userRuleset](100000),
 		countMarks: cache.NewMarks(engine.Stream().Current()),
 	}
 	s.deliver = newDeliverer(s)
@@ -191,16 +191,34 @@ func (s *Service) safeEvaluate(ctx context.Context, n rooms.Notification) (e eva
 
 // ruleset is a user's rules in the evaluator's form, cached until they
 // change.
-func (s *Service) ruleset(ctx context.Context, userID string) (*pushrules.PushRuleset, error) {
+func (s *Service) ruleset(ctx context.Context, userID string) (userRuleset, error) {
 	if rs, ok := s.rulesets.Get(userID); ok {
 		return rs, nil
 	}
 	s.rulesMu.Lock()
 	defer s.rulesMu.Unlock()
-	rules, err := s.Rules(ctx, userID)
+	stored, err := s.accountData.Stored(ctx, userID, "", accountdata.TypePushRules)
 	if err != nil {
-		return nil, err
+		return userRuleset{}, err
 	}
+	rs, err := evaluatorRules(parseUserRules(stored).merged(userID))
+	if err != nil {
+		return userRuleset{}, err
+	}
+	out := userRuleset{rules: rs, isDefault: len(stored) == 0}
+	s.rulesets.Put(userID, out)
+	return out, nil
+}
+
+// userRuleset is a user's rules in the evaluator's form; isDefault
+// when the user never changed them.
+type userRuleset struct {
+	rules     *pushrules.PushRuleset
+	isDefault bool
+}
+
+// evaluatorRules turns rules into mautrix's evaluator's form.
+func evaluatorRules(rules *Ruleset) (*pushrules.PushRuleset, error) {
 	raw, err := json.Marshal(rules)
 	if err != nil {
 		return nil, err
@@ -209,7 +227,6 @@ func (s *Service) ruleset(ctx context.Context, userID string) (*pushrules.PushRu
 	if err := json.Unmarshal(raw, rs); err != nil {
 		return nil, err
 	}
-	s.rulesets.Put(userID, rs)
 	return rs, nil
 }
 
