@@ -9,18 +9,30 @@ import (
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
-// specVersions are the client-server spec versions the server advertises.
-// A version is listed only once everything it requires is implemented,
-// and every version up to v1.19 requires rooms and /sync, which the room
-// engine brings; until then clients are told of no version rather than a
-// false one. Each issue that completes a version adds it here.
-var specVersions = []string{}
+// specVersions are the client-server spec versions the server advertises:
+// up to v1.11, whose authenticated media was the last requirement to
+// land. Optional modules not served (3PID changes, TURN, third-party
+// protocols, SSO) are answered as a server without them answers; later
+// versions wait for their own additions (see docs/compliance.md).
+var specVersions = []string{"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
+	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"}
 
 func (a *API) registerDiscovery(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/versions", Handler: a.versions, Auth: httpapi.AuthOptional})
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/.well-known/matrix/client", Handler: a.wellKnownClient})
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/.well-known/matrix/server", Handler: a.wellKnownServer})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/capabilities", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.capabilities})
+	// What a server without third-party identifiers, TURN or bridges
+	// answers, as Synapse does unconfigured; clients call these at start.
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/account/3pid", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+		return map[string]any{"threepids": []any{}}, nil
+	}})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/voip/turnServer", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+		return map[string]any{}, nil
+	}})
+	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/thirdparty/protocols", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+		return map[string]any{}, nil
+	}})
 }
 
 func (a *API) versions(*http.Request, *httpapi.Caller) (any, error) {

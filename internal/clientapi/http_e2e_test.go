@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,6 +61,11 @@ func TestDiscoveryVersions(t *testing.T) {
 					t.Fatalf("versions: odd version %q", v)
 				}
 			}
+			// Clients (Element) refuse servers without v1.1; authenticated
+			// media (v1.11) is served.
+			if !slices.Contains(*shape.Versions, "v1.1") || !slices.Contains(*shape.Versions, "v1.11") {
+				t.Fatalf("versions: %v", *shape.Versions)
+			}
 		}
 		// HEAD is answered like GET.
 		if r := testserver.Send(t, nil, "HEAD", s.URL+"/_matrix/client/versions", "", nil); r.Status != http.StatusOK {
@@ -68,6 +74,17 @@ func TestDiscoveryVersions(t *testing.T) {
 		// And a real client understands it.
 		if _, err := s.Client().Versions(context.Background()); err != nil {
 			t.Fatalf("mautrix Versions: %v", err)
+		}
+		// The optional modules' answers of a server without them.
+		for path, key := range map[string]string{"/_matrix/client/v3/account/3pid": "threepids", "/_matrix/client/v3/voip/turnServer": "",
+			"/_matrix/client/v3/thirdparty/protocols": ""} {
+			r := testserver.Send(t, nil, "GET", s.URL+path, alice.AccessToken, nil)
+			wireOK(t, path, r)
+			if key != "" {
+				if list, ok := r.JSON[key].([]any); !ok || len(list) != 0 {
+					t.Fatalf("%s: %s", path, r.Raw)
+				}
+			}
 		}
 	})
 }
