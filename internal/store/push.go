@@ -33,10 +33,19 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) e
 	// (see sqlite.rewrite), which keeps 900-parameter statements cheap.
 	return db.tx(ctx, func(c conn) error {
 		type userRoom struct{ user, room string }
+		type userThread struct{ user, room, thread string }
 		latest := map[userRoom]int64{}
+		added := map[userThread][2]int64{}
 		for _, n := range ns {
 			k := userRoom{n.UserID, n.RoomID}
 			latest[k] = max(latest[k], n.CountedPos)
+			t := userThread{n.UserID, n.RoomID, n.ThreadID}
+			c := added[t]
+			c[0]++
+			if n.Highlight {
+				c[1]++
+			}
+			added[t] = c
 		}
 		for len(ns) > 0 {
 			batch := ns[:min(len(ns), pushBatch)]
@@ -61,6 +70,13 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) e
 				return err
 			}
 		}
+		for k, n := range added {
+			if _, err := c.exec(ctx, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifs = push_unread.notifs + excluded.notifs,
+					highlights = push_unread.highlights + excluded.highlights`, k.user, k.room, k.thread, n[0], n[1]); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 }
@@ -80,42 +96,58 @@ type ThreadCounts struct {
 	Highlights    int64
 }
 
-// UnreadPushCounts counts a user's unread notifications in a room, per
-// thread.
+// UnreadPushCounts returns a user's unread notification counts in a
+// room, per thread, from the counters kept beside the notifications.
 func (db *DB) UnreadPushCounts(ctx context.Context, userID, roomID string) ([]ThreadCounts, error) {
 	return collect(ctx, db.r(), func(scan func(...any) error) (ThreadCounts, error) {
 		var t ThreadCounts
 		err := scan(&t.ThreadID, &t.Notifications, &t.Highlights)
 		return t, err
-	}, `SELECT thread_id, COUNT(*), SUM(highlight) FROM push_notifications
-		WHERE user_id = $1 AND room_id = $2 AND unread = 1 GROUP BY thread_id`, userID, roomID)
+	}, `SELECT thread_id, notifs, highlights FROM push_unread
+		WHERE user_id = $1 AND room_id = $2 AND notifs > 0`, userID, roomID)
 }
 
 // TotalUnreadPush counts a user's unread notifications in every room.
 func (db *DB) TotalUnreadPush(ctx context.Context, userID string) (int64, error) {
 	var n int64
-	err := db.r().queryRow(ctx, `SELECT COUNT(*) FROM push_notifications WHERE user_id = $1 AND unread = 1`, []any{userID}, &n)
+	err := db.r().queryRow(ctx, `SELECT COALESCE(SUM(notifs), 0) FROM push_unread WHERE user_id = $1`, []any{userID}, &n)
 	return n, err
 }
 
 // MarkPushRead marks a user's notifications in a room read up to an
 // event stream position: those of one thread ("" the main timeline), or
-// of every thread when allThreads is set. It reports whether any changed.
+// of every thread when allThreads is set, and recounts the room's
+// counters. It reports whether any changed.
 func (db *DB) MarkPushRead(ctx context.Context, userID, roomID, threadID string, allThreads bool, pos int64) (bool, error) {
-	var res sql.Result
-	var err error
-	if allThreads {
-		res, err = db.w().exec(ctx, `UPDATE push_notifications SET unread = 0
-			WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3`, userID, roomID, pos)
-	} else {
-		res, err = db.w().exec(ctx, `UPDATE push_notifications SET unread = 0
-			WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3 AND thread_id = $4`, userID, roomID, pos, threadID)
-	}
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	var changed bool
+	err := db.tx(ctx, func(c conn) error {
+		var res sql.Result
+		var err error
+		if allThreads {
+			res, err = c.exec(ctx, `UPDATE push_notifications SET unread = 0
+				WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3`, userID, roomID, pos)
+		} else {
+			res, err = c.exec(ctx, `UPDATE push_notifications SET unread = 0
+				WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3 AND thread_id = $4`, userID, roomID, pos, threadID)
+		}
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		// Receipts are rare next to syncs: recount here, once.
+		if _, err := c.exec(ctx, `DELETE FROM push_unread WHERE user_id = $1 AND room_id = $2`, userID, roomID); err != nil {
+			return err
+		}
+		_, err = c.exec(ctx, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights)
+			SELECT user_id, room_id, thread_id, COUNT(*), SUM(highlight) FROM push_notifications
+			WHERE user_id = $1 AND room_id = $2 AND unread = 1 GROUP BY user_id, room_id, thread_id`, userID, roomID)
+		return err
+	})
+	return changed, err
 }
 
 // PushNotifications lists a user's notifications newest first, those with

@@ -33,6 +33,18 @@ CREATE TABLE push_notifications (
 );
 CREATE INDEX push_notifications_user ON push_notifications (user_id, notif_id);
 CREATE INDEX push_notifications_unread ON push_notifications (user_id, room_id, unread, event_pos);
+-- Each user's unread counts per room and thread ('' the main timeline),
+-- kept as notifications are stored and read, so that a /sync reads them
+-- rather than counting a room's unread rows every time.
+CREATE TABLE push_unread (
+    user_id    TEXT NOT NULL,
+    room_id    TEXT NOT NULL,
+    thread_id  TEXT NOT NULL,
+    notifs     BIGINT NOT NULL,
+    highlights BIGINT NOT NULL,
+    PRIMARY KEY (user_id, room_id, thread_id)
+);
+
 -- When each user's counts in each room last changed (the latest
 -- counted_pos), so that /sync finds rooms whose counts changed alone: one
 -- row per user and room rather than an index entry per notification.
