@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -134,15 +133,29 @@ type proc struct {
 	URL string
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeAddr is the listen address of a test server's listener: port 0,
+// so that the server binds a port no one else holds (a port found free
+// and released could be taken by a parallel test before the child binds
+// it); the child's "listening" log line tells which (proc.addr).
+func freeAddr(*testing.T) string { return "127.0.0.1:0" }
+
+// addr returns the address a listener of the child bound, from its log.
+func (p *proc) addr(listener string) string {
+	p.t.Helper()
+	re := regexp.MustCompile(`listener=` + listener + ` addr=(\S+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("myelin serve exited before listening (%v):\n%s", p.err, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	p.t.Fatalf("myelin serve never logged its %s listener:\n%s", listener, p.stderr.String())
+	return ""
 }
 
 // serveEnv is the environment of a quick test server: a data directory,
@@ -163,7 +176,7 @@ func serve(t *testing.T, env map[string]string, args ...string) *proc {
 	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = childEnv(env)
-	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{}), URL: "http://" + env["MYELIN_CLIENT_LISTEN"]}
+	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -180,6 +193,7 @@ func serve(t *testing.T, env map[string]string, args ...string) *proc {
 			t.Logf("myelin serve output:\n%s", p.stderr.String())
 		}
 	})
+	p.URL = "http://" + p.addr("client")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -393,7 +407,7 @@ func TestServeListenersAndSwitches(t *testing.T) {
 	})
 
 	t.Run("metrics", func(t *testing.T) {
-		resp, err := http.Get("http://" + env["MYELIN_METRICS_LISTEN"] + "/metrics")
+		resp, err := http.Get("http://" + p.addr("metrics") + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +425,7 @@ func TestServeListenersAndSwitches(t *testing.T) {
 
 	t.Run("federation over TLS", func(t *testing.T) {
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
-		code, body := testserver.Do(t, client, "GET", "https://"+env["MYELIN_FEDERATION_LISTEN"]+"/_matrix/federation/v1/version", "", nil)
+		code, body := testserver.Do(t, client, "GET", "https://"+p.addr("federation")+"/_matrix/federation/v1/version", "", nil)
 		if code != http.StatusOK {
 			t.Fatalf("federation version over TLS: %d %v", code, body)
 		}
@@ -420,7 +434,7 @@ func TestServeListenersAndSwitches(t *testing.T) {
 			t.Fatalf("federation version body = %v", body)
 		}
 		// Plain HTTP on the TLS port does not get a Matrix answer.
-		if resp, err := http.Get("http://" + env["MYELIN_FEDERATION_LISTEN"] + "/_matrix/federation/v1/version"); err == nil {
+		if resp, err := http.Get("http://" + p.addr("federation") + "/_matrix/federation/v1/version"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				t.Fatal("the federation listener answered plain HTTP")
