@@ -274,33 +274,21 @@ func (e *Engine) Extremities(ctx context.Context, roomID string) ([]string, int6
 // The states and their auth chain are stored as outliers; the state
 // before the event is the resolution of every prev event's state.
 func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU, prevStates map[string][]gomatrixserverlib.PDU, authChain []gomatrixserverlib.PDU) (*Event, error) {
-	roomID := pdu.RoomID().String()
-	h, err := e.lockRoom(ctx, roomID)
-	if err != nil {
-		return nil, err
+	h, known, err := e.lockForInput(ctx, pdu)
+	if err != nil || known != nil {
+		return known, err
 	}
 	defer e.unlockRoom(h)
-	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
-		return nil, err
-	} else if len(known) > 0 && known[0].HasState() {
-		return known[0], nil
-	}
 	if h.version == nil {
-		return nil, fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), roomID)
+		return nil, errUnknownRoom(pdu)
 	}
 	all := append([]gomatrixserverlib.PDU{}, authChain...)
 	for _, st := range prevStates {
 		all = append(all, st...)
 	}
-	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, all); err != nil {
-		return nil, err
-	}
-	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
+	authEvs, err := e.storeWithAuth(ctx, h, pdu, all)
 	if err != nil {
 		return nil, err
-	}
-	if len(missingAuth) > 0 {
-		return nil, &ErrMissingEvents{Auth: missingAuth}
 	}
 	snapshots, err := e.prevSnapshots(ctx, h, pdu, prevStates)
 	if err != nil {
@@ -312,7 +300,7 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 	}
 	beforeID := snapshots[0]
 	if len(snapshots) > 1 {
-		if beforeID, err = e.storeSnapshot(ctx, roomID, before, h.snapshot); err != nil {
+		if beforeID, err = e.storeSnapshot(ctx, h.id, before, h.snapshot); err != nil {
 			return nil, err
 		}
 	}
@@ -412,29 +400,17 @@ func (e *Engine) BackfillPoints(ctx context.Context, roomID string) ([]string, e
 // from the server it came from when those are missing) but never
 // soft-failed or made part of the room's head.
 func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PDU, pos int64, stateBefore, authChain []gomatrixserverlib.PDU) (*Event, error) {
-	roomID := pdu.RoomID().String()
-	h, err := e.lockRoom(ctx, roomID)
-	if err != nil {
-		return nil, err
+	h, known, err := e.lockForInput(ctx, pdu)
+	if err != nil || known != nil {
+		return known, err
 	}
 	defer e.unlockRoom(h)
-	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
-		return nil, err
-	} else if len(known) > 0 && known[0].HasState() {
-		return known[0], nil
-	}
 	if h.version == nil {
-		return nil, fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), roomID)
+		return nil, errUnknownRoom(pdu)
 	}
-	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, append(append([]gomatrixserverlib.PDU{}, authChain...), stateBefore...)); err != nil {
-		return nil, err
-	}
-	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
+	authEvs, err := e.storeWithAuth(ctx, h, pdu, append(append([]gomatrixserverlib.PDU{}, authChain...), stateBefore...))
 	if err != nil {
 		return nil, err
-	}
-	if len(missingAuth) > 0 {
-		return nil, &ErrMissingEvents{Auth: missingAuth}
 	}
 	before, beforeID, chainLen, err := e.historicalStateBefore(ctx, h, pdu, stateBefore)
 	if err != nil {

@@ -31,22 +31,16 @@ func (e *ErrMissingEvents) Error() string {
 // (else soft-failed). Accepted events become forward extremities and the
 // room's current state is re-resolved when the extremities disagree.
 func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
-	roomID := pdu.RoomID().String()
-	h, err := e.lockRoom(ctx, roomID)
-	if err != nil {
-		return nil, err
+	h, known, err := e.lockForInput(ctx, pdu)
+	if err != nil || known != nil {
+		return known, err
 	}
 	defer e.unlockRoom(h)
-	if known, err := e.EventsByID(ctx, []string{pdu.EventID()}); err != nil {
-		return nil, err
-	} else if len(known) > 0 && known[0].HasState() {
-		return known[0], nil
-	}
 	if pdu.Type() == spec.MRoomCreate && pdu.StateKey() != nil && *pdu.StateKey() == "" && h.version == nil {
 		return e.receiveCreate(ctx, h, pdu)
 	}
 	if h.version == nil {
-		return nil, fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), roomID)
+		return nil, errUnknownRoom(pdu)
 	}
 
 	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
@@ -75,6 +69,47 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 		return nil, err
 	}
 	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen)
+}
+
+// lockForInput locks the room of an event received from elsewhere. An
+// event already stored with its state is returned instead, the room
+// unlocked: receiving is idempotent, and an outlier is received again to
+// gain its place.
+func (e *Engine) lockForInput(ctx context.Context, pdu gomatrixserverlib.PDU) (*roomHead, *Event, error) {
+	h, err := e.lockRoom(ctx, pdu.RoomID().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	known, err := e.EventsByID(ctx, []string{pdu.EventID()})
+	if err != nil || (len(known) > 0 && known[0].HasState()) {
+		e.unlockRoom(h)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, known[0], nil
+	}
+	return h, nil, nil
+}
+
+func errUnknownRoom(pdu gomatrixserverlib.PDU) error {
+	return fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), pdu.RoomID().String())
+}
+
+// storeWithAuth stores events that come with one received from another
+// server (its auth chain, the state it was sent with) as outliers, and
+// returns its auth events, all of which must then be here.
+func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, outliers []gomatrixserverlib.PDU) ([]*Event, error) {
+	if err := e.storeOutliers(ctx, h.id, string(h.version.Version()), false, outliers); err != nil {
+		return nil, err
+	}
+	authEvs, missingAuth, err := e.knownEvents(ctx, pdu.AuthEventIDs())
+	if err != nil {
+		return nil, err
+	}
+	if len(missingAuth) > 0 {
+		return nil, &ErrMissingEvents{Auth: missingAuth}
+	}
+	return authEvs, nil
 }
 
 // receiveAt runs the checks on receipt of an event whose state before it
