@@ -165,20 +165,10 @@ func (s *Service) rewrite(ctx context.Context, userID string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	pos := s.o.Stream.Next()
-	p.StreamPos = pos
-	s.users[userID] = p
-	delete(s.dirty, userID)
-	s.mu.Unlock()
-	if err := s.o.Store.PutPresence(ctx, p); err != nil {
-		s.o.Stream.Abandon(pos)
-		s.mu.Lock()
-		s.dirty[userID] = false
-		s.mu.Unlock()
+	pos, err := s.storeLocked(ctx, userID, p)
+	if err != nil {
 		return err
 	}
-	s.marks.Note("", pos)
-	s.o.Stream.Done(pos)
 	s.changed(ctx, userID, pos)
 	return nil
 }

@@ -39,22 +39,10 @@ func (s *Service) apply(ctx context.Context, userID string, change func(p *store
 		}
 		return nil
 	}
-	// The position is taken under the lock, so that a user's positions
-	// follow the order of their changes; the store keeps the latest.
-	pos := s.o.Stream.Next()
-	next.StreamPos = pos
-	s.users[userID] = next
-	delete(s.dirty, userID)
-	s.mu.Unlock()
-	if err := s.o.Store.PutPresence(ctx, next); err != nil {
-		s.o.Stream.Abandon(pos)
-		s.mu.Lock()
-		s.dirty[userID] = false
-		s.mu.Unlock()
+	pos, err := s.storeLocked(ctx, userID, next)
+	if err != nil {
 		return err
 	}
-	s.marks.Note("", pos)
-	s.o.Stream.Done(pos)
 	if local && s.Federate != nil {
 		s.Federate(ctx, push(next, now))
 	}
@@ -158,4 +146,27 @@ func (s *Service) changed(ctx context.Context, userID string, pos int64) {
 	if s.OnChange != nil {
 		s.OnChange(userID)
 	}
+}
+
+// storeLocked writes a user's presence at a new stream position; called
+// with s.mu held, which it releases. The position is taken under the
+// lock, so that a user's positions follow the order of their changes
+// (the store keeps the latest). A failed write leaves the user dirty,
+// for the periodic flush to retry.
+func (s *Service) storeLocked(ctx context.Context, userID string, p store.Presence) (int64, error) {
+	pos := s.o.Stream.Next()
+	p.StreamPos = pos
+	s.users[userID] = p
+	delete(s.dirty, userID)
+	s.mu.Unlock()
+	if err := s.o.Store.PutPresence(ctx, p); err != nil {
+		s.o.Stream.Abandon(pos)
+		s.mu.Lock()
+		s.dirty[userID] = false
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.marks.Note("", pos)
+	s.o.Stream.Done(pos)
+	return pos, nil
 }
