@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -46,39 +45,19 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string, 
 	if len(remote) == 0 {
 		return resp, nil
 	}
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for server, users := range remote {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			var got map[string]map[string]map[string]json.RawMessage
-			if s.fed == nil {
-				err = errNoFederation
-			} else {
-				res, ferr := s.fed.ClaimKeys(ctx, spec.ServerName(s.server), spec.ServerName(server), users)
-				got, err = res.OneTimeKeys, ferr
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				resp.Failures[server] = map[string]any{"status": 503, "message": err.Error()}
-				return
-			}
-			for user, devices := range got {
+	eachServer(ctx, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string]map[string]string) (func(), error) {
+		if s.fed == nil {
+			return nil, errNoFederation
+		}
+		res, err := s.fed.ClaimKeys(ctx, spec.ServerName(s.server), spec.ServerName(server), users)
+		return func() {
+			for user, devices := range res.OneTimeKeys {
 				if _, asked := users[user]; asked {
 					resp.OneTimeKeys[user] = devices
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}, err
+	})
 	return resp, nil
 }
 

@@ -64,6 +64,19 @@ func (s *Service) Query(ctx context.Context, requester string, want map[string][
 	if len(remote) == 0 {
 		return resp, nil
 	}
+	eachServer(ctx, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string][]string) (func(), error) {
+		part := newQueryResponse()
+		err := s.queryRemote(ctx, server, users, part)
+		return func() { mergeQuery(resp, part) }, err
+	})
+	return resp, nil
+}
+
+// eachServer asks every server at once, within timeout (DefaultTimeout
+// when 0): ask returns what to merge into the answer, which eachServer
+// runs one at a time; a server that fails is listed in failures.
+func eachServer[U any](ctx context.Context, byServer map[string]U, timeout time.Duration, failures map[string]any,
+	ask func(ctx context.Context, server string, users U) (merge func(), err error)) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -71,23 +84,21 @@ func (s *Service) Query(ctx context.Context, requester string, want map[string][
 	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for server, users := range remote {
+	for server, users := range byServer {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			part := newQueryResponse()
-			err := s.queryRemote(ctx, server, users, part)
+			merge, err := ask(ctx, server, users)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				resp.Failures[server] = map[string]any{"status": 503, "message": err.Error()}
+				failures[server] = map[string]any{"status": 503, "message": err.Error()}
 				return
 			}
-			mergeQuery(resp, part)
+			merge()
 		}()
 	}
 	wg.Wait()
-	return resp, nil
 }
 
 func mergeQuery(into, part *QueryResponse) {
