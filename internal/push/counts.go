@@ -101,6 +101,6 @@ func (s *Service) Notifications(ctx context.Context, userID string, before int64
 }
 
 func notificationOf(r store.PushNotification) Notification {
-	return Notification{ID: r.ID, RoomID: r.RoomID, EventID: r.EventID, Actions: json.RawMessage(r.Actions),
+	return Notification{ID: r.EventPos, RoomID: r.RoomID, EventID: r.EventID, Actions: json.RawMessage(r.Actions),
 		Read: !r.Unread, TS: r.TS, Highlight: r.Highlight}
 }

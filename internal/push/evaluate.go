@@ -29,12 +29,16 @@ type evaluated struct {
 func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated, error) {
 	ev := n.Event
 	out := evaluated{ev: ev}
-	users, err := s.recipients(ctx, ev, n.Membership)
-	if err != nil || len(users) == 0 {
+	members, err := s.members(ctx, ev)
+	if err != nil {
 		return out, err
 	}
+	users := s.recipients(ev, members, n.Membership)
+	if len(users) == 0 {
+		return out, nil
+	}
 	mev := toMautrix(ev)
-	room := &roomContext{s: s, ctx: ctx, ev: ev}
+	room := &roomContext{s: s, ctx: ctx, ev: ev, memberCount: members.joined}
 	thread := threadOf(mev)
 	now := time.Now().UnixMilli()
 	// The default rules differ between users only by the user's ID
@@ -42,6 +46,8 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 	// event neither mentions nor concerns one evaluation serves all:
 	// a message in a big room costs one evaluation, not one per member.
 	mentioned := mentionedUsers(ev)
+	roomID, eventID := ev.RoomID().String(), ev.EventID()
+	var sharedJSON string
 	var shared pushrules.PushActionArray
 	sharedDone := false
 	for _, u := range users {
@@ -57,11 +63,12 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 			return out, err
 		}
 		var actions pushrules.PushActionArray
+		fromShared := false
 		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember {
 			if !sharedDone {
 				shared, sharedDone = genericRules().GetActions(&userRoom{roomContext: room, user: nobody}, mev), true
 			}
-			actions = shared
+			actions, fromShared = shared, true
 		} else {
 			actions = rs.rules.GetActions(&userRoom{roomContext: room, user: u}, mev)
 		}
@@ -69,8 +76,17 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		if !should.Notify {
 			continue
 		}
-		out.notes = append(out.notes, store.PushNotification{UserID: u, RoomID: ev.RoomID().String(), ThreadID: thread,
-			EventID: ev.EventID(), EventPos: ev.StreamPos, Actions: string(marshalActions(actions)), Highlight: should.Highlight, TS: now})
+		var actionsJSON string
+		if fromShared {
+			if sharedJSON == "" {
+				sharedJSON = string(marshalActions(shared))
+			}
+			actionsJSON = sharedJSON
+		} else {
+			actionsJSON = string(marshalActions(actions))
+		}
+		out.notes = append(out.notes, store.PushNotification{UserID: u, RoomID: roomID, ThreadID: thread,
+			EventID: eventID, EventPos: ev.StreamPos, Actions: actionsJSON, Highlight: should.Highlight, TS: now})
 		out.actionsOf = append(out.actionsOf, actions)
 	}
 	return out, nil
@@ -117,19 +133,52 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 	return nil
 }
 
+// roomMembers are what evaluation needs of a room's members: the joined
+// local users, and how many are joined in all (room_member_count).
+type roomMembers struct {
+	local  []string
+	joined int
+}
+
+// members returns a room's members, from the cache the worker keeps: a
+// message in a busy room would otherwise query them for every event.
+// Any state event of the room drops the entry (state resolution can
+// change membership through events other than m.room.member), so the
+// next event loads the room's current members, as an uncached query
+// would.
+func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
+	roomID := ev.RoomID().String()
+	if ev.StateKey() != nil {
+		s.memberCache.Remove(roomID)
+	} else if m, ok := s.memberCache.Get(roomID); ok {
+		return m, nil
+	}
+	all, err := s.store.JoinedMembers(ctx, roomID)
+	if err != nil {
+		return roomMembers{}, err
+	}
+	local := ":" + s.opts.ServerName
+	m := roomMembers{joined: len(all)}
+	for _, u := range all {
+		if strings.HasSuffix(u, local) {
+			m.local = append(m.local, u)
+		}
+	}
+	if ev.StateKey() == nil {
+		s.memberCache.PutCost(roomID, m, len(m.local)+1)
+	}
+	return m, nil
+}
+
 // recipients are the local users an event may notify: the room's joined
 // local members but the sender, and a local user it invites (Synapse's
 // bulk push rule evaluator does the same).
-func (s *Service) recipients(ctx context.Context, ev *rooms.Event, membership string) ([]string, error) {
-	members, err := s.store.JoinedMembers(ctx, ev.RoomID().String())
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) recipients(ev *rooms.Event, members roomMembers, membership string) []string {
 	local := ":" + s.opts.ServerName
 	sender := ev.Sender()
-	users := make([]string, 0, len(members))
-	for _, u := range members {
-		if u != sender && strings.HasSuffix(u, local) {
+	users := make([]string, 0, len(members.local))
+	for _, u := range members.local {
+		if u != sender {
 			users = append(users, u)
 		}
 	}
@@ -138,7 +187,7 @@ func (s *Service) recipients(ctx context.Context, ev *rooms.Event, membership st
 			users = append(users, target)
 		}
 	}
-	return users, nil
+	return users
 }
 
 // toMautrix is the event in the evaluator's form; only the fields push
@@ -180,8 +229,9 @@ type roomContext struct {
 	state       rooms.StateMap
 	stateLoaded bool
 
-	memberCount  int
-	countsLoaded bool
+	// memberCount is the room's joined members when the event was
+	// evaluated.
+	memberCount int
 
 	pl       *event.PowerLevelsEventContent
 	plLoaded bool
@@ -211,16 +261,7 @@ func (r *roomContext) stateEvent(typ, key string) *rooms.Event {
 }
 
 // GetMemberCount is the room's joined member count (room_member_count).
-func (r *roomContext) GetMemberCount() int {
-	if !r.countsLoaded {
-		r.countsLoaded = true
-		joined, _, err := r.s.store.MemberCounts(r.ctx, r.ev.RoomID().String())
-		if err == nil {
-			r.memberCount = int(joined)
-		}
-	}
-	return r.memberCount
-}
+func (r *roomContext) GetMemberCount() int { return r.memberCount }
 
 // GetPowerLevels are the power levels the event was sent under, for
 // sender_notification_permission; room creators outrank everyone in

@@ -38,7 +38,6 @@ type Store interface {
 	Pushers(ctx context.Context, localpart string) ([]store.Pusher, error)
 	PusherLocalparts(ctx context.Context) ([]string, error)
 	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
-	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 }
 
 // Options configure the service.
@@ -83,7 +82,9 @@ type Service struct {
 	// orders loads against invalidation (see update).
 	rulesMu  sync.Mutex
 	rulesets *cache.LRU[string, userRuleset]
-	deliver  *deliverer
+	// memberCache holds rooms' members for the worker (see members).
+	memberCache *cache.LRU[string, roomMembers]
+	deliver     *deliverer
 }
 
 // New makes the service and registers m.push_rules as server-managed
@@ -110,9 +111,10 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
-		startPos:   engine.Stream().Current(),
-		rulesets:   cache.NewLRU[string, userRuleset](100000),
-		countMarks: cache.NewMarks(engine.Stream().Current()),
+		startPos:    engine.Stream().Current(),
+		rulesets:    cache.NewLRU[string, userRuleset](100000),
+		memberCache: cache.NewLRU[string, roomMembers](200000),
+		countMarks:  cache.NewMarks(engine.Stream().Current()),
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)

@@ -84,7 +84,7 @@ func open(url string, maxConns int) (*DB, error) {
 	// the query, '#' a fragment) are escaped, or a data directory named
 	// "a#b" would open the file "a".
 	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
 	// writer connection; RunCheckpoints does it beside the writer instead.

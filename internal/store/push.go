@@ -3,18 +3,17 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"strings"
+	"maps"
+	"math"
 )
 
 // PushNotification is an event a user's push rules notify about.
 type PushNotification struct {
-	ID         int64
 	UserID     string
 	RoomID     string
 	ThreadID   string // "" for the main timeline
 	EventID    string
-	EventPos   int64
+	EventPos   int64 // also the notification's ID
 	CountedPos int64
 	Actions    string
 	Highlight  bool
@@ -22,63 +21,127 @@ type PushNotification struct {
 	Unread     bool
 }
 
-// pushBatch is how many notifications one INSERT carries (9 parameters
-// a row stays far below either engine's limit).
-const pushBatch = 100
+// allThreadsMark is the thread_id of a room-wide read mark in push_read.
+const allThreadsMark = "*"
 
-// AddPushNotifications stores notifications, unread.
+// AddPushNotifications stores notifications. Those at or below the
+// user's read mark (a receipt can overtake evaluation, which runs behind
+// the events) are stored read and not counted.
 func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) error {
-	// Multi-row inserts: a message in a big room notifies every member.
-	// Their placeholders run in order, so SQLite binds them by position
-	// (see sqlite.rewrite), which keeps 900-parameter statements cheap.
 	return db.tx(ctx, func(c conn) error {
+		// Per event, the actions most recipients got are stored once.
+		shared := map[int64]string{}
+		votes := map[int64]map[string]int{}
+		var events []any
+		for _, n := range ns {
+			v := votes[n.EventPos]
+			if v == nil {
+				v = map[string]int{}
+				votes[n.EventPos] = v
+				events = append(events, n.EventPos, n.RoomID, n.ThreadID, n.EventID, n.TS, "")
+			}
+			v[n.Actions]++
+			if v[n.Actions] > v[shared[n.EventPos]] {
+				shared[n.EventPos] = n.Actions
+			}
+		}
+		for i := 0; i < len(events); i += 6 {
+			events[i+5] = shared[events[i].(int64)]
+		}
+		if err := execRows(ctx, c, `INSERT INTO push_events (event_pos, room_id, thread_id, event_id, ts, actions) VALUES `, 6,
+			` ON CONFLICT (event_pos) DO NOTHING`, events); err != nil {
+			return err
+		}
+		rows := make([]any, 0, 4*len(ns))
+		for _, n := range ns {
+			var actions any
+			if n.Actions != shared[n.EventPos] {
+				actions = n.Actions
+			}
+			rows = append(rows, n.UserID, n.EventPos, boolInt(n.Highlight), actions)
+		}
+		if err := execRows(ctx, c, `INSERT INTO push_user_notifications (user_id, event_pos, highlight, actions) VALUES `, 4,
+			` ON CONFLICT (user_id, event_pos) DO NOTHING`, rows); err != nil {
+			return err
+		}
+
 		type userRoom struct{ user, room string }
 		type userThread struct{ user, room, thread string }
+		type added struct{ notifs, highlights, first int64 }
+		marks := map[userRoom]readMarks{}
 		latest := map[userRoom]int64{}
-		added := map[userThread][2]int64{}
+		counts := map[userThread]added{}
+		var order []userThread
 		for _, n := range ns {
 			k := userRoom{n.UserID, n.RoomID}
 			latest[k] = max(latest[k], n.CountedPos)
-			t := userThread{n.UserID, n.RoomID, n.ThreadID}
-			c := added[t]
-			c[0]++
-			if n.Highlight {
-				c[1]++
-			}
-			added[t] = c
-		}
-		for len(ns) > 0 {
-			batch := ns[:min(len(ns), pushBatch)]
-			ns = ns[len(batch):]
-			var q strings.Builder
-			q.WriteString(`INSERT INTO push_notifications (user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts) VALUES `)
-			args := make([]any, 0, 9*len(batch))
-			for i, n := range batch {
-				if i > 0 {
-					q.WriteString(", ")
+			m, ok := marks[k]
+			if !ok {
+				var err error
+				if m, err = loadReadMarks(ctx, c, n.UserID, n.RoomID); err != nil {
+					return err
 				}
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", 9*i+1, 9*i+2, 9*i+3, 9*i+4, 9*i+5, 9*i+6, 9*i+7, 9*i+8, 9*i+9)
-				args = append(args, n.UserID, n.RoomID, n.ThreadID, n.EventID, n.EventPos, n.CountedPos, n.Actions, boolInt(n.Highlight), n.TS)
+				marks[k] = m
 			}
-			if _, err := c.exec(ctx, q.String(), args...); err != nil {
-				return err
+			if n.EventPos <= m.of(n.ThreadID) {
+				continue
 			}
+			t := userThread{n.UserID, n.RoomID, n.ThreadID}
+			a, ok := counts[t]
+			if !ok {
+				order = append(order, t)
+				a.first = n.EventPos
+			}
+			a.notifs++
+			a.highlights += int64(boolInt(n.Highlight))
+			a.first = min(a.first, n.EventPos)
+			counts[t] = a
 		}
+		changed := make([]any, 0, 3*len(latest))
 		for k, pos := range latest {
-			if _, err := c.exec(ctx, `INSERT INTO push_counts_changed (user_id, room_id, counted_pos) VALUES ($1, $2, $3)
-				ON CONFLICT (user_id, room_id) DO UPDATE SET counted_pos = excluded.counted_pos`, k.user, k.room, pos); err != nil {
-				return err
-			}
+			changed = append(changed, k.user, k.room, pos)
 		}
-		for k, n := range added {
-			if _, err := c.exec(ctx, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifs = push_unread.notifs + excluded.notifs,
-					highlights = push_unread.highlights + excluded.highlights`, k.user, k.room, k.thread, n[0], n[1]); err != nil {
-				return err
-			}
+		if err := execRows(ctx, c, `INSERT INTO push_counts_changed (user_id, room_id, counted_pos) VALUES `, 3,
+			` ON CONFLICT (user_id, room_id) DO UPDATE SET counted_pos = excluded.counted_pos`, changed); err != nil {
+			return err
 		}
-		return nil
+		unread := make([]any, 0, 6*len(order))
+		for _, t := range order {
+			a := counts[t]
+			unread = append(unread, t.user, t.room, t.thread, a.notifs, a.highlights, a.first)
+		}
+		return execRows(ctx, c, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights, first_pos) VALUES `, 6,
+			` ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifs = push_unread.notifs + excluded.notifs,
+				highlights = push_unread.highlights + excluded.highlights,
+				first_pos = CASE WHEN push_unread.notifs = 0 THEN excluded.first_pos ELSE push_unread.first_pos END`, unread)
 	})
+}
+
+// readMarks are a user's read marks in a room: per thread ("" the main
+// timeline) and room-wide (allThreadsMark).
+type readMarks map[string]int64
+
+// of is the position up to which a thread's notifications are read.
+func (m readMarks) of(thread string) int64 {
+	return max(m[allThreadsMark], m[thread])
+}
+
+func loadReadMarks(ctx context.Context, c conn, userID, roomID string) (readMarks, error) {
+	m := readMarks{}
+	rows, err := c.query(ctx, `SELECT thread_id, read_pos FROM push_read WHERE user_id = $1 AND room_id = $2`, userID, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var thread string
+		var pos int64
+		if err := rows.Scan(&thread, &pos); err != nil {
+			return nil, err
+		}
+		m[thread] = pos
+	}
+	return m, rows.Err()
 }
 
 func boolInt(b bool) int {
@@ -114,60 +177,141 @@ func (db *DB) TotalUnreadPush(ctx context.Context, userID string) (int64, error)
 	return n, err
 }
 
-// MarkPushRead marks a user's notifications in a room read up to an
-// event stream position: those of one thread ("" the main timeline), or
-// of every thread when allThreads is set, and recounts the room's
-// counters. It reports whether any changed.
+// MarkPushRead moves a user's read mark in a room up to an event stream
+// position: that of one thread ("" the main timeline), or the room-wide
+// one when allThreads is set. The counters drop by the notifications
+// that became read; it reports whether any did.
 func (db *DB) MarkPushRead(ctx context.Context, userID, roomID, threadID string, allThreads bool, pos int64) (bool, error) {
+	if allThreads {
+		threadID = allThreadsMark
+	}
 	var changed bool
 	err := db.tx(ctx, func(c conn) error {
-		var res sql.Result
-		var err error
-		if allThreads {
-			res, err = c.exec(ctx, `UPDATE push_notifications SET unread = 0
-				WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3`, userID, roomID, pos)
-		} else {
-			res, err = c.exec(ctx, `UPDATE push_notifications SET unread = 0
-				WHERE user_id = $1 AND room_id = $2 AND unread = 1 AND event_pos <= $3 AND thread_id = $4`, userID, roomID, pos, threadID)
-		}
+		old, err := loadReadMarks(ctx, c, userID, roomID)
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
+		if pos <= old[threadID] {
+			return nil // receipts may arrive out of order; marks only advance
+		}
+		if _, err := c.exec(ctx, `INSERT INTO push_read (user_id, room_id, thread_id, read_pos) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET read_pos = excluded.read_pos`, userID, roomID, threadID, pos); err != nil {
 			return err
 		}
-		changed = true
-		// Receipts are rare next to syncs: recount here, once.
-		if _, err := c.exec(ctx, `DELETE FROM push_unread WHERE user_id = $1 AND room_id = $2`, userID, roomID); err != nil {
+		marks := maps.Clone(old)
+		marks[threadID] = pos
+		type counter struct {
+			notifs, highlights, first int64
+			dirty                     bool
+		}
+		counters := map[string]*counter{}
+		from := int64(math.MaxInt64)
+		rows, err := c.query(ctx, `SELECT thread_id, notifs, highlights, first_pos FROM push_unread
+			WHERE user_id = $1 AND room_id = $2 AND notifs > 0`, userID, roomID)
+		if err != nil {
 			return err
 		}
-		_, err = c.exec(ctx, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights)
-			SELECT user_id, room_id, thread_id, COUNT(*), SUM(highlight) FROM push_notifications
-			WHERE user_id = $1 AND room_id = $2 AND unread = 1 GROUP BY user_id, room_id, thread_id`, userID, roomID)
-		return err
+		for rows.Next() {
+			var thread string
+			var k counter
+			if err := rows.Scan(&thread, &k.notifs, &k.highlights, &k.first); err != nil {
+				rows.Close()
+				return err
+			}
+			if threadID == allThreadsMark || thread == threadID {
+				counters[thread] = &k
+				from = min(from, k.first)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(counters) == 0 {
+			return err
+		}
+		// The user's notifications from the earliest unread one the new
+		// mark can cover up to the mark, in any room: the index is by
+		// user and position, and the range is what arrived since the
+		// user last read this room.
+		type note struct {
+			pos       int64
+			thread    string
+			highlight bool
+		}
+		notes, err := collect(ctx, c, func(scan func(...any) error) (note, error) {
+			var n note
+			var hl int
+			err := scan(&n.pos, &n.thread, &hl)
+			n.highlight = hl == 1
+			return n, err
+		}, `SELECT n.event_pos, e.thread_id, n.highlight FROM push_user_notifications n
+			JOIN push_events e ON e.event_pos = n.event_pos
+			WHERE n.user_id = $1 AND n.event_pos >= $2 AND n.event_pos <= $3 AND e.room_id = $4`, userID, from, pos, roomID)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			k := counters[n.thread]
+			if k == nil || n.pos <= old.of(n.thread) || n.pos > marks.of(n.thread) {
+				continue
+			}
+			k.notifs--
+			if n.highlight {
+				k.highlights--
+			}
+			k.dirty = true
+		}
+		for thread, k := range counters {
+			// Whatever is still unread lies above the thread's new mark.
+			first := max(k.first, marks.of(thread)+1)
+			if !k.dirty && first == k.first {
+				continue
+			}
+			changed = changed || k.dirty
+			if _, err := c.exec(ctx, `UPDATE push_unread SET notifs = $1, highlights = $2, first_pos = $3
+				WHERE user_id = $4 AND room_id = $5 AND thread_id = $6`,
+				max(k.notifs, 0), max(k.highlights, 0), first, userID, roomID, thread); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }
 
-// PushNotifications lists a user's notifications newest first, those with
-// IDs below before (0: from the newest), highlights only when asked.
+// PushNotifications lists a user's notifications newest first, those
+// below the position before (0: from the newest), highlights only when
+// asked.
 func (db *DB) PushNotifications(ctx context.Context, userID string, before int64, limit int, onlyHighlight bool) ([]PushNotification, error) {
 	if before <= 0 {
-		before = 1 << 62
+		before = math.MaxInt64
 	}
-	q := `SELECT notif_id, user_id, room_id, thread_id, event_id, event_pos, counted_pos, actions, highlight, ts, unread
-		FROM push_notifications WHERE user_id = $1 AND notif_id < $2`
+	q := `SELECT n.event_pos, e.room_id, e.thread_id, e.event_id, COALESCE(n.actions, e.actions), n.highlight, e.ts
+		FROM push_user_notifications n JOIN push_events e ON e.event_pos = n.event_pos
+		WHERE n.user_id = $1 AND n.event_pos < $2`
 	if onlyHighlight {
-		q += ` AND highlight = 1`
+		q += ` AND n.highlight = 1`
 	}
-	return collect(ctx, db.r(), func(scan func(...any) error) (PushNotification, error) {
-		var n PushNotification
-		var hl, unread int
-		err := scan(&n.ID, &n.UserID, &n.RoomID, &n.ThreadID, &n.EventID, &n.EventPos, &n.CountedPos, &n.Actions, &hl, &n.TS, &unread)
-		n.Highlight, n.Unread = hl == 1, unread == 1
+	out, err := collect(ctx, db.r(), func(scan func(...any) error) (PushNotification, error) {
+		n := PushNotification{UserID: userID}
+		var hl int
+		err := scan(&n.EventPos, &n.RoomID, &n.ThreadID, &n.EventID, &n.Actions, &hl, &n.TS)
+		n.Highlight = hl == 1
 		return n, err
-	}, q+` ORDER BY notif_id DESC LIMIT $3`, userID, before, limit)
+	}, q+` ORDER BY n.event_pos DESC LIMIT $3`, userID, before, limit)
+	if err != nil {
+		return nil, err
+	}
+	marks := map[string]readMarks{}
+	for i, n := range out {
+		m, ok := marks[n.RoomID]
+		if !ok {
+			if m, err = loadReadMarks(ctx, db.r(), userID, n.RoomID); err != nil {
+				return nil, err
+			}
+			marks[n.RoomID] = m
+		}
+		out[i].Unread = n.EventPos > m.of(n.ThreadID)
+	}
+	return out, nil
 }
 
 // PushCountsChanged lists the rooms where notifications for a user were
