@@ -109,12 +109,14 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 	for i := range all {
 		all[i].CountedPos = pos
 	}
-	if err := s.store.AddPushNotifications(ctx, all); err != nil {
+	counted, err := s.addNotifications(ctx, all)
+	if err != nil {
 		s.stream.Abandon(pos)
 		return err
 	}
-	for _, n := range all {
-		s.countMarks.Note(n.UserID, pos)
+	for _, d := range counted {
+		s.countMarks.Note(d.UserID, pos)
+		s.recentCounts.note(d.UserID, d.RoomID, pos)
 	}
 	s.stream.Done(pos)
 	if !waitReadable(ctx, s.stream, pos) {

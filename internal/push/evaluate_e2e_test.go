@@ -191,6 +191,10 @@ func TestEvaluation(t *testing.T) {
 		if list[0]["event"].(map[string]any)["sender"] != string(bob.UserID) {
 			t.Fatalf("ignored sender notified: %v", list[0])
 		}
+		// Counted on top of the counts read (and cached) after the receipt.
+		if main, threads, _ = s.Push().UnreadCounts(ctx, string(alice.UserID), string(group.RoomID)); main != (push.Counts{NotificationCount: 1}) || len(threads) != 0 {
+			t.Fatalf("after a new message: %+v %+v", main, threads)
+		}
 	})
 }
 
@@ -211,6 +215,45 @@ func TestRoomMention(t *testing.T) {
 		list := waitNotifications(t, s, alice, 2)
 		if eventIDOf(list[0]) != string(fromBob) || !highlighted(list[0]) || eventIDOf(list[1]) != string(fromCarol) || highlighted(list[1]) {
 			t.Fatalf("room mentions: %v", list)
+		}
+	})
+}
+
+// TestThroughCoversCounts checks the gate /sync waits on: once Through
+// reaches an event, its notifications are counted, so a /sync woken then
+// answers with the event and its counts together.
+func TestThroughCoversCounts(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice, bob, carol := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1"), s.Register("carol", "pw-carol-1")
+		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		join(t, room.RoomID, alice, carol)
+		for i := 1; i <= 3; i++ {
+			id := send(t, bob, room.RoomID, text(fmt.Sprint("message ", i)))
+			ev, err := s.Engine().Event(ctx, string(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.After(10 * time.Second)
+			for {
+				processed := s.Push().Processed()
+				if s.Push().Through() >= ev.StreamPos {
+					break
+				}
+				select {
+				case <-processed:
+				case <-deadline:
+					t.Fatalf("push never got through %d (at %d)", ev.StreamPos, s.Push().Through())
+				}
+			}
+			for _, c := range []*mautrix.Client{alice, carol} {
+				if main, _, err := s.Push().UnreadCounts(ctx, string(c.UserID), string(room.RoomID)); err != nil || main.NotificationCount != int64(i) {
+					t.Fatalf("%s after message %d: %+v %v", c.UserID, i, main, err)
+				}
+			}
 		}
 	})
 }

@@ -27,7 +27,7 @@ import (
 
 // Store is the storage push needs.
 type Store interface {
-	AddPushNotifications(ctx context.Context, ns []store.PushNotification) error
+	AddPushNotifications(ctx context.Context, ns []store.PushNotification) ([]store.UnreadDelta, error)
 	UnreadPushCounts(ctx context.Context, userID, roomID string) ([]store.ThreadCounts, error)
 	TotalUnreadPush(ctx context.Context, userID string) (int64, error)
 	MarkPushRead(ctx context.Context, userID, roomID, threadID string, allThreads bool, pos int64) (bool, error)
@@ -65,6 +65,16 @@ type Service struct {
 	// countMarks are each user's latest stored notification, so that
 	// /sync skips the query for users whose counts did not change.
 	countMarks *cache.Marks
+	// recentCounts are the rooms whose counts changed lately, per user,
+	// so that /sync finds them without a query.
+	recentCounts *recentCountChanges
+	// unread caches unread counts per user and room. countsMu orders
+	// cache fills against changes: a change holds it for writing across
+	// its commit and the cache update, a fill for reading across its
+	// query and store, so that no fill can store counts read before a
+	// change after the change dropped them.
+	countsMu sync.RWMutex
+	unread   *cache.LRU[countsKey, []store.ThreadCounts]
 
 	// OnChange is called with a user whose notification counts changed,
 	// once the change is readable, to wake their /sync.
@@ -80,6 +90,12 @@ type Service struct {
 
 	// rulesets caches users' rules in the evaluator's form; rulesMu
 	// orders loads against invalidation (see update).
+	// through is the stream position up to which events are evaluated
+	// and their notifications stored; processed is closed when it moves.
+	throughMu sync.Mutex
+	through   int64
+	processed chan struct{}
+
 	rulesMu  sync.Mutex
 	rulesets *cache.LRU[string, userRuleset]
 	// memberCache holds rooms' members for the worker (see members).
@@ -111,10 +127,14 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
-		startPos:    engine.Stream().Current(),
-		rulesets:    cache.NewLRU[string, userRuleset](100000),
-		memberCache: cache.NewLRU[string, roomMembers](200000),
-		countMarks:  cache.NewMarks(engine.Stream().Current()),
+		startPos:     engine.Stream().Current(),
+		through:      engine.Stream().Current(),
+		processed:    make(chan struct{}),
+		rulesets:     cache.NewLRU[string, userRuleset](100000),
+		memberCache:  cache.NewLRU[string, roomMembers](200000),
+		countMarks:   cache.NewMarks(engine.Stream().Current()),
+		recentCounts: &recentCountChanges{users: cache.NewLRU[string, *roomChanges](100000)},
+		unread:       cache.NewLRU[countsKey, []store.ThreadCounts](200000),
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
@@ -177,6 +197,41 @@ func (s *Service) Run(ctx context.Context) {
 		if err := s.storeBatch(ctx, done); err != nil && ctx.Err() == nil {
 			s.opts.Log.Warn("push: storing notifications", "events", len(done), "err", err)
 		}
+		// Events are published about in stream order but for concurrent
+		// writes to different rooms; one published out of order then
+		// counts as processed early, which only costs its room's members
+		// a second wake-up for the counts.
+		last := int64(0)
+		for _, n := range batch {
+			last = max(last, n.Event.StreamPos)
+		}
+		s.processedThrough(last)
+	}
+}
+
+// Through is the stream position up to which events have been evaluated
+// and their counts stored (sync.Gate: /sync wakes for an event once its
+// unread counts are there too).
+func (s *Service) Through() int64 {
+	s.throughMu.Lock()
+	defer s.throughMu.Unlock()
+	return s.through
+}
+
+// Processed is closed when Through next moves.
+func (s *Service) Processed() <-chan struct{} {
+	s.throughMu.Lock()
+	defer s.throughMu.Unlock()
+	return s.processed
+}
+
+func (s *Service) processedThrough(pos int64) {
+	s.throughMu.Lock()
+	defer s.throughMu.Unlock()
+	if pos > s.through {
+		s.through = pos
+		close(s.processed)
+		s.processed = make(chan struct{})
 	}
 }
 

@@ -88,6 +88,11 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
+// maxPushHold bounds how long /sync wake-ups for an event wait for push
+// to count its notifications (see sync.Notifier.HoldFor): push takes a
+// millisecond or two per event, but a backlog must not hold messages up.
+const maxPushHold = 50 * time.Millisecond
+
 // New builds a server from its configuration: the data directory, the
 // signing key (generated on first start), the database (migrated) and
 // every service. Nothing listens until Start.
@@ -131,6 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
+	s.notifier.HoldFor(s.push, maxPushHold)
 	s.indexer = search.NewIndexer(db, stream, log)
 	bus.Subscribe(s.indexer)
 	s.guests = guests.New(db, engine, log)

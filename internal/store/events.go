@@ -522,7 +522,7 @@ func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	var n sql.NullInt64
 	err := db.r().queryRow(ctx, `SELECT MAX(p) FROM (SELECT MAX(stream_pos) AS p FROM events
 		UNION ALL SELECT MAX(stream_pos) FROM account_data
-		UNION ALL SELECT MAX(counted_pos) FROM push_counts_changed
+		UNION ALL SELECT MAX(counted_pos) FROM push_unread
 		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes
 		UNION ALL SELECT MAX(stream_pos) FROM receipts
 		UNION ALL SELECT MAX(stream_pos) FROM user_presence) AS positions`, nil, &n)

@@ -24,11 +24,21 @@ type PushNotification struct {
 // allThreadsMark is the thread_id of a room-wide read mark in push_read.
 const allThreadsMark = "*"
 
-// AddPushNotifications stores notifications. Those at or below the
-// user's read mark (a receipt can overtake evaluation, which runs behind
-// the events) are stored read and not counted.
-func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) error {
-	return db.tx(ctx, func(c conn) error {
+// UnreadDelta is what storing notifications added to a user's unread
+// counts in a room thread.
+type UnreadDelta struct {
+	UserID, RoomID string
+	ThreadCounts
+}
+
+// AddPushNotifications stores notifications and returns what they added
+// to the unread counts. Those at or below the user's read mark (a
+// receipt can overtake evaluation, which runs behind the events) are
+// stored read and not counted.
+func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) ([]UnreadDelta, error) {
+	var deltas []UnreadDelta
+	err := db.tx(ctx, func(c conn) error {
+		deltas = deltas[:0]
 		// Per event, the actions most recipients got are stored once.
 		shared := map[int64]string{}
 		votes := map[int64]map[string]int{}
@@ -65,25 +75,45 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) e
 			return err
 		}
 
+		// The read marks that cover any of the notifications: a receipt
+		// can overtake evaluation, which runs behind the events.
 		type userRoom struct{ user, room string }
 		type userThread struct{ user, room, thread string }
-		type added struct{ notifs, highlights, first int64 }
+		type added struct{ notifs, highlights, first, counted int64 }
+		lowest := map[string]int64{}
+		for _, n := range ns {
+			if low, ok := lowest[n.RoomID]; !ok || n.EventPos < low {
+				lowest[n.RoomID] = n.EventPos
+			}
+		}
 		marks := map[userRoom]readMarks{}
-		latest := map[userRoom]int64{}
+		for room, low := range lowest {
+			rows, err := c.query(ctx, `SELECT user_id, thread_id, read_pos FROM push_read WHERE room_id = $1 AND read_pos >= $2`, room, low)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var user, thread string
+				var pos int64
+				if err := rows.Scan(&user, &thread, &pos); err != nil {
+					rows.Close()
+					return err
+				}
+				k := userRoom{user, room}
+				if marks[k] == nil {
+					marks[k] = readMarks{}
+				}
+				marks[k][thread] = pos
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
 		counts := map[userThread]added{}
 		var order []userThread
 		for _, n := range ns {
-			k := userRoom{n.UserID, n.RoomID}
-			latest[k] = max(latest[k], n.CountedPos)
-			m, ok := marks[k]
-			if !ok {
-				var err error
-				if m, err = loadReadMarks(ctx, c, n.UserID, n.RoomID); err != nil {
-					return err
-				}
-				marks[k] = m
-			}
-			if n.EventPos <= m.of(n.ThreadID) {
+			if n.EventPos <= marks[userRoom{n.UserID, n.RoomID}].of(n.ThreadID) {
 				continue
 			}
 			t := userThread{n.UserID, n.RoomID, n.ThreadID}
@@ -95,26 +125,25 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) e
 			a.notifs++
 			a.highlights += int64(boolInt(n.Highlight))
 			a.first = min(a.first, n.EventPos)
+			a.counted = max(a.counted, n.CountedPos)
 			counts[t] = a
 		}
-		changed := make([]any, 0, 3*len(latest))
-		for k, pos := range latest {
-			changed = append(changed, k.user, k.room, pos)
-		}
-		if err := execRows(ctx, c, `INSERT INTO push_counts_changed (user_id, room_id, counted_pos) VALUES `, 3,
-			` ON CONFLICT (user_id, room_id) DO UPDATE SET counted_pos = excluded.counted_pos`, changed); err != nil {
-			return err
-		}
-		unread := make([]any, 0, 6*len(order))
+		unread := make([]any, 0, 7*len(order))
 		for _, t := range order {
 			a := counts[t]
-			unread = append(unread, t.user, t.room, t.thread, a.notifs, a.highlights, a.first)
+			unread = append(unread, t.user, t.room, t.thread, a.notifs, a.highlights, a.first, a.counted)
+			deltas = append(deltas, UnreadDelta{UserID: t.user, RoomID: t.room,
+				ThreadCounts: ThreadCounts{ThreadID: t.thread, Notifications: a.notifs, Highlights: a.highlights}})
 		}
-		return execRows(ctx, c, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights, first_pos) VALUES `, 6,
+		return execRows(ctx, c, `INSERT INTO push_unread (user_id, room_id, thread_id, notifs, highlights, first_pos, counted_pos) VALUES `, 7,
 			` ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET notifs = push_unread.notifs + excluded.notifs,
-				highlights = push_unread.highlights + excluded.highlights,
+				highlights = push_unread.highlights + excluded.highlights, counted_pos = excluded.counted_pos,
 				first_pos = CASE WHEN push_unread.notifs = 0 THEN excluded.first_pos ELSE push_unread.first_pos END`, unread)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return deltas, nil
 }
 
 // readMarks are a user's read marks in a room: per thread ("" the main
@@ -314,12 +343,12 @@ func (db *DB) PushNotifications(ctx context.Context, userID string, before int64
 	return out, nil
 }
 
-// PushCountsChanged lists the rooms where notifications for a user were
-// last stored at positions in (after, upto]. A room whose counts changed
+// PushCountsChanged lists the rooms where a user's unread counts last
+// went up at positions in (after, upto]. A room whose counts went up
 // again after upto is left out until a sync's range reaches that change.
 func (db *DB) PushCountsChanged(ctx context.Context, userID string, after, upto int64) ([]string, error) {
-	return db.r().strings(ctx, `SELECT room_id FROM push_counts_changed
-		WHERE user_id = $1 AND counted_pos > $2 AND counted_pos <= $3`, userID, after, upto)
+	return db.r().strings(ctx, `SELECT room_id FROM push_unread
+		WHERE user_id = $1 GROUP BY room_id HAVING MAX(counted_pos) > $2 AND MAX(counted_pos) <= $3`, userID, after, upto)
 }
 
 // Pusher is an HTTP pusher of a local user's device.

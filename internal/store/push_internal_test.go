@@ -43,6 +43,10 @@ func TestPushCompactMigration(t *testing.T) {
 			('@a:hs', '!r:hs', '', 1, 0), ('@b:hs', '!r:hs', '', 1, 0), ('@c:hs', '!r:hs', '', 1, 1)`); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := db.w().exec(ctx, `INSERT INTO push_counts_changed (user_id, room_id, counted_pos) VALUES
+			('@a:hs', '!r:hs', 12), ('@c:hs', '!r:hs', 10)`); err != nil {
+			t.Fatal(err)
+		}
 		if err := db.migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -56,6 +60,12 @@ func TestPushCompactMigration(t *testing.T) {
 			if n.EventID != o.event || n.EventPos != o.pos || n.Actions != o.actions || n.Highlight != (o.highlight == 1) || n.Unread != (o.unread == 1) || n.RoomID != "!r:hs" || n.TS != 1000 {
 				t.Errorf("%s %s: %+v", o.user, o.event, n)
 			}
+		}
+		if rooms, err := db.PushCountsChanged(ctx, "@c:hs", 9, 11); err != nil || len(rooms) != 1 || rooms[0] != "!r:hs" {
+			t.Fatalf("c's counts changed at 10: %v %v", rooms, err)
+		}
+		if rooms, err := db.PushCountsChanged(ctx, "@a:hs", 9, 11); err != nil || len(rooms) != 0 {
+			t.Fatalf("a's counts changed at 12, not in (9, 11]: %v %v", rooms, err)
 		}
 		// a read $1 and has $2 unread; a receipt at $2 clears it.
 		changed, err := db.MarkPushRead(ctx, "@a:hs", "!r:hs", "", true, 12)

@@ -25,11 +25,24 @@ func TestPushReadMarks(t *testing.T) {
 			return store.PushNotification{UserID: u, RoomID: roomID, ThreadID: threadID, EventID: "$e" + string(rune('a'+pos)),
 				EventPos: pos, CountedPos: 100 + pos, Actions: actions, Highlight: highlight, TS: pos}
 		}
-		if err := db.AddPushNotifications(ctx, []store.PushNotification{
+		deltas, err := db.AddPushNotifications(ctx, []store.PushNotification{
 			note(5, room, "", false), note(6, room, thread, false), note(7, room, "", true), note(8, other, "", false),
-		}); err != nil {
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
+		checkDeltas := func(step string, got []store.UnreadDelta, want map[[2]string][2]int64) {
+			t.Helper()
+			if len(got) != len(want) {
+				t.Fatalf("%s: deltas %+v, want %v", step, got, want)
+			}
+			for _, d := range got {
+				if w := want[[2]string{d.RoomID, d.ThreadID}]; d.UserID != u || w != [2]int64{d.Notifications, d.Highlights} {
+					t.Fatalf("%s: deltas %+v, want %v", step, got, want)
+				}
+			}
+		}
+		checkDeltas("stored", deltas, map[[2]string][2]int64{{room, ""}: {2, 1}, {room, thread}: {1, 0}, {other, ""}: {1, 0}})
 		counts := func() map[string][2]int64 {
 			t.Helper()
 			rows, err := db.UnreadPushCounts(ctx, u, room)
@@ -76,9 +89,11 @@ func TestPushReadMarks(t *testing.T) {
 		}
 
 		// Evaluated after the receipt that covers it: stored read.
-		if err := db.AddPushNotifications(ctx, []store.PushNotification{note(3, room, thread, false), note(9, room, thread, true)}); err != nil {
+		deltas, err = db.AddPushNotifications(ctx, []store.PushNotification{note(3, room, thread, false), note(9, room, thread, true)})
+		if err != nil {
 			t.Fatal(err)
 		}
+		checkDeltas("late and new", deltas, map[[2]string][2]int64{{room, thread}: {1, 1}})
 		expect("late and new", map[string][2]int64{thread: {1, 1}})
 
 		list, err := db.PushNotifications(ctx, u, 0, 10, false)

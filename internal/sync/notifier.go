@@ -6,6 +6,7 @@ import (
 	"context"
 	"strings"
 	gosync "sync"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -24,12 +25,45 @@ type Notifier struct {
 	local   string // ":" + the server name: only local users sync here
 
 	mu      gosync.Mutex
-	pending []rooms.Notification
-	byUser  map[string]map[*Waiter]struct{}
+	pending []held
+	// gate, when set, holds events back until it has processed them, for
+	// at most maxHold (see HoldFor).
+	gate    Gate
+	maxHold time.Duration
+	// heldBack tells Run that Publish held a notification back, so that Run
+	// sets its timer for it.
+	heldBack chan struct{}
+	byUser   map[string]map[*Waiter]struct{}
 	// joined caches the joined local users of rooms that had events,
 	// loaded on a room's first event and kept current from its membership
 	// events.
 	joined *cache.LRU[string, map[string]bool]
+}
+
+// held is a notification waiting to be flushed, since when.
+type held struct {
+	rooms.Notification
+	since time.Time
+}
+
+// Gate is a listener whose work on an event changes what /sync answers
+// for it: push's unread counts.
+type Gate interface {
+	// Through is the stream position up to which events are processed.
+	Through() int64
+	// Processed is closed when Through next moves.
+	Processed() <-chan struct{}
+}
+
+// HoldFor makes the notifier wake requests for an event only once gate
+// has processed it, or maxHold after it was published, whichever comes
+// first. Push counts an event's notifications after the event is stored;
+// a request woken before that answers with the event and stale counts,
+// and is woken again for the counts a moment later: every member of a
+// busy room would sync twice per message. Synapse likewise computes push
+// actions before it notifies. Call before Run.
+func (n *Notifier) HoldFor(gate Gate, maxHold time.Duration) {
+	n.gate, n.maxHold = gate, maxHold
 }
 
 // Members lists a room's joined members.
@@ -47,7 +81,7 @@ type Waiter struct {
 
 // NewNotifier makes a notifier for the event stream of a server.
 func NewNotifier(stream *rooms.StreamGen, members Members, serverName string) *Notifier {
-	return &Notifier{stream: stream, members: members, local: ":" + serverName,
+	return &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
 		byUser: map[string]map[*Waiter]struct{}{}, joined: cache.NewLRU[string, map[string]bool](200000)}
 }
 
@@ -56,35 +90,67 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string) *N
 func (n *Notifier) Publish(not rooms.Notification) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.pending = append(n.pending, not)
-	n.flushLocked()
+	n.pending = append(n.pending, held{Notification: not, since: time.Now()})
+	if _, holding := n.flushLocked(); holding {
+		select {
+		case n.heldBack <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Run flushes held-back notifications whenever the stream advances,
 // until ctx ends.
 func (n *Notifier) Run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		ch := n.stream.Advanced()
+		var gated <-chan struct{}
+		if n.gate != nil {
+			gated = n.gate.Processed()
+		}
 		n.mu.Lock()
-		n.flushLocked()
+		deadline, holding := n.flushLocked()
 		n.mu.Unlock()
+		var expired <-chan time.Time
+		if holding {
+			timer.Reset(time.Until(deadline))
+			expired = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-gated:
+		case <-expired:
+		case <-n.heldBack:
 		}
 	}
 }
 
-func (n *Notifier) flushLocked() {
+// flushLocked wakes the requests of the pending notifications that can
+// go; it returns when the first one the gate holds back may go anyway.
+func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 	if len(n.pending) == 0 {
 		return
 	}
 	current := n.stream.Current()
+	through, now := int64(0), time.Now()
+	if n.gate != nil {
+		through = n.gate.Through()
+	}
 	kept := n.pending[:0]
 	for _, not := range n.pending {
 		if not.Event.StreamPos > current {
 			kept = append(kept, not)
+			continue
+		}
+		if n.gate != nil && not.Event.StreamPos > through && now.Sub(not.since) < n.maxHold {
+			kept = append(kept, not)
+			if d := not.since.Add(n.maxHold); !holding || d.Before(deadline) {
+				deadline, holding = d, true
+			}
 			continue
 		}
 		roomID := not.Event.RoomID().String()
@@ -106,6 +172,7 @@ func (n *Notifier) flushLocked() {
 		}
 	}
 	n.pending = kept
+	return deadline, holding
 }
 
 func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {

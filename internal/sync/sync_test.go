@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -212,5 +213,79 @@ func TestNotifierFollowsMembership(t *testing.T) {
 	publish("m.room.message", nil, "")
 	if fired(w) {
 		t.Fatal("dave woken by a room he left")
+	}
+}
+
+// testGate is a Gate moved by hand.
+type testGate struct {
+	mu      gosync.Mutex
+	through int64
+	moved   chan struct{}
+}
+
+func newTestGate() *testGate { return &testGate{moved: make(chan struct{})} }
+
+func (g *testGate) Through() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.through
+}
+
+func (g *testGate) Processed() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.moved
+}
+
+func (g *testGate) advance(pos int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.through = pos
+	close(g.moved)
+	g.moved = make(chan struct{})
+}
+
+// TestNotifierHoldsForGate checks that a readable event wakes its room's
+// waiters only once the gate has processed it, or once the longest hold
+// has passed when the gate never gets to it.
+func TestNotifierHoldsForGate(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	n := NewNotifier(stream, testMembers, "hs1.test")
+	gate := newTestGate()
+	n.HoldFor(gate, 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+
+	w := n.Register("@bob:hs1.test")
+	pos := stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!b:hs1.test", "m.room.message", nil, pos)})
+	time.Sleep(50 * time.Millisecond)
+	if fired(w) {
+		t.Fatal("woken before the gate processed the event")
+	}
+	gate.advance(pos)
+	select {
+	case <-w.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken once the gate processed the event")
+	}
+	n.Unregister(w)
+
+	// The gate never gets to this one: the hold ends it.
+	w = n.Register("@bob:hs1.test")
+	defer n.Unregister(w)
+	pos = stream.Next()
+	stream.Done(pos)
+	published := time.Now()
+	n.Publish(rooms.Notification{Event: testEvent(t, "!b:hs1.test", "m.room.message", nil, pos)})
+	select {
+	case <-w.C:
+		if waited := time.Since(published); waited < 250*time.Millisecond {
+			t.Fatalf("woken after %v, before the hold ended", waited)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken when the hold ended")
 	}
 }

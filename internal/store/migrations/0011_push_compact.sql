@@ -34,10 +34,24 @@ CREATE TABLE push_read (
     read_pos  BIGINT NOT NULL,
     PRIMARY KEY (user_id, room_id, thread_id)
 );
+-- Storing a message's notifications needs the marks of the room that
+-- cover it: few or none, found in one lookup rather than one per member.
+CREATE INDEX push_read_room ON push_read (room_id, read_pos);
 
 -- first_pos is a lower bound of the thread's unread notifications, so
 -- that a receipt recounts from there rather than from the room's start.
+-- counted_pos is the stream position of the counters' latest increase,
+-- which /sync uses to find rooms whose counts changed alone: it replaces
+-- push_counts_changed, whose row and index per user and room were
+-- written for every message besides these counters. /sync answers that
+-- question from memory while the server runs; the column serves the
+-- rest (after a restart), scanning one user's counters.
 ALTER TABLE push_unread ADD COLUMN first_pos BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE push_unread ADD COLUMN counted_pos BIGINT NOT NULL DEFAULT 0;
+UPDATE push_unread SET counted_pos = (SELECT c.counted_pos FROM push_counts_changed c
+    WHERE c.user_id = push_unread.user_id AND c.room_id = push_unread.room_id)
+    WHERE EXISTS (SELECT 1 FROM push_counts_changed c WHERE c.user_id = push_unread.user_id AND c.room_id = push_unread.room_id);
+DROP TABLE push_counts_changed;
 
 INSERT INTO push_events (event_pos, room_id, thread_id, event_id, ts, actions)
     SELECT event_pos, MIN(room_id), MIN(thread_id), MIN(event_id), MIN(ts), MIN(actions)
