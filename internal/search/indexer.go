@@ -47,6 +47,8 @@ type Indexer struct {
 	stream *rooms.StreamGen
 	log    *slog.Logger
 	wake   chan struct{}
+	// urgent ends the gathering wait: a search is waiting.
+	urgent chan struct{}
 	// written is the high position last recorded (Run's goroutine only).
 	written int64
 
@@ -59,7 +61,7 @@ type Indexer struct {
 
 // NewIndexer makes an indexer; Run starts it.
 func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger) *Indexer {
-	return &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), advanced: make(chan struct{})}
+	return &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), advanced: make(chan struct{})}
 }
 
 // Publish implements rooms.Bus: a new event wakes the indexer (events
@@ -98,8 +100,24 @@ func (ix *Indexer) Run(ctx context.Context) {
 		case <-advanced:
 		case <-ix.wake:
 		}
+		gather := time.NewTimer(indexDelay)
+		select {
+		case <-ctx.Done():
+			gather.Stop()
+			return
+		case <-gather.C:
+		case <-ix.urgent:
+			gather.Stop()
+		}
 	}
 }
+
+// indexDelay is how long the indexer lets events gather once the stream
+// moves: one transaction then indexes a burst, and indexing keeps off
+// SQLite's only writer while the burst's own writes (the events, their
+// notification counts) and the /sync wake-ups they cause go through. A
+// search waiting for the index cuts it short.
+const indexDelay = 25 * time.Millisecond
 
 // catchUp indexes every event between the stored positions and the
 // stream's current one, and any history backfilled below low.
@@ -219,6 +237,10 @@ func (ix *Indexer) WaitFor(ctx context.Context, pos int64) {
 		ix.mu.Unlock()
 		if done {
 			return
+		}
+		select {
+		case ix.urgent <- struct{}{}:
+		default:
 		}
 		select {
 		case <-ctx.Done():

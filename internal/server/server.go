@@ -97,6 +97,7 @@ const maxPushHold = 50 * time.Millisecond
 // signing key (generated on first start), the database (migrated) and
 // every service. Nothing listens until Start.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	keepHeapFloor()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}

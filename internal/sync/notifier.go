@@ -6,6 +6,7 @@ import (
 	"context"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -74,9 +75,11 @@ type Members interface {
 
 // Waiter is one waiting request; C is closed when it should look again.
 type Waiter struct {
-	C     chan struct{}
-	user  string
-	fired bool
+	C    chan struct{}
+	user string
+	// fired is set, under the notifier's lock, when C is closed and the
+	// waiter dropped from the notifier.
+	fired atomic.Bool
 }
 
 // NewNotifier makes a notifier for the event stream of a server.
@@ -175,11 +178,16 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 	return deadline, holding
 }
 
+// wakeLocked fires waiters and drops them: a fired waiter is done, and
+// its request's Unregister then needs no lock (every member of a room
+// finishing at once would queue on it).
 func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {
 	for w := range ws {
-		if !w.fired {
-			w.fired = true
-			close(w.C)
+		w.fired.Store(true)
+		close(w.C)
+		delete(ws, w)
+		if len(ws) == 0 {
+			delete(n.byUser, w.user)
 		}
 	}
 }
@@ -237,6 +245,9 @@ func (n *Notifier) Wake(user string) {
 
 // Unregister stops a waiter.
 func (n *Notifier) Unregister(w *Waiter) {
+	if w.fired.Load() {
+		return // waking dropped it
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if set, ok := n.byUser[w.user]; ok {

@@ -103,6 +103,10 @@ func TestNotifierWakesRoomWaiters(t *testing.T) {
 	if fired(elsewhere) {
 		t.Fatal("waiter of another room woken")
 	}
+	// A fired waiter is dropped by the wake-up itself.
+	if _, ok := n.byUser["@bob:hs1.test"]; ok {
+		t.Fatal("fired waiter still registered")
+	}
 	// A second event does not close the channel twice.
 	pos = stream.Next()
 	stream.Done(pos)
