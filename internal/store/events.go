@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Event statuses.
@@ -282,8 +283,21 @@ func chunkSize(n int) int {
 	return c
 }
 
+// renderedRows caches valueRows: chunkSize keeps the shapes few, and
+// the busiest writers (notifications, events) render one per statement.
+var renderedRows sync.Map // [2]int{rows, cols} -> string
+
 // valueRows renders "($1, $2), ($3, $4)" for rows of cols values.
 func valueRows(rows, cols int) string {
+	if s, ok := renderedRows.Load([2]int{rows, cols}); ok {
+		return s.(string)
+	}
+	s := renderValueRows(rows, cols)
+	renderedRows.Store([2]int{rows, cols}, s)
+	return s
+}
+
+func renderValueRows(rows, cols int) string {
 	var b strings.Builder
 	for r := 0; r < rows; r++ {
 		if r > 0 {
