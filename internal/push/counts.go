@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/myelin-chat/myelin/internal/cache"
-
 	"github.com/myelin-chat/myelin/internal/store"
 )
 

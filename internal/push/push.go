@@ -88,14 +88,14 @@ type Service struct {
 	// (backfilled history) are never evaluated, as in Synapse.
 	startPos int64
 
-	// rulesets caches users' rules in the evaluator's form; rulesMu
-	// orders loads against invalidation (see update).
 	// through is the stream position up to which events are evaluated
 	// and their notifications stored; processed is closed when it moves.
 	throughMu sync.Mutex
 	through   int64
 	processed chan struct{}
 
+	// rulesets caches users' rules in the evaluator's form; rulesMu
+	// orders loads against invalidation (see update).
 	rulesMu  sync.Mutex
 	rulesets *cache.LRU[string, userRuleset]
 	// memberCache holds rooms' members for the worker (see members).
