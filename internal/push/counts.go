@@ -203,8 +203,14 @@ func (s *Service) MarkRead(ctx context.Context, userID, roomID, threadID string,
 		}
 		return err
 	})
-	if err == nil && changed && s.OnChange != nil {
-		s.OnChange(userID)
+	if err == nil && changed {
+		if s.OnChange != nil {
+			s.OnChange(userID)
+		}
+		// The user's phones show a badge of the unread count, which
+		// reading (here or on another device) changes: tell them, as
+		// Synapse does on receipts.
+		s.deliver.enqueue(ctx, userID, nil, nil)
 	}
 	return err
 }

@@ -28,6 +28,9 @@ const maxQueuedPerPusher = 1000
 // up nobody else.
 type deliverer struct {
 	s *Service
+	// ctx is the service's run context: queue runners outlive the
+	// request that queued a badge update, and end with the service.
+	ctx context.Context
 
 	mu     sync.Mutex
 	queues map[pusherKey]*pusherQueue
@@ -40,7 +43,8 @@ type pusherKey struct{ localpart, appID, pushkey string }
 
 type pusherQueue struct{ items []pushItem }
 
-// pushItem is one notification for one pusher.
+// pushItem is one notification for one pusher; without an event it is
+// a badge update (the user read something).
 type pushItem struct {
 	pusher   store.Pusher
 	userID   string
@@ -58,6 +62,7 @@ func (d *deliverer) load(ctx context.Context) error {
 	lps, err := d.s.store.PusherLocalparts(ctx)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.ctx = ctx
 	for _, lp := range lps {
 		d.users[lp] = true
 	}
@@ -72,7 +77,8 @@ func (d *deliverer) addUser(localpart string) {
 
 func (d *deliverer) wait() { d.wg.Wait() }
 
-// enqueue queues a user's notification for each of their pushers.
+// enqueue queues a user's notification for each of their pushers; a nil
+// event queues a badge update.
 func (d *deliverer) enqueue(ctx context.Context, userID string, ev *rooms.Event, actions pushrules.PushActionArray) {
 	localpart := strings.TrimPrefix(strings.TrimSuffix(userID, ":"+d.s.opts.ServerName), "@")
 	d.mu.Lock()
@@ -110,8 +116,12 @@ func (d *deliverer) enqueue(ctx context.Context, userID string, ev *rooms.Event,
 		}
 		q.items = append(q.items, pushItem{pusher: p, userID: userID, ev: ev, actions: actions, badge: badge, queuedAt: time.Now()})
 		if !running {
+			runCtx := d.ctx
+			if runCtx == nil {
+				runCtx = ctx // the service is not running (tests of parts)
+			}
 			d.wg.Add(1)
-			go d.run(ctx, key)
+			go d.run(runCtx, key)
 		}
 	}
 }
@@ -134,7 +144,11 @@ func (d *deliverer) run(ctx context.Context, key pusherKey) {
 		rejected, err := d.post(ctx, it)
 		if err != nil {
 			if time.Since(it.queuedAt) > d.s.opts.GiveUpAfter {
-				d.s.opts.Log.Warn("push: giving up on a notification", "app_id", key.appID, "event_id", it.ev.EventID(), "err", err)
+				eventID := "" // a badge update
+				if it.ev != nil {
+					eventID = it.ev.EventID()
+				}
+				d.s.opts.Log.Warn("push: giving up on a notification", "app_id", key.appID, "event_id", eventID, "err", err)
 				d.pop(key)
 				continue
 			}
@@ -217,7 +231,20 @@ func (d *deliverer) post(ctx context.Context, it pushItem) (bool, error) {
 // highlight (an encrypted one may), and the event_id_only format carries
 // only the IDs, counts and devices.
 func (d *deliverer) payload(ctx context.Context, it pushItem, data map[string]any) map[string]any {
+	devData := map[string]any{}
+	for k, v := range data {
+		if k != "url" {
+			devData[k] = v
+		}
+	}
 	ev := it.ev
+	if ev == nil {
+		// A badge update, as Synapse sends one: the new count and the
+		// device, no event.
+		return map[string]any{"id": "", "type": nil, "sender": "", "counts": map[string]any{"unread": it.badge},
+			"devices": []any{map[string]any{"app_id": it.pusher.AppID, "pushkey": it.pusher.Pushkey,
+				"pushkey_ts": it.pusher.PushkeyTS / 1000, "data": devData}}}
+	}
 	tweaks := map[string]any{}
 	for _, a := range it.actions {
 		if a.Action == pushrules.ActionSetTweak {
@@ -231,12 +258,6 @@ func (d *deliverer) payload(ctx context.Context, it pushItem, data map[string]an
 	prio := "low"
 	if hl, _ := tweaks["highlight"].(bool); hl || tweaks["sound"] != nil || ev.Type() == "m.room.encrypted" {
 		prio = "high"
-	}
-	devData := map[string]any{}
-	for k, v := range data {
-		if k != "url" {
-			devData[k] = v
-		}
 	}
 	device := map[string]any{"app_id": it.pusher.AppID, "pushkey": it.pusher.Pushkey,
 		"pushkey_ts": it.pusher.PushkeyTS / 1000, "data": devData, "tweaks": tweaks}

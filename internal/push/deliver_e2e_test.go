@@ -258,3 +258,45 @@ func TestPusherSetAndLogout(t *testing.T) {
 		}
 	})
 }
+
+// TestBadgeOnRead checks that reading (a receipt) sends the user's
+// pushers a badge update with the new unread count and no event.
+func TestBadgeOnRead(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		gw := newGateway(t)
+		alice, bob := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1")
+		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		join(t, room.RoomID, alice)
+		setPusher(t, alice, "alice-key", map[string]any{"url": gw.url()})
+		send(t, bob, room.RoomID, text("one"))
+		last := send(t, bob, room.RoomID, text("two"))
+		got := gw.wait(t, 2)
+		if got[1]["counts"].(map[string]any)["unread"] != float64(2) {
+			t.Fatalf("before reading: %v", got[1])
+		}
+		if err := alice.SendReceipt(ctx, room.RoomID, last, "m.read", nil); err != nil {
+			t.Fatal(err)
+		}
+		got = gw.wait(t, 3)
+		n := got[2]
+		dev := n["devices"].([]any)[0].(map[string]any)
+		if n["id"] != "" || n["event_id"] != nil || n["room_id"] != nil || n["counts"].(map[string]any)["unread"] != float64(0) ||
+			dev["pushkey"] != "alice-key" || dev["app_id"] != "org.example.app" || dev["tweaks"] != nil {
+			t.Fatalf("badge update: %v", n)
+		}
+		// A receipt that reads nothing new sends nothing.
+		if err := alice.SendReceipt(ctx, room.RoomID, last, "m.read", nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		gw.mu.Lock()
+		defer gw.mu.Unlock()
+		if len(gw.got) != 3 {
+			t.Fatalf("gateway got %d notifications after a repeated receipt, want 3: %v", len(gw.got), gw.got[3:])
+		}
+	})
+}
