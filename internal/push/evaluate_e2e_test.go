@@ -186,12 +186,14 @@ func TestEvaluation(t *testing.T) {
 		}
 		send(t, carol, group.RoomID, map[string]any{"msgtype": "m.text", "body": "alice!",
 			"m.mentions": map[string]any{"user_ids": []string{string(alice.UserID)}}})
-		send(t, bob, group.RoomID, text("after carol"))
+		afterCarol := send(t, bob, group.RoomID, text("after carol"))
 		list = waitNotifications(t, s, alice, 8)
 		if list[0]["event"].(map[string]any)["sender"] != string(bob.UserID) {
 			t.Fatalf("ignored sender notified: %v", list[0])
 		}
-		// Counted on top of the counts read (and cached) after the receipt.
+		// Counted on top of the counts read (and cached) after the receipt;
+		// /notifications can list it a moment before the cache has it.
+		waitThrough(t, s, afterCarol)
 		if main, threads, _ = s.Push().UnreadCounts(ctx, string(alice.UserID), string(group.RoomID)); main != (push.Counts{NotificationCount: 1}) || len(threads) != 0 {
 			t.Fatalf("after a new message: %+v %+v", main, threads)
 		}
@@ -232,23 +234,7 @@ func TestThroughCoversCounts(t *testing.T) {
 		}
 		join(t, room.RoomID, alice, carol)
 		for i := 1; i <= 3; i++ {
-			id := send(t, bob, room.RoomID, text(fmt.Sprint("message ", i)))
-			ev, err := s.Engine().Event(ctx, string(id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.After(10 * time.Second)
-			for {
-				processed := s.Push().Processed()
-				if s.Push().Through() >= ev.StreamPos {
-					break
-				}
-				select {
-				case <-processed:
-				case <-deadline:
-					t.Fatalf("push never got through %d (at %d)", ev.StreamPos, s.Push().Through())
-				}
-			}
+			waitThrough(t, s, send(t, bob, room.RoomID, text(fmt.Sprint("message ", i))))
 			for _, c := range []*mautrix.Client{alice, carol} {
 				if main, _, err := s.Push().UnreadCounts(ctx, string(c.UserID), string(room.RoomID)); err != nil || main.NotificationCount != int64(i) {
 					t.Fatalf("%s after message %d: %+v %v", c.UserID, i, main, err)
@@ -256,4 +242,25 @@ func TestThroughCoversCounts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// waitThrough waits until push has processed an event (push.Through).
+func waitThrough(t *testing.T, s *testserver.Server, eventID id.EventID) {
+	t.Helper()
+	ev, err := s.Engine().Event(context.Background(), string(eventID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		processed := s.Push().Processed()
+		if s.Push().Through() >= ev.StreamPos {
+			return
+		}
+		select {
+		case <-processed:
+		case <-deadline:
+			t.Fatalf("push never got through %d (at %d)", ev.StreamPos, s.Push().Through())
+		}
+	}
 }
