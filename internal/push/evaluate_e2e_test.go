@@ -264,3 +264,36 @@ func waitThrough(t *testing.T, s *testserver.Server, eventID id.EventID) {
 		}
 	}
 }
+
+// TestPruneExpiresCounts: notifications past their keeping time go, and
+// the counts (cached ones too) stop counting those that were unread.
+func TestPruneExpiresCounts(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice, bob := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1")
+		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		join(t, room.RoomID, alice)
+		send(t, bob, room.RoomID, text("one"))
+		waitThrough(t, s, send(t, bob, room.RoomID, text("two")))
+		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room.RoomID)); err != nil || main.NotificationCount != 2 {
+			t.Fatalf("before pruning: %+v %v", main, err)
+		}
+		// A day on, unread notifications are kept.
+		if n, err := s.Push().Prune(ctx, time.Now().Add(25*time.Hour)); err != nil || n != 0 {
+			t.Fatalf("pruned %d a day on (%v), want 0", n, err)
+		}
+		// A month on, they expire.
+		if n, err := s.Push().Prune(ctx, time.Now().Add(31*24*time.Hour)); err != nil || n != 2 {
+			t.Fatalf("pruned %d a month on (%v), want 2", n, err)
+		}
+		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room.RoomID)); err != nil || main.NotificationCount != 0 {
+			t.Fatalf("after pruning: %+v %v", main, err)
+		}
+		if list, _ := notifications(t, s, alice, "limit=10"); len(list) != 0 {
+			t.Fatalf("notifications after pruning: %v", list)
+		}
+	})
+}

@@ -359,6 +359,7 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
 	s.goRun(func() { s.notifier.Run(ctx) })
 	s.goRun(func() { s.push.Run(ctx) })
+	s.goRun(func() { s.push.RunPruning(ctx) })
 	s.goRun(func() { s.indexer.Run(ctx) })
 	s.goRun(func() { s.guests.Run(ctx) })
 	s.goRun(func() { s.typing.Run(ctx, time.Second) })

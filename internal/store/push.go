@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"maps"
 	"math"
 	"slices"
@@ -449,4 +450,150 @@ func (db *DB) Reports(ctx context.Context) ([]Report, error) {
 // PusherLocalparts lists the users with pushers.
 func (db *DB) PusherLocalparts(ctx context.Context) ([]string, error) {
 	return db.r().strings(ctx, `SELECT DISTINCT localpart FROM pushers`)
+}
+
+// PushPruneBounds turns the ages notifications are kept for into event
+// stream positions: readUpto is the newest notifying event from before
+// readBefore, allUpto the newest from before allBefore (milliseconds
+// since the epoch; allBefore is the older). Each query reads only the
+// rows on its side of the bound.
+func (db *DB) PushPruneBounds(ctx context.Context, readBefore, allBefore int64) (readUpto, allUpto int64, err error) {
+	err = db.r().queryRow(ctx, `SELECT event_pos FROM push_events WHERE ts < $1 ORDER BY event_pos DESC LIMIT 1`,
+		[]any{readBefore}, &readUpto)
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil // nothing is old enough
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	var first int64
+	err = db.r().queryRow(ctx, `SELECT event_pos FROM push_events WHERE ts >= $1 ORDER BY event_pos LIMIT 1`,
+		[]any{allBefore}, &first)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return readUpto, readUpto, nil // everything is older than allBefore
+	case err != nil:
+		return 0, 0, err
+	}
+	return readUpto, min(first-1, readUpto), nil
+}
+
+// UserIDsAfter pages through local user IDs in order.
+func (db *DB) UserIDsAfter(ctx context.Context, after string, limit int) ([]string, error) {
+	return db.r().strings(ctx, `SELECT user_id FROM users WHERE user_id > $1 ORDER BY user_id LIMIT $2`, after, limit)
+}
+
+// PruneUserNotifications deletes a user's old notifications: read ones
+// up to readUpto unless they highlight, and every one up to allUpto.
+// Unread ones deleted stop counting; what they took off the counters
+// is returned. It looks at up to limit notifications after position
+// after, and returns where to go on from (next), or done.
+func (db *DB) PruneUserNotifications(ctx context.Context, userID string, after, readUpto, allUpto int64, limit int) (expired []UnreadDelta, deleted int, next int64, done bool, err error) {
+	err = db.tx(ctx, func(c conn) error {
+		expired, deleted, next, done = nil, 0, after, true
+		type note struct {
+			pos          int64
+			highlight    bool
+			room, thread string
+		}
+		notes, err := collect(ctx, c, func(scan func(...any) error) (note, error) {
+			var n note
+			var hl int
+			err := scan(&n.pos, &hl, &n.room, &n.thread)
+			n.highlight = hl == 1
+			return n, err
+		}, `SELECT n.event_pos, n.highlight, e.room_id, e.thread_id FROM push_user_notifications n
+			JOIN push_events e ON e.event_pos = n.event_pos
+			WHERE n.user_id = $1 AND n.event_pos > $2 AND n.event_pos <= $3 ORDER BY n.event_pos LIMIT $4`,
+			userID, after, max(readUpto, allUpto), limit)
+		if err != nil || len(notes) == 0 {
+			return err
+		}
+		next, done = notes[len(notes)-1].pos, len(notes) < limit
+		marks := map[string]readMarks{}
+		rows, err := c.query(ctx, `SELECT room_id, thread_id, read_pos FROM push_read WHERE user_id = $1`, userID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var room, thread string
+			var pos int64
+			if err := rows.Scan(&room, &thread, &pos); err != nil {
+				rows.Close()
+				return err
+			}
+			if marks[room] == nil {
+				marks[room] = readMarks{}
+			}
+			marks[room][thread] = pos
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		type roomThread struct{ room, thread string }
+		lost := map[roomThread]*ThreadCounts{}
+		var gone []any
+		for _, n := range notes {
+			read := n.pos <= marks[n.room].of(n.thread)
+			switch {
+			case read && (!n.highlight || n.pos <= allUpto):
+			case !read && n.pos <= allUpto:
+				k := roomThread{n.room, n.thread}
+				if lost[k] == nil {
+					lost[k] = &ThreadCounts{ThreadID: n.thread}
+				}
+				lost[k].Notifications++
+				if n.highlight {
+					lost[k].Highlights++
+				}
+			default:
+				continue
+			}
+			gone = append(gone, n.pos)
+		}
+		for len(gone) > 0 {
+			n := chunkSize(len(gone))
+			if _, err := c.exec(ctx, `DELETE FROM push_user_notifications WHERE user_id = $1 AND event_pos IN (`+placeholders(n, 2)+`)`,
+				append([]any{userID}, gone[:n]...)...); err != nil {
+				return err
+			}
+			deleted += n
+			gone = gone[n:]
+		}
+		for k, t := range lost {
+			if _, err := c.exec(ctx, `UPDATE push_unread SET
+				notifs = CASE WHEN notifs > $1 THEN notifs - $1 ELSE 0 END,
+				highlights = CASE WHEN highlights > $2 THEN highlights - $2 ELSE 0 END
+				WHERE user_id = $3 AND room_id = $4 AND thread_id = $5`,
+				t.Notifications, t.Highlights, userID, k.room, k.thread); err != nil {
+				return err
+			}
+			expired = append(expired, UnreadDelta{UserID: userID, RoomID: k.room, ThreadCounts: *t})
+		}
+		return nil
+	})
+	return expired, deleted, next, done, err
+}
+
+// PrunePushEvents deletes the shared part of notifications up to
+// allUpto, once PruneUserNotifications has deleted every user's, a
+// thousand rows per transaction so that the writer is never held long.
+func (db *DB) PrunePushEvents(ctx context.Context, allUpto int64) (int64, error) {
+	var total int64
+	for {
+		res, err := db.w().exec(ctx, `DELETE FROM push_events WHERE event_pos IN
+			(SELECT event_pos FROM push_events WHERE event_pos <= $1 ORDER BY event_pos LIMIT 1000)`, allUpto)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/store"
@@ -114,6 +115,88 @@ func TestPushReadMarks(t *testing.T) {
 		}
 		if hl, err := db.PushNotifications(ctx, u, 9, 10, true); err != nil || len(hl) != 1 || hl[0].EventPos != 7 || !hl[0].Highlight {
 			t.Fatalf("highlights before 9: %+v %v", hl, err)
+		}
+	})
+}
+
+// TestPushPruning: read notifications go after readUpto unless they
+// highlight, every one after allUpto; unread ones that go stop counting.
+func TestPushPruning(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db := open(t, url)
+		if err := db.CreateUser(ctx, store.User{Localpart: "u", UserID: "@u:hs", CreatedTS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		const u, room, thread = "@u:hs", "!r:hs", "$root"
+		const day = int64(24 * 60 * 60 * 1000)
+		now := 100 * day
+		note := func(pos int64, threadID string, highlight bool, ts int64) store.PushNotification {
+			return store.PushNotification{UserID: u, RoomID: room, ThreadID: threadID, EventID: "$e" + string(rune('a'+pos)),
+				EventPos: pos, CountedPos: 100 + pos, Actions: `["notify"]`, Highlight: highlight, TS: ts}
+		}
+		if _, err := db.AddPushNotifications(ctx, []store.PushNotification{
+			note(1, "", false, now-40*day), note(2, thread, true, now-40*day),
+			note(3, "", true, now-10*day), note(4, "", false, now-10*day),
+			note(5, "", false, now-day/24), note(6, thread, false, now-day/24),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.MarkPushRead(ctx, u, room, "", false, 4); err != nil {
+			t.Fatal(err)
+		}
+
+		readUpto, allUpto, err := db.PushPruneBounds(ctx, now-day, now-30*day)
+		if err != nil || readUpto != 4 || allUpto != 2 {
+			t.Fatalf("bounds: read %d all %d, want 4 and 2 (%v)", readUpto, allUpto, err)
+		}
+		// Two at a time, to go through the paging.
+		var expired []store.UnreadDelta
+		deleted := 0
+		for after, done := int64(0), false; !done; {
+			var e []store.UnreadDelta
+			var n int
+			e, n, after, done, err = db.PruneUserNotifications(ctx, u, after, readUpto, allUpto, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expired, deleted = append(expired, e...), deleted+n
+		}
+		if deleted != 3 || len(expired) != 1 || expired[0].RoomID != room || expired[0].ThreadID != thread ||
+			expired[0].Notifications != 1 || expired[0].Highlights != 1 {
+			t.Fatalf("deleted %d, expired %+v", deleted, expired)
+		}
+		if _, err := db.PrunePushEvents(ctx, allUpto); err != nil {
+			t.Fatal(err)
+		}
+		list, err := db.PushNotifications(ctx, u, 0, 10, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []int64
+		for _, n := range list {
+			kept = append(kept, n.EventPos)
+		}
+		if fmt.Sprint(kept) != "[6 5 3]" {
+			t.Fatalf("kept %v, want [6 5 3]", kept)
+		}
+		counts, err := db.UnreadPushCounts(ctx, u, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][2]int64{}
+		for _, c := range counts {
+			got[c.ThreadID] = [2]int64{c.Notifications, c.Highlights}
+		}
+		if len(got) != 2 || got[""] != [2]int64{1, 0} || got[thread] != [2]int64{1, 0} {
+			t.Fatalf("counts after pruning: %v", got)
+		}
+		// Reading everything afterwards still clears the counts.
+		if _, err := db.MarkPushRead(ctx, u, room, "", true, 6); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.TotalUnreadPush(ctx, u); err != nil || n != 0 {
+			t.Fatalf("unread after reading all: %d %v", n, err)
 		}
 	})
 }
