@@ -102,6 +102,9 @@ func TestPushDelivery(t *testing.T) {
 		}
 
 		first := send(t, bob, room.RoomID, text("one"))
+		// Delivered before the second is sent: a badge counts what is
+		// unread when the notification goes out.
+		gw.wait(t, 2)
 		second := send(t, bob, room.RoomID, map[string]any{"msgtype": "m.text", "body": "two",
 			"m.mentions": map[string]any{"user_ids": []string{string(alice.UserID)}}})
 		got := gw.wait(t, 4)
