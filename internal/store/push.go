@@ -67,18 +67,30 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) (
 			return err
 		}
 		// In key order, so that each user's rows go into one B-tree page
-		// after the other rather than hopping between users' pages.
-		byKey := slices.Clone(ns)
-		slices.SortFunc(byKey, func(a, b PushNotification) int {
-			return cmp.Or(strings.Compare(a.UserID, b.UserID), cmp.Compare(a.EventPos, b.EventPos))
-		})
-		rows := make([]any, 0, 4*len(ns))
-		for _, n := range byKey {
-			var actions any
-			if n.Actions != shared[n.EventPos] {
-				actions = n.Actions
+		// after the other rather than hopping between users' pages. A
+		// batch is event by event, each event's rows user by user: group
+		// by user, then order each user's few positions.
+		byUser := map[string][]int{}
+		var users []string
+		for i, n := range ns {
+			if _, ok := byUser[n.UserID]; !ok {
+				users = append(users, n.UserID)
 			}
-			rows = append(rows, n.UserID, n.EventPos, boolInt(n.Highlight), actions)
+			byUser[n.UserID] = append(byUser[n.UserID], i)
+		}
+		slices.Sort(users)
+		rows := make([]any, 0, 4*len(ns))
+		for _, u := range users {
+			idx := byUser[u]
+			slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(ns[a].EventPos, ns[b].EventPos) })
+			for _, i := range idx {
+				n := ns[i]
+				var actions any
+				if n.Actions != shared[n.EventPos] {
+					actions = n.Actions
+				}
+				rows = append(rows, n.UserID, n.EventPos, boolInt(n.Highlight), actions)
+			}
 		}
 		if err := execRows(ctx, c, `INSERT INTO push_user_notifications (user_id, event_pos, highlight, actions) VALUES `, 4,
 			` ON CONFLICT (user_id, event_pos) DO NOTHING`, rows); err != nil {
