@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,7 @@ type SenderStore interface {
 	QueueEDU(ctx context.Context, destinations []string, eduType, content string) error
 	PendingEDUs(ctx context.Context, destination string, limit int) ([]store.QueuedEDU, error)
 	DeleteDelivered(ctx context.Context, destination string, lastPDU, lastEDU int64) error
+	DropQueuedEDUs(ctx context.Context, destination, eduType string) error
 	QueuedDestinations(ctx context.Context) ([]string, error)
 	Destination(ctx context.Context, destination string) (store.DestinationState, error)
 	SetDestination(ctx context.Context, destination string, s store.DestinationState) error
@@ -80,7 +82,10 @@ type Sender struct {
 	mu      sync.Mutex
 	ctx     context.Context // nil unless Run is running
 	workers map[string]chan struct{}
-	wg      sync.WaitGroup
+	// up are destinations last seen out of back-off, so that RemoteUp
+	// costs no query for a server that talks to us all the time.
+	up map[string]bool
+	wg sync.WaitGroup
 }
 
 // NewSender makes a sender; it does nothing until Run.
@@ -91,7 +96,7 @@ func NewSender(o SenderOptions) *Sender {
 	if o.MaxRetryInterval < firstRetry {
 		o.MaxRetryInterval = firstRetry
 	}
-	return &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}}
+	return &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}, up: map[string]bool{}}
 }
 
 // Run queues local events for delivery and delivers queued PDUs and
@@ -262,6 +267,13 @@ func (s *Sender) QueueEDU(ctx context.Context, destinations []string, eduType st
 			dests = append(dests, d)
 		}
 	}
+	if eduType == typingEDU {
+		// Typing is only worth sending now: a destination in back-off
+		// would get it stale (Synapse does not queue it either).
+		if dests, err = s.reachable(ctx, dests); err != nil {
+			return err
+		}
+	}
 	if len(dests) == 0 {
 		return nil
 	}
@@ -272,6 +284,52 @@ func (s *Sender) QueueEDU(ctx context.Context, destinations []string, eduType st
 		s.wake(d)
 	}
 	return nil
+}
+
+// typingEDU is the one EDU type not worth delivering late.
+const typingEDU = "m.typing"
+
+// reachable keeps the destinations not in back-off.
+func (s *Sender) reachable(ctx context.Context, dests []string) ([]string, error) {
+	out := dests[:0:0]
+	for _, d := range dests {
+		s.mu.Lock()
+		up := s.up[d]
+		s.mu.Unlock()
+		if up {
+			out = append(out, d)
+			continue
+		}
+		st, err := s.o.Store.Destination(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if st.Failures == 0 {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// QueuedEDUTypes lists the types of the EDUs queued for a destination,
+// in queue order (operators and tests look at a backlog with it).
+func (s *Sender) QueuedEDUTypes(ctx context.Context, destination string) ([]string, error) {
+	edus, err := s.o.Store.PendingEDUs(ctx, destination, 1000)
+	if err != nil {
+		return nil, err
+	}
+	types := make([]string, len(edus))
+	for i, e := range edus {
+		types[i] = e.Type
+	}
+	return types, nil
+}
+
+// Failures is how many deliveries to a destination have failed in a row
+// (0: it is up).
+func (s *Sender) Failures(ctx context.Context, destination string) (int, error) {
+	st, err := s.o.Store.Destination(ctx, destination)
+	return st.Failures, err
 }
 
 // Pending counts the PDUs queued for a destination (tests and operators
@@ -308,7 +366,7 @@ func (s *Sender) wake(dest string) {
 // work delivers a destination's queue until it is empty.
 func (s *Sender) work(ctx context.Context, dest string, kick chan struct{}) {
 	for {
-		more, err := s.deliverOnce(ctx, dest)
+		more, err := s.deliverOnce(ctx, dest, kick)
 		if err != nil && ctx.Err() == nil {
 			s.o.Log.Error("federation sender: delivering", "destination", dest, "err", err)
 			more = sleep(ctx, storeRetry)
@@ -345,14 +403,24 @@ func (s *Sender) forget(dest string) {
 }
 
 // deliverOnce waits out the destination's back-off and sends one
-// transaction. It reports whether there may be more to send.
-func (s *Sender) deliverOnce(ctx context.Context, dest string) (bool, error) {
+// transaction. It reports whether there may be more to send. A kick
+// ends the wait early, to look at the destination's state again
+// (RemoteUp may have ended the back-off).
+func (s *Sender) deliverOnce(ctx context.Context, dest string, kick chan struct{}) (bool, error) {
 	st, err := s.o.Store.Destination(ctx, dest)
 	if err != nil {
 		return false, err
 	}
-	if wait := time.Until(time.UnixMilli(st.RetryAfterTS)); wait > 0 && !sleep(ctx, wait) {
-		return false, nil
+	if wait := time.Until(time.UnixMilli(st.RetryAfterTS)); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false, nil
+		case <-kick:
+			return true, nil
+		case <-t.C:
+		}
 	}
 	pdus, err := s.o.Store.PendingPDUs(ctx, dest, maxTxnPDUs)
 	if err != nil {
@@ -370,7 +438,16 @@ func (s *Sender) deliverOnce(ctx context.Context, dest string) (bool, error) {
 	if len(pdus) == 0 && len(edus) == 0 {
 		return false, nil
 	}
-	txn, err := s.transaction(ctx, dest, pdus, edus)
+	send := edus
+	if st.Failures > 0 {
+		// Typing queued before the destination went down is stale now;
+		// it is dropped with what is delivered.
+		send = slices.DeleteFunc(slices.Clone(edus), func(e store.QueuedEDU) bool { return e.Type == typingEDU })
+		if len(pdus) == 0 && len(send) == 0 {
+			return true, s.o.Store.DeleteDelivered(ctx, dest, 0, edus[len(edus)-1].QueueID)
+		}
+	}
+	txn, err := s.transaction(ctx, dest, pdus, send)
 	if err != nil {
 		return false, err
 	}
@@ -399,9 +476,47 @@ func (s *Sender) deliverOnce(ctx context.Context, dest string) (bool, error) {
 	}
 	if st.Failures > 0 {
 		s.o.Log.Info("federation sender: destination is back", "destination", dest, "failures", st.Failures)
-		return true, s.o.Store.SetDestination(ctx, dest, store.DestinationState{})
+		if err := s.o.Store.SetDestination(ctx, dest, store.DestinationState{}); err != nil {
+			return true, err
+		}
 	}
+	s.mu.Lock()
+	s.up[dest] = true
+	s.mu.Unlock()
 	return true, nil
+}
+
+// RemoteUp is told that a server has just reached this one (an inbound
+// transaction): a destination in back-off is evidently up again, so its
+// back-off ends and its queue goes now rather than at the next retry,
+// up to an hour away (Synapse does the same).
+func (s *Sender) RemoteUp(ctx context.Context, origin string) {
+	s.mu.Lock()
+	known := s.up[origin]
+	s.mu.Unlock()
+	if known {
+		return
+	}
+	st, err := s.o.Store.Destination(ctx, origin)
+	if err != nil {
+		return // the next retry comes anyway
+	}
+	if st.Failures > 0 {
+		// Typing queued before the outage was noticed is stale by now.
+		if err := s.o.Store.DropQueuedEDUs(ctx, origin, typingEDU); err != nil {
+			return
+		}
+		if err := s.o.Store.SetDestination(ctx, origin, store.DestinationState{}); err != nil {
+			return
+		}
+		s.o.Log.Info("federation sender: destination reached us, ending its back-off", "destination", origin, "failures", st.Failures)
+	}
+	s.mu.Lock()
+	s.up[origin] = true
+	s.mu.Unlock()
+	if st.Failures > 0 {
+		s.wake(origin)
+	}
 }
 
 // catchUp shrinks the backlog of a destination that was unreachable to
@@ -424,6 +539,9 @@ func (s *Sender) catchUp(ctx context.Context, dest string) ([]store.QueuedPDU, e
 // failed records a failed attempt and the destination's next retry time:
 // the back-off doubles from firstRetry up to MaxRetryInterval.
 func (s *Sender) failed(ctx context.Context, dest string, st store.DestinationState, cause error) error {
+	s.mu.Lock()
+	delete(s.up, dest)
+	s.mu.Unlock()
 	st.Failures++
 	st.RetryAfterTS = time.Now().Add(s.backoff(st.Failures)).UnixMilli()
 	s.o.Log.Info("federation sender: delivery failed", "destination", dest, "failures", st.Failures, "err", cause)

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
@@ -144,5 +147,70 @@ func TestSenderSkipsRoomsItIsNotIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		(&sendSyncer{c: bob}).waitMessages(t, roomID, "after the out-of-band leave")
+	})
+}
+
+// TestSenderDropsStaleTyping: alice types just as hs2 goes down, then
+// sends a message. When hs2 is back it gets the message but not the
+// typing notification, which is stale by then (Synapse drops it too);
+// typing while hs2 is known to be down is not even queued.
+func TestSenderDropsStaleTyping(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice, bob, roomID := sendRoom(t, net)
+		hs2.Stop()
+		if _, err := alice.UserTyping(ctx, roomID, true, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		sendPoll(t, "hs1 noticing hs2 is down", func() string {
+			if n, err := hs1.Sender().Failures(ctx, "hs2.test"); err != nil || n == 0 {
+				return fmt.Sprintf("%d failures (%v)", n, err)
+			}
+			return ""
+		})
+		// Known to be down now: this one is not queued at all.
+		if _, err := alice.UserTyping(ctx, roomID, true, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		types, err := hs1.Sender().QueuedEDUTypes(ctx, "hs2.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(strings.Join(types, " "), "m.typing"); n != 1 {
+			t.Fatalf("queued EDUs for hs2: %v, want the one typing from before the outage was noticed", types)
+		}
+		if _, err := alice.SendText(ctx, roomID, "after typing"); err != nil {
+			t.Fatal(err)
+		}
+		hs2.Restart()
+		hs2.Repoint(bob)
+		sendPoll(t, "the message on hs2", func() string {
+			if got := sendMessages(t, bob, roomID); !slices.Contains(got, "after typing") {
+				return fmt.Sprintf("bob sees %q", got)
+			}
+			return ""
+		})
+		// hs2 may have fetched the message itself (backfill): wait until
+		// hs1's queue for it is empty, delivered or dropped.
+		sendPoll(t, "hs1's queue for hs2 drained", func() string {
+			n, err := hs1.Sender().Pending(ctx, "hs2.test")
+			types, err2 := hs1.Sender().QueuedEDUTypes(ctx, "hs2.test")
+			if err != nil || err2 != nil || n != 0 || len(types) != 0 {
+				return fmt.Sprintf("%d PDUs and EDUs %v queued (%v, %v)", n, types, err, err2)
+			}
+			return ""
+		})
+		// Whatever hs1 delivered is applied by now (hs2 answers a
+		// transaction once it is processed): alice must not be typing.
+		resp, err := bob.FullSyncRequest(ctx, mautrix.ReqSync{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range ephemeralOf(resp, roomID, event.EphemeralEventTyping) {
+			if ids := ev.Content.AsTyping().UserIDs; len(ids) > 0 {
+				t.Fatalf("stale typing delivered: %v", ids)
+			}
+		}
 	})
 }

@@ -128,6 +128,9 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 		// Synapse answers 400 too; the spec only states the limits.
 		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", maxTxnPDUs, maxTxnEDUs)
 	}
+	if a.d.Sender != nil {
+		a.d.Sender.RemoteUp(ctx, r.Origin)
+	}
 	unlock := a.lockOrigin(r.Origin)
 	defer unlock()
 	// A transaction is processed once per origin and ID; a retry gets the

@@ -178,6 +178,13 @@ func (db *DB) PendingEDUs(ctx context.Context, destination string, limit int) ([
 		destination, limit)
 }
 
+// DropQueuedEDUs removes a destination's queued EDUs of one type (stale
+// typing notifications of a destination that was down).
+func (db *DB) DropQueuedEDUs(ctx context.Context, destination, eduType string) error {
+	_, err := db.w().exec(ctx, `DELETE FROM federation_queue_edus WHERE destination = $1 AND edu_type = $2`, destination, eduType)
+	return err
+}
+
 // DeleteDelivered removes delivered PDUs and EDUs from a destination's
 // queue; the IDs are the highest delivered (queues are sent in order).
 func (db *DB) DeleteDelivered(ctx context.Context, destination string, lastPDU, lastEDU int64) error {
