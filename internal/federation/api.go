@@ -33,6 +33,7 @@ type Store interface {
 	UserExists(ctx context.Context, localpart string) (bool, error)
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
 	JoinedServers(ctx context.Context, roomID string) ([]string, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
 }
 
 // Deps are what the server-server API serves from.

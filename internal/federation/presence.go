@@ -3,8 +3,12 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"strings"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/presence"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // ConnectPresence joins the presence service to federation: m.presence
@@ -23,4 +27,102 @@ func (a *API) ConnectPresence(p *presence.Service) {
 	p.Federate = func(ctx context.Context, push presence.Push) {
 		a.queueForRoommates(ctx, push.UserID, "m.presence", map[string]any{"push": []presence.Push{push}})
 	}
+}
+
+// JoinPresence sends presence to servers that newly share a room, as
+// Synapse's presence handler does on membership changes: a local user's
+// join sends their presence to the room's other servers, and a remote
+// user's join sends the presence of the room's local users to the
+// joiner's server. Otherwise another server hears of a local user's
+// presence only when it next changes. It listens on the room engine's
+// bus; the work runs in Run, off the engine's write path.
+type JoinPresence struct {
+	a     *API
+	p     *presence.Service
+	queue chan rooms.Notification
+}
+
+// maxPushesPerEDU bounds an m.presence EDU's pushes (a room may have
+// many local members).
+const maxPushesPerEDU = 50
+
+// JoinPresence makes the listener; nil when nothing is to be sent
+// (federation or presence off).
+func (a *API) JoinPresence(p *presence.Service) *JoinPresence {
+	if a.d.Sender == nil || !p.Enabled() {
+		return nil
+	}
+	return &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
+}
+
+// Publish implements rooms.Bus. Presence is best effort: when the queue
+// is full (a burst of joins) the join is skipped rather than the engine
+// held up.
+func (j *JoinPresence) Publish(n rooms.Notification) {
+	if n.Membership != spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
+		return
+	}
+	select {
+	case j.queue <- n:
+	default:
+	}
+}
+
+// Run sends presence for queued joins until ctx ends.
+func (j *JoinPresence) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-j.queue:
+			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
+				j.a.d.Log.Info("presence for a join", "err", err)
+			}
+		}
+	}
+}
+
+func (j *JoinPresence) joined(ctx context.Context, roomID, userID string) error {
+	uid, err := spec.NewUserID(userID, true)
+	if err != nil {
+		return nil
+	}
+	server := string(uid.Domain())
+	if server == j.a.d.ServerName {
+		p, ok, err := j.p.LocalPush(ctx, userID)
+		if err != nil || !ok {
+			return err
+		}
+		j.a.queueForRoom(ctx, roomID, "m.presence", map[string]any{"push": []presence.Push{p}})
+		return nil
+	}
+	if ok, err := j.a.d.Rooms.ServerAllowed(ctx, roomID, server); err != nil || !ok {
+		return err
+	}
+	members, err := j.a.d.Store.JoinedMembers(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	local := ":" + j.a.d.ServerName
+	var pushes []presence.Push
+	for _, m := range members {
+		if !strings.HasSuffix(m, local) {
+			continue
+		}
+		p, ok, err := j.p.LocalPush(ctx, m)
+		if err != nil {
+			return err
+		}
+		if ok {
+			pushes = append(pushes, p)
+		}
+	}
+	for len(pushes) > 0 {
+		n := min(len(pushes), maxPushesPerEDU)
+		if err := j.a.d.Sender.QueueEDU(ctx, []string{server}, "m.presence", map[string]any{"push": pushes[:n]}); err != nil {
+			return err
+		}
+		pushes = pushes[n:]
+	}
+	return nil
 }

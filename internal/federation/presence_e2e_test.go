@@ -99,3 +99,46 @@ func TestPresenceEDUOff(t *testing.T) {
 		testserver.WantHTTPError(t, "alice's presence from a server with presence off", err, http.StatusNotFound, "M_NOT_FOUND")
 	})
 }
+
+// TestPresenceOnJoin: alice@hs1 and carol@hs2 are online before they
+// share a room; when alice joins carol's room, each server sends the
+// other its user's presence (hs1 on its user's join, hs2 on a remote
+// user's join), without waiting for either presence to change.
+func TestPresenceOnJoin(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice := hs1.Register("alice", "pw-alice")
+		carol := hs2.Register("carol", "pw-carol")
+		if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline, StatusMsg: "alice here"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := carol.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline, StatusMsg: "carol here"}); err != nil {
+			t.Fatal(err)
+		}
+		created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs2.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			viewer *mautrix.Client
+			user   *mautrix.Client
+			status string
+		}{{alice, carol, "carol here"}, {carol, alice, "alice here"}} {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				p, err := c.viewer.GetPresence(ctx, c.user.UserID)
+				if err == nil && p.Presence == event.PresenceOnline && p.StatusMsg == c.status {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s never learnt %s's presence: %+v, %v", c.viewer.UserID, c.user.UserID, p, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+}

@@ -288,6 +288,20 @@ func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64)
 	return out, nil
 }
 
+// LocalPush is a local user's presence as other servers get it, false
+// when the user is offline (or presence is off): what a server that
+// newly shares a room with the user is sent.
+func (s *Service) LocalPush(ctx context.Context, userID string) (Push, bool, error) {
+	if !s.o.Enabled || !s.isLocal(userID) {
+		return Push{}, false, nil
+	}
+	p, _, err := s.lookup(ctx, userID)
+	if err != nil || p.Presence == Offline {
+		return Push{}, false, err
+	}
+	return push(p, s.now()), true, nil
+}
+
 // lookup reads a user's presence from memory or the database; a user
 // with none stored is offline, found false.
 func (s *Service) lookup(ctx context.Context, userID string) (store.Presence, bool, error) {

@@ -67,13 +67,16 @@ type Server struct {
 	notifier *mxsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
-	sender   *federation.Sender
-	push     *push.Service
-	acctData *accountdata.Service
-	typing   *typing.Service
-	receipts *receipts.Service
-	presence *presence.Service
-	media    *media.Service
+	sender *federation.Sender
+	// joinPresence sends presence to servers newly sharing a room (nil
+	// without federation or presence).
+	joinPresence *federation.JoinPresence
+	push         *push.Service
+	acctData     *accountdata.Service
+	typing       *typing.Service
+	receipts     *receipts.Service
+	presence     *presence.Service
+	media        *media.Service
 	// indexer keeps the full-text search index.
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
@@ -157,6 +160,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.joinPresence = fed.JoinPresence(s.presence); s.joinPresence != nil {
+		bus.Subscribe(s.joinPresence)
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log}
 	if cfg.Federation.Enabled {
@@ -368,6 +374,9 @@ func (s *Server) Start() error {
 	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
 	s.goRun(func() { s.pruneRedactions(ctx) })
 	s.goRun(func() { s.media.Run(ctx) })
+	if s.joinPresence != nil {
+		s.goRun(func() { s.joinPresence.Run(ctx) })
+	}
 	if s.sender != nil {
 		s.goRun(func() { s.sender.Run(ctx) })
 		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
