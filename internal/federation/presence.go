@@ -59,8 +59,8 @@ func (a *API) JoinPresence(p *presence.Service) *JoinPresence {
 // is full (a burst of joins) the join is skipped rather than the engine
 // held up.
 func (j *JoinPresence) Publish(n rooms.Notification) {
-	if n.Membership != spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
-		return
+	if n.Membership != spec.Join || n.PrevMembership == spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
+		return // not a join, a profile change, or history
 	}
 	select {
 	case j.queue <- n:

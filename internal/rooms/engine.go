@@ -52,6 +52,10 @@ type Notification struct {
 	Event *Event
 	// Membership is set for m.room.member events: the target's new membership.
 	Membership string
+	// PrevMembership is the target's membership before the event ("" for
+	// none), where the engine knows it: a join that follows a join is a
+	// profile change.
+	PrevMembership string
 }
 
 // Bus carries notifications from the engine to its listeners (sync

@@ -339,3 +339,37 @@ func TestMembershipUnchanged(t *testing.T) {
 		}
 	})
 }
+
+// TestNotificationPrevMembership: member events tell the bus the
+// target's membership before them, so that listeners can tell a join
+// from a profile change.
+func TestNotificationPrevMembership(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, bus := newTestEngine(t, dbURL)
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Preset: PresetPublicChat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		join := func(name string) {
+			t.Helper()
+			if _, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@bob:a.test", Type: spec.MRoomMember, StateKey: strp("@bob:a.test"),
+				Content: map[string]string{"membership": "join", "displayname": name}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		join("Bob")
+		join("Bobby")
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		var got [][2]string
+		for _, n := range bus.got {
+			if n.Event.RoomID().String() == roomID && n.Event.StateKey() != nil && *n.Event.StateKey() == "@bob:a.test" {
+				got = append(got, [2]string{n.PrevMembership, n.Membership})
+			}
+		}
+		if len(got) != 2 || got[0] != [2]string{"", "join"} || got[1] != [2]string{"join", "join"} {
+			t.Fatalf("bob's notifications (prev, new): %v", got)
+		}
+	})
+}

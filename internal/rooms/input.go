@@ -300,8 +300,12 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 		e.stream.Done(pos)
 	}
 	if !o.outlier && o.status == store.EventAccepted {
-		membership, _ := pdu.Membership()
-		e.bus.Publish(Notification{Event: ev, Membership: membership})
+		n := Notification{Event: ev}
+		n.Membership, _ = pdu.Membership()
+		if n.Membership != "" && pdu.StateKey() != nil && o.before != nil {
+			n.PrevMembership, _ = e.MembershipIn(ctx, o.before, *pdu.StateKey())
+		}
+		e.bus.Publish(n)
 	}
 	if !o.outlier {
 		// No holder of an earlier position waits for this room's lock,
