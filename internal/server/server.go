@@ -415,7 +415,11 @@ func (s *Server) goRun(fn func()) {
 // the HTTP servers rather than their sockets leaves Shutdown nothing to
 // close twice, whether or not Serve had taken the socket yet.
 func (s *Server) abortStart() {
-	for name := range s.bound {
+	for name, ln := range s.bound {
+		// Closed here too: the goroutine that serves it may not have
+		// handed it to its http.Server yet, whose Close would then miss
+		// it until Serve starts.
+		_ = ln.Close()
 		switch name {
 		case "client":
 			s.client.Close()
