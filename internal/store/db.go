@@ -84,6 +84,9 @@ func open(url string, maxConns int) (*DB, error) {
 	// the query, '#' a fragment) are escaped, or a data directory named
 	// "a#b" would open the file "a".
 	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	// temp_store=MEMORY keeps statement journals in memory: every
+	// multi-row statement inside a transaction needs one, and on disk it
+	// cost a temporary file's writes per statement.
 	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
