@@ -269,19 +269,15 @@ func TestBadgeOnRead(t *testing.T) {
 		ctx := context.Background()
 		gw := newGateway(t)
 		alice, bob := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1")
-		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		join(t, room.RoomID, alice)
+		room := publicRoom(t, bob, alice)
 		setPusher(t, alice, "alice-key", map[string]any{"url": gw.url()})
-		send(t, bob, room.RoomID, text("one"))
-		last := send(t, bob, room.RoomID, text("two"))
+		send(t, bob, room, text("one"))
+		last := send(t, bob, room, text("two"))
 		got := gw.wait(t, 2)
 		if got[1]["counts"].(map[string]any)["unread"] != float64(2) {
 			t.Fatalf("before reading: %v", got[1])
 		}
-		if err := alice.SendReceipt(ctx, room.RoomID, last, "m.read", nil); err != nil {
+		if err := alice.SendReceipt(ctx, room, last, "m.read", nil); err != nil {
 			t.Fatal(err)
 		}
 		got = gw.wait(t, 3)
@@ -292,7 +288,7 @@ func TestBadgeOnRead(t *testing.T) {
 			t.Fatalf("badge update: %v", n)
 		}
 		// A receipt that reads nothing new sends nothing.
-		if err := alice.SendReceipt(ctx, room.RoomID, last, "m.read", nil); err != nil {
+		if err := alice.SendReceipt(ctx, room, last, "m.read", nil); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(200 * time.Millisecond)

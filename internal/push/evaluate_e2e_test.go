@@ -77,6 +77,17 @@ func join(t *testing.T, roomID id.RoomID, cs ...*mautrix.Client) {
 	}
 }
 
+// publicRoom is a public room of owner's that members have joined.
+func publicRoom(t *testing.T, owner *mautrix.Client, members ...*mautrix.Client) id.RoomID {
+	t.Helper()
+	room, err := owner.CreateRoom(context.Background(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join(t, room.RoomID, members...)
+	return room.RoomID
+}
+
 func TestEvaluation(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
@@ -228,15 +239,11 @@ func TestThroughCoversCounts(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice, bob, carol := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1"), s.Register("carol", "pw-carol-1")
-		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		join(t, room.RoomID, alice, carol)
+		room := publicRoom(t, bob, alice, carol)
 		for i := 1; i <= 3; i++ {
-			waitThrough(t, s, send(t, bob, room.RoomID, text(fmt.Sprint("message ", i))))
+			waitThrough(t, s, send(t, bob, room, text(fmt.Sprint("message ", i))))
 			for _, c := range []*mautrix.Client{alice, carol} {
-				if main, _, err := s.Push().UnreadCounts(ctx, string(c.UserID), string(room.RoomID)); err != nil || main.NotificationCount != int64(i) {
+				if main, _, err := s.Push().UnreadCounts(ctx, string(c.UserID), string(room)); err != nil || main.NotificationCount != int64(i) {
 					t.Fatalf("%s after message %d: %+v %v", c.UserID, i, main, err)
 				}
 			}
@@ -271,14 +278,10 @@ func TestPruneExpiresCounts(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice, bob := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1")
-		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		join(t, room.RoomID, alice)
-		send(t, bob, room.RoomID, text("one"))
-		waitThrough(t, s, send(t, bob, room.RoomID, text("two")))
-		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room.RoomID)); err != nil || main.NotificationCount != 2 {
+		room := publicRoom(t, bob, alice)
+		send(t, bob, room, text("one"))
+		waitThrough(t, s, send(t, bob, room, text("two")))
+		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room)); err != nil || main.NotificationCount != 2 {
 			t.Fatalf("before pruning: %+v %v", main, err)
 		}
 		// A day on, unread notifications are kept.
@@ -289,7 +292,7 @@ func TestPruneExpiresCounts(t *testing.T) {
 		if n, err := s.Push().Prune(ctx, time.Now().Add(31*24*time.Hour)); err != nil || n != 2 {
 			t.Fatalf("pruned %d a month on (%v), want 2", n, err)
 		}
-		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room.RoomID)); err != nil || main.NotificationCount != 0 {
+		if main, _, err := s.Push().UnreadCounts(ctx, string(alice.UserID), string(room)); err != nil || main.NotificationCount != 0 {
 			t.Fatalf("after pruning: %+v %v", main, err)
 		}
 		if list, _ := notifications(t, s, alice, "limit=10"); len(list) != 0 {

@@ -110,26 +110,12 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) (
 		}
 		marks := map[userRoom]readMarks{}
 		for room, low := range lowest {
-			rows, err := c.query(ctx, `SELECT user_id, thread_id, read_pos FROM push_read WHERE room_id = $1 AND read_pos >= $2`, room, low)
+			byUser, err := readMarksBy(ctx, c, `SELECT user_id, thread_id, read_pos FROM push_read WHERE room_id = $1 AND read_pos >= $2`, room, low)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var user, thread string
-				var pos int64
-				if err := rows.Scan(&user, &thread, &pos); err != nil {
-					rows.Close()
-					return err
-				}
-				k := userRoom{user, room}
-				if marks[k] == nil {
-					marks[k] = readMarks{}
-				}
-				marks[k][thread] = pos
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
+			for user, m := range byUser {
+				marks[userRoom{user, room}] = m
 			}
 		}
 		counts := map[userThread]added{}
@@ -181,21 +167,37 @@ func (m readMarks) of(thread string) int64 {
 }
 
 func loadReadMarks(ctx context.Context, c conn, userID, roomID string) (readMarks, error) {
-	m := readMarks{}
-	rows, err := c.query(ctx, `SELECT thread_id, read_pos FROM push_read WHERE user_id = $1 AND room_id = $2`, userID, roomID)
+	byRoom, err := readMarksBy(ctx, c, `SELECT room_id, thread_id, read_pos FROM push_read WHERE user_id = $1 AND room_id = $2`, userID, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if m := byRoom[roomID]; m != nil {
+		return m, nil
+	}
+	return readMarks{}, nil
+}
+
+// readMarksBy reads rows of (key, thread_id, read_pos) into each key's
+// read marks (the key a user or a room, as the query groups them).
+func readMarksBy(ctx context.Context, c conn, query string, args ...any) (map[string]readMarks, error) {
+	rows, err := c.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	out := map[string]readMarks{}
 	for rows.Next() {
-		var thread string
+		var key, thread string
 		var pos int64
-		if err := rows.Scan(&thread, &pos); err != nil {
+		if err := rows.Scan(&key, &thread, &pos); err != nil {
 			return nil, err
 		}
-		m[thread] = pos
+		if out[key] == nil {
+			out[key] = readMarks{}
+		}
+		out[key][thread] = pos
 	}
-	return m, rows.Err()
+	return out, rows.Err()
 }
 
 func boolInt(b bool) int {
@@ -522,25 +524,8 @@ func (db *DB) PruneUserNotifications(ctx context.Context, userID string, after, 
 			return err
 		}
 		next, done = notes[len(notes)-1].pos, len(notes) < limit
-		marks := map[string]readMarks{}
-		rows, err := c.query(ctx, `SELECT room_id, thread_id, read_pos FROM push_read WHERE user_id = $1`, userID)
+		marks, err := readMarksBy(ctx, c, `SELECT room_id, thread_id, read_pos FROM push_read WHERE user_id = $1`, userID)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var room, thread string
-			var pos int64
-			if err := rows.Scan(&room, &thread, &pos); err != nil {
-				rows.Close()
-				return err
-			}
-			if marks[room] == nil {
-				marks[room] = readMarks{}
-			}
-			marks[room][thread] = pos
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		type roomThread struct{ room, thread string }
