@@ -124,18 +124,10 @@ func (s *Service) Put(ctx context.Context, userID, roomID, typ string, content j
 // of earlier ones still in flight, and a /sync woken before Current
 // reaches pos would not find the change.
 func (s *Service) changed(ctx context.Context, userID string, pos int64) {
-	for {
-		ch := s.stream.Advanced()
-		if s.stream.Current() >= pos {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			// The change is stored; the next wake-up of the user's sync
-			// finds it.
-			return
-		case <-ch:
-		}
+	if !s.stream.WaitReadable(ctx, pos) {
+		// The change is stored; the next wake-up of the user's sync
+		// finds it.
+		return
 	}
 	if s.OnChange != nil {
 		s.OnChange(userID)

@@ -1,5 +1,6 @@
 // Package cache holds the bounded in-memory caches the server keeps in
-// front of the database.
+// front of the database, and the positions (Marks, Watermark) that tell
+// readers whether what they hold is still current.
 package cache
 
 import (

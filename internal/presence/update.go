@@ -131,17 +131,9 @@ func sameMsg(a, b *string) bool {
 // of earlier ones still in flight, and a /sync woken before Current
 // reaches pos would not find the change.
 func (s *Service) changed(ctx context.Context, userID string, pos int64) {
-	for {
-		ch := s.o.Stream.Advanced()
-		if s.o.Stream.Current() >= pos {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			// The change is stored; the next wake-up finds it.
-			return
-		case <-ch:
-		}
+	if !s.o.Stream.WaitReadable(ctx, pos) {
+		// The change is stored; the next wake-up finds it.
+		return
 	}
 	if s.OnChange != nil {
 		s.OnChange(userID)

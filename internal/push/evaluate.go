@@ -119,7 +119,7 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 		s.recentCounts.note(d.UserID, d.RoomID, pos)
 	}
 	s.stream.Done(pos)
-	if !waitReadable(ctx, s.stream, pos) {
+	if !s.stream.WaitReadable(ctx, pos) {
 		return nil
 	}
 	woken := map[string]bool{}

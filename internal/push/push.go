@@ -93,10 +93,8 @@ type Service struct {
 	startPos int64
 
 	// through is the stream position up to which events are evaluated
-	// and their notifications stored; processed is closed when it moves.
-	throughMu sync.Mutex
-	through   int64
-	processed chan struct{}
+	// and their notifications stored.
+	through *cache.Watermark
 
 	// rulesets caches users' rules in the evaluator's form; rulesMu
 	// orders loads against invalidation (see update).
@@ -132,8 +130,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
 		startPos:     engine.Stream().Current(),
-		through:      engine.Stream().Current(),
-		processed:    make(chan struct{}),
+		through:      cache.NewWatermark(engine.Stream().Current()),
 		rulesets:     cache.NewLRU[string, userRuleset](100000),
 		memberCache:  cache.NewLRU[string, roomMembers](200000),
 		countMarks:   cache.NewMarks(engine.Stream().Current()),
@@ -209,35 +206,17 @@ func (s *Service) Run(ctx context.Context) {
 		for _, n := range batch {
 			last = max(last, n.Event.StreamPos)
 		}
-		s.processedThrough(last)
+		s.through.Raise(last)
 	}
 }
 
 // Through is the stream position up to which events have been evaluated
 // and their counts stored (sync.Gate: /sync wakes for an event once its
 // unread counts are there too).
-func (s *Service) Through() int64 {
-	s.throughMu.Lock()
-	defer s.throughMu.Unlock()
-	return s.through
-}
+func (s *Service) Through() int64 { return s.through.Get() }
 
 // Processed is closed when Through next moves.
-func (s *Service) Processed() <-chan struct{} {
-	s.throughMu.Lock()
-	defer s.throughMu.Unlock()
-	return s.processed
-}
-
-func (s *Service) processedThrough(pos int64) {
-	s.throughMu.Lock()
-	defer s.throughMu.Unlock()
-	if pos > s.through {
-		s.through = pos
-		close(s.processed)
-		s.processed = make(chan struct{})
-	}
-}
+func (s *Service) Processed() <-chan struct{} { return s.through.Moved() }
 
 // safeEvaluate is evaluate that survives a panic in the evaluator (rules
 // and events come from users): the event is skipped, the server lives.
@@ -289,20 +268,4 @@ func evaluatorRules(rules *Ruleset) (*pushrules.PushRuleset, error) {
 		return nil, err
 	}
 	return rs, nil
-}
-
-// waitReadable returns once pos is at or below the stream's current
-// position (or ctx ends), so that a /sync woken for it finds it.
-func waitReadable(ctx context.Context, stream *rooms.StreamGen, pos int64) bool {
-	for {
-		ch := stream.Advanced()
-		if stream.Current() >= pos {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-ch:
-		}
-	}
 }

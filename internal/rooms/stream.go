@@ -3,6 +3,8 @@ package rooms
 import (
 	"context"
 	"sync"
+
+	"github.com/myelin-chat/myelin/internal/cache"
 )
 
 // StreamGen hands out event stream positions. Events of different rooms
@@ -13,19 +15,18 @@ type StreamGen struct {
 	mu       sync.Mutex
 	next     int64
 	inflight map[int64]bool
-	current  int64
 	// stored is the highest position actually persisted. Current never
 	// passes it, so that a token handed out always names a stored position
 	// and a restart (which resumes after the highest stored one) cannot
 	// reuse a position a client already holds.
 	stored int64
-	// waiters are closed whenever Current advances.
-	advanced chan struct{}
+	// current is what Current reports.
+	current *cache.Watermark
 }
 
 // NewStreamGen starts after the highest stored position.
 func NewStreamGen(max int64) *StreamGen {
-	return &StreamGen{next: max + 1, current: max, stored: max, inflight: map[int64]bool{}, advanced: make(chan struct{})}
+	return &StreamGen{next: max + 1, stored: max, inflight: map[int64]bool{}, current: cache.NewWatermark(max)}
 }
 
 // Next reserves a position; the caller must call Done with it.
@@ -57,26 +58,16 @@ func (g *StreamGen) finish(p int64, stored bool) {
 			cur = q - 1
 		}
 	}
-	if cur > g.current {
-		g.current = cur
-		close(g.advanced)
-		g.advanced = make(chan struct{})
-	}
+	// Raised under g.mu, so that positions finishing concurrently raise
+	// it in order.
+	g.current.Raise(cur)
 }
 
 // Current is the position readers may read up to.
-func (g *StreamGen) Current() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.current
-}
+func (g *StreamGen) Current() int64 { return g.current.Get() }
 
 // Advanced returns a channel closed the next time Current moves.
-func (g *StreamGen) Advanced() <-chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.advanced
-}
+func (g *StreamGen) Advanced() <-chan struct{} { return g.current.Moved() }
 
 // WaitReadable returns once p is at or below Current, or ctx ends (then
 // false). Positions finish out of order (a batch's events, and the other
@@ -84,15 +75,5 @@ func (g *StreamGen) Advanced() <-chan struct{} {
 // that has finished p waits here before answering its client, whose
 // next read must see what it sent.
 func (g *StreamGen) WaitReadable(ctx context.Context, p int64) bool {
-	for {
-		ch := g.Advanced()
-		if g.Current() >= p {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-ch:
-		}
-	}
+	return g.current.Wait(ctx, p)
 }

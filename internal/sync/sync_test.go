@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	gosync "sync"
 	"testing"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -221,33 +221,13 @@ func TestNotifierFollowsMembership(t *testing.T) {
 }
 
 // testGate is a Gate moved by hand.
-type testGate struct {
-	mu      gosync.Mutex
-	through int64
-	moved   chan struct{}
-}
+type testGate struct{ *cache.Watermark }
 
-func newTestGate() *testGate { return &testGate{moved: make(chan struct{})} }
+func newTestGate() *testGate { return &testGate{cache.NewWatermark(0)} }
 
-func (g *testGate) Through() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.through
-}
-
-func (g *testGate) Processed() <-chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.moved
-}
-
-func (g *testGate) advance(pos int64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.through = pos
-	close(g.moved)
-	g.moved = make(chan struct{})
-}
+func (g *testGate) Through() int64             { return g.Get() }
+func (g *testGate) Processed() <-chan struct{} { return g.Moved() }
+func (g *testGate) advance(pos int64)          { g.Raise(pos) }
 
 // TestNotifierHoldsForGate checks that a readable event wakes its room's
 // waiters only once the gate has processed it, or once the longest hold
