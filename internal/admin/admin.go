@@ -28,6 +28,8 @@ type Store interface {
 type API struct {
 	accounts     *accounts.Service
 	store        Store
+	reports      Reports
+	rooms        Rooms
 	sharedSecret string
 	noncesMu     sync.Mutex
 	nonces       map[string]time.Time
@@ -35,8 +37,8 @@ type API struct {
 }
 
 // New makes the admin API; sharedSecret "" disables shared-secret registration.
-func New(acc *accounts.Service, st Store, sharedSecret string) *API {
-	return &API{accounts: acc, store: st, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
+func New(acc *accounts.Service, st Store, reports Reports, rm Rooms, sharedSecret string) *API {
+	return &API{accounts: acc, store: st, reports: reports, rooms: rm, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
 }
 
 // Register adds the admin routes.
@@ -49,6 +51,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.getToken)})
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.updateToken)})
 	rt.Add(httpapi.Route{Method: http.MethodDelete, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.deleteToken)})
+	a.registerReports(rt)
 }
 
 func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler {
