@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
@@ -314,6 +315,18 @@ func TestDeactivate(t *testing.T) {
 				if err := user.SetDisplayName(ctx, "Display "+name); err != nil {
 					t.Fatalf("displayname: %v", err)
 				}
+				// A room the user is in and one they are invited to.
+				joined, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := user.JoinRoom(ctx, joined.RoomID.String(), nil); err != nil {
+					t.Fatal(err)
+				}
+				invited, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{user.UserID}})
+				if err != nil {
+					t.Fatal(err)
+				}
 				otherToken, _ := authLoginDevice(t, s, name, "pw "+name)
 				refreshable := authPasswordLogin(name, "pw "+name)
 				refreshable["refresh_token"] = true
@@ -347,6 +360,13 @@ func TestDeactivate(t *testing.T) {
 					t.Fatalf("deactivate: id_server_unbind_result %v, want success or no-support", body["id_server_unbind_result"])
 				}
 
+				// Synapse parts a deactivated account from its rooms.
+				for _, room := range []id.RoomID{joined.RoomID, invited.RoomID} {
+					if m, err := s.Engine().MembershipOf(ctx, string(room), string(user.UserID)); err != nil || m != "leave" {
+						t.Fatalf("membership in %s after deactivation: %q %v, want leave", room, m, err)
+					}
+				}
+
 				authWantRevoked(t, s, "token of the deactivating device", user.AccessToken, false)
 				authWantRevoked(t, s, "token of another device", otherToken, false)
 				status, body = authRefresh(t, s, refresh)
@@ -359,7 +379,7 @@ func TestDeactivate(t *testing.T) {
 				testserver.WantError(t, "password login of a deactivated account", status, body, http.StatusForbidden, "M_USER_DEACTIVATED")
 
 				// The user ID is never handed out again.
-				_, err := s.Client().RegisterAvailable(ctx, name)
+				_, err = s.Client().RegisterAvailable(ctx, name)
 				if !errors.Is(err, mautrix.MUserInUse) {
 					t.Fatalf("register/available %s: %v, want M_USER_IN_USE", name, err)
 				}

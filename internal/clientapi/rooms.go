@@ -289,18 +289,45 @@ func (a *API) leave(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	roomID := r.PathValue("roomId")
-	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
+	_, err := a.leaveRoom(r.Context(), c.UserID, r.PathValue("roomId"), body.Reason)
+	return empty, err
+}
+
+// leaveRoom makes a user leave a room, or reject an invite or withdraw a
+// knock; remote is set when that went to another server (a room no one
+// here is in).
+func (a *API) leaveRoom(ctx context.Context, userID, roomID, reason string) (remote bool, err error) {
+	if a.federation != nil && !a.serverInRoom(ctx, roomID) {
 		// Rejecting an invite or withdrawing a knock of a room no one
 		// here is in goes through the server that holds the room.
-		if m, _ := a.rooms.MembershipOf(r.Context(), roomID, c.UserID); m == spec.Invite || m == spec.Knock {
-			return empty, a.federation.Leave(r.Context(), c.UserID, roomID, body.Reason)
+		if m, _ := a.rooms.MembershipOf(ctx, roomID, userID); m == spec.Invite || m == spec.Knock {
+			return true, a.federation.Leave(ctx, userID, roomID, reason)
 		}
 	}
-	_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Leave, Reason: body.Reason,
+	_, err = a.rooms.SetMembership(ctx, rooms.MembershipRequest{
+		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Leave, Reason: reason,
 	})
-	return empty, err
+	return false, err
+}
+
+// partRooms makes a user leave every room they are joined to, invited
+// to or knocking on, as Synapse does when an account is deactivated: the
+// account's memberships would otherwise linger, counting it as a member
+// and keeping its invites open. An invite or knock of a room held on a
+// server that cannot be reached stays as it is (harmless for an account
+// that can no longer log in); a local failure stops the deactivation, so
+// that it can be retried.
+func (a *API) partRooms(ctx context.Context, userID string) error {
+	ms, err := a.roomStore.MembershipsOf(ctx, userID, spec.Join, spec.Invite, spec.Knock)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if remote, err := a.leaveRoom(ctx, userID, m.RoomID, ""); err != nil && !remote {
+			return err
+		}
+	}
+	return nil
 }
 
 // forget hides a room the user has left from their sync; it is refused
