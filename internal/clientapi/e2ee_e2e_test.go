@@ -118,13 +118,7 @@ func TestSyncOneTimeKeyCounts(t *testing.T) {
 		alice := s.Register("alice", "pw-alice")
 		bob := s.Register("bob", "pw-bob")
 		aliceID, dev := string(alice.UserID), string(alice.DeviceID)
-		dk, priv := deviceKeys(t, aliceID, dev)
-		fallback := sign(t, map[string]any{"key": "fallbackkey", "fallback": true}, aliceID, "ed25519:"+dev, priv)
-		st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{
-			"device_keys": dk, "one_time_keys": otk(t, aliceID, dev, priv, 2),
-			"fallback_keys": map[string]any{"signed_curve25519:F1": fallback},
-		})
-		testserver.WantStatus(t, "upload", st, body, http.StatusOK)
+		uploadDeviceKeys(t, s, alice, 2)
 		resp := keysSync(t, alice, "", 0)
 		if resp.OTKCounts["signed_curve25519"] != 2 || !slices.Equal(resp.UnusedFallback, []string{"signed_curve25519"}) {
 			t.Fatalf("initial sync: counts %v, unused fallback %v", resp.OTKCounts, resp.UnusedFallback)

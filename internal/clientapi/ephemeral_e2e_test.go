@@ -13,38 +13,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
-// epSyncUntil long-polls /sync from since until ok accepts a response
-// and returns its next_batch; it fails after a deadline.
-func epSyncUntil(t *testing.T, c *mautrix.Client, since, what string, ok func(*mautrix.RespSync) bool) string {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := c.FullSyncRequest(context.Background(), mautrix.ReqSync{Timeout: 1000, Since: since})
-		if err != nil {
-			t.Fatalf("%s: sync: %v", c.UserID, err)
-		}
-		since = resp.NextBatch
-		if ok(resp) {
-			return since
-		}
-	}
-	t.Fatalf("%s never saw %s", c.UserID, what)
-	return ""
-}
-
-func epEphemeral(resp *mautrix.RespSync, roomID id.RoomID, typ event.Type) []*event.Event {
-	var out []*event.Event
-	if room, ok := resp.Rooms.Join[roomID]; ok {
-		for _, ev := range room.Ephemeral.Events {
-			if ev.Type == typ {
-				_ = ev.Content.ParseRaw(ev.Type)
-				out = append(out, ev)
-			}
-		}
-	}
-	return out
-}
-
 // TestTyping: typing shows in the room members' /sync and stops on
 // request or when its timeout passes; it is refused for rooms one is not
 // in and for other users.
@@ -56,10 +24,10 @@ func TestTyping(t *testing.T) {
 		if _, err := bob.JoinRoomByID(ctx, room); err != nil {
 			t.Fatal(err)
 		}
-		since := epSyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
+		since := testserver.SyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
 		typingIs := func(users ...id.UserID) func(*mautrix.RespSync) bool {
 			return func(r *mautrix.RespSync) bool {
-				evs := epEphemeral(r, room, event.EphemeralEventTyping)
+				evs := testserver.Ephemeral(r, room, event.EphemeralEventTyping)
 				if len(evs) == 0 {
 					return false
 				}
@@ -78,17 +46,17 @@ func TestTyping(t *testing.T) {
 		if _, err := alice.UserTyping(ctx, room, true, 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
-		since = epSyncUntil(t, bob, since, "alice typing", typingIs(alice.UserID))
+		since = testserver.SyncUntil(t, bob, since, "alice typing", typingIs(alice.UserID))
 		if _, err := alice.UserTyping(ctx, room, false, 0); err != nil {
 			t.Fatal(err)
 		}
-		since = epSyncUntil(t, bob, since, "alice stopping", typingIs())
+		since = testserver.SyncUntil(t, bob, since, "alice stopping", typingIs())
 		// A short timeout runs out by itself.
 		if _, err := alice.UserTyping(ctx, room, true, 300*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		since = epSyncUntil(t, bob, since, "alice typing again", typingIs(alice.UserID))
-		epSyncUntil(t, bob, since, "alice's typing time out", typingIs())
+		since = testserver.SyncUntil(t, bob, since, "alice typing again", typingIs(alice.UserID))
+		testserver.SyncUntil(t, bob, since, "alice's typing time out", typingIs())
 
 		st, body := s.Do(t, http.MethodPut, "/_matrix/client/v3/rooms/"+string(room)+"/typing/"+string(eve.UserID), eve.AccessToken,
 			map[string]any{"typing": true, "timeout": 1000})
@@ -111,8 +79,8 @@ func TestReceiptsAndUnreadCounts(t *testing.T) {
 		if _, err := bob.JoinRoomByID(ctx, room); err != nil {
 			t.Fatal(err)
 		}
-		aliceSince := epSyncUntil(t, alice, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
-		bobSince := epSyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
+		aliceSince := testserver.SyncUntil(t, alice, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
+		bobSince := testserver.SyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
 		sySend(t, alice, room, "one")
 		last := id.EventID(sySend(t, alice, room, "two"))
 		unread := func(n int) func(*mautrix.RespSync) bool {
@@ -121,16 +89,16 @@ func TestReceiptsAndUnreadCounts(t *testing.T) {
 				return j != nil && j.UnreadNotifications != nil && j.UnreadNotifications.NotificationCount == n
 			}
 		}
-		bobSince = epSyncUntil(t, bob, bobSince, "two unread", unread(2))
+		bobSince = testserver.SyncUntil(t, bob, bobSince, "two unread", unread(2))
 
 		if err := bob.SendReceipt(ctx, room, last, event.ReceiptTypeReadPrivate, nil); err != nil {
 			t.Fatal(err)
 		}
-		bobSince = epSyncUntil(t, bob, bobSince, "no unread after his private receipt", unread(0))
+		bobSince = testserver.SyncUntil(t, bob, bobSince, "no unread after his private receipt", unread(0))
 		if err := bob.SetReadMarkers(ctx, room, map[string]any{"m.fully_read": last, "m.read": last}); err != nil {
 			t.Fatal(err)
 		}
-		epSyncUntil(t, bob, bobSince, "his fully-read marker", func(r *mautrix.RespSync) bool {
+		testserver.SyncUntil(t, bob, bobSince, "his fully-read marker", func(r *mautrix.RespSync) bool {
 			j := r.Rooms.Join[room]
 			if j == nil {
 				return false
@@ -144,8 +112,8 @@ func TestReceiptsAndUnreadCounts(t *testing.T) {
 			return false
 		})
 		sawPrivate := false
-		epSyncUntil(t, alice, aliceSince, "bob's public receipt", func(r *mautrix.RespSync) bool {
-			for _, ev := range epEphemeral(r, room, event.EphemeralEventReceipt) {
+		testserver.SyncUntil(t, alice, aliceSince, "bob's public receipt", func(r *mautrix.RespSync) bool {
+			for _, ev := range testserver.Ephemeral(r, room, event.EphemeralEventReceipt) {
 				rc := *ev.Content.AsReceipt()
 				if _, ok := rc[last][event.ReceiptTypeReadPrivate][bob.UserID]; ok {
 					sawPrivate = true
@@ -179,14 +147,14 @@ func TestAccountDataIgnoreAndPresenceInSync(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		since := epSyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
+		since := testserver.SyncUntil(t, bob, "", "the room", func(r *mautrix.RespSync) bool { return r.Rooms.Join[room] != nil })
 		if err := bob.SetAccountData(ctx, "org.example.settings", map[string]any{"theme": "dark"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := bob.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": map[string]any{string(carol.UserID): map[string]any{}}}); err != nil {
 			t.Fatal(err)
 		}
-		since = epSyncUntil(t, bob, since, "his account data", func(r *mautrix.RespSync) bool {
+		since = testserver.SyncUntil(t, bob, since, "his account data", func(r *mautrix.RespSync) bool {
 			for _, ev := range r.AccountData.Events {
 				if ev.Type.Type == "org.example.settings" {
 					return true
@@ -196,7 +164,7 @@ func TestAccountDataIgnoreAndPresenceInSync(t *testing.T) {
 		})
 		sySend(t, carol, room, "ignore me")
 		sySend(t, alice, room, "after carol")
-		since = epSyncUntil(t, bob, since, "alice's message", func(r *mautrix.RespSync) bool {
+		since = testserver.SyncUntil(t, bob, since, "alice's message", func(r *mautrix.RespSync) bool {
 			j := r.Rooms.Join[room]
 			if j == nil {
 				return false
@@ -215,7 +183,7 @@ func TestAccountDataIgnoreAndPresenceInSync(t *testing.T) {
 		if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceOnline, StatusMsg: "coding"}); err != nil {
 			t.Fatal(err)
 		}
-		epSyncUntil(t, bob, since, "alice's presence", func(r *mautrix.RespSync) bool {
+		testserver.SyncUntil(t, bob, since, "alice's presence", func(r *mautrix.RespSync) bool {
 			if _, ok := r.Rooms.Invite[other]; ok {
 				t.Fatal("bob saw an invite from carol, whom he ignores")
 			}

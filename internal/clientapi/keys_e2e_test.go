@@ -70,24 +70,34 @@ func otk(t *testing.T, user, device string, priv ed25519.PrivateKey, n int) map[
 
 func tok(c *mautrix.Client) string { return c.AccessToken }
 
+// uploadDeviceKeys uploads a client's device keys, otks one-time keys
+// and a fallback key, and returns the keys, their signing key and the
+// answer.
+func uploadDeviceKeys(t *testing.T, s *testserver.Server, c *mautrix.Client, otks int) (map[string]any, ed25519.PrivateKey, map[string]any) {
+	t.Helper()
+	userID, dev := string(c.UserID), string(c.DeviceID)
+	dk, priv := deviceKeys(t, userID, dev)
+	fallback := sign(t, map[string]any{"key": "fallbackkey", "fallback": true}, userID, "ed25519:"+dev, priv)
+	st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(c), map[string]any{
+		"device_keys": dk, "one_time_keys": otk(t, userID, dev, priv, otks),
+		"fallback_keys": map[string]any{"signed_curve25519:F1": fallback},
+	})
+	testserver.WantStatus(t, "upload", st, body, http.StatusOK)
+	return dk, priv, body
+}
+
 func TestKeysUploadQueryClaim(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		alice := s.Register("alice", "pw-alice")
 		bob := s.Register("bob", "pw-bob")
 		aliceID, dev := string(alice.UserID), string(alice.DeviceID)
-		dk, priv := deviceKeys(t, aliceID, dev)
-		fallback := sign(t, map[string]any{"key": "fallbackkey", "fallback": true}, aliceID, "ed25519:"+dev, priv)
-		st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{
-			"device_keys": dk, "one_time_keys": otk(t, aliceID, dev, priv, 3),
-			"fallback_keys": map[string]any{"signed_curve25519:F1": fallback},
-		})
-		testserver.WantStatus(t, "upload", st, body, http.StatusOK)
+		dk, priv, body := uploadDeviceKeys(t, s, alice, 3)
 		if c := body["one_time_key_counts"].(map[string]any)["signed_curve25519"]; c != float64(3) {
 			t.Fatalf("counts %v", body)
 		}
 		// The same device keys again change nothing; other identity keys
 		// for the device, another user's or a bad signature are refused.
-		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"device_keys": dk})
+		st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"device_keys": dk})
 		testserver.WantStatus(t, "re-upload", st, body, http.StatusOK)
 		other, _ := deviceKeys(t, aliceID, dev)
 		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"device_keys": other})

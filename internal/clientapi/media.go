@@ -3,7 +3,6 @@ package clientapi
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -146,15 +145,8 @@ func (a *API) mediaError(w http.ResponseWriter, r *http.Request, err error) {
 
 // mediaRequest reads timeout_ms (spec 1.7).
 func mediaRequest(r *http.Request, legacy bool) (media.Request, error) {
-	req := media.Request{Legacy: legacy}
-	if v := r.URL.Query().Get("timeout_ms"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms < 0 {
-			return req, mxerr.InvalidParam("timeout_ms must be a non-negative integer")
-		}
-		req.Timeout = time.Duration(ms) * time.Millisecond
-	}
-	return req, nil
+	timeout, err := media.ParseTimeout(r)
+	return media.Request{Legacy: legacy, Timeout: timeout}, err
 }
 
 // thumbnailSpec reads width, height and method (scale by default, as

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
@@ -59,15 +58,8 @@ func (a *API) serveMedia(r *http.Request, h func(r *Request) (*media.Content, er
 // mediaRequest reads timeout_ms; federation serves local media only, so
 // that no server can use this one as a proxy.
 func mediaRequest(r *Request) (media.Request, error) {
-	req := media.Request{LocalOnly: true}
-	if v := r.URL.Query().Get("timeout_ms"); v != "" {
-		ms, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || ms < 0 {
-			return req, mxerr.InvalidParam("timeout_ms must be a non-negative integer")
-		}
-		req.Timeout = time.Duration(ms) * time.Millisecond
-	}
-	return req, nil
+	timeout, err := media.ParseTimeout(r.Request)
+	return media.Request{LocalOnly: true, Timeout: timeout}, err
 }
 
 func (a *API) mediaDownload(r *Request) (*media.Content, error) {

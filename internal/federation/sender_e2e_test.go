@@ -207,7 +207,7 @@ func TestSenderDropsStaleTyping(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ev := range ephemeralOf(resp, roomID, event.EphemeralEventTyping) {
+		for _, ev := range testserver.Ephemeral(resp, roomID, event.EphemeralEventTyping) {
 			if ids := ev.Content.AsTyping().UserIDs; len(ids) > 0 {
 				t.Fatalf("stale typing delivered: %v", ids)
 			}

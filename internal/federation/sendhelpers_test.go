@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -17,23 +16,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
-
-// sendKey is a test server's signing key, to sign events as that server.
-func sendKey(t *testing.T, s *testserver.Server) signing.Key {
-	t.Helper()
-	raw, err := os.ReadFile(s.Config.SigningKeyPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := signing.Parse(string(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
 
 // sendRoomEvents returns every event of a room a server holds, oldest
 // first, found by walking prev_events back from the forward extremities.
@@ -127,7 +111,7 @@ func sendBuildAfter(t *testing.T, at, as *testserver.Server, prevPDUs []gomatrix
 	if err := b.AddAuthEvents(auth); err != nil {
 		t.Fatal(err)
 	}
-	key := sendKey(t, as)
+	key := serverKey(t, as)
 	pdu, err := b.Build(time.Now(), spec.ServerName(as.Config.ServerName), gomatrixserverlib.KeyID(key.ID), key.Private)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -30,6 +32,20 @@ type Request struct {
 	Legacy bool
 	// LocalOnly refuses other servers' media (federation requests).
 	LocalOnly bool
+}
+
+// ParseTimeout reads a request's timeout_ms (spec v1.7), both APIs' form;
+// 0 when absent (the default applies).
+func ParseTimeout(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("timeout_ms")
+	if v == "" {
+		return 0, nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, mxerr.InvalidParam("timeout_ms must be a non-negative integer")
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // DefaultWait and MaxWait bound timeout_ms (spec default 20 s; Synapse

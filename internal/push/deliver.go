@@ -239,9 +239,11 @@ func (d *deliverer) payload(ctx context.Context, it pushItem, data map[string]an
 	}
 	ev := it.ev
 	if ev == nil {
-		// A badge update, as Synapse sends one: the new count and the
-		// device, no event.
-		return map[string]any{"id": "", "type": nil, "sender": "", "counts": map[string]any{"unread": it.badge},
+		// A badge update: the new count and the device. The push
+		// gateway spec lets event_id and the rest be omitted "for
+		// notifications that only contain updated badge counts" (Synapse
+		// sends them empty, "id": "", which no spec field is).
+		return map[string]any{"counts": map[string]any{"unread": it.badge},
 			"devices": []any{map[string]any{"app_id": it.pusher.AppID, "pushkey": it.pusher.Pushkey,
 				"pushkey_ts": it.pusher.PushkeyTS / 1000, "data": devData}}}
 	}
