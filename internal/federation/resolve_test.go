@@ -28,7 +28,7 @@ func fakeResolver(t *testing.T, wellKnown http.HandlerFunc, srv map[string][]*ne
 		wellKnown(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	r := NewResolver(nil, nil)
+	r := NewResolver(nil, nil, nil)
 	addr := ts.Listener.Addr().String()
 	r.client.Transport = &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
@@ -116,7 +116,7 @@ func TestResolve(t *testing.T) {
 
 // TestResolveStaticAddresses: configured addresses win over discovery.
 func TestResolveStaticAddresses(t *testing.T) {
-	r := NewResolver(map[string]string{"hs1.test": "127.0.0.11:9000"}, nil)
+	r := NewResolver(map[string]string{"hs1.test": "127.0.0.11:9000"}, nil, nil)
 	got, err := r.Resolve(context.Background(), "hs1.test")
 	if err != nil {
 		t.Fatal(err)

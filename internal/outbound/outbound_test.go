@@ -3,9 +3,14 @@ package outbound
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"testing"
+	"time"
 )
 
 // TestPermits: every refused range, the IPv6 forms wrapping an IPv4
@@ -141,6 +146,37 @@ func TestControl(t *testing.T) {
 		if (err == nil) != ok || (err != nil && !errors.Is(err, ErrRefused)) {
 			t.Errorf("Control(%s) = %v, want allowed %v", addr, err, ok)
 		}
+	}
+}
+
+// TestClientAtDialTime: the client refuses a refused address even when
+// no URL check ran before (a name that resolved to a public address when
+// checked and to a private one when dialled, DNS rebinding), and on
+// redirects; the allow list lets it through.
+func TestClientAtDialTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/away" {
+			// 127.0.0.2 is loopback too, but off the allow list below.
+			_, port, _ := net.SplitHostPort(r.Host)
+			http.Redirect(w, r, "http://127.0.0.2:"+port+"/", http.StatusFound)
+			return
+		}
+		io.WriteString(w, "secret")
+	}))
+	defer srv.Close()
+	_, err := Default().Client(ClientOptions{Timeout: 5 * time.Second}).Get(srv.URL)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("dial to %s: %v, want ErrRefused", srv.URL, err)
+	}
+	allowed, _ := New(nil, []string{"127.0.0.1/32"})
+	c := allowed.Client(ClientOptions{Timeout: 5 * time.Second, MaxRedirects: 3})
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("allow-listed dial: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := c.Get(srv.URL + "/away"); !errors.Is(err, ErrRefused) {
+		t.Fatalf("redirect to 127.0.0.2: %v, want ErrRefused", err)
 	}
 }
 
