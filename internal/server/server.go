@@ -61,8 +61,7 @@ type Server struct {
 	log      *slog.Logger
 	db       *store.DB
 	key      signing.Key
-	// outbound decides where the server may connect on others' behalf.
-	outbound *outbound.Policy
+	outbound *outbound.Policy // where the server may connect on others' behalf
 	limiter  *ratelimit.Limiter
 	uia      *uia.Manager
 	engine   *rooms.Engine
