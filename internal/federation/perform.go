@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
@@ -14,6 +16,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // Membership changes local users start in rooms this server is not in,
@@ -282,6 +285,20 @@ func (a *API) remoteError(ctx context.Context, server string, err error) error {
 	}
 	a.d.Log.DebugContext(ctx, "remote server failed", "server", server, "err", err)
 	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("Could not reach %s", server)}
+}
+
+// pduReason is why a PDU was refused, as the origin is told: the
+// reason, unless it comes from a connection this server made (fetching
+// a server's keys or missing events), whose dial error would tell the
+// origin what a server name it chose resolves to here and whether that
+// address answers. That stays in the log.
+func pduReason(err error) string {
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.Is(err, outbound.ErrRefused) || errors.As(err, &netErr) || errors.As(err, &urlErr) {
+		return "A server the event depends on could not be reached"
+	}
+	return err.Error()
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
