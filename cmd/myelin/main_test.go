@@ -159,13 +159,15 @@ func (p *proc) addr(listener string) string {
 }
 
 // serveEnv is the environment of a quick test server: a data directory,
-// a free client port and cheap password hashing. Callers add to it.
+// a free client port, cheap password hashing, and loopback allowed for
+// outbound requests (as every test harness does). Callers add to it.
 func serveEnv(t *testing.T) map[string]string {
 	return map[string]string{
-		"MYELIN_DATA_DIR":      t.TempDir(),
-		"MYELIN_CLIENT_LISTEN": freeAddr(t),
-		"MYELIN_SERVER_NAME":   "bin.test",
-		"MYELIN_BCRYPT_COST":   "4",
+		"MYELIN_DATA_DIR":       t.TempDir(),
+		"MYELIN_CLIENT_LISTEN":  freeAddr(t),
+		"MYELIN_SERVER_NAME":    "bin.test",
+		"MYELIN_BCRYPT_COST":    "4",
+		"MYELIN_OUTBOUND_ALLOW": "127.0.0.0/8,::1/128",
 	}
 }
 
@@ -499,6 +501,7 @@ func TestServeInvalidConfig(t *testing.T) {
 		{"env", map[string]string{"MYELIN_CLIENT_LISTEN": "nonsense"}, nil, "listen.client"},
 		{"file", nil, []string{"--config", cfgFile}, "auth.bcrypt_cost"},
 		{"env bool", map[string]string{"MYELIN_OPEN_REGISTRATION": "maybe"}, nil, "MYELIN_OPEN_REGISTRATION"},
+		{"env CIDR", map[string]string{"MYELIN_OUTBOUND_ALLOW": "127.0.0.0/8,localhost"}, nil, "MYELIN_OUTBOUND_ALLOW"},
 		{"missing file", nil, []string{"--config", cfgFile + ".missing"}, "myelin.yaml.missing"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

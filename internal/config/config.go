@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // Config is the whole server configuration. Field names follow the YAML keys.
@@ -36,6 +38,8 @@ type Config struct {
 	Federation   Federation   `yaml:"federation"`
 	Presence     Presence     `yaml:"presence"`
 	Media        Media        `yaml:"media"`
+	// Outbound limits where the server connects on others' behalf.
+	Outbound Outbound `yaml:"outbound"`
 	// UserDirectory tunes /user_directory/search.
 	UserDirectory UserDirectory `yaml:"user_directory"`
 	Log           Log           `yaml:"log"`
@@ -151,6 +155,25 @@ type Federation struct {
 	// MaxRetryInterval caps the back-off between attempts to deliver to
 	// an unreachable server.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+	// Deny are CIDRs never connected to for federation, besides
+	// outbound.deny and the built-in ranges (Synapse:
+	// federation_ip_range_blacklist); outbound.allow still exempts.
+	Deny []string `yaml:"deny"`
+}
+
+// Outbound is the policy of every connection made on someone else's
+// behalf: federation, remote media, URL previews, push gateways. The
+// built-in list (loopback, private, link-local, unique-local, CGNAT,
+// multicast, reserved, documentation ranges and the IPv6 forms wrapping
+// IPv4) is always refused unless allowed.
+type Outbound struct {
+	// Deny are CIDRs refused besides the built-in ranges (Synapse:
+	// ip_range_blacklist).
+	Deny []string `yaml:"deny"`
+	// Allow are CIDRs connected to although a deny list names them
+	// (Synapse: ip_range_whitelist); test networks on loopback allow
+	// 127.0.0.0/8 and ::1/128.
+	Allow []string `yaml:"allow"`
 }
 
 // TrustedKeyServer is a notary and the keys its answers are signed with.
@@ -256,8 +279,9 @@ func Default() *Config {
 		Rooms: Rooms{DefaultVersion: "12", RedactionRetention: 7 * 24 * time.Hour},
 		Federation: Federation{
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
-			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour,
+			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour, Deny: []string{},
 		},
+		Outbound: Outbound{Deny: []string{}, Allow: []string{}},
 		Presence: Presence{Enabled: true},
 		Media: Media{
 			MaxUploadBytes: 50 << 20, MaxRemoteBytes: 50 << 20, MaxImagePixels: 32_000_000,
@@ -309,7 +333,7 @@ var EnvVars = []string{
 	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
-	"MYELIN_PRESENCE",
+	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -357,6 +381,19 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 			c.Federation.Addresses[name] = addr
 		}
 	}
+	for name, dst := range map[string]*[]string{
+		"MYELIN_OUTBOUND_ALLOW":  &c.Outbound.Allow,
+		"MYELIN_OUTBOUND_DENY":   &c.Outbound.Deny,
+		"MYELIN_FEDERATION_DENY": &c.Federation.Deny,
+	} {
+		if v, ok := env(name); ok {
+			list := cidrList(v)
+			if _, err := outbound.ParsePrefixes(list); err != nil {
+				return fmt.Errorf("config: %s: %w", name, err)
+			}
+			*dst = list
+		}
+	}
 	for name, dst := range map[string]*bool{
 		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
 		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
@@ -386,6 +423,17 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		c.Auth.BcryptCost = n
 	}
 	return nil
+}
+
+// cidrList splits a comma-separated list of CIDRs.
+func cidrList(v string) []string {
+	out := []string{}
+	for _, c := range strings.Split(v, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func parseBool(v string) (bool, error) {
@@ -472,6 +520,13 @@ func (c *Config) Validate() error {
 	if err := c.Media.validate(bad); err != nil {
 		return err
 	}
+	for field, list := range map[string][]string{
+		"outbound.allow": c.Outbound.Allow, "outbound.deny": c.Outbound.Deny, "federation.deny": c.Federation.Deny,
+	} {
+		if _, err := outbound.ParsePrefixes(list); err != nil {
+			return bad(field, "%v", err)
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -548,10 +603,8 @@ func (m Media) validate(bad func(field, format string, args ...any) error) error
 	if m.URLPreview.Timeout <= 0 {
 		return bad("media.url_preview.timeout", "must be positive")
 	}
-	for _, cidr := range m.URLPreview.IPRangeWhitelist {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
-			return bad("media.url_preview.ip_range_whitelist", "want CIDRs, got %q", cidr)
-		}
+	if _, err := outbound.ParsePrefixes(m.URLPreview.IPRangeWhitelist); err != nil {
+		return bad("media.url_preview.ip_range_whitelist", "%v", err)
 	}
 	return nil
 }

@@ -159,6 +159,9 @@ func TestEnvOverrides(t *testing.T) {
 			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
 		}},
 		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
+		{"MYELIN_OUTBOUND_ALLOW", "127.0.0.0/8, ::1/128", nil, func(c *Config) { c.Outbound.Allow = []string{"127.0.0.0/8", "::1/128"} }},
+		{"MYELIN_OUTBOUND_DENY", "203.0.113.0/24,8.8.8.8/32", nil, func(c *Config) { c.Outbound.Deny = []string{"203.0.113.0/24", "8.8.8.8/32"} }},
+		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -261,6 +264,12 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"media.url_preview.ip_range_whitelist", "media:\n  url_preview:\n    ip_range_whitelist: [10.0.0.1]\n", nil, "media.url_preview.ip_range_whitelist"},
 		{"MYELIN_OPEN_REGISTRATION", "", map[string]string{"MYELIN_OPEN_REGISTRATION": "maybe"}, "MYELIN_OPEN_REGISTRATION"},
 		{"MYELIN_RATE_LIMIT", "", map[string]string{"MYELIN_RATE_LIMIT": "sometimes"}, "MYELIN_RATE_LIMIT"},
+		{"outbound.allow", "outbound:\n  allow: [127.0.0.1/33]\n", nil, "outbound.allow"},
+		{"outbound.deny", "outbound:\n  deny: [\"fe80::/10%eth0\"]\n", nil, "outbound.deny"},
+		{"federation.deny", "federation:\n  deny: [example.org]\n", nil, "federation.deny"},
+		{"MYELIN_OUTBOUND_ALLOW", "", map[string]string{"MYELIN_OUTBOUND_ALLOW": "127.0.0.0/8,::1"}, "MYELIN_OUTBOUND_ALLOW"},
+		{"MYELIN_OUTBOUND_DENY", "", map[string]string{"MYELIN_OUTBOUND_DENY": "10.0.0.0/40"}, "MYELIN_OUTBOUND_DENY"},
+		{"MYELIN_FEDERATION_DENY", "", map[string]string{"MYELIN_FEDERATION_DENY": "nope"}, "MYELIN_FEDERATION_DENY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/signing"
 )
 
@@ -21,13 +22,16 @@ type ClientOptions struct {
 	Addresses map[string]string
 	Timeout   time.Duration
 	UserAgent string
+	// Policy decides which addresses may be connected to (nil:
+	// outbound.Default()).
+	Policy *outbound.Policy
 }
 
 // NewClient makes the federation client: gomatrixserverlib's request
 // signing and response parsing over this package's server discovery and
 // TLS verification.
 func NewClient(o ClientOptions) fclient.FederationClient {
-	tr := NewTransport(NewResolver(o.Addresses, o.Roots), o.Roots)
+	tr := NewTransport(NewResolver(o.Addresses, o.Roots, o.Policy), o.Roots, o.Policy)
 	return fclient.NewFederationClient(
 		[]*fclient.SigningIdentity{{
 			ServerName: spec.ServerName(o.ServerName), KeyID: gomatrixserverlib.KeyID(o.Key.ID), PrivateKey: o.Key.Private,

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
@@ -14,6 +16,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // Membership changes local users start in rooms this server is not in,
@@ -43,7 +46,7 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 		})
 		if ferr != nil {
 			a.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
-			errs = append(errs, remoteError(ferr.Err))
+			errs = append(errs, a.remoteError(ctx, server, ferr.Err))
 			continue
 		}
 		v := resp.JoinEvent.Version()
@@ -127,7 +130,7 @@ func (a *API) Leave(ctx context.Context, userID, roomID, reason string) error {
 	for _, server := range servers {
 		resp, err := a.d.Client.MakeLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID)
 		if err != nil {
-			errs = append(errs, remoteError(err))
+			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
 		}
 		pdu, err := a.signTemplate(resp.RoomVersion, resp.LeaveEvent, userID, roomID, spec.Leave, reason)
@@ -136,7 +139,7 @@ func (a *API) Leave(ctx context.Context, userID, roomID, reason string) error {
 			continue
 		}
 		if err := a.d.Client.SendLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu); err != nil {
-			errs = append(errs, remoteError(err))
+			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
 		}
 		_, err = a.d.Rooms.ReceiveOutOfBand(ctx, pdu)
@@ -157,7 +160,7 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 		resp, err := a.d.Client.MakeKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID,
 			knownVersions())
 		if err != nil {
-			errs = append(errs, remoteError(err))
+			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
 		}
 		pdu, err := a.signTemplate(resp.RoomVersion, resp.KnockEvent, userID, roomID, spec.Knock, reason)
@@ -167,7 +170,7 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 		}
 		knock, err := a.d.Client.SendKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu)
 		if err != nil {
-			errs = append(errs, remoteError(err))
+			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
 		}
 		withState, err := pdu.SetUnsigned(map[string]any{"knock_room_state": knock.KnockRoomState})
@@ -232,7 +235,7 @@ func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string) (
 		}
 		resp, err := a.d.Client.SendInviteV2(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), req)
 		if err != nil {
-			return nil, remoteError(err)
+			return nil, a.remoteError(ctx, server, err)
 		}
 		v, _ := gomatrixserverlib.GetRoomVersion(pdu.Version())
 		signed, err := v.NewEventFromUntrustedJSON(resp.Event)
@@ -251,7 +254,7 @@ func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string) (
 func (a *API) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
 	resp, err := a.d.Client.LookupRoomAlias(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(serverName(alias)), alias)
 	if err != nil {
-		return "", nil, remoteError(err)
+		return "", nil, a.remoteError(ctx, serverName(alias), err)
 	}
 	servers := make([]string, 0, len(resp.Servers))
 	for _, s := range resp.Servers {
@@ -262,8 +265,10 @@ func (a *API) ResolveAlias(ctx context.Context, alias string) (string, []string,
 
 // remoteError turns another server's Matrix error into ours (so that a
 // client sees M_FORBIDDEN when the remote server refused), and anything
-// else into a 502-ish M_UNKNOWN.
-func remoteError(err error) error {
+// else into a 502 M_UNKNOWN that names the server and nothing else: the
+// dial error (address, port, refused or timed out, the resolver) would
+// let a client map the networks this server reaches, so it is logged.
+func (a *API) remoteError(ctx context.Context, server string, err error) error {
 	var he gomatrix.HTTPError
 	if errors.As(err, &he) {
 		var body struct {
@@ -278,7 +283,22 @@ func remoteError(err error) error {
 			return &mxerr.Error{Status: status, Code: body.Code, Message: body.Message}
 		}
 	}
-	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("Remote server: %v", err)}
+	a.d.Log.DebugContext(ctx, "remote server failed", "server", server, "err", err)
+	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("Could not reach %s", server)}
+}
+
+// pduReason is why a PDU was refused, as the origin is told: the
+// reason, unless it comes from a connection this server made (fetching
+// a server's keys or missing events), whose dial error would tell the
+// origin what a server name it chose resolves to here and whether that
+// address answers. That stays in the log.
+func pduReason(err error) string {
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.Is(err, outbound.ErrRefused) || errors.As(err, &netErr) || errors.As(err, &urlErr) {
+		return "A server the event depends on could not be reached"
+	}
+	return err.Error()
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix

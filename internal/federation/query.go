@@ -20,7 +20,7 @@ func (a *API) QueryProfile(ctx context.Context, userID, field string) (map[strin
 	}
 	var out map[string]any
 	if err := a.signedRequest(ctx, serverName(userID), "GET", "/_matrix/federation/v1/query/profile?"+q.Encode(), nil, &out); err != nil {
-		return nil, remoteError(err)
+		return nil, a.remoteError(ctx, serverName(userID), err)
 	}
 	if out == nil {
 		out = map[string]any{}
@@ -33,7 +33,7 @@ func (a *API) QueryProfile(ctx context.Context, userID, field string) (map[strin
 func (a *API) PublicRooms(ctx context.Context, server string, body map[string]any) (map[string]any, error) {
 	var out map[string]any
 	if err := a.signedRequest(ctx, server, "POST", "/_matrix/federation/v1/publicRooms", body, &out); err != nil {
-		return nil, remoteError(err)
+		return nil, a.remoteError(ctx, server, err)
 	}
 	return out, nil
 }

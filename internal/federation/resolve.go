@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // Well-known caching follows the server-server spec ("Resolving server
@@ -61,11 +63,15 @@ type Resolver struct {
 	wellKnown map[string]wellKnownEntry
 }
 
-// NewResolver makes a resolver whose well-known requests trust roots.
-func NewResolver(static map[string]string, roots *x509.CertPool) *Resolver {
+// NewResolver makes a resolver whose well-known requests trust roots
+// and connect only where policy permits (nil: outbound.Default()).
+func NewResolver(static map[string]string, roots *x509.CertPool, policy *outbound.Policy) *Resolver {
+	if policy == nil {
+		policy = outbound.Default()
+	}
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		DialContext:         policy.Dialer(5 * time.Second).DialContext,
 		TLSHandshakeTimeout: 5 * time.Second,
 	}
 	r := &Resolver{
@@ -80,7 +86,7 @@ func NewResolver(static map[string]string, roots *x509.CertPool) *Resolver {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
 			}
-			return nil
+			return policy.CheckURL(req.Context(), req.URL)
 		}}
 	return r
 }
@@ -239,10 +245,14 @@ func cacheTTL(h http.Header, now time.Time) time.Duration {
 
 // Transport carries requests for matrix:// URLs (as gomatrixserverlib's
 // federation client makes them) to the destination the resolver finds,
-// over TLS verified against the configured roots with the right SNI.
+// over TLS verified against the configured roots with the right SNI,
+// connecting only where the outbound policy permits: the address is
+// whatever the server name, its .well-known or its SRV records say, all
+// chosen by whoever names the server.
 type Transport struct {
 	resolver *Resolver
 	roots    *x509.CertPool
+	policy   *outbound.Policy
 
 	mu sync.Mutex
 	// byTLSName keeps one HTTP transport per certificate name, since the
@@ -250,9 +260,13 @@ type Transport struct {
 	byTLSName map[string]*http.Transport
 }
 
-// NewTransport makes a federation transport.
-func NewTransport(resolver *Resolver, roots *x509.CertPool) *Transport {
-	return &Transport{resolver: resolver, roots: roots, byTLSName: map[string]*http.Transport{}}
+// NewTransport makes a federation transport (policy nil:
+// outbound.Default()).
+func NewTransport(resolver *Resolver, roots *x509.CertPool, policy *outbound.Policy) *Transport {
+	if policy == nil {
+		policy = outbound.Default()
+	}
+	return &Transport{resolver: resolver, roots: roots, policy: policy, byTLSName: map[string]*http.Transport{}}
 }
 
 func (t *Transport) transport(tlsName string) *http.Transport {
@@ -262,7 +276,7 @@ func (t *Transport) transport(tlsName string) *http.Transport {
 	if !ok {
 		tr = &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: t.roots, ServerName: tlsName, MinVersion: tls.VersionTLS12},
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			DialContext:         t.policy.Dialer(5 * time.Second).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 4,
 			IdleConnTimeout:     90 * time.Second,

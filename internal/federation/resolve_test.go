@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // fakeResolver is a resolver whose well-known requests go to one test
@@ -28,7 +30,7 @@ func fakeResolver(t *testing.T, wellKnown http.HandlerFunc, srv map[string][]*ne
 		wellKnown(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	r := NewResolver(nil, nil)
+	r := NewResolver(nil, nil, nil)
 	addr := ts.Listener.Addr().String()
 	r.client.Transport = &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
@@ -116,7 +118,7 @@ func TestResolve(t *testing.T) {
 
 // TestResolveStaticAddresses: configured addresses win over discovery.
 func TestResolveStaticAddresses(t *testing.T) {
-	r := NewResolver(map[string]string{"hs1.test": "127.0.0.11:9000"}, nil)
+	r := NewResolver(map[string]string{"hs1.test": "127.0.0.11:9000"}, nil, nil)
 	got, err := r.Resolve(context.Background(), "hs1.test")
 	if err != nil {
 		t.Fatal(err)
@@ -177,5 +179,40 @@ func TestWellKnownTooLarge(t *testing.T) {
 	}
 	if got[0].Addr != "example.org:8448" {
 		t.Fatalf("a too large well-known was used: %+v", got)
+	}
+}
+
+// TestWellKnownOutboundPolicy: .well-known requests go through the
+// outbound policy, at dial time and on redirects: the server name and
+// the redirect target are whoever names the server's choice.
+func TestWellKnownOutboundPolicy(t *testing.T) {
+	var away atomic.Bool
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if away.Load() {
+			// 127.0.0.2 is loopback too, but off the allow list below.
+			_, port, _ := net.SplitHostPort(r.Host)
+			http.Redirect(w, r, "https://127.0.0.2:"+port+"/.well-known/matrix/server", http.StatusFound)
+			return
+		}
+		w.Write([]byte(`{"m.server": "delegated.test:443"}`))
+	}))
+	t.Cleanup(ts.Close)
+	roots := ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	host := ts.Listener.Addr().String()
+
+	if _, _, err := NewResolver(nil, roots, nil).fetchWellKnown(context.Background(), host); !errors.Is(err, outbound.ErrRefused) {
+		t.Fatalf("default policy: %v, want ErrRefused", err)
+	}
+	allow, err := outbound.New(nil, []string{"127.0.0.1/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(nil, roots, allow)
+	if server, _, err := r.fetchWellKnown(context.Background(), host); err != nil || server != "delegated.test:443" {
+		t.Fatalf("allowed: %q %v", server, err)
+	}
+	away.Store(true)
+	if _, _, err := r.fetchWellKnown(context.Background(), host); !errors.Is(err, outbound.ErrRefused) {
+		t.Fatalf("redirect to 127.0.0.2: %v, want ErrRefused", err)
 	}
 }

@@ -188,7 +188,7 @@ func (a *API) receivePDUs(ctx context.Context, origin string, raws []json.RawMes
 				res := fclient.PDUResult{}
 				if err != nil {
 					a.d.Log.Info("federation: refused a PDU", "origin", origin, "event_id", id, "err", err)
-					res.Error = err.Error()
+					res.Error = pduReason(err)
 				}
 				mu.Lock()
 				results[id] = res

@@ -45,7 +45,7 @@ func (s *Service) Claim(ctx context.Context, want map[string]map[string]string, 
 	if len(remote) == 0 {
 		return resp, nil
 	}
-	eachServer(ctx, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string]map[string]string) (func(), error) {
+	eachServer(ctx, s.log, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string]map[string]string) (func(), error) {
 		if s.fed == nil {
 			return nil, errNoFederation
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ func (s *Service) Query(ctx context.Context, requester string, want map[string][
 	if len(remote) == 0 {
 		return resp, nil
 	}
-	eachServer(ctx, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string][]string) (func(), error) {
+	eachServer(ctx, s.log, remote, timeout, resp.Failures, func(ctx context.Context, server string, users map[string][]string) (func(), error) {
 		part := newQueryResponse()
 		err := s.queryRemote(ctx, server, users, part)
 		return func() { mergeQuery(resp, part) }, err
@@ -74,8 +75,10 @@ func (s *Service) Query(ctx context.Context, requester string, want map[string][
 
 // eachServer asks every server at once, within timeout (DefaultTimeout
 // when 0): ask returns what to merge into the answer, which eachServer
-// runs one at a time; a server that fails is listed in failures.
-func eachServer[U any](ctx context.Context, byServer map[string]U, timeout time.Duration, failures map[string]any,
+// runs one at a time; a server that fails is listed in failures, with a
+// message that names the server and nothing of the failure: dial errors
+// (addresses, ports, what a name resolves to) go to the log only.
+func eachServer[U any](ctx context.Context, log *slog.Logger, byServer map[string]U, timeout time.Duration, failures map[string]any,
 	ask func(ctx context.Context, server string, users U) (merge func(), err error)) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -92,7 +95,8 @@ func eachServer[U any](ctx context.Context, byServer map[string]U, timeout time.
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				failures[server] = map[string]any{"status": 503, "message": err.Error()}
+				log.DebugContext(ctx, "keys: remote server failed", "server", server, "err", err)
+				failures[server] = map[string]any{"status": 503, "message": "Could not reach " + server}
 				return
 			}
 			merge()

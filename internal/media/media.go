@@ -22,6 +22,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -55,7 +56,10 @@ type Options struct {
 	Storage Storage
 	// Remote fetches other servers' media; nil serves local media only.
 	Remote Remote
-	Log    *slog.Logger
+	// Outbound decides which addresses URL previews and remote media
+	// locations may reach (nil: outbound.Default()).
+	Outbound *outbound.Policy
+	Log      *slog.Logger
 }
 
 // Service is the content repository.
@@ -72,6 +76,10 @@ type Service struct {
 	// media: the unauthenticated endpoints serve only older media.
 	legacyCutoff int64
 	previews     *previewer
+	// outbound and locations fetch the Location a remote server's media
+	// answer points to: an address the remote server chooses.
+	outbound  *outbound.Policy
+	locations *http.Client
 
 	mu sync.Mutex
 	// uploaded wakes downloads waiting for an async upload, by media ID.
@@ -108,7 +116,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, fmt.Errorf("media: legacy cutoff: %w", err)
 	}
 	s.legacyCutoff = cutoff
-	p, err := newPreviewer(s, o.Config.URLPreview)
+	if o.Outbound == nil {
+		o.Outbound = outbound.Default()
+	}
+	s.outbound = o.Outbound
+	s.locations = o.Outbound.Client(outbound.ClientOptions{Timeout: o.Config.URLPreview.Timeout, UserAgent: "Myelin", MaxRedirects: 10})
+	p, err := newPreviewer(s, o.Config.URLPreview, o.Outbound)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"io"
 	"mime"
@@ -19,6 +20,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
 // URL previews (/media/preview_url): the OpenGraph data of a page, with
@@ -30,7 +32,7 @@ const previewTTL = time.Hour
 type previewer struct {
 	s      *Service
 	cfg    config.URLPreview
-	guard  *guard
+	policy *outbound.Policy
 	client *http.Client
 
 	mu    sync.Mutex
@@ -42,30 +44,40 @@ type cachedPreview struct {
 	expires time.Time
 }
 
-func newPreviewer(s *Service, cfg config.URLPreview) (*previewer, error) {
-	g, err := newGuard(cfg.IPRangeWhitelist)
+// newPreviewer fetches pages a user names, so through the outbound
+// policy, with the previews' own allow list on top (Synapse:
+// url_preview_ip_range_whitelist).
+func newPreviewer(s *Service, cfg config.URLPreview, policy *outbound.Policy) (*previewer, error) {
+	pp, err := policy.With(nil, cfg.IPRangeWhitelist)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("media.url_preview.ip_range_whitelist: %w", err)
 	}
-	return &previewer{s: s, cfg: cfg, guard: g, client: g.client(cfg.Timeout, "Myelin URL preview"),
-		cache: cache.NewLRU[string, cachedPreview](1000)}, nil
+	return &previewer{s: s, cfg: cfg, policy: pp,
+		client: pp.Client(outbound.ClientOptions{Timeout: cfg.Timeout, UserAgent: "Myelin URL preview", MaxRedirects: 10}),
+		cache:  cache.NewLRU[string, cachedPreview](1000)}, nil
 }
 
-// get fetches a URL through the guard: refused addresses fail before
+// get fetches a URL through the policy: refused addresses fail before
 // any connection is made.
 func (p *previewer) get(ctx context.Context, rawURL string) (*http.Response, error) {
+	return fetchURL(ctx, p.policy, p.client, rawURL)
+}
+
+// fetchURL checks a URL against policy (scheme and address), then GETs
+// it with client, which checks again at dial time and on redirects.
+func fetchURL(ctx context.Context, policy *outbound.Policy, client *http.Client, rawURL string) (*http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.guard.checkURL(ctx, u); err != nil {
+	if err := policy.CheckURL(ctx, u); err != nil {
 		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return p.client.Do(req)
+	return client.Do(req)
 }
 
 // Preview answers the OpenGraph data of rawURL for user.
@@ -104,7 +116,11 @@ func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[str
 	defer cancel()
 	resp, err := p.get(ctx, u.String())
 	if err != nil {
-		if errors.Is(err, errBlocked) {
+		// The details (address, port, errno, resolver) stay in the log:
+		// an answer telling a closed port from an open one, or naming
+		// what a name resolves to, would map the server's network.
+		p.s.log.DebugContext(ctx, "preview fetch", "url", u.String(), "err", err)
+		if errors.Is(err, outbound.ErrRefused) {
 			return nil, mxerr.Forbidden("IP address blocked")
 		}
 		return nil, remoteFailed("Failed to fetch the URL")
@@ -115,7 +131,8 @@ func (p *previewer) fetch(ctx context.Context, user string, u *url.URL) (map[str
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxBytes+1))
 	if err != nil {
-		return nil, remoteFailed("Failed to read the URL: %v", err)
+		p.s.log.DebugContext(ctx, "preview read", "url", u.String(), "err", err)
+		return nil, remoteFailed("Failed to read the URL")
 	}
 	if int64(len(body)) > p.cfg.MaxBytes {
 		return nil, remoteFailed("The page is larger than %d bytes", p.cfg.MaxBytes)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -55,6 +56,8 @@ func TestURLPreview(t *testing.T) {
 	testserver.EachEngine(t, func(c *config.Config) {
 		c.Media.URLPreview.Enabled = true
 		c.Media.URLPreview.MaxBytes = 1 << 20
+		// Only the previews' own allow list lets 127.0.0.1 through.
+		c.Outbound.Allow = nil
 		c.Media.URLPreview.IPRangeWhitelist = []string{"127.0.0.1/32"}
 	}, func(t *testing.T, s *testserver.Server) {
 		alice := s.Register("alice", "pw-alice")
@@ -92,19 +95,68 @@ func TestURLPreview(t *testing.T) {
 }
 
 // TestURLPreviewRefusesPrivateAddresses: loopback, private and
-// link-local addresses, and names resolving to them, are refused unless
-// allow-listed.
+// link-local addresses, zoned IPv6 addresses (which no prefix contains),
+// the IPv6 forms wrapping IPv4, and names resolving to them, are refused
+// by default (no outbound.allow), and the answer says nothing of the
+// address or the port.
 func TestURLPreviewRefusesPrivateAddresses(t *testing.T) {
 	page := site(t, pngBytes(t, 10, 10))
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(page.URL, "http://"))
-	s := testserver.Start(t, testdbURL(t), func(c *config.Config) { c.Media.URLPreview.Enabled = true })
+	s := testserver.Start(t, testdbURL(t), func(c *config.Config) {
+		c.Media.URLPreview.Enabled = true
+		c.Outbound.Allow = nil
+	})
 	alice := s.Register("alice", "pw-alice")
 	for _, u := range []string{
 		page.URL + "/article", "http://localhost:" + port + "/article", "http://[::1]:" + port + "/",
+		"http://[::1%25x]:" + port + "/", "http://[::1%25lo]:" + port + "/", "http://[fe80::1%25eth0]:" + port + "/",
 		"http://10.1.2.3/", "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/", "http://[fd00::1]/",
-		"http://0.0.0.0:" + port + "/", "http://[::ffff:127.0.0.1]:" + port + "/",
+		"http://0.0.0.0:" + port + "/", "http://[::ffff:127.0.0.1]:" + port + "/", "http://[::ffff:0:7f00:1]:" + port + "/",
+		"http://[64:ff9b::7f00:1]:" + port + "/", "http://[2002:7f00:1::1]:" + port + "/",
 	} {
-		st, body := s.Do(t, http.MethodGet, "/_matrix/client/v1/media/preview_url?url="+u, alice.AccessToken, nil)
-		testserver.WantError(t, "preview of "+u, st, body, http.StatusForbidden, "M_FORBIDDEN")
+		r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/v1/media/preview_url?url="+url.QueryEscape(u), alice.AccessToken, nil)
+		testserver.WantError(t, "preview of "+u, r.Status, r.JSON, http.StatusForbidden, "M_FORBIDDEN")
+		if strings.Contains(string(r.Raw), port) || strings.Contains(string(r.Raw), "127.0.0.1") {
+			t.Errorf("preview of %s: the answer shows dial details: %s", u, r.Raw)
+		}
+	}
+}
+
+// TestURLPreviewRedirectToLoopback: a public-looking start is no way in:
+// a redirect to a refused address is refused (the allow list admits
+// 127.0.0.1 only, the redirect goes to 127.0.0.2).
+func TestURLPreviewRedirectToLoopback(t *testing.T) {
+	page := site(t, pngBytes(t, 10, 10))
+	s := testserver.Start(t, testdbURL(t), func(c *config.Config) {
+		c.Media.URLPreview.Enabled = true
+		c.Outbound.Allow = []string{"127.0.0.1/32"}
+	})
+	alice := s.Register("alice", "pw-alice")
+	st, body := s.Do(t, http.MethodGet, "/_matrix/client/v1/media/preview_url?url="+page.URL+"/article", alice.AccessToken, nil)
+	testserver.WantStatus(t, "preview of an allowed address", st, body, http.StatusOK)
+	st, body = s.Do(t, http.MethodGet, "/_matrix/client/v1/media/preview_url?url="+page.URL+"/elsewhere", alice.AccessToken, nil)
+	testserver.WantError(t, "a redirect to 127.0.0.2", st, body, http.StatusForbidden, "M_FORBIDDEN")
+}
+
+// TestURLPreviewHidesDialErrors: with loopback allowed, a closed port
+// and a port that accepts and hangs up answer the same generic 502: the
+// body tells neither apart and names no address.
+func TestURLPreviewHidesDialErrors(t *testing.T) {
+	s := testserver.Start(t, testdbURL(t), func(c *config.Config) { c.Media.URLPreview.Enabled = true })
+	alice := s.Register("alice", "pw-alice")
+	closed := testserver.ClosedAddr(t)
+	open := testserver.NewTrap(t).Addr
+	var bodies []string
+	for _, addr := range []string{closed, open} {
+		r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/v1/media/preview_url?url="+url.QueryEscape("http://"+addr+"/x"), alice.AccessToken, nil)
+		testserver.WantError(t, "preview of "+addr, r.Status, r.JSON, http.StatusBadGateway, "M_UNKNOWN")
+		_, port, _ := net.SplitHostPort(addr)
+		if strings.Contains(string(r.Raw), port) || strings.Contains(string(r.Raw), "127.0.0.1") || strings.Contains(string(r.Raw), "refused") {
+			t.Errorf("preview of %s: the answer shows dial details: %s", addr, r.Raw)
+		}
+		bodies = append(bodies, string(r.Raw))
+	}
+	if bodies[0] != bodies[1] {
+		t.Errorf("a closed and an open port answer differently:\n%s\n%s", bodies[0], bodies[1])
 	}
 }

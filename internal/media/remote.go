@@ -98,7 +98,9 @@ type remotePart struct {
 func (s *Service) askRemote(ctx context.Context, server, path string) (*remotePart, error) {
 	resp, err := s.remote.FetchMedia(ctx, server, path)
 	if err != nil {
-		return nil, remoteFailed("Failed to fetch remote media: %v", err)
+		// Dial details stay in the log (see previewer.fetch).
+		s.log.DebugContext(ctx, "remote media", "server", server, "err", err)
+		return nil, remoteFailed("Could not reach %s", server)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
@@ -155,15 +157,15 @@ func readMultipart(resp *http.Response) (*multipartAnswer, error) {
 	mr := multipart.NewReader(resp.Body, params["boundary"])
 	meta, err := mr.NextPart()
 	if err != nil {
-		return nil, remoteFailed("Malformed multipart answer: %v", err)
+		return nil, remoteFailed("Malformed multipart answer")
 	}
 	var metadata map[string]any
 	if err := json.NewDecoder(io.LimitReader(meta, 64<<10)).Decode(&metadata); err != nil {
-		return nil, remoteFailed("Malformed media metadata: %v", err)
+		return nil, remoteFailed("Malformed media metadata")
 	}
 	data, err := mr.NextPart()
 	if err != nil {
-		return nil, remoteFailed("Multipart answer has no media part: %v", err)
+		return nil, remoteFailed("Multipart answer has no media part")
 	}
 	a := &multipartAnswer{contentType: data.Header.Get("Content-Type"), location: data.Header.Get("Location"), body: data}
 	if a.contentType == "" {
@@ -176,12 +178,12 @@ func readMultipart(resp *http.Response) (*multipartAnswer, error) {
 }
 
 // followLocation fetches media a remote server redirected to, through
-// the same guarded client as URL previews: the address is the remote
-// server's choice.
+// the outbound policy: the address is the remote server's choice.
 func (s *Service) followLocation(ctx context.Context, location string) (*remotePart, error) {
-	resp, err := s.previews.get(ctx, location)
+	resp, err := fetchURL(ctx, s.outbound, s.locations, location)
 	if err != nil {
-		return nil, remoteFailed("Failed to fetch remote media: %v", err)
+		s.log.DebugContext(ctx, "remote media location", "location", location, "err", err)
+		return nil, remoteFailed("Failed to fetch remote media")
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"maunium.net/go/mautrix"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -23,9 +25,12 @@ type gateway struct {
 	respond func(n int) (int, []string)
 }
 
-func newGateway(t *testing.T) *gateway {
+func newGateway(t *testing.T) *gateway { return newGatewayOn(t, "127.0.0.1") }
+
+// newGatewayOn starts a fake gateway on a loopback address of its own.
+func newGatewayOn(t *testing.T, ip string) *gateway {
 	g := &gateway{respond: func(int) (int, []string) { return http.StatusOK, nil }}
-	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/_matrix/push/v1/notify" {
 			http.NotFound(w, r)
 			return
@@ -39,6 +44,13 @@ func newGateway(t *testing.T) *gateway {
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(map[string]any{"rejected": append([]string{}, rejected...)})
 	}))
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Listener.Close()
+	g.Listener = ln
+	g.Start()
 	t.Cleanup(g.Close)
 	return g
 }
@@ -297,6 +309,33 @@ func TestBadgeOnRead(t *testing.T) {
 		defer gw.mu.Unlock()
 		if len(gw.got) != 3 {
 			t.Fatalf("gateway got %d notifications after a repeated receipt, want 3: %v", len(gw.got), gw.got[3:])
+		}
+	})
+}
+
+// TestPushGatewayOutboundPolicy: a pusher's URL is the user's choice, so
+// delivery goes through the outbound policy: a gateway on a refused
+// address (127.0.0.1, off the allow list) gets nothing, while one on an
+// allowed address (127.0.0.2) gets the same notification.
+func TestPushGatewayOutboundPolicy(t *testing.T) {
+	testserver.EachEngine(t, func(c *config.Config) { c.Outbound.Allow = []string{"127.0.0.2/32"} }, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		refused, allowed := newGatewayOn(t, "127.0.0.1"), newGatewayOn(t, "127.0.0.2")
+		alice, bob := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1")
+		room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		join(t, room.RoomID, alice)
+		setPusher(t, alice, "refused-key", map[string]any{"url": refused.url()})
+		setPusher(t, alice, "allowed-key", map[string]any{"url": allowed.url()})
+		send(t, bob, room.RoomID, text("hello"))
+		allowed.wait(t, 1)
+		time.Sleep(300 * time.Millisecond)
+		refused.mu.Lock()
+		defer refused.mu.Unlock()
+		if len(refused.got) != 0 {
+			t.Fatalf("a gateway on a refused address got %d notifications", len(refused.got))
 		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -51,7 +52,9 @@ type Options struct {
 	// QueueSize bounds the events waiting for evaluation; when it is
 	// full the engine waits (back-pressure) rather than events being lost.
 	QueueSize int
-	// HTTPClient posts to push gateways.
+	// HTTPClient posts to push gateways, whose URLs users choose: it
+	// must connect only where the outbound policy permits (nil: a client
+	// of outbound.Default()).
 	HTTPClient *http.Client
 	// InitialBackoff and MaxBackoff bound a failing pusher's retries
 	// (Synapse: 1 s doubling to 1 h); GiveUpAfter drops a notification
@@ -105,6 +108,12 @@ type Service struct {
 	deliver     *deliverer
 }
 
+// GatewayClient is the client push gateways are reached with: through
+// policy, each redirect checked, ten seconds a request.
+func GatewayClient(policy *outbound.Policy) *http.Client {
+	return policy.Client(outbound.ClientOptions{Timeout: 10 * time.Second, MaxRedirects: 10})
+}
+
 // New makes the service and registers m.push_rules as server-managed
 // account data.
 func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) *Service {
@@ -115,7 +124,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		opts.HTTPClient = GatewayClient(outbound.Default())
 	}
 	if opts.InitialBackoff == 0 {
 		opts.InitialBackoff = time.Second

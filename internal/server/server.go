@@ -37,6 +37,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
@@ -60,6 +61,7 @@ type Server struct {
 	log      *slog.Logger
 	db       *store.DB
 	key      signing.Key
+	outbound *outbound.Policy // where the server may connect on others' behalf
 	limiter  *ratelimit.Limiter
 	uia      *uia.Manager
 	engine   *rooms.Engine
@@ -116,6 +118,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, db: db, key: key, bound: map[string]net.Listener{}, fresh: &freshConns{conns: map[net.Conn]struct{}{}}}
+	// One policy for every connection made on someone else's behalf.
+	if s.outbound, err = outbound.New(cfg.Outbound.Deny, cfg.Outbound.Allow); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbound: %w", err)
+	}
 
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
@@ -136,7 +143,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.engine = engine
 	accountData := accountdata.New(db, stream)
 	s.acctData = accountData
-	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log})
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log,
+		HTTPClient: push.GatewayClient(s.outbound)})
 	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
@@ -164,7 +172,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if s.joinPresence = fed.JoinPresence(s.presence); s.joinPresence != nil {
 		bus.Subscribe(s.joinPresence)
 	}
-	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log}
+	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
+		Outbound: s.outbound}
 	if cfg.Federation.Enabled {
 		mediaOpts.Remote = fed
 	}
@@ -248,9 +257,15 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	if err != nil {
 		return nil, err
 	}
+	// Synapse's federation_ip_range_blacklist: federation's own extra
+	// ranges on top of the general policy.
+	policy, err := s.outbound.With(cfg.Federation.Deny, nil)
+	if err != nil {
+		return nil, fmt.Errorf("federation.deny: %w", err)
+	}
 	client := federation.NewClient(federation.ClientOptions{
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
-		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version,
+		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
 	})
 	var notaries []federation.TrustedKeyServer
 	for _, ks := range cfg.Federation.TrustedKeyServers {

@@ -48,8 +48,16 @@ func Config(t testing.TB, dbURL string) *config.Config {
 	// A lone test server talks to no other: no DNS lookups of made-up
 	// names. StartNetwork turns federation on.
 	cfg.Federation.Enabled = false
+	// Test networks, fake push gateways and previewed sites listen on
+	// loopback, which the outbound policy refuses by default; tests of
+	// that refusal set Outbound.Allow back to nil.
+	cfg.Outbound.Allow = LoopbackAllow()
 	return cfg
 }
+
+// LoopbackAllow is the outbound allow list of test servers: every
+// loopback address (networks use 127.0.0.11 and up), IPv4 and IPv6.
+func LoopbackAllow() []string { return []string{"127.0.0.0/8", "::1/128"} }
 
 // Start runs a server with Config, changed by mutate (which may be nil).
 func Start(t testing.TB, dbURL string, mutate func(*config.Config)) *Server {
