@@ -159,6 +159,7 @@ func TestEnvOverrides(t *testing.T) {
 			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
 		}},
 		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
+		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -246,6 +247,7 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"listen.client port", "listen:\n  client: 127.0.0.1:70000\n", nil, "listen.client"},
 		{"listen.metrics", "listen:\n  metrics: metrics\n", nil, "listen.metrics"},
 		{"database.url", "database:\n  url: mysql://x\n", nil, "database.url"},
+		{"database.sqlite_synchronous", "database:\n  sqlite_synchronous: \"off\"\n", nil, "database.sqlite_synchronous"},
 		{"tls_cert without tls_key", "listen:\n  tls_cert: " + cert + "\n", nil, "listen.tls_cert"},
 		{"tls_cert missing", "", map[string]string{"MYELIN_TLS_CERT": missing, "MYELIN_TLS_KEY": cert}, "listen.tls_cert"},
 		{"bcrypt_cost", "auth:\n  bcrypt_cost: 3\n", nil, "auth.bcrypt_cost"},
