@@ -356,7 +356,11 @@ func (c conn) queryRow(ctx context.Context, query string, args []any, dest ...an
 // stmtCache keeps one prepared statement per query for a pool. SQLite
 // compiles every unprepared query anew, which profiles showed to be a
 // third of /sync's CPU; pgx already caches statements per connection, so
-// PostgreSQL pools go without.
+// PostgreSQL pools go without. The query texts are the store's own, with
+// IN lists padded to powers of two (inArgs), so they are few; should they
+// ever pass maxStmts anyway, the rest run unprepared rather than grow the
+// cache (evicting instead would close statements other queries may be
+// about to use).
 type stmtCache struct {
 	pool    *sql.DB
 	mu      sync.Mutex
@@ -378,7 +382,7 @@ func (c *stmtCache) get(q string) *sql.Stmt {
 // it cannot be prepared (the caller then runs q unprepared and gets the
 // real error).
 func (c *stmtCache) prepare(ctx context.Context, q string) *sql.Stmt {
-	if s := c.get(q); s != nil {
+	if s := c.get(q); s != nil || c.full() {
 		return s
 	}
 	s, err := c.pool.PrepareContext(ctx, q)
@@ -391,14 +395,29 @@ func (c *stmtCache) prepare(ctx context.Context, q string) *sql.Stmt {
 		s.Close()
 		return old
 	}
+	if len(c.stmts) >= maxStmts {
+		s.Close()
+		return nil
+	}
 	c.stmts[q] = s
 	return s
+}
+
+// maxStmts bounds a stmtCache.
+const maxStmts = 1024
+
+func (c *stmtCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.stmts) >= maxStmts
 }
 
 func (c *stmtCache) later(q string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending[q] = true
+	if len(c.stmts)+len(c.pending) < maxStmts {
+		c.pending[q] = true
+	}
 }
 
 // flush prepares the queries first seen inside a transaction.
