@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/cache"
 )
 
 // Well-known caching follows the server-server spec ("Resolving server
@@ -57,9 +59,14 @@ type Resolver struct {
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 	now       func() time.Time
 
-	mu        sync.Mutex
-	wellKnown map[string]wellKnownEntry
+	// wellKnown caches delegations; an entry past its expiry is fetched
+	// again, and the least recently used go when it is full.
+	wellKnown *cache.LRU[string, wellKnownEntry]
 }
+
+// discoveryCacheSize bounds the resolver's and the transport's caches:
+// any server name a room or a request mentions lands in them.
+const discoveryCacheSize = 10_000
 
 // NewResolver makes a resolver whose well-known requests trust roots.
 func NewResolver(static map[string]string, roots *x509.CertPool) *Resolver {
@@ -72,7 +79,7 @@ func NewResolver(static map[string]string, roots *x509.CertPool) *Resolver {
 		static:    static,
 		lookupSRV: net.DefaultResolver.LookupSRV,
 		now:       time.Now,
-		wellKnown: map[string]wellKnownEntry{},
+		wellKnown: cache.NewLRU[string, wellKnownEntry](discoveryCacheSize),
 	}
 	r.client = &http.Client{Transport: tr, Timeout: wellKnownTimeout,
 		// Redirects are followed (the spec allows them), a few at most.
@@ -166,9 +173,7 @@ func (r *Resolver) srvOrDefault(ctx context.Context, hostHeader, host string) []
 // from the cache when it is fresh.
 func (r *Resolver) lookupWellKnown(ctx context.Context, host string) string {
 	now := r.now()
-	r.mu.Lock()
-	e, ok := r.wellKnown[host]
-	r.mu.Unlock()
+	e, ok := r.wellKnown.Get(host)
 	if ok && now.Before(e.expires) {
 		return e.server
 	}
@@ -176,9 +181,7 @@ func (r *Resolver) lookupWellKnown(ctx context.Context, host string) string {
 	if err != nil {
 		server, ttl = "", wellKnownErrorTTL
 	}
-	r.mu.Lock()
-	r.wellKnown[host] = wellKnownEntry{server: server, expires: now.Add(ttl)}
-	r.mu.Unlock()
+	r.wellKnown.Put(host, wellKnownEntry{server: server, expires: now.Add(ttl)})
 	return server
 }
 
@@ -246,19 +249,20 @@ type Transport struct {
 
 	mu sync.Mutex
 	// byTLSName keeps one HTTP transport per certificate name, since the
-	// TLS server name is per transport, not per connection.
-	byTLSName map[string]*http.Transport
+	// TLS server name is per transport, not per connection. An evicted
+	// transport's idle connections close after its IdleConnTimeout.
+	byTLSName *cache.LRU[string, *http.Transport]
 }
 
 // NewTransport makes a federation transport.
 func NewTransport(resolver *Resolver, roots *x509.CertPool) *Transport {
-	return &Transport{resolver: resolver, roots: roots, byTLSName: map[string]*http.Transport{}}
+	return &Transport{resolver: resolver, roots: roots, byTLSName: cache.NewLRU[string, *http.Transport](discoveryCacheSize)}
 }
 
 func (t *Transport) transport(tlsName string) *http.Transport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tr, ok := t.byTLSName[tlsName]
+	tr, ok := t.byTLSName.Get(tlsName)
 	if !ok {
 		tr = &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: t.roots, ServerName: tlsName, MinVersion: tls.VersionTLS12},
@@ -268,7 +272,7 @@ func (t *Transport) transport(tlsName string) *http.Transport {
 			IdleConnTimeout:     90 * time.Second,
 			ForceAttemptHTTP2:   true,
 		}
-		t.byTLSName[tlsName] = tr
+		t.byTLSName.Put(tlsName, tr)
 	}
 	return tr
 }
