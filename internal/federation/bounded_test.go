@@ -66,3 +66,22 @@ func TestKeyRingMemoryIsBounded(t *testing.T) {
 		t.Fatal("the newest key is not in memory")
 	}
 }
+
+// The sender remembers at most discoveryCacheSize servers as up, however
+// many reach it; one it forgot is read from the store again.
+func TestSenderUpIsBounded(t *testing.T) {
+	st := &destStore{states: map[string]store.DestinationState{}, queued: map[string][]string{}}
+	s := NewSender(SenderOptions{ServerName: "hs1.test", Store: st})
+	ctx := context.Background()
+	for i := 0; i < discoveryCacheSize+100; i++ {
+		s.RemoteUp(ctx, fmt.Sprintf("s%d.example.org", i))
+	}
+	if n := s.up.Len(); n > discoveryCacheSize {
+		t.Fatalf("%d servers remembered as up, limit %d", n, discoveryCacheSize)
+	}
+	reads := st.reads
+	s.RemoteUp(ctx, "s0.example.org")
+	if st.reads != reads+1 {
+		t.Fatal("a forgotten server was not read again")
+	}
+}
