@@ -93,6 +93,9 @@ const (
 	// readers; writers wait behind it meanwhile, so it is kept short and
 	// retried at the next tick instead.
 	checkpointBusy = 200 * time.Millisecond
+	// truncateBackoff is how long RunCheckpoints waits before asking
+	// for TRUNCATE again after one found a reader in the way.
+	truncateBackoff = 500 * time.Millisecond
 	// walPoll is how often RunCheckpoints looks at the WAL's size.
 	walPoll = 100 * time.Millisecond
 	// writerBusy is how long a connection waits for a lock otherwise.
@@ -193,18 +196,22 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) {
 	poll := min(walPoll, interval)
 	t := time.NewTicker(poll)
 	defer t.Stop()
-	last := time.Now()
+	last, busyUntil := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if now.Sub(last) < interval && db.WALSize() <= walTruncateAbove {
+			if now.Sub(last) < interval && (db.WALSize() <= walTruncateAbove || now.Before(busyUntil)) {
 				continue
 			}
 			last = now
-			// A failed checkpoint is retried at the next tick.
-			_ = db.checkpoint(ctx)
+			// A failed checkpoint is retried at the next tick; one that
+			// found a reader in the way (and held up the writer for
+			// checkpointBusy) no sooner than truncateBackoff.
+			if busy, _ := db.checkpoint(ctx); busy {
+				busyUntil = now.Add(truncateBackoff)
+			}
 		}
 	}
 }
@@ -219,24 +226,26 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) {
 // moment it lets go. It waits at most checkpointBusy for readers of
 // older snapshots (the store has no long read transactions: a snapshot
 // lives for one query) and is otherwise retried at the next tick.
-func (db *DB) checkpoint(ctx context.Context) error {
+// It reports busy when a TRUNCATE checkpoint found a reader in the way.
+func (db *DB) checkpoint(ctx context.Context) (busy bool, err error) {
 	if _, err := db.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-		return err
+		return false, err
 	}
 	if db.WALSize() <= walTruncateAbove {
-		return nil
+		return false, nil
 	}
 	c, err := db.write.Conn(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds())); err != nil {
-		return err
+		return false, err
 	}
-	_, err = c.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	var log, copied int
+	err = c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &copied)
 	_, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout=%d", writerBusy.Milliseconds()))
-	return errors.Join(err, rerr)
+	return busy, errors.Join(err, rerr)
 }
 
 // WALSize is the size of SQLite's write-ahead log file in bytes (0 for

@@ -63,8 +63,8 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	// While the reader lives the WAL cannot be emptied, but the attempt
 	// gives up quickly instead of holding up the writer.
 	start := time.Now()
-	if err := db.checkpoint(ctx); err != nil {
-		t.Fatal(err)
+	if busy, err := db.checkpoint(ctx); err != nil || !busy {
+		t.Fatalf("checkpoint with a reader: busy %v, %v; want busy", busy, err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("checkpoint with a reader took %v", d)
@@ -73,8 +73,8 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	if err := reader.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.checkpoint(ctx); err != nil {
-		t.Fatal(err)
+	if busy, err := db.checkpoint(ctx); err != nil || busy {
+		t.Fatalf("checkpoint without readers: busy %v, %v", busy, err)
 	}
 	if got := db.WALSize(); got > walTruncateAbove {
 		t.Fatalf("WAL after the checkpoint is %d bytes, want at most %d", got, walTruncateAbove)
@@ -135,5 +135,31 @@ func TestSynchronousOption(t *testing.T) {
 	}
 	if _, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), 2, Synchronous("off")); err == nil {
 		t.Fatal("synchronous=off accepted")
+	}
+}
+
+// RunCheckpoints does not wait for its interval when the WAL has grown
+// past the limit: under sustained sends it grows by tens of MiB a second.
+func TestRunCheckpointsReactsToWALSize(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "wal.db"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db.RunCheckpoints(ctx, time.Hour)
+	}()
+	defer func() { cancel(); <-done }()
+	fillWAL(t, db, 3*walTruncateAbove/2)
+	deadline := time.Now().Add(5 * time.Second)
+	for db.WALSize() > walTruncateAbove {
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL still %d bytes 5 s after passing %d", db.WALSize(), walTruncateAbove)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
