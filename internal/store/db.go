@@ -282,7 +282,12 @@ func (db *DB) Close() error {
 		err = errors.Join(err, db.read.Close())
 	}
 	if db.checkpointer != nil {
-		_, cerr := db.checkpointer.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		// A reader still in a query holds it up checkpointBusy at most:
+		// shutdown has seconds, not the usual lock wait.
+		_, cerr := db.checkpointer.Exec(fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds()))
+		if cerr == nil {
+			_, cerr = db.checkpointer.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		}
 		err = errors.Join(err, cerr, db.checkpointer.Close())
 	}
 	return err

@@ -163,3 +163,29 @@ func TestRunCheckpointsReactsToWALSize(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Close does not wait long for a reader still inside a query: shutdown
+// has seconds.
+func TestCloseDoesNotWaitForReaders(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "wal.db"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillWAL(t, db, 1<<20)
+	reader, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback()
+	var n int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM wal_fill`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	fillWAL(t, db, 1<<20)
+	start := time.Now()
+	db.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v behind a reader", d)
+	}
+}
