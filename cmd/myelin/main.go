@@ -179,7 +179,7 @@ func createAccount(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL(), 2)
+	db, err := store.Open(ctx, cfg.DatabaseURL(), 2, store.Synchronous(cfg.Database.SQLiteSynchronous))
 	if err != nil {
 		return err
 	}

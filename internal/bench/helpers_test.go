@@ -21,6 +21,7 @@ import (
 
 	"maunium.net/go/mautrix"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
@@ -35,12 +36,21 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 
 // eachEngine runs fn as a sub-benchmark per database engine, each with a
 // fresh server (test configuration: rate limits off, cheap bcrypt).
+// MYELIN_SQLITE_SYNCHRONOUS, as for the server, chooses SQLite's
+// synchronous setting, so that both can be measured.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
-			s := testserver.Start(b, testdb.NewURL(b, engine), nil)
+			s := testserver.Start(b, testdb.NewURL(b, engine), benchConfig)
 			fn(b, newHarness(b, s))
 		})
+	}
+}
+
+// benchConfig applies the environment's choices to a benchmark server.
+func benchConfig(cfg *config.Config) {
+	if v := os.Getenv("MYELIN_SQLITE_SYNCHRONOUS"); v != "" {
+		cfg.Database.SQLiteSynchronous = v
 	}
 }
 

@@ -70,6 +70,14 @@ func (c *LRU[K, V]) PutCost(key K, value V, cost int) {
 	}
 }
 
+// Contains reports whether key is cached, without marking it used.
+func (c *LRU[K, V]) Contains(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.items[key]
+	return ok
+}
+
 // Remove drops a key.
 func (c *LRU[K, V]) Remove(key K) {
 	c.mu.Lock()

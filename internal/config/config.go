@@ -59,6 +59,10 @@ type Database struct {
 	// file:...) for SQLite. Empty means <data_dir>/myelin.db.
 	URL          string `yaml:"url"`
 	MaxOpenConns int    `yaml:"max_open_conns"`
+	// SQLiteSynchronous is SQLite's synchronous pragma: "full" (an
+	// acknowledged event survives a power cut) or "normal" (faster; a
+	// power cut may lose the last acknowledged commits).
+	SQLiteSynchronous string `yaml:"sqlite_synchronous"`
 }
 
 // Listen names the sockets the server binds.
@@ -254,7 +258,7 @@ func Default() *Config {
 	return &Config{
 		ServerName: "localhost",
 		DataDir:    "./myelin-data",
-		Database:   Database{MaxOpenConns: 10},
+		Database:   Database{MaxOpenConns: 10, SQLiteSynchronous: "full"},
 		Listen: Listen{
 			Client: "127.0.0.1:8008",
 		},
@@ -334,6 +338,7 @@ var EnvVars = []string{
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
+	"MYELIN_SQLITE_SYNCHRONOUS",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -357,6 +362,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_SERVER_NAME", &c.ServerName)
 	str("MYELIN_DATA_DIR", &c.DataDir)
 	str("MYELIN_DATABASE_URL", &c.Database.URL)
+	str("MYELIN_SQLITE_SYNCHRONOUS", &c.Database.SQLiteSynchronous)
 	str("MYELIN_CLIENT_LISTEN", &c.Listen.Client)
 	str("MYELIN_FEDERATION_LISTEN", &c.Listen.Federation)
 	str("MYELIN_METRICS_LISTEN", &c.Listen.Metrics)
@@ -462,6 +468,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.MaxOpenConns < 1 {
 		return bad("database.max_open_conns", "must be at least 1")
+	}
+	if m := c.Database.SQLiteSynchronous; m != "full" && m != "normal" {
+		return bad("database.sqlite_synchronous", "want full or normal, got %q", m)
 	}
 	for field, addr := range map[string]string{
 		"listen.client": c.Listen.Client, "listen.federation": c.Listen.Federation, "listen.metrics": c.Listen.Metrics,

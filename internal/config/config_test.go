@@ -162,6 +162,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_OUTBOUND_ALLOW", "127.0.0.0/8, ::1/128", nil, func(c *Config) { c.Outbound.Allow = []string{"127.0.0.0/8", "::1/128"} }},
 		{"MYELIN_OUTBOUND_DENY", "203.0.113.0/24,8.8.8.8/32", nil, func(c *Config) { c.Outbound.Deny = []string{"203.0.113.0/24", "8.8.8.8/32"} }},
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
+		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -249,6 +250,7 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"listen.client port", "listen:\n  client: 127.0.0.1:70000\n", nil, "listen.client"},
 		{"listen.metrics", "listen:\n  metrics: metrics\n", nil, "listen.metrics"},
 		{"database.url", "database:\n  url: mysql://x\n", nil, "database.url"},
+		{"database.sqlite_synchronous", "database:\n  sqlite_synchronous: \"off\"\n", nil, "database.sqlite_synchronous"},
 		{"tls_cert without tls_key", "listen:\n  tls_cert: " + cert + "\n", nil, "listen.tls_cert"},
 		{"tls_cert missing", "", map[string]string{"MYELIN_TLS_CERT": missing, "MYELIN_TLS_KEY": cert}, "listen.tls_cert"},
 		{"bcrypt_cost", "auth:\n  bcrypt_cost: 3\n", nil, "auth.bcrypt_cost"},

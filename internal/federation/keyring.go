@@ -6,12 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -42,7 +42,7 @@ type TrustedKeyServer struct {
 // stored with their validity, and the server's own signed answer kept so
 // that this server can act as a notary.
 func NewKeyRing(serverName string, key signing.Key, oldKeys []signing.OldKey, st KeyStore, client keyClient, notaries []TrustedKeyServer) *gomatrixserverlib.KeyRing {
-	db := &keyDB{serverName: serverName, key: key, oldKeys: oldKeys, st: st, mem: map[gomatrixserverlib.PublicKeyLookupRequest]gomatrixserverlib.PublicKeyLookupResult{}}
+	db := &keyDB{serverName: serverName, key: key, oldKeys: oldKeys, st: st, mem: cache.NewLRU[gomatrixserverlib.PublicKeyLookupRequest, gomatrixserverlib.PublicKeyLookupResult](keyCacheSize)}
 	fetchers := []gomatrixserverlib.KeyFetcher{&directFetcher{client: client, st: st}}
 	for _, n := range notaries {
 		keys := map[gomatrixserverlib.KeyID]ed25519.PublicKey{}
@@ -64,9 +64,13 @@ type keyDB struct {
 	oldKeys    []signing.OldKey
 	st         KeyStore
 
-	mu  sync.Mutex
-	mem map[gomatrixserverlib.PublicKeyLookupRequest]gomatrixserverlib.PublicKeyLookupResult
+	// mem holds keys of other servers in front of the database; any
+	// server name can make us fetch and store keys, so it is bounded.
+	mem *cache.LRU[gomatrixserverlib.PublicKeyLookupRequest, gomatrixserverlib.PublicKeyLookupResult]
 }
+
+// keyCacheSize is how many other servers' keys keyDB keeps in memory.
+const keyCacheSize = 10_000
 
 func (k *keyDB) FetcherName() string { return "key cache" }
 
@@ -90,9 +94,7 @@ func (k *keyDB) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.Public
 			}
 			continue
 		}
-		k.mu.Lock()
-		res, ok := k.mem[req]
-		k.mu.Unlock()
+		res, ok := k.mem.Get(req)
 		if !ok && !loaded[req.ServerName] {
 			loaded[req.ServerName] = true
 			keys, err := k.st.ServerKeys(ctx, string(req.ServerName))
@@ -100,9 +102,7 @@ func (k *keyDB) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.Public
 				return nil, err
 			}
 			k.remember(keys)
-			k.mu.Lock()
-			res, ok = k.mem[req]
-			k.mu.Unlock()
+			res, ok = k.mem.Get(req)
 		}
 		// A cached key no longer valid at the time asked for is left out,
 		// so that the fetchers ask for a fresh answer.
@@ -114,19 +114,17 @@ func (k *keyDB) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.Public
 }
 
 func (k *keyDB) remember(keys []store.ServerKey) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	for _, sk := range keys {
 		raw, err := base64.RawStdEncoding.DecodeString(sk.VerifyKey)
 		if err != nil {
 			continue
 		}
-		k.mem[gomatrixserverlib.PublicKeyLookupRequest{ServerName: spec.ServerName(sk.ServerName), KeyID: gomatrixserverlib.KeyID(sk.KeyID)}] =
+		k.mem.Put(gomatrixserverlib.PublicKeyLookupRequest{ServerName: spec.ServerName(sk.ServerName), KeyID: gomatrixserverlib.KeyID(sk.KeyID)},
 			gomatrixserverlib.PublicKeyLookupResult{
 				VerifyKey:    gomatrixserverlib.VerifyKey{Key: raw},
 				ValidUntilTS: spec.Timestamp(sk.ValidUntilTS),
 				ExpiredTS:    spec.Timestamp(sk.ExpiredTS),
-			}
+			})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
@@ -59,9 +60,14 @@ type Resolver struct {
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 	now       func() time.Time
 
-	mu        sync.Mutex
-	wellKnown map[string]wellKnownEntry
+	// wellKnown caches delegations; an entry past its expiry is fetched
+	// again, and the least recently used go when it is full.
+	wellKnown *cache.LRU[string, wellKnownEntry]
 }
+
+// discoveryCacheSize bounds the resolver's and the transport's caches:
+// any server name a room or a request mentions lands in them.
+const discoveryCacheSize = 10_000
 
 // NewResolver makes a resolver whose well-known requests trust roots
 // and connect only where policy permits (nil: outbound.Default()).
@@ -78,7 +84,7 @@ func NewResolver(static map[string]string, roots *x509.CertPool, policy *outboun
 		static:    static,
 		lookupSRV: net.DefaultResolver.LookupSRV,
 		now:       time.Now,
-		wellKnown: map[string]wellKnownEntry{},
+		wellKnown: cache.NewLRU[string, wellKnownEntry](discoveryCacheSize),
 	}
 	r.client = &http.Client{Transport: tr, Timeout: wellKnownTimeout,
 		// Redirects are followed (the spec allows them), a few at most.
@@ -172,9 +178,7 @@ func (r *Resolver) srvOrDefault(ctx context.Context, hostHeader, host string) []
 // from the cache when it is fresh.
 func (r *Resolver) lookupWellKnown(ctx context.Context, host string) string {
 	now := r.now()
-	r.mu.Lock()
-	e, ok := r.wellKnown[host]
-	r.mu.Unlock()
+	e, ok := r.wellKnown.Get(host)
 	if ok && now.Before(e.expires) {
 		return e.server
 	}
@@ -182,9 +186,7 @@ func (r *Resolver) lookupWellKnown(ctx context.Context, host string) string {
 	if err != nil {
 		server, ttl = "", wellKnownErrorTTL
 	}
-	r.mu.Lock()
-	r.wellKnown[host] = wellKnownEntry{server: server, expires: now.Add(ttl)}
-	r.mu.Unlock()
+	r.wellKnown.Put(host, wellKnownEntry{server: server, expires: now.Add(ttl)})
 	return server
 }
 
@@ -256,8 +258,9 @@ type Transport struct {
 
 	mu sync.Mutex
 	// byTLSName keeps one HTTP transport per certificate name, since the
-	// TLS server name is per transport, not per connection.
-	byTLSName map[string]*http.Transport
+	// TLS server name is per transport, not per connection. An evicted
+	// transport's idle connections close after its IdleConnTimeout.
+	byTLSName *cache.LRU[string, *http.Transport]
 }
 
 // NewTransport makes a federation transport (policy nil:
@@ -266,13 +269,13 @@ func NewTransport(resolver *Resolver, roots *x509.CertPool, policy *outbound.Pol
 	if policy == nil {
 		policy = outbound.Default()
 	}
-	return &Transport{resolver: resolver, roots: roots, policy: policy, byTLSName: map[string]*http.Transport{}}
+	return &Transport{resolver: resolver, roots: roots, policy: policy, byTLSName: cache.NewLRU[string, *http.Transport](discoveryCacheSize)}
 }
 
 func (t *Transport) transport(tlsName string) *http.Transport {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tr, ok := t.byTLSName[tlsName]
+	tr, ok := t.byTLSName.Get(tlsName)
 	if !ok {
 		tr = &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: t.roots, ServerName: tlsName, MinVersion: tls.VersionTLS12},
@@ -282,7 +285,7 @@ func (t *Transport) transport(tlsName string) *http.Transport {
 			IdleConnTimeout:     90 * time.Second,
 			ForceAttemptHTTP2:   true,
 		}
-		t.byTLSName[tlsName] = tr
+		t.byTLSName.Put(tlsName, tr)
 	}
 	return tr
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -83,8 +84,9 @@ type Sender struct {
 	ctx     context.Context // nil unless Run is running
 	workers map[string]chan struct{}
 	// up are destinations last seen out of back-off, so that RemoteUp
-	// costs no query for a server that talks to us all the time.
-	up map[string]bool
+	// costs no query for a server that talks to us all the time; bounded,
+	// since any server can reach us, and one it forgot is read again.
+	up *cache.LRU[string, bool]
 	wg sync.WaitGroup
 }
 
@@ -96,7 +98,7 @@ func NewSender(o SenderOptions) *Sender {
 	if o.MaxRetryInterval < firstRetry {
 		o.MaxRetryInterval = firstRetry
 	}
-	return &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}, up: map[string]bool{}}
+	return &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}, up: cache.NewLRU[string, bool](discoveryCacheSize)}
 }
 
 // Run queues local events for delivery and delivers queued PDUs and
@@ -293,10 +295,7 @@ const typingEDU = "m.typing"
 func (s *Sender) reachable(ctx context.Context, dests []string) ([]string, error) {
 	out := dests[:0:0]
 	for _, d := range dests {
-		s.mu.Lock()
-		up := s.up[d]
-		s.mu.Unlock()
-		if up {
+		if up, _ := s.up.Get(d); up {
 			out = append(out, d)
 			continue
 		}
@@ -480,9 +479,7 @@ func (s *Sender) deliverOnce(ctx context.Context, dest string, kick chan struct{
 			return true, err
 		}
 	}
-	s.mu.Lock()
-	s.up[dest] = true
-	s.mu.Unlock()
+	s.up.Put(dest, true)
 	return true, nil
 }
 
@@ -491,10 +488,7 @@ func (s *Sender) deliverOnce(ctx context.Context, dest string, kick chan struct{
 // back-off ends and its queue goes now rather than at the next retry,
 // up to an hour away (Synapse does the same).
 func (s *Sender) RemoteUp(ctx context.Context, origin string) {
-	s.mu.Lock()
-	known := s.up[origin]
-	s.mu.Unlock()
-	if known {
+	if known, _ := s.up.Get(origin); known {
 		return
 	}
 	st, err := s.o.Store.Destination(ctx, origin)
@@ -511,9 +505,7 @@ func (s *Sender) RemoteUp(ctx context.Context, origin string) {
 		}
 		s.o.Log.Info("federation sender: destination reached us, ending its back-off", "destination", origin, "failures", st.Failures)
 	}
-	s.mu.Lock()
-	s.up[origin] = true
-	s.mu.Unlock()
+	s.up.Put(origin, true)
 	if st.Failures > 0 {
 		s.wake(origin)
 	}
@@ -539,9 +531,7 @@ func (s *Sender) catchUp(ctx context.Context, dest string) ([]store.QueuedPDU, e
 // failed records a failed attempt and the destination's next retry time:
 // the back-off doubles from firstRetry up to MaxRetryInterval.
 func (s *Sender) failed(ctx context.Context, dest string, st store.DestinationState, cause error) error {
-	s.mu.Lock()
-	delete(s.up, dest)
-	s.mu.Unlock()
+	s.up.Remove(dest)
 	st.Failures++
 	st.RetryAfterTS = time.Now().Add(s.backoff(st.Failures)).UnixMilli()
 	s.o.Log.Info("federation sender: delivery failed", "destination", dest, "failures", st.Failures, "err", cause)

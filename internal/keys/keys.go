@@ -111,6 +111,10 @@ type Service struct {
 	// /sync its queries and writes.
 	inboxMu sync.Mutex
 	inbox   map[string]inboxState
+	// inboxEpoch counts the times inbox was emptied (at maxInbox
+	// devices), so that a read that began before cannot mark an inbox
+	// empty whose newer message it did not see.
+	inboxEpoch int64
 	// counts caches devices' key counts while countsGen stays the same.
 	countsMu  sync.Mutex
 	countsGen int64

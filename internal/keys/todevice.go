@@ -103,7 +103,7 @@ func (s *Service) wakeRecipients(msgs []store.ToDeviceMessage) {
 func (s *Service) ToDeviceMessages(ctx context.Context, userID, deviceID string, since int64, limit int) ([]Message, int64, error) {
 	key := userID + "|" + deviceID
 	s.inboxMu.Lock()
-	st := s.inbox[key]
+	st, epoch := s.inbox[key], s.inboxEpoch
 	s.inboxMu.Unlock()
 	if st.emptyKnown && since >= st.emptyAfter {
 		return nil, since, nil
@@ -122,9 +122,9 @@ func (s *Service) ToDeviceMessages(ctx context.Context, userID, deviceID string,
 		// Nothing after next, unless a message arrived since the read
 		// began (its arrival bumped the version).
 		s.inboxMu.Lock()
-		if cur := s.inbox[key]; cur.version == st.version {
+		if cur := s.inbox[key]; cur.version == st.version && s.inboxEpoch == epoch {
 			cur.emptyKnown, cur.emptyAfter = true, next
-			s.inbox[key] = cur
+			s.putInboxLocked(key, cur)
 		}
 		s.inboxMu.Unlock()
 	}
@@ -147,6 +147,21 @@ func (s *Service) messageArrived(userID, deviceID string) {
 	st := s.inbox[key]
 	st.version++
 	st.emptyKnown = false
+	s.putInboxLocked(key, st)
+}
+
+// maxInbox bounds the devices whose inbox state is kept: every device
+// that ever synced would otherwise stay, deleted ones too.
+const maxInbox = 100_000
+
+// putInboxLocked stores a device's inbox state, first forgetting every
+// device's when maxInbox are known (forgetting only costs queries: a
+// version of 0 again, acked 0, nothing known empty).
+func (s *Service) putInboxLocked(key string, st inboxState) {
+	if _, ok := s.inbox[key]; !ok && len(s.inbox) >= maxInbox {
+		clear(s.inbox)
+		s.inboxEpoch++
+	}
 	s.inbox[key] = st
 }
 
@@ -170,7 +185,7 @@ func (s *Service) Ack(ctx context.Context, userID, deviceID string, upTo int64) 
 	s.inboxMu.Lock()
 	st := s.inbox[key]
 	st.acked = max(st.acked, upTo)
-	s.inbox[key] = st
+	s.putInboxLocked(key, st)
 	s.inboxMu.Unlock()
 	return nil
 }

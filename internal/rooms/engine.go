@@ -93,16 +93,18 @@ type Engine struct {
 
 	// memberPos is, per user, the stream position of the latest
 	// membership event about them stored since start-up (startPos), so
-	// that /sync can tell without a query that nothing changed.
+	// that /sync can tell without a query that nothing changed. It
+	// remembers a bounded number of users (cache.Marks).
+	memberPos *cache.Marks
 	memberMu  sync.Mutex
-	memberPos map[string]int64
 	memberMax int64
 	startPos  int64
 
 	// relRooms remembers which rooms have relations, so that rendering
-	// events of rooms without any skips the aggregation queries.
+	// events of rooms without any skips the aggregation queries; a room
+	// it forgot is asked of the database again.
 	relMu    sync.Mutex
-	relRooms map[string]bool
+	relRooms *cache.LRU[string, bool]
 
 	// backfillPos is the last stream position given to a backfilled
 	// event; they count down from below every other.
@@ -132,6 +134,9 @@ func OpenStream(ctx context.Context, st interface {
 
 // New makes an engine that assigns positions from stream and tells bus
 // of every event it persists.
+// relRoomsSize is how many rooms' "has relations" flags the engine keeps.
+const relRoomsSize = 100_000
+
 func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 	if opts.EventCacheSize == 0 {
 		opts.EventCacheSize = 20000
@@ -144,8 +149,8 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 		stream:    stream,
 		writer:    &writer{store: st},
 		heads:     map[string]*roomHead{},
-		relRooms:  map[string]bool{},
-		memberPos: map[string]int64{},
+		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
+		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),
 		events:    cache.NewLRU[int64, *Event](opts.EventCacheSize),
 		eventIDs:  cache.NewLRU[string, int64](opts.EventCacheSize),
@@ -501,7 +506,7 @@ func (e *Engine) StateEvent(ctx context.Context, state StateMap, typ, stateKey s
 // another (a reply in a thread, an edit, a reaction, a reference).
 func (e *Engine) RoomHasRelations(ctx context.Context, roomID string) (bool, error) {
 	e.relMu.Lock()
-	has, known := e.relRooms[roomID]
+	has, known := e.relRooms.Get(roomID)
 	e.relMu.Unlock()
 	if known {
 		return has, nil
@@ -513,16 +518,17 @@ func (e *Engine) RoomHasRelations(ctx context.Context, roomID string) (bool, err
 	e.relMu.Lock()
 	defer e.relMu.Unlock()
 	// A relation persisted meanwhile has set the flag already; keep it.
-	if !e.relRooms[roomID] {
-		e.relRooms[roomID] = has
+	if meanwhile, _ := e.relRooms.Get(roomID); meanwhile {
+		return true, nil
 	}
-	return e.relRooms[roomID], nil
+	e.relRooms.Put(roomID, has)
+	return has, nil
 }
 
 func (e *Engine) noteRelation(roomID string) {
 	e.relMu.Lock()
 	defer e.relMu.Unlock()
-	e.relRooms[roomID] = true
+	e.relRooms.Put(roomID, true)
 }
 
 // MembershipUnchanged reports whether no membership event about the user
@@ -531,12 +537,7 @@ func (e *Engine) noteRelation(roomID string) {
 // every membership event up to p; before start-up it cannot tell. A
 // membership that state resolution changes counts too (see updateHead).
 func (e *Engine) MembershipUnchanged(userID string, after int64) bool {
-	if after < e.startPos {
-		return false
-	}
-	e.memberMu.Lock()
-	defer e.memberMu.Unlock()
-	return e.memberPos[userID] <= after
+	return e.memberPos.Unchanged(userID, after)
 }
 
 // updateHead stores a head computed after the events that caused it
@@ -558,11 +559,9 @@ func (e *Engine) updateHead(ctx context.Context, roomID string, u store.HeadUpda
 }
 
 func (e *Engine) noteMembership(userID string, pos int64) {
+	e.memberPos.Note(userID, pos)
 	e.memberMu.Lock()
 	defer e.memberMu.Unlock()
-	if pos > e.memberPos[userID] {
-		e.memberPos[userID] = pos
-	}
 	e.memberMax = max(e.memberMax, pos)
 }
 

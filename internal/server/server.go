@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if created {
 		log.Info("generated a new signing key", "path", cfg.SigningKeyPath(), "key_id", key.ID)
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL(), cfg.Database.MaxOpenConns)
+	db, err := store.Open(ctx, cfg.DatabaseURL(), cfg.Database.MaxOpenConns, store.Synchronous(cfg.Database.SQLiteSynchronous))
 	if err != nil {
 		return nil, err
 	}

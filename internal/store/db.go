@@ -37,14 +37,16 @@ type DB struct {
 	// checkpointer is SQLite's connection for WAL checkpoints (nil for
 	// PostgreSQL).
 	checkpointer *sql.DB
+	// walPath is SQLite's write-ahead log file ("" for PostgreSQL).
+	walPath string
 	// readStmts and writeStmts are nil for PostgreSQL.
 	readStmts, writeStmts *stmtCache
 }
 
 // Open connects to url (postgres://... or a SQLite file path) and runs the
 // migrations that have not run yet.
-func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
-	db, err := open(url, maxConns)
+func Open(ctx context.Context, url string, maxConns int, opts ...Option) (*DB, error) {
+	db, err := open(url, maxConns, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +57,56 @@ func Open(ctx context.Context, url string, maxConns int) (*DB, error) {
 	return db, nil
 }
 
-func open(url string, maxConns int) (*DB, error) {
+// Option tunes how Open opens the database.
+type Option func(*options)
+
+type options struct {
+	synchronous string
+}
+
+// Synchronous sets SQLite's synchronous pragma: "full" (the default) or
+// "normal". With FULL, the WAL is fsynced at every commit, so that an
+// event answered 200 survives a power cut; NORMAL fsyncs only at
+// checkpoints and may lose the last commits (never the database). The
+// group commit makes one fsync serve many events, which is why FULL is
+// the default (docs/benchmarks.md has the figures). PostgreSQL ignores
+// it: there synchronous_commit is the server's setting.
+func Synchronous(mode string) Option {
+	return func(o *options) { o.synchronous = mode }
+}
+
+// SQLite WAL bounds. SQLite's own automatic checkpoint runs inside a
+// commit and so is off (wal_autocheckpoint(0)); RunCheckpoints does it
+// beside the writer. A PASSIVE checkpoint copies the WAL into the
+// database but never shrinks the file, and the writer only starts the
+// WAL over when no reader still uses it, which under steady /sync
+// traffic is rare: the WAL grew to 1.6 GB in 24 s of sends. So:
+const (
+	// walTruncateAbove is the WAL size above which the checkpointer
+	// asks for a TRUNCATE checkpoint (waits for the readers of older
+	// snapshots, then empties the file).
+	walTruncateAbove = 16 << 20
+	// journalSizeLimit is the size the writer cuts the WAL file back to
+	// whenever it does start the WAL over (journal_size_limit).
+	journalSizeLimit = 16 << 20
+	// checkpointBusy is how long a TRUNCATE checkpoint may wait for
+	// readers; writers wait behind it meanwhile, so it is kept short and
+	// retried at the next tick instead.
+	checkpointBusy = 200 * time.Millisecond
+	// truncateBackoff is how long RunCheckpoints waits before asking
+	// for TRUNCATE again after one found a reader in the way.
+	truncateBackoff = 500 * time.Millisecond
+	// walPoll is how often RunCheckpoints looks at the WAL's size.
+	walPoll = 100 * time.Millisecond
+	// writerBusy is how long a connection waits for a lock otherwise.
+	writerBusy = 10 * time.Second
+)
+
+func open(url string, maxConns int, opts ...Option) (*DB, error) {
+	o := options{synchronous: "full"}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if IsPostgres(url) {
 		pool, err := sql.Open("pgx", url)
 		if err != nil {
@@ -64,6 +115,15 @@ func open(url string, maxConns int) (*DB, error) {
 		pool.SetMaxOpenConns(maxConns)
 		pool.SetMaxIdleConns(maxConns)
 		return &DB{read: pool, write: pool, dialect: postgres{}}, nil
+	}
+	var syncMode string
+	switch strings.ToLower(o.synchronous) {
+	case "", "full":
+		syncMode = "FULL"
+	case "normal":
+		syncMode = "NORMAL"
+	default:
+		return nil, fmt.Errorf("store: sqlite synchronous: want full or normal, got %q", o.synchronous)
 	}
 	// A file: URL may carry a query of its own (dropped: the pragmas are
 	// the server's); a plain path is taken as it is.
@@ -76,10 +136,11 @@ func open(url string, maxConns int) (*DB, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
-	// WAL lets readers run beside the writer; synchronous=NORMAL is safe
-	// with WAL (a crash loses at most the last transactions, never the
-	// database). Write transactions start IMMEDIATE so that a read inside
-	// one can never be upgraded into a deadlock.
+	// WAL lets readers run beside the writer; with synchronous=NORMAL a
+	// crash loses at most the last transactions, never the database,
+	// with FULL (the default) not even those. Write transactions start
+	// IMMEDIATE so that a read inside one can never be upgraded into a
+	// deadlock.
 	// The path is a URI path: characters that would end it ('?' starts
 	// the query, '#' a fragment) are escaped, or a data directory named
 	// "a#b" would open the file "a".
@@ -87,32 +148,34 @@ func open(url string, maxConns int) (*DB, error) {
 	// temp_store=MEMORY keeps statement journals in memory: every
 	// multi-row statement inside a transaction needs one, and on disk it
 	// cost a temporary file's writes per statement.
-	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
+	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(MEMORY)" +
+		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit)
+	busy := fmt.Sprintf("&_pragma=busy_timeout(%d)", writerBusy.Milliseconds())
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
 	// writer connection; RunCheckpoints does it beside the writer instead.
-	write, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
+	write, err := sql.Open("sqlite", base+busy+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
-	read, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	read, err := sql.Open("sqlite", base+busy+"&_pragma=query_only(1)")
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	read.SetMaxOpenConns(maxConns)
 	read.SetMaxIdleConns(maxConns)
-	checkpointer, err := sql.Open("sqlite", base)
+	checkpointer, err := sql.Open("sqlite", base+busy)
 	if err != nil {
 		write.Close()
 		read.Close()
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	checkpointer.SetMaxOpenConns(1)
-	db := &DB{read: read, write: write, checkpointer: checkpointer, dialect: sqlite{},
+	db := &DB{read: read, write: write, checkpointer: checkpointer, dialect: sqlite{}, walPath: path + "-wal",
 		readStmts: newStmtCache(read), writeStmts: newStmtCache(write)}
 	// Creating the file and switching to WAL needs the writer first.
 	if err := write.Ping(); err != nil {
@@ -123,24 +186,79 @@ func open(url string, maxConns int) (*DB, error) {
 }
 
 // RunCheckpoints copies the SQLite write-ahead log into the database
-// every interval until ctx ends (PASSIVE: it never blocks readers or the
-// writer). PostgreSQL needs none.
+// every interval until ctx ends, and sooner whenever the log has grown
+// past walTruncateAbove (it is looked at every walPoll: under sustained
+// sends it grows by tens of MiB a second). PostgreSQL needs none.
 func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) {
 	if db.dialect.name() != "sqlite" {
 		return
 	}
-	t := time.NewTicker(interval)
+	poll := min(walPoll, interval)
+	t := time.NewTicker(poll)
 	defer t.Stop()
+	last, busyUntil := time.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			// A failed checkpoint is retried at the next tick; the WAL
-			// only grows meanwhile.
-			_, _ = db.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		case now := <-t.C:
+			if now.Sub(last) < interval && (db.WALSize() <= walTruncateAbove || now.Before(busyUntil)) {
+				continue
+			}
+			last = now
+			// A failed checkpoint is retried at the next tick; one that
+			// found a reader in the way (and held up the writer for
+			// checkpointBusy) no sooner than truncateBackoff.
+			if busy, _ := db.checkpoint(ctx); busy {
+				busyUntil = now.Add(truncateBackoff)
+			}
 		}
 	}
+}
+
+// checkpoint is one step of RunCheckpoints: a PASSIVE checkpoint on a
+// connection of its own, which copies the WAL into the database without
+// blocking readers or the writer; and when the WAL has grown past
+// walTruncateAbove all the same, a TRUNCATE checkpoint on the writer's
+// connection, which then has only the last frames left to copy and
+// empties the file. It must hold the writer: from a connection of its
+// own it starved, since group commit takes the write lock again the
+// moment it lets go. It waits at most checkpointBusy for readers of
+// older snapshots (the store has no long read transactions: a snapshot
+// lives for one query) and is otherwise retried at the next tick.
+// It reports busy when a TRUNCATE checkpoint found a reader in the way.
+func (db *DB) checkpoint(ctx context.Context) (busy bool, err error) {
+	if _, err := db.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		return false, err
+	}
+	if db.WALSize() <= walTruncateAbove {
+		return false, nil
+	}
+	c, err := db.write.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds())); err != nil {
+		return false, err
+	}
+	var log, copied int
+	err = c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &copied)
+	_, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout=%d", writerBusy.Milliseconds()))
+	return busy, errors.Join(err, rerr)
+}
+
+// WALSize is the size of SQLite's write-ahead log file in bytes (0 for
+// PostgreSQL, or when there is none).
+func (db *DB) WALSize() int64 {
+	if db.walPath == "" {
+		return 0
+	}
+	fi, err := os.Stat(db.walPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // IsPostgres reports whether a database URL names PostgreSQL.
@@ -148,7 +266,11 @@ func IsPostgres(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
-// Close releases every connection.
+// Close releases every connection. For SQLite the writer and readers go
+// first, then the checkpointer copies what is left of the WAL into the
+// database and truncates it, so that a cleanly stopped server leaves no
+// WAL behind to replay (SQLite would also do so when its last connection
+// closes, but only if that connection can get the locks in time).
 func (db *DB) Close() error {
 	for _, c := range []*stmtCache{db.readStmts, db.writeStmts} {
 		if c != nil {
@@ -156,11 +278,17 @@ func (db *DB) Close() error {
 		}
 	}
 	err := db.write.Close()
-	if db.checkpointer != nil {
-		err = errors.Join(err, db.checkpointer.Close())
-	}
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
+	}
+	if db.checkpointer != nil {
+		// A reader still in a query holds it up checkpointBusy at most:
+		// shutdown has seconds, not the usual lock wait.
+		_, cerr := db.checkpointer.Exec(fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds()))
+		if cerr == nil {
+			_, cerr = db.checkpointer.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		}
+		err = errors.Join(err, cerr, db.checkpointer.Close())
 	}
 	return err
 }
@@ -242,7 +370,11 @@ func (c conn) queryRow(ctx context.Context, query string, args []any, dest ...an
 // stmtCache keeps one prepared statement per query for a pool. SQLite
 // compiles every unprepared query anew, which profiles showed to be a
 // third of /sync's CPU; pgx already caches statements per connection, so
-// PostgreSQL pools go without.
+// PostgreSQL pools go without. The query texts are the store's own, with
+// IN lists padded to powers of two (inArgs), so they are few; should they
+// ever pass maxStmts anyway, the rest run unprepared rather than grow the
+// cache (evicting instead would close statements other queries may be
+// about to use).
 type stmtCache struct {
 	pool    *sql.DB
 	mu      sync.Mutex
@@ -264,7 +396,7 @@ func (c *stmtCache) get(q string) *sql.Stmt {
 // it cannot be prepared (the caller then runs q unprepared and gets the
 // real error).
 func (c *stmtCache) prepare(ctx context.Context, q string) *sql.Stmt {
-	if s := c.get(q); s != nil {
+	if s := c.get(q); s != nil || c.full() {
 		return s
 	}
 	s, err := c.pool.PrepareContext(ctx, q)
@@ -277,14 +409,29 @@ func (c *stmtCache) prepare(ctx context.Context, q string) *sql.Stmt {
 		s.Close()
 		return old
 	}
+	if len(c.stmts) >= maxStmts {
+		s.Close()
+		return nil
+	}
 	c.stmts[q] = s
 	return s
+}
+
+// maxStmts bounds a stmtCache.
+const maxStmts = 1024
+
+func (c *stmtCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.stmts) >= maxStmts
 }
 
 func (c *stmtCache) later(q string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending[q] = true
+	if len(c.stmts)+len(c.pending) < maxStmts {
+		c.pending[q] = true
+	}
 }
 
 // flush prepares the queries first seen inside a transaction.

@@ -50,9 +50,15 @@ type sqlite struct{}
 
 func (sqlite) name() string { return "sqlite" }
 
-// rewritten caches SQLite spellings of queries; the set of queries is
-// fixed at compile time, so the cache is bounded.
-var rewritten sync.Map
+// rewritten caches SQLite spellings of queries. The store's query texts
+// are few (IN lists are padded to powers of two), and past
+// maxRewritten the rest are rewritten on every use instead of cached.
+var rewritten struct {
+	sync.RWMutex
+	m map[string]string
+}
+
+const maxRewritten = 4096
 
 // rewrite turns $N into ?N, which SQLite binds by number exactly as
 // PostgreSQL binds $N; when the placeholders run $1, $2, ... in order,
@@ -61,8 +67,11 @@ var rewritten sync.Map
 // to cost more than the statement itself on wide inserts. Placeholders
 // never occur inside our string literals.
 func (sqlite) rewrite(q string) string {
-	if v, ok := rewritten.Load(q); ok {
-		return v.(string)
+	rewritten.RLock()
+	v, ok := rewritten.m[q]
+	rewritten.RUnlock()
+	if ok {
+		return v
 	}
 	var numbered, bare strings.Builder
 	inOrder, next := true, 1
@@ -90,7 +99,14 @@ func (sqlite) rewrite(q string) string {
 	if inOrder {
 		out = bare.String()
 	}
-	rewritten.Store(q, out)
+	rewritten.Lock()
+	if rewritten.m == nil {
+		rewritten.m = map[string]string{}
+	}
+	if len(rewritten.m) < maxRewritten {
+		rewritten.m[q] = out
+	}
+	rewritten.Unlock()
 	return out
 }
 

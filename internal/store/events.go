@@ -478,11 +478,8 @@ func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]EventRow, error)
 			chunk = chunk[:500]
 		}
 		nids = nids[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, n := range chunk {
-			args[i] = n
-		}
-		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_nid IN (`+placeholders(len(chunk), 1)+`)`, args...)
+		args := inArgs(chunk)
+		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_nid IN (`+placeholders(len(args), 1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -501,17 +498,33 @@ func (db *DB) EventsByID(ctx context.Context, ids []string) ([]EventRow, error) 
 			chunk = chunk[:500]
 		}
 		ids = ids[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, n := range chunk {
-			args[i] = n
-		}
-		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (`+placeholders(len(chunk), 1)+`)`, args...)
+		args := inArgs(chunk)
+		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (`+placeholders(len(args), 1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rows...)
 	}
 	return out, nil
+}
+
+// inArgs turns the values of an IN list into arguments, padded to a
+// power of two by repeating the last value (which IN ignores): lists of
+// any length then share a few statement texts, where one text per length
+// had grown the prepared-statement and rewrite caches without bound.
+func inArgs[T any](vals []T) []any {
+	if len(vals) == 0 {
+		return nil
+	}
+	n := 1
+	for n < len(vals) {
+		n *= 2
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = vals[min(i, len(vals)-1)]
+	}
+	return args
 }
 
 // placeholders renders "$from, $from+1, ..." for n values.

@@ -117,19 +117,14 @@ func (db *DB) RelationChildren(ctx context.Context, parents []string, relTypes .
 			chunk = chunk[:500]
 		}
 		parents = parents[len(chunk):]
-		args := make([]any, 0, len(chunk)+len(relTypes))
-		for _, p := range chunk {
-			args = append(args, p)
-		}
-		for _, t := range relTypes {
-			args = append(args, t)
-		}
+		parents, types := inArgs(chunk), inArgs(relTypes)
+		args := append(parents, types...)
 		children, err := collect(ctx, db.r(), func(scan func(...any) error) (RelationChild, error) {
 			var c RelationChild
 			err := scan(&c.Parent, &c.RelType, &c.NID, &c.EventID, &c.RoomID, &c.Sender, &c.Type, &c.IsState, &c.OriginTS)
 			return c, err
 		}, `SELECT relates_to, rel_type, event_nid, event_id, room_id, sender, type, state_key IS NOT NULL, origin_ts
-			FROM events WHERE relates_to IN (`+placeholders(len(chunk), 1)+`) AND rel_type IN (`+placeholders(len(relTypes), len(chunk)+1)+`)
+			FROM events WHERE relates_to IN (`+placeholders(len(parents), 1)+`) AND rel_type IN (`+placeholders(len(types), len(parents)+1)+`)
 			AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL ORDER BY stream_pos`, args...)
 		if err != nil {
 			return nil, err
@@ -159,17 +154,14 @@ func (db *DB) ThreadSummaries(ctx context.Context, roots []string, userID string
 			chunk = chunk[:500]
 		}
 		roots = roots[len(chunk):]
-		args := []any{userID}
-		for _, r := range chunk {
-			args = append(args, r)
-		}
+		args := append([]any{userID}, inArgs(chunk)...)
 		sums, err := collect(ctx, db.r(), func(scan func(...any) error) (ThreadSummary, error) {
 			var s ThreadSummary
 			err := scan(&s.Root, &s.RoomID, &s.Count, &s.Mine, &s.LatestNID)
 			return s, err
 		}, `SELECT s.relates_to, s.room_id, s.cnt, s.mine, e.event_nid FROM (
 				SELECT relates_to, room_id, COUNT(*) AS cnt, SUM(CASE WHEN sender = $1 THEN 1 ELSE 0 END) AS mine, MAX(stream_pos) AS latest
-				FROM events WHERE relates_to IN (`+placeholders(len(chunk), 2)+`) AND rel_type = 'm.thread' AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL
+				FROM events WHERE relates_to IN (`+placeholders(len(args)-1, 2)+`) AND rel_type = 'm.thread' AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL
 				GROUP BY relates_to, room_id
 			) s JOIN events e ON e.stream_pos = s.latest`, args...)
 		if err != nil {

@@ -30,10 +30,9 @@ func (db *DB) MembershipsOf(ctx context.Context, userID string, memberships ...s
 	q := `SELECT room_id, membership, event_nid FROM current_state WHERE type = 'm.room.member' AND state_key = $1`
 	args := []any{userID}
 	if len(memberships) > 0 {
-		q += ` AND membership IN (` + placeholders(len(memberships), 2) + `)`
-		for _, m := range memberships {
-			args = append(args, m)
-		}
+		in := inArgs(memberships)
+		q += ` AND membership IN (` + placeholders(len(in), 2) + `)`
+		args = append(args, in...)
 	}
 	return collect(ctx, db.r(), scanMembership, q+` ORDER BY room_id`, args...)
 }

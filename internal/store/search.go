@@ -91,17 +91,14 @@ func (db *DB) IndexSearch(ctx context.Context, add []SearchEntry, remove []strin
 // indexer has removed them.
 func (db *DB) searchWhere(q SearchQuery) (from string, args []any) {
 	join, match, _ := searchSQL(db.dialect)
-	args = []any{searchQuery(db.dialect, q.Words)}
+	rooms := inArgs(q.Rooms)
+	args = append([]any{searchQuery(db.dialect, q.Words)}, rooms...)
 	from = ` FROM search_events s ` + join + ` JOIN events e ON e.event_nid = s.event_nid
-		WHERE ` + match + ` AND e.redacted_by IS NULL AND s.room_id IN (` + placeholders(len(q.Rooms), 2) + `)`
-	for _, r := range q.Rooms {
-		args = append(args, r)
-	}
+		WHERE ` + match + ` AND e.redacted_by IS NULL AND s.room_id IN (` + placeholders(len(rooms), 2) + `)`
 	if len(q.Keys) > 0 {
-		from += ` AND s.key IN (` + placeholders(len(q.Keys), len(args)+1) + `)`
-		for _, k := range q.Keys {
-			args = append(args, k)
-		}
+		keys := inArgs(q.Keys)
+		from += ` AND s.key IN (` + placeholders(len(keys), len(args)+1) + `)`
+		args = append(args, keys...)
 	}
 	return from, args
 }

@@ -37,16 +37,13 @@ func (db *DB) JoinedMembersOf(ctx context.Context, roomIDs []string) ([]Director
 	for len(roomIDs) > 0 {
 		chunk := roomIDs[:min(len(roomIDs), 500)]
 		roomIDs = roomIDs[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, r := range chunk {
-			args[i] = r
-		}
+		args := inArgs(chunk)
 		rows, err := collect(ctx, db.r(), func(scan func(...any) error) (DirectoryMember, error) {
 			var m DirectoryMember
 			err := scan(&m.RoomID, &m.UserID, &m.JSON)
 			return m, err
 		}, `SELECT cs.room_id, cs.state_key, e.json FROM current_state cs JOIN events e ON e.event_nid = cs.event_nid
-			WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND cs.room_id IN (`+placeholders(len(chunk), 1)+`)`, args...)
+			WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND cs.room_id IN (`+placeholders(len(args), 1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ package sync
 
 import (
 	"context"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -92,9 +93,9 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string) *N
 // position before it is readable, so that a woken request finds the event.
 func (n *Notifier) Publish(not rooms.Notification) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.pending = append(n.pending, held{Notification: not, since: time.Now()})
-	if _, holding := n.flushLocked(); holding {
+	n.mu.Unlock()
+	if _, holding := n.flush(); holding {
 		select {
 		case n.heldBack <- struct{}{}:
 		default:
@@ -113,9 +114,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		if n.gate != nil {
 			gated = n.gate.Processed()
 		}
-		n.mu.Lock()
-		deadline, holding := n.flushLocked()
-		n.mu.Unlock()
+		deadline, holding := n.flush()
 		var expired <-chan time.Time
 		if holding {
 			timer.Reset(time.Until(deadline))
@@ -130,6 +129,24 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-n.heldBack:
 		}
 	}
+}
+
+// flush loads the member lists the pending notifications need, then
+// wakes their requests. The lock is never held across a query: every
+// Register, Unregister and wake-up of the server queues on it.
+func (n *Notifier) flush() (deadline time.Time, holding bool) {
+	n.mu.Lock()
+	var missing []string
+	for _, not := range n.pending {
+		if id := not.Event.RoomID().String(); !n.joined.Contains(id) && !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	n.mu.Unlock()
+	n.loadJoined(missing)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.flushLocked()
 }
 
 // flushLocked wakes the requests of the pending notifications that can
@@ -157,11 +174,11 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 			continue
 		}
 		roomID := not.Event.RoomID().String()
-		users := n.joinedLocked(roomID)
+		users, known := n.joinedLocked(roomID)
 		if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
 			target := *not.Event.StateKey()
 			n.wakeLocked(n.byUser[target])
-			if strings.HasSuffix(target, n.local) {
+			if known && strings.HasSuffix(target, n.local) {
 				if not.Membership == spec.Join {
 					users[target] = true
 				} else {
@@ -192,31 +209,45 @@ func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {
 	}
 }
 
-// joinedLocked returns a room's joined local users, loading them on the
-// room's first event. The database's current state can be ahead of the
-// notification being flushed, which only errs towards waking a request
-// that then finds nothing new.
-func (n *Notifier) joinedLocked(roomID string) map[string]bool {
-	if users, ok := n.joined.Get(roomID); ok {
-		return users
-	}
-	users := map[string]bool{}
-	if ids, err := n.members.JoinedMembers(context.Background(), roomID); err == nil {
+// loadJoined caches the joined local users of rooms not cached yet,
+// querying without the lock. The database's current state can be ahead
+// of the notifications still to flush, which only errs towards waking a
+// request that then finds nothing new; a membership flushed meanwhile
+// was applied to a list cached by whoever flushed it, which a list
+// loaded here does not replace.
+func (n *Notifier) loadJoined(roomIDs []string) {
+	for _, roomID := range roomIDs {
+		ids, err := n.members.JoinedMembers(context.Background(), roomID)
+		if err != nil {
+			continue // joinedLocked wakes everyone instead
+		}
+		users := map[string]bool{}
 		for _, u := range ids {
 			if strings.HasSuffix(u, n.local) {
 				users[u] = true
 			}
 		}
-	} else {
-		// Without the member list, wake every waiting request rather than
-		// risk leaving one asleep; they recompute and find what is theirs.
-		for u := range n.byUser {
-			users[u] = true
+		n.mu.Lock()
+		if !n.joined.Contains(roomID) {
+			n.joined.PutCost(roomID, users, len(users)+1)
 		}
-		return users
+		n.mu.Unlock()
 	}
-	n.joined.PutCost(roomID, users, len(users)+1)
-	return users
+}
+
+// joinedLocked returns a room's joined local users from the cache, and
+// whether it had them (loadJoined puts them there). Without the member
+// list it returns every waiting user rather than risk leaving one asleep;
+// they recompute and find what is theirs.
+func (n *Notifier) joinedLocked(roomID string) (map[string]bool, bool) {
+	if users, ok := n.joined.Get(roomID); ok {
+		return users, true
+	}
+	users := map[string]bool{}
+	for u := range n.byUser {
+		users[u] = true
+	}
+	return users, false
 }
 
 // Register starts waiting for events in the user's rooms or about the
@@ -262,8 +293,15 @@ func (n *Notifier) Unregister(w *Waiter) {
 // outside the event stream's events (typing, receipts).
 func (n *Notifier) WakeRoom(roomID string) {
 	n.mu.Lock()
+	cached := n.joined.Contains(roomID)
+	n.mu.Unlock()
+	if !cached {
+		n.loadJoined([]string{roomID})
+	}
+	n.mu.Lock()
 	defer n.mu.Unlock()
-	for u := range n.joinedLocked(roomID) {
+	users, _ := n.joinedLocked(roomID)
+	for u := range users {
 		n.wakeLocked(n.byUser[u])
 	}
 }
@@ -272,6 +310,15 @@ func (n *Notifier) WakeRoom(roomID string) {
 // with a user, and the user's own (presence changes).
 func (n *Notifier) WakeRoommates(userID string) {
 	rooms, err := n.members.MembershipsOf(context.Background(), userID, spec.Join)
+	var missing []string
+	n.mu.Lock()
+	for _, r := range rooms {
+		if !n.joined.Contains(r.RoomID) {
+			missing = append(missing, r.RoomID)
+		}
+	}
+	n.mu.Unlock()
+	n.loadJoined(missing)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.wakeLocked(n.byUser[userID])
@@ -279,7 +326,8 @@ func (n *Notifier) WakeRoommates(userID string) {
 		return
 	}
 	for _, r := range rooms {
-		for u := range n.joinedLocked(r.RoomID) {
+		users, _ := n.joinedLocked(r.RoomID)
+		for u := range users {
 			n.wakeLocked(n.byUser[u])
 		}
 	}

@@ -273,3 +273,63 @@ func TestNotifierHoldsForGate(t *testing.T) {
 		t.Fatal("not woken when the hold ended")
 	}
 }
+
+// lockCheckingMembers fails the test when the notifier queries it while
+// holding its lock: every request's Register and wake-up queues on it.
+type lockCheckingMembers struct {
+	members
+	t       *testing.T
+	n       *Notifier
+	queries int
+}
+
+func (m *lockCheckingMembers) check() {
+	m.queries++
+	if !m.n.mu.TryLock() {
+		m.t.Error("the notifier queried the database holding its lock")
+		return
+	}
+	m.n.mu.Unlock()
+}
+
+func (m *lockCheckingMembers) JoinedMembers(ctx context.Context, roomID string) ([]string, error) {
+	m.check()
+	return m.members.JoinedMembers(ctx, roomID)
+}
+
+func (m *lockCheckingMembers) MembershipsOf(ctx context.Context, userID string, ms ...string) ([]store.RoomMembership, error) {
+	m.check()
+	return m.members.MembershipsOf(ctx, userID, ms...)
+}
+
+// TestNotifierQueriesWithoutLock runs every path that loads member lists
+// (an event, a room wake-up, a roommates wake-up) and checks that each
+// still wakes the right waiters.
+func TestNotifierQueriesWithoutLock(t *testing.T) {
+	stream := rooms.NewStreamGen(0)
+	m := &lockCheckingMembers{members: testMembers, t: t}
+	n := NewNotifier(stream, m, "hs1.test")
+	m.n = n
+
+	bob := n.Register("@bob:hs1.test")
+	pos := stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!b:hs1.test", "m.room.message", nil, pos)})
+	if !fired(bob) {
+		t.Fatal("event: waiter not woken")
+	}
+	carol := n.Register("@carol:hs1.test")
+	n.WakeRoom("!c:hs1.test")
+	if !fired(carol) {
+		t.Fatal("WakeRoom: waiter not woken")
+	}
+	bob = n.Register("@bob:hs1.test")
+	defer n.Unregister(bob)
+	n.WakeRoommates("@remote:elsewhere.test")
+	if !fired(bob) {
+		t.Fatal("WakeRoommates: roommate not woken")
+	}
+	if m.queries < 3 {
+		t.Fatalf("%d queries; the test does not cover the loading paths", m.queries)
+	}
+}
