@@ -34,7 +34,7 @@ type Store interface {
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
-	EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error)
+	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
