@@ -245,6 +245,11 @@ func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 	}
 }
 
+// Flush returns once the group commit has stored everything queued; a
+// server calls it on shutdown, after its requests and workers returned
+// and before it closes the database.
+func (e *Engine) Flush() { e.writer.flush() }
+
 // RunEviction drops the heads of rooms idle for longer than idle (their
 // current state is reloaded from the store on next use), every interval
 // until ctx ends, so that memory follows the active rooms rather than
