@@ -290,7 +290,11 @@ func (e *Engine) RoomVersion(ctx context.Context, roomID string) (gomatrixserver
 	if err != nil {
 		return nil, err
 	}
-	return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(v))
+	rv, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(v))
+	if err != nil {
+		return nil, &RefusedError{Err: err}
+	}
+	return rv, nil
 }
 
 // snapshotState returns the full state of a snapshot, walking its delta
