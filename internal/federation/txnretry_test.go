@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -102,7 +104,8 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		engine := rooms.New(flaky, stream, discardBus{}, rooms.Options{ServerName: "a.test", KeyID: "ed25519:a",
 			PrivateKey: localKey, DefaultVersion: "10", EventCacheSize: 1})
 		keys := fixedKeys{server: "b.test", key: remotePub}
-		a := New(Deps{ServerName: "a.test", Rooms: engine, Store: db, KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: keys}})
+		a := New(Deps{ServerName: "a.test", Rooms: engine, Store: db, KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: keys},
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 
 		roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: "@alice:a.test", Version: "10", Preset: rooms.PresetPublicChat})
 		if err != nil {
