@@ -95,56 +95,106 @@ func TestTransientFailureIsNoVerdict(t *testing.T) {
 			}
 			env := &authEnv{e: e, db: db, ver: ver, v: v, keys: keys}
 			// Which read of the checks fails: the state before the event
-			// (several events by NID; the checks before it load one at a
-			// time from a one-event cache), or the v12 create event.
-			trips := map[string]func(*authRoom) func(string, []string, []int64) bool{
-				"state before": func(*authRoom) func(string, []string, []int64) bool {
-					return func(m string, _ []string, nids []int64) bool { return m == "EventsByNID" && len(nids) >= 2 }
+			// (its auth state, some events by NID: the one-event cache
+			// holds at most one of them), or the v12 create event.
+			trips := map[string]func(*authRoom, gomatrixserverlib.PDU) func(string, []string, []int64) bool{
+				"state before": func(r *authRoom, pdu gomatrixserverlib.PDU) func(string, []string, []int64) bool {
+					ids := pdu.AuthEventIDs()
+					if ver >= 12 {
+						ids = append(ids, "$"+r.id[1:])
+					}
+					evs, err := e.EventsByID(context.Background(), ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					auth := map[int64]bool{}
+					for _, ev := range evs {
+						auth[ev.NID] = true
+					}
+					return func(m string, _ []string, nids []int64) bool {
+						return m == "EventsByNID" && len(nids) >= 2 && !slices.ContainsFunc(nids, func(n int64) bool { return !auth[n] })
+					}
 				},
 			}
 			if ver >= 12 {
-				trips["create event"] = func(r *authRoom) func(string, []string, []int64) bool {
+				trips["create event"] = func(r *authRoom, _ gomatrixserverlib.PDU) func(string, []string, []int64) bool {
 					create := "$" + r.id[1:]
 					return func(m string, ids []string, _ []int64) bool {
 						return m == "EventsByID" && slices.Equal(ids, []string{create})
 					}
 				}
 			}
-			for name, trip := range trips {
-				for _, how := range []string{"database error", "cancelled context"} {
-					t.Run("v"+strconv.Itoa(ver)+"/"+name+"/"+how, func(t *testing.T) {
-						r := env.room(t, roomSpec{remote: []string{userRob}})
-						prevs, depth := r.head()
-						content := textMsg("hello")
-						pdu := r.build(userRob, "m.room.message", nil, content, prevs, r.authFor(userRob, "m.room.message", nil, content), depth+1)
+			// How the event comes: on the room's head, or after a prev
+			// event this server lacks, with the origin's state at it.
+			paths := map[string]func(r *authRoom) (gomatrixserverlib.PDU, func(context.Context) (*Event, error)){
+				"Receive": func(r *authRoom) (gomatrixserverlib.PDU, func(context.Context) (*Event, error)) {
+					prevs, depth := r.head()
+					content := textMsg("hello")
+					pdu := r.build(userRob, "m.room.message", nil, content, prevs, r.authFor(userRob, "m.room.message", nil, content), depth+1)
+					return pdu, func(ctx context.Context) (*Event, error) { return e.Receive(ctx, pdu) }
+				},
+				"ReceiveWithState": func(r *authRoom) (gomatrixserverlib.PDU, func(context.Context) (*Event, error)) {
+					prevs, depth := r.head()
+					missing := "$missingprevmissingprevmissingprevmissingpr"
+					content := textMsg("after a gap")
+					pdu := r.build(userRob, "m.room.message", nil, content, append(prevs, missing), r.authFor(userRob, "m.room.message", nil, content), depth+1)
+					st, err := e.CurrentState(context.Background(), r.id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					evs, err := e.StateEvents(context.Background(), st)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var state []gomatrixserverlib.PDU
+					for _, ev := range evs {
+						state = append(state, ev.PDU)
+					}
+					return pdu, func(ctx context.Context) (*Event, error) {
+						return e.ReceiveWithState(ctx, pdu, map[string][]gomatrixserverlib.PDU{missing: state}, state)
+					}
+				},
+			}
+			for pathName, path := range paths {
+				for name, trip := range trips {
+					if pathName == "ReceiveWithState" && name == "create event" {
+						// The origin's state holds the create event, which
+						// may then be cached: its lookup is Receive's.
+						continue
+					}
+					for _, how := range []string{"database error", "cancelled context"} {
+						t.Run("v"+strconv.Itoa(ver)+"/"+pathName+"/"+name+"/"+how, func(t *testing.T) {
+							r := env.room(t, roomSpec{remote: []string{userRob}})
+							pdu, receive := path(r)
 
-						ctx, cancel := context.WithCancel(context.Background())
-						defer cancel()
-						var cancelFn context.CancelFunc
-						if how == "cancelled context" {
-							cancelFn = cancel
-						}
-						flaky.arm(trip(r), cancelFn)
-						before := flaky.fired
-						ev, err := e.Receive(ctx, pdu)
-						flaky.arm(nil, nil)
-						if flaky.fired != before+1 {
-							t.Fatalf("the injected failure did not happen (receive: %+v, %v)", ev, err)
-						}
-						if err == nil || Decided(err) {
-							t.Fatalf("receive with a failing check: %+v, %v; want an error that is no decision", ev, err)
-						}
-						if stored, err := e.EventsByID(context.Background(), []string{pdu.EventID()}); err != nil || len(stored) != 0 {
-							t.Fatalf("the event was stored after a failed check: %+v %v", stored, err)
-						}
-						ev, err = e.Receive(context.Background(), pdu)
-						if err != nil || ev.Status != store.EventAccepted {
-							t.Fatalf("received again: %+v, %v; want accepted", ev, err)
-						}
-						if heads, _ := r.head(); !slices.Equal(heads, []string{pdu.EventID()}) {
-							t.Fatalf("room head %v, want the event", heads)
-						}
-					})
+							ctx, cancel := context.WithCancel(context.Background())
+							defer cancel()
+							var cancelFn context.CancelFunc
+							if how == "cancelled context" {
+								cancelFn = cancel
+							}
+							flaky.arm(trip(r, pdu), cancelFn)
+							before := flaky.fired
+							ev, err := receive(ctx)
+							flaky.arm(nil, nil)
+							if flaky.fired != before+1 {
+								t.Fatalf("the injected failure did not happen (receive: %+v, %v)", ev, err)
+							}
+							if err == nil || Decided(err) {
+								t.Fatalf("receive with a failing check: %+v, %v; want an error that is no decision", ev, err)
+							}
+							if stored, err := e.EventsByID(context.Background(), []string{pdu.EventID()}); err != nil || len(stored) != 0 {
+								t.Fatalf("the event was stored after a failed check: %+v %v", stored, err)
+							}
+							ev, err = receive(context.Background())
+							if err != nil || ev.Status != store.EventAccepted {
+								t.Fatalf("received again: %+v, %v; want accepted", ev, err)
+							}
+							if heads, _ := r.head(); !slices.Equal(heads, []string{pdu.EventID()}) {
+								t.Fatalf("room head %v, want the event", heads)
+							}
+						})
+					}
 				}
 			}
 		}
