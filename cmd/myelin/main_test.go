@@ -6,6 +6,7 @@ package main_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -484,6 +485,51 @@ func TestServeRateLimit(t *testing.T) {
 			t.Fatalf("429 without a positive retry_after_ms: %v", body)
 		}
 	})
+}
+
+// TestServeSIGTERMAnswersLongPolls: SIGTERM ends `myelin serve` cleanly
+// within 5 s (proc.stop) although a /sync long-polls for 30 s, and the
+// long-poll is answered (200 with a next_batch), not cut.
+func TestServeSIGTERMAnswersLongPolls(t *testing.T) {
+	t.Parallel()
+	env := serveEnv(t)
+	env["MYELIN_OPEN_REGISTRATION"] = "true"
+	p := serve(t, env)
+	token := register(t, p.URL, "poller", "pw")
+	code, body := testserver.Do(t, nil, "GET", p.URL+"/_matrix/client/v3/sync", token, nil)
+	since, _ := body["next_batch"].(string)
+	if code != http.StatusOK || since == "" {
+		t.Fatalf("initial sync: %d %v", code, body)
+	}
+	type answer struct {
+		code int
+		body map[string]any
+		err  error
+	}
+	polled := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", p.URL+"/_matrix/client/v3/sync?timeout=30000&since="+since, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			polled <- answer{err: err}
+			return
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		err = json.NewDecoder(res.Body).Decode(&body)
+		polled <- answer{res.StatusCode, body, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	p.stop()
+	select {
+	case a := <-polled:
+		if a.err != nil || a.code != http.StatusOK || a.body["next_batch"] == nil {
+			t.Fatalf("long-poll at SIGTERM: %d %v %v, want 200 with next_batch", a.code, a.body, a.err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the long-poll was not answered at SIGTERM")
+	}
 }
 
 func TestServeInvalidConfig(t *testing.T) {

@@ -52,7 +52,7 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
 		RoomID: r.PathValue("roomId"), Sender: c.UserID, Type: r.PathValue("eventType"), Content: content,
-		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, ID: r.PathValue("txnId")},
+		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "send/" + r.PathValue("eventType"), ID: r.PathValue("txnId")},
 	})
 	if err != nil {
 		return nil, err
@@ -286,7 +286,7 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
 		RoomID: roomID, Sender: c.UserID, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: content,
-		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, ID: "redact:" + r.PathValue("txnId")},
+		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "redact/" + r.PathValue("eventId"), ID: r.PathValue("txnId")},
 	})
 	if err != nil {
 		return nil, err

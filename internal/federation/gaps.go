@@ -15,6 +15,8 @@ import (
 // room state at each missing prev event (/state, checked: signatures and
 // auth), adds the prev event itself when it is a state event the state
 // allows, and lets the room engine resolve the event's state from those.
+// When the origin does not supply them the event is refused (Synapse
+// drops it too): a decision about the event, not a failure to decide.
 func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, missing []string) (*rooms.Event, error) {
 	self, dest := spec.ServerName(a.d.ServerName), spec.ServerName(origin)
 	roomID := pdu.RoomID().String()
@@ -23,15 +25,15 @@ func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomat
 	for _, id := range missing {
 		resp, err := a.d.Client.LookupState(ctx, self, dest, roomID, id, v.Version())
 		if err != nil {
-			return nil, fmt.Errorf("state at %s from %s: %w", id, origin, err)
+			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
 		}
 		state, auth, err := gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(origin), userIDForSender)
 		if err != nil {
-			return nil, fmt.Errorf("state at %s from %s: %w", id, origin, err)
+			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
 		}
 		prev, err := a.fetchEvent(ctx, origin, v, id)
 		if err != nil {
-			return nil, err
+			return nil, &refusedPDU{err}
 		}
 		prevStates[id] = withStateEvent(state, prev)
 		chain = append(chain, auth...)

@@ -32,7 +32,22 @@ type inbound struct {
 	// transaction retried while the first attempt is still running waits
 	// for its answer instead of being processed twice.
 	origins map[string]*originLock
+	// failed counts the attempts at a transaction that failed to decide
+	// on some PDU (see sendTransaction), by origin and transaction ID.
+	failed map[txnKey]int
 }
+
+type txnKey struct{ origin, txnID string }
+
+// maxTxnAttempts bounds how often a transaction is refused with 500 for
+// a failure to decide on one of its PDUs: should such a failure repeat
+// on every attempt (one event this server cannot check, whatever the
+// reason), the transaction is answered with that PDU's error after this
+// many attempts, so that one event never stalls an origin's queue.
+const maxTxnAttempts = 5
+
+// maxFailedTxns bounds the failed map: past it, counting starts over.
+const maxFailedTxns = 10000
 
 type originLock struct {
 	mu   sync.Mutex
@@ -140,7 +155,17 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	resp := fclient.RespSend{PDUs: a.receivePDUs(ctx, r.Origin, body.PDUs)}
+	results, undecided := a.receivePDUs(ctx, r.Origin, body.PDUs)
+	if undecided != nil && a.retryTxn(r.Origin, txnID) {
+		// A PDU could not be checked (a database error, a cancelled
+		// context): it is not stored, and the transaction is not recorded,
+		// so that the origin retries it (server-server spec: until it
+		// gets a 200) and the PDU is checked again. EDUs are applied on
+		// the retry too; each kind is idempotent or deduplicated.
+		a.d.Log.Warn("federation: transaction to be retried", "origin", r.Origin, "txn_id", txnID, "err", undecided)
+		return nil, mxerr.Unknown("A PDU of the transaction could not be processed; retry later")
+	}
+	resp := fclient.RespSend{PDUs: results}
 	a.receiveEDUs(ctx, r.Origin, body.EDUs)
 	if ctx.Err() != nil {
 		// The sender gave up on this attempt; what was received stays
@@ -154,13 +179,34 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	if err := a.d.Store.RecordInboundTxn(ctx, r.Origin, txnID, raw, a.now().UnixMilli()); err != nil {
 		return nil, err
 	}
+	a.forgetTxnFailures(r.Origin, txnID)
 	return json.RawMessage(raw), nil
 }
 
+// retryTxn counts a failed attempt at a transaction and reports whether
+// the origin should retry it (fewer than maxTxnAttempts so far).
+func (a *API) retryTxn(origin, txnID string) bool {
+	a.in.mu.Lock()
+	defer a.in.mu.Unlock()
+	if a.in.failed == nil || len(a.in.failed) >= maxFailedTxns {
+		a.in.failed = map[txnKey]int{}
+	}
+	k := txnKey{origin, txnID}
+	a.in.failed[k]++
+	return a.in.failed[k] < maxTxnAttempts
+}
+
+func (a *API) forgetTxnFailures(origin, txnID string) {
+	a.in.mu.Lock()
+	defer a.in.mu.Unlock()
+	delete(a.in.failed, txnKey{origin, txnID})
+}
+
 // receivePDUs processes a transaction's PDUs: rooms independently and
-// concurrently, each room's PDUs in transaction order.
-func (a *API) receivePDUs(ctx context.Context, origin string, raws []json.RawMessage) map[string]fclient.PDUResult {
-	results := map[string]fclient.PDUResult{}
+// concurrently, each room's PDUs in transaction order. undecided is the
+// error of a PDU that could not be checked (see decided), nil if none.
+func (a *API) receivePDUs(ctx context.Context, origin string, raws []json.RawMessage) (results map[string]fclient.PDUResult, undecided error) {
+	results = map[string]fclient.PDUResult{}
 	byRoom := map[string][]json.RawMessage{}
 	var order []string
 	for _, raw := range raws {
@@ -192,12 +238,34 @@ func (a *API) receivePDUs(ctx context.Context, origin string, raws []json.RawMes
 				}
 				mu.Lock()
 				results[id] = res
+				if err != nil && !decided(err) && undecided == nil {
+					undecided = fmt.Errorf("event %s: %w", id, err)
+				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return results
+	return results, undecided
+}
+
+// refusedPDU is this package's decision against a PDU: it does not parse,
+// its signatures do not verify, it names an unknown room or lacks events
+// its origin did not supply. The same PDU gets the same answer again.
+type refusedPDU struct{ err error }
+
+func (e *refusedPDU) Error() string { return e.err.Error() }
+func (e *refusedPDU) Unwrap() error { return e.err }
+
+// decided reports whether a PDU's error is a decision about it (this
+// package's or the room engine's), rather than a failure to decide (a
+// database error, a cancelled context) after which it may be retried.
+func decided(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var r *refusedPDU
+	return errors.As(err, &r) || rooms.Decided(err)
 }
 
 // receivePDU runs the checks on receipt of a PDU (server-server spec
@@ -214,8 +282,12 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 			EventID string `json:"event_id"`
 		}
 		_ = json.Unmarshal(raw, &head)
+		if !rooms.Decided(err) {
+			// The room's version could not be read: not a verdict.
+			return head.EventID, err
+		}
 		// Without the room's version a v3+ event has no ID to answer for.
-		return head.EventID, fmt.Errorf("room %s is not known to this server", roomID)
+		return head.EventID, &refusedPDU{fmt.Errorf("room %s is not known to this server", roomID)}
 	}
 	pdu, err := a.verifyPDU(ctx, origin, v, raw)
 	if err != nil {
@@ -237,7 +309,7 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 		_, err = a.receiveOrResolve(ctx, origin, v, pdu)
 	}
 	if errors.As(err, &missing) {
-		return pdu.EventID(), fmt.Errorf("missing %d prev_events and %d auth_events that the origin did not supply", len(missing.Prev), len(missing.Auth))
+		return pdu.EventID(), &refusedPDU{fmt.Errorf("missing %d prev_events and %d auth_events that the origin did not supply", len(missing.Prev), len(missing.Auth))}
 	}
 	return pdu.EventID(), err
 }
@@ -261,10 +333,10 @@ func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixser
 func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, raw []byte) (gomatrixserverlib.PDU, error) {
 	pdu, err := v.NewEventFromUntrustedJSON(raw)
 	if err != nil {
-		return nil, fmt.Errorf("invalid event: %w", err)
+		return nil, &refusedPDU{fmt.Errorf("invalid event: %w", err)}
 	}
 	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
-		return pdu, fmt.Errorf("signature check failed: %w", err)
+		return pdu, &refusedPDU{fmt.Errorf("signature check failed: %w", err)}
 	}
 	roomID := pdu.RoomID().String()
 	for _, server := range []string{origin, serverName(string(pdu.SenderID()))} {

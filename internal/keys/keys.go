@@ -48,7 +48,7 @@ type Store interface {
 	StoreRemoteDevices(ctx context.Context, userID string, l store.RemoteDeviceList) error
 	MarkRemoteDevicesStale(ctx context.Context, userID string, pos int64) error
 	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
-	QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, ts int64, msgs []store.ToDeviceMessage) (bool, error)
+	QueueToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, ts int64, msgs []store.ToDeviceMessage) (bool, error)
 	ToDeviceMessages(ctx context.Context, userID, deviceID string, after int64, limit int) ([]store.ToDeviceMessage, error)
 	DeleteToDeviceMessages(ctx context.Context, userID, deviceID string, upTo int64) error
 	CreateBackupVersion(ctx context.Context, userID, algorithm, authData string) (int64, error)

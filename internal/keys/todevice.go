@@ -20,8 +20,9 @@ type Message struct {
 }
 
 // SendToDevice queues messages for devices ("*": every device of the
-// user). txnID makes the request idempotent per sending device, as
-// /sendToDevice/{eventType}/{txnId} requires. Other servers' users'
+// user). txnID makes the request idempotent per sending device and
+// event type, as /sendToDevice/{eventType}/{txnId} requires: the spec
+// scopes a transaction ID to its request path. Other servers' users'
 // messages go to RemoteToDevice, one call per server.
 func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, messages map[string]map[string]json.RawMessage) error {
 	var queue []store.ToDeviceMessage
@@ -44,7 +45,7 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventT
 		}
 		queue = append(queue, msgs...)
 	}
-	dup, err := s.store.QueueToDevice(ctx, sender, senderDevice, txnID, s.now().UnixMilli(), queue)
+	dup, err := s.store.QueueToDevice(ctx, sender, senderDevice, eventType, txnID, s.now().UnixMilli(), queue)
 	if err != nil || dup {
 		return err
 	}
@@ -223,8 +224,10 @@ func (s *Service) HandleDirectToDevice(ctx context.Context, origin string, conte
 		}
 		queue = append(queue, msgs...)
 	}
-	// The sending server's message_id plays the part of a transaction ID.
-	dup, err := s.store.QueueToDevice(ctx, edu.Sender, "federation:"+origin, edu.MessageID, s.now().UnixMilli(), queue)
+	// The sending server's message_id plays the part of a transaction ID;
+	// it is unique per origin whatever the type (Synapse keys on origin
+	// and message_id alone).
+	dup, err := s.store.QueueToDevice(ctx, edu.Sender, "federation:"+origin, "", edu.MessageID, s.now().UnixMilli(), queue)
 	if err != nil || dup {
 		return err
 	}

@@ -34,7 +34,7 @@ type Store interface {
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
-	EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error)
+	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
@@ -250,6 +250,11 @@ func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 	}
 }
 
+// Flush returns once the group commit has stored everything queued; a
+// server calls it on shutdown, after its requests and workers returned
+// and before it closes the database.
+func (e *Engine) Flush() { e.writer.flush() }
+
 // RunEviction drops the heads of rooms idle for longer than idle (their
 // current state is reloaded from the store on next use), every interval
 // until ctx ends, so that memory follows the active rooms rather than
@@ -290,7 +295,11 @@ func (e *Engine) RoomVersion(ctx context.Context, roomID string) (gomatrixserver
 	if err != nil {
 		return nil, err
 	}
-	return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(v))
+	rv, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(v))
+	if err != nil {
+		return nil, &RefusedError{Err: err}
+	}
+	return rv, nil
 }
 
 // snapshotState returns the full state of a snapshot, walking its delta

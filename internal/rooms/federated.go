@@ -116,7 +116,11 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 		}
 	}
 	if err := e.allowedAt(ctx, join, before); err != nil {
-		return nil, mxerr.Forbidden("The join is not allowed by the room state returned: %s", authMessage(err))
+		var auth *AuthError
+		if errors.As(err, &auth) {
+			return nil, mxerr.Forbidden("The join is not allowed by the room state returned: %s", authMessage(err))
+		}
+		return nil, err
 	}
 	snapshot, err := e.storeSnapshot(ctx, roomID, before, 0)
 	if err != nil {
@@ -182,7 +186,7 @@ func (e *Engine) storeOutliers(ctx context.Context, roomID, version string, newR
 func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
 	roomID := pdu.RoomID().String()
 	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil {
-		return nil, fmt.Errorf("rooms: out-of-band event %s is not a membership", pdu.EventID())
+		return nil, refused("rooms: out-of-band event %s is not a membership", pdu.EventID())
 	}
 	h, err := e.lockRoom(ctx, roomID)
 	if err != nil {
@@ -416,11 +420,9 @@ func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PD
 	if err != nil {
 		return nil, err
 	}
-	status := store.EventAccepted
-	if e.failsAuth(pdu, authEvs, h.version) {
-		status = store.EventRejected
-	} else if err := e.allowedAt(ctx, pdu, before); err != nil {
-		status = store.EventRejected
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}
 	return e.write(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen, status: status}, pos)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -57,6 +58,20 @@ func (w *writer) submit(ne store.NewEvent, after *pendingWrite) *pendingWrite {
 		go w.drain()
 	}
 	return p
+}
+
+// flush returns once no drain goroutine runs: whatever was queued is
+// committed or failed. Shutdown calls it before closing the database.
+func (w *writer) flush() {
+	for {
+		w.mu.Lock()
+		busy := w.busy
+		w.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // wait returns the write's outcome once it is committed or failed. The

@@ -24,9 +24,12 @@ const maxPrevEvents = 10
 // full snapshot is stored, so that loading a state never walks far.
 const maxChainLen = 64
 
-// Txn identifies the client request that sent an event.
+// Txn identifies the client request that sent an event. The spec scopes
+// a transaction ID to the request path and the access token: Scope is
+// the path between the room and the txnId ("send/<type>", "redact/<event
+// ID>"), so that the same ID on another path names another request.
 type Txn struct {
-	Localpart, Device, ID string
+	Localpart, Device, Scope, ID string
 }
 
 // SendRequest describes a new event from a local user.
@@ -119,7 +122,7 @@ func (e *Engine) sentWithTxn(ctx context.Context, req SendRequest) (*Event, erro
 	if req.Txn == nil {
 		return nil, nil
 	}
-	id, err := e.store.EventByTxn(ctx, req.Txn.Localpart, req.Txn.Device, req.Txn.ID, req.RoomID)
+	id, err := e.store.EventByTxn(ctx, req.Txn.Localpart, req.Txn.Device, req.RoomID, req.Txn.Scope, req.Txn.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -386,7 +389,7 @@ func (e *Engine) record(h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, p
 		row.RelatesTo, row.RelType = &rel.EventID, &rel.RelType
 	}
 	if o.txn != nil {
-		row.TxnLocalpart, row.TxnDevice, row.TxnID = &o.txn.Localpart, &o.txn.Device, &o.txn.ID
+		row.TxnLocalpart, row.TxnDevice, row.TxnID, row.TxnScope = &o.txn.Localpart, &o.txn.Device, &o.txn.ID, &o.txn.Scope
 	}
 	var membership string
 	if pdu.Type() == spec.MRoomMember {

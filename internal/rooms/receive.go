@@ -92,7 +92,7 @@ func (e *Engine) lockForInput(ctx context.Context, pdu gomatrixserverlib.PDU) (*
 }
 
 func errUnknownRoom(pdu gomatrixserverlib.PDU) error {
-	return fmt.Errorf("rooms: event %s is for unknown room %s", pdu.EventID(), pdu.RoomID().String())
+	return refused("rooms: event %s is for unknown room %s", pdu.EventID(), pdu.RoomID().String())
 }
 
 // storeWithAuth stores events that come with one received from another
@@ -113,24 +113,12 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 }
 
 // receiveAt runs the checks on receipt of an event whose state before it
-// is known, stores it and moves the room's head.
+// is known, stores it and moves the room's head. A failure to check
+// stores nothing (see receivedStatus).
 func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64) (*Event, error) {
-	// 1. Auth against the event's own auth_events.
-	status := store.EventAccepted
-	if e.failsAuth(pdu, authEvs, h.version) {
-		status = store.EventRejected
-	}
-	// 2. Against the state before the event.
-	if status == store.EventAccepted {
-		if err := e.allowedAt(ctx, pdu, before); err != nil {
-			status = store.EventRejected
-		}
-	}
-	// 3. Against the current state: failing here soft-fails the event.
-	if status == store.EventAccepted {
-		if err := e.allowedAt(ctx, pdu, h.state); err != nil {
-			status = store.EventSoftFailed
-		}
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, h.state)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}
 
 	extendsAll := status == store.EventAccepted && containsAll(pdu.PrevEventIDs(), h.extremities)
@@ -153,16 +141,16 @@ func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverl
 // receiveCreate stores the create event of a room the server joins.
 func (e *Engine) receiveCreate(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU) (*Event, error) {
 	if h.version != nil {
-		return nil, fmt.Errorf("rooms: second create event %s for %s", pdu.EventID(), pdu.RoomID().String())
+		return nil, refused("rooms: second create event %s for %s", pdu.EventID(), pdu.RoomID().String())
 	}
 	v, err := gomatrixserverlib.GetRoomVersion(pdu.Version())
 	if err != nil {
-		return nil, err
+		return nil, &RefusedError{Err: err}
 	}
 	h.version = v
 	if err := gomatrixserverlib.Allowed(pdu, mustAuthEvents(nil), userIDForSender); err != nil {
 		h.version = nil
-		return nil, fmt.Errorf("rooms: create event %s: %w", pdu.EventID(), err)
+		return nil, refused("rooms: create event %s: %w", pdu.EventID(), err)
 	}
 	ev, err := e.persist(ctx, h, pdu, persistOpts{current: true, roomVersion: string(pdu.Version())})
 	if err != nil {
@@ -191,39 +179,54 @@ func (e *Engine) knownEvents(ctx context.Context, ids []string) ([]*Event, []str
 	return evs, missing, nil
 }
 
-// failsAuth checks an event against its own auth_events. Rejected auth
-// events, or auth events of the wrong room, fail it.
-func (e *Engine) failsAuth(pdu gomatrixserverlib.PDU, authEvs []*Event, v gomatrixserverlib.IRoomVersion) bool {
+// authByOwnEvents checks an event against its own auth_events: an
+// *AuthError when they do not allow it (rejected auth events, auth
+// events of another room, the wrong selection, the rules), any other
+// error when it could not be checked.
+func (e *Engine) authByOwnEvents(ctx context.Context, pdu gomatrixserverlib.PDU, authEvs []*Event, v gomatrixserverlib.IRoomVersion) error {
 	pdus := make([]gomatrixserverlib.PDU, 0, len(authEvs)+1)
 	for _, a := range authEvs {
 		if a.Status == store.EventRejected || a.RoomID().String() != pdu.RoomID().String() {
-			return true
+			return &AuthError{Err: fmt.Errorf("auth event %s is rejected or of another room", a.EventID())}
 		}
 		pdus = append(pdus, a.PDU)
 	}
 	if badAuthEventList(pdu, authEvs, v) {
-		return true
+		return &AuthError{Err: errors.New("auth_events are not the ones the event needs")}
 	}
 	if v.DomainlessRoomIDs() {
-		// v12 leaves the create event out of auth_events; the room ID names it.
-		if create, err := e.EventsByID(context.Background(), []string{"$" + pdu.RoomID().String()[1:]}); err == nil && len(create) == 1 {
+		// v12 leaves the create event out of auth_events; the room ID
+		// names it. Not finding it is a decision; failing to look is not.
+		create, err := e.EventsByID(ctx, []string{"$" + pdu.RoomID().String()[1:]})
+		if err != nil {
+			return err
+		}
+		if len(create) == 1 {
 			pdus = append(pdus, create[0].PDU)
 		}
 	}
 	auth, err := gomatrixserverlib.NewAuthEvents(pdus)
 	if err != nil {
-		return true
+		return &AuthError{Err: err}
 	}
-	return authAllowed(pdu, auth) != nil
+	if err := authAllowed(pdu, auth); err != nil {
+		return &AuthError{Err: err}
+	}
+	return nil
 }
 
-// allowedAt checks an event against the auth events a state selects.
+// allowedAt checks an event against the auth events a state selects: an
+// *AuthError when the rules refuse it, any other error when the state
+// could not be loaded.
 func (e *Engine) allowedAt(ctx context.Context, pdu gomatrixserverlib.PDU, state StateMap) error {
 	auth, err := e.authEvents(ctx, state, authStateNeeded(pdu))
 	if err != nil {
 		return err
 	}
-	return authAllowed(pdu, auth)
+	if err := authAllowed(pdu, auth); err != nil {
+		return &AuthError{Err: err}
+	}
+	return nil
 }
 
 // stateBeforePrevs is the state before an event: the state after its
@@ -399,7 +402,8 @@ func (e *Engine) resolve(ctx context.Context, h *roomHead, snapshots []int64) (S
 	resolved, err := gomatrixserverlib.ResolveConflicts(h.version.Version(), pdus, chainPDUs, userIDForSender,
 		func(id string) bool { return rejected[id] })
 	if err != nil {
-		return nil, err
+		// Computed from stored events only: the same input fails again.
+		return nil, &RefusedError{Err: fmt.Errorf("rooms: resolving state: %w", err)}
 	}
 	out := make(StateMap, len(resolved))
 	for _, p := range resolved {

@@ -91,6 +91,13 @@ type Server struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// base is the parent of every request's context; stopRequests
+	// cancels it at shutdown. handlers counts the requests in flight.
+	base          context.Context
+	stopRequests  context.CancelCauseFunc
+	handlers      inflight
+	beforeDBClose func() // test hook: Shutdown calls it just before closing the database
 }
 
 // maxPushHold bounds how long /sync wake-ups for an event wait for push
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, fmt.Errorf("outbound: %w", err)
 	}
+	s.base, s.stopRequests = context.WithCancelCause(context.Background())
 
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
@@ -235,6 +243,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		s.metrics = newHTTPServer(mux, log, s.fresh)
 	}
+	s.serveRequestsFrom(s.client, s.federation, s.metrics)
 	return s, nil
 }
 
@@ -480,24 +489,6 @@ func (s *Server) Presence() *presence.Service { return s.presence }
 // Media is the content repository (tests look at its storage).
 func (s *Server) Media() *media.Service { return s.media }
 
-// Shutdown stops accepting requests, waits for those in flight (until ctx
-// ends), stops the workers and closes the database.
-func (s *Server) Shutdown(ctx context.Context) error {
-	var errs []error
-	s.fresh.closeAll()
-	for _, h := range []*http.Server{s.client, s.federation, s.metrics} {
-		if h != nil {
-			errs = append(errs, h.Shutdown(ctx))
-		}
-	}
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	errs = append(errs, s.db.Close())
-	return errors.Join(errs...)
-}
-
 // Run starts the server and serves until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	start := time.Now()
@@ -512,7 +503,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("myelin started", "server_name", cfg.ServerName, "database", s.db.Engine(), "startup_ms", time.Since(start).Milliseconds())
 	<-ctx.Done()
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	return s.Shutdown(shutdownCtx)
 }

@@ -41,6 +41,10 @@ type EventRow struct {
 	RedactedTS   int64
 	Pruned       bool
 	JSON         string
+
+	// TxnScope is the request path between room and txnId ("send/<type>",
+	// "redact/<event ID>") that scopes TxnID; it is written, never read.
+	TxnScope *string
 }
 
 const eventColumns = `event_nid, event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos, state_before, state_after,
@@ -232,9 +236,9 @@ func insertEventRows(ctx context.Context, c conn, nes []NewEvent) (map[string]in
 // gives a row's eventCols values in its column order.
 const insertEvents = `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
 	state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
-	txn_localpart, txn_device, txn_id, json) VALUES `
+	txn_localpart, txn_device, txn_id, txn_scope, json) VALUES `
 
-const eventCols = 20
+const eventCols = 21
 
 // upgradeOutlier follows the VALUES of insertEvents: an event stored
 // before without state (an outlier: known from a state or auth chain, or
@@ -256,7 +260,7 @@ func eventValues(r EventRow) []any {
 	}
 	return []any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
 		r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
-		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.JSON}
+		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.TxnScope, r.JSON}
 }
 
 // execRows runs prefix + "(...), (...)" + suffix for args holding rows
@@ -556,11 +560,12 @@ func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 	return n.Int64, err
 }
 
-// EventByTxn finds the event a device already sent with a transaction ID.
-func (db *DB) EventByTxn(ctx context.Context, localpart, device, txnID, roomID string) (string, error) {
+// EventByTxn finds the event a device already sent with a transaction ID
+// on the same path (room and scope, see EventRow.TxnScope).
+func (db *DB) EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error) {
 	var id string
-	err := db.r().queryRow(ctx, `SELECT event_id FROM events WHERE txn_localpart = $1 AND txn_device = $2 AND txn_id = $3 AND room_id = $4`,
-		[]any{localpart, device, txnID, roomID}, &id)
+	err := db.r().queryRow(ctx, `SELECT event_id FROM events WHERE txn_localpart = $1 AND txn_device = $2 AND room_id = $3
+		AND txn_scope = $4 AND txn_id = $5`, []any{localpart, device, roomID, scope, txnID}, &id)
 	return id, err
 }
 

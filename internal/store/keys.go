@@ -396,15 +396,15 @@ type ToDeviceMessage struct {
 }
 
 // QueueToDevice stores to-device messages. When txnID is set it is
-// recorded for the sending device first, and a transaction already
-// recorded queues nothing and reports duplicate.
-func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, txnID string, ts int64, msgs []ToDeviceMessage) (duplicate bool, err error) {
+// recorded for the sending device and event type (the request path) first,
+// and a transaction already recorded queues nothing and reports duplicate.
+func (db *DB) QueueToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, ts int64, msgs []ToDeviceMessage) (duplicate bool, err error) {
 	err = db.tx(ctx, func(c conn) error {
 		if txnID != "" {
 			// ON CONFLICT rather than catching the error: PostgreSQL
 			// aborts a transaction at its first failed statement.
-			err := affected(c.exec(ctx, `INSERT INTO to_device_txns (user_id, device_id, txn_id, ts) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (user_id, device_id, txn_id) DO NOTHING`, sender, senderDevice, txnID, ts))
+			err := affected(c.exec(ctx, `INSERT INTO to_device_txns (user_id, device_id, event_type, txn_id, ts) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (user_id, device_id, event_type, txn_id) DO NOTHING`, sender, senderDevice, eventType, txnID, ts))
 			if errors.Is(err, ErrNotFound) {
 				duplicate = true
 				return nil
