@@ -123,6 +123,10 @@ type RateLimit struct {
 	Login    RateLimitBucket `yaml:"login"`
 	Register RateLimitBucket `yaml:"register"`
 	Message  RateLimitBucket `yaml:"message"`
+	// KeyQuery is per IP address on the notary endpoints
+	// (/_matrix/key/v2/query), which anyone may call unauthenticated and
+	// which fetch keys from the servers named.
+	KeyQuery RateLimitBucket `yaml:"key_query"`
 	// ExemptUsers are never limited (bots, bridges).
 	ExemptUsers []string `yaml:"exempt_users"`
 }
@@ -277,6 +281,9 @@ func Default() *Config {
 			Login:    RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Register: RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Message:  RateLimitBucket{PerSecond: 0.2, Burst: 10},
+			// A server using this one as its notary asks once per batch of
+			// keys it lacks; a second's worth of bursts covers a join.
+			KeyQuery: RateLimitBucket{PerSecond: 1, Burst: 10},
 			// Empty rather than nil, as default.yaml's "exempt_users: []" decodes.
 			ExemptUsers: []string{},
 		},
@@ -512,7 +519,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxJSONBodyBytes < 1024 {
 		return bad("http.max_json_body_bytes", "must be at least 1024")
 	}
-	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message} {
+	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message, "rate_limit.key_query": c.RateLimit.KeyQuery} {
 		if b.PerSecond <= 0 || b.Burst < 1 {
 			return bad(name, "per_second must be positive and burst at least 1")
 		}

@@ -72,6 +72,10 @@ type API struct {
 
 	in inbound
 
+	// notaryFailures: servers the notary endpoints could not fetch keys
+	// from lately.
+	notaryFailures failureCache
+
 	// media serves local media to other servers (nil: not served).
 	media *media.Service
 }

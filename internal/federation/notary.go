@@ -3,8 +3,11 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -18,12 +21,36 @@ import (
 // answers, adding its signature, so that a server that cannot reach
 // them may trust their keys as far as it trusts this server. They are
 // not X-Matrix signed: a server asks before it can verify anything.
+//
+// Since anyone may call them and each name asked may cost an outbound
+// fetch, they are bounded three ways: a rate limit per IP address
+// (LimitKeyQuery), at most MaxNotaryServers names per request, and a
+// negative cache so that a server that could not be reached is not
+// dialled again for notaryRetryAfter.
+
+// LimitKeyQuery is the rate-limit bucket of the notary endpoints,
+// configured in config.RateLimit.KeyQuery.
+const LimitKeyQuery = "key_query"
+
+// MaxNotaryServers is how many servers one POST may ask about. A server
+// asks a notary for the keys it lacks to check what it is handling, such
+// as the origins of one transaction (at most 50 PDUs, so 50 origins);
+// twice that leaves room for the auth events they bring. More is a scan
+// rather than a lookup, and a requester that really needs more can split
+// its query: 400 M_TOO_LARGE, before anything is fetched.
+const MaxNotaryServers = 100
+
+// notaryRetryAfter is how long a server whose keys could not be fetched
+// is not asked again on behalf of notary callers (its cached answer, if
+// any, is served meanwhile). Short: a server that was restarting is
+// soon asked again.
+const notaryRetryAfter = time.Minute
 
 func (a *API) registerNotary(rt *httpapi.Router) {
-	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/key/v2/query/{serverName}", Handler: a.queryKeysGet})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/key/v2/query/{serverName}", Handler: a.queryKeysGet, RateLimit: LimitKeyQuery})
 	// The key ID suffix is deprecated but still sent by old servers.
-	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/key/v2/query/{serverName}/{keyId}", Handler: a.queryKeysGet})
-	rt.Add(httpapi.Route{Method: http.MethodPost, Path: "/_matrix/key/v2/query", Handler: a.queryKeysPost})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/key/v2/query/{serverName}/{keyId}", Handler: a.queryKeysGet, RateLimit: LimitKeyQuery})
+	rt.Add(httpapi.Route{Method: http.MethodPost, Path: "/_matrix/key/v2/query", Handler: a.queryKeysPost, RateLimit: LimitKeyQuery})
 }
 
 // keyCriteria is what a request asks of one server's keys.
@@ -56,6 +83,9 @@ func (a *API) queryKeysPost(r *http.Request, _ *httpapi.Caller) (any, error) {
 	}
 	if body.ServerKeys == nil {
 		return nil, mxerr.BadJSON("server_keys must be an object")
+	}
+	if len(body.ServerKeys) > MaxNotaryServers {
+		return nil, mxerr.TooLarge("At most %d servers may be asked at once", MaxNotaryServers).WithStatus(http.StatusBadRequest)
 	}
 	reqs := make(map[string]keyRequest, len(body.ServerKeys))
 	for server, keys := range body.ServerKeys {
@@ -118,11 +148,20 @@ func (a *API) serverKeyAnswer(ctx context.Context, server string, kr keyRequest)
 		if !ok {
 			return nil, mxerr.NotFound("Cannot fetch keys")
 		}
-		keys, err := (&directFetcher{client: client, st: a.d.Store}).fetch(ctx, spec.ServerName(server))
-		switch {
-		case err == nil:
-			raw = keys.Raw
-		case cacheErr != nil:
+		var err error
+		if a.notaryFailures.recent(server, a.now()) {
+			err = errRecentlyUnreachable
+		} else {
+			var keys gomatrixserverlib.ServerKeys
+			keys, err = (&directFetcher{client: client, st: a.d.Store}).fetch(ctx, spec.ServerName(server))
+			if err == nil {
+				raw = keys.Raw
+			} else if ctx.Err() == nil {
+				// A caller that gave up says nothing of the server.
+				a.notaryFailures.add(server, a.now())
+			}
+		}
+		if err != nil && cacheErr != nil {
 			return nil, err
 		}
 	}
@@ -148,4 +187,50 @@ func listsKeys(raw []byte, keyIDs []string) bool {
 		}
 	}
 	return true
+}
+
+var errRecentlyUnreachable = errors.New("notary: server recently unreachable")
+
+// maxNotaryFailures bounds the negative cache; past it an arbitrary
+// entry makes room (the rate limit keeps the churn slow).
+const maxNotaryFailures = 10000
+
+// failureCache remembers until when servers are not to be fetched from.
+// The zero value is ready to use.
+type failureCache struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (c *failureCache) recent(server string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.until[server]
+	if ok && !now.Before(until) {
+		delete(c.until, server)
+		return false
+	}
+	return ok
+}
+
+func (c *failureCache) add(server string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.until == nil {
+		c.until = map[string]time.Time{}
+	}
+	if _, ok := c.until[server]; !ok && len(c.until) >= maxNotaryFailures {
+		for s, until := range c.until {
+			if !now.Before(until) {
+				delete(c.until, s)
+			}
+		}
+		for s := range c.until {
+			if len(c.until) < maxNotaryFailures {
+				break
+			}
+			delete(c.until, s)
+		}
+	}
+	c.until[server] = now.Add(notaryRetryAfter)
 }

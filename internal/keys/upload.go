@@ -75,6 +75,10 @@ func (s *Service) Upload(ctx context.Context, userID, deviceID string, req Uploa
 			return nil, err
 		}
 	}
+	// The counts answered must be read after the upload: the deferred
+	// countsChanged runs only after this read, which would otherwise be
+	// served the counts cached before the upload (by the last /sync).
+	s.countsChanged()
 	return s.OneTimeKeyCounts(ctx, userID, deviceID)
 }
 

@@ -112,10 +112,41 @@ func (s *Service) askRemote(ctx context.Context, server, path string) (*remotePa
 		return nil, err
 	}
 	if part.location == "" {
-		return &remotePart{contentType: part.contentType, filename: part.filename, body: closeBoth{part.body, resp.Body}}, nil
+		body := closeBoth{part.body, resp.Body}
+		return &remotePart{contentType: part.contentType, filename: part.filename, body: s.remoteBody(ctx, server, body)}, nil
 	}
 	resp.Body.Close()
-	return s.followLocation(ctx, part.location)
+	rp, err := s.followLocation(ctx, part.location)
+	if err != nil {
+		return nil, err
+	}
+	rp.body = s.remoteBody(ctx, server, rp.body)
+	return rp, nil
+}
+
+// remoteBody reads another server's media bytes, turning a transport
+// failure (the connection cut mid-body, fewer bytes than Content-Length)
+// into the 502 of a server that could not be reached: the failure is
+// theirs, not ours, and its details stay in the log as for a failed
+// dial. Without it the raw error reached the client as a 500.
+func (s *Service) remoteBody(ctx context.Context, server string, body io.ReadCloser) io.ReadCloser {
+	return &failingBody{ReadCloser: body, fail: func(err error) error {
+		s.log.DebugContext(ctx, "remote media body", "server", server, "err", err)
+		return remoteFailed("Could not reach %s", server)
+	}}
+}
+
+type failingBody struct {
+	io.ReadCloser
+	fail func(error) error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = b.fail(err)
+	}
+	return n, err
 }
 
 type closeBoth struct {

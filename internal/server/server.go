@@ -208,9 +208,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
 		s.limiter = ratelimit.New(map[string]ratelimit.Rule{
-			clientapi.LimitLogin:    {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
-			clientapi.LimitRegister: {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
-			clientapi.LimitMessage:  {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
+			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
+			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
 		}, rl.ExemptUsers)
 	}
 
