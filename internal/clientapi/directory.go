@@ -12,6 +12,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -45,7 +46,7 @@ func checkAlias(alias string) (string, error) {
 	if strings.ContainsFunc(local, unicode.IsSpace) {
 		return "", mxerr.InvalidParam("Invalid characters in room alias")
 	}
-	if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+	if config.ValidateServerName(server) != nil {
 		return "", mxerr.InvalidParam("Room alias invalid: bad server name")
 	}
 	return server, nil

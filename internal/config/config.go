@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -589,6 +590,11 @@ func ValidateServerName(name string) error {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
 			return fmt.Errorf("invalid character %q in %q", r, name)
 		}
+	}
+	// No empty label ("a..b", ".a", "a."): Synapse's VALID_HOST_REGEX
+	// refuses them too, and no resolver can look them up.
+	if slices.Contains(strings.Split(host, "."), "") {
+		return fmt.Errorf("empty label in %q", name)
 	}
 	return nil
 }
