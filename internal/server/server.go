@@ -136,7 +136,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.engine = engine
 	accountData := accountdata.New(db, stream)
 	s.acctData = accountData
-	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log})
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log,
+		Limits: push.Limits(cfg.Limits.PushRules)})
 	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
