@@ -126,3 +126,85 @@ func TestTokenInHeaderAndQuery(t *testing.T) {
 		wireOK(t, "query", testserver.Send(t, nil, "GET", whoami+"?access_token="+tok, "", nil))
 	})
 }
+
+// TestUserObjectLimits checks the bound on every object a user stores
+// that later work iterates over: over it, M_TOO_LARGE and nothing
+// stored; at it, accepted.
+func TestUserObjectLimits(t *testing.T) {
+	testserver.EachEngine(t, func(c *config.Config) {
+		c.Limits.MaxFilterBytes = 1024
+		c.Limits.MaxAccountDataBytes = 1024
+		c.Limits.MaxStatusMsgBytes = 64
+	}, func(t *testing.T, s *testserver.Server) {
+		alice := s.Register("alice", "pw-alice")
+		tok := alice.AccessToken
+		me := url.PathEscape(alice.UserID.String())
+		base := s.URL + "/_matrix/client/v3"
+		send := func(method, path string, body any) testserver.Response {
+			return testserver.Send(t, nil, method, base+path, tok, body)
+		}
+		// sized is a JSON object of exactly n bytes.
+		sized := func(n int) string { return `{"a":"` + strings.Repeat("x", n-8) + `"}` }
+		room, err := alice.CreateRoom(t.Context(), &mautrix.ReqCreateRoom{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rid := url.PathEscape(room.RoomID.String())
+
+		// Filters, stored or inline.
+		wireErr(t, "filter over", send("POST", "/user/"+me+"/filter", sized(1025)), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		wireOK(t, "filter at", send("POST", "/user/"+me+"/filter", sized(1024)))
+		wireErr(t, "inline sync filter over", send("GET", "/sync?filter="+url.QueryEscape(sized(1025)), nil), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		wireOK(t, "inline sync filter at", send("GET", "/sync?filter="+url.QueryEscape(sized(1024)), nil))
+		wireErr(t, "messages filter over", send("GET", "/rooms/"+rid+"/messages?dir=b&filter="+url.QueryEscape(sized(1025)), nil), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+
+		// Account data, global and per room, and its type.
+		wireErr(t, "account data over", send("PUT", "/user/"+me+"/account_data/m.big", sized(1025)), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		wireErr(t, "room account data over", send("PUT", "/user/"+me+"/rooms/"+rid+"/account_data/m.big", sized(1025)), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		wireOK(t, "account data at", send("PUT", "/user/"+me+"/account_data/m.big", sized(1024)))
+		wireErr(t, "account data type over", send("PUT", "/user/"+me+"/account_data/"+strings.Repeat("t", 256), map[string]any{}), http.StatusBadRequest, "M_TOO_LARGE")
+		wireOK(t, "account data type at", send("PUT", "/user/"+me+"/account_data/"+strings.Repeat("t", 255), map[string]any{}))
+
+		// A room's tags together.
+		tag := map[string]any{"order": 0.5, "note": strings.Repeat("n", 300)}
+		for i := range 3 {
+			wireOK(t, "tag", send("PUT", "/user/"+me+"/rooms/"+rid+"/tags/u.t"+string(rune('0'+i)), tag))
+		}
+		wireErr(t, "tags over", send("PUT", "/user/"+me+"/rooms/"+rid+"/tags/u.t3", tag), http.StatusRequestEntityTooLarge, "M_TOO_LARGE")
+		r := send("GET", "/user/"+me+"/rooms/"+rid+"/tags", nil)
+		if tags, _ := r.JSON["tags"].(map[string]any); len(tags) != 3 {
+			t.Fatalf("tags after the refusal: %s", r.Raw)
+		}
+
+		// Presence status_msg.
+		wireErr(t, "status_msg over", send("PUT", "/presence/"+me+"/status", map[string]any{"presence": "online", "status_msg": strings.Repeat("s", 65)}), http.StatusBadRequest, "M_TOO_LARGE")
+		wireOK(t, "status_msg at", send("PUT", "/presence/"+me+"/status", map[string]any{"presence": "online", "status_msg": strings.Repeat("s", 64)}))
+
+		// Profile fields.
+		wireErr(t, "avatar_url over", send("PUT", "/profile/"+me+"/avatar_url", map[string]any{"avatar_url": "mxc://hs1.test/" + strings.Repeat("a", 1000)}), http.StatusBadRequest, "M_TOO_LARGE")
+
+		// Device display names, at login and registration as on rename
+		// (Synapse: 100 characters).
+		long, fits := strings.Repeat("d", 101), strings.Repeat("é", 100)
+		login := func(name string) testserver.Response {
+			return testserver.Send(t, nil, "POST", base+"/login", "", map[string]any{"type": "m.login.password",
+				"identifier": map[string]any{"type": "m.id.user", "user": "alice"}, "password": "pw-alice", "initial_device_display_name": name})
+		}
+		wireErr(t, "login device name over", login(long), http.StatusBadRequest, "M_TOO_LARGE")
+		wireOK(t, "login device name at", login(fits))
+		register := func(name string) testserver.Response {
+			return testserver.Send(t, nil, "POST", base+"/register", "", map[string]any{"username": "bob", "password": "pw-bob-123",
+				"auth": map[string]any{"type": "m.login.dummy"}, "initial_device_display_name": name})
+		}
+		wireErr(t, "register device name over", register(long), http.StatusBadRequest, "M_TOO_LARGE")
+		wireOK(t, "register device name at (the name was not taken by the refusal)", register(fits))
+		wireErr(t, "rename device over", send("PUT", "/devices/"+url.PathEscape(alice.DeviceID.String()), map[string]any{"display_name": long}), http.StatusBadRequest, "M_TOO_LARGE")
+
+		// Pushers: what goes to the gateway with every notification.
+		pusher := func(data map[string]any) testserver.Response {
+			return send("POST", "/pushers/set", map[string]any{"kind": "http", "app_id": "a", "pushkey": "k",
+				"app_display_name": "A", "device_display_name": "D", "lang": "en", "data": data})
+		}
+		wireErr(t, "pusher data over", pusher(map[string]any{"url": "https://push.example/_matrix/push/v1/notify", "x": strings.Repeat("x", 8192)}), http.StatusBadRequest, "M_TOO_LARGE")
+	})
+}

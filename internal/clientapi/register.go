@@ -107,6 +107,10 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	if len(req.Password) > maxPasswordLen {
 		return nil, mxerr.WeakPassword("Password too long")
 	}
+	// Refused before the account exists, not after.
+	if err := accounts.CheckDeviceDisplayName(req.InitialDeviceDisplayName); err != nil {
+		return nil, err
+	}
 	auth, err := uia.ParseAuth(req.Auth)
 	if err != nil {
 		return nil, err

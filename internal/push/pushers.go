@@ -89,6 +89,12 @@ func (s *Service) SetPusher(ctx context.Context, localpart, deviceID string, b P
 	return nil
 }
 
+// Bounds on a pusher's free-form fields, far above what gateways use.
+const (
+	maxPusherField = 512
+	maxPusherData  = 8 << 10
+)
+
 // checkPusher checks a pusher's fields as Synapse does: the display names,
 // lang and data are required, and an http pusher's data.url must be an
 // http(s) URL of the gateway's /notify endpoint.
@@ -108,6 +114,16 @@ func checkPusher(b PusherBody) (store.Pusher, error) {
 	}
 	if len(missing) > 0 {
 		return store.Pusher{}, mxerr.MissingParam("Missing parameters: %s", strings.Join(missing, ", "))
+	}
+	// A pusher's fields go to its gateway with every notification.
+	for field, v := range map[string]*string{"app_display_name": b.AppDisplayName, "device_display_name": b.DeviceDisplayName,
+		"profile_tag": &b.ProfileTag, "lang": b.Lang} {
+		if v != nil && len(*v) > maxPusherField {
+			return store.Pusher{}, tooLong(field, maxPusherField)
+		}
+	}
+	if len(b.Data) > maxPusherData {
+		return store.Pusher{}, tooLong("data", maxPusherData)
 	}
 	switch *b.Kind {
 	case "http":
