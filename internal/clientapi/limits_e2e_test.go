@@ -75,6 +75,10 @@ func TestMalformedNamesAreClientErrors(t *testing.T) {
 		invalid("join via bad server", "POST", base+"/join/"+url.PathEscape("!abc:hs2.test")+"?via=bad..name")
 		invalid("join server_name bad", "POST", base+"/join/"+url.PathEscape("!abc:hs2.test")+"?server_name=bad_server")
 		invalid("rooms/join via bad server", "POST", base+"/rooms/"+url.PathEscape("!abc:hs2.test")+"/join?via=bad..name")
+		// A room ID whose server part is malformed names no server to
+		// join through: 404, never a 502 from trying to reach it.
+		wireErr(t, "join !abc:bad..name", testserver.Send(t, nil, "POST", base+"/join/"+url.PathEscape("!abc:bad..name"), tok, map[string]any{}),
+			http.StatusNotFound, "M_NOT_FOUND")
 		for _, user := range []string{"@user:bad..name", "@user:bad_server", "user", "@user:"} {
 			for _, method := range []string{"GET"} {
 				invalid("profile "+user, method, base+"/profile/"+url.PathEscape(user))
