@@ -220,3 +220,31 @@ func TestConnectionsPerIPOffWithoutRateLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestTrickledHeadersAreCutOff checks that limits.request_header_timeout
+// reaches the listener: headers sent a line at a time past it get the
+// connection closed.
+func TestTrickledHeadersAreCutOff(t *testing.T) {
+	s := testserver.Start(t, "", func(c *config.Config) {
+		c.Limits.RequestHeaderTimeout = time.Second
+	})
+	c := dialClient(t, s)
+	start := time.Now()
+	io.WriteString(c, "GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n")
+	go func() {
+		for i := 0; ; i++ {
+			if _, err := fmt.Fprintf(c, "X-Slow-%d: 1\r\n", i); err != nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("trickled headers: connection still open after 10s")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("trickled headers: cut off after %v, want about 1s", took)
+	}
+}
