@@ -155,7 +155,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.typing.OnChange = s.notifier.WakeRoom
 	s.receipts = receipts.New(db, engine, s.push)
 	s.receipts.OnChange = s.notifier.WakeRoom
-	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log})
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
 	s.presence.OnChange = s.notifier.WakeRoommates
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
