@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,6 +66,31 @@ func TestPushRuleLimits(t *testing.T) {
 			if strings.Contains(string(r.Raw), id) {
 				t.Fatalf("refused rule %s was stored: %s", id, r.Raw)
 			}
+		}
+	})
+}
+
+// TestPushersPerUserBounded checks that a user's pushers, to each of
+// which every notification goes, are bounded: the 101st is refused,
+// while updating an existing one still works.
+func TestPushersPerUserBounded(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		tok := s.Register("alice", "pw-alice-1").AccessToken
+		set := func(key string) testserver.Response {
+			return testserver.Send(t, nil, "POST", s.URL+"/_matrix/client/v3/pushers/set", tok, map[string]any{
+				"kind": "http", "app_id": "a", "pushkey": key, "app_display_name": "A", "device_display_name": "D",
+				"lang": "en", "append": true, "data": map[string]any{"url": "https://push.example/_matrix/push/v1/notify"}})
+		}
+		for i := range 100 {
+			if r := set("k" + strconv.Itoa(i)); r.Status != http.StatusOK {
+				t.Fatalf("pusher %d: %d %s", i, r.Status, r.Raw)
+			}
+		}
+		if r := set("k100"); r.Status != http.StatusBadRequest || r.JSON["errcode"] != "M_TOO_LARGE" {
+			t.Fatalf("101st pusher: got %d %s, want 400 M_TOO_LARGE", r.Status, r.Raw)
+		}
+		if r := set("k7"); r.Status != http.StatusOK {
+			t.Fatalf("updating a pusher at the limit: %d %s", r.Status, r.Raw)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,16 @@ func (s *Service) SetPusher(ctx context.Context, localpart, deviceID string, b P
 		return err
 	}
 	p.Localpart, p.DeviceID, p.PushkeyTS = localpart, deviceID, time.Now().UnixMilli()
+	// Every notification goes to every pusher: their number is bounded.
+	have, err := s.store.Pushers(ctx, localpart)
+	if err != nil {
+		return err
+	}
+	if len(have) >= maxPushersPerUser && !slices.ContainsFunc(have, func(o store.Pusher) bool {
+		return o.AppID == p.AppID && o.Pushkey == p.Pushkey
+	}) {
+		return tooMany("Too many pushers: at most %d", maxPushersPerUser)
+	}
 	if err := s.store.SetPusher(ctx, p, b.Append); err != nil {
 		return err
 	}
@@ -89,10 +100,12 @@ func (s *Service) SetPusher(ctx context.Context, localpart, deviceID string, b P
 	return nil
 }
 
-// Bounds on a pusher's free-form fields, far above what gateways use.
+// Bounds on a pusher's free-form fields, far above what gateways use,
+// and on a user's pushers (one per app on each of their devices).
 const (
-	maxPusherField = 512
-	maxPusherData  = 8 << 10
+	maxPusherField    = 512
+	maxPusherData     = 8 << 10
+	maxPushersPerUser = 100
 )
 
 // checkPusher checks a pusher's fields as Synapse does: the display names,
