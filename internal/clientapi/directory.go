@@ -410,7 +410,7 @@ func (a *API) postPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
 // Another server's directory is empty: the server cannot ask it yet.
 func (a *API) publicRooms(ctx context.Context, server string, req directory.PublicRoomsQuery) (any, error) {
 	if server != "" && server != a.cfg.ServerName {
-		if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+		if config.ValidateServerName(server) != nil {
 			return nil, mxerr.InvalidParam("Invalid server name %q", server)
 		}
 		if a.federation == nil {

@@ -75,6 +75,8 @@ func TestMalformedNamesAreClientErrors(t *testing.T) {
 		invalid("join via bad server", "POST", base+"/join/"+url.PathEscape("!abc:hs2.test")+"?via=bad..name")
 		invalid("join server_name bad", "POST", base+"/join/"+url.PathEscape("!abc:hs2.test")+"?server_name=bad_server")
 		invalid("rooms/join via bad server", "POST", base+"/rooms/"+url.PathEscape("!abc:hs2.test")+"/join?via=bad..name")
+		invalid("publicRooms of bad..name", "GET", base+"/publicRooms?server=bad..name")
+		invalid("POST publicRooms of bad_server", "POST", base+"/publicRooms?server=bad_server")
 		// A room ID whose server part is malformed names no server to
 		// join through: 404, never a 502 from trying to reach it.
 		wireErr(t, "join !abc:bad..name", testserver.Send(t, nil, "POST", base+"/join/"+url.PathEscape("!abc:bad..name"), tok, map[string]any{}),
