@@ -33,14 +33,20 @@ func parseTags(raw json.RawMessage) tagContent {
 
 // SetTag adds or replaces a tag on a room; body is the tag's object
 // (order and any other fields).
-func (s *Service) SetTag(ctx context.Context, userID, roomID, tag string, body json.RawMessage) error {
+// A room's tags together may take at most maxBytes (every /sync that
+// carries the room's account data carries them all).
+func (s *Service) SetTag(ctx context.Context, userID, roomID, tag string, body json.RawMessage, maxBytes int) error {
 	if len(tag) > 255 {
 		return mxerr.InvalidParam("Tag names are at most 255 bytes")
 	}
 	return s.Update(ctx, userID, roomID, TypeTag, func(old json.RawMessage) (json.RawMessage, error) {
 		c := parseTags(old)
 		c.Tags[tag] = body
-		return json.Marshal(c)
+		raw, err := json.Marshal(c)
+		if err == nil && len(raw) > maxBytes {
+			return nil, mxerr.TooLarge("A room's tags may take at most %d bytes", maxBytes)
+		}
+		return raw, err
 	})
 }
 

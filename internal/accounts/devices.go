@@ -3,6 +3,9 @@ package accounts
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"unicode/utf8"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -22,8 +25,26 @@ func (s *Service) Device(ctx context.Context, localpart, deviceID string) (store
 	return d, err
 }
 
+// maxDeviceDisplayName is Synapse's MAX_DEVICE_DISPLAY_NAME_LEN, in
+// characters.
+const maxDeviceDisplayName = 100
+
+// CheckDeviceDisplayName bounds a device's display name, which every
+// user sharing an encrypted room sees in device lists: over 100
+// characters is 400 M_TOO_LARGE, as Synapse answers.
+func CheckDeviceDisplayName(name *string) error {
+	if name != nil && utf8.RuneCountInString(*name) > maxDeviceDisplayName {
+		return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_TOO_LARGE",
+			Message: fmt.Sprintf("Device display name is longer than %d characters", maxDeviceDisplayName)}
+	}
+	return nil
+}
+
 // RenameDevice sets a device's display name.
 func (s *Service) RenameDevice(ctx context.Context, localpart, deviceID string, name *string) error {
+	if err := CheckDeviceDisplayName(name); err != nil {
+		return err
+	}
 	err := s.store.SetDeviceDisplayName(ctx, localpart, deviceID, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return mxerr.NotFound("Device not found")

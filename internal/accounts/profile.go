@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -52,12 +53,14 @@ func (s *Service) SetProfileField(ctx context.Context, localpart, key string, va
 			}
 			return mxerr.BadJSON("%s must be a string", key)
 		}
+		// Over its length, a field is 400 M_TOO_LARGE, as Synapse
+		// answers for a device name: the value is well-formed, only long.
 		if key == "displayname" && len(str) > maxDisplayNameLen {
-			return mxerr.BadJSON("displayname is longer than %d bytes", maxDisplayNameLen)
+			return mxerr.TooLarge("displayname is longer than %d bytes", maxDisplayNameLen).WithStatus(http.StatusBadRequest)
 		}
 		if key == "avatar_url" {
 			if len(str) > maxAvatarURLLen {
-				return mxerr.BadJSON("avatar_url is longer than %d bytes", maxAvatarURLLen)
+				return mxerr.TooLarge("avatar_url is longer than %d bytes", maxAvatarURLLen).WithStatus(http.StatusBadRequest)
 			}
 			if str != "" && !strings.HasPrefix(str, "mxc://") {
 				return mxerr.BadJSON("avatar_url must be an mxc:// URI")

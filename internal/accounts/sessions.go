@@ -32,6 +32,9 @@ type SessionRequest struct {
 // StartSession issues an access token (and refresh token when asked) for
 // a device, creating the device if it is new.
 func (s *Service) StartSession(ctx context.Context, r SessionRequest) (Login, error) {
+	if err := CheckDeviceDisplayName(r.DisplayName); err != nil {
+		return Login{}, err
+	}
 	if r.DeviceID == "" {
 		r.DeviceID = newDeviceID()
 	} else if len(r.DeviceID) > 255 {

@@ -52,6 +52,9 @@ func (a *API) getAccountData(r *http.Request, c *httpapi.Caller) (any, error) {
 // putAccountData stores any object; the types the server manages
 // (m.push_rules, a room's m.fully_read) are refused with 405 M_BAD_JSON,
 // as the spec says and Synapse does.
+// maxAccountDataTypeLen bounds a type, as the spec bounds event types.
+const maxAccountDataTypeLen = 255
+
 func (a *API) putAccountData(r *http.Request, c *httpapi.Caller) (any, error) {
 	roomID, err := accountDataScope(r, c)
 	if err != nil {
@@ -61,9 +64,16 @@ func (a *API) putAccountData(r *http.Request, c *httpapi.Caller) (any, error) {
 	if a.accountData.Managed(roomID, typ) {
 		return nil, &mxerr.Error{Status: http.StatusMethodNotAllowed, Code: "M_BAD_JSON", Message: "Cannot set " + typ + " through this API"}
 	}
+	if len(typ) > maxAccountDataTypeLen {
+		return nil, mxerr.TooLarge("Account data types are at most %d bytes", maxAccountDataTypeLen).WithStatus(http.StatusBadRequest)
+	}
 	var content json.RawMessage
 	if err := httpapi.ReadJSON(r, &content); err != nil {
 		return nil, err
+	}
+	// Every initial /sync carries every object: each is bounded.
+	if max := a.cfg.Limits.MaxAccountDataBytes; len(content) > max {
+		return nil, mxerr.TooLarge("Account data objects are at most %d bytes", max)
 	}
 	return empty, a.accountData.Put(r.Context(), c.UserID, roomID, typ, content)
 }
@@ -97,7 +107,7 @@ func (a *API) putTag(r *http.Request, c *httpapi.Caller) (any, error) {
 	if _, ok := tag.Order.(float64); tag.Order != nil && !ok {
 		return nil, mxerr.InvalidParam("'order' must be a number")
 	}
-	return empty, a.accountData.SetTag(r.Context(), c.UserID, roomID, r.PathValue("tag"), body)
+	return empty, a.accountData.SetTag(r.Context(), c.UserID, roomID, r.PathValue("tag"), body, a.cfg.Limits.MaxAccountDataBytes)
 }
 
 func (a *API) deleteTag(r *http.Request, c *httpapi.Caller) (any, error) {

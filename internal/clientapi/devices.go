@@ -3,7 +3,6 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -60,10 +59,6 @@ func (a *API) updateDevice(r *http.Request, c *httpapi.Caller) (any, error) {
 		// The spec: "If not given, the display name is unchanged."
 		_, err := a.accounts.Device(r.Context(), c.Localpart, r.PathValue("deviceId"))
 		return empty, err
-	}
-	if utf8.RuneCountInString(*req.DisplayName) > 100 {
-		// Synapse's MAX_DEVICE_DISPLAY_NAME_LEN, and its 400 M_TOO_LARGE.
-		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_TOO_LARGE", Message: "Device display name is longer than 100 characters"}
 	}
 	return empty, a.accounts.RenameDevice(r.Context(), c.Localpart, r.PathValue("deviceId"), req.DisplayName)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -45,7 +46,7 @@ func checkAlias(alias string) (string, error) {
 	if strings.ContainsFunc(local, unicode.IsSpace) {
 		return "", mxerr.InvalidParam("Invalid characters in room alias")
 	}
-	if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+	if config.ValidateServerName(server) != nil {
 		return "", mxerr.InvalidParam("Room alias invalid: bad server name")
 	}
 	return server, nil
@@ -409,7 +410,7 @@ func (a *API) postPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
 // Another server's directory is empty: the server cannot ask it yet.
 func (a *API) publicRooms(ctx context.Context, server string, req directory.PublicRoomsQuery) (any, error) {
 	if server != "" && server != a.cfg.ServerName {
-		if _, _, valid := spec.ParseAndValidateServerName(spec.ServerName(server)); !valid {
+		if config.ValidateServerName(server) != nil {
 			return nil, mxerr.InvalidParam("Invalid server name %q", server)
 		}
 		if a.federation == nil {

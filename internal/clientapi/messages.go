@@ -103,6 +103,9 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if f := q.Get("filter"); f != "" {
+		if err := a.checkFilterSize(len(f)); err != nil {
+			return nil, err
+		}
 		var err error
 		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
 			return nil, err

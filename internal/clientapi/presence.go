@@ -50,6 +50,11 @@ func (a *API) putPresence(r *http.Request, c *httpapi.Caller) (any, error) {
 		if err := json.Unmarshal(body.StatusMsg, &s); err != nil {
 			return nil, mxerr.InvalidParam("status_msg must be a string")
 		}
+		// Every user sharing a room sees it in /sync, every server in
+		// a presence EDU.
+		if max := a.cfg.Limits.MaxStatusMsgBytes; len(s) > max {
+			return nil, mxerr.TooLarge("status_msg is at most %d bytes", max).WithStatus(http.StatusBadRequest)
+		}
 		msg = &s
 	}
 	return empty, a.presence.Set(r.Context(), c.UserID, *body.Presence, msg)

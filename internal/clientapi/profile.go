@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -23,6 +25,12 @@ func (a *API) registerProfile(rt *httpapi.Router) {
 // or asked of the user's server over federation.
 func (a *API) profile(r *http.Request, field string) (map[string]json.RawMessage, error) {
 	userID := r.PathValue("userId")
+	// A malformed user ID is the client's mistake (400), whether or not
+	// federation would have been asked: never a server that could not be
+	// reached (502) nor a profile that is merely missing (404).
+	if _, server, ok := strings.Cut(userID, ":"); !strings.HasPrefix(userID, "@") || !ok || config.ValidateServerName(server) != nil {
+		return nil, mxerr.InvalidParam("Invalid user ID")
+	}
 	lp, local := a.accounts.LocalpartOf(userID)
 	if local {
 		return a.accounts.Profile(r.Context(), lp)

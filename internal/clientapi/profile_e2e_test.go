@@ -94,12 +94,12 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 			http.StatusBadRequest, "M_BAD_JSON")
 		long := strings.Repeat("a", 257)
 		wireErr(t, "long displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": long}),
-			http.StatusBadRequest, "M_BAD_JSON")
+			http.StatusBadRequest, "M_TOO_LARGE")
 		// 256 bytes is the limit, counted in bytes: 128 two-byte characters fit.
 		exact := strings.Repeat("é", 128)
 		wireOK(t, "256-byte displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact}))
 		wireErr(t, "257-byte displayname", testserver.Send(t, nil, "PUT", profURL(s, me, "displayname"), tok, map[string]any{"displayname": exact + "a"}),
-			http.StatusBadRequest, "M_BAD_JSON")
+			http.StatusBadRequest, "M_TOO_LARGE")
 		if dn, err := anon.GetDisplayName(ctx, id.UserID(me)); err != nil || dn.DisplayName != exact {
 			t.Fatalf("displayname after refused writes: %+v %v", dn, err)
 		}

@@ -35,6 +35,25 @@ type registerRequest struct {
 	// GuestAccessToken upgrades the guest account it belongs to instead
 	// of creating one (spec "Guest Access"; Synapse's body parameter).
 	GuestAccessToken string `json:"guest_access_token"`
+	// usernameGiven tells an absent username (one is generated) from an
+	// empty one (refused, as Synapse does).
+	usernameGiven bool
+}
+
+func (req *registerRequest) UnmarshalJSON(raw []byte) error {
+	type plain registerRequest
+	var body struct {
+		plain
+		Username *string `json:"username"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return err
+	}
+	*req = registerRequest(body.plain)
+	if body.Username != nil {
+		req.Username, req.usernameGiven = *body.Username, true
+	}
+	return nil
 }
 
 // registrationFlows follows the configuration: a token stage when tokens
@@ -77,13 +96,20 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 		req.Username = guest
-	} else if req.Username != "" {
+	} else if req.usernameGiven {
+		if req.Username == "" {
+			return nil, mxerr.InvalidUsername("User ID cannot be empty")
+		}
 		if err := a.accounts.CheckAvailable(r.Context(), req.Username); err != nil {
 			return nil, err
 		}
 	}
 	if len(req.Password) > maxPasswordLen {
 		return nil, mxerr.WeakPassword("Password too long")
+	}
+	// Refused before the account exists, not after.
+	if err := accounts.CheckDeviceDisplayName(req.InitialDeviceDisplayName); err != nil {
+		return nil, err
 	}
 	auth, err := uia.ParseAuth(req.Auth)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -166,9 +167,15 @@ func (a *API) serverInRoom(ctx context.Context, roomID string) bool {
 
 // viaServers are the servers a client names for a join or knock
 // (server_name, and via from newer clients).
-func viaServers(r *http.Request) []string {
+func viaServers(r *http.Request) ([]string, error) {
 	q := r.URL.Query()
-	return append(append([]string{}, q["via"]...), q["server_name"]...)
+	via := append(append([]string{}, q["via"]...), q["server_name"]...)
+	for _, s := range via {
+		if config.ValidateServerName(s) != nil {
+			return nil, mxerr.InvalidParam("Invalid server name in via")
+		}
+	}
+	return via, nil
 }
 
 // memberProfile is the displayname and avatar_url a local user's
@@ -200,7 +207,13 @@ func (a *API) resolveRoomVia(ctx context.Context, idOrAlias string) (string, []s
 	case strings.HasPrefix(idOrAlias, "!"):
 		return idOrAlias, nil, nil
 	case strings.HasPrefix(idOrAlias, "#"):
-		if _, server, _ := strings.Cut(idOrAlias, ":"); server != a.cfg.ServerName && a.federation != nil {
+		// A malformed alias is the client's mistake (400), not a
+		// server that could not be reached.
+		server, err := checkAlias(idOrAlias)
+		if err != nil {
+			return "", nil, err
+		}
+		if server != a.cfg.ServerName && a.federation != nil {
 			return a.federation.ResolveAlias(ctx, idOrAlias)
 		}
 		roomID, _, err := a.roomStore.ResolveAlias(ctx, idOrAlias)
@@ -218,6 +231,10 @@ type membershipBody struct {
 }
 
 func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []string) (any, error) {
+	extra, err := viaServers(r)
+	if err != nil {
+		return nil, err
+	}
 	var body membershipBody
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
@@ -235,7 +252,7 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []stri
 			}
 			content["reason"] = body.Reason
 		}
-		if err := a.federation.Join(r.Context(), c.UserID, roomID, append(via, viaServers(r)...), content); err != nil {
+		if err := a.federation.Join(r.Context(), c.UserID, roomID, append(via, extra...), content); err != nil {
 			return nil, err
 		}
 	} else if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
@@ -265,12 +282,16 @@ func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	extra, err := viaServers(r)
+	if err != nil {
+		return nil, err
+	}
 	var body membershipBody
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
 	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
-		if err := a.federation.Knock(r.Context(), c.UserID, roomID, append(via, viaServers(r)...), body.Reason); err != nil {
+		if err := a.federation.Knock(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
 			return nil, err
 		}
 		return map[string]string{"room_id": roomID}, nil

@@ -69,6 +69,9 @@ func (a *API) searchHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if len(crit.Filter) > 0 && string(crit.Filter) != "null" {
+		if err := a.checkFilterSize(len(crit.Filter)); err != nil {
+			return nil, err
+		}
 		var err error
 		if rf, err = filter.ParseRoomEventFilter(crit.Filter); err != nil {
 			return nil, err

@@ -61,6 +61,9 @@ func (a *API) syncFilter(r *http.Request, c *httpapi.Caller, param string) (*fil
 		return &filter.Filter{}, nil
 	}
 	if param[0] == '{' {
+		if err := a.checkFilterSize(len(param)); err != nil {
+			return nil, err
+		}
 		return filter.Parse([]byte(param))
 	}
 	id, err := strconv.ParseInt(param, 10, 64)
@@ -77,12 +80,24 @@ func (a *API) syncFilter(r *http.Request, c *httpapi.Caller, param string) (*fil
 	return filter.Parse([]byte(raw))
 }
 
+// checkFilterSize bounds a filter: its lists are matched against every
+// event of every /sync and /messages that uses it.
+func (a *API) checkFilterSize(n int) error {
+	if max := a.cfg.Limits.MaxFilterBytes; n > max {
+		return mxerr.TooLarge("Filters are at most %d bytes", max)
+	}
+	return nil
+}
+
 func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {
 	if r.PathValue("userId") != c.UserID {
 		return nil, mxerr.Forbidden("Cannot create filters for other users")
 	}
 	var raw json.RawMessage
 	if err := httpapi.ReadJSON(r, &raw); err != nil {
+		return nil, err
+	}
+	if err := a.checkFilterSize(len(raw)); err != nil {
 		return nil, err
 	}
 	if _, err := filter.Parse(raw); err != nil {

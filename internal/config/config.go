@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,45 @@ type Config struct {
 	// UserDirectory tunes /user_directory/search.
 	UserDirectory UserDirectory `yaml:"user_directory"`
 	Log           Log           `yaml:"log"`
+	// Limits bound what one client may cost the server.
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits bound what one client may cost the server: the connections it
+// holds, how slowly it may send, and the objects users store that later
+// work iterates over (every event runs through push rules, every /sync
+// through a filter and the account data).
+type Limits struct {
+	// ConnectionsPerIP caps the connections one address holds at once,
+	// as a reverse proxy's limit_conn would; more are answered 429 and
+	// closed. 0 turns it off; so does rate_limit.enabled: false, and
+	// http.trust_forwarded_for (every connection comes from the proxy,
+	// which must limit instead).
+	ConnectionsPerIP int `yaml:"connections_per_ip"`
+	// RequestHeaderTimeout bounds the time to send a request's headers.
+	RequestHeaderTimeout time.Duration `yaml:"request_header_timeout"`
+	// RequestBodyTimeout and RequestBodyMinRate bound how slowly a body
+	// may arrive: it must be complete within RequestBodyTimeout plus one
+	// second per RequestBodyMinRate bytes received (so a large upload on
+	// a slow but steady link is not cut). 0 turns it off.
+	RequestBodyTimeout time.Duration  `yaml:"request_body_timeout"`
+	RequestBodyMinRate int64          `yaml:"request_body_min_rate"`
+	PushRules          PushRuleLimits `yaml:"push_rules"`
+	// MaxFilterBytes bounds a filter (POST /filter, or inline in /sync).
+	MaxFilterBytes int `yaml:"max_filter_bytes"`
+	// MaxAccountDataBytes bounds one account data object, and a room's
+	// tags together.
+	MaxAccountDataBytes int `yaml:"max_account_data_bytes"`
+	// MaxStatusMsgBytes bounds a presence status_msg.
+	MaxStatusMsgBytes int `yaml:"max_status_msg_bytes"`
+}
+
+// PushRuleLimits bound the push rules a user may store; rules over them
+// stored earlier are left out of evaluation.
+type PushRuleLimits struct {
+	MaxRules         int `yaml:"max_rules"`
+	MaxConditions    int `yaml:"max_conditions"`
+	MaxPatternLength int `yaml:"max_pattern_length"`
 }
 
 // UserDirectory decides whom /user_directory/search finds.
@@ -304,6 +344,16 @@ func Default() *Config {
 			URLPreview: URLPreview{MaxBytes: 10 << 20, Timeout: 10 * time.Second, IPRangeWhitelist: []string{}},
 		},
 		Log: Log{Level: "info", Format: "text"},
+		Limits: Limits{
+			ConnectionsPerIP:     256,
+			RequestHeaderTimeout: 30 * time.Second,
+			RequestBodyTimeout:   30 * time.Second,
+			RequestBodyMinRate:   10 << 10,
+			PushRules:            PushRuleLimits{MaxRules: 500, MaxConditions: 16, MaxPatternLength: 256},
+			MaxFilterBytes:       64 << 10,
+			MaxAccountDataBytes:  256 << 10,
+			MaxStatusMsgBytes:    1024,
+		},
 	}
 }
 
@@ -543,6 +593,9 @@ func (c *Config) Validate() error {
 			return bad(field, "%v", err)
 		}
 	}
+	if err := c.Limits.validate(bad); err != nil {
+		return err
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -552,6 +605,28 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return bad("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func (l Limits) validate(bad func(field, format string, args ...any) error) error {
+	if l.ConnectionsPerIP < 0 {
+		return bad("limits.connections_per_ip", "must not be negative (0 is off)")
+	}
+	if l.RequestHeaderTimeout <= 0 {
+		return bad("limits.request_header_timeout", "must be positive")
+	}
+	if l.RequestBodyTimeout < 0 || l.RequestBodyMinRate < 0 {
+		return bad("limits.request_body_timeout", "request_body_timeout and request_body_min_rate must not be negative")
+	}
+	for field, n := range map[string]int{
+		"limits.push_rules.max_rules": l.PushRules.MaxRules, "limits.push_rules.max_conditions": l.PushRules.MaxConditions,
+		"limits.push_rules.max_pattern_length": l.PushRules.MaxPatternLength, "limits.max_filter_bytes": l.MaxFilterBytes,
+		"limits.max_account_data_bytes": l.MaxAccountDataBytes, "limits.max_status_msg_bytes": l.MaxStatusMsgBytes,
+	} {
+		if n < 1 {
+			return bad(field, "must be at least 1")
+		}
 	}
 	return nil
 }
@@ -658,6 +733,11 @@ func ValidateServerName(name string) error {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
 			return fmt.Errorf("invalid character %q in %q", r, name)
 		}
+	}
+	// No empty label ("a..b", ".a", "a."): Synapse's VALID_HOST_REGEX
+	// refuses them too, and no resolver can look them up.
+	if slices.Contains(strings.Split(host, "."), "") {
+		return fmt.Errorf("empty label in %q", name)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/outbound"
 )
@@ -64,7 +65,9 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 func (a *API) candidates(ctx context.Context, roomID, userID string, via []string) []string {
 	var out []string
 	add := func(s string) {
-		if s != "" && s != a.d.ServerName && !contains(out, s) {
+		// A malformed name (from a room ID, say) cannot be reached:
+		// trying would only turn a bad request into a 502.
+		if s != "" && s != a.d.ServerName && !contains(out, s) && config.ValidateServerName(s) == nil {
 			out = append(out, s)
 		}
 	}

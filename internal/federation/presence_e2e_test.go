@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +140,42 @@ func TestPresenceOnJoin(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+		}
+	})
+}
+
+// TestPresenceEDUStatusMsgBounded: a status_msg another server sends
+// over limits.max_status_msg_bytes is not kept (every local user sharing
+// a room would receive it), the presence it came with is.
+func TestPresenceEDUStatusMsgBounded(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, func(_ int, c *config.Config) { c.Limits.MaxStatusMsgBytes = 64 }, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice := hs1.Register("alice", "pw-alice")
+		bob := hs2.Register("bob", "pw-bob")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		send := func(txn, presence, msg string) {
+			st, body := net.SignedRequest(t, hs1, hs2, http.MethodPut, "/_matrix/federation/v1/send/"+txn, map[string]any{
+				"origin": "hs1.test", "origin_server_ts": time.Now().UnixMilli(), "pdus": []any{},
+				"edus": []any{map[string]any{"edu_type": "m.presence", "content": map[string]any{"push": []any{
+					map[string]any{"user_id": string(alice.UserID), "presence": presence, "status_msg": msg, "last_active_ago": 0}}}}},
+			})
+			testserver.WantStatus(t, "presence EDU", st, body, http.StatusOK)
+		}
+		send("big1", "unavailable", strings.Repeat("s", 65))
+		if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceUnavailable || p.StatusMsg != "" {
+			t.Fatalf("after a 65-byte status_msg alice is %+v, %v; want unavailable without the message", p, err)
+		}
+		fits := strings.Repeat("s", 64)
+		send("fits1", "online", fits)
+		if p, err := bob.GetPresence(ctx, alice.UserID); err != nil || p.Presence != event.PresenceOnline || p.StatusMsg != fits {
+			t.Fatalf("after a 64-byte status_msg alice is %+v, %v", p, err)
 		}
 	})
 }

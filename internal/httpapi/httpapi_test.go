@@ -151,7 +151,6 @@ func TestAccessToken(t *testing.T) {
 		{"bearer", "Bearer abc", "", "abc", true},
 		{"bearer with spaces", "Bearer  abc ", "", "abc", true},
 		{"query", "", "access_token=q1", "q1", true},
-		{"header wins over query", "Bearer h1", "access_token=q1", "h1", true},
 		{"basic", "Basic YWxpY2U6cHc=", "", "", true},
 		{"lowercase scheme", "bearer abc", "", "", true},
 		{"no scheme", "abc", "", "", true},
@@ -165,9 +164,28 @@ func TestAccessToken(t *testing.T) {
 		if c.header != "" {
 			r.Header.Set("Authorization", c.header)
 		}
-		token, present := httpapi.AccessToken(r)
-		if token != c.token || present != c.present {
-			t.Fatalf("%s: got %q %v, want %q %v", c.name, token, present, c.token, c.present)
+		token, present, err := httpapi.AccessToken(r)
+		if err != nil || token != c.token || present != c.present {
+			t.Fatalf("%s: got %q %v %v, want %q %v", c.name, token, present, err, c.token, c.present)
+		}
+	}
+	// Both a header and the query parameter (even empty), or two
+	// headers: refused, as Synapse does, rather than one of them chosen.
+	for _, c := range []struct {
+		name, query string
+		headers     []string
+	}{
+		{"header and query", "access_token=q1", []string{"Bearer h1"}},
+		{"header and empty query", "access_token=", []string{"Bearer h1"}},
+		{"two headers", "", []string{"Bearer h1", "Bearer h2"}},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/x?"+c.query, nil)
+		for _, h := range c.headers {
+			r.Header.Add("Authorization", h)
+		}
+		_, _, err := httpapi.AccessToken(r)
+		if e, ok := mxerr.As(err); !ok || e.Code != "M_MISSING_TOKEN" || e.Status != http.StatusUnauthorized {
+			t.Fatalf("%s: got %v, want 401 M_MISSING_TOKEN", c.name, err)
 		}
 	}
 }

@@ -31,6 +31,9 @@ func readJSON(r *http.Request, v any, optional bool) error {
 		if errors.As(err, &tooLarge) {
 			return mxerr.TooLarge("Request body exceeds %d bytes", tooLarge.Limit)
 		}
+		if e, ok := mxerr.As(err); ok {
+			return e // a body that arrived too slowly (PaceBodies)
+		}
 		return mxerr.NotJSON("Could not read the request body")
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {

@@ -156,8 +156,11 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	}
 	var caller *Caller
 	if route.Auth != AuthNone {
-		token, present := AccessToken(r)
+		token, present, err := AccessToken(r)
 		switch {
+		case err != nil:
+			WriteError(w, err)
+			return
 		case present && token == "":
 			// An Authorization header that is not "Bearer <token>"
 			// carries no access token (Synapse: M_MISSING_TOKEN).
@@ -210,16 +213,27 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 }
 
 // AccessToken extracts the token from the Authorization header or, as
-// the spec still allows, the access_token query parameter.
-func AccessToken(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), true
+// the spec still allows, the access_token query parameter. A request
+// that carries both, or several Authorization headers, is refused
+// rather than guessed at, as Synapse does (401 M_MISSING_TOKEN): the two
+// could name different users.
+func AccessToken(r *http.Request) (token string, present bool, err error) {
+	headers := r.Header.Values("Authorization")
+	_, inQuery := r.URL.Query()["access_token"]
+	if len(headers) > 0 {
+		if len(headers) > 1 {
+			return "", true, mxerr.MissingToken("Too many Authorization headers")
 		}
-		return "", true
+		if inQuery {
+			return "", true, mxerr.MissingToken("Mixing Authorization headers and access_token query parameters")
+		}
+		if t, ok := strings.CutPrefix(headers[0], "Bearer "); ok {
+			return strings.TrimSpace(t), true, nil
+		}
+		return "", true, nil
 	}
 	if t := r.URL.Query().Get("access_token"); t != "" {
-		return t, true
+		return t, true, nil
 	}
-	return "", false
+	return "", false, nil
 }

@@ -172,7 +172,13 @@ func validMediaID(id string) bool {
 }
 
 func checkRef(server, mediaID string) error {
-	if config.ValidateServerName(server) != nil || !validMediaID(mediaID) {
+	// A malformed server name is the client's mistake, as Synapse
+	// answers (400 M_INVALID_PARAM), not a server that could not be
+	// reached; a malformed media ID simply names nothing.
+	if config.ValidateServerName(server) != nil {
+		return mxerr.InvalidParam("Invalid server name")
+	}
+	if !validMediaID(mediaID) {
 		return mxerr.NotFound("Not found")
 	}
 	return nil

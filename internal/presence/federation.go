@@ -41,6 +41,11 @@ func (s *Service) HandleEDU(ctx context.Context, origin string, raw json.RawMess
 			errs++
 			continue
 		}
+		if max := s.o.MaxStatusMsgBytes; max > 0 && u.StatusMsg != nil && len(*u.StatusMsg) > max {
+			// Every local user sharing a room would get it in /sync:
+			// the state is kept, the oversized message is not.
+			u.StatusMsg = nil
+		}
 		err := s.apply(ctx, u.UserID, func(p *store.Presence, now int64) {
 			p.Presence, p.StatusMsg, p.CurrentlyActive = u.Presence, u.StatusMsg, u.CurrentlyActive
 			p.LastFederationUpdateTS = now

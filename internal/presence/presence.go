@@ -68,6 +68,9 @@ type Options struct {
 	Log    *slog.Logger
 	// Now is the clock (tests move it); nil is time.Now.
 	Now func() time.Time
+	// MaxStatusMsgBytes bounds a status_msg another server sends (the
+	// client API bounds local ones); 0 is unbounded.
+	MaxStatusMsgBytes int
 }
 
 // Content is a presence event's content, and the answer of GET

@@ -347,12 +347,13 @@ func marshalActions(actions pushrules.PushActionArray) json.RawMessage {
 }
 
 // genericRules are the default rules of nobody, built once.
-var genericRules = sync.OnceValue(func() *pushrules.PushRuleset {
+var genericRules = sync.OnceValue(func() *compiledRules {
 	rs, err := evaluatorRules(defaultRules(nobody))
 	if err != nil {
 		panic("push: the default rules do not parse: " + err.Error())
 	}
-	return rs
+	compiled, _ := compileRules(rs, DefaultLimits)
+	return compiled
 })
 
 // nobody is a user ID no event can mention or concern.

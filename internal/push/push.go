@@ -56,6 +56,9 @@ type Options struct {
 	// must connect only where the outbound policy permits (nil: a client
 	// of outbound.Default()).
 	HTTPClient *http.Client
+	// Limits bound the push rules users may store and have evaluated;
+	// zero means DefaultLimits.
+	Limits Limits
 	// InitialBackoff and MaxBackoff bound a failing pusher's retries
 	// (Synapse: 1 s doubling to 1 h); GiveUpAfter drops a notification
 	// that could not be delivered for that long (Synapse: 24 h).
@@ -122,6 +125,9 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = GatewayClient(outbound.Default())
@@ -254,15 +260,19 @@ func (s *Service) ruleset(ctx context.Context, userID string) (userRuleset, erro
 	if err != nil {
 		return userRuleset{}, err
 	}
-	out := userRuleset{rules: rs, isDefault: len(stored) == 0}
-	s.rulesets.Put(userID, out)
+	compiled, skipped := compileRules(rs, s.opts.Limits)
+	if skipped > 0 {
+		s.opts.Log.Warn("push rules over the limits are not evaluated", "user", userID, "skipped", skipped)
+	}
+	out := userRuleset{rules: compiled, isDefault: len(stored) == 0}
+	s.rulesets.PutCost(userID, out, 1+compiled.size)
 	return out, nil
 }
 
 // userRuleset is a user's rules in the evaluator's form; isDefault
 // when the user never changed them.
 type userRuleset struct {
-	rules     *pushrules.PushRuleset
+	rules     *compiledRules
 	isDefault bool
 }
 

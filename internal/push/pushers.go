@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,12 +83,30 @@ func (s *Service) SetPusher(ctx context.Context, localpart, deviceID string, b P
 		return err
 	}
 	p.Localpart, p.DeviceID, p.PushkeyTS = localpart, deviceID, time.Now().UnixMilli()
+	// Every notification goes to every pusher: their number is bounded.
+	have, err := s.store.Pushers(ctx, localpart)
+	if err != nil {
+		return err
+	}
+	if len(have) >= maxPushersPerUser && !slices.ContainsFunc(have, func(o store.Pusher) bool {
+		return o.AppID == p.AppID && o.Pushkey == p.Pushkey
+	}) {
+		return tooMany("Too many pushers: at most %d", maxPushersPerUser)
+	}
 	if err := s.store.SetPusher(ctx, p, b.Append); err != nil {
 		return err
 	}
 	s.deliver.addUser(localpart)
 	return nil
 }
+
+// Bounds on a pusher's free-form fields, far above what gateways use,
+// and on a user's pushers (one per app on each of their devices).
+const (
+	maxPusherField    = 512
+	maxPusherData     = 8 << 10
+	maxPushersPerUser = 100
+)
 
 // checkPusher checks a pusher's fields as Synapse does: the display names,
 // lang and data are required, and an http pusher's data.url must be an
@@ -108,6 +127,16 @@ func checkPusher(b PusherBody) (store.Pusher, error) {
 	}
 	if len(missing) > 0 {
 		return store.Pusher{}, mxerr.MissingParam("Missing parameters: %s", strings.Join(missing, ", "))
+	}
+	// A pusher's fields go to its gateway with every notification.
+	for field, v := range map[string]*string{"app_display_name": b.AppDisplayName, "device_display_name": b.DeviceDisplayName,
+		"profile_tag": &b.ProfileTag, "lang": b.Lang} {
+		if v != nil && len(*v) > maxPusherField {
+			return store.Pusher{}, tooLong(field, maxPusherField)
+		}
+	}
+	if len(b.Data) > maxPusherData {
+		return store.Pusher{}, tooLong("data", maxPusherData)
 	}
 	switch *b.Kind {
 	case "http":

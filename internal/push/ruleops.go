@@ -48,6 +48,16 @@ func (s *Service) Rule(ctx context.Context, userID, kind, ruleID string) (*Rule,
 	return nil, errNotFound()
 }
 
+// tooLong refuses a push rule field over the limits (see Limits), with
+// the 400 M_TOO_LARGE Synapse answers for a field over its length.
+func tooLong(field string, max int) error {
+	return tooMany("The %s is too long: at most %d bytes", field, max)
+}
+
+func tooMany(format string, args ...any) error {
+	return mxerr.TooLarge(format, args...).WithStatus(http.StatusBadRequest)
+}
+
 func errNotFound() error { return mxerr.NotFound("The push rule was not found.") }
 
 // errRelative is the spec's answer to a before/after naming no rule of
@@ -91,13 +101,20 @@ func (s *Service) PutRule(ctx context.Context, userID, kind, ruleID, before, aft
 	if ruleID == "" || strings.ContainsAny(ruleID, `/\`) {
 		return mxerr.InvalidParam("Rule IDs may not be empty or contain '/' or '\\'")
 	}
-	rule, err := buildRule(kind, ruleID, body)
+	lim := s.opts.Limits
+	if len(ruleID) > lim.MaxPatternLength {
+		return tooLong("rule_id", lim.MaxPatternLength)
+	}
+	rule, err := buildRule(kind, ruleID, body, lim)
 	if err != nil {
 		return err
 	}
 	return s.update(ctx, userID, func(u *userRules) error {
 		list := u.Rules.kind(kind)
 		at := findRule(*list, ruleID)
+		if at < 0 && u.Rules.count() >= lim.MaxRules {
+			return tooMany("Too many push rules: at most %d of your own", lim.MaxRules)
+		}
 		if at >= 0 {
 			rule.Enabled = (*list)[at].Enabled
 			if before == "" && after == "" {
@@ -124,11 +141,11 @@ func (s *Service) PutRule(ctx context.Context, userID, kind, ruleID, before, aft
 }
 
 // buildRule checks a PUT body for a kind.
-func buildRule(kind, ruleID string, body RuleBody) (*Rule, error) {
+func buildRule(kind, ruleID string, body RuleBody, lim Limits) (*Rule, error) {
 	if body.Actions == nil {
 		return nil, mxerr.MissingParam("Missing 'actions'")
 	}
-	if err := checkActions(body.Actions); err != nil {
+	if err := checkActions(body.Actions, lim); err != nil {
 		return nil, err
 	}
 	r := &Rule{RuleID: ruleID, Enabled: true, Actions: body.Actions}
@@ -136,7 +153,7 @@ func buildRule(kind, ruleID string, body RuleBody) (*Rule, error) {
 	case "override", "underride":
 		if body.Conditions == nil {
 			r.Conditions = json.RawMessage("[]")
-		} else if err := checkConditions(body.Conditions); err != nil {
+		} else if err := checkConditions(body.Conditions, lim); err != nil {
 			return nil, err
 		} else {
 			r.Conditions = body.Conditions
@@ -144,6 +161,9 @@ func buildRule(kind, ruleID string, body RuleBody) (*Rule, error) {
 	case "content":
 		if body.Pattern == nil {
 			return nil, mxerr.MissingParam("Missing 'pattern' for a content rule")
+		}
+		if len(*body.Pattern) > lim.MaxPatternLength {
+			return nil, tooLong("pattern", lim.MaxPatternLength)
 		}
 		r.Pattern = body.Pattern
 	}
@@ -154,12 +174,20 @@ func buildRule(kind, ruleID string, body RuleBody) (*Rule, error) {
 // "dont_notify" and "coalesce") and set_tweak objects; a sound must name
 // a string and highlight's value be a boolean, which the evaluator
 // relies on.
-func checkActions(raw json.RawMessage) error {
+func checkActions(raw json.RawMessage, lim Limits) error {
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
 		return mxerr.InvalidParam("'actions' must be an array")
 	}
+	// Actions go to push gateways with every notification: a rule's
+	// are bounded as its conditions are.
+	if len(list) > lim.MaxConditions {
+		return tooMany("Too many actions: at most %d", lim.MaxConditions)
+	}
 	for _, a := range list {
+		if len(a) > lim.MaxPatternLength {
+			return tooLong("action", lim.MaxPatternLength)
+		}
 		var name string
 		if json.Unmarshal(a, &name) == nil {
 			if name != "notify" && name != "dont_notify" && name != "coalesce" {
@@ -186,16 +214,28 @@ func checkActions(raw json.RawMessage) error {
 	return nil
 }
 
-func checkConditions(raw json.RawMessage) error {
+func checkConditions(raw json.RawMessage, lim Limits) error {
 	var list []struct {
-		Kind *string `json:"kind"`
+		Kind    *string         `json:"kind"`
+		Key     string          `json:"key"`
+		Pattern string          `json:"pattern"`
+		Value   json.RawMessage `json:"value"`
+		Is      string          `json:"is"`
 	}
 	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
 		return mxerr.InvalidParam("'conditions' must be an array of objects")
 	}
+	if len(list) > lim.MaxConditions {
+		return tooMany("Too many conditions: at most %d", lim.MaxConditions)
+	}
 	for _, c := range list {
 		if c.Kind == nil {
 			return mxerr.InvalidParam("Every condition needs a 'kind'")
+		}
+		for field, v := range map[string]int{"kind": len(*c.Kind), "key": len(c.Key), "pattern": len(c.Pattern), "value": len(c.Value), "is": len(c.Is)} {
+			if v > lim.MaxPatternLength {
+				return tooLong("condition "+field, lim.MaxPatternLength)
+			}
 		}
 	}
 	return nil
@@ -240,7 +280,7 @@ func (s *Service) SetActions(ctx context.Context, userID, kind, ruleID string, a
 	if actions == nil {
 		return mxerr.MissingParam("Missing 'actions'")
 	}
-	if err := checkActions(actions); err != nil {
+	if err := checkActions(actions, s.opts.Limits); err != nil {
 		return err
 	}
 	return s.change(ctx, userID, kind, ruleID, func(r *Rule, d *defaultChange) {

@@ -32,6 +32,11 @@ type Ruleset struct {
 	Underride []*Rule `json:"underride"`
 }
 
+// count is the number of rules of every kind.
+func (rs *Ruleset) count() int {
+	return len(rs.Override) + len(rs.Content) + len(rs.Room) + len(rs.Sender) + len(rs.Underride)
+}
+
 func (rs *Ruleset) kind(kind string) *[]*Rule {
 	switch kind {
 	case "override":

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -205,12 +206,24 @@ func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts t
 	}
 	pdu, err := builder.Build(ts, spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
 	if err != nil {
-		return nil, nil, mxerr.BadJSON("Invalid event: %v", err)
+		return nil, nil, buildError(err)
 	}
 	if len(pdu.JSON()) > maxEventBytes {
 		return nil, nil, mxerr.TooLarge("Event is larger than %d bytes", maxEventBytes)
 	}
 	return pdu, auth, nil
+}
+
+// buildError is the client's answer to an event the builder refused. An
+// event over 65,536 bytes, or a type or state key over 255 bytes, is 413
+// M_TOO_LARGE, as Synapse answers (spec "Size limits"); anything else is
+// malformed.
+func buildError(err error) error {
+	var v gomatrixserverlib.EventValidationError
+	if errors.As(err, &v) && v.Code == gomatrixserverlib.EventValidationTooLarge {
+		return mxerr.TooLarge("%s", strings.TrimPrefix(v.Message, "gomatrixserverlib: "))
+	}
+	return mxerr.BadJSON("Invalid event: %v", err)
 }
 
 // redactsInContent reports whether the room version moved "redacts"

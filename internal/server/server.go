@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	accountData := accountdata.New(db, stream)
 	s.acctData = accountData
 	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log,
-		HTTPClient: push.GatewayClient(s.outbound)})
+		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
 	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
@@ -170,7 +170,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.typing.OnChange = s.notifier.WakeRoom
 	s.receipts = receipts.New(db, engine, s.push)
 	s.receipts.OnChange = s.notifier.WakeRoom
-	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log})
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
 	s.presence.OnChange = s.notifier.WakeRoommates
 	fed, err := s.newFederation(engine, acc, e2ee)
 	if err != nil {
@@ -235,14 +236,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		fed.Register(clientRouter)
 	}
 
-	s.client = newHTTPServer(httpapi.Wrap(clientRouter, stack), log, s.fresh)
+	pace := httpapi.BodyPace{Grace: cfg.Limits.RequestBodyTimeout, MinRate: cfg.Limits.RequestBodyMinRate}
+	s.client = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(clientRouter, stack), pace))
 	if cfg.Listen.Federation != "" {
-		s.federation = newHTTPServer(httpapi.Wrap(fedRouter, stack), log, s.fresh)
+		s.federation = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(fedRouter, stack), pace))
 	}
 	if cfg.Listen.Metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		s.metrics = newHTTPServer(mux, log, s.fresh)
+		s.metrics = s.newHTTPServer(mux)
 	}
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
 	return s, nil
@@ -306,14 +308,27 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	return api, nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger, fresh *freshConns) *http.Server {
+// newHTTPServer serves h. There is no WriteTimeout or ReadTimeout:
+// either would cut long-polling /sync; request bodies are paced by
+// httpapi.PaceBodies instead.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.cfg.Limits.RequestHeaderTimeout,
 		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ConnState:         fresh.track,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnState:         s.fresh.track,
 	}
+}
+
+// connsPerIP is the per-address connection cap: off with rate limits
+// off (benchmarks, conformance runs) and behind a reverse proxy, from
+// which every connection comes.
+func (s *Server) connsPerIP() int {
+	if !s.cfg.RateLimit.Enabled || s.cfg.HTTP.TrustForwardedFor {
+		return 0
+	}
+	return s.cfg.Limits.ConnectionsPerIP
 }
 
 // freshConns are connections that have not sent a request yet. Shutdown
@@ -365,6 +380,7 @@ func (s *Server) Start() error {
 			s.abortStart()
 			return fmt.Errorf("listen.%s: %w", l.name, err)
 		}
+		ln = httpapi.LimitConnsPerIP(ln, s.connsPerIP(), !l.tls)
 		if l.tls {
 			cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
 			if err != nil {
