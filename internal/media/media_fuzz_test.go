@@ -1,6 +1,8 @@
 package media
 
 import (
+	"image"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,6 +69,34 @@ func FuzzParseOpenGraphProperties(f *testing.F) {
 		}
 		if total > 3*len(body)+16 {
 			t.Fatalf("%d bytes of HTML gave %d bytes of preview", len(body), total)
+		}
+	})
+}
+
+// FuzzThumbnailGeometry: width and height of /thumbnail are the
+// client's, any positive int. The thumbnail of an image is never larger
+// than the image nor than the box asked for, and shows a part of the
+// image.
+func FuzzThumbnailGeometry(f *testing.F) {
+	for _, s := range []struct {
+		w, h, tw, th int
+		crop         bool
+	}{{640, 480, 96, 96, false}, {640, 480, 96, 96, true}, {1000, 1000, 10, 1 << 62, false}, {1000, 1000, 10, 1 << 62, true},
+		{1000, 10, math.MaxInt, 3, true}, {3, 1000, 2, math.MaxInt, true}, {1, 1, 1, 1, true}, {5000, 7, 4999, 6, false}} {
+		f.Add(s.w, s.h, s.tw, s.th, s.crop)
+	}
+	f.Fuzz(func(t *testing.T, w, h, tw, th int, crop bool) {
+		if w < 1 || h < 1 || w > 1<<16 || h > 1<<16 || tw < 1 || th < 1 || w <= tw && h <= th {
+			return // refused by Thumbnail, or served as it is (encode)
+		}
+		spec := ThumbnailSpec{Width: tw, Height: th, Method: "scale"}
+		if crop {
+			spec.Method = "crop"
+		}
+		b := image.Rect(0, 0, w, h)
+		src, ow, oh := resizeGeometry(b, spec)
+		if ow < 1 || oh < 1 || ow > w || oh > h || ow > tw || oh > th || !src.In(b) || src.Empty() {
+			t.Fatalf("%dx%d image, %dx%d %s: source %v, thumbnail %dx%d", w, h, tw, th, spec.Method, src, ow, oh)
 		}
 	})
 }
