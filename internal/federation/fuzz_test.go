@@ -303,3 +303,33 @@ func FuzzResolve(f *testing.F) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// FuzzSRV: SRV answers come from the DNS of whoever owns a server name.
+// Every destination built from them is a dialable host:port, presented
+// with the server name's Host and certificate name, never the target's.
+// Targets are domain names, as net.LookupSRV guarantees (it drops the
+// records whose target is not one).
+func FuzzSRV(f *testing.F) {
+	for _, s := range []struct {
+		target string
+		port   uint16
+	}{{"matrix.example.org.", 8448}, {".", 0}, {"", 443}, {"[::1]", 1}, {"a b", 2}, {"x\x00", 3}, {"::1", 4}} {
+		f.Add(s.target, s.port, "example.org")
+	}
+	f.Fuzz(func(t *testing.T, target string, port uint16, host string) {
+		if config.ValidateServerName(host) != nil || strings.Contains(host, ":") ||
+			strings.Trim(target, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != "" || len(target) > 254 {
+			return
+		}
+		r := NewResolver(nil, nil)
+		r.lookupSRV = func(context.Context, string, string, string) (string, []*net.SRV, error) {
+			return "", []*net.SRV{{Target: target, Port: port}}, nil
+		}
+		for _, d := range r.srvOrDefault(context.Background(), host, host) {
+			h, p, err := net.SplitHostPort(d.Addr)
+			if err != nil || h == "" || p == "" || d.Host != host || d.TLSName != host {
+				t.Fatalf("SRV %q:%d for %q gave %+v", target, port, host, d)
+			}
+		}
+	})
+}
