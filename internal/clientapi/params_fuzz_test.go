@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -109,7 +110,9 @@ func FuzzThumbnailSpec(f *testing.F) {
 			badParam(t, rawQuery, err)
 			return
 		}
-		if spec.Method == "" || spec.Width == 0 && r.URL.Query().Get("width") != "0" {
+		w, _ := strconv.Atoi(r.URL.Query().Get("width"))
+		h, _ := strconv.Atoi(r.URL.Query().Get("height"))
+		if spec.Method == "" || spec.Width != w || spec.Height != h {
 			t.Fatalf("%q gave %+v", rawQuery, spec)
 		}
 	})

@@ -34,10 +34,12 @@ func FuzzParseAuth(f *testing.F) {
 			}
 			return
 		}
-		var want struct {
-			Type, Session string
-		}
-		if json.Unmarshal(raw, &want) != nil || a.Type != want.Type || a.Session != want.Session {
+		// Keys are matched exactly, unlike encoding/json's struct fields:
+		// "tYpe" is not "type".
+		var fields map[string]json.RawMessage
+		var typ, session string
+		if json.Unmarshal(raw, &fields) != nil || fields["type"] != nil && json.Unmarshal(fields["type"], &typ) != nil ||
+			fields["session"] != nil && json.Unmarshal(fields["session"], &session) != nil || a.Type != typ || a.Session != session {
 			t.Fatalf("%q read as %+v", raw, a)
 		}
 	})
