@@ -715,8 +715,10 @@ func ValidateServerName(name string) error {
 	host := name
 	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.HasSuffix(name, "]") {
 		host = name[:i]
-		p, err := strconv.Atoi(name[i+1:])
-		if err != nil || p < 1 || p > 65535 {
+		// Digits only (port = 1*5DIGIT): Atoi would also take "+80".
+		port := name[i+1:]
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 || len(port) > 5 || strings.ContainsAny(port, "+-") {
 			return fmt.Errorf("invalid port in %q", name)
 		}
 	}

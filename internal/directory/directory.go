@@ -208,20 +208,28 @@ func (s *Service) PublicRooms(ctx context.Context, req PublicRoomsQuery) (Public
 		}
 		listed = kept
 	}
-	offset = min(offset, len(listed))
-	end := len(listed)
-	if req.Limit != nil && *req.Limit > 0 {
-		limit := *req.Limit
-		end = min(offset+limit, len(listed))
-		if offset > 0 {
-			resp.PrevBatch = "o" + strconv.Itoa(max(0, offset-limit))
+	var start, end int
+	start, end, resp.PrevBatch, resp.NextBatch = page(len(listed), offset, req.Limit)
+	resp.Chunk = append(resp.Chunk, listed[start:end]...)
+	return resp, nil
+}
+
+// page is the part [start, end) of n rooms a since offset and limit ask
+// for, with the tokens of the pages before and after it. The limit is
+// the client's: offset+limit must not overflow.
+func page(n, offset int, limit *int) (start, end int, prev, next string) {
+	start, end = min(offset, n), n
+	if limit != nil && *limit > 0 {
+		l := *limit
+		end = start + min(l, n-start)
+		if start > 0 {
+			prev = "o" + strconv.Itoa(max(0, start-l))
 		}
-		if end < len(listed) {
-			resp.NextBatch = "o" + strconv.Itoa(end)
+		if end < n {
+			next = "o" + strconv.Itoa(end)
 		}
 	}
-	resp.Chunk = append(resp.Chunk, listed[offset:end]...)
-	return resp, nil
+	return start, end, prev, next
 }
 
 // listed is every published room a directory shows, in its order.

@@ -56,7 +56,7 @@ func (a *API) Backfill(ctx context.Context, roomID string, limit int) (int, erro
 func (a *API) storeBackfill(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, raws []json.RawMessage) int {
 	var pdus []gomatrixserverlib.PDU
 	for _, raw := range raws {
-		pdu, err := v.NewEventFromUntrustedJSON(raw)
+		pdu, err := rooms.ParsePDU(v, raw)
 		if err != nil || pdu.RoomID().String() != roomID {
 			continue
 		}

@@ -50,7 +50,7 @@ func (a *API) fetchEvent(ctx context.Context, origin string, v gomatrixserverlib
 	if len(txn.PDUs) != 1 {
 		return nil, fmt.Errorf("event %s from %s: %d events in the answer", id, origin, len(txn.PDUs))
 	}
-	pdu, err := v.NewEventFromUntrustedJSON(txn.PDUs[0])
+	pdu, err := rooms.ParsePDU(v, txn.PDUs[0])
 	if err != nil {
 		return nil, fmt.Errorf("event %s from %s: %w", id, origin, err)
 	}

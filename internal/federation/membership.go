@@ -150,7 +150,7 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 // it is the event the path names, the membership asked for, about its
 // own sender, who belongs to origin.
 func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVersion, r *Request, membership string) (gomatrixserverlib.PDU, error) {
-	pdu, err := v.NewEventFromUntrustedJSON(r.Content)
+	pdu, err := rooms.ParsePDU(v, r.Content)
 	if err != nil {
 		return nil, mxerr.BadJSON("Invalid event: %v", err)
 	}
@@ -326,7 +326,7 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 		return nil, (&mxerr.Error{Status: http.StatusBadRequest, Code: "M_INCOMPATIBLE_ROOM_VERSION",
 			Message: "Unsupported room version"}).With("room_version", req.RoomVersion)
 	}
-	pdu, err := v.NewEventFromUntrustedJSON(req.Event)
+	pdu, err := rooms.ParsePDU(v, req.Event)
 	if err != nil {
 		return nil, mxerr.BadJSON("Invalid event: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/outbound"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // Membership changes local users start in rooms this server is not in,
@@ -110,7 +111,7 @@ func (a *API) eventProvider(server string) gomatrixserverlib.EventProvider {
 				return nil, err
 			}
 			for _, raw := range txn.PDUs {
-				pdu, err := impl.NewEventFromUntrustedJSON(raw)
+				pdu, err := rooms.ParsePDU(impl, raw)
 				if err != nil {
 					return nil, err
 				}
@@ -241,7 +242,7 @@ func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string) (
 			return nil, a.remoteError(ctx, server, err)
 		}
 		v, _ := gomatrixserverlib.GetRoomVersion(pdu.Version())
-		signed, err := v.NewEventFromUntrustedJSON(resp.Event)
+		signed, err := rooms.ParsePDU(v, resp.Event)
 		if err != nil {
 			return nil, mxerr.Unknown("The invitee's server answered with an invalid event: %v", err)
 		}

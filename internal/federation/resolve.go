@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/outbound"
 )
 
@@ -210,16 +211,31 @@ func (r *Resolver) fetchWellKnown(ctx context.Context, host string) (string, tim
 	if len(body) > wellKnownMaxBytes {
 		return "", 0, errors.New("well-known: document too large")
 	}
+	server, err := parseWellKnown(body)
+	if err != nil {
+		return "", 0, err
+	}
+	return server, cacheTTL(resp.Header, r.now()), nil
+}
+
+// parseWellKnown reads the delegated server name of a
+// /.well-known/matrix/server document. Like Synapse, it refuses an
+// m.server that is not a server name: the name becomes the address
+// dialled and the Host header sent.
+func parseWellKnown(body []byte) (string, error) {
 	var doc struct {
 		Server string `json:"m.server"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", 0, fmt.Errorf("well-known: %w", err)
+		return "", fmt.Errorf("well-known: %w", err)
 	}
-	if h, _ := splitServerName(doc.Server); h == "" {
-		return "", 0, errors.New("well-known: no m.server")
+	if doc.Server == "" {
+		return "", errors.New("well-known: no m.server")
 	}
-	return doc.Server, cacheTTL(resp.Header, r.now()), nil
+	if err := config.ValidateServerName(doc.Server); err != nil {
+		return "", fmt.Errorf("well-known: m.server: %w", err)
+	}
+	return doc.Server, nil
 }
 
 // cacheTTL reads how long a response may be cached, within the spec's bounds.
@@ -232,8 +248,10 @@ func cacheTTL(h http.Header, now time.Time) time.Duration {
 			return 0
 		}
 		if v, ok := strings.CutPrefix(d, "max-age="); ok {
+			// Capped before it becomes a Duration, which a large
+			// max-age would overflow into a negative TTL.
 			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				ttl, found = time.Duration(n)*time.Second, true
+				ttl, found = time.Duration(min(n, int(wellKnownMaxTTL/time.Second)))*time.Second, true
 			}
 		}
 	}

@@ -331,7 +331,7 @@ func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixser
 // us and its sender's server. A content hash mismatch redacts the event
 // (NewEventFromUntrustedJSON does), as the spec asks.
 func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, raw []byte) (gomatrixserverlib.PDU, error) {
-	pdu, err := v.NewEventFromUntrustedJSON(raw)
+	pdu, err := rooms.ParsePDU(v, raw)
 	if err != nil {
 		return nil, &refusedPDU{fmt.Errorf("invalid event: %w", err)}
 	}

@@ -92,27 +92,32 @@ func matchType(patterns []string, typ string) bool {
 	return false
 }
 
+// glob matches with one backtracking point, the last "*" seen: time
+// linear in len(p)*len(s). Trying every split at every "*" recursively
+// is exponential in the number of stars, and patterns are the client's.
 func glob(p, s string) bool {
-	for len(p) > 0 {
-		if p[0] == '*' {
-			for p = p[1:]; len(p) > 0 && p[0] == '*'; p = p[1:] {
+	px, sx := 0, 0
+	starPx, starSx := -1, 0
+	for px < len(p) || sx < len(s) {
+		if px < len(p) {
+			if p[px] == '*' {
+				starPx, starSx = px, sx+1
+				px++
+				continue
 			}
-			if p == "" {
-				return true
+			if sx < len(s) && p[px] == s[sx] {
+				px++
+				sx++
+				continue
 			}
-			for i := 0; i <= len(s); i++ {
-				if glob(p, s[i:]) {
-					return true
-				}
-			}
-			return false
 		}
-		if s == "" || p[0] != s[0] {
-			return false
+		if starPx >= 0 && starSx <= len(s) {
+			px, sx = starPx, starSx
+			continue
 		}
-		p, s = p[1:], s[1:]
+		return false
 	}
-	return s == ""
+	return true
 }
 
 // Allows reports whether an event of this type and sender passes.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,20 @@ func ClientIP(r *http.Request) string {
 		return i.ip
 	}
 	return remoteHost(r)
+}
+
+// forwardedIP reads an X-Forwarded-For entry, which the client may have
+// written itself: only an IP address (with or without a port) is taken,
+// since the address keys rate limits and is stored as a device's last
+// seen IP.
+func forwardedIP(s string) (string, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.WithZone("").String(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().WithZone("").String(), true
+	}
+	return "", false
 }
 
 func remoteHost(r *http.Request) string {
@@ -89,7 +104,9 @@ func Wrap(h http.Handler, opts StackOptions) http.Handler {
 		if opts.TrustForwardedFor {
 			if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
 				first, _, _ := strings.Cut(fwd, ",")
-				ri.ip = strings.TrimSpace(first)
+				if ip, ok := forwardedIP(strings.TrimSpace(first)); ok {
+					ri.ip = ip
+				}
 			}
 		}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, ri))

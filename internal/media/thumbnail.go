@@ -255,36 +255,44 @@ func (s *Service) encode(m store.Media, img image.Image, format string, t Thumbn
 // aspect; crop cuts the middle to the box's aspect and fills the box, or
 // the largest box of that aspect the image holds.
 func resize(img image.Image, t ThumbnailSpec) image.Image {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	srcRect := b
-	var outW, outH int
-	if t.Method == "crop" {
-		cw, ch := w, h
-		if w*t.Height > h*t.Width { // wider than the box: cut the sides
-			cw = max(1, h*t.Width/t.Height)
-		} else {
-			ch = max(1, w*t.Height/t.Width)
-		}
-		x0, y0 := b.Min.X+(w-cw)/2, b.Min.Y+(h-ch)/2
-		srcRect = image.Rect(x0, y0, x0+cw, y0+ch)
-		outW, outH = min(t.Width, cw), min(t.Height, ch)
-		if cw < t.Width || ch < t.Height {
-			outW, outH = cw, ch
-		}
-	} else {
-		outW, outH = scaledSize(w, h, t.Width, t.Height)
-	}
+	srcRect, outW, outH := resizeGeometry(img.Bounds(), t)
 	dst := image.NewRGBA(image.Rect(0, 0, outW, outH))
 	draw.CatmullRom.Scale(dst, dst.Bounds(), img, srcRect, draw.Src, nil)
 	return dst
 }
 
-// scaledSize fits w x h within maxW x maxH, keeping the aspect.
+// resizeGeometry is the part of b a thumbnail shows and its size. The
+// box is the client's (any int): products of it are taken in float64,
+// where they cannot overflow into a wrong branch or a huge canvas.
+func resizeGeometry(b image.Rectangle, t ThumbnailSpec) (srcRect image.Rectangle, outW, outH int) {
+	w, h := b.Dx(), b.Dy()
+	if t.Method != "crop" {
+		outW, outH = scaledSize(w, h, t.Width, t.Height)
+		return b, outW, outH
+	}
+	cw, ch := w, h
+	if float64(w)*float64(t.Height) > float64(h)*float64(t.Width) { // wider than the box: cut the sides
+		cw = max(1, min(w, int(float64(h)*float64(t.Width)/float64(t.Height))))
+	} else {
+		ch = max(1, min(h, int(float64(w)*float64(t.Height)/float64(t.Width))))
+	}
+	x0, y0 := b.Min.X+(w-cw)/2, b.Min.Y+(h-ch)/2
+	srcRect = image.Rect(x0, y0, x0+cw, y0+ch)
+	outW, outH = min(t.Width, cw), min(t.Height, ch)
+	if cw < t.Width || ch < t.Height {
+		outW, outH = cw, ch
+	}
+	return srcRect, outW, outH
+}
+
+// scaledSize fits w x h within maxW x maxH, keeping the aspect. The box
+// is first cut to the image, which changes no answer (nothing is
+// upscaled) and keeps the products within the image's size.
 func scaledSize(w, h, maxW, maxH int) (int, int) {
 	if w <= maxW && h <= maxH {
 		return w, h
 	}
+	maxW, maxH = min(maxW, w), min(maxH, h)
 	if w*maxH > h*maxW {
 		return maxW, max(1, h*maxW/w)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"maunium.net/go/mautrix/pushrules"
+
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
@@ -237,6 +239,13 @@ func checkConditions(raw json.RawMessage, lim Limits) error {
 				return tooLong("condition "+field, lim.MaxPatternLength)
 			}
 		}
+	}
+	// The evaluator must be able to load what is stored: a condition it
+	// cannot decode (a number as key) would fail the user's whole ruleset,
+	// for every event of every room they are in.
+	var typed []pushrules.PushCondition
+	if err := json.Unmarshal(raw, &typed); err != nil {
+		return mxerr.InvalidParam("Invalid condition: %v", err)
 	}
 	return nil
 }

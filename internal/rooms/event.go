@@ -104,6 +104,26 @@ func eventFromRow(r store.EventRow, version gomatrixserverlib.IRoomVersion) (*Ev
 	return e.derive(), nil
 }
 
+// ParsePDU parses an event another server sent, in a room version: the
+// one door through which such events come in. gomatrixserverlib parses
+// an event whose room_id is no room ID and panics when it is read later
+// (PDU.RoomID; PDU.EventID likewise when no reference hash can be
+// made), in whatever goroutine reads it, which for a transaction's
+// events is not a request's; such an event is refused here instead.
+func ParsePDU(v gomatrixserverlib.IRoomVersion, raw []byte) (pdu gomatrixserverlib.PDU, err error) {
+	pdu, err = v.NewEventFromUntrustedJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			pdu, err = nil, fmt.Errorf("invalid event: %v", p)
+		}
+	}()
+	_, _ = pdu.RoomID(), pdu.EventID()
+	return pdu, nil
+}
+
 // redactedCopy applies the room version's redaction algorithm to a copy.
 func redactedCopy(pdu gomatrixserverlib.PDU, version gomatrixserverlib.IRoomVersion) gomatrixserverlib.PDU {
 	out, err := version.NewEventFromTrustedJSONWithEventID(pdu.EventID(), pdu.JSON(), false)
