@@ -75,7 +75,17 @@ func FuzzAccessToken(f *testing.F) {
 		if header != "" {
 			req.Header["Authorization"] = []string{header}
 		}
-		tok, found := httpapi.AccessToken(req)
+		tok, found, err := httpapi.AccessToken(req)
+		_, inQuery := req.URL.Query()["access_token"]
+		if (err != nil) != (header != "" && inQuery) {
+			t.Fatalf("header %q and query %q: error %v", header, query, err)
+		}
+		if err != nil {
+			if tok != "" {
+				t.Fatalf("token %q returned with error %v", tok, err)
+			}
+			return
+		}
 		if !found && tok != "" {
 			t.Fatalf("token %q not found", tok)
 		}

@@ -53,7 +53,7 @@ func FuzzPutRule(f *testing.F) {
 		if json.Unmarshal(raw, &body) != nil {
 			return
 		}
-		rule, err := buildRule(kind, "fuzz", body)
+		rule, err := buildRule(kind, "fuzz", body, DefaultLimits)
 		if err != nil {
 			return
 		}
