@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -81,7 +82,13 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // errors are internal: logged by the caller, shown as M_UNKNOWN.
 func WriteError(w http.ResponseWriter, err error) {
 	e, ok := mxerr.As(err)
-	if !ok {
+	switch {
+	case ok:
+	case errors.Is(err, ident.ErrNotText):
+		// A string the store refused (see ident): the client's input, not
+		// the server, is at fault, on every engine alike.
+		e = mxerr.InvalidParam("Invalid string: %v", err)
+	default:
 		e = mxerr.Unknown("Internal server error")
 	}
 	if ra, ok := e.Extra["retry_after_ms"].(int64); ok && e.Status == http.StatusTooManyRequests {

@@ -6,11 +6,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -70,6 +72,8 @@ type Route struct {
 	Handler      Handler
 	// Raw replaces Handler for endpoints that do not answer JSON.
 	Raw func(w http.ResponseWriter, r *http.Request, c *Caller)
+
+	params []string // the wildcard names of Path
 }
 
 // Router dispatches requests to routes.
@@ -110,6 +114,7 @@ func (rt *Router) Add(r Route) {
 		panic("httpapi: duplicate route " + r.Method + " " + r.Path)
 	}
 	route := r
+	route.params = patternParams(r.Path)
 	methods[r.Method] = &route
 }
 
@@ -154,6 +159,10 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	if limit > 0 {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
+	if err := checkParams(r, route.params); err != nil {
+		WriteError(w, err)
+		return
+	}
 	var caller *Caller
 	if route.Auth != AuthNone {
 		token, present := AccessToken(r)
@@ -196,7 +205,7 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	}
 	body, err := route.Handler(r, caller)
 	if err != nil {
-		if _, ok := mxerr.As(err); !ok {
+		if _, ok := mxerr.As(err); !ok && !errors.Is(err, ident.ErrNotText) {
 			rt.deps.Logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		WriteError(w, err)

@@ -1,0 +1,46 @@
+// Package ident decides what the strings a server stores may hold. It
+// is the one rule shared by the HTTP layer, which refuses bad strings
+// where they enter, and the store, which refuses whatever slips past so
+// that SQLite and PostgreSQL answer alike.
+package ident
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrNotText marks a string that cannot be stored as text: it holds NUL
+// or is not valid UTF-8. PostgreSQL's TEXT refuses both, SQLite stores
+// anything; refusing it on every engine keeps their answers the same. It
+// reaches clients as 400 M_INVALID_PARAM.
+var ErrNotText = errors.New("not valid text: NUL or invalid UTF-8")
+
+// CheckText returns ErrNotText, wrapped with the reason, for a string
+// that is not valid UTF-8 or holds NUL. Every Matrix identifier and every
+// free-text column must pass it; JSON documents pass it by construction,
+// as encoding/json and canonical JSON escape NUL as \u0000.
+func CheckText(s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return &textError{"contains NUL"}
+	}
+	if !utf8.ValidString(s) {
+		return &textError{"not valid UTF-8"}
+	}
+	return nil
+}
+
+// StripNUL removes NUL from free text that is kept beside its JSON (a
+// display name, a room name, search text): the JSON keeps the string
+// faithfully, the column holds what both engines can store.
+func StripNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+type textError struct{ why string }
+
+func (e *textError) Error() string { return e.why }
+func (e *textError) Unwrap() error { return ErrNotText }
