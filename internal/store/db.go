@@ -215,6 +215,12 @@ func checkArgs(args []any) error {
 		switch v := a.(type) {
 		case string:
 			err = ident.CheckText(v)
+		case *string:
+			if v != nil {
+				err = ident.CheckText(*v)
+			}
+		case sql.NullString:
+			err = ident.CheckText(v.String)
 		case []string:
 			for _, s := range v {
 				if err = ident.CheckText(s); err != nil {
