@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +86,10 @@ func incompressible(n int) string {
 
 // hostileCase is one request, made once per corpus string. In path and
 // body, {X} is the hostile string (percent-encoded in the path, a JSON
-// literal in the body), {Q} the same query-escaped, and {room}, {user},
-// {device}, {event}, {sent} the fixture's values (sent: the event ID the
-// last request answered with).
+// literal in the body), {Q} the same query-escaped, {n} the string's
+// index in the corpus (for transaction IDs), and {room}, {user},
+// {device}, {sent} the fixture's values (sent: the event ID the last
+// request answered with).
 type hostileCase struct {
 	name   string
 	method string
@@ -116,7 +119,7 @@ var hostileCases = []hostileCase{
 	{name: "send txn id", method: "PUT", path: "/rooms/{room}/send/m.room.message/{X}", body: `{"msgtype":"m.text","body":"x"}`},
 	{name: "event id", method: "GET", path: "/rooms/{room}/event/{X}"},
 	{name: "event context", method: "GET", path: "/rooms/{room}/context/{X}"},
-	{name: "relations", method: "GET", path: "/rooms/{room}/relations/{X}"},
+	{name: "relations", method: "GET", path: "/_matrix/client/v1/rooms/{room}/relations/{X}"},
 	{name: "redact", method: "PUT", path: "/rooms/{room}/redact/{X}/{X}", body: `{}`},
 	{name: "receipt", method: "POST", path: "/rooms/{room}/receipt/m.read/{X}", body: `{}`},
 	{name: "read markers", method: "POST", path: "/rooms/{room}/read_markers", body: `{"m.fully_read":{X}}`},
@@ -142,7 +145,7 @@ var hostileCases = []hostileCase{
 	{name: "device display name", method: "PUT", path: "/devices/{device}", body: `{"display_name":{X}}`},
 	{name: "device display name get", method: "GET", path: "/devices/{device}", keys: []string{"display_name"}},
 	{name: "to-device", method: "PUT", path: "/sendToDevice/{X}/{X}", body: `{"messages":{}}`},
-	{name: "to-device target", method: "PUT", path: "/sendToDevice/m.x/t-{Q}", body: `{"messages":{"{user}":{{X}:{}}}}`},
+	{name: "to-device target", method: "PUT", path: "/sendToDevice/m.x/t-{n}", body: `{"messages":{"{user}":{{X}:{}}}}`},
 	{name: "push rule", method: "PUT", path: "/pushrules/global/content/{X}", body: `{"pattern":{X},"actions":["notify"]}`},
 	{name: "media download", method: "GET", path: "/_matrix/client/v1/media/download/{X}/{X}"},
 	{name: "media download local", method: "GET", path: "/_matrix/client/v1/media/download/hs1.test/{X}"},
@@ -176,9 +179,9 @@ var hostileCases = []hostileCase{
 	{name: "room topic", method: "PUT", path: "/rooms/{room}/state/m.room.topic/", body: `{"topic":{X}}`},
 	{name: "member displayname", method: "PUT", path: "/rooms/{room}/state/m.room.member/{user}", body: `{"membership":"join","displayname":{X}}`},
 	{name: "members get", method: "GET", path: "/rooms/{room}/joined_members", keys: []string{"joined"}},
-	{name: "message", method: "PUT", path: "/rooms/{room}/send/m.room.message/m-{Q}", body: `{"msgtype":"m.text","body":{X}}`},
+	{name: "message", method: "PUT", path: "/rooms/{room}/send/m.room.message/m-{n}", body: `{"msgtype":"m.text","body":{X}}`},
 	{name: "message get", method: "GET", path: "/rooms/{room}/event/{sent}", keys: []string{"content", "type"}},
-	{name: "message key", method: "PUT", path: "/rooms/{room}/send/m.room.message/k-{Q}", body: `{"msgtype":"m.text","body":"k",{X}:{X}}`},
+	{name: "message key", method: "PUT", path: "/rooms/{room}/send/m.room.message/k-{n}", body: `{"msgtype":"m.text","body":"k",{X}:{X}}`},
 	{name: "message key get", method: "GET", path: "/rooms/{room}/event/{sent}", keys: []string{"content"}},
 	{name: "search", method: "POST", path: "/search", body: `{"search_categories":{"room_events":{"search_term":{X}}}}`},
 	{name: "search filter", method: "POST", path: "/search", body: `{"search_categories":{"room_events":{"search_term":"x","filter":{"rooms":[{X}]}}}}`},
@@ -211,8 +214,8 @@ func TestHostileStrings(t *testing.T) {
 		errcode any
 		keys    map[string]any
 	}
-	ask := func(t *testing.T, f *fixture, c hostileCase, h hostile) answer {
-		repl := strings.NewReplacer("{room}", f.room, "{user}", f.user, "{device}", f.device, "{sent}", f.vars["{sent}"])
+	ask := func(t *testing.T, f *fixture, c hostileCase, h hostile, n int) answer {
+		repl := strings.NewReplacer("{room}", f.room, "{user}", f.user, "{device}", f.device, "{sent}", f.vars["{sent}"], "{n}", strconv.Itoa(n))
 		path := repl.Replace(strings.ReplaceAll(strings.ReplaceAll(c.path, "{X}", pathEscape(h.raw)), "{Q}", url.QueryEscape(h.raw)))
 		var body any
 		if c.body != "" {
@@ -226,6 +229,9 @@ func TestHostileStrings(t *testing.T) {
 			path = "/_matrix/client/v3" + path
 		}
 		r := testserver.Send(t, nil, c.method, f.s.URL+path, token, body)
+		if os.Getenv("HOSTILE_DEBUG") != "" {
+			t.Logf("ANS %-28s %d %.150s", c.name, r.Status, r.Raw)
+		}
 		if r.Status >= 500 {
 			t.Errorf("%s: %d %.300s", f.s.Config.Database.URL, r.Status, r.Raw)
 		}
@@ -240,12 +246,12 @@ func TestHostileStrings(t *testing.T) {
 		}
 		return a
 	}
-	for _, h := range hostileCorpus() {
+	for n, h := range hostileCorpus() {
 		t.Run(h.name, func(t *testing.T) {
 			for _, c := range hostileCases {
 				var first answer
 				for i, f := range fixtures {
-					a := ask(t, f, c, h)
+					a := ask(t, f, c, h, n)
 					if i == 0 {
 						first = a
 						continue

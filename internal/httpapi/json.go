@@ -87,7 +87,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ident.ErrNotText):
 		// A string the store refused (see ident): the client's input, not
 		// the server, is at fault, on every engine alike.
-		e = mxerr.InvalidParam("Invalid string: %v", err)
+		e = mxerr.InvalidParam("A string in the request holds NUL or is not valid UTF-8")
 	default:
 		e = mxerr.Unknown("Internal server error")
 	}

@@ -30,14 +30,26 @@ func CheckText(s string) error {
 	return nil
 }
 
-// StripNUL removes NUL from free text that is kept beside its JSON (a
-// display name, a room name, search text): the JSON keeps the string
-// faithfully, the column holds what both engines can store.
-func StripNUL(s string) string {
-	if strings.IndexByte(s, 0) < 0 {
+// FreeText makes free text (a device's display name, a status message,
+// a report's reason, a media file name) storable on every engine: NUL is
+// dropped and bytes that are not UTF-8 become U+FFFD, as encoding/json
+// reads them. Identifiers are refused instead (CheckText): changing one
+// would name something else. JSON documents need neither: they keep NUL
+// escaped, faithfully.
+func FreeText(s string) string {
+	if CheckText(s) == nil {
 		return s
 	}
-	return strings.ReplaceAll(s, "\x00", "")
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}
+
+// FreeTextPtr is FreeText for an optional string.
+func FreeTextPtr(s *string) *string {
+	if s == nil || CheckText(*s) == nil {
+		return s
+	}
+	t := FreeText(*s)
+	return &t
 }
 
 type textError struct{ why string }
