@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
@@ -88,8 +89,8 @@ func incompressible(n int) string {
 // body, {X} is the hostile string (percent-encoded in the path, a JSON
 // literal in the body), {Q} the same query-escaped, {n} the string's
 // index in the corpus (for transaction IDs), and {room}, {user},
-// {device}, {sent} the fixture's values (sent: the event ID the last
-// request answered with).
+// {device}, {sent}, {filter} the fixture's values (sent: the event ID the
+// last request answered with; filter: the last filter ID).
 type hostileCase struct {
 	name   string
 	method string
@@ -100,6 +101,10 @@ type hostileCase struct {
 	// keys are the top-level fields of the answer that must be equal
 	// between engines too (the rest holds random IDs and times).
 	keys []string
+	// content: {X} is only inside an event's content, which is the
+	// sender's to fill, so the event must be accepted whenever the body
+	// is UTF-8 and the event within the size limit.
+	content bool
 }
 
 var hostileCases = []hostileCase{
@@ -140,6 +145,7 @@ var hostileCases = []hostileCase{
 	{name: "tags get", method: "GET", path: "/user/{user}/rooms/{room}/tags", keys: []string{"tags"}},
 	{name: "filter id", method: "GET", path: "/user/{user}/filter/{X}"},
 	{name: "filter create", method: "POST", path: "/user/{user}/filter", body: `{"room":{"rooms":[{X}],"timeline":{"types":[{X}],"senders":[{X}]}}}`},
+	{name: "sync stored filter", method: "GET", path: "/sync?timeout=0&filter={filter}"},
 	{name: "device get", method: "GET", path: "/devices/{X}"},
 	{name: "device rename", method: "PUT", path: "/devices/{X}", body: `{"display_name":"x"}`},
 	{name: "device display name", method: "PUT", path: "/devices/{device}", body: `{"display_name":{X}}`},
@@ -174,13 +180,18 @@ var hostileCases = []hostileCase{
 	{name: "avatar", method: "PUT", path: "/profile/{user}/avatar_url", body: `{"avatar_url":{X}}`},
 	{name: "presence", method: "PUT", path: "/presence/{user}/status", body: `{"presence":"online","status_msg":{X}}`},
 	{name: "presence get", method: "GET", path: "/presence/{user}/status", keys: []string{"status_msg"}},
-	{name: "room name", method: "PUT", path: "/rooms/{room}/state/m.room.name/", body: `{"name":{X}}`},
+	{name: "room name", method: "PUT", path: "/rooms/{room}/state/m.room.name/", body: `{"name":{X}}`, content: true},
 	{name: "room name get", method: "GET", path: "/rooms/{room}/state/m.room.name/", keys: []string{"name"}},
-	{name: "room topic", method: "PUT", path: "/rooms/{room}/state/m.room.topic/", body: `{"topic":{X}}`},
-	{name: "member displayname", method: "PUT", path: "/rooms/{room}/state/m.room.member/{user}", body: `{"membership":"join","displayname":{X}}`},
+	{name: "room topic", method: "PUT", path: "/rooms/{room}/state/m.room.topic/", body: `{"topic":{X}}`, content: true},
+	{name: "member displayname", method: "PUT", path: "/rooms/{room}/state/m.room.member/{user}", body: `{"membership":"join","displayname":{X}}`, content: true},
 	{name: "members get", method: "GET", path: "/rooms/{room}/joined_members", keys: []string{"joined"}},
-	{name: "message", method: "PUT", path: "/rooms/{room}/send/m.room.message/m-{n}", body: `{"msgtype":"m.text","body":{X}}`},
+	{name: "message", method: "PUT", path: "/rooms/{room}/send/m.room.message/m-{n}", body: `{"msgtype":"m.text","body":{X}}`, content: true},
 	{name: "message get", method: "GET", path: "/rooms/{room}/event/{sent}", keys: []string{"content", "type"}},
+	{name: "annotation", method: "PUT", path: "/rooms/{room}/send/m.reaction/a-{n}", body: `{"m.relates_to":{"rel_type":"m.annotation","event_id":"{sent}","key":{X}}}`, content: true},
+	{name: "relations get", method: "GET", path: "/_matrix/client/v1/rooms/{room}/relations/{sent}"},
+	{name: "thread reply", method: "PUT", path: "/rooms/{room}/send/m.room.message/r-{n}", body: `{"msgtype":"m.text","body":"r","m.relates_to":{"rel_type":"m.thread","event_id":{X}}}`, content: true},
+	{name: "reference", method: "PUT", path: "/rooms/{room}/send/m.room.message/f-{n}", body: `{"msgtype":"m.text","body":"r","m.relates_to":{"rel_type":{X},"event_id":{X}}}`, content: true},
+	{name: "threads", method: "GET", path: "/_matrix/client/v1/rooms/{room}/threads"},
 	{name: "message key", method: "PUT", path: "/rooms/{room}/send/m.room.message/k-{n}", body: `{"msgtype":"m.text","body":"k",{X}:{X}}`},
 	{name: "message key get", method: "GET", path: "/rooms/{room}/event/{sent}", keys: []string{"content"}},
 	{name: "search", method: "POST", path: "/search", body: `{"search_categories":{"room_events":{"search_term":{X}}}}`},
@@ -207,7 +218,7 @@ func TestHostileStrings(t *testing.T) {
 		status, body := s.Do(t, "POST", "/_matrix/client/v3/createRoom", alice.AccessToken, map[string]any{"preset": "public_chat"})
 		testserver.WantStatus(t, engine+": createRoom", status, body, http.StatusOK)
 		fixtures = append(fixtures, &fixture{s: s, token: alice.AccessToken, room: body["room_id"].(string),
-			user: alice.UserID.String(), device: alice.DeviceID.String(), vars: map[string]string{"{sent}": "$none"}})
+			user: alice.UserID.String(), device: alice.DeviceID.String(), vars: map[string]string{"{sent}": "$none", "{filter}": "0"}})
 	}
 	type answer struct {
 		status  int
@@ -215,7 +226,7 @@ func TestHostileStrings(t *testing.T) {
 		keys    map[string]any
 	}
 	ask := func(t *testing.T, f *fixture, c hostileCase, h hostile, n int) answer {
-		repl := strings.NewReplacer("{room}", f.room, "{user}", f.user, "{device}", f.device, "{sent}", f.vars["{sent}"], "{n}", strconv.Itoa(n))
+		repl := strings.NewReplacer("{room}", f.room, "{user}", f.user, "{device}", f.device, "{sent}", f.vars["{sent}"], "{filter}", f.vars["{filter}"], "{n}", strconv.Itoa(n))
 		path := repl.Replace(strings.ReplaceAll(strings.ReplaceAll(c.path, "{X}", pathEscape(h.raw)), "{Q}", url.QueryEscape(h.raw)))
 		var body any
 		if c.body != "" {
@@ -233,11 +244,17 @@ func TestHostileStrings(t *testing.T) {
 			t.Logf("ANS %-28s %d %.150s", c.name, r.Status, r.Raw)
 		}
 		if r.Status >= 500 {
-			t.Errorf("%s: %d %.300s", f.s.Config.Database.URL, r.Status, r.Raw)
+			t.Errorf("%s: %s: %d %.300s", c.name, f.s.Config.Database.URL, r.Status, r.Raw)
+		}
+		if c.content && utf8.ValidString(h.lit) && len(h.lit) < 60_000 && r.Status != http.StatusOK {
+			t.Errorf("%s: event content refused: %d %.300s", c.name, r.Status, r.Raw)
 		}
 		a := answer{status: r.Status, errcode: r.JSON["errcode"], keys: map[string]any{}}
 		for _, k := range c.keys {
 			a.keys[k] = r.JSON[k]
+		}
+		if id, ok := r.JSON["filter_id"].(string); ok {
+			f.vars["{filter}"] = id
 		}
 		if id, ok := r.JSON["event_id"].(string); ok {
 			f.vars["{sent}"] = id
@@ -321,6 +338,38 @@ func TestSearchAfterNUL(t *testing.T) {
 		wireOK(t, "get event", r)
 		if got := r.JSON["content"].(map[string]any)["body"]; got != "poisoned\x00needle" {
 			t.Fatalf("body served back as %q", got)
+		}
+	})
+}
+
+// TestPushCountsBadThreadRoot: a thread root that cannot be an event ID
+// (here, holding NUL) is the sender's content, not a reason to lose the
+// notification: the reply counts on the main timeline, on both engines.
+func TestPushCountsBadThreadRoot(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice := s.Register("alice", "pw-alice")
+		bob := s.Register("bob", "pw-bob")
+		status, body := s.Do(t, "POST", "/_matrix/client/v3/createRoom", alice.AccessToken, map[string]any{"preset": "public_chat"})
+		testserver.WantStatus(t, "createRoom", status, body, http.StatusOK)
+		room := body["room_id"].(string)
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/join/"+room, bob.AccessToken, map[string]any{})
+		testserver.WantStatus(t, "join", status, body, http.StatusOK)
+		r := testserver.Send(t, nil, "PUT", s.URL+"/_matrix/client/v3/rooms/"+room+"/send/m.room.message/t1", bob.AccessToken,
+			[]byte(`{"msgtype":"m.text","body":"hello","m.relates_to":{"rel_type":"m.thread","event_id":"$a\u0000b"}}`))
+		wireOK(t, "thread reply", r)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, body := s.Do(t, "GET", "/_matrix/client/v3/sync?timeout=0", alice.AccessToken, nil)
+			testserver.WantStatus(t, "sync", status, body, http.StatusOK)
+			joined, _ := body["rooms"].(map[string]any)["join"].(map[string]any)
+			unread, _ := joined[room].(map[string]any)["unread_notifications"].(map[string]any)
+			if n, _ := unread["notification_count"].(float64); n == 1 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the reply was never counted: %v", unread)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 }

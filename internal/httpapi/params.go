@@ -14,7 +14,7 @@ import (
 // type or state key over it with 413 M_TOO_LARGE, and so does Myelin for
 // every path parameter. The bound also keeps index rows under
 // PostgreSQL's btree limit.
-const MaxParamBytes = 255
+const MaxParamBytes = ident.MaxBytes
 
 var wildcard = regexp.MustCompile(`\{([A-Za-z0-9_]+)(?:\.\.\.)?\}`)
 

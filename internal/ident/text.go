@@ -30,6 +30,21 @@ func CheckText(s string) error {
 	return nil
 }
 
+// MaxBytes bounds every Matrix identifier: the spec bounds user, room
+// and event IDs, aliases, event types and state keys at 255 bytes. It
+// also keeps index rows far under PostgreSQL's btree limit (SQLite has
+// none), so that both engines take the same identifiers.
+const MaxBytes = 255
+
+// CheckID is CheckText for an identifier, which is also at most MaxBytes
+// long.
+func CheckID(s string) error {
+	if len(s) > MaxBytes {
+		return &textError{"longer than 255 bytes"}
+	}
+	return CheckText(s)
+}
+
 // FreeText makes free text (a device's display name, a status message,
 // a report's reason, a media file name) storable on every engine: NUL is
 // dropped and bytes that are not UTF-8 become U+FFFD, as encoding/json
