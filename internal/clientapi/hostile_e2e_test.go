@@ -87,7 +87,8 @@ func incompressible(n int) string {
 
 // hostileCase is one request, made once per corpus string. In path and
 // body, {X} is the hostile string (percent-encoded in the path, a JSON
-// literal in the body), {Q} the same query-escaped, {n} the string's
+// literal in the body), {Q} the same query-escaped, {QL} the JSON
+// literal query-escaped (for filters in the query), {n} the string's
 // index in the corpus (for transaction IDs), and {room}, {user},
 // {device}, {sent}, {filter} the fixture's values (sent: the event ID the
 // last request answered with; filter: the last filter ID).
@@ -127,12 +128,22 @@ var hostileCases = []hostileCase{
 	{name: "relations", method: "GET", path: "/_matrix/client/v1/rooms/{room}/relations/{X}"},
 	{name: "redact", method: "PUT", path: "/rooms/{room}/redact/{X}/{X}", body: `{}`},
 	{name: "receipt", method: "POST", path: "/rooms/{room}/receipt/m.read/{X}", body: `{}`},
+	{name: "receipt thread", method: "POST", path: "/rooms/{room}/receipt/m.read/{sent}", body: `{"thread_id":{X}}`},
+	{name: "report reason", method: "POST", path: "/rooms/{room}/report/{sent}", body: `{"reason":{X}}`},
+	{name: "report room", method: "POST", path: "/rooms/{room}/report", body: `{"reason":{X}}`},
+	{name: "pusher", method: "POST", path: "/pushers/set", body: `{"kind":"http","app_id":{X},"pushkey":{X},"app_display_name":{X},"device_display_name":{X},"lang":{X},"data":{"url":"https://push.example/_matrix/push/v1/notify"}}`},
+	{name: "pushers get", method: "GET", path: "/pushers"},
+	{name: "keys upload", method: "POST", path: "/keys/upload", body: `{"one_time_keys":{{X}:"k"},"fallback_keys":{{X}:"k"}}`},
+	{name: "room upgrade", method: "POST", path: "/rooms/{room}/upgrade", body: `{"new_version":{X}}`},
+	{name: "leave reason", method: "POST", path: "/rooms/{X}/leave", body: `{"reason":{X}}`},
 	{name: "read markers", method: "POST", path: "/rooms/{room}/read_markers", body: `{"m.fully_read":{X}}`},
 	{name: "report", method: "POST", path: "/rooms/{room}/report/{X}", body: `{}`},
 	{name: "typing", method: "PUT", path: "/rooms/{room}/typing/{X}", body: `{"typing":true,"timeout":1000}`},
 	{name: "members at", method: "GET", path: "/rooms/{room}/members?at={Q}"},
 	{name: "messages from", method: "GET", path: "/rooms/{room}/messages?dir=b&from={Q}"},
 	{name: "messages filter", method: "GET", path: "/rooms/{room}/messages?dir=b&filter={Q}"},
+	{name: "sync inline filter", method: "GET", path: "/sync?timeout=0&filter=%7B%22room%22:%7B%22rooms%22:[{QL}],%22timeline%22:%7B%22types%22:[{QL}],%22not_senders%22:[{QL}]%7D%7D%7D"},
+	{name: "messages inline filter", method: "GET", path: "/rooms/{room}/messages?dir=b&filter=%7B%22types%22:[{QL}],%22senders%22:[{QL}],%22not_rooms%22:[{QL}]%7D"},
 	{name: "sync since", method: "GET", path: "/sync?timeout=0&since={Q}"},
 	{name: "sync filter", method: "GET", path: "/sync?timeout=0&filter={Q}"},
 	{name: "profile", method: "GET", path: "/profile/{X}"},
@@ -227,7 +238,7 @@ func TestHostileStrings(t *testing.T) {
 	}
 	ask := func(t *testing.T, f *fixture, c hostileCase, h hostile, n int) answer {
 		repl := strings.NewReplacer("{room}", f.room, "{user}", f.user, "{device}", f.device, "{sent}", f.vars["{sent}"], "{filter}", f.vars["{filter}"], "{n}", strconv.Itoa(n))
-		path := repl.Replace(strings.ReplaceAll(strings.ReplaceAll(c.path, "{X}", pathEscape(h.raw)), "{Q}", url.QueryEscape(h.raw)))
+		path := repl.Replace(strings.NewReplacer("{X}", pathEscape(h.raw), "{Q}", url.QueryEscape(h.raw), "{QL}", url.QueryEscape(h.lit)).Replace(c.path))
 		var body any
 		if c.body != "" {
 			body = []byte(repl.Replace(strings.ReplaceAll(c.body, "{X}", h.lit)))
