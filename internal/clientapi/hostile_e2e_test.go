@@ -47,6 +47,7 @@ func hostileCorpus() []hostile {
 		lit("control", "a\x01\x1f\x7fb"),
 		lit("emoji", "😀👍🏽"),
 		lit("sql", "' OR 1=1; --"),
+		lit("kilobyte", incompressible(1000)),
 		lit("long", incompressible(70_000)),
 	}
 }

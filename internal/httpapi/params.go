@@ -7,14 +7,14 @@ import (
 	"regexp"
 )
 
-// MaxParamBytes bounds every path parameter. Each is a Matrix identifier
-// or an opaque ID (room, user, event and device IDs, aliases, server
-// names, event types, state keys, transaction, filter and media IDs),
-// and the spec bounds identifiers at 255 bytes; Synapse answers an event
-// type or state key over it with 413 M_TOO_LARGE, and so does Myelin for
-// every path parameter. The bound also keeps index rows under
-// PostgreSQL's btree limit.
-const MaxParamBytes = ident.MaxBytes
+// MaxParamBytes bounds every path parameter, before any handler runs.
+// The spec bounds identifiers at 255 bytes, but handlers apply that with
+// their own precise errors (M_KEY_TOO_LARGE for profile keys, 413 for
+// event types and state keys); this bound only keeps what no identifier
+// can be out of the store: SQLite indexes any length, PostgreSQL refuses
+// btree index rows over about 2.7 kB, so a longer parameter answered 500
+// on one engine and 200 on the other.
+const MaxParamBytes = 4 * ident.MaxBytes
 
 var wildcard = regexp.MustCompile(`\{([A-Za-z0-9_]+)(?:\.\.\.)?\}`)
 
