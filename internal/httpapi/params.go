@@ -1,10 +1,11 @@
 package httpapi
 
 import (
-	"github.com/myelin-chat/myelin/internal/ident"
-	"github.com/myelin-chat/myelin/internal/mxerr"
 	"net/http"
 	"regexp"
+
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 // MaxParamBytes bounds every path parameter, before any handler runs.
