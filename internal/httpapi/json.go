@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -82,13 +81,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // errors are internal: logged by the caller, shown as M_UNKNOWN.
 func WriteError(w http.ResponseWriter, err error) {
 	e, ok := mxerr.As(err)
-	switch {
-	case ok:
-	case errors.Is(err, ident.ErrNotText):
-		// A string the store refused (see ident): the client's input, not
-		// the server, is at fault, on every engine alike.
-		e = mxerr.InvalidParam("A string in the request holds NUL or is not valid UTF-8")
-	default:
+	if !ok {
 		e = mxerr.Unknown("Internal server error")
 	}
 	if ra, ok := e.Extra["retry_after_ms"].(int64); ok && e.Status == http.StatusTooManyRequests {

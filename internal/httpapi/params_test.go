@@ -21,7 +21,7 @@ func TestStringsAtTheBoundary(t *testing.T) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/state/{eventType}/{stateKey...}", Handler: func(r *http.Request, _ *httpapi.Caller) (any, error) {
 		reached = true
 		if r.URL.Query().Get("store") != "" {
-			return nil, fmt.Errorf("store: argument 1: %w", ident.ErrNotText)
+			return nil, fmt.Errorf("store: argument 1: %w", ident.CheckText("a\x00"))
 		}
 		return map[string]any{}, nil
 	}})

@@ -6,13 +6,11 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
 
-	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -205,7 +203,7 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	}
 	body, err := route.Handler(r, caller)
 	if err != nil {
-		if _, ok := mxerr.As(err); !ok && !errors.Is(err, ident.ErrNotText) {
+		if _, ok := mxerr.As(err); !ok {
 			rt.deps.Logger.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
 		WriteError(w, err)

@@ -8,12 +8,17 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 // ErrNotText marks a string that cannot be stored as text: it holds NUL
 // or is not valid UTF-8. PostgreSQL's TEXT refuses both, SQLite stores
-// anything; refusing it on every engine keeps their answers the same. It
-// reaches clients as 400 M_INVALID_PARAM.
+// anything; refusing it on every engine keeps their answers the same.
+// CheckText's errors are also a Matrix error, 400 M_INVALID_PARAM: a
+// decision about the input, never a failure to decide, so that a client
+// is told what is wrong and a remote server's event holding such a
+// string is refused, not retried (rooms.Decided).
 var ErrNotText = errors.New("not valid text: NUL or invalid UTF-8")
 
 // CheckText returns ErrNotText, wrapped with the reason, for a string
@@ -70,4 +75,6 @@ func FreeTextPtr(s *string) *string {
 type textError struct{ why string }
 
 func (e *textError) Error() string { return e.why }
-func (e *textError) Unwrap() error { return ErrNotText }
+func (e *textError) Unwrap() []error {
+	return []error{ErrNotText, mxerr.InvalidParam("A string in the request holds NUL or is not valid UTF-8")}
+}

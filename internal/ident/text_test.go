@@ -2,8 +2,11 @@ package ident
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 func TestCheckText(t *testing.T) {
@@ -14,6 +17,11 @@ func TestCheckText(t *testing.T) {
 		err := CheckText(s)
 		if (err == nil) != ok || err != nil && !errors.Is(err, ErrNotText) {
 			t.Errorf("CheckText(%q) = %v, want ok=%v", s, err, ok)
+		}
+		// Wrapped as the store wraps it, the error is still the client's:
+		// 400 M_INVALID_PARAM.
+		if e, isMx := mxerr.As(fmt.Errorf("store: argument 1: %w", err)); !ok && (!isMx || e.Status != 400 || e.Code != "M_INVALID_PARAM") {
+			t.Errorf("CheckText(%q): Matrix error %v", s, e)
 		}
 	}
 	if CheckID(strings.Repeat("a", MaxBytes)) != nil || !errors.Is(CheckID(strings.Repeat("a", MaxBytes+1)), ErrNotText) {
