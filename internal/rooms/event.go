@@ -7,6 +7,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -162,6 +163,12 @@ func relationOf(pdu gomatrixserverlib.PDU) *relation {
 		RelatesTo *relation `json:"m.relates_to"`
 	}
 	if json.Unmarshal(pdu.Content(), &c) != nil || c.RelatesTo == nil || c.RelatesTo.EventID == "" || c.RelatesTo.RelType == "" {
+		return nil
+	}
+	// Content is the sender's to fill: a target that cannot be an event
+	// ID (NUL, too long) relates to nothing, and must not reach the
+	// store's relation columns, which PostgreSQL could not index.
+	if ident.CheckID(c.RelatesTo.EventID) != nil || ident.CheckID(c.RelatesTo.RelType) != nil {
 		return nil
 	}
 	return c.RelatesTo

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,8 +50,9 @@ type Indexer struct {
 	wake   chan struct{}
 	// urgent ends the gathering wait: a search is waiting.
 	urgent chan struct{}
-	// written is the high position last recorded (Run's goroutine only).
-	written int64
+	// written and writtenLow are the positions last recorded (Run's
+	// goroutine only).
+	written, writtenLow int64
 
 	mu   sync.Mutex
 	high int64
@@ -85,7 +87,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 		}
 		high, low, err = ix.store.SearchPosition(ctx)
 	}
-	ix.written = high
+	ix.written, ix.writtenLow = high, low
 	ix.setHigh(high)
 	for {
 		// Waiting for the stream before catching up, not after, so that
@@ -191,7 +193,11 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		case "content.topic":
 			v = ev.Content.Topic
 		}
+		// The event keeps its text faithfully; the index column holds
+		// what both engines can store (PostgreSQL's TEXT refuses NUL),
+		// NUL read as a space between words.
 		text, _ := v.(string)
+		text = strings.ReplaceAll(text, "\x00", " ")
 		if key == "content.body" && r.StateKey != nil || text == "" {
 			continue
 		}
@@ -207,9 +213,52 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		return nil
 	}
 	if err := ix.store.IndexSearch(ctx, add, remove, high, low); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return ix.indexEach(ctx, add, remove, high, low, err)
+	}
+	ix.written, ix.writtenLow = high, low
+	return nil
+}
+
+// indexEach is index's way out when a batch fails: it stores the batch
+// one entry at a time, keeping the recorded positions, so that an entry
+// the database refuses is logged and skipped instead of failing every
+// later attempt (one such message once stopped the index for good). A
+// database that is down fails the first entry too: then nothing moves
+// and the batch is retried as a whole.
+func (ix *Indexer) indexEach(ctx context.Context, add []store.SearchEntry, remove []string, high, low int64, batchErr error) error {
+	stored := 0
+	for _, e := range add {
+		err := ix.store.IndexSearch(ctx, []store.SearchEntry{e}, nil, ix.written, ix.writtenLow)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			ix.log.Warn("search: skipping an event the index refuses", "event_nid", e.EventNID, "room_id", e.RoomID, "err", err)
+		default:
+			stored++
+		}
+	}
+	for _, id := range remove {
+		err := ix.store.IndexSearch(ctx, nil, []string{id}, ix.written, ix.writtenLow)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			ix.log.Warn("search: skipping a redaction the index refuses", "redacts", id, "err", err)
+		default:
+			stored++
+		}
+	}
+	if stored == 0 && len(add)+len(remove) > 1 {
+		return batchErr // nothing went in: the database, not a row, is at fault
+	}
+	if err := ix.store.IndexSearch(ctx, nil, nil, high, low); err != nil {
 		return err
 	}
-	ix.written = high
+	ix.written, ix.writtenLow = high, low
 	return nil
 }
 

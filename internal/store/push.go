@@ -10,6 +10,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/myelin-chat/myelin/internal/ident"
 )
 
 // PushNotification is an event a user's push rules notify about.
@@ -446,7 +448,7 @@ type Report struct {
 // AddReport stores a report.
 func (db *DB) AddReport(ctx context.Context, r Report) error {
 	_, err := db.w().exec(ctx, `INSERT INTO content_reports (reporter, room_id, event_id, target_user_id, reason, score, received_ts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.Reporter, r.RoomID, r.EventID, r.TargetUserID, r.Reason, r.Score, r.ReceivedTS)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.Reporter, r.RoomID, r.EventID, r.TargetUserID, ident.FreeText(r.Reason), r.Score, r.ReceivedTS)
 	return err
 }
 
