@@ -10,12 +10,12 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // Navigating a room's history: /context around an event,
@@ -149,8 +149,8 @@ func (a *API) renderContext(ctx context.Context, c *httpapi.Caller, w *eventWind
 		"events_before": nonNil(rendered[1 : 1+nb]),
 		"events_after":  nonNil(rendered[1+nb : 1+nb+na]),
 		"state":         nonNil(rendered[1+nb+na:]),
-		"start":         mxsync.Token{Events: w.start}.String(),
-		"end":           mxsync.Token{Events: w.end}.String(),
+		"start":         clientsync.Token{Events: w.start}.String(),
+		"end":           clientsync.Token{Events: w.end}.String(),
 	}, nil
 }
 
@@ -287,8 +287,8 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		"membership": membership,
 		"messages": map[string]any{
 			"chunk": nonNil(rendered[:len(evs)]),
-			"start": mxsync.Token{Events: start}.String(),
-			"end":   mxsync.Token{Events: upper}.String(),
+			"start": clientsync.Token{Events: start}.String(),
+			"end":   clientsync.Token{Events: upper}.String(),
 		},
 		"state":        nonNil(rendered[len(evs):]),
 		"visibility":   visibility,
