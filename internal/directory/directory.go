@@ -76,7 +76,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	}
 	field := func(typ, key string) string {
 		if ev := evs[store.StateKey{Type: typ}]; ev != nil {
-			return contentString(ev.Content(), key)
+			return rooms.ContentString(ev.Content(), key)
 		}
 		return ""
 	}
@@ -117,21 +117,10 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	return &Room{Summary: sum, State: state}, nil
 }
 
-// contentString reads one top-level string of an event content.
-func contentString(content []byte, key string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(content, &m) != nil {
-		return ""
-	}
-	var s string
-	_ = json.Unmarshal(m[key], &s)
-	return s
-}
-
 // plainTopic is the plain-text topic of an m.room.topic content: topic,
 // or else the text/plain entry of m.topic.
 func plainTopic(content []byte) string {
-	if t := contentString(content, "topic"); t != "" {
+	if t := rooms.ContentString(content, "topic"); t != "" {
 		return t
 	}
 	var c struct {
