@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -169,22 +168,9 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
 	tsParam := q.Get("ts")
-	if tsParam == "" {
-		return nil, mxerr.MissingParam("Missing ts parameter")
-	}
-	ts, err := strconv.ParseInt(tsParam, 10, 64)
+	ts, backwards, err := httpapi.TimestampQuery(q)
 	if err != nil {
-		return nil, mxerr.InvalidParam("ts must be an integer")
-	}
-	var backwards bool
-	switch q.Get("dir") {
-	case "f":
-	case "b":
-		backwards = true
-	case "":
-		return nil, mxerr.MissingParam("Missing dir parameter")
-	default:
-		return nil, mxerr.InvalidParam("dir must be f or b")
+		return nil, err
 	}
 	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
 	if err != nil {

@@ -7,6 +7,7 @@ package directory
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,6 +154,21 @@ type PublicRoomsQuery struct {
 	} `json:"filter"`
 	IncludeAllNetworks   bool   `json:"include_all_networks"`
 	ThirdPartyInstanceID string `json:"third_party_instance_id"`
+}
+
+// PublicRoomsQueryFromURL reads a GET /publicRooms query string, of the
+// client or the federation API.
+func PublicRoomsQueryFromURL(q url.Values) (PublicRoomsQuery, error) {
+	req := PublicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
+		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return PublicRoomsQuery{}, mxerr.InvalidParam("limit must be an integer")
+		}
+		req.Limit = &n
+	}
+	return req, nil
 }
 
 // PublicRoomsResponse is a page of the published rooms.
