@@ -187,11 +187,7 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 		if err != nil {
 			return nil, err
 		}
-		nids := make([]int64, len(rows))
-		for i, row := range rows {
-			nids[i] = row.NID
-		}
-		evs, err := a.rooms.EventsByNID(ctx, nids)
+		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
 		if err != nil {
 			return nil, err
 		}

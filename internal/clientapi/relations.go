@@ -115,11 +115,7 @@ func (a *API) pageRelations(ctx context.Context, userID string, rq store.Relatio
 		if err != nil {
 			return nil, 0, err
 		}
-		nids := make([]int64, len(rows))
-		for i, row := range rows {
-			nids[i] = row.NID
-		}
-		evs, err := a.rooms.EventsByNID(ctx, nids)
+		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
 		if err != nil {
 			return nil, 0, err
 		}

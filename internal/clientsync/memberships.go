@@ -140,11 +140,7 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 	if err != nil {
 		return nil, err
 	}
-	nids := make([]int64, len(ms))
-	for i, m := range ms {
-		nids[i] = m.EventNID
-	}
-	evs, err := s.engine.EventsByNID(ctx, nids)
+	evs, err := rooms.EventsFor(ctx, s.engine, ms, func(m store.RoomMembership) int64 { return m.EventNID })
 	if err != nil {
 		return nil, err
 	}

@@ -364,6 +364,17 @@ func (e *Engine) CurrentState(ctx context.Context, roomID string) (StateMap, err
 	return h.state, nil
 }
 
+// EventsFor loads the events that rows point at (search hits, relation
+// rows, memberships...), in the rows' order, as EventsByNID does; nid
+// picks a row's event NID.
+func EventsFor[T any](ctx context.Context, e *Engine, rows []T, nid func(T) int64) ([]*Event, error) {
+	nids := make([]int64, len(rows))
+	for i, r := range rows {
+		nids[i] = nid(r)
+	}
+	return e.EventsByNID(ctx, nids)
+}
+
 // EventsByNID loads events by NID through the cache, in the order given;
 // unknown NIDs are skipped.
 func (e *Engine) EventsByNID(ctx context.Context, nids []int64) ([]*Event, error) {

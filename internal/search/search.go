@@ -214,11 +214,7 @@ func (s *Service) page(ctx context.Context, userID string, q store.SearchQuery, 
 }
 
 func (s *Service) eventsOf(ctx context.Context, hits []store.SearchHit) (map[int64]*rooms.Event, error) {
-	nids := make([]int64, len(hits))
-	for i, h := range hits {
-		nids[i] = h.EventNID
-	}
-	evs, err := s.rooms.EventsByNID(ctx, nids)
+	evs, err := rooms.EventsFor(ctx, s.rooms, hits, func(h store.SearchHit) int64 { return h.EventNID })
 	if err != nil {
 		return nil, err
 	}
