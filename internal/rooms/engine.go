@@ -21,6 +21,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -260,16 +261,7 @@ func (e *Engine) Flush() { e.writer.flush() }
 // until ctx ends, so that memory follows the active rooms rather than
 // every room ever touched.
 func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			e.evictIdle(idle)
-		}
-	}
+	periodic.Every(ctx, interval, func() { e.evictIdle(idle) })
 }
 
 func (e *Engine) evictIdle(idle time.Duration) int {

@@ -39,6 +39,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/outbound"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
@@ -411,20 +412,13 @@ func (s *Server) Start() error {
 // pruneRedactions drops the original content of events redacted longer
 // ago than the retention period, hourly.
 func (s *Server) pruneRedactions(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
 			s.log.Warn("pruning redacted events", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned redacted events", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 func (s *Server) goRun(fn func()) {
