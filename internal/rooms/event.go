@@ -141,10 +141,11 @@ func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error
 	return spec.NewUserID(string(senderID), true)
 }
 
-// contentField reads one top-level string field of the event content.
-func contentField(pdu gomatrixserverlib.PDU, key string) string {
+// ContentString reads one top-level string of an event content ("" when
+// it is absent or not a string).
+func ContentString(content []byte, key string) string {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(pdu.Content(), &m) != nil {
+	if json.Unmarshal(content, &m) != nil {
 		return ""
 	}
 	var s string

@@ -30,9 +30,19 @@ type Store interface {
 // indexedKeys maps each indexed event type to the content field searched
 // (the spec's search keys).
 var indexedKeys = map[string]string{
-	"m.room.message": "content.body",
-	"m.room.name":    "content.name",
-	"m.room.topic":   "content.topic",
+	"m.room.message": KeyBody,
+	"m.room.name":    KeyName,
+	"m.room.topic":   KeyTopic,
+}
+
+// isKey reports whether k is one of the spec's search keys.
+func isKey(k string) bool {
+	for _, key := range indexedKeys {
+		if key == k {
+			return true
+		}
+	}
+	return false
 }
 
 // indexBatch is how many events one indexing transaction reads.
@@ -186,11 +196,11 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		key := indexedKeys[r.Type]
 		var v any
 		switch key {
-		case "content.body":
+		case KeyBody:
 			v = ev.Content.Body
-		case "content.name":
+		case KeyName:
 			v = ev.Content.Name
-		case "content.topic":
+		case KeyTopic:
 			v = ev.Content.Topic
 		}
 		// The event keeps its text faithfully; the index column holds
@@ -198,7 +208,7 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		// NUL read as a space between words.
 		text, _ := v.(string)
 		text = strings.ReplaceAll(text, "\x00", " ")
-		if key == "content.body" && r.StateKey != nil || text == "" {
+		if key == KeyBody && r.StateKey != nil || text == "" {
 			continue
 		}
 		add = append(add, store.SearchEntry{EventNID: r.NID, Key: key, RoomID: r.RoomID, Sender: r.Sender,
