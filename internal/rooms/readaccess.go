@@ -7,7 +7,6 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The room-level half of "may this user see this?": which part of a
@@ -107,14 +106,15 @@ func (e *Engine) MayReadCurrent(ctx context.Context, roomID, userID string) erro
 }
 
 // VisibleEvent loads an event of a room that the user may see;
-// M_NOT_FOUND otherwise, so that hidden events are indistinguishable
-// from missing ones.
+// M_NOT_FOUND otherwise (unknown, of another room, or hidden by
+// Visibility), so that hidden events are indistinguishable from missing
+// ones.
 func (e *Engine) VisibleEvent(ctx context.Context, roomID, eventID, userID string) (*Event, error) {
 	ev, err := e.Event(ctx, eventID)
 	if err != nil {
 		return nil, err
 	}
-	if ev.RoomID().String() != roomID || ev.Status != store.EventAccepted {
+	if ev.RoomID().String() != roomID {
 		return nil, mxerr.NotFound("Event not found")
 	}
 	ok, err := e.VisibilityFor(userID).CanSee(ctx, ev)

@@ -3,10 +3,12 @@ package rooms
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -101,6 +103,50 @@ func TestReadAccess(t *testing.T) {
 		}
 		if _, err := e.VisibleEvent(ctx, roomID, r.message().EventID(), carol); err != nil {
 			t.Fatalf("carol cannot see a world-readable message: %v", err)
+		}
+	})
+}
+
+// TestCanSeeHidesSoftFailed: a soft-failed event is never shown to a
+// client, whoever asks and whatever the history visibility (Synapse's
+// filter_events_for_client). The receipt handler's copy of the rule
+// only refused outliers, so a receipt could point at a soft-failed
+// event; both now ask Visibility.
+func TestCanSeeHidesSoftFailed(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		const alice, bob = "@alice:a.test", "@bob:b.test"
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: alice, Preset: PresetPublicChat, Version: "10"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &fedRoom{t: t, e: e, roomID: roomID}
+		r.message()
+		join := r.remoteMember(bob, spec.Join)
+		state, _ := e.CurrentState(ctx, roomID)
+		auth := e.stateIDs(t, state, store.StateKey{Type: spec.MRoomCreate}, store.StateKey{Type: spec.MRoomPowerLevels},
+			store.StateKey{Type: spec.MRoomMember, StateKey: bob})
+		if _, err := e.SetMembership(ctx, MembershipRequest{Sender: alice, RoomID: roomID, Target: bob, Membership: spec.Ban}); err != nil {
+			t.Fatal(err)
+		}
+		// bob, banned, sends on the branch before his ban: allowed by its
+		// own auth events, refused by the room's current state.
+		v, _ := e.RoomVersion(ctx, roomID)
+		late := newRemote("b.test").build(t, v, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "late"},
+			[]string{join.EventID()}, auth, join.Depth()+1, time.Now())
+		ev, err := e.Receive(ctx, late)
+		if err != nil || ev.Status != store.EventSoftFailed {
+			t.Fatalf("bob's late message: %+v %v, want soft-failed", ev, err)
+		}
+		if ok, err := e.VisibilityFor(alice).CanSee(ctx, ev); err != nil || ok {
+			t.Fatalf("alice sees a soft-failed event: %v %v", ok, err)
+		}
+		_, err = e.VisibleEvent(ctx, roomID, ev.EventID(), alice)
+		wantCode(t, "a soft-failed event by ID", err, "M_NOT_FOUND")
+		r.visibility(WorldReadable)
+		if ok, err := e.VisibilityFor("@carol:a.test").CanSee(ctx, ev); err != nil || ok {
+			t.Fatalf("a world-readable room shows a soft-failed event: %v %v", ok, err)
 		}
 	})
 }
