@@ -46,11 +46,12 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := a.visibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
+	upper := ra.UpTo(a.rooms.Stream().Current())
+	ev, err := a.rooms.VisibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +176,11 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	upper := ra.UpTo(a.rooms.Stream().Current())
 	vis := a.rooms.VisibilityFor(c.UserID)
 	pos := int64(-1)
 	if backwards {
@@ -225,14 +227,11 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	state, _, err := a.readableState(ctx, roomID, c.UserID)
+	ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
-	if err != nil {
-		return nil, err
-	}
+	state, upper := ra.State, ra.UpTo(a.rooms.Stream().Current())
 	membership, err := a.rooms.MembershipIn(ctx, state, c.UserID)
 	if err != nil {
 		return nil, err

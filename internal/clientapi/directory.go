@@ -261,25 +261,8 @@ func (a *API) roomAliases(r *http.Request, c *httpapi.Caller) (any, error) {
 	ctx := r.Context()
 	roomID := r.PathValue("roomId")
 	if !c.IsAdmin {
-		state, err := a.rooms.CurrentState(ctx, roomID)
-		if err != nil {
-			if _, ok := mxerr.As(err); ok {
-				return nil, mxerr.Forbidden("You are not in this room")
-			}
+		if err := a.rooms.MayReadCurrent(ctx, roomID, c.UserID); err != nil {
 			return nil, err
-		}
-		m, err := a.rooms.MembershipIn(ctx, state, c.UserID)
-		if err != nil {
-			return nil, err
-		}
-		if m != spec.Join {
-			peek, err := a.rooms.CanPeek(ctx, state)
-			if err != nil {
-				return nil, err
-			}
-			if !peek {
-				return nil, mxerr.Forbidden("You are not in this room")
-			}
 		}
 	}
 	aliases, err := a.roomStore.RoomAliases(ctx, roomID)
@@ -333,43 +316,6 @@ func (a *API) putDirectoryVisibility(r *http.Request, c *httpapi.Caller) (any, e
 		return nil, mxerr.Forbidden("This server requires you to be a moderator in the room to edit its room list entry")
 	}
 	return empty, a.publishRoom(ctx, roomID, visibility == "public")
-}
-
-// accessible reports whether a user (or, for "", an anonymous caller)
-// may see a room's summary, as the spec's space hierarchy rules say: they
-// are joined, invited or knocking; the room is public, knockable or
-// world-readable; or it is restricted to a room they are joined to. It
-// also returns the user's membership.
-func (a *API) accessible(ctx context.Context, d *directory.Room, userID string) (string, bool, error) {
-	membership := ""
-	if userID != "" {
-		var err error
-		if membership, err = a.rooms.MembershipIn(ctx, d.State, userID); err != nil {
-			return "", false, err
-		}
-	}
-	switch {
-	case membership == spec.Join || membership == spec.Invite || membership == spec.Knock:
-		return membership, true, nil
-	case d.Summary.WorldReadable:
-		return membership, true, nil
-	}
-	switch d.Summary.JoinRule {
-	case spec.Public, spec.Knock, spec.KnockRestricted:
-		return membership, true, nil
-	case spec.Restricted:
-		if userID == "" {
-			return membership, false, nil
-		}
-		for _, id := range d.Summary.AllowedRoomIDs {
-			if m, err := a.rooms.MembershipOf(ctx, id, userID); err != nil {
-				return "", false, err
-			} else if m == spec.Join {
-				return membership, true, nil
-			}
-		}
-	}
-	return membership, false, nil
 }
 
 func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {

@@ -127,7 +127,7 @@ func (a *API) setFullyRead(r *http.Request, c *httpapi.Caller, roomID, eventID s
 	if err := a.joined(r, c, roomID); err != nil {
 		return err
 	}
-	if _, err := a.visibleEvent(r.Context(), roomID, eventID, c.UserID); err != nil {
+	if _, err := a.rooms.VisibleEvent(r.Context(), roomID, eventID, c.UserID); err != nil {
 		return err
 	}
 	if a.accountData == nil {

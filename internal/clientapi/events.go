@@ -141,43 +141,12 @@ func (a *API) checkCanonicalAlias(ctx context.Context, roomID string, content ma
 	return nil
 }
 
-// readableState is the state a user may read: the current state while
-// joined (or in a world-readable room), the state when they left after
-// leaving. The bool reports whether it is the current state.
-func (a *API) readableState(ctx context.Context, roomID, userID string) (rooms.StateMap, bool, error) {
-	state, err := a.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return nil, false, mxerr.Forbidden("You are not in this room")
-		}
-		return nil, false, err
-	}
-	m, err := a.rooms.MembershipIn(ctx, state, userID)
-	if err != nil {
-		return nil, false, err
-	}
-	switch m {
-	case spec.Join:
-		return state, true, nil
-	case spec.Leave, spec.Ban:
-		ev, err := a.rooms.StateEvent(ctx, state, spec.MRoomMember, userID)
-		if err != nil {
-			return nil, false, err
-		}
-		left, err := a.rooms.StateAt(ctx, ev.StateAfter)
-		return left, false, err
-	}
-	if ok, err := a.rooms.CanPeek(ctx, state); err != nil || ok {
-		return state, true, err
-	}
-	return nil, false, mxerr.Forbidden("You are not in this room")
-}
-
 func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
-	state, _, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	state := ra.State
 	ev, err := a.rooms.StateEvent(r.Context(), state, r.PathValue("eventType"), r.PathValue("stateKey"))
 	if err != nil {
 		return nil, err
@@ -196,10 +165,11 @@ func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
-	state, _, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	state := ra.State
 	evs, err := a.stateList(r.Context(), state, func(store.StateKey) bool { return true })
 	if err != nil {
 		return nil, err
@@ -228,29 +198,8 @@ func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(sto
 	return evs, nil
 }
 
-// visibleEvent loads an event of a room that the user may see;
-// M_NOT_FOUND otherwise, so that hidden events are indistinguishable
-// from missing ones.
-func (a *API) visibleEvent(ctx context.Context, roomID, eventID, userID string) (*rooms.Event, error) {
-	ev, err := a.rooms.Event(ctx, eventID)
-	if err != nil {
-		return nil, err
-	}
-	if ev.RoomID().String() != roomID || ev.Status != store.EventAccepted {
-		return nil, mxerr.NotFound("Event not found")
-	}
-	ok, err := a.rooms.VisibilityFor(userID).CanSee(ctx, ev)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, mxerr.NotFound("Event not found")
-	}
-	return ev, nil
-}
-
 func (a *API) getEvent(r *http.Request, c *httpapi.Caller) (any, error) {
-	ev, err := a.visibleEvent(r.Context(), r.PathValue("roomId"), r.PathValue("eventId"), c.UserID)
+	ev, err := a.rooms.VisibleEvent(r.Context(), r.PathValue("roomId"), r.PathValue("eventId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +218,7 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	roomID := r.PathValue("roomId")
-	target, err := a.visibleEvent(r.Context(), roomID, r.PathValue("eventId"), c.UserID)
+	target, err := a.rooms.VisibleEvent(r.Context(), roomID, r.PathValue("eventId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -296,10 +245,11 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 
 func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 	roomID := r.PathValue("roomId")
-	state, current, err := a.readableState(r.Context(), roomID, c.UserID)
+	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	state, current := ra.State, ra.Current
 	q := r.URL.Query()
 	if at := q.Get("at"); at != "" {
 		tok, err := clientsync.ParseToken(at)
@@ -348,10 +298,11 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
-	state, current, err := a.readableState(r.Context(), r.PathValue("roomId"), c.UserID)
+	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	state, current := ra.State, ra.Current
 	if !current {
 		return nil, mxerr.Forbidden("You are not in this room")
 	}

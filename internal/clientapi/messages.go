@@ -116,10 +116,11 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	// Members may read history; others only world-readable rooms, and a
 	// user who left only up to their leave.
-	upper, err := a.readableUpTo(r.Context(), roomID, c.UserID, current)
+	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	upper := ra.UpTo(current)
 	evs, next, more, err := a.paginate(r.Context(), roomID, c.UserID, from, to, upper, limit, backwards, rf)
 	if err != nil {
 		return nil, err
@@ -156,37 +157,6 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		resp["state"] = state
 	}
 	return resp, nil
-}
-
-// readableUpTo is the last stream position of the room the user may page
-// to: everything while joined or in a world-readable room, up to their
-// leave after leaving.
-func (a *API) readableUpTo(ctx context.Context, roomID, userID string, current int64) (int64, error) {
-	state, err := a.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return 0, mxerr.Forbidden("You are not in this room")
-		}
-		return 0, err
-	}
-	m, err := a.rooms.MembershipIn(ctx, state, userID)
-	if err != nil {
-		return 0, err
-	}
-	switch m {
-	case spec.Join:
-		return current, nil
-	case spec.Leave, spec.Ban:
-		ev, err := a.rooms.StateEvent(ctx, state, spec.MRoomMember, userID)
-		if err != nil {
-			return 0, err
-		}
-		return ev.StreamPos, nil
-	}
-	if ok, err := a.rooms.CanPeek(ctx, state); err != nil || ok {
-		return current, err
-	}
-	return 0, mxerr.Forbidden("You are not in this room")
 }
 
 // paginate walks the room's events from a token in one direction,

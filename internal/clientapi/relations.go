@@ -58,7 +58,7 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	backwards, from, to := pg.backwards, pg.from, pg.to
 	// A parent the user may not see is as missing as an unknown one.
-	parent, err := a.visibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
+	parent, err := a.rooms.VisibleEvent(ctx, roomID, r.PathValue("eventId"), c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +167,11 @@ func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
 	if limit == 0 {
 		return nil, mxerr.InvalidParam("limit must be greater than zero")
 	}
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	upper := ra.UpTo(a.rooms.Stream().Current())
 	before := upper
 	if f := q.Get("from"); f != "" {
 		tok, err := clientsync.ParseToken(f)

@@ -65,7 +65,7 @@ func (a *API) reportEvent(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 		return nil, notFound
 	}
-	if _, err := a.visibleEvent(ctx, roomID, eventID, c.UserID); err != nil {
+	if _, err := a.rooms.VisibleEvent(ctx, roomID, eventID, c.UserID); err != nil {
 		if _, ok := mxerr.As(err); ok {
 			return nil, notFound
 		}

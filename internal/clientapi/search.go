@@ -179,10 +179,11 @@ func (a *API) searchContext(ctx context.Context, c *httpapi.Caller, ev *rooms.Ev
 		after = min(max(*l, 0), 100)
 	}
 	roomID := ev.RoomID().String()
-	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
+	ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
+	upper := ra.UpTo(a.rooms.Stream().Current())
 	cf := *rf
 	cf.Limit = 0
 	w := &eventWindow{event: ev, start: ev.StreamPos - 1, end: ev.StreamPos}
@@ -255,13 +256,14 @@ func (a *API) searchState(ctx context.Context, c *httpapi.Caller, res *search.Re
 		if _, done := out[roomID]; done {
 			continue
 		}
-		state, _, err := a.readableState(ctx, roomID, c.UserID)
+		ra, err := a.rooms.ReadAccess(ctx, roomID, c.UserID)
 		if err != nil {
 			if _, ok := mxerr.As(err); ok {
 				continue
 			}
 			return nil, err
 		}
+		state := ra.State
 		evs, err := a.stateList(ctx, state, func(store.StateKey) bool { return true })
 		if err != nil {
 			return nil, err

@@ -170,7 +170,7 @@ func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (
 		}
 		return nil, err
 	}
-	if _, ok, err := a.accessible(ctx, d, userID); err != nil || !ok {
+	if _, ok, err := a.dir.UserMayView(ctx, d, userID); err != nil || !ok {
 		return nil, err
 	}
 	return d, nil
@@ -197,7 +197,7 @@ func (a *API) roomSummary(r *http.Request, c *httpapi.Caller) (any, error) {
 	if c != nil {
 		userID = c.UserID
 	}
-	membership, ok, err := a.accessible(ctx, d, userID)
+	membership, ok, err := a.dir.UserMayView(ctx, d, userID)
 	if err != nil {
 		return nil, err
 	}

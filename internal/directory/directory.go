@@ -70,7 +70,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	}
 	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: "m.room.name"}, {Type: "m.room.topic"},
 		{Type: "m.room.canonical_alias"}, {Type: "m.room.avatar"}, {Type: spec.MRoomJoinRules},
-		{Type: spec.MRoomHistoryVisibility}, {Type: "m.room.guest_access"}, {Type: "m.room.encryption"}}
+		{Type: spec.MRoomHistoryVisibility}, {Type: rooms.GuestAccessEvent}, {Type: "m.room.encryption"}}
 	evs, err := s.rooms.StateEvents(ctx, state, keys...)
 	if err != nil {
 		return nil, err
@@ -86,7 +86,9 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 		AvatarURL: field("m.room.avatar", "url"), JoinRule: field(spec.MRoomJoinRules, "join_rule"),
 		RoomType: field(spec.MRoomCreate, "type"), Encryption: field("m.room.encryption", "algorithm"),
 		WorldReadable: field(spec.MRoomHistoryVisibility, "history_visibility") == rooms.WorldReadable,
-		GuestCanJoin:  field("m.room.guest_access", "guest_access") == "can_join",
+	}
+	if ev := evs[store.StateKey{Type: rooms.GuestAccessEvent}]; ev != nil {
+		sum.GuestCanJoin = rooms.GuestsCanJoin(ev.Content())
 	}
 	if sum.JoinRule == "" {
 		sum.JoinRule = spec.Invite // the auth rules' default without a join rules event
@@ -253,7 +255,7 @@ func (s *Service) listed(ctx context.Context) ([]Summary, error) {
 			return nil, err
 		}
 		sum := d.Summary
-		if sum.NumJoinedMembers == 0 || (sum.JoinRule != spec.Public && sum.JoinRule != spec.Knock && sum.JoinRule != spec.KnockRestricted && !sum.WorldReadable) {
+		if sum.NumJoinedMembers == 0 || !sum.OpenToAll() {
 			continue
 		}
 		sum.RoomVersion, sum.Encryption, sum.AllowedRoomIDs = "", "", nil // not part of a directory entry

@@ -186,42 +186,9 @@ func (a *API) roomForServer(ctx context.Context, roomID, server string) (*direct
 		}
 		return nil, false, err
 	}
-	s := d.Summary
-	switch s.JoinRule {
-	case spec.Public, spec.Knock, spec.KnockRestricted:
-		return d, true, nil
-	}
-	if s.WorldReadable {
-		return d, true, nil
-	}
-	members, err := a.d.Rooms.Members(ctx, d.State)
+	ok, err := a.d.Directory.ServerMayView(ctx, d, server)
 	if err != nil {
 		return nil, false, err
 	}
-	for _, m := range members {
-		if ms, _ := m.Membership(); (ms == spec.Join || ms == spec.Invite) && serverOfUser(*m.StateKey()) == server {
-			return d, true, nil
-		}
-	}
-	for _, allowed := range s.AllowedRoomIDs {
-		in, err := a.d.Rooms.ServerInRoom(ctx, allowed, server)
-		if err != nil {
-			if _, ok := mxerr.As(err); ok {
-				continue
-			}
-			return nil, false, err
-		}
-		if in {
-			return d, true, nil
-		}
-	}
-	return d, false, nil
-}
-
-func serverOfUser(userID string) string {
-	uid, err := spec.NewUserID(userID, true)
-	if err != nil {
-		return ""
-	}
-	return string(uid.Domain())
+	return d, ok, nil
 }

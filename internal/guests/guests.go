@@ -4,7 +4,6 @@ package guests
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 
@@ -40,7 +39,7 @@ func New(s Store, engine *rooms.Engine, log *slog.Logger) *Enforcer {
 // still be busy, so the leaves are made later, by Run.
 func (g *Enforcer) Publish(n rooms.Notification) {
 	ev := n.Event
-	if ev.Type() != "m.room.guest_access" || ev.StateKey() == nil || *ev.StateKey() != "" || canJoin(ev.Content()) {
+	if ev.Type() != rooms.GuestAccessEvent || ev.StateKey() == nil || *ev.StateKey() != "" || rooms.GuestsCanJoin(ev.Content()) {
 		return
 	}
 	g.mu.Lock()
@@ -50,13 +49,6 @@ func (g *Enforcer) Publish(n rooms.Notification) {
 	case g.wake <- struct{}{}:
 	default:
 	}
-}
-
-func canJoin(content []byte) bool {
-	var c struct {
-		GuestAccess string `json:"guest_access"`
-	}
-	return json.Unmarshal(content, &c) == nil && c.GuestAccess == "can_join"
 }
 
 // Run makes the pending leaves until ctx ends.
@@ -82,12 +74,7 @@ func (g *Enforcer) Run(ctx context.Context) {
 // evict makes the room's guests leave if its current state still
 // refuses guests (a later event may have allowed them again).
 func (g *Enforcer) evict(ctx context.Context, roomID string) error {
-	state, err := g.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	ev, err := g.rooms.StateEvent(ctx, state, "m.room.guest_access", "")
-	if err != nil || ev != nil && canJoin(ev.Content()) {
+	if ok, err := g.rooms.GuestsMayJoin(ctx, roomID); err != nil || ok {
 		return err
 	}
 	guests, err := g.store.JoinedGuests(ctx, roomID)

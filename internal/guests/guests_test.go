@@ -82,25 +82,6 @@ func (f *fixture) queued(roomID string) bool {
 	return f.g.pending[roomID]
 }
 
-func TestCanJoin(t *testing.T) {
-	for _, tc := range []struct {
-		content string
-		want    bool
-	}{
-		{`{"guest_access":"can_join"}`, true},
-		{`{"guest_access":"forbidden"}`, false},
-		{`{}`, false},
-		{`{"guest_access":"CAN_JOIN"}`, false},
-		{`{"guest_access":1}`, false},
-		{`not json`, false},
-		{``, false},
-	} {
-		if got := canJoin([]byte(tc.content)); got != tc.want {
-			t.Errorf("canJoin(%s) = %v, want %v", tc.content, got, tc.want)
-		}
-	}
-}
-
 // TestGuestsLeaveWhenForbidden: once m.room.guest_access stops saying
 // can_join, the room's joined guests leave (spec "Guest Access": the
 // server MUST), members who are not guests stay; a room that allows

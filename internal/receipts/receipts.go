@@ -64,19 +64,15 @@ func (s *Service) Put(ctx context.Context, roomID, userID, typ, eventID, threadI
 	if typ != Read && typ != ReadPrivate {
 		return mxerr.InvalidParam("Unknown receipt type %q", typ)
 	}
-	ev, err := s.engine.Event(ctx, eventID)
+	// The engine's one visibility rule decides, as for /event: a receipt
+	// for an event the user may not see (or a soft-failed one) is as for
+	// an unknown event.
+	ev, err := s.engine.VisibleEvent(ctx, roomID, eventID, userID)
 	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return mxerr.NotFound("Event not found")
-		}
 		return err
 	}
-	if ev.RoomID().String() != roomID || ev.StreamPos == 0 {
-		return mxerr.NotFound("Event not found")
-	}
-	if ok, err := s.engine.VisibilityFor(userID).CanSee(ctx, ev); err != nil {
-		return err
-	} else if !ok {
+	if ev.StreamPos == 0 {
+		// An out-of-band membership has no place in the timeline to mark.
 		return mxerr.NotFound("Event not found")
 	}
 	r := store.Receipt{RoomID: roomID, UserID: userID, Type: typ, ThreadID: threadID, EventID: eventID, TS: s.now().UnixMilli()}

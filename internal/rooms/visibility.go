@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // History visibility values.
@@ -36,6 +38,18 @@ func (e *Engine) VisibilityFor(userID string) *Visibility {
 
 // CanSee reports whether the user may see ev.
 func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
+	// Soft-failed and rejected events are never shown to clients, and
+	// outliers (no stream position, no state) only when they are the
+	// user's own out-of-band membership, such as a remote invite: Synapse's
+	// filter_events_for_client. Event loads by ID (/event, /context,
+	// /relations' parent, receipts) reach such events; stream queries
+	// never do.
+	if ev.Status != store.EventAccepted {
+		return false, nil
+	}
+	if ev.StreamPos == 0 {
+		return ev.Type() == spec.MRoomMember && ev.StateKey() != nil && *ev.StateKey() == v.userID, nil
+	}
 	// The state at the event decides: the state before it, except for the
 	// user's own membership events, visible if the membership before or
 	// after allows (spec "History visibility"; so a user sees their join
