@@ -75,6 +75,8 @@ type Deps struct {
 	RoomStore RoomStore
 	Sync      *mxsync.Service
 	Render    clientevent.Renderer
+	// Directory describes rooms for the public room list and spaces.
+	Directory *directory.Service
 	// Federation makes membership changes that need other servers; nil
 	// when federation is off.
 	Federation RemoteMembership
@@ -143,7 +145,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: d.Directory,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -173,7 +173,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
 	s.presence.OnChange = s.notifier.WakeRoommates
-	fed, err := s.newFederation(engine, acc, e2ee)
+	dir := directory.New(engine, db)
+	fed, err := s.newFederation(engine, acc, e2ee, dir)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -195,7 +196,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	syncer.UseSources(mxsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db, Directory: dir,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
@@ -252,7 +253,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service) (*federation.API, error) {
+func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
 	cfg := s.cfg
 	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
 	if err != nil {
@@ -294,7 +295,7 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
-	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, directory.New(engine, s.db), acc
+	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
 	s.sender = federation.NewSender(federation.SenderOptions{
 		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
 		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
