@@ -37,6 +37,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
@@ -195,8 +196,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	syncer := mxsync.New(db, engine, s.notifier, render)
 	syncer.UseSources(mxsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: acc}
+	if cfg.Federation.Enabled {
+		members.Remote = fed
+	}
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db, Directory: dir,
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
+		Membership: membership.New(members), Directory: dir,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
