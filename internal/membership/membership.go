@@ -10,6 +10,7 @@ package membership
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -37,6 +38,7 @@ type Remote interface {
 // memberships across rooms and the rooms they forgot.
 type Store interface {
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+	ForgetRoom(ctx context.Context, userID, roomID string) error
 	UnforgetRoom(ctx context.Context, userID, roomID string) error
 }
 
@@ -181,6 +183,36 @@ func (s *Service) PartAll(ctx context.Context, userID string) error {
 		}
 	}
 	return nil
+}
+
+// Forget hides a room the user has left from their sync; it is refused
+// while the user is still joined, invited or knocking, as the spec says,
+// and for a room they were never in.
+func (s *Service) Forget(ctx context.Context, userID, roomID string) error {
+	m, err := s.rooms.MembershipOf(ctx, roomID, userID)
+	if err != nil {
+		return err
+	}
+	switch m {
+	case spec.Join, spec.Invite, spec.Knock:
+		return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "User must leave the room before forgetting it"}
+	case "":
+		return mxerr.NotFound("User has never been in this room")
+	}
+	return s.store.ForgetRoom(ctx, userID, roomID)
+}
+
+// JoinedRooms lists the rooms a user is joined to.
+func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, error) {
+	ms, err := s.store.MembershipsOf(ctx, userID, spec.Join)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.RoomID
+	}
+	return ids, nil
 }
 
 // InviteRequest is an invite of one user by another.

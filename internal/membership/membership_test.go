@@ -313,3 +313,46 @@ func TestStrippedState(t *testing.T) {
 		}
 	})
 }
+
+// TestForgetAndJoinedRooms: a room can be forgotten only once left (400
+// M_UNKNOWN while joined, invited or knocking; 404 if never in it), and
+// joined_rooms lists only joined rooms.
+func TestForgetAndJoinedRooms(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		f := newFixture(t, dbURL, false)
+		a, b := f.room(t, "public_chat"), f.room(t, "private_chat")
+		if err := f.svc.Join(ctx, bob, a, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Invite(ctx, InviteRequest{Sender: alice, RoomID: b, Target: bob}); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := f.svc.JoinedRooms(ctx, bob); err != nil || len(ids) != 1 || ids[0] != a {
+			t.Fatalf("joined rooms %v, %v; want [%s]", ids, err, a)
+		}
+		for _, id := range []string{a, b} {
+			err := f.svc.Forget(ctx, bob, id)
+			if e, ok := mxerr.As(err); !ok || e.Code != "M_UNKNOWN" || e.Status != 400 {
+				t.Fatalf("forget %s while a member: %v", id, err)
+			}
+		}
+		wantCode(t, f.svc.Forget(ctx, carol, a), "M_NOT_FOUND")
+		if _, err := f.svc.Leave(ctx, bob, a, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Forget(ctx, bob, a); err != nil {
+			t.Fatalf("forget after leaving: %v", err)
+		}
+		if ids, err := f.svc.JoinedRooms(ctx, bob); err != nil || len(ids) != 0 {
+			t.Fatalf("joined rooms after leaving %v, %v", ids, err)
+		}
+		// Joining again brings a forgotten room back.
+		if err := f.svc.Join(ctx, bob, a, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := f.svc.JoinedRooms(ctx, bob); err != nil || len(ids) != 1 {
+			t.Fatalf("joined rooms after rejoining %v, %v", ids, err)
+		}
+	})
+}
