@@ -96,16 +96,7 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
-	// Users of other servers are invited once the room exists: their
-	// server must countersign each invite.
-	var localInvites, remoteInvites []string
-	for _, u := range req.Invite {
-		if _, local := a.accounts.LocalpartOf(u); local || a.federation == nil {
-			localInvites = append(localInvites, u)
-		} else {
-			remoteInvites = append(remoteInvites, u)
-		}
-	}
+	localInvites, remoteInvites := a.membership.SplitInvites(req.Invite)
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
 		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
 		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,

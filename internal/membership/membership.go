@@ -215,6 +215,22 @@ func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, err
 	return ids, nil
 }
 
+// SplitInvites divides the invitees of a new room into those the room
+// engine invites as it creates the room and those invited once it
+// exists, with Invite: a user of another server, whose server must
+// countersign the invite (without federation, everyone is invited at
+// creation, and the engine refuses what it cannot do).
+func (s *Service) SplitInvites(users []string) (atCreation, afterwards []string) {
+	for _, u := range users {
+		if _, local := s.accounts.LocalpartOf(u); local || s.remote == nil {
+			atCreation = append(atCreation, u)
+		} else {
+			afterwards = append(afterwards, u)
+		}
+	}
+	return atCreation, afterwards
+}
+
 // InviteRequest is an invite of one user by another.
 type InviteRequest struct {
 	Sender, RoomID, Target, Reason string

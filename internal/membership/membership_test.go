@@ -356,3 +356,19 @@ func TestForgetAndJoinedRooms(t *testing.T) {
 		}
 	})
 }
+
+// TestSplitInvites: with federation, remote invitees wait until the room
+// exists (their server countersigns); without, all are invited at once.
+func TestSplitInvites(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		users := []string{bob, carol, alice}
+		now, later := newFixture(t, dbURL, true).svc.SplitInvites(users)
+		if strings.Join(now, ",") != bob+","+alice || strings.Join(later, ",") != carol {
+			t.Fatalf("federated: at creation %v, afterwards %v", now, later)
+		}
+		now, later = newFixture(t, dbURL, false).svc.SplitInvites(users)
+		if len(now) != 3 || len(later) != 0 {
+			t.Fatalf("no federation: at creation %v, afterwards %v", now, later)
+		}
+	})
+}
