@@ -61,7 +61,7 @@ func (a *API) deactivate(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.partRooms(r.Context(), c.UserID); err != nil {
+	if err := a.membership.PartAll(r.Context(), c.UserID); err != nil {
 		return nil, err
 	}
 	if err := a.accounts.Deactivate(r.Context(), c.Localpart, req.Erase); err != nil {

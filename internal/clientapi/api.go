@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/matrix-org/gomatrixserverlib"
-
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
@@ -19,6 +17,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
@@ -75,9 +74,14 @@ type Deps struct {
 	RoomStore RoomStore
 	Sync      *clientsync.Service
 	Render    clientevent.Renderer
-	// Federation makes membership changes that need other servers; nil
-	// when federation is off.
-	Federation RemoteMembership
+	// Membership carries out joins, leaves, invites, knocks, kicks and
+	// bans, locally or through federation.
+	Membership *membership.Service
+	// Directory describes rooms for the public room list and spaces.
+	Directory *directory.Service
+	// Federation answers questions for other servers' rooms, aliases and
+	// users; nil when federation is off.
+	Federation Remote
 	// Typing and Receipts serve typing notifications, receipts and read
 	// markers; nil leaves their endpoints out.
 	Typing   *typing.Service
@@ -100,14 +104,10 @@ type Deps struct {
 	Users *search.Users
 }
 
-// RemoteMembership is what the client API asks of federation: joins,
-// knocks and leaves of rooms this server is not in, invites of other
-// servers' users, and other servers' aliases.
-type RemoteMembership interface {
-	Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error
-	Knock(ctx context.Context, userID, roomID string, via []string, reason string) error
-	Leave(ctx context.Context, userID, roomID, reason string) error
-	InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error)
+// Remote is what the client API asks of federation beyond membership
+// changes (which go through the membership service): other servers'
+// aliases, history, profiles and room directories.
+type Remote interface {
 	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 	// Backfill fetches history older than the room's oldest event here.
 	Backfill(ctx context.Context, roomID string, limit int) (int, error)
@@ -125,7 +125,8 @@ type API struct {
 	roomStore  RoomStore
 	sync       *clientsync.Service
 	render     clientevent.Renderer
-	federation RemoteMembership
+	federation Remote
+	membership *membership.Service
 	dir        *directory.Service
 	keys       *keys.Service
 	typing     *typing.Service
@@ -143,7 +144,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, dir: directory.New(d.Rooms, d.RoomStore),
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

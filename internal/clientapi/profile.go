@@ -132,7 +132,7 @@ func (a *API) propagateProfile(ctx context.Context, localpart, key string) error
 	if err != nil {
 		return err
 	}
-	content := a.memberProfile(ctx, localpart)
+	content := a.membership.MemberProfile(ctx, localpart)
 	for _, m := range joined {
 		_, err := a.rooms.SetMembership(ctx, rooms.MembershipRequest{
 			Sender: userID, RoomID: m.RoomID, Target: userID, Membership: spec.Join, Content: content,

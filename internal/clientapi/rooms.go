@@ -11,6 +11,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -95,24 +96,15 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
-	// Users of other servers are invited once the room exists: their
-	// server must countersign each invite.
-	var localInvites, remoteInvites []string
-	for _, u := range req.Invite {
-		if _, local := a.accounts.LocalpartOf(u); local || a.federation == nil {
-			localInvites = append(localInvites, u)
-		} else {
-			remoteInvites = append(remoteInvites, u)
-		}
-	}
+	localInvites, remoteInvites := a.membership.SplitInvites(req.Invite)
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
 		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
 		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,
 		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: localInvites, IsDirect: req.IsDirect,
-		CreatorContent: a.memberProfile(r.Context(), c.Localpart),
+		CreatorContent: a.membership.MemberProfile(r.Context(), c.Localpart),
 		InviteContent: func(userID string) map[string]any {
 			if lp, local := a.accounts.LocalpartOf(userID); local {
-				return a.memberProfile(r.Context(), lp)
+				return a.membership.MemberProfile(r.Context(), lp)
 			}
 			return nil
 		},
@@ -131,38 +123,12 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 	}
 	for _, u := range remoteInvites {
-		var content map[string]any
-		if req.IsDirect {
-			content = map[string]any{"is_direct": true}
-		}
-		if err := a.invite(r.Context(), c.UserID, roomID, u, "", content); err != nil {
+		if err := a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: u, IsDirect: req.IsDirect}); err != nil {
 			// As Synapse: the room stays; the creator can invite again.
 			return nil, err
 		}
 	}
 	return map[string]string{"room_id": roomID}, nil
-}
-
-// invite invites a user, through their server when they are remote.
-func (a *API) invite(ctx context.Context, sender, roomID, target, reason string, content map[string]any) error {
-	req := rooms.MembershipRequest{Sender: sender, RoomID: roomID, Target: target, Membership: spec.Invite, Reason: reason, Content: content}
-	if _, local := a.accounts.LocalpartOf(target); !local && a.federation != nil {
-		countersign, err := a.federation.InviteCountersigner(ctx, roomID, target)
-		if err != nil {
-			return err
-		}
-		req.Countersign = countersign
-	}
-	_, err := a.rooms.SetMembership(ctx, req)
-	return err
-}
-
-// serverInRoom reports whether a local user is joined to the room, so
-// that membership changes can be made here rather than through another
-// server.
-func (a *API) serverInRoom(ctx context.Context, roomID string) bool {
-	in, err := a.rooms.ServerInRoom(ctx, roomID, a.cfg.ServerName)
-	return err == nil && in
 }
 
 // viaServers are the servers a client names for a join or knock
@@ -176,22 +142,6 @@ func viaServers(r *http.Request) ([]string, error) {
 		}
 	}
 	return via, nil
-}
-
-// memberProfile is the displayname and avatar_url a local user's
-// membership events carry.
-func (a *API) memberProfile(ctx context.Context, localpart string) map[string]any {
-	p, err := a.accounts.Profile(ctx, localpart)
-	if err != nil {
-		return nil
-	}
-	out := map[string]any{}
-	for _, k := range []string{"displayname", "avatar_url"} {
-		if v, ok := p[k]; ok {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // resolveRoom turns a room ID or alias into a room ID.
@@ -244,24 +194,9 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []stri
 			return nil, err
 		}
 	}
-	content := a.memberProfile(r.Context(), c.Localpart)
-	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
-		if body.Reason != "" {
-			if content == nil {
-				content = map[string]any{}
-			}
-			content["reason"] = body.Reason
-		}
-		if err := a.federation.Join(r.Context(), c.UserID, roomID, append(via, extra...), content); err != nil {
-			return nil, err
-		}
-	} else if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Join, Reason: body.Reason,
-		Content: content,
-	}); err != nil {
+	if err := a.membership.Join(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
 		return nil, err
 	}
-	_ = a.roomStore.UnforgetRoom(r.Context(), c.UserID, roomID)
 	return map[string]string{"room_id": roomID}, nil
 }
 
@@ -290,16 +225,7 @@ func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	if a.federation != nil && !a.serverInRoom(r.Context(), roomID) {
-		if err := a.federation.Knock(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
-			return nil, err
-		}
-		return map[string]string{"room_id": roomID}, nil
-	}
-	if _, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-		Sender: c.UserID, RoomID: roomID, Target: c.UserID, Membership: spec.Knock, Reason: body.Reason,
-		Content: a.memberProfile(r.Context(), c.Localpart),
-	}); err != nil {
+	if err := a.membership.Knock(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
 		return nil, err
 	}
 	return map[string]string{"room_id": roomID}, nil
@@ -310,67 +236,18 @@ func (a *API) leave(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	_, err := a.leaveRoom(r.Context(), c.UserID, r.PathValue("roomId"), body.Reason)
+	_, err := a.membership.Leave(r.Context(), c.UserID, r.PathValue("roomId"), body.Reason)
 	return empty, err
 }
 
-// leaveRoom makes a user leave a room, or reject an invite or withdraw a
-// knock; remote is set when that went to another server (a room no one
-// here is in).
-func (a *API) leaveRoom(ctx context.Context, userID, roomID, reason string) (remote bool, err error) {
-	if a.federation != nil && !a.serverInRoom(ctx, roomID) {
-		// Rejecting an invite or withdrawing a knock of a room no one
-		// here is in goes through the server that holds the room.
-		if m, _ := a.rooms.MembershipOf(ctx, roomID, userID); m == spec.Invite || m == spec.Knock {
-			return true, a.federation.Leave(ctx, userID, roomID, reason)
-		}
-	}
-	_, err = a.rooms.SetMembership(ctx, rooms.MembershipRequest{
-		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Leave, Reason: reason,
-	})
-	return false, err
-}
-
-// partRooms makes a user leave every room they are joined to, invited
-// to or knocking on, as Synapse does when an account is deactivated: the
-// account's memberships would otherwise linger, counting it as a member
-// and keeping its invites open. An invite or knock of a room held on a
-// server that cannot be reached stays as it is (harmless for an account
-// that can no longer log in); a local failure stops the deactivation, so
-// that it can be retried.
-func (a *API) partRooms(ctx context.Context, userID string) error {
-	ms, err := a.roomStore.MembershipsOf(ctx, userID, spec.Join, spec.Invite, spec.Knock)
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if remote, err := a.leaveRoom(ctx, userID, m.RoomID, ""); err != nil && !remote {
-			return err
-		}
-	}
-	return nil
-}
-
-// forget hides a room the user has left from their sync; it is refused
-// while the user is still joined, as the spec says.
+// forget hides a room the user has left from their sync.
 func (a *API) forget(r *http.Request, c *httpapi.Caller) (any, error) {
-	roomID := r.PathValue("roomId")
-	m, err := a.rooms.MembershipOf(r.Context(), roomID, c.UserID)
-	if err != nil {
-		return nil, err
-	}
-	switch m {
-	case spec.Join, spec.Invite, spec.Knock:
-		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "User must leave the room before forgetting it"}
-	case "":
-		return nil, mxerr.NotFound("User has never been in this room")
-	}
-	return empty, a.roomStore.ForgetRoom(r.Context(), c.UserID, roomID)
+	return empty, a.membership.Forget(r.Context(), c.UserID, r.PathValue("roomId"))
 }
 
 // memberAction serves invite, kick and ban: a membership change of
 // another user.
-func (a *API) memberAction(membership string) httpapi.Handler {
+func (a *API) memberAction(action string) httpapi.Handler {
 	return func(r *http.Request, c *httpapi.Caller) (any, error) {
 		var body membershipBody
 		if err := httpapi.ReadJSON(r, &body); err != nil {
@@ -380,35 +257,14 @@ func (a *API) memberAction(membership string) httpapi.Handler {
 			return nil, mxerr.BadJSON("user_id must be a valid user ID")
 		}
 		roomID := r.PathValue("roomId")
-		if membership == spec.Leave {
-			// A kick only applies to users who are in the room in some way.
-			m, err := a.rooms.MembershipOf(r.Context(), roomID, body.UserID)
-			if err != nil {
-				return nil, err
-			}
-			if m == "" || m == spec.Leave {
-				return nil, mxerr.Forbidden("The target user is not in the room")
-			}
+		switch action {
+		case spec.Invite:
+			return empty, a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: body.UserID, Reason: body.Reason})
+		case spec.Ban:
+			return empty, a.membership.Ban(r.Context(), c.UserID, roomID, body.UserID, body.Reason)
+		default:
+			return empty, a.membership.Kick(r.Context(), c.UserID, roomID, body.UserID, body.Reason)
 		}
-		var content map[string]any
-		if membership == spec.Invite {
-			if m, _ := a.rooms.MembershipOf(r.Context(), roomID, body.UserID); m == spec.Join {
-				return nil, mxerr.Forbidden("%s is already in the room", body.UserID)
-			}
-			if lp, local := a.accounts.LocalpartOf(body.UserID); local {
-				if _, err := a.accounts.User(r.Context(), lp); err != nil {
-					return nil, mxerr.NotFound("Unknown user %s", body.UserID)
-				}
-				content = a.memberProfile(r.Context(), lp)
-			}
-		}
-		if membership == spec.Invite {
-			return empty, a.invite(r.Context(), c.UserID, roomID, body.UserID, body.Reason, content)
-		}
-		_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-			Sender: c.UserID, RoomID: roomID, Target: body.UserID, Membership: membership, Reason: body.Reason, Content: content,
-		})
-		return empty, err
 	}
 }
 
@@ -417,26 +273,13 @@ func (a *API) unban(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadJSON(r, &body); err != nil {
 		return nil, err
 	}
-	roomID := r.PathValue("roomId")
-	if m, err := a.rooms.MembershipOf(r.Context(), roomID, body.UserID); err != nil {
-		return nil, err
-	} else if m != spec.Ban {
-		return nil, mxerr.Forbidden("%s is not banned", body.UserID)
-	}
-	_, err := a.rooms.SetMembership(r.Context(), rooms.MembershipRequest{
-		Sender: c.UserID, RoomID: roomID, Target: body.UserID, Membership: spec.Leave, Reason: body.Reason,
-	})
-	return empty, err
+	return empty, a.membership.Unban(r.Context(), c.UserID, r.PathValue("roomId"), body.UserID, body.Reason)
 }
 
 func (a *API) joinedRooms(r *http.Request, c *httpapi.Caller) (any, error) {
-	ms, err := a.roomStore.MembershipsOf(r.Context(), c.UserID, spec.Join)
+	ids, err := a.membership.JoinedRooms(r.Context(), c.UserID)
 	if err != nil {
 		return nil, err
-	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.RoomID
 	}
 	return map[string][]string{"joined_rooms": ids}, nil
 }

@@ -211,7 +211,7 @@ func (a *API) performUpgrade(ctx context.Context, u *roomUpgrade) (string, error
 	c := u.upgrader
 	newID, err := a.rooms.CreateRoom(ctx, rooms.CreateRequest{
 		Creator: c.UserID, Version: u.version, CreationContent: u.creation, PowerLevelOverride: u.powerLevels,
-		Preset: rooms.PresetPrivateChat, InitialState: u.initial, CreatorContent: a.memberProfile(ctx, c.Localpart),
+		Preset: rooms.PresetPrivateChat, InitialState: u.initial, CreatorContent: a.membership.MemberProfile(ctx, c.Localpart),
 	})
 	if err != nil {
 		return "", err

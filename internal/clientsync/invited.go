@@ -7,6 +7,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -32,23 +33,14 @@ func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response,
 	if err != nil {
 		return err
 	}
-	var keys []store.StateKey
-	for _, t := range clientevent.StrippedTypes {
-		keys = append(keys, store.StateKey{Type: t})
-	}
+	inviter := ""
 	if own.Sender() != *own.StateKey() {
 		// The inviter's membership (a knocker's own is the knock itself).
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: own.Sender()})
+		inviter = own.Sender()
 	}
-	found, err := s.engine.StateEvents(ctx, state, keys...)
+	stripped, err := membership.StrippedState(ctx, s.engine, state, inviter)
 	if err != nil {
 		return err
-	}
-	stripped := []clientevent.Stripped{}
-	for _, k := range keys {
-		if ev, ok := found[k]; ok {
-			stripped = append(stripped, clientevent.Strip(ev))
-		}
 	}
 	addStripped(resp, m, append(stripped, clientevent.Strip(own)))
 	return nil

@@ -10,8 +10,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -92,7 +92,7 @@ func (a *API) makeMembership(membership string) func(r *Request) (any, error) {
 // sendMembership accepts the signed join, leave or knock and answers
 // with what the joining server needs: the room state and auth chain for
 // a join, the stripped state for a knock.
-func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, error) {
+func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error) {
 	return func(r *Request) (any, error) {
 		ctx := r.Context()
 		roomID := r.PathValue("roomId")
@@ -100,11 +100,11 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 		if err != nil {
 			return nil, err
 		}
-		pdu, err := a.membershipEvent(ctx, v, r, membership)
+		pdu, err := a.membershipEvent(ctx, v, r, kind)
 		if err != nil {
 			return nil, err
 		}
-		if membership == spec.Join {
+		if kind == spec.Join {
 			pdu = a.countersignJoin(pdu)
 		}
 		if err := a.verifySignatures(ctx, pdu); err != nil {
@@ -119,10 +119,10 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 			return nil, err
 		}
 		if ev.Status != store.EventAccepted {
-			return nil, mxerr.Forbidden("The %s is not allowed by the room's state", membership)
+			return nil, mxerr.Forbidden("The %s is not allowed by the room's state", kind)
 		}
 		var body any = map[string]any{}
-		switch membership {
+		switch kind {
 		case spec.Join:
 			omit := r.URL.Query().Get("omit_members") == "true"
 			if body, err = a.sendJoinResponse(ctx, ev, omit); err != nil {
@@ -133,7 +133,7 @@ func (a *API) sendMembership(membership string, v1 bool) func(r *Request) (any, 
 			if err != nil {
 				return nil, err
 			}
-			stripped, err := a.strippedState(ctx, state)
+			stripped, err := membership.StrippedState(ctx, a.d.Rooms, state, "")
 			if err != nil {
 				return nil, err
 			}
@@ -238,26 +238,6 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 		resp["members_omitted"], resp["servers_in_room"] = true, servers
 	}
 	return resp, nil
-}
-
-// strippedState is the state a user sees of a room before joining it:
-// the stripped forms of the events clients need to show an invite or knock.
-func (a *API) strippedState(ctx context.Context, state rooms.StateMap) ([]clientevent.Stripped, error) {
-	keys := make([]store.StateKey, 0, len(clientevent.StrippedTypes))
-	for _, t := range clientevent.StrippedTypes {
-		keys = append(keys, store.StateKey{Type: t})
-	}
-	found, err := a.d.Rooms.StateEvents(ctx, state, keys...)
-	if err != nil {
-		return nil, err
-	}
-	out := []clientevent.Stripped{}
-	for _, k := range keys {
-		if ev, ok := found[k]; ok {
-			out = append(out, clientevent.Strip(ev))
-		}
-	}
-	return out, nil
 }
 
 type inviteRequest struct {

@@ -131,9 +131,15 @@ func TestInviteOverFederation(t *testing.T) {
 		if !ok {
 			t.Fatalf("bob's sync has no invite to %s: %+v", roomID, resp.Rooms.Invite)
 		}
-		var sawName, sawInvite bool
+		var sawName, sawInvite, sawInviter bool
 		for _, ev := range inv.State.Events {
 			_ = ev.Content.ParseRaw(ev.Type)
+			// The inviter's membership, which sync shows for local
+			// invites, also comes in invite_room_state (as Synapse).
+			if ev.Type == event.StateMember && ev.GetStateKey() == "@alice:hs1.test" &&
+				ev.Content.AsMember().Membership == event.MembershipJoin {
+				sawInviter = true
+			}
 			if ev.Type == event.StateRoomName && ev.Content.AsRoomName().Name == "Secret plans" {
 				sawName = true
 			}
@@ -142,8 +148,8 @@ func TestInviteOverFederation(t *testing.T) {
 				sawInvite = true
 			}
 		}
-		if !sawName || !sawInvite {
-			t.Fatalf("invite state: name %v, invite %v: %+v", sawName, sawInvite, inv.State.Events)
+		if !sawName || !sawInvite || !sawInviter {
+			t.Fatalf("invite state: name %v, invite %v, inviter %v: %+v", sawName, sawInvite, sawInviter, inv.State.Events)
 		}
 
 		// bob accepts: hs2 is not in the room, so the join goes through

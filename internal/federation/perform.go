@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/outbound"
@@ -209,16 +210,9 @@ func (a *API) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrix
 
 // InviteCountersigner returns what the room engine calls, under the
 // room's lock, to have the invitee's server countersign an invite: the
-// /invite request with the room's stripped state (taken before the lock).
-func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
-	state, err := a.d.Rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	stripped, err := a.strippedState(ctx, state)
-	if err != nil {
-		return nil, err
-	}
+// /invite request with the room's stripped state, which the membership
+// service builds before the lock.
+func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string, stripped []clientevent.Stripped) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
 	var inviteState []gomatrixserverlib.InviteStrippedState
 	for _, s := range stripped {
 		raw, err := json.Marshal(s)

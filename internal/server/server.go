@@ -38,6 +38,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/presence"
@@ -174,7 +175,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
 	s.presence.OnChange = s.notifier.WakeRoommates
-	fed, err := s.newFederation(engine, acc, e2ee)
+	dir := directory.New(engine, db)
+	fed, err := s.newFederation(engine, acc, e2ee, dir)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -195,8 +197,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	syncer := clientsync.New(db, engine, s.notifier, render)
 	syncer.UseSources(clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: acc}
+	if cfg.Federation.Enabled {
+		members.Remote = fed
+	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
+		Membership: membership.New(members), Directory: dir,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
@@ -253,7 +260,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service) (*federation.API, error) {
+func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
 	cfg := s.cfg
 	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
 	if err != nil {
@@ -295,7 +302,7 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
-	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, directory.New(engine, s.db), acc
+	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
 	s.sender = federation.NewSender(federation.SenderOptions{
 		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
 		MaxRetryInterval: cfg.Federation.MaxRetryInterval,

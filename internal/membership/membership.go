@@ -1,0 +1,316 @@
+// Package membership carries out membership changes a user asks for:
+// joins, leaves, invites, knocks, kicks, bans and unbans, and parting every
+// room when an account is deactivated. It owns the one decision every
+// such change needs: whether it is made here, by the room engine, or
+// through the server that holds the room (the federation perform API),
+// and what an invitee or knocker sees of a room before joining it
+// (stripped state). Handlers parse a request and call one method here.
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Remote is what membership asks of federation: joins, knocks and leaves
+// of rooms no local user is in, and the invitee's server's countersignature
+// on an invite of one of its users.
+type Remote interface {
+	Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error
+	Knock(ctx context.Context, userID, roomID string, via []string, reason string) error
+	Leave(ctx context.Context, userID, roomID, reason string) error
+	// InviteCountersigner returns what the room engine calls, under the
+	// room's lock, to have the invitee's server countersign an invite
+	// that carries the given stripped state.
+	InviteCountersigner(ctx context.Context, roomID, invitee string, state []clientevent.Stripped) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error)
+}
+
+// Store is the membership data kept beside the room state: a user's
+// memberships across rooms and the rooms they forgot.
+type Store interface {
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+	ForgetRoom(ctx context.Context, userID, roomID string) error
+	UnforgetRoom(ctx context.Context, userID, roomID string) error
+}
+
+// Accounts tells local users from remote ones and gives a local user's
+// profile, which their membership events carry.
+type Accounts interface {
+	LocalpartOf(userID string) (string, bool)
+	Profile(ctx context.Context, localpart string) (map[string]json.RawMessage, error)
+	User(ctx context.Context, localpart string) (store.User, error)
+}
+
+// Options are what New needs.
+type Options struct {
+	ServerName string
+	Rooms      *rooms.Engine
+	Store      Store
+	Accounts   Accounts
+	// Remote carries out changes that need other servers; nil when
+	// federation is off, and every change is then made here.
+	Remote Remote
+}
+
+// Service carries out membership changes.
+type Service struct {
+	serverName string
+	rooms      *rooms.Engine
+	store      Store
+	accounts   Accounts
+	remote     Remote
+}
+
+// New makes the service.
+func New(o Options) *Service {
+	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote}
+}
+
+// viaRemote reports whether a change of the room must go through another
+// server: federation is on and no local user is joined, so this server
+// has no current state to build the event on.
+func (s *Service) viaRemote(ctx context.Context, roomID string) bool {
+	if s.remote == nil {
+		return false
+	}
+	in, err := s.rooms.ServerInRoom(ctx, roomID, s.serverName)
+	return err != nil || !in
+}
+
+// MemberProfile is the displayname and avatar_url a local user's
+// membership events carry; nil when the profile cannot be read.
+func (s *Service) MemberProfile(ctx context.Context, localpart string) map[string]any {
+	p, err := s.accounts.Profile(ctx, localpart)
+	if err != nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, k := range []string{"displayname", "avatar_url"} {
+		if v, ok := p[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// localProfile is MemberProfile for a user ID, nil for remote users.
+func (s *Service) localProfile(ctx context.Context, userID string) map[string]any {
+	if lp, local := s.accounts.LocalpartOf(userID); local {
+		return s.MemberProfile(ctx, lp)
+	}
+	return nil
+}
+
+// Join joins a local user to a room, through one of the via servers when
+// no one here is in it, and brings a forgotten room back into their sync.
+func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	content := s.localProfile(ctx, userID)
+	if s.viaRemote(ctx, roomID) {
+		// make_join builds the event on the remote server, so the reason
+		// travels in the content.
+		if reason != "" {
+			if content == nil {
+				content = map[string]any{}
+			}
+			content["reason"] = reason
+		}
+		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
+			return err
+		}
+	} else if _, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
+		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Join, Reason: reason, Content: content,
+	}); err != nil {
+		return err
+	}
+	_ = s.store.UnforgetRoom(ctx, userID, roomID)
+	return nil
+}
+
+// Knock asks to join a room, through one of the via servers when no one
+// here is in it.
+func (s *Service) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	if s.viaRemote(ctx, roomID) {
+		return s.remote.Knock(ctx, userID, roomID, via, reason)
+	}
+	_, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
+		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Knock, Reason: reason,
+		Content: s.localProfile(ctx, userID),
+	})
+	return err
+}
+
+// Leave makes a user leave a room, or reject an invite or withdraw a
+// knock; remote is set when that went to another server (a room no one
+// here is in).
+func (s *Service) Leave(ctx context.Context, userID, roomID, reason string) (remote bool, err error) {
+	if s.viaRemote(ctx, roomID) {
+		// Rejecting an invite or withdrawing a knock of a room no one
+		// here is in goes through the server that holds the room.
+		if m, _ := s.rooms.MembershipOf(ctx, roomID, userID); m == spec.Invite || m == spec.Knock {
+			return true, s.remote.Leave(ctx, userID, roomID, reason)
+		}
+	}
+	_, err = s.rooms.SetMembership(ctx, rooms.MembershipRequest{
+		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Leave, Reason: reason,
+	})
+	return false, err
+}
+
+// PartAll makes a user leave every room they are joined to, invited to
+// or knocking on, as Synapse does when an account is deactivated: the
+// account's memberships would otherwise linger, counting it as a member
+// and keeping its invites open. An invite or knock of a room held on a
+// server that cannot be reached stays as it is (harmless for an account
+// that can no longer log in); a local failure stops the deactivation, so
+// that it can be retried.
+func (s *Service) PartAll(ctx context.Context, userID string) error {
+	ms, err := s.store.MembershipsOf(ctx, userID, spec.Join, spec.Invite, spec.Knock)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if remote, err := s.Leave(ctx, userID, m.RoomID, ""); err != nil && !remote {
+			return err
+		}
+	}
+	return nil
+}
+
+// Forget hides a room the user has left from their sync; it is refused
+// while the user is still joined, invited or knocking, as the spec says,
+// and for a room they were never in.
+func (s *Service) Forget(ctx context.Context, userID, roomID string) error {
+	m, err := s.rooms.MembershipOf(ctx, roomID, userID)
+	if err != nil {
+		return err
+	}
+	switch m {
+	case spec.Join, spec.Invite, spec.Knock:
+		return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "User must leave the room before forgetting it"}
+	case "":
+		return mxerr.NotFound("User has never been in this room")
+	}
+	return s.store.ForgetRoom(ctx, userID, roomID)
+}
+
+// JoinedRooms lists the rooms a user is joined to.
+func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, error) {
+	ms, err := s.store.MembershipsOf(ctx, userID, spec.Join)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.RoomID
+	}
+	return ids, nil
+}
+
+// SplitInvites divides the invitees of a new room into those the room
+// engine invites as it creates the room and those invited once it
+// exists, with Invite: a user of another server, whose server must
+// countersign the invite (without federation, everyone is invited at
+// creation, and the engine refuses what it cannot do).
+func (s *Service) SplitInvites(users []string) (atCreation, afterwards []string) {
+	for _, u := range users {
+		if _, local := s.accounts.LocalpartOf(u); local || s.remote == nil {
+			atCreation = append(atCreation, u)
+		} else {
+			afterwards = append(afterwards, u)
+		}
+	}
+	return atCreation, afterwards
+}
+
+// InviteRequest is an invite of one user by another.
+type InviteRequest struct {
+	Sender, RoomID, Target, Reason string
+	// IsDirect marks the invite as one to a direct chat.
+	IsDirect bool
+}
+
+// Invite invites a user. A user already joined cannot be invited, a local
+// invitee must exist, and a remote invitee's server must countersign the
+// invite (it is sent the room's stripped state with it).
+func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
+	if m, _ := s.rooms.MembershipOf(ctx, r.RoomID, r.Target); m == spec.Join {
+		return mxerr.Forbidden("%s is already in the room", r.Target)
+	}
+	var content map[string]any
+	lp, local := s.accounts.LocalpartOf(r.Target)
+	if local {
+		if _, err := s.accounts.User(ctx, lp); err != nil {
+			return mxerr.NotFound("Unknown user %s", r.Target)
+		}
+		content = s.MemberProfile(ctx, lp)
+	}
+	if r.IsDirect {
+		if content == nil {
+			content = map[string]any{}
+		}
+		content["is_direct"] = true
+	}
+	req := rooms.MembershipRequest{Sender: r.Sender, RoomID: r.RoomID, Target: r.Target, Membership: spec.Invite,
+		Reason: r.Reason, Content: content}
+	if !local && s.remote != nil {
+		// The stripped state is taken before the room's lock, which the
+		// countersigner runs under.
+		state, err := s.rooms.CurrentState(ctx, r.RoomID)
+		if err != nil {
+			return err
+		}
+		stripped, err := StrippedState(ctx, s.rooms, state, r.Sender)
+		if err != nil {
+			return err
+		}
+		if req.Countersign, err = s.remote.InviteCountersigner(ctx, r.RoomID, r.Target, stripped); err != nil {
+			return err
+		}
+	}
+	_, err := s.rooms.SetMembership(ctx, req)
+	return err
+}
+
+// Kick makes another user leave; it only applies to users who are in the
+// room in some way (joined, invited, knocking).
+func (s *Service) Kick(ctx context.Context, sender, roomID, target, reason string) error {
+	m, err := s.rooms.MembershipOf(ctx, roomID, target)
+	if err != nil {
+		return err
+	}
+	if m == "" || m == spec.Leave {
+		return mxerr.Forbidden("The target user is not in the room")
+	}
+	return s.set(ctx, sender, roomID, target, spec.Leave, reason)
+}
+
+// Ban bans a user, whether or not they were ever in the room.
+func (s *Service) Ban(ctx context.Context, sender, roomID, target, reason string) error {
+	return s.set(ctx, sender, roomID, target, spec.Ban, reason)
+}
+
+// Unban lifts a ban; a user who is not banned is refused.
+func (s *Service) Unban(ctx context.Context, sender, roomID, target, reason string) error {
+	if m, err := s.rooms.MembershipOf(ctx, roomID, target); err != nil {
+		return err
+	} else if m != spec.Ban {
+		return mxerr.Forbidden("%s is not banned", target)
+	}
+	return s.set(ctx, sender, roomID, target, spec.Leave, reason)
+}
+
+func (s *Service) set(ctx context.Context, sender, roomID, target, membership, reason string) error {
+	_, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
+		Sender: sender, RoomID: roomID, Target: target, Membership: membership, Reason: reason,
+	})
+	return err
+}
