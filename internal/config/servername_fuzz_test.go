@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,11 @@ func FuzzValidateServerName(f *testing.F) {
 			usable = p >= 1 && p <= 65535
 		}
 		if strings.HasPrefix(m[1], "[") && net.ParseIP(strings.Trim(m[1], "[]")) == nil {
+			usable = false
+		}
+		// An empty DNS label ("a..b", ".a", "a.") no resolver can look
+		// up; ValidateServerName refuses it, as Synapse does.
+		if !strings.HasPrefix(m[1], "[") && slices.Contains(strings.Split(m[1], "."), "") {
 			usable = false
 		}
 		if usable && err != nil {
