@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
@@ -164,7 +163,7 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 	var errs []error
 	for _, server := range servers {
 		resp, err := a.d.Client.MakeKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID,
-			knownVersions())
+			rooms.Versions())
 		if err != nil {
 			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
@@ -342,26 +341,14 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// knownVersions lists the room versions this server supports: the
-// stable ones, 1 to 12, as /capabilities says. gomatrixserverlib knows
-// experimental ones too (pseudo IDs, state DAGs) which need
-// collaborators Myelin does not give it: PerformJoin calls a nil
-// GetOrCreateSenderID, and panics, for a pseudo-ID room.
-func knownVersions() []gomatrixserverlib.RoomVersion {
-	out := make([]gomatrixserverlib.RoomVersion, 0, 12)
-	for n := 1; n <= 12; n++ {
-		out = append(out, gomatrixserverlib.RoomVersion(strconv.Itoa(n)))
-	}
-	return out
-}
-
 // supportedVersion is the implementation of a room version another
 // server's answer names, if this server supports it.
 func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomVersion, error) {
-	if !slices.Contains(knownVersions(), v) {
+	impl, ok := rooms.Version(v)
+	if !ok {
 		return nil, mxerr.Unknown("The room's version %q is not supported", v)
 	}
-	return gomatrixserverlib.GetRoomVersion(v)
+	return impl, nil
 }
 
 // joinClient adapts the federation client to what PerformJoin takes,
