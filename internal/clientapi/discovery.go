@@ -7,6 +7,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // specVersions are the client-server spec versions the server advertises:
@@ -92,8 +93,8 @@ func (a *API) wellKnownServer(*http.Request, *httpapi.Caller) (any, error) {
 
 func (a *API) capabilities(*http.Request, *httpapi.Caller) (any, error) {
 	available := map[string]string{}
-	for v := 1; v <= 12; v++ {
-		available[strconv.Itoa(v)] = "stable"
+	for _, v := range rooms.Versions() {
+		available[string(v)] = "stable"
 	}
 	return map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},

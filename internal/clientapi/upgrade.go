@@ -50,8 +50,8 @@ func (a *API) upgradeRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	if req.NewVersion == nil {
 		return nil, mxerr.MissingParam("Missing params: new_version")
 	}
-	newVersion, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(*req.NewVersion))
-	if err != nil {
+	newVersion, ok := rooms.Version(gomatrixserverlib.RoomVersion(*req.NewVersion))
+	if !ok {
 		return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNSUPPORTED_ROOM_VERSION", Message: "Your homeserver does not support this room version"}
 	}
 	u, err := a.planUpgrade(r.Context(), r.PathValue("roomId"), c, req, newVersion)

@@ -199,7 +199,7 @@ func FuzzTransaction(f *testing.F) {
 
 func fuzzVersions() []gomatrixserverlib.IRoomVersion {
 	var out []gomatrixserverlib.IRoomVersion
-	versions := knownVersions()
+	versions := rooms.Versions()
 	slices.Sort(versions)
 	for _, v := range versions {
 		out = append(out, gomatrixserverlib.MustGetRoomVersion(v))

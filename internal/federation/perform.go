@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
@@ -163,7 +164,7 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 	var errs []error
 	for _, server := range servers {
 		resp, err := a.d.Client.MakeKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID,
-			knownVersions())
+			rooms.Versions())
 		if err != nil {
 			errs = append(errs, a.remoteError(ctx, server, err))
 			continue
@@ -191,9 +192,9 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 // signTemplate completes a make_leave or make_knock template as the
 // local user's event, signed by this server.
 func (a *API) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrixserverlib.ProtoEvent, userID, roomID, membership, reason string) (gomatrixserverlib.PDU, error) {
-	v, err := gomatrixserverlib.GetRoomVersion(version)
+	v, err := supportedVersion(version)
 	if err != nil {
-		return nil, mxerr.Unknown("The room's version %q is not supported", version)
+		return nil, err
 	}
 	proto.Type, proto.RoomID, proto.SenderID, proto.StateKey, proto.Redacts = spec.MRoomMember, roomID, userID, &userID, ""
 	content := map[string]any{"membership": membership}
@@ -334,22 +335,33 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// knownVersions lists the room versions this server supports.
-func knownVersions() []gomatrixserverlib.RoomVersion {
-	out := make([]gomatrixserverlib.RoomVersion, 0, len(gomatrixserverlib.RoomVersions()))
-	for v := range gomatrixserverlib.RoomVersions() {
-		out = append(out, v)
+// supportedVersion is the implementation of a room version another
+// server's answer names, if this server supports it.
+func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomVersion, error) {
+	impl, ok := rooms.Version(v)
+	if !ok {
+		return nil, mxerr.Unknown("The room's version %q is not supported", v)
 	}
-	return out
+	return impl, nil
 }
 
-// joinClient adapts the federation client to what PerformJoin takes.
+// joinClient adapts the federation client to what PerformJoin takes,
+// and checks the resident server's answers before PerformJoin sees
+// them: gomatrixserverlib panics on some malformed ones (an event whose
+// room ID does not parse, a pseudo-ID room version), which a hostile
+// server could send at will.
 type joinClient struct{ c fclient.FederationClient }
 
 func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
 	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
 	if err != nil {
 		return nil, err
+	}
+	// No version means 1 or 2 (spec), which PerformJoin works out.
+	if r.RoomVersion != "" {
+		if _, err := supportedVersion(r.RoomVersion); err != nil {
+			return nil, err
+		}
 	}
 	return &r, nil
 }
@@ -358,6 +370,25 @@ func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, eve
 	r, err := j.c.SendJoin(ctx, origin, s, event)
 	if err != nil {
 		return nil, err
+	}
+	v, err := supportedVersion(event.Version())
+	if err != nil {
+		return nil, err
+	}
+	roomID := event.RoomID().String()
+	// What is not an event of the room is left out, as
+	// gomatrixserverlib leaves out what does not parse: the state and
+	// auth chain are then checked without it (a missing create event
+	// fails the join), and without a usable signed copy of the join
+	// the one this server built is used.
+	notInRoom := func(raw spec.RawJSON) bool {
+		pdu, err := rooms.ParsePDU(v, raw)
+		return err != nil || pdu.RoomID().String() != roomID
+	}
+	r.StateEvents = slices.DeleteFunc(slices.Clone(r.StateEvents), notInRoom)
+	r.AuthEvents = slices.DeleteFunc(slices.Clone(r.AuthEvents), notInRoom)
+	if len(r.Event) > 0 && notInRoom(r.Event) {
+		r.Event = nil
 	}
 	return &r, nil
 }

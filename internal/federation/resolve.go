@@ -119,6 +119,12 @@ func isIPLiteral(host string) bool {
 
 // Resolve returns the destinations to try for a server name, in order.
 func (r *Resolver) Resolve(ctx context.Context, serverName string) ([]Destination, error) {
+	// A name outside the grammar (a path, userinfo, a zoned IPv6
+	// literal, a NUL) must reach neither DNS nor a well-known URL built
+	// from it: names come from events and requests of other servers.
+	if err := config.ValidateServerName(serverName); err != nil {
+		return nil, fmt.Errorf("federation: invalid server name: %w", err)
+	}
 	host, port := splitServerName(serverName)
 	if host == "" {
 		return nil, fmt.Errorf("federation: invalid server name %q", serverName)

@@ -116,6 +116,30 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestResolveRefusesInvalidNames checks that names outside the
+// server-name grammar are refused before any lookup: no well-known
+// request, no SRV query.
+func TestResolveRefusesInvalidNames(t *testing.T) {
+	r, hits := fakeResolver(t, serve(`{"m.server":"example.org:8448"}`, nil), nil)
+	var srvLookups int
+	r.lookupSRV = func(context.Context, string, string, string) (string, []*net.SRV, error) {
+		srvLookups++
+		return "", nil, errors.New("no such record")
+	}
+	for _, name := range []string{
+		"", "evil.org/path", "evil.org?x=1", "user@evil.org", "evil.org#x", "a b.org", "evil.org\x00",
+		"a..b", ".evil.org", "evil.org.", "[::1%25x]", "[::1%x]:8448", "[not-ip]", "evil.org:0",
+		"evil.org:+80", "evil.org:65536", "evil.org:", "évil.org", strings.Repeat("a", 256),
+	} {
+		if got, err := r.Resolve(context.Background(), name); err == nil {
+			t.Errorf("Resolve(%q) = %+v, want an error", name, got)
+		}
+	}
+	if hits.Load() != 0 || srvLookups != 0 {
+		t.Fatalf("invalid names led to %d well-known requests and %d SRV lookups, want none", hits.Load(), srvLookups)
+	}
+}
+
 // TestResolveStaticAddresses: configured addresses win over discovery.
 func TestResolveStaticAddresses(t *testing.T) {
 	r := NewResolver(map[string]string{"hs1.test": "127.0.0.11:9000"}, nil, nil)

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -351,9 +352,9 @@ func marshalActions(actions pushrules.PushActionArray) json.RawMessage {
 
 // genericRules are the default rules of nobody, built once.
 var genericRules = sync.OnceValue(func() *compiledRules {
-	rs, err := evaluatorRules(defaultRules(nobody))
-	if err != nil {
-		panic("push: the default rules do not parse: " + err.Error())
+	rs, bad, err := evaluatorRules(defaultRules(nobody))
+	if err != nil || len(bad) > 0 {
+		panic(fmt.Sprintf("push: the default rules do not parse: %v %v", err, bad))
 	}
 	compiled, _ := compileRules(rs, DefaultLimits)
 	return compiled

@@ -47,9 +47,9 @@ func evaluatorFor(t *testing.T, user string, mine []*Rule, kind string) *pushrul
 	t.Helper()
 	rules := defaultRules(user)
 	*rules.kind(kind) = append(mine, *rules.kind(kind)...)
-	rs, err := evaluatorRules(rules)
-	if err != nil {
-		t.Fatal(err)
+	rs, bad, err := evaluatorRules(rules)
+	if err != nil || len(bad) > 0 {
+		t.Fatal(err, bad)
 	}
 	return rs
 }

@@ -256,9 +256,12 @@ func (s *Service) ruleset(ctx context.Context, userID string) (userRuleset, erro
 	if err != nil {
 		return userRuleset{}, err
 	}
-	rs, err := evaluatorRules(parseUserRules(stored).merged(userID))
+	rs, bad, err := evaluatorRules(parseUserRules(stored).merged(userID))
 	if err != nil {
 		return userRuleset{}, err
+	}
+	if len(bad) > 0 {
+		s.opts.Log.Warn("push rules that cannot be loaded are not evaluated", "user", userID, "rules", bad)
 	}
 	compiled, skipped := compileRules(rs, s.opts.Limits)
 	if skipped > 0 {
@@ -276,15 +279,35 @@ type userRuleset struct {
 	isDefault bool
 }
 
-// evaluatorRules turns rules into mautrix's evaluator's form.
-func evaluatorRules(rules *Ruleset) (*pushrules.PushRuleset, error) {
-	raw, err := json.Marshal(rules)
+// evaluatorRules turns rules into mautrix's evaluator's form. A rule the
+// evaluator cannot load (stored before the rules were validated, e.g. a
+// condition whose key is a number) is left out and named in bad: it
+// must not take the user's other rules, the defaults and every other
+// recipient of the event down with it.
+func evaluatorRules(rules *Ruleset) (rs *pushrules.PushRuleset, bad []string, err error) {
+	loadable := &Ruleset{}
+	for _, kind := range kinds {
+		out := loadable.kind(kind)
+		*out = []*Rule{}
+		for _, r := range *rules.kind(kind) {
+			raw, err := json.Marshal(r)
+			if err == nil {
+				err = json.Unmarshal(raw, &pushrules.PushRule{})
+			}
+			if err != nil {
+				bad = append(bad, kind+"/"+r.RuleID)
+				continue
+			}
+			*out = append(*out, r)
+		}
+	}
+	raw, err := json.Marshal(loadable)
 	if err != nil {
-		return nil, err
+		return nil, bad, err
 	}
-	rs := &pushrules.PushRuleset{}
+	rs = &pushrules.PushRuleset{}
 	if err := json.Unmarshal(raw, rs); err != nil {
-		return nil, err
+		return nil, bad, err
 	}
-	return rs, nil
+	return rs, bad, nil
 }

@@ -59,9 +59,9 @@ func FuzzPutRule(f *testing.F) {
 		}
 		u := parseUserRules(nil)
 		*u.Rules.kind(kind) = append(*u.Rules.kind(kind), rule)
-		rs, err := evaluatorRules(u.merged("@alice:a.test"))
-		if err != nil {
-			t.Fatalf("accepted %s rule %s, which the evaluator cannot load: %v", kind, raw, err)
+		rs, bad, err := evaluatorRules(u.merged("@alice:a.test"))
+		if err != nil || len(bad) > 0 {
+			t.Fatalf("accepted %s rule %s, which the evaluator cannot load: %v %v", kind, raw, err, bad)
 		}
 		_ = rs.GetActions(fuzzRoom{}, msg)
 		// Stored and read back, the rule is the same.
@@ -69,8 +69,8 @@ func FuzzPutRule(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := evaluatorRules(parseUserRules(stored).merged("@alice:a.test")); err != nil {
-			t.Fatalf("stored rules do not load again: %v", err)
+		if _, bad, err := evaluatorRules(parseUserRules(stored).merged("@alice:a.test")); err != nil || len(bad) > 0 {
+			t.Fatalf("stored rules do not load again: %v %v", err, bad)
 		}
 	})
 }

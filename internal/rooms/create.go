@@ -56,8 +56,8 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 	if version == "" {
 		version = e.opts.DefaultVersion
 	}
-	verImpl, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
-	if err != nil {
+	verImpl, ok := Version(gomatrixserverlib.RoomVersion(version))
+	if !ok {
 		return "", &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNSUPPORTED_ROOM_VERSION", Message: "Unsupported room version " + version}
 	}
 	content, creators, err := createContent(verImpl, r)
