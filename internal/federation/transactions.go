@@ -106,7 +106,7 @@ const inboundTxnRetention = 24 * time.Hour
 // transactions received longer ago than a sender would retry them.
 func PruneInboundTxns(ctx context.Context, st interface {
 	PruneInboundTxns(ctx context.Context, ts int64) error
-}, log *slog.Logger) {
+}, log *slog.Logger) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -115,7 +115,7 @@ func PruneInboundTxns(ctx context.Context, st interface {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}

@@ -334,7 +334,7 @@ func (s *Service) uploadSignal(mediaID string) <-chan struct{} {
 }
 
 // Run forgets lapsed async uploads hourly until ctx ends.
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -345,7 +345,7 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}

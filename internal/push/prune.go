@@ -76,7 +76,7 @@ func (s *Service) pruneUser(ctx context.Context, userID string, readUpto, allUpt
 }
 
 // RunPruning prunes notifications hourly until ctx ends.
-func (s *Service) RunPruning(ctx context.Context) {
+func (s *Service) RunPruning(ctx context.Context) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -87,7 +87,7 @@ func (s *Service) RunPruning(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}

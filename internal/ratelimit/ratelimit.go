@@ -71,13 +71,13 @@ func (l *Limiter) Allow(rule, key string) (bool, int64) {
 
 // Run forgets full buckets every interval until ctx ends, so that memory
 // follows the number of active clients rather than all clients ever seen.
-func (l *Limiter) Run(ctx context.Context, interval time.Duration) {
+func (l *Limiter) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			l.sweep()
 		}

@@ -259,13 +259,13 @@ func (e *Engine) Flush() { e.writer.flush() }
 // current state is reloaded from the store on next use), every interval
 // until ctx ends, so that memory follows the active rooms rather than
 // every room ever touched.
-func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) {
+func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			e.evictIdle(idle)
 		}

@@ -36,6 +36,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/lifecycle"
 	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/presence"
@@ -89,8 +90,12 @@ type Server struct {
 	bound map[string]net.Listener
 	fresh *freshConns
 
+	// cancel ends the context of the listeners' and workers' lifetime;
+	// wg counts the goroutines serving the listeners.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// workers are the background workers (registerWorkers lists them).
+	workers lifecycle.Group
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -247,6 +252,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.metrics = s.newHTTPServer(mux)
 	}
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
+	s.registerWorkers()
 	return s, nil
 }
 
@@ -400,34 +406,13 @@ func (s *Server) Start() error {
 			}
 		}(l.h, ln)
 	}
-	if s.limiter != nil {
-		s.goRun(func() { s.limiter.Run(ctx, time.Minute) })
-	}
-	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
-	s.goRun(func() { s.notifier.Run(ctx) })
-	s.goRun(func() { s.push.Run(ctx) })
-	s.goRun(func() { s.push.RunPruning(ctx) })
-	s.goRun(func() { s.indexer.Run(ctx) })
-	s.goRun(func() { s.guests.Run(ctx) })
-	s.goRun(func() { s.typing.Run(ctx, time.Second) })
-	s.goRun(func() { s.presence.Run(ctx) })
-	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
-	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
-	s.goRun(func() { s.pruneRedactions(ctx) })
-	s.goRun(func() { s.media.Run(ctx) })
-	if s.joinPresence != nil {
-		s.goRun(func() { s.joinPresence.Run(ctx) })
-	}
-	if s.sender != nil {
-		s.goRun(func() { s.sender.Run(ctx) })
-		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
-	}
+	s.workers.Start(ctx)
 	return nil
 }
 
 // pruneRedactions drops the original content of events redacted longer
 // ago than the retention period, hourly.
-func (s *Server) pruneRedactions(ctx context.Context) {
+func (s *Server) pruneRedactions(ctx context.Context) error {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -438,18 +423,10 @@ func (s *Server) pruneRedactions(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
-}
-
-func (s *Server) goRun(fn func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn()
-	}()
 }
 
 // abortStart stops the listeners a failed Start already serves. Closing

@@ -102,7 +102,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	errs = append(errs, waitCtx(ctx, "background workers", s.wg.Wait))
+	errs = append(errs, waitCtx(ctx, "listeners", s.wg.Wait))
+	errs = append(errs, s.workers.Stop(ctx))
 	if s.engine != nil {
 		errs = append(errs, waitCtx(ctx, "group commit", s.engine.Flush))
 	}

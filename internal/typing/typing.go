@@ -124,13 +124,13 @@ func (s *Service) Typing(roomID string) ([]string, int64) {
 }
 
 // Run expires typing notifications whose timeout passed, until ctx ends.
-func (s *Service) Run(ctx context.Context, every time.Duration) {
+func (s *Service) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			s.expire()
 		}

@@ -235,13 +235,13 @@ func (m *Manager) challenge(s *Session, flows []Flow, stages []Stage, failed *mx
 }
 
 // Run deletes expired sessions every interval until ctx ends.
-func (m *Manager) Run(ctx context.Context, interval time.Duration) {
+func (m *Manager) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			m.Sweep(ctx)
 		}
