@@ -15,10 +15,10 @@ func BeforeDBClose(s *Server, f func()) func() int64 {
 }
 
 // WorkerNames lists the registered background workers.
-func WorkerNames(s *Server) []string { return s.workers.Names() }
+func WorkerNames(s *Server) []string { return append(s.commit.Names(), s.workers.Names()...) }
 
 // RunningWorkers lists the background workers that have not returned.
-func RunningWorkers(s *Server) []string { return s.workers.Running() }
+func RunningWorkers(s *Server) []string { return append(s.commit.Running(), s.workers.Running()...) }
 
 // AddWorker registers one more worker; call it before Start.
 func AddWorker(s *Server, name string, w lifecycle.Worker) { s.workers.Add(name, w) }

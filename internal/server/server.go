@@ -94,8 +94,9 @@ type Server struct {
 	// wg counts the goroutines serving the listeners.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// workers are the background workers (registerWorkers lists them).
-	workers lifecycle.Group
+	// workers are the background workers, commit the group commit,
+	// stopped after them (registerWorkers lists both).
+	workers, commit lifecycle.Group
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -406,6 +407,7 @@ func (s *Server) Start() error {
 			}
 		}(l.h, ln)
 	}
+	s.commit.Start(ctx)
 	s.workers.Start(ctx)
 	return nil
 }

@@ -15,11 +15,14 @@ import (
 // worker starts for parts of its work (the federation sender's one per
 // destination, push's one per pusher) end before its Run returns.
 //
-// Not here: the group commit's drain goroutine, which the first write
-// of a burst starts and which ends when the queue is empty (Shutdown's
-// third step waits for it), and the goroutines serving connections,
+// The group commit is a worker of its own group, stopped after the
+// others (they may still send events: the guest enforcer's leaves) and
+// before the database. Not here: the goroutines serving connections,
 // which net/http owns.
 func (s *Server) registerWorkers() {
+	s.commit.Log = s.log
+	s.commit.Add("group-commit", lifecycle.Func(s.engine.RunGroupCommit))
+
 	w := &s.workers
 	w.Log = s.log
 	if s.limiter != nil {

@@ -30,7 +30,7 @@ func TestWorkersStopWithTheServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{
-			"ratelimit-sweep", "uia-expiry", "sync-notifier", "push", "push-pruning", "search-indexer",
+			"group-commit", "ratelimit-sweep", "uia-expiry", "sync-notifier", "push", "push-pruning", "search-indexer",
 			"guest-enforcer", "typing-expiry", "presence-timeouts", "sqlite-checkpoints", "room-eviction",
 			"redaction-pruning", "media-cleanup", "federation-join-presence", "federation-sender",
 			"federation-txn-pruning",
