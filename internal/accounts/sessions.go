@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -177,6 +178,11 @@ func (s *Service) PasswordLogin(ctx context.Context, user, password string) (sto
 // on this server or a bare localpart, matched case-insensitively as
 // Synapse does.
 func (s *Service) ResolveLoginUser(ctx context.Context, user string) (string, error) {
+	if ident.CheckText(user) != nil {
+		// No account can have such a name: an unknown user, as Synapse
+		// answers, on every database engine.
+		return "", mxerr.Forbidden("Invalid username or password")
+	}
 	lp := user
 	if strings.HasPrefix(user, "@") {
 		var local bool

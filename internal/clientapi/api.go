@@ -13,6 +13,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
@@ -24,7 +25,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -73,7 +73,7 @@ type Deps struct {
 	RegTokens RegistrationTokens
 	Rooms     *rooms.Engine
 	RoomStore RoomStore
-	Sync      *mxsync.Service
+	Sync      *clientsync.Service
 	Render    clientevent.Renderer
 	// Federation makes membership changes that need other servers; nil
 	// when federation is off.
@@ -123,7 +123,7 @@ type API struct {
 	regTokens  RegistrationTokens
 	rooms      *rooms.Engine
 	roomStore  RoomStore
-	sync       *mxsync.Service
+	sync       *clientsync.Service
 	render     clientevent.Renderer
 	federation RemoteMembership
 	dir        *directory.Service

@@ -5,17 +5,16 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // Navigating a room's history: /context around an event,
@@ -152,8 +151,8 @@ func (a *API) renderContext(ctx context.Context, c *httpapi.Caller, w *eventWind
 		"events_before": nonNil(rendered[1 : 1+nb]),
 		"events_after":  nonNil(rendered[1+nb : 1+nb+na]),
 		"state":         nonNil(rendered[1+nb+na:]),
-		"start":         mxsync.Token{Events: w.start}.String(),
-		"end":           mxsync.Token{Events: w.end}.String(),
+		"start":         clientsync.Token{Events: w.start}.String(),
+		"end":           clientsync.Token{Events: w.end}.String(),
 	}, nil
 }
 
@@ -172,22 +171,9 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
 	tsParam := q.Get("ts")
-	if tsParam == "" {
-		return nil, mxerr.MissingParam("Missing ts parameter")
-	}
-	ts, err := strconv.ParseInt(tsParam, 10, 64)
+	ts, backwards, err := httpapi.TimestampQuery(q)
 	if err != nil {
-		return nil, mxerr.InvalidParam("ts must be an integer")
-	}
-	var backwards bool
-	switch q.Get("dir") {
-	case "f":
-	case "b":
-		backwards = true
-	case "":
-		return nil, mxerr.MissingParam("Missing dir parameter")
-	default:
-		return nil, mxerr.InvalidParam("dir must be f or b")
+		return nil, err
 	}
 	upper, err := a.readableUpTo(ctx, roomID, c.UserID, a.rooms.Stream().Current())
 	if err != nil {
@@ -204,11 +190,7 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 		if err != nil {
 			return nil, err
 		}
-		nids := make([]int64, len(rows))
-		for i, row := range rows {
-			nids[i] = row.NID
-		}
-		evs, err := a.rooms.EventsByNID(ctx, nids)
+		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
 		if err != nil {
 			return nil, err
 		}
@@ -290,8 +272,8 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		"membership": membership,
 		"messages": map[string]any{
 			"chunk": nonNil(rendered[:len(evs)]),
-			"start": mxsync.Token{Events: start}.String(),
-			"end":   mxsync.Token{Events: upper}.String(),
+			"start": clientsync.Token{Events: start}.String(),
+			"end":   clientsync.Token{Events: upper}.String(),
 		},
 		"state":        nonNil(rendered[len(evs):]),
 		"visibility":   visibility,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -373,27 +372,11 @@ func (a *API) accessible(ctx context.Context, d *directory.Room, userID string) 
 	return membership, false, nil
 }
 
-// contentString reads one top-level string of an event content.
-func contentString(content []byte, key string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(content, &m) != nil {
-		return ""
-	}
-	var s string
-	_ = json.Unmarshal(m[key], &s)
-	return s
-}
-
 func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
-	req := directory.PublicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
-		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil {
-			return nil, mxerr.InvalidParam("limit must be an integer")
-		}
-		req.Limit = &n
+	req, err := directory.PublicRoomsQueryFromURL(q)
+	if err != nil {
+		return nil, err
 	}
 	return a.publicRooms(r.Context(), q.Get("server"), req)
 }

@@ -12,11 +12,11 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 func (a *API) registerRoomEvents(rt *httpapi.Router) {
@@ -302,7 +302,7 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	q := r.URL.Query()
 	if at := q.Get("at"); at != "" {
-		tok, err := mxsync.ParseToken(at)
+		tok, err := clientsync.ParseToken(at)
 		if err != nil {
 			return nil, err
 		}

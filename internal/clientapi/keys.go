@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -104,11 +104,11 @@ func (a *API) keyChanges(r *http.Request, c *httpapi.Caller) (any, error) {
 	if q.Get("from") == "" || q.Get("to") == "" {
 		return nil, mxerr.MissingParam("from and to are required")
 	}
-	from, err := mxsync.ParseToken(q.Get("from"))
+	from, err := clientsync.ParseToken(q.Get("from"))
 	if err != nil {
 		return nil, err
 	}
-	to, err := mxsync.ParseToken(q.Get("to"))
+	to, err := clientsync.ParseToken(q.Get("to"))
 	if err != nil {
 		return nil, err
 	}

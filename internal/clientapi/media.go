@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -122,7 +121,7 @@ func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, legacy bool
 	req, err := mediaRequest(r, legacy)
 	if err == nil {
 		var spec media.ThumbnailSpec
-		spec, err = thumbnailSpec(r)
+		spec, err = media.ThumbnailSpecFromQuery(r.URL.Query())
 		if err == nil {
 			var content *media.Content
 			content, err = a.media.Thumbnail(r.Context(), r.PathValue("serverName"), r.PathValue("mediaId"), spec, req)
@@ -147,24 +146,4 @@ func (a *API) mediaError(w http.ResponseWriter, r *http.Request, err error) {
 func mediaRequest(r *http.Request, legacy bool) (media.Request, error) {
 	timeout, err := media.ParseTimeout(r)
 	return media.Request{Legacy: legacy, Timeout: timeout}, err
-}
-
-// thumbnailSpec reads width, height and method (scale by default, as
-// Synapse). animated is accepted and ignored: thumbnails are still
-// images, which the spec allows.
-func thumbnailSpec(r *http.Request) (media.ThumbnailSpec, error) {
-	q := r.URL.Query()
-	w, errW := strconv.Atoi(q.Get("width"))
-	h, errH := strconv.Atoi(q.Get("height"))
-	if q.Get("width") == "" || q.Get("height") == "" {
-		return media.ThumbnailSpec{}, mxerr.MissingParam("width and height are required")
-	}
-	if errW != nil || errH != nil {
-		return media.ThumbnailSpec{}, mxerr.InvalidParam("width and height must be integers")
-	}
-	method := q.Get("method")
-	if method == "" {
-		method = "scale"
-	}
-	return media.ThumbnailSpec{Width: w, Height: h, Method: method}, nil
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // maxPageLimit caps /messages and /context pages.
@@ -56,14 +56,14 @@ func parsePage(q url.Values, dirOptional bool, current int64) (page, error) {
 		p.from = current
 	}
 	if f := q.Get("from"); f != "" {
-		tok, err := mxsync.ParsePageToken(f)
+		tok, err := clientsync.ParsePageToken(f)
 		if err != nil {
 			return p, err
 		}
 		p.from = min(tok.Events, current)
 	}
 	if t := q.Get("to"); t != "" {
-		tok, err := mxsync.ParsePageToken(t)
+		tok, err := clientsync.ParsePageToken(t)
 		if err != nil {
 			return p, err
 		}
@@ -144,9 +144,9 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp := map[string]any{"chunk": chunk, "start": mxsync.Token{Events: from}.String()}
+	resp := map[string]any{"chunk": chunk, "start": clientsync.Token{Events: from}.String()}
 	if more {
-		resp["end"] = mxsync.Token{Events: next}.String()
+		resp["end"] = clientsync.Token{Events: next}.String()
 	}
 	if rf.LazyLoadMembers {
 		state, err := a.lazyMembers(r.Context(), evs, c)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -105,7 +106,7 @@ func FuzzThumbnailSpec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		r := httptest.NewRequest(http.MethodGet, "/thumbnail", nil)
 		r.URL.RawQuery = rawQuery
-		spec, err := thumbnailSpec(r)
+		spec, err := media.ThumbnailSpecFromQuery(r.URL.Query())
 		if err != nil {
 			badParam(t, rawQuery, err)
 			return

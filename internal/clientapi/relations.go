@@ -4,12 +4,12 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // maxRelationDepth is how far recurse=true follows relations of
@@ -74,7 +74,7 @@ func (a *API) relations(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	resp := map[string]any{"chunk": chunk}
 	if next != noBound {
-		resp["next_batch"] = mxsync.Token{Events: next}.String()
+		resp["next_batch"] = clientsync.Token{Events: next}.String()
 	}
 	if f := q.Get("from"); f != "" {
 		resp["prev_batch"] = f
@@ -115,11 +115,7 @@ func (a *API) pageRelations(ctx context.Context, userID string, rq store.Relatio
 		if err != nil {
 			return nil, 0, err
 		}
-		nids := make([]int64, len(rows))
-		for i, row := range rows {
-			nids[i] = row.NID
-		}
-		evs, err := a.rooms.EventsByNID(ctx, nids)
+		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
 		if err != nil {
 			return nil, 0, err
 		}
@@ -177,7 +173,7 @@ func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	before := upper
 	if f := q.Get("from"); f != "" {
-		tok, err := mxsync.ParseToken(f)
+		tok, err := clientsync.ParseToken(f)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +189,7 @@ func (a *API) threads(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	resp := map[string]any{"chunk": chunk}
 	if next >= 0 {
-		resp["next_batch"] = mxsync.Token{Events: next}.String()
+		resp["next_batch"] = clientsync.Token{Events: next}.String()
 	}
 	return resp, nil
 }

@@ -8,13 +8,13 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // Server-side search (spec "Server Side Search"): POST /search with the
@@ -208,8 +208,8 @@ func (a *API) searchContext(ctx context.Context, c *httpapi.Caller, ev *rooms.Ev
 	out := map[string]any{
 		"events_before": nonNil(rendered[:len(w.before)]),
 		"events_after":  nonNil(rendered[len(w.before):]),
-		"start":         mxsync.Token{Events: w.start}.String(),
-		"end":           mxsync.Token{Events: w.end}.String(),
+		"start":         clientsync.Token{Events: w.start}.String(),
+		"end":           clientsync.Token{Events: w.end}.String(),
 	}
 	if crit.EventContext.IncludeProfile {
 		if out["profile_info"], err = a.senderProfiles(ctx, last, w.senders()); err != nil {

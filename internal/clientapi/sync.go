@@ -7,11 +7,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 )
 
 // maxSyncTimeout caps long-polling, as reverse proxies time out anyway.
@@ -25,10 +25,10 @@ func (a *API) registerSync(rt *httpapi.Router) {
 
 func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
-	req := mxsync.Request{UserID: c.UserID, DeviceID: c.DeviceID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true",
+	req := clientsync.Request{UserID: c.UserID, DeviceID: c.DeviceID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true",
 		SetPresence: q.Get("set_presence")}
 	if s := q.Get("since"); s != "" {
-		tok, err := mxsync.ParseToken(s)
+		tok, err := clientsync.ParseToken(s)
 		if err != nil {
 			return nil, err
 		}

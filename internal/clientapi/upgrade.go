@@ -183,7 +183,7 @@ func (a *API) upgradeInitialState(all map[store.StateKey]*rooms.Event, create *r
 	if newAlias != nil {
 		initial = append(initial, rooms.StateEvent{Type: "m.room.canonical_alias", Content: newAlias})
 	}
-	if contentString(create.Content(), "type") == "m.space" {
+	if rooms.ContentString(create.Content(), "type") == "m.space" {
 		initial = append(initial, spaceChildState(all)...)
 	}
 	return initial, oldAlias
@@ -249,7 +249,7 @@ func (a *API) carryBans(ctx context.Context, u *roomUpgrade, newID string) error
 		}
 		if m, _ := ev.Membership(); m == spec.Ban {
 			if err := ignoreAuth(a.rooms.SetMembership(ctx, rooms.MembershipRequest{
-				Sender: u.upgrader.UserID, RoomID: newID, Target: k.StateKey, Membership: spec.Ban, Reason: contentString(ev.Content(), "reason"),
+				Sender: u.upgrader.UserID, RoomID: newID, Target: k.StateKey, Membership: spec.Ban, Reason: rooms.ContentString(ev.Content(), "reason"),
 			})); err != nil {
 				return err
 			}
@@ -385,7 +385,7 @@ func (a *API) splitCanonicalAlias(ev *rooms.Event) (oldContent, newContent json.
 	}
 	local := func(alias string) bool { return strings.HasSuffix(alias, ":"+a.cfg.ServerName) }
 	moved := map[string]any{}
-	if alias := contentString(ev.Content(), "alias"); alias != "" && local(alias) {
+	if alias := rooms.ContentString(ev.Content(), "alias"); alias != "" && local(alias) {
 		moved["alias"] = alias
 		delete(old, "alias")
 	}

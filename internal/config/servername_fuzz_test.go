@@ -3,6 +3,7 @@ package config
 import (
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,15 @@ func FuzzValidateServerName(f *testing.F) {
 			usable = p >= 1 && p <= 65535
 		}
 		if strings.HasPrefix(m[1], "[") && net.ParseIP(strings.Trim(m[1], "[]")) == nil {
+			usable = false
+		}
+		// Synapse's VALID_HOST_REGEX also refuses empty labels ("a..b",
+		// ".a", "a."), which the grammar lets through and no resolver
+		// can look up.
+		if !strings.HasPrefix(m[1], "[") && slices.Contains(strings.Split(m[1], "."), "") {
+			if err == nil {
+				t.Fatalf("ValidateServerName accepted %q, which has an empty label", name)
+			}
 			usable = false
 		}
 		if usable && err != nil {

@@ -7,6 +7,7 @@ package directory
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	}
 	field := func(typ, key string) string {
 		if ev := evs[store.StateKey{Type: typ}]; ev != nil {
-			return contentString(ev.Content(), key)
+			return rooms.ContentString(ev.Content(), key)
 		}
 		return ""
 	}
@@ -117,21 +118,10 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	return &Room{Summary: sum, State: state}, nil
 }
 
-// contentString reads one top-level string of an event content.
-func contentString(content []byte, key string) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(content, &m) != nil {
-		return ""
-	}
-	var s string
-	_ = json.Unmarshal(m[key], &s)
-	return s
-}
-
 // plainTopic is the plain-text topic of an m.room.topic content: topic,
 // or else the text/plain entry of m.topic.
 func plainTopic(content []byte) string {
-	if t := contentString(content, "topic"); t != "" {
+	if t := rooms.ContentString(content, "topic"); t != "" {
 		return t
 	}
 	var c struct {
@@ -164,6 +154,21 @@ type PublicRoomsQuery struct {
 	} `json:"filter"`
 	IncludeAllNetworks   bool   `json:"include_all_networks"`
 	ThirdPartyInstanceID string `json:"third_party_instance_id"`
+}
+
+// PublicRoomsQueryFromURL reads a GET /publicRooms query string, of the
+// client or the federation API.
+func PublicRoomsQueryFromURL(q url.Values) (PublicRoomsQuery, error) {
+	req := PublicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
+		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return PublicRoomsQuery{}, mxerr.InvalidParam("limit must be an integer")
+		}
+		req.Limit = &n
+	}
+	return req, nil
 }
 
 // PublicRoomsResponse is a page of the published rooms.

@@ -378,22 +378,9 @@ func (a *API) timestampToEvent(r *Request) (any, error) {
 	ctx := r.Context()
 	roomID := r.PathValue("roomId")
 	q := r.URL.Query()
-	if q.Get("ts") == "" {
-		return nil, mxerr.MissingParam("Missing ts parameter")
-	}
-	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	ts, backwards, err := httpapi.TimestampQuery(q)
 	if err != nil {
-		return nil, mxerr.InvalidParam("ts must be an integer")
-	}
-	var backwards bool
-	switch q.Get("dir") {
-	case "f":
-	case "b":
-		backwards = true
-	case "":
-		return nil, mxerr.MissingParam("Missing dir parameter")
-	default:
-		return nil, mxerr.InvalidParam("dir must be f or b")
+		return nil, err
 	}
 	if _, err := a.roomVersion(ctx, roomID); err != nil {
 		return nil, err

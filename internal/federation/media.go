@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
@@ -75,17 +74,11 @@ func (a *API) mediaThumbnail(r *Request) (*media.Content, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := r.URL.Query()
-	w, errW := strconv.Atoi(q.Get("width"))
-	h, errH := strconv.Atoi(q.Get("height"))
-	if errW != nil || errH != nil {
-		return nil, mxerr.InvalidParam("width and height must be integers")
+	spec, err := media.ThumbnailSpecFromQuery(r.URL.Query())
+	if err != nil {
+		return nil, err
 	}
-	method := q.Get("method")
-	if method == "" {
-		method = "scale"
-	}
-	return a.media.Thumbnail(r.Context(), a.d.ServerName, r.PathValue("mediaId"), media.ThumbnailSpec{Width: w, Height: h, Method: method}, req)
+	return a.media.Thumbnail(r.Context(), a.d.ServerName, r.PathValue("mediaId"), spec, req)
 }
 
 // rawClient is what fclient's federation client offers beyond its

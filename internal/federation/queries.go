@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -117,14 +116,9 @@ func (a *API) queryDirectory(r *Request) (any, error) {
 // as the client API's /publicRooms lists it.
 func (a *API) getPublicRooms(r *Request) (any, error) {
 	q := r.URL.Query()
-	req := directory.PublicRoomsQuery{Since: q.Get("since"), ThirdPartyInstanceID: q.Get("third_party_instance_id"),
-		IncludeAllNetworks: q.Get("include_all_networks") == "true"}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil {
-			return nil, mxerr.InvalidParam("limit must be an integer")
-		}
-		req.Limit = &n
+	req, err := directory.PublicRoomsQueryFromURL(q)
+	if err != nil {
+		return nil, err
 	}
 	return a.d.Directory.PublicRooms(r.Context(), req)
 }

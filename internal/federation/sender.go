@@ -556,11 +556,7 @@ func (s *Sender) transaction(ctx context.Context, dest string, pdus []store.Queu
 		OriginServerTS: spec.AsTimestamp(time.Now()),
 		PDUs:           []json.RawMessage{},
 	}
-	nids := make([]int64, len(pdus))
-	for i, p := range pdus {
-		nids[i] = p.EventNID
-	}
-	evs, err := s.o.Rooms.EventsByNID(ctx, nids)
+	evs, err := rooms.EventsFor(ctx, s.o.Rooms, pdus, func(p store.QueuedPDU) int64 { return p.EventNID })
 	if err != nil {
 		return txn, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -107,18 +108,12 @@ const inboundTxnRetention = 24 * time.Hour
 func PruneInboundTxns(ctx context.Context, st interface {
 	PruneInboundTxns(ctx context.Context, ts int64) error
 }, log *slog.Logger) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if err := st.PruneInboundTxns(ctx, time.Now().Add(-inboundTxnRetention).UnixMilli()); err != nil && ctx.Err() == nil {
 			log.Warn("pruning received federation transactions", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }
 
 func (a *API) registerTransactions(rt *httpapi.Router) {

@@ -70,6 +70,8 @@ type Route struct {
 	Handler      Handler
 	// Raw replaces Handler for endpoints that do not answer JSON.
 	Raw func(w http.ResponseWriter, r *http.Request, c *Caller)
+
+	params []string // the wildcard names of Path
 }
 
 // Router dispatches requests to routes.
@@ -110,6 +112,7 @@ func (rt *Router) Add(r Route) {
 		panic("httpapi: duplicate route " + r.Method + " " + r.Path)
 	}
 	route := r
+	route.params = patternParams(r.Path)
 	methods[r.Method] = &route
 }
 
@@ -153,6 +156,10 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 	}
 	if limit > 0 {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	if err := checkParams(r, route.params); err != nil {
+		WriteError(w, err)
+		return
 	}
 	var caller *Caller
 	if route.Auth != AuthNone {

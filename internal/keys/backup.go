@@ -144,6 +144,20 @@ func (s *Service) writableVersion(ctx context.Context, userID, version string) (
 	return cur.Version, nil
 }
 
+// readableVersion is the number of an existing backup version the
+// session endpoints name (any version, not only the current one).
+func (s *Service) readableVersion(ctx context.Context, userID, version string) (int64, error) {
+	if version == "" {
+		return 0, mxerr.MissingParam("Missing version")
+	}
+	b, err := s.Backup(ctx, userID, version)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := strconv.ParseInt(b.Version, 10, 64)
+	return n, nil
+}
+
 // better is the spec's rule for whether an uploaded session replaces the
 // stored one: a verified key beats an unverified one, then a lower
 // first_message_index wins, then a lower forwarded_count; otherwise the
@@ -192,14 +206,10 @@ func (s *Service) backupState(ctx context.Context, userID string, n int64) (*Bac
 // BackupKeys reads sessions of a version: all, one room's or one session
 // (roomID and sessionID narrowing).
 func (s *Service) BackupKeys(ctx context.Context, userID, version, roomID, sessionID string) (map[string]RoomSessions, error) {
-	if version == "" {
-		return nil, mxerr.MissingParam("Missing version")
-	}
-	b, err := s.Backup(ctx, userID, version)
+	n, err := s.readableVersion(ctx, userID, version)
 	if err != nil {
 		return nil, err
 	}
-	n, _ := strconv.ParseInt(b.Version, 10, 64)
 	rows, err := s.store.BackupSessions(ctx, userID, n, roomID, sessionID)
 	if err != nil {
 		return nil, err
@@ -220,14 +230,10 @@ func (s *Service) BackupKeys(ctx context.Context, userID, version, roomID, sessi
 // DeleteBackupKeys deletes sessions of a version (all, one room's or
 // one session).
 func (s *Service) DeleteBackupKeys(ctx context.Context, userID, version, roomID, sessionID string) (*BackupState, error) {
-	if version == "" {
-		return nil, mxerr.MissingParam("Missing version")
-	}
-	b, err := s.Backup(ctx, userID, version)
+	n, err := s.readableVersion(ctx, userID, version)
 	if err != nil {
 		return nil, err
 	}
-	n, _ := strconv.ParseInt(b.Version, 10, 64)
 	if err := s.store.DeleteBackupSessions(ctx, userID, n, roomID, sessionID); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/outbound"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -335,20 +336,14 @@ func (s *Service) uploadSignal(mediaID string) <-chan struct{} {
 
 // Run forgets lapsed async uploads hourly until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.db.DeleteExpiredPendingMedia(ctx, s.now().UnixMilli()); err != nil && ctx.Err() == nil {
 			s.log.Warn("forgetting lapsed media IDs", "err", err)
 		} else if n > 0 {
 			s.log.Info("forgot lapsed media IDs", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }
 
 // Log is the service's logger, for handlers that write their own answers.

@@ -38,6 +38,26 @@ type ThumbnailSpec struct {
 	Method string
 }
 
+// ThumbnailSpecFromQuery reads a thumbnail request's width, height and
+// method (scale by default, as Synapse), of the client or the federation
+// API. animated is accepted and ignored: thumbnails are still images,
+// which the spec allows.
+func ThumbnailSpecFromQuery(q url.Values) (ThumbnailSpec, error) {
+	w, errW := strconv.Atoi(q.Get("width"))
+	h, errH := strconv.Atoi(q.Get("height"))
+	if q.Get("width") == "" || q.Get("height") == "" {
+		return ThumbnailSpec{}, mxerr.MissingParam("width and height are required")
+	}
+	if errW != nil || errH != nil {
+		return ThumbnailSpec{}, mxerr.InvalidParam("width and height must be integers")
+	}
+	method := q.Get("method")
+	if method == "" {
+		method = "scale"
+	}
+	return ThumbnailSpec{Width: w, Height: h, Method: method}, nil
+}
+
 // target picks the size a thumbnail is made for: the smallest configured
 // size of the method at least as large as asked (Synapse's choice among
 // its pre-generated thumbnails), else exactly the size asked.

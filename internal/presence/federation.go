@@ -25,13 +25,7 @@ func (s *Service) HandleEDU(ctx context.Context, origin string, raw json.RawMess
 	}
 	var errs int
 	for _, entry := range edu.Push {
-		var u struct {
-			UserID          string  `json:"user_id"`
-			Presence        string  `json:"presence"`
-			LastActiveAgo   *int64  `json:"last_active_ago"`
-			StatusMsg       *string `json:"status_msg"`
-			CurrentlyActive bool    `json:"currently_active"`
-		}
+		var u Push
 		if err := json.Unmarshal(entry, &u); err != nil || !validState(u.Presence) {
 			errs++
 			continue

@@ -12,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -217,7 +218,9 @@ func toMautrix(ev *rooms.Event) *event.Event {
 func threadOf(m *event.Event) string {
 	rel, _ := m.Content.Raw["m.relates_to"].(map[string]any)
 	if rel["rel_type"] == "m.thread" {
-		if root, ok := rel["event_id"].(string); ok {
+		// A root that cannot be an event ID is no thread (as the room
+		// engine reads relations): the main timeline counts it.
+		if root, ok := rel["event_id"].(string); ok && ident.CheckID(root) == nil {
 			return root
 		}
 	}

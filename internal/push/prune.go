@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/periodic"
 )
 
 // How long notifications are kept, as Synapse keeps its push actions:
@@ -77,18 +79,12 @@ func (s *Service) pruneUser(ctx context.Context, userID string, readUpto, allUpt
 
 // RunPruning prunes notifications hourly until ctx ends.
 func (s *Service) RunPruning(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.Prune(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			s.opts.Log.Warn("push: pruning old notifications", "err", err)
 		} else if n > 0 {
 			s.opts.Log.Info("push: pruned old notifications", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/periodic"
 )
 
 // Rule is a token bucket: PerSecond refill rate and Burst capacity.
@@ -72,16 +74,8 @@ func (l *Limiter) Allow(rule, key string) (bool, int64) {
 // Run forgets full buckets every interval until ctx ends, so that memory
 // follows the number of active clients rather than all clients ever seen.
 func (l *Limiter) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			l.sweep()
-		}
-	}
+	periodic.Every(ctx, interval, l.sweep)
+	return nil
 }
 
 func (l *Limiter) sweep() {

@@ -400,11 +400,7 @@ func (a *Aggregator) latestVisibleInThread(ctx context.Context, vis *rooms.Visib
 		if err != nil {
 			return nil, err
 		}
-		nids := make([]int64, len(rows))
-		for i, r := range rows {
-			nids[i] = r.NID
-		}
-		evs, err := a.engine.EventsByNID(ctx, nids)
+		evs, err := rooms.EventsFor(ctx, a.engine, rows, func(r store.EventRow) int64 { return r.NID })
 		if err != nil {
 			return nil, err
 		}

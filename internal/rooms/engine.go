@@ -21,6 +21,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -267,16 +268,8 @@ func (e *Engine) RunGroupCommit(ctx context.Context) error { return e.writer.run
 // until ctx ends, so that memory follows the active rooms rather than
 // every room ever touched.
 func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			e.evictIdle(idle)
-		}
-	}
+	periodic.Every(ctx, interval, func() { e.evictIdle(idle) })
+	return nil
 }
 
 func (e *Engine) evictIdle(idle time.Duration) int {
@@ -369,6 +362,17 @@ func (e *Engine) CurrentState(ctx context.Context, roomID string) (StateMap, err
 		return nil, mxerr.NotFound("Unknown room")
 	}
 	return h.state, nil
+}
+
+// EventsFor loads the events that rows point at (search hits, relation
+// rows, memberships...), in the rows' order, as EventsByNID does; nid
+// picks a row's event NID.
+func EventsFor[T any](ctx context.Context, e *Engine, rows []T, nid func(T) int64) ([]*Event, error) {
+	nids := make([]int64, len(rows))
+	for i, r := range rows {
+		nids[i] = nid(r)
+	}
+	return e.EventsByNID(ctx, nids)
 }
 
 // EventsByNID loads events by NID through the cache, in the order given;

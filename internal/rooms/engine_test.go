@@ -233,10 +233,10 @@ func TestCreateRoomPresets(t *testing.T) {
 			ga, _ := e.StateEvent(ctx, state, "m.room.guest_access", "")
 			guest := ""
 			if ga != nil {
-				guest = contentField(ga.PDU, "guest_access")
+				guest = ContentString(ga.Content(), "guest_access")
 			}
-			if pl.Invite != c.invite || contentField(jr.PDU, "join_rule") != c.joinRule || guest != c.guest {
-				t.Errorf("%s: invite %d, join_rule %s, guest_access %q", c.preset, pl.Invite, contentField(jr.PDU, "join_rule"), guest)
+			if pl.Invite != c.invite || ContentString(jr.Content(), "join_rule") != c.joinRule || guest != c.guest {
+				t.Errorf("%s: invite %d, join_rule %s, guest_access %q", c.preset, pl.Invite, ContentString(jr.Content(), "join_rule"), guest)
 			}
 			if _, inUsers := pl.Users["@alice:a.test"]; !inUsers || pl.Users["@alice:a.test"] != creatorLevel {
 				t.Errorf("%s: v12 creator power %v", c.preset, pl.Users)

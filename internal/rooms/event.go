@@ -7,6 +7,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -140,10 +141,11 @@ func userIDForSender(_ spec.RoomID, senderID spec.SenderID) (*spec.UserID, error
 	return spec.NewUserID(string(senderID), true)
 }
 
-// contentField reads one top-level string field of the event content.
-func contentField(pdu gomatrixserverlib.PDU, key string) string {
+// ContentString reads one top-level string of an event content ("" when
+// it is absent or not a string).
+func ContentString(content []byte, key string) string {
 	var m map[string]json.RawMessage
-	if json.Unmarshal(pdu.Content(), &m) != nil {
+	if json.Unmarshal(content, &m) != nil {
 		return ""
 	}
 	var s string
@@ -162,6 +164,12 @@ func relationOf(pdu gomatrixserverlib.PDU) *relation {
 		RelatesTo *relation `json:"m.relates_to"`
 	}
 	if json.Unmarshal(pdu.Content(), &c) != nil || c.RelatesTo == nil || c.RelatesTo.EventID == "" || c.RelatesTo.RelType == "" {
+		return nil
+	}
+	// Content is the sender's to fill: a target that cannot be an event
+	// ID (NUL, too long) relates to nothing, and must not reach the
+	// store's relation columns, which PostgreSQL could not index.
+	if ident.CheckID(c.RelatesTo.EventID) != nil || ident.CheckID(c.RelatesTo.RelType) != nil {
 		return nil
 	}
 	return c.RelatesTo

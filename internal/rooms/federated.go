@@ -338,19 +338,9 @@ func (e *Engine) prevSnapshots(ctx context.Context, h *roomHead, pdu gomatrixser
 		if have[id] || !ok {
 			continue
 		}
-		ids := make([]string, len(st))
-		for i, p := range st {
-			ids[i] = p.EventID()
-		}
-		evs, err := e.EventsByID(ctx, ids)
+		m, err := e.stateMapOf(ctx, st)
 		if err != nil {
 			return nil, err
-		}
-		m := StateMap{}
-		for _, ev := range evs {
-			if ev.StateKey() != nil && ev.Status != store.EventRejected {
-				m[ev.Key()] = ev.NID
-			}
 		}
 		snap, err := e.storeSnapshot(ctx, h.id, m, h.snapshot)
 		if err != nil {
@@ -427,6 +417,27 @@ func (e *Engine) ReceiveHistorical(ctx context.Context, pdu gomatrixserverlib.PD
 	return e.write(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen, status: status}, pos)
 }
 
+// stateMapOf is the state a server sent as a list of events, as stored
+// here: the accepted state events among them (rejected ones and events
+// not stored are left out).
+func (e *Engine) stateMapOf(ctx context.Context, state []gomatrixserverlib.PDU) (StateMap, error) {
+	ids := make([]string, len(state))
+	for i, p := range state {
+		ids[i] = p.EventID()
+	}
+	evs, err := e.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	m := StateMap{}
+	for _, ev := range evs {
+		if ev.StateKey() != nil && ev.Status != store.EventRejected {
+			m[ev.Key()] = ev.NID
+		}
+	}
+	return m, nil
+}
+
 // historicalStateBefore is the state before a backfilled event: from its
 // prev events when all are here with state, else the state its server
 // sent.
@@ -445,19 +456,9 @@ func (e *Engine) historicalStateBefore(ctx context.Context, h *roomHead, pdu gom
 	if stateBefore == nil {
 		return nil, 0, 0, &ErrMissingEvents{Prev: pdu.PrevEventIDs()}
 	}
-	ids := make([]string, len(stateBefore))
-	for i, p := range stateBefore {
-		ids[i] = p.EventID()
-	}
-	evs, err := e.EventsByID(ctx, ids)
+	m, err := e.stateMapOf(ctx, stateBefore)
 	if err != nil {
 		return nil, 0, 0, err
-	}
-	m := StateMap{}
-	for _, ev := range evs {
-		if ev.StateKey() != nil && ev.Status != store.EventRejected {
-			m[ev.Key()] = ev.NID
-		}
 	}
 	id, err := e.storeSnapshot(ctx, h.id, m, h.snapshot)
 	if err != nil {

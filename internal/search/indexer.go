@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +30,19 @@ type Store interface {
 // indexedKeys maps each indexed event type to the content field searched
 // (the spec's search keys).
 var indexedKeys = map[string]string{
-	"m.room.message": "content.body",
-	"m.room.name":    "content.name",
-	"m.room.topic":   "content.topic",
+	"m.room.message": KeyBody,
+	"m.room.name":    KeyName,
+	"m.room.topic":   KeyTopic,
+}
+
+// isKey reports whether k is one of the spec's search keys.
+func isKey(k string) bool {
+	for _, key := range indexedKeys {
+		if key == k {
+			return true
+		}
+	}
+	return false
 }
 
 // indexBatch is how many events one indexing transaction reads.
@@ -49,8 +60,9 @@ type Indexer struct {
 	wake   chan struct{}
 	// urgent ends the gathering wait: a search is waiting.
 	urgent chan struct{}
-	// written is the high position last recorded (Run's goroutine only).
-	written int64
+	// written and writtenLow are the positions last recorded (Run's
+	// goroutine only).
+	written, writtenLow int64
 
 	mu   sync.Mutex
 	high int64
@@ -85,7 +97,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}
 		high, low, err = ix.store.SearchPosition(ctx)
 	}
-	ix.written = high
+	ix.written, ix.writtenLow = high, low
 	ix.setHigh(high)
 	for {
 		// Waiting for the stream before catching up, not after, so that
@@ -184,15 +196,19 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		key := indexedKeys[r.Type]
 		var v any
 		switch key {
-		case "content.body":
+		case KeyBody:
 			v = ev.Content.Body
-		case "content.name":
+		case KeyName:
 			v = ev.Content.Name
-		case "content.topic":
+		case KeyTopic:
 			v = ev.Content.Topic
 		}
+		// The event keeps its text faithfully; the index column holds
+		// what both engines can store (PostgreSQL's TEXT refuses NUL),
+		// NUL read as a space between words.
 		text, _ := v.(string)
-		if key == "content.body" && r.StateKey != nil || text == "" {
+		text = strings.ReplaceAll(text, "\x00", " ")
+		if key == KeyBody && r.StateKey != nil || text == "" {
 			continue
 		}
 		add = append(add, store.SearchEntry{EventNID: r.NID, Key: key, RoomID: r.RoomID, Sender: r.Sender,
@@ -207,9 +223,52 @@ func (ix *Indexer) index(ctx context.Context, rows []store.EventRow, high, low i
 		return nil
 	}
 	if err := ix.store.IndexSearch(ctx, add, remove, high, low); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return ix.indexEach(ctx, add, remove, high, low, err)
+	}
+	ix.written, ix.writtenLow = high, low
+	return nil
+}
+
+// indexEach is index's way out when a batch fails: it stores the batch
+// one entry at a time, keeping the recorded positions, so that an entry
+// the database refuses is logged and skipped instead of failing every
+// later attempt (one such message once stopped the index for good). A
+// database that is down fails the first entry too: then nothing moves
+// and the batch is retried as a whole.
+func (ix *Indexer) indexEach(ctx context.Context, add []store.SearchEntry, remove []string, high, low int64, batchErr error) error {
+	stored := 0
+	for _, e := range add {
+		err := ix.store.IndexSearch(ctx, []store.SearchEntry{e}, nil, ix.written, ix.writtenLow)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			ix.log.Warn("search: skipping an event the index refuses", "event_nid", e.EventNID, "room_id", e.RoomID, "err", err)
+		default:
+			stored++
+		}
+	}
+	for _, id := range remove {
+		err := ix.store.IndexSearch(ctx, nil, []string{id}, ix.written, ix.writtenLow)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			ix.log.Warn("search: skipping a redaction the index refuses", "redacts", id, "err", err)
+		default:
+			stored++
+		}
+	}
+	if stored == 0 && len(add)+len(remove) > 1 {
+		return batchErr // nothing went in: the database, not a row, is at fault
+	}
+	if err := ix.store.IndexSearch(ctx, nil, nil, high, low); err != nil {
 		return err
 	}
-	ix.written = high
+	ix.written, ix.writtenLow = high, low
 	return nil
 }
 

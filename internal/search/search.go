@@ -22,8 +22,13 @@ const (
 	OrderRecent = "recent"
 )
 
-// Keys are the spec's search keys, all searched by default.
-var Keys = []string{"content.body", "content.name", "content.topic"}
+// The spec's search keys, all searched by default; indexedKeys says which
+// event type each is read from.
+const (
+	KeyBody  = "content.body"
+	KeyName  = "content.name"
+	KeyTopic = "content.topic"
+)
 
 // Limits on results per page: the filter's limit, 10 by default as in
 // Synapse, capped so that one page stays cheap.
@@ -117,7 +122,7 @@ func (s *Service) Search(ctx context.Context, userID string, req Request) (*Resu
 		return nil, mxerr.InvalidParam("order_by must be rank or recent")
 	}
 	for _, k := range req.Keys {
-		if _, ok := keySet[k]; !ok {
+		if !isKey(k) {
 			return nil, mxerr.InvalidParam("Unknown search key %q", k)
 		}
 	}
@@ -147,8 +152,6 @@ func (s *Service) Search(ctx context.Context, userID string, req Request) (*Resu
 	res.Hits, res.NextBatch, err = s.page(ctx, userID, q, rf, b)
 	return res, err
 }
-
-var keySet = map[string]struct{}{"content.body": {}, "content.name": {}, "content.topic": {}}
 
 // userRooms are the rooms the user is or was joined to that the filter
 // allows; the ones they left stay searchable up to their leave, which
@@ -214,11 +217,7 @@ func (s *Service) page(ctx context.Context, userID string, q store.SearchQuery, 
 }
 
 func (s *Service) eventsOf(ctx context.Context, hits []store.SearchHit) (map[int64]*rooms.Event, error) {
-	nids := make([]int64, len(hits))
-	for i, h := range hits {
-		nids[i] = h.EventNID
-	}
-	evs, err := s.rooms.EventsByNID(ctx, nids)
+	evs, err := rooms.EventsFor(ctx, s.rooms, hits, func(h store.SearchHit) int64 { return h.EventNID })
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
@@ -39,6 +40,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/lifecycle"
 	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/outbound"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
@@ -48,7 +50,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
-	mxsync "github.com/myelin-chat/myelin/internal/sync"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -67,7 +68,7 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	keys     *keys.Service
-	notifier *mxsync.Notifier
+	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
 	sender *federation.Sender
@@ -148,7 +149,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	s.notifier = mxsync.NewNotifier(stream, db, cfg.ServerName)
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName)
 	bus := &rooms.Fanout{}
 	engine := rooms.New(db, stream, bus, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
@@ -197,8 +198,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	fed.ConnectMedia(s.media)
-	syncer := mxsync.New(db, engine, s.notifier, render)
-	syncer.UseSources(mxsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
+	syncer := clientsync.New(db, engine, s.notifier, render)
+	syncer.UseSources(clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
@@ -415,20 +416,14 @@ func (s *Server) Start() error {
 // pruneRedactions drops the original content of events redacted longer
 // ago than the retention period, hourly.
 func (s *Server) pruneRedactions(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
 			s.log.Warn("pruning redacted events", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned redacted events", "count", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }
 
 // abortStart stops the listeners a failed Start already serves. Closing

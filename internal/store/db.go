@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/ident"
+
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 )
@@ -331,7 +333,40 @@ func (c conn) stmt(ctx context.Context, q string) *sql.Stmt {
 	return nil
 }
 
+// checkArgs refuses, on every engine, string arguments that PostgreSQL
+// cannot take (NUL, invalid UTF-8): SQLite would store or look them up
+// where PostgreSQL fails, and the two must answer alike. Callers refuse
+// such strings earlier with a precise error; this is the backstop.
+func checkArgs(args []any) error {
+	for i, a := range args {
+		var err error
+		switch v := a.(type) {
+		case string:
+			err = ident.CheckText(v)
+		case *string:
+			if v != nil {
+				err = ident.CheckText(*v)
+			}
+		case sql.NullString:
+			err = ident.CheckText(v.String)
+		case []string:
+			for _, s := range v {
+				if err = ident.CheckText(s); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store: argument %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	q := c.d.rewrite(query)
 	if s := c.stmt(ctx, q); s != nil {
 		res, err := s.ExecContext(ctx, args...)
@@ -342,6 +377,9 @@ func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	q := c.d.rewrite(query)
 	if s := c.stmt(ctx, q); s != nil {
 		rows, err := s.QueryContext(ctx, args...)
@@ -353,6 +391,9 @@ func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 
 // queryRow scans one row into dest, returning ErrNotFound for no rows.
 func (c conn) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	if err := checkArgs(args); err != nil {
+		return err
+	}
 	q := c.d.rewrite(query)
 	var row *sql.Row
 	if s := c.stmt(ctx, q); s != nil {

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+
+	"github.com/myelin-chat/myelin/internal/ident"
 )
 
 // Device is one login session's device.
@@ -52,7 +54,7 @@ func (db *DB) ListDevices(ctx context.Context, localpart string) ([]Device, erro
 
 // SetDeviceDisplayName renames a device; ErrNotFound if it does not exist.
 func (db *DB) SetDeviceDisplayName(ctx context.Context, localpart, deviceID string, name *string) error {
-	return affected(db.w().exec(ctx, `UPDATE devices SET display_name = $3 WHERE localpart = $1 AND device_id = $2`, localpart, deviceID, name))
+	return affected(db.w().exec(ctx, `UPDATE devices SET display_name = $3 WHERE localpart = $1 AND device_id = $2`, localpart, deviceID, ident.FreeTextPtr(name)))
 }
 
 // DeleteDevices removes devices and, through the foreign keys, their tokens.

@@ -475,35 +475,33 @@ func (db *DB) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
 
 // EventsByNID loads events by NID, in no particular order.
 func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]EventRow, error) {
-	var out []EventRow
-	for len(nids) > 0 {
-		chunk := nids
-		if len(chunk) > 500 {
-			chunk = chunk[:500]
-		}
-		nids = nids[len(chunk):]
+	return inChunks(nids, func(chunk []int64) ([]EventRow, error) {
 		args := inArgs(chunk)
-		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_nid IN (`+placeholders(len(args), 1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rows...)
-	}
-	return out, nil
+		return db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_nid IN (`+placeholders(len(args), 1)+`)`, args...)
+	})
 }
 
 // EventsByID loads events by event ID, in no particular order; unknown
 // IDs are skipped.
 func (db *DB) EventsByID(ctx context.Context, ids []string) ([]EventRow, error) {
-	var out []EventRow
-	for len(ids) > 0 {
-		chunk := ids
-		if len(chunk) > 500 {
-			chunk = chunk[:500]
-		}
-		ids = ids[len(chunk):]
+	return inChunks(ids, func(chunk []string) ([]EventRow, error) {
 		args := inArgs(chunk)
-		rows, err := db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (`+placeholders(len(args), 1)+`)`, args...)
+		return db.r().scanEvents(ctx, `SELECT `+eventColumns+` FROM events WHERE event_id IN (`+placeholders(len(args), 1)+`)`, args...)
+	})
+}
+
+// maxInList is the most values one IN list carries; longer lists are
+// queried in chunks (inChunks).
+const maxInList = 500
+
+// inChunks runs query on consecutive chunks of vals of at most maxInList
+// values each, and returns what all of them found, in chunk order.
+func inChunks[V, R any](vals []V, query func(chunk []V) ([]R, error)) ([]R, error) {
+	var out []R
+	for len(vals) > 0 {
+		chunk := vals[:min(len(vals), maxInList)]
+		vals = vals[len(chunk):]
+		rows, err := query(chunk)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+
+	"github.com/myelin-chat/myelin/internal/ident"
 )
 
 // Media is one mxc:// URI's metadata. SHA256 is empty while an async
@@ -23,7 +25,7 @@ const mediaColumns = `origin, media_id, content_type, filename, size, sha256, up
 // InsertMedia records a media ID; ErrConflict if it exists.
 func (db *DB) InsertMedia(ctx context.Context, m Media) error {
 	_, err := db.w().exec(ctx, `INSERT INTO media (`+mediaColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		m.Origin, m.MediaID, m.ContentType, m.Filename, m.Size, m.SHA256, m.Uploader, m.CreatedTS, m.UnusedExpiresTS)
+		m.Origin, m.MediaID, ident.FreeText(m.ContentType), ident.FreeText(m.Filename), m.Size, m.SHA256, m.Uploader, m.CreatedTS, m.UnusedExpiresTS)
 	return err
 }
 
@@ -33,7 +35,7 @@ func (db *DB) UpsertRemoteMedia(ctx context.Context, m Media) error {
 	_, err := db.w().exec(ctx, `INSERT INTO media (`+mediaColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (origin, media_id) DO UPDATE SET content_type = excluded.content_type, filename = excluded.filename,
 			size = excluded.size, sha256 = excluded.sha256, created_ts = excluded.created_ts`,
-		m.Origin, m.MediaID, m.ContentType, m.Filename, m.Size, m.SHA256, m.Uploader, m.CreatedTS, m.UnusedExpiresTS)
+		m.Origin, m.MediaID, ident.FreeText(m.ContentType), ident.FreeText(m.Filename), m.Size, m.SHA256, m.Uploader, m.CreatedTS, m.UnusedExpiresTS)
 	return err
 }
 
@@ -51,7 +53,7 @@ func (db *DB) GetMedia(ctx context.Context, origin, mediaID string) (Media, erro
 func (db *DB) CompletePendingMedia(ctx context.Context, m Media) error {
 	return affected(db.w().exec(ctx, `UPDATE media SET content_type = $3, filename = $4, size = $5, sha256 = $6, unused_expires_ts = 0
 		WHERE origin = $1 AND media_id = $2 AND sha256 = ''`,
-		m.Origin, m.MediaID, m.ContentType, m.Filename, m.Size, m.SHA256))
+		m.Origin, m.MediaID, ident.FreeText(m.ContentType), ident.FreeText(m.Filename), m.Size, m.SHA256))
 }
 
 // CountPendingMedia counts a user's async uploads still waiting for

@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/myelin-chat/myelin/internal/ident"
+)
 
 // Presence is a user's stored presence; StatusMsg is nil when none is set.
 type Presence struct {
@@ -32,7 +36,7 @@ func (db *DB) PutPresence(ctx context.Context, p Presence) error {
 			last_federation_update_ts = excluded.last_federation_update_ts, currently_active = excluded.currently_active,
 			stream_pos = excluded.stream_pos
 		WHERE user_presence.stream_pos < excluded.stream_pos`,
-		p.UserID, p.Presence, p.StatusMsg, p.LastActiveTS, p.LastUserSyncTS, p.LastFederationUpdateTS, p.CurrentlyActive, p.StreamPos)
+		p.UserID, p.Presence, ident.FreeTextPtr(p.StatusMsg), p.LastActiveTS, p.LastUserSyncTS, p.LastFederationUpdateTS, p.CurrentlyActive, p.StreamPos)
 	return err
 }
 

@@ -110,28 +110,17 @@ type RelationChild struct {
 // RelationChildren lists the accepted children of the parents with one
 // of relTypes, oldest first.
 func (db *DB) RelationChildren(ctx context.Context, parents []string, relTypes ...string) ([]RelationChild, error) {
-	var out []RelationChild
-	for len(parents) > 0 {
-		chunk := parents
-		if len(chunk) > 500 {
-			chunk = chunk[:500]
-		}
-		parents = parents[len(chunk):]
+	return inChunks(parents, func(chunk []string) ([]RelationChild, error) {
 		parents, types := inArgs(chunk), inArgs(relTypes)
 		args := append(parents, types...)
-		children, err := collect(ctx, db.r(), func(scan func(...any) error) (RelationChild, error) {
+		return collect(ctx, db.r(), func(scan func(...any) error) (RelationChild, error) {
 			var c RelationChild
 			err := scan(&c.Parent, &c.RelType, &c.NID, &c.EventID, &c.RoomID, &c.Sender, &c.Type, &c.IsState, &c.OriginTS)
 			return c, err
 		}, `SELECT relates_to, rel_type, event_nid, event_id, room_id, sender, type, state_key IS NOT NULL, origin_ts
 			FROM events WHERE relates_to IN (`+placeholders(len(parents), 1)+`) AND rel_type IN (`+placeholders(len(types), len(parents)+1)+`)
 			AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL ORDER BY stream_pos`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, children...)
-	}
-	return out, nil
+	})
 }
 
 // ThreadSummary is the aggregate of a thread's accepted events.
@@ -147,15 +136,9 @@ type ThreadSummary struct {
 
 // ThreadSummaries summarises the threads rooted at roots.
 func (db *DB) ThreadSummaries(ctx context.Context, roots []string, userID string) ([]ThreadSummary, error) {
-	var out []ThreadSummary
-	for len(roots) > 0 {
-		chunk := roots
-		if len(chunk) > 500 {
-			chunk = chunk[:500]
-		}
-		roots = roots[len(chunk):]
+	return inChunks(roots, func(chunk []string) ([]ThreadSummary, error) {
 		args := append([]any{userID}, inArgs(chunk)...)
-		sums, err := collect(ctx, db.r(), func(scan func(...any) error) (ThreadSummary, error) {
+		return collect(ctx, db.r(), func(scan func(...any) error) (ThreadSummary, error) {
 			var s ThreadSummary
 			err := scan(&s.Root, &s.RoomID, &s.Count, &s.Mine, &s.LatestNID)
 			return s, err
@@ -164,12 +147,7 @@ func (db *DB) ThreadSummaries(ctx context.Context, roots []string, userID string
 				FROM events WHERE relates_to IN (`+placeholders(len(args)-1, 2)+`) AND rel_type = 'm.thread' AND status = 0 AND redacted_by IS NULL AND stream_pos IS NOT NULL
 				GROUP BY relates_to, room_id
 			) s JOIN events e ON e.stream_pos = s.latest`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sums...)
-	}
-	return out, nil
+	})
 }
 
 // EventsByTimestamp returns a room's accepted events at or before upto

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+
+	"github.com/myelin-chat/myelin/internal/ident"
 )
 
 // NewSession describes a login: a device (created if new) and the tokens
@@ -26,7 +28,7 @@ func (db *DB) CreateSession(ctx context.Context, s NewSession) error {
 			VALUES ($1, $2, $3, $4, $4, $5, $6)
 			ON CONFLICT (localpart, device_id) DO UPDATE SET last_seen_ts = excluded.last_seen_ts,
 				last_seen_ip = excluded.last_seen_ip, last_seen_agent = excluded.last_seen_agent`,
-			s.Localpart, s.DeviceID, s.DisplayName, s.NowTS, s.IP, s.Agent); err != nil {
+			s.Localpart, s.DeviceID, ident.FreeTextPtr(s.DisplayName), s.NowTS, s.IP, s.Agent); err != nil {
 			return err
 		}
 		if _, err := c.exec(ctx, `DELETE FROM access_tokens WHERE localpart = $1 AND device_id = $2`, s.Localpart, s.DeviceID); err != nil {

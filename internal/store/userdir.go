@@ -33,23 +33,15 @@ func (db *DB) PublicRoomsByJoinRule(ctx context.Context) ([][2]string, error) {
 // JoinedMembersOf lists the joined members of the rooms, with their
 // membership events.
 func (db *DB) JoinedMembersOf(ctx context.Context, roomIDs []string) ([]DirectoryMember, error) {
-	var out []DirectoryMember
-	for len(roomIDs) > 0 {
-		chunk := roomIDs[:min(len(roomIDs), 500)]
-		roomIDs = roomIDs[len(chunk):]
+	return inChunks(roomIDs, func(chunk []string) ([]DirectoryMember, error) {
 		args := inArgs(chunk)
-		rows, err := collect(ctx, db.r(), func(scan func(...any) error) (DirectoryMember, error) {
+		return collect(ctx, db.r(), func(scan func(...any) error) (DirectoryMember, error) {
 			var m DirectoryMember
 			err := scan(&m.RoomID, &m.UserID, &m.JSON)
 			return m, err
 		}, `SELECT cs.room_id, cs.state_key, e.json FROM current_state cs JOIN events e ON e.event_nid = cs.event_nid
 			WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND cs.room_id IN (`+placeholders(len(args), 1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rows...)
-	}
-	return out, nil
+	})
 }
 
 // LocalDirectoryUsers lists the active, non-guest local accounts with

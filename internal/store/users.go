@@ -35,6 +35,9 @@ func (db *DB) CreateUser(ctx context.Context, u User) error {
 
 // GetUser loads an account by localpart.
 func (db *DB) GetUser(ctx context.Context, localpart string) (User, error) {
+	if err := checkArgs([]any{localpart}); err != nil {
+		return User{}, err
+	}
 	row := db.read.QueryRowContext(ctx, db.dialect.rewrite(`SELECT `+userColumns+` FROM users WHERE localpart = $1`), localpart)
 	u, err := scanUser(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {

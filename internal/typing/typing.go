@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -125,16 +126,8 @@ func (s *Service) Typing(roomID string) ([]string, int64) {
 
 // Run expires typing notifications whose timeout passed, until ctx ends.
 func (s *Service) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			s.expire()
-		}
-	}
+	periodic.Every(ctx, every, s.expire)
+	return nil
 }
 
 func (s *Service) expire() {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -236,16 +237,8 @@ func (m *Manager) challenge(s *Session, flows []Flow, stages []Stage, failed *mx
 
 // Run deletes expired sessions every interval until ctx ends.
 func (m *Manager) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			m.Sweep(ctx)
-		}
-	}
+	periodic.Every(ctx, interval, func() { m.Sweep(ctx) })
+	return nil
 }
 
 // Sweep deletes expired sessions now, releasing what they reserved.

@@ -1,12 +1,12 @@
-// Package sync serves /sync: it works out what changed for a user since a
+// Package clientsync serves /sync: it works out what changed for a user since a
 // stream token and long-polls until something does.
-package sync
+package clientsync
 
 import (
 	"context"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +26,7 @@ type Notifier struct {
 	members Members
 	local   string // ":" + the server name: only local users sync here
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	pending []held
 	// gate, when set, holds events back until it has processed them, for
 	// at most maxHold (see HoldFor).

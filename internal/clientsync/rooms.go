@@ -1,0 +1,220 @@
+package clientsync
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// stateAt is a room's state at a stream position (empty before the room).
+func (s *Service) stateAt(ctx context.Context, roomID string, pos int64) (rooms.StateMap, error) {
+	ev, err := s.store.LastEventAtOrBefore(ctx, roomID, pos)
+	if errors.Is(err, store.ErrNotFound) {
+		return rooms.StateMap{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.engine.StateAt(ctx, ev.StateAfter)
+}
+
+// stateMode says what the state section of a room carries.
+type stateMode int
+
+const (
+	// stateDelta: the state that changed between the token and the start
+	// of the timeline (nothing, for a timeline that covers the whole range
+	// unfiltered).
+	stateDelta stateMode = iota
+	// stateFull: the whole state at the start of the timeline.
+	stateFull
+	// stateNone: nothing, for rooms the user was never joined to.
+	stateNone
+)
+
+// joinedRoom builds a room's entry from its timeline in (after, upto]
+// and the state the mode asks for.
+func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibility, roomID string, after, upto int64, mode stateMode) (*JoinedRoom, error) {
+	tl, limited, dropped, cursor, err := s.timeline(ctx, req, vis, roomID, after, upto)
+	if err != nil {
+		return nil, err
+	}
+	// Memberships received while this server was not in the room (an
+	// invite from another server: rooms.Engine.ReceiveOutOfBand) have a
+	// stream position but no room state; the state before the first
+	// timeline event would be empty and the client would never get the
+	// room's state. The join that follows carries it, so the timeline
+	// starts there (Synapse keeps such events as outliers, out of it).
+	for len(tl) > 0 && outOfBand(tl[0]) {
+		tl = tl[1:]
+	}
+	room := newJoinedRoom()
+	room.Timeline.Limited = limited
+	room.Timeline.PrevBatch = Token{Events: upto}.String()
+	if limited {
+		room.Timeline.PrevBatch = Token{Events: cursor}.String()
+	}
+	var start rooms.StateMap
+	if len(tl) > 0 {
+		room.Timeline.PrevBatch = Token{Events: tl[0].StreamPos - 1}.String()
+		if start, err = s.engine.StateAt(ctx, tl[0].StateBefore); err != nil {
+			return nil, err
+		}
+	} else if start, err = s.stateAt(ctx, roomID, upto); err != nil {
+		return nil, err
+	}
+	var stateEvs []*rooms.Event
+	switch mode {
+	case stateFull:
+		if stateEvs, err = s.stateEvents(ctx, start, nil); err != nil {
+			return nil, err
+		}
+	case stateDelta:
+		// When every event since the token is in the timeline, state
+		// changes included, there is no gap to fill.
+		if limited || dropped {
+			since, err := s.stateAt(ctx, roomID, after)
+			if err != nil {
+				return nil, err
+			}
+			if stateEvs, err = s.stateEvents(ctx, start, since); err != nil {
+				return nil, err
+			}
+		}
+		if req.Filter.Room.State.LazyLoadMembers {
+			// Lazy-loading clients get the membership of each timeline sender
+			// with their events, as they may not have it yet.
+			if stateEvs, err = s.addSenders(ctx, stateEvs, start, tl); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if mode != stateNone {
+		stateEvs = s.filterState(req, stateEvs, tl)
+	}
+	viewer := req.Viewer
+	if room.State.Events, err = s.render.Render(ctx, stateEvs, viewer, req.UserID, true); err != nil {
+		return nil, err
+	}
+	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
+		return nil, err
+	}
+	// Like Synapse, send the summary only when it may have changed: with
+	// full state, or when membership events are in the response.
+	if mode == stateFull || hasMembers(stateEvs) || hasMembers(tl) {
+		if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
+			return nil, err
+		}
+	}
+	return room, nil
+}
+
+// outOfBand reports whether an event is a membership stored without
+// room state: only a create event has no state before it otherwise.
+func outOfBand(ev *rooms.Event) bool {
+	return ev.StateBefore == 0 && ev.Type() != spec.MRoomCreate
+}
+
+func hasMembers(evs []*rooms.Event) bool {
+	for _, ev := range evs {
+		if ev.Type() == spec.MRoomMember {
+			return true
+		}
+	}
+	return false
+}
+
+// addSenders adds to evs the memberships in state of the timeline's
+// senders that are not there yet.
+func (s *Service) addSenders(ctx context.Context, evs []*rooms.Event, state rooms.StateMap, tl []*rooms.Event) ([]*rooms.Event, error) {
+	have := map[int64]bool{}
+	for _, ev := range evs {
+		have[ev.NID] = true
+	}
+	var nids []int64
+	for _, ev := range tl {
+		if nid, ok := state[store.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()}]; ok && !have[nid] {
+			have[nid] = true
+			nids = append(nids, nid)
+		}
+	}
+	if len(nids) == 0 {
+		return evs, nil
+	}
+	more, err := s.engine.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	return append(evs, more...), nil
+}
+
+// stateEvents loads the events of state that differ from base (all of
+// state when base is nil), in a stable order.
+func (s *Service) stateEvents(ctx context.Context, state, base rooms.StateMap) ([]*rooms.Event, error) {
+	var nids []int64
+	for k, nid := range state {
+		if base == nil || base[k] != nid {
+			nids = append(nids, nid)
+		}
+	}
+	sort.Slice(nids, func(i, j int) bool { return nids[i] < nids[j] })
+	return s.engine.EventsByNID(ctx, nids)
+}
+
+// filterState applies the state filter and lazy-loading of members: with
+// lazy_load_members only the members who sent timeline events (and the
+// syncing user) are kept.
+func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms.Event) []*rooms.Event {
+	sf := req.Filter.Room.State
+	senders := map[string]bool{req.UserID: true}
+	inTimeline := map[string]bool{}
+	for _, ev := range timeline {
+		senders[ev.Sender()] = true
+		inTimeline[ev.EventID()] = true
+	}
+	out := evs[:0:0]
+	for _, ev := range evs {
+		if inTimeline[ev.EventID()] || !sf.Allows(ev.Type(), ev.Sender(), ev.RoomID().String(), ev.HasURL) {
+			continue
+		}
+		if sf.LazyLoadMembers && ev.Type() == spec.MRoomMember && !senders[*ev.StateKey()] {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// summary is the room summary: heroes and member counts. Heroes are, as
+// Synapse picks them, up to five other joined or invited members in user
+// ID order, or the members who left when there are none.
+func (s *Service) summary(ctx context.Context, roomID, userID string) (map[string]any, error) {
+	joined, invited, err := s.store.MemberCounts(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	members, err := s.store.RoomMembers(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	heroes, gone := []string{}, []string{}
+	for _, m := range members {
+		// RoomMembers puts the member's user ID in RoomID.
+		switch {
+		case m.RoomID == userID:
+		case m.Membership == spec.Join || m.Membership == spec.Invite:
+			heroes = append(heroes, m.RoomID)
+		case m.Membership == spec.Leave || m.Membership == spec.Ban:
+			gone = append(gone, m.RoomID)
+		}
+	}
+	if len(heroes) == 0 {
+		heroes = gone
+	}
+	return map[string]any{"m.heroes": heroes[:min(len(heroes), 5)], "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
+}
