@@ -69,11 +69,11 @@ func (j *JoinPresence) Publish(n rooms.Notification) {
 }
 
 // Run sends presence for queued joins until ctx ends.
-func (j *JoinPresence) Run(ctx context.Context) {
+func (j *JoinPresence) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case n := <-j.queue:
 			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
 				j.a.d.Log.Info("presence for a join", "err", err)

@@ -103,7 +103,7 @@ func NewSender(o SenderOptions) *Sender {
 
 // Run queues local events for delivery and delivers queued PDUs and
 // EDUs until ctx ends; it returns once every worker has stopped.
-func (s *Sender) Run(ctx context.Context) {
+func (s *Sender) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
@@ -129,7 +129,7 @@ func (s *Sender) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-advanced:
 		case <-t.C:
 			s.wakeQueued(ctx)

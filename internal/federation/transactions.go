@@ -107,12 +107,13 @@ const inboundTxnRetention = 24 * time.Hour
 // transactions received longer ago than a sender would retry them.
 func PruneInboundTxns(ctx context.Context, st interface {
 	PruneInboundTxns(ctx context.Context, ts int64) error
-}, log *slog.Logger) {
+}, log *slog.Logger) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if err := st.PruneInboundTxns(ctx, time.Now().Add(-inboundTxnRetention).UnixMilli()); err != nil && ctx.Err() == nil {
 			log.Warn("pruning received federation transactions", "err", err)
 		}
 	})
+	return nil
 }
 
 func (a *API) registerTransactions(rt *httpapi.Router) {

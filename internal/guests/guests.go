@@ -52,11 +52,11 @@ func (g *Enforcer) Publish(n rooms.Notification) {
 }
 
 // Run makes the pending leaves until ctx ends.
-func (g *Enforcer) Run(ctx context.Context) {
+func (g *Enforcer) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-g.wake:
 		}
 		g.mu.Lock()

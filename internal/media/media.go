@@ -335,7 +335,7 @@ func (s *Service) uploadSignal(mediaID string) <-chan struct{} {
 }
 
 // Run forgets lapsed async uploads hourly until ctx ends.
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.db.DeleteExpiredPendingMedia(ctx, s.now().UnixMilli()); err != nil && ctx.Err() == nil {
 			s.log.Warn("forgetting lapsed media IDs", "err", err)
@@ -343,6 +343,7 @@ func (s *Service) Run(ctx context.Context) {
 			s.log.Info("forgot lapsed media IDs", "count", n)
 		}
 	})
+	return nil
 }
 
 // Log is the service's logger, for handlers that write their own answers.

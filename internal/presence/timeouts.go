@@ -19,9 +19,9 @@ const (
 // Users not offline at the last stop are loaded first, with a sync
 // timeout's grace, so that clients reconnecting after a restart do not
 // flicker offline (Synapse waits 30 s before its first timeout check).
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) error {
 	if !s.o.Enabled {
-		return
+		return nil
 	}
 	if err := s.loadActive(ctx); err != nil {
 		s.o.Log.Error("presence: loading active users", "err", err)
@@ -34,7 +34,7 @@ func (s *Service) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.Flush(context.WithoutCancel(ctx))
-			return
+			return nil
 		case <-sweep.C:
 			s.Sweep(ctx)
 		case <-flush.C:

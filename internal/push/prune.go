@@ -78,7 +78,7 @@ func (s *Service) pruneUser(ctx context.Context, userID string, readUpto, allUpt
 }
 
 // RunPruning prunes notifications hourly until ctx ends.
-func (s *Service) RunPruning(ctx context.Context) {
+func (s *Service) RunPruning(ctx context.Context) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.Prune(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			s.opts.Log.Warn("push: pruning old notifications", "err", err)
@@ -86,4 +86,5 @@ func (s *Service) RunPruning(ctx context.Context) {
 			s.opts.Log.Info("push: pruned old notifications", "count", n)
 		}
 	})
+	return nil
 }

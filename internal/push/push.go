@@ -176,7 +176,7 @@ const maxBatch = 256
 // Run evaluates queued events and delivers notifications until ctx ends.
 // Whatever is queued when the worker gets to it is evaluated together
 // and stored in one transaction.
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) error {
 	defer close(s.stopped)
 	if err := s.deliver.load(ctx); err != nil {
 		s.opts.Log.Warn("push: loading pushers", "err", err)
@@ -186,7 +186,7 @@ func (s *Service) Run(ctx context.Context) {
 		var batch []rooms.Notification
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case n := <-s.queue:
 			batch = append(batch, n)
 		}

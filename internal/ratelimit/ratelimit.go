@@ -73,8 +73,9 @@ func (l *Limiter) Allow(rule, key string) (bool, int64) {
 
 // Run forgets full buckets every interval until ctx ends, so that memory
 // follows the number of active clients rather than all clients ever seen.
-func (l *Limiter) Run(ctx context.Context, interval time.Duration) {
+func (l *Limiter) Run(ctx context.Context, interval time.Duration) error {
 	periodic.Every(ctx, interval, l.sweep)
+	return nil
 }
 
 func (l *Limiter) sweep() {

@@ -148,7 +148,7 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 	return &Engine{
 		store: st, opts: opts, bus: bus, now: time.Now,
 		stream:    stream,
-		writer:    &writer{store: st},
+		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},
 		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
 		memberPos: cache.NewMarks(stream.Current()),
@@ -256,12 +256,20 @@ func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 // and before it closes the database.
 func (e *Engine) Flush() { e.writer.flush() }
 
+// RunGroupCommit stores the events the engine queues, a batch per
+// transaction, until ctx ends, and then what was queued up to then. The
+// server stops it after every other worker, as they may still send
+// events (see server.Shutdown). Without it, each burst of writes is
+// drained by a goroutine of its own.
+func (e *Engine) RunGroupCommit(ctx context.Context) error { return e.writer.run(ctx) }
+
 // RunEviction drops the heads of rooms idle for longer than idle (their
 // current state is reloaded from the store on next use), every interval
 // until ctx ends, so that memory follows the active rooms rather than
 // every room ever touched.
-func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) {
+func (e *Engine) RunEviction(ctx context.Context, interval, idle time.Duration) error {
 	periodic.Every(ctx, interval, func() { e.evictIdle(idle) })
+	return nil
 }
 
 func (e *Engine) evictIdle(idle time.Duration) int {

@@ -27,10 +27,47 @@ type writer struct {
 
 	mu    sync.Mutex
 	queue []*pendingWrite
-	// busy: a drain goroutine runs. It is started by the first write
-	// queued on an idle writer and ends when it finds the queue empty, so
-	// it never outlives the work it was started for.
+	// busy: a drain runs. The first write queued on an idle writer sets
+	// it and either kicks run (while the server runs it) or starts a
+	// goroutine of its own; the drain clears it when it finds the queue
+	// empty. Only the one who set busy drains, so drains never overlap.
 	busy bool
+	// running: run is draining for the writer; kick wakes it (at most one
+	// kick is outstanding: one per idle-to-busy change).
+	running bool
+	kick    chan struct{}
+}
+
+// run drains the queue whenever writes are queued, until ctx ends; then
+// it stores what was kicked to it and returns. A write queued while run
+// is not running (before the server starts it, after it stopped, in
+// tests of parts) gets a drain goroutine of its own, which ends with the
+// queue: Shutdown waits for those with flush.
+func (w *writer) run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.running {
+		w.mu.Unlock()
+		return errors.New("rooms: group commit is already running")
+	}
+	w.running = true
+	w.mu.Unlock()
+	for {
+		select {
+		case <-w.kick:
+			w.drain()
+		case <-ctx.Done():
+			w.mu.Lock()
+			w.running = false
+			w.mu.Unlock()
+			// A kick sent before running was cleared is still ours.
+			select {
+			case <-w.kick:
+				w.drain()
+			default:
+			}
+			return nil
+		}
+	}
 }
 
 // pendingWrite is an event queued for storing.
@@ -55,13 +92,17 @@ func (w *writer) submit(ne store.NewEvent, after *pendingWrite) *pendingWrite {
 	w.queue = append(w.queue, p)
 	if !w.busy {
 		w.busy = true
-		go w.drain()
+		if w.running {
+			w.kick <- struct{}{} // never blocks: the only kick outstanding
+		} else {
+			go w.drain()
+		}
 	}
 	return p
 }
 
-// flush returns once no drain goroutine runs: whatever was queued is
-// committed or failed. Shutdown calls it before closing the database.
+// flush returns once no drain runs: whatever was queued is committed or
+// failed. Shutdown calls it before closing the database.
 func (w *writer) flush() {
 	for {
 		w.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -269,6 +270,64 @@ func TestFailedWriteRollsBackHead(t *testing.T) {
 		if prev := third[0].PrevEventIDs(); !slices.Equal(prev, stored.Extremities) || third[0].Type() != "m.room.message" {
 			t.Fatalf("third message builds on %v, want %v", prev, stored.Extremities)
 		}
+		checkChain(t, e, db, roomID)
+	})
+}
+
+// TestGroupCommitWorker: while RunGroupCommit runs, it drains the queue;
+// cancelled in the middle of a batch, it returns only once that batch is
+// stored; and writes queued after it stopped are stored all the same.
+func TestGroupCommitWorker(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		base, db, _ := newTestEngine(t, dbURL)
+		gs := &gatedStore{DB: db}
+		e := New(gs, base.stream, &nopBus{}, base.opts)
+		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(body string) error {
+			_, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]any{"body": body}})
+			return err
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		returned := make(chan error, 1)
+		go func() { returned <- e.RunGroupCommit(runCtx) }()
+		for running := false; !running; runtime.Gosched() {
+			e.writer.mu.Lock()
+			running = e.writer.running
+			e.writer.mu.Unlock()
+		}
+		if err := e.RunGroupCommit(ctx); err == nil {
+			t.Fatal("a second RunGroupCommit ran beside the first")
+		}
+		if err := send("through the worker"); err != nil {
+			t.Fatal(err)
+		}
+
+		gs.hold()
+		entered, release := gs.entered, gs.release
+		held := make(chan error, 1)
+		go func() { held <- send("held") }()
+		<-entered
+		stop()
+		select {
+		case err := <-returned:
+			t.Fatalf("RunGroupCommit returned (%v) with a batch still being stored", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		release <- nil
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-returned; err != nil {
+			t.Fatalf("RunGroupCommit: %v", err)
+		}
+		if err := send("after the worker stopped"); err != nil {
+			t.Fatal(err)
+		}
+		e.Flush()
 		checkChain(t, e, db, roomID)
 	})
 }

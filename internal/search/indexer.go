@@ -86,13 +86,13 @@ func (ix *Indexer) Publish(rooms.Notification) {
 }
 
 // Run indexes until ctx ends.
-func (ix *Indexer) Run(ctx context.Context) {
+func (ix *Indexer) Run(ctx context.Context) error {
 	high, low, err := ix.store.SearchPosition(ctx)
 	for err != nil {
 		ix.log.Warn("search: reading the index position", "err", err)
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(time.Second):
 		}
 		high, low, err = ix.store.SearchPosition(ctx)
@@ -108,7 +108,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-advanced:
 		case <-ix.wake:
 		}
@@ -116,7 +116,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			gather.Stop()
-			return
+			return nil
 		case <-gather.C:
 		case <-ix.urgent:
 			gather.Stop()

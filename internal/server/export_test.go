@@ -1,5 +1,7 @@
 package server
 
+import "github.com/myelin-chat/myelin/internal/lifecycle"
+
 // BeforeDBClose sets a function Shutdown calls just before it closes the
 // database, and returns a function reporting how many requests were
 // running then.
@@ -11,3 +13,12 @@ func BeforeDBClose(s *Server, f func()) func() int64 {
 	}
 	return func() int64 { return running }
 }
+
+// WorkerNames lists the registered background workers.
+func WorkerNames(s *Server) []string { return append(s.commit.Names(), s.workers.Names()...) }
+
+// RunningWorkers lists the background workers that have not returned.
+func RunningWorkers(s *Server) []string { return append(s.commit.Running(), s.workers.Running()...) }
+
+// AddWorker registers one more worker; call it before Start.
+func AddWorker(s *Server, name string, w lifecycle.Worker) { s.workers.Add(name, w) }

@@ -37,6 +37,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/lifecycle"
 	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/outbound"
@@ -91,8 +92,13 @@ type Server struct {
 	bound map[string]net.Listener
 	fresh *freshConns
 
+	// cancel ends the context of the listeners' and workers' lifetime;
+	// wg counts the goroutines serving the listeners.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// workers are the background workers, commit the group commit,
+	// stopped after them (registerWorkers lists both).
+	workers, commit lifecycle.Group
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -255,6 +261,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.metrics = s.newHTTPServer(mux)
 	}
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
+	s.registerWorkers()
 	return s, nil
 }
 
@@ -408,34 +415,14 @@ func (s *Server) Start() error {
 			}
 		}(l.h, ln)
 	}
-	if s.limiter != nil {
-		s.goRun(func() { s.limiter.Run(ctx, time.Minute) })
-	}
-	s.goRun(func() { s.uia.Run(ctx, time.Minute) })
-	s.goRun(func() { s.notifier.Run(ctx) })
-	s.goRun(func() { s.push.Run(ctx) })
-	s.goRun(func() { s.push.RunPruning(ctx) })
-	s.goRun(func() { s.indexer.Run(ctx) })
-	s.goRun(func() { s.guests.Run(ctx) })
-	s.goRun(func() { s.typing.Run(ctx, time.Second) })
-	s.goRun(func() { s.presence.Run(ctx) })
-	s.goRun(func() { s.db.RunCheckpoints(ctx, time.Second) })
-	s.goRun(func() { s.engine.RunEviction(ctx, time.Minute, 10*time.Minute) })
-	s.goRun(func() { s.pruneRedactions(ctx) })
-	s.goRun(func() { s.media.Run(ctx) })
-	if s.joinPresence != nil {
-		s.goRun(func() { s.joinPresence.Run(ctx) })
-	}
-	if s.sender != nil {
-		s.goRun(func() { s.sender.Run(ctx) })
-		s.goRun(func() { federation.PruneInboundTxns(ctx, s.db, s.log) })
-	}
+	s.commit.Start(ctx)
+	s.workers.Start(ctx)
 	return nil
 }
 
 // pruneRedactions drops the original content of events redacted longer
 // ago than the retention period, hourly.
-func (s *Server) pruneRedactions(ctx context.Context) {
+func (s *Server) pruneRedactions(ctx context.Context) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
 			s.log.Warn("pruning redacted events", "err", err)
@@ -443,14 +430,7 @@ func (s *Server) pruneRedactions(ctx context.Context) {
 			s.log.Info("pruned redacted events", "count", n)
 		}
 	})
-}
-
-func (s *Server) goRun(fn func()) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn()
-	}()
+	return nil
 }
 
 // abortStart stops the listeners a failed Start already serves. Closing

@@ -69,7 +69,7 @@ func (s *Server) serveRequestsFrom(hs ...*http.Server) {
 //     have); other requests finish or fail fast.
 //  2. Once every handler has returned, the background workers stop.
 //  3. The group commit writes what it was given (everything it
-//     acknowledged is already committed; this waits for its goroutine).
+//     acknowledged is already committed; this waits for its worker).
 //  4. The database closes last, when nothing can use it any more.
 //
 // Should ctx end first, the database is closed anyway (the process is
@@ -102,8 +102,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	errs = append(errs, waitCtx(ctx, "background workers", s.wg.Wait))
+	errs = append(errs, waitCtx(ctx, "listeners", s.wg.Wait))
+	errs = append(errs, s.workers.Stop(ctx))
+	errs = append(errs, s.commit.Stop(ctx))
 	if s.engine != nil {
+		// Writes queued while the group commit was not running have a
+		// drain goroutine of their own.
 		errs = append(errs, waitCtx(ctx, "group commit", s.engine.Flush))
 	}
 	if s.beforeDBClose != nil {

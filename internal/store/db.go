@@ -191,9 +191,9 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 // every interval until ctx ends, and sooner whenever the log has grown
 // past walTruncateAbove (it is looked at every walPoll: under sustained
 // sends it grows by tens of MiB a second). PostgreSQL needs none.
-func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) {
+func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) error {
 	if db.dialect.name() != "sqlite" {
-		return
+		return nil
 	}
 	poll := min(walPoll, interval)
 	t := time.NewTicker(poll)
@@ -202,7 +202,7 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case now := <-t.C:
 			if now.Sub(last) < interval && (db.WALSize() <= walTruncateAbove || now.Before(busyUntil)) {
 				continue

@@ -125,8 +125,9 @@ func (s *Service) Typing(roomID string) ([]string, int64) {
 }
 
 // Run expires typing notifications whose timeout passed, until ctx ends.
-func (s *Service) Run(ctx context.Context, every time.Duration) {
+func (s *Service) Run(ctx context.Context, every time.Duration) error {
 	periodic.Every(ctx, every, s.expire)
+	return nil
 }
 
 func (s *Service) expire() {

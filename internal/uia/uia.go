@@ -236,8 +236,9 @@ func (m *Manager) challenge(s *Session, flows []Flow, stages []Stage, failed *mx
 }
 
 // Run deletes expired sessions every interval until ctx ends.
-func (m *Manager) Run(ctx context.Context, interval time.Duration) {
+func (m *Manager) Run(ctx context.Context, interval time.Duration) error {
 	periodic.Every(ctx, interval, func() { m.Sweep(ctx) })
+	return nil
 }
 
 // Sweep deletes expired sessions now, releasing what they reserved.
