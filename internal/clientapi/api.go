@@ -21,20 +21,13 @@ import (
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
-
-// RegistrationTokens is the storage behind m.login.registration_token.
-type RegistrationTokens interface {
-	GetRegistrationToken(ctx context.Context, token string) (store.RegistrationToken, error)
-	ReserveRegistrationToken(ctx context.Context, token string, nowTS int64) error
-	CompleteRegistrationToken(ctx context.Context, token string) error
-	ReleaseRegistrationToken(ctx context.Context, token string) error
-}
 
 // RoomStore is the room data the handlers read directly: aliases,
 // memberships, filters and forgotten rooms. Everything about room state
@@ -69,7 +62,8 @@ type Deps struct {
 	Config    *config.Config
 	Accounts  *accounts.Service
 	UIA       *uia.Manager
-	RegTokens RegistrationTokens
+	// RegTokens decides on and reserves registration tokens.
+	RegTokens *regtokens.Service
 	Rooms     *rooms.Engine
 	RoomStore RoomStore
 	Sync      *clientsync.Service
@@ -120,7 +114,7 @@ type API struct {
 	cfg        *config.Config
 	accounts   *accounts.Service
 	uia        *uia.Manager
-	regTokens  RegistrationTokens
+	regTokens  *regtokens.Service
 	rooms      *rooms.Engine
 	roomStore  RoomStore
 	sync       *clientsync.Service

@@ -10,6 +10,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -126,9 +127,8 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var token string
-	if json.Unmarshal(sess.Data[sessionTokenKey], &token) == nil && token != "" {
-		if err := a.regTokens.CompleteRegistrationToken(r.Context(), token); err != nil {
+	if token := regtokens.SessionToken(sess.Data); token != "" {
+		if err := a.regTokens.Complete(r.Context(), token); err != nil {
 			return nil, err
 		}
 	}
@@ -226,15 +226,9 @@ func (a *API) registrationTokenValidity(r *http.Request, _ *httpapi.Caller) (any
 	if token == "" {
 		return nil, mxerr.MissingParam("Missing token")
 	}
-	if !validTokenSyntax.MatchString(token) {
-		return map[string]bool{"valid": false}, nil
-	}
-	t, err := a.regTokens.GetRegistrationToken(r.Context(), token)
-	if errors.Is(err, store.ErrNotFound) {
-		return map[string]bool{"valid": false}, nil
-	}
+	valid, err := a.regTokens.Valid(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]bool{"valid": t.Valid(a.now())}, nil
+	return map[string]bool{"valid": valid}, nil
 }

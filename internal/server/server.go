@@ -46,6 +46,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -144,7 +145,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 	})
-	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
+	regTokens := regtokens.New(db)
+	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, regTokens.ReleaseExpired)
 	stream, err := rooms.OpenStream(ctx, db)
 	if err != nil {
 		db.Close()
@@ -208,7 +210,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		members.Remote = fed
 	}
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine, RoomStore: db,
 		Membership: membership.New(members), Directory: dir,
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
