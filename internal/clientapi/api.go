@@ -59,9 +59,9 @@ type RoomStore interface {
 
 // Deps are the services the client-server API calls.
 type Deps struct {
-	Config    *config.Config
-	Accounts  *accounts.Service
-	UIA       *uia.Manager
+	Config   *config.Config
+	Accounts *accounts.Service
+	UIA      *uia.Manager
 	// RegTokens decides on and reserves registration tokens.
 	RegTokens *regtokens.Service
 	Rooms     *rooms.Engine
