@@ -10,6 +10,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -33,10 +34,6 @@ import (
 // memberships, filters and forgotten rooms. Everything about room state
 // goes through the room engine instead.
 type RoomStore interface {
-	CreateAlias(ctx context.Context, alias, roomID, creator string) error
-	ResolveAlias(ctx context.Context, alias string) (roomID, creator string, err error)
-	DeleteAlias(ctx context.Context, alias string) error
-	RoomAliases(ctx context.Context, roomID string) ([]string, error)
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
 	ForgetRoom(ctx context.Context, userID, roomID string) error
@@ -45,13 +42,10 @@ type RoomStore interface {
 	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
-	SetRoomPublished(ctx context.Context, roomID string, published bool) error
-	RoomPublished(ctx context.Context, roomID string) (bool, error)
 	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
 	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
-	MoveAliases(ctx context.Context, fromRoom, toRoom string) error
 	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
 	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
 	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
@@ -71,6 +65,8 @@ type Deps struct {
 	// Membership carries out joins, leaves, invites, knocks, kicks and
 	// bans, locally or through federation.
 	Membership *membership.Service
+	// Aliases manages room aliases and checks canonical alias events.
+	Aliases *aliases.Service
 	// Directory describes rooms for the public room list and spaces.
 	Directory *directory.Service
 	// Federation answers questions for other servers' rooms, aliases and
@@ -122,6 +118,7 @@ type API struct {
 	federation Remote
 	membership *membership.Service
 	dir        *directory.Service
+	aliases    *aliases.Service
 	keys       *keys.Service
 	typing     *typing.Service
 	receipts   *receipts.Service
@@ -138,7 +135,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory,
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -261,7 +261,7 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	visibility := "private"
-	if pub, err := a.roomStore.RoomPublished(ctx, roomID); err != nil {
+	if pub, err := a.dir.Published(ctx, roomID); err != nil {
 		return nil, err
 	} else if pub {
 		visibility = "public"

@@ -262,7 +262,7 @@ func (a *API) carryBans(ctx context.Context, u *roomUpgrade, newID string) error
 // canonical alias and its entry in the public room directory to the
 // replacement.
 func (a *API) moveAddresses(ctx context.Context, u *roomUpgrade, newID string) error {
-	if err := a.roomStore.MoveAliases(ctx, u.oldID, newID); err != nil {
+	if err := a.aliases.Move(ctx, u.oldID, newID); err != nil {
 		return err
 	}
 	if u.oldAlias != nil {
@@ -270,14 +270,14 @@ func (a *API) moveAddresses(ctx context.Context, u *roomUpgrade, newID string) e
 			return err
 		}
 	}
-	published, err := a.roomStore.RoomPublished(ctx, u.oldID)
+	published, err := a.dir.Published(ctx, u.oldID)
 	if err != nil || !published {
 		return err
 	}
-	if err := a.publishRoom(ctx, newID, true); err != nil {
+	if err := a.dir.SetPublished(ctx, newID, true); err != nil {
 		return err
 	}
-	return a.publishRoom(ctx, u.oldID, false)
+	return a.dir.SetPublished(ctx, u.oldID, false)
 }
 
 // sendState sends a state event with an empty state key.

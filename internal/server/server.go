@@ -28,6 +28,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
@@ -211,7 +212,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine, RoomStore: db,
-		Membership: membership.New(members), Directory: dir,
+		Membership: membership.New(members), Directory: dir, Aliases: aliases.New(cfg.ServerName, db, engine, dir),
 		Sync: syncer, Render: render, Keys: e2ee,
 		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
