@@ -24,6 +24,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -41,7 +42,6 @@ type RoomStore interface {
 	CreateFilter(ctx context.Context, localpart, filterJSON string) (int64, error)
 	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
-	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
 	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
@@ -67,6 +67,8 @@ type Deps struct {
 	Membership *membership.Service
 	// Aliases manages room aliases and checks canonical alias events.
 	Aliases *aliases.Service
+	// Upgrades carries out room upgrades.
+	Upgrades *roomupgrade.Service
 	// Directory describes rooms for the public room list and spaces.
 	Directory *directory.Service
 	// Federation answers questions for other servers' rooms, aliases and
@@ -119,6 +121,7 @@ type API struct {
 	membership *membership.Service
 	dir        *directory.Service
 	aliases    *aliases.Service
+	upgrades   *roomupgrade.Service
 	keys       *keys.Service
 	typing     *typing.Service
 	receipts   *receipts.Service
@@ -135,7 +138,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases,
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

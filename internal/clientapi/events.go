@@ -3,7 +3,6 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 
@@ -210,13 +209,12 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 				pos = min(pos, own.StreamPos)
 			}
 		}
-		ev, err := a.roomStore.LastEventAtOrBefore(r.Context(), roomID, pos)
-		if err == nil {
-			if state, err = a.rooms.StateAt(r.Context(), ev.StateAfter); err != nil {
-				return nil, err
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
+		at, ok, err := a.rooms.StateAtPos(r.Context(), roomID, pos)
+		if err != nil {
 			return nil, err
+		}
+		if ok {
+			state = at
 		}
 	}
 	want, notWant := q.Get("membership"), q.Get("not_membership")

@@ -38,6 +38,7 @@ type Store interface {
 	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
+	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
