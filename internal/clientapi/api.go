@@ -15,6 +15,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
+	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -35,20 +36,10 @@ import (
 // memberships, filters and forgotten rooms. Everything about room state
 // goes through the room engine instead.
 type RoomStore interface {
-	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
-	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
-	ForgetRoom(ctx context.Context, userID, roomID string) error
-	UnforgetRoom(ctx context.Context, userID, roomID string) error
-	CreateFilter(ctx context.Context, localpart, filterJSON string) (int64, error)
-	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
 	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
-	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
-	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
-	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
-	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
 }
 
 // Deps are the services the client-server API calls.
@@ -67,6 +58,8 @@ type Deps struct {
 	Membership *membership.Service
 	// Aliases manages room aliases and checks canonical alias events.
 	Aliases *aliases.Service
+	// Filters stores users' filters and bounds their size.
+	Filters *filter.Service
 	// Upgrades carries out room upgrades.
 	Upgrades *roomupgrade.Service
 	// Directory describes rooms for the public room list and spaces.
@@ -122,6 +115,7 @@ type API struct {
 	dir        *directory.Service
 	aliases    *aliases.Service
 	upgrades   *roomupgrade.Service
+	filters    *filter.Service
 	keys       *keys.Service
 	typing     *typing.Service
 	receipts   *receipts.Service
@@ -138,7 +132,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades,
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -39,7 +39,7 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if f := q.Get("filter"); f != "" {
-		if err := a.checkFilterSize(len(f)); err != nil {
+		if err := a.filters.CheckSize(len(f)); err != nil {
 			return nil, err
 		}
 		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {

@@ -69,7 +69,7 @@ func (a *API) searchHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if len(crit.Filter) > 0 && string(crit.Filter) != "null" {
-		if err := a.checkFilterSize(len(crit.Filter)); err != nil {
+		if err := a.filters.CheckSize(len(crit.Filter)); err != nil {
 			return nil, err
 		}
 		var err error

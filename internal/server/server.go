@@ -35,6 +35,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
+	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
@@ -215,7 +216,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine, RoomStore: db,
-		Membership: memberSvc, Directory: dir, Aliases: aliasSvc,
+		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes),
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: render, Keys: e2ee,
