@@ -24,6 +24,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/regtokens"
+	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -37,8 +38,6 @@ import (
 // goes through the room engine instead.
 type RoomStore interface {
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
-	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
-	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
 }
 
@@ -58,6 +57,8 @@ type Deps struct {
 	Membership *membership.Service
 	// Aliases manages room aliases and checks canonical alias events.
 	Aliases *aliases.Service
+	// Relations pages through an event's children and a room's threads.
+	Relations *relations.Aggregator
 	// Filters stores users' filters and bounds their size.
 	Filters *filter.Service
 	// Upgrades carries out room upgrades.
@@ -116,6 +117,7 @@ type API struct {
 	aliases    *aliases.Service
 	upgrades   *roomupgrade.Service
 	filters    *filter.Service
+	rels       *relations.Aggregator
 	keys       *keys.Service
 	typing     *typing.Service
 	receipts   *receipts.Service
@@ -132,7 +134,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters,
+		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -174,7 +174,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	bus.Subscribe(s.indexer)
 	s.guests = guests.New(db, engine, log)
 	bus.Subscribe(s.guests)
-	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
+	rels := relations.New(db, engine)
+	render := clientevent.Renderer{Loader: engine, Relations: rels.Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine})
 	e2ee.Wake = s.notifier.Wake
 	s.keys = e2ee
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine, RoomStore: db,
-		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes),
+		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: render, Keys: e2ee,
