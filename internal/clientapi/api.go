@@ -28,18 +28,9 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
-
-// RoomStore is the room data the handlers read directly: aliases,
-// memberships, filters and forgotten rooms. Everything about room state
-// goes through the room engine instead.
-type RoomStore interface {
-	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
-	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
-}
 
 // Deps are the services the client-server API calls.
 type Deps struct {
@@ -49,7 +40,6 @@ type Deps struct {
 	// RegTokens decides on and reserves registration tokens.
 	RegTokens *regtokens.Service
 	Rooms     *rooms.Engine
-	RoomStore RoomStore
 	Sync      *clientsync.Service
 	Render    clientevent.Renderer
 	// Membership carries out joins, leaves, invites, knocks, kicks and
@@ -108,7 +98,6 @@ type API struct {
 	uia        *uia.Manager
 	regTokens  *regtokens.Service
 	rooms      *rooms.Engine
-	roomStore  RoomStore
 	sync       *clientsync.Service
 	render     clientevent.Renderer
 	federation Remote
@@ -134,7 +123,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
+		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"slices"
 
@@ -181,34 +180,12 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 		return nil, err
 	}
 	upper := ra.UpTo(a.rooms.Stream().Current())
-	vis := a.rooms.VisibilityFor(c.UserID)
-	pos := int64(-1)
-	if backwards {
-		pos = math.MaxInt64
+	ev, err := a.rooms.EventNear(ctx, roomID, c.UserID, ts, upper, backwards)
+	if err != nil {
+		return nil, err
 	}
-	const batch = 50
-	for {
-		rows, err := a.roomStore.EventsByTimestamp(ctx, roomID, ts, pos, upper, batch, backwards)
-		if err != nil {
-			return nil, err
-		}
-		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range evs {
-			ts, pos = int64(ev.OriginServerTS()), ev.StreamPos
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
-			}
-		}
-		if len(rows) < batch {
-			break
-		}
+	if ev != nil {
+		return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
 	}
 	dir := "forward"
 	if backwards {

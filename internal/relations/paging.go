@@ -2,7 +2,6 @@ package relations
 
 import (
 	"context"
-	"math"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -13,7 +12,7 @@ import (
 
 // NoBound is a page with no end: stream positions go below zero for
 // events backfilled from other servers, so -1 cannot mean "none".
-const NoBound = math.MinInt64
+const NoBound = rooms.NoBound
 
 // Query selects a parent's children for Children.
 type Query struct {

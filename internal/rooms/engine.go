@@ -39,6 +39,8 @@ type Store interface {
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
+	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)

@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	memberSvc := membership.New(members)
 	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine, RoomStore: db,
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine,
 		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
 			Profile: memberSvc.MemberProfile}),
