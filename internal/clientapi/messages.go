@@ -14,7 +14,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // maxPageLimit caps /messages and /context pages.
@@ -178,11 +177,11 @@ func (a *API) lazyMembers(ctx context.Context, evs []*rooms.Event, c *httpapi.Ca
 		return nil, err
 	}
 	seen := map[string]bool{}
-	var keys []store.StateKey
+	var keys []rooms.StateKey
 	for _, ev := range evs {
 		if !seen[ev.Sender()] {
 			seen[ev.Sender()] = true
-			keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
+			keys = append(keys, rooms.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
 		}
 	}
 	m, err := a.rooms.StateEvents(ctx, state, keys...)

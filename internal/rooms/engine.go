@@ -125,6 +125,10 @@ type Engine struct {
 // the engine are shared and must not be modified.
 type StateMap map[store.StateKey]int64
 
+// StateKey identifies a piece of room state: its event type and state
+// key.
+type StateKey = store.StateKey
+
 // OpenStream restores the event stream's position from the store.
 func OpenStream(ctx context.Context, st interface {
 	MaxStreamPos(ctx context.Context) (int64, error)
