@@ -25,6 +25,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
+	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -68,7 +69,7 @@ type Deps struct {
 	// rules, pushers and notifications, and content reports.
 	AccountData *accountdata.Service
 	Push        *push.Service
-	Reports     Reports
+	Reports     *reports.Service
 	// Presence serves /presence and records senders' activity; nil
 	// leaves its endpoints out.
 	Presence *presence.Service
@@ -113,7 +114,7 @@ type API struct {
 
 	accountData *accountdata.Service
 	push        *push.Service
-	reports     Reports
+	reports     *reports.Service
 	presence    *presence.Service
 	media       *media.Service
 	search      *search.Service

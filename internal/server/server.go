@@ -50,6 +50,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/receipts"
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
+	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -221,7 +222,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: render, Keys: e2ee,
-		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		AccountData: accountData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
