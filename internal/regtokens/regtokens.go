@@ -6,9 +6,12 @@ package regtokens
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -21,9 +24,14 @@ type Store interface {
 	ReserveRegistrationToken(ctx context.Context, token string, nowTS int64) error
 	CompleteRegistrationToken(ctx context.Context, token string) error
 	ReleaseRegistrationToken(ctx context.Context, token string) error
+	CreateRegistrationToken(ctx context.Context, t store.RegistrationToken) error
+	ListRegistrationTokens(ctx context.Context) ([]store.RegistrationToken, error)
+	UpdateRegistrationToken(ctx context.Context, token string, usesAllowed, expiryTime *int64) error
+	DeleteRegistrationToken(ctx context.Context, token string) error
 }
 
-// Service decides on and reserves registration tokens.
+// Service decides on and reserves registration tokens, and manages them
+// for the admin API.
 type Service struct {
 	st  Store
 	now func() time.Time
@@ -96,4 +104,129 @@ func (s *Service) ReleaseExpired(ctx context.Context, data map[string]json.RawMe
 	if token := SessionToken(data); token != "" {
 		_ = s.Release(ctx, token)
 	}
+}
+
+// Token is a registration token as the admin API shows it.
+type Token = store.RegistrationToken
+
+// ValidSyntax reports whether token is in the spec's alphabet and at most
+// 64 characters long.
+func ValidSyntax(token string) bool { return validSyntax.MatchString(token) }
+
+// List is every token; with valid set, only those that are (or are not)
+// valid now.
+func (s *Service) List(ctx context.Context, valid *bool) ([]Token, error) {
+	tokens, err := s.st.ListRegistrationTokens(ctx)
+	if err != nil || valid == nil {
+		return tokens, err
+	}
+	now := s.now().UnixMilli()
+	kept := tokens[:0]
+	for _, t := range tokens {
+		if t.Valid(now) == *valid {
+			kept = append(kept, t)
+		}
+	}
+	return kept, nil
+}
+
+// NewToken is an admin's request for a token: the token itself, or a
+// random one of Length characters (16 by default), and its limits.
+type NewToken struct {
+	Token       *string
+	Length      *int
+	UsesAllowed *int64
+	ExpiryTime  *int64
+}
+
+// alphabet is the spec's registration token alphabet.
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-"
+
+// Create makes a token, as Synapse's admin API does.
+func (s *Service) Create(ctx context.Context, req NewToken) (Token, error) {
+	t := Token{UsesAllowed: req.UsesAllowed, ExpiryTime: req.ExpiryTime}
+	if err := s.checkLimits(t); err != nil {
+		return Token{}, err
+	}
+	if req.Token != nil {
+		t.Token = *req.Token
+		if !ValidSyntax(t.Token) {
+			return Token{}, mxerr.InvalidParam("token must consist only of [A-Za-z0-9._~-] and be at most 64 characters")
+		}
+	} else {
+		n := 16
+		if req.Length != nil {
+			if *req.Length < 1 || *req.Length > 64 {
+				return Token{}, mxerr.InvalidParam("length must be between 1 and 64")
+			}
+			n = *req.Length
+		}
+		t.Token = randomToken(n)
+	}
+	if err := s.st.CreateRegistrationToken(ctx, t); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return Token{}, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_INVALID_PARAM", Message: "Token already exists"}
+		}
+		return Token{}, err
+	}
+	return t, nil
+}
+
+func (s *Service) checkLimits(t Token) error {
+	if t.UsesAllowed != nil && *t.UsesAllowed < 0 {
+		return mxerr.InvalidParam("uses_allowed must be a non-negative integer or null")
+	}
+	if t.ExpiryTime != nil && *t.ExpiryTime < s.now().UnixMilli() {
+		return mxerr.InvalidParam("expiry_time must not be in the past")
+	}
+	return nil
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// Get is one token; M_NOT_FOUND if there is none.
+func (s *Service) Get(ctx context.Context, token string) (Token, error) {
+	t, err := s.st.GetRegistrationToken(ctx, token)
+	if errors.Is(err, store.ErrNotFound) {
+		return Token{}, mxerr.NotFound("No such registration token: %s", strconv.Quote(token))
+	}
+	return t, err
+}
+
+// Update changes a token's limits: change sets them on the current
+// token (a field it leaves alone keeps its value).
+func (s *Service) Update(ctx context.Context, token string, change func(*Token) error) (Token, error) {
+	cur, err := s.st.GetRegistrationToken(ctx, token)
+	if errors.Is(err, store.ErrNotFound) {
+		return Token{}, mxerr.NotFound("No such registration token")
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	if err := change(&cur); err != nil {
+		return Token{}, err
+	}
+	if err := s.checkLimits(cur); err != nil {
+		return Token{}, err
+	}
+	if err := s.st.UpdateRegistrationToken(ctx, cur.Token, cur.UsesAllowed, cur.ExpiryTime); err != nil {
+		return Token{}, err
+	}
+	return s.Get(ctx, token)
+}
+
+// Delete removes a token.
+func (s *Service) Delete(ctx context.Context, token string) error {
+	err := s.st.DeleteRegistrationToken(ctx, token)
+	if errors.Is(err, store.ErrNotFound) {
+		return mxerr.NotFound("No such registration token")
+	}
+	return err
 }

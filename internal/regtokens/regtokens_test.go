@@ -84,3 +84,66 @@ func TestReserveCompleteRelease(t *testing.T) {
 		s.ReleaseExpired(ctx, map[string]json.RawMessage{})
 	})
 }
+
+// TestAdminTokens: the admin API's create, list, get, update and delete,
+// with the same syntax rule as the registration stage.
+func TestAdminTokens(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dbURL, 4)
+		if err != nil {
+			t.Fatalf("store: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		s := regtokens.New(db)
+		code := func(what string, err error, want string) {
+			t.Helper()
+			if e, ok := mxerr.As(err); !ok || e.Code != want {
+				t.Fatalf("%s: %v, want %s", what, err, want)
+			}
+		}
+		name, bad, neg, length, long := "mine", "bad token!", int64(-1), 8, 65
+		past := time.Now().Add(-time.Hour).UnixMilli()
+		_, err = s.Create(ctx, regtokens.NewToken{Token: &bad})
+		code("bad syntax", err, "M_INVALID_PARAM")
+		_, err = s.Create(ctx, regtokens.NewToken{UsesAllowed: &neg})
+		code("negative uses", err, "M_INVALID_PARAM")
+		_, err = s.Create(ctx, regtokens.NewToken{ExpiryTime: &past})
+		code("past expiry", err, "M_INVALID_PARAM")
+		_, err = s.Create(ctx, regtokens.NewToken{Length: &long})
+		code("too long", err, "M_INVALID_PARAM")
+		if _, err := s.Create(ctx, regtokens.NewToken{Token: &name}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Create(ctx, regtokens.NewToken{Token: &name})
+		code("duplicate", err, "M_INVALID_PARAM")
+		random, err := s.Create(ctx, regtokens.NewToken{Length: &length})
+		if err != nil || len(random.Token) != 8 || !regtokens.ValidSyntax(random.Token) {
+			t.Fatalf("random token %q %v", random.Token, err)
+		}
+
+		zero := int64(0)
+		up, err := s.Update(ctx, name, func(tok *regtokens.Token) error { tok.UsesAllowed = &zero; return nil })
+		if err != nil || up.UsesAllowed == nil || *up.UsesAllowed != 0 {
+			t.Fatalf("update: %+v %v", up, err)
+		}
+		_, err = s.Update(ctx, "none", func(*regtokens.Token) error { return nil })
+		code("update unknown", err, "M_NOT_FOUND")
+		valid, invalid := true, false
+		for want, filter := range map[string]*bool{random.Token: &valid, name: &invalid} {
+			list, err := s.List(ctx, filter)
+			if err != nil || len(list) != 1 || list[0].Token != want {
+				t.Fatalf("list valid=%v: %+v %v", *filter, list, err)
+			}
+		}
+		if all, err := s.List(ctx, nil); err != nil || len(all) != 2 {
+			t.Fatalf("list all: %+v %v", all, err)
+		}
+		if err := s.Delete(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		code("delete twice", s.Delete(ctx, name), "M_NOT_FOUND")
+		_, err = s.Get(ctx, name)
+		code("get deleted", err, "M_NOT_FOUND")
+	})
+}
