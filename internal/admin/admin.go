@@ -12,14 +12,14 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/regtokens"
+	"github.com/myelin-chat/myelin/internal/reports"
 )
 
 // API is the admin API.
 type API struct {
 	accounts     *accounts.Service
 	tokens       *regtokens.Service
-	reports      Reports
-	rooms        Rooms
+	reports      *reports.Admin
 	sharedSecret string
 	noncesMu     sync.Mutex
 	nonces       map[string]time.Time
@@ -27,8 +27,8 @@ type API struct {
 }
 
 // New makes the admin API; sharedSecret "" disables shared-secret registration.
-func New(acc *accounts.Service, tokens *regtokens.Service, reports Reports, rm Rooms, sharedSecret string) *API {
-	return &API{accounts: acc, tokens: tokens, reports: reports, rooms: rm, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
+func New(acc *accounts.Service, tokens *regtokens.Service, reps *reports.Admin, sharedSecret string) *API {
+	return &API{accounts: acc, tokens: tokens, reports: reps, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
 }
 
 // Register adds the admin routes.

@@ -83,5 +83,35 @@ func TestReports(t *testing.T) {
 		if err != nil || len(got) != 4 {
 			t.Fatalf("stored reports: %d %v", len(got), err)
 		}
+
+		// The admin side: list, describe, get, delete.
+		name := "Lounge"
+		empty := ""
+		if _, err := engine.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: alice, Type: "m.room.name", StateKey: &empty,
+			Content: map[string]string{"name": name}}); err != nil {
+			t.Fatal(err)
+		}
+		adm := reports.NewAdmin(db, engine)
+		list, total, err := adm.List(ctx, reports.Query{Limit: 10})
+		if err != nil || total != 1 || len(list) != 1 || list[0].EventID != ev.EventID() || *list[0].Score != -50 {
+			t.Fatalf("event reports: %+v %d %v", list, total, err)
+		}
+		d, err := adm.Describe(ctx, list[0])
+		if err != nil || d.Event == nil || d.Event.EventID() != ev.EventID() || d.Name != name || d.CanonicalAlias != "" {
+			t.Fatalf("describe: %+v %v", d, err)
+		}
+		gone, err := adm.Describe(ctx, reports.Report{RoomID: "!gone:hs1.test", EventID: "$gone"})
+		if err != nil || gone.Event != nil || gone.Name != "" {
+			t.Fatalf("describe a report of a purged event: %+v %v", gone, err)
+		}
+		if rep, err := adm.Get(ctx, list[0].ID); err != nil || rep.EventID != ev.EventID() {
+			t.Fatalf("get: %+v %v", rep, err)
+		}
+		if err := adm.Delete(ctx, list[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "delete twice", adm.Delete(ctx, list[0].ID), "M_NOT_FOUND")
+		_, err = adm.Get(ctx, list[0].ID)
+		wantCode(t, "get deleted", err, "M_NOT_FOUND")
 	})
 }

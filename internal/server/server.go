@@ -253,7 +253,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
-	admin.New(acc, regTokens, db, engine, cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.New(acc, regTokens, reports.NewAdmin(db, engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
