@@ -271,8 +271,8 @@ func (s *Service) Move(ctx context.Context, fromRoom, toRoom string) error {
 
 // CheckCanonical applies Synapse's rule that a room's canonical aliases
 // must be local aliases that point at the room (M_BAD_ALIAS). Other
-// servers' aliases are only checked for shape: verifying them would take
-// a federation query.
+// servers' aliases are only checked for shape (as Synapse does, including
+// the server name): verifying them would take a federation query.
 func (s *Service) CheckCanonical(ctx context.Context, roomID string, content map[string]json.RawMessage) error {
 	var list []string
 	var alias string
@@ -292,7 +292,11 @@ func (s *Service) CheckCanonical(ctx context.Context, roomID string, content map
 		list = append(list, alt...)
 	}
 	for _, al := range list {
-		if !strings.HasPrefix(al, "#") || !strings.Contains(al, ":") {
+		// Synapse's RoomAlias.is_valid: a sigil, a colon and a valid
+		// server name. Unlike Check it allows any localpart: an alias
+		// another server made is not ours to judge.
+		_, server, ok := strings.Cut(al, ":")
+		if !strings.HasPrefix(al, "#") || !ok || config.ValidateServerName(server) != nil {
 			return mxerr.InvalidParam("Invalid alias %q", al)
 		}
 		if !strings.HasSuffix(al, ":"+s.serverName) {

@@ -175,6 +175,12 @@ func TestNewRoomAndCanonical(t *testing.T) {
 		wantCode(t, "other room's alias", check(other, `{"alias":"#lounge:hs1.test"}`), "M_BAD_ALIAS")
 		wantCode(t, "unknown alias", check(roomID, `{"alt_aliases":["#none:hs1.test"]}`), "M_BAD_ALIAS")
 		wantCode(t, "not an alias", check(roomID, `{"alias":"lounge"}`), "M_INVALID_PARAM")
+		// The canonical alias check used to take any "#...:..." from
+		// another server; like Synapse it now refuses a bad server name.
+		wantCode(t, "bad server name", check(roomID, `{"alt_aliases":["#far:bad server"]}`), "M_INVALID_PARAM")
+		if err := check(roomID, `{"alt_aliases":["#far:hs2.test:8448"]}`); err != nil {
+			t.Errorf("server name with port: %v", err)
+		}
 		wantCode(t, "alias not a string", check(roomID, `{"alias":1}`), "M_BAD_JSON")
 	})
 }
