@@ -20,6 +20,13 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
+// User and Device are the account and device records the service hands
+// out; callers name them through this package, not the store.
+type (
+	User   = store.User
+	Device = store.Device
+)
+
 // Store is the storage the accounts service needs.
 type Store interface {
 	CreateUser(ctx context.Context, u store.User) error
@@ -221,7 +228,8 @@ func (s *Service) createGenerated(ctx context.Context, a NewAccount) (store.User
 	return store.User{}, errors.New("accounts: could not generate a free user ID")
 }
 
-// UpgradeGuest gives a guest account a password, making it a full account.
+// UpgradeGuest gives a guest account a password, making it a full
+// account; M_FORBIDDEN when it is no guest account (any more).
 func (s *Service) UpgradeGuest(ctx context.Context, localpart, password string) error {
 	hash, err := s.hashPassword(password)
 	if err != nil {
@@ -229,6 +237,10 @@ func (s *Service) UpgradeGuest(ctx context.Context, localpart, password string) 
 	}
 	err = s.store.UpgradeGuest(ctx, localpart, hash)
 	s.tokens.invalidate(localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		// No guest account of that name: another request upgraded it.
+		return mxerr.Forbidden("The guest account was upgraded already")
+	}
 	return err
 }
 

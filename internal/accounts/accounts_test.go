@@ -290,3 +290,24 @@ func TestLoginTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestUpgradeGuest: a guest becomes a full account once; a second
+// upgrade (or one of a full account) is refused with M_FORBIDDEN, not a
+// storage error.
+func TestUpgradeGuest(t *testing.T) {
+	forEachService(t, func(t *testing.T, s *Service, _ *clock) {
+		ctx := context.Background()
+		guest, err := s.CreateAccount(ctx, NewAccount{Guest: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpgradeGuest(ctx, guest.Localpart, "pw"); err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		if u, err := s.User(ctx, guest.Localpart); err != nil || u.IsGuest {
+			t.Fatalf("after upgrade: %+v %v", u, err)
+		}
+		wantCode(t, "second upgrade", s.UpgradeGuest(ctx, guest.Localpart, "pw2"), "M_FORBIDDEN")
+		wantCode(t, "unknown account", s.UpgradeGuest(ctx, "nobody", "pw"), "M_FORBIDDEN")
+	})
+}

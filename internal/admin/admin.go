@@ -4,7 +4,6 @@
 package admin
 
 import (
-	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -12,24 +11,15 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/regtokens"
+	"github.com/myelin-chat/myelin/internal/reports"
 )
-
-// Store is the storage the admin API reads and writes directly.
-type Store interface {
-	CreateRegistrationToken(ctx context.Context, t store.RegistrationToken) error
-	GetRegistrationToken(ctx context.Context, token string) (store.RegistrationToken, error)
-	ListRegistrationTokens(ctx context.Context) ([]store.RegistrationToken, error)
-	UpdateRegistrationToken(ctx context.Context, token string, usesAllowed, expiryTime *int64) error
-	DeleteRegistrationToken(ctx context.Context, token string) error
-}
 
 // API is the admin API.
 type API struct {
 	accounts     *accounts.Service
-	store        Store
-	reports      Reports
-	rooms        Rooms
+	tokens       *regtokens.Service
+	reports      *reports.Admin
 	sharedSecret string
 	noncesMu     sync.Mutex
 	nonces       map[string]time.Time
@@ -37,8 +27,8 @@ type API struct {
 }
 
 // New makes the admin API; sharedSecret "" disables shared-secret registration.
-func New(acc *accounts.Service, st Store, reports Reports, rm Rooms, sharedSecret string) *API {
-	return &API{accounts: acc, store: st, reports: reports, rooms: rm, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
+func New(acc *accounts.Service, tokens *regtokens.Service, reps *reports.Admin, sharedSecret string) *API {
+	return &API{accounts: acc, tokens: tokens, reports: reps, sharedSecret: sharedSecret, nonces: map[string]time.Time{}, now: time.Now}
 }
 
 // Register adds the admin routes.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -119,4 +120,9 @@ func (a *API) registerWithSecret(r *http.Request, _ *httpapi.Caller) (any, error
 		"user_id": login.UserID, "access_token": login.AccessToken, "device_id": login.DeviceID,
 		"home_server": a.accounts.ServerName(),
 	}, nil
+}
+
+func quote(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
 }

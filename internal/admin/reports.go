@@ -3,32 +3,14 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 
-	"github.com/matrix-org/gomatrixserverlib/spec"
-
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
-
-// Rooms is what the admin API reads of rooms: reported events and the
-// names of their rooms.
-type Rooms interface {
-	Event(ctx context.Context, eventID string) (*rooms.Event, error)
-	CurrentState(ctx context.Context, roomID string) (rooms.StateMap, error)
-	StateEvent(ctx context.Context, state rooms.StateMap, typ, key string) (*rooms.Event, error)
-}
-
-// Reports is the storage of users' reports.
-type Reports interface {
-	EventReports(ctx context.Context, q store.EventReportQuery) ([]store.Report, int64, error)
-	EventReport(ctx context.Context, id int64) (store.Report, error)
-	DeleteEventReport(ctx context.Context, id int64) error
-}
 
 func (a *API) registerReports(rt *httpapi.Router) {
 	const p = "/_synapse/admin/v1/event_reports"
@@ -42,7 +24,7 @@ func (a *API) registerReports(rt *httpapi.Router) {
 // filtered by reporter (user_id) and room (room_id), each substrings.
 func (a *API) listEventReports(r *http.Request, _ *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
-	query := store.EventReportQuery{Limit: 100, Reporter: q.Get("user_id"), RoomID: q.Get("room_id")}
+	query := reports.Query{Limit: 100, Reporter: q.Get("user_id"), RoomID: q.Get("room_id")}
 	var err error
 	if query.From, err = nonNegative(q.Get("from"), 0, "from"); err != nil {
 		return nil, err
@@ -57,12 +39,12 @@ func (a *API) listEventReports(r *http.Request, _ *httpapi.Caller) (any, error) 
 	default:
 		return nil, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
 	}
-	reports, total, err := a.reports.EventReports(r.Context(), query)
+	list, total, err := a.reports.List(r.Context(), query)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, 0, len(reports))
-	for _, rep := range reports {
+	out := make([]map[string]any, 0, len(list))
+	for _, rep := range list {
 		entry, _, err := a.describe(r.Context(), rep)
 		if err != nil {
 			return nil, err
@@ -70,8 +52,8 @@ func (a *API) listEventReports(r *http.Request, _ *httpapi.Caller) (any, error) 
 		out = append(out, entry)
 	}
 	resp := map[string]any{"event_reports": out, "total": total}
-	if int64(query.From+len(reports)) < total {
-		resp["next_token"] = query.From + len(reports)
+	if int64(query.From+len(list)) < total {
+		resp["next_token"] = query.From + len(list)
 	}
 	return resp, nil
 }
@@ -99,25 +81,18 @@ func (a *API) deleteEventReport(r *http.Request, _ *httpapi.Caller) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.reports.DeleteEventReport(r.Context(), id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, mxerr.NotFound("Event report not found")
-		}
+	if err := a.reports.Delete(r.Context(), id); err != nil {
 		return nil, err
 	}
 	return map[string]any{}, nil
 }
 
-func (a *API) eventReport(r *http.Request) (store.Report, error) {
+func (a *API) eventReport(r *http.Request) (reports.Report, error) {
 	id, err := reportID(r)
 	if err != nil {
-		return store.Report{}, err
+		return reports.Report{}, err
 	}
-	rep, err := a.reports.EventReport(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Report{}, mxerr.NotFound("Event report not found")
-	}
-	return rep, err
+	return a.reports.Get(r.Context(), id)
 }
 
 func reportID(r *http.Request) (int64, error) {
@@ -132,7 +107,7 @@ func reportID(r *http.Request) (int64, error) {
 // (user_id), the reported event's sender, the room's name and canonical
 // alias (null when unset or the event is gone). It also returns the
 // event, nil when this server no longer holds it.
-func (a *API) describe(ctx context.Context, rep store.Report) (map[string]any, *rooms.Event, error) {
+func (a *API) describe(ctx context.Context, rep reports.Report) (map[string]any, *rooms.Event, error) {
 	entry := map[string]any{"id": rep.ID, "received_ts": rep.ReceivedTS, "room_id": rep.RoomID, "event_id": rep.EventID,
 		"user_id": rep.Reporter, "reason": nil, "score": nil, "sender": nil, "name": nil, "canonical_alias": nil}
 	if rep.Reason != "" {
@@ -141,44 +116,21 @@ func (a *API) describe(ctx context.Context, rep store.Report) (map[string]any, *
 	if rep.Score != nil {
 		entry["score"] = *rep.Score
 	}
-	if a.rooms == nil {
-		return entry, nil, nil
-	}
-	ev, err := a.rooms.Event(ctx, rep.EventID)
+	d, err := a.reports.Describe(ctx, rep)
 	if err != nil {
-		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
-			ev = nil // purged or never held: the report stays readable
-		} else {
-			return nil, nil, err
-		}
-	}
-	if ev != nil {
-		entry["sender"] = ev.Sender()
-	}
-	state, err := a.rooms.CurrentState(ctx, rep.RoomID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
-			return entry, ev, nil
-		}
 		return nil, nil, err
 	}
-	for key, field := range map[string]string{spec.MRoomName: "name", spec.MRoomCanonicalAlias: "canonical_alias"} {
-		sev, err := a.rooms.StateEvent(ctx, state, key, "")
-		if err != nil || sev == nil {
-			continue
-		}
-		var c struct {
-			Name  string `json:"name"`
-			Alias string `json:"alias"`
-		}
-		if json.Unmarshal(sev.Content(), &c) == nil && c.Name+c.Alias != "" {
-			entry[field] = c.Name + c.Alias
+	if d.Event != nil {
+		entry["sender"] = d.Event.Sender()
+	}
+	for field, v := range map[string]string{"name": d.Name, "canonical_alias": d.CanonicalAlias} {
+		if v != "" {
+			entry[field] = v
 		}
 	}
-	return entry, ev, nil
+	return entry, d.Event, nil
 }
 
-// nonNegative parses an optional query integer, def when absent.
 func nonNegative(v string, def int, name string) (int, error) {
 	if v == "" {
 		return def, nil

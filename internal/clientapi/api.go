@@ -10,10 +10,12 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
+	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -21,62 +23,37 @@ import (
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/regtokens"
+	"github.com/myelin-chat/myelin/internal/relations"
+	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
-// RegistrationTokens is the storage behind m.login.registration_token.
-type RegistrationTokens interface {
-	GetRegistrationToken(ctx context.Context, token string) (store.RegistrationToken, error)
-	ReserveRegistrationToken(ctx context.Context, token string, nowTS int64) error
-	CompleteRegistrationToken(ctx context.Context, token string) error
-	ReleaseRegistrationToken(ctx context.Context, token string) error
-}
-
-// RoomStore is the room data the handlers read directly: aliases,
-// memberships, filters and forgotten rooms. Everything about room state
-// goes through the room engine instead.
-type RoomStore interface {
-	CreateAlias(ctx context.Context, alias, roomID, creator string) error
-	ResolveAlias(ctx context.Context, alias string) (roomID, creator string, err error)
-	DeleteAlias(ctx context.Context, alias string) error
-	RoomAliases(ctx context.Context, roomID string) ([]string, error)
-	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
-	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
-	ForgetRoom(ctx context.Context, userID, roomID string) error
-	UnforgetRoom(ctx context.Context, userID, roomID string) error
-	CreateFilter(ctx context.Context, localpart, filterJSON string) (int64, error)
-	GetFilter(ctx context.Context, localpart string, id int64) (string, error)
-	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
-	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
-	SetRoomPublished(ctx context.Context, roomID string, published bool) error
-	RoomPublished(ctx context.Context, roomID string) (bool, error)
-	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
-	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
-	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
-	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
-	MoveAliases(ctx context.Context, fromRoom, toRoom string) error
-	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
-	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
-	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
-}
-
 // Deps are the services the client-server API calls.
 type Deps struct {
-	Config    *config.Config
-	Accounts  *accounts.Service
-	UIA       *uia.Manager
-	RegTokens RegistrationTokens
+	Config   *config.Config
+	Accounts *accounts.Service
+	UIA      *uia.Manager
+	// RegTokens decides on and reserves registration tokens.
+	RegTokens *regtokens.Service
 	Rooms     *rooms.Engine
-	RoomStore RoomStore
 	Sync      *clientsync.Service
 	Render    clientevent.Renderer
 	// Membership carries out joins, leaves, invites, knocks, kicks and
 	// bans, locally or through federation.
 	Membership *membership.Service
+	// Aliases manages room aliases and checks canonical alias events.
+	Aliases *aliases.Service
+	// Relations pages through an event's children and a room's threads.
+	Relations *relations.Aggregator
+	// Filters stores users' filters and bounds their size.
+	Filters *filter.Service
+	// Upgrades carries out room upgrades.
+	Upgrades *roomupgrade.Service
 	// Directory describes rooms for the public room list and spaces.
 	Directory *directory.Service
 	// Federation answers questions for other servers' rooms, aliases and
@@ -92,7 +69,7 @@ type Deps struct {
 	// rules, pushers and notifications, and content reports.
 	AccountData *accountdata.Service
 	Push        *push.Service
-	Reports     Reports
+	Reports     *reports.Service
 	// Presence serves /presence and records senders' activity; nil
 	// leaves its endpoints out.
 	Presence *presence.Service
@@ -120,21 +97,24 @@ type API struct {
 	cfg        *config.Config
 	accounts   *accounts.Service
 	uia        *uia.Manager
-	regTokens  RegistrationTokens
+	regTokens  *regtokens.Service
 	rooms      *rooms.Engine
-	roomStore  RoomStore
 	sync       *clientsync.Service
 	render     clientevent.Renderer
 	federation Remote
 	membership *membership.Service
 	dir        *directory.Service
+	aliases    *aliases.Service
+	upgrades   *roomupgrade.Service
+	filters    *filter.Service
+	rels       *relations.Aggregator
 	keys       *keys.Service
 	typing     *typing.Service
 	receipts   *receipts.Service
 
 	accountData *accountdata.Service
 	push        *push.Service
-	reports     Reports
+	reports     *reports.Service
 	presence    *presence.Service
 	media       *media.Service
 	search      *search.Service
@@ -144,7 +124,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		roomStore: d.RoomStore, sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory,
+		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

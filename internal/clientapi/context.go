@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"slices"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Navigating a room's history: /context around an event,
@@ -39,7 +37,7 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if f := q.Get("filter"); f != "" {
-		if err := a.checkFilterSize(len(f)); err != nil {
+		if err := a.filters.CheckSize(len(f)); err != nil {
 			return nil, err
 		}
 		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
@@ -122,7 +120,7 @@ func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event
 	if err != nil {
 		return nil, err
 	}
-	evs, err := a.stateList(ctx, state, func(k store.StateKey) bool {
+	evs, err := a.stateList(ctx, state, func(k rooms.StateKey) bool {
 		return !rf.LazyLoadMembers || k.Type != spec.MRoomMember || senders[k.StateKey]
 	})
 	if err != nil {
@@ -181,34 +179,12 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 		return nil, err
 	}
 	upper := ra.UpTo(a.rooms.Stream().Current())
-	vis := a.rooms.VisibilityFor(c.UserID)
-	pos := int64(-1)
-	if backwards {
-		pos = math.MaxInt64
+	ev, err := a.rooms.EventNear(ctx, roomID, c.UserID, ts, upper, backwards)
+	if err != nil {
+		return nil, err
 	}
-	const batch = 50
-	for {
-		rows, err := a.roomStore.EventsByTimestamp(ctx, roomID, ts, pos, upper, batch, backwards)
-		if err != nil {
-			return nil, err
-		}
-		evs, err := rooms.EventsFor(ctx, a.rooms, rows, func(row store.EventRow) int64 { return row.NID })
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range evs {
-			ts, pos = int64(ev.OriginServerTS()), ev.StreamPos
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
-			}
-		}
-		if len(rows) < batch {
-			break
-		}
+	if ev != nil {
+		return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
 	}
 	dir := "forward"
 	if backwards {
@@ -251,7 +227,7 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 	if len(evs) > 0 {
 		start = evs[0].StreamPos - 1
 	}
-	stateEvs, err := a.stateList(ctx, state, func(store.StateKey) bool { return true })
+	stateEvs, err := a.stateList(ctx, state, func(rooms.StateKey) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +237,7 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	visibility := "private"
-	if pub, err := a.roomStore.RoomPublished(ctx, roomID); err != nil {
+	if pub, err := a.dir.Published(ctx, roomID); err != nil {
 		return nil, err
 	} else if pub {
 		visibility = "public"

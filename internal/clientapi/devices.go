@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerDevices(rt *httpapi.Router) {
@@ -24,7 +24,7 @@ type deviceJSON struct {
 	LastSeenTS  int64   `json:"last_seen_ts,omitempty"`
 }
 
-func toDeviceJSON(d store.Device) deviceJSON {
+func toDeviceJSON(d accounts.Device) deviceJSON {
 	return deviceJSON{DeviceID: d.DeviceID, DisplayName: d.DisplayName, LastSeenIP: d.LastSeenIP, LastSeenTS: d.LastSeenTS}
 }
 

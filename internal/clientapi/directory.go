@@ -3,20 +3,13 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"sort"
-	"strings"
-	"unicode"
 
-	"github.com/matrix-org/gomatrixserverlib/spec"
-
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerDirectory(rt *httpapi.Router) {
@@ -33,29 +26,11 @@ func (a *API) registerDirectory(rt *httpapi.Router) {
 	route(http.MethodPost, "/publicRooms", httpapi.AuthRequired, true, a.postPublicRooms)
 }
 
-// maxAliasLength is Synapse's limit on room aliases.
-const maxAliasLength = 255
-
-// checkAlias validates a room alias, returning its server name.
-func checkAlias(alias string) (string, error) {
-	local, server, ok := strings.Cut(strings.TrimPrefix(alias, "#"), ":")
-	if !strings.HasPrefix(alias, "#") || !ok || local == "" || server == "" {
-		return "", mxerr.InvalidParam("Room alias invalid")
-	}
-	if strings.ContainsFunc(local, unicode.IsSpace) {
-		return "", mxerr.InvalidParam("Invalid characters in room alias")
-	}
-	if config.ValidateServerName(server) != nil {
-		return "", mxerr.InvalidParam("Room alias invalid: bad server name")
-	}
-	return server, nil
-}
-
 // getAlias resolves an alias: this server's from its table, another
 // server's by asking it (/query/directory).
 func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 	alias := r.PathValue("roomAlias")
-	server, err := checkAlias(alias)
+	server, err := aliases.Check(alias)
 	if err != nil {
 		return nil, err
 	}
@@ -66,53 +41,17 @@ func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 		}
 		return map[string]any{"room_id": roomID, "servers": servers}, nil
 	}
-	roomID, _, err := a.roomStore.ResolveAlias(r.Context(), alias)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room alias %s not found", alias)
-	}
-	if err != nil {
-		return nil, err
-	}
-	servers, err := a.roomServers(r.Context(), roomID)
+	roomID, servers, err := a.aliases.Lookup(r.Context(), alias)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"room_id": roomID, "servers": servers}, nil
 }
 
-// roomServers lists the servers of a room's joined members, this server
-// first.
-func (a *API) roomServers(ctx context.Context, roomID string) ([]string, error) {
-	members, err := a.roomStore.RoomMembers(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{a.cfg.ServerName: true}
-	var others []string
-	for _, m := range members {
-		if m.Membership != spec.Join {
-			continue
-		}
-		if _, server, ok := strings.Cut(m.RoomID, ":"); ok && !seen[server] { // RoomID holds the user ID here
-			seen[server] = true
-			others = append(others, server)
-		}
-	}
-	sort.Strings(others)
-	return append([]string{a.cfg.ServerName}, others...), nil
-}
-
 func (a *API) putAlias(r *http.Request, c *httpapi.Caller) (any, error) {
 	alias := r.PathValue("roomAlias")
-	server, err := checkAlias(alias)
-	if err != nil {
+	if _, err := aliases.Check(alias); err != nil {
 		return nil, err
-	}
-	if len(alias) > maxAliasLength {
-		return nil, mxerr.InvalidParam("Can't create aliases longer than %d characters", maxAliasLength)
-	}
-	if server != a.cfg.ServerName {
-		return nil, mxerr.InvalidParam("Room alias must be local")
 	}
 	var body struct {
 		RoomID string `json:"room_id"`
@@ -123,136 +62,11 @@ func (a *API) putAlias(r *http.Request, c *httpapi.Caller) (any, error) {
 	if body.RoomID == "" {
 		return nil, mxerr.BadJSON("Missing params: room_id")
 	}
-	if _, err := a.rooms.RoomVersion(r.Context(), body.RoomID); err != nil {
-		return nil, err
-	}
-	if !c.IsAdmin {
-		// Synapse's require_membership_for_aliases, on by default.
-		if m, err := a.rooms.MembershipOf(r.Context(), body.RoomID, c.UserID); err != nil {
-			return nil, err
-		} else if m != spec.Join {
-			return nil, mxerr.Forbidden("You must be in the room to create an alias for it")
-		}
-	}
-	err = a.roomStore.CreateAlias(r.Context(), alias, body.RoomID, c.UserID)
-	if errors.Is(err, store.ErrConflict) {
-		return nil, &mxerr.Error{Status: http.StatusConflict, Code: "M_UNKNOWN", Message: "Room alias " + alias + " already exists"}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return empty, nil
+	return empty, a.aliases.Create(r.Context(), c.UserID, c.IsAdmin, alias, body.RoomID)
 }
 
-// deleteAlias removes an alias. Its creator, server admins and room
-// members who may change the canonical alias may; the room's canonical
-// alias event then loses the alias when the user may send it.
 func (a *API) deleteAlias(r *http.Request, c *httpapi.Caller) (any, error) {
-	alias := r.PathValue("roomAlias")
-	if _, err := checkAlias(alias); err != nil {
-		return nil, err
-	}
-	ctx := r.Context()
-	roomID, creator, err := a.roomStore.ResolveAlias(ctx, alias)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room alias %s not found", alias)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if creator != c.UserID {
-		ok, err := a.canChangeRoomList(ctx, c, roomID)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, mxerr.Forbidden("You don't have permission to delete the alias")
-		}
-	}
-	if err := a.roomStore.DeleteAlias(ctx, alias); errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room alias %s not found", alias)
-	} else if err != nil {
-		return nil, err
-	}
-	if err := a.dropCanonicalAlias(ctx, c.UserID, roomID, alias); err != nil {
-		if _, ok := mxerr.As(err); !ok {
-			return nil, err
-		}
-		// The user may not change the canonical alias: the alias is
-		// deleted all the same, as the spec recommends.
-	}
-	return empty, nil
-}
-
-// dropCanonicalAlias removes an alias from the room's m.room.canonical_alias
-// event (alias and alt_aliases), sending the change as userID.
-func (a *API) dropCanonicalAlias(ctx context.Context, userID, roomID, alias string) error {
-	state, err := a.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	ev, err := a.rooms.StateEvent(ctx, state, "m.room.canonical_alias", "")
-	if err != nil || ev == nil {
-		return err
-	}
-	content := map[string]json.RawMessage{}
-	if json.Unmarshal(ev.Content(), &content) != nil {
-		return nil
-	}
-	changed := false
-	var cur string
-	if json.Unmarshal(content["alias"], &cur) == nil && cur == alias {
-		delete(content, "alias")
-		changed = true
-	}
-	var alt []string
-	if raw, ok := content["alt_aliases"]; ok && json.Unmarshal(raw, &alt) == nil {
-		kept := alt[:0:0]
-		for _, al := range alt {
-			if al != alias {
-				kept = append(kept, al)
-			}
-		}
-		if len(kept) != len(alt) {
-			changed = true
-			if len(kept) == 0 {
-				delete(content, "alt_aliases")
-			} else {
-				content["alt_aliases"], _ = json.Marshal(kept)
-			}
-		}
-	}
-	if !changed {
-		return nil
-	}
-	raw, _ := json.Marshal(content)
-	key := ""
-	_, err = a.rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: userID, Type: "m.room.canonical_alias", StateKey: &key, Content: json.RawMessage(raw)})
-	return err
-}
-
-// canChangeRoomList is Synapse's check for editing a room's directory
-// entry or deleting others' aliases: a server admin, or a joined member
-// whose power level lets them send m.room.canonical_alias.
-func (a *API) canChangeRoomList(ctx context.Context, c *httpapi.Caller, roomID string) (bool, error) {
-	if c.IsAdmin {
-		return true, nil
-	}
-	state, err := a.rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return false, nil
-		}
-		return false, err
-	}
-	if m, err := a.rooms.MembershipIn(ctx, state, c.UserID); err != nil || m != spec.Join {
-		return false, err
-	}
-	pl, err := a.rooms.PowerLevels(ctx, state)
-	if err != nil {
-		return false, err
-	}
-	return pl.UserLevel(spec.SenderID(c.UserID)) >= pl.EventLevel("m.room.canonical_alias", true), nil
+	return empty, a.aliases.Delete(r.Context(), c.UserID, c.IsAdmin, r.PathValue("roomAlias"))
 }
 
 // roomAliases lists a room's local aliases, for members, server admins
@@ -265,18 +79,15 @@ func (a *API) roomAliases(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
-	aliases, err := a.roomStore.RoomAliases(ctx, roomID)
+	list, err := a.aliases.ForRoom(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]string{"aliases": aliases}, nil
+	return map[string][]string{"aliases": list}, nil
 }
 
 func (a *API) getDirectoryVisibility(r *http.Request, _ *httpapi.Caller) (any, error) {
-	published, err := a.roomStore.RoomPublished(r.Context(), r.PathValue("roomId"))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room not found")
-	}
+	published, err := a.dir.Published(r.Context(), r.PathValue("roomId"))
 	if err != nil {
 		return nil, err
 	}
@@ -303,19 +114,17 @@ func (a *API) putDirectoryVisibility(r *http.Request, c *httpapi.Caller) (any, e
 	}
 	ctx := r.Context()
 	roomID := r.PathValue("roomId")
-	if _, err := a.roomStore.RoomPublished(ctx, roomID); errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room not found")
-	} else if err != nil {
+	if _, err := a.dir.Published(ctx, roomID); err != nil {
 		return nil, err
 	}
-	ok, err := a.canChangeRoomList(ctx, c, roomID)
+	ok, err := a.dir.MayEditListing(ctx, c.UserID, c.IsAdmin, roomID)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, mxerr.Forbidden("This server requires you to be a moderator in the room to edit its room list entry")
 	}
-	return empty, a.publishRoom(ctx, roomID, visibility == "public")
+	return empty, a.dir.SetPublished(ctx, roomID, visibility == "public")
 }
 
 func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {

@@ -1,13 +1,10 @@
 package clientapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -16,7 +13,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerRoomEvents(rt *httpapi.Router) {
@@ -72,73 +68,16 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	roomID, typ, key := r.PathValue("roomId"), r.PathValue("eventType"), r.PathValue("stateKey")
 	if typ == "m.room.canonical_alias" {
-		if err := a.checkCanonicalAlias(r.Context(), roomID, content); err != nil {
+		if err := a.aliases.CheckCanonical(r.Context(), roomID, content); err != nil {
 			return nil, err
 		}
 	}
 	raw, _ := json.Marshal(content)
-	// Synapse's deduplication: setting the state to what it already is,
-	// by the same sender, returns the existing event.
-	state, err := a.rooms.CurrentState(r.Context(), roomID)
-	if err == nil {
-		if cur, err := a.rooms.StateEvent(r.Context(), state, typ, key); err == nil && cur != nil &&
-			cur.Sender() == c.UserID && jsonEqual(cur.Content(), raw) {
-			return map[string]string{"event_id": cur.EventID()}, nil
-		}
-	}
-	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, StateKey: &key, Content: json.RawMessage(raw)})
+	ev, err := a.rooms.SetState(r.Context(), roomID, c.UserID, typ, key, raw)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]string{"event_id": ev.EventID()}, nil
-}
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return bytes.Equal(xa, ya)
-}
-
-// checkCanonicalAlias applies Synapse's rule that a room's canonical
-// aliases must be local aliases that point at the room (M_BAD_ALIAS).
-func (a *API) checkCanonicalAlias(ctx context.Context, roomID string, content map[string]json.RawMessage) error {
-	var aliases []string
-	var alias string
-	if raw, ok := content["alias"]; ok {
-		if err := json.Unmarshal(raw, &alias); err != nil {
-			return mxerr.BadJSON("alias must be a string")
-		}
-		if alias != "" {
-			aliases = append(aliases, alias)
-		}
-	}
-	if raw, ok := content["alt_aliases"]; ok {
-		var alt []string
-		if err := json.Unmarshal(raw, &alt); err != nil {
-			return mxerr.BadJSON("alt_aliases must be a list of strings")
-		}
-		aliases = append(aliases, alt...)
-	}
-	for _, al := range aliases {
-		if !strings.HasPrefix(al, "#") || !strings.Contains(al, ":") {
-			return mxerr.InvalidParam("Invalid alias %q", al)
-		}
-		if !strings.HasSuffix(al, ":"+a.cfg.ServerName) {
-			continue // remote aliases cannot be checked without federation
-		}
-		target, _, err := a.roomStore.ResolveAlias(ctx, al)
-		if errors.Is(err, store.ErrNotFound) || err == nil && target != roomID {
-			return &mxerr.Error{Status: http.StatusBadRequest, Code: "M_BAD_ALIAS", Message: "Alias " + al + " does not point to this room"}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
@@ -170,7 +109,7 @@ func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	state := ra.State
-	evs, err := a.stateList(r.Context(), state, func(store.StateKey) bool { return true })
+	evs, err := a.stateList(r.Context(), state, func(rooms.StateKey) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +118,8 @@ func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
 
 // stateList loads the events of the keys of state that keep accepts, in
 // a stable order.
-func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(store.StateKey) bool) ([]*rooms.Event, error) {
-	var keys []store.StateKey
+func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(rooms.StateKey) bool) ([]*rooms.Event, error) {
+	var keys []rooms.StateKey
 	for k := range state {
 		if keep(k) {
 			keys = append(keys, k)
@@ -269,17 +208,16 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 				pos = min(pos, own.StreamPos)
 			}
 		}
-		ev, err := a.roomStore.LastEventAtOrBefore(r.Context(), roomID, pos)
-		if err == nil {
-			if state, err = a.rooms.StateAt(r.Context(), ev.StateAfter); err != nil {
-				return nil, err
-			}
-		} else if !errors.Is(err, store.ErrNotFound) {
+		at, ok, err := a.rooms.StateAtPos(r.Context(), roomID, pos)
+		if err != nil {
 			return nil, err
+		}
+		if ok {
+			state = at
 		}
 	}
 	want, notWant := q.Get("membership"), q.Get("not_membership")
-	evs, err := a.stateList(r.Context(), state, func(k store.StateKey) bool { return k.Type == spec.MRoomMember })
+	evs, err := a.stateList(r.Context(), state, func(k rooms.StateKey) bool { return k.Type == spec.MRoomMember })
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +244,7 @@ func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
 	if !current {
 		return nil, mxerr.Forbidden("You are not in this room")
 	}
-	evs, err := a.stateList(r.Context(), state, func(k store.StateKey) bool { return k.Type == spec.MRoomMember })
+	evs, err := a.stateList(r.Context(), state, func(k rooms.StateKey) bool { return k.Type == spec.MRoomMember })
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerLogin(rt *httpapi.Router) {
@@ -55,7 +54,7 @@ func (a *API) login(r *http.Request, _ *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadJSON(r, &req); err != nil {
 		return nil, err
 	}
-	var user store.User
+	var user accounts.User
 	var err error
 	switch req.Type {
 	case "m.login.password":

@@ -2,7 +2,6 @@ package clientapi
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // maxPageLimit caps /messages and /context pages.
@@ -34,7 +32,7 @@ type page struct {
 
 // noBound is a page with no end: stream positions go below zero for
 // events backfilled from other servers, so -1 cannot mean "none".
-const noBound = math.MinInt64
+const noBound = rooms.NoBound
 
 // parsePage reads dir, from and to. Without from, a backwards page starts
 // at the current position and a forwards one at the start of the room.
@@ -103,7 +101,7 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if f := q.Get("filter"); f != "" {
-		if err := a.checkFilterSize(len(f)); err != nil {
+		if err := a.filters.CheckSize(len(f)); err != nil {
 			return nil, err
 		}
 		var err error
@@ -160,64 +158,12 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 // paginate walks the room's events from a token in one direction,
-// keeping those that pass the filter and history visibility, until it has
-// limit events or reaches the to token (noBound: none) or the end. It
-// returns the token to continue from and whether there may be more.
+// keeping those that pass the filter and history visibility (see
+// rooms.Engine.Timeline).
 func (a *API) paginate(ctx context.Context, roomID, userID string, from, to, upper int64, limit int, backwards bool, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, bool, error) {
-	vis := a.rooms.VisibilityFor(userID)
-	var out []*rooms.Event
-	cursor := from
-	for len(out) < limit {
-		var nids []int64
-		var err error
-		batch := max(limit-len(out), 20)
-		if backwards {
-			nids, err = a.roomStore.RoomEvents(ctx, roomID, to, min(cursor, upper), batch, true)
-		} else {
-			hi := upper
-			if to != noBound {
-				hi = min(hi, to)
-			}
-			nids, err = a.roomStore.RoomEvents(ctx, roomID, cursor, hi, batch, false)
-		}
-		if err != nil {
-			return nil, 0, false, err
-		}
-		if len(nids) == 0 {
-			return out, 0, false, nil
-		}
-		evs, err := a.rooms.EventsByNID(ctx, nids)
-		if err != nil {
-			return nil, 0, false, err
-		}
-		for _, ev := range evs {
-			if backwards {
-				cursor = ev.StreamPos - 1
-			} else {
-				cursor = ev.StreamPos
-			}
-			if !rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) {
-				continue
-			}
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, 0, false, err
-			}
-			if ok {
-				out = append(out, ev)
-				if len(out) == limit {
-					break
-				}
-			}
-		}
-		if len(nids) < batch {
-			if len(out) < limit {
-				return out, 0, false, nil
-			}
-			break
-		}
-	}
-	return out, cursor, true, nil
+	return a.rooms.Timeline(ctx, roomID, userID, from, to, upper, limit, backwards, func(ev *rooms.Event) bool {
+		return rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
+	})
 }
 
 // lazyMembers returns the membership events of the senders of evs, at
@@ -231,11 +177,11 @@ func (a *API) lazyMembers(ctx context.Context, evs []*rooms.Event, c *httpapi.Ca
 		return nil, err
 	}
 	seen := map[string]bool{}
-	var keys []store.StateKey
+	var keys []rooms.StateKey
 	for _, ev := range evs {
 		if !seen[ev.Sender()] {
 			seen[ev.Sender()] = true
-			keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
+			keys = append(keys, rooms.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
 		}
 	}
 	m, err := a.rooms.StateEvents(ctx, state, keys...)

@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 func (a *API) registerProfile(rt *httpapi.Router) {
@@ -105,7 +103,7 @@ func (a *API) setProfileField(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := a.accounts.SetProfileField(r.Context(), lp, key, value); err != nil {
 		return nil, err
 	}
-	return empty, a.propagateProfile(r.Context(), lp, key)
+	return empty, a.membership.ProfileChanged(r.Context(), lp, key)
 }
 
 func (a *API) deleteProfileField(r *http.Request, c *httpapi.Caller) (any, error) {
@@ -117,34 +115,5 @@ func (a *API) deleteProfileField(r *http.Request, c *httpapi.Caller) (any, error
 	if err := a.accounts.DeleteProfileField(r.Context(), lp, key); err != nil {
 		return nil, err
 	}
-	return empty, a.propagateProfile(r.Context(), lp, key)
-}
-
-// propagateProfile sends a fresh join event into every room the user is
-// joined to when their display name or avatar changes, as Synapse does,
-// so that member lists and timelines show the new profile.
-func (a *API) propagateProfile(ctx context.Context, localpart, key string) error {
-	if key != "displayname" && key != "avatar_url" {
-		return nil
-	}
-	userID := a.accounts.UserID(localpart)
-	joined, err := a.roomStore.MembershipsOf(ctx, userID, spec.Join)
-	if err != nil {
-		return err
-	}
-	content := a.membership.MemberProfile(ctx, localpart)
-	for _, m := range joined {
-		_, err := a.rooms.SetMembership(ctx, rooms.MembershipRequest{
-			Sender: userID, RoomID: m.RoomID, Target: userID, Membership: spec.Join, Content: content,
-		})
-		if err != nil {
-			// One room refusing the update (the user lost the right to
-			// change their membership there) must not fail the others.
-			if _, ok := mxerr.As(err); ok {
-				continue
-			}
-			return err
-		}
-	}
-	return nil
+	return empty, a.membership.ProfileChanged(r.Context(), lp, key)
 }

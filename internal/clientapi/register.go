@@ -3,14 +3,13 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -126,9 +125,8 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var token string
-	if json.Unmarshal(sess.Data[sessionTokenKey], &token) == nil && token != "" {
-		if err := a.regTokens.CompleteRegistrationToken(r.Context(), token); err != nil {
+	if token := regtokens.SessionToken(sess.Data); token != "" {
+		if err := a.regTokens.Complete(r.Context(), token); err != nil {
 			return nil, err
 		}
 	}
@@ -162,15 +160,12 @@ func (a *API) guestToUpgrade(r *http.Request, req registerRequest) (string, erro
 // createOrUpgrade creates the account or, with a guest_access_token,
 // makes the guest account a full one: the user ID, its rooms and its
 // devices stay.
-func (a *API) createOrUpgrade(ctx context.Context, req registerRequest) (store.User, error) {
+func (a *API) createOrUpgrade(ctx context.Context, req registerRequest) (accounts.User, error) {
 	if req.GuestAccessToken == "" {
 		return a.accounts.CreateAccount(ctx, accounts.NewAccount{Localpart: req.Username, Password: req.Password})
 	}
 	if err := a.accounts.UpgradeGuest(ctx, req.Username, req.Password); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return store.User{}, mxerr.Forbidden("The guest account was upgraded already")
-		}
-		return store.User{}, err
+		return accounts.User{}, err
 	}
 	return a.accounts.User(ctx, req.Username)
 }
@@ -188,7 +183,7 @@ func (a *API) registerGuest(r *http.Request, req registerRequest) (any, error) {
 	return a.finishRegistration(r, user, req)
 }
 
-func (a *API) finishRegistration(r *http.Request, user store.User, req registerRequest) (any, error) {
+func (a *API) finishRegistration(r *http.Request, user accounts.User, req registerRequest) (any, error) {
 	if req.InhibitLogin {
 		return map[string]any{"user_id": user.UserID, "home_server": a.cfg.ServerName}, nil
 	}
@@ -226,15 +221,9 @@ func (a *API) registrationTokenValidity(r *http.Request, _ *httpapi.Caller) (any
 	if token == "" {
 		return nil, mxerr.MissingParam("Missing token")
 	}
-	if !validTokenSyntax.MatchString(token) {
-		return map[string]bool{"valid": false}, nil
-	}
-	t, err := a.regTokens.GetRegistrationToken(r.Context(), token)
-	if errors.Is(err, store.ErrNotFound) {
-		return map[string]bool{"valid": false}, nil
-	}
+	valid, err := a.regTokens.Valid(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]bool{"valid": t.Valid(a.now())}, nil
+	return map[string]bool{"valid": valid}, nil
 }

@@ -3,18 +3,17 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 func (a *API) registerRooms(rt *httpapi.Router) {
@@ -84,17 +83,9 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, mxerr.BadJSON("initial_state events need a type")
 		}
 	}
-	alias := ""
-	if req.RoomAliasName != "" {
-		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
-			return nil, mxerr.InvalidParam("Invalid characters in room_alias_name")
-		}
-		alias = "#" + req.RoomAliasName + ":" + a.cfg.ServerName
-		if _, _, err := a.roomStore.ResolveAlias(r.Context(), alias); err == nil {
-			return nil, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_ROOM_IN_USE", Message: "Room alias already taken"}
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
+	alias, err := a.aliases.ReserveForNewRoom(r.Context(), req.RoomAliasName)
+	if err != nil {
+		return nil, err
 	}
 	localInvites, remoteInvites := a.membership.SplitInvites(req.Invite)
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
@@ -113,12 +104,12 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	if alias != "" {
-		if err := a.roomStore.CreateAlias(r.Context(), alias, roomID, c.UserID); err != nil {
+		if err := a.aliases.AddForNewRoom(r.Context(), alias, roomID, c.UserID); err != nil {
 			return nil, err
 		}
 	}
 	if req.Visibility == "public" {
-		if err := a.publishRoom(r.Context(), roomID, true); err != nil {
+		if err := a.dir.SetPublished(r.Context(), roomID, true); err != nil {
 			return nil, err
 		}
 	}
@@ -159,17 +150,14 @@ func (a *API) resolveRoomVia(ctx context.Context, idOrAlias string) (string, []s
 	case strings.HasPrefix(idOrAlias, "#"):
 		// A malformed alias is the client's mistake (400), not a
 		// server that could not be reached.
-		server, err := checkAlias(idOrAlias)
+		server, err := aliases.Check(idOrAlias)
 		if err != nil {
 			return "", nil, err
 		}
 		if server != a.cfg.ServerName && a.federation != nil {
 			return a.federation.ResolveAlias(ctx, idOrAlias)
 		}
-		roomID, _, err := a.roomStore.ResolveAlias(ctx, idOrAlias)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", nil, mxerr.NotFound("Room alias %s not found", idOrAlias)
-		}
+		roomID, _, err := a.aliases.Resolve(ctx, idOrAlias)
 		return roomID, nil, err
 	}
 	return "", nil, mxerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
@@ -282,9 +270,4 @@ func (a *API) joinedRooms(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	return map[string][]string{"joined_rooms": ids}, nil
-}
-
-// publishRoom lists a room in (or removes it from) the public directory.
-func (a *API) publishRoom(ctx context.Context, roomID string, public bool) error {
-	return a.roomStore.SetRoomPublished(ctx, roomID, public)
 }

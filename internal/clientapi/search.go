@@ -14,7 +14,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/search"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Server-side search (spec "Server Side Search"): POST /search with the
@@ -69,7 +68,7 @@ func (a *API) searchHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	rf := &filter.RoomEventFilter{}
 	if len(crit.Filter) > 0 && string(crit.Filter) != "null" {
-		if err := a.checkFilterSize(len(crit.Filter)); err != nil {
+		if err := a.filters.CheckSize(len(crit.Filter)); err != nil {
 			return nil, err
 		}
 		var err error
@@ -227,9 +226,9 @@ func (a *API) senderProfiles(ctx context.Context, last *rooms.Event, senders map
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]store.StateKey, 0, len(senders))
+	keys := make([]rooms.StateKey, 0, len(senders))
 	for s := range senders {
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: s})
+		keys = append(keys, rooms.StateKey{Type: spec.MRoomMember, StateKey: s})
 	}
 	members, err := a.rooms.StateEvents(ctx, state, keys...)
 	if err != nil {
@@ -264,7 +263,7 @@ func (a *API) searchState(ctx context.Context, c *httpapi.Caller, res *search.Re
 			return nil, err
 		}
 		state := ra.State
-		evs, err := a.stateList(ctx, state, func(store.StateKey) bool { return true })
+		evs, err := a.stateList(ctx, state, func(rooms.StateKey) bool { return true })
 		if err != nil {
 			return nil, err
 		}

@@ -244,11 +244,7 @@ func (a *API) mutualRooms(r *http.Request, c *httpapi.Caller) (any, error) {
 		after = string(raw)
 	}
 	ctx := r.Context()
-	ids, err := a.roomStore.MutualRooms(ctx, c.UserID, other, after, mutualRoomsBatch+1)
-	if err != nil {
-		return nil, err
-	}
-	count, err := a.roomStore.CountMutualRooms(ctx, c.UserID, other)
+	ids, count, err := a.membership.MutualRooms(ctx, c.UserID, other, after, mutualRoomsBatch+1)
 	if err != nil {
 		return nil, err
 	}

@@ -3,13 +3,10 @@ package clientapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"regexp"
-	"time"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
 
@@ -80,18 +77,13 @@ func (dummyStage) Type() string                                            { ret
 func (dummyStage) Params() any                                             { return nil }
 func (dummyStage) Complete(context.Context, *uia.Session, *uia.Auth) error { return nil }
 
-// validTokenSyntax is the spec's registration token alphabet and length.
-var validTokenSyntax = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,64}$`)
-
 // registrationTokenStage is m.login.registration_token. A valid token is
 // reserved for the session (counted as pending) so that a one-use token
 // cannot start two registrations.
 type registrationTokenStage struct {
-	tokens RegistrationTokens
+	tokens *regtokens.Service
 	uia    *uia.Manager
 }
-
-const sessionTokenKey = "registration_token"
 
 func (registrationTokenStage) Type() string { return "m.login.registration_token" }
 func (registrationTokenStage) Params() any  { return nil }
@@ -101,36 +93,16 @@ func (st registrationTokenStage) Complete(ctx context.Context, s *uia.Session, a
 	if err := json.Unmarshal(a.Fields["token"], &token); err != nil || token == "" {
 		return mxerr.MissingParam("Missing token")
 	}
-	invalid := mxerr.Unauthorized("Invalid registration token")
-	if !validTokenSyntax.MatchString(token) {
-		return invalid
-	}
-	if raw, done := s.Data[sessionTokenKey]; done {
+	if _, done := s.Data[regtokens.SessionKey]; done {
 		// Already reserved in an earlier round of this session; as in
 		// Synapse, the session is bound to that token.
-		var reserved string
-		if json.Unmarshal(raw, &reserved) == nil && reserved != token {
+		if reserved := regtokens.SessionToken(s.Data); reserved != "" && reserved != token {
 			return mxerr.InvalidParam("Registration token has changed")
 		}
 		return nil
 	}
-	err := st.tokens.ReserveRegistrationToken(ctx, token, time.Now().UnixMilli())
-	if errors.Is(err, store.ErrNotFound) {
-		return invalid
-	}
-	if err != nil {
+	if err := st.tokens.Reserve(ctx, token); err != nil {
 		return err
 	}
-	return st.uia.Remember(ctx, s, sessionTokenKey, token)
-}
-
-// ReleaseExpiredToken is the UIA expiry hook: an abandoned registration
-// gives its token use back.
-func ReleaseExpiredToken(tokens RegistrationTokens) func(context.Context, map[string]json.RawMessage) {
-	return func(ctx context.Context, data map[string]json.RawMessage) {
-		var token string
-		if json.Unmarshal(data[sessionTokenKey], &token) == nil && token != "" {
-			_ = tokens.ReleaseRegistrationToken(ctx, token)
-		}
-	}
+	return st.uia.Remember(ctx, s, regtokens.SessionKey, token)
 }

@@ -2,16 +2,13 @@ package clientapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/clientsync"
-	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // maxSyncTimeout caps long-polling, as reverse proxies time out anyway.
@@ -46,47 +43,12 @@ func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	default:
 		return nil, mxerr.InvalidParam("Invalid set_presence %q", p)
 	}
-	f, err := a.syncFilter(r, c, q.Get("filter"))
+	f, err := a.filters.Resolve(r.Context(), c.Localpart, q.Get("filter"))
 	if err != nil {
 		return nil, err
 	}
 	req.Filter = f
 	return a.sync.Sync(r.Context(), req)
-}
-
-// syncFilter reads the filter parameter: inline JSON, or the ID of a
-// stored filter.
-func (a *API) syncFilter(r *http.Request, c *httpapi.Caller, param string) (*filter.Filter, error) {
-	if param == "" {
-		return &filter.Filter{}, nil
-	}
-	if param[0] == '{' {
-		if err := a.checkFilterSize(len(param)); err != nil {
-			return nil, err
-		}
-		return filter.Parse([]byte(param))
-	}
-	id, err := strconv.ParseInt(param, 10, 64)
-	if err != nil {
-		return nil, mxerr.InvalidParam("Invalid filter ID")
-	}
-	raw, err := a.roomStore.GetFilter(r.Context(), c.Localpart, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("No such filter")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return filter.Parse([]byte(raw))
-}
-
-// checkFilterSize bounds a filter: its lists are matched against every
-// event of every /sync and /messages that uses it.
-func (a *API) checkFilterSize(n int) error {
-	if max := a.cfg.Limits.MaxFilterBytes; n > max {
-		return mxerr.TooLarge("Filters are at most %d bytes", max)
-	}
-	return nil
 }
 
 func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {
@@ -97,13 +59,7 @@ func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadJSON(r, &raw); err != nil {
 		return nil, err
 	}
-	if err := a.checkFilterSize(len(raw)); err != nil {
-		return nil, err
-	}
-	if _, err := filter.Parse(raw); err != nil {
-		return nil, err
-	}
-	id, err := a.roomStore.CreateFilter(r.Context(), c.Localpart, string(raw))
+	id, err := a.filters.Create(r.Context(), c.Localpart, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +74,5 @@ func (a *API) getFilter(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, mxerr.NotFound("No such filter")
 	}
-	raw, err := a.roomStore.GetFilter(r.Context(), c.Localpart, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("No such filter")
-	}
-	if err != nil {
-		return nil, err
-	}
-	return json.RawMessage(raw), nil
+	return a.filters.Get(r.Context(), c.Localpart, id)
 }

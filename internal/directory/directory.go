@@ -23,6 +23,8 @@ import (
 type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
+	RoomPublished(ctx context.Context, roomID string) (bool, error)
+	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 }
 
 // Service answers listings from the room engine and the store.

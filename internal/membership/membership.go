@@ -40,6 +40,8 @@ type Store interface {
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
 	ForgetRoom(ctx context.Context, userID, roomID string) error
 	UnforgetRoom(ctx context.Context, userID, roomID string) error
+	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
+	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
 }
 
 // Accounts tells local users from remote ones and gives a local user's

@@ -32,9 +32,11 @@ type Store interface {
 	RelationChildren(ctx context.Context, parents []string, relTypes ...string) ([]store.RelationChild, error)
 	ThreadSummaries(ctx context.Context, roots []string, userID string) ([]store.ThreadSummary, error)
 	RelatedEvents(ctx context.Context, q store.RelationQuery) ([]store.EventRow, error)
+	ThreadRoots(ctx context.Context, roomID string, upto, before int64, participant string, limit int) ([]store.ThreadRoot, error)
 }
 
-// Aggregator computes bundled aggregations.
+// Aggregator computes bundled aggregations and pages through relations
+// and threads.
 type Aggregator struct {
 	store  Store
 	engine *rooms.Engine

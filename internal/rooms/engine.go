@@ -38,6 +38,9 @@ type Store interface {
 	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
+	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
+	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
 	LastJoinPos(ctx context.Context, roomID, userID string) (int64, error)
 	UpdateRoomHead(ctx context.Context, roomID string, u store.HeadUpdate) error
 	CreateSnapshot(ctx context.Context, roomID string, d store.SnapshotDelta) (int64, error)
@@ -121,6 +124,10 @@ type Engine struct {
 // StateMap is a room state: state key to event NID. Maps handed out by
 // the engine are shared and must not be modified.
 type StateMap map[store.StateKey]int64
+
+// StateKey identifies a piece of room state: its event type and state
+// key.
+type StateKey = store.StateKey
 
 // OpenStream restores the event stream's position from the store.
 func OpenStream(ctx context.Context, st interface {

@@ -28,12 +28,14 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
+	"github.com/myelin-chat/myelin/internal/aliases"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
+	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/keys"
@@ -46,8 +48,11 @@ import (
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/ratelimit"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
+	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -144,7 +149,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 	})
-	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
+	regTokens := regtokens.New(db)
+	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, regTokens.ReleaseExpired)
 	stream, err := rooms.OpenStream(ctx, db)
 	if err != nil {
 		db.Close()
@@ -169,7 +175,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	bus.Subscribe(s.indexer)
 	s.guests = guests.New(db, engine, log)
 	bus.Subscribe(s.guests)
-	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
+	rels := relations.New(db, engine)
+	render := clientevent.Renderer{Loader: engine, Relations: rels.Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine})
 	e2ee.Wake = s.notifier.Wake
 	s.keys = e2ee
@@ -207,11 +214,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if cfg.Federation.Enabled {
 		members.Remote = fed
 	}
+	memberSvc := membership.New(members)
+	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: db, Rooms: engine, RoomStore: db,
-		Membership: membership.New(members), Directory: dir,
+		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine,
+		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
+		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
+			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: render, Keys: e2ee,
-		AccountData: accountData, Push: s.push, Reports: db, Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		AccountData: accountData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
@@ -242,7 +253,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
-	admin.New(acc, db, db, engine, cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.New(acc, regTokens, reports.NewAdmin(db, engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/uia"
@@ -401,7 +401,7 @@ func TestManagerSweep(t *testing.T) {
 		if err := db.ReserveRegistrationToken(ctx, "once", time.Now().UnixMilli()); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("second reservation of a one-use token: %v", err)
 		}
-		release := uia.NewManager(db, -time.Second, clientapi.ReleaseExpiredToken(db))
+		release := uia.NewManager(db, -time.Second, regtokens.New(db).ReleaseExpired)
 		mk(release, map[string]any{"registration_token": "once"})
 		release.Sweep(ctx)
 		tok, err := db.GetRegistrationToken(ctx, "once")

@@ -1,0 +1,117 @@
+package reports_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"testing"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/reports"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+const (
+	alice = "@alice:hs1.test"
+	bob   = "@bob:hs1.test"
+)
+
+// users knows only alice.
+type users struct{}
+
+func (users) User(_ context.Context, localpart string) (store.User, error) {
+	if localpart == "alice" {
+		return store.User{Localpart: "alice", UserID: alice}, nil
+	}
+	return store.User{}, store.ErrNotFound
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if e, ok := mxerr.As(err); !ok || e.Code != code {
+		t.Fatalf("%s: got %v, want %s", what, err, code)
+	}
+}
+
+// TestReports: an event is reportable only by a joined member who can
+// see it, a room only when known, a local user only when they exist;
+// what is accepted is stored for the admins.
+func TestReports(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dbURL, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		stream, err := rooms.OpenStream(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, key, _ := ed25519.GenerateKey(nil)
+		engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+		s := reports.New("hs1.test", db, engine, users{})
+		roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "private_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := engine.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: alice, Type: "m.room.message", Content: json.RawMessage(`{"body":"x"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		wantCode(t, "non-member reports event", s.Event(ctx, bob, roomID, ev.EventID(), "spam", nil), "M_NOT_FOUND")
+		wantCode(t, "unknown event", s.Event(ctx, alice, roomID, "$nope", "spam", nil), "M_NOT_FOUND")
+		score := int64(-50)
+		if err := s.Event(ctx, alice, roomID, ev.EventID(), "spam", &score); err != nil {
+			t.Fatalf("member reports event: %v", err)
+		}
+		wantCode(t, "unknown room", s.Room(ctx, bob, "!nope:hs1.test", "bad"), "M_NOT_FOUND")
+		if err := s.Room(ctx, bob, roomID, "bad"); err != nil {
+			t.Fatalf("report room: %v", err)
+		}
+		wantCode(t, "unknown local user", s.User(ctx, alice, "@nobody:hs1.test", "x"), "M_NOT_FOUND")
+		wantCode(t, "invalid user ID", s.User(ctx, alice, "nobody", "x"), "M_INVALID_PARAM")
+		for _, target := range []string{alice, "@someone:hs2.test"} {
+			if err := s.User(ctx, bob, target, "x"); err != nil {
+				t.Fatalf("report %s: %v", target, err)
+			}
+		}
+		got, err := db.Reports(ctx)
+		if err != nil || len(got) != 4 {
+			t.Fatalf("stored reports: %d %v", len(got), err)
+		}
+
+		// The admin side: list, describe, get, delete.
+		name := "Lounge"
+		empty := ""
+		if _, err := engine.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: alice, Type: "m.room.name", StateKey: &empty,
+			Content: map[string]string{"name": name}}); err != nil {
+			t.Fatal(err)
+		}
+		adm := reports.NewAdmin(db, engine)
+		list, total, err := adm.List(ctx, reports.Query{Limit: 10})
+		if err != nil || total != 1 || len(list) != 1 || list[0].EventID != ev.EventID() || *list[0].Score != -50 {
+			t.Fatalf("event reports: %+v %d %v", list, total, err)
+		}
+		d, err := adm.Describe(ctx, list[0])
+		if err != nil || d.Event == nil || d.Event.EventID() != ev.EventID() || d.Name != name || d.CanonicalAlias != "" {
+			t.Fatalf("describe: %+v %v", d, err)
+		}
+		gone, err := adm.Describe(ctx, reports.Report{RoomID: "!gone:hs1.test", EventID: "$gone"})
+		if err != nil || gone.Event != nil || gone.Name != "" {
+			t.Fatalf("describe a report of a purged event: %+v %v", gone, err)
+		}
+		if rep, err := adm.Get(ctx, list[0].ID); err != nil || rep.EventID != ev.EventID() {
+			t.Fatalf("get: %+v %v", rep, err)
+		}
+		if err := adm.Delete(ctx, list[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, "delete twice", adm.Delete(ctx, list[0].ID), "M_NOT_FOUND")
+		_, err = adm.Get(ctx, list[0].ID)
+		wantCode(t, "get deleted", err, "M_NOT_FOUND")
+	})
+}
