@@ -20,6 +20,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -88,6 +89,9 @@ type Options struct {
 	Members interface {
 		MembershipsUnchangedSince(after int64) bool
 	}
+
+	// Bus carries Changed; nil: a bus nobody listens to.
+	Bus bus.Bus
 }
 
 // Service is the end-to-end encryption service. Its hook fields may be
@@ -119,10 +123,7 @@ type Service struct {
 	countsMu  sync.Mutex
 	countsGen int64
 	counts    map[string]countsEntry
-
-	// Wake tells /sync that something changed for a local user outside
-	// the event stream: a to-device message, a device-list change.
-	Wake func(userID string)
+	bus       bus.Bus
 	// RemoteToDevice hands to-device messages for another server's users
 	// to the federation sender (an m.direct_to_device EDU).
 	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
@@ -135,12 +136,28 @@ type Service struct {
 	CrossSigningChanged func(ctx context.Context, userID string)
 }
 
+// Changed is published when something changed for a local user
+// outside the event stream: a to-device message, a device-list change;
+// it wakes their /sync.
+type Changed struct {
+	UserID string `json:"user_id"`
+}
+
+// TopicChanged is the topic of Changed.
+const TopicChanged = "keys.changed"
+
+// Topic implements bus.Change.
+func (Changed) Topic() string { return TopicChanged }
+
 // New makes the service.
 func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, now: time.Now,
+	if o.Bus == nil {
+		o.Bus = bus.New()
+	}
+	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, bus: o.Bus, now: time.Now,
 		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}}
 	if o.Members != nil {
 		s.members = o.Members
@@ -186,12 +203,9 @@ func (s *Service) atNewPosition(write func(pos int64) (bool, error)) (int64, err
 }
 
 func (s *Service) wake(userIDs ...string) {
-	if s.Wake == nil {
-		return
-	}
 	for _, u := range userIDs {
 		if s.IsLocal(u) {
-			s.Wake(u)
+			s.bus.Publish(context.Background(), Changed{UserID: u})
 		}
 	}
 }
@@ -199,9 +213,6 @@ func (s *Service) wake(userIDs ...string) {
 // deviceListChanged wakes the user and everyone sharing a room with
 // them: their next /sync lists the user under device_lists.changed.
 func (s *Service) deviceListChanged(ctx context.Context, userID string) {
-	if s.Wake == nil {
-		return
-	}
 	users, err := s.store.UsersSharingRooms(ctx, userID)
 	if err != nil {
 		s.log.Warn("keys: users sharing rooms", "user", userID, "err", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
@@ -99,6 +100,8 @@ type Server struct {
 	// workers are the background workers, commit the group commit,
 	// stopped after them (registerWorkers lists both).
 	workers, commit lifecycle.Group
+	// changes is the bus of changes outside the event stream.
+	changes *bus.InProcess
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -150,18 +153,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName)
+	// changes carries every change outside the room engine's event
+	// stream; listeners subscribe to it as they are built.
+	changes := bus.New()
+	s.changes = changes
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes)
 	bus := &rooms.Fanout{}
 	engine := rooms.New(db, stream, bus, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
-	accountData := accountdata.New(db, stream)
+	accountData := accountdata.New(db, stream, changes)
 	s.acctData = accountData
-	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log,
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
-	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
 	bus.Subscribe(s.notifier)
 	bus.Subscribe(s.push)
 	s.notifier.HoldFor(s.push, maxPushHold)
@@ -170,17 +176,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.guests = guests.New(db, engine, log)
 	bus.Subscribe(s.guests)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine})
-	e2ee.Wake = s.notifier.Wake
+	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes})
 	s.keys = e2ee
 	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
-	s.typing = typing.New(stream)
-	s.typing.OnChange = s.notifier.WakeRoom
-	s.receipts = receipts.New(db, engine, s.push)
-	s.receipts.OnChange = s.notifier.WakeRoom
+	s.typing = typing.New(stream, changes)
+	s.receipts = receipts.New(db, engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
-		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
-	s.presence.OnChange = s.notifier.WakeRoommates
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
 	dir := directory.New(engine, db)
 	fed, err := s.newFederation(engine, acc, e2ee, dir)
 	if err != nil {
@@ -273,7 +275,7 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 	if err != nil {
 		return nil, fmt.Errorf("old signing keys: %w", err)
 	}
-	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	d := federation.Deps{ServerName: cfg.ServerName, Bus: s.changes, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
 	if !cfg.Federation.Enabled {
 		return federation.New(d), nil
 	}
