@@ -93,6 +93,9 @@ func New(d Deps) *API {
 	a := &API{d: d, now: time.Now}
 	if d.Sender != nil && d.Bus != nil {
 		a.subscribeEDUs(d.Bus)
+		if d.Keys != nil {
+			a.subscribeKeyEDUs(d.Bus, d.Keys)
+		}
 	}
 	return a
 }

@@ -127,13 +127,6 @@ type Service struct {
 	// RemoteToDevice hands to-device messages for another server's users
 	// to the federation sender (an m.direct_to_device EDU).
 	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
-	// DeviceChanged tells the federation sender that a local device was
-	// added, changed its keys or was deleted (an m.device_list_update
-	// EDU); streamID is the change's stream position.
-	DeviceChanged func(ctx context.Context, userID, deviceID string, deleted bool, streamID int64)
-	// CrossSigningChanged tells the federation sender that a local user's
-	// cross-signing keys changed (an m.signing_key_update EDU).
-	CrossSigningChanged func(ctx context.Context, userID string)
 }
 
 // Changed is published when something changed for a local user
@@ -143,11 +136,37 @@ type Changed struct {
 	UserID string `json:"user_id"`
 }
 
-// TopicChanged is the topic of Changed.
-const TopicChanged = "keys.changed"
+// DeviceUpdate is published when a local device was added, changed
+// its keys or was deleted (for the other servers: an
+// m.device_list_update EDU).
+type DeviceUpdate struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
+	Deleted  bool   `json:"deleted"`
+	StreamID int64  `json:"stream_id"`
+}
+
+// CrossSigningUpdate is published when a local user's cross-signing
+// keys changed (for the other servers: an m.signing_key_update EDU).
+type CrossSigningUpdate struct {
+	UserID string `json:"user_id"`
+}
+
+// Topics of the changes this package publishes.
+const (
+	TopicChanged      = "keys.changed"
+	TopicDevice       = "keys.device"
+	TopicCrossSigning = "keys.cross_signing"
+)
 
 // Topic implements bus.Change.
 func (Changed) Topic() string { return TopicChanged }
+
+// Topic implements bus.Change.
+func (DeviceUpdate) Topic() string { return TopicDevice }
+
+// Topic implements bus.Change.
+func (CrossSigningUpdate) Topic() string { return TopicCrossSigning }
 
 // New makes the service.
 func New(o Options) *Service {

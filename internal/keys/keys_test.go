@@ -30,7 +30,7 @@ type fixture struct {
 	db      *store.DB
 	svc     *Service
 	mu      sync.Mutex
-	changed []string // DeviceChanged calls: user/device/deleted
+	changed []string // DeviceUpdate changes: user/device/deleted
 	woken   []string
 }
 
@@ -48,11 +48,12 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 	}
 	b := bus.New()
 	f := &fixture{db: db, svc: New(Options{ServerName: "hs1.test", Store: db, Stream: stream, Bus: b})}
-	f.svc.DeviceChanged = func(_ context.Context, user, device string, deleted bool, _ int64) {
+	b.Subscribe("federation", func(_ context.Context, c bus.Change) {
+		d := c.(DeviceUpdate)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.changed = append(f.changed, fmt.Sprintf("%s/%s/%v", user, device, deleted))
-	}
+		f.changed = append(f.changed, fmt.Sprintf("%s/%s/%v", d.UserID, d.DeviceID, d.Deleted))
+	}, TopicDevice)
 	b.Subscribe("sync", func(_ context.Context, c bus.Change) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -251,10 +251,8 @@ func (s *Service) DevicesRemoved(ctx context.Context, userID string, deviceIDs [
 		return err
 	}
 	s.deviceListChanged(ctx, userID)
-	if s.DeviceChanged != nil {
-		for _, d := range deviceIDs {
-			s.DeviceChanged(ctx, userID, d, true, pos)
-		}
+	for _, d := range deviceIDs {
+		s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: d, Deleted: true, StreamID: pos})
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ import (
 // the one bus, and its listeners are the ones subscribed while the
 // services were built (the services have no callback fields left to
 // patch afterwards): /sync hears of every kind, federation of local
-// typing, receipts and presence, and only when federation is on.
+// typing, receipts, presence and key changes, and only when federation is on.
 func TestBusListeners(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		for _, fed := range []bool{true, false} {
@@ -43,11 +43,15 @@ func TestBusListeners(t *testing.T) {
 				typing.TopicLocal:        nil,
 				receipts.TopicLocal:      nil,
 				presence.TopicLocal:      nil,
+				keys.TopicDevice:         nil,
+				keys.TopicCrossSigning:   nil,
 			}
 			if fed {
 				want[typing.TopicLocal] = []string{"federation.typing"}
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
+				want[keys.TopicDevice] = []string{"federation.device_list"}
+				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}
 			}
 			for topic, names := range want {
 				if got := server.BusListeners(s, topic); !slices.Equal(got, names) {
