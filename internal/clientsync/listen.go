@@ -9,11 +9,12 @@ import (
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/typing"
 )
 
-// listen subscribes the notifier to the changes outside the event
-// stream that a /sync reports: a room's typing list or receipts wake
+// listen subscribes the notifier to new events (see Publish) and to the
+// changes outside the event stream that a /sync reports: a room's typing list or receipts wake
 // its local members; a user's presence wakes everyone sharing a room
 // with them; account data, notification counts, to-device messages
 // and device lists wake the user. Listeners run on the publisher's
@@ -21,6 +22,8 @@ import (
 func (n *Notifier) listen(b bus.Bus) {
 	b.Subscribe("sync", func(_ context.Context, c bus.Change) {
 		switch c := c.(type) {
+		case rooms.Notification:
+			n.Publish(c)
 		case typing.Changed:
 			n.WakeRoom(c.RoomID)
 		case receipts.Stored:
@@ -34,6 +37,6 @@ func (n *Notifier) listen(b bus.Bus) {
 		case keys.Changed:
 			n.Wake(c.UserID)
 		}
-	}, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged,
+	}, rooms.TopicEvent, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged,
 		accountdata.TopicChanged, push.TopicCountsChanged, keys.TopicChanged)
 }

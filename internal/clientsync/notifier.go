@@ -97,7 +97,7 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, ch
 	return n
 }
 
-// Publish implements rooms.Bus. A notification is held back until every
+// Publish hears of a new event (the bus's rooms.TopicEvent). A notification is held back until every
 // position before it is readable, so that a woken request finds the event.
 func (n *Notifier) Publish(not rooms.Notification) {
 	n.mu.Lock()

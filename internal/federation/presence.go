@@ -7,6 +7,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
@@ -42,13 +43,15 @@ const maxPushesPerEDU = 50
 // JoinPresence makes the listener; nil when nothing is to be sent
 // (federation or presence off).
 func (a *API) JoinPresence(p *presence.Service) *JoinPresence {
-	if a.d.Sender == nil || !p.Enabled() {
+	if a.d.Sender == nil || a.d.Bus == nil || !p.Enabled() {
 		return nil
 	}
-	return &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
+	j := &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
+	a.d.Bus.Subscribe("federation.join-presence", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	return j
 }
 
-// Publish implements rooms.Bus. Presence is best effort: when the queue
+// Publish hears of a new event (rooms.TopicEvent). Presence is best effort: when the queue
 // is full (a burst of joins) the join is skipped rather than the engine
 // held up.
 func (j *JoinPresence) Publish(n rooms.Notification) {

@@ -50,7 +50,8 @@ type Store interface {
 type Options struct {
 	ServerName string
 	Log        *slog.Logger
-	// Bus carries CountsChanged; nil: a bus nobody listens to.
+	// Bus brings new events (rooms.TopicEvent) and carries
+	// CountsChanged; nil: a bus of its own.
 	Bus bus.Bus
 	// QueueSize bounds the events waiting for evaluation; when it is
 	// full the engine waits (back-pressure) rather than events being lost.
@@ -168,10 +169,11 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
+	opts.Bus.Subscribe("push", func(_ context.Context, c bus.Change) { s.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
 	return s
 }
 
-// Publish implements rooms.Bus: it queues the event for evaluation,
+// Publish hears of a new event (rooms.TopicEvent on the bus): it queues the event for evaluation,
 // waiting while the queue is full.
 func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {

@@ -76,7 +76,7 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
 	f := &fixture{engine: engine, marker: &marker{}}
 	b := bus.New()
 	f.svc = New(db, engine, f.marker, b)

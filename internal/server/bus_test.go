@@ -12,6 +12,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
+	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/server"
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
@@ -21,8 +22,10 @@ import (
 // TestBusListeners: every change a listener cares about travels over
 // the one bus, and its listeners are the ones subscribed while the
 // services were built (the services have no callback fields left to
-// patch afterwards): /sync hears of every kind, federation of local
-// typing, receipts, presence and key changes, and only when federation is on.
+// patch afterwards). /sync hears of every kind; new events reach it
+// first, then push, search and guests, in the old fan-out's order;
+// federation hears of local typing, receipts, presence, key changes and
+// joins, and only when federation is on.
 func TestBusListeners(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		for _, fed := range []bool{true, false} {
@@ -34,6 +37,7 @@ func TestBusListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[string][]string{
+				rooms.TopicEvent:         {"sync", "push", "search-indexer", "guests"},
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
 				presence.TopicChanged:    {"sync"},
@@ -50,6 +54,7 @@ func TestBusListeners(t *testing.T) {
 				want[typing.TopicLocal] = []string{"federation.typing"}
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
+				want[rooms.TopicEvent] = append(want[rooms.TopicEvent], "federation.join-presence")
 				want[keys.TopicDevice] = []string{"federation.device_list"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}
 			}

@@ -153,13 +153,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	// changes carries every change outside the room engine's event
-	// stream; listeners subscribe to it as they are built.
+	// changes carries every change a listener may care about, new room
+	// events included; listeners subscribe to it as they are built.
 	changes := bus.New()
 	s.changes = changes
 	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes)
-	bus := &rooms.Fanout{}
-	engine := rooms.New(db, stream, bus, rooms.Options{
+	engine := rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
@@ -168,13 +167,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.acctData = accountData
 	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
-	bus.Subscribe(s.notifier)
-	bus.Subscribe(s.push)
 	s.notifier.HoldFor(s.push, maxPushHold)
-	s.indexer = search.NewIndexer(db, stream, log)
-	bus.Subscribe(s.indexer)
-	s.guests = guests.New(db, engine, log)
-	bus.Subscribe(s.guests)
+	s.indexer = search.NewIndexer(db, stream, log, changes)
+	s.guests = guests.New(db, engine, log, changes)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes})
 	s.keys = e2ee
@@ -189,9 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	if s.joinPresence = fed.JoinPresence(s.presence); s.joinPresence != nil {
-		bus.Subscribe(s.joinPresence)
-	}
+	s.joinPresence = fed.JoinPresence(s.presence)
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
 		Outbound: s.outbound}
 	if cfg.Federation.Enabled {
