@@ -143,10 +143,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	s.base, s.stopRequests = context.WithCancelCause(context.Background())
 
-	acc := accounts.New(db, accounts.Options{
-		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
-		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
-	})
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, clientapi.ReleaseExpiredToken(db))
 	stream, err := rooms.OpenStream(ctx, db)
 	if err != nil {
@@ -173,7 +169,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
 	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes})
 	s.keys = e2ee
-	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
+	acc := accounts.New(db, accounts.Options{
+		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
+		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
+		DevicesRemoved: e2ee.DevicesRemoved,
+	})
 	s.typing = typing.New(stream, changes)
 	s.receipts = receipts.New(db, engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
