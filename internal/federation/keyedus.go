@@ -30,11 +30,6 @@ func (a *API) ConnectKeys(k *keys.Service) {
 	if a.d.Sender == nil {
 		return
 	}
-	k.RemoteToDevice = func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
-		return a.d.Sender.QueueEDU(ctx, []string{destination}, "m.direct_to_device", map[string]any{
-			"sender": sender, "type": eventType, "message_id": randomMessageID(), "messages": messages,
-		})
-	}
 }
 
 // subscribeKeyEDUs sends local users' device and cross-signing key
@@ -101,6 +96,17 @@ func (a *API) queueForRoommates(ctx context.Context, userID, eduType string, con
 	}
 	if err := a.d.Sender.QueueEDU(ctx, dests, eduType, content); err != nil {
 		a.d.Log.Warn("queueing an EDU", "type", eduType, "err", err)
+	}
+}
+
+// DirectToDevice is the keys service's way to send to-device messages to
+// another server's users: an m.direct_to_device EDU through the sender
+// (keys.Options.RemoteToDevice).
+func DirectToDevice(sender *Sender) func(ctx context.Context, from, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
+	return func(ctx context.Context, from, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
+		return sender.QueueEDU(ctx, []string{destination}, "m.direct_to_device", map[string]any{
+			"sender": from, "type": eventType, "message_id": randomMessageID(), "messages": messages,
+		})
 	}
 }
 

@@ -92,6 +92,9 @@ type Options struct {
 
 	// Bus carries Changed; nil: a bus nobody listens to.
 	Bus bus.Bus
+	// RemoteToDevice hands to-device messages for another server's users
+	// to the federation sender (an m.direct_to_device EDU); nil without federation.
+	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
 
 // Service is the end-to-end encryption service. Its hook fields may be
@@ -124,9 +127,8 @@ type Service struct {
 	countsGen int64
 	counts    map[string]countsEntry
 	bus       bus.Bus
-	// RemoteToDevice hands to-device messages for another server's users
-	// to the federation sender (an m.direct_to_device EDU).
-	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
+	// remoteToDevice is Options.RemoteToDevice.
+	remoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
 
 // Changed is published when something changed for a local user
@@ -176,7 +178,7 @@ func New(o Options) *Service {
 	if o.Bus == nil {
 		o.Bus = bus.New()
 	}
-	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, bus: o.Bus, now: time.Now,
+	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, bus: o.Bus, remoteToDevice: o.RemoteToDevice, now: time.Now,
 		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}}
 	if o.Members != nil {
 		s.members = o.Members
@@ -260,8 +262,3 @@ func canonicalEqual(a, b string) bool {
 	cb, err2 := gomatrixserverlib.CanonicalJSON([]byte(b))
 	return err1 == nil && err2 == nil && string(ca) == string(cb)
 }
-
-// UseFederation sets the client through which other servers' users'
-// keys are queried and claimed (the federation client is built after
-// the service).
-func (s *Service) UseFederation(f Federation) { s.fed = f }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -167,7 +168,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.indexer = search.NewIndexer(db, stream, log, changes)
 	s.guests = guests.New(db, engine, log, changes)
 	render := clientevent.Renderer{Loader: engine, Relations: relations.New(db, engine).Bundle}
-	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes})
+	fedClient, err := s.newFederationClient(engine)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes}
+	if fedClient != nil {
+		keyOpts.Federation = fedClient
+		keyOpts.RemoteToDevice = federation.DirectToDevice(s.sender)
+	}
+	e2ee := keys.New(keyOpts)
 	s.keys = e2ee
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
@@ -179,7 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
 	dir := directory.New(engine, db)
-	fed, err := s.newFederation(engine, acc, e2ee, dir)
+	fed, err := s.newFederation(engine, fedClient, acc, e2ee, dir)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -262,15 +273,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
+// newFederationClient builds the client other servers are reached with
+// and the sender of their transactions (s.sender); nil when federation
+// is off. They come before the services that use them (keys).
+func (s *Server) newFederationClient(engine *rooms.Engine) (fclient.FederationClient, error) {
 	cfg := s.cfg
-	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
-	if err != nil {
-		return nil, fmt.Errorf("old signing keys: %w", err)
-	}
-	d := federation.Deps{ServerName: cfg.ServerName, Bus: s.changes, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
 	if !cfg.Federation.Enabled {
-		return federation.New(d), nil
+		return nil, nil
 	}
 	// gomatrixserverlib logs through logrus, at info level per request;
 	// only its warnings are worth an admin's attention.
@@ -289,6 +298,25 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
 		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
 	})
+	s.sender = federation.NewSender(federation.SenderOptions{
+		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+	})
+	return client, nil
+}
+
+// newFederation builds the server-server API over the client and sender
+// (nil without federation).
+func (s *Server) newFederation(engine *rooms.Engine, client fclient.FederationClient, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
+	cfg := s.cfg
+	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
+	if err != nil {
+		return nil, fmt.Errorf("old signing keys: %w", err)
+	}
+	d := federation.Deps{ServerName: cfg.ServerName, Bus: s.changes, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	if client == nil {
+		return federation.New(d), nil
+	}
 	var notaries []federation.TrustedKeyServer
 	for _, ks := range cfg.Federation.TrustedKeyServers {
 		n := federation.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
@@ -299,16 +327,11 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 		notaries = append(notaries, n)
 	}
 	d.Client = client
-	e2ee.UseFederation(client)
 	d.Keys = e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
 	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
-	s.sender = federation.NewSender(federation.SenderOptions{
-		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
-	})
 	d.Sender = s.sender
 	api := federation.New(d)
 	api.ConnectKeys(e2ee)
