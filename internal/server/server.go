@@ -206,8 +206,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	fed.ConnectMedia(s.media)
-	syncer := clientsync.New(db, engine, s.notifier, render)
-	syncer.UseSources(clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
+	syncer := clientsync.New(db, engine, s.notifier, render, clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: acc}
 	if cfg.Federation.Enabled {
