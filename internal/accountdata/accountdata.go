@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -51,11 +52,7 @@ type Service struct {
 	// marks are each user's latest change, so that /sync skips the query
 	// for users whose account data did not change.
 	marks *cache.Marks
-
-	// OnChange is called, once the change is readable at the stream's
-	// current position, with the user whose account data changed, to wake
-	// their /sync.
-	OnChange func(userID string)
+	bus   bus.Bus
 
 	// renderers are the global types the server manages itself (see
 	// Manage); clients cannot write them.
@@ -78,9 +75,23 @@ type userLock struct {
 	refs int
 }
 
+// Changed is published, once the change is readable at the stream's
+// current position, for a user whose account data changed, to wake
+// their /sync.
+type Changed struct {
+	UserID string `json:"user_id"`
+}
+
+// TopicChanged is the topic of Changed.
+const TopicChanged = "accountdata.changed"
+
+// Topic implements bus.Change.
+func (Changed) Topic() string { return TopicChanged }
+
 // New makes the service; positions come from stream, the room engine's.
-func New(st Store, stream *rooms.StreamGen) *Service {
-	return &Service{store: st, stream: stream, renderers: map[string]Renderer{}, locks: map[string]*userLock{},
+// It publishes Changed on b.
+func New(st Store, stream *rooms.StreamGen, b bus.Bus) *Service {
+	return &Service{store: st, stream: stream, bus: b, renderers: map[string]Renderer{}, locks: map[string]*userLock{},
 		ignored: cache.NewLRU[string, map[string]bool](100000), marks: cache.NewMarks(stream.Current())}
 }
 
@@ -120,7 +131,7 @@ func (s *Service) Put(ctx context.Context, userID, roomID, typ string, content j
 	return nil
 }
 
-// changed tells OnChange once pos is readable: a position commits ahead
+// changed publishes Changed once pos is readable: a position commits ahead
 // of earlier ones still in flight, and a /sync woken before Current
 // reaches pos would not find the change.
 func (s *Service) changed(ctx context.Context, userID string, pos int64) {
@@ -129,9 +140,7 @@ func (s *Service) changed(ctx context.Context, userID string, pos int64) {
 		// finds it.
 		return
 	}
-	if s.OnChange != nil {
-		s.OnChange(userID)
-	}
+	s.bus.Publish(ctx, Changed{UserID: userID})
 }
 
 // Get loads an entry as clients see it; M_NOT_FOUND if unset.

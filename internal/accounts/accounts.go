@@ -66,6 +66,12 @@ type Options struct {
 	// a refresh token; other access tokens do not expire.
 	RefreshableTokenLifetime time.Duration
 	LoginTokenLifetime       time.Duration
+
+	// DevicesRemoved is told of deleted devices (nil deviceIDs: all of
+	// the user's), so that services owning per-device data (end-to-end
+	// keys, to-device messages) drop it without accounts depending on
+	// them. Its error fails the removal's request. Optional.
+	DevicesRemoved func(ctx context.Context, userID string, deviceIDs []string) error
 }
 
 // Service is the accounts domain service.
@@ -80,25 +86,14 @@ type Service struct {
 	lastSeen map[string]time.Time
 
 	tokens *tokenCache
-
-	// devicesRemoved is told of deleted devices (nil: all of the user's),
-	// so that services owning per-device data (end-to-end keys, to-device
-	// messages) drop it without accounts depending on them.
-	devicesRemoved func(ctx context.Context, userID string, deviceIDs []string) error
-}
-
-// OnDevicesRemoved sets the hook told of deleted devices; set it before
-// the server starts.
-func (s *Service) OnDevicesRemoved(fn func(ctx context.Context, userID string, deviceIDs []string) error) {
-	s.devicesRemoved = fn
 }
 
 // removed runs the device removal hook after devices went.
 func (s *Service) removed(ctx context.Context, localpart string, deviceIDs []string) error {
-	if s.devicesRemoved == nil {
+	if s.opts.DevicesRemoved == nil {
 		return nil
 	}
-	return s.devicesRemoved(ctx, s.UserID(localpart), deviceIDs)
+	return s.opts.DevicesRemoved(ctx, s.UserID(localpart), deviceIDs)
 }
 
 const seenInterval = time.Minute

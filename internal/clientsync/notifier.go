@@ -12,6 +12,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -84,12 +85,19 @@ type Waiter struct {
 }
 
 // NewNotifier makes a notifier for the event stream of a server.
-func NewNotifier(stream *rooms.StreamGen, members Members, serverName string) *Notifier {
-	return &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
+//
+// It subscribes to changes (nil: none) for the changes outside the
+// event stream that wake a /sync (see listen).
+func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus) *Notifier {
+	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
 		byUser: map[string]map[*Waiter]struct{}{}, joined: cache.NewLRU[string, map[string]bool](200000)}
+	if changes != nil {
+		n.listen(changes)
+	}
+	return n
 }
 
-// Publish implements rooms.Bus. A notification is held back until every
+// Publish hears of a new event (the bus's rooms.TopicEvent). A notification is held back until every
 // position before it is readable, so that a woken request finds the event.
 func (n *Notifier) Publish(not rooms.Notification) {
 	n.mu.Lock()

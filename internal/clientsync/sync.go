@@ -42,12 +42,10 @@ type Service struct {
 	sources     Sources
 }
 
-// UseSources sets the streams besides rooms that responses carry.
-func (s *Service) UseSources(src Sources) { s.sources = src }
-
-// New makes the sync service.
-func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r, active: cache.NewLRU[[2]int64, map[string]bool](4096),
+// New makes the sync service; src are the streams besides rooms that
+// responses carry.
+func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources) *Service {
+	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.NewLRU[[2]int64, map[string]bool](4096),
 		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
 }
 

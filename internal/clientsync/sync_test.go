@@ -88,7 +88,7 @@ func fired(w *Waiter) bool {
 // its room, not others.
 func TestNotifierWakesRoomWaiters(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	inRoom := n.Register("@bob:hs1.test")
 	elsewhere := n.Register("@carol:hs1.test")
 	defer n.Unregister(inRoom)
@@ -117,7 +117,7 @@ func TestNotifierWakesRoomWaiters(t *testing.T) {
 // the user it is about, even for a room they are not in (an invite).
 func TestNotifierWakesMembershipTarget(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	bob := n.Register("@bob:hs1.test")
 	carol := n.Register("@carol:hs1.test")
 	defer n.Unregister(bob)
@@ -141,7 +141,7 @@ func TestNotifierWakesMembershipTarget(t *testing.T) {
 // finds it.
 func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)
@@ -169,7 +169,7 @@ func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
 // TestNotifierUnregister checks that an unregistered waiter is forgotten.
 func TestNotifierUnregister(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	w := n.Register("@bob:hs1.test")
 	n.Unregister(w)
 	if len(n.byUser) != 0 {
@@ -188,7 +188,7 @@ func TestNotifierUnregister(t *testing.T) {
 // events, one who leaves is not.
 func TestNotifierFollowsMembership(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	publish := func(typ string, stateKey *string, membership string) {
 		pos := stream.Next()
 		stream.Done(pos)
@@ -234,7 +234,7 @@ func (g *testGate) advance(pos int64)          { g.Raise(pos) }
 // has passed when the gate never gets to it.
 func TestNotifierHoldsForGate(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test")
+	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	gate := newTestGate()
 	n.HoldFor(gate, 300*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -308,7 +308,7 @@ func (m *lockCheckingMembers) MembershipsOf(ctx context.Context, userID string, 
 func TestNotifierQueriesWithoutLock(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
 	m := &lockCheckingMembers{members: testMembers, t: t}
-	n := NewNotifier(stream, m, "hs1.test")
+	n := NewNotifier(stream, m, "hs1.test", nil)
 	m.n = n
 
 	bob := n.Register("@bob:hs1.test")

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -59,6 +60,10 @@ type Deps struct {
 	// federation); EDU producers queue through it.
 	Sender *Sender
 	Keys   UserKeys
+
+	// Bus is where local users' typing, receipts and presence are heard,
+	// to send them as EDUs (with Sender).
+	Bus bus.Bus
 }
 
 // API is the server-server API.
@@ -85,7 +90,14 @@ func New(d Deps) *API {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &API{d: d, now: time.Now}
+	a := &API{d: d, now: time.Now}
+	if d.Sender != nil && d.Bus != nil {
+		a.subscribeEDUs(d.Bus)
+		if d.Keys != nil {
+			a.subscribeKeyEDUs(d.Bus, d.Keys)
+		}
+	}
+	return a
 }
 
 // Register adds the server-server routes.

@@ -6,16 +6,43 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/receipts"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
 )
 
 // Typing notifications and read receipts between servers (m.typing and
 // m.receipt EDUs).
 
-// ConnectTyping sends local users' typing changes to the other servers
-// in the room and takes theirs.
+// subscribeEDUs sends local users' typing, public read receipts and
+// presence, as the services publish them, to the other servers sharing
+// a room.
+// The EDU is queued even if the publisher's request ends meanwhile.
+func (a *API) subscribeEDUs(b bus.Bus) {
+	b.Subscribe("federation.typing", func(ctx context.Context, c bus.Change) {
+		t := c.(typing.Local)
+		a.queueForRoom(context.WithoutCancel(ctx), t.RoomID, "m.typing", map[string]any{"room_id": t.RoomID, "user_id": t.UserID, "typing": t.Typing})
+	}, typing.TopicLocal)
+	b.Subscribe("federation.receipts", func(ctx context.Context, c bus.Change) {
+		rec := c.(receipts.Local)
+		data := map[string]any{"ts": rec.TS}
+		if rec.ThreadID != "" {
+			data["thread_id"] = rec.ThreadID
+		}
+		a.queueForRoom(context.WithoutCancel(ctx), rec.RoomID, "m.receipt", map[string]any{rec.RoomID: map[string]any{
+			receipts.Read: map[string]any{rec.UserID: map[string]any{"event_ids": []string{rec.EventID}, "data": data}},
+		}})
+	}, receipts.TopicLocal)
+	// Synapse with use_presence: false sends no presence; a disabled
+	// presence service publishes none.
+	b.Subscribe("federation.presence", func(ctx context.Context, c bus.Change) {
+		push := c.(presence.Push)
+		a.queueForRoommates(ctx, push.UserID, "m.presence", map[string]any{"push": []presence.Push{push}})
+	}, presence.TopicLocal)
+}
+
+// ConnectTyping takes other servers' typing notifications.
 func (a *API) ConnectTyping(t *typing.Service) {
 	a.HandleEDU("m.typing", func(ctx context.Context, origin string, content json.RawMessage) {
 		var edu struct {
@@ -28,17 +55,9 @@ func (a *API) ConnectTyping(t *typing.Service) {
 		}
 		t.SetRemote(edu.RoomID, edu.UserID, edu.Typing)
 	})
-	if a.d.Sender == nil {
-		return
-	}
-	t.OnLocal = func(roomID, userID string, typing bool) {
-		a.queueForRoom(context.Background(), roomID, "m.typing",
-			map[string]any{"room_id": roomID, "user_id": userID, "typing": typing})
-	}
 }
 
-// ConnectReceipts sends local users' public read receipts to the other
-// servers in the room and takes theirs.
+// ConnectReceipts takes other servers' public read receipts.
 func (a *API) ConnectReceipts(r *receipts.Service) {
 	a.HandleEDU("m.receipt", func(ctx context.Context, origin string, content json.RawMessage) {
 		var edu map[string]map[string]map[string]struct {
@@ -62,18 +81,6 @@ func (a *API) ConnectReceipts(r *receipts.Service) {
 			}
 		}
 	})
-	if a.d.Sender == nil {
-		return
-	}
-	r.OnLocal = func(rec store.Receipt) {
-		data := map[string]any{"ts": rec.TS}
-		if rec.ThreadID != "" {
-			data["thread_id"] = rec.ThreadID
-		}
-		a.queueForRoom(context.Background(), rec.RoomID, "m.receipt", map[string]any{rec.RoomID: map[string]any{
-			receipts.Read: map[string]any{rec.UserID: map[string]any{"event_ids": []string{rec.EventID}, "data": data}},
-		}})
-	}
 }
 
 // remoteMemberOf checks an EDU about a user in a room: the user belongs

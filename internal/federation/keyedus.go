@@ -8,6 +8,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/keys"
 )
 
@@ -29,26 +30,29 @@ func (a *API) ConnectKeys(k *keys.Service) {
 	if a.d.Sender == nil {
 		return
 	}
-	k.RemoteToDevice = func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
-		return a.d.Sender.QueueEDU(ctx, []string{destination}, "m.direct_to_device", map[string]any{
-			"sender": sender, "type": eventType, "message_id": randomMessageID(), "messages": messages,
-		})
-	}
-	k.DeviceChanged = func(ctx context.Context, userID, deviceID string, deleted bool, streamID int64) {
-		content := map[string]any{"user_id": userID, "device_id": deviceID, "stream_id": streamID,
+}
+
+// subscribeKeyEDUs sends local users' device and cross-signing key
+// changes, as the keys service publishes them, to the servers sharing a
+// room with the user.
+func (a *API) subscribeKeyEDUs(b bus.Bus, k UserKeys) {
+	b.Subscribe("federation.device_list", func(ctx context.Context, c bus.Change) {
+		d := c.(keys.DeviceUpdate)
+		content := map[string]any{"user_id": d.UserID, "device_id": d.DeviceID, "stream_id": d.StreamID,
 			// Without the previous stream IDs the receiving server resyncs
 			// the list with /user/devices, which is always correct.
-			"prev_id": []int64{}, "deleted": deleted}
-		if !deleted {
-			if q, err := k.QueryLocal(ctx, map[string][]string{userID: {deviceID}}); err == nil {
-				if dk, ok := q.DeviceKeys[userID][deviceID]; ok {
+			"prev_id": []int64{}, "deleted": d.Deleted}
+		if !d.Deleted {
+			if q, err := k.QueryLocal(ctx, map[string][]string{d.UserID: {d.DeviceID}}); err == nil {
+				if dk, ok := q.DeviceKeys[d.UserID][d.DeviceID]; ok {
 					content["keys"] = dk
 				}
 			}
 		}
-		a.queueForRoommates(ctx, userID, "m.device_list_update", content)
-	}
-	k.CrossSigningChanged = func(ctx context.Context, userID string) {
+		a.queueForRoommates(ctx, d.UserID, "m.device_list_update", content)
+	}, keys.TopicDevice)
+	b.Subscribe("federation.signing_keys", func(ctx context.Context, c bus.Change) {
+		userID := c.(keys.CrossSigningUpdate).UserID
 		q, err := k.QueryLocal(ctx, map[string][]string{userID: {}})
 		if err != nil {
 			return
@@ -61,7 +65,7 @@ func (a *API) ConnectKeys(k *keys.Service) {
 			content["self_signing_key"] = s
 		}
 		a.queueForRoommates(ctx, userID, "m.signing_key_update", content)
-	}
+	}, keys.TopicCrossSigning)
 }
 
 // queueForRoommates sends an EDU about a local user to every other
@@ -92,6 +96,17 @@ func (a *API) queueForRoommates(ctx context.Context, userID, eduType string, con
 	}
 	if err := a.d.Sender.QueueEDU(ctx, dests, eduType, content); err != nil {
 		a.d.Log.Warn("queueing an EDU", "type", eduType, "err", err)
+	}
+}
+
+// DirectToDevice is the keys service's way to send to-device messages to
+// another server's users: an m.direct_to_device EDU through the sender
+// (keys.Options.RemoteToDevice).
+func DirectToDevice(sender *Sender) func(ctx context.Context, from, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
+	return func(ctx context.Context, from, destination, eventType string, messages map[string]map[string]json.RawMessage) error {
+		return sender.QueueEDU(ctx, []string{destination}, "m.direct_to_device", map[string]any{
+			"sender": from, "type": eventType, "message_id": randomMessageID(), "messages": messages,
+		})
 	}
 }
 

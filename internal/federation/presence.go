@@ -7,26 +7,20 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
-// ConnectPresence joins the presence service to federation: m.presence
-// EDUs from other servers go to it, and its local users' changes go out
-// as m.presence EDUs to every server sharing a room with the user.
+// ConnectPresence gives the presence service the m.presence EDUs of
+// other servers (its local users' changes go out through the bus, see
+// subscribeEDUs).
 func (a *API) ConnectPresence(p *presence.Service) {
 	a.HandleEDU("m.presence", func(ctx context.Context, origin string, content json.RawMessage) {
 		if err := p.HandleEDU(ctx, origin, content); err != nil {
 			a.d.Log.Info("EDU refused", "type", "m.presence", "origin", origin, "err", err)
 		}
 	})
-	if a.d.Sender == nil || !p.Enabled() {
-		// Synapse with use_presence: false sends no presence.
-		return
-	}
-	p.Federate = func(ctx context.Context, push presence.Push) {
-		a.queueForRoommates(ctx, push.UserID, "m.presence", map[string]any{"push": []presence.Push{push}})
-	}
 }
 
 // JoinPresence sends presence to servers that newly share a room, as
@@ -49,13 +43,15 @@ const maxPushesPerEDU = 50
 // JoinPresence makes the listener; nil when nothing is to be sent
 // (federation or presence off).
 func (a *API) JoinPresence(p *presence.Service) *JoinPresence {
-	if a.d.Sender == nil || !p.Enabled() {
+	if a.d.Sender == nil || a.d.Bus == nil || !p.Enabled() {
 		return nil
 	}
-	return &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
+	j := &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
+	a.d.Bus.Subscribe("federation.join-presence", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	return j
 }
 
-// Publish implements rooms.Bus. Presence is best effort: when the queue
+// Publish hears of a new event (rooms.TopicEvent). Presence is best effort: when the queue
 // is full (a burst of joins) the join is skipped rather than the engine
 // held up.
 func (j *JoinPresence) Publish(n rooms.Notification) {

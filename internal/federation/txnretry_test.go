@@ -18,6 +18,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -75,10 +76,6 @@ func (k fixedKeys) StoreKeys(context.Context, map[gomatrixserverlib.PublicKeyLoo
 	return nil
 }
 
-type discardBus struct{}
-
-func (discardBus) Publish(rooms.Notification) {}
-
 // TestTransactionRetriedAfterTransientFailure: when a PDU of an incoming
 // transaction cannot be checked (here the database fails while its auth
 // state loads), /send answers 500 and does not record the transaction,
@@ -101,7 +98,7 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		_, localKey, _ := ed25519.GenerateKey(nil)
 		remotePub, remoteKey, _ := ed25519.GenerateKey(nil)
 		// A one-event cache sends the auth checks' reads to the store.
-		engine := rooms.New(flaky, stream, discardBus{}, rooms.Options{ServerName: "a.test", KeyID: "ed25519:a",
+		engine := rooms.New(flaky, stream, bus.New(), rooms.Options{ServerName: "a.test", KeyID: "ed25519:a",
 			PrivateKey: localKey, DefaultVersion: "10", EventCacheSize: 1})
 		keys := fixedKeys{server: "b.test", key: remotePub}
 		a := New(Deps{ServerName: "a.test", Rooms: engine, Store: db, KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: keys},

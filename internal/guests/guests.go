@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -31,11 +32,15 @@ type Enforcer struct {
 }
 
 // New makes the enforcer; subscribe it to the engine's bus and Run it.
-func New(s Store, engine *rooms.Engine, log *slog.Logger) *Enforcer {
-	return &Enforcer{store: s, rooms: engine, log: log, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+//
+// It hears of new events on b.
+func New(s Store, engine *rooms.Engine, log *slog.Logger, b bus.Bus) *Enforcer {
+	g := &Enforcer{store: s, rooms: engine, log: log, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+	b.Subscribe("guests", func(_ context.Context, c bus.Change) { g.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	return g
 }
 
-// Publish implements rooms.Bus. The engine publishes while a room may
+// Publish hears of a new event (rooms.TopicEvent). The engine publishes while a room may
 // still be busy, so the leaves are made later, by Run.
 func (g *Enforcer) Publish(n rooms.Notification) {
 	ev := n.Event

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -36,10 +37,9 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	bus := &rooms.Fanout{}
-	engine := rooms.New(db, stream, bus, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
-	g := New(db, engine, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	bus.Subscribe(g)
+	b := bus.New()
+	engine := rooms.New(db, stream, b, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	g := New(db, engine, slog.New(slog.NewTextHandler(io.Discard, nil)), b)
 	return &fixture{db: db, engine: engine, g: g}
 }
 

@@ -106,9 +106,7 @@ func (s *Service) UploadCrossSigning(ctx context.Context, userID string, u Cross
 		return err
 	}
 	s.deviceListChanged(ctx, userID)
-	if s.CrossSigningChanged != nil {
-		s.CrossSigningChanged(ctx, userID)
-	}
+	s.bus.Publish(ctx, CrossSigningUpdate{UserID: userID})
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -88,6 +89,12 @@ type Options struct {
 	Members interface {
 		MembershipsUnchangedSince(after int64) bool
 	}
+
+	// Bus carries Changed; nil: a bus nobody listens to.
+	Bus bus.Bus
+	// RemoteToDevice hands to-device messages for another server's users
+	// to the federation sender (an m.direct_to_device EDU); nil without federation.
+	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
 
 // Service is the end-to-end encryption service. Its hook fields may be
@@ -119,28 +126,59 @@ type Service struct {
 	countsMu  sync.Mutex
 	countsGen int64
 	counts    map[string]countsEntry
-
-	// Wake tells /sync that something changed for a local user outside
-	// the event stream: a to-device message, a device-list change.
-	Wake func(userID string)
-	// RemoteToDevice hands to-device messages for another server's users
-	// to the federation sender (an m.direct_to_device EDU).
-	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
-	// DeviceChanged tells the federation sender that a local device was
-	// added, changed its keys or was deleted (an m.device_list_update
-	// EDU); streamID is the change's stream position.
-	DeviceChanged func(ctx context.Context, userID, deviceID string, deleted bool, streamID int64)
-	// CrossSigningChanged tells the federation sender that a local user's
-	// cross-signing keys changed (an m.signing_key_update EDU).
-	CrossSigningChanged func(ctx context.Context, userID string)
+	bus       bus.Bus
+	// remoteToDevice is Options.RemoteToDevice.
+	remoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
+
+// Changed is published when something changed for a local user
+// outside the event stream: a to-device message, a device-list change;
+// it wakes their /sync.
+type Changed struct {
+	UserID string `json:"user_id"`
+}
+
+// DeviceUpdate is published when a local device was added, changed
+// its keys or was deleted (for the other servers: an
+// m.device_list_update EDU).
+type DeviceUpdate struct {
+	UserID   string `json:"user_id"`
+	DeviceID string `json:"device_id"`
+	Deleted  bool   `json:"deleted"`
+	StreamID int64  `json:"stream_id"`
+}
+
+// CrossSigningUpdate is published when a local user's cross-signing
+// keys changed (for the other servers: an m.signing_key_update EDU).
+type CrossSigningUpdate struct {
+	UserID string `json:"user_id"`
+}
+
+// Topics of the changes this package publishes.
+const (
+	TopicChanged      = "keys.changed"
+	TopicDevice       = "keys.device"
+	TopicCrossSigning = "keys.cross_signing"
+)
+
+// Topic implements bus.Change.
+func (Changed) Topic() string { return TopicChanged }
+
+// Topic implements bus.Change.
+func (DeviceUpdate) Topic() string { return TopicDevice }
+
+// Topic implements bus.Change.
+func (CrossSigningUpdate) Topic() string { return TopicCrossSigning }
 
 // New makes the service.
 func New(o Options) *Service {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, now: time.Now,
+	if o.Bus == nil {
+		o.Bus = bus.New()
+	}
+	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, bus: o.Bus, remoteToDevice: o.RemoteToDevice, now: time.Now,
 		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}}
 	if o.Members != nil {
 		s.members = o.Members
@@ -186,12 +224,9 @@ func (s *Service) atNewPosition(write func(pos int64) (bool, error)) (int64, err
 }
 
 func (s *Service) wake(userIDs ...string) {
-	if s.Wake == nil {
-		return
-	}
 	for _, u := range userIDs {
 		if s.IsLocal(u) {
-			s.Wake(u)
+			s.bus.Publish(context.Background(), Changed{UserID: u})
 		}
 	}
 }
@@ -199,9 +234,6 @@ func (s *Service) wake(userIDs ...string) {
 // deviceListChanged wakes the user and everyone sharing a room with
 // them: their next /sync lists the user under device_lists.changed.
 func (s *Service) deviceListChanged(ctx context.Context, userID string) {
-	if s.Wake == nil {
-		return
-	}
 	users, err := s.store.UsersSharingRooms(ctx, userID)
 	if err != nil {
 		s.log.Warn("keys: users sharing rooms", "user", userID, "err", err)
@@ -230,8 +262,3 @@ func canonicalEqual(a, b string) bool {
 	cb, err2 := gomatrixserverlib.CanonicalJSON([]byte(b))
 	return err1 == nil && err2 == nil && string(ca) == string(cb)
 }
-
-// UseFederation sets the client through which other servers' users'
-// keys are queried and claimed (the federation client is built after
-// the service).
-func (s *Service) UseFederation(f Federation) { s.fed = f }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -29,7 +30,7 @@ type fixture struct {
 	db      *store.DB
 	svc     *Service
 	mu      sync.Mutex
-	changed []string // DeviceChanged calls: user/device/deleted
+	changed []string // DeviceUpdate changes: user/device/deleted
 	woken   []string
 }
 
@@ -45,17 +46,19 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, svc: New(Options{ServerName: "hs1.test", Store: db, Stream: stream})}
-	f.svc.DeviceChanged = func(_ context.Context, user, device string, deleted bool, _ int64) {
+	b := bus.New()
+	f := &fixture{db: db, svc: New(Options{ServerName: "hs1.test", Store: db, Stream: stream, Bus: b})}
+	b.Subscribe("federation", func(_ context.Context, c bus.Change) {
+		d := c.(DeviceUpdate)
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.changed = append(f.changed, fmt.Sprintf("%s/%s/%v", user, device, deleted))
-	}
-	f.svc.Wake = func(u string) {
+		f.changed = append(f.changed, fmt.Sprintf("%s/%s/%v", d.UserID, d.DeviceID, d.Deleted))
+	}, TopicDevice)
+	b.Subscribe("sync", func(_ context.Context, c bus.Change) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.woken = append(f.woken, u)
-	}
+		f.woken = append(f.woken, c.(Changed).UserID)
+	}, TopicChanged)
 	return f
 }
 

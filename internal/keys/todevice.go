@@ -23,7 +23,7 @@ type Message struct {
 // user). txnID makes the request idempotent per sending device and
 // event type, as /sendToDevice/{eventType}/{txnId} requires: the spec
 // scopes a transaction ID to its request path. Other servers' users'
-// messages go to RemoteToDevice, one call per server.
+// messages go to Options.RemoteToDevice, one call per server.
 func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, messages map[string]map[string]json.RawMessage) error {
 	var queue []store.ToDeviceMessage
 	remote := map[string]map[string]map[string]json.RawMessage{}
@@ -51,11 +51,11 @@ func (s *Service) SendToDevice(ctx context.Context, sender, senderDevice, eventT
 	}
 	s.wakeRecipients(queue)
 	for server, msgs := range remote {
-		if s.RemoteToDevice == nil {
+		if s.remoteToDevice == nil {
 			s.log.Warn("keys: to-device messages for another server dropped: no federation sender", "server", server)
 			continue
 		}
-		if err := s.RemoteToDevice(ctx, sender, server, eventType, msgs); err != nil {
+		if err := s.remoteToDevice(ctx, sender, server, eventType, msgs); err != nil {
 			return err
 		}
 	}
@@ -251,10 +251,8 @@ func (s *Service) DevicesRemoved(ctx context.Context, userID string, deviceIDs [
 		return err
 	}
 	s.deviceListChanged(ctx, userID)
-	if s.DeviceChanged != nil {
-		for _, d := range deviceIDs {
-			s.DeviceChanged(ctx, userID, d, true, pos)
-		}
+	for _, d := range deviceIDs {
+		s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: d, Deleted: true, StreamID: pos})
 	}
 	return nil
 }

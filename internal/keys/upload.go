@@ -143,9 +143,7 @@ func (s *Service) uploadDeviceKeys(ctx context.Context, userID, deviceID string,
 		return err
 	}
 	s.deviceListChanged(ctx, userID)
-	if s.DeviceChanged != nil {
-		s.DeviceChanged(ctx, userID, deviceID, false, pos)
-	}
+	s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: deviceID, StreamID: pos})
 	return nil
 }
 

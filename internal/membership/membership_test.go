@@ -10,6 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -91,7 +92,7 @@ func newFixture(t *testing.T, dbURL string, federated bool) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
 	f := &fixture{engine: engine, remote: &remote{}}
 	o := Options{ServerName: "hs1.test", Rooms: engine, Store: db, Accounts: accounts{}}
 	if federated {

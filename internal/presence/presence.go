@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -59,6 +60,11 @@ type Store interface {
 // Options configure the service.
 type Options struct {
 	ServerName string
+	// Bus carries Changed (a user's presence changed, readable at the
+	// stream's current position: wake the /sync of the users sharing a
+	// room with them) and Push (a local user's presence, for the servers
+	// sharing a room with them). Nil: a bus nobody listens to.
+	Bus bus.Bus
 	// Enabled is config presence.enabled; off, the service keeps and
 	// sends nothing and everyone reads as offline.
 	Enabled bool
@@ -98,6 +104,25 @@ type Push struct {
 	CurrentlyActive bool    `json:"currently_active"`
 }
 
+// Changed is published when a user's presence changed, once the change
+// is readable at the stream's current position.
+type Changed struct {
+	UserID string `json:"user_id"`
+}
+
+// Topics of the changes this package publishes: Changed, and Push for a
+// local user's presence to send to other servers.
+const (
+	TopicChanged = "presence.changed"
+	TopicLocal   = "presence.local"
+)
+
+// Topic implements bus.Change.
+func (Changed) Topic() string { return TopicChanged }
+
+// Topic implements bus.Change.
+func (Push) Topic() string { return TopicLocal }
+
 // Service is the presence service. It keeps the users whose presence is
 // not offline (and those with unsaved timestamps) in memory, which is
 // what makes a sync's or an action's update cheap: most only move a
@@ -107,14 +132,6 @@ type Service struct {
 	// marks holds the latest presence change of anyone (key ""), so that
 	// /sync skips the query when no one's presence changed.
 	marks *cache.Marks
-
-	// OnChange is called, once the change is readable at the stream's
-	// current position, with the user whose presence changed, to wake the
-	// /sync of the users who share a room with them (and their own).
-	OnChange func(userID string)
-	// Federate sends a local user's presence to the servers sharing a
-	// room with them; nil without federation.
-	Federate func(ctx context.Context, p Push)
 
 	mu    sync.Mutex
 	users map[string]store.Presence
@@ -136,6 +153,9 @@ func New(o Options) *Service {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Bus == nil {
+		o.Bus = bus.New()
 	}
 	start := int64(0)
 	if o.Stream != nil {

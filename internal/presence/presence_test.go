@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -63,17 +64,18 @@ func (f *fixture) start(t *testing.T, enabled bool) {
 		t.Fatal(err)
 	}
 	f.stream = stream
-	f.svc = New(Options{ServerName: "hs1.test", Enabled: enabled, Store: f.db, Stream: stream, Now: f.clock.Now})
-	f.svc.OnChange = func(u string) {
+	b := bus.New()
+	f.svc = New(Options{ServerName: "hs1.test", Enabled: enabled, Store: f.db, Stream: stream, Now: f.clock.Now, Bus: b})
+	b.Subscribe("sync", func(_ context.Context, c bus.Change) {
 		f.mu.Lock()
-		f.changes = append(f.changes, u)
+		f.changes = append(f.changes, c.(Changed).UserID)
 		f.mu.Unlock()
-	}
-	f.svc.Federate = func(_ context.Context, p Push) {
+	}, TopicChanged)
+	b.Subscribe("federation", func(_ context.Context, c bus.Change) {
 		f.mu.Lock()
-		f.pushes = append(f.pushes, p)
+		f.pushes = append(f.pushes, c.(Push))
 		f.mu.Unlock()
-	}
+	}, TopicLocal)
 }
 
 func (f *fixture) counts() (changes, pushes int) {
@@ -125,7 +127,7 @@ func TestSetGetAndStream(t *testing.T) {
 			t.Fatalf("after PUT online: %+v", c)
 		}
 		if ch, pu := f.counts(); ch != 1 || pu != 1 {
-			t.Fatalf("OnChange %d times, Federate %d times; want 1 and 1", ch, pu)
+			t.Fatalf("Changed %d times, Push %d times; want 1 and 1", ch, pu)
 		}
 		// The user's own presence is in /sync's changes up to the
 		// position, not after it.
@@ -294,7 +296,7 @@ func TestDisabled(t *testing.T) {
 			t.Fatalf("Changes while off: %+v, %v", evs, err)
 		}
 		if ch, pu := f.counts(); ch != 0 || pu != 0 {
-			t.Fatalf("OnChange %d, Federate %d while off", ch, pu)
+			t.Fatalf("Changed %d, Push %d while off", ch, pu)
 		}
 	})
 }
@@ -328,7 +330,7 @@ func TestIncomingEDU(t *testing.T) {
 		}
 		wantPresence(t, "alice, claimed by hs2", f.get(t, alice), Offline)
 		if ch, pu := f.counts(); ch != 1 || pu != 0 {
-			t.Fatalf("OnChange %d, Federate %d; want 1 and 0 (remote users are not sent on)", ch, pu)
+			t.Fatalf("Changed %d, Push %d; want 1 and 0 (remote users are not sent on)", ch, pu)
 		}
 		// A remote server silent for FederationTimeout: its users go
 		// offline.

@@ -10,7 +10,7 @@ import (
 // apply changes a user's presence by change, called under the service's
 // lock with the current state, and decides as Synapse's handle_update
 // what follows: a change clients must see is written at a new stream
-// position, announced through OnChange and, for a local user, sent to
+// position, announced as Changed and, for a local user, sent to
 // other servers; any other change stays in memory until the next flush.
 func (s *Service) apply(ctx context.Context, userID string, change func(p *store.Presence, now int64)) error {
 	prev, err := s.load(ctx, userID)
@@ -34,8 +34,8 @@ func (s *Service) apply(ctx context.Context, userID string, change func(p *store
 			}
 		}
 		s.mu.Unlock()
-		if ping && s.Federate != nil {
-			s.Federate(ctx, push(next, now))
+		if ping {
+			s.o.Bus.Publish(ctx, push(next, now))
 		}
 		return nil
 	}
@@ -43,8 +43,8 @@ func (s *Service) apply(ctx context.Context, userID string, change func(p *store
 	if err != nil {
 		return err
 	}
-	if local && s.Federate != nil {
-		s.Federate(ctx, push(next, now))
+	if local {
+		s.o.Bus.Publish(ctx, push(next, now))
 	}
 	s.changed(ctx, userID, pos)
 	return nil
@@ -127,7 +127,7 @@ func sameMsg(a, b *string) bool {
 	return *a == *b
 }
 
-// changed tells OnChange once pos is readable: a position commits ahead
+// changed publishes Changed once pos is readable: a position commits ahead
 // of earlier ones still in flight, and a /sync woken before Current
 // reaches pos would not find the change.
 func (s *Service) changed(ctx context.Context, userID string, pos int64) {
@@ -135,9 +135,7 @@ func (s *Service) changed(ctx context.Context, userID string, pos int64) {
 		// The change is stored; the next wake-up finds it.
 		return
 	}
-	if s.OnChange != nil {
-		s.OnChange(userID)
-	}
+	s.o.Bus.Publish(ctx, Changed{UserID: userID})
 }
 
 // storeLocked writes a user's presence at a new stream position; called

@@ -204,9 +204,7 @@ func (s *Service) MarkRead(ctx context.Context, userID, roomID, threadID string,
 		return err
 	})
 	if err == nil && changed {
-		if s.OnChange != nil {
-			s.OnChange(userID)
-		}
+		s.opts.Bus.Publish(ctx, CountsChanged{UserID: userID})
 		// The user's phones show a badge of the unread count, which
 		// reading (here or on another device) changes: tell them, as
 		// Synapse does on receipts.

@@ -127,9 +127,9 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 	woken := map[string]bool{}
 	for _, e := range batch {
 		for i, note := range e.notes {
-			if s.OnChange != nil && !woken[note.UserID] {
+			if !woken[note.UserID] {
 				woken[note.UserID] = true
-				s.OnChange(note.UserID)
+				s.opts.Bus.Publish(ctx, CountsChanged{UserID: note.UserID})
 			}
 			s.deliver.enqueue(ctx, note.UserID, e.ev, e.actionsOf[i])
 		}

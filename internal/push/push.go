@@ -20,6 +20,7 @@ import (
 	"maunium.net/go/mautrix/pushrules"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -49,6 +50,9 @@ type Store interface {
 type Options struct {
 	ServerName string
 	Log        *slog.Logger
+	// Bus brings new events (rooms.TopicEvent) and carries
+	// CountsChanged; nil: a bus of its own.
+	Bus bus.Bus
 	// QueueSize bounds the events waiting for evaluation; when it is
 	// full the engine waits (back-pressure) rather than events being lost.
 	QueueSize int
@@ -86,10 +90,6 @@ type Service struct {
 	countsMu sync.RWMutex
 	unread   *cache.LRU[countsKey, []store.ThreadCounts]
 
-	// OnChange is called with a user whose notification counts changed,
-	// once the change is readable, to wake their /sync.
-	OnChange func(userID string)
-
 	queue chan rooms.Notification
 	// stopped closes when Run ends, so that a publisher blocked on a
 	// full queue is released at shutdown.
@@ -111,6 +111,18 @@ type Service struct {
 	deliver     *deliverer
 }
 
+// CountsChanged is published for a user whose notification counts
+// changed, once the change is readable, to wake their /sync.
+type CountsChanged struct {
+	UserID string `json:"user_id"`
+}
+
+// TopicCountsChanged is the topic of CountsChanged.
+const TopicCountsChanged = "push.counts"
+
+// Topic implements bus.Change.
+func (CountsChanged) Topic() string { return TopicCountsChanged }
+
 // GatewayClient is the client push gateways are reached with: through
 // policy, each redirect checked, ten seconds a request.
 func GatewayClient(policy *outbound.Policy) *http.Client {
@@ -122,6 +134,9 @@ func GatewayClient(policy *outbound.Policy) *http.Client {
 func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) *Service {
 	if opts.QueueSize == 0 {
 		opts.QueueSize = 10000
+	}
+	if opts.Bus == nil {
+		opts.Bus = bus.New()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -154,10 +169,11 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
+	opts.Bus.Subscribe("push", func(_ context.Context, c bus.Change) { s.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
 	return s
 }
 
-// Publish implements rooms.Bus: it queues the event for evaluation,
+// Publish hears of a new event (rooms.TopicEvent on the bus): it queues the event for evaluation,
 // waiting while the queue is full.
 func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -44,17 +45,40 @@ type Service struct {
 	// marks are each room's latest receipt, so that /sync skips the
 	// query for rooms without new ones.
 	marks *cache.Marks
-
-	// OnChange is told of every stored receipt (to wake /sync requests of
-	// the room's local members).
-	OnChange func(roomID string)
-	// OnLocal is told of local users' public receipts, for federation.
-	OnLocal func(r store.Receipt)
+	bus   bus.Bus
 }
 
-// New makes the service; marker may be nil.
-func New(st Store, engine *rooms.Engine, marker ReadMarker) *Service {
-	return &Service{store: st, engine: engine, marker: marker, now: time.Now, marks: cache.NewMarks(engine.Stream().Current())}
+// Stored is published for every stored receipt (to wake the /sync
+// requests of the room's local members).
+type Stored struct {
+	RoomID string `json:"room_id"`
+}
+
+// Local is published for a local user's public receipt, for federation.
+type Local struct {
+	RoomID   string `json:"room_id"`
+	UserID   string `json:"user_id"`
+	EventID  string `json:"event_id"`
+	ThreadID string `json:"thread_id,omitempty"`
+	TS       int64  `json:"ts"`
+}
+
+// Topics of the changes this package publishes.
+const (
+	TopicStored = "receipts.stored"
+	TopicLocal  = "receipts.local"
+)
+
+// Topic implements bus.Change.
+func (Stored) Topic() string { return TopicStored }
+
+// Topic implements bus.Change.
+func (Local) Topic() string { return TopicLocal }
+
+// New makes the service; marker may be nil. It publishes Stored and
+// Local on b.
+func New(st Store, engine *rooms.Engine, marker ReadMarker, b bus.Bus) *Service {
+	return &Service{store: st, engine: engine, marker: marker, bus: b, now: time.Now, marks: cache.NewMarks(engine.Stream().Current())}
 }
 
 // Put stores a local user's receipt for an event of a room they are in.
@@ -85,8 +109,8 @@ func (s *Service) Put(ctx context.Context, roomID, userID, typ, eventID, threadI
 			return err
 		}
 	}
-	if typ == Read && s.OnLocal != nil {
-		s.OnLocal(r)
+	if typ == Read {
+		s.bus.Publish(ctx, Local{RoomID: r.RoomID, UserID: r.UserID, EventID: r.EventID, ThreadID: r.ThreadID, TS: r.TS})
 	}
 	return nil
 }
@@ -121,9 +145,7 @@ func (s *Service) put(ctx context.Context, r store.Receipt, eventPos int64) (boo
 	}
 	s.marks.Note(r.RoomID, r.StreamPos)
 	stream.Done(r.StreamPos)
-	if s.OnChange != nil {
-		s.OnChange(r.RoomID)
-	}
+	s.bus.Publish(ctx, Stored{RoomID: r.RoomID})
 	return true, nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -49,7 +50,7 @@ type fixture struct {
 	engine *rooms.Engine
 	svc    *Service
 	marker *marker
-	local  []store.Receipt
+	local  []Local
 	roomID string
 	events []*rooms.Event
 }
@@ -75,11 +76,12 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
 	f := &fixture{engine: engine, marker: &marker{}}
-	f.svc = New(db, engine, f.marker)
+	b := bus.New()
+	f.svc = New(db, engine, f.marker, b)
 	f.svc.now = func() time.Time { return time.UnixMilli(42_000) }
-	f.svc.OnLocal = func(r store.Receipt) { f.local = append(f.local, r) }
+	b.Subscribe("federation", func(_ context.Context, c bus.Change) { f.local = append(f.local, c.(Local)) }, TopicLocal)
 	if f.roomID, err = engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "private_chat", Invite: []string{bob}}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -129,7 +130,7 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
 	roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "public_chat"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -51,7 +52,7 @@ func TestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, key, _ := ed25519.GenerateKey(nil)
-		engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+		engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
 		s := reports.New("hs1.test", db, engine, users{})
 		roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "private_chat"})
 		if err != nil {

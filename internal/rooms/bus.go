@@ -1,18 +1,10 @@
 package rooms
 
-// Fanout is a Bus that hands every notification to several listeners, in
-// the order they subscribed, so that /sync, push and later others all
-// hear of every event. Subscribe before the engine starts publishing.
-type Fanout struct {
-	listeners []Bus
-}
+// TopicEvent is the topic under which the engine publishes a
+// Notification, once an event is persisted and has its stream position:
+// /sync waiters, push, the search indexer, the guest enforcer and
+// federation's presence-on-join listen to it.
+const TopicEvent = "rooms.event"
 
-// Subscribe adds a listener.
-func (f *Fanout) Subscribe(b Bus) { f.listeners = append(f.listeners, b) }
-
-// Publish implements Bus.
-func (f *Fanout) Publish(n Notification) {
-	for _, b := range f.listeners {
-		b.Publish(n)
-	}
-}
+// Topic implements bus.Change.
+func (Notification) Topic() string { return TopicEvent }

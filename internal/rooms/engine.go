@@ -19,6 +19,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/periodic"
@@ -62,14 +63,6 @@ type Notification struct {
 	PrevMembership string
 }
 
-// Bus carries notifications from the engine to its listeners (sync
-// waiters now; federation, push and appservices later). The in-process
-// implementation calls subscribers directly; a NATS one can replace it
-// when several processes run.
-type Bus interface {
-	Publish(n Notification)
-}
-
 // Options configure the engine.
 type Options struct {
 	ServerName     string
@@ -86,7 +79,7 @@ type Options struct {
 type Engine struct {
 	store Store
 	opts  Options
-	bus   Bus
+	bus   bus.Bus
 	now   func() time.Time
 
 	stream *StreamGen
@@ -145,7 +138,7 @@ func OpenStream(ctx context.Context, st interface {
 // relRoomsSize is how many rooms' "has relations" flags the engine keeps.
 const relRoomsSize = 100_000
 
-func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
+func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.EventCacheSize == 0 {
 		opts.EventCacheSize = 20000
 	}
@@ -153,7 +146,7 @@ func New(st Store, stream *StreamGen, bus Bus, opts Options) *Engine {
 		opts.StateCacheSize = 500000
 	}
 	return &Engine{
-		store: st, opts: opts, bus: bus, now: time.Now,
+		store: st, opts: opts, bus: b, now: time.Now,
 		stream:    stream,
 		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},

@@ -12,6 +12,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -41,9 +42,11 @@ func newTestEngine(t *testing.T, dbURL string) (*Engine, *store.DB, *nopBus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus := &nopBus{}
-	e := New(db, stream, bus, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
-	return e, db, bus
+	got := &nopBus{}
+	b := bus.New()
+	b.Subscribe("test", func(_ context.Context, c bus.Change) { got.Publish(c.(Notification)) }, TopicEvent)
+	e := New(db, stream, b, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
+	return e, db, got
 }
 
 // remote builds events as another server would, signed with its own key.

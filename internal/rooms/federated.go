@@ -232,7 +232,7 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, Status: store.EventAccepted}
 	e.cacheEvent(ev)
 	e.noteMembership(*pdu.StateKey(), pos)
-	e.bus.Publish(Notification{Event: ev, Membership: membership})
+	e.bus.Publish(context.Background(), Notification{Event: ev, Membership: membership})
 	return ev, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -177,7 +178,7 @@ func TestFailedEventFailsOnlyItsSuccessors(t *testing.T) {
 		ctx := context.Background()
 		base, db, _ := newTestEngine(t, dbURL)
 		gs := &gatedStore{DB: db}
-		e := New(gs, base.stream, &nopBus{}, base.opts)
+		e := New(gs, base.stream, bus.New(), base.opts)
 		var rooms [3]string
 		for i := range rooms {
 			var err error
@@ -224,7 +225,7 @@ func TestFailedWriteRollsBackHead(t *testing.T) {
 		ctx := context.Background()
 		base, db, _ := newTestEngine(t, dbURL)
 		gs := &gatedStore{DB: db}
-		e := New(gs, base.stream, &nopBus{}, base.opts)
+		e := New(gs, base.stream, bus.New(), base.opts)
 		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
 		if err != nil {
 			t.Fatal(err)
@@ -282,7 +283,7 @@ func TestGroupCommitWorker(t *testing.T) {
 		ctx := context.Background()
 		base, db, _ := newTestEngine(t, dbURL)
 		gs := &gatedStore{DB: db}
-		e := New(gs, base.stream, &nopBus{}, base.opts)
+		e := New(gs, base.stream, bus.New(), base.opts)
 		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
 		if err != nil {
 			t.Fatal(err)

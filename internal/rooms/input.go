@@ -112,7 +112,7 @@ func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) 
 	}
 	ev := e.stored(pdu, ne, o, res)
 	e.stream.Done(pos)
-	e.bus.Publish(Notification{Event: ev})
+	e.bus.Publish(context.Background(), Notification{Event: ev})
 	e.stream.WaitReadable(ctx, pos)
 	return ev, nil
 }
@@ -321,7 +321,7 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 		if n.Membership != "" && pdu.StateKey() != nil && o.before != nil {
 			n.PrevMembership, _ = e.MembershipIn(ctx, o.before, *pdu.StateKey())
 		}
-		e.bus.Publish(n)
+		e.bus.Publish(context.Background(), n)
 	}
 	if !o.outlier {
 		// No holder of an earlier position waits for this room's lock,

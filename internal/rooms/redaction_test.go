@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -112,7 +113,7 @@ var redactionCases = []redactionCase{
 // freshEngine is another engine on the same database, with empty caches:
 // what it serves comes from the store.
 func (env *authEnv) freshEngine() *Engine {
-	return New(env.db, env.e.stream, &nopBus{}, env.e.opts)
+	return New(env.db, env.e.stream, bus.New(), env.e.opts)
 }
 
 // TestRedactionAlgorithmPerVersion redacts one event of each kind whose

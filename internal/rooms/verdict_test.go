@@ -11,6 +11,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -83,7 +84,7 @@ func TestTransientFailureIsNoVerdict(t *testing.T) {
 		}
 		_, priv, _ := ed25519.GenerateKey(nil)
 		// A one-event cache sends the checks' reads to the store.
-		e := New(flaky, stream, &nopBus{}, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv,
+		e := New(flaky, stream, bus.New(), Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv,
 			DefaultVersion: "10", EventCacheSize: 1})
 		keys := map[string]ed25519.PrivateKey{"a.test": priv}
 		_, keys["b.test"], _ = ed25519.GenerateKey(nil)

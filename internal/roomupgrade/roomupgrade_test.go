@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/aliases"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -43,7 +44,7 @@ func newFixture(t *testing.T, dbURL string) *fixture {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, &rooms.Fanout{}, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "10"})
+	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "10"})
 	dir := directory.New(engine, db)
 	al := aliases.New("hs1.test", db, engine, dir)
 	profile := func(_ context.Context, localpart string) map[string]any {

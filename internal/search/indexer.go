@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -72,11 +73,17 @@ type Indexer struct {
 }
 
 // NewIndexer makes an indexer; Run starts it.
-func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger) *Indexer {
-	return &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), advanced: make(chan struct{})}
+//
+// It hears of new events on b (nil: from nobody).
+func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger, b bus.Bus) *Indexer {
+	ix := &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), advanced: make(chan struct{})}
+	if b != nil {
+		b.Subscribe("search-indexer", func(_ context.Context, c bus.Change) { ix.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	}
+	return ix
 }
 
-// Publish implements rooms.Bus: a new event wakes the indexer (events
+// Publish hears of a new event (rooms.TopicEvent): it wakes the indexer (events
 // backfilled from other servers too, which do not move the stream).
 func (ix *Indexer) Publish(rooms.Notification) {
 	select {

@@ -22,3 +22,6 @@ func RunningWorkers(s *Server) []string { return append(s.commit.Running(), s.wo
 
 // AddWorker registers one more worker; call it before Start.
 func AddWorker(s *Server, name string, w lifecycle.Worker) { s.workers.Add(name, w) }
+
+// BusListeners lists the listeners of a topic of the server's bus.
+func BusListeners(s *Server, topic string) []string { return s.changes.Listeners(topic) }

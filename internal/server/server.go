@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/aliases"
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
@@ -104,6 +106,8 @@ type Server struct {
 	// workers are the background workers, commit the group commit,
 	// stopped after them (registerWorkers lists both).
 	workers, commit lifecycle.Group
+	// changes is the bus of changes outside the event stream.
+	changes *bus.InProcess
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -114,7 +118,7 @@ type Server struct {
 }
 
 // maxPushHold bounds how long /sync wake-ups for an event wait for push
-// to count its notifications (see sync.Notifier.HoldFor): push takes a
+// to count its notifications (see clientsync.Notifier.HoldFor): push takes a
 // millisecond or two per event, but a backlog must not hold messages up.
 const maxPushHold = 50 * time.Millisecond
 
@@ -145,10 +149,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	s.base, s.stopRequests = context.WithCancelCause(context.Background())
 
-	acc := accounts.New(db, accounts.Options{
-		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
-		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
-	})
 	regTokens := regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, regTokens.ReleaseExpired)
 	stream, err := rooms.OpenStream(ctx, db)
@@ -156,47 +156,53 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		db.Close()
 		return nil, err
 	}
-	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName)
-	bus := &rooms.Fanout{}
-	engine := rooms.New(db, stream, bus, rooms.Options{
+	// changes carries every change a listener may care about, new room
+	// events included; listeners subscribe to it as they are built.
+	changes := bus.New()
+	s.changes = changes
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes)
+	engine := rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.engine = engine
-	accountData := accountdata.New(db, stream)
+	accountData := accountdata.New(db, stream, changes)
 	s.acctData = accountData
-	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log,
+	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
-	accountData.OnChange, s.push.OnChange = s.notifier.Wake, s.notifier.Wake
-	bus.Subscribe(s.notifier)
-	bus.Subscribe(s.push)
 	s.notifier.HoldFor(s.push, maxPushHold)
-	s.indexer = search.NewIndexer(db, stream, log)
-	bus.Subscribe(s.indexer)
-	s.guests = guests.New(db, engine, log)
-	bus.Subscribe(s.guests)
+	s.indexer = search.NewIndexer(db, stream, log, changes)
+	s.guests = guests.New(db, engine, log, changes)
 	rels := relations.New(db, engine)
 	render := clientevent.Renderer{Loader: engine, Relations: rels.Bundle}
-	e2ee := keys.New(keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine})
-	e2ee.Wake = s.notifier.Wake
-	s.keys = e2ee
-	acc.OnDevicesRemoved(e2ee.DevicesRemoved)
-	s.typing = typing.New(stream)
-	s.typing.OnChange = s.notifier.WakeRoom
-	s.receipts = receipts.New(db, engine, s.push)
-	s.receipts.OnChange = s.notifier.WakeRoom
-	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
-		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes})
-	s.presence.OnChange = s.notifier.WakeRoommates
-	dir := directory.New(engine, db)
-	fed, err := s.newFederation(engine, acc, e2ee, dir)
+	fedClient, err := s.newFederationClient(engine)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	if s.joinPresence = fed.JoinPresence(s.presence); s.joinPresence != nil {
-		bus.Subscribe(s.joinPresence)
+	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes}
+	if fedClient != nil {
+		keyOpts.Federation = fedClient
+		keyOpts.RemoteToDevice = federation.DirectToDevice(s.sender)
 	}
+	e2ee := keys.New(keyOpts)
+	s.keys = e2ee
+	acc := accounts.New(db, accounts.Options{
+		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
+		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
+		DevicesRemoved: e2ee.DevicesRemoved,
+	})
+	s.typing = typing.New(stream, changes)
+	s.receipts = receipts.New(db, engine, s.push, changes)
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
+	dir := directory.New(engine, db)
+	fed, err := s.newFederation(engine, fedClient, acc, e2ee, dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.joinPresence = fed.JoinPresence(s.presence)
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
 		Outbound: s.outbound}
 	if cfg.Federation.Enabled {
@@ -207,8 +213,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	fed.ConnectMedia(s.media)
-	syncer := clientsync.New(db, engine, s.notifier, render)
-	syncer.UseSources(clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
+	syncer := clientsync.New(db, engine, s.notifier, render, clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: e2ee})
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: acc}
 	if cfg.Federation.Enabled {
@@ -278,15 +283,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 // newFederation builds the server-server API and, when federation is
 // enabled, the client, key ring and sender behind it.
-func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
+// newFederationClient builds the client other servers are reached with
+// and the sender of their transactions (s.sender); nil when federation
+// is off. They come before the services that use them (keys).
+func (s *Server) newFederationClient(engine *rooms.Engine) (fclient.FederationClient, error) {
 	cfg := s.cfg
-	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
-	if err != nil {
-		return nil, fmt.Errorf("old signing keys: %w", err)
-	}
-	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
 	if !cfg.Federation.Enabled {
-		return federation.New(d), nil
+		return nil, nil
 	}
 	// gomatrixserverlib logs through logrus, at info level per request;
 	// only its warnings are worth an admin's attention.
@@ -305,6 +308,25 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
 		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
 	})
+	s.sender = federation.NewSender(federation.SenderOptions{
+		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+	})
+	return client, nil
+}
+
+// newFederation builds the server-server API over the client and sender
+// (nil without federation).
+func (s *Server) newFederation(engine *rooms.Engine, client fclient.FederationClient, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
+	cfg := s.cfg
+	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
+	if err != nil {
+		return nil, fmt.Errorf("old signing keys: %w", err)
+	}
+	d := federation.Deps{ServerName: cfg.ServerName, Bus: s.changes, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	if client == nil {
+		return federation.New(d), nil
+	}
 	var notaries []federation.TrustedKeyServer
 	for _, ks := range cfg.Federation.TrustedKeyServers {
 		n := federation.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
@@ -315,16 +337,11 @@ func (s *Server) newFederation(engine *rooms.Engine, acc *accounts.Service, e2ee
 		notaries = append(notaries, n)
 	}
 	d.Client = client
-	e2ee.UseFederation(client)
 	d.Keys = e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
 	d.Store = s.db
 	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
-	s.sender = federation.NewSender(federation.SenderOptions{
-		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
-	})
 	d.Sender = s.sender
 	api := federation.New(d)
 	api.ConnectKeys(e2ee)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
@@ -22,17 +23,37 @@ const RemoteTimeout = 60 * time.Second
 // would be generous; clients send 30 s).
 const MaxTimeout = 120 * time.Second
 
+// Changed is published on every change to a room's typing list (to
+// wake the /sync requests of the room's local members).
+type Changed struct {
+	RoomID string `json:"room_id"`
+}
+
+// Local is published for local users' typing, to send it to the other
+// servers in the room.
+type Local struct {
+	RoomID string `json:"room_id"`
+	UserID string `json:"user_id"`
+	Typing bool   `json:"typing"`
+}
+
+// Topics of the changes this package publishes.
+const (
+	TopicChanged = "typing.changed"
+	TopicLocal   = "typing.local"
+)
+
+// Topic implements bus.Change.
+func (Changed) Topic() string { return TopicChanged }
+
+// Topic implements bus.Change.
+func (Local) Topic() string { return TopicLocal }
+
 // Service tracks typing users per room.
 type Service struct {
 	stream *rooms.StreamGen
+	bus    bus.Bus
 	now    func() time.Time
-
-	// OnChange is told of every change to a room's typing list (to wake
-	// the /sync requests of the room's local members).
-	OnChange func(roomID string)
-	// OnLocal is told of local users' changes, to send them to the other
-	// servers in the room.
-	OnLocal func(roomID, userID string, typing bool)
 
 	mu    sync.Mutex
 	rooms map[string]*roomTyping
@@ -49,9 +70,9 @@ type roomTyping struct {
 // list empty out.
 const forgetAfter = 10 * time.Minute
 
-// New makes the service.
-func New(stream *rooms.StreamGen) *Service {
-	return &Service{stream: stream, now: time.Now, rooms: map[string]*roomTyping{}}
+// New makes the service; it publishes Changed and Local on b.
+func New(stream *rooms.StreamGen, b bus.Bus) *Service {
+	return &Service{stream: stream, bus: b, now: time.Now, rooms: map[string]*roomTyping{}}
 }
 
 // Set records that a local user started (for timeout) or stopped typing.
@@ -60,8 +81,8 @@ func New(stream *rooms.StreamGen) *Service {
 // (RemoteTimeout) from running out.
 func (s *Service) Set(roomID, userID string, typing bool, timeout time.Duration) {
 	changed := s.set(roomID, userID, typing, min(timeout, MaxTimeout))
-	if (changed || typing) && s.OnLocal != nil {
-		s.OnLocal(roomID, userID, typing)
+	if changed || typing {
+		s.bus.Publish(context.Background(), Local{RoomID: roomID, UserID: userID, Typing: typing})
 	}
 }
 
@@ -94,8 +115,8 @@ func (s *Service) set(roomID, userID string, typing bool, timeout time.Duration)
 		r.pos, r.changed = s.advance(), s.now()
 	}
 	s.mu.Unlock()
-	if changed && s.OnChange != nil {
-		s.OnChange(roomID)
+	if changed {
+		s.bus.Publish(context.Background(), Changed{RoomID: roomID})
 	}
 	return changed
 }
@@ -150,8 +171,6 @@ func (s *Service) expire() {
 	}
 	s.mu.Unlock()
 	for _, roomID := range changed {
-		if s.OnChange != nil {
-			s.OnChange(roomID)
-		}
+		s.bus.Publish(context.Background(), Changed{RoomID: roomID})
 	}
 }

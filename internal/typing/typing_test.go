@@ -1,22 +1,25 @@
 package typing
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 func TestTyping(t *testing.T) {
 	stream := rooms.NewStreamGen(10)
-	s := New(stream)
+	b := bus.New()
+	s := New(stream, b)
 	clock := time.Unix(1000, 0)
 	s.now = func() time.Time { return clock }
 	var woken []string
 	var sent []bool
-	s.OnChange = func(roomID string) { woken = append(woken, roomID) }
-	s.OnLocal = func(_, _ string, typing bool) { sent = append(sent, typing) }
+	b.Subscribe("sync", func(_ context.Context, c bus.Change) { woken = append(woken, c.(Changed).RoomID) }, TopicChanged)
+	b.Subscribe("federation", func(_ context.Context, c bus.Change) { sent = append(sent, c.(Local).Typing) }, TopicLocal)
 
 	if users, pos := s.Typing("!r"); len(users) != 0 || pos != 0 {
 		t.Fatalf("empty room: %v %d", users, pos)
