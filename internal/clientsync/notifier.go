@@ -43,10 +43,13 @@ type Notifier struct {
 	joined *cache.LRU[string, map[string]bool]
 }
 
-// held is a notification waiting to be flushed, since when.
+// held is a notification waiting to be flushed, since when. The room
+// ID is parsed once: Event.RoomID validates the ID with a regular
+// expression on every call, and every flush scans all that is held.
 type held struct {
 	rooms.Notification
-	since time.Time
+	roomID string
+	since  time.Time
 }
 
 // Gate is a listener whose work on an event changes what /sync answers
@@ -100,8 +103,9 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, ch
 // Publish hears of a new event (the bus's rooms.TopicEvent). A notification is held back until every
 // position before it is readable, so that a woken request finds the event.
 func (n *Notifier) Publish(not rooms.Notification) {
+	h := held{Notification: not, roomID: not.Event.RoomID().String(), since: time.Now()}
 	n.mu.Lock()
-	n.pending = append(n.pending, held{Notification: not, since: time.Now()})
+	n.pending = append(n.pending, h)
 	n.mu.Unlock()
 	if _, holding := n.flush(); holding {
 		select {
@@ -146,7 +150,7 @@ func (n *Notifier) flush() (deadline time.Time, holding bool) {
 	n.mu.Lock()
 	var missing []string
 	for _, not := range n.pending {
-		if id := not.Event.RoomID().String(); !n.joined.Contains(id) && !slices.Contains(missing, id) {
+		if id := not.roomID; !n.joined.Contains(id) && !slices.Contains(missing, id) {
 			missing = append(missing, id)
 		}
 	}
@@ -181,7 +185,7 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 			}
 			continue
 		}
-		roomID := not.Event.RoomID().String()
+		roomID := not.roomID
 		users, known := n.joinedLocked(roomID)
 		if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
 			target := *not.Event.StateKey()
