@@ -2,14 +2,13 @@ package aliases_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"net/http"
 	"slices"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/aliases"
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -31,18 +30,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, dbURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
 	dir := directory.New(engine, db)
 	return &fixture{db: db, engine: engine, dir: dir, svc: aliases.New("hs1.test", db, engine, dir)}
 }

@@ -2,15 +2,14 @@ package directory
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"strings"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -89,18 +88,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, dbURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
 	return &fixture{db: db, engine: engine, svc: New(engine, db)}
 }
 

@@ -2,7 +2,7 @@ package guests
 
 import (
 	"context"
-	"crypto/ed25519"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"io"
 	"log/slog"
 	"testing"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -26,19 +25,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, dbURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	b := bus.New()
-	engine := rooms.New(db, stream, b, rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
+	b := env.Bus
 	g := New(db, engine, slog.New(slog.NewTextHandler(io.Discard, nil)), b)
 	return &fixture{db: db, engine: engine, g: g}
 }

@@ -2,15 +2,14 @@ package membership
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"strings"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -81,18 +80,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, dbURL string, federated bool) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
 	f := &fixture{engine: engine, remote: &remote{}}
 	o := Options{ServerName: "hs1.test", Rooms: engine, Store: db, Accounts: accounts{}}
 	if federated {

@@ -2,8 +2,8 @@ package receipts
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +13,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -66,17 +65,9 @@ const (
 func newFixture(t *testing.T, dbURL string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
+	var err error
 	f := &fixture{engine: engine, marker: &marker{}}
 	b := bus.New()
 	f.svc = New(db, engine, f.marker, b)

@@ -2,17 +2,15 @@ package relations
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -120,17 +118,8 @@ type fixture struct {
 func newFixture(t *testing.T, dbURL string) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+	env := roomtest.New(t, dbURL, "12")
+	db, engine := env.DB, env.Engine
 	roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "public_chat"})
 	if err != nil {
 		t.Fatal(err)

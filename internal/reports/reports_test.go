@@ -2,11 +2,10 @@ package reports_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"testing"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -42,17 +41,8 @@ func wantCode(t *testing.T, what string, err error, code string) {
 func TestReports(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, dbURL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		stream, err := rooms.OpenStream(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, key, _ := ed25519.GenerateKey(nil)
-		engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "hs1.test", KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: "12"})
+		env := roomtest.New(t, dbURL, "12")
+		db, engine := env.DB, env.Engine
 		s := reports.New("hs1.test", db, engine, users{})
 		roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "private_chat"})
 		if err != nil {

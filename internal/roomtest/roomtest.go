@@ -1,0 +1,46 @@
+// Package roomtest builds a room engine over a fresh store, for the tests
+// of the services that sit above the engine (membership, aliases,
+// directory, receipts, ...). The engine's own tests cannot use it: rooms
+// is below this package.
+package roomtest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"testing"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// ServerName is the name of the server the engine acts for.
+const ServerName = "hs1.test"
+
+// Env is an engine over an open store, closed when the test ends.
+type Env struct {
+	DB     *store.DB
+	Stream *rooms.StreamGen
+	Bus    *bus.InProcess
+	Engine *rooms.Engine
+}
+
+// New opens the database at dbURL (see testdb) and builds an engine for
+// ServerName whose new rooms have the given version.
+func New(t testing.TB, dbURL, defaultVersion string) Env {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dbURL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	stream, err := rooms.OpenStream(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	b := bus.New()
+	engine := rooms.New(db, stream, b, rooms.Options{ServerName: ServerName, KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: defaultVersion})
+	return Env{DB: db, Stream: stream, Bus: b, Engine: engine}
+}
