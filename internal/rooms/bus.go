@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // TopicEvent is the topic under which the engine publishes a
@@ -72,7 +74,7 @@ func (n *Notification) UnmarshalJSON(raw []byte) error {
 	}
 	ev := &Event{PDU: pdu, NID: j.NID, StreamPos: j.StreamPos, StateBefore: j.StateBefore, StateAfter: j.StateAfter,
 		ReplacesNID: j.ReplacesNID, HasURL: j.HasURL, RedactedBy: j.RedactedBy,
-		Status: j.Status, TxnLocalpart: j.TxnLocalpart, TxnDevice: j.TxnDevice, TxnID: j.TxnID}
+		Status: roommodel.Status(j.Status), TxnLocalpart: j.TxnLocalpart, TxnDevice: j.TxnDevice, TxnID: j.TxnID}
 	*n = Notification{Event: ev.derive(), Membership: j.Membership, PrevMembership: j.PrevMembership}
 	return nil
 }
