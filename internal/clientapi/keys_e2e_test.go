@@ -112,6 +112,16 @@ func TestKeysUploadQueryClaim(t *testing.T) {
 		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{
 			"one_time_keys": map[string]any{"signed_curve25519:K000": map[string]any{"key": "different"}}})
 		testserver.WantError(t, "duplicate one-time key", st, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		// Malformed keys are M_BAD_JSON, as Synapse answers.
+		for what, upload := range map[string]any{
+			"key name without an algorithm": map[string]any{"one_time_keys": map[string]any{"K001": "k"}},
+			"key object without a key":      map[string]any{"one_time_keys": map[string]any{"signed_curve25519:K001": map[string]any{"signatures": map[string]any{}}}},
+			"fallback key name":             map[string]any{"fallback_keys": map[string]any{":K001": "k"}},
+			"device_keys without fields":    map[string]any{"device_keys": map[string]any{"keys": map[string]any{}}},
+		} {
+			st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), upload)
+			testserver.WantError(t, what, st, body, http.StatusBadRequest, "M_BAD_JSON")
+		}
 
 		s.Do(t, http.MethodPut, "/_matrix/client/v3/devices/"+dev, tok(alice), map[string]any{"display_name": "phone"})
 		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/query", tok(bob), map[string]any{
