@@ -58,6 +58,15 @@ func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event
 			content["join_authorised_via_users_server"] = via
 		}
 	}
+	// A change to what the member event already says, by the same
+	// sender, changes nothing: as Synapse does (update_membership_locked),
+	// the current event is returned instead of a new one, so that joining
+	// a room one is in again is a no-op that still answers the room ID.
+	if cur, err := e.StateEvent(ctx, h.state, spec.MRoomMember, r.Target); err == nil && cur != nil && cur.Sender() == r.Sender {
+		if raw, err := json.Marshal(content); err == nil && jsonEqual(cur.Content(), raw) {
+			return cur, nil
+		}
+	}
 	target := r.Target
 	req := SendRequest{RoomID: r.RoomID, Sender: r.Sender, Type: spec.MRoomMember, StateKey: &target, Content: content, Txn: r.Txn}
 	if r.Countersign != nil {
