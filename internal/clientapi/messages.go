@@ -91,6 +91,14 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
 	current := a.rooms.Stream().Current()
+	// Members may read history; others only world-readable rooms, and a
+	// user who left only up to their leave (nothing once they forgot the
+	// room). Access comes before the parameters, as in Synapse: a user
+	// who may not read the room learns nothing from a 400.
+	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
 	pg, err := parsePage(q, false, current)
 	if err != nil {
 		return nil, err
@@ -109,15 +117,9 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
 			return nil, err
 		}
-		if rf.Limit > 0 && q.Get("limit") == "" {
-			limit = min(rf.Limit, maxPageLimit)
+		if rf.Limit != nil && *rf.Limit > 0 && q.Get("limit") == "" {
+			limit = min(*rf.Limit, maxPageLimit)
 		}
-	}
-	// Members may read history; others only world-readable rooms, and a
-	// user who left only up to their leave.
-	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
-	if err != nil {
-		return nil, err
 	}
 	upper := ra.UpTo(current)
 	evs, next, more, err := a.paginate(r.Context(), roomID, c.UserID, from, to, upper, limit, backwards, rf)

@@ -12,7 +12,9 @@ import (
 
 // EventFilter selects events by type and sender.
 type EventFilter struct {
-	Limit      int       `json:"limit,omitempty"`
+	// Limit is nil when the filter sets none: 0 is a limit (a sync
+	// timeline of no events, as in Synapse), not the default.
+	Limit      *int      `json:"limit,omitempty"`
 	Types      *[]string `json:"types,omitempty"`
 	NotTypes   []string  `json:"not_types,omitempty"`
 	Senders    *[]string `json:"senders,omitempty"`
@@ -61,7 +63,7 @@ func Parse(raw []byte) (*Filter, error) {
 	}
 	for _, ef := range []*EventFilter{&f.Presence, &f.AccountData, &f.Room.Timeline.EventFilter, &f.Room.State.EventFilter,
 		&f.Room.Ephemeral.EventFilter, &f.Room.AccountData.EventFilter} {
-		if ef.Limit < 0 {
+		if ef.Limit != nil && *ef.Limit < 0 {
 			return nil, mxerr.BadJSON("limit must not be negative")
 		}
 	}
@@ -75,7 +77,7 @@ func ParseRoomEventFilter(raw []byte) (*RoomEventFilter, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, mxerr.BadJSON("Invalid filter: %v", err)
 	}
-	if f.Limit < 0 {
+	if f.Limit != nil && *f.Limit < 0 {
 		return nil, mxerr.BadJSON("limit must not be negative")
 	}
 	return &f, nil
@@ -152,9 +154,8 @@ func (f RoomEventFilter) Allows(typ, sender, roomID string, containsURL bool) bo
 
 // LimitOr returns the filter's limit, or def when it sets none, capped at max.
 func (f EventFilter) LimitOr(def, max int) int {
-	n := f.Limit
-	if n <= 0 {
-		n = def
+	if f.Limit == nil {
+		return min(def, max)
 	}
-	return min(n, max)
+	return min(*f.Limit, max)
 }

@@ -51,6 +51,7 @@ type Store interface {
 	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 	OldestEvent(ctx context.Context, roomID string) (string, error)
 	MinStreamPos(ctx context.Context) (int64, error)
+	RoomForgotten(ctx context.Context, userID, roomID string) (bool, error)
 }
 
 // Notification tells listeners that an event was persisted.
