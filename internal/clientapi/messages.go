@@ -147,8 +147,20 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	resp := map[string]any{"chunk": chunk, "start": clientsync.Token{Events: from}.String()}
-	if more {
+	switch {
+	case more:
 		resp["end"] = clientsync.Token{Events: next}.String()
+	case len(evs) > 0:
+		// As Synapse: a page with events always has an end, right after
+		// its last event, and only an empty page has none. A client that
+		// stops at a page without end would otherwise never learn of
+		// later events (paging forwards) and sees a filtered page (say
+		// contains_url) end sooner than an unfiltered one would.
+		last := evs[len(evs)-1].StreamPos
+		if backwards {
+			last--
+		}
+		resp["end"] = clientsync.Token{Events: last}.String()
 	}
 	if rf.LazyLoadMembers {
 		state, err := a.lazyMembers(r.Context(), evs, c)
