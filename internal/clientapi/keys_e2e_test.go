@@ -545,3 +545,31 @@ func TestKeyChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestKeysUploadCountsAfterSync: the one_time_key_counts /keys/upload
+// answers include the keys just uploaded even when a /sync read (and
+// cached) the counts before, as Element X's crypto reads that answer.
+func TestKeysUploadCountsAfterSync(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw")
+		resp, err := alice.SyncRequest(ctx, 0, "", "", false, "")
+		if err != nil || resp.DeviceOTKCount.SignedCurve25519 != 0 {
+			t.Fatalf("first sync: %+v, %v", resp.DeviceOTKCount, err)
+		}
+		for round, want := range []int{2, 5} {
+			keys := map[string]any{}
+			for i := range want - round*2 { // 2 keys, then 3 more
+				keys[fmt.Sprintf("signed_curve25519:R%dK%d", round, i)] = map[string]any{"key": fmt.Sprintf("key-%d-%d", round, i)}
+			}
+			st, body := s.Do(t, http.MethodPost, "/_matrix/client/v3/keys/upload", tok(alice), map[string]any{"one_time_keys": keys})
+			testserver.WantStatus(t, "upload", st, body, http.StatusOK)
+			if c := body["one_time_key_counts"].(map[string]any)["signed_curve25519"]; c != float64(want) {
+				t.Fatalf("round %d: the upload answered %v, want %d", round, c, want)
+			}
+			if resp, err = alice.SyncRequest(ctx, 0, resp.NextBatch, "", false, ""); err != nil || resp.DeviceOTKCount.SignedCurve25519 != want {
+				t.Fatalf("round %d: sync after the upload: %+v, %v", round, resp.DeviceOTKCount, err)
+			}
+		}
+	})
+}
