@@ -144,10 +144,12 @@ func TestMembershipBodyFieldsInContent(t *testing.T) {
 			t.Fatalf("leave content: %v", c)
 		}
 
-		// A reason that is not a string is malformed.
+		// A reason or per-room profile that is not a string is malformed.
 		for _, path := range []string{"/join/" + url.PathEscape(roomID.String()), "/rooms/" + url.PathEscape(roomID.String()) + "/kick"} {
-			wireErr(t, "numeric reason "+path, post(alice, path, map[string]any{"user_id": carol.UserID, "reason": 5}),
-				http.StatusBadRequest, "M_BAD_JSON")
+			for _, field := range []string{"reason", "displayname", "avatar_url"} {
+				wireErr(t, "numeric "+field+" "+path, post(alice, path, map[string]any{"user_id": carol.UserID, field: 5}),
+					http.StatusBadRequest, "M_BAD_JSON")
+			}
 		}
 	})
 }

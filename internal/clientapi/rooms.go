@@ -189,6 +189,13 @@ func readMemberBody(r *http.Request, required bool) (memberBody, error) {
 	if v, ok := raw["user_id"]; ok && json.Unmarshal(v, &b.UserID) != nil {
 		return b, mxerr.BadJSON("user_id must be a string")
 	}
+	// A per-room profile is text, as the profile's own fields are.
+	for _, k := range []string{"displayname", "avatar_url"} {
+		var str *string
+		if v, ok := raw[k]; ok && json.Unmarshal(v, &str) != nil {
+			return b, mxerr.BadJSON("%s must be a string", k)
+		}
+	}
 	delete(raw, "user_id")
 	delete(raw, "third_party_signed")
 	b.Content = raw

@@ -133,8 +133,10 @@ func Reason(reason string) Content {
 // third-party invite's signature are the server's to vouch for.
 var serverKeys = []string{"membership", "join_authorised_via_users_server", "third_party_invite"}
 
-// fields is the content the event starts from; an empty reason is left
-// out, as the spec's "reason" is optional text.
+// fields is the content the event starts from. A null reason,
+// displayname or avatar_url is left out (the profile then fills the
+// last two), and so is an empty reason, as the spec's "reason" is
+// optional text.
 func (c Content) fields() map[string]any {
 	out := make(map[string]any, len(c))
 	for k, v := range c {
@@ -143,7 +145,12 @@ func (c Content) fields() map[string]any {
 	for _, k := range serverKeys {
 		delete(out, k)
 	}
-	if r, ok := c["reason"]; ok && (string(r) == `""` || string(r) == "null") {
+	for _, k := range []string{"reason", "displayname", "avatar_url"} {
+		if v, ok := c[k]; ok && string(v) == "null" {
+			delete(out, k)
+		}
+	}
+	if string(c["reason"]) == `""` {
 		delete(out, "reason")
 	}
 	return out
