@@ -363,3 +363,22 @@ func TestSplitInvites(t *testing.T) {
 		}
 	})
 }
+
+// TestContentFields: what of a client's body a member event starts from.
+func TestContentFields(t *testing.T) {
+	c := Content{
+		"reason": json.RawMessage(`""`), "displayname": json.RawMessage(`null`), "avatar_url": json.RawMessage(`"mxc://a/b"`),
+		"membership": json.RawMessage(`"ban"`), "join_authorised_via_users_server": json.RawMessage(`"@x:y"`),
+		"third_party_invite": json.RawMessage(`{}`), "org.example": json.RawMessage(`[1]`),
+	}
+	got, _ := json.Marshal(c.fields())
+	if string(got) != `{"avatar_url":"mxc://a/b","org.example":[1]}` {
+		t.Fatalf("fields: %s", got)
+	}
+	if got, _ := json.Marshal(Reason("why").fields()); string(got) != `{"reason":"why"}` {
+		t.Fatalf("Reason: %s", got)
+	}
+	if Reason("") != nil || len(Content(nil).fields()) != 0 {
+		t.Fatalf("an empty reason is no content")
+	}
+}
