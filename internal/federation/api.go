@@ -26,13 +26,14 @@ import (
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Store is the storage the federation API reads directly (rooms and
 // their events go through the engine).
 type Store interface {
-	InboundTxn(ctx context.Context, origin, txnID string) ([]byte, error)
+	// InboundTxn is the answer given to a transaction already processed
+	// (found false: none).
+	InboundTxn(ctx context.Context, origin, txnID string) (response []byte, found bool, err error)
 	RecordInboundTxn(ctx context.Context, origin, txnID string, response []byte, ts int64) error
 	UserExists(ctx context.Context, localpart string) (bool, error)
 	// ServerKeyResponse is another server's signed key answer, as last
@@ -57,12 +58,11 @@ type Deps struct {
 	Store  Store
 	Log    *slog.Logger
 
-	// What the read endpoints answer from (events.go, queries.go).
-	Timestamps TimestampStore
-	Aliases    AliasStore
-	Profiles   ProfileSource
-	Directory  *directory.Service
-	OpenID     OpenIDTokens
+	// What the read endpoints answer from (queries.go).
+	Aliases   AliasResolver
+	Profiles  ProfileSource
+	Directory *directory.Service
+	OpenID    OpenIDTokens
 	// Sender is told when an origin is reachable again (nil without
 	// federation).
 	Sender *remote.Sender
@@ -190,7 +190,7 @@ func (a *API) checkACL(ctx context.Context, roomID, origin string) error {
 // roomKnown refuses requests about rooms this server is not in.
 func (a *API) roomVersion(ctx context.Context, roomID string) (gomatrixserverlib.IRoomVersion, error) {
 	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
-	if err == store.ErrNotFound || v == nil {
+	if v == nil {
 		return nil, mxerr.NotFound("Room %s is not known to this server", roomID)
 	}
 	return v, err

@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The endpoints through which other servers read rooms' events: one
@@ -122,7 +120,7 @@ func (a *API) eventInRoom(ctx context.Context, roomID, eventID string) (*rooms.E
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Status == store.EventRejected {
+	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Rejected() {
 		return nil, mxerr.NotFound("Event %s not found in room %s", eventID, roomID)
 	}
 	return evs[0], nil
@@ -267,7 +265,7 @@ func (a *API) walkBackfill(ctx context.Context, roomID string, from []string, li
 		}
 		ev := frontier[i]
 		frontier = slices.Delete(frontier, i, i+1)
-		if ev.Status != store.EventRejected {
+		if !ev.Rejected() {
 			out = append(out, ev)
 		}
 		if err := enqueue(ev.PrevEventIDs()); err != nil {
@@ -348,7 +346,7 @@ func (a *API) walkMissing(ctx context.Context, roomID string, earliest, latest [
 				continue
 			}
 			front = append(front, p.EventID())
-			if p.Status != store.EventRejected {
+			if !p.Rejected() {
 				found = append(found, p)
 			}
 		}
@@ -363,11 +361,6 @@ func toRawJSON(pdus []gomatrixserverlib.PDU) []spec.RawJSON {
 		out[i] = p.JSON()
 	}
 	return out
-}
-
-// TimestampStore finds events by time, for /timestamp_to_event.
-type TimestampStore interface {
-	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
 }
 
 // timestampToEvent serves GET /timestamp_to_event: the event closest to
@@ -388,16 +381,12 @@ func (a *API) timestampToEvent(r *Request) (any, error) {
 	if err := a.checkACL(ctx, roomID, r.Origin); err != nil {
 		return nil, err
 	}
-	pos := int64(-1)
-	if backwards {
-		pos = math.MaxInt64
-	}
-	rows, err := a.d.Timestamps.EventsByTimestamp(ctx, roomID, ts, pos, a.d.Rooms.Stream().Current(), 1, backwards)
+	eventID, originTS, ok, err := a.d.Rooms.FirstEventNear(ctx, roomID, ts, a.d.Rooms.Stream().Current(), backwards)
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
+	if !ok {
 		return nil, mxerr.NotFound("Unable to find event from %d in direction %s", ts, q.Get("dir"))
 	}
-	return map[string]any{"event_id": rows[0].EventID, "origin_server_ts": rows[0].OriginTS}, nil
+	return map[string]any{"event_id": eventID, "origin_server_ts": originTS}, nil
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // inbound is the state of the /send endpoint: the EDU handlers other
@@ -149,10 +148,10 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	defer unlock()
 	// A transaction is processed once per origin and ID; a retry gets the
 	// first answer (server-server spec: the sender retries until 200).
-	if prev, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err == nil {
-		return json.RawMessage(prev), nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if prev, found, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err != nil {
 		return nil, err
+	} else if found {
+		return json.RawMessage(prev), nil
 	}
 	results, undecided := a.receivePDUs(ctx, r.Origin, body.PDUs)
 	if undecided != nil && a.retryTxn(r.Origin, txnID) {

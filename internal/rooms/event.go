@@ -77,6 +77,14 @@ func (e *Event) HasState() bool { return e.StateAfter != 0 }
 // IsState reports whether the event is a state event.
 func (e *Event) IsState() bool { return e.StateKey() != nil }
 
+// Rejected reports whether the event failed the auth rules; it is kept
+// (other events may reference it) but never served as part of the room.
+func (e *Event) Rejected() bool { return e.Status == store.EventRejected }
+
+// Accepted reports whether the event passed the auth rules and was not
+// soft-failed.
+func (e *Event) Accepted() bool { return e.Status == store.EventAccepted }
+
 // Sender is the sender's user ID (rooms here never use pseudo IDs).
 func (e *Event) Sender() string { return string(e.SenderID()) }
 

@@ -146,6 +146,7 @@ type built struct {
 	render    clientevent.Renderer
 	rels      *relations.Aggregator
 	dir       *directory.Service
+	aliases   *aliases.Service
 	acc       *accounts.Service
 	// fedClient and remote reach other servers (nil without federation).
 	fedClient fclient.FederationClient
@@ -234,6 +235,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
 	b.dir = directory.New(s.engine, db)
+	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
 }
 
@@ -266,11 +268,10 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
-	aliasSvc := aliases.New(cfg.ServerName, db, engine, b.dir)
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
-		Membership: memberSvc, Directory: b.dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
-		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: b.dir,
+		Membership: memberSvc, Directory: b.dir, Aliases: b.aliases, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
+		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: b.render, Keys: s.keys,
 		AccountData: s.acctData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, b.acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
@@ -391,7 +392,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if b.remote != nil {
 		d.Client, d.KeyRing, d.Remote, d.Sender = b.fedClient, keyRing, b.remote, s.sender
 		d.Rooms, d.Store, d.Media = s.engine, s.db, s.media
-		d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, b.acc, b.dir, b.acc
+		d.Aliases, d.Profiles, d.Directory, d.OpenID = b.aliases, b.acc, b.dir, b.acc
 		d.Keys, d.Typing, d.Receipts, d.Presence = s.keys, s.typing, s.receipts, s.presence
 	}
 	b.fed = federation.New(d)
