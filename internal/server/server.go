@@ -216,16 +216,18 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// events included; listeners subscribe to it as they are built.
 	changes := bus.New()
 	s.changes = changes
+	// The notifier holds wake-ups until push has counted an event's
+	// notifications; it hears of new events first (then push, search,
+	// guests), as Synapse notifies after computing push actions.
+	pushed := push.NewProgress(stream.Current())
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold))
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
 	s.acctData = accountdata.New(db, stream, changes)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
-		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
-	// Push is built first so that the notifier holds wake-ups until push
-	// has counted an event's notifications.
-	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(s.push, maxPushHold))
+		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
