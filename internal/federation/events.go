@@ -14,6 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // The endpoints through which other servers read rooms' events: one
@@ -120,7 +121,7 @@ func (a *API) eventInRoom(ctx context.Context, roomID, eventID string) (*rooms.E
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Rejected() {
+	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Status == roommodel.Rejected {
 		return nil, mxerr.NotFound("Event %s not found in room %s", eventID, roomID)
 	}
 	return evs[0], nil
@@ -265,7 +266,7 @@ func (a *API) walkBackfill(ctx context.Context, roomID string, from []string, li
 		}
 		ev := frontier[i]
 		frontier = slices.Delete(frontier, i, i+1)
-		if !ev.Rejected() {
+		if ev.Status != roommodel.Rejected {
 			out = append(out, ev)
 		}
 		if err := enqueue(ev.PrevEventIDs()); err != nil {
@@ -346,7 +347,7 @@ func (a *API) walkMissing(ctx context.Context, roomID string, earliest, latest [
 				continue
 			}
 			front = append(front, p.EventID())
-			if !p.Rejected() {
+			if p.Status != roommodel.Rejected {
 				found = append(found, p)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -19,7 +20,7 @@ type Event struct {
 	StreamPos   int64
 	StateBefore int64
 	StateAfter  int64
-	Status      int
+	Status      roommodel.Status
 	ReplacesNID int64
 	// HasURL is the contains_url filter's test, worked out once when the
 	// event is stored rather than on every filtered read.
@@ -77,20 +78,12 @@ func (e *Event) HasState() bool { return e.StateAfter != 0 }
 // IsState reports whether the event is a state event.
 func (e *Event) IsState() bool { return e.StateKey() != nil }
 
-// Rejected reports whether the event failed the auth rules; it is kept
-// (other events may reference it) but never served as part of the room.
-func (e *Event) Rejected() bool { return e.Status == store.EventRejected }
-
-// Accepted reports whether the event passed the auth rules and was not
-// soft-failed.
-func (e *Event) Accepted() bool { return e.Status == store.EventAccepted }
-
 // Sender is the sender's user ID (rooms here never use pseudo IDs).
 func (e *Event) Sender() string { return string(e.SenderID()) }
 
 // Key is the event's state key tuple; call only on state events.
-func (e *Event) Key() store.StateKey {
-	return store.StateKey{Type: e.Type(), StateKey: *e.StateKey()}
+func (e *Event) Key() roommodel.StateKey {
+	return roommodel.StateKey{Type: e.Type(), StateKey: *e.StateKey()}
 }
 
 // eventFromRow parses a stored event.
