@@ -180,12 +180,26 @@ func (a *API) Register(rt *httpapi.Router) {
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which
-// Synapse still serves for every endpoint that existed in r0.
+// Synapse still serves for every endpoint that existed in r0, and under
+// /unstable (see unstable).
 func legacy(rt *httpapi.Router, r httpapi.Route) {
 	path := r.Path
 	r.Path = "/_matrix/client/v3" + path
 	rt.Add(r)
 	r.Path = "/_matrix/client/r0" + path
+	rt.Add(r)
+	unstable(rt, r, path)
+}
+
+// unstable adds a route under /_matrix/client/unstable as well. Synapse
+// serves every r0/v3 endpoint there unless a servlet opts out
+// (client_patterns' unstable=True default), and clients still call some
+// there: cross-signing uploads (keys/device_signing/upload,
+// keys/signatures/upload) and key backup (room_keys/*) were unstable
+// before r0.6.1 and older matrix-js-sdk and Element Android releases
+// kept those paths.
+func unstable(rt *httpapi.Router, r httpapi.Route, path string) {
+	r.Path = "/_matrix/client/unstable" + path
 	rt.Add(r)
 }
 

@@ -45,10 +45,13 @@ func (a *API) registerKeys(rt *httpapi.Router) {
 	}
 }
 
-// v3 adds a route that exists from /v3 on.
+// v3 adds a route that exists from /v3 on, and under /unstable, where it
+// was before (see unstable).
 func v3(rt *httpapi.Router, r httpapi.Route) {
-	r.Path = "/_matrix/client/v3" + r.Path
+	path := r.Path
+	r.Path = "/_matrix/client/v3" + path
 	rt.Add(r)
+	unstable(rt, r, path)
 }
 
 func (a *API) uploadKeys(r *http.Request, c *httpapi.Caller) (any, error) {
