@@ -101,6 +101,20 @@ func TooLarge(format string, args ...any) *Error {
 func UserDeactivated(format string, args ...any) *Error {
 	return newf(http.StatusForbidden, "M_USER_DEACTIVATED", format, args...)
 }
+
+// UserLocked is spec v1.12's answer to a locked account: 401 with
+// soft_logout, so that clients keep their session and state and poll for
+// the lock to be lifted.
+func UserLocked() *Error {
+	return newf(http.StatusUnauthorized, "M_USER_LOCKED", "This account has been locked").With("soft_logout", true)
+}
+
+// UserSuspended is spec v1.13's answer to an action a suspended account
+// may not take.
+func UserSuspended() *Error {
+	return newf(http.StatusForbidden, "M_USER_SUSPENDED", "You cannot perform this action while suspended")
+}
+
 func GuestAccessForbidden(format string, args ...any) *Error {
 	return newf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", format, args...)
 }

@@ -65,6 +65,9 @@ func (e *Engine) mayRedact(ctx context.Context, red, target *Event) bool {
 // both check the same things.
 type RedactRequest struct {
 	RoomID, Sender, Target string
+	// SenderSuspended: a suspended account may redact its own events
+	// only (spec "Account suspension").
+	SenderSuspended bool
 	// Content is the redaction's content (reason, and anything else the
 	// client put there).
 	Content any
@@ -92,6 +95,9 @@ func (e *Engine) Redact(ctx context.Context, req RedactRequest) (*Event, error) 
 	}
 	if !ok {
 		return nil, mxerr.Forbidden("You cannot redact other users' events")
+	}
+	if req.SenderSuspended && target.Sender() != req.Sender {
+		return nil, mxerr.UserSuspended()
 	}
 	return e.Send(ctx, SendRequest{
 		RoomID: req.RoomID, Sender: req.Sender, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: req.Content, Txn: req.Txn,

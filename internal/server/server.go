@@ -75,6 +75,7 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	keys     *keys.Service
+	accounts *accounts.Service
 	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
@@ -191,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: e2ee.DevicesRemoved,
 	})
+	s.accounts = acc
 	s.typing = typing.New(stream, changes)
 	s.receipts = receipts.New(db, engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
@@ -495,6 +497,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *federation.Sender { return s.sender }
+
+// Accounts is the accounts service (tests lock and suspend accounts
+// through it until the admin API does).
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }
