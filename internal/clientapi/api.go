@@ -204,6 +204,15 @@ func unstable(rt *httpapi.Router, r httpapi.Route, path string) {
 	rt.Add(r)
 }
 
+// v3 adds a route that exists from /v3 on, and under /unstable, where it
+// was before (see unstable).
+func v3(rt *httpapi.Router, r httpapi.Route) {
+	path := r.Path
+	r.Path = "/_matrix/client/v3" + path
+	rt.Add(r)
+	unstable(rt, r, path)
+}
+
 // v1 adds a route that only exists under /v1.
 func v1(rt *httpapi.Router, r httpapi.Route) {
 	r.Path = "/_matrix/client/v1" + r.Path

@@ -45,15 +45,6 @@ func (a *API) registerKeys(rt *httpapi.Router) {
 	}
 }
 
-// v3 adds a route that exists from /v3 on, and under /unstable, where it
-// was before (see unstable).
-func v3(rt *httpapi.Router, r httpapi.Route) {
-	path := r.Path
-	r.Path = "/_matrix/client/v3" + path
-	rt.Add(r)
-	unstable(rt, r, path)
-}
-
 func (a *API) uploadKeys(r *http.Request, c *httpapi.Caller) (any, error) {
 	var req keys.UploadRequest
 	if err := httpapi.ReadJSON(r, &req); err != nil {
