@@ -213,10 +213,17 @@ func v3(rt *httpapi.Router, r httpapi.Route) {
 	unstable(rt, r, path)
 }
 
-// v1 adds a route that only exists under /v1.
-func v1(rt *httpapi.Router, r httpapi.Route) {
-	r.Path = "/_matrix/client/v1" + r.Path
+// v1 adds a route that only exists under /v1, and under the unstable
+// paths of its MSC (msc, below /_matrix/client/unstable) that Synapse
+// still serves and clients call before the spec version that made it
+// stable is advertised.
+func v1(rt *httpapi.Router, r httpapi.Route, msc ...string) {
+	path := r.Path
+	r.Path = "/_matrix/client/v1" + path
 	rt.Add(r)
+	for _, p := range msc {
+		unstable(rt, r, p)
+	}
 }
 
 // empty is the {} most successful writes answer with.

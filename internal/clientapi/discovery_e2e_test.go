@@ -3,7 +3,10 @@ package clientapi_test
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -69,6 +72,24 @@ func TestUnstablePrefixAliases(t *testing.T) {
 		testserver.WantStatus(t, "unstable whoami", st, body, http.StatusOK)
 		if body["user_id"] != aliceID {
 			t.Fatalf("unstable whoami: %v", body)
+		}
+
+		// The MSC paths of /v1 endpoints that clients still call: mautrix-go
+		// asks MSC3266's room summary until v1.15 is advertised.
+		room, err := alice.CreateRoom(context.Background(), &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := alice.GetRoomSummary(context.Background(), room.RoomID.String())
+		if err != nil || sum.RoomID != room.RoomID {
+			t.Fatalf("room summary through mautrix-go: %+v %v", sum, err)
+		}
+		r := url.PathEscape(room.RoomID.String())
+		for _, p := range []string{"/im.nheko.summary/rooms/" + r + "/summary", "/uk.half-shot.msc2666/user/mutual_rooms?user_id=" + url.QueryEscape(s.UserID("bob")),
+			"/org.matrix.msc3030/rooms/" + r + "/timestamp_to_event?dir=b&ts=" + strconv.FormatInt(time.Now().UnixMilli()+60000, 10),
+			"/org.matrix.msc2432/rooms/" + r + "/aliases"} {
+			st, body = s.Do(t, http.MethodGet, prefix+p, tok(alice), nil)
+			testserver.WantStatus(t, p, st, body, http.StatusOK)
 		}
 	})
 }
