@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -20,7 +21,7 @@ import (
 // is no member the notifier would wake); end is the next from. A room
 // the user may not read is 403, as in Synapse.
 func TestEventStreamPeek(t *testing.T) {
-	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+	testserver.EachEngine(t, func(c *config.Config) { c.Registration.AllowGuests = true }, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice := s.Register("alice", "pw-alice")
 		bob := s.Register("bob", "pw-bob")
@@ -97,6 +98,18 @@ func TestEventStreamPeek(t *testing.T) {
 		testserver.WantStatus(t, "GET /events without room_id", st, body, http.StatusOK)
 		if c := body["chunk"].([]any); len(c) != 1 || c[0].(map[string]any)["event_id"] != m3.String() {
 			t.Fatalf("alice's stream %v, want [%s]", c, m3)
+		}
+
+		// A guest peeks too, but must name the room (Synapse).
+		st, body = s.Do(t, http.MethodPost, "/_matrix/client/v3/register?kind=guest", "", map[string]any{})
+		testserver.WantStatus(t, "guest registration", st, body, http.StatusOK)
+		guest, _ := body["access_token"].(string)
+		st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events?timeout=0", guest, nil)
+		testserver.WantError(t, "guest without room_id", st, body, http.StatusBadRequest, "M_MISSING_PARAM")
+		st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events?timeout=0&from="+url.QueryEscape(from)+"&room_id="+url.QueryEscape(room.RoomID.String()), guest, nil)
+		testserver.WantStatus(t, "guest peek", st, body, http.StatusOK)
+		if c := body["chunk"].([]any); len(c) != 3 {
+			t.Fatalf("guest peek: %d events, want 3 (one, two, three)", len(c))
 		}
 
 		// A room bob may not read, and bad parameters.
