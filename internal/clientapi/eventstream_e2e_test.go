@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -112,6 +113,13 @@ func TestEventStreamPeek(t *testing.T) {
 			t.Fatalf("guest peek: %d events, want 3 (one, two, three)", len(c))
 		}
 
+		// GET /events/{eventId}: the event, to whoever may see it.
+		st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events/"+url.PathEscape(m1.String()), bob.AccessToken, nil)
+		testserver.WantStatus(t, "GET /events/{eventId}", st, body, http.StatusOK)
+		if body["event_id"] != m1.String() || body["room_id"] != room.RoomID.String() {
+			t.Fatalf("GET /events/{eventId}: %v", body)
+		}
+
 		// A room bob may not read, and bad parameters.
 		private, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
 		if err != nil {
@@ -119,6 +127,14 @@ func TestEventStreamPeek(t *testing.T) {
 		}
 		st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events?timeout=0&room_id="+url.QueryEscape(private.RoomID.String()), bob.AccessToken, nil)
 		testserver.WantError(t, "private room", st, body, http.StatusForbidden, "M_FORBIDDEN")
+		secret, err := alice.SendText(ctx, private.RoomID, "secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range []string{secret.EventID.String(), "$nosuchevent", "$" + strings.Repeat("x", 500)} {
+			st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events/"+url.PathEscape(ev), bob.AccessToken, nil)
+			testserver.WantError(t, "hidden or missing event", st, body, http.StatusNotFound, "M_NOT_FOUND")
+		}
 		st, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/events?timeout=0&room_id=%00%ff", bob.AccessToken, nil)
 		if st < 400 || st >= 500 {
 			t.Fatalf("hostile room_id: %d %v", st, body)

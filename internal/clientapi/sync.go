@@ -10,6 +10,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // maxSyncTimeout caps long-polling, as reverse proxies time out anyway.
@@ -24,6 +25,11 @@ func (a *API) registerSync(rt *httpapi.Router) {
 	legacy(rt, events)
 	events.Path = "/_matrix/client/api/v1/events"
 	rt.Add(events)
+	// Its companion, deprecated in r0 too, refused to guests as Synapse's.
+	one := httpapi.Route{Method: http.MethodGet, Path: "/events/{eventId}", Auth: httpapi.AuthRequired, Handler: a.getOneEvent}
+	legacy(rt, one)
+	one.Path = "/_matrix/client/api/v1/events/{eventId}"
+	rt.Add(one)
 	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/user/{userId}/filter", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.createFilter})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/user/{userId}/filter/{filterId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.getFilter})
 }
@@ -105,6 +111,24 @@ func (a *API) eventStream(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	return map[string]any{"chunk": nonNil(chunk), "start": page.Start.String(), "end": page.End.String()}, nil
+}
+
+// getOneEvent serves GET /events/{eventId}: /rooms/{roomId}/event without
+// the room, which the event names; 404 for an event the user may not see,
+// as for a missing one.
+func (a *API) getOneEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	ev, err := a.rooms.Event(r.Context(), r.PathValue("eventId"))
+	if err != nil {
+		return nil, err
+	}
+	if ev, err = a.rooms.VisibleEvent(r.Context(), ev.RoomID().String(), ev.EventID(), c.UserID); err != nil {
+		return nil, err
+	}
+	out, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {
