@@ -1,0 +1,143 @@
+package federation_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/myelin-chat/myelin/internal/testserver"
+	"github.com/myelin-chat/myelin/internal/testserver/peer"
+)
+
+// peerJoin makes a new user of s join the peer's room through make_join
+// and send_join, and returns the user's client.
+func peerJoin(t *testing.T, s *testserver.Server, p *peer.Peer, room *peer.Room, localpart string) *mautrix.Client {
+	t.Helper()
+	c := s.Register(localpart, "password")
+	if _, err := c.JoinRoom(context.Background(), room.ID, &mautrix.ReqJoinRoom{Via: []string{p.Name}}); err != nil {
+		t.Fatalf("%s joining the peer's room: %v", localpart, err)
+	}
+	return c
+}
+
+func peerMessage(t *testing.T, room *peer.Room, prevs []string, sender, body string) string {
+	t.Helper()
+	return room.CreateAfter(t, prevs, sender, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": body}).EventID()
+}
+
+// TestGapFilledWithStateIDs: an event arrives after a gap that
+// /get_missing_events does not fill (the peer answers it with nothing),
+// from a server that does not serve /state (Synapse does, but the spec
+// only guarantees /state_ids and /event). The state at the gap comes from
+// /state_ids and the events lacking from /event: the gap's new member is
+// allowed to speak, the topic set in the gap is the room's, and the event
+// shows in /sync.
+func TestGapFilledWithStateIDs(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		hs1 := net.Servers[0]
+		p.Refuse(peer.State, http.StatusNotFound)
+		room := p.CreateRoom(t)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		sync := &sendSyncer{c: alice}
+		sync.waitMessages(t, id.RoomID(room.ID))
+
+		// The gap: bob of the peer joins, the topic changes, bob talks;
+		// none of it reaches hs1 and get_missing_events finds nothing.
+		bob := p.UserID("bob")
+		room.Create(t, bob, spec.MRoomMember, &bob, map[string]string{"membership": spec.Join})
+		empty := ""
+		room.Create(t, room.Creator, spec.MRoomTopic, &empty, map[string]string{"topic": "set in the gap"})
+		peerMessage(t, room, room.Extremities(), bob, "in the gap")
+		p.OnMissingEvents(func([]json.RawMessage) []json.RawMessage { return nil })
+		last := room.Create(t, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after the gap"})
+		if res := p.Send(t, hs1, last); res[last.EventID()] != "" {
+			t.Fatalf("event after the gap refused: %q", res[last.EventID()])
+		}
+		sync.waitMessages(t, id.RoomID(room.ID), "after the gap")
+		var topic struct {
+			Topic string `json:"topic"`
+		}
+		if err := alice.StateEvent(context.Background(), id.RoomID(room.ID), event.StateTopic, "", &topic); err != nil || topic.Topic != "set in the gap" {
+			t.Fatalf("topic after the gap: %q, %v", topic.Topic, err)
+		}
+		if p.Hits(peer.StateIDs) == 0 || p.Hits(peer.State) != 0 {
+			t.Fatalf("asked /state_ids %d times and /state %d times", p.Hits(peer.StateIDs), p.Hits(peer.State))
+		}
+	})
+}
+
+// TestMissingAuthEventsFetched: an event whose auth events hs1 lacks (a
+// power levels event of a branch it never saw) gets them from /event_auth
+// and is checked against them, not refused for lacking them (Synapse's
+// _update_auth_events_for_auth).
+func TestMissingAuthEventsFetched(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		hs1 := net.Servers[0]
+		room := p.CreateRoom(t)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		sync := &sendSyncer{c: alice}
+		sync.waitMessages(t, id.RoomID(room.ID))
+
+		// A side branch hs1 never hears of raises bob's power; bob's
+		// message on the main branch names that power levels event among
+		// its auth events.
+		empty := ""
+		bob := p.UserID("bob")
+		main := room.Extremities()
+		join := room.CreateAfter(t, main, bob, spec.MRoomMember, &bob, map[string]string{"membership": spec.Join})
+		if res := p.Send(t, hs1, join); res[join.EventID()] != "" {
+			t.Fatalf("bob's join refused: %q", res[join.EventID()])
+		}
+		side := room.CreateAfter(t, []string{join.EventID()}, room.Creator, spec.MRoomPowerLevels, &empty, map[string]any{
+			"users": map[string]int{room.Creator: 100, bob: 50}, "users_default": 0, "events_default": 0, "state_default": 50,
+		})
+		msg := room.BuildWithAuth(t, []string{join.EventID()}, bob, "m.room.message", nil,
+			map[string]string{"msgtype": "m.text", "body": "with unknown auth"}, side.EventID())
+		room.Add(msg)
+		if res := p.Send(t, hs1, msg); res[msg.EventID()] != "" {
+			t.Fatalf("event with missing auth events refused: %q", res[msg.EventID()])
+		}
+		sync.waitMessages(t, id.RoomID(room.ID), "with unknown auth")
+		if p.Hits(peer.EventAuth)+p.Hits(peer.Event) == 0 {
+			t.Fatal("hs1 never asked for the missing auth events")
+		}
+	})
+}
+
+// TestMissingEventsSkipsInvalid: an answer to /get_missing_events that
+// holds events invalid for the room version (an oversized state key, a
+// float where the canonical JSON allows only integers, an event of
+// another room) has them dropped and the rest received.
+func TestMissingEventsSkipsInvalid(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		hs1 := net.Servers[0]
+		room := p.CreateRoom(t)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		sync := &sendSyncer{c: alice}
+		sync.waitMessages(t, id.RoomID(room.ID))
+
+		peerMessage(t, room, room.Extremities(), room.Creator, "missed 1")
+		peerMessage(t, room, room.Extremities(), room.Creator, "missed 2")
+		p.OnMissingEvents(func(evs []json.RawMessage) []json.RawMessage {
+			long := strings.Repeat("k", 300)
+			bad := []json.RawMessage{
+				json.RawMessage(`{"type":"m.room.member","state_key":"` + long + `","room_id":"` + room.ID + `"}`),
+				json.RawMessage(`{"type":"m.room.message","depth":1.5,"room_id":"` + room.ID + `"}`),
+				json.RawMessage(`"not an object"`),
+			}
+			return append(bad, evs...)
+		})
+		last := room.Create(t, room.Creator, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after"})
+		if res := p.Send(t, hs1, last); res[last.EventID()] != "" {
+			t.Fatalf("event refused: %q", res[last.EventID()])
+		}
+		sync.waitMessages(t, id.RoomID(room.ID), "missed 1", "missed 2", "after")
+	})
+}
