@@ -78,11 +78,7 @@ func (a *API) storeBackfill(ctx context.Context, server string, v gomatrixserver
 		_, err := a.d.Rooms.ReceiveHistorical(ctx, pdu, pos, nil, nil)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
-			var state, auth []gomatrixserverlib.PDU
-			resp, lerr := a.d.Client.LookupState(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, pdu.EventID(), v.Version())
-			if lerr == nil {
-				state, auth, lerr = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
-			}
+			state, auth, lerr := a.remoteStateAt(ctx, server, v, roomID, pdu.EventID())
 			if lerr != nil {
 				a.d.Log.Info("state for a backfilled event", "event_id", pdu.EventID(), "server", server, "err", lerr)
 				continue

@@ -12,24 +12,20 @@ import (
 
 // receiveWithRemoteState receives an event whose prev events are still
 // missing after /get_missing_events: it asks the sending server for the
-// room state at each missing prev event (/state, checked: signatures and
-// auth), adds the prev event itself when it is a state event the state
-// allows, and lets the room engine resolve the event's state from those.
-// When the origin does not supply them the event is refused (Synapse
-// drops it too): a decision about the event, not a failure to decide.
-func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, missing []string) (*rooms.Event, error) {
-	self, dest := spec.ServerName(a.d.ServerName), spec.ServerName(origin)
+// room state at each missing prev event (remoteStateAt: /state_ids and
+// /event, checked: signatures and auth), adds the prev event itself when
+// it is a state event the state allows, and lets the room engine resolve
+// the event's state from those. chain holds auth events already fetched
+// for the event (its /event_auth). When the origin does not supply them
+// the event is refused (Synapse drops it too): a decision about the
+// event, not a failure to decide.
+func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, missing []string, chain []gomatrixserverlib.PDU) (*rooms.Event, error) {
 	roomID := pdu.RoomID().String()
 	prevStates := map[string][]gomatrixserverlib.PDU{}
-	var chain []gomatrixserverlib.PDU
 	for _, id := range missing {
-		resp, err := a.d.Client.LookupState(ctx, self, dest, roomID, id, v.Version())
+		state, auth, err := a.remoteStateAt(ctx, origin, v, roomID, id)
 		if err != nil {
-			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
-		}
-		state, auth, err := gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(origin), userIDForSender)
-		if err != nil {
-			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
+			return nil, &refusedPDU{err}
 		}
 		prev, err := a.fetchEvent(ctx, origin, v, id)
 		if err != nil {

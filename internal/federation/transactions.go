@@ -312,13 +312,25 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 // receiveOrResolve receives an event and, when some of its prev events
 // are still unknown, lets the origin's state at those stand in for them
 // (Synapse does the same for a gap get_missing_events did not fill).
+// Auth events it lacks are fetched from the origin (/event_auth) before
+// its auth check, as Synapse's _update_auth_events_for_auth does, rather
+// than the event being refused for them.
 func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) (*rooms.Event, error) {
 	ev, err := a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
-	if errors.As(err, &missing) && len(missing.Prev) > 0 {
-		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev)
+	if !errors.As(err, &missing) {
+		return ev, err
 	}
-	return ev, err
+	var chain []gomatrixserverlib.PDU
+	if len(missing.Auth) > 0 {
+		if chain, err = a.remoteAuthChain(ctx, origin, v, pdu); err != nil {
+			return nil, &refusedPDU{err}
+		}
+	}
+	if len(missing.Prev) > 0 {
+		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev, chain)
+	}
+	return a.d.Rooms.ReceiveWithState(ctx, pdu, nil, chain)
 }
 
 // verifyPDU parses an event of a room version and checks its signatures

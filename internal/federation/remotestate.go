@@ -1,0 +1,159 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+)
+
+// Room state and auth chains fetched from another server with the
+// endpoints every server serves: /state_ids names the state at an event
+// and its auth chain, /event fetches each event this server lacks, and
+// /event_auth an event's auth chain. /state, which returns the events
+// themselves, is an optimisation some servers do not serve (Synapse
+// itself falls back to /state_ids and /event for small gaps, in
+// _get_state_ids_after_missing_prev_event).
+
+const (
+	// maxRemoteState bounds the event IDs a /state_ids answer may name
+	// (state and auth chain together): a room's state is large, but a
+	// server naming millions of events is not describing one.
+	maxRemoteState = 200_000
+	// eventFetchers is how many /event requests run at once for one
+	// state: enough to fetch a gap's few hundred events quickly, few
+	// enough not to flood the other server.
+	eventFetchers = 8
+)
+
+// remoteStateAt fetches the room state before eventID (and its auth
+// chain) from server, and checks it as a /state answer would be checked:
+// signatures, and every event authorised by its auth events.
+func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string) (state, authChain []gomatrixserverlib.PDU, err error) {
+	ids, err := a.d.Client.LookupStateIDs(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, eventID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state_ids at %s from %s: %w", eventID, server, err)
+	}
+	if len(ids.StateEventIDs)+len(ids.AuthEventIDs) > maxRemoteState {
+		return nil, nil, fmt.Errorf("state_ids at %s from %s: %d events, more than %d", eventID, server,
+			len(ids.StateEventIDs)+len(ids.AuthEventIDs), maxRemoteState)
+	}
+	evs, err := a.eventsFrom(ctx, server, v, roomID, append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...))
+	if err != nil {
+		return nil, nil, err
+	}
+	resp := &fclient.RespState{}
+	for _, id := range ids.StateEventIDs {
+		ev, ok := evs[id]
+		if !ok {
+			return nil, nil, fmt.Errorf("state at %s from %s: state event %s could not be fetched", eventID, server, id)
+		}
+		resp.StateEvents = append(resp.StateEvents, ev.JSON())
+	}
+	for _, id := range ids.AuthEventIDs {
+		// An auth chain event that could not be fetched is looked for
+		// again, by the check below, only if some event needs it.
+		if ev, ok := evs[id]; ok {
+			resp.AuthEvents = append(resp.AuthEvents, ev.JSON())
+		}
+	}
+	// CheckStateResponse returns the auth chain first, then the state.
+	authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state at %s from %s: %w", eventID, server, err)
+	}
+	return state, authChain, nil
+}
+
+// remoteAuthChain fetches an event's auth chain from server
+// (/event_auth) and checks it: signatures, and each event authorised by
+// its own auth events. Events that do not parse for the room version or
+// belong to another room are dropped, as in any other answer.
+func (a *API) remoteAuthChain(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) ([]gomatrixserverlib.PDU, error) {
+	roomID := pdu.RoomID().String()
+	resp, err := a.d.Client.GetEventAuth(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), v.Version(), roomID, pdu.EventID())
+	if err != nil {
+		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
+	}
+	var chain gomatrixserverlib.EventJSONs
+	for _, raw := range resp.AuthEvents {
+		ev, err := rooms.ParsePDU(v, raw)
+		if err != nil || ev.RoomID().String() != roomID {
+			continue
+		}
+		chain = append(chain, ev.JSON())
+	}
+	// As auth events (a state list may not repeat a type and state key,
+	// which an auth chain does), each checked against the others.
+	checked, _, err := gomatrixserverlib.CheckStateResponse(ctx, &fclient.RespState{AuthEvents: chain},
+		v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+	if err != nil {
+		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
+	}
+	return checked, nil
+}
+
+// eventsFrom returns the events named, those this server holds from its
+// store and the others fetched from server (/event, signatures checked).
+// Events that cannot be fetched are left out; the caller decides whether
+// it can do without them.
+func (a *API) eventsFrom(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, ids []string) (map[string]gomatrixserverlib.PDU, error) {
+	out := map[string]gomatrixserverlib.PDU{}
+	uniq := make([]string, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	local, err := a.d.Rooms.EventsByID(ctx, uniq)
+	if err != nil {
+		return nil, err
+	}
+	for _, ev := range local {
+		if ev.RoomID().String() == roomID {
+			out[ev.EventID()] = ev.PDU
+		}
+	}
+	var lacking []string
+	for _, id := range uniq {
+		if _, ok := out[id]; !ok {
+			lacking = append(lacking, id)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range min(eventFetchers, len(lacking)) {
+		wg.Go(func() {
+			for id := range work {
+				ev, err := a.fetchEvent(ctx, server, v, id)
+				if err == nil && ev.RoomID().String() != roomID {
+					err = fmt.Errorf("event %s from %s: of room %s", id, server, ev.RoomID().String())
+				}
+				if err != nil {
+					a.d.Log.Info("federation: fetching an event", "server", server, "err", err)
+					continue
+				}
+				mu.Lock()
+				out[id] = ev
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range lacking {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return out, ctx.Err()
+}
