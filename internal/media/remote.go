@@ -2,8 +2,8 @@ package media
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
