@@ -56,6 +56,7 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
+		a.catchUpOnRejoin(ctx, server, resp.JoinEvent)
 		_, err := a.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
