@@ -3,10 +3,12 @@ package federation_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -139,5 +141,43 @@ func TestMissingEventsSkipsInvalid(t *testing.T) {
 			t.Fatalf("event refused: %q", res[last.EventID()])
 		}
 		sync.waitMessages(t, id.RoomID(room.ID), "missed 1", "missed 2", "after")
+	})
+}
+
+// TestGapBeyondMissingEvents, across Myelin servers: a gap larger than
+// /get_missing_events fills (carol of hs3 joins, then says more than a
+// hundred things that only hs2 holds) is bridged with hs2's /state_ids
+// and /event at the oldest event fetched: carol's join, in the part of
+// the gap never fetched, is in hs1's state, and her last message is in
+// alice's /sync.
+func TestGapBeyondMissingEvents(t *testing.T) {
+	testserver.EachEngineNetwork(t, 3, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2, hs3 := net.Servers[0], net.Servers[1], net.Servers[2]
+		alice, _, roomID := sendRoom(t, net)
+		sync := &sendSyncer{c: alice}
+		sync.waitMessages(t, roomID)
+		room, carol := roomID.String(), hs3.UserID("carol")
+		receive := func(pdu gomatrixserverlib.PDU) {
+			t.Helper()
+			if _, err := hs2.Engine().Receive(ctx, pdu); err != nil {
+				t.Fatal(err)
+			}
+		}
+		receive(sendBuild(t, hs2, hs3, room, carol, spec.MRoomMember, &carol, map[string]string{"membership": spec.Join}))
+		for i := range 130 {
+			receive(sendBuild(t, hs2, hs3, room, carol, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": fmt.Sprintf("gap %d", i)}))
+		}
+		last := sendBuild(t, hs2, hs3, room, carol, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after the gap"})
+		receive(last)
+		status, body := net.SignedRequest(t, hs2, hs1, http.MethodPut, sendPath+"big-gap", sendTxn(hs2, last.JSON()))
+		testserver.WantStatus(t, "send", status, body, http.StatusOK)
+		if e, ok := sendResult(t, body, last.EventID()); !ok || e != "" {
+			t.Fatalf("event after a large gap: %v", body)
+		}
+		if m, _ := hs1.Engine().MembershipOf(ctx, room, carol); m != spec.Join {
+			t.Fatalf("carol on hs1: %q", m)
+		}
+		sync.waitMessages(t, roomID, "after the gap")
 	})
 }
