@@ -95,6 +95,9 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		}
 	}
 	if mode != stateNone {
+		if stateEvs, err = s.withEndState(ctx, roomID, upto, start, tl, stateEvs); err != nil {
+			return nil, err
+		}
 		stateEvs = s.filterState(req, stateEvs, tl)
 	}
 	viewer := req.Viewer
