@@ -80,6 +80,9 @@ func (a *API) remoteAuthChain(ctx context.Context, server string, v gomatrixserv
 	if err != nil {
 		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
 	}
+	if len(resp.AuthEvents) > maxRemoteState {
+		return nil, fmt.Errorf("event_auth of %s from %s: %d events, more than %d", pdu.EventID(), server, len(resp.AuthEvents), maxRemoteState)
+	}
 	var chain gomatrixserverlib.EventJSONs
 	for _, raw := range resp.AuthEvents {
 		ev, err := rooms.ParsePDU(v, raw)

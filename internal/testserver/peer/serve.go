@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -304,7 +305,8 @@ func (p *Peer) serveMakeJoin(w http.ResponseWriter, r *request) {
 }
 
 // serveSendJoin is /v2/send_join: the join joins the room; the answer is
-// the full state before it and its auth chain (members_omitted false).
+// the state before it and the auth chain of that state and the join,
+// the full state unless ?omit_members=true asks for a partial-state join.
 func (p *Peer) serveSendJoin(w http.ResponseWriter, r *request) {
 	room := p.room(w, r.PathValue("roomId"))
 	if room == nil {
@@ -319,15 +321,19 @@ func (p *Peer) serveSendJoin(w http.ResponseWriter, r *request) {
 		writeError(w, http.StatusForbidden, "M_FORBIDDEN", err.Error())
 		return
 	}
+	omit := r.URL.Query().Get("omit_members") == "true"
 	p.mu.Lock()
 	state := room.stateAt(pdu.PrevEventIDs()).list()
-	chain := room.authChain(state)
 	servers := map[string]bool{p.Name: true, r.origin: true}
 	for _, ev := range state {
 		if m, _ := ev.Membership(); ev.Type() == spec.MRoomMember && m == spec.Join {
 			servers[serverOf(*ev.StateKey())] = true
 		}
 	}
+	if omit {
+		state = withoutMembers(state, pdu)
+	}
+	chain := room.authChain(append(slices.Clone(state), pdu))
 	room.add(pdu)
 	p.mu.Unlock()
 	var list []string
@@ -336,7 +342,27 @@ func (p *Peer) serveSendJoin(w http.ResponseWriter, r *request) {
 	}
 	slices.Sort(list)
 	writeJSON(w, http.StatusOK, map[string]any{"origin": p.Name, "state": jsons(state), "auth_chain": jsons(chain),
-		"event": json.RawMessage(pdu.JSON()), "members_omitted": false, "servers_in_room": list})
+		"event": json.RawMessage(pdu.JSON()), "members_omitted": omit, "servers_in_room": list})
+}
+
+// withoutMembers is the state a partial-state join gets (send_join with
+// omit_members, MSC3706): membership events left out but those of the
+// room's heroes (up to 5 members, by the spec's room summary rule) and
+// of the joining user.
+func withoutMembers(state []gomatrixserverlib.PDU, join gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
+	var out, members []gomatrixserverlib.PDU
+	for _, ev := range state {
+		switch {
+		case ev.Type() != spec.MRoomMember:
+			out = append(out, ev)
+		case *ev.StateKey() == *join.StateKey():
+			out = append(out, ev)
+		default:
+			members = append(members, ev)
+		}
+	}
+	slices.SortFunc(members, func(a, b gomatrixserverlib.PDU) int { return strings.Compare(*a.StateKey(), *b.StateKey()) })
+	return append(out, members[:min(5, len(members))]...)
 }
 
 // serveMediaDownload is the authenticated download (spec 1.11): a
