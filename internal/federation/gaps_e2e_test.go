@@ -181,3 +181,30 @@ func TestGapBeyondMissingEvents(t *testing.T) {
 		sync.waitMessages(t, roomID, "after the gap")
 	})
 }
+
+// TestGapOriginServesNoState: an origin that answers neither /state_ids
+// nor /event for a gap gets a per-event refusal in a 200 answer, not an
+// error for the transaction, and the rest of the transaction is
+// received.
+func TestGapOriginServesNoState(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		hs1 := net.Servers[0]
+		room := p.CreateRoom(t)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		sync := &sendSyncer{c: alice}
+		sync.waitMessages(t, id.RoomID(room.ID))
+		before := room.Extremities()
+		peerMessage(t, room, before, room.Creator, "never seen")
+		p.OnMissingEvents(func([]json.RawMessage) []json.RawMessage { return nil })
+		p.Refuse(peer.StateIDs, http.StatusNotFound)
+		p.Refuse(peer.State, http.StatusNotFound)
+		p.Refuse(peer.Event, http.StatusNotFound)
+		orphan := room.Create(t, room.Creator, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "orphan"})
+		fine := room.CreateAfter(t, before, room.Creator, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "fine"})
+		res := p.Send(t, hs1, orphan, fine)
+		if res[orphan.EventID()] == "" || res[fine.EventID()] != "" {
+			t.Fatalf("answers: %q", res)
+		}
+		sync.waitMessages(t, id.RoomID(room.ID), "fine")
+	})
+}

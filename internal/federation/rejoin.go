@@ -2,9 +2,14 @@ package federation
 
 import (
 	"context"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 )
+
+// rejoinCatchUpTimeout bounds how long a rejoin waits for what was said
+// while this server was out of the room.
+const rejoinCatchUpTimeout = 10 * time.Second
 
 // catchUpOnRejoin receives, before a rejoin is stored, what was said in
 // the room while this server was out of it: the events between its
@@ -15,6 +20,10 @@ import (
 // the room's history, which backfill (it extends only the room's oldest
 // end) never reaches. A first join has nothing to catch up on.
 func (a *API) catchUpOnRejoin(ctx context.Context, server string, join gomatrixserverlib.PDU) {
+	// The user waits for the join: what cannot be fetched quickly stays a
+	// hole in the history rather than holding the join up.
+	ctx, cancel := context.WithTimeout(ctx, rejoinCatchUpTimeout)
+	defer cancel()
 	roomID := join.RoomID().String()
 	if _, _, err := a.d.Rooms.Extremities(ctx, roomID); err != nil {
 		return
