@@ -455,13 +455,20 @@ func (a *API) stillMissing(ctx context.Context, pdu gomatrixserverlib.PDU, fetch
 
 // receiveFetched receives fetched events oldest (lowest depth) first;
 // the oldest may still lack prev events when the gap was larger than the
-// rounds allow, and get its state from the origin.
+// rounds allow, and get its state from the origin. It stops only at a
+// failure to decide (which the transaction is retried for).
 func (a *API) receiveFetched(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, fetched map[string]gomatrixserverlib.PDU) error {
 	evs := mapValues(fetched)
 	sortByDepth(evs)
 	for _, ev := range evs {
-		if _, err := a.receiveOrResolve(ctx, origin, v, ev); err != nil {
+		_, err := a.receiveOrResolve(ctx, origin, v, ev)
+		if err != nil && !decided(err) {
 			return err
+		}
+		if err != nil {
+			// One refused event does not stop the others: those on other
+			// branches still fit, and the rest get the origin's state.
+			a.d.Log.Info("federation: refused a fetched missing event", "origin", origin, "event_id", ev.EventID(), "err", err)
 		}
 	}
 	return nil
