@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/testserver"
+	"github.com/myelin-chat/myelin/internal/testserver/peer"
 )
 
 // messageBodies are the bodies of the messages of a /messages chunk,
@@ -127,6 +129,45 @@ func TestBackfillAfterRejoin(t *testing.T) {
 		}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("bob's history after rejoining:\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// TestBackfillFromStrictPeer: history before a join to the scripted
+// peer's room is backfilled from a server that serves /backfill,
+// /state_ids and /event but not /state, in order and to the room's
+// start.
+func TestBackfillFromStrictPeer(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		ctx := context.Background()
+		hs1 := net.Servers[0]
+		p.Refuse(peer.State, http.StatusNotFound)
+		room := p.CreateRoom(t)
+		var want []string
+		for i := range 130 {
+			body := fmt.Sprintf("old %03d", i)
+			peerMessage(t, room, room.Extremities(), room.Creator, body)
+			want = append(want, body)
+		}
+		alice := peerJoin(t, hs1, p, room, "alice")
+		var got []string
+		from := ""
+		for page := 0; page < 20; page++ {
+			resp, err := alice.Messages(ctx, id.RoomID(room.ID), from, "", mautrix.DirectionBackward, nil, 50)
+			if err != nil {
+				t.Fatalf("page %d: %v", page, err)
+			}
+			got = append(messageBodies(resp.Chunk), got...)
+			if resp.End == "" {
+				break
+			}
+			from = resp.End
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("history from the peer:\n got %q\nwant %q", got, want)
+		}
+		if p.Hits(peer.Backfill) == 0 || p.Hits(peer.State) != 0 {
+			t.Fatalf("asked /backfill %d times and /state %d times", p.Hits(peer.Backfill), p.Hits(peer.State))
 		}
 	})
 }
