@@ -211,7 +211,14 @@ func (p *Peer) SendRaw(t testing.TB, to *testserver.Server, raws ...json.RawMess
 // (X-Matrix) with the peer's key, and returns the status and body.
 func (p *Peer) Request(t testing.TB, to *testserver.Server, method, path string, body any) (int, []byte) {
 	t.Helper()
-	req := fclient.NewFederationRequest(method, spec.ServerName(p.Name), spec.ServerName(to.Config.ServerName), path)
+	return p.RequestTo(t, to.Config.ServerName, method, path, body)
+}
+
+// RequestTo is Request to any server of the network by name (another
+// peer, say).
+func (p *Peer) RequestTo(t testing.TB, to, method, path string, body any) (int, []byte) {
+	t.Helper()
+	req := fclient.NewFederationRequest(method, spec.ServerName(p.Name), spec.ServerName(to), path)
 	if body != nil {
 		if err := req.SetContent(body); err != nil {
 			t.Fatal(err)
