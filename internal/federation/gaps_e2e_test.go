@@ -107,8 +107,9 @@ func TestMissingAuthEventsFetched(t *testing.T) {
 			t.Fatalf("event with missing auth events refused: %q", res[msg.EventID()])
 		}
 		sync.waitMessages(t, id.RoomID(room.ID), "with unknown auth")
-		if p.Hits(peer.EventAuth)+p.Hits(peer.Event) == 0 {
-			t.Fatal("hs1 never asked for the missing auth events")
+		if p.Hits(peer.EventAuth) == 0 || p.Hits(peer.GetMissingEvents) != 0 {
+			t.Fatalf("asked /event_auth %d times and /get_missing_events %d times, for an event without a gap",
+				p.Hits(peer.EventAuth), p.Hits(peer.GetMissingEvents))
 		}
 	})
 }

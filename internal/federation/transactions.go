@@ -298,8 +298,12 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
 	if errors.As(err, &missing) {
-		if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
-			a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+		// Only missing prev events make a gap; missing auth events alone
+		// are fetched by receiveOrResolve.
+		if len(missing.Prev) > 0 {
+			if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
+				a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+			}
 		}
 		_, err = a.receiveOrResolve(ctx, origin, v, pdu)
 	}
