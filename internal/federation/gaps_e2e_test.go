@@ -209,3 +209,44 @@ func TestGapOriginServesNoState(t *testing.T) {
 		sync.waitMessages(t, id.RoomID(room.ID), "fine")
 	})
 }
+
+// TestGapWithLargeState: when the state at a gap lacks many events here
+// (120 members joined in it), it is fetched with one /state request
+// where the origin serves it (Synapse's heuristic), and event by event
+// with /event where it does not.
+func TestGapWithLargeState(t *testing.T) {
+	for _, serveState := range []bool{true, false} {
+		t.Run(fmt.Sprintf("state served %v", serveState), func(t *testing.T) {
+			peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+				hs1 := net.Servers[0]
+				if !serveState {
+					p.Refuse(peer.State, http.StatusNotFound)
+				}
+				room := p.CreateRoom(t)
+				alice := peerJoin(t, hs1, p, room, "alice")
+				sync := &sendSyncer{c: alice}
+				sync.waitMessages(t, id.RoomID(room.ID))
+				for i := range 120 {
+					user := p.UserID(fmt.Sprintf("member%03d", i))
+					room.Create(t, user, spec.MRoomMember, &user, map[string]string{"membership": spec.Join})
+				}
+				p.OnMissingEvents(func([]json.RawMessage) []json.RawMessage { return nil })
+				last := room.Create(t, p.UserID("member119"), "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after the crowd"})
+				if res := p.Send(t, hs1, last); res[last.EventID()] != "" {
+					t.Fatalf("event after the gap refused: %q", res[last.EventID()])
+				}
+				sync.waitMessages(t, id.RoomID(room.ID), "after the crowd")
+				if m, _ := hs1.Engine().MembershipOf(context.Background(), room.ID, p.UserID("member000")); m != spec.Join {
+					t.Fatalf("member000 on hs1: %q", m)
+				}
+				states, events := p.Hits(peer.State), p.Hits(peer.Event)
+				if serveState && (states != 1 || events > 5) {
+					t.Fatalf("asked /state %d times and /event %d times", states, events)
+				}
+				if !serveState && events < 120 {
+					t.Fatalf("asked /event %d times", events)
+				}
+			})
+		})
+	}
+}

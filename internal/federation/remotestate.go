@@ -16,9 +16,9 @@ import (
 // endpoints every server serves: /state_ids names the state at an event
 // and its auth chain, /event fetches each event this server lacks, and
 // /event_auth an event's auth chain. /state, which returns the events
-// themselves, is an optimisation some servers do not serve (Synapse
-// itself falls back to /state_ids and /event for small gaps, in
-// _get_state_ids_after_missing_prev_event).
+// themselves, is only an optimisation for states of which many events
+// are lacking, as in Synapse's _get_state_ids_after_missing_prev_event;
+// some servers do not serve it, and then /event does the work.
 
 const (
 	// maxRemoteState bounds the event IDs a /state_ids answer may name
@@ -29,6 +29,9 @@ const (
 	// state: enough to fetch a gap's few hundred events quickly, few
 	// enough not to flood the other server.
 	eventFetchers = 8
+	// bulkStateMin is how many events a state must lack before /state is
+	// asked for it rather than /event for each.
+	bulkStateMin = 100
 )
 
 // remoteStateAt fetches the room state before eventID (and its auth
@@ -43,7 +46,11 @@ func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserver
 		return nil, nil, fmt.Errorf("state_ids at %s from %s: %d events, more than %d", eventID, server,
 			len(ids.StateEventIDs)+len(ids.AuthEventIDs), maxRemoteState)
 	}
-	evs, err := a.eventsFrom(ctx, server, v, roomID, append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...))
+	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
+	if state, authChain, ok := a.remoteStateBulk(ctx, server, v, roomID, eventID, all); ok {
+		return state, authChain, nil
+	}
+	evs, err := a.eventsFrom(ctx, server, v, roomID, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,6 +75,32 @@ func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserver
 		return nil, nil, fmt.Errorf("state at %s from %s: %w", eventID, server, err)
 	}
 	return state, authChain, nil
+}
+
+// remoteStateBulk fetches the state at eventID with /state when this
+// server lacks many of its events: one request for thousands of events
+// costs less than one each (Synapse's heuristic in
+// _get_state_ids_after_missing_prev_event: more than a tenth missing).
+// It reports false, and the caller fetches the events one by one, when
+// few are missing or the server does not serve /state.
+func (a *API) remoteStateBulk(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string, ids []string) (state, authChain []gomatrixserverlib.PDU, ok bool) {
+	local, err := a.d.Rooms.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, nil, false
+	}
+	lacking := len(ids) - len(local)
+	if lacking < bulkStateMin || lacking*10 < len(ids) {
+		return nil, nil, false
+	}
+	resp, err := a.d.Client.LookupState(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, eventID, v.Version())
+	if err == nil {
+		authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+	}
+	if err != nil {
+		a.d.Log.Info("federation: state in bulk, falling back to single events", "server", server, "event_id", eventID, "err", err)
+		return nil, nil, false
+	}
+	return state, authChain, true
 }
 
 // remoteAuthChain fetches an event's auth chain from server
