@@ -44,6 +44,19 @@ func TestRemoteMediaLegacyFallback(t *testing.T) {
 				}
 			})
 		}
+		t.Run("thumbnail", func(t *testing.T) {
+			// The peer serves no federation thumbnail either: the
+			// original comes from the legacy path and is thumbnailed here.
+			p.AddMedia("legacythumb", "image/png", pngBytes(t, 400, 300))
+			p.Refuse(peer.MediaDownload, http.StatusNotFound)
+			r := get(t, hs1, alice.AccessToken, "/_matrix/client/v1/media/thumbnail/"+p.Name+"/legacythumb?width=32&height=32&method=crop")
+			if r.Status != http.StatusOK {
+				t.Fatalf("thumbnail: %d %s", r.Status, r.Raw)
+			}
+			if format, w, h := dims(t, "thumbnail", r.Raw); format == "" || w > 400 || h > 300 {
+				t.Fatalf("thumbnail: %s %dx%d", format, w, h)
+			}
+		})
 		t.Run("known endpoint, unknown media", func(t *testing.T) {
 			p.Refuse(peer.MediaDownload, 0)
 			before := p.Hits(peer.LegacyMedia)
