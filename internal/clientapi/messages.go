@@ -130,27 +130,10 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The room's history here ends; other servers may have more. One
-	// /backfill answer may hold fewer events than the page lacks (servers
-	// cap it, the filter and history visibility drop some), so backfill
-	// goes on until the page is full or the room's start is reached.
-	for round := 0; backwards && !more && len(evs) < limit && a.federation != nil && to == noBound && round < maxBackfillRounds; round++ {
-		n, err := a.federation.Backfill(r.Context(), roomID, max(limit-len(evs), 20))
-		if err != nil {
+	if backwards && !more && len(evs) < limit && a.federation != nil && to == noBound {
+		if evs, next, more, err = a.backfillPage(r.Context(), roomID, c.UserID, evs, from, next, upper, limit, rf); err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			break
-		}
-		cursor := from
-		if len(evs) > 0 {
-			cursor = evs[len(evs)-1].StreamPos - 1
-		}
-		older, n2, more2, err := a.paginate(r.Context(), roomID, c.UserID, cursor, to, upper, limit-len(evs), true, rf)
-		if err != nil {
-			return nil, err
-		}
-		evs, next, more = append(evs, older...), n2, more2
 	}
 	chunk, err := a.render.Render(r.Context(), evs, a.viewer(c), c.UserID, false)
 	if err != nil {
@@ -168,6 +151,34 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		resp["state"] = state
 	}
 	return resp, nil
+}
+
+// backfillPage completes a backwards page that reached the end of the
+// room's history here with history from other servers. One /backfill
+// answer may hold fewer events than the page lacks (servers cap it, the
+// filter and history visibility drop some), so backfill goes on until the
+// page is full or the room's start is reached.
+func (a *API) backfillPage(ctx context.Context, roomID, userID string, evs []*rooms.Event, from, next, upper int64, limit int, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, bool, error) {
+	more := false
+	for round := 0; !more && len(evs) < limit && round < maxBackfillRounds; round++ {
+		n, err := a.federation.Backfill(ctx, roomID, max(limit-len(evs), 20))
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if n == 0 {
+			break
+		}
+		cursor := from
+		if len(evs) > 0 {
+			cursor = evs[len(evs)-1].StreamPos - 1
+		}
+		older, n2, more2, err := a.paginate(ctx, roomID, userID, cursor, noBound, upper, limit-len(evs), true, rf)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		evs, next, more = append(evs, older...), n2, more2
+	}
+	return evs, next, more, nil
 }
 
 // paginate walks the room's events from a token in one direction,
