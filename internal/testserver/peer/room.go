@@ -45,7 +45,17 @@ func (m stateMap) list() []gomatrixserverlib.PDU {
 // @creator: create, join, power levels, join rules, history visibility.
 func (p *Peer) CreateRoom(t testing.TB) *Room {
 	t.Helper()
-	v := gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersionV10)
+	return p.CreateRoomVersion(t, gomatrixserverlib.RoomVersionV10)
+}
+
+// CreateRoomVersion is CreateRoom in another room version; versions whose
+// room ID is the create event's (12 and up) are not supported.
+func (p *Peer) CreateRoomVersion(t testing.TB, version gomatrixserverlib.RoomVersion) *Room {
+	t.Helper()
+	v, err := gomatrixserverlib.GetRoomVersion(version)
+	if err != nil || v.DomainlessRoomIDs() {
+		t.Fatalf("peer: room version %q not supported", version)
+	}
 	creator := p.UserID("creator")
 	r := &Room{
 		ID: "!" + randomString(12) + ":" + p.Name, Version: v, Creator: creator, p: p,
