@@ -2,17 +2,16 @@ package federation
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // receiveWithRemoteState receives an event whose prev events are still
 // missing after /get_missing_events: it asks the sending server for the
-// room state at each missing prev event (remoteStateAt: /state_ids and
+// room state at each missing prev event (remote.StateAt: /state_ids and
 // /event, checked: signatures and auth), adds the prev event itself when
 // it is a state event the state allows, and lets the room engine resolve
 // the event's state from those. chain holds auth events already fetched
@@ -23,11 +22,11 @@ func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomat
 	roomID := pdu.RoomID().String()
 	prevStates := map[string][]gomatrixserverlib.PDU{}
 	for _, id := range missing {
-		state, auth, err := a.remoteStateAt(ctx, origin, v, roomID, id)
+		state, auth, err := a.d.Remote.StateAt(ctx, origin, v, roomID, id)
 		if err != nil {
 			return nil, &refusedPDU{err}
 		}
-		prev, err := a.fetchEvent(ctx, origin, v, id)
+		prev, err := a.d.Remote.FetchEvent(ctx, origin, v, id)
 		if err != nil {
 			return nil, &refusedPDU{err}
 		}
@@ -37,28 +36,6 @@ func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomat
 	return a.d.Rooms.ReceiveWithState(ctx, pdu, prevStates, chain)
 }
 
-// fetchEvent gets one event from a server and checks its signatures.
-func (a *API) fetchEvent(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, id string) (gomatrixserverlib.PDU, error) {
-	txn, err := a.d.Client.GetEvent(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), id)
-	if err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, origin, err)
-	}
-	if len(txn.PDUs) != 1 {
-		return nil, fmt.Errorf("event %s from %s: %d events in the answer", id, origin, len(txn.PDUs))
-	}
-	pdu, err := rooms.ParsePDU(v, txn.PDUs[0])
-	if err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, origin, err)
-	}
-	if pdu.EventID() != id {
-		return nil, fmt.Errorf("event %s from %s: got %s instead", id, origin, pdu.EventID())
-	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, origin, err)
-	}
-	return pdu, nil
-}
-
 // withStateEvent is the state after ev given the state before it: ev
 // replaces its key when it is a state event the state allows.
 func withStateEvent(before []gomatrixserverlib.PDU, ev gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
@@ -66,7 +43,7 @@ func withStateEvent(before []gomatrixserverlib.PDU, ev gomatrixserverlib.PDU) []
 		return before
 	}
 	auth, err := gomatrixserverlib.NewAuthEvents(before)
-	if err != nil || gomatrixserverlib.Allowed(ev, auth, userIDForSender) != nil {
+	if err != nil || gomatrixserverlib.Allowed(ev, auth, remote.UserIDForSender) != nil {
 		return before
 	}
 	out := make([]gomatrixserverlib.PDU, 0, len(before)+1)

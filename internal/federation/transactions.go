@@ -1,27 +1,26 @@
 package federation
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"slices"
-	"strings"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // inbound is the state of the /send endpoint: the EDU handlers other
@@ -58,10 +57,10 @@ type originLock struct {
 // EDUHandler handles one type of ephemeral event from another server.
 type EDUHandler func(ctx context.Context, origin string, content json.RawMessage)
 
-// HandleEDU registers the handler for an EDU type (typing, receipts,
+// handleEDU registers the handler for an EDU type (typing, receipts,
 // presence, device lists, to-device messages); EDUs of types without a
 // handler are ignored, as the spec lets a server do.
-func (a *API) HandleEDU(eduType string, h EDUHandler) {
+func (a *API) handleEDU(eduType string, h EDUHandler) {
 	a.in.mu.Lock()
 	defer a.in.mu.Unlock()
 	if a.in.eduHandlers == nil {
@@ -134,9 +133,9 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	if err := httpapi.DecodeObject(r.Content, &body); err != nil {
 		return nil, err
 	}
-	if len(body.PDUs) > maxTxnPDUs || len(body.EDUs) > maxTxnEDUs {
+	if len(body.PDUs) > remote.MaxTxnPDUs || len(body.EDUs) > remote.MaxTxnEDUs {
 		// Synapse answers 400 too; the spec only states the limits.
-		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", maxTxnPDUs, maxTxnEDUs)
+		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", remote.MaxTxnPDUs, remote.MaxTxnEDUs)
 	}
 	if a.d.Sender != nil {
 		a.d.Sender.RemoteUp(ctx, r.Origin)
@@ -145,10 +144,10 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	defer unlock()
 	// A transaction is processed once per origin and ID; a retry gets the
 	// first answer (server-server spec: the sender retries until 200).
-	if prev, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err == nil {
-		return json.RawMessage(prev), nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if prev, found, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err != nil {
 		return nil, err
+	} else if found {
+		return json.RawMessage(prev), nil
 	}
 	results, undecided := a.receivePDUs(ctx, r.Origin, body.PDUs)
 	if undecided != nil && a.retryTxn(r.Origin, txnID) {
@@ -327,7 +326,7 @@ func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixser
 	}
 	var chain []gomatrixserverlib.PDU
 	if len(missing.Auth) > 0 {
-		if chain, err = a.remoteAuthChain(ctx, origin, v, pdu); err != nil {
+		if chain, err = a.d.Remote.AuthChain(ctx, origin, v, pdu); err != nil {
 			return nil, &refusedPDU{err}
 		}
 	}
@@ -346,11 +345,11 @@ func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.
 	if err != nil {
 		return nil, &refusedPDU{fmt.Errorf("invalid event: %w", err)}
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return pdu, &refusedPDU{fmt.Errorf("signature check failed: %w", err)}
 	}
 	roomID := pdu.RoomID().String()
-	for _, server := range []string{origin, serverName(string(pdu.SenderID()))} {
+	for _, server := range []string{origin, remote.ServerOf(string(pdu.SenderID()))} {
 		if err := a.checkACL(ctx, roomID, server); err != nil {
 			return pdu, err
 		}
@@ -367,146 +366,40 @@ func (a *API) receiveEDUs(ctx context.Context, origin string, edus []gomatrixser
 	}
 }
 
-const (
-	// missingLimit is the limit asked of /get_missing_events per request.
-	missingLimit = 20
-	// missingRounds bounds the requests made for one event: a gap up to
-	// missingLimit*missingRounds events (a destination catching up after
-	// an outage) is filled this way.
-	missingRounds  = 5
-	missingTimeout = time.Minute
-)
-
 // fetchMissing asks the origin for the events between the room's
-// forward extremities and pdu (/get_missing_events), checks each as if
-// it had come in a transaction, and receives them oldest first.
+// forward extremities and pdu (remote.MissingEvents: /get_missing_events),
+// checks each as if it had come in a transaction, and receives them
+// oldest first; the oldest may still lack prev events when the gap was
+// larger than the walk allows, and get their state from the origin. It
+// stops only at a failure to decide (which the transaction is retried
+// for): one refused event does not stop the others, those on other
+// branches still fit.
 func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
-	ctx, cancel := context.WithTimeout(ctx, missingTimeout)
-	defer cancel()
-	roomID := pdu.RoomID().String()
-	extremities, _, err := a.d.Rooms.Extremities(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	minDepth, err := a.minDepth(ctx, extremities)
-	if err != nil {
-		return err
-	}
-	fetched := map[string]gomatrixserverlib.PDU{}
-	latest := []string{pdu.EventID()}
-	for round := 0; round < missingRounds && len(latest) > 0; round++ {
-		// What this server has, fetched events included, bounds the walk;
-		// the events it starts from must not be among them, or the other
-		// side skips them.
-		earliest := slices.Clone(extremities)
-		for id := range fetched {
-			if !slices.Contains(latest, id) {
-				earliest = append(earliest, id)
-			}
-		}
-		resp, err := a.d.Client.LookupMissingEvents(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), roomID,
-			fclient.MissingEvents{Limit: missingLimit, MinDepth: int(minDepth), EarliestEvents: earliest, LatestEvents: latest}, v.Version())
-		if err != nil {
-			return fmt.Errorf("get_missing_events from %s: %w", origin, err)
-		}
-		added := 0
-		for _, raw := range resp.Events {
-			ev, err := a.verifyPDU(ctx, origin, v, raw)
-			if err != nil || ev.RoomID().String() != roomID {
-				a.d.Log.Info("federation: dropping a fetched missing event", "origin", origin, "err", err)
-				continue
-			}
-			if _, ok := fetched[ev.EventID()]; !ok {
-				fetched[ev.EventID()] = ev
-				added++
-			}
-		}
-		if added == 0 {
-			break
-		}
-		if latest, err = a.stillMissing(ctx, pdu, fetched); err != nil {
-			return err
-		}
-	}
-	return a.receiveFetched(ctx, origin, v, fetched)
-}
-
-// stillMissing lists the events (pdu and those fetched) whose prev
-// events are neither stored nor fetched: where the next request starts.
-func (a *API) stillMissing(ctx context.Context, pdu gomatrixserverlib.PDU, fetched map[string]gomatrixserverlib.PDU) ([]string, error) {
-	var out []string
-	check := append([]gomatrixserverlib.PDU{pdu}, mapValues(fetched)...)
-	for _, ev := range check {
-		var unknown []string
-		for _, p := range ev.PrevEventIDs() {
-			if _, ok := fetched[p]; !ok {
-				unknown = append(unknown, p)
-			}
-		}
-		if len(unknown) == 0 {
-			continue
-		}
-		known, err := a.d.Rooms.EventsByID(ctx, unknown)
-		if err != nil {
-			return nil, err
-		}
-		if len(known) < len(unknown) {
-			out = append(out, ev.EventID())
-		}
-	}
-	return out, nil
-}
-
-// receiveFetched receives fetched events oldest (lowest depth) first;
-// the oldest may still lack prev events when the gap was larger than the
-// rounds allow, and get its state from the origin. It stops only at a
-// failure to decide (which the transaction is retried for).
-func (a *API) receiveFetched(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, fetched map[string]gomatrixserverlib.PDU) error {
-	evs := mapValues(fetched)
-	sortByDepth(evs)
+	evs, ferr := a.d.Remote.MissingEvents(ctx, origin, v, pdu, func(raw json.RawMessage) (gomatrixserverlib.PDU, error) {
+		return a.verifyPDU(ctx, origin, v, raw)
+	})
 	for _, ev := range evs {
 		_, err := a.receiveOrResolve(ctx, origin, v, ev)
 		if err != nil && !decided(err) {
 			return err
 		}
 		if err != nil {
-			// One refused event does not stop the others: those on other
-			// branches still fit, and the rest get the origin's state.
 			a.d.Log.Info("federation: refused a fetched missing event", "origin", origin, "event_id", ev.EventID(), "err", err)
 		}
 	}
-	return nil
+	return ferr
 }
 
-// minDepth is the lowest depth of the given events, below which the
-// origin need not walk.
-func (a *API) minDepth(ctx context.Context, ids []string) (int64, error) {
-	evs, err := a.d.Rooms.EventsByID(ctx, ids)
-	if err != nil {
-		return 0, err
+// pduReason is why a PDU was refused, as the origin is told: the
+// reason, unless it comes from a connection this server made (fetching
+// a server's keys or missing events), whose dial error would tell the
+// origin what a server name it chose resolves to here and whether that
+// address answers. That stays in the log.
+func pduReason(err error) string {
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.Is(err, outbound.ErrRefused) || errors.As(err, &netErr) || errors.As(err, &urlErr) {
+		return "A server the event depends on could not be reached"
 	}
-	var d int64
-	for i, ev := range evs {
-		if i == 0 || ev.Depth() < d {
-			d = ev.Depth()
-		}
-	}
-	return d, nil
-}
-
-func mapValues(m map[string]gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
-	out := make([]gomatrixserverlib.PDU, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-func sortByDepth(evs []gomatrixserverlib.PDU) {
-	slices.SortFunc(evs, func(x, y gomatrixserverlib.PDU) int {
-		if c := cmp.Compare(x.Depth(), y.Depth()); c != 0 {
-			return c
-		}
-		return strings.Compare(x.EventID(), y.EventID())
-	})
+	return err.Error()
 }

@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -16,34 +16,34 @@ import (
 // from another server in the room (/backfill), checks them and stores
 // them as history. It returns how many it stored; 0 when history starts
 // here or no server could help.
-func (a *API) Backfill(ctx context.Context, roomID string, limit int) (int, error) {
-	points, err := a.d.Rooms.BackfillPoints(ctx, roomID)
+func (f *Service) Backfill(ctx context.Context, roomID string, limit int) (int, error) {
+	points, err := f.d.Rooms.BackfillPoints(ctx, roomID)
 	if err != nil || len(points) == 0 {
 		return 0, err
 	}
-	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
+	v, err := f.d.Rooms.RoomVersion(ctx, roomID)
 	if err != nil {
 		return 0, err
 	}
-	state, err := a.d.Rooms.CurrentState(ctx, roomID)
+	state, err := f.d.Rooms.CurrentState(ctx, roomID)
 	if err != nil {
 		return 0, err
 	}
-	servers, err := a.d.Rooms.ServersInRoom(ctx, state)
+	servers, err := f.d.Rooms.ServersInRoom(ctx, state)
 	if err != nil {
 		return 0, err
 	}
-	self := spec.ServerName(a.d.ServerName)
+	self := spec.ServerName(f.d.ServerName)
 	for _, server := range servers {
-		if server == a.d.ServerName {
+		if server == f.d.ServerName {
 			continue
 		}
-		txn, err := a.d.Client.Backfill(ctx, self, spec.ServerName(server), roomID, limit, points)
+		txn, err := f.d.Client.Backfill(ctx, self, spec.ServerName(server), roomID, limit, points)
 		if err != nil {
-			a.d.Log.Info("backfill failed", "room_id", roomID, "server", server, "err", err)
+			f.d.Log.Info("backfill failed", "room_id", roomID, "server", server, "err", err)
 			continue
 		}
-		if n := a.storeBackfill(ctx, server, v, roomID, txn.PDUs); n > 0 {
+		if n := f.storeBackfill(ctx, server, v, roomID, txn.PDUs); n > 0 {
 			return n, nil
 		}
 	}
@@ -53,40 +53,40 @@ func (a *API) Backfill(ctx context.Context, roomID string, limit int) (int, erro
 // storeBackfill checks and stores backfilled events oldest first, so
 // that each finds its prev events; the oldest, whose prev events are
 // beyond the batch, get the state before them from the server.
-func (a *API) storeBackfill(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, raws []json.RawMessage) int {
+func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, raws []json.RawMessage) int {
 	var pdus []gomatrixserverlib.PDU
 	for _, raw := range raws {
 		pdu, err := rooms.ParsePDU(v, raw)
 		if err != nil || pdu.RoomID().String() != roomID {
 			continue
 		}
-		if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
-			a.d.Log.Info("backfilled event with a bad signature", "event_id", pdu.EventID(), "server", server, "err", err)
+		if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, f.d.KeyRing, UserIDForSender); err != nil {
+			f.d.Log.Info("backfilled event with a bad signature", "event_id", pdu.EventID(), "server", server, "err", err)
 			continue
 		}
 		pdus = append(pdus, pdu)
 	}
 	sort.SliceStable(pdus, func(i, j int) bool { return pdus[i].Depth() < pdus[j].Depth() })
-	base, err := a.d.Rooms.ReserveHistorical(ctx, len(pdus))
+	base, err := f.d.Rooms.ReserveHistorical(ctx, len(pdus))
 	if err != nil {
-		a.d.Log.Warn("backfill", "err", err)
+		f.d.Log.Warn("backfill", "err", err)
 		return 0
 	}
 	n := 0
 	for i, pdu := range pdus {
 		pos := base + int64(i)
-		_, err := a.d.Rooms.ReceiveHistorical(ctx, pdu, pos, nil, nil)
+		_, err := f.d.Rooms.ReceiveHistorical(ctx, pdu, pos, nil, nil)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
-			state, auth, lerr := a.remoteStateAt(ctx, server, v, roomID, pdu.EventID())
+			state, auth, lerr := f.StateAt(ctx, server, v, roomID, pdu.EventID())
 			if lerr != nil {
-				a.d.Log.Info("state for a backfilled event", "event_id", pdu.EventID(), "server", server, "err", lerr)
+				f.d.Log.Info("state for a backfilled event", "event_id", pdu.EventID(), "server", server, "err", lerr)
 				continue
 			}
-			_, err = a.d.Rooms.ReceiveHistorical(ctx, pdu, pos, state, auth)
+			_, err = f.d.Rooms.ReceiveHistorical(ctx, pdu, pos, state, auth)
 		}
 		if err != nil {
-			a.d.Log.Info("storing a backfilled event", "event_id", pdu.EventID(), "err", err)
+			f.d.Log.Info("storing a backfilled event", "event_id", pdu.EventID(), "err", err)
 			continue
 		}
 		n++

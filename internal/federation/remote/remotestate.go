@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -34,11 +34,11 @@ const (
 	bulkStateMin = 100
 )
 
-// remoteStateAt fetches the room state before eventID (and its auth
+// StateAt fetches the room state before eventID (and its auth
 // chain) from server, and checks it as a /state answer would be checked:
 // signatures, and every event authorised by its auth events.
-func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string) (state, authChain []gomatrixserverlib.PDU, err error) {
-	ids, err := a.d.Client.LookupStateIDs(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, eventID)
+func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string) (state, authChain []gomatrixserverlib.PDU, err error) {
+	ids, err := f.d.Client.LookupStateIDs(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, eventID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("state_ids at %s from %s: %w", eventID, server, err)
 	}
@@ -47,10 +47,10 @@ func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserver
 			len(ids.StateEventIDs)+len(ids.AuthEventIDs), maxRemoteState)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
-	if state, authChain, ok := a.remoteStateBulk(ctx, server, v, roomID, eventID, all); ok {
+	if state, authChain, ok := f.remoteStateBulk(ctx, server, v, roomID, eventID, all); ok {
 		return state, authChain, nil
 	}
-	evs, err := a.eventsFrom(ctx, server, v, roomID, all)
+	evs, err := f.eventsFrom(ctx, server, v, roomID, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -70,7 +70,7 @@ func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserver
 		}
 	}
 	// CheckStateResponse returns the auth chain first, then the state.
-	authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+	authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, resp, v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
 	if err != nil {
 		return nil, nil, fmt.Errorf("state at %s from %s: %w", eventID, server, err)
 	}
@@ -83,8 +83,8 @@ func (a *API) remoteStateAt(ctx context.Context, server string, v gomatrixserver
 // _get_state_ids_after_missing_prev_event: more than a tenth missing).
 // It reports false, and the caller fetches the events one by one, when
 // few are missing or the server does not serve /state.
-func (a *API) remoteStateBulk(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string, ids []string) (state, authChain []gomatrixserverlib.PDU, ok bool) {
-	local, err := a.d.Rooms.EventsByID(ctx, ids)
+func (f *Service) remoteStateBulk(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string, ids []string) (state, authChain []gomatrixserverlib.PDU, ok bool) {
+	local, err := f.d.Rooms.EventsByID(ctx, ids)
 	if err != nil {
 		return nil, nil, false
 	}
@@ -92,24 +92,24 @@ func (a *API) remoteStateBulk(ctx context.Context, server string, v gomatrixserv
 	if lacking < bulkStateMin || lacking*10 < len(ids) {
 		return nil, nil, false
 	}
-	resp, err := a.d.Client.LookupState(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, eventID, v.Version())
+	resp, err := f.d.Client.LookupState(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, eventID, v.Version())
 	if err == nil {
-		authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+		authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
 	}
 	if err != nil {
-		a.d.Log.Info("federation: state in bulk, falling back to single events", "server", server, "event_id", eventID, "err", err)
+		f.d.Log.Info("federation: state in bulk, falling back to single events", "server", server, "event_id", eventID, "err", err)
 		return nil, nil, false
 	}
 	return state, authChain, true
 }
 
-// remoteAuthChain fetches an event's auth chain from server
+// AuthChain fetches an event's auth chain from server
 // (/event_auth) and checks it: signatures, and each event authorised by
 // its own auth events. Events that do not parse for the room version or
 // belong to another room are dropped, as in any other answer.
-func (a *API) remoteAuthChain(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) ([]gomatrixserverlib.PDU, error) {
+func (f *Service) AuthChain(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) ([]gomatrixserverlib.PDU, error) {
 	roomID := pdu.RoomID().String()
-	resp, err := a.d.Client.GetEventAuth(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), v.Version(), roomID, pdu.EventID())
+	resp, err := f.d.Client.GetEventAuth(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), v.Version(), roomID, pdu.EventID())
 	if err != nil {
 		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
 	}
@@ -127,7 +127,7 @@ func (a *API) remoteAuthChain(ctx context.Context, server string, v gomatrixserv
 	// As auth events (a state list may not repeat a type and state key,
 	// which an auth chain does), each checked against the others.
 	checked, _, err := gomatrixserverlib.CheckStateResponse(ctx, &fclient.RespState{AuthEvents: chain},
-		v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
+		v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
 	if err != nil {
 		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
 	}
@@ -138,7 +138,7 @@ func (a *API) remoteAuthChain(ctx context.Context, server string, v gomatrixserv
 // store and the others fetched from server (/event, signatures checked).
 // Events that cannot be fetched are left out; the caller decides whether
 // it can do without them.
-func (a *API) eventsFrom(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, ids []string) (map[string]gomatrixserverlib.PDU, error) {
+func (f *Service) eventsFrom(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, ids []string) (map[string]gomatrixserverlib.PDU, error) {
 	out := map[string]gomatrixserverlib.PDU{}
 	uniq := make([]string, 0, len(ids))
 	seen := map[string]bool{}
@@ -148,7 +148,7 @@ func (a *API) eventsFrom(ctx context.Context, server string, v gomatrixserverlib
 			uniq = append(uniq, id)
 		}
 	}
-	local, err := a.d.Rooms.EventsByID(ctx, uniq)
+	local, err := f.d.Rooms.EventsByID(ctx, uniq)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +169,12 @@ func (a *API) eventsFrom(ctx context.Context, server string, v gomatrixserverlib
 	for range min(eventFetchers, len(lacking)) {
 		wg.Go(func() {
 			for id := range work {
-				ev, err := a.fetchEvent(ctx, server, v, id)
+				ev, err := f.FetchEvent(ctx, server, v, id)
 				if err == nil && ev.RoomID().String() != roomID {
 					err = fmt.Errorf("event %s from %s: of room %s", id, server, ev.RoomID().String())
 				}
 				if err != nil {
-					a.d.Log.Info("federation: fetching an event", "server", server, "err", err)
+					f.d.Log.Info("federation: fetching an event", "server", server, "err", err)
 					continue
 				}
 				mu.Lock()
@@ -192,4 +192,27 @@ func (a *API) eventsFrom(ctx context.Context, server string, v gomatrixserverlib
 	close(work)
 	wg.Wait()
 	return out, ctx.Err()
+}
+
+// FetchEvent gets one event from a server (/event) and checks its
+// signatures.
+func (f *Service) FetchEvent(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, id string) (gomatrixserverlib.PDU, error) {
+	txn, err := f.d.Client.GetEvent(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+	}
+	if len(txn.PDUs) != 1 {
+		return nil, fmt.Errorf("event %s from %s: %d events in the answer", id, server, len(txn.PDUs))
+	}
+	pdu, err := rooms.ParsePDU(v, txn.PDUs[0])
+	if err != nil {
+		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+	}
+	if pdu.EventID() != id {
+		return nil, fmt.Errorf("event %s from %s: got %s instead", id, server, pdu.EventID())
+	}
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, f.d.KeyRing, UserIDForSender); err != nil {
+		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+	}
+	return pdu, nil
 }
