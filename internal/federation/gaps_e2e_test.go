@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,10 +60,26 @@ func TestGapFilledWithStateIDs(t *testing.T) {
 		peerMessage(t, room, room.Extremities(), bob, "in the gap")
 		p.OnMissingEvents(func([]json.RawMessage) []json.RawMessage { return nil })
 		last := room.Create(t, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after the gap"})
+		since := sync.since
 		if res := p.Send(t, hs1, last); res[last.EventID()] != "" {
 			t.Fatalf("event after the gap refused: %q", res[last.EventID()])
 		}
-		sync.waitMessages(t, id.RoomID(room.ID), "after the gap")
+		// The next /sync has the event, and is limited with the gap's state
+		// changes in its state section: the gap's events were skipped.
+		_, joined := syncRoom(t, hs1, alice, since, `{}`, room.ID)
+		if joined == nil || !slices.Contains(eventIDs(joined.Timeline.Events), last.EventID()) {
+			t.Fatalf("the event after the gap is not in the next sync: %+v", joined)
+		}
+		if !joined.Timeline.Limited {
+			t.Fatal("the timeline after a skipped gap is not limited")
+		}
+		var types []string
+		for _, ev := range joined.State.Events {
+			types = append(types, ev.Type.Type)
+		}
+		if !slices.Contains(types, "m.room.topic") {
+			t.Fatalf("the topic set in the gap is not in the sync's state: %q", types)
+		}
 		var topic struct {
 			Topic string `json:"topic"`
 		}
