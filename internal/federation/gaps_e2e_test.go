@@ -267,3 +267,25 @@ func TestGapWithLargeState(t *testing.T) {
 		})
 	}
 }
+
+// TestGapStateIDsHostile: a /state_ids answer naming IDs no event can
+// have (NUL, invalid UTF-8, megabytes) refuses the event after the gap
+// in a 200 answer on both databases, rather than failing the
+// transaction (which the origin would retry).
+func TestGapStateIDsHostile(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		hs1 := net.Servers[0]
+		room := p.CreateRoom(t)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		(&sendSyncer{c: alice}).waitMessages(t, id.RoomID(room.ID))
+		p.OnMissingEvents(func([]json.RawMessage) []json.RawMessage { return nil })
+		for i, bad := range []string{"$nul\x00id", "$bad\xffutf8", "$" + strings.Repeat("x", 1<<20)} {
+			p.OnStateIDs(func(state, chain []string) ([]string, []string) { return append(state, bad), chain })
+			peerMessage(t, room, room.Extremities(), room.Creator, fmt.Sprintf("gap %d", i))
+			last := room.Create(t, room.Creator, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "after"})
+			if res := p.Send(t, hs1, last); res[last.EventID()] == "" {
+				t.Fatalf("answer %d: the event was accepted", i)
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -47,6 +48,13 @@ func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverli
 			len(ids.StateEventIDs)+len(ids.AuthEventIDs), maxRemoteState)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
+	for _, id := range all {
+		// Not looked up: an ID no event can have (NUL, invalid UTF-8, too
+		// long) is a broken answer, not a failure to decide.
+		if err := ident.CheckID(id); err != nil {
+			return nil, nil, fmt.Errorf("state_ids at %s from %s: event ID %q: %w", eventID, server, id, err)
+		}
+	}
 	if state, authChain, ok := f.remoteStateBulk(ctx, server, v, roomID, eventID, all); ok {
 		return state, authChain, nil
 	}

@@ -89,6 +89,8 @@ type Peer struct {
 	// missingHook changes /get_missing_events answers (see
 	// OnMissingEvents).
 	missingHook func(events []json.RawMessage) []json.RawMessage
+	// stateIDsHook changes /state_ids answers (see OnStateIDs).
+	stateIDsHook func(state, authChain []string) ([]string, []string)
 }
 
 type media struct {
@@ -153,6 +155,15 @@ func (p *Peer) OnMissingEvents(f func(events []json.RawMessage) []json.RawMessag
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.missingHook = f
+}
+
+// OnStateIDs lets a test change every /state_ids answer (name events
+// that do not exist, or IDs no event can have); nil serves them
+// unchanged.
+func (p *Peer) OnStateIDs(f func(state, authChain []string) ([]string, []string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stateIDsHook = f
 }
 
 // AddMedia makes the peer hold mxc://<peer>/<mediaID>.

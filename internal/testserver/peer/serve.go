@@ -207,7 +207,14 @@ func (p *Peer) serveState(w http.ResponseWriter, r *request) {
 
 func (p *Peer) serveStateIDs(w http.ResponseWriter, r *request) {
 	if state, chain, ok := p.stateBefore(w, r); ok {
-		writeJSON(w, http.StatusOK, map[string]any{"pdu_ids": ids(state), "auth_chain_ids": ids(chain)})
+		stateIDs, chainIDs := ids(state), ids(chain)
+		p.mu.Lock()
+		hook := p.stateIDsHook
+		p.mu.Unlock()
+		if hook != nil {
+			stateIDs, chainIDs = hook(stateIDs, chainIDs)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"pdu_ids": stateIDs, "auth_chain_ids": chainIDs})
 	}
 }
 
