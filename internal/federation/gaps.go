@@ -24,11 +24,11 @@ func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomat
 	for _, id := range missing {
 		state, auth, err := a.d.Remote.StateAt(ctx, origin, v, roomID, id)
 		if err != nil {
-			return nil, &refusedPDU{err}
+			return nil, fetchVerdict(err)
 		}
 		prev, err := a.d.Remote.FetchEvent(ctx, origin, v, id)
 		if err != nil {
-			return nil, &refusedPDU{err}
+			return nil, fetchVerdict(err)
 		}
 		prevStates[id] = withStateEvent(state, prev)
 		chain = append(chain, auth...)

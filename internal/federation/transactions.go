@@ -251,6 +251,18 @@ type refusedPDU struct{ err error }
 func (e *refusedPDU) Error() string { return e.err.Error() }
 func (e *refusedPDU) Unwrap() error { return e.err }
 
+// fetchVerdict is the error of a PDU whose missing events or state could
+// not be fetched: a refusal when the origin failed to supply them (a
+// remote.BadAnswer), else this server's own failure, which leaves the
+// PDU undecided and its transaction to be retried.
+func fetchVerdict(err error) error {
+	var bad *remote.BadAnswer
+	if errors.As(err, &bad) {
+		return &refusedPDU{err}
+	}
+	return err
+}
+
 // decided reports whether a PDU's error is a decision about it (this
 // package's or the room engine's), rather than a failure to decide (a
 // database error, a cancelled context) after which it may be retried.
@@ -327,7 +339,7 @@ func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixser
 	var chain []gomatrixserverlib.PDU
 	if len(missing.Auth) > 0 {
 		if chain, err = a.d.Remote.AuthChain(ctx, origin, v, pdu); err != nil {
-			return nil, &refusedPDU{err}
+			return nil, fetchVerdict(err)
 		}
 	}
 	if len(missing.Prev) > 0 {

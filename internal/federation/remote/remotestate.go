@@ -13,6 +13,21 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
+// BadAnswer is another server's failure to supply what was asked of it
+// (unreachable, a refusal, an answer broken or failing its checks): a
+// verdict on whatever depended on it. StateAt, AuthChain and FetchEvent
+// return it for those, and this server's own failures (its database, a
+// cancelled context) as they are, so that a caller can tell a decision
+// from a failure to decide.
+type BadAnswer struct{ Err error }
+
+func (e *BadAnswer) Error() string { return e.Err.Error() }
+func (e *BadAnswer) Unwrap() error { return e.Err }
+
+func badAnswer(format string, args ...any) error {
+	return &BadAnswer{fmt.Errorf(format, args...)}
+}
+
 // Room state and auth chains fetched from another server with the
 // endpoints every server serves: /state_ids names the state at an event
 // and its auth chain, /event fetches each event this server lacks, and
@@ -41,10 +56,10 @@ const (
 func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string) (state, authChain []gomatrixserverlib.PDU, err error) {
 	ids, err := f.d.Client.LookupStateIDs(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, eventID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("state_ids at %s from %s: %w", eventID, server, err)
+		return nil, nil, badAnswer("state_ids at %s from %s: %w", eventID, server, err)
 	}
 	if len(ids.StateEventIDs)+len(ids.AuthEventIDs) > maxRemoteState {
-		return nil, nil, fmt.Errorf("state_ids at %s from %s: %d events, more than %d", eventID, server,
+		return nil, nil, badAnswer("state_ids at %s from %s: %d events, more than %d", eventID, server,
 			len(ids.StateEventIDs)+len(ids.AuthEventIDs), maxRemoteState)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
@@ -52,7 +67,7 @@ func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverli
 		// Not looked up: an ID no event can have (NUL, invalid UTF-8, too
 		// long) is a broken answer, not a failure to decide.
 		if err := ident.CheckID(id); err != nil {
-			return nil, nil, fmt.Errorf("state_ids at %s from %s: event ID %q: %w", eventID, server, id, err)
+			return nil, nil, badAnswer("state_ids at %s from %s: event ID %q: %w", eventID, server, id, err)
 		}
 	}
 	if state, authChain, ok := f.remoteStateBulk(ctx, server, v, roomID, eventID, all); ok {
@@ -66,7 +81,7 @@ func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverli
 	for _, id := range ids.StateEventIDs {
 		ev, ok := evs[id]
 		if !ok {
-			return nil, nil, fmt.Errorf("state at %s from %s: state event %s could not be fetched", eventID, server, id)
+			return nil, nil, badAnswer("state at %s from %s: state event %s could not be fetched", eventID, server, id)
 		}
 		resp.StateEvents = append(resp.StateEvents, ev.JSON())
 	}
@@ -80,7 +95,7 @@ func (f *Service) StateAt(ctx context.Context, server string, v gomatrixserverli
 	// CheckStateResponse returns the auth chain first, then the state.
 	authChain, state, err = gomatrixserverlib.CheckStateResponse(ctx, resp, v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
 	if err != nil {
-		return nil, nil, fmt.Errorf("state at %s from %s: %w", eventID, server, err)
+		return nil, nil, badAnswer("state at %s from %s: %w", eventID, server, err)
 	}
 	return state, authChain, nil
 }
@@ -119,10 +134,10 @@ func (f *Service) AuthChain(ctx context.Context, server string, v gomatrixserver
 	roomID := pdu.RoomID().String()
 	resp, err := f.d.Client.GetEventAuth(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), v.Version(), roomID, pdu.EventID())
 	if err != nil {
-		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
+		return nil, badAnswer("event_auth of %s from %s: %w", pdu.EventID(), server, err)
 	}
 	if len(resp.AuthEvents) > maxRemoteState {
-		return nil, fmt.Errorf("event_auth of %s from %s: %d events, more than %d", pdu.EventID(), server, len(resp.AuthEvents), maxRemoteState)
+		return nil, badAnswer("event_auth of %s from %s: %d events, more than %d", pdu.EventID(), server, len(resp.AuthEvents), maxRemoteState)
 	}
 	var chain gomatrixserverlib.EventJSONs
 	for _, raw := range resp.AuthEvents {
@@ -137,7 +152,7 @@ func (f *Service) AuthChain(ctx context.Context, server string, v gomatrixserver
 	checked, _, err := gomatrixserverlib.CheckStateResponse(ctx, &fclient.RespState{AuthEvents: chain},
 		v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
 	if err != nil {
-		return nil, fmt.Errorf("event_auth of %s from %s: %w", pdu.EventID(), server, err)
+		return nil, badAnswer("event_auth of %s from %s: %w", pdu.EventID(), server, err)
 	}
 	return checked, nil
 }
@@ -207,20 +222,20 @@ func (f *Service) eventsFrom(ctx context.Context, server string, v gomatrixserve
 func (f *Service) FetchEvent(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, id string) (gomatrixserverlib.PDU, error) {
 	txn, err := f.d.Client.GetEvent(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), id)
 	if err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+		return nil, badAnswer("event %s from %s: %w", id, server, err)
 	}
 	if len(txn.PDUs) != 1 {
-		return nil, fmt.Errorf("event %s from %s: %d events in the answer", id, server, len(txn.PDUs))
+		return nil, badAnswer("event %s from %s: %d events in the answer", id, server, len(txn.PDUs))
 	}
 	pdu, err := rooms.ParsePDU(v, txn.PDUs[0])
 	if err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+		return nil, badAnswer("event %s from %s: %w", id, server, err)
 	}
 	if pdu.EventID() != id {
-		return nil, fmt.Errorf("event %s from %s: got %s instead", id, server, pdu.EventID())
+		return nil, badAnswer("event %s from %s: got %s instead", id, server, pdu.EventID())
 	}
 	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, f.d.KeyRing, UserIDForSender); err != nil {
-		return nil, fmt.Errorf("event %s from %s: %w", id, server, err)
+		return nil, badAnswer("event %s from %s: %w", id, server, err)
 	}
 	return pdu, nil
 }
