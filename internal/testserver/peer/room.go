@@ -3,6 +3,7 @@ package peer
 import (
 	"crypto/rand"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sort"
 	"testing"
@@ -178,6 +179,7 @@ func (r *Room) add(pdu gomatrixserverlib.PDU) {
 	r.order = append(r.order, pdu.EventID())
 	after := r.stateAt(pdu.PrevEventIDs())
 	if pdu.StateKey() != nil {
+		after = maps.Clone(after)
 		after[stateKey{pdu.Type(), *pdu.StateKey()}] = pdu
 	}
 	r.stateAfter[pdu.EventID()] = after
@@ -190,8 +192,15 @@ func (r *Room) add(pdu gomatrixserverlib.PDU) {
 	r.extremities = append(x, pdu.EventID())
 }
 
-// stateAt is the state after a set of events (merged; p.mu held).
+// stateAt is the state after a set of events (merged; p.mu held). The
+// map may be an event's own: not to be changed (a message shares its
+// prev event's, so that a room of many events stays cheap to hold).
 func (r *Room) stateAt(ids []string) stateMap {
+	if len(ids) == 1 {
+		if m, ok := r.stateAfter[ids[0]]; ok {
+			return m
+		}
+	}
 	out := stateMap{}
 	for _, id := range ids {
 		for k, ev := range r.stateAfter[id] {
