@@ -36,6 +36,9 @@ type Notifier struct {
 	// heldBack tells Run that Publish held a notification back, so that Run
 	// sets its timer for it.
 	heldBack chan struct{}
+	// advanced holds a value when the stream moved since Run last looked
+	// (rooms.StreamAdvanced on the bus).
+	advanced <-chan struct{}
 	byUser   map[string]map[*Waiter]struct{}
 	// joined caches the joined local users of rooms that had events,
 	// loaded on a room's first event and kept current from its membership
@@ -102,6 +105,7 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, ch
 	}
 	if changes != nil {
 		n.listen(changes)
+		n.advanced = rooms.Advances(changes, "sync")
 	}
 	return n
 }
@@ -127,7 +131,6 @@ func (n *Notifier) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		ch := n.stream.Advanced()
 		var gated <-chan struct{}
 		if n.gate != nil {
 			gated = n.gate.Processed()
@@ -141,7 +144,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-n.advanced:
 		case <-gated:
 		case <-expired:
 		case <-n.heldBack:
@@ -208,6 +211,8 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 		for u := range users {
 			n.wakeLocked(n.byUser[u])
 		}
+		// Requests waiting on the room itself (peekers, see Register).
+		n.wakeLocked(n.byUser[roomID])
 	}
 	n.pending = kept
 	return deadline, holding
@@ -269,8 +274,10 @@ func (n *Notifier) joinedLocked(roomID string) (map[string]bool, bool) {
 }
 
 // Register starts waiting for events in the user's rooms or about the
-// user. Register before looking for changes, so that nothing published in
-// between is missed; always Unregister.
+// user; given a room ID instead of a user ID, for the room's events
+// (a user peeking into a room they are not in: room and user IDs differ
+// in their sigil). Register before looking for changes, so that nothing
+// published in between is missed; always Unregister.
 func (n *Notifier) Register(user string) *Waiter {
 	w := &Waiter{C: make(chan struct{}), user: user}
 	n.mu.Lock()

@@ -76,6 +76,7 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	keys     *keys.Service
+	accounts *accounts.Service
 	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
@@ -207,14 +208,15 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	cfg, db := s.cfg, s.db
 	b.regTokens = regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
-	stream, err := rooms.OpenStream(ctx, db)
+	// changes carries every change a listener may care about, new room
+	// events and the stream's moves included; listeners subscribe to it
+	// as they are built.
+	changes := newBus()
+	s.changes = changes
+	stream, err := rooms.OpenStream(ctx, db, changes)
 	if err != nil {
 		return nil, err
 	}
-	// changes carries every change a listener may care about, new room
-	// events included; listeners subscribe to it as they are built.
-	changes := newBus()
-	s.changes = changes
 	// The notifier holds wake-ups until push has counted an event's
 	// notifications; it hears of new events first (then push, search,
 	// guests), as Synapse notifies after computing push actions.
@@ -256,6 +258,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved,
 	})
+	s.accounts = b.acc
 }
 
 // buildClientAPI makes the services only the client-server API uses, and
@@ -359,7 +362,7 @@ func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	})
 	s.sender = remote.NewSender(remote.SenderOptions{
 		ServerName: cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval, Bus: s.changes,
 	})
 	return client, nil
 }
@@ -559,6 +562,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }
+
+// Accounts is the accounts service (tests lock and suspend accounts
+// through it until the admin API does).
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }
