@@ -162,7 +162,7 @@ func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomat
 
 // buildAt is build with the event's origin_server_ts given.
 func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts time.Time) (gomatrixserverlib.PDU, *gomatrixserverlib.AuthEvents, error) {
-	if req.Type == spec.MRoomCreate && h.id != "" {
+	if req.Type == spec.MRoomCreate && len(h.extremities) > 0 {
 		// A room has one create event, its first; Synapse refuses another
 		// as a bad request rather than letting the auth rules answer 403.
 		return nil, nil, mxerr.BadJSON("Cannot send m.room.create in an existing room")
