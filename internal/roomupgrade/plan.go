@@ -74,7 +74,7 @@ func (s *Service) plan(ctx context.Context, oldID string, c Upgrader, version st
 	if err != nil {
 		return nil, err
 	}
-	if u.powerLevels, u.restorePowerLevels, err = upgradedPowerLevels(all, pl, newVersion, creators, c.UserID); err != nil {
+	if u.powerLevels, u.restorePowerLevels, err = upgradedPowerLevels(all, pl, create, newVersion, creators, c.UserID); err != nil {
 		return nil, err
 	}
 	u.initial, u.oldAlias = s.upgradeInitialState(all, create)
@@ -265,14 +265,15 @@ func ignoreAuth(_ *rooms.Event, err error) error {
 // upgradedPowerLevels computes the replacement room's power levels: the
 // old content (with explicit defaults for absent keys, so that it is
 // sent as is) with the new room's creators left out of users where the
-// version makes them privileged. The old room's privileged creators get
-// no level of their own: only those named in additional_creators keep
-// power (spec "Room Upgrades", v1.16; Synapse does the same).
+// version makes them privileged. Into such a version the old room's
+// privileged creators get no level of their own: only those named in
+// additional_creators keep power (spec "Room Upgrades", v1.16; Synapse
+// does the same); into an older version they become level-100 users.
 // When the upgrading user lacks the level to copy every state event they
 // are raised to it, and restore is the content to send once the state is
 // copied (nil when they were not raised).
 func upgradedPowerLevels(all map[roommodel.StateKey]*rooms.Event, pl *gomatrixserverlib.PowerLevelContent,
-	newVersion gomatrixserverlib.IRoomVersion, newCreators []string, upgrader string,
+	create *rooms.Event, newVersion gomatrixserverlib.IRoomVersion, newCreators []string, upgrader string,
 ) (content, restore map[string]json.RawMessage, err error) {
 	content = map[string]json.RawMessage{}
 	if ev := all[roommodel.StateKey{Type: spec.MRoomPowerLevels}]; ev != nil {
@@ -290,6 +291,16 @@ func upgradedPowerLevels(all map[roommodel.StateKey]*rooms.Event, pl *gomatrixse
 	isNewCreator := map[string]bool{}
 	for _, u := range newCreators {
 		isNewCreator[u] = true
+	}
+	// Into a version without privileged creators, the old room's creators
+	// keep their power as level 100; into v12 they get nothing of their
+	// own (see above).
+	if oldVersion, err := gomatrixserverlib.GetRoomVersion(create.Version()); err == nil && oldVersion.PrivilegedCreators() && !newVersion.PrivilegedCreators() {
+		for _, u := range rooms.Creators(create) {
+			if _, ok := users[u]; !ok {
+				users[u] = json.RawMessage("100")
+			}
+		}
 	}
 	if newVersion.PrivilegedCreators() {
 		for u := range isNewCreator {
