@@ -3,6 +3,7 @@ package clientsync
 import (
 	"context"
 	"encoding/json"
+	"sort"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/filter"
@@ -66,6 +67,21 @@ func (s *Service) addExtras(ctx context.Context, p *pass, joined map[string]bool
 		evs, err := src.Presence.Changes(ctx, req.UserID, p.after, p.upto)
 		if err != nil {
 			return err
+		}
+		if p.after != 0 && len(p.newlyShared) > 0 {
+			for _, ev := range evs {
+				delete(p.newlyShared, ev.Sender)
+			}
+			users := make([]string, 0, len(p.newlyShared))
+			for u := range p.newlyShared {
+				users = append(users, u)
+			}
+			sort.Strings(users)
+			current, err := src.Presence.Current(ctx, users)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, current...)
 		}
 		for _, ev := range evs {
 			if req.Filter.Presence.Allows(ev.Type, ev.Sender) {

@@ -26,6 +26,9 @@ type JoinedRoom struct {
 	AccountData               EventList[any]               `json:"account_data"`
 	UnreadNotifications       *push.Counts                 `json:"unread_notifications,omitempty"`
 	UnreadThreadNotifications map[string]push.Counts       `json:"unread_thread_notifications,omitempty"`
+	// joiners are the other users whose joins are in the timeline, for
+	// the presence of users newly sharing a room (not served).
+	joiners []string
 }
 
 // newJoinedRoom is an entry whose lists render as [] rather than null.

@@ -55,6 +55,11 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		tl = tl[1:]
 	}
 	room := newJoinedRoom()
+	for _, ev := range tl {
+		if m, _ := ev.Membership(); m == spec.Join && ev.Type() == spec.MRoomMember && *ev.StateKey() != req.UserID {
+			room.joiners = append(room.joiners, *ev.StateKey())
+		}
+	}
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
 	if limited {

@@ -171,6 +171,23 @@ type pass struct {
 	after, upto int64
 	// next is the response's next_batch.
 	next Token
+	// newlyShared are the users who came to share a joined room with the
+	// user since the token; an incremental sync gives their presence
+	// whenever it last changed, as Synapse does.
+	newlyShared map[string]bool
+}
+
+// shareWith notes users who newly share a room with the user.
+func (p *pass) shareWith(users ...string) {
+	for _, u := range users {
+		if u == p.req.UserID {
+			continue
+		}
+		if p.newlyShared == nil {
+			p.newlyShared = map[string]bool{}
+		}
+		p.newlyShared[u] = true
+	}
 }
 
 // isForgotten reports whether the user forgot a room.
