@@ -44,6 +44,9 @@ type Options struct {
 	RedactedBecause *Event
 	// Relations is unsigned.m.relations.
 	Relations map[string]any
+	// Membership is the viewer's membership after the event
+	// (unsigned.membership); empty leaves it out.
+	Membership string
 	// OmitRoomID drops room_id, as /sync's timelines do.
 	OmitRoomID bool
 	Now        time.Time
@@ -80,6 +83,9 @@ func Format(ev *rooms.Event, o Options) Event {
 	}
 	if o.ReplacesState != "" {
 		u["replaces_state"] = o.ReplacesState
+	}
+	if o.Membership != "" {
+		u["membership"] = o.Membership
 	}
 	if o.RedactedBecause != nil {
 		u["redacted_because"] = o.RedactedBecause

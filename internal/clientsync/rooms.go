@@ -104,7 +104,7 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		stateEvs = s.filterState(req, stateEvs, tl)
 	}
 	viewer := req.Viewer
-	if room.State.Events, err = s.render.Render(ctx, stateEvs, viewer, req.UserID, true); err != nil {
+	if room.State.Events, err = s.render.RenderState(ctx, stateEvs, viewer, req.UserID, true); err != nil {
 		return nil, err
 	}
 	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
