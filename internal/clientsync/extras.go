@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/presence"
@@ -212,6 +213,10 @@ func (p *pass) joinedEntry(roomID string) *JoinedRoom {
 	}
 	room := newJoinedRoom()
 	room.Timeline.PrevBatch = Token{Events: p.upto}.String()
+	if p.req.UseStateAfter {
+		// Required with use_state_after, even if empty (MSC4222).
+		room.StateAfter = &EventList[clientevent.Event]{Events: []clientevent.Event{}}
+	}
 	p.resp.Rooms.Join[roomID] = room
 	return room
 }

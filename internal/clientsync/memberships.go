@@ -88,7 +88,7 @@ func (s *Service) joinedSince(ctx context.Context, p *pass, m store.RoomMembersh
 	} else {
 		p.shareWith(room.joiners...)
 	}
-	if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 {
+	if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 && (room.StateAfter == nil || len(room.StateAfter.Events) == 0) {
 		return nil // only events this user may not see, or filtered out
 	}
 	p.resp.Rooms.Join[m.RoomID] = room

@@ -59,7 +59,10 @@ type Request struct {
 	Since       *Token
 	Timeout     time.Duration
 	FullState   bool
-	Filter      *filter.Filter
+	// UseStateAfter asks for state_after, the state changes up to the
+	// end of the timeline, in place of state (spec v1.16, MSC4222).
+	UseStateAfter bool
+	Filter        *filter.Filter
 	// ignored are the users the requester ignores (m.ignored_user_list):
 	// their events and invites are left out.
 	ignored map[string]bool
