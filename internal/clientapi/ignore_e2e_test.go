@@ -13,9 +13,9 @@ import (
 )
 
 // TestIgnoredUsersReadPaths: the events of a user on the reader's
-// m.ignored_user_list are left out of /messages, /context, /relations,
-// and /event, as of /sync, while their state events
-// stay (spec "Ignoring Users"; Synapse's filter_events_for_client). Other
+// m.ignored_user_list are left out of /sync, /messages, /context,
+// /relations, GET /events and /event, while their state events stay
+// (spec "Ignoring Users"; Synapse's filter_events_for_client). Other
 // members still see everything.
 func TestIgnoredUsersReadPaths(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
@@ -27,6 +27,7 @@ func TestIgnoredUsersReadPaths(t *testing.T) {
 		if err := alice.SetAccountData(ctx, "m.ignored_user_list", map[string]any{"ignored_users": map[string]any{bob.UserID.String(): map[string]any{}}}); err != nil {
 			t.Fatal(err)
 		}
+		since := sySync(t, alice, nil).NextBatch
 		anchor, err := carol.SendText(ctx, room, "carol speaks")
 		if err != nil {
 			t.Fatal(err)
@@ -90,6 +91,17 @@ func TestIgnoredUsersReadPaths(t *testing.T) {
 		}
 		if has(rel.Chunk, bobReact.EventID) || !has(rel.Chunk, carolReact.EventID) {
 			t.Fatalf("/relations for alice: %+v", rel.Chunk)
+		}
+
+		var stream struct {
+			Chunk []syEvent `json:"chunk"`
+		}
+		u = alice.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "events"}, map[string]string{"room_id": room.String(), "from": since, "timeout": "0", "limit": "50"})
+		if _, err := alice.MakeRequest(ctx, http.MethodGet, u, nil, &stream); err != nil {
+			t.Fatal(err)
+		}
+		if has(stream.Chunk, bobMsg.EventID) || !has(stream.Chunk, bobTopic.EventID) || !has(stream.Chunk, anchor.EventID) {
+			t.Fatalf("GET /events for alice: %+v", stream.Chunk)
 		}
 
 		_, err = alice.GetEvent(ctx, room, bobMsg.EventID)

@@ -55,6 +55,11 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	for len(tl) > 0 && outOfBand(tl[0]) {
 		tl = tl[1:]
 	}
+	if !limited {
+		if limited, err = s.acrossGap(ctx, tl); err != nil {
+			return nil, err
+		}
+	}
 	room := newJoinedRoom()
 	for _, ev := range tl {
 		if m, _ := ev.Membership(); m == spec.Join && ev.Type() == spec.MRoomMember && *ev.StateKey() != req.UserID {
@@ -142,6 +147,9 @@ func (s *Service) stateBefore(ctx context.Context, req Request, roomID string, a
 		}
 	}
 	if mode != stateNone {
+		if stateEvs, err = s.withEndState(ctx, roomID, upto, start, tl, stateEvs); err != nil {
+			return nil, err
+		}
 		stateEvs = s.filterState(req, stateEvs, tl, false)
 	}
 	return stateEvs, nil
