@@ -40,7 +40,11 @@ type CreateRequest struct {
 	Name, Topic        *string
 	CanonicalAlias     string
 	Invite             []string
-	IsDirect           bool
+	// Invitees are all the users the request invites, Invite and those
+	// on other servers, invited through federation once the room exists:
+	// trusted_private_chat gives every one of them the creator's power.
+	Invitees []string
+	IsDirect bool
 	// CreatorContent and InviteContent add profile keys to the creator's
 	// join and to each invite.
 	CreatorContent map[string]any
@@ -132,20 +136,18 @@ func createContent(v gomatrixserverlib.IRoomVersion, r CreateRequest) (map[strin
 		if err := json.Unmarshal(raw, &extra); err != nil {
 			return nil, nil, mxerr.BadJSON("additional_creators must be a list of user IDs")
 		}
-		for _, u := range extra {
-			if _, err := spec.NewUserID(u, true); err != nil {
-				return nil, nil, mxerr.BadJSON("additional_creators: invalid user ID %q", u)
-			}
-		}
 	}
 	if r.preset() == PresetTrustedPrivateChat {
 		// createRoom (v1.16): trusted_private_chat invitees get the
 		// creator's power, which from v12 means being a creator.
-		extra = append(extra, r.Invite...)
+		extra = append(extra, r.trusted()...)
 	}
 	seen := map[string]bool{r.Creator: true}
 	additional := []string{}
 	for _, u := range extra {
+		if _, err := spec.NewUserID(u, true); err != nil {
+			return nil, nil, mxerr.BadJSON("additional_creators: invalid user ID %q", u)
+		}
 		if !seen[u] {
 			seen[u] = true
 			additional = append(additional, u)
@@ -157,6 +159,15 @@ func createContent(v gomatrixserverlib.IRoomVersion, r CreateRequest) (map[strin
 	}
 	content["additional_creators"], _ = json.Marshal(additional)
 	return content, append(creators, additional...), nil
+}
+
+// trusted are the invitees trusted_private_chat raises: Invitees, or
+// Invite when the caller gave only local ones.
+func (r CreateRequest) trusted() []string {
+	if len(r.Invitees) > 0 {
+		return r.Invitees
+	}
+	return r.Invite
 }
 
 // preset is the request's preset, private_chat when none is given.
@@ -314,7 +325,7 @@ func initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRequest, creat
 		users[r.Creator] = 100
 	}
 	if preset == PresetTrustedPrivateChat {
-		for _, u := range r.Invite {
+		for _, u := range r.trusted() {
 			users[u] = 100
 		}
 	}
