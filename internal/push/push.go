@@ -321,7 +321,7 @@ type userRuleset struct {
 // condition whose key is a number) is left out and named in bad: it
 // must not take the user's other rules, the defaults and every other
 // recipient of the event down with it.
-func evaluatorRules(rules *Ruleset) (rs *pushrules.PushRuleset, bad []string, err error) {
+func evaluatorRules(rules *Ruleset) (rs *evalRuleset, bad []string, err error) {
 	loadable := &Ruleset{}
 	for _, kind := range kinds {
 		out := loadable.kind(kind)
@@ -342,9 +342,27 @@ func evaluatorRules(rules *Ruleset) (rs *pushrules.PushRuleset, bad []string, er
 	if err != nil {
 		return nil, bad, err
 	}
-	rs = &pushrules.PushRuleset{}
-	if err := json.Unmarshal(raw, rs); err != nil {
+	rs = &evalRuleset{}
+	if err := json.Unmarshal(raw, &rs.PushRuleset); err != nil {
 		return nil, bad, err
 	}
+	// mautrix knows the spec's five kinds only: postcontent rules are
+	// loaded one by one, as the condition rules they are.
+	for _, r := range loadable.Postcontent {
+		raw, _ := json.Marshal(r)
+		pr := &pushrules.PushRule{}
+		if err := json.Unmarshal(raw, pr); err != nil {
+			return nil, bad, err
+		}
+		pr.Type = pushrules.OverrideRule
+		rs.postcontent = append(rs.postcontent, pr)
+	}
 	return rs, bad, nil
+}
+
+// evalRuleset is a ruleset in mautrix's form with the postcontent kind
+// mautrix lacks.
+type evalRuleset struct {
+	pushrules.PushRuleset
+	postcontent []*pushrules.PushRule
 }
