@@ -189,6 +189,17 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 	if ev != nil {
 		return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
 	}
+	// Nothing here (history before this server joined, say): the
+	// room's other servers may know, as Synapse asks them.
+	if a.federation != nil {
+		eventID, originTS, ok, err := a.federation.TimestampToEvent(ctx, roomID, ts, backwards)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return map[string]any{"event_id": eventID, "origin_server_ts": originTS}, nil
+		}
+	}
 	dir := "forward"
 	if backwards {
 		dir = "backward"
