@@ -239,6 +239,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		var done []evaluated
 		for _, n := range batch {
+			if err := s.copyOnUpgradeJoin(ctx, n); err != nil && ctx.Err() == nil {
+				s.opts.Log.Warn("push: copying rules to an upgraded room", "event_id", n.Event.EventID(), "err", err)
+			}
 			e, err := s.safeEvaluate(ctx, n)
 			if err != nil {
 				if ctx.Err() == nil {
