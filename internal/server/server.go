@@ -56,6 +56,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
+	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -315,6 +316,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
+		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
