@@ -13,8 +13,9 @@ import (
 )
 
 // TestTimestampToEventAsksOtherServers: a server that has nothing near
-// the time asked (history from before it joined) asks the room's other
-// servers, as Synapse does, and answers with their event.
+// the time asked, or whose forward search starts before the history it
+// has (from before it joined), asks the room's other servers, as
+// Synapse does, and answers with the closer event.
 func TestTimestampToEventAsksOtherServers(t *testing.T) {
 	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
 		ctx := context.Background()
@@ -45,6 +46,20 @@ func TestTimestampToEventAsksOtherServers(t *testing.T) {
 		resp, err := bob.TimestampToEvent(ctx, room, time.UnixMilli(ts[1]), mautrix.DirectionBackward)
 		if err != nil || resp.EventID != ids[1] || resp.Timestamp.UnixMilli() != ts[1] {
 			t.Fatalf("hs2 backwards from the second message: %+v %v, want %s", resp, err, ids[1])
+		}
+		// Forwards from before hs2's history, hs2 has bob's join, but the
+		// room's history goes on before it on hs1: hs1's closer answer wins.
+		resp, err = bob.TimestampToEvent(ctx, room, time.UnixMilli(ts[0]), mautrix.DirectionForward)
+		if err != nil || resp.EventID != ids[0] {
+			t.Fatalf("hs2 forwards from the first message: %+v %v, want %s", resp, err, ids[0])
+		}
+		// After the join, hs2's own events answer.
+		join, err := bob.TimestampToEvent(ctx, room, time.UnixMilli(ts[2]+1), mautrix.DirectionForward)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := bob.GetEvent(ctx, room, join.EventID); err != nil || ev.Sender != bob.UserID {
+			t.Fatalf("hs2 forwards after the messages: %+v %v, want bob's join", ev, err)
 		}
 		// Before the room began nobody has anything: 404, as locally.
 		_, err = bob.TimestampToEvent(ctx, room, time.UnixMilli(1), mautrix.DirectionBackward)
