@@ -74,6 +74,17 @@ func TestSendServerNotice(t *testing.T) {
 		testserver.WantStatus(t, "second notice", status, body, http.StatusOK)
 		second, _ := body["event_id"].(string)
 
+		// PUT with a transaction ID: a retry answers the same event.
+		var txnIDs []any
+		for range 2 {
+			status, body = s.Do(t, http.MethodPut, noticePath+"/t1", admin.AccessToken, map[string]any{"user_id": alice.UserID, "content": text("Again")})
+			testserver.WantStatus(t, "notice with a transaction", status, body, http.StatusOK)
+			txnIDs = append(txnIDs, body["event_id"])
+		}
+		retried, _ := txnIDs[0].(string)
+		if retried == "" || txnIDs[1] != retried || retried == second {
+			t.Fatalf("PUT twice with one transaction: %v (POST gave %s)", txnIDs, second)
+		}
 		msgs, err := alice.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 50)
 		if err != nil {
 			t.Fatal(err)
@@ -87,8 +98,8 @@ func TestSendServerNotice(t *testing.T) {
 				got = append(got, ev.ID.String())
 			}
 		}
-		if len(got) != 2 || got[0] != second || got[1] != first {
-			t.Fatalf("notices in the room: %v, want %s then %s", got, second, first)
+		if len(got) != 3 || got[0] != retried || got[1] != second || got[2] != first {
+			t.Fatalf("notices in the room: %v, want %s, %s, %s", got, retried, second, first)
 		}
 		var name event.RoomNameEventContent
 		if err := alice.StateEvent(ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Server Notices" {

@@ -66,6 +66,8 @@ type Notice struct {
 	Type     string
 	StateKey *string
 	Content  json.RawMessage
+	// Txn, when set, makes a retry return the event first sent.
+	Txn *rooms.Txn
 }
 
 // Send sends a notice to a local user, in their notices room (made on
@@ -92,7 +94,7 @@ func (s *Service) Send(ctx context.Context, userID string, n Notice) (string, er
 	if typ == "" {
 		typ = "m.room.message"
 	}
-	ev, err := s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: s.SystemUser(), Type: typ, StateKey: n.StateKey, Content: n.Content})
+	ev, err := s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: s.SystemUser(), Type: typ, StateKey: n.StateKey, Content: n.Content, Txn: n.Txn})
 	if err != nil {
 		return "", err
 	}
