@@ -72,6 +72,9 @@ type Options struct {
 	// notifier, which waits on it, is built and hears of new events
 	// before push does.
 	Progress *Progress
+	// MaxTagBytes bounds a room's tags when a user's are copied to a
+	// replacement room (zero: 256 KiB, the default account data bound).
+	MaxTagBytes int
 }
 
 // Progress is the stream position up to which events have been
@@ -175,6 +178,9 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	if opts.GiveUpAfter == 0 {
 		opts.GiveUpAfter = 24 * time.Hour
 	}
+	if opts.MaxTagBytes == 0 {
+		opts.MaxTagBytes = 256 << 10
+	}
 	if opts.Progress == nil {
 		opts.Progress = NewProgress(engine.Stream().Current())
 	}
@@ -240,7 +246,7 @@ func (s *Service) Run(ctx context.Context) error {
 		var done []evaluated
 		for _, n := range batch {
 			if err := s.copyOnUpgradeJoin(ctx, n); err != nil && ctx.Err() == nil {
-				s.opts.Log.Warn("push: copying rules to an upgraded room", "event_id", n.Event.EventID(), "err", err)
+				s.opts.Log.Warn("push: following a user to an upgraded room", "event_id", n.Event.EventID(), "err", err)
 			}
 			e, err := s.safeEvaluate(ctx, n)
 			if err != nil {

@@ -11,15 +11,20 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
-// Push rules follow a room to its replacement: when a local user joins
-// a room that replaces another (its create event names a predecessor),
-// their enabled rules about the old room are copied to the new one, as
+// A user's settings follow a room to its replacement: when a local user
+// joins a room that replaces another (its create event names a
+// predecessor), their enabled push rules about the old room are copied
+// to the new one, and their tags and m.direct entry with them, as
 // Synapse does on a join after an upgrade
-// (copy_push_rules_from_room_to_room_for_user), so that a muted room
-// stays muted. The upgrader's own join, which creates the room, is one.
+// (copy_push_rules_from_room_to_room_for_user,
+// copy_room_tags_and_direct_to_room), so that a muted favourite stays
+// one. The upgrader's own join, which creates the room, is one. The push
+// worker does it because it already hears of every new event off the
+// request path.
 
-// copyOnUpgradeJoin copies the joining user's room rules if n is a
-// local user's first join of a room with a predecessor.
+// copyOnUpgradeJoin copies the joining user's room rules, tags and
+// m.direct entry if n is a local user's first join of a room with a
+// predecessor.
 func (s *Service) copyOnUpgradeJoin(ctx context.Context, n rooms.Notification) error {
 	ev := n.Event
 	if ev.Type() != spec.MRoomMember || n.Membership != spec.Join || n.PrevMembership == spec.Join || ev.StateKey() == nil {
@@ -46,7 +51,10 @@ func (s *Service) copyOnUpgradeJoin(ctx context.Context, n rooms.Notification) e
 	if json.Unmarshal(create.Content(), &c) != nil || c.Predecessor.RoomID == "" || c.Predecessor.RoomID == roomID {
 		return nil
 	}
-	return s.CopyRoomRules(ctx, userID, c.Predecessor.RoomID, roomID)
+	if err := s.CopyRoomRules(ctx, userID, c.Predecessor.RoomID, roomID); err != nil {
+		return err
+	}
+	return s.accountData.CopyToReplacement(ctx, userID, c.Predecessor.RoomID, roomID, s.opts.MaxTagBytes)
 }
 
 // CopyRoomRules gives the user, for the room newID, a copy of each of

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 
@@ -17,7 +18,7 @@ import (
 // mute: an override rule named after the room with a room_id condition;
 // a room rule) are copied to its replacement when they join it, the
 // upgrader included, as Synapse does; disabled ones and rules about
-// other rooms are not.
+// other rooms are not. Their tags and m.direct entry follow as well.
 func TestRulesFollowUpgrade(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
@@ -43,6 +44,12 @@ func TestRulesFollowUpgrade(t *testing.T) {
 		status, body = s.Do(t, http.MethodPut, rulesPath+"underride/off/enabled", bob.AccessToken, map[string]any{"enabled": false})
 		testserver.WantStatus(t, "disable", status, body, http.StatusOK)
 
+		if err := bob.AddTagWithCustomData(ctx, old, event.RoomTagFavourite, map[string]any{"order": 0.5}); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.SetAccountData(ctx, event.AccountDataDirectChats.Type, map[string]any{string(alice.UserID): []string{string(old)}}); err != nil {
+			t.Fatal(err)
+		}
 		var resp struct {
 			ReplacementRoom id.RoomID `json:"replacement_room"`
 		}
@@ -82,6 +89,27 @@ func TestRulesFollowUpgrade(t *testing.T) {
 		}
 		if got := ruleIDs(rs.Underride); got[0] != "off" || got[1] == string(repl) {
 			t.Fatalf("bob's underride rules: %v (the disabled rule is not copied)", got)
+		}
+
+		// Tags and the direct chat follow too.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var tags event.TagEventContent
+			if err := bob.GetTagsWithCustomData(ctx, repl, &tags); err != nil {
+				t.Fatal(err)
+			}
+			direct := map[string][]string{}
+			if err := bob.GetAccountData(ctx, event.AccountDataDirectChats.Type, &direct); err != nil {
+				t.Fatal(err)
+			}
+			fav, ok := tags.Tags[event.RoomTagFavourite]
+			if ok && fav.Order == "0.5" && equal(direct[string(alice.UserID)], []string{string(old), string(repl)}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("bob's tags of the new room %+v, m.direct %v", tags.Tags, direct)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }
