@@ -112,6 +112,9 @@ func TestSendServerNotice(t *testing.T) {
 		if _, err := alice.SendText(ctx, room, "can I reply?"); err == nil {
 			t.Fatal("alice may speak in her notices room")
 		}
+		// Nobody may register as the system user (Synapse: M_EXCLUSIVE).
+		status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/register/available?username=notices", "", nil)
+		testserver.WantError(t, "the system user's localpart", status, body, http.StatusBadRequest, "M_EXCLUSIVE")
 		joined, err := alice.JoinedRooms(ctx)
 		if err != nil || len(joined.JoinedRooms) != 1 {
 			t.Fatalf("alice's rooms: %+v %v", joined, err)

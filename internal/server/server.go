@@ -261,6 +261,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved,
+		Reserved:       reservedLocalparts(cfg),
 	})
 	s.accounts = b.acc
 }
@@ -619,4 +620,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// reservedLocalparts are the localparts nobody may register: the server
+// notices system user's, so that no one can speak as it.
+func reservedLocalparts(cfg *config.Config) []string {
+	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
+		return []string{lp}
+	}
+	return nil
 }
