@@ -83,6 +83,8 @@ type API struct {
 
 	// media serves local media to other servers (nil: not served).
 	media *media.Service
+	// partial completes rooms joined with partial state (partialstate.go).
+	partial *PartialStateResync
 }
 
 // New makes the server-server API.
@@ -91,6 +93,9 @@ func New(d Deps) *API {
 		d.Log = slog.Default()
 	}
 	a := &API{d: d, now: time.Now}
+	if d.Client != nil && d.Rooms != nil {
+		a.partial = newPartialStateResync(a)
+	}
 	if d.Sender != nil && d.Bus != nil {
 		a.subscribeEDUs(d.Bus)
 		if d.Keys != nil {

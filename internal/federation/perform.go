@@ -43,7 +43,8 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 	}
 	var errs []error
 	for _, server := range servers {
-		resp, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{a.d.Client}, gomatrixserverlib.PerformJoinInput{
+		jc := joinClient{c: a.d.Client, partial: &partialAnswer{}}
+		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
 			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
 			PrivateKey: a.d.Key.Private, KeyID: gomatrixserverlib.KeyID(a.d.Key.ID), KeyRing: a.d.KeyRing,
 			EventProvider: a.eventProvider(server), UserIDQuerier: userIDForSender,
@@ -56,6 +57,9 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
+		if jc.partial.omitted {
+			return a.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
+		}
 		_, err := a.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
@@ -350,7 +354,12 @@ func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomV
 // them: gomatrixserverlib panics on some malformed ones (an event whose
 // room ID does not parse, a pseudo-ID room version), which a hostile
 // server could send at will.
-type joinClient struct{ c fclient.FederationClient }
+type joinClient struct {
+	c fclient.FederationClient
+	// partial, when set, asks for a partial-state join (omit_members)
+	// and records what the answer says about it.
+	partial *partialAnswer
+}
 
 func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
 	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
@@ -367,9 +376,16 @@ func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roo
 }
 
 func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
-	r, err := j.c.SendJoin(ctx, origin, s, event)
+	send := j.c.SendJoin
+	if j.partial != nil {
+		send = j.c.SendJoinPartialState
+	}
+	r, err := send(ctx, origin, s, event)
 	if err != nil {
 		return nil, err
+	}
+	if j.partial != nil {
+		j.partial.record(r)
 	}
 	v, err := supportedVersion(event.Version())
 	if err != nil {

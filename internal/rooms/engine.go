@@ -50,6 +50,18 @@ type Store interface {
 	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 	OldestEvent(ctx context.Context, roomID string) (string, error)
 	MinStreamPos(ctx context.Context) (int64, error)
+	PartialStateStore
+}
+
+// PartialStateStore keeps the marks of rooms joined with partial state
+// (partial.go).
+type PartialStateStore interface {
+	MarkPartialState(ctx context.Context, r store.PartialStateRoom) error
+	ClearPartialState(ctx context.Context, roomID string) error
+	PartialState(ctx context.Context, roomID string) (store.PartialStateRoom, error)
+	PartialStateRooms(ctx context.Context) ([]store.PartialStateRoom, error)
+	CompletePartialState(ctx context.Context, roomID string, missing map[store.StateKey]int64, memberships map[string]string) ([]int64, error)
+	SetEventStatus(ctx context.Context, nid int64, status int) error
 }
 
 // Notification tells listeners that an event was persisted.
@@ -179,6 +191,9 @@ type roomHead struct {
 	state       StateMap
 	depth       int64
 	extremities []string
+	// partial: the room was joined with partial state, still being
+	// completed (see partial.go).
+	partial bool
 	// pending is the room's last queued write, until a later lock finds
 	// it settled. The head may have moved ahead of the store by it (see
 	// sendMessage); if it failed, the head is reloaded from the store.
@@ -220,6 +235,10 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 		if v, err = gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(sh.Version)); err == nil {
 			var state StateMap
 			if state, err = e.snapshotState(ctx, sh.Snapshot); err == nil {
+				if h.partial, err = e.isPartial(ctx, roomID); err != nil {
+					e.unlockRoom(h)
+					return nil, err
+				}
 				h.loaded, h.version, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, v, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
 				return h, nil
 			}

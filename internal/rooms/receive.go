@@ -116,7 +116,11 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 // is known, stores it and moves the room's head. A failure to check
 // stores nothing (see receivedStatus).
 func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64) (*Event, error) {
-	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, h.state)
+	checkBefore, current := before, h.state
+	if h.partial {
+		checkBefore, current = partialBefore(before, authEvs), nil
+	}
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, checkBefore, current)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}

@@ -83,6 +83,9 @@ type Server struct {
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
 	joinPresence *federation.JoinPresence
+	// partialState completes rooms joined with partial state (nil
+	// without federation).
+	partialState *federation.PartialStateResync
 	push         *push.Service
 	acctData     *accountdata.Service
 	typing       *typing.Service
@@ -203,6 +206,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.joinPresence = fed.JoinPresence(s.presence)
+	s.partialState = fed.PartialStateResync()
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
 		Outbound: s.outbound}
 	if cfg.Federation.Enabled {
