@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,14 +33,13 @@ type PartialStateResync struct {
 	kick chan struct{}
 	// retry is how long a room waits after every server failed.
 	retry time.Duration
-	// done is closed and replaced each time a pass ends (tests wait on it
-	// through Settled).
-	mu   sync.Mutex
-	done chan struct{}
+	// hold is held by every pass, and by Hold: a test keeps a room
+	// partial for as long as it needs to look at it.
+	hold sync.Mutex
 }
 
 func newPartialStateResync(a *API) *PartialStateResync {
-	return &PartialStateResync{a: a, kick: make(chan struct{}, 1), retry: 30 * time.Second, done: make(chan struct{})}
+	return &PartialStateResync{a: a, kick: make(chan struct{}, 1), retry: 30 * time.Second}
 }
 
 // PartialStateResync is the worker that completes partial-state rooms
@@ -64,15 +64,13 @@ func (p *PartialStateResync) wake() {
 // period while some room stays partial.
 func (p *PartialStateResync) Run(ctx context.Context) error {
 	for {
+		p.hold.Lock()
 		pending := p.pass(ctx)
-		p.mu.Lock()
-		close(p.done)
-		p.done = make(chan struct{})
-		p.mu.Unlock()
+		p.hold.Unlock()
 		var retry <-chan time.Time
+		var t *time.Timer
 		if pending {
-			t := time.NewTimer(p.retry)
-			defer t.Stop()
+			t = time.NewTimer(p.retry)
 			retry = t.C
 		}
 		select {
@@ -81,7 +79,18 @@ func (p *PartialStateResync) Run(ctx context.Context) error {
 		case <-p.kick:
 		case <-retry:
 		}
+		if t != nil {
+			t.Stop()
+		}
 	}
+}
+
+// Hold stops the worker before its next pass until release is called,
+// so that a room joined meanwhile stays partial (tests look at it then).
+func (p *PartialStateResync) Hold() (release func()) {
+	p.hold.Lock()
+	var once sync.Once
+	return func() { once.Do(p.hold.Unlock) }
 }
 
 // pass tries every partial-state room once; it reports whether some
@@ -228,4 +237,94 @@ func (a *API) importPartialJoin(ctx context.Context, via string, join gomatrixse
 	}
 	a.partial.wake()
 	return nil
+}
+
+// withCreateEvent adds the create event of state to an auth chain that
+// lacks it. With omit_members the resident server may leave out of
+// auth_chain what state holds (spec, send_join v2), but
+// gomatrixserverlib's PerformJoin looks for the create event in the
+// auth chain alone.
+func withCreateEvent(v gomatrixserverlib.IRoomVersion, chain, state gomatrixserverlib.EventJSONs) gomatrixserverlib.EventJSONs {
+	isCreate := func(raw spec.RawJSON) bool {
+		pdu, err := rooms.ParsePDU(v, raw)
+		return err == nil && pdu.Type() == spec.MRoomCreate && pdu.StateKey() != nil && *pdu.StateKey() == ""
+	}
+	if slices.ContainsFunc(chain, isCreate) {
+		return chain
+	}
+	if i := slices.IndexFunc(state, isCreate); i >= 0 {
+		return append(slices.Clone(chain), state[i])
+	}
+	return chain
+}
+
+// authFetchRounds bounds how far back fetchAuthEvents follows auth
+// events this server lacks, one /event each.
+const authFetchRounds = 8
+
+// fetchAuthEvents gets the auth events this server lacks of an event
+// from the server that sent it, as Synapse's
+// _load_or_fetch_auth_events_for_event does: each with /event, then
+// theirs in turn, or, failing that, the event's whole auth chain with
+// /event_auth. They are checked (signatures, each allowed by its own
+// auth events) and stored, so that the event itself can be checked: in
+// a partial-state room most events name the membership of a sender this
+// server has not been told of.
+func (a *API) fetchAuthEvents(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, missing []string) error {
+	roomID := pdu.RoomID().String()
+	var chain gomatrixserverlib.EventJSONs
+	seen := map[string]bool{}
+	for round := 0; round < authFetchRounds && len(missing) > 0; round++ {
+		var next []string
+		for _, id := range missing {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			ev, err := a.fetchEvent(ctx, origin, v, id)
+			if err != nil {
+				return a.fetchAuthChain(ctx, origin, v, pdu)
+			}
+			chain = append(chain, ev.JSON())
+			known, err := a.d.Rooms.EventsByID(ctx, ev.AuthEventIDs())
+			if err != nil {
+				return err
+			}
+			for _, k := range known {
+				if !seen[k.EventID()] {
+					seen[k.EventID()] = true
+					chain = append(chain, k.JSON())
+				}
+			}
+			for _, aid := range ev.AuthEventIDs() {
+				if !seen[aid] {
+					next = append(next, aid)
+				}
+			}
+		}
+		missing = next
+	}
+	return a.storeAuthChain(ctx, origin, v, roomID, chain)
+}
+
+// fetchAuthChain gets the whole auth chain of an event from the server
+// that sent it (/event_auth) and stores it, checked.
+func (a *API) fetchAuthChain(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
+	roomID := pdu.RoomID().String()
+	resp, err := a.d.Client.GetEventAuth(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), v.Version(), roomID, pdu.EventID())
+	if err != nil {
+		return fmt.Errorf("event_auth from %s: %w", origin, err)
+	}
+	return a.storeAuthChain(ctx, origin, v, roomID, resp.AuthEvents)
+}
+
+// storeAuthChain checks auth events fetched from origin and stores those
+// that pass.
+func (a *API) storeAuthChain(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, roomID string, raw gomatrixserverlib.EventJSONs) error {
+	checked := fclient.RespState{AuthEvents: raw}
+	chain, _, err := gomatrixserverlib.CheckStateResponse(ctx, &checked, v.Version(), a.d.KeyRing, a.eventProvider(origin), userIDForSender)
+	if err != nil {
+		return fmt.Errorf("auth events from %s: %w", origin, err)
+	}
+	return a.d.Rooms.StoreAuthChain(ctx, roomID, chain)
 }

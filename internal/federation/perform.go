@@ -406,5 +406,8 @@ func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, eve
 	if len(r.Event) > 0 && notInRoom(r.Event) {
 		r.Event = nil
 	}
+	if j.partial != nil {
+		r.AuthEvents = withCreateEvent(v, r.AuthEvents, r.StateEvents)
+	}
 	return &r, nil
 }

@@ -297,6 +297,12 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 	}
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
+	if errors.As(err, &missing) && len(missing.Auth) > 0 {
+		if ferr := a.fetchAuthEvents(ctx, origin, v, pdu, missing.Auth); ferr != nil {
+			a.d.Log.Info("federation: fetching missing auth events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+		}
+		_, err = a.d.Rooms.Receive(ctx, pdu)
+	}
 	if errors.As(err, &missing) {
 		if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
 			a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)

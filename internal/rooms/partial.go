@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
@@ -236,6 +237,9 @@ func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]
 				}
 				e.events.Remove(ev.NID)
 				refused = append(refused, ev.EventID())
+				if err := e.dropExtremity(ctx, h, ev); err != nil {
+					return refused, err
+				}
 				continue
 			}
 			if err != nil {
@@ -246,4 +250,50 @@ func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]
 			return refused, nil
 		}
 	}
+}
+
+// StoreAuthChain stores the auth chain of an event received from
+// another server, checked by the caller (signatures, each event allowed
+// by its own auth events), as outliers: in a partial-state room, most
+// events name the membership of a sender this server has not been told
+// of (Synapse's _load_or_fetch_auth_events_for_event).
+func (e *Engine) StoreAuthChain(ctx context.Context, roomID string, chain []gomatrixserverlib.PDU) error {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return refused("rooms: unknown room %s", roomID)
+	}
+	return e.storeOutliers(ctx, roomID, string(h.version.Version()), false, chain)
+}
+
+// dropExtremity takes a rejected event out of the room's forward
+// extremities, its prev events standing in for it: a rejected event is
+// never built on (other servers would be asked for the state at an
+// event this server no longer serves).
+func (e *Engine) dropExtremity(ctx context.Context, h *roomHead, ev *Event) error {
+	if !slices.Contains(h.extremities, ev.EventID()) {
+		return nil
+	}
+	var extremities []string
+	for _, x := range h.extremities {
+		if x != ev.EventID() {
+			extremities = append(extremities, x)
+		}
+	}
+	prevs, err := e.EventsByID(ctx, ev.PrevEventIDs())
+	if err != nil {
+		return err
+	}
+	for _, p := range prevs {
+		if p.HasState() && p.Status == store.EventAccepted && !slices.Contains(extremities, p.EventID()) {
+			extremities = append(extremities, p.EventID())
+		}
+	}
+	if len(extremities) == 0 {
+		return nil
+	}
+	return e.moveHead(ctx, h, extremities, h.depth)
 }

@@ -501,6 +501,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *federation.Sender { return s.sender }
 
+// PartialStateResync is the worker that completes rooms joined with
+// partial state (nil without federation).
+func (s *Server) PartialStateResync() *federation.PartialStateResync { return s.partialState }
+
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }
 
