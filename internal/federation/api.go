@@ -47,6 +47,9 @@ type Deps struct {
 	KeyRing *gomatrixserverlib.KeyRing
 	Client  fclient.FederationClient
 	Rooms   *rooms.Engine
+	// PartialStateJoins: joins of remote rooms ask for partial state
+	// (omit_members; partialstate.go).
+	PartialStateJoins bool
 	Store   Store
 	Log     *slog.Logger
 

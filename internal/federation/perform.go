@@ -43,7 +43,10 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 	}
 	var errs []error
 	for _, server := range servers {
-		jc := joinClient{c: a.d.Client, partial: &partialAnswer{}}
+		jc := joinClient{c: a.d.Client}
+		if a.d.PartialStateJoins {
+			jc.partial = &partialAnswer{}
+		}
 		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
 			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
 			PrivateKey: a.d.Key.Private, KeyID: gomatrixserverlib.KeyID(a.d.Key.ID), KeyRing: a.d.KeyRing,
@@ -57,7 +60,7 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
-		if jc.partial.omitted {
+		if jc.partial != nil && jc.partial.omitted {
 			return a.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
 		}
 		_, err := a.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)

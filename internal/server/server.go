@@ -344,6 +344,7 @@ func (s *Server) newFederation(engine *rooms.Engine, client fclient.FederationCl
 	d.Keys = e2ee
 	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
 	d.Rooms = engine
+	d.PartialStateJoins = cfg.Federation.PartialStateJoins
 	d.Store = s.db
 	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
 	d.Sender = s.sender
