@@ -29,7 +29,7 @@ func (a *API) Backfill(ctx context.Context, roomID string, limit int) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	servers, err := a.d.Rooms.ServersInRoom(ctx, state)
+	servers, err := a.d.Rooms.ServersInRoomOrNamed(ctx, roomID, state)
 	if err != nil {
 		return 0, err
 	}

@@ -41,10 +41,17 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 	if len(servers) == 0 {
 		return mxerr.NotFound("No known servers to join %s through", roomID)
 	}
+	// A room this server holds state for (a rejoin) is joined with full
+	// state: its state is replaced by the answer's, which must not lack
+	// the members this server knows.
+	partial := a.d.PartialStateJoins
+	if _, _, err := a.d.Rooms.Extremities(ctx, roomID); err == nil {
+		partial = false
+	}
 	var errs []error
 	for _, server := range servers {
 		jc := joinClient{c: a.d.Client}
-		if a.d.PartialStateJoins {
+		if partial {
 			jc.partial = &partialAnswer{}
 		}
 		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{

@@ -229,17 +229,9 @@ func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	servers, err := s.o.Rooms.ServersInRoom(ctx, state)
+	servers, err := s.o.Rooms.ServersInRoomOrNamed(ctx, r.RoomID, state)
 	if err != nil {
 		return nil, err
-	}
-	// A room joined with partial state knows few of its members: its
-	// servers are the ones the resident server named (Synapse's
-	// partial_state_rooms_servers), until the full state is here.
-	if partial, named, err := s.o.Rooms.PartialState(ctx, r.RoomID); err != nil {
-		return nil, err
-	} else if partial {
-		servers = append(servers, named...)
 	}
 	if r.Type == spec.MRoomMember && r.StateKey != nil {
 		servers = append(servers, serverName(*r.StateKey))

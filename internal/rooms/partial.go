@@ -297,3 +297,25 @@ func (e *Engine) dropExtremity(ctx context.Context, h *roomHead, ev *Event) erro
 	}
 	return e.moveHead(ctx, h, extremities, h.depth)
 }
+
+// ServersInRoomOrNamed is ServersInRoom of a room's state, with, while
+// the room's state is partial, the servers the resident server named
+// (servers_in_room; Synapse's partial_state_rooms_servers): the state
+// knows few members then, and events, backfill requests and EDUs must
+// still reach the others.
+func (e *Engine) ServersInRoomOrNamed(ctx context.Context, roomID string, state StateMap) ([]string, error) {
+	servers, err := e.ServersInRoom(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	partial, named, err := e.PartialState(ctx, roomID)
+	if err != nil || !partial {
+		return servers, err
+	}
+	for _, s := range named {
+		if !slices.Contains(servers, s) {
+			servers = append(servers, s)
+		}
+	}
+	return servers, nil
+}
