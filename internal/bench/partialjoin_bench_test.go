@@ -28,8 +28,8 @@ import (
 // The size of BenchmarkRemoteJoinBigRoom's room (issue 14): 10,000
 // members and 50,000 state events in all.
 const (
-	bigRoomMembers = 1_000
-	bigRoomState   = 5_000
+	bigRoomMembers = 10_000
+	bigRoomState   = 50_000
 )
 
 // BenchmarkRemoteJoinBigRoom: a user of hs2 joins a room of hs1 with

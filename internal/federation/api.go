@@ -50,8 +50,8 @@ type Deps struct {
 	// PartialStateJoins: joins of remote rooms ask for partial state
 	// (omit_members; partialstate.go).
 	PartialStateJoins bool
-	Store   Store
-	Log     *slog.Logger
+	Store             Store
+	Log               *slog.Logger
 
 	// What the read endpoints answer from (events.go, queries.go).
 	Timestamps TimestampStore

@@ -11,6 +11,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -244,10 +245,12 @@ func (a *API) importPartialJoin(ctx context.Context, via string, join gomatrixse
 // auth_chain what state holds (spec, send_join v2), but
 // gomatrixserverlib's PerformJoin looks for the create event in the
 // auth chain alone.
-func withCreateEvent(v gomatrixserverlib.IRoomVersion, chain, state gomatrixserverlib.EventJSONs) gomatrixserverlib.EventJSONs {
+func withCreateEvent(chain, state gomatrixserverlib.EventJSONs) gomatrixserverlib.EventJSONs {
+	// Only the type and state key are looked at (the state may hold tens
+	// of thousands of events); what is found is checked with the rest.
 	isCreate := func(raw spec.RawJSON) bool {
-		pdu, err := rooms.ParsePDU(v, raw)
-		return err == nil && pdu.Type() == spec.MRoomCreate && pdu.StateKey() != nil && *pdu.StateKey() == ""
+		r := gjson.GetManyBytes(raw, "type", "state_key")
+		return r[0].Str == spec.MRoomCreate && r[1].Exists() && r[1].Str == ""
 	}
 	if slices.ContainsFunc(chain, isCreate) {
 		return chain

@@ -417,7 +417,7 @@ func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, eve
 		r.Event = nil
 	}
 	if j.partial != nil {
-		r.AuthEvents = withCreateEvent(v, r.AuthEvents, r.StateEvents)
+		r.AuthEvents = withCreateEvent(r.AuthEvents, r.StateEvents)
 	}
 	return &r, nil
 }
