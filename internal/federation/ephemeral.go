@@ -100,7 +100,7 @@ func (a *API) remoteMemberOf(ctx context.Context, origin, roomID, userID string)
 
 // queueForRoom sends an EDU to the other servers in a room.
 func (a *API) queueForRoom(ctx context.Context, roomID, eduType string, content any) {
-	servers, err := a.d.Store.JoinedServers(ctx, roomID)
+	servers, err := a.joinedServers(ctx, roomID)
 	if err != nil {
 		a.d.Log.Warn("EDU destinations", "type", eduType, "err", err)
 		return

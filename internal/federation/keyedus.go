@@ -79,7 +79,7 @@ func (a *API) queueForRoommates(ctx context.Context, userID, eduType string, con
 	seen := map[string]bool{a.d.ServerName: true}
 	var dests []string
 	for _, r := range rooms {
-		servers, err := a.d.Store.JoinedServers(ctx, r.RoomID)
+		servers, err := a.joinedServers(ctx, r.RoomID)
 		if err != nil {
 			a.d.Log.Warn("EDU destinations", "type", eduType, "err", err)
 			return

@@ -331,3 +331,24 @@ func (a *API) storeAuthChain(ctx context.Context, origin string, v gomatrixserve
 	}
 	return a.d.Rooms.StoreAuthChain(ctx, roomID, chain)
 }
+
+// joinedServers are the servers with joined members in a room, with,
+// while its state is partial, those the resident server named: EDUs
+// (typing, receipts, device lists) reach them too, as Synapse sends to
+// its partial_state_rooms_servers.
+func (a *API) joinedServers(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := a.d.Store.JoinedServers(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	partial, named, err := a.d.Rooms.PartialState(ctx, roomID)
+	if err != nil || !partial {
+		return servers, err
+	}
+	for _, s := range named {
+		if !slices.Contains(servers, s) {
+			servers = append(servers, s)
+		}
+	}
+	return servers, nil
+}

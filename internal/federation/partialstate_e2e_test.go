@@ -22,7 +22,8 @@ import (
 // TestPartialStateJoin: bob of hs2 joins a named public room of hs1,
 // whose send_join answer omits the members (omit_members). While hs2's
 // state is partial (its resync held), the room is usable: bob sends and
-// receives messages, and his members list holds what hs2 knows. An
+// receives messages and typing notices, and his members list holds
+// what hs2 knows. An
 // event of mallory, whom the omitted state bans but whose event names
 // her earlier join as its auth event, is accepted meanwhile. Once the
 // full state arrives, bob's /members lists everyone, and mallory's
@@ -72,6 +73,18 @@ func TestPartialStateJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 		bobSync.waitMessages(t, roomID, "from alice")
+		// EDUs go to the servers the resident server named, too.
+		if _, err := bob.UserTyping(ctx, roomID, true, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		testserver.SyncUntil(t, alice, "", "bob typing during partial state", func(r *mautrix.RespSync) bool {
+			for _, ev := range testserver.Ephemeral(r, roomID, event.EphemeralEventTyping) {
+				if slices.Contains(ev.Content.AsTyping().UserIDs, bob.UserID) {
+					return true
+				}
+			}
+			return false
+		})
 
 		// mallory's event claims her join, which the partial state
 		// cannot contradict.
