@@ -15,7 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -95,7 +95,7 @@ func TestPartialStateJoin(t *testing.T) {
 			t.Fatalf("transaction: %d %v", status, body)
 		}
 		t.Logf("transaction answer: %v", body)
-		if st := eventStatus(t, hs2, forged.EventID()); st != store.EventAccepted {
+		if st := eventStatus(t, hs2, forged.EventID()); st != roommodel.Accepted {
 			t.Fatalf("mallory's event during partial state: status %d, want accepted", st)
 		}
 
@@ -112,7 +112,7 @@ func TestPartialStateJoin(t *testing.T) {
 		if err := bob.StateEvent(ctx, roomID, event.StateMember, mallory.UserID.String(), &m); err != nil || m.Membership != event.MembershipBan {
 			t.Fatalf("mallory's membership on hs2 after the resync: %q, %v", m.Membership, err)
 		}
-		if st := eventStatus(t, hs2, forged.EventID()); st != store.EventRejected {
+		if st := eventStatus(t, hs2, forged.EventID()); st != roommodel.Rejected {
 			t.Fatalf("mallory's event after the resync: status %d, want rejected", st)
 		}
 		// The room goes on as a full one.
@@ -139,7 +139,7 @@ func membershipEvent(t *testing.T, s *testserver.Server, roomID id.RoomID, user 
 
 // eventStatus is the status (accepted, soft-failed, rejected) s stored
 // an event with.
-func eventStatus(t *testing.T, s *testserver.Server, eventID string) int {
+func eventStatus(t *testing.T, s *testserver.Server, eventID string) roommodel.Status {
 	t.Helper()
 	evs, err := s.Engine().EventsByID(context.Background(), []string{eventID})
 	if err != nil || len(evs) != 1 {
@@ -176,7 +176,7 @@ func partialBuild(t *testing.T, at, as *testserver.Server, roomID, sender string
 		t.Fatal(err)
 	}
 	authIDs := []string{memberEv.EventID()}
-	for _, k := range []store.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}} {
+	for _, k := range []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}} {
 		if k.Type == spec.MRoomCreate && v.DomainlessRoomIDs() {
 			continue
 		}

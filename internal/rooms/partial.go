@@ -7,6 +7,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -148,11 +149,11 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	if err != nil {
 		return nil, err
 	}
-	missing := map[store.StateKey]int64{}
+	missing := map[roommodel.StateKey]int64{}
 	for _, ev := range evs {
 		// What the resident server did send is kept as it was: the
 		// join was checked against it.
-		if _, ok := partial[ev.Key()]; !ok && ev.Status != store.EventRejected {
+		if _, ok := partial[ev.Key()]; !ok && ev.Status != roommodel.Rejected {
 			missing[ev.Key()] = ev.NID
 		}
 	}
@@ -222,7 +223,7 @@ func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]
 		}
 		for _, ev := range evs {
 			after = max(after, ev.StreamPos)
-			if ev.Status != store.EventAccepted || ev.StateBefore == 0 || string(ev.SenderID()) == "" {
+			if ev.Status != roommodel.Accepted || ev.StateBefore == 0 || string(ev.SenderID()) == "" {
 				continue
 			}
 			before, err := e.snapshotState(ctx, ev.StateBefore)
@@ -232,7 +233,7 @@ func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]
 			err = e.allowedAt(ctx, ev.PDU, before)
 			var auth *AuthError
 			if errors.As(err, &auth) {
-				if err := e.store.SetEventStatus(ctx, ev.NID, store.EventRejected); err != nil {
+				if err := e.store.SetEventStatus(ctx, ev.NID, roommodel.Rejected); err != nil {
 					return refused, err
 				}
 				e.events.Remove(ev.NID)
@@ -288,7 +289,7 @@ func (e *Engine) dropExtremity(ctx context.Context, h *roomHead, ev *Event) erro
 		return err
 	}
 	for _, p := range prevs {
-		if p.HasState() && p.Status == store.EventAccepted && !slices.Contains(extremities, p.EventID()) {
+		if p.HasState() && p.Status == roommodel.Accepted && !slices.Contains(extremities, p.EventID()) {
 			extremities = append(extremities, p.EventID())
 		}
 	}

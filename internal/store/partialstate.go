@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // PartialStateRoom is a room joined with partial state whose full state
@@ -71,7 +73,7 @@ func scanPartialState(scan func(...any) error) (PartialStateRoom, error) {
 // snapshots after it and left alone. The current state gains them the
 // same way; memberships gives the membership of m.room.member entries.
 // It returns the room's snapshot IDs, whose cached states are now stale.
-func (db *DB) CompletePartialState(ctx context.Context, roomID string, missing map[StateKey]int64, memberships map[string]string) ([]int64, error) {
+func (db *DB) CompletePartialState(ctx context.Context, roomID string, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error) {
 	var snapshots []int64
 	err := db.tx(ctx, func(c conn) error {
 		roots, err := collect(ctx, c, one[int64], `SELECT snapshot_id FROM state_snapshots WHERE room_id = $1 AND parent_id = 0`, roomID)
@@ -106,8 +108,8 @@ func (db *DB) CompletePartialState(ctx context.Context, roomID string, missing m
 // SetEventStatus changes a stored event's status: an event accepted
 // against a partial state and refused by the full one (see
 // rooms.CompletePartialState).
-func (db *DB) SetEventStatus(ctx context.Context, nid int64, status int) error {
-	res, err := db.w().exec(ctx, `UPDATE events SET status = $2 WHERE event_nid = $1`, nid, status)
+func (db *DB) SetEventStatus(ctx context.Context, nid int64, status roommodel.Status) error {
+	res, err := db.w().exec(ctx, `UPDATE events SET status = $2 WHERE event_nid = $1`, nid, int(status))
 	if err != nil {
 		return err
 	}
