@@ -15,6 +15,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -124,12 +125,21 @@ func (a *API) completeRoom(ctx context.Context, r store.PartialStateRoom) error 
 	if err != nil {
 		return err
 	}
+	joins, err := a.d.Rooms.EventsByID(ctx, []string{r.JoinEventID})
+	if err != nil {
+		return err
+	}
+	if len(joins) == 0 || !joins[0].HasState() {
+		// The mark outlived its join: the engine clears it.
+		_, err := a.d.Rooms.CompletePartialState(ctx, r.RoomID, nil, nil)
+		return err
+	}
 	var errs []error
 	for _, server := range r.Servers {
 		if server == a.d.ServerName {
 			continue
 		}
-		state, chain, err := a.fullStateAt(ctx, server, v, r.RoomID, r.JoinEventID)
+		state, chain, err := a.fullStateAt(ctx, server, v, r.RoomID, joins[0])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", server, err))
 			continue
@@ -148,11 +158,21 @@ func (a *API) completeRoom(ctx context.Context, r store.PartialStateRoom) error 
 	return errors.Join(errs...)
 }
 
-// fullStateAt is the state before an event and its auth chain, as
-// server has them, checked.
-func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID, eventID string) (state, chain []gomatrixserverlib.PDU, err error) {
+// fullStateAt is the state before a partial-state join and its auth
+// chain, as server has them, checked. What this server holds already
+// is not fetched or checked again (Synapse's resync likewise fetches
+// only the events it lacks): with /event only the missing events are
+// asked for; from a /state answer, the state the partial state has by
+// its key and the auth events other than memberships (the send_join
+// answer's auth chain brought those) are left out. What the rest refers
+// to is looked up here first.
+func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, join *rooms.Event) (state, chain []gomatrixserverlib.PDU, err error) {
 	self, dest := spec.ServerName(a.d.ServerName), spec.ServerName(server)
-	ids, err := a.d.Client.LookupStateIDs(ctx, self, dest, roomID, eventID)
+	partial, err := a.d.Rooms.StateBefore(ctx, join)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := a.d.Client.LookupStateIDs(ctx, self, dest, roomID, join.EventID())
 	if err != nil {
 		return nil, nil, fmt.Errorf("state_ids: %w", err)
 	}
@@ -165,44 +185,81 @@ func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverli
 	for _, ev := range known {
 		have[ev.EventID()] = ev
 	}
-	missing := 0
+	var missing []string
 	for _, id := range all {
-		if have[id] == nil {
-			missing++
+		if have[id] == nil && !slices.Contains(missing, id) {
+			missing = append(missing, id)
 		}
 	}
 	var resp fclient.RespState
-	if missing*10 >= len(all) {
+	if len(missing)*10 >= len(all) {
 		// Most of it is missing: one /state is cheaper than many /event.
-		if resp, err = a.d.Client.LookupState(ctx, self, dest, roomID, eventID, v.Version()); err != nil {
+		if resp, err = a.d.Client.LookupState(ctx, self, dest, roomID, join.EventID(), v.Version()); err != nil {
 			return nil, nil, fmt.Errorf("state: %w", err)
 		}
+		resp.StateEvents = slices.DeleteFunc(resp.StateEvents, func(raw spec.RawJSON) bool {
+			r := gjson.GetManyBytes(raw, "type", "state_key")
+			_, ok := partial[roommodel.StateKey{Type: r[0].Str, StateKey: r[1].Str}]
+			return ok && r[1].Exists()
+		})
+		resp.AuthEvents = slices.DeleteFunc(resp.AuthEvents, func(raw spec.RawJSON) bool {
+			return gjson.GetBytes(raw, "type").Str != spec.MRoomMember
+		})
 	} else {
-		fetch := func(ids []string) (gomatrixserverlib.EventJSONs, error) {
-			out := make(gomatrixserverlib.EventJSONs, 0, len(ids))
-			for _, id := range ids {
-				if ev := have[id]; ev != nil {
-					out = append(out, ev.JSON())
-					continue
-				}
-				pdu, err := a.fetchEvent(ctx, server, v, id)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, pdu.JSON())
+		for _, id := range missing {
+			pdu, err := a.fetchEvent(ctx, server, v, id)
+			if err != nil {
+				return nil, nil, err
 			}
-			return out, nil
-		}
-		if resp.StateEvents, err = fetch(ids.StateEventIDs); err != nil {
-			return nil, nil, err
-		}
-		if resp.AuthEvents, err = fetch(ids.AuthEventIDs); err != nil {
-			return nil, nil, err
+			if slices.Contains(ids.StateEventIDs, id) {
+				resp.StateEvents = append(resp.StateEvents, pdu.JSON())
+			} else {
+				resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
+			}
 		}
 	}
 	// CheckStateResponse answers the auth chain first.
-	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(server), userIDForSender)
-	return state, chain, err
+	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.localFirst(server), userIDForSender)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, id := range ids.StateEventIDs {
+		if ev := have[id]; ev != nil {
+			state = append(state, ev.PDU)
+		}
+	}
+	return state, chain, nil
+}
+
+// localFirst provides the auth events a check needs from this server's
+// store, and asks server for those it lacks.
+func (a *API) localFirst(server string) gomatrixserverlib.EventProvider {
+	remote := a.eventProvider(server)
+	return func(v gomatrixserverlib.RoomVersion, ids []string) ([]gomatrixserverlib.PDU, error) {
+		evs, err := a.d.Rooms.EventsByID(context.Background(), ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]gomatrixserverlib.PDU, 0, len(ids))
+		found := make(map[string]bool, len(evs))
+		for _, ev := range evs {
+			if ev.Status != roommodel.Rejected {
+				out = append(out, ev.PDU)
+				found[ev.EventID()] = true
+			}
+		}
+		var rest []string
+		for _, id := range ids {
+			if !found[id] {
+				rest = append(rest, id)
+			}
+		}
+		if len(rest) == 0 {
+			return out, nil
+		}
+		more, err := remote(v, rest)
+		return append(out, more...), err
+	}
 }
 
 // partialAnswer is what a send_join answer says about partial state.
