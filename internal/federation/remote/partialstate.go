@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -31,7 +31,7 @@ import (
 // PartialStateResync is the background worker that completes
 // partial-state rooms.
 type PartialStateResync struct {
-	a    *API
+	f    *Service
 	kick chan struct{}
 	// retry is how long a room waits after every server failed.
 	retry time.Duration
@@ -40,14 +40,14 @@ type PartialStateResync struct {
 	hold sync.Mutex
 }
 
-func newPartialStateResync(a *API) *PartialStateResync {
-	return &PartialStateResync{a: a, kick: make(chan struct{}, 1), retry: 30 * time.Second}
+func newPartialStateResync(f *Service) *PartialStateResync {
+	return &PartialStateResync{f: f, kick: make(chan struct{}, 1), retry: 30 * time.Second}
 }
 
 // PartialStateResync is the worker that completes partial-state rooms
 // (nil without a federation client).
-func (a *API) PartialStateResync() *PartialStateResync {
-	return a.partial
+func (f *Service) PartialStateResync() *PartialStateResync {
+	return f.partial
 }
 
 // wake asks the worker for a pass (a partial join just happened).
@@ -98,21 +98,21 @@ func (p *PartialStateResync) Hold() (release func()) {
 // pass tries every partial-state room once; it reports whether some
 // stayed partial.
 func (p *PartialStateResync) pass(ctx context.Context) bool {
-	list, err := p.a.d.Rooms.PartialStateRooms(ctx)
+	list, err := p.f.d.Rooms.PartialStateRooms(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			p.a.d.Log.Warn("partial-state rooms", "err", err)
+			p.f.d.Log.Warn("partial-state rooms", "err", err)
 		}
 		return true
 	}
 	pending := false
 	for _, r := range list {
-		if err := p.a.completeRoom(ctx, r); err != nil {
+		if err := p.f.completeRoom(ctx, r); err != nil {
 			pending = true
 			if ctx.Err() != nil {
 				return true
 			}
-			p.a.d.Log.Info("completing a partial-state room", "room_id", r.RoomID, "err", err)
+			p.f.d.Log.Info("completing a partial-state room", "room_id", r.RoomID, "err", err)
 		}
 	}
 	return pending
@@ -120,35 +120,35 @@ func (p *PartialStateResync) pass(ctx context.Context) bool {
 
 // completeRoom fetches and stores one room's full state from the first
 // of its servers that supplies it.
-func (a *API) completeRoom(ctx context.Context, r store.PartialStateRoom) error {
-	v, err := a.d.Rooms.RoomVersion(ctx, r.RoomID)
+func (f *Service) completeRoom(ctx context.Context, r store.PartialStateRoom) error {
+	v, err := f.d.Rooms.RoomVersion(ctx, r.RoomID)
 	if err != nil {
 		return err
 	}
-	joins, err := a.d.Rooms.EventsByID(ctx, []string{r.JoinEventID})
+	joins, err := f.d.Rooms.EventsByID(ctx, []string{r.JoinEventID})
 	if err != nil {
 		return err
 	}
 	if len(joins) == 0 || !joins[0].HasState() {
 		// The mark outlived its join: the engine clears it.
-		_, err := a.d.Rooms.CompletePartialState(ctx, r.RoomID, nil, nil)
+		_, err := f.d.Rooms.CompletePartialState(ctx, r.RoomID, nil, nil)
 		return err
 	}
 	var errs []error
 	for _, server := range r.Servers {
-		if server == a.d.ServerName {
+		if server == f.d.ServerName {
 			continue
 		}
-		state, chain, err := a.fullStateAt(ctx, server, v, r.RoomID, joins[0])
+		state, chain, err := f.fullStateAt(ctx, server, v, r.RoomID, joins[0])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", server, err))
 			continue
 		}
-		refused, err := a.d.Rooms.CompletePartialState(ctx, r.RoomID, state, chain)
+		refused, err := f.d.Rooms.CompletePartialState(ctx, r.RoomID, state, chain)
 		if err != nil {
 			return err
 		}
-		a.d.Log.Info("partial-state room complete", "room_id", r.RoomID, "server", server, "state", len(state),
+		f.d.Log.Info("partial-state room complete", "room_id", r.RoomID, "server", server, "state", len(state),
 			"refused", len(refused))
 		return nil
 	}
@@ -166,18 +166,18 @@ func (a *API) completeRoom(ctx context.Context, r store.PartialStateRoom) error 
 // its key and the auth events other than memberships (the send_join
 // answer's auth chain brought those) are left out. What the rest refers
 // to is looked up here first.
-func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, join *rooms.Event) (state, chain []gomatrixserverlib.PDU, err error) {
-	self, dest := spec.ServerName(a.d.ServerName), spec.ServerName(server)
-	partial, err := a.d.Rooms.StateBefore(ctx, join)
+func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, join *rooms.Event) (state, chain []gomatrixserverlib.PDU, err error) {
+	self, dest := spec.ServerName(f.d.ServerName), spec.ServerName(server)
+	partial, err := f.d.Rooms.StateBefore(ctx, join)
 	if err != nil {
 		return nil, nil, err
 	}
-	ids, err := a.d.Client.LookupStateIDs(ctx, self, dest, roomID, join.EventID())
+	ids, err := f.d.Client.LookupStateIDs(ctx, self, dest, roomID, join.EventID())
 	if err != nil {
 		return nil, nil, fmt.Errorf("state_ids: %w", err)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
-	known, err := a.d.Rooms.EventsByID(ctx, all)
+	known, err := f.d.Rooms.EventsByID(ctx, all)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -194,7 +194,7 @@ func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverli
 	var resp fclient.RespState
 	if len(missing)*10 >= len(all) {
 		// Most of it is missing: one /state is cheaper than many /event.
-		if resp, err = a.d.Client.LookupState(ctx, self, dest, roomID, join.EventID(), v.Version()); err != nil {
+		if resp, err = f.d.Client.LookupState(ctx, self, dest, roomID, join.EventID(), v.Version()); err != nil {
 			return nil, nil, fmt.Errorf("state: %w", err)
 		}
 		resp.StateEvents = slices.DeleteFunc(resp.StateEvents, func(raw spec.RawJSON) bool {
@@ -206,12 +206,13 @@ func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverli
 			return gjson.GetBytes(raw, "type").Str != spec.MRoomMember
 		})
 	} else {
-		for _, id := range missing {
-			pdu, err := a.fetchEvent(ctx, server, v, id)
-			if err != nil {
-				return nil, nil, err
-			}
-			if slices.Contains(ids.StateEventIDs, id) {
+		// Their signatures are checked with the rest below.
+		pdus, err := f.EventProvider(server)(v.Version(), missing)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, pdu := range pdus {
+			if slices.Contains(ids.StateEventIDs, pdu.EventID()) {
 				resp.StateEvents = append(resp.StateEvents, pdu.JSON())
 			} else {
 				resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
@@ -219,7 +220,7 @@ func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverli
 		}
 	}
 	// CheckStateResponse answers the auth chain first.
-	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.localFirst(server), userIDForSender)
+	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), f.d.KeyRing, f.localFirst(server), UserIDForSender)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,10 +234,10 @@ func (a *API) fullStateAt(ctx context.Context, server string, v gomatrixserverli
 
 // localFirst provides the auth events a check needs from this server's
 // store, and asks server for those it lacks.
-func (a *API) localFirst(server string) gomatrixserverlib.EventProvider {
-	remote := a.eventProvider(server)
+func (f *Service) localFirst(server string) gomatrixserverlib.EventProvider {
+	fetch := f.EventProvider(server)
 	return func(v gomatrixserverlib.RoomVersion, ids []string) ([]gomatrixserverlib.PDU, error) {
-		evs, err := a.d.Rooms.EventsByID(context.Background(), ids)
+		evs, err := f.d.Rooms.EventsByID(context.Background(), ids)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +258,7 @@ func (a *API) localFirst(server string) gomatrixserverlib.EventProvider {
 		if len(rest) == 0 {
 			return out, nil
 		}
-		more, err := remote(v, rest)
+		more, err := fetch(v, rest)
 		return append(out, more...), err
 	}
 }
@@ -283,17 +284,17 @@ func (p *partialAnswer) record(r fclient.RespSendJoin) {
 // importPartialJoin stores a join whose answer omitted the members and
 // wakes the worker that completes its state. The server joined through
 // is asked first.
-func (a *API) importPartialJoin(ctx context.Context, via string, join gomatrixserverlib.PDU, state, chain []gomatrixserverlib.PDU, servers []string) error {
+func (f *Service) importPartialJoin(ctx context.Context, via string, join gomatrixserverlib.PDU, state, chain []gomatrixserverlib.PDU, servers []string) error {
 	list := []string{via}
 	for _, s := range servers {
-		if s != via && s != a.d.ServerName {
+		if s != via && s != f.d.ServerName {
 			list = append(list, s)
 		}
 	}
-	if _, err := a.d.Rooms.ImportPartialJoin(ctx, join, state, chain, list); err != nil {
+	if _, err := f.d.Rooms.ImportPartialJoin(ctx, join, state, chain, list); err != nil {
 		return err
 	}
-	a.partial.wake()
+	f.partial.wake()
 	return nil
 }
 
@@ -318,87 +319,16 @@ func withCreateEvent(chain, state gomatrixserverlib.EventJSONs) gomatrixserverli
 	return chain
 }
 
-// authFetchRounds bounds how far back fetchAuthEvents follows auth
-// events this server lacks, one /event each.
-const authFetchRounds = 8
-
-// fetchAuthEvents gets the auth events this server lacks of an event
-// from the server that sent it, as Synapse's
-// _load_or_fetch_auth_events_for_event does: each with /event, then
-// theirs in turn, or, failing that, the event's whole auth chain with
-// /event_auth. They are checked (signatures, each allowed by its own
-// auth events) and stored, so that the event itself can be checked: in
-// a partial-state room most events name the membership of a sender this
-// server has not been told of.
-func (a *API) fetchAuthEvents(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU, missing []string) error {
-	roomID := pdu.RoomID().String()
-	var chain gomatrixserverlib.EventJSONs
-	seen := map[string]bool{}
-	for round := 0; round < authFetchRounds && len(missing) > 0; round++ {
-		var next []string
-		for _, id := range missing {
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			ev, err := a.fetchEvent(ctx, origin, v, id)
-			if err != nil {
-				return a.fetchAuthChain(ctx, origin, v, pdu)
-			}
-			chain = append(chain, ev.JSON())
-			known, err := a.d.Rooms.EventsByID(ctx, ev.AuthEventIDs())
-			if err != nil {
-				return err
-			}
-			for _, k := range known {
-				if !seen[k.EventID()] {
-					seen[k.EventID()] = true
-					chain = append(chain, k.JSON())
-				}
-			}
-			for _, aid := range ev.AuthEventIDs() {
-				if !seen[aid] {
-					next = append(next, aid)
-				}
-			}
-		}
-		missing = next
-	}
-	return a.storeAuthChain(ctx, origin, v, roomID, chain)
-}
-
-// fetchAuthChain gets the whole auth chain of an event from the server
-// that sent it (/event_auth) and stores it, checked.
-func (a *API) fetchAuthChain(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
-	roomID := pdu.RoomID().String()
-	resp, err := a.d.Client.GetEventAuth(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), v.Version(), roomID, pdu.EventID())
-	if err != nil {
-		return fmt.Errorf("event_auth from %s: %w", origin, err)
-	}
-	return a.storeAuthChain(ctx, origin, v, roomID, resp.AuthEvents)
-}
-
-// storeAuthChain checks auth events fetched from origin and stores those
-// that pass.
-func (a *API) storeAuthChain(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, roomID string, raw gomatrixserverlib.EventJSONs) error {
-	checked := fclient.RespState{AuthEvents: raw}
-	chain, _, err := gomatrixserverlib.CheckStateResponse(ctx, &checked, v.Version(), a.d.KeyRing, a.eventProvider(origin), userIDForSender)
-	if err != nil {
-		return fmt.Errorf("auth events from %s: %w", origin, err)
-	}
-	return a.d.Rooms.StoreAuthChain(ctx, roomID, chain)
-}
-
 // joinedServers are the servers with joined members in a room, with,
 // while its state is partial, those the resident server named: EDUs
 // (typing, receipts, device lists) reach them too, as Synapse sends to
 // its partial_state_rooms_servers.
-func (a *API) joinedServers(ctx context.Context, roomID string) ([]string, error) {
-	servers, err := a.d.Store.JoinedServers(ctx, roomID)
+func (f *Service) joinedServers(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := f.d.Store.JoinedServers(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	partial, named, err := a.d.Rooms.PartialState(ctx, roomID)
+	partial, named, err := f.d.Rooms.PartialState(ctx, roomID)
 	if err != nil || !partial {
 		return servers, err
 	}
