@@ -39,7 +39,8 @@ func (a *API) registerMembership(rt *httpapi.Router) {
 }
 
 // residentRoom checks that this server can speak for a room to origin:
-// the room is known, this server is in it, and its ACL admits origin.
+// the room is known, this server is in it with its full state, and its
+// ACL admits origin.
 func (a *API) residentRoom(ctx context.Context, roomID, origin string) (gomatrixserverlib.IRoomVersion, error) {
 	v, err := a.roomVersion(ctx, roomID)
 	if err != nil {
@@ -49,6 +50,15 @@ func (a *API) residentRoom(ctx context.Context, roomID, origin string) (gomatrix
 		return nil, err
 	} else if !in {
 		return nil, mxerr.NotFound("This server is not in room %s", roomID)
+	}
+	// A room joined with partial state has no full state to check a
+	// membership against or to hand a joining server: Synapse refuses
+	// the same way ("this server is not fully joined"), and the asking
+	// server tries another.
+	if partial, _, err := a.d.Rooms.PartialState(ctx, roomID); err != nil {
+		return nil, err
+	} else if partial {
+		return nil, mxerr.NotFound("This server is not fully joined to room %s yet", roomID)
 	}
 	return v, a.checkACL(ctx, roomID, origin)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -59,6 +60,10 @@ func TestPartialStateJoin(t *testing.T) {
 		if partial, servers, err := hs2.Engine().PartialState(ctx, roomID.String()); err != nil || !partial || !slices.Contains(servers, "hs1.test") {
 			t.Fatalf("hs2's room after the join: partial %v, servers %v, %v", partial, servers, err)
 		}
+		// Without the full state hs2 does not let others join through it.
+		status, body := net.SignedRequest(t, hs1, hs2, http.MethodGet,
+			"/_matrix/federation/v1/make_join/"+url.PathEscape(roomID.String())+"/"+url.PathEscape("@dave:hs1.test")+"?ver=12&ver=10", nil)
+		testserver.WantError(t, "make_join through a partial-state server", status, body, http.StatusNotFound, "M_NOT_FOUND")
 		// The room has a name: no heroes, so hs2 knows only bob's membership.
 		wantJoined(t, bob, roomID, "@bob:hs2.test")
 
@@ -90,7 +95,7 @@ func TestPartialStateJoin(t *testing.T) {
 		// cannot contradict.
 		forged := partialBuild(t, hs2, hs1, roomID.String(), mallory.UserID.String(), malloryJoin,
 			map[string]any{"msgtype": "m.text", "body": "mallory was here"})
-		status, body := net.SignedRequest(t, hs1, hs2, http.MethodPut, "/_matrix/federation/v1/send/partial-1", sendTxn(hs1, forged.JSON()))
+		status, body = net.SignedRequest(t, hs1, hs2, http.MethodPut, "/_matrix/federation/v1/send/partial-1", sendTxn(hs1, forged.JSON()))
 		if status != http.StatusOK {
 			t.Fatalf("transaction: %d %v", status, body)
 		}
