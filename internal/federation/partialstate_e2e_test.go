@@ -23,8 +23,9 @@ import (
 // TestPartialStateJoin: bob of hs2 joins a named public room of hs1,
 // whose send_join answer omits the members (omit_members). While hs2's
 // state is partial (its resync held), the room is usable: bob sends and
-// receives messages and typing notices, and his members list holds
-// what hs2 knows. An
+// receives messages and typing notices, others cannot join through
+// hs2, and a member list asked for waits for the full state (as
+// Synapse's does). An
 // event of mallory, whom the omitted state bans but whose event names
 // her earlier join as its auth event, is accepted meanwhile. Once the
 // full state arrives, bob's /members lists everyone, and mallory's
@@ -64,8 +65,21 @@ func TestPartialStateJoin(t *testing.T) {
 		status, body := net.SignedRequest(t, hs1, hs2, http.MethodGet,
 			"/_matrix/federation/v1/make_join/"+url.PathEscape(roomID.String())+"/"+url.PathEscape("@dave:hs1.test")+"?ver=12&ver=10", nil)
 		testserver.WantError(t, "make_join through a partial-state server", status, body, http.StatusNotFound, "M_NOT_FOUND")
-		// The room has a name: no heroes, so hs2 knows only bob's membership.
-		wantJoined(t, bob, roomID, "@bob:hs2.test")
+		// The room has a name: no heroes, so hs2 knows only bob's
+		// membership; the member list waits for the full state.
+		if state, err := hs2.Engine().CurrentState(ctx, roomID.String()); err != nil ||
+			state[roommodel.StateKey{Type: spec.MRoomMember, StateKey: alice.UserID.String()}] != 0 {
+			t.Fatalf("hs2's partial state holds alice's membership (%v)", err)
+		}
+		listed := make(chan []id.UserID, 1)
+		go func() {
+			resp, err := bob.JoinedMembers(ctx, roomID)
+			if err != nil {
+				listed <- nil
+				return
+			}
+			listed <- keys(resp.Joined)
+		}()
 
 		// Usable at once: messages both ways.
 		bobSync := &sendSyncer{c: bob}
@@ -99,11 +113,15 @@ func TestPartialStateJoin(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("transaction: %d %v", status, body)
 		}
-		t.Logf("transaction answer: %v", body)
 		if st := eventStatus(t, hs2, forged.EventID()); st != roommodel.Accepted {
 			t.Fatalf("mallory's event during partial state: status %d, want accepted", st)
 		}
 
+		select {
+		case got := <-listed:
+			t.Fatalf("joined_members answered during partial state: %v", got)
+		default:
+		}
 		release()
 		sendPoll(t, "hs2's room completed", func() string {
 			partial, _, err := hs2.Engine().PartialState(ctx, roomID.String())
@@ -112,6 +130,9 @@ func TestPartialStateJoin(t *testing.T) {
 			}
 			return ""
 		})
+		if got := <-listed; len(got) != 3 {
+			t.Fatalf("joined_members asked during partial state: %v, want alice, carol and bob", got)
+		}
 		wantJoined(t, bob, roomID, "@alice:hs1.test", "@carol:hs1.test", "@bob:hs2.test")
 		var m event.MemberEventContent
 		if err := bob.StateEvent(ctx, roomID, event.StateMember, mallory.UserID.String(), &m); err != nil || m.Membership != event.MembershipBan {

@@ -122,6 +122,11 @@ type Engine struct {
 	backfillPos    int64
 	backfillLoaded bool
 
+	// fullState has, per partial-state room someone waits on, a channel
+	// closed when its state is complete (AwaitFullState).
+	fullStateMu sync.Mutex
+	fullState   map[string]chan struct{}
+
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
@@ -163,6 +168,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		stream:    stream,
 		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},
+		fullState: map[string]chan struct{}{},
 		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
 		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),

@@ -168,12 +168,47 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	for _, id := range snapshots {
 		e.snapshots.Remove(id)
 	}
+	e.fullStateMu.Lock()
+	if ch, ok := e.fullState[roomID]; ok {
+		close(ch)
+		delete(e.fullState, roomID)
+	}
+	e.fullStateMu.Unlock()
 	// The head's state is reloaded with what was added.
 	h.loaded = false
 	if err := e.reloadHead(ctx, h); err != nil {
 		return nil, err
 	}
 	return e.recheckSince(ctx, h, join)
+}
+
+// AwaitFullState returns once a room's state is complete (at once for
+// rooms not joined with partial state), or when ctx ends. The member
+// lists wait for it, as Synapse's /members and /joined_members do: a
+// list of the few members a partial state knows would be taken for the
+// room's.
+func (e *Engine) AwaitFullState(ctx context.Context, roomID string) error {
+	// The mark is read under the lock CompletePartialState closes the
+	// channel under, after clearing the mark: a channel made here is
+	// either closed by it or never needed.
+	e.fullStateMu.Lock()
+	ch, ok := e.fullState[roomID]
+	if !ok {
+		partial, _, err := e.PartialState(ctx, roomID)
+		if err != nil || !partial {
+			e.fullStateMu.Unlock()
+			return err
+		}
+		ch = make(chan struct{})
+		e.fullState[roomID] = ch
+	}
+	e.fullStateMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // reloadHead reads a locked room's head again from the store.
