@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -225,4 +226,58 @@ func partialBuild(t *testing.T, at, as *testserver.Server, roomID, sender string
 		t.Fatal(err)
 	}
 	return pdu
+}
+
+// TestPartialStateJoinHeroes: a room without a name or canonical alias
+// is named after its heroes, so a send_join with omit_members keeps
+// their memberships (spec, send_join v2): hs2's partial state holds the
+// five heroes' memberships (joined members other than the joiner, in
+// user ID order) and bob's own, and no other member's.
+func TestPartialStateJoinHeroes(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		users := []*mautrix.Client{hs1.Register("u1", "password1234")}
+		created, err := users[0].CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roomID := created.RoomID
+		for i := 2; i <= 7; i++ {
+			c := hs1.Register(fmt.Sprintf("u%d", i), "password1234")
+			if _, err := c.JoinRoom(ctx, roomID.String(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bob := hs2.Register("bob", "password1234")
+		release := hs2.PartialStateResync().Hold()
+		defer release()
+		if _, err := bob.JoinRoom(ctx, roomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		state, err := hs2.Engine().CurrentState(ctx, roomID.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var members []string
+		for k := range state {
+			if k.Type == spec.MRoomMember {
+				members = append(members, k.StateKey)
+			}
+		}
+		slices.Sort(members)
+		want := []string{"@bob:hs2.test", "@u1:hs1.test", "@u2:hs1.test", "@u3:hs1.test", "@u4:hs1.test", "@u5:hs1.test"}
+		if !slices.Equal(members, want) {
+			t.Fatalf("members in hs2's partial state: %v, want %v", members, want)
+		}
+		release()
+		sendPoll(t, "hs2's room completed", func() string {
+			if partial, _, err := hs2.Engine().PartialState(ctx, roomID.String()); err != nil || partial {
+				return "still partial"
+			}
+			return ""
+		})
+		wantJoined(t, bob, roomID, "@u1:hs1.test", "@u2:hs1.test", "@u3:hs1.test", "@u4:hs1.test", "@u5:hs1.test",
+			"@u6:hs1.test", "@u7:hs1.test", "@bob:hs2.test")
+	})
 }
