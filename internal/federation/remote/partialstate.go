@@ -130,9 +130,9 @@ func (f *Service) completeRoom(ctx context.Context, r store.PartialStateRoom) er
 		return err
 	}
 	if len(joins) == 0 || !joins[0].HasState() {
-		// The mark outlived its join: the engine clears it.
-		_, err := f.d.Rooms.CompletePartialState(ctx, r.RoomID, nil, nil)
-		return err
+		// The join is being stored (the mark comes first), or failed
+		// and its mark could not be cleared: tried again later.
+		return fmt.Errorf("join %s not stored", r.JoinEventID)
 	}
 	var errs []error
 	for _, server := range r.Servers {
