@@ -34,18 +34,10 @@ import (
 // its state were complete) and servers, the servers the resident server
 // said were in the room, are remembered to fetch the full state from.
 func (e *Engine) ImportPartialJoin(ctx context.Context, join gomatrixserverlib.PDU, state, authChain []gomatrixserverlib.PDU, servers []string) (*Event, error) {
+	// (Rejoins of rooms this server holds state for are asked with full
+	// state by the federation side; were one partial, completing it adds
+	// what its state lacks all the same.)
 	roomID := join.RoomID().String()
-	h, err := e.lockRoom(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	known := h.version != nil
-	e.unlockRoom(h)
-	if known {
-		// A room this server already holds state for (a rejoin) keeps
-		// its state: patching it later would mix two joins' states.
-		return e.ImportJoin(ctx, join, state, authChain)
-	}
 	mark := store.PartialStateRoom{RoomID: roomID, JoinEventID: join.EventID(), Servers: servers}
 	if err := e.store.MarkPartialState(ctx, mark); err != nil {
 		return nil, err
