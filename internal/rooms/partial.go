@@ -45,7 +45,8 @@ func (e *Engine) ImportPartialJoin(ctx context.Context, join gomatrixserverlib.P
 	ev, err := e.ImportJoin(ctx, join, state, authChain)
 	if err != nil {
 		// The join did not happen: nothing is partial. Failing to clear
-		// leaves a mark the resync drops when it finds no join.
+		// leaves a mark the resync skips (no join stored) until a later
+		// join replaces it.
 		_ = e.store.ClearPartialState(context.WithoutCancel(ctx), roomID)
 		return nil, err
 	}
