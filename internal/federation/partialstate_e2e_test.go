@@ -107,12 +107,13 @@ func TestPartialStateJoin(t *testing.T) {
 		})
 
 		// mallory's event claims her join, which the partial state
-		// cannot contradict.
+		// cannot contradict. hs1 never had it (the test signs it), so it
+		// is handed to hs2's engine with its auth chain, as federation
+		// input does once it fetched the chain from the origin.
 		forged := partialBuild(t, hs2, hs1, roomID.String(), mallory.UserID.String(), malloryJoin,
 			map[string]any{"msgtype": "m.text", "body": "mallory was here"})
-		status, body = net.SignedRequest(t, hs1, hs2, http.MethodPut, "/_matrix/federation/v1/send/partial-1", sendTxn(hs1, forged.JSON()))
-		if status != http.StatusOK {
-			t.Fatalf("transaction: %d %v", status, body)
+		if _, err := hs2.Engine().ReceiveWithState(ctx, forged, nil, []gomatrixserverlib.PDU{malloryJoin.PDU}); err != nil {
+			t.Fatalf("receiving mallory's event: %v", err)
 		}
 		if st := eventStatus(t, hs2, forged.EventID()); st != roommodel.Accepted {
 			t.Fatalf("mallory's event during partial state: status %d, want accepted", st)

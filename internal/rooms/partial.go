@@ -281,23 +281,6 @@ func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]
 	}
 }
 
-// StoreAuthChain stores the auth chain of an event received from
-// another server, checked by the caller (signatures, each event allowed
-// by its own auth events), as outliers: in a partial-state room, most
-// events name the membership of a sender this server has not been told
-// of (Synapse's _load_or_fetch_auth_events_for_event).
-func (e *Engine) StoreAuthChain(ctx context.Context, roomID string, chain []gomatrixserverlib.PDU) error {
-	h, err := e.lockRoom(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	defer e.unlockRoom(h)
-	if h.version == nil {
-		return refused("rooms: unknown room %s", roomID)
-	}
-	return e.storeOutliers(ctx, roomID, string(h.version.Version()), false, chain)
-}
-
 // dropExtremity takes a rejected event out of the room's forward
 // extremities, its prev events standing in for it: a rejected event is
 // never built on (other servers would be asked for the state at an

@@ -76,6 +76,7 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	keys     *keys.Service
+	accounts *accounts.Service
 	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
@@ -260,6 +261,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved,
 	})
+	s.accounts = b.acc
 }
 
 // buildClientAPI makes the services only the client-server API uses, and
@@ -569,6 +571,10 @@ func (s *Server) Sender() *remote.Sender { return s.sender }
 // PartialStateResync is the worker that completes rooms joined with
 // partial state (nil without federation).
 func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
+
+// Accounts is the accounts service (tests lock and suspend accounts
+// through it until the admin API does).
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }

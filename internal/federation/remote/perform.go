@@ -67,6 +67,7 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 		if jc.partial != nil && jc.partial.omitted {
 			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
 		}
+		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
 		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
