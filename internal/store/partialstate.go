@@ -8,7 +8,7 @@ import (
 )
 
 // PartialStateRoom is a room joined with partial state whose full state
-// is still to be fetched (see migration 0015).
+// is still to be fetched (see migration 0022).
 type PartialStateRoom struct {
 	RoomID      string
 	JoinEventID string
