@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -177,6 +178,16 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		return nil, nil, fmt.Errorf("state_ids: %w", err)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
+	// The same bounds as StateAt's: a broken answer is refused before
+	// anything is looked up.
+	if len(all) > maxRemoteState {
+		return nil, nil, badAnswer("state_ids from %s: %d events, more than %d", server, len(all), maxRemoteState)
+	}
+	for _, id := range all {
+		if err := ident.CheckID(id); err != nil {
+			return nil, nil, badAnswer("state_ids from %s: event ID %q: %w", server, id, err)
+		}
+	}
 	known, err := f.d.Rooms.EventsByID(ctx, all)
 	if err != nil {
 		return nil, nil, err
