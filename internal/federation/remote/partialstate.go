@@ -197,8 +197,10 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		have[ev.EventID()] = ev
 	}
 	var missing []string
+	seen := make(map[string]bool, len(all))
 	for _, id := range all {
-		if have[id] == nil && !slices.Contains(missing, id) {
+		if have[id] == nil && !seen[id] {
+			seen[id] = true
 			missing = append(missing, id)
 		}
 	}
@@ -222,8 +224,12 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		if err != nil {
 			return nil, nil, err
 		}
+		inState := make(map[string]bool, len(ids.StateEventIDs))
+		for _, id := range ids.StateEventIDs {
+			inState[id] = true
+		}
 		for _, pdu := range pdus {
-			if slices.Contains(ids.StateEventIDs, pdu.EventID()) {
+			if inState[pdu.EventID()] {
 				resp.StateEvents = append(resp.StateEvents, pdu.JSON())
 			} else {
 				resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
