@@ -77,6 +77,10 @@ var unstableFeatures = map[string]bool{
 	"org.matrix.msc3882": true,
 	// MSC3981 recurse on /relations.
 	"org.matrix.msc3981": true,
+	// MSC4222 state_after in /sync (spec v1.16), also under its unstable
+	// names org.matrix.msc4222.use_state_after and .state_after; clients
+	// written before v1.16 ask for it only when this is set.
+	"org.matrix.msc4222": true,
 	// MSC4133 arbitrary profile fields (spec v1.16).
 	"uk.tcpip.msc4133.stable": true,
 	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec
