@@ -301,11 +301,16 @@ func pduReason(err error) string {
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
-// error) over connection failures when every server failed.
+// error) over connection failures when every server failed, and a
+// refusal over a server's "ask another server" (the restricted-join
+// M_UNABLE codes), which says nothing of whether the user may join.
 func firstMatrixError(errs []error, format string, args ...any) error {
-	for _, err := range errs {
-		if me, ok := mxerr.As(err); ok && me.Status < 500 {
-			return me
+	for _, tryAnother := range []bool{false, true} {
+		for _, err := range errs {
+			if me, ok := mxerr.As(err); ok && me.Status < 500 &&
+				(me.Code == rooms.CodeUnableToAuthorise || me.Code == rooms.CodeUnableToGrant) == tryAnother {
+				return me
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -1,0 +1,177 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Restricted rooms (client-server spec "Restricted rooms", room versions
+// 8 and later): a user joined to one of the rooms the join rules allow
+// may join without an invite, once a member who may invite vouches for
+// them (join_authorised_via_users_server) and that member's server signs
+// the join. Only a server in an allowed room can tell whether the user
+// is in it, so the resident server that vouches is the one that checks.
+
+// Errcodes of make_join for restricted rooms that tell the joining
+// server to try another resident server (server-server spec, make_join).
+const (
+	CodeUnableToAuthorise = "M_UNABLE_TO_AUTHORISE_JOIN"
+	CodeUnableToGrant     = "M_UNABLE_TO_GRANT_JOIN"
+)
+
+func errUnableToAuthorise() *mxerr.Error {
+	return &mxerr.Error{Status: http.StatusBadRequest, Code: CodeUnableToAuthorise,
+		Message: "This server is in none of the rooms this room is restricted to"}
+}
+
+func errUnableToGrant() *mxerr.Error {
+	return &mxerr.Error{Status: http.StatusBadRequest, Code: CodeUnableToGrant,
+		Message: "No member of this server may invite you to this room"}
+}
+
+// joinRules is the content of m.room.join_rules.
+type joinRules struct {
+	JoinRule string `json:"join_rule"`
+	Allow    []struct {
+		Type   string `json:"type"`
+		RoomID string `json:"room_id"`
+	} `json:"allow"`
+}
+
+// restrictedJoinAuthoriser returns the local user who authorises a join
+// under the restricted join rules, "" when the join needs none (the room
+// is not restricted, or the user is already invited or joined). As
+// Synapse's on_make_join_request, it answers M_UNABLE_TO_AUTHORISE_JOIN
+// when this server is in none of the allowed rooms, M_FORBIDDEN when it
+// is and the user is in none of them, and M_UNABLE_TO_GRANT_JOIN when no
+// local member may invite: the joining server tries another server on
+// both M_UNABLE codes (server-server spec, make_join).
+func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
+	evs, err := e.StateEvents(ctx, h.state, store.StateKey{Type: spec.MRoomJoinRules},
+		store.StateKey{Type: spec.MRoomMember, StateKey: userID})
+	if err != nil {
+		return "", err
+	}
+	jrEv := evs[store.StateKey{Type: spec.MRoomJoinRules}]
+	if jrEv == nil {
+		return "", nil
+	}
+	var jr joinRules
+	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
+		return "", nil
+	}
+	if m := evs[store.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
+		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
+			return "", nil
+		}
+	}
+	allowed, known, err := e.inAllowedRoom(ctx, h.id, jr, userID)
+	if err != nil {
+		return "", err
+	}
+	if !allowed {
+		if !known {
+			return "", errUnableToAuthorise()
+		}
+		if jr.JoinRule == spec.KnockRestricted {
+			return "", mxerr.Forbidden("You are not invited to this room; knock to ask for an invite")
+		}
+		return "", mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
+	}
+	pl, err := e.PowerLevels(ctx, h.state)
+	if err != nil {
+		return "", err
+	}
+	members, err := e.Members(ctx, h.state)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		ms, _ := m.Membership()
+		uid := *m.StateKey()
+		if ms == spec.Join && serverOf(uid) == e.opts.ServerName && pl.UserLevel(spec.SenderID(uid)) >= pl.Invite {
+			return uid, nil
+		}
+	}
+	return "", errUnableToGrant()
+}
+
+// inAllowedRoom reports whether a user is joined to one of the rooms the
+// join rules allow, and whether this server could tell: it is joined to
+// at least one of them (it knows nothing of the others' members). It
+// reads materialised current state, never another room's lock, since the
+// caller holds this room's.
+func (e *Engine) inAllowedRoom(ctx context.Context, roomID string, jr joinRules, userID string) (allowed, known bool, err error) {
+	for _, a := range jr.Allow {
+		// The join rules come from another server: a room ID the store
+		// cannot hold (NUL, invalid UTF-8) names no room here.
+		if a.Type != "m.room_membership" || a.RoomID == "" || a.RoomID == roomID || ident.CheckID(a.RoomID) != nil {
+			continue
+		}
+		servers, err := e.store.JoinedServers(ctx, a.RoomID)
+		if err != nil {
+			return false, false, err
+		}
+		if !slices.Contains(servers, e.opts.ServerName) {
+			continue
+		}
+		known = true
+		ms, err := e.MembershipOf(ctx, a.RoomID, userID)
+		if err != nil {
+			return false, false, err
+		}
+		if ms == spec.Join {
+			return true, true, nil
+		}
+	}
+	return false, known, nil
+}
+
+// CheckRestrictedJoin is the check Synapse's check_join_restrictions
+// makes of a join another server sends (send_join): the auth rules only
+// ask that the vouching member be joined with power to invite and their
+// server have signed, so a server could otherwise skip make_join and
+// have this server countersign the join of a user in none of the allowed
+// rooms. A join vouched for by a local member is refused unless this
+// server sees the user in an allowed room; one vouched for by another
+// server is refused only when this server can see that the user is not.
+func (e *Engine) CheckRestrictedJoin(ctx context.Context, join gomatrixserverlib.PDU) error {
+	var c struct {
+		Via string `json:"join_authorised_via_users_server"`
+	}
+	if json.Unmarshal(join.Content(), &c) != nil || join.StateKey() == nil {
+		return nil // the auth rules refuse what does not parse
+	}
+	h, err := e.lockRoom(ctx, join.RoomID().String())
+	if err != nil {
+		return err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return nil
+	}
+	_, err = e.restrictedJoinAuthoriser(ctx, h, *join.StateKey())
+	me, ok := mxerr.As(err)
+	switch {
+	case err == nil:
+		return nil
+	case !ok:
+		return err
+	case me.Code == CodeUnableToGrant:
+		// The user may join; whether the named member may vouch is the
+		// auth rules' question.
+		return nil
+	case me.Code == CodeUnableToAuthorise && serverOf(c.Via) != e.opts.ServerName:
+		return nil
+	}
+	return mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
+}
