@@ -303,12 +303,21 @@ func pduReason(err error) string {
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
 // error) over connection failures when every server failed, and a
 // refusal over a server's "ask another server" (the restricted-join
-// M_UNABLE codes), which says nothing of whether the user may join.
+// M_UNABLE codes, or 404 from a server not in the room), which says
+// nothing of whether the user may join; of those, the M_UNABLE codes.
 func firstMatrixError(errs []error, format string, args ...any) error {
-	for _, tryAnother := range []bool{false, true} {
+	rank := func(me *mxerr.Error) int {
+		switch {
+		case me.Code == rooms.CodeUnableToAuthorise || me.Code == rooms.CodeUnableToGrant:
+			return 1
+		case me.Status == http.StatusNotFound:
+			return 2
+		}
+		return 0
+	}
+	for want := range 3 {
 		for _, err := range errs {
-			if me, ok := mxerr.As(err); ok && me.Status < 500 &&
-				(me.Code == rooms.CodeUnableToAuthorise || me.Code == rooms.CodeUnableToGrant) == tryAnother {
+			if me, ok := mxerr.As(err); ok && me.Status < 500 && rank(me) == want {
 				return me
 			}
 		}
