@@ -221,9 +221,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	memberSvc := membership.New(members)
 	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
+	var remoteSpaces directory.Remote
+	if cfg.Federation.Enabled {
+		remoteSpaces = fed
+	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine,
-		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
+		Membership: memberSvc, Directory: dir, Spaces: directory.NewSpaces(dir, cfg.ServerName, remoteSpaces), Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: render, Keys: e2ee,
