@@ -14,7 +14,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -256,11 +256,11 @@ func (r *restrictedRooms) forgedJoin(t *testing.T, userID, authoriser string, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomJoinRules},
+	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomJoinRules},
 		{Type: spec.MRoomMember, StateKey: userID}}
 	content := map[string]any{"membership": spec.Join}
 	if authoriser != "" {
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: authoriser})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: authoriser})
 		content["join_authorised_via_users_server"] = authoriser
 	}
 	authEvs, err := engine.StateEvents(ctx, state, keys...)

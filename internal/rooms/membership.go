@@ -7,7 +7,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // MembershipRequest changes a user's membership in a room.
@@ -90,7 +90,7 @@ func (e *Engine) MembershipIn(ctx context.Context, state StateMap, userID string
 
 // Members returns the m.room.member events of a state.
 func (e *Engine) Members(ctx context.Context, state StateMap) ([]*Event, error) {
-	var keys []store.StateKey
+	var keys []roommodel.StateKey
 	for k := range state {
 		if k.Type == spec.MRoomMember {
 			keys = append(keys, k)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // Restricted rooms (client-server spec "Restricted rooms", room versions
@@ -56,12 +56,12 @@ type joinRules struct {
 // local member may invite: the joining server tries another server on
 // both M_UNABLE codes (server-server spec, make_join).
 func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
-	evs, err := e.StateEvents(ctx, h.state, store.StateKey{Type: spec.MRoomJoinRules},
-		store.StateKey{Type: spec.MRoomMember, StateKey: userID})
+	evs, err := e.StateEvents(ctx, h.state, roommodel.StateKey{Type: spec.MRoomJoinRules},
+		roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID})
 	if err != nil {
 		return "", err
 	}
-	jrEv := evs[store.StateKey{Type: spec.MRoomJoinRules}]
+	jrEv := evs[roommodel.StateKey{Type: spec.MRoomJoinRules}]
 	if jrEv == nil {
 		return "", nil
 	}
@@ -69,7 +69,7 @@ func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, user
 	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
 		return "", nil
 	}
-	if m := evs[store.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
+	if m := evs[roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
 		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
 			return "", nil
 		}
