@@ -53,6 +53,9 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 			errs = append(errs, a.remoteError(ctx, server, ferr.Err))
 			continue
 		}
+		if in, err := a.d.Rooms.ServerInRoom(ctx, roomID, a.d.ServerName); err == nil && in {
+			return a.receiveJoinInRoom(ctx, server, resp.JoinEvent)
+		}
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)

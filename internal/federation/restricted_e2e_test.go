@@ -117,18 +117,38 @@ func TestRestrictedJoinOverFederation(t *testing.T) {
 			t.Fatalf("carol's join on hs3: %v, %v; want it authorised by %s", member, err, r.aliceID)
 		}
 
+		// erin's server is in the room and the space but no one there may
+		// vouch for her: her join goes through hs1, whose alice may, and
+		// hs2 takes the join in as any event of the room.
+		erin := r.hs2.Register("erin", "password1234")
+		if _, err := erin.JoinRoom(ctx, r.space.String(), &mautrix.ReqJoinRoom{Via: r.viaHS1}); err != nil {
+			t.Fatal(err)
+		}
+		waitForMembership(t, r.alice, r.space, "@erin:hs2.test", event.MembershipJoin)
+		if _, err := erin.JoinRoom(ctx, r.room.String(), nil); err != nil {
+			t.Fatalf("erin joins a room her server is in but cannot vouch for: %v", err)
+		}
+		if err := erin.StateEvent(ctx, r.room, event.StateMember, "@erin:hs2.test", &member); err != nil || member["join_authorised_via_users_server"] != r.aliceID {
+			t.Fatalf("erin's join on hs2: %v, %v; want it authorised by %s", member, err, r.aliceID)
+		}
+		waitForMembership(t, r.alice, r.room, "@erin:hs2.test", event.MembershipJoin)
+		send(t, erin, r.room, "erin is in")
+		waitForText(t, r.alice, r.room, "erin is in")
+
 		// dave is in no allowed room: hs1, which is in the space, says no.
 		status, body = r.makeJoin(t, r.hs1, r.daveID)
 		testserver.WantError(t, "make_join at hs1 for dave", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		_, err := r.dave.JoinRoom(ctx, r.room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs2.test", "hs1.test"}})
 		testserver.WantHTTPError(t, "dave joins", err, http.StatusForbidden, "M_FORBIDDEN")
 
-		// Once bob has left the space, hs2 is in no allowed room and
-		// cannot tell who is in it.
-		if _, err := r.bob.LeaveRoom(ctx, r.space); err != nil {
-			t.Fatal(err)
+		// Once bob and erin have left the space, hs2 is in no allowed
+		// room and cannot tell who is in it.
+		for _, c := range []*mautrix.Client{r.bob, erin} {
+			if _, err := c.LeaveRoom(ctx, r.space); err != nil {
+				t.Fatal(err)
+			}
+			waitForMembership(t, r.alice, r.space, c.UserID.String(), event.MembershipLeave)
 		}
-		waitForMembership(t, r.alice, r.space, r.bobID, event.MembershipLeave)
 		status, body = r.makeJoin(t, r.hs2, r.daveID)
 		testserver.WantError(t, "make_join at hs2 outside the space", status, body, http.StatusBadRequest, "M_UNABLE_TO_AUTHORISE_JOIN")
 

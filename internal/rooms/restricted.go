@@ -175,3 +175,35 @@ func (e *Engine) CheckRestrictedJoin(ctx context.Context, join gomatrixserverlib
 	}
 	return mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
 }
+
+// AuthorisingServers lists the other servers of a room with a joined
+// member who may invite: the ones that could vouch for a restricted
+// join this server cannot (Synapse's get_users_which_can_issue_invite),
+// in name order.
+func (e *Engine) AuthorisingServers(ctx context.Context, roomID string) ([]string, error) {
+	state, err := e.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := e.PowerLevels(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	members, err := e.Members(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range members {
+		uid := *m.StateKey()
+		server := serverOf(uid)
+		if ms, _ := m.Membership(); ms != spec.Join || server == "" || server == e.opts.ServerName || slices.Contains(out, server) {
+			continue
+		}
+		if pl.UserLevel(spec.SenderID(uid)) >= pl.Invite {
+			out = append(out, server)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
