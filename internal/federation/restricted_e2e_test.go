@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -256,6 +257,26 @@ func TestRestrictedJoinForgeries(t *testing.T) {
 				}
 			})
 		}
+		// hs3 makes the room public on its own say, sends that to hs1
+		// (which rejects it: dave may not set join rules), and then a
+		// join of dave that cites the forged join rules.
+		t.Run("join citing forged join rules", func(t *testing.T) {
+			forged := r.hs3Event(t, r.daveID, spec.MRoomJoinRules, "", map[string]any{"join_rule": "public"}, nil, nil)
+			status, body := r.net.SignedRequest(t, r.hs3, r.hs1, http.MethodPut, "/_matrix/federation/v1/send/forged-rules",
+				map[string]any{"origin": "hs3.test", "origin_server_ts": time.Now().UnixMilli(), "pdus": []json.RawMessage{forged.JSON()}})
+			testserver.WantStatus(t, "the forged join rules", status, body, http.StatusOK)
+			if evs, err := r.hs1.Engine().EventsByID(context.Background(), []string{forged.EventID()}); err != nil || len(evs) != 1 || evs[0].Status == roommodel.Accepted {
+				t.Fatalf("hs1's copy of the forged join rules: %v %v", evs, err)
+			}
+			join := r.hs3Event(t, r.daveID, spec.MRoomMember, r.daveID, map[string]any{"membership": spec.Join}, nil, &forged)
+			status, body = r.sendJoin(t, join)
+			if status < 400 || status >= 500 {
+				t.Fatalf("send_join citing forged join rules: %d %v", status, body)
+			}
+			if m, _ := r.hs1.Engine().MembershipOf(context.Background(), r.room.String(), r.daveID); m == spec.Join {
+				t.Fatal("dave got in")
+			}
+		})
 	})
 }
 
@@ -263,6 +284,33 @@ func TestRestrictedJoinForgeries(t *testing.T) {
 // of it, naming authoriser, signs it as hs3 and the extra signers, and
 // sends it to hs1's send_join.
 func (r *restrictedRooms) forgedJoin(t *testing.T, userID, authoriser string, signers ...*testserver.Server) (int, map[string]any) {
+	t.Helper()
+	keys := []roommodel.StateKey{{Type: spec.MRoomJoinRules}}
+	content := map[string]any{"membership": spec.Join}
+	if authoriser != "" {
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: authoriser})
+		content["join_authorised_via_users_server"] = authoriser
+	}
+	pdu := r.hs3Event(t, userID, spec.MRoomMember, userID, content, keys, nil)
+	for _, s := range signers {
+		k := serverKey(t, s)
+		pdu = pdu.Sign(s.Config.ServerName, gomatrixserverlib.KeyID(k.ID), k.Private)
+	}
+	return r.sendJoin(t, pdu)
+}
+
+func (r *restrictedRooms) sendJoin(t *testing.T, pdu gomatrixserverlib.PDU) (int, map[string]any) {
+	t.Helper()
+	return r.net.SignedRequest(t, r.hs3, r.hs1, http.MethodPut,
+		"/_matrix/federation/v2/send_join/"+url.PathEscape(r.room.String())+"/"+url.PathEscape(pdu.EventID()), json.RawMessage(pdu.JSON()))
+}
+
+// hs3Event builds a state event of the restricted room as hs3 would, on
+// hs1's view of the room: its prev events hs1's forward extremities (or
+// prevs), its auth events the create event, the power levels, the
+// sender's membership and the state entries keys names (or, for a
+// join-rules entry, joinRules), signed by hs3.
+func (r *restrictedRooms) hs3Event(t *testing.T, sender, typ, stateKey string, content map[string]any, keys []roommodel.StateKey, prev *gomatrixserverlib.PDU) gomatrixserverlib.PDU {
 	t.Helper()
 	ctx := context.Background()
 	engine := r.hs1.Engine()
@@ -279,34 +327,29 @@ func (r *restrictedRooms) forgedJoin(t *testing.T, userID, authoriser string, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomJoinRules},
-		{Type: spec.MRoomMember, StateKey: userID}}
-	content := map[string]any{"membership": spec.Join}
-	if authoriser != "" {
-		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: authoriser})
-		content["join_authorised_via_users_server"] = authoriser
+	keys = append(keys, roommodel.StateKey{Type: spec.MRoomCreate}, roommodel.StateKey{Type: spec.MRoomPowerLevels},
+		roommodel.StateKey{Type: spec.MRoomMember, StateKey: sender})
+	var auth []string
+	if prev != nil {
+		// A join on top of a forged join rules event cites it.
+		keys = slices.DeleteFunc(keys, func(k roommodel.StateKey) bool { return k.Type == spec.MRoomJoinRules })
+		prevs, auth, depth = []string{(*prev).EventID()}, []string{(*prev).EventID()}, (*prev).Depth()
 	}
 	authEvs, err := engine.StateEvents(ctx, state, keys...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var auth []string
 	for _, ev := range authEvs {
 		auth = append(auth, ev.EventID())
 	}
 	raw, _ := json.Marshal(content)
 	key := serverKey(t, r.hs3)
 	pdu, err := v.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{
-		SenderID: userID, RoomID: roomID, Type: spec.MRoomMember, StateKey: &userID, Content: raw,
+		SenderID: sender, RoomID: roomID, Type: typ, StateKey: &stateKey, Content: raw,
 		PrevEvents: prevs, AuthEvents: auth, Depth: depth + 1,
 	}).Build(time.Now(), "hs3.test", gomatrixserverlib.KeyID(key.ID), key.Private)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range signers {
-		k := serverKey(t, s)
-		pdu = pdu.Sign(s.Config.ServerName, gomatrixserverlib.KeyID(k.ID), k.Private)
-	}
-	return r.net.SignedRequest(t, r.hs3, r.hs1, http.MethodPut,
-		"/_matrix/federation/v2/send_join/"+url.PathEscape(roomID)+"/"+url.PathEscape(pdu.EventID()), json.RawMessage(pdu.JSON()))
+	return pdu
 }
