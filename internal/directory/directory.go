@@ -23,6 +23,7 @@ import (
 // Store is what listings read besides room state.
 type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
+	JoinedServers(ctx context.Context, roomID string) ([]string, error)
 	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
 	RoomPublished(ctx context.Context, roomID string) (bool, error)
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"time"
 
@@ -226,10 +227,11 @@ func withRoomID(e HierarchyRoom, roomID string) *HierarchyRoom {
 }
 
 // local reports whether this server is in a room, so that its own state
-// describes it.
+// describes it. It reads the materialised membership, not the state's
+// member events, which a walk of large rooms would otherwise load.
 func (s *Spaces) local(ctx context.Context, roomID string) bool {
-	in, err := s.dir.rooms.ServerInRoom(ctx, roomID, s.serverName)
-	return err == nil && in
+	servers, err := s.dir.store.JoinedServers(ctx, roomID)
+	return err == nil && slices.Contains(servers, s.serverName)
 }
 
 // visibleLocal describes a room from this server's state; nil when the
