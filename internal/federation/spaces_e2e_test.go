@@ -2,6 +2,7 @@ package federation_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,7 +61,10 @@ func TestSpacesAcrossServers(t *testing.T) {
 				"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": space.String()}},
 			}}}}})
 		child(alice, space, local, "a", "hs1.test")
-		child(alice, space, remote, "b", "hs2.test")
+		if _, err := alice.SendStateEvent(ctx, space, event.StateSpaceChild, remote.String(),
+			map[string]any{"via": []string{"hs2.test"}, "order": "b", "suggested": true}); err != nil {
+			t.Fatal(err)
+		}
 		child(alice, space, sub, "c", "hs2.test")
 		child(alice, space, restricted, "d", "hs2.test")
 
@@ -97,6 +101,41 @@ func TestSpacesAcrossServers(t *testing.T) {
 			t.Fatalf("alice's hierarchy to depth 1: %v", got)
 		}
 
+		// suggested_only keeps the suggested child alone.
+		resp, err = alice.Hierarchy(ctx, space, &mautrix.ReqHierarchy{SuggestedOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hierarchyIDs(resp); !slices.Equal(got, []id.RoomID{space, remote}) {
+			t.Fatalf("alice's suggested hierarchy: %v", got)
+		}
+		// Pages of two rooms add up to the whole walk.
+		var paged []id.RoomID
+		req := &mautrix.ReqHierarchy{Limit: 2}
+		for range 10 {
+			resp, err = alice.Hierarchy(ctx, space, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, hierarchyIDs(resp)...)
+			if resp.NextBatch == "" {
+				break
+			}
+			req.From = resp.NextBatch
+		}
+		if !slices.Equal(paged, want) {
+			t.Fatalf("alice's hierarchy in pages of two: %v, want %v", paged, want)
+		}
+		// hs2 describes the restricted room to hs1, which is in the space
+		// it is restricted to, and not the invite-only one.
+		status, body := net.SignedRequest(t, hs1, net.Servers[1], http.MethodGet, "/_matrix/federation/v1/hierarchy/"+url.PathEscape(restricted.String()), nil)
+		testserver.WantStatus(t, "hs2's federation hierarchy of the restricted room", status, body, http.StatusOK)
+		if room, _ := body["room"].(map[string]any); room["join_rule"] != "restricted" || fmt.Sprint(room["allowed_room_ids"]) != fmt.Sprint([]any{space.String()}) {
+			t.Fatalf("hs2's federation hierarchy of the restricted room: %v", body)
+		}
+		status, body = net.SignedRequest(t, hs1, net.Servers[1], http.MethodGet, "/_matrix/federation/v1/hierarchy/"+url.PathEscape(hidden.String()), nil)
+		testserver.WantError(t, "hs2's federation hierarchy of the invite-only room", status, body, http.StatusNotFound, "M_NOT_FOUND")
+
 		summary := func(c *mautrix.Client, room id.RoomID, via string) (int, map[string]any) {
 			path := "/_matrix/client/v1/room_summary/" + url.PathEscape(room.String())
 			if via != "" {
@@ -104,7 +143,7 @@ func TestSpacesAcrossServers(t *testing.T) {
 			}
 			return hs1.Do(t, http.MethodGet, path, c.AccessToken, nil)
 		}
-		status, body := summary(alice, remote, "hs2.test")
+		status, body = summary(alice, remote, "hs2.test")
 		testserver.WantStatus(t, "summary of hs2's room", status, body, http.StatusOK)
 		if body["name"] != "Remote" || body["membership"] != "leave" || body["room_id"] != remote.String() {
 			t.Fatalf("summary of hs2's room: %v", body)
