@@ -58,12 +58,17 @@ func newRestrictedRooms(t *testing.T, net *testserver.Network) *restrictedRooms 
 		InitialState: []*event.Event{{Type: event.StateJoinRules, Content: event.Content{Raw: map[string]any{
 			"join_rule": "restricted", "allow": []any{map[string]any{"type": "m.room_membership", "room_id": r.space.String()}},
 		}}}},
-		PowerLevelOverride: &event.PowerLevelsEventContent{Users: map[id.UserID]int{id.UserID(r.aliceID): 100}, InvitePtr: ptr(50)},
+		PowerLevelOverride: &event.PowerLevelsEventContent{Users: map[id.UserID]int{id.UserID(r.aliceID): 100, "@mod:hs1.test": 50}, InvitePtr: ptr(50)},
+		Invite:             []id.UserID{"@mod:hs1.test"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.room = room.RoomID
+	// mod may invite too, with less power than alice.
+	if _, err := r.hs1.Register("mod", "password1234").JoinRoom(ctx, r.room.String(), nil); err != nil {
+		t.Fatal(err)
+	}
 	// carol first, so that hs2 learns of her membership from the state
 	// bob's join brings (joins accepted through send_join are not yet
 	// forwarded to the room's other servers, issue 14 item 1).
@@ -96,9 +101,9 @@ func TestRestrictedJoinOverFederation(t *testing.T) {
 		ctx := context.Background()
 		r := newRestrictedRooms(t, net)
 
-		// A resident server in the space, with a member who may invite:
-		// its template names that member, and the join it countersigns
-		// gets in.
+		// A resident server in the space, with members who may invite:
+		// its template names the one with the most power, and the join it
+		// countersigns gets in.
 		status, body := r.makeJoin(t, r.hs1, r.carolID)
 		testserver.WantStatus(t, "make_join at hs1", status, body, http.StatusOK)
 		if via := templateVia(t, body); via != r.aliceID {

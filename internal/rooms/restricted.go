@@ -95,14 +95,26 @@ func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, user
 	if err != nil {
 		return "", err
 	}
+	// The local member with the most power, as Synapse's
+	// get_user_which_could_invite (the least likely to lose the right to
+	// invite before the join lands); ties go to the smallest user ID, so
+	// that the choice does not depend on map order.
+	best, bestLevel := "", int64(0)
 	for _, m := range members {
 		ms, _ := m.Membership()
 		uid := *m.StateKey()
-		if ms == spec.Join && serverOf(uid) == e.opts.ServerName && pl.UserLevel(spec.SenderID(uid)) >= pl.Invite {
-			return uid, nil
+		if ms != spec.Join || serverOf(uid) != e.opts.ServerName {
+			continue
+		}
+		level := pl.UserLevel(spec.SenderID(uid))
+		if level >= pl.Invite && (best == "" || level > bestLevel || level == bestLevel && uid < best) {
+			best, bestLevel = uid, level
 		}
 	}
-	return "", errUnableToGrant()
+	if best == "" {
+		return "", errUnableToGrant()
+	}
+	return best, nil
 }
 
 // inAllowedRoom reports whether a user is joined to one of the rooms the
