@@ -93,11 +93,14 @@ type childRef struct {
 
 // walk holds what a walk learnt from other servers: rooms described as
 // another room's children (Synapse's children_room_entries), rooms
-// their server will not describe, and how many requests remain.
+// their server will not describe, servers that did not answer (not
+// asked again: a space of fifty rooms on a server that is down would
+// otherwise wait fifty timeouts), and how many requests were made.
 type walk struct {
 	req          HierarchyRequest
 	known        map[string]HierarchyRoom
 	inaccessible map[string]bool
+	down         map[string]bool
 	fetches      int
 }
 
@@ -261,11 +264,18 @@ func (s *Spaces) fetch(ctx context.Context, w *walk, ref childRef) *RemoteHierar
 		if w.fetches >= maxRemoteFetches {
 			return nil
 		}
-		if server == s.serverName || config.ValidateServerName(server) != nil {
+		if server == s.serverName || w.down[server] || config.ValidateServerName(server) != nil {
 			continue
 		}
 		w.fetches++
 		resp, err := s.remote.RoomHierarchy(ctx, server, ref.roomID, w.req.SuggestedOnly)
+		// A refusal (4xx) is about the room; anything else about the server.
+		if me, ok := mxerr.As(err); err != nil && (!ok || me.Status >= 500) {
+			if w.down == nil {
+				w.down = map[string]bool{}
+			}
+			w.down[server] = true
+		}
 		// Synapse's get_room_hierarchy refuses an answer about another
 		// room than the one asked for.
 		if err != nil || resp == nil || resp.Room.RoomID != ref.roomID {
