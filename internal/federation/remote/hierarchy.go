@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 // hierarchy, its children and the children it will not describe to this
 // server (GET /_matrix/federation/v1/hierarchy/{roomId}), for the client
 // /hierarchy and /room_summary of rooms this server is not in.
-func (a *API) RoomHierarchy(ctx context.Context, server, roomID string, suggestedOnly bool) (*directory.RemoteHierarchy, error) {
+func (f *Service) RoomHierarchy(ctx context.Context, server, roomID string, suggestedOnly bool) (*directory.RemoteHierarchy, error) {
 	path := "/_matrix/federation/v1/hierarchy/" + url.PathEscape(roomID)
 	if suggestedOnly {
 		path += "?suggested_only=true"
 	}
 	var out directory.RemoteHierarchy
-	if err := a.signedRequest(ctx, server, http.MethodGet, path, nil, &out); err != nil {
-		return nil, a.remoteError(ctx, server, err)
+	if err := f.signedRequest(ctx, server, http.MethodGet, path, nil, &out); err != nil {
+		return nil, f.remoteError(ctx, server, err)
 	}
 	return &out, nil
 }
