@@ -56,37 +56,53 @@ type joinRules struct {
 // local member may invite: the joining server tries another server on
 // both M_UNABLE codes (server-server spec, make_join).
 func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
+	if needed, err := e.restrictedJoinAllowed(ctx, h, userID); err != nil || !needed {
+		return "", err
+	}
+	return e.localAuthoriser(ctx, h)
+}
+
+// restrictedJoinAllowed is the first half of restrictedJoinAuthoriser:
+// whether the join needs an authoriser, and the refusals that do not
+// depend on who could be one.
+func (e *Engine) restrictedJoinAllowed(ctx context.Context, h *roomHead, userID string) (bool, error) {
 	evs, err := e.StateEvents(ctx, h.state, roommodel.StateKey{Type: spec.MRoomJoinRules},
 		roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID})
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	jrEv := evs[roommodel.StateKey{Type: spec.MRoomJoinRules}]
 	if jrEv == nil {
-		return "", nil
+		return false, nil
 	}
 	var jr joinRules
 	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
-		return "", nil
+		return false, nil
 	}
 	if m := evs[roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
 		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
-			return "", nil
+			return false, nil
 		}
 	}
 	allowed, known, err := e.inAllowedRoom(ctx, h.id, jr, userID)
 	if err != nil {
-		return "", err
+		return false, err
 	}
 	if !allowed {
 		if !known {
-			return "", errUnableToAuthorise()
+			return false, errUnableToAuthorise()
 		}
 		if jr.JoinRule == spec.KnockRestricted {
-			return "", mxerr.Forbidden("You are not invited to this room; knock to ask for an invite")
+			return false, mxerr.Forbidden("You are not invited to this room; knock to ask for an invite")
 		}
-		return "", mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
+		return false, mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
 	}
+	return true, nil
+}
+
+// localAuthoriser is the local member who vouches for a restricted join:
+// the one with the most power to invite.
+func (e *Engine) localAuthoriser(ctx context.Context, h *roomHead) (string, error) {
 	pl, err := e.PowerLevels(ctx, h.state)
 	if err != nil {
 		return "", err
@@ -171,17 +187,14 @@ func (e *Engine) CheckRestrictedJoin(ctx context.Context, join gomatrixserverlib
 	if h.version == nil {
 		return nil
 	}
-	_, err = e.restrictedJoinAuthoriser(ctx, h, *join.StateKey())
+	// Whether the named member may vouch is the auth rules' question.
+	_, err = e.restrictedJoinAllowed(ctx, h, *join.StateKey())
 	me, ok := mxerr.As(err)
 	switch {
 	case err == nil:
 		return nil
 	case !ok:
 		return err
-	case me.Code == CodeUnableToGrant:
-		// The user may join; whether the named member may vouch is the
-		// auth rules' question.
-		return nil
 	case me.Code == CodeUnableToAuthorise && serverOf(c.Via) != e.opts.ServerName:
 		return nil
 	}
