@@ -72,7 +72,7 @@ type Indexer struct {
 	// streamMoved holds a value when the event stream moved since Run
 	// last looked (rooms.StreamAdvanced on the bus).
 	streamMoved <-chan struct{}
-	loaded   bool
+	loaded      bool
 }
 
 // NewIndexer makes an indexer; Run starts it.
