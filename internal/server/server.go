@@ -84,6 +84,9 @@ type Server struct {
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
 	joinPresence *remote.JoinPresence
+	// partialState completes rooms joined with partial state (nil
+	// without federation).
+	partialState *remote.PartialStateResync
 	push         *push.Service
 	acctData     *accountdata.Service
 	typing       *typing.Service
@@ -389,8 +392,10 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if b.fedClient != nil {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
 		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
-			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log})
+			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
+			PartialStateJoins: cfg.Federation.PartialStateJoins})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
+		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
 		Outbound: s.outbound}
@@ -569,6 +574,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }
+
+// PartialStateResync is the worker that completes rooms joined with
+// partial state (nil without federation).
+func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
 
 // Accounts is the accounts service (tests lock and suspend accounts
 // through it until the admin API does).
