@@ -81,10 +81,24 @@ func newRestrictedRooms(t *testing.T, net *testserver.Network) *restrictedRooms 
 		t.Fatalf("bob joins the restricted room: %v", err)
 	}
 	waitForMembership(t, r.alice, r.room, r.bobID, event.MembershipJoin)
+	awaitFullState(t, r.hs2, r.space)
+	awaitFullState(t, r.hs2, r.room)
 	return r
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// awaitFullState waits until server s holds the whole state of a room it
+// joined with partial state: until then it answers make_join with 404
+// and knows only some of the members.
+func awaitFullState(t *testing.T, s *testserver.Server, roomID id.RoomID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.Engine().AwaitFullState(ctx, roomID.String()); err != nil {
+		t.Fatalf("%s never got the full state of %s: %v", s.Config.ServerName, roomID, err)
+	}
+}
 
 // makeJoin asks server to of the restricted room for a join template
 // for userID, as hs3 would.
@@ -212,6 +226,7 @@ func testAuthorisedElsewhere(t *testing.T, r *restrictedRooms) {
 		t.Fatal(err)
 	}
 	waitForMembership(t, r.alice, room.RoomID, r.bobID, event.MembershipJoin)
+	awaitFullState(t, r.hs2, room.RoomID)
 	if _, err := r.dave.JoinRoom(ctx, room.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test", "hs2.test"}}); err != nil {
 		t.Fatalf("dave joins through hs1, then hs2: %v", err)
 	}

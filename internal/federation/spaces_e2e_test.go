@@ -50,6 +50,9 @@ func TestSpacesAcrossServers(t *testing.T) {
 		if _, err := bob.JoinRoom(ctx, space.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
 			t.Fatal(err)
 		}
+		// hs2 sees hs1 in the space (for the restricted room) once it
+		// holds the space's full state.
+		awaitFullState(t, net.Servers[1], space)
 		remote := create(bob, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Remote", Topic: "on hs2", RoomVersion: "10"})
 		sub := create(bob, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Sub-space", CreationContent: spaceType})
 		subChild := create(bob, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "In the sub-space"})
