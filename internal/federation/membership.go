@@ -112,6 +112,9 @@ func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error)
 			return nil, err
 		}
 		if kind == spec.Join {
+			if err := a.d.Rooms.CheckRestrictedJoin(ctx, pdu); err != nil {
+				return nil, err
+			}
 			pdu = a.countersignJoin(pdu)
 		}
 		if err := a.verifySignatures(ctx, pdu); err != nil {

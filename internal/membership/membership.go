@@ -118,21 +118,15 @@ func (s *Service) localProfile(ctx context.Context, userID string) map[string]an
 func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, reason string) error {
 	content := s.localProfile(ctx, userID)
 	if s.viaRemote(ctx, roomID) {
-		// make_join builds the event on the remote server, so the reason
-		// travels in the content.
-		if reason != "" {
-			if content == nil {
-				content = map[string]any{}
-			}
-			content["reason"] = reason
-		}
-		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
+		if err := s.remote.Join(ctx, userID, roomID, via, withReason(content, reason)); err != nil {
 			return err
 		}
 	} else if _, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
 		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Join, Reason: reason, Content: content,
 	}); err != nil {
-		return err
+		if err := s.joinThroughAuthoriser(ctx, userID, roomID, via, withReason(content, reason), err); err != nil {
+			return err
+		}
 	}
 	_ = s.store.UnforgetRoom(ctx, userID, roomID)
 	return nil
