@@ -148,7 +148,11 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	}
 	h.loaded, h.version, h.state, h.snapshot, h.chainLen = true, version, before, snapshot, 0
 	h.depth, h.extremities = join.Depth()-1, sortedIDs(join.PrevEventIDs())
-	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: store.EventAccepted, current: true})
+	// The resident server forwards the join to the room's other servers
+	// (it got it through send_join); sending it ourselves would deliver
+	// it twice, and Synapse does not either (proactively_send false in
+	// process_remote_join).
+	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: store.EventAccepted, current: true, withheld: true})
 }
 
 // storeOutliers stores events known only as state or auth events: no
@@ -217,7 +221,10 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	ne := store.NewEvent{
 		Row: store.EventRow{EventID: pdu.EventID(), RoomID: roomID, Type: pdu.Type(), StateKey: pdu.StateKey(),
 			Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()),
-			Status: store.EventAccepted, Membership: &membership, JSON: string(pdu.JSON())},
+			Status: store.EventAccepted, Membership: &membership, JSON: string(pdu.JSON()),
+			// Such an event travels through the handshake that made it (or
+			// nowhere): this server is not in the room to send it.
+			Withheld: true},
 		CurrentState: map[store.StateKey]int64{{Type: spec.MRoomMember, StateKey: *pdu.StateKey()}: store.ThisEvent},
 		Memberships:  map[string]string{*pdu.StateKey(): membership},
 	}
@@ -312,7 +319,7 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, "")
 }
 
 // prevSnapshots lists the state snapshots after each prev event: the

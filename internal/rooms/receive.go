@@ -31,6 +31,20 @@ func (e *ErrMissingEvents) Error() string {
 // (else soft-failed). Accepted events become forward extremities and the
 // room's current state is re-resolved when the extremities disagree.
 func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
+	return e.receive(ctx, pdu, "")
+}
+
+// ReceiveOnBehalf is Receive for an event another server handed over in
+// a membership handshake (send_join, send_leave, send_knock): that
+// server's event reaches the rest of the room only through this one, so
+// the event is recorded as this server's to forward to every other
+// server in the room but origin, which has it (Synapse's
+// send_on_behalf_of). An event already here is not forwarded again.
+func (e *Engine) ReceiveOnBehalf(ctx context.Context, pdu gomatrixserverlib.PDU, origin string) (*Event, error) {
+	return e.receive(ctx, pdu, origin)
+}
+
+func (e *Engine) receive(ctx context.Context, pdu gomatrixserverlib.PDU, onBehalfOf string) (*Event, error) {
 	h, known, err := e.lockForInput(ctx, pdu)
 	if err != nil || known != nil {
 		return known, err
@@ -68,7 +82,7 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, onBehalfOf)
 }
 
 // lockForInput locks the room of an event received from elsewhere. An
@@ -115,7 +129,7 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 // receiveAt runs the checks on receipt of an event whose state before it
 // is known, stores it and moves the room's head. A failure to check
 // stores nothing (see receivedStatus).
-func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64) (*Event, error) {
+func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, onBehalfOf string) (*Event, error) {
 	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, h.state)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
@@ -123,7 +137,7 @@ func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverl
 
 	extendsAll := status == store.EventAccepted && containsAll(pdu.PrevEventIDs(), h.extremities)
 	ev, err := e.persist(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen,
-		status: status, current: extendsAll})
+		status: status, current: extendsAll, onBehalfOf: onBehalfOf})
 	if err != nil || status != store.EventAccepted || extendsAll {
 		return ev, err
 	}
