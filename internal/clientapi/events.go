@@ -156,12 +156,8 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	roomID := r.PathValue("roomId")
-	target, err := a.rooms.VisibleEvent(r.Context(), roomID, r.PathValue("eventId"), c.UserID)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := a.rooms.MayRedact(r.Context(), c.UserID, target)
+	roomID, eventID := r.PathValue("roomId"), r.PathValue("eventId")
+	ok, err := a.rooms.MayRedactID(r.Context(), roomID, eventID, c.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +169,7 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 		content["reason"] = body.Reason
 	}
 	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
-		RoomID: roomID, Sender: c.UserID, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: content,
+		RoomID: roomID, Sender: c.UserID, Type: spec.MRoomRedaction, Redacts: eventID, Content: content,
 		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "redact/" + r.PathValue("eventId"), ID: r.PathValue("txnId")},
 	})
 	if err != nil {

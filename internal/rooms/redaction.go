@@ -8,6 +8,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -71,6 +73,51 @@ func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (b
 		return false, err
 	}
 	return pl.UserLevel(spec.SenderID(userID)) >= pl.Redact, nil
+}
+
+// MayRedactID reports whether a local user may redact the event an ID
+// names in a room, now: an event they may see, if they sent it or have
+// the redact power level; an event this server does not have (or they
+// may not see), only with the redact power level. Synapse allows the
+// latter too: a moderator can redact what another server sent before it
+// arrived here, and the redaction, naming its ID, applies when it does
+// (a redaction's auth rules never need the target).
+func (e *Engine) MayRedactID(ctx context.Context, roomID, eventID, userID string) (bool, error) {
+	target, err := e.VisibleEvent(ctx, roomID, eventID, userID)
+	if err == nil {
+		return e.MayRedact(ctx, userID, target)
+	}
+	if me, ok := mxerr.As(err); !ok || me.Code != "M_NOT_FOUND" || !validEventID(eventID) {
+		return false, err
+	}
+	if ev, serr := e.Event(ctx, eventID); serr == nil && ev.RoomID().String() != roomID {
+		return false, err // another room's event is not this room's to redact
+	}
+	// Members only, and the answer for anyone else stays "not found".
+	state, serr := e.CurrentState(ctx, roomID)
+	if serr != nil {
+		return false, err
+	}
+	if m, serr := e.MembershipIn(ctx, state, userID); serr != nil {
+		return false, serr
+	} else if m != spec.Join {
+		return false, err
+	}
+	pl, serr := e.PowerLevels(ctx, state)
+	if serr != nil {
+		return false, serr
+	}
+	if pl.UserLevel(spec.SenderID(userID)) < pl.Redact {
+		return false, err // only the event's sender could: as unknown as before
+	}
+	return true, nil
+}
+
+// validEventID reports whether an event ID has the spec's shape ("$"
+// and an opaque rest, at most 255 bytes), so that a redaction built on
+// it is a valid event.
+func validEventID(id string) bool {
+	return len(id) > 1 && len(id) <= 255 && id[0] == '$' && ident.CheckID(id) == nil
 }
 
 // PowerLevels returns the room's power levels in a state, with the

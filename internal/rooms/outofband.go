@@ -1,0 +1,121 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// LeaveOutOfBand rejects an invite, or withdraws a knock, of a room this
+// server is not in without asking the room's servers: when none of them
+// answers (all unreachable, or all gone from the room), the user would
+// otherwise keep an invite they cannot get rid of. Synapse does the same
+// (_generate_local_out_of_band_leave): a leave built on the invite or
+// knock alone (its only prev event, and with that event's auth events its
+// auth events), signed here and never sent anywhere (this server has no
+// room to send it in), which makes the user's membership leave, so that
+// the invite leaves their /sync. Should the room's servers still hold the
+// invite, a later leave or join through them supersedes it.
+func (e *Engine) LeaveOutOfBand(ctx context.Context, roomID, userID, reason string) (*Event, error) {
+	m, nid, err := e.MembershipEventOf(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if (m != spec.Invite && m != spec.Knock) || nid == 0 {
+		return nil, mxerr.Forbidden("You have no invite or knock to leave in %s", roomID)
+	}
+	prev, err := e.outOfBandMembership(ctx, nid)
+	if err != nil {
+		return nil, err
+	}
+	content := map[string]any{"membership": spec.Leave}
+	if reason != "" {
+		content["reason"] = reason
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return nil, err
+	}
+	v, err := gomatrixserverlib.GetRoomVersion(prev.Version())
+	if err != nil {
+		return nil, err
+	}
+	target := userID
+	proto := gomatrixserverlib.ProtoEvent{
+		SenderID: userID, RoomID: roomID, Type: spec.MRoomMember, StateKey: &target, Content: raw,
+		PrevEvents: []string{prev.EventID()}, AuthEvents: append(append([]string{}, prev.AuthEventIDs()...), prev.EventID()),
+		Depth: prev.Depth() + 1,
+	}
+	pdu, err := v.NewEventBuilderFromProtoEvent(&proto).Build(e.now(), spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
+	if err != nil {
+		return nil, buildError(err)
+	}
+	return e.ReceiveOutOfBand(ctx, pdu)
+}
+
+// outOfBandMembership loads an invite or knock of a room this server is
+// not in. Such a room has no stored version (it is unknown until someone
+// here joins), so unless the event is cached its version comes from the
+// create event in the stripped state it was stored with.
+func (e *Engine) outOfBandMembership(ctx context.Context, nid int64) (gomatrixserverlib.PDU, error) {
+	evs, err := e.EventsByNID(ctx, []int64{nid})
+	if err == nil && len(evs) == 1 {
+		return evs[0].PDU, nil
+	}
+	if me, ok := mxerr.As(err); err != nil && (!ok || me.Code != "M_NOT_FOUND") {
+		return nil, err
+	}
+	rows, err := e.store.EventsByNID(ctx, []int64{nid})
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != 1 {
+		return nil, mxerr.NotFound("Unknown membership event")
+	}
+	v, err := strippedStateVersion(rows[0].JSON)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := eventFromRow(rows[0], v)
+	if err != nil {
+		return nil, err
+	}
+	return ev.PDU, nil
+}
+
+// strippedStateVersion is the room version the create event of an
+// out-of-band membership's stripped state names ("1" when its content
+// has none, as the spec defines).
+func strippedStateVersion(raw string) (gomatrixserverlib.IRoomVersion, error) {
+	var ev struct {
+		Unsigned struct {
+			Invite []json.RawMessage `json:"invite_room_state"`
+			Knock  []json.RawMessage `json:"knock_room_state"`
+		} `json:"unsigned"`
+	}
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		return nil, err
+	}
+	for _, st := range append(ev.Unsigned.Invite, ev.Unsigned.Knock...) {
+		var s struct {
+			Type    string `json:"type"`
+			Content struct {
+				RoomVersion *string `json:"room_version"`
+			} `json:"content"`
+		}
+		if json.Unmarshal(st, &s) != nil || s.Type != spec.MRoomCreate {
+			continue
+		}
+		version := "1"
+		if s.Content.RoomVersion != nil {
+			version = *s.Content.RoomVersion
+		}
+		return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
+	}
+	return nil, errors.New("rooms: the room's version is unknown")
+}
