@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -118,4 +119,58 @@ func strippedStateVersion(raw string) (gomatrixserverlib.IRoomVersion, error) {
 		return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(version))
 	}
 	return nil, errors.New("rooms: the room's version is unknown")
+}
+
+// InviteVersion is the room version of a local user's pending invite to
+// a room this server is not in (the version the invite came in), so
+// that an event about it, such as its rescission, can be parsed.
+func (e *Engine) InviteVersion(ctx context.Context, roomID, userID string) (gomatrixserverlib.IRoomVersion, error) {
+	invite, err := e.pendingInvite(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return gomatrixserverlib.GetRoomVersion(invite.Version())
+}
+
+// ReceiveRescinded takes the leave by which the inviter withdrew a local
+// user's invite to a room this server is not in; its signatures are the
+// caller's to check. Without the room's state the leave cannot be
+// authorised, so only what the invite itself vouches for is taken: the
+// leave is the inviter's (a room moderator's rescission cannot be told
+// from a forgery here) and names the invite among its auth events. It is
+// stored out of band, like the invite, so that the invite leaves the
+// user's /sync (Synapse does the same since 1.138).
+func (e *Engine) ReceiveRescinded(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
+	m, _ := pdu.Membership()
+	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil || m != spec.Leave {
+		return nil, refused("rooms: %s is no rescinded invite", pdu.EventID())
+	}
+	roomID := pdu.RoomID().String()
+	// An unknown room (M_NOT_FOUND) is one this server is not in.
+	if in, err := e.ServerInRoom(ctx, roomID, e.opts.ServerName); in {
+		return nil, refused("rooms: %s is an event of a room this server is in", pdu.EventID())
+	} else if me, ok := mxerr.As(err); err != nil && (!ok || me.Code != "M_NOT_FOUND") {
+		return nil, err
+	}
+	invite, err := e.pendingInvite(ctx, roomID, *pdu.StateKey())
+	if err != nil {
+		return nil, err
+	}
+	if pdu.SenderID() != invite.SenderID() || !slices.Contains(pdu.AuthEventIDs(), invite.EventID()) {
+		return nil, refused("rooms: %s does not rescind the invite of %s", pdu.EventID(), *pdu.StateKey())
+	}
+	return e.ReceiveOutOfBand(ctx, pdu)
+}
+
+// pendingInvite is a user's current invite to a room, refused when the
+// user has none.
+func (e *Engine) pendingInvite(ctx context.Context, roomID, userID string) (gomatrixserverlib.PDU, error) {
+	m, nid, err := e.MembershipEventOf(ctx, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	if m != spec.Invite || nid == 0 {
+		return nil, refused("rooms: %s has no pending invite to %s", userID, roomID)
+	}
+	return e.outOfBandMembership(ctx, nid)
 }
