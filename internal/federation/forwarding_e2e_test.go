@@ -159,3 +159,50 @@ func TestACLReachesDeniedServer(t *testing.T) {
 		}
 	})
 }
+
+// TestSentEventsNotForwarded: what hs1 received over /send from its
+// origin is that origin's to deliver: carol's message, which hs3 sent to
+// hs1 and hs2 alike, is not queued again on hs1 for hs2 (down here, so
+// that its queue can be read); alice's own message after it is.
+func TestSentEventsNotForwarded(t *testing.T) {
+	testserver.EachEngineNetwork(t, 3, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice := hs1.Register("alice", "password1234")
+		bob := hs2.Register("bob", "password1234")
+		carol := net.Servers[2].Register("carol", "password1234")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := created.RoomID
+		for _, c := range []*mautrix.Client{bob, carol} {
+			if _, err := c.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+				t.Fatalf("%s joins: %v", c.UserID, err)
+			}
+			waitForMembership(t, alice, room, c.UserID.String(), event.MembershipJoin)
+		}
+		waitForMembership(t, carol, room, bob.UserID.String(), event.MembershipJoin)
+		sendPoll(t, "hs1 delivered everything to hs2", func() string {
+			if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n != 0 {
+				return fmt.Sprintf("%d queued (%v)", n, err)
+			}
+			return ""
+		})
+		hs2.Stop()
+		send(t, carol, room, "from carol")
+		waitForText(t, alice, room, "from carol")
+		send(t, alice, room, "from alice")
+		// alice's message comes after carol's in hs1's stream: once it is
+		// queued, carol's has been looked at.
+		sendPoll(t, "hs1 queues alice's message for hs2", func() string {
+			if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n < 1 {
+				return fmt.Sprintf("%d queued (%v)", n, err)
+			}
+			return ""
+		})
+		if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err != nil || n != 1 {
+			t.Fatalf("hs1 queued %d events for hs2 (%v), want only alice's: carol's is hs3's to deliver", n, err)
+		}
+	})
+}
