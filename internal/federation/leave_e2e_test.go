@@ -40,13 +40,15 @@ func syncInvite(t *testing.T, c *mautrix.Client, roomID id.RoomID, present bool)
 // TestRejectInviteWithoutTheRoom: bob@hs2 rejects an invite to a room
 // everyone has left (hs1 answers make_leave with 404), and then one whose
 // only server is down. Both are rejected on hs2 alone, as Synapse does:
-// the invites leave bob's /sync and the rooms show as left.
+// the invites leave bob's /sync and the rooms show as left, also after
+// hs2 restarts (its /sync used to fail with 404 on an invite to a room
+// it is not in once the invite was no longer cached).
 func TestRejectInviteWithoutTheRoom(t *testing.T) {
 	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
 		ctx := context.Background()
-		hs1 := net.Servers[0]
+		hs1, hs2 := net.Servers[0], net.Servers[1]
 		alice := hs1.Register("alice", "password1234")
-		bob := net.Servers[1].Register("bob", "password1234")
+		bob := hs2.Register("bob", "password1234")
 		abandoned, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat", Invite: []id.UserID{bob.UserID}})
 		if err != nil {
 			t.Fatal(err)
@@ -56,6 +58,10 @@ func TestRejectInviteWithoutTheRoom(t *testing.T) {
 			t.Fatal(err)
 		}
 		syncInvite(t, bob, abandoned.RoomID, true)
+		syncInvite(t, bob, unreachable.RoomID, true)
+		// A restart forgets what the invites' room versions were.
+		hs2.Restart()
+		hs2.Repoint(bob)
 		syncInvite(t, bob, unreachable.RoomID, true)
 		if _, err := alice.LeaveRoom(ctx, abandoned.RoomID); err != nil {
 			t.Fatal(err)
@@ -74,6 +80,12 @@ func TestRejectInviteWithoutTheRoom(t *testing.T) {
 		if _, err := bob.LeaveRoom(ctx, unreachable.RoomID); err == nil {
 			t.Fatal("bob left a room he had already rejected the invite to")
 		}
+		// Read back cold, the rooms (unknown here: no version stored) are
+		// still read in the invites' versions.
+		hs2.Restart()
+		hs2.Repoint(bob)
+		syncInvite(t, bob, abandoned.RoomID, false)
+		syncInvite(t, bob, unreachable.RoomID, false)
 	})
 }
 

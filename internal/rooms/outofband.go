@@ -10,6 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // LeaveOutOfBand rejects an invite, or withdraws a knock, of a room this
@@ -60,33 +61,63 @@ func (e *Engine) LeaveOutOfBand(ctx context.Context, roomID, userID, reason stri
 }
 
 // outOfBandMembership loads an invite or knock of a room this server is
-// not in. Such a room has no stored version (it is unknown until someone
-// here joins), so unless the event is cached its version comes from the
-// create event in the stripped state it was stored with.
+// not in.
 func (e *Engine) outOfBandMembership(ctx context.Context, nid int64) (gomatrixserverlib.PDU, error) {
 	evs, err := e.EventsByNID(ctx, []int64{nid})
-	if err == nil && len(evs) == 1 {
-		return evs[0].PDU, nil
-	}
-	if me, ok := mxerr.As(err); err != nil && (!ok || me.Code != "M_NOT_FOUND") {
-		return nil, err
-	}
-	rows, err := e.store.EventsByNID(ctx, []int64{nid})
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) != 1 {
+	if len(evs) != 1 {
 		return nil, mxerr.NotFound("Unknown membership event")
 	}
-	v, err := strippedStateVersion(rows[0].JSON)
+	return evs[0].PDU, nil
+}
+
+// outOfBandVersion is the room version of a stored membership of a room
+// this server is not in, which has no stored version (the room is
+// unknown until someone here joins; unknownRoom is why RoomVersion
+// failed, returned for any other row). An invite or knock names it in
+// the create event of the stripped state it was stored with; a leave
+// that rejects or rescinds one names that invite among its prev or auth
+// events.
+func (e *Engine) outOfBandVersion(ctx context.Context, r store.EventRow, unknownRoom error) (gomatrixserverlib.IRoomVersion, error) {
+	if me, ok := mxerr.As(unknownRoom); !ok || me.Code != "M_NOT_FOUND" || r.Type != spec.MRoomMember {
+		return nil, unknownRoom
+	}
+	if v, err := strippedStateVersion(r.JSON); err == nil {
+		return v, nil
+	}
+	var refs struct {
+		EventID    string          `json:"event_id"`
+		PrevEvents json.RawMessage `json:"prev_events"`
+		AuthEvents json.RawMessage `json:"auth_events"`
+	}
+	if json.Unmarshal([]byte(r.JSON), &refs) != nil {
+		return nil, unknownRoom
+	}
+	if refs.EventID != "" {
+		// Only versions 1 and 2 carry the ID in the event, and parse alike.
+		return gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersionV1)
+	}
+	var ids, auth []string
+	_ = json.Unmarshal(refs.PrevEvents, &ids)
+	_ = json.Unmarshal(refs.AuthEvents, &auth)
+	if len(ids) > 20 || len(auth) > 10 { // the spec's limits on a PDU
+		return nil, unknownRoom
+	}
+	rows, err := e.store.EventsByID(ctx, append(ids, auth...))
 	if err != nil {
 		return nil, err
 	}
-	ev, err := eventFromRow(rows[0], v)
-	if err != nil {
-		return nil, err
+	for _, ref := range rows {
+		if ref.RoomID != r.RoomID {
+			continue
+		}
+		if v, err := strippedStateVersion(ref.JSON); err == nil {
+			return v, nil
+		}
 	}
-	return ev.PDU, nil
+	return nil, unknownRoom
 }
 
 // strippedStateVersion is the room version the create event of an
