@@ -57,6 +57,9 @@ func (e *Engine) LeaveOutOfBand(ctx context.Context, roomID, userID, reason stri
 	if err != nil {
 		return nil, buildError(err)
 	}
+	if len(pdu.JSON()) > maxEventBytes {
+		return nil, mxerr.TooLarge("Event is larger than %d bytes", maxEventBytes)
+	}
 	return e.ReceiveOutOfBand(ctx, pdu)
 }
 
