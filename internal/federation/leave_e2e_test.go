@@ -112,6 +112,39 @@ func TestRescindedInviteReachesInvitee(t *testing.T) {
 	})
 }
 
+// TestRescindedInviteAfterLeaving: bob@hs2 was in the room and left; his
+// server knows the room but is no longer in it, and hs1 refuses it the
+// events since. alice invites bob again and rescinds it: hs2 takes the
+// rescission on the invite's word, as for a room it never knew.
+func TestRescindedInviteAfterLeaving(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		alice := net.Servers[0].Register("alice", "password1234")
+		bob := net.Servers[1].Register("bob", "password1234")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := created.RoomID
+		if _, err := bob.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.LeaveRoom(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		waitForMembership(t, alice, room, bob.UserID.String(), event.MembershipLeave)
+		send(t, alice, room, "while bob is away")
+		if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		syncInvite(t, bob, room, true)
+		if _, err := alice.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: bob.UserID}); err != nil {
+			t.Fatalf("alice rescinds the invite: %v", err)
+		}
+		syncInvite(t, bob, room, false)
+	})
+}
+
 // TestRedactEventNotReceived: alice, who may redact anything in her
 // room, redacts an event ID her server never received (another server's
 // event still on its way, say); the redaction names it and reaches

@@ -45,3 +45,22 @@ func (a *API) receiveRescinded(ctx context.Context, origin string, raw json.RawM
 	_, err = a.d.Rooms.ReceiveRescinded(ctx, pdu)
 	return pdu.EventID(), true, err
 }
+
+// rescindsInvite reports whether a PDU of a room this server knows but
+// is not in (a room a local user left and was invited to again) is a
+// leave of a local user's pending invite: the room's events since are
+// not this server's to fetch (the resident server refuses
+// /get_missing_events and /state to a server not in the room), so the
+// leave is taken as the rescission of the invite, as in an unknown room.
+func (a *API) rescindsInvite(ctx context.Context, pdu gomatrixserverlib.PDU) bool {
+	m, _ := pdu.Membership()
+	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil || m != spec.Leave || serverName(*pdu.StateKey()) != a.d.ServerName {
+		return false
+	}
+	roomID := pdu.RoomID().String()
+	if current, err := a.d.Rooms.MembershipOf(ctx, roomID, *pdu.StateKey()); err != nil || current != spec.Invite {
+		return false
+	}
+	in, err := a.d.Rooms.ServerInRoom(ctx, roomID, a.d.ServerName)
+	return err == nil && !in
+}

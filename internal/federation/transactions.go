@@ -298,6 +298,10 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 		}
 		return head.EventID, err
 	}
+	if a.rescindsInvite(ctx, pdu) {
+		_, err = a.d.Rooms.ReceiveRescinded(ctx, pdu)
+		return pdu.EventID(), err
+	}
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
 	if errors.As(err, &missing) {
