@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -27,7 +28,7 @@ func (a *API) receiveRescinded(ctx context.Context, origin string, raw json.RawM
 		} `json:"content"`
 	}
 	if json.Unmarshal(raw, &head) != nil || head.Type != spec.MRoomMember || head.StateKey == nil ||
-		head.Content.Membership != spec.Leave || serverName(*head.StateKey) != a.d.ServerName {
+		head.Content.Membership != spec.Leave || remote.ServerOf(*head.StateKey) != a.d.ServerName {
 		return "", false, nil
 	}
 	v, err := a.d.Rooms.InviteVersion(ctx, head.RoomID, *head.StateKey)
@@ -39,7 +40,7 @@ func (a *API) receiveRescinded(ctx context.Context, origin string, raw json.RawM
 		return "", true, &refusedPDU{fmt.Errorf("invalid event: %w", err)}
 	}
 	// No ACL to apply: the room's state is not here.
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return pdu.EventID(), true, &refusedPDU{fmt.Errorf("signature check failed: %w", err)}
 	}
 	_, err = a.d.Rooms.ReceiveRescinded(ctx, pdu)
@@ -54,7 +55,7 @@ func (a *API) receiveRescinded(ctx context.Context, origin string, raw json.RawM
 // leave is taken as the rescission of the invite, as in an unknown room.
 func (a *API) rescindsInvite(ctx context.Context, pdu gomatrixserverlib.PDU) bool {
 	m, _ := pdu.Membership()
-	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil || m != spec.Leave || serverName(*pdu.StateKey()) != a.d.ServerName {
+	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil || m != spec.Leave || remote.ServerOf(*pdu.StateKey()) != a.d.ServerName {
 		return false
 	}
 	roomID := pdu.RoomID().String()

@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func (s *Sender) delivers(r store.EventRow) bool {
 	if r.Withheld {
 		return false
 	}
-	return r.OnBehalfOf != "" || serverName(r.Sender) == s.o.ServerName
+	return r.OnBehalfOf != "" || ServerOf(r.Sender) == s.o.ServerName
 }
 
 // aclFor is the test a destination of an event must pass: the room's
