@@ -18,7 +18,8 @@ import (
 // this server never received.
 
 // syncInvite syncs c from scratch (left rooms included) until the
-// room's invite is there (present) or gone and the room left.
+// room's invite is there (present) or gone and the room left, the
+// user's leave in its timeline.
 func syncInvite(t *testing.T, c *mautrix.Client, roomID id.RoomID, present bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -28,7 +29,17 @@ func syncInvite(t *testing.T, c *mautrix.Client, roomID id.RoomID, present bool)
 			t.Fatal(err)
 		}
 		_, invited := resp.Rooms.Invite[roomID]
-		_, left := resp.Rooms.Leave[roomID]
+		left := false
+		if room, ok := resp.Rooms.Leave[roomID]; ok {
+			// The user's own leave is in the room's timeline.
+			for _, ev := range room.Timeline.Events {
+				_ = ev.Content.ParseRaw(ev.Type)
+				if ev.Type == event.StateMember && ev.GetStateKey() == c.UserID.String() &&
+					ev.Content.AsMember().Membership == event.MembershipLeave {
+					left = true
+				}
+			}
+		}
 		if present && invited || !present && !invited && left {
 			return
 		}
