@@ -173,7 +173,7 @@ func (e *Engine) InviteVersion(ctx context.Context, roomID, userID string) (goma
 // leave is the inviter's (a room moderator's rescission cannot be told
 // from a forgery here) and names the invite among its auth events. It is
 // stored out of band, like the invite, so that the invite leaves the
-// user's /sync (Synapse does the same since 1.138).
+// user's /sync (as Synapse does, element-hq/synapse#18823).
 func (e *Engine) ReceiveRescinded(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
 	m, _ := pdu.Membership()
 	if pdu.Type() != spec.MRoomMember || pdu.StateKey() == nil || m != spec.Leave {
