@@ -59,6 +59,48 @@ func (e *Engine) mayRedact(ctx context.Context, red, target *Event) bool {
 	return pl.UserLevel(spec.SenderID(red.Sender())) >= pl.Redact
 }
 
+// RedactRequest is a redaction a local user asks for: through PUT
+// /rooms/{roomId}/redact/{eventId}/{txnId}, or (spec v1.18, MSC4169) as
+// an m.room.redaction sent with PUT /rooms/{roomId}/send, whose
+// content.redacts names the target. Both take this one path, so that
+// both check the same things.
+type RedactRequest struct {
+	RoomID, Sender, Target string
+	// SenderSuspended: a suspended account may redact its own events
+	// only (spec "Account suspension").
+	SenderSuspended bool
+	// Content is the redaction's content (reason, and anything else the
+	// client put there).
+	Content any
+	Txn     *Txn
+}
+
+// Redact sends a redaction for a local user: the target must be an event
+// of the room the user may see (M_NOT_FOUND otherwise, as for a missing
+// one), and the user must be its sender or hold the redact power level
+// (403), as Synapse checks before it sends; the redaction is then an
+// ordinary event whose transaction ID deduplicates retries.
+func (e *Engine) Redact(ctx context.Context, req RedactRequest) (*Event, error) {
+	// A retry answers the first redaction even if the target has been
+	// hidden from the user since.
+	if ev, err := e.sentWithTxn(ctx, SendRequest{RoomID: req.RoomID, Txn: req.Txn}); ev != nil || err != nil {
+		return ev, err
+	}
+	target, ok, err := e.redactable(ctx, req.RoomID, req.Target, req.Sender)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.Forbidden("You cannot redact other users' events")
+	}
+	if req.SenderSuspended && (target == nil || target.Sender() != req.Sender) {
+		return nil, mxerr.UserSuspended()
+	}
+	return e.Send(ctx, SendRequest{
+		RoomID: req.RoomID, Sender: req.Sender, Type: spec.MRoomRedaction, Redacts: req.Target, Content: req.Content, Txn: req.Txn,
+	})
+}
+
 // MayRedact reports whether a local user may redact an event now: the
 // check made before sending a redaction on their behalf.
 func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (bool, error) {
@@ -76,42 +118,44 @@ func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (b
 	return pl.UserLevel(spec.SenderID(userID)) >= pl.Redact, nil
 }
 
-// MayRedactID reports whether a local user may redact the event an ID
-// names in a room, now: an event they may see, if they sent it or have
-// the redact power level; an event this server does not have (or they
-// may not see), only with the redact power level. Synapse allows the
-// latter too: a moderator can redact what another server sent before it
-// arrived here, and the redaction, naming its ID, applies when it does
-// (a redaction's auth rules never need the target).
-func (e *Engine) MayRedactID(ctx context.Context, roomID, eventID, userID string) (bool, error) {
-	target, err := e.VisibleEvent(ctx, roomID, eventID, userID)
+// redactable reports whether a local user may redact the event an ID
+// names in a room, now, and returns it when they may see it: an event
+// they may see, if they sent it or have the redact power level; an event
+// this server does not have (or they may not see), only with the redact
+// power level, and then target is nil. Synapse allows the latter too: a
+// moderator can redact what another server sent before it arrived here,
+// and the redaction names its ID (a redaction's auth rules never need
+// the target).
+func (e *Engine) redactable(ctx context.Context, roomID, eventID, userID string) (target *Event, ok bool, err error) {
+	target, err = e.VisibleEvent(ctx, roomID, eventID, userID)
 	if err == nil {
-		return e.MayRedact(ctx, userID, target)
+		ok, err = e.MayRedact(ctx, userID, target)
+		return target, ok, err
 	}
-	if me, ok := mxerr.As(err); !ok || me.Code != "M_NOT_FOUND" || !validEventID(eventID) {
-		return false, err
+	if me, isMx := mxerr.As(err); !isMx || me.Code != "M_NOT_FOUND" || !validEventID(eventID) {
+		return nil, false, err
 	}
 	if ev, serr := e.Event(ctx, eventID); serr == nil && ev.RoomID().String() != roomID {
-		return false, err // another room's event is not this room's to redact
+		return nil, false, err // another room's event is not this room's to redact
 	}
 	// Members only, and the answer for anyone else stays "not found".
 	state, serr := e.CurrentState(ctx, roomID)
 	if serr != nil {
-		return false, err
+		return nil, false, err
 	}
 	if m, serr := e.MembershipIn(ctx, state, userID); serr != nil {
-		return false, serr
+		return nil, false, serr
 	} else if m != spec.Join {
-		return false, err
+		return nil, false, err
 	}
 	pl, serr := e.PowerLevels(ctx, state)
 	if serr != nil {
-		return false, serr
+		return nil, false, serr
 	}
 	if pl.UserLevel(spec.SenderID(userID)) < pl.Redact {
-		return false, err // only the event's sender could: as unknown as before
+		return nil, false, err // only the event's sender could: as unknown as before
 	}
-	return true, nil
+	return nil, true, nil
 }
 
 // validEventID reports whether an event ID has the spec's shape ("$"
