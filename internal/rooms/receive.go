@@ -83,7 +83,7 @@ func (e *Engine) receive(ctx context.Context, pdu gomatrixserverlib.PDU, onBehal
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, onBehalfOf)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, h.state, onBehalfOf)
 }
 
 // lockForInput locks the room of an event received from elsewhere. An
@@ -128,10 +128,13 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 }
 
 // receiveAt runs the checks on receipt of an event whose state before it
-// is known, stores it and moves the room's head. A failure to check
-// stores nothing (see receivedStatus).
-func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, onBehalfOf string) (*Event, error) {
-	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, h.state)
+// is known, stores it and moves the room's head. current is the state
+// it is soft-failed against (the room's current state, but see
+// ReceiveWithState); onBehalfOf is the server it is forwarded for (see
+// ReceiveOnBehalf). A failure to check stores nothing (see
+// receivedStatus).
+func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, current StateMap, onBehalfOf string) (*Event, error) {
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, current)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}
