@@ -206,6 +206,10 @@ type Federation struct {
 	// MaxRetryInterval caps the back-off between attempts to deliver to
 	// an unreachable server.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+	// PartialStateJoins joins remote rooms with partial state (send_join
+	// with omit_members, MSC3706/MSC3902): the room is usable at once and
+	// its full state fetched in the background, as Synapse does.
+	PartialStateJoins bool `yaml:"partial_state_joins"`
 	// Deny are CIDRs never connected to for federation, besides
 	// outbound.deny and the built-in ranges (Synapse:
 	// federation_ip_range_blacklist); outbound.allow still exempts.
@@ -334,6 +338,7 @@ func Default() *Config {
 		Federation: Federation{
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour, Deny: []string{},
+			PartialStateJoins: true,
 		},
 		Outbound: Outbound{Deny: []string{}, Allow: []string{}},
 		Presence: Presence{Enabled: true},

@@ -97,6 +97,14 @@ func TestOwnJoinSentOnce(t *testing.T) {
 			t.Fatalf("carol joins: %v", err)
 		}
 		waitForMembership(t, alice, room, carol.UserID.String(), event.MembershipJoin)
+		// hs3 serves joins only once it has the room's full state, which a
+		// partial-state join fetches from hs1 in the background.
+		sendPoll(t, "hs3 has the room's full state", func() string {
+			if partial, _, err := hs3.Engine().PartialState(ctx, room.String()); err != nil || partial {
+				return fmt.Sprintf("partial %v (%v)", partial, err)
+			}
+			return ""
+		})
 		hs1.Stop()
 
 		if _, err := bob.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {

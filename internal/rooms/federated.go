@@ -149,6 +149,9 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	}
 	h.loaded, h.version, h.state, h.snapshot, h.chainLen = true, version, before, snapshot, 0
 	h.depth, h.extremities = join.Depth()-1, sortedIDs(join.PrevEventIDs())
+	if h.partial, err = e.isPartial(ctx, roomID); err != nil {
+		return nil, err
+	}
 	// The resident server forwards the join to the room's other servers
 	// (it got it through send_join); sending it ourselves would deliver
 	// it twice, and Synapse does not either (proactively_send false in

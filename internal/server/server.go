@@ -84,6 +84,9 @@ type Server struct {
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
 	joinPresence *remote.JoinPresence
+	// partialState completes rooms joined with partial state (nil
+	// without federation).
+	partialState *remote.PartialStateResync
 	push         *push.Service
 	acctData     *accountdata.Service
 	typing       *typing.Service
@@ -222,11 +225,13 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// guests), as Synapse notifies after computing push actions.
 	pushed := push.NewProgress(stream.Current())
 	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold))
+	// Account data comes first: the engine's visibility check hides the
+	// events of ignored users on every read path.
+	s.acctData = accountdata.New(db, stream, changes)
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion,
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
 	})
-	s.acctData = accountdata.New(db, stream, changes)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
@@ -382,8 +387,10 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if b.fedClient != nil {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
 		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
-			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log})
+			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
+			PartialStateJoins: cfg.Federation.PartialStateJoins})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
+		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
 		Outbound: s.outbound}
@@ -562,6 +569,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }
+
+// PartialStateResync is the worker that completes rooms joined with
+// partial state (nil without federation).
+func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
 
 // Accounts is the accounts service (tests lock and suspend accounts
 // through it until the admin API does).

@@ -48,6 +48,9 @@ func (s *Server) registerWorkers() {
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
+	if s.partialState != nil {
+		w.Add("federation-partial-state", s.partialState)
+	}
 	if s.sender != nil {
 		w.Add("federation-sender", s.sender)
 		w.Add("federation-txn-pruning", lifecycle.Func(func(ctx context.Context) error {
