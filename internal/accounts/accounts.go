@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -98,6 +99,9 @@ type Options struct {
 	// keys, to-device messages) drop it without accounts depending on
 	// them. Its error fails the removal's request. Optional.
 	DevicesRemoved func(ctx context.Context, userID string, deviceIDs []string) error
+	// Reserved are localparts nobody may register: the server notices
+	// system user's (Synapse refuses it with M_EXCLUSIVE).
+	Reserved []string
 }
 
 // Service is the accounts domain service.
@@ -174,6 +178,9 @@ func (s *Service) ValidateNewLocalpart(lp string) error {
 	}
 	if strings.Trim(lp, "0123456789") == "" {
 		return mxerr.InvalidUsername("Numeric user IDs are reserved for guest users")
+	}
+	if slices.Contains(s.opts.Reserved, lp) {
+		return mxerr.Exclusive("This user ID is reserved")
 	}
 	return nil
 }

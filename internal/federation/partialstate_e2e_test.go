@@ -16,6 +16,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/testserver"
@@ -32,7 +33,7 @@ import (
 // full state arrives, bob's /members lists everyone, and mallory's
 // event is rejected.
 func TestPartialStateJoin(t *testing.T) {
-	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+	testserver.EachEngineNetwork(t, 2, partialJoins, func(t *testing.T, net *testserver.Network) {
 		ctx := context.Background()
 		hs1, hs2 := net.Servers[0], net.Servers[1]
 		alice := hs1.Register("alice", "password1234")
@@ -235,7 +236,7 @@ func partialBuild(t *testing.T, at, as *testserver.Server, roomID, sender string
 // five heroes' memberships (joined members other than the joiner, in
 // user ID order) and bob's own, and no other member's.
 func TestPartialStateJoinHeroes(t *testing.T) {
-	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
+	testserver.EachEngineNetwork(t, 2, partialJoins, func(t *testing.T, net *testserver.Network) {
 		ctx := context.Background()
 		hs1, hs2 := net.Servers[0], net.Servers[1]
 		users := []*mautrix.Client{hs1.Register("u1", "password1234")}
@@ -282,3 +283,6 @@ func TestPartialStateJoinHeroes(t *testing.T) {
 			"@u6:hs1.test", "@u7:hs1.test", "@bob:hs2.test")
 	})
 }
+
+// partialJoins turns partial-state joins on (off by default).
+func partialJoins(_ int, c *config.Config) { c.Federation.PartialStateJoins = true }

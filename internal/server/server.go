@@ -56,6 +56,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
+	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -233,7 +234,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
 	})
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
-		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
+		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
+		MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
@@ -262,6 +264,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved,
+		Reserved:       reservedLocalparts(cfg),
 	})
 	s.accounts = b.acc
 }
@@ -320,6 +323,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
+		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -624,4 +629,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// reservedLocalparts are the localparts nobody may register: the server
+// notices system user's, so that no one can speak as it.
+func reservedLocalparts(cfg *config.Config) []string {
+	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
+		return []string{lp}
+	}
+	return nil
 }
