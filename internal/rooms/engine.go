@@ -503,7 +503,9 @@ func (e *Engine) addRows(ctx context.Context, rows []store.EventRow, found map[i
 		if !ok {
 			var err error
 			if v, err = e.RoomVersion(ctx, r.RoomID); err != nil {
-				return err
+				if v, err = e.outOfBandVersion(ctx, r, err); err != nil {
+					return err
+				}
 			}
 			versions[r.RoomID] = v
 		}
