@@ -70,8 +70,7 @@ func newRestrictedRooms(t *testing.T, net *testserver.Network) *restrictedRooms 
 		t.Fatal(err)
 	}
 	// carol first, so that hs2 learns of her membership from the state
-	// bob's join brings (joins accepted through send_join are not yet
-	// forwarded to the room's other servers, issue 14 item 1).
+	// bob's join brings rather than from hs1 forwarding it later.
 	for _, c := range []*mautrix.Client{r.carol, r.bob} {
 		if _, err := c.JoinRoom(ctx, r.space.String(), &mautrix.ReqJoinRoom{Via: r.viaHS1}); err != nil {
 			t.Fatalf("%s joins the space: %v", c.UserID, err)
@@ -234,9 +233,10 @@ func testAuthorisedElsewhere(t *testing.T, r *restrictedRooms) {
 	if err := r.dave.StateEvent(ctx, room.RoomID, event.StateMember, r.daveID, &member); err != nil || member["join_authorised_via_users_server"] != r.bobID {
 		t.Fatalf("dave's join: %v, %v; want it authorised by %s", member, err, r.bobID)
 	}
-	// hs2 accepted the join; passing it on to hs1 is the sender's job
-	// (events accepted through send_join are forwarded, issue 14 item 1).
+	// hs2 accepted the join and forwards it to hs1 (events accepted
+	// through send_join are forwarded, issue 14 item 1).
 	waitForMembership(t, r.bob, room.RoomID, r.daveID, event.MembershipJoin)
+	waitForMembership(t, r.alice, room.RoomID, r.daveID, event.MembershipJoin)
 }
 
 func templateVia(t *testing.T, body map[string]any) string {
