@@ -98,12 +98,14 @@ func TestKeyObjects(t *testing.T) {
 	}{
 		{"signed_curve25519:AAAA", `{"key":"k","signatures":{}}`, ""},
 		{"curve25519:AAAB", `"plainkey"`, ""},
-		{"no_colon", `"k"`, "M_INVALID_PARAM"},
-		{":AAAA", `"k"`, "M_INVALID_PARAM"},
-		{"curve25519:", `"k"`, "M_INVALID_PARAM"},
+		{"no_colon", `"k"`, "M_BAD_JSON"},
+		{":AAAA", `"k"`, "M_BAD_JSON"},
+		{"curve25519:", `"k"`, "M_BAD_JSON"},
 		{"curve25519:N", `5`, "M_BAD_JSON"},
 		{"curve25519:L", `["k"]`, "M_BAD_JSON"},
 		{"curve25519:U", `null`, "M_BAD_JSON"},
+		{"signed_curve25519:NOKEY", `{"signatures":{}}`, "M_BAD_JSON"},
+		{"signed_curve25519:NUMKEY", `{"key":5}`, "M_BAD_JSON"},
 	} {
 		keys, err := keyObjects(map[string]json.RawMessage{tc.name: json.RawMessage(tc.raw)})
 		if tc.code == "" {

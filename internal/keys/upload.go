@@ -87,15 +87,23 @@ func keyObjects(m map[string]json.RawMessage) ([]store.KeyObject, error) {
 	out := make([]store.KeyObject, 0, len(m))
 	for name, raw := range m {
 		alg, id, ok := strings.Cut(name, ":")
+		// A malformed key is M_BAD_JSON, as the spec's errors for a body
+		// that does not match the schema and Synapse's validation of this
+		// body answer.
 		if !ok || alg == "" || id == "" {
-			return nil, mxerr.InvalidParam("Key name %q is not <algorithm>:<key_id>", name)
+			return nil, mxerr.BadJSON("Key name %q is not <algorithm>:<key_id>", name)
 		}
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
 			return nil, mxerr.BadJSON("Key %q is not valid JSON", name)
 		}
-		switch v.(type) {
-		case string, map[string]any:
+		switch v := v.(type) {
+		case string:
+		case map[string]any:
+			// A key object (spec "KeyObject") carries its key as a string.
+			if _, ok := v["key"].(string); !ok {
+				return nil, mxerr.BadJSON("Key %q has no string \"key\"", name)
+			}
 		default:
 			return nil, mxerr.BadJSON("Key %q must be a string or an object", name)
 		}
@@ -112,6 +120,11 @@ func (s *Service) uploadDeviceKeys(ctx context.Context, userID, deviceID string,
 	var dk deviceKeys
 	if err := json.Unmarshal(raw, &dk); err != nil {
 		return mxerr.BadJSON("device_keys is malformed: %v", err)
+	}
+	// The fields the spec requires of DeviceKeys; without them the
+	// object is malformed (M_BAD_JSON), not keys of another device.
+	if dk.UserID == "" || dk.DeviceID == "" || dk.Algorithms == nil || dk.Keys == nil {
+		return mxerr.BadJSON("device_keys must have user_id, device_id, algorithms and keys")
 	}
 	if dk.UserID != userID || dk.DeviceID != deviceID {
 		// Synapse: "Not allowed to upload keys for another user/device".

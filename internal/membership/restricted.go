@@ -35,17 +35,3 @@ func (s *Service) joinThroughAuthoriser(ctx context.Context, userID, roomID stri
 	}
 	return s.remote.Join(ctx, userID, roomID, append(slices.Clone(via), servers...), content)
 }
-
-// withReason is a join's content with the reason in it: make_join builds
-// the event on the remote server, so the reason travels in the content.
-func withReason(content map[string]any, reason string) map[string]any {
-	if reason == "" {
-		return content
-	}
-	out := make(map[string]any, len(content)+1)
-	for k, v := range content {
-		out[k] = v
-	}
-	out["reason"] = reason
-	return out
-}

@@ -52,6 +52,7 @@ type Store interface {
 	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 	OldestEvent(ctx context.Context, roomID string) (string, error)
 	MinStreamPos(ctx context.Context) (int64, error)
+	RoomForgotten(ctx context.Context, userID, roomID string) (bool, error)
 	PartialStateStore
 }
 

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -55,6 +56,15 @@ func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event
 		}
 		if via != "" {
 			content["join_authorised_via_users_server"] = via
+		}
+	}
+	// A change to what the member event already says, by the same
+	// sender, changes nothing: as Synapse does (update_membership_locked),
+	// the current event is returned instead of a new one, so that joining
+	// a room one is in again is a no-op that still answers the room ID.
+	if cur, err := e.StateEvent(ctx, h.state, spec.MRoomMember, r.Target); err == nil && cur != nil && cur.Sender() == r.Sender {
+		if raw, err := json.Marshal(content); err == nil && jsonEqual(cur.Content(), raw) {
+			return cur, nil
 		}
 	}
 	target := r.Target
