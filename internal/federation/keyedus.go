@@ -38,18 +38,7 @@ func (a *API) ConnectKeys(k *keys.Service) {
 func (a *API) subscribeKeyEDUs(b bus.Bus, k UserKeys) {
 	b.Subscribe("federation.device_list", func(ctx context.Context, c bus.Change) {
 		d := c.(keys.DeviceUpdate)
-		content := map[string]any{"user_id": d.UserID, "device_id": d.DeviceID, "stream_id": d.StreamID,
-			// Without the previous stream IDs the receiving server resyncs
-			// the list with /user/devices, which is always correct.
-			"prev_id": []int64{}, "deleted": d.Deleted}
-		if !d.Deleted {
-			if q, err := k.QueryLocal(ctx, map[string][]string{d.UserID: {d.DeviceID}}); err == nil {
-				if dk, ok := q.DeviceKeys[d.UserID][d.DeviceID]; ok {
-					content["keys"] = dk
-				}
-			}
-		}
-		a.queueForRoommates(ctx, d.UserID, "m.device_list_update", content)
+		a.queueForRoommates(ctx, d.UserID, "m.device_list_update", deviceListUpdate(ctx, k, d))
 	}, keys.TopicDevice)
 	b.Subscribe("federation.signing_keys", func(ctx context.Context, c bus.Change) {
 		userID := c.(keys.CrossSigningUpdate).UserID

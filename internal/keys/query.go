@@ -263,7 +263,7 @@ func (s *Service) queryRemote(ctx context.Context, server string, users map[stri
 		if err != nil {
 			return err
 		}
-		if err := s.store.StoreRemoteDevices(ctx, user, l); err != nil {
+		if err := s.store.StoreRemoteDevices(ctx, user, l, 0); err != nil {
 			return err
 		}
 		addRemote(resp, user, users[user], l)

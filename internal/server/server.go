@@ -83,6 +83,9 @@ type Server struct {
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
 	joinPresence *federation.JoinPresence
+	// joinDevices sends and fetches device lists when servers newly
+	// share a room (nil without federation).
+	joinDevices *federation.JoinDeviceLists
 	push         *push.Service
 	acctData     *accountdata.Service
 	typing       *typing.Service
@@ -190,7 +193,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	acc := accounts.New(db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
-		DevicesRemoved: e2ee.DevicesRemoved,
+		DevicesRemoved: e2ee.DevicesRemoved, DeviceRenamed: e2ee.DeviceRenamed,
 	})
 	s.typing = typing.New(stream, changes)
 	s.receipts = receipts.New(db, engine, s.push, changes)
@@ -203,6 +206,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.joinPresence = fed.JoinPresence(s.presence)
+	s.joinDevices = fed.JoinDeviceLists(e2ee)
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
 		Outbound: s.outbound}
 	if cfg.Federation.Enabled {

@@ -48,6 +48,10 @@ func (s *Server) registerWorkers() {
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
+	if s.joinDevices != nil {
+		w.Add("federation-join-device-lists", s.joinDevices)
+	}
+	w.Add("keys-device-list-refetch", s.keys)
 	if s.sender != nil {
 		w.Add("federation-sender", s.sender)
 		w.Add("federation-txn-pruning", lifecycle.Func(func(ctx context.Context) error {
