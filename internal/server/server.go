@@ -86,12 +86,12 @@ type Server struct {
 	// joinDevices sends and fetches device lists when servers newly
 	// share a room (nil without federation).
 	joinDevices *federation.JoinDeviceLists
-	push         *push.Service
-	acctData     *accountdata.Service
-	typing       *typing.Service
-	receipts     *receipts.Service
-	presence     *presence.Service
-	media        *media.Service
+	push        *push.Service
+	acctData    *accountdata.Service
+	typing      *typing.Service
+	receipts    *receipts.Service
+	presence    *presence.Service
+	media       *media.Service
 	// indexer keeps the full-text search index.
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
