@@ -320,3 +320,22 @@ func userDevicesList(userID string, res fclient.RespUserDevices) (store.RemoteDe
 	}
 	return l, nil
 }
+
+// CachedDevices is a remote user's device list as this server holds it,
+// without asking their server: ok is false when none is held or it is
+// stale or expired, so that a key query would ask (diagnostics, and the
+// tests showing that lists are kept without asking).
+func (s *Service) CachedDevices(ctx context.Context, userID string) (devices map[string]json.RawMessage, ok bool, err error) {
+	l, err := s.store.RemoteDevices(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil || l.Stale || s.now().Sub(time.UnixMilli(l.FetchedTS)) >= remoteCacheTTL {
+		return nil, false, err
+	}
+	devices = map[string]json.RawMessage{}
+	if err := json.Unmarshal([]byte(l.Devices), &devices); err != nil {
+		return nil, false, err
+	}
+	return devices, true, nil
+}
