@@ -20,12 +20,34 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// User and Device are the account and device records the service hands
-// out; callers name them through this package, not the store.
-type (
-	User   = store.User
-	Device = store.Device
-)
+// User is a local account as the service hands it out. It is the
+// service's own type, not the store's row, so that handlers never see
+// storage types (and never the password hash).
+type User struct {
+	Localpart   string
+	UserID      string
+	IsAdmin     bool
+	IsGuest     bool
+	UserType    string
+	Deactivated bool
+	CreatedTS   int64
+}
+
+func userFrom(u store.User) User {
+	return User{Localpart: u.Localpart, UserID: u.UserID, IsAdmin: u.IsAdmin, IsGuest: u.IsGuest,
+		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS}
+}
+
+// Device is one of a user's devices as the service hands it out.
+type Device struct {
+	Localpart     string
+	DeviceID      string
+	DisplayName   *string
+	CreatedTS     int64
+	LastSeenTS    int64
+	LastSeenIP    string
+	LastSeenAgent string
+}
 
 // Store is the storage the accounts service needs.
 type Store interface {
@@ -181,7 +203,7 @@ type NewAccount struct {
 }
 
 // CreateAccount creates a local account.
-func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (store.User, error) {
+func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (User, error) {
 	if a.Localpart == "" {
 		return s.createGenerated(ctx, a)
 	}
@@ -189,7 +211,7 @@ func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (store.User, 
 	if a.Password != "" {
 		var err error
 		if hash, err = s.hashPassword(a.Password); err != nil {
-			return store.User{}, err
+			return User{}, err
 		}
 	}
 	u := store.User{
@@ -198,24 +220,24 @@ func (s *Service) CreateAccount(ctx context.Context, a NewAccount) (store.User, 
 	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return store.User{}, mxerr.UserInUse("User ID already taken")
+			return User{}, mxerr.UserInUse("User ID already taken")
 		}
-		return store.User{}, err
+		return User{}, err
 	}
 	if !a.Guest {
 		// Synapse gives new accounts their localpart as display name, so
 		// that member lists never show a bare user ID.
 		name, _ := json.Marshal(a.Localpart)
 		if err := s.store.SetProfileField(ctx, a.Localpart, "displayname", name); err != nil {
-			return store.User{}, err
+			return User{}, err
 		}
 	}
-	return u, nil
+	return userFrom(u), nil
 }
 
 // createGenerated picks a numeric localpart, as Synapse does for guests
 // and registrations without a username.
-func (s *Service) createGenerated(ctx context.Context, a NewAccount) (store.User, error) {
+func (s *Service) createGenerated(ctx context.Context, a NewAccount) (User, error) {
 	for range 10 {
 		a.Localpart = randomDigits(12)
 		u, err := s.CreateAccount(ctx, a)
@@ -224,7 +246,7 @@ func (s *Service) createGenerated(ctx context.Context, a NewAccount) (store.User
 		}
 		return u, err
 	}
-	return store.User{}, errors.New("accounts: could not generate a free user ID")
+	return User{}, errors.New("accounts: could not generate a free user ID")
 }
 
 // UpgradeGuest gives a guest account a password, making it a full
@@ -243,9 +265,21 @@ func (s *Service) UpgradeGuest(ctx context.Context, localpart, password string) 
 	return err
 }
 
-// User loads a local account.
-func (s *Service) User(ctx context.Context, localpart string) (store.User, error) {
-	return s.store.GetUser(ctx, localpart)
+// ErrNoSuchUser is User's answer for a localpart without an account: a
+// Matrix M_NOT_FOUND that callers telling the case apart test with
+// errors.Is.
+var ErrNoSuchUser = mxerr.NotFound("User not found")
+
+// User loads a local account; ErrNoSuchUser if there is none.
+func (s *Service) User(ctx context.Context, localpart string) (User, error) {
+	u, err := s.store.GetUser(ctx, localpart)
+	if errors.Is(err, store.ErrNotFound) {
+		return User{}, ErrNoSuchUser
+	}
+	if err != nil {
+		return User{}, err
+	}
+	return userFrom(u), nil
 }
 
 // SetAdmin grants or revokes server admin rights.
@@ -279,24 +313,24 @@ func checkPassword(hash, pw string) bool {
 
 // VerifyPassword checks a user's password; M_FORBIDDEN when it is wrong,
 // M_USER_DEACTIVATED for deactivated accounts.
-func (s *Service) VerifyPassword(ctx context.Context, localpart, pw string) (store.User, error) {
+func (s *Service) VerifyPassword(ctx context.Context, localpart, pw string) (User, error) {
 	u, err := s.store.GetUser(ctx, localpart)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the time a real check takes, so that timing does not tell
 		// which user IDs exist.
 		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw))
-		return store.User{}, mxerr.Forbidden("Invalid username or password")
+		return User{}, mxerr.Forbidden("Invalid username or password")
 	}
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	if !checkPassword(u.PasswordHash, pw) {
 		if u.Deactivated {
-			return store.User{}, mxerr.UserDeactivated("This account has been deactivated")
+			return User{}, mxerr.UserDeactivated("This account has been deactivated")
 		}
-		return store.User{}, mxerr.Forbidden("Invalid username or password")
+		return User{}, mxerr.Forbidden("Invalid username or password")
 	}
-	return u, nil
+	return userFrom(u), nil
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password"), bcrypt.MinCost)

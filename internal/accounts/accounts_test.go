@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -309,5 +310,26 @@ func TestUpgradeGuest(t *testing.T) {
 		}
 		wantCode(t, "second upgrade", s.UpgradeGuest(ctx, guest.Localpart, "pw2"), "M_FORBIDDEN")
 		wantCode(t, "unknown account", s.UpgradeGuest(ctx, "nobody", "pw"), "M_FORBIDDEN")
+	})
+}
+
+// TestUser: an account comes back with its fields; a localpart without
+// one is ErrNoSuchUser, an M_NOT_FOUND, never the store's error.
+func TestUser(t *testing.T) {
+	forEachService(t, func(t *testing.T, s *Service, _ *clock) {
+		ctx := context.Background()
+		if _, err := s.CreateAccount(ctx, NewAccount{Localpart: "alice", Password: "pw", Admin: true, UserType: "bot"}); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.User(ctx, "alice")
+		if err != nil || u.Localpart != "alice" || u.UserID != "@alice:hs1.test" || !u.IsAdmin || u.IsGuest ||
+			u.UserType != "bot" || u.Deactivated || u.CreatedTS == 0 {
+			t.Fatalf("User: %+v %v", u, err)
+		}
+		_, err = s.User(ctx, "nobody")
+		if !errors.Is(err, ErrNoSuchUser) || errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown user: %v, want ErrNoSuchUser", err)
+		}
+		wantCode(t, "unknown user", err, "M_NOT_FOUND")
 	})
 }

@@ -12,17 +12,25 @@ import (
 )
 
 // Devices lists a user's devices.
-func (s *Service) Devices(ctx context.Context, localpart string) ([]store.Device, error) {
-	return s.store.ListDevices(ctx, localpart)
+func (s *Service) Devices(ctx context.Context, localpart string) ([]Device, error) {
+	rows, err := s.store.ListDevices(ctx, localpart)
+	if err != nil {
+		return nil, err
+	}
+	devices := make([]Device, len(rows))
+	for i, d := range rows {
+		devices[i] = Device(d)
+	}
+	return devices, nil
 }
 
 // Device loads one device; M_NOT_FOUND if the user has no such device.
-func (s *Service) Device(ctx context.Context, localpart, deviceID string) (store.Device, error) {
+func (s *Service) Device(ctx context.Context, localpart, deviceID string) (Device, error) {
 	d, err := s.store.GetDevice(ctx, localpart, deviceID)
 	if errors.Is(err, store.ErrNotFound) {
-		return d, mxerr.NotFound("Device not found")
+		return Device(d), mxerr.NotFound("Device not found")
 	}
-	return d, err
+	return Device(d), err
 }
 
 // maxDeviceDisplayName is Synapse's MAX_DEVICE_DISPLAY_NAME_LEN, in

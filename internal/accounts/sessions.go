@@ -83,7 +83,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Login, erro
 
 // Caller is who an access token belongs to.
 type Caller struct {
-	User      store.User
+	User      User
 	DeviceID  string
 	TokenHash string
 }
@@ -123,7 +123,7 @@ func (s *Service) Authenticate(ctx context.Context, token, ip, agent string, all
 		s.tokens.invalidate(o.User.Localpart)
 	}
 	s.touch(ctx, o.User.Localpart, o.DeviceID, ip, agent)
-	return Caller{User: o.User, DeviceID: o.DeviceID, TokenHash: hash}, nil
+	return Caller{User: userFrom(o.User), DeviceID: o.DeviceID, TokenHash: hash}, nil
 }
 
 func (s *Service) touch(ctx context.Context, localpart, deviceID, ip, agent string) {
@@ -159,17 +159,17 @@ func (s *Service) LogoutAll(ctx context.Context, localpart string) error {
 
 // PasswordLogin resolves a login identifier (user ID or localpart) and
 // checks the password.
-func (s *Service) PasswordLogin(ctx context.Context, user, password string) (store.User, error) {
+func (s *Service) PasswordLogin(ctx context.Context, user, password string) (User, error) {
 	lp, err := s.ResolveLoginUser(ctx, user)
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	u, err := s.VerifyPassword(ctx, lp, password)
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	if u.Deactivated {
-		return store.User{}, mxerr.UserDeactivated("This account has been deactivated")
+		return User{}, mxerr.UserDeactivated("This account has been deactivated")
 	}
 	return u, nil
 }
@@ -207,22 +207,27 @@ func (s *Service) CreateLoginToken(ctx context.Context, localpart string) (strin
 }
 
 // TokenLogin consumes an m.login.token.
-func (s *Service) TokenLogin(ctx context.Context, token string) (store.User, error) {
+func (s *Service) TokenLogin(ctx context.Context, token string) (User, error) {
 	lp, err := s.store.ConsumeLoginToken(ctx, HashToken(token), s.now().UnixMilli())
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, mxerr.Forbidden("Invalid or expired login token")
+		return User{}, mxerr.Forbidden("Invalid or expired login token")
 	}
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	u, err := s.store.GetUser(ctx, lp)
+	if errors.Is(err, store.ErrNotFound) {
+		// Accounts are never deleted, so this is a token whose user is
+		// gone: as invalid as one never issued.
+		return User{}, mxerr.Forbidden("Invalid or expired login token")
+	}
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	if u.Deactivated {
-		return store.User{}, mxerr.UserDeactivated("This account has been deactivated")
+		return User{}, mxerr.UserDeactivated("This account has been deactivated")
 	}
-	return u, nil
+	return userFrom(u), nil
 }
 
 // openIDTokenLifetime is Synapse's: an hour.

@@ -13,6 +13,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // Navigating a room's history: /context around an event,
@@ -120,7 +121,7 @@ func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event
 	if err != nil {
 		return nil, err
 	}
-	evs, err := a.stateList(ctx, state, func(k rooms.StateKey) bool {
+	evs, err := a.stateList(ctx, state, func(k roommodel.StateKey) bool {
 		return !rf.LazyLoadMembers || k.Type != spec.MRoomMember || senders[k.StateKey]
 	})
 	if err != nil {
@@ -227,7 +228,7 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 	if len(evs) > 0 {
 		start = evs[0].StreamPos - 1
 	}
-	stateEvs, err := a.stateList(ctx, state, func(rooms.StateKey) bool { return true })
+	stateEvs, err := a.stateList(ctx, state, func(roommodel.StateKey) bool { return true })
 	if err != nil {
 		return nil, err
 	}

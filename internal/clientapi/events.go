@@ -13,6 +13,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 func (a *API) registerRoomEvents(rt *httpapi.Router) {
@@ -109,7 +110,7 @@ func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	state := ra.State
-	evs, err := a.stateList(r.Context(), state, func(rooms.StateKey) bool { return true })
+	evs, err := a.stateList(r.Context(), state, func(roommodel.StateKey) bool { return true })
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +119,8 @@ func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
 
 // stateList loads the events of the keys of state that keep accepts, in
 // a stable order.
-func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(rooms.StateKey) bool) ([]*rooms.Event, error) {
-	var keys []rooms.StateKey
+func (a *API) stateList(ctx context.Context, state rooms.StateMap, keep func(roommodel.StateKey) bool) ([]*rooms.Event, error) {
+	var keys []roommodel.StateKey
 	for k := range state {
 		if keep(k) {
 			keys = append(keys, k)
@@ -217,7 +218,7 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 	}
 	want, notWant := q.Get("membership"), q.Get("not_membership")
-	evs, err := a.stateList(r.Context(), state, func(k rooms.StateKey) bool { return k.Type == spec.MRoomMember })
+	evs, err := a.stateList(r.Context(), state, func(k roommodel.StateKey) bool { return k.Type == spec.MRoomMember })
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +245,7 @@ func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
 	if !current {
 		return nil, mxerr.Forbidden("You are not in this room")
 	}
-	evs, err := a.stateList(r.Context(), state, func(k rooms.StateKey) bool { return k.Type == spec.MRoomMember })
+	evs, err := a.stateList(r.Context(), state, func(k roommodel.StateKey) bool { return k.Type == spec.MRoomMember })
 	if err != nil {
 		return nil, err
 	}

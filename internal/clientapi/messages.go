@@ -14,6 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // maxPageLimit caps /messages and /context pages.
@@ -177,11 +178,11 @@ func (a *API) lazyMembers(ctx context.Context, evs []*rooms.Event, c *httpapi.Ca
 		return nil, err
 	}
 	seen := map[string]bool{}
-	var keys []rooms.StateKey
+	var keys []roommodel.StateKey
 	for _, ev := range evs {
 		if !seen[ev.Sender()] {
 			seen[ev.Sender()] = true
-			keys = append(keys, rooms.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
+			keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()})
 		}
 	}
 	m, err := a.rooms.StateEvents(ctx, state, keys...)

@@ -13,6 +13,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/search"
 )
 
@@ -226,9 +227,9 @@ func (a *API) senderProfiles(ctx context.Context, last *rooms.Event, senders map
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]rooms.StateKey, 0, len(senders))
+	keys := make([]roommodel.StateKey, 0, len(senders))
 	for s := range senders {
-		keys = append(keys, rooms.StateKey{Type: spec.MRoomMember, StateKey: s})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: s})
 	}
 	members, err := a.rooms.StateEvents(ctx, state, keys...)
 	if err != nil {
@@ -263,7 +264,7 @@ func (a *API) searchState(ctx context.Context, c *httpapi.Caller, res *search.Re
 			return nil, err
 		}
 		state := ra.State
-		evs, err := a.stateList(ctx, state, func(rooms.StateKey) bool { return true })
+		evs, err := a.stateList(ctx, state, func(roommodel.StateKey) bool { return true })
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -138,7 +139,7 @@ func (s *Service) addSenders(ctx context.Context, evs []*rooms.Event, state room
 	}
 	var nids []int64
 	for _, ev := range tl {
-		if nid, ok := state[store.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()}]; ok && !have[nid] {
+		if nid, ok := state[roommodel.StateKey{Type: spec.MRoomMember, StateKey: ev.Sender()}]; ok && !have[nid] {
 			have[nid] = true
 			nids = append(nids, nid)
 		}

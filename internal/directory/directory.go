@@ -16,6 +16,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -70,7 +71,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: "m.room.name"}, {Type: "m.room.topic"},
+	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: "m.room.name"}, {Type: "m.room.topic"},
 		{Type: "m.room.canonical_alias"}, {Type: "m.room.avatar"}, {Type: spec.MRoomJoinRules},
 		{Type: spec.MRoomHistoryVisibility}, {Type: rooms.GuestAccessEvent}, {Type: "m.room.encryption"}}
 	evs, err := s.rooms.StateEvents(ctx, state, keys...)
@@ -78,7 +79,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 		return nil, err
 	}
 	field := func(typ, key string) string {
-		if ev := evs[store.StateKey{Type: typ}]; ev != nil {
+		if ev := evs[roommodel.StateKey{Type: typ}]; ev != nil {
 			return rooms.ContentString(ev.Content(), key)
 		}
 		return ""
@@ -89,16 +90,16 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 		RoomType: field(spec.MRoomCreate, "type"), Encryption: field("m.room.encryption", "algorithm"),
 		WorldReadable: field(spec.MRoomHistoryVisibility, "history_visibility") == rooms.WorldReadable,
 	}
-	if ev := evs[store.StateKey{Type: rooms.GuestAccessEvent}]; ev != nil {
+	if ev := evs[roommodel.StateKey{Type: rooms.GuestAccessEvent}]; ev != nil {
 		sum.GuestCanJoin = rooms.GuestsCanJoin(ev.Content())
 	}
 	if sum.JoinRule == "" {
 		sum.JoinRule = spec.Invite // the auth rules' default without a join rules event
 	}
-	if ev := evs[store.StateKey{Type: "m.room.topic"}]; ev != nil {
+	if ev := evs[roommodel.StateKey{Type: "m.room.topic"}]; ev != nil {
 		sum.Topic = plainTopic(ev.Content())
 	}
-	if create := evs[store.StateKey{Type: spec.MRoomCreate}]; create != nil {
+	if create := evs[roommodel.StateKey{Type: spec.MRoomCreate}]; create != nil {
 		sum.RoomVersion = string(create.Version())
 	}
 	if sum.JoinRule == spec.Restricted || sum.JoinRule == spec.KnockRestricted {
@@ -108,7 +109,7 @@ func (s *Service) Describe(ctx context.Context, roomID string) (*Room, error) {
 				RoomID string `json:"room_id"`
 			} `json:"allow"`
 		}
-		if ev := evs[store.StateKey{Type: spec.MRoomJoinRules}]; ev != nil && json.Unmarshal(ev.Content(), &jr) == nil {
+		if ev := evs[roommodel.StateKey{Type: spec.MRoomJoinRules}]; ev != nil && json.Unmarshal(ev.Content(), &jr) == nil {
 			for _, al := range jr.Allow {
 				if al.Type == "m.room_membership" && al.RoomID != "" {
 					sum.AllowedRoomIDs = append(sum.AllowedRoomIDs, al.RoomID)
@@ -325,7 +326,7 @@ func NewHierarchyRoom(d *Room, children []*rooms.Event) HierarchyRoom {
 // in the spec's order: a valid order string first (lexicographically),
 // then by origin_server_ts, then by room ID.
 func (s *Service) SpaceChildren(ctx context.Context, state rooms.StateMap, suggestedOnly bool) ([]*rooms.Event, error) {
-	var keys []store.StateKey
+	var keys []roommodel.StateKey
 	for k := range state {
 		if k.Type == "m.space.child" {
 			keys = append(keys, k)

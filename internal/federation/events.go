@@ -15,6 +15,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -122,7 +123,7 @@ func (a *API) eventInRoom(ctx context.Context, roomID, eventID string) (*rooms.E
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Status == store.EventRejected {
+	if len(evs) == 0 || evs[0].RoomID().String() != roomID || evs[0].Status == roommodel.Rejected {
 		return nil, mxerr.NotFound("Event %s not found in room %s", eventID, roomID)
 	}
 	return evs[0], nil
@@ -267,7 +268,7 @@ func (a *API) walkBackfill(ctx context.Context, roomID string, from []string, li
 		}
 		ev := frontier[i]
 		frontier = slices.Delete(frontier, i, i+1)
-		if ev.Status != store.EventRejected {
+		if ev.Status != roommodel.Rejected {
 			out = append(out, ev)
 		}
 		if err := enqueue(ev.PrevEventIDs()); err != nil {
@@ -348,7 +349,7 @@ func (a *API) walkMissing(ctx context.Context, roomID string, earliest, latest [
 				continue
 			}
 			front = append(front, p.EventID())
-			if p.Status != store.EventRejected {
+			if p.Status != roommodel.Rejected {
 				found = append(found, p)
 			}
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/signing"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -53,12 +53,12 @@ func remoteMembership(t testing.TB, from, to *testserver.Server, roomID, localpa
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []store.StateKey{{Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: userID}}
+	keys := []roommodel.StateKey{{Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: userID}}
 	if !v.DomainlessRoomIDs() {
-		keys = append(keys, store.StateKey{Type: spec.MRoomCreate})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomCreate})
 	}
 	if membership == spec.Join {
-		keys = append(keys, store.StateKey{Type: spec.MRoomJoinRules})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomJoinRules})
 	}
 	authEvs, err := engine.StateEvents(ctx, state, keys...)
 	if err != nil {
@@ -78,7 +78,7 @@ func remoteMembership(t testing.TB, from, to *testserver.Server, roomID, localpa
 		t.Fatal(err)
 	}
 	ev, err := engine.Receive(ctx, pdu)
-	if err != nil || ev.Status != store.EventAccepted {
+	if err != nil || ev.Status != roommodel.Accepted {
 		t.Fatalf("%s %s in %s: %+v %v", userID, membership, roomID, ev, err)
 	}
 	return ev

@@ -14,7 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // The membership handshakes other servers start: make_join/send_join,
@@ -118,7 +118,7 @@ func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
-		if ev.Status != store.EventAccepted {
+		if ev.Status != roommodel.Accepted {
 			return nil, mxerr.Forbidden("The %s is not allowed by the room's state", kind)
 		}
 		var body any = map[string]any{}

@@ -21,6 +21,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -140,7 +141,7 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		rob := "@rob:b.test"
 		join := build(spec.MRoomMember, &rob, map[string]any{"membership": spec.Join},
 			[2]string{spec.MRoomCreate, ""}, [2]string{spec.MRoomPowerLevels, ""}, [2]string{spec.MRoomJoinRules, ""})
-		if ev, err := engine.Receive(ctx, join); err != nil || ev.Status != store.EventAccepted {
+		if ev, err := engine.Receive(ctx, join); err != nil || ev.Status != roommodel.Accepted {
 			t.Fatalf("rob's join: %+v %v", ev, err)
 		}
 		authKeys := [][2]string{{spec.MRoomCreate, ""}, {spec.MRoomPowerLevels, ""}, {spec.MRoomMember, rob}}
@@ -201,7 +202,7 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		if err != nil || results[msg.EventID()].Error != "" {
 			t.Fatalf("retried transaction: %v %+v", err, results)
 		}
-		if ev := stored(msg.EventID()); ev == nil || ev.Status != store.EventAccepted {
+		if ev := stored(msg.EventID()); ev == nil || ev.Status != roommodel.Accepted {
 			t.Fatalf("after the retry the event is %+v, want accepted", ev)
 		}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -49,7 +50,7 @@ type Store interface {
 type Accounts interface {
 	LocalpartOf(userID string) (string, bool)
 	Profile(ctx context.Context, localpart string) (map[string]json.RawMessage, error)
-	User(ctx context.Context, localpart string) (store.User, error)
+	User(ctx context.Context, localpart string) (accounts.User, error)
 }
 
 // Options are what New needs.

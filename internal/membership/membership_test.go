@@ -10,10 +10,10 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -23,23 +23,23 @@ const (
 	carol = "@carol:hs2.test"
 )
 
-// accounts knows alice and bob on hs1.test.
-type accounts struct{}
+// fakeAccounts knows alice and bob on hs1.test.
+type fakeAccounts struct{}
 
-func (accounts) LocalpartOf(userID string) (string, bool) {
+func (fakeAccounts) LocalpartOf(userID string) (string, bool) {
 	lp, server, ok := strings.Cut(strings.TrimPrefix(userID, "@"), ":")
 	return lp, ok && server == "hs1.test"
 }
 
-func (accounts) Profile(_ context.Context, localpart string) (map[string]json.RawMessage, error) {
+func (fakeAccounts) Profile(_ context.Context, localpart string) (map[string]json.RawMessage, error) {
 	return map[string]json.RawMessage{"displayname": json.RawMessage(`"` + localpart + ` D."`)}, nil
 }
 
-func (accounts) User(_ context.Context, localpart string) (store.User, error) {
+func (fakeAccounts) User(_ context.Context, localpart string) (accounts.User, error) {
 	if localpart == "alice" || localpart == "bob" {
-		return store.User{Localpart: localpart, UserID: "@" + localpart + ":hs1.test"}, nil
+		return accounts.User{Localpart: localpart, UserID: "@" + localpart + ":hs1.test"}, nil
 	}
-	return store.User{}, store.ErrNotFound
+	return accounts.User{}, accounts.ErrNoSuchUser
 }
 
 // remote records what was asked of federation.
@@ -83,7 +83,7 @@ func newFixture(t *testing.T, dbURL string, federated bool) *fixture {
 	env := roomtest.New(t, dbURL, "12")
 	db, engine := env.DB, env.Engine
 	f := &fixture{engine: engine, remote: &remote{}}
-	o := Options{ServerName: "hs1.test", Rooms: engine, Store: db, Accounts: accounts{}}
+	o := Options{ServerName: "hs1.test", Rooms: engine, Store: db, Accounts: fakeAccounts{}}
 	if federated {
 		o.Remote = f.remote
 	}

@@ -7,12 +7,12 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // StateReader loads the events of a state map (the room engine).
 type StateReader interface {
-	StateEvents(ctx context.Context, state rooms.StateMap, keys ...store.StateKey) (map[store.StateKey]*rooms.Event, error)
+	StateEvents(ctx context.Context, state rooms.StateMap, keys ...roommodel.StateKey) (map[roommodel.StateKey]*rooms.Event, error)
 }
 
 // StrippedState is what a user sees of a room before joining it: the
@@ -24,12 +24,12 @@ type StateReader interface {
 // is the one builder behind /sync's invite_state and knock_state and
 // federation's invite_room_state and knock_room_state.
 func StrippedState(ctx context.Context, r StateReader, state rooms.StateMap, inviter string) ([]clientevent.Stripped, error) {
-	keys := make([]store.StateKey, 0, len(clientevent.StrippedTypes)+1)
+	keys := make([]roommodel.StateKey, 0, len(clientevent.StrippedTypes)+1)
 	for _, t := range clientevent.StrippedTypes {
-		keys = append(keys, store.StateKey{Type: t})
+		keys = append(keys, roommodel.StateKey{Type: t})
 	}
 	if inviter != "" {
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: inviter})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: inviter})
 	}
 	found, err := r.StateEvents(ctx, state, keys...)
 	if err != nil {

@@ -106,8 +106,19 @@ func (s *Service) ReleaseExpired(ctx context.Context, data map[string]json.RawMe
 	}
 }
 
-// Token is a registration token as the admin API shows it.
-type Token = store.RegistrationToken
+// Token is a registration token as the admin API shows it (Synapse's
+// field names).
+type Token struct {
+	Token       string `json:"token"`
+	UsesAllowed *int64 `json:"uses_allowed"`
+	Pending     int64  `json:"pending"`
+	Completed   int64  `json:"completed"`
+	ExpiryTime  *int64 `json:"expiry_time"`
+}
+
+// Valid reports whether the token can start another registration at
+// nowTS.
+func (t Token) Valid(nowTS int64) bool { return store.RegistrationToken(t).Valid(nowTS) }
 
 // ValidSyntax reports whether token is in the spec's alphabet and at most
 // 64 characters long.
@@ -116,15 +127,15 @@ func ValidSyntax(token string) bool { return validSyntax.MatchString(token) }
 // List is every token; with valid set, only those that are (or are not)
 // valid now.
 func (s *Service) List(ctx context.Context, valid *bool) ([]Token, error) {
-	tokens, err := s.st.ListRegistrationTokens(ctx)
-	if err != nil || valid == nil {
-		return tokens, err
+	rows, err := s.st.ListRegistrationTokens(ctx)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now().UnixMilli()
-	kept := tokens[:0]
-	for _, t := range tokens {
-		if t.Valid(now) == *valid {
-			kept = append(kept, t)
+	kept := make([]Token, 0, len(rows))
+	for _, r := range rows {
+		if valid == nil || r.Valid(now) == *valid {
+			kept = append(kept, Token(r))
 		}
 	}
 	return kept, nil
@@ -163,7 +174,7 @@ func (s *Service) Create(ctx context.Context, req NewToken) (Token, error) {
 		}
 		t.Token = randomToken(n)
 	}
-	if err := s.st.CreateRegistrationToken(ctx, t); err != nil {
+	if err := s.st.CreateRegistrationToken(ctx, store.RegistrationToken(t)); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return Token{}, &mxerr.Error{Status: http.StatusBadRequest, Code: "M_INVALID_PARAM", Message: "Token already exists"}
 		}
@@ -197,26 +208,32 @@ func (s *Service) Get(ctx context.Context, token string) (Token, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return Token{}, mxerr.NotFound("No such registration token: %s", strconv.Quote(token))
 	}
-	return t, err
+	return Token(t), err
 }
 
 // Update changes a token's limits: change sets them on the current
 // token (a field it leaves alone keeps its value).
 func (s *Service) Update(ctx context.Context, token string, change func(*Token) error) (Token, error) {
-	cur, err := s.st.GetRegistrationToken(ctx, token)
+	row, err := s.st.GetRegistrationToken(ctx, token)
 	if errors.Is(err, store.ErrNotFound) {
 		return Token{}, mxerr.NotFound("No such registration token")
 	}
 	if err != nil {
 		return Token{}, err
 	}
+	cur := Token(row)
 	if err := change(&cur); err != nil {
 		return Token{}, err
 	}
 	if err := s.checkLimits(cur); err != nil {
 		return Token{}, err
 	}
-	if err := s.st.UpdateRegistrationToken(ctx, cur.Token, cur.UsesAllowed, cur.ExpiryTime); err != nil {
+	err = s.st.UpdateRegistrationToken(ctx, cur.Token, cur.UsesAllowed, cur.ExpiryTime)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted since it was read.
+		return Token{}, mxerr.NotFound("No such registration token")
+	}
+	if err != nil {
 		return Token{}, err
 	}
 	return s.Get(ctx, token)

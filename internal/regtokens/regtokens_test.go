@@ -129,6 +129,14 @@ func TestAdminTokens(t *testing.T) {
 		}
 		_, err = s.Update(ctx, "none", func(*regtokens.Token) error { return nil })
 		code("update unknown", err, "M_NOT_FOUND")
+		// A token deleted between Update's read and its write is not
+		// found either, not a storage error.
+		gone := "gone"
+		if _, err := s.Create(ctx, regtokens.NewToken{Token: &gone}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Update(ctx, gone, func(*regtokens.Token) error { return s.Delete(ctx, gone) })
+		code("update of a token deleted meanwhile", err, "M_NOT_FOUND")
 		valid, invalid := true, false
 		for want, filter := range map[string]*bool{random.Token: &valid, name: &invalid} {
 			list, err := s.List(ctx, filter)

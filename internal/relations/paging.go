@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -152,7 +153,7 @@ func (a *Aggregator) threadRootEvents(ctx context.Context, threads []store.Threa
 // thread event may name any event ID as its root, but only an accepted
 // message event of the room that is no relation itself roots a thread.
 func canRootThread(ev *rooms.Event, roomID string) bool {
-	if ev == nil || ev.RoomID().String() != roomID || ev.Status != store.EventAccepted || ev.IsState() {
+	if ev == nil || ev.RoomID().String() != roomID || ev.Status != roommodel.Accepted || ev.IsState() {
 		return false
 	}
 	rel, _ := Of(ev)

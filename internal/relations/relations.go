@@ -16,6 +16,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -371,7 +372,7 @@ func (a *Aggregator) loadVisible(ctx context.Context, vis *rooms.Visibility, nid
 		return nil, err
 	}
 	for _, ev := range evs {
-		if ev.Status != store.EventAccepted {
+		if ev.Status != roommodel.Accepted {
 			continue
 		}
 		ok, err := vis.CanSee(ctx, ev)

@@ -21,12 +21,28 @@ type AdminStore interface {
 	DeleteEventReport(ctx context.Context, id int64) error
 }
 
-// Report is one stored report; Query selects event reports (see
-// store.EventReportQuery).
-type (
-	Report = store.Report
-	Query  = store.EventReportQuery
-)
+// Report is one report as the admin API shows it: of an event (EventID
+// set), a room (only RoomID) or a user (TargetUserID).
+type Report struct {
+	ID           int64
+	Reporter     string
+	RoomID       string
+	EventID      string
+	TargetUserID string
+	Reason       string
+	Score        *int64 // the deprecated event report score
+	ReceivedTS   int64
+}
+
+// Query selects a page of event reports.
+type Query struct {
+	From, Limit int
+	// Forwards lists oldest first; the default is newest first.
+	Forwards bool
+	// Reporter and RoomID keep reports whose reporter or room ID contain
+	// them ("" keeps all).
+	Reporter, RoomID string
+}
 
 // Admin serves the admin API's event reports.
 type Admin struct {
@@ -39,7 +55,15 @@ func NewAdmin(st AdminStore, engine *rooms.Engine) *Admin { return &Admin{st: st
 
 // List is a page of event reports and how many match in all.
 func (a *Admin) List(ctx context.Context, q Query) ([]Report, int64, error) {
-	return a.st.EventReports(ctx, q)
+	rows, total, err := a.st.EventReports(ctx, store.EventReportQuery(q))
+	if err != nil {
+		return nil, 0, err
+	}
+	list := make([]Report, len(rows))
+	for i, r := range rows {
+		list[i] = Report(r)
+	}
+	return list, total, nil
 }
 
 // Get is one event report; M_NOT_FOUND if there is none.
@@ -48,7 +72,7 @@ func (a *Admin) Get(ctx context.Context, id int64) (Report, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return Report{}, mxerr.NotFound("Event report not found")
 	}
-	return rep, err
+	return Report(rep), err
 }
 
 // Delete removes an event report; M_NOT_FOUND if there is none.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -22,7 +23,7 @@ type Store interface {
 
 // Users tells whether a local account exists.
 type Users interface {
-	User(ctx context.Context, localpart string) (store.User, error)
+	User(ctx context.Context, localpart string) (accounts.User, error)
 }
 
 // Service files reports.
@@ -80,7 +81,7 @@ func (s *Service) User(ctx context.Context, reporter, target, reason string) err
 	}
 	if string(uid.Domain()) == s.serverName {
 		if _, err := s.users.User(ctx, uid.Local()); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, accounts.ErrNoSuchUser) {
 				return mxerr.NotFound("The user was not found.")
 			}
 			return err

@@ -6,10 +6,10 @@ import (
 	"github.com/myelin-chat/myelin/internal/roomtest"
 	"testing"
 
+	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -21,11 +21,11 @@ const (
 // users knows only alice.
 type users struct{}
 
-func (users) User(_ context.Context, localpart string) (store.User, error) {
+func (users) User(_ context.Context, localpart string) (accounts.User, error) {
 	if localpart == "alice" {
-		return store.User{Localpart: "alice", UserID: alice}, nil
+		return accounts.User{Localpart: "alice", UserID: alice}, nil
 	}
-	return store.User{}, store.ErrNotFound
+	return accounts.User{}, accounts.ErrNoSuchUser
 }
 
 func wantCode(t *testing.T, what string, err error, code string) {

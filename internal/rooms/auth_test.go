@@ -16,6 +16,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -223,33 +224,33 @@ func (r *authRoom) state(typ, stateKey string) *Event {
 
 // specAuthKeys is the spec's auth events selection (server-server API,
 // "Auth events selection"), written out independently of the engine.
-func specAuthKeys(ver int, sender, typ string, stateKey *string, content map[string]any) []store.StateKey {
+func specAuthKeys(ver int, sender, typ string, stateKey *string, content map[string]any) []roommodel.StateKey {
 	if typ == spec.MRoomCreate {
 		return nil
 	}
-	var keys []store.StateKey
+	var keys []roommodel.StateKey
 	if ver < 12 {
-		keys = append(keys, store.StateKey{Type: spec.MRoomCreate})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomCreate})
 	}
-	keys = append(keys, store.StateKey{Type: spec.MRoomPowerLevels}, store.StateKey{Type: spec.MRoomMember, StateKey: sender})
+	keys = append(keys, roommodel.StateKey{Type: spec.MRoomPowerLevels}, roommodel.StateKey{Type: spec.MRoomMember, StateKey: sender})
 	if typ != spec.MRoomMember || stateKey == nil {
 		return keys
 	}
 	memberContent, _ := content["membership"].(string)
 	if memberContent == spec.Join || memberContent == spec.Invite || memberContent == spec.Knock {
-		keys = append(keys, store.StateKey{Type: spec.MRoomJoinRules})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomJoinRules})
 	}
 	if *stateKey != sender {
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: *stateKey})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: *stateKey})
 	}
 	if tpi, ok := content["third_party_invite"].(map[string]any); ok && memberContent == spec.Invite {
 		if signed, ok := tpi["signed"].(map[string]any); ok {
 			token, _ := signed["token"].(string)
-			keys = append(keys, store.StateKey{Type: spec.MRoomThirdPartyInvite, StateKey: token})
+			keys = append(keys, roommodel.StateKey{Type: spec.MRoomThirdPartyInvite, StateKey: token})
 		}
 	}
 	if via, ok := content["join_authorised_via_users_server"].(string); ok && memberContent == spec.Join && ver >= 8 {
-		keys = append(keys, store.StateKey{Type: spec.MRoomMember, StateKey: via})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomMember, StateKey: via})
 	}
 	return keys
 }
@@ -309,14 +310,14 @@ func (r *authRoom) recv(sender, typ string, stateKey *string, content map[string
 func (r *authRoom) mustRecv(sender, typ string, stateKey *string, content map[string]any, opts ...recvOpts) *Event {
 	r.t.Helper()
 	ev, err := r.recv(sender, typ, stateKey, content, opts...)
-	if err != nil || ev.Status != store.EventAccepted {
+	if err != nil || ev.Status != roommodel.Accepted {
 		r.t.Fatalf("%s's %s over federation: %+v, %v", sender, typ, ev, err)
 	}
 	return ev
 }
 
 // ok turns the result of a local send or of Receive into accepted (true)
-// or rejected (false): M_FORBIDDEN from Send, EventRejected from Receive.
+// or rejected (false): M_FORBIDDEN from Send, roommodel.Rejected from Receive.
 // Anything else fails the test.
 func (r *authRoom) ok(ev *Event, err error) bool {
 	r.t.Helper()
@@ -327,9 +328,9 @@ func (r *authRoom) ok(ev *Event, err error) bool {
 		r.t.Fatalf("unexpected error: %v", err)
 	}
 	switch ev.Status {
-	case store.EventAccepted:
+	case roommodel.Accepted:
 		return true
-	case store.EventRejected:
+	case roommodel.Rejected:
 		return false
 	}
 	r.t.Fatalf("event %s was soft-failed", ev.EventID())
@@ -412,14 +413,14 @@ var authCases = []authCase{
 	// v11 dropped "creator": the sender is the creator.
 	{name: "create/without a creator property", allowed: fromVersion(11), run: func(env *authEnv, t *testing.T) bool {
 		_, _, ev, err := env.remoteRoom(t, map[string]any{"room_version": strconv.Itoa(env.ver)})
-		return err == nil && ev.Status == store.EventAccepted
+		return err == nil && ev.Status == roommodel.Accepted
 	}},
 	// v12 room IDs have no domain; before, it must be the sender's.
 	{name: "create/room ID domain differs from the sender's", applies: belowVersion(12), allowed: noVersion, run: func(env *authEnv, t *testing.T) bool {
 		r := &authRoom{authEnv: env, t: t, id: "!" + randomString(12) + ":c.test"}
 		create := r.build(userRob, spec.MRoomCreate, strp(""), map[string]any{"creator": userRob, "room_version": strconv.Itoa(env.ver)}, []string{}, []string{}, 1)
 		ev, err := env.e.Receive(context.Background(), create)
-		return err == nil && ev.Status == store.EventAccepted
+		return err == nil && ev.Status == roommodel.Accepted
 	}},
 	{name: "create/local rooms: creator joined, creator property before v11", allowed: allVersions, run: func(env *authEnv, t *testing.T) bool {
 		r := env.room(t, roomSpec{})
@@ -968,7 +969,7 @@ var authCases = []authCase{
 	{name: "auth_events/a rejected entry", allowed: noVersion, run: func(env *authEnv, t *testing.T) bool {
 		r := env.room(t, roomSpec{remote: []string{userRob}})
 		bad, err := r.recv(userRob, spec.MRoomPowerLevels, strp(""), r.plWith(func(pl map[string]any) { pl["users"].(map[string]any)[userRob] = 100 }))
-		if err != nil || bad.Status != store.EventRejected {
+		if err != nil || bad.Status != roommodel.Rejected {
 			t.Fatalf("rob's power grab: %+v %v, want rejected", bad, err)
 		}
 		pl := r.state(spec.MRoomPowerLevels, "").EventID()

@@ -23,6 +23,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/periodic"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -116,11 +117,11 @@ type Engine struct {
 
 // StateMap is a room state: state key to event NID. Maps handed out by
 // the engine are shared and must not be modified.
-type StateMap map[store.StateKey]int64
+type StateMap map[roommodel.StateKey]int64
 
 // StateKey identifies a piece of room state: its event type and state
 // key.
-type StateKey = store.StateKey
+type StateKey = roommodel.StateKey
 
 // OpenStream restores the event stream's position from the store.
 func OpenStream(ctx context.Context, st interface {
@@ -336,7 +337,7 @@ func (e *Engine) snapshotState(ctx context.Context, id int64) (StateMap, error) 
 	return full, nil
 }
 
-func applyDelta(m StateMap, delta map[store.StateKey]int64) {
+func applyDelta(m StateMap, delta map[roommodel.StateKey]int64) {
 	for k, v := range delta {
 		if v == 0 {
 			delete(m, k)
@@ -487,7 +488,7 @@ func (e *Engine) cacheEvent(ev *Event) {
 }
 
 // StateEvents loads the events of a state map, keyed like the map.
-func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...store.StateKey) (map[store.StateKey]*Event, error) {
+func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...roommodel.StateKey) (map[roommodel.StateKey]*Event, error) {
 	var nids []int64
 	if len(keys) == 0 {
 		nids = make([]int64, 0, len(state))
@@ -505,7 +506,7 @@ func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...store.
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[store.StateKey]*Event, len(evs))
+	out := make(map[roommodel.StateKey]*Event, len(evs))
 	for _, ev := range evs {
 		out[ev.Key()] = ev
 	}
@@ -514,7 +515,7 @@ func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...store.
 
 // StateEvent loads one piece of state from a state map; nil if absent.
 func (e *Engine) StateEvent(ctx context.Context, state StateMap, typ, stateKey string) (*Event, error) {
-	k := store.StateKey{Type: typ, StateKey: stateKey}
+	k := roommodel.StateKey{Type: typ, StateKey: stateKey}
 	m, err := e.StateEvents(ctx, state, k)
 	if err != nil {
 		return nil, err

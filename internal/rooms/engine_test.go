@@ -13,6 +13,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -78,7 +79,7 @@ func (r remote) build(t *testing.T, v gomatrixserverlib.IRoomVersion, roomID, se
 func strp(s string) *string { return &s }
 
 // stateIDs returns the event IDs a state selects for some keys.
-func (e *Engine) stateIDs(t *testing.T, state StateMap, keys ...store.StateKey) []string {
+func (e *Engine) stateIDs(t *testing.T, state StateMap, keys ...roommodel.StateKey) []string {
 	t.Helper()
 	evs, err := e.StateEvents(context.Background(), state, keys...)
 	if err != nil {
@@ -112,13 +113,13 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 			t.Fatal(err)
 		}
 		state, _ := e.CurrentState(ctx, roomID)
-		createKey, plKey, jrKey := store.StateKey{Type: spec.MRoomCreate}, store.StateKey{Type: spec.MRoomPowerLevels}, store.StateKey{Type: spec.MRoomJoinRules}
+		createKey, plKey, jrKey := roommodel.StateKey{Type: spec.MRoomCreate}, roommodel.StateKey{Type: spec.MRoomPowerLevels}, roommodel.StateKey{Type: spec.MRoomJoinRules}
 		base := e.stateIDs(t, state, createKey, plKey, jrKey)
 
 		// bob@b.test joins over "federation".
 		join := b.build(t, v, roomID, "@bob:b.test", spec.MRoomMember, strp("@bob:b.test"), map[string]string{"membership": "join"},
 			[]string{topic0.EventID()}, base, topic0.Depth()+1, time.Now())
-		if ev, err := e.Receive(ctx, join); err != nil || ev.Status != store.EventAccepted {
+		if ev, err := e.Receive(ctx, join); err != nil || ev.Status != roommodel.Accepted {
 			t.Fatalf("bob's join: %+v %v", ev, err)
 		}
 		// alice gives bob power 50: the fork point X.
@@ -127,24 +128,24 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bobMember := store.StateKey{Type: spec.MRoomMember, StateKey: "@bob:b.test"}
+		bobMember := roommodel.StateKey{Type: spec.MRoomMember, StateKey: "@bob:b.test"}
 		state, _ = e.CurrentState(ctx, roomID)
 		bobAuth := e.stateIDs(t, state, createKey, plKey, bobMember)
 
 		// Branch 1: bob changes the topic, building on X.
 		bobTopic := b.build(t, v, roomID, "@bob:b.test", "m.room.topic", strp(""), map[string]string{"topic": "bob's"},
 			[]string{x.EventID()}, bobAuth, x.Depth()+1, time.Now().Add(time.Second))
-		if ev, err := e.Receive(ctx, bobTopic); err != nil || ev.Status != store.EventAccepted {
+		if ev, err := e.Receive(ctx, bobTopic); err != nil || ev.Status != roommodel.Accepted {
 			t.Fatalf("bob's topic: %+v %v", ev, err)
 		}
 		// Branch 2: alice demotes bob, also building on X (as if sent from
 		// another of her devices before she saw bob's topic).
 		a := remote{server: "a.test", key: e.opts.PrivateKey}
-		aliceAuth := e.stateIDs(t, state, createKey, plKey, store.StateKey{Type: spec.MRoomMember, StateKey: "@alice:a.test"})
+		aliceAuth := e.stateIDs(t, state, createKey, plKey, roommodel.StateKey{Type: spec.MRoomMember, StateKey: "@alice:a.test"})
 		demote := a.build(t, v, roomID, "@alice:a.test", spec.MRoomPowerLevels, strp(""),
 			map[string]any{"users": map[string]int{"@alice:a.test": 100}, "state_default": 50},
 			[]string{x.EventID()}, aliceAuth, x.Depth()+1, time.Now())
-		if ev, err := e.Receive(ctx, demote); err != nil || ev.Status != store.EventAccepted {
+		if ev, err := e.Receive(ctx, demote); err != nil || ev.Status != roommodel.Accepted {
 			t.Fatalf("demotion: %+v %v", ev, err)
 		}
 
@@ -155,7 +156,7 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 			t.Fatalf("extremities after the fork: %v, want two", extremities)
 		}
 		state, _ = e.CurrentState(ctx, roomID)
-		got := e.stateIDs(t, state, store.StateKey{Type: "m.room.topic"}, plKey)
+		got := e.stateIDs(t, state, roommodel.StateKey{Type: "m.room.topic"}, plKey)
 		if len(got) != 2 || got[0] != topic0.EventID() || got[1] != demote.EventID() {
 			t.Fatalf("resolved topic, power levels = %v, want %s (bob's topic loses to his demotion), %s", got, topic0.EventID(), demote.EventID())
 		}
@@ -173,7 +174,7 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 		again := b.build(t, v, roomID, "@bob:b.test", "m.room.topic", strp(""), map[string]string{"topic": "bob again"},
 			[]string{bobTopic.EventID()}, bobAuth, bobTopic.Depth()+1, time.Now().Add(2*time.Second))
 		ev, err := e.Receive(ctx, again)
-		if err != nil || ev.Status != store.EventSoftFailed {
+		if err != nil || ev.Status != roommodel.SoftFailed {
 			t.Fatalf("bob's late topic: status %v err %v, want soft-failed", ev, err)
 		}
 		// Missing prev_events are reported, not guessed at.

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -19,7 +20,7 @@ type Event struct {
 	StreamPos   int64
 	StateBefore int64
 	StateAfter  int64
-	Status      int
+	Status      roommodel.Status
 	ReplacesNID int64
 	// HasURL is the contains_url filter's test, worked out once when the
 	// event is stored rather than on every filtered read.
@@ -81,8 +82,8 @@ func (e *Event) IsState() bool { return e.StateKey() != nil }
 func (e *Event) Sender() string { return string(e.SenderID()) }
 
 // Key is the event's state key tuple; call only on state events.
-func (e *Event) Key() store.StateKey {
-	return store.StateKey{Type: e.Type(), StateKey: *e.StateKey()}
+func (e *Event) Key() roommodel.StateKey {
+	return roommodel.StateKey{Type: e.Type(), StateKey: *e.StateKey()}
 }
 
 // eventFromRow parses a stored event.

@@ -12,6 +12,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -129,7 +130,7 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	// The current state becomes the state before the join, so that
 	// persisting the join as a "current" event leaves the whole state in
 	// current_state, not only the join.
-	changes := map[store.StateKey]int64{}
+	changes := map[roommodel.StateKey]int64{}
 	for k, n := range before {
 		changes[k] = n
 	}
@@ -148,7 +149,7 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	}
 	h.loaded, h.version, h.state, h.snapshot, h.chainLen = true, version, before, snapshot, 0
 	h.depth, h.extremities = join.Depth()-1, sortedIDs(join.PrevEventIDs())
-	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: store.EventAccepted, current: true})
+	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: roommodel.Accepted, current: true})
 }
 
 // storeOutliers stores events known only as state or auth events: no
@@ -163,7 +164,7 @@ func (e *Engine) storeOutliers(ctx context.Context, roomID, version string, newR
 		seen[p.EventID()] = true
 		row := store.EventRow{EventID: p.EventID(), RoomID: roomID, Type: p.Type(), StateKey: p.StateKey(),
 			Sender: string(p.SenderID()), Depth: p.Depth(), OriginTS: int64(p.OriginServerTS()),
-			Status: store.EventAccepted, JSON: string(p.JSON())}
+			Status: roommodel.Accepted, JSON: string(p.JSON())}
 		if p.Type() == spec.MRoomMember {
 			m, _ := p.Membership()
 			row.Membership = &m
@@ -217,8 +218,8 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	ne := store.NewEvent{
 		Row: store.EventRow{EventID: pdu.EventID(), RoomID: roomID, Type: pdu.Type(), StateKey: pdu.StateKey(),
 			Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()),
-			Status: store.EventAccepted, Membership: &membership, JSON: string(pdu.JSON())},
-		CurrentState: map[store.StateKey]int64{{Type: spec.MRoomMember, StateKey: *pdu.StateKey()}: store.ThisEvent},
+			Status: roommodel.Accepted, Membership: &membership, JSON: string(pdu.JSON())},
+		CurrentState: map[roommodel.StateKey]int64{{Type: spec.MRoomMember, StateKey: *pdu.StateKey()}: store.ThisEvent},
 		Memberships:  map[string]string{*pdu.StateKey(): membership},
 	}
 	pos := e.stream.Next()
@@ -229,7 +230,7 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 		return nil, err
 	}
 	e.stream.Done(pos)
-	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, Status: store.EventAccepted}
+	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, Status: roommodel.Accepted}
 	e.cacheEvent(ev)
 	e.noteMembership(*pdu.StateKey(), pos)
 	e.bus.Publish(context.Background(), Notification{Event: ev, Membership: membership})
@@ -431,7 +432,7 @@ func (e *Engine) stateMapOf(ctx context.Context, state []gomatrixserverlib.PDU) 
 	}
 	m := StateMap{}
 	for _, ev := range evs {
-		if ev.StateKey() != nil && ev.Status != store.EventRejected {
+		if ev.StateKey() != nil && ev.Status != roommodel.Rejected {
 			m[ev.Key()] = ev.NID
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -28,7 +29,7 @@ func TestResolvedMembershipIsNoted(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Any stored event does as bob's membership here.
-		u := store.HeadUpdate{CurrentState: map[store.StateKey]int64{{Type: spec.MRoomMember, StateKey: "@bob:a.test"}: 1},
+		u := store.HeadUpdate{CurrentState: map[roommodel.StateKey]int64{{Type: spec.MRoomMember, StateKey: "@bob:a.test"}: 1},
 			Memberships: map[string]string{"@bob:a.test": spec.Join}, Snapshot: alice.Snapshot, Depth: alice.Depth, Extremities: alice.Extremities}
 		if err := e.updateHead(ctx, roomID, u); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -265,9 +266,9 @@ func withContentField(content json.RawMessage, key string, value any) (json.RawM
 
 // authEvents loads the state events an event's auth needs from a state.
 func (e *Engine) authEvents(ctx context.Context, state StateMap, needed gomatrixserverlib.StateNeeded) (*gomatrixserverlib.AuthEvents, error) {
-	var keys []store.StateKey
+	var keys []roommodel.StateKey
 	for _, t := range needed.Tuples() {
-		keys = append(keys, store.StateKey{Type: t.EventType, StateKey: t.StateKey})
+		keys = append(keys, roommodel.StateKey{Type: t.EventType, StateKey: t.StateKey})
 	}
 	evs, err := e.StateEvents(ctx, state, keys...)
 	if err != nil {
@@ -284,7 +285,7 @@ func (e *Engine) authEvents(ctx context.Context, state StateMap, needed gomatrix
 type persistOpts struct {
 	stateBefore int64    // snapshot of the state before the event
 	before      StateMap // that state
-	status      int
+	status      roommodel.Status
 	txn         *Txn
 	// current: the event builds on the whole current state (a local event,
 	// or a remote one that extends every extremity), so it becomes the
@@ -315,7 +316,7 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 	if !o.outlier {
 		e.stream.Done(pos)
 	}
-	if !o.outlier && o.status == store.EventAccepted {
+	if !o.outlier && o.status == roommodel.Accepted {
 		n := Notification{Event: ev}
 		n.Membership, _ = pdu.Membership()
 		if n.Membership != "" && pdu.StateKey() != nil && o.before != nil {
@@ -350,7 +351,7 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 		return nil, err
 	}
 	if ne.Snapshot != nil {
-		after[store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = res.NID
+		after[roommodel.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = res.NID
 		e.snapshots.PutCost(res.StateAfter, after, len(after)+1)
 	}
 	ev := e.stored(pdu, ne, o, res)
@@ -360,7 +361,7 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 			h.state, h.snapshot, h.chainLen = after, res.StateAfter, ne.Snapshot.ChainLen
 		}
 	}
-	if pdu.Type() == spec.MRoomRedaction && o.status == store.EventAccepted {
+	if pdu.Type() == spec.MRoomRedaction && o.status == roommodel.Accepted {
 		if err := e.applyRedaction(ctx, h, ev); err != nil {
 			return nil, err
 		}
@@ -411,14 +412,14 @@ func (e *Engine) record(h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, p
 	}
 	ne := store.NewEvent{RoomVersion: o.roomVersion}
 	after := o.before
-	isState := pdu.StateKey() != nil && o.status == store.EventAccepted
-	var k store.StateKey
+	isState := pdu.StateKey() != nil && o.status == roommodel.Accepted
+	var k roommodel.StateKey
 	if isState {
-		k = store.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}
+		k = roommodel.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}
 		row.ReplacesNID = o.before[k]
-		ne.Snapshot = &store.SnapshotDelta{Parent: o.stateBefore, ChainLen: o.chainLen + 1, Changes: map[store.StateKey]int64{k: store.ThisEvent}}
+		ne.Snapshot = &store.SnapshotDelta{Parent: o.stateBefore, ChainLen: o.chainLen + 1, Changes: map[roommodel.StateKey]int64{k: store.ThisEvent}}
 		if o.stateBefore == 0 || ne.Snapshot.ChainLen > maxChainLen {
-			ne.Snapshot = &store.SnapshotDelta{Changes: make(map[store.StateKey]int64, len(o.before)+1)}
+			ne.Snapshot = &store.SnapshotDelta{Changes: make(map[roommodel.StateKey]int64, len(o.before)+1)}
 			for sk, n := range o.before {
 				ne.Snapshot.Changes[sk] = n
 			}
@@ -430,12 +431,12 @@ func (e *Engine) record(h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, p
 		}
 	}
 	ne.Row = row
-	if o.current && !o.outlier && o.status == store.EventAccepted {
+	if o.current && !o.outlier && o.status == roommodel.Accepted {
 		ne.Depth = max(h.depth, pdu.Depth())
 		ne.Extremities = []string{pdu.EventID()}
 		ne.HeadSnapshot = h.snapshot
 		if isState {
-			ne.CurrentState = map[store.StateKey]int64{k: store.ThisEvent}
+			ne.CurrentState = map[roommodel.StateKey]int64{k: store.ThisEvent}
 			if pdu.Type() == spec.MRoomMember {
 				ne.Memberships = map[string]string{k.StateKey: membership}
 			}

@@ -8,7 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // MembershipRequest changes a user's membership in a room.
@@ -79,12 +79,12 @@ type joinRules struct {
 // under the restricted join rules, "" when the join needs none (the room
 // is not restricted, or the user is already invited or joined).
 func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
-	evs, err := e.StateEvents(ctx, h.state, store.StateKey{Type: spec.MRoomJoinRules},
-		store.StateKey{Type: spec.MRoomMember, StateKey: userID})
+	evs, err := e.StateEvents(ctx, h.state, roommodel.StateKey{Type: spec.MRoomJoinRules},
+		roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID})
 	if err != nil {
 		return "", err
 	}
-	jrEv := evs[store.StateKey{Type: spec.MRoomJoinRules}]
+	jrEv := evs[roommodel.StateKey{Type: spec.MRoomJoinRules}]
 	if jrEv == nil {
 		return "", nil
 	}
@@ -92,7 +92,7 @@ func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, user
 	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
 		return "", nil
 	}
-	if m := evs[store.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
+	if m := evs[roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
 		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
 			return "", nil
 		}
@@ -155,7 +155,7 @@ func (e *Engine) MembershipIn(ctx context.Context, state StateMap, userID string
 
 // Members returns the m.room.member events of a state.
 func (e *Engine) Members(ctx context.Context, state StateMap) ([]*Event, error) {
-	var keys []store.StateKey
+	var keys []roommodel.StateKey
 	for k := range state {
 		if k.Type == spec.MRoomMember {
 			keys = append(keys, k)

@@ -8,7 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -125,8 +125,8 @@ func TestCanSeeHidesSoftFailed(t *testing.T) {
 		r.message()
 		join := r.remoteMember(bob, spec.Join)
 		state, _ := e.CurrentState(ctx, roomID)
-		auth := e.stateIDs(t, state, store.StateKey{Type: spec.MRoomCreate}, store.StateKey{Type: spec.MRoomPowerLevels},
-			store.StateKey{Type: spec.MRoomMember, StateKey: bob})
+		auth := e.stateIDs(t, state, roommodel.StateKey{Type: spec.MRoomCreate}, roommodel.StateKey{Type: spec.MRoomPowerLevels},
+			roommodel.StateKey{Type: spec.MRoomMember, StateKey: bob})
 		if _, err := e.SetMembership(ctx, MembershipRequest{Sender: alice, RoomID: roomID, Target: bob, Membership: spec.Ban}); err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestCanSeeHidesSoftFailed(t *testing.T) {
 		late := newRemote("b.test").build(t, v, roomID, bob, "m.room.message", nil, map[string]string{"msgtype": "m.text", "body": "late"},
 			[]string{join.EventID()}, auth, join.Depth()+1, time.Now())
 		ev, err := e.Receive(ctx, late)
-		if err != nil || ev.Status != store.EventSoftFailed {
+		if err != nil || ev.Status != roommodel.SoftFailed {
 			t.Fatalf("bob's late message: %+v %v, want soft-failed", ev, err)
 		}
 		if ok, err := e.VisibilityFor(alice).CanSee(ctx, ev); err != nil || ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -121,10 +122,10 @@ func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverl
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}
 
-	extendsAll := status == store.EventAccepted && containsAll(pdu.PrevEventIDs(), h.extremities)
+	extendsAll := status == roommodel.Accepted && containsAll(pdu.PrevEventIDs(), h.extremities)
 	ev, err := e.persist(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen,
 		status: status, current: extendsAll})
-	if err != nil || status != store.EventAccepted || extendsAll {
+	if err != nil || status != roommodel.Accepted || extendsAll {
 		return ev, err
 	}
 	// A fork: the event joins the other extremities and the current state
@@ -186,7 +187,7 @@ func (e *Engine) knownEvents(ctx context.Context, ids []string) ([]*Event, []str
 func (e *Engine) authByOwnEvents(ctx context.Context, pdu gomatrixserverlib.PDU, authEvs []*Event, v gomatrixserverlib.IRoomVersion) error {
 	pdus := make([]gomatrixserverlib.PDU, 0, len(authEvs)+1)
 	for _, a := range authEvs {
-		if a.Status == store.EventRejected || a.RoomID().String() != pdu.RoomID().String() {
+		if a.Status == roommodel.Rejected || a.RoomID().String() != pdu.RoomID().String() {
 			return &AuthError{Err: fmt.Errorf("auth event %s is rejected or of another room", a.EventID())}
 		}
 		pdus = append(pdus, a.PDU)
@@ -278,7 +279,7 @@ func (e *Engine) moveHead(ctx context.Context, h *roomHead, extremities []string
 			return err
 		}
 	}
-	changes := map[store.StateKey]int64{}
+	changes := map[roommodel.StateKey]int64{}
 	memberships := map[string]string{}
 	for k, n := range current {
 		if h.state[k] != n {
@@ -303,7 +304,7 @@ func (e *Engine) moveHead(ctx context.Context, h *roomHead, extremities []string
 }
 
 // memberships fills in the memberships of changed m.room.member keys.
-func (e *Engine) memberships(ctx context.Context, changes map[store.StateKey]int64, out map[string]string) error {
+func (e *Engine) memberships(ctx context.Context, changes map[roommodel.StateKey]int64, out map[string]string) error {
 	var nids []int64
 	for k, n := range changes {
 		if k.Type == spec.MRoomMember && n != 0 {
@@ -331,9 +332,9 @@ func (e *Engine) storeSnapshot(ctx context.Context, roomID string, state StateMa
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return 0, err
 	}
-	d := store.SnapshotDelta{Parent: base, ChainLen: link.ChainLen + 1, Changes: map[store.StateKey]int64{}}
+	d := store.SnapshotDelta{Parent: base, ChainLen: link.ChainLen + 1, Changes: map[roommodel.StateKey]int64{}}
 	if base == 0 || d.ChainLen > maxChainLen {
-		d = store.SnapshotDelta{Changes: map[store.StateKey]int64{}}
+		d = store.SnapshotDelta{Changes: map[roommodel.StateKey]int64{}}
 		baseState = StateMap{}
 	}
 	for k, n := range state {
@@ -392,7 +393,7 @@ func (e *Engine) resolve(ctx context.Context, h *roomHead, snapshots []int64) (S
 	byID := map[string]*Event{}
 	for _, ev := range append(all, chain...) {
 		byID[ev.EventID()] = ev
-		if ev.Status == store.EventRejected {
+		if ev.Status == roommodel.Rejected {
 			rejected[ev.EventID()] = true
 		}
 	}
@@ -408,7 +409,7 @@ func (e *Engine) resolve(ctx context.Context, h *roomHead, snapshots []int64) (S
 	out := make(StateMap, len(resolved))
 	for _, p := range resolved {
 		if ev, ok := byID[p.EventID()]; ok && p.StateKey() != nil {
-			out[store.StateKey{Type: p.Type(), StateKey: *p.StateKey()}] = ev.NID
+			out[roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}] = ev.NID
 		}
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -77,12 +78,12 @@ func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (b
 // version's defaults (and v12's infinitely powerful creators) applied.
 func (e *Engine) PowerLevels(ctx context.Context, state StateMap) (*gomatrixserverlib.PowerLevelContent, error) {
 	evs, err := e.StateEvents(ctx, state,
-		store.StateKey{Type: spec.MRoomPowerLevels}, store.StateKey{Type: spec.MRoomCreate})
+		roommodel.StateKey{Type: spec.MRoomPowerLevels}, roommodel.StateKey{Type: spec.MRoomCreate})
 	if err != nil {
 		return nil, err
 	}
-	create := evs[store.StateKey{Type: spec.MRoomCreate}]
-	if pl := evs[store.StateKey{Type: spec.MRoomPowerLevels}]; pl != nil {
+	create := evs[roommodel.StateKey{Type: spec.MRoomCreate}]
+	if pl := evs[roommodel.StateKey{Type: spec.MRoomPowerLevels}]; pl != nil {
 		c, err := pl.PowerLevels()
 		if err != nil {
 			return nil, err

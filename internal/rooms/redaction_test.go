@@ -10,7 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/bus"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // redactionCase is an event to redact and what of it survives, per
@@ -264,9 +264,9 @@ func TestRedactionApplied(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantStatus := store.EventAccepted
+		wantStatus := roommodel.Accepted
 		if env.ver <= 2 {
-			wantStatus = store.EventRejected
+			wantStatus = roommodel.Rejected
 		}
 		if red.Status != wantStatus {
 			t.Errorf("rob's redaction of alice's message: status %d, want %d", red.Status, wantStatus)
@@ -306,7 +306,7 @@ func TestRedactionApplied(t *testing.T) {
 				t.Fatalf("test event has a top-level redacts: %s", pdu.JSON())
 			}
 			ev, err := env.e.Receive(ctx, pdu)
-			if err != nil || ev.Status != store.EventAccepted {
+			if err != nil || ev.Status != roommodel.Accepted {
 				t.Fatalf("content-only redaction: %+v %v", ev, err)
 			}
 			if ev.Redacts() != robs2.EventID() {
@@ -323,7 +323,7 @@ func TestRedactionApplied(t *testing.T) {
 func (r *authRoom) mustRecvRedaction(sender, target string) *Event {
 	r.t.Helper()
 	ev, err := r.recvRedaction(sender, target)
-	if err != nil || ev.Status != store.EventAccepted {
+	if err != nil || ev.Status != roommodel.Accepted {
 		r.t.Fatalf("%s's redaction of %s: %+v %v", sender, target, ev, err)
 	}
 	return ev

@@ -7,7 +7,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -45,15 +45,15 @@ func (r *fedRoom) remoteMember(userID, membership string) *Event {
 	ctx := context.Background()
 	v, _ := r.e.RoomVersion(ctx, r.roomID)
 	state, _ := r.e.CurrentState(ctx, r.roomID)
-	keys := []store.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: userID}}
+	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: userID}}
 	if membership == spec.Join {
-		keys = append(keys, store.StateKey{Type: spec.MRoomJoinRules})
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomJoinRules})
 	}
 	auth := r.e.stateIDs(r.t, state, keys...)
 	pdu := newRemote(serverOf(userID)).build(r.t, v, r.roomID, userID, spec.MRoomMember, strp(userID),
 		map[string]string{"membership": membership}, []string{r.last.EventID()}, auth, r.last.Depth()+1, time.Now())
 	ev, err := r.e.Receive(ctx, pdu)
-	if err != nil || ev.Status != store.EventAccepted {
+	if err != nil || ev.Status != roommodel.Accepted {
 		r.t.Fatalf("%s %s: %+v %v", userID, membership, ev, err)
 	}
 	r.last = ev

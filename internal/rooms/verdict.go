@@ -8,7 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // A received event is rejected or soft-failed only by an auth decision
@@ -62,24 +62,24 @@ func Decided(err error) bool {
 // when current is not nil, the room's current state (failing: soft
 // failed). An error is a failure to check, never a verdict: the caller
 // stores nothing.
-func (e *Engine) receivedStatus(ctx context.Context, pdu gomatrixserverlib.PDU, v gomatrixserverlib.IRoomVersion, authEvs []*Event, before, current StateMap) (int, error) {
+func (e *Engine) receivedStatus(ctx context.Context, pdu gomatrixserverlib.PDU, v gomatrixserverlib.IRoomVersion, authEvs []*Event, before, current StateMap) (roommodel.Status, error) {
 	if err := e.authByOwnEvents(ctx, pdu, authEvs, v); err != nil {
-		return verdict(err, store.EventRejected)
+		return verdict(err, roommodel.Rejected)
 	}
 	if err := e.allowedAt(ctx, pdu, before); err != nil {
-		return verdict(err, store.EventRejected)
+		return verdict(err, roommodel.Rejected)
 	}
 	if current != nil {
 		if err := e.allowedAt(ctx, pdu, current); err != nil {
-			return verdict(err, store.EventSoftFailed)
+			return verdict(err, roommodel.SoftFailed)
 		}
 	}
-	return store.EventAccepted, nil
+	return roommodel.Accepted, nil
 }
 
 // verdict turns a check's error into the status it decides, or passes a
 // failure to check on.
-func verdict(err error, status int) (int, error) {
+func verdict(err error, status roommodel.Status) (roommodel.Status, error) {
 	var auth *AuthError
 	if errors.As(err, &auth) {
 		return status, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -188,7 +189,7 @@ func TestTransientFailureIsNoVerdict(t *testing.T) {
 								t.Fatalf("the event was stored after a failed check: %+v %v", stored, err)
 							}
 							ev, err = receive(context.Background())
-							if err != nil || ev.Status != store.EventAccepted {
+							if err != nil || ev.Status != roommodel.Accepted {
 								t.Fatalf("received again: %+v, %v; want accepted", ev, err)
 							}
 							if heads, _ := r.head(); !slices.Equal(heads, []string{pdu.EventID()}) {

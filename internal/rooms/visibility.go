@@ -5,7 +5,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // History visibility values.
@@ -44,7 +44,7 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 	// filter_events_for_client. Event loads by ID (/event, /context,
 	// /relations' parent, receipts) reach such events; stream queries
 	// never do.
-	if ev.Status != store.EventAccepted {
+	if ev.Status != roommodel.Accepted {
 		return false, nil
 	}
 	if ev.StreamPos == 0 {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // upgradeTransferred are the state events a room upgrade copies to the
@@ -40,7 +40,7 @@ type roomUpgrade struct {
 	oldID    string
 	version  string
 	// old is the old room's current state.
-	old map[store.StateKey]*rooms.Event
+	old map[roommodel.StateKey]*rooms.Event
 	// creation, powerLevels and initial are the replacement's creation
 	// content, power levels and initial state.
 	creation    map[string]json.RawMessage
@@ -65,7 +65,7 @@ func (s *Service) plan(ctx context.Context, oldID string, c Upgrader, version st
 	if err != nil {
 		return nil, err
 	}
-	create := all[store.StateKey{Type: spec.MRoomCreate}]
+	create := all[roommodel.StateKey{Type: spec.MRoomCreate}]
 	if create == nil {
 		return nil, mxerr.NotFound("Unknown room")
 	}
@@ -136,13 +136,13 @@ func (s *Service) upgradeCreationContent(ctx context.Context, u *roomUpgrade, cr
 // its preset's: the transferable state, the local canonical aliases and,
 // for a space, its children. oldAlias is what the old room's canonical
 // alias becomes (see splitCanonicalAlias).
-func (s *Service) upgradeInitialState(all map[store.StateKey]*rooms.Event, create *rooms.Event) (initial []rooms.StateEvent, oldAlias json.RawMessage) {
+func (s *Service) upgradeInitialState(all map[roommodel.StateKey]*rooms.Event, create *rooms.Event) (initial []rooms.StateEvent, oldAlias json.RawMessage) {
 	for _, typ := range upgradeTransferred {
-		if ev := all[store.StateKey{Type: typ}]; ev != nil {
+		if ev := all[roommodel.StateKey{Type: typ}]; ev != nil {
 			initial = append(initial, rooms.StateEvent{Type: typ, Content: json.RawMessage(ev.Content())})
 		}
 	}
-	oldAlias, newAlias := s.splitCanonicalAlias(all[store.StateKey{Type: "m.room.canonical_alias"}])
+	oldAlias, newAlias := s.splitCanonicalAlias(all[roommodel.StateKey{Type: "m.room.canonical_alias"}])
 	if newAlias != nil {
 		initial = append(initial, rooms.StateEvent{Type: "m.room.canonical_alias", Content: newAlias})
 	}
@@ -154,7 +154,7 @@ func (s *Service) upgradeInitialState(all map[store.StateKey]*rooms.Event, creat
 
 // spaceChildState is the m.space.child state a space keeps on upgrade:
 // the children not removed (non-empty content), by room ID.
-func spaceChildState(all map[store.StateKey]*rooms.Event) []rooms.StateEvent {
+func spaceChildState(all map[roommodel.StateKey]*rooms.Event) []rooms.StateEvent {
 	var children []rooms.StateEvent
 	for k, ev := range all {
 		var c map[string]json.RawMessage
@@ -189,7 +189,7 @@ func (s *Service) perform(ctx context.Context, u *roomUpgrade) (string, error) {
 	if err := s.moveAddresses(ctx, u, newID); err != nil {
 		return "", err
 	}
-	if restricted := restrictedPowerLevels(u.old[store.StateKey{Type: spec.MRoomPowerLevels}]); restricted != nil {
+	if restricted := restrictedPowerLevels(u.old[roommodel.StateKey{Type: spec.MRoomPowerLevels}]); restricted != nil {
 		if err := ignoreAuth(s.sendState(ctx, u.oldID, c.UserID, spec.MRoomPowerLevels, restricted)); err != nil {
 			return "", err
 		}
@@ -267,11 +267,11 @@ func ignoreAuth(_ *rooms.Event, err error) error {
 // When the upgrading user lacks the level to copy every state event they
 // are raised to it, and restore is the content to send once the state is
 // copied (nil when they were not raised).
-func upgradedPowerLevels(all map[store.StateKey]*rooms.Event, pl *gomatrixserverlib.PowerLevelContent,
+func upgradedPowerLevels(all map[roommodel.StateKey]*rooms.Event, pl *gomatrixserverlib.PowerLevelContent,
 	create *rooms.Event, newVersion gomatrixserverlib.IRoomVersion, newCreators []string, upgrader string,
 ) (content, restore map[string]json.RawMessage, err error) {
 	content = map[string]json.RawMessage{}
-	if ev := all[store.StateKey{Type: spec.MRoomPowerLevels}]; ev != nil {
+	if ev := all[roommodel.StateKey{Type: spec.MRoomPowerLevels}]; ev != nil {
 		if err := json.Unmarshal(ev.Content(), &content); err != nil {
 			return nil, nil, err
 		}

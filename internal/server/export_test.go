@@ -1,6 +1,11 @@
 package server
 
-import "github.com/myelin-chat/myelin/internal/lifecycle"
+import (
+	"testing"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/lifecycle"
+)
 
 // BeforeDBClose sets a function Shutdown calls just before it closes the
 // database, and returns a function reporting how many requests were
@@ -25,3 +30,12 @@ func AddWorker(s *Server, name string, w lifecycle.Worker) { s.workers.Add(name,
 
 // BusListeners lists the listeners of a topic of the server's bus.
 func BusListeners(s *Server, topic string) []string { return s.changes.Listeners(topic) }
+
+// UseSerialisingBus builds the servers a test starts on a bus that
+// passes every change through JSON (bus.Serialising), until it ends.
+// Tests that call it must not run in parallel.
+func UseSerialisingBus(t testing.TB) {
+	old := newBus
+	newBus = func() serverBus { return bus.NewSerialising() }
+	t.Cleanup(func() { newBus = old })
+}

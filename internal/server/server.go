@@ -30,7 +30,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/aliases"
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
@@ -110,7 +109,7 @@ type Server struct {
 	// stopped after them (registerWorkers lists both).
 	workers, commit lifecycle.Group
 	// changes is the bus of changes outside the event stream.
-	changes *bus.InProcess
+	changes serverBus
 
 	// base is the parent of every request's context; stopRequests
 	// cancels it at shutdown. handlers counts the requests in flight.
@@ -161,7 +160,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	// changes carries every change a listener may care about, new room
 	// events included; listeners subscribe to it as they are built.
-	changes := bus.New()
+	changes := newBus()
 	s.changes = changes
 	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes)
 	engine := rooms.New(db, stream, changes, rooms.Options{

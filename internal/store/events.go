@@ -6,13 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-)
 
-// Event statuses.
-const (
-	EventAccepted   = 0
-	EventSoftFailed = 1
-	EventRejected   = 2
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // EventRow is an event as stored, with the server's bookkeeping.
@@ -28,7 +23,7 @@ type EventRow struct {
 	StreamPos    int64 // 0 for outliers
 	StateBefore  int64
 	StateAfter   int64
-	Status       int
+	Status       roommodel.Status // stored as its number
 	Membership   *string
 	ReplacesNID  int64
 	RelatesTo    *string
@@ -54,21 +49,17 @@ const eventColumns = `event_nid, event_id, room_id, type, state_key, sender, dep
 func scanEvent(scan func(...any) error) (EventRow, error) {
 	var e EventRow
 	var stream sql.NullInt64
+	var status int
 	err := scan(&e.NID, &e.EventID, &e.RoomID, &e.Type, &e.StateKey, &e.Sender, &e.Depth, &e.OriginTS, &stream,
-		&e.StateBefore, &e.StateAfter, &e.Status, &e.Membership, &e.ReplacesNID, &e.RelatesTo, &e.RelType, &e.ContainsURL,
+		&e.StateBefore, &e.StateAfter, &status, &e.Membership, &e.ReplacesNID, &e.RelatesTo, &e.RelType, &e.ContainsURL,
 		&e.TxnLocalpart, &e.TxnDevice, &e.TxnID, &e.RedactedBy, &e.RedactedTS, &e.Pruned, &e.JSON)
 	e.StreamPos = stream.Int64
+	e.Status = roommodel.Status(status)
 	return e, err
 }
 
 func (c conn) scanEvents(ctx context.Context, query string, args ...any) ([]EventRow, error) {
 	return collect(ctx, c, scanEvent, query, args...)
-}
-
-// StateKey identifies a piece of room state.
-type StateKey struct {
-	Type     string
-	StateKey string
 }
 
 // SnapshotDelta describes a new state snapshot: Parent plus Changes. A
@@ -77,7 +68,7 @@ type StateKey struct {
 type SnapshotDelta struct {
 	Parent   int64
 	ChainLen int64
-	Changes  map[StateKey]int64
+	Changes  map[roommodel.StateKey]int64
 }
 
 // ThisEvent stands for the NID of the event being persisted in a
@@ -94,7 +85,7 @@ type NewEvent struct {
 	// CurrentState are changes to the room's current state (ThisEvent and
 	// 0 as in SnapshotDelta); Memberships gives the membership of changed
 	// m.room.member keys.
-	CurrentState map[StateKey]int64
+	CurrentState map[roommodel.StateKey]int64
 	Memberships  map[string]string
 	// HeadSnapshot is the room's new current state snapshot: 0 keeps it,
 	// ThisEvent means the snapshot created for this event.
@@ -259,7 +250,7 @@ func eventValues(r EventRow) []any {
 		stream = r.StreamPos
 	}
 	return []any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
-		r.StateBefore, r.StateAfter, r.Status, r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
+		r.StateBefore, r.StateAfter, int(r.Status), r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
 		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.TxnScope, r.JSON}
 }
 
@@ -353,7 +344,7 @@ func persistEvent(ctx context.Context, c conn, ne NewEvent) (Persisted, error) {
 // removing a key), head snapshot (0 keeps it) and depth, and its forward
 // extremities (nil keeps them).
 type HeadUpdate struct {
-	CurrentState map[StateKey]int64
+	CurrentState map[roommodel.StateKey]int64
 	Memberships  map[string]string
 	Snapshot     int64
 	Depth        int64
@@ -448,12 +439,12 @@ type Snapshot struct {
 	ID       int64
 	Parent   int64
 	ChainLen int64
-	Entries  map[StateKey]int64
+	Entries  map[roommodel.StateKey]int64
 }
 
 // LoadSnapshot loads one snapshot's own delta (not its parents').
 func (db *DB) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
-	s := Snapshot{ID: id, Entries: map[StateKey]int64{}}
+	s := Snapshot{ID: id, Entries: map[roommodel.StateKey]int64{}}
 	if err := db.r().queryRow(ctx, `SELECT parent_id, chain_len FROM state_snapshots WHERE snapshot_id = $1`, []any{id}, &s.Parent, &s.ChainLen); err != nil {
 		return s, err
 	}
@@ -463,7 +454,7 @@ func (db *DB) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k StateKey
+		var k roommodel.StateKey
 		var nid int64
 		if err := rows.Scan(&k.Type, &k.StateKey, &nid); err != nil {
 			return s, err

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -83,22 +84,22 @@ func batchEvents() []store.NewEvent {
 	join := "join"
 	for _, room := range []string{"!a:t", "!b:t"} {
 		add(room, "m.room.create", &empty, store.NewEvent{RoomVersion: "10", Extremities: []string{},
-			Snapshot: &store.SnapshotDelta{Changes: map[store.StateKey]int64{{Type: "m.room.create"}: store.ThisEvent}}, HeadSnapshot: store.ThisEvent,
-			CurrentState: map[store.StateKey]int64{{Type: "m.room.create"}: store.ThisEvent}})
+			Snapshot: &store.SnapshotDelta{Changes: map[roommodel.StateKey]int64{{Type: "m.room.create"}: store.ThisEvent}}, HeadSnapshot: store.ThisEvent,
+			CurrentState: map[roommodel.StateKey]int64{{Type: "m.room.create"}: store.ThisEvent}})
 	}
 	current := store.NewEvent{Extremities: []string{}, HeadSnapshot: 1}
 	add("!a:t", "m.room.message", nil, current)
 	add("!b:t", "m.room.message", nil, current)
 	add("!a:t", "m.room.member", &user, store.NewEvent{Extremities: []string{},
-		Snapshot:     &store.SnapshotDelta{Parent: 1, ChainLen: 1, Changes: map[store.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent}},
-		HeadSnapshot: store.ThisEvent, CurrentState: map[store.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent},
+		Snapshot:     &store.SnapshotDelta{Parent: 1, ChainLen: 1, Changes: map[roommodel.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent}},
+		HeadSnapshot: store.ThisEvent, CurrentState: map[roommodel.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent},
 		Memberships: map[string]string{user: join}})
 	add("!a:t", "m.room.message", nil, current)
-	add("!a:t", "m.room.message", nil, store.NewEvent{})                                                   // not current: head untouched
-	add("!b:t", "m.room.message", nil, store.NewEvent{Row: store.EventRow{Status: store.EventSoftFailed}}) // soft-failed
+	add("!a:t", "m.room.message", nil, store.NewEvent{})                                                  // not current: head untouched
+	add("!b:t", "m.room.message", nil, store.NewEvent{Row: store.EventRow{Status: roommodel.SoftFailed}}) // soft-failed
 	add("!b:t", "m.room.member", &user, store.NewEvent{Extremities: []string{},
-		Snapshot:     &store.SnapshotDelta{Parent: 2, ChainLen: 1, Changes: map[store.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent}},
-		HeadSnapshot: store.ThisEvent, CurrentState: map[store.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent},
+		Snapshot:     &store.SnapshotDelta{Parent: 2, ChainLen: 1, Changes: map[roommodel.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent}},
+		HeadSnapshot: store.ThisEvent, CurrentState: map[roommodel.StateKey]int64{{Type: "m.room.member", StateKey: user}: store.ThisEvent},
 		Memberships: map[string]string{user: join}})
 	add("!b:t", "m.room.message", nil, current)
 	add("!b:t", "m.room.message", nil, current)

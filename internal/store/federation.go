@@ -266,7 +266,7 @@ func (db *DB) PersistOutliers(ctx context.Context, version string, created int64
 			if _, err := c.exec(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts,
 					status, membership, json)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`,
-				r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, r.Status, r.Membership, r.JSON); err != nil {
+				r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, int(r.Status), r.Membership, r.JSON); err != nil {
 				return err
 			}
 		}
