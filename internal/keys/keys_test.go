@@ -34,7 +34,7 @@ type fixture struct {
 	woken   []string
 }
 
-func newFixture(t *testing.T, dbURL string) *fixture {
+func newFixture(t testing.TB, dbURL string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dbURL, 4)
