@@ -330,7 +330,10 @@ func (s *Service) CachedDevices(ctx context.Context, userID string) (devices map
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
 	}
-	if err != nil || l.Stale || s.now().Sub(time.UnixMilli(l.FetchedTS)) >= remoteCacheTTL {
+	if err != nil {
+		return nil, false, err
+	}
+	if fresh, err := s.cacheFresh(ctx, userID, l); err != nil || !fresh {
 		return nil, false, err
 	}
 	devices = map[string]json.RawMessage{}
@@ -338,4 +341,22 @@ func (s *Service) CachedDevices(ctx context.Context, userID string) (devices map
 		return nil, false, err
 	}
 	return devices, true, nil
+}
+
+// cacheFresh tells whether a cached list may answer a query: not stale,
+// and either younger than remoteCacheTTL or kept by its owner's updates
+// (at a known stream_id, while the owner shares a room with this
+// server, so that their server keeps sending them), as Synapse trusts
+// the lists it tracks.
+func (s *Service) cacheFresh(ctx context.Context, userID string, l store.RemoteDeviceList) (bool, error) {
+	if l.Stale {
+		return false, nil
+	}
+	if s.now().Sub(time.UnixMilli(l.FetchedTS)) < remoteCacheTTL {
+		return true, nil
+	}
+	if l.StreamID == 0 {
+		return false, nil
+	}
+	return s.sharesRoom(ctx, userID)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -98,6 +99,49 @@ func FuzzApplyUpdate(f *testing.F) {
 		var devices map[string]map[string]any
 		if err := json.Unmarshal([]byte(l.Devices), &devices); err != nil {
 			t.Fatalf("%s left %s: %v", content, l.Devices, err)
+		}
+	})
+}
+
+// TestCachedListFreshness: a cached remote list answers while younger
+// than an hour and not stale; past the hour only while its owner's
+// server keeps it (a known stream_id and a shared room), which a user
+// in no room of this server is not.
+func TestCachedListFreshness(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		f := newFixture(t, dbURL)
+		ctx := context.Background()
+		const carol = "@carol:hs2.test"
+		now := time.Now()
+		f.svc.now = func() time.Time { return now }
+		held := func() bool {
+			t.Helper()
+			_, ok, err := f.svc.CachedDevices(ctx, carol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if held() {
+			t.Fatal("a list never fetched is held")
+		}
+		l := store.RemoteDeviceList{Devices: `{}`, FetchedTS: now.UnixMilli(), StreamID: 7}
+		if err := f.db.StoreRemoteDevices(ctx, carol, l, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !held() {
+			t.Fatal("a list just fetched is not held")
+		}
+		now = now.Add(remoteCacheTTL + time.Minute)
+		if held() {
+			t.Fatal("an hour-old list of a user sharing no room is held")
+		}
+		now = now.Add(-remoteCacheTTL)
+		if err := f.db.MarkRemoteDevicesStale(ctx, carol, 0); err != nil {
+			t.Fatal(err)
+		}
+		if held() {
+			t.Fatal("a stale list is held")
 		}
 	})
 }
