@@ -3,7 +3,6 @@ package aliases_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"net/http"
 	"slices"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )

@@ -2,7 +2,6 @@ package guests
 
 import (
 	"context"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"io"
 	"log/slog"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )

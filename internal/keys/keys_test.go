@@ -16,7 +16,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
@@ -36,18 +36,9 @@ type fixture struct {
 
 func newFixture(t testing.TB, dbURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bus.New()
-	f := &fixture{db: db, svc: New(Options{ServerName: "hs1.test", Store: db, Stream: stream, Bus: b})}
+	env := roomtest.New(t, dbURL, "")
+	b := env.Bus
+	f := &fixture{db: env.DB, svc: New(Options{ServerName: roomtest.ServerName, Store: env.DB, Stream: env.Stream, Bus: b})}
 	b.Subscribe("federation", func(_ context.Context, c bus.Change) {
 		d := c.(DeviceUpdate)
 		f.mu.Lock()

@@ -3,7 +3,6 @@ package membership
 import (
 	"context"
 	"encoding/json"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"strings"
 	"testing"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 

@@ -3,7 +3,6 @@ package receipts
 import (
 	"context"
 	"encoding/json"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 

@@ -407,14 +407,8 @@ func (a *Aggregator) latestVisibleInThread(ctx context.Context, vis *rooms.Visib
 		if err != nil {
 			return nil, err
 		}
-		for _, ev := range evs {
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return ev, nil
-			}
+		if ev, err := vis.First(ctx, evs); err != nil || ev != nil {
+			return ev, err
 		}
 		if len(rows) < batch {
 			break

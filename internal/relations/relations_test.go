@@ -3,7 +3,6 @@ package relations
 import (
 	"context"
 	"encoding/json"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 

@@ -3,13 +3,13 @@ package reports_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/myelin-chat/myelin/internal/roomtest"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 

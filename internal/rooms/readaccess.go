@@ -15,6 +15,13 @@ import (
 // /members, /messages, /context, /relations, threads, search, /event and
 // /initialSync give one answer.
 
+// Two kinds of read ask it differently. Walks of the timeline (/messages,
+// /context, /threads, /initialSync) page only up to a former member's
+// leave (UpTo), as Synapse's /messages clamps its token there. Lookups of
+// one event and what relates to it (/event, /relations) ask Visibility
+// alone, as Synapse's do: in a world-readable room a former member may
+// fetch an event sent after they left, though no page leads to it.
+
 // ReadAccess is what a user may read of a room now.
 type ReadAccess struct {
 	// Membership is the user's current membership, "" when none.

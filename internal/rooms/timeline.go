@@ -95,15 +95,12 @@ func (e *Engine) EventNear(ctx context.Context, roomID, viewer string, ts, upper
 		if err != nil {
 			return nil, err
 		}
-		for _, ev := range evs {
-			ts, pos = int64(ev.OriginServerTS()), ev.StreamPos
-			ok, err := vis.CanSee(ctx, ev)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return ev, nil
-			}
+		if ev, err := vis.First(ctx, evs); err != nil || ev != nil {
+			return ev, err
+		}
+		if len(evs) > 0 {
+			last := evs[len(evs)-1]
+			ts, pos = int64(last.OriginServerTS()), last.StreamPos
 		}
 		if len(rows) < batch {
 			return nil, nil

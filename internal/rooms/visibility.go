@@ -148,6 +148,17 @@ func (v *Visibility) Filter(ctx context.Context, evs []*Event) ([]*Event, error)
 	return out, nil
 }
 
+// First is the first of evs the user may see; nil when none.
+func (v *Visibility) First(ctx context.Context, evs []*Event) (*Event, error) {
+	for _, ev := range evs {
+		ok, err := v.CanSee(ctx, ev)
+		if err != nil || ok {
+			return ev, err
+		}
+	}
+	return nil, nil
+}
+
 // CanPeek reports whether a non-member may read the room's current state
 // and history: only world-readable rooms allow it.
 func (e *Engine) CanPeek(ctx context.Context, state StateMap) (bool, error) {
