@@ -251,8 +251,16 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case userID := <-s.resync:
-			if err := s.resyncUser(ctx, userID); err != nil && ctx.Err() == nil {
-				s.log.Info("keys: device-list refetch", "user", userID, "err", err)
+			err := s.resyncUser(ctx, userID)
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			s.log.Info("keys: device-list refetch", "user", userID, "err", err)
+			// The list stays stale; local users are told it changed,
+			// so that their clients query it, which asks the owner's
+			// server again.
+			if err := s.MarkRemoteDeviceListStale(ctx, userID); err != nil {
+				s.log.Warn("keys: marking a device list stale", "user", userID, "err", err)
 			}
 		}
 	}
