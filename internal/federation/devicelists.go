@@ -29,14 +29,30 @@ func deviceListUpdate(ctx context.Context, k UserKeys, d keys.DeviceUpdate) map[
 	if !ok {
 		return content
 	}
-	content["keys"] = dk
-	var withName struct {
-		Unsigned struct {
-			Name *string `json:"device_display_name"`
-		} `json:"unsigned"`
-	}
-	if json.Unmarshal(dk, &withName) == nil && withName.Unsigned.Name != nil {
-		content["device_display_name"] = *withName.Unsigned.Name
+	keys, name := splitDisplayName(dk)
+	content["keys"] = keys
+	if name != nil {
+		content["device_display_name"] = *name
 	}
 	return content
+}
+
+// splitDisplayName takes the unsigned part (the display name a key
+// query adds) off a device's keys: an update carries the keys as
+// uploaded and the name in device_display_name.
+func splitDisplayName(dk json.RawMessage) (json.RawMessage, *string) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(dk, &obj) != nil {
+		return dk, nil
+	}
+	var unsigned struct {
+		Name *string `json:"device_display_name"`
+	}
+	_ = json.Unmarshal(obj["unsigned"], &unsigned)
+	delete(obj, "unsigned")
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return dk, unsigned.Name
+	}
+	return out, unsigned.Name
 }

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -186,13 +187,15 @@ func (j *JoinDeviceLists) sendDeviceList(ctx context.Context, userID string, des
 	}
 	devices, _ := list["devices"].([]map[string]any)
 	for _, d := range devices {
-		if k, ok := d["keys"].(map[string]any); ok && len(k) == 0 {
+		raw, ok := d["keys"].(json.RawMessage)
+		if !ok {
 			continue // never uploaded keys: nothing to encrypt to
 		}
+		keys, name := splitDisplayName(raw)
 		content := map[string]any{"user_id": userID, "device_id": d["device_id"], "stream_id": list["stream_id"],
-			"prev_id": []any{list["stream_id"]}, "deleted": false, "keys": d["keys"]}
-		if name, ok := d["device_display_name"]; ok {
-			content["device_display_name"] = name
+			"prev_id": []any{list["stream_id"]}, "deleted": false, "keys": keys}
+		if name != nil {
+			content["device_display_name"] = *name
 		}
 		if err := j.a.d.Sender.QueueEDU(ctx, dests, "m.device_list_update", content); err != nil {
 			return err
