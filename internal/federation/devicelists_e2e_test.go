@@ -83,7 +83,7 @@ func changedIn(resp *mautrix.RespSync, userID string) bool {
 
 // TestDeviceListsFollowRemoteUser: alice@hs1 joins bob's room on hs2.
 // hs2 fetches her device list at once (a remote user joined a room of
-// its users), and then keeps it by the m.device_list_update chain hs1
+// its users), hs1 fetches bob's (alice joined a small room), and then keeps it by the m.device_list_update chain hs1
 // sends: a new device, a rename and a deletion each reach hs2's cache
 // without bob's queries asking hs1, and bob's /sync lists alice under
 // device_lists.changed. At the end hs1 is stopped and bob's query is
@@ -96,6 +96,8 @@ func TestDeviceListsFollowRemoteUser(t *testing.T) {
 		bob := hs2.Register("bob", "pw-bob")
 		aliceID, phone := string(alice.UserID), string(alice.DeviceID)
 		uploadE2EKeys(t, hs1, alice.AccessToken, aliceID, phone, 0, false)
+		bobID := string(bob.UserID)
+		uploadE2EKeys(t, hs2, bob.AccessToken, bobID, string(bob.DeviceID), 0, false)
 		created, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
 		if err != nil {
 			t.Fatal(err)
@@ -104,6 +106,10 @@ func TestDeviceListsFollowRemoteUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitCached(t, hs2, aliceID, "alice's device after her join", hasDevices(phone))
+		// And hs1 holds bob's: it tracks a small room's members when a
+		// local user joins (hs2 also sends it, hs1 being new to the
+		// room, but that may arrive before hs1 has stored the room).
+		waitCached(t, hs1, bobID, "bob's device after alice's join", hasDevices(string(bob.DeviceID)))
 		since := testserver.SyncUntil(t, bob, "", "a first sync", func(*mautrix.RespSync) bool { return true })
 
 		laptop := hs1.Login("alice", "pw-alice")

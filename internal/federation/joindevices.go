@@ -26,9 +26,10 @@ type DeviceListKeys interface {
 //     that shared no other room with them;
 //   - a remote user's join from a server new to the room sends the
 //     device lists of the room's local members to that server;
-//   - a remote user's join starts tracking their device list: it is
-//     fetched in the background (keys.Service.TrackRemoteUser), so that
-//     local users encrypting to them do not wait for their server.
+//   - a remote user's join starts tracking their device list, and so
+//     does a local user's join for the remote members of a small room:
+//     it is fetched in the background (keys.Service.TrackRemoteUser), so
+//     that local users encrypting to them do not wait for their server.
 //
 // A device list is sent as one m.device_list_update per device, at the
 // user's current stream_id with prev_id naming it: a server whose cache
@@ -93,9 +94,37 @@ func (j *JoinDeviceLists) joined(ctx context.Context, roomID, userID string) err
 	return j.remoteJoined(ctx, roomID, userID, server)
 }
 
+// maxTrackedOnJoin bounds the remote members whose device lists a local
+// user's join starts tracking: a small room's (direct chats and small
+// groups, where encryption is the rule); the members of a bigger one are
+// fetched when a client asks.
+const maxTrackedOnJoin = 100
+
 // localJoined sends a local user's device list to the room's servers
-// that share no other room with them.
+// that share no other room with them, and, in a small room, starts
+// tracking the remote members' lists. Their servers send theirs too (the
+// room is new to this server), but their updates may arrive before this
+// server has stored the room, and are then dropped as being about users
+// it shares no room with.
 func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string) error {
+	members, err := j.a.d.Store.JoinedMembers(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	local := ":" + j.a.d.ServerName
+	var remote []string
+	for _, m := range members {
+		if !strings.HasSuffix(m, local) {
+			remote = append(remote, m)
+		}
+	}
+	if len(remote) <= maxTrackedOnJoin {
+		for _, m := range remote {
+			if err := j.k.TrackRemoteUser(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
 	servers, err := j.a.d.Store.JoinedServers(ctx, roomID)
 	if err != nil {
 		return err
