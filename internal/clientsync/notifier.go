@@ -30,7 +30,7 @@ type Notifier struct {
 	mu      sync.Mutex
 	pending []held
 	// gate, when set, holds events back until it has processed them, for
-	// at most maxHold (see HoldFor).
+	// at most maxHold (see WithGate).
 	gate    Gate
 	maxHold time.Duration
 	// heldBack tells Run that Publish held a notification back, so that Run
@@ -61,15 +61,18 @@ type Gate interface {
 	Processed() <-chan struct{}
 }
 
-// HoldFor makes the notifier wake requests for an event only once gate
+// NotifierOption configures a notifier when it is made.
+type NotifierOption func(*Notifier)
+
+// WithGate makes the notifier wake requests for an event only once gate
 // has processed it, or maxHold after it was published, whichever comes
 // first. Push counts an event's notifications after the event is stored;
 // a request woken before that answers with the event and stale counts,
 // and is woken again for the counts a moment later: every member of a
 // busy room would sync twice per message. Synapse likewise computes push
-// actions before it notifies. Call before Run.
-func (n *Notifier) HoldFor(gate Gate, maxHold time.Duration) {
-	n.gate, n.maxHold = gate, maxHold
+// actions before it notifies.
+func WithGate(gate Gate, maxHold time.Duration) NotifierOption {
+	return func(n *Notifier) { n.gate, n.maxHold = gate, maxHold }
 }
 
 // Members lists a room's joined members.
@@ -91,9 +94,12 @@ type Waiter struct {
 //
 // It subscribes to changes (nil: none) for the changes outside the
 // event stream that wake a /sync (see listen).
-func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus) *Notifier {
+func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus, opts ...NotifierOption) *Notifier {
 	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
 		byUser: map[string]map[*Waiter]struct{}{}, joined: cache.NewLRU[string, map[string]bool](200000)}
+	for _, o := range opts {
+		o(n)
+	}
 	if changes != nil {
 		n.listen(changes)
 	}

@@ -234,9 +234,8 @@ func (g *testGate) advance(pos int64)          { g.Raise(pos) }
 // has passed when the gate never gets to it.
 func TestNotifierHoldsForGate(t *testing.T) {
 	stream := rooms.NewStreamGen(0)
-	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	gate := newTestGate()
-	n.HoldFor(gate, 300*time.Millisecond)
+	n := NewNotifier(stream, testMembers, "hs1.test", nil, WithGate(gate, 300*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)

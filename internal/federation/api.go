@@ -1,7 +1,11 @@
-// Package federation is the server-server API: the keys and requests
-// other servers verify, the endpoints they call, and the client and
-// sender through which this server calls them. Rooms are decided by the
-// room engine; this package carries events between it and other servers.
+// Package federation is the server-server API other servers call: the
+// routes, X-Matrix request verification, /send transactions (and the
+// gap filling they trigger), make_/send_ join, leave, knock and invite
+// serving, event, state and backfill serving, queries, key and notary
+// serving, media serving, OpenID and other servers' EDUs. What this
+// server does towards other servers (the client, key ring, sender and
+// room operations through another server) is internal/federation/remote.
+// Rooms are decided by the room engine.
 package federation
 
 import (
@@ -15,26 +19,26 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/directory"
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/media"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/signing"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Store is the storage the federation API reads directly (rooms and
 // their events go through the engine).
 type Store interface {
-	KeyStore
-	InboundTxn(ctx context.Context, origin, txnID string) ([]byte, error)
+	// InboundTxn is the answer given to a transaction already processed
+	// (found false: none).
+	InboundTxn(ctx context.Context, origin, txnID string) (response []byte, found bool, err error)
 	RecordInboundTxn(ctx context.Context, origin, txnID string, response []byte, ts int64) error
 	UserExists(ctx context.Context, localpart string) (bool, error)
-	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
-	JoinedServers(ctx context.Context, roomID string) ([]string, error)
-	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
+	// ServerKeyResponse is another server's signed key answer, as last
+	// fetched (the notary endpoints serve it).
+	ServerKeyResponse(ctx context.Context, serverName string) (int64, []byte, error)
 }
 
 // Deps are what the server-server API serves from.
@@ -46,24 +50,31 @@ type Deps struct {
 	Version string
 	KeyRing *gomatrixserverlib.KeyRing
 	Client  fclient.FederationClient
-	Rooms   *rooms.Engine
-	Store   Store
-	Log     *slog.Logger
+	// Remote is this server acting towards others: the events and keys
+	// a request depends on are fetched through it (nil without
+	// federation).
+	Remote *remote.Service
+	Rooms  *rooms.Engine
+	Store  Store
+	Log    *slog.Logger
 
-	// What the read endpoints answer from (events.go, queries.go).
-	Timestamps TimestampStore
-	Aliases    AliasStore
-	Profiles   ProfileSource
-	Directory  *directory.Service
-	OpenID     OpenIDTokens
-	// Sender delivers this server's events and EDUs (nil without
-	// federation); EDU producers queue through it.
-	Sender *Sender
+	// What the read endpoints answer from (queries.go).
+	Aliases   AliasResolver
+	Profiles  ProfileSource
+	Directory *directory.Service
+	OpenID    OpenIDTokens
+	// Sender is told when an origin is reachable again (nil without
+	// federation).
+	Sender *remote.Sender
 	Keys   UserKeys
+	// Media serves local media to other servers (nil: not served).
+	Media *media.Service
 
-	// Bus is where local users' typing, receipts and presence are heard,
-	// to send them as EDUs (with Sender).
-	Bus bus.Bus
+	// The services other servers' EDUs go to (nil: that EDU type is
+	// ignored, as the spec lets a server do).
+	Typing   RemoteTyping
+	Receipts RemoteReceipts
+	Presence RemotePresence
 }
 
 // API is the server-server API.
@@ -80,22 +91,26 @@ type API struct {
 	// notaryFailures: servers the notary endpoints could not fetch keys
 	// from lately.
 	notaryFailures failureCache
-
-	// media serves local media to other servers (nil: not served).
-	media *media.Service
 }
 
-// New makes the server-server API.
+// New makes the server-server API and registers the handlers of the
+// EDUs whose services it was given.
 func New(d Deps) *API {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
 	a := &API{d: d, now: time.Now}
-	if d.Sender != nil && d.Bus != nil {
-		a.subscribeEDUs(d.Bus)
-		if d.Keys != nil {
-			a.subscribeKeyEDUs(d.Bus, d.Keys)
-		}
+	if d.Typing != nil {
+		a.handleTyping(d.Typing)
+	}
+	if d.Receipts != nil {
+		a.handleReceipts(d.Receipts)
+	}
+	if d.Presence != nil {
+		a.handlePresence(d.Presence)
+	}
+	if d.Keys != nil {
+		a.handleKeyEDUs(d.Keys)
 	}
 	return a
 }
@@ -175,7 +190,7 @@ func (a *API) checkACL(ctx context.Context, roomID, origin string) error {
 // roomKnown refuses requests about rooms this server is not in.
 func (a *API) roomVersion(ctx context.Context, roomID string) (gomatrixserverlib.IRoomVersion, error) {
 	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
-	if err == store.ErrNotFound || v == nil {
+	if v == nil {
 		return nil, mxerr.NotFound("Room %s is not known to this server", roomID)
 	}
 	return v, err

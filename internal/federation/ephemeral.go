@@ -6,45 +6,27 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
-	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/receipts"
-	"github.com/myelin-chat/myelin/internal/typing"
 )
 
-// Typing notifications and read receipts between servers (m.typing and
-// m.receipt EDUs).
+// Typing notifications and read receipts from other servers (m.typing
+// and m.receipt EDUs); local ones go out through the remote package.
 
-// subscribeEDUs sends local users' typing, public read receipts and
-// presence, as the services publish them, to the other servers sharing
-// a room.
-// The EDU is queued even if the publisher's request ends meanwhile.
-func (a *API) subscribeEDUs(b bus.Bus) {
-	b.Subscribe("federation.typing", func(ctx context.Context, c bus.Change) {
-		t := c.(typing.Local)
-		a.queueForRoom(context.WithoutCancel(ctx), t.RoomID, "m.typing", map[string]any{"room_id": t.RoomID, "user_id": t.UserID, "typing": t.Typing})
-	}, typing.TopicLocal)
-	b.Subscribe("federation.receipts", func(ctx context.Context, c bus.Change) {
-		rec := c.(receipts.Local)
-		data := map[string]any{"ts": rec.TS}
-		if rec.ThreadID != "" {
-			data["thread_id"] = rec.ThreadID
-		}
-		a.queueForRoom(context.WithoutCancel(ctx), rec.RoomID, "m.receipt", map[string]any{rec.RoomID: map[string]any{
-			receipts.Read: map[string]any{rec.UserID: map[string]any{"event_ids": []string{rec.EventID}, "data": data}},
-		}})
-	}, receipts.TopicLocal)
-	// Synapse with use_presence: false sends no presence; a disabled
-	// presence service publishes none.
-	b.Subscribe("federation.presence", func(ctx context.Context, c bus.Change) {
-		push := c.(presence.Push)
-		a.queueForRoommates(ctx, push.UserID, "m.presence", map[string]any{"push": []presence.Push{push}})
-	}, presence.TopicLocal)
+// RemoteTyping takes other servers' typing notifications (the typing
+// service).
+type RemoteTyping interface {
+	SetRemote(roomID, userID string, typing bool)
 }
 
-// ConnectTyping takes other servers' typing notifications.
-func (a *API) ConnectTyping(t *typing.Service) {
-	a.HandleEDU("m.typing", func(ctx context.Context, origin string, content json.RawMessage) {
+// RemoteReceipts takes other servers' read receipts (the receipts
+// service).
+type RemoteReceipts interface {
+	PutRemote(ctx context.Context, roomID, userID, eventID, threadID string, ts int64) error
+}
+
+// handleTyping takes other servers' typing notifications.
+func (a *API) handleTyping(t RemoteTyping) {
+	a.handleEDU("m.typing", func(ctx context.Context, origin string, content json.RawMessage) {
 		var edu struct {
 			RoomID string `json:"room_id"`
 			UserID string `json:"user_id"`
@@ -57,9 +39,9 @@ func (a *API) ConnectTyping(t *typing.Service) {
 	})
 }
 
-// ConnectReceipts takes other servers' public read receipts.
-func (a *API) ConnectReceipts(r *receipts.Service) {
-	a.HandleEDU("m.receipt", func(ctx context.Context, origin string, content json.RawMessage) {
+// handleReceipts takes other servers' public read receipts.
+func (a *API) handleReceipts(r RemoteReceipts) {
+	a.handleEDU("m.receipt", func(ctx context.Context, origin string, content json.RawMessage) {
 		var edu map[string]map[string]map[string]struct {
 			EventIDs []string `json:"event_ids"`
 			Data     struct {
@@ -96,25 +78,4 @@ func (a *API) remoteMemberOf(ctx context.Context, origin, roomID, userID string)
 	}
 	m, err := a.d.Rooms.MembershipOf(ctx, roomID, userID)
 	return err == nil && m == spec.Join
-}
-
-// queueForRoom sends an EDU to the other servers in a room.
-func (a *API) queueForRoom(ctx context.Context, roomID, eduType string, content any) {
-	servers, err := a.d.Store.JoinedServers(ctx, roomID)
-	if err != nil {
-		a.d.Log.Warn("EDU destinations", "type", eduType, "err", err)
-		return
-	}
-	dests := servers[:0:0]
-	for _, s := range servers {
-		if s != a.d.ServerName {
-			dests = append(dests, s)
-		}
-	}
-	if len(dests) == 0 {
-		return
-	}
-	if err := a.d.Sender.QueueEDU(ctx, dests, eduType, content); err != nil {
-		a.d.Log.Warn("queueing an EDU", "type", eduType, "err", err)
-	}
 }

@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The endpoints through which other servers read rooms' events: one
@@ -366,11 +364,6 @@ func toRawJSON(pdus []gomatrixserverlib.PDU) []spec.RawJSON {
 	return out
 }
 
-// TimestampStore finds events by time, for /timestamp_to_event.
-type TimestampStore interface {
-	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
-}
-
 // timestampToEvent serves GET /timestamp_to_event: the event closest to
 // ts in the direction asked, ts included, as the client API's lookup
 // finds it. Synapse checks only the room's server ACL here, the answer
@@ -389,16 +382,12 @@ func (a *API) timestampToEvent(r *Request) (any, error) {
 	if err := a.checkACL(ctx, roomID, r.Origin); err != nil {
 		return nil, err
 	}
-	pos := int64(-1)
-	if backwards {
-		pos = math.MaxInt64
-	}
-	rows, err := a.d.Timestamps.EventsByTimestamp(ctx, roomID, ts, pos, a.d.Rooms.Stream().Current(), 1, backwards)
+	eventID, originTS, ok, err := a.d.Rooms.FirstEventNear(ctx, roomID, ts, a.d.Rooms.Stream().Current(), backwards)
 	if err != nil {
 		return nil, err
 	}
-	if len(rows) == 0 {
+	if !ok {
 		return nil, mxerr.NotFound("Unable to find event from %d in direction %s", ts, q.Get("dir"))
 	}
-	return map[string]any{"event_id": rows[0].EventID, "origin_server_ts": rows[0].OriginTS}, nil
+	return map[string]any{"event_id": eventID, "origin_server_ts": originTS}, nil
 }

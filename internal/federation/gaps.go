@@ -7,6 +7,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -27,7 +28,7 @@ func (a *API) receiveWithRemoteState(ctx context.Context, origin string, v gomat
 		if err != nil {
 			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
 		}
-		state, auth, err := gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.eventProvider(origin), userIDForSender)
+		state, auth, err := gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), a.d.KeyRing, a.d.Remote.EventProvider(origin), remote.UserIDForSender)
 		if err != nil {
 			return nil, &refusedPDU{fmt.Errorf("state at %s from %s: %w", id, origin, err)}
 		}
@@ -57,7 +58,7 @@ func (a *API) fetchEvent(ctx context.Context, origin string, v gomatrixserverlib
 	if pdu.EventID() != id {
 		return nil, fmt.Errorf("event %s from %s: got %s instead", id, origin, pdu.EventID())
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return nil, fmt.Errorf("event %s from %s: %w", id, origin, err)
 	}
 	return pdu, nil
@@ -70,7 +71,7 @@ func withStateEvent(before []gomatrixserverlib.PDU, ev gomatrixserverlib.PDU) []
 		return before
 	}
 	auth, err := gomatrixserverlib.NewAuthEvents(before)
-	if err != nil || gomatrixserverlib.Allowed(ev, auth, userIDForSender) != nil {
+	if err != nil || gomatrixserverlib.Allowed(ev, auth, remote.UserIDForSender) != nil {
 		return before
 	}
 	out := make([]gomatrixserverlib.PDU, 0, len(before)+1)

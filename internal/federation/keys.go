@@ -4,16 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 )
-
-// keyValidity is how long other servers may cache our key answer before
-// asking again (Synapse's key_refresh_interval default).
-const keyValidity = 24 * time.Hour
 
 func (a *API) serverVersion(*http.Request, *httpapi.Caller) (any, error) {
 	return map[string]any{"server": map[string]string{"name": "Myelin", "version": a.d.Version}}, nil
@@ -34,7 +30,7 @@ func (a *API) serverKeys(*http.Request, *httpapi.Caller) (any, error) {
 			a.d.Key.ID: map[string]string{"key": base64.RawStdEncoding.EncodeToString(a.d.Key.Public())},
 		},
 		"old_verify_keys": a.oldVerifyKeys(),
-		"valid_until_ts":  now.Add(keyValidity).UnixMilli(),
+		"valid_until_ts":  now.Add(remote.KeyValidity).UnixMilli(),
 	})
 	if err != nil {
 		return nil, err
@@ -43,7 +39,7 @@ func (a *API) serverKeys(*http.Request, *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.keys, a.keysTill = signed, now.Add(keyValidity/2)
+	a.keys, a.keysTill = signed, now.Add(remote.KeyValidity/2)
 	return json.RawMessage(signed), nil
 }
 

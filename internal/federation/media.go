@@ -1,12 +1,7 @@
 package federation
 
 import (
-	"context"
 	"net/http"
-
-	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/fclient"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/media"
@@ -16,10 +11,7 @@ import (
 // Content repository over federation (server-server spec "Content
 // Repository", 1.11): other servers download this server's media, in
 // multipart/mixed answers; local users' requests for other servers'
-// media go out through FetchMedia.
-
-// ConnectMedia serves local media to other servers.
-func (a *API) ConnectMedia(m *media.Service) { a.media = m }
+// media go out through the remote package's FetchMedia.
 
 func (a *API) registerMedia(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/federation/v1/media/download/{mediaId}", Raw: a.signedMedia(a.mediaDownload)})
@@ -48,7 +40,7 @@ func (a *API) serveMedia(r *http.Request, h func(r *Request) (*media.Content, er
 	if err != nil {
 		return nil, err
 	}
-	if a.media == nil {
+	if a.d.Media == nil {
 		return nil, mxerr.NotFound("Not found")
 	}
 	return h(fr)
@@ -66,7 +58,7 @@ func (a *API) mediaDownload(r *Request) (*media.Content, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.media.Download(r.Context(), a.d.ServerName, r.PathValue("mediaId"), req)
+	return a.d.Media.Download(r.Context(), a.d.ServerName, r.PathValue("mediaId"), req)
 }
 
 func (a *API) mediaThumbnail(r *Request) (*media.Content, error) {
@@ -78,30 +70,5 @@ func (a *API) mediaThumbnail(r *Request) (*media.Content, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.media.Thumbnail(r.Context(), a.d.ServerName, r.PathValue("mediaId"), spec, req)
-}
-
-// rawClient is what fclient's federation client offers beyond its
-// interface: sending a prepared request and handing back the raw
-// answer, which multipart media answers need.
-type rawClient interface {
-	DoHTTPRequest(ctx context.Context, req *http.Request) (*http.Response, error)
-}
-
-// FetchMedia sends an X-Matrix signed GET of a federation media path to
-// server and returns the answer unread (media.Remote).
-func (a *API) FetchMedia(ctx context.Context, server, path string) (*http.Response, error) {
-	rc, ok := a.d.Client.(rawClient)
-	if !ok {
-		return nil, mxerr.Unknown("Federation client cannot fetch media")
-	}
-	req := fclient.NewFederationRequest(http.MethodGet, spec.ServerName(a.d.ServerName), spec.ServerName(server), path)
-	if err := req.Sign(spec.ServerName(a.d.ServerName), gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private); err != nil {
-		return nil, err
-	}
-	hreq, err := req.HTTPRequest()
-	if err != nil {
-		return nil, err
-	}
-	return rc.DoHTTPRequest(ctx, hreq)
+	return a.d.Media.Thumbnail(r.Context(), a.d.ServerName, r.PathValue("mediaId"), spec, req)
 }

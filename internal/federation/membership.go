@@ -10,6 +10,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -35,10 +36,6 @@ func (a *API) registerMembership(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/send_leave/{roomId}/{eventId}", Handler: a.signed(a.sendMembership(spec.Leave, true))})
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v2/invite/{roomId}/{eventId}", Handler: a.signed(a.invite)})
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: "/_matrix/federation/v1/invite/{roomId}/{eventId}", Handler: a.signed(a.inviteV1)})
-}
-
-func userIDForSender(_ spec.RoomID, s spec.SenderID) (*spec.UserID, error) {
-	return spec.NewUserID(string(s), true)
 }
 
 // residentRoom checks that this server can speak for a room to origin:
@@ -171,7 +168,7 @@ func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVers
 // verifySignatures checks an event's signatures: its sender's server's
 // and, for invites and restricted joins, this server's own, added first.
 func (a *API) verifySignatures(ctx context.Context, pdu gomatrixserverlib.PDU) error {
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return mxerr.Forbidden("Invalid event signature: %v", err)
 	}
 	return nil

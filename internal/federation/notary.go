@@ -144,8 +144,7 @@ func (a *API) serverKeyAnswer(ctx context.Context, server string, kr keyRequest)
 	validUntil, cached, cacheErr := a.d.Store.ServerKeyResponse(ctx, server)
 	raw := cached
 	if cacheErr != nil || validUntil < minValid || !listsKeys(cached, kr.keyIDs) {
-		client, ok := a.d.Client.(keyClient)
-		if !ok {
+		if a.d.Remote == nil || !a.d.Remote.CanFetchKeys() {
 			return nil, mxerr.NotFound("Cannot fetch keys")
 		}
 		var err error
@@ -153,7 +152,7 @@ func (a *API) serverKeyAnswer(ctx context.Context, server string, kr keyRequest)
 			err = errRecentlyUnreachable
 		} else {
 			var keys gomatrixserverlib.ServerKeys
-			keys, err = (&directFetcher{client: client, st: a.d.Store}).fetch(ctx, spec.ServerName(server))
+			keys, err = a.d.Remote.FetchServerKeys(ctx, server)
 			if err == nil {
 				raw = keys.Raw
 			} else if ctx.Err() == nil {

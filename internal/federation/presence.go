@@ -3,122 +3,21 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"strings"
-
-	"github.com/matrix-org/gomatrixserverlib/spec"
-
-	"github.com/myelin-chat/myelin/internal/bus"
-	"github.com/myelin-chat/myelin/internal/presence"
-	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
-// ConnectPresence gives the presence service the m.presence EDUs of
-// other servers (its local users' changes go out through the bus, see
-// subscribeEDUs).
-func (a *API) ConnectPresence(p *presence.Service) {
-	a.HandleEDU("m.presence", func(ctx context.Context, origin string, content json.RawMessage) {
+// RemotePresence takes other servers' m.presence EDUs (the presence
+// service).
+type RemotePresence interface {
+	HandleEDU(ctx context.Context, origin string, raw json.RawMessage) error
+}
+
+// handlePresence gives the presence service the m.presence EDUs of
+// other servers (its local users' changes go out through the remote
+// package).
+func (a *API) handlePresence(p RemotePresence) {
+	a.handleEDU("m.presence", func(ctx context.Context, origin string, content json.RawMessage) {
 		if err := p.HandleEDU(ctx, origin, content); err != nil {
 			a.d.Log.Info("EDU refused", "type", "m.presence", "origin", origin, "err", err)
 		}
 	})
-}
-
-// JoinPresence sends presence to servers that newly share a room, as
-// Synapse's presence handler does on membership changes: a local user's
-// join sends their presence to the room's other servers, and a remote
-// user's join sends the presence of the room's local users to the
-// joiner's server. Otherwise another server hears of a local user's
-// presence only when it next changes. It listens on the room engine's
-// bus; the work runs in Run, off the engine's write path.
-type JoinPresence struct {
-	a     *API
-	p     *presence.Service
-	queue chan rooms.Notification
-}
-
-// maxPushesPerEDU bounds an m.presence EDU's pushes (a room may have
-// many local members).
-const maxPushesPerEDU = 50
-
-// JoinPresence makes the listener; nil when nothing is to be sent
-// (federation or presence off).
-func (a *API) JoinPresence(p *presence.Service) *JoinPresence {
-	if a.d.Sender == nil || a.d.Bus == nil || !p.Enabled() {
-		return nil
-	}
-	j := &JoinPresence{a: a, p: p, queue: make(chan rooms.Notification, 1000)}
-	a.d.Bus.Subscribe("federation.join-presence", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
-	return j
-}
-
-// Publish hears of a new event (rooms.TopicEvent). Presence is best effort: when the queue
-// is full (a burst of joins) the join is skipped rather than the engine
-// held up.
-func (j *JoinPresence) Publish(n rooms.Notification) {
-	if n.Membership != spec.Join || n.PrevMembership == spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
-		return // not a join, a profile change, or history
-	}
-	select {
-	case j.queue <- n:
-	default:
-	}
-}
-
-// Run sends presence for queued joins until ctx ends.
-func (j *JoinPresence) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-j.queue:
-			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
-				j.a.d.Log.Info("presence for a join", "err", err)
-			}
-		}
-	}
-}
-
-func (j *JoinPresence) joined(ctx context.Context, roomID, userID string) error {
-	uid, err := spec.NewUserID(userID, true)
-	if err != nil {
-		return nil
-	}
-	server := string(uid.Domain())
-	if server == j.a.d.ServerName {
-		p, ok, err := j.p.LocalPush(ctx, userID)
-		if err != nil || !ok {
-			return err
-		}
-		j.a.queueForRoom(ctx, roomID, "m.presence", map[string]any{"push": []presence.Push{p}})
-		return nil
-	}
-	if ok, err := j.a.d.Rooms.ServerAllowed(ctx, roomID, server); err != nil || !ok {
-		return err
-	}
-	members, err := j.a.d.Store.JoinedMembers(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	local := ":" + j.a.d.ServerName
-	var pushes []presence.Push
-	for _, m := range members {
-		if !strings.HasSuffix(m, local) {
-			continue
-		}
-		p, ok, err := j.p.LocalPush(ctx, m)
-		if err != nil {
-			return err
-		}
-		if ok {
-			pushes = append(pushes, p)
-		}
-	}
-	for len(pushes) > 0 {
-		n := min(len(pushes), maxPushesPerEDU)
-		if err := j.a.d.Sender.QueueEDU(ctx, []string{server}, "m.presence", map[string]any{"push": pushes[:n]}); err != nil {
-			return err
-		}
-		pushes = pushes[n:]
-	}
-	return nil
 }

@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,15 +13,16 @@ import (
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The query endpoints: what other servers ask about this server's users,
 // aliases, published rooms and spaces on their users' behalf.
 
-// AliasStore resolves this server's room aliases.
-type AliasStore interface {
-	ResolveAlias(ctx context.Context, alias string) (roomID, creator string, err error)
+// AliasResolver resolves this server's room aliases (the aliases
+// service).
+type AliasResolver interface {
+	// Resolve is the room a local alias points at (M_NOT_FOUND if none).
+	Resolve(ctx context.Context, alias string) (roomID, creator string, err error)
 }
 
 // ProfileSource gives local users' profiles (M_NOT_FOUND for unknown
@@ -87,10 +87,7 @@ func (a *API) queryDirectory(r *Request) (any, error) {
 	if domain != a.d.ServerName {
 		return nil, mxerr.InvalidParam("Room alias is not hosted on this homeserver")
 	}
-	roomID, _, err := a.d.Aliases.ResolveAlias(ctx, alias)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, mxerr.NotFound("Room alias %s not found", alias)
-	}
+	roomID, _, err := a.d.Aliases.Resolve(ctx, alias)
 	if err != nil {
 		return nil, err
 	}

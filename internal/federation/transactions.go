@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -17,11 +19,12 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/periodic"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // inbound is the state of the /send endpoint: the EDU handlers other
@@ -58,10 +61,10 @@ type originLock struct {
 // EDUHandler handles one type of ephemeral event from another server.
 type EDUHandler func(ctx context.Context, origin string, content json.RawMessage)
 
-// HandleEDU registers the handler for an EDU type (typing, receipts,
+// handleEDU registers the handler for an EDU type (typing, receipts,
 // presence, device lists, to-device messages); EDUs of types without a
 // handler are ignored, as the spec lets a server do.
-func (a *API) HandleEDU(eduType string, h EDUHandler) {
+func (a *API) handleEDU(eduType string, h EDUHandler) {
 	a.in.mu.Lock()
 	defer a.in.mu.Unlock()
 	if a.in.eduHandlers == nil {
@@ -134,9 +137,9 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	if err := httpapi.DecodeObject(r.Content, &body); err != nil {
 		return nil, err
 	}
-	if len(body.PDUs) > maxTxnPDUs || len(body.EDUs) > maxTxnEDUs {
+	if len(body.PDUs) > remote.MaxTxnPDUs || len(body.EDUs) > remote.MaxTxnEDUs {
 		// Synapse answers 400 too; the spec only states the limits.
-		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", maxTxnPDUs, maxTxnEDUs)
+		return nil, mxerr.BadJSON("A transaction holds at most %d PDUs and %d EDUs", remote.MaxTxnPDUs, remote.MaxTxnEDUs)
 	}
 	if a.d.Sender != nil {
 		a.d.Sender.RemoteUp(ctx, r.Origin)
@@ -145,10 +148,10 @@ func (a *API) sendTransaction(r *Request) (any, error) {
 	defer unlock()
 	// A transaction is processed once per origin and ID; a retry gets the
 	// first answer (server-server spec: the sender retries until 200).
-	if prev, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err == nil {
-		return json.RawMessage(prev), nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if prev, found, err := a.d.Store.InboundTxn(ctx, r.Origin, txnID); err != nil {
 		return nil, err
+	} else if found {
+		return json.RawMessage(prev), nil
 	}
 	results, undecided := a.receivePDUs(ctx, r.Origin, body.PDUs)
 	if undecided != nil && a.retryTxn(r.Origin, txnID) {
@@ -330,11 +333,11 @@ func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.
 	if err != nil {
 		return nil, &refusedPDU{fmt.Errorf("invalid event: %w", err)}
 	}
-	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, userIDForSender); err != nil {
+	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return pdu, &refusedPDU{fmt.Errorf("signature check failed: %w", err)}
 	}
 	roomID := pdu.RoomID().String()
-	for _, server := range []string{origin, serverName(string(pdu.SenderID()))} {
+	for _, server := range []string{origin, remote.ServerOf(string(pdu.SenderID()))} {
 		if err := a.checkACL(ctx, roomID, server); err != nil {
 			return pdu, err
 		}
@@ -486,4 +489,18 @@ func sortByDepth(evs []gomatrixserverlib.PDU) {
 		}
 		return strings.Compare(x.EventID(), y.EventID())
 	})
+}
+
+// pduReason is why a PDU was refused, as the origin is told: the
+// reason, unless it comes from a connection this server made (fetching
+// a server's keys or missing events), whose dial error would tell the
+// origin what a server name it chose resolves to here and whether that
+// address answers. That stays in the log.
+func pduReason(err error) string {
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.Is(err, outbound.ErrRefused) || errors.As(err, &netErr) || errors.As(err, &urlErr) {
+		return "A server the event depends on could not be reached"
+	}
+	return err.Error()
 }

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -17,6 +18,11 @@ type UserKeys interface {
 	QueryLocal(ctx context.Context, want map[string][]string) (*keys.QueryResponse, error)
 	ClaimLocal(ctx context.Context, want map[string]map[string]string) (*keys.ClaimResponse, error)
 	UserDevices(ctx context.Context, userID string) (map[string]any, error)
+	// The EDUs other servers send about their users' devices and
+	// cross-signing keys, and to-device messages for local users.
+	HandleDirectToDevice(ctx context.Context, origin string, content json.RawMessage) error
+	HandleDeviceListUpdate(ctx context.Context, origin string, content json.RawMessage) error
+	HandleSigningKeyUpdate(ctx context.Context, origin string, content json.RawMessage) error
 }
 
 func (a *API) registerUserKeys(rt *httpapi.Router) {

@@ -67,7 +67,26 @@ type Options struct {
 	// (Synapse: 1 s doubling to 1 h); GiveUpAfter drops a notification
 	// that could not be delivered for that long (Synapse: 24 h).
 	InitialBackoff, MaxBackoff, GiveUpAfter time.Duration
+	// Progress is where the service records how far it has evaluated
+	// (nil: its own). The server makes it first so that the /sync
+	// notifier, which waits on it, is built and hears of new events
+	// before push does.
+	Progress *Progress
 }
+
+// Progress is the stream position up to which events have been
+// evaluated and their counts stored (clientsync.Gate: /sync wakes for
+// an event once its unread counts are there too).
+type Progress struct{ w *cache.Watermark }
+
+// NewProgress starts at stream position pos (the stream's current one).
+func NewProgress(pos int64) *Progress { return &Progress{w: cache.NewWatermark(pos)} }
+
+// Through is the position up to which events have been evaluated.
+func (p *Progress) Through() int64 { return p.w.Get() }
+
+// Processed is closed when Through next moves.
+func (p *Progress) Processed() <-chan struct{} { return p.w.Moved() }
 
 // Service is the push service.
 type Service struct {
@@ -100,7 +119,7 @@ type Service struct {
 
 	// through is the stream position up to which events are evaluated
 	// and their notifications stored.
-	through *cache.Watermark
+	through *Progress
 
 	// rulesets caches users' rules in the evaluator's form; rulesMu
 	// orders loads against invalidation (see update).
@@ -156,11 +175,14 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	if opts.GiveUpAfter == 0 {
 		opts.GiveUpAfter = 24 * time.Hour
 	}
+	if opts.Progress == nil {
+		opts.Progress = NewProgress(engine.Stream().Current())
+	}
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
 		startPos:     engine.Stream().Current(),
-		through:      cache.NewWatermark(engine.Stream().Current()),
+		through:      opts.Progress,
 		rulesets:     cache.NewLRU[string, userRuleset](100000),
 		memberCache:  cache.NewLRU[string, roomMembers](200000),
 		countMarks:   cache.NewMarks(engine.Stream().Current()),
@@ -237,17 +259,16 @@ func (s *Service) Run(ctx context.Context) error {
 		for _, n := range batch {
 			last = max(last, n.Event.StreamPos)
 		}
-		s.through.Raise(last)
+		s.through.w.Raise(last)
 	}
 }
 
 // Through is the stream position up to which events have been evaluated
-// and their counts stored (sync.Gate: /sync wakes for an event once its
-// unread counts are there too).
-func (s *Service) Through() int64 { return s.through.Get() }
+// and their counts stored.
+func (s *Service) Through() int64 { return s.through.Through() }
 
 // Processed is closed when Through next moves.
-func (s *Service) Processed() <-chan struct{} { return s.through.Moved() }
+func (s *Service) Processed() <-chan struct{} { return s.through.Processed() }
 
 // safeEvaluate is evaluate that survives a panic in the evaluator (rules
 // and events come from users): the event is skipped, the server lives.

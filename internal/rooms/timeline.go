@@ -76,6 +76,23 @@ func (e *Engine) Timeline(ctx context.Context, roomID, viewer string, from, to, 
 	return out, cursor, true, nil
 }
 
+// FirstEventNear is a room's event closest to origin_server_ts ts in
+// one direction, ts included, among its events up to stream position
+// upper, whoever may see it: federation's /timestamp_to_event answers a
+// server, which is shown the event itself only through the endpoints
+// that check visibility. ok is false when there is none.
+func (e *Engine) FirstEventNear(ctx context.Context, roomID string, ts, upper int64, backwards bool) (eventID string, originTS int64, ok bool, err error) {
+	pos := int64(-1)
+	if backwards {
+		pos = math.MaxInt64
+	}
+	rows, err := e.store.EventsByTimestamp(ctx, roomID, ts, pos, upper, 1, backwards)
+	if err != nil || len(rows) == 0 {
+		return "", 0, false, err
+	}
+	return rows[0].EventID, rows[0].OriginTS, true, nil
+}
+
 // EventNear is the event viewer may see closest to origin_server_ts ts
 // in one direction, ts included, among a room's events up to stream
 // position upper; nil when there is none.

@@ -36,6 +36,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
+	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/guests"
 	"github.com/myelin-chat/myelin/internal/httpapi"
@@ -78,13 +79,13 @@ type Server struct {
 	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
-	sender *federation.Sender
+	sender *remote.Sender
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
-	joinPresence *federation.JoinPresence
+	joinPresence *remote.JoinPresence
 	// joinDevices sends and fetches device lists when servers newly
 	// share a room (nil without federation).
-	joinDevices *federation.JoinDeviceLists
+	joinDevices *remote.JoinDeviceLists
 	push        *push.Service
 	acctData    *accountdata.Service
 	typing      *typing.Service
@@ -120,7 +121,7 @@ type Server struct {
 }
 
 // maxPushHold bounds how long /sync wake-ups for an event wait for push
-// to count its notifications (see clientsync.Notifier.HoldFor): push takes a
+// to count its notifications (see clientsync.WithGate): push takes a
 // millisecond or two per event, but a backlog must not hold messages up.
 const maxPushHold = 50 * time.Millisecond
 
@@ -129,6 +130,35 @@ const maxPushHold = 50 * time.Millisecond
 // every service. Nothing listens until Start.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	keepHeapFloor()
+	s, err := open(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.build(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// built are the services one construction step hands to the next; the
+// long-lived ones are also fields of Server.
+type built struct {
+	regTokens *regtokens.Service
+	render    clientevent.Renderer
+	rels      *relations.Aggregator
+	dir       *directory.Service
+	aliases   *aliases.Service
+	acc       *accounts.Service
+	// fedClient and remote reach other servers (nil without federation).
+	fedClient fclient.FederationClient
+	remote    *remote.Service
+	fed       *federation.API
+}
+
+// open makes the data directory, loads the signing key and opens the
+// database: what every service is built over.
+func open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -150,95 +180,118 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("outbound: %w", err)
 	}
 	s.base, s.stopRequests = context.WithCancelCause(context.Background())
+	return s, nil
+}
 
-	regTokens := regtokens.New(db)
-	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, regTokens.ReleaseExpired)
+// build makes every service, each handed its collaborators as it is
+// built, in the order they depend on each other, then the HTTP servers
+// and the list of background workers.
+func (s *Server) build(ctx context.Context) error {
+	var b built
+	stream, err := s.buildEngine(ctx, &b)
+	if err != nil {
+		return err
+	}
+	if b.fedClient, err = s.newFederationClient(); err != nil {
+		return err
+	}
+	s.buildUsers(stream, &b)
+	if err := s.buildFederation(ctx, &b); err != nil {
+		return err
+	}
+	s.buildHTTP(s.buildClientAPI(&b), &b)
+	s.registerWorkers()
+	return nil
+}
+
+// buildEngine makes the room engine, the bus, and the services that
+// listen to it or serve the per-user streams /sync carries.
+func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, error) {
+	cfg, db := s.cfg, s.db
+	b.regTokens = regtokens.New(db)
+	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
 	stream, err := rooms.OpenStream(ctx, db)
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
 	// changes carries every change a listener may care about, new room
 	// events included; listeners subscribe to it as they are built.
 	changes := newBus()
 	s.changes = changes
-	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes)
-	engine := rooms.New(db, stream, changes, rooms.Options{
-		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(key.ID), PrivateKey: key.Private,
+	// The notifier holds wake-ups until push has counted an event's
+	// notifications; it hears of new events first (then push, search,
+	// guests), as Synapse notifies after computing push actions.
+	pushed := push.NewProgress(stream.Current())
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold))
+	s.engine = rooms.New(db, stream, changes, rooms.Options{
+		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion,
 	})
-	s.engine = engine
-	accountData := accountdata.New(db, stream, changes)
-	s.acctData = accountData
-	s.push = push.New(db, engine, accountData, push.Options{ServerName: cfg.ServerName, Log: log, Bus: changes,
-		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules)})
-	s.notifier.HoldFor(s.push, maxPushHold)
-	s.indexer = search.NewIndexer(db, stream, log, changes)
-	s.guests = guests.New(db, engine, log, changes)
-	rels := relations.New(db, engine)
-	render := clientevent.Renderer{Loader: engine, Relations: rels.Bundle}
-	fedClient, err := s.newFederationClient(engine)
-	if err != nil {
-		db.Close()
-		return nil, err
+	s.acctData = accountdata.New(db, stream, changes)
+	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
+		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
+	s.indexer = search.NewIndexer(db, stream, s.log, changes)
+	s.guests = guests.New(db, s.engine, s.log, changes)
+	b.rels = relations.New(db, s.engine)
+	b.render = clientevent.Renderer{Loader: s.engine, Relations: b.rels.Bundle}
+	s.typing = typing.New(stream, changes)
+	s.receipts = receipts.New(db, s.engine, s.push, changes)
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
+	b.dir = directory.New(s.engine, db)
+	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
+	return stream, nil
+}
+
+// buildUsers makes the end-to-end encryption service (which reaches
+// other servers' users through the federation client and sender) and
+// the accounts service over it.
+func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
+	cfg := s.cfg
+	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: s.db, Stream: stream, Log: s.log, Members: s.engine, Bus: s.changes}
+	if b.fedClient != nil {
+		keyOpts.Federation = b.fedClient
+		keyOpts.RemoteToDevice = remote.DirectToDevice(s.sender)
 	}
-	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: db, Stream: stream, Log: log, Members: engine, Bus: changes}
-	if fedClient != nil {
-		keyOpts.Federation = fedClient
-		keyOpts.RemoteToDevice = federation.DirectToDevice(s.sender)
-	}
-	e2ee := keys.New(keyOpts)
-	s.keys = e2ee
-	acc := accounts.New(db, accounts.Options{
+	s.keys = keys.New(keyOpts)
+	b.acc = accounts.New(s.db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
-		DevicesRemoved: e2ee.DevicesRemoved, DeviceRenamed: e2ee.DeviceRenamed,
+		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
 	})
-	s.typing = typing.New(stream, changes)
-	s.receipts = receipts.New(db, engine, s.push, changes)
-	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: log,
-		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
-	dir := directory.New(engine, db)
-	fed, err := s.newFederation(engine, fedClient, acc, e2ee, dir)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s.joinPresence = fed.JoinPresence(s.presence)
-	s.joinDevices = fed.JoinDeviceLists(e2ee)
-	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: db, Dir: filepath.Join(cfg.DataDir, "media"), Log: log,
-		Outbound: s.outbound}
-	if cfg.Federation.Enabled {
-		mediaOpts.Remote = fed
-	}
-	if s.media, err = media.New(ctx, mediaOpts); err != nil {
-		db.Close()
-		return nil, err
-	}
-	fed.ConnectMedia(s.media)
-	syncer := clientsync.New(db, engine, s.notifier, render, clientsync.Sources{AccountData: accountData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
-		Presence: s.presence, Keys: e2ee})
-	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: acc}
-	if cfg.Federation.Enabled {
-		members.Remote = fed
+}
+
+// buildClientAPI makes the services only the client-server API uses, and
+// the API over them.
+func (s *Server) buildClientAPI(b *built) *clientapi.API {
+	cfg, db, engine := s.cfg, s.db, s.engine
+	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
+		Presence: s.presence, Keys: s.keys})
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
+	if b.remote != nil {
+		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
-	aliasSvc := aliases.New(cfg.ServerName, db, engine, dir)
 	clientDeps := clientapi.Deps{
-		Config: cfg, Accounts: acc, UIA: s.uia, RegTokens: regTokens, Rooms: engine,
-		Membership: memberSvc, Directory: dir, Aliases: aliasSvc, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: rels,
-		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: aliasSvc, Directory: dir,
+		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
+		Membership: memberSvc, Directory: b.dir, Aliases: b.aliases, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
+		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
-		Sync: syncer, Render: render, Keys: e2ee,
-		AccountData: accountData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		Sync: syncer, Render: b.render, Keys: s.keys,
+		AccountData: s.acctData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, b.acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
-	if cfg.Federation.Enabled {
-		clientDeps.Federation = fed
+	if b.remote != nil {
+		clientDeps.Federation = b.remote
 	}
-	client := clientapi.New(clientDeps)
+	return clientapi.New(clientDeps)
+}
 
+// buildHTTP makes the routers, the rate limiter and the HTTP servers of
+// the client, federation and metrics listeners.
+func (s *Server) buildHTTP(client *clientapi.API, b *built) {
+	cfg := s.cfg
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
 		s.limiter = ratelimit.New(map[string]ratelimit.Rule{
@@ -253,20 +306,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	httpMetrics := httpapi.NewMetrics(reg)
 
-	deps := httpapi.Deps{Authenticate: client.Authenticator(), MaxBodyBytes: cfg.HTTP.MaxJSONBodyBytes, Logger: log}
+	deps := httpapi.Deps{Authenticate: client.Authenticator(), MaxBodyBytes: cfg.HTTP.MaxJSONBodyBytes, Logger: s.log}
 	if s.limiter != nil {
 		deps.Limiter = s.limiter
 	}
-	stack := httpapi.StackOptions{Logger: log, Metrics: httpMetrics, CORSOrigin: cfg.HTTP.CORSAllowedOrigin, TrustForwardedFor: cfg.HTTP.TrustForwardedFor}
+	stack := httpapi.StackOptions{Logger: s.log, Metrics: httpMetrics, CORSOrigin: cfg.HTTP.CORSAllowedOrigin, TrustForwardedFor: cfg.HTTP.TrustForwardedFor}
 
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
-	admin.New(acc, regTokens, reports.NewAdmin(db, engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
-	fed.Register(fedRouter)
+	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
 		// One listener serves both APIs, as behind a reverse proxy.
-		fed.Register(clientRouter)
+		b.fed.Register(clientRouter)
 	}
 
 	pace := httpapi.BodyPace{Grace: cfg.Limits.RequestBodyTimeout, MinRate: cfg.Limits.RequestBodyMinRate}
@@ -280,16 +333,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.metrics = s.newHTTPServer(mux)
 	}
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
-	s.registerWorkers()
-	return s, nil
 }
 
-// newFederation builds the server-server API and, when federation is
-// enabled, the client, key ring and sender behind it.
 // newFederationClient builds the client other servers are reached with
 // and the sender of their transactions (s.sender); nil when federation
 // is off. They come before the services that use them (keys).
-func (s *Server) newFederationClient(engine *rooms.Engine) (fclient.FederationClient, error) {
+func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	cfg := s.cfg
 	if !cfg.Federation.Enabled {
 		return nil, nil
@@ -297,7 +346,7 @@ func (s *Server) newFederationClient(engine *rooms.Engine) (fclient.FederationCl
 	// gomatrixserverlib logs through logrus, at info level per request;
 	// only its warnings are worth an admin's attention.
 	logrus.SetLevel(logrus.WarnLevel)
-	roots, err := federation.CertPool(cfg.Federation.CAFile)
+	roots, err := remote.CertPool(cfg.Federation.CAFile)
 	if err != nil {
 		return nil, err
 	}
@@ -307,51 +356,66 @@ func (s *Server) newFederationClient(engine *rooms.Engine) (fclient.FederationCl
 	if err != nil {
 		return nil, fmt.Errorf("federation.deny: %w", err)
 	}
-	client := federation.NewClient(federation.ClientOptions{
+	client := remote.NewClient(remote.ClientOptions{
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
 		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
 	})
-	s.sender = federation.NewSender(federation.SenderOptions{
-		ServerName: cfg.ServerName, Client: client, Rooms: engine, Store: s.db, Log: s.log,
+	s.sender = remote.NewSender(remote.SenderOptions{
+		ServerName: cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
 		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
 	})
 	return client, nil
 }
 
-// newFederation builds the server-server API over the client and sender
-// (nil without federation).
-func (s *Server) newFederation(engine *rooms.Engine, client fclient.FederationClient, acc *accounts.Service, e2ee *keys.Service, dir *directory.Service) (*federation.API, error) {
+// buildFederation makes the media repository and both halves of
+// federation: when it is enabled, the remote side (key ring, room
+// operations through other servers, outgoing EDUs) first, since media
+// fetches through it, then the server-server API, which serves media.
+func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	cfg := s.cfg
 	oldKeys, err := signing.LoadOldKeys(cfg.OldSigningKeysPath())
 	if err != nil {
-		return nil, fmt.Errorf("old signing keys: %w", err)
+		return fmt.Errorf("old signing keys: %w", err)
 	}
-	d := federation.Deps{ServerName: cfg.ServerName, Bus: s.changes, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
-	if client == nil {
-		return federation.New(d), nil
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	var keyRing *gomatrixserverlib.KeyRing
+	if b.fedClient != nil {
+		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
+		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
+			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log})
+		s.joinPresence = b.remote.JoinPresence(s.presence)
+		s.joinDevices = b.remote.JoinDeviceLists(s.keys)
 	}
-	var notaries []federation.TrustedKeyServer
-	for _, ks := range cfg.Federation.TrustedKeyServers {
-		n := federation.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
+	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
+		Outbound: s.outbound}
+	if b.remote != nil {
+		mediaOpts.Remote = b.remote
+	}
+	if s.media, err = media.New(ctx, mediaOpts); err != nil {
+		return err
+	}
+	if b.remote != nil {
+		d.Client, d.KeyRing, d.Remote, d.Sender = b.fedClient, keyRing, b.remote, s.sender
+		d.Rooms, d.Store, d.Media = s.engine, s.db, s.media
+		d.Aliases, d.Profiles, d.Directory, d.OpenID = b.aliases, b.acc, b.dir, b.acc
+		d.Keys, d.Typing, d.Receipts, d.Presence = s.keys, s.typing, s.receipts, s.presence
+	}
+	b.fed = federation.New(d)
+	return nil
+}
+
+// trustedKeyServers are the configured notaries and their keys.
+func (s *Server) trustedKeyServers() []remote.TrustedKeyServer {
+	var notaries []remote.TrustedKeyServer
+	for _, ks := range s.cfg.Federation.TrustedKeyServers {
+		n := remote.TrustedKeyServer{ServerName: ks.ServerName, VerifyKeys: map[string]ed25519.PublicKey{}}
 		for id, k := range ks.VerifyKeys {
 			raw, _ := base64.RawStdEncoding.DecodeString(strings.TrimRight(k, "="))
 			n.VerifyKeys[id] = raw
 		}
 		notaries = append(notaries, n)
 	}
-	d.Client = client
-	d.Keys = e2ee
-	d.KeyRing = federation.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, client, notaries)
-	d.Rooms = engine
-	d.Store = s.db
-	d.Timestamps, d.Aliases, d.Profiles, d.Directory, d.OpenID = s.db, s.db, acc, dir, acc
-	d.Sender = s.sender
-	api := federation.New(d)
-	api.ConnectKeys(e2ee)
-	api.ConnectTyping(s.typing)
-	api.ConnectReceipts(s.receipts)
-	api.ConnectPresence(s.presence)
-	return api, nil
+	return notaries
 }
 
 // newHTTPServer serves h. There is no WriteTimeout or ReadTimeout:
@@ -498,7 +562,7 @@ func (s *Server) Addr(name string) string {
 func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
-func (s *Server) Sender() *federation.Sender { return s.sender }
+func (s *Server) Sender() *remote.Sender { return s.sender }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -59,11 +60,14 @@ func (db *DB) ServerKeyResponse(ctx context.Context, serverName string) (validUn
 }
 
 // InboundTxn returns the answer given to a transaction already processed.
-func (db *DB) InboundTxn(ctx context.Context, origin, txnID string) ([]byte, error) {
+func (db *DB) InboundTxn(ctx context.Context, origin, txnID string) ([]byte, bool, error) {
 	var s string
 	err := db.r().queryRow(ctx, `SELECT response FROM federation_inbound_txns WHERE origin = $1 AND txn_id = $2`,
 		[]any{origin, txnID}, &s)
-	return []byte(s), err
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	return []byte(s), err == nil, err
 }
 
 // RecordInboundTxn remembers the answer to a processed transaction.

@@ -107,8 +107,8 @@ func TestInboundTxns(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		db := open(t, url)
-		if _, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != store.ErrNotFound {
-			t.Fatalf("unknown txn: %v", err)
+		if _, found, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != nil || found {
+			t.Fatalf("unknown txn: %v %v", found, err)
 		}
 		if err := db.RecordInboundTxn(ctx, "hs2.test", "t1", []byte(`{"pdus":{}}`), 10); err != nil {
 			t.Fatal(err)
@@ -116,14 +116,14 @@ func TestInboundTxns(t *testing.T) {
 		if err := db.RecordInboundTxn(ctx, "hs2.test", "t1", []byte(`{"other":1}`), 11); err != nil {
 			t.Fatal(err)
 		}
-		if r, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != nil || string(r) != `{"pdus":{}}` {
-			t.Fatalf("answer %s %v", r, err)
+		if r, found, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != nil || !found || string(r) != `{"pdus":{}}` {
+			t.Fatalf("answer %s %v %v", r, found, err)
 		}
 		if err := db.PruneInboundTxns(ctx, 20); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != store.ErrNotFound {
-			t.Fatalf("pruned txn: %v", err)
+		if _, found, err := db.InboundTxn(ctx, "hs2.test", "t1"); err != nil || found {
+			t.Fatalf("pruned txn: %v %v", found, err)
 		}
 	})
 }

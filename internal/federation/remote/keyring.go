@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -29,6 +29,10 @@ type keyClient interface {
 	GetServerKeys(ctx context.Context, server spec.ServerName) (gomatrixserverlib.ServerKeys, error)
 	LookupServerKeys(ctx context.Context, notary spec.ServerName, reqs map[gomatrixserverlib.PublicKeyLookupRequest]spec.Timestamp) ([]gomatrixserverlib.ServerKeys, error)
 }
+
+// KeyValidity is how long other servers may cache this server's key
+// answer before asking again (Synapse's key_refresh_interval default).
+const KeyValidity = 24 * time.Hour
 
 // TrustedKeyServer is a notary and the keys its answers must be signed with.
 type TrustedKeyServer struct {
@@ -82,7 +86,7 @@ func (k *keyDB) FetchKeys(ctx context.Context, reqs map[gomatrixserverlib.Public
 			if string(req.KeyID) == k.key.ID {
 				out[req] = gomatrixserverlib.PublicKeyLookupResult{
 					VerifyKey:    gomatrixserverlib.VerifyKey{Key: spec.Base64Bytes(k.key.Public())},
-					ValidUntilTS: spec.AsTimestamp(time.Now().Add(keyValidity)),
+					ValidUntilTS: spec.AsTimestamp(time.Now().Add(KeyValidity)),
 				}
 			}
 			for _, old := range k.oldKeys {
@@ -195,6 +199,24 @@ func (d *directFetcher) fetch(ctx context.Context, server spec.ServerName) (goma
 		}
 	}
 	return keys, nil
+}
+
+// CanFetchKeys reports whether the client can fetch other servers' keys
+// (the notary endpoints answer only from the cache otherwise).
+func (f *Service) CanFetchKeys() bool {
+	_, ok := f.d.Client.(keyClient)
+	return ok
+}
+
+// FetchServerKeys asks a server for its own keys, checks the answer and
+// keeps it for the notary endpoints (server-server spec "Querying Keys
+// Through Another Server"), bypassing the key ring's cache.
+func (f *Service) FetchServerKeys(ctx context.Context, server string) (gomatrixserverlib.ServerKeys, error) {
+	client, ok := f.d.Client.(keyClient)
+	if !ok {
+		return gomatrixserverlib.ServerKeys{}, errors.New("federation: the client cannot fetch keys")
+	}
+	return (&directFetcher{client: client, st: f.d.KeyStore}).fetch(ctx, spec.ServerName(server))
 }
 
 func addServerKeys(keys gomatrixserverlib.ServerKeys, out map[gomatrixserverlib.PublicKeyLookupRequest]gomatrixserverlib.PublicKeyLookupResult) {

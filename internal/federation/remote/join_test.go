@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func TestJoinSurvivesHostileResident(t *testing.T) {
 				EventProvider: func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {
 					return nil, errors.New("no events")
 				},
-				UserIDQuerier: userIDForSender,
+				UserIDQuerier: UserIDForSender,
 			})
 			if ferr == nil {
 				t.Fatal("the join succeeded")

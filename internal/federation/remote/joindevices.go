@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -38,18 +38,18 @@ type DeviceListKeys interface {
 // It listens on the room engine's bus; the work runs in Run, off the
 // engine's write path.
 type JoinDeviceLists struct {
-	a     *API
+	f     *Service
 	k     DeviceListKeys
 	queue chan rooms.Notification
 }
 
 // JoinDeviceLists makes the listener; nil without federation.
-func (a *API) JoinDeviceLists(k DeviceListKeys) *JoinDeviceLists {
-	if a.d.Sender == nil || a.d.Bus == nil || k == nil {
+func (f *Service) JoinDeviceLists(k DeviceListKeys) *JoinDeviceLists {
+	if f.d.Sender == nil || f.d.Bus == nil || k == nil {
 		return nil
 	}
-	j := &JoinDeviceLists{a: a, k: k, queue: make(chan rooms.Notification, 1000)}
-	a.d.Bus.Subscribe("federation.join-device-lists", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	j := &JoinDeviceLists{f: f, k: k, queue: make(chan rooms.Notification, 1000)}
+	f.d.Bus.Subscribe("federation.join-device-lists", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
 	return j
 }
 
@@ -64,7 +64,7 @@ func (j *JoinDeviceLists) Publish(n rooms.Notification) {
 	select {
 	case j.queue <- n:
 	default:
-		j.a.d.Log.Info("device lists for a join skipped: queue full", "room", n.Event.RoomID().String())
+		j.f.d.Log.Info("device lists for a join skipped: queue full", "room", n.Event.RoomID().String())
 	}
 }
 
@@ -76,7 +76,7 @@ func (j *JoinDeviceLists) Run(ctx context.Context) error {
 			return nil
 		case n := <-j.queue:
 			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
-				j.a.d.Log.Info("device lists for a join", "err", err)
+				j.f.d.Log.Info("device lists for a join", "err", err)
 			}
 		}
 	}
@@ -88,7 +88,7 @@ func (j *JoinDeviceLists) joined(ctx context.Context, roomID, userID string) err
 		return nil
 	}
 	server := string(uid.Domain())
-	if server == j.a.d.ServerName {
+	if server == j.f.d.ServerName {
 		return j.localJoined(ctx, roomID, userID)
 	}
 	return j.remoteJoined(ctx, roomID, userID, server)
@@ -107,11 +107,11 @@ const maxTrackedOnJoin = 100
 // server has stored the room, and are then dropped as being about users
 // it shares no room with.
 func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string) error {
-	members, err := j.a.d.Store.JoinedMembers(ctx, roomID)
+	members, err := j.f.d.Store.JoinedMembers(ctx, roomID)
 	if err != nil {
 		return err
 	}
-	local := ":" + j.a.d.ServerName
+	local := ":" + j.f.d.ServerName
 	var remote []string
 	for _, m := range members {
 		if !strings.HasSuffix(m, local) {
@@ -125,7 +125,7 @@ func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string
 			}
 		}
 	}
-	servers, err := j.a.d.Store.JoinedServers(ctx, roomID)
+	servers, err := j.f.d.Store.JoinedServers(ctx, roomID)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string
 	}
 	var dests []string
 	for _, s := range servers {
-		if s != j.a.d.ServerName && !known[s] {
+		if s != j.f.d.ServerName && !known[s] {
 			dests = append(dests, s)
 		}
 	}
@@ -145,12 +145,12 @@ func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string
 // remoteJoined tracks the joiner's device list and, when their server
 // is new to the room, sends it the local members' device lists.
 func (j *JoinDeviceLists) remoteJoined(ctx context.Context, roomID, userID, server string) error {
-	members, err := j.a.d.Store.JoinedMembers(ctx, roomID)
+	members, err := j.f.d.Store.JoinedMembers(ctx, roomID)
 	if err != nil {
 		return err
 	}
 	suffix := ":" + server
-	local := ":" + j.a.d.ServerName
+	local := ":" + j.f.d.ServerName
 	var locals []string
 	newServer := true
 	for _, m := range members {
@@ -170,7 +170,7 @@ func (j *JoinDeviceLists) remoteJoined(ctx context.Context, roomID, userID, serv
 	if !newServer {
 		return nil
 	}
-	if ok, err := j.a.d.Rooms.ServerAllowed(ctx, roomID, server); err != nil || !ok {
+	if ok, err := j.f.d.Rooms.ServerAllowed(ctx, roomID, server); err != nil || !ok {
 		return err
 	}
 	for _, m := range locals {
@@ -184,7 +184,7 @@ func (j *JoinDeviceLists) remoteJoined(ctx context.Context, roomID, userID, serv
 // serversSharingOtherRooms lists the servers in the user's joined rooms
 // other than roomID.
 func (j *JoinDeviceLists) serversSharingOtherRooms(ctx context.Context, userID, roomID string) (map[string]bool, error) {
-	rms, err := j.a.d.Store.MembershipsOf(ctx, userID, spec.Join)
+	rms, err := j.f.d.Store.MembershipsOf(ctx, userID, spec.Join)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func (j *JoinDeviceLists) serversSharingOtherRooms(ctx context.Context, userID, 
 		if r.RoomID == roomID {
 			continue
 		}
-		servers, err := j.a.d.Store.JoinedServers(ctx, r.RoomID)
+		servers, err := j.f.d.Store.JoinedServers(ctx, r.RoomID)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +226,7 @@ func (j *JoinDeviceLists) sendDeviceList(ctx context.Context, userID string, des
 		if name != nil {
 			content["device_display_name"] = *name
 		}
-		if err := j.a.d.Sender.QueueEDU(ctx, dests, "m.device_list_update", content); err != nil {
+		if err := j.f.d.Sender.QueueEDU(ctx, dests, "m.device_list_update", content); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // chain the user's updates, so that a server whose cached list is at
 // prev_id applies the update without asking for the whole list; the
 // device's keys and display name go with it, as Synapse sends them.
-func deviceListUpdate(ctx context.Context, k UserKeys, d keys.DeviceUpdate) map[string]any {
+func deviceListUpdate(ctx context.Context, k LocalKeys, d keys.DeviceUpdate) map[string]any {
 	content := map[string]any{"user_id": d.UserID, "device_id": d.DeviceID, "stream_id": d.StreamID,
 		"prev_id": []int64{}, "deleted": d.Deleted}
 	if d.PrevID > 0 {

@@ -1,13 +1,11 @@
-package federation
+package remote
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/outbound"
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
@@ -28,7 +25,7 @@ import (
 
 // Join joins a local user to a room through one of the via servers
 // (make_join, send_join, then the returned state checked and stored).
-func (a *API) Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error {
+func (f *Service) Join(ctx context.Context, userID, roomID string, via []string, content map[string]any) error {
 	uid, err := spec.NewUserID(userID, true)
 	if err != nil {
 		return mxerr.InvalidParam("Invalid user ID")
@@ -37,26 +34,26 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 	if err != nil {
 		return mxerr.InvalidParam("Invalid room ID")
 	}
-	servers := a.candidates(ctx, roomID, userID, via)
+	servers := f.candidates(ctx, roomID, userID, via)
 	if len(servers) == 0 {
 		return mxerr.NotFound("No known servers to join %s through", roomID)
 	}
 	var errs []error
 	for _, server := range servers {
-		resp, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{a.d.Client}, gomatrixserverlib.PerformJoinInput{
+		resp, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{f.d.Client}, gomatrixserverlib.PerformJoinInput{
 			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
-			PrivateKey: a.d.Key.Private, KeyID: gomatrixserverlib.KeyID(a.d.Key.ID), KeyRing: a.d.KeyRing,
-			EventProvider: a.eventProvider(server), UserIDQuerier: userIDForSender,
+			PrivateKey: f.d.Key.Private, KeyID: gomatrixserverlib.KeyID(f.d.Key.ID), KeyRing: f.d.KeyRing,
+			EventProvider: f.EventProvider(server), UserIDQuerier: UserIDForSender,
 		})
 		if ferr != nil {
-			a.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
-			errs = append(errs, a.remoteError(ctx, server, ferr.Err))
+			f.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
+			errs = append(errs, f.remoteError(ctx, server, ferr.Err))
 			continue
 		}
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
-		_, err := a.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
+		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
 	return firstMatrixError(errs, "Could not join %s through any of %d servers", roomID, len(servers))
@@ -65,40 +62,41 @@ func (a *API) Join(ctx context.Context, userID, roomID string, via []string, con
 // candidates lists the servers to try, in order: the ones the client
 // named, the inviter's, and the one in the room ID (before v12 room IDs
 // name the creating server). This server is never one of them.
-func (a *API) candidates(ctx context.Context, roomID, userID string, via []string) []string {
+func (f *Service) candidates(ctx context.Context, roomID, userID string, via []string) []string {
 	var out []string
 	add := func(s string) {
 		// A malformed name (from a room ID, say) cannot be reached:
 		// trying would only turn a bad request into a 502.
-		if s != "" && s != a.d.ServerName && !contains(out, s) && config.ValidateServerName(s) == nil {
+		if s != "" && s != f.d.ServerName && !contains(out, s) && config.ValidateServerName(s) == nil {
 			out = append(out, s)
 		}
 	}
 	for _, s := range via {
 		add(s)
 	}
-	if inviter, err := a.inviter(ctx, roomID, userID); err == nil {
-		add(serverName(inviter))
+	if inviter, err := f.inviter(ctx, roomID, userID); err == nil {
+		add(ServerOf(inviter))
 	}
-	add(serverName(roomID))
+	add(ServerOf(roomID))
 	return out
 }
 
 // inviter is the sender of a user's pending invite or knock's answer.
-func (a *API) inviter(ctx context.Context, roomID, userID string) (string, error) {
-	m, nid, err := a.d.Rooms.MembershipEventOf(ctx, roomID, userID)
+func (f *Service) inviter(ctx context.Context, roomID, userID string) (string, error) {
+	m, nid, err := f.d.Rooms.MembershipEventOf(ctx, roomID, userID)
 	if err != nil || (m != spec.Invite && m != spec.Knock) || nid == 0 {
 		return "", errors.Join(err, errors.New("no invite"))
 	}
-	evs, err := a.d.Rooms.EventsByNID(ctx, []int64{nid})
+	evs, err := f.d.Rooms.EventsByNID(ctx, []int64{nid})
 	if err != nil || len(evs) == 0 {
 		return "", errors.Join(err, errors.New("no invite"))
 	}
 	return evs[0].Sender(), nil
 }
 
-// eventProvider fetches auth events missing from a send_join answer.
-func (a *API) eventProvider(server string) gomatrixserverlib.EventProvider {
+// EventProvider fetches, from server, auth events missing from an
+// answer (send_join, a state lookup while filling a gap).
+func (f *Service) EventProvider(server string) gomatrixserverlib.EventProvider {
 	return func(v gomatrixserverlib.RoomVersion, ids []string) ([]gomatrixserverlib.PDU, error) {
 		impl, err := gomatrixserverlib.GetRoomVersion(v)
 		if err != nil {
@@ -107,7 +105,7 @@ func (a *API) eventProvider(server string) gomatrixserverlib.EventProvider {
 		var out []gomatrixserverlib.PDU
 		for _, id := range ids {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			txn, err := a.d.Client.GetEvent(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), id)
+			txn, err := f.d.Client.GetEvent(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), id)
 			cancel()
 			if err != nil {
 				return nil, err
@@ -127,28 +125,28 @@ func (a *API) eventProvider(server string) gomatrixserverlib.EventProvider {
 // Leave makes a local user leave a room this server is not in (the
 // rejection of an invite, the withdrawal of a knock) through the server
 // that sent the invite, with make_leave and send_leave.
-func (a *API) Leave(ctx context.Context, userID, roomID, reason string) error {
-	servers := a.candidates(ctx, roomID, userID, nil)
+func (f *Service) Leave(ctx context.Context, userID, roomID, reason string) error {
+	servers := f.candidates(ctx, roomID, userID, nil)
 	if len(servers) == 0 {
 		return mxerr.NotFound("No known servers to leave %s through", roomID)
 	}
 	var errs []error
 	for _, server := range servers {
-		resp, err := a.d.Client.MakeLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID)
+		resp, err := f.d.Client.MakeLeave(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, userID)
 		if err != nil {
-			errs = append(errs, a.remoteError(ctx, server, err))
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
-		pdu, err := a.signTemplate(resp.RoomVersion, resp.LeaveEvent, userID, roomID, spec.Leave, reason)
+		pdu, err := f.signTemplate(resp.RoomVersion, resp.LeaveEvent, userID, roomID, spec.Leave, reason)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if err := a.d.Client.SendLeave(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu); err != nil {
-			errs = append(errs, a.remoteError(ctx, server, err))
+		if err := f.d.Client.SendLeave(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), pdu); err != nil {
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
-		_, err = a.d.Rooms.ReceiveOutOfBand(ctx, pdu)
+		_, err = f.d.Rooms.ReceiveOutOfBand(ctx, pdu)
 		return err
 	}
 	return firstMatrixError(errs, "Could not leave %s through any of %d servers", roomID, len(servers))
@@ -156,34 +154,34 @@ func (a *API) Leave(ctx context.Context, userID, roomID, reason string) error {
 
 // Knock knocks on a room this server is not in, with make_knock and
 // send_knock; the knock is recorded so that the user's /sync shows it.
-func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
-	servers := a.candidates(ctx, roomID, userID, via)
+func (f *Service) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	servers := f.candidates(ctx, roomID, userID, via)
 	if len(servers) == 0 {
 		return mxerr.NotFound("No known servers to knock on %s through", roomID)
 	}
 	var errs []error
 	for _, server := range servers {
-		resp, err := a.d.Client.MakeKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), roomID, userID,
+		resp, err := f.d.Client.MakeKnock(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, userID,
 			rooms.Versions())
 		if err != nil {
-			errs = append(errs, a.remoteError(ctx, server, err))
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
-		pdu, err := a.signTemplate(resp.RoomVersion, resp.KnockEvent, userID, roomID, spec.Knock, reason)
+		pdu, err := f.signTemplate(resp.RoomVersion, resp.KnockEvent, userID, roomID, spec.Knock, reason)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		knock, err := a.d.Client.SendKnock(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), pdu)
+		knock, err := f.d.Client.SendKnock(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), pdu)
 		if err != nil {
-			errs = append(errs, a.remoteError(ctx, server, err))
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
 		withState, err := pdu.SetUnsigned(map[string]any{"knock_room_state": knock.KnockRoomState})
 		if err != nil {
 			return err
 		}
-		_, err = a.d.Rooms.ReceiveOutOfBand(ctx, withState)
+		_, err = f.d.Rooms.ReceiveOutOfBand(ctx, withState)
 		return err
 	}
 	return firstMatrixError(errs, "Could not knock on %s through any of %d servers", roomID, len(servers))
@@ -191,7 +189,7 @@ func (a *API) Knock(ctx context.Context, userID, roomID string, via []string, re
 
 // signTemplate completes a make_leave or make_knock template as the
 // local user's event, signed by this server.
-func (a *API) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrixserverlib.ProtoEvent, userID, roomID, membership, reason string) (gomatrixserverlib.PDU, error) {
+func (f *Service) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrixserverlib.ProtoEvent, userID, roomID, membership, reason string) (gomatrixserverlib.PDU, error) {
 	v, err := supportedVersion(version)
 	if err != nil {
 		return nil, err
@@ -205,15 +203,15 @@ func (a *API) signTemplate(version gomatrixserverlib.RoomVersion, proto gomatrix
 		return nil, err
 	}
 	proto.Unsigned = nil
-	return v.NewEventBuilderFromProtoEvent(&proto).Build(time.Now(), spec.ServerName(a.d.ServerName),
-		gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
+	return v.NewEventBuilderFromProtoEvent(&proto).Build(time.Now(), spec.ServerName(f.d.ServerName),
+		gomatrixserverlib.KeyID(f.d.Key.ID), f.d.Key.Private)
 }
 
 // InviteCountersigner returns what the room engine calls, under the
 // room's lock, to have the invitee's server countersign an invite: the
 // /invite request with the room's stripped state, which the membership
 // service builds before the lock.
-func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string, stripped []clientevent.Stripped) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
+func (f *Service) InviteCountersigner(ctx context.Context, roomID, invitee string, stripped []clientevent.Stripped) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
 	var inviteState []gomatrixserverlib.InviteStrippedState
 	for _, s := range stripped {
 		raw, err := json.Marshal(s)
@@ -226,22 +224,22 @@ func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string, s
 		}
 		inviteState = append(inviteState, iss)
 	}
-	server := serverName(invitee)
+	server := ServerOf(invitee)
 	return func(ctx context.Context, pdu gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error) {
 		req, err := fclient.NewInviteV2Request(pdu, inviteState)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := a.d.Client.SendInviteV2(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(server), req)
+		resp, err := f.d.Client.SendInviteV2(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), req)
 		if err != nil {
-			return nil, a.remoteError(ctx, server, err)
+			return nil, f.remoteError(ctx, server, err)
 		}
 		v, _ := gomatrixserverlib.GetRoomVersion(pdu.Version())
 		signed, err := rooms.ParsePDU(v, resp.Event)
 		if err != nil {
 			return nil, mxerr.Unknown("The invitee's server answered with an invalid event: %v", err)
 		}
-		if err := gomatrixserverlib.VerifyEventSignatures(ctx, signed, a.d.KeyRing, userIDForSender); err != nil {
+		if err := gomatrixserverlib.VerifyEventSignatures(ctx, signed, f.d.KeyRing, UserIDForSender); err != nil {
 			return nil, mxerr.Unknown("The invitee's server did not sign the invite: %v", err)
 		}
 		return signed, nil
@@ -250,10 +248,10 @@ func (a *API) InviteCountersigner(ctx context.Context, roomID, invitee string, s
 
 // ResolveAlias asks the alias's server which room it names and which
 // servers are in it.
-func (a *API) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
-	resp, err := a.d.Client.LookupRoomAlias(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(serverName(alias)), alias)
+func (f *Service) ResolveAlias(ctx context.Context, alias string) (string, []string, error) {
+	resp, err := f.d.Client.LookupRoomAlias(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(ServerOf(alias)), alias)
 	if err != nil {
-		return "", nil, a.remoteError(ctx, serverName(alias), err)
+		return "", nil, f.remoteError(ctx, ServerOf(alias), err)
 	}
 	servers := make([]string, 0, len(resp.Servers))
 	for _, s := range resp.Servers {
@@ -267,7 +265,7 @@ func (a *API) ResolveAlias(ctx context.Context, alias string) (string, []string,
 // else into a 502 M_UNKNOWN that names the server and nothing else: the
 // dial error (address, port, refused or timed out, the resolver) would
 // let a client map the networks this server reaches, so it is logged.
-func (a *API) remoteError(ctx context.Context, server string, err error) error {
+func (f *Service) remoteError(ctx context.Context, server string, err error) error {
 	var he gomatrix.HTTPError
 	if errors.As(err, &he) {
 		var body struct {
@@ -282,22 +280,8 @@ func (a *API) remoteError(ctx context.Context, server string, err error) error {
 			return &mxerr.Error{Status: status, Code: body.Code, Message: body.Message}
 		}
 	}
-	a.d.Log.DebugContext(ctx, "remote server failed", "server", server, "err", err)
+	f.d.Log.DebugContext(ctx, "remote server failed", "server", server, "err", err)
 	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("Could not reach %s", server)}
-}
-
-// pduReason is why a PDU was refused, as the origin is told: the
-// reason, unless it comes from a connection this server made (fetching
-// a server's keys or missing events), whose dial error would tell the
-// origin what a server name it chose resolves to here and whether that
-// address answers. That stays in the log.
-func pduReason(err error) string {
-	var netErr net.Error
-	var urlErr *url.Error
-	if errors.Is(err, outbound.ErrRefused) || errors.As(err, &netErr) || errors.As(err, &urlErr) {
-		return "A server the event depends on could not be reached"
-	}
-	return err.Error()
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
@@ -316,8 +300,8 @@ func firstMatrixError(errs []error, format string, args ...any) error {
 	return &mxerr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf(format, args...)}
 }
 
-// serverName is the server part of a user ID, alias or pre-v12 room ID.
-func serverName(id string) string {
+// ServerOf is the server part of a user ID, alias or pre-v12 room ID.
+func ServerOf(id string) string {
 	for i := 0; i < len(id); i++ {
 		if id[i] == ':' {
 			return id[i+1:]

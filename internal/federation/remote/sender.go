@@ -1,4 +1,4 @@
-package federation
+package remote
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 
 // Transaction limits (server-server spec "Transactions").
 const (
-	maxTxnPDUs = 50
-	maxTxnEDUs = 100
+	MaxTxnPDUs = 50
+	MaxTxnEDUs = 100
 )
 
 const (
@@ -180,7 +180,7 @@ func (s *Sender) queueNew(ctx context.Context, pos int64) int64 {
 		var queue []store.QueuedPDU
 		touched := map[string]bool{}
 		for _, r := range rows {
-			if serverName(r.Sender) != s.o.ServerName {
+			if ServerOf(r.Sender) != s.o.ServerName {
 				// Other servers' events are delivered by their own servers.
 				continue
 			}
@@ -234,7 +234,7 @@ func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, 
 		return nil, err
 	}
 	if r.Type == spec.MRoomMember && r.StateKey != nil {
-		servers = append(servers, serverName(*r.StateKey))
+		servers = append(servers, ServerOf(*r.StateKey))
 	}
 	acl, err := s.o.Rooms.StateEvent(ctx, state, "m.room.server_acl", "")
 	if err != nil {
@@ -421,16 +421,16 @@ func (s *Sender) deliverOnce(ctx context.Context, dest string, kick chan struct{
 		case <-t.C:
 		}
 	}
-	pdus, err := s.o.Store.PendingPDUs(ctx, dest, maxTxnPDUs)
+	pdus, err := s.o.Store.PendingPDUs(ctx, dest, MaxTxnPDUs)
 	if err != nil {
 		return false, err
 	}
-	if st.Failures > 0 && len(pdus) == maxTxnPDUs {
+	if st.Failures > 0 && len(pdus) == MaxTxnPDUs {
 		if pdus, err = s.catchUp(ctx, dest); err != nil {
 			return false, err
 		}
 	}
-	edus, err := s.o.Store.PendingEDUs(ctx, dest, maxTxnEDUs)
+	edus, err := s.o.Store.PendingEDUs(ctx, dest, MaxTxnEDUs)
 	if err != nil {
 		return false, err
 	}
@@ -518,14 +518,14 @@ func (s *Sender) RemoteUp(ctx context.Context, origin string) {
 // (Synapse's "catch-up" mode does the same).
 func (s *Sender) catchUp(ctx context.Context, dest string) ([]store.QueuedPDU, error) {
 	n, err := s.o.Store.CountPendingPDUs(ctx, dest)
-	if err != nil || n <= maxTxnPDUs {
-		return s.o.Store.PendingPDUs(ctx, dest, maxTxnPDUs)
+	if err != nil || n <= MaxTxnPDUs {
+		return s.o.Store.PendingPDUs(ctx, dest, MaxTxnPDUs)
 	}
 	if err := s.o.Store.KeepLatestPDUs(ctx, dest); err != nil {
 		return nil, err
 	}
 	s.o.Log.Info("federation sender: catching up", "destination", dest, "queued", n)
-	return s.o.Store.PendingPDUs(ctx, dest, maxTxnPDUs)
+	return s.o.Store.PendingPDUs(ctx, dest, MaxTxnPDUs)
 }
 
 // failed records a failed attempt and the destination's next retry time:
