@@ -50,8 +50,9 @@ func (s *Server) registerWorkers() {
 	}
 	if s.joinDevices != nil {
 		w.Add("federation-join-device-lists", s.joinDevices)
+		// Other servers' device lists are refetched only with federation.
+		w.Add("keys-device-list-refetch", s.keys)
 	}
-	w.Add("keys-device-list-refetch", s.keys)
 	if s.sender != nil {
 		w.Add("federation-sender", s.sender)
 		w.Add("federation-txn-pruning", lifecycle.Func(func(ctx context.Context) error {
