@@ -36,6 +36,9 @@ type Notifier struct {
 	// heldBack tells Run that Publish held a notification back, so that Run
 	// sets its timer for it.
 	heldBack chan struct{}
+	// advanced holds a value when the stream moved since Run last looked
+	// (rooms.StreamAdvanced on the bus).
+	advanced <-chan struct{}
 	byUser   map[string]map[*Waiter]struct{}
 	// joined caches the joined local users of rooms that had events,
 	// loaded on a room's first event and kept current from its membership
@@ -102,6 +105,7 @@ func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, ch
 	}
 	if changes != nil {
 		n.listen(changes)
+		n.advanced = rooms.Advances(changes, "sync")
 	}
 	return n
 }
@@ -127,7 +131,6 @@ func (n *Notifier) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		ch := n.stream.Advanced()
 		var gated <-chan struct{}
 		if n.gate != nil {
 			gated = n.gate.Processed()
@@ -141,7 +144,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-n.advanced:
 		case <-gated:
 		case <-expired:
 		case <-n.heldBack:

@@ -87,7 +87,7 @@ func fired(w *Waiter) bool {
 // TestNotifierWakesRoomWaiters checks that an event wakes the waiters of
 // its room, not others.
 func TestNotifierWakesRoomWaiters(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	inRoom := n.Register("@bob:hs1.test")
 	elsewhere := n.Register("@carol:hs1.test")
@@ -116,7 +116,7 @@ func TestNotifierWakesRoomWaiters(t *testing.T) {
 // TestNotifierWakesMembershipTarget checks that a membership event wakes
 // the user it is about, even for a room they are not in (an invite).
 func TestNotifierWakesMembershipTarget(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	bob := n.Register("@bob:hs1.test")
 	carol := n.Register("@carol:hs1.test")
@@ -140,7 +140,7 @@ func TestNotifierWakesMembershipTarget(t *testing.T) {
 // only once every position before it is readable, so that a woken sync
 // finds it.
 func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -168,7 +168,7 @@ func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
 
 // TestNotifierUnregister checks that an unregistered waiter is forgotten.
 func TestNotifierUnregister(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	w := n.Register("@bob:hs1.test")
 	n.Unregister(w)
@@ -187,7 +187,7 @@ func TestNotifierUnregister(t *testing.T) {
 // follow membership events: a user who joins is woken by the room's next
 // events, one who leaves is not.
 func TestNotifierFollowsMembership(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	n := NewNotifier(stream, testMembers, "hs1.test", nil)
 	publish := func(typ string, stateKey *string, membership string) {
 		pos := stream.Next()
@@ -233,7 +233,7 @@ func (g *testGate) advance(pos int64)          { g.Raise(pos) }
 // waiters only once the gate has processed it, or once the longest hold
 // has passed when the gate never gets to it.
 func TestNotifierHoldsForGate(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	gate := newTestGate()
 	n := NewNotifier(stream, testMembers, "hs1.test", nil, WithGate(gate, 300*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,7 +305,7 @@ func (m *lockCheckingMembers) MembershipsOf(ctx context.Context, userID string, 
 // (an event, a room wake-up, a roommates wake-up) and checks that each
 // still wakes the right waiters.
 func TestNotifierQueriesWithoutLock(t *testing.T) {
-	stream := rooms.NewStreamGen(0)
+	stream := rooms.NewStreamGen(0, nil)
 	m := &lockCheckingMembers{members: testMembers, t: t}
 	n := NewNotifier(stream, m, "hs1.test", nil)
 	m.n = n

@@ -92,7 +92,7 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		flaky := &flakyRoomStore{DB: db}
-		stream, err := rooms.OpenStream(ctx, db)
+		stream, err := rooms.OpenStream(ctx, db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,7 +59,7 @@ func newFixture(t *testing.T, dbURL string, enabled bool) *fixture {
 // start makes a new service over the fixture's database, as a restart.
 func (f *fixture) start(t *testing.T, enabled bool) {
 	t.Helper()
-	stream, err := rooms.OpenStream(context.Background(), f.db)
+	stream, err := rooms.OpenStream(context.Background(), f.db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

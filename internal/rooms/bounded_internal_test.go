@@ -11,7 +11,7 @@ import (
 // stay bounded however many users and rooms pass through, and a
 // forgotten user never counts as unchanged.
 func TestEngineMemoryIsBounded(t *testing.T) {
-	e := New(nil, NewStreamGen(0), nil, Options{})
+	e := New(nil, NewStreamGen(0, nil), nil, Options{})
 	n := 2*cache.DefaultMarksLimit + 10
 	for i := 1; i <= n; i++ {
 		e.noteMembership(fmt.Sprintf("@u%d:hs1.test", i), int64(i))

@@ -123,15 +123,16 @@ type StateMap map[roommodel.StateKey]int64
 // key.
 type StateKey = roommodel.StateKey
 
-// OpenStream restores the event stream's position from the store.
+// OpenStream restores the event stream's position from the store; the
+// stream publishes its moves on b (StreamAdvanced).
 func OpenStream(ctx context.Context, st interface {
 	MaxStreamPos(ctx context.Context) (int64, error)
-}) (*StreamGen, error) {
+}, b bus.Bus) (*StreamGen, error) {
 	max, err := st.MaxStreamPos(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return NewStreamGen(max), nil
+	return NewStreamGen(max, b), nil
 }
 
 // New makes an engine that assigns positions from stream and tells bus

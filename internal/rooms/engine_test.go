@@ -39,7 +39,7 @@ func newTestEngine(t *testing.T, dbURL string) (*Engine, *store.DB, *nopBus) {
 	}
 	t.Cleanup(func() { db.Close() })
 	_, priv, _ := ed25519.GenerateKey(nil)
-	stream, err := OpenStream(context.Background(), db)
+	stream, err := OpenStream(context.Background(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestStateResolutionConflictingBranches(t *testing.T) {
 }
 
 func TestStreamGenNeverPassesStoredPositions(t *testing.T) {
-	g := NewStreamGen(10)
+	g := NewStreamGen(10, nil)
 	a, b := g.Next(), g.Next() // 11, 12
 	g.Done(b)
 	if g.Current() != 10 {

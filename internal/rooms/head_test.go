@@ -46,7 +46,7 @@ func TestResolvedMembershipIsNoted(t *testing.T) {
 // TestWaitReadable: a finished position is not readable while an
 // earlier one is in flight, and becomes so once that one finishes.
 func TestWaitReadable(t *testing.T) {
-	g := NewStreamGen(0)
+	g := NewStreamGen(0, nil)
 	a, b := g.Next(), g.Next()
 	g.Done(b)
 	cancelled, cancel := context.WithCancel(context.Background())

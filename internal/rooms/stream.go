@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 )
 
@@ -22,11 +23,43 @@ type StreamGen struct {
 	stored int64
 	// current is what Current reports.
 	current *cache.Watermark
+	// bus hears of every move of Current (StreamAdvanced); nil: nobody.
+	bus bus.Bus
 }
 
-// NewStreamGen starts after the highest stored position.
-func NewStreamGen(max int64) *StreamGen {
-	return &StreamGen{next: max + 1, stored: max, inflight: map[int64]bool{}, current: cache.NewWatermark(max)}
+// NewStreamGen starts after the highest stored position and publishes
+// StreamAdvanced on b (which may be nil) whenever Current moves.
+func NewStreamGen(max int64, b bus.Bus) *StreamGen {
+	return &StreamGen{next: max + 1, stored: max, inflight: map[int64]bool{}, current: cache.NewWatermark(max), bus: b}
+}
+
+// StreamAdvanced is published when the stream's readable position
+// (Current) moves: what was written up to Position may now be read.
+// Workers that follow the stream (the sync notifier, the federation
+// sender, the search indexer) wait for it rather than poll.
+type StreamAdvanced struct {
+	Position int64 `json:"position"`
+}
+
+// TopicAdvanced is the topic of StreamAdvanced.
+const TopicAdvanced = "rooms.advanced"
+
+// Topic implements bus.Change.
+func (StreamAdvanced) Topic() string { return TopicAdvanced }
+
+// Advances subscribes a worker, under name, to StreamAdvanced on b. The
+// channel it returns holds a value whenever the position moved since it
+// was last read, so that a worker which takes it before catching up
+// with the stream misses no move (many moves while it works make one).
+func Advances(b bus.Bus, name string) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	b.Subscribe(name, func(context.Context, bus.Change) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}, TopicAdvanced)
+	return ch
 }
 
 // Next reserves a position; the caller must call Done with it.
@@ -46,6 +79,15 @@ func (g *StreamGen) Done(p int64) { g.finish(p, true) }
 func (g *StreamGen) Abandon(p int64) { g.finish(p, false) }
 
 func (g *StreamGen) finish(p int64, stored bool) {
+	if cur, moved := g.raise(p, stored); moved && g.bus != nil {
+		// Outside g.mu: listeners may read the stream. Two finishers may
+		// publish out of order; listeners read Current, never Position
+		// alone.
+		g.bus.Publish(context.Background(), StreamAdvanced{Position: cur})
+	}
+}
+
+func (g *StreamGen) raise(p int64, stored bool) (int64, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.inflight, p)
@@ -60,14 +102,11 @@ func (g *StreamGen) finish(p int64, stored bool) {
 	}
 	// Raised under g.mu, so that positions finishing concurrently raise
 	// it in order.
-	g.current.Raise(cur)
+	return cur, g.current.Raise(cur)
 }
 
 // Current is the position readers may read up to.
 func (g *StreamGen) Current() int64 { return g.current.Get() }
-
-// Advanced returns a channel closed the next time Current moves.
-func (g *StreamGen) Advanced() <-chan struct{} { return g.current.Moved() }
 
 // WaitReadable returns once p is at or below Current, or ctx ends (then
 // false). Positions finish out of order (a batch's events, and the other

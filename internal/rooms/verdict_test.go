@@ -79,7 +79,7 @@ func TestTransientFailureIsNoVerdict(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		flaky := &flakyStore{DB: db}
-		stream, err := OpenStream(context.Background(), db)
+		stream, err := OpenStream(context.Background(), db, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

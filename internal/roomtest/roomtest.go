@@ -35,12 +35,12 @@ func New(t testing.TB, dbURL, defaultVersion string) Env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	stream, err := rooms.OpenStream(ctx, db)
+	b := bus.New()
+	stream, err := rooms.OpenStream(ctx, db, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	b := bus.New()
 	engine := rooms.New(db, stream, b, rooms.Options{ServerName: ServerName, KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: defaultVersion})
 	return Env{DB: db, Stream: stream, Bus: b, Engine: engine}
 }

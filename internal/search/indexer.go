@@ -69,7 +69,10 @@ type Indexer struct {
 	high int64
 	// advanced is closed whenever high moves.
 	advanced chan struct{}
-	loaded   bool
+	// streamMoved holds a value when the event stream moved since Run
+	// last looked (rooms.StreamAdvanced on the bus).
+	streamMoved <-chan struct{}
+	loaded      bool
 }
 
 // NewIndexer makes an indexer; Run starts it.
@@ -79,6 +82,7 @@ func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger, b bus.Bus) *
 	ix := &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), advanced: make(chan struct{})}
 	if b != nil {
 		b.Subscribe("search-indexer", func(_ context.Context, c bus.Change) { ix.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+		ix.streamMoved = rooms.Advances(b, "search-indexer")
 	}
 	return ix
 }
@@ -107,16 +111,15 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	ix.written, ix.writtenLow = high, low
 	ix.setHigh(high)
 	for {
-		// Waiting for the stream before catching up, not after, so that
-		// no advance between the two is missed.
-		advanced := ix.stream.Advanced()
+		// streamMoved keeps a move made while catching up, so that none
+		// is missed.
 		if high, low, err = ix.catchUp(ctx, high, low); err != nil && ctx.Err() == nil {
 			ix.log.Warn("search: indexing events", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-advanced:
+		case <-ix.streamMoved:
 		case <-ix.wake:
 		}
 		gather := time.NewTimer(indexDelay)

@@ -66,7 +66,7 @@ func TestIndexerSkipsRefusedEvent(t *testing.T) {
 	}
 	st := &refusingStore{rows: []store.EventRow{msg(1, "before"), msg(2, "poison"), msg(3, "nul\\u0000byte"), msg(4, "after")},
 		indexed: map[int64]string{}}
-	ix := NewIndexer(st, rooms.NewStreamGen(4), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ix := NewIndexer(st, rooms.NewStreamGen(4, nil), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); ix.Run(ctx) }()

@@ -38,6 +38,7 @@ func TestBusListeners(t *testing.T) {
 			}
 			want := map[string][]string{
 				rooms.TopicEvent:         {"sync", "push", "search-indexer", "guests"},
+				rooms.TopicAdvanced:      {"sync", "search-indexer"},
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
 				presence.TopicChanged:    {"sync"},
@@ -55,6 +56,7 @@ func TestBusListeners(t *testing.T) {
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
 				want[rooms.TopicEvent] = append(want[rooms.TopicEvent], "federation.join-presence", "federation.join-device-lists")
+				want[rooms.TopicAdvanced] = append(want[rooms.TopicAdvanced], "federation-sender")
 				want[keys.TopicDevice] = []string{"federation.device_list"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}
 			}

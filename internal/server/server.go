@@ -210,14 +210,15 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	cfg, db := s.cfg, s.db
 	b.regTokens = regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
-	stream, err := rooms.OpenStream(ctx, db)
+	// changes carries every change a listener may care about, new room
+	// events and the stream's moves included; listeners subscribe to it
+	// as they are built.
+	changes := newBus()
+	s.changes = changes
+	stream, err := rooms.OpenStream(ctx, db, changes)
 	if err != nil {
 		return nil, err
 	}
-	// changes carries every change a listener may care about, new room
-	// events included; listeners subscribe to it as they are built.
-	changes := newBus()
-	s.changes = changes
 	// The notifier holds wake-ups until push has counted an event's
 	// notifications; it hears of new events first (then push, search,
 	// guests), as Synapse notifies after computing push actions.
@@ -362,7 +363,7 @@ func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	})
 	s.sender = remote.NewSender(remote.SenderOptions{
 		ServerName: cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval, Bus: s.changes,
 	})
 	return client, nil
 }

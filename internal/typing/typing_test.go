@@ -11,7 +11,7 @@ import (
 )
 
 func TestTyping(t *testing.T) {
-	stream := rooms.NewStreamGen(10)
+	stream := rooms.NewStreamGen(10, nil)
 	b := bus.New()
 	s := New(stream, b)
 	clock := time.Unix(1000, 0)

@@ -15,6 +15,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -66,6 +67,9 @@ type SenderOptions struct {
 	Log        *slog.Logger
 	// MaxRetryInterval caps the back-off between delivery attempts.
 	MaxRetryInterval time.Duration
+	// Bus brings the stream's moves (rooms.StreamAdvanced); without it
+	// the sender looks at the stream every senderTick.
+	Bus bus.Bus
 }
 
 // Sender delivers this server's events and EDUs to other servers. It
@@ -88,6 +92,9 @@ type Sender struct {
 	// since any server can reach us, and one it forgot is read again.
 	up *cache.LRU[string, bool]
 	wg sync.WaitGroup
+	// streamMoved holds a value when the stream moved since Run last
+	// looked.
+	streamMoved <-chan struct{}
 }
 
 // NewSender makes a sender; it does nothing until Run.
@@ -98,7 +105,11 @@ func NewSender(o SenderOptions) *Sender {
 	if o.MaxRetryInterval < firstRetry {
 		o.MaxRetryInterval = firstRetry
 	}
-	return &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}, up: cache.NewLRU[string, bool](discoveryCacheSize)}
+	s := &Sender{o: o, txnPrefix: strconv.FormatInt(time.Now().UnixNano(), 36), workers: map[string]chan struct{}{}, up: cache.NewLRU[string, bool](discoveryCacheSize)}
+	if o.Bus != nil {
+		s.streamMoved = rooms.Advances(o.Bus, "federation-sender")
+	}
+	return s
 }
 
 // Run queues local events for delivery and delivers queued PDUs and
@@ -117,7 +128,6 @@ func (s *Sender) Run(ctx context.Context) error {
 	defer t.Stop()
 	pos, ok := int64(0), false
 	for {
-		advanced := s.o.Rooms.Stream().Advanced()
 		if !ok {
 			pos, ok = s.startPosition(ctx)
 			if ok {
@@ -130,7 +140,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-advanced:
+		case <-s.streamMoved:
 		case <-t.C:
 			s.wakeQueued(ctx)
 		}
