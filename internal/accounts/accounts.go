@@ -31,11 +31,13 @@ type User struct {
 	UserType    string
 	Deactivated bool
 	CreatedTS   int64
+	// Locked and Suspended: see SetLocked and SetSuspended.
+	Locked, Suspended bool
 }
 
 func userFrom(u store.User) User {
 	return User{Localpart: u.Localpart, UserID: u.UserID, IsAdmin: u.IsAdmin, IsGuest: u.IsGuest,
-		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS}
+		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS, Locked: u.Locked, Suspended: u.Suspended}
 }
 
 // Device is one of a user's devices as the service hands it out.
@@ -58,6 +60,8 @@ type Store interface {
 	SetAdmin(ctx context.Context, localpart string, admin bool) error
 	UpgradeGuest(ctx context.Context, localpart, hash string) error
 	DeactivateUser(ctx context.Context, localpart string, erase bool) error
+	SetUserLocked(ctx context.Context, localpart string, locked bool) error
+	SetUserSuspended(ctx context.Context, localpart string, suspended bool) error
 
 	CreateSession(ctx context.Context, s store.NewSession) error
 	LookupAccessToken(ctx context.Context, hash string) (store.TokenOwner, error)

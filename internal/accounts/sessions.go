@@ -171,6 +171,10 @@ func (s *Service) PasswordLogin(ctx context.Context, user, password string) (Use
 	if u.Deactivated {
 		return User{}, mxerr.UserDeactivated("This account has been deactivated")
 	}
+	if u.Locked {
+		// Spec "Account locking": no new access token until unlocked.
+		return User{}, mxerr.UserLocked()
+	}
 	return u, nil
 }
 
@@ -226,6 +230,9 @@ func (s *Service) TokenLogin(ctx context.Context, token string) (User, error) {
 	}
 	if u.Deactivated {
 		return User{}, mxerr.UserDeactivated("This account has been deactivated")
+	}
+	if u.Locked {
+		return User{}, mxerr.UserLocked()
 	}
 	return userFrom(u), nil
 }

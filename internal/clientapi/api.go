@@ -146,6 +146,7 @@ func (a *API) Authenticator() httpapi.Authenticator {
 		return &httpapi.Caller{
 			UserID: c.User.UserID, Localpart: c.User.Localpart, DeviceID: c.DeviceID,
 			IsGuest: c.User.IsGuest, IsAdmin: c.User.IsAdmin, TokenHash: c.TokenHash,
+			Locked: c.User.Locked, Suspended: c.User.Suspended,
 		}, nil
 	}
 }
@@ -180,19 +181,49 @@ func (a *API) Register(rt *httpapi.Router) {
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which
-// Synapse still serves for every endpoint that existed in r0.
+// Synapse still serves for every endpoint that existed in r0, and under
+// /unstable (see unstable).
 func legacy(rt *httpapi.Router, r httpapi.Route) {
 	path := r.Path
 	r.Path = "/_matrix/client/v3" + path
 	rt.Add(r)
 	r.Path = "/_matrix/client/r0" + path
 	rt.Add(r)
+	unstable(rt, r, path)
 }
 
-// v1 adds a route that only exists under /v1.
-func v1(rt *httpapi.Router, r httpapi.Route) {
-	r.Path = "/_matrix/client/v1" + r.Path
+// unstable adds a route under /_matrix/client/unstable as well. Synapse
+// serves every r0/v3 endpoint there unless a servlet opts out
+// (client_patterns' unstable=True default), and clients still call some
+// there: cross-signing uploads (keys/device_signing/upload,
+// keys/signatures/upload) and key backup (room_keys/*) were unstable
+// before r0.6.1 and older matrix-js-sdk and Element Android releases
+// kept those paths.
+func unstable(rt *httpapi.Router, r httpapi.Route, path string) {
+	r.Path = "/_matrix/client/unstable" + path
 	rt.Add(r)
+}
+
+// v3 adds a route that exists from /v3 on, and under /unstable, where it
+// was before (see unstable).
+func v3(rt *httpapi.Router, r httpapi.Route) {
+	path := r.Path
+	r.Path = "/_matrix/client/v3" + path
+	rt.Add(r)
+	unstable(rt, r, path)
+}
+
+// v1 adds a route that only exists under /v1, and under the unstable
+// paths of its MSC (msc, below /_matrix/client/unstable) that Synapse
+// still serves and clients call before the spec version that made it
+// stable is advertised.
+func v1(rt *httpapi.Router, r httpapi.Route, msc ...string) {
+	path := r.Path
+	r.Path = "/_matrix/client/v1" + path
+	rt.Add(r)
+	for _, p := range msc {
+		unstable(rt, r, p)
+	}
 }
 
 // empty is the {} most successful writes answer with.

@@ -22,7 +22,9 @@ import (
 func (a *API) registerContext(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/context/{eventId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.eventContext})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/initialSync", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.roomInitialSync})
-	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/timestamp_to_event", Auth: httpapi.AuthRequired, Handler: a.timestampToEvent})
+	// matrix-js-sdk falls back to MSC3030's path when /v1 is refused.
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/timestamp_to_event", Auth: httpapi.AuthRequired, Handler: a.timestampToEvent},
+		"/org.matrix.msc3030/rooms/{roomId}/timestamp_to_event")
 }
 
 // eventContext serves GET /context/{eventId}: up to limit events around

@@ -20,6 +20,8 @@ func (a *API) registerDirectory(rt *httpapi.Router) {
 	route(http.MethodPut, "/directory/room/{roomAlias}", httpapi.AuthRequired, false, a.putAlias)
 	route(http.MethodDelete, "/directory/room/{roomAlias}", httpapi.AuthRequired, false, a.deleteAlias)
 	route(http.MethodGet, "/rooms/{roomId}/aliases", httpapi.AuthRequired, false, a.roomAliases)
+	// MSC2432's path, which org.matrix.msc2432 in /versions announces.
+	unstable(rt, httpapi.Route{Method: http.MethodGet, Auth: httpapi.AuthRequired, Handler: a.roomAliases}, "/org.matrix.msc2432/rooms/{roomId}/aliases")
 	route(http.MethodGet, "/directory/list/room/{roomId}", httpapi.AuthNone, false, a.getDirectoryVisibility)
 	route(http.MethodPut, "/directory/list/room/{roomId}", httpapi.AuthRequired, false, a.putDirectoryVisibility)
 	route(http.MethodGet, "/publicRooms", httpapi.AuthOptional, false, a.getPublicRooms)

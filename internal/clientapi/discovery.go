@@ -34,15 +34,71 @@ func (a *API) registerDiscovery(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/thirdparty/protocols", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{}, nil
 	}})
+	// Spec v1.15 "OAuth 2.0 API": a server that does not offer it answers
+	// 404 M_UNRECOGNIZED, which tells clients to use the legacy login API.
+	// The MSC2965 path is what clients released before v1.15 ask, and
+	// what Synapse answers the same way without OAuth delegation.
+	noOAuth := func(*http.Request, *httpapi.Caller) (any, error) {
+		return nil, mxerr.Unrecognized(http.StatusNotFound, "This server does not support the OAuth 2.0 API")
+	}
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/auth_metadata", Handler: noOAuth})
+	for _, p := range []string{"/org.matrix.msc2965/auth_metadata", "/org.matrix.msc2965/auth_issuer"} {
+		rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/unstable" + p, Handler: noOAuth})
+	}
+}
+
+// unstableFeatures are the /versions unstable_features flags: those
+// Synapse sets for a capability Myelin has, which clients still read
+// instead of (or besides) a spec version. docs/compliance.md lists which
+// client reads which. A flag is true only when the capability is served
+// as the MSC and the spec describe it; a flag Synapse sets for something
+// Myelin lacks is false, so a client does not wait for a server without it.
+var unstableFeatures = map[string]bool{
+	// MSC1756 cross-signing: Element Web sets up cross-signing, shows its
+	// settings and the verify button only when this is set, whatever
+	// the spec versions say.
+	"org.matrix.e2e_cross_signing": true,
+	// MSC2432 GET /rooms/{roomId}/aliases.
+	"org.matrix.msc2432": true,
+	// MSC2666 GET /v1/mutual_rooms (spec v1.19); mautrix-go takes the
+	// stable path only when this is set or v1.19 is advertised.
+	"uk.half-shot.msc2666.query_mutual_rooms.stable": true,
+	// MSC2285 private read receipts (m.read.private).
+	"org.matrix.msc2285.stable": true,
+	// MSC3827 room_types in the /publicRooms filter.
+	"org.matrix.msc3827.stable": true,
+	// MSC3440 threads; MSC3771 threaded receipts; MSC3773 per-thread
+	// notification counts (unread_thread_notifications): matrix-js-sdk
+	// turns thread support on from these.
+	"org.matrix.msc3440.stable": true,
+	"org.matrix.msc3771":        true,
+	"org.matrix.msc3773":        true,
+	// MSC3882 login tokens (spec v1.7's /login/get_token).
+	"org.matrix.msc3882": true,
+	// MSC3981 recurse on /relations.
+	"org.matrix.msc3981": true,
+	// MSC4133 arbitrary profile fields (spec v1.16).
+	"uk.tcpip.msc4133.stable": true,
+	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec
+	// v1.18); mautrix-go bridges send them there only when this is set.
+	"com.beeper.msc4169": true,
+	// New rooms are not encrypted by default whatever their preset
+	// (Synapse: encryption_enabled_by_default_for_room_type, off by
+	// default); Element reads these to lock the encryption toggle.
+	"io.element.e2ee_forced.public":          false,
+	"io.element.e2ee_forced.private":         false,
+	"io.element.e2ee_forced.trusted_private": false,
+	// Label-based filtering (MSC2326) is not implemented.
+	"org.matrix.label_based_filtering": false,
+	// Simplified sliding sync (MSC4186) is not implemented: Element X
+	// (matrix-rust-sdk) reads this and tells its user the server lacks it.
+	"org.matrix.simplified_msc3575": false,
 }
 
 func (a *API) versions(*http.Request, *httpapi.Caller) (any, error) {
 	return map[string]any{
-		"versions": specVersions,
-		"unstable_features": map[string]bool{
-			// MSC3882 login tokens (spec v1.7's /login/get_token).
-			"org.matrix.msc3882": true,
-		},
+		"versions":          specVersions,
+		"unstable_features": unstableFeatures,
 	}, nil
 }
 
@@ -103,6 +159,10 @@ func (a *API) capabilities(*http.Request, *httpapi.Caller) (any, error) {
 		"m.3pid_changes":    map[string]bool{"enabled": false},
 		"m.get_login_token": map[string]bool{"enabled": true},
 		"m.profile_fields":  map[string]bool{"enabled": true},
-		"m.room_versions":   map[string]any{"default": a.cfg.Rooms.DefaultVersion, "available": available},
+		// Spec v1.18 (MSC4267): leaving a room does not forget it here;
+		// the user forgets it with /forget, as with Synapse's default
+		// (forget_rooms_on_leave: false).
+		"m.forget_forced_upon_leave": map[string]bool{"enabled": false},
+		"m.room_versions":            map[string]any{"default": a.cfg.Rooms.DefaultVersion, "available": available},
 	}}, nil
 }

@@ -25,8 +25,11 @@ func (a *API) registerRoomEvents(rt *httpapi.Router) {
 		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, AllowGuest: !noGuest[path], RateLimit: limit, Handler: h})
 	}
 	auth(http.MethodPut, "/rooms/{roomId}/send/{eventType}/{txnId}", a.send, LimitMessage)
-	auth(http.MethodPut, "/rooms/{roomId}/state/{eventType}", a.putState, LimitMessage)
-	auth(http.MethodPut, "/rooms/{roomId}/state/{eventType}/{stateKey...}", a.putState, LimitMessage)
+	// A suspended account sends no state (spec "Account suspension");
+	// /send decides by event type, /redact by target.
+	for _, p := range []string{"/rooms/{roomId}/state/{eventType}", "/rooms/{roomId}/state/{eventType}/{stateKey...}"} {
+		legacy(rt, httpapi.Route{Method: http.MethodPut, Path: p, Auth: httpapi.AuthRequired, AllowGuest: true, RefuseSuspended: true, RateLimit: LimitMessage, Handler: a.putState})
+	}
 	auth(http.MethodGet, "/rooms/{roomId}/state/{eventType}", a.getStateEvent, "")
 	auth(http.MethodGet, "/rooms/{roomId}/state/{eventType}/{stateKey...}", a.getStateEvent, "")
 	auth(http.MethodGet, "/rooms/{roomId}/state", a.getState, "")
@@ -47,10 +50,29 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadJSON(r, &content); err != nil {
 		return nil, err
 	}
-	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
-		RoomID: r.PathValue("roomId"), Sender: c.UserID, Type: r.PathValue("eventType"), Content: content,
-		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "send/" + r.PathValue("eventType"), ID: r.PathValue("txnId")},
-	})
+	roomID, typ := r.PathValue("roomId"), r.PathValue("eventType")
+	txn := &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "send/" + typ, ID: r.PathValue("txnId")}
+	var ev *rooms.Event
+	var err error
+	if typ == spec.MRoomRedaction {
+		// Spec v1.18 (MSC4169): a redaction sent here names its target in
+		// content.redacts and is checked as /redact checks it; its
+		// transaction IDs stay those of /send.
+		var target struct {
+			Redacts *string `json:"redacts"`
+		}
+		if json.Unmarshal(content, &target) != nil || target.Redacts == nil {
+			return nil, mxerr.BadJSON("content.redacts must be the ID of the event to redact")
+		}
+		ev, err = a.rooms.Redact(r.Context(), rooms.RedactRequest{RoomID: roomID, Sender: c.UserID, SenderSuspended: c.Suspended,
+			Target: *target.Redacts, Content: content, Txn: txn})
+	} else if c.Suspended {
+		// Spec "Account suspension": no messages; redactions are
+		// decided above.
+		return nil, mxerr.UserSuspended()
+	} else {
+		ev, err = a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, Content: content, Txn: txn})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -157,24 +179,12 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
 		return nil, err
 	}
-	roomID := r.PathValue("roomId")
-	target, err := a.rooms.VisibleEvent(r.Context(), roomID, r.PathValue("eventId"), c.UserID)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := a.rooms.MayRedact(r.Context(), c.UserID, target)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, mxerr.Forbidden("You cannot redact other users' events")
-	}
 	content := map[string]any{}
 	if body.Reason != "" {
 		content["reason"] = body.Reason
 	}
-	ev, err := a.rooms.Send(r.Context(), rooms.SendRequest{
-		RoomID: roomID, Sender: c.UserID, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: content,
+	ev, err := a.rooms.Redact(r.Context(), rooms.RedactRequest{
+		RoomID: r.PathValue("roomId"), Sender: c.UserID, SenderSuspended: c.Suspended, Target: r.PathValue("eventId"), Content: content,
 		Txn: &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "redact/" + r.PathValue("eventId"), ID: r.PathValue("txnId")},
 	})
 	if err != nil {

@@ -45,12 +45,6 @@ func (a *API) registerKeys(rt *httpapi.Router) {
 	}
 }
 
-// v3 adds a route that exists from /v3 on.
-func v3(rt *httpapi.Router, r httpapi.Route) {
-	r.Path = "/_matrix/client/v3" + r.Path
-	rt.Add(r)
-}
-
 func (a *API) uploadKeys(r *http.Request, c *httpapi.Caller) (any, error) {
 	var req keys.UploadRequest
 	if err := httpapi.ReadJSON(r, &req); err != nil {

@@ -12,8 +12,8 @@ import (
 func (a *API) registerLogin(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/login", Handler: a.loginFlows})
 	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/login", Handler: a.login, RateLimit: LimitLogin})
-	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/logout", Auth: httpapi.AuthRequired, AllowGuest: true, AllowExpired: true, Handler: a.logout})
-	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/logout/all", Auth: httpapi.AuthRequired, AllowGuest: true, AllowExpired: true, Handler: a.logoutAll})
+	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/logout", Auth: httpapi.AuthRequired, AllowGuest: true, AllowExpired: true, AllowLocked: true, Handler: a.logout})
+	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/logout/all", Auth: httpapi.AuthRequired, AllowGuest: true, AllowExpired: true, AllowLocked: true, Handler: a.logoutAll})
 	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/refresh", Handler: a.refresh})
 	v1(rt, httpapi.Route{Method: http.MethodPost, Path: "/login/get_token", Auth: httpapi.AuthRequired, RateLimit: LimitLogin, Handler: a.getLoginToken})
 }

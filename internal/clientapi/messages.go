@@ -20,6 +20,12 @@ import (
 // maxPageLimit caps /messages and /context pages.
 const maxPageLimit = 1000
 
+// maxBackfillRounds bounds the /backfill requests one /messages page
+// makes: enough for a full page of maxPageLimit from servers that answer
+// 100 events at a time, few enough that a page whose events are all
+// filtered out does not walk the whole room.
+const maxBackfillRounds = 12
+
 func (a *API) registerMessages(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/messages", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.messages})
 }
@@ -125,19 +131,8 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	if backwards && !more && len(evs) < limit && a.federation != nil && to == noBound {
-		// The room's history here ends; other servers may have more.
-		if n, err := a.federation.Backfill(r.Context(), roomID, max(limit-len(evs), 20)); err != nil {
+		if evs, next, more, err = a.backfillPage(r.Context(), roomID, c.UserID, evs, from, next, upper, limit, rf); err != nil {
 			return nil, err
-		} else if n > 0 {
-			cursor := from
-			if len(evs) > 0 {
-				cursor = evs[len(evs)-1].StreamPos - 1
-			}
-			older, n2, more2, err := a.paginate(r.Context(), roomID, c.UserID, cursor, to, upper, limit-len(evs), true, rf)
-			if err != nil {
-				return nil, err
-			}
-			evs, next, more = append(evs, older...), n2, more2
 		}
 	}
 	chunk, err := a.render.Render(r.Context(), evs, a.viewer(c), c.UserID, false)
@@ -156,6 +151,34 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		resp["state"] = state
 	}
 	return resp, nil
+}
+
+// backfillPage completes a backwards page that reached the end of the
+// room's history here with history from other servers. One /backfill
+// answer may hold fewer events than the page lacks (servers cap it, the
+// filter and history visibility drop some), so backfill goes on until the
+// page is full or the room's start is reached.
+func (a *API) backfillPage(ctx context.Context, roomID, userID string, evs []*rooms.Event, from, next, upper int64, limit int, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, bool, error) {
+	more := false
+	for round := 0; !more && len(evs) < limit && round < maxBackfillRounds; round++ {
+		n, err := a.federation.Backfill(ctx, roomID, max(limit-len(evs), 20))
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if n == 0 {
+			break
+		}
+		cursor := from
+		if len(evs) > 0 {
+			cursor = evs[len(evs)-1].StreamPos - 1
+		}
+		older, n2, more2, err := a.paginate(ctx, roomID, userID, cursor, noBound, upper, limit-len(evs), true, rf)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		evs, next, more = append(evs, older...), n2, more2
+	}
+	return evs, next, more, nil
 }
 
 // paginate walks the room's events from a token in one direction,

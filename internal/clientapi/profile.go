@@ -15,8 +15,10 @@ import (
 func (a *API) registerProfile(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/profile/{userId}", Auth: httpapi.AuthOptional, Handler: a.getProfile})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthOptional, Handler: a.getProfileField})
-	legacy(rt, httpapi.Route{Method: http.MethodPut, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.setProfileField})
-	legacy(rt, httpapi.Route{Method: http.MethodDelete, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.deleteProfileField})
+	// A suspended account may not change its profile (spec "Account
+	// suspension").
+	legacy(rt, httpapi.Route{Method: http.MethodPut, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthRequired, AllowGuest: true, RefuseSuspended: true, Handler: a.setProfileField})
+	legacy(rt, httpapi.Route{Method: http.MethodDelete, Path: "/profile/{userId}/{keyName}", Auth: httpapi.AuthRequired, AllowGuest: true, RefuseSuspended: true, Handler: a.deleteProfileField})
 }
 
 // profile returns a user's profile: from the accounts of this server,

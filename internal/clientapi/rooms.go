@@ -25,13 +25,19 @@ func (a *API) registerRooms(rt *httpapi.Router) {
 	guest := func(method, path string, h httpapi.Handler) {
 		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, AllowGuest: true, Handler: h})
 	}
-	auth(http.MethodPost, "/createRoom", a.createRoom)
-	guest(http.MethodPost, "/join/{roomIdOrAlias}", a.joinByIDOrAlias)
-	guest(http.MethodPost, "/rooms/{roomId}/join", a.joinByID)
-	auth(http.MethodPost, "/knock/{roomIdOrAlias}", a.knock)
+	// A suspended account may leave but not join, knock or invite (spec
+	// "Account suspension"), nor create a room, which sends events as
+	// sending messages would.
+	notSuspended := func(method, path string, guests bool, h httpapi.Handler) {
+		legacy(rt, httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, AllowGuest: guests, RefuseSuspended: true, Handler: h})
+	}
+	notSuspended(http.MethodPost, "/createRoom", false, a.createRoom)
+	notSuspended(http.MethodPost, "/join/{roomIdOrAlias}", true, a.joinByIDOrAlias)
+	notSuspended(http.MethodPost, "/rooms/{roomId}/join", true, a.joinByID)
+	notSuspended(http.MethodPost, "/knock/{roomIdOrAlias}", false, a.knock)
 	guest(http.MethodPost, "/rooms/{roomId}/leave", a.leave)
 	auth(http.MethodPost, "/rooms/{roomId}/forget", a.forget)
-	auth(http.MethodPost, "/rooms/{roomId}/invite", a.memberAction(spec.Invite))
+	notSuspended(http.MethodPost, "/rooms/{roomId}/invite", false, a.memberAction(spec.Invite))
 	auth(http.MethodPost, "/rooms/{roomId}/kick", a.memberAction(spec.Leave))
 	auth(http.MethodPost, "/rooms/{roomId}/ban", a.memberAction(spec.Ban))
 	auth(http.MethodPost, "/rooms/{roomId}/unban", a.unban)

@@ -18,8 +18,12 @@ import (
 
 func (a *API) registerSpaces(rt *httpapi.Router) {
 	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/rooms/{roomId}/hierarchy", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.hierarchy})
-	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/room_summary/{roomIdOrAlias}", Auth: httpapi.AuthOptional, Handler: a.roomSummary})
-	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/mutual_rooms", Auth: httpapi.AuthRequired, Handler: a.mutualRooms})
+	// mautrix-go asks MSC3266's path until v1.15 is advertised;
+	// matrix-js-sdk asks MSC2666's.
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/room_summary/{roomIdOrAlias}", Auth: httpapi.AuthOptional, Handler: a.roomSummary},
+		"/im.nheko.summary/summary/{roomIdOrAlias}", "/im.nheko.summary/rooms/{roomIdOrAlias}/summary")
+	v1(rt, httpapi.Route{Method: http.MethodGet, Path: "/mutual_rooms", Auth: httpapi.AuthRequired, Handler: a.mutualRooms},
+		"/uk.half-shot.msc2666/user/mutual_rooms")
 }
 
 // maxHierarchyRooms caps a hierarchy page (Synapse's MAX_ROOMS); it is

@@ -3,12 +3,14 @@ package clientapi
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // maxSyncTimeout caps long-polling, as reverse proxies time out anyway.
@@ -16,6 +18,18 @@ const maxSyncTimeout = 5 * time.Minute
 
 func (a *API) registerSync(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/sync", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.syncHandler})
+	// The legacy event stream, which clients still poll to peek into a
+	// room (see clientsync.Events); Synapse also serves it under the
+	// pre-r0 /api/v1 prefix.
+	events := httpapi.Route{Method: http.MethodGet, Path: "/events", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.eventStream}
+	legacy(rt, events)
+	events.Path = "/_matrix/client/api/v1/events"
+	rt.Add(events)
+	// Its companion, deprecated in r0 too, refused to guests as Synapse's.
+	one := httpapi.Route{Method: http.MethodGet, Path: "/events/{eventId}", Auth: httpapi.AuthRequired, Handler: a.getOneEvent}
+	legacy(rt, one)
+	one.Path = "/_matrix/client/api/v1/events/{eventId}"
+	rt.Add(one)
 	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/user/{userId}/filter", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.createFilter})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/user/{userId}/filter/{filterId}", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.getFilter})
 }
@@ -31,13 +45,11 @@ func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 		req.Since = &tok
 	}
-	if t := q.Get("timeout"); t != "" {
-		ms, err := strconv.ParseInt(t, 10, 64)
-		if err != nil || ms < 0 {
-			return nil, mxerr.InvalidParam("timeout must be a non-negative integer")
-		}
-		req.Timeout = min(time.Duration(ms)*time.Millisecond, maxSyncTimeout)
+	timeout, err := parseTimeout(q, 0)
+	if err != nil {
+		return nil, err
 	}
+	req.Timeout = timeout
 	switch p := q.Get("set_presence"); p {
 	case "", "online", "offline", "unavailable":
 	default:
@@ -49,6 +61,74 @@ func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	req.Filter = f
 	return a.sync.Sync(r.Context(), req)
+}
+
+// parseTimeout reads a long poll's timeout (milliseconds), capped at
+// maxSyncTimeout.
+func parseTimeout(q url.Values, def time.Duration) (time.Duration, error) {
+	t := q.Get("timeout")
+	if t == "" {
+		return def, nil
+	}
+	ms, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, mxerr.InvalidParam("timeout must be a non-negative integer")
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxSyncTimeout), nil
+}
+
+// eventStream serves GET /events as Synapse does: room_id (required of
+// guests), from (a sync or pagination token; now when absent), timeout
+// (30 s by default), limit (10); the answer's end is the next from.
+func (a *API) eventStream(r *http.Request, c *httpapi.Caller) (any, error) {
+	q := r.URL.Query()
+	req := clientsync.EventsRequest{UserID: c.UserID, RoomID: q.Get("room_id")}
+	if c.IsGuest && req.RoomID == "" {
+		return nil, mxerr.MissingParam("Guest users must specify room_id")
+	}
+	if f := q.Get("from"); f != "" {
+		tok, err := clientsync.ParsePageToken(f)
+		if err != nil {
+			return nil, err
+		}
+		req.From = &tok
+	}
+	var err error
+	if req.Timeout, err = parseTimeout(q, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if req.Limit, err = parseLimit(q, 10); err != nil {
+		return nil, err
+	}
+	// A poll that may return nothing would only ever time out.
+	req.Limit = max(req.Limit, 1)
+	page, err := a.sync.Events(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	chunk, err := a.render.Render(r.Context(), page.Events, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"chunk": nonNil(chunk), "start": page.Start.String(), "end": page.End.String()}, nil
+}
+
+// getOneEvent serves GET /events/{eventId}: /rooms/{roomId}/event without
+// the room, which the event names; 404 for an event the user may not see,
+// as for a missing one.
+func (a *API) getOneEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	ev, err := a.rooms.Event(r.Context(), r.PathValue("eventId"))
+	if err != nil {
+		return nil, err
+	}
+	if ev, err = a.rooms.VisibleEvent(r.Context(), ev.RoomID().String(), ev.EventID(), c.UserID); err != nil {
+		return nil, err
+	}
+	out, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 func (a *API) createFilter(r *http.Request, c *httpapi.Caller) (any, error) {

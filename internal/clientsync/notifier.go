@@ -211,6 +211,8 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 		for u := range users {
 			n.wakeLocked(n.byUser[u])
 		}
+		// Requests waiting on the room itself (peekers, see Register).
+		n.wakeLocked(n.byUser[roomID])
 	}
 	n.pending = kept
 	return deadline, holding
@@ -272,8 +274,10 @@ func (n *Notifier) joinedLocked(roomID string) (map[string]bool, bool) {
 }
 
 // Register starts waiting for events in the user's rooms or about the
-// user. Register before looking for changes, so that nothing published in
-// between is missed; always Unregister.
+// user; given a room ID instead of a user ID, for the room's events
+// (a user peeking into a room they are not in: room and user IDs differ
+// in their sigil). Register before looking for changes, so that nothing
+// published in between is missed; always Unregister.
 func (n *Notifier) Register(user string) *Waiter {
 	w := &Waiter{C: make(chan struct{}), user: user}
 	n.mu.Lock()

@@ -54,6 +54,11 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	for len(tl) > 0 && outOfBand(tl[0]) {
 		tl = tl[1:]
 	}
+	if !limited {
+		if limited, err = s.acrossGap(ctx, tl); err != nil {
+			return nil, err
+		}
+	}
 	room := newJoinedRoom()
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
@@ -96,6 +101,9 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		}
 	}
 	if mode != stateNone {
+		if stateEvs, err = s.withEndState(ctx, roomID, upto, start, tl, stateEvs); err != nil {
+			return nil, err
+		}
 		stateEvs = s.filterState(req, stateEvs, tl)
 	}
 	viewer := req.Viewer

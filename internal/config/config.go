@@ -179,6 +179,9 @@ type RateLimitBucket struct {
 
 // Rooms holds room defaults.
 type Rooms struct {
+	// DefaultVersion is the version of rooms created without one: 12, the
+	// newest stable version (what Synapse has defaulted to since 1.136).
+	// Harnesses that federate with servers predating version 12 set 11.
 	DefaultVersion string `yaml:"default_version"`
 	// RedactionRetention is how long the original content of a redacted
 	// event is kept (Synapse: redaction_retention_period, 7 days).
@@ -395,7 +398,7 @@ var EnvVars = []string{
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
-	"MYELIN_SQLITE_SYNCHRONOUS",
+	"MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -430,6 +433,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_LOG_FORMAT", &c.Log.Format)
 	str("MYELIN_PUBLIC_BASEURL", &c.WellKnown.ClientBaseURL)
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
+	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
 	if v, ok := env("MYELIN_FEDERATION_ADDRESSES"); ok {
 		// name=host:port,name=host:port
 		c.Federation.Addresses = map[string]string{}

@@ -163,6 +163,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_OUTBOUND_DENY", "203.0.113.0/24,8.8.8.8/32", nil, func(c *Config) { c.Outbound.Deny = []string{"203.0.113.0/24", "8.8.8.8/32"} }},
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
 		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
+		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,14 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
-	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/federation/remote"
 	"github.com/myelin-chat/myelin/internal/httpapi"
@@ -255,6 +251,18 @@ type refusedPDU struct{ err error }
 func (e *refusedPDU) Error() string { return e.err.Error() }
 func (e *refusedPDU) Unwrap() error { return e.err }
 
+// fetchVerdict is the error of a PDU whose missing events or state could
+// not be fetched: a refusal when the origin failed to supply them (a
+// remote.BadAnswer), else this server's own failure, which leaves the
+// PDU undecided and its transaction to be retried.
+func fetchVerdict(err error) error {
+	var bad *remote.BadAnswer
+	if errors.As(err, &bad) {
+		return &refusedPDU{err}
+	}
+	return err
+}
+
 // decided reports whether a PDU's error is a decision about it (this
 // package's or the room engine's), rather than a failure to decide (a
 // database error, a cancelled context) after which it may be retried.
@@ -301,8 +309,12 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
 	if errors.As(err, &missing) {
-		if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
-			a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+		// Only missing prev events make a gap; missing auth events alone
+		// are fetched by receiveOrResolve.
+		if len(missing.Prev) > 0 {
+			if ferr := a.fetchMissing(ctx, origin, v, pdu); ferr != nil {
+				a.d.Log.Info("federation: filling a gap with get_missing_events", "origin", origin, "event_id", pdu.EventID(), "err", ferr)
+			}
 		}
 		_, err = a.receiveOrResolve(ctx, origin, v, pdu)
 	}
@@ -315,13 +327,25 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 // receiveOrResolve receives an event and, when some of its prev events
 // are still unknown, lets the origin's state at those stand in for them
 // (Synapse does the same for a gap get_missing_events did not fill).
+// Auth events it lacks are fetched from the origin (/event_auth) before
+// its auth check, as Synapse's _update_auth_events_for_auth does, rather
+// than the event being refused for them.
 func (a *API) receiveOrResolve(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) (*rooms.Event, error) {
 	ev, err := a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents
-	if errors.As(err, &missing) && len(missing.Prev) > 0 {
-		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev)
+	if !errors.As(err, &missing) {
+		return ev, err
 	}
-	return ev, err
+	var chain []gomatrixserverlib.PDU
+	if len(missing.Auth) > 0 {
+		if chain, err = a.d.Remote.AuthChain(ctx, origin, v, pdu); err != nil {
+			return nil, fetchVerdict(err)
+		}
+	}
+	if len(missing.Prev) > 0 {
+		return a.receiveWithRemoteState(ctx, origin, v, pdu, missing.Prev, chain)
+	}
+	return a.d.Rooms.ReceiveWithState(ctx, pdu, nil, chain)
 }
 
 // verifyPDU parses an event of a room version and checks its signatures
@@ -354,141 +378,28 @@ func (a *API) receiveEDUs(ctx context.Context, origin string, edus []gomatrixser
 	}
 }
 
-const (
-	// missingLimit is the limit asked of /get_missing_events per request.
-	missingLimit = 20
-	// missingRounds bounds the requests made for one event: a gap up to
-	// missingLimit*missingRounds events (a destination catching up after
-	// an outage) is filled this way.
-	missingRounds  = 5
-	missingTimeout = time.Minute
-)
-
 // fetchMissing asks the origin for the events between the room's
-// forward extremities and pdu (/get_missing_events), checks each as if
-// it had come in a transaction, and receives them oldest first.
+// forward extremities and pdu (remote.MissingEvents: /get_missing_events),
+// checks each as if it had come in a transaction, and receives them
+// oldest first; the oldest may still lack prev events when the gap was
+// larger than the walk allows, and get their state from the origin. It
+// stops only at a failure to decide (which the transaction is retried
+// for): one refused event does not stop the others, those on other
+// branches still fit.
 func (a *API) fetchMissing(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, pdu gomatrixserverlib.PDU) error {
-	ctx, cancel := context.WithTimeout(ctx, missingTimeout)
-	defer cancel()
-	roomID := pdu.RoomID().String()
-	extremities, _, err := a.d.Rooms.Extremities(ctx, roomID)
-	if err != nil {
-		return err
-	}
-	minDepth, err := a.minDepth(ctx, extremities)
-	if err != nil {
-		return err
-	}
-	fetched := map[string]gomatrixserverlib.PDU{}
-	latest := []string{pdu.EventID()}
-	for round := 0; round < missingRounds && len(latest) > 0; round++ {
-		// What this server has, fetched events included, bounds the walk;
-		// the events it starts from must not be among them, or the other
-		// side skips them.
-		earliest := slices.Clone(extremities)
-		for id := range fetched {
-			if !slices.Contains(latest, id) {
-				earliest = append(earliest, id)
-			}
-		}
-		resp, err := a.d.Client.LookupMissingEvents(ctx, spec.ServerName(a.d.ServerName), spec.ServerName(origin), roomID,
-			fclient.MissingEvents{Limit: missingLimit, MinDepth: int(minDepth), EarliestEvents: earliest, LatestEvents: latest}, v.Version())
-		if err != nil {
-			return fmt.Errorf("get_missing_events from %s: %w", origin, err)
-		}
-		added := 0
-		for _, raw := range resp.Events {
-			ev, err := a.verifyPDU(ctx, origin, v, raw)
-			if err != nil || ev.RoomID().String() != roomID {
-				a.d.Log.Info("federation: dropping a fetched missing event", "origin", origin, "err", err)
-				continue
-			}
-			if _, ok := fetched[ev.EventID()]; !ok {
-				fetched[ev.EventID()] = ev
-				added++
-			}
-		}
-		if added == 0 {
-			break
-		}
-		if latest, err = a.stillMissing(ctx, pdu, fetched); err != nil {
-			return err
-		}
-	}
-	return a.receiveFetched(ctx, origin, v, fetched)
-}
-
-// stillMissing lists the events (pdu and those fetched) whose prev
-// events are neither stored nor fetched: where the next request starts.
-func (a *API) stillMissing(ctx context.Context, pdu gomatrixserverlib.PDU, fetched map[string]gomatrixserverlib.PDU) ([]string, error) {
-	var out []string
-	check := append([]gomatrixserverlib.PDU{pdu}, mapValues(fetched)...)
-	for _, ev := range check {
-		var unknown []string
-		for _, p := range ev.PrevEventIDs() {
-			if _, ok := fetched[p]; !ok {
-				unknown = append(unknown, p)
-			}
-		}
-		if len(unknown) == 0 {
-			continue
-		}
-		known, err := a.d.Rooms.EventsByID(ctx, unknown)
-		if err != nil {
-			return nil, err
-		}
-		if len(known) < len(unknown) {
-			out = append(out, ev.EventID())
-		}
-	}
-	return out, nil
-}
-
-// receiveFetched receives fetched events oldest (lowest depth) first;
-// the oldest may still lack prev events when the gap was larger than the
-// rounds allow, and get its state from the origin.
-func (a *API) receiveFetched(ctx context.Context, origin string, v gomatrixserverlib.IRoomVersion, fetched map[string]gomatrixserverlib.PDU) error {
-	evs := mapValues(fetched)
-	sortByDepth(evs)
-	for _, ev := range evs {
-		if _, err := a.receiveOrResolve(ctx, origin, v, ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// minDepth is the lowest depth of the given events, below which the
-// origin need not walk.
-func (a *API) minDepth(ctx context.Context, ids []string) (int64, error) {
-	evs, err := a.d.Rooms.EventsByID(ctx, ids)
-	if err != nil {
-		return 0, err
-	}
-	var d int64
-	for i, ev := range evs {
-		if i == 0 || ev.Depth() < d {
-			d = ev.Depth()
-		}
-	}
-	return d, nil
-}
-
-func mapValues(m map[string]gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
-	out := make([]gomatrixserverlib.PDU, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-func sortByDepth(evs []gomatrixserverlib.PDU) {
-	slices.SortFunc(evs, func(x, y gomatrixserverlib.PDU) int {
-		if c := cmp.Compare(x.Depth(), y.Depth()); c != 0 {
-			return c
-		}
-		return strings.Compare(x.EventID(), y.EventID())
+	evs, ferr := a.d.Remote.MissingEvents(ctx, origin, v, pdu, func(raw json.RawMessage) (gomatrixserverlib.PDU, error) {
+		return a.verifyPDU(ctx, origin, v, raw)
 	})
+	for _, ev := range evs {
+		_, err := a.receiveOrResolve(ctx, origin, v, ev)
+		if err != nil && !decided(err) {
+			return err
+		}
+		if err != nil {
+			a.d.Log.Info("federation: refused a fetched missing event", "origin", origin, "event_id", ev.EventID(), "err", err)
+		}
+	}
+	return ferr
 }
 
 // pduReason is why a PDU was refused, as the origin is told: the

@@ -35,6 +35,10 @@ type Caller struct {
 	IsAdmin   bool
 	// TokenHash identifies the access token used, for /logout.
 	TokenHash string
+	// Locked and Suspended are the account's moderation state (spec
+	// "Account moderation"), enforced per route (Route.AllowLocked,
+	// Route.RefuseSuspended) and by services.
+	Locked, Suspended bool
 }
 
 // Authenticator resolves an access token to its caller. allowExpired
@@ -63,6 +67,15 @@ type Route struct {
 	// AllowExpired accepts expired access tokens (Synapse does for logout,
 	// so that a client can always end its session).
 	AllowExpired bool
+	// AllowLocked lets a locked account call an AuthRequired route: spec
+	// "Account locking" leaves it /logout and /logout/all alone; every
+	// other route answers 401 M_USER_LOCKED.
+	AllowLocked bool
+	// RefuseSuspended answers a suspended account 403 M_USER_SUSPENDED
+	// (spec "Account suspension": joining, knocking, inviting, profile
+	// changes); routes whose answer depends on the request decide in
+	// their service instead.
+	RefuseSuspended bool
 	// RateLimit names the bucket the route draws from ("" for none).
 	RateLimit string
 	// MaxBodyBytes overrides the JSON body limit (media uploads).
@@ -187,6 +200,16 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 		}
 		if caller != nil && caller.IsGuest && route.Auth == AuthRequired && !route.AllowGuest {
 			WriteError(w, mxerr.GuestAccessForbidden("Guest access not allowed"))
+			return
+		}
+		// Optional-auth routes (/versions, ...) answer a locked account
+		// as Synapse's do (allow_locked).
+		if caller != nil && caller.Locked && route.Auth == AuthRequired && !route.AllowLocked {
+			WriteError(w, mxerr.UserLocked())
+			return
+		}
+		if caller != nil && caller.Suspended && route.RefuseSuspended {
+			WriteError(w, mxerr.UserSuspended())
 			return
 		}
 	}

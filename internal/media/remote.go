@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -54,6 +55,9 @@ func (s *Service) fetchRemote(ctx context.Context, server, mediaID string, timeo
 func (s *Service) fetchRemoteOnce(ctx context.Context, server, mediaID string, timeout time.Duration) error {
 	path := "/_matrix/federation/v1/media/download/" + url.PathEscape(mediaID) + "?" + waitQuery(timeout)
 	part, err := s.askRemote(ctx, server, path)
+	if errors.Is(err, errUnknownEndpoint) {
+		part, err = s.askLegacy(ctx, server, mediaID, waitQuery(timeout))
+	}
 	if err != nil {
 		return err
 	}
@@ -156,21 +160,27 @@ type closeBoth struct {
 
 func (c closeBoth) Close() error { return c.outer.Close() }
 
-// remoteStatus turns another server's error answer into ours.
+// remoteStatus turns another server's error answer into ours, or
+// errUnknownEndpoint when the server does not serve the endpoint.
 func remoteStatus(resp *http.Response) error {
-	var e struct {
-		Code string `json:"errcode"`
+	unknown, code := unknownEndpoint(resp)
+	if unknown {
+		return errUnknownEndpoint
 	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+	return remoteCode(resp.StatusCode, code)
+}
+
+// remoteCode is our error for another server's status and errcode.
+func remoteCode(status int, code string) error {
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		return mxerr.NotFound("Not found")
-	case e.Code == "M_NOT_YET_UPLOADED":
+	case code == "M_NOT_YET_UPLOADED":
 		return mxerr.NotYetUploaded("Content has not yet been uploaded")
-	case e.Code == "M_TOO_LARGE":
+	case code == "M_TOO_LARGE":
 		return remoteTooLarge()
 	}
-	return remoteFailed("Remote server answered %d %s", resp.StatusCode, e.Code)
+	return remoteFailed("Remote server answered %d %s", status, code)
 }
 
 type multipartAnswer struct {
@@ -220,15 +230,7 @@ func (s *Service) followLocation(ctx context.Context, location string) (*remoteP
 		resp.Body.Close()
 		return nil, remoteFailed("Media location answered %d", resp.StatusCode)
 	}
-	ct := resp.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	var filename string
-	if _, p, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil {
-		filename = p["filename"]
-	}
-	return &remotePart{contentType: ct, filename: filename, body: resp.Body}, nil
+	return plainPart(resp), nil
 }
 
 // WriteMultipart answers a federation media request: an empty JSON

@@ -101,6 +101,29 @@ func TooLarge(format string, args ...any) *Error {
 func UserDeactivated(format string, args ...any) *Error {
 	return newf(http.StatusForbidden, "M_USER_DEACTIVATED", format, args...)
 }
+
+// UserLocked is spec v1.12's answer to a locked account: 401 with
+// soft_logout, so that clients keep their session and state and poll for
+// the lock to be lifted.
+func UserLocked() *Error {
+	return newf(http.StatusUnauthorized, "M_USER_LOCKED", "This account has been locked").With("soft_logout", true)
+}
+
+// UserLimitExceeded is spec v1.18's answer to a request over a limit of
+// the user's account (a number of account-scoped resources, a quota):
+// info_uri, which the spec requires, is a page the client can show about
+// the limit; can_upgrade is left out (false: a hard limit). The status
+// depends on the endpoint.
+func UserLimitExceeded(status int, infoURI, format string, args ...any) *Error {
+	return newf(status, "M_USER_LIMIT_EXCEEDED", format, args...).With("info_uri", infoURI)
+}
+
+// UserSuspended is spec v1.13's answer to an action a suspended account
+// may not take.
+func UserSuspended() *Error {
+	return newf(http.StatusForbidden, "M_USER_SUSPENDED", "You cannot perform this action while suspended")
+}
+
 func GuestAccessForbidden(format string, args ...any) *Error {
 	return newf(http.StatusForbidden, "M_GUEST_ACCESS_FORBIDDEN", format, args...)
 }

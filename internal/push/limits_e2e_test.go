@@ -11,7 +11,9 @@ import (
 )
 
 // TestPushRuleLimits checks every push rule limit: over it, 400
-// M_TOO_LARGE and nothing stored; at it, accepted.
+// M_TOO_LARGE (M_USER_LIMIT_EXCEEDED with an info_uri for the number of
+// rules, a limit of the account: spec v1.18) and nothing stored; at it,
+// accepted.
 func TestPushRuleLimits(t *testing.T) {
 	testserver.EachEngine(t, func(c *config.Config) {
 		c.Limits.PushRules = config.PushRuleLimits{MaxRules: 3, MaxConditions: 4, MaxPatternLength: 64}
@@ -52,7 +54,7 @@ func TestPushRuleLimits(t *testing.T) {
 		tooLarge("actions over", put("override", "o2", map[string]any{"actions": []any{"notify", "notify", "notify", "notify", "notify"}}))
 		tooLarge("rule ID over", put("override", strings.Repeat("r", 65), map[string]any{"actions": notify}))
 		ok("third rule", put("underride", "u1", map[string]any{"actions": notify}))
-		tooLarge("fourth rule", put("underride", "u2", map[string]any{"actions": notify}))
+		wantUserLimit(t, "fourth rule", put("underride", "u2", map[string]any{"actions": notify}))
 		// Changing a rule one has is not a new rule.
 		ok("update at the limit", put("underride", "u1", map[string]any{"actions": []any{"notify", map[string]any{"set_tweak": "sound", "value": "default"}}}))
 
@@ -70,8 +72,19 @@ func TestPushRuleLimits(t *testing.T) {
 	})
 }
 
+// wantUserLimit checks spec v1.18's M_USER_LIMIT_EXCEEDED, whose
+// info_uri is required.
+func wantUserLimit(t *testing.T, what string, r testserver.Response) {
+	t.Helper()
+	uri, _ := r.JSON["info_uri"].(string)
+	if r.Status != http.StatusBadRequest || r.JSON["errcode"] != "M_USER_LIMIT_EXCEEDED" || !strings.HasPrefix(uri, "https://") {
+		t.Fatalf("%s: got %d %s, want 400 M_USER_LIMIT_EXCEEDED with an info_uri", what, r.Status, r.Raw)
+	}
+}
+
 // TestPushersPerUserBounded checks that a user's pushers, to each of
-// which every notification goes, are bounded: the 101st is refused,
+// which every notification goes, are bounded: the 101st is refused
+// (M_USER_LIMIT_EXCEEDED),
 // while updating an existing one still works.
 func TestPushersPerUserBounded(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
@@ -86,9 +99,7 @@ func TestPushersPerUserBounded(t *testing.T) {
 				t.Fatalf("pusher %d: %d %s", i, r.Status, r.Raw)
 			}
 		}
-		if r := set("k100"); r.Status != http.StatusBadRequest || r.JSON["errcode"] != "M_TOO_LARGE" {
-			t.Fatalf("101st pusher: got %d %s, want 400 M_TOO_LARGE", r.Status, r.Raw)
-		}
+		wantUserLimit(t, "101st pusher", set("k100"))
 		if r := set("k7"); r.Status != http.StatusOK {
 			t.Fatalf("updating a pusher at the limit: %d %s", r.Status, r.Raw)
 		}

@@ -91,7 +91,7 @@ func (s *Service) SetPusher(ctx context.Context, localpart, deviceID string, b P
 	if len(have) >= maxPushersPerUser && !slices.ContainsFunc(have, func(o store.Pusher) bool {
 		return o.AppID == p.AppID && o.Pushkey == p.Pushkey
 	}) {
-		return tooMany("Too many pushers: at most %d", maxPushersPerUser)
+		return overAccountLimit(pushersInfoURI, "Too many pushers: at most %d", maxPushersPerUser)
 	}
 	if err := s.store.SetPusher(ctx, p, b.Append); err != nil {
 		return err

@@ -60,6 +60,21 @@ func tooMany(format string, args ...any) error {
 	return mxerr.TooLarge(format, args...).WithStatus(http.StatusBadRequest)
 }
 
+// overAccountLimit refuses a new rule or pusher over the number a user
+// may have: an account-scoped limit, M_USER_LIMIT_EXCEEDED since spec
+// v1.18 (it was M_TOO_LARGE before; the status stays 400). info_uri
+// points at the spec's description of what is limited, the one page
+// every server's users can read.
+func overAccountLimit(infoURI, format string, args ...any) error {
+	return mxerr.UserLimitExceeded(http.StatusBadRequest, infoURI, format, args...)
+}
+
+// Pages about the limited resources, for info_uri.
+const (
+	pushRulesInfoURI = "https://spec.matrix.org/v1.18/client-server-api/#push-rules"
+	pushersInfoURI   = "https://spec.matrix.org/v1.18/client-server-api/#post_matrixclientv3pushersset"
+)
+
 func errNotFound() error { return mxerr.NotFound("The push rule was not found.") }
 
 // errRelative is the spec's answer to a before/after naming no rule of
@@ -115,7 +130,7 @@ func (s *Service) PutRule(ctx context.Context, userID, kind, ruleID, before, aft
 		list := u.Rules.kind(kind)
 		at := findRule(*list, ruleID)
 		if at < 0 && u.Rules.count() >= lim.MaxRules {
-			return tooMany("Too many push rules: at most %d of your own", lim.MaxRules)
+			return overAccountLimit(pushRulesInfoURI, "Too many push rules: at most %d of your own", lim.MaxRules)
 		}
 		if at >= 0 {
 			rule.Enabled = (*list)[at].Enabled

@@ -313,7 +313,17 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen)
+	// Across a gap this server's view of the room may be stale (a member
+	// who joined in the gap is unknown here): the event is soft-failed
+	// against the current state resolved with the state its server gave,
+	// as Synapse's _check_for_soft_fail does when given the state.
+	current := h.state
+	if beforeID != h.snapshot {
+		if current, err = e.resolve(ctx, h, []int64{h.snapshot, beforeID}); err != nil {
+			return nil, err
+		}
+	}
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current)
 }
 
 // prevSnapshots lists the state snapshots after each prev event: the

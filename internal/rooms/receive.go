@@ -69,7 +69,7 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, h.state)
 }
 
 // lockForInput locks the room of an event received from elsewhere. An
@@ -114,10 +114,12 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 }
 
 // receiveAt runs the checks on receipt of an event whose state before it
-// is known, stores it and moves the room's head. A failure to check
-// stores nothing (see receivedStatus).
-func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64) (*Event, error) {
-	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, h.state)
+// is known, stores it and moves the room's head. current is the state
+// it is soft-failed against (the room's current state, but see
+// ReceiveWithState). A failure to check stores nothing (see
+// receivedStatus).
+func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, current StateMap) (*Event, error) {
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, current)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}

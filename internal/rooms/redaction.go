@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -55,6 +56,52 @@ func (e *Engine) mayRedact(ctx context.Context, red, target *Event) bool {
 		return false
 	}
 	return pl.UserLevel(spec.SenderID(red.Sender())) >= pl.Redact
+}
+
+// RedactRequest is a redaction a local user asks for: through PUT
+// /rooms/{roomId}/redact/{eventId}/{txnId}, or (spec v1.18, MSC4169) as
+// an m.room.redaction sent with PUT /rooms/{roomId}/send, whose
+// content.redacts names the target. Both take this one path, so that
+// both check the same things.
+type RedactRequest struct {
+	RoomID, Sender, Target string
+	// SenderSuspended: a suspended account may redact its own events
+	// only (spec "Account suspension").
+	SenderSuspended bool
+	// Content is the redaction's content (reason, and anything else the
+	// client put there).
+	Content any
+	Txn     *Txn
+}
+
+// Redact sends a redaction for a local user: the target must be an event
+// of the room the user may see (M_NOT_FOUND otherwise, as for a missing
+// one), and the user must be its sender or hold the redact power level
+// (403), as Synapse checks before it sends; the redaction is then an
+// ordinary event whose transaction ID deduplicates retries.
+func (e *Engine) Redact(ctx context.Context, req RedactRequest) (*Event, error) {
+	// A retry answers the first redaction even if the target has been
+	// hidden from the user since.
+	if ev, err := e.sentWithTxn(ctx, SendRequest{RoomID: req.RoomID, Txn: req.Txn}); ev != nil || err != nil {
+		return ev, err
+	}
+	target, err := e.VisibleEvent(ctx, req.RoomID, req.Target, req.Sender)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := e.MayRedact(ctx, req.Sender, target)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, mxerr.Forbidden("You cannot redact other users' events")
+	}
+	if req.SenderSuspended && target.Sender() != req.Sender {
+		return nil, mxerr.UserSuspended()
+	}
+	return e.Send(ctx, SendRequest{
+		RoomID: req.RoomID, Sender: req.Sender, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: req.Content, Txn: req.Txn,
+	})
 }
 
 // MayRedact reports whether a local user may redact an event now: the

@@ -76,6 +76,7 @@ type Server struct {
 	uia      *uia.Manager
 	engine   *rooms.Engine
 	keys     *keys.Service
+	accounts *accounts.Service
 	notifier *clientsync.Notifier
 	// sender delivers events and EDUs to other servers (nil without
 	// federation).
@@ -260,6 +261,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
 	})
+	s.accounts = b.acc
 }
 
 // buildClientAPI makes the services only the client-server API uses, and
@@ -564,6 +566,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }
+
+// Accounts is the accounts service (tests lock and suspend accounts
+// through it until the admin API does).
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
 func (s *Server) Keys() *keys.Service { return s.keys }

@@ -16,20 +16,24 @@ type User struct {
 	UserType     string
 	Deactivated  bool
 	CreatedTS    int64
+	// Locked and Suspended are an administrator's reversible
+	// restrictions (spec "Account moderation").
+	Locked    bool
+	Suspended bool
 }
 
-const userColumns = `localpart, user_id, password_hash, is_admin, is_guest, user_type, deactivated, created_ts`
+const userColumns = `localpart, user_id, password_hash, is_admin, is_guest, user_type, deactivated, created_ts, locked, suspended`
 
 func scanUser(scan func(...any) error) (User, error) {
 	var u User
-	err := scan(&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS)
+	err := scan(&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS, &u.Locked, &u.Suspended)
 	return u, err
 }
 
 // CreateUser inserts a new account; ErrConflict if the localpart is taken.
 func (db *DB) CreateUser(ctx context.Context, u User) error {
-	_, err := db.w().exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.Localpart, u.UserID, u.PasswordHash, u.IsAdmin, u.IsGuest, u.UserType, u.Deactivated, u.CreatedTS)
+	_, err := db.w().exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		u.Localpart, u.UserID, u.PasswordHash, u.IsAdmin, u.IsGuest, u.UserType, u.Deactivated, u.CreatedTS, u.Locked, u.Suspended)
 	return err
 }
 
@@ -73,6 +77,16 @@ func (db *DB) SetAdmin(ctx context.Context, localpart string, admin bool) error 
 // UpgradeGuest turns a guest account into a full account with a password.
 func (db *DB) UpgradeGuest(ctx context.Context, localpart, hash string) error {
 	return affected(db.w().exec(ctx, `UPDATE users SET is_guest = FALSE, password_hash = $2 WHERE localpart = $1 AND is_guest = TRUE`, localpart, hash))
+}
+
+// SetUserLocked locks or unlocks an account; ErrNotFound for none.
+func (db *DB) SetUserLocked(ctx context.Context, localpart string, locked bool) error {
+	return affected(db.w().exec(ctx, `UPDATE users SET locked = $1 WHERE localpart = $2`, locked, localpart))
+}
+
+// SetUserSuspended suspends or unsuspends an account; ErrNotFound for none.
+func (db *DB) SetUserSuspended(ctx context.Context, localpart string, suspended bool) error {
+	return affected(db.w().exec(ctx, `UPDATE users SET suspended = $1 WHERE localpart = $2`, suspended, localpart))
 }
 
 // DeactivateUser marks an account deactivated and removes its devices

@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -32,10 +33,22 @@ import (
 // its own server name (hs1.test, hs2.test, ...), database, loopback
 // address (127.0.0.11, .12, ...) and a TLS certificate from a test CA
 // that every server of the network trusts; the configuration maps each
-// name to its address, as a closed deployment would.
+// name to its address, as a closed deployment would. A network may also
+// hold hosts that are not Myelin (AddHost: a scripted peer of a test).
 type Network struct {
 	Servers []*Server
 	ca      *testCA
+	// addrs maps every name of the network, servers and hosts, to its
+	// host:port.
+	addrs map[string]string
+	hosts int
+}
+
+// Host is a member of a network that is not a Myelin server: a name the
+// servers reach at Addr, with a certificate of the network's CA.
+type Host struct {
+	Name, Addr        string
+	CertFile, KeyFile string
 }
 
 // StartNetwork starts n federating servers on the database engine
@@ -43,23 +56,51 @@ type Network struct {
 // server's index).
 func StartNetwork(t *testing.T, engine string, n int, mutate func(i int, c *config.Config)) *Network {
 	t.Helper()
-	ca := newTestCA(t)
-	addrs := map[string]string{}
-	names := make([]string, n)
-	for i := range n {
-		names[i] = fmt.Sprintf("hs%d.test", i+1)
-		addrs[names[i]] = freeAddr(t, fmt.Sprintf("127.0.0.%d", 11+i))
+	net := NewNetwork(t)
+	net.Start(t, engine, n, mutate)
+	return net
+}
+
+// NewNetwork prepares a network without servers: its CA, to which hosts
+// are added (AddHost) before Start starts the Myelin servers.
+func NewNetwork(t testing.TB) *Network {
+	t.Helper()
+	return &Network{ca: newTestCA(t), addrs: map[string]string{}}
+}
+
+// AddHost reserves a name, a loopback address (127.0.0.101 and up) and a
+// certificate for a server that is not Myelin; the servers Start starts
+// afterwards reach it there.
+func (n *Network) AddHost(t testing.TB, name string) Host {
+	t.Helper()
+	if len(n.Servers) > 0 {
+		t.Fatal("testserver: AddHost after Start: the servers would not know the host")
 	}
-	net := &Network{ca: ca}
-	for i := range n {
+	n.hosts++
+	addr := freeAddr(t, fmt.Sprintf("127.0.0.%d", 100+n.hosts))
+	n.addrs[name] = addr
+	cert, key := n.ca.issue(t, name)
+	return Host{Name: name, Addr: addr, CertFile: cert, KeyFile: key}
+}
+
+// Start starts count federating Myelin servers on the database engine,
+// each changed by mutate (which may be nil; it gets the server's index).
+func (n *Network) Start(t testing.TB, engine string, count int, mutate func(i int, c *config.Config)) {
+	t.Helper()
+	names := make([]string, count)
+	for i := range count {
+		names[i] = fmt.Sprintf("hs%d.test", i+1)
+		n.addrs[names[i]] = freeAddr(t, fmt.Sprintf("127.0.0.%d", 11+i))
+	}
+	for i := range count {
 		cfg := Config(t, testdb.NewURL(t, engine))
 		cfg.ServerName = names[i]
 		cfg.Federation.Enabled = true
-		cfg.Listen.Federation = addrs[names[i]]
-		cfg.Listen.TLSCert, cfg.Listen.TLSKey = ca.issue(t, names[i])
-		cfg.Federation.CAFile = ca.file
+		cfg.Listen.Federation = n.addrs[names[i]]
+		cfg.Listen.TLSCert, cfg.Listen.TLSKey = n.ca.issue(t, names[i])
+		cfg.Federation.CAFile = n.ca.file
 		cfg.Federation.Addresses = map[string]string{}
-		for k, v := range addrs {
+		for k, v := range n.addrs {
 			cfg.Federation.Addresses[k] = v
 		}
 		// Failed deliveries are retried within the test's patience.
@@ -68,9 +109,30 @@ func StartNetwork(t *testing.T, engine string, n int, mutate func(i int, c *conf
 		if mutate != nil {
 			mutate(i, cfg)
 		}
-		net.Servers = append(net.Servers, StartConfig(t, cfg))
+		n.Servers = append(n.Servers, StartConfig(t, cfg))
 	}
-	return net
+}
+
+// HTTPClient is an HTTPS client that reaches the network's names at
+// their addresses and trusts its CA: how a host talks to the servers.
+func (n *Network) HTTPClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(n.ca.cert)
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			a, ok := n.addrs[host]
+			if !ok {
+				return nil, fmt.Errorf("testserver: %s is not in the network", host)
+			}
+			return dialer.DialContext(ctx, network, a)
+		},
+	}}
 }
 
 // EachEngineNetwork runs fn per database engine with a fresh network of

@@ -78,11 +78,7 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 		_, err := f.d.Rooms.ReceiveHistorical(ctx, pdu, pos, nil, nil)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
-			var state, auth []gomatrixserverlib.PDU
-			resp, lerr := f.d.Client.LookupState(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), roomID, pdu.EventID(), v.Version())
-			if lerr == nil {
-				state, auth, lerr = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), f.d.KeyRing, f.EventProvider(server), UserIDForSender)
-			}
+			state, auth, lerr := f.StateAt(ctx, server, v, roomID, pdu.EventID())
 			if lerr != nil {
 				f.d.Log.Info("state for a backfilled event", "event_id", pdu.EventID(), "server", server, "err", lerr)
 				continue

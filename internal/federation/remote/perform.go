@@ -53,6 +53,7 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
+		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
 		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
