@@ -141,18 +141,24 @@ func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event
 // renderContext renders a window in one batch, so that the aggregations
 // of all its events are one batch too.
 func (a *API) renderContext(ctx context.Context, c *httpapi.Caller, w *eventWindow) (any, error) {
-	all := make([]*rooms.Event, 0, 1+len(w.before)+len(w.after)+len(w.state))
-	all = append(append(append(append(all, w.event), w.before...), w.after...), w.state...)
+	all := make([]*rooms.Event, 0, 1+len(w.before)+len(w.after))
+	all = append(append(append(all, w.event), w.before...), w.after...)
 	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}
-	nb, na := len(w.before), len(w.after)
+	// State events get no aggregations, so rendering them apart loses
+	// no batching.
+	state, err := a.render.RenderState(ctx, w.state, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	nb := len(w.before)
 	return map[string]any{
 		"event":         rendered[0],
 		"events_before": nonNil(rendered[1 : 1+nb]),
-		"events_after":  nonNil(rendered[1+nb : 1+nb+na]),
-		"state":         nonNil(rendered[1+nb+na:]),
+		"events_after":  nonNil(rendered[1+nb:]),
+		"state":         nonNil(state),
 		"start":         clientsync.Token{Events: w.start}.String(),
 		"end":           clientsync.Token{Events: w.end}.String(),
 	}, nil
@@ -234,8 +240,11 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := append(slices.Clone(evs), stateEvs...)
-	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
+	rendered, err := a.render.Render(ctx, evs, a.viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	renderedState, err := a.render.RenderState(ctx, stateEvs, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +258,11 @@ func (a *API) roomInitialSync(r *http.Request, c *httpapi.Caller) (any, error) {
 		"room_id":    roomID,
 		"membership": membership,
 		"messages": map[string]any{
-			"chunk": nonNil(rendered[:len(evs)]),
+			"chunk": nonNil(rendered),
 			"start": clientsync.Token{Events: start}.String(),
 			"end":   clientsync.Token{Events: upper}.String(),
 		},
-		"state":        nonNil(rendered[len(evs):]),
+		"state":        nonNil(renderedState),
 		"visibility":   visibility,
 		"presence":     []any{},
 		"receipts":     []any{},

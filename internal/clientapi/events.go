@@ -136,7 +136,7 @@ func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.render.Render(r.Context(), evs, a.viewer(c), c.UserID, false)
+	return a.render.RenderState(r.Context(), evs, a.viewer(c), c.UserID, false)
 }
 
 // stateList loads the events of the keys of state that keep accepts, in
@@ -239,7 +239,7 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 			kept = append(kept, ev)
 		}
 	}
-	chunk, err := a.render.Render(r.Context(), kept, a.viewer(c), c.UserID, false)
+	chunk, err := a.render.RenderState(r.Context(), kept, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}

@@ -218,5 +218,5 @@ func (a *API) lazyMembers(ctx context.Context, evs []*rooms.Event, c *httpapi.Ca
 			members = append(members, ev)
 		}
 	}
-	return a.render.Render(ctx, members, a.viewer(c), c.UserID, false)
+	return a.render.RenderState(ctx, members, a.viewer(c), c.UserID, false)
 }

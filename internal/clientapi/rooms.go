@@ -97,7 +97,7 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
 		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
 		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,
-		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: localInvites, IsDirect: req.IsDirect,
+		Name: req.Name, Topic: req.Topic, CanonicalAlias: alias, Invite: localInvites, Invitees: req.Invite, IsDirect: req.IsDirect,
 		CreatorContent: a.membership.MemberProfile(r.Context(), c.Localpart),
 		InviteContent: func(userID string) map[string]any {
 			if lp, local := a.accounts.LocalpartOf(userID); local {

@@ -37,7 +37,7 @@ func (a *API) registerSync(rt *httpapi.Router) {
 func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	req := clientsync.Request{UserID: c.UserID, DeviceID: c.DeviceID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true",
-		SetPresence: q.Get("set_presence")}
+		SetPresence: q.Get("set_presence"), UseStateAfter: q.Get("use_state_after") == "true"}
 	if s := q.Get("since"); s != "" {
 		tok, err := clientsync.ParseToken(s)
 		if err != nil {

@@ -44,6 +44,9 @@ type Options struct {
 	RedactedBecause *Event
 	// Relations is unsigned.m.relations.
 	Relations map[string]any
+	// Membership is the viewer's membership after the event
+	// (unsigned.membership); empty leaves it out.
+	Membership string
 	// OmitRoomID drops room_id, as /sync's timelines do.
 	OmitRoomID bool
 	Now        time.Time
@@ -81,6 +84,9 @@ func Format(ev *rooms.Event, o Options) Event {
 	if o.ReplacesState != "" {
 		u["replaces_state"] = o.ReplacesState
 	}
+	if o.Membership != "" {
+		u["membership"] = o.Membership
+	}
 	if o.RedactedBecause != nil {
 		u["redacted_because"] = o.RedactedBecause
 	}
@@ -91,12 +97,47 @@ func Format(ev *rooms.Event, o Options) Event {
 	return out
 }
 
-// Stripped is a stripped state event (invite_state, knock_state).
+// Stripped is a stripped state event (invite_state, knock_state). Full,
+// when set, is the whole event, served in place of the four stripped
+// fields: the create event is shared in full (MSC4311, spec v1.16), so
+// that an invitee can check the room ID against it and read its
+// origin_server_ts, as Synapse's strip_event does.
 type Stripped struct {
 	Content  json.RawMessage `json:"content"`
 	Sender   string          `json:"sender"`
 	StateKey string          `json:"state_key"`
 	Type     string          `json:"type"`
+	Full     json.RawMessage `json:"-"`
+}
+
+type strippedFields struct {
+	Content  json.RawMessage `json:"content"`
+	Sender   string          `json:"sender"`
+	StateKey string          `json:"state_key"`
+	Type     string          `json:"type"`
+	TS       *int64          `json:"origin_server_ts,omitempty"`
+}
+
+// MarshalJSON serves Full when set, the stripped fields otherwise.
+func (s Stripped) MarshalJSON() ([]byte, error) {
+	if len(s.Full) > 0 {
+		return s.Full, nil
+	}
+	return json.Marshal(strippedFields{Content: s.Content, Sender: s.Sender, StateKey: s.StateKey, Type: s.Type})
+}
+
+// UnmarshalJSON keeps a full create event another server sent (it has an
+// origin_server_ts) as Full, so that it is passed on whole.
+func (s *Stripped) UnmarshalJSON(raw []byte) error {
+	var f strippedFields
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return err
+	}
+	*s = Stripped{Content: f.Content, Sender: f.Sender, StateKey: f.StateKey, Type: f.Type}
+	if f.Type == spec.MRoomCreate && f.StateKey == "" && f.TS != nil {
+		s.Full = append(json.RawMessage(nil), raw...)
+	}
+	return nil
 }
 
 // StrippedTypes are the state events shared with invitees and knockers,
@@ -106,7 +147,12 @@ var StrippedTypes = []string{
 	"m.room.encryption", "m.room.name", "m.room.topic",
 }
 
-// Strip renders a state event in stripped form.
+// Strip renders a state event in stripped form; the create event is kept
+// whole (see Stripped).
 func Strip(ev *rooms.Event) Stripped {
-	return Stripped{Content: json.RawMessage(ev.Content()), Sender: ev.Sender(), StateKey: *ev.StateKey(), Type: ev.Type()}
+	s := Stripped{Content: json.RawMessage(ev.Content()), Sender: ev.Sender(), StateKey: *ev.StateKey(), Type: ev.Type()}
+	if s.Type == spec.MRoomCreate && s.StateKey == "" {
+		s.Full = json.RawMessage(ev.JSON())
+	}
+	return s
 }

@@ -186,6 +186,10 @@ func (l *loader) EventsByID(_ context.Context, ids []string) ([]*rooms.Event, er
 	return out, l.err
 }
 
+func (l *loader) MembershipAfter(context.Context, *rooms.Event, string) (string, error) {
+	return "join", nil
+}
+
 // TestRender: prev_content, prev_sender and replaces_state come from the
 // replaced state event, redacted_because from the redaction, relations
 // from the hook; events needing none of them cost no load; the order of

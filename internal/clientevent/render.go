@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
-// Loader loads events by NID and ID; the room engine is one.
+// Loader loads events by NID and ID, and a user's membership after an
+// event; the room engine is one.
 type Loader interface {
 	EventsByNID(ctx context.Context, nids []int64) ([]*rooms.Event, error)
 	EventsByID(ctx context.Context, ids []string) ([]*rooms.Event, error)
+	MembershipAfter(ctx context.Context, ev *rooms.Event, userID string) (string, error)
 }
 
 // Renderer renders events with the fields that need other events:
@@ -23,8 +27,23 @@ type Renderer struct {
 	Relations func(ctx context.Context, viewer string, evs []*rooms.Event) (map[string]map[string]any, error)
 }
 
-// Render formats evs for viewer, in order.
+// Render formats events of a timeline (sync's, /messages, /context,
+// /event, /relations, search, notifications) for viewer, in order, each
+// with unsigned.membership: the viewer's membership after the event
+// (MSC4115, spec v1.11), as Synapse's filter_events_for_client adds it.
 func (r Renderer) Render(ctx context.Context, evs []*rooms.Event, viewer Viewer, viewerUserID string, omitRoomID bool) ([]Event, error) {
+	return r.render(ctx, evs, viewer, viewerUserID, omitRoomID, true)
+}
+
+// RenderState formats a list of state (a room's state, its members, the
+// state section of /sync or /context) without unsigned.membership,
+// which Synapse gives only to events of timelines: each state event
+// would need its own snapshot.
+func (r Renderer) RenderState(ctx context.Context, evs []*rooms.Event, viewer Viewer, viewerUserID string, omitRoomID bool) ([]Event, error) {
+	return r.render(ctx, evs, viewer, viewerUserID, omitRoomID, false)
+}
+
+func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer, viewerUserID string, omitRoomID, withMembership bool) ([]Event, error) {
 	var replaced []int64
 	var redactions []string
 	for _, ev := range evs {
@@ -64,8 +83,24 @@ func (r Renderer) Render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 	}
 	now := time.Now()
 	out := make([]Event, len(evs))
+	// Events of one state snapshot share the viewer's membership.
+	memberships := map[int64]string{}
 	for i, ev := range evs {
 		o := Options{Viewer: viewer, OmitRoomID: omitRoomID, Now: now, Relations: rels[ev.EventID()]}
+		if withMembership && viewerUserID != "" {
+			m, ok := memberships[ev.StateAfter]
+			own := ev.Type() == spec.MRoomMember && ev.StateKey() != nil && *ev.StateKey() == viewerUserID
+			if !ok || own {
+				var err error
+				if m, err = r.Loader.MembershipAfter(ctx, ev, viewerUserID); err != nil {
+					return nil, err
+				}
+				if !own {
+					memberships[ev.StateAfter] = m
+				}
+			}
+			o.Membership = m
+		}
 		if p, ok := prev[ev.ReplacesNID]; ok {
 			o.PrevContent = json.RawMessage(p.Content())
 			o.PrevSender = p.Sender()

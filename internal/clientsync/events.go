@@ -38,13 +38,6 @@ type EventsPage struct {
 // Events answers a GET /events poll, long-polling up to req.Timeout while
 // nothing new is readable.
 func (s *Service) Events(ctx context.Context, req EventsRequest) (*EventsPage, error) {
-	var ignored map[string]bool
-	if ad := s.sources.AccountData; ad != nil {
-		var err error
-		if ignored, err = ad.IgnoredUsers(ctx, req.UserID); err != nil {
-			return nil, err
-		}
-	}
 	from := s.engine.Stream().Current()
 	if req.From != nil {
 		from = min(req.From.Events, from)
@@ -58,7 +51,7 @@ func (s *Service) Events(ctx context.Context, req EventsRequest) (*EventsPage, e
 	defer deadline.Stop()
 	for {
 		w := s.notifier.Register(key)
-		page, err := s.eventsAfter(ctx, req, from, ignored)
+		page, err := s.eventsAfter(ctx, req, from)
 		if err != nil || len(page.Events) > 0 || req.Timeout <= 0 {
 			s.notifier.Unregister(w)
 			return page, err
@@ -77,13 +70,10 @@ func (s *Service) Events(ctx context.Context, req EventsRequest) (*EventsPage, e
 }
 
 // eventsAfter reads one page of the stream after from.
-func (s *Service) eventsAfter(ctx context.Context, req EventsRequest, from int64, ignored map[string]bool) (*EventsPage, error) {
+// As every read path, the timeline's visibility check leaves out an
+// ignored user's events (rooms.Visibility).
+func (s *Service) eventsAfter(ctx context.Context, req EventsRequest, from int64) (*EventsPage, error) {
 	current := s.engine.Stream().Current()
-	keep := func(ev *rooms.Event) bool {
-		// As /sync: an ignored user's events are left out, their state
-		// events kept (spec "Ignoring Users").
-		return !ignored[ev.Sender()] || ev.StateKey() != nil
-	}
 	roomIDs := []string{req.RoomID}
 	if req.RoomID == "" {
 		ms, err := s.membershipsOf(ctx, req.UserID)
@@ -109,7 +99,7 @@ func (s *Service) eventsAfter(ctx context.Context, req EventsRequest, from int64
 			}
 			return nil, err
 		}
-		page, next, more, err := s.engine.Timeline(ctx, roomID, req.UserID, from, rooms.NoBound, ra.UpTo(current), req.Limit, false, keep)
+		page, next, more, err := s.engine.Timeline(ctx, roomID, req.UserID, from, rooms.NoBound, ra.UpTo(current), req.Limit, false, nil)
 		if err != nil {
 			return nil, err
 		}

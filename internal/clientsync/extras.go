@@ -3,8 +3,10 @@ package clientsync
 import (
 	"context"
 	"encoding/json"
+	"sort"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/presence"
@@ -66,6 +68,21 @@ func (s *Service) addExtras(ctx context.Context, p *pass, joined map[string]bool
 		evs, err := src.Presence.Changes(ctx, req.UserID, p.after, p.upto)
 		if err != nil {
 			return err
+		}
+		if p.after != 0 && len(p.newlyShared) > 0 {
+			for _, ev := range evs {
+				delete(p.newlyShared, ev.Sender)
+			}
+			users := make([]string, 0, len(p.newlyShared))
+			for u := range p.newlyShared {
+				users = append(users, u)
+			}
+			sort.Strings(users)
+			current, err := src.Presence.Current(ctx, users)
+			if err != nil {
+				return err
+			}
+			evs = append(evs, current...)
 		}
 		for _, ev := range evs {
 			if req.Filter.Presence.Allows(ev.Type, ev.Sender) {
@@ -196,6 +213,10 @@ func (p *pass) joinedEntry(roomID string) *JoinedRoom {
 	}
 	room := newJoinedRoom()
 	room.Timeline.PrevBatch = Token{Events: p.upto}.String()
+	if p.req.UseStateAfter {
+		// Required with use_state_after, even if empty (MSC4222).
+		room.StateAfter = &EventList[clientevent.Event]{Events: []clientevent.Event{}}
+	}
 	p.resp.Rooms.Join[roomID] = room
 	return room
 }

@@ -41,6 +41,6 @@ func (s *Service) leftRoom(ctx context.Context, req Request, resp *Response, vis
 	if err != nil {
 		return err
 	}
-	resp.Rooms.Leave[m.RoomID] = &LeftRoom{State: j.State, Timeline: j.Timeline}
+	resp.Rooms.Leave[m.RoomID] = &LeftRoom{State: j.State, StateAfter: j.StateAfter, Timeline: j.Timeline}
 	return nil
 }

@@ -2,6 +2,7 @@ package clientsync
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -80,10 +81,44 @@ func (s *Service) joinedSince(ctx context.Context, p *pass, m store.RoomMembersh
 	if err != nil {
 		return err
 	}
-	if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 {
+	if newlyJoined {
+		if err := s.newlyJoinedRoom(ctx, p, m.RoomID, room); err != nil {
+			return err
+		}
+	} else {
+		p.shareWith(room.joiners...)
+	}
+	if mode == stateDelta && len(room.Timeline.Events) == 0 && len(room.State.Events) == 0 && (room.StateAfter == nil || len(room.StateAfter.Events) == 0) {
 		return nil // only events this user may not see, or filtered out
 	}
 	p.resp.Rooms.Join[m.RoomID] = room
+	return nil
+}
+
+// newlyJoinedRoom completes the entry of a room the user joined since
+// the token. Its timeline is limited unless it starts at the room's
+// creation: the client has none of the room's history and must learn
+// that there is more to page back to, as Synapse marks it. And all its
+// members newly share a room with the user, for presence.
+func (s *Service) newlyJoinedRoom(ctx context.Context, p *pass, roomID string, room *JoinedRoom) error {
+	if !room.Timeline.Limited {
+		_, err := s.store.LastEventAtOrBefore(ctx, roomID, p.after)
+		switch {
+		case err == nil:
+			room.Timeline.Limited = true
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	members, err := s.store.RoomMembers(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.Membership == spec.Join {
+			p.shareWith(m.RoomID) // RoomMembers puts the user ID there
+		}
+	}
 	return nil
 }
 

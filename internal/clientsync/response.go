@@ -1,6 +1,8 @@
 package clientsync
 
 import (
+	"encoding/json"
+
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/push"
 )
@@ -26,6 +28,25 @@ type JoinedRoom struct {
 	AccountData               EventList[any]               `json:"account_data"`
 	UnreadNotifications       *push.Counts                 `json:"unread_notifications,omitempty"`
 	UnreadThreadNotifications map[string]push.Counts       `json:"unread_thread_notifications,omitempty"`
+	// StateAfter, set when the request asks for use_state_after, replaces
+	// State (see MarshalJSON).
+	StateAfter *EventList[clientevent.Event] `json:"state_after,omitempty"`
+	// joiners are the other users whose joins are in the timeline, for
+	// the presence of users newly sharing a room (not served).
+	joiners []string
+}
+
+// MarshalJSON leaves state out when state_after is given: with
+// use_state_after the server MUST omit state (spec v1.16, MSC4222).
+func (r JoinedRoom) MarshalJSON() ([]byte, error) {
+	type plain JoinedRoom
+	if r.StateAfter == nil {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		State *struct{} `json:"state,omitempty"`
+	}{plain: plain(r)})
 }
 
 // newJoinedRoom is an entry whose lists render as [] rather than null.
@@ -43,9 +64,23 @@ type StrippedRoom struct {
 
 // LeftRoom is an entry of rooms.leave.
 type LeftRoom struct {
-	State       EventList[clientevent.Event] `json:"state"`
-	Timeline    Timeline                     `json:"timeline"`
-	AccountData EventList[any]               `json:"account_data"`
+	State       EventList[clientevent.Event]  `json:"state"`
+	StateAfter  *EventList[clientevent.Event] `json:"state_after,omitempty"`
+	Timeline    Timeline                      `json:"timeline"`
+	AccountData EventList[any]                `json:"account_data"`
+}
+
+// MarshalJSON leaves state out when state_after is given, as
+// JoinedRoom's.
+func (r LeftRoom) MarshalJSON() ([]byte, error) {
+	type plain LeftRoom
+	if r.StateAfter == nil {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		State *struct{} `json:"state,omitempty"`
+	}{plain: plain(r)})
 }
 
 // Response is the /sync response.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -60,18 +61,63 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		}
 	}
 	room := newJoinedRoom()
+	for _, ev := range tl {
+		if m, _ := ev.Membership(); m == spec.Join && ev.Type() == spec.MRoomMember && *ev.StateKey() != req.UserID {
+			room.joiners = append(room.joiners, *ev.StateKey())
+		}
+	}
 	room.Timeline.Limited = limited
 	room.Timeline.PrevBatch = Token{Events: upto}.String()
 	if limited {
 		room.Timeline.PrevBatch = Token{Events: cursor}.String()
 	}
-	var start rooms.StateMap
 	if len(tl) > 0 {
 		room.Timeline.PrevBatch = Token{Events: tl[0].StreamPos - 1}.String()
-		if start, err = s.engine.StateAt(ctx, tl[0].StateBefore); err != nil {
+	}
+	var stateEvs []*rooms.Event
+	if req.UseStateAfter {
+		stateEvs, err = s.stateAfter(ctx, req, roomID, after, upto, tl, mode)
+	} else {
+		stateEvs, err = s.stateBefore(ctx, req, roomID, after, upto, tl, mode, limited || dropped)
+	}
+	if err != nil {
+		return nil, err
+	}
+	viewer := req.Viewer
+	rendered, err := s.render.RenderState(ctx, stateEvs, viewer, req.UserID, true)
+	if err != nil {
+		return nil, err
+	}
+	if req.UseStateAfter {
+		room.StateAfter = &EventList[clientevent.Event]{Events: rendered}
+	} else {
+		room.State.Events = rendered
+	}
+	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
+		return nil, err
+	}
+	// Like Synapse, send the summary only when it may have changed: with
+	// full state, or when membership events are in the response.
+	if mode == stateFull || hasMembers(stateEvs) || hasMembers(tl) {
+		if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
 			return nil, err
 		}
-	} else if start, err = s.stateAt(ctx, roomID, upto); err != nil {
+	}
+	return room, nil
+}
+
+// stateBefore is the state section: the state at the start of the
+// timeline, whole or as changes since the token, which a gap (limited or
+// dropped events) makes necessary.
+func (s *Service) stateBefore(ctx context.Context, req Request, roomID string, after, upto int64, tl []*rooms.Event, mode stateMode, gap bool) ([]*rooms.Event, error) {
+	var start rooms.StateMap
+	var err error
+	if len(tl) > 0 {
+		start, err = s.engine.StateAt(ctx, tl[0].StateBefore)
+	} else {
+		start, err = s.stateAt(ctx, roomID, upto)
+	}
+	if err != nil {
 		return nil, err
 	}
 	var stateEvs []*rooms.Event
@@ -83,7 +129,7 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	case stateDelta:
 		// When every event since the token is in the timeline, state
 		// changes included, there is no gap to fill.
-		if limited || dropped {
+		if gap {
 			since, err := s.stateAt(ctx, roomID, after)
 			if err != nil {
 				return nil, err
@@ -104,23 +150,40 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 		if stateEvs, err = s.withEndState(ctx, roomID, upto, start, tl, stateEvs); err != nil {
 			return nil, err
 		}
-		stateEvs = s.filterState(req, stateEvs, tl)
+		stateEvs = s.filterState(req, stateEvs, tl, false)
 	}
-	viewer := req.Viewer
-	if room.State.Events, err = s.render.Render(ctx, stateEvs, viewer, req.UserID, true); err != nil {
+	return stateEvs, nil
+}
+
+// stateAfter is the state_after section (spec v1.16, MSC4222): the
+// state at the end of the timeline (at upto), whole or as the changes
+// since the token, timeline state events included since the client
+// takes its state from this section alone. With lazy-loaded members it
+// has the members of the timeline's senders as they are at its end.
+func (s *Service) stateAfter(ctx context.Context, req Request, roomID string, after, upto int64, tl []*rooms.Event, mode stateMode) ([]*rooms.Event, error) {
+	if mode == stateNone {
+		return nil, nil
+	}
+	end, err := s.stateAt(ctx, roomID, upto)
+	if err != nil {
 		return nil, err
 	}
-	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
-		return nil, err
-	}
-	// Like Synapse, send the summary only when it may have changed: with
-	// full state, or when membership events are in the response.
-	if mode == stateFull || hasMembers(stateEvs) || hasMembers(tl) {
-		if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
+	var base rooms.StateMap
+	if mode == stateDelta {
+		if base, err = s.stateAt(ctx, roomID, after); err != nil {
 			return nil, err
 		}
 	}
-	return room, nil
+	stateEvs, err := s.stateEvents(ctx, end, base)
+	if err != nil {
+		return nil, err
+	}
+	if mode == stateDelta && req.Filter.Room.State.LazyLoadMembers {
+		if stateEvs, err = s.addSenders(ctx, stateEvs, end, tl); err != nil {
+			return nil, err
+		}
+	}
+	return s.filterState(req, stateEvs, tl, true), nil
 }
 
 // outOfBand reports whether an event is a membership stored without
@@ -177,8 +240,9 @@ func (s *Service) stateEvents(ctx context.Context, state, base rooms.StateMap) (
 
 // filterState applies the state filter and lazy-loading of members: with
 // lazy_load_members only the members who sent timeline events (and the
-// syncing user) are kept.
-func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms.Event) []*rooms.Event {
+// syncing user) are kept. Events also in the timeline are left out
+// unless keepTimeline (state_after, which the client reads alone).
+func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms.Event, keepTimeline bool) []*rooms.Event {
 	sf := req.Filter.Room.State
 	senders := map[string]bool{req.UserID: true}
 	inTimeline := map[string]bool{}
@@ -188,7 +252,7 @@ func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms
 	}
 	out := evs[:0:0]
 	for _, ev := range evs {
-		if inTimeline[ev.EventID()] || !sf.Allows(ev.Type(), ev.Sender(), ev.RoomID().String(), ev.HasURL) {
+		if (inTimeline[ev.EventID()] && !keepTimeline) || !sf.Allows(ev.Type(), ev.Sender(), ev.RoomID().String(), ev.HasURL) {
 			continue
 		}
 		if sf.LazyLoadMembers && ev.Type() == spec.MRoomMember && !senders[*ev.StateKey()] {

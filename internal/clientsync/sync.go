@@ -59,7 +59,10 @@ type Request struct {
 	Since       *Token
 	Timeout     time.Duration
 	FullState   bool
-	Filter      *filter.Filter
+	// UseStateAfter asks for state_after, the state changes up to the
+	// end of the timeline, in place of state (spec v1.16, MSC4222).
+	UseStateAfter bool
+	Filter        *filter.Filter
 	// ignored are the users the requester ignores (m.ignored_user_list):
 	// their events and invites are left out.
 	ignored map[string]bool
@@ -171,6 +174,23 @@ type pass struct {
 	after, upto int64
 	// next is the response's next_batch.
 	next Token
+	// newlyShared are the users who came to share a joined room with the
+	// user since the token; an incremental sync gives their presence
+	// whenever it last changed, as Synapse does.
+	newlyShared map[string]bool
+}
+
+// shareWith notes users who newly share a room with the user.
+func (p *pass) shareWith(users ...string) {
+	for _, u := range users {
+		if u == p.req.UserID {
+			continue
+		}
+		if p.newlyShared == nil {
+			p.newlyShared = map[string]bool{}
+		}
+		p.newlyShared[u] = true
+	}
 }
 
 // isForgotten reports whether the user forgot a room.

@@ -78,9 +78,8 @@ func (s *Service) timeline(ctx context.Context, req Request, vis *rooms.Visibili
 			return nil, false, false, 0, err
 		}
 		for _, ev := range evs {
-			// Ignored users' messages are left out; their state events
-			// stay, since the room's state depends on them (Synapse).
-			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) && !(req.ignored[ev.Sender()] && !ev.IsState())
+			// Ignored users' messages are left out by the visibility check.
+			ok := tf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
 			if ok {
 				if ok, err = vis.CanSee(ctx, ev); err != nil {
 					return nil, false, false, 0, err

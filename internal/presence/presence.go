@@ -311,6 +311,28 @@ func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64)
 	return out, nil
 }
 
+// Current is the presence of users now, whenever it last changed: what
+// an incremental /sync gives of the users who newly share a room with
+// its user (Synapse's newly joined users and rooms). Users with no
+// presence known are left out, as in an initial sync.
+func (s *Service) Current(ctx context.Context, userIDs []string) ([]Event, error) {
+	if !s.o.Enabled {
+		return nil, nil
+	}
+	now := s.now()
+	var out []Event
+	for _, u := range userIDs {
+		p, found, err := s.lookup(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, Event{Type: "m.presence", Sender: u, Content: content(p, now)})
+		}
+	}
+	return out, nil
+}
+
 // LocalPush is a local user's presence as other servers get it, false
 // when the user is offline (or presence is off): what a server that
 // newly shares a room with the user is sent.

@@ -57,6 +57,9 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		if err != nil {
 			return out, err
 		}
+		// Unlike read paths (rooms.IgnoredSender), state events of an
+		// ignored user notify nobody either: an invite from them is
+		// hidden from /sync, so it must not ring.
 		if ignored[ev.Sender()] {
 			continue
 		}

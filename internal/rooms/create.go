@@ -40,7 +40,11 @@ type CreateRequest struct {
 	Name, Topic        *string
 	CanonicalAlias     string
 	Invite             []string
-	IsDirect           bool
+	// Invitees are all the users the request invites, Invite and those
+	// on other servers, invited through federation once the room exists:
+	// trusted_private_chat gives every one of them the creator's power.
+	Invitees []string
+	IsDirect bool
 	// CreatorContent and InviteContent add profile keys to the creator's
 	// join and to each invite.
 	CreatorContent map[string]any
@@ -64,12 +68,50 @@ func (e *Engine) CreateRoom(ctx context.Context, r CreateRequest) (string, error
 	if err != nil {
 		return "", err
 	}
+	pl := initialPowerLevels(verImpl, r, creators)
+	// Refused before the room exists, as Synapse does, rather than
+	// leaving a half-made room when the power levels event fails.
+	if err := creatorsNotInUsers(verImpl, creators, pl["users"]); err != nil {
+		return "", err
+	}
+	for _, s := range r.InitialState {
+		if s.Type == spec.MRoomPowerLevels && s.StateKey == "" {
+			var c struct {
+				Users json.RawMessage `json:"users"`
+			}
+			_ = json.Unmarshal(s.Content, &c)
+			if err := creatorsNotInUsers(verImpl, creators, c.Users); err != nil {
+				return "", err
+			}
+		}
+	}
 	h, err := e.newRoom(ctx, verImpl, r.Creator, content)
 	if err != nil {
 		return "", err
 	}
 	defer e.unlockRoom(h)
-	return h.id, e.sendInitialState(ctx, h, r, creators)
+	return h.id, e.sendInitialState(ctx, h, r, pl)
+}
+
+// creatorsNotInUsers refuses power levels naming a creator in users
+// where the version makes creators infinitely powerful: room version 12
+// (MSC4289) forbids it in its auth rules, and Synapse answers such a
+// request 400 M_BAD_JSON rather than letting the auth check refuse it
+// with 403.
+func creatorsNotInUsers(v gomatrixserverlib.IRoomVersion, creators []string, users json.RawMessage) error {
+	if !v.PrivilegedCreators() || len(users) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(users, &m) != nil {
+		return nil // malformed power levels are the auth rules' to refuse
+	}
+	for _, c := range creators {
+		if _, ok := m[c]; ok {
+			return mxerr.BadJSON("Creator %s may not be in the power levels' users in room version %s", c, v.Version())
+		}
+	}
+	return nil
 }
 
 // createContent is the m.room.create content for a request, and the
@@ -85,23 +127,55 @@ func createContent(v gomatrixserverlib.IRoomVersion, r CreateRequest) (map[strin
 	}
 	creators := []string{r.Creator}
 	raw, ok := content["additional_creators"]
-	if !ok {
-		return content, creators, nil
-	}
 	if !v.PrivilegedCreators() {
 		delete(content, "additional_creators")
 		return content, creators, nil
 	}
 	var extra []string
-	if err := json.Unmarshal(raw, &extra); err != nil {
-		return nil, nil, mxerr.BadJSON("additional_creators must be a list of user IDs")
+	if ok {
+		if err := json.Unmarshal(raw, &extra); err != nil {
+			return nil, nil, mxerr.BadJSON("additional_creators must be a list of user IDs")
+		}
 	}
+	if r.preset() == PresetTrustedPrivateChat {
+		// createRoom (v1.16): trusted_private_chat invitees get the
+		// creator's power, which from v12 means being a creator.
+		extra = append(extra, r.trusted()...)
+	}
+	seen := map[string]bool{r.Creator: true}
+	additional := []string{}
 	for _, u := range extra {
 		if _, err := spec.NewUserID(u, true); err != nil {
 			return nil, nil, mxerr.BadJSON("additional_creators: invalid user ID %q", u)
 		}
+		if !seen[u] {
+			seen[u] = true
+			additional = append(additional, u)
+		}
 	}
-	return content, append(creators, extra...), nil
+	if len(additional) == 0 {
+		delete(content, "additional_creators")
+		return content, creators, nil
+	}
+	content["additional_creators"], _ = json.Marshal(additional)
+	return content, append(creators, additional...), nil
+}
+
+// trusted are the invitees trusted_private_chat raises: Invitees, or
+// Invite when the caller gave only local ones.
+func (r CreateRequest) trusted() []string {
+	if len(r.Invitees) > 0 {
+		return r.Invitees
+	}
+	return r.Invite
+}
+
+// preset is the request's preset, private_chat when none is given.
+func (r CreateRequest) preset() string {
+	if r.Preset == "" {
+		return PresetPrivateChat
+	}
+	return r.Preset
 }
 
 // newRoom persists a new room's create event and returns its head,
@@ -147,7 +221,7 @@ func (e *Engine) newRoom(ctx context.Context, v gomatrixserverlib.IRoomVersion, 
 // creator's join, power levels, canonical alias, the preset's rules,
 // initial_state, name, topic and invites. initial_state overrides the
 // preset's events of the same type.
-func (e *Engine) sendInitialState(ctx context.Context, h *roomHead, r CreateRequest, creators []string) error {
+func (e *Engine) sendInitialState(ctx context.Context, h *roomHead, r CreateRequest, powerLevels map[string]json.RawMessage) error {
 	send := func(typ, stateKey string, content any) error {
 		sk := stateKey
 		_, err := e.sendLocked(ctx, h, SendRequest{RoomID: h.id, Sender: r.Creator, Type: typ, StateKey: &sk, Content: content})
@@ -160,11 +234,8 @@ func (e *Engine) sendInitialState(ctx context.Context, h *roomHead, r CreateRequ
 	if err := send(spec.MRoomMember, r.Creator, join); err != nil {
 		return err
 	}
-	preset := r.Preset
-	if preset == "" {
-		preset = PresetPrivateChat
-	}
-	if err := send(spec.MRoomPowerLevels, "", initialPowerLevels(h.version, r, preset, creators)); err != nil {
+	preset := r.preset()
+	if err := send(spec.MRoomPowerLevels, "", powerLevels); err != nil {
 		return err
 	}
 	initial := map[[2]string]bool{}
@@ -247,26 +318,32 @@ func nameAndTopic(r CreateRequest) []StateEvent {
 
 // initialPowerLevels is Synapse's default power_levels content, with the
 // preset's and the request's changes.
-func initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRequest, preset string, creators []string) map[string]json.RawMessage {
+func initialPowerLevels(v gomatrixserverlib.IRoomVersion, r CreateRequest, creators []string) map[string]json.RawMessage {
+	preset := r.preset()
 	users := map[string]int64{}
 	if !v.PrivilegedCreators() {
 		users[r.Creator] = 100
 	}
 	if preset == PresetTrustedPrivateChat {
-		for _, u := range r.Invite {
+		for _, u := range r.trusted() {
 			users[u] = 100
 		}
 	}
-	for _, c := range creators {
-		if v.PrivilegedCreators() {
-			delete(users, c) // v12: creators may not appear in users
+	// From v12 creators may not appear in users, and upgrading must need
+	// more than the ordinary admin level 100 (createRoom, v1.16: "set to
+	// 150 instead of 100"), as Synapse's default.
+	tombstone := int64(100)
+	if v.PrivilegedCreators() {
+		for _, c := range creators {
+			delete(users, c)
 		}
+		tombstone = 150
 	}
 	base := map[string]any{
 		"users": users, "users_default": 0,
 		"events": map[string]int64{
 			"m.room.name": 50, "m.room.power_levels": 100, "m.room.history_visibility": 100,
-			"m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": 100,
+			"m.room.canonical_alias": 50, "m.room.avatar": 50, "m.room.tombstone": tombstone,
 			"m.room.server_acl": 100, "m.room.encryption": 100,
 		},
 		"events_default": 0, "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 50,

@@ -74,6 +74,14 @@ type Options struct {
 	// StateCacheSize bounds the snapshot cache (in state entries).
 	EventCacheSize int
 	StateCacheSize int
+	// Ignored is the users each user ignores (m.ignored_user_list, the
+	// account data service); nil ignores nobody.
+	Ignored IgnoreLists
+}
+
+// IgnoreLists answers whom a user ignores.
+type IgnoreLists interface {
+	IgnoredUsers(ctx context.Context, userID string) (map[string]bool, error)
 }
 
 // Engine is the room engine.

@@ -162,6 +162,11 @@ func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomat
 
 // buildAt is build with the event's origin_server_ts given.
 func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts time.Time) (gomatrixserverlib.PDU, *gomatrixserverlib.AuthEvents, error) {
+	if req.Type == spec.MRoomCreate && len(h.extremities) > 0 {
+		// A room has one create event, its first; Synapse refuses another
+		// as a bad request rather than letting the auth rules answer 403.
+		return nil, nil, mxerr.BadJSON("Cannot send m.room.create in an existing room")
+	}
 	content, err := marshalContent(req.Content)
 	if err != nil {
 		return nil, nil, err
@@ -195,6 +200,17 @@ func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts t
 	auth, err := e.authEvents(ctx, h.state, needed)
 	if err != nil {
 		return nil, nil, err
+	}
+	if req.Type == spec.MRoomPowerLevels && req.StateKey != nil && *req.StateKey == "" {
+		if create, _ := auth.Create(); create != nil {
+			var c struct {
+				Users json.RawMessage `json:"users"`
+			}
+			_ = json.Unmarshal(content, &c)
+			if err := creatorsNotInUsers(h.version, creatorsOf(create), c.Users); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	builder := h.version.NewEventBuilderFromProtoEvent(&proto)
 	if err := builder.AddAuthEvents(auth); err != nil {

@@ -153,6 +153,29 @@ func (e *Engine) MembershipIn(ctx context.Context, state StateMap, userID string
 	return ev.Membership()
 }
 
+// MembershipAfter is userID's membership in the state after ev, as
+// unsigned.membership gives it (MSC4115, spec v1.11): the membership an
+// event of the user's own sets, else the one in the state after the
+// event, "leave" when there is none (or the event has no state, an
+// outlier), as Synapse's filter_events_for_client.
+func (e *Engine) MembershipAfter(ctx context.Context, ev *Event, userID string) (string, error) {
+	if ev.Type() == spec.MRoomMember && ev.StateKey() != nil && *ev.StateKey() == userID {
+		return ev.Membership()
+	}
+	if ev.StateAfter == 0 {
+		return spec.Leave, nil
+	}
+	state, err := e.snapshotState(ctx, ev.StateAfter)
+	if err != nil {
+		return "", err
+	}
+	m, err := e.MembershipIn(ctx, state, userID)
+	if err != nil || m != "" {
+		return m, err
+	}
+	return spec.Leave, nil
+}
+
 // Members returns the m.room.member events of a state.
 func (e *Engine) Members(ctx context.Context, state StateMap) ([]*Event, error) {
 	var keys []roommodel.StateKey

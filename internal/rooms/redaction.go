@@ -172,8 +172,10 @@ func withCreators(c *gomatrixserverlib.PowerLevelContent, create *Event) *gomatr
 
 // Creators are the room creators: the create event's sender and, from
 // v12, its additional_creators.
-func Creators(create *Event) []string {
-	out := []string{create.Sender()}
+func Creators(create *Event) []string { return creatorsOf(create.PDU) }
+
+func creatorsOf(create gomatrixserverlib.PDU) []string {
+	out := []string{string(create.SenderID())}
 	var c struct {
 		Additional []string `json:"additional_creators"`
 	}

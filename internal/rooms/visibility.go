@@ -20,9 +20,10 @@ const (
 // "History visibility" rules. It caches the user's current membership per
 // room, so one Visibility serves one request.
 type Visibility struct {
-	e      *Engine
-	userID string
-	joins  map[string]joinInfo
+	e       *Engine
+	userID  string
+	joins   map[string]joinInfo
+	ignored map[string]bool // loaded on first use
 }
 
 // joinInfo is what a Visibility caches about the user's joins to a room.
@@ -46,6 +47,9 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 	// never do.
 	if ev.Status != roommodel.Accepted {
 		return false, nil
+	}
+	if hidden, err := v.ignores(ctx, ev); hidden || err != nil {
+		return false, err
 	}
 	if ev.StreamPos == 0 {
 		return ev.Type() == spec.MRoomMember && ev.StateKey() != nil && *ev.StateKey() == v.userID, nil
@@ -79,6 +83,35 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 		return v.canSeeAt(ctx, ev, ev.StateAfter)
 	}
 	return v.canSeeAt(ctx, ev, ev.StateBefore)
+}
+
+// ignores reports whether ev is hidden from the user because they ignore
+// its sender: every read path (sync, messages, context, event, relations
+// and aggregations, threads, search) asks CanSee, so this is the one
+// place the rule lives. Only non-state events are hidden; state events
+// stay, since the room's state depends on them (spec "Ignoring Users";
+// Synapse's filter_events_for_client).
+func (v *Visibility) ignores(ctx context.Context, ev *Event) (bool, error) {
+	if ev.IsState() || v.e.opts.Ignored == nil || v.userID == "" {
+		return false, nil
+	}
+	if v.ignored == nil {
+		m, err := v.e.opts.Ignored.IgnoredUsers(ctx, v.userID)
+		if err != nil {
+			return false, err
+		}
+		if m == nil {
+			m = map[string]bool{}
+		}
+		v.ignored = m
+	}
+	return IgnoredSender(ev, v.ignored), nil
+}
+
+// IgnoredSender reports whether ev is hidden from a user who ignores the
+// users in ignored: a non-state event of one of them.
+func IgnoredSender(ev *Event, ignored map[string]bool) bool {
+	return !ev.IsState() && ignored[ev.Sender()]
 }
 
 // canSeeAt applies the visibility rules with the room state of snapshot.

@@ -110,11 +110,14 @@ func (s *Service) upgradeCreationContent(ctx context.Context, u *roomUpgrade, cr
 	u.creation = map[string]json.RawMessage{}
 	predecessor := map[string]string{"room_id": u.oldID}
 	// The last event before the upgrade: the tombstone's ID is unknown
-	// until the new room exists.
-	if last, err := s.rooms.LastEventID(ctx, u.oldID, s.rooms.Stream().Current()); err != nil {
-		return nil, err
-	} else if last != "" {
-		predecessor["event_id"] = last
+	// until the new room exists. A v12 create event names no event
+	// (MSC4291; the spec lets it be omitted from v12 and Synapse omits it).
+	if !newVersion.DomainlessRoomIDs() {
+		if last, err := s.rooms.LastEventID(ctx, u.oldID, s.rooms.Stream().Current()); err != nil {
+			return nil, err
+		} else if last != "" {
+			predecessor["event_id"] = last
+		}
 	}
 	u.creation["predecessor"], _ = json.Marshal(predecessor)
 	var oldCreate map[string]json.RawMessage
@@ -261,9 +264,11 @@ func ignoreAuth(_ *rooms.Event, err error) error {
 
 // upgradedPowerLevels computes the replacement room's power levels: the
 // old content (with explicit defaults for absent keys, so that it is
-// sent as is), the old room's creators keeping their power as level 100
-// where they are not creators of the new room, and the new room's
-// creators left out of users where the version makes them privileged.
+// sent as is) with the new room's creators left out of users where the
+// version makes them privileged. Into such a version the old room's
+// privileged creators get no level of their own: only those named in
+// additional_creators keep power (spec "Room Upgrades", v1.16; Synapse
+// does the same); into an older version they become level-100 users.
 // When the upgrading user lacks the level to copy every state event they
 // are raised to it, and restore is the content to send once the state is
 // copied (nil when they were not raised).
@@ -287,9 +292,12 @@ func upgradedPowerLevels(all map[roommodel.StateKey]*rooms.Event, pl *gomatrixse
 	for _, u := range newCreators {
 		isNewCreator[u] = true
 	}
-	if oldVersion, err := gomatrixserverlib.GetRoomVersion(create.Version()); err == nil && oldVersion.PrivilegedCreators() {
+	// Into a version without privileged creators, the old room's creators
+	// keep their power as level 100; into v12 they get nothing of their
+	// own (see above).
+	if oldVersion, err := gomatrixserverlib.GetRoomVersion(create.Version()); err == nil && oldVersion.PrivilegedCreators() && !newVersion.PrivilegedCreators() {
 		for _, u := range rooms.Creators(create) {
-			if _, ok := users[u]; !ok && !(newVersion.PrivilegedCreators() && isNewCreator[u]) {
+			if _, ok := users[u]; !ok {
 				users[u] = json.RawMessage("100")
 			}
 		}

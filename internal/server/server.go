@@ -225,11 +225,13 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// guests), as Synapse notifies after computing push actions.
 	pushed := push.NewProgress(stream.Current())
 	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold))
+	// Account data comes first: the engine's visibility check hides the
+	// events of ignored users on every read path.
+	s.acctData = accountdata.New(db, stream, changes)
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion,
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
 	})
-	s.acctData = accountdata.New(db, stream, changes)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
