@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,9 @@ type Options struct {
 	// is part of the user's device list, which other servers are sent).
 	// Its error fails the rename's request. Optional.
 	DeviceRenamed func(ctx context.Context, userID, deviceID string) error
+	// Reserved are localparts nobody may register: the server notices
+	// system user's (Synapse refuses it with M_EXCLUSIVE).
+	Reserved []string
 }
 
 // Service is the accounts domain service.
@@ -178,6 +182,9 @@ func (s *Service) ValidateNewLocalpart(lp string) error {
 	}
 	if strings.Trim(lp, "0123456789") == "" {
 		return mxerr.InvalidUsername("Numeric user IDs are reserved for guest users")
+	}
+	if slices.Contains(s.opts.Reserved, lp) {
+		return mxerr.Exclusive("This user ID is reserved")
 	}
 	return nil
 }

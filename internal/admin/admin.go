@@ -44,7 +44,10 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerReports(rt)
 }
 
-func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler {
+func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler { return adminOnly(h) }
+
+// adminOnly refuses callers who are not server admins.
+func adminOnly(h httpapi.Handler) httpapi.Handler {
 	return func(r *http.Request, c *httpapi.Caller) (any, error) {
 		if !c.IsAdmin {
 			return nil, mxerr.Forbidden("You are not a server admin")

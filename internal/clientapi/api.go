@@ -90,6 +90,9 @@ type Remote interface {
 	Backfill(ctx context.Context, roomID string, limit int) (int, error)
 	QueryProfile(ctx context.Context, userID, field string) (map[string]any, error)
 	PublicRooms(ctx context.Context, server string, body map[string]any) (map[string]any, error)
+	// TimestampToEvent asks the room's other servers for the event
+	// closest to ts; ok is false when none answered with one.
+	TimestampToEvent(ctx context.Context, roomID string, ts int64, backwards bool) (eventID string, originTS int64, ok bool, err error)
 }
 
 // API is the client-server API.

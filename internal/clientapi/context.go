@@ -188,18 +188,72 @@ func (a *API) timestampToEvent(r *http.Request, c *httpapi.Caller) (any, error) 
 		return nil, err
 	}
 	upper := ra.UpTo(a.rooms.Stream().Current())
-	ev, err := a.rooms.EventNear(ctx, roomID, c.UserID, ts, upper, backwards)
+	eventID, originTS, ok, err := a.eventNearTimestamp(ctx, roomID, c.UserID, ts, upper, backwards)
 	if err != nil {
 		return nil, err
 	}
-	if ev != nil {
-		return map[string]any{"event_id": ev.EventID(), "origin_server_ts": int64(ev.OriginServerTS())}, nil
+	if ok {
+		return map[string]any{"event_id": eventID, "origin_server_ts": originTS}, nil
 	}
 	dir := "forward"
 	if backwards {
 		dir = "backward"
 	}
 	return nil, mxerr.NotFound("Unable to find event from %s in %s direction", tsParam, dir)
+}
+
+// eventNearTimestamp is the event closest to ts in one direction: the
+// visible one here, or, as Synapse does, one the room's other servers
+// know when there is none here or when a forward search starts in
+// history this server lacks (before its oldest event, with history
+// continuing elsewhere: Synapse's "next to a backward gap"); then the
+// closer of the two answers wins.
+func (a *API) eventNearTimestamp(ctx context.Context, roomID, viewer string, ts, upper int64, backwards bool) (eventID string, originTS int64, ok bool, err error) {
+	ev, err := a.rooms.EventNear(ctx, roomID, viewer, ts, upper, backwards)
+	if err != nil {
+		return "", 0, false, err
+	}
+	if ev != nil {
+		eventID, originTS, ok = ev.EventID(), int64(ev.OriginServerTS()), true
+	}
+	if a.federation == nil {
+		return eventID, originTS, ok, nil
+	}
+	if ok {
+		if backwards {
+			return eventID, originTS, ok, nil
+		}
+		gap, err := a.beforeLocalHistory(ctx, roomID, ts, upper)
+		if err != nil || !gap {
+			return eventID, originTS, ok, err
+		}
+	}
+	rID, rTS, rOK, err := a.federation.TimestampToEvent(ctx, roomID, ts, backwards)
+	if err != nil && !ok {
+		return "", 0, false, err
+	}
+	if rOK && (!ok || absDiff(rTS, ts) < absDiff(originTS, ts)) {
+		return rID, rTS, true, nil
+	}
+	return eventID, originTS, ok, nil
+}
+
+// beforeLocalHistory reports whether ts is before every event stored
+// here while the room's history continues on other servers.
+func (a *API) beforeLocalHistory(ctx context.Context, roomID string, ts, upper int64) (bool, error) {
+	points, err := a.rooms.BackfillPoints(ctx, roomID)
+	if err != nil || len(points) == 0 {
+		return false, err
+	}
+	_, _, earlier, err := a.rooms.FirstEventNear(ctx, roomID, ts, upper, true)
+	return !earlier, err
+}
+
+func absDiff(a, b int64) int64 {
+	if a > b {
+		return a - b
+	}
+	return b - a
 }
 
 // roomInitialSync serves the room /initialSync: the room's latest

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -195,6 +196,7 @@ func (a *API) redact(r *http.Request, c *httpapi.Caller) (any, error) {
 
 func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 	roomID := r.PathValue("roomId")
+	a.awaitFullState(r, roomID)
 	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
 	if err != nil {
 		return nil, err
@@ -247,6 +249,7 @@ func (a *API) members(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
+	a.awaitFullState(r, r.PathValue("roomId"))
 	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
@@ -272,6 +275,19 @@ func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
 		joined[*ev.StateKey()] = map[string]*string{"display_name": p.DisplayName, "avatar_url": p.AvatarURL}
 	}
 	return map[string]any{"joined": joined}, nil
+}
+
+// fullStateWait bounds how long a member list waits for a partial-state
+// room's full state before answering with the members known.
+const fullStateWait = time.Minute
+
+// awaitFullState holds a member list until the room's state is complete
+// (rooms.AwaitFullState), at most fullStateWait: a resync that keeps
+// failing leaves the client with what is known rather than no answer.
+func (a *API) awaitFullState(r *http.Request, roomID string) {
+	ctx, cancel := context.WithTimeout(r.Context(), fullStateWait)
+	defer cancel()
+	_ = a.rooms.AwaitFullState(ctx, roomID)
 }
 
 // sortByStream orders events as they were stored.

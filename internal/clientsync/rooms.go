@@ -263,9 +263,7 @@ func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms
 	return out
 }
 
-// summary is the room summary: heroes and member counts. Heroes are, as
-// Synapse picks them, up to five other joined or invited members in user
-// ID order, or the members who left when there are none.
+// summary is the room summary: heroes (rooms.Heroes) and member counts.
 func (s *Service) summary(ctx context.Context, roomID, userID string) (map[string]any, error) {
 	joined, invited, err := s.store.MemberCounts(ctx, roomID)
 	if err != nil {
@@ -275,19 +273,11 @@ func (s *Service) summary(ctx context.Context, roomID, userID string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	heroes, gone := []string{}, []string{}
+	byUser := make(map[string]string, len(members))
 	for _, m := range members {
 		// RoomMembers puts the member's user ID in RoomID.
-		switch {
-		case m.RoomID == userID:
-		case m.Membership == spec.Join || m.Membership == spec.Invite:
-			heroes = append(heroes, m.RoomID)
-		case m.Membership == spec.Leave || m.Membership == spec.Ban:
-			gone = append(gone, m.RoomID)
-		}
+		byUser[m.RoomID] = m.Membership
 	}
-	if len(heroes) == 0 {
-		heroes = gone
-	}
-	return map[string]any{"m.heroes": heroes[:min(len(heroes), 5)], "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
+	heroes := rooms.Heroes(byUser, userID)
+	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
 }

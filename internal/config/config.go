@@ -43,6 +43,9 @@ type Config struct {
 	Outbound Outbound `yaml:"outbound"`
 	// UserDirectory tunes /user_directory/search.
 	UserDirectory UserDirectory `yaml:"user_directory"`
+	// ServerNotices configures the server-notices rooms the admin API's
+	// send_server_notice writes to.
+	ServerNotices ServerNotices `yaml:"server_notices"`
 	Log           Log           `yaml:"log"`
 	// Limits bound what one client may cost the server.
 	Limits Limits `yaml:"limits"`
@@ -91,6 +94,19 @@ type UserDirectory struct {
 	// room with the searcher or are in a public room (Synapse's
 	// user_directory.search_all_users, off by default).
 	SearchAllUsers bool `yaml:"search_all_users"`
+}
+
+// ServerNotices is Synapse's server_notices section: notices are off
+// unless SystemMxidLocalpart names the system user who sends them.
+type ServerNotices struct {
+	SystemMxidLocalpart   string `yaml:"system_mxid_localpart"`
+	SystemMxidDisplayName string `yaml:"system_mxid_display_name"`
+	SystemMxidAvatarURL   string `yaml:"system_mxid_avatar_url"`
+	RoomName              string `yaml:"room_name"`
+	RoomTopic             string `yaml:"room_topic"`
+	RoomAvatarURL         string `yaml:"room_avatar_url"`
+	// AutoJoin joins the user to a new notices room instead of inviting them.
+	AutoJoin bool `yaml:"auto_join"`
 }
 
 // Database selects and tunes the store.
@@ -206,6 +222,10 @@ type Federation struct {
 	// MaxRetryInterval caps the back-off between attempts to deliver to
 	// an unreachable server.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval"`
+	// PartialStateJoins joins remote rooms with partial state (send_join
+	// with omit_members, MSC3706/MSC3902): the room is usable at once and
+	// its full state fetched in the background, as Synapse does.
+	PartialStateJoins bool `yaml:"partial_state_joins"`
 	// Deny are CIDRs never connected to for federation, besides
 	// outbound.deny and the built-in ranges (Synapse:
 	// federation_ip_range_blacklist); outbound.allow still exempts.
@@ -334,6 +354,7 @@ func Default() *Config {
 		Federation: Federation{
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour, Deny: []string{},
+			PartialStateJoins: false,
 		},
 		Outbound: Outbound{Deny: []string{}, Allow: []string{}},
 		Presence: Presence{Enabled: true},
@@ -346,7 +367,8 @@ func Default() *Config {
 			},
 			URLPreview: URLPreview{MaxBytes: 10 << 20, Timeout: 10 * time.Second, IPRangeWhitelist: []string{}},
 		},
-		Log: Log{Level: "info", Format: "text"},
+		ServerNotices: ServerNotices{RoomName: "Server Notices"},
+		Log:           Log{Level: "info", Format: "text"},
 		Limits: Limits{
 			ConnectionsPerIP:     256,
 			RequestHeaderTimeout: 30 * time.Second,
@@ -520,6 +542,12 @@ func (c *Config) Validate() error {
 	}
 	if err := ValidateServerName(c.ServerName); err != nil {
 		return bad("server_name", "%v", err)
+	}
+	if lp := c.ServerNotices.SystemMxidLocalpart; lp != "" {
+		// The spec's user ID grammar: a-z, 0-9 and ._=-/+ only.
+		if strings.Trim(lp, "abcdefghijklmnopqrstuvwxyz0123456789._=-/+") != "" || len(lp) > 200 {
+			return bad("server_notices.system_mxid_localpart", "not a valid localpart: %q", lp)
+		}
 	}
 	if c.DataDir == "" {
 		return bad("data_dir", "must not be empty")

@@ -39,7 +39,8 @@ func (a *API) registerMembership(rt *httpapi.Router) {
 }
 
 // residentRoom checks that this server can speak for a room to origin:
-// the room is known, this server is in it, and its ACL admits origin.
+// the room is known, this server is in it with its full state, and its
+// ACL admits origin.
 func (a *API) residentRoom(ctx context.Context, roomID, origin string) (gomatrixserverlib.IRoomVersion, error) {
 	v, err := a.roomVersion(ctx, roomID)
 	if err != nil {
@@ -49,6 +50,15 @@ func (a *API) residentRoom(ctx context.Context, roomID, origin string) (gomatrix
 		return nil, err
 	} else if !in {
 		return nil, mxerr.NotFound("This server is not in room %s", roomID)
+	}
+	// A room joined with partial state has no full state to check a
+	// membership against or to hand a joining server: Synapse refuses
+	// the same way ("this server is not fully joined"), and the asking
+	// server tries another.
+	if partial, _, err := a.d.Rooms.PartialState(ctx, roomID); err != nil {
+		return nil, err
+	} else if partial {
+		return nil, mxerr.NotFound("This server is not fully joined to room %s yet", roomID)
 	}
 	return v, a.checkACL(ctx, roomID, origin)
 }
@@ -191,17 +201,27 @@ func (a *API) countersignJoin(pdu gomatrixserverlib.PDU) gomatrixserverlib.PDU {
 }
 
 // sendJoinResponse is the state before the join and its auth chain.
-// With omit_members (MSC3706, spec v1.4 partial state) membership events
-// are left out of the state, except the joiner's, and the servers in the
-// room listed instead.
+// With omit_members (MSC3706, spec v1.6 partial state) membership events
+// are left out of the state but for those the joining server needs
+// (keptMembers), the auth chain covers only the state returned, without
+// the events the state already holds (spec: "may be omitted"), and the
+// servers in the room are listed instead.
 func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembers bool) (any, error) {
 	state, err := a.d.Rooms.StateBefore(ctx, join)
 	if err != nil {
 		return nil, err
 	}
+	keep := map[string]bool{}
+	if omitMembers {
+		if keep, err = a.keptMembers(ctx, state, join); err != nil {
+			return nil, err
+		}
+	}
 	nids := make([]int64, 0, len(state))
-	for _, n := range state {
-		nids = append(nids, n)
+	for k, n := range state {
+		if !omitMembers || k.Type != spec.MRoomMember || keep[k.StateKey] {
+			nids = append(nids, n)
+		}
 	}
 	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
 	if err != nil {
@@ -211,16 +231,17 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 	if err != nil {
 		return nil, err
 	}
-	stateJSON := []json.RawMessage{}
+	stateJSON := make([]json.RawMessage, 0, len(evs))
+	inState := make(map[string]bool, len(evs))
 	for _, ev := range evs {
-		if omitMembers && ev.Type() == spec.MRoomMember && *ev.StateKey() != string(join.SenderID()) {
-			continue
-		}
 		stateJSON = append(stateJSON, ev.JSON())
+		inState[ev.EventID()] = true
 	}
 	chainJSON := make([]json.RawMessage, 0, len(chain))
 	for _, ev := range chain {
-		chainJSON = append(chainJSON, ev.JSON())
+		if !omitMembers || !inState[ev.EventID()] {
+			chainJSON = append(chainJSON, ev.JSON())
+		}
 	}
 	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}
 	if omitMembers {
@@ -235,6 +256,50 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 		resp["members_omitted"], resp["servers_in_room"] = true, servers
 	}
 	return resp, nil
+}
+
+// keptMembers are the users whose membership a send_join with
+// omit_members still returns: the joiner's own (the state the join is
+// checked against, as the joining server checks it), the user who
+// authorised a restricted join (join_authorised_via_users_server: the
+// auth rules of versions 8 and later need that user's membership), and,
+// when the room has neither m.room.name nor m.room.canonical_alias, the
+// heroes of its summary, so that the joining server can name the room
+// (spec, send_join v2 omit_members).
+func (a *API) keptMembers(ctx context.Context, state rooms.StateMap, join *rooms.Event) (map[string]bool, error) {
+	keep := map[string]bool{string(join.SenderID()): true}
+	var c struct {
+		Via string `json:"join_authorised_via_users_server"`
+	}
+	if json.Unmarshal(join.Content(), &c) == nil && c.Via != "" {
+		keep[c.Via] = true
+	}
+	_, named := state[roommodel.StateKey{Type: spec.MRoomName}]
+	_, aliased := state[roommodel.StateKey{Type: spec.MRoomCanonicalAlias}]
+	if named || aliased {
+		return keep, nil
+	}
+	var nids []int64
+	for k, n := range state {
+		if k.Type == spec.MRoomMember {
+			nids = append(nids, n)
+		}
+	}
+	// Membership is read from the events: the state before the join is
+	// not the current state, which the store indexes.
+	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	members := make(map[string]string, len(evs))
+	for _, ev := range evs {
+		m, _ := ev.Membership()
+		members[*ev.StateKey()] = m
+	}
+	for _, h := range rooms.Heroes(members, string(join.SenderID())) {
+		keep[h] = true
+	}
+	return keep, nil
 }
 
 type inviteRequest struct {

@@ -42,8 +42,8 @@ var DefaultLimits = Limits{MaxRules: 500, MaxConditions: 16, MaxPatternLength: 2
 // compiledRules is a ruleset ready to evaluate: every kind's rules in
 // priority order, each with its patterns compiled.
 type compiledRules struct {
-	override, content, underride []*compiledRule
-	room, sender                 map[string]*compiledRule
+	override, content, postcontent, underride []*compiledRule
+	room, sender                              map[string]*compiledRule
 	// size is the number of the user's own rules: with the fixed
 	// number of server-default ones, the ruleset's cost in the cache.
 	size int
@@ -63,7 +63,7 @@ type compiledCond struct {
 // compileRules compiles rs. A user rule over lim, or past the first
 // lim.MaxRules, is left out (and counted in skipped): stored before the
 // limits, it must not run. Server-default rules are always kept.
-func compileRules(rs *pushrules.PushRuleset, lim Limits) (out *compiledRules, skipped int) {
+func compileRules(rs *evalRuleset, lim Limits) (out *compiledRules, skipped int) {
 	out = &compiledRules{room: map[string]*compiledRule{}, sender: map[string]*compiledRule{}}
 	users := 0
 	add := func(r *pushrules.PushRule) *compiledRule {
@@ -108,6 +108,11 @@ func compileRules(rs *pushrules.PushRuleset, lim Limits) (out *compiledRules, sk
 			out.content = append(out.content, c)
 		}
 	}
+	for _, r := range rs.postcontent {
+		if c := add(r); c != nil {
+			out.postcontent = append(out.postcontent, c)
+		}
+	}
 	for id, r := range rs.Room.Map {
 		if c := add(r); c != nil {
 			out.room[id] = c
@@ -142,7 +147,7 @@ func withinLimits(r *pushrules.PushRule, lim Limits) bool {
 
 // GetActions is pushrules.PushRuleset.GetActions over the compiled rules.
 func (rs *compiledRules) GetActions(room pushrules.Room, evt *event.Event) pushrules.PushActionArray {
-	for _, list := range [][]*compiledRule{rs.override, rs.content} {
+	for _, list := range [][]*compiledRule{rs.override, rs.content, rs.postcontent} {
 		for _, r := range list {
 			if r.match(room, evt) {
 				return r.Actions

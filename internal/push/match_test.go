@@ -43,7 +43,7 @@ type testRoom struct{}
 func (testRoom) GetOwnDisplayname() string { return "Alice" }
 func (testRoom) GetMemberCount() int       { return 2 }
 
-func evaluatorFor(t *testing.T, user string, mine []*Rule, kind string) *pushrules.PushRuleset {
+func evaluatorFor(t *testing.T, user string, mine []*Rule, kind string) *evalRuleset {
 	t.Helper()
 	rules := defaultRules(user)
 	*rules.kind(kind) = append(mine, *rules.kind(kind)...)
@@ -93,7 +93,7 @@ func TestCompiledRulesMatchMautrix(t *testing.T) {
 			t.Fatalf("%s: %d rules skipped", kind, skipped)
 		}
 		for _, ev := range events {
-			want, _ := json.Marshal(theirs.GetActions(testRoom{}, ev))
+			want, _ := json.Marshal(theirs.PushRuleset.GetActions(testRoom{}, ev))
 			got, _ := json.Marshal(compiled.GetActions(testRoom{}, ev))
 			if string(got) != string(want) {
 				t.Errorf("%s rules, event %v in %s from %s: got %s, mautrix %s", kind, ev.Content.Raw, ev.RoomID, ev.Sender, got, want)

@@ -72,6 +72,9 @@ type Options struct {
 	// notifier, which waits on it, is built and hears of new events
 	// before push does.
 	Progress *Progress
+	// MaxTagBytes bounds a room's tags when a user's are copied to a
+	// replacement room (zero: 256 KiB, the default account data bound).
+	MaxTagBytes int
 }
 
 // Progress is the stream position up to which events have been
@@ -175,6 +178,9 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	if opts.GiveUpAfter == 0 {
 		opts.GiveUpAfter = 24 * time.Hour
 	}
+	if opts.MaxTagBytes == 0 {
+		opts.MaxTagBytes = 256 << 10
+	}
 	if opts.Progress == nil {
 		opts.Progress = NewProgress(engine.Stream().Current())
 	}
@@ -239,6 +245,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		var done []evaluated
 		for _, n := range batch {
+			if err := s.copyOnUpgradeJoin(ctx, n); err != nil && ctx.Err() == nil {
+				s.opts.Log.Warn("push: following a user to an upgraded room", "event_id", n.Event.EventID(), "err", err)
+			}
 			e, err := s.safeEvaluate(ctx, n)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -321,7 +330,7 @@ type userRuleset struct {
 // condition whose key is a number) is left out and named in bad: it
 // must not take the user's other rules, the defaults and every other
 // recipient of the event down with it.
-func evaluatorRules(rules *Ruleset) (rs *pushrules.PushRuleset, bad []string, err error) {
+func evaluatorRules(rules *Ruleset) (rs *evalRuleset, bad []string, err error) {
 	loadable := &Ruleset{}
 	for _, kind := range kinds {
 		out := loadable.kind(kind)
@@ -342,9 +351,27 @@ func evaluatorRules(rules *Ruleset) (rs *pushrules.PushRuleset, bad []string, er
 	if err != nil {
 		return nil, bad, err
 	}
-	rs = &pushrules.PushRuleset{}
-	if err := json.Unmarshal(raw, rs); err != nil {
+	rs = &evalRuleset{}
+	if err := json.Unmarshal(raw, &rs.PushRuleset); err != nil {
 		return nil, bad, err
 	}
+	// mautrix knows the spec's five kinds only: postcontent rules are
+	// loaded one by one, as the condition rules they are.
+	for _, r := range loadable.Postcontent {
+		raw, _ := json.Marshal(r)
+		pr := &pushrules.PushRule{}
+		if err := json.Unmarshal(raw, pr); err != nil {
+			return nil, bad, err
+		}
+		pr.Type = pushrules.OverrideRule
+		rs.postcontent = append(rs.postcontent, pr)
+	}
 	return rs, bad, nil
+}
+
+// evalRuleset is a ruleset in mautrix's form with the postcontent kind
+// mautrix lacks.
+type evalRuleset struct {
+	pushrules.PushRuleset
+	postcontent []*pushrules.PushRule
 }

@@ -167,7 +167,7 @@ func buildRule(kind, ruleID string, body RuleBody, lim Limits) (*Rule, error) {
 	}
 	r := &Rule{RuleID: ruleID, Enabled: true, Actions: body.Actions}
 	switch kind {
-	case "override", "underride":
+	case "override", "postcontent", "underride":
 		if body.Conditions == nil {
 			r.Conditions = json.RawMessage("[]")
 		} else if err := checkConditions(body.Conditions, lim); err != nil {

@@ -6,13 +6,15 @@ import (
 	"strings"
 )
 
-// Kinds of push rules, in the order of priority the spec evaluates them.
-var kinds = []string{"override", "content", "room", "sender", "underride"}
+// Kinds of push rules, in the order of priority they are evaluated: the
+// spec's five, and MSC4306's postcontent between content and room (rules
+// with conditions, as override ones; Synapse serves and evaluates it).
+var kinds = []string{"override", "content", "postcontent", "room", "sender", "underride"}
 
 func validKind(kind string) bool { return slices.Contains(kinds, kind) }
 
 // Rule is a push rule in the client-server API's shape. Conditions is set
-// (at least []) for override and underride rules only, Pattern for
+// (at least []) for override, postcontent and underride rules only, Pattern for
 // content rules only.
 type Rule struct {
 	RuleID     string          `json:"rule_id"`
@@ -25,16 +27,18 @@ type Rule struct {
 
 // Ruleset is a user's rules of every kind, each in priority order.
 type Ruleset struct {
-	Override  []*Rule `json:"override"`
-	Content   []*Rule `json:"content"`
-	Room      []*Rule `json:"room"`
-	Sender    []*Rule `json:"sender"`
-	Underride []*Rule `json:"underride"`
+	Override []*Rule `json:"override"`
+	Content  []*Rule `json:"content"`
+	// Postcontent is MSC4306's kind (see kinds).
+	Postcontent []*Rule `json:"postcontent"`
+	Room        []*Rule `json:"room"`
+	Sender      []*Rule `json:"sender"`
+	Underride   []*Rule `json:"underride"`
 }
 
 // count is the number of rules of every kind.
 func (rs *Ruleset) count() int {
-	return len(rs.Override) + len(rs.Content) + len(rs.Room) + len(rs.Sender) + len(rs.Underride)
+	return len(rs.Override) + len(rs.Content) + len(rs.Postcontent) + len(rs.Room) + len(rs.Sender) + len(rs.Underride)
 }
 
 func (rs *Ruleset) kind(kind string) *[]*Rule {
@@ -43,6 +47,8 @@ func (rs *Ruleset) kind(kind string) *[]*Rule {
 		return &rs.Override
 	case "content":
 		return &rs.Content
+	case "postcontent":
+		return &rs.Postcontent
 	case "room":
 		return &rs.Room
 	case "sender":
@@ -130,6 +136,13 @@ func isDefaultID(ruleID string) bool { return strings.HasPrefix(ruleID, ".") }
 
 const ruleMaster = ".m.rule.master"
 
+// The event types of polls (MSC3381) as clients send them today.
+const (
+	pollStart    = "org.matrix.msc3381.poll.start"
+	pollResponse = "org.matrix.msc3381.poll.response"
+	pollEnd      = "org.matrix.msc3381.poll.end"
+)
+
 // defaultRules are the server-default rules of the spec's "Predefined
 // Rules" (v1.17: the legacy body-matching mention rules are gone), for
 // one user.
@@ -158,16 +171,31 @@ func defaultRules(userID string) *Ruleset {
 			rule(".m.rule.reaction", `[`+typeIs("m.reaction")+`]`, `[]`),
 			rule(".m.rule.room.server_acl", `[`+typeIs("m.room.server_acl")+`,{"kind":"event_match","key":"state_key","pattern":""}]`, `[]`),
 			rule(".m.rule.suppress_edits", `[{"kind":"event_property_is","key":"content.m\\.relates_to.rel_type","value":"m.replace"}]`, `[]`),
+			// Poll answers are not worth a notification (MSC3930, as
+			// Synapse ships it).
+			rule(".org.matrix.msc3930.rule.poll_response", `[`+typeIs(pollResponse)+`]`, `[]`),
 		},
 		Content: []*Rule{},
-		Room:    []*Rule{},
-		Sender:  []*Rule{},
+		// Synapse's only postcontent defaults are MSC4306's thread
+		// subscription rules, which it ships disabled by default along
+		// with thread subscriptions; Myelin has none of those.
+		Postcontent: []*Rule{},
+		Room:        []*Rule{},
+		Sender:      []*Rule{},
 		Underride: []*Rule{
 			rule(".m.rule.call", `[`+typeIs("m.call.invite")+`]`, `["notify",{"set_tweak":"sound","value":"ring"}]`),
 			rule(".m.rule.encrypted_room_one_to_one", `[{"kind":"room_member_count","is":"2"},`+typeIs("m.room.encrypted")+`]`, `["notify",`+sound+`]`),
 			rule(".m.rule.room_one_to_one", `[{"kind":"room_member_count","is":"2"},`+typeIs("m.room.message")+`]`, `["notify",`+sound+`]`),
 			rule(".m.rule.message", `[`+typeIs("m.room.message")+`]`, `["notify"]`),
 			rule(".m.rule.encrypted", `[`+typeIs("m.room.encrypted")+`]`, `["notify"]`),
+			// Polls notify as messages do (MSC3930). The rule IDs and event
+			// types are the unstable ones Synapse ships and Element sends;
+			// matrix-js-sdk reads these IDs as well as the .m.rule.poll_*
+			// ones of the proposal.
+			rule(".org.matrix.msc3930.rule.poll_start_one_to_one", `[{"kind":"room_member_count","is":"2"},`+typeIs(pollStart)+`]`, `["notify",`+sound+`]`),
+			rule(".org.matrix.msc3930.rule.poll_start", `[`+typeIs(pollStart)+`]`, `["notify"]`),
+			rule(".org.matrix.msc3930.rule.poll_end_one_to_one", `[{"kind":"room_member_count","is":"2"},`+typeIs(pollEnd)+`]`, `["notify",`+sound+`]`),
+			rule(".org.matrix.msc3930.rule.poll_end", `[`+typeIs(pollEnd)+`]`, `["notify"]`),
 		},
 	}
 }

@@ -31,9 +31,11 @@ func TestDefaultPushRules(t *testing.T) {
 		}
 		wantOverride := []string{".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me", ".m.rule.member_event",
 			".m.rule.is_user_mention", ".m.rule.is_room_mention", ".m.rule.tombstone", ".m.rule.reaction",
-			".m.rule.room.server_acl", ".m.rule.suppress_edits"}
+			".m.rule.room.server_acl", ".m.rule.suppress_edits", ".org.matrix.msc3930.rule.poll_response"}
 		wantUnderride := []string{".m.rule.call", ".m.rule.encrypted_room_one_to_one", ".m.rule.room_one_to_one",
-			".m.rule.message", ".m.rule.encrypted"}
+			".m.rule.message", ".m.rule.encrypted",
+			".org.matrix.msc3930.rule.poll_start_one_to_one", ".org.matrix.msc3930.rule.poll_start",
+			".org.matrix.msc3930.rule.poll_end_one_to_one", ".org.matrix.msc3930.rule.poll_end"}
 		if got := ruleIDs(rs.Override); !equal(got, wantOverride) {
 			t.Fatalf("override: %v", got)
 		}

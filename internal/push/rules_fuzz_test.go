@@ -29,6 +29,7 @@ func FuzzPutRule(f *testing.F) {
 		{"content", `{"actions":["notify",{"set_tweak":"sound","value":"default"}],"pattern":"cake*lie"}`},
 		{"underride", `{"actions":[{"set_tweak":"highlight"}],"conditions":[{"kind":"contains_display_name"}]}`},
 		{"room", `{"actions":["dont_notify"]}`},
+		{"postcontent", `{"actions":[],"conditions":[{"kind":"event_match","key":"content.body","pattern":"*lie*"}]}`},
 		{"sender", `{"actions":[]}`},
 		{"override", `{"actions":["notify"],"conditions":[{"kind":"event_match","key":1}]}`},
 		{"override", `{"actions":["notify"],"conditions":[{"kind":"room_member_count","is":"<=x"}]}`},
@@ -63,7 +64,8 @@ func FuzzPutRule(f *testing.F) {
 		if err != nil || len(bad) > 0 {
 			t.Fatalf("accepted %s rule %s, which the evaluator cannot load: %v %v", kind, raw, err, bad)
 		}
-		_ = rs.GetActions(fuzzRoom{}, msg)
+		compiled, _ := compileRules(rs, DefaultLimits)
+		_ = compiled.GetActions(fuzzRoom{}, msg)
 		// Stored and read back, the rule is the same.
 		stored, err := json.Marshal(u)
 		if err != nil {

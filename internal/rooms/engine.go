@@ -51,6 +51,18 @@ type Store interface {
 	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 	OldestEvent(ctx context.Context, roomID string) (string, error)
 	MinStreamPos(ctx context.Context) (int64, error)
+	PartialStateStore
+}
+
+// PartialStateStore keeps the marks of rooms joined with partial state
+// (partial.go).
+type PartialStateStore interface {
+	MarkPartialState(ctx context.Context, r store.PartialStateRoom) error
+	ClearPartialState(ctx context.Context, roomID string) error
+	PartialState(ctx context.Context, roomID string) (store.PartialStateRoom, error)
+	PartialStateRooms(ctx context.Context) ([]store.PartialStateRoom, error)
+	CompletePartialState(ctx context.Context, roomID string, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error)
+	SetEventStatus(ctx context.Context, nid int64, status roommodel.Status) error
 }
 
 // Notification tells listeners that an event was persisted.
@@ -118,6 +130,11 @@ type Engine struct {
 	backfillPos    int64
 	backfillLoaded bool
 
+	// fullState has, per partial-state room someone waits on, a channel
+	// closed when its state is complete (AwaitFullState).
+	fullStateMu sync.Mutex
+	fullState   map[string]chan struct{}
+
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
@@ -160,6 +177,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		stream:    stream,
 		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},
+		fullState: map[string]chan struct{}{},
 		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
 		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),
@@ -189,6 +207,9 @@ type roomHead struct {
 	state       StateMap
 	depth       int64
 	extremities []string
+	// partial: the room was joined with partial state, still being
+	// completed (see partial.go).
+	partial bool
 	// pending is the room's last queued write, until a later lock finds
 	// it settled. The head may have moved ahead of the store by it (see
 	// sendMessage); if it failed, the head is reloaded from the store.
@@ -230,6 +251,10 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 		if v, err = gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion(sh.Version)); err == nil {
 			var state StateMap
 			if state, err = e.snapshotState(ctx, sh.Snapshot); err == nil {
+				if h.partial, err = e.isPartial(ctx, roomID); err != nil {
+					e.unlockRoom(h)
+					return nil, err
+				}
 				h.loaded, h.version, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, v, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
 				return h, nil
 			}

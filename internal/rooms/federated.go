@@ -149,6 +149,9 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	}
 	h.loaded, h.version, h.state, h.snapshot, h.chainLen = true, version, before, snapshot, 0
 	h.depth, h.extremities = join.Depth()-1, sortedIDs(join.PrevEventIDs())
+	if h.partial, err = e.isPartial(ctx, roomID); err != nil {
+		return nil, err
+	}
 	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: roommodel.Accepted, current: true})
 }
 

@@ -117,9 +117,14 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 // is known, stores it and moves the room's head. current is the state
 // it is soft-failed against (the room's current state, but see
 // ReceiveWithState). A failure to check stores nothing (see
-// receivedStatus).
+// receivedStatus). In a partial-state room the event is checked as
+// partial.go says.
 func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, current StateMap) (*Event, error) {
-	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, before, current)
+	checkBefore := before
+	if h.partial {
+		checkBefore, current = partialBefore(before, authEvs), nil
+	}
+	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, checkBefore, current)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}

@@ -56,6 +56,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
+	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/signing"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -87,12 +88,15 @@ type Server struct {
 	// joinDevices sends and fetches device lists when servers newly
 	// share a room (nil without federation).
 	joinDevices *remote.JoinDeviceLists
-	push        *push.Service
-	acctData    *accountdata.Service
-	typing      *typing.Service
-	receipts    *receipts.Service
-	presence    *presence.Service
-	media       *media.Service
+	// partialState completes rooms joined with partial state (nil
+	// without federation).
+	partialState *remote.PartialStateResync
+	push         *push.Service
+	acctData     *accountdata.Service
+	typing       *typing.Service
+	receipts     *receipts.Service
+	presence     *presence.Service
+	media        *media.Service
 	// indexer keeps the full-text search index.
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
@@ -233,7 +237,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
 	})
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
-		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed})
+		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
+		MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
@@ -262,6 +267,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
+		Reserved: reservedLocalparts(cfg),
 	})
 	s.accounts = b.acc
 }
@@ -320,6 +326,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
+		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -387,9 +395,11 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if b.fedClient != nil {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
 		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
-			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log})
+			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
+			PartialStateJoins: cfg.Federation.PartialStateJoins})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
 		s.joinDevices = b.remote.JoinDeviceLists(s.keys)
+		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
 		Outbound: s.outbound}
@@ -569,6 +579,10 @@ func (s *Server) Engine() *rooms.Engine { return s.engine }
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }
 
+// PartialStateResync is the worker that completes rooms joined with
+// partial state (nil without federation).
+func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
+
 // Accounts is the accounts service (tests lock and suspend accounts
 // through it until the admin API does).
 func (s *Server) Accounts() *accounts.Service { return s.accounts }
@@ -619,4 +633,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(out, opts))
 	}
 	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// reservedLocalparts are the localparts nobody may register: the server
+// notices system user's, so that no one can speak as it.
+func reservedLocalparts(cfg *config.Config) []string {
+	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
+		return []string{lp}
+	}
+	return nil
 }

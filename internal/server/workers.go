@@ -53,6 +53,9 @@ func (s *Server) registerWorkers() {
 		// Other servers' device lists are refetched only with federation.
 		w.Add("keys-device-list-refetch", s.keys)
 	}
+	if s.partialState != nil {
+		w.Add("federation-partial-state", s.partialState)
+	}
 	if s.sender != nil {
 		w.Add("federation-sender", s.sender)
 		w.Add("federation-txn-pruning", lifecycle.Func(func(ctx context.Context) error {

@@ -54,7 +54,7 @@ type Host struct {
 // StartNetwork starts n federating servers on the database engine
 // (testdb.Engines), each changed by mutate (which may be nil; it gets the
 // server's index).
-func StartNetwork(t *testing.T, engine string, n int, mutate func(i int, c *config.Config)) *Network {
+func StartNetwork(t testing.TB, engine string, n int, mutate func(i int, c *config.Config)) *Network {
 	t.Helper()
 	net := NewNetwork(t)
 	net.Start(t, engine, n, mutate)

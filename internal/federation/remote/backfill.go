@@ -29,7 +29,7 @@ func (f *Service) Backfill(ctx context.Context, roomID string, limit int) (int, 
 	if err != nil {
 		return 0, err
 	}
-	servers, err := f.d.Rooms.ServersInRoom(ctx, state)
+	servers, err := f.d.Rooms.ServersInRoomOrNamed(ctx, roomID, state)
 	if err != nil {
 		return 0, err
 	}

@@ -48,7 +48,7 @@ func (f *Service) subscribeEDUs(b bus.Bus) {
 
 // queueForRoom sends an EDU to the other servers in a room.
 func (f *Service) queueForRoom(ctx context.Context, roomID, eduType string, content any) {
-	servers, err := f.d.Store.JoinedServers(ctx, roomID)
+	servers, err := f.joinedServers(ctx, roomID)
 	if err != nil {
 		f.d.Log.Warn("EDU destinations", "type", eduType, "err", err)
 		return
@@ -103,7 +103,7 @@ func (f *Service) queueForRoommates(ctx context.Context, userID, eduType string,
 	seen := map[string]bool{f.d.ServerName: true}
 	var dests []string
 	for _, r := range rooms {
-		servers, err := f.d.Store.JoinedServers(ctx, r.RoomID)
+		servers, err := f.joinedServers(ctx, r.RoomID)
 		if err != nil {
 			f.d.Log.Warn("EDU destinations", "type", eduType, "err", err)
 			return

@@ -82,7 +82,7 @@ func TestJoinSurvivesHostileResident(t *testing.T) {
 					t.Fatalf("PerformJoin panicked: %v", p)
 				}
 			}()
-			_, ferr := gomatrixserverlib.PerformJoin(context.Background(), joinClient{&tc.h}, gomatrixserverlib.PerformJoinInput{
+			_, ferr := gomatrixserverlib.PerformJoin(context.Background(), joinClient{c: &tc.h}, gomatrixserverlib.PerformJoinInput{
 				UserID: uid, RoomID: rid, ServerName: "evil.test", Content: map[string]any{},
 				PrivateKey: key.Private, KeyID: gomatrixserverlib.KeyID(key.ID), KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: noKeys{}},
 				EventProvider: func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {

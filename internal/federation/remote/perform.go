@@ -38,9 +38,20 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 	if len(servers) == 0 {
 		return mxerr.NotFound("No known servers to join %s through", roomID)
 	}
+	// A room this server holds state for (a rejoin) is joined with full
+	// state: its state is replaced by the answer's, which must not lack
+	// the members this server knows.
+	partial := f.d.PartialStateJoins
+	if _, _, err := f.d.Rooms.Extremities(ctx, roomID); err == nil {
+		partial = false
+	}
 	var errs []error
 	for _, server := range servers {
-		resp, ferr := gomatrixserverlib.PerformJoin(ctx, joinClient{f.d.Client}, gomatrixserverlib.PerformJoinInput{
+		jc := joinClient{c: f.d.Client}
+		if partial {
+			jc.partial = &partialAnswer{}
+		}
+		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
 			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
 			PrivateKey: f.d.Key.Private, KeyID: gomatrixserverlib.KeyID(f.d.Key.ID), KeyRing: f.d.KeyRing,
 			EventProvider: f.EventProvider(server), UserIDQuerier: UserIDForSender,
@@ -53,6 +64,9 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 		v := resp.JoinEvent.Version()
 		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
 		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
+		if jc.partial != nil && jc.partial.omitted {
+			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
+		}
 		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
 		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
@@ -335,7 +349,12 @@ func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomV
 // them: gomatrixserverlib panics on some malformed ones (an event whose
 // room ID does not parse, a pseudo-ID room version), which a hostile
 // server could send at will.
-type joinClient struct{ c fclient.FederationClient }
+type joinClient struct {
+	c fclient.FederationClient
+	// partial, when set, asks for a partial-state join (omit_members)
+	// and records what the answer says about it.
+	partial *partialAnswer
+}
 
 func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
 	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
@@ -352,9 +371,16 @@ func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roo
 }
 
 func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
-	r, err := j.c.SendJoin(ctx, origin, s, event)
+	send := j.c.SendJoin
+	if j.partial != nil {
+		send = j.c.SendJoinPartialState
+	}
+	r, err := send(ctx, origin, s, event)
 	if err != nil {
 		return nil, err
+	}
+	if j.partial != nil {
+		j.partial.record(r)
 	}
 	v, err := supportedVersion(event.Version())
 	if err != nil {
@@ -374,6 +400,9 @@ func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, eve
 	r.AuthEvents = slices.DeleteFunc(slices.Clone(r.AuthEvents), notInRoom)
 	if len(r.Event) > 0 && notInRoom(r.Event) {
 		r.Event = nil
+	}
+	if j.partial != nil {
+		r.AuthEvents = withCreateEvent(r.AuthEvents, r.StateEvents)
 	}
 	return &r, nil
 }

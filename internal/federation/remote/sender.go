@@ -239,7 +239,7 @@ func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	servers, err := s.o.Rooms.ServersInRoom(ctx, state)
+	servers, err := s.o.Rooms.ServersInRoomOrNamed(ctx, r.RoomID, state)
 	if err != nil {
 		return nil, err
 	}

@@ -55,11 +55,17 @@ type Deps struct {
 	Bus    bus.Bus
 	Keys   LocalKeys
 	Log    *slog.Logger
+	// PartialStateJoins: joins of remote rooms ask for partial state
+	// (omit_members; partialstate.go).
+	PartialStateJoins bool
 }
 
 // Service performs what this server does towards other servers.
 type Service struct {
 	d Deps
+	// partial completes rooms joined with partial state (partialstate.go;
+	// nil without a client).
+	partial *PartialStateResync
 }
 
 // New makes the service and subscribes the EDU senders to the bus.
@@ -68,6 +74,9 @@ func New(d Deps) *Service {
 		d.Log = slog.Default()
 	}
 	f := &Service{d: d}
+	if d.Client != nil && d.Rooms != nil {
+		f.partial = newPartialStateResync(f)
+	}
 	if d.Sender != nil && d.Bus != nil {
 		f.subscribeEDUs(d.Bus)
 		if d.Keys != nil {

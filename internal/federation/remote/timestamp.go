@@ -1,0 +1,62 @@
+package remote
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+
+	"github.com/myelin-chat/myelin/internal/ident"
+)
+
+// TimestampToEvent asks the other servers in a room for the event
+// closest to ts in one direction (GET /timestamp_to_event), for a
+// /timestamp_to_event that found nothing here, as Synapse does. The
+// first server whose answer names an event of the room that it serves
+// signed with that origin_server_ts wins; ok is false when none did.
+// The event is checked, not stored: Synapse backfills it, which the
+// client's next /context or /messages does here.
+func (f *Service) TimestampToEvent(ctx context.Context, roomID string, ts int64, backwards bool) (eventID string, originTS int64, ok bool, err error) {
+	v, err := f.d.Rooms.RoomVersion(ctx, roomID)
+	if err != nil {
+		return "", 0, false, err
+	}
+	state, err := f.d.Rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return "", 0, false, err
+	}
+	servers, err := f.d.Rooms.ServersInRoom(ctx, state)
+	if err != nil {
+		return "", 0, false, err
+	}
+	dir := "f"
+	if backwards {
+		dir = "b"
+	}
+	path := "/_matrix/federation/v1/timestamp_to_event/" + url.PathEscape(roomID) + "?" + url.Values{"ts": {strconv.FormatInt(ts, 10)}, "dir": {dir}}.Encode()
+	for _, server := range servers {
+		if server == f.d.ServerName {
+			continue
+		}
+		var answer struct {
+			EventID  string `json:"event_id"`
+			OriginTS int64  `json:"origin_server_ts"`
+		}
+		if err := f.signedRequest(ctx, server, "GET", path, nil, &answer); err != nil {
+			f.d.Log.Debug("timestamp_to_event failed", "room_id", roomID, "server", server, "err", err)
+			continue
+		}
+		if answer.EventID == "" || ident.CheckID(answer.EventID) != nil {
+			continue
+		}
+		pdu, err := f.FetchEvent(ctx, server, v, answer.EventID)
+		if err != nil || pdu.RoomID().String() != roomID || int64(pdu.OriginServerTS()) != answer.OriginTS {
+			f.d.Log.Info("timestamp_to_event answer rejected", "room_id", roomID, "server", server, "event_id", answer.EventID, "err", err)
+			continue
+		}
+		if (backwards && answer.OriginTS > ts) || (!backwards && answer.OriginTS < ts) {
+			continue
+		}
+		return answer.EventID, answer.OriginTS, true, nil
+	}
+	return "", 0, false, nil
+}

@@ -1,0 +1,333 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/matrix-org/gomatrixserverlib"
+
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Partial-state rooms (faster joins: send_join with omit_members,
+// MSC3706/MSC3902, in the spec since v1.6). A join whose resident server
+// left the membership events out of its answer is stored at once, so
+// that the room is usable while its full state is fetched in the
+// background (Synapse's partial_state_rooms and _sync_partial_state_room).
+// Meanwhile:
+//
+//   - an event received is checked against the state this server knows,
+//     with its own auth events standing in for the keys that state lacks
+//     (Synapse resolves the known state with the claimed auth events);
+//     the check against the current state (soft failure) is skipped, as
+//     Synapse does, since a partial current state would soft-fail any
+//     event of a member this server has not heard of;
+//   - once the full state is stored (CompletePartialState), the events
+//     stored meanwhile are checked again against their now complete
+//     state before them, and those it refuses are marked rejected.
+
+// ImportPartialJoin is ImportJoin for a send_join answer whose
+// membership events were omitted: the room is marked partial before the
+// join is stored (so that no event received meanwhile is checked as if
+// its state were complete) and servers, the servers the resident server
+// said were in the room, are remembered to fetch the full state from.
+func (e *Engine) ImportPartialJoin(ctx context.Context, join gomatrixserverlib.PDU, state, authChain []gomatrixserverlib.PDU, servers []string) (*Event, error) {
+	// (Rejoins of rooms this server holds state for are asked with full
+	// state by the federation side; were one partial, completing it adds
+	// what its state lacks all the same.)
+	roomID := join.RoomID().String()
+	mark := store.PartialStateRoom{RoomID: roomID, JoinEventID: join.EventID(), Servers: servers}
+	if err := e.store.MarkPartialState(ctx, mark); err != nil {
+		return nil, err
+	}
+	ev, err := e.ImportJoin(ctx, join, state, authChain)
+	if err != nil {
+		// The join did not happen: nothing is partial. Failing to clear
+		// leaves a mark the resync skips (no join stored) until a later
+		// join replaces it.
+		_ = e.store.ClearPartialState(context.WithoutCancel(ctx), roomID)
+		return nil, err
+	}
+	return ev, nil
+}
+
+// PartialState reports whether a room's state is partial and, if so,
+// which servers are in it by the resident server's word.
+func (e *Engine) PartialState(ctx context.Context, roomID string) (bool, []string, error) {
+	r, err := e.store.PartialState(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	return true, r.Servers, nil
+}
+
+// PartialStateRooms lists the rooms whose full state is still wanted.
+func (e *Engine) PartialStateRooms(ctx context.Context) ([]store.PartialStateRoom, error) {
+	return e.store.PartialStateRooms(ctx)
+}
+
+// partialBefore is the state an event received in a partial-state room
+// is checked against: the state before it, with the event's own auth
+// events for the keys this server does not know yet.
+func partialBefore(before StateMap, authEvs []*Event) StateMap {
+	var out StateMap
+	for _, a := range authEvs {
+		if a.StateKey() == nil {
+			continue
+		}
+		if _, ok := before[a.Key()]; ok {
+			continue
+		}
+		if out == nil {
+			out = make(StateMap, len(before)+len(authEvs))
+			for k, v := range before {
+				out[k] = v
+			}
+		}
+		out[a.Key()] = a.NID
+	}
+	if out == nil {
+		return before
+	}
+	return out
+}
+
+// CompletePartialState stores the full state before a partial-state
+// join (state and its auth chain, checked by the caller: signatures and
+// every event allowed by its auth events), adds what the partial state
+// lacked to every state of the room since, re-checks the events stored
+// meanwhile and clears the room's mark. It returns the IDs of the events
+// the full state refused.
+func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state, authChain []gomatrixserverlib.PDU) ([]string, error) {
+	mark, err := e.store.PartialState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return nil, refused("rooms: unknown room %s", roomID)
+	}
+	joins, err := e.EventsByID(ctx, []string{mark.JoinEventID})
+	if err != nil {
+		return nil, err
+	}
+	if len(joins) == 0 || !joins[0].HasState() {
+		// The mark outlived its join (see ImportPartialJoin).
+		return nil, e.store.ClearPartialState(ctx, roomID)
+	}
+	join := joins[0]
+	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
+		return nil, err
+	}
+	partial, err := e.snapshotState(ctx, join.StateBefore)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(state))
+	for _, p := range state {
+		if p.StateKey() != nil && p.RoomID().String() == roomID {
+			ids = append(ids, p.EventID())
+		}
+	}
+	evs, err := e.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	missing := map[roommodel.StateKey]int64{}
+	for _, ev := range evs {
+		// What the resident server did send is kept as it was: the
+		// join was checked against it.
+		if _, ok := partial[ev.Key()]; !ok && ev.Status != roommodel.Rejected {
+			missing[ev.Key()] = ev.NID
+		}
+	}
+	memberships := map[string]string{}
+	if err := e.memberships(ctx, missing, memberships); err != nil {
+		return nil, err
+	}
+	snapshots, err := e.store.CompletePartialState(ctx, roomID, missing, memberships)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range snapshots {
+		e.snapshots.Remove(id)
+	}
+	e.fullStateMu.Lock()
+	if ch, ok := e.fullState[roomID]; ok {
+		close(ch)
+		delete(e.fullState, roomID)
+	}
+	e.fullStateMu.Unlock()
+	// The head's state is reloaded with what was added.
+	h.loaded = false
+	if err := e.reloadHead(ctx, h); err != nil {
+		return nil, err
+	}
+	return e.recheckSince(ctx, h, join)
+}
+
+// AwaitFullState returns once a room's state is complete (at once for
+// rooms not joined with partial state), or when ctx ends. The member
+// lists wait for it, as Synapse's /members and /joined_members do: a
+// list of the few members a partial state knows would be taken for the
+// room's.
+func (e *Engine) AwaitFullState(ctx context.Context, roomID string) error {
+	// The mark is read under the lock CompletePartialState closes the
+	// channel under, after clearing the mark: a channel made here is
+	// either closed by it or never needed.
+	e.fullStateMu.Lock()
+	ch, ok := e.fullState[roomID]
+	if !ok {
+		partial, _, err := e.PartialState(ctx, roomID)
+		if err != nil || !partial {
+			e.fullStateMu.Unlock()
+			return err
+		}
+		ch = make(chan struct{})
+		e.fullState[roomID] = ch
+	}
+	e.fullStateMu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reloadHead reads a locked room's head again from the store.
+func (e *Engine) reloadHead(ctx context.Context, h *roomHead) error {
+	sh, err := e.store.LoadRoomHead(ctx, h.id)
+	if err != nil {
+		return err
+	}
+	state, err := e.snapshotState(ctx, sh.Snapshot)
+	if err != nil {
+		return err
+	}
+	h.loaded, h.snapshot, h.chainLen, h.state, h.depth, h.extremities = true, sh.Snapshot, sh.ChainLen, state, sh.Depth, sh.Extremities
+	h.partial, err = e.isPartial(ctx, h.id)
+	return err
+}
+
+// isPartial reads a room's partial-state mark.
+func (e *Engine) isPartial(ctx context.Context, roomID string) (bool, error) {
+	partial, _, err := e.PartialState(ctx, roomID)
+	return partial, err
+}
+
+// recheckSince checks the events stored after a partial-state join
+// against the complete state before each: an event its auth events
+// allowed but the full state does not (a sender this server did not know
+// was banned, say) is rejected, as it would have been on receipt with
+// the full state. Synapse leaves this as a TODO (its issue 13880); a
+// rejected event stays in clients' timelines already sent, but is no
+// longer served, and a rejected state event no longer counts for the
+// events after it only where a later event is checked again.
+func (e *Engine) recheckSince(ctx context.Context, h *roomHead, join *Event) ([]string, error) {
+	const page = 500
+	var refused []string
+	after := join.StreamPos
+	for {
+		nids, err := e.store.RoomEvents(ctx, h.id, after, e.stream.Current(), page, false)
+		if err != nil {
+			return refused, err
+		}
+		if len(nids) == 0 {
+			return refused, nil
+		}
+		evs, err := e.EventsByNID(ctx, nids)
+		if err != nil {
+			return refused, err
+		}
+		for _, ev := range evs {
+			after = max(after, ev.StreamPos)
+			if ev.Status != roommodel.Accepted || ev.StateBefore == 0 || string(ev.SenderID()) == "" {
+				continue
+			}
+			before, err := e.snapshotState(ctx, ev.StateBefore)
+			if err != nil {
+				return refused, err
+			}
+			err = e.allowedAt(ctx, ev.PDU, before)
+			var auth *AuthError
+			if errors.As(err, &auth) {
+				if err := e.store.SetEventStatus(ctx, ev.NID, roommodel.Rejected); err != nil {
+					return refused, err
+				}
+				e.events.Remove(ev.NID)
+				refused = append(refused, ev.EventID())
+				if err := e.dropExtremity(ctx, h, ev); err != nil {
+					return refused, err
+				}
+				continue
+			}
+			if err != nil {
+				return refused, err
+			}
+		}
+		if len(nids) < page {
+			return refused, nil
+		}
+	}
+}
+
+// dropExtremity takes a rejected event out of the room's forward
+// extremities, its prev events standing in for it: a rejected event is
+// never built on (other servers would be asked for the state at an
+// event this server no longer serves).
+func (e *Engine) dropExtremity(ctx context.Context, h *roomHead, ev *Event) error {
+	if !slices.Contains(h.extremities, ev.EventID()) {
+		return nil
+	}
+	var extremities []string
+	for _, x := range h.extremities {
+		if x != ev.EventID() {
+			extremities = append(extremities, x)
+		}
+	}
+	prevs, err := e.EventsByID(ctx, ev.PrevEventIDs())
+	if err != nil {
+		return err
+	}
+	for _, p := range prevs {
+		if p.HasState() && p.Status == roommodel.Accepted && !slices.Contains(extremities, p.EventID()) {
+			extremities = append(extremities, p.EventID())
+		}
+	}
+	if len(extremities) == 0 {
+		return nil
+	}
+	return e.moveHead(ctx, h, extremities, h.depth)
+}
+
+// ServersInRoomOrNamed is ServersInRoom of a room's state, with, while
+// the room's state is partial, the servers the resident server named
+// (servers_in_room; Synapse's partial_state_rooms_servers): the state
+// knows few members then, and events, backfill requests and EDUs must
+// still reach the others.
+func (e *Engine) ServersInRoomOrNamed(ctx context.Context, roomID string, state StateMap) ([]string, error) {
+	servers, err := e.ServersInRoom(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	partial, named, err := e.PartialState(ctx, roomID)
+	if err != nil || !partial {
+		return servers, err
+	}
+	for _, s := range named {
+		if !slices.Contains(servers, s) {
+			servers = append(servers, s)
+		}
+	}
+	return servers, nil
+}
