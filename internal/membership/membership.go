@@ -271,7 +271,7 @@ func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
 		if err != nil {
 			return err
 		}
-		stripped, err := StrippedState(ctx, s.rooms, state, r.Sender)
+		stripped, err := FederationStrippedState(ctx, s.rooms, state, r.Sender)
 		if err != nil {
 			return err
 		}
