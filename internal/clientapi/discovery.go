@@ -29,6 +29,17 @@ func (a *API) registerDiscovery(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/account/3pid", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{"threepids": []any{}}, nil
 	}})
+	// Spec v1.13 (MSC4178): a server that sends no validation tokens
+	// answers every requestToken endpoint 400 M_THREEPID_MEDIUM_NOT_SUPPORTED,
+	// so that a client stops offering the medium instead of reading a 404
+	// as "try again elsewhere".
+	for _, path := range []string{"/register/email/requestToken", "/register/msisdn/requestToken",
+		"/account/password/email/requestToken", "/account/password/msisdn/requestToken",
+		"/account/3pid/email/requestToken", "/account/3pid/msisdn/requestToken"} {
+		legacy(rt, httpapi.Route{Method: http.MethodPost, Path: path, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+			return nil, mxerr.ThreepidMediumNotSupported("This server does not validate third-party identifiers")
+		}})
+	}
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/voip/turnServer", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{}, nil
 	}})

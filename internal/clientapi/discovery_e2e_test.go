@@ -117,6 +117,24 @@ func TestNoOAuthMetadata(t *testing.T) {
 	})
 }
 
+// TestRequestTokenMediumNotSupported: a server that sends no validation
+// emails or texts answers each requestToken endpoint 400
+// M_THREEPID_MEDIUM_NOT_SUPPORTED (spec v1.13, MSC4178), not 404.
+func TestRequestTokenMediumNotSupported(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		for _, p := range []string{"register/email", "register/msisdn", "account/password/email", "account/password/msisdn",
+			"account/3pid/email", "account/3pid/msisdn"} {
+			for _, prefix := range []string{"/_matrix/client/v3/", "/_matrix/client/r0/"} {
+				path := prefix + p + "/requestToken"
+				st, body := s.Do(t, http.MethodPost, path, "", map[string]any{
+					"client_secret": "secret", "email": "a@example.org", "country": "GB", "phone_number": "07700900000", "send_attempt": 1,
+				})
+				testserver.WantError(t, path, st, body, http.StatusBadRequest, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
+			}
+		}
+	})
+}
+
 // TestCapabilitiesForgetUponLeave: m.forget_forced_upon_leave (spec
 // v1.18) says false: a left room stays until the user forgets it.
 func TestCapabilitiesForgetUponLeave(t *testing.T) {

@@ -112,12 +112,16 @@ func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error)
 			return nil, err
 		}
 		if kind == spec.Join {
+			if err := a.d.Rooms.CheckRestrictedJoin(ctx, pdu); err != nil {
+				return nil, err
+			}
 			pdu = a.countersignJoin(pdu)
 		}
 		if err := a.verifySignatures(ctx, pdu); err != nil {
 			return nil, err
 		}
-		ev, err := a.d.Rooms.Receive(ctx, pdu)
+		// The other servers in the room hear of the membership from us.
+		ev, err := a.d.Rooms.ReceiveOnBehalf(ctx, pdu, r.Origin)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
 			return nil, mxerr.BadJSON("The event refers to events this server does not have")

@@ -10,6 +10,7 @@ package membership
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -118,21 +119,15 @@ func (s *Service) localProfile(ctx context.Context, userID string) map[string]an
 func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, reason string) error {
 	content := s.localProfile(ctx, userID)
 	if s.viaRemote(ctx, roomID) {
-		// make_join builds the event on the remote server, so the reason
-		// travels in the content.
-		if reason != "" {
-			if content == nil {
-				content = map[string]any{}
-			}
-			content["reason"] = reason
-		}
-		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
+		if err := s.remote.Join(ctx, userID, roomID, via, withReason(content, reason)); err != nil {
 			return err
 		}
 	} else if _, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
 		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Join, Reason: reason, Content: content,
 	}); err != nil {
-		return err
+		if err := s.joinThroughAuthoriser(ctx, userID, roomID, via, withReason(content, reason), err); err != nil {
+			return err
+		}
 	}
 	_ = s.store.UnforgetRoom(ctx, userID, roomID)
 	return nil
@@ -159,7 +154,17 @@ func (s *Service) Leave(ctx context.Context, userID, roomID, reason string) (rem
 		// Rejecting an invite or withdrawing a knock of a room no one
 		// here is in goes through the server that holds the room.
 		if m, _ := s.rooms.MembershipOf(ctx, roomID, userID); m == spec.Invite || m == spec.Knock {
-			return true, s.remote.Leave(ctx, userID, roomID, reason)
+			err := s.remote.Leave(ctx, userID, roomID, reason)
+			if err == nil {
+				return true, nil
+			}
+			// No server of the room took the leave (unreachable, or no
+			// longer in the room): the invite is rejected here alone, as
+			// Synapse does, rather than stay in the user's /sync for good.
+			if _, lerr := s.rooms.LeaveOutOfBand(ctx, roomID, userID, reason); lerr != nil {
+				return true, errors.Join(err, lerr)
+			}
+			return false, nil
 		}
 	}
 	_, err = s.rooms.SetMembership(ctx, rooms.MembershipRequest{
@@ -172,9 +177,10 @@ func (s *Service) Leave(ctx context.Context, userID, roomID, reason string) (rem
 // or knocking on, as Synapse does when an account is deactivated: the
 // account's memberships would otherwise linger, counting it as a member
 // and keeping its invites open. An invite or knock of a room held on a
-// server that cannot be reached stays as it is (harmless for an account
-// that can no longer log in); a local failure stops the deactivation, so
-// that it can be retried.
+// server that cannot be reached is rejected here alone (see Leave); if
+// even that fails it stays as it is (harmless for an account that can no
+// longer log in); a local failure stops the deactivation, so that it can
+// be retried.
 func (s *Service) PartAll(ctx context.Context, userID string) error {
 	ms, err := s.store.MembershipsOf(ctx, userID, spec.Join, spec.Invite, spec.Knock)
 	if err != nil {

@@ -283,9 +283,14 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	var remoteSpaces directory.Remote
+	if b.remote != nil {
+		remoteSpaces = b.remote
+	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
-		Membership: memberSvc, Directory: b.dir, Aliases: b.aliases, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
+		Membership: memberSvc, Directory: b.dir, Spaces: directory.NewSpaces(b.dir, cfg.ServerName, remoteSpaces), Aliases: b.aliases,
+		Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: b.render, Keys: s.keys,

@@ -70,6 +70,9 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
 		}
 		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
+		if in, err := f.d.Rooms.ServerInRoom(ctx, roomID, f.d.ServerName); err == nil && in {
+			return f.receiveJoinInRoom(ctx, resp.JoinEvent, state, chain)
+		}
 		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
@@ -323,11 +326,25 @@ func (f *Service) remoteError(ctx context.Context, server string, err error) err
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
-// error) over connection failures when every server failed.
+// error) over connection failures when every server failed, and a
+// refusal over a server's "ask another server" (the restricted-join
+// M_UNABLE codes, or 404 from a server not in the room), which says
+// nothing of whether the user may join; of those, the M_UNABLE codes.
 func firstMatrixError(errs []error, format string, args ...any) error {
-	for _, err := range errs {
-		if me, ok := mxerr.As(err); ok && me.Status < 500 {
-			return me
+	rank := func(me *mxerr.Error) int {
+		switch {
+		case me.Code == rooms.CodeUnableToAuthorise || me.Code == rooms.CodeUnableToGrant:
+			return 1
+		case me.Status == http.StatusNotFound:
+			return 2
+		}
+		return 0
+	}
+	for want := range 3 {
+		for _, err := range errs {
+			if me, ok := mxerr.As(err); ok && me.Status < 500 && rank(me) == want {
+				return me
+			}
 		}
 	}
 	if len(errs) > 0 {
