@@ -99,6 +99,10 @@ type Options struct {
 	// keys, to-device messages) drop it without accounts depending on
 	// them. Its error fails the removal's request. Optional.
 	DevicesRemoved func(ctx context.Context, userID string, deviceIDs []string) error
+	// DeviceRenamed is told that a device's display name changed (it
+	// is part of the user's device list, which other servers are sent).
+	// Its error fails the rename's request. Optional.
+	DeviceRenamed func(ctx context.Context, userID, deviceID string) error
 	// Reserved are localparts nobody may register: the server notices
 	// system user's (Synapse refuses it with M_EXCLUSIVE).
 	Reserved []string

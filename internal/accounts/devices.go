@@ -57,7 +57,10 @@ func (s *Service) RenameDevice(ctx context.Context, localpart, deviceID string, 
 	if errors.Is(err, store.ErrNotFound) {
 		return mxerr.NotFound("Device not found")
 	}
-	return err
+	if err != nil || s.opts.DeviceRenamed == nil {
+		return err
+	}
+	return s.opts.DeviceRenamed(ctx, s.UserID(localpart), deviceID)
 }
 
 // DeleteDevices removes devices, logging them out. Unknown device IDs are

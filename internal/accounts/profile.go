@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strings"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -61,9 +60,6 @@ func (s *Service) SetProfileField(ctx context.Context, localpart, key string, va
 		if key == "avatar_url" {
 			if len(str) > maxAvatarURLLen {
 				return mxerr.TooLarge("avatar_url is longer than %d bytes", maxAvatarURLLen).WithStatus(http.StatusBadRequest)
-			}
-			if str != "" && !strings.HasPrefix(str, "mxc://") {
-				return mxerr.BadJSON("avatar_url must be an mxc:// URI")
 			}
 		}
 		if str == "" && key != "m.tz" {

@@ -56,6 +56,9 @@ type Deps struct {
 	Upgrades *roomupgrade.Service
 	// Directory describes rooms for the public room list and spaces.
 	Directory *directory.Service
+	// Spaces walks space hierarchies and summarises rooms, asking other
+	// servers about rooms this one is not in.
+	Spaces *directory.Spaces
 	// Federation answers questions for other servers' rooms, aliases and
 	// users; nil when federation is off.
 	Federation Remote
@@ -107,6 +110,7 @@ type API struct {
 	federation Remote
 	membership *membership.Service
 	dir        *directory.Service
+	spaces     *directory.Spaces
 	aliases    *aliases.Service
 	upgrades   *roomupgrade.Service
 	filters    *filter.Service
@@ -127,7 +131,7 @@ type API struct {
 // New makes the API.
 func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
-		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
+		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, spaces: d.Spaces, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
 }

@@ -218,10 +218,12 @@ func TestDeviceDeleteUIA(t *testing.T) {
 		if r.Status != http.StatusUnauthorized || r.JSON["errcode"] != "M_FORBIDDEN" || r.JSON["session"] != session {
 			t.Fatalf("wrong password: %d %s", r.Status, r.Raw)
 		}
-		// Another user's password does not do either.
+		// Another user's password is refused outright, 403 with no new
+		// challenge, as Synapse answers.
 		r = testserver.Send(t, nil, "DELETE", url, alice.AccessToken, map[string]any{"auth": devPasswordAuth("bob", "pw-bob", session)})
-		if r.Status == http.StatusOK {
-			t.Fatalf("bob's password deleted alice's device: %s", r.Raw)
+		wireErr(t, "bob's password", r, http.StatusForbidden, "M_FORBIDDEN")
+		if _, has := r.JSON["flows"]; has {
+			t.Fatalf("a refusal carries no challenge: %s", r.Raw)
 		}
 		if ids := devIDs(t, alice); len(ids) != 2 {
 			t.Fatalf("devices after failed deletes: %v", ids)

@@ -11,12 +11,15 @@ import (
 )
 
 // specVersions are the client-server spec versions the server advertises:
-// up to v1.11, whose authenticated media was the last requirement to
-// land. Optional modules not served (3PID changes, TURN, third-party
+// up to v1.17, whose requirements are all met; docs/compliance.md ("Spec
+// versions v1.12 to v1.19") lists each and what v1.18 still waits for
+// (the moderation issue's admin endpoints, invite blocking, policy
+// servers). Optional modules not served (3PID changes, TURN, third-party
 // protocols, SSO) are answered as a server without them answers; later
 // versions wait for their own additions (see docs/compliance.md).
 var specVersions = []string{"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
-	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"}
+	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
+	"v1.13", "v1.14", "v1.15", "v1.16", "v1.17"}
 
 func (a *API) registerDiscovery(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/versions", Handler: a.versions, Auth: httpapi.AuthOptional})
@@ -28,6 +31,17 @@ func (a *API) registerDiscovery(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/account/3pid", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{"threepids": []any{}}, nil
 	}})
+	// Spec v1.13 (MSC4178): a server that sends no validation tokens
+	// answers every requestToken endpoint 400 M_THREEPID_MEDIUM_NOT_SUPPORTED,
+	// so that a client stops offering the medium instead of reading a 404
+	// as "try again elsewhere".
+	for _, path := range []string{"/register/email/requestToken", "/register/msisdn/requestToken",
+		"/account/password/email/requestToken", "/account/password/msisdn/requestToken",
+		"/account/3pid/email/requestToken", "/account/3pid/msisdn/requestToken"} {
+		legacy(rt, httpapi.Route{Method: http.MethodPost, Path: path, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
+			return nil, mxerr.ThreepidMediumNotSupported("This server does not validate third-party identifiers")
+		}})
+	}
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/voip/turnServer", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{}, nil
 	}})
@@ -77,6 +91,10 @@ var unstableFeatures = map[string]bool{
 	"org.matrix.msc3882": true,
 	// MSC3981 recurse on /relations.
 	"org.matrix.msc3981": true,
+	// MSC4222 state_after in /sync (spec v1.16), also under its unstable
+	// names org.matrix.msc4222.use_state_after and .state_after; clients
+	// written before v1.16 ask for it only when this is set.
+	"org.matrix.msc4222": true,
 	// MSC4133 arbitrary profile fields (spec v1.16).
 	"uk.tcpip.msc4133.stable": true,
 	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec

@@ -36,6 +36,11 @@ func TestVersionsUnstableFeatures(t *testing.T) {
 		if !resp.Supports(mautrix.FeatureRedactSendAsEvent) || !resp.Supports(mautrix.FeatureStableMutualRooms) {
 			t.Errorf("mautrix-go does not see MSC4169 or stable mutual rooms: %v", resp.UnstableFeatures)
 		}
+		// Up to v1.17 every requirement is met, v1.18's not yet
+		// (docs/compliance.md, "Spec versions v1.12 to v1.19").
+		if !resp.ContainsGreaterOrEqual(mautrix.SpecV117) || resp.ContainsGreaterOrEqual(mautrix.SpecV118) {
+			t.Errorf("versions %v: want up to v1.17", resp.Versions)
+		}
 		for _, flag := range []string{"org.matrix.label_based_filtering", "io.element.e2ee_forced.public"} {
 			if v, ok := resp.UnstableFeatures[flag]; !ok || v {
 				t.Errorf("unstable_features[%s] = %v (present %v), want false", flag, v, ok)
@@ -108,6 +113,24 @@ func TestNoOAuthMetadata(t *testing.T) {
 		flows, err := s.Client().GetLoginFlows(context.Background())
 		if err != nil || !flows.HasFlow(mautrix.AuthTypePassword) {
 			t.Fatalf("login flows: %v %v", flows, err)
+		}
+	})
+}
+
+// TestRequestTokenMediumNotSupported: a server that sends no validation
+// emails or texts answers each requestToken endpoint 400
+// M_THREEPID_MEDIUM_NOT_SUPPORTED (spec v1.13, MSC4178), not 404.
+func TestRequestTokenMediumNotSupported(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		for _, p := range []string{"register/email", "register/msisdn", "account/password/email", "account/password/msisdn",
+			"account/3pid/email", "account/3pid/msisdn"} {
+			for _, prefix := range []string{"/_matrix/client/v3/", "/_matrix/client/r0/"} {
+				path := prefix + p + "/requestToken"
+				st, body := s.Do(t, http.MethodPost, path, "", map[string]any{
+					"client_secret": "secret", "email": "a@example.org", "country": "GB", "phone_number": "07700900000", "send_attempt": 1,
+				})
+				testserver.WantError(t, path, st, body, http.StatusBadRequest, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
+			}
 		}
 	})
 }

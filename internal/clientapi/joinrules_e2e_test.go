@@ -113,6 +113,16 @@ func TestJoinRulesRestricted(t *testing.T) {
 			})
 		}
 
+		// A room restricted to rooms this server is not in: no one here
+		// can tell, and without federation no one else is asked. The
+		// client sees M_FORBIDDEN, not the M_UNABLE code make_join gives
+		// joining servers.
+		t.Run("allowed room unknown", func(t *testing.T) {
+			b := jrRoom(t, alice, "10", restrictedRule("restricted", "!elsewhere:hs9.test"), nil)
+			_, err := bob.JoinRoom(ctx, b.String(), nil)
+			testserver.WantHTTPError(t, "join of a room restricted to an unknown room", err, http.StatusForbidden, "M_FORBIDDEN")
+		})
+
 		t.Run("v7", func(t *testing.T) {
 			b := jrRoom(t, alice, "7", restrictedRule("restricted", a), nil)
 			_, err := bob.JoinRoom(ctx, b.String(), nil)

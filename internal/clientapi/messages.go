@@ -97,6 +97,14 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
 	current := a.rooms.Stream().Current()
+	// Members may read history; others only world-readable rooms, and a
+	// user who left only up to their leave (nothing once they forgot the
+	// room). Access comes before the parameters, as in Synapse: a user
+	// who may not read the room learns nothing from a 400.
+	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
+	if err != nil {
+		return nil, err
+	}
 	pg, err := parsePage(q, false, current)
 	if err != nil {
 		return nil, err
@@ -115,15 +123,9 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
 			return nil, err
 		}
-		if rf.Limit > 0 && q.Get("limit") == "" {
-			limit = min(rf.Limit, maxPageLimit)
+		if rf.Limit != nil && *rf.Limit > 0 && q.Get("limit") == "" {
+			limit = min(*rf.Limit, maxPageLimit)
 		}
-	}
-	// Members may read history; others only world-readable rooms, and a
-	// user who left only up to their leave.
-	ra, err := a.rooms.ReadAccess(r.Context(), roomID, c.UserID)
-	if err != nil {
-		return nil, err
 	}
 	upper := ra.UpTo(current)
 	evs, next, more, err := a.paginate(r.Context(), roomID, c.UserID, from, to, upper, limit, backwards, rf)
@@ -140,8 +142,21 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	resp := map[string]any{"chunk": chunk, "start": clientsync.Token{Events: from}.String()}
-	if more {
+	switch {
+	case more:
 		resp["end"] = clientsync.Token{Events: next}.String()
+	case len(evs) > 0 && q.Get("filter") != "":
+		// A filtered page (contains_url, say) with events has an end,
+		// right after its last event, as Synapse answers every page
+		// with events; the page after it is empty and has none. Clients
+		// and the conformance suite page a filtered view until then.
+		// Unfiltered pages keep the spec's rule: no end once the room's
+		// start (or the newest event) is reached.
+		last := evs[len(evs)-1].StreamPos
+		if backwards {
+			last--
+		}
+		resp["end"] = clientsync.Token{Events: last}.String()
 	}
 	if rf.LazyLoadMembers {
 		state, err := a.lazyMembers(r.Context(), evs, c)

@@ -81,8 +81,12 @@ func TestProfileDisplayNameAndAvatar(t *testing.T) {
 
 		// Invalid values are refused and change nothing.
 		tok := alice.AccessToken
-		wireErr(t, "http avatar", testserver.Send(t, nil, "PUT", profURL(s, me, "avatar_url"), tok, map[string]any{"avatar_url": "https://example.com/a.png"}),
-			http.StatusBadRequest, "M_BAD_JSON")
+		// An avatar_url that is not an mxc:// URI is stored as given: the
+		// spec does not restrict it and Synapse accepts it.
+		wireOK(t, "http avatar", testserver.Send(t, nil, "PUT", profURL(s, me, "avatar_url"), tok, map[string]any{"avatar_url": "https://example.com/a.png"}))
+		if r := testserver.Send(t, nil, "GET", profURL(s, me, "avatar_url"), "", nil); r.JSON["avatar_url"] != "https://example.com/a.png" {
+			t.Fatalf("non-mxc avatar_url: %d %s", r.Status, r.Raw)
+		}
 		if err := alice.SetAvatarURL(ctx, id.ContentURI{}); err != nil {
 			// An empty ContentURI is sent as "", which clears the avatar.
 			t.Fatalf("clear avatar: %v", err)

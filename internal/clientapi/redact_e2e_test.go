@@ -17,8 +17,9 @@ import (
 // TestRedactionThroughSend: an m.room.redaction sent with PUT
 // /rooms/{roomId}/send (spec v1.18, MSC4169) acts as /redact does: it
 // redacts the event content.redacts names, under /redact's checks (the
-// sender or the redact power level, a visible target), and a retried
-// transaction ID answers the first redaction.
+// sender or the redact power level, a visible target unless the sender
+// has the redact power level), and a retried transaction ID answers the
+// first redaction.
 func TestRedactionThroughSend(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
@@ -47,10 +48,16 @@ func TestRedactionThroughSend(t *testing.T) {
 		// redaction event enters the room.
 		_, err = redact(bob, "b1", map[string]any{"redacts": aliceMsg})
 		testserver.WantHTTPError(t, "bob redacts alice's message", err, http.StatusForbidden, "M_FORBIDDEN")
-		// A target that is missing or not an event of the room is 404;
-		// content without redacts (or not a string) is 400.
-		_, err = redact(alice, "a0", map[string]any{"redacts": "$nosuchevent"})
-		testserver.WantHTTPError(t, "unknown target", err, http.StatusNotFound, "M_NOT_FOUND")
+		// A target that is missing or not an event of the room is 404,
+		// unless the sender has the redact power level (issue 14 item 4:
+		// an event this server never received may be redacted, as in
+		// Synapse); content without redacts (or not a string) is 400.
+		_, err = redact(bob, "b0", map[string]any{"redacts": "$nosuchevent"})
+		testserver.WantHTTPError(t, "unknown target, without the redact level", err, http.StatusNotFound, "M_NOT_FOUND")
+		unknownRed, err := redact(alice, "a-unknown", map[string]any{"redacts": "$nosuchevent"})
+		if err != nil {
+			t.Fatalf("alice redacts an event this server never received: %v", err)
+		}
 		_, err = redact(alice, "a0", map[string]any{"redacts": "$" + strings.Repeat("x", 100000)})
 		testserver.WantHTTPError(t, "huge target", err, http.StatusNotFound, "M_NOT_FOUND")
 		_, err = redact(alice, "a0", map[string]any{"redacts": "$\x00"})
@@ -85,18 +92,18 @@ func TestRedactionThroughSend(t *testing.T) {
 			t.Fatalf("redacted_because = %v, want %s redacting %s", got.Unsigned["redacted_because"], first.EventID, bobMsg)
 		}
 
-		// Only one redaction event is in the room: the refused ones and
-		// the retry added none.
+		// Only the two accepted redactions are in the room (newest
+		// first): the refused ones and the retry added none.
 		msgs, err := alice.Messages(ctx, room.RoomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Types: []event.Type{event.EventRedaction}}, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(msgs.Chunk) != 1 || msgs.Chunk[0].ID != first.EventID {
+		if len(msgs.Chunk) != 2 || msgs.Chunk[0].ID != first.EventID || msgs.Chunk[1].ID != unknownRed.EventID {
 			ids := []id.EventID{}
 			for _, e := range msgs.Chunk {
 				ids = append(ids, e.ID)
 			}
-			t.Fatalf("redactions in the room: %v, want only %s", ids, first.EventID)
+			t.Fatalf("redactions in the room: %v, want only %s and %s", ids, first.EventID, unknownRed.EventID)
 		}
 	})
 }

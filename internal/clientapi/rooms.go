@@ -169,9 +169,43 @@ func (a *API) resolveRoomVia(ctx context.Context, idOrAlias string) (string, []s
 	return "", nil, mxerr.InvalidParam("%q is neither a room ID nor an alias", idOrAlias)
 }
 
-type membershipBody struct {
-	Reason string `json:"reason"`
-	UserID string `json:"user_id"`
+// memberBody is a membership request's body. user_id (invite, kick,
+// ban, unban) and reason are read here; every other field but
+// third_party_signed goes into the member event's content, reason
+// included (membership.Content).
+type memberBody struct {
+	UserID  string
+	Reason  string
+	Content membership.Content
+}
+
+func readMemberBody(r *http.Request, required bool) (memberBody, error) {
+	read := httpapi.ReadOptionalJSON
+	if required {
+		read = httpapi.ReadJSON
+	}
+	var raw membership.Content
+	if err := read(r, &raw); err != nil {
+		return memberBody{}, err
+	}
+	var b memberBody
+	if v, ok := raw["reason"]; ok && json.Unmarshal(v, &b.Reason) != nil {
+		return b, mxerr.BadJSON("reason must be a string")
+	}
+	if v, ok := raw["user_id"]; ok && json.Unmarshal(v, &b.UserID) != nil {
+		return b, mxerr.BadJSON("user_id must be a string")
+	}
+	// A per-room profile is text, as the profile's own fields are.
+	for _, k := range []string{"displayname", "avatar_url"} {
+		var str *string
+		if v, ok := raw[k]; ok && json.Unmarshal(v, &str) != nil {
+			return b, mxerr.BadJSON("%s must be a string", k)
+		}
+	}
+	delete(raw, "user_id")
+	delete(raw, "third_party_signed")
+	b.Content = raw
+	return b, nil
 }
 
 func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []string) (any, error) {
@@ -179,8 +213,8 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []stri
 	if err != nil {
 		return nil, err
 	}
-	var body membershipBody
-	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+	body, err := readMemberBody(r, false)
+	if err != nil {
 		return nil, err
 	}
 	if c.IsGuest {
@@ -188,7 +222,7 @@ func (a *API) join(r *http.Request, c *httpapi.Caller, roomID string, via []stri
 			return nil, err
 		}
 	}
-	if err := a.membership.Join(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
+	if err := a.membership.Join(r.Context(), c.UserID, roomID, append(via, extra...), body.Content); err != nil {
 		return nil, err
 	}
 	return map[string]string{"room_id": roomID}, nil
@@ -215,8 +249,8 @@ func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var body membershipBody
-	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+	body, err := readMemberBody(r, false)
+	if err != nil {
 		return nil, err
 	}
 	if err := a.membership.Knock(r.Context(), c.UserID, roomID, append(via, extra...), body.Reason); err != nil {
@@ -226,11 +260,11 @@ func (a *API) knock(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) leave(r *http.Request, c *httpapi.Caller) (any, error) {
-	var body membershipBody
-	if err := httpapi.ReadOptionalJSON(r, &body); err != nil {
+	body, err := readMemberBody(r, false)
+	if err != nil {
 		return nil, err
 	}
-	_, err := a.membership.Leave(r.Context(), c.UserID, r.PathValue("roomId"), body.Reason)
+	_, err = a.membership.Leave(r.Context(), c.UserID, r.PathValue("roomId"), body.Reason)
 	return empty, err
 }
 
@@ -243,8 +277,8 @@ func (a *API) forget(r *http.Request, c *httpapi.Caller) (any, error) {
 // another user.
 func (a *API) memberAction(action string) httpapi.Handler {
 	return func(r *http.Request, c *httpapi.Caller) (any, error) {
-		var body membershipBody
-		if err := httpapi.ReadJSON(r, &body); err != nil {
+		body, err := readMemberBody(r, true)
+		if err != nil {
 			return nil, err
 		}
 		if _, err := spec.NewUserID(body.UserID, true); err != nil {
@@ -253,18 +287,18 @@ func (a *API) memberAction(action string) httpapi.Handler {
 		roomID := r.PathValue("roomId")
 		switch action {
 		case spec.Invite:
-			return empty, a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: body.UserID, Reason: body.Reason})
+			return empty, a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: body.UserID, Body: body.Content})
 		case spec.Ban:
-			return empty, a.membership.Ban(r.Context(), c.UserID, roomID, body.UserID, body.Reason)
+			return empty, a.membership.Ban(r.Context(), c.UserID, roomID, body.UserID, body.Content)
 		default:
-			return empty, a.membership.Kick(r.Context(), c.UserID, roomID, body.UserID, body.Reason)
+			return empty, a.membership.Kick(r.Context(), c.UserID, roomID, body.UserID, body.Content)
 		}
 	}
 }
 
 func (a *API) unban(r *http.Request, c *httpapi.Caller) (any, error) {
-	var body membershipBody
-	if err := httpapi.ReadJSON(r, &body); err != nil {
+	body, err := readMemberBody(r, true)
+	if err != nil {
 		return nil, err
 	}
 	return empty, a.membership.Unban(r.Context(), c.UserID, r.PathValue("roomId"), body.UserID, body.Reason)

@@ -185,7 +185,7 @@ func (a *API) searchContext(ctx context.Context, c *httpapi.Caller, ev *rooms.Ev
 	}
 	upper := ra.UpTo(a.rooms.Stream().Current())
 	cf := *rf
-	cf.Limit = 0
+	cf.Limit = nil
 	w := &eventWindow{event: ev, start: ev.StreamPos - 1, end: ev.StreamPos}
 	if w.before, _, _, err = a.paginate(ctx, roomID, c.UserID, ev.StreamPos-1, noBound, upper, before, true, &cf); err != nil {
 		return nil, err

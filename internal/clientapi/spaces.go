@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
-	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 func (a *API) registerSpaces(rt *httpapi.Router) {
@@ -45,8 +43,8 @@ func (t hierarchyToken) String() string {
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
-// hierarchy serves GET /hierarchy: a page of the walk of a space (see
-// walkHierarchy), the root included when the user may see it.
+// hierarchy serves GET /hierarchy: a page of the walk of a space
+// (directory.Spaces.Hierarchy), the root included when the user may see it.
 func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 	ctx := r.Context()
 	root := r.PathValue("roomId")
@@ -54,15 +52,8 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rootDesc, err := a.visibleHierarchyRoom(ctx, root, c.UserID)
-	if err != nil {
-		return nil, err
-	}
-	if rootDesc == nil {
-		// Unknown and hidden rooms alike, so that neither is told apart.
-		return nil, mxerr.Forbidden("You are not allowed to view this room")
-	}
-	page, more, err := a.walkHierarchy(ctx, rootDesc, c.UserID, tok, limit)
+	page, more, err := a.spaces.Hierarchy(ctx, directory.HierarchyRequest{Root: root, UserID: c.UserID,
+		SuggestedOnly: tok.Suggested, MaxDepth: tok.MaxDepth, Skip: tok.Skip, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -108,110 +99,32 @@ func parseHierarchyRequest(q url.Values, root string) (hierarchyToken, int, erro
 	return tok, limit, nil
 }
 
-// walkHierarchy walks a space depth first from root, as Synapse does:
-// children in the spec's order, each room once, only rooms the user may
-// see (their children are not walked either), rooms the server does not
-// know left out (federation would fetch them). It returns the rooms of
-// the page tok and limit select, and whether a room follows them.
-func (a *API) walkHierarchy(ctx context.Context, root *directory.Room, userID string, tok hierarchyToken, limit int) ([]directory.HierarchyRoom, bool, error) {
-	type queued struct {
-		roomID string
-		depth  int
-	}
-	stack := []queued{{root.Summary.RoomID, 0}}
-	seen := map[string]bool{}
-	emitted := 0
-	page := []directory.HierarchyRoom{}
-	for len(stack) > 0 {
-		e := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[e.roomID] {
-			continue
-		}
-		seen[e.roomID] = true
-		d := root
-		if e.roomID != root.Summary.RoomID {
-			var err error
-			if d, err = a.visibleHierarchyRoom(ctx, e.roomID, userID); err != nil {
-				return nil, false, err
-			}
-			if d == nil {
-				continue
-			}
-		}
-		if emitted >= tok.Skip+limit {
-			return page, true, nil // one room beyond this page exists
-		}
-		var children []*rooms.Event
-		if d.Summary.RoomType == "m.space" {
-			var err error
-			if children, err = a.dir.SpaceChildren(ctx, d.State, tok.Suggested); err != nil {
-				return nil, false, err
-			}
-		}
-		if emitted >= tok.Skip {
-			page = append(page, directory.NewHierarchyRoom(d, children))
-		}
-		emitted++
-		if tok.MaxDepth < 0 || e.depth < tok.MaxDepth {
-			for i := len(children) - 1; i >= 0; i-- {
-				if id := *children[i].StateKey(); !seen[id] {
-					stack = append(stack, queued{id, e.depth + 1})
-				}
-			}
-		}
-	}
-	return page, false, nil
-}
-
-// visibleHierarchyRoom describes a room of a hierarchy; nil when the
-// server does not know it or the user may not see it.
-func (a *API) visibleHierarchyRoom(ctx context.Context, roomID, userID string) (*directory.Room, error) {
-	d, err := a.dir.Describe(ctx, roomID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return nil, nil
-		}
-		return nil, err
-	}
-	if _, ok, err := a.dir.UserMayView(ctx, d, userID); err != nil || !ok {
-		return nil, err
-	}
-	return d, nil
-}
-
 // roomSummary is GET /room_summary/{roomIdOrAlias}: the summary of a room
 // the caller may see (joined, invited, knocking; a public, knockable or
 // world-readable room; a restricted room they may join), 404 otherwise.
 // Anonymous callers see public, knockable and world-readable rooms.
 func (a *API) roomSummary(r *http.Request, c *httpapi.Caller) (any, error) {
 	ctx := r.Context()
-	roomID, err := a.resolveRoom(ctx, r.PathValue("roomIdOrAlias"))
+	via, err := viaServers(r)
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.dir.Describe(ctx, roomID)
+	roomID, aliasServers, err := a.resolveRoomVia(ctx, r.PathValue("roomIdOrAlias"))
 	if err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return nil, mxerr.NotFound("Room not found")
-		}
 		return nil, err
 	}
 	userID := ""
 	if c != nil {
 		userID = c.UserID
 	}
-	membership, ok, err := a.dir.UserMayView(ctx, d, userID)
+	sum, membership, err := a.spaces.RoomSummary(ctx, roomID, userID, append(via, aliasServers...))
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, mxerr.NotFound("Room not found or is not accessible")
 	}
 	out := struct {
 		directory.Summary
 		Membership string `json:"membership,omitempty"`
-	}{Summary: d.Summary}
+	}{Summary: sum}
 	if c != nil {
 		out.Membership = membership
 		if out.Membership == "" {

@@ -60,7 +60,7 @@ func (p passwordStage) Complete(ctx context.Context, s *uia.Session, a *uia.Auth
 		return err
 	}
 	if lp != s.Localpart {
-		return mxerr.Forbidden("Requested user does not match the authenticated user")
+		return uia.Refuse(mxerr.Forbidden("Requested user does not match the authenticated user"))
 	}
 	var pw string
 	if err := json.Unmarshal(a.Fields["password"], &pw); err != nil || pw == "" {

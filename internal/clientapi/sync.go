@@ -37,7 +37,11 @@ func (a *API) registerSync(rt *httpapi.Router) {
 func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	req := clientsync.Request{UserID: c.UserID, DeviceID: c.DeviceID, Viewer: a.viewer(c), FullState: q.Get("full_state") == "true",
-		SetPresence: q.Get("set_presence"), UseStateAfter: q.Get("use_state_after") == "true"}
+		SetPresence: q.Get("set_presence")}
+	// MSC4222's unstable parameter asks for the same section under its
+	// unstable name; the stable one wins when both are given.
+	stable, unstable := q.Get("use_state_after") == "true", q.Get("org.matrix.msc4222.use_state_after") == "true"
+	req.UseStateAfter = stable || unstable
 	if s := q.Get("since"); s != "" {
 		tok, err := clientsync.ParseToken(s)
 		if err != nil {
@@ -60,7 +64,11 @@ func (a *API) syncHandler(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	req.Filter = f
-	return a.sync.Sync(r.Context(), req)
+	resp, err := a.sync.Sync(r.Context(), req)
+	if err == nil && resp != nil && unstable && !stable {
+		resp.UseUnstableStateAfter()
+	}
+	return resp, err
 }
 
 // parseTimeout reads a long poll's timeout (milliseconds), capped at

@@ -16,6 +16,7 @@ import (
 type stateAfterRoom struct {
 	State      *syEvents   `json:"state"`
 	StateAfter *syEvents   `json:"state_after"`
+	Unstable   *syEvents   `json:"org.matrix.msc4222.state_after"`
 	Timeline   *syTimeline `json:"timeline"`
 }
 
@@ -90,6 +91,38 @@ func TestSyncUseStateAfter(t *testing.T) {
 		}
 		if syFind(r.StateAfter.Events, "m.room.member", carol.UserID.String()) != nil {
 			t.Fatalf("lazy-loaded state_after has a member who sent nothing")
+		}
+	})
+}
+
+// TestSyncUseStateAfterUnstable: the MSC4222 unstable parameter
+// org.matrix.msc4222.use_state_after is answered with the unstable
+// section name, as Synapse serves clients written against the MSC, and
+// /versions advertises org.matrix.msc4222.
+func TestSyncUseStateAfterUnstable(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw")
+		room := syCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "First"})
+
+		rooms, _ := syncStateAfter(t, alice, map[string]string{"org.matrix.msc4222.use_state_after": "true"})
+		r := rooms[room.String()]
+		if r == nil || r.State != nil || r.StateAfter != nil || r.Unstable == nil ||
+			syFind(r.Unstable.Events, "m.room.create", "") == nil {
+			t.Fatalf("initial sync with the unstable parameter: %+v", r)
+		}
+		// Both given: the stable name, as the stable parameter asks.
+		rooms, _ = syncStateAfter(t, alice, map[string]string{"org.matrix.msc4222.use_state_after": "true", "use_state_after": "true"})
+		if r := rooms[room.String()]; r == nil || r.StateAfter == nil || r.Unstable != nil || r.State != nil {
+			t.Fatalf("sync with both parameters: %+v", r)
+		}
+
+		v, err := alice.Versions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.UnstableFeatures["org.matrix.msc4222"] {
+			t.Fatalf("/versions unstable_features lacks org.matrix.msc4222: %v", v.UnstableFeatures)
 		}
 	})
 }

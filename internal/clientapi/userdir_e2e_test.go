@@ -115,3 +115,31 @@ func TestUserDirectorySearchAllUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestUserDirectoryFullUserID: a search for a full user ID finds that
+// user once, even when they are in several rooms the searcher can see
+// (shared and public) and their display name holds the same words.
+func TestUserDirectoryFullUserID(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		alice := s.Register("alice", "pw")
+		carol := s.Register("carol", "pw")
+		s.Register("carolyn", "pw")
+		if err := carol.SetDisplayName(ctx, "carol hs1 test"); err != nil {
+			t.Fatal(err)
+		}
+		for _, preset := range []string{"public_chat", "public_chat", "private_chat"} {
+			r, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: preset, Invite: []id.UserID{carol.UserID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := carol.JoinRoomByID(ctx, r.RoomID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := searchDirectory(t, alice, map[string]any{"search_term": carol.UserID.String()})
+		if ids := dirIDs(got); !slices.Equal(ids, []id.UserID{carol.UserID}) {
+			t.Fatalf("search for %s: %v, want it once", carol.UserID, ids)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -20,6 +21,9 @@ func (s *Service) leftRoom(ctx context.Context, req Request, resp *Response, vis
 		return err
 	}
 	leave := evs[0]
+	if outOfBand(leave) {
+		return s.outOfBandLeave(ctx, req, resp, m.RoomID, leave)
+	}
 	mode := stateDelta
 	if full || after == 0 {
 		mode = stateFull
@@ -42,5 +46,24 @@ func (s *Service) leftRoom(ctx context.Context, req Request, resp *Response, vis
 		return err
 	}
 	resp.Rooms.Leave[m.RoomID] = &LeftRoom{State: j.State, StateAfter: j.StateAfter, Timeline: j.Timeline}
+	return nil
+}
+
+// outOfBandLeave is the entry of a room this server is not in that the
+// user left without being in it (an invite rejected or rescinded, a knock
+// withdrawn): no room here to read a timeline or state from, so the
+// timeline is the leave itself, as Synapse sends it, for the client to
+// see the membership end.
+func (s *Service) outOfBandLeave(ctx context.Context, req Request, resp *Response, roomID string, leave *rooms.Event) error {
+	room := &LeftRoom{State: EventList[clientevent.Event]{Events: []clientevent.Event{}}, Timeline: Timeline{Events: []clientevent.Event{}}}
+	room.Timeline.PrevBatch = Token{Events: leave.StreamPos}.String()
+	if req.Filter.Room.Timeline.Allows(leave.Type(), leave.Sender(), roomID, leave.HasURL) {
+		evs, err := s.render.Render(ctx, []*rooms.Event{leave}, req.Viewer, req.UserID, true)
+		if err != nil {
+			return err
+		}
+		room.Timeline.Events = evs
+	}
+	resp.Rooms.Leave[roomID] = room
 	return nil
 }

@@ -153,12 +153,19 @@ func (s *Service) invitedSince(ctx context.Context, p *pass, m store.RoomMembers
 // leftSince adds a room the user left since the token. A room shows in
 // "leave" when the user was in it at the token or since: a rejected
 // invite or a withdrawn knock too, so that the client drops the room.
+//
+// A leave since the token shows even when the user forgot the room
+// already (left and forgot between two syncs): the client must still
+// learn that it left, once, as Synapse shows it; a forgotten room never
+// shows again after that, nor in a full-state sync.
 func (s *Service) leftSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory) error {
-	if forgotten, err := p.isForgotten(ctx, m.RoomID); err != nil || forgotten {
-		return err
-	}
-	if !(len(h.events) > 0 && h.wasIn()) && !(p.req.FullState && p.req.Filter.Room.IncludeLeave) {
-		return nil
+	if !(len(h.events) > 0 && h.wasIn()) {
+		if !(p.req.FullState && p.req.Filter.Room.IncludeLeave) {
+			return nil
+		}
+		if forgotten, err := p.isForgotten(ctx, m.RoomID); err != nil || forgotten {
+			return err
+		}
 	}
 	return s.leftRoom(ctx, p.req, p.resp, p.vis, m, p.after, p.req.FullState || h.atSince != spec.Join)
 }

@@ -31,6 +31,9 @@ type JoinedRoom struct {
 	// StateAfter, set when the request asks for use_state_after, replaces
 	// State (see MarshalJSON).
 	StateAfter *EventList[clientevent.Event] `json:"state_after,omitempty"`
+	// unstableStateAfter names state_after by its MSC4222 prefix (see
+	// Response.UseUnstableStateAfter).
+	unstableStateAfter bool
 	// joiners are the other users whose joins are in the timeline, for
 	// the presence of users newly sharing a room (not served).
 	joiners []string
@@ -43,10 +46,15 @@ func (r JoinedRoom) MarshalJSON() ([]byte, error) {
 	if r.StateAfter == nil {
 		return json.Marshal(plain(r))
 	}
+	var unstable *EventList[clientevent.Event]
+	if r.unstableStateAfter {
+		unstable, r.StateAfter = r.StateAfter, nil
+	}
 	return json.Marshal(struct {
 		plain
-		State *struct{} `json:"state,omitempty"`
-	}{plain: plain(r)})
+		State    *struct{}                     `json:"state,omitempty"`
+		Unstable *EventList[clientevent.Event] `json:"org.matrix.msc4222.state_after,omitempty"`
+	}{plain: plain(r), Unstable: unstable})
 }
 
 // newJoinedRoom is an entry whose lists render as [] rather than null.
@@ -68,6 +76,8 @@ type LeftRoom struct {
 	StateAfter  *EventList[clientevent.Event] `json:"state_after,omitempty"`
 	Timeline    Timeline                      `json:"timeline"`
 	AccountData EventList[any]                `json:"account_data"`
+	// unstableStateAfter as JoinedRoom's.
+	unstableStateAfter bool
 }
 
 // MarshalJSON leaves state out when state_after is given, as
@@ -77,10 +87,30 @@ func (r LeftRoom) MarshalJSON() ([]byte, error) {
 	if r.StateAfter == nil {
 		return json.Marshal(plain(r))
 	}
+	var unstable *EventList[clientevent.Event]
+	if r.unstableStateAfter {
+		unstable, r.StateAfter = r.StateAfter, nil
+	}
 	return json.Marshal(struct {
 		plain
-		State *struct{} `json:"state,omitempty"`
-	}{plain: plain(r)})
+		State    *struct{}                     `json:"state,omitempty"`
+		Unstable *EventList[clientevent.Event] `json:"org.matrix.msc4222.state_after,omitempty"`
+	}{plain: plain(r), Unstable: unstable})
+}
+
+// UseUnstableStateAfter names every room's state_after
+// org.matrix.msc4222.state_after, for a client that asked with the
+// unstable org.matrix.msc4222.use_state_after parameter: clients written
+// against the MSC (matrix-rust-sdk, matrix-js-sdk) send and read the
+// prefixed names, which Synapse served before spec v1.16 and still
+// serves beside the stable ones.
+func (r *Response) UseUnstableStateAfter() {
+	for _, room := range r.Rooms.Join {
+		room.unstableStateAfter = true
+	}
+	for _, room := range r.Rooms.Leave {
+		room.unstableStateAfter = true
+	}
 }
 
 // Response is the /sync response.

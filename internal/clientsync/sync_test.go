@@ -9,6 +9,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -140,8 +141,10 @@ func TestNotifierWakesMembershipTarget(t *testing.T) {
 // only once every position before it is readable, so that a woken sync
 // finds it.
 func TestNotifierHoldsBackUnreadableEvents(t *testing.T) {
-	stream := rooms.NewStreamGen(0, nil)
-	n := NewNotifier(stream, testMembers, "hs1.test", nil)
+	// Run hears of the stream's moves on the bus.
+	b := bus.New()
+	stream := rooms.NewStreamGen(0, b)
+	n := NewNotifier(stream, testMembers, "hs1.test", b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)
@@ -233,9 +236,10 @@ func (g *testGate) advance(pos int64)          { g.Raise(pos) }
 // waiters only once the gate has processed it, or once the longest hold
 // has passed when the gate never gets to it.
 func TestNotifierHoldsForGate(t *testing.T) {
-	stream := rooms.NewStreamGen(0, nil)
+	b := bus.New()
+	stream := rooms.NewStreamGen(0, b)
 	gate := newTestGate()
-	n := NewNotifier(stream, testMembers, "hs1.test", nil, WithGate(gate, 300*time.Millisecond))
+	n := NewNotifier(stream, testMembers, "hs1.test", b, WithGate(gate, 300*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go n.Run(ctx)

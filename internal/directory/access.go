@@ -5,6 +5,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -93,4 +94,34 @@ func serverOf(userID string) string {
 		return ""
 	}
 	return string(uid.Domain())
+}
+
+// remoteVisible reports whether a user may see a room this server is not
+// in, from another server's summary of it, as Synapse's
+// _is_remote_room_accessible: it is open to all; the user is joined to
+// one of the rooms it names as allowed; or this server knows the user
+// is joined, invited or knocking (an invite it received, say). A
+// summary without a join rule is taken as invite-only.
+func (s *Spaces) remoteVisible(ctx context.Context, sum Summary, userID string) (bool, error) {
+	if sum.OpenToAll() {
+		return true, nil
+	}
+	if userID == "" {
+		return false, nil
+	}
+	for _, id := range sum.AllowedRoomIDs {
+		if ident.CheckID(id) != nil {
+			continue // another server's string; the store cannot hold it
+		}
+		if m, err := s.dir.rooms.MembershipOf(ctx, id, userID); err != nil {
+			return false, err
+		} else if m == spec.Join {
+			return true, nil
+		}
+	}
+	if ident.CheckID(sum.RoomID) != nil {
+		return false, nil
+	}
+	m, err := s.dir.rooms.MembershipOf(ctx, sum.RoomID, userID)
+	return m == spec.Join || m == spec.Invite || m == spec.Knock, err
 }

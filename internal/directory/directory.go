@@ -23,6 +23,7 @@ import (
 // Store is what listings read besides room state.
 type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
+	JoinedServers(ctx context.Context, roomID string) ([]string, error)
 	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
 	RoomPublished(ctx context.Context, roomID string) (bool, error)
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
@@ -337,57 +338,22 @@ func (s *Service) SpaceChildren(ctx context.Context, state rooms.StateMap, sugge
 		return nil, err
 	}
 	type child struct {
-		ev       *rooms.Event
-		order    string
-		hasOrder bool
+		ev  *rooms.Event
+		key childOrder
 	}
 	var kept []child
 	for _, ev := range evs {
-		var c struct {
-			Via       []json.RawMessage `json:"via"`
-			Order     json.RawMessage   `json:"order"`
-			Suggested json.RawMessage   `json:"suggested"`
+		key, _, ok := parseChild(ev.Content(), int64(ev.OriginServerTS()), *ev.StateKey(), suggestedOnly)
+		if ok {
+			kept = append(kept, child{ev, key})
 		}
-		if json.Unmarshal(ev.Content(), &c) != nil || len(c.Via) == 0 || !allStrings(c.Via) {
-			continue
-		}
-		if suggestedOnly && string(c.Suggested) != "true" {
-			continue
-		}
-		ch := child{ev: ev}
-		if json.Unmarshal(c.Order, &ch.order) == nil && validOrder(ch.order) {
-			ch.hasOrder = true
-		}
-		kept = append(kept, ch)
 	}
-	sort.Slice(kept, func(i, j int) bool {
-		x, y := kept[i], kept[j]
-		if x.hasOrder != y.hasOrder {
-			return x.hasOrder
-		}
-		if x.hasOrder && x.order != y.order {
-			return x.order < y.order
-		}
-		if x.ev.OriginServerTS() != y.ev.OriginServerTS() {
-			return x.ev.OriginServerTS() < y.ev.OriginServerTS()
-		}
-		return *x.ev.StateKey() < *y.ev.StateKey()
-	})
+	sort.Slice(kept, func(i, j int) bool { return kept[i].key.less(kept[j].key) })
 	out := make([]*rooms.Event, len(kept))
 	for i, ch := range kept {
 		out[i] = ch.ev
 	}
 	return out, nil
-}
-
-func allStrings(vals []json.RawMessage) bool {
-	for _, v := range vals {
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			return false
-		}
-	}
-	return true
 }
 
 // validOrder: at most 50 characters, all between \x20 and \x7E.

@@ -51,3 +51,29 @@ func FuzzPage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzChildRefs: children_state comes from other servers' /hierarchy
+// answers. Whatever a content holds, childRefs keeps at most
+// maxChildrenPerRoom children, each with a non-empty via of the strings
+// the content gave, and never panics.
+func FuzzChildRefs(f *testing.F) {
+	for _, c := range []string{`{"via":["hs2.test"]}`, `{"via":["a"],"order":"x","suggested":true}`, `{"via":[]}`, `{"via":[1]}`,
+		`{"via":"a"}`, `{"via":["\u0000"],"order":"\u007f"}`, `null`, `[]`, `{"via":["a"],"order":5}`} {
+		f.Add([]byte(c), int64(3), "!r:hs2.test", false)
+	}
+	f.Fuzz(func(t *testing.T, content []byte, ts int64, roomID string, suggested bool) {
+		var children []ChildState
+		for i := range maxChildrenPerRoom + 2 {
+			children = append(children, ChildState{Type: "m.space.child", StateKey: roomID + strconv.Itoa(i), Content: content, OriginServerTS: ts - int64(i)})
+		}
+		refs := childRefs(children, suggested)
+		if len(refs) > maxChildrenPerRoom {
+			t.Fatalf("%d children kept", len(refs))
+		}
+		for _, r := range refs {
+			if len(r.via) == 0 {
+				t.Fatalf("child %q kept without a via", r.roomID)
+			}
+		}
+	})
+}

@@ -39,7 +39,7 @@ func TestE2EEMegolmOverFederation(t *testing.T) {
 // tells hs2 (m.device_list_update), bob's incremental /sync lists alice
 // in device_lists.changed, his machine's key query reaches the laptop
 // through hs2 and hs1, and his next message's room key reaches the
-// laptop, which decrypts it.
+// laptop, which decrypts it; and bob decrypts what the laptop sends.
 func TestE2EEDeviceListOverFederation(t *testing.T) {
 	testserver.EachEngineNetwork(t, 2, nil, func(t *testing.T, net *testserver.Network) {
 		hs1, hs2 := net.Servers[0], net.Servers[1]
@@ -60,6 +60,12 @@ func TestE2EEDeviceListOverFederation(t *testing.T) {
 		sent := bob.SendText(roomID, "hello laptop")
 		if body := laptop.Decrypt(sent).Content.AsMessage().Body; body != "hello laptop" {
 			t.Fatalf("the laptop decrypted %q", body)
+		}
+		// The other way: bob's machine, which learnt the laptop through
+		// the device-list update, decrypts what the laptop sends.
+		fromLaptop := laptop.SendText(roomID, "hello bob, from the laptop")
+		if got := bob.Decrypt(fromLaptop); got.Content.AsMessage().Body != "hello bob, from the laptop" || got.Sender != alice.UserID {
+			t.Fatalf("bob decrypted %q from %s", got.Content.AsMessage().Body, got.Sender)
 		}
 	})
 }

@@ -66,7 +66,10 @@ func (a *API) handleReceipts(r RemoteReceipts) {
 }
 
 // remoteMemberOf checks an EDU about a user in a room: the user belongs
-// to the sending server, the room's ACL admits it, and the user is
+// to the sending server, the room's ACL admits it (spec v1.13, MSC4163:
+// room-scoped EDUs of a denied server are ignored, as Synapse's
+// check_server_matches_acl does; presence, device lists and to-device
+// messages are not room-scoped and not subject to ACLs), and the user is
 // joined to the room here.
 func (a *API) remoteMemberOf(ctx context.Context, origin, roomID, userID string) bool {
 	uid, err := spec.NewUserID(userID, true)

@@ -112,12 +112,16 @@ func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error)
 			return nil, err
 		}
 		if kind == spec.Join {
+			if err := a.d.Rooms.CheckRestrictedJoin(ctx, pdu); err != nil {
+				return nil, err
+			}
 			pdu = a.countersignJoin(pdu)
 		}
 		if err := a.verifySignatures(ctx, pdu); err != nil {
 			return nil, err
 		}
-		ev, err := a.d.Rooms.Receive(ctx, pdu)
+		// The other servers in the room hear of the membership from us.
+		ev, err := a.d.Rooms.ReceiveOnBehalf(ctx, pdu, r.Origin)
 		var missing *rooms.ErrMissingEvents
 		if errors.As(err, &missing) {
 			return nil, mxerr.BadJSON("The event refers to events this server does not have")
@@ -140,7 +144,7 @@ func (a *API) sendMembership(kind string, v1 bool) func(r *Request) (any, error)
 			if err != nil {
 				return nil, err
 			}
-			stripped, err := membership.StrippedState(ctx, a.d.Rooms, state, "")
+			stripped, err := membership.FederationStrippedState(ctx, a.d.Rooms, state, "")
 			if err != nil {
 				return nil, err
 			}
@@ -180,6 +184,44 @@ func (a *API) membershipEvent(ctx context.Context, v gomatrixserverlib.IRoomVers
 func (a *API) verifySignatures(ctx context.Context, pdu gomatrixserverlib.PDU) error {
 	if err := gomatrixserverlib.VerifyEventSignatures(ctx, pdu, a.d.KeyRing, remote.UserIDForSender); err != nil {
 		return mxerr.Forbidden("Invalid event signature: %v", err)
+	}
+	return nil
+}
+
+// maxInviteRoomState bounds the entries of a received invite_room_state
+// checked one by one (each may need another server's keys); a room's
+// prejoin state is a handful of events.
+const maxInviteRoomState = 50
+
+// checkInviteRoomState applies the server-server spec's validation of an
+// invite's stripped state (v1.16, MSC4311), which servers SHOULD apply
+// from room version 12 (whose room IDs name no server, so the create
+// event is the only way to tell where a room comes from): the create
+// event is there, and every entry is an event of the room's version, of
+// this room, correctly signed; otherwise 400 M_INVALID_PARAM, the code
+// the spec suggests.
+func (a *API) checkInviteRoomState(ctx context.Context, v gomatrixserverlib.IRoomVersion, roomID string, state []json.RawMessage) error {
+	if len(state) > maxInviteRoomState {
+		return mxerr.InvalidParam("invite_room_state has more than %d events", maxInviteRoomState)
+	}
+	sawCreate := false
+	for _, raw := range state {
+		ev, err := rooms.ParsePDU(v, raw)
+		if err != nil {
+			return mxerr.InvalidParam("invite_room_state holds an entry that is not an event of room version %s", v.Version())
+		}
+		if ev.RoomID().String() != roomID {
+			return mxerr.InvalidParam("invite_room_state holds an event of another room")
+		}
+		if err := a.verifySignatures(ctx, ev); err != nil {
+			return mxerr.InvalidParam("invite_room_state holds an event with an invalid signature")
+		}
+		if ev.Type() == spec.MRoomCreate && ev.StateKeyEquals("") {
+			sawCreate = true
+		}
+	}
+	if !sawCreate {
+		return mxerr.InvalidParam("invite_room_state lacks the room's m.room.create event")
 	}
 	return nil
 }
@@ -388,6 +430,11 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	signed := pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
 	if err := a.verifySignatures(ctx, signed); err != nil {
 		return nil, err
+	}
+	if v.DomainlessRoomIDs() {
+		if err := a.checkInviteRoomState(ctx, v, pdu.RoomID().String(), req.InviteRoomState); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := a.d.Rooms.RoomVersion(ctx, pdu.RoomID().String()); err == nil {
 		if err := a.checkACL(ctx, pdu.RoomID().String(), r.Origin); err != nil {

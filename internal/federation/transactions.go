@@ -292,6 +292,9 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 			// The room's version could not be read: not a verdict.
 			return head.EventID, err
 		}
+		if id, ok, err := a.receiveRescinded(ctx, origin, raw); ok {
+			return id, err
+		}
 		// Without the room's version a v3+ event has no ID to answer for.
 		return head.EventID, &refusedPDU{fmt.Errorf("room %s is not known to this server", roomID)}
 	}
@@ -305,6 +308,10 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 			head.EventID = pdu.EventID()
 		}
 		return head.EventID, err
+	}
+	if a.rescindsInvite(ctx, pdu) {
+		_, err = a.d.Rooms.ReceiveRescinded(ctx, pdu)
+		return pdu.EventID(), err
 	}
 	_, err = a.d.Rooms.Receive(ctx, pdu)
 	var missing *rooms.ErrMissingEvents

@@ -6,13 +6,19 @@ package filter
 import (
 	"encoding/json"
 	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 // EventFilter selects events by type and sender.
 type EventFilter struct {
-	Limit      int       `json:"limit,omitempty"`
+	// Limit is nil when the filter sets none: 0 is a limit (a sync
+	// timeline of no events, as in Synapse), not the default.
+	Limit      *int      `json:"limit,omitempty"`
 	Types      *[]string `json:"types,omitempty"`
 	NotTypes   []string  `json:"not_types,omitempty"`
 	Senders    *[]string `json:"senders,omitempty"`
@@ -61,11 +67,60 @@ func Parse(raw []byte) (*Filter, error) {
 	}
 	for _, ef := range []*EventFilter{&f.Presence, &f.AccountData, &f.Room.Timeline.EventFilter, &f.Room.State.EventFilter,
 		&f.Room.Ephemeral.EventFilter, &f.Room.AccountData.EventFilter} {
-		if ef.Limit < 0 {
+		if ef.Limit != nil && *ef.Limit < 0 {
 			return nil, mxerr.BadJSON("limit must not be negative")
 		}
 	}
 	return &f, nil
+}
+
+// ParseNew is Parse for a filter a client gives now (uploaded, or
+// inline in /sync): its room and user IDs must also be valid, as
+// Synapse's check_valid_filter requires (its matrix_room_id and
+// matrix_user_id formats). Filters stored before this check are read
+// with Parse, so that they keep working.
+func ParseNew(raw []byte) (*Filter, error) {
+	f, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	events := []*EventFilter{&f.Presence, &f.AccountData}
+	rooms := []*[]string{f.Room.Rooms}
+	notRooms := [][]string{f.Room.NotRooms}
+	for _, rf := range []*RoomEventFilter{&f.Room.Timeline, &f.Room.State, &f.Room.Ephemeral, &f.Room.AccountData} {
+		events = append(events, &rf.EventFilter)
+		rooms, notRooms = append(rooms, rf.Rooms), append(notRooms, rf.NotRooms)
+	}
+	for i := range rooms {
+		if rooms[i] != nil {
+			notRooms = append(notRooms, *rooms[i])
+		}
+	}
+	for _, ids := range notRooms {
+		for _, id := range ids {
+			if !validRoomID(id) {
+				return nil, mxerr.BadJSON("Invalid room ID %q in filter", id)
+			}
+		}
+	}
+	for _, ef := range events {
+		users := ef.NotSenders
+		if ef.Senders != nil {
+			users = append(slices.Clone(users), *ef.Senders...)
+		}
+		for _, id := range users {
+			if _, err := spec.NewUserID(id, false); err != nil || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+				return nil, mxerr.BadJSON("Invalid user ID %q in filter", id)
+			}
+		}
+	}
+	return f, nil
+}
+
+// validRoomID accepts "!" and an opaque ID, with a server name after ":"
+// before room version 12 and without one since (MSC4291).
+func validRoomID(id string) bool {
+	return len(id) > 1 && id[0] == '!' && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
 }
 
 // ParseRoomEventFilter decodes a RoomEventFilter (the filter parameter
@@ -75,7 +130,7 @@ func ParseRoomEventFilter(raw []byte) (*RoomEventFilter, error) {
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, mxerr.BadJSON("Invalid filter: %v", err)
 	}
-	if f.Limit < 0 {
+	if f.Limit != nil && *f.Limit < 0 {
 		return nil, mxerr.BadJSON("limit must not be negative")
 	}
 	return &f, nil
@@ -152,9 +207,8 @@ func (f RoomEventFilter) Allows(typ, sender, roomID string, containsURL bool) bo
 
 // LimitOr returns the filter's limit, or def when it sets none, capped at max.
 func (f EventFilter) LimitOr(def, max int) int {
-	n := f.Limit
-	if n <= 0 {
-		n = def
+	if f.Limit == nil {
+		return min(def, max)
 	}
-	return min(n, max)
+	return min(*f.Limit, max)
 }

@@ -42,9 +42,9 @@ func FuzzParse(f *testing.F) {
 		if flt.EventFormat != "" && flt.EventFormat != "client" && flt.EventFormat != "federation" {
 			t.Fatalf("event_format %q accepted", flt.EventFormat)
 		}
-		for _, l := range []int{flt.Presence.Limit, flt.AccountData.Limit, flt.Room.Timeline.Limit, flt.Room.State.Limit,
+		for _, l := range []*int{flt.Presence.Limit, flt.AccountData.Limit, flt.Room.Timeline.Limit, flt.Room.State.Limit,
 			flt.Room.Ephemeral.Limit, flt.Room.AccountData.Limit} {
-			if l < 0 {
+			if l != nil && *l < 0 {
 				t.Fatalf("negative limit accepted: %s", raw)
 			}
 		}
@@ -84,7 +84,7 @@ func FuzzParseRoomEventFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if flt.Limit < 0 {
+		if flt.Limit != nil && *flt.Limit < 0 {
 			t.Fatalf("negative limit accepted: %s", raw)
 		}
 		if got := flt.LimitOr(10, 100); got < 0 || got > 100 {

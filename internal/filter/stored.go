@@ -40,7 +40,7 @@ func (s *Service) Create(ctx context.Context, localpart string, raw json.RawMess
 	if err := s.CheckSize(len(raw)); err != nil {
 		return 0, err
 	}
-	if _, err := Parse(raw); err != nil {
+	if _, err := ParseNew(raw); err != nil {
 		return 0, err
 	}
 	return s.st.CreateFilter(ctx, localpart, string(raw))
@@ -69,7 +69,7 @@ func (s *Service) Resolve(ctx context.Context, localpart, param string) (*Filter
 		if err := s.CheckSize(len(param)); err != nil {
 			return nil, err
 		}
-		return Parse([]byte(param))
+		return ParseNew([]byte(param))
 	}
 	id, err := strconv.ParseInt(param, 10, 64)
 	if err != nil {

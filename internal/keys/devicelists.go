@@ -2,10 +2,8 @@ package keys
 
 import (
 	"context"
-	"encoding/json"
 	"sort"
 
-	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -87,43 +85,6 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// MarkRemoteDeviceListStale forgets the cached device list of another
-// server's user, so that the next query asks their server, and records
-// the change in the device-list stream so that local users sharing a
-// room with them are told by /sync.
-func (s *Service) MarkRemoteDeviceListStale(ctx context.Context, userID string) error {
-	if _, err := s.atNewPosition(func(pos int64) (bool, error) {
-		return true, s.store.MarkRemoteDevicesStale(ctx, userID, pos)
-	}); err != nil {
-		return err
-	}
-	s.deviceListChanged(ctx, userID)
-	return nil
-}
-
-// HandleDeviceListUpdate takes an m.device_list_update EDU from origin.
-// The cached list is dropped rather than patched with the update: the
-// next query fetches it whole, which never goes wrong when updates are
-// lost or arrive out of order (Synapse resyncs in that case too).
-func (s *Service) HandleDeviceListUpdate(ctx context.Context, origin string, content json.RawMessage) error {
-	var edu struct {
-		UserID string `json:"user_id"`
-	}
-	if err := json.Unmarshal(content, &edu); err != nil {
-		return mxerr.BadJSON("m.device_list_update: %v", err)
-	}
-	if err := checkOrigin(origin, edu.UserID); err != nil {
-		return err
-	}
-	return s.MarkRemoteDeviceListStale(ctx, edu.UserID)
-}
-
-// HandleSigningKeyUpdate takes an m.signing_key_update EDU from origin:
-// the user's cross-signing keys changed, so their cached keys go stale.
-func (s *Service) HandleSigningKeyUpdate(ctx context.Context, origin string, content json.RawMessage) error {
-	return s.HandleDeviceListUpdate(ctx, origin, content)
 }
 
 // UserDevices answers federation GET /user/devices/{userId} for a local

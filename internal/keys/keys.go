@@ -46,7 +46,8 @@ type Store interface {
 	AddSignatures(ctx context.Context, sigs []store.Signature, pos int64) error
 	SignaturesOf(ctx context.Context, targetUser string) ([]store.Signature, error)
 	RemoteDevices(ctx context.Context, userID string) (store.RemoteDeviceList, error)
-	StoreRemoteDevices(ctx context.Context, userID string, l store.RemoteDeviceList) error
+	StoreRemoteDevices(ctx context.Context, userID string, l store.RemoteDeviceList, pos int64) error
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
 	MarkRemoteDevicesStale(ctx context.Context, userID string, pos int64) error
 	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
 	QueueToDevice(ctx context.Context, sender, senderDevice, eventType, txnID string, ts int64, msgs []store.ToDeviceMessage) (bool, error)
@@ -74,6 +75,7 @@ type Stream interface {
 type Federation interface {
 	QueryKeys(ctx context.Context, origin, s spec.ServerName, keys map[string][]string) (fclient.RespQueryKeys, error)
 	ClaimKeys(ctx context.Context, origin, s spec.ServerName, oneTimeKeys map[string]map[string]string) (fclient.RespClaimKeys, error)
+	GetUserDevices(ctx context.Context, origin, s spec.ServerName, userID string) (fclient.RespUserDevices, error)
 }
 
 // Options configure the service.
@@ -127,6 +129,10 @@ type Service struct {
 	countsGen int64
 	counts    map[string]countsEntry
 	bus       bus.Bus
+	// remote serialises changes to a remote user's cached device list;
+	// resync holds the users whose lists Run refetches.
+	remote remoteLocks
+	resync chan string
 	// remoteToDevice is Options.RemoteToDevice.
 	remoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
@@ -146,6 +152,11 @@ type DeviceUpdate struct {
 	DeviceID string `json:"device_id"`
 	Deleted  bool   `json:"deleted"`
 	StreamID int64  `json:"stream_id"`
+	// PrevID is the position of the user's device-list change before
+	// this one (0: none), the update's prev_id (server-server spec
+	// "Device Management"): a server whose cached list is there applies
+	// the update, any other refetches the list.
+	PrevID int64 `json:"prev_id"`
 }
 
 // CrossSigningUpdate is published when a local user's cross-signing
@@ -179,7 +190,7 @@ func New(o Options) *Service {
 		o.Bus = bus.New()
 	}
 	s := &Service{server: o.ServerName, store: o.Store, stream: o.Stream, fed: o.Federation, log: o.Log, bus: o.Bus, remoteToDevice: o.RemoteToDevice, now: time.Now,
-		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}}
+		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}, resync: make(chan string, maxResyncQueue)}
 	if o.Members != nil {
 		s.members = o.Members
 	}

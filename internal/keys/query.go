@@ -234,12 +234,18 @@ func (s *Service) queryRemote(ctx context.Context, server string, users map[stri
 	var missing []string
 	for user, devices := range users {
 		l, err := s.store.RemoteDevices(ctx, user)
-		if err == nil && !l.Stale && s.now().Sub(time.UnixMilli(l.FetchedTS)) < remoteCacheTTL {
-			addRemote(resp, user, devices, l)
-			continue
-		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
+		}
+		if err == nil {
+			fresh, err := s.cacheFresh(ctx, user, l)
+			if err != nil {
+				return err
+			}
+			if fresh {
+				addRemote(resp, user, devices, l)
+				continue
+			}
 		}
 		missing = append(missing, user)
 	}
@@ -263,7 +269,7 @@ func (s *Service) queryRemote(ctx context.Context, server string, users map[stri
 		if err != nil {
 			return err
 		}
-		if err := s.store.StoreRemoteDevices(ctx, user, l); err != nil {
+		if err := s.store.StoreRemoteDevices(ctx, user, l, 0); err != nil {
 			return err
 		}
 		addRemote(resp, user, users[user], l)

@@ -244,6 +244,10 @@ func (s *Service) DevicesRemoved(ctx context.Context, userID string, deviceIDs [
 	if deviceIDs != nil && len(deviceIDs) == 0 {
 		return nil
 	}
+	prevPos, err := s.store.LastDeviceListPos(ctx, userID)
+	if err != nil {
+		return err
+	}
 	pos, err := s.atNewPosition(func(pos int64) (bool, error) {
 		return true, s.store.DeleteDeviceE2E(ctx, userID, deviceIDs, pos)
 	})
@@ -251,9 +255,33 @@ func (s *Service) DevicesRemoved(ctx context.Context, userID string, deviceIDs [
 		return err
 	}
 	s.deviceListChanged(ctx, userID)
+	// The devices go at one position: the first update follows on from
+	// the user's previous change, the others from the first (a server
+	// applying them in order ends at pos with every device gone).
 	for _, d := range deviceIDs {
-		s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: d, Deleted: true, StreamID: pos})
+		s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: d, Deleted: true, StreamID: pos, PrevID: prevPos})
+		prevPos = pos
 	}
+	return nil
+}
+
+// DeviceRenamed records that a local device's display name changed: it
+// is part of the device list other users' clients show, so it is a
+// device-list change, sent to the servers sharing a room with the user
+// as Synapse does. It is the accounts service's rename hook.
+func (s *Service) DeviceRenamed(ctx context.Context, userID, deviceID string) error {
+	prevPos, err := s.store.LastDeviceListPos(ctx, userID)
+	if err != nil {
+		return err
+	}
+	pos, err := s.atNewPosition(func(pos int64) (bool, error) {
+		return true, s.store.AddDeviceListChange(ctx, pos, userID)
+	})
+	if err != nil {
+		return err
+	}
+	s.deviceListChanged(ctx, userID)
+	s.bus.Publish(ctx, DeviceUpdate{UserID: userID, DeviceID: deviceID, StreamID: pos, PrevID: prevPos})
 	return nil
 }
 

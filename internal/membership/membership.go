@@ -10,6 +10,7 @@ package membership
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -113,26 +114,79 @@ func (s *Service) localProfile(ctx context.Context, userID string) map[string]an
 	return nil
 }
 
+// Content is the body of a client's membership request: its reason and
+// any other fields, which the member event's content carries as Synapse
+// puts them there (a per-room displayname, for example). The fields
+// only the server may set are left out (see fields).
+type Content map[string]json.RawMessage
+
+// Reason is a Content of just a reason ("" for none).
+func Reason(reason string) Content {
+	if reason == "" {
+		return nil
+	}
+	raw, _ := json.Marshal(reason)
+	return Content{"reason": raw}
+}
+
+// serverKeys are member event content keys a client may not set:
+// membership is the endpoint's, and a join's authorising user and a
+// third-party invite's signature are the server's to vouch for.
+var serverKeys = []string{"membership", "join_authorised_via_users_server", "third_party_invite"}
+
+// fields is the content the event starts from. A null reason,
+// displayname or avatar_url is left out (the profile then fills the
+// last two), and so is an empty reason, as the spec's "reason" is
+// optional text.
+func (c Content) fields() map[string]any {
+	out := make(map[string]any, len(c))
+	for k, v := range c {
+		out[k] = v
+	}
+	for _, k := range serverKeys {
+		delete(out, k)
+	}
+	for _, k := range []string{"reason", "displayname", "avatar_url"} {
+		if v, ok := c[k]; ok && string(v) == "null" {
+			delete(out, k)
+		}
+	}
+	if string(c["reason"]) == `""` {
+		delete(out, "reason")
+	}
+	return out
+}
+
+// withProfile adds the user's displayname and avatar_url where the client
+// gave none: a join may carry a per-room profile, as Synapse allows by
+// default (allow_per_room_profiles), and is given the global one
+// otherwise.
+func withProfile(content, profile map[string]any) map[string]any {
+	for k, v := range profile {
+		if _, set := content[k]; !set {
+			content[k] = v
+		}
+	}
+	return content
+}
+
 // Join joins a local user to a room, through one of the via servers when
 // no one here is in it, and brings a forgotten room back into their sync.
-func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, reason string) error {
-	content := s.localProfile(ctx, userID)
+// Joining a room the user is in with the same content changes nothing.
+func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, body Content) error {
+	content := withProfile(body.fields(), s.localProfile(ctx, userID))
 	if s.viaRemote(ctx, roomID) {
-		// make_join builds the event on the remote server, so the reason
-		// travels in the content.
-		if reason != "" {
-			if content == nil {
-				content = map[string]any{}
-			}
-			content["reason"] = reason
-		}
+		// make_join builds the event on the remote server, so the body's
+		// fields travel in the content.
 		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
 			return err
 		}
 	} else if _, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
-		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Join, Reason: reason, Content: content,
+		Sender: userID, RoomID: roomID, Target: userID, Membership: spec.Join, Content: content,
 	}); err != nil {
-		return err
+		if err := s.joinThroughAuthoriser(ctx, userID, roomID, via, content, err); err != nil {
+			return err
+		}
 	}
 	_ = s.store.UnforgetRoom(ctx, userID, roomID)
 	return nil
@@ -159,7 +213,17 @@ func (s *Service) Leave(ctx context.Context, userID, roomID, reason string) (rem
 		// Rejecting an invite or withdrawing a knock of a room no one
 		// here is in goes through the server that holds the room.
 		if m, _ := s.rooms.MembershipOf(ctx, roomID, userID); m == spec.Invite || m == spec.Knock {
-			return true, s.remote.Leave(ctx, userID, roomID, reason)
+			err := s.remote.Leave(ctx, userID, roomID, reason)
+			if err == nil {
+				return true, nil
+			}
+			// No server of the room took the leave (unreachable, or no
+			// longer in the room): the invite is rejected here alone, as
+			// Synapse does, rather than stay in the user's /sync for good.
+			if _, lerr := s.rooms.LeaveOutOfBand(ctx, roomID, userID, reason); lerr != nil {
+				return true, errors.Join(err, lerr)
+			}
+			return false, nil
 		}
 	}
 	_, err = s.rooms.SetMembership(ctx, rooms.MembershipRequest{
@@ -172,9 +236,10 @@ func (s *Service) Leave(ctx context.Context, userID, roomID, reason string) (rem
 // or knocking on, as Synapse does when an account is deactivated: the
 // account's memberships would otherwise linger, counting it as a member
 // and keeping its invites open. An invite or knock of a room held on a
-// server that cannot be reached stays as it is (harmless for an account
-// that can no longer log in); a local failure stops the deactivation, so
-// that it can be retried.
+// server that cannot be reached is rejected here alone (see Leave); if
+// even that fails it stays as it is (harmless for an account that can no
+// longer log in); a local failure stops the deactivation, so that it can
+// be retried.
 func (s *Service) PartAll(ctx context.Context, userID string) error {
 	ms, err := s.store.MembershipsOf(ctx, userID, spec.Join, spec.Invite, spec.Knock)
 	if err != nil {
@@ -236,7 +301,9 @@ func (s *Service) SplitInvites(users []string) (atCreation, afterwards []string)
 
 // InviteRequest is an invite of one user by another.
 type InviteRequest struct {
-	Sender, RoomID, Target, Reason string
+	Sender, RoomID, Target string
+	// Body is the client's request body (reason and other fields).
+	Body Content
 	// IsDirect marks the invite as one to a direct chat.
 	IsDirect bool
 }
@@ -248,22 +315,22 @@ func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
 	if m, _ := s.rooms.MembershipOf(ctx, r.RoomID, r.Target); m == spec.Join {
 		return mxerr.Forbidden("%s is already in the room", r.Target)
 	}
-	var content map[string]any
+	content := r.Body.fields()
 	lp, local := s.accounts.LocalpartOf(r.Target)
 	if local {
 		if _, err := s.accounts.User(ctx, lp); err != nil {
 			return mxerr.NotFound("Unknown user %s", r.Target)
 		}
-		content = s.MemberProfile(ctx, lp)
+		// The invitee's own profile, not one the inviter names.
+		for k, v := range s.MemberProfile(ctx, lp) {
+			content[k] = v
+		}
 	}
 	if r.IsDirect {
-		if content == nil {
-			content = map[string]any{}
-		}
 		content["is_direct"] = true
 	}
 	req := rooms.MembershipRequest{Sender: r.Sender, RoomID: r.RoomID, Target: r.Target, Membership: spec.Invite,
-		Reason: r.Reason, Content: content}
+		Content: content}
 	if !local && s.remote != nil {
 		// The stripped state is taken before the room's lock, which the
 		// countersigner runs under.
@@ -271,7 +338,7 @@ func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
 		if err != nil {
 			return err
 		}
-		stripped, err := StrippedState(ctx, s.rooms, state, r.Sender)
+		stripped, err := FederationStrippedState(ctx, s.rooms, state, r.Sender)
 		if err != nil {
 			return err
 		}
@@ -285,7 +352,7 @@ func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
 
 // Kick makes another user leave; it only applies to users who are in the
 // room in some way (joined, invited, knocking).
-func (s *Service) Kick(ctx context.Context, sender, roomID, target, reason string) error {
+func (s *Service) Kick(ctx context.Context, sender, roomID, target string, body Content) error {
 	m, err := s.rooms.MembershipOf(ctx, roomID, target)
 	if err != nil {
 		return err
@@ -293,12 +360,12 @@ func (s *Service) Kick(ctx context.Context, sender, roomID, target, reason strin
 	if m == "" || m == spec.Leave {
 		return mxerr.Forbidden("The target user is not in the room")
 	}
-	return s.set(ctx, sender, roomID, target, spec.Leave, reason)
+	return s.set(ctx, sender, roomID, target, spec.Leave, body)
 }
 
 // Ban bans a user, whether or not they were ever in the room.
-func (s *Service) Ban(ctx context.Context, sender, roomID, target, reason string) error {
-	return s.set(ctx, sender, roomID, target, spec.Ban, reason)
+func (s *Service) Ban(ctx context.Context, sender, roomID, target string, body Content) error {
+	return s.set(ctx, sender, roomID, target, spec.Ban, body)
 }
 
 // Unban lifts a ban; a user who is not banned is refused.
@@ -308,12 +375,12 @@ func (s *Service) Unban(ctx context.Context, sender, roomID, target, reason stri
 	} else if m != spec.Ban {
 		return mxerr.Forbidden("%s is not banned", target)
 	}
-	return s.set(ctx, sender, roomID, target, spec.Leave, reason)
+	return s.set(ctx, sender, roomID, target, spec.Leave, Reason(reason))
 }
 
-func (s *Service) set(ctx context.Context, sender, roomID, target, membership, reason string) error {
+func (s *Service) set(ctx context.Context, sender, roomID, target, membership string, body Content) error {
 	_, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{
-		Sender: sender, RoomID: roomID, Target: target, Membership: membership, Reason: reason,
+		Sender: sender, RoomID: roomID, Target: target, Membership: membership, Content: body.fields(),
 	})
 	return err
 }

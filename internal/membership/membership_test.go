@@ -3,6 +3,7 @@ package membership
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,7 +127,7 @@ func TestRouting(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, dbURL, true)
 		local := f.room(t, "public_chat")
-		if err := f.svc.Join(ctx, bob, local, []string{"hs2.test"}, "hi"); err != nil {
+		if err := f.svc.Join(ctx, bob, local, []string{"hs2.test"}, Reason("hi")); err != nil {
 			t.Fatal(err)
 		}
 		if m := f.membership(t, local, bob); m != spec.Join || len(f.remote.calls) != 0 {
@@ -140,11 +141,11 @@ func TestRouting(t *testing.T) {
 		}
 
 		far := "!far:hs2.test"
-		if err := f.svc.Join(ctx, bob, far, []string{"hs2.test"}, "hello"); err != nil {
+		if err := f.svc.Join(ctx, bob, far, []string{"hs2.test"}, Reason("hello")); err != nil {
 			t.Fatal(err)
 		}
 		if len(f.remote.calls) != 1 || f.remote.calls[0] != "join "+bob+" "+far || f.remote.via[0] != "hs2.test" ||
-			f.remote.content["reason"] != "hello" || f.remote.content["displayname"] == nil {
+			fmt.Sprint(f.remote.content["reason"]) != fmt.Sprint(json.RawMessage(`"hello"`)) || f.remote.content["displayname"] == nil {
 			t.Fatalf("remote join: %v via %v content %v", f.remote.calls, f.remote.via, f.remote.content)
 		}
 		if err := f.svc.Knock(ctx, bob, far, []string{"hs3.test"}, "let me in"); err != nil {
@@ -157,7 +158,7 @@ func TestRouting(t *testing.T) {
 		// Without federation the engine answers: it knows no server to
 		// join through.
 		off := newFixture(t, dbURL, false)
-		wantCode(t, off.svc.Join(ctx, bob, far, []string{"hs2.test"}, ""), "M_NOT_FOUND")
+		wantCode(t, off.svc.Join(ctx, bob, far, []string{"hs2.test"}, nil), "M_NOT_FOUND")
 		if len(off.remote.calls) != 0 {
 			t.Fatalf("federation off, yet remote calls: %v", off.remote.calls)
 		}
@@ -222,16 +223,16 @@ func TestKickBanUnban(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, dbURL, false)
 		id := f.room(t, "public_chat")
-		wantCode(t, f.svc.Kick(ctx, alice, id, bob, ""), "M_FORBIDDEN")
+		wantCode(t, f.svc.Kick(ctx, alice, id, bob, nil), "M_FORBIDDEN")
 		wantCode(t, f.svc.Unban(ctx, alice, id, bob, ""), "M_FORBIDDEN")
-		if err := f.svc.Join(ctx, bob, id, nil, ""); err != nil {
+		if err := f.svc.Join(ctx, bob, id, nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.svc.Kick(ctx, alice, id, bob, "out"); err != nil || f.membership(t, id, bob) != spec.Leave {
+		if err := f.svc.Kick(ctx, alice, id, bob, Reason("out")); err != nil || f.membership(t, id, bob) != spec.Leave {
 			t.Fatalf("kick: %v, %q", err, f.membership(t, id, bob))
 		}
-		wantCode(t, f.svc.Kick(ctx, alice, id, bob, ""), "M_FORBIDDEN")
-		if err := f.svc.Ban(ctx, alice, id, carol, ""); err != nil || f.membership(t, id, carol) != spec.Ban {
+		wantCode(t, f.svc.Kick(ctx, alice, id, bob, nil), "M_FORBIDDEN")
+		if err := f.svc.Ban(ctx, alice, id, carol, nil); err != nil || f.membership(t, id, carol) != spec.Ban {
 			t.Fatalf("ban of someone never in the room: %v, %q", err, f.membership(t, id, carol))
 		}
 		if err := f.svc.Unban(ctx, alice, id, carol, ""); err != nil || f.membership(t, id, carol) != spec.Leave {
@@ -248,7 +249,7 @@ func TestPartAll(t *testing.T) {
 		f := newFixture(t, dbURL, true)
 		a, b, c := f.room(t, "public_chat"), f.room(t, "public_chat"), f.room(t, "private_chat")
 		for _, id := range []string{a, b} {
-			if err := f.svc.Join(ctx, bob, id, nil, ""); err != nil {
+			if err := f.svc.Join(ctx, bob, id, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -312,7 +313,7 @@ func TestForgetAndJoinedRooms(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, dbURL, false)
 		a, b := f.room(t, "public_chat"), f.room(t, "private_chat")
-		if err := f.svc.Join(ctx, bob, a, nil, ""); err != nil {
+		if err := f.svc.Join(ctx, bob, a, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.svc.Invite(ctx, InviteRequest{Sender: alice, RoomID: b, Target: bob}); err != nil {
@@ -338,7 +339,7 @@ func TestForgetAndJoinedRooms(t *testing.T) {
 			t.Fatalf("joined rooms after leaving %v, %v", ids, err)
 		}
 		// Joining again brings a forgotten room back.
-		if err := f.svc.Join(ctx, bob, a, nil, ""); err != nil {
+		if err := f.svc.Join(ctx, bob, a, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if ids, err := f.svc.JoinedRooms(ctx, bob); err != nil || len(ids) != 1 {
@@ -361,4 +362,23 @@ func TestSplitInvites(t *testing.T) {
 			t.Fatalf("no federation: at creation %v, afterwards %v", now, later)
 		}
 	})
+}
+
+// TestContentFields: what of a client's body a member event starts from.
+func TestContentFields(t *testing.T) {
+	c := Content{
+		"reason": json.RawMessage(`""`), "displayname": json.RawMessage(`null`), "avatar_url": json.RawMessage(`"mxc://a/b"`),
+		"membership": json.RawMessage(`"ban"`), "join_authorised_via_users_server": json.RawMessage(`"@x:y"`),
+		"third_party_invite": json.RawMessage(`{}`), "org.example": json.RawMessage(`[1]`),
+	}
+	got, _ := json.Marshal(c.fields())
+	if string(got) != `{"avatar_url":"mxc://a/b","org.example":[1]}` {
+		t.Fatalf("fields: %s", got)
+	}
+	if got, _ := json.Marshal(Reason("why").fields()); string(got) != `{"reason":"why"}` {
+		t.Fatalf("Reason: %s", got)
+	}
+	if Reason("") != nil || len(Content(nil).fields()) != 0 {
+		t.Fatalf("an empty reason is no content")
+	}
 }

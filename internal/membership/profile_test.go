@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -17,8 +18,11 @@ func TestProfileChanged(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, dbURL, false)
 		a, b, c := f.room(t, "public_chat"), f.room(t, "public_chat"), f.room(t, "private_chat")
+		// Joined with a per-room name, which the new global one replaces
+		// (the same content again would be no change, and no event).
+		perRoom := Content{"displayname": json.RawMessage(`"Bob here"`)}
 		for _, id := range []string{a, b} {
-			if err := f.svc.Join(ctx, bob, id, nil, ""); err != nil {
+			if err := f.svc.Join(ctx, bob, id, nil, perRoom); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -69,7 +73,7 @@ func TestMutualRooms(t *testing.T) {
 		var shared []string
 		for range 3 {
 			id := f.room(t, "public_chat")
-			if err := f.svc.Join(ctx, bob, id, nil, ""); err != nil {
+			if err := f.svc.Join(ctx, bob, id, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			shared = append(shared, id)

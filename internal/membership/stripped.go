@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -24,6 +25,20 @@ type StateReader interface {
 // is the one builder behind /sync's invite_state and knock_state and
 // federation's invite_room_state and knock_room_state.
 func StrippedState(ctx context.Context, r StateReader, state rooms.StateMap, inviter string) ([]clientevent.Stripped, error) {
+	return strippedState(ctx, r, state, inviter, false)
+}
+
+// FederationStrippedState is StrippedState as it crosses federation
+// (invite_room_state, knock_room_state): every event whole, as the
+// server-server spec asks since v1.16 (MSC4311: all events listed MUST be
+// formatted according to the room version), so that the receiver can
+// check their signatures and room; a receiving Myelin strips all but the
+// create event again for its clients (clientevent.Stripped).
+func FederationStrippedState(ctx context.Context, r StateReader, state rooms.StateMap, inviter string) ([]clientevent.Stripped, error) {
+	return strippedState(ctx, r, state, inviter, true)
+}
+
+func strippedState(ctx context.Context, r StateReader, state rooms.StateMap, inviter string, whole bool) ([]clientevent.Stripped, error) {
 	keys := make([]roommodel.StateKey, 0, len(clientevent.StrippedTypes)+1)
 	for _, t := range clientevent.StrippedTypes {
 		keys = append(keys, roommodel.StateKey{Type: t})
@@ -38,7 +53,11 @@ func StrippedState(ctx context.Context, r StateReader, state rooms.StateMap, inv
 	out := []clientevent.Stripped{}
 	for _, k := range keys {
 		if ev, ok := found[k]; ok {
-			out = append(out, clientevent.Strip(ev))
+			st := clientevent.Strip(ev)
+			if whole {
+				st.Full = json.RawMessage(ev.JSON())
+			}
+			out = append(out, st)
 		}
 	}
 	return out, nil

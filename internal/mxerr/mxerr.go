@@ -65,6 +65,12 @@ func UnknownToken(format string, args ...any) *Error {
 func MissingToken(format string, args ...any) *Error {
 	return newf(http.StatusUnauthorized, "M_MISSING_TOKEN", format, args...)
 }
+
+// ThreepidMediumNotSupported is the answer of a server that validates no
+// third-party identifiers of a medium (spec v1.13, MSC4178).
+func ThreepidMediumNotSupported(format string, args ...any) *Error {
+	return newf(http.StatusBadRequest, "M_THREEPID_MEDIUM_NOT_SUPPORTED", format, args...)
+}
 func BadJSON(format string, args ...any) *Error {
 	return newf(http.StatusBadRequest, "M_BAD_JSON", format, args...)
 }

@@ -40,6 +40,7 @@ type Store interface {
 	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
+	JoinedServers(ctx context.Context, roomID string) ([]string, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	EventsByTimestamp(ctx context.Context, roomID string, ts, pos, upto int64, limit int, backwards bool) ([]store.EventRow, error)
@@ -51,6 +52,7 @@ type Store interface {
 	CurrentMembershipEvent(ctx context.Context, roomID, userID string) (string, int64, error)
 	OldestEvent(ctx context.Context, roomID string) (string, error)
 	MinStreamPos(ctx context.Context) (int64, error)
+	RoomForgotten(ctx context.Context, userID, roomID string) (bool, error)
 	PartialStateStore
 }
 
@@ -502,7 +504,9 @@ func (e *Engine) addRows(ctx context.Context, rows []store.EventRow, found map[i
 		if !ok {
 			var err error
 			if v, err = e.RoomVersion(ctx, r.RoomID); err != nil {
-				return err
+				if v, err = e.outOfBandVersion(ctx, r, err); err != nil {
+					return err
+				}
 			}
 			versions[r.RoomID] = v
 		}

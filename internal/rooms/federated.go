@@ -152,7 +152,11 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	if h.partial, err = e.isPartial(ctx, roomID); err != nil {
 		return nil, err
 	}
-	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: roommodel.Accepted, current: true})
+	// The resident server forwards the join to the room's other servers
+	// (it got it through send_join); sending it ourselves would deliver
+	// it twice, and Synapse does not either (proactively_send false in
+	// process_remote_join).
+	return e.persist(ctx, h, join, persistOpts{stateBefore: snapshot, before: before, status: roommodel.Accepted, current: true, withheld: true})
 }
 
 // storeOutliers stores events known only as state or auth events: no
@@ -221,7 +225,10 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	ne := store.NewEvent{
 		Row: store.EventRow{EventID: pdu.EventID(), RoomID: roomID, Type: pdu.Type(), StateKey: pdu.StateKey(),
 			Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()),
-			Status: roommodel.Accepted, Membership: &membership, JSON: string(pdu.JSON())},
+			Status: roommodel.Accepted, Membership: &membership, JSON: string(pdu.JSON()),
+			// Such an event travels through the handshake that made it (or
+			// nowhere): this server is not in the room to send it.
+			Withheld: true},
 		CurrentState: map[roommodel.StateKey]int64{{Type: spec.MRoomMember, StateKey: *pdu.StateKey()}: store.ThisEvent},
 		Memberships:  map[string]string{*pdu.StateKey(): membership},
 	}
@@ -326,7 +333,7 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 			return nil, err
 		}
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current, "")
 }
 
 // prevSnapshots lists the state snapshots after each prev event: the

@@ -312,6 +312,10 @@ type persistOpts struct {
 	roomVersion string
 	// chainLen is the delta chain length of stateBefore.
 	chainLen int64
+	// onBehalfOf and withheld say who delivers the event to other
+	// servers (store.EventRow).
+	onBehalfOf string
+	withheld   bool
 }
 
 // persist stores an event with its state snapshot, moves the room head
@@ -414,6 +418,7 @@ func (e *Engine) record(h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, p
 		EventID: pdu.EventID(), RoomID: pdu.RoomID().String(), Type: pdu.Type(), StateKey: pdu.StateKey(),
 		Sender: string(pdu.SenderID()), Depth: pdu.Depth(), OriginTS: int64(pdu.OriginServerTS()), StreamPos: pos,
 		StateBefore: o.stateBefore, StateAfter: o.stateBefore, Status: o.status, ContainsURL: ContainsURL(pdu), JSON: string(pdu.JSON()),
+		OnBehalfOf: o.onBehalfOf, Withheld: o.withheld,
 	}
 	if rel := relationOf(pdu); rel != nil {
 		row.RelatesTo, row.RelType = &rel.EventID, &rel.RelType

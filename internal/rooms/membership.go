@@ -58,76 +58,21 @@ func (e *Engine) SetMembership(ctx context.Context, r MembershipRequest) (*Event
 			content["join_authorised_via_users_server"] = via
 		}
 	}
+	// A change to what the member event already says, by the same
+	// sender, changes nothing: as Synapse does (update_membership_locked),
+	// the current event is returned instead of a new one, so that joining
+	// a room one is in again is a no-op that still answers the room ID.
+	if cur, err := e.StateEvent(ctx, h.state, spec.MRoomMember, r.Target); err == nil && cur != nil && cur.Sender() == r.Sender {
+		if raw, err := json.Marshal(content); err == nil && jsonEqual(cur.Content(), raw) {
+			return cur, nil
+		}
+	}
 	target := r.Target
 	req := SendRequest{RoomID: r.RoomID, Sender: r.Sender, Type: spec.MRoomMember, StateKey: &target, Content: content, Txn: r.Txn}
 	if r.Countersign != nil {
 		return e.sendCountersigned(ctx, h, req, r.Countersign)
 	}
 	return e.sendLocked(ctx, h, req)
-}
-
-// joinRules is the content of m.room.join_rules.
-type joinRules struct {
-	JoinRule string `json:"join_rule"`
-	Allow    []struct {
-		Type   string `json:"type"`
-		RoomID string `json:"room_id"`
-	} `json:"allow"`
-}
-
-// restrictedJoinAuthoriser returns the local user who authorises a join
-// under the restricted join rules, "" when the join needs none (the room
-// is not restricted, or the user is already invited or joined).
-func (e *Engine) restrictedJoinAuthoriser(ctx context.Context, h *roomHead, userID string) (string, error) {
-	evs, err := e.StateEvents(ctx, h.state, roommodel.StateKey{Type: spec.MRoomJoinRules},
-		roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID})
-	if err != nil {
-		return "", err
-	}
-	jrEv := evs[roommodel.StateKey{Type: spec.MRoomJoinRules}]
-	if jrEv == nil {
-		return "", nil
-	}
-	var jr joinRules
-	if json.Unmarshal(jrEv.Content(), &jr) != nil || (jr.JoinRule != spec.Restricted && jr.JoinRule != spec.KnockRestricted) {
-		return "", nil
-	}
-	if m := evs[roommodel.StateKey{Type: spec.MRoomMember, StateKey: userID}]; m != nil {
-		if ms, _ := m.Membership(); ms == spec.Join || ms == spec.Invite {
-			return "", nil
-		}
-	}
-	allowed := false
-	for _, a := range jr.Allow {
-		if a.Type == "m.room_membership" && a.RoomID != "" && a.RoomID != h.id {
-			if ms, _ := e.MembershipOf(ctx, a.RoomID, userID); ms == spec.Join {
-				allowed = true
-				break
-			}
-		}
-	}
-	if !allowed {
-		if jr.JoinRule == spec.KnockRestricted {
-			return "", mxerr.Forbidden("You are not invited to this room; knock to ask for an invite")
-		}
-		return "", mxerr.Forbidden("You do not belong to any of the rooms this room is restricted to")
-	}
-	pl, err := e.PowerLevels(ctx, h.state)
-	if err != nil {
-		return "", err
-	}
-	members, err := e.Members(ctx, h.state)
-	if err != nil {
-		return "", err
-	}
-	for _, m := range members {
-		ms, _ := m.Membership()
-		uid := *m.StateKey()
-		if ms == spec.Join && serverOf(uid) == e.opts.ServerName && pl.UserLevel(spec.SenderID(uid)) >= pl.Invite {
-			return uid, nil
-		}
-	}
-	return "", mxerr.Forbidden("No local member of the room can authorise your join")
 }
 
 // MembershipEventOf returns a user's membership in a room's current

@@ -72,6 +72,16 @@ func (e *Engine) ReadAccess(ctx context.Context, roomID, userID string) (ReadAcc
 	case spec.Join:
 		return ReadAccess{Membership: m, State: state, Current: true}, nil
 	case spec.Leave, spec.Ban:
+		// A former member who forgot the room gave up reading its
+		// history: only a world-readable room stays open to them, as
+		// in Synapse (did_forget in check_user_in_room_or_world_readable).
+		forgot, err := e.store.RoomForgotten(ctx, userID, roomID)
+		if err != nil {
+			return ReadAccess{}, err
+		}
+		if forgot {
+			break
+		}
 		ev, err := e.StateEvent(ctx, state, spec.MRoomMember, userID)
 		if err != nil {
 			return ReadAccess{}, err

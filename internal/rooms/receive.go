@@ -32,6 +32,20 @@ func (e *ErrMissingEvents) Error() string {
 // (else soft-failed). Accepted events become forward extremities and the
 // room's current state is re-resolved when the extremities disagree.
 func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event, error) {
+	return e.receive(ctx, pdu, "")
+}
+
+// ReceiveOnBehalf is Receive for an event another server handed over in
+// a membership handshake (send_join, send_leave, send_knock): that
+// server's event reaches the rest of the room only through this one, so
+// the event is recorded as this server's to forward to every other
+// server in the room but origin, which has it (Synapse's
+// send_on_behalf_of). An event already here is not forwarded again.
+func (e *Engine) ReceiveOnBehalf(ctx context.Context, pdu gomatrixserverlib.PDU, origin string) (*Event, error) {
+	return e.receive(ctx, pdu, origin)
+}
+
+func (e *Engine) receive(ctx context.Context, pdu gomatrixserverlib.PDU, onBehalfOf string) (*Event, error) {
 	h, known, err := e.lockForInput(ctx, pdu)
 	if err != nil || known != nil {
 		return known, err
@@ -69,7 +83,7 @@ func (e *Engine) Receive(ctx context.Context, pdu gomatrixserverlib.PDU) (*Event
 	if err != nil {
 		return nil, err
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, h.state)
+	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, chainLen, h.state, onBehalfOf)
 }
 
 // lockForInput locks the room of an event received from elsewhere. An
@@ -116,10 +130,11 @@ func (e *Engine) storeWithAuth(ctx context.Context, h *roomHead, pdu gomatrixser
 // receiveAt runs the checks on receipt of an event whose state before it
 // is known, stores it and moves the room's head. current is the state
 // it is soft-failed against (the room's current state, but see
-// ReceiveWithState). A failure to check stores nothing (see
+// ReceiveWithState); onBehalfOf is the server it is forwarded for (see
+// ReceiveOnBehalf). A failure to check stores nothing (see
 // receivedStatus). In a partial-state room the event is checked as
 // partial.go says.
-func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, current StateMap) (*Event, error) {
+func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, authEvs []*Event, before StateMap, beforeID, chainLen int64, current StateMap, onBehalfOf string) (*Event, error) {
 	checkBefore := before
 	if h.partial {
 		checkBefore, current = partialBefore(before, authEvs), nil
@@ -131,7 +146,7 @@ func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverl
 
 	extendsAll := status == roommodel.Accepted && containsAll(pdu.PrevEventIDs(), h.extremities)
 	ev, err := e.persist(ctx, h, pdu, persistOpts{stateBefore: beforeID, before: before, chainLen: chainLen,
-		status: status, current: extendsAll})
+		status: status, current: extendsAll, onBehalfOf: onBehalfOf})
 	if err != nil || status != roommodel.Accepted || extendsAll {
 		return ev, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -85,22 +86,18 @@ func (e *Engine) Redact(ctx context.Context, req RedactRequest) (*Event, error) 
 	if ev, err := e.sentWithTxn(ctx, SendRequest{RoomID: req.RoomID, Txn: req.Txn}); ev != nil || err != nil {
 		return ev, err
 	}
-	target, err := e.VisibleEvent(ctx, req.RoomID, req.Target, req.Sender)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := e.MayRedact(ctx, req.Sender, target)
+	target, ok, err := e.redactable(ctx, req.RoomID, req.Target, req.Sender)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, mxerr.Forbidden("You cannot redact other users' events")
 	}
-	if req.SenderSuspended && target.Sender() != req.Sender {
+	if req.SenderSuspended && (target == nil || target.Sender() != req.Sender) {
 		return nil, mxerr.UserSuspended()
 	}
 	return e.Send(ctx, SendRequest{
-		RoomID: req.RoomID, Sender: req.Sender, Type: spec.MRoomRedaction, Redacts: target.EventID(), Content: req.Content, Txn: req.Txn,
+		RoomID: req.RoomID, Sender: req.Sender, Type: spec.MRoomRedaction, Redacts: req.Target, Content: req.Content, Txn: req.Txn,
 	})
 }
 
@@ -119,6 +116,53 @@ func (e *Engine) MayRedact(ctx context.Context, userID string, target *Event) (b
 		return false, err
 	}
 	return pl.UserLevel(spec.SenderID(userID)) >= pl.Redact, nil
+}
+
+// redactable reports whether a local user may redact the event an ID
+// names in a room, now, and returns it when they may see it: an event
+// they may see, if they sent it or have the redact power level; an event
+// this server does not have (or they may not see), only with the redact
+// power level, and then target is nil. Synapse allows the latter too: a
+// moderator can redact what another server sent before it arrived here,
+// and the redaction names its ID (a redaction's auth rules never need
+// the target).
+func (e *Engine) redactable(ctx context.Context, roomID, eventID, userID string) (target *Event, ok bool, err error) {
+	target, err = e.VisibleEvent(ctx, roomID, eventID, userID)
+	if err == nil {
+		ok, err = e.MayRedact(ctx, userID, target)
+		return target, ok, err
+	}
+	if me, isMx := mxerr.As(err); !isMx || me.Code != "M_NOT_FOUND" || !validEventID(eventID) {
+		return nil, false, err
+	}
+	if ev, serr := e.Event(ctx, eventID); serr == nil && ev.RoomID().String() != roomID {
+		return nil, false, err // another room's event is not this room's to redact
+	}
+	// Members only, and the answer for anyone else stays "not found".
+	state, serr := e.CurrentState(ctx, roomID)
+	if serr != nil {
+		return nil, false, err
+	}
+	if m, serr := e.MembershipIn(ctx, state, userID); serr != nil {
+		return nil, false, serr
+	} else if m != spec.Join {
+		return nil, false, err
+	}
+	pl, serr := e.PowerLevels(ctx, state)
+	if serr != nil {
+		return nil, false, serr
+	}
+	if pl.UserLevel(spec.SenderID(userID)) < pl.Redact {
+		return nil, false, err // only the event's sender could: as unknown as before
+	}
+	return nil, true, nil
+}
+
+// validEventID reports whether an event ID has the spec's shape ("$"
+// and an opaque rest, at most 255 bytes), so that a redaction built on
+// it is a valid event.
+func validEventID(id string) bool {
+	return len(id) > 1 && len(id) <= 255 && id[0] == '$' && ident.CheckID(id) == nil
 }
 
 // PowerLevels returns the room's power levels in a state, with the

@@ -174,6 +174,10 @@ func (s *Service) userRooms(ctx context.Context, userID string, rf *filter.RoomE
 // that the filter and history visibility allow, or the index runs out.
 func (s *Service) page(ctx context.Context, userID string, q store.SearchQuery, rf *filter.RoomEventFilter, b batch) ([]Hit, string, error) {
 	limit := rf.LimitOr(defaultLimit, maxLimit)
+	if limit == 0 {
+		// A page of nothing would never move on: 0 is the default here.
+		limit = min(defaultLimit, maxLimit)
+	}
 	vis := s.rooms.VisibilityFor(userID)
 	var out []Hit
 	q.Offset, q.Before = b.Offset, b.Before

@@ -55,7 +55,7 @@ func TestBusListeners(t *testing.T) {
 				want[typing.TopicLocal] = []string{"federation.typing"}
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
-				want[rooms.TopicEvent] = append(want[rooms.TopicEvent], "federation.join-presence")
+				want[rooms.TopicEvent] = append(want[rooms.TopicEvent], "federation.join-presence", "federation.join-device-lists")
 				want[rooms.TopicAdvanced] = append(want[rooms.TopicAdvanced], "federation-sender")
 				want[keys.TopicDevice] = []string{"federation.device_list"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}

@@ -85,6 +85,9 @@ type Server struct {
 	// joinPresence sends presence to servers newly sharing a room (nil
 	// without federation or presence).
 	joinPresence *remote.JoinPresence
+	// joinDevices sends and fetches device lists when servers newly
+	// share a room (nil without federation).
+	joinDevices *remote.JoinDeviceLists
 	// partialState completes rooms joined with partial state (nil
 	// without federation).
 	partialState *remote.PartialStateResync
@@ -263,8 +266,8 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 	b.acc = accounts.New(s.db, accounts.Options{
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
-		DevicesRemoved: s.keys.DevicesRemoved,
-		Reserved:       reservedLocalparts(cfg),
+		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
+		Reserved: reservedLocalparts(cfg),
 	})
 	s.accounts = b.acc
 }
@@ -280,9 +283,14 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	var remoteSpaces directory.Remote
+	if b.remote != nil {
+		remoteSpaces = b.remote
+	}
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
-		Membership: memberSvc, Directory: b.dir, Aliases: b.aliases, Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
+		Membership: memberSvc, Directory: b.dir, Spaces: directory.NewSpaces(b.dir, cfg.ServerName, remoteSpaces), Aliases: b.aliases,
+		Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: b.render, Keys: s.keys,
@@ -395,6 +403,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
 			PartialStateJoins: cfg.Federation.PartialStateJoins})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
+		s.joinDevices = b.remote.JoinDeviceLists(s.keys)
 		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,

@@ -48,6 +48,11 @@ func (s *Server) registerWorkers() {
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
+	if s.joinDevices != nil {
+		w.Add("federation-join-device-lists", s.joinDevices)
+		// Other servers' device lists are refetched only with federation.
+		w.Add("keys-device-list-refetch", s.keys)
+	}
 	if s.partialState != nil {
 		w.Add("federation-partial-state", s.partialState)
 	}

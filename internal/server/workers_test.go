@@ -32,7 +32,8 @@ func TestWorkersStopWithTheServer(t *testing.T) {
 		want := []string{
 			"group-commit", "ratelimit-sweep", "uia-expiry", "sync-notifier", "push", "push-pruning", "search-indexer",
 			"guest-enforcer", "typing-expiry", "presence-timeouts", "sqlite-checkpoints", "room-eviction",
-			"redaction-pruning", "media-cleanup", "federation-join-presence", "federation-partial-state", "federation-sender",
+			"redaction-pruning", "media-cleanup", "federation-join-presence", "federation-join-device-lists",
+			"keys-device-list-refetch", "federation-partial-state", "federation-sender",
 			"federation-txn-pruning",
 		}
 		if got := server.WorkerNames(s); !slices.Equal(got, want) {

@@ -36,6 +36,11 @@ type EventRow struct {
 	RedactedTS   int64
 	Pruned       bool
 	JSON         string
+	// OnBehalfOf is the server that handed this event over in a
+	// membership handshake; this server forwards it to the room's other
+	// servers. Withheld events are not sent to other servers at all.
+	OnBehalfOf string
+	Withheld   bool
 
 	// TxnScope is the request path between room and txnId ("send/<type>",
 	// "redact/<event ID>") that scopes TxnID; it is written, never read.
@@ -44,7 +49,7 @@ type EventRow struct {
 
 const eventColumns = `event_nid, event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos, state_before, state_after,
 	status, membership, replaces_nid, relates_to, rel_type, contains_url, txn_localpart, txn_device, txn_id,
-	redacted_by, redacted_ts, pruned, json`
+	redacted_by, redacted_ts, pruned, json, COALESCE(on_behalf_of, ''), withheld`
 
 func scanEvent(scan func(...any) error) (EventRow, error) {
 	var e EventRow
@@ -52,7 +57,7 @@ func scanEvent(scan func(...any) error) (EventRow, error) {
 	var status int
 	err := scan(&e.NID, &e.EventID, &e.RoomID, &e.Type, &e.StateKey, &e.Sender, &e.Depth, &e.OriginTS, &stream,
 		&e.StateBefore, &e.StateAfter, &status, &e.Membership, &e.ReplacesNID, &e.RelatesTo, &e.RelType, &e.ContainsURL,
-		&e.TxnLocalpart, &e.TxnDevice, &e.TxnID, &e.RedactedBy, &e.RedactedTS, &e.Pruned, &e.JSON)
+		&e.TxnLocalpart, &e.TxnDevice, &e.TxnID, &e.RedactedBy, &e.RedactedTS, &e.Pruned, &e.JSON, &e.OnBehalfOf, &e.Withheld)
 	e.StreamPos = stream.Int64
 	e.Status = roommodel.Status(status)
 	return e, err
@@ -227,9 +232,9 @@ func insertEventRows(ctx context.Context, c conn, nes []NewEvent) (map[string]in
 // gives a row's eventCols values in its column order.
 const insertEvents = `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts, stream_pos,
 	state_before, state_after, status, membership, replaces_nid, relates_to, rel_type, contains_url,
-	txn_localpart, txn_device, txn_id, txn_scope, json) VALUES `
+	txn_localpart, txn_device, txn_id, txn_scope, json, on_behalf_of, withheld) VALUES `
 
-const eventCols = 21
+const eventCols = 23
 
 // upgradeOutlier follows the VALUES of insertEvents: an event stored
 // before without state (an outlier: known from a state or auth chain, or
@@ -238,7 +243,8 @@ const eventCols = 21
 const upgradeOutlier = `
 	ON CONFLICT (event_id) DO UPDATE SET stream_pos = excluded.stream_pos, state_before = excluded.state_before,
 		state_after = excluded.state_after, status = excluded.status, replaces_nid = excluded.replaces_nid,
-		relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url
+		relates_to = excluded.relates_to, rel_type = excluded.rel_type, contains_url = excluded.contains_url,
+		on_behalf_of = excluded.on_behalf_of, withheld = excluded.withheld
 	WHERE events.state_after = 0`
 
 // insertEvent inserts or upgrades one event row and returns its NID.
@@ -249,9 +255,13 @@ func eventValues(r EventRow) []any {
 	if r.StreamPos != 0 {
 		stream = r.StreamPos
 	}
+	var onBehalfOf any
+	if r.OnBehalfOf != "" {
+		onBehalfOf = r.OnBehalfOf
+	}
 	return []any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, stream,
 		r.StateBefore, r.StateAfter, int(r.Status), r.Membership, r.ReplacesNID, r.RelatesTo, r.RelType, r.ContainsURL,
-		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.TxnScope, r.JSON}
+		r.TxnLocalpart, r.TxnDevice, r.TxnID, r.TxnScope, r.JSON, onBehalfOf, r.Withheld}
 }
 
 // execRows runs prefix + "(...), (...)" + suffix for args holding rows

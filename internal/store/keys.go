@@ -148,8 +148,17 @@ func (db *DB) SetDeviceKeys(ctx context.Context, userID, deviceID, keyJSON strin
 // AddOneTimeKeys stores one-time keys. A key ID already stored with the
 // same content is skipped; with other content the whole upload fails
 // with ErrKeyMismatch (Synapse's "One time key ... already exists").
+// The upload gets the next upload number of the device, which orders
+// claims (ClaimOneTimeKey); two uploads racing on PostgreSQL may share
+// one, and then key_id orders their keys.
 func (db *DB) AddOneTimeKeys(ctx context.Context, userID, deviceID string, keys []KeyObject, equal func(a, b string) bool) error {
 	return db.tx(ctx, func(c conn) error {
+		var last sql.NullInt64
+		if err := c.queryRow(ctx, `SELECT MAX(upload_seq) FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2`,
+			[]any{userID, deviceID}, &last); err != nil {
+			return err
+		}
+		seq := last.Int64 + 1
 		for _, k := range keys {
 			var old string
 			err := c.queryRow(ctx, `SELECT key_json FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4`,
@@ -163,8 +172,8 @@ func (db *DB) AddOneTimeKeys(ctx context.Context, userID, deviceID string, keys 
 			if !errors.Is(err, ErrNotFound) {
 				return err
 			}
-			if _, err := c.exec(ctx, `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json) VALUES ($1, $2, $3, $4, $5)`,
-				userID, deviceID, k.Algorithm, k.KeyID, k.JSON); err != nil {
+			if _, err := c.exec(ctx, `INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, upload_seq) VALUES ($1, $2, $3, $4, $5, $6)`,
+				userID, deviceID, k.Algorithm, k.KeyID, k.JSON, seq); err != nil {
 				return err
 			}
 		}
@@ -190,9 +199,9 @@ func (db *DB) OneTimeKeyCounts(ctx context.Context, userID, deviceID string) (ma
 	return out, err
 }
 
-// ClaimOneTimeKey takes one of a device's one-time keys of an algorithm,
-// deleting it, or else its fallback key of that algorithm, marking it
-// used. ErrNotFound if the device has neither.
+// ClaimOneTimeKey takes a device's oldest one-time key of an algorithm
+// (first uploaded, spec v1.13), deleting it, or else its fallback key of
+// that algorithm, marking it used. ErrNotFound if the device has neither.
 func (db *DB) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm string) (key KeyObject, fallback bool, err error) {
 	key.Algorithm = algorithm
 	err = db.tx(ctx, func(c conn) error {
@@ -201,7 +210,7 @@ func (db *DB) ClaimOneTimeKey(ctx context.Context, userID, deviceID, algorithm s
 		// and we pick again, so no key is ever handed out twice.
 		for {
 			err := c.queryRow(ctx, `SELECT key_id, key_json FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
-				ORDER BY key_id LIMIT 1`, []any{userID, deviceID, algorithm}, &key.KeyID, &key.JSON)
+				ORDER BY upload_seq, key_id LIMIT 1`, []any{userID, deviceID, algorithm}, &key.KeyID, &key.JSON)
 			if errors.Is(err, ErrNotFound) {
 				break
 			}
@@ -345,26 +354,33 @@ type RemoteDeviceList struct {
 	SelfKey   string
 	Stale     bool
 	FetchedTS int64
+	// StreamID is the owner's stream_id the list is at (0: not known).
+	StreamID int64
 }
 
 // RemoteDevices returns the cached device list of a remote user.
 func (db *DB) RemoteDevices(ctx context.Context, userID string) (RemoteDeviceList, error) {
 	var l RemoteDeviceList
 	var master, self sql.NullString
-	err := db.r().queryRow(ctx, `SELECT devices, master_key, self_key, stale, fetched_ts FROM remote_device_lists WHERE user_id = $1`,
-		[]any{userID}, &l.Devices, &master, &self, &l.Stale, &l.FetchedTS)
+	err := db.r().queryRow(ctx, `SELECT devices, master_key, self_key, stale, fetched_ts, stream_id FROM remote_device_lists WHERE user_id = $1`,
+		[]any{userID}, &l.Devices, &master, &self, &l.Stale, &l.FetchedTS, &l.StreamID)
 	l.MasterKey, l.SelfKey = master.String, self.String
 	return l, err
 }
 
-// StoreRemoteDevices caches a remote user's device list as fresh.
-func (db *DB) StoreRemoteDevices(ctx context.Context, userID string, l RemoteDeviceList) error {
-	_, err := db.w().exec(ctx, `INSERT INTO remote_device_lists (user_id, devices, master_key, self_key, stale, fetched_ts)
-		VALUES ($1, $2, $3, $4, FALSE, $5)
+// StoreRemoteDevices caches a remote user's device list as fresh,
+// recording a device-list change at pos (none when 0).
+func (db *DB) StoreRemoteDevices(ctx context.Context, userID string, l RemoteDeviceList, pos int64) error {
+	return db.tx(ctx, func(c conn) error {
+		if _, err := c.exec(ctx, `INSERT INTO remote_device_lists (user_id, devices, master_key, self_key, stale, fetched_ts, stream_id)
+		VALUES ($1, $2, $3, $4, FALSE, $5, $6)
 		ON CONFLICT (user_id) DO UPDATE SET devices = excluded.devices, master_key = excluded.master_key,
-			self_key = excluded.self_key, stale = FALSE, fetched_ts = excluded.fetched_ts`,
-		userID, l.Devices, nullIfEmpty(l.MasterKey), nullIfEmpty(l.SelfKey), l.FetchedTS)
-	return err
+			self_key = excluded.self_key, stale = FALSE, fetched_ts = excluded.fetched_ts, stream_id = excluded.stream_id`,
+			userID, l.Devices, nullIfEmpty(l.MasterKey), nullIfEmpty(l.SelfKey), l.FetchedTS, l.StreamID); err != nil {
+			return err
+		}
+		return addChange(ctx, c, pos, userID)
+	})
 }
 
 // MarkRemoteDevicesStale makes the next query of a remote user's

@@ -132,6 +132,12 @@ func (db *DB) UnforgetRoom(ctx context.Context, userID, roomID string) error {
 	return err
 }
 
+// RoomForgotten reports whether a user forgot a room.
+func (db *DB) RoomForgotten(ctx context.Context, userID, roomID string) (bool, error) {
+	ids, err := db.r().strings(ctx, `SELECT room_id FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2`, userID, roomID)
+	return len(ids) > 0, err
+}
+
 // ForgottenRooms lists the rooms a user forgot.
 func (db *DB) ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error) {
 	ids, err := db.r().strings(ctx, `SELECT room_id FROM forgotten_rooms WHERE user_id = $1`, userID)

@@ -82,6 +82,17 @@ type Stage interface {
 	Complete(ctx context.Context, s *Session, a *Auth) error
 }
 
+// Refuse marks a stage's error as the request's final answer rather
+// than a failed attempt to answer again: Synapse answers 403 "Invalid
+// auth", with no new challenge, when the auth names a user other than
+// the requester (validate_user_via_ui_auth), so that a user cannot act on
+// their own devices with someone else's credentials.
+func Refuse(err *mxerr.Error) error { return refusal{err} }
+
+type refusal struct{ err *mxerr.Error }
+
+func (r refusal) Error() string { return r.err.Error() }
+
 // Flow is the list of stage types that together authenticate a request.
 type Flow []string
 
@@ -120,6 +131,10 @@ func (m *Manager) Check(ctx context.Context, req Request, flows []Flow, stages [
 			return nil, m.challenge(sess, flows, stages, mxerr.BadJSON("Unsupported authentication type %q", a.Type))
 		}
 		if err := stage.Complete(ctx, sess, a); err != nil {
+			var r refusal
+			if errors.As(err, &r) {
+				return nil, r.err
+			}
 			e, ok := mxerr.As(err)
 			if !ok {
 				return nil, err

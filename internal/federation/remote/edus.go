@@ -73,18 +73,7 @@ func (f *Service) queueForRoom(ctx context.Context, roomID, eduType string, cont
 func (f *Service) subscribeKeyEDUs(b bus.Bus, k LocalKeys) {
 	b.Subscribe("federation.device_list", func(ctx context.Context, c bus.Change) {
 		d := c.(keys.DeviceUpdate)
-		content := map[string]any{"user_id": d.UserID, "device_id": d.DeviceID, "stream_id": d.StreamID,
-			// Without the previous stream IDs the receiving server resyncs
-			// the list with /user/devices, which is always correct.
-			"prev_id": []int64{}, "deleted": d.Deleted}
-		if !d.Deleted {
-			if q, err := k.QueryLocal(ctx, map[string][]string{d.UserID: {d.DeviceID}}); err == nil {
-				if dk, ok := q.DeviceKeys[d.UserID][d.DeviceID]; ok {
-					content["keys"] = dk
-				}
-			}
-		}
-		f.queueForRoommates(ctx, d.UserID, "m.device_list_update", content)
+		f.queueForRoommates(ctx, d.UserID, "m.device_list_update", deviceListUpdate(ctx, k, d))
 	}, keys.TopicDevice)
 	b.Subscribe("federation.signing_keys", func(ctx context.Context, c bus.Change) {
 		userID := c.(keys.CrossSigningUpdate).UserID

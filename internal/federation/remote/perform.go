@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
@@ -68,6 +70,9 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
 		}
 		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
+		if in, err := f.d.Rooms.ServerInRoom(ctx, roomID, f.d.ServerName); err == nil && in {
+			return f.receiveJoinInRoom(ctx, resp.JoinEvent, state, chain)
+		}
 		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
 		return err
 	}
@@ -187,8 +192,14 @@ func (f *Service) Knock(ctx context.Context, userID, roomID string, via []string
 			errs = append(errs, err)
 			continue
 		}
-		knock, err := f.d.Client.SendKnock(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), pdu)
-		if err != nil {
+		// The answer is read into our own type: fclient's RespSendKnock
+		// keeps four fields of each stripped event and so drops the full
+		// create event the room's server sends (MSC4311, spec v1.16).
+		var knock struct {
+			KnockRoomState []clientevent.Stripped `json:"knock_room_state"`
+		}
+		path := "/_matrix/federation/v1/send_knock/" + url.PathEscape(roomID) + "/" + url.PathEscape(pdu.EventID())
+		if err := f.signedRequest(ctx, server, http.MethodPut, path, json.RawMessage(pdu.JSON()), &knock); err != nil {
 			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
@@ -225,27 +236,34 @@ func (f *Service) signTemplate(version gomatrixserverlib.RoomVersion, proto goma
 // InviteCountersigner returns what the room engine calls, under the
 // room's lock, to have the invitee's server countersign an invite: the
 // /invite request with the room's stripped state, which the membership
-// service builds before the lock.
+// service builds before the lock. The request is ours rather than
+// fclient's InviteV2Request, whose InviteStrippedState keeps four fields
+// of each event: the create event goes whole (MSC4311, spec v1.16), as
+// Synapse sends it, so that the invitee can check the room ID against it
+// and read its origin_server_ts.
 func (f *Service) InviteCountersigner(ctx context.Context, roomID, invitee string, stripped []clientevent.Stripped) (func(context.Context, gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error), error) {
-	var inviteState []gomatrixserverlib.InviteStrippedState
-	for _, s := range stripped {
-		raw, err := json.Marshal(s)
-		if err != nil {
-			return nil, err
-		}
-		var iss gomatrixserverlib.InviteStrippedState
-		if err := json.Unmarshal(raw, &iss); err != nil {
-			return nil, err
-		}
-		inviteState = append(inviteState, iss)
-	}
 	server := ServerOf(invitee)
 	return func(ctx context.Context, pdu gomatrixserverlib.PDU) (gomatrixserverlib.PDU, error) {
-		req, err := fclient.NewInviteV2Request(pdu, inviteState)
-		if err != nil {
-			return nil, err
+		body := inviteV2Request{Event: json.RawMessage(pdu.JSON()), RoomVersion: string(pdu.Version()), InviteRoomState: stripped}
+		if body.InviteRoomState == nil {
+			body.InviteRoomState = []clientevent.Stripped{}
 		}
-		resp, err := f.d.Client.SendInviteV2(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), req)
+		path := "/_matrix/federation/v2/invite/" + url.PathEscape(pdu.RoomID().String()) + "/" + url.PathEscape(pdu.EventID())
+		var resp struct {
+			Event json.RawMessage `json:"event"`
+		}
+		err := f.signedRequest(ctx, server, http.MethodPut, path, body, &resp)
+		if he := (gomatrix.HTTPError{}); errors.As(err, &he) && he.Code == http.StatusNotFound {
+			// A server without v2 takes the v1 invite (no stripped state),
+			// as fclient's SendInviteV2 falls back.
+			// Its answer is [200, {"event": ...}].
+			var v1 []json.RawMessage
+			err = f.signedRequest(ctx, server, http.MethodPut, "/_matrix/federation/v1"+strings.TrimPrefix(path, "/_matrix/federation/v2"),
+				json.RawMessage(pdu.JSON()), &v1)
+			if err == nil && (len(v1) != 2 || json.Unmarshal(v1[1], &resp) != nil) {
+				return nil, mxerr.Unknown("The invitee's server answered the invite with %d values", len(v1))
+			}
+		}
 		if err != nil {
 			return nil, f.remoteError(ctx, server, err)
 		}
@@ -259,6 +277,14 @@ func (f *Service) InviteCountersigner(ctx context.Context, roomID, invitee strin
 		}
 		return signed, nil
 	}, nil
+}
+
+// inviteV2Request is the body of PUT /v2/invite (server-server spec
+// "Inviting to a room").
+type inviteV2Request struct {
+	Event           json.RawMessage        `json:"event"`
+	RoomVersion     string                 `json:"room_version"`
+	InviteRoomState []clientevent.Stripped `json:"invite_room_state"`
 }
 
 // ResolveAlias asks the alias's server which room it names and which
@@ -300,11 +326,25 @@ func (f *Service) remoteError(ctx context.Context, server string, err error) err
 }
 
 // firstMatrixError prefers a remote server's refusal (a 4xx Matrix
-// error) over connection failures when every server failed.
+// error) over connection failures when every server failed, and a
+// refusal over a server's "ask another server" (the restricted-join
+// M_UNABLE codes, or 404 from a server not in the room), which says
+// nothing of whether the user may join; of those, the M_UNABLE codes.
 func firstMatrixError(errs []error, format string, args ...any) error {
-	for _, err := range errs {
-		if me, ok := mxerr.As(err); ok && me.Status < 500 {
-			return me
+	rank := func(me *mxerr.Error) int {
+		switch {
+		case me.Code == rooms.CodeUnableToAuthorise || me.Code == rooms.CodeUnableToGrant:
+			return 1
+		case me.Status == http.StatusNotFound:
+			return 2
+		}
+		return 0
+	}
+	for want := range 3 {
+		for _, err := range errs {
+			if me, ok := mxerr.As(err); ok && me.Status < 500 && rank(me) == want {
+				return me
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -190,8 +190,7 @@ func (s *Sender) queueNew(ctx context.Context, pos int64) int64 {
 		var queue []store.QueuedPDU
 		touched := map[string]bool{}
 		for _, r := range rows {
-			if ServerOf(r.Sender) != s.o.ServerName {
-				// Other servers' events are delivered by their own servers.
+			if !s.delivers(r) {
 				continue
 			}
 			dests, err := s.destinations(ctx, r)
@@ -223,7 +222,8 @@ func (s *Sender) queueNew(ctx context.Context, pos int64) int64 {
 // members in the state after it, and for membership events the target's
 // server (a kicked, banned, leaving or invited user's server must learn
 // of it though it has no joined member any more, or not yet); never this
-// server, nor servers the room's ACL denies.
+// server, nor the server it was forwarded for, nor servers the room's
+// ACL denies (see aclFor).
 func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, error) {
 	evs, err := s.o.Rooms.EventsByNID(ctx, []int64{r.NID})
 	if e, ok := mxerr.As(err); ok && e.Status == http.StatusNotFound {
@@ -246,18 +246,19 @@ func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, 
 	if r.Type == spec.MRoomMember && r.StateKey != nil {
 		servers = append(servers, ServerOf(*r.StateKey))
 	}
-	acl, err := s.o.Rooms.StateEvent(ctx, state, "m.room.server_acl", "")
+	allowed, err := s.aclFor(ctx, evs[0], state)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{s.o.ServerName: true, "": true}
+	// The server that handed the event over has it already.
+	seen := map[string]bool{s.o.ServerName: true, "": true, r.OnBehalfOf: true}
 	var out []string
 	for _, d := range servers {
 		if seen[d] {
 			continue
 		}
 		seen[d] = true
-		if acl != nil && !rooms.ACLAllows(acl.Content(), d) {
+		if !allowed(d) {
 			continue
 		}
 		out = append(out, d)

@@ -1,0 +1,25 @@
+package remote
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/myelin-chat/myelin/internal/directory"
+)
+
+// RoomHierarchy asks another server for a room's entry in a space
+// hierarchy, its children and the children it will not describe to this
+// server (GET /_matrix/federation/v1/hierarchy/{roomId}), for the client
+// /hierarchy and /room_summary of rooms this server is not in.
+func (f *Service) RoomHierarchy(ctx context.Context, server, roomID string, suggestedOnly bool) (*directory.RemoteHierarchy, error) {
+	path := "/_matrix/federation/v1/hierarchy/" + url.PathEscape(roomID)
+	if suggestedOnly {
+		path += "?suggested_only=true"
+	}
+	var out directory.RemoteHierarchy
+	if err := f.signedRequest(ctx, server, http.MethodGet, path, nil, &out); err != nil {
+		return nil, f.remoteError(ctx, server, err)
+	}
+	return &out, nil
+}
