@@ -105,6 +105,10 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	// A partial state would answer "not found" for a member this server
+	// has not heard of yet: wait for the full state, as Synapse's
+	// get_room_data does (its state reads await the full state).
+	a.awaitFullState(r, r.PathValue("roomId"))
 	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
@@ -128,6 +132,9 @@ func (a *API) getStateEvent(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) getState(r *http.Request, c *httpapi.Caller) (any, error) {
+	// The whole state, not the few members a partial state knows (see
+	// getStateEvent).
+	a.awaitFullState(r, r.PathValue("roomId"))
 	ra, err := a.rooms.ReadAccess(r.Context(), r.PathValue("roomId"), c.UserID)
 	if err != nil {
 		return nil, err
@@ -277,11 +284,12 @@ func (a *API) joinedMembers(r *http.Request, c *httpapi.Caller) (any, error) {
 	return map[string]any{"joined": joined}, nil
 }
 
-// fullStateWait bounds how long a member list waits for a partial-state
+// fullStateWait bounds how long a state read (member lists, /state)
+// waits for a partial-state
 // room's full state before answering with the members known.
 const fullStateWait = time.Minute
 
-// awaitFullState holds a member list until the room's state is complete
+// awaitFullState holds a state read until the room's state is complete
 // (rooms.AwaitFullState), at most fullStateWait: a resync that keeps
 // failing leaves the client with what is known rather than no answer.
 func (a *API) awaitFullState(r *http.Request, roomID string) {

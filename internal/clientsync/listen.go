@@ -16,7 +16,8 @@ import (
 // listen subscribes the notifier to new events (see Publish) and to the
 // changes outside the event stream that a /sync reports: a room's typing list or receipts wake
 // its local members; a user's presence wakes everyone sharing a room
-// with them; account data, notification counts, to-device messages
+// with them; a room whose partial state was completed wakes its local
+// members (it is sent again with its full state); account data, notification counts, to-device messages
 // and device lists wake the user. Listeners run on the publisher's
 // goroutine, as the wake-up path always has.
 func (n *Notifier) listen(b bus.Bus) {
@@ -28,6 +29,8 @@ func (n *Notifier) listen(b bus.Bus) {
 			n.WakeRoom(c.RoomID)
 		case receipts.Stored:
 			n.WakeRoom(c.RoomID)
+		case rooms.PartialStateCompleted:
+			n.WakeRoom(c.RoomID)
 		case presence.Changed:
 			n.WakeRoommates(c.UserID)
 		case accountdata.Changed:
@@ -37,6 +40,6 @@ func (n *Notifier) listen(b bus.Bus) {
 		case keys.Changed:
 			n.Wake(c.UserID)
 		}
-	}, rooms.TopicEvent, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged,
+	}, rooms.TopicEvent, rooms.TopicPartialStateCompleted, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged,
 		accountdata.TopicChanged, push.TopicCountsChanged, keys.TopicChanged)
 }

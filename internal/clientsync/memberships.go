@@ -67,9 +67,13 @@ func (h membershipHistory) lastLeave() (store.EventRow, bool) {
 
 // joinedSince adds a joined room that has news: with its whole state
 // when the user is newly joined (the client has none of it) or full
-// state is asked for, else with the state that changed.
+// state is asked for, else with the state that changed. A room whose
+// partial state was completed in the range counts as newly joined, as
+// Synapse treats it: the client holds only the members the partial
+// state knew, and learns the others from the full state, with the
+// timeline limited.
 func (s *Service) joinedSince(ctx context.Context, p *pass, m store.RoomMembership, h membershipHistory, active bool) error {
-	newlyJoined := h.newlyJoined()
+	newlyJoined := h.newlyJoined() || p.completed[m.RoomID]
 	if !newlyJoined && !p.req.FullState && !active {
 		return nil
 	}

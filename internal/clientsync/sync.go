@@ -24,6 +24,7 @@ type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
 	ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error)
+	PartialStateCompleted(ctx context.Context, after, upto int64) ([]string, error)
 }
 
 // Service computes sync responses.
@@ -178,6 +179,9 @@ type pass struct {
 	// user since the token; an incremental sync gives their presence
 	// whenever it last changed, as Synapse does.
 	newlyShared map[string]bool
+	// completed are the rooms whose partial state was completed in the
+	// range: sent again as newly joined (see joinedSince).
+	completed map[string]bool
 }
 
 // shareWith notes users who newly share a room with the user.
@@ -255,6 +259,16 @@ func (s *Service) incrementalRooms(ctx context.Context, p *pass, memberships []s
 	active, err := s.roomsWithEvents(ctx, p.after, p.upto)
 	if err != nil {
 		return err
+	}
+	completed, err := s.store.PartialStateCompleted(ctx, p.after, p.upto)
+	if err != nil {
+		return err
+	}
+	for _, id := range completed {
+		if p.completed == nil {
+			p.completed = map[string]bool{}
+		}
+		p.completed[id] = true
 	}
 	for _, m := range memberships {
 		h, err := s.membershipHistory(ctx, m, changed[m.RoomID])

@@ -354,7 +354,7 @@ func Default() *Config {
 		Federation: Federation{
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour, Deny: []string{},
-			PartialStateJoins: false,
+			PartialStateJoins: true,
 		},
 		Outbound: Outbound{Deny: []string{}, Allow: []string{}},
 		Presence: Presence{Enabled: true},

@@ -63,7 +63,7 @@ type PartialStateStore interface {
 	ClearPartialState(ctx context.Context, roomID string) error
 	PartialState(ctx context.Context, roomID string) (store.PartialStateRoom, error)
 	PartialStateRooms(ctx context.Context) ([]store.PartialStateRoom, error)
-	CompletePartialState(ctx context.Context, roomID string, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error)
+	CompletePartialState(ctx context.Context, roomID string, pos int64, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error)
 	SetEventStatus(ctx context.Context, nid int64, status roommodel.Status) error
 }
 

@@ -104,33 +104,49 @@ func partialBefore(before StateMap, authEvs []*Event) StateMap {
 // meanwhile and clears the room's mark. It returns the IDs of the events
 // the full state refused.
 func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state, authChain []gomatrixserverlib.PDU) ([]string, error) {
+	refusedIDs, pos, err := e.completePartialState(ctx, roomID, state, authChain)
+	if pos == 0 {
+		return refusedIDs, err
+	}
+	// Told once the position is readable (outside the room's lock, which
+	// events of the room holding earlier positions may wait for): a
+	// /sync woken by it reads up to Current and must find the
+	// completion in its range.
+	e.stream.WaitReadable(ctx, pos)
+	e.bus.Publish(context.WithoutCancel(ctx), PartialStateCompleted{RoomID: roomID, Position: pos})
+	return refusedIDs, err
+}
+
+// completePartialState is CompletePartialState under the room's lock;
+// pos is the position the completion took (0: not completed).
+func (e *Engine) completePartialState(ctx context.Context, roomID string, state, authChain []gomatrixserverlib.PDU) (refusedIDs []string, pos int64, err error) {
 	mark, err := e.store.PartialState(ctx, roomID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	h, err := e.lockRoom(ctx, roomID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer e.unlockRoom(h)
 	if h.version == nil {
-		return nil, refused("rooms: unknown room %s", roomID)
+		return nil, 0, refused("rooms: unknown room %s", roomID)
 	}
 	joins, err := e.EventsByID(ctx, []string{mark.JoinEventID})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(joins) == 0 || !joins[0].HasState() {
 		// The mark outlived its join (see ImportPartialJoin).
-		return nil, e.store.ClearPartialState(ctx, roomID)
+		return nil, 0, e.store.ClearPartialState(ctx, roomID)
 	}
 	join := joins[0]
 	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	partial, err := e.snapshotState(ctx, join.StateBefore)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ids := make([]string, 0, len(state))
 	for _, p := range state {
@@ -140,7 +156,7 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	}
 	evs, err := e.EventsByID(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	missing := map[roommodel.StateKey]int64{}
 	for _, ev := range evs {
@@ -152,12 +168,20 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	}
 	memberships := map[string]string{}
 	if err := e.memberships(ctx, missing, memberships); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	snapshots, err := e.store.CompletePartialState(ctx, roomID, missing, memberships)
+	// The completion takes a stream position of its own, so that an
+	// incremental /sync can tell it happened in its range and send the
+	// room again as newly joined (Synapse's un-partial-stated rooms
+	// stream): a client that synced during the partial state has only
+	// the few members it held.
+	pos = e.stream.Next()
+	snapshots, err := e.store.CompletePartialState(ctx, roomID, pos, missing, memberships)
 	if err != nil {
-		return nil, err
+		e.stream.Abandon(pos)
+		return nil, 0, err
 	}
+	e.stream.Done(pos)
 	for _, id := range snapshots {
 		e.snapshots.Remove(id)
 	}
@@ -170,10 +194,26 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	// The head's state is reloaded with what was added.
 	h.loaded = false
 	if err := e.reloadHead(ctx, h); err != nil {
-		return nil, err
+		return nil, pos, err
 	}
-	return e.recheckSince(ctx, h, join)
+	refusedIDs, err = e.recheckSince(ctx, h, join)
+	return refusedIDs, pos, err
 }
+
+// PartialStateCompleted is published when a room joined with partial
+// state has its full state (CompletePartialState), at the stream
+// position the completion took: /sync wakes the room's local members
+// and sends them the room again with its full state.
+type PartialStateCompleted struct {
+	RoomID   string `json:"room_id"`
+	Position int64  `json:"position"`
+}
+
+// TopicPartialStateCompleted is the topic of PartialStateCompleted.
+const TopicPartialStateCompleted = "rooms.partial_state_completed"
+
+// Topic implements bus.Change.
+func (PartialStateCompleted) Topic() string { return TopicPartialStateCompleted }
 
 // AwaitFullState returns once a room's state is complete (at once for
 // rooms not joined with partial state), or when ctx ends. The member

@@ -555,7 +555,8 @@ func (db *DB) MaxStreamPos(ctx context.Context) (int64, error) {
 		UNION ALL SELECT MAX(counted_pos) FROM push_unread
 		UNION ALL SELECT MAX(stream_pos) FROM device_list_changes
 		UNION ALL SELECT MAX(stream_pos) FROM receipts
-		UNION ALL SELECT MAX(stream_pos) FROM user_presence) AS positions`, nil, &n)
+		UNION ALL SELECT MAX(stream_pos) FROM user_presence
+		UNION ALL SELECT MAX(stream_pos) FROM partial_state_completed) AS positions`, nil, &n)
 	return n.Int64, err
 }
 

@@ -72,8 +72,9 @@ func scanPartialState(scan func(...any) error) (PartialStateRoom, error) {
 // from their root, and a key some later event set is held by the
 // snapshots after it and left alone. The current state gains them the
 // same way; memberships gives the membership of m.room.member entries.
+// The completion is recorded at stream position pos (see migration 0023).
 // It returns the room's snapshot IDs, whose cached states are now stale.
-func (db *DB) CompletePartialState(ctx context.Context, roomID string, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error) {
+func (db *DB) CompletePartialState(ctx context.Context, roomID string, pos int64, missing map[roommodel.StateKey]int64, memberships map[string]string) ([]int64, error) {
 	var snapshots []int64
 	err := db.tx(ctx, func(c conn) error {
 		roots, err := collect(ctx, c, one[int64], `SELECT snapshot_id FROM state_snapshots WHERE room_id = $1 AND parent_id = 0`, roomID)
@@ -99,10 +100,19 @@ func (db *DB) CompletePartialState(ctx context.Context, roomID string, missing m
 		if _, err := c.exec(ctx, `DELETE FROM partial_state_rooms WHERE room_id = $1`, roomID); err != nil {
 			return err
 		}
+		if _, err := c.exec(ctx, `INSERT INTO partial_state_completed (room_id, stream_pos) VALUES ($1, $2)`, roomID, pos); err != nil {
+			return err
+		}
 		snapshots, err = collect(ctx, c, one[int64], `SELECT snapshot_id FROM state_snapshots WHERE room_id = $1`, roomID)
 		return err
 	})
 	return snapshots, err
+}
+
+// PartialStateCompleted lists the rooms whose partial state was
+// completed in the stream range (after, upto].
+func (db *DB) PartialStateCompleted(ctx context.Context, after, upto int64) ([]string, error) {
+	return db.r().strings(ctx, `SELECT DISTINCT room_id FROM partial_state_completed WHERE stream_pos > $1 AND stream_pos <= $2`, after, upto)
 }
 
 // SetEventStatus changes a stored event's status: an event accepted

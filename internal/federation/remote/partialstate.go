@@ -205,11 +205,17 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		}
 	}
 	var resp fclient.RespState
-	if len(missing)*10 >= len(all) {
+	viaState := len(missing)*10 >= len(all)
+	if viaState {
 		// Most of it is missing: one /state is cheaper than many /event.
+		// The spec guarantees only /state_ids and /event (some servers
+		// do not serve /state): a refused /state falls back to /event.
 		if resp, err = f.d.Client.LookupState(ctx, self, dest, roomID, join.EventID(), v.Version()); err != nil {
-			return nil, nil, fmt.Errorf("state: %w", err)
+			f.d.Log.Debug("state refused, fetching the events one by one", "room_id", roomID, "server", server, "err", err)
+			viaState, resp = false, fclient.RespState{}
 		}
+	}
+	if viaState {
 		resp.StateEvents = slices.DeleteFunc(resp.StateEvents, func(raw spec.RawJSON) bool {
 			r := gjson.GetManyBytes(raw, "type", "state_key")
 			_, ok := partial[roommodel.StateKey{Type: r[0].Str, StateKey: r[1].Str}]
