@@ -6,9 +6,6 @@ import (
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
-
-	"github.com/myelin-chat/myelin/internal/bus"
-	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // DeviceListKeys is what JoinDeviceLists asks of the keys service.
@@ -38,9 +35,9 @@ type DeviceListKeys interface {
 // It listens on the room engine's bus; the work runs in Run, off the
 // engine's write path.
 type JoinDeviceLists struct {
-	f     *Service
-	k     DeviceListKeys
-	queue chan rooms.Notification
+	*joinWorker
+	f *Service
+	k DeviceListKeys
 }
 
 // JoinDeviceLists makes the listener; nil without federation.
@@ -48,38 +45,9 @@ func (f *Service) JoinDeviceLists(k DeviceListKeys) *JoinDeviceLists {
 	if f.d.Sender == nil || f.d.Bus == nil || k == nil {
 		return nil
 	}
-	j := &JoinDeviceLists{f: f, k: k, queue: make(chan rooms.Notification, 1000)}
-	f.d.Bus.Subscribe("federation.join-device-lists", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	j := &JoinDeviceLists{f: f, k: k}
+	j.joinWorker = newJoinWorker(f.d.Bus, "federation.join-device-lists", "device lists", f.d.Log, j.joined)
 	return j
-}
-
-// Publish hears of a new event (rooms.TopicEvent). When the queue is
-// full (a burst of joins) the join is skipped rather than the engine
-// held up: the lists still reach the servers with the users' next
-// device change, and their clients query keys they miss.
-func (j *JoinDeviceLists) Publish(n rooms.Notification) {
-	if n.Membership != spec.Join || n.PrevMembership == spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
-		return // not a join, a profile change, or history
-	}
-	select {
-	case j.queue <- n:
-	default:
-		j.f.d.Log.Info("device lists for a join skipped: queue full", "room", n.Event.RoomID().String())
-	}
-}
-
-// Run handles queued joins until ctx ends.
-func (j *JoinDeviceLists) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-j.queue:
-			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
-				j.f.d.Log.Info("device lists for a join", "err", err)
-			}
-		}
-	}
 }
 
 func (j *JoinDeviceLists) joined(ctx context.Context, roomID, userID string) error {

@@ -6,9 +6,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/presence"
-	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // JoinPresence sends presence to servers that newly share a room, as
@@ -19,9 +17,9 @@ import (
 // presence only when it next changes. It listens on the room engine's
 // bus; the work runs in Run, off the engine's write path.
 type JoinPresence struct {
-	f     *Service
-	p     *presence.Service
-	queue chan rooms.Notification
+	*joinWorker
+	f *Service
+	p *presence.Service
 }
 
 // maxPushesPerEDU bounds an m.presence EDU's pushes (a room may have
@@ -34,36 +32,9 @@ func (f *Service) JoinPresence(p *presence.Service) *JoinPresence {
 	if f.d.Sender == nil || f.d.Bus == nil || !p.Enabled() {
 		return nil
 	}
-	j := &JoinPresence{f: f, p: p, queue: make(chan rooms.Notification, 1000)}
-	f.d.Bus.Subscribe("federation.join-presence", func(_ context.Context, c bus.Change) { j.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	j := &JoinPresence{f: f, p: p}
+	j.joinWorker = newJoinWorker(f.d.Bus, "federation.join-presence", "presence", f.d.Log, j.joined)
 	return j
-}
-
-// Publish hears of a new event (rooms.TopicEvent). Presence is best effort: when the queue
-// is full (a burst of joins) the join is skipped rather than the engine
-// held up.
-func (j *JoinPresence) Publish(n rooms.Notification) {
-	if n.Membership != spec.Join || n.PrevMembership == spec.Join || n.Event.StateKey() == nil || n.Event.StreamPos <= 0 {
-		return // not a join, a profile change, or history
-	}
-	select {
-	case j.queue <- n:
-	default:
-	}
-}
-
-// Run sends presence for queued joins until ctx ends.
-func (j *JoinPresence) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case n := <-j.queue:
-			if err := j.joined(ctx, n.Event.RoomID().String(), *n.Event.StateKey()); err != nil && ctx.Err() == nil {
-				j.f.d.Log.Info("presence for a join", "err", err)
-			}
-		}
-	}
 }
 
 func (j *JoinPresence) joined(ctx context.Context, roomID, userID string) error {
