@@ -84,4 +84,3 @@ func (a *API) resolveReport(r *http.Request, c *httpapi.Caller) (any, error) {
 	entry["kind"] = rep.Kind()
 	return entry, nil
 }
-

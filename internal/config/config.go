@@ -501,11 +501,11 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	for name, dst := range map[string]*bool{
-		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
-		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
-		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
-		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
-		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,
+		"MYELIN_FEDERATION":                    &c.Federation.Enabled,
+		"MYELIN_PRESENCE":                      &c.Presence.Enabled,
+		"MYELIN_OPEN_REGISTRATION":             &c.Registration.Open,
+		"MYELIN_REGISTRATION_REQUIRES_TOKEN":   &c.Registration.RequireToken,
+		"MYELIN_ALLOW_GUESTS":                  &c.Registration.AllowGuests,
 		"MYELIN_REPORTS_FORWARD_TO_MODERATORS": &c.Reports.ForwardToModerators,
 	} {
 		if err := boolean(name, dst); err != nil {
