@@ -23,20 +23,21 @@ func (a *API) registerReports(rt *httpapi.Router) {
 // body is ignored, including the event report's score, which v1.18
 // removed: clients that still send it are answered as if they had not.
 func reportBody(r *http.Request, required bool) (string, error) {
-	var body struct {
-		Reason json.RawMessage `json:"reason"`
-	}
+	// A map, not a struct: JSON keys are case-sensitive ("Reason" is not
+	// the reason), where encoding/json's struct fields are not.
+	var body map[string]json.RawMessage
 	if err := httpapi.ReadJSON(r, &body); err != nil {
 		return "", err
 	}
-	if body.Reason == nil || string(body.Reason) == "null" {
+	raw, ok := body["reason"]
+	if !ok || string(raw) == "null" {
 		if required {
 			return "", mxerr.BadJSON("Param 'reason' is required")
 		}
 		return "", nil
 	}
 	var reason string
-	if json.Unmarshal(body.Reason, &reason) != nil {
+	if json.Unmarshal(raw, &reason) != nil {
 		return "", mxerr.BadJSON("Param 'reason' must be a string")
 	}
 	return reason, nil
