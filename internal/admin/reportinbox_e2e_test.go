@@ -157,6 +157,12 @@ func TestReportInbox(t *testing.T) {
 			t.Fatalf("reopened report: %v", body)
 		}
 		wantIDs("resolved after reopening", get(inbox+"?resolved=true"), "reports", []int64{1}, 1)
+		if one := get(fmt.Sprintf("%s/%d", inbox, first)); one["kind"] != "event" || one["event_json"] == nil || one["resolved_by"] != string(admin.UserID) {
+			t.Fatalf("inbox detail of the event report: %v", one)
+		}
+		if one := get(inbox + "/6"); one["kind"] != "user" || one["target_user_id"] != string(bob.UserID) || one["event_json"] != nil {
+			t.Fatalf("inbox detail of a user report: %v", one)
+		}
 
 		// Delete, under each API.
 		for _, path := range []string{admBase + "/room_reports/3", admBase + "/user_reports/7", inbox + "/4"} {

@@ -146,8 +146,10 @@ func (a *API) listRoomReports(r *http.Request, _ *httpapi.Caller) (any, error) {
 	return resp, nil
 }
 
-// getReportOf is GET .../{kind}_reports/{reportId}: the listing's
-// fields, and for an event report the event itself (event_json).
+// getReportOf is GET .../{kind}_reports/{reportId} (and, for every
+// kind, the inbox's /reports/{reportId}, which adds "kind"): the
+// listing's fields, and for an event report the event itself
+// (event_json).
 func (a *API) getReportOf(kind string) httpapi.Handler {
 	return func(r *http.Request, _ *httpapi.Caller) (any, error) {
 		id, err := reportID(r)
@@ -162,11 +164,14 @@ func (a *API) getReportOf(kind string) httpapi.Handler {
 		if err != nil {
 			return nil, err
 		}
-		if kind == reports.KindEvent {
+		if rep.Kind() == reports.KindEvent {
 			entry["event_json"] = nil
 			if ev != nil {
 				entry["event_json"] = json.RawMessage(ev.JSON())
 			}
+		}
+		if kind == "" {
+			entry["kind"] = rep.Kind()
 		}
 		return entry, nil
 	}
