@@ -130,6 +130,15 @@ func TestPolicyServer(t *testing.T) {
 		if n := p.Hits(peer.PolicySign); n != 1 {
 			t.Fatalf("policy server asked %d times, want 1", n)
 		}
+		// Redactions are no exception.
+		status, body = sendText(t, hs1, alice, room.ID, "to redact")
+		testserver.WantStatus(t, "send", status, body, http.StatusOK)
+		status, body = hs1.Do(t, http.MethodPut, "/_matrix/client/v3/rooms/"+url.PathEscape(room.ID)+"/redact/"+
+			url.PathEscape(body["event_id"].(string))+"/r1", alice.AccessToken, map[string]string{})
+		testserver.WantStatus(t, "redact", status, body, http.StatusOK)
+		if !policySignatureOf(t, hs1, p, room, body["event_id"].(string)) {
+			t.Fatal("redaction lacks the policy server's signature")
+		}
 		status, body = sendText(t, hs1, alice, room.ID, "buy spam")
 		testserver.WantError(t, "spam", status, body, http.StatusBadRequest, "M_FORBIDDEN")
 		if body["error"] != peer.PolicyRefusal {
@@ -170,6 +179,9 @@ func TestPolicyServer(t *testing.T) {
 		p.Refuse(peer.PolicySign, http.StatusServiceUnavailable)
 		status, body = sendText(t, hs1, alice, room.ID, "while down")
 		testserver.WantError(t, "send with the policy server down", status, body, http.StatusBadGateway, "M_UNKNOWN")
+		p.Refuse(peer.PolicySign, peer.HangUp)
+		status, body = sendText(t, hs1, alice, room.ID, "while unreachable")
+		testserver.WantError(t, "send with the policy server unreachable", status, body, http.StatusBadGateway, "M_UNKNOWN")
 		down := peerText(t, room, "remote while down", false)
 		marker := room.WithPolicySignature(t, peerText(t, room, "remote marker", true))
 		for _, ev := range []gomatrixserverlib.PDU{down, marker} {
@@ -178,7 +190,8 @@ func TestPolicyServer(t *testing.T) {
 			}
 		}
 		bodies = timelineBodies(t, hs1, bob, room.ID)
-		if !slices.Contains(bodies, "remote marker") || slices.Contains(bodies, "remote while down") || slices.Contains(bodies, "while down") {
+		if !slices.Contains(bodies, "remote marker") || slices.Contains(bodies, "remote while down") || slices.Contains(bodies, "while down") ||
+			slices.Contains(bodies, "while unreachable") {
 			t.Fatalf("bob's sync with the policy server down (fail-closed): %q", bodies)
 		}
 	})
@@ -203,6 +216,7 @@ func TestPolicyServerFailOpen(t *testing.T) {
 		if policySignatureOf(t, hs1, p, room, body["event_id"].(string)) {
 			t.Fatal("event signed by a policy server that refused every request")
 		}
+		p.Refuse(peer.PolicySign, peer.HangUp)
 		down := peerText(t, room, "remote while down", true)
 		if res := p.Send(t, hs1, down); res[down.EventID()] != "" {
 			t.Fatalf("%s: %q", down.EventID(), res[down.EventID()])

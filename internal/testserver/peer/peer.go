@@ -135,9 +135,13 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 	return p
 }
 
+// HangUp, given to Refuse, closes the connection of every request for
+// the endpoint without an answer: a server that cannot be reached.
+const HangUp = -1
+
 // Refuse makes the peer answer an endpoint with status and
-// M_UNRECOGNIZED, as a server that does not serve it; status 0 serves it
-// again.
+// M_UNRECOGNIZED, as a server that does not serve it (HangUp: no
+// answer at all); status 0 serves it again.
 func (p *Peer) Refuse(e Endpoint, status int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -51,6 +51,14 @@ func (p *Peer) open(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
 		p.hits[e]++
 		status := p.refused[e]
 		p.mu.Unlock()
+		if status == HangUp {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+		}
 		if status != 0 {
 			writeError(w, status, "M_UNRECOGNIZED", "Unrecognized request")
 			return
