@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,7 +111,16 @@ func TestPolicyServer(t *testing.T) {
 		hs1 := net.Servers[0]
 		room, alice, bob := policyRoom(t, hs1, p)
 
-		status, body := sendText(t, hs1, alice, room.ID, "no policy: spam is fine")
+		// Myelin is no policy server: neither its discovery document nor
+		// /sign is served.
+		status, body := hs1.Do(t, http.MethodGet, "/.well-known/matrix/policy_server", "", nil)
+		testserver.WantError(t, "policy_server well-known", status, body, http.StatusNotFound, "M_UNRECOGNIZED")
+		code, raw := p.Request(t, hs1, http.MethodPost, "/_matrix/policy/v1/sign", map[string]any{"room_id": room.ID})
+		if code != http.StatusNotFound || !strings.Contains(string(raw), "M_UNRECOGNIZED") {
+			t.Fatalf("/sign on Myelin: %d %s", code, raw)
+		}
+
+		status, body = sendText(t, hs1, alice, room.ID, "no policy: spam is fine")
 		testserver.WantStatus(t, "send without m.room.policy", status, body, http.StatusOK)
 		absent := p.PolicyContent()
 		absent["via"] = "absent.test"
