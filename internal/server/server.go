@@ -159,6 +159,8 @@ type built struct {
 	fedClient fclient.FederationClient
 	remote    *remote.Service
 	fed       *federation.API
+	// notices sends server notices (the admin API's, forwarded reports).
+	notices *servernotices.Service
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -285,6 +287,8 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 // the API over them.
 func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	cfg, db, engine := s.cfg, s.db, s.engine
+	b.notices = servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: engine,
+		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: s.keys})
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
@@ -303,7 +307,8 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: b.render, Keys: s.keys,
-		AccountData: s.acctData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, b.acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		AccountData: s.acctData, Push: s.push, Reports: reports.New(reports.Options{ServerName: cfg.ServerName, Store: db, Rooms: engine, Users: b.acc,
+			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
@@ -323,6 +328,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
 			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
 			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+			clientapi.LimitReport:    {PerSecond: rl.Report.PerSecond, Burst: rl.Report.Burst},
 			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
 		}, rl.ExemptUsers)
 	}
@@ -340,8 +346,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
-	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
-		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
+	admin.NewServerNotices(b.notices).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
