@@ -98,6 +98,10 @@ var unstableFeatures = map[string]bool{
 	// MSC4155 invite filtering (org.matrix.msc4155.invite_permission_config
 	// account data), which Synapse advertises so.
 	"org.matrix.msc4155": true,
+	// MSC4380 invite blocking (spec v1.18's m.invite_permission_config),
+	// which Element reads before it offers "block all invites" while
+	// the server does not advertise v1.18.
+	"org.matrix.msc4380": true,
 	// MSC4133 arbitrary profile fields (spec v1.16).
 	"uk.tcpip.msc4133.stable": true,
 	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec

@@ -159,6 +159,9 @@ type built struct {
 	fedClient fclient.FederationClient
 	remote    *remote.Service
 	fed       *federation.API
+	// invites are users' invite permissions, which the client API,
+	// federation and /sync apply alike.
+	invites *membership.InviteRules
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -232,6 +235,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
+	b.invites = membership.NewInviteRules(s.acctData)
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
@@ -277,8 +281,8 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	cfg, db, engine := s.cfg, s.db, s.engine
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
-		Presence: s.presence, Keys: s.keys})
-	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
+		Presence: s.presence, Keys: s.keys, Invites: b.invites})
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Invites: b.invites}
 	if b.remote != nil {
 		members.Remote = b.remote
 	}
@@ -419,6 +423,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		d.Rooms, d.Store, d.Media = s.engine, s.db, s.media
 		d.Aliases, d.Profiles, d.Directory, d.OpenID = b.aliases, b.acc, b.dir, b.acc
 		d.Keys, d.Typing, d.Receipts, d.Presence = s.keys, s.typing, s.receipts, s.presence
+		d.Invites = b.invites
 	}
 	b.fed = federation.New(d)
 	return nil
