@@ -193,11 +193,22 @@ func (r *InviteRules) Permission(ctx context.Context, userID string) (InvitePerm
 
 // Decide says what invitee's config makes of an invite by inviter.
 func (r *InviteRules) Decide(ctx context.Context, invitee, inviter string) (InviteDecision, error) {
+	if r == nil {
+		return InviteAllowed, nil
+	}
 	p, err := r.Permission(ctx, invitee)
 	if err != nil {
 		return InviteAllowed, err
 	}
 	return p.Decide(inviter), nil
+}
+
+// Hides reports whether invitee's config keeps an invite by inviter
+// from them (ignored or blocked): /sync does not show it and push does
+// not notify it.
+func (r *InviteRules) Hides(ctx context.Context, invitee, inviter string) (bool, error) {
+	d, err := r.Decide(ctx, invitee, inviter)
+	return d != InviteAllowed, err
 }
 
 // Check refuses an invite of a local user that their config blocks with
