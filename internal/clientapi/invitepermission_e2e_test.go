@@ -122,8 +122,8 @@ func TestInviteFilteringMSC4155(t *testing.T) {
 		const typ = "org.matrix.msc4155.invite_permission_config"
 
 		setAccountData(t, bob, typ, map[string]any{
-			"allowed_users": []string{s.UserID("carol")},
-			"ignored_users": []string{"@ali*:hs1.test"},
+			"allowed_users":   []string{s.UserID("carol")},
+			"ignored_users":   []string{"@ali*:hs1.test"},
 			"blocked_servers": []string{"*"},
 		})
 		first, err := bob.SyncRequest(ctx, 0, "", "", false, "")
