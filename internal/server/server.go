@@ -593,8 +593,8 @@ func (s *Server) Sender() *remote.Sender { return s.sender }
 // partial state (nil without federation).
 func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
 
-// Accounts is the accounts service (tests lock and suspend accounts
-// through it until the admin API does).
+// Accounts is the accounts service (tests lock, suspend and deactivate
+// accounts through it).
 func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
