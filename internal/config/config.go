@@ -230,6 +230,12 @@ type Federation struct {
 	// outbound.deny and the built-in ranges (Synapse:
 	// federation_ip_range_blacklist); outbound.allow still exempts.
 	Deny []string `yaml:"deny"`
+	// PolicyServerFailOpen decides what happens to an event when the
+	// policy server of its room (MSC4284, m.room.policy) cannot be
+	// reached: sent or accepted without its signature (true), or refused
+	// and soft-failed (false, Synapse's behaviour). A policy server that
+	// answers and refuses an event is obeyed either way.
+	PolicyServerFailOpen bool `yaml:"policy_server_fail_open"`
 }
 
 // Outbound is the policy of every connection made on someone else's
@@ -420,7 +426,7 @@ var EnvVars = []string{
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
-	"MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
+	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -486,6 +492,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	for name, dst := range map[string]*bool{
 		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
 		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
+		"MYELIN_POLICY_SERVER_FAIL_OPEN":     &c.Federation.PolicyServerFailOpen,
 		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
 		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
 		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,

@@ -159,6 +159,7 @@ func TestEnvOverrides(t *testing.T) {
 			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
 		}},
 		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
+		{"MYELIN_POLICY_SERVER_FAIL_OPEN", "true", nil, func(c *Config) { c.Federation.PolicyServerFailOpen = true }},
 		{"MYELIN_OUTBOUND_ALLOW", "127.0.0.0/8, ::1/128", nil, func(c *Config) { c.Outbound.Allow = []string{"127.0.0.0/8", "::1/128"} }},
 		{"MYELIN_OUTBOUND_DENY", "203.0.113.0/24,8.8.8.8/32", nil, func(c *Config) { c.Outbound.Deny = []string{"203.0.113.0/24", "8.8.8.8/32"} }},
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},

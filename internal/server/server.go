@@ -196,13 +196,18 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 // and the list of background workers.
 func (s *Server) build(ctx context.Context) error {
 	var b built
+	// The federation client comes first: the engine asks rooms' policy
+	// servers through it.
+	fedClient, err := s.newFederationClient()
+	if err != nil {
+		return err
+	}
+	b.fedClient = fedClient
 	stream, err := s.buildEngine(ctx, &b)
 	if err != nil {
 		return err
 	}
-	if b.fedClient, err = s.newFederationClient(); err != nil {
-		return err
-	}
+	s.newSender(b.fedClient)
 	s.buildUsers(stream, &b)
 	if err := s.buildFederation(ctx, &b); err != nil {
 		return err
@@ -236,10 +241,14 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
 	b.invites = membership.NewInviteRules(s.acctData)
-	s.engine = rooms.New(db, stream, changes, rooms.Options{
+	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
-	})
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
+	}
+	if b.fedClient != nil {
+		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
+	}
+	s.engine = rooms.New(db, stream, changes, engineOpts)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
 		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites})
@@ -357,9 +366,9 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
 }
 
-// newFederationClient builds the client other servers are reached with
-// and the sender of their transactions (s.sender); nil when federation
-// is off. They come before the services that use them (keys).
+// newFederationClient builds the client other servers are reached with;
+// nil when federation is off. It comes before the services that use it
+// (the engine, keys).
 func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	cfg := s.cfg
 	if !cfg.Federation.Enabled {
@@ -378,15 +387,23 @@ func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation.deny: %w", err)
 	}
-	client := remote.NewClient(remote.ClientOptions{
+	return remote.NewClient(remote.ClientOptions{
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
 		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
-	})
+	}), nil
+}
+
+// newSender builds the sender of other servers' transactions (s.sender)
+// over the federation client, after the engine it reads events from;
+// none when federation is off.
+func (s *Server) newSender(client fclient.FederationClient) {
+	if client == nil {
+		return
+	}
 	s.sender = remote.NewSender(remote.SenderOptions{
-		ServerName: cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval, Bus: s.changes,
+		ServerName: s.cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: s.cfg.Federation.MaxRetryInterval, Bus: s.changes,
 	})
-	return client, nil
 }
 
 // buildFederation makes the media repository and both halves of
