@@ -161,6 +161,9 @@ type built struct {
 	fed       *federation.API
 	// notices sends server notices (the admin API's, forwarded reports).
 	notices *servernotices.Service
+	// invites are users' invite permissions, which the client API,
+	// federation and /sync apply alike.
+	invites *membership.InviteRules
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -239,6 +242,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
+	b.invites = membership.NewInviteRules(s.acctData)
 	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
@@ -249,7 +253,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.engine = rooms.New(db, stream, changes, engineOpts)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
-		MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
+		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
@@ -290,8 +294,8 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	b.notices = servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: engine,
 		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
-		Presence: s.presence, Keys: s.keys})
-	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
+		Presence: s.presence, Keys: s.keys, Invites: b.invites})
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Invites: b.invites}
 	if b.remote != nil {
 		members.Remote = b.remote
 	}
@@ -441,6 +445,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		d.Rooms, d.Store, d.Media = s.engine, s.db, s.media
 		d.Aliases, d.Profiles, d.Directory, d.OpenID = b.aliases, b.acc, b.dir, b.acc
 		d.Keys, d.Typing, d.Receipts, d.Presence = s.keys, s.typing, s.receipts, s.presence
+		d.Invites = b.invites
 	}
 	b.fed = federation.New(d)
 	return nil
@@ -610,8 +615,8 @@ func (s *Server) Sender() *remote.Sender { return s.sender }
 // partial state (nil without federation).
 func (s *Server) PartialStateResync() *remote.PartialStateResync { return s.partialState }
 
-// Accounts is the accounts service (tests lock and suspend accounts
-// through it until the admin API does).
+// Accounts is the accounts service (tests lock, suspend and deactivate
+// accounts through it).
 func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // Keys exposes the end-to-end encryption service to tests.
