@@ -11,15 +11,14 @@ import (
 )
 
 // specVersions are the client-server spec versions the server advertises:
-// up to v1.17, whose requirements are all met; docs/compliance.md ("Spec
-// versions v1.12 to v1.19") lists each and what v1.18 still waits for
-// (the moderation issue's admin endpoints, invite blocking, policy
-// servers). Optional modules not served (3PID changes, TURN, third-party
-// protocols, SSO) are answered as a server without them answers; later
-// versions wait for their own additions (see docs/compliance.md).
+// up to v1.19, whose requirements are all met; docs/compliance.md ("Spec
+// versions v1.12 to v1.19") lists each requirement and where it is met.
+// Optional modules not served (3PID changes, TURN, third-party
+// protocols, SSO, OAuth 2.0) are answered as a server without them
+// answers; later versions wait for their own additions.
 var specVersions = []string{"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
 	"v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12",
-	"v1.13", "v1.14", "v1.15", "v1.16", "v1.17"}
+	"v1.13", "v1.14", "v1.15", "v1.16", "v1.17", "v1.18", "v1.19"}
 
 func (a *API) registerDiscovery(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/versions", Handler: a.versions, Auth: httpapi.AuthOptional, AllowLocked: true})

@@ -36,10 +36,10 @@ func TestVersionsUnstableFeatures(t *testing.T) {
 		if !resp.Supports(mautrix.FeatureRedactSendAsEvent) || !resp.Supports(mautrix.FeatureStableMutualRooms) {
 			t.Errorf("mautrix-go does not see MSC4169 or stable mutual rooms: %v", resp.UnstableFeatures)
 		}
-		// Up to v1.17 every requirement is met, v1.18's not yet
-		// (docs/compliance.md, "Spec versions v1.12 to v1.19").
-		if !resp.ContainsGreaterOrEqual(mautrix.SpecV117) || resp.ContainsGreaterOrEqual(mautrix.SpecV118) {
-			t.Errorf("versions %v: want up to v1.17", resp.Versions)
+		// Up to v1.19 every requirement is met (docs/compliance.md,
+		// "Spec versions v1.12 to v1.19"); nothing later is claimed.
+		if !resp.ContainsGreaterOrEqual(mautrix.SpecV119) || resp.ContainsGreaterOrEqual(mautrix.MustParseSpecVersion("v1.20")) {
+			t.Errorf("versions %v: want up to v1.19", resp.Versions)
 		}
 		for _, flag := range []string{"org.matrix.label_based_filtering", "io.element.e2ee_forced.public"} {
 			if v, ok := resp.UnstableFeatures[flag]; !ok || v {
