@@ -119,5 +119,29 @@ func TestSendServerNotice(t *testing.T) {
 		if err != nil || len(joined.JoinedRooms) != 1 {
 			t.Fatalf("alice's rooms: %+v %v", joined, err)
 		}
+
+		// The admin renames the system user and the room: the next notice
+		// goes to the same room, which now shows the new names.
+		s.Config.ServerNotices.SystemMxidDisplayName = "Ops Team"
+		s.Config.ServerNotices.RoomName = "Notices from Ops"
+		s.Config.ServerNotices.RoomTopic = "Read me"
+		s.Restart()
+		s.Repoint(alice)
+		s.Repoint(admin)
+		status, body = notice(admin.AccessToken, map[string]any{"user_id": alice.UserID, "content": text("Renamed")})
+		testserver.WantStatus(t, "notice after the rename", status, body, http.StatusOK)
+		if err := alice.StateEvent(ctx, room, event.StateMember, "@notices:hs1.test", &member); err != nil || member.Displayname != "Ops Team" {
+			t.Fatalf("system user's member event after the rename: %+v %v", member, err)
+		}
+		if err := alice.StateEvent(ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Notices from Ops" {
+			t.Fatalf("room name after the rename: %+v %v", name, err)
+		}
+		var topic event.TopicEventContent
+		if err := alice.StateEvent(ctx, room, event.StateTopic, "", &topic); err != nil || topic.Topic != "Read me" {
+			t.Fatalf("room topic after the rename: %+v %v", topic, err)
+		}
+		if joined, err := alice.JoinedRooms(ctx); err != nil || len(joined.JoinedRooms) != 1 || joined.JoinedRooms[0] != room {
+			t.Fatalf("alice's rooms after the rename: %+v %v", joined, err)
+		}
 	})
 }

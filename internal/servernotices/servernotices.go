@@ -123,7 +123,7 @@ func (s *Service) roomFor(ctx context.Context, userID string) (string, error) {
 			return "", err
 		}
 		if joined+invited <= 2 {
-			return m.RoomID, nil
+			return m.RoomID, s.refresh(ctx, m.RoomID)
 		}
 	}
 	return s.create(ctx, userID)
@@ -135,13 +135,7 @@ func (s *Service) roomFor(ctx context.Context, userID string) (string, error) {
 // and tagged m.server_notice for the user.
 func (s *Service) create(ctx context.Context, userID string) (string, error) {
 	c := s.o.Config
-	profile := map[string]any{}
-	if c.SystemMxidDisplayName != "" {
-		profile["displayname"] = c.SystemMxidDisplayName
-	}
-	if c.SystemMxidAvatarURL != "" {
-		profile["avatar_url"] = c.SystemMxidAvatarURL
-	}
+	profile := s.profile()
 	var initial []rooms.StateEvent
 	if c.RoomAvatarURL != "" {
 		raw, _ := json.Marshal(map[string]string{"url": c.RoomAvatarURL})
