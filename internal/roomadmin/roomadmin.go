@@ -424,3 +424,7 @@ func (s *Service) ResolveRoom(ctx context.Context, idOrAlias string) (string, er
 	}
 	return idOrAlias, nil
 }
+
+// CurrentPos is the event stream's current position (where a backwards
+// /messages page starts).
+func (s *Service) CurrentPos() int64 { return s.o.Rooms.Stream().Current() }

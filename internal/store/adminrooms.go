@@ -209,4 +209,3 @@ func int64s(ctx context.Context, c conn, query string, args ...any) ([]int64, er
 		return n, err
 	}, query, args...)
 }
-
