@@ -112,7 +112,7 @@ func (s *Service) Shutdown(ctx context.Context, req ShutdownRequest, purging fun
 	}
 	if newRoom != "" {
 		text, _ := json.Marshal(map[string]string{"msgtype": "m.text", "body": req.Message})
-		if _, err := s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: newRoom, Sender: req.NewRoomUserID, Type: "m.room.message", Content: text}); err != nil {
+		if _, err := s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: newRoom, Sender: req.NewRoomUserID, Type: "m.room.message", Content: json.RawMessage(text)}); err != nil {
 			return res, err
 		}
 		if res.LocalAliases, err = s.o.Aliases.ForRoom(ctx, req.RoomID); err != nil {
