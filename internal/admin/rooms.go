@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
@@ -61,46 +62,16 @@ func (a *Rooms) Register(rt *httpapi.Router) {
 // every room the server knows, sorted by order_by (dir b reverses), with
 // total_rooms and, where there is one, next_batch and prev_batch.
 func (a *Rooms) list(r *http.Request, _ *httpapi.Caller) (any, error) {
-	q := r.URL.Query()
-	var query roomadmin.ListQuery
-	var err error
-	if query.From, err = nonNegative(q.Get("from"), 0, "from"); err != nil {
+	query, err := parseListQuery(r.URL.Query())
+	if err != nil {
 		return nil, err
-	}
-	if query.Limit, err = nonNegative(q.Get("limit"), 100, "limit"); err != nil {
-		return nil, err
-	}
-	query.OrderBy = q.Get("order_by")
-	if _, ok := roomadmin.OrderBys[query.OrderBy]; query.OrderBy != "" && !ok {
-		return nil, mxerr.InvalidParam("Unknown value for order_by: %s", query.OrderBy)
-	}
-	if q.Has("search_term") {
-		if query.Search = q.Get("search_term"); query.Search == "" {
-			return nil, mxerr.InvalidParam("search_term cannot be an empty string")
-		}
-	}
-	switch q.Get("dir") {
-	case "", "f":
-	case "b":
-		query.Backwards = true
-	default:
-		return nil, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
-	}
-	for name, dst := range map[string]**bool{"public_rooms": &query.Public, "empty_rooms": &query.Empty} {
-		if v := q.Get(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, mxerr.InvalidParam("Query parameter %s must be true or false", name)
-			}
-			*dst = &b
-		}
 	}
 	list, total, err := a.svc.List(r.Context(), query)
 	if err != nil {
 		return nil, err
 	}
 	resp := map[string]any{"rooms": list, "offset": query.From, "total_rooms": total}
-	if query.From+query.Limit < total {
+	if query.Limit < total-query.From {
 		resp["next_batch"] = query.From + query.Limit
 	}
 	if query.From > 0 {
@@ -148,46 +119,12 @@ const maxMessages = 1000
 // every event of the room whatever its history visibility. dir defaults
 // to f, as in Synapse's admin API.
 func (a *Rooms) messages(r *http.Request, c *httpapi.Caller) (any, error) {
-	q := r.URL.Query()
 	roomID := r.PathValue("roomId")
-	current := a.svcCurrent()
-	backwards := false
-	switch q.Get("dir") {
-	case "", "f":
-	case "b":
-		backwards = true
-	default:
-		return nil, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
-	}
-	from, to := int64(rooms.NoBound), int64(rooms.NoBound)
-	if backwards {
-		from = current
-	}
-	if f := q.Get("from"); f != "" {
-		tok, err := clientsync.ParsePageToken(f)
-		if err != nil {
-			return nil, err
-		}
-		from = min(tok.Events, current)
-	}
-	if t := q.Get("to"); t != "" {
-		tok, err := clientsync.ParsePageToken(t)
-		if err != nil {
-			return nil, err
-		}
-		to = tok.Events
-	}
-	limit, err := nonNegative(q.Get("limit"), 10, "limit")
+	pg, err := parsePageQuery(r.URL.Query(), a.svcCurrent())
 	if err != nil {
 		return nil, err
 	}
-	limit = min(limit, maxMessages)
-	rf := &filter.RoomEventFilter{}
-	if f := q.Get("filter"); f != "" {
-		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
-			return nil, err
-		}
-	}
+	backwards, from, to, limit, rf := pg.backwards, pg.from, pg.to, pg.limit, pg.filter
 	evs, next, more, err := a.svc.Messages(r.Context(), roomID, from, to, limit, backwards, func(ev *rooms.Event) bool {
 		return rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
 	})
@@ -445,4 +382,93 @@ func (a *Rooms) deleteStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
 	out := deletionStatus(d)
 	delete(out, "delete_id")
 	return out, nil
+}
+
+// parseListQuery reads the room list's parameters.
+func parseListQuery(q url.Values) (roomadmin.ListQuery, error) {
+	var query roomadmin.ListQuery
+	var err error
+	if query.From, err = nonNegative(q.Get("from"), 0, "from"); err != nil {
+		return query, err
+	}
+	if query.Limit, err = nonNegative(q.Get("limit"), 100, "limit"); err != nil {
+		return query, err
+	}
+	query.OrderBy = q.Get("order_by")
+	if _, ok := roomadmin.OrderBys[query.OrderBy]; query.OrderBy != "" && !ok {
+		return query, mxerr.InvalidParam("Unknown value for order_by: %s", query.OrderBy)
+	}
+	if q.Has("search_term") {
+		if query.Search = q.Get("search_term"); query.Search == "" {
+			return query, mxerr.InvalidParam("search_term cannot be an empty string")
+		}
+	}
+	switch q.Get("dir") {
+	case "", "f":
+	case "b":
+		query.Backwards = true
+	default:
+		return query, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
+	}
+	for name, dst := range map[string]**bool{"public_rooms": &query.Public, "empty_rooms": &query.Empty} {
+		if v := q.Get(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return query, mxerr.InvalidParam("Query parameter %s must be true or false", name)
+			}
+			*dst = &b
+		}
+	}
+	return query, nil
+}
+
+// page is an admin /messages request's parameters.
+type page struct {
+	backwards bool
+	from, to  int64
+	limit     int
+	filter    *filter.RoomEventFilter
+}
+
+// parsePageQuery reads /messages' dir, from, to, limit and filter;
+// current is the stream's position.
+func parsePageQuery(q url.Values, current int64) (page, error) {
+	backwards := false
+	switch q.Get("dir") {
+	case "", "f":
+	case "b":
+		backwards = true
+	default:
+		return page{}, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
+	}
+	from, to := int64(rooms.NoBound), int64(rooms.NoBound)
+	if backwards {
+		from = current
+	}
+	if f := q.Get("from"); f != "" {
+		tok, err := clientsync.ParsePageToken(f)
+		if err != nil {
+			return page{}, err
+		}
+		from = min(tok.Events, current)
+	}
+	if t := q.Get("to"); t != "" {
+		tok, err := clientsync.ParsePageToken(t)
+		if err != nil {
+			return page{}, err
+		}
+		to = tok.Events
+	}
+	limit, err := nonNegative(q.Get("limit"), 10, "limit")
+	if err != nil {
+		return page{}, err
+	}
+	limit = min(limit, maxMessages)
+	rf := &filter.RoomEventFilter{}
+	if f := q.Get("filter"); f != "" {
+		if rf, err = filter.ParseRoomEventFilter([]byte(f)); err != nil {
+			return page{}, err
+		}
+	}
+	return page{backwards: backwards, from: from, to: to, limit: limit, filter: rf}, nil
 }

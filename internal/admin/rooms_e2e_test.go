@@ -22,7 +22,9 @@ const (
 	admRoomsV2 = "/_synapse/admin/v2/rooms"
 )
 
-func openWithSecret(c *config.Config) { c.Registration.SharedSecret, c.Registration.Open = admSecret, true }
+func openWithSecret(c *config.Config) {
+	c.Registration.SharedSecret, c.Registration.Open = admSecret, true
+}
 
 // roomsEnv is a server with an admin and three users.
 type roomsEnv struct {

@@ -215,8 +215,11 @@ func (s *Service) List(ctx context.Context, q ListQuery) ([]Room, int, error) {
 		return c
 	})
 	total := len(list)
-	from := min(q.From, total)
-	return list[from:min(total, from+q.Limit)], total, nil
+	from, end := min(q.From, total), total
+	if q.Limit < total-from { // no overflow with huge limits
+		end = from + q.Limit
+	}
+	return list[from:end], total, nil
 }
 
 func containsFold(s *string, lowered string) bool {
