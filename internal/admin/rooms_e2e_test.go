@@ -137,6 +137,14 @@ func TestAdminRoomList(t *testing.T) {
 			t.Fatalf("last page: %v", last)
 		}
 
+		huge := e.ok("GET", admRooms+"?from=9223372036854775807&limit=9223372036854775807", nil)
+		if len(huge["rooms"].([]any)) != 0 || huge["next_batch"] != nil || huge["total_rooms"] != float64(3) {
+			t.Fatalf("huge from and limit: %v", huge)
+		}
+		all := e.ok("GET", admRooms+"?from=1&limit=9223372036854775807", nil)
+		if len(all["rooms"].([]any)) != 2 || all["next_batch"] != nil {
+			t.Fatalf("huge limit: %v", all)
+		}
 		for term, want := range map[string][]string{"ALP": {alpha.String()}, "#alpha": {alpha.String()}, "bet": {beta.String()},
 			unnamed.String(): {unnamed.String()}, "nothing-like-this": nil} {
 			got := e.ok("GET", admRooms+"?search_term="+url.QueryEscape(term), nil)
