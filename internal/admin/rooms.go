@@ -56,6 +56,7 @@ func (a *Rooms) Register(rt *httpapi.Router) {
 	// wildcard the second is more specific than.
 	add(http.MethodGet, v2+"/{roomId}/{action}", a.roomDeleteStatus)
 	add(http.MethodGet, v2+"/delete_status/{deleteId}", a.deleteStatus)
+	a.registerPurgeHistory(rt)
 }
 
 // list is GET /_synapse/admin/v1/rooms: an offset page (from, limit) of

@@ -20,6 +20,7 @@ func FuzzRoomAdminParams(f *testing.F) {
 	f.Add("dir=f&from=s5&to=s1&limit=1000&filter=%7B%22types%22%3A%5B%22m.room.message%22%5D%7D", ``)
 	f.Add("search_term=&order_by=x&from=-1", `{"block": "yes"}`)
 	f.Add("from=s99999999999999999999&filter={", `[1]`)
+	f.Add("", `{"purge_up_to_ts": 1.5, "delete_local_events": true, "purge_up_to_event_id": "$e"}`)
 	f.Fuzz(func(t *testing.T, query, body string) {
 		check := func(what string, err error) {
 			if err == nil {
@@ -51,5 +52,9 @@ func FuzzRoomAdminParams(f *testing.F) {
 		if err == nil && req.RoomID != "!room:hs" {
 			t.Fatalf("request %+v", req)
 		}
+		hr := httptest.NewRequest(http.MethodPost, "/_synapse/admin/v1/purge_history/x", bytes.NewBufferString(body))
+		hr.SetPathValue("roomId", "!room:hs")
+		_, err = historyRequest(hr, &httpapi.Caller{UserID: "@admin:hs"})
+		check("purge history body", err)
 	})
 }

@@ -33,6 +33,7 @@ type Store interface {
 	UnblockRoom(ctx context.Context, roomID string) error
 	RoomBlocked(ctx context.Context, roomID string) (by string, blocked bool, err error)
 	PurgeRoom(ctx context.Context, roomID string) (store.PurgedRoom, error)
+	PurgeHistory(ctx context.Context, roomID string, before int64, localSuffix string) (store.PurgedRoom, error)
 	ForgetRoom(ctx context.Context, userID, roomID string) error
 }
 

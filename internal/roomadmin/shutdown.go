@@ -209,22 +209,26 @@ type Deletions struct {
 	s     *Service
 	mu    sync.Mutex
 	jobs  map[string]*Deletion
+	// purges are the history purges, by purge ID (history.go).
+	purges map[string]*HistoryPurge
 	order []string // delete IDs, oldest first
 	queue []ShutdownRequestJob
 	wake  chan struct{}
 	now   func() time.Time
 }
 
-// ShutdownRequestJob is a queued deletion.
+// ShutdownRequestJob is a queued deletion, or a history purge (History
+// set).
 type ShutdownRequestJob struct {
-	ID  string
-	Req ShutdownRequest
+	ID      string
+	Req     ShutdownRequest
+	History *HistoryRequest
 }
 
 const keepDeletions = 7 * 24 * time.Hour
 
 func newDeletions(s *Service) *Deletions {
-	return &Deletions{s: s, jobs: map[string]*Deletion{}, wake: make(chan struct{}, 1), now: time.Now}
+	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, wake: make(chan struct{}, 1), now: time.Now}
 }
 
 // ErrInProgress refuses a second deletion of a room while one is queued
@@ -272,6 +276,10 @@ func (d *Deletions) Run(ctx context.Context) error {
 				return nil
 			case <-d.wake:
 			}
+			continue
+		}
+		if job.History != nil {
+			d.runHistory(ctx, job.ID, *job.History)
 			continue
 		}
 		d.run(ctx, *job)

@@ -133,3 +133,27 @@ func (e *Engine) AdminTimeline(ctx context.Context, roomID string, from, to, upp
 		return ev.Status == roommodel.Accepted, nil
 	})
 }
+
+// PurgeHistory removes old events of a room through purge (the store's
+// PurgeHistory) under the room's lock, and forgets them from the caches.
+func (e *Engine) PurgeHistory(ctx context.Context, roomID string, purge func(context.Context) (store.PurgedRoom, error)) (int, error) {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return 0, err
+	}
+	defer e.unlockRoom(h)
+	if h.version == nil {
+		return 0, mxerr.NotFound("Room not found")
+	}
+	p, err := purge(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, nid := range p.EventNIDs {
+		e.events.Remove(nid)
+	}
+	for _, id := range p.EventIDs {
+		e.eventIDs.Remove(id)
+	}
+	return len(p.EventIDs), nil
+}

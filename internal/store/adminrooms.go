@@ -209,3 +209,53 @@ func int64s(ctx context.Context, c conn, query string, args ...any) ([]int64, er
 		return n, err
 	}, query, args...)
 }
+
+// PurgeHistory removes a room's timeline events before stream position
+// before (Synapse's purge history API), with their search index and
+// notification rows, in one transaction. State events stay (the room's
+// state snapshots hold them), and so do the forward extremities, events
+// another event edits, and, when localSuffix is not "", the events of
+// local senders (Synapse keeps them unless delete_local_events).
+func (db *DB) PurgeHistory(ctx context.Context, roomID string, before int64, localSuffix string) (PurgedRoom, error) {
+	cond := `room_id = $1 AND stream_pos IS NOT NULL AND stream_pos < $2 AND state_key IS NULL
+		AND event_id NOT IN (SELECT f.event_id FROM forward_extremities f WHERE f.room_id = $1)
+		AND event_nid NOT IN (SELECT r.replaces_nid FROM events r WHERE r.room_id = $1 AND r.replaces_nid <> 0)`
+	args := []any{roomID, before}
+	if localSuffix != "" {
+		cond += ` AND sender NOT LIKE $3 ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(localSuffix))
+	}
+	var p PurgedRoom
+	err := db.tx(ctx, func(c conn) error {
+		p = PurgedRoom{}
+		rows, err := c.query(ctx, `SELECT event_nid, event_id FROM events WHERE `+cond, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var nid int64
+			var id string
+			if err := rows.Scan(&nid, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			p.EventNIDs, p.EventIDs = append(p.EventNIDs, nid), append(p.EventIDs, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM push_user_notifications WHERE event_pos IN (SELECT pe.event_pos FROM push_events pe
+				WHERE pe.event_id IN (SELECT event_id FROM events WHERE ` + cond + `))`,
+			`DELETE FROM push_events WHERE event_id IN (SELECT event_id FROM events WHERE ` + cond + `)`,
+			`DELETE FROM search_events WHERE event_nid IN (SELECT event_nid FROM events WHERE ` + cond + `)`,
+			`DELETE FROM events WHERE event_nid IN (SELECT event_nid FROM events WHERE ` + cond + `)`,
+		} {
+			if _, err := c.exec(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return p, err
+}
