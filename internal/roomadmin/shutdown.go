@@ -206,15 +206,15 @@ type Deletion struct {
 // week, as Synapse keeps its finished tasks. Jobs still queued when the
 // server stops are lost, as are the statuses: they live in memory.
 type Deletions struct {
-	s     *Service
-	mu    sync.Mutex
-	jobs  map[string]*Deletion
+	s    *Service
+	mu   sync.Mutex
+	jobs map[string]*Deletion
 	// purges are the history purges, by purge ID (history.go).
 	purges map[string]*HistoryPurge
-	order []string // delete IDs, oldest first
-	queue []ShutdownRequestJob
-	wake  chan struct{}
-	now   func() time.Time
+	order  []string // delete IDs, oldest first
+	queue  []ShutdownRequestJob
+	wake   chan struct{}
+	now    func() time.Time
 }
 
 // ShutdownRequestJob is a queued deletion, or a history purge (History
