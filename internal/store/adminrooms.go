@@ -136,19 +136,20 @@ type PurgedRoom struct {
 
 // roomTables are the tables with a room_id column whose rows PurgeRoom
 // removes, besides those it clears by event or snapshot first. Every
-// table with a room_id column is here (TestPurgeRoomCoversEveryTable
-// checks the schema), except blocked_rooms, which outlives the room as
-// Synapse's does.
+// table with a room_id column is here or in PurgeKeptTables
+// (TestPurgeRoomCoversEveryTable checks the schema).
 var roomTables = []string{
 	"forward_extremities", "current_state", "room_heads", "room_aliases", "forgotten_rooms",
 	"federation_queue_pdus", "key_backup_sessions", "account_data", "push_events", "push_read", "push_unread",
-	"content_reports", "receipts", "search_events", "partial_state_rooms",
+	"receipts", "search_events", "partial_state_rooms",
 	"partial_state_completed", "state_snapshots", "events", "rooms",
 }
 
 // PurgeKeptTables are the tables with a room_id column that a purge
-// keeps.
-var PurgeKeptTables = []string{"blocked_rooms"}
+// keeps, as Synapse's purge_room does: the block, so that the room is
+// not joined again, and the reports, which are for abuse management and
+// stay in the admins' inbox.
+var PurgeKeptTables = []string{"blocked_rooms", "content_reports"}
 
 // PurgeRoomTables lists the tables PurgeRoom clears by room_id (for the
 // schema check in tests).
@@ -156,9 +157,9 @@ func PurgeRoomTables() []string { return append([]string(nil), roomTables...) }
 
 // PurgeRoom removes a room from the database in one transaction: its
 // events, state, heads, aliases, receipts, notifications, search index,
-// federation queue, key backups and account data of the room, reports
-// and partial-state marks (Synapse's purge_room). The block, if any,
-// stays. The room engine calls it under the room's lock (rooms.Engine.Purge).
+// federation queue, key backups and account data of the room, and
+// partial-state marks (Synapse's purge_room). The block and the reports
+// stay. The room engine calls it under the room's lock (rooms.Engine.Purge).
 func (db *DB) PurgeRoom(ctx context.Context, roomID string) (PurgedRoom, error) {
 	var p PurgedRoom
 	err := db.tx(ctx, func(c conn) error {

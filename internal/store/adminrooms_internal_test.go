@@ -10,7 +10,7 @@ import (
 
 // TestPurgeRoomCoversEveryTable: every table of the schema with a
 // room_id column is either cleared by PurgeRoom or one it keeps on
-// purpose (blocked_rooms), so that a migration adding a room-keyed
+// purpose (blocked_rooms, content_reports), so that a migration adding a room-keyed
 // table fails here until the purge knows it; and a purge removes the
 // room's rows from each of them, on both engines, leaving other rooms'.
 func TestPurgeRoomCoversEveryTable(t *testing.T) {
@@ -67,6 +67,7 @@ func TestPurgeRoomCoversEveryTable(t *testing.T) {
 				{`INSERT INTO push_user_notifications (user_id, event_pos, highlight, actions) VALUES ('@u:hs', $1, 0, '[]')`, []any{base + 4}},
 				{`INSERT INTO account_data (user_id, room_id, data_type, content, stream_pos) VALUES ('@u:hs', $1, 'm.tag', '{}', $2)`, []any{room, base + 5}},
 				{`INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, '@admin:hs')`, []any{room}},
+				{`INSERT INTO content_reports (reporter, room_id, event_id, target_user_id, reason, received_ts) VALUES ('@u:hs', $1, '', '', 'spam', 0)`, []any{room}},
 			} {
 				if _, err := w.exec(ctx, q.sql, q.args...); err != nil {
 					t.Fatalf("%s: %v", q.sql, err)
