@@ -36,6 +36,9 @@ type Store interface {
 	InboundTxn(ctx context.Context, origin, txnID string) (response []byte, found bool, err error)
 	RecordInboundTxn(ctx context.Context, origin, txnID string, response []byte, ts int64) error
 	UserExists(ctx context.Context, localpart string) (bool, error)
+	// RoomBlocked is whether an admin blocked the room: invites into it
+	// are refused (Synapse's on_invite_request).
+	RoomBlocked(ctx context.Context, roomID string) (by string, blocked bool, err error)
 	// ServerKeyResponse is another server's signed key answer, as last
 	// fetched (the notary endpoints serve it).
 	ServerKeyResponse(ctx context.Context, serverName string) (int64, []byte, error)

@@ -429,6 +429,11 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	if invitee, err := spec.NewUserID(*pdu.StateKey(), true); err != nil || string(invitee.Domain()) != a.d.ServerName {
 		return nil, mxerr.BadJSON("The invitee is not a user of this server")
 	}
+	if _, blocked, err := a.d.Store.RoomBlocked(ctx, pdu.RoomID().String()); err != nil {
+		return nil, err
+	} else if blocked {
+		return nil, &mxerr.Error{Status: http.StatusForbidden, Code: "M_UNKNOWN", Message: "This room has been blocked on this server"}
+	}
 	sender, err := spec.NewUserID(string(pdu.SenderID()), true)
 	if err != nil || string(sender.Domain()) != r.Origin {
 		return nil, mxerr.Forbidden("The inviter does not belong to server %s", r.Origin)

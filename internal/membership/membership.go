@@ -44,6 +44,8 @@ type Store interface {
 	UnforgetRoom(ctx context.Context, userID, roomID string) error
 	MutualRooms(ctx context.Context, userA, userB, after string, limit int) ([]string, error)
 	CountMutualRooms(ctx context.Context, userA, userB string) (int64, error)
+	// RoomBlocked is whether an admin blocked the room (blocked.go).
+	RoomBlocked(ctx context.Context, roomID string) (by string, blocked bool, err error)
 }
 
 // Accounts tells local users from remote ones and gives a local user's
@@ -178,6 +180,9 @@ func withProfile(content, profile map[string]any) map[string]any {
 // no one here is in it, and brings a forgotten room back into their sync.
 // Joining a room the user is in with the same content changes nothing.
 func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, body Content) error {
+	if err := s.refuseBlocked(ctx, roomID); err != nil {
+		return err
+	}
 	content := withProfile(body.fields(), s.localProfile(ctx, userID))
 	if s.viaRemote(ctx, roomID) {
 		// make_join builds the event on the remote server, so the body's
@@ -199,6 +204,9 @@ func (s *Service) Join(ctx context.Context, userID, roomID string, via []string,
 // Knock asks to join a room, through one of the via servers when no one
 // here is in it.
 func (s *Service) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	if err := s.refuseBlocked(ctx, roomID); err != nil {
+		return err
+	}
 	if s.viaRemote(ctx, roomID) {
 		return s.remote.Knock(ctx, userID, roomID, via, reason)
 	}
@@ -316,6 +324,9 @@ type InviteRequest struct {
 // invitee must exist, and a remote invitee's server must countersign the
 // invite (it is sent the room's stripped state with it).
 func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
+	if err := s.refuseBlocked(ctx, r.RoomID); err != nil {
+		return err
+	}
 	if m, _ := s.rooms.MembershipOf(ctx, r.RoomID, r.Target); m == spec.Join {
 		return mxerr.Forbidden("%s is already in the room", r.Target)
 	}

@@ -20,7 +20,12 @@ const NoBound = math.MinInt64
 // end. It returns the position to continue from and whether there may be
 // more.
 func (e *Engine) Timeline(ctx context.Context, roomID, viewer string, from, to, upper int64, limit int, backwards bool, keep func(*Event) bool) ([]*Event, int64, bool, error) {
-	vis := e.VisibilityFor(viewer)
+	return e.timeline(ctx, roomID, from, to, upper, limit, backwards, keep, e.VisibilityFor(viewer).CanSee)
+}
+
+// timeline is Timeline with its visibility check: see.
+func (e *Engine) timeline(ctx context.Context, roomID string, from, to, upper int64, limit int, backwards bool, keep func(*Event) bool,
+	see func(context.Context, *Event) (bool, error)) ([]*Event, int64, bool, error) {
 	var out []*Event
 	cursor := from
 	for len(out) < limit {
@@ -55,7 +60,7 @@ func (e *Engine) Timeline(ctx context.Context, roomID, viewer string, from, to, 
 			if keep != nil && !keep(ev) {
 				continue
 			}
-			ok, err := vis.CanSee(ctx, ev)
+			ok, err := see(ctx, ev)
 			if err != nil {
 				return nil, 0, false, err
 			}

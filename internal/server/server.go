@@ -53,6 +53,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/reports"
+	"github.com/myelin-chat/myelin/internal/roomadmin"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -101,6 +102,8 @@ type Server struct {
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
 	guests *guests.Enforcer
+	// roomAdmin runs the admin API's room deletions (a worker).
+	roomAdmin *roomadmin.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -164,6 +167,7 @@ type built struct {
 	// invites are users' invite permissions, which the client API,
 	// federation and /sync apply alike.
 	invites *membership.InviteRules
+	members *membership.Service
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -300,6 +304,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	b.members = memberSvc
 	var remoteSpaces directory.Remote
 	if b.remote != nil {
 		remoteSpaces = b.remote
@@ -351,6 +356,9 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	admin.NewServerNotices(b.notices).Register(clientRouter)
+	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
+		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})
+	admin.NewRooms(s.roomAdmin, b.render, s.log).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {

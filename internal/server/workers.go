@@ -45,6 +45,7 @@ func (s *Server) registerWorkers() {
 	}))
 	w.Add("redaction-pruning", lifecycle.Func(s.pruneRedactions))
 	w.Add("media-cleanup", s.media)
+	w.Add("room-deletion", s.roomAdmin.Deletions())
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
