@@ -82,8 +82,12 @@ func TestBlend(t *testing.T) {
 	b.SetFeed("!a:x", 0.5, false)
 	b.SetFeed("!b:x", 0.5, false)
 	b.SetFeed("!allow:x", 1, true)
-	rule := func(feed, typ, key string, c any) { b.SetRule(feed, StateRule{Type: typ, StateKey: key, Content: content(t, c)}) }
-	ban := func(e string) map[string]string { return map[string]string{"entity": e, "recommendation": "m.ban", "reason": "r-" + e} }
+	rule := func(feed, typ, key string, c any) {
+		b.SetRule(feed, StateRule{Type: typ, StateKey: key, Content: content(t, c)})
+	}
+	ban := func(e string) map[string]string {
+		return map[string]string{"entity": e, "recommendation": "m.ban", "reason": "r-" + e}
+	}
 
 	rule("!a:x", "m.policy.rule.user", "1", ban("@both:y"))
 	rule("!b:x", "m.policy.rule.user", "1", ban("@both:y"))
