@@ -53,6 +53,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/reports"
+	"github.com/myelin-chat/myelin/internal/reputation"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -101,6 +102,12 @@ type Server struct {
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
 	guests *guests.Enforcer
+	// reputation blends the subscribed feeds (the Enforcer enforcement
+	// points are given), repLog writes its decision log, and repFeeds
+	// follows the feeds' rooms.
+	reputation *reputation.Blender
+	repLog     *reputation.Log
+	repFeeds   *reputation.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -247,6 +254,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
+	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
+	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.dir = directory.New(s.engine, db)
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
@@ -283,6 +292,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	s.repFeeds = s.newReputationFeeds(memberSvc, b)
 	var remoteSpaces directory.Remote
 	if b.remote != nil {
 		remoteSpaces = b.remote
@@ -333,6 +343,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
 		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
+	admin.NewReputation(s.repFeeds).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -640,11 +651,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
-// reservedLocalparts are the localparts nobody may register: the server
-// notices system user's, so that no one can speak as it.
+// reservedLocalparts are the localparts nobody may register: the
+// reputation feeds' user's and the server notices system user's, so
+// that no one can speak as them.
 func reservedLocalparts(cfg *config.Config) []string {
+	reserved := []string{cfg.Reputation.SystemMxidLocalpart}
 	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
-		return []string{lp}
+		reserved = append(reserved, lp)
 	}
-	return nil
+	return reserved
 }
