@@ -48,7 +48,9 @@ type Members interface {
 // Aliases resolves a feed named by alias: Local for this server's
 // aliases, Remote (nil without federation) for other servers'.
 type Aliases struct {
-	Local  interface{ Resolve(ctx context.Context, alias string) (string, string, error) }
+	Local interface {
+		Resolve(ctx context.Context, alias string) (string, string, error)
+	}
 	Remote interface {
 		ResolveAlias(ctx context.Context, alias string) (string, []string, error)
 	}
