@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/myelin-chat/myelin/internal/config"
 )
 
 func content(t testing.TB, v any) []byte {
@@ -232,5 +234,25 @@ func TestGlobIndexFindsWhatBruteForceFinds(t *testing.T) {
 	compare("half removed")
 	if x.n != len(rules) {
 		t.Fatalf("index counts %d globs, holds %d", x.n, len(rules))
+	}
+}
+
+func TestPolicyFromConfig(t *testing.T) {
+	p := PolicyFromConfig(config.Reputation{
+		Thresholds: map[string]map[string]float64{"events": {"server": 2}},
+		Disabled:   []string{"media", "joins:room"},
+	})
+	for _, c := range []struct {
+		a  Action
+		k  Kind
+		t  float64
+		on bool
+	}{
+		{ActionEvents, KindServer, 2, true}, {ActionEvents, KindUser, 1, true}, {ActionMedia, KindServer, 0, false},
+		{ActionMedia, KindRoom, 0, false}, {ActionJoins, KindRoom, 0, false}, {ActionJoins, KindUser, 1, true},
+	} {
+		if th, on := p.threshold(c.a, c.k); th != c.t || on != c.on {
+			t.Errorf("%s %s: %v %v, want %v %v", c.a, c.k, th, on, c.t, c.on)
+		}
 	}
 }
