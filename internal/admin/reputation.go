@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reputation"
@@ -85,6 +86,11 @@ func (a *Reputation) subscribe(r *http.Request, _ *httpapi.Caller) (any, error) 
 	}
 	if len(sub.Via) > 20 {
 		return nil, mxerr.InvalidParam("via lists at most 20 servers")
+	}
+	for _, srv := range sub.Via {
+		if config.ValidateServerName(srv) != nil {
+			return nil, mxerr.InvalidParam("via: %q is not a server name", srv)
+		}
 	}
 	f, err := a.svc.Subscribe(r.Context(), sub)
 	if err != nil {

@@ -98,6 +98,10 @@ func TestReputationFeeds(t *testing.T) {
 			testserver.WantError(t, r.method+" "+r.path+" as a non-admin", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		}
 
+		// Nobody may register the feeds' user.
+		status, body := b.Do(t, http.MethodGet, "/_matrix/client/v3/register/available?username=myelin-reputation", "", nil)
+		testserver.WantError(t, "register the feeds' user", status, body, http.StatusBadRequest, "M_EXCLUSIVE")
+
 		list1 := policyRoom(t, curator, "list1")
 		// Mjolnir's format: state key rule:<entity>.
 		putRule(t, curator, list1, "m.policy.rule.user", "rule:@spam:hs3.test", map[string]any{"entity": "@spam:hs3.test", "reason": "spam", "recommendation": "m.ban"})
@@ -167,14 +171,14 @@ func TestReputationFeeds(t *testing.T) {
 		// An allow-list cancels list1's ban.
 		allow := policyRoom(t, curator, "allow")
 		putRule(t, curator, allow, "m.policy.rule.user", "spam", map[string]any{"entity": "@spam:hs3.test", "recommendation": "m.ban"})
-		status, body := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#allow:hs1.test", "allow": true})
+		status, body = b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#allow:hs1.test", "allow": true})
 		testserver.WantStatus(t, "subscribe the allow-list", status, body, http.StatusOK)
 		if v := verdict(t, b, tok, "user", "@spam:hs3.test", "events"); v["listed"] != false || v["score"] != 0.0 {
 			t.Errorf("allow-listed: %v", v)
 		}
 
 		// Bad requests.
-		for _, body := range []map[string]any{{}, {"room": "list"}, {"room": "#a:b", "weight": -1}, {"room": 5}} {
+		for _, body := range []map[string]any{{}, {"room": "list"}, {"room": "#a:b", "weight": -1}, {"room": 5}, {"room": "!r", "via": []string{"not a server"}}} {
 			status, resp := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, body)
 			if status != http.StatusBadRequest {
 				t.Errorf("POST %v: %d %v", body, status, resp)
