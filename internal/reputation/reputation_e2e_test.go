@@ -233,5 +233,29 @@ func TestReputationFeeds(t *testing.T) {
 		}
 		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape(string(list3)), tok, nil)
 		testserver.WantError(t, "unsubscribe twice", status, body, http.StatusNotFound, "M_NOT_FOUND")
+
+		// The feeds' user kicked from list2: the feed shows it (and is joined again at the next retry); its rules stay.
+		if _, err := curator.KickUser(ctx, list2, &mautrix.ReqKickUser{UserID: id.UserID("@myelin-reputation:hs2.test")}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "kick shown", func() bool {
+			status, body := b.Do(t, http.MethodGet, repAPI+"/feeds", tok, nil)
+			testserver.WantStatus(t, "list feeds", status, body, http.StatusOK)
+			for _, f := range body["feeds"].([]any) {
+				if f := f.(map[string]any); f["feed"] == "#list2:hs1.test" {
+					return f["last_error"] != "" && f["rules"] == 2.0
+				}
+			}
+			return false
+		})
+
+		// A feed that cannot be joined stays subscribed, with its error shown.
+		status, body = b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#missing:hs1.test"})
+		testserver.WantStatus(t, "subscribe a missing room", status, body, http.StatusOK)
+		if body["last_error"] == "" || body["room_id"] != "" || body["rules"] != 0.0 {
+			t.Errorf("missing room: %v", body)
+		}
+		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape("#missing:hs1.test"), tok, nil)
+		testserver.WantStatus(t, "unsubscribe the missing room", status, body, http.StatusOK)
 	})
 }
