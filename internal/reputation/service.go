@@ -93,8 +93,8 @@ type Service struct {
 	// stale are the feed rooms the feeds' user was removed from, to be
 	// joined again (Run's goroutine only).
 	stale map[string]bool
-	jobs    []func(context.Context)
-	wake    chan struct{}
+	jobs  []func(context.Context)
+	wake  chan struct{}
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
