@@ -139,7 +139,8 @@ func (a *Reputation) stats(r *http.Request, _ *httpapi.Caller) (any, error) {
 
 // decisions is GET .../decisions: the log, newest first, from an offset
 // (from, next_token), limit (100 by default), filtered by action, kind,
-// feed and since_ts.
+// feed and since_ts; dropped_since_start counts decisions the log could
+// not keep up with since the server started.
 func (a *Reputation) decisions(r *http.Request, _ *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	query := store.ReputationDecisionQuery{Action: q.Get("action"), Kind: q.Get("kind"), Feed: q.Get("feed")}
@@ -169,7 +170,7 @@ func (a *Reputation) decisions(r *http.Request, _ *httpapi.Caller) (any, error) 
 		out = append(out, map[string]any{"id": d.ID, "ts": d.TS, "action": d.Action, "kind": d.Kind, "entity": d.Entity,
 			"feeds": d.Feeds, "score": d.Score, "detail": d.Detail})
 	}
-	resp := map[string]any{"decisions": out, "total": total}
+	resp := map[string]any{"decisions": out, "total": total, "dropped_since_start": a.svc.DecisionsDropped()}
 	if int64(query.From+len(list)) < total {
 		resp["next_token"] = query.From + len(list)
 	}

@@ -68,6 +68,9 @@ type Options struct {
 	Log        *slog.Logger
 	// Bus carries new events; the service follows rule changes on it.
 	Bus bus.Bus
+	// DecisionLog, when set, is the log the Blender records into; the
+	// admin API shows how many decisions it dropped.
+	DecisionLog *Log
 }
 
 // Source of a subscription.
@@ -547,6 +550,15 @@ func (s *Service) Decisions(ctx context.Context, q store.ReputationDecisionQuery
 		}
 	}
 	return s.o.Store.ReputationDecisions(ctx, q)
+}
+
+// DecisionsDropped is how many decisions the log dropped since start
+// (its queue full), so that the admin knows the log is incomplete.
+func (s *Service) DecisionsDropped() int64 {
+	if s.o.DecisionLog == nil {
+		return 0
+	}
+	return s.o.DecisionLog.Dropped()
 }
 
 // Check is the blend's verdict, for the admin API's check endpoint
