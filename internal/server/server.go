@@ -220,6 +220,11 @@ func (s *Server) build(ctx context.Context) error {
 // listen to it or serve the per-user streams /sync carries.
 func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, error) {
 	cfg, db := s.cfg, s.db
+	// The blend of reputation feeds comes first, so that every service
+	// built after it can be given it as its Enforcer; the feeds
+	// themselves are followed by s.repFeeds, built with membership.
+	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
+	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.regTokens = regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
 	// changes carries every change a listener may care about, new room
@@ -254,8 +259,6 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
-	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
-	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.dir = directory.New(s.engine, db)
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
