@@ -46,7 +46,10 @@ type Config struct {
 	// ServerNotices configures the server-notices rooms the admin API's
 	// send_server_notice writes to.
 	ServerNotices ServerNotices `yaml:"server_notices"`
-	Log           Log           `yaml:"log"`
+	// Reputation configures the reputation feeds the server subscribes
+	// to and enforces (internal/reputation).
+	Reputation Reputation `yaml:"reputation"`
+	Log        Log        `yaml:"log"`
 	// Limits bound what one client may cost the server.
 	Limits Limits `yaml:"limits"`
 	// Reports configures what happens to users' reports besides reaching
@@ -389,6 +392,7 @@ func Default() *Config {
 			URLPreview: URLPreview{MaxBytes: 10 << 20, Timeout: 10 * time.Second, IPRangeWhitelist: []string{}},
 		},
 		ServerNotices: ServerNotices{RoomName: "Server Notices"},
+		Reputation:    defaultReputation(),
 		Log:           Log{Level: "info", Format: "text"},
 		Limits: Limits{
 			ConnectionsPerIP:     256,
@@ -443,6 +447,7 @@ var EnvVars = []string{
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
+	"MYELIN_REPUTATION_FEEDS",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -479,6 +484,13 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
 	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
 	str("MYELIN_SERVER_NOTICES_LOCALPART", &c.ServerNotices.SystemMxidLocalpart)
+	if v, ok := env("MYELIN_REPUTATION_FEEDS"); ok {
+		feeds, err := ParseReputationFeeds(v)
+		if err != nil {
+			return fmt.Errorf("config: MYELIN_REPUTATION_FEEDS: %w", err)
+		}
+		c.Reputation.Feeds = feeds
+	}
 	if v, ok := env("MYELIN_FEDERATION_ADDRESSES"); ok {
 		// name=host:port,name=host:port
 		c.Federation.Addresses = map[string]string{}
@@ -576,6 +588,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Reports.ForwardToModerators && c.ServerNotices.SystemMxidLocalpart == "" {
 		return bad("reports.forward_to_moderators", "needs server_notices.system_mxid_localpart, the user who sends the notices")
+	}
+	if err := c.Reputation.validate(); err != nil {
+		return err
 	}
 	if c.DataDir == "" {
 		return bad("data_dir", "must not be empty")

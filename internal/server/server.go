@@ -54,6 +54,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/reports"
 	"github.com/myelin-chat/myelin/internal/roomadmin"
+	"github.com/myelin-chat/myelin/internal/reputation"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -104,6 +105,12 @@ type Server struct {
 	guests *guests.Enforcer
 	// roomAdmin runs the admin API's room deletions (a worker).
 	roomAdmin *roomadmin.Service
+	// reputation blends the subscribed feeds (the Enforcer enforcement
+	// points are given), repLog writes its decision log, and repFeeds
+	// follows the feeds' rooms.
+	reputation *reputation.Blender
+	repLog     *reputation.Log
+	repFeeds   *reputation.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -227,6 +234,11 @@ func (s *Server) build(ctx context.Context) error {
 // listen to it or serve the per-user streams /sync carries.
 func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, error) {
 	cfg, db := s.cfg, s.db
+	// The blend of reputation feeds comes first, so that every service
+	// built after it can be given it as its Enforcer; the feeds
+	// themselves are followed by s.repFeeds, built with membership.
+	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
+	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.regTokens = regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
 	// changes carries every change a listener may care about, new room
@@ -305,6 +317,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	}
 	memberSvc := membership.New(members)
 	b.members = memberSvc
+	s.repFeeds = s.newReputationFeeds(memberSvc, b)
 	var remoteSpaces directory.Remote
 	if b.remote != nil {
 		remoteSpaces = b.remote
@@ -359,6 +372,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
 		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})
 	admin.NewRooms(s.roomAdmin, b.render, s.log).Register(clientRouter)
+	admin.NewReputation(s.repFeeds).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -675,11 +689,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
-// reservedLocalparts are the localparts nobody may register: the server
-// notices system user's, so that no one can speak as it.
+// reservedLocalparts are the localparts nobody may register: the
+// reputation feeds' user's and the server notices system user's, so
+// that no one can speak as them.
 func reservedLocalparts(cfg *config.Config) []string {
+	reserved := []string{cfg.Reputation.SystemMxidLocalpart}
 	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
-		return []string{lp}
+		reserved = append(reserved, lp)
 	}
-	return nil
+	return reserved
 }
