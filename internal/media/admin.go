@@ -28,7 +28,11 @@ type AdminStore interface {
 	OldLocalMedia(ctx context.Context, origin string, beforeTS, sizeGT int64, keepProfiles bool) ([]string, error)
 	OldRemoteMedia(ctx context.Context, localServer string, beforeTS int64) ([]store.MediaRef, error)
 	MediaUsageByUser(ctx context.Context, origin string, fromTS, untilTS int64) ([]store.UserMediaUsage, error)
+	RoomVersion(ctx context.Context, roomID string) (string, error)
 }
+
+// IsLocal reports whether server is this server's name.
+func (s *Service) IsLocal(server string) bool { return server == s.serverName }
 
 // Quarantine hides mxc://server/mediaID from everyone (and the media
 // holding the same bytes); protected media stays served. Quarantining
@@ -76,6 +80,11 @@ func (s *Service) QuarantineRoom(ctx context.Context, admin, roomID string) (int
 // RoomMedia lists the mxc:// URIs a room's events name, local and remote
 // (Synapse's GET /room/{roomId}/media; encrypted events are opaque).
 func (s *Service) RoomMedia(ctx context.Context, roomID string) (local, remote []string, err error) {
+	if _, err := s.db.RoomVersion(ctx, roomID); errors.Is(err, store.ErrNotFound) {
+		return nil, nil, mxerr.NotFound("Room not found")
+	} else if err != nil {
+		return nil, nil, err
+	}
 	l, r, err := s.roomMedia(ctx, roomID)
 	if err != nil {
 		return nil, nil, err

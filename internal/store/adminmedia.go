@@ -144,7 +144,7 @@ func (db *DB) OldRemoteMedia(ctx context.Context, localServer string, beforeTS i
 }
 
 // UserMediaUsage is one uploader's local media: count and bytes.
-// DisplayName is the profile field's JSON value ('' when unset).
+// DisplayName is the profile field's JSON value (” when unset).
 type UserMediaUsage struct {
 	UserID          string
 	DisplayNameJSON string
