@@ -300,13 +300,25 @@ func TestAdminMediaDelete(t *testing.T) {
 		if d, _, _ := amServed(t, hs2, bob.AccessToken, "hs1.test", y); d != http.StatusOK {
 			t.Fatalf("remote fetch: %d", d)
 		}
+		// Only a thumbnail of z is asked for: hs1 makes it, hs2 keeps it alone.
+		z := amUpload(t, hs1, at, amPNG(t, 200, 200, 6))
+		files := amFiles(t, hs2)
+		if r := testserver.Send(t, nil, http.MethodGet, hs2.URL+"/_matrix/client/v1/media/thumbnail/hs1.test/"+z+"?width=16&height=16&method=crop",
+			bob.AccessToken, nil); r.Status != http.StatusOK || amFiles(t, hs2) != files+1 {
+			t.Fatalf("remote thumbnail: %d, files %d -> %d", r.Status, files, amFiles(t, hs2))
+		}
 		local := amUpload(t, hs2, bob.AccessToken, amPNG(t, 64, 64, 5))
+		// y, its thumbnail and z's thumbnail are the remote files.
+		files = amFiles(t, hs2) - 3
 		status, body = hs2.Do(t, http.MethodPost, admBase+"/purge_media_cache?before_ts=1", admin2.AccessToken, map[string]any{})
 		testserver.WantError(t, "purge with a 1970 timestamp", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 		status, body = hs2.Do(t, http.MethodPost, admBase+"/purge_media_cache?before_ts="+future, admin2.AccessToken, map[string]any{})
 		testserver.WantStatus(t, "purge", status, body, http.StatusOK)
-		if body["deleted"] != float64(1) {
-			t.Fatalf("purge: %v, want the one remote copy", body)
+		if body["deleted"] != float64(2) {
+			t.Fatalf("purge: %v, want the one remote copy and the one remote thumbnail", body)
+		}
+		if f := amFiles(t, hs2); f != files {
+			t.Fatalf("%d files after the purge, want %d (bob's own upload and its thumbnails)", f, files)
 		}
 		if d, _, _ := amServed(t, hs2, bob.AccessToken, "hs2.test", local); d != http.StatusOK {
 			t.Fatalf("local media after the remote purge: %d", d)

@@ -27,6 +27,8 @@ type AdminStore interface {
 	MediaHashInUse(ctx context.Context, sha256 string) (bool, error)
 	OldLocalMedia(ctx context.Context, origin string, beforeTS, sizeGT int64, keepProfiles bool) ([]string, error)
 	OldRemoteMedia(ctx context.Context, localServer string, beforeTS int64) ([]store.MediaRef, error)
+	OldRemoteThumbnailsOnly(ctx context.Context, localServer string, beforeTS int64) ([]store.MediaRef, error)
+	DeleteThumbnailRows(ctx context.Context, ref store.MediaRef) ([]string, error)
 	MediaUsageByUser(ctx context.Context, origin string, fromTS, untilTS int64) ([]store.UserMediaUsage, error)
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 }
@@ -236,6 +238,11 @@ func (s *Service) deleteOne(ctx context.Context, ref store.MediaRef) error {
 	} else if err != nil {
 		return err
 	}
+	return s.dropFiles(ctx, hashes)
+}
+
+// dropFiles deletes the files of hashes that no media or thumbnail uses.
+func (s *Service) dropFiles(ctx context.Context, hashes []string) error {
 	for _, h := range hashes {
 		// Bytes are shared by content: another media ID (or thumbnail)
 		// with the same bytes keeps the file.
@@ -276,9 +283,31 @@ func (s *Service) DeleteOld(ctx context.Context, beforeTS, sizeGT int64, keepPro
 }
 
 // PurgeRemoteCache removes the cached copies of other servers' media
-// fetched before beforeTS, returning how many; they are fetched again
-// when next asked for. Quarantined media is kept (never fetched again).
+// fetched before beforeTS, and the thumbnails kept of remote media whose
+// original was never fetched, returning how many media; they are
+// fetched again when next asked for. Quarantined media is kept (never
+// fetched again).
 func (s *Service) PurgeRemoteCache(ctx context.Context, beforeTS int64) (int, error) {
+	thumbs, err := s.db.OldRemoteThumbnailsOnly(ctx, s.serverName, beforeTS)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ref := range thumbs {
+		hashes, err := s.db.DeleteThumbnailRows(ctx, ref)
+		if err != nil {
+			return n, err
+		}
+		if err := s.dropFiles(ctx, hashes); err != nil {
+			return n, err
+		}
+		n++
+	}
+	purged, err := s.purgeRemoteMedia(ctx, beforeTS)
+	return n + purged, err
+}
+
+func (s *Service) purgeRemoteMedia(ctx context.Context, beforeTS int64) (int, error) {
 	refs, err := s.db.OldRemoteMedia(ctx, s.serverName, beforeTS)
 	if err != nil {
 		return 0, err

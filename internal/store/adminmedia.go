@@ -184,3 +184,31 @@ func (db *DB) LargestRooms(ctx context.Context, limit int) ([]RoomSize, error) {
 		return r, err
 	}, `SELECT room_id, CAST(SUM(LENGTH(json)) AS BIGINT) AS size FROM events GROUP BY room_id ORDER BY size DESC, room_id LIMIT $1`, limit)
 }
+
+// OldRemoteThumbnailsOnly lists other servers' media of which only
+// thumbnails are cached (asked of their server without the original),
+// made before beforeTS.
+func (db *DB) OldRemoteThumbnailsOnly(ctx context.Context, localServer string, beforeTS int64) ([]MediaRef, error) {
+	return collect(ctx, db.r(), func(scan func(...any) error) (MediaRef, error) {
+		var r MediaRef
+		err := scan(&r.Origin, &r.MediaID)
+		return r, err
+	}, `SELECT DISTINCT origin, media_id FROM media_thumbnails t WHERE origin <> $1 AND created_ts < $2
+		AND NOT EXISTS (SELECT 1 FROM media m WHERE m.origin = t.origin AND m.media_id = t.media_id)`, localServer, beforeTS)
+}
+
+// DeleteThumbnailRows forgets a media ID's thumbnails, returning the
+// hashes of their files (the caller deletes the files no longer in use).
+func (db *DB) DeleteThumbnailRows(ctx context.Context, ref MediaRef) ([]string, error) {
+	var hashes []string
+	err := db.tx(ctx, func(c conn) error {
+		var err error
+		hashes, err = c.strings(ctx, `SELECT DISTINCT sha256 FROM media_thumbnails WHERE origin = $1 AND media_id = $2`, ref.Origin, ref.MediaID)
+		if err != nil {
+			return err
+		}
+		_, err = c.exec(ctx, `DELETE FROM media_thumbnails WHERE origin = $1 AND media_id = $2`, ref.Origin, ref.MediaID)
+		return err
+	})
+	return hashes, err
+}
