@@ -134,6 +134,17 @@ func TestAdminMediaQuarantine(t *testing.T) {
 		amWantServed(t, "quarantined", hs1, at, "hs1.test", a, http.StatusNotFound)
 		r := testserver.Send(t, nil, http.MethodGet, hs1.URL+"/_matrix/client/v1/media/download/hs1.test/"+a, at, nil)
 		testserver.WantError(t, "quarantined download", r.Status, r.JSON, http.StatusNotFound, "M_NOT_FOUND")
+		// Synapse's bypass: for server admins only, and only when asked.
+		bypass := hs1.URL + "/_matrix/client/v1/media/download/hs1.test/" + a + "?admin_unsafely_bypass_quarantine=true"
+		if r := testserver.Send(t, nil, http.MethodGet, bypass, admin1.AccessToken, nil); r.Status != http.StatusOK || !bytes.Equal(r.Raw, data) {
+			t.Fatalf("admin bypassing the quarantine: %d", r.Status)
+		}
+		if d, th, _ := amServed(t, hs1, admin1.AccessToken, "hs1.test", a); d != http.StatusNotFound || th != http.StatusNotFound {
+			t.Fatalf("admin without the bypass: download %d thumbnail %d", d, th)
+		}
+		if r := testserver.Send(t, nil, http.MethodGet, bypass, at, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("a user asking to bypass the quarantine: %d", r.Status)
+		}
 		for _, p := range []string{"/_matrix/federation/v1/media/download/" + a, "/_matrix/federation/v1/media/thumbnail/" + a + "?width=16&height=16&method=crop"} {
 			st, body := n.SignedRequest(t, hs2, hs1, http.MethodGet, p, nil)
 			testserver.WantError(t, "federation "+p, st, body, http.StatusNotFound, "M_NOT_FOUND")

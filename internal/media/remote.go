@@ -49,7 +49,7 @@ func (s *Service) fetchRemote(ctx context.Context, server, mediaID string, timeo
 	if f.err != nil {
 		return store.Media{}, f.err
 	}
-	return s.record(ctx, server, mediaID)
+	return s.record(ctx, server, mediaID, "")
 }
 
 func (s *Service) fetchRemoteOnce(ctx context.Context, server, mediaID string, timeout time.Duration) error {

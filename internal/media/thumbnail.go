@@ -84,7 +84,7 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t Thumb
 	if t.Method != "crop" && t.Method != "scale" {
 		return nil, mxerr.InvalidParam("method must be crop or scale")
 	}
-	m, err := s.record(ctx, server, mediaID)
+	m, err := s.record(ctx, server, mediaID, req.QuarantineBypassedBy)
 	cached := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
