@@ -68,6 +68,7 @@ type Store interface {
 	LookupAccessToken(ctx context.Context, hash string) (store.TokenOwner, error)
 	MarkAccessTokenUsed(ctx context.Context, hash, refreshHash string) error
 	Refresh(ctx context.Context, oldHash string, next store.NewSession) (store.NewSession, error)
+	RefreshTokenOwner(ctx context.Context, hash string) (string, error)
 	InsertLoginToken(ctx context.Context, hash, localpart string, expiresTS int64) error
 	ConsumeLoginToken(ctx context.Context, hash string, nowTS int64) (string, error)
 	InsertOpenIDToken(ctx context.Context, hash, localpart string, expiresTS int64) error

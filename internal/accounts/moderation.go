@@ -9,10 +9,10 @@ import (
 )
 
 // Account moderation (client-server spec "Account moderation"): an
-// administrator's reversible restrictions. Here is only what a client
-// sees and the switch; the admin endpoints that flip it (spec v1.18's
-// /admin/lock and /admin/suspend, Synapse's admin API) belong to the
-// moderation work.
+// administrator's reversible restrictions. Here are the switches and
+// who may be their target (moderate.go); the admin endpoints that flip
+// them (spec v1.18's /admin/lock and /admin/suspend, Synapse's admin
+// API) are in internal/admin/moderation.go.
 //
 // A locked account's access tokens keep working for logout only; every
 // other authenticated request is 401 M_USER_LOCKED with soft_logout

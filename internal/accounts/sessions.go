@@ -64,6 +64,18 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (Login, er
 
 // Refresh exchanges a refresh token for a new access and refresh token.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Login, error) {
+	// A locked account obtains no new access token until it is unlocked
+	// (spec "Soft logout"); its refresh token is left as it was, so that
+	// the session resumes then.
+	if lp, err := s.store.RefreshTokenOwner(ctx, HashToken(refreshToken)); err == nil {
+		if u, err := s.store.GetUser(ctx, lp); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Login{}, err
+		} else if err == nil && u.Locked {
+			return Login{}, mxerr.UserLocked()
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return Login{}, err
+	}
 	now := s.now()
 	out := Login{AccessToken: randomToken("myl_"), RefreshToken: randomToken("mylr_"), ExpiresInMS: s.opts.RefreshableTokenLifetime.Milliseconds()}
 	ns, err := s.store.Refresh(ctx, HashToken(refreshToken), store.NewSession{

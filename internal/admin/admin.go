@@ -42,6 +42,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodPut, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.updateToken)})
 	rt.Add(httpapi.Route{Method: http.MethodDelete, Path: p + "/registration_tokens/{token}", Auth: httpapi.AuthRequired, Handler: a.adminOnly(a.deleteToken)})
 	a.registerReports(rt)
+	a.registerModeration(rt)
 }
 
 func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler { return adminOnly(h) }

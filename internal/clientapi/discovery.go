@@ -22,7 +22,7 @@ var specVersions = []string{"r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r
 	"v1.13", "v1.14", "v1.15", "v1.16", "v1.17"}
 
 func (a *API) registerDiscovery(rt *httpapi.Router) {
-	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/versions", Handler: a.versions, Auth: httpapi.AuthOptional})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/_matrix/client/versions", Handler: a.versions, Auth: httpapi.AuthOptional, AllowLocked: true})
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/.well-known/matrix/client", Handler: a.wellKnownClient})
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: "/.well-known/matrix/server", Handler: a.wellKnownServer})
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/capabilities", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: a.capabilities})
@@ -95,6 +95,13 @@ var unstableFeatures = map[string]bool{
 	// names org.matrix.msc4222.use_state_after and .state_after; clients
 	// written before v1.16 ask for it only when this is set.
 	"org.matrix.msc4222": true,
+	// MSC4155 invite filtering (org.matrix.msc4155.invite_permission_config
+	// account data), which Synapse advertises so.
+	"org.matrix.msc4155": true,
+	// MSC4380 invite blocking (spec v1.18's m.invite_permission_config),
+	// which Element reads before it offers "block all invites" while
+	// the server does not advertise v1.18.
+	"org.matrix.msc4380": true,
 	// MSC4133 arbitrary profile fields (spec v1.16).
 	"uk.tcpip.msc4133.stable": true,
 	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec
@@ -165,12 +172,12 @@ func (a *API) wellKnownServer(*http.Request, *httpapi.Caller) (any, error) {
 	return map[string]string{"m.server": server}, nil
 }
 
-func (a *API) capabilities(*http.Request, *httpapi.Caller) (any, error) {
+func (a *API) capabilities(_ *http.Request, c *httpapi.Caller) (any, error) {
 	available := map[string]string{}
 	for _, v := range rooms.Versions() {
 		available[string(v)] = "stable"
 	}
-	return map[string]any{"capabilities": map[string]any{
+	caps := map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
 		"m.set_displayname": map[string]bool{"enabled": true},
 		"m.set_avatar_url":  map[string]bool{"enabled": true},
@@ -182,5 +189,14 @@ func (a *API) capabilities(*http.Request, *httpapi.Caller) (any, error) {
 		// (forget_rooms_on_leave: false).
 		"m.forget_forced_upon_leave": map[string]bool{"enabled": false},
 		"m.room_versions":            map[string]any{"default": a.cfg.Rooms.DefaultVersion, "available": available},
-	}}, nil
+		// MSC4155: the server, not the client, applies the invitee's
+		// invite permission config (internal/membership/invites.go).
+		"org.matrix.msc4155.invite_permission_config_enforced": map[string]bool{"enabled": true},
+	}
+	// Spec v1.18 (MSC4323): present only for those who may use
+	// /admin/suspend and /admin/lock, server admins.
+	if c != nil && c.IsAdmin {
+		caps["m.account_moderation"] = map[string]bool{"suspend": true, "lock": true}
+	}
+	return map[string]any{"capabilities": caps}, nil
 }

@@ -96,6 +96,16 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, err
 		}
 	}
+	if typ == spec.MRoomMember {
+		// An invite sent as state meets the invitee's invite permission
+		// as /invite does (spec v1.18 "Invite permission").
+		var m string
+		if json.Unmarshal(content["membership"], &m) == nil && m == spec.Invite {
+			if err := a.membership.CheckInvite(r.Context(), c.UserID, key); err != nil {
+				return nil, err
+			}
+		}
+	}
 	raw, _ := json.Marshal(content)
 	ev, err := a.rooms.SetState(r.Context(), roomID, c.UserID, typ, key, raw)
 	if err != nil {

@@ -94,6 +94,22 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	localInvites, remoteInvites := a.membership.SplitInvites(req.Invite)
+	// A local invitee who blocks the creator's invites is left out; the
+	// room is made all the same and the answer is 403 M_INVITE_BLOCKED,
+	// as spec v1.18 allows ("Invite permission").
+	var blocked error
+	kept := localInvites[:0]
+	for _, u := range localInvites {
+		err := a.membership.CheckInvite(r.Context(), c.UserID, u)
+		if e, ok := mxerr.As(err); ok && e.Code == "M_INVITE_BLOCKED" {
+			blocked = err
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		kept = append(kept, u)
+	}
+	localInvites = kept
 	roomID, err := a.rooms.CreateRoom(r.Context(), rooms.CreateRequest{
 		Creator: c.UserID, Version: req.RoomVersion, CreationContent: req.CreationContent,
 		PowerLevelOverride: req.PowerLevelContentOverride, Preset: preset, InitialState: req.InitialState,
@@ -124,6 +140,9 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			// As Synapse: the room stays; the creator can invite again.
 			return nil, err
 		}
+	}
+	if blocked != nil {
+		return nil, blocked
 	}
 	return map[string]string{"room_id": roomID}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/membership"
 	"github.com/myelin-chat/myelin/internal/presence"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/receipts"
@@ -24,6 +25,8 @@ type Sources struct {
 	Receipts    *receipts.Service
 	Presence    *presence.Service
 	Keys        *keys.Service
+	// Invites hides invites the user ignores or blocks (nil: none).
+	Invites *membership.InviteRules
 }
 
 // maxToDevice is how many to-device messages one response carries

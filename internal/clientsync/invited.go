@@ -23,6 +23,13 @@ func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response,
 	if m.Membership == spec.Invite && req.ignored[own.Sender()] {
 		return nil // invites from ignored users are hidden (spec)
 	}
+	if m.Membership == spec.Invite {
+		// Invites the user's invite permission ignores or blocks are
+		// never shown (spec v1.18 "Invite permission", MSC4155).
+		if shown, err := req.invites.shows(ctx, own.Sender()); err != nil || !shown {
+			return err
+		}
+	}
 	if own.StateBefore == 0 {
 		// An invite or knock of a room no one here is in: the stripped
 		// state came with it from the room's server.
@@ -73,4 +80,28 @@ func outOfBandState(ev *rooms.Event) []clientevent.Stripped {
 		out = append(out, st)
 	}
 	return out
+}
+
+// invitePermission is a /sync request's view of its user's invite
+// permission, loaded once, on the first invite the response would carry.
+type invitePermission struct {
+	rules  *membership.InviteRules
+	userID string
+	loaded bool
+	perm   membership.InvitePermission
+}
+
+// shows reports whether an invite from inviter may be shown.
+func (p *invitePermission) shows(ctx context.Context, inviter string) (bool, error) {
+	if p == nil || p.rules == nil {
+		return true, nil
+	}
+	if !p.loaded {
+		perm, err := p.rules.Permission(ctx, p.userID)
+		if err != nil {
+			return false, err
+		}
+		p.perm, p.loaded = perm, true
+	}
+	return p.perm.Decide(inviter) == membership.InviteAllowed, nil
 }

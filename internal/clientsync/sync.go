@@ -67,6 +67,9 @@ type Request struct {
 	// ignored are the users the requester ignores (m.ignored_user_list):
 	// their events and invites are left out.
 	ignored map[string]bool
+	// invites is the requester's invite permission, read when the
+	// response first has an invite.
+	invites *invitePermission
 }
 
 // defaultTimelineLimit is Synapse's default timeline limit.
@@ -108,6 +111,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 		// Register before reading the stream position, so that nothing
 		// published in between is missed.
 		w := s.notifier.Register(req.UserID)
+		req.invites = &invitePermission{rules: s.sources.Invites, userID: req.UserID}
 		resp, err := s.compute(ctx, req)
 		if err != nil || req.Since == nil || req.FullState || req.Timeout <= 0 || !resp.empty() {
 			s.notifier.Unregister(w)

@@ -69,6 +69,8 @@ type Deps struct {
 	Keys   UserKeys
 	// Media serves local media to other servers (nil: not served).
 	Media *media.Service
+	// Invites refuses invites our users block (nil: none refused).
+	Invites InviteChecker
 
 	// The services other servers' EDUs go to (nil: that EDU type is
 	// ignored, as the spec lets a server do).

@@ -387,6 +387,12 @@ func (a *API) inviteV1(r *Request) (any, error) {
 	return []any{http.StatusOK, resp}, nil
 }
 
+// InviteChecker decides whether a local user accepts an invite
+// (membership.InviteRules).
+type InviteChecker interface {
+	Check(ctx context.Context, invitee, inviter string) error
+}
+
 func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	ctx := r.Context()
 	// The invitee is checked before the event is parsed: a 404 from v2
@@ -426,6 +432,14 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	sender, err := spec.NewUserID(string(pdu.SenderID()), true)
 	if err != nil || string(sender.Domain()) != r.Origin {
 		return nil, mxerr.Forbidden("The inviter does not belong to server %s", r.Origin)
+	}
+	// The invitee's invite permission (spec v1.18, MSC4155): a blocked
+	// invite is 403 M_INVITE_BLOCKED, an ignored one is accepted and
+	// kept from the invitee's /sync.
+	if a.d.Invites != nil {
+		if err := a.d.Invites.Check(ctx, *pdu.StateKey(), sender.String()); err != nil {
+			return nil, err
+		}
 	}
 	signed := pdu.Sign(a.d.ServerName, gomatrixserverlib.KeyID(a.d.Key.ID), a.d.Key.Private)
 	if err := a.verifySignatures(ctx, signed); err != nil {

@@ -67,9 +67,10 @@ type Route struct {
 	// AllowExpired accepts expired access tokens (Synapse does for logout,
 	// so that a client can always end its session).
 	AllowExpired bool
-	// AllowLocked lets a locked account call an AuthRequired route: spec
-	// "Account locking" leaves it /logout and /logout/all alone; every
-	// other route answers 401 M_USER_LOCKED.
+	// AllowLocked lets a locked account call a route with its token:
+	// spec "Account locking" leaves it /logout and /logout/all alone
+	// (Synapse also /versions); every other route that authenticates,
+	// optional-auth ones included, answers 401 M_USER_LOCKED.
 	AllowLocked bool
 	// RefuseSuspended answers a suspended account 403 M_USER_SUSPENDED
 	// (spec "Account suspension": joining, knocking, inviting, profile
@@ -202,9 +203,11 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 			WriteError(w, mxerr.GuestAccessForbidden("Guest access not allowed"))
 			return
 		}
-		// Optional-auth routes (/versions, ...) answer a locked account
-		// as Synapse's do (allow_locked).
-		if caller != nil && caller.Locked && route.Auth == AuthRequired && !route.AllowLocked {
+		// A locked account's token is refused on optional-auth routes
+		// too (profiles, the directory, room summaries): the spec spares
+		// only the logout endpoints, and Synapse only /versions
+		// (allow_locked), which set AllowLocked.
+		if caller != nil && caller.Locked && !route.AllowLocked {
 			WriteError(w, mxerr.UserLocked())
 			return
 		}

@@ -63,6 +63,9 @@ type Options struct {
 	// Remote carries out changes that need other servers; nil when
 	// federation is off, and every change is then made here.
 	Remote Remote
+	// Invites are local users' invite permissions (nil: every invite is
+	// allowed).
+	Invites *InviteRules
 }
 
 // Service carries out membership changes.
@@ -72,11 +75,12 @@ type Service struct {
 	store      Store
 	accounts   Accounts
 	remote     Remote
+	invites    *InviteRules
 }
 
 // New makes the service.
 func New(o Options) *Service {
-	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote}
+	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote, invites: o.Invites}
 }
 
 // viaRemote reports whether a change of the room must go through another
@@ -320,6 +324,9 @@ func (s *Service) Invite(ctx context.Context, r InviteRequest) error {
 	if local {
 		if _, err := s.accounts.User(ctx, lp); err != nil {
 			return mxerr.NotFound("Unknown user %s", r.Target)
+		}
+		if err := s.invites.Check(ctx, r.Target, r.Sender); err != nil {
+			return err
 		}
 		// The invitee's own profile, not one the inviter names.
 		for k, v := range s.MemberProfile(ctx, lp) {

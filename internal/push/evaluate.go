@@ -63,6 +63,11 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		if ignored[ev.Sender()] {
 			continue
 		}
+		if hidden, err := s.hidesInvite(ctx, ev, u); err != nil {
+			return out, err
+		} else if hidden {
+			continue
+		}
 		rs, err := s.ruleset(ctx, u)
 		if err != nil {
 			return out, err
@@ -383,4 +388,17 @@ func mentionedUsers(ev *rooms.Event) map[string]bool {
 		}
 	}
 	return out
+}
+
+// hidesInvite reports whether ev is an invite of u that u's invite
+// permission ignores or blocks (an invite from another server that
+// arrived before the block): it is not shown, so it must not ring.
+func (s *Service) hidesInvite(ctx context.Context, ev *rooms.Event, u string) (bool, error) {
+	if s.opts.Invites == nil || ev.Type() != spec.MRoomMember || ev.StateKey() == nil || *ev.StateKey() != u {
+		return false, nil
+	}
+	if m, _ := ev.Membership(); m != spec.Invite {
+		return false, nil
+	}
+	return s.opts.Invites.Hides(ctx, u, ev.Sender())
 }

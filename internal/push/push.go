@@ -75,6 +75,15 @@ type Options struct {
 	// MaxTagBytes bounds a room's tags when a user's are copied to a
 	// replacement room (zero: 256 KiB, the default account data bound).
 	MaxTagBytes int
+	// Invites says which invites a user's invite permission keeps from
+	// them (membership.InviteRules); those notify nobody, as they never
+	// reach /sync. Nil: none.
+	Invites InviteFilter
+}
+
+// InviteFilter tells whether an invite is hidden from its invitee.
+type InviteFilter interface {
+	Hides(ctx context.Context, invitee, inviter string) (bool, error)
 }
 
 // Progress is the stream position up to which events have been
