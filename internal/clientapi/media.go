@@ -84,24 +84,34 @@ func (a *API) previewURL(r *http.Request, c *httpapi.Caller) (any, error) {
 	return a.media.Preview(r.Context(), c.UserID, u)
 }
 
-func (a *API) download(w http.ResponseWriter, r *http.Request, _ *httpapi.Caller) {
-	a.serveDownload(w, r, false)
+func (a *API) download(w http.ResponseWriter, r *http.Request, c *httpapi.Caller) {
+	a.serveDownload(w, r, false, bypassQuarantine(r, c))
+}
+
+// bypassQuarantine is Synapse's admin_unsafely_bypass_quarantine=true: a
+// server admin may read quarantined media on the authenticated endpoints.
+func bypassQuarantine(r *http.Request, c *httpapi.Caller) string {
+	if c != nil && c.IsAdmin && r.URL.Query().Get("admin_unsafely_bypass_quarantine") == "true" {
+		return c.UserID
+	}
+	return ""
 }
 
 func (a *API) legacyDownload(w http.ResponseWriter, r *http.Request, _ *httpapi.Caller) {
-	a.serveDownload(w, r, true)
+	a.serveDownload(w, r, true, "")
 }
 
-func (a *API) thumbnail(w http.ResponseWriter, r *http.Request, _ *httpapi.Caller) {
-	a.serveThumbnail(w, r, false)
+func (a *API) thumbnail(w http.ResponseWriter, r *http.Request, c *httpapi.Caller) {
+	a.serveThumbnail(w, r, false, bypassQuarantine(r, c))
 }
 
 func (a *API) legacyThumbnail(w http.ResponseWriter, r *http.Request, _ *httpapi.Caller) {
-	a.serveThumbnail(w, r, true)
+	a.serveThumbnail(w, r, true, "")
 }
 
-func (a *API) serveDownload(w http.ResponseWriter, r *http.Request, legacy bool) {
+func (a *API) serveDownload(w http.ResponseWriter, r *http.Request, legacy bool, bypassedBy string) {
 	req, err := mediaRequest(r, legacy)
+	req.QuarantineBypassedBy = bypassedBy
 	if err == nil {
 		var content *media.Content
 		content, err = a.media.Download(r.Context(), r.PathValue("serverName"), r.PathValue("mediaId"), req)
@@ -117,8 +127,9 @@ func (a *API) serveDownload(w http.ResponseWriter, r *http.Request, legacy bool)
 	a.mediaError(w, r, err)
 }
 
-func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, legacy bool) {
+func (a *API) serveThumbnail(w http.ResponseWriter, r *http.Request, legacy bool, bypassedBy string) {
 	req, err := mediaRequest(r, legacy)
+	req.QuarantineBypassedBy = bypassedBy
 	if err == nil {
 		var spec media.ThumbnailSpec
 		spec, err = media.ThumbnailSpecFromQuery(r.URL.Query())

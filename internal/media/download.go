@@ -32,6 +32,10 @@ type Request struct {
 	Legacy bool
 	// LocalOnly refuses other servers' media (federation requests).
 	LocalOnly bool
+	// QuarantineBypassedBy is the server admin who asked for quarantined
+	// media with Synapse's admin_unsafely_bypass_quarantine ('' for
+	// everyone else, who is refused it).
+	QuarantineBypassedBy string
 }
 
 // ParseTimeout reads a request's timeout_ms (spec v1.7), both APIs' form;
@@ -81,14 +85,14 @@ func (s *Service) open(ctx context.Context, hash string) (io.ReadCloser, error) 
 // lookup finds the metadata of media with bytes, waiting for an async
 // upload and fetching remote media as needed.
 func (s *Service) lookup(ctx context.Context, server, mediaID string, req Request) (store.Media, error) {
-	if err := checkRef(server, mediaID); err != nil {
-		return store.Media{}, err
-	}
 	local := server == s.serverName
 	if !local && req.LocalOnly {
+		if err := checkRef(server, mediaID); err != nil {
+			return store.Media{}, err
+		}
 		return store.Media{}, mxerr.NotFound("Not found")
 	}
-	m, err := s.db.GetMedia(ctx, server, mediaID)
+	m, err := s.record(ctx, server, mediaID, req.QuarantineBypassedBy)
 	switch {
 	case err == nil && m.SHA256 == "":
 		m, err = s.waitUpload(ctx, m, req.Timeout)
@@ -106,6 +110,28 @@ func (s *Service) lookup(ctx context.Context, server, mediaID string, req Reques
 		return store.Media{}, mxerr.NotFound("Not found")
 	}
 	return m, nil
+}
+
+// record reads the metadata of mxc://server/mediaID for serving it or a
+// thumbnail of it (ErrNotFound when none is stored). It is the one place
+// the quarantine is enforced: quarantined media (Synapse's admin API) is
+// answered 404 M_NOT_FOUND as Synapse does, on every endpoint that
+// serves media (download, thumbnail, the legacy and federation ones);
+// a quarantined remote media keeps its row, so it is never fetched again.
+// Only a server admin who asks to bypass the quarantine (bypassedBy,
+// logged) gets it, as Synapse allows on the client endpoints.
+func (s *Service) record(ctx context.Context, server, mediaID, bypassedBy string) (store.Media, error) {
+	if err := checkRef(server, mediaID); err != nil {
+		return store.Media{}, err
+	}
+	m, err := s.db.GetMedia(ctx, server, mediaID)
+	if err == nil && m.QuarantinedBy != "" {
+		if bypassedBy == "" {
+			return store.Media{}, mxerr.NotFound("Not found")
+		}
+		s.log.WarnContext(ctx, "admin action", "admin", bypassedBy, "action", "read quarantined media", "server_name", server, "media_id", mediaID)
+	}
+	return m, err
 }
 
 // frozen reports whether media stored at ts is refused to req.
@@ -131,7 +157,7 @@ func (s *Service) waitUpload(ctx context.Context, m store.Media, timeout time.Du
 		// Take the signal before reading again, so that an upload
 		// finishing in between is not missed.
 		signal := s.uploadSignal(m.MediaID)
-		again, err := s.db.GetMedia(ctx, m.Origin, m.MediaID)
+		again, err := s.record(ctx, m.Origin, m.MediaID, "")
 		if err != nil {
 			return store.Media{}, err
 		}

@@ -38,6 +38,7 @@ type Store interface {
 	PutThumbnail(ctx context.Context, t store.Thumbnail) error
 	GetThumbnail(ctx context.Context, origin, mediaID string, reqWidth, reqHeight int, method string) (store.Thumbnail, error)
 	MediaSetting(ctx context.Context, name string, def int64) (int64, error)
+	AdminStore
 }
 
 // Remote sends X-Matrix signed GET requests to other servers; the
@@ -249,6 +250,9 @@ func (s *Service) Upload(ctx context.Context, uploader, contentType, filename st
 	if err := s.db.InsertMedia(ctx, m); err != nil {
 		return "", err
 	}
+	if err := s.db.InheritQuarantine(ctx, store.MediaRef{Origin: m.Origin, MediaID: m.MediaID}); err != nil {
+		return "", err
+	}
 	s.pregenerate(ctx, m, st.path)
 	return MXC(s.serverName, m.MediaID), nil
 }
@@ -306,6 +310,9 @@ func (s *Service) UploadTo(ctx context.Context, uploader, server, mediaID, conte
 	if err := s.db.CompletePendingMedia(ctx, m); errors.Is(err, store.ErrNotFound) {
 		return mxerr.CannotOverwriteMedia("Media ID already has content")
 	} else if err != nil {
+		return err
+	}
+	if err := s.db.InheritQuarantine(ctx, store.MediaRef{Origin: server, MediaID: mediaID}); err != nil {
 		return err
 	}
 	s.wake(mediaID)

@@ -49,7 +49,7 @@ func (s *Service) fetchRemote(ctx context.Context, server, mediaID string, timeo
 	if f.err != nil {
 		return store.Media{}, f.err
 	}
-	return s.db.GetMedia(ctx, server, mediaID)
+	return s.record(ctx, server, mediaID, "")
 }
 
 func (s *Service) fetchRemoteOnce(ctx context.Context, server, mediaID string, timeout time.Duration) error {
@@ -72,8 +72,11 @@ func (s *Service) fetchRemoteOnce(ctx context.Context, server, mediaID string, t
 	}
 	// created_ts is when the cache was filled: the spec's freeze counts
 	// re-downloaded media as new.
-	return s.db.UpsertRemoteMedia(ctx, store.Media{Origin: server, MediaID: mediaID, ContentType: part.contentType,
-		Filename: part.filename, Size: st.size, SHA256: st.hash, CreatedTS: s.now().UnixMilli()})
+	if err := s.db.UpsertRemoteMedia(ctx, store.Media{Origin: server, MediaID: mediaID, ContentType: part.contentType,
+		Filename: part.filename, Size: st.size, SHA256: st.hash, CreatedTS: s.now().UnixMilli()}); err != nil {
+		return err
+	}
+	return s.db.InheritQuarantine(ctx, store.MediaRef{Origin: server, MediaID: mediaID})
 }
 
 func waitQuery(timeout time.Duration) string {

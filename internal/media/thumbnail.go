@@ -84,24 +84,26 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t Thumb
 	if t.Method != "crop" && t.Method != "scale" {
 		return nil, mxerr.InvalidParam("method must be crop or scale")
 	}
-	if err := checkRef(server, mediaID); err != nil {
+	m, err := s.record(ctx, server, mediaID, req.QuarantineBypassedBy)
+	cached := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	t = s.target(t)
 	if th, err := s.db.GetThumbnail(ctx, server, mediaID, t.Width, t.Height, t.Method); err == nil {
-		if s.thumbnailFrozen(ctx, req, th) {
+		if s.thumbnailFrozen(req, th, m, cached) {
 			return nil, mxerr.NotFound("Not found")
 		}
 		return s.openThumbnail(ctx, th)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if server != s.serverName {
+	if server != s.serverName && !cached {
 		if c, err := s.remoteThumbnail(ctx, server, mediaID, t, req); c != nil || err != nil {
 			return c, err
 		}
 	}
-	m, err := s.lookup(ctx, server, mediaID, req)
+	m, err = s.lookup(ctx, server, mediaID, req)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +113,12 @@ func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t Thumb
 // thumbnailFrozen applies the legacy freeze to a kept thumbnail by the
 // age of its media (a thumbnail made later of older media is served);
 // a remote thumbnail kept without its original goes by its own age.
-func (s *Service) thumbnailFrozen(ctx context.Context, req Request, th store.Thumbnail) bool {
+func (s *Service) thumbnailFrozen(req Request, th store.Thumbnail, m store.Media, cached bool) bool {
 	if !req.Legacy {
 		return false
 	}
 	ts := th.CreatedTS
-	if m, err := s.db.GetMedia(ctx, th.Origin, th.MediaID); err == nil {
+	if cached {
 		ts = m.CreatedTS
 	}
 	return s.frozen(req, ts)
@@ -141,7 +143,7 @@ func extension(contentType string) string {
 // is not cached here, keeping it by the size asked. It answers nil, nil
 // to fall back to fetching the original (the server cannot thumbnail).
 func (s *Service) remoteThumbnail(ctx context.Context, server, mediaID string, t ThumbnailSpec, req Request) (*Content, error) {
-	if _, err := s.db.GetMedia(ctx, server, mediaID); err == nil || s.remote == nil || req.LocalOnly || s.frozen(req, s.now().UnixMilli()) {
+	if s.remote == nil || req.LocalOnly || s.frozen(req, s.now().UnixMilli()) {
 		return nil, nil
 	}
 	q := url.Values{"width": {strconv.Itoa(t.Width)}, "height": {strconv.Itoa(t.Height)}, "method": {t.Method}}

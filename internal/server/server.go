@@ -53,13 +53,14 @@ import (
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/reports"
-	"github.com/myelin-chat/myelin/internal/roomadmin"
 	"github.com/myelin-chat/myelin/internal/reputation"
+	"github.com/myelin-chat/myelin/internal/roomadmin"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/signing"
+	"github.com/myelin-chat/myelin/internal/statistics"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
@@ -373,6 +374,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})
 	admin.NewRooms(s.roomAdmin, b.render, s.log).Register(clientRouter)
 	admin.NewReputation(s.repFeeds).Register(clientRouter)
+	admin.NewOperations(admin.OperationsDeps{Media: s.media, Destinations: remote.NewDestinations(cfg.ServerName, s.db, s.sender),
+		Statistics: statistics.New(s.db), Version: Version, Log: s.log}).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {

@@ -211,13 +211,16 @@ func (db *DB) QueuedDestinations(ctx context.Context) ([]string, error) {
 type DestinationState struct {
 	Failures     int
 	RetryAfterTS int64
+	// FailureTS is when the failures began, RetryLastTS the last failed
+	// attempt (the federation admin API's retry timings).
+	FailureTS, RetryLastTS int64
 }
 
 // Destination returns a destination's back-off (zero when it is healthy).
 func (db *DB) Destination(ctx context.Context, destination string) (DestinationState, error) {
 	var s DestinationState
-	err := db.r().queryRow(ctx, `SELECT failures, retry_after_ts FROM federation_destinations WHERE destination = $1`,
-		[]any{destination}, &s.Failures, &s.RetryAfterTS)
+	err := db.r().queryRow(ctx, `SELECT failures, retry_after_ts, failure_ts, retry_last_ts FROM federation_destinations WHERE destination = $1`,
+		[]any{destination}, &s.Failures, &s.RetryAfterTS, &s.FailureTS, &s.RetryLastTS)
 	if err == ErrNotFound {
 		return DestinationState{}, nil
 	}
@@ -230,9 +233,10 @@ func (db *DB) SetDestination(ctx context.Context, destination string, s Destinat
 		_, err := db.w().exec(ctx, `DELETE FROM federation_destinations WHERE destination = $1`, destination)
 		return err
 	}
-	_, err := db.w().exec(ctx, `INSERT INTO federation_destinations (destination, failures, retry_after_ts) VALUES ($1, $2, $3)
-		ON CONFLICT (destination) DO UPDATE SET failures = excluded.failures, retry_after_ts = excluded.retry_after_ts`,
-		destination, s.Failures, s.RetryAfterTS)
+	_, err := db.w().exec(ctx, `INSERT INTO federation_destinations (destination, failures, retry_after_ts, failure_ts, retry_last_ts)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (destination) DO UPDATE SET failures = excluded.failures,
+		retry_after_ts = excluded.retry_after_ts, failure_ts = excluded.failure_ts, retry_last_ts = excluded.retry_last_ts`,
+		destination, s.Failures, s.RetryAfterTS, s.FailureTS, s.RetryLastTS)
 	return err
 }
 

@@ -18,6 +18,10 @@ type Media struct {
 	CreatedTS             int64
 	// UnusedExpiresTS is when a pending async upload's URI lapses.
 	UnusedExpiresTS int64
+	// QuarantinedBy is the admin who quarantined the media ('' if not);
+	// SafeFromQuarantine is set by the protect admin API (adminmedia.go).
+	QuarantinedBy      string
+	SafeFromQuarantine bool
 }
 
 const mediaColumns = `origin, media_id, content_type, filename, size, sha256, uploader, created_ts, unused_expires_ts`
@@ -42,8 +46,9 @@ func (db *DB) UpsertRemoteMedia(ctx context.Context, m Media) error {
 // GetMedia loads one media ID; ErrNotFound if unknown.
 func (db *DB) GetMedia(ctx context.Context, origin, mediaID string) (Media, error) {
 	var m Media
-	err := db.r().queryRow(ctx, `SELECT `+mediaColumns+` FROM media WHERE origin = $1 AND media_id = $2`, []any{origin, mediaID},
-		&m.Origin, &m.MediaID, &m.ContentType, &m.Filename, &m.Size, &m.SHA256, &m.Uploader, &m.CreatedTS, &m.UnusedExpiresTS)
+	err := db.r().queryRow(ctx, `SELECT `+mediaColumns+`, quarantined_by, safe_from_quarantine FROM media WHERE origin = $1 AND media_id = $2`,
+		[]any{origin, mediaID}, &m.Origin, &m.MediaID, &m.ContentType, &m.Filename, &m.Size, &m.SHA256, &m.Uploader, &m.CreatedTS,
+		&m.UnusedExpiresTS, &m.QuarantinedBy, &m.SafeFromQuarantine)
 	return m, err
 }
 

@@ -544,7 +544,12 @@ func (s *Sender) catchUp(ctx context.Context, dest string) ([]store.QueuedPDU, e
 func (s *Sender) failed(ctx context.Context, dest string, st store.DestinationState, cause error) error {
 	s.up.Remove(dest)
 	st.Failures++
-	st.RetryAfterTS = time.Now().Add(s.backoff(st.Failures)).UnixMilli()
+	now := time.Now()
+	st.RetryAfterTS = now.Add(s.backoff(st.Failures)).UnixMilli()
+	st.RetryLastTS = now.UnixMilli()
+	if st.FailureTS == 0 {
+		st.FailureTS = st.RetryLastTS
+	}
 	s.o.Log.Info("federation sender: delivery failed", "destination", dest, "failures", st.Failures, "err", cause)
 	return s.o.Store.SetDestination(ctx, dest, st)
 }
