@@ -84,6 +84,9 @@ func (s *Service) lookup(ctx context.Context, server, mediaID string, req Reques
 	if err := checkRef(server, mediaID); err != nil {
 		return store.Media{}, err
 	}
+	if err := s.refusedByReputation(ctx, server, mediaID); err != nil {
+		return store.Media{}, err
+	}
 	local := server == s.serverName
 	if !local && req.LocalOnly {
 		return store.Media{}, mxerr.NotFound("Not found")

@@ -63,6 +63,9 @@ type Options struct {
 	// Remote carries out changes that need other servers; nil when
 	// federation is off, and every change is then made here.
 	Remote Remote
+	// Reputation keeps local users out of rooms the server's reputation
+	// feeds list; nil keeps nobody out.
+	Reputation JoinScreen
 }
 
 // Service carries out membership changes.
@@ -72,11 +75,12 @@ type Service struct {
 	store      Store
 	accounts   Accounts
 	remote     Remote
+	reputation JoinScreen
 }
 
 // New makes the service.
 func New(o Options) *Service {
-	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote}
+	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote, reputation: o.Reputation}
 }
 
 // viaRemote reports whether a change of the room must go through another
@@ -174,6 +178,9 @@ func withProfile(content, profile map[string]any) map[string]any {
 // no one here is in it, and brings a forgotten room back into their sync.
 // Joining a room the user is in with the same content changes nothing.
 func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, body Content) error {
+	if err := s.refuseListedRoom(ctx, userID, roomID); err != nil {
+		return err
+	}
 	content := withProfile(body.fields(), s.localProfile(ctx, userID))
 	if s.viaRemote(ctx, roomID) {
 		// make_join builds the event on the remote server, so the body's
@@ -195,6 +202,9 @@ func (s *Service) Join(ctx context.Context, userID, roomID string, via []string,
 // Knock asks to join a room, through one of the via servers when no one
 // here is in it.
 func (s *Service) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
+	if err := s.refuseListedRoom(ctx, userID, roomID); err != nil {
+		return err
+	}
 	if s.viaRemote(ctx, roomID) {
 		return s.remote.Knock(ctx, userID, roomID, via, reason)
 	}

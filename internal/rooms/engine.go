@@ -91,6 +91,9 @@ type Options struct {
 	// Ignored is the users each user ignores (m.ignored_user_list, the
 	// account data service); nil ignores nobody.
 	Ignored IgnoreLists
+	// Reputation hides the events of senders the server's reputation
+	// feeds list (reputation.Points); nil hides nothing.
+	Reputation SenderScreen
 }
 
 // IgnoreLists answers whom a user ignores.

@@ -48,6 +48,9 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 	if ev.Status != roommodel.Accepted {
 		return false, nil
 	}
+	if v.e.HiddenByReputation(ctx, ev) {
+		return false, nil
+	}
 	if hidden, err := v.ignores(ctx, ev); hidden || err != nil {
 		return false, err
 	}

@@ -53,6 +53,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/regtokens"
 	"github.com/myelin-chat/myelin/internal/relations"
 	"github.com/myelin-chat/myelin/internal/reports"
+	"github.com/myelin-chat/myelin/internal/reputation"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
@@ -159,6 +160,8 @@ type built struct {
 	fedClient fclient.FederationClient
 	remote    *remote.Service
 	fed       *federation.API
+	// rep is the enforcement points of the reputation feeds.
+	rep *reputation.Points
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -232,9 +235,10 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
+	b.rep = s.reputationPoints()
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep,
 	})
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
@@ -247,7 +251,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
-	b.dir = directory.New(s.engine, db)
+	b.dir = directory.New(s.engine, db, directory.WithReputation(b.rep))
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
 }
@@ -267,7 +271,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
-		Reserved: reservedLocalparts(cfg),
+		Reserved: reservedLocalparts(cfg), Reputation: b.rep,
 	})
 	s.accounts = b.acc
 }
@@ -278,7 +282,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	cfg, db, engine := s.cfg, s.db, s.engine
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: s.keys})
-	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Reputation: b.rep}
 	if b.remote != nil {
 		members.Remote = b.remote
 	}
@@ -296,7 +300,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Sync: syncer, Render: b.render, Keys: s.keys,
 		AccountData: s.acctData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, b.acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
-		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
+		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers, search.WithReputation(b.rep)),
 	}
 	if b.remote != nil {
 		clientDeps.Federation = b.remote
@@ -395,7 +399,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if err != nil {
 		return fmt.Errorf("old signing keys: %w", err)
 	}
-	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log, Reputation: b.rep}
 	var keyRing *gomatrixserverlib.KeyRing
 	if b.fedClient != nil {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
@@ -407,7 +411,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
-		Outbound: s.outbound}
+		Outbound: s.outbound, Reputation: b.rep}
 	if b.remote != nil {
 		mediaOpts.Remote = b.remote
 	}
