@@ -152,8 +152,9 @@ func TestReputationEventsOverFederation(t *testing.T) {
 			t.Fatalf("%s joins: %v", c.UserID, err)
 		}
 	}
-	enfSend(t, carol, room, "before the rule")
+	beforeID := enfSend(t, carol, room, "before the rule")
 	enfSyncUntil(t, bob, room, "before the rule")
+	enfWaitNotified(t, hs2, bob, beforeID)
 
 	enfRule(t, admins[0], feed, "user", "carol", carol.UserID.String(), "m.ban", "spam")
 	enfWaitListed(t, hs2, admins[1], "events", "user", carol.UserID.String(), true)
@@ -168,9 +169,10 @@ func TestReputationEventsOverFederation(t *testing.T) {
 	status, body := hs2.Do(t, http.MethodGet, "/_matrix/client/v3/rooms/"+url.PathEscape(room.String())+"/event/"+url.PathEscape(listedID.String()), bob.AccessToken, nil)
 	testserver.WantError(t, "a listed user's event by ID", status, body, http.StatusNotFound, "M_NOT_FOUND")
 	// Push evaluates events in order: once cathy's message has notified
-	// bob, carol's before it was evaluated too.
-	if ids := enfWaitNotified(t, hs2, bob, markerID); slices.Contains(ids, listedID.String()) {
-		t.Errorf("a listed user's message notified bob: %q", ids)
+	// bob, carol's before it was evaluated too. The notification of
+	// carol's message from before the rule is hidden as well.
+	if ids := enfWaitNotified(t, hs2, bob, markerID); slices.Contains(ids, listedID.String()) || slices.Contains(ids, beforeID.String()) {
+		t.Errorf("bob's notifications show a listed user's messages: %q", ids)
 	}
 	// Stored, though: removing the rule shows the history again.
 	if _, err := hs2.Engine().Event(ctx, listedID.String()); err != nil {
@@ -180,6 +182,11 @@ func TestReputationEventsOverFederation(t *testing.T) {
 	enfWaitListed(t, hs2, admins[1], "events", "user", carol.UserID.String(), false)
 	if texts := enfTexts(t, hs2, bob, room); !slices.Contains(texts, "while listed") || !slices.Contains(texts, "before the rule") {
 		t.Errorf("bob's /messages once the rule is removed: %q, want carol's messages back", texts)
+	}
+	// The notification from before the rule is back; the message sent
+	// while carol was listed never notified.
+	if ids := enfNotified(t, hs2, bob); !slices.Contains(ids, beforeID.String()) || slices.Contains(ids, listedID.String()) {
+		t.Errorf("bob's notifications once the rule is removed: %q, want %s and not %s", ids, beforeID, listedID)
 	}
 
 	// A takedown: carol's new message never reaches hs2's database; the
