@@ -303,3 +303,70 @@ func TestReputationMediaOverFederation(t *testing.T) {
 		}
 	}
 }
+
+// TestReputationListingsOverFederation: a listed room of hs2 is left out
+// of the directory hs2 gives other servers; a listed room of hs3 is
+// neither summarised to hs2's users nor joined by them. Removing the
+// rules undoes both.
+func TestReputationListingsOverFederation(t *testing.T) {
+	net, admins := enfNetwork(t)
+	ctx := context.Background()
+	hs2 := net.Servers[1]
+	feed := enfFeed(t, admins[0])
+	enfSubscribe(t, hs2, admins[1], feed)
+	bob := hs2.Register("bob", "password1234")
+	carol := net.Servers[2].Register("carol", "password1234")
+	local, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Visibility: "public", Name: "hs2's room"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "hs3's room"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// carol reads hs2's directory through hs3 (federation /publicRooms).
+	inRemoteDirectory := func() bool {
+		resp, err := carol.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: "hs2.test"})
+		if err != nil {
+			t.Fatalf("hs2's directory through hs3: %v", err)
+		}
+		for _, r := range resp.Chunk {
+			if r.RoomID == local.RoomID {
+				return true
+			}
+		}
+		return false
+	}
+	// bob asks hs2 for the summary of hs3's room, which hs2 is not in.
+	summary := func() int {
+		status, _ := hs2.Do(t, http.MethodGet, "/_matrix/client/v1/room_summary/"+url.PathEscape(remote.RoomID.String())+"?via=hs3.test", bob.AccessToken, nil)
+		return status
+	}
+	if !inRemoteDirectory() || summary() != http.StatusOK {
+		t.Fatal("the rooms are not listed before any rule: the checks below could not fail")
+	}
+	enfRule(t, admins[0], feed, "room", "local", local.RoomID.String(), "m.ban", "spam room")
+	enfRule(t, admins[0], feed, "room", "remote", remote.RoomID.String(), "m.ban", "illegal content")
+	enfWaitListed(t, hs2, admins[1], "directory", "room", local.RoomID.String(), true)
+	enfWaitListed(t, hs2, admins[1], "directory", "room", remote.RoomID.String(), true)
+	if inRemoteDirectory() {
+		t.Error("hs2 lists a listed room to other servers")
+	}
+	if st := summary(); st != http.StatusNotFound {
+		t.Errorf("summary of a listed room hs2 is not in: status %d, want 404", st)
+	}
+	_, err = bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}})
+	enfWantHTTPError(t, "join a listed room of another server", err, http.StatusForbidden, "M_FORBIDDEN",
+		"This room is blocked by a reputation feed: illegal content")
+
+	enfRule(t, admins[0], feed, "room", "local", "", "", "")
+	enfRule(t, admins[0], feed, "room", "remote", "", "", "")
+	enfWaitListed(t, hs2, admins[1], "directory", "room", local.RoomID.String(), false)
+	enfWaitListed(t, hs2, admins[1], "joins", "room", remote.RoomID.String(), false)
+	if !inRemoteDirectory() || summary() != http.StatusOK {
+		t.Error("the rooms are not listed again once the rules are removed")
+	}
+	if _, err := bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {
+		t.Errorf("join once the rule is removed: %v", err)
+	}
+}
