@@ -46,7 +46,10 @@ type Config struct {
 	// ServerNotices configures the server-notices rooms the admin API's
 	// send_server_notice writes to.
 	ServerNotices ServerNotices `yaml:"server_notices"`
-	Log           Log           `yaml:"log"`
+	// Reputation configures the reputation feeds the server subscribes
+	// to and enforces (internal/reputation).
+	Reputation Reputation `yaml:"reputation"`
+	Log        Log        `yaml:"log"`
 	// Limits bound what one client may cost the server.
 	Limits Limits `yaml:"limits"`
 }
@@ -368,6 +371,7 @@ func Default() *Config {
 			URLPreview: URLPreview{MaxBytes: 10 << 20, Timeout: 10 * time.Second, IPRangeWhitelist: []string{}},
 		},
 		ServerNotices: ServerNotices{RoomName: "Server Notices"},
+		Reputation:    defaultReputation(),
 		Log:           Log{Level: "info", Format: "text"},
 		Limits: Limits{
 			ConnectionsPerIP:     256,
@@ -421,6 +425,7 @@ var EnvVars = []string{
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
+	"MYELIN_REPUTATION_FEEDS",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -456,6 +461,13 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_PUBLIC_BASEURL", &c.WellKnown.ClientBaseURL)
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
 	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
+	if v, ok := env("MYELIN_REPUTATION_FEEDS"); ok {
+		feeds, err := ParseReputationFeeds(v)
+		if err != nil {
+			return fmt.Errorf("config: MYELIN_REPUTATION_FEEDS: %w", err)
+		}
+		c.Reputation.Feeds = feeds
+	}
 	if v, ok := env("MYELIN_FEDERATION_ADDRESSES"); ok {
 		// name=host:port,name=host:port
 		c.Federation.Addresses = map[string]string{}
@@ -548,6 +560,9 @@ func (c *Config) Validate() error {
 		if strings.Trim(lp, "abcdefghijklmnopqrstuvwxyz0123456789._=-/+") != "" || len(lp) > 200 {
 			return bad("server_notices.system_mxid_localpart", "not a valid localpart: %q", lp)
 		}
+	}
+	if err := c.Reputation.validate(); err != nil {
+		return err
 	}
 	if c.DataDir == "" {
 		return bad("data_dir", "must not be empty")

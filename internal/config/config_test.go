@@ -164,6 +164,9 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
 		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
+		{"MYELIN_REPUTATION_FEEDS", "#spam:x.org=0.5, !abc:y.org,allow:#friends:x.org=2", nil, func(c *Config) {
+			c.Reputation.Feeds = []ReputationFeed{{Room: "#spam:x.org", Weight: 0.5}, {Room: "!abc:y.org", Weight: 1}, {Room: "#friends:x.org", Weight: 2, Allow: true}}
+		}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -317,5 +320,28 @@ func TestDerivedPaths(t *testing.T) {
 	c.SigningKey = "/etc/myelin/key"
 	if c.DatabaseURL() != "postgres://x@y/z" || c.SigningKeyPath() != "/etc/myelin/key" {
 		t.Errorf("explicit paths not used: %q %q", c.DatabaseURL(), c.SigningKeyPath())
+	}
+}
+
+func TestReputationConfigRefused(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"bad weight":   {"MYELIN_REPUTATION_FEEDS": "#a:x=heavy"},
+		"not a room":   {"MYELIN_REPUTATION_FEEDS": "spam.example.org"},
+		"below zero":   {"MYELIN_REPUTATION_FEEDS": "#a:x=-1"},
+		"no localpart": {"MYELIN_REPUTATION_FEEDS": ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if name == "no localpart" {
+				// An empty list is no feeds, which is fine.
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "reputation") && !strings.Contains(err.Error(), "REPUTATION") {
+				t.Fatalf("Load = %v, want a reputation error", err)
+			}
+		})
 	}
 }

@@ -1,0 +1,330 @@
+package reputation
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Actions lists every enforcement point.
+var Actions = []Action{ActionEvents, ActionInvites, ActionJoins, ActionDirectory, ActionUserDirectory, ActionMedia, ActionRegistration}
+
+// Kinds lists every kind of entity.
+var Kinds = []Kind{KindUser, KindRoom, KindServer}
+
+// DefaultThreshold is the score an entity needs to be listed for an
+// action: one feed of weight 1.0 is enough.
+const DefaultThreshold = 1.0
+
+// Policy is how the blend answers per action and kind: its threshold
+// (DefaultThreshold when not set) and whether the action is on.
+type Policy struct {
+	Thresholds map[Action]map[Kind]float64
+	Disabled   map[Action]map[Kind]bool
+}
+
+func (p Policy) threshold(a Action, k Kind) (float64, bool) {
+	if p.Disabled[a][k] {
+		return 0, false
+	}
+	if t, ok := p.Thresholds[a][k]; ok {
+		return t, true
+	}
+	return DefaultThreshold, true
+}
+
+// Decision is one enforcement recorded in the decision log: what was
+// done (action), to whom (kind, entity), on whose word (feeds, score)
+// and about what (detail: an event ID, a media ID, a localpart; never
+// message content).
+type Decision struct {
+	TS     int64 // ms since the epoch
+	Action Action
+	Kind   Kind
+	Entity string
+	Feeds  []string
+	Score  float64
+	Detail string
+}
+
+// kindIndex is one feed's rules about one kind of entity.
+type kindIndex struct {
+	literal map[string][]*Rule
+	hashed  map[[32]byte][]*Rule
+	globs   globIndex
+}
+
+func (x *kindIndex) add(r *Rule) {
+	if r.Entity != "" {
+		if r.Glob() {
+			x.globs.add(&globRule{g: compileGlob(r.Entity), rule: r})
+		} else {
+			if x.literal == nil {
+				x.literal = map[string][]*Rule{}
+			}
+			x.literal[r.Entity] = append(x.literal[r.Entity], r)
+		}
+	}
+	if r.HasHash {
+		if x.hashed == nil {
+			x.hashed = map[[32]byte][]*Rule{}
+		}
+		x.hashed[r.SHA256] = append(x.hashed[r.SHA256], r)
+	}
+}
+
+func without(list []*Rule, r *Rule) []*Rule {
+	for i, x := range list {
+		if x == r {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func (x *kindIndex) remove(r *Rule) {
+	if r.Entity != "" {
+		if r.Glob() {
+			x.globs.remove(r)
+		} else if rest := without(x.literal[r.Entity], r); len(rest) > 0 {
+			x.literal[r.Entity] = rest
+		} else {
+			delete(x.literal, r.Entity)
+		}
+	}
+	if r.HasHash {
+		if rest := without(x.hashed[r.SHA256], r); len(rest) > 0 {
+			x.hashed[r.SHA256] = rest
+		} else {
+			delete(x.hashed, r.SHA256)
+		}
+	}
+}
+
+// match returns the feed's rule listing the entity (a takedown over a
+// ban), or nil.
+func (x *kindIndex) match(entity string, hash *[32]byte) *Rule {
+	var found *Rule
+	consider := func(r *Rule) bool {
+		if found == nil || (r.Takedown && !found.Takedown) {
+			found = r
+		}
+		return !found.Takedown
+	}
+	for _, r := range x.literal[entity] {
+		if !consider(r) {
+			return found
+		}
+	}
+	if hash != nil {
+		for _, r := range x.hashed[*hash] {
+			if !consider(r) {
+				return found
+			}
+		}
+	}
+	x.globs.each(entity, consider)
+	return found
+}
+
+// ruleKey is a rule's place in its room: its state event type and key.
+type ruleKey struct{ typ, stateKey string }
+
+// feed is one subscribed policy room's rules and its standing.
+type feed struct {
+	roomID string
+	weight float64
+	allow  bool
+	rules  map[ruleKey]*Rule
+	kinds  [3]kindIndex
+	hashes [3]int // rules with a hash, per kind
+}
+
+func kindIndexOf(k Kind) int {
+	switch k {
+	case KindUser:
+		return 0
+	case KindRoom:
+		return 1
+	case KindServer:
+		return 2
+	}
+	return -1
+}
+
+func newFeed(roomID string, weight float64, allow bool) *feed {
+	return &feed{roomID: roomID, weight: weight, allow: allow, rules: map[ruleKey]*Rule{}}
+}
+
+// set replaces the rule at key (nil content or a non-rule removes it).
+func (f *feed) set(key ruleKey, content []byte) {
+	if old := f.rules[key]; old != nil {
+		i := kindIndexOf(old.Kind)
+		f.kinds[i].remove(old)
+		if old.HasHash {
+			f.hashes[i]--
+		}
+		delete(f.rules, key)
+	}
+	r, ok := ParseRule(key.typ, content)
+	if !ok {
+		return
+	}
+	i := kindIndexOf(r.Kind)
+	f.rules[key] = &r
+	f.kinds[i].add(&r)
+	if r.HasHash {
+		f.hashes[i]++
+	}
+}
+
+// Blender is the Enforcer over the subscribed feeds: it holds every
+// feed's rules indexed for Check (a map lookup for literal and hashed
+// entities, an index of compiled globs) and blends their weights. Rule
+// changes update the index in place under a write lock held only for
+// the in-memory update.
+type Blender struct {
+	mu     sync.RWMutex
+	feeds  map[string]*feed
+	order  []*feed // feeds sorted by room ID: Check's answer lists them so
+	policy Policy
+	// record receives each decision to log; it must not block.
+	record func(Decision)
+	now    func() time.Time
+}
+
+// NewBlender makes an empty blend with a policy; record (may be nil)
+// receives the decisions Check makes with a detail, and must not block.
+func NewBlender(p Policy, record func(Decision)) *Blender {
+	return &Blender{feeds: map[string]*feed{}, policy: p, record: record, now: time.Now}
+}
+
+// SetFeed adds a feed (with no rules yet) or changes its weight and
+// allow flag.
+func (b *Blender) SetFeed(roomID string, weight float64, allow bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.feeds[roomID]; f != nil {
+		f.weight, f.allow = weight, allow
+		return
+	}
+	b.feeds[roomID] = newFeed(roomID, weight, allow)
+	b.reorder()
+}
+
+// RemoveFeed forgets a feed and its rules.
+func (b *Blender) RemoveFeed(roomID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.feeds, roomID)
+	b.reorder()
+}
+
+func (b *Blender) reorder() {
+	b.order = b.order[:0]
+	for _, f := range b.feeds {
+		b.order = append(b.order, f)
+	}
+	slices.SortFunc(b.order, func(x, y *feed) int { return strings.Compare(x.roomID, y.roomID) })
+}
+
+// StateRule is one piece of a feed room's state: a rule event's type,
+// state key and content (empty when the rule was removed).
+type StateRule struct {
+	Type, StateKey string
+	Content        []byte
+}
+
+// SetRule applies one rule change of a subscribed feed; changes to
+// rooms that are not feeds are ignored.
+func (b *Blender) SetRule(roomID string, r StateRule) {
+	if _, ok := RuleTypes[r.Type]; !ok {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.feeds[roomID]; f != nil {
+		f.set(ruleKey{r.Type, r.StateKey}, r.Content)
+	}
+}
+
+// LoadRules replaces a feed's rules with a room's whole current state
+// of rule events. The index is built before the lock is taken, so that
+// checks go on meanwhile.
+func (b *Blender) LoadRules(roomID string, rules []StateRule) {
+	b.mu.RLock()
+	old := b.feeds[roomID]
+	b.mu.RUnlock()
+	if old == nil {
+		return
+	}
+	f := newFeed(roomID, 0, false)
+	for _, r := range rules {
+		if _, ok := RuleTypes[r.Type]; ok {
+			f.set(ruleKey{r.Type, r.StateKey}, r.Content)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur := b.feeds[roomID]; cur != nil {
+		f.weight, f.allow = cur.weight, cur.allow
+		b.feeds[roomID] = f
+		b.reorder()
+	}
+}
+
+// RuleCount is how many rules a feed holds (0 for no such feed).
+func (b *Blender) RuleCount(roomID string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if f := b.feeds[roomID]; f != nil {
+		return len(f.rules)
+	}
+	return 0
+}
+
+// Check implements Enforcer.
+func (b *Blender) Check(_ context.Context, action Action, kind Kind, entity string, detail string) Verdict {
+	ki := kindIndexOf(kind)
+	if ki < 0 || entity == "" {
+		return Verdict{}
+	}
+	cand := normalise(kind, entity)
+	var v Verdict
+	best := math.Inf(-1)
+	var hash *[32]byte
+	b.mu.RLock()
+	for _, f := range b.order {
+		if f.hashes[ki] > 0 && hash == nil {
+			h := HashEntity(entity)
+			hash = &h
+		}
+		r := f.kinds[ki].match(cand, hash)
+		if r == nil {
+			continue
+		}
+		v.Feeds = append(v.Feeds, f.roomID)
+		if f.allow {
+			v.Score -= f.weight
+			continue
+		}
+		v.Score += f.weight
+		v.Takedown = v.Takedown || r.Takedown
+		if f.weight > best {
+			best, v.Reason = f.weight, r.Reason
+		}
+	}
+	b.mu.RUnlock()
+	threshold, on := b.policy.threshold(action, kind)
+	// A small tolerance, so that weights like 0.1 that add up to the
+	// threshold in decimal reach it in binary too.
+	v.Listed = on && v.Score > 0 && v.Score >= threshold-1e-9
+	if v.Listed && detail != "" && b.record != nil {
+		b.record(Decision{TS: b.now().UnixMilli(), Action: action, Kind: kind, Entity: entity,
+			Feeds: slices.Clone(v.Feeds), Score: v.Score, Detail: detail})
+	}
+	return v
+}
