@@ -52,11 +52,15 @@ func enfFeed(t *testing.T, c *mautrix.Client) id.RoomID {
 	return resp.RoomID
 }
 
-// enfSubscribe subscribes s to a feed through its admin API.
-func enfSubscribe(t *testing.T, s *testserver.Server, admin *mautrix.Client, feed id.RoomID) {
+// enfSubscribe subscribes s to a feed through its admin API, joining it
+// through the via servers when it is another server's.
+func enfSubscribe(t *testing.T, s *testserver.Server, admin *mautrix.Client, feed id.RoomID, via ...string) {
 	t.Helper()
-	status, body := s.Do(t, http.MethodPost, "/_myelin/admin/v1/reputation/feeds", admin.AccessToken,
-		map[string]any{"room": feed.String(), "weight": 1.0})
+	req := map[string]any{"room": feed.String(), "weight": 1.0}
+	if len(via) > 0 {
+		req["via"] = via
+	}
+	status, body := s.Do(t, http.MethodPost, "/_myelin/admin/v1/reputation/feeds", admin.AccessToken, req)
 	if status != http.StatusOK {
 		t.Fatalf("subscribe to %s: status %d: %v", feed, status, body)
 	}

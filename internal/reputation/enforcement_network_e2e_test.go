@@ -137,7 +137,7 @@ func TestReputationEventsOverFederation(t *testing.T) {
 	ctx := context.Background()
 	hs2 := net.Servers[1]
 	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed)
+	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
 
 	bob := hs2.Register("bob", "password1234")
 	carol := net.Servers[2].Register("carol", "password1234")
@@ -213,7 +213,7 @@ func TestReputationInvitesOverFederation(t *testing.T) {
 	ctx := context.Background()
 	hs2 := net.Servers[1]
 	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed)
+	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
 	bob := hs2.Register("bob", "password1234")
 	carol := net.Servers[2].Register("carol", "password1234")
 	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
@@ -254,7 +254,7 @@ func TestReputationMediaOverFederation(t *testing.T) {
 	ctx := context.Background()
 	hs2 := net.Servers[1]
 	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed)
+	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
 	bob := hs2.Register("bob", "password1234")
 	carol := net.Servers[2].Register("carol", "password1234")
 	upload := func(text string) id.ContentURI {
@@ -313,7 +313,7 @@ func TestReputationListingsOverFederation(t *testing.T) {
 	ctx := context.Background()
 	hs2 := net.Servers[1]
 	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed)
+	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
 	bob := hs2.Register("bob", "password1234")
 	carol := net.Servers[2].Register("carol", "password1234")
 	local, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Visibility: "public", Name: "hs2's room"})
