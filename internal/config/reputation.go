@@ -97,7 +97,8 @@ func (r Reputation) validate() error {
 		return bad("system_mxid_localpart", "not a valid localpart: %q", lp)
 	}
 	for i, f := range r.Feeds {
-		if !strings.HasPrefix(f.Room, "!") && !strings.HasPrefix(f.Room, "#") || !strings.Contains(f.Room, ":") {
+		// Room IDs of version 12 rooms have no server part; aliases do.
+		if !(len(f.Room) > 1 && f.Room[0] == '!') && !(strings.HasPrefix(f.Room, "#") && strings.Contains(f.Room, ":")) {
 			return bad(fmt.Sprintf("feeds[%d].room", i), "want a room ID or alias, got %q", f.Room)
 		}
 		if math.IsNaN(f.Weight) || math.IsInf(f.Weight, 0) || f.Weight < 0 {

@@ -328,3 +328,11 @@ func (b *Blender) Check(_ context.Context, action Action, kind Kind, entity stri
 	}
 	return v
 }
+
+// Follows reports whether a room is a subscribed feed.
+func (b *Blender) Follows(roomID string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.feeds[roomID]
+	return ok
+}

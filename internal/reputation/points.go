@@ -32,9 +32,9 @@ func NewPoints(e Enforcer, serverName string) *Points {
 	return &Points{e: e, serverName: serverName}
 }
 
-// serverOf is the server part of a user ID or room ID ("" for none, as
+// idServer is the server part of a user ID or room ID ("" for none, as
 // in version 12 room IDs).
-func serverOf(id string) string {
+func idServer(id string) string {
 	if i := strings.IndexByte(id, ':'); i >= 0 {
 		return id[i+1:]
 	}
@@ -43,7 +43,7 @@ func serverOf(id string) string {
 
 // remote reports whether a user ID belongs to another server.
 func (p *Points) remote(userID string) bool {
-	s := serverOf(userID)
+	s := idServer(userID)
 	return s != "" && s != p.serverName
 }
 
@@ -90,7 +90,7 @@ func (p *Points) RefusesJoin(ctx context.Context, userID, roomID string) (reason
 	if v := p.e.Check(ctx, ActionJoins, KindRoom, roomID, userID); v.Listed {
 		return v.Reason, true
 	}
-	if s := serverOf(roomID); s != "" && s != p.serverName {
+	if s := idServer(roomID); s != "" && s != p.serverName {
 		if v := p.e.Check(ctx, ActionJoins, KindServer, s, userID); v.Listed {
 			return v.Reason, true
 		}

@@ -5,9 +5,9 @@ import (
 )
 
 // reputationPoints are the enforcement points of issue 16 item 5 over
-// the server's reputation Enforcer, handed to each service that enforces
-// one (the room engine, push through it, federation, membership, the
-// directory, the user directory, media, accounts).
+// the blend of the server's reputation feeds, handed to each service
+// that enforces one (the room engine, push through it, federation,
+// membership, the directory, the user directory, media, accounts).
 func (s *Server) reputationPoints() *reputation.Points {
-	return reputation.NewPoints(reputation.Nop{}, s.cfg.ServerName)
+	return reputation.NewPoints(s.reputation, s.cfg.ServerName)
 }

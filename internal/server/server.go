@@ -102,6 +102,12 @@ type Server struct {
 	indexer *search.Indexer
 	// guests makes guests leave rooms that stop allowing them.
 	guests *guests.Enforcer
+	// reputation blends the subscribed feeds (the Enforcer enforcement
+	// points are given), repLog writes its decision log, and repFeeds
+	// follows the feeds' rooms.
+	reputation *reputation.Blender
+	repLog     *reputation.Log
+	repFeeds   *reputation.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -235,6 +241,10 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
+	// The blend of the reputation feeds comes before the services that
+	// enforce it (the feeds' service, which needs them, comes later).
+	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
+	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.rep = s.reputationPoints()
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
@@ -287,6 +297,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	s.repFeeds = s.newReputationFeeds(memberSvc, b)
 	var remoteSpaces directory.Remote
 	if b.remote != nil {
 		remoteSpaces = b.remote
@@ -337,6 +348,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
 		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
+	admin.NewReputation(s.repFeeds).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -644,11 +656,13 @@ func NewLogger(cfg config.Log, out *os.File) *slog.Logger {
 	return slog.New(slog.NewTextHandler(out, opts))
 }
 
-// reservedLocalparts are the localparts nobody may register: the server
-// notices system user's, so that no one can speak as it.
+// reservedLocalparts are the localparts nobody may register: the
+// reputation feeds' user's and the server notices system user's, so
+// that no one can speak as them.
 func reservedLocalparts(cfg *config.Config) []string {
+	reserved := []string{cfg.Reputation.SystemMxidLocalpart}
 	if lp := cfg.ServerNotices.SystemMxidLocalpart; lp != "" {
-		return []string{lp}
+		reserved = append(reserved, lp)
 	}
-	return nil
+	return reserved
 }

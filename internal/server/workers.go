@@ -45,6 +45,8 @@ func (s *Server) registerWorkers() {
 	}))
 	w.Add("redaction-pruning", lifecycle.Func(s.pruneRedactions))
 	w.Add("media-cleanup", s.media)
+	w.Add("reputation-log", s.repLog)
+	w.Add("reputation-feeds", s.repFeeds)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
