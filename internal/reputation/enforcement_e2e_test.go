@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/reputation"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
 
@@ -40,6 +41,40 @@ func enfRule(t *testing.T, c *mautrix.Client, feed id.RoomID, kind, stateKey, en
 	if _, err := c.SendStateEvent(context.Background(), feed, event.Type{Type: "m.policy.rule." + kind, Class: event.StateEventType}, stateKey, content); err != nil {
 		t.Fatalf("rule %s %s: %v", kind, stateKey, err)
 	}
+}
+
+// enfHashedRule publishes a rule that names its entity only by its
+// MSC4205 hash (the SHA-256 of the ID, base64), as a feed that must not
+// reveal whom it lists does.
+func enfHashedRule(t *testing.T, c *mautrix.Client, feed id.RoomID, kind, stateKey, entity, recommendation, reason string) {
+	t.Helper()
+	content := map[string]any{"hashes": map[string]any{"sha256": reputation.HashString(entity)},
+		"recommendation": recommendation, "reason": reason}
+	if _, err := c.SendStateEvent(context.Background(), feed, event.Type{Type: "m.policy.rule." + kind, Class: event.StateEventType}, stateKey, content); err != nil {
+		t.Fatalf("hashed rule %s %s: %v", kind, stateKey, err)
+	}
+}
+
+// enfWaitDecision waits until s's decision log holds a decision of the
+// action with the detail (an event ID, a user ID...), written by the
+// log's worker after the decision.
+func enfWaitDecision(t *testing.T, s *testserver.Server, admin *mautrix.Client, action, entity, detail string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var body map[string]any
+	for time.Now().Before(deadline) {
+		var status int
+		status, body = s.Do(t, http.MethodGet, "/_myelin/admin/v1/reputation/decisions?limit=1000&action="+action, admin.AccessToken, nil)
+		testserver.WantStatus(t, "decisions", status, body, http.StatusOK)
+		list, _ := body["decisions"].([]any)
+		for _, d := range list {
+			if m, _ := d.(map[string]any); m["detail"] == detail && m["entity"] == entity {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s's decision log never recorded %s on %s with detail %s; last answer %v", s.Config.ServerName, action, entity, detail, body)
 }
 
 // enfFeed creates a feed room on c's server that other servers may join.
@@ -187,6 +222,7 @@ func TestReputationRoomListings(t *testing.T) {
 		_, err = dave.JoinRoom(ctx, room.String(), nil)
 		enfWantHTTPError(t, "join a listed room", err, http.StatusForbidden, "M_FORBIDDEN",
 			"This room is blocked by a reputation feed: illegal content")
+		enfWaitDecision(t, s, admin, "joins", room.String(), dave.UserID.String())
 		if inDirectory() {
 			t.Error("a listed room is in the public room directory")
 		}

@@ -174,6 +174,7 @@ func TestReputationEventsOverFederation(t *testing.T) {
 	if ids := enfWaitNotified(t, hs2, bob, markerID); slices.Contains(ids, listedID.String()) || slices.Contains(ids, beforeID.String()) {
 		t.Errorf("bob's notifications show a listed user's messages: %q", ids)
 	}
+	enfWaitDecision(t, hs2, admins[1], "events", carol.UserID.String(), listedID.String())
 	// Stored, though: removing the rule shows the history again.
 	if _, err := hs2.Engine().Event(ctx, listedID.String()); err != nil {
 		t.Fatalf("a hidden event is not stored: %v", err)
@@ -205,9 +206,9 @@ func TestReputationEventsOverFederation(t *testing.T) {
 	enfSyncUntil(t, bob, room, "after the takedown")
 }
 
-// TestReputationInvitesOverFederation: hs2 refuses invites from a listed
-// user of hs3 (the inviter is told), and takes them again once the rule
-// is removed.
+// TestReputationInvitesOverFederation: hs2 refuses invites from a user
+// of hs3 that a hashed rule lists (the inviter is told), and takes them
+// again once the rule is removed.
 func TestReputationInvitesOverFederation(t *testing.T) {
 	net, admins := enfNetwork(t)
 	ctx := context.Background()
@@ -220,7 +221,8 @@ func TestReputationInvitesOverFederation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enfRule(t, admins[0], feed, "user", "carol", carol.UserID.String(), "m.ban", "invite spam")
+	// The feed names carol by her ID's hash only.
+	enfHashedRule(t, admins[0], feed, "user", "carol", carol.UserID.String(), "m.ban", "invite spam")
 	enfWaitListed(t, hs2, admins[1], "invites", "user", carol.UserID.String(), true)
 	if _, err := carol.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err == nil {
 		t.Fatal("hs2 took an invite from a listed user")
