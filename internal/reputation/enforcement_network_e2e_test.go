@@ -307,7 +307,8 @@ func TestReputationMediaOverFederation(t *testing.T) {
 }
 
 // TestReputationListingsOverFederation: a listed room of hs2 is left out
-// of the directory hs2 gives other servers; a listed room of hs3 is
+// of the directory and the hierarchies hs2 gives other servers; a listed
+// room of hs3 is
 // neither summarised to hs2's users nor joined by them. Removing the
 // rules undoes both.
 func TestReputationListingsOverFederation(t *testing.T) {
@@ -339,6 +340,13 @@ func TestReputationListingsOverFederation(t *testing.T) {
 		}
 		return false
 	}
+	// carol asks hs3 for the summary of hs2's room, which hs3 is not in:
+	// hs3 asks hs2 (federation /hierarchy). Not asked before the rule,
+	// since hs3 keeps answers a while.
+	remoteSummary := func() int {
+		status, _ := net.Servers[2].Do(t, http.MethodGet, "/_matrix/client/v1/room_summary/"+url.PathEscape(local.RoomID.String())+"?via=hs2.test", carol.AccessToken, nil)
+		return status
+	}
 	// bob asks hs2 for the summary of hs3's room, which hs2 is not in.
 	summary := func() int {
 		status, _ := hs2.Do(t, http.MethodGet, "/_matrix/client/v1/room_summary/"+url.PathEscape(remote.RoomID.String())+"?via=hs3.test", bob.AccessToken, nil)
@@ -357,6 +365,9 @@ func TestReputationListingsOverFederation(t *testing.T) {
 	if st := summary(); st != http.StatusNotFound {
 		t.Errorf("summary of a listed room hs2 is not in: status %d, want 404", st)
 	}
+	if st := remoteSummary(); st != http.StatusNotFound {
+		t.Errorf("hs2 describes a listed room to hs3: status %d, want 404", st)
+	}
 	_, err = bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}})
 	enfWantHTTPError(t, "join a listed room of another server", err, http.StatusForbidden, "M_FORBIDDEN",
 		"This room is blocked by a reputation feed: illegal content")
@@ -365,7 +376,7 @@ func TestReputationListingsOverFederation(t *testing.T) {
 	enfRule(t, admins[0], feed, "room", "remote", "", "", "")
 	enfWaitListed(t, hs2, admins[1], "directory", "room", local.RoomID.String(), false)
 	enfWaitListed(t, hs2, admins[1], "joins", "room", remote.RoomID.String(), false)
-	if !inRemoteDirectory() || summary() != http.StatusOK {
+	if !inRemoteDirectory() || summary() != http.StatusOK || remoteSummary() != http.StatusOK {
 		t.Error("the rooms are not listed again once the rules are removed")
 	}
 	if _, err := bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {
