@@ -56,29 +56,27 @@ type Nop struct{}
 
 func (Nop) Check(context.Context, Action, Kind, string, string) Verdict { return Verdict{} }
 
-// CheckUser checks the user rule for userID and the rule for the user's server, and
-// returns the stronger verdict: a listed one over an unlisted one, then the higher score.
+// CheckUser checks the user rule for userID and the rule for the user's
+// server, and returns the stronger verdict: a listed one over an
+// unlisted one, then a takedown, then the higher score. Only the
+// stronger verdict is recorded (with detail) in the decision log.
 // A nil e enforces nothing.
 func CheckUser(ctx context.Context, e Enforcer, action Action, userID string, detail string) Verdict {
 	if e == nil {
 		return Verdict{}
 	}
-	uv := e.Check(ctx, action, KindUser, userID, detail)
-	if uv.Listed && uv.Takedown {
-		return uv
+	kind, entity := KindUser, userID
+	v := e.Check(ctx, action, KindUser, userID, "")
+	if i := strings.IndexByte(userID, ':'); i >= 0 && i+1 < len(userID) {
+		if sv := e.Check(ctx, action, KindServer, userID[i+1:], ""); stronger(sv, v) {
+			kind, entity, v = KindServer, userID[i+1:], sv
+		}
 	}
-	server := ""
-	if i := strings.IndexByte(userID, ':'); i >= 0 {
-		server = userID[i+1:]
+	if v.Listed && detail != "" {
+		// Asked again with the detail, so that the decision is logged once.
+		v = e.Check(ctx, action, kind, entity, detail)
 	}
-	if server == "" {
-		return uv
-	}
-	sv := e.Check(ctx, action, KindServer, server, detail)
-	if stronger(sv, uv) {
-		return sv
-	}
-	return uv
+	return v
 }
 
 // stronger reports whether a is a stronger verdict than b.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/myelin-chat/myelin/internal/config"
 )
 
 func content(t testing.TB, v any) []byte {
@@ -195,4 +197,62 @@ func FuzzParseRule(f *testing.F) {
 			t.Fatal("rule not removed")
 		}
 	})
+}
+
+// TestGlobIndexFindsWhatBruteForceFinds: whatever run a glob is filed
+// under, the index finds exactly the globs that match, before and after
+// removals.
+func TestGlobIndexFindsWhatBruteForceFinds(t *testing.T) {
+	patterns := []string{"*", "?*", "@*", "*:x.org", "@*spam*:x.org", "@a?c*", "*.evil.*", "*bad*", "@??:x.org", "x*y*z",
+		"@*:*.test", "@spam*", "*org", "??", "@*ab*ab*", "*:x.org*"}
+	candidates := []string{"", "@abc:x.org", "@spammer:x.org", "a.evil.com", "xyz", "@ab:x.org", "@abab:y.test", "bad", "@x:x.org", "org"}
+	var x globIndex
+	rules := map[string]*Rule{}
+	for _, p := range patterns {
+		r := &Rule{Entity: p}
+		rules[p] = r
+		x.add(&globRule{g: compileGlob(p), rule: r})
+	}
+	compare := func(stage string) {
+		for _, c := range candidates {
+			got := map[string]bool{}
+			x.each(c, func(r *Rule) bool { got[r.Entity] = true; return true })
+			for p := range rules {
+				if want := compileGlob(p).match(c); got[p] != want {
+					t.Errorf("%s: glob %q on %q: index %v, match %v", stage, p, c, got[p], want)
+				}
+			}
+		}
+	}
+	compare("all")
+	for i, p := range patterns {
+		if i%2 == 0 {
+			x.remove(rules[p])
+			delete(rules, p)
+		}
+	}
+	compare("half removed")
+	if x.n != len(rules) {
+		t.Fatalf("index counts %d globs, holds %d", x.n, len(rules))
+	}
+}
+
+func TestPolicyFromConfig(t *testing.T) {
+	p := PolicyFromConfig(config.Reputation{
+		Thresholds: map[string]map[string]float64{"events": {"server": 2}},
+		Disabled:   []string{"media", "joins:room"},
+	})
+	for _, c := range []struct {
+		a  Action
+		k  Kind
+		t  float64
+		on bool
+	}{
+		{ActionEvents, KindServer, 2, true}, {ActionEvents, KindUser, 1, true}, {ActionMedia, KindServer, 0, false},
+		{ActionMedia, KindRoom, 0, false}, {ActionJoins, KindRoom, 0, false}, {ActionJoins, KindUser, 1, true},
+	} {
+		if th, on := p.threshold(c.a, c.k); th != c.t || on != c.on {
+			t.Errorf("%s %s: %v %v, want %v %v", c.a, c.k, th, on, c.t, c.on)
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package reputation
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // glob is a compiled Matrix glob (spec "Moderation policy lists": `*`
 // any run of characters, `?` exactly one). Matching is linear-time
@@ -52,51 +55,89 @@ func (g *glob) match(s string) bool {
 }
 
 // globIndex finds the globs that may match a string without trying
-// them all: each glob is filed under its longer literal end (prefix or
-// suffix), and a lookup tries each filed length against the string's
-// own ends; globs with no literal end (`*`, `?*`) are always tried.
+// them all: each glob is filed under one of its literal runs (the text
+// between wildcards): its prefix, its suffix, or a run inside, and a
+// lookup tries each filed length against the string's own ends (or,
+// for inner runs, each of its substrings of that length). Globs with no
+// literal run (`*`, `?*`) are always tried.
 type globIndex struct {
-	byPrefix, bySuffix map[int]map[string][]*globRule
-	prefixLens         []int
-	suffixLens         []int
-	open               []*globRule
-	n                  int
+	byPlace [3]map[int]map[string][]*globRule
+	lens    [3][]int
+	open    []*globRule
+	n       int
 }
+
+// Where a glob is filed.
+const (
+	placeSuffix = iota
+	placePrefix
+	placeInner
+)
 
 type globRule struct {
 	g    *glob
 	rule *Rule
 }
 
-func (x *globIndex) add(gr *globRule) {
-	x.n++
-	g := gr.g
-	switch {
-	case g.prefix == "" && g.suffix == "":
-		x.open = append(x.open, gr)
-	case len(g.suffix) >= len(g.prefix):
-		x.bySuffix, x.suffixLens = file(x.bySuffix, x.suffixLens, g.suffix, gr)
-	default:
-		x.byPrefix, x.prefixLens = file(x.byPrefix, x.prefixLens, g.prefix, gr)
+// placement picks the literal run a glob is filed under: the longest,
+// as the most selective. A user ID's server part (a suffix from ':')
+// counts for half its length, since the globs of one server all share
+// it ("@*spam*:example.org"), and an anchored end wins a tie, since
+// looking it up costs one probe rather than one per position.
+func placement(g *glob) (place int, key string) {
+	if g.prefix == "" && g.suffix == "" && !strings.ContainsFunc(g.pattern, func(r rune) bool { return r != '*' && r != '?' }) {
+		return -1, ""
 	}
+	score := func(place int, run string) int {
+		n := 4 * len(run)
+		if place == placeSuffix && strings.HasPrefix(run, ":") {
+			n /= 2
+		}
+		if place != placeInner {
+			n++
+		}
+		return n
+	}
+	best := -1
+	try := func(p int, run string) {
+		if run == "" {
+			return
+		}
+		if sc := score(p, run); sc > best {
+			best, place, key = sc, p, run
+		}
+	}
+	try(placeSuffix, g.suffix)
+	try(placePrefix, g.prefix)
+	inner := g.pattern[len(g.prefix) : len(g.pattern)-len(g.suffix)]
+	for _, run := range strings.FieldsFunc(inner, func(r rune) bool { return r == '*' || r == '?' }) {
+		try(placeInner, run)
+	}
+	return place, key
 }
 
-func file(m map[int]map[string][]*globRule, lens []int, key string, gr *globRule) (map[int]map[string][]*globRule, []int) {
+func (x *globIndex) add(gr *globRule) {
+	x.n++
+	place, key := placement(gr.g)
+	if place < 0 {
+		x.open = append(x.open, gr)
+		return
+	}
+	m := x.byPlace[place]
 	if m == nil {
 		m = map[int]map[string][]*globRule{}
+		x.byPlace[place] = m
 	}
 	byKey := m[len(key)]
 	if byKey == nil {
 		byKey = map[string][]*globRule{}
 		m[len(key)] = byKey
-		lens = append(lens, len(key))
+		x.lens[place] = append(x.lens[place], len(key))
 	}
 	byKey[key] = append(byKey[key], gr)
-	return m, lens
 }
 
 func (x *globIndex) remove(rule *Rule) {
-	g := compileGlob(rule.Entity)
 	drop := func(list []*globRule) []*globRule {
 		for i, gr := range list {
 			if gr.rule == rule {
@@ -106,37 +147,29 @@ func (x *globIndex) remove(rule *Rule) {
 		}
 		return list
 	}
-	unfile := func(m map[int]map[string][]*globRule, lens []int, key string) []int {
-		byKey := m[len(key)]
-		if byKey == nil {
-			return lens
-		}
-		if rest := drop(byKey[key]); len(rest) > 0 {
-			byKey[key] = rest
-		} else {
-			delete(byKey, key)
-		}
-		if len(byKey) == 0 {
-			delete(m, len(key))
-			for i, l := range lens {
-				if l == len(key) {
-					return append(lens[:i:i], lens[i+1:]...)
-				}
-			}
-		}
-		return lens
-	}
-	switch {
-	case g.prefix == "" && g.suffix == "":
+	place, key := placement(compileGlob(rule.Entity))
+	if place < 0 {
 		x.open = drop(x.open)
-	case len(g.suffix) >= len(g.prefix):
-		x.suffixLens = unfile(x.bySuffix, x.suffixLens, g.suffix)
-	default:
-		x.prefixLens = unfile(x.byPrefix, x.prefixLens, g.prefix)
+		return
+	}
+	m := x.byPlace[place]
+	byKey := m[len(key)]
+	if byKey == nil {
+		return
+	}
+	if rest := drop(byKey[key]); len(rest) > 0 {
+		byKey[key] = rest
+	} else {
+		delete(byKey, key)
+	}
+	if len(byKey) == 0 {
+		delete(m, len(key))
+		x.lens[place] = slices.DeleteFunc(x.lens[place], func(l int) bool { return l == len(key) })
 	}
 }
 
-// each calls fn for every glob matching s until fn returns false.
+// each calls fn for every glob matching s until fn returns false (a
+// glob whose inner run occurs twice in s may be passed twice).
 func (x *globIndex) each(s string, fn func(*Rule) bool) {
 	if x.n == 0 {
 		return
@@ -149,14 +182,22 @@ func (x *globIndex) each(s string, fn func(*Rule) bool) {
 		}
 		return true
 	}
-	for _, l := range x.suffixLens {
-		if l <= len(s) && !try(x.bySuffix[l][s[len(s)-l:]]) {
+	for _, l := range x.lens[placeSuffix] {
+		if l <= len(s) && !try(x.byPlace[placeSuffix][l][s[len(s)-l:]]) {
 			return
 		}
 	}
-	for _, l := range x.prefixLens {
-		if l <= len(s) && !try(x.byPrefix[l][s[:l]]) {
+	for _, l := range x.lens[placePrefix] {
+		if l <= len(s) && !try(x.byPlace[placePrefix][l][s[:l]]) {
 			return
+		}
+	}
+	for _, l := range x.lens[placeInner] {
+		byKey := x.byPlace[placeInner][l]
+		for i := 0; i+l <= len(s); i++ {
+			if !try(byKey[s[i:i+l]]) {
+				return
+			}
 		}
 	}
 	try(x.open)

@@ -149,11 +149,12 @@ func TestReputationFeeds(t *testing.T) {
 		putRule(t, curator, list2, "m.policy.rule.user", "both", map[string]any{"entity": "@both:hs3.test", "recommendation": "m.ban"})
 		putRule(t, curator, list2, "m.policy.rule.user", "half", map[string]any{"entity": "@half:hs3.test", "recommendation": "m.ban"})
 		putRule(t, curator, list3, "m.policy.rule.user", "both", map[string]any{"entity": "@both:*", "recommendation": "m.ban"})
-		for _, alias := range []string{"#list2:hs1.test", "#list3:hs1.test"} {
-			status, body := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": alias, "weight": 0.5})
-			testserver.WantStatus(t, "subscribe "+alias, status, body, http.StatusOK)
-			if body["last_error"] != "" || body["rules"] != float64(map[string]int{"#list2:hs1.test": 2, "#list3:hs1.test": 1}[alias]) {
-				t.Fatalf("subscribe %s: %v", alias, body)
+		// list2 by alias; list3 by its room ID (a version 12 room's, with no server in it) and a server to join through.
+		for _, sub := range []map[string]any{{"room": "#list2:hs1.test", "weight": 0.5}, {"room": string(list3), "weight": 0.5, "via": []string{"hs1.test"}}} {
+			status, body := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, sub)
+			testserver.WantStatus(t, fmt.Sprint("subscribe ", sub), status, body, http.StatusOK)
+			if body["last_error"] != "" || body["rules"] != float64(map[bool]int{true: 2, false: 1}[sub["room"] == "#list2:hs1.test"]) {
+				t.Fatalf("subscribe %v: %v", sub, body)
 			}
 		}
 		if v := verdict(t, b, tok, "user", "@both:hs3.test", "events"); v["listed"] != true || v["score"] != 1.0 {
@@ -221,12 +222,12 @@ func TestReputationFeeds(t *testing.T) {
 		}
 
 		// Unsubscribing list3 leaves @both at 0.5.
-		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape("#list3:hs1.test"), tok, nil)
+		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape(string(list3)), tok, nil)
 		testserver.WantStatus(t, "unsubscribe", status, body, http.StatusOK)
 		if v := verdict(t, b, tok, "user", "@both:hs3.test", "events"); v["listed"] != false {
 			t.Errorf("after unsubscribing: %v", v)
 		}
-		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape("#list3:hs1.test"), tok, nil)
+		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape(string(list3)), tok, nil)
 		testserver.WantError(t, "unsubscribe twice", status, body, http.StatusNotFound, "M_NOT_FOUND")
 	})
 }
