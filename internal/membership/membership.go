@@ -178,11 +178,12 @@ func withProfile(content, profile map[string]any) map[string]any {
 // no one here is in it, and brings a forgotten room back into their sync.
 // Joining a room the user is in with the same content changes nothing.
 func (s *Service) Join(ctx context.Context, userID, roomID string, via []string, body Content) error {
-	if err := s.refuseListedRoom(ctx, userID, roomID); err != nil {
+	remote := s.viaRemote(ctx, roomID)
+	if err := s.refuseListedRoom(ctx, userID, roomID, remote, via); err != nil {
 		return err
 	}
 	content := withProfile(body.fields(), s.localProfile(ctx, userID))
-	if s.viaRemote(ctx, roomID) {
+	if remote {
 		// make_join builds the event on the remote server, so the body's
 		// fields travel in the content.
 		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
@@ -202,10 +203,11 @@ func (s *Service) Join(ctx context.Context, userID, roomID string, via []string,
 // Knock asks to join a room, through one of the via servers when no one
 // here is in it.
 func (s *Service) Knock(ctx context.Context, userID, roomID string, via []string, reason string) error {
-	if err := s.refuseListedRoom(ctx, userID, roomID); err != nil {
+	remote := s.viaRemote(ctx, roomID)
+	if err := s.refuseListedRoom(ctx, userID, roomID, remote, via); err != nil {
 		return err
 	}
-	if s.viaRemote(ctx, roomID) {
+	if remote {
 		return s.remote.Knock(ctx, userID, roomID, via, reason)
 	}
 	_, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{

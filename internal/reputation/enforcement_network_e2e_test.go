@@ -379,7 +379,16 @@ func TestReputationListingsOverFederation(t *testing.T) {
 	if !inRemoteDirectory() || summary() != http.StatusOK || remoteSummary() != http.StatusOK {
 		t.Error("the rooms are not listed again once the rules are removed")
 	}
+	// A version 12 room ID names no server: a room joined only through
+	// listed servers is refused as well.
+	enfRule(t, admins[0], feed, "server", "hs3", "hs3.test", "m.ban", "bad server")
+	enfWaitListed(t, hs2, admins[1], "joins", "server", "hs3.test", true)
+	_, err = bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}})
+	enfWantHTTPError(t, "join a room only through a listed server", err, http.StatusForbidden, "M_FORBIDDEN",
+		"This room is blocked by a reputation feed: bad server")
+	enfRule(t, admins[0], feed, "server", "hs3", "", "", "")
+	enfWaitListed(t, hs2, admins[1], "joins", "server", "hs3.test", false)
 	if _, err := bob.JoinRoom(ctx, remote.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {
-		t.Errorf("join once the rule is removed: %v", err)
+		t.Errorf("join once the rules are removed: %v", err)
 	}
 }

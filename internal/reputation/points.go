@@ -85,8 +85,12 @@ func (p *Points) RefusesInvite(ctx context.Context, sender, roomID, eventID stri
 
 // RefusesJoin is the verdict on a local user's join to roomID
 // (ActionJoins on the room, and on the server its ID names when that is
-// another server: version 12 room IDs name none). The user is recorded.
-func (p *Points) RefusesJoin(ctx context.Context, userID, roomID string) (reason string, refused bool) {
+// another server: version 12 room IDs name none). via are the servers a
+// join of a room no one here is in goes through (nil otherwise): when
+// the feeds list every one of them, the room is, as far as this server
+// can tell, on listed servers only, and the join is refused too (a room
+// also on other servers is joined through those). The user is recorded.
+func (p *Points) RefusesJoin(ctx context.Context, userID, roomID string, via []string) (reason string, refused bool) {
 	if v := p.e.Check(ctx, ActionJoins, KindRoom, roomID, userID); v.Listed {
 		return v.Reason, true
 	}
@@ -95,7 +99,17 @@ func (p *Points) RefusesJoin(ctx context.Context, userID, roomID string) (reason
 			return v.Reason, true
 		}
 	}
-	return "", false
+	if len(via) == 0 {
+		return "", false
+	}
+	// Checked without recording first: only a refusal is a decision.
+	for _, s := range via {
+		if s == p.serverName || !p.e.Check(ctx, ActionJoins, KindServer, s, "").Listed {
+			return "", false
+		}
+	}
+	v := p.e.Check(ctx, ActionJoins, KindServer, via[0], userID)
+	return v.Reason, v.Listed
 }
 
 // HidesRoom reports whether a room is left out of the public room

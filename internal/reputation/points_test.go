@@ -56,14 +56,17 @@ func TestPointsRules(t *testing.T) {
 	if _, refused := p.RefusesInvite(ctx, "@x:fine.test", "!ok:y.test", "$i3"); refused {
 		t.Error("invite from an unlisted user refused")
 	}
-	if reason, refused := p.RefusesJoin(ctx, "@me:here.test", "!bad:x.test"); !refused || reason != "spam" {
+	if reason, refused := p.RefusesJoin(ctx, "@me:here.test", "!bad:x.test", nil); !refused || reason != "spam" {
 		t.Errorf("join of a listed room: %q %v", reason, refused)
 	}
-	if _, refused := p.RefusesJoin(ctx, "@me:here.test", "!r:blocked.test"); !refused {
+	if _, refused := p.RefusesJoin(ctx, "@me:here.test", "!r:blocked.test", nil); !refused {
 		t.Error("join of a room of a listed server not refused")
 	}
-	if _, refused := p.RefusesJoin(ctx, "@me:here.test", "!domainless"); refused {
-		t.Error("join of an unlisted version 12 room refused")
+	if _, refused := p.RefusesJoin(ctx, "@me:here.test", "!domainless", []string{"fine.test", "blocked.test"}); refused {
+		t.Error("join of a version 12 room through an unlisted server and a listed one refused")
+	}
+	if _, refused := p.RefusesJoin(ctx, "@me:here.test", "!domainless2", []string{"blocked.test"}); !refused {
+		t.Error("join of a version 12 room only through listed servers not refused")
 	}
 	if !p.HidesRoom(ctx, "!bad:x.test") || p.HidesRoom(ctx, "!ok:y.test") {
 		t.Error("HidesRoom")
@@ -86,7 +89,7 @@ func TestPointsRules(t *testing.T) {
 	want := []string{
 		"events @spam:evil.test $e1", "events takedown.test $e2",
 		"invites evil.test $i1", "invites !bad:x.test $i2",
-		"joins !bad:x.test @me:here.test", "joins blocked.test @me:here.test",
+		"joins !bad:x.test @me:here.test", "joins blocked.test @me:here.test", "joins blocked.test @me:here.test",
 		"media evil.test mxc://evil.test/m1",
 		"registration @spam:here.test @spam:here.test",
 	}
