@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/reputation"
@@ -86,6 +87,11 @@ func (a *Reputation) subscribe(r *http.Request, _ *httpapi.Caller) (any, error) 
 	if len(sub.Via) > 20 {
 		return nil, mxerr.InvalidParam("via lists at most 20 servers")
 	}
+	for _, srv := range sub.Via {
+		if config.ValidateServerName(srv) != nil {
+			return nil, mxerr.InvalidParam("via: %q is not a server name", srv)
+		}
+	}
 	f, err := a.svc.Subscribe(r.Context(), sub)
 	if err != nil {
 		return nil, err
@@ -133,7 +139,8 @@ func (a *Reputation) stats(r *http.Request, _ *httpapi.Caller) (any, error) {
 
 // decisions is GET .../decisions: the log, newest first, from an offset
 // (from, next_token), limit (100 by default), filtered by action, kind,
-// feed and since_ts.
+// feed and since_ts; dropped_since_start counts decisions the log could
+// not keep up with since the server started.
 func (a *Reputation) decisions(r *http.Request, _ *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	query := store.ReputationDecisionQuery{Action: q.Get("action"), Kind: q.Get("kind"), Feed: q.Get("feed")}
@@ -163,7 +170,7 @@ func (a *Reputation) decisions(r *http.Request, _ *httpapi.Caller) (any, error) 
 		out = append(out, map[string]any{"id": d.ID, "ts": d.TS, "action": d.Action, "kind": d.Kind, "entity": d.Entity,
 			"feeds": d.Feeds, "score": d.Score, "detail": d.Detail})
 	}
-	resp := map[string]any{"decisions": out, "total": total}
+	resp := map[string]any{"decisions": out, "total": total, "dropped_since_start": a.svc.DecisionsDropped()}
 	if int64(query.From+len(list)) < total {
 		resp["next_token"] = query.From + len(list)
 	}

@@ -98,6 +98,10 @@ func TestReputationFeeds(t *testing.T) {
 			testserver.WantError(t, r.method+" "+r.path+" as a non-admin", status, body, http.StatusForbidden, "M_FORBIDDEN")
 		}
 
+		// Nobody may register the feeds' user.
+		status, body := b.Do(t, http.MethodGet, "/_matrix/client/v3/register/available?username=myelin-reputation", "", nil)
+		testserver.WantError(t, "register the feeds' user", status, body, http.StatusBadRequest, "M_EXCLUSIVE")
+
 		list1 := policyRoom(t, curator, "list1")
 		// Mjolnir's format: state key rule:<entity>.
 		putRule(t, curator, list1, "m.policy.rule.user", "rule:@spam:hs3.test", map[string]any{"entity": "@spam:hs3.test", "reason": "spam", "recommendation": "m.ban"})
@@ -167,14 +171,14 @@ func TestReputationFeeds(t *testing.T) {
 		// An allow-list cancels list1's ban.
 		allow := policyRoom(t, curator, "allow")
 		putRule(t, curator, allow, "m.policy.rule.user", "spam", map[string]any{"entity": "@spam:hs3.test", "recommendation": "m.ban"})
-		status, body := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#allow:hs1.test", "allow": true})
+		status, body = b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#allow:hs1.test", "allow": true})
 		testserver.WantStatus(t, "subscribe the allow-list", status, body, http.StatusOK)
 		if v := verdict(t, b, tok, "user", "@spam:hs3.test", "events"); v["listed"] != false || v["score"] != 0.0 {
 			t.Errorf("allow-listed: %v", v)
 		}
 
 		// Bad requests.
-		for _, body := range []map[string]any{{}, {"room": "list"}, {"room": "#a:b", "weight": -1}, {"room": 5}} {
+		for _, body := range []map[string]any{{}, {"room": "list"}, {"room": "#a:b", "weight": -1}, {"room": 5}, {"room": "!r", "via": []string{"not a server"}}} {
 			status, resp := b.Do(t, http.MethodPost, repAPI+"/feeds", tok, body)
 			if status != http.StatusBadRequest {
 				t.Errorf("POST %v: %d %v", body, status, resp)
@@ -213,7 +217,7 @@ func TestReputationFeeds(t *testing.T) {
 			t.Errorf("decisions: %v", decisions)
 		}
 		status, body = b.Do(t, http.MethodGet, repAPI+"/decisions?action=events", tok, nil)
-		if status != http.StatusOK || body["total"] != 0.0 {
+		if status != http.StatusOK || body["total"] != 0.0 || body["dropped_since_start"] != 0.0 {
 			t.Errorf("decisions of another action: %d %v", status, body)
 		}
 		status, body = b.Do(t, http.MethodGet, repAPI+"/feeds/"+url.PathEscape("#list1:hs1.test")+"/stats?since_ts=0", tok, nil)
@@ -229,5 +233,29 @@ func TestReputationFeeds(t *testing.T) {
 		}
 		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape(string(list3)), tok, nil)
 		testserver.WantError(t, "unsubscribe twice", status, body, http.StatusNotFound, "M_NOT_FOUND")
+
+		// The feeds' user kicked from list2: the feed shows it (and is joined again at the next retry); its rules stay.
+		if _, err := curator.KickUser(ctx, list2, &mautrix.ReqKickUser{UserID: id.UserID("@myelin-reputation:hs2.test")}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "kick shown", func() bool {
+			status, body := b.Do(t, http.MethodGet, repAPI+"/feeds", tok, nil)
+			testserver.WantStatus(t, "list feeds", status, body, http.StatusOK)
+			for _, f := range body["feeds"].([]any) {
+				if f := f.(map[string]any); f["feed"] == "#list2:hs1.test" {
+					return f["last_error"] != "" && f["rules"] == 2.0
+				}
+			}
+			return false
+		})
+
+		// A feed that cannot be joined stays subscribed, with its error shown.
+		status, body = b.Do(t, http.MethodPost, repAPI+"/feeds", tok, map[string]any{"room": "#missing:hs1.test"})
+		testserver.WantStatus(t, "subscribe a missing room", status, body, http.StatusOK)
+		if body["last_error"] == "" || body["room_id"] != "" || body["rules"] != 0.0 {
+			t.Errorf("missing room: %v", body)
+		}
+		status, body = b.Do(t, http.MethodDelete, repAPI+"/feeds/"+url.PathEscape("#missing:hs1.test"), tok, nil)
+		testserver.WantStatus(t, "unsubscribe the missing room", status, body, http.StatusOK)
 	})
 }

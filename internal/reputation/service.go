@@ -68,6 +68,9 @@ type Options struct {
 	Log        *slog.Logger
 	// Bus carries new events; the service follows rule changes on it.
 	Bus bus.Bus
+	// DecisionLog, when set, is the log the Blender records into; the
+	// admin API shows how many decisions it dropped.
+	DecisionLog *Log
 }
 
 // Source of a subscription.
@@ -90,13 +93,16 @@ type Service struct {
 
 	mu      sync.Mutex
 	changed map[string]map[ruleKey]bool // rule changes to re-read, per feed room
-	jobs    []func(context.Context)
-	wake    chan struct{}
+	// stale are the feed rooms the feeds' user was removed from, to be
+	// joined again (Run's goroutine only).
+	stale map[string]bool
+	jobs  []func(context.Context)
+	wake  chan struct{}
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
 func New(o Options) *Service {
-	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, wake: make(chan struct{}, 1)}
+	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, wake: make(chan struct{}, 1)}
 	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) { s.heard(c.(rooms.Notification)) }, rooms.TopicEvent)
 	return s
 }
@@ -115,6 +121,10 @@ func (s *Service) heard(n rooms.Notification) {
 	if ev.StateKey() == nil {
 		return
 	}
+	if ev.Type() == spec.MRoomMember && *ev.StateKey() == s.SystemUser() && n.Membership != spec.Join {
+		s.removed(ev.RoomID().String(), n.Membership)
+		return
+	}
 	if _, ok := RuleTypes[ev.Type()]; !ok {
 		return
 	}
@@ -129,6 +139,32 @@ func (s *Service) heard(n rooms.Notification) {
 		s.changed[roomID] = keys
 	}
 	keys[ruleKey{ev.Type(), *ev.StateKey()}] = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// removed notes that the feeds' user was made to leave (or banned from)
+// a feed's room: no change reaches the server from then on, so the feed
+// is shown with an error and joined again at the next retry. Its rules
+// stay enforced meanwhile: a feed falls silent, its listings do not
+// expire.
+func (s *Service) removed(roomID, membership string) {
+	if !s.o.Blender.Follows(roomID) {
+		return
+	}
+	s.mu.Lock()
+	s.jobs = append(s.jobs, func(ctx context.Context) {
+		s.stale[roomID] = true
+		feeds, err := s.o.Store.ReputationFeeds(ctx)
+		if err != nil {
+			return
+		}
+		for _, f := range feeds {
+			if f.RoomID == roomID {
+				_ = s.o.Store.SetReputationFeedRoom(ctx, f.Feed, roomID, "the feed's user is no longer in the room ("+membership+"); joining again")
+			}
+		}
+	})
 	s.mu.Unlock()
 	s.poke()
 }
@@ -248,11 +284,16 @@ func (s *Service) followAll(ctx context.Context) {
 		return
 	}
 	for _, f := range feeds {
-		if f.RoomID != "" && s.o.Blender.Follows(f.RoomID) {
+		if f.RoomID != "" && s.o.Blender.Follows(f.RoomID) && !s.stale[f.RoomID] {
 			s.o.Blender.SetFeed(f.RoomID, f.Weight, f.Allow)
 			continue
 		}
+		wasStale := s.stale[f.RoomID]
+		delete(s.stale, f.RoomID)
 		if err := s.follow(ctx, f, nil); err != nil && ctx.Err() == nil {
+			if wasStale {
+				s.stale[f.RoomID] = true
+			}
 			s.o.Log.Warn("reputation: following a feed", "feed", f.Feed, "err", err)
 		}
 	}
@@ -509,6 +550,15 @@ func (s *Service) Decisions(ctx context.Context, q store.ReputationDecisionQuery
 		}
 	}
 	return s.o.Store.ReputationDecisions(ctx, q)
+}
+
+// DecisionsDropped is how many decisions the log dropped since start
+// (its queue full), so that the admin knows the log is incomplete.
+func (s *Service) DecisionsDropped() int64 {
+	if s.o.DecisionLog == nil {
+		return 0
+	}
+	return s.o.DecisionLog.Dropped()
 }
 
 // Check is the blend's verdict, for the admin API's check endpoint

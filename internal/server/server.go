@@ -222,6 +222,11 @@ func (s *Server) build(ctx context.Context) error {
 // listen to it or serve the per-user streams /sync carries.
 func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, error) {
 	cfg, db := s.cfg, s.db
+	// The blend of reputation feeds comes first, so that every service
+	// built after it can be given it as its Enforcer; the feeds
+	// themselves are followed by s.repFeeds, built with membership.
+	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
+	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.regTokens = regtokens.New(db)
 	s.uia = uia.NewManager(db, cfg.Auth.UIASessionLifetime, b.regTokens.ReleaseExpired)
 	// changes carries every change a listener may care about, new room
@@ -241,10 +246,6 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
-	// The blend of the reputation feeds comes before the services that
-	// enforce it (the feeds' service, which needs them, comes later).
-	s.repLog = reputation.NewLog(db, s.log, cfg.Reputation.DecisionRetention, cfg.Reputation.MaxDecisions)
-	s.reputation = reputation.NewBlender(reputation.PolicyFromConfig(cfg.Reputation), s.repLog.Record)
 	b.rep = s.reputationPoints()
 	s.engine = rooms.New(db, stream, changes, rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
