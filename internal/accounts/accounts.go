@@ -107,6 +107,9 @@ type Options struct {
 	// Reserved are localparts nobody may register: the server notices
 	// system user's (Synapse refuses it with M_EXCLUSIVE).
 	Reserved []string
+	// Reputation refuses registrations of user IDs the server's
+	// reputation feeds list (nil: none).
+	Reputation RegistrationScreen
 }
 
 // Service is the accounts domain service.
@@ -193,6 +196,9 @@ func (s *Service) ValidateNewLocalpart(lp string) error {
 // CheckAvailable answers /register/available.
 func (s *Service) CheckAvailable(ctx context.Context, lp string) error {
 	if err := s.ValidateNewLocalpart(lp); err != nil {
+		return err
+	}
+	if err := s.refuseListedLocalpart(ctx, lp); err != nil {
 		return err
 	}
 	exists, err := s.store.UserExists(ctx, lp)

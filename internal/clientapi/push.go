@@ -147,6 +147,9 @@ func (a *API) notifications(r *http.Request, c *httpapi.Caller) (any, error) {
 		if err != nil {
 			continue // an event purged since it notified
 		}
+		if a.rooms.HiddenByReputation(r.Context(), ev) {
+			continue // its sender listed since it notified
+		}
 		rendered, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
 		if err != nil {
 			return nil, err

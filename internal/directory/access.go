@@ -28,8 +28,9 @@ func (s Summary) OpenToAll() bool {
 
 // UserMayView reports whether a user (or, for "", an anonymous caller)
 // may see a room's summary: it is open to all; they are joined, invited
-// or knocking; or it is restricted to a room they are joined to. It also
-// returns the user's membership.
+// or knocking; or it is restricted to a room they are joined to. A room
+// the server's reputation feeds hide only its joined members see. It
+// also returns the user's membership.
 func (s *Service) UserMayView(ctx context.Context, d *Room, userID string) (string, bool, error) {
 	membership := ""
 	if userID != "" {
@@ -39,7 +40,11 @@ func (s *Service) UserMayView(ctx context.Context, d *Room, userID string) (stri
 		}
 	}
 	switch {
-	case membership == spec.Join || membership == spec.Invite || membership == spec.Knock:
+	case membership == spec.Join:
+		return membership, true, nil
+	case s.hiddenRoom(ctx, d.Summary.RoomID):
+		return membership, false, nil
+	case membership == spec.Invite || membership == spec.Knock:
 		return membership, true, nil
 	case d.Summary.OpenToAll():
 		return membership, true, nil
@@ -58,8 +63,12 @@ func (s *Service) UserMayView(ctx context.Context, d *Room, userID string) (stri
 
 // ServerMayView reports whether a server may see a room's summary: it is
 // open to all; the server has a member joined or invited to it; or it is
-// restricted and the server is in one of the allowed rooms.
+// restricted and the server is in one of the allowed rooms. No server
+// sees a room the server's reputation feeds hide.
 func (s *Service) ServerMayView(ctx context.Context, d *Room, server string) (bool, error) {
+	if s.hiddenRoom(ctx, d.Summary.RoomID) {
+		return false, nil
+	}
 	if d.Summary.OpenToAll() {
 		return true, nil
 	}
@@ -103,6 +112,9 @@ func serverOf(userID string) string {
 // is joined, invited or knocking (an invite it received, say). A
 // summary without a join rule is taken as invite-only.
 func (s *Spaces) remoteVisible(ctx context.Context, sum Summary, userID string) (bool, error) {
+	if s.dir.hiddenRoom(ctx, sum.RoomID) {
+		return false, nil
+	}
 	if sum.OpenToAll() {
 		return true, nil
 	}

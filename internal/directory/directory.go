@@ -31,13 +31,18 @@ type Store interface {
 
 // Service answers listings from the room engine and the store.
 type Service struct {
-	rooms *rooms.Engine
-	store Store
+	rooms      *rooms.Engine
+	store      Store
+	reputation RoomScreen
 }
 
 // New makes the listing service.
-func New(engine *rooms.Engine, st Store) *Service {
-	return &Service{rooms: engine, store: st}
+func New(engine *rooms.Engine, st Store, opts ...Option) *Service {
+	s := &Service{rooms: engine, store: st}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Summary describes a room as the published room directory, the space
@@ -259,7 +264,7 @@ func (s *Service) listed(ctx context.Context) ([]Summary, error) {
 			return nil, err
 		}
 		sum := d.Summary
-		if sum.NumJoinedMembers == 0 || !sum.OpenToAll() {
+		if sum.NumJoinedMembers == 0 || !sum.OpenToAll() || s.hiddenRoom(ctx, p.RoomID) {
 			continue
 		}
 		sum.RoomVersion, sum.Encryption, sum.AllowedRoomIDs = "", "", nil // not part of a directory entry

@@ -387,7 +387,9 @@ func (s *Spaces) RoomSummary(ctx context.Context, roomID, userID string, via []s
 				via = append(append([]string{}, via...), server)
 			}
 			if resp := s.fetch(ctx, w, childRef{roomID: roomID, via: via}); resp != nil {
-				visible, err := s.remoteVisible(ctx, resp.Room.Summary, userID)
+				sum := resp.Room.Summary
+				sum.RoomID = roomID // what the answer is about, whatever it says
+				visible, err := s.remoteVisible(ctx, sum, userID)
 				if err != nil {
 					return Summary{}, "", err
 				}
@@ -400,8 +402,6 @@ func (s *Spaces) RoomSummary(ctx context.Context, roomID, userID string, via []s
 						return Summary{}, "", err
 					}
 				}
-				sum := resp.Room.Summary
-				sum.RoomID = roomID
 				return sum, membership, nil
 			}
 		}

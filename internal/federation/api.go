@@ -80,6 +80,10 @@ type Deps struct {
 	Typing   RemoteTyping
 	Receipts RemoteReceipts
 	Presence RemotePresence
+
+	// Reputation refuses what the server's reputation feeds list (nil:
+	// nothing is refused).
+	Reputation Reputation
 }
 
 // API is the server-server API.

@@ -450,6 +450,10 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	if err := a.verifySignatures(ctx, signed); err != nil {
 		return nil, err
 	}
+	// After the signatures: only a genuine invite is recorded.
+	if err := a.refuseListedInvite(ctx, pdu); err != nil {
+		return nil, err
+	}
 	if v.DomainlessRoomIDs() {
 		if err := a.checkInviteRoomState(ctx, v, pdu.RoomID().String(), req.InviteRoomState); err != nil {
 			return nil, err

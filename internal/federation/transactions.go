@@ -373,7 +373,7 @@ func (a *API) verifyPDU(ctx context.Context, origin string, v gomatrixserverlib.
 			return pdu, err
 		}
 	}
-	return pdu, nil
+	return pdu, a.takenDown(ctx, pdu)
 }
 
 // receiveEDUs hands each EDU to the handler of its type.

@@ -85,6 +85,9 @@ func (s *Service) open(ctx context.Context, hash string) (io.ReadCloser, error) 
 // lookup finds the metadata of media with bytes, waiting for an async
 // upload and fetching remote media as needed.
 func (s *Service) lookup(ctx context.Context, server, mediaID string, req Request) (store.Media, error) {
+	if err := s.refusedByReputation(ctx, server, mediaID); err != nil {
+		return store.Media{}, err
+	}
 	local := server == s.serverName
 	if !local && req.LocalOnly {
 		if err := checkRef(server, mediaID); err != nil {

@@ -62,6 +62,9 @@ type Options struct {
 	// locations may reach (nil: outbound.Default()).
 	Outbound *outbound.Policy
 	Log      *slog.Logger
+	// Reputation refuses the media of servers the server's reputation
+	// feeds list (nil: none).
+	Reputation MediaScreen
 }
 
 // Service is the content repository.
@@ -71,6 +74,7 @@ type Service struct {
 	db         Store
 	storage    Storage
 	remote     Remote
+	reputation MediaScreen
 	log        *slog.Logger
 	tmpDir     string
 	now        func() time.Time
@@ -101,7 +105,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Service{serverName: o.ServerName, cfg: o.Config, db: o.Store, storage: o.Storage, remote: o.Remote, log: o.Log,
+	s := &Service{serverName: o.ServerName, cfg: o.Config, db: o.Store, storage: o.Storage, remote: o.Remote, reputation: o.Reputation, log: o.Log,
 		tmpDir: filepath.Join(o.Dir, "tmp"), now: time.Now, uploaded: map[string]chan struct{}{}, fetching: map[string]*fetch{}}
 	if s.storage == nil {
 		fs, err := NewFileStorage(o.Dir)

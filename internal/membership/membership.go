@@ -68,6 +68,9 @@ type Options struct {
 	// Invites are local users' invite permissions (nil: every invite is
 	// allowed).
 	Invites *InviteRules
+	// Reputation keeps local users out of rooms the server's reputation
+	// feeds list; nil keeps nobody out.
+	Reputation JoinScreen
 }
 
 // Service carries out membership changes.
@@ -78,11 +81,12 @@ type Service struct {
 	accounts   Accounts
 	remote     Remote
 	invites    *InviteRules
+	reputation JoinScreen
 }
 
 // New makes the service.
 func New(o Options) *Service {
-	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote, invites: o.Invites}
+	return &Service{serverName: o.ServerName, rooms: o.Rooms, store: o.Store, accounts: o.Accounts, remote: o.Remote, invites: o.Invites, reputation: o.Reputation}
 }
 
 // viaRemote reports whether a change of the room must go through another
@@ -183,8 +187,12 @@ func (s *Service) Join(ctx context.Context, userID, roomID string, via []string,
 	if err := s.refuseBlocked(ctx, roomID); err != nil {
 		return err
 	}
+	remote := s.viaRemote(ctx, roomID)
+	if err := s.refuseListedRoom(ctx, userID, roomID, remote, via); err != nil {
+		return err
+	}
 	content := withProfile(body.fields(), s.localProfile(ctx, userID))
-	if s.viaRemote(ctx, roomID) {
+	if remote {
 		// make_join builds the event on the remote server, so the body's
 		// fields travel in the content.
 		if err := s.remote.Join(ctx, userID, roomID, via, content); err != nil {
@@ -207,7 +215,11 @@ func (s *Service) Knock(ctx context.Context, userID, roomID string, via []string
 	if err := s.refuseBlocked(ctx, roomID); err != nil {
 		return err
 	}
-	if s.viaRemote(ctx, roomID) {
+	remote := s.viaRemote(ctx, roomID)
+	if err := s.refuseListedRoom(ctx, userID, roomID, remote, via); err != nil {
+		return err
+	}
+	if remote {
 		return s.remote.Knock(ctx, userID, roomID, via, reason)
 	}
 	_, err := s.rooms.SetMembership(ctx, rooms.MembershipRequest{

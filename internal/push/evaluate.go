@@ -31,6 +31,11 @@ type evaluated struct {
 func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated, error) {
 	ev := n.Event
 	out := evaluated{ev: ev}
+	// The events the server's reputation feeds hide from every local
+	// user notify nobody: the read paths' rule (rooms.Visibility.CanSee).
+	if s.rooms.HiddenByReputation(ctx, ev) {
+		return out, nil
+	}
 	members, err := s.members(ctx, ev)
 	if err != nil {
 		return out, err

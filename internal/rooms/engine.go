@@ -98,6 +98,9 @@ type Options struct {
 	// a policy server that cannot be reached
 	// (federation.policy_server_fail_open).
 	PolicyFailOpen bool
+	// Reputation hides the events of senders the server's reputation
+	// feeds list (reputation.Points); nil hides nothing.
+	Reputation SenderScreen
 }
 
 // IgnoreLists answers whom a user ignores.

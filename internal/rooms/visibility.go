@@ -24,6 +24,9 @@ type Visibility struct {
 	userID  string
 	joins   map[string]joinInfo
 	ignored map[string]bool // loaded on first use
+	// listed remembers, per sender, whether the reputation feeds hide
+	// their events, for the request's lifetime.
+	listed map[string]bool
 }
 
 // joinInfo is what a Visibility caches about the user's joins to a room.
@@ -34,7 +37,7 @@ type joinInfo struct {
 
 // VisibilityFor makes the checker for one user and request.
 func (e *Engine) VisibilityFor(userID string) *Visibility {
-	return &Visibility{e: e, userID: userID, joins: map[string]joinInfo{}}
+	return &Visibility{e: e, userID: userID, joins: map[string]joinInfo{}, listed: map[string]bool{}}
 }
 
 // CanSee reports whether the user may see ev.
@@ -46,6 +49,9 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 	// /relations' parent, receipts) reach such events; stream queries
 	// never do.
 	if ev.Status != roommodel.Accepted {
+		return false, nil
+	}
+	if v.e.hiddenByReputation(ctx, ev, v.listed) {
 		return false, nil
 	}
 	if hidden, err := v.ignores(ctx, ev); hidden || err != nil {

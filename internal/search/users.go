@@ -28,11 +28,16 @@ type Users struct {
 	store          UserStore
 	serverName     string
 	searchAllUsers bool
+	reputation     UserScreen
 }
 
 // NewUsers makes the user directory.
-func NewUsers(s UserStore, serverName string, searchAllUsers bool) *Users {
-	return &Users{store: s, serverName: serverName, searchAllUsers: searchAllUsers}
+func NewUsers(s UserStore, serverName string, searchAllUsers bool, opts ...UsersOption) *Users {
+	u := &Users{store: s, serverName: serverName, searchAllUsers: searchAllUsers}
+	for _, o := range opts {
+		o(u)
+	}
+	return u
 }
 
 // DirectoryUser is one result.
@@ -62,7 +67,7 @@ func (u *Users) Search(ctx context.Context, searcher, term string, limit int) ([
 	}
 	var out []DirectoryUser
 	for _, c := range cands {
-		if matches(words, c) {
+		if matches(words, c) && !u.hiddenUser(ctx, c.UserID) {
 			out = append(out, *c)
 		}
 	}

@@ -176,6 +176,8 @@ type built struct {
 	// federation and /sync apply alike.
 	invites *membership.InviteRules
 	members *membership.Service
+	// rep is the enforcement points of the reputation feeds.
+	rep *reputation.Points
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -259,10 +261,11 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
+	b.rep = s.reputationPoints()
 	b.invites = membership.NewInviteRules(s.acctData)
 	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
 	if b.fedClient != nil {
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
@@ -279,7 +282,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
-	b.dir = directory.New(s.engine, db)
+	b.dir = directory.New(s.engine, db, directory.WithReputation(b.rep))
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
 }
@@ -299,7 +302,7 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 		ServerName: cfg.ServerName, BcryptCost: cfg.Auth.BcryptCost,
 		RefreshableTokenLifetime: cfg.Auth.RefreshableAccessTokenLifetime, LoginTokenLifetime: cfg.Auth.LoginTokenLifetime,
 		DevicesRemoved: s.keys.DevicesRemoved, DeviceRenamed: s.keys.DeviceRenamed,
-		Reserved: reservedLocalparts(cfg),
+		Reserved: reservedLocalparts(cfg), Reputation: b.rep,
 	})
 	s.accounts = b.acc
 }
@@ -312,7 +315,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: s.keys, Invites: b.invites})
-	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Invites: b.invites}
+	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Invites: b.invites, Reputation: b.rep}
 	if b.remote != nil {
 		members.Remote = b.remote
 	}
@@ -333,7 +336,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		AccountData: s.acctData, Push: s.push, Reports: reports.New(reports.Options{ServerName: cfg.ServerName, Store: db, Rooms: engine, Users: b.acc,
 			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
-		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
+		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers, search.WithReputation(b.rep)),
 	}
 	if b.remote != nil {
 		clientDeps.Federation = b.remote
@@ -446,7 +449,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 	if err != nil {
 		return fmt.Errorf("old signing keys: %w", err)
 	}
-	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log}
+	d := federation.Deps{ServerName: cfg.ServerName, Key: s.key, OldKeys: oldKeys, Version: Version, Log: s.log, Reputation: b.rep}
 	var keyRing *gomatrixserverlib.KeyRing
 	if b.fedClient != nil {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
@@ -458,7 +461,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		s.partialState = b.remote.PartialStateResync()
 	}
 	mediaOpts := media.Options{ServerName: cfg.ServerName, Config: cfg.Media, Store: s.db, Dir: filepath.Join(cfg.DataDir, "media"), Log: s.log,
-		Outbound: s.outbound}
+		Outbound: s.outbound, Reputation: b.rep}
 	if b.remote != nil {
 		mediaOpts.Remote = b.remote
 	}

@@ -1,0 +1,13 @@
+package server
+
+import (
+	"github.com/myelin-chat/myelin/internal/reputation"
+)
+
+// reputationPoints are the enforcement points of issue 16 item 5 over
+// the blend of the server's reputation feeds, handed to each service
+// that enforces one (the room engine, push through it, federation,
+// membership, the directory, the user directory, media, accounts).
+func (s *Server) reputationPoints() *reputation.Points {
+	return reputation.NewPoints(s.reputation, s.cfg.ServerName)
+}
