@@ -34,11 +34,15 @@ type User struct {
 	CreatedTS   int64
 	// Locked and Suspended: see SetLocked and SetSuspended.
 	Locked, Suspended bool
+	// ShadowBanned: the user's sends are answered but never delivered
+	// (Synapse's shadow-ban). Erased: deactivated with erase.
+	ShadowBanned, Erased bool
 }
 
 func userFrom(u store.User) User {
 	return User{Localpart: u.Localpart, UserID: u.UserID, IsAdmin: u.IsAdmin, IsGuest: u.IsGuest,
-		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS, Locked: u.Locked, Suspended: u.Suspended}
+		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS, Locked: u.Locked, Suspended: u.Suspended,
+		ShadowBanned: u.ShadowBanned, Erased: u.Erased}
 }
 
 // Device is one of a user's devices as the service hands it out.

@@ -155,6 +155,7 @@ type built struct {
 	dir       *directory.Service
 	aliases   *aliases.Service
 	acc       *accounts.Service
+	members   *membership.Service
 	// fedClient and remote reach other servers (nil without federation).
 	fedClient fclient.FederationClient
 	remote    *remote.Service
@@ -283,6 +284,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		members.Remote = b.remote
 	}
 	memberSvc := membership.New(members)
+	b.members = memberSvc
 	var remoteSpaces directory.Remote
 	if b.remote != nil {
 		remoteSpaces = b.remote
@@ -308,14 +310,15 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 // the client, federation and metrics listeners.
 func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	cfg := s.cfg
+	accAdmin := accounts.NewAdmin(s.db, b.acc)
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
-		s.limiter = ratelimit.New(map[string]ratelimit.Rule{
+		s.limiter = ratelimit.NewWithOverrides(map[string]ratelimit.Rule{
 			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
 			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
 			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
 			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
-		}, rl.ExemptUsers)
+		}, rl.ExemptUsers, accAdmin)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -331,6 +334,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.NewUsers(admin.UsersDeps{Accounts: b.acc, Admin: accAdmin, Members: b.members, Pushers: s.push,
+		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData}).Register(clientRouter)
 	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
 		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
