@@ -146,15 +146,15 @@ func (u *Users) listV3(r *http.Request, _ *httpapi.Caller) (any, error) {
 	return u.list(r, true)
 }
 
-func (u *Users) list(r *http.Request, v3 bool) (any, error) {
-	q := r.URL.Query()
+// parseUserQuery reads the user list's query parameters as Synapse does.
+func parseUserQuery(q url.Values, v3 bool) (accounts.UserQuery, error) {
 	query := accounts.UserQuery{Order: "name"}
 	var err error
 	if query.From, err = nonNegative(q.Get("from"), 0, "from"); err != nil {
-		return nil, err
+		return query, err
 	}
 	if query.Limit, err = nonNegative(q.Get("limit"), 100, "limit"); err != nil {
-		return nil, err
+		return query, err
 	}
 	for _, p := range []struct {
 		name string
@@ -162,13 +162,13 @@ func (u *Users) list(r *http.Request, v3 bool) (any, error) {
 	}{{"user_id", &query.UserID}, {"name", &query.Name}} {
 		v := q.Get(p.name)
 		if ident.CheckText(v) != nil {
-			return nil, mxerr.InvalidParam("Query parameter %s is not valid text", p.name)
+			return query, mxerr.InvalidParam("Query parameter %s is not valid text", p.name)
 		}
 		*p.dst = v
 	}
 	if v := q.Get("order_by"); v != "" {
 		if !accounts.ValidUserOrder(v) {
-			return nil, mxerr.InvalidParam("Unknown value for order_by: %s", v)
+			return query, mxerr.InvalidParam("Unknown value for order_by: %s", v)
 		}
 		query.Order = v
 	}
@@ -177,24 +177,24 @@ func (u *Users) list(r *http.Request, v3 bool) (any, error) {
 	case "b":
 		query.Desc = true
 	default:
-		return nil, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
+		return query, mxerr.InvalidParam("Unknown direction: %s", q.Get("dir"))
 	}
 	guests, err := queryBool(q, "guests")
 	if err != nil {
-		return nil, err
+		return query, err
 	}
 	query.Guests = guests == nil || *guests
 	locked, err := queryBool(q, "locked")
 	if err != nil {
-		return nil, err
+		return query, err
 	}
 	query.IncludeLocked = locked != nil && *locked
 	if query.Admins, err = queryBool(q, "admins"); err != nil {
-		return nil, err
+		return query, err
 	}
 	deactivated, err := queryBool(q, "deactivated")
 	if err != nil {
-		return nil, err
+		return query, err
 	}
 	switch {
 	case v3:
@@ -203,6 +203,14 @@ func (u *Users) list(r *http.Request, v3 bool) (any, error) {
 		// v2: deactivated=true includes them, anything else leaves them out.
 		no := false
 		query.Deactivated = &no
+	}
+	return query, nil
+}
+
+func (u *Users) list(r *http.Request, v3 bool) (any, error) {
+	query, err := parseUserQuery(r.URL.Query(), v3)
+	if err != nil {
+		return nil, err
 	}
 	list, total, err := u.admin.ListUsers(r.Context(), query)
 	if err != nil {
