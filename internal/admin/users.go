@@ -35,6 +35,8 @@ type Members interface {
 	// PartAll leaves every room, as deactivation does.
 	PartAll(ctx context.Context, userID string) error
 	JoinedRooms(ctx context.Context, userID string) ([]string, error)
+	// Memberships is every room the user has a membership in.
+	Memberships(ctx context.Context, userID string) (map[string]string, error)
 	// ProfileChanged re-sends the user's joins after a display name or
 	// avatar change.
 	ProfileChanged(ctx context.Context, localpart, field string) error
@@ -81,7 +83,10 @@ func (u *Users) Register(rt *httpapi.Router) {
 	add(http.MethodPut, v2+"/users/{userId}/devices/{deviceId}", u.renameDevice)
 	add(http.MethodDelete, v2+"/users/{userId}/devices/{deviceId}", u.deleteDevice)
 	add(http.MethodGet, v1+"/users/{userId}/joined_rooms", u.joinedRooms)
+	add(http.MethodGet, v1+"/users/{userId}/memberships", u.memberships)
 	add(http.MethodGet, v1+"/users/{userId}/pushers", u.listPushers)
+	add(http.MethodGet, v1+"/experimental_features/{userId}", u.getFeatures)
+	add(http.MethodPut, v1+"/experimental_features/{userId}", u.putFeatures)
 	add(http.MethodGet, v1+"/users/{userId}/accountdata", u.accountData)
 	add(http.MethodGet, v1+"/users/{userId}/admin", u.getAdmin)
 	add(http.MethodPut, v1+"/users/{userId}/admin", u.putAdmin)

@@ -291,6 +291,24 @@ func TestAdminUserSessions(t *testing.T) {
 		if rooms, _ := body["joined_rooms"].([]any); body["total"] != float64(1) || len(rooms) != 1 || rooms[0] != room {
 			t.Fatalf("joined_rooms: %v", body)
 		}
+		other := publicRoom(t, s, admin)
+		joinRoom(t, s, bob1, other)
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(other)+"/leave", bob1, map[string]any{})
+		testserver.WantStatus(t, "leave", status, body, http.StatusOK)
+		status, body = s.Do(t, "GET", adminUserPath(s, "bob", "/memberships"), admin, nil)
+		testserver.WantStatus(t, "memberships", status, body, http.StatusOK)
+		if ms, _ := body["memberships"].(map[string]any); len(ms) != 2 || ms[room] != "join" || ms[other] != "leave" {
+			t.Fatalf("memberships: %v", body)
+		}
+		feat := admBase + "/experimental_features/" + url.PathEscape(s.UserID("bob"))
+		status, body = s.Do(t, "GET", feat, admin, nil)
+		if status != http.StatusOK || fmt.Sprint(body["features"]) != "map[]" {
+			t.Fatalf("features: %d %v", status, body)
+		}
+		status, body = s.Do(t, "PUT", feat, admin, map[string]any{"features": map[string]bool{"msc3881": true}})
+		testserver.WantError(t, "unknown feature", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		status, body = s.Do(t, "PUT", feat, admin, map[string]any{"features": map[string]bool{}})
+		testserver.WantStatus(t, "no features", status, body, http.StatusOK)
 		status, body = s.Do(t, "POST", "/_matrix/client/v3/pushers/set", bob1, map[string]any{"kind": "http", "app_id": "org.example.app",
 			"pushkey": "pk1", "app_display_name": "App", "device_display_name": "Phone", "lang": "en",
 			"data": map[string]any{"url": "http://127.0.0.1:9/_matrix/push/v1/notify"}})

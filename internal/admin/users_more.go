@@ -340,3 +340,45 @@ func (u *Users) deleteMedia(r *http.Request, _ *httpapi.Caller) (any, error) {
 	}
 	return map[string]any{"deleted_media": ids, "total": len(ids)}, nil
 }
+
+// memberships is GET /_synapse/admin/v1/users/{userId}/memberships:
+// every room the user has a membership in, with the membership.
+func (u *Users) memberships(r *http.Request, _ *httpapi.Caller) (any, error) {
+	userID := r.PathValue("userId")
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	ms, err := u.members.Memberships(r.Context(), userID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"memberships": ms}, nil
+}
+
+// getFeatures is GET /_synapse/admin/v1/experimental_features/{userId}:
+// Synapse's per-user switches for MSCs it ships disabled. Myelin has
+// none, so the list is empty.
+func (u *Users) getFeatures(r *http.Request, _ *httpapi.Caller) (any, error) {
+	if _, err := u.user(r, "Only local users can have experimental features"); err != nil {
+		return nil, err
+	}
+	return map[string]any{"features": map[string]bool{}}, nil
+}
+
+// putFeatures is PUT .../experimental_features/{userId}: every feature
+// named is unknown here, which Synapse refuses with 400.
+func (u *Users) putFeatures(r *http.Request, _ *httpapi.Caller) (any, error) {
+	var req struct {
+		Features map[string]bool `json:"features"`
+	}
+	if err := httpapi.ReadJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if _, err := u.user(r, "Only local users can have experimental features"); err != nil {
+		return nil, err
+	}
+	for name := range req.Features {
+		return nil, mxerr.InvalidParam("%s is not recognised as a valid experimental feature.", name)
+	}
+	return map[string]any{}, nil
+}
