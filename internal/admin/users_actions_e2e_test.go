@@ -88,6 +88,15 @@ func TestAdminShadowBan(t *testing.T) {
 		if id, _ := body["event_id"].(string); !strings.HasPrefix(id, "$") {
 			t.Fatalf("no event ID for the shadow-banned state: %v", body)
 		}
+		userToken(t, s, admin, "carol", "carol pw")
+		// In a room of bob's own, where he may invite.
+		bobRoom := publicRoom(t, s, bob)
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(bobRoom)+"/invite", bob, map[string]any{"user_id": s.UserID("carol")})
+		testserver.WantStatus(t, "shadow-banned invite", status, body, http.StatusOK)
+		status, body = s.Do(t, "GET", adminUserPath(s, "carol", "/memberships"), admin, nil)
+		if ms, _ := body["memberships"].(map[string]any); len(ms) != 0 {
+			t.Fatalf("the shadow-banned invite reached carol: %v", body)
+		}
 		status, body = sendText(t, s, alice, room, "after")
 		testserver.WantStatus(t, "alice sends", status, body, http.StatusOK)
 		if got := texts(t, s, alice, room); !slices.Equal(got, []string{"after"}) {

@@ -287,6 +287,10 @@ func (a *API) memberAction(action string) httpapi.Handler {
 		roomID := r.PathValue("roomId")
 		switch action {
 		case spec.Invite:
+			if c.ShadowBanned {
+				// Synapse drops a shadow-banned user's invites unseen.
+				return empty, nil
+			}
 			return empty, a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: body.UserID, Body: body.Content})
 		case spec.Ban:
 			return empty, a.membership.Ban(r.Context(), c.UserID, roomID, body.UserID, body.Content)
