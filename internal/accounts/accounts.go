@@ -65,6 +65,7 @@ type Store interface {
 	SetAdmin(ctx context.Context, localpart string, admin bool) error
 	UpgradeGuest(ctx context.Context, localpart, hash string) error
 	DeactivateUser(ctx context.Context, localpart string, erase bool) error
+	ErasedUserIDs(ctx context.Context) ([]string, error)
 	SetUserLocked(ctx context.Context, localpart string, locked bool) error
 	SetUserSuspended(ctx context.Context, localpart string, suspended bool) error
 
@@ -124,6 +125,7 @@ type Service struct {
 	lastSeen map[string]time.Time
 
 	tokens *tokenCache
+	erased erasedCache
 }
 
 // removed runs the device removal hook after devices went.
@@ -381,6 +383,9 @@ func (s *Service) Deactivate(ctx context.Context, localpart string, erase bool) 
 	s.tokens.invalidate(localpart)
 	if err != nil {
 		return err
+	}
+	if erase {
+		s.erased.set(s.UserID(localpart), true)
 	}
 	return s.removed(ctx, localpart, nil)
 }

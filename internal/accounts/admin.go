@@ -98,6 +98,9 @@ func (a *Admin) Reactivate(ctx context.Context, localpart, password string) erro
 	}
 	err = a.store.ReactivateUser(ctx, localpart, hash)
 	a.acc.tokens.invalidate(localpart)
+	if err == nil {
+		a.acc.erased.set(a.acc.UserID(localpart), false)
+	}
 	return notFound(err)
 }
 

@@ -465,3 +465,61 @@ func TestAdminUserMedia(t *testing.T) {
 		testserver.WantError(t, "unknown", status, body, http.StatusNotFound, "M_NOT_FOUND")
 	})
 }
+
+// TestAdminEraseRedactsForLaterJoiners: once a user is erased, their
+// events reach users who were not joined when they were sent redacted;
+// those who were joined still read them (Synapse's behaviour).
+func TestAdminEraseRedactsForLaterJoiners(t *testing.T) {
+	testserver.EachEngine(t, withSecret, func(t *testing.T, s *testserver.Server) {
+		admin := s.RegisterAdmin("root", "root password").AccessToken
+		alice := userToken(t, s, admin, "alice", "alice pw")
+		bob := userToken(t, s, admin, "bob", "bob pw")
+		dave := userToken(t, s, admin, "dave", "dave pw")
+		room := publicRoom(t, s, alice)
+		joinRoom(t, s, bob, room)
+		status, body := sendText(t, s, bob, room, "bob's words")
+		testserver.WantStatus(t, "bob sends", status, body, http.StatusOK)
+		joinRoom(t, s, dave, room)
+		// Before the erasure, a later joiner reads the shared history.
+		if got := texts(t, s, dave, room); !slices.Equal(got, []string{"bob's words"}) {
+			t.Fatalf("dave before erasure reads %v", got)
+		}
+		status, body = s.Do(t, "POST", admBase+"/deactivate/"+url.PathEscape(s.UserID("bob")), admin, map[string]any{"erase": true})
+		testserver.WantStatus(t, "erase bob", status, body, http.StatusOK)
+		if got := texts(t, s, alice, room); !slices.Equal(got, []string{"bob's words"}) {
+			t.Fatalf("alice, joined when bob spoke, reads %v", got)
+		}
+		if got := texts(t, s, dave, room); !slices.Equal(got, []string{""}) {
+			t.Fatalf("dave, who joined after bob spoke, reads %v, want the message redacted", got)
+		}
+		// /sync renders it the same way.
+		status, body = s.Do(t, "GET", "/_matrix/client/v3/sync", dave, nil)
+		testserver.WantStatus(t, "dave syncs", status, body, http.StatusOK)
+		join, _ := body["rooms"].(map[string]any)["join"].(map[string]any)
+		found := false
+		for _, e := range join[room].(map[string]any)["timeline"].(map[string]any)["events"].([]any) {
+			ev := e.(map[string]any)
+			if ev["type"] == "m.room.message" && ev["sender"] == s.UserID("bob") {
+				found = true
+				if content, _ := ev["content"].(map[string]any); len(content) != 0 {
+					t.Fatalf("dave's sync shows bob's message unredacted: %v", ev)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("bob's message is not in dave's sync: %v", join[room])
+		}
+		// Without erase, nothing is redacted.
+		carol := userToken(t, s, admin, "carol", "carol pw")
+		joinRoom(t, s, carol, room)
+		status, body = sendText(t, s, carol, room, "carol's words")
+		testserver.WantStatus(t, "carol sends", status, body, http.StatusOK)
+		erin := userToken(t, s, admin, "erin", "erin pw")
+		joinRoom(t, s, erin, room)
+		status, body = s.Do(t, "POST", admBase+"/deactivate/"+url.PathEscape(s.UserID("carol")), admin, nil)
+		testserver.WantStatus(t, "deactivate carol", status, body, http.StatusOK)
+		if got := texts(t, s, erin, room); !slices.Contains(got, "carol's words") {
+			t.Fatalf("erin reads %v: a deactivation without erase redacted", got)
+		}
+	})
+}

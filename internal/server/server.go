@@ -277,6 +277,9 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 // the API over them.
 func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	cfg, db, engine := s.cfg, s.db, s.engine
+	// Erased users' events render redacted for later joiners; accounts
+	// is built after the renderer's other parts.
+	b.render.Erased = b.acc.ErasedUsers
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: s.keys})
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}

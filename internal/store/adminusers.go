@@ -164,18 +164,9 @@ func (db *DB) SetShadowBanned(ctx context.Context, localpart string, banned bool
 	return affected(db.w().exec(ctx, `UPDATE users SET shadow_banned = $2 WHERE localpart = $1`, localpart, banned))
 }
 
-// ErasedUsers says which of the given user IDs belong to erased local
-// accounts.
-func (db *DB) ErasedUsers(ctx context.Context, userIDs []string) (map[string]bool, error) {
-	ids, err := inChunks(userIDs, func(chunk []string) ([]string, error) {
-		args := inArgs(chunk)
-		return db.r().strings(ctx, `SELECT user_id FROM users WHERE erased = TRUE AND user_id IN (`+placeholders(len(args), 1)+`)`, args...)
-	})
-	out := map[string]bool{}
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, err
+// ErasedUserIDs lists the erased local accounts.
+func (db *DB) ErasedUserIDs(ctx context.Context) ([]string, error) {
+	return db.r().strings(ctx, `SELECT user_id FROM users WHERE erased = TRUE`)
 }
 
 // RateOverride is a user's own rate limit: messages per second and
