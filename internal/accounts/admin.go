@@ -200,11 +200,16 @@ func (a *Admin) DeleteRateLimit(ctx context.Context, localpart string) error {
 // admin set one. The first call loads the overrides; should that fail,
 // the user is limited as everyone is and a later call tries again.
 func (a *Admin) RateOverride(userID string) (perSecond float64, burst int, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	m, err := a.load(ctx)
-	if err != nil {
-		return 0, 0, false
+	a.mu.RLock()
+	m := a.overrides
+	a.mu.RUnlock()
+	if m == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		if m, err = a.load(ctx); err != nil {
+			return 0, 0, false
+		}
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
