@@ -141,6 +141,7 @@ const (
 	LimitLogin    = "login"
 	LimitRegister = "register"
 	LimitMessage  = "message"
+	LimitReport   = "report"
 )
 
 // Authenticator adapts the accounts service to the HTTP layer.

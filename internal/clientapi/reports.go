@@ -9,45 +9,50 @@ import (
 )
 
 func (a *API) registerReports(rt *httpapi.Router) {
-	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/rooms/{roomId}/report/{eventId}", Auth: httpapi.AuthRequired, Handler: a.reportEvent})
-	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/rooms/{roomId}/report", Auth: httpapi.AuthRequired, Handler: a.reportRoom})
-	legacy(rt, httpapi.Route{Method: http.MethodPost, Path: "/users/{userId}/report", Auth: httpapi.AuthRequired, Handler: a.reportUser})
+	for path, h := range map[string]httpapi.Handler{
+		"/rooms/{roomId}/report/{eventId}": a.reportEvent,
+		"/rooms/{roomId}/report":           a.reportRoom,
+		"/users/{userId}/report":           a.reportUser,
+	} {
+		legacy(rt, httpapi.Route{Method: http.MethodPost, Path: path, Auth: httpapi.AuthRequired, RateLimit: LimitReport, Handler: h})
+	}
 }
 
-// reportBody checks a report's reason and (deprecated, event reports
-// only) score as Synapse does.
-func reportBody(r *http.Request, withScore bool) (string, *int64, error) {
-	var body struct {
-		Reason json.RawMessage `json:"reason"`
-		Score  json.RawMessage `json:"score"`
-	}
+// reportBody reads a report's reason, a string, required for reports of
+// rooms and users (spec) and optional for events. Anything else in the
+// body is ignored, including the event report's score, which v1.18
+// removed: clients that still send it are answered as if they had not.
+func reportBody(r *http.Request, required bool) (string, error) {
+	// A map, not a struct: JSON keys are case-sensitive ("Reason" is not
+	// the reason), where encoding/json's struct fields are not.
+	var body map[string]json.RawMessage
 	if err := httpapi.ReadJSON(r, &body); err != nil {
-		return "", nil, err
+		return "", err
+	}
+	raw, ok := body["reason"]
+	if !ok || string(raw) == "null" {
+		if required {
+			return "", mxerr.BadJSON("Param 'reason' is required")
+		}
+		return "", nil
 	}
 	var reason string
-	if body.Reason != nil && json.Unmarshal(body.Reason, &reason) != nil {
-		return "", nil, mxerr.InvalidParam("Param 'reason' must be a string")
+	if json.Unmarshal(raw, &reason) != nil {
+		return "", mxerr.BadJSON("Param 'reason' must be a string")
 	}
-	if !withScore || body.Score == nil || string(body.Score) == "null" {
-		return reason, nil, nil
-	}
-	var score int64
-	if json.Unmarshal(body.Score, &score) != nil || score < -100 || score > 0 {
-		return "", nil, mxerr.InvalidParam("Param 'score' must be an integer in range [-100, 0]")
-	}
-	return reason, &score, nil
+	return reason, nil
 }
 
 func (a *API) reportEvent(r *http.Request, c *httpapi.Caller) (any, error) {
-	reason, score, err := reportBody(r, true)
+	reason, err := reportBody(r, false)
 	if err != nil {
 		return nil, err
 	}
-	return empty, a.reports.Event(r.Context(), c.UserID, r.PathValue("roomId"), r.PathValue("eventId"), reason, score)
+	return empty, a.reports.Event(r.Context(), c.UserID, r.PathValue("roomId"), r.PathValue("eventId"), reason)
 }
 
 func (a *API) reportRoom(r *http.Request, c *httpapi.Caller) (any, error) {
-	reason, _, err := reportBody(r, false)
+	reason, err := reportBody(r, true)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func (a *API) reportRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *API) reportUser(r *http.Request, c *httpapi.Caller) (any, error) {
-	reason, _, err := reportBody(r, false)
+	reason, err := reportBody(r, true)
 	if err != nil {
 		return nil, err
 	}

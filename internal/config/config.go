@@ -49,6 +49,17 @@ type Config struct {
 	Log           Log           `yaml:"log"`
 	// Limits bound what one client may cost the server.
 	Limits Limits `yaml:"limits"`
+	// Reports configures what happens to users' reports besides reaching
+	// the admins.
+	Reports Reports `yaml:"reports"`
+}
+
+// Reports configures users' reports of content.
+type Reports struct {
+	// ForwardToModerators also sends each report of an event, as a server
+	// notice, to the local moderators of its room (issue 17 item 5);
+	// needs server_notices.system_mxid_localpart.
+	ForwardToModerators bool `yaml:"forward_to_moderators"`
 }
 
 // Limits bound what one client may cost the server: the connections it
@@ -179,6 +190,8 @@ type RateLimit struct {
 	Login    RateLimitBucket `yaml:"login"`
 	Register RateLimitBucket `yaml:"register"`
 	Message  RateLimitBucket `yaml:"message"`
+	// Report is reports of events, rooms and users (Synapse's rc_reports).
+	Report RateLimitBucket `yaml:"report"`
 	// KeyQuery is per IP address on the notary endpoints
 	// (/_matrix/key/v2/query), which anyone may call unauthenticated and
 	// which fetch keys from the servers named.
@@ -230,6 +243,12 @@ type Federation struct {
 	// outbound.deny and the built-in ranges (Synapse:
 	// federation_ip_range_blacklist); outbound.allow still exempts.
 	Deny []string `yaml:"deny"`
+	// PolicyServerFailOpen decides what happens to an event when the
+	// policy server of its room (MSC4284, m.room.policy) cannot be
+	// reached: sent or accepted without its signature (true), or refused
+	// and soft-failed (false, Synapse's behaviour). A policy server that
+	// answers and refuses an event is obeyed either way.
+	PolicyServerFailOpen bool `yaml:"policy_server_fail_open"`
 }
 
 // Outbound is the policy of every connection made on someone else's
@@ -344,6 +363,8 @@ func Default() *Config {
 			Login:    RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Register: RateLimitBucket{PerSecond: 0.17, Burst: 3},
 			Message:  RateLimitBucket{PerSecond: 0.2, Burst: 10},
+			// Synapse's rc_reports.
+			Report: RateLimitBucket{PerSecond: 1, Burst: 5},
 			// A server using this one as its notary asks once per batch of
 			// keys it lacks; a second's worth of bursts covers a join.
 			KeyQuery: RateLimitBucket{PerSecond: 1, Burst: 10},
@@ -420,7 +441,8 @@ var EnvVars = []string{
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
 	"MYELIN_FEDERATION", "MYELIN_FEDERATION_CA_FILE", "MYELIN_FEDERATION_ADDRESSES",
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
-	"MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
+	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
+	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -456,6 +478,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_PUBLIC_BASEURL", &c.WellKnown.ClientBaseURL)
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
 	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
+	str("MYELIN_SERVER_NOTICES_LOCALPART", &c.ServerNotices.SystemMxidLocalpart)
 	if v, ok := env("MYELIN_FEDERATION_ADDRESSES"); ok {
 		// name=host:port,name=host:port
 		c.Federation.Addresses = map[string]string{}
@@ -484,11 +507,13 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	for name, dst := range map[string]*bool{
-		"MYELIN_FEDERATION":                  &c.Federation.Enabled,
-		"MYELIN_PRESENCE":                    &c.Presence.Enabled,
-		"MYELIN_OPEN_REGISTRATION":           &c.Registration.Open,
-		"MYELIN_REGISTRATION_REQUIRES_TOKEN": &c.Registration.RequireToken,
-		"MYELIN_ALLOW_GUESTS":                &c.Registration.AllowGuests,
+		"MYELIN_FEDERATION":                    &c.Federation.Enabled,
+		"MYELIN_PRESENCE":                      &c.Presence.Enabled,
+		"MYELIN_POLICY_SERVER_FAIL_OPEN":       &c.Federation.PolicyServerFailOpen,
+		"MYELIN_OPEN_REGISTRATION":             &c.Registration.Open,
+		"MYELIN_REGISTRATION_REQUIRES_TOKEN":   &c.Registration.RequireToken,
+		"MYELIN_ALLOW_GUESTS":                  &c.Registration.AllowGuests,
+		"MYELIN_REPORTS_FORWARD_TO_MODERATORS": &c.Reports.ForwardToModerators,
 	} {
 		if err := boolean(name, dst); err != nil {
 			return err
@@ -549,6 +574,9 @@ func (c *Config) Validate() error {
 			return bad("server_notices.system_mxid_localpart", "not a valid localpart: %q", lp)
 		}
 	}
+	if c.Reports.ForwardToModerators && c.ServerNotices.SystemMxidLocalpart == "" {
+		return bad("reports.forward_to_moderators", "needs server_notices.system_mxid_localpart, the user who sends the notices")
+	}
 	if c.DataDir == "" {
 		return bad("data_dir", "must not be empty")
 	}
@@ -601,7 +629,7 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxJSONBodyBytes < 1024 {
 		return bad("http.max_json_body_bytes", "must be at least 1024")
 	}
-	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message, "rate_limit.key_query": c.RateLimit.KeyQuery} {
+	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message, "rate_limit.report": c.RateLimit.Report, "rate_limit.key_query": c.RateLimit.KeyQuery} {
 		if b.PerSecond <= 0 || b.Burst < 1 {
 			return bad(name, "per_second must be positive and burst at least 1")
 		}

@@ -159,11 +159,16 @@ func TestEnvOverrides(t *testing.T) {
 			c.Federation.Addresses = map[string]string{"hs1.test": "127.0.0.11:8448", "hs2.test": "127.0.0.12:8448"}
 		}},
 		{"MYELIN_PRESENCE", "off", nil, func(c *Config) { c.Presence.Enabled = false }},
+		{"MYELIN_POLICY_SERVER_FAIL_OPEN", "true", nil, func(c *Config) { c.Federation.PolicyServerFailOpen = true }},
 		{"MYELIN_OUTBOUND_ALLOW", "127.0.0.0/8, ::1/128", nil, func(c *Config) { c.Outbound.Allow = []string{"127.0.0.0/8", "::1/128"} }},
 		{"MYELIN_OUTBOUND_DENY", "203.0.113.0/24,8.8.8.8/32", nil, func(c *Config) { c.Outbound.Deny = []string{"203.0.113.0/24", "8.8.8.8/32"} }},
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
 		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
+		{"MYELIN_SERVER_NOTICES_LOCALPART", "notices", nil, func(c *Config) { c.ServerNotices.SystemMxidLocalpart = "notices" }},
+		{"MYELIN_REPORTS_FORWARD_TO_MODERATORS", "on", map[string]string{"MYELIN_SERVER_NOTICES_LOCALPART": "notices"}, func(c *Config) {
+			c.Reports.ForwardToModerators, c.ServerNotices.SystemMxidLocalpart = true, "notices"
+		}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -262,6 +267,8 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"log.format", "log:\n  format: xml\n", nil, "log.format"},
 		{"data_dir", "data_dir: \"\"\n", nil, "data_dir"},
 		{"rate_limit.login", "rate_limit:\n  login:\n    burst: 0\n", nil, "rate_limit.login"},
+		{"rate_limit.report", "rate_limit:\n  report:\n    per_second: -1\n", nil, "rate_limit.report"},
+		{"reports.forward_to_moderators without notices", "reports:\n  forward_to_moderators: true\n", nil, "reports.forward_to_moderators"},
 		{"media.max_upload_bytes", "media:\n  max_upload_bytes: 0\n", nil, "media.max_upload_bytes"},
 		{"media.thumbnail_sizes", "media:\n  thumbnail_sizes:\n    - {width: 32, height: 32, method: stretch}\n", nil, "media.thumbnail_sizes"},
 		{"media.url_preview.ip_range_whitelist", "media:\n  url_preview:\n    ip_range_whitelist: [10.0.0.1]\n", nil, "media.url_preview.ip_range_whitelist"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -12,14 +13,24 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// Reading and deleting event reports for the admin API.
+// The admins' inbox of reports of all three kinds: Synapse's
+// event_reports, room_reports and user_reports read it one kind at a
+// time, Myelin's /_myelin/admin/v1/reports all at once, with resolving.
 
 // AdminStore is the storage the admin side reads.
 type AdminStore interface {
-	EventReports(ctx context.Context, q store.EventReportQuery) ([]store.Report, int64, error)
-	EventReport(ctx context.Context, id int64) (store.Report, error)
-	DeleteEventReport(ctx context.Context, id int64) error
+	ListReports(ctx context.Context, q store.ReportQuery) ([]store.Report, int64, error)
+	Report(ctx context.Context, id int64, kind string) (store.Report, error)
+	DeleteReport(ctx context.Context, id int64, kind string) error
+	ResolveReport(ctx context.Context, id int64, by string, ts int64) error
 }
+
+// The kinds of report, by what they name ("" in a query is every kind).
+const (
+	KindEvent = store.ReportEvent
+	KindRoom  = store.ReportRoom
+	KindUser  = store.ReportUser
+)
 
 // Report is one report as the admin API shows it: of an event (EventID
 // set), a room (only RoomID) or a user (TargetUserID).
@@ -30,32 +41,52 @@ type Report struct {
 	EventID      string
 	TargetUserID string
 	Reason       string
-	Score        *int64 // the deprecated event report score
+	Score        *int64 // the event report score clients sent before v1.18 removed it
 	ReceivedTS   int64
+	// ResolvedBy is the admin who resolved the report and ResolvedTS
+	// when ("" and 0 while it is open).
+	ResolvedBy string
+	ResolvedTS int64
+	// ForwardedTo are the room moderators the report was sent to.
+	ForwardedTo []string
 }
 
-// Query selects a page of event reports.
+// Kind is KindEvent, KindRoom or KindUser.
+func (r Report) Kind() string { return store.Report(r).Kind() }
+
+// Query selects a page of reports.
 type Query struct {
-	From, Limit int
+	// Kind keeps one kind of report ("" keeps all).
+	Kind string
+	// From skips that many reports; Before > 0 keeps only reports with a
+	// smaller ID (Synapse's room_reports pages by report ID).
+	From   int
+	Before int64
+	Limit  int
 	// Forwards lists oldest first; the default is newest first.
 	Forwards bool
-	// Reporter and RoomID keep reports whose reporter or room ID contain
-	// them ("" keeps all).
-	Reporter, RoomID string
+	// Reporter, RoomID and TargetUserID keep reports whose reporter, room
+	// ID or reported user contain them ("" keeps all).
+	Reporter, RoomID, TargetUserID string
+	// Resolved keeps only resolved (true) or open (false) reports.
+	Resolved *bool
 }
 
-// Admin serves the admin API's event reports.
+// Admin serves the admin API's reports.
 type Admin struct {
 	st    AdminStore
 	rooms *rooms.Engine
+	now   func() time.Time
 }
 
 // NewAdmin makes the admin side.
-func NewAdmin(st AdminStore, engine *rooms.Engine) *Admin { return &Admin{st: st, rooms: engine} }
+func NewAdmin(st AdminStore, engine *rooms.Engine) *Admin {
+	return &Admin{st: st, rooms: engine, now: time.Now}
+}
 
-// List is a page of event reports and how many match in all.
+// List is a page of reports and how many match in all.
 func (a *Admin) List(ctx context.Context, q Query) ([]Report, int64, error) {
-	rows, total, err := a.st.EventReports(ctx, store.EventReportQuery(q))
+	rows, total, err := a.st.ListReports(ctx, store.ReportQuery(q))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -66,45 +97,81 @@ func (a *Admin) List(ctx context.Context, q Query) ([]Report, int64, error) {
 	return list, total, nil
 }
 
-// Get is one event report; M_NOT_FOUND if there is none.
-func (a *Admin) Get(ctx context.Context, id int64) (Report, error) {
-	rep, err := a.st.EventReport(ctx, id)
+func notFound(kind string) error {
+	switch kind {
+	case KindEvent:
+		return mxerr.NotFound("Event report not found")
+	case KindRoom:
+		return mxerr.NotFound("Room report not found")
+	case KindUser:
+		return mxerr.NotFound("User report not found")
+	}
+	return mxerr.NotFound("Report not found")
+}
+
+// Get is one report of a kind ("" any); M_NOT_FOUND if there is none.
+func (a *Admin) Get(ctx context.Context, id int64, kind string) (Report, error) {
+	rep, err := a.st.Report(ctx, id, kind)
 	if errors.Is(err, store.ErrNotFound) {
-		return Report{}, mxerr.NotFound("Event report not found")
+		return Report{}, notFound(kind)
 	}
 	return Report(rep), err
 }
 
-// Delete removes an event report; M_NOT_FOUND if there is none.
-func (a *Admin) Delete(ctx context.Context, id int64) error {
-	err := a.st.DeleteEventReport(ctx, id)
+// Delete removes a report of a kind ("" any); M_NOT_FOUND if there is none.
+func (a *Admin) Delete(ctx context.Context, id int64, kind string) error {
+	err := a.st.DeleteReport(ctx, id, kind)
 	if errors.Is(err, store.ErrNotFound) {
-		return mxerr.NotFound("Event report not found")
+		return notFound(kind)
 	}
 	return err
 }
 
+// Resolve marks a report resolved by an admin, now, or open again
+// (resolved false), and returns it; M_NOT_FOUND if there is none.
+// Resolving a resolved report again records the later admin and time.
+func (a *Admin) Resolve(ctx context.Context, id int64, admin string, resolved bool) (Report, error) {
+	by := admin
+	if !resolved {
+		by = ""
+	}
+	if err := a.st.ResolveReport(ctx, id, by, a.now().UnixMilli()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Report{}, notFound("")
+		}
+		return Report{}, err
+	}
+	return a.Get(ctx, id, "")
+}
+
 // Described is what Synapse's admin API shows of a report besides the
 // report itself: the reported event (nil when this server no longer
-// holds it) and the room's name and canonical alias ("" when unset).
+// holds it, or the report is not of an event) and the room's name,
+// canonical alias and topic ("" when unset).
 type Described struct {
 	Event          *rooms.Event
 	Name           string
 	CanonicalAlias string
+	Topic          string
 }
 
-// Describe looks up the reported event and the room's name and alias.
+// Describe looks up the reported event and the room's name, alias and topic.
 func (a *Admin) Describe(ctx context.Context, rep Report) (Described, error) {
 	var d Described
-	ev, err := a.rooms.Event(ctx, rep.EventID)
-	if err != nil {
-		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
-			ev = nil // purged or never held: the report stays readable
-		} else {
-			return Described{}, err
+	if rep.EventID != "" {
+		ev, err := a.rooms.Event(ctx, rep.EventID)
+		if err != nil {
+			if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
+				ev = nil // purged or never held: the report stays readable
+			} else {
+				return Described{}, err
+			}
 		}
+		d.Event = ev
 	}
-	d.Event = ev
+	if rep.RoomID == "" {
+		return d, nil
+	}
 	state, err := a.rooms.CurrentState(ctx, rep.RoomID)
 	if err != nil {
 		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
@@ -112,7 +179,7 @@ func (a *Admin) Describe(ctx context.Context, rep Report) (Described, error) {
 		}
 		return Described{}, err
 	}
-	for key, field := range map[string]*string{spec.MRoomName: &d.Name, spec.MRoomCanonicalAlias: &d.CanonicalAlias} {
+	for key, field := range map[string]*string{spec.MRoomName: &d.Name, spec.MRoomCanonicalAlias: &d.CanonicalAlias, spec.MRoomTopic: &d.Topic} {
 		sev, err := a.rooms.StateEvent(ctx, state, key, "")
 		if err != nil || sev == nil {
 			continue
@@ -120,9 +187,10 @@ func (a *Admin) Describe(ctx context.Context, rep Report) (Described, error) {
 		var c struct {
 			Name  string `json:"name"`
 			Alias string `json:"alias"`
+			Topic string `json:"topic"`
 		}
 		if json.Unmarshal(sev.Content(), &c) == nil {
-			*field = c.Name + c.Alias
+			*field = c.Name + c.Alias + c.Topic
 		}
 	}
 	return d, nil

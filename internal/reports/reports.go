@@ -1,24 +1,33 @@
 // Package reports takes users' reports of events, rooms and users for
 // the server's admins (client-server spec "Reporting content"), checking
-// first that the reporter may report what they name.
+// first that the reporter may report what they name, and, as an option,
+// forwards reports of events to the moderators of their room.
 package reports
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
+// MaxReasonRunes bounds a report's reason, as Synapse's 1000 characters
+// for user reports; Myelin applies it to every kind.
+const MaxReasonRunes = 1000
+
 // Store keeps the reports.
 type Store interface {
-	AddReport(ctx context.Context, r store.Report) error
+	AddReport(ctx context.Context, r store.Report) (int64, error)
+	SetReportForwards(ctx context.Context, id int64, users []string) error
 }
 
 // Users tells whether a local account exists.
@@ -26,66 +35,122 @@ type Users interface {
 	User(ctx context.Context, localpart string) (accounts.User, error)
 }
 
+// Notices sends server notices (internal/servernotices).
+type Notices interface {
+	Enabled() bool
+	SystemUser() string
+	Send(ctx context.Context, userID string, n servernotices.Notice) (string, error)
+}
+
+// Options build the service.
+type Options struct {
+	ServerName string
+	Store      Store
+	Rooms      *rooms.Engine
+	Users      Users
+	// ForwardToModerators sends each report of an event to the room's
+	// local moderators through Notices (config
+	// reports.forward_to_moderators); off without Notices.
+	ForwardToModerators bool
+	Notices             Notices
+	Log                 *slog.Logger
+}
+
 // Service files reports.
 type Service struct {
-	serverName string
-	st         Store
-	rooms      *rooms.Engine
-	users      Users
-	now        func() time.Time
+	o   Options
+	now func() time.Time
 }
 
 // New makes the report service.
-func New(serverName string, st Store, engine *rooms.Engine, users Users) *Service {
-	return &Service{serverName: serverName, st: st, rooms: engine, users: users, now: time.Now}
+func New(o Options) *Service {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{o: o, now: time.Now}
 }
 
-// Event reports an event. The reporter must be joined to the room (spec)
-// and able to see the event; otherwise M_NOT_FOUND, indistinguishable
-// from a missing event. score is the deprecated event report score.
-func (s *Service) Event(ctx context.Context, reporter, roomID, eventID, reason string, score *int64) error {
-	notFound := mxerr.NotFound("The event was not found or you are not joined to the room.")
-	if m, err := s.rooms.MembershipOf(ctx, roomID, reporter); err != nil || m != spec.Join {
+// checkReason refuses reasons over MaxReasonRunes.
+func checkReason(reason string) error {
+	if utf8.RuneCountInString(reason) > MaxReasonRunes {
+		return mxerr.BadJSON("Reason must be at most %d characters", MaxReasonRunes)
+	}
+	return nil
+}
+
+// Event reports an event. The reporter must be joined to the room (spec,
+// v1.8); otherwise M_NOT_FOUND, which says nothing of whether the room
+// exists since a room nobody knows is also one the reporter is not
+// joined to. A member who names an event that does not exist, or that
+// they cannot see, is answered as if it were reported (v1.18 lets
+// servers hide which events exist) and nothing is stored.
+func (s *Service) Event(ctx context.Context, reporter, roomID, eventID, reason string) error {
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	if m, err := s.o.Rooms.MembershipOf(ctx, roomID, reporter); err != nil || m != spec.Join {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+			if _, ok := mxerr.As(err); !ok {
+				return err
+			}
 		}
-		return notFound
+		return mxerr.NotFound("The event was not found or you are not joined to the room.")
 	}
-	if _, err := s.rooms.VisibleEvent(ctx, roomID, eventID, reporter); err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return notFound
+	ev, err := s.o.Rooms.VisibleEvent(ctx, roomID, eventID, reporter)
+	if err != nil {
+		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
 		return err
 	}
-	return s.st.AddReport(ctx, store.Report{Reporter: reporter, RoomID: roomID, EventID: eventID,
-		Reason: reason, Score: score, ReceivedTS: s.now().UnixMilli()})
+	id, err := s.o.Store.AddReport(ctx, store.Report{Reporter: reporter, RoomID: roomID, EventID: eventID,
+		Reason: reason, ReceivedTS: s.now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	if s.o.ForwardToModerators && s.o.Notices != nil && s.o.Notices.Enabled() {
+		s.forward(ctx, id, reporter, ev, reason)
+	}
+	return nil
 }
 
-// Room reports a room: anyone may report a room this server knows.
+// Room reports a room; the reporter need not be in it. A room this
+// server does not know is answered as if it were reported (v1.18) and
+// nothing is stored, as there is nothing here for an admin to act on.
 func (s *Service) Room(ctx context.Context, reporter, roomID, reason string) error {
-	if _, err := s.rooms.RoomVersion(ctx, roomID); err != nil {
-		if _, ok := mxerr.As(err); ok {
-			return mxerr.NotFound("The room was not found.")
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	if _, err := s.o.Rooms.RoomVersion(ctx, roomID); err != nil {
+		if _, ok := mxerr.As(err); ok || errors.Is(err, store.ErrNotFound) {
+			return nil
 		}
 		return err
 	}
-	return s.st.AddReport(ctx, store.Report{Reporter: reporter, RoomID: roomID, Reason: reason, ReceivedTS: s.now().UnixMilli()})
+	_, err := s.o.Store.AddReport(ctx, store.Report{Reporter: reporter, RoomID: roomID, Reason: reason, ReceivedTS: s.now().UnixMilli()})
+	return err
 }
 
-// User reports a user: a local user must exist; another server's users
-// cannot be checked here and are taken as given.
+// User reports a user. A local user who does not exist is answered as
+// if reported (v1.18) and nothing is stored, as Synapse does. Unlike
+// Synapse, reports of other servers' users are kept: this server's
+// admins can still act on them (bans in local rooms, policy lists).
 func (s *Service) User(ctx context.Context, reporter, target, reason string) error {
 	uid, err := spec.NewUserID(target, true)
 	if err != nil {
 		return mxerr.InvalidParam("%q is not a valid user ID", target)
 	}
-	if string(uid.Domain()) == s.serverName {
-		if _, err := s.users.User(ctx, uid.Local()); err != nil {
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	if string(uid.Domain()) == s.o.ServerName {
+		if _, err := s.o.Users.User(ctx, uid.Local()); err != nil {
 			if errors.Is(err, accounts.ErrNoSuchUser) {
-				return mxerr.NotFound("The user was not found.")
+				return nil
 			}
 			return err
 		}
 	}
-	return s.st.AddReport(ctx, store.Report{Reporter: reporter, TargetUserID: target, Reason: reason, ReceivedTS: s.now().UnixMilli()})
+	_, err = s.o.Store.AddReport(ctx, store.Report{Reporter: reporter, TargetUserID: target, Reason: reason, ReceivedTS: s.now().UnixMilli()})
+	return err
 }

@@ -3,6 +3,7 @@ package reports_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/myelin-chat/myelin/internal/accounts"
@@ -35,15 +36,16 @@ func wantCode(t *testing.T, what string, err error, code string) {
 	}
 }
 
-// TestReports: an event is reportable only by a joined member who can
-// see it, a room only when known, a local user only when they exist;
-// what is accepted is stored for the admins.
+// TestReports: an event is reportable only by a joined member; reports
+// of events the member cannot see, of unknown rooms and of unknown local
+// users are answered alike and not stored; what is accepted is stored
+// for the admins.
 func TestReports(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
 		env := roomtest.New(t, dbURL, "12")
 		db, engine := env.DB, env.Engine
-		s := reports.New("hs1.test", db, engine, users{})
+		s := reports.New(reports.Options{ServerName: "hs1.test", Store: db, Rooms: engine, Users: users{}})
 		roomID, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: alice, Preset: "private_chat"})
 		if err != nil {
 			t.Fatal(err)
@@ -53,17 +55,26 @@ func TestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		wantCode(t, "non-member reports event", s.Event(ctx, bob, roomID, ev.EventID(), "spam", nil), "M_NOT_FOUND")
-		wantCode(t, "unknown event", s.Event(ctx, alice, roomID, "$nope", "spam", nil), "M_NOT_FOUND")
-		score := int64(-50)
-		if err := s.Event(ctx, alice, roomID, ev.EventID(), "spam", &score); err != nil {
+		wantCode(t, "non-member reports event", s.Event(ctx, bob, roomID, ev.EventID(), "spam"), "M_NOT_FOUND")
+		wantCode(t, "non-member reports in an unknown room", s.Event(ctx, bob, "!nope:hs1.test", ev.EventID(), "spam"), "M_NOT_FOUND")
+		if err := s.Event(ctx, alice, roomID, "$nope", "spam"); err != nil {
+			t.Fatalf("unknown event: %v", err)
+		}
+		long := strings.Repeat("é", reports.MaxReasonRunes+1)
+		wantCode(t, "reason too long", s.Event(ctx, alice, roomID, ev.EventID(), long), "M_BAD_JSON")
+		wantCode(t, "room reason too long", s.Room(ctx, alice, roomID, long), "M_BAD_JSON")
+		if err := s.Event(ctx, alice, roomID, ev.EventID(), strings.Repeat("é", reports.MaxReasonRunes)); err != nil {
 			t.Fatalf("member reports event: %v", err)
 		}
-		wantCode(t, "unknown room", s.Room(ctx, bob, "!nope:hs1.test", "bad"), "M_NOT_FOUND")
+		if err := s.Room(ctx, bob, "!nope:hs1.test", "bad"); err != nil {
+			t.Fatalf("unknown room: %v", err)
+		}
 		if err := s.Room(ctx, bob, roomID, "bad"); err != nil {
 			t.Fatalf("report room: %v", err)
 		}
-		wantCode(t, "unknown local user", s.User(ctx, alice, "@nobody:hs1.test", "x"), "M_NOT_FOUND")
+		if err := s.User(ctx, alice, "@nobody:hs1.test", "x"); err != nil {
+			t.Fatalf("unknown local user: %v", err)
+		}
 		wantCode(t, "invalid user ID", s.User(ctx, alice, "nobody", "x"), "M_INVALID_PARAM")
 		for _, target := range []string{alice, "@someone:hs2.test"} {
 			if err := s.User(ctx, bob, target, "x"); err != nil {
@@ -83,8 +94,8 @@ func TestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		adm := reports.NewAdmin(db, engine)
-		list, total, err := adm.List(ctx, reports.Query{Limit: 10})
-		if err != nil || total != 1 || len(list) != 1 || list[0].EventID != ev.EventID() || *list[0].Score != -50 {
+		list, total, err := adm.List(ctx, reports.Query{Kind: reports.KindEvent, Limit: 10})
+		if err != nil || total != 1 || len(list) != 1 || list[0].EventID != ev.EventID() || list[0].Score != nil {
 			t.Fatalf("event reports: %+v %d %v", list, total, err)
 		}
 		d, err := adm.Describe(ctx, list[0])
@@ -95,14 +106,17 @@ func TestReports(t *testing.T) {
 		if err != nil || gone.Event != nil || gone.Name != "" {
 			t.Fatalf("describe a report of a purged event: %+v %v", gone, err)
 		}
-		if rep, err := adm.Get(ctx, list[0].ID); err != nil || rep.EventID != ev.EventID() {
+		if rep, err := adm.Get(ctx, list[0].ID, reports.KindEvent); err != nil || rep.EventID != ev.EventID() {
 			t.Fatalf("get: %+v %v", rep, err)
 		}
-		if err := adm.Delete(ctx, list[0].ID); err != nil {
+		_, err = adm.Get(ctx, list[0].ID, reports.KindRoom)
+		wantCode(t, "get an event report as a room report", err, "M_NOT_FOUND")
+		wantCode(t, "delete an event report as a user report", adm.Delete(ctx, list[0].ID, reports.KindUser), "M_NOT_FOUND")
+		if err := adm.Delete(ctx, list[0].ID, reports.KindEvent); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "delete twice", adm.Delete(ctx, list[0].ID), "M_NOT_FOUND")
-		_, err = adm.Get(ctx, list[0].ID)
+		wantCode(t, "delete twice", adm.Delete(ctx, list[0].ID, reports.KindEvent), "M_NOT_FOUND")
+		_, err = adm.Get(ctx, list[0].ID, "")
 		wantCode(t, "get deleted", err, "M_NOT_FOUND")
 	})
 }

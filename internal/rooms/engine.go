@@ -91,6 +91,13 @@ type Options struct {
 	// Ignored is the users each user ignores (m.ignored_user_list, the
 	// account data service); nil ignores nobody.
 	Ignored IgnoreLists
+	// Policy asks rooms' policy servers to sign events (policy.go); nil
+	// (no federation) treats every room as using none.
+	Policy PolicySigner
+	// PolicyFailOpen sends and accepts events without the signature of
+	// a policy server that cannot be reached
+	// (federation.policy_server_fail_open).
+	PolicyFailOpen bool
 }
 
 // IgnoreLists answers whom a user ignores.

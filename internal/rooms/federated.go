@@ -258,6 +258,11 @@ func (e *Engine) sendCountersigned(ctx context.Context, h *roomHead, req SendReq
 	if err := authAllowed(pdu, auth); err != nil {
 		return nil, mxerr.Forbidden("%s", authMessage(err))
 	}
+	// The policy server signs first: the invitee's server then sees (and
+	// keeps) its signature.
+	if pdu, err = e.policySign(ctx, h, pdu); err != nil {
+		return nil, err
+	}
 	signed, err := countersign(ctx, pdu)
 	if err != nil {
 		return nil, err

@@ -93,6 +93,9 @@ func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) 
 			err = mxerr.Forbidden("%s", authMessage(err))
 		}
 	}
+	if err == nil {
+		pdu, err = e.policySign(ctx, h, pdu)
+	}
 	if err != nil {
 		e.unlockRoom(h)
 		return nil, err
@@ -142,6 +145,9 @@ func (e *Engine) sendLocked(ctx context.Context, h *roomHead, req SendRequest) (
 	}
 	if err := authAllowed(pdu, auth); err != nil {
 		return nil, mxerr.Forbidden("%s", authMessage(err))
+	}
+	if pdu, err = e.policySign(ctx, h, pdu); err != nil {
+		return nil, err
 	}
 	return e.persist(ctx, h, pdu, persistOpts{stateBefore: h.snapshot, before: h.state, chainLen: h.chainLen, txn: req.Txn, current: true})
 }

@@ -140,6 +140,12 @@ func (e *Engine) receiveAt(ctx context.Context, h *roomHead, pdu gomatrixserverl
 		checkBefore, current = partialBefore(before, authEvs), nil
 	}
 	status, err := e.receivedStatus(ctx, pdu, h.version, authEvs, checkBefore, current)
+	if err == nil && status == roommodel.Accepted && current != nil {
+		var checked gomatrixserverlib.PDU
+		if checked, status, err = e.policyVerdict(ctx, h.version, pdu, current); err == nil {
+			pdu = checked
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rooms: checking %s: %w", pdu.EventID(), err)
 	}

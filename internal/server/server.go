@@ -160,6 +160,8 @@ type built struct {
 	fedClient fclient.FederationClient
 	remote    *remote.Service
 	fed       *federation.API
+	// notices sends server notices (the admin API's, forwarded reports).
+	notices *servernotices.Service
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -194,13 +196,18 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 // and the list of background workers.
 func (s *Server) build(ctx context.Context) error {
 	var b built
+	// The federation client comes first: the engine asks rooms' policy
+	// servers through it.
+	fedClient, err := s.newFederationClient()
+	if err != nil {
+		return err
+	}
+	b.fedClient = fedClient
 	stream, err := s.buildEngine(ctx, &b)
 	if err != nil {
 		return err
 	}
-	if b.fedClient, err = s.newFederationClient(); err != nil {
-		return err
-	}
+	s.newSender(b.fedClient)
 	s.buildUsers(stream, &b)
 	if err := s.buildFederation(ctx, &b); err != nil {
 		return err
@@ -233,10 +240,14 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes)
-	s.engine = rooms.New(db, stream, changes, rooms.Options{
+	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData,
-	})
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
+	}
+	if b.fedClient != nil {
+		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
+	}
+	s.engine = rooms.New(db, stream, changes, engineOpts)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
 		MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
@@ -280,6 +291,8 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	// Erased users' events render redacted for later joiners; accounts
 	// is built after the renderer's other parts.
 	b.render.Erased = b.acc.ErasedUsers
+	b.notices = servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: engine,
+		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
 		Presence: s.presence, Keys: s.keys})
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc}
@@ -299,7 +312,8 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
 		Sync: syncer, Render: b.render, Keys: s.keys,
-		AccountData: s.acctData, Push: s.push, Reports: reports.New(cfg.ServerName, db, engine, b.acc), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
+		AccountData: s.acctData, Push: s.push, Reports: reports.New(reports.Options{ServerName: cfg.ServerName, Store: db, Rooms: engine, Users: b.acc,
+			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers),
 	}
@@ -320,6 +334,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
 			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
 			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+			clientapi.LimitReport:    {PerSecond: rl.Report.PerSecond, Burst: rl.Report.Burst},
 			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
 		}, rl.ExemptUsers, accAdmin)
 	}
@@ -339,8 +354,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	admin.NewUsers(admin.UsersDeps{Accounts: b.acc, Admin: accAdmin, Members: b.members, Pushers: s.push,
 		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData}).Register(clientRouter)
-	admin.NewServerNotices(servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: s.engine,
-		Store: s.db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})).Register(clientRouter)
+	admin.NewServerNotices(b.notices).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
 	b.fed.Register(fedRouter)
 	if cfg.Listen.Federation == "" {
@@ -361,9 +375,9 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	s.serveRequestsFrom(s.client, s.federation, s.metrics)
 }
 
-// newFederationClient builds the client other servers are reached with
-// and the sender of their transactions (s.sender); nil when federation
-// is off. They come before the services that use them (keys).
+// newFederationClient builds the client other servers are reached with;
+// nil when federation is off. It comes before the services that use it
+// (the engine, keys).
 func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	cfg := s.cfg
 	if !cfg.Federation.Enabled {
@@ -382,15 +396,23 @@ func (s *Server) newFederationClient() (fclient.FederationClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("federation.deny: %w", err)
 	}
-	client := remote.NewClient(remote.ClientOptions{
+	return remote.NewClient(remote.ClientOptions{
 		ServerName: cfg.ServerName, Key: s.key, Roots: roots, Addresses: cfg.Federation.Addresses,
 		Timeout: cfg.Federation.RequestTimeout, UserAgent: "Myelin/" + Version, Policy: policy,
-	})
+	}), nil
+}
+
+// newSender builds the sender of other servers' transactions (s.sender)
+// over the federation client, after the engine it reads events from;
+// none when federation is off.
+func (s *Server) newSender(client fclient.FederationClient) {
+	if client == nil {
+		return
+	}
 	s.sender = remote.NewSender(remote.SenderOptions{
-		ServerName: cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
-		MaxRetryInterval: cfg.Federation.MaxRetryInterval, Bus: s.changes,
+		ServerName: s.cfg.ServerName, Client: client, Rooms: s.engine, Store: s.db, Log: s.log,
+		MaxRetryInterval: s.cfg.Federation.MaxRetryInterval, Bus: s.changes,
 	})
-	return client, nil
 }
 
 // buildFederation makes the media repository and both halves of

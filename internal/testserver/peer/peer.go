@@ -65,6 +65,7 @@ const (
 	SendJoin         Endpoint = "send_join"          // PUT /v2/send_join/{roomId}/{eventId}
 	MediaDownload    Endpoint = "media_download"     // GET /_matrix/federation/v1/media/download/{mediaId}
 	LegacyMedia      Endpoint = "legacy_media"       // GET /_matrix/media/{v3,r0}/download/{serverName}/{mediaId}
+	PolicySign       Endpoint = "policy_sign"        // POST /_matrix/policy/v1/sign (policy.go)
 	Other            Endpoint = "other"              // anything else: 404 M_UNRECOGNIZED
 )
 
@@ -74,6 +75,9 @@ type Peer struct {
 	Name  string
 	KeyID gomatrixserverlib.KeyID
 	Key   ed25519.PrivateKey
+	// PolicyKey is the key the peer signs with as a policy server
+	// (policy.go), apart from its server key as the spec advises.
+	PolicyKey ed25519.PrivateKey
 
 	t      testing.TB
 	net    *testserver.Network
@@ -108,8 +112,12 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, policyKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &Peer{
-		Name: name, KeyID: "ed25519:peer", Key: priv, t: t, net: net, client: net.HTTPClient(),
+		Name: name, KeyID: "ed25519:peer", Key: priv, PolicyKey: policyKey, t: t, net: net, client: net.HTTPClient(),
 		rooms: map[string]*Room{}, refused: map[Endpoint]int{}, hits: map[Endpoint]int{},
 		media: map[string]media{}, keys: map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey{},
 	}
@@ -127,9 +135,13 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 	return p
 }
 
+// HangUp, given to Refuse, closes the connection of every request for
+// the endpoint without an answer: a server that cannot be reached.
+const HangUp = -1
+
 // Refuse makes the peer answer an endpoint with status and
-// M_UNRECOGNIZED, as a server that does not serve it; status 0 serves it
-// again.
+// M_UNRECOGNIZED, as a server that does not serve it (HangUp: no
+// answer at all); status 0 serves it again.
 func (p *Peer) Refuse(e Endpoint, status int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -32,6 +32,7 @@ func (p *Peer) routes() http.Handler {
 	mux.HandleFunc("GET "+v1+"/make_join/{roomId}/{userId}", p.signed(MakeJoin, p.serveMakeJoin))
 	mux.HandleFunc("PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}", p.signed(SendJoin, p.serveSendJoin))
 	mux.HandleFunc("GET "+v1+"/media/download/{mediaId}", p.signed(MediaDownload, p.serveMediaDownload))
+	mux.HandleFunc("POST /_matrix/policy/v1/sign", p.signed(PolicySign, p.servePolicySign))
 	// The unauthenticated media API a server before spec 1.11 serves, and
 	// Synapse falls back to (it signs the request, which such a server
 	// ignores).
@@ -50,6 +51,14 @@ func (p *Peer) open(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
 		p.hits[e]++
 		status := p.refused[e]
 		p.mu.Unlock()
+		if status == HangUp {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+		}
 		if status != 0 {
 			writeError(w, status, "M_UNRECOGNIZED", "Unrecognized request")
 			return
