@@ -97,6 +97,15 @@ func TestAdminShadowBan(t *testing.T) {
 		if ms, _ := body["memberships"].(map[string]any); len(ms) != 0 {
 			t.Fatalf("the shadow-banned invite reached carol: %v", body)
 		}
+		status, body = s.Do(t, "POST", "/_matrix/client/v3/createRoom", bob, map[string]any{"invite": []string{s.UserID("carol")}})
+		testserver.WantStatus(t, "shadow-banned createRoom with invitees", status, body, http.StatusOK)
+		if id, _ := body["room_id"].(string); !strings.HasPrefix(id, "!") {
+			t.Fatalf("no room ID: %v", body)
+		}
+		status, body = s.Do(t, "GET", adminUserPath(s, "carol", "/memberships"), admin, nil)
+		if ms, _ := body["memberships"].(map[string]any); len(ms) != 0 {
+			t.Fatalf("the shadow-banned createRoom invited carol: %v", body)
+		}
 		status, body = sendText(t, s, alice, room, "after")
 		testserver.WantStatus(t, "alice sends", status, body, http.StatusOK)
 		if got := texts(t, s, alice, room); !slices.Equal(got, []string{"after"}) {
