@@ -34,11 +34,15 @@ type User struct {
 	CreatedTS   int64
 	// Locked and Suspended: see SetLocked and SetSuspended.
 	Locked, Suspended bool
+	// ShadowBanned: the user's sends are answered but never delivered
+	// (Synapse's shadow-ban). Erased: deactivated with erase.
+	ShadowBanned, Erased bool
 }
 
 func userFrom(u store.User) User {
 	return User{Localpart: u.Localpart, UserID: u.UserID, IsAdmin: u.IsAdmin, IsGuest: u.IsGuest,
-		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS, Locked: u.Locked, Suspended: u.Suspended}
+		UserType: u.UserType, Deactivated: u.Deactivated, CreatedTS: u.CreatedTS, Locked: u.Locked, Suspended: u.Suspended,
+		ShadowBanned: u.ShadowBanned, Erased: u.Erased}
 }
 
 // Device is one of a user's devices as the service hands it out.
@@ -61,6 +65,7 @@ type Store interface {
 	SetAdmin(ctx context.Context, localpart string, admin bool) error
 	UpgradeGuest(ctx context.Context, localpart, hash string) error
 	DeactivateUser(ctx context.Context, localpart string, erase bool) error
+	ErasedUserIDs(ctx context.Context) ([]string, error)
 	SetUserLocked(ctx context.Context, localpart string, locked bool) error
 	SetUserSuspended(ctx context.Context, localpart string, suspended bool) error
 
@@ -124,6 +129,7 @@ type Service struct {
 	lastSeen map[string]time.Time
 
 	tokens *tokenCache
+	erased erasedCache
 }
 
 // removed runs the device removal hook after devices went.
@@ -384,6 +390,9 @@ func (s *Service) Deactivate(ctx context.Context, localpart string, erase bool) 
 	s.tokens.invalidate(localpart)
 	if err != nil {
 		return err
+	}
+	if erase {
+		s.erased.set(s.UserID(localpart), true)
 	}
 	return s.removed(ctx, localpart, nil)
 }

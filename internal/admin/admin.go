@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -47,12 +48,35 @@ func (a *API) Register(rt *httpapi.Router) {
 
 func (a *API) adminOnly(h httpapi.Handler) httpapi.Handler { return adminOnly(h) }
 
-// adminOnly refuses callers who are not server admins.
+// adminOnly refuses callers who are not server admins (403 M_FORBIDDEN,
+// as Synapse's assert_requester_is_admin) and logs every request that
+// may change something (any method but GET and HEAD): who asked, what,
+// and how it ended, refusals included (issue 17 item 7).
 func adminOnly(h httpapi.Handler) httpapi.Handler {
 	return func(r *http.Request, c *httpapi.Caller) (any, error) {
 		if !c.IsAdmin {
-			return nil, mxerr.Forbidden("You are not a server admin")
+			err := mxerr.Forbidden("You are not a server admin")
+			auditAdmin(r, c, err)
+			return nil, err
 		}
-		return h(r, c)
+		body, err := h(r, c)
+		auditAdmin(r, c, err)
+		return body, err
 	}
+}
+
+// auditAdmin logs an admin request that may change something.
+func auditAdmin(r *http.Request, c *httpapi.Caller, err error) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return
+	}
+	outcome, level := "ok", slog.LevelInfo
+	if err != nil {
+		outcome, level = "error", slog.LevelWarn
+		if e, ok := mxerr.As(err); ok {
+			outcome = e.Code
+		}
+	}
+	httpapi.Logger(r).Log(r.Context(), level, "admin action", "admin", c.UserID, "is_admin", c.IsAdmin,
+		"method", r.Method, "path", r.URL.Path, "outcome", outcome)
 }

@@ -154,7 +154,7 @@ func (a *API) Authenticator() httpapi.Authenticator {
 		return &httpapi.Caller{
 			UserID: c.User.UserID, Localpart: c.User.Localpart, DeviceID: c.DeviceID,
 			IsGuest: c.User.IsGuest, IsAdmin: c.User.IsAdmin, TokenHash: c.TokenHash,
-			Locked: c.User.Locked, Suspended: c.User.Suspended,
+			Locked: c.User.Locked, Suspended: c.User.Suspended, ShadowBanned: c.User.ShadowBanned,
 		}, nil
 	}
 }

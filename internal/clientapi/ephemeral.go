@@ -57,6 +57,10 @@ func (a *API) setTyping(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := a.joined(r, c, roomID); err != nil {
 		return nil, err
 	}
+	if c.ShadowBanned {
+		// Nobody sees a shadow-banned user type (Synapse).
+		return empty, nil
+	}
 	timeout := time.Duration(body.Timeout) * time.Millisecond
 	if *body.Typing && timeout <= 0 {
 		timeout = 30 * time.Second

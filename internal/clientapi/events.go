@@ -71,6 +71,8 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 		// Spec "Account suspension": no messages; redactions are
 		// decided above.
 		return nil, mxerr.UserSuspended()
+	} else if c.ShadowBanned {
+		return shadowBanned(), nil
 	} else {
 		ev, err = a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, Content: content, Txn: txn})
 	}
@@ -91,6 +93,9 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	roomID, typ, key := r.PathValue("roomId"), r.PathValue("eventType"), r.PathValue("stateKey")
+	if c.ShadowBanned {
+		return shadowBanned(), nil
+	}
 	if typ == "m.room.canonical_alias" {
 		if err := a.aliases.CheckCanonical(r.Context(), roomID, content); err != nil {
 			return nil, err

@@ -89,6 +89,11 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 			return nil, mxerr.BadJSON("initial_state events need a type")
 		}
 	}
+	if c.ShadowBanned && len(req.Invite) > 0 {
+		// Synapse creates nothing for a shadow-banned user who invites
+		// anyone, and answers a made-up room ID.
+		return map[string]string{"room_id": "!" + shadowBannedID() + ":" + a.cfg.ServerName}, nil
+	}
 	alias, err := a.aliases.ReserveForNewRoom(r.Context(), req.RoomAliasName)
 	if err != nil {
 		return nil, err
@@ -306,6 +311,10 @@ func (a *API) memberAction(action string) httpapi.Handler {
 		roomID := r.PathValue("roomId")
 		switch action {
 		case spec.Invite:
+			if c.ShadowBanned {
+				// Synapse drops a shadow-banned user's invites unseen.
+				return empty, nil
+			}
 			return empty, a.membership.Invite(r.Context(), membership.InviteRequest{Sender: c.UserID, RoomID: roomID, Target: body.UserID, Body: body.Content})
 		case spec.Ban:
 			return empty, a.membership.Ban(r.Context(), c.UserID, roomID, body.UserID, body.Content)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -25,6 +26,10 @@ type Renderer struct {
 	Loader Loader
 	// Relations returns unsigned.m.relations for events, keyed by event ID.
 	Relations func(ctx context.Context, viewer string, evs []*rooms.Event) (map[string]map[string]any, error)
+	// Erased says which senders are erased accounts: their timeline
+	// events are served redacted to a viewer who was not joined when
+	// they were sent (Synapse's filter_events_for_client). Optional.
+	Erased func(ctx context.Context, userIDs []string) (map[string]bool, error)
 }
 
 // Render formats events of a timeline (sync's, /messages, /context,
@@ -81,6 +86,10 @@ func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 			return nil, err
 		}
 	}
+	erased, err := r.erasedSenders(ctx, evs, viewerUserID, withMembership)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	out := make([]Event, len(evs))
 	// Events of one state snapshot share the viewer's membership.
@@ -111,6 +120,47 @@ func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 			o.RedactedBecause = &rendered
 		}
 		out[i] = Format(ev, o)
+		if erased[ev.Sender()] && ev.Sender() != viewerUserID && o.Membership != spec.Join {
+			out[i].Content = prunedContent(ev)
+		}
 	}
 	return out, nil
+}
+
+// erasedSenders is which senders of a timeline's events are erased
+// (nil when none, or for state lists, which carry no membership).
+func (r Renderer) erasedSenders(ctx context.Context, evs []*rooms.Event, viewerUserID string, withMembership bool) (map[string]bool, error) {
+	if r.Erased == nil || !withMembership || viewerUserID == "" || len(evs) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var senders []string
+	for _, ev := range evs {
+		if !seen[ev.Sender()] {
+			seen[ev.Sender()] = true
+			senders = append(senders, ev.Sender())
+		}
+	}
+	return r.Erased(ctx, senders)
+}
+
+// prunedContent is the content an event keeps once redacted under its
+// room version's rules.
+func prunedContent(ev *rooms.Event) json.RawMessage {
+	empty := json.RawMessage("{}")
+	v, err := gomatrixserverlib.GetRoomVersion(ev.Version())
+	if err != nil {
+		return empty
+	}
+	red, err := v.RedactEventJSON(ev.JSON())
+	if err != nil {
+		return empty
+	}
+	var e struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(red, &e) != nil || len(e.Content) == 0 {
+		return empty
+	}
+	return e.Content
 }

@@ -21,6 +21,7 @@ type requestInfo struct {
 	ip    string
 	route string
 	user  string
+	log   *slog.Logger
 }
 
 type infoKey struct{}
@@ -34,6 +35,16 @@ func info(r *http.Request) *requestInfo {
 
 func setRouteName(r *http.Request, name string) { info(r).route = name }
 func setCaller(r *http.Request, c *Caller)      { info(r).user = c.UserID }
+
+// Logger is the server's logger, for handlers that log what they did
+// (the admin API's audit lines); a request that did not come through
+// Wrap logs nowhere.
+func Logger(r *http.Request) *slog.Logger {
+	if l := info(r).log; l != nil {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
 
 // ClientIP is the address the request came from (after X-Forwarded-For
 // when the server is configured to trust it).
@@ -100,7 +111,7 @@ type StackOptions struct {
 func Wrap(h http.Handler, opts StackOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{ip: remoteHost(r), route: "unrecognized"}
+		ri := &requestInfo{ip: remoteHost(r), route: "unrecognized", log: opts.Logger}
 		if opts.TrustForwardedFor {
 			if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
 				first, _, _ := strings.Cut(fwd, ",")

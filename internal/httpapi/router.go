@@ -39,6 +39,9 @@ type Caller struct {
 	// "Account moderation"), enforced per route (Route.AllowLocked,
 	// Route.RefuseSuspended) and by services.
 	Locked, Suspended bool
+	// ShadowBanned: the account's sends are answered with made-up
+	// event IDs and not delivered (Synapse's shadow-ban).
+	ShadowBanned bool
 }
 
 // Authenticator resolves an access token to its caller. allowExpired

@@ -5,6 +5,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -26,11 +27,21 @@ type Limiter struct {
 	exempt  map[string]bool
 	buckets map[string]*bucket
 	now     func() time.Time
+	// overrides gives users their own rule (nil: none do).
+	overrides Overrides
+}
+
+// Overrides are per-user rules an admin set (Synapse's admin API
+// override_ratelimit): they replace every rule's rate and burst for the
+// user; a rate and burst of 0 exempt the user altogether.
+type Overrides interface {
+	RateOverride(userID string) (perSecond float64, burst int, ok bool)
 }
 
 type bucket struct {
 	tokens float64
 	last   time.Time
+	rule   Rule // the rule it fills by (a user's override, or the named rule)
 }
 
 // New makes a limiter with the named rules; exemptUsers are never limited.
@@ -42,6 +53,13 @@ func New(rules map[string]Rule, exemptUsers []string) *Limiter {
 	return l
 }
 
+// NewWithOverrides is New with per-user overrides.
+func NewWithOverrides(rules map[string]Rule, exemptUsers []string, o Overrides) *Limiter {
+	l := New(rules, exemptUsers)
+	l.overrides = o
+	return l
+}
+
 // Allow takes a token from the bucket of rule for key. When none is left
 // it reports how many milliseconds until one is.
 func (l *Limiter) Allow(rule, key string) (bool, int64) {
@@ -49,8 +67,22 @@ func (l *Limiter) Allow(rule, key string) (bool, int64) {
 	if !ok {
 		return true, 0
 	}
-	if user, ok := strings.CutPrefix(key, "user:"); ok && l.exempt[user] {
-		return true, 0
+	if user, ok := strings.CutPrefix(key, "user:"); ok {
+		if l.exempt[user] {
+			return true, 0
+		}
+		if l.overrides != nil {
+			if perSecond, burst, ok := l.overrides.RateOverride(user); ok {
+				if perSecond <= 0 {
+					// Synapse: no rate is no limit, whatever the burst.
+					return true, 0
+				}
+				// Overridden buckets are keyed apart, so that a change
+				// of override starts a fresh bucket.
+				r = Rule{PerSecond: perSecond, Burst: max(burst, 1)}
+				key = fmt.Sprintf("%s\x00%g/%d", key, perSecond, burst)
+			}
+		}
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -58,7 +90,7 @@ func (l *Limiter) Allow(rule, key string) (bool, int64) {
 	id := rule + "\x00" + key
 	b, ok := l.buckets[id]
 	if !ok {
-		b = &bucket{tokens: float64(r.Burst), last: now}
+		b = &bucket{tokens: float64(r.Burst), last: now, rule: r}
 		l.buckets[id] = b
 	}
 	b.tokens = math.Min(float64(r.Burst), b.tokens+now.Sub(b.last).Seconds()*r.PerSecond)
@@ -83,8 +115,7 @@ func (l *Limiter) sweep() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, b := range l.buckets {
-		rule, _, _ := strings.Cut(id, "\x00")
-		r := l.rules[rule]
+		r := b.rule
 		if b.tokens+now.Sub(b.last).Seconds()*r.PerSecond >= float64(r.Burst) {
 			delete(l.buckets, id)
 		}

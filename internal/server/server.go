@@ -166,6 +166,7 @@ type built struct {
 	dir       *directory.Service
 	aliases   *aliases.Service
 	acc       *accounts.Service
+	members   *membership.Service
 	// fedClient and remote reach other servers (nil without federation).
 	fedClient fclient.FederationClient
 	remote    *remote.Service
@@ -175,7 +176,6 @@ type built struct {
 	// invites are users' invite permissions, which the client API,
 	// federation and /sync apply alike.
 	invites *membership.InviteRules
-	members *membership.Service
 	// rep is the enforcement points of the reputation feeds.
 	rep *reputation.Points
 }
@@ -311,6 +311,9 @@ func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 // the API over them.
 func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	cfg, db, engine := s.cfg, s.db, s.engine
+	// Erased users' events render redacted for later joiners; accounts
+	// is built after the renderer's other parts.
+	b.render.Erased = b.acc.ErasedUsers
 	b.notices = servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: engine,
 		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
@@ -348,15 +351,16 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 // the client, federation and metrics listeners.
 func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	cfg := s.cfg
+	accAdmin := accounts.NewAdmin(s.db, b.acc)
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
-		s.limiter = ratelimit.New(map[string]ratelimit.Rule{
+		s.limiter = ratelimit.NewWithOverrides(map[string]ratelimit.Rule{
 			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
 			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
 			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
 			clientapi.LimitReport:    {PerSecond: rl.Report.PerSecond, Burst: rl.Report.Burst},
 			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
-		}, rl.ExemptUsers)
+		}, rl.ExemptUsers, accAdmin)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -372,6 +376,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	clientRouter := httpapi.NewRouter(deps)
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
+	admin.NewUsers(admin.UsersDeps{Accounts: b.acc, Admin: accAdmin, Members: b.members, Pushers: s.push,
+		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData}).Register(clientRouter)
 	admin.NewServerNotices(b.notices).Register(clientRouter)
 	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
 		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})

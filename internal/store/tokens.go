@@ -66,10 +66,10 @@ type TokenOwner struct {
 func (db *DB) LookupAccessToken(ctx context.Context, hash string) (TokenOwner, error) {
 	var o TokenOwner
 	u := &o.User
-	err := db.r().queryRow(ctx, `SELECT u.localpart, u.user_id, u.password_hash, u.is_admin, u.is_guest, u.user_type, u.deactivated, u.created_ts, u.locked, u.suspended,
+	err := db.r().queryRow(ctx, `SELECT u.localpart, u.user_id, u.password_hash, u.is_admin, u.is_guest, u.user_type, u.deactivated, u.created_ts, u.locked, u.suspended, u.shadow_banned, u.erased,
 			t.device_id, t.expires_ts, t.refresh_hash, t.used
 		FROM access_tokens t JOIN users u ON u.localpart = t.localpart WHERE t.token_hash = $1`, []any{hash},
-		&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS, &u.Locked, &u.Suspended,
+		&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS, &u.Locked, &u.Suspended, &u.ShadowBanned, &u.Erased,
 		&o.DeviceID, &o.ExpiresTS, &o.RefreshHash, &o.Used)
 	return o, err
 }

@@ -20,20 +20,23 @@ type User struct {
 	// restrictions (spec "Account moderation").
 	Locked    bool
 	Suspended bool
+	// ShadowBanned and Erased: see migration 0027.
+	ShadowBanned bool
+	Erased       bool
 }
 
-const userColumns = `localpart, user_id, password_hash, is_admin, is_guest, user_type, deactivated, created_ts, locked, suspended`
+const userColumns = `localpart, user_id, password_hash, is_admin, is_guest, user_type, deactivated, created_ts, locked, suspended, shadow_banned, erased`
 
 func scanUser(scan func(...any) error) (User, error) {
 	var u User
-	err := scan(&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS, &u.Locked, &u.Suspended)
+	err := scan(&u.Localpart, &u.UserID, &u.PasswordHash, &u.IsAdmin, &u.IsGuest, &u.UserType, &u.Deactivated, &u.CreatedTS, &u.Locked, &u.Suspended, &u.ShadowBanned, &u.Erased)
 	return u, err
 }
 
 // CreateUser inserts a new account; ErrConflict if the localpart is taken.
 func (db *DB) CreateUser(ctx context.Context, u User) error {
-	_, err := db.w().exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		u.Localpart, u.UserID, u.PasswordHash, u.IsAdmin, u.IsGuest, u.UserType, u.Deactivated, u.CreatedTS, u.Locked, u.Suspended)
+	_, err := db.w().exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		u.Localpart, u.UserID, u.PasswordHash, u.IsAdmin, u.IsGuest, u.UserType, u.Deactivated, u.CreatedTS, u.Locked, u.Suspended, u.ShadowBanned, u.Erased)
 	return err
 }
 
@@ -106,6 +109,9 @@ func (db *DB) DeactivateUser(ctx context.Context, localpart string, erase bool) 
 		}
 		if erase {
 			if _, err := c.exec(ctx, `DELETE FROM profile_fields WHERE localpart = $1`, localpart); err != nil {
+				return err
+			}
+			if _, err := c.exec(ctx, `UPDATE users SET erased = TRUE WHERE localpart = $1`, localpart); err != nil {
 				return err
 			}
 		}
