@@ -90,29 +90,6 @@ func (s *Service) HandleDeviceListUpdate(ctx context.Context, origin string, con
 	return nil
 }
 
-// HandleSigningKeyUpdate takes an m.signing_key_update EDU from origin:
-// the user's cross-signing keys changed, so their cached list is
-// refetched (it holds the keys).
-func (s *Service) HandleSigningKeyUpdate(ctx context.Context, origin string, content json.RawMessage) error {
-	var edu struct {
-		UserID string `json:"user_id"`
-	}
-	if err := json.Unmarshal(content, &edu); err != nil {
-		return mxerr.BadJSON("m.signing_key_update: %v", err)
-	}
-	if err := checkOrigin(origin, edu.UserID); err != nil {
-		return err
-	}
-	if err := s.MarkRemoteDeviceListStale(ctx, edu.UserID); err != nil {
-		return err
-	}
-	if tracked, err := s.sharesRoom(ctx, edu.UserID); err != nil || !tracked {
-		return err
-	}
-	s.Resync(edu.UserID)
-	return nil
-}
-
 // MarkRemoteDeviceListStale forgets the cached device list of another
 // server's user, so that the next query asks their server, and records
 // the change in the device-list stream so that local users sharing a

@@ -95,6 +95,8 @@ type Peer struct {
 	missingHook func(events []json.RawMessage) []json.RawMessage
 	// stateIDsHook changes /state_ids answers (see OnStateIDs).
 	stateIDsHook func(state, authChain []string) ([]string, []string)
+	// devices holds the /user/devices answers per user (devices.go).
+	devices map[string]json.RawMessage
 }
 
 type media struct {
@@ -120,6 +122,7 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 		Name: name, KeyID: "ed25519:peer", Key: priv, PolicyKey: policyKey, t: t, net: net, client: net.HTTPClient(),
 		rooms: map[string]*Room{}, refused: map[Endpoint]int{}, hits: map[Endpoint]int{},
 		media: map[string]media{}, keys: map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey{},
+		devices: map[string]json.RawMessage{},
 	}
 	cert, err := tls.LoadX509KeyPair(host.CertFile, host.KeyFile)
 	if err != nil {

@@ -33,6 +33,8 @@ func (p *Peer) routes() http.Handler {
 	mux.HandleFunc("PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}", p.signed(SendJoin, p.serveSendJoin))
 	mux.HandleFunc("GET "+v1+"/media/download/{mediaId}", p.signed(MediaDownload, p.serveMediaDownload))
 	mux.HandleFunc("POST /_matrix/policy/v1/sign", p.signed(PolicySign, p.servePolicySign))
+	mux.HandleFunc("GET "+v1+"/user/devices/{userId}", p.signed(UserDevices, p.serveUserDevices))
+	mux.HandleFunc("POST "+v1+"/user/keys/query", p.signed(UserKeysQuery, p.serveUserKeysQuery))
 	// The unauthenticated media API a server before spec 1.11 serves, and
 	// Synapse falls back to (it signs the request, which such a server
 	// ignores).
