@@ -171,3 +171,76 @@ func TestSigningKeyUpdateAppliedInPlace(t *testing.T) {
 		}
 	})
 }
+
+// TestDeviceListRefetchRetried: an m.device_list_update with a gap in
+// prev_id marks the remote user's cached list stale and refetches it;
+// when the owner's server refuses /user/devices, the refetch is retried
+// with a back-off (Synapse's _maybe_retry_device_resync) until it
+// answers, and meanwhile /keys/query answers with the list as known
+// instead of failing.
+func TestDeviceListRefetchRetried(t *testing.T) {
+	peer.EachEngine(t, 1, nil, func(t *testing.T, net *testserver.Network, p *peer.Peer) {
+		ctx := context.Background()
+		hs1 := net.Servers[0]
+		room := p.CreateRoom(t)
+		creator := room.Creator
+		first := peerDeviceList(t, creator, 1, nil, nil)
+		p.SetUserDevices(first)
+		alice := peerJoin(t, hs1, p, room, "alice")
+		cached := func() int {
+			t.Helper()
+			devices, ok, err := hs1.Keys().CachedDevices(ctx, creator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return -1
+			}
+			return len(devices)
+		}
+		waitFor := func(what string, ok func() bool) {
+			t.Helper()
+			deadline := time.Now().Add(20 * time.Second)
+			for !ok() {
+				if time.Now().After(deadline) {
+					t.Fatalf("never: %s", what)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		waitFor("the creator's list cached", func() bool { return cached() == 1 })
+
+		// A second device, announced with a gap (prev_id 2, the list is at
+		// 1), while the peer refuses every key request.
+		p.Refuse(peer.UserDevices, http.StatusInternalServerError)
+		p.Refuse(peer.UserKeysQuery, http.StatusInternalServerError)
+		second := peerDeviceList(t, creator, 3, nil, nil)
+		second.Devices = append(second.Devices, first.Devices...)
+		second.Devices[0].DeviceID = "PHONE"
+		second.Devices[0].Keys = mustJSON(t, map[string]any{"user_id": creator, "device_id": "PHONE",
+			"algorithms": []string{"m.olm.v1.curve25519-aes-sha2"}, "keys": map[string]string{"ed25519:PHONE": "cGhvbmU", "curve25519:PHONE": "cGhvbmU"}})
+		p.SetUserDevices(second)
+		refusedBefore := p.Hits(peer.UserDevices)
+		p.SendEDU(t, hs1, "m.device_list_update", map[string]any{"user_id": creator, "device_id": "PHONE",
+			"stream_id": 3, "prev_id": []int64{2}, "deleted": false})
+		waitFor("a refetch refused", func() bool { return p.Hits(peer.UserDevices) > refusedBefore })
+		if n := cached(); n != -1 {
+			t.Fatalf("the list after a gap: %d devices, not stale", n)
+		}
+		// Meanwhile a key query answers with the device known.
+		waitFor("a key query answering from the stale list", func() bool {
+			n, _, _, failures := queriedKeys(t, hs1, alice.AccessToken, creator)
+			return n == 1 && len(failures) == 0
+		})
+		if got := p.Hits(peer.UserDevices); got < refusedBefore+1 {
+			t.Fatalf("refetches: %d", got-refusedBefore)
+		}
+
+		// The peer answers again: the retry fetches the list.
+		p.Refuse(peer.UserDevices, 0)
+		waitFor("the refetch retried", func() bool { return cached() == 2 })
+		if n, _, _, failures := queriedKeys(t, hs1, alice.AccessToken, creator); n != 2 || len(failures) != 0 {
+			t.Fatalf("after the retry: %d devices, failures %v", n, failures)
+		}
+	})
+}

@@ -223,19 +223,30 @@ func (s *Service) Resync(userID string) {
 // Run refetches queued device lists until ctx ends (a worker of
 // internal/server).
 func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.retryTick())
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			s.retryDue(ctx)
 		case userID := <-s.resync:
 			err := s.resyncUser(ctx, userID)
-			if err == nil || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			if err == nil {
+				s.retries.done(userID)
 				continue
 			}
 			s.log.Info("keys: device-list refetch", "user", userID, "err", err)
-			// The list stays stale; local users are told it changed,
-			// so that their clients query it, which asks the owner's
-			// server again.
+			// The list stays stale and is fetched again later
+			// (resyncretry.go); local users are told it changed, so
+			// that their clients query it.
+			if !s.retries.failed(userID, s.now(), s.maxRetry) {
+				s.log.Info("keys: too many device-list refetches to retry", "user", userID)
+			}
 			if err := s.MarkRemoteDeviceListStale(ctx, userID); err != nil {
 				s.log.Warn("keys: marking a device list stale", "user", userID, "err", err)
 			}
