@@ -97,6 +97,8 @@ type Peer struct {
 	stateIDsHook func(state, authChain []string) ([]string, []string)
 	// devices holds the /user/devices answers per user (devices.go).
 	devices map[string]json.RawMessage
+	// hierarchies holds the /hierarchy answers per room (devices.go).
+	hierarchies map[string][]byte
 }
 
 type media struct {
@@ -122,7 +124,7 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 		Name: name, KeyID: "ed25519:peer", Key: priv, PolicyKey: policyKey, t: t, net: net, client: net.HTTPClient(),
 		rooms: map[string]*Room{}, refused: map[Endpoint]int{}, hits: map[Endpoint]int{},
 		media: map[string]media{}, keys: map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey{},
-		devices: map[string]json.RawMessage{},
+		devices: map[string]json.RawMessage{}, hierarchies: map[string][]byte{},
 	}
 	cert, err := tls.LoadX509KeyPair(host.CertFile, host.KeyFile)
 	if err != nil {

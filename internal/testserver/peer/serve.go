@@ -35,6 +35,7 @@ func (p *Peer) routes() http.Handler {
 	mux.HandleFunc("POST /_matrix/policy/v1/sign", p.signed(PolicySign, p.servePolicySign))
 	mux.HandleFunc("GET "+v1+"/user/devices/{userId}", p.signed(UserDevices, p.serveUserDevices))
 	mux.HandleFunc("POST "+v1+"/user/keys/query", p.signed(UserKeysQuery, p.serveUserKeysQuery))
+	mux.HandleFunc("GET "+v1+"/hierarchy/{roomId}", p.signed(Hierarchy, p.serveHierarchy))
 	// The unauthenticated media API a server before spec 1.11 serves, and
 	// Synapse falls back to (it signs the request, which such a server
 	// ignores).
