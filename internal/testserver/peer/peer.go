@@ -99,6 +99,9 @@ type Peer struct {
 	devices map[string]json.RawMessage
 	// hierarchies holds the /hierarchy answers per room (devices.go).
 	hierarchies map[string][]byte
+	// serversHook changes send_join's servers_in_room (see
+	// OnServersInRoom).
+	serversHook func(servers []string) []string
 }
 
 type media struct {
@@ -163,6 +166,15 @@ func (p *Peer) Hits(e Endpoint) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.hits[e]
+}
+
+// OnServersInRoom lets a test change the servers_in_room of every
+// partial-state send_join answer (leave a server out, as a resident
+// whose list is incomplete); nil serves them unchanged.
+func (p *Peer) OnServersInRoom(f func(servers []string) []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.serversHook = f
 }
 
 // OnMissingEvents lets a test change the events of every

@@ -360,6 +360,12 @@ func (p *Peer) serveSendJoin(w http.ResponseWriter, r *request) {
 		list = append(list, s)
 	}
 	slices.Sort(list)
+	p.mu.Lock()
+	hook := p.serversHook
+	p.mu.Unlock()
+	if hook != nil && omit {
+		list = hook(list)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"origin": p.Name, "state": jsons(state), "auth_chain": jsons(chain),
 		"event": json.RawMessage(pdu.JSON()), "members_omitted": omit, "servers_in_room": list})
 }
