@@ -47,10 +47,7 @@ func peerDeviceList(t *testing.T, user string, streamID int64, master, self *cro
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	b64 := base64.RawStdEncoding.EncodeToString(pub)
 	l := peer.UserDeviceList{UserID: user, StreamID: streamID}
-	l.Devices = append(l.Devices, struct {
-		DeviceID string          `json:"device_id"`
-		Keys     json.RawMessage `json:"keys"`
-	}{DeviceID: "PEERDEV", Keys: mustJSON(t, map[string]any{"user_id": user, "device_id": "PEERDEV",
+	l.Devices = append(l.Devices, peer.UserDevice{DeviceID: "PEERDEV", Keys: mustJSON(t, map[string]any{"user_id": user, "device_id": "PEERDEV",
 		"algorithms": []string{"m.olm.v1.curve25519-aes-sha2"},
 		"keys":       map[string]string{"ed25519:PEERDEV": b64, "curve25519:PEERDEV": b64}})})
 	if master != nil {

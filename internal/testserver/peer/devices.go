@@ -20,14 +20,17 @@ const (
 // UserDeviceList is a /user/devices answer: the peer serves it as given
 // and derives its /user/keys/query answers from it.
 type UserDeviceList struct {
-	UserID   string `json:"user_id"`
-	StreamID int64  `json:"stream_id"`
-	Devices  []struct {
-		DeviceID string          `json:"device_id"`
-		Keys     json.RawMessage `json:"keys"`
-	} `json:"devices"`
+	UserID         string          `json:"user_id"`
+	StreamID       int64           `json:"stream_id"`
+	Devices        []UserDevice    `json:"devices"`
 	MasterKey      json.RawMessage `json:"master_key,omitempty"`
 	SelfSigningKey json.RawMessage `json:"self_signing_key,omitempty"`
+}
+
+// UserDevice is a device of a /user/devices answer.
+type UserDevice struct {
+	DeviceID string          `json:"device_id"`
+	Keys     json.RawMessage `json:"keys"`
 }
 
 // SetUserDevices sets what the peer answers about one of its users'
