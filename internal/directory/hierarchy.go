@@ -281,6 +281,7 @@ func (s *Spaces) fetch(ctx context.Context, w *walk, ref childRef) *RemoteHierar
 		if err != nil || resp == nil || resp.Room.RoomID != ref.roomID {
 			continue
 		}
+		resp = boundAnswer(resp)
 		s.cache.Put(key, remoteAnswer{resp: resp, at: s.now()})
 		return resp
 	}

@@ -97,6 +97,10 @@ type Options struct {
 	// RemoteToDevice hands to-device messages for another server's users
 	// to the federation sender (an m.direct_to_device EDU); nil without federation.
 	RemoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
+	// MaxRetryInterval caps the back-off between refetches of a remote
+	// user's device list that failed (federation.max_retry_interval);
+	// 0: an hour.
+	MaxRetryInterval time.Duration
 }
 
 // Service is the end-to-end encryption service. Its hook fields may be
@@ -133,6 +137,10 @@ type Service struct {
 	// resync holds the users whose lists Run refetches.
 	remote remoteLocks
 	resync chan string
+	// retries are the failed refetches Run retries (resyncretry.go),
+	// backing off up to maxRetry.
+	retries  resyncRetries
+	maxRetry time.Duration
 	// remoteToDevice is Options.RemoteToDevice.
 	remoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
 }
@@ -193,6 +201,10 @@ func New(o Options) *Service {
 		inbox: map[string]inboxState{}, counts: map[string]countsEntry{}, resync: make(chan string, maxResyncQueue)}
 	if o.Members != nil {
 		s.members = o.Members
+	}
+	s.maxRetry = o.MaxRetryInterval
+	if s.maxRetry <= 0 {
+		s.maxRetry = time.Hour
 	}
 	if o.Stream != nil {
 		s.listMarks = cache.NewMarks(o.Stream.Current())

@@ -242,7 +242,9 @@ func (s *Service) queryRemote(ctx context.Context, server string, users map[stri
 			if err != nil {
 				return err
 			}
-			if fresh {
+			// A stale list whose refetch failed answers with what is
+			// known until the retry gets the new one, as Synapse does.
+			if fresh || (l.Stale && s.retries.pending(user)) {
 				addRemote(resp, user, devices, l)
 				continue
 			}

@@ -90,29 +90,6 @@ func (s *Service) HandleDeviceListUpdate(ctx context.Context, origin string, con
 	return nil
 }
 
-// HandleSigningKeyUpdate takes an m.signing_key_update EDU from origin:
-// the user's cross-signing keys changed, so their cached list is
-// refetched (it holds the keys).
-func (s *Service) HandleSigningKeyUpdate(ctx context.Context, origin string, content json.RawMessage) error {
-	var edu struct {
-		UserID string `json:"user_id"`
-	}
-	if err := json.Unmarshal(content, &edu); err != nil {
-		return mxerr.BadJSON("m.signing_key_update: %v", err)
-	}
-	if err := checkOrigin(origin, edu.UserID); err != nil {
-		return err
-	}
-	if err := s.MarkRemoteDeviceListStale(ctx, edu.UserID); err != nil {
-		return err
-	}
-	if tracked, err := s.sharesRoom(ctx, edu.UserID); err != nil || !tracked {
-		return err
-	}
-	s.Resync(edu.UserID)
-	return nil
-}
-
 // MarkRemoteDeviceListStale forgets the cached device list of another
 // server's user, so that the next query asks their server, and records
 // the change in the device-list stream so that local users sharing a
@@ -246,19 +223,30 @@ func (s *Service) Resync(userID string) {
 // Run refetches queued device lists until ctx ends (a worker of
 // internal/server).
 func (s *Service) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.retryTick())
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+			s.retryDue(ctx)
 		case userID := <-s.resync:
 			err := s.resyncUser(ctx, userID)
-			if err == nil || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			if err == nil {
+				s.retries.done(userID)
 				continue
 			}
 			s.log.Info("keys: device-list refetch", "user", userID, "err", err)
-			// The list stays stale; local users are told it changed,
-			// so that their clients query it, which asks the owner's
-			// server again.
+			// The list stays stale and is fetched again later
+			// (resyncretry.go); local users are told it changed, so
+			// that their clients query it.
+			if !s.retries.failed(userID, s.now(), s.maxRetry) {
+				s.log.Info("keys: too many device-list refetches to retry", "user", userID)
+			}
 			if err := s.MarkRemoteDeviceListStale(ctx, userID); err != nil {
 				s.log.Warn("keys: marking a device list stale", "user", userID, "err", err)
 			}

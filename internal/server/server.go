@@ -292,7 +292,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 // the accounts service over it.
 func (s *Server) buildUsers(stream *rooms.StreamGen, b *built) {
 	cfg := s.cfg
-	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: s.db, Stream: stream, Log: s.log, Members: s.engine, Bus: s.changes}
+	keyOpts := keys.Options{ServerName: cfg.ServerName, Store: s.db, Stream: stream, Log: s.log, Members: s.engine, Bus: s.changes,
+		MaxRetryInterval: cfg.Federation.MaxRetryInterval}
 	if b.fedClient != nil {
 		keyOpts.Federation = b.fedClient
 		keyOpts.RemoteToDevice = remote.DirectToDevice(s.sender)

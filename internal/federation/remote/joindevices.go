@@ -38,6 +38,9 @@ type JoinDeviceLists struct {
 	*joinWorker
 	f *Service
 	k DeviceListKeys
+	// completed are the rooms whose partial state completed
+	// (partialdevices.go).
+	completed chan string
 }
 
 // JoinDeviceLists makes the listener; nil without federation.
@@ -47,6 +50,7 @@ func (f *Service) JoinDeviceLists(k DeviceListKeys) *JoinDeviceLists {
 	}
 	j := &JoinDeviceLists{f: f, k: k}
 	j.joinWorker = newJoinWorker(f.d.Bus, "federation.join-device-lists", "device lists", f.d.Log, j.joined)
+	j.subscribeCompleted(f.d.Bus)
 	return j
 }
 
@@ -93,7 +97,9 @@ func (j *JoinDeviceLists) localJoined(ctx context.Context, roomID, userID string
 			}
 		}
 	}
-	servers, err := j.f.d.Store.JoinedServers(ctx, roomID)
+	// While the room's state is partial, also the servers the
+	// resident named (servers_in_room).
+	servers, err := j.f.joinedServers(ctx, roomID)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib"
 
 	"github.com/myelin-chat/myelin/internal/ident"
 )
@@ -13,8 +16,10 @@ import (
 // /timestamp_to_event that found nothing here, as Synapse does. The
 // first server whose answer names an event of the room that it serves
 // signed with that origin_server_ts wins; ok is false when none did.
-// The event is checked, not stored: Synapse backfills it, which the
-// client's next /context or /messages does here.
+// The event, checked, is then stored as backfilled history (with the
+// state before it from that server when its prev events are not held
+// here), as Synapse backfills it, so that the client's next /context or
+// /event on it is served from here.
 func (f *Service) TimestampToEvent(ctx context.Context, roomID string, ts int64, backwards bool) (eventID string, originTS int64, ok bool, err error) {
 	v, err := f.d.Rooms.RoomVersion(ctx, roomID)
 	if err != nil {
@@ -56,7 +61,21 @@ func (f *Service) TimestampToEvent(ctx context.Context, roomID string, ts int64,
 		if (backwards && answer.OriginTS > ts) || (!backwards && answer.OriginTS < ts) {
 			continue
 		}
+		f.keepRemoteAnswer(ctx, server, v, roomID, pdu)
 		return answer.EventID, answer.OriginTS, true, nil
 	}
 	return "", 0, false, nil
+}
+
+// keepRemoteAnswer stores a /timestamp_to_event answer not held here as
+// backfilled history; a failure leaves the answer as it was (the client
+// can still backfill with /messages).
+func (f *Service) keepRemoteAnswer(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, pdu gomatrixserverlib.PDU) {
+	held, err := f.d.Rooms.EventsByID(ctx, []string{pdu.EventID()})
+	if err != nil || len(held) > 0 {
+		return
+	}
+	if f.storeBackfill(ctx, server, v, roomID, []json.RawMessage{pdu.JSON()}) == 0 {
+		f.d.Log.Info("timestamp_to_event answer not stored", "room_id", roomID, "server", server, "event_id", pdu.EventID())
+	}
 }

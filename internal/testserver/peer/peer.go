@@ -95,6 +95,13 @@ type Peer struct {
 	missingHook func(events []json.RawMessage) []json.RawMessage
 	// stateIDsHook changes /state_ids answers (see OnStateIDs).
 	stateIDsHook func(state, authChain []string) ([]string, []string)
+	// devices holds the /user/devices answers per user (devices.go).
+	devices map[string]json.RawMessage
+	// hierarchies holds the /hierarchy answers per room (devices.go).
+	hierarchies map[string][]byte
+	// serversHook changes send_join's servers_in_room (see
+	// OnServersInRoom).
+	serversHook func(servers []string) []string
 }
 
 type media struct {
@@ -120,6 +127,7 @@ func New(t testing.TB, net *testserver.Network, name string) *Peer {
 		Name: name, KeyID: "ed25519:peer", Key: priv, PolicyKey: policyKey, t: t, net: net, client: net.HTTPClient(),
 		rooms: map[string]*Room{}, refused: map[Endpoint]int{}, hits: map[Endpoint]int{},
 		media: map[string]media{}, keys: map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey{},
+		devices: map[string]json.RawMessage{}, hierarchies: map[string][]byte{},
 	}
 	cert, err := tls.LoadX509KeyPair(host.CertFile, host.KeyFile)
 	if err != nil {
@@ -158,6 +166,15 @@ func (p *Peer) Hits(e Endpoint) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.hits[e]
+}
+
+// OnServersInRoom lets a test change the servers_in_room of every
+// partial-state send_join answer (leave a server out, as a resident
+// whose list is incomplete); nil serves them unchanged.
+func (p *Peer) OnServersInRoom(f func(servers []string) []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.serversHook = f
 }
 
 // OnMissingEvents lets a test change the events of every

@@ -33,6 +33,9 @@ func (p *Peer) routes() http.Handler {
 	mux.HandleFunc("PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}", p.signed(SendJoin, p.serveSendJoin))
 	mux.HandleFunc("GET "+v1+"/media/download/{mediaId}", p.signed(MediaDownload, p.serveMediaDownload))
 	mux.HandleFunc("POST /_matrix/policy/v1/sign", p.signed(PolicySign, p.servePolicySign))
+	mux.HandleFunc("GET "+v1+"/user/devices/{userId}", p.signed(UserDevices, p.serveUserDevices))
+	mux.HandleFunc("POST "+v1+"/user/keys/query", p.signed(UserKeysQuery, p.serveUserKeysQuery))
+	mux.HandleFunc("GET "+v1+"/hierarchy/{roomId}", p.signed(Hierarchy, p.serveHierarchy))
 	// The unauthenticated media API a server before spec 1.11 serves, and
 	// Synapse falls back to (it signs the request, which such a server
 	// ignores).
@@ -357,6 +360,12 @@ func (p *Peer) serveSendJoin(w http.ResponseWriter, r *request) {
 		list = append(list, s)
 	}
 	slices.Sort(list)
+	p.mu.Lock()
+	hook := p.serversHook
+	p.mu.Unlock()
+	if hook != nil && omit {
+		list = hook(list)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"origin": p.Name, "state": jsons(state), "auth_chain": jsons(chain),
 		"event": json.RawMessage(pdu.JSON()), "members_omitted": omit, "servers_in_room": list})
 }
