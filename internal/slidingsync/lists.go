@@ -85,6 +85,8 @@ type roomMeta struct {
 	encrypted bool
 }
 
+// meta loads a room's current state (joined rooms) or reads its
+// stripped state (invites and knocks).
 func (p *pass) meta(ctx context.Context, e *entry) (*roomMeta, error) {
 	if e.meta != nil {
 		return e.meta, nil
@@ -97,18 +99,8 @@ func (p *pass) meta(ctx context.Context, e *entry) (*roomMeta, error) {
 		}
 		m.state = st
 		_, m.encrypted = st[roommodel.StateKey{Type: spec.MRoomEncryption}]
-		if nid, ok := st[roommodel.StateKey{Type: spec.MRoomCreate}]; ok {
-			evs, err := p.s.engine.EventsByNID(ctx, []int64{nid})
-			if err != nil {
-				return nil, err
-			}
-			if len(evs) > 0 {
-				var c struct {
-					Type *string `json:"type"`
-				}
-				_ = json.Unmarshal(evs[0].Content(), &c)
-				m.roomType = c.Type
-			}
+		if m.roomType, err = p.roomType(ctx, e); err != nil {
+			return nil, err
 		}
 	} else {
 		// Before joining, only the stripped state tells.
@@ -121,16 +113,55 @@ func (p *pass) meta(ctx context.Context, e *entry) (*roomMeta, error) {
 			case spec.MRoomEncryption:
 				m.encrypted = true
 			case spec.MRoomCreate:
-				var c struct {
-					Type *string `json:"type"`
-				}
-				_ = json.Unmarshal(st.Content, &c)
-				m.roomType = c.Type
+				m.roomType = createType(st.Content)
 			}
 		}
 	}
 	e.meta = m
 	return m, nil
+}
+
+// roomType is the type of a room (nil: none).
+func (p *pass) roomType(ctx context.Context, e *entry) (*string, error) {
+	if e.Membership != spec.Join {
+		m, err := p.meta(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return m.roomType, nil
+	}
+	if t, ok := p.s.roomTypes.Get(e.RoomID); ok {
+		return t, nil
+	}
+	var st rooms.StateMap
+	if e.meta != nil {
+		st = e.meta.state
+	} else {
+		var err error
+		if st, err = p.s.sync.RoomStateAt(ctx, e.RoomID, p.upto); err != nil {
+			return nil, err
+		}
+	}
+	var t *string
+	if nid, ok := st[roommodel.StateKey{Type: spec.MRoomCreate}]; ok {
+		evs, err := p.s.engine.EventsByNID(ctx, []int64{nid})
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			t = createType(evs[0].Content())
+		}
+		p.s.roomTypes.Put(e.RoomID, t)
+	}
+	return t, nil
+}
+
+func createType(content []byte) *string {
+	var c struct {
+		Type *string `json:"type"`
+	}
+	_ = json.Unmarshal(content, &c)
+	return c.Type
 }
 
 // isDM reports whether a room is a direct chat: listed in the user's
@@ -182,18 +213,24 @@ func (p *pass) matches(ctx context.Context, e *entry, f *Filters) (bool, error) 
 			return false, err
 		}
 	}
-	if f.IsEncrypted != nil || f.RoomTypes != nil || f.NotRoomTypes != nil {
+	if f.IsEncrypted != nil {
 		m, err := p.meta(ctx, e)
 		if err != nil {
 			return false, err
 		}
-		if f.IsEncrypted != nil && m.encrypted != *f.IsEncrypted {
+		if m.encrypted != *f.IsEncrypted {
 			return false, nil
+		}
+	}
+	if f.RoomTypes != nil || f.NotRoomTypes != nil {
+		rt, err := p.roomType(ctx, e)
+		if err != nil {
+			return false, err
 		}
 		// A null in room_types or not_room_types stands for rooms
 		// without a type.
 		sameType := func(t *string) bool {
-			return (t == nil && m.roomType == nil) || (t != nil && m.roomType != nil && *t == *m.roomType)
+			return (t == nil && rt == nil) || (t != nil && rt != nil && *t == *rt)
 		}
 		if f.RoomTypes != nil && !slices.ContainsFunc(f.RoomTypes, sameType) {
 			return false, nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -41,11 +42,17 @@ type Service struct {
 	bumpMu   sync.Mutex
 	bump     map[string]int64
 	bumpAsOf int64
+	// roomTypes caches each joined room's type (its create event's
+	// content.type, nil for none), which never changes: Element X filters
+	// every list by not_room_types, which would otherwise read the state
+	// of every room of the user on every request.
+	roomTypes *cache.LRU[string, *string]
 }
 
 // New makes the service.
 func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer) *Service {
-	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(), bump: map[string]int64{}}
+	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(), bump: map[string]int64{},
+		roomTypes: cache.NewLRU[string, *string](1 << 18)}
 }
 
 // Sync answers a request, long-polling up to its timeout when the
