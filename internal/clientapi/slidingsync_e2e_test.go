@@ -1,6 +1,7 @@
 package clientapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -243,6 +244,23 @@ func TestSlidingSyncInviteAndLongPoll(t *testing.T) {
 		r = woken.Rooms[room.String()]
 		if r == nil || len(r.Timeline) != 1 || r.Timeline[0].Content["body"] != "wake up" {
 			t.Fatalf("long-poll answer: %+v", woken.Rooms)
+		}
+
+		// Leaving: the room comes once more with the leave, then is gone.
+		if _, err := alice.LeaveRoom(context.Background(), room); err != nil {
+			t.Fatal(err)
+		}
+		left := ssOK(t, s, alice, woken.Pos, 0, roomList(0, 9))
+		r = left.Rooms[room.String()]
+		if r == nil || len(r.Timeline) == 0 {
+			t.Fatalf("after leaving: %+v", left.Rooms)
+		}
+		if last := r.Timeline[len(r.Timeline)-1]; last.Type != "m.room.member" || last.Sender != string(alice.UserID) || last.Content["membership"] != "leave" {
+			t.Fatalf("after leaving, the timeline ends with %+v", last)
+		}
+		gone := ssOK(t, s, alice, left.Pos, 0, roomList(0, 9))
+		if gone.Rooms[room.String()] != nil || gone.Lists["all_rooms"].Count != 0 {
+			t.Fatalf("left room still listed: count %d, %+v", gone.Lists["all_rooms"].Count, gone.Rooms)
 		}
 	})
 }

@@ -38,15 +38,68 @@ func (p *pass) rooms(ctx context.Context) error {
 	for _, id := range p.order {
 		w := p.wanted[id]
 		var err error
-		if w.e.Membership == spec.Join {
+		switch w.e.Membership {
+		case spec.Join:
 			err = p.joinedRoom(ctx, vis, w, active[id], counts[id])
-		} else {
+		case spec.Leave, spec.Ban:
+			err = p.leftRoom(ctx, vis, w)
+		default:
 			err = p.strippedRoom(ctx, w.e)
 		}
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// leftRoom sends, once, a room the user left (or was kicked or banned
+// from, or whose invite was rejected or withdrawn) since it was sent:
+// its timeline up to the user's membership event, which is always there
+// (the user may see their own membership), and the state the connection
+// lacks as of then.
+func (p *pass) leftRoom(ctx context.Context, vis *rooms.Visibility, w *want) error {
+	e := w.e
+	sent := p.next.rooms[e.RoomID]
+	room := &Room{BumpStamp: e.bump}
+	next := sent.clone()
+	next.membership, next.memberNID, next.upto = e.Membership, e.EventNID, p.upto
+	if next.state == nil {
+		next.state = map[roommodel.StateKey]int64{}
+	}
+	var tl []*rooms.Event
+	if sent.membership == spec.Join && w.timeline > 0 {
+		var err error
+		var limited bool
+		if tl, limited, room.PrevBatch, err = p.s.sync.RoomTimeline(ctx, p.req.UserID, vis, e.RoomID, sent.upto, e.memberPos, w.timeline); err != nil {
+			return err
+		}
+		room.Limited = limited
+	}
+	if len(tl) == 0 || tl[len(tl)-1].NID != e.EventNID {
+		own, err := p.s.engine.EventsByNID(ctx, []int64{e.EventNID})
+		if err != nil {
+			return err
+		}
+		tl = append(tl, own...)
+	}
+	live := len(tl)
+	room.NumLive = &live
+	var err error
+	if room.Timeline, err = p.s.render.Render(ctx, tl, p.req.Viewer, p.req.UserID, true); err != nil {
+		return err
+	}
+	if sent.membership == spec.Join {
+		st, err := p.s.sync.RoomStateAt(ctx, e.RoomID, e.memberPos)
+		if err != nil {
+			return err
+		}
+		if err := p.requiredState(ctx, w, st, tl, next, room); err != nil {
+			return err
+		}
+	}
+	p.resp.Rooms[e.RoomID] = room
+	p.next.rooms[e.RoomID] = next
 	return nil
 }
 

@@ -106,7 +106,10 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 type entry struct {
 	store.RoomMembership
 	bump int64
-	meta *roomMeta // loaded when a filter or the answer needs it
+	// memberPos is the stream position of the membership event (not
+	// joined rooms only).
+	memberPos int64
+	meta      *roomMeta // loaded when a filter or the answer needs it
 }
 
 // compute builds the answer to a request from a snapshot (nil: a new
@@ -130,7 +133,7 @@ func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Re
 			return nil, nil, err
 		}
 	}
-	entries, err := s.entries(ctx, ms, upto)
+	entries, err := s.entries(ctx, ms, upto, prev)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,7 +158,7 @@ func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Re
 
 // entries are the rooms the user is joined to, invited to or knocked
 // on, most recently bumped first.
-func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto int64) ([]*entry, error) {
+func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto int64, prev *snapshot) ([]*entry, error) {
 	var out []*entry
 	var stripped []int64
 	for _, m := range ms {
@@ -165,9 +168,20 @@ func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto i
 		case spec.Invite, spec.Knock:
 			out = append(out, &entry{RoomMembership: m})
 			stripped = append(stripped, m.EventNID)
+		case spec.Leave, spec.Ban:
+			// A room the connection has as joined, invited or knocked is
+			// listed once more with the leave, so that the client sees it
+			// go (as Synapse lists rooms left since the pos).
+			if prev == nil {
+				continue
+			}
+			if r := prev.rooms[m.RoomID]; r != nil && r.membership != spec.Leave && r.membership != spec.Ban {
+				out = append(out, &entry{RoomMembership: m})
+				stripped = append(stripped, m.EventNID)
+			}
 		}
 	}
-	// An invite or knock is bumped by the membership event itself.
+	// An invite, knock or leave is bumped by the membership event itself.
 	evs, err := s.engine.EventsByNID(ctx, stripped)
 	if err != nil {
 		return nil, err
@@ -182,6 +196,7 @@ func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto i
 	for _, e := range out {
 		if e.Membership != spec.Join {
 			e.bump = pos[e.EventNID]
+			e.memberPos = pos[e.EventNID]
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
