@@ -305,3 +305,85 @@ func TestSlidingSyncToDeviceAndE2EE(t *testing.T) {
 		}
 	})
 }
+
+// TestSlidingSyncEphemeralAndAccountData: the typing, receipts and
+// account_data extensions carry, for the rooms of the lists, what
+// changed since the pos; a connection without them gets none.
+func TestSlidingSyncEphemeralAndAccountData(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice, bob := s.Register("alice", "pw"), s.Register("bob", "pw")
+		room := syCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		syJoin(t, bob, room)
+		body := roomList(0, 9)
+		ext := body["extensions"].(map[string]any)
+		ext["receipts"] = map[string]any{"enabled": true, "rooms": []string{"*"}}
+		ext["typing"] = map[string]any{"enabled": true}
+		first := ssOK(t, s, alice, "", 0, body)
+
+		st, b := s.Do(t, http.MethodPut, "/_matrix/client/v3/rooms/"+url.PathEscape(room.String())+"/typing/"+url.PathEscape(bob.UserID.String()),
+			tok(bob), map[string]any{"typing": true, "timeout": 30000})
+		testserver.WantStatus(t, "typing", st, b, http.StatusOK)
+		evID := sySend(t, bob, room, "read me")
+		st, b = s.Do(t, http.MethodPost, "/_matrix/client/v3/rooms/"+url.PathEscape(room.String())+"/receipt/m.read/"+url.PathEscape(evID),
+			tok(bob), map[string]any{})
+		testserver.WantStatus(t, "receipt", st, b, http.StatusOK)
+		st, b = s.Do(t, http.MethodPut, "/_matrix/client/v3/user/"+url.PathEscape(alice.UserID.String())+"/account_data/org.example.test",
+			tok(alice), map[string]any{"a": 1})
+		testserver.WantStatus(t, "account data", st, b, http.StatusOK)
+		st, b = s.Do(t, http.MethodPut, "/_matrix/client/v3/user/"+url.PathEscape(alice.UserID.String())+"/rooms/"+url.PathEscape(room.String())+"/account_data/org.example.room",
+			tok(alice), map[string]any{"b": 2})
+		testserver.WantStatus(t, "room account data", st, b, http.StatusOK)
+
+		st, _, raw := ssync(t, s, alice, first.Pos, 0, body)
+		testserver.WantStatus(t, "incremental", st, raw.JSON, http.StatusOK)
+		var got struct {
+			Extensions struct {
+				Typing struct {
+					Rooms map[string]struct {
+						Content struct {
+							UserIDs []string `json:"user_ids"`
+						} `json:"content"`
+					} `json:"rooms"`
+				} `json:"typing"`
+				Receipts struct {
+					Rooms map[string]struct {
+						Type    string                    `json:"type"`
+						Content map[string]map[string]any `json:"content"`
+					} `json:"rooms"`
+				} `json:"receipts"`
+				AccountData struct {
+					Global []struct {
+						Type string `json:"type"`
+					} `json:"global"`
+					Rooms map[string][]struct {
+						Type string `json:"type"`
+					} `json:"rooms"`
+				} `json:"account_data"`
+			} `json:"extensions"`
+		}
+		if err := json.Unmarshal(raw.Raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		e := got.Extensions
+		if !slices.Contains(e.Typing.Rooms[room.String()].Content.UserIDs, string(bob.UserID)) {
+			t.Fatalf("typing: %s", raw.Raw)
+		}
+		if rc := e.Receipts.Rooms[room.String()]; rc.Type != "m.receipt" || rc.Content[evID] == nil {
+			t.Fatalf("receipts: %s", raw.Raw)
+		}
+		if !slices.ContainsFunc(e.AccountData.Global, func(x struct {
+			Type string `json:"type"`
+		}) bool {
+			return x.Type == "org.example.test"
+		}) || len(e.AccountData.Rooms[room.String()]) != 1 || e.AccountData.Rooms[room.String()][0].Type != "org.example.room" {
+			t.Fatalf("account_data: %s", raw.Raw)
+		}
+
+		// Without the extensions, none of them.
+		plain := map[string]any{"conn_id": "plain", "lists": body["lists"]}
+		r := testserver.Send(t, nil, http.MethodPost, s.URL+ssPath+"?timeout=0", alice.AccessToken, plain)
+		if exts, ok := r.JSON["extensions"].(map[string]any); !ok || exts["typing"] != nil || r.Status != http.StatusOK {
+			t.Fatalf("typing sent without the extension: %s", r.Raw)
+		}
+	})
+}

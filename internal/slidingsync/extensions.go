@@ -2,8 +2,11 @@ package slidingsync
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/keys"
@@ -13,7 +16,7 @@ import (
 // extensions fills the extensions the request enables.
 func (p *pass) extensions(ctx context.Context) error {
 	ext := p.req.Extensions
-	if ext.ToDevice.on() {
+	if ext.ToDevice != nil && ext.ToDevice.on() {
 		if err := p.toDevice(ctx, ext.ToDevice); err != nil {
 			return err
 		}
@@ -28,7 +31,82 @@ func (p *pass) extensions(ctx context.Context) error {
 			return err
 		}
 	}
+	if ext.Receipts != nil && ext.Receipts.on() {
+		if err := p.receipts(ctx, ext.Receipts); err != nil {
+			return err
+		}
+	}
+	if ext.Typing != nil && ext.Typing.on() {
+		p.typing(ext.Typing)
+	}
 	return nil
+}
+
+// scopedRooms are the joined rooms an extension covers, in the order
+// they were wanted.
+func (p *pass) scopedRooms(r *Scoped) []string {
+	var out []string
+	for _, id := range p.order {
+		if p.wanted[id].e.Membership == spec.Join && p.inScope(id, r) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// sinceFor is where a room's ephemeral news start: everything for a
+// room sent whole in this answer, else the connection's position.
+func (p *pass) sinceFor(roomID string) int64 {
+	if r := p.resp.Rooms[roomID]; r != nil && r.Initial {
+		return 0
+	}
+	return p.after
+}
+
+// receipts is the receipts extension: receipts in the rooms in scope
+// since the connection's position (all of a room sent whole).
+func (p *pass) receipts(ctx context.Context, r *Scoped) error {
+	rs := p.s.sync.Streams().Receipts
+	if rs == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, id := range p.scopedRooms(r) {
+		content, err := rs.ForSync(ctx, p.req.UserID, id, p.sinceFor(id), p.upto)
+		if err != nil {
+			return err
+		}
+		if content != nil {
+			out[id] = map[string]any{"type": "m.receipt", "content": json.RawMessage(content)}
+		}
+	}
+	if len(out) > 0 && p.prev != nil {
+		p.resp.changed = true
+	}
+	p.resp.Extensions["receipts"] = map[string]any{"rooms": out}
+	return nil
+}
+
+// typing is the typing extension: the typing list of each room in scope
+// where it changed since the connection's position (a non-empty one for
+// a room sent whole).
+func (p *pass) typing(r *Scoped) {
+	ts := p.s.sync.Streams().Typing
+	if ts == nil {
+		return
+	}
+	out := map[string]any{}
+	for _, id := range p.scopedRooms(r) {
+		users, pos := ts.Typing(id)
+		since := p.sinceFor(id)
+		if (since == 0 && len(users) > 0) || (since != 0 && pos > since && pos <= p.upto) {
+			out[id] = map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": nonNil(users)}}
+		}
+	}
+	if len(out) > 0 && p.prev != nil {
+		p.resp.changed = true
+	}
+	p.resp.Extensions["typing"] = map[string]any{"rooms": out}
 }
 
 // toDevice is the to_device extension: messages after its own since
