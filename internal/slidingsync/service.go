@@ -17,7 +17,8 @@ import (
 
 // Store is what sliding sync reads beyond /sync's service.
 type Store interface {
-	LastPosOfTypes(ctx context.Context, roomID string, types []string, upto int64) (int64, error)
+	LastPosOfTypesIn(ctx context.Context, roomIDs, types []string, upto int64) (map[string]int64, error)
+	CurrentStateNIDsIn(ctx context.Context, roomIDs []string, typ, stateKey string) (map[string]int64, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
@@ -223,19 +224,25 @@ func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error
 		}
 		s.bumpAsOf = upto
 	}
+	var missing []string
 	for _, e := range es {
-		if e.Membership != spec.Join {
-			continue
+		if _, ok := s.bump[e.RoomID]; !ok && e.Membership == spec.Join {
+			missing = append(missing, e.RoomID)
 		}
-		b, ok := s.bump[e.RoomID]
-		if !ok {
-			var err error
-			if b, err = s.store.LastPosOfTypes(ctx, e.RoomID, bumpTypes, s.bumpAsOf); err != nil {
-				return err
-			}
-			s.bump[e.RoomID] = b
+	}
+	if len(missing) > 0 {
+		found, err := s.store.LastPosOfTypesIn(ctx, missing, bumpTypes, s.bumpAsOf)
+		if err != nil {
+			return err
 		}
-		e.bump = b
+		for _, id := range missing {
+			s.bump[id] = found[id]
+		}
+	}
+	for _, e := range es {
+		if e.Membership == spec.Join {
+			e.bump = s.bump[e.RoomID]
+		}
 	}
 	return nil
 }
