@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -133,7 +134,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 	e := w.e
 	sent := p.next.rooms[e.RoomID]
 	initial := sent == nil || sent.membership != spec.Join
-	reqKey, _ := json.Marshal(w.required)
+	reqKey := requiredKey(w.required)
 	if !initial && sent.upto != p.after {
 		// The room was out of every window for a while: did it move?
 		last, err := p.s.store.LastEventAtOrBefore(ctx, e.RoomID, p.upto)
@@ -142,7 +143,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 		}
 		active = last.StreamPos > sent.upto
 	}
-	if !initial && !active && !countsChanged && string(reqKey) == sent.required {
+	if !initial && !active && !countsChanged && reqKey == sent.required {
 		return nil
 	}
 	room := &Room{Initial: initial, BumpStamp: e.bump}
@@ -152,7 +153,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 		next = sent.clone()
 		after = sent.upto
 	}
-	next.upto, next.required = p.upto, string(reqKey)
+	next.upto, next.required = p.upto, reqKey
 	var tl []*rooms.Event
 	if w.timeline > 0 && (initial || active) {
 		var err error
@@ -260,6 +261,18 @@ func (p *pass) requiredState(ctx context.Context, w *want, state rooms.StateMap,
 	}
 	room.RequiredState, err = p.s.render.RenderState(ctx, evs, p.req.Viewer, p.req.UserID, true)
 	return err
+}
+
+// requiredKey is a required_state in a canonical form, sorted and
+// without duplicates, so that lists naming the same keys in another
+// order (or several lists covering one room) do not look like a change.
+func requiredKey(required [][]string) string {
+	keys := make([]string, 0, len(required))
+	for _, rs := range required {
+		keys = append(keys, rs[0]+"\x00"+rs[1])
+	}
+	slices.Sort(keys)
+	return strings.Join(slices.Compact(keys), "\x01")
 }
 
 // requiredMatch reports whether a state key is one a required_state
