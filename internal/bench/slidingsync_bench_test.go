@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -119,6 +120,25 @@ func BenchmarkSlidingSync1000Rooms(b *testing.B) {
 				}
 				return resp.Pos
 			}, slidingBody(0, 39), 20)
+		})
+		// 1,000 open connections (as many devices or conn_ids), each with
+		// a first window: the heap they hold, measured once.
+		b.Run("connections-1000", func(b *testing.B) {
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for i := range 1000 {
+					body := slidingBody(0, 19)
+					body["conn_id"] = fmt.Sprintf("conn-%d", i)
+					if _, err := h.sliding(ctx, alice, "", body); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MiB")
+			}
 		})
 		b.Run("incremental", func(b *testing.B) {
 			resp, err := h.sliding(ctx, alice, "", slidingBody(0, 19))
