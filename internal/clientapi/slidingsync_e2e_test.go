@@ -128,6 +128,10 @@ func ssHas(evs []json.RawMessage, typ, key string) bool {
 // unknown pos.
 func TestSlidingSyncRoomList(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		v := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/versions", "", nil)
+		if flags, _ := v.JSON["unstable_features"].(map[string]any); flags["org.matrix.simplified_msc3575"] != true {
+			t.Fatalf("/versions does not advertise org.matrix.simplified_msc3575: %s", v.Raw)
+		}
 		alice, bob := s.Register("alice", "pw"), s.Register("bob", "pw")
 		var ids []id.RoomID
 		for i := range 25 {
@@ -305,6 +309,23 @@ func TestSlidingSyncToDeviceAndE2EE(t *testing.T) {
 		after := ssOK(t, s, alice, got.Pos, 0, enc(td.NextBatch))
 		if n := len(after.Extensions.ToDevice.Events); n != 0 {
 			t.Fatalf("to-device message delivered again after its since: %d", n)
+		}
+
+		// A restart forgets connections: the old pos is M_UNKNOWN_POS and
+		// the client starts over, keeping its to-device since, which
+		// still works (the inbox is stored).
+		st, body = s.Do(t, http.MethodPut, "/_matrix/client/v3/sendToDevice/m.test/t2", tok(bob), map[string]any{
+			"messages": map[string]any{string(alice.UserID): map[string]any{string(alice.DeviceID): map[string]any{"n": "two"}}}})
+		testserver.WantStatus(t, "send to device", st, body, http.StatusOK)
+		s.Restart()
+		st, _, raw := ssync(t, s, alice, after.Pos, 0, enc(after.Extensions.ToDevice.NextBatch))
+		testserver.WantError(t, "pos from before the restart", st, raw.JSON, http.StatusBadRequest, "M_UNKNOWN_POS")
+		restarted := ssOK(t, s, alice, "", 0, enc(after.Extensions.ToDevice.NextBatch))
+		if evs := restarted.Extensions.ToDevice.Events; len(evs) != 1 || evs[0].Content["n"] != "two" {
+			t.Fatalf("to_device after the restart: %+v", evs)
+		}
+		if again := ssOK(t, s, alice, restarted.Pos, 0, enc(restarted.Extensions.ToDevice.NextBatch)); again.Pos == "" {
+			t.Fatal("no pos on the restarted connection")
 		}
 	})
 }
