@@ -214,6 +214,11 @@ func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto i
 func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error {
 	s.bumpMu.Lock()
 	defer s.bumpMu.Unlock()
+	if len(s.bump) == 0 {
+		// Nothing cached to invalidate: skip the scan of every event
+		// since the start that the first request would otherwise make.
+		s.bumpAsOf = max(s.bumpAsOf, upto)
+	}
 	if upto > s.bumpAsOf {
 		changed, err := s.sync.ActiveRooms(ctx, s.bumpAsOf, upto)
 		if err != nil {
