@@ -411,3 +411,38 @@ func TestSlidingSyncEphemeralAndAccountData(t *testing.T) {
 		}
 	})
 }
+
+// TestSlidingSyncHostileInput: odd but well-formed requests are answered
+// (no 5xx), malformed ones are 400 with the spec's errcodes.
+func TestSlidingSyncHostileInput(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice := s.Register("alice", "pw")
+		syCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		odd := `{"lists":{"a":{"ranges":[[0,1000000000]],"required_state":[["",""],["*","$LAZY"],["m.room.member","*"]],"timeline_limit":0,
+			"filters":{"spaces":["not a room","!nope:localhost"],"tags":["u.x"],"not_tags":["u.y"],"room_types":[null,"m.space"],"is_dm":true,"is_encrypted":false}}},
+			"room_subscriptions":{"junk":{"timeline_limit":5},"!unknown:localhost":{"required_state":[["*","*"]]}},
+			"extensions":{"to_device":{"enabled":false},"e2ee":{},"receipts":{"enabled":true,"lists":["nope"],"rooms":["junk"]},"typing":{"enabled":true,"rooms":["*"]},"account_data":{"enabled":true}}}`
+		st, resp, raw := ssync(t, s, alice, "", 0, odd)
+		if st != http.StatusOK || resp.Lists["a"].Count != 0 {
+			t.Fatalf("odd request: %d %s", st, raw.Raw)
+		}
+		for _, c := range []struct{ body, code string }{
+			{`{"lists":{"a":{"ranges":[[0]]}}}`, "M_INVALID_PARAM"},
+			{`{"lists":{"a":{"ranges":[[-1,2]]}}}`, "M_INVALID_PARAM"},
+			{`{"lists":{"a":{"timeline_limit":-1}}}`, "M_INVALID_PARAM"},
+			{`{"lists":{"a":{"required_state":[["only type"]]}}}`, "M_INVALID_PARAM"},
+			{`{"extensions":{"to_device":{"enabled":true,"since":"x"}}}`, "M_INVALID_PARAM"},
+			{`{"lists":{"a":{"ranges":"all"}}}`, "M_BAD_JSON"},
+			{`[1,2]`, "M_BAD_JSON"},
+		} {
+			st, _, raw := ssync(t, s, alice, "", 0, c.body)
+			testserver.WantError(t, c.body, st, raw.JSON, http.StatusBadRequest, c.code)
+		}
+		r := testserver.Send(t, nil, http.MethodPost, s.URL+ssPath+"?timeout=-5", alice.AccessToken, `{}`)
+		testserver.WantError(t, "negative timeout", r.Status, r.JSON, http.StatusBadRequest, "M_INVALID_PARAM")
+		r = testserver.Send(t, nil, http.MethodPost, s.URL+ssPath+"?set_presence=busy", alice.AccessToken, `{}`)
+		testserver.WantError(t, "bad set_presence", r.Status, r.JSON, http.StatusBadRequest, "M_INVALID_PARAM")
+		r = testserver.Send(t, nil, http.MethodPost, s.URL+ssPath, "", `{}`)
+		testserver.WantError(t, "no token", r.Status, r.JSON, http.StatusUnauthorized, "M_MISSING_TOKEN")
+	})
+}
