@@ -29,6 +29,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
+	"github.com/myelin-chat/myelin/internal/slidingsync"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -42,7 +43,9 @@ type Deps struct {
 	RegTokens *regtokens.Service
 	Rooms     *rooms.Engine
 	Sync      *clientsync.Service
-	Render    clientevent.Renderer
+	// SlidingSync serves simplified sliding sync (MSC4186); nil leaves it out.
+	SlidingSync *slidingsync.Service
+	Render      clientevent.Renderer
 	// Membership carries out joins, leaves, invites, knocks, kicks and
 	// bans, locally or through federation.
 	Membership *membership.Service
@@ -106,6 +109,7 @@ type API struct {
 	regTokens  *regtokens.Service
 	rooms      *rooms.Engine
 	sync       *clientsync.Service
+	sliding    *slidingsync.Service
 	render     clientevent.Renderer
 	federation Remote
 	membership *membership.Service
@@ -133,7 +137,8 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, spaces: d.Spaces, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users,
+		sliding: d.SlidingSync}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -171,6 +176,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerRoomEvents(rt)
 	a.registerMessages(rt)
 	a.registerSync(rt)
+	a.registerSlidingSync(rt)
 	a.registerRelations(rt)
 	a.registerContext(rt)
 	a.registerDirectory(rt)

@@ -114,9 +114,9 @@ var unstableFeatures = map[string]bool{
 	"io.element.e2ee_forced.trusted_private": false,
 	// Label-based filtering (MSC2326) is not implemented.
 	"org.matrix.label_based_filtering": false,
-	// Simplified sliding sync (MSC4186) is not implemented: Element X
-	// (matrix-rust-sdk) reads this and tells its user the server lacks it.
-	"org.matrix.simplified_msc3575": false,
+	// Simplified sliding sync (MSC4186, internal/slidingsync): Element X
+	// (matrix-rust-sdk) reads this and refuses a server without it.
+	"org.matrix.simplified_msc3575": true,
 }
 
 func (a *API) versions(*http.Request, *httpapi.Caller) (any, error) {

@@ -60,6 +60,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/servernotices"
 	"github.com/myelin-chat/myelin/internal/signing"
+	"github.com/myelin-chat/myelin/internal/slidingsync"
 	"github.com/myelin-chat/myelin/internal/statistics"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/typing"
@@ -336,7 +337,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
-		Sync: syncer, Render: b.render, Keys: s.keys,
+		Sync: syncer, Render: b.render, Keys: s.keys, SlidingSync: slidingsync.New(syncer, engine, db, b.render),
 		AccountData: s.acctData, Push: s.push, Reports: reports.New(reports.Options{ServerName: cfg.ServerName, Store: db, Rooms: engine, Users: b.acc,
 			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,

@@ -1,0 +1,225 @@
+package slidingsync
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/accountdata"
+	"github.com/myelin-chat/myelin/internal/keys"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+)
+
+// extensions fills the extensions the request enables.
+func (p *pass) extensions(ctx context.Context) error {
+	ext := p.req.Extensions
+	if ext.ToDevice != nil && ext.ToDevice.on() {
+		if err := p.toDevice(ctx, ext.ToDevice); err != nil {
+			return err
+		}
+	}
+	if ext.E2EE.on() {
+		if err := p.e2ee(ctx); err != nil {
+			return err
+		}
+	}
+	if ext.AccountData != nil && ext.AccountData.on() {
+		if err := p.accountData(ctx, ext.AccountData); err != nil {
+			return err
+		}
+	}
+	if ext.Receipts != nil && ext.Receipts.on() {
+		if err := p.receipts(ctx, ext.Receipts); err != nil {
+			return err
+		}
+	}
+	if ext.Typing != nil && ext.Typing.on() {
+		p.typing(ext.Typing)
+	}
+	return nil
+}
+
+// scopedRooms are the joined rooms an extension covers, in the order
+// they were wanted.
+func (p *pass) scopedRooms(r *Scoped) []string {
+	var out []string
+	for _, id := range p.order {
+		if p.wanted[id].e.Membership == spec.Join && p.inScope(id, r) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// sinceFor is where a room's ephemeral news start: everything for a
+// room sent whole in this answer, else the connection's position.
+func (p *pass) sinceFor(roomID string) int64 {
+	if r := p.resp.Rooms[roomID]; r != nil && r.Initial {
+		return 0
+	}
+	return p.after
+}
+
+// receipts is the receipts extension: receipts in the rooms in scope
+// since the connection's position (all of a room sent whole).
+func (p *pass) receipts(ctx context.Context, r *Scoped) error {
+	rs := p.s.sync.Streams().Receipts
+	if rs == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, id := range p.scopedRooms(r) {
+		content, err := rs.ForSync(ctx, p.req.UserID, id, p.sinceFor(id), p.upto)
+		if err != nil {
+			return err
+		}
+		if content != nil {
+			out[id] = map[string]any{"type": "m.receipt", "content": json.RawMessage(content)}
+		}
+	}
+	if len(out) > 0 && p.prev != nil {
+		p.resp.changed = true
+	}
+	p.resp.Extensions["receipts"] = map[string]any{"rooms": out}
+	return nil
+}
+
+// typing is the typing extension: the typing list of each room in scope
+// where it changed since the connection's position (a non-empty one for
+// a room sent whole).
+func (p *pass) typing(r *Scoped) {
+	ts := p.s.sync.Streams().Typing
+	if ts == nil {
+		return
+	}
+	out := map[string]any{}
+	for _, id := range p.scopedRooms(r) {
+		users, pos := ts.Typing(id)
+		since := p.sinceFor(id)
+		if (since == 0 && len(users) > 0) || (since != 0 && pos > since && pos <= p.upto) {
+			out[id] = map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": nonNil(users)}}
+		}
+	}
+	if len(out) > 0 && p.prev != nil {
+		p.resp.changed = true
+	}
+	p.resp.Extensions["typing"] = map[string]any{"rooms": out}
+}
+
+// toDevice is the to_device extension: messages after its own since
+// token, those up to it deleted, as /sync does with its token.
+func (p *pass) toDevice(ctx context.Context, r *ToDeviceRequest) error {
+	k := p.s.sync.Streams().Keys
+	if k == nil || p.req.DeviceID == "" {
+		return nil
+	}
+	since := int64(0)
+	if r.Since != "" {
+		var err error
+		if since, err = strconv.ParseInt(r.Since, 10, 64); err != nil || since < 0 {
+			return mxerr.InvalidParam("Invalid to_device since %q", r.Since)
+		}
+		if err := k.Ack(ctx, p.req.UserID, p.req.DeviceID, since); err != nil {
+			return err
+		}
+	}
+	limit := r.Limit
+	if limit == 0 {
+		limit = defaultToDeviceN
+	}
+	msgs, next, err := k.ToDeviceMessages(ctx, p.req.UserID, p.req.DeviceID, since, limit)
+	if err != nil {
+		return err
+	}
+	if msgs == nil {
+		msgs = []keys.Message{}
+	}
+	if len(msgs) > 0 {
+		p.resp.changed = true
+	}
+	p.resp.Extensions["to_device"] = map[string]any{"next_batch": strconv.FormatInt(max(next, since), 10), "events": msgs}
+	return nil
+}
+
+// e2ee is the e2ee extension: device lists changed since the last
+// answer (none on a new connection, as Synapse), key counts and unused
+// fallback key types.
+func (p *pass) e2ee(ctx context.Context) error {
+	k := p.s.sync.Streams().Keys
+	if k == nil || p.req.DeviceID == "" {
+		return nil
+	}
+	out := map[string]any{}
+	if p.prev != nil {
+		changed, left, err := k.DeviceListChanges(ctx, p.req.UserID, p.after, p.upto)
+		if err != nil {
+			return err
+		}
+		if len(changed)+len(left) > 0 {
+			p.resp.changed = true
+		}
+		out["device_lists"] = map[string][]string{"changed": nonNil(changed), "left": nonNil(left)}
+	}
+	counts, err := k.OneTimeKeyCounts(ctx, p.req.UserID, p.req.DeviceID)
+	if err != nil {
+		return err
+	}
+	out["device_one_time_keys_count"] = counts
+	unused, err := k.UnusedFallbackKeyTypes(ctx, p.req.UserID, p.req.DeviceID)
+	if err != nil {
+		return err
+	}
+	out["device_unused_fallback_key_types"] = nonNil(unused)
+	p.resp.Extensions["e2ee"] = out
+	return nil
+}
+
+// accountData is the account_data extension: global account data and
+// that of the rooms in scope, all of it on a new connection, then what
+// changed.
+func (p *pass) accountData(ctx context.Context, r *Scoped) error {
+	ad := p.s.sync.Streams().AccountData
+	if ad == nil {
+		return nil
+	}
+	global, byRoom, err := ad.Changes(ctx, p.req.UserID, p.after, p.upto)
+	if err != nil {
+		return err
+	}
+	rooms := map[string][]accountdata.Event{}
+	for id, evs := range byRoom {
+		if p.inScope(id, r) {
+			rooms[id] = evs
+		}
+	}
+	if len(global)+len(rooms) > 0 && p.prev != nil {
+		p.resp.changed = true
+	}
+	if global == nil {
+		global = []accountdata.Event{}
+	}
+	p.resp.Extensions["account_data"] = map[string]any{"global": global, "rooms": rooms}
+	return nil
+}
+
+// inScope reports whether a room is in an extension's lists and rooms:
+// by default every room of the lists and subscriptions.
+func (p *pass) inScope(roomID string, r *Scoped) bool {
+	if r.Lists == nil && r.Rooms == nil {
+		return p.wanted[roomID] != nil
+	}
+	if slices.Contains(r.Rooms, "*") || slices.Contains(r.Rooms, roomID) {
+		return p.wanted[roomID] != nil || slices.Contains(r.Rooms, roomID)
+	}
+	return len(r.Lists) > 0 && p.wanted[roomID] != nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,253 @@
+package slidingsync
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/clientevent"
+	"github.com/myelin-chat/myelin/internal/clientsync"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// Store is what sliding sync reads beyond /sync's service.
+type Store interface {
+	LastPosOfTypesIn(ctx context.Context, roomIDs, types []string, upto int64) (map[string]int64, error)
+	CurrentStateNIDsIn(ctx context.Context, roomIDs []string, typ, stateKey string) (map[string]int64, error)
+	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
+	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
+}
+
+// bumpTypes are the event types that move a room up the list, as in
+// Synapse (SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES): messages and the
+// like, not state changes or reactions.
+var bumpTypes = []string{"m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite",
+	"m.poll.start", "m.beacon_info"}
+
+// Service answers sliding sync requests.
+type Service struct {
+	sync   *clientsync.Service
+	engine *rooms.Engine
+	store  Store
+	render clientevent.Renderer
+	conns  *connections
+
+	// bump caches each room's bump_stamp as of bumpAsOf; rooms with
+	// events after it are dropped from it before it is read.
+	bumpMu   sync.Mutex
+	bump     map[string]int64
+	bumpAsOf int64
+	// roomTypes caches each joined room's type (its create event's
+	// content.type, nil for none), which never changes: Element X filters
+	// every list by not_room_types, which would otherwise read the state
+	// of every room of the user on every request.
+	roomTypes *cache.LRU[string, *string]
+}
+
+// New makes the service.
+func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer) *Service {
+	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(), bump: map[string]int64{},
+		roomTypes: cache.NewLRU[string, *string](1 << 18)}
+}
+
+// Sync answers a request, long-polling up to its timeout when the
+// connection has nothing new.
+func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
+	if req.Pos == "" {
+		req.Pos = req.Body.Pos
+	}
+	key := connKey{user: req.UserID, device: req.DeviceID, id: req.ConnID}
+	c, prev, ok := s.conns.lookup(key, req.Pos, time.Now())
+	if !ok {
+		return nil, unknownPos()
+	}
+	src := s.sync.Streams()
+	if p := src.Presence; p != nil {
+		done, err := p.SetFromSync(ctx, req.UserID, req.SetPresence)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+	}
+	n := s.sync.Notifier()
+	deadline := time.NewTimer(req.Timeout)
+	defer deadline.Stop()
+	for {
+		w := n.Register(req.UserID)
+		resp, next, err := s.compute(ctx, req, prev)
+		if err != nil || prev == nil || req.Timeout <= 0 || !resp.empty() {
+			n.Unregister(w)
+			if err != nil {
+				return nil, err
+			}
+			resp.Pos = c.store(s.conns.epoch, prev, next)
+			return resp, nil
+		}
+		select {
+		case <-w.C:
+			n.Unregister(w)
+		case <-deadline.C:
+			n.Unregister(w)
+			resp.Pos = c.store(s.conns.epoch, prev, next)
+			return resp, nil
+		case <-ctx.Done():
+			n.Unregister(w)
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// entry is one of the user's rooms as a list sees it.
+type entry struct {
+	store.RoomMembership
+	bump int64
+	// memberPos is the stream position of the membership event (not
+	// joined rooms only).
+	memberPos int64
+	meta      *roomMeta // loaded when a filter or the answer needs it
+}
+
+// compute builds the answer to a request from a snapshot (nil: a new
+// connection) and the snapshot it leaves.
+func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Response, *snapshot, error) {
+	upto := s.engine.Stream().Current()
+	ms, err := s.sync.MembershipsAt(ctx, req.UserID, upto)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &pass{s: s, req: req, prev: prev, upto: upto, resp: newResponse(),
+		next: &snapshot{upto: upto, counts: map[string]int{}, rooms: map[string]*sentRoom{}}}
+	if prev != nil {
+		p.after = prev.upto
+		for id, r := range prev.rooms {
+			p.next.rooms[id] = r
+		}
+	}
+	if ad := s.sync.Streams().AccountData; ad != nil {
+		if p.ignored, err = ad.IgnoredUsers(ctx, req.UserID); err != nil {
+			return nil, nil, err
+		}
+	}
+	entries, err := s.entries(ctx, ms, upto, prev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.lists(ctx, entries); err != nil {
+		return nil, nil, err
+	}
+	for roomID, cfg := range req.RoomSubscriptions {
+		for _, e := range entries {
+			if e.RoomID == roomID {
+				p.want(e, cfg)
+			}
+		}
+	}
+	if err := p.rooms(ctx); err != nil {
+		return nil, nil, err
+	}
+	if err := p.extensions(ctx); err != nil {
+		return nil, nil, err
+	}
+	return p.resp, p.next, nil
+}
+
+// entries are the rooms the user is joined to, invited to or knocked
+// on, most recently bumped first.
+func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto int64, prev *snapshot) ([]*entry, error) {
+	var out []*entry
+	var stripped []int64
+	for _, m := range ms {
+		switch m.Membership {
+		case spec.Join:
+			out = append(out, &entry{RoomMembership: m})
+		case spec.Invite, spec.Knock:
+			out = append(out, &entry{RoomMembership: m})
+			stripped = append(stripped, m.EventNID)
+		case spec.Leave, spec.Ban:
+			// A room the connection has as joined, invited or knocked is
+			// listed once more with the leave, so that the client sees it
+			// go (as Synapse lists rooms left since the pos).
+			if prev == nil {
+				continue
+			}
+			if r := prev.rooms[m.RoomID]; r != nil && r.membership != spec.Leave && r.membership != spec.Ban {
+				out = append(out, &entry{RoomMembership: m})
+				stripped = append(stripped, m.EventNID)
+			}
+		}
+	}
+	// An invite, knock or leave is bumped by the membership event itself.
+	evs, err := s.engine.EventsByNID(ctx, stripped)
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[int64]int64, len(evs))
+	for _, ev := range evs {
+		pos[ev.NID] = ev.StreamPos
+	}
+	if err := s.bumpStamps(ctx, out, upto); err != nil {
+		return nil, err
+	}
+	for _, e := range out {
+		if e.Membership != spec.Join {
+			e.bump = pos[e.EventNID]
+			e.memberPos = pos[e.EventNID]
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].bump != out[j].bump {
+			return out[i].bump > out[j].bump
+		}
+		return out[i].RoomID < out[j].RoomID
+	})
+	return out, nil
+}
+
+// bumpStamps sets the bump_stamp of joined rooms: the position of their
+// last event of a bump type.
+func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error {
+	s.bumpMu.Lock()
+	defer s.bumpMu.Unlock()
+	if len(s.bump) == 0 {
+		// Nothing cached to invalidate: skip the scan of every event
+		// since the start that the first request would otherwise make.
+		s.bumpAsOf = max(s.bumpAsOf, upto)
+	}
+	if upto > s.bumpAsOf {
+		changed, err := s.sync.ActiveRooms(ctx, s.bumpAsOf, upto)
+		if err != nil {
+			return err
+		}
+		for id := range changed {
+			delete(s.bump, id)
+		}
+		s.bumpAsOf = upto
+	}
+	var missing []string
+	for _, e := range es {
+		if _, ok := s.bump[e.RoomID]; !ok && e.Membership == spec.Join {
+			missing = append(missing, e.RoomID)
+		}
+	}
+	if len(missing) > 0 {
+		found, err := s.store.LastPosOfTypesIn(ctx, missing, bumpTypes, s.bumpAsOf)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			s.bump[id] = found[id]
+		}
+	}
+	for _, e := range es {
+		if e.Membership == spec.Join {
+			e.bump = s.bump[e.RoomID]
+		}
+	}
+	return nil
+}
