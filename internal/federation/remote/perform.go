@@ -49,31 +49,20 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 	}
 	var errs []error
 	for _, server := range servers {
-		jc := joinClient{c: f.d.Client}
-		if partial {
-			jc.partial = &partialAnswer{}
-		}
-		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
-			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
-			PrivateKey: f.d.Key.Private, KeyID: gomatrixserverlib.KeyID(f.d.Key.ID), KeyRing: f.d.KeyRing,
-			EventProvider: f.EventProvider(server), UserIDQuerier: UserIDForSender,
-		})
-		if ferr != nil {
-			f.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
-			errs = append(errs, f.remoteError(ctx, server, ferr.Err))
+		a, err := f.performJoin(ctx, server, uid, rid, content, partial)
+		if err != nil {
+			f.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", err)
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
-		v := resp.JoinEvent.Version()
-		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
-		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
-		if jc.partial != nil && jc.partial.omitted {
-			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
+		if a.partial != nil && a.partial.omitted {
+			return f.importPartialJoin(ctx, server, a.join, a.state, a.chain, a.partial.servers)
 		}
-		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
+		f.catchUpOnRejoin(ctx, server, a.join)
 		if in, err := f.d.Rooms.ServerInRoom(ctx, roomID, f.d.ServerName); err == nil && in {
-			return f.receiveJoinInRoom(ctx, resp.JoinEvent, state, chain)
+			return f.receiveJoinInRoom(ctx, a.join, a.state, a.chain)
 		}
-		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
+		_, err = f.d.Rooms.ImportJoin(ctx, a.join, a.state, a.chain)
 		return err
 	}
 	return firstMatrixError(errs, "Could not join %s through any of %d servers", roomID, len(servers))
