@@ -243,7 +243,7 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		}
 	}
 	// CheckStateResponse answers the auth chain first.
-	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), f.d.KeyRing, f.localFirst(server), UserIDForSender)
+	chain, state, err = f.checkStateAnswer(ctx, v, roomID, &resp, f.localFirst(server))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
+	"github.com/tidwall/gjson"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
@@ -121,7 +123,11 @@ func (f *Service) checkSendJoin(ctx context.Context, server string, v gomatrixse
 	// as gomatrixserverlib leaves out what does not parse: the checks
 	// below then fail without it if it mattered (a missing create event
 	// fails the join).
-	state = parseAll(v, roomID, r.StateEvents)
+	raws := r.StateEvents
+	if a.partial != nil && a.partial.omitted {
+		raws = deferNonSpecState(raws)
+	}
+	state = parseAll(v, roomID, raws)
 	chain = parseAll(v, roomID, r.AuthEvents)
 	if len(r.Event) > 0 {
 		if remote, err := rooms.ParsePDU(v, r.Event); err == nil && remote.RoomID().String() == roomID &&
@@ -214,6 +220,82 @@ func (f *Service) checkSendJoin(ctx context.Context, server string, v gomatrixse
 	return state, chain, nil
 }
 
+// deferNonSpecState leaves out of a partial-state join's answer the
+// state events outside the spec's m. namespace (custom state: widgets,
+// bots' and clients' own records), as the resident server left out the
+// memberships. Like those, they are not needed to join: no auth rule
+// reads them, and what the server itself acts on (ACLs, encryption,
+// policy servers, history visibility...) is m. state and kept. The
+// partial-state resync then fetches them with the members and checks
+// them in full before storing them; until then clients' state reads wait
+// for the full state (awaitFullState) and /sync sends it once complete.
+// Nothing unchecked is stored: a room with tens of thousands of such
+// events is joined in the time its few m. state events take to check
+// (issue 14 item 12). Only the type is read here (gjson), not the event.
+func deferNonSpecState(raws gomatrixserverlib.EventJSONs) gomatrixserverlib.EventJSONs {
+	out := make(gomatrixserverlib.EventJSONs, 0, len(raws))
+	for _, raw := range raws {
+		if strings.HasPrefix(gjson.GetBytes(raw, "type").Str, "m.") {
+			out = append(out, raw)
+		}
+	}
+	return out
+}
+
+// checkStateAnswer is gomatrixserverlib.CheckStateResponse done on every
+// core, each event parsed once: a /state answer's events with their
+// state keys, no two state events with one key, and those whose
+// signatures fail or that their auth events (in the answer, else from
+// missing) do not allow left out. It returns the auth chain and the
+// state, in that order as CheckStateResponse does.
+func (f *Service) checkStateAnswer(ctx context.Context, v gomatrixserverlib.IRoomVersion, roomID string, resp *fclient.RespState, missing gomatrixserverlib.EventProvider) (chain, state []gomatrixserverlib.PDU, err error) {
+	chain = parseAll(v, roomID, resp.AuthEvents)
+	state = parseAll(v, roomID, resp.StateEvents)
+	seen := make(map[gomatrixserverlib.StateKeyTuple]bool, len(state))
+	for _, ev := range chain {
+		if ev.StateKey() == nil {
+			return nil, nil, fmt.Errorf("event %q does not have a state key", ev.EventID())
+		}
+	}
+	for _, ev := range state {
+		if ev.StateKey() == nil {
+			return nil, nil, fmt.Errorf("event %q does not have a state key", ev.EventID())
+		}
+		k := gomatrixserverlib.StateKeyTuple{EventType: ev.Type(), StateKey: *ev.StateKey()}
+		if seen[k] {
+			return nil, nil, fmt.Errorf("duplicate state key tuple (%q, %q)", k.EventType, k.StateKey)
+		}
+		seen[k] = true
+	}
+	all := append(chain[:len(chain):len(chain)], state...)
+	failed := f.verifySignatures(ctx, all)
+	byID := make(map[string]gomatrixserverlib.PDU, len(all))
+	for i, ev := range all {
+		if failed[i] == nil {
+			byID[ev.EventID()] = ev
+		}
+	}
+	authFailed := checkAuthAll(all, byID, missing)
+	bad := map[string]bool{}
+	for i, ev := range all {
+		if failed[i] != nil || authFailed[i] != nil {
+			f.d.Log.Info("state answer: event left out", "room_id", roomID, "event_id", ev.EventID(),
+				"err", errors.Join(failed[i], authFailed[i]))
+			bad[ev.EventID()] = true
+		}
+	}
+	keep := func(list []gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
+		out := list[:0:0]
+		for _, ev := range list {
+			if !bad[ev.EventID()] {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	return keep(chain), keep(state), nil
+}
+
 // parseAll parses events on every core; events that do not parse or
 // belong to another room are left out, the order kept.
 func parseAll(v gomatrixserverlib.IRoomVersion, roomID string, raws gomatrixserverlib.EventJSONs) []gomatrixserverlib.PDU {
@@ -257,26 +339,47 @@ func (f *Service) verifySignatures(ctx context.Context, evs []gomatrixserverlib.
 }
 
 // checkAuthAll checks every event against its auth events (byID, which
-// holds the events whose signatures passed). The events whose auth
-// events are all at hand are checked on every core; the others one by
-// one, as their missing auth events are fetched and added to byID.
+// holds the events whose signatures passed), on every core. The auth
+// events none of them holds are asked of missing first, all in one
+// request, then those still missing one by one (as gomatrixserverlib
+// does; a nil entry records a failed fetch): in a resync the auth events
+// are mostly this server's own (create, power levels), which localFirst
+// reads in one query.
 func checkAuthAll(all []gomatrixserverlib.PDU, byID map[string]gomatrixserverlib.PDU, missing gomatrixserverlib.EventProvider) []error {
-	errs := make([]error, len(all))
-	later := make([]bool, len(all))
-	eachInParallel(len(all), func(i int) {
-		for _, id := range all[i].AuthEventIDs() {
-			if _, ok := byID[id]; !ok {
-				later[i] = true
-				return
+	if missing != nil && len(all) > 0 {
+		var want []string
+		asked := map[string]bool{}
+		for _, ev := range all {
+			for _, id := range ev.AuthEventIDs() {
+				if _, ok := byID[id]; !ok && !asked[id] {
+					asked[id] = true
+					want = append(want, id)
+				}
 			}
 		}
-		errs[i] = allowedByAuthEvents(all[i], byID, nil)
-	})
-	for i, ev := range all {
-		if later[i] {
-			errs[i] = allowedByAuthEvents(ev, byID, missing)
+		if len(want) > 0 {
+			if fetched, err := missing(all[0].Version(), want); err == nil {
+				for _, e := range fetched {
+					byID[e.EventID()] = e
+				}
+			}
+			for _, id := range want {
+				if _, ok := byID[id]; !ok {
+					fetched, err := missing(all[0].Version(), []string{id})
+					byID[id] = nil
+					if err == nil {
+						for _, e := range fetched {
+							byID[e.EventID()] = e
+						}
+					}
+				}
+			}
 		}
 	}
+	errs := make([]error, len(all))
+	eachInParallel(len(all), func(i int) {
+		errs[i] = allowedByAuthEvents(all[i], byID, nil)
+	})
 	return errs
 }
 
