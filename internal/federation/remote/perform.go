@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
@@ -371,67 +369,4 @@ func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomV
 		return nil, mxerr.Unknown("The room's version %q is not supported", v)
 	}
 	return impl, nil
-}
-
-// joinClient adapts the federation client to what PerformJoin takes,
-// and checks the resident server's answers before PerformJoin sees
-// them: gomatrixserverlib panics on some malformed ones (an event whose
-// room ID does not parse, a pseudo-ID room version), which a hostile
-// server could send at will.
-type joinClient struct {
-	c fclient.FederationClient
-	// partial, when set, asks for a partial-state join (omit_members)
-	// and records what the answer says about it.
-	partial *partialAnswer
-}
-
-func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
-	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
-	if err != nil {
-		return nil, err
-	}
-	// No version means 1 or 2 (spec), which PerformJoin works out.
-	if r.RoomVersion != "" {
-		if _, err := supportedVersion(r.RoomVersion); err != nil {
-			return nil, err
-		}
-	}
-	return &r, nil
-}
-
-func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
-	send := j.c.SendJoin
-	if j.partial != nil {
-		send = j.c.SendJoinPartialState
-	}
-	r, err := send(ctx, origin, s, event)
-	if err != nil {
-		return nil, err
-	}
-	if j.partial != nil {
-		j.partial.record(r)
-	}
-	v, err := supportedVersion(event.Version())
-	if err != nil {
-		return nil, err
-	}
-	roomID := event.RoomID().String()
-	// What is not an event of the room is left out, as
-	// gomatrixserverlib leaves out what does not parse: the state and
-	// auth chain are then checked without it (a missing create event
-	// fails the join), and without a usable signed copy of the join
-	// the one this server built is used.
-	notInRoom := func(raw spec.RawJSON) bool {
-		pdu, err := rooms.ParsePDU(v, raw)
-		return err != nil || pdu.RoomID().String() != roomID
-	}
-	r.StateEvents = slices.DeleteFunc(slices.Clone(r.StateEvents), notInRoom)
-	r.AuthEvents = slices.DeleteFunc(slices.Clone(r.AuthEvents), notInRoom)
-	if len(r.Event) > 0 && notInRoom(r.Event) {
-		r.Event = nil
-	}
-	if j.partial != nil {
-		r.AuthEvents = withCreateEvent(r.AuthEvents, r.StateEvents)
-	}
-	return &r, nil
 }
