@@ -26,11 +26,19 @@ import (
 )
 
 // The size of BenchmarkRemoteJoinBigRoom's room (issue 14): 10,000
-// members and 50,000 state events in all.
-const (
-	bigRoomMembers = 10_000
-	bigRoomState   = 50_000
+// members and 50,000 state events in all; MYELIN_BENCH_BIGROOM_MEMBERS
+// and MYELIN_BENCH_BIGROOM_STATE make it smaller for quick profiles.
+var (
+	bigRoomMembers = envInt("MYELIN_BENCH_BIGROOM_MEMBERS", 10_000)
+	bigRoomState   = envInt("MYELIN_BENCH_BIGROOM_STATE", 50_000)
 )
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // BenchmarkRemoteJoinBigRoom: a user of hs2 joins a room of hs1 with
 // 10,000 members and 50,000 state events, with a partial-state join
@@ -180,7 +188,7 @@ func buildBigRoom(b *testing.B, hs1 *testserver.Server) string {
 		state = append(state, build(owner, "org.example.bench", sk(fmt.Sprintf("k%05d", i)), map[string]any{"i": i},
 			append(base, ownerJoin.EventID())...))
 	}
-	last := "@member10000:hs1.test"
+	last := fmt.Sprintf("@member%05d:hs1.test", bigRoomMembers)
 	join := build(last, spec.MRoomMember, sk(last), map[string]any{"membership": "join"}, joinAuth...)
 	if _, err := hs1.Engine().ImportJoin(context.Background(), join, state, nil); err != nil {
 		b.Fatal(err)

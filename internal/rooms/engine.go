@@ -36,6 +36,8 @@ type Store interface {
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
+	EventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
+	AcceptedEventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
 	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error

@@ -102,18 +102,21 @@ func (e *Engine) ImportJoin(ctx context.Context, join gomatrixserverlib.PDU, sta
 	if err := e.storeOutliers(ctx, roomID, string(version.Version()), newRoom, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
 		return nil, err
 	}
-	before := StateMap{}
+	// The state's keys are the events' own (in memory); only their
+	// numeric IDs are read back, not the events, which may be tens of
+	// thousands.
+	before := make(StateMap, len(state))
 	ids := make([]string, 0, len(state))
 	for _, p := range state {
 		ids = append(ids, p.EventID())
 	}
-	evs, err := e.EventsByID(ctx, ids)
+	nids, err := e.store.EventNIDsByID(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	for _, ev := range evs {
-		if ev.StateKey() != nil {
-			before[ev.Key()] = ev.NID
+	for _, p := range state {
+		if nid, ok := nids[p.EventID()]; ok && p.StateKey() != nil && p.RoomID().String() == roomID {
+			before[roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}] = nid
 		}
 	}
 	if err := e.allowedAt(ctx, join, before); err != nil {

@@ -154,16 +154,23 @@ func (e *Engine) completePartialState(ctx context.Context, roomID string, state,
 			ids = append(ids, p.EventID())
 		}
 	}
-	evs, err := e.EventsByID(ctx, ids)
+	// Only the numeric IDs of what was just stored are read back (the
+	// keys are the events' own), not the tens of thousands of events.
+	nids, err := e.store.AcceptedEventNIDsByID(ctx, ids)
 	if err != nil {
 		return nil, 0, err
 	}
 	missing := map[roommodel.StateKey]int64{}
-	for _, ev := range evs {
+	for _, p := range state {
+		nid, ok := nids[p.EventID()]
+		if !ok || p.StateKey() == nil || p.RoomID().String() != roomID {
+			continue
+		}
 		// What the resident server did send is kept as it was: the
 		// join was checked against it.
-		if _, ok := partial[ev.Key()]; !ok && ev.Status != roommodel.Rejected {
-			missing[ev.Key()] = ev.NID
+		k := roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}
+		if _, ok := partial[k]; !ok {
+			missing[k] = nid
 		}
 	}
 	memberships := map[string]string{}

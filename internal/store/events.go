@@ -372,6 +372,7 @@ func (db *DB) UpdateRoomHead(ctx context.Context, roomID string, u HeadUpdate) e
 // writeHead applies u; nid resolves ThisEvent in current-state changes,
 // and a Snapshot of ThisEvent means thisSnapshot.
 func writeHead(ctx context.Context, c conn, roomID string, u HeadUpdate, nid func(int64) int64, thisSnapshot int64) error {
+	var upserts [][]any
 	for k, v := range u.CurrentState {
 		if v == 0 {
 			if _, err := c.exec(ctx, `DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3`, roomID, k.Type, k.StateKey); err != nil {
@@ -383,11 +384,13 @@ func writeHead(ctx context.Context, c conn, roomID string, u HeadUpdate, nid fun
 		if m, ok := u.Memberships[k.StateKey]; ok && k.Type == "m.room.member" {
 			membership = &m
 		}
-		if _, err := c.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, membership = excluded.membership`,
-			roomID, k.Type, k.StateKey, nid(v), membership); err != nil {
-			return err
-		}
+		upserts = append(upserts, []any{roomID, k.Type, k.StateKey, nid(v), membership})
+	}
+	// Each key once (a map's), as an upsert of many rows requires.
+	if err := insertMany(ctx, c, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership)`,
+		`ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_nid = excluded.event_nid, membership = excluded.membership`,
+		5, upserts); err != nil {
+		return err
 	}
 	if u.Snapshot != 0 {
 		head := u.Snapshot
@@ -607,11 +610,9 @@ func insertSnapshot(ctx context.Context, c conn, roomID string, d SnapshotDelta,
 		[]any{roomID, d.Parent, d.ChainLen}, &id); err != nil {
 		return 0, err
 	}
+	vals := make([][]any, 0, len(d.Changes))
 	for k, v := range d.Changes {
-		if _, err := c.exec(ctx, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid) VALUES ($1, $2, $3, $4)`,
-			id, k.Type, k.StateKey, nid(v)); err != nil {
-			return 0, err
-		}
+		vals = append(vals, []any{id, k.Type, k.StateKey, nid(v)})
 	}
-	return id, nil
+	return id, insertMany(ctx, c, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid)`, "", 4, vals)
 }

@@ -270,15 +270,12 @@ func (db *DB) PersistOutliers(ctx context.Context, version string, created int64
 				return err
 			}
 		}
-		for _, r := range rows {
-			if _, err := c.exec(ctx, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts,
-					status, membership, json)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`,
-				r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, int(r.Status), r.Membership, r.JSON); err != nil {
-				return err
-			}
+		vals := make([][]any, len(rows))
+		for i, r := range rows {
+			vals[i] = []any{r.EventID, r.RoomID, r.Type, r.StateKey, r.Sender, r.Depth, r.OriginTS, int(r.Status), r.Membership, r.JSON}
 		}
-		return nil
+		return insertMany(ctx, c, `INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_ts,
+				status, membership, json)`, `ON CONFLICT (event_id) DO NOTHING`, 10, vals)
 	})
 }
 

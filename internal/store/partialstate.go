@@ -81,21 +81,26 @@ func (db *DB) CompletePartialState(ctx context.Context, roomID string, pos int64
 		if err != nil {
 			return err
 		}
+		// Tens of thousands of keys in a big room: inserted many rows
+		// to a statement (insertMany).
+		var entries, current [][]any
 		for k, nid := range missing {
 			for _, root := range roots {
-				if _, err := c.exec(ctx, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid) VALUES ($1, $2, $3, $4)
-					ON CONFLICT (snapshot_id, type, state_key) DO NOTHING`, root, k.Type, k.StateKey, nid); err != nil {
-					return err
-				}
+				entries = append(entries, []any{root, k.Type, k.StateKey, nid})
 			}
 			var membership *string
 			if m, ok := memberships[k.StateKey]; ok && k.Type == "m.room.member" {
 				membership = &m
 			}
-			if _, err := c.exec(ctx, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (room_id, type, state_key) DO NOTHING`, roomID, k.Type, k.StateKey, nid, membership); err != nil {
-				return err
-			}
+			current = append(current, []any{roomID, k.Type, k.StateKey, nid, membership})
+		}
+		if err := insertMany(ctx, c, `INSERT INTO state_snapshot_entries (snapshot_id, type, state_key, event_nid)`,
+			`ON CONFLICT (snapshot_id, type, state_key) DO NOTHING`, 4, entries); err != nil {
+			return err
+		}
+		if err := insertMany(ctx, c, `INSERT INTO current_state (room_id, type, state_key, event_nid, membership)`,
+			`ON CONFLICT (room_id, type, state_key) DO NOTHING`, 5, current); err != nil {
+			return err
 		}
 		if _, err := c.exec(ctx, `DELETE FROM partial_state_rooms WHERE room_id = $1`, roomID); err != nil {
 			return err

@@ -29,6 +29,14 @@ func (h *hostileResident) SendJoin(context.Context, spec.ServerName, spec.Server
 	return h.sendJoin, nil
 }
 
+func (h *hostileResident) GetEvent(context.Context, spec.ServerName, spec.ServerName, string) (gomatrixserverlib.Transaction, error) {
+	return gomatrixserverlib.Transaction{}, errors.New("no events")
+}
+
+func (h *hostileResident) SendJoinPartialState(ctx context.Context, o, d spec.ServerName, e gomatrixserverlib.PDU) (fclient.RespSendJoin, error) {
+	return h.SendJoin(ctx, o, d, e)
+}
+
 // noKeys knows no server's keys.
 type noKeys struct{}
 
@@ -42,10 +50,10 @@ func (noKeys) StoreKeys(context.Context, map[gomatrixserverlib.PublicKeyLookupRe
 	return nil
 }
 
-// TestJoinSurvivesHostileResident runs PerformJoin through joinClient
+// TestJoinSurvivesHostileResident runs the join handshake (performJoin)
 // against answers that made gomatrixserverlib panic (a pseudo-ID room
-// version, events whose room ID does not parse): the join fails with an
-// error, nothing panics.
+// version, events whose room ID does not parse) and one whose events are
+// not signed: the join fails with an error, nothing panics.
 func TestJoinSurvivesHostileResident(t *testing.T) {
 	const room, user = "!room:evil.test", "@alice:hs1.test"
 	key, err := signing.Generate()
@@ -64,6 +72,7 @@ func TestJoinSurvivesHostileResident(t *testing.T) {
 		PrevEvents: []string{"$prev"}, AuthEvents: []string{"$create"}, Content: []byte(`{"membership":"join"}`)}
 	goodMake := fclient.RespMakeJoin{RoomVersion: "10", JoinEvent: template}
 	create := event(spec.MRoomCreate, "!a:b:c", "", map[string]any{"room_version": "10", "creator": "@mallory:evil.test"})
+	goodCreate := event(spec.MRoomCreate, room, "", map[string]any{"room_version": "10", "creator": "@mallory:evil.test"})
 	for _, tc := range []struct {
 		name string
 		h    hostileResident
@@ -73,8 +82,14 @@ func TestJoinSurvivesHostileResident(t *testing.T) {
 			Event: event(spec.MRoomMember, "!a:b:c", user, map[string]any{"membership": "join"})}}},
 		{"create event with a bad room ID", hostileResident{makeJoin: goodMake, sendJoin: fclient.RespSendJoin{
 			AuthEvents: gomatrixserverlib.EventJSONs{create}, StateEvents: gomatrixserverlib.EventJSONs{create}}}},
+		{"unsigned state", hostileResident{makeJoin: goodMake, sendJoin: fclient.RespSendJoin{
+			AuthEvents: gomatrixserverlib.EventJSONs{goodCreate}, StateEvents: gomatrixserverlib.EventJSONs{goodCreate}}}},
+		{"unsigned state, members omitted", hostileResident{makeJoin: goodMake, sendJoin: fclient.RespSendJoin{
+			MembersOmitted: true, ServersInRoom: []string{"evil.test"},
+			StateEvents: gomatrixserverlib.EventJSONs{goodCreate}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+
 			uid, _ := spec.NewUserID(user, true)
 			rid, _ := spec.NewRoomID(room)
 			defer func() {
@@ -82,16 +97,11 @@ func TestJoinSurvivesHostileResident(t *testing.T) {
 					t.Fatalf("PerformJoin panicked: %v", p)
 				}
 			}()
-			_, ferr := gomatrixserverlib.PerformJoin(context.Background(), joinClient{c: &tc.h}, gomatrixserverlib.PerformJoinInput{
-				UserID: uid, RoomID: rid, ServerName: "evil.test", Content: map[string]any{},
-				PrivateKey: key.Private, KeyID: gomatrixserverlib.KeyID(key.ID), KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: noKeys{}},
-				EventProvider: func(gomatrixserverlib.RoomVersion, []string) ([]gomatrixserverlib.PDU, error) {
-					return nil, errors.New("no events")
-				},
-				UserIDQuerier: UserIDForSender,
-			})
-			if ferr == nil {
-				t.Fatal("the join succeeded")
+			f := New(Deps{ServerName: "hs1.test", Key: key, Client: &tc.h,
+				KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: noKeys{}}})
+			a, err := f.performJoin(context.Background(), "evil.test", uid, rid, map[string]any{}, true)
+			if err == nil {
+				t.Fatalf("the join succeeded with %d state events", len(a.state))
 			}
 		})
 	}

@@ -243,7 +243,7 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 		}
 	}
 	// CheckStateResponse answers the auth chain first.
-	chain, state, err = gomatrixserverlib.CheckStateResponse(ctx, &resp, v.Version(), f.d.KeyRing, f.localFirst(server), UserIDForSender)
+	chain, state, err = f.checkStateAnswer(ctx, v, roomID, &resp, f.localFirst(server))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,27 +319,6 @@ func (f *Service) importPartialJoin(ctx context.Context, via string, join gomatr
 	}
 	f.partial.wake()
 	return nil
-}
-
-// withCreateEvent adds the create event of state to an auth chain that
-// lacks it. With omit_members the resident server may leave out of
-// auth_chain what state holds (spec, send_join v2), but
-// gomatrixserverlib's PerformJoin looks for the create event in the
-// auth chain alone.
-func withCreateEvent(chain, state gomatrixserverlib.EventJSONs) gomatrixserverlib.EventJSONs {
-	// Only the type and state key are looked at (the state may hold tens
-	// of thousands of events); what is found is checked with the rest.
-	isCreate := func(raw spec.RawJSON) bool {
-		r := gjson.GetManyBytes(raw, "type", "state_key")
-		return r[0].Str == spec.MRoomCreate && r[1].Exists() && r[1].Str == ""
-	}
-	if slices.ContainsFunc(chain, isCreate) {
-		return chain
-	}
-	if i := slices.IndexFunc(state, isCreate); i >= 0 {
-		return append(slices.Clone(chain), state[i])
-	}
-	return chain
 }
 
 // joinedServers are the servers with joined members in a room, with,

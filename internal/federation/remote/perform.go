@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/matrix-org/gomatrix"
 	"github.com/matrix-org/gomatrixserverlib"
-	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/clientevent"
@@ -49,31 +47,20 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 	}
 	var errs []error
 	for _, server := range servers {
-		jc := joinClient{c: f.d.Client}
-		if partial {
-			jc.partial = &partialAnswer{}
-		}
-		resp, ferr := gomatrixserverlib.PerformJoin(ctx, jc, gomatrixserverlib.PerformJoinInput{
-			UserID: uid, RoomID: rid, ServerName: spec.ServerName(server), Content: content,
-			PrivateKey: f.d.Key.Private, KeyID: gomatrixserverlib.KeyID(f.d.Key.ID), KeyRing: f.d.KeyRing,
-			EventProvider: f.EventProvider(server), UserIDQuerier: UserIDForSender,
-		})
-		if ferr != nil {
-			f.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", ferr.Err)
-			errs = append(errs, f.remoteError(ctx, server, ferr.Err))
+		a, err := f.performJoin(ctx, server, uid, rid, content, partial)
+		if err != nil {
+			f.d.Log.Info("remote join failed", "room_id", roomID, "server", server, "err", err)
+			errs = append(errs, f.remoteError(ctx, server, err))
 			continue
 		}
-		v := resp.JoinEvent.Version()
-		state := resp.StateSnapshot.GetStateEvents().UntrustedEvents(v)
-		chain := resp.StateSnapshot.GetAuthEvents().UntrustedEvents(v)
-		if jc.partial != nil && jc.partial.omitted {
-			return f.importPartialJoin(ctx, server, resp.JoinEvent, state, chain, jc.partial.servers)
+		if a.partial != nil && a.partial.omitted {
+			return f.importPartialJoin(ctx, server, a.join, a.state, a.chain, a.partial.servers)
 		}
-		f.catchUpOnRejoin(ctx, server, resp.JoinEvent)
+		f.catchUpOnRejoin(ctx, server, a.join)
 		if in, err := f.d.Rooms.ServerInRoom(ctx, roomID, f.d.ServerName); err == nil && in {
-			return f.receiveJoinInRoom(ctx, resp.JoinEvent, state, chain)
+			return f.receiveJoinInRoom(ctx, a.join, a.state, a.chain)
 		}
-		_, err := f.d.Rooms.ImportJoin(ctx, resp.JoinEvent, state, chain)
+		_, err = f.d.Rooms.ImportJoin(ctx, a.join, a.state, a.chain)
 		return err
 	}
 	return firstMatrixError(errs, "Could not join %s through any of %d servers", roomID, len(servers))
@@ -382,67 +369,4 @@ func supportedVersion(v gomatrixserverlib.RoomVersion) (gomatrixserverlib.IRoomV
 		return nil, mxerr.Unknown("The room's version %q is not supported", v)
 	}
 	return impl, nil
-}
-
-// joinClient adapts the federation client to what PerformJoin takes,
-// and checks the resident server's answers before PerformJoin sees
-// them: gomatrixserverlib panics on some malformed ones (an event whose
-// room ID does not parse, a pseudo-ID room version), which a hostile
-// server could send at will.
-type joinClient struct {
-	c fclient.FederationClient
-	// partial, when set, asks for a partial-state join (omit_members)
-	// and records what the answer says about it.
-	partial *partialAnswer
-}
-
-func (j joinClient) MakeJoin(ctx context.Context, origin, s spec.ServerName, roomID, userID string) (gomatrixserverlib.MakeJoinResponse, error) {
-	r, err := j.c.MakeJoin(ctx, origin, s, roomID, userID)
-	if err != nil {
-		return nil, err
-	}
-	// No version means 1 or 2 (spec), which PerformJoin works out.
-	if r.RoomVersion != "" {
-		if _, err := supportedVersion(r.RoomVersion); err != nil {
-			return nil, err
-		}
-	}
-	return &r, nil
-}
-
-func (j joinClient) SendJoin(ctx context.Context, origin, s spec.ServerName, event gomatrixserverlib.PDU) (gomatrixserverlib.SendJoinResponse, error) {
-	send := j.c.SendJoin
-	if j.partial != nil {
-		send = j.c.SendJoinPartialState
-	}
-	r, err := send(ctx, origin, s, event)
-	if err != nil {
-		return nil, err
-	}
-	if j.partial != nil {
-		j.partial.record(r)
-	}
-	v, err := supportedVersion(event.Version())
-	if err != nil {
-		return nil, err
-	}
-	roomID := event.RoomID().String()
-	// What is not an event of the room is left out, as
-	// gomatrixserverlib leaves out what does not parse: the state and
-	// auth chain are then checked without it (a missing create event
-	// fails the join), and without a usable signed copy of the join
-	// the one this server built is used.
-	notInRoom := func(raw spec.RawJSON) bool {
-		pdu, err := rooms.ParsePDU(v, raw)
-		return err != nil || pdu.RoomID().String() != roomID
-	}
-	r.StateEvents = slices.DeleteFunc(slices.Clone(r.StateEvents), notInRoom)
-	r.AuthEvents = slices.DeleteFunc(slices.Clone(r.AuthEvents), notInRoom)
-	if len(r.Event) > 0 && notInRoom(r.Event) {
-		r.Event = nil
-	}
-	if j.partial != nil {
-		r.AuthEvents = withCreateEvent(r.AuthEvents, r.StateEvents)
-	}
-	return &r, nil
 }
