@@ -148,8 +148,10 @@ var roomTables = []string{
 // PurgeKeptTables are the tables with a room_id column that a purge
 // keeps, as Synapse's purge_room does: the block, so that the room is
 // not joined again, and the reports, which are for abuse management and
-// stay in the admins' inbox.
-var PurgeKeptTables = []string{"blocked_rooms", "content_reports"}
+// stay in the admins' inbox. A reputation feed's subscription is the
+// admin's setting, not the room's content: it stays too, and the feed
+// is joined again at its next retry.
+var PurgeKeptTables = []string{"blocked_rooms", "content_reports", "reputation_feeds"}
 
 // PurgeRoomTables lists the tables PurgeRoom clears by room_id (for the
 // schema check in tests).
