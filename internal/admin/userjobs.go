@@ -1,0 +1,118 @@
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/myelin-chat/myelin/internal/httpapi"
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/mxerr"
+	"github.com/myelin-chat/myelin/internal/roomadmin"
+)
+
+// registerUserJobs adds the admin calls that act on a user in rooms:
+// Synapse's redaction of all of a user's events (POST
+// /_synapse/admin/v1/user/{userId}/redact, Draupnir's and Ketesa's) with
+// its status, and joining a local user to a room (POST
+// /_synapse/admin/v1/join/{roomIdOrAlias}).
+func (a *Rooms) registerUserJobs(rt *httpapi.Router) {
+	const p = "/_synapse/admin/v1"
+	add := func(method, path string, h httpapi.Handler) {
+		rt.Add(httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, Handler: adminOnly(h)})
+	}
+	add(http.MethodPost, p+"/user/{userId}/redact", a.redactUser)
+	add(http.MethodGet, p+"/user/redact_status/{redactId}", a.redactStatus)
+	add(http.MethodPost, p+"/join/{roomId}", a.joinUser)
+}
+
+// redactRequest reads a user redaction's body: rooms (a list of room
+// IDs, required, as Synapse: empty means every room the user is joined
+// to or banned from), reason, limit (per room, positive), use_admin.
+func redactRequest(r *http.Request, c *httpapi.Caller) (roomadmin.UserRedactRequest, error) {
+	req := roomadmin.UserRedactRequest{UserID: r.PathValue("userId"), Requester: c.UserID}
+	if err := checkUserID(req.UserID); err != nil {
+		return req, err
+	}
+	var body struct {
+		Rooms    json.RawMessage `json:"rooms"`
+		Reason   json.RawMessage `json:"reason"`
+		Limit    json.RawMessage `json:"limit"`
+		UseAdmin json.RawMessage `json:"use_admin"`
+	}
+	if err := httpapi.ReadJSON(r, &body); err != nil {
+		return req, err
+	}
+	if body.Rooms == nil {
+		return req, mxerr.MissingParam("Missing rooms")
+	}
+	if json.Unmarshal(body.Rooms, &req.Rooms) != nil || req.Rooms == nil && string(body.Rooms) == "null" {
+		return req, mxerr.BadJSON("rooms must be a list of room IDs")
+	}
+	for _, id := range req.Rooms {
+		if ident.CheckID(id) != nil || len(id) < 2 || id[0] != '!' {
+			return req, mxerr.InvalidParam("%q is not a room ID", id)
+		}
+	}
+	if body.Reason != nil && string(body.Reason) != "null" && json.Unmarshal(body.Reason, &req.Reason) != nil {
+		return req, mxerr.BadJSON("reason must be a string")
+	}
+	if body.Limit != nil && string(body.Limit) != "null" {
+		if json.Unmarshal(body.Limit, &req.Limit) != nil || req.Limit <= 0 {
+			return req, mxerr.InvalidParam("limit must be a positive integer")
+		}
+	}
+	if body.UseAdmin != nil && string(body.UseAdmin) != "null" && json.Unmarshal(body.UseAdmin, &req.UseAdmin) != nil {
+		return req, mxerr.BadJSON("use_admin must be a boolean")
+	}
+	return req, nil
+}
+
+func (a *Rooms) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
+	req, err := redactRequest(r, c)
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.svc.Deletions().StartUserRedaction(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("admin: user redaction started", "user_id", req.UserID, "redact_id", id, "by", c.UserID)
+	return map[string]any{"redact_id": id}, nil
+}
+
+func (a *Rooms) redactStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
+	j, ok := a.svc.Deletions().UserRedactionStatus(r.PathValue("redactId"))
+	if !ok {
+		return nil, mxerr.NotFound("redact id '%s' not found", r.PathValue("redactId"))
+	}
+	return map[string]any{"status": j.Status, "failed_redactions": j.Failed}, nil
+}
+
+// joinUser is POST /_synapse/admin/v1/join/{roomIdOrAlias} with
+// {"user_id"}: answers {"room_id"}.
+func (a *Rooms) joinUser(r *http.Request, c *httpapi.Caller) (any, error) {
+	var body struct {
+		UserID json.RawMessage `json:"user_id"`
+	}
+	if err := httpapi.ReadJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if body.UserID == nil {
+		return nil, mxerr.MissingParam("Missing user_id")
+	}
+	var userID string
+	if json.Unmarshal(body.UserID, &userID) != nil {
+		return nil, mxerr.BadJSON("user_id must be a string")
+	}
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	roomID, err := a.svc.ResolveRoom(r.Context(), r.PathValue("roomId"))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.svc.JoinUser(r.Context(), c.UserID, roomID, userID); err != nil {
+		return nil, err
+	}
+	return map[string]any{"room_id": roomID}, nil
+}
