@@ -78,6 +78,7 @@ func (u *Users) Register(rt *httpapi.Router) {
 	add(http.MethodGet, v2+"/users/{userId}", u.get)
 	add(http.MethodPut, v2+"/users/{userId}", u.put)
 	add(http.MethodGet, v2+"/users/{userId}/devices", u.devices)
+	add(http.MethodPost, v2+"/users/{userId}/devices", u.createDevice)
 	add(http.MethodPost, v2+"/users/{userId}/delete_devices", u.deleteDevices)
 	add(http.MethodGet, v2+"/users/{userId}/devices/{deviceId}", u.device)
 	add(http.MethodPut, v2+"/users/{userId}/devices/{deviceId}", u.renameDevice)
@@ -170,6 +171,14 @@ func parseUserQuery(q url.Values, v3 bool) (accounts.UserQuery, error) {
 			return query, mxerr.InvalidParam("Query parameter %s is not valid text", p.name)
 		}
 		*p.dst = v
+	}
+	// not_user_type may repeat; an empty one leaves out users with no
+	// type (Synapse).
+	for _, t := range q["not_user_type"] {
+		if ident.CheckText(t) != nil {
+			return query, mxerr.InvalidParam("Query parameter not_user_type is not valid text")
+		}
+		query.NotUserTypes = append(query.NotUserTypes, t)
 	}
 	if v := q.Get("order_by"); v != "" {
 		if !accounts.ValidUserOrder(v) {
