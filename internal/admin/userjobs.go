@@ -20,8 +20,25 @@ func (a *Rooms) registerUserJobs(rt *httpapi.Router) {
 	add := func(method, path string, h httpapi.Handler) {
 		rt.Add(httpapi.Route{Method: method, Path: path, Auth: httpapi.AuthRequired, Handler: adminOnly(h)})
 	}
-	add(http.MethodPost, p+"/user/{userId}/redact", a.redactUser)
-	add(http.MethodGet, p+"/user/redact_status/{redactId}", a.redactStatus)
+	// .../user/{userId}/redact and .../user/redact_status/{redactId}
+	// would be ambiguous patterns for net/http (both match
+	// /user/redact_status/redact): both are served by one wildcard
+	// pattern, which answers anything else as an unknown path, before
+	// the admin check, as the router would.
+	only := func(ok func(r *http.Request) bool, h httpapi.Handler) httpapi.Handler {
+		h = adminOnly(h)
+		return func(r *http.Request, c *httpapi.Caller) (any, error) {
+			if !ok(r) {
+				return nil, mxerr.Unrecognized(http.StatusNotFound, "Unrecognized request")
+			}
+			return h(r, c)
+		}
+	}
+	const userJob = p + "/user/{userId}/{action}"
+	rt.Add(httpapi.Route{Method: http.MethodPost, Path: userJob, Auth: httpapi.AuthRequired,
+		Handler: only(func(r *http.Request) bool { return r.PathValue("action") == "redact" }, a.redactUser)})
+	rt.Add(httpapi.Route{Method: http.MethodGet, Path: userJob, Auth: httpapi.AuthRequired,
+		Handler: only(func(r *http.Request) bool { return r.PathValue("userId") == "redact_status" }, a.redactStatus)})
 	add(http.MethodPost, p+"/join/{roomId}", a.joinUser)
 }
 
@@ -81,9 +98,10 @@ func (a *Rooms) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *Rooms) redactStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
-	j, ok := a.svc.Deletions().UserRedactionStatus(r.PathValue("redactId"))
+	id := r.PathValue("action")
+	j, ok := a.svc.Deletions().UserRedactionStatus(id)
 	if !ok {
-		return nil, mxerr.NotFound("redact id '%s' not found", r.PathValue("redactId"))
+		return nil, mxerr.NotFound("redact id '%s' not found", id)
 	}
 	return map[string]any{"status": j.Status, "failed_redactions": j.Failed}, nil
 }
