@@ -3,11 +3,13 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/roomadmin"
+	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
 // registerUserJobs adds the admin calls that act on a user in rooms:
@@ -40,6 +42,69 @@ func (a *Rooms) registerUserJobs(rt *httpapi.Router) {
 	rt.Add(httpapi.Route{Method: http.MethodGet, Path: userJob, Auth: httpapi.AuthRequired,
 		Handler: only(func(r *http.Request) bool { return r.PathValue("userId") == "redact_status" }, a.redactStatus)})
 	add(http.MethodPost, p+"/join/{roomId}", a.joinUser)
+	add(http.MethodGet, p+"/users/{userId}/sent_invite_count", a.sentInviteCount)
+	add(http.MethodGet, p+"/users/{userId}/cumulative_joined_room_count", a.cumulativeJoinedRooms)
+	add(http.MethodGet, p+"/fetch_event/{eventId}", a.fetchEvent)
+}
+
+// sentInviteCount is GET .../users/{userId}/sent_invite_count: invites
+// the user sent since from_ts (milliseconds, default 0), as
+// {"invite_count"}. Any user ID, as Synapse: remote users' invites this
+// server received count too.
+func (a *Rooms) sentInviteCount(r *http.Request, _ *httpapi.Caller) (any, error) {
+	userID := r.PathValue("userId")
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	var from int64
+	if v := r.URL.Query().Get("from_ts"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, mxerr.InvalidParam("Query parameter from_ts must be a non-negative integer")
+		}
+		from = n
+	}
+	n, err := a.svc.SentInviteCount(r.Context(), userID, from)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"invite_count": n}, nil
+}
+
+// cumulativeJoinedRooms is GET .../users/{userId}/cumulative_joined_room_count:
+// how many rooms the user has ever joined, left ones included.
+func (a *Rooms) cumulativeJoinedRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
+	userID := r.PathValue("userId")
+	if err := checkUserID(userID); err != nil {
+		return nil, err
+	}
+	n, err := a.svc.CumulativeJoinedRooms(r.Context(), userID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"cumulative_joined_room_count": n}, nil
+}
+
+// fetchEvent is GET /_synapse/admin/v1/fetch_event/{eventId}: any event
+// the server holds, as {"event"} in the client format (served as the
+// admin's /messages serves it: a redacted event redacted).
+func (a *Rooms) fetchEvent(r *http.Request, c *httpapi.Caller) (any, error) {
+	id := r.PathValue("eventId")
+	if ident.CheckID(id) != nil || len(id) < 2 || id[0] != '$' {
+		return nil, mxerr.InvalidParam("%q is not an event ID", id)
+	}
+	ev, err := a.svc.Event(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.render.Render(r.Context(), []*rooms.Event{ev}, viewer(c), c.UserID, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, mxerr.NotFound("Event not found")
+	}
+	return map[string]any{"event": out[0]}, nil
 }
 
 // redactRequest reads a user redaction's body: rooms (a list of room

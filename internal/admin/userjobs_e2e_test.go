@@ -301,3 +301,73 @@ func TestAdminCreateDevice(t *testing.T) {
 		testserver.WantError(t, "not_user_type not text", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 	})
 }
+
+// TestAdminUserRoomCounts covers GET .../users/{userId}/sent_invite_count,
+// .../cumulative_joined_room_count and GET /_synapse/admin/v1/fetch_event/{eventId}.
+func TestAdminUserRoomCounts(t *testing.T) {
+	testserver.EachEngine(t, withSecret, func(t *testing.T, s *testserver.Server) {
+		admin := s.RegisterAdmin("root", "root password").AccessToken
+		alice := userToken(t, s, admin, "alice", "alice pw")
+		bob := userToken(t, s, admin, "bob", "bob pw")
+		userToken(t, s, admin, "carol", "carol pw")
+		room1, room2 := publicRoom(t, s, alice), publicRoom(t, s, alice)
+		for _, invitee := range []string{"bob", "carol"} {
+			status, body := s.Do(t, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(room1)+"/invite", alice, map[string]any{"user_id": s.UserID(invitee)})
+			testserver.WantStatus(t, "invite", status, body, http.StatusOK)
+		}
+		joinRoom(t, s, bob, room1)
+		joinRoom(t, s, bob, room2)
+		status, body := s.Do(t, "POST", "/_matrix/client/v3/rooms/"+url.PathEscape(room2)+"/leave", bob, map[string]any{})
+		testserver.WantStatus(t, "leave", status, body, http.StatusOK)
+
+		get := func(path string, token string) (int, map[string]any) { return s.Do(t, "GET", path, token, nil) }
+		status, body = get(adminUserPath(s, "alice", "/sent_invite_count"), admin)
+		if status != http.StatusOK || body["invite_count"] != float64(2) {
+			t.Fatalf("alice's invites: %d %v", status, body)
+		}
+		status, body = get(adminUserPath(s, "alice", "/sent_invite_count?from_ts=99999999999999"), admin)
+		if status != http.StatusOK || body["invite_count"] != float64(0) {
+			t.Fatalf("alice's invites from the future: %d %v", status, body)
+		}
+		status, body = get(adminUserPath(s, "bob", "/sent_invite_count"), admin)
+		if status != http.StatusOK || body["invite_count"] != float64(0) {
+			t.Fatalf("bob's invites: %d %v", status, body)
+		}
+		status, body = get(adminUserPath(s, "bob", "/cumulative_joined_room_count"), admin)
+		if status != http.StatusOK || body["cumulative_joined_room_count"] != float64(2) {
+			t.Fatalf("bob's rooms (one left): %d %v", status, body)
+		}
+		status, body = get(adminUserPath(s, "carol", "/cumulative_joined_room_count"), admin)
+		if status != http.StatusOK || body["cumulative_joined_room_count"] != float64(0) {
+			t.Fatalf("carol's rooms (invited only): %d %v", status, body)
+		}
+
+		msg := sentID(t, s, bob, room1, "hello")
+		status, body = get(admBase+"/fetch_event/"+url.PathEscape(msg), admin)
+		testserver.WantStatus(t, "fetch_event", status, body, http.StatusOK)
+		if ev, _ := body["event"].(map[string]any); ev["event_id"] != msg || ev["room_id"] != room1 || ev["sender"] != s.UserID("bob") {
+			t.Fatalf("fetch_event: %v", body)
+		}
+
+		for _, c := range []struct {
+			what, path string
+			status     int
+			code       string
+		}{
+			{"from_ts negative", adminUserPath(s, "alice", "/sent_invite_count?from_ts=-1"), http.StatusBadRequest, "M_INVALID_PARAM"},
+			{"from_ts not a number", adminUserPath(s, "alice", "/sent_invite_count?from_ts=x"), http.StatusBadRequest, "M_INVALID_PARAM"},
+			{"invites of not a user ID", admBase + "/users/bob/sent_invite_count", http.StatusBadRequest, "M_INVALID_PARAM"},
+			{"rooms of not a user ID", admBase + "/users/bob/cumulative_joined_room_count", http.StatusBadRequest, "M_INVALID_PARAM"},
+			{"unknown event", admBase + "/fetch_event/" + url.PathEscape("$nope"), http.StatusNotFound, "M_NOT_FOUND"},
+			{"not an event ID", admBase + "/fetch_event/nope", http.StatusBadRequest, "M_INVALID_PARAM"},
+		} {
+			status, body := get(c.path, admin)
+			testserver.WantError(t, c.what, status, body, c.status, c.code)
+		}
+		for _, path := range []string{adminUserPath(s, "alice", "/sent_invite_count"), adminUserPath(s, "bob", "/cumulative_joined_room_count"),
+			admBase + "/fetch_event/" + url.PathEscape(msg)} {
+			status, body := get(path, bob)
+			testserver.WantError(t, "non-admin "+path, status, body, http.StatusForbidden, "M_FORBIDDEN")
+		}
+	})
+}

@@ -30,3 +30,23 @@ func (db *DB) CreateDevice(ctx context.Context, localpart, deviceID string, nowT
 	rows, err := n.RowsAffected()
 	return rows > 0, err
 }
+
+// SentInviteCount is how many invites a user has sent since fromTS
+// (milliseconds, by the invites' origin_server_ts: Myelin keeps no
+// receive time), as Synapse's sent_invite_count.
+func (db *DB) SentInviteCount(ctx context.Context, sender string, fromTS int64) (int64, error) {
+	var n int64
+	err := db.r().queryRow(ctx, `SELECT COUNT(*) FROM events
+		WHERE sender = $1 AND type = 'm.room.member' AND membership = 'invite' AND origin_ts >= $2 AND status = 0 AND stream_pos IS NOT NULL`,
+		[]any{sender, fromTS}, &n)
+	return n, err
+}
+
+// CumulativeJoinedRooms is how many rooms a user has ever joined (left
+// ones included), as Synapse's cumulative_joined_room_count.
+func (db *DB) CumulativeJoinedRooms(ctx context.Context, userID string) (int64, error) {
+	var n int64
+	err := db.r().queryRow(ctx, `SELECT COUNT(DISTINCT room_id) FROM events
+		WHERE type = 'm.room.member' AND state_key = $1 AND membership = 'join' AND status = 0`, []any{userID}, &n)
+	return n, err
+}
