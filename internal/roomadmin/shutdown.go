@@ -213,10 +213,10 @@ type Deletions struct {
 	purges map[string]*HistoryPurge
 	// redactions are the user redactions, by redact ID (redact.go).
 	redactions map[string]*UserRedaction
-	order  []string // delete IDs, oldest first
-	queue  []ShutdownRequestJob
-	wake   chan struct{}
-	now    func() time.Time
+	order      []string // delete IDs, oldest first
+	queue      []ShutdownRequestJob
+	wake       chan struct{}
+	now        func() time.Time
 }
 
 // ShutdownRequestJob is a queued deletion, a history purge (History
