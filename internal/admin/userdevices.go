@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -33,4 +34,28 @@ func (u *Users) createDevice(r *http.Request, _ *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	return &httpapi.Response{Status: http.StatusCreated, Body: map[string]any{}}, nil
+}
+
+// CrossSigning is what the users API needs of the keys service.
+type CrossSigning interface {
+	// AllowCrossSigningReplacement lets the user replace their
+	// cross-signing keys without UIA for a while; it answers until when
+	// (milliseconds).
+	AllowCrossSigningReplacement(ctx context.Context, userID string) (int64, error)
+}
+
+// allowCrossSigningReplacement is POST
+// .../users/{userId}/_allow_cross_signing_replacement_without_uia:
+// answers {"updatable_without_uia_before_ms"}, as Synapse; 404 when the
+// user has no master key.
+func (u *Users) allowCrossSigningReplacement(r *http.Request, _ *httpapi.Caller) (any, error) {
+	usr, err := u.user(r, "Only local users can be modified")
+	if err != nil {
+		return nil, err
+	}
+	until, err := u.crossSigning.AllowCrossSigningReplacement(r.Context(), usr.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"updatable_without_uia_before_ms": until}, nil
 }
