@@ -45,6 +45,32 @@ func (a *Rooms) registerUserJobs(rt *httpapi.Router) {
 	add(http.MethodGet, p+"/users/{userId}/sent_invite_count", a.sentInviteCount)
 	add(http.MethodGet, p+"/users/{userId}/cumulative_joined_room_count", a.cumulativeJoinedRooms)
 	add(http.MethodGet, p+"/fetch_event/{eventId}", a.fetchEvent)
+	add(http.MethodGet, p+"/scheduled_tasks", a.scheduledTasks)
+}
+
+// scheduledTasks is GET /_synapse/admin/v1/scheduled_tasks: the
+// background jobs (room deletions, history purges, user redactions),
+// filtered by action_name, resource_id, job_status and max_timestamp.
+func (a *Rooms) scheduledTasks(r *http.Request, _ *httpapi.Caller) (any, error) {
+	q := r.URL.Query()
+	f := roomadmin.TaskFilter{Action: q.Get("action_name"), ResourceID: q.Get("resource_id"), Status: q.Get("job_status")}
+	switch f.Status {
+	case "", roomadmin.TaskScheduled, roomadmin.TaskActive, roomadmin.TaskComplete, roomadmin.TaskFailed:
+	default:
+		return nil, mxerr.InvalidParam("Query parameter job_status must be one of scheduled, active, complete, failed")
+	}
+	if v := q.Get("max_timestamp"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, mxerr.InvalidParam("Query parameter max_timestamp must be a non-negative integer")
+		}
+		f.MaxTimestampMS = n
+	}
+	tasks := a.svc.Deletions().Tasks(f)
+	if tasks == nil {
+		tasks = []roomadmin.Task{}
+	}
+	return map[string]any{"scheduled_tasks": tasks}, nil
 }
 
 // sentInviteCount is GET .../users/{userId}/sent_invite_count: invites

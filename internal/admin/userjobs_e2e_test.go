@@ -371,3 +371,63 @@ func TestAdminUserRoomCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminScheduledTasks covers GET /_synapse/admin/v1/scheduled_tasks:
+// room deletions and user redactions listed, with their filters.
+func TestAdminScheduledTasks(t *testing.T) {
+	testserver.EachEngine(t, withSecret, func(t *testing.T, s *testserver.Server) {
+		admin := s.RegisterAdmin("root", "root password").AccessToken
+		alice := userToken(t, s, admin, "alice", "alice pw")
+		room := publicRoom(t, s, alice)
+		sentID(t, s, alice, room, "hi")
+		redactID := startRedaction(t, s, admin, s.UserID("alice"), map[string]any{"rooms": []string{room}})
+		waitRedaction(t, s, admin, redactID)
+		status, body := s.Do(t, "DELETE", "/_synapse/admin/v2/rooms/"+url.PathEscape(room), admin, map[string]any{})
+		testserver.WantStatus(t, "delete room", status, body, http.StatusOK)
+		deleteID := body["delete_id"].(string)
+		for {
+			status, body = s.Do(t, "GET", "/_synapse/admin/v2/rooms/delete_status/"+deleteID, admin, nil)
+			testserver.WantStatus(t, "delete_status", status, body, http.StatusOK)
+			if body["status"] == "complete" || body["status"] == "failed" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		tasks := func(query string) map[string]map[string]any {
+			t.Helper()
+			status, body := s.Do(t, "GET", admBase+"/scheduled_tasks?"+query, admin, nil)
+			testserver.WantStatus(t, "scheduled_tasks "+query, status, body, http.StatusOK)
+			out := map[string]map[string]any{}
+			for _, x := range body["scheduled_tasks"].([]any) {
+				task := x.(map[string]any)
+				out[task["id"].(string)] = task
+			}
+			return out
+		}
+		all := tasks("")
+		if r := all[redactID]; r["action"] != "redact_all_events" || r["resource_id"] != s.UserID("alice") || r["status"] != "complete" || r["timestamp_ms"].(float64) <= 0 {
+			t.Fatalf("redaction task: %v", all)
+		}
+		if d := all[deleteID]; d["action"] != "shutdown_and_purge_room" || d["resource_id"] != room || d["status"] != "complete" {
+			t.Fatalf("deletion task: %v", all)
+		}
+		if got := tasks("action_name=redact_all_events"); len(got) != 1 || got[redactID] == nil {
+			t.Fatalf("action_name: %v", got)
+		}
+		if got := tasks("resource_id=" + url.QueryEscape(room)); len(got) != 1 || got[deleteID] == nil {
+			t.Fatalf("resource_id: %v", got)
+		}
+		if got := tasks("job_status=failed"); len(got) != 0 {
+			t.Fatalf("job_status=failed: %v", got)
+		}
+		if got := tasks("max_timestamp=1"); len(got) != 0 {
+			t.Fatalf("max_timestamp=1: %v", got)
+		}
+		status, body = s.Do(t, "GET", admBase+"/scheduled_tasks?job_status=sleeping", admin, nil)
+		testserver.WantError(t, "bad job_status", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		status, body = s.Do(t, "GET", admBase+"/scheduled_tasks?max_timestamp=x", admin, nil)
+		testserver.WantError(t, "bad max_timestamp", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
+		status, body = s.Do(t, "GET", admBase+"/scheduled_tasks", alice, nil)
+		testserver.WantError(t, "non-admin", status, body, http.StatusForbidden, "M_FORBIDDEN")
+	})
+}

@@ -78,6 +78,7 @@ func (d *Deletions) StartUserRedaction(ctx context.Context, req UserRedactReques
 	id := rand.Text()[:16]
 	d.redactions[id] = &UserRedaction{RedactID: id, UserID: req.UserID, Status: RedactScheduled, Failed: map[string]string{}}
 	d.queue = append(d.queue, ShutdownRequestJob{ID: id, Redact: &req})
+	d.queued[id] = d.now()
 	select {
 	case d.wake <- struct{}{}:
 	default:

@@ -213,10 +213,12 @@ type Deletions struct {
 	purges map[string]*HistoryPurge
 	// redactions are the user redactions, by redact ID (redact.go).
 	redactions map[string]*UserRedaction
-	order      []string // delete IDs, oldest first
-	queue      []ShutdownRequestJob
-	wake       chan struct{}
-	now        func() time.Time
+	// queued is when each job (any kind) was queued (tasks.go).
+	queued map[string]time.Time
+	order  []string // delete IDs, oldest first
+	queue  []ShutdownRequestJob
+	wake   chan struct{}
+	now    func() time.Time
 }
 
 // ShutdownRequestJob is a queued deletion, a history purge (History
@@ -231,7 +233,7 @@ type ShutdownRequestJob struct {
 const keepDeletions = 7 * 24 * time.Hour
 
 func newDeletions(s *Service) *Deletions {
-	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, redactions: map[string]*UserRedaction{}, wake: make(chan struct{}, 1), now: time.Now}
+	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, redactions: map[string]*UserRedaction{}, queued: map[string]time.Time{}, wake: make(chan struct{}, 1), now: time.Now}
 }
 
 // ErrInProgress refuses a second deletion of a room while one is queued
@@ -255,6 +257,7 @@ func (d *Deletions) Start(ctx context.Context, req ShutdownRequest) (string, err
 		Result: ShutdownResult{KickedUsers: []string{}, FailedToKickUsers: []string{}, LocalAliases: []string{}}}
 	d.order = append(d.order, id)
 	d.queue = append(d.queue, ShutdownRequestJob{ID: id, Req: req})
+	d.queued[id] = d.now()
 	select {
 	case d.wake <- struct{}{}:
 	default:
