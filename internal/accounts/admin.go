@@ -21,6 +21,7 @@ type AdminStore interface {
 	RateOverrides(ctx context.Context) ([]store.RateOverride, error)
 	SetRateOverride(ctx context.Context, o store.RateOverride) error
 	DeleteRateOverride(ctx context.Context, localpart string) error
+	CreateDevice(ctx context.Context, localpart, deviceID string, nowTS int64) (bool, error)
 }
 
 // Admin is what Synapse's admin API for users does to accounts beyond
@@ -49,6 +50,9 @@ type UserQuery struct {
 	UserID, Name          string
 	Guests, IncludeLocked bool
 	Deactivated, Admins   *bool
+	// NotUserTypes leaves out users of these types ("" is no type):
+	// Synapse's not_user_type.
+	NotUserTypes []string
 	// Order is one of Synapse's order_by values; ValidUserOrder says.
 	Order       string
 	Desc        bool
@@ -70,7 +74,7 @@ func ValidUserOrder(order string) bool { return store.ValidUserOrder(store.UserO
 // ListUsers is a page of local accounts and the number matching.
 func (a *Admin) ListUsers(ctx context.Context, q UserQuery) ([]UserListing, int64, error) {
 	rows, total, err := a.store.ListUsers(ctx, store.UserQuery{UserID: q.UserID, Name: q.Name, Guests: q.Guests, IncludeLocked: q.IncludeLocked,
-		Deactivated: q.Deactivated, Admins: q.Admins, Order: store.UserOrder(q.Order), Desc: q.Desc, From: q.From, Limit: q.Limit})
+		Deactivated: q.Deactivated, Admins: q.Admins, NotUserTypes: q.NotUserTypes, Order: store.UserOrder(q.Order), Desc: q.Desc, From: q.From, Limit: q.Limit})
 	if err != nil {
 		return nil, 0, err
 	}

@@ -57,6 +57,7 @@ func (a *Rooms) Register(rt *httpapi.Router) {
 	add(http.MethodGet, v2+"/{roomId}/{action}", a.roomDeleteStatus)
 	add(http.MethodGet, v2+"/delete_status/{deleteId}", a.deleteStatus)
 	a.registerPurgeHistory(rt)
+	a.registerUserJobs(rt)
 }
 
 // list is GET /_synapse/admin/v1/rooms: an offset page (from, limit) of

@@ -28,6 +28,8 @@ type Users struct {
 	pushers Pushers
 	uploads *media.Uploads
 	data    AccountData
+
+	crossSigning CrossSigning
 }
 
 // Members is what the users API needs of the membership service.
@@ -60,11 +62,15 @@ type UsersDeps struct {
 	Pushers     Pushers
 	Uploads     *media.Uploads
 	AccountData AccountData
+	// CrossSigning opens a user's window for replacing cross-signing
+	// keys without UIA; nil leaves that route unserved.
+	CrossSigning CrossSigning
 }
 
 // NewUsers makes the users API.
 func NewUsers(d UsersDeps) *Users {
-	return &Users{acc: d.Accounts, admin: d.Admin, members: d.Members, pushers: d.Pushers, uploads: d.Uploads, data: d.AccountData}
+	return &Users{acc: d.Accounts, admin: d.Admin, members: d.Members, pushers: d.Pushers, uploads: d.Uploads, data: d.AccountData,
+		crossSigning: d.CrossSigning}
 }
 
 // Register adds the users routes.
@@ -78,6 +84,7 @@ func (u *Users) Register(rt *httpapi.Router) {
 	add(http.MethodGet, v2+"/users/{userId}", u.get)
 	add(http.MethodPut, v2+"/users/{userId}", u.put)
 	add(http.MethodGet, v2+"/users/{userId}/devices", u.devices)
+	add(http.MethodPost, v2+"/users/{userId}/devices", u.createDevice)
 	add(http.MethodPost, v2+"/users/{userId}/delete_devices", u.deleteDevices)
 	add(http.MethodGet, v2+"/users/{userId}/devices/{deviceId}", u.device)
 	add(http.MethodPut, v2+"/users/{userId}/devices/{deviceId}", u.renameDevice)
@@ -100,6 +107,9 @@ func (u *Users) Register(rt *httpapi.Router) {
 	add(http.MethodPost, v1+"/reset_password/{userId}", u.resetPassword)
 	add(http.MethodPost, v1+"/deactivate/{userId}", u.deactivate)
 	add(http.MethodGet, v1+"/username_available", u.usernameAvailable)
+	if u.crossSigning != nil {
+		add(http.MethodPost, v1+"/users/{userId}/_allow_cross_signing_replacement_without_uia", u.allowCrossSigningReplacement)
+	}
 	// Whois is also the client-server API's /admin/whois, and a user may
 	// ask about themselves (Synapse allows both).
 	for _, p := range []string{v1 + "/whois/{userId}", "/_matrix/client/v3/admin/whois/{userId}", "/_matrix/client/r0/admin/whois/{userId}"} {
@@ -170,6 +180,14 @@ func parseUserQuery(q url.Values, v3 bool) (accounts.UserQuery, error) {
 			return query, mxerr.InvalidParam("Query parameter %s is not valid text", p.name)
 		}
 		*p.dst = v
+	}
+	// not_user_type may repeat; an empty one leaves out users with no
+	// type (Synapse).
+	for _, t := range q["not_user_type"] {
+		if ident.CheckText(t) != nil {
+			return query, mxerr.InvalidParam("Query parameter not_user_type is not valid text")
+		}
+		query.NotUserTypes = append(query.NotUserTypes, t)
 	}
 	if v := q.Get("order_by"); v != "" {
 		if !accounts.ValidUserOrder(v) {

@@ -47,7 +47,7 @@ func FuzzUserChange(f *testing.F) {
 // negative, text the database takes).
 func FuzzUserQuery(f *testing.F) {
 	for _, seed := range []string{"", "from=10&limit=5&order_by=displayname&dir=b", "guests=false&admins=true&deactivated=true&locked=true",
-		"name=%25&user_id=_", "from=-1", "order_by=x", "guests=1", "name=%00"} {
+		"name=%25&user_id=_", "from=-1", "order_by=x", "guests=1", "name=%00", "not_user_type=bot&not_user_type=", "not_user_type=%00"} {
 		f.Add(seed, false)
 	}
 	f.Fuzz(func(t *testing.T, query string, v3 bool) {
@@ -61,6 +61,11 @@ func FuzzUserQuery(f *testing.F) {
 		}
 		if !accounts.ValidUserOrder(uq.Order) || uq.From < 0 || uq.Limit < 0 {
 			t.Fatalf("invalid query accepted: %+v", uq)
+		}
+		for _, nt := range uq.NotUserTypes {
+			if ident.CheckText(nt) != nil {
+				t.Fatalf("not_user_type the database refuses accepted: %q", nt)
+			}
 		}
 		if ident.CheckText(uq.Name) != nil || ident.CheckText(uq.UserID) != nil {
 			t.Fatalf("text the database refuses accepted: %+v", uq)

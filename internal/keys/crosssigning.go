@@ -95,7 +95,7 @@ func (s *Service) UploadCrossSigning(ctx context.Context, userID string, u Cross
 	if len(changed) == 0 {
 		return nil
 	}
-	if _, hadMaster := stored[master]; hadMaster {
+	if _, hadMaster := stored[master]; hadMaster && !s.replaceableWithoutUIA(userID) {
 		if err := authorize(); err != nil {
 			return err
 		}

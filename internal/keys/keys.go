@@ -143,6 +143,9 @@ type Service struct {
 	maxRetry time.Duration
 	// remoteToDevice is Options.RemoteToDevice.
 	remoteToDevice func(ctx context.Context, sender, destination, eventType string, messages map[string]map[string]json.RawMessage) error
+	// replace are the admin's windows for replacing cross-signing keys
+	// without UIA (replacement.go).
+	replace replaceWindows
 }
 
 // Changed is published when something changed for a local user

@@ -91,6 +91,7 @@ func (d *Deletions) StartHistoryPurge(ctx context.Context, req HistoryRequest) (
 	id := rand.Text()[:16]
 	d.purges[id] = &HistoryPurge{PurgeID: id, RoomID: req.RoomID, Status: PurgeActive}
 	d.queue = append(d.queue, ShutdownRequestJob{ID: id, History: &req})
+	d.queued[id] = d.now()
 	select {
 	case d.wake <- struct{}{}:
 	default:

@@ -35,6 +35,9 @@ type Store interface {
 	PurgeRoom(ctx context.Context, roomID string) (store.PurgedRoom, error)
 	PurgeHistory(ctx context.Context, roomID string, before int64, localSuffix string) (store.PurgedRoom, error)
 	ForgetRoom(ctx context.Context, userID, roomID string) error
+	RedactableEventsOf(ctx context.Context, roomID, sender string, limit int) ([]string, error)
+	SentInviteCount(ctx context.Context, sender string, fromTS int64) (int64, error)
+	CumulativeJoinedRooms(ctx context.Context, userID string) (int64, error)
 }
 
 // Accounts tells local users from others and whether they exist.

@@ -211,24 +211,29 @@ type Deletions struct {
 	jobs map[string]*Deletion
 	// purges are the history purges, by purge ID (history.go).
 	purges map[string]*HistoryPurge
+	// redactions are the user redactions, by redact ID (redact.go).
+	redactions map[string]*UserRedaction
+	// queued is when each job (any kind) was queued (tasks.go).
+	queued map[string]time.Time
 	order  []string // delete IDs, oldest first
 	queue  []ShutdownRequestJob
 	wake   chan struct{}
 	now    func() time.Time
 }
 
-// ShutdownRequestJob is a queued deletion, or a history purge (History
-// set).
+// ShutdownRequestJob is a queued deletion, a history purge (History
+// set) or a user redaction (Redact set).
 type ShutdownRequestJob struct {
 	ID      string
 	Req     ShutdownRequest
 	History *HistoryRequest
+	Redact  *UserRedactRequest
 }
 
 const keepDeletions = 7 * 24 * time.Hour
 
 func newDeletions(s *Service) *Deletions {
-	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, wake: make(chan struct{}, 1), now: time.Now}
+	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, redactions: map[string]*UserRedaction{}, queued: map[string]time.Time{}, wake: make(chan struct{}, 1), now: time.Now}
 }
 
 // ErrInProgress refuses a second deletion of a room while one is queued
@@ -252,6 +257,7 @@ func (d *Deletions) Start(ctx context.Context, req ShutdownRequest) (string, err
 		Result: ShutdownResult{KickedUsers: []string{}, FailedToKickUsers: []string{}, LocalAliases: []string{}}}
 	d.order = append(d.order, id)
 	d.queue = append(d.queue, ShutdownRequestJob{ID: id, Req: req})
+	d.queued[id] = d.now()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -280,6 +286,10 @@ func (d *Deletions) Run(ctx context.Context) error {
 		}
 		if job.History != nil {
 			d.runHistory(ctx, job.ID, *job.History)
+			continue
+		}
+		if job.Redact != nil {
+			d.runUserRedaction(ctx, job.ID, *job.Redact)
 			continue
 		}
 		d.run(ctx, *job)

@@ -379,7 +379,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	client.Register(clientRouter)
 	admin.New(b.acc, b.regTokens, reports.NewAdmin(s.db, s.engine), cfg.Registration.SharedSecret).Register(clientRouter)
 	admin.NewUsers(admin.UsersDeps{Accounts: b.acc, Admin: accAdmin, Members: b.members, Pushers: s.push,
-		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData}).Register(clientRouter)
+		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData, CrossSigning: s.keys}).Register(clientRouter)
 	admin.NewServerNotices(b.notices).Register(clientRouter)
 	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
 		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})

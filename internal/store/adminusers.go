@@ -46,9 +46,11 @@ type UserQuery struct {
 	Guests, IncludeLocked bool
 	// Deactivated, Admins: nil for both, else only those (not) so.
 	Deactivated, Admins *bool
-	Order               UserOrder
-	Desc                bool
-	From, Limit         int
+	// NotUserTypes leaves out users of these types ("" is no type).
+	NotUserTypes []string
+	Order        UserOrder
+	Desc         bool
+	From, Limit  int
 }
 
 // UserListing is a user as the admin user list shows it: the account,
@@ -96,6 +98,13 @@ func (db *DB) ListUsers(ctx context.Context, q UserQuery) ([]UserListing, int64,
 		if v != nil {
 			where = append(where, fmt.Sprintf("%s = %t", col, *v))
 		}
+	}
+	if len(q.NotUserTypes) > 0 {
+		ph := make([]string, len(q.NotUserTypes))
+		for i, t := range q.NotUserTypes {
+			ph[i] = arg(t)
+		}
+		where = append(where, `u.user_type NOT IN (`+strings.Join(ph, ", ")+`)`)
 	}
 	from := ` FROM users u
 		LEFT JOIN profile_fields dn ON dn.localpart = u.localpart AND dn.field = 'displayname'
