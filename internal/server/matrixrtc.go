@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/delayed"
+	"github.com/myelin-chat/myelin/internal/threadsubs"
 )
 
 // buildDelayed makes the MSC4140 delayed events service, loading the
@@ -20,3 +21,7 @@ func (s *Server) buildDelayed(ctx context.Context) error {
 	s.delayed = d
 	return nil
 }
+
+// ThreadSubscriptions is the MSC4306 thread subscriptions service, whose
+// ChangesSince sliding sync's MSC4308 extension reads.
+func (s *Server) ThreadSubscriptions() *threadsubs.Service { return s.threadSubs }
