@@ -369,7 +369,7 @@ func Default() *Config {
 			UIASessionLifetime:             15 * time.Minute,
 		},
 		WellKnown: WellKnown{RTCFoci: []RTCFocus{}},
-		HTTP: HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
+		HTTP:      HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
 		RateLimit: RateLimit{
 			Enabled: true,
 			// Close to Synapse's defaults (rc_login.address, rc_registration,
