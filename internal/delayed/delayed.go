@@ -355,6 +355,11 @@ func (s *Service) fire(ctx context.Context, r store.DelayedEvent) error {
 		ev, err = s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: r.RoomID, Sender: r.UserID, Type: r.Type, Content: json.RawMessage(r.Content)})
 	}
 	now := s.o.Now().UnixMilli()
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the event stays scheduled and fires at the
+		// next start (New loads it again).
+		return err
+	}
 	if err != nil {
 		s.o.Log.Info("delayed event not sent", "delay_id", r.DelayID, "room_id", r.RoomID, "err", err)
 		body := map[string]any{"errcode": "M_UNKNOWN", "error": err.Error()}
