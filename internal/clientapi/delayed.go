@@ -52,6 +52,10 @@ func (a *API) delayOf(r *http.Request) (time.Duration, bool, error) {
 
 // sendDelayed schedules a /send or /state request's event.
 func (a *API) sendDelayed(r *http.Request, c *httpapi.Caller, roomID, typ string, stateKey *string, content json.RawMessage, d time.Duration) (any, error) {
+	txnID := ""
+	if stateKey == nil {
+		txnID = r.PathValue("txnId")
+	}
 	if c.Suspended {
 		return nil, mxerr.UserSuspended()
 	}
@@ -63,7 +67,7 @@ func (a *API) sendDelayed(r *http.Request, c *httpapi.Caller, roomID, typ string
 		return map[string]string{"delay_id": "syd_" + shadowBannedID()[:20]}, nil
 	}
 	id, err := a.delayed.Add(r.Context(), delayed.AddRequest{UserID: c.UserID, DeviceID: c.DeviceID, RoomID: roomID, Type: typ,
-		StateKey: stateKey, Content: content, Delay: d})
+		StateKey: stateKey, Content: content, Delay: d, TxnID: txnID})
 	if err != nil {
 		return nil, err
 	}

@@ -114,6 +114,10 @@ func TestDelayedEvents(t *testing.T) {
 		}
 
 		cancelled := sendDelayed(t, s, alice, roomID, "com.example.test", nil, map[string]any{"n": "cancelled"}, 300)
+		// A retried request (same transaction ID) schedules nothing new.
+		if again := sendDelayed(t, s, alice, roomID, "com.example.test", nil, map[string]any{"n": "cancelled"}, 300); again != cancelled {
+			t.Fatalf("retried delayed send: delay ID %s, want the first's %s", again, cancelled)
+		}
 		fires := sendDelayed(t, s, alice, roomID, "com.example.test", nil, map[string]any{"n": "fires"}, 600)
 		sched := delayedIDs(listDelayed(t, s, alice, "")["scheduled"])
 		if len(sched) != 2 || sched[fires]["room_id"] != string(roomID) || sched[fires]["type"] != "com.example.test" ||

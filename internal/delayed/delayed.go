@@ -182,6 +182,10 @@ type AddRequest struct {
 	StateKey                       *string
 	Content                        json.RawMessage
 	Delay                          time.Duration
+	// TxnID is a delayed /send's transaction ID: a retry of the request
+	// answers the delay ID of the first (as Synapse's transaction cache
+	// answers its response).
+	TxnID string
 }
 
 // CheckDelay refuses a delay above the maximum as Synapse does: 400
@@ -223,8 +227,16 @@ func (s *Service) Add(ctx context.Context, req AddRequest) (string, error) {
 		StateKey: req.StateKey, Content: string(req.Content), DelayMS: req.Delay.Milliseconds(),
 		SendTS: s.o.Now().UnixMilli() + req.Delay.Milliseconds(),
 	}
-	if err := s.o.Store.AddDelayedEvent(ctx, row); err != nil {
-		return "", err
+	if req.TxnID != "" {
+		if err := ident.CheckText(req.TxnID); err != nil {
+			return "", mxerr.InvalidParam("Invalid transaction ID")
+		}
+		key, _ := json.Marshal([]string{req.DeviceID, req.Type, req.TxnID})
+		row.TxnKey = string(key)
+	}
+	id, err := s.o.Store.AddDelayedEvent(ctx, row)
+	if err != nil || id != row.DelayID {
+		return id, err
 	}
 	s.mu.Lock()
 	s.track(entryOf(row))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 )
 
 // DelayedEvent is a row of delayed_events (MSC4140): an event a local
@@ -23,6 +24,9 @@ type DelayedEvent struct {
 	FinalisedTS int64
 	EventID     string
 	Error       string
+	// TxnKey identifies the request that scheduled a delayed /send
+	// ("" for none).
+	TxnKey string
 }
 
 const delayedColumns = `delay_id, user_id, device_id, room_id, event_type, state_key, content, delay_ms, send_ts, finalised_ts, finalised_event_id, finalised_error`
@@ -40,12 +44,32 @@ func scanDelayed(scan func(...any) error) (DelayedEvent, error) {
 	return d, err
 }
 
-// AddDelayedEvent stores a scheduled delayed event.
-func (db *DB) AddDelayedEvent(ctx context.Context, d DelayedEvent) error {
-	_, err := db.w().exec(ctx, `INSERT INTO delayed_events (delay_id, user_id, device_id, room_id, event_type, state_key, content, delay_ms, send_ts)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		d.DelayID, d.UserID, d.DeviceID, d.RoomID, d.Type, d.StateKey, d.Content, d.DelayMS, d.SendTS)
-	return err
+// AddDelayedEvent stores a scheduled delayed event. When one with the
+// same user and TxnKey exists, nothing is stored and its delay ID is
+// answered (a retried request); otherwise d.DelayID.
+func (db *DB) AddDelayedEvent(ctx context.Context, d DelayedEvent) (string, error) {
+	if d.TxnKey != "" {
+		ids, err := db.w().strings(ctx, `SELECT delay_id FROM delayed_events WHERE user_id = $1 AND txn_key = $2`, d.UserID, d.TxnKey)
+		if err != nil || len(ids) > 0 {
+			return first(ids), err
+		}
+	}
+	_, err := db.w().exec(ctx, `INSERT INTO delayed_events (delay_id, user_id, device_id, room_id, event_type, state_key, content, delay_ms, send_ts, txn_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		d.DelayID, d.UserID, d.DeviceID, d.RoomID, d.Type, d.StateKey, d.Content, d.DelayMS, d.SendTS, nullString(d.TxnKey))
+	if errors.Is(err, ErrConflict) && d.TxnKey != "" {
+		// The same request, racing: the first one's ID.
+		ids, err := db.w().strings(ctx, `SELECT delay_id FROM delayed_events WHERE user_id = $1 AND txn_key = $2`, d.UserID, d.TxnKey)
+		return first(ids), err
+	}
+	return d.DelayID, err
+}
+
+func first(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }
 
 // CountScheduledDelayedEvents counts a user's scheduled delayed events.

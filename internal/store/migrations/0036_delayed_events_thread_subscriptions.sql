@@ -16,8 +16,13 @@ CREATE TABLE delayed_events (
     send_ts            BIGINT NOT NULL,
     finalised_ts       BIGINT,
     finalised_event_id TEXT,
-    finalised_error    TEXT
+    finalised_error    TEXT,
+    -- The device's transaction of a delayed /send (device, event type
+    -- and transaction ID), so that a retried request answers the same
+    -- delay ID; NULL for state events.
+    txn_key            TEXT
 );
+CREATE UNIQUE INDEX delayed_events_txn ON delayed_events (user_id, txn_key);
 CREATE INDEX delayed_events_due ON delayed_events (send_ts) WHERE finalised_ts IS NULL;
 CREATE INDEX delayed_events_user ON delayed_events (user_id, send_ts);
 
