@@ -14,6 +14,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/delayed"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/httpapi"
@@ -30,6 +31,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/roomupgrade"
 	"github.com/myelin-chat/myelin/internal/search"
 	"github.com/myelin-chat/myelin/internal/slidingsync"
+	"github.com/myelin-chat/myelin/internal/threadsubs"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -85,6 +87,10 @@ type Deps struct {
 	Search *search.Service
 	// Users serves /user_directory/search; nil leaves it out.
 	Users *search.Users
+	// Delayed schedules MSC4140 delayed events; nil (or off) leaves them out.
+	Delayed *delayed.Service
+	// ThreadSubs keeps MSC4306 thread subscriptions; nil leaves them out.
+	ThreadSubs *threadsubs.Service
 }
 
 // Remote is what the client API asks of federation beyond membership
@@ -130,6 +136,8 @@ type API struct {
 	media       *media.Service
 	search      *search.Service
 	users       *search.Users
+	delayed     *delayed.Service
+	threadSubs  *threadsubs.Service
 }
 
 // New makes the API.
@@ -138,7 +146,7 @@ func New(d Deps) *API {
 		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, spaces: d.Spaces, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users,
-		sliding: d.SlidingSync}
+		sliding: d.SlidingSync, delayed: d.Delayed, threadSubs: d.ThreadSubs}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -192,6 +200,9 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerMedia(rt)
 	a.registerSearch(rt)
 	a.registerUserDirectory(rt)
+	a.registerDelayed(rt)
+	a.registerMatrixRTC(rt)
+	a.registerThreadSubscriptions(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -122,7 +122,7 @@ var unstableFeatures = map[string]bool{
 func (a *API) versions(*http.Request, *httpapi.Caller) (any, error) {
 	return map[string]any{
 		"versions":          specVersions,
-		"unstable_features": unstableFeatures,
+		"unstable_features": a.withMatrixRTCFeatures(unstableFeatures),
 	}, nil
 }
 
@@ -146,7 +146,14 @@ func (a *API) ClientBaseURL() string {
 }
 
 func (a *API) wellKnownClient(*http.Request, *httpapi.Caller) (any, error) {
-	return map[string]any{"m.homeserver": map[string]string{"base_url": a.ClientBaseURL()}}, nil
+	doc := map[string]any{"m.homeserver": map[string]string{"base_url": a.ClientBaseURL()}}
+	if len(a.cfg.WellKnown.RTCFoci) > 0 {
+		// MSC4143: Element Call reads the unstable key; rtc_foci is
+		// the MSC's own name.
+		doc["org.matrix.msc4143.rtc_foci"] = a.cfg.WellKnown.RTCFoci
+		doc["rtc_foci"] = a.cfg.WellKnown.RTCFoci
+	}
+	return doc, nil
 }
 
 // wellKnownServer delegates federation to the configured m.server, or to

@@ -52,6 +52,12 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	roomID, typ := r.PathValue("roomId"), r.PathValue("eventType")
+	if d, ok, err := a.delayOf(r); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return a.sendDelayed(r, c, roomID, typ, nil, content, d)
+	}
 	txn := &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "send/" + typ, ID: r.PathValue("txnId")}
 	var ev *rooms.Event
 	var err error
@@ -112,6 +118,12 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 	}
 	raw, _ := json.Marshal(content)
+	if d, ok, err := a.delayOf(r); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return a.sendDelayed(r, c, roomID, typ, &key, raw, d)
+	}
 	ev, err := a.rooms.SetState(r.Context(), roomID, c.UserID, typ, key, raw)
 	if err != nil {
 		return nil, err

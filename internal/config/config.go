@@ -150,6 +150,10 @@ type WellKnown struct {
 	ClientBaseURL string `yaml:"client_base_url"`
 	// Server is m.server; empty means the federation listener's port on server_name.
 	Server string `yaml:"server"`
+	// RTCFoci are the MatrixRTC transports (MSC4143) published as
+	// rtc_foci in /.well-known/matrix/client and answered by
+	// /rtc/transports (matrixrtc.go).
+	RTCFoci []RTCFocus `yaml:"rtc_foci"`
 }
 
 // Registration decides who may create accounts.
@@ -199,6 +203,9 @@ type RateLimit struct {
 	// (/_matrix/key/v2/query), which anyone may call unauthenticated and
 	// which fetch keys from the servers named.
 	KeyQuery RateLimitBucket `yaml:"key_query"`
+	// DelayedEventMgmt is restarts, sends and cancels of delayed events
+	// and their listing (Synapse's rc_delayed_event_mgmt).
+	DelayedEventMgmt RateLimitBucket `yaml:"delayed_event_mgmt"`
 	// ExemptUsers are never limited (bots, bridges).
 	ExemptUsers []string `yaml:"exempt_users"`
 }
@@ -218,6 +225,9 @@ type Rooms struct {
 	// RedactionRetention is how long the original content of a redacted
 	// event is kept (Synapse: redaction_retention_period, 7 days).
 	RedactionRetention time.Duration `yaml:"redaction_retention"`
+	// MaxEventDelayMS bounds an MSC4140 delayed event's delay (Synapse's
+	// max_event_delay_duration); 0 turns delayed events off.
+	MaxEventDelayMS int64 `yaml:"max_event_delay_ms"`
 }
 
 // Federation configures how the server talks to other servers.
@@ -358,7 +368,8 @@ func Default() *Config {
 			LoginTokenLifetime:             2 * time.Minute,
 			UIASessionLifetime:             15 * time.Minute,
 		},
-		HTTP: HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
+		WellKnown: WellKnown{RTCFoci: []RTCFocus{}},
+		HTTP:      HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
 		RateLimit: RateLimit{
 			Enabled: true,
 			// Close to Synapse's defaults (rc_login.address, rc_registration,
@@ -371,10 +382,13 @@ func Default() *Config {
 			// A server using this one as its notary asks once per batch of
 			// keys it lacks; a second's worth of bursts covers a join.
 			KeyQuery: RateLimitBucket{PerSecond: 1, Burst: 10},
+			// Synapse's rc_delayed_event_mgmt: Element Call restarts its
+			// "leave" delayed event every few seconds per call.
+			DelayedEventMgmt: RateLimitBucket{PerSecond: 1, Burst: 5},
 			// Empty rather than nil, as default.yaml's "exempt_users: []" decodes.
 			ExemptUsers: []string{},
 		},
-		Rooms: Rooms{DefaultVersion: "12", RedactionRetention: 7 * 24 * time.Hour},
+		Rooms: Rooms{DefaultVersion: "12", RedactionRetention: 7 * 24 * time.Hour, MaxEventDelayMS: 24 * 60 * 60 * 1000},
 		Federation: Federation{
 			Enabled: true, Addresses: map[string]string{}, TrustedKeyServers: []TrustedKeyServer{},
 			RequestTimeout: 30 * time.Second, MaxRetryInterval: time.Hour, Deny: []string{},
@@ -447,7 +461,7 @@ var EnvVars = []string{
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
-	"MYELIN_REPUTATION_FEEDS",
+	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_RTC_FOCI",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -540,6 +554,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		default:
 			return fmt.Errorf("config: MYELIN_RATE_LIMIT: want on or off, got %q", v)
 		}
+	}
+	if err := c.applyMatrixRTCEnv(env); err != nil {
+		return err
 	}
 	if v, ok := env("MYELIN_BCRYPT_COST"); ok {
 		n, err := strconv.Atoi(v)
@@ -644,13 +661,16 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxJSONBodyBytes < 1024 {
 		return bad("http.max_json_body_bytes", "must be at least 1024")
 	}
-	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message, "rate_limit.report": c.RateLimit.Report, "rate_limit.key_query": c.RateLimit.KeyQuery} {
+	for name, b := range map[string]RateLimitBucket{"rate_limit.login": c.RateLimit.Login, "rate_limit.register": c.RateLimit.Register, "rate_limit.message": c.RateLimit.Message, "rate_limit.report": c.RateLimit.Report, "rate_limit.key_query": c.RateLimit.KeyQuery, "rate_limit.delayed_event_mgmt": c.RateLimit.DelayedEventMgmt} {
 		if b.PerSecond <= 0 || b.Burst < 1 {
 			return bad(name, "per_second must be positive and burst at least 1")
 		}
 	}
 	if c.Rooms.RedactionRetention < 0 {
 		return bad("rooms.redaction_retention", "must not be negative")
+	}
+	if err := c.validateMatrixRTC(); err != nil {
+		return err
 	}
 	if !knownRoomVersion(c.Rooms.DefaultVersion) {
 		return bad("rooms.default_version", "unknown room version %q", c.Rooms.DefaultVersion)

@@ -165,6 +165,10 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_FEDERATION_DENY", "2001:db8::/32", nil, func(c *Config) { c.Federation.Deny = []string{"2001:db8::/32"} }},
 		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
+		{"MYELIN_MAX_EVENT_DELAY_MS", "0", nil, func(c *Config) { c.Rooms.MaxEventDelayMS = 0 }},
+		{"MYELIN_RTC_FOCI", `[{"type":"livekit","livekit_service_url":"https://jwt.example.org"}]`, nil, func(c *Config) {
+			c.WellKnown.RTCFoci = []RTCFocus{{Type: "livekit", LiveKitServiceURL: "https://jwt.example.org"}}
+		}},
 		{"MYELIN_SERVER_NOTICES_LOCALPART", "notices", nil, func(c *Config) { c.ServerNotices.SystemMxidLocalpart = "notices" }},
 		{"MYELIN_REPORTS_FORWARD_TO_MODERATORS", "on", map[string]string{"MYELIN_SERVER_NOTICES_LOCALPART": "notices"}, func(c *Config) {
 			c.Reports.ForwardToModerators, c.ServerNotices.SystemMxidLocalpart = true, "notices"

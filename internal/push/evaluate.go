@@ -79,7 +79,9 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		}
 		var actions pushrules.PushActionArray
 		fromShared := false
-		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember {
+		// A reply in a thread notifies by the user's subscription to
+		// it (MSC4306), which differs between users.
+		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember && thread == "" {
 			if !sharedDone {
 				shared, sharedDone = genericRules().GetActions(&userRoom{roomContext: room, user: nobody}, mev), true
 			}

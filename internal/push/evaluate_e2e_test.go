@@ -156,6 +156,11 @@ func TestEvaluation(t *testing.T) {
 
 		// Counts, per thread, and read receipts clearing them.
 		root := send(t, bob, group.RoomID, text("a thread"))
+		// A reply notifies a user who follows the thread (MSC4306's
+		// postcontent rules).
+		status, body := s.Do(t, http.MethodPut, "/_matrix/client/unstable/io.element.msc4306/rooms/"+string(group.RoomID)+"/thread/"+string(root)+"/subscription",
+			alice.AccessToken, map[string]any{})
+		testserver.WantStatus(t, "subscribe to the thread", status, body, http.StatusOK)
 		send(t, bob, group.RoomID, map[string]any{"msgtype": "m.text", "body": "in thread",
 			"m.relates_to": map[string]any{"rel_type": "m.thread", "event_id": string(root)}})
 		waitNotifications(t, s, alice, 7)

@@ -200,6 +200,9 @@ func (r *compiledRule) match(room pushrules.Room, evt *event.Event) bool {
 }
 
 func (c compiledCond) match(room pushrules.Room, evt *event.Event) bool {
+	if c.Kind == kindThreadSubscription {
+		return matchThreadSubscription(c.PushCondition, room, evt)
+	}
 	if c.glob == nil {
 		return c.PushCondition.Match(room, evt)
 	}

@@ -70,7 +70,9 @@ func TestPostcontentRules(t *testing.T) {
 			t.Fatalf("postcontent rule: %v", body)
 		}
 		status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/pushrules/", bob.AccessToken, nil)
-		if pc, _ := body["global"].(map[string]any)["postcontent"].([]any); len(pc) != 1 {
+		// The user's rule, then MSC4306's two thread subscription defaults.
+		if pc, _ := body["global"].(map[string]any)["postcontent"].([]any); len(pc) != 3 || pc[0].(map[string]any)["rule_id"] != "hush" ||
+			pc[2].(map[string]any)["rule_id"] != ".m.rule.subscribed_thread" {
 			t.Fatalf("ruleset postcontent: %v", body["global"])
 		}
 

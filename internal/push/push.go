@@ -79,6 +79,9 @@ type Options struct {
 	// them (membership.InviteRules); those notify nobody, as they never
 	// reach /sync. Nil: none.
 	Invites InviteFilter
+	// ThreadSubscriptions answers the MSC4306 thread_subscription
+	// condition; nil: no one follows any thread.
+	ThreadSubscriptions ThreadSubscriptions
 }
 
 // InviteFilter tells whether an invite is hidden from its invitee.
@@ -373,6 +376,7 @@ func evaluatorRules(rules *Ruleset) (rs *evalRuleset, bad []string, err error) {
 			return nil, bad, err
 		}
 		pr.Type = pushrules.OverrideRule
+		keepSubscribed(raw, pr)
 		rs.postcontent = append(rs.postcontent, pr)
 	}
 	return rs, bad, nil

@@ -176,10 +176,10 @@ func defaultRules(userID string) *Ruleset {
 			rule(".org.matrix.msc3930.rule.poll_response", `[`+typeIs(pollResponse)+`]`, `[]`),
 		},
 		Content: []*Rule{},
-		// Synapse's only postcontent defaults are MSC4306's thread
-		// subscription rules, which it ships disabled by default along
-		// with thread subscriptions; Myelin has none of those.
-		Postcontent: []*Rule{},
+		// MSC4306: after mentions and keywords, a reply in a thread
+		// notifies when the user follows the thread and not otherwise
+		// (threadsubs.go).
+		Postcontent: threadSubscriptionRules(rule, sound),
 		Room:        []*Rule{},
 		Sender:      []*Rule{},
 		Underride: []*Rule{

@@ -34,6 +34,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/delayed"
 	"github.com/myelin-chat/myelin/internal/directory"
 	"github.com/myelin-chat/myelin/internal/federation"
 	"github.com/myelin-chat/myelin/internal/federation/remote"
@@ -63,6 +64,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/slidingsync"
 	"github.com/myelin-chat/myelin/internal/statistics"
 	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/threadsubs"
 	"github.com/myelin-chat/myelin/internal/typing"
 	"github.com/myelin-chat/myelin/internal/uia"
 )
@@ -113,6 +115,10 @@ type Server struct {
 	reputation *reputation.Blender
 	repLog     *reputation.Log
 	repFeeds   *reputation.Service
+	// delayed fires MSC4140 delayed events (a worker); threadSubs keeps
+	// MSC4306 thread subscriptions (matrixrtc.go).
+	delayed    *delayed.Service
+	threadSubs *threadsubs.Service
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -229,6 +235,9 @@ func (s *Server) build(ctx context.Context) error {
 	if err := s.buildFederation(ctx, &b); err != nil {
 		return err
 	}
+	if err := s.buildDelayed(ctx); err != nil {
+		return err
+	}
 	s.buildHTTP(s.buildClientAPI(&b), &b)
 	s.registerWorkers()
 	return nil
@@ -272,9 +281,10 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
 	}
 	s.engine = rooms.New(db, stream, changes, engineOpts)
+	s.threadSubs = threadsubs.New(db, s.engine)
 	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
-		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites})
+		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites, ThreadSubscriptions: s.threadSubs})
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
@@ -342,6 +352,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers, search.WithReputation(b.rep)),
+		Delayed: s.delayed, ThreadSubs: s.threadSubs,
 	}
 	if b.remote != nil {
 		clientDeps.Federation = b.remote
@@ -357,11 +368,12 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	if cfg.RateLimit.Enabled {
 		rl := cfg.RateLimit
 		s.limiter = ratelimit.NewWithOverrides(map[string]ratelimit.Rule{
-			clientapi.LimitLogin:     {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
-			clientapi.LimitRegister:  {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
-			clientapi.LimitMessage:   {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
-			clientapi.LimitReport:    {PerSecond: rl.Report.PerSecond, Burst: rl.Report.Burst},
-			federation.LimitKeyQuery: {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
+			clientapi.LimitLogin:       {PerSecond: rl.Login.PerSecond, Burst: rl.Login.Burst},
+			clientapi.LimitRegister:    {PerSecond: rl.Register.PerSecond, Burst: rl.Register.Burst},
+			clientapi.LimitMessage:     {PerSecond: rl.Message.PerSecond, Burst: rl.Message.Burst},
+			clientapi.LimitReport:      {PerSecond: rl.Report.PerSecond, Burst: rl.Report.Burst},
+			federation.LimitKeyQuery:   {PerSecond: rl.KeyQuery.PerSecond, Burst: rl.KeyQuery.Burst},
+			clientapi.LimitDelayedMgmt: {PerSecond: rl.DelayedEventMgmt.PerSecond, Burst: rl.DelayedEventMgmt.Burst},
 		}, rl.ExemptUsers, accAdmin)
 	}
 
