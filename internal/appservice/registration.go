@@ -59,12 +59,12 @@ type rawRegistration struct {
 		Aliases []rawNamespace `yaml:"aliases"`
 		Rooms   []rawNamespace `yaml:"rooms"`
 	} `yaml:"namespaces"`
-	Protocols         []string `yaml:"protocols"`
-	ReceiveEphemeral  bool     `yaml:"receive_ephemeral"`
-	PushEphemeral     bool     `yaml:"de.sorunome.msc2409.push_ephemeral"`
-	MSC3202           bool     `yaml:"org.matrix.msc3202"`
-	DeviceMasquerade  bool     `yaml:"device_masquerading"`
-	MSC4190           bool     `yaml:"io.element.msc4190"`
+	Protocols        []string `yaml:"protocols"`
+	ReceiveEphemeral bool     `yaml:"receive_ephemeral"`
+	PushEphemeral    bool     `yaml:"de.sorunome.msc2409.push_ephemeral"`
+	MSC3202          bool     `yaml:"org.matrix.msc3202"`
+	DeviceMasquerade bool     `yaml:"device_masquerading"`
+	MSC4190          bool     `yaml:"io.element.msc4190"`
 }
 
 // FieldError names the field of a registration that is wrong.

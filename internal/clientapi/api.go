@@ -11,6 +11,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/aliases"
+	"github.com/myelin-chat/myelin/internal/appservice"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -82,6 +83,10 @@ type Deps struct {
 	Search *search.Service
 	// Users serves /user_directory/search; nil leaves it out.
 	Users *search.Users
+	// AppServices are the registered application services (possibly
+	// none), AppServiceClient makes the requests to them.
+	AppServices      *appservice.Registry
+	AppServiceClient *appservice.Client
 }
 
 // Remote is what the client API asks of federation beyond membership
@@ -126,6 +131,8 @@ type API struct {
 	media       *media.Service
 	search      *search.Service
 	users       *search.Users
+	appservices *appservice.Registry
+	asClient    *appservice.Client
 }
 
 // New makes the API.
@@ -133,7 +140,8 @@ func New(d Deps) *API {
 	return &API{cfg: d.Config, accounts: d.Accounts, uia: d.UIA, regTokens: d.RegTokens, rooms: d.Rooms,
 		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, spaces: d.Spaces, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
-		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users}
+		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users,
+		appservices: d.AppServices, asClient: d.AppServiceClient}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -147,6 +155,9 @@ const (
 // Authenticator adapts the accounts service to the HTTP layer.
 func (a *API) Authenticator() httpapi.Authenticator {
 	return func(ctx context.Context, token string, r *http.Request, allowExpired bool) (*httpapi.Caller, error) {
+		if reg := a.appservices.ByToken(token); reg != nil {
+			return a.appServiceCaller(ctx, reg, r)
+		}
 		c, err := a.accounts.Authenticate(ctx, token, httpapi.ClientIP(r), r.UserAgent(), allowExpired)
 		if err != nil {
 			return nil, err
@@ -186,6 +197,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerMedia(rt)
 	a.registerSearch(rt)
 	a.registerUserDirectory(rt)
+	a.registerAppServices(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

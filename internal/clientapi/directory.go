@@ -64,6 +64,9 @@ func (a *API) putAlias(r *http.Request, c *httpapi.Caller) (any, error) {
 	if body.RoomID == "" {
 		return nil, mxerr.BadJSON("Missing params: room_id")
 	}
+	if err := a.appservices.CheckAliasFree(alias, a.appservices.ByID(c.AppService)); err != nil {
+		return nil, err
+	}
 	return empty, a.aliases.Create(r.Context(), c.UserID, c.IsAdmin, alias, body.RoomID)
 }
 

@@ -48,6 +48,7 @@ func (s *Server) registerWorkers() {
 	w.Add("room-deletion", s.roomAdmin.Deletions())
 	w.Add("reputation-log", s.repLog)
 	w.Add("reputation-feeds", s.repFeeds)
+	w.Add("appservice-sender", s.asSender)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
