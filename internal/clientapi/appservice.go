@@ -2,6 +2,7 @@ package clientapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -110,4 +111,31 @@ func bridgedTS(r *http.Request, c *httpapi.Caller) (int64, error) {
 		return 0, mxerr.InvalidParam("ts must be a positive integer of milliseconds")
 	}
 	return ts, nil
+}
+
+// notFound says whether err is a 404 M_NOT_FOUND.
+func notFound(err error) bool {
+	e, ok := mxerr.As(err)
+	return ok && e.Code == "M_NOT_FOUND"
+}
+
+// localProfile reads a local user's profile; an unknown user in an
+// application service's namespace is first asked of the service, which
+// may create it (spec "Query User").
+func (a *API) localProfile(ctx context.Context, userID, lp string) (map[string]json.RawMessage, error) {
+	p, err := a.accounts.Profile(ctx, lp)
+	if notFound(err) && a.appservices.QueryUser(ctx, a.asClient, userID) {
+		return a.accounts.Profile(ctx, lp)
+	}
+	return p, err
+}
+
+// lookupLocalAlias resolves a local alias; an unknown one in a service's
+// namespace is first asked of the service (spec "Query Room Alias").
+func (a *API) lookupLocalAlias(ctx context.Context, alias string) (string, []string, error) {
+	roomID, servers, err := a.aliases.Lookup(ctx, alias)
+	if notFound(err) && a.appservices.QueryAlias(ctx, a.asClient, alias) {
+		return a.aliases.Lookup(ctx, alias)
+	}
+	return roomID, servers, err
 }

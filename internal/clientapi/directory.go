@@ -43,7 +43,7 @@ func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 		}
 		return map[string]any{"room_id": roomID, "servers": servers}, nil
 	}
-	roomID, servers, err := a.aliases.Lookup(r.Context(), alias)
+	roomID, servers, err := a.lookupLocalAlias(r.Context(), alias)
 	if err != nil {
 		return nil, err
 	}
