@@ -3,6 +3,8 @@ package appservice_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/config"
+	"github.com/myelin-chat/myelin/internal/server"
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
@@ -416,5 +419,124 @@ func TestAppServiceCatchUp(t *testing.T) {
 		if got := b.messages(room.RoomID, len(want)); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("across a restart: %q, want %q", got, want)
 		}
+	})
+}
+
+// TestAppServicePuppetFederates: a puppet is a local user like any
+// other towards other servers: invited from hs2, it joins hs2's room,
+// the bridge gets hs2's events, and hs2 sees the puppet's bridged
+// timestamps.
+func TestAppServicePuppetFederates(t *testing.T) {
+	for _, engine := range testdb.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBridge(t, "hs1.test")
+			net := testserver.StartNetwork(t, engine, 2, func(i int, c *config.Config) {
+				if i == 0 {
+					c.AppServices.Files = []string{b.path}
+				}
+			})
+			hs1, hs2 := net.Servers[0], net.Servers[1]
+			b.start(hs1.URL)
+			bob := hs2.Register("bob", "password")
+			room, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			puppet := b.as.Intent(id.UserID(hs1.UserID("puppet_1")))
+			if err := puppet.EnsureRegistered(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bob.InviteUser(ctx, room.RoomID, &mautrix.ReqInviteUser{UserID: puppet.UserID}); err != nil {
+				t.Fatal(err)
+			}
+			b.next("the remote invite", func(e *event.Event) bool {
+				return e.RoomID == room.RoomID && e.Type == event.StateMember && e.GetStateKey() == string(puppet.UserID) &&
+					e.Content.AsMember().Membership == event.MembershipInvite
+			})
+			if err := puppet.EnsureJoined(ctx, room.RoomID, mas.EnsureJoinedParams{Via: []string{"hs2.test"}}); err != nil {
+				t.Fatalf("puppet joining a room on hs2: %v", err)
+			}
+			if _, err := bob.SendText(ctx, room.RoomID, "hello from hs2"); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.messages(room.RoomID, 1); got[0] != "hello from hs2" {
+				t.Fatalf("bridge received %q", got)
+			}
+			ts := time.Date(2021, 6, 7, 8, 9, 10, 0, time.UTC).UnixMilli()
+			sent, err := puppet.SendMessageEvent(ctx, room.RoomID, event.EventMessage,
+				&event.MessageEventContent{MsgType: event.MsgText, Body: "bridged"}, mautrix.ReqSendEvent{Timestamp: ts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testserver.SyncUntil(t, bob, "", "the puppet's message on hs2", func(resp *mautrix.RespSync) bool {
+				for _, e := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+					if e.ID == sent.EventID {
+						if e.Timestamp != ts {
+							t.Fatalf("hs2 sees ts %d, want %d", e.Timestamp, ts)
+						}
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+}
+
+// TestAppServiceBadRegistrationStopsStart: the error names the file and
+// the field.
+func TestAppServiceBadRegistrationStopsStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(path, []byte("id: x\nas_token: a\nhs_token: b\nurl: http://127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testserver.Config(t, filepath.Join(t.TempDir(), "myelin.db"))
+	cfg.AppServices.Files = []string{path}
+	s, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		s.Shutdown(context.Background())
+		t.Fatal("a server started with a registration without sender_localpart")
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "sender_localpart") {
+		t.Fatalf("error %q names neither the file nor the field", err)
+	}
+}
+
+// TestAppServiceRateLimits: a service registered with rate_limited:
+// false is not limited; its users' own tokens and other users are.
+func TestAppServiceRateLimits(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		b := newBridge(t, "hs1.test")
+		s := testserver.Start(t, dbURL, func(c *config.Config) {
+			withBridge(b)(c)
+			c.RateLimit.Enabled = true
+			c.RateLimit.Message.PerSecond, c.RateLimit.Message.Burst = 0.001, 2
+			c.RateLimit.Register.PerSecond, c.RateLimit.Register.Burst = 100, 100
+		})
+		b.start(s.URL)
+		alice := s.Register("alice", "password")
+		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		puppet := b.as.Intent(id.UserID(s.UserID("puppet_1")))
+		if err := puppet.EnsureJoined(ctx, room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			// Raw requests: mautrix's intents would wait out a 429.
+			path := fmt.Sprintf("/_matrix/client/v3/rooms/%s/send/m.room.message/t%d?user_id=%s", room.RoomID, i, puppet.UserID)
+			status, body := s.Do(t, http.MethodPut, path, b.as.Registration.AppToken, map[string]any{"msgtype": "m.text", "body": fmt.Sprint(i)})
+			testserver.WantStatus(t, fmt.Sprintf("puppet message %d", i), status, body, http.StatusOK)
+		}
+		var limited error
+		for i := range 10 {
+			if _, limited = alice.SendText(ctx, room.RoomID, fmt.Sprint(i)); limited != nil {
+				break
+			}
+		}
+		testserver.WantHTTPError(t, "a normal user past the limit", limited, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED")
 	})
 }
