@@ -301,6 +301,27 @@ func TestAppServiceIdentityAssertion(t *testing.T) {
 		status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/register/available?username=puppet_4", "", nil)
 		testserver.WantError(t, "availability in an exclusive namespace", status, body, http.StatusBadRequest, "M_EXCLUSIVE")
 
+		// Login with m.login.application_service: a device for a
+		// registered puppet; not for others' users nor unregistered ones.
+		login := func(user, tok string) (int, map[string]any) {
+			return s.Do(t, http.MethodPost, "/_matrix/client/v3/login", tok, map[string]any{"type": "m.login.application_service",
+				"identifier": map[string]any{"type": "m.id.user", "user": user}, "device_id": "BRIDGEDEV"})
+		}
+		status, body = login(s.UserID("puppet_3"), token)
+		if status != http.StatusOK || body["user_id"] != s.UserID("puppet_3") || body["device_id"] != "BRIDGEDEV" || body["access_token"] == nil {
+			t.Fatalf("AS login: %d %v", status, body)
+		}
+		status, body = s.Do(t, http.MethodGet, "/_matrix/client/v3/account/whoami", body["access_token"].(string), nil)
+		if status != http.StatusOK || body["device_id"] != "BRIDGEDEV" {
+			t.Fatalf("whoami with the AS login's token: %d %v", status, body)
+		}
+		status, body = login("bob", token)
+		testserver.WantError(t, "AS login outside the namespace", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = login("puppet_unregistered", token)
+		testserver.WantError(t, "AS login as an unregistered puppet", status, body, http.StatusForbidden, "M_FORBIDDEN")
+		status, body = login(s.UserID("puppet_3"), "as_token_wrong")
+		testserver.WantError(t, "AS login with a wrong token", status, body, http.StatusUnauthorized, "M_UNKNOWN_TOKEN")
+
 		// Aliases: exclusive to the service.
 		alice := s.Register("alice", "password")
 		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})

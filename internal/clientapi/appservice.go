@@ -139,3 +139,35 @@ func (a *API) lookupLocalAlias(ctx context.Context, alias string) (string, []str
 	}
 	return roomID, servers, err
 }
+
+// appServiceLogin is /login with m.login.application_service (spec
+// "Appservice Login", v1.2): a service logs in, with its as_token, as a
+// registered user of its namespaces or its sender, getting a device and
+// an access token of that user (how mautrix bridges give their bot an
+// encryption device without MSC4190).
+func (a *API) appServiceLogin(r *http.Request, id string) (accounts.User, error) {
+	token, present, err := httpapi.AccessToken(r)
+	if err != nil {
+		return accounts.User{}, err
+	}
+	if !present || token == "" {
+		return accounts.User{}, mxerr.MissingToken("Missing access token")
+	}
+	reg := a.appservices.ByToken(token)
+	if reg == nil {
+		return accounts.User{}, mxerr.UnknownToken("Invalid application service token")
+	}
+	userID := id
+	if !strings.HasPrefix(id, "@") {
+		userID = a.accounts.UserID(strings.ToLower(id))
+	}
+	if !reg.OwnsUser(userID, a.cfg.ServerName) {
+		return accounts.User{}, mxerr.Forbidden("Application service is not interested in user %s", userID)
+	}
+	lp, _ := a.accounts.LocalpartOf(userID)
+	u, err := a.accounts.User(r.Context(), lp)
+	if errors.Is(err, accounts.ErrNoSuchUser) || (err == nil && u.Deactivated) {
+		return accounts.User{}, mxerr.Forbidden("Application service has not registered this user (%s)", userID)
+	}
+	return u, err
+}
