@@ -329,7 +329,7 @@ func TestAppServiceIdentityAssertion(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = alice.CreateAlias(ctx, id.RoomAlias("#bridged_x:hs1.test"), room.RoomID)
-		testserver.WantHTTPError(t, "step 1", err, http.StatusBadRequest, "M_EXCLUSIVE")
+		testserver.WantHTTPError(t, "a user creating an alias in an exclusive namespace", err, http.StatusBadRequest, "M_EXCLUSIVE")
 		if _, err := alice.CreateAlias(ctx, id.RoomAlias("#free:hs1.test"), room.RoomID); err != nil {
 			t.Fatalf("an alias outside the namespaces: %v", err)
 		}
@@ -358,13 +358,13 @@ func TestAppServiceQueriesAndPing(t *testing.T) {
 		// One it does not know: asked, still 404.
 		unknown := id.UserID(s.UserID("puppet_nobody"))
 		_, err := alice.GetProfile(ctx, unknown)
-		testserver.WantHTTPError(t, "step 2", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "profile of a puppet the bridge does not know", err, http.StatusNotFound, "M_NOT_FOUND")
 		if q := <-b.queried; q != string(unknown) {
 			t.Fatalf("queried %q, want %q", q, unknown)
 		}
 		// An alias in the namespace is asked about too.
 		_, err = alice.ResolveAlias(ctx, "#bridged_nothing:hs1.test")
-		testserver.WantHTTPError(t, "step 3", err, http.StatusNotFound, "M_NOT_FOUND")
+		testserver.WantHTTPError(t, "an alias the bridge does not know", err, http.StatusNotFound, "M_NOT_FOUND")
 		if q := <-b.queried; q != "#bridged_nothing:hs1.test" {
 			t.Fatalf("queried %q", q)
 		}
@@ -378,13 +378,13 @@ func TestAppServiceQueriesAndPing(t *testing.T) {
 			t.Fatalf("duration_ms %d", resp.DurationMS)
 		}
 		_, err = b.as.BotClient().AppservicePing(ctx, "otherbridge", "")
-		testserver.WantHTTPError(t, "step 4", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "pinging another service", err, http.StatusForbidden, "M_FORBIDDEN")
 		_, err = alice.AppservicePing(ctx, "testbridge", "")
-		testserver.WantHTTPError(t, "step 5", err, http.StatusForbidden, "M_FORBIDDEN")
+		testserver.WantHTTPError(t, "a user pinging the service", err, http.StatusForbidden, "M_FORBIDDEN")
 		// The bridge down: M_CONNECTION_FAILED.
 		b.stop()
 		_, err = b.as.BotClient().AppservicePing(ctx, "testbridge", "")
-		testserver.WantHTTPError(t, "step 6", err, http.StatusBadGateway, "M_CONNECTION_FAILED")
+		testserver.WantHTTPError(t, "pinging a service that is down", err, http.StatusBadGateway, "M_CONNECTION_FAILED")
 	})
 }
 
