@@ -11,6 +11,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/aliases"
+	"github.com/myelin-chat/myelin/internal/appservice"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/config"
@@ -91,6 +92,10 @@ type Deps struct {
 	Delayed *delayed.Service
 	// ThreadSubs keeps MSC4306 thread subscriptions; nil leaves them out.
 	ThreadSubs *threadsubs.Service
+	// AppServices are the registered application services (possibly
+	// none), AppServiceClient makes the requests to them.
+	AppServices      *appservice.Registry
+	AppServiceClient *appservice.Client
 }
 
 // Remote is what the client API asks of federation beyond membership
@@ -138,6 +143,8 @@ type API struct {
 	users       *search.Users
 	delayed     *delayed.Service
 	threadSubs  *threadsubs.Service
+	appservices *appservice.Registry
+	asClient    *appservice.Client
 }
 
 // New makes the API.
@@ -146,7 +153,8 @@ func New(d Deps) *API {
 		sync: d.Sync, render: d.Render, federation: d.Federation, membership: d.Membership, dir: d.Directory, spaces: d.Spaces, aliases: d.Aliases, upgrades: d.Upgrades, filters: d.Filters, rels: d.Relations,
 		accountData: d.AccountData, push: d.Push, reports: d.Reports, keys: d.Keys,
 		typing: d.Typing, receipts: d.Receipts, presence: d.Presence, media: d.Media, search: d.Search, users: d.Users,
-		sliding: d.SlidingSync, delayed: d.Delayed, threadSubs: d.ThreadSubs}
+		sliding: d.SlidingSync, delayed: d.Delayed, threadSubs: d.ThreadSubs,
+		appservices: d.AppServices, asClient: d.AppServiceClient}
 }
 
 // Rate-limit buckets, configured in config.RateLimit.
@@ -160,6 +168,9 @@ const (
 // Authenticator adapts the accounts service to the HTTP layer.
 func (a *API) Authenticator() httpapi.Authenticator {
 	return func(ctx context.Context, token string, r *http.Request, allowExpired bool) (*httpapi.Caller, error) {
+		if reg := a.appservices.ByToken(token); reg != nil {
+			return a.appServiceCaller(ctx, reg, r)
+		}
 		c, err := a.accounts.Authenticate(ctx, token, httpapi.ClientIP(r), r.UserAgent(), allowExpired)
 		if err != nil {
 			return nil, err
@@ -203,6 +214,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerDelayed(rt)
 	a.registerMatrixRTC(rt)
 	a.registerThreadSubscriptions(rt)
+	a.registerAppServices(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

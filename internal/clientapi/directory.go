@@ -43,7 +43,7 @@ func (a *API) getAlias(r *http.Request, _ *httpapi.Caller) (any, error) {
 		}
 		return map[string]any{"room_id": roomID, "servers": servers}, nil
 	}
-	roomID, servers, err := a.aliases.Lookup(r.Context(), alias)
+	roomID, servers, err := a.lookupLocalAlias(r.Context(), alias)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +63,9 @@ func (a *API) putAlias(r *http.Request, c *httpapi.Caller) (any, error) {
 	}
 	if body.RoomID == "" {
 		return nil, mxerr.BadJSON("Missing params: room_id")
+	}
+	if err := a.appservices.CheckAliasFree(alias, a.appservices.ByID(c.AppService)); err != nil {
+		return nil, err
 	}
 	return empty, a.aliases.Create(r.Context(), c.UserID, c.IsAdmin, alias, body.RoomID)
 }

@@ -58,9 +58,12 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 		return a.sendDelayed(r, c, roomID, typ, nil, content, d)
 	}
+	ts, err := bridgedTS(r, c)
+	if err != nil {
+		return nil, err
+	}
 	txn := &rooms.Txn{Localpart: c.Localpart, Device: c.DeviceID, Scope: "send/" + typ, ID: r.PathValue("txnId")}
 	var ev *rooms.Event
-	var err error
 	if typ == spec.MRoomRedaction {
 		// Spec v1.18 (MSC4169): a redaction sent here names its target in
 		// content.redacts and is checked as /redact checks it; its
@@ -80,7 +83,7 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 	} else if c.ShadowBanned {
 		return shadowBanned(), nil
 	} else {
-		ev, err = a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, Content: content, Txn: txn})
+		ev, err = a.rooms.Send(r.Context(), rooms.SendRequest{RoomID: roomID, Sender: c.UserID, Type: typ, Content: content, Txn: txn, OriginTS: ts})
 	}
 	if err != nil {
 		return nil, err
@@ -99,6 +102,10 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, err
 	}
 	roomID, typ, key := r.PathValue("roomId"), r.PathValue("eventType"), r.PathValue("stateKey")
+	ts, err := bridgedTS(r, c)
+	if err != nil {
+		return nil, err
+	}
 	if c.ShadowBanned {
 		return shadowBanned(), nil
 	}
@@ -124,7 +131,7 @@ func (a *API) putState(r *http.Request, c *httpapi.Caller) (any, error) {
 		}
 		return a.sendDelayed(r, c, roomID, typ, &key, raw, d)
 	}
-	ev, err := a.rooms.SetState(r.Context(), roomID, c.UserID, typ, key, raw)
+	ev, err := a.rooms.SetStateAt(r.Context(), roomID, c.UserID, typ, key, raw, ts)
 	if err != nil {
 		return nil, err
 	}

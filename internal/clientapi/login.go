@@ -19,10 +19,14 @@ func (a *API) registerLogin(rt *httpapi.Router) {
 }
 
 func (a *API) loginFlows(*http.Request, *httpapi.Caller) (any, error) {
-	return map[string]any{"flows": []map[string]any{
+	flows := []map[string]any{
 		{"type": "m.login.password"},
 		{"type": "m.login.token", "get_login_token": true},
-	}}, nil
+	}
+	if len(a.appservices.All()) > 0 {
+		flows = append(flows, map[string]any{"type": loginTypeAppService})
+	}
+	return map[string]any{"flows": flows}, nil
 }
 
 type loginRequest struct {
@@ -68,6 +72,12 @@ func (a *API) login(r *http.Request, _ *httpapi.Caller) (any, error) {
 			return nil, mxerr.MissingParam("Missing token")
 		}
 		user, err = a.accounts.TokenLogin(r.Context(), req.Token)
+	case loginTypeAppService:
+		var id string
+		if id, err = loginUser(req.identity()); err != nil {
+			return nil, err
+		}
+		user, err = a.appServiceLogin(r, id)
 	case "":
 		return nil, mxerr.MissingParam("Missing login type")
 	default:

@@ -33,7 +33,7 @@ func (a *API) profile(r *http.Request, field string) (map[string]json.RawMessage
 	}
 	lp, local := a.accounts.LocalpartOf(userID)
 	if local {
-		return a.accounts.Profile(r.Context(), lp)
+		return a.localProfile(r.Context(), userID, lp)
 	}
 	if a.federation == nil {
 		return nil, mxerr.NotFound("Profile not found")

@@ -24,13 +24,15 @@ func (a *API) registerRegistration(rt *httpapi.Router) {
 }
 
 type registerRequest struct {
-	Auth                     json.RawMessage `json:"auth"`
-	Username                 string          `json:"username"`
-	Password                 string          `json:"password"`
-	DeviceID                 string          `json:"device_id"`
-	InitialDeviceDisplayName *string         `json:"initial_device_display_name"`
-	InhibitLogin             bool            `json:"inhibit_login"`
-	RefreshToken             bool            `json:"refresh_token"`
+	Auth json.RawMessage `json:"auth"`
+	// Type is m.login.application_service for a service's registration.
+	Type                     string  `json:"type"`
+	Username                 string  `json:"username"`
+	Password                 string  `json:"password"`
+	DeviceID                 string  `json:"device_id"`
+	InitialDeviceDisplayName *string `json:"initial_device_display_name"`
+	InhibitLogin             bool    `json:"inhibit_login"`
+	RefreshToken             bool    `json:"refresh_token"`
 	// GuestAccessToken upgrades the guest account it belongs to instead
 	// of creating one (spec "Guest Access"; Synapse's body parameter).
 	GuestAccessToken string `json:"guest_access_token"`
@@ -80,6 +82,10 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 	default:
 		return nil, mxerr.InvalidParam("Invalid kind %q", kind)
 	}
+	if req.Type == loginTypeAppService {
+		req.Username = strings.ToLower(req.Username)
+		return a.registerAppService(r, req)
+	}
 	flows, stages := a.registrationFlows()
 	if flows == nil {
 		return nil, mxerr.Forbidden("Registration has been disabled")
@@ -100,6 +106,9 @@ func (a *API) register(r *http.Request, _ *httpapi.Caller) (any, error) {
 			return nil, mxerr.InvalidUsername("User ID cannot be empty")
 		}
 		if err := a.accounts.CheckAvailable(r.Context(), req.Username); err != nil {
+			return nil, err
+		}
+		if err := a.exclusiveLocalpart(req.Username); err != nil {
 			return nil, err
 		}
 	}
@@ -208,6 +217,9 @@ func (a *API) registerAvailable(r *http.Request, _ *httpapi.Caller) (any, error)
 		return nil, mxerr.MissingParam("Missing username")
 	}
 	if err := a.accounts.CheckAvailable(r.Context(), username); err != nil {
+		return nil, err
+	}
+	if err := a.exclusiveLocalpart(username); err != nil {
 		return nil, err
 	}
 	return map[string]bool{"available": true}, nil

@@ -49,7 +49,9 @@ type Config struct {
 	// Reputation configures the reputation feeds the server subscribes
 	// to and enforces (internal/reputation).
 	Reputation Reputation `yaml:"reputation"`
-	Log        Log        `yaml:"log"`
+	// AppServices lists the application services' registration files.
+	AppServices AppServices `yaml:"appservices"`
+	Log         Log         `yaml:"log"`
 	// Limits bound what one client may cost the server.
 	Limits Limits `yaml:"limits"`
 	// Reports configures what happens to users' reports besides reaching
@@ -461,7 +463,7 @@ var EnvVars = []string{
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
-	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_RTC_FOCI",
+	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -498,6 +500,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
 	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
 	str("MYELIN_SERVER_NOTICES_LOCALPART", &c.ServerNotices.SystemMxidLocalpart)
+	if v, ok := env("MYELIN_APPSERVICE_FILES"); ok {
+		c.AppServices.Files = splitList(v)
+	}
 	if v, ok := env("MYELIN_REPUTATION_FEEDS"); ok {
 		feeds, err := ParseReputationFeeds(v)
 		if err != nil {

@@ -176,6 +176,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_REPUTATION_FEEDS", "#spam:x.org=0.5, !abc:y.org,allow:#friends:x.org=2", nil, func(c *Config) {
 			c.Reputation.Feeds = []ReputationFeed{{Room: "#spam:x.org", Weight: 0.5}, {Room: "!abc:y.org", Weight: 1}, {Room: "#friends:x.org", Weight: 2, Allow: true}}
 		}},
+		{"MYELIN_APPSERVICE_FILES", "/a/wa.yaml, ,/b/sig.yaml", nil, func(c *Config) { c.AppServices.Files = []string{"/a/wa.yaml", "/b/sig.yaml"} }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -42,6 +42,11 @@ type Caller struct {
 	// ShadowBanned: the account's sends are answered with made-up
 	// event IDs and not delivered (Synapse's shadow-ban).
 	ShadowBanned bool
+	// AppService is the id of the application service whose as_token
+	// authenticated the request ("" for users' own tokens);
+	// RateLimitExempt is set for one registered with rate_limited: false.
+	AppService      string
+	RateLimitExempt bool
 }
 
 // Authenticator resolves an access token to its caller. allowExpired
@@ -219,7 +224,7 @@ func (rt *Router) serve(w http.ResponseWriter, r *http.Request, route *Route) {
 			return
 		}
 	}
-	if route.RateLimit != "" && rt.deps.Limiter != nil {
+	if route.RateLimit != "" && rt.deps.Limiter != nil && (caller == nil || !caller.RateLimitExempt) {
 		key := "ip:" + ClientIP(r)
 		if caller != nil {
 			key = "user:" + caller.UserID

@@ -45,6 +45,10 @@ type SendRequest struct {
 	Content any
 	Redacts string
 	Txn     *Txn
+	// OriginTS overrides origin_server_ts (ms) when positive: an
+	// application service's bridged timestamp (spec "Timestamp
+	// massaging").
+	OriginTS int64
 }
 
 // Send builds, signs, authorises and persists a local event. A repeated
@@ -163,7 +167,11 @@ func authMessage(err error) string {
 
 // build makes and signs the PDU for a request on top of the room head.
 func (e *Engine) build(ctx context.Context, h *roomHead, req SendRequest) (gomatrixserverlib.PDU, *gomatrixserverlib.AuthEvents, error) {
-	return e.buildAt(ctx, h, req, e.now())
+	ts := e.now()
+	if req.OriginTS > 0 {
+		ts = time.UnixMilli(req.OriginTS)
+	}
+	return e.buildAt(ctx, h, req, ts)
 }
 
 // buildAt is build with the event's origin_server_ts given.

@@ -30,6 +30,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/accounts"
 	"github.com/myelin-chat/myelin/internal/admin"
 	"github.com/myelin-chat/myelin/internal/aliases"
+	"github.com/myelin-chat/myelin/internal/appservice"
 	"github.com/myelin-chat/myelin/internal/clientapi"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
@@ -119,6 +120,8 @@ type Server struct {
 	// MSC4306 thread subscriptions (matrixrtc.go).
 	delayed    *delayed.Service
 	threadSubs *threadsubs.Service
+	// asSender pushes transactions to the application services.
+	asSender *appservice.Sender
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -185,6 +188,10 @@ type built struct {
 	invites *membership.InviteRules
 	// rep is the enforcement points of the reputation feeds.
 	rep *reputation.Points
+	// appservices are the registered application services, asClient
+	// reaches them.
+	appservices *appservice.Registry
+	asClient    *appservice.Client
 }
 
 // open makes the data directory, loads the signing key and opens the
@@ -232,6 +239,9 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	s.newSender(b.fedClient)
 	s.buildUsers(stream, &b)
+	if err := s.buildAppServices(ctx, &b); err != nil {
+		return err
+	}
 	if err := s.buildFederation(ctx, &b); err != nil {
 		return err
 	}
@@ -353,6 +363,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 		Media:  s.media,
 		Search: search.New(db, engine, s.indexer), Users: search.NewUsers(db, cfg.ServerName, cfg.UserDirectory.SearchAllUsers, search.WithReputation(b.rep)),
 		Delayed: s.delayed, ThreadSubs: s.threadSubs,
+		AppServices: b.appservices, AppServiceClient: b.asClient,
 	}
 	if b.remote != nil {
 		clientDeps.Federation = b.remote

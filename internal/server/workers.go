@@ -49,6 +49,7 @@ func (s *Server) registerWorkers() {
 	w.Add("reputation-log", s.repLog)
 	w.Add("reputation-feeds", s.repFeeds)
 	w.Add("delayed-events", s.delayed)
+	w.Add("appservice-sender", s.asSender)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
