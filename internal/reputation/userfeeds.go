@@ -3,6 +3,7 @@ package reputation
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -81,7 +82,7 @@ func (s *Service) followUsers(ctx context.Context) {
 	u := s.o.Users
 	wanted := u.wanted()
 	keep := map[string]bool{}
-	for name := range wanted {
+	for name, via := range wanted {
 		u.mu.RLock()
 		known := u.roomOf(name)
 		u.mu.RUnlock()
@@ -89,7 +90,7 @@ func (s *Service) followUsers(ctx context.Context) {
 			keep[known] = true
 			continue
 		}
-		roomID, err := s.join(ctx, name, known, nil)
+		roomID, err := s.join(ctx, name, known, slices.Compact(slices.Sorted(slices.Values(via))))
 		if err == nil {
 			u.blend.SetFeed(roomID, 1, false)
 			if err = s.load(ctx, roomID); err != nil {

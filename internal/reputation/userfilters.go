@@ -26,6 +26,7 @@ type UserFeed struct {
 	Room   string
 	Weight float64
 	Allow  bool
+	Via    []string // servers to join a room ID through
 }
 
 // UserSubscriptions is a user's own filter as their account data sets it.
@@ -57,6 +58,7 @@ func ParseUserSubscriptions(raw []byte) UserSubscriptions {
 			Room   string   `json:"room"`
 			Weight *float64 `json:"weight"`
 			Allow  bool     `json:"allow"`
+			Via    []any    `json:"via"`
 		}
 		if json.Unmarshal(f, &e) != nil || checkFeedName(e.Room) != nil || seen[e.Room] {
 			continue
@@ -69,7 +71,13 @@ func ParseUserSubscriptions(raw []byte) UserSubscriptions {
 			continue
 		}
 		seen[e.Room] = true
-		out.Feeds = append(out.Feeds, UserFeed{Room: e.Room, Weight: w, Allow: e.Allow})
+		var via []string
+		for _, v := range e.Via {
+			if s, ok := v.(string); ok && s != "" && len(s) <= 255 && len(via) < 10 {
+				via = append(via, s)
+			}
+		}
+		out.Feeds = append(out.Feeds, UserFeed{Room: e.Room, Weight: w, Allow: e.Allow, Via: via})
 		if len(out.Feeds) == maxUserFeeds {
 			break
 		}
@@ -157,14 +165,15 @@ func (u *UserFilters) resolved(name, roomID, errMsg string) {
 	}
 }
 
-// wanted are the feed names some user subscribed to.
-func (u *UserFilters) wanted() map[string]bool {
+// wanted are the feed names some user subscribed to, with the servers
+// their subscribers named to join them through.
+func (u *UserFilters) wanted() map[string][]string {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	out := map[string]bool{}
+	out := map[string][]string{}
 	for _, f := range u.users {
 		for _, feed := range f.subs.Feeds {
-			out[feed.Room] = true
+			out[feed.Room] = append(out[feed.Room], feed.Via...)
 		}
 	}
 	return out
