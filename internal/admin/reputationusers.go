@@ -43,4 +43,3 @@ func (a *Reputation) serverExtent(r *http.Request, _ *httpapi.Caller) (any, erro
 	}
 	return map[string]any{"since_ts": since, "feeds": feeds}, nil
 }
-

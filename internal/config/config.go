@@ -447,7 +447,7 @@ var EnvVars = []string{
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
-	"MYELIN_REPUTATION_FEEDS",
+	"MYELIN_REPUTATION_FEEDS", "MYELIN_REPUTATION_REPUBLISH_ALIAS", "MYELIN_REPUTATION_REPUBLISH_MODE",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -484,6 +484,8 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_FEDERATION_CA_FILE", &c.Federation.CAFile)
 	str("MYELIN_DEFAULT_ROOM_VERSION", &c.Rooms.DefaultVersion)
 	str("MYELIN_SERVER_NOTICES_LOCALPART", &c.ServerNotices.SystemMxidLocalpart)
+	str("MYELIN_REPUTATION_REPUBLISH_ALIAS", &c.Reputation.Republish.Alias)
+	str("MYELIN_REPUTATION_REPUBLISH_MODE", &c.Reputation.Republish.Mode)
 	if v, ok := env("MYELIN_REPUTATION_FEEDS"); ok {
 		feeds, err := ParseReputationFeeds(v)
 		if err != nil {

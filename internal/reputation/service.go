@@ -77,6 +77,9 @@ type Options struct {
 	// Users, when set, are the users' own filters, whose feeds the
 	// service follows too (userfeeds.go).
 	Users *UserFilters
+	// Publisher creates and writes the republished feed
+	// (Config.Republish; republish.go).
+	Publisher Publisher
 }
 
 // Source of a subscription.
@@ -104,6 +107,9 @@ type Service struct {
 	stale map[string]bool
 	jobs  []func(context.Context)
 	wake  chan struct{}
+	// republished is the republished feed's room, once known (Run's
+	// goroutine only).
+	republished string
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
@@ -207,6 +213,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.followAll(ctx)
 	s.loadUsers(ctx)
+	if err := s.republish(ctx); err != nil && ctx.Err() == nil {
+		s.o.Log.Warn("reputation: republishing the blend", "err", err)
+	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
 	for {
@@ -229,6 +238,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		for _, job := range jobs {
 			job(ctx)
+		}
+		if err := s.republish(ctx); err != nil && ctx.Err() == nil {
+			s.o.Log.Warn("reputation: republishing the blend", "err", err)
 		}
 	}
 }

@@ -20,7 +20,7 @@ func (s *Server) newReputationFeeds(members *membership.Service, b *built) *repu
 	return reputation.New(reputation.Options{
 		ServerName: s.cfg.ServerName, Config: s.cfg.Reputation, Blender: s.reputation, Store: s.db,
 		Rooms: s.engine, Members: members, Aliases: al, Log: s.log, Bus: s.changes, DecisionLog: s.repLog,
-		Users: s.repUsers,
+		Users: s.repUsers, Publisher: reputation.Publisher{Rooms: s.engine, Aliases: b.aliases},
 	})
 }
 
