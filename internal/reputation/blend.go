@@ -194,6 +194,9 @@ type Blender struct {
 	// record receives each decision to log; it must not block.
 	record func(Decision)
 	now    func() time.Time
+	// version counts the changes to feeds and rules (under mu), so that
+	// the republished feed is rewritten only after one.
+	version uint64
 }
 
 // NewBlender makes an empty blend with a policy; record (may be nil)
@@ -207,6 +210,7 @@ func NewBlender(p Policy, record func(Decision)) *Blender {
 func (b *Blender) SetFeed(roomID string, weight float64, allow bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.version++
 	if f := b.feeds[roomID]; f != nil {
 		f.weight, f.allow = weight, allow
 		return
@@ -219,6 +223,7 @@ func (b *Blender) SetFeed(roomID string, weight float64, allow bool) {
 func (b *Blender) RemoveFeed(roomID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.version++
 	delete(b.feeds, roomID)
 	b.reorder()
 }
@@ -247,6 +252,7 @@ func (b *Blender) SetRule(roomID string, r StateRule) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f := b.feeds[roomID]; f != nil {
+		b.version++
 		f.set(ruleKey{r.Type, r.StateKey}, r.Content)
 	}
 }
@@ -270,6 +276,7 @@ func (b *Blender) LoadRules(roomID string, rules []StateRule) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cur := b.feeds[roomID]; cur != nil {
+		b.version++
 		f.weight, f.allow = cur.weight, cur.allow
 		b.feeds[roomID] = f
 		b.reorder()
@@ -372,4 +379,11 @@ func (b *Blender) Follows(roomID string) bool {
 	defer b.mu.RUnlock()
 	_, ok := b.feeds[roomID]
 	return ok
+}
+
+// Version changes whenever a feed or rule does.
+func (b *Blender) Version() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.version
 }

@@ -158,6 +158,10 @@ func (s *Service) republish(ctx context.Context) error {
 	if conf.Alias == "" || s.o.Publisher.Rooms == nil {
 		return nil
 	}
+	version := s.o.Blender.Version()
+	if s.republished != "" && version == s.republishedAt {
+		return nil // nothing changed since the last complete rewrite
+	}
 	roomID, err := s.republishRoom(ctx, conf.Alias)
 	if err != nil {
 		return err
@@ -212,7 +216,11 @@ func (s *Service) republish(ctx context.Context) error {
 		}
 		errs = append(errs, send(k, want[k]))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.republishedAt = version
+	return nil
 }
 
 func sameJSON(a, b []byte) bool {

@@ -110,6 +110,9 @@ type Service struct {
 	// republished is the republished feed's room, once known (Run's
 	// goroutine only).
 	republished string
+	// republishedAt is the blend's version the republished feed was
+	// last made equal to.
+	republishedAt uint64
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.

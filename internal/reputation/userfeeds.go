@@ -68,8 +68,11 @@ func (s *Service) loadUser(ctx context.Context, userID string) {
 		}
 		return
 	}
-	s.o.Users.set(userID, ParseUserSubscriptions([]byte(raw)))
-	s.followUsers(ctx)
+	// Any account data change wakes this (read markers too): only a
+	// changed filter is followed further.
+	if s.o.Users.set(userID, ParseUserSubscriptions([]byte(raw))) {
+		s.followUsers(ctx)
+	}
 }
 
 // followUsers follows every feed some user subscribed to and is not yet

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -118,17 +119,23 @@ func NewUserFilters() *UserFilters {
 		rooms: map[string]string{}, errors: map[string]string{}, extent: map[string]map[string]map[string]*extentDay{}}
 }
 
-// set replaces a user's filter (no feeds: none).
-func (u *UserFilters) set(userID string, subs UserSubscriptions) {
+// set replaces a user's filter (no feeds: none), and reports whether
+// it changed.
+func (u *UserFilters) set(userID string, subs UserSubscriptions) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	old := u.users[userID]
 	if len(subs.Feeds) == 0 {
 		delete(u.users, userID)
-		return
+		return old != nil
+	}
+	if old != nil && reflect.DeepEqual(old.subs, subs) {
+		return false
 	}
 	f := &userFilter{subs: subs, threshold: subs.Threshold}
 	u.users[userID] = f
 	u.reweigh(f)
+	return true
 }
 
 // reweigh maps a filter's feeds to the rooms resolved so far.
