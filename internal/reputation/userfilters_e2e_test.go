@@ -223,3 +223,50 @@ func TestReputationUserFilter(t *testing.T) {
 	testserver.WantError(t, "a bad since_ts", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 	_ = event.EventMessage
 }
+
+// TestReputationUserFilterLocal: one server, both engines: a local feed
+// listing mallory hides her messages from alice, who subscribed (the
+// rule published after the subscription, so followed live), and not
+// from bob, in /messages and notifications; the extent report counts
+// them.
+func TestReputationUserFilterLocal(t *testing.T) {
+	testserver.EachEngine(t, enfConfig, func(t *testing.T, s *testserver.Server) {
+		ctx := context.Background()
+		admin := s.RegisterAdmin("admin", "password1234")
+		alice, bob := s.Register("alice", "password1234"), s.Register("bob", "password1234")
+		mallory := s.Register("mallory", "password1234")
+		feed := enfFeed(t, admin)
+		created, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		room := created.RoomID
+		for _, c := range []*mautrix.Client{alice, mallory} {
+			if _, err := c.JoinRoom(ctx, room.String(), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		userSubscribe(t, alice, feed)
+		userWaitFollowed(t, s, alice, 0)
+		// The rule arrives after the subscription: followed live.
+		enfRule(t, admin, feed, "user", "mallory", mallory.UserID.String(), "m.ban", "spam")
+		userWaitFollowed(t, s, alice, 1)
+		malloryID := enfSend(t, mallory, room, "from mallory")
+		markerID := enfSend(t, bob, room, "marker")
+		if evs := messagesRaw(t, s, alice, room, ""); evs[malloryID.String()] != nil || evs[markerID.String()] == nil {
+			t.Errorf("alice's /messages: mallory's shown %v, bob's shown %v", evs[malloryID.String()] != nil, evs[markerID.String()] != nil)
+		}
+		if evs := messagesRaw(t, s, bob, room, ""); evs[malloryID.String()] == nil {
+			t.Error("bob's /messages lacks mallory's message")
+		}
+		if ids := enfWaitNotified(t, s, alice, markerID); slices.Contains(ids, malloryID.String()) {
+			t.Errorf("alice is notified of mallory's message: %q", ids)
+		}
+		if ids := enfWaitNotified(t, s, bob, malloryID); !slices.Contains(ids, malloryID.String()) {
+			t.Errorf("bob's notifications: %q", ids)
+		}
+		if feeds := userExtent(t, s, alice); len(feeds) != 1 || feeds[0]["events"] != 1.0 || feeds[0]["users"] != 1.0 {
+			t.Errorf("alice's extent: %v", feeds)
+		}
+	})
+}
