@@ -46,10 +46,11 @@ func republishState(t *testing.T, s *testserver.Server, alias string) map[rooms.
 
 // TestReputationRepublish: hs2 follows hs1's feed and republishes its
 // blend as #blend:hs2.test; hs1 subscribes to that and its check lists
-// what hs2's blend lists, follows a rule's removal, and (hashed mode)
-// the republished state names no entity in plain, globs left out.
+// what hs2's blend lists, follows a rule's removal, and the modes write
+// what they say: plain entities, plain with hashes (both), or hashes
+// only, naming no entity and leaving globs out (hashed).
 func TestReputationRepublish(t *testing.T) {
-	for _, mode := range []string{"plain", "hashed"} {
+	for _, mode := range []string{"plain", "hashed", "both"} {
 		t.Run(mode, func(t *testing.T) {
 			net := testserver.StartNetwork(t, testdb.Engines()[0], 2, func(i int, c *config.Config) {
 				enfConfig(c)
@@ -79,10 +80,11 @@ func TestReputationRepublish(t *testing.T) {
 					t.Errorf("the hashed republished feed names an entity: %s %q %s", k.Type, k.StateKey, c)
 				}
 			}
-			if mode == "plain" {
+			if mode != "hashed" {
 				enfWaitListed(t, hs1, admin1, "events", "user", "@spam1:hs3.test", true)
-				if c := state[rooms.StateKey{Type: "m.policy.rule.user", StateKey: "rule:@carol:hs3.test"}]; !strings.Contains(c, `"entity":"@carol:hs3.test"`) {
-					t.Errorf("carol's plain rule: %q (state %v)", c, state)
+				c := state[rooms.StateKey{Type: "m.policy.rule.user", StateKey: "rule:@carol:hs3.test"}]
+				if !strings.Contains(c, `"entity":"@carol:hs3.test"`) || strings.Contains(c, `"hashes"`) != (mode == "both") {
+					t.Errorf("carol's %s rule: %q (state %v)", mode, c, state)
 				}
 			} else {
 				// Globs cannot be hashed: left out.
