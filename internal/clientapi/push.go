@@ -150,6 +150,9 @@ func (a *API) notifications(r *http.Request, c *httpapi.Caller) (any, error) {
 		if a.rooms.HiddenByReputation(r.Context(), ev) {
 			continue // its sender listed since it notified
 		}
+		if !rooms.ShowFiltered(r.Context()) && a.rooms.FilteredFor(r.Context(), c.UserID, ev) != nil {
+			continue // the user's own filter lists its sender
+		}
 		rendered, err := a.render.Render(r.Context(), []*rooms.Event{ev}, a.viewer(c), c.UserID, false)
 		if err != nil {
 			return nil, err

@@ -30,7 +30,16 @@ type Renderer struct {
 	// events are served redacted to a viewer who was not joined when
 	// they were sent (Synapse's filter_events_for_client). Optional.
 	Erased func(ctx context.Context, userIDs []string) (map[string]bool, error)
+	// Filtered returns the feeds of the viewer's own reputation filter
+	// that hide an event (rooms.Engine.FilteredFor): on a request that
+	// asked to see them (rooms.ShowFiltered), such events carry them in
+	// unsigned.org.myelin.filtered_by. Optional.
+	Filtered func(ctx context.Context, viewerUserID string, ev *rooms.Event) []string
 }
+
+// FilteredByKey is the unsigned field listing the feeds of the viewer's
+// own reputation filter that hide an event shown anyway.
+const FilteredByKey = "org.myelin.filtered_by"
 
 // Render formats events of a timeline (sync's, /messages, /context,
 // /event, /relations, search, notifications) for viewer, in order, each
@@ -90,6 +99,7 @@ func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 	if err != nil {
 		return nil, err
 	}
+	showFiltered := r.Filtered != nil && withMembership && viewerUserID != "" && rooms.ShowFiltered(ctx)
 	now := time.Now()
 	out := make([]Event, len(evs))
 	// Events of one state snapshot share the viewer's membership.
@@ -122,6 +132,14 @@ func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 		out[i] = Format(ev, o)
 		if erased[ev.Sender()] && ev.Sender() != viewerUserID && o.Membership != spec.Join {
 			out[i].Content = prunedContent(ev)
+		}
+		if showFiltered {
+			if feeds := r.Filtered(ctx, viewerUserID, ev); feeds != nil {
+				if out[i].Unsigned == nil {
+					out[i].Unsigned = map[string]any{}
+				}
+				out[i].Unsigned[FilteredByKey] = feeds
+			}
 		}
 	}
 	return out, nil

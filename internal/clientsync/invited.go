@@ -23,6 +23,9 @@ func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response,
 	if m.Membership == spec.Invite && req.ignored[own.Sender()] {
 		return nil // invites from ignored users are hidden (spec)
 	}
+	if m.Membership == spec.Invite && !rooms.ShowFiltered(ctx) && s.engine.InviteFilteredFor(ctx, req.UserID, own) != nil {
+		return nil // the user's own reputation filter hides it
+	}
 	if m.Membership == spec.Invite {
 		// Invites the user's invite permission ignores or blocks are
 		// never shown (spec v1.18 "Invite permission", MSC4155).

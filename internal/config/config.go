@@ -464,6 +464,7 @@ var EnvVars = []string{
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
 	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
+	"MYELIN_REPUTATION_REPUBLISH_ALIAS", "MYELIN_REPUTATION_REPUBLISH_MODE",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -503,6 +504,8 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	if v, ok := env("MYELIN_APPSERVICE_FILES"); ok {
 		c.AppServices.Files = splitList(v)
 	}
+	str("MYELIN_REPUTATION_REPUBLISH_ALIAS", &c.Reputation.Republish.Alias)
+	str("MYELIN_REPUTATION_REPUBLISH_MODE", &c.Reputation.Republish.Mode)
 	if v, ok := env("MYELIN_REPUTATION_FEEDS"); ok {
 		feeds, err := ParseReputationFeeds(v)
 		if err != nil {

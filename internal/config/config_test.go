@@ -177,6 +177,10 @@ func TestEnvOverrides(t *testing.T) {
 			c.Reputation.Feeds = []ReputationFeed{{Room: "#spam:x.org", Weight: 0.5}, {Room: "!abc:y.org", Weight: 1}, {Room: "#friends:x.org", Weight: 2, Allow: true}}
 		}},
 		{"MYELIN_APPSERVICE_FILES", "/a/wa.yaml, ,/b/sig.yaml", nil, func(c *Config) { c.AppServices.Files = []string{"/a/wa.yaml", "/b/sig.yaml"} }},
+		{"MYELIN_REPUTATION_REPUBLISH_ALIAS", "#blend:x.org", nil, func(c *Config) { c.Reputation.Republish.Alias = "#blend:x.org" }},
+		{"MYELIN_REPUTATION_REPUBLISH_MODE", "hashed", map[string]string{"MYELIN_REPUTATION_REPUBLISH_ALIAS": "#blend:x.org"}, func(c *Config) {
+			c.Reputation.Republish = ReputationRepublish{Alias: "#blend:x.org", Mode: "hashed"}
+		}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -337,10 +341,12 @@ func TestDerivedPaths(t *testing.T) {
 
 func TestReputationConfigRefused(t *testing.T) {
 	for name, env := range map[string]map[string]string{
-		"bad weight":   {"MYELIN_REPUTATION_FEEDS": "#a:x=heavy"},
-		"not a room":   {"MYELIN_REPUTATION_FEEDS": "spam.example.org"},
-		"below zero":   {"MYELIN_REPUTATION_FEEDS": "#a:x=-1"},
-		"no localpart": {"MYELIN_REPUTATION_FEEDS": ""},
+		"bad weight":          {"MYELIN_REPUTATION_FEEDS": "#a:x=heavy"},
+		"not a room":          {"MYELIN_REPUTATION_FEEDS": "spam.example.org"},
+		"below zero":          {"MYELIN_REPUTATION_FEEDS": "#a:x=-1"},
+		"bad republish mode":  {"MYELIN_REPUTATION_REPUBLISH_ALIAS": "#b:x", "MYELIN_REPUTATION_REPUBLISH_MODE": "secret"},
+		"republish not alias": {"MYELIN_REPUTATION_REPUBLISH_ALIAS": "!room:x"},
+		"no localpart":        {"MYELIN_REPUTATION_FEEDS": ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })

@@ -30,6 +30,18 @@ type Reputation struct {
 	// decisions, and the oldest beyond the count, are deleted.
 	DecisionRetention time.Duration `yaml:"decision_retention"`
 	MaxDecisions      int64         `yaml:"max_decisions"`
+	// Republish, when Alias is set, keeps a policy room of that local
+	// alias equal to the blend (issue 16 item 4).
+	Republish ReputationRepublish `yaml:"republish"`
+}
+
+// ReputationRepublish is the policy room the server keeps equal to its
+// blended view: the entities whose blended score reaches Threshold
+// (1.0 when 0), written as plain entities, MSC4205 hashes only, or both.
+type ReputationRepublish struct {
+	Alias     string  `yaml:"alias"`
+	Mode      string  `yaml:"mode"` // plain (default), hashed, both
+	Threshold float64 `yaml:"threshold"`
 }
 
 // ReputationFeed is one subscription: a policy room by ID or alias,
@@ -103,6 +115,17 @@ func (r Reputation) validate() error {
 		}
 		if math.IsNaN(f.Weight) || math.IsInf(f.Weight, 0) || f.Weight < 0 {
 			return bad(fmt.Sprintf("feeds[%d].weight", i), "want a number of at least 0, got %v", f.Weight)
+		}
+	}
+	if p := r.Republish; p.Alias != "" || p.Mode != "" {
+		if !strings.HasPrefix(p.Alias, "#") || !strings.Contains(p.Alias, ":") {
+			return bad("republish.alias", "want a local alias, got %q", p.Alias)
+		}
+		if !slices.Contains([]string{"", "plain", "hashed", "both"}, p.Mode) {
+			return bad("republish.mode", "want plain, hashed or both, got %q", p.Mode)
+		}
+		if math.IsNaN(p.Threshold) || math.IsInf(p.Threshold, 0) || p.Threshold < 0 {
+			return bad("republish.threshold", "must be 0 (1.0) or above")
 		}
 	}
 	for action, kinds := range r.Thresholds {

@@ -68,6 +68,11 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		if ignored[ev.Sender()] {
 			continue
 		}
+		// Nor do the events and invites the user's own reputation
+		// filter hides from them (counted there for their extent report).
+		if s.rooms.ArrivedFor(ctx, u, ev) {
+			continue
+		}
 		if hidden, err := s.hidesInvite(ctx, ev, u); err != nil {
 			return out, err
 		} else if hidden {

@@ -194,6 +194,9 @@ type Blender struct {
 	// record receives each decision to log; it must not block.
 	record func(Decision)
 	now    func() time.Time
+	// version counts the changes to feeds and rules (under mu), so that
+	// the republished feed is rewritten only after one.
+	version uint64
 }
 
 // NewBlender makes an empty blend with a policy; record (may be nil)
@@ -207,6 +210,7 @@ func NewBlender(p Policy, record func(Decision)) *Blender {
 func (b *Blender) SetFeed(roomID string, weight float64, allow bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.version++
 	if f := b.feeds[roomID]; f != nil {
 		f.weight, f.allow = weight, allow
 		return
@@ -219,6 +223,7 @@ func (b *Blender) SetFeed(roomID string, weight float64, allow bool) {
 func (b *Blender) RemoveFeed(roomID string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.version++
 	delete(b.feeds, roomID)
 	b.reorder()
 }
@@ -247,6 +252,7 @@ func (b *Blender) SetRule(roomID string, r StateRule) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f := b.feeds[roomID]; f != nil {
+		b.version++
 		f.set(ruleKey{r.Type, r.StateKey}, r.Content)
 	}
 }
@@ -270,6 +276,7 @@ func (b *Blender) LoadRules(roomID string, rules []StateRule) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cur := b.feeds[roomID]; cur != nil {
+		b.version++
 		f.weight, f.allow = cur.weight, cur.allow
 		b.feeds[roomID] = f
 		b.reorder()
@@ -288,6 +295,28 @@ func (b *Blender) RuleCount(roomID string) int {
 
 // Check implements Enforcer.
 func (b *Blender) Check(_ context.Context, action Action, kind Kind, entity string, detail string) Verdict {
+	v := b.blend(kind, entity, func(f *feed) (float64, bool, bool) { return f.weight, f.allow, true })
+	threshold, on := b.policy.threshold(action, kind)
+	v.Listed = on && reaches(v.Score, threshold)
+	if v.Listed && detail != "" && b.record != nil {
+		b.record(Decision{TS: b.now().UnixMilli(), Action: action, Kind: kind, Entity: entity,
+			Feeds: slices.Clone(v.Feeds), Score: v.Score, Detail: detail})
+	}
+	return v
+}
+
+// reaches reports whether a positive score reaches a threshold, with a
+// small tolerance, so that weights like 0.1 that add up to the
+// threshold in decimal reach it in binary too.
+func reaches(score, threshold float64) bool {
+	return score > 0 && score >= threshold-1e-9
+}
+
+// blend sums, over the feeds that weigh returns ok for, the weights of
+// those listing the entity (allow-lists counting against): the one
+// blending of Check and of users' own filters (CheckWeighted). Listed
+// is left for the caller's threshold.
+func (b *Blender) blend(kind Kind, entity string, weigh func(*feed) (weight float64, allow, ok bool)) Verdict {
 	ki := kindIndexOf(kind)
 	if ki < 0 || entity == "" {
 		return Verdict{}
@@ -297,7 +326,12 @@ func (b *Blender) Check(_ context.Context, action Action, kind Kind, entity stri
 	best := math.Inf(-1)
 	var hash *[32]byte
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	for _, f := range b.order {
+		weight, allow, ok := weigh(f)
+		if !ok {
+			continue
+		}
 		if f.hashes[ki] > 0 && hash == nil {
 			h := HashEntity(entity)
 			hash = &h
@@ -307,25 +341,35 @@ func (b *Blender) Check(_ context.Context, action Action, kind Kind, entity stri
 			continue
 		}
 		v.Feeds = append(v.Feeds, f.roomID)
-		if f.allow {
-			v.Score -= f.weight
+		if allow {
+			v.Score -= weight
 			continue
 		}
-		v.Score += f.weight
+		v.Score += weight
 		v.Takedown = v.Takedown || r.Takedown
-		if f.weight > best {
-			best, v.Reason = f.weight, r.Reason
+		if weight > best {
+			best, v.Reason = weight, r.Reason
 		}
 	}
-	b.mu.RUnlock()
-	threshold, on := b.policy.threshold(action, kind)
-	// A small tolerance, so that weights like 0.1 that add up to the
-	// threshold in decimal reach it in binary too.
-	v.Listed = on && v.Score > 0 && v.Score >= threshold-1e-9
-	if v.Listed && detail != "" && b.record != nil {
-		b.record(Decision{TS: b.now().UnixMilli(), Action: action, Kind: kind, Entity: entity,
-			Feeds: slices.Clone(v.Feeds), Score: v.Score, Detail: detail})
-	}
+	return v
+}
+
+// Weight is one feed's standing in a blend of someone's own choosing.
+type Weight struct {
+	Weight float64
+	Allow  bool
+}
+
+// CheckWeighted blends only the feeds in weights, with those weights
+// instead of the feeds' own, against threshold: a user's own filter
+// (UserFilters) over the feeds the server follows for its users. Nothing
+// is recorded.
+func (b *Blender) CheckWeighted(kind Kind, entity string, weights map[string]Weight, threshold float64) Verdict {
+	v := b.blend(kind, entity, func(f *feed) (float64, bool, bool) {
+		w, ok := weights[f.roomID]
+		return w.Weight, w.Allow, ok
+	})
+	v.Listed = reaches(v.Score, threshold)
 	return v
 }
 
@@ -335,4 +379,11 @@ func (b *Blender) Follows(roomID string) bool {
 	defer b.mu.RUnlock()
 	_, ok := b.feeds[roomID]
 	return ok
+}
+
+// Version changes whenever a feed or rule does.
+func (b *Blender) Version() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.version
 }

@@ -28,6 +28,9 @@ type Store interface {
 	DeleteReputationFeed(ctx context.Context, feed string) error
 	ReputationDecisions(ctx context.Context, q store.ReputationDecisionQuery) ([]store.ReputationDecision, int64, error)
 	ReputationFeedStats(ctx context.Context, feed string, sinceTS int64) (map[string]int64, error)
+	ReputationFeedEntities(ctx context.Context, feed string, sinceTS int64, actions []string) (map[string]int64, error)
+	GlobalAccountDataOfType(ctx context.Context, typ string) ([]store.UserAccountData, error)
+	GetAccountData(ctx context.Context, userID, roomID, typ string) (string, error)
 }
 
 // Rooms is what the service reads of rooms: the current rule state of
@@ -71,6 +74,12 @@ type Options struct {
 	// DecisionLog, when set, is the log the Blender records into; the
 	// admin API shows how many decisions it dropped.
 	DecisionLog *Log
+	// Users, when set, are the users' own filters, whose feeds the
+	// service follows too (userfeeds.go).
+	Users *UserFilters
+	// Publisher creates and writes the republished feed
+	// (Config.Republish; republish.go).
+	Publisher Publisher
 }
 
 // Source of a subscription.
@@ -98,12 +107,19 @@ type Service struct {
 	stale map[string]bool
 	jobs  []func(context.Context)
 	wake  chan struct{}
+	// republished is the republished feed's room, once known (Run's
+	// goroutine only).
+	republished string
+	// republishedAt is the blend's version the republished feed was
+	// last made equal to.
+	republishedAt uint64
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
 func New(o Options) *Service {
 	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, wake: make(chan struct{}, 1)}
 	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) { s.heard(c.(rooms.Notification)) }, rooms.TopicEvent)
+	s.listenUsers()
 	return s
 }
 
@@ -129,7 +145,7 @@ func (s *Service) heard(n rooms.Notification) {
 		return
 	}
 	roomID := ev.RoomID().String()
-	if !s.o.Blender.Follows(roomID) {
+	if !s.follows(roomID) {
 		return
 	}
 	s.mu.Lock()
@@ -149,7 +165,7 @@ func (s *Service) heard(n rooms.Notification) {
 // stay enforced meanwhile: a feed falls silent, its listings do not
 // expire.
 func (s *Service) removed(roomID, membership string) {
-	if !s.o.Blender.Follows(roomID) {
+	if !s.follows(roomID) {
 		return
 	}
 	s.mu.Lock()
@@ -199,6 +215,10 @@ func (s *Service) Run(ctx context.Context) error {
 		s.o.Log.Warn("reputation: storing the configured feeds", "err", err)
 	}
 	s.followAll(ctx)
+	s.loadUsers(ctx)
+	if err := s.republish(ctx); err != nil && ctx.Err() == nil {
+		s.o.Log.Warn("reputation: republishing the blend", "err", err)
+	}
 	retry := time.NewTicker(retryEvery)
 	defer retry.Stop()
 	for {
@@ -207,6 +227,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-retry.C:
 			s.followAll(ctx)
+			s.followUsers(ctx)
 		case <-s.wake:
 		}
 		s.mu.Lock()
@@ -220,6 +241,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		for _, job := range jobs {
 			job(ctx)
+		}
+		if err := s.republish(ctx); err != nil && ctx.Err() == nil {
+			s.o.Log.Warn("reputation: republishing the blend", "err", err)
 		}
 	}
 }
@@ -244,6 +268,9 @@ func (s *Service) reread(ctx context.Context, roomID string, keys map[ruleKey]bo
 			r.Content = ev.Content()
 		}
 		s.o.Blender.SetRule(roomID, r)
+		if s.o.Users != nil {
+			s.o.Users.blend.SetRule(roomID, r)
+		}
 	}
 	return nil
 }
@@ -369,7 +396,7 @@ func (s *Service) load(ctx context.Context, roomID string) error {
 		}
 	}
 	if len(keys) == 0 {
-		s.o.Blender.LoadRules(roomID, nil)
+		s.loadRules(roomID, nil)
 		return nil
 	}
 	evs, err := s.o.Rooms.StateEvents(ctx, state, keys...)
@@ -380,7 +407,7 @@ func (s *Service) load(ctx context.Context, roomID string) error {
 	for k, ev := range evs {
 		rules = append(rules, StateRule{Type: k.Type, StateKey: k.StateKey, Content: ev.Content()})
 	}
-	s.o.Blender.LoadRules(roomID, rules)
+	s.loadRules(roomID, rules)
 	return nil
 }
 
@@ -403,6 +430,9 @@ func (s *Service) unfollow(ctx context.Context, f store.ReputationFeed) error {
 		}
 	}
 	s.o.Blender.RemoveFeed(f.RoomID)
+	if s.o.Users != nil && s.o.Users.blend.Follows(f.RoomID) {
+		return nil // users' filters still read it
+	}
 	if _, err := s.o.Members.Leave(ctx, s.SystemUser(), f.RoomID, ""); err != nil {
 		s.o.Log.Warn("reputation: leaving a feed's room", "room_id", f.RoomID, "err", err)
 	}

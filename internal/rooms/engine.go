@@ -103,6 +103,9 @@ type Options struct {
 	// Reputation hides the events of senders the server's reputation
 	// feeds list (reputation.Points); nil hides nothing.
 	Reputation SenderScreen
+	// UserReputation hides, from one user, the events of senders their
+	// own reputation filter lists (reputation.UserFilters); nil: none.
+	UserReputation UserScreen
 }
 
 // IgnoreLists answers whom a user ignores.

@@ -27,6 +27,9 @@ type Visibility struct {
 	// listed remembers, per sender, whether the reputation feeds hide
 	// their events, for the request's lifetime.
 	listed map[string]bool
+	// filtered remembers, per sender, the feeds of the user's own
+	// reputation filter that hide their events.
+	filtered map[string][]string
 }
 
 // joinInfo is what a Visibility caches about the user's joins to a room.
@@ -37,7 +40,7 @@ type joinInfo struct {
 
 // VisibilityFor makes the checker for one user and request.
 func (e *Engine) VisibilityFor(userID string) *Visibility {
-	return &Visibility{e: e, userID: userID, joins: map[string]joinInfo{}, listed: map[string]bool{}}
+	return &Visibility{e: e, userID: userID, joins: map[string]joinInfo{}, listed: map[string]bool{}, filtered: map[string][]string{}}
 }
 
 // CanSee reports whether the user may see ev.
@@ -52,6 +55,9 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 		return false, nil
 	}
 	if v.e.hiddenByReputation(ctx, ev, v.listed) {
+		return false, nil
+	}
+	if v.e.filteredFor(ctx, v.userID, ev, v.filtered) != nil && !ShowFiltered(ctx) {
 		return false, nil
 	}
 	if hidden, err := v.ignores(ctx, ev); hidden || err != nil {

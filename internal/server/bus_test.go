@@ -42,7 +42,7 @@ func TestBusListeners(t *testing.T) {
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
 				presence.TopicChanged:    {"sync"},
-				accountdata.TopicChanged: {"sync"},
+				accountdata.TopicChanged: {"sync", "reputation-users"},
 				push.TopicCountsChanged:  {"sync"},
 				keys.TopicChanged:        {"sync"},
 				typing.TopicLocal:        nil,

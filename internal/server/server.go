@@ -122,6 +122,7 @@ type Server struct {
 	threadSubs *threadsubs.Service
 	// asSender pushes transactions to the application services.
 	asSender *appservice.Sender
+	repUsers *reputation.UserFilters
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -287,6 +288,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
+	s.repUsers = reputation.NewUserFilters()
+	engineOpts.UserReputation = s.repUsers
 	if b.fedClient != nil {
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
 	}
@@ -298,7 +301,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
-	b.render = clientevent.Renderer{Loader: s.engine, Relations: b.rels.Bundle}
+	b.render = clientevent.Renderer{Loader: s.engine, Relations: b.rels.Bundle, Filtered: s.engine.FilteredFor}
 	s.typing = typing.New(stream, changes)
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
@@ -407,7 +410,9 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
 		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})
 	admin.NewRooms(s.roomAdmin, b.render, s.log).Register(clientRouter)
-	admin.NewReputation(s.repFeeds).Register(clientRouter)
+	repAdmin := admin.NewReputation(s.repFeeds)
+	repAdmin.Register(clientRouter)
+	repAdmin.RegisterExtent(clientRouter)
 	admin.NewOperations(admin.OperationsDeps{Media: s.media, Destinations: remote.NewDestinations(cfg.ServerName, s.db, s.sender),
 		Statistics: statistics.New(s.db), Version: Version, Log: s.log}).Register(clientRouter)
 	fedRouter := httpapi.NewRouter(deps)
@@ -418,7 +423,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	}
 
 	pace := httpapi.BodyPace{Grace: cfg.Limits.RequestBodyTimeout, MinRate: cfg.Limits.RequestBodyMinRate}
-	s.client = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(clientRouter, stack), pace))
+	s.client = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(showFilteredParam(clientRouter), stack), pace))
 	if cfg.Listen.Federation != "" {
 		s.federation = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(fedRouter, stack), pace))
 	}
