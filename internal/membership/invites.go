@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/myelin-chat/myelin/internal/glob"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -126,41 +127,11 @@ func (p InvitePermission) Decide(inviter string) InviteDecision {
 
 func anyGlob(globs []string, s string) bool {
 	for _, g := range globs {
-		if globMatch(g, s) {
+		if glob.Match(g, s) {
 			return true
 		}
 	}
 	return false
-}
-
-// globMatch is the spec's glob-style matching ("Glob-style matching":
-// * any sequence, ? one character, nothing else special) over the whole
-// string, in time proportional to len(pattern)*len(s) at worst: one
-// backtrack point, the last star, suffices.
-func globMatch(pattern, s string) bool {
-	p, r := []rune(pattern), []rune(s)
-	pi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(r) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == r[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 // AccountDataReader reads a user's stored global account data (nil when

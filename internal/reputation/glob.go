@@ -3,6 +3,8 @@ package reputation
 import (
 	"slices"
 	"strings"
+
+	matrixglob "github.com/myelin-chat/myelin/internal/glob"
 )
 
 // glob is a compiled Matrix glob (spec "Moderation policy lists": `*`
@@ -25,34 +27,8 @@ func compileGlob(p string) *glob {
 	return g
 }
 
-// match reports whether s matches the glob, byte by byte as Mjolnir and
-// Synapse's glob_to_regex do for identifiers (which are ASCII in
-// practice; a multi-byte character counts as several for `?`).
-func (g *glob) match(s string) bool {
-	p := g.pattern
-	pi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
-}
+// match reports whether s matches the glob (spec glob-style matching).
+func (g *glob) match(s string) bool { return matrixglob.Match(g.pattern, s) }
 
 // globIndex finds the globs that may match a string without trying
 // them all: each glob is filed under one of its literal runs (the text
