@@ -57,6 +57,7 @@ func (a *Rooms) Register(rt *httpapi.Router) {
 	add(http.MethodGet, v2+"/{roomId}/{action}", a.roomDeleteStatus)
 	add(http.MethodGet, v2+"/delete_status/{deleteId}", a.deleteStatus)
 	a.registerPurgeHistory(rt)
+	a.registerViews(rt)
 	a.registerUserJobs(rt)
 }
 

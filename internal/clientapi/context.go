@@ -59,109 +59,16 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 	if ev.StreamPos == 0 || ev.StreamPos > upper {
 		return nil, mxerr.NotFound("Event not found")
 	}
-	w, err := a.contextAround(ctx, roomID, c.UserID, ev, upper, limit, rf)
-	if err != nil {
-		return nil, err
-	}
-	return a.renderContext(ctx, c, w)
-}
-
-// eventWindow is what /context returns around an event.
-type eventWindow struct {
-	event  *rooms.Event
-	before []*rooms.Event // newest first
-	after  []*rooms.Event // oldest first
-	state  []*rooms.Event // at the last event of the window
-	// start and end are the /messages tokens on either side.
-	start, end int64
-}
-
-// contextAround builds the window of up to limit events around ev that
-// the user may see and rf allows, up to upper.
-func (a *API) contextAround(ctx context.Context, roomID, userID string, ev *rooms.Event, upper int64, limit int, rf *filter.RoomEventFilter) (*eventWindow, error) {
-	beforeLimit := limit / 2
-	before, _, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos-1, noBound, upper, beforeLimit, true, rf)
-	if err != nil {
-		return nil, err
-	}
-	after, _, _, err := a.paginate(ctx, roomID, userID, ev.StreamPos, noBound, upper, limit-beforeLimit, false, rf)
-	if err != nil {
-		return nil, err
-	}
-	// The tokens sit just beyond the events returned, so that /messages
-	// continues from there whatever filter it is given.
-	w := &eventWindow{event: ev, before: before, after: after, start: ev.StreamPos - 1, end: ev.StreamPos}
-	last := ev
-	if len(before) > 0 {
-		w.start = before[len(before)-1].StreamPos - 1
-	}
-	if len(after) > 0 {
-		last = after[len(after)-1]
-		w.end = last.StreamPos
-	}
-	if w.state, err = a.contextState(ctx, roomID, last, w.senders(), rf); err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-// senders are the senders of the window's events.
-func (w *eventWindow) senders() map[string]bool {
-	out := map[string]bool{w.event.Sender(): true}
-	for _, evs := range [][]*rooms.Event{w.before, w.after} {
-		for _, e := range evs {
-			out[e.Sender()] = true
-		}
-	}
-	return out
-}
-
-// contextState is the state after last that rf allows; with lazy-loaded
-// members, only the memberships of senders.
-func (a *API) contextState(ctx context.Context, roomID string, last *rooms.Event, senders map[string]bool, rf *filter.RoomEventFilter) ([]*rooms.Event, error) {
-	state, err := a.rooms.StateAt(ctx, last.StateAfter)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := a.stateList(ctx, state, func(k roommodel.StateKey) bool {
-		return !rf.LazyLoadMembers || k.Type != spec.MRoomMember || senders[k.StateKey]
+	w, err := a.rooms.ContextWindow(ctx, ev, limit, func(ctx context.Context, from int64, n int, backwards bool) ([]*rooms.Event, error) {
+		evs, _, _, err := a.paginate(ctx, roomID, c.UserID, from, noBound, upper, n, backwards, rf)
+		return evs, err
+	}, rf.LazyLoadMembers, func(ev *rooms.Event) bool {
+		return rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)
 	})
 	if err != nil {
 		return nil, err
 	}
-	kept := evs[:0]
-	for _, ev := range evs {
-		if rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL) {
-			kept = append(kept, ev)
-		}
-	}
-	return kept, nil
-}
-
-// renderContext renders a window in one batch, so that the aggregations
-// of all its events are one batch too.
-func (a *API) renderContext(ctx context.Context, c *httpapi.Caller, w *eventWindow) (any, error) {
-	all := make([]*rooms.Event, 0, 1+len(w.before)+len(w.after))
-	all = append(append(append(all, w.event), w.before...), w.after...)
-	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
-	if err != nil {
-		return nil, err
-	}
-	// State events get no aggregations, so rendering them apart loses
-	// no batching.
-	state, err := a.render.RenderState(ctx, w.state, a.viewer(c), c.UserID, false)
-	if err != nil {
-		return nil, err
-	}
-	nb := len(w.before)
-	return map[string]any{
-		"event":         rendered[0],
-		"events_before": nonNil(rendered[1 : 1+nb]),
-		"events_after":  nonNil(rendered[1+nb:]),
-		"state":         nonNil(state),
-		"start":         clientsync.Token{Events: w.start}.String(),
-		"end":           clientsync.Token{Events: w.end}.String(),
-	}, nil
+	return clientsync.RenderContext(ctx, a.render, w, a.viewer(c), c.UserID)
 }
 
 // nonNil keeps empty lists rendering as [] rather than null.

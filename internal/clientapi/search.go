@@ -186,34 +186,34 @@ func (a *API) searchContext(ctx context.Context, c *httpapi.Caller, ev *rooms.Ev
 	upper := ra.UpTo(a.rooms.Stream().Current())
 	cf := *rf
 	cf.Limit = nil
-	w := &eventWindow{event: ev, start: ev.StreamPos - 1, end: ev.StreamPos}
-	if w.before, _, _, err = a.paginate(ctx, roomID, c.UserID, ev.StreamPos-1, noBound, upper, before, true, &cf); err != nil {
+	w := &rooms.Window{Event: ev, Start: ev.StreamPos - 1, End: ev.StreamPos}
+	if w.Before, _, _, err = a.paginate(ctx, roomID, c.UserID, ev.StreamPos-1, noBound, upper, before, true, &cf); err != nil {
 		return nil, err
 	}
-	if w.after, _, _, err = a.paginate(ctx, roomID, c.UserID, ev.StreamPos, noBound, upper, after, false, &cf); err != nil {
+	if w.After, _, _, err = a.paginate(ctx, roomID, c.UserID, ev.StreamPos, noBound, upper, after, false, &cf); err != nil {
 		return nil, err
 	}
 	last := ev
-	if len(w.before) > 0 {
-		w.start = w.before[len(w.before)-1].StreamPos - 1
+	if len(w.Before) > 0 {
+		w.Start = w.Before[len(w.Before)-1].StreamPos - 1
 	}
-	if len(w.after) > 0 {
-		last = w.after[len(w.after)-1]
-		w.end = last.StreamPos
+	if len(w.After) > 0 {
+		last = w.After[len(w.After)-1]
+		w.End = last.StreamPos
 	}
-	all := append(append([]*rooms.Event{}, w.before...), w.after...)
+	all := append(append([]*rooms.Event{}, w.Before...), w.After...)
 	rendered, err := a.render.Render(ctx, all, a.viewer(c), c.UserID, false)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]any{
-		"events_before": nonNil(rendered[:len(w.before)]),
-		"events_after":  nonNil(rendered[len(w.before):]),
-		"start":         clientsync.Token{Events: w.start}.String(),
-		"end":           clientsync.Token{Events: w.end}.String(),
+		"events_before": nonNil(rendered[:len(w.Before)]),
+		"events_after":  nonNil(rendered[len(w.Before):]),
+		"start":         clientsync.Token{Events: w.Start}.String(),
+		"end":           clientsync.Token{Events: w.End}.String(),
 	}
 	if crit.EventContext.IncludeProfile {
-		if out["profile_info"], err = a.senderProfiles(ctx, last, w.senders()); err != nil {
+		if out["profile_info"], err = a.senderProfiles(ctx, last, w.Senders()); err != nil {
 			return nil, err
 		}
 	}

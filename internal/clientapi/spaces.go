@@ -2,10 +2,7 @@ package clientapi
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
@@ -24,24 +21,13 @@ func (a *API) registerSpaces(rt *httpapi.Router) {
 		"/uk.half-shot.msc2666/user/mutual_rooms")
 }
 
-// maxHierarchyRooms caps a hierarchy page (Synapse's MAX_ROOMS); it is
-// also the default limit.
-const maxHierarchyRooms = 50
+// The hierarchy's page token and parameters are directory's, shared
+// with the admin hierarchy.
+type hierarchyToken = directory.HierarchyToken
 
-// hierarchyToken is the state a hierarchy page token carries: the walk is
-// recomputed from the current state and the rooms already returned are
-// skipped, so that no session needs storing.
-type hierarchyToken struct {
-	Room      string `json:"r"`
-	Suggested bool   `json:"s"`
-	MaxDepth  int    `json:"d"`
-	Skip      int    `json:"n"`
-}
+var parseHierarchyRequest = directory.ParseHierarchyQuery
 
-func (t hierarchyToken) String() string {
-	raw, _ := json.Marshal(t)
-	return base64.RawURLEncoding.EncodeToString(raw)
-}
+const maxHierarchyRooms = directory.MaxHierarchyRooms
 
 // hierarchy serves GET /hierarchy: a page of the walk of a space
 // (directory.Spaces.Hierarchy), the root included when the user may see it.
@@ -64,39 +50,6 @@ func (a *API) hierarchy(r *http.Request, c *httpapi.Caller) (any, error) {
 		resp["next_batch"] = next.String()
 	}
 	return resp, nil
-}
-
-// parseHierarchyRequest reads a hierarchy request's parameters into the
-// token of the page asked for, and the page size.
-func parseHierarchyRequest(q url.Values, root string) (hierarchyToken, int, error) {
-	tok := hierarchyToken{Room: root, Suggested: q.Get("suggested_only") == "true", MaxDepth: -1}
-	if s := q.Get("max_depth"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return tok, 0, mxerr.InvalidParam("max_depth must be a non-negative integer")
-		}
-		tok.MaxDepth = n
-	}
-	limit := maxHierarchyRooms
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return tok, 0, mxerr.InvalidParam("limit must be an integer greater than zero")
-		}
-		limit = min(n, maxHierarchyRooms)
-	}
-	if from := q.Get("from"); from != "" {
-		var prev hierarchyToken
-		raw, err := base64.RawURLEncoding.DecodeString(from)
-		if err != nil || json.Unmarshal(raw, &prev) != nil || prev.Skip < 0 {
-			return tok, 0, mxerr.InvalidParam("Unknown pagination token")
-		}
-		if prev.Room != tok.Room || prev.Suggested != tok.Suggested || prev.MaxDepth != tok.MaxDepth {
-			return tok, 0, mxerr.InvalidParam("suggested_only and max_depth cannot change on paginated requests")
-		}
-		tok.Skip = prev.Skip
-	}
-	return tok, limit, nil
 }
 
 // roomSummary is GET /room_summary/{roomIdOrAlias}: the summary of a room

@@ -82,6 +82,9 @@ type HierarchyRequest struct {
 	SuggestedOnly bool
 	MaxDepth      int
 	Skip, Limit   int
+	// Admin walks as a server admin (Synapse's admin hierarchy): every
+	// room this server knows, no visibility check, no other server asked.
+	Admin bool
 }
 
 // childRef is a child of a room the walk goes to next, with the servers
@@ -110,7 +113,7 @@ type walk struct {
 // The root must be a room this server knows and the user may see. It
 // returns the page's rooms and whether a room follows them.
 func (s *Spaces) Hierarchy(ctx context.Context, req HierarchyRequest) ([]HierarchyRoom, bool, error) {
-	root, err := s.visibleLocal(ctx, req.Root, req.UserID)
+	root, err := s.walkLocal(ctx, req.Root, req)
 	if err != nil {
 		return nil, false, err
 	}
@@ -165,7 +168,7 @@ func (s *Spaces) Hierarchy(ctx context.Context, req HierarchyRequest) ([]Hierarc
 // else from what this server still knows of it (a room it left). It is
 // nil when the room cannot be described or the user may not see it.
 func (s *Spaces) entry(ctx context.Context, w *walk, ref childRef, withChildren bool) (*HierarchyRoom, []childRef, error) {
-	if s.remote != nil && !s.local(ctx, ref.roomID) {
+	if s.remote != nil && !w.req.Admin && !s.local(ctx, ref.roomID) {
 		if entry, found := s.remoteEntry(ctx, w, ref, withChildren); found {
 			if entry == nil {
 				return nil, nil, nil
@@ -177,7 +180,7 @@ func (s *Spaces) entry(ctx context.Context, w *walk, ref childRef, withChildren 
 			return entry, childRefs(entry.ChildrenState, w.req.SuggestedOnly), nil
 		}
 	}
-	d, err := s.visibleLocal(ctx, ref.roomID, w.req.UserID)
+	d, err := s.walkLocal(ctx, ref.roomID, w.req)
 	if err != nil || d == nil {
 		return nil, nil, err
 	}
@@ -235,6 +238,19 @@ func withRoomID(e HierarchyRoom, roomID string) *HierarchyRoom {
 func (s *Spaces) local(ctx context.Context, roomID string) bool {
 	servers, err := s.dir.store.JoinedServers(ctx, roomID)
 	return err == nil && slices.Contains(servers, s.serverName)
+}
+
+// walkLocal describes a room of a walk from this server's state: as
+// visibleLocal, or for an admin walk any room this server knows.
+func (s *Spaces) walkLocal(ctx context.Context, roomID string, req HierarchyRequest) (*Room, error) {
+	if !req.Admin {
+		return s.visibleLocal(ctx, roomID, req.UserID)
+	}
+	d, err := s.dir.Describe(ctx, roomID)
+	if _, ok := mxerr.As(err); ok {
+		return nil, nil
+	}
+	return d, err
 }
 
 // visibleLocal describes a room from this server's state; nil when the
