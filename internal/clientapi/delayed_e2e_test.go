@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -61,6 +62,21 @@ func listDelayed(t *testing.T, s *testserver.Server, c *mautrix.Client, query st
 	status, body := s.Do(t, http.MethodGet, delayedBase+query, c.AccessToken, nil)
 	testserver.WantStatus(t, "list delayed events", status, body, http.StatusOK)
 	return body
+}
+
+// awaitFinalised waits until delayID is listed as finalised: a fired
+// event reaches the room (and clients) a moment before its delayed
+// entry is marked sent, since the mark needs the event's ID.
+func awaitFinalised(t *testing.T, s *testserver.Server, c *mautrix.Client, delayID string) map[string]map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		fin := delayedIDs(listDelayed(t, s, c, "?status=finalised")["finalised"])
+		if f, _ := fin[delayID]["finalised"].(map[string]any); f != nil || time.Now().After(deadline) {
+			return fin
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func delayedIDs(list any) map[string]map[string]any {
@@ -162,7 +178,7 @@ func TestDelayedEvents(t *testing.T) {
 				t.Fatal("the cancelled delayed event was sent")
 			}
 		}
-		fin := delayedIDs(listDelayed(t, s, alice, "?status=finalised")["finalised"])
+		fin := awaitFinalised(t, s, alice, fires)
 		if f, _ := fin[fires]["finalised"].(map[string]any); f == nil || f["event_id"] != string(ev.ID) || f["finalised_ts"] == nil {
 			t.Fatalf("finalised entry of the fired event = %v", fin[fires])
 		}
@@ -259,7 +275,7 @@ func TestDelayedEventSurvivesRestart(t *testing.T) {
 		s.Restart()
 		s.Repoint(alice)
 		ev, _ := awaitTimeline(t, alice, roomID, first.NextBatch, "com.example.test", "after restart")
-		fin := delayedIDs(listDelayed(t, s, alice, "?status=finalised")["finalised"])
+		fin := awaitFinalised(t, s, alice, delayID)
 		if f, _ := fin[delayID]["finalised"].(map[string]any); f == nil || f["event_id"] != string(ev.ID) {
 			t.Fatalf("finalised after restart: %v", fin)
 		}
