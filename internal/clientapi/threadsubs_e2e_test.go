@@ -35,8 +35,12 @@ func threadReply(t *testing.T, c *mautrix.Client, roomID id.RoomID, root id.Even
 // (409) when their cause precedes the latest unsubscription; unknown
 // threads and other users' rooms are 404; every change is listed by
 // ChangesSince in order.
+// withThreadSubscriptions turns MSC4306 on (off by default, as in
+// Synapse).
+func withThreadSubscriptions(c *config.Config) { c.Rooms.ThreadSubscriptions = true }
+
 func TestThreadSubscriptions(t *testing.T) {
-	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+	testserver.EachEngine(t, withThreadSubscriptions, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice, eve := s.Register("alice", "pw-alice-1"), s.Register("eve", "pw-eve-1")
 		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{})
@@ -156,7 +160,7 @@ func TestThreadSubscriptions(t *testing.T) {
 // member who follows the thread and not one who does not (MSC4306's
 // postcontent rules), while a mention still notifies everyone named.
 func TestThreadSubscriptionNotifications(t *testing.T) {
-	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+	testserver.EachEngine(t, withThreadSubscriptions, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice, bob, carol := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1"), s.Register("carol", "pw-carol-1")
 		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
@@ -219,7 +223,7 @@ func TestThreadSubscriptionNotifications(t *testing.T) {
 // MSC4140 and MSC4306.
 func TestRTCTransports(t *testing.T) {
 	foci := []config.RTCFocus{{Type: "livekit", LiveKitServiceURL: "https://livekit-jwt.example.org"}}
-	s := testserver.Start(t, "", func(c *config.Config) { c.WellKnown.RTCFoci = foci })
+	s := testserver.Start(t, "", func(c *config.Config) { c.WellKnown.RTCFoci = foci; c.Rooms.ThreadSubscriptions = true })
 	alice := s.Register("alice", "pw-alice-1")
 	status, wk := s.Do(t, http.MethodGet, "/.well-known/matrix/client", "", nil)
 	testserver.WantStatus(t, "well-known", status, wk, http.StatusOK)
@@ -244,6 +248,10 @@ func TestRTCTransports(t *testing.T) {
 	}
 
 	bare := testserver.Start(t, "", nil)
+	_, v = bare.Do(t, http.MethodGet, "/_matrix/client/versions", "", nil)
+	if f, _ := v["unstable_features"].(map[string]any); f["org.matrix.msc4306"] != false {
+		t.Fatalf("unstable_features with thread subscriptions off = %v", f)
+	}
 	bob := bare.Register("bob", "pw-bob-1")
 	_, wk = bare.Do(t, http.MethodGet, "/.well-known/matrix/client", "", nil)
 	if _, has := wk["org.matrix.msc4143.rtc_foci"]; has {
@@ -252,5 +260,42 @@ func TestRTCTransports(t *testing.T) {
 	_, body := bare.Do(t, http.MethodGet, "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports", bob.AccessToken, nil)
 	if list, ok := body["rtc_transports"].([]any); !ok || len(list) != 0 {
 		t.Fatalf("transports without foci = %v", body)
+	}
+}
+
+// TestThreadRepliesNotifyWithoutSubscriptions: with thread subscriptions
+// off (the default), the subscription endpoints are not served and a
+// reply in a thread notifies as any message does, so that clients which
+// never subscribe (Element Web) keep their thread notifications.
+func TestThreadRepliesNotifyWithoutSubscriptions(t *testing.T) {
+	s := testserver.Start(t, "", nil)
+	ctx := context.Background()
+	alice, carol := s.Register("alice", "pw-alice-1"), s.Register("carol", "pw-carol-1")
+	room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.JoinRoomByID(ctx, room.RoomID); err != nil {
+		t.Fatal(err)
+	}
+	root, err := alice.SendText(ctx, room.RoomID, "thread root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := s.Do(t, http.MethodPut, subscriptionPath(room.RoomID, string(root.EventID)), carol.AccessToken, map[string]any{})
+	testserver.WantError(t, "subscription while off", status, body, http.StatusNotFound, "M_UNRECOGNIZED")
+	reply := threadReply(t, alice, room.RoomID, root.EventID, "a reply")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := s.Do(t, http.MethodGet, "/_matrix/client/v3/notifications?limit=50", carol.AccessToken, nil)
+		for _, n := range body["notifications"].([]any) {
+			if n.(map[string]any)["event"].(map[string]any)["event_id"] == string(reply) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol was not notified of the thread reply %s: %v", reply, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

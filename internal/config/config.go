@@ -230,6 +230,12 @@ type Rooms struct {
 	// MaxEventDelayMS bounds an MSC4140 delayed event's delay (Synapse's
 	// max_event_delay_duration); 0 turns delayed events off.
 	MaxEventDelayMS int64 `yaml:"max_event_delay_ms"`
+	// ThreadSubscriptions serves MSC4306 thread subscriptions and their
+	// push rules, under which a thread reply notifies only users who
+	// follow the thread. Off by default, as Synapse ships it behind an
+	// experimental flag: clients that never subscribe (Element Web)
+	// would lose every thread notification.
+	ThreadSubscriptions bool `yaml:"thread_subscriptions"`
 }
 
 // Federation configures how the server talks to other servers.
@@ -463,7 +469,7 @@ var EnvVars = []string{
 	"MYELIN_PRESENCE", "MYELIN_OUTBOUND_ALLOW", "MYELIN_OUTBOUND_DENY", "MYELIN_FEDERATION_DENY",
 	"MYELIN_POLICY_SERVER_FAIL_OPEN", "MYELIN_SQLITE_SYNCHRONOUS", "MYELIN_DEFAULT_ROOM_VERSION",
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
-	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
+	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_THREAD_SUBSCRIPTIONS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
 	"MYELIN_REPUTATION_REPUBLISH_ALIAS", "MYELIN_REPUTATION_REPUBLISH_MODE",
 }
 
@@ -548,6 +554,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		"MYELIN_REGISTRATION_REQUIRES_TOKEN":   &c.Registration.RequireToken,
 		"MYELIN_ALLOW_GUESTS":                  &c.Registration.AllowGuests,
 		"MYELIN_REPORTS_FORWARD_TO_MODERATORS": &c.Reports.ForwardToModerators,
+		"MYELIN_THREAD_SUBSCRIPTIONS":          &c.Rooms.ThreadSubscriptions,
 	} {
 		if err := boolean(name, dst); err != nil {
 			return err

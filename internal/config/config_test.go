@@ -166,6 +166,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_SQLITE_SYNCHRONOUS", "normal", nil, func(c *Config) { c.Database.SQLiteSynchronous = "normal" }},
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
 		{"MYELIN_MAX_EVENT_DELAY_MS", "0", nil, func(c *Config) { c.Rooms.MaxEventDelayMS = 0 }},
+		{"MYELIN_THREAD_SUBSCRIPTIONS", "on", nil, func(c *Config) { c.Rooms.ThreadSubscriptions = true }},
 		{"MYELIN_RTC_FOCI", `[{"type":"livekit","livekit_service_url":"https://jwt.example.org"}]`, nil, func(c *Config) {
 			c.WellKnown.RTCFoci = []RTCFocus{{Type: "livekit", LiveKitServiceURL: "https://jwt.example.org"}}
 		}},

@@ -86,7 +86,7 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 		fromShared := false
 		// A reply in a thread notifies by the user's subscription to
 		// it (MSC4306), which differs between users.
-		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember && thread == "" {
+		if rs.isDefault && !mentioned[u] && ev.Type() != spec.MRoomMember && (thread == "" || s.opts.ThreadSubscriptions == nil) {
 			if !sharedDone {
 				shared, sharedDone = genericRules().GetActions(&userRoom{roomContext: room, user: nobody}, mev), true
 			}

@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/pushrules"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/testserver"
 )
@@ -89,7 +90,7 @@ func publicRoom(t *testing.T, owner *mautrix.Client, members ...*mautrix.Client)
 }
 
 func TestEvaluation(t *testing.T) {
-	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+	testserver.EachEngine(t, func(c *config.Config) { c.Rooms.ThreadSubscriptions = true }, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
 		alice, bob, carol := s.Register("alice", "pw-alice-1"), s.Register("bob", "pw-bob-1"), s.Register("carol", "pw-carol-1")
 		group, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})

@@ -58,7 +58,7 @@ func keepSubscribed(raw []byte, pr *pushrules.PushRule) {
 // threadFollower is the room as one user's evaluation sees it, which
 // knows the user's thread subscriptions.
 type threadFollower interface {
-	followsThread(rootID string) bool
+	followsThread(rootID string) (follows, enabled bool)
 }
 
 func matchThreadSubscription(c *pushrules.PushCondition, room pushrules.Room, evt *event.Event) bool {
@@ -68,16 +68,25 @@ func matchThreadSubscription(c *pushrules.PushCondition, room pushrules.Room, ev
 	}
 	want, _ := c.Value.(bool)
 	f, ok := room.(threadFollower)
-	return ok && f.followsThread(root) == want
+	if !ok {
+		return false
+	}
+	follows, enabled := f.followsThread(root)
+	return enabled && follows == want
 }
 
 // followsThread asks the thread subscriptions service; an error reads
 // as "not subscribed" (the event then notifies as other events do not).
-func (u *userRoom) followsThread(rootID string) bool {
+// Without the service (rooms.thread_subscriptions off, as Synapse ships
+// MSC4306 behind an experimental flag) enabled is false and neither
+// thread rule matches: a thread reply notifies as any message, since
+// clients that never subscribe (Element Web) would otherwise lose every
+// thread notification.
+func (u *userRoom) followsThread(rootID string) (follows, enabled bool) {
 	ts := u.s.opts.ThreadSubscriptions
 	if ts == nil {
-		return false
+		return false, false
 	}
 	ok, err := ts.Subscribed(u.ctx, u.user, u.ev.RoomID().String(), rootID)
-	return err == nil && ok
+	return err == nil && ok, true
 }

@@ -294,10 +294,14 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
 	}
 	s.engine = rooms.New(db, stream, changes, engineOpts)
-	s.threadSubs = threadsubs.New(db, s.engine)
-	s.push = push.New(db, s.engine, s.acctData, push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
+	pushOpts := push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
-		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites, ThreadSubscriptions: s.threadSubs})
+		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites}
+	if cfg.Rooms.ThreadSubscriptions {
+		s.threadSubs = threadsubs.New(db, s.engine)
+		pushOpts.ThreadSubscriptions = s.threadSubs
+	}
+	s.push = push.New(db, s.engine, s.acctData, pushOpts)
 	s.indexer = search.NewIndexer(db, stream, s.log, changes)
 	s.guests = guests.New(db, s.engine, s.log, changes)
 	b.rels = relations.New(db, s.engine)
