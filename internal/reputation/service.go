@@ -118,7 +118,14 @@ type Service struct {
 // New makes the service and subscribes it to the bus; Run follows the feeds.
 func New(o Options) *Service {
 	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, wake: make(chan struct{}, 1)}
-	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) { s.heard(c.(rooms.Notification)) }, rooms.TopicEvent)
+	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) {
+		switch c := c.(type) {
+		case rooms.Notification:
+			s.heard(c)
+		case rooms.PartialStateCompleted:
+			s.completed(c.RoomID)
+		}
+	}, rooms.TopicEvent, rooms.TopicPartialStateCompleted)
 	s.listenUsers()
 	return s
 }
@@ -155,6 +162,24 @@ func (s *Service) heard(n rooms.Notification) {
 		s.changed[roomID] = keys
 	}
 	keys[ruleKey{ev.Type(), *ev.StateKey()}] = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// completed reloads a feed whose room was joined with partial state
+// once the full state is in: the join left out state outside the m.
+// namespace (Mjolnir's org.matrix.mjolnir.rule.* among it), and the
+// resync stores it without a notification per event.
+func (s *Service) completed(roomID string) {
+	if !s.follows(roomID) {
+		return
+	}
+	s.mu.Lock()
+	s.jobs = append(s.jobs, func(ctx context.Context) {
+		if err := s.load(ctx, roomID); err != nil && ctx.Err() == nil {
+			s.o.Log.Warn("reputation: reloading a feed after its full state arrived", "room", roomID, "err", err)
+		}
+	})
 	s.mu.Unlock()
 	s.poke()
 }
