@@ -16,6 +16,7 @@ func TestMatch(t *testing.T) {
 		{"[a]", "[a]", true}, {`\*`, `\x`, true}, {"é?", "éü", true},
 		{"?", "é", true}, {"??", "é", false}, {"@*:*.example.org", "@spam:a.example.org", true},
 		{"*a*a*a*a*a*b", strings.Repeat("a", 200), false},
+		{"*", "*0", true}, {"a*", "a*b", true}, {"*b", "**b", true}, {"?*", "*", true},
 	} {
 		if got := Match(tc.pattern, tc.s); got != tc.want {
 			t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.s, got, tc.want)
