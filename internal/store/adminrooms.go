@@ -166,22 +166,10 @@ func (db *DB) PurgeRoom(ctx context.Context, roomID string) (PurgedRoom, error) 
 	var p PurgedRoom
 	err := db.tx(ctx, func(c conn) error {
 		p = PurgedRoom{}
-		rows, err := c.query(ctx, `SELECT event_nid, event_id FROM events WHERE room_id = $1`, roomID)
-		if err != nil {
+		if err := p.collectEvents(ctx, c, `SELECT event_nid, event_id FROM events WHERE room_id = $1`, roomID); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var nid int64
-			var id string
-			if err := rows.Scan(&nid, &id); err != nil {
-				rows.Close()
-				return err
-			}
-			p.EventNIDs, p.EventIDs = append(p.EventNIDs, nid), append(p.EventIDs, id)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
+		var err error
 		if p.Snapshots, err = int64s(ctx, c, `SELECT snapshot_id FROM state_snapshots WHERE room_id = $1`, roomID); err != nil {
 			return err
 		}
@@ -203,6 +191,25 @@ func (db *DB) PurgeRoom(ctx context.Context, roomID string) (PurgedRoom, error) 
 		return nil
 	})
 	return p, err
+}
+
+// collectEvents appends the (event_nid, event_id) rows of query to p, so
+// that the caller can drop their caches once the purge commits.
+func (p *PurgedRoom) collectEvents(ctx context.Context, c conn, query string, args ...any) error {
+	rows, err := c.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var nid int64
+		var id string
+		if err := rows.Scan(&nid, &id); err != nil {
+			rows.Close()
+			return err
+		}
+		p.EventNIDs, p.EventIDs = append(p.EventNIDs, nid), append(p.EventIDs, id)
+	}
+	return rows.Close()
 }
 
 func int64s(ctx context.Context, c conn, query string, args ...any) ([]int64, error) {
@@ -231,20 +238,7 @@ func (db *DB) PurgeHistory(ctx context.Context, roomID string, before int64, loc
 	var p PurgedRoom
 	err := db.tx(ctx, func(c conn) error {
 		p = PurgedRoom{}
-		rows, err := c.query(ctx, `SELECT event_nid, event_id FROM events WHERE `+cond, args...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var nid int64
-			var id string
-			if err := rows.Scan(&nid, &id); err != nil {
-				rows.Close()
-				return err
-			}
-			p.EventNIDs, p.EventIDs = append(p.EventNIDs, nid), append(p.EventIDs, id)
-		}
-		if err := rows.Close(); err != nil {
+		if err := p.collectEvents(ctx, c, `SELECT event_nid, event_id FROM events WHERE `+cond, args...); err != nil {
 			return err
 		}
 		for _, q := range []string{
