@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -67,10 +69,16 @@ func (db *DB) migrateUpTo(ctx context.Context, last int) error {
 		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: schema_migrations: %w", err)
 	}
+	recorded, err := db.refuseNewerSchema(ctx, ms)
+	if err != nil {
+		return err
+	}
 	for _, m := range ms {
 		if m.version > last {
 			break
 		}
+		started := time.Now()
+		applied := false
 		err := db.tx(ctx, func(c conn) error {
 			if err := db.dialect.lockMigrations(ctx, c); err != nil {
 				return err
@@ -89,13 +97,60 @@ func (db *DB) migrateUpTo(ctx context.Context, last int) error {
 			}
 			_, err := c.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_ts) VALUES ($1, $2, $3)`,
 				m.version, m.name, time.Now().UnixMilli())
+			applied = err == nil
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("store: migration %s: %w", m.name, err)
 		}
+		if applied && (recorded > 0 || time.Since(started) > time.Second) {
+			// An upgrade of a big database can spend minutes here; the
+			// admin watching the log sees which step it is on. A new
+			// database's own creation is not worth thirty lines.
+			slog.Info("database migration applied", "migration", m.name, "duration", time.Since(started).Round(time.Millisecond))
+		}
 	}
 	return nil
+}
+
+// ErrSchemaTooNew is returned by Open when the database holds migrations
+// this binary does not know: it was upgraded by a newer Myelin, and an
+// older binary writing to it could corrupt what the newer schema means.
+var ErrSchemaTooNew = errors.New("store: the database was migrated by a newer version of Myelin")
+
+// refuseNewerSchema compares the recorded migrations with the binary's
+// own. Versions have gaps, so "newer" means any recorded version that
+// this binary does not ship, not only one above its highest. It returns
+// how many migrations the database has recorded.
+func (db *DB) refuseNewerSchema(ctx context.Context, ms []migration) (int, error) {
+	known := make(map[int]bool, len(ms))
+	for _, m := range ms {
+		known[m.version] = true
+	}
+	type row struct {
+		version int
+		name    string
+	}
+	rows, err := collect(ctx, db.w(), func(scan func(...any) error) (row, error) {
+		var r row
+		err := scan(&r.version, &r.name)
+		return r, err
+	}, `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return 0, fmt.Errorf("store: schema_migrations: %w", err)
+	}
+	var unknown []string
+	for _, r := range rows {
+		if !known[r.version] {
+			unknown = append(unknown, r.name)
+		}
+	}
+	if len(unknown) == 0 {
+		return len(rows), nil
+	}
+	return 0, fmt.Errorf("%w (it has %s, which this binary does not know); "+
+		"run the newer binary again, or restore the backup taken before the upgrade (docs/operations.md, \"Upgrading and rolling back\")",
+		ErrSchemaTooNew, strings.Join(unknown, ", "))
 }
 
 // forEngine keeps the lines of a migration meant for engine. A line
