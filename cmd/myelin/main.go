@@ -28,6 +28,8 @@ Commands:
   generate-keys   write a new ed25519 signing key
   rotate-key      retire the signing key for a new one (server stopped)
   create-account  create a local account
+  backup DIR      write a backup of the database, media, keys and config
+  restore DIR     put a backup back (server stopped)
   config          print the commented default configuration
   version         print the version
 
@@ -56,6 +58,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return rotateKey(args, stdout, stderr)
 	case "create-account":
 		return createAccount(args, stdin, stdout, stderr)
+	case "backup":
+		return backupCmd(args, stdout, stderr)
+	case "restore":
+		return restoreCmd(args, stdout, stderr)
 	case "config":
 		_, err := io.WriteString(stdout, config.DefaultYAML())
 		return err

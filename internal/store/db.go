@@ -129,10 +129,7 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	}
 	// A file: URL may carry a query of its own (dropped: the pragmas are
 	// the server's); a plain path is taken as it is.
-	path, isURL := strings.CutPrefix(url, "file:")
-	if i := strings.IndexByte(path, '?'); isURL && i >= 0 {
-		path = path[:i]
-	}
+	path := SQLitePath(url)
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)

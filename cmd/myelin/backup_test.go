@@ -1,0 +1,254 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/testdb"
+	"github.com/myelin-chat/myelin/internal/testserver"
+)
+
+// sendLoad sends messages into room until stop is closed, and records
+// the event ID of every send the server acknowledged with 200.
+type sendLoad struct {
+	mu    sync.Mutex
+	acked []string
+	err   error
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startSendLoad(base, token, room string) *sendLoad {
+	l := &sendLoad{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			body := strings.NewReader(fmt.Sprintf(`{"msgtype":"m.text","body":"message %d"}`, i))
+			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/_matrix/client/v3/rooms/%s/send/m.room.message/load%d",
+				base, url.PathEscape(room), i), body)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				l.fail(err)
+				return
+			}
+			var out struct {
+				EventID string `json:"event_id"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || err != nil || out.EventID == "" {
+				l.fail(fmt.Errorf("send %d: status %d, %v", i, resp.StatusCode, err))
+				return
+			}
+			l.mu.Lock()
+			l.acked = append(l.acked, out.EventID)
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *sendLoad) fail(err error) {
+	l.mu.Lock()
+	l.err = err
+	l.mu.Unlock()
+}
+
+func (l *sendLoad) snapshot() ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.acked...), l.err
+}
+
+func (l *sendLoad) finish(t *testing.T) {
+	close(l.stop)
+	<-l.done
+	if _, err := l.snapshot(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backup taken while clients send holds every event acknowledged
+// before it began, the media, and the signing key; restored into a new
+// data directory, the server starts on it as the same server.
+func TestBackupUnderLoadRestores(t *testing.T) {
+	t.Parallel()
+	env := serveEnv(t)
+	env["MYELIN_OPEN_REGISTRATION"] = "true"
+	env["MYELIN_RATE_LIMIT"] = "off"
+	p := serve(t, env)
+	token := register(t, p.URL, "alice", "secret-pw")
+	code, body := testserver.Do(t, nil, "POST", p.URL+"/_matrix/client/v3/createRoom", token, map[string]any{"name": "backed up"})
+	if code != http.StatusOK {
+		t.Fatalf("createRoom: %d %v", code, body)
+	}
+	room := body["room_id"].(string)
+	media := bytes.Repeat([]byte("backup media "), 1000)
+	req, _ := http.NewRequest("POST", p.URL+"/_matrix/media/v3/upload?filename=a.txt", bytes.NewReader(media))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct {
+		ContentURI string `json:"content_uri"`
+	}
+	json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(up.ContentURI, "mxc://bin.test/") {
+		t.Fatalf("upload: %d %q", resp.StatusCode, up.ContentURI)
+	}
+
+	load := startSendLoad(p.URL, token, room)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		acked, err := load.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(acked) >= 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d sends acknowledged in 20s", len(acked))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before, _ := load.snapshot()
+	dir := filepath.Join(t.TempDir(), "backup")
+	r := run(t, env, "", "backup", dir)
+	during, _ := load.snapshot()
+	load.finish(t)
+	if r.code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(during) == len(before) {
+		t.Fatalf("no send was acknowledged while the backup ran (%d before): not a backup under load", len(before))
+	}
+	p.stop()
+	key := readKey(t, filepath.Join(env["MYELIN_DATA_DIR"], "signing.key"))
+
+	env2 := maps.Clone(env)
+	env2["MYELIN_DATA_DIR"] = filepath.Join(t.TempDir(), "restored")
+	if r := run(t, env2, "", "restore", dir); r.code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := readKey(t, filepath.Join(env2["MYELIN_DATA_DIR"], "signing.key")); got != key {
+		t.Fatal("the restored signing key differs from the server's")
+	}
+	// A second restore onto the restored server is refused without --force.
+	if r := run(t, env2, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("restore onto a non-empty data directory: exit %d\n%s", r.code, r.stderr)
+	}
+
+	p2 := serve(t, env2)
+	token2 := login(t, p2.URL, "alice", "secret-pw")
+	for _, id := range before {
+		code, body := testserver.Do(t, nil, "GET", fmt.Sprintf("%s/_matrix/client/v3/rooms/%s/event/%s",
+			p2.URL, url.PathEscape(room), url.PathEscape(id)), token2, nil)
+		if code != http.StatusOK {
+			t.Fatalf("event %s, acknowledged before the backup, after restore: %d %v", id, code, body)
+		}
+	}
+	mediaID := strings.TrimPrefix(up.ContentURI, "mxc://bin.test/")
+	req, _ = http.NewRequest("GET", p2.URL+"/_matrix/client/v1/media/download/bin.test/"+mediaID, nil)
+	req.Header.Set("Authorization", "Bearer "+token2)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, media) {
+		t.Fatalf("media after restore: %d, %d bytes (want %d)", resp.StatusCode, len(got), len(media))
+	}
+	t.Logf("%d events acknowledged before the backup, %d by its end; all of the first found after restore", len(before), len(during))
+}
+
+// A restore refuses a damaged backup, a backup of another server, and a
+// backup into the data directory it is read from.
+func TestRestoreRefuses(t *testing.T) {
+	t.Parallel()
+	env := serveEnv(t)
+	p := serve(t, env)
+	p.stop()
+	dir := filepath.Join(t.TempDir(), "backup")
+	if r := run(t, env, "", "backup", dir); r.code != 0 {
+		t.Fatalf("backup: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := run(t, env, "", "backup", filepath.Join(env["MYELIN_DATA_DIR"], "inside")); r.code == 0 {
+		t.Fatal("a backup into the data directory itself was written")
+	}
+
+	other := maps.Clone(env)
+	other["MYELIN_DATA_DIR"] = t.TempDir()
+	other["MYELIN_SERVER_NAME"] = "other.test"
+	if r := run(t, other, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "server name") {
+		t.Fatalf("restore under another server name: exit %d\n%s", r.code, r.stderr)
+	}
+
+	raw, err := os.ReadFile(filepath.Join(dir, "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "signing.key"), append(raw, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fresh := maps.Clone(env)
+	fresh["MYELIN_DATA_DIR"] = t.TempDir()
+	if r := run(t, fresh, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "checksum") {
+		t.Fatalf("restore of a damaged backup: exit %d\n%s", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(fresh["MYELIN_DATA_DIR"]); len(entries) != 0 {
+		t.Fatalf("a refused restore wrote %d entries", len(entries))
+	}
+}
+
+// On PostgreSQL, a backup holds the files and says how to dump the
+// database.
+func TestBackupPostgres(t *testing.T) {
+	t.Parallel()
+	if !strings.Contains(strings.Join(testdb.Engines(), ","), "postgres") {
+		t.Skip(testdb.PostgresEnv + " is not set")
+	}
+	env := serveEnv(t)
+	env["MYELIN_DATABASE_URL"] = testdb.NewURL(t, "postgres")
+	p := serve(t, env)
+	dir := filepath.Join(t.TempDir(), "backup")
+	r := run(t, env, "", "backup", dir)
+	p.stop()
+	if r.code != 0 || !strings.Contains(r.stdout, "pg_dump") {
+		t.Fatalf("backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "signing.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "database.sqlite")); err == nil {
+		t.Fatal("a PostgreSQL backup holds a SQLite database")
+	}
+	var m struct {
+		Database   string   `json:"database"`
+		Migrations []string `json:"migrations"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err := json.Unmarshal(raw, &m); err != nil || m.Database != "postgres" || len(m.Migrations) == 0 {
+		t.Fatalf("manifest: %v %+v", err, m)
+	}
+}
