@@ -30,6 +30,7 @@ Commands:
   create-account  create a local account
   backup DIR      write a backup of the database, media, keys and config
   restore DIR     put a backup back (server stopped)
+  migrate-db      copy the database to PostgreSQL (or back to SQLite)
   config          print the commented default configuration
   version         print the version
 
@@ -62,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return backupCmd(args, stdout, stderr)
 	case "restore":
 		return restoreCmd(args, stdout, stderr)
+	case "migrate-db":
+		return migrateDB(args, stdout, stderr)
 	case "config":
 		_, err := io.WriteString(stdout, config.DefaultYAML())
 		return err

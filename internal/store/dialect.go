@@ -157,3 +157,78 @@ func searchQuery(d dialect, words []string) string {
 	}
 	return strings.Join(parts, " AND ")
 }
+
+// catalogColumn is a column as the engine's catalog describes it.
+type catalogColumn struct {
+	name string
+	// boolean columns hold 0/1 in SQLite and true/false in PostgreSQL.
+	boolean bool
+	// generated columns (PostgreSQL's search vector) are computed, never
+	// written.
+	generated bool
+}
+
+// catalogTables lists the schema's own tables: not the engine's, not
+// SQLite's full-text index (an FTS5 table and its shadow tables, kept in
+// step by triggers on search_events), and not schema_migrations.
+func catalogTables(ctx context.Context, d dialect, c conn) ([]string, error) {
+	if d.name() == "postgres" {
+		return c.strings(ctx, `SELECT table_name FROM information_schema.tables
+			WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations' ORDER BY table_name`)
+	}
+	return c.strings(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'
+		AND name NOT LIKE 'search\_fts%' ESCAPE '\' AND name <> 'schema_migrations' ORDER BY name`)
+}
+
+// catalogColumns describes table's columns in their declared order.
+func catalogColumns(ctx context.Context, d dialect, c conn, table string) ([]catalogColumn, error) {
+	if d.name() == "postgres" {
+		return collect(ctx, c, func(scan func(...any) error) (catalogColumn, error) {
+			var col catalogColumn
+			var typ, gen string
+			err := scan(&col.name, &typ, &gen)
+			col.boolean, col.generated = typ == "boolean", gen == "ALWAYS"
+			return col, err
+		}, `SELECT column_name, data_type, is_generated FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, table)
+	}
+	return collect(ctx, c, func(scan func(...any) error) (catalogColumn, error) {
+		var col catalogColumn
+		var typ string
+		var hidden int
+		err := scan(&col.name, &typ, &hidden)
+		col.boolean, col.generated = strings.EqualFold(typ, "BOOLEAN"), hidden != 0
+		return col, err
+	}, `SELECT name, type, hidden FROM pragma_table_xinfo($1) ORDER BY cid`, table)
+}
+
+// catalogParents lists the tables table's foreign keys point at.
+func catalogParents(ctx context.Context, d dialect, c conn, table string) ([]string, error) {
+	if d.name() == "postgres" {
+		return c.strings(ctx, `SELECT DISTINCT ccu.table_name FROM information_schema.table_constraints tc
+			JOIN information_schema.constraint_column_usage ccu
+				ON tc.constraint_name = ccu.constraint_name AND tc.table_schema = ccu.table_schema
+			WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema() AND tc.table_name = $1`, table)
+	}
+	return c.strings(ctx, `SELECT DISTINCT "table" FROM pragma_foreign_key_list($1)`, table)
+}
+
+// resetCounters moves table's generated-key counter past the rows copied
+// into it with their keys. SQLite's AUTOINCREMENT follows explicit keys
+// by itself; a PostgreSQL identity column's sequence does not.
+func resetCounters(ctx context.Context, d dialect, c conn, table string) error {
+	if d.name() != "postgres" {
+		return nil
+	}
+	cols, err := c.strings(ctx, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1 AND is_identity = 'YES'`, table)
+	if err != nil {
+		return err
+	}
+	for _, col := range cols {
+		if _, err := c.exec(ctx, `SELECT setval(pg_get_serial_sequence($1, $2), COALESCE((SELECT MAX(`+col+`) FROM `+table+`), 0) + 1, false)`, table, col); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+//go:build goolm
+
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testdb"
+	"github.com/myelin-chat/myelin/internal/testserver"
+	"github.com/myelin-chat/myelin/internal/testserver/cryptoclient"
+)
+
+// A server grows from SQLite to PostgreSQL and back (myelin migrate-db):
+// hs1 holds an encrypted conversation with a user of hs2, a pusher, a
+// file and a message queued for hs2 while hs2 is down. After each copy
+// hs1 runs on the copy: the queued message reaches hs2 and decrypts
+// there, and both users go on decrypting each other, which needs every
+// device key, Olm session counterpart and one-time key to have moved.
+func TestCopySQLiteToPostgresAndBack(t *testing.T) {
+	if !strings.Contains(strings.Join(testdb.Engines(), ","), "postgres") {
+		t.Skip(testdb.PostgresEnv + " is not set")
+	}
+	ctx := context.Background()
+	net := testserver.StartNetwork(t, "sqlite", 2, nil)
+	hs1, hs2 := net.Servers[0], net.Servers[1]
+	alice := cryptoclient.New(t, hs1.Register("alice", "pw-alice"))
+	bob := cryptoclient.New(t, hs2.Register("bob", "pw-bob"))
+	roomID := alice.EncryptedRoom(bob, "hs1.test")
+	if got := bob.Decrypt(alice.SendText(roomID, "before the move")); got.Content.AsMessage().Body != "before the move" {
+		t.Fatalf("bob decrypted %q", got.Content.AsMessage().Body)
+	}
+	token := alice.AccessToken
+	code, body := hs1.Do(t, "POST", "/_matrix/client/v3/pushers/set", token, map[string]any{
+		"kind": "http", "app_id": "org.example.app", "pushkey": "pk1", "app_display_name": "App",
+		"device_display_name": "Phone", "lang": "en", "data": map[string]any{"url": "https://push.example.org/_matrix/push/v1/notify"},
+	})
+	testserver.WantStatus(t, "pushers/set", code, body, http.StatusOK)
+	file := bytes.Repeat([]byte("moved media "), 100)
+	r := testserver.Send(t, nil, "POST", hs1.URL+"/_matrix/media/v3/upload?filename=f.txt", token, file, "Content-Type", "text/plain")
+	mxc, _ := r.JSON["content_uri"].(string)
+	if r.Status != http.StatusOK || mxc == "" {
+		t.Fatalf("upload: %d %s", r.Status, r.Raw)
+	}
+
+	hs2.Stop()
+	queued := alice.SendText(roomID, "queued while hs2 is down")
+	hs1.Stop()
+
+	// SQLite to PostgreSQL.
+	sqliteURL := hs1.Config.DatabaseURL()
+	pgURL := testdb.NewURL(t, "postgres")
+	tables := copyDB(t, ctx, sqliteURL, pgURL)
+	for _, want := range []string{"events", "e2e_device_keys", "e2e_one_time_keys", "pushers", "media", "federation_queue_pdus", "access_tokens", "state_snapshot_entries"} {
+		if tables[want] == 0 {
+			t.Errorf("table %s: no rows copied (copied: %v)", want, tables)
+		}
+	}
+	hs1.Config.Database.URL = pgURL
+	hs1.Restart()
+	hs2.Restart()
+	hs1.Repoint(alice.Client)
+	hs2.Repoint(bob.Client)
+	if got := bob.Decrypt(queued); got.Content.AsMessage().Body != "queued while hs2 is down" {
+		t.Fatalf("bob decrypted %q", got.Content.AsMessage().Body)
+	}
+	if got := alice.Decrypt(bob.SendText(roomID, "to alice on PostgreSQL")); got.Content.AsMessage().Body != "to alice on PostgreSQL" {
+		t.Fatalf("alice decrypted %q", got.Content.AsMessage().Body)
+	}
+	code, body = hs1.Do(t, "GET", "/_matrix/client/v3/pushers", token, nil)
+	if code != http.StatusOK || !strings.Contains(fmt.Sprint(body), "pk1") {
+		t.Fatalf("pushers on PostgreSQL: %d %v", code, body)
+	}
+	dl := testserver.Send(t, nil, "GET", hs1.URL+"/_matrix/client/v1/media/download/hs1.test/"+strings.TrimPrefix(mxc, "mxc://hs1.test/"), token, nil)
+	if dl.Status != http.StatusOK || !bytes.Equal(dl.Raw, file) {
+		t.Fatalf("media on PostgreSQL: %d, %d bytes", dl.Status, len(dl.Raw))
+	}
+
+	// And back to a new SQLite file.
+	hs1.Stop()
+	back := filepath.Join(t.TempDir(), "back.db")
+	copyDB(t, ctx, pgURL, back)
+	hs1.Config.Database.URL = back
+	hs1.Restart()
+	hs1.Repoint(alice.Client)
+	if got := bob.Decrypt(alice.SendText(roomID, "back on SQLite")); got.Content.AsMessage().Body != "back on SQLite" {
+		t.Fatalf("bob decrypted %q", got.Content.AsMessage().Body)
+	}
+}
+
+// copyDB copies from into the new database to, and returns each table's
+// row count.
+func copyDB(t *testing.T, ctx context.Context, from, to string) map[string]int64 {
+	t.Helper()
+	src, err := store.Open(ctx, from, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := store.Open(ctx, to, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	copied, err := src.CopyTo(ctx, dst, nil)
+	if err != nil {
+		t.Fatalf("copy %s: %v", to, err)
+	}
+	out := map[string]int64{}
+	for _, c := range copied {
+		out[c.Table] = c.Rows
+	}
+	// A second copy into the now populated target is refused.
+	if _, err := src.CopyTo(ctx, dst, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("a copy into a populated database: %v", err)
+	}
+	return out
+}
