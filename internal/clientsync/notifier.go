@@ -291,6 +291,18 @@ func (n *Notifier) Register(user string) *Waiter {
 	return w
 }
 
+// Waiting counts the requests waiting now (a gauge for admins; it takes
+// the lock once and is not on any request's path).
+func (n *Notifier) Waiting() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	total := 0
+	for _, set := range n.byUser {
+		total += len(set)
+	}
+	return total
+}
+
 // Wake fires a user's waiters for changes outside the event stream
 // (account data, to-device messages, ...).
 func (n *Notifier) Wake(user string) {
