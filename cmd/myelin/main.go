@@ -31,6 +31,7 @@ Commands:
   backup DIR      write a backup of the database, media, keys and config
   restore DIR     put a backup back (server stopped)
   migrate-db      copy the database to PostgreSQL (or back to SQLite)
+  admin           everyday admin tasks on a running server (myelin admin -h)
   config          print the commented default configuration
   version         print the version
 
@@ -65,6 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return restoreCmd(args, stdout, stderr)
 	case "migrate-db":
 		return migrateDB(args, stdout, stderr)
+	case "admin":
+		return adminCmd(args, stdin, stdout, stderr)
 	case "config":
 		_, err := io.WriteString(stdout, config.DefaultYAML())
 		return err
