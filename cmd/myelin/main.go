@@ -32,6 +32,7 @@ Commands:
   restore DIR     put a backup back (server stopped)
   migrate-db      copy the database to PostgreSQL (or back to SQLite)
   admin           everyday admin tasks on a running server (myelin admin -h)
+  check [SERVER]  check the server as other servers and clients see it
   config          print the commented default configuration
   version         print the version
 
@@ -68,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return migrateDB(args, stdout, stderr)
 	case "admin":
 		return adminCmd(args, stdin, stdout, stderr)
+	case "check":
+		return checkCmd(args, stdout, stderr)
 	case "config":
 		_, err := io.WriteString(stdout, config.DefaultYAML())
 		return err

@@ -144,6 +144,10 @@ type Listen struct {
 	Metrics    string `yaml:"metrics"`
 	TLSCert    string `yaml:"tls_cert"`
 	TLSKey     string `yaml:"tls_key"`
+	// ClientTLS serves the client listener over TLS too, with the same
+	// certificate: a server on the internet without a reverse proxy
+	// serves both APIs on one TLS listener (443).
+	ClientTLS bool `yaml:"client_tls"`
 }
 
 // WellKnown controls the /.well-known/matrix documents.
@@ -461,7 +465,7 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 var EnvVars = []string{
 	"MYELIN_SERVER_NAME", "MYELIN_DATA_DIR", "MYELIN_DATABASE_URL",
 	"MYELIN_CLIENT_LISTEN", "MYELIN_FEDERATION_LISTEN", "MYELIN_METRICS_LISTEN",
-	"MYELIN_TLS_CERT", "MYELIN_TLS_KEY", "MYELIN_REGISTRATION_SHARED_SECRET",
+	"MYELIN_TLS_CERT", "MYELIN_TLS_KEY", "MYELIN_CLIENT_TLS", "MYELIN_REGISTRATION_SHARED_SECRET",
 	"MYELIN_OPEN_REGISTRATION", "MYELIN_REGISTRATION_REQUIRES_TOKEN",
 	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
@@ -555,6 +559,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		"MYELIN_ALLOW_GUESTS":                  &c.Registration.AllowGuests,
 		"MYELIN_REPORTS_FORWARD_TO_MODERATORS": &c.Reports.ForwardToModerators,
 		"MYELIN_THREAD_SUBSCRIPTIONS":          &c.Rooms.ThreadSubscriptions,
+		"MYELIN_CLIENT_TLS":                    &c.Listen.ClientTLS,
 	} {
 		if err := boolean(name, dst); err != nil {
 			return err
@@ -653,6 +658,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return bad("listen.tls_cert", "tls_cert and tls_key must be set together")
+	}
+	if c.Listen.ClientTLS && c.Listen.TLSCert == "" {
+		return bad("listen.client_tls", "needs a certificate: set tls_cert and tls_key")
 	}
 	for field, path := range map[string]string{"listen.tls_cert": c.Listen.TLSCert, "listen.tls_key": c.Listen.TLSKey} {
 		if path != "" {

@@ -167,6 +167,9 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
 		{"MYELIN_MAX_EVENT_DELAY_MS", "0", nil, func(c *Config) { c.Rooms.MaxEventDelayMS = 0 }},
 		{"MYELIN_THREAD_SUBSCRIPTIONS", "on", nil, func(c *Config) { c.Rooms.ThreadSubscriptions = true }},
+		{"MYELIN_CLIENT_TLS", "true", map[string]string{"MYELIN_TLS_CERT": cert, "MYELIN_TLS_KEY": key}, func(c *Config) {
+			c.Listen.ClientTLS, c.Listen.TLSCert, c.Listen.TLSKey = true, cert, key
+		}},
 		{"MYELIN_RTC_FOCI", `[{"type":"livekit","livekit_service_url":"https://jwt.example.org"}]`, nil, func(c *Config) {
 			c.WellKnown.RTCFoci = []RTCFocus{{Type: "livekit", LiveKitServiceURL: "https://jwt.example.org"}}
 		}},

@@ -593,7 +593,7 @@ func (s *Server) Start() error {
 		h          *http.Server
 		tls        bool
 	}
-	all := []srv{{"client", s.cfg.Listen.Client, s.client, false}}
+	all := []srv{{"client", s.cfg.Listen.Client, s.client, s.cfg.Listen.ClientTLS}}
 	if s.federation != nil {
 		all = append(all, srv{"federation", s.cfg.Listen.Federation, s.federation, s.cfg.Listen.TLSCert != ""})
 	}
