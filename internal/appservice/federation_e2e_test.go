@@ -160,3 +160,60 @@ func TestAppServiceFederationQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestAppServiceInterestFollowsMembership: the sender remembers across
+// transactions which rooms interest the service; a puppet joining a room
+// the service had no interest in makes its next messages reach the
+// service, and the puppet leaving stops them.
+func TestAppServiceInterestFollowsMembership(t *testing.T) {
+	eachEngine(t, func(t *testing.T, s *testserver.Server, b *bridge) {
+		ctx := context.Background()
+		alice := s.Register("alice", "password")
+		quiet, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		puppet := b.as.Intent(id.UserID(s.UserID("puppet_watch")))
+		if err := puppet.EnsureJoined(ctx, marker.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		send := func(room id.RoomID, body string) {
+			t.Helper()
+			if _, err := alice.SendText(ctx, room, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Before the puppet joins: the quiet room's message is not sent
+		// (the marker room's, after it, shows the service is up to date).
+		send(quiet.RoomID, "unseen")
+		send(marker.RoomID, "marker 1")
+		got := b.next("marker 1", func(e *event.Event) bool {
+			return e.Type == event.EventMessage && (e.RoomID == quiet.RoomID || e.Content.AsMessage().Body == "marker 1")
+		})
+		if got.RoomID == quiet.RoomID {
+			t.Fatal("the service got a message of a room it has no interest in")
+		}
+		if err := puppet.EnsureJoined(ctx, quiet.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		send(quiet.RoomID, "seen")
+		if got := b.messages(quiet.RoomID, 1); got[0] != "seen" {
+			t.Fatalf("after the join: %q", got)
+		}
+		if _, err := puppet.LeaveRoom(ctx, quiet.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		send(quiet.RoomID, "gone")
+		send(marker.RoomID, "marker 2")
+		got = b.next("marker 2", func(e *event.Event) bool {
+			return e.Type == event.EventMessage && (e.RoomID == quiet.RoomID || e.Content.AsMessage().Body == "marker 2")
+		})
+		if got.RoomID == quiet.RoomID {
+			t.Fatalf("after the leave the service still got %q", got.Content.AsMessage().Body)
+		}
+	})
+}
