@@ -170,9 +170,10 @@ func nonNil(s []string) []string {
 // ThirdParty answers the client API's third-party lookups from the
 // registered services.
 type ThirdParty struct {
-	reg    *Registry
-	client *Client
-	log    *slog.Logger
+	reg     *Registry
+	client  *Client
+	log     *slog.Logger
+	timeout time.Duration // thirdPartyTimeout; tests shorten it
 
 	mu    sync.Mutex
 	cache map[[2]string]cachedProtocol // (service id, protocol)
@@ -188,7 +189,7 @@ func NewThirdParty(reg *Registry, client *Client, log *slog.Logger) *ThirdParty 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &ThirdParty{reg: reg, client: client, log: log, cache: map[[2]string]cachedProtocol{}}
+	return &ThirdParty{reg: reg, client: client, log: log, timeout: thirdPartyTimeout, cache: map[[2]string]cachedProtocol{}}
 }
 
 // servicesFor lists the services with a URL whose registrations list
@@ -277,7 +278,7 @@ func (t *ThirdParty) protocol(ctx context.Context, reg *Registration, protocol s
 	if ok && time.Since(c.at) < protocolCacheTTL {
 		return c.p
 	}
-	ctx, cancel := context.WithTimeout(ctx, thirdPartyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	body, err := t.client.get(ctx, reg, "/_matrix/app/v1/thirdparty/protocol/"+url.PathEscape(protocol), nil)
 	if err != nil {
@@ -334,7 +335,7 @@ func (t *ThirdParty) ask(ctx context.Context, kind ThirdPartyKind, services []*R
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, thirdPartyTimeout)
+			ctx, cancel := context.WithTimeout(ctx, t.timeout)
 			defer cancel()
 			body, err := t.client.get(ctx, reg, path, q)
 			if err != nil {

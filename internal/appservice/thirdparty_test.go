@@ -1,9 +1,15 @@
 package appservice
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -103,5 +109,41 @@ func TestParseThirdPartyBounds(t *testing.T) {
 	res, err := ParseThirdPartyResults(ThirdPartyUser, []byte(`[`+strings.Repeat(r+",", maxThirdPartyItems+5)+r+`]`))
 	if err != nil || len(res) != maxThirdPartyItems {
 		t.Fatalf("results: %v, %d kept", err, len(res))
+	}
+}
+
+// TestThirdPartySlowService: a service that does not answer in time is
+// left out, the others' answers are returned, and the client does not
+// wait for the slow one longer than the timeout.
+func TestThirdPartySlowService(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`[{"userid":"@irc_a:hs1.test","protocol":"irc","fields":{"n":"a"}}]`))
+	}))
+	defer fast.Close()
+	regs := []*Registration{
+		{ID: "slow", URL: slow.URL, HSToken: "h1", Protocols: []string{"irc"}},
+		{ID: "fast", URL: fast.URL, HSToken: "h2", Protocols: []string{"irc"}},
+	}
+	tp := NewThirdParty(NewRegistry("hs1.test", regs), NewClient(), slog.New(slog.DiscardHandler))
+	tp.timeout = 300 * time.Millisecond
+	start := time.Now()
+	res := tp.Lookup(context.Background(), ThirdPartyUser, "irc", url.Values{"n": {"a"}})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the lookup waited %v for the slow service", took)
+	}
+	if len(res) != 1 || res[0].UserID != "@irc_a:hs1.test" {
+		t.Fatalf("results %+v, want the fast service's", res)
+	}
+	if p := tp.Protocols(context.Background(), ""); len(p) != 0 {
+		t.Fatalf("protocols %+v from services that answer none", p)
 	}
 }
