@@ -365,6 +365,7 @@ func BenchmarkAppServiceCatchUp(b *testing.B) {
 						close(done)
 					}
 				}
+				stop := profile(b) // the catch-up alone
 				back := time.Now()
 				r.start()
 				select {
@@ -373,6 +374,7 @@ func BenchmarkAppServiceCatchUp(b *testing.B) {
 					b.Fatalf("the service got %d of %d events", got.Load(), nRooms*perRoom)
 				}
 				took := time.Since(back)
+				stop()
 				if err, _ := bad.Load().(error); err != nil {
 					b.Fatal(err)
 				}
