@@ -57,8 +57,9 @@ type SenderOptions struct {
 // service recognise). One goroutine per service, owned by Run, so a
 // slow service holds up no other and never the room engine.
 type Sender struct {
-	o     SenderOptions
-	moved <-chan struct{}
+	o        SenderOptions
+	moved    <-chan struct{}
+	interest interestCaches
 }
 
 // NewSender makes the sender; it does nothing until Run.
@@ -207,7 +208,7 @@ func (s *Sender) deliverNext(ctx context.Context, reg *Registration, pos int64, 
 // included), a room in its room namespaces, with one of its aliases, or
 // with a namespaced member; rendered as client events.
 func (s *Sender) pick(ctx context.Context, reg *Registration, rows []store.EventRow) ([]json.RawMessage, error) {
-	roomInterest := map[string]bool{}
+	roomInterest := s.interest.forBatch(reg.ID, rows)
 	var nids []int64
 	for _, r := range rows {
 		ok, err := s.interested(ctx, reg, r, roomInterest)

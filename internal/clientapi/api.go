@@ -215,6 +215,7 @@ func (a *API) Register(rt *httpapi.Router) {
 	a.registerMatrixRTC(rt)
 	a.registerThreadSubscriptions(rt)
 	a.registerAppServices(rt)
+	a.registerThirdParty(rt)
 }
 
 // legacy adds a route under both /v3 and the older /r0 prefix, which

@@ -44,9 +44,6 @@ func (a *API) registerDiscovery(rt *httpapi.Router) {
 	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/voip/turnServer", Auth: httpapi.AuthRequired, AllowGuest: true, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
 		return map[string]any{}, nil
 	}})
-	legacy(rt, httpapi.Route{Method: http.MethodGet, Path: "/thirdparty/protocols", Auth: httpapi.AuthRequired, Handler: func(*http.Request, *httpapi.Caller) (any, error) {
-		return map[string]any{}, nil
-	}})
 	// Spec v1.15 "OAuth 2.0 API": a server that does not offer it answers
 	// 404 M_UNRECOGNIZED, which tells clients to use the legacy login API.
 	// The MSC2965 path is what clients released before v1.15 ask, and

@@ -24,7 +24,8 @@ import (
 type Store interface {
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	JoinedServers(ctx context.Context, roomID string) ([]string, error)
-	PublishedRoomsByMembers(ctx context.Context) ([]store.PublishedRoom, error)
+	PublishedRoomsIn(ctx context.Context, scope store.DirectoryScope) ([]store.PublishedRoom, error)
+	SetAppServiceRoomListed(ctx context.Context, asID, networkID, roomID string, listed bool) error
 	RoomPublished(ctx context.Context, roomID string) (bool, error)
 	SetRoomPublished(ctx context.Context, roomID string, published bool) error
 }
@@ -207,10 +208,11 @@ func (s *Service) PublicRooms(ctx context.Context, req PublicRoomsQuery) (Public
 		}
 		offset = n
 	}
-	if req.ThirdPartyInstanceID != "" {
-		return resp, nil // no application service publishes rooms of other networks
+	scope, err := directoryScope(req)
+	if err != nil {
+		return resp, err
 	}
-	listed, err := s.listed(ctx)
+	listed, err := s.listed(ctx, scope)
 	if err != nil {
 		return resp, err
 	}
@@ -249,8 +251,8 @@ func page(n, offset int, limit *int) (start, end int, prev, next string) {
 }
 
 // listed is every published room a directory shows, in its order.
-func (s *Service) listed(ctx context.Context) ([]Summary, error) {
-	published, err := s.store.PublishedRoomsByMembers(ctx)
+func (s *Service) listed(ctx context.Context, scope store.DirectoryScope) ([]Summary, error) {
+	published, err := s.store.PublishedRoomsIn(ctx, scope)
 	if err != nil {
 		return nil, err
 	}

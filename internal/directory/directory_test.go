@@ -252,13 +252,14 @@ func TestPublicRooms(t *testing.T) {
 		if r, err := f.svc.PublicRooms(ctx, PublicRoomsQuery{Since: "o99"}); err != nil || len(r.Chunk) != 0 {
 			t.Fatalf("since past the end: %v %v", r.Chunk, err)
 		}
-		for _, bad := range []PublicRoomsQuery{{Since: "x1"}, {Since: "o-1"}, {Since: "o"}, {IncludeAllNetworks: true, ThirdPartyInstanceID: "irc"}} {
+		for _, bad := range []PublicRoomsQuery{{Since: "x1"}, {Since: "o-1"}, {Since: "o"}, {IncludeAllNetworks: true, ThirdPartyInstanceID: "irc"},
+			{ThirdPartyInstanceID: "irc"}} { // Synapse's "Invalid ID": not "{appservice id}|{network id}"
 			_, err := f.svc.PublicRooms(ctx, bad)
 			if e, ok := mxerr.As(err); !ok || e.Code != "M_INVALID_PARAM" {
 				t.Errorf("%+v: %v, want M_INVALID_PARAM", bad, err)
 			}
 		}
-		if r, err := f.svc.PublicRooms(ctx, PublicRoomsQuery{ThirdPartyInstanceID: "irc"}); err != nil || len(r.Chunk) != 0 {
+		if r, err := f.svc.PublicRooms(ctx, PublicRoomsQuery{ThirdPartyInstanceID: "irc|libera"}); err != nil || len(r.Chunk) != 0 {
 			t.Fatalf("another network: %v %v", r.Chunk, err)
 		}
 	})

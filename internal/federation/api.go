@@ -74,6 +74,12 @@ type Deps struct {
 	Media *media.Service
 	// Invites refuses invites our users block (nil: none refused).
 	Invites InviteChecker
+	// AppServiceInvitees takes invites to unregistered users that an
+	// application service's namespace holds (nil: such invites are 404
+	// like any unknown user's).
+	AppServiceInvitees interface {
+		InviteeKnown(ctx context.Context, userID string) bool
+	}
 
 	// The services other servers' EDUs go to (nil: that EDU type is
 	// ignored, as the spec lets a server do).

@@ -407,7 +407,7 @@ func (a *API) handleInvite(r *Request, req inviteRequest) (any, error) {
 	if uid, err := spec.NewUserID(target.StateKey, true); err == nil && string(uid.Domain()) == a.d.ServerName {
 		if ok, err := a.d.Store.UserExists(ctx, uid.Local()); err != nil {
 			return nil, err
-		} else if !ok {
+		} else if !ok && (a.d.AppServiceInvitees == nil || !a.d.AppServiceInvitees.InviteeKnown(ctx, uid.String())) {
 			return nil, mxerr.NotFound("Unknown user %s", uid.String())
 		}
 	}

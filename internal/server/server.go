@@ -513,6 +513,10 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		d.Client, d.KeyRing, d.Remote, d.Sender = b.fedClient, keyRing, b.remote, s.sender
 		d.Rooms, d.Store, d.Media = s.engine, s.db, s.media
 		d.Aliases, d.Profiles, d.Directory, d.OpenID = b.aliases, b.acc, b.dir, b.acc
+		if len(b.appservices.All()) > 0 {
+			asq := appservice.FederationQueries{Registry: b.appservices, Client: b.asClient, Profiles: b.acc, Aliases: b.aliases}
+			d.Aliases, d.Profiles, d.AppServiceInvitees = asq, asq, asq
+		}
 		d.Keys, d.Typing, d.Receipts, d.Presence = s.keys, s.typing, s.receipts, s.presence
 		d.Invites = b.invites
 	}

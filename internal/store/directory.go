@@ -19,22 +19,7 @@ type PublishedRoom struct {
 // PublishedRoomsByMembers lists the published rooms, the most joined
 // members first, then in room ID order.
 func (db *DB) PublishedRoomsByMembers(ctx context.Context) ([]PublishedRoom, error) {
-	rows, err := db.r().query(ctx, `SELECT r.room_id, COUNT(cs.state_key) FROM rooms r
-		LEFT JOIN current_state cs ON cs.room_id = r.room_id AND cs.type = 'm.room.member' AND cs.membership = 'join'
-		WHERE r.published = TRUE GROUP BY r.room_id ORDER BY COUNT(cs.state_key) DESC, r.room_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []PublishedRoom
-	for rows.Next() {
-		var p PublishedRoom
-		if err := rows.Scan(&p.RoomID, &p.Joined); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return db.PublishedRoomsIn(ctx, DirectoryScope{})
 }
 
 const mutualRoomsFrom = ` FROM current_state a JOIN current_state b ON b.room_id = a.room_id
