@@ -125,7 +125,8 @@ type Server struct {
 	// asEphemeral sends them typing, receipts, presence, to-device
 	// messages and the encryption extensions (MSC2409, MSC3202).
 	asEphemeral *appservice.Ephemeral
-	repUsers    *reputation.UserFilters
+
+	repUsers *reputation.UserFilters
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
