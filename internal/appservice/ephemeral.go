@@ -139,7 +139,7 @@ func NewEphemeral(o EphemeralOptions) *Ephemeral {
 		e.byID[reg.ID] = w
 	}
 	if len(e.workers) > 0 && o.Bus != nil {
-		o.Bus.Subscribe("appservice-ephemeral", e.heard, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged, keys.TopicChanged)
+		o.Bus.Subscribe("appservice-ephemeral", e.heard, typing.TopicChanged, receipts.TopicStored, presence.TopicChanged, keys.TopicChanged, keys.TopicKeysUploaded)
 	}
 	return e
 }
@@ -159,6 +159,13 @@ func (e *Ephemeral) heard(_ context.Context, c bus.Change) {
 			if !w.reg.ReceiveEphemeral {
 				continue
 			}
+		case keys.KeysUploaded:
+			if !w.reg.MSC3202 || !w.reg.OwnsUser(c.UserID, e.o.Registry.ServerName) {
+				continue
+			}
+			w.mu.Lock()
+			w.keyUsers[c.UserID] = true
+			w.mu.Unlock()
 		case keys.Changed:
 			// Device list changes of users sharing a room with the
 			// service's users wake them too: the range read finds those.
