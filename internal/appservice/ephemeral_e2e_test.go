@@ -354,7 +354,9 @@ func TestAppServiceEphemeral(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.next("alice's presence", func(txn *rawTxn) bool {
-			return txn.find("m.presence", func(e rawEvent) bool { return e.Sender == alice.UserID.String() && e.Content["status_msg"] == "bridging" }) != nil
+			return txn.find("m.presence", func(e rawEvent) bool {
+				return e.Sender == alice.UserID.String() && e.Content["status_msg"] == "bridging"
+			}) != nil
 		})
 
 		// The puppet's device, its keys (an Olm machine's upload), a
