@@ -117,7 +117,17 @@ type ephemeralWorker struct {
 	scanInboxes bool
 }
 
-// wants says whether the service asked for any of this.
+// takesToDevice says whether the service is sent its devices' to-device
+// messages, which then leave the devices' inboxes: only with both
+// receive_ephemeral (which mautrix-go needs to read them) and
+// org.matrix.msc3202, which mautrix bridges set exactly when their
+// encryption runs from transactions ("appservice mode"). A service with
+// receive_ephemeral alone, whose bot device runs /sync (mautrix's
+// default mode), keeps getting them there: taking them from the inbox
+// would starve that sync of its room keys.
+func (r *Registration) takesToDevice() bool { return r.ReceiveEphemeral && r.MSC3202 }
+
+// wantsEphemeral says whether the service asked for any of this.
 func (r *Registration) wantsEphemeral() bool { return r.URL != "" && (r.ReceiveEphemeral || r.MSC3202) }
 
 // NewEphemeral makes the ephemeral sender and subscribes it to the bus;
@@ -393,6 +403,8 @@ func (g *gather) collect(ctx context.Context, pos, cur int64, rooms, users map[s
 		if err := g.presence(ctx, pos, upto); err != nil {
 			return pos, false, err
 		}
+	}
+	if g.reg.takesToDevice() {
 		toDeviceUsers, err := g.toDevice(ctx, users, scan)
 		if err != nil {
 			return pos, false, err

@@ -473,3 +473,56 @@ func TestAppServiceEphemeral(t *testing.T) {
 		}
 	})
 }
+
+// TestAppServiceEphemeralWithoutMSC3202: a service with receive_ephemeral
+// alone (mautrix bridges whose bot device runs /sync) gets typing but
+// none of the encryption parts, and its device's to-device messages stay
+// in the inbox for that device's /sync.
+func TestAppServiceEphemeralWithoutMSC3202(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		r := newRawService(t, "hs1.test", true, false)
+		s := testserver.Start(t, dbURL, withFiles(r.path))
+		if err := r.as.SetHomeserverURL(s.URL); err != nil {
+			t.Fatal(err)
+		}
+		p1 := id.UserID(s.UserID("puppet_1"))
+		puppet := r.as.Intent(p1)
+		if err := puppet.EnsureRegistered(ctx); err != nil {
+			t.Fatal(err)
+		}
+		status, body := r.asDo(s, http.MethodPut, "/_matrix/client/v3/devices/PUPDEV", p1.String(), "", map[string]any{})
+		testserver.WantStatus(t, "creating a device", status, body, http.StatusCreated)
+		alice := s.Register("alice", "password")
+		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := puppet.EnsureJoined(ctx, room.RoomID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.SendToDevice(ctx, event.NewEventType("org.example.test"), &mautrix.ReqSendToDevice{
+			Messages: map[id.UserID]map[id.DeviceID]*event.Content{p1: {"PUPDEV": {Raw: map[string]any{"n": 1}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		cryptoclient.New(t, alice) // a device list change of a room member
+		if _, err := alice.UserTyping(ctx, room.RoomID, true, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		r.next("alice typing", func(txn *rawTxn) bool {
+			if len(txn.ToDevice) > 0 || txn.DeviceLists != nil || txn.OTK != nil || txn.Fallback != nil {
+				t.Fatalf("a service without org.matrix.msc3202 was sent encryption data: %+v", txn)
+			}
+			return txn.find("m.typing", func(e rawEvent) bool { return e.RoomID == room.RoomID.String() }) != nil
+		})
+		status, body = r.asDo(s, http.MethodGet, "/_matrix/client/v3/sync?timeout=0", p1.String(), "PUPDEV", nil)
+		if status != http.StatusOK {
+			t.Fatalf("sync as the puppet's device: %d %v", status, body)
+		}
+		td, _ := body["to_device"].(map[string]any)
+		evs, _ := td["events"].([]any)
+		if len(evs) != 1 {
+			t.Fatalf("the device's /sync has to-device events %v, want the one message", evs)
+		}
+	})
+}
