@@ -215,6 +215,14 @@ func TestAppServiceEncryptedBridge(t *testing.T) {
 			t.Fatalf("alice decrypted %q", body)
 		}
 
+		// The bot cross-signs its device as mautrix's self_sign does, and
+		// resets its keys: no UIA for a service (MSC4190).
+		for i := range 2 {
+			if _, err := cb.mach.GenerateAndVerifyWithRecoveryKey(ctx); err != nil {
+				t.Fatalf("cross-signing the bot's device (%d): %v", i, err)
+			}
+		}
+
 		// Alice's new device: a device list change in a transaction; the
 		// bot's machine refetches her keys and its next room key reaches
 		// the laptop.
