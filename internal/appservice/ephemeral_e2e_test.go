@@ -74,7 +74,11 @@ type rawService struct {
 	txns  chan rawTxn
 	fail  atomic.Bool // answer 500 to transactions
 	tried atomic.Int64
-	srv   *http.Server
+	// failEphemeral answers 500 to transactions without room events;
+	// those with room events go to events.
+	failEphemeral atomic.Bool
+	events        chan rawTxn
+	srv           *http.Server
 }
 
 func newRawService(t *testing.T, server string, ephemeral, msc3202 bool) *rawService {
@@ -90,7 +94,7 @@ func newRawService(t *testing.T, server string, ephemeral, msc3202 bool) *rawSer
 		Namespaces:      mas.Namespaces{UserIDs: mas.NamespaceList{{Regex: "@puppet_.*:" + esc, Exclusive: true}}},
 		EphemeralEvents: ephemeral, MSC3202: msc3202, MSC4190: true,
 	}
-	r := &rawService{t: t, reg: reg, path: filepath.Join(t.TempDir(), "raw.yaml"), txns: make(chan rawTxn, 256)}
+	r := &rawService{t: t, reg: reg, path: filepath.Join(t.TempDir(), "raw.yaml"), txns: make(chan rawTxn, 256), events: make(chan rawTxn, 256)}
 	if err := reg.Save(r.path); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +118,14 @@ func newRawService(t *testing.T, server string, ephemeral, msc3202 bool) *rawSer
 		_ = json.Unmarshal(body, &fields)
 		_, txn.eventsFieldExists = fields["events"]
 		txn.ID = req.PathValue("txnId")
-		r.txns <- txn
+		if len(txn.Events) > 0 {
+			r.events <- txn
+		} else if r.failEphemeral.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		} else {
+			r.txns <- txn
+		}
 		w.Write([]byte("{}"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
@@ -136,9 +147,6 @@ func (r *rawService) next(what string, match func(*rawTxn) bool) *rawTxn {
 	for {
 		select {
 		case txn := <-r.txns:
-			if len(txn.Events) > 0 {
-				continue // room events: another sender's
-			}
 			if !txn.eventsFieldExists {
 				r.t.Fatalf("transaction %s lacks the required events field", txn.ID)
 			}
@@ -524,5 +532,43 @@ func TestAppServiceEphemeralWithoutMSC3202(t *testing.T) {
 		if len(evs) != 1 {
 			t.Fatalf("the device's /sync has to-device events %v, want the one message", evs)
 		}
+
+		// Ephemeral transactions failing hold up no room event.
+		r.failEphemeral.Store(true)
+		before := r.tried.Load()
+		if _, err := alice.UserTyping(ctx, room.RoomID, false, 0); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); r.tried.Load() == before; {
+			if time.Now().After(deadline) {
+				t.Fatal("no attempt to send the typing change")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		sent, err := alice.SendText(ctx, room.RoomID, "not held up")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(30 * time.Second)
+	events:
+		for {
+			select {
+			case txn := <-r.events:
+				for _, raw := range txn.Events {
+					if strings.Contains(string(raw), sent.EventID.String()) {
+						break events
+					}
+				}
+			case <-deadline:
+				t.Fatal("a room event waited for failing ephemeral transactions")
+			}
+		}
+		r.failEphemeral.Store(false)
+		r.next("the typing change after the failures", func(txn *rawTxn) bool {
+			return txn.find("m.typing", func(e rawEvent) bool {
+				ids, _ := e.Content["user_ids"].([]any)
+				return e.RoomID == room.RoomID.String() && len(ids) == 0
+			}) != nil
+		})
 	})
 }
