@@ -67,7 +67,7 @@ type rawTxn struct {
 // rawService is an application service that records the transactions
 // it is sent as JSON, to check each field as the MSCs name it.
 type rawService struct {
-	t     *testing.T
+	t     testing.TB
 	reg   *mas.Registration
 	as    *mas.AppService // for its intents (client side) only
 	path  string
@@ -81,7 +81,7 @@ type rawService struct {
 	srv           *http.Server
 }
 
-func newRawService(t *testing.T, server string, ephemeral, msc3202 bool) *rawService {
+func newRawService(t testing.TB, server string, ephemeral, msc3202 bool) *rawService {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
