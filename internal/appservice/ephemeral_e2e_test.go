@@ -237,6 +237,14 @@ func TestAppServiceDeviceManagement(t *testing.T) {
 		testserver.WantError(t, "the puppet's device as the sender", status, body, http.StatusBadRequest, "M_UNKNOWN_DEVICE")
 		status, body = r.asDo(s, http.MethodGet, "/_matrix/client/v3/account/whoami", p1, string(alice.DeviceID), nil)
 		testserver.WantError(t, "alice's device as the puppet", status, body, http.StatusBadRequest, "M_UNKNOWN_DEVICE")
+		for _, hostile := range []string{"A\x00B", "\xff\xfe", strings.Repeat("D", 1<<20)} {
+			// The router refuses NUL and invalid UTF-8 in any parameter
+			// (M_INVALID_PARAM); no device has the others.
+			status, body = r.asDo(s, http.MethodGet, "/_matrix/client/v3/account/whoami", p1, hostile, nil)
+			if code := body["errcode"]; status != http.StatusBadRequest || (code != "M_UNKNOWN_DEVICE" && code != "M_INVALID_PARAM") {
+				t.Fatalf("a hostile device_id (%d bytes): %d %v", len(hostile), status, body)
+			}
+		}
 
 		// A device needs keys uploaded with it: without device_id there is none.
 		status, body = r.asDo(s, http.MethodPost, "/_matrix/client/v3/keys/upload", p1, "PUPDEV", map[string]any{})

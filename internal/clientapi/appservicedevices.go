@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
@@ -22,9 +23,15 @@ func (a *API) appServiceDevice(ctx context.Context, localpart string, r *http.Re
 	if deviceID == "" {
 		return "", nil
 	}
+	unknown := &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN_DEVICE", Message: "Device " + deviceID + " does not belong to the user"}
+	if len(deviceID) > 255 || ident.CheckText(deviceID) != nil {
+		// No device has such an ID (and PostgreSQL refuses NUL).
+		unknown.Message = "Device does not belong to the user"
+		return "", unknown
+	}
 	if _, err := a.accounts.Device(ctx, localpart, deviceID); err != nil {
 		if notFound(err) {
-			return "", &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN_DEVICE", Message: "Device " + deviceID + " does not belong to the user"}
+			return "", unknown
 		}
 		return "", err
 	}
