@@ -79,7 +79,9 @@ func (g *gather) toDevice(ctx context.Context, users map[string]bool, scan bool)
 			continue
 		}
 		if len(msgs) == ephemeralBatch {
-			g.moreToDevice = true
+			// The rest in the next transaction, read again from the
+			// inbox once these are deleted.
+			g.fullInboxes = append(g.fullInboxes, d.user)
 		}
 		found[d.user] = true
 		for _, m := range msgs {

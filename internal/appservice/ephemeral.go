@@ -375,7 +375,15 @@ func (e *Ephemeral) deliver(ctx context.Context, w *ephemeralWorker, pos int64, 
 			log.Error("appservice ephemeral: recording the position", "err", err)
 		}
 	}
-	return upto, more || g.moreToDevice
+	if len(g.fullInboxes) > 0 {
+		w.mu.Lock()
+		for _, u := range g.fullInboxes {
+			w.keyUsers[u] = true
+		}
+		w.mu.Unlock()
+		more = true
+	}
+	return upto, more
 }
 
 // gather builds one transaction.
@@ -385,8 +393,9 @@ type gather struct {
 	interest *interest
 	txn      ephemeralTxn
 	acks     []acked
-	// moreToDevice: an inbox held more than one batch.
-	moreToDevice bool
+	// fullInboxes are the users with a device whose inbox held a full
+	// batch: more may wait.
+	fullInboxes []string
 }
 
 // collect fills the transaction with what changed in (pos, cur]; upto is

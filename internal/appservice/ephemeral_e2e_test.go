@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -470,6 +471,7 @@ func TestAppServiceEphemeral(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		s.Restart()
+		s.Repoint(alice)
 		r.fail.Store(false)
 		got := r.next("to-device message 2 after a restart", toDevice(2))
 		for _, e := range got.ToDevice {
@@ -477,7 +479,42 @@ func TestAppServiceEphemeral(t *testing.T) {
 				t.Fatal("message 1, taken before, was sent again")
 			}
 		}
-		// The service has it: the device's inbox is empty.
+		// More than a transaction's batch (100) waits while the service
+		// is down: all arrive, in order, over several transactions.
+		r.fail.Store(true)
+		const many = 150
+		for n := 1000; n < 1000+many; n++ {
+			sendToDevice(n)
+		}
+		r.fail.Store(false)
+		resumed := time.Now()
+		next, txns := 1000, 0
+		for next < 1000+many {
+			r.next("to-device message "+strconv.Itoa(next), func(txn *rawTxn) bool {
+				for _, e := range txn.ToDevice {
+					n := int(e.Content["n"].(float64))
+					if n < 1000 {
+						continue
+					}
+					if n != next {
+						t.Fatalf("to-device message %d arrived when %d was due", n, next)
+					}
+					next++
+				}
+				txns++
+				return true
+			})
+		}
+		// The inbox scan every 30 s would find the rest too: they must
+		// come at once.
+		if took := time.Since(resumed); took > 10*time.Second {
+			t.Fatalf("the messages after the first batch took %v", took)
+		}
+		if txns < 2 {
+			t.Fatalf("%d messages came in %d transaction(s), want batches of at most 100", many, txns)
+		}
+
+		// The service has them: the device's inbox is empty.
 		status, body = r.asDo(s, http.MethodGet, "/_matrix/client/v3/sync?timeout=0", p1.String(), "PUPDEV", nil)
 		if status != http.StatusOK {
 			t.Fatalf("sync as the puppet's device: %d %v", status, body)
