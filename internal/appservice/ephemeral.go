@@ -209,6 +209,8 @@ func (e *Ephemeral) Run(ctx context.Context) error {
 			e.serve(ctx, w)
 		}()
 	}
+	// Returns with ctx, as every worker does, even with no service.
+	<-ctx.Done()
 	wg.Wait()
 	return nil
 }
