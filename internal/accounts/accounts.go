@@ -80,6 +80,7 @@ type Store interface {
 	OpenIDTokenUser(ctx context.Context, hash string, nowTS int64) (string, error)
 
 	GetDevice(ctx context.Context, localpart, deviceID string) (store.Device, error)
+	CreateDevice(ctx context.Context, localpart, deviceID string, nowTS int64) (created bool, err error)
 	ListDevices(ctx context.Context, localpart string) ([]store.Device, error)
 	SetDeviceDisplayName(ctx context.Context, localpart, deviceID string, name *string) error
 	DeleteDevices(ctx context.Context, localpart string, deviceIDs []string) error

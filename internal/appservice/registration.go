@@ -28,8 +28,10 @@ type Registration struct {
 	RateLimited      bool
 	Protocols        []string
 	ReceiveEphemeral bool
-	// MSC3202 and DeviceMasquerading are recorded for the encryption
-	// extensions, which are not implemented yet.
+	// MSC3202 asks for device lists, one-time key counts and fallback
+	// key types in transactions (ephemeral.go). DeviceMasquerading is
+	// recorded only: device_id masquerading (spec v1.17) and device
+	// management without UIA (MSC4190) are open to every service.
 	MSC3202, DeviceMasquerading bool
 
 	Users, Aliases, Rooms []Namespace
@@ -62,6 +64,7 @@ type rawRegistration struct {
 	Protocols        []string `yaml:"protocols"`
 	ReceiveEphemeral bool     `yaml:"receive_ephemeral"`
 	PushEphemeral    bool     `yaml:"de.sorunome.msc2409.push_ephemeral"`
+	PushEphemeralOld bool     `yaml:"push_ephemeral"`
 	MSC3202          bool     `yaml:"org.matrix.msc3202"`
 	DeviceMasquerade bool     `yaml:"device_masquerading"`
 	MSC4190          bool     `yaml:"io.element.msc4190"`
@@ -87,7 +90,7 @@ func Parse(data []byte) (*Registration, error) {
 		return *v, nil
 	}
 	reg := &Registration{RateLimited: raw.RateLimited == nil || *raw.RateLimited, Protocols: raw.Protocols,
-		ReceiveEphemeral: raw.ReceiveEphemeral || raw.PushEphemeral, MSC3202: raw.MSC3202, DeviceMasquerading: raw.DeviceMasquerade || raw.MSC4190}
+		ReceiveEphemeral: raw.ReceiveEphemeral || raw.PushEphemeral || raw.PushEphemeralOld, MSC3202: raw.MSC3202, DeviceMasquerading: raw.DeviceMasquerade || raw.MSC4190}
 	var err error
 	if reg.ID, err = required("id", raw.ID); err != nil {
 		return nil, err

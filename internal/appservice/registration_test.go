@@ -112,6 +112,8 @@ func FuzzRegistration(f *testing.F) {
 	f.Add([]byte("id: x\nas_token: a\nhs_token: b\nsender_localpart: c\nurl: null\n"))
 	f.Add([]byte("namespaces: {users: [{regex: '(?i)', exclusive: yes}]}"))
 	f.Add([]byte("- [}"))
+	f.Add([]byte(goodRegistration + "org.matrix.msc3202: true\npush_ephemeral: true\nio.element.msc4190: true\n"))
+	f.Add([]byte(goodRegistration + "de.sorunome.msc2409.push_ephemeral: [1]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		reg, err := Parse(data)
 		if err != nil {
@@ -127,4 +129,34 @@ func FuzzRegistration(f *testing.F) {
 			t.Fatalf("the sender itself is refused: %v", err)
 		}
 	})
+}
+
+// TestParseEphemeralFlags: receive_ephemeral and its two unstable names
+// (MSC2409's de.sorunome.msc2409.push_ephemeral and the older
+// push_ephemeral) all turn ephemeral data on; org.matrix.msc3202 turns
+// the encryption extensions on; neither is on by default.
+func TestParseEphemeralFlags(t *testing.T) {
+	base := strings.Replace(goodRegistration, "receive_ephemeral: true\n", "", 1)
+	for _, tt := range []struct {
+		extra              string
+		ephemeral, msc3202 bool
+	}{
+		{"", false, false},
+		{"receive_ephemeral: true\n", true, false},
+		{"de.sorunome.msc2409.push_ephemeral: true\n", true, false},
+		{"push_ephemeral: true\n", true, false},
+		{"org.matrix.msc3202: true\n", false, true},
+		{"receive_ephemeral: true\norg.matrix.msc3202: true\n", true, true},
+	} {
+		reg, err := Parse([]byte(base + tt.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.extra, err)
+		}
+		if reg.ReceiveEphemeral != tt.ephemeral || reg.MSC3202 != tt.msc3202 {
+			t.Errorf("%q: ephemeral %v msc3202 %v, want %v %v", tt.extra, reg.ReceiveEphemeral, reg.MSC3202, tt.ephemeral, tt.msc3202)
+		}
+		if reg.wantsEphemeral() != (tt.ephemeral || tt.msc3202) {
+			t.Errorf("%q: wantsEphemeral = %v", tt.extra, reg.wantsEphemeral())
+		}
+	}
 }

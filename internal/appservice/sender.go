@@ -257,25 +257,5 @@ func (s *Sender) interested(ctx context.Context, reg *Registration, r store.Even
 }
 
 func (s *Sender) roomInterest(ctx context.Context, reg *Registration, roomID string) (bool, error) {
-	if len(reg.Aliases) > 0 {
-		aliases, err := s.o.Store.RoomAliases(ctx, roomID)
-		if err != nil {
-			return false, err
-		}
-		for _, a := range aliases {
-			if reg.InAliases(a) {
-				return true, nil
-			}
-		}
-	}
-	members, err := s.o.Store.JoinedMembers(ctx, roomID)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range members {
-		if reg.OwnsUser(m, s.o.Registry.ServerName) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return roomInterest(ctx, s.o.Store, s.o.Registry, reg, roomID)
 }

@@ -40,8 +40,12 @@ func (a *API) appServiceCaller(ctx context.Context, reg *appservice.Registration
 	if err != nil {
 		return nil, err
 	}
+	deviceID, err := a.appServiceDevice(ctx, u.Localpart, r)
+	if err != nil {
+		return nil, err
+	}
 	return &httpapi.Caller{
-		UserID: u.UserID, Localpart: u.Localpart, IsAdmin: u.IsAdmin,
+		UserID: u.UserID, Localpart: u.Localpart, DeviceID: deviceID, IsAdmin: u.IsAdmin,
 		Locked: u.Locked, Suspended: u.Suspended, ShadowBanned: u.ShadowBanned,
 		AppService: reg.ID, RateLimitExempt: !reg.RateLimited,
 	}, nil

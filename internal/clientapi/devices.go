@@ -55,6 +55,15 @@ func (a *API) updateDevice(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := httpapi.ReadOptionalJSON(r, &req); err != nil {
 		return nil, err
 	}
+	if c.AppService != "" {
+		// Spec v1.17 (MSC4190): a service creates its users' devices
+		// here, 201 when new.
+		created, err := a.accounts.PutDevice(r.Context(), c.Localpart, r.PathValue("deviceId"), req.DisplayName)
+		if err != nil || !created {
+			return empty, err
+		}
+		return &httpapi.Response{Status: http.StatusCreated, Body: empty}, nil
+	}
 	if req.DisplayName == nil {
 		// The spec: "If not given, the display name is unchanged."
 		_, err := a.accounts.Device(r.Context(), c.Localpart, r.PathValue("deviceId"))
@@ -74,15 +83,25 @@ func (a *API) deleteDevice(r *http.Request, c *httpapi.Caller) (any, error) {
 	if _, err := a.accounts.Device(r.Context(), c.Localpart, id); err != nil {
 		return nil, err
 	}
-	sess, err := a.withUIA(r, c, req.Auth)
-	if err != nil {
-		return nil, err
+	return empty, a.deleteWithUIA(r, c, req.Auth, []string{id})
+}
+
+// deleteWithUIA deletes devices after user-interactive authentication,
+// which an application service skips (spec v1.17, MSC4190: it manages
+// its users' devices without their passwords).
+func (a *API) deleteWithUIA(r *http.Request, c *httpapi.Caller, auth json.RawMessage, devices []string) error {
+	if c.AppService != "" {
+		return a.accounts.DeleteDevices(r.Context(), c.Localpart, devices)
 	}
-	if err := a.accounts.DeleteDevices(r.Context(), c.Localpart, []string{id}); err != nil {
-		return nil, err
+	sess, err := a.withUIA(r, c, auth)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.DeleteDevices(r.Context(), c.Localpart, devices); err != nil {
+		return err
 	}
 	_ = a.uia.Finish(r.Context(), sess)
-	return empty, nil
+	return nil
 }
 
 func (a *API) deleteDevices(r *http.Request, c *httpapi.Caller) (any, error) {
@@ -96,13 +115,5 @@ func (a *API) deleteDevices(r *http.Request, c *httpapi.Caller) (any, error) {
 	if req.Devices == nil {
 		return nil, mxerr.MissingParam("Missing devices")
 	}
-	sess, err := a.withUIA(r, c, req.Auth)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.accounts.DeleteDevices(r.Context(), c.Localpart, req.Devices); err != nil {
-		return nil, err
-	}
-	_ = a.uia.Finish(r.Context(), sess)
-	return empty, nil
+	return empty, a.deleteWithUIA(r, c, req.Auth, req.Devices)
 }

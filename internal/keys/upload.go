@@ -80,6 +80,9 @@ func (s *Service) Upload(ctx context.Context, userID, deviceID string, req Uploa
 	// countsChanged runs only after this read, which would otherwise be
 	// served the counts cached before the upload (by the last /sync).
 	s.countsChanged()
+	if len(req.OneTimeKeys) > 0 || len(req.FallbackKeys) > 0 {
+		s.bus.Publish(ctx, KeysUploaded{UserID: userID, DeviceID: deviceID})
+	}
 	return s.OneTimeKeyCounts(ctx, userID, deviceID)
 }
 

@@ -12,7 +12,8 @@ import (
 // buildAppServices loads the application services' registration files
 // (a bad one stops start-up, naming the file and field), makes sure each
 // service's sender user exists (Synapse creates it too: the service acts
-// as it without registering), and builds the transaction sender.
+// as it without registering), and builds the transaction senders (room
+// events; ephemeral data and the encryption extensions).
 func (s *Server) buildAppServices(ctx context.Context, b *built) error {
 	regs, err := appservice.Load(s.cfg.AppServices.Files)
 	if err != nil {
@@ -34,5 +35,7 @@ func (s *Server) buildAppServices(ctx context.Context, b *built) error {
 	}
 	s.asSender = appservice.NewSender(appservice.SenderOptions{Registry: b.appservices, Rooms: s.engine, Store: s.db,
 		Client: b.asClient, Bus: s.changes, Log: s.log})
+	s.asEphemeral = appservice.NewEphemeral(appservice.EphemeralOptions{Registry: b.appservices, Store: s.db, Stream: s.engine.Stream(),
+		Typing: s.typing, Presence: s.presence, Keys: s.keys, Client: b.asClient, Bus: s.changes, Log: s.log})
 	return nil
 }

@@ -122,6 +122,10 @@ type Server struct {
 	threadSubs *threadsubs.Service
 	// asSender pushes transactions to the application services.
 	asSender *appservice.Sender
+	// asEphemeral sends them typing, receipts, presence, to-device
+	// messages and the encryption extensions (MSC2409, MSC3202).
+	asEphemeral *appservice.Ephemeral
+
 	repUsers *reputation.UserFilters
 
 	client, federation, metrics *http.Server

@@ -50,6 +50,7 @@ func (s *Server) registerWorkers() {
 	w.Add("reputation-feeds", s.repFeeds)
 	w.Add("delayed-events", s.delayed)
 	w.Add("appservice-sender", s.asSender)
+	w.Add("appservice-ephemeral", s.asEphemeral)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}
