@@ -66,9 +66,9 @@ func (a *Rooms) scheduledTasks(r *http.Request, _ *httpapi.Caller) (any, error) 
 		}
 		f.MaxTimestampMS = n
 	}
-	tasks := a.svc.Deletions().Tasks(f)
-	if tasks == nil {
-		tasks = []roomadmin.Task{}
+	tasks, err := a.svc.Deletions().Tasks(r.Context(), f)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"scheduled_tasks": tasks}, nil
 }
@@ -190,7 +190,10 @@ func (a *Rooms) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
 
 func (a *Rooms) redactStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
 	id := r.PathValue("action")
-	j, ok := a.svc.Deletions().UserRedactionStatus(id)
+	j, ok, err := a.svc.Deletions().UserRedactionStatus(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, mxerr.NotFound("redact id '%s' not found", id)
 	}
