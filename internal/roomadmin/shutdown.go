@@ -177,4 +177,3 @@ func (s *Service) Purge(ctx context.Context, roomID string, force bool) error {
 		return s.o.Store.PurgeRoom(ctx, roomID)
 	})
 }
-
