@@ -1,0 +1,9 @@
+-- When local media was last downloaded or thumbnailed (issue 17), as
+-- Synapse's local_media_repository.last_access_ts: the admin API's
+-- delete-by-date keeps media accessed since before_ts. 0 is never.
+ALTER TABLE media ADD COLUMN last_access_ts BIGINT NOT NULL DEFAULT 0;
+
+-- The stream position of the last event delivered to a destination
+-- (Synapse's destinations.last_successful_stream_ordering), which the
+-- federation admin API shows. 0 is none yet.
+ALTER TABLE federation_destinations ADD COLUMN last_successful_stream_ordering BIGINT NOT NULL DEFAULT 0;
