@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 )
@@ -191,8 +192,29 @@ func (db *DB) DropQueuedEDUs(ctx context.Context, destination, eduType string) e
 
 // DeleteDelivered removes delivered PDUs and EDUs from a destination's
 // queue; the IDs are the highest delivered (queues are sent in order).
+//
+// With PDUs, it also records the stream position of the newest event
+// delivered (the federation admin API's last_successful_stream_ordering,
+// as Synapse's destinations table): in the same transaction, so the
+// position never names an event still queued.
 func (db *DB) DeleteDelivered(ctx context.Context, destination string, lastPDU, lastEDU int64) error {
 	return db.tx(ctx, func(c conn) error {
+		if lastPDU > 0 {
+			var pos sql.NullInt64
+			if err := c.queryRow(ctx, `SELECT MAX(e.stream_pos) FROM federation_queue_pdus q JOIN events e ON e.event_nid = q.event_nid
+				WHERE q.destination = $1 AND q.queue_id <= $2`, []any{destination, lastPDU}, &pos); err != nil {
+				return err
+			}
+			if pos.Valid && pos.Int64 > 0 {
+				if _, err := c.exec(ctx, `INSERT INTO federation_destinations (destination, last_successful_stream_ordering) VALUES ($1, $2)
+					ON CONFLICT (destination) DO UPDATE SET last_successful_stream_ordering = CASE
+						WHEN excluded.last_successful_stream_ordering > federation_destinations.last_successful_stream_ordering
+						THEN excluded.last_successful_stream_ordering ELSE federation_destinations.last_successful_stream_ordering END`,
+					destination, pos.Int64); err != nil {
+					return err
+				}
+			}
+		}
 		if _, err := c.exec(ctx, `DELETE FROM federation_queue_pdus WHERE destination = $1 AND queue_id <= $2`, destination, lastPDU); err != nil {
 			return err
 		}
@@ -227,10 +249,12 @@ func (db *DB) Destination(ctx context.Context, destination string) (DestinationS
 	return s, err
 }
 
-// SetDestination records a destination's back-off; a zero state clears it.
+// SetDestination records a destination's back-off; a zero state clears
+// it (the row stays for its last_successful_stream_ordering).
 func (db *DB) SetDestination(ctx context.Context, destination string, s DestinationState) error {
 	if s.Failures == 0 {
-		_, err := db.w().exec(ctx, `DELETE FROM federation_destinations WHERE destination = $1`, destination)
+		_, err := db.w().exec(ctx, `UPDATE federation_destinations SET failures = 0, retry_after_ts = 0, failure_ts = 0, retry_last_ts = 0
+			WHERE destination = $1`, destination)
 		return err
 	}
 	_, err := db.w().exec(ctx, `INSERT INTO federation_destinations (destination, failures, retry_after_ts, failure_ts, retry_last_ts)

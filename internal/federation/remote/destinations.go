@@ -14,7 +14,7 @@ import (
 
 // DestinationsStore is what the federation admin API reads.
 type DestinationsStore interface {
-	FailingDestinations(ctx context.Context) ([]store.DestinationRow, error)
+	DestinationRows(ctx context.Context) ([]store.DestinationRow, error)
 	JoinedMemberServers(ctx context.Context) ([]string, error)
 	QueuedDestinations(ctx context.Context) ([]string, error)
 	RoomsWithServer(ctx context.Context, server string) ([]string, error)
@@ -30,6 +30,9 @@ type RetryTimings struct {
 	RetryInterval int64
 	// FailureTS is when the failures began (0: none).
 	FailureTS int64
+	// LastSuccessfulStreamOrdering is the stream position of the newest
+	// event delivered to the destination (0: none yet).
+	LastSuccessfulStreamOrdering int64
 }
 
 // Destinations answers the federation admin API.
@@ -58,7 +61,7 @@ func fromState(dest string, st store.DestinationState) RetryTimings {
 // member joined to a room here, every server with deliveries queued, and
 // every server in back-off; sorted by name.
 func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
-	failing, err := d.store.FailingDestinations(ctx)
+	recorded, err := d.store.DestinationRows(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +79,15 @@ func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
 			byName[name] = RetryTimings{Destination: name}
 		}
 	}
-	for _, f := range failing {
-		byName[f.Destination] = fromState(f.Destination, f.DestinationState)
+	for _, f := range recorded {
+		// A destination delivered to once but no longer shared nor
+		// failing is left out, as before any delivery was recorded.
+		if _, listed := byName[f.Destination]; !listed && f.Failures == 0 {
+			continue
+		}
+		t := fromState(f.Destination, f.DestinationState)
+		t.LastSuccessfulStreamOrdering = f.LastSuccessfulStreamOrdering
+		byName[f.Destination] = t
 	}
 	out := make([]RetryTimings, 0, len(byName))
 	for _, v := range byName {
