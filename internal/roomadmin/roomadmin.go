@@ -61,7 +61,15 @@ type Options struct {
 	Aliases    *aliases.Service
 	Directory  *directory.Service
 	Accounts   Accounts
+	// Federation resolves other servers' aliases for the admin join; nil
+	// without federation (then rooms this server is not in are unknown).
+	Federation Federation
 	Log        *slog.Logger
+}
+
+// Federation is what the room admin asks of other servers.
+type Federation interface {
+	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 }
 
 // Service is the room admin.
