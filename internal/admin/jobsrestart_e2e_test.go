@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +175,30 @@ func TestAdminJobsSurviveRestart(t *testing.T) {
 		testserver.WantStatus(t, "scheduled_tasks failed", status, body, http.StatusOK)
 		if l := body["scheduled_tasks"].([]any); len(l) != 1 || l[0].(map[string]any)["id"] != "futurejob" {
 			t.Fatalf("job_status=failed: %v", body)
+		}
+
+		// Hostile IDs and filters find no job, and are never a server error.
+		for _, path := range []string{
+			"/_synapse/admin/v2/rooms/delete_status/%00", "/_synapse/admin/v2/rooms/delete_status/%ff%fe",
+			"/_synapse/admin/v2/rooms/%21a%00b/delete_status", admBase + "/purge_history_status/%00",
+			admBase + "/user/redact_status/%ff", admBase + "/purge_history_status/" + redactID,
+		} {
+			// The router refuses some (400 M_INVALID_PARAM); the rest are
+			// not found.
+			status, body = s.Do(t, "GET", path, admin, nil)
+			if !(status == http.StatusNotFound && body["errcode"] == "M_NOT_FOUND" || status == http.StatusBadRequest && body["errcode"] == "M_INVALID_PARAM") {
+				t.Fatalf("%s: %d %v", path, status, body)
+			}
+		}
+		for _, query := range []string{"action_name=%00", "resource_id=%ff", "resource_id=" + strings.Repeat("x", 1<<16)} {
+			status, body = s.Do(t, "GET", admBase+"/scheduled_tasks?"+query, admin, nil)
+			if status == http.StatusOK {
+				if l := body["scheduled_tasks"].([]any); len(l) != 0 {
+					t.Fatalf("filter %.40s matched: %v", query, l)
+				}
+			} else if status != http.StatusBadRequest || body["errcode"] != "M_INVALID_PARAM" {
+				t.Fatalf("filter %.40s: %d %v", query, status, body)
+			}
 		}
 	})
 }

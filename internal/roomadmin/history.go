@@ -114,7 +114,7 @@ func (d *Deletions) runHistory(ctx context.Context, row store.TaskRow, req Histo
 // queued purge is active, as Synapse's purge statuses have no other
 // state before the end.
 func (d *Deletions) HistoryStatus(ctx context.Context, id string) (HistoryPurge, bool, error) {
-	row, err := d.s.o.Store.Task(ctx, id)
+	row, err := d.task(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && row.Action != ActionPurgeHistory {
 		return HistoryPurge{}, false, nil
 	}

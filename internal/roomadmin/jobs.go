@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -72,6 +73,9 @@ func newDeletions(s *Service) *Deletions {
 
 // enqueue records a new job and wakes the worker. The caller holds mu.
 func (d *Deletions) enqueue(ctx context.Context, action, resource string, params any) (string, error) {
+	if ident.CheckText(resource) != nil {
+		return "", mxerr.InvalidParam("%q is not a valid ID", resource)
+	}
 	raw, err := json.Marshal(params)
 	if err != nil {
 		return "", err
@@ -295,9 +299,18 @@ func deletionOf(row store.TaskRow) Deletion {
 	return out
 }
 
+// task reads one job; an ID no job can have (NUL, invalid UTF-8: the
+// database refuses to look such text up) is not found.
+func (d *Deletions) task(ctx context.Context, id string) (store.TaskRow, error) {
+	if ident.CheckText(id) != nil {
+		return store.TaskRow{}, store.ErrNotFound
+	}
+	return d.s.o.Store.Task(ctx, id)
+}
+
 // Status is one deletion; ok is false for an unknown delete ID.
 func (d *Deletions) Status(ctx context.Context, id string) (Deletion, bool, error) {
-	row, err := d.s.o.Store.Task(ctx, id)
+	row, err := d.task(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && row.Action != ActionDeleteRoom {
 		return Deletion{}, false, nil
 	}
@@ -309,6 +322,9 @@ func (d *Deletions) Status(ctx context.Context, id string) (Deletion, bool, erro
 
 // OfRoom is every deletion of a room, oldest first.
 func (d *Deletions) OfRoom(ctx context.Context, roomID string) ([]Deletion, error) {
+	if ident.CheckText(roomID) != nil {
+		return nil, nil
+	}
 	rows, err := d.s.o.Store.Tasks(ctx, store.TaskQuery{Action: ActionDeleteRoom, ResourceID: roomID})
 	if err != nil {
 		return nil, err

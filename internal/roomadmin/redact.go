@@ -80,7 +80,7 @@ func (d *Deletions) StartUserRedaction(ctx context.Context, req UserRedactReques
 // UserRedactionStatus is one user redaction; ok is false for an unknown
 // redact ID. Finished ones are kept a week, as every job.
 func (d *Deletions) UserRedactionStatus(ctx context.Context, id string) (UserRedaction, bool, error) {
-	row, err := d.s.o.Store.Task(ctx, id)
+	row, err := d.task(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && row.Action != ActionRedactUser {
 		return UserRedaction{}, false, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -34,6 +35,9 @@ type TaskFilter struct {
 // Tasks lists the worker's jobs the week keeps, in the order they were
 // queued.
 func (d *Deletions) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	if ident.CheckText(f.Action) != nil || ident.CheckText(f.ResourceID) != nil {
+		return []Task{}, nil // no job has such a name
+	}
 	q := store.TaskQuery{Action: f.Action, ResourceID: f.ResourceID, MaxTimestampMS: f.MaxTimestampMS}
 	if f.Status != "" {
 		q.Statuses = []string{f.Status}
