@@ -14,8 +14,9 @@ import (
 )
 
 // setTaskStatus opens the stopped server's database and puts a job back
-// in a status, as a stop in the middle of it leaves it.
-func setTaskStatus(t *testing.T, s *testserver.Server, id, status string) {
+// in a status, as a stop in the middle of it leaves it (with the result
+// recorded so far if keepResult, else none).
+func setTaskStatus(t *testing.T, s *testserver.Server, id, status string, keepResult bool) {
 	t.Helper()
 	db, err := store.Open(context.Background(), s.Config.Database.URL, 2)
 	if err != nil {
@@ -26,7 +27,10 @@ func setTaskStatus(t *testing.T, s *testserver.Server, id, status string) {
 	if err != nil {
 		t.Fatalf("task %s: %v", id, err)
 	}
-	row.Status, row.Result, row.Error = status, "", ""
+	row.Status, row.Error = status, ""
+	if !keepResult {
+		row.Result = ""
+	}
 	if err := db.UpdateTask(context.Background(), row); err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +108,8 @@ func TestAdminJobsSurviveRestart(t *testing.T) {
 		// The stop interrupts the redaction (active) and finds the
 		// deletion queued (scheduled); a third job is unreadable.
 		s.Stop()
-		setTaskStatus(t, s, redactID, "active")
-		setTaskStatus(t, s, deleteID, "scheduled")
+		setTaskStatus(t, s, redactID, "active", false)
+		setTaskStatus(t, s, deleteID, "scheduled", false)
 		func() {
 			db, err := store.Open(context.Background(), s.Config.Database.URL, 2)
 			if err != nil {
@@ -199,6 +203,58 @@ func TestAdminJobsSurviveRestart(t *testing.T) {
 			} else if status != http.StatusBadRequest || body["errcode"] != "M_INVALID_PARAM" {
 				t.Fatalf("filter %.40s: %d %v", query, status, body)
 			}
+		}
+	})
+}
+
+// TestAdminDeletionResumesIntoItsNewRoom: a deletion with
+// new_room_user_id interrupted after it created the new room moves the
+// members to that room when it runs again, instead of creating another.
+func TestAdminDeletionResumesIntoItsNewRoom(t *testing.T) {
+	testserver.EachEngine(t, withSecret, func(t *testing.T, s *testserver.Server) {
+		adminClient := s.RegisterAdmin("root", "root password")
+		admin := adminClient.AccessToken
+		alice := userToken(t, s, admin, "alice", "alice pw")
+		room := publicRoom(t, s, alice)
+		status, body := s.Do(t, "DELETE", "/_synapse/admin/v2/rooms/"+url.PathEscape(room), admin,
+			map[string]any{"purge": false, "new_room_user_id": s.UserID("root")})
+		testserver.WantStatus(t, "delete", status, body, http.StatusOK)
+		deleteID := body["delete_id"].(string)
+		wait := func() map[string]any {
+			t.Helper()
+			for {
+				status, body := s.Do(t, "GET", "/_synapse/admin/v2/rooms/delete_status/"+deleteID, admin, nil)
+				testserver.WantStatus(t, "delete_status", status, body, http.StatusOK)
+				if body["status"] == "complete" || body["status"] == "failed" {
+					return body
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		st := wait()
+		newRoom, _ := st["shutdown_room"].(map[string]any)["new_room_id"].(string)
+		if st["status"] != "complete" || newRoom == "" {
+			t.Fatalf("deletion: %v", st)
+		}
+		joined := func(token string) []any {
+			t.Helper()
+			status, body := s.Do(t, "GET", "/_matrix/client/v3/joined_rooms", token, nil)
+			testserver.WantStatus(t, "joined_rooms", status, body, http.StatusOK)
+			return body["joined_rooms"].([]any)
+		}
+		joinRoom(t, s, alice, room)
+		s.Stop()
+		setTaskStatus(t, s, deleteID, "active", true)
+		s.Restart()
+		st = wait()
+		if st["status"] != "complete" || st["shutdown_room"].(map[string]any)["new_room_id"] != newRoom {
+			t.Fatalf("resumed deletion: %v, want new room %s", st, newRoom)
+		}
+		if got := joined(alice); len(got) != 1 || got[0] != newRoom {
+			t.Fatalf("alice's rooms after the resumed deletion: %v, want only %s", got, newRoom)
+		}
+		if got := joined(admin); len(got) != 1 || got[0] != newRoom {
+			t.Fatalf("root's rooms: %v: a second new room was made", got)
 		}
 	})
 }

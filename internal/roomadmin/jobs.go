@@ -272,6 +272,17 @@ func (d *Deletions) Start(ctx context.Context, req ShutdownRequest) (string, err
 }
 
 func (d *Deletions) runDeletion(ctx context.Context, row store.TaskRow, req ShutdownRequest) {
+	// A run interrupted after creating the room members move to left its
+	// ID in the result: the members go there, not to a second room.
+	var prev ShutdownResult
+	if row.Result != "" && json.Unmarshal([]byte(row.Result), &prev) == nil && prev.NewRoomID != nil && req.NewRoomUserID != "" {
+		req.newRoomID = *prev.NewRoomID
+	}
+	req.newRoomMade = func(roomID string) {
+		raw, _ := json.Marshal(ShutdownResult{KickedUsers: []string{}, FailedToKickUsers: []string{}, LocalAliases: []string{}, NewRoomID: &roomID})
+		row.Result = string(raw)
+		d.mark(ctx, &row, TaskActive, StatusShuttingDown)
+	}
 	d.mark(ctx, &row, TaskActive, StatusShuttingDown)
 	res, err := d.s.Shutdown(ctx, req, func() { d.mark(ctx, &row, TaskActive, StatusPurging) })
 	d.finish(ctx, &row, res, err)

@@ -34,6 +34,11 @@ type ShutdownRequest struct {
 	RoomName, Message string
 	Block             bool
 	Purge, ForcePurge bool
+	// newRoomID is the new room an interrupted run of the same deletion
+	// created, to be used again rather than create another; newRoomMade
+	// is told the room a run creates, so it can be recorded (jobs.go).
+	newRoomID   string
+	newRoomMade func(roomID string)
 }
 
 // ShutdownResult is what the deletion did (Synapse's shutdown_room).
@@ -87,11 +92,16 @@ func (s *Service) Shutdown(ctx context.Context, req ShutdownRequest, purging fun
 	if err := s.o.Directory.SetPublished(ctx, req.RoomID, false); err != nil {
 		return res, err
 	}
-	var newRoom string
-	if req.NewRoomUserID != "" {
+	newRoom := req.newRoomID
+	if req.NewRoomUserID != "" && newRoom == "" {
 		if newRoom, err = s.createNotificationRoom(ctx, req); err != nil {
 			return res, err
 		}
+		if req.newRoomMade != nil {
+			req.newRoomMade(newRoom)
+		}
+	}
+	if newRoom != "" {
 		res.NewRoomID = &newRoom
 	}
 	members, err := s.joined(ctx, state, true)
