@@ -15,7 +15,7 @@ import (
 // records its last access (media info and a user's media list show it,
 // null for media never read), and delete by date (before_ts) keeps media
 // read since, while it deletes media stored before and never read; the
-// time survives a restart.
+// time of a read just before a stop is written by the stop.
 func TestAdminMediaLastAccess(t *testing.T) {
 	testserver.EachEngine(t, withSecret, func(t *testing.T, s *testserver.Server) {
 		admin := s.RegisterAdmin("root", "root password").AccessToken
@@ -53,13 +53,21 @@ func TestAdminMediaLastAccess(t *testing.T) {
 			t.Fatalf("user media by last access: %v", media)
 		}
 
+		// A read just before a stop is written by the stop.
+		late := amUpload(t, s, alice, amPNG(t, 32, 32, 4))
+		if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/v1/media/download/"+p+late, alice, nil); r.Status != http.StatusOK {
+			t.Fatalf("download: %d", r.Status)
+		}
 		s.Restart()
+		if ts, _ := info(late)["last_access_ts"].(float64); int64(ts) <= cutoff {
+			t.Fatalf("last_access_ts of media read just before the stop: %v", ts)
+		}
 		status, body = s.Do(t, http.MethodPost, admBase+"/media/delete?before_ts="+strconv.FormatInt(cutoff, 10), admin, map[string]any{})
 		testserver.WantStatus(t, "delete by date", status, body, http.StatusOK)
 		if fmt.Sprint(body["deleted_media"], body["total"]) != "["+unread+"] 1" {
 			t.Fatalf("delete by date: %v, want only the unread %s", body, unread)
 		}
-		for _, id := range []string{read, thumbed} {
+		for _, id := range []string{read, thumbed, late} {
 			if r := testserver.Send(t, nil, http.MethodGet, s.URL+"/_matrix/client/v1/media/download/"+p+id, alice, nil); r.Status != http.StatusOK {
 				t.Fatalf("recently read media %s gone: %d", id, r.Status)
 			}
@@ -68,7 +76,7 @@ func TestAdminMediaLastAccess(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		status, body = s.Do(t, http.MethodPost, admBase+"/media/delete?before_ts="+strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10), admin, map[string]any{})
 		testserver.WantStatus(t, "delete by later date", status, body, http.StatusOK)
-		if body["total"] != float64(2) {
+		if body["total"] != float64(3) {
 			t.Fatalf("delete by a later date: %v", body)
 		}
 	})
