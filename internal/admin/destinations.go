@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -13,8 +14,8 @@ import (
 // Synapse's federation admin API (docs/usage/administration/admin_api/
 // federation.md), over the federation sender's back-off state and the
 // stream position of the last event it delivered to each server
-// (last_successful_stream_ordering, null before any). A room's
-// stream_ordering is 0: Myelin does not record it per room.
+// (last_successful_stream_ordering, null before any) and to each room
+// (a destination room's stream_ordering, 0 before any).
 
 func (o *Operations) destinationRoutes() []httpapi.Route {
 	const p = "/_synapse/admin/v1/federation/destinations"
@@ -127,12 +128,12 @@ func (o *Operations) destinationRooms(r *http.Request, _ *httpapi.Caller) (any, 
 		return nil, err
 	}
 	if reverse {
-		sort.Sort(sort.Reverse(sort.StringSlice(rooms)))
+		slices.Reverse(rooms)
 	}
 	lo, hi, next := window(len(rooms), from, limit)
 	out := make([]map[string]any, 0, hi-lo)
 	for _, room := range rooms[lo:hi] {
-		out = append(out, map[string]any{"room_id": room, "stream_ordering": 0})
+		out = append(out, map[string]any{"room_id": room.RoomID, "stream_ordering": room.StreamOrdering})
 	}
 	resp := map[string]any{"rooms": out, "total": len(rooms)}
 	if next >= 0 {

@@ -74,3 +74,25 @@ func (db *DB) RoomsWithServer(ctx context.Context, server string) ([]string, err
 func likeEscape(s string) string {
 	return strings.NewReplacer("%", "_", "\\", "_").Replace(s)
 }
+
+// DestinationRoomPositions is, by room, the stream position of the last
+// event of the room delivered to a destination.
+func (db *DB) DestinationRoomPositions(ctx context.Context, destination string) (map[string]int64, error) {
+	type roomPos struct {
+		room string
+		pos  int64
+	}
+	rows, err := collect(ctx, db.r(), func(scan func(...any) error) (roomPos, error) {
+		var r roomPos
+		err := scan(&r.room, &r.pos)
+		return r, err
+	}, `SELECT room_id, stream_ordering FROM federation_destination_rooms WHERE destination = $1`, destination)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.room] = r.pos
+	}
+	return out, nil
+}

@@ -200,19 +200,8 @@ func (db *DB) DropQueuedEDUs(ctx context.Context, destination, eduType string) e
 func (db *DB) DeleteDelivered(ctx context.Context, destination string, lastPDU, lastEDU int64) error {
 	return db.tx(ctx, func(c conn) error {
 		if lastPDU > 0 {
-			var pos sql.NullInt64
-			if err := c.queryRow(ctx, `SELECT MAX(e.stream_pos) FROM federation_queue_pdus q JOIN events e ON e.event_nid = q.event_nid
-				WHERE q.destination = $1 AND q.queue_id <= $2`, []any{destination, lastPDU}, &pos); err != nil {
+			if err := recordDelivered(ctx, c, destination, lastPDU); err != nil {
 				return err
-			}
-			if pos.Valid && pos.Int64 > 0 {
-				if _, err := c.exec(ctx, `INSERT INTO federation_destinations (destination, last_successful_stream_ordering) VALUES ($1, $2)
-					ON CONFLICT (destination) DO UPDATE SET last_successful_stream_ordering = CASE
-						WHEN excluded.last_successful_stream_ordering > federation_destinations.last_successful_stream_ordering
-						THEN excluded.last_successful_stream_ordering ELSE federation_destinations.last_successful_stream_ordering END`,
-					destination, pos.Int64); err != nil {
-					return err
-				}
 			}
 		}
 		if _, err := c.exec(ctx, `DELETE FROM federation_queue_pdus WHERE destination = $1 AND queue_id <= $2`, destination, lastPDU); err != nil {
@@ -221,6 +210,50 @@ func (db *DB) DeleteDelivered(ctx context.Context, destination string, lastPDU, 
 		_, err := c.exec(ctx, `DELETE FROM federation_queue_edus WHERE destination = $1 AND queue_id <= $2`, destination, lastEDU)
 		return err
 	})
+}
+
+// recordDelivered records, before the queue entries up to lastPDU go,
+// the newest stream position delivered to destination, overall and per
+// room; positions never go back.
+func recordDelivered(ctx context.Context, c conn, destination string, lastPDU int64) error {
+	type roomPos struct {
+		room string
+		pos  int64
+	}
+	positions, err := collect(ctx, c, func(scan func(...any) error) (roomPos, error) {
+		var r roomPos
+		var pos sql.NullInt64
+		err := scan(&r.room, &pos)
+		r.pos = pos.Int64
+		return r, err
+	}, `SELECT q.room_id, MAX(e.stream_pos) FROM federation_queue_pdus q JOIN events e ON e.event_nid = q.event_nid
+		WHERE q.destination = $1 AND q.queue_id <= $2 GROUP BY q.room_id`, destination, lastPDU)
+	if err != nil {
+		return err
+	}
+	var newest int64
+	for _, p := range positions {
+		if p.pos <= 0 {
+			continue
+		}
+		newest = max(newest, p.pos)
+		if _, err := c.exec(ctx, `INSERT INTO federation_destination_rooms (destination, room_id, stream_ordering) VALUES ($1, $2, $3)
+			ON CONFLICT (destination, room_id) DO UPDATE SET stream_ordering = CASE
+				WHEN excluded.stream_ordering > federation_destination_rooms.stream_ordering
+				THEN excluded.stream_ordering ELSE federation_destination_rooms.stream_ordering END`,
+			destination, p.room, p.pos); err != nil {
+			return err
+		}
+	}
+	if newest == 0 {
+		return nil
+	}
+	_, err = c.exec(ctx, `INSERT INTO federation_destinations (destination, last_successful_stream_ordering) VALUES ($1, $2)
+		ON CONFLICT (destination) DO UPDATE SET last_successful_stream_ordering = CASE
+			WHEN excluded.last_successful_stream_ordering > federation_destinations.last_successful_stream_ordering
+			THEN excluded.last_successful_stream_ordering ELSE federation_destinations.last_successful_stream_ordering END`,
+		destination, newest)
+	return err
 }
 
 // QueuedDestinations lists the destinations with anything queued.

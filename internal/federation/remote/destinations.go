@@ -18,6 +18,7 @@ type DestinationsStore interface {
 	JoinedMemberServers(ctx context.Context) ([]string, error)
 	QueuedDestinations(ctx context.Context) ([]string, error)
 	RoomsWithServer(ctx context.Context, server string) ([]string, error)
+	DestinationRoomPositions(ctx context.Context, destination string) (map[string]int64, error)
 	Destination(ctx context.Context, destination string) (store.DestinationState, error)
 }
 
@@ -111,8 +112,16 @@ func (d *Destinations) Get(ctx context.Context, dest string) (RetryTimings, erro
 	return all[i], nil
 }
 
+// DestinationRoom is a room a destination shares with this server and
+// the stream position of the room's last event delivered to it (0: none
+// yet), Synapse's destination_rooms.stream_ordering.
+type DestinationRoom struct {
+	RoomID         string
+	StreamOrdering int64
+}
+
 // Rooms lists the rooms a destination has joined members in, by room ID.
-func (d *Destinations) Rooms(ctx context.Context, dest string) ([]string, error) {
+func (d *Destinations) Rooms(ctx context.Context, dest string) ([]DestinationRoom, error) {
 	if _, err := d.Get(ctx, dest); err != nil {
 		return nil, err
 	}
@@ -120,8 +129,16 @@ func (d *Destinations) Rooms(ctx context.Context, dest string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	positions, err := d.store.DestinationRoomPositions(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
 	sort.Strings(rooms)
-	return rooms, nil
+	out := make([]DestinationRoom, len(rooms))
+	for i, r := range rooms {
+		out[i] = DestinationRoom{RoomID: r, StreamOrdering: positions[r]}
+	}
+	return out, nil
 }
 
 // ResetConnection ends a destination's back-off and sends its queue now

@@ -7,3 +7,13 @@ ALTER TABLE media ADD COLUMN last_access_ts BIGINT NOT NULL DEFAULT 0;
 -- (Synapse's destinations.last_successful_stream_ordering), which the
 -- federation admin API shows. 0 is none yet.
 ALTER TABLE federation_destinations ADD COLUMN last_successful_stream_ordering BIGINT NOT NULL DEFAULT 0;
+
+-- The stream position of the last event of each room delivered to a
+-- destination (Synapse's destination_rooms.stream_ordering), which the
+-- federation admin API's destination rooms show.
+CREATE TABLE federation_destination_rooms (
+    destination     TEXT NOT NULL,
+    room_id         TEXT NOT NULL,
+    stream_ordering BIGINT NOT NULL,
+    PRIMARY KEY (destination, room_id)
+);
