@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -11,9 +12,10 @@ import (
 )
 
 // Synapse's federation admin API (docs/usage/administration/admin_api/
-// federation.md), over the federation sender's back-off state.
-// last_successful_stream_ordering is null, and a room's stream_ordering
-// 0: Myelin does not record the last event delivered to each server.
+// federation.md), over the federation sender's back-off state and the
+// stream position of the last event it delivered to each server
+// (last_successful_stream_ordering, null before any) and to each room
+// (a destination room's stream_ordering, 0 before any).
 
 func (o *Operations) destinationRoutes() []httpapi.Route {
 	const p = "/_synapse/admin/v1/federation/destinations"
@@ -30,8 +32,12 @@ func destinationJSON(d remote.RetryTimings) map[string]any {
 	if d.FailureTS != 0 {
 		failure = d.FailureTS
 	}
+	var last any
+	if d.LastSuccessfulStreamOrdering != 0 {
+		last = d.LastSuccessfulStreamOrdering
+	}
 	return map[string]any{"destination": d.Destination, "retry_last_ts": d.RetryLastTS, "retry_interval": d.RetryInterval,
-		"failure_ts": failure, "last_successful_stream_ordering": nil}
+		"failure_ts": failure, "last_successful_stream_ordering": last}
 }
 
 // destinationOrders are the order_by values Synapse accepts, each a key
@@ -41,7 +47,7 @@ var destinationOrders = map[string]func(remote.RetryTimings) int64{
 	"retry_last_ts":                   func(d remote.RetryTimings) int64 { return d.RetryLastTS },
 	"retry_interval":                  func(d remote.RetryTimings) int64 { return d.RetryInterval },
 	"failure_ts":                      func(d remote.RetryTimings) int64 { return d.FailureTS },
-	"last_successful_stream_ordering": func(remote.RetryTimings) int64 { return 0 },
+	"last_successful_stream_ordering": func(d remote.RetryTimings) int64 { return d.LastSuccessfulStreamOrdering },
 }
 
 func (o *Operations) allDestinations(r *http.Request) ([]remote.RetryTimings, error) {
@@ -122,12 +128,12 @@ func (o *Operations) destinationRooms(r *http.Request, _ *httpapi.Caller) (any, 
 		return nil, err
 	}
 	if reverse {
-		sort.Sort(sort.Reverse(sort.StringSlice(rooms)))
+		slices.Reverse(rooms)
 	}
 	lo, hi, next := window(len(rooms), from, limit)
 	out := make([]map[string]any, 0, hi-lo)
 	for _, room := range rooms[lo:hi] {
-		out = append(out, map[string]any{"room_id": room, "stream_ordering": 0})
+		out = append(out, map[string]any{"room_id": room.RoomID, "stream_ordering": room.StreamOrdering})
 	}
 	resp := map[string]any{"rooms": out, "total": len(rooms)}
 	if next >= 0 {

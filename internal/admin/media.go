@@ -79,15 +79,18 @@ func (o *Operations) listRoomMedia(r *http.Request, _ *httpapi.Caller) (any, err
 }
 
 // mediaInfo is Synapse's "Query a piece of media by ID". Myelin keeps
-// no last access time, no URL-cache mark and no per-file name apart
-// from the hash: last_access_ts is the storage time, url_cache null,
-// filesystem_id the SHA-256 the file is stored under.
+// no URL-cache mark and no per-file name apart from the hash: url_cache
+// is null, filesystem_id the SHA-256 the file is stored under.
+// last_access_ts is null for media never downloaded nor thumbnailed.
 func (o *Operations) mediaInfo(r *http.Request, _ *httpapi.Caller) (any, error) {
 	info, err := o.media.MediaInfo(r.Context(), r.PathValue("serverName"), r.PathValue("mediaId"))
 	if err != nil {
 		return nil, err
 	}
-	var user, quarantinedBy, safe any
+	var user, quarantinedBy, safe, lastAccess any
+	if info.LastAccessTS > 0 {
+		lastAccess = info.LastAccessTS
+	}
 	if info.UserID != "" {
 		user = info.UserID
 	}
@@ -100,7 +103,7 @@ func (o *Operations) mediaInfo(r *http.Request, _ *httpapi.Caller) (any, error) 
 	return map[string]any{"media_info": map[string]any{
 		"media_origin": info.Origin, "user_id": user, "media_id": info.MediaID, "media_type": info.ContentType,
 		"media_length": info.Size, "upload_name": info.Filename, "created_ts": info.CreatedTS, "filesystem_id": info.SHA256,
-		"url_cache": nil, "last_access_ts": info.CreatedTS, "quarantined_by": quarantinedBy, "authenticated": info.Authenticated,
+		"url_cache": nil, "last_access_ts": lastAccess, "quarantined_by": quarantinedBy, "authenticated": info.Authenticated,
 		"safe_from_quarantine": safe, "sha256": info.SHA256,
 	}}, nil
 }

@@ -140,6 +140,8 @@ func TestAdminStatistics(t *testing.T) {
 }
 
 // TestAdminDestinations: hs1 lists hs2 once a room joins them, healthy;
+// each event delivered moves hs2's last_successful_stream_ordering and
+// its room's stream_ordering, an event not delivered does not;
 // with hs2 down, its failures show as retry timings; reset_connection
 // refuses a healthy destination and this server, and ends the back-off.
 func TestAdminDestinations(t *testing.T) {
@@ -164,11 +166,43 @@ func TestAdminDestinations(t *testing.T) {
 		if fmt.Sprint(body) != "map[destinations:[map[destination:hs2.test failure_ts:<nil> last_successful_stream_ordering:<nil> retry_interval:0 retry_last_ts:0]] total:1]" {
 			t.Fatalf("destinations: %v", body)
 		}
-		status, body = get("/hs2.test/rooms")
-		testserver.WantStatus(t, "rooms", status, body, http.StatusOK)
-		if fmt.Sprint(body) != "map[rooms:[map[room_id:"+room.RoomID.String()+" stream_ordering:0]] total:1]" {
-			t.Fatalf("destination rooms: %v", body)
+		// Each event delivered to hs2 moves its last_successful_stream_ordering.
+		delivered := func() float64 {
+			t.Helper()
+			_, body := get("/hs2.test")
+			pos, _ := body["last_successful_stream_ordering"].(float64)
+			return pos
 		}
+		waitDelivered := func(after float64) float64 {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if pos := delivered(); pos > after {
+					return pos
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("last_successful_stream_ordering stayed at %v", after)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if _, err := alice.SendText(ctx, room.RoomID, "hello hs2"); err != nil {
+			t.Fatal(err)
+		}
+		pos1 := waitDelivered(0)
+		if _, err := alice.SendText(ctx, room.RoomID, "hello again"); err != nil {
+			t.Fatal(err)
+		}
+		pos2 := waitDelivered(pos1)
+		// The room's own position is its last event delivered: the same.
+		status, body = get("/hs2.test/rooms")
+		testserver.WantStatus(t, "rooms after delivery", status, body, http.StatusOK)
+		if r := body["rooms"].([]any); len(r) != 1 || r[0].(map[string]any)["stream_ordering"] != pos2 ||
+			r[0].(map[string]any)["room_id"] != room.RoomID.String() || body["total"] != float64(1) {
+			t.Fatalf("destination rooms after delivery: %v, want stream_ordering %v", body, pos2)
+		}
+		status, body = get("?order_by=last_successful_stream_ordering")
+		testserver.WantStatus(t, "order by last_successful_stream_ordering", status, body, http.StatusOK)
 		status, body = get("/nowhere.test")
 		testserver.WantError(t, "unknown destination", status, body, http.StatusNotFound, "M_NOT_FOUND")
 		status, body = get("/nowhere.test/rooms")
@@ -203,6 +237,9 @@ func TestAdminDestinations(t *testing.T) {
 		if interval, _ := body["retry_interval"].(float64); interval <= 0 || failure <= 0 || failure > last {
 			t.Fatalf("retry timings of a failing destination: %v", body)
 		}
+		if body["last_successful_stream_ordering"] != pos2 {
+			t.Fatalf("an undelivered event moved last_successful_stream_ordering: %v, want %v", body, pos2)
+		}
 		status, body = get("?order_by=retry_last_ts&dir=b")
 		testserver.WantStatus(t, "ordered", status, body, http.StatusOK)
 		hs2.Restart()
@@ -213,6 +250,8 @@ func TestAdminDestinations(t *testing.T) {
 		if body["retry_last_ts"] != float64(0) || body["failure_ts"] != nil {
 			t.Fatalf("after reset: %v", body)
 		}
+		// The event queued while hs2 was down goes now, and counts.
+		waitDelivered(pos2)
 	})
 }
 

@@ -65,7 +65,10 @@ func (a *Rooms) purgeHistory(r *http.Request, c *httpapi.Caller) (any, error) {
 }
 
 func (a *Rooms) purgeHistoryStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
-	p, ok := a.svc.Deletions().HistoryStatus(r.PathValue("purgeId"))
+	p, ok, err := a.svc.Deletions().HistoryStatus(r.Context(), r.PathValue("purgeId"))
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, mxerr.NotFound("purge id '%s' not found", r.PathValue("purgeId"))
 	}

@@ -365,7 +365,10 @@ func (a *Rooms) roomDeleteStatus(r *http.Request, _ *httpapi.Caller) (any, error
 	if r.PathValue("action") != "delete_status" {
 		return nil, mxerr.Unrecognized(http.StatusNotFound, "Unrecognized request")
 	}
-	list := a.svc.Deletions().OfRoom(r.PathValue("roomId"))
+	list, err := a.svc.Deletions().OfRoom(r.Context(), r.PathValue("roomId"))
+	if err != nil {
+		return nil, err
+	}
 	if len(list) == 0 {
 		return nil, mxerr.NotFound("No delete task for room_id '%s' found", r.PathValue("roomId"))
 	}
@@ -378,7 +381,10 @@ func (a *Rooms) roomDeleteStatus(r *http.Request, _ *httpapi.Caller) (any, error
 
 // deleteStatus is GET /_synapse/admin/v2/rooms/delete_status/{deleteId}.
 func (a *Rooms) deleteStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
-	d, ok := a.svc.Deletions().Status(r.PathValue("deleteId"))
+	d, ok, err := a.svc.Deletions().Status(r.Context(), r.PathValue("deleteId"))
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, mxerr.NotFound("delete id '%s' not found", r.PathValue("deleteId"))
 	}

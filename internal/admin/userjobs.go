@@ -3,8 +3,10 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
+	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/ident"
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -66,9 +68,9 @@ func (a *Rooms) scheduledTasks(r *http.Request, _ *httpapi.Caller) (any, error) 
 		}
 		f.MaxTimestampMS = n
 	}
-	tasks := a.svc.Deletions().Tasks(f)
-	if tasks == nil {
-		tasks = []roomadmin.Task{}
+	tasks, err := a.svc.Deletions().Tasks(r.Context(), f)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"scheduled_tasks": tasks}, nil
 }
@@ -190,7 +192,10 @@ func (a *Rooms) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
 
 func (a *Rooms) redactStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
 	id := r.PathValue("action")
-	j, ok := a.svc.Deletions().UserRedactionStatus(id)
+	j, ok, err := a.svc.Deletions().UserRedactionStatus(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, mxerr.NotFound("redact id '%s' not found", id)
 	}
@@ -198,7 +203,9 @@ func (a *Rooms) redactStatus(r *http.Request, _ *httpapi.Caller) (any, error) {
 }
 
 // joinUser is POST /_synapse/admin/v1/join/{roomIdOrAlias} with
-// {"user_id"}: answers {"room_id"}.
+// {"user_id"}: answers {"room_id"}. A room this server is not in is
+// joined over federation through the servers an alias resolves to or,
+// for a room ID, those named by server_name (Synapse's parameter) or via.
 func (a *Rooms) joinUser(r *http.Request, c *httpapi.Caller) (any, error) {
 	var body struct {
 		UserID json.RawMessage `json:"user_id"`
@@ -216,12 +223,28 @@ func (a *Rooms) joinUser(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
-	roomID, err := a.svc.ResolveRoom(r.Context(), r.PathValue("roomId"))
+	named, err := joinServers(r.URL.Query())
 	if err != nil {
 		return nil, err
 	}
-	if err := a.svc.JoinUser(r.Context(), c.UserID, roomID, userID); err != nil {
+	roomID, via, err := a.svc.ResolveRoomVia(r.Context(), r.PathValue("roomId"))
+	if err != nil {
+		return nil, err
+	}
+	if err := a.svc.JoinUser(r.Context(), c.UserID, roomID, userID, append(via, named...)); err != nil {
 		return nil, err
 	}
 	return map[string]any{"room_id": roomID}, nil
+}
+
+// joinServers reads the servers a remote join goes through: Synapse's
+// server_name parameters, and via as the client API's join takes them.
+func joinServers(q url.Values) ([]string, error) {
+	named := append(append([]string{}, q["server_name"]...), q["via"]...)
+	for _, srv := range named {
+		if config.ValidateServerName(srv) != nil {
+			return nil, mxerr.InvalidParam("Invalid server name in server_name or via")
+		}
+	}
+	return named, nil
 }

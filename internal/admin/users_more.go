@@ -313,9 +313,15 @@ func (u *Users) listMedia(r *http.Request, _ *httpapi.Caller) (any, error) {
 		if m.Filename != "" {
 			name = m.Filename
 		}
-		// Myelin records no last access; quarantine is the media admin's.
+		var lastAccess, quarantinedBy any
+		if m.LastAccessTS > 0 {
+			lastAccess = m.LastAccessTS
+		}
+		if m.QuarantinedBy != "" {
+			quarantinedBy = m.QuarantinedBy
+		}
 		out[i] = map[string]any{"media_id": m.MediaID, "media_type": m.ContentType, "media_length": m.Size, "upload_name": name,
-			"created_ts": m.CreatedTS, "last_access_ts": nil, "quarantined_by": nil, "safe_from_quarantine": false}
+			"created_ts": m.CreatedTS, "last_access_ts": lastAccess, "quarantined_by": quarantinedBy, "safe_from_quarantine": m.SafeFromQuarantine}
 	}
 	resp := map[string]any{"media": out, "total": total}
 	if int64(from+len(list)) < total {

@@ -199,12 +199,18 @@ type Info struct {
 	// Authenticated is false for media stored before the unauthenticated
 	// endpoints were frozen (served on both APIs), true after.
 	Authenticated bool
+	// LastAccessTS is when it was last downloaded or thumbnailed (0:
+	// never).
+	LastAccessTS int64
 }
 
 // MediaInfo describes local or cached remote media; 404 for media that
 // is not stored (a remote media not cached, a pending upload).
 func (s *Service) MediaInfo(ctx context.Context, server, mediaID string) (Info, error) {
 	if err := checkRef(server, mediaID); err != nil {
+		return Info{}, err
+	}
+	if err := s.FlushAccessTimes(ctx); err != nil {
 		return Info{}, err
 	}
 	m, err := s.db.GetMedia(ctx, server, mediaID)
@@ -215,7 +221,8 @@ func (s *Service) MediaInfo(ctx context.Context, server, mediaID string) (Info, 
 	}
 	return Info{Origin: m.Origin, MediaID: m.MediaID, UserID: m.Uploader, ContentType: m.ContentType, Size: m.Size,
 		Filename: m.Filename, CreatedTS: m.CreatedTS, SHA256: m.SHA256, QuarantinedBy: m.QuarantinedBy,
-		SafeFromQuarantine: m.SafeFromQuarantine, Authenticated: s.cfg.EnableAuthenticatedMedia && m.CreatedTS >= s.legacyCutoff}, nil
+		SafeFromQuarantine: m.SafeFromQuarantine, Authenticated: s.cfg.EnableAuthenticatedMedia && m.CreatedTS >= s.legacyCutoff,
+		LastAccessTS: m.LastAccessTS}, nil
 }
 
 // Delete removes a local media ID, its thumbnails and the files nothing
@@ -259,12 +266,15 @@ func (s *Service) dropFiles(ctx context.Context, hashes []string) error {
 	return nil
 }
 
-// DeleteOld removes the local media stored before beforeTS and larger
-// than sizeGT bytes (never quarantined or protected media; with
-// keepProfiles never a user's avatar), returning the deleted IDs.
-// Myelin records when media was stored, not when it was last read, so
-// beforeTS compares the storage time (Synapse: last access).
+// DeleteOld removes the local media not read since beforeTS (or, never
+// read, stored before it) and larger than sizeGT bytes (never
+// quarantined or protected media; with keepProfiles never a user's
+// avatar), returning the deleted IDs: Synapse's delete by date, which
+// keeps media accessed recently.
 func (s *Service) DeleteOld(ctx context.Context, beforeTS, sizeGT int64, keepProfiles bool) ([]string, error) {
+	if err := s.FlushAccessTimes(ctx); err != nil {
+		return nil, err
+	}
 	ids, err := s.db.OldLocalMedia(ctx, s.serverName, beforeTS, sizeGT, keepProfiles)
 	if err != nil {
 		return nil, err
@@ -283,11 +293,14 @@ func (s *Service) DeleteOld(ctx context.Context, beforeTS, sizeGT int64, keepPro
 }
 
 // PurgeRemoteCache removes the cached copies of other servers' media
-// fetched before beforeTS, and the thumbnails kept of remote media whose
+// not read since beforeTS (or, never read, fetched before it), and the thumbnails kept of remote media whose
 // original was never fetched, returning how many media; they are
 // fetched again when next asked for. Quarantined media is kept (never
 // fetched again).
 func (s *Service) PurgeRemoteCache(ctx context.Context, beforeTS int64) (int, error) {
+	if err := s.FlushAccessTimes(ctx); err != nil {
+		return 0, err
+	}
 	thumbs, err := s.db.OldRemoteThumbnailsOnly(ctx, s.serverName, beforeTS)
 	if err != nil {
 		return 0, err

@@ -70,6 +70,7 @@ func (s *Service) Download(ctx context.Context, server, mediaID string, req Requ
 	if err != nil {
 		return nil, err
 	}
+	s.touch(m.Origin, m.MediaID)
 	return &Content{ContentType: m.ContentType, Filename: m.Filename, Size: m.Size, Body: body}, nil
 }
 

@@ -39,6 +39,7 @@ type Store interface {
 	GetThumbnail(ctx context.Context, origin, mediaID string, reqWidth, reqHeight int, method string) (store.Thumbnail, error)
 	MediaSetting(ctx context.Context, name string, def int64) (int64, error)
 	AdminStore
+	AccessStore
 }
 
 // Remote sends X-Matrix signed GET requests to other servers; the
@@ -92,6 +93,11 @@ type Service struct {
 	uploaded map[string]chan struct{}
 	// fetching joins concurrent fetches of the same remote media.
 	fetching map[string]*fetch
+
+	// accessed is the access times not written yet (access.go).
+	accessMu   sync.Mutex
+	accessed   map[store.MediaRef]int64
+	accessWake chan struct{}
 }
 
 type fetch struct {
@@ -106,7 +112,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		o.Log = slog.Default()
 	}
 	s := &Service{serverName: o.ServerName, cfg: o.Config, db: o.Store, storage: o.Storage, remote: o.Remote, reputation: o.Reputation, log: o.Log,
-		tmpDir: filepath.Join(o.Dir, "tmp"), now: time.Now, uploaded: map[string]chan struct{}{}, fetching: map[string]*fetch{}}
+		tmpDir: filepath.Join(o.Dir, "tmp"), now: time.Now, uploaded: map[string]chan struct{}{}, fetching: map[string]*fetch{},
+		accessed: map[store.MediaRef]int64{}, accessWake: make(chan struct{}, 1)}
 	if s.storage == nil {
 		fs, err := NewFileStorage(o.Dir)
 		if err != nil {
@@ -345,8 +352,16 @@ func (s *Service) uploadSignal(mediaID string) <-chan struct{} {
 	return ch
 }
 
-// Run forgets lapsed async uploads hourly until ctx ends.
+// Run forgets lapsed async uploads hourly and writes the media access
+// times (access.go) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.runAccessFlush(ctx)
+	}()
+	defer wg.Wait()
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.db.DeleteExpiredPendingMedia(ctx, s.now().UnixMilli()); err != nil && ctx.Err() == nil {
 			s.log.Warn("forgetting lapsed media IDs", "err", err)

@@ -76,8 +76,17 @@ func (s *Service) target(t ThumbnailSpec) ThumbnailSpec {
 }
 
 // Thumbnail serves a thumbnail of mxc://server/mediaID, made (and kept)
-// when first asked for.
+// when first asked for. A thumbnail served is an access of the media,
+// as in Synapse.
 func (s *Service) Thumbnail(ctx context.Context, server, mediaID string, t ThumbnailSpec, req Request) (*Content, error) {
+	c, err := s.thumbnail(ctx, server, mediaID, t, req)
+	if err == nil {
+		s.touch(server, mediaID)
+	}
+	return c, err
+}
+
+func (s *Service) thumbnail(ctx context.Context, server, mediaID string, t ThumbnailSpec, req Request) (*Content, error) {
 	if t.Width < 1 || t.Height < 1 {
 		return nil, mxerr.InvalidParam("width and height must be positive integers")
 	}

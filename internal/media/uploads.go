@@ -27,6 +27,11 @@ func NewUploads(svc *Service, db UploadStore) *Uploads { return &Uploads{svc: sv
 type Upload struct {
 	MediaID, ContentType, Filename string
 	Size, CreatedTS                int64
+	// LastAccessTS is 0 for media never read; QuarantinedBy is "" for
+	// media not quarantined.
+	LastAccessTS       int64
+	QuarantinedBy      string
+	SafeFromQuarantine bool
 }
 
 // ValidUploadOrder reports whether uploads sort by order (Synapse's
@@ -35,13 +40,17 @@ func ValidUploadOrder(order string) bool { return store.ValidUploadOrder(order) 
 
 // List is a page of a local user's uploads and how many there are.
 func (u *Uploads) List(ctx context.Context, userID, order string, desc bool, from, limit int) ([]Upload, int64, error) {
+	if err := u.svc.FlushAccessTimes(ctx); err != nil {
+		return nil, 0, err
+	}
 	rows, total, err := u.db.UserUploads(ctx, u.svc.serverName, userID, order, desc, from, limit)
 	if err != nil {
 		return nil, 0, err
 	}
 	out := make([]Upload, len(rows))
 	for i, m := range rows {
-		out[i] = Upload{MediaID: m.MediaID, ContentType: m.ContentType, Filename: m.Filename, Size: m.Size, CreatedTS: m.CreatedTS}
+		out[i] = Upload{MediaID: m.MediaID, ContentType: m.ContentType, Filename: m.Filename, Size: m.Size, CreatedTS: m.CreatedTS,
+			LastAccessTS: m.LastAccessTS, QuarantinedBy: m.QuarantinedBy, SafeFromQuarantine: m.SafeFromQuarantine}
 	}
 	return out, total, nil
 }

@@ -2,8 +2,8 @@ package roomadmin
 
 import (
 	"context"
-	"crypto/rand"
-	"time"
+	"encoding/json"
+	"errors"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -21,7 +21,9 @@ type HistoryRequest struct {
 	UpToTS            *int64
 	DeleteLocalEvents bool
 	Requester         string
-	before            int64
+	// Before is the stream position the purge stops at, which the checks
+	// resolve (kept with the job, so a resumed purge stops there too).
+	Before int64
 }
 
 // The states of a history purge, as Synapse names them.
@@ -35,7 +37,6 @@ const (
 type HistoryPurge struct {
 	PurgeID, RoomID, Status, Error string
 	Deleted                        int
-	done                           time.Time
 }
 
 // checkHistory resolves where a purge stops; 400 as Synapse when it
@@ -56,7 +57,7 @@ func (s *Service) checkHistory(ctx context.Context, req *HistoryRequest) error {
 		if ev.StreamPos == 0 {
 			return badRequest("Event is an outlier")
 		}
-		req.before = ev.StreamPos
+		req.Before = ev.StreamPos
 	case req.UpToTS != nil:
 		id, _, ok, err := s.o.Rooms.FirstEventNear(ctx, req.RoomID, *req.UpToTS, s.CurrentPos(), true)
 		if err != nil {
@@ -69,7 +70,7 @@ func (s *Service) checkHistory(ctx context.Context, req *HistoryRequest) error {
 		if err != nil {
 			return err
 		}
-		req.before = ev.StreamPos
+		req.Before = ev.StreamPos
 	default:
 		return mxerr.MissingParam("must specify purge_up_to_event_id or purge_up_to_ts")
 	}
@@ -83,54 +84,50 @@ func (d *Deletions) StartHistoryPurge(ctx context.Context, req HistoryRequest) (
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, p := range d.purges {
-		if p.RoomID == req.RoomID && p.Status == PurgeActive {
-			return "", badRequest("History purge already in progress for " + req.RoomID)
-		}
+	if busy, err := d.unfinished(ctx, ActionPurgeHistory, req.RoomID); err != nil {
+		return "", err
+	} else if len(busy) > 0 {
+		return "", badRequest("History purge already in progress for " + req.RoomID)
 	}
-	id := rand.Text()[:16]
-	d.purges[id] = &HistoryPurge{PurgeID: id, RoomID: req.RoomID, Status: PurgeActive}
-	d.queue = append(d.queue, ShutdownRequestJob{ID: id, History: &req})
-	d.queued[id] = d.now()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return id, nil
+	return d.enqueue(ctx, ActionPurgeHistory, req.RoomID, req)
 }
 
-func (d *Deletions) runHistory(ctx context.Context, id string, req HistoryRequest) {
+// historyResult is what a finished purge records.
+type historyResult struct {
+	Deleted int `json:"deleted"`
+}
+
+func (d *Deletions) runHistory(ctx context.Context, row store.TaskRow, req HistoryRequest) {
+	d.mark(ctx, &row, TaskActive, "")
 	local := ":" + d.s.o.ServerName
 	if req.DeleteLocalEvents {
 		local = ""
 	}
-	d.s.o.Log.Info("admin: purging room history", "room_id", req.RoomID, "purge_id", id, "by", req.Requester, "delete_local_events", req.DeleteLocalEvents)
+	d.s.o.Log.Info("admin: purging room history", "room_id", req.RoomID, "purge_id", row.ID, "by", req.Requester, "delete_local_events", req.DeleteLocalEvents)
 	n, err := d.s.o.Rooms.PurgeHistory(ctx, req.RoomID, func(ctx context.Context) (store.PurgedRoom, error) {
-		return d.s.o.Store.PurgeHistory(ctx, req.RoomID, req.before, local)
+		return d.s.o.Store.PurgeHistory(ctx, req.RoomID, req.Before, local)
 	})
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p := d.purges[id]
-	p.Status, p.Deleted, p.done = PurgeComplete, n, d.now()
-	if err != nil {
-		p.Status, p.Error = PurgeFailed, err.Error()
-		d.s.o.Log.Warn("admin: history purge failed", "room_id", req.RoomID, "purge_id", id, "err", err)
-	}
+	d.finish(ctx, &row, historyResult{Deleted: n}, err)
 }
 
-// HistoryStatus is one history purge; ok is false for an unknown ID.
-func (d *Deletions) HistoryStatus(id string) (HistoryPurge, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cutoff := d.now().Add(-keepDeletions)
-	for k, p := range d.purges {
-		if !p.done.IsZero() && p.done.Before(cutoff) {
-			delete(d.purges, k)
-		}
+// HistoryStatus is one history purge; ok is false for an unknown ID. A
+// queued purge is active, as Synapse's purge statuses have no other
+// state before the end.
+func (d *Deletions) HistoryStatus(ctx context.Context, id string) (HistoryPurge, bool, error) {
+	row, err := d.task(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && row.Action != ActionPurgeHistory {
+		return HistoryPurge{}, false, nil
 	}
-	p, ok := d.purges[id]
-	if !ok {
-		return HistoryPurge{}, false
+	if err != nil {
+		return HistoryPurge{}, false, err
 	}
-	return *p, true
+	p := HistoryPurge{PurgeID: row.ID, RoomID: row.ResourceID, Status: row.Status, Error: row.Error}
+	if p.Status == TaskScheduled {
+		p.Status = PurgeActive
+	}
+	var res historyResult
+	if row.Result != "" && json.Unmarshal([]byte(row.Result), &res) == nil {
+		p.Deleted = res.Deleted
+	}
+	return p, true, nil
 }

@@ -23,9 +23,15 @@ func badRequest(msg string) error {
 // user unless they are joined or invited already or the room is public.
 // In rooms whose creators have unlimited power (v12), a creator raises
 // the user to the highest finite level the room uses (at least 100).
+// It needs a local member with power: a room this server has no state
+// of is 400 "Server not in room", and a room (a remote one, say) where
+// no joined local user has power 400 "No local admin user in room", as
+// Synapse answers; Synapse does not join a room for this either.
 func (s *Service) MakeRoomAdmin(ctx context.Context, roomID, userID string) error {
 	state, err := s.currentState(ctx, roomID)
-	if err != nil {
+	if me, ok := mxerr.As(err); ok && me.Code == "M_NOT_FOUND" {
+		return badRequest("Server not in room")
+	} else if err != nil {
 		return err
 	}
 	pl, err := s.o.Rooms.PowerLevels(ctx, state)

@@ -2,15 +2,17 @@ package roomadmin
 
 import (
 	"context"
-	"crypto/rand"
-	"maps"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // Redacting a user's events (Synapse's POST
@@ -40,20 +42,17 @@ type UserRedactRequest struct {
 	UseAdmin  bool
 }
 
-// The states of a user redaction, Synapse's task states.
-const (
-	RedactScheduled = "scheduled"
-	RedactActive    = "active"
-	RedactComplete  = "complete"
-	RedactFailed    = "failed"
-)
-
 // UserRedaction is one user redaction and where it stands.
 type UserRedaction struct {
 	RedactID, UserID, Status string
 	// Failed is the events that could not be redacted, with why.
 	Failed map[string]string
-	done   time.Time
+}
+
+// redactResult is what a user redaction records, as Synapse's task
+// result.
+type redactResult struct {
+	Failed map[string]string `json:"failed_redactions"`
 }
 
 // StartUserRedaction checks a user redaction and queues it on the
@@ -75,60 +74,47 @@ func (d *Deletions) StartUserRedaction(ctx context.Context, req UserRedactReques
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	id := rand.Text()[:16]
-	d.redactions[id] = &UserRedaction{RedactID: id, UserID: req.UserID, Status: RedactScheduled, Failed: map[string]string{}}
-	d.queue = append(d.queue, ShutdownRequestJob{ID: id, Redact: &req})
-	d.queued[id] = d.now()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return id, nil
+	return d.enqueue(ctx, ActionRedactUser, req.UserID, req)
 }
 
 // UserRedactionStatus is one user redaction; ok is false for an unknown
-// redact ID. Finished ones are kept a week, as deletions.
-func (d *Deletions) UserRedactionStatus(id string) (UserRedaction, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	cutoff := d.now().Add(-keepDeletions)
-	for k, j := range d.redactions {
-		if !j.done.IsZero() && j.done.Before(cutoff) {
-			delete(d.redactions, k)
-		}
+// redact ID. Finished ones are kept a week, as every job.
+func (d *Deletions) UserRedactionStatus(ctx context.Context, id string) (UserRedaction, bool, error) {
+	row, err := d.task(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && row.Action != ActionRedactUser {
+		return UserRedaction{}, false, nil
 	}
-	j, ok := d.redactions[id]
-	if !ok {
-		return UserRedaction{}, false
+	if err != nil {
+		return UserRedaction{}, false, err
 	}
-	out := *j
-	out.Failed = maps.Clone(j.Failed)
-	return out, true
-}
-
-func (d *Deletions) setRedaction(id string, f func(*UserRedaction)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if j := d.redactions[id]; j != nil {
-		f(j)
+	out := UserRedaction{RedactID: row.ID, UserID: row.ResourceID, Status: row.Status, Failed: map[string]string{}}
+	var res redactResult
+	if row.Result != "" && json.Unmarshal([]byte(row.Result), &res) == nil && res.Failed != nil {
+		out.Failed = res.Failed
 	}
+	return out, true, nil
 }
 
 // runUserRedaction carries out a queued user redaction. An event that
-// cannot be redacted is recorded in Failed and the job goes on; the job
-// fails only when the rooms cannot be listed.
-func (d *Deletions) runUserRedaction(ctx context.Context, id string, req UserRedactRequest) {
+// cannot be redacted is recorded in the result's failed_redactions
+// (written after each room, so the status shows progress) and the job
+// goes on; the job fails only when the rooms cannot be listed. Run
+// again after a stop, it only takes the events not redacted yet.
+func (d *Deletions) runUserRedaction(ctx context.Context, row store.TaskRow, req UserRedactRequest) {
 	s := d.s
-	d.setRedaction(id, func(j *UserRedaction) { j.Status = RedactActive })
-	finish := func(status string) {
-		d.setRedaction(id, func(j *UserRedaction) { j.Status, j.done = status, d.now() })
+	res := redactResult{Failed: map[string]string{}}
+	if row.Result != "" {
+		_ = json.Unmarshal([]byte(row.Result), &res)
+		if res.Failed == nil {
+			res.Failed = map[string]string{}
+		}
 	}
+	d.mark(ctx, &row, TaskActive, "")
 	roomIDs := req.Rooms
 	if len(roomIDs) == 0 {
 		ms, err := s.o.Membership.Memberships(ctx, req.UserID)
 		if err != nil {
-			s.o.Log.Warn("admin: user redaction could not list rooms", "user_id", req.UserID, "redact_id", id, "err", err)
-			finish(RedactFailed)
+			d.finish(ctx, &row, res, fmt.Errorf("listing the user's rooms: %w", err))
 			return
 		}
 		for roomID, m := range ms {
@@ -136,6 +122,7 @@ func (d *Deletions) runUserRedaction(ctx context.Context, id string, req UserRed
 				roomIDs = append(roomIDs, roomID)
 			}
 		}
+		slices.Sort(roomIDs)
 	}
 	sender := req.Requester
 	if _, local := s.o.Accounts.LocalpartOf(req.UserID); local && !req.UseAdmin {
@@ -145,27 +132,32 @@ func (d *Deletions) runUserRedaction(ctx context.Context, id string, req UserRed
 	if req.Reason != "" {
 		content["reason"] = req.Reason
 	}
-	s.o.Log.Info("admin: redacting a user's events", "user_id", req.UserID, "by", req.Requester, "rooms", len(roomIDs), "redact_id", id)
+	s.o.Log.Info("admin: redacting a user's events", "user_id", req.UserID, "by", req.Requester, "rooms", len(roomIDs), "redact_id", row.ID)
 	for _, roomID := range roomIDs {
 		if ctx.Err() != nil {
-			finish(RedactFailed)
-			return
+			return // stopped: resumed at the next start
 		}
 		events, err := s.o.Store.RedactableEventsOf(ctx, roomID, req.UserID, req.Limit)
 		if err != nil {
-			s.o.Log.Warn("admin: user redaction could not list events", "room_id", roomID, "redact_id", id, "err", err)
+			s.o.Log.Warn("admin: user redaction could not list events", "room_id", roomID, "redact_id", row.ID, "err", err)
 			continue
 		}
+		failed := 0
 		for _, eventID := range events {
+			if _, done := res.Failed[eventID]; done {
+				continue
+			}
 			_, err := s.o.Rooms.Send(ctx, rooms.SendRequest{RoomID: roomID, Sender: sender, Type: spec.MRoomRedaction, Redacts: eventID, Content: content})
 			if err != nil {
-				msg := err.Error()
-				if me, ok := mxerr.As(err); ok {
-					msg = me.Message
-				}
-				d.setRedaction(id, func(j *UserRedaction) { j.Failed[eventID] = msg })
+				res.Failed[eventID] = errMessage(err)
+				failed++
 			}
 		}
+		if failed > 0 {
+			raw, _ := json.Marshal(res)
+			row.Result = string(raw)
+			d.mark(ctx, &row, TaskActive, "")
+		}
 	}
-	finish(RedactComplete)
+	d.finish(ctx, &row, res, nil)
 }

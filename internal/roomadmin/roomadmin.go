@@ -38,6 +38,12 @@ type Store interface {
 	RedactableEventsOf(ctx context.Context, roomID, sender string, limit int) ([]string, error)
 	SentInviteCount(ctx context.Context, sender string, fromTS int64) (int64, error)
 	CumulativeJoinedRooms(ctx context.Context, userID string) (int64, error)
+	// The background jobs (jobs.go).
+	InsertTask(ctx context.Context, t store.TaskRow) error
+	UpdateTask(ctx context.Context, t store.TaskRow) error
+	Task(ctx context.Context, id string) (store.TaskRow, error)
+	Tasks(ctx context.Context, q store.TaskQuery) ([]store.TaskRow, error)
+	DeleteTasksBefore(ctx context.Context, ts int64) error
 }
 
 // Accounts tells local users from others and whether they exist.
@@ -55,7 +61,15 @@ type Options struct {
 	Aliases    *aliases.Service
 	Directory  *directory.Service
 	Accounts   Accounts
+	// Federation resolves other servers' aliases for the admin join; nil
+	// without federation (then rooms this server is not in are unknown).
+	Federation Federation
 	Log        *slog.Logger
+}
+
+// Federation is what the room admin asks of other servers.
+type Federation interface {
+	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 }
 
 // Service is the room admin.

@@ -2,13 +2,9 @@ package roomadmin
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -38,6 +34,11 @@ type ShutdownRequest struct {
 	RoomName, Message string
 	Block             bool
 	Purge, ForcePurge bool
+	// newRoomID is the new room an interrupted run of the same deletion
+	// created, to be used again rather than create another; newRoomMade
+	// is told the room a run creates, so it can be recorded (jobs.go).
+	newRoomID   string
+	newRoomMade func(roomID string)
 }
 
 // ShutdownResult is what the deletion did (Synapse's shutdown_room).
@@ -91,11 +92,16 @@ func (s *Service) Shutdown(ctx context.Context, req ShutdownRequest, purging fun
 	if err := s.o.Directory.SetPublished(ctx, req.RoomID, false); err != nil {
 		return res, err
 	}
-	var newRoom string
-	if req.NewRoomUserID != "" {
+	newRoom := req.newRoomID
+	if req.NewRoomUserID != "" && newRoom == "" {
 		if newRoom, err = s.createNotificationRoom(ctx, req); err != nil {
 			return res, err
 		}
+		if req.newRoomMade != nil {
+			req.newRoomMade(newRoom)
+		}
+	}
+	if newRoom != "" {
 		res.NewRoomID = &newRoom
 	}
 	members, err := s.joined(ctx, state, true)
@@ -180,182 +186,4 @@ func (s *Service) Purge(ctx context.Context, roomID string, force bool) error {
 	return s.o.Rooms.Purge(ctx, roomID, func(ctx context.Context) (store.PurgedRoom, error) {
 		return s.o.Store.PurgeRoom(ctx, roomID)
 	})
-}
-
-// The states of a deletion, as Synapse's delete_status names them.
-const (
-	StatusScheduled    = "scheduled"
-	StatusShuttingDown = "shutting_down"
-	StatusPurging      = "purging"
-	StatusComplete     = "complete"
-	StatusFailed       = "failed"
-)
-
-// Deletion is one deletion job and where it stands.
-type Deletion struct {
-	DeleteID string
-	RoomID   string
-	Status   string
-	Error    string
-	Result   ShutdownResult
-	done     time.Time
-}
-
-// Deletions runs room deletions one after the other, as a worker
-// (registerWorkers: "room-deletion"), and remembers how each went for a
-// week, as Synapse keeps its finished tasks. Jobs still queued when the
-// server stops are lost, as are the statuses: they live in memory.
-type Deletions struct {
-	s    *Service
-	mu   sync.Mutex
-	jobs map[string]*Deletion
-	// purges are the history purges, by purge ID (history.go).
-	purges map[string]*HistoryPurge
-	// redactions are the user redactions, by redact ID (redact.go).
-	redactions map[string]*UserRedaction
-	// queued is when each job (any kind) was queued (tasks.go).
-	queued map[string]time.Time
-	order  []string // delete IDs, oldest first
-	queue  []ShutdownRequestJob
-	wake   chan struct{}
-	now    func() time.Time
-}
-
-// ShutdownRequestJob is a queued deletion, a history purge (History
-// set) or a user redaction (Redact set).
-type ShutdownRequestJob struct {
-	ID      string
-	Req     ShutdownRequest
-	History *HistoryRequest
-	Redact  *UserRedactRequest
-}
-
-const keepDeletions = 7 * 24 * time.Hour
-
-func newDeletions(s *Service) *Deletions {
-	return &Deletions{s: s, jobs: map[string]*Deletion{}, purges: map[string]*HistoryPurge{}, redactions: map[string]*UserRedaction{}, queued: map[string]time.Time{}, wake: make(chan struct{}, 1), now: time.Now}
-}
-
-// ErrInProgress refuses a second deletion of a room while one is queued
-// or running.
-var ErrInProgress = errors.New("roomadmin: deletion in progress")
-
-// Start checks a deletion and queues it; it returns the delete ID.
-func (d *Deletions) Start(ctx context.Context, req ShutdownRequest) (string, error) {
-	if err := d.s.CheckShutdown(ctx, req); err != nil {
-		return "", err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, j := range d.jobs {
-		if j.RoomID == req.RoomID && j.Status != StatusComplete && j.Status != StatusFailed {
-			return "", &mxerr.Error{Status: http.StatusBadRequest, Code: "M_UNKNOWN", Message: "Purge already in progress for " + req.RoomID}
-		}
-	}
-	id := rand.Text()[:16]
-	d.jobs[id] = &Deletion{DeleteID: id, RoomID: req.RoomID, Status: StatusScheduled,
-		Result: ShutdownResult{KickedUsers: []string{}, FailedToKickUsers: []string{}, LocalAliases: []string{}}}
-	d.order = append(d.order, id)
-	d.queue = append(d.queue, ShutdownRequestJob{ID: id, Req: req})
-	d.queued[id] = d.now()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-	return id, nil
-}
-
-// Run carries out queued deletions until ctx ends.
-func (d *Deletions) Run(ctx context.Context) error {
-	for {
-		d.mu.Lock()
-		var job *ShutdownRequestJob
-		if len(d.queue) > 0 {
-			j := d.queue[0]
-			d.queue = d.queue[1:]
-			job = &j
-		}
-		d.mu.Unlock()
-		if job == nil {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-d.wake:
-			}
-			continue
-		}
-		if job.History != nil {
-			d.runHistory(ctx, job.ID, *job.History)
-			continue
-		}
-		if job.Redact != nil {
-			d.runUserRedaction(ctx, job.ID, *job.Redact)
-			continue
-		}
-		d.run(ctx, *job)
-	}
-}
-
-func (d *Deletions) run(ctx context.Context, job ShutdownRequestJob) {
-	d.set(job.ID, func(j *Deletion) { j.Status = StatusShuttingDown })
-	res, err := d.s.Shutdown(ctx, job.Req, func() { d.set(job.ID, func(j *Deletion) { j.Status = StatusPurging }) })
-	d.set(job.ID, func(j *Deletion) {
-		j.Result, j.Status, j.done = res, StatusComplete, d.now()
-		if err != nil {
-			j.Status, j.Error = StatusFailed, err.Error()
-			if me, ok := mxerr.As(err); ok {
-				j.Error = me.Message
-			}
-			d.s.o.Log.Warn("admin: room deletion failed", "room_id", j.RoomID, "delete_id", j.DeleteID, "err", err)
-		}
-	})
-}
-
-func (d *Deletions) set(id string, f func(*Deletion)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if j := d.jobs[id]; j != nil {
-		f(j)
-	}
-}
-
-// prune forgets deletions finished more than a week ago.
-func (d *Deletions) prune() {
-	cutoff := d.now().Add(-keepDeletions)
-	keep := d.order[:0]
-	for _, id := range d.order {
-		j := d.jobs[id]
-		if !j.done.IsZero() && j.done.Before(cutoff) {
-			delete(d.jobs, id)
-			continue
-		}
-		keep = append(keep, id)
-	}
-	d.order = keep
-}
-
-// Status is one deletion; ok is false for an unknown delete ID.
-func (d *Deletions) Status(id string) (Deletion, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.prune()
-	j, ok := d.jobs[id]
-	if !ok {
-		return Deletion{}, false
-	}
-	return *j, true
-}
-
-// OfRoom is every deletion of a room, oldest first.
-func (d *Deletions) OfRoom(roomID string) []Deletion {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.prune()
-	var out []Deletion
-	for _, id := range d.order {
-		if j := d.jobs[id]; j.RoomID == roomID {
-			out = append(out, *j)
-		}
-	}
-	return out
 }

@@ -1,15 +1,17 @@
 package roomadmin
 
 import (
-	"cmp"
-	"maps"
-	"slices"
+	"context"
+	"encoding/json"
+
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The jobs of the deletions worker as one list (Synapse's GET
 // /_synapse/admin/v1/scheduled_tasks, which Ketesa shows): room
 // deletions, history purges and user redactions, under Synapse's task
-// action names and states.
+// action names and states, read from the scheduled_tasks table.
 
 // Task is one job as the scheduled tasks list shows it.
 type Task struct {
@@ -25,51 +27,39 @@ type Task struct {
 // TaskFilter selects tasks; empty fields keep all.
 type TaskFilter struct {
 	Action, ResourceID, Status string
-	// MaxTimestampMS keeps tasks queued at or before it (0: all).
+	// MaxTimestampMS keeps tasks whose status last changed at or before
+	// it (0: all), as Synapse's max_timestamp.
 	MaxTimestampMS int64
 }
 
-// The states a task has, Synapse's TaskStatus.
-const (
-	TaskScheduled = "scheduled"
-	TaskActive    = "active"
-	TaskComplete  = "complete"
-	TaskFailed    = "failed"
-)
-
-// Tasks lists the worker's jobs the week keeps, oldest first.
-func (d *Deletions) Tasks(f TaskFilter) []Task {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.prune()
-	var out []Task
-	add := func(t Task) {
-		t.TimestampMS = d.queued[t.ID].UnixMilli()
-		if (f.Action == "" || t.Action == f.Action) && (f.ResourceID == "" || t.ResourceID == f.ResourceID) &&
-			(f.Status == "" || t.Status == f.Status) && (f.MaxTimestampMS == 0 || t.TimestampMS <= f.MaxTimestampMS) {
-			out = append(out, t)
+// Tasks lists the worker's jobs the week keeps, in the order they were
+// queued.
+func (d *Deletions) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	if ident.CheckText(f.Action) != nil || ident.CheckText(f.ResourceID) != nil {
+		return []Task{}, nil // no job has such a name
+	}
+	q := store.TaskQuery{Action: f.Action, ResourceID: f.ResourceID, MaxTimestampMS: f.MaxTimestampMS}
+	if f.Status != "" {
+		q.Statuses = []string{f.Status}
+	}
+	rows, err := d.s.o.Store.Tasks(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Task, 0, len(rows))
+	for _, r := range rows {
+		t := Task{ID: r.ID, Action: r.Action, Status: r.Status, TimestampMS: r.TimestampMS, ResourceID: r.ResourceID}
+		if r.Result != "" {
+			var v any
+			if json.Unmarshal([]byte(r.Result), &v) == nil {
+				t.Result = v
+			}
 		}
-	}
-	errOf := func(e string) *string {
-		if e == "" {
-			return nil
+		if r.Error != "" {
+			e := r.Error
+			t.Error = &e
 		}
-		return &e
+		out = append(out, t)
 	}
-	for _, j := range d.jobs {
-		status := j.Status
-		if status == StatusShuttingDown || status == StatusPurging {
-			status = TaskActive
-		}
-		add(Task{ID: j.DeleteID, Action: "shutdown_and_purge_room", Status: status, ResourceID: j.RoomID, Result: j.Result, Error: errOf(j.Error)})
-	}
-	for _, p := range d.purges {
-		add(Task{ID: p.PurgeID, Action: "purge_history", Status: p.Status, ResourceID: p.RoomID, Error: errOf(p.Error)})
-	}
-	for _, r := range d.redactions {
-		add(Task{ID: r.RedactID, Action: "redact_all_events", Status: r.Status, ResourceID: r.UserID,
-			Result: map[string]any{"failed_redactions": maps.Clone(r.Failed)}})
-	}
-	slices.SortFunc(out, func(a, b Task) int { return cmp.Or(cmp.Compare(a.TimestampMS, b.TimestampMS), cmp.Compare(a.ID, b.ID)) })
-	return out
+	return out, nil
 }

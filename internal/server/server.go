@@ -416,8 +416,12 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	admin.NewUsers(admin.UsersDeps{Accounts: b.acc, Admin: accAdmin, Members: b.members, Pushers: s.push,
 		Uploads: media.NewUploads(s.media, s.db), AccountData: s.acctData, CrossSigning: s.keys}).Register(clientRouter)
 	admin.NewServerNotices(b.notices).Register(clientRouter)
-	s.roomAdmin = roomadmin.New(roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
-		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log})
+	roomAdminOpts := roomadmin.Options{ServerName: cfg.ServerName, Rooms: s.engine, Store: s.db, Membership: b.members,
+		Aliases: b.aliases, Directory: b.dir, Accounts: b.acc, Log: s.log}
+	if b.remote != nil {
+		roomAdminOpts.Federation = b.remote
+	}
+	s.roomAdmin = roomadmin.New(roomAdminOpts)
 	admin.NewRooms(s.roomAdmin, b.render, s.log).Register(clientRouter)
 	repAdmin := admin.NewReputation(s.repFeeds)
 	repAdmin.Register(clientRouter)

@@ -8,19 +8,22 @@ import (
 // The federation admin API's storage: which servers this one federates
 // with, and their delivery back-off (federation_destinations).
 
-// DestinationRow is a destination's back-off as stored.
+// DestinationRow is a destination's back-off as stored, and the stream
+// position of the last event delivered to it (0: none yet).
 type DestinationRow struct {
 	Destination string
 	DestinationState
+	LastSuccessfulStreamOrdering int64
 }
 
-// FailingDestinations lists the destinations in back-off.
-func (db *DB) FailingDestinations(ctx context.Context) ([]DestinationRow, error) {
+// DestinationRows lists the destinations recorded: those in back-off
+// (Failures > 0) and those events were delivered to.
+func (db *DB) DestinationRows(ctx context.Context) ([]DestinationRow, error) {
 	return collect(ctx, db.r(), func(scan func(...any) error) (DestinationRow, error) {
 		var d DestinationRow
-		err := scan(&d.Destination, &d.Failures, &d.RetryAfterTS, &d.FailureTS, &d.RetryLastTS)
+		err := scan(&d.Destination, &d.Failures, &d.RetryAfterTS, &d.FailureTS, &d.RetryLastTS, &d.LastSuccessfulStreamOrdering)
 		return d, err
-	}, `SELECT destination, failures, retry_after_ts, failure_ts, retry_last_ts FROM federation_destinations`)
+	}, `SELECT destination, failures, retry_after_ts, failure_ts, retry_last_ts, last_successful_stream_ordering FROM federation_destinations`)
 }
 
 // JoinedMemberServers lists the server names of every joined member of
@@ -70,4 +73,26 @@ func (db *DB) RoomsWithServer(ctx context.Context, server string) ([]string, err
 // the exact comparison after the query is what counts.
 func likeEscape(s string) string {
 	return strings.NewReplacer("%", "_", "\\", "_").Replace(s)
+}
+
+// DestinationRoomPositions is, by room, the stream position of the last
+// event of the room delivered to a destination.
+func (db *DB) DestinationRoomPositions(ctx context.Context, destination string) (map[string]int64, error) {
+	type roomPos struct {
+		room string
+		pos  int64
+	}
+	rows, err := collect(ctx, db.r(), func(scan func(...any) error) (roomPos, error) {
+		var r roomPos
+		err := scan(&r.room, &r.pos)
+		return r, err
+	}, `SELECT room_id, stream_ordering FROM federation_destination_rooms WHERE destination = $1`, destination)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.room] = r.pos
+	}
+	return out, nil
 }

@@ -116,12 +116,16 @@ func (db *DB) DeleteMediaRows(ctx context.Context, ref MediaRef) ([]string, erro
 	return hashes, err
 }
 
-// OldLocalMedia lists the local media IDs stored before beforeTS and
-// larger than sizeGT bytes, as Synapse's delete by date and size picks
-// them: never quarantined or protected media, and, with keepProfiles,
-// never a user's avatar.
+// notAccessedSince is the condition of Synapse's media deletion by
+// date: last read before $2, or, never read, stored before $2.
+const notAccessedSince = `((last_access_ts > 0 AND last_access_ts < $2) OR (last_access_ts = 0 AND created_ts < $2))`
+
+// OldLocalMedia lists the local media IDs not read since beforeTS (or,
+// never read, stored before it) and larger than sizeGT bytes, as
+// Synapse's delete by date and size picks them: never quarantined or
+// protected media, and, with keepProfiles, never a user's avatar.
 func (db *DB) OldLocalMedia(ctx context.Context, origin string, beforeTS, sizeGT int64, keepProfiles bool) ([]string, error) {
-	q := `SELECT media_id FROM media m WHERE origin = $1 AND created_ts < $2 AND size > $3 AND sha256 <> ''
+	q := `SELECT media_id FROM media m WHERE origin = $1 AND ` + notAccessedSince + ` AND size > $3 AND sha256 <> ''
 		AND quarantined_by = '' AND safe_from_quarantine = FALSE`
 	if keepProfiles {
 		// profile_fields keeps JSON values: a string avatar_url is quoted.
@@ -131,15 +135,16 @@ func (db *DB) OldLocalMedia(ctx context.Context, origin string, beforeTS, sizeGT
 	return db.r().strings(ctx, q+` ORDER BY created_ts`, origin, beforeTS, sizeGT)
 }
 
-// OldRemoteMedia lists cached copies of other servers' media fetched
-// before beforeTS; quarantined media is kept, so that it is not fetched
-// again (Synapse's purge_media_cache keeps it too).
+// OldRemoteMedia lists cached copies of other servers' media not read
+// since beforeTS (or, never read, fetched before it), as Synapse's
+// purge_media_cache; quarantined media is kept, so that it is not
+// fetched again (Synapse keeps it too).
 func (db *DB) OldRemoteMedia(ctx context.Context, localServer string, beforeTS int64) ([]MediaRef, error) {
 	return collect(ctx, db.r(), func(scan func(...any) error) (MediaRef, error) {
 		var r MediaRef
 		err := scan(&r.Origin, &r.MediaID)
 		return r, err
-	}, `SELECT origin, media_id FROM media WHERE origin <> $1 AND created_ts < $2 AND quarantined_by = '' AND sha256 <> ''
+	}, `SELECT origin, media_id FROM media WHERE origin <> $1 AND `+notAccessedSince+` AND quarantined_by = '' AND sha256 <> ''
 		ORDER BY created_ts`, localServer, beforeTS)
 }
 

@@ -209,12 +209,10 @@ func (db *DB) DeleteRateOverride(ctx context.Context, localpart string) error {
 }
 
 // uploadOrderColumns maps the order_by values of Synapse's user media
-// list to columns here. Myelin does not record last access, so
-// last_access_ts sorts as created_ts; quarantine is another table's
-// concern and sorts as created_ts too.
+// list to columns here.
 var uploadOrderColumns = map[string]string{
-	"media_id": "media_id", "upload_name": "filename", "created_ts": "created_ts", "last_access_ts": "created_ts",
-	"media_length": "size", "media_type": "content_type", "quarantined_by": "created_ts", "safe_from_quarantine": "created_ts",
+	"media_id": "media_id", "upload_name": "filename", "created_ts": "created_ts", "last_access_ts": "last_access_ts",
+	"media_length": "size", "media_type": "content_type", "quarantined_by": "quarantined_by", "safe_from_quarantine": "safe_from_quarantine",
 }
 
 // ValidUploadOrder reports whether the user media list sorts by order.
@@ -240,9 +238,10 @@ func (db *DB) UserUploads(ctx context.Context, origin, uploader, order string, d
 	}
 	list, err := collect(ctx, db.r(), func(scan func(...any) error) (Media, error) {
 		var m Media
-		err := scan(&m.Origin, &m.MediaID, &m.ContentType, &m.Filename, &m.Size, &m.SHA256, &m.Uploader, &m.CreatedTS, &m.UnusedExpiresTS)
+		err := scan(&m.Origin, &m.MediaID, &m.ContentType, &m.Filename, &m.Size, &m.SHA256, &m.Uploader, &m.CreatedTS, &m.UnusedExpiresTS,
+			&m.QuarantinedBy, &m.SafeFromQuarantine, &m.LastAccessTS)
 		return m, err
-	}, `SELECT `+mediaColumns+` FROM media WHERE origin = $1 AND uploader = $2 ORDER BY `+col+` `+dir+`, media_id ASC LIMIT $3 OFFSET $4`,
+	}, `SELECT `+mediaColumns+`, quarantined_by, safe_from_quarantine, last_access_ts FROM media WHERE origin = $1 AND uploader = $2 ORDER BY `+col+` `+dir+`, media_id ASC LIMIT $3 OFFSET $4`,
 		origin, uploader, limit, from)
 	return list, total, err
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 )
@@ -191,14 +192,68 @@ func (db *DB) DropQueuedEDUs(ctx context.Context, destination, eduType string) e
 
 // DeleteDelivered removes delivered PDUs and EDUs from a destination's
 // queue; the IDs are the highest delivered (queues are sent in order).
+//
+// With PDUs, it also records the stream position of the newest event
+// delivered (the federation admin API's last_successful_stream_ordering,
+// as Synapse's destinations table): in the same transaction, so the
+// position never names an event still queued.
 func (db *DB) DeleteDelivered(ctx context.Context, destination string, lastPDU, lastEDU int64) error {
 	return db.tx(ctx, func(c conn) error {
+		if lastPDU > 0 {
+			if err := recordDelivered(ctx, c, destination, lastPDU); err != nil {
+				return err
+			}
+		}
 		if _, err := c.exec(ctx, `DELETE FROM federation_queue_pdus WHERE destination = $1 AND queue_id <= $2`, destination, lastPDU); err != nil {
 			return err
 		}
 		_, err := c.exec(ctx, `DELETE FROM federation_queue_edus WHERE destination = $1 AND queue_id <= $2`, destination, lastEDU)
 		return err
 	})
+}
+
+// recordDelivered records, before the queue entries up to lastPDU go,
+// the newest stream position delivered to destination, overall and per
+// room; positions never go back.
+func recordDelivered(ctx context.Context, c conn, destination string, lastPDU int64) error {
+	type roomPos struct {
+		room string
+		pos  int64
+	}
+	positions, err := collect(ctx, c, func(scan func(...any) error) (roomPos, error) {
+		var r roomPos
+		var pos sql.NullInt64
+		err := scan(&r.room, &pos)
+		r.pos = pos.Int64
+		return r, err
+	}, `SELECT q.room_id, MAX(e.stream_pos) FROM federation_queue_pdus q JOIN events e ON e.event_nid = q.event_nid
+		WHERE q.destination = $1 AND q.queue_id <= $2 GROUP BY q.room_id`, destination, lastPDU)
+	if err != nil {
+		return err
+	}
+	var newest int64
+	for _, p := range positions {
+		if p.pos <= 0 {
+			continue
+		}
+		newest = max(newest, p.pos)
+		if _, err := c.exec(ctx, `INSERT INTO federation_destination_rooms (destination, room_id, stream_ordering) VALUES ($1, $2, $3)
+			ON CONFLICT (destination, room_id) DO UPDATE SET stream_ordering = CASE
+				WHEN excluded.stream_ordering > federation_destination_rooms.stream_ordering
+				THEN excluded.stream_ordering ELSE federation_destination_rooms.stream_ordering END`,
+			destination, p.room, p.pos); err != nil {
+			return err
+		}
+	}
+	if newest == 0 {
+		return nil
+	}
+	_, err = c.exec(ctx, `INSERT INTO federation_destinations (destination, last_successful_stream_ordering) VALUES ($1, $2)
+		ON CONFLICT (destination) DO UPDATE SET last_successful_stream_ordering = CASE
+			WHEN excluded.last_successful_stream_ordering > federation_destinations.last_successful_stream_ordering
+			THEN excluded.last_successful_stream_ordering ELSE federation_destinations.last_successful_stream_ordering END`,
+		destination, newest)
+	return err
 }
 
 // QueuedDestinations lists the destinations with anything queued.
@@ -227,10 +282,12 @@ func (db *DB) Destination(ctx context.Context, destination string) (DestinationS
 	return s, err
 }
 
-// SetDestination records a destination's back-off; a zero state clears it.
+// SetDestination records a destination's back-off; a zero state clears
+// it (the row stays for its last_successful_stream_ordering).
 func (db *DB) SetDestination(ctx context.Context, destination string, s DestinationState) error {
 	if s.Failures == 0 {
-		_, err := db.w().exec(ctx, `DELETE FROM federation_destinations WHERE destination = $1`, destination)
+		_, err := db.w().exec(ctx, `UPDATE federation_destinations SET failures = 0, retry_after_ts = 0, failure_ts = 0, retry_last_ts = 0
+			WHERE destination = $1`, destination)
 		return err
 	}
 	_, err := db.w().exec(ctx, `INSERT INTO federation_destinations (destination, failures, retry_after_ts, failure_ts, retry_last_ts)

@@ -22,6 +22,9 @@ type Media struct {
 	// SafeFromQuarantine is set by the protect admin API (adminmedia.go).
 	QuarantinedBy      string
 	SafeFromQuarantine bool
+	// LastAccessTS is when the media was last downloaded or thumbnailed
+	// (0: never), written in batches (SetMediaAccessTimes).
+	LastAccessTS int64
 }
 
 const mediaColumns = `origin, media_id, content_type, filename, size, sha256, uploader, created_ts, unused_expires_ts`
@@ -46,9 +49,9 @@ func (db *DB) UpsertRemoteMedia(ctx context.Context, m Media) error {
 // GetMedia loads one media ID; ErrNotFound if unknown.
 func (db *DB) GetMedia(ctx context.Context, origin, mediaID string) (Media, error) {
 	var m Media
-	err := db.r().queryRow(ctx, `SELECT `+mediaColumns+`, quarantined_by, safe_from_quarantine FROM media WHERE origin = $1 AND media_id = $2`,
+	err := db.r().queryRow(ctx, `SELECT `+mediaColumns+`, quarantined_by, safe_from_quarantine, last_access_ts FROM media WHERE origin = $1 AND media_id = $2`,
 		[]any{origin, mediaID}, &m.Origin, &m.MediaID, &m.ContentType, &m.Filename, &m.Size, &m.SHA256, &m.Uploader, &m.CreatedTS,
-		&m.UnusedExpiresTS, &m.QuarantinedBy, &m.SafeFromQuarantine)
+		&m.UnusedExpiresTS, &m.QuarantinedBy, &m.SafeFromQuarantine, &m.LastAccessTS)
 	return m, err
 }
 
@@ -144,4 +147,18 @@ func (db *DB) MediaSetting(ctx context.Context, name string, def int64) (int64, 
 		return def, nil
 	}
 	return v, err
+}
+
+// SetMediaAccessTimes records when media was last read, in one
+// transaction; a time never goes back, and unknown media is skipped.
+func (db *DB) SetMediaAccessTimes(ctx context.Context, times map[MediaRef]int64) error {
+	return db.tx(ctx, func(c conn) error {
+		for ref, ts := range times {
+			if _, err := c.exec(ctx, `UPDATE media SET last_access_ts = $3 WHERE origin = $1 AND media_id = $2 AND last_access_ts < $3`,
+				ref.Origin, ref.MediaID, ts); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

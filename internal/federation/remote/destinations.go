@@ -14,10 +14,11 @@ import (
 
 // DestinationsStore is what the federation admin API reads.
 type DestinationsStore interface {
-	FailingDestinations(ctx context.Context) ([]store.DestinationRow, error)
+	DestinationRows(ctx context.Context) ([]store.DestinationRow, error)
 	JoinedMemberServers(ctx context.Context) ([]string, error)
 	QueuedDestinations(ctx context.Context) ([]string, error)
 	RoomsWithServer(ctx context.Context, server string) ([]string, error)
+	DestinationRoomPositions(ctx context.Context, destination string) (map[string]int64, error)
 	Destination(ctx context.Context, destination string) (store.DestinationState, error)
 }
 
@@ -30,6 +31,9 @@ type RetryTimings struct {
 	RetryInterval int64
 	// FailureTS is when the failures began (0: none).
 	FailureTS int64
+	// LastSuccessfulStreamOrdering is the stream position of the newest
+	// event delivered to the destination (0: none yet).
+	LastSuccessfulStreamOrdering int64
 }
 
 // Destinations answers the federation admin API.
@@ -58,7 +62,7 @@ func fromState(dest string, st store.DestinationState) RetryTimings {
 // member joined to a room here, every server with deliveries queued, and
 // every server in back-off; sorted by name.
 func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
-	failing, err := d.store.FailingDestinations(ctx)
+	recorded, err := d.store.DestinationRows(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +80,15 @@ func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
 			byName[name] = RetryTimings{Destination: name}
 		}
 	}
-	for _, f := range failing {
-		byName[f.Destination] = fromState(f.Destination, f.DestinationState)
+	for _, f := range recorded {
+		// A destination delivered to once but no longer shared nor
+		// failing is left out, as before any delivery was recorded.
+		if _, listed := byName[f.Destination]; !listed && f.Failures == 0 {
+			continue
+		}
+		t := fromState(f.Destination, f.DestinationState)
+		t.LastSuccessfulStreamOrdering = f.LastSuccessfulStreamOrdering
+		byName[f.Destination] = t
 	}
 	out := make([]RetryTimings, 0, len(byName))
 	for _, v := range byName {
@@ -101,8 +112,16 @@ func (d *Destinations) Get(ctx context.Context, dest string) (RetryTimings, erro
 	return all[i], nil
 }
 
+// DestinationRoom is a room a destination shares with this server and
+// the stream position of the room's last event delivered to it (0: none
+// yet), Synapse's destination_rooms.stream_ordering.
+type DestinationRoom struct {
+	RoomID         string
+	StreamOrdering int64
+}
+
 // Rooms lists the rooms a destination has joined members in, by room ID.
-func (d *Destinations) Rooms(ctx context.Context, dest string) ([]string, error) {
+func (d *Destinations) Rooms(ctx context.Context, dest string) ([]DestinationRoom, error) {
 	if _, err := d.Get(ctx, dest); err != nil {
 		return nil, err
 	}
@@ -110,8 +129,16 @@ func (d *Destinations) Rooms(ctx context.Context, dest string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	positions, err := d.store.DestinationRoomPositions(ctx, dest)
+	if err != nil {
+		return nil, err
+	}
 	sort.Strings(rooms)
-	return rooms, nil
+	out := make([]DestinationRoom, len(rooms))
+	for i, r := range rooms {
+		out[i] = DestinationRoom{RoomID: r, StreamOrdering: positions[r]}
+	}
+	return out, nil
 }
 
 // ResetConnection ends a destination's back-off and sends its queue now
