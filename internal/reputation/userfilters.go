@@ -239,6 +239,15 @@ func (u *UserFilters) HidesInvite(ctx context.Context, userID, sender, roomID st
 	return nil
 }
 
+// HidesRoomFor reports whether userID's own filter lists a room: it is
+// left out of their room directory, hierarchies and room summaries
+// (directory.UserRoomScreen). Listings ask on every request, so nothing
+// is counted here.
+func (u *UserFilters) HidesRoomFor(_ context.Context, userID, roomID string) bool {
+	f := u.filterOf(userID)
+	return f != nil && u.check(f, KindRoom, roomID).Listed
+}
+
 // extentDay is what one feed hid from one user on one day.
 type extentDay struct {
 	events, invites       int64
