@@ -148,11 +148,17 @@ func (u *UserFilters) reweigh(f *userFilter) {
 	}
 }
 
+// roomOf is the room a feed name is followed in: an alias's room once
+// resolved, a room ID's own, or for either its replacement once the
+// room was upgraded (upgrades.go).
 func (u *UserFilters) roomOf(name string) string {
+	if roomID, ok := u.rooms[name]; ok {
+		return roomID
+	}
 	if strings.HasPrefix(name, "!") {
 		return name
 	}
-	return u.rooms[name]
+	return ""
 }
 
 // resolved notes the room a feed name is followed in (or why it is not).
