@@ -123,6 +123,9 @@ type Server struct {
 	// asSender pushes transactions to the application services.
 	asSender *appservice.Sender
 	repUsers *reputation.UserFilters
+	// repMedia records the rooms media is posted in, for taking down the
+	// media of rooms the feeds list.
+	repMedia *reputation.MediaRooms
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
