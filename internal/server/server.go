@@ -291,7 +291,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
-	s.repUsers = reputation.NewUserFilters()
+	s.repUsers = reputation.NewUserFilters(reputation.WithExtentStore(db, s.log))
 	engineOpts.UserReputation = s.repUsers
 	if b.fedClient != nil {
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
