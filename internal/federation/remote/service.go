@@ -58,6 +58,9 @@ type Deps struct {
 	// PartialStateJoins: joins of remote rooms ask for partial state
 	// (omit_members; partialstate.go).
 	PartialStateJoins bool
+	// Reputation drops backfilled events the reputation feeds take down
+	// (reputation.go; nil: none).
+	Reputation TakedownScreen
 }
 
 // Service performs what this server does towards other servers.
