@@ -498,7 +498,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
 		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
 			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
-			PartialStateJoins: cfg.Federation.PartialStateJoins, Reputation: b.rep})
+			PartialStateJoins: cfg.Federation.PartialStateJoins, Reputation: b.rep, Media: s.repMedia})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
 		s.joinDevices = b.remote.JoinDeviceLists(s.keys)
 		s.partialState = b.remote.PartialStateResync()

@@ -92,6 +92,9 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 			f.d.Log.Info("storing a backfilled event", "event_id", pdu.EventID(), "err", err)
 			continue
 		}
+		if f.d.Media != nil {
+			f.d.Media.Posted(roomID, pdu.Content())
+		}
 		n++
 	}
 	return n

@@ -13,6 +13,13 @@ type TakedownScreen interface {
 	EventVerdict(ctx context.Context, sender, eventID string) (hidden, takedown bool)
 }
 
+// MediaIndex records the media an event references with its room
+// (reputation.MediaRooms.Posted): backfilled events are stored without
+// the notification the index otherwise hears them by.
+type MediaIndex interface {
+	Posted(roomID string, content []byte)
+}
+
 // takenDown reports whether a backfilled event is left out: a non-state
 // event whose sender the feeds list for a takedown, as the transaction
 // path refuses it when it arrives live (federation's takenDown), so that
