@@ -116,12 +116,14 @@ type Service struct {
 	// upgrades are the feed rooms upgraded to a replacement not yet
 	// followed, by old room (Run's goroutine only; upgrades.go).
 	upgrades map[string]upgrade
+	// retired are the feed rooms replaced by their upgrade since start.
+	retired map[string]bool
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
 func New(o Options) *Service {
 	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, upgrades: map[string]upgrade{},
-		wake: make(chan struct{}, 1)}
+		retired: map[string]bool{}, wake: make(chan struct{}, 1)}
 	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) {
 		switch c := c.(type) {
 		case rooms.Notification:

@@ -110,6 +110,12 @@ func (s *Service) followUpgrades(ctx context.Context) {
 }
 
 func (s *Service) followUpgrade(ctx context.Context, oldRoom string, up upgrade) error {
+	if s.retired[up.newRoom] {
+		// Tombstones that point back to a room already replaced (A to
+		// B to A) would have the feeds' user join and leave forever.
+		s.o.Log.Warn("reputation: a feed's room was upgraded to a room it replaced; not followed", "room_id", oldRoom, "replacement", up.newRoom)
+		return nil
+	}
 	inServer := s.o.Blender.Follows(oldRoom)
 	inUsers := s.o.Users != nil && s.o.Users.blend.Follows(oldRoom)
 	if !inServer && !inUsers {
@@ -141,6 +147,7 @@ func (s *Service) followUpgrade(ctx context.Context, oldRoom string, up upgrade)
 		s.o.Users.upgraded(oldRoom, up.newRoom)
 	}
 	delete(s.stale, oldRoom)
+	s.retired[oldRoom] = true
 	if _, err := s.o.Members.Leave(ctx, s.SystemUser(), oldRoom, ""); err != nil {
 		s.o.Log.Warn("reputation: leaving an upgraded feed's room", "room_id", oldRoom, "err", err)
 	}
