@@ -132,21 +132,32 @@ func (a *API) putDirectoryVisibility(r *http.Request, c *httpapi.Caller) (any, e
 	return empty, a.dir.SetPublished(ctx, roomID, visibility == "public")
 }
 
-func (a *API) getPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
+func (a *API) getPublicRooms(r *http.Request, c *httpapi.Caller) (any, error) {
 	q := r.URL.Query()
 	req, err := directory.PublicRoomsQueryFromURL(q)
 	if err != nil {
 		return nil, err
 	}
+	req.Viewer = viewerOf(c)
 	return a.publicRooms(r.Context(), q.Get("server"), req)
 }
 
-func (a *API) postPublicRooms(r *http.Request, _ *httpapi.Caller) (any, error) {
+func (a *API) postPublicRooms(r *http.Request, c *httpapi.Caller) (any, error) {
 	var req directory.PublicRoomsQuery
 	if err := httpapi.ReadJSON(r, &req); err != nil {
 		return nil, err
 	}
+	req.Viewer = viewerOf(c)
 	return a.publicRooms(r.Context(), r.URL.Query().Get("server"), req)
+}
+
+// viewerOf is the user a directory is listed for ("" when anonymous):
+// their own reputation filter hides rooms from it.
+func viewerOf(c *httpapi.Caller) string {
+	if c == nil {
+		return ""
+	}
+	return c.UserID
 }
 
 // publicRooms lists the published rooms (directory.Service.PublicRooms).
@@ -172,7 +183,31 @@ func (a *API) publicRooms(ctx context.Context, server string, req directory.Publ
 				delete(body, k)
 			}
 		}
-		return a.federation.PublicRooms(ctx, server, body)
+		resp, err := a.federation.PublicRooms(ctx, server, body)
+		if err == nil && req.Viewer != "" {
+			a.hideFilteredRooms(ctx, req.Viewer, resp)
+		}
+		return resp, err
 	}
 	return a.dir.PublicRooms(ctx, req)
+}
+
+// hideFilteredRooms leaves out of another server's directory page the
+// rooms the reputation feeds (the server's, or the viewer's own) list,
+// as this server's own directory does.
+func (a *API) hideFilteredRooms(ctx context.Context, viewer string, resp map[string]any) {
+	chunk, ok := resp["chunk"].([]any)
+	if !ok {
+		return
+	}
+	kept := chunk[:0]
+	for _, e := range chunk {
+		if m, ok := e.(map[string]any); ok {
+			if id, _ := m["room_id"].(string); id != "" && a.dir.HiddenFor(ctx, viewer, id) {
+				continue
+			}
+		}
+		kept = append(kept, e)
+	}
+	resp["chunk"] = kept
 }

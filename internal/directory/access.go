@@ -29,8 +29,8 @@ func (s Summary) OpenToAll() bool {
 // UserMayView reports whether a user (or, for "", an anonymous caller)
 // may see a room's summary: it is open to all; they are joined, invited
 // or knocking; or it is restricted to a room they are joined to. A room
-// the server's reputation feeds hide only its joined members see. It
-// also returns the user's membership.
+// the server's reputation feeds, or the user's own filter, hide only its
+// joined members see. It also returns the user's membership.
 func (s *Service) UserMayView(ctx context.Context, d *Room, userID string) (string, bool, error) {
 	membership := ""
 	if userID != "" {
@@ -42,7 +42,7 @@ func (s *Service) UserMayView(ctx context.Context, d *Room, userID string) (stri
 	switch {
 	case membership == spec.Join:
 		return membership, true, nil
-	case s.hiddenRoom(ctx, d.Summary.RoomID):
+	case s.HiddenFor(ctx, userID, d.Summary.RoomID):
 		return membership, false, nil
 	case membership == spec.Invite || membership == spec.Knock:
 		return membership, true, nil
@@ -112,7 +112,7 @@ func serverOf(userID string) string {
 // is joined, invited or knocking (an invite it received, say). A
 // summary without a join rule is taken as invite-only.
 func (s *Spaces) remoteVisible(ctx context.Context, sum Summary, userID string) (bool, error) {
-	if s.dir.hiddenRoom(ctx, sum.RoomID) {
+	if s.dir.HiddenFor(ctx, userID, sum.RoomID) {
 		return false, nil
 	}
 	if sum.OpenToAll() {

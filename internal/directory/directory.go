@@ -35,6 +35,8 @@ type Service struct {
 	rooms      *rooms.Engine
 	store      Store
 	reputation RoomScreen
+	// userReputation hides rooms a user's own filter lists from them.
+	userReputation UserRoomScreen
 }
 
 // New makes the listing service.
@@ -166,6 +168,9 @@ type PublicRoomsQuery struct {
 	} `json:"filter"`
 	IncludeAllNetworks   bool   `json:"include_all_networks"`
 	ThirdPartyInstanceID string `json:"third_party_instance_id"`
+	// Viewer is the user asking ("" for an anonymous caller or another
+	// server): the rooms their own reputation filter lists are left out.
+	Viewer string `json:"-"`
 }
 
 // PublicRoomsQueryFromURL reads a GET /publicRooms query string, of the
@@ -215,6 +220,15 @@ func (s *Service) PublicRooms(ctx context.Context, req PublicRoomsQuery) (Public
 	listed, err := s.listed(ctx, scope)
 	if err != nil {
 		return resp, err
+	}
+	if req.Viewer != "" && s.userReputation != nil {
+		kept := listed[:0]
+		for _, sum := range listed {
+			if !s.userReputation.HidesRoomFor(ctx, req.Viewer, sum.RoomID) {
+				kept = append(kept, sum)
+			}
+		}
+		listed = kept
 	}
 	resp.Total = len(listed)
 	if req.Filter != nil {

@@ -283,6 +283,31 @@ func (b *Blender) LoadRules(roomID string, rules []StateRule) {
 	}
 }
 
+// Succeed replaces a feed by its successor (its room upgraded) with the
+// successor's rules, keeping its weight and allow flag, in one step:
+// no check sees both feeds (which would count the weight twice) nor
+// neither. It reports false when oldRoom is not a feed.
+func (b *Blender) Succeed(oldRoom, newRoom string, rules []StateRule) bool {
+	f := newFeed(newRoom, 0, false)
+	for _, r := range rules {
+		if _, ok := RuleTypes[r.Type]; ok {
+			f.set(ruleKey{r.Type, r.StateKey}, r.Content)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.feeds[oldRoom]
+	if old == nil {
+		return false
+	}
+	b.version++
+	f.weight, f.allow = old.weight, old.allow
+	delete(b.feeds, oldRoom)
+	b.feeds[newRoom] = f
+	b.reorder()
+	return true
+}
+
 // RuleCount is how many rules a feed holds (0 for no such feed).
 func (b *Blender) RuleCount(roomID string) int {
 	b.mu.RLock()

@@ -256,3 +256,28 @@ func TestPolicyFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestBlenderSucceed: an upgraded feed's replacement takes its place
+// with its weight and allow flag and its own rules; the old feed's
+// rules no longer count; a room that is not a feed has no successor.
+func TestBlenderSucceed(t *testing.T) {
+	b := NewBlender(Policy{}, nil)
+	b.SetFeed("!old:x", 0.5, true)
+	b.SetRule("!old:x", StateRule{Type: "m.policy.rule.user", StateKey: "1", Content: content(t, map[string]string{"entity": "@gone:y", "recommendation": "m.ban"})})
+	rules := []StateRule{{Type: "m.policy.rule.user", StateKey: "2", Content: content(t, map[string]string{"entity": "@new:y", "recommendation": "m.ban"})}}
+	if !b.Succeed("!old:x", "!new:x", rules) {
+		t.Fatal("Succeed of a feed reported false")
+	}
+	if b.Follows("!old:x") || !b.Follows("!new:x") || b.RuleCount("!new:x") != 1 {
+		t.Fatalf("after Succeed: old followed %v, new followed %v with %d rules", b.Follows("!old:x"), b.Follows("!new:x"), b.RuleCount("!new:x"))
+	}
+	if v := check(b, ActionEvents, KindUser, "@gone:y"); v.Score != 0 {
+		t.Errorf("the old room's rule still counts: %+v", v)
+	}
+	if v := check(b, ActionEvents, KindUser, "@new:y"); v.Score != -0.5 || !slices.Equal(v.Feeds, []string{"!new:x"}) {
+		t.Errorf("the new room's rule: %+v, want the allow list's -0.5", v)
+	}
+	if b.Succeed("!nofeed:x", "!other:x", nil) || b.Follows("!other:x") {
+		t.Error("Succeed of a room that is not a feed")
+	}
+}

@@ -21,15 +21,35 @@ import (
 type Points struct {
 	e          Enforcer
 	serverName string
+	mediaRooms MediaRoomIndex
+}
+
+// MediaRoomIndex lists the rooms a piece of media was posted in
+// (MediaRooms).
+type MediaRoomIndex interface {
+	RoomsOf(ctx context.Context, origin, mediaID string) ([]string, error)
+}
+
+// PointsOption configures the enforcement points.
+type PointsOption func(*Points)
+
+// WithMediaRooms makes RefusesMedia take down the media posted in the
+// rooms the feeds list, as the index records them.
+func WithMediaRooms(x MediaRoomIndex) PointsOption {
+	return func(p *Points) { p.mediaRooms = x }
 }
 
 // NewPoints makes the enforcement points of the server serverName; a nil
 // Enforcer enforces nothing.
-func NewPoints(e Enforcer, serverName string) *Points {
+func NewPoints(e Enforcer, serverName string, opts ...PointsOption) *Points {
 	if e == nil {
 		e = Nop{}
 	}
-	return &Points{e: e, serverName: serverName}
+	p := &Points{e: e, serverName: serverName}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // idServer is the server part of a user ID or room ID ("" for none, as
@@ -126,18 +146,35 @@ func (p *Points) HidesUser(ctx context.Context, userID string) bool {
 	return CheckUser(ctx, p.e, ActionUserDirectory, userID, "").Listed
 }
 
-// RefusesMedia reports whether media of another server is neither
-// fetched nor served from this server's copy (ActionMedia on the
-// server). The media ID ("mxc://server/id") is recorded.
+// RefusesMedia reports whether media is neither fetched nor served
+// from this server's copy (ActionMedia): media of another server the
+// feeds list, and media of any server (this one's too) posted in a room
+// the feeds list, as the media-room index recorded it (a take-down of
+// the room's media). The media ID ("mxc://server/id") is recorded. A
+// failed index read serves the media: the read fails like any other
+// of the download when the database does.
 func (p *Points) RefusesMedia(ctx context.Context, server, mediaID string) bool {
-	if server == "" || server == p.serverName {
-		return false
-	}
 	detail := ""
 	if mediaID != "" {
 		detail = "mxc://" + server + "/" + mediaID
 	}
-	return p.e.Check(ctx, ActionMedia, KindServer, server, detail).Listed
+	if server != "" && server != p.serverName && p.e.Check(ctx, ActionMedia, KindServer, server, detail).Listed {
+		return true
+	}
+	if p.mediaRooms == nil || server == "" || mediaID == "" {
+		return false
+	}
+	roomIDs, err := p.mediaRooms.RoomsOf(ctx, server, mediaID)
+	if err != nil {
+		return false
+	}
+	// Checked without recording first: only the refusal is a decision.
+	for _, roomID := range roomIDs {
+		if p.e.Check(ctx, ActionMedia, KindRoom, roomID, "").Listed {
+			return p.e.Check(ctx, ActionMedia, KindRoom, roomID, detail).Listed
+		}
+	}
+	return false
 }
 
 // RefusesRegistration is the verdict on registering localpart on this

@@ -113,11 +113,17 @@ type Service struct {
 	// republishedAt is the blend's version the republished feed was
 	// last made equal to.
 	republishedAt uint64
+	// upgrades are the feed rooms upgraded to a replacement not yet
+	// followed, by old room (Run's goroutine only; upgrades.go).
+	upgrades map[string]upgrade
+	// retired are the feed rooms replaced by their upgrade since start.
+	retired map[string]bool
 }
 
 // New makes the service and subscribes it to the bus; Run follows the feeds.
 func New(o Options) *Service {
-	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, wake: make(chan struct{}, 1)}
+	s := &Service{o: o, changed: map[string]map[ruleKey]bool{}, stale: map[string]bool{}, upgrades: map[string]upgrade{},
+		retired: map[string]bool{}, wake: make(chan struct{}, 1)}
 	o.Bus.Subscribe("reputation", func(_ context.Context, c bus.Change) {
 		switch c := c.(type) {
 		case rooms.Notification:
@@ -146,6 +152,10 @@ func (s *Service) heard(n rooms.Notification) {
 	}
 	if ev.Type() == spec.MRoomMember && *ev.StateKey() == s.SystemUser() && n.Membership != spec.Join {
 		s.removed(ev.RoomID().String(), n.Membership)
+		return
+	}
+	if ev.Type() == tombstoneType && *ev.StateKey() == "" {
+		s.tombstoned(ev)
 		return
 	}
 	if _, ok := RuleTypes[ev.Type()]; !ok {
@@ -253,6 +263,7 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-retry.C:
 			s.followAll(ctx)
 			s.followUsers(ctx)
+			s.followUpgrades(ctx)
 		case <-s.wake:
 		}
 		s.mu.Lock()
@@ -410,10 +421,22 @@ func (s *Service) resolve(ctx context.Context, feed string, via []string) (strin
 
 // load reads every rule of a feed's current state into the blend.
 func (s *Service) load(ctx context.Context, roomID string) error {
-	state, err := s.o.Rooms.CurrentState(ctx, roomID)
+	rules, err := s.readRules(ctx, roomID)
 	if err != nil {
 		return err
 	}
+	s.loadRules(roomID, rules)
+	return nil
+}
+
+// readRules reads every rule of a feed's current state, and notes an
+// upgrade of the room that its state holds (checkTombstone).
+func (s *Service) readRules(ctx context.Context, roomID string) ([]StateRule, error) {
+	state, err := s.o.Rooms.CurrentState(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	s.checkTombstone(ctx, roomID, state)
 	var keys []rooms.StateKey
 	for k := range state {
 		if _, ok := RuleTypes[k.Type]; ok {
@@ -421,19 +444,17 @@ func (s *Service) load(ctx context.Context, roomID string) error {
 		}
 	}
 	if len(keys) == 0 {
-		s.loadRules(roomID, nil)
-		return nil
+		return nil, nil
 	}
 	evs, err := s.o.Rooms.StateEvents(ctx, state, keys...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rules := make([]StateRule, 0, len(evs))
 	for k, ev := range evs {
 		rules = append(rules, StateRule{Type: k.Type, StateKey: k.StateKey, Content: ev.Content()})
 	}
-	s.loadRules(roomID, rules)
-	return nil
+	return rules, nil
 }
 
 // unfollow removes a subscription, its rules, and the system user from

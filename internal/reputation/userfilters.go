@@ -3,12 +3,15 @@ package reputation
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // SubscriptionsType is the global account data type in which a user
@@ -110,13 +113,32 @@ type UserFilters struct {
 
 	extentMu sync.Mutex
 	extent   map[string]map[string]map[string]*extentDay // user → day → feed room ID
+	// pending is what Hid counted since the last write (userextent.go).
+	pending map[extentKey]*store.UserExtent
+	// extentStore keeps the counts across restarts (nil: memory only).
+	extentStore ExtentStore
+	log         *slog.Logger
+}
+
+// UserFiltersOption configures the users' filters.
+type UserFiltersOption func(*UserFilters)
+
+// WithExtentStore keeps the extent counts in s, written in batches by
+// Run, so that a restart keeps them.
+func WithExtentStore(s ExtentStore, log *slog.Logger) UserFiltersOption {
+	return func(u *UserFilters) { u.extentStore, u.log = s, log }
 }
 
 // NewUserFilters makes the users' filters, empty until the Service
 // reads them.
-func NewUserFilters() *UserFilters {
-	return &UserFilters{blend: NewBlender(Policy{}, nil), now: time.Now, users: map[string]*userFilter{},
-		rooms: map[string]string{}, errors: map[string]string{}, extent: map[string]map[string]map[string]*extentDay{}}
+func NewUserFilters(opts ...UserFiltersOption) *UserFilters {
+	u := &UserFilters{blend: NewBlender(Policy{}, nil), now: time.Now, users: map[string]*userFilter{},
+		rooms: map[string]string{}, errors: map[string]string{}, extent: map[string]map[string]map[string]*extentDay{},
+		pending: map[extentKey]*store.UserExtent{}}
+	for _, o := range opts {
+		o(u)
+	}
+	return u
 }
 
 // set replaces a user's filter (no feeds: none), and reports whether
@@ -148,11 +170,17 @@ func (u *UserFilters) reweigh(f *userFilter) {
 	}
 }
 
+// roomOf is the room a feed name is followed in: an alias's room once
+// resolved, a room ID's own, or for either its replacement once the
+// room was upgraded (upgrades.go).
 func (u *UserFilters) roomOf(name string) string {
+	if roomID, ok := u.rooms[name]; ok {
+		return roomID
+	}
 	if strings.HasPrefix(name, "!") {
 		return name
 	}
-	return u.rooms[name]
+	return ""
 }
 
 // resolved notes the room a feed name is followed in (or why it is not).
@@ -239,6 +267,15 @@ func (u *UserFilters) HidesInvite(ctx context.Context, userID, sender, roomID st
 	return nil
 }
 
+// HidesRoomFor reports whether userID's own filter lists a room: it is
+// left out of their room directory, hierarchies and room summaries
+// (directory.UserRoomScreen). Listings ask on every request, so nothing
+// is counted here.
+func (u *UserFilters) HidesRoomFor(_ context.Context, userID, roomID string) bool {
+	f := u.filterOf(userID)
+	return f != nil && u.check(f, KindRoom, roomID).Listed
+}
+
 // extentDay is what one feed hid from one user on one day.
 type extentDay struct {
 	events, invites       int64
@@ -262,6 +299,25 @@ func (u *UserFilters) Hid(userID string, feeds []string, invite bool, sender, ro
 	day := u.now().UTC().Format("2006-01-02")
 	u.extentMu.Lock()
 	defer u.extentMu.Unlock()
+	for _, feed := range feeds {
+		x := u.extentDayOf(userID, day, feed)
+		p := u.pendingOf(userID, day, feed)
+		if invite {
+			x.invites++
+			p.Invites++
+		} else {
+			x.events++
+			p.Events++
+		}
+		x.add(p, KindUser, sender)
+		x.add(p, KindRoom, roomID)
+		x.add(p, KindServer, idServer(sender))
+	}
+}
+
+// extentDayOf is what feed hid from userID on day, made when new (and
+// the days past extentDays forgotten). extentMu held.
+func (u *UserFilters) extentDayOf(userID, day, feed string) *extentDay {
 	days := u.extent[userID]
 	if days == nil {
 		days = map[string]map[string]*extentDay{}
@@ -270,27 +326,40 @@ func (u *UserFilters) Hid(userID string, feeds []string, invite bool, sender, ro
 	if days[day] == nil {
 		days[day] = map[string]*extentDay{}
 		for d := range days {
-			if d < u.now().UTC().AddDate(0, 0, -extentDays).Format("2006-01-02") {
+			if d < u.cutoff() {
 				delete(days, d)
 			}
 		}
 	}
-	for _, feed := range feeds {
-		x := days[day][feed]
-		if x == nil {
-			x = &extentDay{users: map[string]bool{}, rooms: map[string]bool{}, servers: map[string]bool{}}
-			days[day][feed] = x
-		}
-		if invite {
-			x.invites++
-		} else {
-			x.events++
-		}
-		for set, e := range map[*map[string]bool]string{&x.users: sender, &x.rooms: roomID, &x.servers: idServer(sender)} {
-			if e != "" && len(*set) < maxExtentEntities {
-				(*set)[e] = true
-			}
-		}
+	x := days[day][feed]
+	if x == nil {
+		x = &extentDay{users: map[string]bool{}, rooms: map[string]bool{}, servers: map[string]bool{}}
+		days[day][feed] = x
+	}
+	return x
+}
+
+// cutoff is the first day not kept.
+func (u *UserFilters) cutoff() string {
+	return u.now().UTC().AddDate(0, 0, -extentDays).Format("2006-01-02")
+}
+
+// add counts an entity of a kind (up to maxExtentEntities), noting a new
+// one in p (nil: none) for the next write.
+func (x *extentDay) add(p *store.UserExtent, kind Kind, entity string) {
+	set := x.users
+	switch kind {
+	case KindRoom:
+		set = x.rooms
+	case KindServer:
+		set = x.servers
+	}
+	if entity == "" || set[entity] || len(set) >= maxExtentEntities {
+		return
+	}
+	set[entity] = true
+	if p != nil {
+		p.Entities = append(p.Entities, store.UserExtentEntity{Kind: string(kind), Entity: entity})
 	}
 }
 

@@ -127,6 +127,9 @@ type Server struct {
 	asEphemeral *appservice.Ephemeral
 
 	repUsers *reputation.UserFilters
+	// repMedia records the rooms media is posted in, for taking down the
+	// media of rooms the feeds list.
+	repMedia *reputation.MediaRooms
 
 	client, federation, metrics *http.Server
 	// bound maps a listener name (client, federation, metrics) to its socket.
@@ -292,7 +295,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
 		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
-	s.repUsers = reputation.NewUserFilters()
+	s.repUsers = reputation.NewUserFilters(reputation.WithExtentStore(db, s.log))
 	engineOpts.UserReputation = s.repUsers
 	if b.fedClient != nil {
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
@@ -314,7 +317,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
 	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
 		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
-	b.dir = directory.New(s.engine, db, directory.WithReputation(b.rep))
+	b.dir = directory.New(s.engine, db, directory.WithReputation(b.rep), directory.WithUserReputation(s.repUsers))
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
 }
@@ -504,7 +507,7 @@ func (s *Server) buildFederation(ctx context.Context, b *built) error {
 		keyRing = remote.NewKeyRing(cfg.ServerName, s.key, oldKeys, s.db, b.fedClient, s.trustedKeyServers())
 		b.remote = remote.New(remote.Deps{ServerName: cfg.ServerName, Key: s.key, KeyRing: keyRing, Client: b.fedClient,
 			KeyStore: s.db, Rooms: s.engine, Store: s.db, Sender: s.sender, Bus: s.changes, Keys: s.keys, Log: s.log,
-			PartialStateJoins: cfg.Federation.PartialStateJoins})
+			PartialStateJoins: cfg.Federation.PartialStateJoins, Reputation: b.rep, Media: s.repMedia})
 		s.joinPresence = b.remote.JoinPresence(s.presence)
 		s.joinDevices = b.remote.JoinDeviceLists(s.keys)
 		s.partialState = b.remote.PartialStateResync()

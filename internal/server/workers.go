@@ -47,6 +47,8 @@ func (s *Server) registerWorkers() {
 	w.Add("media-cleanup", s.media)
 	w.Add("room-deletion", s.roomAdmin.Deletions())
 	w.Add("reputation-log", s.repLog)
+	w.Add("reputation-media-rooms", s.repMedia)
+	w.Add("reputation-user-extent", s.repUsers)
 	w.Add("reputation-feeds", s.repFeeds)
 	w.Add("delayed-events", s.delayed)
 	w.Add("appservice-sender", s.asSender)

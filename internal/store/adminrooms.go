@@ -150,8 +150,10 @@ var roomTables = []string{
 // not joined again, and the reports, which are for abuse management and
 // stay in the admins' inbox. A reputation feed's subscription is the
 // admin's setting, not the room's content: it stays too, and the feed
-// is joined again at its next retry.
-var PurgeKeptTables = []string{"blocked_rooms", "content_reports", "reputation_feeds"}
+// is joined again at its next retry. Which rooms media was posted in
+// (media_rooms) stays as the media does (a purge deletes no media, as
+// Synapse's): a feed that lists the room keeps its media taken down.
+var PurgeKeptTables = []string{"blocked_rooms", "content_reports", "reputation_feeds", "media_rooms"}
 
 // PurgeRoomTables lists the tables PurgeRoom clears by room_id (for the
 // schema check in tests).

@@ -69,6 +69,7 @@ func TestPurgeRoomCoversEveryTable(t *testing.T) {
 				{`INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, '@admin:hs')`, []any{room}},
 				{`INSERT INTO content_reports (reporter, room_id, event_id, target_user_id, reason, received_ts) VALUES ('@u:hs', $1, '', '', 'spam', 0)`, []any{room}},
 				{`INSERT INTO reputation_feeds (feed, room_id, weight, source, added_ts) VALUES ($1, $1, 1, 'admin', 0)`, []any{room}},
+				{`INSERT INTO media_rooms (media_origin, media_id, room_id) VALUES ('hs', 'm', $1)`, []any{room}},
 			} {
 				if _, err := w.exec(ctx, q.sql, q.args...); err != nil {
 					t.Fatalf("%s: %v", q.sql, err)

@@ -64,6 +64,9 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 			f.d.Log.Info("backfilled event with a bad signature", "event_id", pdu.EventID(), "server", server, "err", err)
 			continue
 		}
+		if f.takenDown(ctx, pdu) {
+			continue
+		}
 		pdus = append(pdus, pdu)
 	}
 	sort.SliceStable(pdus, func(i, j int) bool { return pdus[i].Depth() < pdus[j].Depth() })
@@ -88,6 +91,9 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 		if err != nil {
 			f.d.Log.Info("storing a backfilled event", "event_id", pdu.EventID(), "err", err)
 			continue
+		}
+		if f.d.Media != nil {
+			f.d.Media.Posted(roomID, pdu.Content())
 		}
 		n++
 	}

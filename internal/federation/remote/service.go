@@ -58,6 +58,11 @@ type Deps struct {
 	// PartialStateJoins: joins of remote rooms ask for partial state
 	// (omit_members; partialstate.go).
 	PartialStateJoins bool
+	// Reputation drops backfilled events the reputation feeds take down,
+	// and Media records the media backfilled events reference
+	// (reputation.go; nil: none).
+	Reputation TakedownScreen
+	Media      MediaIndex
 }
 
 // Service performs what this server does towards other servers.

@@ -1,0 +1,152 @@
+package reputation
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/store"
+)
+
+// MediaRoomStore keeps which rooms media was posted in.
+type MediaRoomStore interface {
+	AddMediaRooms(ctx context.Context, ms []store.MediaRoom) error
+	MediaRoomsOf(ctx context.Context, origin, mediaID string) ([]string, error)
+}
+
+// mediaPaths are where an event's content references media: a file,
+// image, video, audio or sticker (url; file.url when encrypted), its
+// thumbnail (info.thumbnail_url, info.thumbnail_file.url), a member's
+// avatar (avatar_url) and a room's (m.room.avatar's url). The paths
+// bound the work per event: nothing else of the content is read.
+var mediaPaths = []string{"url", "file.url", "info.thumbnail_url", "info.thumbnail_file.url", "avatar_url"}
+
+// mediaQueue bounds the media references waiting to be written: the
+// engine's goroutine that publishes an event never waits for the
+// database; under a flood the excess is counted and dropped.
+const mediaQueue = 4096
+
+// mediaBatch is how many references one transaction writes at most.
+const mediaBatch = 256
+
+// MediaRef is an mxc:// URI, split.
+type MediaRef struct {
+	Origin, MediaID string
+}
+
+// MediaOf reads the media an event's content references (mediaPaths),
+// each at most once; references that are not mxc://server/id with a
+// server and an ID storable as identifiers are left out.
+func MediaOf(content []byte) []MediaRef {
+	if !bytes.Contains(content, []byte("mxc://")) {
+		return nil
+	}
+	var out []MediaRef
+	for _, r := range gjson.GetManyBytes(content, mediaPaths...) {
+		if r.Type != gjson.String {
+			continue
+		}
+		ref, ok := parseMXC(r.Str)
+		if ok && !containsRef(out, ref) {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+func containsRef(refs []MediaRef, r MediaRef) bool {
+	for _, x := range refs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func parseMXC(uri string) (MediaRef, bool) {
+	rest, ok := strings.CutPrefix(uri, "mxc://")
+	if !ok {
+		return MediaRef{}, false
+	}
+	origin, mediaID, ok := strings.Cut(rest, "/")
+	if !ok || origin == "" || mediaID == "" || strings.ContainsAny(mediaID, "/?#") ||
+		ident.CheckID(origin) != nil || ident.CheckID(mediaID) != nil {
+		return MediaRef{}, false
+	}
+	return MediaRef{Origin: origin, MediaID: mediaID}, true
+}
+
+// MediaRooms is the index of which rooms media was posted in, so that a
+// feed listing a room takes its media down (ActionMedia on KindRoom;
+// Points.RefusesMedia): it hears every event the engine stores, local
+// or received over federation (rooms.TopicEvent), and writes the media
+// each references with its room, in batches, off the engine's path.
+type MediaRooms struct {
+	store   MediaRoomStore
+	log     *slog.Logger
+	queue   chan store.MediaRoom
+	dropped atomic.Int64
+}
+
+// NewMediaRooms makes the index and subscribes it to new events; Run
+// writes it.
+func NewMediaRooms(s MediaRoomStore, b bus.Bus, log *slog.Logger) *MediaRooms {
+	m := &MediaRooms{store: s, log: log, queue: make(chan store.MediaRoom, mediaQueue)}
+	b.Subscribe("reputation-media-rooms", func(_ context.Context, c bus.Change) {
+		if n, ok := c.(rooms.Notification); ok {
+			m.Posted(n.Event.RoomID().String(), n.Event.Content())
+		}
+	}, rooms.TopicEvent)
+	return m
+}
+
+// Posted queues the media an event's content references, posted in
+// roomID; a full queue drops them (counted in Dropped).
+func (m *MediaRooms) Posted(roomID string, content []byte) {
+	for _, ref := range MediaOf(content) {
+		select {
+		case m.queue <- store.MediaRoom{Origin: ref.Origin, MediaID: ref.MediaID, RoomID: roomID}:
+		default:
+			m.dropped.Add(1)
+		}
+	}
+}
+
+// Dropped is how many references a full queue dropped since start.
+func (m *MediaRooms) Dropped() int64 { return m.dropped.Load() }
+
+// RoomsOf lists the rooms mxc://origin/mediaID was posted in.
+func (m *MediaRooms) RoomsOf(ctx context.Context, origin, mediaID string) ([]string, error) {
+	return m.store.MediaRoomsOf(ctx, origin, mediaID)
+}
+
+// Run writes queued references in batches until ctx ends.
+func (m *MediaRooms) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-m.queue:
+			batch := []store.MediaRoom{r}
+		more:
+			for len(batch) < mediaBatch {
+				select {
+				case r := <-m.queue:
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			if err := m.store.AddMediaRooms(ctx, batch); err != nil && ctx.Err() == nil {
+				m.log.Warn("reputation: recording the rooms media was posted in", "err", err, "refs", len(batch))
+			}
+		}
+	}
+}
