@@ -37,7 +37,7 @@ func TestBusListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[string][]string{
-				rooms.TopicEvent:         {"sync", "push", "search-indexer", "guests", "delayed-events", "reputation", "metrics"},
+				rooms.TopicEvent:         {"sync", "reputation-media-rooms", "push", "search-indexer", "guests", "delayed-events", "reputation", "metrics"},
 				rooms.TopicAdvanced:      {"sync", "search-indexer"},
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
@@ -55,7 +55,7 @@ func TestBusListeners(t *testing.T) {
 				want[typing.TopicLocal] = []string{"federation.typing"}
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
-				want[rooms.TopicEvent] = []string{"sync", "push", "search-indexer", "guests", "federation.join-presence", "federation.join-device-lists", "delayed-events", "reputation", "metrics"}
+				want[rooms.TopicEvent] = []string{"sync", "reputation-media-rooms", "push", "search-indexer", "guests", "federation.join-presence", "federation.join-device-lists", "delayed-events", "reputation", "metrics"}
 				want[rooms.TopicAdvanced] = append(want[rooms.TopicAdvanced], "federation-sender")
 				want[keys.TopicDevice] = []string{"federation.device_list"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}
