@@ -57,6 +57,7 @@ type Store interface {
 	RoomForgotten(ctx context.Context, userID, roomID string) (bool, error)
 	PartialStateStore
 	AwaitedRedactionStore
+	HistoryGapStore
 }
 
 // AwaitedRedactionStore keeps the redactions that arrived before their
