@@ -74,6 +74,20 @@ func TestHoleInHistoryBackfilled(t *testing.T) {
 			t.Fatalf("history with the hole unfilled: %q", without)
 		}
 		p.Refuse(peer.Backfill, 0)
+		// One page of four: the newest of the hole follow the event above
+		// it, for one /backfill (a page that stops above what is filled
+		// does not ask for more).
+		hits := p.Hits(peer.Backfill)
+		resp, err := alice.Messages(context.Background(), id.RoomID(room.ID), "", "", mautrix.DirectionBackward, nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := messageBodies(resp.Chunk); strings.Join(got, "|") != "hole 27|hole 28|hole 29|after" {
+			t.Fatalf("the first page after the hole: %q", got)
+		}
+		if n := p.Hits(peer.Backfill) - hits; n != 1 {
+			t.Fatalf("the first page asked /backfill %d times, want 1", n)
+		}
 		if got := allMessages(t, alice, room.ID); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("history after backfilling the hole:\n got %q\nwant %q", got, want)
 		}
@@ -81,7 +95,7 @@ func TestHoleInHistoryBackfilled(t *testing.T) {
 			t.Fatalf("asked /backfill %d times", p.Hits(peer.Backfill))
 		}
 		// Filled: the next reads stay in place without asking again.
-		hits := p.Hits(peer.Backfill)
+		hits = p.Hits(peer.Backfill)
 		if got := allMessages(t, alice, room.ID); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("history read again:\n got %q\nwant %q", got, want)
 		}

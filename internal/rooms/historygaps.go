@@ -31,7 +31,7 @@ func (e *Engine) recordGap(ctx context.Context, ev *Event, low int64) error {
 	return e.store.RecordHistoryGap(ctx, ev.RoomID().String(), ev.EventID(), ev.StreamPos, low)
 }
 
-// HistoryGaps lists a room's open holes below events at positions lo..hi.
+// HistoryGaps lists a room's open holes that meet positions lo..hi.
 func (e *Engine) HistoryGaps(ctx context.Context, roomID string, lo, hi int64) ([]store.HistoryGap, error) {
 	return e.store.HistoryGaps(ctx, roomID, lo, hi)
 }

@@ -21,11 +21,11 @@ func (db *DB) RecordHistoryGap(ctx context.Context, roomID, eventID string, top,
 	return err
 }
 
-// HistoryGaps lists a room's open holes whose event is at a position in
-// lo..hi, newest first.
+// HistoryGaps lists a room's open holes whose positions (low up to the
+// event above them, top) meet lo..hi, newest first.
 func (db *DB) HistoryGaps(ctx context.Context, roomID string, lo, hi int64) ([]HistoryGap, error) {
 	rows, err := db.r().query(ctx, `SELECT event_id, room_id, top, low, next FROM history_gaps
-		WHERE room_id = $1 AND top >= $2 AND top <= $3 ORDER BY top DESC LIMIT 50`, roomID, lo, hi)
+		WHERE room_id = $1 AND top >= $2 AND low <= $3 ORDER BY top DESC LIMIT 50`, roomID, lo, hi)
 	if err != nil {
 		return nil, err
 	}

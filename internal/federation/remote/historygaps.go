@@ -8,8 +8,9 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// FillGaps backfills the holes in a room's history below events at
-// stream positions lo..hi (a /messages page that reached them): for each
+// FillGaps backfills the holes in a room's history that meet stream
+// positions lo..hi (a /messages page that reached them, lo its lowest
+// position, or the page's bound when it reached the end): for each
 // hole, /backfill from where its history continues (the missing prev
 // events) into the positions kept for it, so that the events land
 // between their neighbours. It returns how many events it stored.
@@ -22,6 +23,11 @@ func (f *Service) FillGaps(ctx context.Context, roomID string, lo, hi int64, lim
 	}
 	total := 0
 	for _, g := range gaps {
+		if lo > g.Next+1 {
+			// The page stops above the part of the hole already filled
+			// (positions Next+1 up to Top): the next page reads it first.
+			continue
+		}
 		n, err := f.fillGap(ctx, g, limit)
 		if err != nil {
 			return total, err

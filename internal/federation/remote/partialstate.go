@@ -227,20 +227,25 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 			return gjson.GetBytes(raw, "type").Str != spec.MRoomMember
 		})
 	} else {
-		// Their signatures are checked with the rest below.
-		pdus, err := f.EventProvider(server)(v.Version(), missing)
-		if err != nil {
-			return nil, err
-		}
+		// Their signatures are checked with the rest below. Fetched a
+		// slice at a time and kept as JSON only, so that the parsed
+		// events do not pile up either.
 		inState := make(map[string]bool, len(ids.StateEventIDs))
 		for _, id := range ids.StateEventIDs {
 			inState[id] = true
 		}
-		for _, pdu := range pdus {
-			if inState[pdu.EventID()] {
-				resp.StateEvents = append(resp.StateEvents, pdu.JSON())
-			} else {
-				resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
+		fetch := f.EventProvider(server)
+		for start := 0; start < len(missing); start += resyncSlice {
+			pdus, err := fetch(v.Version(), missing[start:min(start+resyncSlice, len(missing))])
+			if err != nil {
+				return nil, err
+			}
+			for _, pdu := range pdus {
+				if inState[pdu.EventID()] {
+					resp.StateEvents = append(resp.StateEvents, pdu.JSON())
+				} else {
+					resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
+				}
 			}
 		}
 	}
