@@ -105,6 +105,9 @@ type Remote interface {
 	ResolveAlias(ctx context.Context, alias string) (roomID string, servers []string, err error)
 	// Backfill fetches history older than the room's oldest event here.
 	Backfill(ctx context.Context, roomID string, limit int) (int, error)
+	// FillGaps backfills the holes in the middle of history that meet
+	// stream positions lo..hi.
+	FillGaps(ctx context.Context, roomID string, lo, hi int64, limit int) (int, error)
 	QueryProfile(ctx context.Context, userID, field string) (map[string]any, error)
 	PublicRooms(ctx context.Context, server string, body map[string]any) (map[string]any, error)
 	// TimestampToEvent asks the room's other servers for the event

@@ -132,6 +132,11 @@ func (a *API) messages(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if backwards && a.federation != nil {
+		if evs, next, more, err = a.fillHoles(r.Context(), roomID, c.UserID, evs, from, to, next, more, upper, limit, rf); err != nil {
+			return nil, err
+		}
+	}
 	if backwards && !more && len(evs) < limit && a.federation != nil && to == noBound {
 		if evs, next, more, err = a.backfillPage(r.Context(), roomID, c.UserID, evs, from, next, upper, limit, rf); err != nil {
 			return nil, err
@@ -192,6 +197,31 @@ func (a *API) backfillPage(ctx context.Context, roomID, userID string, evs []*ro
 			return nil, 0, false, err
 		}
 		evs, next, more = append(evs, older...), n2, more2
+	}
+	return evs, next, more, nil
+}
+
+// fillHoles backfills the holes in the middle of history that a
+// backwards page crossed (events whose prev events this server never
+// got, see rooms.HistoryGap) and pages again, so that the hole's events
+// are in the page in their place: what Synapse does at every backward
+// extremity a page reaches, not only at the room's start.
+func (a *API) fillHoles(ctx context.Context, roomID, userID string, evs []*rooms.Event, from, to, next int64, more bool, upper int64, limit int, rf *filter.RoomEventFilter) ([]*rooms.Event, int64, bool, error) {
+	for round := 0; round < maxBackfillRounds; round++ {
+		lo := to
+		if more {
+			lo = next + 1
+		}
+		n, err := a.federation.FillGaps(ctx, roomID, lo, min(from, upper), limit)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if n == 0 {
+			break
+		}
+		if evs, next, more, err = a.paginate(ctx, roomID, userID, from, to, upper, limit, true, rf); err != nil {
+			return nil, 0, false, err
+		}
 	}
 	return evs, next, more, nil
 }

@@ -56,6 +56,17 @@ type Store interface {
 	MinStreamPos(ctx context.Context) (int64, error)
 	RoomForgotten(ctx context.Context, userID, roomID string) (bool, error)
 	PartialStateStore
+	AwaitedRedactionStore
+	HistoryGapStore
+}
+
+// AwaitedRedactionStore keeps the redactions that arrived before their
+// targets (redaction.go).
+type AwaitedRedactionStore interface {
+	AwaitRedaction(ctx context.Context, roomID, targetID, redactionID string) error
+	RoomAwaitsRedactions(ctx context.Context, roomID string) (bool, error)
+	AwaitedRedactions(ctx context.Context, roomID, targetID string) ([]string, error)
+	ForgetAwaitedRedactions(ctx context.Context, targetID string) error
 }
 
 // PartialStateStore keeps the marks of rooms joined with partial state
@@ -231,6 +242,9 @@ type roomHead struct {
 	// it settled. The head may have moved ahead of the store by it (see
 	// sendMessage); if it failed, the head is reloaded from the store.
 	pending *pendingWrite
+	// awaits says whether the room has redactions waiting for their
+	// targets (awaitsUnknown until asked; see awaitedRedactions).
+	awaits int8
 }
 
 // lockRoom returns the room's head, locked; release it with unlockRoom.

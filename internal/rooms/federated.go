@@ -341,7 +341,14 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 			return nil, err
 		}
 	}
-	return e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current, "")
+	// The missing prev events are a hole in the room's history: positions
+	// are kept for it below the event, for /messages to backfill into.
+	low := e.stream.Skip(gapPositions)
+	ev, err := e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current, "")
+	if err != nil {
+		return nil, err
+	}
+	return ev, e.recordGap(ctx, ev, low)
 }
 
 // prevSnapshots lists the state snapshots after each prev event: the

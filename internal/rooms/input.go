@@ -400,7 +400,9 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 			return nil, err
 		}
 	}
-	return ev, nil
+	// Stored redacted at once if its redaction came first, so that
+	// listeners (sync, the federation sender) are told of it redacted.
+	return e.awaitedRedactions(ctx, h, ev)
 }
 
 // stored makes the Event of a stored event and records what the engine

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -97,14 +98,62 @@ func partialBefore(before StateMap, authEvs []*Event) StateMap {
 	return out
 }
 
+// StateRef is a state event of a partial-state room's full state that
+// the resync has checked and stored (StoreResyncSlice): what completing
+// the state needs of it, without the event.
+type StateRef struct {
+	EventID string
+	Key     roommodel.StateKey
+	// Membership is an m.room.member event's membership.
+	Membership string
+}
+
+// RefOf is the StateRef of a state event.
+func RefOf(p gomatrixserverlib.PDU) StateRef {
+	r := StateRef{EventID: p.EventID(), Key: roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}}
+	if p.Type() == spec.MRoomMember {
+		r.Membership, _ = p.Membership()
+	}
+	return r
+}
+
+// StoreResyncSlice stores a slice of a partial-state room's full state
+// and its auth chain, checked by the caller (signatures, and each event
+// allowed by its auth events), as outliers: the resync stores the state
+// a slice at a time and lets each go before it parses the next, so that
+// a room of 50,000 state events is never held parsed all at once.
+func (e *Engine) StoreResyncSlice(ctx context.Context, roomID string, pdus []gomatrixserverlib.PDU) error {
+	v, err := e.RoomVersion(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	return e.storeOutliers(ctx, roomID, string(v.Version()), false, pdus)
+}
+
 // CompletePartialState stores the full state before a partial-state
 // join (state and its auth chain, checked by the caller: signatures and
-// every event allowed by its auth events), adds what the partial state
-// lacked to every state of the room since, re-checks the events stored
-// meanwhile and clears the room's mark. It returns the IDs of the events
-// the full state refused.
+// every event allowed by its auth events) and completes the room's state
+// with it (CompleteStoredPartialState).
 func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state, authChain []gomatrixserverlib.PDU) ([]string, error) {
-	refusedIDs, pos, err := e.completePartialState(ctx, roomID, state, authChain)
+	if err := e.StoreResyncSlice(ctx, roomID, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
+		return nil, err
+	}
+	refs := make([]StateRef, 0, len(state))
+	for _, p := range state {
+		if p.StateKey() != nil && p.RoomID().String() == roomID {
+			refs = append(refs, RefOf(p))
+		}
+	}
+	return e.CompleteStoredPartialState(ctx, roomID, refs)
+}
+
+// CompleteStoredPartialState completes a partial-state room with the
+// full state before its join, already stored (StoreResyncSlice): adds
+// what the partial state lacked to every state of the room since,
+// re-checks the events stored meanwhile and clears the room's mark. It
+// returns the IDs of the events the full state refused.
+func (e *Engine) CompleteStoredPartialState(ctx context.Context, roomID string, state []StateRef) ([]string, error) {
+	refusedIDs, pos, err := e.completePartialState(ctx, roomID, state)
 	if pos == 0 {
 		return refusedIDs, err
 	}
@@ -117,9 +166,9 @@ func (e *Engine) CompletePartialState(ctx context.Context, roomID string, state,
 	return refusedIDs, err
 }
 
-// completePartialState is CompletePartialState under the room's lock;
-// pos is the position the completion took (0: not completed).
-func (e *Engine) completePartialState(ctx context.Context, roomID string, state, authChain []gomatrixserverlib.PDU) (refusedIDs []string, pos int64, err error) {
+// completePartialState is CompleteStoredPartialState under the room's
+// lock; pos is the position the completion took (0: not completed).
+func (e *Engine) completePartialState(ctx context.Context, roomID string, state []StateRef) (refusedIDs []string, pos int64, err error) {
 	mark, err := e.store.PartialState(ctx, roomID)
 	if err != nil {
 		return nil, 0, err
@@ -141,41 +190,35 @@ func (e *Engine) completePartialState(ctx context.Context, roomID string, state,
 		return nil, 0, e.store.ClearPartialState(ctx, roomID)
 	}
 	join := joins[0]
-	if err := e.storeOutliers(ctx, roomID, string(h.version.Version()), false, append(append([]gomatrixserverlib.PDU{}, authChain...), state...)); err != nil {
-		return nil, 0, err
-	}
 	partial, err := e.snapshotState(ctx, join.StateBefore)
 	if err != nil {
 		return nil, 0, err
 	}
-	ids := make([]string, 0, len(state))
-	for _, p := range state {
-		if p.StateKey() != nil && p.RoomID().String() == roomID {
-			ids = append(ids, p.EventID())
-		}
+	ids := make([]string, len(state))
+	for i, r := range state {
+		ids[i] = r.EventID
 	}
-	// Only the numeric IDs of what was just stored are read back (the
-	// keys are the events' own), not the tens of thousands of events.
+	// Only the numeric IDs of what was stored are read back (the keys
+	// are the events' own), not the tens of thousands of events.
 	nids, err := e.store.AcceptedEventNIDsByID(ctx, ids)
 	if err != nil {
 		return nil, 0, err
 	}
 	missing := map[roommodel.StateKey]int64{}
-	for _, p := range state {
-		nid, ok := nids[p.EventID()]
-		if !ok || p.StateKey() == nil || p.RoomID().String() != roomID {
+	memberships := map[string]string{}
+	for _, r := range state {
+		nid, ok := nids[r.EventID]
+		if !ok {
 			continue
 		}
 		// What the resident server did send is kept as it was: the
 		// join was checked against it.
-		k := roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}
-		if _, ok := partial[k]; !ok {
-			missing[k] = nid
+		if _, ok := partial[r.Key]; !ok {
+			missing[r.Key] = nid
+			if r.Key.Type == spec.MRoomMember {
+				memberships[r.Key.StateKey] = r.Membership
+			}
 		}
-	}
-	memberships := map[string]string{}
-	if err := e.memberships(ctx, missing, memberships); err != nil {
-		return nil, 0, err
 	}
 	// The completion takes a stream position of its own, so that an
 	// incremental /sync can tell it happened in its range and send the

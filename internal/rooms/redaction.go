@@ -24,24 +24,100 @@ func (e *Engine) applyRedaction(ctx context.Context, h *roomHead, red *Event) er
 		return nil
 	}
 	targets, err := e.EventsByID(ctx, []string{targetID})
-	if err != nil || len(targets) == 0 {
-		return err // unknown target: nothing to apply yet
+	if err != nil {
+		return err
 	}
-	target := targets[0]
-	if target.RoomID().String() != red.RoomID().String() || target.RedactedBy != "" {
+	if len(targets) == 0 {
+		// The target has not reached us yet (the redaction came first
+		// over /send, /backfill or /get_missing_events): kept by target,
+		// as Synapse does, and applied when the target is stored.
+		if !validEventID(targetID) {
+			return nil
+		}
+		if err := e.store.AwaitRedaction(ctx, h.id, targetID, red.EventID()); err != nil {
+			return err
+		}
+		h.awaits = awaitsSome
 		return nil
+	}
+	_, err = e.redactStored(ctx, h, red, targets[0])
+	return err
+}
+
+// redactStored marks a stored target redacted by red when the redaction
+// rules allow it, and returns its redacted form (nil when not applied).
+func (e *Engine) redactStored(ctx context.Context, h *roomHead, red, target *Event) (*Event, error) {
+	if target.RoomID().String() != red.RoomID().String() || target.RedactedBy != "" {
+		return nil, nil
 	}
 	if !e.mayRedact(ctx, red, target) {
-		return nil
+		return nil, nil
 	}
-	if err := e.store.MarkRedacted(ctx, targetID, red.EventID(), e.now().UnixMilli()); err != nil {
-		return err
+	if err := e.store.MarkRedacted(ctx, target.EventID(), red.EventID(), e.now().UnixMilli()); err != nil {
+		return nil, err
 	}
 	redacted := *target
 	redacted.PDU = redactedCopy(target.PDU, h.version)
 	redacted.RedactedBy = red.EventID()
+	redacted.derive()
 	e.cacheEvent(&redacted)
-	return nil
+	return &redacted, nil
+}
+
+// What a room head knows of its awaited redactions.
+const (
+	awaitsUnknown int8 = iota
+	awaitsNone
+	awaitsSome
+)
+
+// awaitedRedactions applies, to an event just stored, the first
+// redaction that arrived before it and that the redaction rules allow
+// (checked now, against the state before the redaction: same server as
+// the target's sender, or the redact power level), and returns the
+// event as it is now stored. Rooms without awaited redactions, nearly
+// all of them, cost one query when their head is loaded.
+func (e *Engine) awaitedRedactions(ctx context.Context, h *roomHead, ev *Event) (*Event, error) {
+	if h.awaits == awaitsNone || ev.Status != roommodel.Accepted {
+		return ev, nil
+	}
+	if h.awaits == awaitsUnknown {
+		some, err := e.store.RoomAwaitsRedactions(ctx, h.id)
+		if err != nil {
+			return nil, err
+		}
+		h.awaits = awaitsNone
+		if !some {
+			return ev, nil
+		}
+		h.awaits = awaitsSome
+	}
+	ids, err := e.store.AwaitedRedactions(ctx, h.id, ev.EventID())
+	if err != nil || len(ids) == 0 {
+		return ev, err
+	}
+	reds, err := e.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := ev
+	for _, red := range reds {
+		if red.Status != roommodel.Accepted || red.Type() != spec.MRoomRedaction || red.Redacts() != ev.EventID() {
+			continue
+		}
+		redacted, err := e.redactStored(ctx, h, red, ev)
+		if err != nil {
+			return nil, err
+		}
+		if redacted != nil {
+			out = redacted
+			break
+		}
+	}
+	if err := e.store.ForgetAwaitedRedactions(ctx, ev.EventID()); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (e *Engine) mayRedact(ctx context.Context, red, target *Event) bool {

@@ -72,6 +72,17 @@ func (g *StreamGen) Next() int64 {
 	return p
 }
 
+// Skip leaves n positions unused and returns the first: they are never
+// in flight, so readers pass them at once (a hole in history keeps them
+// for the events that fill it later, see historygaps.go).
+func (g *StreamGen) Skip(n int64) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p := g.next
+	g.next += n
+	return p
+}
+
 // Done marks a position persisted.
 func (g *StreamGen) Done(p int64) { g.finish(p, true) }
 

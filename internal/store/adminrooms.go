@@ -142,7 +142,8 @@ var roomTables = []string{
 	"forward_extremities", "current_state", "room_heads", "room_aliases", "forgotten_rooms",
 	"federation_queue_pdus", "key_backup_sessions", "account_data", "push_events", "push_read", "push_unread",
 	"receipts", "search_events", "partial_state_rooms", "delayed_events", "thread_subscriptions",
-	"partial_state_completed", "federation_destination_rooms", "appservice_room_list", "state_snapshots", "events", "rooms",
+	"partial_state_completed", "federation_destination_rooms", "appservice_room_list", "awaited_redactions", "history_gaps",
+	"state_snapshots", "events", "rooms",
 }
 
 // PurgeKeptTables are the tables with a room_id column that a purge

@@ -43,7 +43,7 @@ func (f *Service) Backfill(ctx context.Context, roomID string, limit int) (int, 
 			f.d.Log.Info("backfill failed", "room_id", roomID, "server", server, "err", err)
 			continue
 		}
-		if n := f.storeBackfill(ctx, server, v, roomID, txn.PDUs); n > 0 {
+		if n := f.storeBackfill(ctx, server, v, roomID, txn.PDUs, f.historicalPositions); n > 0 {
 			return n, nil
 		}
 	}
@@ -53,7 +53,7 @@ func (f *Service) Backfill(ctx context.Context, roomID string, limit int) (int, 
 // storeBackfill checks and stores backfilled events oldest first, so
 // that each finds its prev events; the oldest, whose prev events are
 // beyond the batch, get the state before them from the server.
-func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, raws []json.RawMessage) int {
+func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, raws []json.RawMessage, positions reservePositions) int {
 	var pdus []gomatrixserverlib.PDU
 	for _, raw := range raws {
 		pdu, err := rooms.ParsePDU(v, raw)
@@ -69,12 +69,19 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 		}
 		pdus = append(pdus, pdu)
 	}
+	pdus = f.notStored(ctx, pdus)
+	if len(pdus) == 0 {
+		return 0
+	}
 	sort.SliceStable(pdus, func(i, j int) bool { return pdus[i].Depth() < pdus[j].Depth() })
-	base, err := f.d.Rooms.ReserveHistorical(ctx, len(pdus))
+	base, got, err := positions(ctx, len(pdus))
 	if err != nil {
 		f.d.Log.Warn("backfill", "err", err)
 		return 0
 	}
+	// Without room for them all, the newest are kept: they are the ones
+	// next to what the client has already seen.
+	pdus = pdus[len(pdus)-got:]
 	n := 0
 	for i, pdu := range pdus {
 		pos := base + int64(i)
@@ -98,4 +105,42 @@ func (f *Service) storeBackfill(ctx context.Context, server string, v gomatrixse
 		n++
 	}
 	return n
+}
+
+// reservePositions hands out stream positions for up to n backfilled
+// events: the first and how many.
+type reservePositions func(ctx context.Context, n int) (first int64, got int, err error)
+
+// historicalPositions are below every other: history older than the
+// room's oldest event here.
+func (f *Service) historicalPositions(ctx context.Context, n int) (int64, int, error) {
+	base, err := f.d.Rooms.ReserveHistorical(ctx, n)
+	return base, n, err
+}
+
+// notStored drops the events already stored here with their place in the
+// room (a /backfill answer starts with the events asked for and may reach
+// below a hole), so that no position is spent on them.
+func (f *Service) notStored(ctx context.Context, pdus []gomatrixserverlib.PDU) []gomatrixserverlib.PDU {
+	ids := make([]string, len(pdus))
+	for i, p := range pdus {
+		ids[i] = p.EventID()
+	}
+	held, err := f.d.Rooms.EventsByID(ctx, ids)
+	if err != nil || len(held) == 0 {
+		return pdus
+	}
+	stored := map[string]bool{}
+	for _, ev := range held {
+		if ev.HasState() {
+			stored[ev.EventID()] = true
+		}
+	}
+	out := pdus[:0]
+	for _, p := range pdus {
+		if !stored[p.EventID()] {
+			out = append(out, p)
+		}
+	}
+	return out
 }

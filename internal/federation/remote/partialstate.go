@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,12 +141,12 @@ func (f *Service) completeRoom(ctx context.Context, r store.PartialStateRoom) er
 		if server == f.d.ServerName {
 			continue
 		}
-		state, chain, err := f.fullStateAt(ctx, server, v, r.RoomID, joins[0])
+		state, err := f.fullStateAt(ctx, server, v, r.RoomID, joins[0])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", server, err))
 			continue
 		}
-		refused, err := f.d.Rooms.CompletePartialState(ctx, r.RoomID, state, chain)
+		refused, err := f.d.Rooms.CompleteStoredPartialState(ctx, r.RoomID, state)
 		if err != nil {
 			return err
 		}
@@ -159,38 +160,39 @@ func (f *Service) completeRoom(ctx context.Context, r store.PartialStateRoom) er
 	return errors.Join(errs...)
 }
 
-// fullStateAt is the state before a partial-state join and its auth
-// chain, as server has them, checked. What this server holds already
+// fullStateAt stores the state before a partial-state join and its auth
+// chain, as server has them, checked, and returns the state's
+// references (storeChecked: a slice at a time). What this server holds already
 // is not fetched or checked again (Synapse's resync likewise fetches
 // only the events it lacks): with /event only the missing events are
 // asked for; from a /state answer, the state the partial state has by
 // its key and the auth events other than memberships (the send_join
 // answer's auth chain brought those) are left out. What the rest refers
 // to is looked up here first.
-func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, join *rooms.Event) (state, chain []gomatrixserverlib.PDU, err error) {
+func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserverlib.IRoomVersion, roomID string, join *rooms.Event) (state []rooms.StateRef, err error) {
 	self, dest := spec.ServerName(f.d.ServerName), spec.ServerName(server)
 	partial, err := f.d.Rooms.StateBefore(ctx, join)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	ids, err := f.d.Client.LookupStateIDs(ctx, self, dest, roomID, join.EventID())
 	if err != nil {
-		return nil, nil, fmt.Errorf("state_ids: %w", err)
+		return nil, fmt.Errorf("state_ids: %w", err)
 	}
 	all := append(append([]string{}, ids.StateEventIDs...), ids.AuthEventIDs...)
 	// The same bounds as StateAt's: a broken answer is refused before
 	// anything is looked up.
 	if len(all) > maxRemoteState {
-		return nil, nil, badAnswer("state_ids from %s: %d events, more than %d", server, len(all), maxRemoteState)
+		return nil, badAnswer("state_ids from %s: %d events, more than %d", server, len(all), maxRemoteState)
 	}
 	for _, id := range all {
 		if err := ident.CheckID(id); err != nil {
-			return nil, nil, badAnswer("state_ids from %s: event ID %q: %w", server, id, err)
+			return nil, badAnswer("state_ids from %s: event ID %q: %w", server, id, err)
 		}
 	}
 	known, err := f.d.Rooms.EventsByID(ctx, all)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	have := make(map[string]*rooms.Event, len(known))
 	for _, ev := range known {
@@ -225,34 +227,102 @@ func (f *Service) fullStateAt(ctx context.Context, server string, v gomatrixserv
 			return gjson.GetBytes(raw, "type").Str != spec.MRoomMember
 		})
 	} else {
-		// Their signatures are checked with the rest below.
-		pdus, err := f.EventProvider(server)(v.Version(), missing)
-		if err != nil {
-			return nil, nil, err
-		}
+		// Their signatures are checked with the rest below. Fetched a
+		// slice at a time and kept as JSON only, so that the parsed
+		// events do not pile up either.
 		inState := make(map[string]bool, len(ids.StateEventIDs))
 		for _, id := range ids.StateEventIDs {
 			inState[id] = true
 		}
-		for _, pdu := range pdus {
-			if inState[pdu.EventID()] {
-				resp.StateEvents = append(resp.StateEvents, pdu.JSON())
-			} else {
-				resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
+		fetch := f.EventProvider(server)
+		for start := 0; start < len(missing); start += resyncSlice {
+			pdus, err := fetch(v.Version(), missing[start:min(start+resyncSlice, len(missing))])
+			if err != nil {
+				return nil, err
+			}
+			for _, pdu := range pdus {
+				if inState[pdu.EventID()] {
+					resp.StateEvents = append(resp.StateEvents, pdu.JSON())
+				} else {
+					resp.AuthEvents = append(resp.AuthEvents, pdu.JSON())
+				}
 			}
 		}
 	}
-	// CheckStateResponse answers the auth chain first.
-	chain, state, err = f.checkStateAnswer(ctx, v, roomID, &resp, f.localFirst(server))
-	if err != nil {
-		return nil, nil, err
+	keys := make(map[roommodel.StateKey]bool, len(ids.StateEventIDs))
+	if state, err = f.storeChecked(ctx, v, roomID, server, &resp, keys); err != nil {
+		return nil, err
 	}
 	for _, id := range ids.StateEventIDs {
-		if ev := have[id]; ev != nil {
-			state = append(state, ev.PDU)
+		if ev := have[id]; ev != nil && ev.StateKey() != nil && !keys[ev.Key()] {
+			keys[ev.Key()] = true
+			state = append(state, rooms.RefOf(ev.PDU))
 		}
 	}
-	return state, chain, nil
+	return state, nil
+}
+
+// resyncSlice is how many events of a state answer the resync parses,
+// checks and stores at a time. Parsed, an event costs several times its
+// JSON; a slice of this size is a few MiB, where the 50,000 events of a
+// big room's state, all parsed at once, made the joining server's peak
+// RSS 358 MiB.
+const resyncSlice = 2000
+
+// storeChecked checks and stores a state answer a slice at a time,
+// oldest (by depth) first, so that the auth events an event names are
+// mostly checked and stored before it (localFirst then reads them from
+// the store; any other is fetched from the server); each slice's raw
+// JSON is let go once it is stored. It returns the references of the
+// state events stored, and refuses an answer with two events for one
+// state key, as CheckStateResponse does.
+func (f *Service) storeChecked(ctx context.Context, v gomatrixserverlib.IRoomVersion, roomID, server string, resp *fclient.RespState, seen map[roommodel.StateKey]bool) ([]rooms.StateRef, error) {
+	type item struct {
+		raw   spec.RawJSON
+		state bool
+		depth int64
+	}
+	items := make([]item, 0, len(resp.AuthEvents)+len(resp.StateEvents))
+	for _, raw := range resp.AuthEvents {
+		items = append(items, item{raw, false, gjson.GetBytes(raw, "depth").Int()})
+	}
+	for _, raw := range resp.StateEvents {
+		items = append(items, item{raw, true, gjson.GetBytes(raw, "depth").Int()})
+	}
+	resp.AuthEvents, resp.StateEvents = nil, nil
+	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.depth, b.depth) })
+	provider := f.localFirst(server)
+	refs := make([]rooms.StateRef, 0, len(items))
+	for start := 0; start < len(items); start += resyncSlice {
+		batch := items[start:min(start+resyncSlice, len(items))]
+		var slice fclient.RespState
+		for _, it := range batch {
+			if it.state {
+				slice.StateEvents = append(slice.StateEvents, it.raw)
+			} else {
+				slice.AuthEvents = append(slice.AuthEvents, it.raw)
+			}
+		}
+		chain, state, err := f.checkStateAnswer(ctx, v, roomID, &slice, provider)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range state {
+			k := roommodel.StateKey{Type: p.Type(), StateKey: *p.StateKey()}
+			if seen[k] {
+				return nil, fmt.Errorf("duplicate state key tuple (%q, %q)", k.Type, k.StateKey)
+			}
+			seen[k] = true
+			refs = append(refs, rooms.RefOf(p))
+		}
+		if err := f.d.Rooms.StoreResyncSlice(ctx, roomID, append(chain, state...)); err != nil {
+			return nil, err
+		}
+		for i := range batch {
+			batch[i].raw = nil
+		}
+	}
+	return refs, nil
 }
 
 // localFirst provides the auth events a check needs from this server's

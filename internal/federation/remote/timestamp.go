@@ -75,7 +75,7 @@ func (f *Service) keepRemoteAnswer(ctx context.Context, server string, v gomatri
 	if err != nil || len(held) > 0 {
 		return
 	}
-	if f.storeBackfill(ctx, server, v, roomID, []json.RawMessage{pdu.JSON()}) == 0 {
+	if f.storeBackfill(ctx, server, v, roomID, []json.RawMessage{pdu.JSON()}, f.historicalPositions) == 0 {
 		f.d.Log.Info("timestamp_to_event answer not stored", "room_id", roomID, "server", server, "event_id", pdu.EventID())
 	}
 }

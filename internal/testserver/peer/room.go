@@ -119,9 +119,19 @@ func (r *Room) BuildWithAuth(t testing.TB, prevs []string, sender, typ string, s
 		depth = max(depth, r.events[id].Depth())
 	}
 	r.p.mu.Unlock()
-	b := r.Version.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{
+	proto := &gomatrixserverlib.ProtoEvent{
 		SenderID: sender, RoomID: r.ID, Type: typ, StateKey: stateKey, PrevEvents: nonNil(prevs), Depth: depth + 1, Content: raw,
-	})
+	}
+	if typ == spec.MRoomRedaction {
+		// Before v11 a redaction names its target at the top level; the
+		// content's redacts is kept there too, as Synapse sends it.
+		var c struct {
+			Redacts string `json:"redacts"`
+		}
+		_ = json.Unmarshal(raw, &c)
+		proto.Redacts = c.Redacts
+	}
+	b := r.Version.NewEventBuilderFromProtoEvent(proto)
 	if !(typ == spec.MRoomCreate && len(prevs) == 0) {
 		authEvs, err := gomatrixserverlib.NewAuthEvents(before.list())
 		if err != nil {

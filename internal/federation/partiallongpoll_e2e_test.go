@@ -1,0 +1,118 @@
+package federation_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib/spec"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
+	"github.com/myelin-chat/myelin/internal/testserver"
+)
+
+// longPoll is one /sync of c with a long timeout, in the background.
+type longPollResult struct {
+	resp    *mautrix.RespSync
+	err     error
+	elapsed time.Duration
+}
+
+func longPoll(c *mautrix.Client, since string, timeout time.Duration) <-chan longPollResult {
+	out := make(chan longPollResult, 1)
+	go func() {
+		start := time.Now()
+		resp, err := c.FullSyncRequest(context.Background(), mautrix.ReqSync{Timeout: int(timeout.Milliseconds()), Since: since})
+		out <- longPollResult{resp, err, time.Since(start)}
+	}()
+	return out
+}
+
+// awaitPoll waits for a long poll, which must end well before its own
+// timeout (woken, not timed out), with the room in it.
+func awaitPoll(t *testing.T, what string, ch <-chan longPollResult, roomID id.RoomID) (*mautrix.RespSync, *mautrix.SyncJoinedRoom) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("%s: %v", what, r.err)
+		}
+		room, ok := r.resp.Rooms.Join[roomID]
+		if !ok || r.elapsed > 20*time.Second {
+			t.Fatalf("%s: the long poll ended after %v without the room (woken for something else, or timed out)", what, r.elapsed)
+		}
+		return r.resp, room
+	case <-time.After(25 * time.Second):
+		t.Fatalf("%s: the long poll was not woken", what)
+	}
+	return nil, nil
+}
+
+// TestPartialStateSyncLongPoll: bob of hs2 long-polls /sync right after
+// a partial-state join. A message sent meanwhile on hs1 wakes the poll
+// (events received during the partial state reach waiting clients), and
+// the resync's completion wakes the next one, which sends the room again
+// as newly joined: carol's membership, unknown until then, in its state
+// and the timeline limited (see TestPartialStateCompletionResent).
+func TestPartialStateSyncLongPoll(t *testing.T) {
+	testserver.EachEngineNetwork(t, 2, partialJoins, func(t *testing.T, net *testserver.Network) {
+		ctx := context.Background()
+		hs1, hs2 := net.Servers[0], net.Servers[1]
+		alice := hs1.Register("alice", "password1234")
+		carol := hs1.Register("carol", "password1234")
+		bob := hs2.Register("bob", "password1234")
+		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Partial"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roomID := created.RoomID
+		if _, err := carol.JoinRoom(ctx, roomID.String(), nil); err != nil {
+			t.Fatal(err)
+		}
+		release := hs2.PartialStateResync().Hold()
+		defer release()
+		if _, err := bob.JoinRoom(ctx, roomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
+			t.Fatal(err)
+		}
+		if partial, _, err := hs2.Engine().PartialState(ctx, roomID.String()); err != nil || !partial {
+			t.Fatalf("hs2's room after the join: partial %v, %v", partial, err)
+		}
+		since := ""
+		// The initial sync, as a client does right after joining.
+		resp, err := bob.FullSyncRequest(ctx, mautrix.ReqSync{Since: since})
+		if err != nil {
+			t.Fatal(err)
+		}
+		since = resp.NextBatch
+		poll := longPoll(bob, since, 60*time.Second)
+		time.Sleep(200 * time.Millisecond) // let the poll start waiting
+		if _, err := alice.SendText(ctx, roomID, "while bob waits"); err != nil {
+			t.Fatal(err)
+		}
+		woken, room := awaitPoll(t, "poll during the partial state", poll, roomID)
+		var bodies []string
+		for _, ev := range room.Timeline.Events {
+			if ev.Type == event.EventMessage {
+				bodies = append(bodies, ev.Content.Raw["body"].(string))
+			}
+		}
+		if !slices.Contains(bodies, "while bob waits") {
+			t.Fatalf("the woken poll's timeline: %q", bodies)
+		}
+		carolKey := roommodel.StateKey{Type: spec.MRoomMember, StateKey: carol.UserID.String()}
+		if slices.Contains(stateKeys(room.State.Events, room.Timeline.Events), carolKey) {
+			t.Fatal("carol's membership reached bob before the resync")
+		}
+		poll = longPoll(bob, woken.NextBatch, 60*time.Second)
+		time.Sleep(200 * time.Millisecond)
+		release()
+		_, room = awaitPoll(t, "poll across the completion", poll, roomID)
+		if !slices.Contains(stateKeys(room.State.Events), carolKey) || !room.Timeline.Limited {
+			t.Fatalf("the completed room was not sent again as newly joined: limited %v, state %v", room.Timeline.Limited, stateKeys(room.State.Events))
+		}
+	})
+}
