@@ -50,6 +50,9 @@ func (s *Server) registerWorkers() {
 	w.Add("reputation-feeds", s.repFeeds)
 	w.Add("delayed-events", s.delayed)
 	w.Add("appservice-sender", s.asSender)
+	// After the last request, so that the connections' last answers are
+	// written before the database closes (they resume after a restart).
+	w.Add("sliding-sync-connections", s.sliding)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}

@@ -164,36 +164,6 @@ func (p *pass) roomType(ctx context.Context, e *entry) (*string, error) {
 	return t, nil
 }
 
-// loadRoomTypes fills the room type cache for the joined rooms not in
-// it, from their create events, in a few queries.
-func (p *pass) loadRoomTypes(ctx context.Context, entries []*entry) error {
-	var missing []string
-	for _, e := range entries {
-		if e.Membership == spec.Join && !p.s.roomTypes.Contains(e.RoomID) {
-			missing = append(missing, e.RoomID)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	byRoom, err := p.s.store.CurrentStateNIDsIn(ctx, missing, spec.MRoomCreate, "")
-	if err != nil {
-		return err
-	}
-	nids := make([]int64, 0, len(byRoom))
-	for _, nid := range byRoom {
-		nids = append(nids, nid)
-	}
-	evs, err := p.s.engine.EventsByNID(ctx, nids)
-	if err != nil {
-		return err
-	}
-	for _, ev := range evs {
-		p.s.roomTypes.Put(ev.RoomID().String(), createType(ev.Content()))
-	}
-	return nil
-}
-
 func createType(content []byte) *string {
 	var c struct {
 		Type *string `json:"type"`

@@ -134,7 +134,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 	e := w.e
 	sent := p.next.rooms[e.RoomID]
 	initial := sent == nil || sent.membership != spec.Join
-	reqKey := requiredKey(w.required)
+	reqKey := requiredHash(w.required)
 	if !initial && sent.upto != p.after {
 		// The room was out of every window for a while: did it move?
 		last, err := p.s.store.LastEventAtOrBefore(ctx, e.RoomID, p.upto)
