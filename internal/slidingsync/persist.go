@@ -26,7 +26,7 @@ const (
 	writeBatch = 256
 	// writeDelay lets answers gather into one transaction: a commit is
 	// the dearest part of a write.
-	writeDelay = 50 * time.Millisecond
+	writeDelay  = 50 * time.Millisecond
 	expiryEvery = time.Hour
 )
 
