@@ -299,7 +299,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
 		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites}
 	if cfg.Rooms.ThreadSubscriptions {
-		s.threadSubs = threadsubs.New(db, s.engine)
+		s.threadSubs = threadsubs.New(db, s.engine, s.notifier.Wake)
 		pushOpts.ThreadSubscriptions = s.threadSubs
 	}
 	s.push = push.New(db, s.engine, s.acctData, pushOpts)
