@@ -160,14 +160,13 @@ func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Re
 	if err != nil {
 		return nil, nil, err
 	}
+	p.entries = entries
 	if err := p.lists(ctx, entries); err != nil {
 		return nil, nil, err
 	}
 	for roomID, cfg := range req.RoomSubscriptions {
-		for _, e := range entries {
-			if e.RoomID == roomID {
-				p.want(e, cfg)
-			}
+		if err := p.subscribe(ctx, entries, roomID, cfg); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := p.rooms(ctx); err != nil {
