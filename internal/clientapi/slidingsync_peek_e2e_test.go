@@ -96,5 +96,19 @@ func TestSlidingSyncPeekAndSpaces(t *testing.T) {
 		if n := count(joined); n != 1 {
 			t.Fatalf("joined space: %d rooms, want 1", n)
 		}
+
+		// Element X's not_room_types: ["m.space"] leaves alice's space out,
+		// also after a restart, when room types come from the store's
+		// room_list rows rather than memory.
+		for range 2 {
+			list := roomList(0, 19)
+			list["conn_id"] = "types"
+			got := ssOK(t, s, alice, "", 0, list)
+			if got.Rooms[joined.String()] != nil || got.Rooms[mine.String()] == nil || got.Lists["all_rooms"].Count != 1 {
+				t.Fatalf("not_room_types: count %d, rooms %v", got.Lists["all_rooms"].Count, got.Rooms)
+			}
+			s.Restart()
+			s.Repoint(alice)
+		}
 	})
 }
