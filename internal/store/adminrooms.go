@@ -143,6 +143,10 @@ var roomTables = []string{
 	"federation_queue_pdus", "key_backup_sessions", "account_data", "push_events", "push_read", "push_unread",
 	"receipts", "search_events", "partial_state_rooms", "delayed_events", "thread_subscriptions",
 	"partial_state_completed", "state_snapshots", "events", "rooms",
+	// Sliding sync (issue 18): the room's list row, and what connections
+	// were sent of it (a connection then sends the room again if it comes
+	// back).
+	"room_list", "sliding_sync_rooms",
 }
 
 // PurgeKeptTables are the tables with a room_id column that a purge
