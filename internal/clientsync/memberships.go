@@ -230,7 +230,7 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 			if m.Membership, err = ev.Membership(); err != nil {
 				return nil, err
 			}
-			m.EventNID = ev.NID
+			m.EventNID, m.StreamPos = ev.NID, ev.StreamPos
 		}
 		out = append(out, m)
 	}

@@ -78,6 +78,13 @@ func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error
 	for _, e := range es {
 		if e.Membership == spec.Join {
 			e.bump = s.bump[e.RoomID]
+			if e.bump == 0 {
+				// No bump event this server has in the room's timeline (a
+				// room joined over federation, its create event an
+				// outlier): the join's position, as Synapse ("by default,
+				// just choose the membership event position").
+				e.bump = e.StreamPos
+			}
 		}
 	}
 	return nil
