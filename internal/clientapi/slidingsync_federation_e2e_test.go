@@ -11,7 +11,7 @@ import (
 )
 
 // TestSlidingSyncRoomsJoinedOverFederation: rooms joined over
-// federation have their create event as an outlier, so their room_list
+// federation have their create event as an outlier, so their sliding_sync_room_meta
 // row lacks the type; Element X's not_room_types must still leave a
 // remote space out, before and after a restart, and the remote room is
 // listed with a bump stamp.

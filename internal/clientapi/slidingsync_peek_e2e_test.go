@@ -99,7 +99,7 @@ func TestSlidingSyncPeekAndSpaces(t *testing.T) {
 
 		// Element X's not_room_types: ["m.space"] leaves alice's space out,
 		// also after a restart, when room types come from the store's
-		// room_list rows rather than memory.
+		// sliding_sync_room_meta rows rather than memory.
 		for range 2 {
 			list := roomList(0, 19)
 			list["conn_id"] = "types"

@@ -9,7 +9,7 @@ import (
 )
 
 // What sorts and filters the room list (bump stamps and room types) is
-// read from the store's room_list rows, which the store keeps as events
+// read from the store's sliding_sync_room_meta rows, which the store keeps as events
 // are persisted: a user's first request after a restart reads them for
 // all their rooms in one indexed query per 500 rooms, rather than each
 // room's events and create event (398-746 ms for 1,000 rooms before).
@@ -91,8 +91,8 @@ func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error
 }
 
 // loadRoomTypes fills the room type cache for the joined rooms not in
-// it (their room_list rows did not know it), from their create events,
-// in a few queries, and records them in room_list.
+// it (their sliding_sync_room_meta rows did not know it), from their create events,
+// in a few queries, and records them in sliding_sync_room_meta.
 func (p *pass) loadRoomTypes(ctx context.Context, entries []*entry) error {
 	var missing []string
 	bump := map[string]int64{}

@@ -146,7 +146,7 @@ var roomTables = []string{
 	// Sliding sync (issue 18): the room's list row, and what connections
 	// were sent of it (a connection then sends the room again if it comes
 	// back).
-	"room_list", "sliding_sync_rooms",
+	"sliding_sync_room_meta", "sliding_sync_rooms",
 }
 
 // PurgeKeptTables are the tables with a room_id column that a purge

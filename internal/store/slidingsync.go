@@ -74,7 +74,7 @@ func (db *DB) perRoomInt64(ctx context.Context, roomIDs []string, lead []any, qu
 // RoomListBumpTypes are the event types that move a room up a sliding
 // sync room list, as in Synapse (SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES):
 // messages and the like, not state changes or reactions. The store
-// keeps room_list.bump_stamp with them as events are persisted.
+// keeps sliding_sync_room_meta.bump_stamp with them as events are persisted.
 var RoomListBumpTypes = []string{"m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite",
 	"m.poll.start", "m.beacon_info"}
 
@@ -86,7 +86,7 @@ var roomListBump = func() map[string]bool {
 	return m
 }()
 
-// RoomListEntry is a room's row of room_list: its bump stamp, and its
+// RoomListEntry is a room's row of sliding_sync_room_meta: its bump stamp, and its
 // type once Typed.
 type RoomListEntry struct {
 	BumpStamp int64
@@ -125,11 +125,11 @@ func touchRoomList(ctx context.Context, c conn, rows []EventRow) error {
 		seen[r.RoomID] = len(args)
 		args = append(args, r.RoomID, r.StreamPos, typed, typ)
 	}
-	return execRows(ctx, c, `INSERT INTO room_list (room_id, bump_stamp, typed, room_type) VALUES `, 4,
+	return execRows(ctx, c, `INSERT INTO sliding_sync_room_meta (room_id, bump_stamp, typed, room_type) VALUES `, 4,
 		` ON CONFLICT (room_id) DO UPDATE SET
-			bump_stamp = CASE WHEN excluded.bump_stamp > room_list.bump_stamp THEN excluded.bump_stamp ELSE room_list.bump_stamp END,
-			typed = CASE WHEN excluded.typed THEN TRUE ELSE room_list.typed END,
-			room_type = CASE WHEN excluded.typed THEN excluded.room_type ELSE room_list.room_type END`, args)
+			bump_stamp = CASE WHEN excluded.bump_stamp > sliding_sync_room_meta.bump_stamp THEN excluded.bump_stamp ELSE sliding_sync_room_meta.bump_stamp END,
+			typed = CASE WHEN excluded.typed THEN TRUE ELSE sliding_sync_room_meta.typed END,
+			room_type = CASE WHEN excluded.typed THEN excluded.room_type ELSE sliding_sync_room_meta.room_type END`, args)
 }
 
 // createContentType is the content.type of a create event's JSON (nil:
@@ -149,7 +149,7 @@ func createContentType(raw []byte) *string {
 	return nil
 }
 
-// RoomListEntries reads the room_list rows of many rooms (rooms without
+// RoomListEntries reads the sliding_sync_room_meta rows of many rooms (rooms without
 // one are left out), batchRooms rooms a query.
 func (db *DB) RoomListEntries(ctx context.Context, roomIDs []string) (map[string]RoomListEntry, error) {
 	out := make(map[string]RoomListEntry, len(roomIDs))
@@ -171,7 +171,7 @@ func (db *DB) RoomListEntries(ctx context.Context, roomIDs []string) (map[string
 			}
 			out[id] = e
 			return struct{}{}, nil
-		}, `SELECT room_id, bump_stamp, typed, room_type FROM room_list WHERE room_id IN (`+placeholders(n, 1)+`)`, args...)
+		}, `SELECT room_id, bump_stamp, typed, room_type FROM sliding_sync_room_meta WHERE room_id IN (`+placeholders(n, 1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +181,7 @@ func (db *DB) RoomListEntries(ctx context.Context, roomIDs []string) (map[string
 }
 
 // FillRoomList stores what was computed for rooms without a complete
-// room_list row: a bump stamp only raises the stored one (an event
+// sliding_sync_room_meta row: a bump stamp only raises the stored one (an event
 // persisted meanwhile may have raised it further), a type is set once.
 func (db *DB) FillRoomList(ctx context.Context, entries map[string]RoomListEntry) error {
 	if len(entries) == 0 {
@@ -201,11 +201,11 @@ func (db *DB) FillRoomList(ctx context.Context, entries map[string]RoomListEntry
 		}
 		args = append(args, id, e.BumpStamp, e.Typed, typ)
 	}
-	return execRows(ctx, db.w(), `INSERT INTO room_list (room_id, bump_stamp, typed, room_type) VALUES `, 4,
+	return execRows(ctx, db.w(), `INSERT INTO sliding_sync_room_meta (room_id, bump_stamp, typed, room_type) VALUES `, 4,
 		` ON CONFLICT (room_id) DO UPDATE SET
-			bump_stamp = CASE WHEN excluded.bump_stamp > room_list.bump_stamp THEN excluded.bump_stamp ELSE room_list.bump_stamp END,
-			typed = CASE WHEN excluded.typed THEN TRUE ELSE room_list.typed END,
-			room_type = CASE WHEN excluded.typed AND NOT room_list.typed THEN excluded.room_type ELSE room_list.room_type END`, args)
+			bump_stamp = CASE WHEN excluded.bump_stamp > sliding_sync_room_meta.bump_stamp THEN excluded.bump_stamp ELSE sliding_sync_room_meta.bump_stamp END,
+			typed = CASE WHEN excluded.typed THEN TRUE ELSE sliding_sync_room_meta.typed END,
+			room_type = CASE WHEN excluded.typed AND NOT sliding_sync_room_meta.typed THEN excluded.room_type ELSE sliding_sync_room_meta.room_type END`, args)
 }
 
 // SlidingConn is a sliding sync connection's stored position.

@@ -10,7 +10,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
-// room_list rows filled by sliding sync only ever raise a bump stamp,
+// sliding_sync_room_meta rows filled by sliding sync only ever raise a bump stamp,
 // and take a room type once.
 func TestRoomListFill(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, url string) {

@@ -1,6 +1,6 @@
 -- Sliding sync (MSC4186, issue 18).
 --
--- room_list: per room, what sorting and filtering a user's room list
+-- sliding_sync_room_meta: per room, what sorting and filtering a user's room list
 -- needs without reading the room: the bump_stamp (the stream position of
 -- the room's last accepted event of a bump type, as Synapse's
 -- sliding_sync_joined_rooms.bump_stamp) and the room type (the create
@@ -9,7 +9,7 @@
 -- persisted; a room without a row (created before this migration, or
 -- joined over federation, whose create event is an outlier) gets one the
 -- first time sliding sync reads it.
-CREATE TABLE room_list (
+CREATE TABLE sliding_sync_room_meta (
     room_id    TEXT PRIMARY KEY,
     bump_stamp BIGINT NOT NULL DEFAULT 0,
     typed      BOOLEAN NOT NULL DEFAULT FALSE,
