@@ -311,21 +311,25 @@ func TestSlidingSyncToDeviceAndE2EE(t *testing.T) {
 			t.Fatalf("to-device message delivered again after its since: %d", n)
 		}
 
-		// A restart forgets connections: the old pos is M_UNKNOWN_POS and
-		// the client starts over, keeping its to-device since, which
-		// still works (the inbox is stored).
+		// The connection resumes after a restart (issue 18): the pos from
+		// before it is still known, and the to-device since still works
+		// (the inbox is stored). A pos the server never gave is
+		// M_UNKNOWN_POS.
 		st, body = s.Do(t, http.MethodPut, "/_matrix/client/v3/sendToDevice/m.test/t2", tok(bob), map[string]any{
 			"messages": map[string]any{string(alice.UserID): map[string]any{string(alice.DeviceID): map[string]any{"n": "two"}}}})
 		testserver.WantStatus(t, "send to device", st, body, http.StatusOK)
 		s.Restart()
-		st, _, raw := ssync(t, s, alice, after.Pos, 0, enc(after.Extensions.ToDevice.NextBatch))
-		testserver.WantError(t, "pos from before the restart", st, raw.JSON, http.StatusBadRequest, "M_UNKNOWN_POS")
-		restarted := ssOK(t, s, alice, "", 0, enc(after.Extensions.ToDevice.NextBatch))
-		if evs := restarted.Extensions.ToDevice.Events; len(evs) != 1 || evs[0].Content["n"] != "two" {
+		st, _, raw := ssync(t, s, alice, "0123456789_1", 0, enc(after.Extensions.ToDevice.NextBatch))
+		testserver.WantError(t, "pos never given", st, raw.JSON, http.StatusBadRequest, "M_UNKNOWN_POS")
+		resumed := ssOK(t, s, alice, after.Pos, 0, enc(after.Extensions.ToDevice.NextBatch))
+		if evs := resumed.Extensions.ToDevice.Events; len(evs) != 1 || evs[0].Content["n"] != "two" {
 			t.Fatalf("to_device after the restart: %+v", evs)
 		}
-		if again := ssOK(t, s, alice, restarted.Pos, 0, enc(restarted.Extensions.ToDevice.NextBatch)); again.Pos == "" {
-			t.Fatal("no pos on the restarted connection")
+		if dl := resumed.Extensions.E2EE.DeviceLists; dl == nil || len(dl.Changed) != 0 {
+			t.Fatalf("device lists sent again after the restart: %+v", dl)
+		}
+		if again := ssOK(t, s, alice, resumed.Pos, 0, enc(resumed.Extensions.ToDevice.NextBatch)); again.Pos == "" {
+			t.Fatal("no pos on the resumed connection")
 		}
 	})
 }

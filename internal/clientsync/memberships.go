@@ -186,7 +186,15 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 	if err != nil {
 		return nil, err
 	}
-	evs, err := rooms.EventsFor(ctx, s.engine, ms, func(m store.RoomMembership) int64 { return m.EventNID })
+	// Only memberships that changed after pos need their events read (a
+	// user in 1,000 rooms would otherwise load 1,000 events cold).
+	var later []store.RoomMembership
+	for _, m := range ms {
+		if m.StreamPos > pos {
+			later = append(later, m)
+		}
+	}
+	evs, err := rooms.EventsFor(ctx, s.engine, later, func(m store.RoomMembership) int64 { return m.EventNID })
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +204,10 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 	}
 	out := ms[:0]
 	for _, m := range ms {
+		if m.StreamPos <= pos {
+			out = append(out, m)
+			continue
+		}
 		ev := byNID[m.EventNID]
 		for ev != nil && ev.StreamPos > pos {
 			if ev.ReplacesNID == 0 {
@@ -218,7 +230,7 @@ func (s *Service) membershipsAt(ctx context.Context, userID string, pos int64) (
 			if m.Membership, err = ev.Membership(); err != nil {
 				return nil, err
 			}
-			m.EventNID = ev.NID
+			m.EventNID, m.StreamPos = ev.NID, ev.StreamPos
 		}
 		out = append(out, m)
 	}

@@ -120,6 +120,7 @@ type Server struct {
 	// MSC4306 thread subscriptions (matrixrtc.go).
 	delayed    *delayed.Service
 	threadSubs *threadsubs.Service
+	sliding    *slidingsync.Service
 	// asSender pushes transactions to the application services.
 	asSender *appservice.Sender
 	// asEphemeral sends them typing, receipts, presence, to-device
@@ -305,7 +306,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
 		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites}
 	if cfg.Rooms.ThreadSubscriptions {
-		s.threadSubs = threadsubs.New(db, s.engine)
+		s.threadSubs = threadsubs.New(db, s.engine, s.notifier.Wake)
 		pushOpts.ThreadSubscriptions = s.threadSubs
 	}
 	s.push = push.New(db, s.engine, s.acctData, pushOpts)
@@ -365,13 +366,18 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	if b.remote != nil {
 		remoteSpaces = b.remote
 	}
+	var threadSubs slidingsync.ThreadSubs
+	if s.threadSubs != nil {
+		threadSubs = s.threadSubs
+	}
+	s.sliding = slidingsync.New(syncer, engine, db, b.render, threadSubs)
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
 		Membership: memberSvc, Directory: b.dir, Spaces: directory.NewSpaces(b.dir, cfg.ServerName, remoteSpaces), Aliases: b.aliases,
 		Filters: filter.NewService(db, cfg.Limits.MaxFilterBytes), Relations: b.rels,
 		Upgrades: roomupgrade.New(roomupgrade.Options{ServerName: cfg.ServerName, Rooms: engine, Aliases: b.aliases, Directory: b.dir,
 			Profile: memberSvc.MemberProfile}),
-		Sync: syncer, Render: b.render, Keys: s.keys, SlidingSync: slidingsync.New(syncer, engine, db, b.render),
+		Sync: syncer, Render: b.render, Keys: s.keys, SlidingSync: s.sliding,
 		AccountData: s.acctData, Push: s.push, Reports: reports.New(reports.Options{ServerName: cfg.ServerName, Store: db, Rooms: engine, Users: b.acc,
 			ForwardToModerators: cfg.Reports.ForwardToModerators, Notices: b.notices, Log: s.log}), Typing: s.typing, Receipts: s.receipts, Presence: s.presence,
 		Media:  s.media,

@@ -53,6 +53,9 @@ func (s *Server) registerWorkers() {
 	w.Add("delayed-events", s.delayed)
 	w.Add("appservice-sender", s.asSender)
 	w.Add("appservice-ephemeral", s.asEphemeral)
+	// After the last request, so that the connections' last answers are
+	// written before the database closes (they resume after a restart).
+	w.Add("sliding-sync-connections", s.sliding)
 	if s.joinPresence != nil {
 		w.Add("federation-join-presence", s.joinPresence)
 	}

@@ -32,7 +32,7 @@ func TestWorkersStopWithTheServer(t *testing.T) {
 		want := []string{
 			"group-commit", "ratelimit-sweep", "uia-expiry", "sync-notifier", "push", "push-pruning", "search-indexer",
 			"guest-enforcer", "typing-expiry", "presence-timeouts", "sqlite-checkpoints", "room-eviction",
-			"redaction-pruning", "media-cleanup", "room-deletion", "reputation-log", "reputation-media-rooms", "reputation-user-extent", "reputation-feeds", "delayed-events", "appservice-sender", "appservice-ephemeral", "federation-join-presence", "federation-join-device-lists",
+			"redaction-pruning", "media-cleanup", "room-deletion", "reputation-log", "reputation-media-rooms", "reputation-user-extent", "reputation-feeds", "delayed-events", "appservice-sender", "appservice-ephemeral", "sliding-sync-connections", "federation-join-presence", "federation-join-device-lists",
 			"keys-device-list-refetch", "federation-partial-state", "federation-sender",
 			"federation-txn-pruning",
 		}

@@ -1,24 +1,33 @@
 package slidingsync
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// Connections are kept in memory: after a restart every pos is unknown,
-// the client gets M_UNKNOWN_POS and starts its connection over, which
-// matrix-rust-sdk does without the user noticing (it keeps its own
-// cache of rooms). A connection unused for connExpiry is forgotten, and
-// at most maxConns are kept (the least recently used go first), so that
-// memory stays bounded whatever clients do.
+// Connections live in memory and are written behind to the database
+// (see persist.go), so that a connection resumes after a restart: its
+// pos is still known and nothing it was sent is sent again (issue 18).
+// In memory a connection unused for connExpiry is forgotten, and at most
+// maxConns are kept (the least recently used go first), so that memory
+// stays bounded whatever clients do; a connection forgotten in memory is
+// read back from the database, where it is kept storedConnExpiry after
+// its last use (Synapse keeps them a week too).
 const (
-	connExpiry = 30 * time.Minute
-	maxConns   = 20000
+	connExpiry       = 30 * time.Minute
+	storedConnExpiry = 7 * 24 * time.Hour
+	maxConns         = 20000
 )
 
 type connKey struct{ user, device, id string }
@@ -29,8 +38,18 @@ type connKey struct{ user, device, id string }
 type conn struct {
 	mu       sync.Mutex
 	lastUsed time.Time
-	seq      int64
-	snaps    [2]*snapshot // [0] newest
+	// token starts every pos of the connection: a connection started
+	// over gets a new one, so that no pos of the old one is taken for
+	// one of the new.
+	token string
+	seq   int64
+	snaps [2]*snapshot // [0] newest
+	// written is the snapshot last handed to the writer (nil: none, the
+	// next write replaces whatever the database has for the key).
+	written *snapshot
+	// unstored: the connection outgrew what is persisted; it lives in
+	// memory only until it starts over.
+	unstored bool
 }
 
 // snapshot is what a connection had been sent as of one pos. It is
@@ -38,11 +57,15 @@ type conn struct {
 // sharing the entries of rooms it did not touch.
 type snapshot struct {
 	pos  string
+	seq  int64
 	upto int64
 	// counts are the lists' counts, so that a changed count alone makes
 	// an answer worth sending.
 	counts map[string]int
 	rooms  map[string]*sentRoom
+	// threadSubs is the thread subscriptions extension's position
+	// (MSC4308): the last change sent.
+	threadSubs int64
 }
 
 // sentRoom is what a connection has of one room.
@@ -52,13 +75,17 @@ type sentRoom struct {
 	membership string
 	// memberNID is the membership event then.
 	memberNID int64
-	// required is the required_state asked for then (JSON): asking for
-	// more sends the room again with what it lacks.
-	required string
+	// required is a hash of the required_state asked for then (see
+	// requiredHash): asking for more sends the room again with what it
+	// lacks.
+	required uint64
 	// upto is the stream position up to which its timeline was sent.
 	upto int64
 	// state is the state sent, by key (event NIDs).
 	state map[roommodel.StateKey]int64
+	// peek: the room was sent to a user not in it (a world-readable
+	// room subscription).
+	peek bool
 }
 
 func (r *sentRoom) clone() *sentRoom {
@@ -70,59 +97,137 @@ func (r *sentRoom) clone() *sentRoom {
 type connections struct {
 	lru *cache.LRU[connKey, *conn]
 	mu  sync.Mutex
-	// epoch starts every pos, so that no pos from before a restart is
-	// taken for one of the same connection after it.
-	epoch string
+	// st reads connections back (nil: memory only).
+	st ConnStore
+	w  *writer
 }
 
-func newConnections() *connections {
-	return &connections{lru: cache.NewLRU[connKey, *conn](maxConns), epoch: strconv.FormatInt(time.Now().UnixNano(), 36)}
+func newConnections(st ConnStore) *connections {
+	cs := &connections{lru: cache.NewLRU[connKey, *conn](maxConns), st: st}
+	if st != nil {
+		cs.w = newWriter(st)
+	}
+	return cs
+}
+
+func newToken() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// parsePos splits a pos into its token and sequence number.
+func parsePos(pos string) (string, int64, bool) {
+	token, n, ok := strings.Cut(pos, "_")
+	if !ok || token == "" {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseInt(n, 10, 64)
+	return token, seq, err == nil && seq > 0
 }
 
 // lookup finds the snapshot for pos on a connection; pos "" starts the
 // connection over. ok is false for an unknown pos.
-func (cs *connections) lookup(k connKey, pos string, now time.Time) (*conn, *snapshot, bool) {
+func (cs *connections) lookup(ctx context.Context, k connKey, pos string, now time.Time) (*conn, *snapshot, bool, error) {
 	cs.mu.Lock()
 	c, found := cs.lru.Get(k)
 	if found && now.Sub(c.lastUsed) > connExpiry {
 		cs.lru.Remove(k)
 		found = false
 	}
-	if !found {
-		if pos != "" {
-			cs.mu.Unlock()
-			return nil, nil, false
-		}
-		c = &conn{}
+	if !found && pos == "" {
+		c = &conn{token: newToken()}
 		cs.lru.Put(k, c)
+		found = true
 	}
 	cs.mu.Unlock()
+	if !found {
+		loaded, err := cs.load(ctx, k, pos, now)
+		if err != nil || loaded == nil {
+			return nil, nil, false, err
+		}
+		cs.mu.Lock()
+		if other, ok := cs.lru.Get(k); ok {
+			c = other // loaded meanwhile by another request
+		} else {
+			c = loaded
+			cs.lru.Put(k, c)
+		}
+		cs.mu.Unlock()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastUsed = now
 	if pos == "" {
-		return c, nil, true
+		if c.seq > 0 {
+			// Started over: a new token, and the stored state is replaced
+			// on the next write.
+			c.token, c.seq, c.snaps, c.written, c.unstored = newToken(), 0, [2]*snapshot{}, nil, false
+		}
+		return c, nil, true, nil
 	}
 	for _, s := range c.snaps {
 		if s != nil && s.pos == pos {
-			return c, s, true
+			return c, s, true, nil
 		}
 	}
-	return nil, nil, false
+	return nil, nil, false, nil
 }
 
-// store records the snapshot of an answer and gives it its pos. The
-// answer to an older pos than the newest drops the newest, which the
-// client never received.
-func (c *conn) store(epoch string, from, s *snapshot) string {
+// load reads a connection back from the database when pos is the one
+// stored for it (nil when not).
+func (cs *connections) load(ctx context.Context, k connKey, pos string, now time.Time) (*conn, error) {
+	token, seq, ok := parsePos(pos)
+	if cs.st == nil || !ok {
+		return nil, nil
+	}
+	sc, rooms, err := cs.st.SlidingConnection(ctx, k.user, k.device, k.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sc.Token != token || sc.Seq != seq || now.Sub(time.UnixMilli(sc.LastUsedTS)) > storedConnExpiry {
+		return nil, nil
+	}
+	s, err := decodeSnapshot(sc, rooms)
+	if err != nil {
+		// Unreadable (written by another version): start over.
+		return nil, nil
+	}
+	s.pos = pos
+	return &conn{lastUsed: now, token: token, seq: seq, snaps: [2]*snapshot{s}, written: s}, nil
+}
+
+// store records the snapshot of an answer, gives it its pos and hands
+// what changed since the last write to the writer. The answer to an
+// older pos than the newest drops the newest, which the client never
+// received.
+func (cs *connections) store(k connKey, c *conn, from, s *snapshot, now time.Time) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	s.pos = epoch + "_" + strconv.FormatInt(c.seq, 10)
+	s.seq = c.seq
+	s.pos = c.token + "_" + strconv.FormatInt(c.seq, 10)
 	if from == nil || c.snaps[0] != from {
 		c.snaps = [2]*snapshot{s, from}
 	} else {
 		c.snaps = [2]*snapshot{s, c.snaps[0]}
+	}
+	if cs.w != nil && !c.unstored {
+		job := writeJob{key: k, token: c.token, prev: c.written, next: s, now: now}
+		if tooBig(s) {
+			job.drop, c.unstored = true, true
+		}
+		if cs.w.enqueue(job) {
+			c.written = s
+		} else {
+			// The queue is full: the next write replaces the stored
+			// connection whole. Until then the stored pos is older than
+			// the client's, which after a restart is unknown: safe.
+			c.written = nil
+		}
 	}
 	return s.pos
 }

@@ -39,6 +39,77 @@ func (p *pass) extensions(ctx context.Context) error {
 	if ext.Typing != nil && ext.Typing.on() {
 		p.typing(ext.Typing)
 	}
+	if prev := p.prev; prev != nil {
+		p.next.threadSubs = prev.threadSubs
+	}
+	for name, ts := range map[string]*ThreadSubsRequest{"io.element.msc4308.thread_subscriptions": ext.ThreadSubscriptions,
+		"thread_subscriptions": ext.StableThreadSubscriptions} {
+		if ts != nil && ts.on() {
+			if err := p.threadSubscriptions(ctx, name, ts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// threadSubscriptions is MSC4308's extension: the user's thread
+// subscription changes since the connection's position (all of them on
+// a new connection), each thread with its latest state and the change's
+// position as bump_stamp. Served only when thread subscriptions are on.
+//
+// Where a connection has more changes than limit, Synapse answers the
+// latest ones with a prev_batch for the companion endpoint
+// (/thread_subscriptions) to fetch the gap; Myelin has no companion
+// endpoint and answers the oldest ones instead, the rest in the next
+// answers (at once, without waiting): the client ends with the same
+// state either way.
+func (p *pass) threadSubscriptions(ctx context.Context, name string, r *ThreadSubsRequest) error {
+	ts := p.s.threadSubs
+	if ts == nil {
+		return nil
+	}
+	// Positions past the latest change committed when reading starts
+	// may still be taken by another change (see ChangesSince).
+	ceiling, err := ts.MaxPos(ctx)
+	if err != nil {
+		return err
+	}
+	limit := r.Limit
+	if limit == 0 {
+		limit = defaultThreadSubsN
+	}
+	from := p.next.threadSubs
+	changes, _, err := ts.ChangesSince(ctx, p.req.UserID, from, limit)
+	if err != nil {
+		return err
+	}
+	subscribed := map[string]map[string]any{}
+	unsubscribed := map[string]map[string]any{}
+	next := from
+	for _, c := range changes {
+		if c.Pos > ceiling {
+			break
+		}
+		next = c.Pos
+		if c.Subscribed {
+			if subscribed[c.RoomID] == nil {
+				subscribed[c.RoomID] = map[string]any{}
+			}
+			subscribed[c.RoomID][c.ThreadRootID] = map[string]any{"automatic": c.Automatic, "bump_stamp": c.Pos}
+		} else {
+			if unsubscribed[c.RoomID] == nil {
+				unsubscribed[c.RoomID] = map[string]any{}
+			}
+			unsubscribed[c.RoomID][c.ThreadRootID] = map[string]any{"bump_stamp": c.Pos}
+		}
+	}
+	p.next.threadSubs = next
+	if next == from {
+		return nil // as Synapse: no section without changes
+	}
+	p.resp.changed = true
+	p.resp.Extensions[name] = map[string]any{"subscribed": subscribed, "unsubscribed": unsubscribed}
 	return nil
 }
 

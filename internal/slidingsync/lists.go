@@ -27,6 +27,11 @@ type pass struct {
 	wanted map[string]*want
 	order  []string
 	direct map[string]bool // m.direct rooms, loaded on first use
+	// entries are the user's rooms; joined and peekable answer, for the
+	// spaces filter and peeking, which rooms the user may read.
+	entries  []*entry
+	joined   map[string]bool
+	peekable map[string]bool
 }
 
 type want struct {
@@ -100,7 +105,7 @@ func (p *pass) meta(ctx context.Context, e *entry) (*roomMeta, error) {
 		return e.meta, nil
 	}
 	m := &roomMeta{}
-	if e.Membership == spec.Join {
+	if e.Membership == spec.Join || e.Membership == peek {
 		st, err := p.s.sync.RoomStateAt(ctx, e.RoomID, p.upto)
 		if err != nil {
 			return nil, err
@@ -131,7 +136,7 @@ func (p *pass) meta(ctx context.Context, e *entry) (*roomMeta, error) {
 
 // roomType is the type of a room (nil: none).
 func (p *pass) roomType(ctx context.Context, e *entry) (*string, error) {
-	if e.Membership != spec.Join {
+	if e.Membership != spec.Join && e.Membership != peek {
 		m, err := p.meta(ctx, e)
 		if err != nil {
 			return nil, err
@@ -162,36 +167,6 @@ func (p *pass) roomType(ctx context.Context, e *entry) (*string, error) {
 		p.s.roomTypes.Put(e.RoomID, t)
 	}
 	return t, nil
-}
-
-// loadRoomTypes fills the room type cache for the joined rooms not in
-// it, from their create events, in a few queries.
-func (p *pass) loadRoomTypes(ctx context.Context, entries []*entry) error {
-	var missing []string
-	for _, e := range entries {
-		if e.Membership == spec.Join && !p.s.roomTypes.Contains(e.RoomID) {
-			missing = append(missing, e.RoomID)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	byRoom, err := p.s.store.CurrentStateNIDsIn(ctx, missing, spec.MRoomCreate, "")
-	if err != nil {
-		return err
-	}
-	nids := make([]int64, 0, len(byRoom))
-	for _, nid := range byRoom {
-		nids = append(nids, nid)
-	}
-	evs, err := p.s.engine.EventsByNID(ctx, nids)
-	if err != nil {
-		return err
-	}
-	for _, ev := range evs {
-		p.s.roomTypes.Put(ev.RoomID().String(), createType(ev.Content()))
-	}
-	return nil
 }
 
 func createType(content []byte) *string {
@@ -297,25 +272,10 @@ func (p *pass) matches(ctx context.Context, e *entry, f *Filters) (bool, error) 
 		}
 	}
 	if len(f.Spaces) > 0 {
-		in, err := p.inSpaces(ctx, e.RoomID, f.Spaces)
+		in, err := p.inSpaces(ctx, p.entries, e.RoomID, f.Spaces)
 		if err != nil || !in {
 			return false, err
 		}
 	}
 	return true, nil
-}
-
-// inSpaces reports whether a room is a child (m.space.child) of one of
-// the spaces, as the spaces' current state says.
-func (p *pass) inSpaces(ctx context.Context, roomID string, spaces []string) (bool, error) {
-	for _, sp := range spaces {
-		st, err := p.s.sync.RoomStateAt(ctx, sp, p.upto)
-		if err != nil {
-			return false, err
-		}
-		if _, ok := st[roommodel.StateKey{Type: "m.space.child", StateKey: roomID}]; ok {
-			return true, nil
-		}
-	}
-	return false, nil
 }

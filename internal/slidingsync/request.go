@@ -27,6 +27,10 @@ const (
 	defaultToDeviceN  = 100
 	maxToDeviceLimit  = 1000
 	maxFilterElements = 200
+	// Thread subscription changes per answer: the rust-sdk's and the
+	// MSC's default, and a bound.
+	defaultThreadSubsN = 100
+	maxThreadSubsLimit = 1000
 )
 
 // Request is a parsed sliding sync request.
@@ -87,6 +91,18 @@ type Extensions struct {
 	AccountData *Scoped          `json:"account_data"`
 	Receipts    *Scoped          `json:"receipts"`
 	Typing      *Scoped          `json:"typing"`
+	// ThreadSubscriptions is MSC4308's extension, under its unstable
+	// name as matrix-rust-sdk sends it and Synapse answers it;
+	// StableThreadSubscriptions accepts the MSC's stable name.
+	ThreadSubscriptions       *ThreadSubsRequest `json:"io.element.msc4308.thread_subscriptions"`
+	StableThreadSubscriptions *ThreadSubsRequest `json:"thread_subscriptions"`
+}
+
+// ThreadSubsRequest is the thread subscriptions extension (MSC4308): at
+// most limit changes an answer (default defaultThreadSubsN).
+type ThreadSubsRequest struct {
+	Toggle
+	Limit int `json:"limit"`
 }
 
 // Toggle is an extension with nothing but enabled.
@@ -163,6 +179,11 @@ func (b *Body) check() error {
 	}
 	if td := b.Extensions.ToDevice; td != nil && (td.Limit < 0 || td.Limit > maxToDeviceLimit) {
 		return mxerr.InvalidParam("Invalid to_device limit")
+	}
+	for _, ts := range []*ThreadSubsRequest{b.Extensions.ThreadSubscriptions, b.Extensions.StableThreadSubscriptions} {
+		if ts != nil && (ts.Limit < 0 || ts.Limit > maxThreadSubsLimit) {
+			return mxerr.InvalidParam("Invalid thread_subscriptions limit")
+		}
 	}
 	return nil
 }

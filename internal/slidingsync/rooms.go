@@ -40,7 +40,7 @@ func (p *pass) rooms(ctx context.Context) error {
 		w := p.wanted[id]
 		var err error
 		switch w.e.Membership {
-		case spec.Join:
+		case spec.Join, peek:
 			err = p.joinedRoom(ctx, vis, w, active[id], counts[id])
 		case spec.Leave, spec.Ban:
 			err = p.leftRoom(ctx, vis, w)
@@ -133,8 +133,8 @@ func (p *pass) strippedRoom(ctx context.Context, e *entry) error {
 func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, active, countsChanged bool) error {
 	e := w.e
 	sent := p.next.rooms[e.RoomID]
-	initial := sent == nil || sent.membership != spec.Join
-	reqKey := requiredKey(w.required)
+	initial := sent == nil || sent.membership != e.Membership
+	reqKey := requiredHash(w.required)
 	if !initial && sent.upto != p.after {
 		// The room was out of every window for a while: did it move?
 		last, err := p.s.store.LastEventAtOrBefore(ctx, e.RoomID, p.upto)
@@ -147,7 +147,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 		return nil
 	}
 	room := &Room{Initial: initial, BumpStamp: e.bump}
-	next := &sentRoom{membership: spec.Join, memberNID: e.EventNID, state: map[roommodel.StateKey]int64{}}
+	next := &sentRoom{membership: e.Membership, memberNID: e.EventNID, state: map[roommodel.StateKey]int64{}, peek: e.Membership == peek}
 	after := int64(0)
 	if !initial {
 		next = sent.clone()

@@ -13,22 +13,27 @@ import (
 	"github.com/myelin-chat/myelin/internal/clientsync"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/threadsubs"
 )
 
 // Store is what sliding sync reads beyond /sync's service.
 type Store interface {
 	LastPosOfTypesIn(ctx context.Context, roomIDs, types []string, upto int64) (map[string]int64, error)
+	RoomListEntries(ctx context.Context, roomIDs []string) (map[string]store.RoomListEntry, error)
+	FillRoomList(ctx context.Context, entries map[string]store.RoomListEntry) error
 	CurrentStateNIDsIn(ctx context.Context, roomIDs []string, typ, stateKey string) (map[string]int64, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
+	ConnStore
 }
 
-// bumpTypes are the event types that move a room up the list, as in
-// Synapse (SLIDING_SYNC_DEFAULT_BUMP_EVENT_TYPES): messages and the
-// like, not state changes or reactions.
-var bumpTypes = []string{"m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite",
-	"m.poll.start", "m.beacon_info"}
+// ThreadSubs is what the MSC4308 extension reads of thread
+// subscriptions (internal/threadsubs).
+type ThreadSubs interface {
+	ChangesSince(ctx context.Context, userID string, pos int64, limit int) ([]threadsubs.Change, int64, error)
+	MaxPos(ctx context.Context) (int64, error)
+}
 
 // Service answers sliding sync requests.
 type Service struct {
@@ -47,13 +52,27 @@ type Service struct {
 	// content.type, nil for none), which never changes: Element X filters
 	// every list by not_room_types, which would otherwise read the state
 	// of every room of the user on every request.
-	roomTypes *cache.LRU[string, *string]
+	roomTypes  *cache.LRU[string, *string]
+	threadSubs ThreadSubs
 }
 
 // New makes the service.
-func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer) *Service {
-	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(), bump: map[string]int64{},
-		roomTypes: cache.NewLRU[string, *string](1 << 18)}
+// threadSubs is nil when thread subscriptions are off (the MSC4308
+// extension is then not served).
+func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer, threadSubs ThreadSubs) *Service {
+	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(st), bump: map[string]int64{},
+		roomTypes: cache.NewLRU[string, *string](1 << 18), threadSubs: threadSubs}
+}
+
+// Run persists connections until ctx ends, then what answers are still
+// queued: the owner stops it after the last request and before the
+// database closes.
+func (s *Service) Run(ctx context.Context) error {
+	if s.conns.w == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return s.conns.w.Run(ctx)
 }
 
 // Sync answers a request, long-polling up to its timeout when the
@@ -63,7 +82,10 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 		req.Pos = req.Body.Pos
 	}
 	key := connKey{user: req.UserID, device: req.DeviceID, id: req.ConnID}
-	c, prev, ok := s.conns.lookup(key, req.Pos, time.Now())
+	c, prev, ok, err := s.conns.lookup(ctx, key, req.Pos, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, unknownPos()
 	}
@@ -86,7 +108,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 			if err != nil {
 				return nil, err
 			}
-			resp.Pos = c.store(s.conns.epoch, prev, next)
+			resp.Pos = s.conns.store(key, c, prev, next, time.Now())
 			return resp, nil
 		}
 		select {
@@ -94,7 +116,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 			n.Unregister(w)
 		case <-deadline.C:
 			n.Unregister(w)
-			resp.Pos = c.store(s.conns.epoch, prev, next)
+			resp.Pos = s.conns.store(key, c, prev, next, time.Now())
 			return resp, nil
 		case <-ctx.Done():
 			n.Unregister(w)
@@ -138,14 +160,13 @@ func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Re
 	if err != nil {
 		return nil, nil, err
 	}
+	p.entries = entries
 	if err := p.lists(ctx, entries); err != nil {
 		return nil, nil, err
 	}
 	for roomID, cfg := range req.RoomSubscriptions {
-		for _, e := range entries {
-			if e.RoomID == roomID {
-				p.want(e, cfg)
-			}
+		if err := p.subscribe(ctx, entries, roomID, cfg); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := p.rooms(ctx); err != nil {
@@ -207,47 +228,4 @@ func (s *Service) entries(ctx context.Context, ms []store.RoomMembership, upto i
 		return out[i].RoomID < out[j].RoomID
 	})
 	return out, nil
-}
-
-// bumpStamps sets the bump_stamp of joined rooms: the position of their
-// last event of a bump type.
-func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error {
-	s.bumpMu.Lock()
-	defer s.bumpMu.Unlock()
-	if len(s.bump) == 0 {
-		// Nothing cached to invalidate: skip the scan of every event
-		// since the start that the first request would otherwise make.
-		s.bumpAsOf = max(s.bumpAsOf, upto)
-	}
-	if upto > s.bumpAsOf {
-		changed, err := s.sync.ActiveRooms(ctx, s.bumpAsOf, upto)
-		if err != nil {
-			return err
-		}
-		for id := range changed {
-			delete(s.bump, id)
-		}
-		s.bumpAsOf = upto
-	}
-	var missing []string
-	for _, e := range es {
-		if _, ok := s.bump[e.RoomID]; !ok && e.Membership == spec.Join {
-			missing = append(missing, e.RoomID)
-		}
-	}
-	if len(missing) > 0 {
-		found, err := s.store.LastPosOfTypesIn(ctx, missing, bumpTypes, s.bumpAsOf)
-		if err != nil {
-			return err
-		}
-		for _, id := range missing {
-			s.bump[id] = found[id]
-		}
-	}
-	for _, e := range es {
-		if e.Membership == spec.Join {
-			e.bump = s.bump[e.RoomID]
-		}
-	}
-	return nil
 }

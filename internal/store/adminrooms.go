@@ -144,6 +144,10 @@ var roomTables = []string{
 	"receipts", "search_events", "partial_state_rooms", "delayed_events", "thread_subscriptions",
 	"partial_state_completed", "federation_destination_rooms", "appservice_room_list", "awaited_redactions", "history_gaps",
 	"state_snapshots", "events", "rooms",
+	// Sliding sync (issue 18): the room's list row, and what connections
+	// were sent of it (a connection then sends the room again if it comes
+	// back).
+	"sliding_sync_room_meta", "sliding_sync_rooms",
 }
 
 // PurgeKeptTables are the tables with a room_id column that a purge

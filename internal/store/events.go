@@ -167,6 +167,13 @@ func persistPlain(ctx context.Context, c conn, nes []NewEvent, out []Persisted) 
 	if err != nil {
 		return err
 	}
+	rows := make([]EventRow, len(nes))
+	for i, ne := range nes {
+		rows[i] = ne.Row
+	}
+	if err := touchRoomList(ctx, c, rows); err != nil {
+		return err
+	}
 	var heads, extremities []any
 	var extremityRooms []any
 	seenHead, seenExt := map[string]bool{}, map[string]bool{}
@@ -326,6 +333,9 @@ func persistEvent(ctx context.Context, c conn, ne NewEvent) (Persisted, error) {
 	}
 	var nid int64
 	if err := c.queryRow(ctx, insertEvent, eventValues(r), &nid); err != nil {
+		return Persisted{}, err
+	}
+	if err := touchRoomList(ctx, c, []EventRow{r}); err != nil {
 		return Persisted{}, err
 	}
 	stateAfter := r.StateAfter

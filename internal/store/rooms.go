@@ -22,19 +22,28 @@ type RoomMembership struct {
 	RoomID     string
 	Membership string
 	EventNID   int64
+	// StreamPos is the membership event's stream position (MembershipsOf
+	// only; 0 for an outlier), so that a sync up to an older position
+	// reads only the events of memberships that changed after it.
+	StreamPos int64
 }
 
 // MembershipsOf lists the rooms where a user has a membership in the
 // current state (any of memberships, all when empty).
 func (db *DB) MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]RoomMembership, error) {
-	q := `SELECT room_id, membership, event_nid FROM current_state WHERE type = 'm.room.member' AND state_key = $1`
+	q := `SELECT cs.room_id, cs.membership, cs.event_nid, COALESCE(e.stream_pos, 0) FROM current_state cs
+		JOIN events e ON e.event_nid = cs.event_nid WHERE cs.type = 'm.room.member' AND cs.state_key = $1`
 	args := []any{userID}
 	if len(memberships) > 0 {
 		in := inArgs(memberships)
-		q += ` AND membership IN (` + placeholders(len(in), 2) + `)`
+		q += ` AND cs.membership IN (` + placeholders(len(in), 2) + `)`
 		args = append(args, in...)
 	}
-	return collect(ctx, db.r(), scanMembership, q+` ORDER BY room_id`, args...)
+	return collect(ctx, db.r(), func(scan func(...any) error) (RoomMembership, error) {
+		var m RoomMembership
+		err := scan(&m.RoomID, &m.Membership, &m.EventNID, &m.StreamPos)
+		return m, err
+	}, q+` ORDER BY cs.room_id`, args...)
 }
 
 // JoinedMembers lists the joined members of a room's current state.

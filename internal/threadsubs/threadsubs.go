@@ -40,10 +40,23 @@ type Rooms interface {
 type Service struct {
 	db    *store.DB
 	rooms Rooms
+	wake  func(userID string)
 }
 
-// New makes the service.
-func New(db *store.DB, r Rooms) *Service { return &Service{db: db, rooms: r} }
+// New makes the service. wake (may be nil) is told of each user whose
+// subscriptions changed, so that a long-polling sliding sync connection
+// answers with the change (MSC4308).
+func New(db *store.DB, r Rooms, wake func(userID string)) *Service {
+	return &Service{db: db, rooms: r, wake: wake}
+}
+
+// changed wakes the user's syncs after a change (id 0: none was made).
+func (s *Service) changed(userID string, id int64, err error) error {
+	if err == nil && id != 0 && s.wake != nil {
+		s.wake(userID)
+	}
+	return err
+}
 
 // Subscription is a user's subscription to a thread.
 type Subscription struct {
@@ -126,7 +139,7 @@ func (s *Service) Subscribe(ctx context.Context, userID, roomID, rootID string, 
 		}
 		causePos = cause.StreamPos
 	}
-	_, err := s.db.SetThreadSubscription(ctx, userID, roomID, rootID, func(cur *store.ThreadSubscription) (store.ThreadSubscription, bool, error) {
+	id, err := s.db.SetThreadSubscription(ctx, userID, roomID, rootID, func(cur *store.ThreadSubscription) (store.ThreadSubscription, bool, error) {
 		next := store.ThreadSubscription{Subscribed: true, Automatic: automatic != nil}
 		if cur != nil {
 			next.UnsubscribedAt = cur.UnsubscribedAt
@@ -143,7 +156,7 @@ func (s *Service) Subscribe(ctx context.Context, userID, roomID, rootID string, 
 		}
 		return next, true, nil
 	})
-	return err
+	return s.changed(userID, id, err)
 }
 
 // Unsubscribe ends a user's subscription to a thread; unsubscribing
@@ -155,10 +168,10 @@ func (s *Service) Unsubscribe(ctx context.Context, userID, roomID, rootID string
 	// Events up to here are before the unsubscription: an automatic
 	// subscription caused by one of them is refused from now on.
 	now := s.rooms.Stream().Current()
-	_, err := s.db.SetThreadSubscription(ctx, userID, roomID, rootID, func(cur *store.ThreadSubscription) (store.ThreadSubscription, bool, error) {
+	id, err := s.db.SetThreadSubscription(ctx, userID, roomID, rootID, func(cur *store.ThreadSubscription) (store.ThreadSubscription, bool, error) {
 		return store.ThreadSubscription{UnsubscribedAt: now}, cur != nil && cur.Subscribed, nil
 	})
-	return err
+	return s.changed(userID, id, err)
 }
 
 // ChangesSince lists a user's thread subscription changes after stream
