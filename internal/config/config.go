@@ -57,6 +57,8 @@ type Config struct {
 	// Reports configures what happens to users' reports besides reaching
 	// the admins.
 	Reports Reports `yaml:"reports"`
+	// ACME obtains and renews the TLS certificate (acme.go).
+	ACME ACME `yaml:"acme"`
 }
 
 // Reports configures users' reports of content.
@@ -381,6 +383,7 @@ func Default() *Config {
 			UIASessionLifetime:             15 * time.Minute,
 		},
 		WellKnown: WellKnown{RTCFoci: []RTCFocus{}},
+		ACME:      ACME{DirectoryURL: LetsEncrypt},
 		HTTP:      HTTP{MaxJSONBodyBytes: 10 << 20, CORSAllowedOrigin: "*"},
 		RateLimit: RateLimit{
 			Enabled: true,
@@ -465,7 +468,8 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 var EnvVars = []string{
 	"MYELIN_SERVER_NAME", "MYELIN_DATA_DIR", "MYELIN_DATABASE_URL",
 	"MYELIN_CLIENT_LISTEN", "MYELIN_FEDERATION_LISTEN", "MYELIN_METRICS_LISTEN",
-	"MYELIN_TLS_CERT", "MYELIN_TLS_KEY", "MYELIN_CLIENT_TLS", "MYELIN_REGISTRATION_SHARED_SECRET",
+	"MYELIN_TLS_CERT", "MYELIN_TLS_KEY", "MYELIN_CLIENT_TLS",
+	"MYELIN_ACME_DOMAIN", "MYELIN_ACME_EMAIL", "MYELIN_ACME_DIRECTORY_URL", "MYELIN_ACME_CA_FILE", "MYELIN_ACME_HTTP_LISTEN", "MYELIN_REGISTRATION_SHARED_SECRET",
 	"MYELIN_OPEN_REGISTRATION", "MYELIN_REGISTRATION_REQUIRES_TOKEN",
 	"MYELIN_ALLOW_GUESTS", "MYELIN_RATE_LIMIT", "MYELIN_BCRYPT_COST",
 	"MYELIN_LOG_LEVEL", "MYELIN_LOG_FORMAT", "MYELIN_PUBLIC_BASEURL",
@@ -575,6 +579,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 			return fmt.Errorf("config: MYELIN_RATE_LIMIT: want on or off, got %q", v)
 		}
 	}
+	c.applyACMEEnv(env)
 	if err := c.applyMatrixRTCEnv(env); err != nil {
 		return err
 	}
@@ -659,8 +664,8 @@ func (c *Config) Validate() error {
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return bad("listen.tls_cert", "tls_cert and tls_key must be set together")
 	}
-	if c.Listen.ClientTLS && c.Listen.TLSCert == "" {
-		return bad("listen.client_tls", "needs a certificate: set tls_cert and tls_key")
+	if c.Listen.ClientTLS && !c.TLSEnabled() {
+		return bad("listen.client_tls", "needs a certificate: set tls_cert and tls_key, or acme.domain")
 	}
 	for field, path := range map[string]string{"listen.tls_cert": c.Listen.TLSCert, "listen.tls_key": c.Listen.TLSKey} {
 		if path != "" {
@@ -691,6 +696,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rooms.RedactionRetention < 0 {
 		return bad("rooms.redaction_retention", "must not be negative")
+	}
+	if err := c.validateACME(); err != nil {
+		return err
 	}
 	if err := c.validateMatrixRTC(); err != nil {
 		return err

@@ -167,6 +167,15 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_DEFAULT_ROOM_VERSION", "11", nil, func(c *Config) { c.Rooms.DefaultVersion = "11" }},
 		{"MYELIN_MAX_EVENT_DELAY_MS", "0", nil, func(c *Config) { c.Rooms.MaxEventDelayMS = 0 }},
 		{"MYELIN_THREAD_SUBSCRIPTIONS", "on", nil, func(c *Config) { c.Rooms.ThreadSubscriptions = true }},
+		{"MYELIN_ACME_DOMAIN", "matrix.example.org", map[string]string{"MYELIN_CLIENT_TLS": "true"}, func(c *Config) {
+			c.ACME.Domain, c.Listen.ClientTLS = "matrix.example.org", true
+		}},
+		{"MYELIN_ACME_EMAIL", "admin@example.org", nil, func(c *Config) { c.ACME.Email = "admin@example.org" }},
+		{"MYELIN_ACME_DIRECTORY_URL", "https://acme.example.org/dir", nil, func(c *Config) { c.ACME.DirectoryURL = "https://acme.example.org/dir" }},
+		{"MYELIN_ACME_CA_FILE", "/etc/ca.pem", nil, func(c *Config) { c.ACME.CAFile = "/etc/ca.pem" }},
+		{"MYELIN_ACME_HTTP_LISTEN", ":80", map[string]string{"MYELIN_ACME_DOMAIN": "m.example.org", "MYELIN_CLIENT_TLS": "true"}, func(c *Config) {
+			c.ACME.HTTPListen, c.ACME.Domain, c.Listen.ClientTLS = ":80", "m.example.org", true
+		}},
 		{"MYELIN_CLIENT_TLS", "true", map[string]string{"MYELIN_TLS_CERT": cert, "MYELIN_TLS_KEY": key}, func(c *Config) {
 			c.Listen.ClientTLS, c.Listen.TLSCert, c.Listen.TLSKey = true, cert, key
 		}},

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/accounts"
@@ -133,6 +134,10 @@ type Server struct {
 	repMedia *reputation.MediaRooms
 
 	client, federation, metrics *http.Server
+	// acmeHTTP answers ACME HTTP-01 challenges (acme.http_listen).
+	acmeHTTP *http.Server
+	// acme obtains and renews certificates when acme.domain is set.
+	acme *autocert.Manager
 	// bound maps a listener name (client, federation, metrics) to its socket.
 	bound map[string]net.Listener
 	fresh *freshConns
@@ -616,10 +621,18 @@ func (s *Server) Start() error {
 	}
 	all := []srv{{"client", s.cfg.Listen.Client, s.client, s.cfg.Listen.ClientTLS}}
 	if s.federation != nil {
-		all = append(all, srv{"federation", s.cfg.Listen.Federation, s.federation, s.cfg.Listen.TLSCert != ""})
+		all = append(all, srv{"federation", s.cfg.Listen.Federation, s.federation, s.cfg.TLSEnabled()})
 	}
 	if s.metrics != nil {
 		all = append(all, srv{"metrics", s.cfg.Listen.Metrics, s.metrics, false})
+	}
+	if s.cfg.ACME.HTTPListen != "" {
+		m, err := s.acmeManager()
+		if err != nil {
+			return err
+		}
+		s.acmeHTTP = s.newHTTPServer(m.HTTPHandler(nil))
+		all = append(all, srv{"acme-http", s.cfg.ACME.HTTPListen, s.acmeHTTP, false})
 	}
 	for _, l := range all {
 		ln, err := net.Listen("tcp", l.addr)
@@ -629,13 +642,13 @@ func (s *Server) Start() error {
 		}
 		ln = httpapi.LimitConnsPerIP(ln, s.connsPerIP(), !l.tls)
 		if l.tls {
-			cert, err := tls.LoadX509KeyPair(s.cfg.Listen.TLSCert, s.cfg.Listen.TLSKey)
+			tc, err := s.tlsConfig()
 			if err != nil {
 				ln.Close()
 				s.abortStart()
 				return fmt.Errorf("listen.tls_cert: %w", err)
 			}
-			ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+			ln = tls.NewListener(ln, tc)
 		}
 		s.bound[l.name] = ln
 		s.log.Info("listening", "listener", l.name, "addr", ln.Addr().String(), "tls", l.tls)
@@ -681,6 +694,8 @@ func (s *Server) abortStart() {
 			s.federation.Close()
 		case "metrics":
 			s.metrics.Close()
+		case "acme-http":
+			s.acmeHTTP.Close()
 		}
 	}
 }

@@ -77,7 +77,7 @@ func (s *Server) serveRequestsFrom(hs ...*http.Server) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
 	s.fresh.closeAll()
-	servers := []*http.Server{s.client, s.federation, s.metrics}
+	servers := []*http.Server{s.client, s.federation, s.metrics, s.acmeHTTP}
 	herrs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, h := range servers {
