@@ -142,6 +142,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_CLIENT_LISTEN", "0.0.0.0:8009", nil, func(c *Config) { c.Listen.Client = "0.0.0.0:8009" }},
 		{"MYELIN_FEDERATION_LISTEN", ":8448", nil, func(c *Config) { c.Listen.Federation = ":8448" }},
 		{"MYELIN_METRICS_LISTEN", "127.0.0.1:9090", nil, func(c *Config) { c.Listen.Metrics = "127.0.0.1:9090" }},
+		{"MYELIN_PPROF_ADDR", "127.0.0.1:6060", nil, func(c *Config) { c.Listen.Pprof = "127.0.0.1:6060" }},
 		{"MYELIN_TLS_CERT", cert, map[string]string{"MYELIN_TLS_KEY": key}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
 		{"MYELIN_TLS_KEY", key, map[string]string{"MYELIN_TLS_CERT": cert}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
 		{"MYELIN_REGISTRATION_SHARED_SECRET", "s3cret", nil, func(c *Config) { c.Registration.SharedSecret = "s3cret" }},
