@@ -37,7 +37,8 @@ type Service struct {
 	active *cache.LRU[[2]int64, map[string]bool]
 	// memberships caches each user's memberships (see membershipsOf),
 	// bounded by their total number (1<<18: some 25 MB); pages caches
-	// timeline pages (see roomEvents), bounded by their total length.
+	// timeline pages (see roomEvents), bounded by their memory
+	// (pagesBytes).
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
 	sources     Sources
@@ -47,7 +48,7 @@ type Service struct {
 // responses carry.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources) *Service {
 	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.NewLRU[[2]int64, map[string]bool](4096),
-		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
+		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](pagesBytes)}
 }
 
 // Request is a parsed /sync request.

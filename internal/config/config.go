@@ -57,6 +57,8 @@ type Config struct {
 	// Reports configures what happens to users' reports besides reaching
 	// the admins.
 	Reports Reports `yaml:"reports"`
+	// Memory bounds the caches and the heap (memory.go).
+	Memory Memory `yaml:"memory"`
 }
 
 // Reports configures users' reports of content.
@@ -420,6 +422,7 @@ func Default() *Config {
 		ServerNotices: ServerNotices{RoomName: "Server Notices"},
 		Reputation:    defaultReputation(),
 		Log:           Log{Level: "info", Format: "text"},
+		Memory:        defaultMemory(),
 		Limits: Limits{
 			ConnectionsPerIP:     256,
 			RequestHeaderTimeout: 30 * time.Second,
@@ -475,7 +478,7 @@ var EnvVars = []string{
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
 	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_THREAD_SUBSCRIPTIONS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
 	"MYELIN_REPUTATION_REPUBLISH_ALIAS", "MYELIN_REPUTATION_REPUBLISH_MODE",
-	"MYELIN_PPROF_ADDR",
+	"MYELIN_PPROF_ADDR", "MYELIN_HEAP_FLOOR_MIB", "MYELIN_EVENT_CACHE_MIB", "MYELIN_SQLITE_CACHE_KIB",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -575,6 +578,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		default:
 			return fmt.Errorf("config: MYELIN_RATE_LIMIT: want on or off, got %q", v)
 		}
+	}
+	if err := c.applyMemoryEnv(env); err != nil {
+		return err
 	}
 	if err := c.applyMatrixRTCEnv(env); err != nil {
 		return err
@@ -693,6 +699,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rooms.RedactionRetention < 0 {
 		return bad("rooms.redaction_retention", "must not be negative")
+	}
+	if err := c.Memory.validate(bad); err != nil {
+		return err
 	}
 	if err := c.validateMatrixRTC(); err != nil {
 		return err
