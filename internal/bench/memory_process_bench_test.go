@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,6 +240,10 @@ func memoryLoadRun(b *testing.B, engine string) {
 	after := procStatusKB(b, p.pid, "VmRSS")
 	if profDir != "" {
 		writeHeapProfile(b, pprofAddr, filepath.Join(profDir, "loadrun-"+engine+"-after.heap.pprof"))
+		// The mappings, for what is outside Go's heap (SQLite's).
+		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", p.pid)); err == nil {
+			_ = os.WriteFile(filepath.Join(profDir, "loadrun-"+engine+"-after.smaps"), raw, 0o644)
+		}
 	}
 	mib := func(kb uint64) float64 { return float64(kb) / 1024 }
 	b.ReportMetric(mib(idle), "idle-rss-MiB")
@@ -256,6 +261,12 @@ func memoryLoadRun(b *testing.B, engine string) {
 // collection (gc=1), from its pprof listener.
 func writeHeapProfile(b *testing.B, addr, file string) {
 	b.Helper()
+	// The runtime's own figures (heap, stacks, GC metadata) beside it.
+	if resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1"); err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = os.WriteFile(strings.TrimSuffix(file, ".pprof")+".txt", raw, 0o644)
+	}
 	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		b.Errorf("heap profile: %v", err)

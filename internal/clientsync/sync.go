@@ -47,8 +47,9 @@ type Service struct {
 // New makes the sync service; src are the streams besides rooms that
 // responses carry.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.NewLRU[[2]int64, map[string]bool](4096),
-		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](pagesBytes)}
+	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.ExpireWhenIdle(cache.NewLRU[[2]int64, map[string]bool](4096)),
+		memberships: cache.ExpireWhenIdle(cache.NewLRU[string, userMemberships](1 << 18)),
+		pages:       cache.ExpireWhenIdle(cache.NewLRU[roomRange, []int64](pagesBytes))}
 }
 
 // Request is a parsed /sync request.

@@ -200,9 +200,9 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
 		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),
-		events:    cache.NewLRU[int64, *Event](opts.EventCacheBytes),
-		eventIDs:  cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8)),
-		snapshots: cache.NewLRU[int64, StateMap](opts.StateCacheSize),
+		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
+		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
+		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheSize)),
 	}
 }
 
@@ -545,16 +545,17 @@ func (e *Engine) cacheEvent(ev *Event) {
 
 // defaultEventCacheBytes is the event cache's bound when the options
 // give none (memory.event_cache_mib's default).
-const defaultEventCacheBytes = 8 << 20
+const defaultEventCacheBytes = 4 << 20
 
 // eventCost estimates the memory a cached event holds: its JSON, the
 // parsed copies gomatrixserverlib keeps beside it (content, auth and
-// prev events, signatures; heap profiles of the load run put the whole
-// at about twice the JSON) and the cache's own entry. The cache was
-// bounded at 20,000 events before, whatever their size: 30 MB of a
-// 50 MB live heap after 20,000 messages.
+// prev events, signatures, the redacted and canonical forms; heap
+// profiles of issue 20's load run put the whole at about four times
+// the JSON) and the cache's own entry. The cache was bounded at 20,000
+// events before, whatever their size: 30 MB of a 50 MB live heap after
+// 20,000 messages.
 func eventCost(ev *Event) int {
-	return 2*len(ev.JSON()) + 256
+	return 4*len(ev.JSON()) + 256
 }
 
 // idEntryOverhead is an event ID entry's memory besides the ID itself:

@@ -7,6 +7,8 @@ import (
 	"runtime/metrics"
 	"sync"
 	"time"
+
+	"github.com/myelin-chat/myelin/internal/cache"
 )
 
 // The heap floor (memory.heap_floor_mib) is the heap size the garbage
@@ -100,12 +102,19 @@ func checkQuiet() {
 	restore := !quiet && heapFloor.lifted
 	heapFloor.lifted = quiet
 	heapFloor.mu.Unlock()
+	// While quiet, the caches drop what went unused for a quietCheck
+	// (cache.ExpireWhenIdle).
+	dropped := 0
+	if quiet {
+		dropped = cache.TrimIdleCaches()
+	}
 	switch {
-	case lift:
+	case lift || dropped > 0:
 		debug.SetGCPercent(100)
-		// One collection and scavenge when the server goes quiet: the
-		// floor's garbage is returned now rather than held until a
-		// collection that an idle server may not run for minutes.
+		// A collection and scavenge when the server goes quiet, and when
+		// the caches dropped what it no longer uses: the memory is
+		// returned now rather than held until a collection that an idle
+		// server may not run for minutes.
 		debug.FreeOSMemory()
 	case restore:
 		adjustGCPercent()

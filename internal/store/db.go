@@ -110,6 +110,8 @@ const (
 	truncateBackoff = 500 * time.Millisecond
 	// walPoll is how often RunCheckpoints looks at the WAL's size.
 	walPoll = 100 * time.Millisecond
+	// readerMaxIdle is how long a SQLite reader stays open unused.
+	readerMaxIdle = 30 * time.Second
 	// writerBusy is how long a connection waits for a lock otherwise.
 	writerBusy = 10 * time.Second
 )
@@ -183,6 +185,11 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	}
 	read.SetMaxOpenConns(maxConns)
 	read.SetMaxIdleConns(maxConns)
+	// Each reader holds its page cache, parsed schema and prepared
+	// statements (a few MB, outside Go's heap): the ones a burst opened
+	// close once it is over, and the server's memory goes back to what
+	// it uses (issue 20).
+	read.SetConnMaxIdleTime(readerMaxIdle)
 	checkpointer, err := sql.Open("sqlite", base+busy)
 	if err != nil {
 		write.Close()
