@@ -20,7 +20,7 @@ type Store interface {
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	RoomsWithEvents(ctx context.Context, after, upto int64) ([]string, error)
 	MembershipChanges(ctx context.Context, userID string, after, upto int64) ([]store.EventRow, error)
-	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	StateAfterAtOrBefore(ctx context.Context, roomID string, pos int64) (int64, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
 	ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error)
