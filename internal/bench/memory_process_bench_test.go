@@ -149,6 +149,12 @@ func memoryLoadRun(b *testing.B, engine string) {
 		}
 	})
 
+	// The high-water mark after each phase shows which one sets the peak.
+	hwm := func(phase string) {
+		b.Logf("VmHWM after %s: %.1f MiB (RSS %.1f MiB)", phase,
+			float64(procStatusKB(b, p.pid, "VmHWM"))/1024, float64(procStatusKB(b, p.pid, "VmRSS"))/1024)
+	}
+	hwm("setup")
 	b.ResetTimer()
 	// The pollers long-poll until the load ends.
 	pollCtx, stopPolls := context.WithCancel(ctx)
@@ -195,7 +201,9 @@ func memoryLoadRun(b *testing.B, engine string) {
 	}
 	start := time.Now()
 	send(sz.messages/2, func(int) string { return shared })
+	hwm("sends into one room")
 	send(sz.messages-sz.messages/2, func(i int) string { return rooms[i] })
+	hwm("sends into a room each")
 	sendElapsed := time.Since(start)
 	stopPolls()
 	polls.Wait()
@@ -207,6 +215,7 @@ func memoryLoadRun(b *testing.B, engine string) {
 	}); err != nil {
 		b.Fatal(err)
 	}
+	hwm("initial syncs")
 	// Page /messages back through the shared room, 4 readers at once.
 	if err := parallel(4, 4, func(r int) error {
 		from := ""
