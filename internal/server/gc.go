@@ -54,16 +54,21 @@ var heapFloor struct {
 // the server is busy: after every collection it sets GOGC from the live
 // heap and the roots. It applies to the whole process, once; 0 (or GOGC
 // in the environment) leaves Go's default.
+//
+// Whatever the floor, it also starts the watch for quiet (checkQuiet),
+// which trims the caches and returns memory.
 func keepHeapFloor(floorMiB int) {
-	if _, set := os.LookupEnv("GOGC"); set || floorMiB <= 0 {
-		return
-	}
 	heapFloor.once.Do(func() {
-		heapFloor.bytes = uint64(floorMiB) << 20
 		heapFloor.lastAlloc = readMetric("/gc/heap/allocs:bytes")
+		time.AfterFunc(quietCheck, checkQuiet)
+		if _, set := os.LookupEnv("GOGC"); set || floorMiB <= 0 {
+			return
+		}
+		heapFloor.mu.Lock()
+		heapFloor.bytes = uint64(floorMiB) << 20
+		heapFloor.mu.Unlock()
 		adjustGCPercent()
 		armGCHook()
-		time.AfterFunc(quietCheck, checkQuiet)
 	})
 }
 
@@ -80,7 +85,7 @@ func armGCHook() {
 func adjustGCPercent() {
 	heapFloor.mu.Lock()
 	defer heapFloor.mu.Unlock()
-	if heapFloor.lifted {
+	if heapFloor.lifted || heapFloor.bytes == 0 {
 		return
 	}
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
@@ -101,6 +106,7 @@ func checkQuiet() {
 	lift := quiet && !heapFloor.lifted
 	restore := !quiet && heapFloor.lifted
 	heapFloor.lifted = quiet
+	floor := heapFloor.bytes != 0
 	heapFloor.mu.Unlock()
 	// While quiet, the caches drop what went unused for a quietCheck
 	// (cache.ExpireWhenIdle).
@@ -110,7 +116,9 @@ func checkQuiet() {
 	}
 	switch {
 	case lift || dropped > 0:
-		debug.SetGCPercent(100)
+		if floor {
+			debug.SetGCPercent(100)
+		}
 		// A collection and scavenge when the server goes quiet, and when
 		// the caches dropped what it no longer uses: the memory is
 		// returned now rather than held until a collection that an idle
