@@ -39,7 +39,7 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 // fresh server (test configuration: rate limits off, cheap bcrypt).
 // MYELIN_SQLITE_SYNCHRONOUS, as for the server, chooses SQLite's
 // synchronous setting, so that both can be measured; MYELIN_HEAP_FLOOR_MIB
-// the heap floor.
+// the heap floor, MYELIN_EVENT_CACHE_MIB the event cache.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
@@ -57,6 +57,9 @@ func benchConfig(cfg *config.Config) {
 	// The heap floor is the process's: the first server's applies.
 	if n, err := strconv.Atoi(os.Getenv("MYELIN_HEAP_FLOOR_MIB")); err == nil {
 		cfg.Memory.HeapFloorMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_EVENT_CACHE_MIB")); err == nil {
+		cfg.Memory.EventCacheMiB = n
 	}
 }
 

@@ -28,7 +28,7 @@ type Memory struct {
 }
 
 func defaultMemory() Memory {
-	return Memory{HeapFloorMiB: 32, EventCacheMiB: 4, SQLiteCacheKiB: 512}
+	return Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 512}
 }
 
 // applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB and

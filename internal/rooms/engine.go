@@ -545,7 +545,7 @@ func (e *Engine) cacheEvent(ev *Event) {
 
 // defaultEventCacheBytes is the event cache's bound when the options
 // give none (memory.event_cache_mib's default).
-const defaultEventCacheBytes = 4 << 20
+const defaultEventCacheBytes = 8 << 20
 
 // eventCost estimates the memory a cached event holds: its JSON, the
 // parsed copies gomatrixserverlib keeps beside it (content, auth and
