@@ -145,5 +145,13 @@ func gcPercentFor(floor, live, roots uint64) int {
 	if live == 0 || live+(live+roots) >= floor {
 		return 100
 	}
-	return int((floor - live) * 100 / (live + roots))
+	return min(maxGCPercent, int((floor-live)*100/(live+roots)))
 }
+
+// maxGCPercent bounds the floor's GOGC. It is set from the live heap
+// after a collection, and holds until the next one ends: a GOGC worked
+// out from a start-up heap of 2 MB (over 1,000) applied to the heap
+// the next collection found made a goal of hundreds of MB, and the load
+// run's setup reached 65 MB of heap. Under a few MB of live heap the
+// floor is not reached, and a collection of so small a heap is cheap.
+const maxGCPercent = 300

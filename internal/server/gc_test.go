@@ -15,16 +15,20 @@ func TestGCPercentFor(t *testing.T) {
 		// Roots count in Go's goal: with 4 MiB of them, a GOGC of 300
 		// would put the goal at 44 MiB, not 32.
 		{floor / 4, 4 << 20, 200},
-		{floor / 64, 0, 6300},
+		// A tiny live heap: GOGC is bounded rather than 6,300, which a
+		// heap found bigger at the next collection would make a goal of
+		// hundreds of MB.
+		{floor / 64, 0, maxGCPercent},
 		{floor / 4, floor, 100}, // the default goal is over the floor already
 	} {
 		got := gcPercentFor(floor, c.live, c.roots)
 		if got != c.want {
 			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", c.live, c.roots, got, c.want)
 		}
-		// Go's goal at that GOGC is the floor, or the default's above it.
+		// Go's goal at that GOGC is the floor (unless bounded), or the
+		// default's above it.
 		goal := c.live + (c.live+c.roots)*uint64(got)/100
-		if c.live > 0 && got > 100 && (goal > floor || goal < floor-floor/100) {
+		if c.live > 0 && got > 100 && got < maxGCPercent && (goal > floor || goal < floor-floor/100) {
 			t.Errorf("live %d, roots %d: goal %d, want the floor %d", c.live, c.roots, goal, floor)
 		}
 	}
