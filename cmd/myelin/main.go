@@ -103,7 +103,15 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return server.Run(ctx, cfg, server.NewLogger(cfg.Log, os.Stderr))
+	log := server.NewLogger(cfg.Log, os.Stderr)
+	if cfg.Listen.Pprof != "" {
+		stopPprof, err := servePprof(cfg.Listen.Pprof, log)
+		if err != nil {
+			return fmt.Errorf("listen.pprof: %w", err)
+		}
+		defer stopPprof()
+	}
+	return server.Run(ctx, cfg, log)
 }
 
 func generateKeys(args []string, stdout, stderr io.Writer) error {

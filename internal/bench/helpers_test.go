@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,8 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 // eachEngine runs fn as a sub-benchmark per database engine, each with a
 // fresh server (test configuration: rate limits off, cheap bcrypt).
 // MYELIN_SQLITE_SYNCHRONOUS, as for the server, chooses SQLite's
-// synchronous setting, so that both can be measured.
+// synchronous setting, so that both can be measured; MYELIN_HEAP_FLOOR_MIB
+// the heap floor, MYELIN_EVENT_CACHE_MIB the event cache.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
@@ -51,6 +53,13 @@ func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 func benchConfig(cfg *config.Config) {
 	if v := os.Getenv("MYELIN_SQLITE_SYNCHRONOUS"); v != "" {
 		cfg.Database.SQLiteSynchronous = v
+	}
+	// The heap floor is the process's: the first server's applies.
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_HEAP_FLOOR_MIB")); err == nil {
+		cfg.Memory.HeapFloorMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_EVENT_CACHE_MIB")); err == nil {
+		cfg.Memory.EventCacheMiB = n
 	}
 }
 

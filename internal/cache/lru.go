@@ -17,12 +17,16 @@ type LRU[K comparable, V any] struct {
 	cost     int
 	order    *list.List // front: most recent
 	items    map[K]*list.Element
+	// gen counts TrimIdle calls; an entry's gen is the count when it
+	// was last used.
+	gen uint32
 }
 
 type entry[K comparable, V any] struct {
 	key   K
 	value V
 	cost  int
+	gen   uint32
 }
 
 // NewLRU makes a cache holding entries of total cost up to capacity.
@@ -36,7 +40,9 @@ func (c *LRU[K, V]) Get(key K) (V, bool) {
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
 		c.order.MoveToFront(el)
-		return el.Value.(*entry[K, V]).value, true
+		e := el.Value.(*entry[K, V])
+		e.gen = c.gen
+		return e.value, true
 	}
 	var zero V
 	return zero, false
@@ -55,10 +61,10 @@ func (c *LRU[K, V]) PutCost(key K, value V, cost int) {
 	if el, ok := c.items[key]; ok {
 		e := el.Value.(*entry[K, V])
 		c.cost += cost - e.cost
-		e.value, e.cost = value, cost
+		e.value, e.cost, e.gen = value, cost, c.gen
 		c.order.MoveToFront(el)
 	} else {
-		c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, cost: cost})
+		c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, cost: cost, gen: c.gen})
 		c.cost += cost
 	}
 	for c.cost > c.capacity && c.order.Len() > 1 {
@@ -94,4 +100,26 @@ func (c *LRU[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()
+}
+
+// TrimIdle drops the entries not used since the last TrimIdle and
+// reports how many it dropped. Called while the server is quiet (see
+// ExpireWhenIdle), a cache then holds what is in use, not what was
+// once: a server that was busy gives the memory back.
+func (c *LRU[K, V]) TrimIdle() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for last := c.order.Back(); last != nil; last = c.order.Back() {
+		e := last.Value.(*entry[K, V])
+		if e.gen == c.gen {
+			break // the list is in order of use: the rest are newer
+		}
+		c.order.Remove(last)
+		delete(c.items, e.key)
+		c.cost -= e.cost
+		n++
+	}
+	c.gen++
+	return n
 }

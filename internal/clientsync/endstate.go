@@ -21,7 +21,7 @@ func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, s
 	if len(tl) == 0 {
 		return evs, nil
 	}
-	last, err := s.store.LastEventAtOrBefore(ctx, roomID, upto)
+	lastState, err := s.store.StateAfterAtOrBefore(ctx, roomID, upto)
 	if errors.Is(err, store.ErrNotFound) {
 		return evs, nil
 	}
@@ -29,10 +29,10 @@ func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, s
 		return nil, err
 	}
 	// The common case: the timeline ends with the room's last event.
-	if last.StateAfter == tl[len(tl)-1].StateAfter {
+	if lastState == tl[len(tl)-1].StateAfter {
 		return evs, nil
 	}
-	cached, err := s.engine.StateAt(ctx, last.StateAfter)
+	cached, err := s.engine.StateAt(ctx, lastState)
 	if err != nil {
 		return nil, err
 	}

@@ -15,14 +15,14 @@ import (
 
 // stateAt is a room's state at a stream position (empty before the room).
 func (s *Service) stateAt(ctx context.Context, roomID string, pos int64) (rooms.StateMap, error) {
-	ev, err := s.store.LastEventAtOrBefore(ctx, roomID, pos)
+	state, err := s.store.StateAfterAtOrBefore(ctx, roomID, pos)
 	if errors.Is(err, store.ErrNotFound) {
 		return rooms.StateMap{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.engine.StateAt(ctx, ev.StateAfter)
+	return s.engine.StateAt(ctx, state)
 }
 
 // stateMode says what the state section of a room carries.

@@ -20,7 +20,7 @@ type Store interface {
 	RoomEvents(ctx context.Context, roomID string, after, upto int64, limit int, backwards bool) ([]int64, error)
 	RoomsWithEvents(ctx context.Context, after, upto int64) ([]string, error)
 	MembershipChanges(ctx context.Context, userID string, after, upto int64) ([]store.EventRow, error)
-	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
+	StateAfterAtOrBefore(ctx context.Context, roomID string, pos int64) (int64, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
 	ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error)
@@ -37,7 +37,8 @@ type Service struct {
 	active *cache.LRU[[2]int64, map[string]bool]
 	// memberships caches each user's memberships (see membershipsOf),
 	// bounded by their total number (1<<18: some 25 MB); pages caches
-	// timeline pages (see roomEvents), bounded by their total length.
+	// timeline pages (see roomEvents), bounded by their memory
+	// (pagesBytes).
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
 	sources     Sources
@@ -46,8 +47,9 @@ type Service struct {
 // New makes the sync service; src are the streams besides rooms that
 // responses carry.
 func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.NewLRU[[2]int64, map[string]bool](4096),
-		memberships: cache.NewLRU[string, userMemberships](1 << 18), pages: cache.NewLRU[roomRange, []int64](1 << 16)}
+	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.ExpireWhenIdle(cache.NewLRU[[2]int64, map[string]bool](4096)),
+		memberships: cache.ExpireWhenIdle(cache.NewLRU[string, userMemberships](1 << 18)),
+		pages:       cache.ExpireWhenIdle(cache.NewLRU[roomRange, []int64](pagesBytes))}
 }
 
 // Request is a parsed /sync request.

@@ -26,8 +26,22 @@ func (s *Service) roomEvents(ctx context.Context, roomID string, after, upto int
 	if err != nil {
 		return nil, err
 	}
-	s.pages.PutCost(key, nids, len(nids)+1)
+	s.pages.PutCost(key, nids, pageCost(key, nids))
 	return nids, nil
+}
+
+// pagesBytes bounds the timeline pages cache by an estimate of their
+// memory. Pages are shared by the requests that one event wakes, which
+// ask for them within milliseconds of each other: a small cache serves
+// that as well as a big one. Bounded by their total length (65,536
+// NIDs) instead, it had held 8 MB of mostly one-NID pages, each one's
+// key and entry many times its NIDs, after issue 20's load run.
+const pagesBytes = 1 << 20
+
+// pageCost is a page's memory: its NIDs, its key's room ID, and the
+// key, entry, list element and map slot around them.
+func pageCost(key roomRange, nids []int64) int {
+	return 8*cap(nids) + len(key.roomID) + 160
 }
 
 // roomsWithEvents is the set of rooms with events in (after, upto]. The

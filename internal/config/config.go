@@ -59,6 +59,8 @@ type Config struct {
 	Reports Reports `yaml:"reports"`
 	// ACME obtains and renews the TLS certificate (acme.go).
 	ACME ACME `yaml:"acme"`
+	// Memory bounds the caches and the heap (memory.go).
+	Memory Memory `yaml:"memory"`
 }
 
 // Reports configures users' reports of content.
@@ -144,8 +146,12 @@ type Listen struct {
 	Client     string `yaml:"client"`
 	Federation string `yaml:"federation"`
 	Metrics    string `yaml:"metrics"`
-	TLSCert    string `yaml:"tls_cert"`
-	TLSKey     string `yaml:"tls_key"`
+	// Pprof serves Go's runtime profiles (/debug/pprof/: heap,
+	// goroutines, CPU) for finding where memory and CPU go. Loopback
+	// only: profiles show request data and a CPU profile costs CPU.
+	Pprof   string `yaml:"pprof"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// ClientTLS serves the client listener over TLS too, with the same
 	// certificate: a server on the internet without a reverse proxy
 	// serves both APIs on one TLS listener (443).
@@ -423,6 +429,7 @@ func Default() *Config {
 		ServerNotices: ServerNotices{RoomName: "Server Notices"},
 		Reputation:    defaultReputation(),
 		Log:           Log{Level: "info", Format: "text"},
+		Memory:        defaultMemory(),
 		Limits: Limits{
 			ConnectionsPerIP:     256,
 			RequestHeaderTimeout: 30 * time.Second,
@@ -479,6 +486,7 @@ var EnvVars = []string{
 	"MYELIN_SERVER_NOTICES_LOCALPART", "MYELIN_REPORTS_FORWARD_TO_MODERATORS",
 	"MYELIN_REPUTATION_FEEDS", "MYELIN_MAX_EVENT_DELAY_MS", "MYELIN_THREAD_SUBSCRIPTIONS", "MYELIN_RTC_FOCI", "MYELIN_APPSERVICE_FILES",
 	"MYELIN_REPUTATION_REPUBLISH_ALIAS", "MYELIN_REPUTATION_REPUBLISH_MODE",
+	"MYELIN_PPROF_ADDR", "MYELIN_HEAP_FLOOR_MIB", "MYELIN_EVENT_CACHE_MIB", "MYELIN_SQLITE_CACHE_KIB",
 }
 
 func (c *Config) applyEnv(env func(string) (string, bool)) error {
@@ -506,6 +514,7 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 	str("MYELIN_CLIENT_LISTEN", &c.Listen.Client)
 	str("MYELIN_FEDERATION_LISTEN", &c.Listen.Federation)
 	str("MYELIN_METRICS_LISTEN", &c.Listen.Metrics)
+	str("MYELIN_PPROF_ADDR", &c.Listen.Pprof)
 	str("MYELIN_TLS_CERT", &c.Listen.TLSCert)
 	str("MYELIN_TLS_KEY", &c.Listen.TLSKey)
 	str("MYELIN_REGISTRATION_SHARED_SECRET", &c.Registration.SharedSecret)
@@ -580,6 +589,9 @@ func (c *Config) applyEnv(env func(string) (string, bool)) error {
 		}
 	}
 	c.applyACMEEnv(env)
+	if err := c.applyMemoryEnv(env); err != nil {
+		return err
+	}
 	if err := c.applyMatrixRTCEnv(env); err != nil {
 		return err
 	}
@@ -648,6 +660,7 @@ func (c *Config) Validate() error {
 	}
 	for field, addr := range map[string]string{
 		"listen.client": c.Listen.Client, "listen.federation": c.Listen.Federation, "listen.metrics": c.Listen.Metrics,
+		"listen.pprof": c.Listen.Pprof,
 	} {
 		if addr == "" {
 			if field == "listen.client" {
@@ -660,6 +673,9 @@ func (c *Config) Validate() error {
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 			return bad(field, "invalid port %q", port)
 		}
+	}
+	if a := c.Listen.Pprof; a != "" && !isLoopback(a) {
+		return bad("listen.pprof", "must be a loopback address (127.0.0.1:port, [::1]:port, localhost:port), got %q", a)
 	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return bad("listen.tls_cert", "tls_cert and tls_key must be set together")
@@ -698,6 +714,9 @@ func (c *Config) Validate() error {
 		return bad("rooms.redaction_retention", "must not be negative")
 	}
 	if err := c.validateACME(); err != nil {
+		return err
+	}
+	if err := c.Memory.validate(bad); err != nil {
 		return err
 	}
 	if err := c.validateMatrixRTC(); err != nil {
@@ -897,3 +916,16 @@ var defaultYAML string
 
 // DefaultYAML is the commented default configuration `myelin config` prints.
 func DefaultYAML() string { return defaultYAML }
+
+// isLoopback reports whether a host:port names a loopback host.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

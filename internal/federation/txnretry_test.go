@@ -100,7 +100,7 @@ func TestTransactionRetriedAfterTransientFailure(t *testing.T) {
 		remotePub, remoteKey, _ := ed25519.GenerateKey(nil)
 		// A one-event cache sends the auth checks' reads to the store.
 		engine := rooms.New(flaky, stream, bus.New(), rooms.Options{ServerName: "a.test", KeyID: "ed25519:a",
-			PrivateKey: localKey, DefaultVersion: "10", EventCacheSize: 1})
+			PrivateKey: localKey, DefaultVersion: "10", EventCacheBytes: 1})
 		keys := fixedKeys{server: "b.test", key: remotePub}
 		a := New(Deps{ServerName: "a.test", Rooms: engine, Store: db, KeyRing: &gomatrixserverlib.KeyRing{KeyDatabase: keys},
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -86,7 +86,7 @@ func TestTransientFailureIsNoVerdict(t *testing.T) {
 		_, priv, _ := ed25519.GenerateKey(nil)
 		// A one-event cache sends the checks' reads to the store.
 		e := New(flaky, stream, bus.New(), Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv,
-			DefaultVersion: "10", EventCacheSize: 1})
+			DefaultVersion: "10", EventCacheBytes: 1})
 		keys := map[string]ed25519.PrivateKey{"a.test": priv}
 		_, keys["b.test"], _ = ed25519.GenerateKey(nil)
 

@@ -169,7 +169,7 @@ const maxPushHold = 50 * time.Millisecond
 // signing key (generated on first start), the database (migrated) and
 // every service. Nothing listens until Start.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	keepHeapFloor()
+	keepHeapFloor(cfg.Memory.HeapFloorMiB)
 	s, err := open(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,8 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	if created {
 		log.Info("generated a new signing key", "path", cfg.SigningKeyPath(), "key_id", key.ID)
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL(), cfg.Database.MaxOpenConns, store.Synchronous(cfg.Database.SQLiteSynchronous))
+	db, err := store.Open(ctx, cfg.DatabaseURL(), cfg.Database.MaxOpenConns, store.Synchronous(cfg.Database.SQLiteSynchronous),
+		store.CacheKiB(cfg.Memory.SQLiteCacheKiB))
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +300,8 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	b.invites = membership.NewInviteRules(s.acctData)
 	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
+		EventCacheBytes: cfg.Memory.EventCacheMiB << 20,
+		DefaultVersion:  cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
 	s.repUsers = reputation.NewUserFilters(reputation.WithExtentStore(db, s.log))
 	engineOpts.UserReputation = s.repUsers

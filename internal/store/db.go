@@ -64,6 +64,16 @@ type Option func(*options)
 
 type options struct {
 	synchronous string
+	cacheKiB    int
+}
+
+// CacheKiB sets SQLite's page cache per connection (cache_size) in KiB;
+// 0 leaves SQLite's default (2,000 KiB). There are maxConns readers, a
+// writer and a checkpointer, each with its own cache, allocated outside
+// Go's heap; the operating system's file cache is behind them.
+// PostgreSQL ignores it.
+func CacheKiB(kib int) Option {
+	return func(o *options) { o.cacheKiB = kib }
 }
 
 // Synchronous sets SQLite's synchronous pragma: "full" (the default) or
@@ -100,6 +110,8 @@ const (
 	truncateBackoff = 500 * time.Millisecond
 	// walPoll is how often RunCheckpoints looks at the WAL's size.
 	walPoll = 100 * time.Millisecond
+	// readerMaxIdle is how long a SQLite reader stays open unused.
+	readerMaxIdle = 30 * time.Second
 	// writerBusy is how long a connection waits for a lock otherwise.
 	writerBusy = 10 * time.Second
 )
@@ -149,6 +161,9 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	// cost a temporary file's writes per statement.
 	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(MEMORY)" +
 		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit)
+	if o.cacheKiB > 0 {
+		base += fmt.Sprintf("&_pragma=cache_size(-%d)", o.cacheKiB)
+	}
 	busy := fmt.Sprintf("&_pragma=busy_timeout(%d)", writerBusy.Milliseconds())
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
@@ -167,6 +182,11 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	}
 	read.SetMaxOpenConns(maxConns)
 	read.SetMaxIdleConns(maxConns)
+	// Each reader holds its page cache, parsed schema and prepared
+	// statements (a few MB, outside Go's heap): the ones a burst opened
+	// close once it is over, and the server's memory goes back to what
+	// it uses (issue 20).
+	read.SetConnMaxIdleTime(readerMaxIdle)
 	checkpointer, err := sql.Open("sqlite", base+busy)
 	if err != nil {
 		write.Close()

@@ -92,6 +92,17 @@ func (db *DB) LastEventAtOrBefore(ctx context.Context, roomID string, pos int64)
 	return rows[0], nil
 }
 
+// StateAfterAtOrBefore is the state_after of a room's last accepted
+// event at or before pos: LastEventAtOrBefore without reading the
+// event, which every woken /sync asks for, for every room it answers
+// (ErrNotFound before the room).
+func (db *DB) StateAfterAtOrBefore(ctx context.Context, roomID string, pos int64) (int64, error) {
+	var state int64
+	err := db.r().queryRow(ctx, `SELECT state_after FROM events
+		WHERE room_id = $1 AND stream_pos <= $2 AND status = 0 ORDER BY stream_pos DESC LIMIT 1`, []any{roomID, pos}, &state)
+	return state, err
+}
+
 // MemberCounts counts a room's joined and invited members.
 func (db *DB) MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error) {
 	rows, err := db.r().query(ctx, `SELECT membership, COUNT(*) FROM current_state WHERE room_id = $1 AND type = 'm.room.member'

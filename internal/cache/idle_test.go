@@ -1,0 +1,70 @@
+package cache
+
+import (
+	"runtime"
+	"testing"
+)
+
+func TestLRUTrimIdleDropsWhatWentUnused(t *testing.T) {
+	c := NewLRU[string, int](100)
+	c.Put("a", 1)
+	c.Put("b", 2)
+	c.Put("c", 3)
+	// Everything was used since the last trim (there was none).
+	if n := c.TrimIdle(); n != 0 || c.Len() != 3 {
+		t.Fatalf("first trim dropped %d, %d left; want 0, 3", n, c.Len())
+	}
+	c.Get("a")
+	c.PutCost("d", 4, 5)
+	if n := c.TrimIdle(); n != 2 {
+		t.Fatalf("trim dropped %d, want 2 (b and c went unused)", n)
+	}
+	for _, k := range []string{"a", "d"} {
+		if !c.Contains(k) {
+			t.Errorf("%s was used and is gone", k)
+		}
+	}
+	if c.Contains("b") || c.Contains("c") {
+		t.Error("unused entries survived")
+	}
+	// The costs of what was dropped are given back: 95 more fit.
+	c.PutCost("e", 5, 94)
+	if !c.Contains("a") || !c.Contains("d") {
+		t.Error("cost of the dropped entries still counted")
+	}
+	c.TrimIdle()
+	c.TrimIdle()
+	if c.Len() != 0 {
+		t.Fatalf("%d entries survived two trims unused", c.Len())
+	}
+}
+
+func TestTrimIdleCachesOnlyRegisteredAndForgetsDropped(t *testing.T) {
+	kept := ExpireWhenIdle(NewLRU[int, int](10))
+	plain := NewLRU[int, int](10)
+	kept.Put(1, 1)
+	plain.Put(1, 1)
+	TrimIdleCaches()
+	TrimIdleCaches()
+	if kept.Len() != 0 {
+		t.Error("a registered cache kept an unused entry through two trims")
+	}
+	if plain.Len() != 1 {
+		t.Error("an unregistered cache was trimmed")
+	}
+	// A dropped cache leaves the registry.
+	before := registered()
+	func() { ExpireWhenIdle(NewLRU[int, int](10)).Put(1, 1) }()
+	runtime.GC()
+	TrimIdleCaches()
+	if after := registered(); after != before {
+		t.Errorf("registry holds %d caches, want %d: a collected cache was kept", after, before)
+	}
+	runtime.KeepAlive(kept)
+}
+
+func registered() int {
+	idle.mu.Lock()
+	defer idle.mu.Unlock()
+	return len(idle.caches)
+}

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Memory bounds what the server keeps in memory (issue 20: a small
+// server should fit a small box). Each cache is bounded by an estimate
+// of the bytes it holds, not by a count of entries, so that a bound
+// means the same whatever the events look like.
+type Memory struct {
+	// HeapFloorMiB is the heap size the garbage collector lets the heap
+	// grow to before collecting, however small the live heap: a burst of
+	// /sync wake-ups then runs no collection of its own (tail latency).
+	// It is lifted once the server is quiet, so that an idle server
+	// gives the memory back. 0 turns it off (Go's default: collect at
+	// twice the live heap). GOGC set in the environment turns it off
+	// too; GOMEMLIMIT set there is honoured as Go does, above the floor.
+	HeapFloorMiB int `yaml:"heap_floor_mib"`
+	// EventCacheMiB bounds the room engine's cache of parsed events (and
+	// of event IDs to events).
+	EventCacheMiB int `yaml:"event_cache_mib"`
+	// SQLiteCacheKiB is SQLite's page cache per connection (cache_size);
+	// there are database.max_open_conns readers besides the writer. The
+	// operating system's file cache is behind it.
+	SQLiteCacheKiB int `yaml:"sqlite_cache_kib"`
+}
+
+func defaultMemory() Memory {
+	return Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 512}
+}
+
+// applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB and
+// MYELIN_SQLITE_CACHE_KIB.
+func (c *Config) applyMemoryEnv(env func(string) (string, bool)) error {
+	for name, dst := range map[string]*int{
+		"MYELIN_HEAP_FLOOR_MIB":   &c.Memory.HeapFloorMiB,
+		"MYELIN_EVENT_CACHE_MIB":  &c.Memory.EventCacheMiB,
+		"MYELIN_SQLITE_CACHE_KIB": &c.Memory.SQLiteCacheKiB,
+	} {
+		if v, ok := env(name); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("config: %s: %w", name, err)
+			}
+			*dst = n
+		}
+	}
+	return nil
+}
+
+func (m Memory) validate(bad func(field, format string, args ...any) error) error {
+	if m.HeapFloorMiB < 0 || m.HeapFloorMiB > 1<<20 {
+		return bad("memory.heap_floor_mib", "want 0 (off) to 1048576, got %d", m.HeapFloorMiB)
+	}
+	if m.EventCacheMiB < 1 || m.EventCacheMiB > 1<<20 {
+		return bad("memory.event_cache_mib", "want 1 to 1048576, got %d", m.EventCacheMiB)
+	}
+	if m.SQLiteCacheKiB < 64 || m.SQLiteCacheKiB > 1<<30 {
+		return bad("memory.sqlite_cache_kib", "want 64 to 1073741824, got %d", m.SQLiteCacheKiB)
+	}
+	return nil
+}

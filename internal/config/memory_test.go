@@ -1,0 +1,33 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMemoryAndPprofValidation(t *testing.T) {
+	for _, c := range []struct {
+		env   map[string]string
+		field string // "" when valid
+	}{
+		{map[string]string{"MYELIN_PPROF_ADDR": "127.0.0.1:6060"}, ""},
+		{map[string]string{"MYELIN_PPROF_ADDR": "[::1]:6060"}, ""},
+		{map[string]string{"MYELIN_PPROF_ADDR": "localhost:6060"}, ""},
+		{map[string]string{"MYELIN_PPROF_ADDR": "0.0.0.0:6060"}, "listen.pprof"},
+		{map[string]string{"MYELIN_PPROF_ADDR": ":6060"}, "listen.pprof"},
+		{map[string]string{"MYELIN_PPROF_ADDR": "192.168.1.2:6060"}, "listen.pprof"},
+		{map[string]string{"MYELIN_PPROF_ADDR": "6060"}, "listen.pprof"},
+		{map[string]string{"MYELIN_HEAP_FLOOR_MIB": "-1"}, "memory.heap_floor_mib"},
+		{map[string]string{"MYELIN_EVENT_CACHE_MIB": "0"}, "memory.event_cache_mib"},
+		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "8"}, "memory.sqlite_cache_kib"},
+		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "lots"}, "MYELIN_SQLITE_CACHE_KIB"},
+	} {
+		_, err := Load("", envMap(c.env))
+		switch {
+		case c.field == "" && err != nil:
+			t.Errorf("%v: %v", c.env, err)
+		case c.field != "" && (err == nil || !strings.Contains(err.Error(), c.field)):
+			t.Errorf("%v: got %v, want an error naming %s", c.env, err, c.field)
+		}
+	}
+}
