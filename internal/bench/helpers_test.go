@@ -49,16 +49,9 @@ func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 
 // benchConfig applies the environment's choices to a benchmark server.
 // It first puts back the durability the test configuration relaxes
-// (SQLite's synchronous, PostgreSQL's synchronous_commit), so that
-// figures are those of a deployed server.
+// (SQLite's synchronous), so that figures are those of a deployed server.
 func benchConfig(cfg *config.Config) {
 	cfg.Database.SQLiteSynchronous = config.Default().Database.SQLiteSynchronous
-	if u, err := url.Parse(cfg.Database.URL); err == nil && u.Query().Has("synchronous_commit") {
-		q := u.Query()
-		q.Del("synchronous_commit")
-		u.RawQuery = q.Encode()
-		cfg.Database.URL = u.String()
-	}
 	if v := os.Getenv("MYELIN_SQLITE_SYNCHRONOUS"); v != "" {
 		cfg.Database.SQLiteSynchronous = v
 	}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/config"
 	"github.com/myelin-chat/myelin/internal/server"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -41,9 +40,15 @@ func Config(t testing.TB, dbURL string) *config.Config {
 	cfg := config.Default()
 	cfg.ServerName = "hs1.test"
 	cfg.DataDir = t.TempDir()
-	cfg.Database.URL = relaxDurability(dbURL)
-	// See relaxDurability: a test's database need not survive the
-	// machine losing power.
+	cfg.Database.URL = dbURL
+	// A test's database need not survive the machine losing power:
+	// SQLite's NORMAL fsyncs only at checkpoints, and loses only the last
+	// commits, only when the machine (not the process) stops, so no test
+	// can tell; the end-to-end packages commit thousands of times on a
+	// shared disk. Benchmarks put the default back (internal/bench).
+	// PostgreSQL keeps synchronous_commit on: with it off, writes got
+	// fast enough to expose timing races in other packages' tests (push's
+	// TestPostcontentRules failed 3 runs in 8).
 	cfg.Database.SQLiteSynchronous = "normal"
 	cfg.Listen.Client = "127.0.0.1:0"
 	cfg.Registration.Open = true
@@ -57,28 +62,6 @@ func Config(t testing.TB, dbURL string) *config.Config {
 	// that refusal set Outbound.Allow back to nil.
 	cfg.Outbound.Allow = LoopbackAllow()
 	return cfg
-}
-
-// relaxDurability turns off PostgreSQL's wait for the write-ahead log's
-// fsync at every commit (synchronous_commit=off, a session setting pgx
-// sends from the URL's query), as SQLite's synchronous=NORMAL does for
-// SQLite. Both lose only the last commits, and only when the machine
-// (not the process) stops: what a server answers and what a restarted
-// server reads are the same, so no test can tell, but the end-to-end
-// packages commit thousands of times and CI's disk is shared. Benchmarks
-// put the defaults back (internal/bench).
-func relaxDurability(dbURL string) string {
-	if !store.IsPostgres(dbURL) {
-		return dbURL
-	}
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		return dbURL
-	}
-	q := u.Query()
-	q.Set("synchronous_commit", "off")
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // LoopbackAllow is the outbound allow list of test servers: every
