@@ -67,26 +67,9 @@ func (db *DB) migrateUpTo(ctx context.Context, last int) error {
 		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ts BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: schema_migrations: %w", err)
 	}
-	// A start finds most (usually all) migrations recorded: one read
-	// skips them, instead of a transaction each that takes the
-	// migration lock to look (23 of them cost 50-250 ms per start on
-	// PostgreSQL, which the end-to-end tests pay per test server). A
-	// recorded migration stays recorded; the others are still looked
-	// at again under the lock, as another process may be running them.
-	applied, err := collect(ctx, db.w(), one[int64], `SELECT version FROM schema_migrations`)
-	if err != nil {
-		return fmt.Errorf("store: schema_migrations: %w", err)
-	}
-	done := make(map[int64]bool, len(applied))
-	for _, v := range applied {
-		done[v] = true
-	}
 	for _, m := range ms {
 		if m.version > last {
 			break
-		}
-		if done[int64(m.version)] {
-			continue
 		}
 		err := db.tx(ctx, func(c conn) error {
 			if err := db.dialect.lockMigrations(ctx, c); err != nil {
