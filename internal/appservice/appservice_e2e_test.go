@@ -491,7 +491,13 @@ func TestAppServicePuppetFederates(t *testing.T) {
 				t.Fatal(err)
 			}
 			testserver.SyncUntil(t, bob, "", "the puppet's message on hs2", func(resp *mautrix.RespSync) bool {
-				for _, e := range resp.Rooms.Join[room.RoomID].Timeline.Events {
+				// A sync may come back without the room (another of bob's
+				// changes woke it): wait on.
+				joined := resp.Rooms.Join[room.RoomID]
+				if joined == nil {
+					return false
+				}
+				for _, e := range joined.Timeline.Events {
 					if e.ID == sent.EventID {
 						if e.Timestamp != ts {
 							t.Fatalf("hs2 sees ts %d, want %d", e.Timestamp, ts)

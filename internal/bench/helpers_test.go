@@ -50,7 +50,10 @@ func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 }
 
 // benchConfig applies the environment's choices to a benchmark server.
+// It first puts back the durability the test configuration relaxes
+// (SQLite's synchronous), so that figures are those of a deployed server.
 func benchConfig(cfg *config.Config) {
+	cfg.Database.SQLiteSynchronous = config.Default().Database.SQLiteSynchronous
 	if v := os.Getenv("MYELIN_SQLITE_SYNCHRONOUS"); v != "" {
 		cfg.Database.SQLiteSynchronous = v
 	}

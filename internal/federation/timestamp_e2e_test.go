@@ -39,6 +39,9 @@ func TestTimestampToEventAsksOtherServers(t *testing.T) {
 				t.Fatal(err)
 			}
 			ids, ts = append(ids, resp.EventID), append(ts, ev.Timestamp)
+			// Each message its own millisecond: two in one (test servers
+			// are fast) would make the lookup's answer either of them.
+			time.Sleep(2 * time.Millisecond)
 		}
 		if _, err := bob.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
 			t.Fatal(err)

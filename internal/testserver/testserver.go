@@ -41,6 +41,15 @@ func Config(t testing.TB, dbURL string) *config.Config {
 	cfg.ServerName = "hs1.test"
 	cfg.DataDir = t.TempDir()
 	cfg.Database.URL = dbURL
+	// A test's database need not survive the machine losing power:
+	// SQLite's NORMAL fsyncs only at checkpoints, and loses only the last
+	// commits, only when the machine (not the process) stops, so no test
+	// can tell; the end-to-end packages commit thousands of times on a
+	// shared disk. Benchmarks put the default back (internal/bench).
+	// PostgreSQL keeps synchronous_commit on: with it off, writes got
+	// fast enough to expose timing races in other packages' tests (push's
+	// TestPostcontentRules failed 3 runs in 8).
+	cfg.Database.SQLiteSynchronous = "normal"
 	cfg.Listen.Client = "127.0.0.1:0"
 	cfg.Registration.Open = true
 	cfg.RateLimit.Enabled = false
