@@ -1,6 +1,6 @@
 //go:build goolm
 
-package store_test
+package main_test
 
 import (
 	"bytes"
@@ -17,7 +17,10 @@ import (
 	"github.com/myelin-chat/myelin/internal/testserver/cryptoclient"
 )
 
-// A server grows from SQLite to PostgreSQL and back (myelin migrate-db):
+// A server grows from SQLite to PostgreSQL and back (store.CopyTo, what
+// myelin migrate-db runs; it lives here because a test binary that links
+// testserver gets pre-migrated databases, which the store's own
+// migration tests must not):
 // hs1 holds an encrypted conversation with a user of hs2, a pusher, a
 // file and a message queued for hs2 while hs2 is down. After each copy
 // hs1 runs on the copy: the queued message reaches hs2 and decrypts
