@@ -56,18 +56,11 @@ func (g *gather) toDevice(ctx context.Context, users map[string]bool, scan bool)
 			}
 		}
 	}
-	for u := range users {
-		lp := g.localpart(u)
-		if lp == "" || !g.reg.OwnsUser(u, g.e.o.Registry.ServerName) {
-			continue
-		}
-		list, err := g.e.o.Store.ListDevices(ctx, lp)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range list {
-			addDevice(device{u, d.DeviceID})
-		}
+	if err := g.eachOwnDevice(ctx, users, func(u, id string) error {
+		addDevice(device{u, id})
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	found := map[string]bool{}
 	for _, d := range devices {
@@ -132,6 +125,30 @@ func (g *gather) deviceLists(ctx context.Context, pos, upto int64) error {
 // Synapse: the users the transaction is about), so that the bridge's
 // machine uploads more keys before they run out.
 func (g *gather) keyCounts(ctx context.Context, users map[string]bool) error {
+	return g.eachOwnDevice(ctx, users, func(u, deviceID string) error {
+		counts, err := g.e.o.Keys.OneTimeKeyCounts(ctx, u, deviceID)
+		if err != nil {
+			return err
+		}
+		fallback, err := g.e.o.Keys.UnusedFallbackKeyTypes(ctx, u, deviceID)
+		if err != nil {
+			return err
+		}
+		if g.txn.OTKCounts == nil {
+			g.txn.OTKCounts, g.txn.Fallback = otkCounts{}, fallbackKeys{}
+		}
+		if g.txn.OTKCounts[u] == nil {
+			g.txn.OTKCounts[u], g.txn.Fallback[u] = map[string]map[string]int{}, map[string][]string{}
+		}
+		g.txn.OTKCounts[u][deviceID] = counts
+		g.txn.Fallback[u][deviceID] = fallback
+		return nil
+	})
+}
+
+// eachOwnDevice calls fn for every device of the service's own users
+// among users (users of its namespaces on this server).
+func (g *gather) eachOwnDevice(ctx context.Context, users map[string]bool, fn func(user, deviceID string) error) error {
 	for u := range users {
 		lp := g.localpart(u)
 		if lp == "" || !g.reg.OwnsUser(u, g.e.o.Registry.ServerName) {
@@ -142,22 +159,9 @@ func (g *gather) keyCounts(ctx context.Context, users map[string]bool) error {
 			return err
 		}
 		for _, d := range list {
-			counts, err := g.e.o.Keys.OneTimeKeyCounts(ctx, u, d.DeviceID)
-			if err != nil {
+			if err := fn(u, d.DeviceID); err != nil {
 				return err
 			}
-			fallback, err := g.e.o.Keys.UnusedFallbackKeyTypes(ctx, u, d.DeviceID)
-			if err != nil {
-				return err
-			}
-			if g.txn.OTKCounts == nil {
-				g.txn.OTKCounts, g.txn.Fallback = otkCounts{}, fallbackKeys{}
-			}
-			if g.txn.OTKCounts[u] == nil {
-				g.txn.OTKCounts[u], g.txn.Fallback[u] = map[string]map[string]int{}, map[string][]string{}
-			}
-			g.txn.OTKCounts[u][d.DeviceID] = counts
-			g.txn.Fallback[u][d.DeviceID] = fallback
 		}
 	}
 	return nil

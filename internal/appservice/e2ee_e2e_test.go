@@ -33,6 +33,12 @@ type cryptoBridge struct {
 	bot  *mautrix.Client
 	mach *crypto.OlmMachine
 	ep   *mas.EventProcessor
+	// machMu serialises the machine's use: the event processor calls its
+	// handlers on goroutines of their own, and mautrix's OlmMachine and
+	// memory store are not safe against the test's own calls meanwhile
+	// (the race detector finds writes under read locks in mautrix). A
+	// bridge's crypto helper serialises them likewise.
+	machMu sync.Mutex
 
 	mu        sync.Mutex
 	encrypted []*event.Event
@@ -61,8 +67,29 @@ func startCryptoBridge(t *testing.T, b *bridge, hsURL string) *cryptoBridge {
 	if err := cb.mach.ShareKeys(ctx, -1); err != nil {
 		t.Fatalf("uploading the bot's keys: %v", err)
 	}
-	// As bridgev2's crypto helper in appservice mode.
-	cb.mach.AddAppserviceListener(cb.ep)
+	// The listeners of OlmMachine.AddAppserviceListener, as bridgev2's
+	// crypto helper in appservice mode registers them, each under machMu.
+	toDevice := func(ctx context.Context, evt *event.Event) {
+		cb.machMu.Lock()
+		defer cb.machMu.Unlock()
+		cb.mach.HandleToDeviceEvent(ctx, evt)
+	}
+	for _, typ := range []event.Type{event.ToDeviceEncrypted, event.ToDeviceRoomKeyRequest, event.ToDeviceRoomKeyWithheld,
+		event.ToDeviceBeeperRoomKeyAck, event.ToDeviceOrgMatrixRoomKeyWithheld, event.ToDeviceVerificationRequest,
+		event.ToDeviceVerificationStart, event.ToDeviceVerificationAccept, event.ToDeviceVerificationKey,
+		event.ToDeviceVerificationMAC, event.ToDeviceVerificationCancel} {
+		cb.ep.On(typ, toDevice)
+	}
+	cb.ep.OnOTK(func(ctx context.Context, c *mautrix.OTKCount) {
+		cb.machMu.Lock()
+		defer cb.machMu.Unlock()
+		cb.mach.HandleOTKCounts(ctx, c)
+	})
+	cb.ep.OnDeviceList(func(ctx context.Context, dl *mautrix.DeviceLists, since string) {
+		cb.machMu.Lock()
+		defer cb.machMu.Unlock()
+		cb.mach.HandleDeviceLists(ctx, dl, since)
+	})
 	cb.ep.On(event.EventEncrypted, func(_ context.Context, evt *event.Event) {
 		cb.mu.Lock()
 		defer cb.mu.Unlock()
@@ -117,7 +144,9 @@ func (cb *cryptoBridge) decrypt(t *testing.T, eventID id.EventID) *event.Event {
 		if evt == nil {
 			return false
 		}
+		cb.machMu.Lock()
 		out, lastErr = cb.mach.DecryptMegolmEvent(context.Background(), evt)
+		cb.machMu.Unlock()
 		if lastErr != nil && !errors.Is(lastErr, crypto.ErrNoSessionFound) {
 			t.Fatalf("the bridge decrypting %s: %v", eventID, lastErr)
 		}
@@ -197,12 +226,15 @@ func TestAppServiceEncryptedBridge(t *testing.T) {
 		// claims one of her one-time keys and sends her the room key.
 		bridgeSend := func(text string) id.EventID {
 			t.Helper()
-			if err := cb.mach.ShareGroupSession(ctx, roomID, []id.UserID{alice.UserID, botID}); err != nil {
-				t.Fatalf("the bot sharing its room key: %v", err)
+			cb.machMu.Lock()
+			err := cb.mach.ShareGroupSession(ctx, roomID, []id.UserID{alice.UserID, botID})
+			var content *event.EncryptedEventContent
+			if err == nil {
+				content, err = cb.mach.EncryptMegolmEvent(ctx, roomID, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
 			}
-			content, err := cb.mach.EncryptMegolmEvent(ctx, roomID, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
+			cb.machMu.Unlock()
 			if err != nil {
-				t.Fatalf("the bot encrypting: %v", err)
+				t.Fatalf("the bot sharing its room key or encrypting: %v", err)
 			}
 			resp, err := cb.bot.SendMessageEvent(ctx, roomID, event.EventEncrypted, content)
 			if err != nil {
@@ -218,7 +250,10 @@ func TestAppServiceEncryptedBridge(t *testing.T) {
 		// The bot cross-signs its device as mautrix's self_sign does, and
 		// resets its keys: no UIA for a service (MSC4190).
 		for i := range 2 {
-			if _, err := cb.mach.GenerateAndVerifyWithRecoveryKey(ctx); err != nil {
+			cb.machMu.Lock()
+			_, err := cb.mach.GenerateAndVerifyWithRecoveryKey(ctx)
+			cb.machMu.Unlock()
+			if err != nil {
 				t.Fatalf("cross-signing the bot's device (%d): %v", i, err)
 			}
 		}
@@ -238,6 +273,8 @@ func TestAppServiceEncryptedBridge(t *testing.T) {
 			return false
 		})
 		waitFor(t, "the bot's machine knowing the laptop", func() bool {
+			cb.machMu.Lock()
+			defer cb.machMu.Unlock()
 			devs, err := cb.mach.CryptoStore.GetDevices(ctx, alice.UserID)
 			return err == nil && devs[laptop.DeviceID] != nil
 		})

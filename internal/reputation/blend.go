@@ -267,12 +267,7 @@ func (b *Blender) LoadRules(roomID string, rules []StateRule) {
 	if old == nil {
 		return
 	}
-	f := newFeed(roomID, 0, false)
-	for _, r := range rules {
-		if _, ok := RuleTypes[r.Type]; ok {
-			f.set(ruleKey{r.Type, r.StateKey}, r.Content)
-		}
-	}
+	f := feedOf(roomID, rules)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cur := b.feeds[roomID]; cur != nil {
@@ -283,17 +278,24 @@ func (b *Blender) LoadRules(roomID string, rules []StateRule) {
 	}
 }
 
-// Succeed replaces a feed by its successor (its room upgraded) with the
-// successor's rules, keeping its weight and allow flag, in one step:
-// no check sees both feeds (which would count the weight twice) nor
-// neither. It reports false when oldRoom is not a feed.
-func (b *Blender) Succeed(oldRoom, newRoom string, rules []StateRule) bool {
-	f := newFeed(newRoom, 0, false)
+// feedOf builds a feed of a room's policy rules (weight and allow flag
+// are the subscription's, set by the caller).
+func feedOf(roomID string, rules []StateRule) *feed {
+	f := newFeed(roomID, 0, false)
 	for _, r := range rules {
 		if _, ok := RuleTypes[r.Type]; ok {
 			f.set(ruleKey{r.Type, r.StateKey}, r.Content)
 		}
 	}
+	return f
+}
+
+// Succeed replaces a feed by its successor (its room upgraded) with the
+// successor's rules, keeping its weight and allow flag, in one step:
+// no check sees both feeds (which would count the weight twice) nor
+// neither. It reports false when oldRoom is not a feed.
+func (b *Blender) Succeed(oldRoom, newRoom string, rules []StateRule) bool {
+	f := feedOf(newRoom, rules)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.feeds[oldRoom]

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -183,12 +184,8 @@ func copyTable(ctx context.Context, src, dst *DB, table string, progress CopyPro
 	}
 	last := time.Now()
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanValues(rows, len(cols))
+		if err != nil {
 			return TableCopy{}, err
 		}
 		for i, c := range cols {
@@ -244,17 +241,23 @@ func tableSum(ctx context.Context, db *DB, table string, cols []catalogColumn) (
 	defer rows.Close()
 	sum := newRowSum()
 	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
+		vals, err := scanValues(rows, len(cols))
+		if err != nil {
 			return nil, err
 		}
 		sum.add(vals)
 	}
 	return sum, rows.Err()
+}
+
+// scanValues reads the current row's n columns as the driver gives them.
+func scanValues(rows *sql.Rows, n int) ([]any, error) {
+	vals := make([]any, n)
+	ptrs := make([]any, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return vals, rows.Scan(ptrs...)
 }
 
 // forColumn converts a value read from one engine into what the other
