@@ -16,7 +16,7 @@ import (
 // extensions, which serve the user's own rooms.
 //
 // Synapse lets a room subscription reach any room the user has had a
-// membership in, and leaves world-readable rooms as a TODO
+// membership in, and does not yet serve world-readable rooms
 // (check_room_subscription_allowed_for_user); MSC4186 lets a client
 // subscribe to rooms it may peek into, which Myelin serves.
 const peek = "org.myelin.peek"
