@@ -30,6 +30,9 @@ func TestTimestampToEventStoresRemoteAnswer(t *testing.T) {
 		var ids []id.EventID
 		var ts []int64
 		for range 3 {
+			// A millisecond apart at least: messages sharing a timestamp
+			// would make "backwards from the second" the third.
+			time.Sleep(2 * time.Millisecond)
 			resp, err := alice.SendText(ctx, room, "old news")
 			if err != nil {
 				t.Fatal(err)
