@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -54,6 +55,16 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 
 	hs2.Stop()
 	queued := alice.SendText(roomID, "queued while hs2 is down")
+	// The federation sender queues the event from the stream in the
+	// background: wait for its row before the copy.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := hs1.Sender().Pending(ctx, "hs2.test"); err == nil && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hs1 never queued the message for hs2")
+		}
+	}
 	hs1.Stop()
 
 	// SQLite to PostgreSQL.
