@@ -78,12 +78,8 @@ func TestEDUsFromACLDeniedServerIgnored(t *testing.T) {
 			t.Fatalf("ACL event refused: %v", verdict)
 		}
 		testserver.SyncUntil(t, alice, "", "the ACL", func(r *mautrix.RespSync) bool {
-			for _, ev := range r.Rooms.Join[roomID].State.Events {
-				if ev.Type.Type == "m.room.server_acl" {
-					return true
-				}
-			}
-			for _, ev := range r.Rooms.Join[roomID].Timeline.Events {
+			state, timeline := testserver.JoinedEvents(r, roomID)
+			for _, ev := range append(state, timeline...) {
 				if ev.Type.Type == "m.room.server_acl" {
 					return true
 				}

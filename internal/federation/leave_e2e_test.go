@@ -180,7 +180,8 @@ func TestRedactEventNotReceived(t *testing.T) {
 			t.Fatalf("alice redacts an event her server never received: %v", err)
 		}
 		testserver.SyncUntil(t, bob, "", "alice's redaction of "+unknown.String(), func(resp *mautrix.RespSync) bool {
-			for _, ev := range resp.Rooms.Join[room].Timeline.Events {
+			_, timeline := testserver.JoinedEvents(resp, room)
+			for _, ev := range timeline {
 				if ev.ID == red.EventID && ev.Type == event.EventRedaction && ev.Redacts == unknown {
 					return true
 				}

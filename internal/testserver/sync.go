@@ -44,3 +44,14 @@ func Ephemeral(resp *mautrix.RespSync, roomID id.RoomID, typ event.Type) []*even
 	}
 	return out
 }
+
+// JoinedEvents are a joined room's state and timeline events in a /sync
+// response; a response without the room (an incremental sync that woke
+// for something else) has none.
+func JoinedEvents(resp *mautrix.RespSync, roomID id.RoomID) (state, timeline []*event.Event) {
+	room, ok := resp.Rooms.Join[roomID]
+	if !ok || room == nil {
+		return nil, nil
+	}
+	return room.State.Events, room.Timeline.Events
+}
