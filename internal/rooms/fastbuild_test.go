@@ -3,6 +3,7 @@ package rooms
 import (
 	"crypto/ed25519"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,10 @@ func TestFastBuildMatchesBuilder(t *testing.T) {
 		`{"body":"exp","n":1e3}`,
 		`{"\u00e9":"1","e":"2","~":"3","a":"4"}`,
 		`{"m.relates_to":{"rel_type":"m.annotation","event_id":"$x","key":"👍"}}`,
+		`{"a":1,"a":2}`,
+		`{"deep":[[[[[[{"x":[{}]}]]]]]],"t":true,"f":false,"z":null,"s":"\/"}`,
+		`{"body":"` + strings.Repeat("x", 65200) + `"}`,
+		`{"body":"` + strings.Repeat("y", 70000) + `"}`,
 		`not json`,
 		`[1,2]`,
 	}
@@ -93,3 +98,40 @@ func TestFastBuildMatchesBuilder(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// FuzzFastBuild: whatever content and type a client sends, fastBuild
+// declines or agrees with Build byte for byte.
+func FuzzFastBuild(f *testing.F) {
+	for _, seed := range []struct{ typ, content string }{
+		{"m.room.message", `{"msgtype":"m.text","body":"hi"}`},
+		{"m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$e","key":"x"}}`},
+		{"m.room.encrypted", `{"algorithm":"m.megolm.v1.aes-sha2","ciphertext":"AwgA"}`},
+		{"com.example", `{"n":-0,"u":"\ud800","e":"\u00e9"}`},
+	} {
+		f.Add(seed.typ, seed.content)
+	}
+	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	v, err := gomatrixserverlib.GetRoomVersion(gomatrixserverlib.RoomVersion("11"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, typ, content string) {
+		proto := gomatrixserverlib.ProtoEvent{SenderID: "@alice:example.org", RoomID: "!room:example.org", Type: typ,
+			Depth: 3, PrevEvents: []string{"$prev"}, Content: spec.RawJSON(content)}
+		eb := v.NewEventBuilderFromProtoEvent(&proto)
+		eb.AuthEvents = []string{"$create"}
+		copyEB := *eb
+		now := time.UnixMilli(1733580000123)
+		got, ok, gotErr := fastBuild(eb, v, now, "example.org", "ed25519:a", key)
+		if !ok {
+			return
+		}
+		want, wantErr := copyEB.Build(now, "example.org", "ed25519:a", key)
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("Build err %v, fastBuild err %v", wantErr, gotErr)
+		}
+		if wantErr == nil && (string(got.JSON()) != string(want.JSON()) || got.EventID() != want.EventID()) {
+			t.Fatalf("fast  %s %s\nbuild %s %s", got.EventID(), got.JSON(), want.EventID(), want.JSON())
+		}
+	})
+}
