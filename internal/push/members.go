@@ -2,13 +2,13 @@ package push
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
 
 // roomMembers are what evaluation needs of a room's members: the joined
@@ -18,15 +18,15 @@ type roomMembers struct {
 	joined int
 }
 
-// memberState are a room's joined members in one state snapshot. The
-// worker keeps the latest one per room so that the next snapshot's
-// members follow from the member events that differ between the two.
+// memberState are a room's members in one state snapshot. The worker
+// keeps the latest one per room so that the next snapshot's members
+// follow from the member events that differ between the two.
 type memberState struct {
 	snapshot int64
 	state    rooms.StateMap
-	// joinedNIDs are the member events of joined users, by user.
-	joinedNIDs map[string]int64
-	members    roomMembers
+	// localJoined are the joined local users, as a set.
+	localJoined map[string]bool
+	members     roomMembers
 }
 
 // members are the room's members an event is judged against: those of
@@ -45,72 +45,97 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 		// current members are the only answer there is.
 		return s.currentMembers(ctx, roomID)
 	}
-	prev, ok := s.memberCache.Get(roomID)
-	if ok && prev.snapshot == ev.StateAfter {
-		return prev.members, nil
-	}
 	state, err := s.rooms.StateAt(ctx, ev.StateAfter)
 	if err != nil {
 		return roomMembers{}, err
 	}
-	var base *memberState
-	if ok {
-		base = prev
+	// The same snapshot is the same state but for one thing: completing
+	// a partial-state room adds the missing state to its snapshots in
+	// place, and drops them from the engine's cache, whose next answer is
+	// a new map. A base of before that is still right for the map it
+	// holds (maps are never changed): what the completion added shows as
+	// a difference.
+	prev, _ := s.memberCache.Get(roomID)
+	if prev != nil && prev.snapshot == ev.StateAfter && sameMap(prev.state, state) {
+		return prev.members, nil
 	}
-	next, err := s.membersOf(ctx, ev.StateAfter, state, base)
+	next, err := s.membersOf(ctx, ev.StateAfter, state, prev)
 	if err != nil {
 		return roomMembers{}, err
 	}
-	s.memberCache.PutCost(roomID, next, len(next.joinedNIDs)+1)
+	s.memberCache.PutCost(roomID, next, len(next.localJoined)+1)
 	return next.members, nil
 }
 
-// membersOf works out the joined members of a state, from base's when
-// there is one (a state of the same room).
+// membersOf works out the members of a state, from base's when there
+// is one (a state of the same room): only the member events that differ
+// are loaded, the one each state holds, to tell who joined or stopped
+// being joined.
 func (s *Service) membersOf(ctx context.Context, snapshot int64, state rooms.StateMap, base *memberState) (*memberState, error) {
-	var changed []int64
-	joined := map[string]int64{}
-	if base == nil {
-		for k, nid := range state {
-			if k.Type == spec.MRoomMember {
-				changed = append(changed, nid)
-			}
-		}
-	} else {
-		joined = make(map[string]int64, len(base.joinedNIDs)+1)
-		for u, nid := range base.joinedNIDs {
-			joined[u] = nid
-		}
-		for k, nid := range state {
-			if k.Type == spec.MRoomMember && base.state[k] != nid {
-				delete(joined, k.StateKey)
-				changed = append(changed, nid)
-			}
-		}
-		// State resolution may leave a member out of a later state.
-		for k := range base.state {
-			if _, kept := state[k]; !kept && k.Type == spec.MRoomMember {
-				delete(joined, k.StateKey)
-			}
+	out := &memberState{snapshot: snapshot, state: state, localJoined: map[string]bool{}}
+	var before rooms.StateMap
+	if base != nil {
+		before = base.state
+		out.members.joined = base.members.joined
+		for u := range base.localJoined {
+			out.localJoined[u] = true
 		}
 	}
-	if len(changed) > 0 {
-		evs, err := s.rooms.EventsByNID(ctx, changed)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range evs {
-			if mem, _ := m.Membership(); mem == spec.Join && m.StateKey() != nil && state[roommodel.StateKey{Type: spec.MRoomMember, StateKey: *m.StateKey()}] == m.NID {
-				joined[*m.StateKey()] = m.NID
-			}
+	type change struct {
+		user     string
+		was, now int64
+	}
+	var changes []change
+	var nids []int64
+	for k, nid := range state {
+		if k.Type == spec.MRoomMember && before[k] != nid {
+			changes = append(changes, change{k.StateKey, before[k], nid})
+			nids = append(nids, before[k], nid)
 		}
 	}
-	out := &memberState{snapshot: snapshot, state: state, joinedNIDs: joined, members: roomMembers{joined: len(joined)}}
+	// State resolution may leave a member out of a later state.
+	for k, nid := range before {
+		if _, kept := state[k]; !kept && k.Type == spec.MRoomMember {
+			changes = append(changes, change{k.StateKey, nid, 0})
+			nids = append(nids, nid)
+		}
+	}
+	if len(changes) == 0 {
+		if base != nil {
+			out.members.local = base.members.local
+		}
+		return out, nil
+	}
+	evs, err := s.rooms.EventsByNID(ctx, slices.DeleteFunc(nids, func(n int64) bool { return n == 0 }))
+	if err != nil {
+		return nil, err
+	}
+	joinedBy := make(map[int64]bool, len(evs))
+	for _, ev := range evs {
+		m, _ := ev.Membership()
+		joinedBy[ev.NID] = m == spec.Join
+	}
 	local := ":" + s.opts.ServerName
-	for u := range joined {
-		if strings.HasSuffix(u, local) {
-			out.members.local = append(out.members.local, u)
+	for _, c := range changes {
+		was, now := joinedBy[c.was], joinedBy[c.now]
+		if was == now {
+			continue
 		}
+		if now {
+			out.members.joined++
+		} else {
+			out.members.joined--
+		}
+		if strings.HasSuffix(c.user, local) {
+			if now {
+				out.localJoined[c.user] = true
+			} else {
+				delete(out.localJoined, c.user)
+			}
+		}
+	}
+	for u := range out.localJoined {
+		out.members.local = append(out.members.local, u)
 	}
 	// In a stable order, as the store lists them: notifications are
 	// stored and delivered in it.
@@ -132,4 +157,9 @@ func (s *Service) currentMembers(ctx context.Context, roomID string) (roomMember
 		}
 	}
 	return m, nil
+}
+
+// sameMap reports whether a and b are the one map.
+func sameMap(a, b rooms.StateMap) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
