@@ -165,47 +165,6 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 	return nil
 }
 
-// roomMembers are what evaluation needs of a room's members: the joined
-// local users, and how many are joined in all (room_member_count), as
-// of stream position asOf.
-type roomMembers struct {
-	local  []string
-	joined int
-	asOf   int64
-}
-
-// members returns a room's members, from the cache the worker keeps: a
-// message in a busy room would otherwise query them for every event. An
-// entry serves while the engine reports no membership change anywhere
-// since it was loaded (which covers changes made by state resolution),
-// and a state event of the room drops it, so that the event's own
-// evaluation and the next ones see the room's current members, as an
-// uncached query would.
-func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
-	roomID := ev.RoomID().String()
-	if ev.StateKey() != nil {
-		s.memberCache.Remove(roomID)
-	} else if m, ok := s.memberCache.Get(roomID); ok && s.rooms.MembershipsUnchangedSince(m.asOf) {
-		return m, nil
-	}
-	m := roomMembers{asOf: s.stream.Current()}
-	all, err := s.store.JoinedMembers(ctx, roomID)
-	if err != nil {
-		return roomMembers{}, err
-	}
-	local := ":" + s.opts.ServerName
-	m.joined = len(all)
-	for _, u := range all {
-		if strings.HasSuffix(u, local) {
-			m.local = append(m.local, u)
-		}
-	}
-	if ev.StateKey() == nil {
-		s.memberCache.PutCost(roomID, m, len(m.local)+1)
-	}
-	return m, nil
-}
-
 // recipients are the local users an event may notify: the room's joined
 // local members but the sender, and a local user it invites (Synapse's
 // bulk push rule evaluator does the same).
