@@ -57,6 +57,10 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 	var sharedJSON string
 	var shared pushrules.PushActionArray
 	sharedDone := false
+	// In a room of ordinary messages nearly every member is notified:
+	// growing the slices member by member copied them several times.
+	out.notes = make([]store.PushNotification, 0, len(users))
+	out.actionsOf = make([]pushrules.PushActionArray, 0, len(users))
 	for _, u := range users {
 		ignored, err := s.accountData.IgnoredUsers(ctx, u)
 		if err != nil {
@@ -118,7 +122,11 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 // (one per event made push the busiest writer of a busy room), then
 // wakes the users and hands the notifications to the pushers.
 func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
-	var all []store.PushNotification
+	total := 0
+	for _, e := range batch {
+		total += len(e.notes)
+	}
+	all := make([]store.PushNotification, 0, total)
 	for _, e := range batch {
 		all = append(all, e.notes...)
 	}
