@@ -265,24 +265,28 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 			nids = append(nids, n)
 		}
 	}
-	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	// The events are passed on as stored, not parsed (issue 14): at
+	// tens of thousands of state events parsing them was most of a join.
+	evs, err := a.d.Rooms.EventJSONByNID(ctx, nids)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := a.d.Rooms.AuthChain(ctx, append(evs, join))
-	if err != nil {
-		return nil, err
-	}
+	var authIDs []string
 	stateJSON := make([]json.RawMessage, 0, len(evs))
 	inState := make(map[string]bool, len(evs))
 	for _, ev := range evs {
-		stateJSON = append(stateJSON, ev.JSON())
-		inState[ev.EventID()] = true
+		stateJSON = append(stateJSON, ev.JSON)
+		inState[ev.ID] = true
+		authIDs = append(authIDs, ev.AuthEventIDs()...)
+	}
+	chain, err := a.d.Rooms.AuthChainJSON(ctx, append(authIDs, join.AuthEventIDs()...))
+	if err != nil {
+		return nil, err
 	}
 	chainJSON := make([]json.RawMessage, 0, len(chain))
 	for _, ev := range chain {
-		if !omitMembers || !inState[ev.EventID()] {
-			chainJSON = append(chainJSON, ev.JSON())
+		if !omitMembers || !inState[ev.ID] {
+			chainJSON = append(chainJSON, ev.JSON)
 		}
 	}
 	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}

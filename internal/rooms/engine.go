@@ -36,6 +36,8 @@ type Store interface {
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
+	EventJSONByNID(ctx context.Context, nids []int64) ([]store.EventJSONRow, error)
+	EventJSONByID(ctx context.Context, ids []string) ([]store.EventJSONRow, error)
 	EventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	AcceptedEventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	MaxStreamPos(ctx context.Context) (int64, error)

@@ -1,0 +1,278 @@
+package federation
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/rooms"
+	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+// TestSendJoinAnswerFromStoredJSON: the send_join answer served from the
+// stored JSON (issue 14) is the one the parsed events gave, with and
+// without omit_members, in a room whose state holds outliers (as a room
+// joined over federation does), a redacted state event and a redacted
+// member event (served redacted), beside a rejected event, with no name
+// (so that omit_members keeps the heroes).
+func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dbURL, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		stream, err := rooms.OpenStream(ctx, db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, priv, _ := ed25519.GenerateKey(nil)
+		e := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
+		r := newImportedRoom(t, e)
+
+		// A redacted state event and a redacted membership, a rejected
+		// event, then c.test's join, which the answer is for.
+		topic := r.send(t, "@owner:b.test", spec.MRoomTopic, strPtr(""), map[string]any{"topic": "secret topic"})
+		member := r.send(t, "@m2:b.test", spec.MRoomMember, strPtr("@m2:b.test"), map[string]any{"membership": "join", "displayname": "Secret Name"})
+		for _, target := range []string{topic.EventID(), member.EventID()} {
+			if _, err := e.Send(ctx, rooms.SendRequest{RoomID: r.id, Sender: "@local:a.test", Type: spec.MRoomRedaction, Redacts: target,
+				Content: map[string]any{}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ev, err := e.Event(ctx, topic.EventID()); err != nil || ev.RedactedBy == "" {
+			t.Fatalf("topic not redacted: %+v %v", ev, err)
+		}
+		rejected, err := e.Receive(ctx, r.build(t, "@m1:b.test", spec.MRoomPowerLevels, strPtr(""), map[string]any{"users": map[string]int{"@m1:b.test": 100}}))
+		if err != nil || rejected.Status != roommodel.Rejected {
+			t.Fatalf("m1's power levels: %+v %v", rejected, err)
+		}
+		join, err := e.ReceiveOnBehalf(ctx, r.build(t, "@joiner:c.test", spec.MRoomMember, strPtr("@joiner:c.test"), map[string]any{"membership": "join"}), "c.test")
+		if err != nil || join.Status != roommodel.Accepted {
+			t.Fatalf("joiner's join: %+v %v", join, err)
+		}
+
+		a := &API{d: Deps{ServerName: "a.test", Rooms: e}}
+		for _, omit := range []bool{false, true} {
+			t.Run(fmt.Sprintf("omit_members=%v", omit), func(t *testing.T) {
+				// Both from the store: the old build fills the cache.
+				got, err := a.sendJoinResponse(ctx, join, omit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := sendJoinResponseParsed(ctx, a, join, omit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gotJSON, wantJSON := normalisedAnswer(t, got), normalisedAnswer(t, want)
+				if !bytes.Equal(gotJSON, wantJSON) {
+					t.Errorf("answer from stored JSON:\n%s\nwant (parsed events):\n%s", gotJSON, wantJSON)
+				}
+				if bytes.Contains(gotJSON, []byte("secret topic")) || bytes.Contains(gotJSON, []byte("Secret Name")) {
+					t.Errorf("a redacted event is served with its content: %s", gotJSON)
+				}
+				if !bytes.Contains(gotJSON, []byte(`"type": "m.room.topic"`)) {
+					t.Errorf("the redacted topic is not in the answer: %s", gotJSON)
+				}
+			})
+		}
+	})
+}
+
+// sendJoinResponseParsed is the send_join answer as it was built before
+// issue 14: every event parsed (EventsByNID, AuthChain).
+func sendJoinResponseParsed(ctx context.Context, a *API, join *rooms.Event, omitMembers bool) (any, error) {
+	state, err := a.d.Rooms.StateBefore(ctx, join)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	if omitMembers {
+		if keep, err = a.keptMembers(ctx, state, join); err != nil {
+			return nil, err
+		}
+	}
+	nids := make([]int64, 0, len(state))
+	for k, n := range state {
+		if !omitMembers || k.Type != spec.MRoomMember || keep[k.StateKey] {
+			nids = append(nids, n)
+		}
+	}
+	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := a.d.Rooms.AuthChain(ctx, append(evs, join))
+	if err != nil {
+		return nil, err
+	}
+	stateJSON := make([]json.RawMessage, 0, len(evs))
+	inState := make(map[string]bool, len(evs))
+	for _, ev := range evs {
+		stateJSON = append(stateJSON, ev.JSON())
+		inState[ev.EventID()] = true
+	}
+	chainJSON := make([]json.RawMessage, 0, len(chain))
+	for _, ev := range chain {
+		if !omitMembers || !inState[ev.EventID()] {
+			chainJSON = append(chainJSON, ev.JSON())
+		}
+	}
+	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}
+	if omitMembers {
+		current, err := a.d.Rooms.CurrentState(ctx, join.RoomID().String())
+		if err != nil {
+			return nil, err
+		}
+		servers, err := a.d.Rooms.ServersInRoom(ctx, current)
+		if err != nil {
+			return nil, err
+		}
+		resp["members_omitted"], resp["servers_in_room"] = true, servers
+	}
+	return resp, nil
+}
+
+// normalisedAnswer marshals an answer as it goes on the wire, its lists
+// sorted (the spec gives them no order; the state comes from a map).
+func normalisedAnswer(t *testing.T, answer any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"state", "auth_chain", "servers_in_room"} {
+		list, _ := m[k].([]any)
+		if list == nil && k != "servers_in_room" {
+			t.Fatalf("answer without %s: %s", k, raw)
+		}
+		slices.SortFunc(list, func(x, y any) int {
+			bx, _ := json.Marshal(x)
+			by, _ := json.Marshal(y)
+			return bytes.Compare(bx, by)
+		})
+	}
+	out, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func strPtr(s string) *string { return &s }
+
+// importedRoom is a room of b.test that a.test joined through
+// send_join: its state and auth chain are outliers.
+type importedRoom struct {
+	e     *rooms.Engine
+	id    string
+	v     gomatrixserverlib.IRoomVersion
+	key   ed25519.PrivateKey
+	depth int64
+}
+
+// newImportedRoom imports a room of b.test (version 10, no name) with
+// two members of b.test besides its owner; @local:a.test joins it with
+// power 100.
+func newImportedRoom(t *testing.T, e *rooms.Engine) *importedRoom {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(nil)
+	r := &importedRoom{e: e, id: "!imported:b.test", v: gomatrixserverlib.MustGetRoomVersion(gomatrixserverlib.RoomVersionV10), key: key}
+	var prev string
+	build := func(sender, typ string, stateKey *string, content any, auth ...string) gomatrixserverlib.PDU {
+		raw, _ := json.Marshal(content)
+		r.depth++
+		proto := &gomatrixserverlib.ProtoEvent{SenderID: sender, RoomID: r.id, Type: typ, StateKey: stateKey, Depth: r.depth,
+			Content: raw, AuthEvents: append([]string{}, auth...), PrevEvents: []string{}}
+		if prev != "" {
+			proto.PrevEvents = []string{prev}
+		}
+		pdu, err := r.v.NewEventBuilderFromProtoEvent(proto).Build(time.Now(), spec.ServerName("b.test"), "ed25519:b", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = pdu.EventID()
+		return pdu
+	}
+	owner := "@owner:b.test"
+	create := build(owner, spec.MRoomCreate, strPtr(""), map[string]any{"creator": owner, "room_version": "10"})
+	ownerJoin := build(owner, spec.MRoomMember, strPtr(owner), map[string]any{"membership": "join"}, create.EventID())
+	power := build(owner, spec.MRoomPowerLevels, strPtr(""), map[string]any{"users": map[string]int{owner: 100, "@local:a.test": 100}},
+		create.EventID(), ownerJoin.EventID())
+	base := []string{create.EventID(), power.EventID()}
+	rules := build(owner, spec.MRoomJoinRules, strPtr(""), map[string]any{"join_rule": "public"}, append(base, ownerJoin.EventID())...)
+	state := []gomatrixserverlib.PDU{create, ownerJoin, power, rules}
+	for _, m := range []string{"@m1:b.test", "@m2:b.test"} {
+		state = append(state, build(m, spec.MRoomMember, strPtr(m), map[string]any{"membership": "join"}, append(base, rules.EventID())...))
+	}
+	join := build("@local:a.test", spec.MRoomMember, strPtr("@local:a.test"), map[string]any{"membership": "join"}, append(base, rules.EventID())...)
+	if _, err := e.ImportJoin(context.Background(), join, state, nil); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// build makes an event of b.test's (or c.test's: the key is the test's)
+// on the room's head with the auth events the spec selects from the
+// current state.
+func (r *importedRoom) build(t *testing.T, sender, typ string, stateKey *string, content any) gomatrixserverlib.PDU {
+	t.Helper()
+	ctx := context.Background()
+	prevs, depth, err := r.e.Extremities(ctx, r.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := r.e.CurrentState(ctx, r.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: sender}}
+	if typ == spec.MRoomMember {
+		keys = append(keys, roommodel.StateKey{Type: spec.MRoomJoinRules})
+	}
+	evs, err := r.e.StateEvents(ctx, current, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auth []string
+	for _, k := range keys {
+		if ev, ok := evs[k]; ok {
+			auth = append(auth, ev.EventID())
+		}
+	}
+	raw, _ := json.Marshal(content)
+	server, _ := spec.NewUserID(sender, true)
+	pdu, err := r.v.NewEventBuilderFromProtoEvent(&gomatrixserverlib.ProtoEvent{SenderID: sender, RoomID: r.id, Type: typ,
+		StateKey: stateKey, Depth: depth + 1, Content: raw, AuthEvents: auth, PrevEvents: prevs}).
+		Build(time.Now(), server.Domain(), "ed25519:b", r.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pdu
+}
+
+// send receives an event of b.test's that must be accepted.
+func (r *importedRoom) send(t *testing.T, sender, typ string, stateKey *string, content any) *rooms.Event {
+	t.Helper()
+	ev, err := r.e.Receive(context.Background(), r.build(t, sender, typ, stateKey, content))
+	if err != nil || ev.Status != roommodel.Accepted {
+		t.Fatalf("%s's %s: %+v %v", sender, typ, ev, err)
+	}
+	return ev
+}
