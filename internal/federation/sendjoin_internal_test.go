@@ -14,6 +14,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/httpapi"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -24,8 +25,10 @@ import (
 // stored JSON (issue 14) is the one the parsed events gave, with and
 // without omit_members, in a room whose state holds outliers (as a room
 // joined over federation does), a redacted state event and a redacted
-// member event (served redacted), beside a rejected event, with no name
-// (so that omit_members keeps the heroes).
+// member event (served redacted), beside a rejected event and a member
+// who left, with no name (so that omit_members keeps the heroes); and
+// its "event" is the join itself, not the base64 string of its JSON the
+// old answer sent.
 func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
@@ -55,6 +58,7 @@ func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
 		if ev, err := e.Event(ctx, topic.EventID()); err != nil || ev.RedactedBy == "" {
 			t.Fatalf("topic not redacted: %+v %v", ev, err)
 		}
+		r.send(t, "@m1:b.test", spec.MRoomMember, strPtr("@m1:b.test"), map[string]any{"membership": "leave"})
 		rejected, err := e.Receive(ctx, r.build(t, "@m1:b.test", spec.MRoomPowerLevels, strPtr(""), map[string]any{"users": map[string]int{"@m1:b.test": 100}}))
 		if err != nil || rejected.Status != roommodel.Rejected {
 			t.Fatalf("m1's power levels: %+v %v", rejected, err)
@@ -83,6 +87,15 @@ func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
 				if bytes.Contains(gotJSON, []byte("secret topic")) || bytes.Contains(gotJSON, []byte("Secret Name")) {
 					t.Errorf("a redacted event is served with its content: %s", gotJSON)
 				}
+				if n := bytes.Count(gotJSON, []byte(`"type": "m.room.member"`)); omit && n > 8 || !omit && n < 11 {
+					t.Errorf("omit_members %v: %d member events in the answer", omit, n)
+				}
+				var answer struct {
+					Event json.RawMessage `json:"event"`
+				}
+				if err := json.Unmarshal(got.(httpapi.RawJSON), &answer); err != nil || !bytes.Equal(answer.Event, join.JSON()) {
+					t.Errorf("the answer's event is %s, want the join %s (%v)", answer.Event, join.JSON(), err)
+				}
 				if !bytes.Contains(gotJSON, []byte(`"type": "m.room.topic"`)) {
 					t.Errorf("the redacted topic is not in the answer: %s", gotJSON)
 				}
@@ -100,7 +113,7 @@ func sendJoinResponseParsed(ctx context.Context, a *API, join *rooms.Event, omit
 	}
 	keep := map[string]bool{}
 	if omitMembers {
-		if keep, err = a.keptMembers(ctx, state, join); err != nil {
+		if keep, err = keptMembersParsed(ctx, a, state, join); err != nil {
 			return nil, err
 		}
 	}
@@ -130,19 +143,69 @@ func sendJoinResponseParsed(ctx context.Context, a *API, join *rooms.Event, omit
 			chainJSON = append(chainJSON, ev.JSON())
 		}
 	}
-	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}
+	// The old answer had "event": join.JSON(), a []byte, which
+	// encoding/json sends as a base64 string, not the event; the new one
+	// sends the event, as the spec (and a restricted join's countersigned
+	// copy) needs.
+	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": json.RawMessage(join.JSON())}
 	if omitMembers {
 		current, err := a.d.Rooms.CurrentState(ctx, join.RoomID().String())
 		if err != nil {
 			return nil, err
 		}
-		servers, err := a.d.Rooms.ServersInRoom(ctx, current)
+		members, err := a.d.Rooms.Members(ctx, current)
 		if err != nil {
 			return nil, err
+		}
+		seen := map[string]bool{}
+		var servers []string
+		for _, m := range members {
+			if ms, _ := m.Membership(); ms == spec.Join {
+				if uid, err := spec.NewUserID(*m.StateKey(), true); err == nil && !seen[string(uid.Domain())] {
+					seen[string(uid.Domain())] = true
+					servers = append(servers, string(uid.Domain()))
+				}
+			}
 		}
 		resp["members_omitted"], resp["servers_in_room"] = true, servers
 	}
 	return resp, nil
+}
+
+// keptMembersParsed is keptMembers as it was before issue 14, the
+// memberships read from the parsed events.
+func keptMembersParsed(ctx context.Context, a *API, state rooms.StateMap, join *rooms.Event) (map[string]bool, error) {
+	keep := map[string]bool{string(join.SenderID()): true}
+	var c struct {
+		Via string `json:"join_authorised_via_users_server"`
+	}
+	if json.Unmarshal(join.Content(), &c) == nil && c.Via != "" {
+		keep[c.Via] = true
+	}
+	_, named := state[roommodel.StateKey{Type: spec.MRoomName}]
+	_, aliased := state[roommodel.StateKey{Type: spec.MRoomCanonicalAlias}]
+	if named || aliased {
+		return keep, nil
+	}
+	var nids []int64
+	for k, n := range state {
+		if k.Type == spec.MRoomMember {
+			nids = append(nids, n)
+		}
+	}
+	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	members := make(map[string]string, len(evs))
+	for _, ev := range evs {
+		m, _ := ev.Membership()
+		members[*ev.StateKey()] = m
+	}
+	for _, h := range rooms.Heroes(members, string(join.SenderID())) {
+		keep[h] = true
+	}
+	return keep, nil
 }
 
 // normalisedAnswer marshals an answer as it goes on the wire, its lists
@@ -188,8 +251,8 @@ type importedRoom struct {
 }
 
 // newImportedRoom imports a room of b.test (version 10, no name) with
-// two members of b.test besides its owner; @local:a.test joins it with
-// power 100.
+// eight members of b.test besides its owner (more than the heroes of
+// its summary); @local:a.test joins it with power 100.
 func newImportedRoom(t *testing.T, e *rooms.Engine) *importedRoom {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
@@ -218,7 +281,8 @@ func newImportedRoom(t *testing.T, e *rooms.Engine) *importedRoom {
 	base := []string{create.EventID(), power.EventID()}
 	rules := build(owner, spec.MRoomJoinRules, strPtr(""), map[string]any{"join_rule": "public"}, append(base, ownerJoin.EventID())...)
 	state := []gomatrixserverlib.PDU{create, ownerJoin, power, rules}
-	for _, m := range []string{"@m1:b.test", "@m2:b.test"} {
+	for i := 1; i <= 8; i++ {
+		m := fmt.Sprintf("@m%d:b.test", i)
 		state = append(state, build(m, spec.MRoomMember, strPtr(m), map[string]any{"membership": "join"}, append(base, rules.EventID())...))
 	}
 	join := build("@local:a.test", spec.MRoomMember, strPtr("@local:a.test"), map[string]any{"membership": "join"}, append(base, rules.EventID())...)
@@ -243,7 +307,7 @@ func (r *importedRoom) build(t *testing.T, sender, typ string, stateKey *string,
 		t.Fatal(err)
 	}
 	keys := []roommodel.StateKey{{Type: spec.MRoomCreate}, {Type: spec.MRoomPowerLevels}, {Type: spec.MRoomMember, StateKey: sender}}
-	if typ == spec.MRoomMember {
+	if m, _ := content.(map[string]any)["membership"]; m == spec.Join {
 		keys = append(keys, roommodel.StateKey{Type: spec.MRoomJoinRules})
 	}
 	evs, err := r.e.StateEvents(ctx, current, keys...)

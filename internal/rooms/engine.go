@@ -38,6 +38,7 @@ type Store interface {
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
 	EventJSONByNID(ctx context.Context, nids []int64) ([]store.EventJSONRow, error)
 	EventJSONByID(ctx context.Context, ids []string) ([]store.EventJSONRow, error)
+	MembershipsByNID(ctx context.Context, nids []int64) (map[int64]string, error)
 	EventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	AcceptedEventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	MaxStreamPos(ctx context.Context) (int64, error)

@@ -3,6 +3,7 @@ package rooms
 import (
 	"bytes"
 	"context"
+	"maps"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -15,7 +16,8 @@ import (
 // parsed events give (EventsByNID, AuthChain), in every room version:
 // redacted events (a message, a state event) served redacted, before and
 // after their stored JSON is pruned, rejected events as stored, and the
-// auth chain in the same breadth-first order.
+// auth chain in the same breadth-first order; and the memberships read
+// from the stored column are those of the parsed member events.
 func TestEventJSONMatchesParsed(t *testing.T) {
 	// Not in parallel: PruneRedactions prunes the whole database.
 	eachVersionOpt(t, false, func(t *testing.T, env *authEnv) {
@@ -36,7 +38,8 @@ func TestEventJSONMatchesParsed(t *testing.T) {
 		if err != nil || rejected.Status != roommodel.Rejected {
 			t.Fatalf("rob's power levels: %+v %v", rejected, err)
 		}
-		evs = append(evs, topic, ritas, kept, rejected)
+		left := r.mustRecv(userRita, spec.MRoomMember, strp(userRita), map[string]any{"membership": spec.Leave})
+		evs = append(evs, topic, ritas, kept, rejected, left)
 
 		compare := func(t *testing.T, e *Engine) {
 			t.Helper()
@@ -80,6 +83,26 @@ func TestEventJSONMatchesParsed(t *testing.T) {
 				t.Fatal("empty auth chain")
 			}
 			sameEvents(t, "auth chain", chain, rawChain)
+
+			current, err := e.CurrentState(ctx, r.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			members, err := e.Members(ctx, current)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{}
+			for _, m := range members {
+				want[*m.StateKey()], _ = m.Membership()
+			}
+			got, err := e.Memberships(ctx, current)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, want) || want[userRita] != spec.Leave {
+				t.Errorf("Memberships = %v, want %v", got, want)
+			}
 		}
 		t.Run("cached", func(t *testing.T) { compare(t, env.e) })
 		t.Run("stored", func(t *testing.T) { compare(t, env.freshEngine()) })
