@@ -6,11 +6,17 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
+	"github.com/matrix-org/gomatrixserverlib/fclient"
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/bus"
@@ -28,7 +34,8 @@ import (
 // member event (served redacted), beside a rejected event and a member
 // who left, with no name (so that omit_members keeps the heroes); and
 // its "event" is the join itself, not the base64 string of its JSON the
-// old answer sent.
+// old answer sent. /state, /state_ids and /event_auth, which share the
+// path, likewise.
 func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
@@ -100,6 +107,54 @@ func TestSendJoinAnswerFromStoredJSON(t *testing.T) {
 					t.Errorf("the redacted topic is not in the answer: %s", gotJSON)
 				}
 			})
+		}
+
+		// /state, /state_ids and /event_auth at the join share the path.
+		req := func(path string) *Request {
+			hr := httptest.NewRequest(http.MethodGet, path, nil)
+			hr.SetPathValue("roomId", r.id)
+			hr.SetPathValue("eventId", join.EventID())
+			return &Request{Request: hr, Origin: "b.test"}
+		}
+		stateURL := "/_matrix/federation/v1/state/" + url.PathEscape(r.id) + "?event_id=" + url.QueryEscape(join.EventID())
+		before, err := e.StateBefore(ctx, join)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey, err := e.StateEvents(ctx, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := slices.SortedFunc(maps.Values(byKey), func(x, y *rooms.Event) int { return int(x.NID - y.NID) })
+		chain, err := e.AuthChain(ctx, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joinChain, err := e.AuthChain(ctx, []*rooms.Event{join})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			get  func(*Request) (any, error)
+			want any
+		}{
+			{"state", a.getState, fclient.RespState{StateEvents: parsedJSONs(state), AuthEvents: parsedJSONs(chain)}},
+			{"state_ids", a.getStateIDs, fclient.RespStateIDs{StateEventIDs: parsedIDs(state), AuthEventIDs: parsedIDs(chain)}},
+			{"event_auth", a.getEventAuth, fclient.RespEventAuth{AuthEvents: parsedJSONs(joinChain)}},
+		} {
+			got, err := c.get(req(stateURL))
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			gotJSON, err := json.Marshal(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantJSON, _ := json.Marshal(c.want)
+			if !jsonEqual(gotJSON, wantJSON) {
+				t.Errorf("%s from stored JSON:\n%s\nwant (parsed events):\n%s", c.name, gotJSON, wantJSON)
+			}
 		}
 	})
 }
@@ -239,6 +294,31 @@ func normalisedAnswer(t *testing.T, answer any) []byte {
 }
 
 func strPtr(s string) *string { return &s }
+
+func parsedJSONs(evs []*rooms.Event) gomatrixserverlib.EventJSONs {
+	out := make(gomatrixserverlib.EventJSONs, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.JSON()
+	}
+	return out
+}
+
+func parsedIDs(evs []*rooms.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.EventID()
+	}
+	return out
+}
+
+// jsonEqual compares two JSON texts as values, in their own order.
+func jsonEqual(x, y []byte) bool {
+	var vx, vy any
+	if json.Unmarshal(x, &vx) != nil || json.Unmarshal(y, &vy) != nil {
+		return false
+	}
+	return reflect.DeepEqual(vx, vy)
+}
 
 // importedRoom is a room of b.test that a.test joined through
 // send_join: its state and auth chain are outliers.
