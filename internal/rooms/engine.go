@@ -171,6 +171,9 @@ type Engine struct {
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
+	// servers are the servers with joined members in a room's current
+	// state, by its snapshot (ServerInRoom; servers.go).
+	servers *cache.LRU[int64, []string]
 }
 
 // StateMap is a room state: state key to event NID. Maps handed out by
@@ -217,6 +220,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
 		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheSize)),
+		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }
 

@@ -125,3 +125,31 @@ func sameEvents(t *testing.T, what string, want []*Event, got []RawEvent) {
 		}
 	}
 }
+
+// TestServerInRoomFollowsState: ServerInRoom, kept per snapshot of the
+// current state, changes with the state: a server is in the room while
+// one of its users is joined, out when the last leaves, in again when
+// one comes back.
+func TestServerInRoomFollowsState(t *testing.T) {
+	eachVersion(t, func(t *testing.T, env *authEnv) {
+		ctx := context.Background()
+		r := env.room(t, roomSpec{remote: []string{userRob}})
+		in := func(want bool, when string) {
+			t.Helper()
+			for range 2 { // computed, then kept
+				got, err := env.e.ServerInRoom(ctx, r.id, "b.test")
+				if err != nil || got != want {
+					t.Fatalf("%s: b.test in the room %v (%v), want %v", when, got, err, want)
+				}
+			}
+		}
+		in(true, "rob joined")
+		r.mustRecv(userRob, spec.MRoomMember, strp(userRob), map[string]any{"membership": spec.Leave})
+		in(false, "rob left")
+		r.mustRecv(userRob, spec.MRoomMember, strp(userRob), map[string]any{"membership": spec.Join})
+		in(true, "rob back")
+		if _, err := env.e.ServerInRoom(ctx, "!unknown:a.test", "b.test"); err == nil {
+			t.Error("ServerInRoom of an unknown room: no error")
+		}
+	})
+}

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 // What the engine answers about other servers: whether a room's server
@@ -124,22 +127,34 @@ func (e *Engine) Memberships(ctx context.Context, state StateMap) (map[string]st
 	return out, nil
 }
 
-// ServerInRoom reports whether a server has a joined member in a room now.
+// serversCacheSize bounds the rooms whose current servers are kept.
+const serversCacheSize = 1024
+
+// ServerInRoom reports whether a server has a joined member in a room
+// now. Every request another server makes about a room asks it, and in
+// a room of 10,000 members each reads 10,000 memberships (a make_join
+// and send_join pair, two): the answer is kept per snapshot of the
+// room's current state, which any change of state replaces.
 func (e *Engine) ServerInRoom(ctx context.Context, roomID, serverName string) (bool, error) {
-	state, err := e.CurrentState(ctx, roomID)
+	h, err := e.lockRoom(ctx, roomID)
 	if err != nil {
 		return false, err
 	}
-	servers, err := e.ServersInRoom(ctx, state)
-	if err != nil {
-		return false, err
+	known, state, snapshot := h.version != nil, h.state, h.snapshot
+	e.unlockRoom(h)
+	if !known {
+		return false, mxerr.NotFound("Unknown room")
 	}
-	for _, s := range servers {
-		if s == serverName {
-			return true, nil
+	servers, ok := e.servers.Get(snapshot)
+	if !ok || snapshot == 0 {
+		if servers, err = e.ServersInRoom(ctx, state); err != nil {
+			return false, err
+		}
+		if snapshot != 0 {
+			e.servers.PutCost(snapshot, servers, 1)
 		}
 	}
-	return false, nil
+	return slices.Contains(servers, serverName), nil
 }
 
 // AuthChain returns the transitive auth events of evs (not evs themselves).
