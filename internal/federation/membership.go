@@ -292,11 +292,7 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 	}
 	var servers []string
 	if omitMembers {
-		current, err := a.d.Rooms.CurrentState(ctx, join.RoomID().String())
-		if err != nil {
-			return nil, err
-		}
-		if servers, err = a.d.Rooms.ServersInRoom(ctx, current); err != nil {
+		if servers, err = a.d.Rooms.CurrentServers(ctx, join.RoomID().String()); err != nil {
 			return nil, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"slices"
 	"testing"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -126,8 +127,8 @@ func sameEvents(t *testing.T, what string, want []*Event, got []RawEvent) {
 	}
 }
 
-// TestServerInRoomFollowsState: ServerInRoom, kept per snapshot of the
-// current state, changes with the state: a server is in the room while
+// TestServerInRoomFollowsState: ServerInRoom and CurrentServers, kept
+// per snapshot of the current state, change with the state: a server is in the room while
 // one of its users is joined, out when the last leaves, in again when
 // one comes back.
 func TestServerInRoomFollowsState(t *testing.T) {
@@ -141,6 +142,11 @@ func TestServerInRoomFollowsState(t *testing.T) {
 				if err != nil || got != want {
 					t.Fatalf("%s: b.test in the room %v (%v), want %v", when, got, err, want)
 				}
+				servers, err := env.e.CurrentServers(ctx, r.id)
+				if err != nil || slices.Contains(servers, "b.test") != want || !slices.Contains(servers, "a.test") {
+					t.Fatalf("%s: CurrentServers %v (%v)", when, servers, err)
+				}
+				servers[0] = "scribbled.test" // a copy: the kept list is not touched
 			}
 		}
 		in(true, "rob joined")

@@ -131,30 +131,47 @@ func (e *Engine) Memberships(ctx context.Context, state StateMap) (map[string]st
 const serversCacheSize = 1024
 
 // ServerInRoom reports whether a server has a joined member in a room
-// now. Every request another server makes about a room asks it, and in
-// a room of 10,000 members each reads 10,000 memberships (a make_join
-// and send_join pair, two): the answer is kept per snapshot of the
-// room's current state, which any change of state replaces.
+// now (CurrentServers).
 func (e *Engine) ServerInRoom(ctx context.Context, roomID, serverName string) (bool, error) {
+	servers, err := e.currentServers(ctx, roomID)
+	return slices.Contains(servers, serverName), err
+}
+
+// CurrentServers lists the servers with joined members in a room's
+// current state, as ServersInRoom of it does. Every request another
+// server makes about a room asks whether it is in it, and in a room of
+// 10,000 members each reads 10,000 memberships (a join: make_join,
+// send_join and its servers_in_room, and the sender's fan-out of the
+// join): the list is kept per snapshot of the room's current state,
+// which any change of state replaces.
+func (e *Engine) CurrentServers(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := e.currentServers(ctx, roomID)
+	return slices.Clone(servers), err
+}
+
+// currentServers is CurrentServers without the copy: shared, not to be
+// modified.
+func (e *Engine) currentServers(ctx context.Context, roomID string) ([]string, error) {
 	h, err := e.lockRoom(ctx, roomID)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	known, state, snapshot := h.version != nil, h.state, h.snapshot
 	e.unlockRoom(h)
 	if !known {
-		return false, mxerr.NotFound("Unknown room")
+		return nil, mxerr.NotFound("Unknown room")
 	}
-	servers, ok := e.servers.Get(snapshot)
-	if !ok || snapshot == 0 {
-		if servers, err = e.ServersInRoom(ctx, state); err != nil {
-			return false, err
-		}
-		if snapshot != 0 {
-			e.servers.PutCost(snapshot, servers, 1)
-		}
+	if servers, ok := e.servers.Get(snapshot); ok && snapshot != 0 {
+		return servers, nil
 	}
-	return slices.Contains(servers, serverName), nil
+	servers, err := e.ServersInRoom(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	if snapshot != 0 {
+		e.servers.PutCost(snapshot, servers, 1)
+	}
+	return servers, nil
 }
 
 // AuthChain returns the transitive auth events of evs (not evs themselves).
