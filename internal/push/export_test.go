@@ -1,8 +1,10 @@
 package push
 
 import (
+	"context"
 	"sync"
 
+	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/cache"
 )
 
@@ -24,3 +26,26 @@ func (s *Service) BoundRulesets(capacity int) {
 
 // CachedRulesets is how many users' rule sets are cached.
 func (s *Service) CachedRulesets() int { return s.rulesets.Len() }
+
+// ColdRuleset loads userID's rule set as the first event that reaches
+// them does, the cache emptied first; legacy builds the default rules
+// as before defaultRulesFor (written out, read back, compiled), for
+// BenchmarkColdRulesets to compare.
+func (s *Service) ColdRuleset(ctx context.Context, userID string, legacy bool) error {
+	s.rulesets.Remove(userID)
+	if !legacy {
+		_, err := s.ruleset(ctx, userID)
+		return err
+	}
+	stored, err := s.accountData.Stored(ctx, userID, "", accountdata.TypePushRules)
+	if err != nil {
+		return err
+	}
+	rs, _, err := evaluatorRules(parseUserRules(stored).merged(userID))
+	if err != nil {
+		return err
+	}
+	compiled, _ := compileRules(rs, s.opts.Limits)
+	s.rulesets.PutCost(userID, userRuleset{rules: compiled, isDefault: len(stored) == 0}, 1+compiled.size)
+	return nil
+}
