@@ -664,6 +664,7 @@ func (s *Server) Start() error {
 	}
 	s.commit.Start(ctx)
 	s.workers.Start(ctx)
+	releaseAfterStart()
 	return nil
 }
 
