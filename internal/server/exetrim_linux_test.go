@@ -56,3 +56,33 @@ func TestTrimExecutableDropsMappedCode(t *testing.T) {
 		t.Fatalf("strconv after the trim: %q", got)
 	}
 }
+
+// A position-independent build's relocated read-only data (RELRO) is a
+// read-only private mapping of the executable whose pages the dynamic
+// loader wrote: dropping them brings back the unrelocated file and the
+// process faults at its next interface call. Only mappings without
+// pages of their own are trimmed.
+func TestCleanExecutableRangesSkipsWrittenPages(t *testing.T) {
+	const smaps = `00400000-01006000 r-xp 00000000 fe:00 42                               /srv/myelin
+Size:              12312 kB
+Rss:               10328 kB
+Anonymous:             0 kB
+01006000-01c51000 r--p 00c06000 fe:00 42                               /srv/myelin
+Size:              12588 kB
+Anonymous:             0 kB
+01d02000-01ff8000 r--p 01902000 fe:00 42                               /srv/myelin
+Size:               3032 kB
+Anonymous:          3032 kB
+01ff8000-02100000 rw-p 01bf8000 fe:00 42                               /srv/myelin
+Anonymous:           780 kB
+02100000-02200000 r--p 00000000 fe:00 43                               /usr/lib/libc.so.6
+Anonymous:             0 kB
+02200000-02300000 rw-p 00000000 00:00 0 
+Anonymous:          1024 kB
+`
+	got := cleanExecutableRanges(strings.NewReader(smaps), "/srv/myelin")
+	want := [][2]uint64{{0x400000, 0x1006000}, {0x1006000, 0x1c51000}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("cleanExecutableRanges = %x, want %x", got, want)
+	}
+}
