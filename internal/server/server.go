@@ -138,6 +138,8 @@ type Server struct {
 	acmeHTTP *http.Server
 	// acme obtains and renews certificates when acme.domain is set.
 	acme *autocert.Manager
+	// acmeLife ends acme's cache and client at Shutdown (see acmeLifetime).
+	acmeLife *acmeLifetime
 	// bound maps a listener name (client, federation, metrics) to its socket.
 	bound map[string]net.Listener
 	fresh *freshConns
@@ -669,13 +671,19 @@ func (s *Server) Start() error {
 }
 
 // pruneRedactions drops the original content of events redacted longer
-// ago than the retention period, hourly.
+// ago than the retention period, and the redactions that waited too long
+// for their target, hourly.
 func (s *Server) pruneRedactions(ctx context.Context) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
 			s.log.Warn("pruning redacted events", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned redacted events", "count", n)
+		}
+		if n, err := s.engine.ExpireAwaitedRedactions(ctx); err != nil {
+			s.log.Warn("expiring awaited redactions", "err", err)
+		} else if n > 0 {
+			s.log.Info("expired awaited redactions", "count", n)
 		}
 	})
 	return nil
