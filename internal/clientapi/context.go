@@ -60,7 +60,12 @@ func (a *API) eventContext(r *http.Request, c *httpapi.Caller) (any, error) {
 		return nil, mxerr.NotFound("Event not found")
 	}
 	w, err := a.rooms.ContextWindow(ctx, ev, limit, func(ctx context.Context, from int64, n int, backwards bool) ([]*rooms.Event, error) {
-		evs, _, _, err := a.paginate(ctx, roomID, c.UserID, from, noBound, upper, n, backwards, rf)
+		evs, next, more, err := a.paginate(ctx, roomID, c.UserID, from, noBound, upper, n, backwards, rf)
+		if err == nil && backwards && a.federation != nil {
+			// The events before it may lie in a hole this server has
+			// not filled yet: filled as /messages fills them.
+			evs, _, _, err = a.fillHoles(ctx, roomID, c.UserID, evs, from, noBound, next, more, upper, n, rf)
+		}
 		return evs, err
 	}, rf.LazyLoadMembers, func(ev *rooms.Event) bool {
 		return rf.Allows(ev.Type(), ev.Sender(), roomID, ev.HasURL)

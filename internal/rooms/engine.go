@@ -63,7 +63,8 @@ type Store interface {
 // AwaitedRedactionStore keeps the redactions that arrived before their
 // targets (redaction.go).
 type AwaitedRedactionStore interface {
-	AwaitRedaction(ctx context.Context, roomID, targetID, redactionID string) error
+	AwaitRedaction(ctx context.Context, roomID, targetID, redactionID string, ts int64) error
+	ExpireAwaitedRedactions(ctx context.Context, now, ts int64, perRoom int) (int, error)
 	RoomAwaitsRedactions(ctx context.Context, roomID string) (bool, error)
 	AwaitedRedactions(ctx context.Context, roomID, targetID string) ([]string, error)
 	ForgetAwaitedRedactions(ctx context.Context, targetID string) error

@@ -344,7 +344,7 @@ func (e *Engine) ReceiveWithState(ctx context.Context, pdu gomatrixserverlib.PDU
 	}
 	// The missing prev events are a hole in the room's history: positions
 	// are kept for it below the event, for /messages to backfill into.
-	low := e.stream.Skip(gapPositions)
+	low := e.stream.Skip(gapPositions(pdu.Depth(), h.depth))
 	ev, err := e.receiveAt(ctx, h, pdu, authEvs, before, beforeID, link.ChainLen, current, "")
 	if err != nil {
 		return nil, err

@@ -6,13 +6,39 @@ import (
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
-// gapPositions is how many stream positions an event stored after a gap
-// keeps below itself for the events of the hole: /messages orders by
-// stream position, so events backfilled into the hole later must find
-// room between their neighbours (Synapse orders /messages by depth and
-// has no such need). A bigger hole keeps its newest gapPositions events
-// in order; what lies beyond is left to the room's other servers.
-const gapPositions = 1000
+// An event stored after a gap keeps stream positions below itself for
+// the events of the hole: /messages orders by stream position, so events
+// backfilled into the hole later must find room between their
+// neighbours (Synapse orders /messages by depth and has no such need).
+// How many is read from the graph: the event's depth less the room's
+// head's is how many generations are missing, each of one event in a
+// room that does not fork; twice that leaves room for the forks. At
+// least minGapPositions (a hole whose depths are wrong still gets the
+// room earlier versions gave every hole), at most maxGapPositions (a
+// depth is the sender's word: a server claiming a huge one makes the
+// stream skip this many positions per event at worst, which int64
+// positions bear for ever). A hole bigger than its positions keeps its
+// newest events in order; what lies beyond is left to the room's other
+// servers.
+const (
+	minGapPositions = 1000
+	maxGapPositions = 1 << 20
+)
+
+// gapPositions is how many positions to keep for the hole below an
+// event of depth depth over a room head of depth headDepth.
+func gapPositions(depth, headDepth int64) int64 {
+	missing := depth - headDepth - 1
+	if missing > maxGapPositions/2 {
+		return maxGapPositions
+	}
+	return max(minGapPositions, 2*missing)
+}
+
+// gapFrontier is how many of the oldest events already in a hole
+// GapPoints reads for the prev events it still lacks: a /backfill answer
+// (at most a few hundred events) walks back from those.
+const gapFrontier = 1000
 
 // HistoryGapStore keeps the holes in rooms' history (store.HistoryGap).
 type HistoryGapStore interface {
@@ -41,7 +67,7 @@ func (e *Engine) HistoryGaps(ctx context.Context, roomID string, lo, hi int64) (
 // event above the hole and of the events already backfilled into it.
 // None means the hole is closed.
 func (e *Engine) GapPoints(ctx context.Context, g store.HistoryGap) ([]string, error) {
-	nids, err := e.store.RoomEvents(ctx, g.RoomID, g.Next, g.Top, gapPositions+1, false)
+	nids, err := e.store.RoomEvents(ctx, g.RoomID, g.Next, g.Top, gapFrontier+1, false)
 	if err != nil {
 		return nil, err
 	}

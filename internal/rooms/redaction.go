@@ -34,7 +34,7 @@ func (e *Engine) applyRedaction(ctx context.Context, h *roomHead, red *Event) er
 		if !validEventID(targetID) {
 			return nil
 		}
-		if err := e.store.AwaitRedaction(ctx, h.id, targetID, red.EventID()); err != nil {
+		if err := e.store.AwaitRedaction(ctx, h.id, targetID, red.EventID(), e.now().UnixMilli()); err != nil {
 			return err
 		}
 		h.awaits = awaitsSome
@@ -332,6 +332,30 @@ func (e *Engine) PruneRedactions(ctx context.Context, st RedactionPruner, retent
 		}
 	}
 	return len(rows), nil
+}
+
+// Bounds of the redactions kept for targets not received yet. Synapse
+// keeps such redactions with no bound; a target that has not come in a
+// week is almost always one this server will only ever get through
+// backfill of old history, if at all, and an origin could otherwise fill
+// the table with redactions of made-up event IDs. The per-room cap keeps
+// one room's flood from growing the table between passes: the newest
+// are kept, the likeliest to meet their target soon.
+const (
+	awaitedRedactionTTL     = 7 * 24 * time.Hour
+	awaitedRedactionsInRoom = 1000
+)
+
+// ExpireAwaitedRedactions forgets the redactions that have waited for
+// their target longer than awaitedRedactionTTL, and in each room all but
+// the newest awaitedRedactionsInRoom. It returns how many it dropped.
+// A target that arrives later is stored unredacted: the room's other
+// servers, which had the target first, redacted it, so clients here may
+// see what clients there do not; a week is long enough that such late
+// targets are rare, and nothing bounds them otherwise.
+func (e *Engine) ExpireAwaitedRedactions(ctx context.Context) (int, error) {
+	now := e.now()
+	return e.store.ExpireAwaitedRedactions(ctx, now.UnixMilli(), now.Add(-awaitedRedactionTTL).UnixMilli(), awaitedRedactionsInRoom)
 }
 
 // RedactionPruner is the storage PruneRedactions needs.

@@ -668,13 +668,19 @@ func (s *Server) Start() error {
 }
 
 // pruneRedactions drops the original content of events redacted longer
-// ago than the retention period, hourly.
+// ago than the retention period, and the redactions that waited too long
+// for their target, hourly.
 func (s *Server) pruneRedactions(ctx context.Context) error {
 	periodic.NowAndEvery(ctx, time.Hour, func() {
 		if n, err := s.engine.PruneRedactions(ctx, s.db, s.cfg.Rooms.RedactionRetention); err != nil {
 			s.log.Warn("pruning redacted events", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned redacted events", "count", n)
+		}
+		if n, err := s.engine.ExpireAwaitedRedactions(ctx); err != nil {
+			s.log.Warn("expiring awaited redactions", "err", err)
+		} else if n > 0 {
+			s.log.Info("expired awaited redactions", "count", n)
 		}
 	})
 	return nil

@@ -101,34 +101,6 @@ func (f *Service) inviter(ctx context.Context, roomID, userID string) (string, e
 	return evs[0].Sender(), nil
 }
 
-// EventProvider fetches, from server, auth events missing from an
-// answer (send_join, a state lookup while filling a gap).
-func (f *Service) EventProvider(server string) gomatrixserverlib.EventProvider {
-	return func(v gomatrixserverlib.RoomVersion, ids []string) ([]gomatrixserverlib.PDU, error) {
-		impl, err := gomatrixserverlib.GetRoomVersion(v)
-		if err != nil {
-			return nil, err
-		}
-		var out []gomatrixserverlib.PDU
-		for _, id := range ids {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			txn, err := f.d.Client.GetEvent(ctx, spec.ServerName(f.d.ServerName), spec.ServerName(server), id)
-			cancel()
-			if err != nil {
-				return nil, err
-			}
-			for _, raw := range txn.PDUs {
-				pdu, err := rooms.ParsePDU(impl, raw)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, pdu)
-			}
-		}
-		return out, nil
-	}
-}
-
 // Leave makes a local user leave a room this server is not in (the
 // rejection of an invite, the withdrawal of a knock) through the server
 // that sent the invite, with make_leave and send_leave.

@@ -305,7 +305,10 @@ func (t *Transport) transport(tlsName string) *http.Transport {
 			TLSClientConfig:     &tls.Config{RootCAs: t.roots, ServerName: tlsName, MinVersion: tls.VersionTLS12},
 			DialContext:         t.policy.Dialer(5 * time.Second).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
-			MaxIdleConnsPerHost: 4,
+			// As many as the /event requests kept in flight to one
+			// server (eventfetch.go): fewer, and every round of them
+			// closes and dials connections again, a TLS handshake each.
+			MaxIdleConnsPerHost: eventFetchesInFlight,
 			IdleConnTimeout:     90 * time.Second,
 			ForceAttemptHTTP2:   true,
 		}

@@ -13,6 +13,7 @@ package remote
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/matrix-org/gomatrixserverlib"
 	"github.com/matrix-org/gomatrixserverlib/fclient"
@@ -71,6 +72,9 @@ type Service struct {
 	// partial completes rooms joined with partial state (partialstate.go;
 	// nil without a client).
 	partial *PartialStateResync
+	// fetchSlots bounds the /event requests in flight per destination
+	// (eventfetch.go): server name -> semaphore.
+	fetchSlots sync.Map
 }
 
 // New makes the service and subscribes the EDU senders to the bus.

@@ -88,8 +88,12 @@ type Peer struct {
 	rooms   map[string]*Room
 	refused map[Endpoint]int
 	hits    map[Endpoint]int
-	media   map[string]media
-	keys    map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey
+	// delays, inFlight and maxInFlight: see Delay and MaxInFlight.
+	delays      map[Endpoint]time.Duration
+	inFlight    map[Endpoint]int
+	maxInFlight map[Endpoint]int
+	media       map[string]media
+	keys        map[string]map[gomatrixserverlib.KeyID]ed25519.PublicKey
 	// missingHook changes /get_missing_events answers (see
 	// OnMissingEvents).
 	missingHook func(events []json.RawMessage) []json.RawMessage
@@ -166,6 +170,26 @@ func (p *Peer) Hits(e Endpoint) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.hits[e]
+}
+
+// Delay makes the peer wait d before answering each request for an
+// endpoint, as a server across a network would (0: at once), so that
+// how many requests a caller keeps in flight shows.
+func (p *Peer) Delay(e Endpoint, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.delays == nil {
+		p.delays = map[Endpoint]time.Duration{}
+	}
+	p.delays[e] = d
+}
+
+// MaxInFlight is the most requests for an endpoint the peer was
+// answering at once.
+func (p *Peer) MaxInFlight(e Endpoint) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxInFlight[e]
 }
 
 // OnServersInRoom lets a test change the servers_in_room of every

@@ -53,7 +53,21 @@ func (p *Peer) open(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
 		p.mu.Lock()
 		p.hits[e]++
 		status := p.refused[e]
+		delay := p.delays[e]
+		if p.inFlight == nil {
+			p.inFlight, p.maxInFlight = map[Endpoint]int{}, map[Endpoint]int{}
+		}
+		p.inFlight[e]++
+		p.maxInFlight[e] = max(p.maxInFlight[e], p.inFlight[e])
 		p.mu.Unlock()
+		defer func() {
+			p.mu.Lock()
+			p.inFlight[e]--
+			p.mu.Unlock()
+		}()
+		if delay > 0 {
+			time.Sleep(delay)
+		}
 		if status == HangUp {
 			if hj, ok := w.(http.Hijacker); ok {
 				if conn, _, err := hj.Hijack(); err == nil {
