@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -167,34 +166,14 @@ type roomMembers struct {
 	asOf   int64
 }
 
-// members returns a room's members in the state after ev. While no
-// membership changed since ev they are the current ones, from the cache
-// the worker keeps: a message in a busy room would otherwise query them
-// for every event. An entry serves while the engine reports no
-// membership change anywhere since it was loaded (which covers changes
-// made by state resolution), and a state event of the room drops it, so
-// that the event's own evaluation and the next ones see the room's
-// current members, as an uncached query would.
+// members returns a room's members, from the cache the worker keeps: a
+// message in a busy room would otherwise query them for every event. An
+// entry serves while the engine reports no membership change anywhere
+// since it was loaded (which covers changes made by state resolution),
+// and a state event of the room drops it, so that the event's own
+// evaluation and the next ones see the room's current members, as an
+// uncached query would.
 func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
-	m, err := s.currentMembers(ctx, ev)
-	if err != nil {
-		return roomMembers{}, err
-	}
-	// The worker runs behind the events: a member who joined after the
-	// event (the room's creation events evaluated once the invitees are
-	// in) must not be notified of it, nor one who left after it miss it,
-	// nor room_member_count be read after it. Synapse evaluates an event
-	// before it is persisted, with the members of that moment. Asked
-	// after the members were read, so that a change they show is seen.
-	if behind, err := s.membershipsChangedAfter(ctx, ev); err != nil || !behind {
-		return m, err
-	}
-	return s.membersAt(ctx, ev)
-}
-
-// currentMembers returns a room's current members, from the cache when
-// it can (see members).
-func (s *Service) currentMembers(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
 	roomID := ev.RoomID().String()
 	if ev.StateKey() != nil {
 		s.memberCache.Remove(roomID)
@@ -216,47 +195,6 @@ func (s *Service) currentMembers(ctx context.Context, ev *rooms.Event) (roomMemb
 	if ev.StateKey() == nil {
 		s.memberCache.PutCost(roomID, m, len(m.local)+1)
 	}
-	return m, nil
-}
-
-// membershipsChangedAfter reports whether the room's memberships
-// changed after ev, so that its current members are not those at ev.
-// The engine notes every membership change anywhere before its write
-// commits, which spares the query while the worker keeps up. A
-// membership that state resolution changes without an event of its own
-// goes unseen here: the room's current members serve then, as they did
-// for every event before.
-func (s *Service) membershipsChangedAfter(ctx context.Context, ev *rooms.Event) (bool, error) {
-	if ev.StateAfter == 0 || s.rooms.MembershipsUnchangedSince(ev.StreamPos) {
-		return false, nil
-	}
-	return s.store.MembershipChangedAfter(ctx, ev.RoomID().String(), ev.StreamPos)
-}
-
-// membersAt are the room's members in the state after ev (the current
-// members for an event that is the room's latest), read from the state
-// rather than the cache, which holds the current ones.
-func (s *Service) membersAt(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
-	state, err := s.rooms.StateAt(ctx, ev.StateAfter)
-	if err != nil {
-		return roomMembers{}, err
-	}
-	evs, err := s.rooms.Members(ctx, state)
-	if err != nil {
-		return roomMembers{}, err
-	}
-	m := roomMembers{asOf: ev.StreamPos}
-	local := ":" + s.opts.ServerName
-	for _, mev := range evs {
-		if ms, _ := mev.Membership(); ms != spec.Join || mev.StateKey() == nil {
-			continue
-		}
-		m.joined++
-		if u := *mev.StateKey(); strings.HasSuffix(u, local) {
-			m.local = append(m.local, u)
-		}
-	}
-	slices.Sort(m.local)
 	return m, nil
 }
 

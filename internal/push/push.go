@@ -40,7 +40,6 @@ type Store interface {
 	Pushers(ctx context.Context, localpart string) ([]store.Pusher, error)
 	PusherLocalparts(ctx context.Context) ([]string, error)
 	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
-	MembershipChangedAfter(ctx context.Context, roomID string, pos int64) (bool, error)
 	PushPruneBounds(ctx context.Context, readBefore, allBefore int64) (readUpto, allUpto int64, err error)
 	UserIDsAfter(ctx context.Context, after string, limit int) ([]string, error)
 	PruneUserNotifications(ctx context.Context, userID string, after, readUpto, allUpto int64, limit int) (expired []store.UnreadDelta, deleted int, next int64, done bool, err error)

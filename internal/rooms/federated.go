@@ -237,7 +237,6 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	}
 	pos := e.stream.Next()
 	ne.Row.StreamPos = pos
-	e.noteMembershipAhead(ne)
 	nid, _, err := e.store.PersistEvent(ctx, ne)
 	if err != nil {
 		e.stream.Abandon(pos)

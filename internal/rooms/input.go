@@ -107,7 +107,6 @@ func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) 
 	o := persistOpts{stateBefore: h.snapshot, before: h.state, chainLen: h.chainLen, txn: req.Txn, current: true}
 	pos := e.stream.Next()
 	ne, _ := e.record(h, pdu, o, pos)
-	e.noteMembershipAhead(ne)
 	p := e.writer.submit(ne, h.pending)
 	h.pending, h.depth, h.extremities = p, ne.Depth, ne.Extremities
 	// The reference lockRoom took is kept until the write settles, so
@@ -370,7 +369,6 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 // write stores the event and updates the caches and the room head.
 func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts, pos int64) (*Event, error) {
 	ne, after := e.record(h, pdu, o, pos)
-	e.noteMembershipAhead(ne)
 	// Through the writer even under the lock: the room's earlier events
 	// may still be queued, and its writes must land in order.
 	p := e.writer.submit(ne, h.pending)
@@ -425,19 +423,6 @@ func (e *Engine) stored(pdu gomatrixserverlib.PDU, ne store.NewEvent, o persistO
 		e.noteMembership(*ne.Row.StateKey, ev.StreamPos)
 	}
 	return ev
-}
-
-// noteMembershipAhead notes a membership change before its write
-// commits, as stored notes it again after: the room's current state
-// shows the change from the commit on, and a reader that holds members
-// read from it (the push worker, evaluating events behind the stream)
-// must not be told that nothing changed meanwhile. A write that fails
-// leaves a note of a change that never was, which only makes readers
-// look again.
-func (e *Engine) noteMembershipAhead(ne store.NewEvent) {
-	if ne.Row.Membership != nil && ne.Row.StreamPos != 0 {
-		e.noteMembership(*ne.Row.StateKey, ne.Row.StreamPos)
-	}
 }
 
 // record is what PersistEvent writes for an event: its row, its state
