@@ -165,6 +165,37 @@ func (r *rawService) next(what string, match func(*rawTxn) bool) *rawTxn {
 	}
 }
 
+// startWithRawService starts a server on dbURL with a raw service
+// registered, and registers the service's puppet_1 through it.
+func startWithRawService(t *testing.T, dbURL string, ephemeral, msc3202 bool) (*rawService, *testserver.Server, id.UserID, *mas.IntentAPI) {
+	t.Helper()
+	r := newRawService(t, "hs1.test", ephemeral, msc3202)
+	s := testserver.Start(t, dbURL, withFiles(r.path))
+	if err := r.as.SetHomeserverURL(s.URL); err != nil {
+		t.Fatal(err)
+	}
+	p1 := id.UserID(s.UserID("puppet_1"))
+	puppet := r.as.Intent(p1)
+	if err := puppet.EnsureRegistered(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, s, p1, puppet
+}
+
+// attempt runs send and waits until the server has tried a transaction
+// since (answered or not), to know that what send changed went out.
+func (r *rawService) attempt(what string, send func()) {
+	r.t.Helper()
+	before := r.tried.Load()
+	send()
+	for deadline := time.Now().Add(30 * time.Second); r.tried.Load() == before; {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no attempt to send %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (txn *rawTxn) find(typ string, ok func(rawEvent) bool) *rawEvent {
 	for _, e := range txn.Ephemeral {
 		if e.Type == typ && ok(e) {
@@ -292,16 +323,7 @@ func withFiles(paths ...string) func(*config.Config) {
 func TestAppServiceEphemeral(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		r := newRawService(t, "hs1.test", true, true)
-		s := testserver.Start(t, dbURL, withFiles(r.path))
-		if err := r.as.SetHomeserverURL(s.URL); err != nil {
-			t.Fatal(err)
-		}
-		p1 := id.UserID(s.UserID("puppet_1"))
-		puppet := r.as.Intent(p1)
-		if err := puppet.EnsureRegistered(ctx); err != nil {
-			t.Fatal(err)
-		}
+		r, s, p1, puppet := startWithRawService(t, dbURL, true, true)
 		alice := s.Register("alice", "password")
 		room, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
 		if err != nil {
@@ -462,14 +484,7 @@ func TestAppServiceEphemeral(t *testing.T) {
 		// The service is down when message 2 comes, and Myelin restarts:
 		// the message waits in the inbox and arrives once it is back.
 		r.fail.Store(true)
-		before := r.tried.Load()
-		sendToDevice(2)
-		for deadline := time.Now().Add(30 * time.Second); r.tried.Load() == before; {
-			if time.Now().After(deadline) {
-				t.Fatal("no attempt to send message 2")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		r.attempt("message 2", func() { sendToDevice(2) })
 		s.Restart()
 		s.Repoint(alice)
 		r.fail.Store(false)
@@ -540,16 +555,7 @@ func TestAppServiceEphemeral(t *testing.T) {
 func TestAppServiceEphemeralWithoutMSC3202(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		r := newRawService(t, "hs1.test", true, false)
-		s := testserver.Start(t, dbURL, withFiles(r.path))
-		if err := r.as.SetHomeserverURL(s.URL); err != nil {
-			t.Fatal(err)
-		}
-		p1 := id.UserID(s.UserID("puppet_1"))
-		puppet := r.as.Intent(p1)
-		if err := puppet.EnsureRegistered(ctx); err != nil {
-			t.Fatal(err)
-		}
+		r, s, p1, puppet := startWithRawService(t, dbURL, true, false)
 		status, body := r.asDo(s, http.MethodPut, "/_matrix/client/v3/devices/PUPDEV", p1.String(), "", map[string]any{})
 		testserver.WantStatus(t, "creating a device", status, body, http.StatusCreated)
 		alice := s.Register("alice", "password")
@@ -586,16 +592,11 @@ func TestAppServiceEphemeralWithoutMSC3202(t *testing.T) {
 
 		// Ephemeral transactions failing hold up no room event.
 		r.failEphemeral.Store(true)
-		before := r.tried.Load()
-		if _, err := alice.UserTyping(ctx, room.RoomID, false, 0); err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(30 * time.Second); r.tried.Load() == before; {
-			if time.Now().After(deadline) {
-				t.Fatal("no attempt to send the typing change")
+		r.attempt("the typing change", func() {
+			if _, err := alice.UserTyping(ctx, room.RoomID, false, 0); err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		})
 		sent, err := alice.SendText(ctx, room.RoomID, "not held up")
 		if err != nil {
 			t.Fatal(err)

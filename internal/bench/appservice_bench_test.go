@@ -247,6 +247,10 @@ func BenchmarkAppServiceLatency(b *testing.B) {
 	}
 }
 
+// asSenders is the number of concurrent senders of
+// BenchmarkAppServiceThroughput, as it was first measured with.
+const asSenders = 50
+
 // BenchmarkAppServiceThroughput has 50 users send as fast as the server
 // answers, each in a room of their own that the service's bot is in,
 // with the service registered (with-as) and without it (without-as, the
@@ -269,7 +273,7 @@ func BenchmarkAppServiceThroughput(b *testing.B) {
 					if withAS {
 						token = asToken
 					}
-					users, rooms := roomsWithBot(b, h, token, "thr", senders)
+					users, rooms := roomsWithBot(b, h, token, "thr", asSenders)
 					var last, got atomic.Int64
 					r.onEvt = func(ev asEvent, at time.Time) {
 						if ev.Type == "m.room.message" {

@@ -63,26 +63,9 @@ func readState(s *testserver.Server, c *mautrix.Client, roomID id.RoomID, path s
 func TestPartialStateCompletionResent(t *testing.T) {
 	testserver.EachEngineNetwork(t, 2, partialJoins, func(t *testing.T, net *testserver.Network) {
 		ctx := context.Background()
-		hs1, hs2 := net.Servers[0], net.Servers[1]
-		alice := hs1.Register("alice", "password1234")
-		carol := hs1.Register("carol", "password1234")
-		bob := hs2.Register("bob", "password1234")
-		created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Partial"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		roomID := created.RoomID
-		if _, err := carol.JoinRoom(ctx, roomID.String(), nil); err != nil {
-			t.Fatal(err)
-		}
-		release := hs2.PartialStateResync().Hold()
-		defer release()
-		if _, err := bob.JoinRoom(ctx, roomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
-			t.Fatal(err)
-		}
-		if partial, _, err := hs2.Engine().PartialState(ctx, roomID.String()); err != nil || !partial {
-			t.Fatalf("hs2's room after the join: partial %v, %v", partial, err)
-		}
+		hs2 := net.Servers[1]
+		p := joinPartial(t, net)
+		roomID, alice, carol, bob, release := p.roomID, p.alice, p.carol, p.bob, p.release
 		carolKey := roommodel.StateKey{Type: spec.MRoomMember, StateKey: carol.UserID.String()}
 		since, joined := syncRoom(t, hs2, bob, "", `{}`, roomID.String())
 		if joined == nil || slices.Contains(stateKeys(joined.State.Events, joined.Timeline.Events), carolKey) {

@@ -57,6 +57,10 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 	var sharedJSON string
 	var shared pushrules.PushActionArray
 	sharedDone := false
+	// In a room of ordinary messages nearly every member is notified:
+	// growing the slices member by member copied them several times.
+	out.notes = make([]store.PushNotification, 0, len(users))
+	out.actionsOf = make([]pushrules.PushActionArray, 0, len(users))
 	for _, u := range users {
 		ignored, err := s.accountData.IgnoredUsers(ctx, u)
 		if err != nil {
@@ -118,7 +122,11 @@ func (s *Service) evaluate(ctx context.Context, n rooms.Notification) (evaluated
 // (one per event made push the busiest writer of a busy room), then
 // wakes the users and hands the notifications to the pushers.
 func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
-	var all []store.PushNotification
+	total := 0
+	for _, e := range batch {
+		total += len(e.notes)
+	}
+	all := make([]store.PushNotification, 0, total)
 	for _, e := range batch {
 		all = append(all, e.notes...)
 	}
@@ -155,47 +163,6 @@ func (s *Service) storeBatch(ctx context.Context, batch []evaluated) error {
 		}
 	}
 	return nil
-}
-
-// roomMembers are what evaluation needs of a room's members: the joined
-// local users, and how many are joined in all (room_member_count), as
-// of stream position asOf.
-type roomMembers struct {
-	local  []string
-	joined int
-	asOf   int64
-}
-
-// members returns a room's members, from the cache the worker keeps: a
-// message in a busy room would otherwise query them for every event. An
-// entry serves while the engine reports no membership change anywhere
-// since it was loaded (which covers changes made by state resolution),
-// and a state event of the room drops it, so that the event's own
-// evaluation and the next ones see the room's current members, as an
-// uncached query would.
-func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, error) {
-	roomID := ev.RoomID().String()
-	if ev.StateKey() != nil {
-		s.memberCache.Remove(roomID)
-	} else if m, ok := s.memberCache.Get(roomID); ok && s.rooms.MembershipsUnchangedSince(m.asOf) {
-		return m, nil
-	}
-	m := roomMembers{asOf: s.stream.Current()}
-	all, err := s.store.JoinedMembers(ctx, roomID)
-	if err != nil {
-		return roomMembers{}, err
-	}
-	local := ":" + s.opts.ServerName
-	m.joined = len(all)
-	for _, u := range all {
-		if strings.HasSuffix(u, local) {
-			m.local = append(m.local, u)
-		}
-	}
-	if ev.StateKey() == nil {
-		s.memberCache.PutCost(roomID, m, len(m.local)+1)
-	}
-	return m, nil
 }
 
 // recipients are the local users an event may notify: the room's joined

@@ -140,9 +140,13 @@ type Service struct {
 	// orders loads against invalidation (see update).
 	rulesMu  sync.Mutex
 	rulesets *cache.LRU[string, userRuleset]
-	// memberCache holds rooms' members for the worker (see members).
-	memberCache *cache.LRU[string, roomMembers]
+	// memberCache holds each room's members in the latest state the
+	// worker judged an event of it in (see members).
+	memberCache *cache.LRU[string, *memberState]
 	deliver     *deliverer
+	// hold lets a test keep the worker from the events it has taken, so
+	// that the room moves on before they are evaluated (HoldEvaluation).
+	hold sync.RWMutex
 }
 
 // CountsChanged is published for a user whose notification counts
@@ -202,7 +206,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 		startPos:     engine.Stream().Current(),
 		through:      opts.Progress,
 		rulesets:     cache.NewLRU[string, userRuleset](100000),
-		memberCache:  cache.NewLRU[string, roomMembers](200000),
+		memberCache:  cache.NewLRU[string, *memberState](200000),
 		countMarks:   cache.NewMarks(engine.Stream().Current()),
 		recentCounts: &recentCountChanges{users: cache.NewLRU[string, *roomChanges](100000)},
 		unread:       cache.NewLRU[countsKey, []store.ThreadCounts](200000),
@@ -255,6 +259,9 @@ func (s *Service) Run(ctx context.Context) error {
 				break drain
 			}
 		}
+		// Waits out a test's hold; uncontended otherwise.
+		s.hold.RLock()
+		s.hold.RUnlock()
 		var done []evaluated
 		for _, n := range batch {
 			if err := s.copyOnUpgradeJoin(ctx, n); err != nil && ctx.Err() == nil {

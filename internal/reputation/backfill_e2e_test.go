@@ -18,22 +18,11 @@ import (
 // is indexed with its room: once the feed lists the room, an image
 // posted there before bob joined is not served.
 func TestReputationBackfillTakedown(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
-	cathy := net.Servers[2].Register("cathy", "password1234")
-	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
-	if _, err := cathy.JoinRoom(ctx, room.String(), nil); err != nil {
-		t.Fatal(err)
-	}
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
+	cathy := f.net.Servers[2].Register("cathy", "password1234")
+	room := testserver.Room(t, carol, &mautrix.ReqCreateRoom{Preset: "public_chat"}, cathy)
 	image, err := cathy.UploadBytes(ctx, []byte("an image from before the join"), "image/png")
 	if err != nil {
 		t.Fatal(err)

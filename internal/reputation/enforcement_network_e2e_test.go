@@ -34,6 +34,27 @@ func enfNetwork(t *testing.T) (*testserver.Network, []*mautrix.Client) {
 	return net, admins
 }
 
+// enfFed is the start of most tests here: the three servers with their
+// admins, hs1's admin's feed, which hs2 subscribes to, bob of hs2 and
+// carol of hs3.
+type enfFed struct {
+	net        *testserver.Network
+	admins     []*mautrix.Client
+	hs2        *testserver.Server
+	feed       id.RoomID
+	bob, carol *mautrix.Client
+}
+
+func enfFederated(t *testing.T) enfFed {
+	t.Helper()
+	net, admins := enfNetwork(t)
+	f := enfFed{net: net, admins: admins, hs2: net.Servers[1], feed: enfFeed(t, admins[0])}
+	enfSubscribe(t, f.hs2, admins[1], f.feed, "hs1.test")
+	f.bob = f.hs2.Register("bob", "password1234")
+	f.carol = net.Servers[2].Register("carol", "password1234")
+	return f
+}
+
 // enfTexts are the bodies of the m.room.message events of a room that c
 // reads through /messages, oldest first.
 func enfTexts(t *testing.T, s *testserver.Server, c *mautrix.Client, room id.RoomID) []string {
@@ -133,25 +154,11 @@ func enfSend(t *testing.T, c *mautrix.Client, room id.RoomID, text string) id.Ev
 // again. A takedown drops the user's new messages before storage, and
 // the room goes on.
 func TestReputationEventsOverFederation(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
-	cathy := net.Servers[2].Register("cathy", "password1234")
-	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Targets' room"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.RoomID
-	for _, c := range []*mautrix.Client{bob, cathy} {
-		if _, err := c.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {
-			t.Fatalf("%s joins: %v", c.UserID, err)
-		}
-	}
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
+	cathy := f.net.Servers[2].Register("cathy", "password1234")
+	room := testserver.Room(t, carol, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "Targets' room"}, bob, cathy)
 	beforeID := enfSend(t, carol, room, "before the rule")
 	enfSyncUntil(t, bob, room, "before the rule")
 	enfWaitNotified(t, hs2, bob, beforeID)
@@ -210,13 +217,9 @@ func TestReputationEventsOverFederation(t *testing.T) {
 // of hs3 that a hashed rule lists (the inviter is told), and takes them
 // again once the rule is removed.
 func TestReputationInvitesOverFederation(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
 	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "private_chat"})
 	if err != nil {
 		t.Fatal(err)
@@ -252,13 +255,9 @@ func TestReputationInvitesOverFederation(t *testing.T) {
 // listed server nor serves the copies it already has; removing the rule
 // serves both.
 func TestReputationMediaOverFederation(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
 	upload := func(text string) id.ContentURI {
 		resp, err := carol.UploadBytes(ctx, []byte(text), "text/plain")
 		if err != nil {
@@ -312,13 +311,9 @@ func TestReputationMediaOverFederation(t *testing.T) {
 // neither summarised to hs2's users nor joined by them. Removing the
 // rules undoes both.
 func TestReputationListingsOverFederation(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
 	local, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Visibility: "public", Name: "hs2's room"})
 	if err != nil {
 		t.Fatal(err)
@@ -344,7 +339,7 @@ func TestReputationListingsOverFederation(t *testing.T) {
 	// hs3 asks hs2 (federation /hierarchy). Not asked before the rule,
 	// since hs3 keeps answers a while.
 	remoteSummary := func() int {
-		status, _ := net.Servers[2].Do(t, http.MethodGet, "/_matrix/client/v1/room_summary/"+url.PathEscape(local.RoomID.String())+"?via=hs2.test", carol.AccessToken, nil)
+		status, _ := f.net.Servers[2].Do(t, http.MethodGet, "/_matrix/client/v1/room_summary/"+url.PathEscape(local.RoomID.String())+"?via=hs2.test", carol.AccessToken, nil)
 		return status
 	}
 	// bob asks hs2 for the summary of hs3's room, which hs2 is not in.

@@ -20,13 +20,9 @@ import (
 // in another room, and bob's media posted nowhere, are still served;
 // removing the rule serves it all again.
 func TestReputationRoomMediaOverFederation(t *testing.T) {
-	net, admins := enfNetwork(t)
+	f := enfFederated(t)
 	ctx := context.Background()
-	hs2 := net.Servers[1]
-	feed := enfFeed(t, admins[0])
-	enfSubscribe(t, hs2, admins[1], feed, "hs1.test")
-	bob := hs2.Register("bob", "password1234")
-	carol := net.Servers[2].Register("carol", "password1234")
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
 	newRoom := func() id.RoomID {
 		created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
 		if err != nil {

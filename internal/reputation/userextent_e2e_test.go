@@ -1,7 +1,6 @@
 package reputation_test
 
 import (
-	"context"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -15,21 +14,11 @@ import (
 // there: a second message of the same sender adds an event, not a user.
 func TestReputationUserExtentSurvivesRestart(t *testing.T) {
 	testserver.EachEngine(t, enfConfig, func(t *testing.T, s *testserver.Server) {
-		ctx := context.Background()
 		admin := s.RegisterAdmin("admin", "password1234")
 		alice, bob := s.Register("alice", "password1234"), s.Register("bob", "password1234")
 		mallory := s.Register("mallory", "password1234")
 		feed := enfFeed(t, admin)
-		created, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		room := created.RoomID
-		for _, c := range []*mautrix.Client{alice, mallory} {
-			if _, err := c.JoinRoom(ctx, room.String(), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		room := testserver.Room(t, bob, &mautrix.ReqCreateRoom{Preset: "public_chat"}, alice, mallory)
 		userSubscribe(t, alice, feed)
 		enfRule(t, admin, feed, "user", "mallory", mallory.UserID.String(), "m.ban", "spam")
 		userWaitFollowed(t, s, alice, 1)

@@ -231,21 +231,11 @@ func TestReputationUserFilter(t *testing.T) {
 // them.
 func TestReputationUserFilterLocal(t *testing.T) {
 	testserver.EachEngine(t, enfConfig, func(t *testing.T, s *testserver.Server) {
-		ctx := context.Background()
 		admin := s.RegisterAdmin("admin", "password1234")
 		alice, bob := s.Register("alice", "password1234"), s.Register("bob", "password1234")
 		mallory := s.Register("mallory", "password1234")
 		feed := enfFeed(t, admin)
-		created, err := bob.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		room := created.RoomID
-		for _, c := range []*mautrix.Client{alice, mallory} {
-			if _, err := c.JoinRoom(ctx, room.String(), nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		room := testserver.Room(t, bob, &mautrix.ReqCreateRoom{Preset: "public_chat"}, alice, mallory)
 		userSubscribe(t, alice, feed)
 		userWaitFollowed(t, s, alice, 0)
 		// The rule arrives after the subscription: followed live.

@@ -235,7 +235,10 @@ func (e *Engine) buildAt(ctx context.Context, h *roomHead, req SendRequest, ts t
 			return nil, nil, err
 		}
 	}
-	pdu, err := builder.Build(ts, spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
+	pdu, built, err := fastBuild(builder, h.version, ts, spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
+	if !built {
+		pdu, err = builder.Build(ts, spec.ServerName(e.opts.ServerName), e.opts.KeyID, e.opts.PrivateKey)
+	}
 	if err != nil {
 		return nil, nil, buildError(err)
 	}

@@ -69,7 +69,9 @@ func (e *Engine) InviteFilteredFor(ctx context.Context, userID string, invite *E
 func (e *Engine) ArrivedFor(ctx context.Context, userID string, ev *Event) (hidden bool) {
 	invite := false
 	var feeds []string
-	if m, err := ev.Membership(); err == nil && ev.Type() == "m.room.member" && m == "invite" && ev.StateKey() != nil && *ev.StateKey() == userID {
+	// The type first: Membership parses the content, and this runs for
+	// every recipient of every message.
+	if ev.Type() == "m.room.member" && ev.StateKey() != nil && *ev.StateKey() == userID && isInvite(ev) {
 		invite, feeds = true, e.InviteFilteredFor(ctx, userID, ev)
 	} else {
 		feeds = e.FilteredFor(ctx, userID, ev)
@@ -79,4 +81,9 @@ func (e *Engine) ArrivedFor(ctx context.Context, userID string, ev *Event) (hidd
 	}
 	e.opts.UserReputation.Hid(userID, feeds, invite, ev.Sender(), ev.RoomID().String())
 	return true
+}
+
+func isInvite(ev *Event) bool {
+	m, err := ev.Membership()
+	return err == nil && m == "invite"
 }

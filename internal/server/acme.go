@@ -48,9 +48,10 @@ func (s *Server) acmeManager() (*autocert.Manager, error) {
 		return nil, err
 	}
 	only := autocert.HostWhitelist(a.Domain)
+	s.acmeLife = newACMELifetime(&http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}})
 	s.acme = &autocert.Manager{
 		Prompt: autocert.AcceptTOS,
-		Cache:  autocert.DirCache(filepath.Join(s.cfg.DataDir, "acme")),
+		Cache:  s.acmeLife.cache(autocert.DirCache(filepath.Join(s.cfg.DataDir, "acme"))),
 		// The HTTP-01 handler checks the Host header as it came, which
 		// names a port when the challenge is not on 80 (or a client adds
 		// ":80"); the domain is what matters.
@@ -63,7 +64,7 @@ func (s *Server) acmeManager() (*autocert.Manager, error) {
 		Email: a.Email,
 		Client: &acme.Client{DirectoryURL: a.DirectoryURL, HTTPClient: &http.Client{
 			Timeout:   time.Minute,
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
+			Transport: s.acmeLife.roundTripper(),
 		}},
 	}
 	return s.acme, nil

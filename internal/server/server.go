@@ -138,6 +138,8 @@ type Server struct {
 	acmeHTTP *http.Server
 	// acme obtains and renews certificates when acme.domain is set.
 	acme *autocert.Manager
+	// acmeLife ends acme's cache and client at Shutdown (see acmeLifetime).
+	acmeLife *acmeLifetime
 	// bound maps a listener name (client, federation, metrics) to its socket.
 	bound map[string]net.Listener
 	fresh *freshConns

@@ -103,6 +103,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 	}
 	errs = append(errs, waitCtx(ctx, "listeners", s.wg.Wait))
+	if s.acmeLife != nil {
+		s.acmeLife.end()
+	}
 	errs = append(errs, s.workers.Stop(ctx))
 	errs = append(errs, s.commit.Stop(ctx))
 	if s.engine != nil {
