@@ -1,8 +1,10 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -74,22 +76,6 @@ func rawPDUs(pdus []gomatrixserverlib.PDU) []json.RawMessage {
 	return out
 }
 
-func eventJSONs(evs []*rooms.Event) gomatrixserverlib.EventJSONs {
-	out := make(gomatrixserverlib.EventJSONs, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.JSON()
-	}
-	return out
-}
-
-func eventIDs(evs []*rooms.Event) []string {
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = ev.EventID()
-	}
-	return out
-}
-
 // getEvent serves GET /event/{eventId}: the event, redacted when the
 // server may not see it (Synapse's get_persisted_pdu), to servers in its
 // room.
@@ -129,8 +115,10 @@ func (a *API) eventInRoom(ctx context.Context, roomID, eventID string) (*rooms.E
 
 // stateAt is the state at an event as the spec's /state means it: the
 // state before the event (as Synapse's get_state_ids_for_pdu), with the
-// auth chain of that state.
-func (a *API) stateAt(r *Request) (state, chain []*rooms.Event, err error) {
+// auth chain of that state. The events are passed on as stored, not
+// parsed (issue 14: a joining server's resync asks for tens of
+// thousands).
+func (a *API) stateAt(r *Request) (state, chain []rooms.RawEvent, err error) {
 	ctx := r.Context()
 	roomID := r.PathValue("roomId")
 	if err := a.checkRoomAccess(ctx, roomID, r.Origin); err != nil {
@@ -147,18 +135,17 @@ func (a *API) stateAt(r *Request) (state, chain []*rooms.Event, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	byKey, err := a.d.Rooms.StateEvents(ctx, before)
-	if err != nil {
-		return nil, nil, err
-	}
-	state = make([]*rooms.Event, 0, len(byKey))
-	for _, s := range byKey {
-		state = append(state, s)
-	}
 	// A stable order (the order the events were stored in) keeps answers
 	// comparable; the spec asks for none.
-	slices.SortFunc(state, func(x, y *rooms.Event) int { return int(x.NID - y.NID) })
-	chain, err = a.d.Rooms.AuthChain(ctx, state)
+	nids := slices.Sorted(maps.Values(before))
+	if state, err = a.d.Rooms.EventJSONByNID(ctx, nids); err != nil {
+		return nil, nil, err
+	}
+	var authIDs []string
+	for _, s := range state {
+		authIDs = append(authIDs, s.AuthEventIDs()...)
+	}
+	chain, err = a.d.Rooms.AuthChainJSON(ctx, authIDs)
 	return state, chain, err
 }
 
@@ -167,7 +154,35 @@ func (a *API) getState(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fclient.RespState{StateEvents: eventJSONs(state), AuthEvents: eventJSONs(chain)}, nil
+	return rawStateAnswer(chain, state), nil
+}
+
+// rawStateAnswer encodes a /state answer ({"auth_chain", "pdus"}) by
+// hand, as sendJoinAnswer does.
+func rawStateAnswer(chain, state []rooms.RawEvent) httpapi.RawJSON {
+	size := 32
+	for _, list := range [][]rooms.RawEvent{chain, state} {
+		for _, ev := range list {
+			size += len(ev.JSON) + 1
+		}
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	list := func(evs []rooms.RawEvent) {
+		b.WriteByte('[')
+		for i, ev := range evs {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(ev.JSON)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteString(`{"auth_chain":`)
+	list(chain)
+	b.WriteString(`,"pdus":`)
+	list(state)
+	b.WriteByte('}')
+	return b.Bytes()
 }
 
 func (a *API) getStateIDs(r *Request) (any, error) {
@@ -175,7 +190,15 @@ func (a *API) getStateIDs(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fclient.RespStateIDs{StateEventIDs: eventIDs(state), AuthEventIDs: eventIDs(chain)}, nil
+	return fclient.RespStateIDs{StateEventIDs: rawEventIDs(state), AuthEventIDs: rawEventIDs(chain)}, nil
+}
+
+func rawEventIDs(evs []rooms.RawEvent) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
 }
 
 // getEventAuth serves GET /event_auth: the event's auth chain, its auth
@@ -190,11 +213,15 @@ func (a *API) getEventAuth(r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := a.d.Rooms.AuthChain(ctx, []*rooms.Event{ev})
+	chain, err := a.d.Rooms.AuthChainJSON(ctx, ev.AuthEventIDs())
 	if err != nil {
 		return nil, err
 	}
-	return fclient.RespEventAuth{AuthEvents: eventJSONs(chain)}, nil
+	auth := make(gomatrixserverlib.EventJSONs, len(chain))
+	for i, c := range chain {
+		auth[i] = spec.RawJSON(c.JSON)
+	}
+	return fclient.RespEventAuth{AuthEvents: auth}, nil
 }
 
 // backfill serves GET /backfill: the events from those named in v back

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -265,39 +266,82 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 			nids = append(nids, n)
 		}
 	}
-	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	// The events are passed on as stored, not parsed (issue 14): at
+	// tens of thousands of state events parsing them was most of a join.
+	evs, err := a.d.Rooms.EventJSONByNID(ctx, nids)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := a.d.Rooms.AuthChain(ctx, append(evs, join))
-	if err != nil {
-		return nil, err
-	}
+	var authIDs []string
 	stateJSON := make([]json.RawMessage, 0, len(evs))
 	inState := make(map[string]bool, len(evs))
 	for _, ev := range evs {
-		stateJSON = append(stateJSON, ev.JSON())
-		inState[ev.EventID()] = true
+		stateJSON = append(stateJSON, ev.JSON)
+		inState[ev.ID] = true
+		authIDs = append(authIDs, ev.AuthEventIDs()...)
+	}
+	chain, err := a.d.Rooms.AuthChainJSON(ctx, append(authIDs, join.AuthEventIDs()...))
+	if err != nil {
+		return nil, err
 	}
 	chainJSON := make([]json.RawMessage, 0, len(chain))
 	for _, ev := range chain {
-		if !omitMembers || !inState[ev.EventID()] {
-			chainJSON = append(chainJSON, ev.JSON())
+		if !omitMembers || !inState[ev.ID] {
+			chainJSON = append(chainJSON, ev.JSON)
 		}
 	}
-	resp := map[string]any{"origin": a.d.ServerName, "state": stateJSON, "auth_chain": chainJSON, "event": join.JSON()}
+	var servers []string
 	if omitMembers {
-		current, err := a.d.Rooms.CurrentState(ctx, join.RoomID().String())
-		if err != nil {
+		if servers, err = a.d.Rooms.CurrentServers(ctx, join.RoomID().String()); err != nil {
 			return nil, err
 		}
-		servers, err := a.d.Rooms.ServersInRoom(ctx, current)
-		if err != nil {
-			return nil, err
-		}
-		resp["members_omitted"], resp["servers_in_room"] = true, servers
 	}
-	return resp, nil
+	return sendJoinAnswer(a.d.ServerName, join.JSON(), stateJSON, chainJSON, omitMembers, servers)
+}
+
+// sendJoinAnswer encodes a send_join answer by hand: its events are the
+// stored JSON, valid and compact, which encoding/json would only check
+// and copy again, byte by byte (issue 14).
+func sendJoinAnswer(origin string, join json.RawMessage, state, chain []json.RawMessage, omitMembers bool, servers []string) (httpapi.RawJSON, error) {
+	size := len(join) + len(origin) + 128
+	for _, list := range [][]json.RawMessage{state, chain} {
+		for _, ev := range list {
+			size += len(ev) + 1
+		}
+	}
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	list := func(evs []json.RawMessage) {
+		b.WriteByte('[')
+		for i, ev := range evs {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(ev)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteString(`{"auth_chain":`)
+	list(chain)
+	b.WriteString(`,"event":`)
+	b.Write(join)
+	if omitMembers {
+		rawServers, err := json.Marshal(servers)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(`,"members_omitted":true,"servers_in_room":`)
+		b.Write(rawServers)
+	}
+	rawOrigin, err := json.Marshal(origin)
+	if err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"origin":`)
+	b.Write(rawOrigin)
+	b.WriteString(`,"state":`)
+	list(state)
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // keptMembers are the users whose membership a send_join with
@@ -321,22 +365,11 @@ func (a *API) keptMembers(ctx context.Context, state rooms.StateMap, join *rooms
 	if named || aliased {
 		return keep, nil
 	}
-	var nids []int64
-	for k, n := range state {
-		if k.Type == spec.MRoomMember {
-			nids = append(nids, n)
-		}
-	}
-	// Membership is read from the events: the state before the join is
-	// not the current state, which the store indexes.
-	evs, err := a.d.Rooms.EventsByNID(ctx, nids)
+	// Membership is read from the state before the join, not from the
+	// current state, which the store indexes.
+	members, err := a.d.Rooms.Memberships(ctx, state)
 	if err != nil {
 		return nil, err
-	}
-	members := make(map[string]string, len(evs))
-	for _, ev := range evs {
-		m, _ := ev.Membership()
-		members[*ev.StateKey()] = m
 	}
 	for _, h := range rooms.Heroes(members, string(join.SenderID())) {
 		keep[h] = true

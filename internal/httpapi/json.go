@@ -68,9 +68,26 @@ func DecodeObject(raw []byte, v any) error {
 	return nil
 }
 
+// RawJSON is an answer already encoded, written as it is: one made of
+// stored events (a send_join answer of tens of thousands) is not parsed
+// again by encoding/json, which validates and compacts every byte of a
+// json.RawMessage (a third of a second for a 20 MB answer, issue 14).
+// The handler vouches that it is valid JSON.
+type RawJSON []byte
+
+// MarshalJSON lets a RawJSON sit inside another answer (send_join v1's
+// [200, body]).
+func (r RawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
 // WriteJSON writes v with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
+	var body []byte
+	var err error
+	if raw, ok := v.(RawJSON); ok {
+		body = raw
+	} else {
+		body, err = json.Marshal(v)
+	}
 	if err != nil {
 		status = http.StatusInternalServerError
 		body = []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`)

@@ -36,6 +36,9 @@ type Store interface {
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
+	EventJSONByNID(ctx context.Context, nids []int64) ([]store.EventJSONRow, error)
+	EventJSONByID(ctx context.Context, ids []string) ([]store.EventJSONRow, error)
+	MembershipsByNID(ctx context.Context, nids []int64) (map[int64]string, error)
 	EventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	AcceptedEventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
@@ -169,6 +172,9 @@ type Engine struct {
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
+	// servers are the servers with joined members in a room's current
+	// state, by its snapshot (ServerInRoom; servers.go).
+	servers *cache.LRU[int64, []string]
 }
 
 // StateMap is a room state: state key to event NID. Maps handed out by
@@ -215,6 +221,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
 		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheSize)),
+		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }
 

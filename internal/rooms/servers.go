@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
+
+	"github.com/myelin-chat/myelin/internal/mxerr"
 )
 
 // What the engine answers about other servers: whether a room's server
@@ -77,19 +80,23 @@ func matchesAny(globs []any, host string) bool {
 	return false
 }
 
-// ServersInRoom lists the servers with joined members in a state.
+// ServersInRoom lists the servers with joined members in a state. The
+// memberships are read from the column stored with each event, not
+// from the events: in a room of 10,000 members every federation request
+// about it (make_join, send_join and its servers_in_room, /state...)
+// parsed 10,000 events here, more than the event cache holds (issue 14).
 func (e *Engine) ServersInRoom(ctx context.Context, state StateMap) ([]string, error) {
-	members, err := e.Members(ctx, state)
+	members, err := e.Memberships(ctx, state)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, m := range members {
-		if ms, _ := m.Membership(); ms != spec.Join {
+	for user, m := range members {
+		if m != spec.Join {
 			continue
 		}
-		if s := serverOf(*m.StateKey()); s != "" && !seen[s] {
+		if s := serverOf(user); s != "" && !seen[s] {
 			seen[s] = true
 			out = append(out, s)
 		}
@@ -97,22 +104,74 @@ func (e *Engine) ServersInRoom(ctx context.Context, state StateMap) ([]string, e
 	return out, nil
 }
 
-// ServerInRoom reports whether a server has a joined member in a room now.
-func (e *Engine) ServerInRoom(ctx context.Context, roomID, serverName string) (bool, error) {
-	state, err := e.CurrentState(ctx, roomID)
+// Memberships maps the users with a membership event in a state to
+// their membership, as Members' events give it (Event.Membership), from
+// the column stored with each event.
+func (e *Engine) Memberships(ctx context.Context, state StateMap) (map[string]string, error) {
+	var nids []int64
+	for k, n := range state {
+		if k.Type == spec.MRoomMember {
+			nids = append(nids, n)
+		}
+	}
+	byNID, err := e.store.MembershipsByNID(ctx, nids)
 	if err != nil {
-		return false, err
+		return nil, err
+	}
+	out := make(map[string]string, len(byNID))
+	for k, n := range state {
+		if m, ok := byNID[n]; ok && k.Type == spec.MRoomMember {
+			out[k.StateKey] = m
+		}
+	}
+	return out, nil
+}
+
+// serversCacheSize bounds the rooms whose current servers are kept.
+const serversCacheSize = 1024
+
+// ServerInRoom reports whether a server has a joined member in a room
+// now (CurrentServers).
+func (e *Engine) ServerInRoom(ctx context.Context, roomID, serverName string) (bool, error) {
+	servers, err := e.currentServers(ctx, roomID)
+	return slices.Contains(servers, serverName), err
+}
+
+// CurrentServers lists the servers with joined members in a room's
+// current state, as ServersInRoom of it does. Every request another
+// server makes about a room asks whether it is in it, and in a room of
+// 10,000 members each reads 10,000 memberships (a join: make_join,
+// send_join and its servers_in_room, and the sender's fan-out of the
+// join): the list is kept per snapshot of the room's current state,
+// which any change of state replaces.
+func (e *Engine) CurrentServers(ctx context.Context, roomID string) ([]string, error) {
+	servers, err := e.currentServers(ctx, roomID)
+	return slices.Clone(servers), err
+}
+
+// currentServers is CurrentServers without the copy: shared, not to be
+// modified.
+func (e *Engine) currentServers(ctx context.Context, roomID string) ([]string, error) {
+	h, err := e.lockRoom(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	known, state, snapshot := h.version != nil, h.state, h.snapshot
+	e.unlockRoom(h)
+	if !known {
+		return nil, mxerr.NotFound("Unknown room")
+	}
+	if servers, ok := e.servers.Get(snapshot); ok && snapshot != 0 {
+		return servers, nil
 	}
 	servers, err := e.ServersInRoom(ctx, state)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	for _, s := range servers {
-		if s == serverName {
-			return true, nil
-		}
+	if snapshot != 0 {
+		e.servers.PutCost(snapshot, servers, 1)
 	}
-	return false, nil
+	return servers, nil
 }
 
 // AuthChain returns the transitive auth events of evs (not evs themselves).
