@@ -103,6 +103,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	keepHeapProfile(cfg.Listen.Pprof)
 	log := server.NewLogger(cfg.Log, os.Stderr)
 	if cfg.Listen.Pprof != "" {
 		stopPprof, err := servePprof(cfg.Listen.Pprof, log)

@@ -494,7 +494,9 @@ func TestServeSIGTERMAnswersLongPolls(t *testing.T) {
 	t.Parallel()
 	env := serveEnv(t)
 	env["MYELIN_OPEN_REGISTRATION"] = "true"
+	env["MYELIN_METRICS_LISTEN"] = freeAddr(t)
 	p := serve(t, env)
+	metrics := "http://" + p.addr("metrics") + "/metrics"
 	token := register(t, p.URL, "poller", "pw")
 	code, body := testserver.Do(t, nil, "GET", p.URL+"/_matrix/client/v3/sync", token, nil)
 	since, _ := body["next_batch"].(string)
@@ -520,7 +522,14 @@ func TestServeSIGTERMAnswersLongPolls(t *testing.T) {
 		err = json.NewDecoder(res.Body).Decode(&body)
 		polled <- answer{res.StatusCode, body, err}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// The poll must be waiting when the signal comes: a fixed pause was
+	// not always enough on a loaded machine, and a poll that had not
+	// reached the server yet failed to connect.
+	for deadline := time.Now().Add(10 * time.Second); !longPolls(t, metrics); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the long-poll never reached the server")
+		}
+	}
 	p.stop()
 	select {
 	case a := <-polled:
@@ -530,6 +539,24 @@ func TestServeSIGTERMAnswersLongPolls(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("the long-poll was not answered at SIGTERM")
 	}
+}
+
+// longPolls says whether a /sync long-poll waits on the server whose
+// metrics are at url.
+func longPolls(t *testing.T, url string) bool {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "myelin_sync_long_polls "); ok && v != "0" {
+			return true
+		}
+	}
+	return false
 }
 
 func TestServeInvalidConfig(t *testing.T) {

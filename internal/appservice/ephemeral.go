@@ -99,6 +99,9 @@ type Ephemeral struct {
 	// event sender's (stream positions) and from an earlier process's:
 	// mautrix-go drops a transaction whose ID it has seen.
 	txnPrefix string
+	// firstPos is where a service seen for the first time starts, taken
+	// when the server was built (see Sender.firstPos).
+	firstPos int64
 }
 
 // ephemeralWorker is one service's state, fed by bus listeners.
@@ -140,6 +143,9 @@ func NewEphemeral(o EphemeralOptions) *Ephemeral {
 		o.MaxRetry = time.Minute
 	}
 	e := &Ephemeral{o: o, byID: map[string]*ephemeralWorker{}, txnPrefix: "e" + strconv.FormatInt(time.Now().UnixNano(), 36) + "."}
+	if o.Stream != nil {
+		e.firstPos = o.Stream.Current()
+	}
 	for _, reg := range o.Registry.All() {
 		if !reg.wantsEphemeral() {
 			continue
@@ -249,7 +255,7 @@ func (e *Ephemeral) serve(ctx context.Context, w *ephemeralWorker) {
 func (e *Ephemeral) start(ctx context.Context, reg *Registration, log *slog.Logger) (int64, bool) {
 	pos, found, err := e.o.Store.AppServiceStreamPosition(ctx, reg.ID, streamEphemeral)
 	if err == nil && !found {
-		pos = e.o.Stream.Current()
+		pos = e.firstPos
 		err = e.o.Store.SetAppServiceStreamPosition(ctx, reg.ID, streamEphemeral, pos)
 	}
 	if err != nil {

@@ -60,6 +60,11 @@ type Sender struct {
 	o        SenderOptions
 	moved    <-chan struct{}
 	interest interestCaches
+	// firstPos is where a service seen for the first time starts: the
+	// stream's end when the server was built, before it served anyone,
+	// not when the service's goroutine first ran, which on a loaded
+	// machine came after the first requests (and lost their events).
+	firstPos int64
 }
 
 // NewSender makes the sender; it does nothing until Run.
@@ -71,6 +76,9 @@ func NewSender(o SenderOptions) *Sender {
 		o.MaxRetry = time.Minute
 	}
 	s := &Sender{o: o}
+	if o.Rooms != nil {
+		s.firstPos = o.Rooms.Stream().Current()
+	}
 	if o.Bus != nil && len(o.Registry.All()) > 0 {
 		s.moved = rooms.Advances(o.Bus, "appservice-sender")
 	}
@@ -136,12 +144,12 @@ func (s *Sender) serve(ctx context.Context, reg *Registration, wake <-chan struc
 }
 
 // start loads the position; a service seen for the first time starts at
-// the stream's end, as Synapse's appservice stream does: history
-// predates its registration.
+// the stream's end (firstPos), as Synapse's appservice stream does:
+// history predates its registration.
 func (s *Sender) start(ctx context.Context, reg *Registration, log *slog.Logger) (int64, bool) {
 	pos, found, err := s.o.Store.AppServicePosition(ctx, reg.ID)
 	if err == nil && !found {
-		pos = s.o.Rooms.Stream().Current()
+		pos = s.firstPos
 		err = s.o.Store.SetAppServicePosition(ctx, reg.ID, pos)
 	}
 	if err != nil {

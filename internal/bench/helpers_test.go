@@ -39,7 +39,8 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 // fresh server (test configuration: rate limits off, cheap bcrypt).
 // MYELIN_SQLITE_SYNCHRONOUS, as for the server, chooses SQLite's
 // synchronous setting, so that both can be measured; MYELIN_HEAP_FLOOR_MIB
-// the heap floor, MYELIN_EVENT_CACHE_MIB the event cache.
+// the heap floor, MYELIN_EVENT_CACHE_MIB the event cache,
+// MYELIN_SQLITE_CACHE_KIB SQLite's page cache per connection.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
@@ -63,6 +64,9 @@ func benchConfig(cfg *config.Config) {
 	}
 	if n, err := strconv.Atoi(os.Getenv("MYELIN_EVENT_CACHE_MIB")); err == nil {
 		cfg.Memory.EventCacheMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_SQLITE_CACHE_KIB")); err == nil {
+		cfg.Memory.SQLiteCacheKiB = n
 	}
 }
 

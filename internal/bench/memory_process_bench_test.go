@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -293,61 +292,12 @@ func writeHeapProfile(b *testing.B, addr, file string) {
 }
 
 // startServeProcess starts the built server alone (no federation) on a
-// loopback port, configured by MYELIN_* variables plus env, and waits
-// until its client API answers. The benchmark's own MYELIN_SQLITE_SYNCHRONOUS,
-// GOGC and GOMEMLIMIT pass through to it.
+// loopback port, configured by MYELIN_* variables (serveEnv) plus env,
+// and waits until its client API answers.
 func startServeProcess(b *testing.B, bin, engine string, env ...string) myelinProcess {
 	b.Helper()
 	dir := b.TempDir()
 	clientAddr := freePort(b, "127.0.0.1")
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"MYELIN_SERVER_NAME=loadrun.test",
-		"MYELIN_DATA_DIR="+dir,
-		"MYELIN_DATABASE_URL="+testdb.NewURL(b, engine),
-		"MYELIN_CLIENT_LISTEN="+clientAddr,
-		"MYELIN_FEDERATION=false",
-		"MYELIN_PRESENCE=true",
-		"MYELIN_RATE_LIMIT=off",
-		"MYELIN_OPEN_REGISTRATION=true",
-		"MYELIN_BCRYPT_COST=4",
-		"MYELIN_LOG_LEVEL=warn",
-	)
-	cmd.Env = append(cmd.Env, env...)
-	logFile, err := os.Create(filepath.Join(dir, "myelin.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-	})
-	base := "http://" + clientAddr
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		resp, err := http.Get(base + "/_matrix/client/versions")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			b.Fatalf("server did not start: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return myelinProcess{pid: cmd.Process.Pid, base: base}
+	return launchMyelin(b, bin, []string{"serve"}, append(serveEnv(dir, testdb.NewURL(b, engine), clientAddr), env...),
+		dir, "http://"+clientAddr)
 }

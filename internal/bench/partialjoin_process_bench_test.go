@@ -1,16 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,22 +88,6 @@ func remoteJoinBigRoomProcess(b *testing.B, engine string) {
 	b.ReportMetric(float64(procStatusKB(b, hs2.pid, "VmHWM"))/1024, "rss-peak-MiB")
 }
 
-// buildMyelin builds cmd/myelin into a temporary directory.
-func buildMyelin(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "myelin")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/myelin-chat/myelin/cmd/myelin")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("building cmd/myelin: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type myelinProcess struct {
-	pid  int
-	base string
-}
-
 // startMyelinProcess starts the built server as host of the network,
 // federating with hs1, and waits until its client API answers.
 func startMyelinProcess(b *testing.B, bin, engine string, host testserver.Host, hs1 *testserver.Server) myelinProcess {
@@ -121,105 +101,21 @@ func startMyelinProcess(b *testing.B, bin, engine string, host testserver.Host, 
 	if err := os.WriteFile(cfgFile, []byte("federation:\n  request_timeout: 5m\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfgFile)
-	cmd.Env = append(os.Environ(),
-		"MYELIN_SERVER_NAME="+host.Name,
-		"MYELIN_DATA_DIR="+dir,
-		"MYELIN_DATABASE_URL="+testdb.NewURL(b, engine),
-		"MYELIN_CLIENT_LISTEN="+clientAddr,
-		"MYELIN_FEDERATION_LISTEN="+host.Addr,
-		"MYELIN_TLS_CERT="+host.CertFile,
-		"MYELIN_TLS_KEY="+host.KeyFile,
-		"MYELIN_FEDERATION_CA_FILE="+hs1.Config.Federation.CAFile,
-		"MYELIN_FEDERATION_ADDRESSES=hs1.test="+hs1.Config.Listen.Federation+","+host.Name+"="+host.Addr,
+	env := []string{
+		"MYELIN_SERVER_NAME=" + host.Name,
+		"MYELIN_DATA_DIR=" + dir,
+		"MYELIN_DATABASE_URL=" + testdb.NewURL(b, engine),
+		"MYELIN_CLIENT_LISTEN=" + clientAddr,
+		"MYELIN_FEDERATION_LISTEN=" + host.Addr,
+		"MYELIN_TLS_CERT=" + host.CertFile,
+		"MYELIN_TLS_KEY=" + host.KeyFile,
+		"MYELIN_FEDERATION_CA_FILE=" + hs1.Config.Federation.CAFile,
+		"MYELIN_FEDERATION_ADDRESSES=hs1.test=" + hs1.Config.Listen.Federation + "," + host.Name + "=" + host.Addr,
 		"MYELIN_OUTBOUND_ALLOW=127.0.0.0/8,::1/128",
 		"MYELIN_RATE_LIMIT=off",
 		"MYELIN_OPEN_REGISTRATION=true",
 		"MYELIN_BCRYPT_COST=4",
 		"MYELIN_LOG_LEVEL=warn",
-	)
-	if v := os.Getenv("MYELIN_SQLITE_SYNCHRONOUS"); v != "" {
-		cmd.Env = append(cmd.Env, "MYELIN_SQLITE_SYNCHRONOUS="+v)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "myelin.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logFile.Close()
-	})
-	base := "http://" + clientAddr
-	for deadline := time.Now().Add(2 * time.Minute); ; {
-		resp, err := http.Get(base + "/_matrix/client/versions")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile.Name())
-			b.Fatalf("hs2 did not start: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return myelinProcess{pid: cmd.Process.Pid, base: base}
-}
-
-// freePort is a free host:port on ip.
-func freePort(b *testing.B, ip string) string {
-	b.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// processCPUOf is a process's user and system CPU time so far
-// (/proc/<pid>/stat, fields 14 and 15, in clock ticks of 1/100 s).
-func processCPUOf(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The command name (field 2) may hold spaces: fields are counted
-	// after its closing parenthesis.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// procStatusKB is a kB field of /proc/<pid>/status (VmHWM: peak RSS).
-func procStatusKB(b *testing.B, pid int, field string) uint64 {
-	b.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
+	return launchMyelin(b, bin, []string{"serve", "--config", cfgFile}, env, dir, "http://"+clientAddr)
 }

@@ -202,7 +202,8 @@ func TestRelationsEdits(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sync: %v", err)
 		}
-		checkEdit("/sync", relFind(sync.Rooms.Join[roomID].Timeline.Events, orig), edit2)
+		_, timeline := testserver.JoinedEvents(sync, roomID)
+		checkEdit("/sync", relFind(timeline, orig), edit2)
 
 		// /relations lists every child, valid or not, newest first.
 		rels, err := bob.GetRelations(ctx, roomID, orig, &mautrix.ReqGetRelations{RelationType: event.RelReplace, Limit: 10})
@@ -311,7 +312,8 @@ func TestRelationsThreads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev := relFind(sync.Rooms.Join[roomID].Timeline.Events, root1); ev == nil || ev.Unsigned.Relations.GetThread().GetCount() != 2 {
+		_, timeline := testserver.JoinedEvents(sync, roomID)
+		if ev := relFind(timeline, root1); ev == nil || ev.Unsigned.Relations.GetThread().GetCount() != 2 {
 			t.Fatalf("/sync root1 lacks its summary: %+v", ev)
 		}
 		msgs, err := carol.Messages(ctx, roomID, "", "", mautrix.DirectionBackward, nil, 20)

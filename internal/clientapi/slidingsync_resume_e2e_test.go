@@ -27,8 +27,8 @@ func TestSlidingSyncResumesAfterRestart(t *testing.T) {
 		syJoin(t, bob, ids[0])
 		sySend(t, bob, ids[0], "before")
 		first := ssOK(t, s, alice, "", 0, roomList(0, 19))
-		if len(first.Rooms) != 6 || !ssHas(first.Rooms[ids[0].String()].RequiredState, "m.room.member", string(bob.UserID)) {
-			t.Fatalf("first window: %d rooms, room 0 %+v", len(first.Rooms), first.Rooms[ids[0].String()])
+		if r0 := first.Rooms[ids[0].String()]; len(first.Rooms) != 6 || r0 == nil || !ssHas(r0.RequiredState, "m.room.member", string(bob.UserID)) {
+			t.Fatalf("first window: %d rooms, room 0 %+v", len(first.Rooms), r0)
 		}
 		// Settle what arrives behind the first answer (unread counts).
 		pos := ssOK(t, s, alice, first.Pos, 0, roomList(0, 19)).Pos

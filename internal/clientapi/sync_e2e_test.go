@@ -118,6 +118,18 @@ func syFilter(f any) string {
 	return string(raw)
 }
 
+// syJoined is a joined room's entry in a /sync response; a response
+// without it fails the test rather than panicking on a nil pointer,
+// which would end the package's whole run.
+func syJoined(t *testing.T, resp *syResp, roomID id.RoomID) *syRoom {
+	t.Helper()
+	r := resp.Rooms.Join[roomID.String()]
+	if r == nil || r.Timeline == nil || r.State == nil {
+		t.Fatalf("room %s missing from the sync, or its timeline or state: %+v", roomID, resp.Rooms.Join)
+	}
+	return r
+}
+
 func syIDs(evs []syEvent) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {
@@ -322,7 +334,7 @@ func TestSyncInitialTimeline(t *testing.T) {
 
 		// A filter's limit.
 		resp = sySync(t, alice, map[string]string{"filter": syFilter(map[string]any{"room": map[string]any{"timeline": map[string]any{"limit": 3}}})})
-		room = resp.Rooms.Join[roomID.String()]
+		room = syJoined(t, resp, roomID)
 		if got, want := syIDs(room.Timeline.Events), []string{newName, tail[0], tail[1]}; !slices.Equal(got, want) || !room.Timeline.Limited {
 			t.Fatalf("timeline with limit 3 = %v limited=%v, want %v limited", got, room.Timeline.Limited, want)
 		}
@@ -364,7 +376,7 @@ func TestSyncInitialSections(t *testing.T) {
 		syJoin(t, bob, room)
 		syInvite(t, alice, room, carol.UserID)
 		resp := sySync(t, alice, nil)
-		sum := resp.Rooms.Join[room.String()].Summary
+		sum := syJoined(t, resp, room).Summary
 		if sum["m.joined_member_count"] != float64(2) || sum["m.invited_member_count"] != float64(1) {
 			t.Fatalf("summary counts: %v", sum)
 		}
@@ -500,7 +512,7 @@ func TestSyncIncremental(t *testing.T) {
 		topic := syState(t, alice, room, "m.room.topic", "", map[string]any{"topic": "first"})
 		m3 := sySend(t, alice, room, "three")
 		resp = sySince(t, bob, since)
-		r = resp.Rooms.Join[room.String()]
+		r = syJoined(t, resp, room)
 		if !slices.Equal(syIDs(r.Timeline.Events), []string{topic, m3}) || r.Timeline.Limited || len(r.State.Events) != 0 {
 			t.Fatalf("timeline with a topic change: %+v", r)
 		}
@@ -519,7 +531,7 @@ func TestSyncIncremental(t *testing.T) {
 		lateTopic := syState(t, alice, room, "m.room.topic", "", map[string]any{"topic": "third"})
 		recent := sySendN(t, alice, room, "recent", 9)
 		resp = sySince(t, bob, since)
-		r = resp.Rooms.Join[room.String()]
+		r = syJoined(t, resp, room)
 		wantTL := append([]string{lateTopic}, recent...)
 		if !slices.Equal(syIDs(r.Timeline.Events), wantTL) || !r.Timeline.Limited {
 			t.Fatalf("limited timeline = %v limited=%v, want %v", syIDs(r.Timeline.Events), r.Timeline.Limited, wantTL)
@@ -863,7 +875,7 @@ func TestSyncFilters(t *testing.T) {
 			t.Fatalf("filter read back = %v", back)
 		}
 		resp := sySync(t, alice, map[string]string{"filter": created.FilterID})
-		if got := syIDs(resp.Rooms.Join[r1.String()].Timeline.Events); !slices.Equal(got, bobMsgs[9:]) {
+		if got := syIDs(syJoined(t, resp, r1).Timeline.Events); !slices.Equal(got, bobMsgs[9:]) {
 			t.Fatalf("stored filter's timeline = %v, want %v", got, bobMsgs[9:])
 		}
 		// Another user's filter is not theirs to read or write; unknown IDs are 404.
@@ -887,12 +899,12 @@ func TestSyncFilters(t *testing.T) {
 		}
 		// Timeline types / not_types / senders.
 		resp = sySync(t, alice, map[string]string{"filter": wide(map[string]any{"timeline": map[string]any{"types": []string{"m.room.message"}}})})
-		tl := resp.Rooms.Join[r1.String()].Timeline.Events
+		tl := syJoined(t, resp, r1).Timeline.Events
 		if len(tl) != 12 || tl[0].EventID != aliceMsg {
 			t.Fatalf("types filter: %v", syIDs(tl))
 		}
 		resp = sySync(t, alice, map[string]string{"filter": wide(map[string]any{"timeline": map[string]any{"not_types": []string{"m.room.message"}}})})
-		tl = resp.Rooms.Join[r1.String()].Timeline.Events
+		tl = syJoined(t, resp, r1).Timeline.Events
 		if len(tl) == 0 || tl[len(tl)-1].EventID != topic {
 			t.Fatalf("not_types filter: %v", syIDs(tl))
 		}
@@ -902,7 +914,7 @@ func TestSyncFilters(t *testing.T) {
 			}
 		}
 		resp = sySync(t, alice, map[string]string{"filter": wide(map[string]any{"timeline": map[string]any{"senders": []string{bob.UserID.String()}}})})
-		tl = resp.Rooms.Join[r1.String()].Timeline.Events
+		tl = syJoined(t, resp, r1).Timeline.Events
 		for _, ev := range tl {
 			if ev.Sender != bob.UserID.String() {
 				t.Fatalf("senders filter let %s through", ev.Sender)
@@ -924,7 +936,7 @@ func TestSyncFilters(t *testing.T) {
 
 		// State types.
 		resp = sySync(t, alice, map[string]string{"filter": syFilter(map[string]any{"room": map[string]any{"state": map[string]any{"types": []string{"m.room.name"}}}})})
-		if st := resp.Rooms.Join[r1.String()].State.Events; len(st) != 1 || st[0].Type != "m.room.name" {
+		if st := syJoined(t, resp, r1).State.Events; len(st) != 1 || st[0].Type != "m.room.name" {
 			t.Fatalf("state types filter: %+v", st)
 		}
 
@@ -933,7 +945,7 @@ func TestSyncFilters(t *testing.T) {
 		lazy := map[string]string{"filter": syFilter(map[string]any{"room": map[string]any{"state": map[string]any{"lazy_load_members": true}}})}
 		resp = sySync(t, alice, lazy)
 		members := map[string]bool{}
-		for _, ev := range resp.Rooms.Join[r1.String()].State.Events {
+		for _, ev := range syJoined(t, resp, r1).State.Events {
 			if ev.Type == "m.room.member" {
 				members[*ev.StateKey] = true
 			}
@@ -941,12 +953,12 @@ func TestSyncFilters(t *testing.T) {
 		if len(members) != 2 || !members[bob.UserID.String()] || !members[alice.UserID.String()] {
 			t.Fatalf("lazy-loaded members = %v, want bob and alice", members)
 		}
-		if syFind(resp.Rooms.Join[r1.String()].State.Events, "m.room.topic", "") == nil {
+		if syFind(syJoined(t, resp, r1).State.Events, "m.room.topic", "") == nil {
 			t.Fatalf("lazy loading dropped non-member state")
 		}
 		full := sySync(t, alice, nil)
 		n := 0
-		for _, ev := range full.Rooms.Join[r1.String()].State.Events {
+		for _, ev := range syJoined(t, full, r1).State.Events {
 			if ev.Type == "m.room.member" {
 				n++
 			}
@@ -958,7 +970,7 @@ func TestSyncFilters(t *testing.T) {
 		carolMsg := sySend(t, carol, r1, "from carol")
 		lazy["since"], lazy["timeout"] = resp.NextBatch, "0"
 		resp = sySync(t, alice, lazy)
-		r := resp.Rooms.Join[r1.String()]
+		r := syJoined(t, resp, r1)
 		if !slices.Equal(syIDs(r.Timeline.Events), []string{carolMsg}) {
 			t.Fatalf("lazy incremental timeline: %v", syIDs(r.Timeline.Events))
 		}

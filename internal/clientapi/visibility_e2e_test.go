@@ -421,12 +421,12 @@ func TestRoomStateEndpoints(t *testing.T) {
 			t.Helper()
 			resp := sySince(t, c, sinceAlice)
 			out := map[string]any{}
-			for _, ev := range resp.Rooms.Join[room.String()].Timeline.Events {
+			for _, ev := range syJoined(t, resp, room).Timeline.Events {
 				if tid, ok := ev.Unsigned["transaction_id"]; ok {
 					out[ev.EventID] = tid
 				}
 			}
-			if got := syIDs(resp.Rooms.Join[room.String()].Timeline.Events); !slices.Equal(got, []string{e1, e2}) {
+			if got := syIDs(syJoined(t, resp, room).Timeline.Events); !slices.Equal(got, []string{e1, e2}) {
 				t.Fatalf("timeline after txn sends = %v, want [%s %s]", got, e1, e2)
 			}
 			return out
@@ -470,7 +470,7 @@ func TestRoomStateEndpoints(t *testing.T) {
 		// redaction events.
 		resp := sySync(t, bob, nil)
 		var found bool
-		for _, ev := range resp.Rooms.Join[room.String()].Timeline.Events {
+		for _, ev := range syJoined(t, resp, room).Timeline.Events {
 			if ev.EventID == bobMsg || ev.EventID == bobMsg2 {
 				found = true
 				if len(ev.Content) != 0 || ev.Unsigned["redacted_because"] == nil {
@@ -483,7 +483,7 @@ func TestRoomStateEndpoints(t *testing.T) {
 		}
 		inc := sySince(t, bob, sinceBob)
 		var redactions int
-		for _, ev := range inc.Rooms.Join[room.String()].Timeline.Events {
+		for _, ev := range syJoined(t, inc, room).Timeline.Events {
 			if ev.Type == "m.room.redaction" {
 				redactions++
 			}

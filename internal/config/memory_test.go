@@ -31,3 +31,20 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 		}
 	}
 }
+
+// The defaults are issue 20's measured ones (docs/benchmarks.md, "Memory,
+// second pass"): the SQLite page cache per connection is 256 KiB.
+func TestMemoryDefaults(t *testing.T) {
+	got := Default().Memory
+	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256}
+	if got != want {
+		t.Errorf("default memory settings %+v, want %+v", got, want)
+	}
+	loaded, err := Load("", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Memory != want {
+		t.Errorf("loaded without a file or variables: %+v, want %+v", loaded.Memory, want)
+	}
+}

@@ -37,8 +37,8 @@ func TestStrippedCreateEventOverFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		var wantTS int64
-		joined := own.Rooms.Join[roomID]
-		for _, ev := range append(joined.State.Events, joined.Timeline.Events...) {
+		state, timeline := testserver.JoinedEvents(own, roomID)
+		for _, ev := range append(state, timeline...) {
 			if ev.Type == event.StateCreate {
 				wantTS = ev.Timestamp
 			}

@@ -35,7 +35,14 @@ func (s *Service) copyOnUpgradeJoin(ctx context.Context, n rooms.Notification) e
 		return nil
 	}
 	roomID := ev.RoomID().String()
-	state, err := s.rooms.CurrentState(ctx, roomID)
+	// The state before the join, not the room's current state: the
+	// create event is in both, and the current state takes the room's
+	// lock, which a sender holds while it hands its event to this worker
+	// (Publish). With the queue full (a burst of joins into rooms of
+	// thousands of members, each evaluated for every member), the worker
+	// waited for the room and the sender for the worker: every join and
+	// send into the room, and all push evaluation, stopped for good.
+	state, err := s.rooms.StateAt(ctx, ev.StateBefore)
 	if err != nil {
 		return err
 	}

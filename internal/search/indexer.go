@@ -64,6 +64,11 @@ type Indexer struct {
 	// written and writtenLow are the positions last recorded (Run's
 	// goroutine only).
 	written, writtenLow int64
+	// backfillRead is when catchUp last looked for backfilled history,
+	// backfillOwed whether it skipped a look since (Run's goroutine
+	// only).
+	backfillRead time.Time
+	backfillOwed bool
 
 	mu   sync.Mutex
 	high int64
@@ -116,12 +121,22 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		if high, low, err = ix.catchUp(ctx, high, low); err != nil && ctx.Err() == nil {
 			ix.log.Warn("search: indexing events", "err", err)
 		}
+		// A look for backfilled history skipped by catchUp is made up
+		// for within backfillEvery, even if no event comes.
+		due := time.NewTimer(max(backfillEvery-time.Since(ix.backfillRead), 0))
+		if !ix.backfillOwed {
+			due.Stop()
+		}
 		select {
 		case <-ctx.Done():
+			due.Stop()
 			return nil
 		case <-ix.streamMoved:
 		case <-ix.wake:
+		case <-due.C:
+			continue
 		}
+		due.Stop()
 		gather := time.NewTimer(indexDelay)
 		select {
 		case <-ctx.Done():
@@ -141,6 +156,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 // search waiting for the index cuts it short.
 const indexDelay = 25 * time.Millisecond
 
+// backfillEvery is how often the indexer looks for backfilled history.
+const backfillEvery = time.Second
+
 // catchUp indexes every event between the stored positions and the
 // stream's current one, and any history backfilled below low.
 func (ix *Indexer) catchUp(ctx context.Context, high, low int64) (int64, int64, error) {
@@ -159,13 +177,25 @@ func (ix *Indexer) catchUp(ctx context.Context, high, low int64) (int64, int64, 
 		high = next
 		ix.setHigh(high)
 	}
+	// Backfill stores history without a notification on the bus, so the
+	// indexer has to look for it; looking on every wake cost a read of
+	// the events table per burst of messages, for history that seldom
+	// comes. The first pass always looks: history stored before a crash
+	// or before search existed.
+	if !ix.backfillRead.IsZero() && time.Since(ix.backfillRead) < backfillEvery {
+		ix.backfillOwed = true
+		return high, low, nil
+	}
+	ix.backfillRead, ix.backfillOwed = time.Now(), false
 	for {
 		rows, err := ix.store.BackfilledSearchableEvents(ctx, low, indexBatch)
 		if err != nil || len(rows) == 0 {
+			ix.backfillOwed = err != nil
 			return high, low, err
 		}
 		next := rows[len(rows)-1].StreamPos
 		if err := ix.index(ctx, rows, high, next); err != nil {
+			ix.backfillOwed = true
 			return high, low, err
 		}
 		low = next

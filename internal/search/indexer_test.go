@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,5 +88,68 @@ func TestIndexerSkipsRefusedEvent(t *testing.T) {
 		if st.indexed[nid] != v {
 			t.Fatalf("event %d indexed as %q, want %q", nid, st.indexed[nid], v)
 		}
+	}
+}
+
+// countingStore counts the indexer's reads of backfilled history.
+type countingStore struct {
+	refusingStore
+	backfillReads atomic.Int32
+}
+
+func (s *countingStore) BackfilledSearchableEvents(context.Context, int64, int) ([]store.EventRow, error) {
+	s.backfillReads.Add(1)
+	return nil, nil
+}
+
+// TestIndexerReadsBackfillOnlyWhenDue: new messages do not make the
+// indexer look for backfilled history each time (a query per burst of
+// messages on the busiest path); it looks at start, then at most every
+// backfillEvery while events come, and a look it skipped is made up for
+// without waiting for another event; an idle indexer does not look.
+func TestIndexerReadsBackfillOnlyWhenDue(t *testing.T) {
+	st := &countingStore{refusingStore: refusingStore{indexed: map[int64]string{}}}
+	stream := rooms.NewStreamGen(0, nil)
+	ix := NewIndexer(st, stream, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ix.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(pos int64) {
+		t.Helper()
+		wait, stop := context.WithTimeout(ctx, 5*time.Second)
+		defer stop()
+		ix.WaitFor(wait, pos)
+		if wait.Err() != nil {
+			t.Fatalf("the indexer did not reach %d", pos)
+		}
+	}
+	waitFor(0)
+	if n := st.backfillReads.Load(); n != 1 {
+		t.Fatalf("%d backfill reads at start, want 1", n)
+	}
+	for i := 0; i < 3; i++ {
+		pos := stream.Next()
+		st.mu.Lock()
+		st.rows = append(st.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
+			StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
+		st.mu.Unlock()
+		stream.Done(pos)
+		ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
+		waitFor(pos)
+	}
+	if n := st.backfillReads.Load(); n != 1 {
+		t.Fatalf("%d backfill reads after 3 new messages, want still 1", n)
+	}
+	start := time.Now()
+	for st.backfillReads.Load() != 2 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the backfill read skipped for the new messages was not made up for")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(backfillEvery + backfillEvery/2)
+	if n := st.backfillReads.Load(); n != 2 {
+		t.Fatalf("%d backfill reads while idle, want still 2", n)
 	}
 }

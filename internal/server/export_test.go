@@ -39,3 +39,6 @@ func UseSerialisingBus(t testing.TB) {
 	newBus = func() serverBus { return bus.NewSerialising() }
 	t.Cleanup(func() { newBus = old })
 }
+
+// LongPolls is how many /sync requests wait for news now.
+func LongPolls(s *Server) int { return s.notifier.Waiting() }

@@ -666,6 +666,7 @@ func (s *Server) Start() error {
 	}
 	s.commit.Start(ctx)
 	s.workers.Start(ctx)
+	releaseAfterStart()
 	return nil
 }
 

@@ -151,7 +151,24 @@ func TestShutdownIsGraceful(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(300 * time.Millisecond)
+		// Shut down once every poll waits and a send was acknowledged: a
+		// fixed 300 ms was not always enough on a loaded machine, and a
+		// poll that had not reached the server failed to connect.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			sent := len(acked)
+			mu.Unlock()
+			if server.LongPolls(s) == polls && sent > 0 {
+				break
+			}
+			if len(answered) > 0 {
+				t.Fatalf("a long-poll was answered before the shutdown: %v", <-answered)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d long-polls waiting and %d sends acknowledged after 20 s", server.LongPolls(s), sent)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // bob's messages go on, and must not wake alice
 		if len(answered) > 0 {
 			t.Fatalf("a long-poll was answered before the shutdown: %v", <-answered)
 		}

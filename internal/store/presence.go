@@ -67,13 +67,37 @@ func (db *DB) PresenceNotOffline(ctx context.Context) ([]Presence, error) {
 // upto], of the viewer and of every user joined to a room the viewer is
 // joined to, in position order.
 func (db *DB) PresenceChanges(ctx context.Context, viewer string, after, upto int64) ([]Presence, error) {
-	return collect(ctx, db.r(), scanPresence, `SELECT `+presenceColumns+` FROM user_presence
+	q := presenceChangesSince
+	if after == 0 {
+		q = presenceChangesAll
+	}
+	return collect(ctx, db.r(), scanPresence, q, viewer, after, upto)
+}
+
+// The two forms of PresenceChanges. An incremental /sync's window holds
+// a few changes, while the viewer's rooms may hold thousands of members:
+// asking, of each change, whether its user shares one of the viewer's
+// rooms (a few index probes) costs what is active, where listing every
+// co-member first (SQLite materialises the IN list) costs what is stored,
+// on every wake-up of every long-poll; with 1,000 users, a tenth of them
+// polling, that list was half the server's CPU (docs/benchmarks.md, scale
+// curve). An initial sync (after = 0) reads every user's presence row, so
+// there the one list of co-members is the cheaper.
+const (
+	presenceChangesSince = `SELECT ` + presenceColumns + ` FROM user_presence p
+		WHERE p.stream_pos > $2 AND p.stream_pos <= $3 AND (p.user_id = $1 OR EXISTS (
+			SELECT 1 FROM current_state mine
+			JOIN current_state theirs ON theirs.room_id = mine.room_id AND theirs.type = 'm.room.member'
+				AND theirs.state_key = p.user_id AND theirs.membership = 'join'
+			WHERE mine.type = 'm.room.member' AND mine.state_key = $1 AND mine.membership = 'join'))
+		ORDER BY p.stream_pos`
+	presenceChangesAll = `SELECT ` + presenceColumns + ` FROM user_presence
 		WHERE stream_pos > $2 AND stream_pos <= $3 AND (user_id = $1 OR user_id IN (
 			SELECT theirs.state_key FROM current_state mine
 			JOIN current_state theirs ON theirs.room_id = mine.room_id AND theirs.type = 'm.room.member' AND theirs.membership = 'join'
 			WHERE mine.type = 'm.room.member' AND mine.state_key = $1 AND mine.membership = 'join'))
-		ORDER BY stream_pos`, viewer, after, upto)
-}
+		ORDER BY stream_pos`
+)
 
 // ShareRoom reports whether two users are both joined to some room.
 func (db *DB) ShareRoom(ctx context.Context, a, b string) (bool, error) {

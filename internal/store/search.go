@@ -68,13 +68,19 @@ func (db *DB) BackfilledSearchableEvents(ctx context.Context, before int64, limi
 // IndexSearch adds entries to the index, removes the events redacted by
 // the IDs in remove, and records the new position, in one transaction.
 func (db *DB) IndexSearch(ctx context.Context, add []SearchEntry, remove []string, high, low int64) error {
+	// One multi-row INSERT per chunk, not one per entry: SQLite's FTS5
+	// writes what it holds in memory as a new segment of the index at
+	// the start of every statement that reaches it (the trigger's
+	// savepoint), so that an INSERT per entry made a segment per event
+	// and the merging of them all.
+	args := make([]any, 0, len(add)*7)
+	for _, e := range add {
+		args = append(args, e.EventNID, e.Key, e.RoomID, e.Sender, e.StreamPos, e.OriginTS, e.Value)
+	}
 	return db.tx(ctx, func(c conn) error {
-		for _, e := range add {
-			if _, err := c.exec(ctx, `INSERT INTO search_events (event_nid, key, room_id, sender, stream_pos, origin_ts, value)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_nid) DO NOTHING`,
-				e.EventNID, e.Key, e.RoomID, e.Sender, e.StreamPos, e.OriginTS, e.Value); err != nil {
-				return err
-			}
+		if err := execRows(ctx, c, `INSERT INTO search_events (event_nid, key, room_id, sender, stream_pos, origin_ts, value) VALUES `, 7,
+			` ON CONFLICT (event_nid) DO NOTHING`, args); err != nil {
+			return err
 		}
 		for _, id := range remove {
 			if _, err := c.exec(ctx, `DELETE FROM search_events WHERE event_nid IN (SELECT event_nid FROM events WHERE event_id = $1)`, id); err != nil {
