@@ -80,6 +80,10 @@ type userLock struct {
 // their /sync.
 type Changed struct {
 	UserID string `json:"user_id"`
+	// RoomID and Type name the entry, so that a listener caching one
+	// type (push rules) skips the others (read markers, often).
+	RoomID string `json:"room_id,omitempty"`
+	Type   string `json:"type,omitempty"`
 }
 
 // TopicChanged is the topic of Changed.
@@ -127,20 +131,20 @@ func (s *Service) Put(ctx context.Context, userID, roomID, typ string, content j
 		s.ignored.Remove(userID)
 		s.ignoredMu.Unlock()
 	}
-	s.changed(ctx, userID, pos)
+	s.changed(ctx, Changed{UserID: userID, RoomID: roomID, Type: typ}, pos)
 	return nil
 }
 
 // changed publishes Changed once pos is readable: a position commits ahead
 // of earlier ones still in flight, and a /sync woken before Current
 // reaches pos would not find the change.
-func (s *Service) changed(ctx context.Context, userID string, pos int64) {
+func (s *Service) changed(ctx context.Context, c Changed, pos int64) {
 	if !s.stream.WaitReadable(ctx, pos) {
 		// The change is stored; the next wake-up of the user's sync
 		// finds it.
 		return
 	}
-	s.bus.Publish(ctx, Changed{UserID: userID})
+	s.bus.Publish(ctx, c)
 }
 
 // Get loads an entry as clients see it; M_NOT_FOUND if unset.

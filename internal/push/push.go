@@ -214,6 +214,14 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
 	opts.Bus.Subscribe("push", func(_ context.Context, c bus.Change) { s.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	// Push rules are account data: a change written by another process
+	// reaches this one's cache only through the bus (update drops it at
+	// once in this one).
+	opts.Bus.Subscribe("push-rules", func(_ context.Context, c bus.Change) {
+		if ch := c.(accountdata.Changed); ch.RoomID == "" && ch.Type == accountdata.TypePushRules {
+			s.dropRuleset(ch.UserID)
+		}
+	}, accountdata.TopicChanged)
 	return s
 }
 
@@ -321,6 +329,12 @@ func (s *Service) ruleset(ctx context.Context, userID string) (userRuleset, erro
 	if err != nil {
 		return userRuleset{}, err
 	}
+	if len(stored) == 0 {
+		// Most users: see defaultRulesFor.
+		out := userRuleset{rules: defaultRulesFor(userID), isDefault: true}
+		s.rulesets.PutCost(userID, out, 1)
+		return out, nil
+	}
 	rs, bad, err := evaluatorRules(parseUserRules(stored).merged(userID))
 	if err != nil {
 		return userRuleset{}, err
@@ -332,7 +346,7 @@ func (s *Service) ruleset(ctx context.Context, userID string) (userRuleset, erro
 	if skipped > 0 {
 		s.opts.Log.Warn("push rules over the limits are not evaluated", "user", userID, "skipped", skipped)
 	}
-	out := userRuleset{rules: compiled, isDefault: len(stored) == 0}
+	out := userRuleset{rules: compiled}
 	s.rulesets.PutCost(userID, out, 1+compiled.size)
 	return out, nil
 }

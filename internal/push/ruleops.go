@@ -98,10 +98,17 @@ func (s *Service) update(ctx context.Context, userID string, fn func(u *userRule
 		}
 		return json.Marshal(u)
 	})
+	s.dropRuleset(userID)
+	return err
+}
+
+// dropRuleset forgets a user's cached rules once a change of them is
+// stored: under rulesMu, so that a load that read the old rules has
+// stored them before and is dropped too.
+func (s *Service) dropRuleset(userID string) {
 	s.rulesMu.Lock()
 	s.rulesets.Remove(userID)
 	s.rulesMu.Unlock()
-	return err
 }
 
 // PutRule creates or updates a user-defined rule (spec "PUT
