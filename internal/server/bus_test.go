@@ -42,7 +42,7 @@ func TestBusListeners(t *testing.T) {
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
 				presence.TopicChanged:    {"sync"},
-				accountdata.TopicChanged: {"sync", "reputation-users"},
+				accountdata.TopicChanged: {"sync", "push-rules", "reputation-users"},
 				push.TopicCountsChanged:  {"sync"},
 				keys.TopicChanged:        {"sync"},
 				typing.TopicLocal:        nil,
