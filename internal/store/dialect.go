@@ -25,6 +25,11 @@ type dialect interface {
 	mapError(err error) error
 	// lockMigrations serialises concurrent start-ups.
 	lockMigrations(ctx context.Context, c conn) error
+	// byteOrder follows a text column in ORDER BY to sort it by bytes, as
+	// Go's string comparison and SQLite's default BINARY collation do;
+	// PostgreSQL otherwise sorts by the database's locale ("@Zed" after
+	// "@alice" under en_US), and an answer cut by LIMIT would differ.
+	byteOrder() string
 }
 
 type postgres struct{}
@@ -41,6 +46,7 @@ func (postgres) mapError(err error) error {
 	}
 	return err
 }
+func (postgres) byteOrder() string { return ` COLLATE "C"` }
 func (postgres) lockMigrations(ctx context.Context, c conn) error {
 	_, err := c.exec(ctx, "SELECT pg_advisory_xact_lock(4747)")
 	return err
@@ -128,6 +134,7 @@ func (sqlite) mapError(err error) error {
 // SQLite migrations already run inside the single writer's IMMEDIATE
 // transaction, which excludes every other writer.
 func (sqlite) lockMigrations(context.Context, conn) error { return nil }
+func (sqlite) byteOrder() string                          { return "" }
 
 // searchSQL is how each engine matches and ranks search_events rows
 // (aliased s) against the full-text query bound to $1: the join that
