@@ -72,8 +72,10 @@ func TestRoomHeroes(t *testing.T) {
 }
 
 // TestByteOrder: the dialect's byteOrder sorts text by bytes, as Go
-// does, even where the column's collation is a locale's (PostgreSQL
-// with ICU; the test database itself is C.UTF-8, which would hide it).
+// does, on a database that sorts by a locale (on PostgreSQL, a column of
+// ICU's en_US collation; the test database itself is C.UTF-8, which needs
+// no COLLATE and would hide a wrong one). The database's own collation is
+// told apart by pgLocaleOrdered.
 func TestByteOrder(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, url string) {
 		ctx := context.Background()
@@ -83,8 +85,12 @@ func TestByteOrder(t *testing.T) {
 		}
 		defer db.Close()
 		locale := ""
-		if db.dialect.name() == "postgres" {
+		if p, ok := db.dialect.(postgres); ok {
+			if p.localeOrder {
+				t.Errorf("the C.UTF-8 test database taken for locale-ordered")
+			}
 			locale = ` COLLATE "en-US-x-icu"`
+			db.dialect = postgres{localeOrder: true}
 		}
 		got, err := db.r().strings(ctx, `SELECT s FROM (SELECT '@alice'`+locale+` AS s UNION ALL SELECT '@Zed' UNION ALL SELECT '@_x'
 			UNION ALL SELECT '@bob' UNION ALL SELECT '@Ábel') v ORDER BY s`+db.dialect.byteOrder())
@@ -97,6 +103,17 @@ func TestByteOrder(t *testing.T) {
 			t.Errorf("ORDER BY byteOrder: %q, want byte order %q", got, want)
 		}
 	})
+	for _, c := range []struct {
+		collate, provider string
+		want              bool
+	}{
+		{"C", "c", false}, {"POSIX", "c", false}, {"C.UTF-8", "c", false}, {"C.utf8", "c", false}, {"C.UTF-8", "b", false},
+		{"en_US.UTF-8", "c", true}, {"de_DE.utf8", "c", true}, {"C", "i", true}, {"und", "i", true},
+	} {
+		if got := pgLocaleOrdered(c.collate, c.provider); got != c.want {
+			t.Errorf("pgLocaleOrdered(%q, %q) = %v, want %v", c.collate, c.provider, got, c.want)
+		}
+	}
 }
 
 // TestRoomHeroesPlan: on SQLite both queries of RoomHeroes walk the
