@@ -2,6 +2,8 @@ package clientapi_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
 	"testing"
 
@@ -53,6 +55,25 @@ func TestSyncSummaryHeroes(t *testing.T) {
 		sum = syJoined(t, resp, room).Summary
 		if heroes, _ := sum["m.heroes"].([]any); !slices.Equal(heroes, want) {
 			t.Fatalf("incremental lazy sync heroes = %v, want %v (summary %v)", heroes, want, sum)
+		}
+
+		r := testserver.Send(t, nil, http.MethodPost, s.URL+ssPath+"?timeout=0", alice.AccessToken, roomList(0, 9))
+		var ss struct {
+			Rooms map[string]struct {
+				Heroes []struct {
+					UserID string `json:"user_id"`
+				} `json:"heroes"`
+			} `json:"rooms"`
+		}
+		if err := json.Unmarshal(r.Raw, &ss); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("sliding sync: %d %v: %s", r.Status, err, r.Raw)
+		}
+		var ssHeroes []any
+		for _, h := range ss.Rooms[room.String()].Heroes {
+			ssHeroes = append(ssHeroes, any(h.UserID))
+		}
+		if !slices.Equal(ssHeroes, want) {
+			t.Fatalf("sliding sync heroes = %v, want %v", ssHeroes, want)
 		}
 	})
 }
