@@ -263,21 +263,19 @@ func (s *Service) filterState(req Request, evs []*rooms.Event, timeline []*rooms
 	return out
 }
 
-// summary is the room summary: heroes (rooms.Heroes) and member counts.
+// summary is the room summary: heroes (rooms.Heroes' rule, picked by the
+// store without listing every member) and member counts.
 func (s *Service) summary(ctx context.Context, roomID, userID string) (map[string]any, error) {
 	joined, invited, err := s.store.MemberCounts(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	members, err := s.store.RoomMembers(ctx, roomID)
+	heroes, err := s.store.RoomHeroes(ctx, roomID, userID, rooms.MaxHeroes)
 	if err != nil {
 		return nil, err
 	}
-	byUser := make(map[string]string, len(members))
-	for _, m := range members {
-		// RoomMembers puts the member's user ID in RoomID.
-		byUser[m.RoomID] = m.Membership
+	if heroes == nil {
+		heroes = []string{} // m.heroes is a list, never null
 	}
-	heroes := rooms.Heroes(byUser, userID)
 	return map[string]any{"m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited}, nil
 }

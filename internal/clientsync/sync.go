@@ -23,6 +23,7 @@ type Store interface {
 	StateAfterAtOrBefore(ctx context.Context, roomID string, pos int64) (int64, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
 	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
+	RoomHeroes(ctx context.Context, roomID, self string, limit int) ([]string, error)
 	ForgottenRooms(ctx context.Context, userID string) (map[string]bool, error)
 	PartialStateCompleted(ctx context.Context, after, upto int64) ([]string, error)
 }

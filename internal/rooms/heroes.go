@@ -6,9 +6,9 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 )
 
-// maxHeroes is how many members a room summary names (client-server
+// MaxHeroes is how many members a room summary names (client-server
 // spec, /sync "m.heroes": "up to 5").
-const maxHeroes = 5
+const MaxHeroes = 5
 
 // Heroes picks the members a room summary names in m.heroes, as Synapse
 // does: up to five members other than self who are joined or invited,
@@ -34,5 +34,5 @@ func Heroes(members map[string]string, self string) []string {
 	if heroes == nil {
 		return []string{}
 	}
-	return heroes[:min(len(heroes), maxHeroes)]
+	return heroes[:min(len(heroes), MaxHeroes)]
 }

@@ -345,17 +345,13 @@ func (p *pass) describe(ctx context.Context, e *entry, state rooms.StateMap, roo
 	return err
 }
 
-// heroes are the members (rooms.Heroes) with their profiles in the room.
+// heroes are the members (rooms.Heroes' rule, picked by the store
+// without listing every member) with their profiles in the room.
 func (p *pass) heroes(ctx context.Context, roomID string, state rooms.StateMap) ([]Hero, error) {
-	members, err := p.s.store.RoomMembers(ctx, roomID)
+	ids, err := p.s.store.RoomHeroes(ctx, roomID, p.req.UserID, rooms.MaxHeroes)
 	if err != nil {
 		return nil, err
 	}
-	byUser := make(map[string]string, len(members))
-	for _, m := range members {
-		byUser[m.RoomID] = m.Membership // RoomMembers puts the user in RoomID
-	}
-	ids := rooms.Heroes(byUser, p.req.UserID)
 	var nids []int64
 	for _, u := range ids {
 		if nid, ok := state[roommodel.StateKey{Type: spec.MRoomMember, StateKey: u}]; ok {

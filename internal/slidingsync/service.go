@@ -24,7 +24,7 @@ type Store interface {
 	CurrentStateNIDsIn(ctx context.Context, roomIDs []string, typ, stateKey string) (map[string]int64, error)
 	LastEventAtOrBefore(ctx context.Context, roomID string, pos int64) (store.EventRow, error)
 	MemberCounts(ctx context.Context, roomID string) (joined, invited int64, err error)
-	RoomMembers(ctx context.Context, roomID string) ([]store.RoomMembership, error)
+	RoomHeroes(ctx context.Context, roomID, self string, limit int) ([]string, error)
 	ConnStore
 }
 

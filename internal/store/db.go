@@ -56,6 +56,10 @@ func Open(ctx context.Context, url string, maxConns int, opts ...Option) (*DB, e
 		db.Close()
 		return nil, err
 	}
+	if err := db.adaptDialect(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 

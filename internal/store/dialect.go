@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -25,9 +26,16 @@ type dialect interface {
 	mapError(err error) error
 	// lockMigrations serialises concurrent start-ups.
 	lockMigrations(ctx context.Context, c conn) error
+	// byteOrder follows a text column in ORDER BY to sort it by bytes, as
+	// Go's string comparison and SQLite's default BINARY collation do;
+	// PostgreSQL otherwise sorts by the database's locale ("@Zed" after
+	// "@alice" under en_US), and an answer cut by LIMIT would differ.
+	byteOrder() string
 }
 
-type postgres struct{}
+// postgres is the PostgreSQL dialect. localeOrder: the database
+// compares text by a locale, not by bytes (see byteOrder).
+type postgres struct{ localeOrder bool }
 
 func (postgres) name() string            { return "postgres" }
 func (postgres) rewrite(q string) string { return q }
@@ -40,6 +48,51 @@ func (postgres) mapError(err error) error {
 		return errors.Join(ErrConflict, err)
 	}
 	return err
+}
+
+// byteOrder asks for the "C" collation only where the database's own is
+// a locale's: an ORDER BY in another collation than the primary key's
+// cannot walk the key and stops being cheap (a room's 5,000 members read
+// and sorted to keep 5 heroes: 19 ms instead of 0.05 ms). Synapse asks
+// for C databases, and Myelin's test database is C.UTF-8.
+func (p postgres) byteOrder() string {
+	if p.localeOrder {
+		return ` COLLATE "C"`
+	}
+	return ""
+}
+
+// pgLocaleOrdered reports whether a PostgreSQL database of the given
+// default collation and locale provider (pg_database.datcollate and
+// datlocprovider: c libc, i ICU, b builtin) sorts text otherwise than
+// by bytes. C and POSIX compare bytes; C.UTF-8 compares code points,
+// which for UTF-8 is the same order.
+func pgLocaleOrdered(collate, provider string) bool {
+	if provider != "c" && provider != "b" {
+		return true
+	}
+	switch collate {
+	case "C", "POSIX", "C.UTF-8", "C.utf8":
+		return false
+	}
+	return true
+}
+
+// adaptDialect learns what the dialect needs from the database itself:
+// on PostgreSQL, its collation.
+func (db *DB) adaptDialect(ctx context.Context) error {
+	if _, ok := db.dialect.(postgres); !ok {
+		return nil
+	}
+	var collate, provider string
+	// datlocprovider exists from PostgreSQL 15; to_jsonb reads it where
+	// it exists without failing where it does not.
+	if err := db.r().queryRow(ctx, `SELECT datcollate, COALESCE(to_jsonb(d)->>'datlocprovider', 'c') FROM pg_database d
+		WHERE datname = current_database()`, nil, &collate, &provider); err != nil {
+		return fmt.Errorf("store: read the database's collation: %w", err)
+	}
+	db.dialect = postgres{localeOrder: pgLocaleOrdered(collate, provider)}
+	return nil
 }
 func (postgres) lockMigrations(ctx context.Context, c conn) error {
 	_, err := c.exec(ctx, "SELECT pg_advisory_xact_lock(4747)")
@@ -128,6 +181,7 @@ func (sqlite) mapError(err error) error {
 // SQLite migrations already run inside the single writer's IMMEDIATE
 // transaction, which excludes every other writer.
 func (sqlite) lockMigrations(context.Context, conn) error { return nil }
+func (sqlite) byteOrder() string                          { return "" }
 
 // searchSQL is how each engine matches and ranks search_events rows
 // (aliased s) against the full-text query bound to $1: the join that
