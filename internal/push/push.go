@@ -226,7 +226,8 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 }
 
 // Publish hears of a new event (rooms.TopicEvent on the bus): it queues the event for evaluation,
-// waiting while the queue is full.
+// waiting while the queue is full. The engine calls it without the room's lock, which the
+// worker may need to catch up (rooms.roomHead.mu).
 func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {
 		return

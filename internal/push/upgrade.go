@@ -37,11 +37,10 @@ func (s *Service) copyOnUpgradeJoin(ctx context.Context, n rooms.Notification) e
 	roomID := ev.RoomID().String()
 	// The state before the join, not the room's current state: the
 	// create event is in both, and the current state takes the room's
-	// lock, which a sender holds while it hands its event to this worker
-	// (Publish). With the queue full (a burst of joins into rooms of
-	// thousands of members, each evaluated for every member), the worker
-	// waited for the room and the sender for the worker: every join and
-	// send into the room, and all push evaluation, stopped for good.
+	// lock, which the room's senders queue on. (A sender used to hold it
+	// while it handed its event to this worker; with the queue full the
+	// two waited on each other for good. The engine now publishes after
+	// the lock is released, see rooms.roomHead.mu.)
 	state, err := s.rooms.StateAt(ctx, ev.StateBefore)
 	if err != nil {
 		return err

@@ -234,7 +234,18 @@ func (e *Engine) Stream() *StreamGen { return e.stream }
 // roomHead is the engine's working copy of a room's head: what a new
 // event builds on. Its lock serialises the room's event input.
 type roomHead struct {
+	// mu is the room's lock. Never block on a listener while holding
+	// it: no bus.Publish, no send on a bounded channel, no call into
+	// another service that may wait. The listeners' workers (push,
+	// guests, reputation, delayed events, federation, appservices) ask
+	// the engine about rooms, which takes this lock, so a listener
+	// whose queue is full would wait on its worker while the worker
+	// waits on the lock: the server froze so at 10,000 users (push,
+	// docs/benchmarks.md "Scale curve"). Events are published through
+	// out, after the lock is released, in the order they were stored.
 	mu          sync.Mutex
+	out         outbox
+	unpublished uint64    // the last of out's notifications this holder queued; guarded by mu
 	refs        int       // guarded by Engine.headsMu
 	lastUsed    time.Time // guarded by Engine.headsMu
 	loaded      bool
@@ -308,10 +319,20 @@ func (e *Engine) lockRoom(ctx context.Context, roomID string) (*roomHead, error)
 // unlockRoom releases a head from lockRoom. The heads of rooms the server
 // does not know are dropped at once, so that requests naming random room
 // IDs cannot grow the map.
+//
+// The notifications the holder queued are published after the lock is
+// released (see roomHead.mu) and before the reference is dropped, so
+// that the head, and with it the room's order of publication, outlives
+// them.
 func (e *Engine) unlockRoom(h *roomHead) {
 	unknown := h.version == nil
+	upto := h.unpublished
+	h.unpublished = 0
 	h.mu.Unlock()
-	e.releaseHead(h, unknown)
+	defer e.releaseHead(h, unknown)
+	if upto > 0 {
+		h.out.flush(e.publishNotification, upto)
+	}
 }
 
 // releaseHead drops a reference taken by lockRoom. A sender whose event

@@ -246,7 +246,7 @@ func (e *Engine) ReceiveOutOfBand(ctx context.Context, pdu gomatrixserverlib.PDU
 	ev := &Event{PDU: pdu, NID: nid, StreamPos: pos, Status: roommodel.Accepted}
 	e.cacheEvent(ev)
 	e.noteMembership(*pdu.StateKey(), pos)
-	e.bus.Publish(context.Background(), Notification{Event: ev, Membership: membership})
+	e.notify(h, Notification{Event: ev, Membership: membership})
 	return ev, nil
 }
 

@@ -336,8 +336,8 @@ type persistOpts struct {
 }
 
 // persist stores an event with its state snapshot, moves the room head
-// when the event extends the whole room (o.current), and then, once the
-// event's stream position is readable, tells the bus.
+// when the event extends the whole room (o.current), and queues its
+// notification, which the bus hears of when the room is unlocked.
 func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib.PDU, o persistOpts) (*Event, error) {
 	var pos int64
 	if !o.outlier {
@@ -359,7 +359,8 @@ func (e *Engine) persist(ctx context.Context, h *roomHead, pdu gomatrixserverlib
 		if n.Membership != "" && pdu.StateKey() != nil && o.before != nil {
 			n.PrevMembership, _ = e.MembershipIn(ctx, o.before, *pdu.StateKey())
 		}
-		e.bus.Publish(context.Background(), n)
+		// Published by unlockRoom, once the room's lock is released.
+		e.notify(h, n)
 	}
 	if !o.outlier {
 		// No holder of an earlier position waits for this room's lock,
