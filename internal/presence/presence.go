@@ -55,6 +55,8 @@ type Store interface {
 	PresenceNotOffline(ctx context.Context) ([]store.Presence, error)
 	PresenceChanges(ctx context.Context, viewer string, after, upto int64) ([]store.Presence, error)
 	ShareRoom(ctx context.Context, a, b string) (bool, error)
+	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
+	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
 }
 
 // Options configure the service.
@@ -144,6 +146,10 @@ type Service struct {
 	// evictions counts evictions from users, so that a load from the
 	// database racing one can tell its result may be stale.
 	evictions int64
+	// recent holds the latest changes, which most /sync windows need.
+	recent *recent
+	// mates tells /sync's viewers who shares a room with them.
+	mates *roommates
 }
 
 // New makes the service; it watches timeouts once Run runs.
@@ -161,8 +167,13 @@ func New(o Options) *Service {
 	if o.Stream != nil {
 		start = o.Stream.Current()
 	}
-	return &Service{o: o, users: map[string]store.Presence{}, syncing: map[string]int{}, dirty: map[string]bool{},
-		marks: cache.NewMarks(start)}
+	s := &Service{o: o, users: map[string]store.Presence{}, syncing: map[string]int{}, dirty: map[string]bool{},
+		marks: cache.NewMarks(start), recent: newRecent(start, recentCap), mates: newRoommates(o.Store)}
+	if o.Enabled {
+		o.Bus.Subscribe("presence-roommates", func(ctx context.Context, c bus.Change) { s.mates.heard(ctx, c, o.ServerName) },
+			rooms.TopicEvent, rooms.TopicPartialStateCompleted)
+	}
+	return s
 }
 
 // Enabled reports whether presence is on (config presence.enabled).
@@ -288,14 +299,54 @@ func (s *Service) Get(ctx context.Context, viewer, userID string) (Content, erro
 // Changes lists, for /sync, the presence of the viewer and of the users
 // who share a joined room with the viewer, changed at positions in
 // (after, upto]. after == 0 (an initial sync) gives everyone's current
-// presence, as Synapse does (users never seen have none to give).
+// presence, as Synapse does (users never seen have none to give). A
+// window the in-memory ring covers is answered from it and from the
+// roommates held in memory; the answer is StoredChanges'.
 func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64) ([]Event, error) {
 	if !s.o.Enabled || upto <= after || (after != 0 && s.marks.Unchanged("", after)) {
 		return nil, nil
 	}
+	if after == 0 {
+		return s.StoredChanges(ctx, viewer, after, upto)
+	}
+	s.mu.Lock()
+	changed, covered := s.recent.window(after, upto)
+	s.mu.Unlock()
+	if !covered {
+		return s.StoredChanges(ctx, viewer, after, upto)
+	}
+	rows := changed[:0]
+	for _, r := range changed {
+		if r.UserID != viewer {
+			ok, err := s.mates.share(ctx, viewer, r.UserID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		rows = append(rows, r)
+	}
+	return s.events(rows), nil
+}
+
+// StoredChanges is Changes asked of the database: for windows older
+// than the ring, initial syncs, and tests that hold the ring to it.
+func (s *Service) StoredChanges(ctx context.Context, viewer string, after, upto int64) ([]Event, error) {
+	if !s.o.Enabled || upto <= after {
+		return nil, nil
+	}
 	rows, err := s.o.Store.PresenceChanges(ctx, viewer, after, upto)
-	if err != nil || len(rows) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	return s.events(rows), nil
+}
+
+func (s *Service) events(rows []store.Presence) []Event {
+	if len(rows) == 0 {
+		return nil
 	}
 	now := s.now()
 	out := make([]Event, 0, len(rows))
@@ -308,7 +359,7 @@ func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64)
 		out = append(out, Event{Type: "m.presence", Sender: r.UserID, Content: content(r, now)})
 	}
 	s.mu.Unlock()
-	return out, nil
+	return out
 }
 
 // Current is the presence of users now, whenever it last changed: what

@@ -75,6 +75,9 @@ func (s *Service) Sweep(ctx context.Context) {
 	for id, p := range s.users {
 		if p.Presence == Offline {
 			if _, unsaved := s.dirty[id]; !unsaved && s.syncing[id] == 0 {
+				// Changes read the ring's copy once memory's is gone:
+				// it takes the timestamps saved since.
+				s.recent.refresh(p)
 				delete(s.users, id)
 				s.evictions++
 			}

@@ -156,6 +156,11 @@ func (s *Service) storeLocked(ctx context.Context, userID string, p store.Presen
 		s.mu.Unlock()
 		return 0, err
 	}
+	// Before the position is done: a /sync reading up to it must find
+	// the change in the ring as it would in the store.
+	s.mu.Lock()
+	s.recent.add(p)
+	s.mu.Unlock()
 	s.marks.Note("", pos)
 	s.o.Stream.Done(pos)
 	return pos, nil

@@ -23,7 +23,8 @@ import (
 // the one bus, and its listeners are the ones subscribed while the
 // services were built (the services have no callback fields left to
 // patch afterwards). /sync hears of every kind; new events reach it
-// first, then push, search and guests, in the old fan-out's order;
+// first, after presence's roommate cache (a woken /sync reads it), then
+// push, search and guests, in the old fan-out's order;
 // federation hears of local typing, receipts, presence, key changes and
 // joins, and only when federation is on.
 func TestBusListeners(t *testing.T) {
@@ -37,7 +38,7 @@ func TestBusListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := map[string][]string{
-				rooms.TopicEvent:         {"sync", "reputation-media-rooms", "push", "search-indexer", "guests", "delayed-events", "reputation", "metrics"},
+				rooms.TopicEvent:         {"presence-roommates", "sync", "reputation-media-rooms", "push", "search-indexer", "guests", "delayed-events", "reputation", "metrics"},
 				rooms.TopicAdvanced:      {"sync", "search-indexer"},
 				typing.TopicChanged:      {"sync"},
 				receipts.TopicStored:     {"sync"},
@@ -55,7 +56,7 @@ func TestBusListeners(t *testing.T) {
 				want[typing.TopicLocal] = []string{"federation.typing"}
 				want[receipts.TopicLocal] = []string{"federation.receipts"}
 				want[presence.TopicLocal] = []string{"federation.presence"}
-				want[rooms.TopicEvent] = []string{"sync", "reputation-media-rooms", "push", "search-indexer", "guests", "federation.join-presence", "federation.join-device-lists", "delayed-events", "reputation", "metrics"}
+				want[rooms.TopicEvent] = []string{"presence-roommates", "sync", "reputation-media-rooms", "push", "search-indexer", "guests", "federation.join-presence", "federation.join-device-lists", "delayed-events", "reputation", "metrics"}
 				want[rooms.TopicAdvanced] = append(want[rooms.TopicAdvanced], "federation-sender")
 				want[keys.TopicDevice] = []string{"federation.device_list"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}

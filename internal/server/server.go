@@ -290,6 +290,10 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	if err != nil {
 		return nil, err
 	}
+	// Presence hears of membership before the notifier wakes anyone: a
+	// woken /sync reads its viewer's roommates from presence's cache.
+	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
+		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
 	// The notifier holds wake-ups until push has counted an event's
 	// notifications; it hears of new events first (then push, search,
 	// guests), as Synapse notifies after computing push actions.
@@ -325,8 +329,6 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	b.render = clientevent.Renderer{Loader: s.engine, Relations: b.rels.Bundle, Filtered: s.engine.FilteredFor}
 	s.typing = typing.New(stream, changes)
 	s.receipts = receipts.New(db, s.engine, s.push, changes)
-	s.presence = presence.New(presence.Options{ServerName: cfg.ServerName, Enabled: cfg.Presence.Enabled, Store: db, Stream: stream, Log: s.log,
-		MaxStatusMsgBytes: cfg.Limits.MaxStatusMsgBytes, Bus: changes})
 	b.dir = directory.New(s.engine, db, directory.WithReputation(b.rep), directory.WithUserReputation(s.repUsers))
 	b.aliases = aliases.New(cfg.ServerName, db, s.engine, b.dir)
 	return stream, nil
