@@ -21,6 +21,10 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 		{map[string]string{"MYELIN_EVENT_CACHE_MIB": "0"}, "memory.event_cache_mib"},
 		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "8"}, "memory.sqlite_cache_kib"},
 		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "lots"}, "MYELIN_SQLITE_CACHE_KIB"},
+		{map[string]string{"MYELIN_STATE_CACHE_MIB": "0"}, "memory.state_cache_mib"},
+		{map[string]string{"MYELIN_STATE_CACHE_MIB": "many"}, "MYELIN_STATE_CACHE_MIB"},
+		{map[string]string{"MYELIN_SYNC_CACHE_MIB": "-4"}, "memory.sync_cache_mib"},
+		{map[string]string{"MYELIN_SYNC_CACHE_MIB": "2048"}, ""},
 	} {
 		_, err := Load("", envMap(c.env))
 		switch {
@@ -36,7 +40,7 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 // second pass"): the SQLite page cache per connection is 256 KiB.
 func TestMemoryDefaults(t *testing.T) {
 	got := Default().Memory
-	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256}
+	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8}
 	if got != want {
 		t.Errorf("default memory settings %+v, want %+v", got, want)
 	}

@@ -103,10 +103,10 @@ type Options struct {
 	DefaultVersion string
 	// EventCacheBytes bounds the parsed-event cache, by an estimate of
 	// the memory its events hold (eventCost); the cache of event IDs
-	// gets an eighth of it besides. StateCacheSize bounds the snapshot
-	// cache (in state entries).
+	// gets an eighth of it besides. StateCacheBytes bounds the snapshot
+	// cache by an estimate of its states' memory (stateCost).
 	EventCacheBytes int
-	StateCacheSize  int
+	StateCacheBytes int
 	// Ignored is the users each user ignores (m.ignored_user_list, the
 	// account data service); nil ignores nobody.
 	Ignored IgnoreLists
@@ -206,8 +206,8 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.EventCacheBytes == 0 {
 		opts.EventCacheBytes = defaultEventCacheBytes
 	}
-	if opts.StateCacheSize == 0 {
-		opts.StateCacheSize = 500000
+	if opts.StateCacheBytes == 0 {
+		opts.StateCacheBytes = defaultStateCacheBytes
 	}
 	return &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
@@ -220,7 +220,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		startPos:  stream.Current(),
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
-		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheSize)),
+		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
 		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }
@@ -408,7 +408,7 @@ func (e *Engine) snapshotState(ctx context.Context, id int64) (StateMap, error) 
 	for i := len(chain) - 1; i >= 0; i-- {
 		applyDelta(full, chain[i].Entries)
 	}
-	e.snapshots.PutCost(id, full, len(full)+1)
+	e.cacheState(id, full)
 	return full, nil
 }
 
