@@ -41,8 +41,8 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 // synchronous setting, so that both can be measured; MYELIN_HEAP_FLOOR_MIB
 // the heap floor, MYELIN_EVENT_CACHE_MIB the event cache,
 // MYELIN_SQLITE_CACHE_KIB SQLite's page cache per connection,
-// MYELIN_STATE_CACHE_MIB and MYELIN_SYNC_CACHE_MIB the state and /sync
-// caches.
+// MYELIN_STATE_CACHE_MIB, MYELIN_SYNC_CACHE_MIB and
+// MYELIN_LOOKUP_CACHE_MIB the state, /sync and lookup caches.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
@@ -75,6 +75,9 @@ func benchConfig(cfg *config.Config) {
 	}
 	if n, err := strconv.Atoi(os.Getenv("MYELIN_SYNC_CACHE_MIB")); err == nil {
 		cfg.Memory.SyncCacheMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_LOOKUP_CACHE_MIB")); err == nil {
+		cfg.Memory.LookupCacheMiB = n
 	}
 }
 

@@ -148,6 +148,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_SQLITE_CACHE_KIB", "8192", nil, func(c *Config) { c.Memory.SQLiteCacheKiB = 8192 }},
 		{"MYELIN_STATE_CACHE_MIB", "64", nil, func(c *Config) { c.Memory.StateCacheMiB = 64 }},
 		{"MYELIN_SYNC_CACHE_MIB", "32", nil, func(c *Config) { c.Memory.SyncCacheMiB = 32 }},
+		{"MYELIN_LOOKUP_CACHE_MIB", "16", nil, func(c *Config) { c.Memory.LookupCacheMiB = 16 }},
 		{"MYELIN_TLS_CERT", cert, map[string]string{"MYELIN_TLS_KEY": key}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
 		{"MYELIN_TLS_KEY", key, map[string]string{"MYELIN_TLS_CERT": cert}, func(c *Config) { c.Listen.TLSCert, c.Listen.TLSKey = cert, key }},
 		{"MYELIN_REGISTRATION_SHARED_SECRET", "s3cret", nil, func(c *Config) { c.Registration.SharedSecret = "s3cret" }},

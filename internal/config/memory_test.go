@@ -25,6 +25,7 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 		{map[string]string{"MYELIN_STATE_CACHE_MIB": "many"}, "MYELIN_STATE_CACHE_MIB"},
 		{map[string]string{"MYELIN_SYNC_CACHE_MIB": "-4"}, "memory.sync_cache_mib"},
 		{map[string]string{"MYELIN_SYNC_CACHE_MIB": "2048"}, ""},
+		{map[string]string{"MYELIN_LOOKUP_CACHE_MIB": "0"}, "memory.lookup_cache_mib"},
 	} {
 		_, err := Load("", envMap(c.env))
 		switch {
@@ -40,7 +41,7 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 // second pass"): the SQLite page cache per connection is 256 KiB.
 func TestMemoryDefaults(t *testing.T) {
 	got := Default().Memory
-	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8}
+	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8, LookupCacheMiB: 4}
 	if got != want {
 		t.Errorf("default memory settings %+v, want %+v", got, want)
 	}

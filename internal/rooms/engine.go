@@ -107,6 +107,9 @@ type Options struct {
 	// cache by an estimate of its states' memory (stateCost).
 	EventCacheBytes int
 	StateCacheBytes int
+	// LookupCacheBytes bounds the cache of which rooms have relations,
+	// by an estimate of its memory; 0: defaultLookupCacheBytes.
+	LookupCacheBytes int
 	// Ignored is the users each user ignores (m.ignored_user_list, the
 	// account data service); nil ignores nobody.
 	Ignored IgnoreLists
@@ -199,12 +202,12 @@ func OpenStream(ctx context.Context, st interface {
 
 // New makes an engine that assigns positions from stream and tells bus
 // of every event it persists.
-// relRoomsSize is how many rooms' "has relations" flags the engine keeps.
-const relRoomsSize = 100_000
-
 func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.EventCacheBytes == 0 {
 		opts.EventCacheBytes = defaultEventCacheBytes
+	}
+	if opts.LookupCacheBytes == 0 {
+		opts.LookupCacheBytes = defaultLookupCacheBytes
 	}
 	if opts.StateCacheBytes == 0 {
 		opts.StateCacheBytes = defaultStateCacheBytes
@@ -215,7 +218,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},
 		fullState: map[string]chan struct{}{},
-		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
+		relRooms:  cache.ExpireWhenIdle(cache.NewLRU[string, bool](opts.LookupCacheBytes)),
 		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
@@ -639,14 +642,14 @@ func (e *Engine) RoomHasRelations(ctx context.Context, roomID string) (bool, err
 	if meanwhile, _ := e.relRooms.Get(roomID); meanwhile {
 		return true, nil
 	}
-	e.relRooms.Put(roomID, has)
+	e.relRooms.PutCost(roomID, has, relFlagCost(roomID))
 	return has, nil
 }
 
 func (e *Engine) noteRelation(roomID string) {
 	e.relMu.Lock()
 	defer e.relMu.Unlock()
-	e.relRooms.Put(roomID, true)
+	e.relRooms.PutCost(roomID, true, relFlagCost(roomID))
 }
 
 // MembershipUnchanged reports whether no membership event about the user

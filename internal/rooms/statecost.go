@@ -1,5 +1,7 @@
 package rooms
 
+import "github.com/myelin-chat/myelin/internal/cache"
+
 // defaultStateCacheBytes is the snapshot cache's bound when the options
 // give none (memory.state_cache_mib's default).
 const defaultStateCacheBytes = 16 << 20
@@ -24,3 +26,16 @@ func stateCost(s StateMap) int {
 
 // cacheState keeps a snapshot's full state for the next reader.
 func (e *Engine) cacheState(id int64, s StateMap) { e.snapshots.PutCost(id, s, stateCost(s)) }
+
+// StateBytes estimates the memory a state map holds, for the caches
+// outside the engine that keep one (push's members per room).
+func StateBytes(s StateMap) int { return stateCost(s) }
+
+// defaultLookupCacheBytes bounds the relation flags when the options
+// give none (memory.lookup_cache_mib's default).
+const defaultLookupCacheBytes = 4 << 20
+
+// relFlagCost estimates a room's cached "has relations" flag: the room
+// ID and the cache's entry. The flags were bounded at 100,000 rooms,
+// some 20 MB when full.
+func relFlagCost(roomID string) int { return cache.StringBytes(roomID) + cache.EntryOverhead }
