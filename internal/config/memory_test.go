@@ -53,3 +53,24 @@ func TestMemoryDefaults(t *testing.T) {
 		t.Errorf("loaded without a file or variables: %+v, want %+v", loaded.Memory, want)
 	}
 }
+
+// The cache sizes are read from the file's memory section.
+func TestMemoryCacheSizesFromFile(t *testing.T) {
+	cfg, err := Load(writeFile(t, "c.yaml", `
+server_name: example.org
+memory:
+  state_cache_mib: 40
+  sync_cache_mib: 12
+  lookup_cache_mib: 2
+`), envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Memory
+	if m.StateCacheMiB != 40 || m.SyncCacheMiB != 12 || m.LookupCacheMiB != 2 {
+		t.Errorf("memory section read as %+v", m)
+	}
+	if _, err := Load(writeFile(t, "c.yaml", "server_name: example.org\nmemory:\n  state_cache_mib: 0\n"), envMap(nil)); err == nil || !strings.Contains(err.Error(), "memory.state_cache_mib") {
+		t.Errorf("state_cache_mib 0: got %v, want an error naming it", err)
+	}
+}
