@@ -94,9 +94,13 @@ func (Changed) Topic() string { return TopicChanged }
 
 // New makes the service; positions come from stream, the room engine's.
 // It publishes Changed on b.
-func New(st Store, stream *rooms.StreamGen, b bus.Bus) *Service {
+func New(st Store, stream *rooms.StreamGen, b bus.Bus, opts ...Option) *Service {
+	o := options{ignoredBytes: defaultIgnoredBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return &Service{store: st, stream: stream, bus: b, renderers: map[string]Renderer{}, locks: map[string]*userLock{},
-		ignored: cache.NewLRU[string, map[string]bool](100000), marks: cache.NewMarks(stream.Current())}
+		ignored: cache.ExpireWhenIdle(cache.NewLRU[string, map[string]bool](o.ignoredBytes)), marks: cache.NewMarks(stream.Current())}
 }
 
 // Manage makes a global type server-managed: clients cannot PUT it, and
@@ -280,6 +284,6 @@ func (s *Service) IgnoredUsers(ctx context.Context, userID string) (map[string]b
 	for u := range content.IgnoredUsers {
 		m[u] = true
 	}
-	s.ignored.PutCost(userID, m, len(m)+1)
+	s.ignored.PutCost(userID, m, cache.SetCost(len(userID), m))
 	return m, nil
 }

@@ -40,7 +40,9 @@ const ProfileEnv = "MYELIN_BENCH_CPUPROFILE"
 // MYELIN_SQLITE_SYNCHRONOUS, as for the server, chooses SQLite's
 // synchronous setting, so that both can be measured; MYELIN_HEAP_FLOOR_MIB
 // the heap floor, MYELIN_EVENT_CACHE_MIB the event cache,
-// MYELIN_SQLITE_CACHE_KIB SQLite's page cache per connection.
+// MYELIN_SQLITE_CACHE_KIB SQLite's page cache per connection,
+// MYELIN_STATE_CACHE_MIB, MYELIN_SYNC_CACHE_MIB and
+// MYELIN_LOOKUP_CACHE_MIB the state, /sync and lookup caches.
 func eachEngine(b *testing.B, fn func(b *testing.B, h *harness)) {
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
@@ -67,6 +69,15 @@ func benchConfig(cfg *config.Config) {
 	}
 	if n, err := strconv.Atoi(os.Getenv("MYELIN_SQLITE_CACHE_KIB")); err == nil {
 		cfg.Memory.SQLiteCacheKiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_STATE_CACHE_MIB")); err == nil {
+		cfg.Memory.StateCacheMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_SYNC_CACHE_MIB")); err == nil {
+		cfg.Memory.SyncCacheMiB = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("MYELIN_LOOKUP_CACHE_MIB")); err == nil {
+		cfg.Memory.LookupCacheMiB = n
 	}
 }
 

@@ -261,7 +261,7 @@ func (s *Service) membershipsOf(ctx context.Context, userID string) ([]store.Roo
 	if err != nil {
 		return nil, err
 	}
-	s.memberships.PutCost(userID, userMemberships{asOf: asOf, ms: ms}, len(ms)+1)
+	s.memberships.PutCost(userID, userMemberships{asOf: asOf, ms: ms}, membershipsCost(userID, ms))
 	return slices.Clone(ms), nil
 }
 

@@ -42,8 +42,11 @@ type Notifier struct {
 	byUser   map[string]map[*Waiter]struct{}
 	// joined caches the joined local users of rooms that had events,
 	// loaded on a room's first event and kept current from its membership
-	// events.
-	joined *cache.LRU[string, map[string]bool]
+	// events. It is bounded by an estimate of its memory (joinedBytes,
+	// setCost) and dropped while the server is quiet: it is the database's
+	// answer, loaded again on a room's next event.
+	joined      *cache.LRU[string, map[string]bool]
+	joinedBytes int
 }
 
 // held is a notification waiting to be flushed, since when. The room
@@ -99,10 +102,11 @@ type Waiter struct {
 // event stream that wake a /sync (see listen).
 func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus, opts ...NotifierOption) *Notifier {
 	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
-		byUser: map[string]map[*Waiter]struct{}{}, joined: cache.NewLRU[string, map[string]bool](200000)}
+		byUser: map[string]map[*Waiter]struct{}{}, joinedBytes: DefaultCacheBytes / 2}
 	for _, o := range opts {
 		o(n)
 	}
+	n.joined = cache.ExpireWhenIdle(cache.NewLRU[string, map[string]bool](n.joinedBytes))
 	if changes != nil {
 		n.listen(changes)
 		n.advanced = rooms.Advances(changes, "sync")
@@ -205,7 +209,7 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 				} else {
 					delete(users, target)
 				}
-				n.joined.PutCost(roomID, users, len(users)+1)
+				n.joined.PutCost(roomID, users, setCost(len(users)))
 			}
 		}
 		for u := range users {
@@ -252,7 +256,7 @@ func (n *Notifier) loadJoined(roomIDs []string) {
 		}
 		n.mu.Lock()
 		if !n.joined.Contains(roomID) {
-			n.joined.PutCost(roomID, users, len(users)+1)
+			n.joined.PutCost(roomID, users, setCost(len(users)))
 		}
 		n.mu.Unlock()
 	}

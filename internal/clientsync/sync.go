@@ -34,12 +34,12 @@ type Service struct {
 	engine   *rooms.Engine
 	notifier *Notifier
 	render   clientevent.Renderer
-	// active caches roomsWithEvents answers, by range.
-	active *cache.LRU[[2]int64, map[string]bool]
-	// memberships caches each user's memberships (see membershipsOf),
-	// bounded by their total number (1<<18: some 25 MB); pages caches
+	// active caches roomsWithEvents answers, by range; memberships
+	// caches each user's memberships (see membershipsOf). Both are
+	// bounded by an estimate of their memory (WithCacheBytes); pages caches
 	// timeline pages (see roomEvents), bounded by their memory
 	// (pagesBytes).
+	active      *cache.LRU[[2]int64, map[string]bool]
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
 	sources     Sources
@@ -47,9 +47,14 @@ type Service struct {
 
 // New makes the sync service; src are the streams besides rooms that
 // responses carry.
-func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources) *Service {
-	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src, active: cache.ExpireWhenIdle(cache.NewLRU[[2]int64, map[string]bool](4096)),
-		memberships: cache.ExpireWhenIdle(cache.NewLRU[string, userMemberships](1 << 18)),
+func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, src Sources, opts ...Option) *Service {
+	o := options{cacheBytes: DefaultCacheBytes / 2}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src,
+		active:      cache.ExpireWhenIdle(cache.NewLRU[[2]int64, map[string]bool](max(1, o.cacheBytes/2))),
+		memberships: cache.ExpireWhenIdle(cache.NewLRU[string, userMemberships](max(1, o.cacheBytes/2))),
 		pages:       cache.ExpireWhenIdle(cache.NewLRU[roomRange, []int64](pagesBytes))}
 }
 

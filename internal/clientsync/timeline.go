@@ -60,7 +60,7 @@ func (s *Service) roomsWithEvents(ctx context.Context, after, upto int64) (map[s
 	for _, id := range ids {
 		m[id] = true
 	}
-	s.active.PutCost(key, m, len(m)+1)
+	s.active.PutCost(key, m, setCost(len(m)))
 	return m, nil
 }
 

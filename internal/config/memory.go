@@ -30,19 +30,41 @@ type Memory struct {
 	// pages) at no CPU cost that BenchmarkSyncWakeup or
 	// BenchmarkInitialSync100Rooms could tell from noise.
 	SQLiteCacheKiB int `yaml:"sqlite_cache_kib"`
+	// StateCacheMiB bounds the room engine's cache of full room states
+	// (state snapshots). It was bounded at 500,000 state entries, whose
+	// bytes grow with the rooms: 43 MB at issue 20's 1,000-user scale
+	// step, 89 MB at 10,000. A big room's state is about 1 MB per 10,000
+	// members, so the default holds the states of the rooms that are busy
+	// at a time on a small server; the rest are read from their snapshot
+	// deltas in the database.
+	StateCacheMiB int `yaml:"state_cache_mib"`
+	// SyncCacheMiB bounds /sync's caches of who is joined to each room
+	// (half of it), of each user's memberships (a quarter) and of the
+	// rooms with events in a stream range (a quarter).
+	SyncCacheMiB int `yaml:"sync_cache_mib"`
+	// LookupCacheMiB bounds each of the caches of small per-user and
+	// per-room answers: users' ignore lists, rooms' types (sliding sync),
+	// users' unread counts per room (push) and which rooms have relations.
+	// They were bounded at 100,000 to 262,144 entries each, 10 to 30 MB
+	// when full, full on a server with that many active users or rooms.
+	LookupCacheMiB int `yaml:"lookup_cache_mib"`
 }
 
 func defaultMemory() Memory {
-	return Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256}
+	return Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8, LookupCacheMiB: 4}
 }
 
-// applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB and
-// MYELIN_SQLITE_CACHE_KIB.
+// applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB,
+// MYELIN_SQLITE_CACHE_KIB, MYELIN_STATE_CACHE_MIB,
+// MYELIN_SYNC_CACHE_MIB and MYELIN_LOOKUP_CACHE_MIB.
 func (c *Config) applyMemoryEnv(env func(string) (string, bool)) error {
 	for name, dst := range map[string]*int{
 		"MYELIN_HEAP_FLOOR_MIB":   &c.Memory.HeapFloorMiB,
 		"MYELIN_EVENT_CACHE_MIB":  &c.Memory.EventCacheMiB,
 		"MYELIN_SQLITE_CACHE_KIB": &c.Memory.SQLiteCacheKiB,
+		"MYELIN_STATE_CACHE_MIB":  &c.Memory.StateCacheMiB,
+		"MYELIN_SYNC_CACHE_MIB":   &c.Memory.SyncCacheMiB,
+		"MYELIN_LOOKUP_CACHE_MIB": &c.Memory.LookupCacheMiB,
 	} {
 		if v, ok := env(name); ok {
 			n, err := strconv.Atoi(v)
@@ -64,6 +86,15 @@ func (m Memory) validate(bad func(field, format string, args ...any) error) erro
 	}
 	if m.SQLiteCacheKiB < 64 || m.SQLiteCacheKiB > 1<<30 {
 		return bad("memory.sqlite_cache_kib", "want 64 to 1073741824, got %d", m.SQLiteCacheKiB)
+	}
+	if m.StateCacheMiB < 1 || m.StateCacheMiB > 1<<20 {
+		return bad("memory.state_cache_mib", "want 1 to 1048576, got %d", m.StateCacheMiB)
+	}
+	if m.SyncCacheMiB < 1 || m.SyncCacheMiB > 1<<20 {
+		return bad("memory.sync_cache_mib", "want 1 to 1048576, got %d", m.SyncCacheMiB)
+	}
+	if m.LookupCacheMiB < 1 || m.LookupCacheMiB > 1<<20 {
+		return bad("memory.lookup_cache_mib", "want 1 to 1048576, got %d", m.LookupCacheMiB)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func (s *Service) storedCounts(ctx context.Context, userID, roomID string) ([]st
 	if err != nil {
 		return nil, err
 	}
-	s.unread.Put(k, rows)
+	s.unread.PutCost(k, rows, unreadCost(k, rows))
 	return rows, nil
 }
 
@@ -106,7 +106,7 @@ func (s *Service) addNotifications(ctx context.Context, ns []store.PushNotificat
 		if !found {
 			rows = append(rows, d.ThreadCounts)
 		}
-		s.unread.Put(k, rows)
+		s.unread.PutCost(k, rows, unreadCost(k, rows))
 	}
 	return deltas, nil
 }

@@ -63,7 +63,7 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 	if err != nil {
 		return roomMembers{}, err
 	}
-	s.memberCache.PutCost(roomID, next, len(next.localJoined)+1)
+	s.memberCache.PutCost(roomID, next, memberStateCost(next))
 	return next.members, nil
 }
 

@@ -67,6 +67,14 @@ type Options struct {
 	// (Synapse: 1 s doubling to 1 h); GiveUpAfter drops a notification
 	// that could not be delivered for that long (Synapse: 24 h).
 	InitialBackoff, MaxBackoff, GiveUpAfter time.Duration
+	// MemberCacheBytes bounds the cache of each room's members in its
+	// latest state by an estimate of its memory (memberStateCost); 0:
+	// defaultMemberCacheBytes.
+	MemberCacheBytes int
+	// UnreadCacheBytes bounds the cache of users' unread counts per room
+	// by an estimate of its memory (unreadCost); 0:
+	// defaultUnreadCacheBytes.
+	UnreadCacheBytes int
 	// Progress is where the service records how far it has evaluated
 	// (nil: its own). The server makes it first so that the /sync
 	// notifier, which waits on it, is built and hears of new events
@@ -200,16 +208,22 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	if opts.Progress == nil {
 		opts.Progress = NewProgress(engine.Stream().Current())
 	}
+	if opts.UnreadCacheBytes <= 0 {
+		opts.UnreadCacheBytes = defaultUnreadCacheBytes
+	}
+	if opts.MemberCacheBytes <= 0 {
+		opts.MemberCacheBytes = defaultMemberCacheBytes
+	}
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
 		startPos:     engine.Stream().Current(),
 		through:      opts.Progress,
 		rulesets:     cache.NewLRU[string, userRuleset](100000),
-		memberCache:  cache.NewLRU[string, *memberState](200000),
+		memberCache:  cache.ExpireWhenIdle(cache.NewLRU[string, *memberState](opts.MemberCacheBytes)),
 		countMarks:   cache.NewMarks(engine.Stream().Current()),
 		recentCounts: &recentCountChanges{users: cache.NewLRU[string, *roomChanges](100000)},
-		unread:       cache.NewLRU[countsKey, []store.ThreadCounts](200000),
+		unread:       cache.ExpireWhenIdle(cache.NewLRU[countsKey, []store.ThreadCounts](opts.UnreadCacheBytes)),
 	}
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)

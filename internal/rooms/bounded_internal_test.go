@@ -20,8 +20,8 @@ func TestEngineMemoryIsBounded(t *testing.T) {
 	if got := e.memberPos.Len(); got > cache.DefaultMarksLimit {
 		t.Fatalf("membership marks: %d users remembered, limit %d", got, cache.DefaultMarksLimit)
 	}
-	if got := e.relRooms.Len(); got > relRoomsSize {
-		t.Fatalf("relation flags: %d rooms remembered, limit %d", got, relRoomsSize)
+	if got, limit := e.relRooms.Len(), defaultLookupCacheBytes/relFlagCost("!r1:hs1.test"); got > limit {
+		t.Fatalf("relation flags: %d rooms remembered, limit %d", got, limit)
 	}
 	if e.MembershipUnchanged("@u1:hs1.test", 0) {
 		t.Fatal("a forgotten user's membership counts as unchanged since before its change")

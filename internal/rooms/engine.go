@@ -103,10 +103,13 @@ type Options struct {
 	DefaultVersion string
 	// EventCacheBytes bounds the parsed-event cache, by an estimate of
 	// the memory its events hold (eventCost); the cache of event IDs
-	// gets an eighth of it besides. StateCacheSize bounds the snapshot
-	// cache (in state entries).
+	// gets an eighth of it besides. StateCacheBytes bounds the snapshot
+	// cache by an estimate of its states' memory (stateCost).
 	EventCacheBytes int
-	StateCacheSize  int
+	StateCacheBytes int
+	// LookupCacheBytes bounds the cache of which rooms have relations,
+	// by an estimate of its memory; 0: defaultLookupCacheBytes.
+	LookupCacheBytes int
 	// Ignored is the users each user ignores (m.ignored_user_list, the
 	// account data service); nil ignores nobody.
 	Ignored IgnoreLists
@@ -199,15 +202,15 @@ func OpenStream(ctx context.Context, st interface {
 
 // New makes an engine that assigns positions from stream and tells bus
 // of every event it persists.
-// relRoomsSize is how many rooms' "has relations" flags the engine keeps.
-const relRoomsSize = 100_000
-
 func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.EventCacheBytes == 0 {
 		opts.EventCacheBytes = defaultEventCacheBytes
 	}
-	if opts.StateCacheSize == 0 {
-		opts.StateCacheSize = 500000
+	if opts.LookupCacheBytes == 0 {
+		opts.LookupCacheBytes = defaultLookupCacheBytes
+	}
+	if opts.StateCacheBytes == 0 {
+		opts.StateCacheBytes = defaultStateCacheBytes
 	}
 	return &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
@@ -215,12 +218,12 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
 		heads:     map[string]*roomHead{},
 		fullState: map[string]chan struct{}{},
-		relRooms:  cache.NewLRU[string, bool](relRoomsSize),
+		relRooms:  cache.ExpireWhenIdle(cache.NewLRU[string, bool](opts.LookupCacheBytes)),
 		memberPos: cache.NewMarks(stream.Current()),
 		startPos:  stream.Current(),
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
-		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheSize)),
+		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
 		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }
@@ -429,7 +432,7 @@ func (e *Engine) snapshotState(ctx context.Context, id int64) (StateMap, error) 
 	for i := len(chain) - 1; i >= 0; i-- {
 		applyDelta(full, chain[i].Entries)
 	}
-	e.snapshots.PutCost(id, full, len(full)+1)
+	e.cacheState(id, full)
 	return full, nil
 }
 
@@ -660,14 +663,14 @@ func (e *Engine) RoomHasRelations(ctx context.Context, roomID string) (bool, err
 	if meanwhile, _ := e.relRooms.Get(roomID); meanwhile {
 		return true, nil
 	}
-	e.relRooms.Put(roomID, has)
+	e.relRooms.PutCost(roomID, has, relFlagCost(roomID))
 	return has, nil
 }
 
 func (e *Engine) noteRelation(roomID string) {
 	e.relMu.Lock()
 	defer e.relMu.Unlock()
-	e.relRooms.Put(roomID, true)
+	e.relRooms.PutCost(roomID, true, relFlagCost(roomID))
 }
 
 // MembershipUnchanged reports whether no membership event about the user

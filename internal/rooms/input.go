@@ -390,7 +390,7 @@ func (e *Engine) write(ctx context.Context, h *roomHead, pdu gomatrixserverlib.P
 	}
 	if ne.Snapshot != nil {
 		after[roommodel.StateKey{Type: pdu.Type(), StateKey: *pdu.StateKey()}] = res.NID
-		e.snapshots.PutCost(res.StateAfter, after, len(after)+1)
+		e.cacheState(res.StateAfter, after)
 	}
 	ev := e.stored(pdu, ne, o, res)
 	if ne.Extremities != nil {

@@ -379,7 +379,7 @@ func (e *Engine) storeSnapshot(ctx context.Context, roomID string, state StateMa
 	if err != nil {
 		return 0, err
 	}
-	e.snapshots.PutCost(id, state, len(state)+1)
+	e.cacheState(id, state)
 	return id, nil
 }
 

@@ -298,16 +298,17 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// notifications; it hears of new events first (then push, search,
 	// guests), as Synapse notifies after computing push actions.
 	pushed := push.NewProgress(stream.Current())
-	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold))
+	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold),
+		clientsync.WithJoinedCacheBytes(cfg.Memory.SyncCacheMiB<<20/2))
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
-	s.acctData = accountdata.New(db, stream, changes)
+	s.acctData = accountdata.New(db, stream, changes, accountdata.WithIgnoredCacheBytes(cfg.Memory.LookupCacheMiB<<20))
 	b.rep = s.reputationPoints()
 	b.invites = membership.NewInviteRules(s.acctData)
 	engineOpts := rooms.Options{
 		ServerName: cfg.ServerName, KeyID: gomatrixserverlib.KeyID(s.key.ID), PrivateKey: s.key.Private,
-		EventCacheBytes: cfg.Memory.EventCacheMiB << 20,
-		DefaultVersion:  cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
+		EventCacheBytes: cfg.Memory.EventCacheMiB << 20, StateCacheBytes: cfg.Memory.StateCacheMiB << 20, LookupCacheBytes: cfg.Memory.LookupCacheMiB << 20,
+		DefaultVersion: cfg.Rooms.DefaultVersion, Ignored: s.acctData, Reputation: b.rep, PolicyFailOpen: cfg.Federation.PolicyServerFailOpen,
 	}
 	s.repUsers = reputation.NewUserFilters(reputation.WithExtentStore(db, s.log))
 	engineOpts.UserReputation = s.repUsers
@@ -315,8 +316,9 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 		engineOpts.Policy = remote.NewPolicyClient(b.fedClient, cfg.ServerName, s.key, s.log)
 	}
 	s.engine = rooms.New(db, stream, changes, engineOpts)
-	pushOpts := push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes,
-		HTTPClient: push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
+	pushOpts := push.Options{ServerName: cfg.ServerName, Log: s.log, Bus: changes, MemberCacheBytes: cfg.Memory.StateCacheMiB << 20,
+		UnreadCacheBytes: cfg.Memory.LookupCacheMiB << 20,
+		HTTPClient:       push.GatewayClient(s.outbound), Limits: push.Limits(cfg.Limits.PushRules), Progress: pushed,
 		MaxTagBytes: cfg.Limits.MaxAccountDataBytes, Invites: b.invites}
 	if cfg.Rooms.ThreadSubscriptions {
 		s.threadSubs = threadsubs.New(db, s.engine, s.notifier.Wake)
@@ -365,7 +367,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	b.notices = servernotices.New(servernotices.Options{ServerName: cfg.ServerName, Config: cfg.ServerNotices, Rooms: engine,
 		Store: db, Accounts: b.acc, AccountData: s.acctData, MaxTagBytes: cfg.Limits.MaxAccountDataBytes})
 	syncer := clientsync.New(db, engine, s.notifier, b.render, clientsync.Sources{AccountData: s.acctData, Push: s.push, Typing: s.typing, Receipts: s.receipts,
-		Presence: s.presence, Keys: s.keys, Invites: b.invites})
+		Presence: s.presence, Keys: s.keys, Invites: b.invites}, clientsync.WithCacheBytes(cfg.Memory.SyncCacheMiB<<20/2))
 	members := membership.Options{ServerName: cfg.ServerName, Rooms: engine, Store: db, Accounts: b.acc, Invites: b.invites, Reputation: b.rep}
 	if b.remote != nil {
 		members.Remote = b.remote
@@ -381,7 +383,7 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	if s.threadSubs != nil {
 		threadSubs = s.threadSubs
 	}
-	s.sliding = slidingsync.New(syncer, engine, db, b.render, threadSubs)
+	s.sliding = slidingsync.New(syncer, engine, db, b.render, threadSubs, slidingsync.WithRoomTypesCacheBytes(cfg.Memory.LookupCacheMiB<<20))
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
 		Membership: memberSvc, Directory: b.dir, Spaces: directory.NewSpaces(b.dir, cfg.ServerName, remoteSpaces), Aliases: b.aliases,

@@ -164,7 +164,7 @@ func (p *pass) roomType(ctx context.Context, e *entry) (*string, error) {
 		if len(evs) > 0 {
 			t = createType(evs[0].Content())
 		}
-		p.s.roomTypes.Put(e.RoomID, t)
+		p.s.roomTypes.PutCost(e.RoomID, t, roomTypeCost(e.RoomID, t))
 	}
 	return t, nil
 }

@@ -57,7 +57,7 @@ func (s *Service) bumpStamps(ctx context.Context, es []*entry, upto int64) error
 			}
 			s.bump[id] = r.BumpStamp
 			if r.Typed {
-				s.roomTypes.Put(id, r.RoomType)
+				s.roomTypes.PutCost(id, r.RoomType, roomTypeCost(id, r.RoomType))
 			}
 		}
 		if len(unknown) > 0 {
@@ -120,7 +120,8 @@ func (p *pass) loadRoomTypes(ctx context.Context, entries []*entry) error {
 	fill := make(map[string]store.RoomListEntry, len(evs))
 	for _, ev := range evs {
 		t := createType(ev.Content())
-		p.s.roomTypes.Put(ev.RoomID().String(), t)
+		id := ev.RoomID().String()
+		p.s.roomTypes.PutCost(id, t, roomTypeCost(id, t))
 		// The bump stamp only ever raises the row's: a row made here has
 		// the one just read.
 		fill[ev.RoomID().String()] = store.RoomListEntry{BumpStamp: bump[ev.RoomID().String()], Typed: true, RoomType: t}

@@ -59,9 +59,13 @@ type Service struct {
 // New makes the service.
 // threadSubs is nil when thread subscriptions are off (the MSC4308
 // extension is then not served).
-func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer, threadSubs ThreadSubs) *Service {
+func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render clientevent.Renderer, threadSubs ThreadSubs, opts ...Option) *Service {
+	o := options{roomTypesBytes: defaultRoomTypesBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(st), bump: map[string]int64{},
-		roomTypes: cache.NewLRU[string, *string](1 << 18), threadSubs: threadSubs}
+		roomTypes: cache.ExpireWhenIdle(cache.NewLRU[string, *string](o.roomTypesBytes)), threadSubs: threadSubs}
 }
 
 // Run persists connections until ctx ends, then what answers are still
