@@ -9,11 +9,15 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 )
 
-// Bounds of the roommate caches, in member-list entries: enough for the
-// rooms and users of a large server, a few tens of MB at most.
+// Bounds of the roommate caches, in member-list entries (a user ID and
+// its map or slice slot, some 60-90 bytes each): about 20 MiB at most
+// together, for a small box. They hold the rooms of the users who poll
+// and those rooms' members, so they fill with what is active; a server
+// whose pollers' rooms exceed them loads member lists again, one query
+// per room, as every poll did before the caches.
 const (
-	roomsOfCap = 1_000_000
-	membersCap = 2_000_000
+	roomsOfCap = 100_000
+	membersCap = 200_000
 )
 
 // roommates answers whether two users share a joined room from memory:
