@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -160,30 +159,16 @@ func (a *API) getState(r *Request) (any, error) {
 // rawStateAnswer encodes a /state answer ({"auth_chain", "pdus"}) by
 // hand, as sendJoinAnswer does.
 func rawStateAnswer(chain, state []rooms.RawEvent) httpapi.RawJSON {
-	size := 32
-	for _, list := range [][]rooms.RawEvent{chain, state} {
-		for _, ev := range list {
-			size += len(ev.JSON) + 1
-		}
-	}
-	b := bytes.NewBuffer(make([]byte, 0, size))
-	list := func(evs []rooms.RawEvent) {
-		b.WriteByte('[')
-		for i, ev := range evs {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(ev.JSON)
-		}
-		b.WriteByte(']')
-	}
+	b := newRawAnswer(32, rawEventJSON, chain, state)
 	b.WriteString(`{"auth_chain":`)
-	list(chain)
+	writeList(b, chain, rawEventJSON)
 	b.WriteString(`,"pdus":`)
-	list(state)
+	writeList(b, state, rawEventJSON)
 	b.WriteByte('}')
 	return b.Bytes()
 }
+
+func rawEventJSON(ev rooms.RawEvent) []byte { return ev.JSON }
 
 func (a *API) getStateIDs(r *Request) (any, error) {
 	state, chain, err := a.stateAt(r)

@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -303,25 +302,9 @@ func (a *API) sendJoinResponse(ctx context.Context, join *rooms.Event, omitMembe
 // stored JSON, valid and compact, which encoding/json would only check
 // and copy again, byte by byte (issue 14).
 func sendJoinAnswer(origin string, join json.RawMessage, state, chain []json.RawMessage, omitMembers bool, servers []string) (httpapi.RawJSON, error) {
-	size := len(join) + len(origin) + 128
-	for _, list := range [][]json.RawMessage{state, chain} {
-		for _, ev := range list {
-			size += len(ev) + 1
-		}
-	}
-	b := bytes.NewBuffer(make([]byte, 0, size))
-	list := func(evs []json.RawMessage) {
-		b.WriteByte('[')
-		for i, ev := range evs {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(ev)
-		}
-		b.WriteByte(']')
-	}
+	b := newRawAnswer(len(join)+len(origin)+128, rawMessage, state, chain)
 	b.WriteString(`{"auth_chain":`)
-	list(chain)
+	writeList(b, chain, rawMessage)
 	b.WriteString(`,"event":`)
 	b.Write(join)
 	if omitMembers {
@@ -339,10 +322,12 @@ func sendJoinAnswer(origin string, join json.RawMessage, state, chain []json.Raw
 	b.WriteString(`,"origin":`)
 	b.Write(rawOrigin)
 	b.WriteString(`,"state":`)
-	list(state)
+	writeList(b, state, rawMessage)
 	b.WriteByte('}')
 	return b.Bytes(), nil
 }
+
+func rawMessage(m json.RawMessage) []byte { return m }
 
 // keptMembers are the users whose membership a send_join with
 // omit_members still returns: the joiner's own (the state the join is
