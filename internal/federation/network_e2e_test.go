@@ -104,7 +104,10 @@ func TestThreeServers(t *testing.T) {
 		if _, err := bob.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs1.test"}}); err != nil {
 			t.Fatalf("bob joins: %v", err)
 		}
-		// carol joins through bob's server, which is not the room's creator.
+		// carol joins through bob's server, which is not the room's
+		// creator. bob's server joined with partial state and, as
+		// Synapse, refuses make_join until it holds the whole state.
+		awaitFullState(t, hs2, room)
 		if _, err := carol.JoinRoom(ctx, room.String(), &mautrix.ReqJoinRoom{Via: []string{"hs2.test"}}); err != nil {
 			t.Fatalf("carol joins through hs2: %v", err)
 		}
