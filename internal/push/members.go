@@ -45,6 +45,15 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 		// current members are the only answer there is.
 		return s.currentMembers(ctx, roomID)
 	}
+	// A room joined with partial state stores, at its events, only the
+	// members the send_join answer kept: the others are missing, not
+	// gone, until the resync completes. The current members are the
+	// best known then.
+	if partial, _, err := s.rooms.PartialState(ctx, roomID); err != nil {
+		return roomMembers{}, err
+	} else if partial {
+		return s.currentMembers(ctx, roomID)
+	}
 	state, err := s.rooms.StateAt(ctx, ev.StateAfter)
 	if err != nil {
 		return roomMembers{}, err
