@@ -2,13 +2,11 @@ package appservice
 
 import (
 	"context"
-	"crypto/ed25519"
 	"log/slog"
 	"testing"
 
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/roomtest"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -21,24 +19,15 @@ import (
 func TestFirstPositionIsStartUp(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, dbURL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		stream, err := rooms.OpenStream(ctx, db, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, priv, _ := ed25519.GenerateKey(nil)
-		engine := rooms.New(db, stream, bus.New(), rooms.Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
+		env := roomtest.New(t, dbURL, "10")
+		db, stream, engine := env.DB, env.Stream, env.Engine
 		reg := &Registration{ID: "bridge", URL: "http://127.0.0.1:9", ReceiveEphemeral: true}
-		registry := NewRegistry("a.test", []*Registration{reg})
+		registry := NewRegistry(roomtest.ServerName, []*Registration{reg})
 		sender := NewSender(SenderOptions{Registry: registry, Rooms: engine, Store: db})
 		ephemeral := NewEphemeral(EphemeralOptions{Registry: registry, Store: db, Stream: stream})
 		built := stream.Current()
 
-		if _, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: "@alice:a.test", Preset: "public_chat"}); err != nil {
+		if _, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: "@alice:" + roomtest.ServerName, Preset: "public_chat"}); err != nil {
 			t.Fatal(err)
 		}
 		if stream.Current() == built {
