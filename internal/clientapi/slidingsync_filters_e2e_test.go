@@ -23,9 +23,10 @@ type ssFullRoom struct {
 	Timeline []struct {
 		Content map[string]any `json:"content"`
 	} `json:"timeline"`
-	Limited  bool `json:"limited"`
-	Expanded bool `json:"unstable_expanded_timeline"`
-	Heroes   []struct {
+	Limited   bool   `json:"limited"`
+	PrevBatch string `json:"prev_batch"`
+	Expanded  bool   `json:"unstable_expanded_timeline"`
+	Heroes    []struct {
 		UserID      string `json:"user_id"`
 		DisplayName string `json:"displayname"`
 	} `json:"heroes"`
@@ -268,8 +269,14 @@ func TestSlidingSyncExpandedTimelineAndScoping(t *testing.T) {
 		if _, ok := first.Extensions.Receipts.Rooms[chat.String()]; ok {
 			t.Fatal("receipts sent for a room of a list the extension does not name")
 		}
-		if c := first.Rooms[chat.String()]; c == nil || len(c.Timeline) != 1 || !c.Limited || c.Expanded {
+		c := first.Rooms[chat.String()]
+		if c == nil || len(c.Timeline) != 1 || c.Timeline[0].Content["body"] != "message 3" || !c.Limited || c.Expanded || c.PrevBatch == "" {
 			t.Fatalf("chat in the list: %+v", c)
+		}
+		// prev_batch is where /messages goes on backwards from.
+		older, _ := syMessages(t, alice, chat, map[string]string{"from": c.PrevBatch, "dir": "b", "limit": "2"})
+		if len(older) != 2 || older[0].Content["body"] != "message 2" || older[1].Content["body"] != "message 1" {
+			t.Fatalf("/messages from prev_batch: %+v", older)
 		}
 
 		// old enters the window: its account data, set before the
@@ -286,7 +293,7 @@ func TestSlidingSyncExpandedTimelineAndScoping(t *testing.T) {
 		// last events, flagged expanded, not initial.
 		sub := map[string]any{chat.String(): map[string]any{"timeline_limit": 10}}
 		opened := ssFull(t, s, alice, wider.Pos, req(9, sub))
-		c := opened.Rooms[chat.String()]
+		c = opened.Rooms[chat.String()]
 		if c == nil || c.Initial || !c.Expanded || len(c.Timeline) < 5 {
 			t.Fatalf("room opened with a longer timeline: %+v", c)
 		}
