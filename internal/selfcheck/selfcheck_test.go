@@ -133,6 +133,48 @@ func TestCheckServer(t *testing.T) {
 		}
 	})
 
+	t.Run("SRV records", func(t *testing.T) {
+		s := internetServer(t, ca, "check.test", "check.test", func(c *config.Config) { c.WellKnown.Server = "" })
+		srvFor := func(service string) func(context.Context, string, string, string) (string, []*net.SRV, error) {
+			return func(ctx context.Context, svc, proto, name string) (string, []*net.SRV, error) {
+				if svc != service || proto != "tcp" || name != "check.test" {
+					return noSRV(ctx, svc, proto, name)
+				}
+				return "", []*net.SRV{{Target: "fed.check.test.", Port: 8448}}, nil
+			}
+		}
+		resolve := map[string]string{"check.test:443": s.Addr("client"), "fed.check.test:8448": s.Addr("client"),
+			"check.test:8448": testserver.ClosedAddr(t)}
+		// _matrix-fed._tcp leads to the server: federation works, and
+		// the certificate is checked for the server name, as the spec
+		// (v1.8) says for SRV targets.
+		fs := selfcheck.New(selfcheck.Options{Roots: ca.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix-fed")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "SRV"); f.Level != selfcheck.OK || !strings.Contains(f.Detail, "fed.check.test:8448") {
+			t.Fatalf("SRV record: %+v\n%s", f, dump(fs))
+		}
+		for _, c := range []string{"TLS certificate", "federation API", "signing keys"} {
+			if f := find(t, fs, c); f.Level == selfcheck.Error {
+				t.Fatalf("%s through the SRV record: %+v\n%s", c, f, dump(fs))
+			}
+		}
+		// Only the deprecated _matrix._tcp: it still works, with a
+		// warning to rename it.
+		fs = selfcheck.New(selfcheck.Options{Roots: ca.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "SRV"); f.Level != selfcheck.Warning || !strings.Contains(f.Fix, "_matrix-fed._tcp") {
+			t.Fatalf("deprecated SRV record: %+v\n%s", f, dump(fs))
+		}
+		if f := find(t, fs, "federation API"); f.Level != selfcheck.OK {
+			t.Fatalf("federation through the deprecated SRV record: %+v\n%s", f, dump(fs))
+		}
+		// A certificate from a CA other servers do not trust (here: the
+		// checker trusts another one) is a chain that does not verify.
+		other := testserver.NewCA(t)
+		fs = selfcheck.New(selfcheck.Options{Roots: other.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix-fed")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "TLS certificate"); f.Level != selfcheck.Error || !strings.Contains(f.Detail, "does not verify") || f.Fix == "" {
+			t.Fatalf("untrusted chain: %+v\n%s", f, dump(fs))
+		}
+	})
+
 	t.Run("client base URL that reaches nothing", func(t *testing.T) {
 		s := internetServer(t, ca, "check.test", "check.test", func(c *config.Config) { c.WellKnown.ClientBaseURL = "https://matrix.check.test" })
 		fs := checker(map[string]string{"check.test:443": s.Addr("client"), "matrix.check.test:443": testserver.ClosedAddr(t)}).
