@@ -67,7 +67,7 @@ func adminCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { io.WriteString(stderr, adminUsage) }
 	path := fs.String("config", "", "YAML configuration file (optional)")
-	base := fs.String("url", "", "the server's client API (default: http://<listen.client>)")
+	base := fs.String("url", "", "the server's client API (default: listen.client on this machine, https with listen.client_tls)")
 	token := fs.String("token", os.Getenv("MYELIN_ADMIN_TOKEN"), "an admin's access token (default: sign in through the database)")
 	as := fs.String("as", "", "the admin account to act as when signing in through the database")
 	asJSON := fs.Bool("json", false, "print the API's JSON answers")
@@ -85,7 +85,9 @@ func adminCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	a := &adminCLI{base: strings.TrimRight(*base, "/"), token: *token, json: *asJSON, out: stdout,
 		client: &http.Client{Timeout: 60 * time.Second}, cleanup: func() {}}
 	if a.base == "" {
-		a.base = "http://" + cfg.Listen.Client
+		// The server's own listener, on this machine.
+		a.base = localClientURL(cfg)
+		a.client = localClient(a.base, 60*time.Second, false)
 	}
 	if a.token == "" {
 		if err := a.signIn(cfg, *as); err != nil {
