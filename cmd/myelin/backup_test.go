@@ -205,7 +205,8 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	t.Logf("%d events acknowledged before the backup, %d by its end; all of the first found after restore", len(before), len(during))
 }
 
-// A restore refuses a damaged backup, a backup of another server, and a
+// A restore refuses a damaged backup, a backup of another server, one
+// taken by a newer Myelin, one of the other database engine, and a
 // backup into the data directory it is read from.
 func TestRestoreRefuses(t *testing.T) {
 	t.Parallel()
@@ -227,6 +228,41 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Fatalf("restore under another server name: exit %d\n%s", r.code, r.stderr)
 	}
 
+	// A backup taken by a newer Myelin: its schema has a migration this
+	// binary does not know, which it could misread.
+	manifest := filepath.Join(dir, "manifest.json")
+	orig, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(orig, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["migrations"] = append(m["migrations"].([]any), "9999_from_the_future.sql")
+	newer, _ := json.Marshal(m)
+	if err := os.WriteFile(manifest, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := maps.Clone(env)
+	empty["MYELIN_DATA_DIR"] = t.TempDir()
+	if r := run(t, empty, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "newer Myelin") || !strings.Contains(r.stderr, "9999_from_the_future.sql") {
+		t.Fatalf("restore of a newer version's backup: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(manifest, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A SQLite backup into a server configured on PostgreSQL (never
+	// connected to: the refusal comes first).
+	pg := maps.Clone(empty)
+	pg["MYELIN_DATABASE_URL"] = "postgres://myelin@127.0.0.1:1/none?sslmode=disable"
+	if r := run(t, pg, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "same engine") {
+		t.Fatalf("restore of a SQLite backup onto PostgreSQL: exit %d\n%s", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(empty["MYELIN_DATA_DIR"]); len(entries) != 0 {
+		t.Fatalf("refused restores wrote %d entries", len(entries))
+	}
+
 	raw, err := os.ReadFile(filepath.Join(dir, "signing.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +281,7 @@ func TestRestoreRefuses(t *testing.T) {
 }
 
 // On PostgreSQL, a backup holds the files and says how to dump the
-// database.
+// database; a restore puts the files back and says how to restore it.
 func TestBackupPostgres(t *testing.T) {
 	t.Parallel()
 	if !strings.Contains(strings.Join(testdb.Engines(), ","), "postgres") {
@@ -273,5 +309,16 @@ func TestBackupPostgres(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err := json.Unmarshal(raw, &m); err != nil || m.Database != "postgres" || len(m.Migrations) == 0 {
 		t.Fatalf("manifest: %v %+v", err, m)
+	}
+	// restore puts the files back into a new data directory and says
+	// how to restore the database.
+	env2 := maps.Clone(env)
+	env2["MYELIN_DATA_DIR"] = filepath.Join(t.TempDir(), "restored")
+	r = run(t, env2, "", "restore", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "pg_restore") {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if readKey(t, filepath.Join(env2["MYELIN_DATA_DIR"], "signing.key")) != readKey(t, filepath.Join(env["MYELIN_DATA_DIR"], "signing.key")) {
+		t.Fatal("the restored signing key differs from the server's")
 	}
 }
