@@ -180,6 +180,10 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if r := run(t, env2, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "--force") {
 		t.Fatalf("restore onto a non-empty data directory: exit %d\n%s", r.code, r.stderr)
 	}
+	// With --force it replaces them; the server below starts on that.
+	if r := run(t, env2, "", "restore", "--force", dir); r.code != 0 {
+		t.Fatalf("restore --force: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	p2 := serve(t, env2)
 	token2 := login(t, p2.URL, "alice", "secret-pw")
