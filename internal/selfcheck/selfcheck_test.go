@@ -3,7 +3,12 @@ package selfcheck_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -172,6 +177,35 @@ func TestCheckServer(t *testing.T) {
 		fs = selfcheck.New(selfcheck.Options{Roots: other.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix-fed")}).Server(ctx, "check.test", "", nil)
 		if f := find(t, fs, "TLS certificate"); f.Level != selfcheck.Error || !strings.Contains(f.Detail, "does not verify") || f.Fix == "" {
 			t.Fatalf("untrusted chain: %+v\n%s", f, dump(fs))
+		}
+	})
+
+	t.Run("a proxy that strips CORS", func(t *testing.T) {
+		s := internetServer(t, ca, "check.test", "check.test", func(c *config.Config) { c.WellKnown.ClientBaseURL = "https://matrix.check.test" })
+		// matrix.check.test is a reverse proxy in front of the server
+		// that drops Access-Control-Allow-Origin, as a misconfigured one
+		// does: Element Web could not talk to the server.
+		backend := &url.URL{Scheme: "https", Host: s.Addr("client")}
+		proxy := httputil.NewSingleHostReverseProxy(backend)
+		proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "check.test"}}
+		proxy.ModifyResponse = func(r *http.Response) error {
+			r.Header.Del("Access-Control-Allow-Origin")
+			return nil
+		}
+		certFile, keyFile := ca.Issue(t, "matrix.check.test")
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		front := httptest.NewUnstartedServer(proxy)
+		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		front.StartTLS()
+		t.Cleanup(front.Close)
+		fs := checker(map[string]string{"check.test:443": s.Addr("client"), "matrix.check.test:443": front.Listener.Addr().String()}).
+			Server(ctx, "check.test", "", nil)
+		f := find(t, fs, "CORS")
+		if f.Level != selfcheck.Error || !strings.Contains(f.Detail, "matrix.check.test/_matrix/client/versions") || f.Fix == "" {
+			t.Fatalf("a client API without CORS: %+v\n%s", f, dump(fs))
 		}
 	})
 
