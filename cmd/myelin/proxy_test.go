@@ -31,13 +31,7 @@ func TestNginxExampleServes(t *testing.T) {
 		t.Skip("nginx is not installed; the example is checked where it is")
 	}
 	ca := testserver.NewCA(t)
-	cfg := testserver.Config(t, testdb.NewURL(t, "sqlite"))
-	cfg.ServerName = "example.org"
-	cfg.WellKnown.Server = "matrix.example.org:443"
-	cfg.WellKnown.ClientBaseURL = "https://matrix.example.org"
-	cfg.HTTP.TrustForwardedFor = true
-	cfg.Federation.Enabled = true
-	s := testserver.StartConfig(t, cfg)
+	s := proxiedServer(t)
 
 	raw, err := os.ReadFile("../../contrib/nginx/myelin.conf")
 	if err != nil {
@@ -105,6 +99,27 @@ http {
 		}
 	})
 
+	checkProxy(t, ca, ports)
+}
+
+// proxiedServer starts a server set up as the proxy examples say:
+// example.org delegated to matrix.example.org, behind a proxy.
+func proxiedServer(t *testing.T) *testserver.Server {
+	t.Helper()
+	cfg := testserver.Config(t, testdb.NewURL(t, "sqlite"))
+	cfg.ServerName = "example.org"
+	cfg.WellKnown.Server = "matrix.example.org:443"
+	cfg.WellKnown.ClientBaseURL = "https://matrix.example.org"
+	cfg.HTTP.TrustForwardedFor = true
+	cfg.Federation.Enabled = true
+	return testserver.StartConfig(t, cfg)
+}
+
+// checkProxy checks a proxy example running on loopback, its ports 443
+// and 8448 at ports: example.org's delegation reaches the server, both
+// APIs pass through on both ports, and the admin APIs answer 404.
+func checkProxy(t *testing.T, ca testserver.CA, ports map[string]string) {
+	t.Helper()
 	get := func(host, port, path string) (int, []byte) {
 		t.Helper()
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -113,7 +128,8 @@ http {
 				return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+ports[port])
 			}}}
 		var resp *http.Response
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			resp, err = client.Get("https://" + host + path)
 			if err == nil {
 				break
@@ -142,13 +158,72 @@ http {
 		if code, body := get("matrix.example.org", port, "/_matrix/federation/v1/version"); code != http.StatusOK || !strings.Contains(string(body), "server") {
 			t.Errorf("federation API on %s: %d %s", port, code, body)
 		}
-		for _, path := range []string{"/_synapse/admin/v1/server_version", "/_myelin/admin/v1/whatever"} {
-			// Myelin itself answers 401 without a token: a 404 is nginx's.
+		for _, path := range []string{"/_synapse/admin/v1/server_version", "/_myelin/admin/v1/reports"} {
+			// Myelin itself answers 401 without a token: a 404 is the proxy's.
 			if code, body := get("matrix.example.org", port, path); code != http.StatusNotFound {
-				t.Errorf("%s on %s from the internet: %d %s, want nginx's 404", path, port, code, body)
+				t.Errorf("%s on %s from the internet: %d %s, want the proxy's 404", path, port, code, body)
 			}
 		}
 	}
+}
+
+// contrib/caddy/Caddyfile, run by Caddy in front of a server set up as
+// the file says, passes the same checks as the nginx example. Only the
+// site addresses (loopback ports) and certificates (the test CA's, where
+// Caddy would get them from Let's Encrypt) differ. Skipped where Caddy is
+// not installed.
+func TestCaddyExampleServes(t *testing.T) {
+	t.Parallel()
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		t.Skip("caddy is not installed; the example is checked where it is")
+	}
+	ca := testserver.NewCA(t)
+	s := proxiedServer(t)
+	raw, err := os.ReadFile("../../contrib/caddy/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]string{"443": freeLoopbackPort(t), "8448": freeLoopbackPort(t)}
+	conf := []string{"{", "\tadmin off", "\tauto_https off", "}"}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasSuffix(line, "{") && !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, "#") {
+			// A site block: its addresses on the test ports, and the test
+			// CA's certificate for its first name.
+			var addrs []string
+			for _, a := range strings.Split(strings.TrimSpace(strings.TrimSuffix(line, "{")), ",") {
+				host, port, found := strings.Cut(strings.TrimSpace(a), ":")
+				if !found {
+					port = "443"
+				}
+				addrs = append(addrs, "https://"+host+":"+ports[port])
+			}
+			first, _, _ := strings.Cut(strings.TrimSpace(strings.Split(line, ",")[0]), ":")
+			cert, key := ca.Issue(t, strings.TrimSuffix(strings.TrimSpace(first), " {"))
+			line = strings.Join(addrs, ", ") + " {\n\ttls " + cert + " " + key
+		}
+		conf = append(conf, strings.ReplaceAll(line, "127.0.0.1:8008", s.Addr("client")))
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(strings.Join(conf, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddy, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy:\n%s\nCaddyfile:\n%s", logs.String(), strings.Join(conf, "\n"))
+		}
+	})
+	checkProxy(t, ca, ports)
 }
 
 // freeLoopbackPort is a loopback port nobody listens on now.
