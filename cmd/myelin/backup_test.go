@@ -326,3 +326,50 @@ func TestBackupPostgres(t *testing.T) {
 		t.Fatal("the restored signing key differs from the server's")
 	}
 }
+
+// The machine is lost: on a new one, with nothing but the binary and the
+// backup, myelin restore --config PATH puts the configuration file back
+// at PATH and the data where that configuration says, and the server
+// starts from them as the same server.
+func TestRestoreOntoANewMachine(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	yaml := fmt.Sprintf("server_name: bin.test\ndata_dir: %s\nlisten:\n  client: 127.0.0.1:0\nauth:\n  bcrypt_cost: 4\n", data)
+	cfgPath := filepath.Join(t.TempDir(), "etc", "myelin.yaml")
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	// The server ran there (and made its signing key).
+	serve(t, env, "--config", cfgPath).stop()
+	if r := run(t, env, "", "create-account", "--config", cfgPath, "--user", "alice", "--password", "alice-pw"); r.code != 0 {
+		t.Fatalf("create-account: %d %s", r.code, r.stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "backup")
+	if r := run(t, env, "", "backup", "--config", cfgPath, dir); r.code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	key := readKey(t, filepath.Join(data, "signing.key"))
+	// The machine and everything on it are gone.
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(cfgPath)); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := run(t, env, "", "restore", "--config", cfgPath, dir); r.code != 0 {
+		t.Fatalf("restore onto a new machine: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got, err := os.ReadFile(cfgPath); err != nil || string(got) != yaml {
+		t.Fatalf("the restored configuration: %v\n%s", err, got)
+	}
+	if readKey(t, filepath.Join(data, "signing.key")) != key {
+		t.Fatal("the restored signing key differs from the server's")
+	}
+	p := serve(t, env, "--config", cfgPath)
+	login(t, p.URL, "alice", "alice-pw")
+}
