@@ -284,7 +284,7 @@ func decided(err error) bool {
 func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.RawMessage) (string, error) {
 	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
 	if err != nil && rooms.Decided(err) && a.d.Remote != nil {
-		if a.d.Remote.HoldForJoin(roomID, func(ctx context.Context) { a.receiveHeld(ctx, origin, roomID, raw) }) {
+		if a.d.Remote.HoldForJoin(roomID, len(raw), func(ctx context.Context) { a.receiveHeld(ctx, origin, roomID, raw) }) {
 			// A room this server is joining: received once the join is
 			// stored (remote/joinhold.go). Its ID needs the room's
 			// version, so it has no result in the answer, as an unknown

@@ -5,12 +5,16 @@ import (
 	"sync"
 )
 
-// maxHeldPerRoom bounds the events held for one room while it is being
-// joined. Past it the oldest are dropped: the newest events name the
-// older ones as prev_events, so once the join is stored receiving them
-// fetches what was dropped (get_missing_events), whereas a dropped newest
-// event is named by nothing and would stay lost until the next event.
-const maxHeldPerRoom = 500
+// maxHeldPerRoom and maxHeldBytesPerRoom bound the events held for one
+// room while it is being joined (any server may send them). Past either
+// the oldest are dropped: the newest events name the older ones as
+// prev_events, so once the join is stored receiving them fetches what
+// was dropped (get_missing_events), whereas a dropped newest event is
+// named by nothing and would stay lost until the next event.
+const (
+	maxHeldPerRoom      = 500
+	maxHeldBytesPerRoom = 4 << 20
+)
 
 // joinHolds are the rooms this server is joining through another server
 // and the events other servers sent for them meanwhile.
@@ -29,7 +33,13 @@ type joinHolds struct {
 
 type heldRoom struct {
 	joins int // joins of the room in flight
-	held  []func(context.Context)
+	held  []heldEvent
+	bytes int // of held
+}
+
+type heldEvent struct {
+	size    int
+	receive func(context.Context)
 }
 
 // begin notes a join of roomID in flight; end, called once it stored
@@ -60,34 +70,40 @@ func (j *joinHolds) begin(roomID string) (end func(joined bool) []func(context.C
 			// The room is known from here on (or no join is left to
 			// make it so): later events take the ordinary path.
 			delete(j.rooms, roomID)
-			out = r.held
+			for _, h := range r.held {
+				out = append(out, h.receive)
+			}
 		})
 		return out
 	}
 }
 
-// hold keeps receive, the receiving of an event of roomID, to run once
-// a join of the room in flight ends; false when no join is.
-func (j *joinHolds) hold(roomID string, receive func(context.Context)) bool {
+// hold keeps receive, the receiving of an event of roomID of size bytes,
+// to run once a join of the room in flight ends; false when no join is.
+func (j *joinHolds) hold(roomID string, size int, receive func(context.Context)) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	r := j.rooms[roomID]
 	if r == nil {
 		return false
 	}
-	if len(r.held) >= maxHeldPerRoom {
-		r.held = append(r.held[:0], r.held[1:]...)
+	r.held = append(r.held, heldEvent{size: size, receive: receive})
+	r.bytes += size
+	drop := 0
+	for len(r.held)-drop > maxHeldPerRoom || (r.bytes > maxHeldBytesPerRoom && len(r.held)-drop > 1) {
+		r.bytes -= r.held[drop].size
+		drop++
 	}
-	r.held = append(r.held, receive)
+	r.held = append(r.held[:0], r.held[drop:]...)
 	return true
 }
 
-// HoldForJoin keeps receive, which receives an event another server
-// sent for a room this server does not know, until a join of that room
-// in flight is stored (or fails): it reports false, and keeps nothing,
-// when no such join is in flight. Join runs what it held before it
-// returns, so that the joining user's first look at the room finds the
-// events sent while it joined.
-func (f *Service) HoldForJoin(roomID string, receive func(context.Context)) bool {
-	return f.holds.hold(roomID, receive)
+// HoldForJoin keeps receive, which receives an event (of size bytes)
+// another server sent for a room this server does not know, until a
+// join of that room in flight is stored (or fails): it reports false,
+// and keeps nothing, when no such join is in flight. Join runs what it
+// held before it returns, so that the joining user's first look at the
+// room finds the events sent while it joined.
+func (f *Service) HoldForJoin(roomID string, size int, receive func(context.Context)) bool {
+	return f.holds.hold(roomID, size, receive)
 }

@@ -19,17 +19,17 @@ func TestJoinHolds(t *testing.T) {
 		}
 	}
 
-	if j.hold("!r:x", receive(0)) {
+	if j.hold("!r:x", 1, receive(0)) {
 		t.Fatal("held an event of a room no join is in flight for")
 	}
 
 	end := j.begin("!r:x")
 	for i := 1; i <= 3; i++ {
-		if !j.hold("!r:x", receive(i)) {
+		if !j.hold("!r:x", 1, receive(i)) {
 			t.Fatalf("event %d not held during the join", i)
 		}
 	}
-	if j.hold("!other:x", receive(9)) {
+	if j.hold("!other:x", 1, receive(9)) {
 		t.Fatal("held an event of another room")
 	}
 	run(end(true))
@@ -39,7 +39,7 @@ func TestJoinHolds(t *testing.T) {
 	if run(end(true)); len(got) != 3 {
 		t.Fatalf("a second end ran the events again: %v", got)
 	}
-	if j.hold("!r:x", receive(4)) {
+	if j.hold("!r:x", 1, receive(4)) {
 		t.Fatal("held an event after the join was stored")
 	}
 
@@ -47,11 +47,11 @@ func TestJoinHolds(t *testing.T) {
 	// to the other.
 	got = nil
 	first, second := j.begin("!r:x"), j.begin("!r:x")
-	j.hold("!r:x", receive(1))
+	j.hold("!r:x", 1, receive(1))
 	if fs := first(false); len(fs) != 0 {
 		t.Fatalf("a failed join took %d events while another was in flight", len(fs))
 	}
-	if !j.hold("!r:x", receive(2)) {
+	if !j.hold("!r:x", 1, receive(2)) {
 		t.Fatal("not held while the second join is in flight")
 	}
 	run(second(false))
@@ -63,11 +63,22 @@ func TestJoinHolds(t *testing.T) {
 	got = nil
 	end = j.begin("!r:x")
 	for i := range maxHeldPerRoom + 2 {
-		j.hold("!r:x", receive(i))
+		j.hold("!r:x", 1, receive(i))
 	}
 	run(end(true))
 	if len(got) != maxHeldPerRoom || got[0] != 2 || got[len(got)-1] != maxHeldPerRoom+1 {
 		t.Fatalf("kept %d events from %d to %d, want the newest %d", len(got), got[0], got[len(got)-1], maxHeldPerRoom)
+	}
+	// And by bytes, the newest kept even when alone past the bound.
+	got = nil
+	end = j.begin("!r:x")
+	j.hold("!r:x", maxHeldBytesPerRoom/2, receive(1))
+	j.hold("!r:x", maxHeldBytesPerRoom/2, receive(2))
+	j.hold("!r:x", 1, receive(3))
+	j.hold("!r:x", maxHeldBytesPerRoom+1, receive(4))
+	run(end(true))
+	if !reflect.DeepEqual(got, []int{4}) {
+		t.Fatalf("by bytes kept %v, want [4]", got)
 	}
 	if len(j.rooms) != 0 {
 		t.Fatalf("%d rooms left in the table", len(j.rooms))
