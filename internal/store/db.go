@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,16 @@ type DB struct {
 	walPath string
 	// readStmts and writeStmts are nil for PostgreSQL.
 	readStmts, writeStmts *stmtCache
+	// log receives the migrations' progress (nil: slog's default, the
+	// server's log).
+	log *slog.Logger
+}
+
+func (db *DB) logger() *slog.Logger {
+	if db.log == nil {
+		return slog.Default()
+	}
+	return db.log
 }
 
 // Open connects to url (postgres://... or a SQLite file path) and runs the
