@@ -85,7 +85,14 @@ func startCryptoBridge(t *testing.T, b *bridge, hsURL string) *cryptoBridge {
 		defer cb.machMu.Unlock()
 		cb.mach.HandleOTKCounts(ctx, c)
 	})
+	// One handler for both uses of a device list: mautrix runs each
+	// handler in its own goroutine with the same *DeviceLists, and the
+	// machine's FetchKeys filters dl.Changed in place (MemoryStore's
+	// FilterTrackedUsers), which raced with the copy recorded below.
 	cb.ep.OnDeviceList(func(ctx context.Context, dl *mautrix.DeviceLists, since string) {
+		cb.mu.Lock()
+		cb.lists = append(cb.lists, mautrix.DeviceLists{Changed: slices.Clone(dl.Changed), Left: slices.Clone(dl.Left)})
+		cb.mu.Unlock()
 		cb.machMu.Lock()
 		defer cb.machMu.Unlock()
 		cb.mach.HandleDeviceLists(ctx, dl, since)
@@ -99,11 +106,6 @@ func startCryptoBridge(t *testing.T, b *bridge, hsURL string) *cryptoBridge {
 		cb.mu.Lock()
 		defer cb.mu.Unlock()
 		cb.otks = append(cb.otks, *c)
-	})
-	cb.ep.OnDeviceList(func(_ context.Context, dl *mautrix.DeviceLists, _ string) {
-		cb.mu.Lock()
-		defer cb.mu.Unlock()
-		cb.lists = append(cb.lists, *dl)
 	})
 	evCtx, cancel := context.WithCancel(ctx)
 	cb.ep.Start(evCtx)
