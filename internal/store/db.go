@@ -43,6 +43,9 @@ type DB struct {
 	walPath string
 	// readStmts and writeStmts are nil for PostgreSQL.
 	readStmts, writeStmts *stmtCache
+	// completedUpTo bounds the positions of partial_state_completed
+	// (see PartialStateCompleted).
+	completedUpTo positionBound
 }
 
 // Open connects to url (postgres://... or a SQLite file path) and runs the
