@@ -41,7 +41,8 @@ Commands:
                                   (--purge: delete its events too; --block:
                                   refuse future joins); waits until done
   quarantine-media MXC            quarantine a file (mxc://server/id)
-  federation                      federation destinations and their failures
+  federation                      federation destinations: failures, back-off
+                                  and what waits in the queue for each
 
 Authentication: --token (or MYELIN_ADMIN_TOKEN) is an admin's access token.
 Without one, the command signs in as a server admin itself (--as, or the
@@ -66,7 +67,7 @@ func adminCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { io.WriteString(stderr, adminUsage) }
 	path := fs.String("config", "", "YAML configuration file (optional)")
-	base := fs.String("url", "", "the server's client API (default: http://<listen.client>)")
+	base := fs.String("url", "", "the server's client API (default: listen.client on this machine, https with listen.client_tls)")
 	token := fs.String("token", os.Getenv("MYELIN_ADMIN_TOKEN"), "an admin's access token (default: sign in through the database)")
 	as := fs.String("as", "", "the admin account to act as when signing in through the database")
 	asJSON := fs.Bool("json", false, "print the API's JSON answers")
@@ -84,7 +85,9 @@ func adminCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	a := &adminCLI{base: strings.TrimRight(*base, "/"), token: *token, json: *asJSON, out: stdout,
 		client: &http.Client{Timeout: 60 * time.Second}, cleanup: func() {}}
 	if a.base == "" {
-		a.base = "http://" + cfg.Listen.Client
+		// The server's own listener, on this machine.
+		a.base = localClientURL(cfg)
+		a.client = localClient(a.base, 60*time.Second, false)
 	}
 	if a.token == "" {
 		if err := a.signIn(cfg, *as); err != nil {
@@ -273,18 +276,23 @@ func (a *adminCLI) status() error {
 		return err
 	}
 	failing := 0
+	var queuedPDUs, queuedEDUs float64
 	for _, d := range list(dests["destinations"]) {
 		if n, _ := d["failure_ts"].(float64); n > 0 {
 			failing++
 		}
+		p, _ := d["queued_pdus"].(float64)
+		e, _ := d["queued_edus"].(float64)
+		queuedPDUs, queuedEDUs = queuedPDUs+p, queuedEDUs+e
 	}
 	all := map[string]any{"server_version": ver["server_version"], "users": users["total"], "rooms": rooms["total_rooms"],
-		"destinations": dests["total"], "failing_destinations": failing}
+		"destinations": dests["total"], "failing_destinations": failing, "queued_pdus": queuedPDUs, "queued_edus": queuedEDUs}
 	return a.show(all, func(w io.Writer) {
 		fmt.Fprintf(w, "version\t%s\n", str(ver["server_version"]))
 		fmt.Fprintf(w, "users\t%s\n", str(users["total"]))
 		fmt.Fprintf(w, "rooms\t%s\n", str(rooms["total_rooms"]))
 		fmt.Fprintf(w, "federation destinations\t%s (%d failing; see myelin admin federation)\n", str(dests["total"]), failing)
+		fmt.Fprintf(w, "federation queue\t%.0f events, %.0f EDUs waiting\n", queuedPDUs, queuedEDUs)
 	})
 }
 
@@ -471,17 +479,29 @@ func (a *adminCLI) quarantine(args []string) error {
 }
 
 func (a *adminCLI) federation() error {
-	v, err := a.call(http.MethodGet, "/_synapse/admin/v1/federation/destinations?limit=1000", nil)
+	// failure_ts descending: the destinations failing now come first
+	// (the most recent outage on top), then the healthy ones (no
+	// failure_ts).
+	v, err := a.call(http.MethodGet, "/_synapse/admin/v1/federation/destinations?limit=1000&order_by=failure_ts&dir=b", nil)
 	if err != nil {
 		return err
 	}
 	return a.show(v, func(w io.Writer) {
-		fmt.Fprintln(w, "DESTINATION\tFAILING SINCE\tRETRY IN\tLAST OK")
+		fmt.Fprintln(w, "DESTINATION\tFAILING SINCE\tRETRY IN\tLAST OK\tQUEUED EVENTS\tQUEUED EDUS")
 		for _, d := range list(v["destinations"]) {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", str(d["destination"]), when(d["failure_ts"]), retryIn(d["retry_last_ts"], d["retry_interval"]), when(d["last_successful_stream_ordering"]))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", str(d["destination"]), when(d["failure_ts"]), retryIn(d["retry_last_ts"], d["retry_interval"]),
+				when(d["last_successful_stream_ordering"]), count(d["queued_pdus"]), count(d["queued_edus"]))
 		}
 		fmt.Fprintf(w, "%s destinations\n", str(v["total"]))
 	})
+}
+
+// count is a number of the API's answer, 0 included ("-": not given).
+func count(v any) string {
+	if n, ok := v.(float64); ok {
+		return fmt.Sprintf("%.0f", n)
+	}
+	return "-"
 }
 
 func when(v any) string {

@@ -62,7 +62,20 @@ func restoreCmd(args []string, stdout, stderr io.Writer) error {
 		return errors.New("restore: usage: myelin restore [--config FILE] [--force] DIR")
 	}
 	dir := fs.Arg(0)
-	cfg, err := config.Load(*path, nil)
+	// On a new machine the configuration file is not there yet: the
+	// backup's own copy says where the data goes, and Restore writes it
+	// to --config (after checking it against the manifest, as every
+	// file).
+	loadFrom := *path
+	if *path != "" {
+		if _, err := os.Stat(*path); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(dir, backup.ConfigName)); err == nil {
+				loadFrom = filepath.Join(dir, backup.ConfigName)
+				fmt.Fprintf(stdout, "%s does not exist: using the backup's configuration, which is restored there\n", *path)
+			}
+		}
+	}
+	cfg, err := config.Load(loadFrom, nil)
 	if err != nil {
 		return err
 	}

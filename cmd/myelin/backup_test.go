@@ -180,6 +180,10 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if r := run(t, env2, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "--force") {
 		t.Fatalf("restore onto a non-empty data directory: exit %d\n%s", r.code, r.stderr)
 	}
+	// With --force it replaces them; the server below starts on that.
+	if r := run(t, env2, "", "restore", "--force", dir); r.code != 0 {
+		t.Fatalf("restore --force: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	p2 := serve(t, env2)
 	token2 := login(t, p2.URL, "alice", "secret-pw")
@@ -205,7 +209,8 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	t.Logf("%d events acknowledged before the backup, %d by its end; all of the first found after restore", len(before), len(during))
 }
 
-// A restore refuses a damaged backup, a backup of another server, and a
+// A restore refuses a damaged backup, a backup of another server, one
+// taken by a newer Myelin, one of the other database engine, and a
 // backup into the data directory it is read from.
 func TestRestoreRefuses(t *testing.T) {
 	t.Parallel()
@@ -227,6 +232,41 @@ func TestRestoreRefuses(t *testing.T) {
 		t.Fatalf("restore under another server name: exit %d\n%s", r.code, r.stderr)
 	}
 
+	// A backup taken by a newer Myelin: its schema has a migration this
+	// binary does not know, which it could misread.
+	manifest := filepath.Join(dir, "manifest.json")
+	orig, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(orig, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["migrations"] = append(m["migrations"].([]any), "9999_from_the_future.sql")
+	newer, _ := json.Marshal(m)
+	if err := os.WriteFile(manifest, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := maps.Clone(env)
+	empty["MYELIN_DATA_DIR"] = t.TempDir()
+	if r := run(t, empty, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "newer Myelin") || !strings.Contains(r.stderr, "9999_from_the_future.sql") {
+		t.Fatalf("restore of a newer version's backup: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(manifest, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A SQLite backup into a server configured on PostgreSQL (never
+	// connected to: the refusal comes first).
+	pg := maps.Clone(empty)
+	pg["MYELIN_DATABASE_URL"] = "postgres://myelin@127.0.0.1:1/none?sslmode=disable"
+	if r := run(t, pg, "", "restore", dir); r.code == 0 || !strings.Contains(r.stderr, "same engine") {
+		t.Fatalf("restore of a SQLite backup onto PostgreSQL: exit %d\n%s", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(empty["MYELIN_DATA_DIR"]); len(entries) != 0 {
+		t.Fatalf("refused restores wrote %d entries", len(entries))
+	}
+
 	raw, err := os.ReadFile(filepath.Join(dir, "signing.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +285,7 @@ func TestRestoreRefuses(t *testing.T) {
 }
 
 // On PostgreSQL, a backup holds the files and says how to dump the
-// database.
+// database; a restore puts the files back and says how to restore it.
 func TestBackupPostgres(t *testing.T) {
 	t.Parallel()
 	if !strings.Contains(strings.Join(testdb.Engines(), ","), "postgres") {
@@ -274,4 +314,62 @@ func TestBackupPostgres(t *testing.T) {
 	if err := json.Unmarshal(raw, &m); err != nil || m.Database != "postgres" || len(m.Migrations) == 0 {
 		t.Fatalf("manifest: %v %+v", err, m)
 	}
+	// restore puts the files back into a new data directory and says
+	// how to restore the database.
+	env2 := maps.Clone(env)
+	env2["MYELIN_DATA_DIR"] = filepath.Join(t.TempDir(), "restored")
+	r = run(t, env2, "", "restore", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "pg_restore") {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if readKey(t, filepath.Join(env2["MYELIN_DATA_DIR"], "signing.key")) != readKey(t, filepath.Join(env["MYELIN_DATA_DIR"], "signing.key")) {
+		t.Fatal("the restored signing key differs from the server's")
+	}
+}
+
+// The machine is lost: on a new one, with nothing but the binary and the
+// backup, myelin restore --config PATH puts the configuration file back
+// at PATH and the data where that configuration says, and the server
+// starts from them as the same server.
+func TestRestoreOntoANewMachine(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	yaml := fmt.Sprintf("server_name: bin.test\ndata_dir: %s\nlisten:\n  client: 127.0.0.1:0\nauth:\n  bcrypt_cost: 4\n", data)
+	cfgPath := filepath.Join(t.TempDir(), "etc", "myelin.yaml")
+	if err := os.MkdirAll(filepath.Dir(cfgPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	// The server ran there (and made its signing key).
+	serve(t, env, "--config", cfgPath).stop()
+	if r := run(t, env, "", "create-account", "--config", cfgPath, "--user", "alice", "--password", "alice-pw"); r.code != 0 {
+		t.Fatalf("create-account: %d %s", r.code, r.stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "backup")
+	if r := run(t, env, "", "backup", "--config", cfgPath, dir); r.code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	key := readKey(t, filepath.Join(data, "signing.key"))
+	// The machine and everything on it are gone.
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(cfgPath)); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := run(t, env, "", "restore", "--config", cfgPath, dir); r.code != 0 {
+		t.Fatalf("restore onto a new machine: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got, err := os.ReadFile(cfgPath); err != nil || string(got) != yaml {
+		t.Fatalf("the restored configuration: %v\n%s", err, got)
+	}
+	if readKey(t, filepath.Join(data, "signing.key")) != key {
+		t.Fatal("the restored signing key differs from the server's")
+	}
+	p := serve(t, env, "--config", cfgPath)
+	login(t, p.URL, "alice", "alice-pw")
 }

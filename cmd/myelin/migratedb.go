@@ -86,10 +86,11 @@ func engineName(url string) string {
 }
 
 // running reports whether a Myelin answers on the configured client
-// listener: copying a database that is being written would miss rows.
+// listener (over TLS when it serves TLS): copying a database that is
+// being written would miss rows.
 func running(cfg *config.Config) bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + cfg.Listen.Client + "/_matrix/client/versions")
+	base := localClientURL(cfg)
+	resp, err := localClient(base, 2*time.Second, true).Get(base + "/_matrix/client/versions")
 	if err != nil {
 		return false
 	}

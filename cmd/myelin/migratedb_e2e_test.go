@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
+
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 	"github.com/myelin-chat/myelin/internal/testserver"
@@ -52,6 +54,18 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 	if r.Status != http.StatusOK || mxc == "" {
 		t.Fatalf("upload: %d %s", r.Status, r.Raw)
 	}
+
+	// A message in a room without encryption, for search: SQLite's
+	// full-text index is not copied (a virtual table) but rebuilt from
+	// the copied rows, PostgreSQL's is a generated column.
+	plain, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Name: "plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.SendText(ctx, plain.RoomID, "the zebracrossing is searchable"); err != nil {
+		t.Fatal(err)
+	}
+	waitSearchable(t, hs1, token, "zebracrossing")
 
 	hs2.Stop()
 	queued := alice.SendText(roomID, "queued while hs2 is down")
@@ -95,6 +109,7 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 	if dl.Status != http.StatusOK || !bytes.Equal(dl.Raw, file) {
 		t.Fatalf("media on PostgreSQL: %d, %d bytes", dl.Status, len(dl.Raw))
 	}
+	waitSearchable(t, hs1, token, "zebracrossing")
 
 	// And back to a new SQLite file.
 	hs1.Stop()
@@ -105,6 +120,25 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 	hs1.Repoint(alice.Client)
 	if got := bob.Decrypt(alice.SendText(roomID, "back on SQLite")); got.Content.AsMessage().Body != "back on SQLite" {
 		t.Fatalf("bob decrypted %q", got.Content.AsMessage().Body)
+	}
+	waitSearchable(t, hs1, token, "zebracrossing")
+}
+
+// waitSearchable waits until a message search for term finds a result
+// (the indexer runs beside the event stream).
+func waitSearchable(t *testing.T, s *testserver.Server, token, term string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := s.Do(t, "POST", "/_matrix/client/v3/search", token, map[string]any{
+			"search_categories": map[string]any{"room_events": map[string]any{"search_term": term}}})
+		cats, _ := body["search_categories"].(map[string]any)
+		events, _ := cats["room_events"].(map[string]any)
+		if results, _ := events["results"].([]any); code == http.StatusOK && len(results) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search for %q on %s: %d %v", term, s.Config.Database.URL, code, body)
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ type Store interface {
 	PutAccountData(ctx context.Context, userID, roomID, typ, content string, pos int64) error
 	GetAccountData(ctx context.Context, userID, roomID, typ string) (string, error)
 	AccountDataChanges(ctx context.Context, userID string, after, upto int64) ([]store.AccountData, error)
+	RoomAccountData(ctx context.Context, userID string, roomIDs []string, upto int64) ([]store.AccountData, error)
 }
 
 // Event is an account data event as /sync and the API deliver it.
@@ -260,6 +261,24 @@ func (s *Service) Changes(ctx context.Context, userID string, after, upto int64)
 		}
 	}
 	return global, rooms, nil
+}
+
+// RoomData is all of a user's account data in some rooms, as of upto,
+// by room: what a sliding sync connection gets of a room it is sent for
+// the first time.
+func (s *Service) RoomData(ctx context.Context, userID string, roomIDs []string, upto int64) (map[string][]Event, error) {
+	out := map[string][]Event{}
+	if len(roomIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.store.RoomAccountData(ctx, userID, roomIDs, upto)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[r.RoomID] = append(out[r.RoomID], Event{Type: r.Type, Content: json.RawMessage(r.Content)})
+	}
+	return out, nil
 }
 
 // IgnoredUsers is the set of users userID ignores (m.ignored_user_list),

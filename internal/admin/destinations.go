@@ -36,8 +36,12 @@ func destinationJSON(d remote.RetryTimings) map[string]any {
 	if d.LastSuccessfulStreamOrdering != 0 {
 		last = d.LastSuccessfulStreamOrdering
 	}
+	// queued_pdus and queued_edus are Myelin's own: what waits in the
+	// federation queue for the destination (myelin admin federation).
+	// Clients of Synapse's API ignore fields they do not know.
 	return map[string]any{"destination": d.Destination, "retry_last_ts": d.RetryLastTS, "retry_interval": d.RetryInterval,
-		"failure_ts": failure, "last_successful_stream_ordering": last}
+		"failure_ts": failure, "last_successful_stream_ordering": last,
+		"queued_pdus": d.Queued.PDUs, "queued_edus": d.Queued.EDUs}
 }
 
 // destinationOrders are the order_by values Synapse accepts, each a key

@@ -163,6 +163,19 @@ func TestAdminDestinations(t *testing.T) {
 		}
 		status, body := get("")
 		testserver.WantStatus(t, "destinations", status, body, http.StatusOK)
+		// The queue's counts are checked below: a typing or presence
+		// update may wait for hs2 at this moment.
+		if ds, _ := body["destinations"].([]any); len(ds) == 1 {
+			d, _ := ds[0].(map[string]any)
+			if _, ok := d["queued_pdus"].(float64); !ok {
+				t.Fatalf("destinations without queued_pdus: %v", body)
+			}
+			if _, ok := d["queued_edus"].(float64); !ok {
+				t.Fatalf("destinations without queued_edus: %v", body)
+			}
+			delete(d, "queued_pdus")
+			delete(d, "queued_edus")
+		}
 		if fmt.Sprint(body) != "map[destinations:[map[destination:hs2.test failure_ts:<nil> last_successful_stream_ordering:<nil> retry_interval:0 retry_last_ts:0]] total:1]" {
 			t.Fatalf("destinations: %v", body)
 		}
@@ -240,6 +253,10 @@ func TestAdminDestinations(t *testing.T) {
 		if body["last_successful_stream_ordering"] != pos2 {
 			t.Fatalf("an undelivered event moved last_successful_stream_ordering: %v, want %v", body, pos2)
 		}
+		// The undelivered event waits in hs2's queue, and the admin sees it.
+		if queued, _ := body["queued_pdus"].(float64); queued < 1 {
+			t.Fatalf("queued_pdus of a destination that is down with an event for it: %v", body)
+		}
 		status, body = get("?order_by=retry_last_ts&dir=b")
 		testserver.WantStatus(t, "ordered", status, body, http.StatusOK)
 		hs2.Restart()
@@ -250,8 +267,18 @@ func TestAdminDestinations(t *testing.T) {
 		if body["retry_last_ts"] != float64(0) || body["failure_ts"] != nil {
 			t.Fatalf("after reset: %v", body)
 		}
-		// The event queued while hs2 was down goes now, and counts.
+		// The event queued while hs2 was down goes now, and counts; the
+		// queue empties.
 		waitDelivered(pos2)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, body = get("/hs2.test")
+			if body["queued_pdus"] == float64(0) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hs2's queue after delivery: %v", body)
+			}
+		}
 	})
 }
 

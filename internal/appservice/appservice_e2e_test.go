@@ -333,6 +333,11 @@ func TestAppServiceIdentityAssertion(t *testing.T) {
 		if _, err := alice.CreateAlias(ctx, id.RoomAlias("#free:hs1.test"), room.RoomID); err != nil {
 			t.Fatalf("an alias outside the namespaces: %v", err)
 		}
+		_, err = alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "bridged_y"})
+		testserver.WantHTTPError(t, "a user creating a room with an alias in an exclusive namespace", err, http.StatusBadRequest, "M_EXCLUSIVE")
+		if _, err := b.as.BotIntent().CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "bridged_z"}); err != nil {
+			t.Fatalf("the service creating a room with its own alias: %v", err)
+		}
 		bot := b.as.BotIntent()
 		if err := bot.EnsureJoined(ctx, room.RoomID); err != nil {
 			t.Fatal(err)

@@ -62,8 +62,11 @@ const (
 	dataName     = "data"
 	keyName      = "signing.key"
 	oldKeysName  = "old_signing_keys"
-	configName   = "myelin.yaml"
+	configName   = ConfigName
 )
+
+// ConfigName is the configuration file's name in a backup.
+const ConfigName = "myelin.yaml"
 
 // Options say what to back up or restore.
 type Options struct {

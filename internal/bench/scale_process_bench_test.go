@@ -520,6 +520,12 @@ func databaseSize(b *testing.B, engine, dbURL string) int64 {
 // scale-<users>-<engine>.cpu.pprof, and its heap profile at the end
 // (.heap.pprof); the returned function waits for them.
 func serverCPUProfile(b *testing.B, p myelinProcess, window time.Duration, n int, engine string) func() {
+	return serverCPUProfileTo(b, p, window, fmt.Sprintf("scale-%d-%s.cpu.pprof", n, engine))
+}
+
+// serverCPUProfileTo is serverCPUProfile into the named file (the heap
+// profile beside it, .heap.pprof for .cpu.pprof).
+func serverCPUProfileTo(b *testing.B, p myelinProcess, window time.Duration, name string) func() {
 	dir := os.Getenv(ProfileEnv)
 	addr := ""
 	for _, kv := range p.env {
@@ -541,13 +547,13 @@ func serverCPUProfile(b *testing.B, p myelinProcess, window time.Duration, n int
 		defer resp.Body.Close()
 		raw, err := io.ReadAll(resp.Body)
 		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("scale-%d-%s.cpu.pprof", n, engine)), raw, 0o644)
+			err = os.WriteFile(filepath.Join(dir, name), raw, 0o644)
 		}
 		if err != nil {
 			b.Errorf("server CPU profile: %v", err)
 		}
 		// What the heap holds at the window's end, beside it.
-		writeHeapProfile(b, addr, filepath.Join(dir, fmt.Sprintf("scale-%d-%s.heap.pprof", n, engine)))
+		writeHeapProfile(b, addr, filepath.Join(dir, strings.TrimSuffix(name, ".cpu.pprof")+".heap.pprof"))
 	}()
 	return func() { <-done }
 }

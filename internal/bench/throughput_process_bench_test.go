@@ -47,19 +47,41 @@ func BenchmarkSendThroughputProcess(b *testing.B) {
 	}
 	for _, engine := range testdb.Engines() {
 		b.Run(engine, func(b *testing.B) {
-			p := startServeProcess(b, bin, engine)
+			var env []string
+			if os.Getenv(ProfileEnv) != "" {
+				env = append(env, "MYELIN_PPROF_ADDR="+freePort(b, "127.0.0.1"))
+			}
+			p := startServeProcess(b, bin, engine, env...)
 			h := &harness{b: b, base: p.base, hc: &http.Client{Transport: &http.Transport{
 				MaxIdleConnsPerHost: 64, IdleConnTimeout: 5 * time.Minute, DisableCompression: true}}}
 			b.Cleanup(h.hc.CloseIdleConnections)
 			senders, shared, own := thruSetup(b, h)
 			b.Run("shared-room", func(b *testing.B) {
+				defer thruProfile(b, p, engine+"-shared-room")()
 				thruLoad(b, h, p.pid, senders, events, func(int) string { return shared })
 			})
 			b.Run("room-per-user", func(b *testing.B) {
+				defer thruProfile(b, p, engine+"-room-per-user")()
 				thruLoad(b, h, p.pid, senders, events, func(i int) string { return own[i] })
 			})
 		})
 	}
+}
+
+// thruProfile, when ProfileEnv names a directory, takes the server's CPU
+// profile over the first MYELIN_THRU_PROFILE_SECONDS (10 unless set) of
+// a part into thru-<part>.cpu.pprof; choose MYELIN_THRU_EVENTS so that
+// the part lasts longer. The returned function waits for it.
+func thruProfile(b *testing.B, p myelinProcess, part string) func() {
+	secs := 10
+	if v := os.Getenv("MYELIN_THRU_PROFILE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("MYELIN_THRU_PROFILE_SECONDS: want seconds, got %q", v)
+		}
+		secs = n
+	}
+	return serverCPUProfileTo(b, p, time.Duration(secs)*time.Second, "thru-"+part+".cpu.pprof")
 }
 
 // thruSetup registers the senders and the idle members, creates the

@@ -184,7 +184,9 @@ func (a *API) publicRooms(ctx context.Context, server string, req directory.Publ
 			}
 		}
 		resp, err := a.federation.PublicRooms(ctx, server, body)
-		if err == nil && req.Viewer != "" {
+		if err == nil {
+			// Also for anonymous callers (Viewer ""): the server's own
+			// feeds hide a room from everyone, as in its own directory.
 			a.hideFilteredRooms(ctx, req.Viewer, resp)
 		}
 		return resp, err

@@ -10,11 +10,14 @@ import (
 
 // withMatrixRTCFeatures adds to /versions' unstable_features the flags of
 // what Element Call needs: MSC4140 delayed events (set only when they
-// are on, as Synapse sets it from max_event_delay_duration) and MSC4306
-// thread subscriptions.
+// are on, as Synapse sets it from max_event_delay_duration), MSC4143 RTC
+// transports (set when foci are configured, Synapse's msc4143_enabled:
+// Element Call and checkers of call set-ups read the flag before asking
+// for the transports) and MSC4306 thread subscriptions.
 func (a *API) withMatrixRTCFeatures(base map[string]bool) map[string]bool {
 	out := maps.Clone(base)
 	out["org.matrix.msc4140"] = a.delayed != nil && a.delayed.Enabled()
+	out["org.matrix.msc4143"] = len(a.cfg.WellKnown.RTCFoci) > 0
 	out["org.matrix.msc4306"] = a.threadSubs != nil
 	return out
 }

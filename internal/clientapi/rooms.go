@@ -98,6 +98,14 @@ func (a *API) createRoom(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if alias != "" {
+		// As PUT /directory/room: a room_alias_name in another service's
+		// exclusive namespace is M_EXCLUSIVE (Synapse creates both
+		// through create_association, which checks it).
+		if err := a.appservices.CheckAliasFree(alias, a.appservices.ByID(c.AppService)); err != nil {
+			return nil, err
+		}
+	}
 	localInvites, remoteInvites := a.membership.SplitInvites(req.Invite)
 	// A local invitee who blocks the creator's invites is left out; the
 	// room is made all the same and the answer is 403 M_INVITE_BLOCKED,

@@ -220,7 +220,7 @@ func TestThreadSubscriptionNotifications(t *testing.T) {
 // client well-known document (under the MSC's unstable key, which
 // Element Call reads, and rtc_foci) and by /rtc/transports, which needs
 // an access token; without any, none are listed. /versions advertises
-// MSC4140 and MSC4306.
+// MSC4140, MSC4143 (only with foci) and MSC4306.
 func TestRTCTransports(t *testing.T) {
 	foci := []config.RTCFocus{{Type: "livekit", LiveKitServiceURL: "https://livekit-jwt.example.org"}}
 	s := testserver.Start(t, "", func(c *config.Config) { c.WellKnown.RTCFoci = foci; c.Rooms.ThreadSubscriptions = true })
@@ -243,14 +243,14 @@ func TestRTCTransports(t *testing.T) {
 		}
 	}
 	_, v := s.Do(t, http.MethodGet, "/_matrix/client/versions", "", nil)
-	if f, _ := v["unstable_features"].(map[string]any); f["org.matrix.msc4140"] != true || f["org.matrix.msc4306"] != true {
+	if f, _ := v["unstable_features"].(map[string]any); f["org.matrix.msc4140"] != true || f["org.matrix.msc4143"] != true || f["org.matrix.msc4306"] != true {
 		t.Fatalf("unstable_features = %v", f)
 	}
 
 	bare := testserver.Start(t, "", nil)
 	_, v = bare.Do(t, http.MethodGet, "/_matrix/client/versions", "", nil)
-	if f, _ := v["unstable_features"].(map[string]any); f["org.matrix.msc4306"] != false {
-		t.Fatalf("unstable_features with thread subscriptions off = %v", f)
+	if f, _ := v["unstable_features"].(map[string]any); f["org.matrix.msc4306"] != false || f["org.matrix.msc4143"] != false {
+		t.Fatalf("unstable_features with thread subscriptions and foci off = %v", f)
 	}
 	bob := bare.Register("bob", "pw-bob-1")
 	_, wk = bare.Do(t, http.MethodGet, "/.well-known/matrix/client", "", nil)

@@ -20,16 +20,8 @@ func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response,
 		return err
 	}
 	own := evs[0]
-	if m.Membership == spec.Invite && req.ignored[own.Sender()] {
-		return nil // invites from ignored users are hidden (spec)
-	}
-	if m.Membership == spec.Invite && !rooms.ShowFiltered(ctx) && s.engine.InviteFilteredFor(ctx, req.UserID, own) != nil {
-		return nil // the user's own reputation filter hides it
-	}
 	if m.Membership == spec.Invite {
-		// Invites the user's invite permission ignores or blocks are
-		// never shown (spec v1.18 "Invite permission", MSC4155).
-		if shown, err := req.invites.shows(ctx, own.Sender()); err != nil || !shown {
+		if shown, err := s.inviteShown(ctx, req, own); err != nil || !shown {
 			return err
 		}
 	}
@@ -54,6 +46,20 @@ func (s *Service) strippedRoom(ctx context.Context, req Request, resp *Response,
 	}
 	addStripped(resp, m, append(stripped, clientevent.Strip(own)))
 	return nil
+}
+
+// inviteShown reports whether an invite event may be served to its user
+// over a sync endpoint: not from an ignored user (spec), not one the
+// user's own reputation filter hides, not one their invite permission
+// ignores or blocks (spec v1.18 "Invite permission", MSC4155).
+func (s *Service) inviteShown(ctx context.Context, req Request, invite *rooms.Event) (bool, error) {
+	if req.ignored[invite.Sender()] {
+		return false, nil
+	}
+	if !rooms.ShowFiltered(ctx) && s.engine.InviteFilteredFor(ctx, req.UserID, invite) != nil {
+		return false, nil
+	}
+	return req.invites.shows(ctx, invite.Sender())
 }
 
 func addStripped(resp *Response, m store.RoomMembership, stripped []clientevent.Stripped) {

@@ -3,6 +3,8 @@ package clientsync
 import (
 	"context"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/filter"
 	"github.com/myelin-chat/myelin/internal/rooms"
@@ -56,6 +58,41 @@ func (s *Service) RoomTimeline(ctx context.Context, userID string, vis *rooms.Vi
 		prev = Token{Events: tl[0].StreamPos - 1}
 	}
 	return tl, limited, prev.String(), nil
+}
+
+// InvitesShown leaves out of ms the invites that sync endpoints must not
+// serve to userID (inviteShown): sliding sync counts its lists from
+// what is left, so that a hidden invite is not told by a count either.
+func (s *Service) InvitesShown(ctx context.Context, userID string, ignored map[string]bool, ms []store.RoomMembership) ([]store.RoomMembership, error) {
+	var nids []int64
+	for _, m := range ms {
+		if m.Membership == spec.Invite {
+			nids = append(nids, m.EventNID)
+		}
+	}
+	if len(nids) == 0 {
+		return ms, nil
+	}
+	evs, err := s.engine.EventsByNID(ctx, nids)
+	if err != nil {
+		return nil, err
+	}
+	hidden := map[int64]bool{}
+	req := Request{UserID: userID, ignored: ignored, invites: &invitePermission{rules: s.sources.Invites, userID: userID}}
+	for _, ev := range evs {
+		shown, err := s.inviteShown(ctx, req, ev)
+		if err != nil {
+			return nil, err
+		}
+		hidden[ev.NID] = !shown
+	}
+	out := make([]store.RoomMembership, 0, len(ms))
+	for _, m := range ms {
+		if m.Membership != spec.Invite || !hidden[m.EventNID] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // StrippedState is the stripped state of a room a user is invited to or

@@ -283,6 +283,18 @@ func decided(err error) bool {
 // is too broken to have one) and why the event was refused.
 func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.RawMessage) (string, error) {
 	v, err := a.d.Rooms.RoomVersion(ctx, roomID)
+	if err != nil && rooms.Decided(err) && a.d.Remote != nil {
+		if a.d.Remote.HoldForJoin(roomID, len(raw), func(ctx context.Context) { a.receiveHeld(ctx, origin, roomID, raw) }) {
+			// A room this server is joining: received once the join is
+			// stored (remote/joinhold.go). Its ID needs the room's
+			// version, so it has no result in the answer, as an unknown
+			// room's event has none.
+			return "", nil
+		}
+		// No join in flight: unless one stored the room since it was
+		// looked up, the room is unknown.
+		v, err = a.d.Rooms.RoomVersion(ctx, roomID)
+	}
 	if err != nil {
 		var head struct {
 			EventID string `json:"event_id"`
@@ -329,6 +341,15 @@ func (a *API) receivePDU(ctx context.Context, origin, roomID string, raw json.Ra
 		return pdu.EventID(), &refusedPDU{fmt.Errorf("missing %d prev_events and %d auth_events that the origin did not supply", len(missing.Prev), len(missing.Auth))}
 	}
 	return pdu.EventID(), err
+}
+
+// receiveHeld receives an event held while its room was being joined
+// (HoldForJoin). No one waits for its answer: a refusal is logged.
+func (a *API) receiveHeld(ctx context.Context, origin, roomID string, raw json.RawMessage) {
+	id, err := a.receivePDU(ctx, origin, roomID, raw)
+	if err != nil {
+		a.d.Log.Info("federation: refused a PDU held while joining its room", "origin", origin, "event_id", id, "err", err)
+	}
 }
 
 // receiveOrResolve receives an event and, when some of its prev events

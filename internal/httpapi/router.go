@@ -138,6 +138,20 @@ func (rt *Router) Add(r Route) {
 	methods[r.Method] = &route
 }
 
+// Routes lists the registered routes as "METHOD pattern", sorted: for
+// tests that check a rule over every route of a kind (every admin route
+// refuses non-admins, say), so that a route added later cannot escape it.
+func (rt *Router) Routes() []string {
+	var out []string
+	for path, methods := range rt.byPath {
+		for m := range methods {
+			out = append(out, m+" "+path)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // dispatch picks the route for the method, answering 405 with a Matrix
 // error (and an Allow header) when the path exists but the method does not.
 func (rt *Router) dispatch(path string) http.Handler {

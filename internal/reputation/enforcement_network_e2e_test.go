@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,9 +229,20 @@ func TestReputationInvitesOverFederation(t *testing.T) {
 	// The feed names carol by her ID's hash only.
 	enfHashedRule(t, admins[0], feed, "user", "carol", carol.UserID.String(), "m.ban", "invite spam")
 	enfWaitListed(t, hs2, admins[1], "invites", "user", carol.UserID.String(), true)
-	if _, err := carol.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err == nil {
-		t.Fatal("hs2 took an invite from a listed user")
-	}
+	_, err = carol.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID})
+	enfWantHTTPError(t, "invite from a listed user", err, http.StatusForbidden, "M_FORBIDDEN", "invite spam")
+	// Recorded with the refused invite's event ID, which carol never sees.
+	eventually(t, "the refused invite recorded", func() bool {
+		status, body := hs2.Do(t, http.MethodGet, "/_myelin/admin/v1/reputation/decisions?action=invites", admins[1].AccessToken, nil)
+		testserver.WantStatus(t, "decisions", status, body, http.StatusOK)
+		list, _ := body["decisions"].([]any)
+		for _, d := range list {
+			if m, _ := d.(map[string]any); m["entity"] == carol.UserID.String() && strings.HasPrefix(fmt.Sprint(m["detail"]), "$") {
+				return true
+			}
+		}
+		return false
+	})
 	enfRule(t, admins[0], feed, "user", "carol", "", "", "")
 	enfWaitListed(t, hs2, admins[1], "invites", "user", carol.UserID.String(), false)
 	if _, err := carol.InviteUser(ctx, created.RoomID, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {

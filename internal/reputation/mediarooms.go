@@ -93,18 +93,83 @@ type MediaRooms struct {
 	log     *slog.Logger
 	queue   chan store.MediaRoom
 	dropped atomic.Int64
+
+	// state and serverName, when set (WithJoinState), index the room
+	// avatar of rooms this server's users join: joins queues the rooms.
+	state      RoomStateReader
+	serverName string
+	joins      chan string
 }
+
+// RoomStateReader reads a room's current state (rooms.Engine).
+type RoomStateReader interface {
+	CurrentState(ctx context.Context, roomID string) (rooms.StateMap, error)
+	StateEvent(ctx context.Context, state rooms.StateMap, typ, stateKey string) (*rooms.Event, error)
+}
+
+// MediaRoomsOption configures the index.
+type MediaRoomsOption func(*MediaRooms)
+
+// WithJoinState indexes the room avatar of each room a user of
+// serverName joins, read from the room's current state: a room joined
+// over federation brings its state with the join, not as new events,
+// so an avatar set before the join is never heard as an event. Member
+// avatars of that state are the users' profile media, not the room's,
+// and are left out.
+func WithJoinState(r RoomStateReader, serverName string) MediaRoomsOption {
+	return func(m *MediaRooms) { m.state, m.serverName = r, serverName }
+}
+
+// joinQueue bounds the joined rooms waiting for their avatar to be read.
+const joinQueue = 256
 
 // NewMediaRooms makes the index and subscribes it to new events; Run
 // writes it.
-func NewMediaRooms(s MediaRoomStore, b bus.Bus, log *slog.Logger) *MediaRooms {
+func NewMediaRooms(s MediaRoomStore, b bus.Bus, log *slog.Logger, opts ...MediaRoomsOption) *MediaRooms {
 	m := &MediaRooms{store: s, log: log, queue: make(chan store.MediaRoom, mediaQueue)}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.state != nil {
+		m.joins = make(chan string, joinQueue)
+	}
 	b.Subscribe("reputation-media-rooms", func(_ context.Context, c bus.Change) {
 		if n, ok := c.(rooms.Notification); ok {
 			m.Posted(n.Event.RoomID().String(), n.Event.Content())
+			m.joined(n)
 		}
 	}, rooms.TopicEvent)
 	return m
+}
+
+// joined queues the room of a local user's join for Run to read its
+// avatar from the state (WithJoinState); a full queue drops it, counted.
+func (m *MediaRooms) joined(n rooms.Notification) {
+	if m.joins == nil || n.Membership != "join" || n.PrevMembership == "join" {
+		return
+	}
+	if key := n.Event.StateKey(); key == nil || !strings.HasSuffix(*key, ":"+m.serverName) {
+		return
+	}
+	select {
+	case m.joins <- n.Event.RoomID().String():
+	default:
+		m.dropped.Add(1)
+	}
+}
+
+// indexAvatar indexes the current m.room.avatar of a room.
+func (m *MediaRooms) indexAvatar(ctx context.Context, roomID string) {
+	state, err := m.state.CurrentState(ctx, roomID)
+	if err == nil {
+		var ev *rooms.Event
+		if ev, err = m.state.StateEvent(ctx, state, "m.room.avatar", ""); err == nil && ev != nil {
+			m.Posted(roomID, ev.Content())
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Warn("reputation: reading a joined room's avatar", "err", err, "room_id", roomID)
+	}
 }
 
 // Posted queues the media an event's content references, posted in
@@ -133,6 +198,8 @@ func (m *MediaRooms) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case roomID := <-m.joins:
+			m.indexAvatar(ctx, roomID)
 		case r := <-m.queue:
 			batch := []store.MediaRoom{r}
 		more:

@@ -84,3 +84,38 @@ func TestReputationRoomMediaOverFederation(t *testing.T) {
 	enfWaitListed(t, hs2, admins[1], "media", "room", listedRoom.String(), false)
 	eventually(t, "every media served again once the rule is removed", served(ok))
 }
+
+// TestReputationJoinStateMediaOverFederation: the avatar of a room of
+// hs3, set before hs2 joined it, reaches hs2 in the join's state, not as
+// a new event; once hs1's feed lists the room, hs2 serves it no more, and
+// serves it again when the rule goes.
+func TestReputationJoinStateMediaOverFederation(t *testing.T) {
+	f := enfFederated(t)
+	ctx := context.Background()
+	admins, hs2, feed, bob, carol := f.admins, f.hs2, f.feed, f.bob, f.carol
+	avatar, err := carol.UploadBytes(ctx, []byte("the room's avatar"), "text/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", InitialState: []*event.Event{{
+		Type: event.StateRoomAvatar, Content: event.Content{Raw: map[string]any{"url": avatar.ContentURI.CUString()}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinRoom(ctx, created.RoomID.String(), &mautrix.ReqJoinRoom{Via: []string{"hs3.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	uri := avatar.ContentURI
+	served := func(want int) func() bool {
+		return func() bool {
+			return testserver.Send(t, nil, http.MethodGet, hs2.URL+"/_matrix/client/v1/media/download/"+uri.Homeserver+"/"+uri.FileID, bob.AccessToken, nil).Status == want
+		}
+	}
+	eventually(t, "the avatar served before any rule", served(http.StatusOK))
+	enfRule(t, admins[0], feed, "room", "r1", created.RoomID.String(), "m.ban", "illegal media")
+	enfWaitListed(t, hs2, admins[1], "media", "room", created.RoomID.String(), true)
+	eventually(t, "the listed room's avatar taken down", served(http.StatusNotFound))
+	enfRule(t, admins[0], feed, "room", "r1", "", "", "")
+	enfWaitListed(t, hs2, admins[1], "media", "room", created.RoomID.String(), false)
+	eventually(t, "the avatar served again once the rule is removed", served(http.StatusOK))
+}

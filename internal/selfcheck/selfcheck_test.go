@@ -3,7 +3,12 @@ package selfcheck_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -130,6 +135,77 @@ func TestCheckServer(t *testing.T) {
 		f := find(t, fs, "federation port")
 		if f.Level != selfcheck.Error || !strings.Contains(f.Detail, "check.test:8448") || f.Fix == "" {
 			t.Fatalf("unreachable 8448: %+v\n%s", f, dump(fs))
+		}
+	})
+
+	t.Run("SRV records", func(t *testing.T) {
+		s := internetServer(t, ca, "check.test", "check.test", func(c *config.Config) { c.WellKnown.Server = "" })
+		srvFor := func(service string) func(context.Context, string, string, string) (string, []*net.SRV, error) {
+			return func(ctx context.Context, svc, proto, name string) (string, []*net.SRV, error) {
+				if svc != service || proto != "tcp" || name != "check.test" {
+					return noSRV(ctx, svc, proto, name)
+				}
+				return "", []*net.SRV{{Target: "fed.check.test.", Port: 8448}}, nil
+			}
+		}
+		resolve := map[string]string{"check.test:443": s.Addr("client"), "fed.check.test:8448": s.Addr("client"),
+			"check.test:8448": testserver.ClosedAddr(t)}
+		// _matrix-fed._tcp leads to the server: federation works, and
+		// the certificate is checked for the server name, as the spec
+		// (v1.8) says for SRV targets.
+		fs := selfcheck.New(selfcheck.Options{Roots: ca.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix-fed")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "SRV"); f.Level != selfcheck.OK || !strings.Contains(f.Detail, "fed.check.test:8448") {
+			t.Fatalf("SRV record: %+v\n%s", f, dump(fs))
+		}
+		for _, c := range []string{"TLS certificate", "federation API", "signing keys"} {
+			if f := find(t, fs, c); f.Level == selfcheck.Error {
+				t.Fatalf("%s through the SRV record: %+v\n%s", c, f, dump(fs))
+			}
+		}
+		// Only the deprecated _matrix._tcp: it still works, with a
+		// warning to rename it.
+		fs = selfcheck.New(selfcheck.Options{Roots: ca.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "SRV"); f.Level != selfcheck.Warning || !strings.Contains(f.Fix, "_matrix-fed._tcp") {
+			t.Fatalf("deprecated SRV record: %+v\n%s", f, dump(fs))
+		}
+		if f := find(t, fs, "federation API"); f.Level != selfcheck.OK {
+			t.Fatalf("federation through the deprecated SRV record: %+v\n%s", f, dump(fs))
+		}
+		// A certificate from a CA other servers do not trust (here: the
+		// checker trusts another one) is a chain that does not verify.
+		other := testserver.NewCA(t)
+		fs = selfcheck.New(selfcheck.Options{Roots: other.Pool(), Resolve: resolve, LookupSRV: srvFor("matrix-fed")}).Server(ctx, "check.test", "", nil)
+		if f := find(t, fs, "TLS certificate"); f.Level != selfcheck.Error || !strings.Contains(f.Detail, "does not verify") || f.Fix == "" {
+			t.Fatalf("untrusted chain: %+v\n%s", f, dump(fs))
+		}
+	})
+
+	t.Run("a proxy that strips CORS", func(t *testing.T) {
+		s := internetServer(t, ca, "check.test", "check.test", func(c *config.Config) { c.WellKnown.ClientBaseURL = "https://matrix.check.test" })
+		// matrix.check.test is a reverse proxy in front of the server
+		// that drops Access-Control-Allow-Origin, as a misconfigured one
+		// does: Element Web could not talk to the server.
+		backend := &url.URL{Scheme: "https", Host: s.Addr("client")}
+		proxy := httputil.NewSingleHostReverseProxy(backend)
+		proxy.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "check.test"}}
+		proxy.ModifyResponse = func(r *http.Response) error {
+			r.Header.Del("Access-Control-Allow-Origin")
+			return nil
+		}
+		certFile, keyFile := ca.Issue(t, "matrix.check.test")
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		front := httptest.NewUnstartedServer(proxy)
+		front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		front.StartTLS()
+		t.Cleanup(front.Close)
+		fs := checker(map[string]string{"check.test:443": s.Addr("client"), "matrix.check.test:443": front.Listener.Addr().String()}).
+			Server(ctx, "check.test", "", nil)
+		f := find(t, fs, "CORS")
+		if f.Level != selfcheck.Error || !strings.Contains(f.Detail, "matrix.check.test/_matrix/client/versions") || f.Fix == "" {
+			t.Fatalf("a client API without CORS: %+v\n%s", f, dump(fs))
 		}
 	})
 

@@ -216,7 +216,8 @@ func TestACMECertificateAndRenewal(t *testing.T) {
 
 // With acme.http_listen, the HTTP-01 challenge is answered there: here
 // the TLS-ALPN-01 port the ACME server tries is closed, so only HTTP-01
-// can succeed. Other requests to that listener are sent to https.
+// can succeed. Other requests to that listener are sent to https. A
+// restart reuses the certificate obtained.
 func TestACMEHTTP01(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("go"); err != nil {
@@ -237,6 +238,16 @@ func TestACMEHTTP01(t *testing.T) {
 	}
 	if cert.DNSNames[0] != "acme.test" {
 		t.Fatalf("certificate for %v", cert.DNSNames)
+	}
+	// A restart serves the certificate kept in the data directory, not
+	// a new one from the CA (Let's Encrypt limits how many it issues).
+	s.Restart()
+	again, err := handshake(t, s.Addr("client"), "acme.test", roots)
+	if err != nil {
+		t.Fatalf("handshake after a restart: %v", err)
+	}
+	if again.SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		t.Fatalf("after a restart the server got a new certificate (serial %v, before %v)", again.SerialNumber, cert.SerialNumber)
 	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+strconv.Itoa(httpPort)+"/_matrix/client/versions", nil)

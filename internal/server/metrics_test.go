@@ -123,6 +123,7 @@ func TestServerMetricsAndDashboard(t *testing.T) {
 		if seen < 10 {
 			t.Fatalf("the dashboard names only %d metrics", seen)
 		}
+		checkMetricsDocumented(t, exp)
 		<-done
 	})
 }
@@ -135,4 +136,45 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// checkMetricsDocumented compares docs/operations.md's table of metrics
+// with the server's own (myelin_*) metrics: each exposed one is listed,
+// and each listed one is exposed.
+func checkMetricsDocumented(t *testing.T, exp string) {
+	t.Helper()
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	start := strings.Index(doc, "\n## Metrics\n")
+	if start < 0 {
+		t.Fatal("docs/operations.md has no Metrics section")
+	}
+	section := doc[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(myelin_[a-z_]+)").FindAllStringSubmatch(section, -1) {
+		listed[m[1]] = true
+	}
+	exposed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (myelin_[a-z_]+) `).FindAllStringSubmatch(exp, -1) {
+		exposed[m[1]] = true
+	}
+	if len(exposed) < 10 {
+		t.Fatalf("only %d myelin_ metrics exposed", len(exposed))
+	}
+	for name := range exposed {
+		if !listed[name] {
+			t.Errorf("%s is exposed but not listed in docs/operations.md", name)
+		}
+	}
+	for name := range listed {
+		if !exposed[name] {
+			t.Errorf("docs/operations.md lists %s, which the server does not expose", name)
+		}
+	}
 }

@@ -160,6 +160,9 @@ type Server struct {
 	stopRequests  context.CancelCauseFunc
 	handlers      inflight
 	beforeDBClose func() // test hook: Shutdown calls it just before closing the database
+
+	// clientRoutes lists the client listener's routes (ClientRoutes).
+	clientRoutes func() []string
 }
 
 // maxPushHold bounds how long /sync wake-ups for an event wait for push
@@ -458,6 +461,7 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	}
 
 	pace := httpapi.BodyPace{Grace: cfg.Limits.RequestBodyTimeout, MinRate: cfg.Limits.RequestBodyMinRate}
+	s.clientRoutes = clientRouter.Routes
 	s.client = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(showFilteredParam(clientRouter), stack), pace))
 	if cfg.Listen.Federation != "" {
 		s.federation = s.newHTTPServer(httpapi.PaceBodies(httpapi.Wrap(fedRouter, stack), pace))
@@ -727,6 +731,10 @@ func (s *Server) Addr(name string) string {
 // Engine is the room engine, for tests that play another server and
 // inject events the way federation would.
 func (s *Server) Engine() *rooms.Engine { return s.engine }
+
+// ClientRoutes lists the client listener's routes ("METHOD pattern"),
+// for tests that hold every route of a kind to one rule.
+func (s *Server) ClientRoutes() []string { return s.clientRoutes() }
 
 // Sender is the federation sender (nil without federation).
 func (s *Server) Sender() *remote.Sender { return s.sender }

@@ -86,6 +86,12 @@ type sentRoom struct {
 	// peek: the room was sent to a user not in it (a world-readable
 	// room subscription).
 	peek bool
+	// timeline is the timeline_limit the room's timeline was last sent
+	// with (as Synapse records it: raised when it grows, lowered only by
+	// a limited timeline); a larger one later resends the recent
+	// timeline with unstable_expanded_timeline. -1: unknown (stored
+	// before it was recorded), never expanded.
+	timeline int
 }
 
 func (r *sentRoom) clone() *sentRoom {

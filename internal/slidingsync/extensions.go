@@ -250,7 +250,7 @@ func (p *pass) e2ee(ctx context.Context) error {
 
 // accountData is the account_data extension: global account data and
 // that of the rooms in scope, all of it on a new connection, then what
-// changed.
+// changed, and all of a room's when the room is sent whole.
 func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 	ad := p.s.sync.Streams().AccountData
 	if ad == nil {
@@ -266,6 +266,25 @@ func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 			rooms[id] = evs
 		}
 	}
+	if p.prev != nil {
+		// A room the connection gets whole in this answer (a room that
+		// entered a window, or was subscribed to) gets all of its
+		// account data, as Synapse sends a room it has never sent on the
+		// connection: its m.fully_read and tags predate the position.
+		var whole []string
+		for _, id := range p.order {
+			if rm := p.resp.Rooms[id]; rm != nil && rm.Initial && p.inScope(id, r) {
+				whole = append(whole, id)
+			}
+		}
+		all, err := ad.RoomData(ctx, p.req.UserID, whole, p.upto)
+		if err != nil {
+			return err
+		}
+		for id, evs := range all {
+			rooms[id] = evs
+		}
+	}
 	if len(global)+len(rooms) > 0 && p.prev != nil {
 		p.resp.changed = true
 	}
@@ -276,16 +295,33 @@ func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 	return nil
 }
 
-// inScope reports whether a room is in an extension's lists and rooms:
-// by default every room of the lists and subscriptions.
+// inScope reports whether a room of the answer is in an extension's
+// scope, as Synapse reads MSC4186's lists and rooms: lists names lists
+// whose windows hold the room, rooms names room subscriptions ("*" in
+// either: all of them); each defaults to ["*"] when absent, so that an
+// extension without them covers every room of the answer.
 func (p *pass) inScope(roomID string, r *Scoped) bool {
-	if r.Lists == nil && r.Rooms == nil {
-		return p.wanted[roomID] != nil
+	w := p.wanted[roomID]
+	if w == nil {
+		return false
 	}
-	if slices.Contains(r.Rooms, "*") || slices.Contains(r.Rooms, roomID) {
-		return p.wanted[roomID] != nil || slices.Contains(r.Rooms, roomID)
+	all := []string{"*"}
+	lists, rooms := r.Lists, r.Rooms
+	if lists == nil {
+		lists = all
 	}
-	return len(r.Lists) > 0 && p.wanted[roomID] != nil
+	if rooms == nil {
+		rooms = all
+	}
+	if w.subscribed && (slices.Contains(rooms, "*") || slices.Contains(rooms, roomID)) {
+		return true
+	}
+	for _, l := range w.lists {
+		if slices.Contains(lists, "*") || slices.Contains(lists, l) {
+			return true
+		}
+	}
+	return false
 }
 
 func nonNil(s []string) []string {

@@ -38,9 +38,16 @@ type want struct {
 	e        *entry
 	timeline int
 	required [][]string
+	// lists are the lists whose ranges hold the room, subscribed whether
+	// a room subscription names it: what an extension's lists and rooms
+	// scope by (see inScope).
+	lists      []string
+	subscribed bool
 }
 
-func (p *pass) want(e *entry, cfg RoomConfig) {
+// want adds a room to the answer, from a list (by its name) or from a
+// room subscription (list "").
+func (p *pass) want(e *entry, cfg RoomConfig, list string) {
 	if p.wanted == nil {
 		p.wanted = map[string]*want{}
 	}
@@ -52,6 +59,11 @@ func (p *pass) want(e *entry, cfg RoomConfig) {
 	}
 	w.timeline = max(w.timeline, cfg.TimelineLimit)
 	w.required = append(w.required, cfg.RequiredState...)
+	if list == "" {
+		w.subscribed = true
+	} else if !slices.Contains(w.lists, list) {
+		w.lists = append(w.lists, list)
+	}
 }
 
 // lists counts each list's rooms and takes those in its ranges.
@@ -76,7 +88,7 @@ func (p *pass) lists(ctx context.Context, entries []*entry) error {
 			}
 			for _, r := range l.Ranges {
 				if int64(n) >= r[0] && int64(n) <= r[1] {
-					p.want(e, l.RoomConfig)
+					p.want(e, l.RoomConfig, name)
 					break
 				}
 			}

@@ -26,7 +26,7 @@ const peek = "org.myelin.peek"
 func (p *pass) subscribe(ctx context.Context, entries []*entry, roomID string, cfg RoomConfig) error {
 	for _, e := range entries {
 		if e.RoomID == roomID {
-			p.want(e, cfg)
+			p.want(e, cfg, "")
 			return nil
 		}
 	}
@@ -43,7 +43,7 @@ func (p *pass) subscribe(ctx context.Context, entries []*entry, roomID string, c
 		return err
 	}
 	e.bump = rows[roomID].BumpStamp
-	p.want(e, cfg)
+	p.want(e, cfg, "")
 	return nil
 }
 

@@ -207,11 +207,15 @@ type storedRoom struct {
 	Required   uint64  `json:"r,omitempty"`
 	Upto       int64   `json:"u,omitempty"`
 	Peek       bool    `json:"p,omitempty"`
+	Timeline   *int    `json:"l,omitempty"`
 	State      [][]any `json:"s,omitempty"`
 }
 
 func encodeRoom(r *sentRoom) string {
 	sr := storedRoom{Membership: r.membership, MemberNID: r.memberNID, Required: r.required, Upto: r.upto, Peek: r.peek}
+	if r.timeline >= 0 {
+		sr.Timeline = &r.timeline
+	}
 	for k, nid := range r.state {
 		sr.State = append(sr.State, []any{k.Type, k.StateKey, nid})
 	}
@@ -226,13 +230,17 @@ func decodeRoom(data string) (*sentRoom, error) {
 		Required   uint64               `json:"r"`
 		Upto       int64                `json:"u"`
 		Peek       bool                 `json:"p"`
+		Timeline   *int                 `json:"l"`
 		Raw        [][3]json.RawMessage `json:"s"`
 	}
 	if err := json.Unmarshal([]byte(data), &sr); err != nil {
 		return nil, err
 	}
 	r := &sentRoom{membership: sr.Membership, memberNID: sr.MemberNID, required: sr.Required, upto: sr.Upto, peek: sr.Peek,
-		state: make(map[roommodel.StateKey]int64, len(sr.Raw))}
+		timeline: -1, state: make(map[roommodel.StateKey]int64, len(sr.Raw))}
+	if sr.Timeline != nil {
+		r.timeline = *sr.Timeline
+	}
 	for _, t := range sr.Raw {
 		var k roommodel.StateKey
 		var nid int64

@@ -11,15 +11,19 @@ import (
 
 // A room as stored reads back the same, whatever its state keys hold.
 func TestStoredRoomRoundTrip(t *testing.T) {
-	r := &sentRoom{membership: "join", memberNID: 7, required: requiredHash([][]string{{"m.room.name", ""}}), upto: 42, peek: true,
+	r := &sentRoom{membership: "join", memberNID: 7, required: requiredHash([][]string{{"m.room.name", ""}}), upto: 42, peek: true, timeline: 20,
 		state: map[roommodel.StateKey]int64{{Type: "m.room.member", StateKey: "@a:x"}: 3, {Type: "x\x00\"y", StateKey: "é\n"}: 1 << 60}}
 	got, err := decodeRoom(encodeRoom(r))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.membership != r.membership || got.memberNID != r.memberNID || got.required != r.required || got.upto != r.upto ||
-		got.peek != r.peek || !maps.Equal(got.state, r.state) {
+		got.peek != r.peek || got.timeline != r.timeline || !maps.Equal(got.state, r.state) {
 		t.Fatalf("round trip: %+v, want %+v", got, r)
+	}
+	// A room stored before timeline limits were recorded never expands.
+	if old, err := decodeRoom(`{"m":"join","u":3}`); err != nil || old.timeline != -1 {
+		t.Fatalf("room stored without a timeline limit: %+v, %v", old, err)
 	}
 	if _, err := decodeRoom(`{"s":[["a","b","c"]]}`); err == nil {
 		t.Fatal("a bad state entry was accepted")

@@ -143,25 +143,39 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 		}
 		active = last.StreamPos > sent.upto
 	}
-	if !initial && !active && !countsChanged && reqKey == sent.required {
+	// A larger timeline_limit than the room was last sent with (Element
+	// X opening a room through a subscription) resends its recent
+	// timeline, as Synapse does, flagged unstable_expanded_timeline.
+	expand := !initial && sent.timeline >= 0 && w.timeline > sent.timeline
+	if !initial && !active && !countsChanged && !expand && reqKey == sent.required {
 		return nil
 	}
 	room := &Room{Initial: initial, BumpStamp: e.bump}
-	next := &sentRoom{membership: e.Membership, memberNID: e.EventNID, state: map[roommodel.StateKey]int64{}, peek: e.Membership == peek}
+	next := &sentRoom{membership: e.Membership, memberNID: e.EventNID, state: map[roommodel.StateKey]int64{}, peek: e.Membership == peek,
+		timeline: w.timeline}
 	after := int64(0)
 	if !initial {
 		next = sent.clone()
 		after = sent.upto
 	}
+	if expand {
+		after = 0
+		next.timeline = w.timeline
+	}
 	next.upto, next.required = p.upto, reqKey
 	var tl []*rooms.Event
-	if w.timeline > 0 && (initial || active) {
+	if w.timeline > 0 && (initial || active || expand) {
 		var err error
 		var limited bool
 		if tl, limited, room.PrevBatch, err = p.s.sync.RoomTimeline(ctx, p.req.UserID, vis, e.RoomID, after, p.upto, w.timeline); err != nil {
 			return err
 		}
 		room.Limited = limited
+		if limited || next.timeline < 0 {
+			// The client now holds this timeline (shorter, or the first
+			// one recorded): a larger limit later has more to send.
+			next.timeline = w.timeline
+		}
 		live := 0
 		if p.prev != nil {
 			for _, ev := range tl {
@@ -174,9 +188,7 @@ func (p *pass) joinedRoom(ctx context.Context, vis *rooms.Visibility, w *want, a
 		if room.Timeline, err = p.s.render.Render(ctx, tl, p.req.Viewer, p.req.UserID, true); err != nil {
 			return err
 		}
-		// A room seen again after it left every window gets the recent
-		// timeline, which the client must not take as contiguous.
-		room.ExpandedTimeline = !initial && sent.upto != p.after && limited
+		room.ExpandedTimeline = expand
 	}
 	m, err := p.meta(ctx, e)
 	if err != nil {

@@ -160,6 +160,9 @@ func (s *Service) compute(ctx context.Context, req Request, prev *snapshot) (*Re
 			return nil, nil, err
 		}
 	}
+	if ms, err = s.sync.InvitesShown(ctx, req.UserID, p.ignored, ms); err != nil {
+		return nil, nil, err
+	}
 	entries, err := s.entries(ctx, ms, upto, prev)
 	if err != nil {
 		return nil, nil, err

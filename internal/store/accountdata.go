@@ -37,3 +37,30 @@ func (db *DB) AccountDataChanges(ctx context.Context, userID string, after, upto
 	}, `SELECT room_id, data_type, content, stream_pos FROM account_data
 		WHERE user_id = $1 AND stream_pos > $2 AND stream_pos <= $3 ORDER BY stream_pos`, userID, after, upto)
 }
+
+// RoomAccountData lists a user's entries of the given rooms stored at
+// positions up to upto (one query per batchRooms rooms, by the primary
+// key): what sliding sync sends of a room a connection gets for the
+// first time.
+func (db *DB) RoomAccountData(ctx context.Context, userID string, roomIDs []string, upto int64) ([]AccountData, error) {
+	var out []AccountData
+	for len(roomIDs) > 0 {
+		n := min(len(roomIDs), batchRooms)
+		args := []any{userID, upto}
+		for _, r := range roomIDs[:n] {
+			args = append(args, r)
+		}
+		rows, err := collect(ctx, db.r(), func(scan func(...any) error) (AccountData, error) {
+			var a AccountData
+			err := scan(&a.RoomID, &a.Type, &a.Content, &a.StreamPos)
+			return a, err
+		}, `SELECT room_id, data_type, content, stream_pos FROM account_data
+			WHERE user_id = $1 AND stream_pos <= $2 AND room_id IN (`+placeholders(n, 3)+`) ORDER BY stream_pos`, args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		roomIDs = roomIDs[n:]
+	}
+	return out, nil
+}

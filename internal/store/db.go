@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,16 @@ type DB struct {
 	// completedUpTo bounds the positions of partial_state_completed
 	// (see PartialStateCompleted).
 	completedUpTo positionBound
+	// log receives the migrations' progress (nil: slog's default, the
+	// server's log).
+	log *slog.Logger
+}
+
+func (db *DB) logger() *slog.Logger {
+	if db.log == nil {
+		return slog.Default()
+	}
+	return db.log
 }
 
 // Open connects to url (postgres://... or a SQLite file path) and runs the

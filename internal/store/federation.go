@@ -262,6 +262,47 @@ func (db *DB) QueuedDestinations(ctx context.Context) ([]string, error) {
 		UNION SELECT destination FROM federation_queue_edus`)
 }
 
+// QueueCount is how much waits to be delivered to one destination.
+type QueueCount struct {
+	PDUs, EDUs int64
+}
+
+// QueueCounts is, by destination, what waits in the federation queue;
+// destinations with nothing queued are absent. The admin API shows it
+// beside each destination's back-off: a backlog that only grows is a
+// server unreachable from here.
+func (db *DB) QueueCounts(ctx context.Context) (map[string]QueueCount, error) {
+	type row struct {
+		dest string
+		n    int64
+	}
+	scan := func(scan func(...any) error) (row, error) {
+		var r row
+		err := scan(&r.dest, &r.n)
+		return r, err
+	}
+	pdus, err := collect(ctx, db.r(), scan, `SELECT destination, COUNT(*) FROM federation_queue_pdus GROUP BY destination`)
+	if err != nil {
+		return nil, err
+	}
+	edus, err := collect(ctx, db.r(), scan, `SELECT destination, COUNT(*) FROM federation_queue_edus GROUP BY destination`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]QueueCount, len(pdus)+len(edus))
+	for _, r := range pdus {
+		c := out[r.dest]
+		c.PDUs = r.n
+		out[r.dest] = c
+	}
+	for _, r := range edus {
+		c := out[r.dest]
+		c.EDUs = r.n
+		out[r.dest] = c
+	}
+	return out, nil
+}
+
 // DestinationState is a destination's delivery back-off.
 type DestinationState struct {
 	Failures     int

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
 
@@ -42,6 +43,11 @@ func TestFederationQueue(t *testing.T) {
 		slices.Sort(dests)
 		if err != nil || !slices.Equal(dests, []string{"hs2.test", "hs3.test", "hs4.test"}) {
 			t.Fatalf("queued destinations %v %v", dests, err)
+		}
+		counts, err := db.QueueCounts(ctx)
+		want := map[string]store.QueueCount{"hs2.test": {PDUs: 60, EDUs: 1}, "hs3.test": {PDUs: 1}, "hs4.test": {EDUs: 1}}
+		if err != nil || !maps.Equal(counts, want) {
+			t.Fatalf("queue counts %v %v, want %v", counts, err, want)
 		}
 		pending, err := db.PendingPDUs(ctx, "hs2.test", 50)
 		if err != nil || len(pending) != 50 || pending[0].EventNID != 100 || pending[49].EventNID != 149 {

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -90,6 +89,11 @@ func (db *DB) migrateUpTo(ctx context.Context, last int) error {
 			if n > 0 {
 				return nil
 			}
+			if recorded > 0 {
+				// On an upgrade, the admin watching the log sees which
+				// step runs before it ends, however long it takes.
+				db.logger().Info("applying database migration", "migration", m.name)
+			}
 			for _, stmt := range splitStatements(db.dialect.schema(forEngine(m.ddl, db.dialect.name()))) {
 				if _, err := c.exec(ctx, stmt); err != nil {
 					return fmt.Errorf("%w\n%s", err, stmt)
@@ -107,7 +111,7 @@ func (db *DB) migrateUpTo(ctx context.Context, last int) error {
 			// An upgrade of a big database can spend minutes here; the
 			// admin watching the log sees which step it is on. A new
 			// database's own creation is not worth thirty lines.
-			slog.Info("database migration applied", "migration", m.name, "duration", time.Since(started).Round(time.Millisecond))
+			db.logger().Info("database migration applied", "migration", m.name, "duration", time.Since(started).Round(time.Millisecond))
 		}
 	}
 	return nil

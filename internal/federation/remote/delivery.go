@@ -3,6 +3,8 @@ package remote
 import (
 	"context"
 
+	"github.com/matrix-org/gomatrixserverlib/spec"
+
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -57,4 +59,43 @@ func (s *Sender) aclIn(ctx context.Context, state rooms.StateMap) (func(string) 
 		return func(string) bool { return true }, err
 	}
 	return func(d string) bool { return rooms.ACLAllows(acl.Content(), d) }, nil
+}
+
+// concurrentWithJoin are the events a server that joined through this
+// one (r, its join, handed over by send_join) lacks though it is now in
+// the room: those this server stored between building the join's
+// template (make_join) and receiving it. The join's prev_events predate
+// them, so they are not in the state send_join answered with, and the
+// joining server was not in the room when they were sent. Until an event
+// names them as prev_events, they stay the room's forward extremities
+// beside the join, stored before it; they are sent to the joining server
+// (those it may see), which fetches what lies between as for any gap.
+// Without this it learnt of them only with the room's next event:
+// a rule of a policy list written during the join stayed unknown to it
+// for as long as the list stayed quiet.
+func (s *Sender) concurrentWithJoin(ctx context.Context, r store.EventRow) ([]int64, error) {
+	if r.OnBehalfOf == "" || r.Type != spec.MRoomMember || r.StateKey == nil || ServerOf(*r.StateKey) != r.OnBehalfOf ||
+		r.Membership == nil || *r.Membership != spec.Join {
+		return nil, nil
+	}
+	ids, _, err := s.o.Rooms.Extremities(ctx, r.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := s.o.Rooms.EventsByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, ev := range evs {
+		if ev.EventID() == r.EventID || ev.StreamPos == 0 || ev.StreamPos >= r.StreamPos {
+			continue
+		}
+		if ok, err := s.o.Rooms.ServerCanSee(ctx, r.OnBehalfOf, ev); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, ev.NID)
+		}
+	}
+	return out, nil
 }

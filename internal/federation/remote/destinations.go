@@ -16,7 +16,7 @@ import (
 type DestinationsStore interface {
 	DestinationRows(ctx context.Context) ([]store.DestinationRow, error)
 	JoinedMemberServers(ctx context.Context) ([]string, error)
-	QueuedDestinations(ctx context.Context) ([]string, error)
+	QueueCounts(ctx context.Context) (map[string]store.QueueCount, error)
 	RoomsWithServer(ctx context.Context, server string) ([]string, error)
 	DestinationRoomPositions(ctx context.Context, destination string) (map[string]int64, error)
 	Destination(ctx context.Context, destination string) (store.DestinationState, error)
@@ -34,6 +34,8 @@ type RetryTimings struct {
 	// LastSuccessfulStreamOrdering is the stream position of the newest
 	// event delivered to the destination (0: none yet).
 	LastSuccessfulStreamOrdering int64
+	// Queued is what waits to be delivered (not in Synapse's API).
+	Queued store.QueueCount
 }
 
 // Destinations answers the federation admin API.
@@ -70,12 +72,17 @@ func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
 	if err != nil {
 		return nil, err
 	}
-	queued, err := d.store.QueuedDestinations(ctx)
+	queued, err := d.store.QueueCounts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	byName := map[string]RetryTimings{}
-	for _, name := range append(joined, queued...) {
+	for _, name := range joined {
+		if name != d.serverName {
+			byName[name] = RetryTimings{Destination: name}
+		}
+	}
+	for name := range queued {
 		if name != d.serverName {
 			byName[name] = RetryTimings{Destination: name}
 		}
@@ -91,7 +98,8 @@ func (d *Destinations) All(ctx context.Context) ([]RetryTimings, error) {
 		byName[f.Destination] = t
 	}
 	out := make([]RetryTimings, 0, len(byName))
-	for _, v := range byName {
+	for name, v := range byName {
+		v.Queued = queued[name]
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })

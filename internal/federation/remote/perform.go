@@ -45,6 +45,21 @@ func (f *Service) Join(ctx context.Context, userID, roomID string, via []string,
 	if _, _, err := f.d.Rooms.Extremities(ctx, roomID); err == nil {
 		partial = false
 	}
+	// Events the resident server sends once it has the join, while this
+	// server still stores the answer, are held until then (joinhold.go).
+	end := f.holds.begin(roomID)
+	err = f.join(ctx, servers, uid, rid, content, partial)
+	for _, receive := range end(err == nil) {
+		// Received even if the client stops waiting, as the join is.
+		receive(context.WithoutCancel(ctx))
+	}
+	return err
+}
+
+// join tries the servers in turn until one lets the user join, and
+// stores the join.
+func (f *Service) join(ctx context.Context, servers []string, uid *spec.UserID, rid *spec.RoomID, content map[string]any, partial bool) error {
+	roomID := rid.String()
 	var errs []error
 	for _, server := range servers {
 		a, err := f.performJoin(ctx, server, uid, rid, content, partial)

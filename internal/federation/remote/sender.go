@@ -202,6 +202,15 @@ func (s *Sender) queueNew(ctx context.Context, pos int64) int64 {
 				queue = append(queue, store.QueuedPDU{Destination: d, RoomID: r.RoomID, EventNID: r.NID})
 				touched[d] = true
 			}
+			forks, err := s.concurrentWithJoin(ctx, r)
+			if err != nil {
+				s.o.Log.Error("federation sender: events concurrent with a join", "event_id", r.EventID, "err", err)
+				return pos
+			}
+			for _, nid := range forks {
+				queue = append(queue, store.QueuedPDU{Destination: r.OnBehalfOf, RoomID: r.RoomID, EventNID: nid})
+				touched[r.OnBehalfOf] = true
+			}
 		}
 		next := cur
 		if len(rows) == senderBatch {

@@ -75,6 +75,9 @@ type Service struct {
 	// fetchSlots bounds the /event requests in flight per destination
 	// (eventfetch.go): server name -> semaphore.
 	fetchSlots sync.Map
+	// holds keeps the events sent for rooms while they are being
+	// joined (joinhold.go).
+	holds joinHolds
 }
 
 // New makes the service and subscribes the EDU senders to the bus.

@@ -97,6 +97,8 @@ type Peer struct {
 	// missingHook changes /get_missing_events answers (see
 	// OnMissingEvents).
 	missingHook func(events []json.RawMessage) []json.RawMessage
+	// sendHook hears every PDU sent to the peer (see OnSend).
+	sendHook func(pdu json.RawMessage)
 	// stateIDsHook changes /state_ids answers (see OnStateIDs).
 	stateIDsHook func(state, authChain []string) ([]string, []string)
 	// devices holds the /user/devices answers per user (devices.go).
@@ -208,6 +210,15 @@ func (p *Peer) OnMissingEvents(f func(events []json.RawMessage) []json.RawMessag
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.missingHook = f
+}
+
+// OnSend lets a test hear every PDU sent to the peer over /send, of its
+// rooms or not (a room of a Myelin server it joined by hand, say); nil
+// hears nothing.
+func (p *Peer) OnSend(f func(pdu json.RawMessage)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sendHook = f
 }
 
 // OnStateIDs lets a test change every /state_ids answer (name events

@@ -137,7 +137,13 @@ func (p *Peer) serveSend(w http.ResponseWriter, r *request) {
 		return
 	}
 	results := map[string]any{}
+	p.mu.Lock()
+	hook := p.sendHook
+	p.mu.Unlock()
 	for _, raw := range body.PDUs {
+		if hook != nil {
+			hook(raw)
+		}
 		var head struct {
 			RoomID string `json:"room_id"`
 		}
