@@ -68,3 +68,35 @@ func registered() int {
 	defer idle.mu.Unlock()
 	return len(idle.caches)
 }
+
+// TestLRUTrimIdleGivesBackTheMap: a cache emptied by TrimIdle after a
+// burst does not keep the burst's map (Go's maps never shrink), and
+// still works after.
+func TestLRUTrimIdleGivesBackTheMap(t *testing.T) {
+	live := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	c := NewLRU[int64, int64](1 << 30)
+	base := live()
+	for i := range int64(200000) {
+		c.Put(i, i)
+	}
+	full := live()
+	c.TrimIdle() // marks the entries unused since now
+	if n := c.TrimIdle(); n != 200000 || c.Len() != 0 {
+		t.Fatalf("TrimIdle dropped %d, %d left; want all 200000", n, c.Len())
+	}
+	emptied := live()
+	t.Logf("heap %d KiB empty, %d full, %d emptied", base>>10, full>>10, emptied>>10)
+	if emptied > base+(full-base)/10 {
+		t.Errorf("emptied cache holds %d KiB of the %d KiB it took full", (emptied-base)>>10, (full-base)>>10)
+	}
+	c.Put(1, 2)
+	if v, ok := c.Get(1); !ok || v != 2 {
+		t.Errorf("Get after trim = %d, %v", v, ok)
+	}
+	runtime.KeepAlive(c)
+}

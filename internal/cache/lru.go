@@ -17,6 +17,10 @@ type LRU[K comparable, V any] struct {
 	cost     int
 	order    *list.List // front: most recent
 	items    map[K]*list.Element
+	// peak is the most entries items has held since it was made: Go's
+	// maps keep their largest size, so TrimIdle makes a new one when the
+	// cache shrank well below it.
+	peak int
 	// gen counts TrimIdle calls; an entry's gen is the count when it
 	// was last used.
 	gen uint32
@@ -66,6 +70,7 @@ func (c *LRU[K, V]) PutCost(key K, value V, cost int) {
 	} else {
 		c.items[key] = c.order.PushFront(&entry[K, V]{key: key, value: value, cost: cost, gen: c.gen})
 		c.cost += cost
+		c.peak = max(c.peak, len(c.items))
 	}
 	for c.cost > c.capacity && c.order.Len() > 1 {
 		last := c.order.Back()
@@ -121,5 +126,15 @@ func (c *LRU[K, V]) TrimIdle() int {
 		n++
 	}
 	c.gen++
+	// A map does not shrink when its keys are deleted: after a burst
+	// the emptied cache would hold the burst's buckets (in issue 20's
+	// load run 2 MB of the 6 MB live a minute after it).
+	if n > 0 && len(c.items) <= c.peak/4 {
+		items := make(map[K]*list.Element, len(c.items))
+		for k, el := range c.items {
+			items[k] = el
+		}
+		c.items, c.peak = items, len(items)
+	}
 	return n
 }

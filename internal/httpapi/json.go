@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/myelin-chat/myelin/internal/mxerr"
@@ -81,20 +82,42 @@ func (r RawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 // WriteJSON writes v with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var body []byte
-	var err error
 	if raw, ok := v.(RawJSON); ok {
-		body = raw
-	} else {
-		body, err = json.Marshal(v)
+		writeBody(w, status, raw)
+		return
 	}
-	if err != nil {
-		status = http.StatusInternalServerError
-		body = []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`)
+	// Encoded into a pooled buffer rather than by json.Marshal, whose
+	// answer is a fresh copy of its own pooled buffer: one allocation of
+	// the whole body per answer, 7 % of what issue 20's load run
+	// allocated (every woken /sync's answer).
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putJSONBuffer(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		writeBody(w, http.StatusInternalServerError, []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`))
+		return
 	}
+	// Encode ends the value with a newline, Marshal does not.
+	writeBody(w, status, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// jsonBuffers holds WriteJSON's buffers. One that grew past
+// maxPooledJSON (an initial sync, a big room's state) is left to the
+// collector rather than kept for the small answers that follow.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledJSON = 64 << 10
+
+func putJSONBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledJSON {
+		jsonBuffers.Put(b)
+	}
 }
 
 // WriteError writes err as a Matrix error. Errors that are not Matrix

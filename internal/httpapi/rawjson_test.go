@@ -39,3 +39,38 @@ func jsonSame(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+// TestWriteJSONAsMarshal: WriteJSON encodes into a pooled buffer; what
+// goes out is still json.Marshal's bytes (HTML escaped, no newline at the
+// end, "null" for nil), answer after answer through the same buffers,
+// big ones too, and a value that cannot be encoded is a 500 M_UNKNOWN
+// with nothing of it written.
+func TestWriteJSONAsMarshal(t *testing.T) {
+	big := make([]string, 20000)
+	for i := range big {
+		big[i] = "entry"
+	}
+	for i, v := range []any{
+		map[string]any{"body": "<b>&</b>", "n": 1},
+		nil,
+		[]int{1, 2, 3},
+		map[string]any{"big": big},
+		"short",
+		map[string]any{"body": "\u2028 é"},
+	} {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		httpapi.WriteJSON(w, http.StatusCreated, v)
+		if w.Code != http.StatusCreated || w.Body.String() != string(want) {
+			t.Errorf("%d: WriteJSON = %d %.80q, want 201 %.80q", i, w.Code, w.Body.String(), want)
+		}
+	}
+	w := httptest.NewRecorder()
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"ch": make(chan int)})
+	if w.Code != http.StatusInternalServerError || w.Body.String() != `{"errcode":"M_UNKNOWN","error":"Internal server error"}` {
+		t.Errorf("unencodable: %d %q", w.Code, w.Body.String())
+	}
+}

@@ -145,7 +145,11 @@ type Service struct {
 	through *Progress
 
 	// rulesets caches users' rules in the evaluator's form; rulesMu
-	// orders loads against invalidation (see update).
+	// orders loads against invalidation (see update). Like recentCounts
+	// it lets go of what a quiet server no longer uses
+	// (cache.ExpireWhenIdle): a user's rules are some twenty small
+	// objects made when the user's first event of a burst is evaluated,
+	// and kept, they pinned the heap's spans the burst filled.
 	rulesMu  sync.Mutex
 	rulesets *cache.LRU[string, userRuleset]
 	// memberCache holds each room's members in the latest state the
@@ -219,10 +223,10 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
 		startPos:     engine.Stream().Current(),
 		through:      opts.Progress,
-		rulesets:     cache.NewLRU[string, userRuleset](100000),
+		rulesets:     cache.ExpireWhenIdle(cache.NewLRU[string, userRuleset](100000)),
 		memberCache:  cache.ExpireWhenIdle(cache.NewLRU[string, *memberState](opts.MemberCacheBytes)),
 		countMarks:   cache.NewMarks(engine.Stream().Current()),
-		recentCounts: &recentCountChanges{users: cache.NewLRU[string, *roomChanges](100000)},
+		recentCounts: &recentCountChanges{users: cache.ExpireWhenIdle(cache.NewLRU[string, *roomChanges](100000))},
 		unread:       cache.ExpireWhenIdle(cache.NewLRU[countsKey, []store.ThreadCounts](opts.UnreadCacheBytes)),
 	}
 	s.deliver = newDeliverer(s)

@@ -478,25 +478,40 @@ func EventsFor[T any](ctx context.Context, e *Engine, rows []T, nid func(T) int6
 // EventsByNID loads events by NID through the cache, in the order given;
 // unknown NIDs are skipped.
 func (e *Engine) EventsByNID(ctx context.Context, nids []int64) ([]*Event, error) {
-	found := make(map[int64]*Event, len(nids))
+	// Mostly every event is cached (a woken /sync, an auth check, a
+	// member's state): then the answer is built without the map that
+	// gathers the loaded ones.
+	out := make([]*Event, 0, len(nids))
+	found := map[int64]*Event(nil)
 	var missing []int64
-	for _, n := range nids {
-		if ev, ok := e.events.Get(n); ok {
+	for i, n := range nids {
+		ev, ok := e.events.Get(n)
+		switch {
+		case ok && found == nil:
+			out = append(out, ev)
+		case found == nil:
+			found = make(map[int64]*Event, len(nids))
+			for _, c := range out {
+				found[c.NID] = c
+			}
+			missing = append(missing, nids[i:i+1]...)
+		case ok:
 			found[n] = ev
-		} else {
+		default:
 			missing = append(missing, n)
 		}
 	}
-	if len(missing) > 0 {
-		rows, err := e.store.EventsByNID(ctx, missing)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.addRows(ctx, rows, found); err != nil {
-			return nil, err
-		}
+	if found == nil {
+		return out, nil
 	}
-	out := make([]*Event, 0, len(nids))
+	rows, err := e.store.EventsByNID(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.addRows(ctx, rows, found); err != nil {
+		return nil, err
+	}
+	out = out[:0]
 	for _, n := range nids {
 		if ev, ok := found[n]; ok {
 			out = append(out, ev)
@@ -635,13 +650,19 @@ func (e *Engine) StateEvents(ctx context.Context, state StateMap, keys ...roommo
 }
 
 // StateEvent loads one piece of state from a state map; nil if absent.
+// It is StateEvents for one key without its map (a member's membership,
+// a room's history visibility: several per woken /sync).
 func (e *Engine) StateEvent(ctx context.Context, state StateMap, typ, stateKey string) (*Event, error) {
 	k := roommodel.StateKey{Type: typ, StateKey: stateKey}
-	m, err := e.StateEvents(ctx, state, k)
-	if err != nil {
+	n, ok := state[k]
+	if !ok {
+		return nil, nil
+	}
+	evs, err := e.EventsByNID(ctx, []int64{n})
+	if err != nil || len(evs) == 0 || evs[0].Key() != k {
 		return nil, err
 	}
-	return m[k], nil
+	return evs[0], nil
 }
 
 // RoomHasRelations reports whether any event of the room relates to

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/cache"
+	"github.com/myelin-chat/myelin/internal/store"
 )
 
 // The heap floor (memory.heap_floor_mib) is the heap size the garbage
@@ -134,15 +135,21 @@ func checkQuiet() {
 		// Dropping them every quietCheck costs a few hundred minor faults
 		// to map back what the next check runs.
 		trimExecutable()
+		// The readers a burst opened close readerMaxIdle (30 s) after
+		// it, after the check that found the server quiet: what SQLite
+		// freed then goes back here.
+		store.ReleaseSQLiteMemory()
 	}
 }
 
 // releaseMemory collects, returns the free heap to the system, and then
 // drops the mappings of the code and tables the collection and the busy
 // spell touched (trimExecutable): the server maps back what it runs
-// next.
+// next. SQLite's allocator gives back what its closed connections held
+// too (store.ReleaseSQLiteMemory).
 func releaseMemory() {
 	debug.FreeOSMemory()
+	store.ReleaseSQLiteMemory()
 	trimExecutable()
 }
 

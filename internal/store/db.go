@@ -44,6 +44,9 @@ type DB struct {
 	walPath string
 	// readStmts and writeStmts are nil for PostgreSQL.
 	readStmts, writeStmts *stmtCache
+	// completedUpTo bounds the positions of partial_state_completed
+	// (see PartialStateCompleted).
+	completedUpTo positionBound
 	// log receives the migrations' progress (nil: slog's default, the
 	// server's log).
 	log *slog.Logger

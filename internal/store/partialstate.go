@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"sync/atomic"
 
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 )
@@ -105,6 +107,9 @@ func (db *DB) CompletePartialState(ctx context.Context, roomID string, pos int64
 		if _, err := c.exec(ctx, `DELETE FROM partial_state_rooms WHERE room_id = $1`, roomID); err != nil {
 			return err
 		}
+		// Raised before the row can be read: a bound too high only costs
+		// PartialStateCompleted a query.
+		db.completedUpTo.raise(pos)
 		if _, err := c.exec(ctx, `INSERT INTO partial_state_completed (room_id, stream_pos) VALUES ($1, $2)`, roomID, pos); err != nil {
 			return err
 		}
@@ -116,8 +121,42 @@ func (db *DB) CompletePartialState(ctx context.Context, roomID string, pos int64
 
 // PartialStateCompleted lists the rooms whose partial state was
 // completed in the stream range (after, upto].
+//
+// Every incremental /sync asks, and almost always no room completed in
+// its range: the answer then comes from the highest position stored,
+// kept in memory, without a query (85 MB of the allocations of issue
+// 20's load run, a query per wake-up).
 func (db *DB) PartialStateCompleted(ctx context.Context, after, upto int64) ([]string, error) {
+	if !db.completedUpTo.known.Load() {
+		var n sql.NullInt64
+		if err := db.r().queryRow(ctx, `SELECT MAX(stream_pos) FROM partial_state_completed`, nil, &n); err != nil {
+			return nil, err
+		}
+		db.completedUpTo.raise(n.Int64)
+		db.completedUpTo.known.Store(true)
+	}
+	if db.completedUpTo.max.Load() <= after {
+		return nil, nil
+	}
 	return db.r().strings(ctx, `SELECT DISTINCT room_id FROM partial_state_completed WHERE stream_pos > $1 AND stream_pos <= $2`, after, upto)
+}
+
+// positionBound is an upper bound of the stream positions in a table,
+// raised by the writes (before they commit) and, once, by the table's
+// MAX; known is set once that has been read. Only rises: a purge that
+// deletes rows leaves it high, which costs a query, never an answer.
+type positionBound struct {
+	max   atomic.Int64
+	known atomic.Bool
+}
+
+func (b *positionBound) raise(pos int64) {
+	for {
+		cur := b.max.Load()
+		if pos <= cur || b.max.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
 }
 
 // SetEventStatus changes a stored event's status: an event accepted

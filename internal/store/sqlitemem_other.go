@@ -1,0 +1,7 @@
+//go:build !(linux && (amd64 || arm64 || loong64 || ppc64le || s390x || riscv64 || 386 || arm)) || libc.membrk || libc.memgrind
+
+package store
+
+// ReleaseSQLiteMemory is Linux's (see sqlitemem_linux.go): libc's
+// allocator is another one elsewhere.
+func ReleaseSQLiteMemory() {}
