@@ -146,6 +146,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"MYELIN_HEAP_FLOOR_MIB", "0", nil, func(c *Config) { c.Memory.HeapFloorMiB = 0 }},
 		{"MYELIN_EVENT_CACHE_MIB", "64", nil, func(c *Config) { c.Memory.EventCacheMiB = 64 }},
 		{"MYELIN_SQLITE_CACHE_KIB", "8192", nil, func(c *Config) { c.Memory.SQLiteCacheKiB = 8192 }},
+		{"MYELIN_DATABASE_MAX_OPEN_CONNS", "4", nil, func(c *Config) { c.Database.MaxOpenConns = 4 }},
 		{"MYELIN_STATE_CACHE_MIB", "64", nil, func(c *Config) { c.Memory.StateCacheMiB = 64 }},
 		{"MYELIN_SYNC_CACHE_MIB", "32", nil, func(c *Config) { c.Memory.SyncCacheMiB = 32 }},
 		{"MYELIN_LOOKUP_CACHE_MIB", "16", nil, func(c *Config) { c.Memory.LookupCacheMiB = 16 }},

@@ -56,7 +56,9 @@ func defaultMemory() Memory {
 
 // applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB,
 // MYELIN_SQLITE_CACHE_KIB, MYELIN_STATE_CACHE_MIB,
-// MYELIN_SYNC_CACHE_MIB and MYELIN_LOOKUP_CACHE_MIB.
+// MYELIN_SYNC_CACHE_MIB and MYELIN_LOOKUP_CACHE_MIB, and
+// MYELIN_DATABASE_MAX_OPEN_CONNS (database.max_open_conns: on SQLite
+// the number of readers, each with its own page cache outside Go's heap).
 func (c *Config) applyMemoryEnv(env func(string) (string, bool)) error {
 	for name, dst := range map[string]*int{
 		"MYELIN_HEAP_FLOOR_MIB":   &c.Memory.HeapFloorMiB,
@@ -65,6 +67,8 @@ func (c *Config) applyMemoryEnv(env func(string) (string, bool)) error {
 		"MYELIN_STATE_CACHE_MIB":  &c.Memory.StateCacheMiB,
 		"MYELIN_SYNC_CACHE_MIB":   &c.Memory.SyncCacheMiB,
 		"MYELIN_LOOKUP_CACHE_MIB": &c.Memory.LookupCacheMiB,
+
+		"MYELIN_DATABASE_MAX_OPEN_CONNS": &c.Database.MaxOpenConns,
 	} {
 		if v, ok := env(name); ok {
 			n, err := strconv.Atoi(v)

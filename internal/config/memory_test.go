@@ -21,6 +21,8 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 		{map[string]string{"MYELIN_EVENT_CACHE_MIB": "0"}, "memory.event_cache_mib"},
 		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "8"}, "memory.sqlite_cache_kib"},
 		{map[string]string{"MYELIN_SQLITE_CACHE_KIB": "lots"}, "MYELIN_SQLITE_CACHE_KIB"},
+		{map[string]string{"MYELIN_DATABASE_MAX_OPEN_CONNS": "0"}, "database.max_open_conns"},
+		{map[string]string{"MYELIN_DATABASE_MAX_OPEN_CONNS": "few"}, "MYELIN_DATABASE_MAX_OPEN_CONNS"},
 		{map[string]string{"MYELIN_STATE_CACHE_MIB": "0"}, "memory.state_cache_mib"},
 		{map[string]string{"MYELIN_STATE_CACHE_MIB": "many"}, "MYELIN_STATE_CACHE_MIB"},
 		{map[string]string{"MYELIN_SYNC_CACHE_MIB": "-4"}, "memory.sync_cache_mib"},
