@@ -3,6 +3,7 @@ package clientapi_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"maunium.net/go/mautrix"
@@ -74,6 +75,65 @@ func TestSlidingSyncConnectionsEndWithTheirDevice(t *testing.T) {
 		// Starting over works, and is whole again.
 		if r := ssOK(t, s, phone, "", 0, roomList(0, 19)).Rooms[room.String()]; r == nil || !r.Initial {
 			t.Fatal("new connection of the new device: room not sent whole")
+		}
+	})
+}
+
+// TestSlidingSyncAccountDataOfARoomBack: a room the connection sent
+// that left the window (another room's message pushed it out), had its
+// account data changed while out, and came back (its own message) gets
+// that account data with it, though it is not sent initial; then only
+// changes again. Raw HTTP, Element X's room list request with a window
+// of one room.
+func TestSlidingSyncAccountDataOfARoomBack(t *testing.T) {
+	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
+		alice, bob := s.Register("alice", "pw"), s.Register("bob", "pw")
+		other := syCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "other"})
+		room := syCreate(t, alice, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "room"})
+		syJoin(t, bob, other)
+		syJoin(t, bob, room)
+		sySend(t, bob, room, "first")
+		req := roomList(0, 0)
+		first := ssFull(t, s, alice, "", req)
+		if r := first.Rooms[room.String()]; r == nil || !r.Initial || len(first.Rooms) != 1 {
+			t.Fatalf("first window: %v", ssRoomIDs(first))
+		}
+
+		// other's message pushes room out of the window.
+		sySend(t, bob, other, "push")
+		out := ssFull(t, s, alice, first.Pos, req)
+		if r := out.Rooms[other.String()]; r == nil || len(out.Rooms) != 1 {
+			t.Fatalf("other did not take the window: %v", ssRoomIDs(out))
+		}
+		// room's account data changes while it is out, and an answer
+		// moves the connection past the change.
+		st, b := s.Do(t, http.MethodPut, "/_matrix/client/v3/user/"+url.PathEscape(alice.UserID.String())+"/rooms/"+url.PathEscape(room.String())+"/account_data/org.example.seen",
+			tok(alice), map[string]any{"seen": true})
+		testserver.WantStatus(t, "room account data", st, b, http.StatusOK)
+		quiet := ssFull(t, s, alice, out.Pos, req)
+		if _, ok := quiet.Extensions.AccountData.Rooms[room.String()]; ok {
+			t.Fatal("account data sent for a room out of the window")
+		}
+
+		// room comes back with a message: not initial, with the account
+		// data it missed.
+		sySend(t, bob, room, "back")
+		back := ssFull(t, s, alice, quiet.Pos, req)
+		r := back.Rooms[room.String()]
+		if r == nil || r.Initial || len(r.Timeline) != 1 || r.Timeline[0].Content["body"] != "back" {
+			t.Fatalf("room back in the window: %+v", r)
+		}
+		if ad := back.Extensions.AccountData.Rooms[room.String()]; len(ad) != 1 || ad[0].Type != "org.example.seen" {
+			t.Fatalf("account data of a room back in the window: %+v", back.Extensions.AccountData.Rooms)
+		}
+		// Once back, it is not sent again with the next answer.
+		sySend(t, bob, room, "again")
+		next := ssFull(t, s, alice, back.Pos, req)
+		if next.Rooms[room.String()] == nil {
+			t.Fatalf("next message: %v", ssRoomIDs(next))
+		}
+		if ad, ok := next.Extensions.AccountData.Rooms[room.String()]; ok {
+			t.Fatalf("account data of a room in the window sent again: %+v", ad)
 		}
 	})
 }

@@ -69,6 +69,13 @@ type snapshot struct {
 	// threadSubs is the thread subscriptions extension's position
 	// (MSC4308): the last change sent.
 	threadSubs int64
+	// dataRooms are the rooms in the account_data extension's scope in
+	// this answer: their room account data is the client's as of upto.
+	// A room out of it hears of no change, so one that comes back gets
+	// all of its account data again (Synapse tracks per room what it
+	// sent). Not persisted: after a restart every room in scope gets
+	// its account data once more, which the client overwrites in place.
+	dataRooms map[string]bool
 }
 
 // sentRoom is what a connection has of one room.

@@ -266,14 +266,25 @@ func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 			rooms[id] = evs
 		}
 	}
+	p.next.dataRooms = map[string]bool{}
+	for _, id := range p.order {
+		if p.inScope(id, r) {
+			p.next.dataRooms[id] = true
+		}
+	}
 	if p.prev != nil {
 		// A room the connection gets whole in this answer (a room that
 		// entered a window, or was subscribed to) gets all of its
 		// account data, as Synapse sends a room it has never sent on the
-		// connection: its m.fully_read and tags predate the position.
+		// connection: its m.fully_read and tags predate the position. So
+		// does a room back in scope after it was out of it (out of every
+		// window): the changes made meanwhile were not sent.
 		var whole []string
 		for _, id := range p.order {
-			if rm := p.resp.Rooms[id]; rm != nil && rm.Initial && p.inScope(id, r) {
+			if !p.next.dataRooms[id] {
+				continue
+			}
+			if rm := p.resp.Rooms[id]; rm != nil && rm.Initial || !p.prev.dataRooms[id] {
 				whole = append(whole, id)
 			}
 		}
