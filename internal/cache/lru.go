@@ -100,6 +100,26 @@ func (c *LRU[K, V]) Remove(key K) {
 	}
 }
 
+// RemoveIf drops the entries for which drop reports true (it is called
+// with the cache locked, so it must not use the cache) and reports how
+// many it dropped.
+func (c *LRU[K, V]) RemoveIf(drop func(K, V) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for el := c.order.Front(); el != nil; {
+		next := el.Next()
+		if e := el.Value.(*entry[K, V]); drop(e.key, e.value) {
+			c.order.Remove(el)
+			delete(c.items, e.key)
+			c.cost -= e.cost
+			n++
+		}
+		el = next
+	}
+	return n
+}
+
 // Len is the number of entries.
 func (c *LRU[K, V]) Len() int {
 	c.mu.Lock()

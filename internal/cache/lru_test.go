@@ -45,3 +45,24 @@ func TestMarks(t *testing.T) {
 		t.Fatal("nil marks know nothing")
 	}
 }
+
+// TestLRURemoveIf: the matching entries go and give their cost back;
+// the others stay in their order of use.
+func TestLRURemoveIf(t *testing.T) {
+	c := NewLRU[string, int](10)
+	c.PutCost("a", 1, 3)
+	c.PutCost("b", 2, 3)
+	c.PutCost("c", 3, 3)
+	if n := c.RemoveIf(func(k string, v int) bool { return v != 2 }); n != 2 {
+		t.Fatalf("removed %d, want 2", n)
+	}
+	if c.Contains("a") || c.Contains("c") || !c.Contains("b") || c.Len() != 1 {
+		t.Fatalf("after RemoveIf: a %v b %v c %v len %d", c.Contains("a"), c.Contains("b"), c.Contains("c"), c.Len())
+	}
+	// The cost was given back: two more entries of cost 3 fit with b.
+	c.PutCost("d", 4, 3)
+	c.PutCost("e", 5, 3)
+	if !c.Contains("b") || c.Len() != 3 {
+		t.Fatalf("cost not given back: len %d, b kept %v", c.Len(), c.Contains("b"))
+	}
+}

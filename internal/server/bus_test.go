@@ -26,7 +26,8 @@ import (
 // first, after presence's roommate cache (a woken /sync reads it), then
 // push, search and guests, in the old fan-out's order;
 // federation hears of local typing, receipts, presence, key changes and
-// joins, and only when federation is on.
+// joins, and only when federation is on; sliding sync hears of deleted
+// devices, whose connections it ends.
 func TestBusListeners(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		for _, fed := range []bool{true, false} {
@@ -49,7 +50,7 @@ func TestBusListeners(t *testing.T) {
 				typing.TopicLocal:        nil,
 				receipts.TopicLocal:      nil,
 				presence.TopicLocal:      nil,
-				keys.TopicDevice:         nil,
+				keys.TopicDevice:         {"sliding-sync"},
 				keys.TopicCrossSigning:   nil,
 			}
 			if fed {
@@ -58,7 +59,7 @@ func TestBusListeners(t *testing.T) {
 				want[presence.TopicLocal] = []string{"federation.presence"}
 				want[rooms.TopicEvent] = []string{"presence-roommates", "sync", "reputation-media-rooms", "push", "search-indexer", "guests", "federation.join-presence", "federation.join-device-lists", "delayed-events", "reputation", "metrics"}
 				want[rooms.TopicAdvanced] = append(want[rooms.TopicAdvanced], "federation-sender")
-				want[keys.TopicDevice] = []string{"federation.device_list"}
+				want[keys.TopicDevice] = []string{"federation.device_list", "sliding-sync"}
 				want[keys.TopicCrossSigning] = []string{"federation.signing_keys"}
 			}
 			for topic, names := range want {

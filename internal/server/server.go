@@ -386,7 +386,8 @@ func (s *Server) buildClientAPI(b *built) *clientapi.API {
 	if s.threadSubs != nil {
 		threadSubs = s.threadSubs
 	}
-	s.sliding = slidingsync.New(syncer, engine, db, b.render, threadSubs, slidingsync.WithRoomTypesCacheBytes(cfg.Memory.LookupCacheMiB<<20))
+	s.sliding = slidingsync.New(syncer, engine, db, b.render, threadSubs, slidingsync.WithRoomTypesCacheBytes(cfg.Memory.LookupCacheMiB<<20),
+		slidingsync.WithBus(s.changes))
 	clientDeps := clientapi.Deps{
 		Config: cfg, Accounts: b.acc, UIA: s.uia, RegTokens: b.regTokens, Rooms: engine,
 		Membership: memberSvc, Directory: b.dir, Spaces: directory.NewSpaces(b.dir, cfg.ServerName, remoteSpaces), Aliases: b.aliases,

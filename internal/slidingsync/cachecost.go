@@ -1,6 +1,9 @@
 package slidingsync
 
-import "github.com/myelin-chat/myelin/internal/cache"
+import (
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/cache"
+)
 
 // defaultRoomTypesBytes bounds the room types' cache when New is given
 // no bound (memory.lookup_cache_mib's default). It was bounded at 2^18
@@ -18,10 +21,19 @@ func roomTypeCost(roomID string, t *string) int {
 }
 
 // options are New's settings.
-type options struct{ roomTypesBytes int }
+type options struct {
+	roomTypesBytes int
+	bus            bus.Bus
+}
 
 // Option sets one of New's settings.
 type Option func(*options)
+
+// WithBus subscribes the service to device deletions (keys.DeviceUpdate),
+// which end the deleted device's connections.
+func WithBus(b bus.Bus) Option {
+	return func(o *options) { o.bus = b }
+}
 
 // WithRoomTypesCacheBytes bounds the cache of rooms' types by an
 // estimate of its memory; 0 or less keeps the default.

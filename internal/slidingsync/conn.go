@@ -50,6 +50,9 @@ type conn struct {
 	// unstored: the connection outgrew what is persisted; it lives in
 	// memory only until it starts over.
 	unstored bool
+	// gone: its device was deleted (forgetDevice); an answer still
+	// being computed for it is not persisted.
+	gone bool
 }
 
 // snapshot is what a connection had been sent as of one pos. It is
@@ -66,6 +69,13 @@ type snapshot struct {
 	// threadSubs is the thread subscriptions extension's position
 	// (MSC4308): the last change sent.
 	threadSubs int64
+	// dataRooms are the rooms in the account_data extension's scope in
+	// this answer: their room account data is the client's as of upto.
+	// A room out of it hears of no change, so one that comes back gets
+	// all of its account data again (Synapse tracks per room what it
+	// sent). Not persisted: after a restart every room in scope gets
+	// its account data once more, which the client overwrites in place.
+	dataRooms map[string]bool
 }
 
 // sentRoom is what a connection has of one room.
@@ -206,6 +216,37 @@ func (cs *connections) load(ctx context.Context, k connKey, pos string, now time
 	return &conn{lastUsed: now, token: token, seq: seq, snaps: [2]*snapshot{s}, written: s}, nil
 }
 
+// forgetDevice drops the connections of a deleted device, so that a
+// device later created with the same ID (a login naming it) cannot
+// resume them: Synapse deletes a device's connections with the device.
+// The database's rows go with the device's other data (the store's
+// DeleteDeviceE2E); the drops queued here come after any write still
+// queued for the connections, which would otherwise store them again.
+func (cs *connections) forgetDevice(user, device string) {
+	var gone []*conn
+	var keys []connKey
+	cs.mu.Lock()
+	cs.lru.RemoveIf(func(k connKey, c *conn) bool {
+		if k.user != user || k.device != device {
+			return false
+		}
+		gone, keys = append(gone, c), append(keys, k)
+		return true
+	})
+	cs.mu.Unlock()
+	for i, c := range gone {
+		c.mu.Lock()
+		c.gone = true
+		c.mu.Unlock()
+		if cs.w != nil {
+			// A full queue leaves the row to the expiry (7 days); its pos
+			// resumes nothing meanwhile unless a write queued before the
+			// deletion lands after it.
+			cs.w.enqueue(writeJob{key: keys[i], drop: true})
+		}
+	}
+}
+
 // store records the snapshot of an answer, gives it its pos and hands
 // what changed since the last write to the writer. The answer to an
 // older pos than the newest drops the newest, which the client never
@@ -221,7 +262,7 @@ func (cs *connections) store(k connKey, c *conn, from, s *snapshot, now time.Tim
 	} else {
 		c.snaps = [2]*snapshot{s, c.snaps[0]}
 	}
-	if cs.w != nil && !c.unstored {
+	if cs.w != nil && !c.unstored && !c.gone {
 		job := writeJob{key: k, token: c.token, prev: c.written, next: s, now: now}
 		if tooBig(s) {
 			job.drop, c.unstored = true, true

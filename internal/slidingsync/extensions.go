@@ -266,14 +266,20 @@ func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 			rooms[id] = evs
 		}
 	}
+	p.next.dataRooms = p.dataScope(r)
 	if p.prev != nil {
 		// A room the connection gets whole in this answer (a room that
 		// entered a window, or was subscribed to) gets all of its
 		// account data, as Synapse sends a room it has never sent on the
-		// connection: its m.fully_read and tags predate the position.
+		// connection: its m.fully_read and tags predate the position. So
+		// does a room back in scope after it was out of it (out of every
+		// window): the changes made meanwhile were not sent.
 		var whole []string
 		for _, id := range p.order {
-			if rm := p.resp.Rooms[id]; rm != nil && rm.Initial && p.inScope(id, r) {
+			if !p.next.dataRooms[id] {
+				continue
+			}
+			if rm := p.resp.Rooms[id]; rm != nil && rm.Initial || !p.prev.dataRooms[id] {
 				whole = append(whole, id)
 			}
 		}
@@ -293,6 +299,28 @@ func (p *pass) accountData(ctx context.Context, r *Scoped) error {
 	}
 	p.resp.Extensions["account_data"] = map[string]any{"global": global, "rooms": rooms}
 	return nil
+}
+
+// dataScope is the set of the answer's rooms in the account_data
+// extension's scope; the previous answer's set when it is the same (a
+// steady window): snapshots never change, so they may share it.
+func (p *pass) dataScope(r *Scoped) map[string]bool {
+	var in []string
+	same := p.prev != nil && p.prev.dataRooms != nil
+	for _, id := range p.order {
+		if p.inScope(id, r) {
+			in = append(in, id)
+			same = same && p.prev.dataRooms[id]
+		}
+	}
+	if same && len(in) == len(p.prev.dataRooms) {
+		return p.prev.dataRooms
+	}
+	set := make(map[string]bool, len(in))
+	for _, id := range in {
+		set[id] = true
+	}
+	return set
 }
 
 // inScope reports whether a room of the answer is in an extension's

@@ -8,9 +8,11 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/clientevent"
 	"github.com/myelin-chat/myelin/internal/clientsync"
+	"github.com/myelin-chat/myelin/internal/keys"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/threadsubs"
@@ -64,8 +66,19 @@ func New(sync *clientsync.Service, engine *rooms.Engine, st Store, render client
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(st), bump: map[string]int64{},
+	s := &Service{sync: sync, engine: engine, store: st, render: render, conns: newConnections(st), bump: map[string]int64{},
 		roomTypes: cache.ExpireWhenIdle(cache.NewLRU[string, *string](o.roomTypesBytes)), threadSubs: threadSubs}
+	if o.bus != nil {
+		o.bus.Subscribe("sliding-sync", s.deviceChanged, keys.TopicDevice)
+	}
+	return s
+}
+
+// deviceChanged ends the connections of a deleted device.
+func (s *Service) deviceChanged(_ context.Context, c bus.Change) {
+	if u, ok := c.(keys.DeviceUpdate); ok && u.Deleted {
+		s.conns.forgetDevice(u.UserID, u.DeviceID)
+	}
 }
 
 // Run persists connections until ctx ends, then what answers are still

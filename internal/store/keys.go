@@ -262,8 +262,14 @@ func (db *DB) UnusedFallbackKeyTypes(ctx context.Context, userID, deviceID strin
 // DeleteDeviceE2E removes everything end-to-end about devices of a user
 // (all of them when deviceIDs is nil): keys, signatures of them and
 // waiting to-device messages, recording a device-list change at pos.
+// Their sliding sync connections go too (deleteSlidingConnections), as
+// Synapse deletes them with the device: a device created later with the
+// same ID must not resume them.
 func (db *DB) DeleteDeviceE2E(ctx context.Context, userID string, deviceIDs []string, pos int64) error {
 	return db.tx(ctx, func(c conn) error {
+		if err := deleteSlidingConnections(ctx, c, userID, deviceIDs); err != nil {
+			return err
+		}
 		tables := []string{"e2e_device_keys", "e2e_one_time_keys", "e2e_fallback_keys", "to_device_inbox", "to_device_txns"}
 		for _, t := range tables {
 			if deviceIDs == nil {

@@ -304,6 +304,28 @@ func (db *DB) WriteSlidingConnections(ctx context.Context, ws []SlidingConnWrite
 	})
 }
 
+// deleteSlidingConnections deletes the connections of devices of a user
+// (all of them when deviceIDs is nil), and their rooms.
+func deleteSlidingConnections(ctx context.Context, c conn, userID string, deviceIDs []string) error {
+	del := func(where string, args ...any) error {
+		if _, err := c.exec(ctx, `DELETE FROM sliding_sync_rooms WHERE token IN (SELECT token FROM sliding_sync_connections
+			WHERE `+where+`)`, args...); err != nil {
+			return err
+		}
+		_, err := c.exec(ctx, `DELETE FROM sliding_sync_connections WHERE `+where, args...)
+		return err
+	}
+	if deviceIDs == nil {
+		return del(`user_id = $1`, userID)
+	}
+	for _, d := range deviceIDs {
+		if err := del(`user_id = $1 AND device_id = $2`, userID, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ExpireSlidingConnections deletes the connections last used before
 // beforeTS, and their rooms.
 func (db *DB) ExpireSlidingConnections(ctx context.Context, beforeTS int64) error {

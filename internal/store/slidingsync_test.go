@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,6 +72,63 @@ func TestSlidingConnections(t *testing.T) {
 		}
 		if _, _, err := db.SlidingConnection(ctx, "@u:x", "D", "c"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("expired connection: %v", err)
+		}
+	})
+}
+
+// TestDeleteDeviceDeletesSlidingConnections: a device's sliding sync
+// connections go with its end-to-end data (a device deleted or logged
+// out), every device's with a deactivated user's; other devices' and
+// other users' stay.
+func TestDeleteDeviceDeletesSlidingConnections(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		db := open(t, url)
+		now := time.Now().UnixMilli()
+		var ws []store.SlidingConnWrite
+		for i, k := range [][3]string{{"@u:x", "D1", "room-list"}, {"@u:x", "D1", "encryption"}, {"@u:x", "D2", "room-list"}, {"@v:x", "D1", "room-list"}} {
+			ws = append(ws, store.SlidingConnWrite{UserID: k[0], DeviceID: k[1], ConnID: k[2], Fresh: true,
+				SlidingConn: store.SlidingConn{Token: fmt.Sprint("t", i), Seq: 1, Extra: "{}", LastUsedTS: now},
+				Rooms:       map[string]string{"!a:x": "a"}})
+		}
+		if err := db.WriteSlidingConnections(ctx, ws); err != nil {
+			t.Fatal(err)
+		}
+		stored := func(user, device, conn string) bool {
+			t.Helper()
+			_, rooms, err := db.SlidingConnection(ctx, user, device, conn)
+			if errors.Is(err, store.ErrNotFound) {
+				return false
+			}
+			if err != nil || len(rooms) != 1 {
+				t.Fatalf("%s %s %s: %v %v", user, device, conn, rooms, err)
+			}
+			return true
+		}
+		if err := db.DeleteDeviceE2E(ctx, "@u:x", []string{"D1"}, 1); err != nil {
+			t.Fatal(err)
+		}
+		if stored("@u:x", "D1", "room-list") || stored("@u:x", "D1", "encryption") {
+			t.Fatal("a deleted device's connections kept")
+		}
+		if !stored("@u:x", "D2", "room-list") || !stored("@v:x", "D1", "room-list") {
+			t.Fatal("another device's connections deleted")
+		}
+		if err := db.DeleteDeviceE2E(ctx, "@u:x", nil, 2); err != nil {
+			t.Fatal(err)
+		}
+		if stored("@u:x", "D2", "room-list") || !stored("@v:x", "D1", "room-list") {
+			t.Fatal("all devices of a user: wrong connections deleted")
+		}
+		// Their rooms went with them: a connection written again under
+		// a deleted token starts with none.
+		again := ws[0]
+		again.Fresh, again.Rooms = false, nil
+		if err := db.WriteSlidingConnections(ctx, []store.SlidingConnWrite{again}); err != nil {
+			t.Fatal(err)
+		}
+		if _, rooms, err := db.SlidingConnection(ctx, "@u:x", "D1", "room-list"); err != nil || len(rooms) != 0 {
+			t.Fatalf("rooms of a deleted connection kept: %v %v", rooms, err)
 		}
 	})
 }
