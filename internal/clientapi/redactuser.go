@@ -36,21 +36,9 @@ type redactUserResponse struct {
 }
 
 func (a *API) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
-	target := r.PathValue("userId")
-	if ident.CheckID(target) != nil {
-		return nil, mxerr.InvalidParam("Invalid user ID")
-	}
-	if _, err := spec.NewUserID(target, true); err != nil {
-		return nil, mxerr.InvalidParam("Invalid user ID")
-	}
-	limit := userRedactionDefaultLimit
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return nil, mxerr.InvalidParam("limit must be a positive integer")
-		}
-		// Larger limits are cut down, as the MSC's "Limited response" allows.
-		limit = min(n, rooms.MaxUserRedactions)
+	target, limit, err := parseUserRedaction(r.PathValue("userId"), r.URL.Query().Get("limit"))
+	if err != nil {
+		return nil, err
 	}
 	var body struct {
 		Reason string `json:"reason,omitempty"`
@@ -68,4 +56,25 @@ func (a *API) redactUser(r *http.Request, c *httpapi.Caller) (any, error) {
 	out.IsMoreEvents = res.More
 	out.RedactedEvents.Total, out.RedactedEvents.SoftFailed = res.Redacted, res.SoftFailed
 	return out, nil
+}
+
+// parseUserRedaction checks the target user ID and the limit (absent:
+// the MSC's default; larger than the server's maximum: cut down, as the
+// MSC's "Limited response" allows). Bad values are 400 M_INVALID_PARAM.
+func parseUserRedaction(target, rawLimit string) (string, int, error) {
+	if ident.CheckID(target) != nil {
+		return "", 0, mxerr.InvalidParam("Invalid user ID")
+	}
+	if _, err := spec.NewUserID(target, true); err != nil {
+		return "", 0, mxerr.InvalidParam("Invalid user ID")
+	}
+	limit := userRedactionDefaultLimit
+	if rawLimit != "" {
+		n, err := strconv.Atoi(rawLimit)
+		if err != nil || n < 1 {
+			return "", 0, mxerr.InvalidParam("limit must be a positive integer")
+		}
+		limit = min(n, rooms.MaxUserRedactions)
+	}
+	return target, limit, nil
 }
