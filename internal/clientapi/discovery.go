@@ -103,6 +103,9 @@ var unstableFeatures = map[string]bool{
 	// MSC4169 redactions sent with PUT /send/m.room.redaction (spec
 	// v1.18); mautrix-go bridges send them there only when this is set.
 	"com.beeper.msc4169": true,
+	// MSC4194 redaction of a user's events in a room (redactuser.go):
+	// Meowlnir and Draupnir, through mautrix-go, use it only when set.
+	"org.matrix.msc4194": true,
 	// New rooms are not encrypted by default whatever their preset
 	// (Synapse: encryption_enabled_by_default_for_room_type, off by
 	// default); Element reads these to lock the encryption toggle.

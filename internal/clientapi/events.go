@@ -38,6 +38,7 @@ func (a *API) registerRoomEvents(rt *httpapi.Router) {
 	auth(http.MethodPut, "/rooms/{roomId}/redact/{eventId}/{txnId}", a.redact, LimitMessage)
 	auth(http.MethodGet, "/rooms/{roomId}/members", a.members, "")
 	auth(http.MethodGet, "/rooms/{roomId}/joined_members", a.joinedMembers, "")
+	a.registerUserRedaction(rt)
 }
 
 func (a *API) viewer(c *httpapi.Caller) clientevent.Viewer {

@@ -71,6 +71,7 @@ type AwaitedRedactionStore interface {
 	RoomAwaitsRedactions(ctx context.Context, roomID string) (bool, error)
 	AwaitedRedactions(ctx context.Context, roomID, targetID string) ([]string, error)
 	ForgetAwaitedRedactions(ctx context.Context, targetID string) error
+	UnredactedEventsBy(ctx context.Context, roomID, sender string, limit int) ([]store.RedactionCandidate, error)
 }
 
 // PartialStateStore keeps the marks of rooms joined with partial state
