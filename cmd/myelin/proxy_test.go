@@ -26,10 +26,7 @@ import (
 // Skipped where nginx is not installed.
 func TestNginxExampleServes(t *testing.T) {
 	t.Parallel()
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed; the example is checked where it is")
-	}
+	nginx := externalTool(t, "nginx")
 	ca := testserver.NewCA(t)
 	s := proxiedServer(t)
 
@@ -174,10 +171,7 @@ func checkProxy(t *testing.T, ca testserver.CA, ports map[string]string) {
 // not installed.
 func TestCaddyExampleServes(t *testing.T) {
 	t.Parallel()
-	caddy, err := exec.LookPath("caddy")
-	if err != nil {
-		t.Skip("caddy is not installed; the example is checked where it is")
-	}
+	caddy := externalTool(t, "caddy")
 	ca := testserver.NewCA(t)
 	s := proxiedServer(t)
 	raw, err := os.ReadFile("../../contrib/caddy/Caddyfile")
