@@ -115,7 +115,7 @@ type Waiter struct {
 func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus, opts ...NotifierOption) *Notifier {
 	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
 		byUser: map[string]map[*Waiter]struct{}{}, joinedBytes: DefaultCacheBytes / 2,
-		presence: presenceWakes{every: PresenceWakeInterval, pending: map[string]uint64{}}}
+		presence: presenceWakes{every: PresenceWakeInterval, pending: map[string]uint64{}, waiting: map[string]int{}}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -251,9 +251,19 @@ func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {
 func (n *Notifier) fireLocked(ws map[*Waiter]struct{}, w *Waiter) {
 	w.fired.Store(true)
 	close(w.C)
+	n.dropLocked(ws, w)
+}
+
+// dropLocked removes a registered waiter from its user's set ws.
+func (n *Notifier) dropLocked(ws map[*Waiter]struct{}, w *Waiter) {
 	delete(ws, w)
 	if len(ws) == 0 {
 		delete(n.byUser, w.user)
+	}
+	if w.presence {
+		if n.presence.waiting[w.user]--; n.presence.waiting[w.user] <= 0 {
+			delete(n.presence.waiting, w.user)
+		}
 	}
 }
 
@@ -325,6 +335,9 @@ func (n *Notifier) register(user string, presence bool) *Waiter {
 		n.byUser[user] = set
 	}
 	set[w] = struct{}{}
+	if presence {
+		n.presence.waiting[user]++
+	}
 	return w
 }
 
@@ -355,10 +368,9 @@ func (n *Notifier) Unregister(w *Waiter) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if set, ok := n.byUser[w.user]; ok {
-		delete(set, w)
-		if len(set) == 0 {
-			delete(n.byUser, w.user)
+	if set := n.byUser[w.user]; set != nil {
+		if _, ok := set[w]; ok {
+			n.dropLocked(set, w)
 		}
 	}
 }

@@ -40,6 +40,8 @@ type presenceWakes struct {
 	// goes at once (a quiet server adds no delay), and starts a new
 	// interval.
 	next time.Time
+	// waiting counts each user's waiters that report presence.
+	waiting map[string]int
 }
 
 // WithPresenceWakeInterval sets how often at most roommates are woken for
@@ -71,11 +73,31 @@ func (n *Notifier) WakeRoommates(userID string) {
 		return
 	}
 	seq := n.regSeq
+	// The roommates to wake are the users both waiting and in one of
+	// the rooms: look from the smaller side. In rooms of thousands
+	// of members most are not waiting.
+	members := make([]map[string]bool, 0, len(rooms))
+	total := 0
 	for _, r := range rooms {
 		users, _ := n.joinedLocked(r.RoomID)
-		for u := range users {
-			if n.waitsForPresenceLocked(u) {
-				n.presence.pending[u] = seq
+		members = append(members, users)
+		total += len(users)
+	}
+	if len(n.presence.waiting) < total {
+		for u := range n.presence.waiting {
+			for _, users := range members {
+				if users[u] {
+					n.presence.pending[u] = seq
+					break
+				}
+			}
+		}
+	} else {
+		for _, users := range members {
+			for u := range users {
+				if n.presence.waiting[u] > 0 {
+					n.presence.pending[u] = seq
+				}
 			}
 		}
 	}
@@ -125,13 +147,4 @@ func (n *Notifier) wakePresenceLocked(user string, seq uint64) {
 			n.fireLocked(ws, w)
 		}
 	}
-}
-
-func (n *Notifier) waitsForPresenceLocked(user string) bool {
-	for w := range n.byUser[user] {
-		if w.presence {
-			return true
-		}
-	}
-	return false
 }

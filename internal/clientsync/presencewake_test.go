@@ -2,6 +2,7 @@ package clientsync
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -105,5 +106,50 @@ func TestPresenceWakeArrives(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("change %d: the roommate's /sync was never woken", i)
 		}
+	}
+}
+
+// TestPresenceWakesEitherSide checks that roommates are found whether
+// the notifier looks from the waiting users (fewer than the rooms'
+// members) or from the rooms' members (fewer than the waiting users),
+// and that the count of presence waiters follows registrations.
+func TestPresenceWakesEitherSide(t *testing.T) {
+	big := []string{"@changer:hs1.test"}
+	for i := range 50 {
+		big = append(big, fmt.Sprintf("@m%d:hs1.test", i))
+	}
+	m := members{"!big:hs1.test": big, "!small:hs1.test": {"@changer:hs1.test", "@m0:hs1.test"}}
+	// Fewer waiting than members: one waiter in the big room, one outside.
+	n := NewNotifier(rooms.NewStreamGen(0, nil), m, "hs1.test", nil, WithPresenceWakeInterval(0))
+	in, out := n.RegisterWithPresence("@m7:hs1.test"), n.RegisterWithPresence("@stranger:hs1.test")
+	n.WakeRoommates("@changer:hs1.test")
+	if !fired(in) || fired(out) {
+		t.Fatalf("looking from the waiting: roommate woken %v, stranger woken %v", fired(in), fired(out))
+	}
+	n.Unregister(out)
+	if len(n.presence.waiting) != 0 {
+		t.Fatalf("presence waiters after firing and unregistering: %v", n.presence.waiting)
+	}
+
+	// More waiting than members: the changer is only in the small room.
+	m2 := members{"!small:hs1.test": {"@changer:hs1.test", "@m0:hs1.test"}}
+	n = NewNotifier(rooms.NewStreamGen(0, nil), m2, "hs1.test", nil, WithPresenceWakeInterval(0))
+	var others []*Waiter
+	for i := 1; i < 10; i++ {
+		others = append(others, n.RegisterWithPresence(fmt.Sprintf("@m%d:hs1.test", i)))
+	}
+	mate := n.RegisterWithPresence("@m0:hs1.test")
+	n.WakeRoommates("@changer:hs1.test")
+	if !fired(mate) {
+		t.Fatal("looking from the rooms: roommate not woken")
+	}
+	for _, w := range others {
+		if fired(w) {
+			t.Fatalf("looking from the rooms: %s woken", w.user)
+		}
+		n.Unregister(w)
+	}
+	if len(n.presence.waiting) != 0 {
+		t.Fatalf("presence waiters after firing and unregistering: %v", n.presence.waiting)
 	}
 }
