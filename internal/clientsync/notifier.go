@@ -33,8 +33,9 @@ type Notifier struct {
 	// at most maxHold (see WithGate).
 	gate    Gate
 	maxHold time.Duration
-	// heldBack tells Run that Publish held a notification back, so that Run
-	// sets its timer for it.
+	// heldBack tells Run that Publish held a notification back, or that
+	// WakeRoommates deferred presence wake-ups, so that Run sets its
+	// timer for them.
 	heldBack chan struct{}
 	// advanced holds a value when the stream moved since Run last looked
 	// (rooms.StreamAdvanced on the bus).
@@ -47,6 +48,11 @@ type Notifier struct {
 	// answer, loaded again on a room's next event.
 	joined      *cache.LRU[string, map[string]bool]
 	joinedBytes int
+
+	// regSeq numbers registrations (Waiter.seq).
+	regSeq uint64
+	// presence coalesces roommates' presence wake-ups (presencewake.go).
+	presence presenceWakes
 }
 
 // held is a notification waiting to be flushed, since when. The room
@@ -91,6 +97,12 @@ type Members interface {
 type Waiter struct {
 	C    chan struct{}
 	user string
+	// seq orders registrations: a deferred presence wake-up fires only
+	// the waiters registered before the change was heard of.
+	seq uint64
+	// presence is whether the request reports others' presence (see
+	// RegisterWithPresence); presence changes wake no other.
+	presence bool
 	// fired is set, under the notifier's lock, when C is closed and the
 	// waiter dropped from the notifier.
 	fired atomic.Bool
@@ -102,7 +114,8 @@ type Waiter struct {
 // event stream that wake a /sync (see listen).
 func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus, opts ...NotifierOption) *Notifier {
 	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
-		byUser: map[string]map[*Waiter]struct{}{}, joinedBytes: DefaultCacheBytes / 2}
+		byUser: map[string]map[*Waiter]struct{}{}, joinedBytes: DefaultCacheBytes / 2,
+		presence: presenceWakes{every: PresenceWakeInterval, pending: map[string]uint64{}, waiting: map[string]int{}}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -130,7 +143,7 @@ func (n *Notifier) Publish(not rooms.Notification) {
 }
 
 // Run flushes held-back notifications whenever the stream advances,
-// until ctx ends.
+// and coalesced presence wake-ups when they are due, until ctx ends.
 func (n *Notifier) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -140,6 +153,9 @@ func (n *Notifier) Run(ctx context.Context) {
 			gated = n.gate.Processed()
 		}
 		deadline, holding := n.flush()
+		if due, pending := n.flushPresence(time.Now()); pending && (!holding || due.Before(deadline)) {
+			deadline, holding = due, true
+		}
 		var expired <-chan time.Time
 		if holding {
 			timer.Reset(time.Until(deadline))
@@ -227,11 +243,26 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 // finishing at once would queue on it).
 func (n *Notifier) wakeLocked(ws map[*Waiter]struct{}) {
 	for w := range ws {
-		w.fired.Store(true)
-		close(w.C)
-		delete(ws, w)
-		if len(ws) == 0 {
-			delete(n.byUser, w.user)
+		n.fireLocked(ws, w)
+	}
+}
+
+// fireLocked fires one waiter of the set ws and drops it.
+func (n *Notifier) fireLocked(ws map[*Waiter]struct{}, w *Waiter) {
+	w.fired.Store(true)
+	close(w.C)
+	n.dropLocked(ws, w)
+}
+
+// dropLocked removes a registered waiter from its user's set ws.
+func (n *Notifier) dropLocked(ws map[*Waiter]struct{}, w *Waiter) {
+	delete(ws, w)
+	if len(ws) == 0 {
+		delete(n.byUser, w.user)
+	}
+	if w.presence {
+		if n.presence.waiting[w.user]--; n.presence.waiting[w.user] <= 0 {
+			delete(n.presence.waiting, w.user)
 		}
 	}
 }
@@ -281,17 +312,32 @@ func (n *Notifier) joinedLocked(roomID string) (map[string]bool, bool) {
 // user; given a room ID instead of a user ID, for the room's events
 // (a user peeking into a room they are not in: room and user IDs differ
 // in their sigil). Register before looking for changes, so that nothing
-// published in between is missed; always Unregister.
-func (n *Notifier) Register(user string) *Waiter {
-	w := &Waiter{C: make(chan struct{}), user: user}
+// published in between is missed; always Unregister. Presence changes
+// do not wake the waiter: see RegisterWithPresence.
+func (n *Notifier) Register(user string) *Waiter { return n.register(user, false) }
+
+// RegisterWithPresence is Register for a request that reports presence
+// (a /sync whose filter lets m.presence through): the presence changes
+// of the user and of those sharing a room with them wake it too. Sliding
+// sync and /events have no presence to give, and a woken request that
+// finds nothing new costs a whole computation.
+func (n *Notifier) RegisterWithPresence(user string) *Waiter { return n.register(user, true) }
+
+func (n *Notifier) register(user string, presence bool) *Waiter {
+	w := &Waiter{C: make(chan struct{}), user: user, presence: presence}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.regSeq++
+	w.seq = n.regSeq
 	set, ok := n.byUser[user]
 	if !ok {
 		set = map[*Waiter]struct{}{}
 		n.byUser[user] = set
 	}
 	set[w] = struct{}{}
+	if presence {
+		n.presence.waiting[user]++
+	}
 	return w
 }
 
@@ -322,10 +368,9 @@ func (n *Notifier) Unregister(w *Waiter) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if set, ok := n.byUser[w.user]; ok {
-		delete(set, w)
-		if len(set) == 0 {
-			delete(n.byUser, w.user)
+	if set := n.byUser[w.user]; set != nil {
+		if _, ok := set[w]; ok {
+			n.dropLocked(set, w)
 		}
 	}
 }
@@ -344,32 +389,5 @@ func (n *Notifier) WakeRoom(roomID string) {
 	users, _ := n.joinedLocked(roomID)
 	for u := range users {
 		n.wakeLocked(n.byUser[u])
-	}
-}
-
-// WakeRoommates fires the waiters of the local users who share a room
-// with a user, and the user's own (presence changes).
-func (n *Notifier) WakeRoommates(userID string) {
-	rooms, err := n.members.MembershipsOf(context.Background(), userID, spec.Join)
-	var missing []string
-	n.mu.Lock()
-	for _, r := range rooms {
-		if !n.joined.Contains(r.RoomID) {
-			missing = append(missing, r.RoomID)
-		}
-	}
-	n.mu.Unlock()
-	n.loadJoined(missing)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.wakeLocked(n.byUser[userID])
-	if err != nil {
-		return
-	}
-	for _, r := range rooms {
-		users, _ := n.joinedLocked(r.RoomID)
-		for u := range users {
-			n.wakeLocked(n.byUser[u])
-		}
 	}
 }

@@ -113,12 +113,17 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 		}
 		req.ignored = ignored
 	}
+	// Presence changes wake the request only if it reports them.
+	register := s.notifier.RegisterWithPresence
+	if req.Filter.Presence.ExcludesType("m.presence") {
+		register = s.notifier.Register
+	}
 	deadline := time.NewTimer(req.Timeout)
 	defer deadline.Stop()
 	for {
 		// Register before reading the stream position, so that nothing
 		// published in between is missed.
-		w := s.notifier.Register(req.UserID)
+		w := register(req.UserID)
 		req.invites = &invitePermission{rules: s.sources.Invites, userID: req.UserID}
 		resp, err := s.compute(ctx, req)
 		if err != nil || req.Since == nil || req.FullState || req.Timeout <= 0 || !resp.empty() {

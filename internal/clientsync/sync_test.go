@@ -326,7 +326,7 @@ func TestNotifierQueriesWithoutLock(t *testing.T) {
 	if !fired(carol) {
 		t.Fatal("WakeRoom: waiter not woken")
 	}
-	bob = n.Register("@bob:hs1.test")
+	bob = n.RegisterWithPresence("@bob:hs1.test")
 	defer n.Unregister(bob)
 	n.WakeRoommates("@remote:elsewhere.test")
 	if !fired(bob) {

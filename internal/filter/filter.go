@@ -189,6 +189,12 @@ func (f EventFilter) Allows(typ, sender string) bool {
 	return true
 }
 
+// ExcludesType reports whether no event of this type passes, whoever
+// sent it: the type is excluded, or senders is an empty list.
+func (f EventFilter) ExcludesType(typ string) bool {
+	return matchType(f.NotTypes, typ) || (f.Types != nil && !matchType(*f.Types, typ)) || (f.Senders != nil && len(*f.Senders) == 0)
+}
+
 // AllowsRoom applies rooms/not_rooms.
 func AllowsRoom(rooms *[]string, notRooms []string, roomID string) bool {
 	if slices.Contains(notRooms, roomID) {

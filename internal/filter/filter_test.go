@@ -49,3 +49,26 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+func TestExcludesType(t *testing.T) {
+	none, some := []string{}, []string{"@a:hs.test"}
+	for _, c := range []struct {
+		f    EventFilter
+		want bool
+	}{
+		{EventFilter{}, false},
+		{EventFilter{NotTypes: []string{"m.presence"}}, true},
+		{EventFilter{NotTypes: []string{"m.*"}}, true},
+		{EventFilter{NotTypes: []string{"m.typing"}}, false},
+		{EventFilter{Types: &none}, true},
+		{EventFilter{Types: &[]string{"m.pres*"}}, false},
+		{EventFilter{Types: &[]string{"m.typing"}}, true},
+		{EventFilter{Senders: &none}, true},
+		{EventFilter{Senders: &some}, false},
+		{EventFilter{NotSenders: some}, false},
+	} {
+		if got := c.f.ExcludesType("m.presence"); got != c.want {
+			t.Errorf("%+v: ExcludesType = %v, want %v", c.f, got, c.want)
+		}
+	}
+}

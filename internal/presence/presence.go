@@ -56,7 +56,6 @@ type Store interface {
 	PresenceChanges(ctx context.Context, viewer string, after, upto int64) ([]store.Presence, error)
 	ShareRoom(ctx context.Context, a, b string) (bool, error)
 	MembershipsOf(ctx context.Context, userID string, memberships ...string) ([]store.RoomMembership, error)
-	JoinedMembers(ctx context.Context, roomID string) ([]string, error)
 }
 
 // Options configure the service.
@@ -315,10 +314,19 @@ func (s *Service) Changes(ctx context.Context, viewer string, after, upto int64)
 	if !covered {
 		return s.StoredChanges(ctx, viewer, after, upto)
 	}
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	// The viewer's rooms once, each changed user's against them: a
+	// window of a busy server holds the changes of many users.
+	mine, err := s.mates.roomSet(ctx, viewer)
+	if err != nil {
+		return nil, err
+	}
 	rows := changed[:0]
 	for _, r := range changed {
 		if r.UserID != viewer {
-			ok, err := s.mates.share(ctx, viewer, r.UserID)
+			ok, err := s.mates.inAny(ctx, r.UserID, mine)
 			if err != nil {
 				return nil, err
 			}

@@ -135,6 +135,12 @@ func (s *Service) changed(ctx context.Context, userID string, pos int64) {
 		// The change is stored; the next wake-up finds it.
 		return
 	}
+	// The user's rooms are loaded once here, before the roommates it
+	// wakes (up to every poller of the server, together) each look for
+	// them at once and each miss the cache.
+	if _, err := s.mates.joinedRooms(ctx, userID); err != nil {
+		s.o.Log.Warn("presence: loading a user's rooms", "user_id", userID, "err", err)
+	}
 	s.o.Bus.Publish(ctx, Changed{UserID: userID})
 }
 

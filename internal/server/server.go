@@ -763,6 +763,10 @@ func (s *Server) Push() *push.Service { return s.push }
 // calls (and tests).
 func (s *Server) Presence() *presence.Service { return s.presence }
 
+// Notifier wakes long-polling /sync requests (tests wait for one to be
+// waiting before they change what wakes it).
+func (s *Server) Notifier() *clientsync.Notifier { return s.notifier }
+
 // Media is the content repository (tests look at its storage).
 func (s *Server) Media() *media.Service { return s.media }
 

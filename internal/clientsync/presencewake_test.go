@@ -1,0 +1,155 @@
+package clientsync
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/myelin-chat/myelin/internal/rooms"
+)
+
+// TestPresenceWakesOnlyPresenceWaiters checks that a presence change
+// wakes the requests that report presence (a /sync), of roommates and of
+// the user, and no other (sliding sync, /events, a /sync filtering
+// presence out), which other changes still wake.
+func TestPresenceWakesOnlyPresenceWaiters(t *testing.T) {
+	n := NewNotifier(rooms.NewStreamGen(0, nil), testMembers, "hs1.test", nil, WithPresenceWakeInterval(0))
+	syncing := n.RegisterWithPresence("@bob:hs1.test")
+	sliding := n.Register("@bob:hs1.test")
+	defer n.Unregister(syncing)
+	defer n.Unregister(sliding)
+	n.WakeRoommates("@remote:elsewhere.test") // shares !a with bob
+	if !fired(syncing) {
+		t.Fatal("a roommate's presence did not wake a /sync")
+	}
+	if fired(sliding) {
+		t.Fatal("a roommate's presence woke a request that reports no presence")
+	}
+	own := n.RegisterWithPresence("@bob:hs1.test")
+	defer n.Unregister(own)
+	n.WakeRoommates("@bob:hs1.test")
+	if !fired(own) {
+		t.Fatal("the user's own presence did not wake their /sync")
+	}
+	if fired(sliding) {
+		t.Fatal("the user's own presence woke a request that reports no presence")
+	}
+	n.Wake("@bob:hs1.test")
+	if !fired(sliding) {
+		t.Fatal("Wake did not wake a request that reports no presence")
+	}
+}
+
+// TestPresenceWakesCoalesced checks the batching of roommates' presence
+// wake-ups: the first change of a quiet server wakes at once, one within
+// the interval waits for the batch, which wakes the waiters registered
+// before it and not those registered after (their requests read the
+// change); an event meanwhile wakes at once.
+func TestPresenceWakesCoalesced(t *testing.T) {
+	stream := rooms.NewStreamGen(0, nil)
+	n := NewNotifier(stream, testMembers, "hs1.test", nil, WithPresenceWakeInterval(time.Hour))
+	w := n.RegisterWithPresence("@bob:hs1.test")
+	n.WakeRoommates("@remote:elsewhere.test")
+	if !fired(w) {
+		t.Fatal("the first change did not wake at once")
+	}
+
+	w = n.RegisterWithPresence("@bob:hs1.test")
+	n.WakeRoommates("@remote:elsewhere.test")
+	if fired(w) {
+		t.Fatal("a change within the interval woke at once")
+	}
+	if due, pending := n.flushPresence(time.Now()); !pending || time.Until(due) <= 0 {
+		t.Fatalf("flushPresence before the batch is due = %v, %v; want a deadline ahead", due, pending)
+	}
+	// A message in the meantime wakes at once; its answer carries the
+	// presence changed so far.
+	pos := stream.Next()
+	stream.Done(pos)
+	n.Publish(rooms.Notification{Event: testEvent(t, "!b:hs1.test", "m.room.message", nil, pos)})
+	if !fired(w) {
+		t.Fatal("an event did not wake a waiter with presence pending")
+	}
+	after := n.RegisterWithPresence("@bob:hs1.test")
+	defer n.Unregister(after)
+	if _, pending := n.flushPresence(time.Now().Add(2 * time.Hour)); pending {
+		t.Fatal("the batch is still pending after it was due")
+	}
+	if fired(after) {
+		t.Fatal("the batch woke a waiter registered after the change")
+	}
+
+	// A change pending for a waiter that nothing else woke: the batch wakes it.
+	n.WakeRoommates("@remote:elsewhere.test")
+	if fired(after) {
+		t.Fatal("a change within the interval woke at once")
+	}
+	n.flushPresence(time.Now().Add(4 * time.Hour))
+	if !fired(after) {
+		t.Fatal("the batch did not wake a waiter registered before the change")
+	}
+}
+
+// TestPresenceWakeArrives checks that Run delivers a deferred presence
+// wake-up when its batch is due, with nothing else happening.
+func TestPresenceWakeArrives(t *testing.T) {
+	n := NewNotifier(rooms.NewStreamGen(0, nil), testMembers, "hs1.test", nil, WithPresenceWakeInterval(50*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	for i := range 3 {
+		w := n.RegisterWithPresence("@bob:hs1.test")
+		n.WakeRoommates("@remote:elsewhere.test")
+		select {
+		case <-w.C:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("change %d: the roommate's /sync was never woken", i)
+		}
+	}
+}
+
+// TestPresenceWakesEitherSide checks that roommates are found whether
+// the notifier looks from the waiting users (fewer than the rooms'
+// members) or from the rooms' members (fewer than the waiting users),
+// and that the count of presence waiters follows registrations.
+func TestPresenceWakesEitherSide(t *testing.T) {
+	big := []string{"@changer:hs1.test"}
+	for i := range 50 {
+		big = append(big, fmt.Sprintf("@m%d:hs1.test", i))
+	}
+	m := members{"!big:hs1.test": big, "!small:hs1.test": {"@changer:hs1.test", "@m0:hs1.test"}}
+	// Fewer waiting than members: one waiter in the big room, one outside.
+	n := NewNotifier(rooms.NewStreamGen(0, nil), m, "hs1.test", nil, WithPresenceWakeInterval(0))
+	in, out := n.RegisterWithPresence("@m7:hs1.test"), n.RegisterWithPresence("@stranger:hs1.test")
+	n.WakeRoommates("@changer:hs1.test")
+	if !fired(in) || fired(out) {
+		t.Fatalf("looking from the waiting: roommate woken %v, stranger woken %v", fired(in), fired(out))
+	}
+	n.Unregister(out)
+	if len(n.presence.waiting) != 0 {
+		t.Fatalf("presence waiters after firing and unregistering: %v", n.presence.waiting)
+	}
+
+	// More waiting than members: the changer is only in the small room.
+	m2 := members{"!small:hs1.test": {"@changer:hs1.test", "@m0:hs1.test"}}
+	n = NewNotifier(rooms.NewStreamGen(0, nil), m2, "hs1.test", nil, WithPresenceWakeInterval(0))
+	var others []*Waiter
+	for i := 1; i < 10; i++ {
+		others = append(others, n.RegisterWithPresence(fmt.Sprintf("@m%d:hs1.test", i)))
+	}
+	mate := n.RegisterWithPresence("@m0:hs1.test")
+	n.WakeRoommates("@changer:hs1.test")
+	if !fired(mate) {
+		t.Fatal("looking from the rooms: roommate not woken")
+	}
+	for _, w := range others {
+		if fired(w) {
+			t.Fatalf("looking from the rooms: %s woken", w.user)
+		}
+		n.Unregister(w)
+	}
+	if len(n.presence.waiting) != 0 {
+		t.Fatalf("presence waiters after firing and unregistering: %v", n.presence.waiting)
+	}
+}
