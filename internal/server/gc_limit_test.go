@@ -38,17 +38,25 @@ func TestGOMEMLIMITHonouredAboveFloor(t *testing.T) {
 		}
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGOMEMLIMITHonouredAboveFloor$", "-test.count=1")
-	// GOGC set by the operator turns the floor off: the child runs
-	// without it.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			cmd.Env = append(cmd.Env, kv)
+	// The goal is the pacer's at one moment: on a loaded machine, read
+	// mid-cycle, it was once over the limit (31 MiB, CI 2026-12-07)
+	// where it is 16 MiB settled. Three tries: a floor that replaced
+	// GOMEMLIMIT gives 32-35 MiB every time.
+	var out []byte
+	var err error
+	for range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGOMEMLIMITHonouredAboveFloor$", "-test.count=1")
+		// GOGC set by the operator turns the floor off: the child runs
+		// without it.
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "MYELIN_TEST_MEMLIMIT_CHILD=1", "GOMEMLIMIT=24MiB")
+		if out, err = cmd.CombinedOutput(); err == nil {
+			return
 		}
 	}
-	cmd.Env = append(cmd.Env, "MYELIN_TEST_MEMLIMIT_CHILD=1", "GOMEMLIMIT=24MiB")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
+	t.Fatalf("child, three times: %v\n%s", err, out)
 }
