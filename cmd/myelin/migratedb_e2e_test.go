@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -66,6 +67,13 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSearchable(t, hs1, token, "zebracrossing")
+	// A message from bob notifies alice: her packed notification rows
+	// move too.
+	toAlice := bob.SendText(roomID, "to alice on SQLite")
+	if got := alice.Decrypt(toAlice); got.Content.AsMessage().Body != "to alice on SQLite" {
+		t.Fatalf("alice decrypted %q", got.Content.AsMessage().Body)
+	}
+	waitNotified(t, hs1, token, toAlice)
 
 	hs2.Stop()
 	queued := alice.SendText(roomID, "queued while hs2 is down")
@@ -85,7 +93,7 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 	sqliteURL := hs1.Config.DatabaseURL()
 	pgURL := testdb.NewURL(t, "postgres")
 	tables := copyDB(t, ctx, sqliteURL, pgURL)
-	for _, want := range []string{"events", "e2e_device_keys", "e2e_one_time_keys", "pushers", "media", "federation_queue_pdus", "access_tokens", "state_snapshot_entries"} {
+	for _, want := range []string{"events", "e2e_device_keys", "e2e_one_time_keys", "pushers", "media", "federation_queue_pdus", "access_tokens", "state_snapshot_entries", "push_user_batches"} {
 		if tables[want] == 0 {
 			t.Errorf("table %s: no rows copied (copied: %v)", want, tables)
 		}
@@ -110,6 +118,7 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 		t.Fatalf("media on PostgreSQL: %d, %d bytes", dl.Status, len(dl.Raw))
 	}
 	waitSearchable(t, hs1, token, "zebracrossing")
+	waitNotified(t, hs1, token, toAlice)
 
 	// And back to a new SQLite file.
 	hs1.Stop()
@@ -122,6 +131,26 @@ func TestCopySQLiteToPostgresAndBack(t *testing.T) {
 		t.Fatalf("bob decrypted %q", got.Content.AsMessage().Body)
 	}
 	waitSearchable(t, hs1, token, "zebracrossing")
+	waitNotified(t, hs1, token, toAlice)
+}
+
+// waitNotified waits until GET /notifications lists an event (the push
+// worker runs beside the event stream).
+func waitNotified(t *testing.T, s *testserver.Server, token string, eventID id.EventID) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, body := s.Do(t, "GET", "/_matrix/client/v3/notifications", token, nil)
+		list, _ := body["notifications"].([]any)
+		for _, n := range list {
+			ev, _ := n.(map[string]any)["event"].(map[string]any)
+			if code == http.StatusOK && ev["event_id"] == string(eventID) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications on %s: %d %v", s.Config.Database.URL, code, body)
+		}
+	}
 }
 
 // waitSearchable waits until a message search for term finds a result

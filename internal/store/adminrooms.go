@@ -140,7 +140,7 @@ type PurgedRoom struct {
 // (TestPurgeRoomCoversEveryTable checks the schema).
 var roomTables = []string{
 	"forward_extremities", "current_state", "room_heads", "room_aliases", "forgotten_rooms",
-	"federation_queue_pdus", "key_backup_sessions", "account_data", "push_events", "push_read", "push_unread",
+	"federation_queue_pdus", "key_backup_sessions", "account_data", "push_events", "push_user_batches", "push_read", "push_unread",
 	"receipts", "search_events", "partial_state_rooms", "delayed_events", "thread_subscriptions",
 	"partial_state_completed", "federation_destination_rooms", "appservice_room_list", "awaited_redactions", "history_gaps",
 	"state_snapshots", "events", "rooms",
@@ -180,15 +180,10 @@ func (db *DB) PurgeRoom(ctx context.Context, roomID string) (PurgedRoom, error) 
 		if p.Snapshots, err = int64s(ctx, c, `SELECT snapshot_id FROM state_snapshots WHERE room_id = $1`, roomID); err != nil {
 			return err
 		}
-		// Rows keyed by event or snapshot rather than room go first,
-		// while the rows that name their room are still there.
-		for _, q := range []string{
-			`DELETE FROM state_snapshot_entries WHERE snapshot_id IN (SELECT snapshot_id FROM state_snapshots WHERE room_id = $1)`,
-			`DELETE FROM push_user_notifications WHERE event_pos IN (SELECT event_pos FROM push_events WHERE room_id = $1)`,
-		} {
-			if _, err := c.exec(ctx, q, roomID); err != nil {
-				return err
-			}
+		// Rows keyed by snapshot rather than room go first, while the
+		// snapshots that name their room are still there.
+		if _, err := c.exec(ctx, `DELETE FROM state_snapshot_entries WHERE snapshot_id IN (SELECT snapshot_id FROM state_snapshots WHERE room_id = $1)`, roomID); err != nil {
+			return err
 		}
 		for _, t := range roomTables {
 			if _, err := c.exec(ctx, `DELETE FROM `+t+` WHERE room_id = $1`, roomID); err != nil {
@@ -248,9 +243,11 @@ func (db *DB) PurgeHistory(ctx context.Context, roomID string, before int64, loc
 		if err := p.collectEvents(ctx, c, `SELECT event_nid, event_id FROM events WHERE `+cond, args...); err != nil {
 			return err
 		}
+		if err := purgeNotifications(ctx, c, roomID, `SELECT event_pos FROM push_events
+			WHERE event_id IN (SELECT event_id FROM events WHERE `+cond+`)`, args...); err != nil {
+			return err
+		}
 		for _, q := range []string{
-			`DELETE FROM push_user_notifications WHERE event_pos IN (SELECT pe.event_pos FROM push_events pe
-				WHERE pe.event_id IN (SELECT event_id FROM events WHERE ` + cond + `))`,
 			`DELETE FROM push_events WHERE event_id IN (SELECT event_id FROM events WHERE ` + cond + `)`,
 			`DELETE FROM search_events WHERE event_nid IN (SELECT event_nid FROM events WHERE ` + cond + `)`,
 			`DELETE FROM events WHERE event_nid IN (SELECT event_nid FROM events WHERE ` + cond + `)`,

@@ -64,7 +64,7 @@ func TestPurgeRoomCoversEveryTable(t *testing.T) {
 				{`INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos) VALUES ($1, '@u:hs', 'm.read', '', 'x', 0, $2)`, []any{room, base + 2}},
 				{`INSERT INTO search_events (event_nid, key, room_id, sender, stream_pos, origin_ts, value) VALUES ($1, 'content.body', $2, '@u:hs', 1, 0, 'hello')`, []any{base + 3, room}},
 				{`INSERT INTO push_events (event_pos, room_id, thread_id, event_id, ts, actions) VALUES ($1, $2, '', 'x', 0, '[]')`, []any{base + 4, room}},
-				{`INSERT INTO push_user_notifications (user_id, event_pos, highlight, actions) VALUES ('@u:hs', $1, 0, '[]')`, []any{base + 4}},
+				{`INSERT INTO push_user_batches (user_id, last_pos, first_pos, room_id, thread_id, notes) VALUES ('@u:hs', $1, $1, $2, '', '0')`, []any{base + 4, room}},
 				{`INSERT INTO account_data (user_id, room_id, data_type, content, stream_pos) VALUES ('@u:hs', $1, 'm.tag', '{}', $2)`, []any{room, base + 5}},
 				{`INSERT INTO blocked_rooms (room_id, blocked_by) VALUES ($1, '@admin:hs')`, []any{room}},
 				{`INSERT INTO content_reports (reporter, room_id, event_id, target_user_id, reason, received_ts) VALUES ('@u:hs', $1, '', '', 'spam', 0)`, []any{room}},
@@ -102,8 +102,8 @@ func TestPurgeRoomCoversEveryTable(t *testing.T) {
 				t.Errorf("%s: the other room's rows went too", tb)
 			}
 		}
-		if n := count(`SELECT COUNT(*) FROM push_user_notifications WHERE user_id = $1`, "@u:hs"); n != 1 {
-			t.Errorf("push_user_notifications: %d rows left, want the other room's 1", n)
+		if n := count(`SELECT COUNT(*) FROM push_user_batches WHERE user_id = $1`, "@u:hs"); n != 1 {
+			t.Errorf("push_user_batches: %d rows left, want the other room's 1", n)
 		}
 		if n := count(`SELECT COUNT(*) FROM state_snapshots WHERE room_id = $1`, kept); n != 1 {
 			t.Errorf("state_snapshots of the other room: %d", n)

@@ -65,34 +65,7 @@ func (db *DB) AddPushNotifications(ctx context.Context, ns []PushNotification) (
 			` ON CONFLICT (event_pos) DO NOTHING`, events); err != nil {
 			return err
 		}
-		// In key order, so that each user's rows go into one B-tree page
-		// after the other rather than hopping between users' pages. A
-		// batch is event by event, each event's rows user by user: group
-		// by user, then order each user's few positions.
-		byUser := map[string][]int{}
-		var users []string
-		for i, n := range ns {
-			if _, ok := byUser[n.UserID]; !ok {
-				users = append(users, n.UserID)
-			}
-			byUser[n.UserID] = append(byUser[n.UserID], i)
-		}
-		slices.Sort(users)
-		rows := make([]any, 0, 4*len(ns))
-		for _, u := range users {
-			idx := byUser[u]
-			slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(ns[a].EventPos, ns[b].EventPos) })
-			for _, i := range idx {
-				n := ns[i]
-				var actions any
-				if n.Actions != shared[n.EventPos] {
-					actions = n.Actions
-				}
-				rows = append(rows, n.UserID, n.EventPos, boolInt(n.Highlight), actions)
-			}
-		}
-		if err := execRows(ctx, c, `INSERT INTO push_user_notifications (user_id, event_pos, highlight, actions) VALUES `, 4,
-			` ON CONFLICT (user_id, event_pos) DO NOTHING`, rows); err != nil {
+		if err := insertNotesRows(ctx, c, notesRows(ns, shared)); err != nil {
 			return err
 		}
 
@@ -282,37 +255,31 @@ func (db *DB) MarkPushRead(ctx context.Context, userID, roomID, threadID string,
 		if err := rows.Err(); err != nil || len(counters) == 0 {
 			return err
 		}
-		// The user's notifications from the earliest unread one the new
-		// mark can cover up to the mark, in any room: the index is by
-		// user and position, and the range is what arrived since the
-		// user last read this room.
-		type note struct {
-			pos       int64
-			thread    string
-			highlight bool
-		}
-		notes, err := collect(ctx, c, func(scan func(...any) error) (note, error) {
-			var n note
-			var hl int
-			err := scan(&n.pos, &n.thread, &hl)
-			n.highlight = hl == 1
-			return n, err
-		}, `SELECT n.event_pos, e.thread_id, n.highlight FROM push_user_notifications n
-			JOIN push_events e ON e.event_pos = n.event_pos
-			WHERE n.user_id = $1 AND n.event_pos >= $2 AND n.event_pos <= $3 AND e.room_id = $4`, userID, from, pos, roomID)
+		// The user's notifications in the room from the earliest unread
+		// one the new mark can cover up to the mark: the key is by user
+		// and a row's last position, and the range is what arrived since
+		// the user last read this room.
+		batches, err := collect(ctx, c, scanNotesRow, `SELECT `+notesRowColumns+` FROM push_user_batches
+			WHERE user_id = $1 AND last_pos >= $2 AND last_pos < $3 AND first_pos <= $4 AND room_id = $5`,
+			userID, from, spanEnd(pos), pos, roomID)
 		if err != nil {
 			return err
 		}
-		for _, n := range notes {
-			k := counters[n.thread]
-			if k == nil || n.pos <= old.of(n.thread) || n.pos > marks.of(n.thread) {
+		for _, r := range batches {
+			k := counters[r.threadID]
+			if k == nil {
 				continue
 			}
-			k.notifs--
-			if n.highlight {
-				k.highlights--
+			for _, n := range r.notes {
+				if n.pos < from || n.pos > pos || n.pos <= old.of(r.threadID) || n.pos > marks.of(r.threadID) {
+					continue
+				}
+				k.notifs--
+				if n.highlight {
+					k.highlights--
+				}
+				k.dirty = true
 			}
-			k.dirty = true
 		}
 		for thread, k := range counters {
 			// Whatever is still unread lies above the thread's new mark.
@@ -339,27 +306,71 @@ func (db *DB) PushNotifications(ctx context.Context, userID string, before int64
 	if before <= 0 {
 		before = math.MaxInt64
 	}
-	q := `SELECT n.event_pos, e.room_id, e.thread_id, e.event_id, COALESCE(n.actions, e.actions), n.highlight, e.ts
-		FROM push_user_notifications n JOIN push_events e ON e.event_pos = n.event_pos
-		WHERE n.user_id = $1 AND n.event_pos < $2`
-	if onlyHighlight {
-		q += ` AND n.highlight = 1`
+	out := []PushNotification{}
+	if limit <= 0 {
+		return out, nil
 	}
-	out, err := collect(ctx, db.r(), func(scan func(...any) error) (PushNotification, error) {
-		n := PushNotification{UserID: userID}
-		var hl int
-		err := scan(&n.EventPos, &n.RoomID, &n.ThreadID, &n.EventID, &n.Actions, &hl, &n.TS)
-		n.Highlight = hl == 1
-		return n, err
-	}, q+` ORDER BY n.event_pos DESC LIMIT $3`, userID, before, limit)
-	if err != nil {
-		return nil, err
+	r := db.r()
+	var cands []PushNotification
+	// Rows come newest last position first; those not yet read hold
+	// positions below end only, so once limit candidates lie at or above
+	// end, they are the newest.
+	end, exhausted := spanEnd(before-1), false
+	page := max(limit, notesPageMin)
+	gather := func() error {
+		for !exhausted {
+			if above := countFunc(cands, func(n PushNotification) bool { return n.EventPos >= end }); above >= limit {
+				return nil
+			}
+			rows, err := collect(ctx, r, scanNotesRow, `SELECT `+notesRowColumns+` FROM push_user_batches
+				WHERE user_id = $1 AND last_pos < $2 AND first_pos < $3 ORDER BY last_pos DESC LIMIT $4`, userID, end, before, page)
+			if err != nil {
+				return err
+			}
+			for _, row := range rows {
+				for _, n := range row.notes {
+					if n.pos >= before || onlyHighlight && !n.highlight {
+						continue
+					}
+					c := PushNotification{UserID: userID, RoomID: row.roomID, ThreadID: row.threadID, EventPos: n.pos, Highlight: n.highlight}
+					if row.actions != nil {
+						c.Actions = *row.actions
+					}
+					cands = append(cands, c)
+				}
+			}
+			exhausted = len(rows) < page
+			if len(rows) > 0 {
+				end = rows[len(rows)-1].last
+			}
+		}
+		return nil
+	}
+	// What every recipient shares is in push_events; a notification
+	// whose row there is gone (pruned or purged) is not listed, as the
+	// join did before notifications were packed.
+	for {
+		if err := gather(); err != nil {
+			return nil, err
+		}
+		slices.SortFunc(cands, func(a, b PushNotification) int { return cmp.Compare(b.EventPos, a.EventPos) })
+		top := cands[:min(limit, len(cands))]
+		complete, err := db.completeNotifications(ctx, top)
+		if err != nil {
+			return nil, err
+		}
+		if complete == len(top) {
+			out = top
+			break
+		}
+		cands = slices.DeleteFunc(cands, func(n PushNotification) bool { return n.EventID == "" && n.EventPos >= top[len(top)-1].EventPos })
 	}
 	marks := map[string]readMarks{}
 	for i, n := range out {
 		m, ok := marks[n.RoomID]
 		if !ok {
-			if m, err = loadReadMarks(ctx, db.r(), userID, n.RoomID); err != nil {
+			var err error
+			if m, err = loadReadMarks(ctx, r, userID, n.RoomID); err != nil {
 				return nil, err
 			}
 			marks[n.RoomID] = m
@@ -367,6 +378,59 @@ func (db *DB) PushNotifications(ctx context.Context, userID string, before int64
 		out[i].Unread = n.EventPos > m.of(n.ThreadID)
 	}
 	return out, nil
+}
+
+// notesPageMin is the fewest rows PushNotifications reads at a time (a
+// variable so that tests can make each row a page).
+var notesPageMin = 32
+
+// completeNotifications fills in the event, time and shared actions of
+// notifications from push_events, leaving EventID "" where the row is
+// gone, and returns how many it found.
+func (db *DB) completeNotifications(ctx context.Context, ns []PushNotification) (int, error) {
+	at := map[int64]int{}
+	var args []any
+	for i, n := range ns {
+		if n.EventID == "" {
+			at[n.EventPos] = i
+			args = append(args, n.EventPos)
+		}
+	}
+	for len(args) > 0 {
+		k := min(len(args), 500)
+		rows, err := db.r().query(ctx, `SELECT event_pos, event_id, ts, actions FROM push_events WHERE event_pos IN (`+placeholders(k, 1)+`)`, args[:k]...)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var pos, ts int64
+			var id, actions string
+			if err := rows.Scan(&pos, &id, &ts, &actions); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			n := &ns[at[pos]]
+			n.EventID, n.TS = id, ts
+			if n.Actions == "" {
+				n.Actions = actions
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return 0, err
+		}
+		args = args[k:]
+	}
+	return countFunc(ns, func(n PushNotification) bool { return n.EventID != "" }), nil
+}
+
+func countFunc[T any](s []T, f func(T) bool) int {
+	n := 0
+	for _, v := range s {
+		if f(v) {
+			n++
+		}
+	}
+	return n
 }
 
 // PushCountsChanged lists the rooms where a user's unread counts last
@@ -468,63 +532,52 @@ func (db *DB) UserIDsAfter(ctx context.Context, after string, limit int) ([]stri
 // PruneUserNotifications deletes a user's old notifications: read ones
 // up to readUpto unless they highlight, and every one up to allUpto.
 // Unread ones deleted stop counting; what they took off the counters
-// is returned. It looks at up to limit notifications after position
-// after, and returns where to go on from (next), or done.
+// is returned. It looks at up to limit rows of packed notifications
+// whose last position is after after, and returns where to go on from
+// (next), or done.
 func (db *DB) PruneUserNotifications(ctx context.Context, userID string, after, readUpto, allUpto int64, limit int) (expired []UnreadDelta, deleted int, next int64, done bool, err error) {
 	err = db.tx(ctx, func(c conn) error {
 		expired, deleted, next, done = nil, 0, after, true
-		type note struct {
-			pos          int64
-			highlight    bool
-			room, thread string
-		}
-		notes, err := collect(ctx, c, func(scan func(...any) error) (note, error) {
-			var n note
-			var hl int
-			err := scan(&n.pos, &hl, &n.room, &n.thread)
-			n.highlight = hl == 1
-			return n, err
-		}, `SELECT n.event_pos, n.highlight, e.room_id, e.thread_id FROM push_user_notifications n
-			JOIN push_events e ON e.event_pos = n.event_pos
-			WHERE n.user_id = $1 AND n.event_pos > $2 AND n.event_pos <= $3 ORDER BY n.event_pos LIMIT $4`,
-			userID, after, max(readUpto, allUpto), limit)
-		if err != nil || len(notes) == 0 {
+		bound := max(readUpto, allUpto)
+		rows, err := collect(ctx, c, scanNotesRow, `SELECT `+notesRowColumns+` FROM push_user_batches
+			WHERE user_id = $1 AND last_pos > $2 AND last_pos < $3 AND first_pos <= $4 ORDER BY last_pos LIMIT $5`,
+			userID, after, spanEnd(bound), bound, limit)
+		if err != nil || len(rows) == 0 {
 			return err
 		}
-		next, done = notes[len(notes)-1].pos, len(notes) < limit
+		next, done = rows[len(rows)-1].last, len(rows) < limit
 		marks, err := readMarksBy(ctx, c, `SELECT room_id, thread_id, read_pos FROM push_read WHERE user_id = $1`, userID)
 		if err != nil {
 			return err
 		}
 		type roomThread struct{ room, thread string }
 		lost := map[roomThread]*ThreadCounts{}
-		var gone []any
-		for _, n := range notes {
-			read := n.pos <= marks[n.room].of(n.thread)
-			switch {
-			case read && (!n.highlight || n.pos <= allUpto):
-			case !read && n.pos <= allUpto:
-				k := roomThread{n.room, n.thread}
-				if lost[k] == nil {
-					lost[k] = &ThreadCounts{ThreadID: n.thread}
+		for _, r := range rows {
+			mark := marks[r.roomID].of(r.threadID)
+			n, err := keepNotes(ctx, c, r, func(n packedNote) bool {
+				read := n.pos <= mark
+				switch {
+				case n.pos > bound:
+					return true
+				case read && (!n.highlight || n.pos <= allUpto):
+				case !read && n.pos <= allUpto:
+					k := roomThread{r.roomID, r.threadID}
+					if lost[k] == nil {
+						lost[k] = &ThreadCounts{ThreadID: r.threadID}
+					}
+					lost[k].Notifications++
+					if n.highlight {
+						lost[k].Highlights++
+					}
+				default:
+					return true
 				}
-				lost[k].Notifications++
-				if n.highlight {
-					lost[k].Highlights++
-				}
-			default:
-				continue
-			}
-			gone = append(gone, n.pos)
-		}
-		for len(gone) > 0 {
-			n := chunkSize(len(gone))
-			if _, err := c.exec(ctx, `DELETE FROM push_user_notifications WHERE user_id = $1 AND event_pos IN (`+placeholders(n, 2)+`)`,
-				append([]any{userID}, gone[:n]...)...); err != nil {
+				return false
+			})
+			if err != nil {
 				return err
 			}
 			deleted += n
-			gone = gone[n:]
 		}
 		for k, t := range lost {
 			if _, err := c.exec(ctx, `UPDATE push_unread SET
