@@ -275,6 +275,9 @@ type roomHead struct {
 	// awaits says whether the room has redactions waiting for their
 	// targets (awaitsUnknown until asked; see awaitedRedactions).
 	awaits int8
+	// allowed are the auth keys of messages the auth rules allowed
+	// (localAuthAllowed).
+	allowed map[allowedKey]struct{}
 }
 
 // lockRoom returns the room's head, locked; release it with unlockRoom.

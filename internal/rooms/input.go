@@ -93,7 +93,7 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) (*Event, error) {
 	pdu, auth, err := e.build(ctx, h, req)
 	if err == nil {
-		if err = authAllowed(pdu, auth); err != nil {
+		if err = h.localAuthAllowed(pdu, auth); err != nil {
 			err = mxerr.Forbidden("%s", authMessage(err))
 		}
 	}
