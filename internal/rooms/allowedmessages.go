@@ -12,11 +12,14 @@ const maxAllowedMessages = 64
 // allowedKey is everything the auth rules read to allow a message-like
 // event (gomatrixserverlib's default rules: the create event's room and
 // m.federate, the sender's membership, the sender's and the event
-// type's power levels): the event's room, version, type and sender, and
-// the auth events by ID. Events are immutable, so a new power levels,
+// type's power levels): the event's version, type and sender, and the
+// auth events by ID. Events are immutable, so a new power levels,
 // membership or create event is a new key; nothing needs invalidating.
+// The event's room is not in the key (parsing it allocates): the keys
+// are a room head's, the events built on a head name its room, and the
+// rules compare that with the create event's room, which is in the key.
 type allowedKey struct {
-	roomID, version, typ, sender           string
+	version, typ, sender                   string
 	create, powerLevels, joinRules, member string
 }
 
@@ -30,7 +33,7 @@ func messageAuthKey(pdu gomatrixserverlib.PDU, auth *gomatrixserverlib.AuthEvent
 	if pdu.StateKey() != nil {
 		return allowedKey{}, false
 	}
-	k := allowedKey{roomID: pdu.RoomID().String(), version: string(pdu.Version()), typ: pdu.Type(), sender: string(pdu.SenderID())}
+	k := allowedKey{version: string(pdu.Version()), typ: pdu.Type(), sender: string(pdu.SenderID())}
 	id := func(ev gomatrixserverlib.PDU, _ error) string {
 		if ev == nil {
 			return ""
