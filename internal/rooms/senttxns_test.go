@@ -1,0 +1,173 @@
+package rooms
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/store"
+	"github.com/myelin-chat/myelin/internal/testdb"
+)
+
+// txnCountingStore counts the engine's transaction-ID lookups.
+type txnCountingStore struct {
+	*store.DB
+	lookups        atomic.Int64
+	retriesWritten atomic.Int64
+}
+
+// PersistEvents fails a batch, as the unique index on transaction IDs
+// would, when it repeats a transaction: a retry the record failed to
+// catch must not reach the writer (other events may build on it).
+func (s *txnCountingStore) PersistEvents(ctx context.Context, nes []store.NewEvent) ([]store.Persisted, error) {
+	for _, ne := range nes {
+		if r := ne.Row; r.TxnID != nil {
+			if _, err := s.DB.EventByTxn(ctx, *r.TxnLocalpart, *r.TxnDevice, r.RoomID, *r.TxnScope, *r.TxnID); err == nil {
+				s.retriesWritten.Add(1)
+			}
+		}
+	}
+	return s.DB.PersistEvents(ctx, nes)
+}
+
+func (s *txnCountingStore) EventByTxn(ctx context.Context, localpart, device, roomID, scope, txnID string) (string, error) {
+	s.lookups.Add(1)
+	return s.DB.EventByTxn(ctx, localpart, device, roomID, scope, txnID)
+}
+
+// newTxnEngine is a fresh engine on db, as after a restart.
+func newTxnEngine(t *testing.T, db *store.DB) (*Engine, *txnCountingStore) {
+	t.Helper()
+	stream, err := OpenStream(context.Background(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	st := &txnCountingStore{DB: db}
+	return New(st, stream, bus.New(), Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"}), st
+}
+
+func sendTxn(t *testing.T, e *Engine, roomID, device, id string) *Event {
+	t.Helper()
+	ev, err := e.Send(context.Background(), SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message",
+		Content: map[string]string{"body": id}, Txn: &Txn{Localpart: "alice", Device: device, Scope: "send/m.room.message", ID: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestSentTxnsSkipTheStoreForNewIDs: once a device's transactions are
+// known, a new transaction ID is sent without looking it up in the store;
+// a repeated one still returns the first event.
+func TestSentTxnsSkipTheStoreForNewIDs(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		_, db, _ := newTestEngine(t, dbURL)
+		e, st := newTxnEngine(t, db)
+		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := sendTxn(t, e, roomID, "D1", "t0")
+		before := st.lookups.Load()
+		for i := 1; i <= 20; i++ {
+			sendTxn(t, e, roomID, "D1", fmt.Sprint("t", i))
+		}
+		if n := st.lookups.Load() - before; n != 0 {
+			t.Fatalf("20 new transaction IDs looked up %d times in the store, want 0", n)
+		}
+		if again := sendTxn(t, e, roomID, "D1", "t0"); again.EventID() != first.EventID() {
+			t.Fatalf("retry sent %s, want the first event %s", again.EventID(), first.EventID())
+		}
+		// The same ID in another room, or of another device, is another
+		// transaction.
+		other, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := sendTxn(t, e, other, "D1", "t0"); ev.EventID() == first.EventID() {
+			t.Fatal("t0 in another room answered the first room's event")
+		}
+		if ev := sendTxn(t, e, roomID, "D2", "t0"); ev.EventID() == first.EventID() {
+			t.Fatal("t0 of another device answered D1's event")
+		}
+	})
+}
+
+// TestSentTxnsRetryAfterForgetting: a retry returns the first event after
+// a restart (a new engine on the same database) and after the record of
+// sent transactions forgot the device, and a new ID sent then is new.
+func TestSentTxnsRetryAfterForgetting(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		_, db, _ := newTestEngine(t, dbURL)
+		e, st := newTxnEngine(t, db)
+		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := sendTxn(t, e, roomID, "D1", "t1")
+		sendTxn(t, e, roomID, "D1", "t2")
+
+		e.txns.mu.Lock()
+		e.txns.devices[txnDevice{"alice", "D1"}].used = false
+		e.txns.forgetLocked()
+		forgot := len(e.txns.devices) == 0 && e.txns.hashes == 0
+		e.txns.mu.Unlock()
+		if !forgot {
+			t.Fatal("the record kept an idle device")
+		}
+		if again := sendTxn(t, e, roomID, "D1", "t1"); again.EventID() != first.EventID() {
+			t.Fatalf("retry after forgetting sent %s, want %s", again.EventID(), first.EventID())
+		}
+
+		if n := st.retriesWritten.Load(); n != 0 {
+			t.Fatalf("%d retries reached the writer", n)
+		}
+		restarted, st := newTxnEngine(t, db)
+		if again := sendTxn(t, restarted, roomID, "D1", "t1"); again.EventID() != first.EventID() {
+			t.Fatalf("retry after a restart sent %s, want %s", again.EventID(), first.EventID())
+		}
+		before := st.lookups.Load()
+		if ev := sendTxn(t, restarted, roomID, "D1", "t3"); ev.EventID() == first.EventID() {
+			t.Fatal("a new ID after a restart answered an old event")
+		}
+		if n := st.lookups.Load() - before; n != 0 {
+			t.Fatalf("a new ID of a device read after the restart looked up %d times, want 0", n)
+		}
+		if n := st.retriesWritten.Load(); n != 0 {
+			t.Fatalf("%d retries reached the writer after the restart", n)
+		}
+	})
+}
+
+// TestSentTxnsBounded: a device past the per-device bound is asked of the
+// store on every send, and its retries still return the first event.
+func TestSentTxnsBounded(t *testing.T) {
+	s := newSentTxns()
+	txn := func(i int) *Txn { return &Txn{Localpart: "a", Device: "D", Scope: "send/m", ID: fmt.Sprint(i)} }
+	for i := 0; i <= txnDeviceLimit; i++ {
+		s.begin("!r", txn(i))
+		s.end(txn(i))
+	}
+	d := s.devices[txnDevice{"a", "D"}]
+	if !d.tooMany || d.sent != nil || s.hashes != 0 {
+		t.Fatalf("past %d transactions: tooMany %v, %d kept, %d counted", txnDeviceLimit, d.tooMany, len(d.sent), s.hashes)
+	}
+	if s.surelyNew(context.Background(), nil, "!r", txn(-1)) {
+		t.Fatal("a device past the bound answered without the store")
+	}
+	// Many devices: the record stays within its bound of hashes.
+	for dev := 0; dev < 2*txnTotalLimit/txnLoadLimit; dev++ {
+		for i := 0; i < txnLoadLimit; i++ {
+			tx := &Txn{Localpart: "a", Device: fmt.Sprint("d", dev), Scope: "send/m", ID: fmt.Sprint(i)}
+			s.begin("!r", tx)
+			s.end(tx)
+		}
+	}
+	if s.hashes > txnTotalLimit {
+		t.Fatalf("%d hashes kept, bound %d", s.hashes, txnTotalLimit)
+	}
+}
