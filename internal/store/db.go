@@ -219,6 +219,7 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
+	registerSQLite(db)
 	return db, nil
 }
 
@@ -309,6 +310,7 @@ func IsPostgres(url string) bool {
 // WAL behind to replay (SQLite would also do so when its last connection
 // closes, but only if that connection can get the locks in time).
 func (db *DB) Close() error {
+	unregisterSQLite(db)
 	for _, c := range []*stmtCache{db.readStmts, db.writeStmts} {
 		if c != nil {
 			c.close()

@@ -82,3 +82,38 @@ func residentKiB(t *testing.T) int {
 	}
 	return pages * os.Getpagesize() / 1024
 }
+
+// TestReleaseSQLiteMemoryShrinksTheWriter: the writer never closes, so
+// the page cache a burst of writes filled is SQLite's until it is asked
+// to let go of it (PRAGMA shrink_memory).
+func TestReleaseSQLiteMemoryShrinksTheWriter(t *testing.T) {
+	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "mem.db"), 2, CacheKiB(32<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.write.Exec(`CREATE TABLE shrink_t (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	blob := bytes.Repeat([]byte{'x'}, 3000)
+	tx, err := db.write.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4000 { // 12 MB, in the writer's page cache
+		if _, err := tx.Exec(`INSERT INTO shrink_t (b) VALUES (?)`, blob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	trimLibc() // what earlier tests' connections left
+	before := residentKiB(t)
+	ReleaseSQLiteMemory()
+	after := residentKiB(t)
+	t.Logf("RSS %d KiB before ReleaseSQLiteMemory, %d after", before, after)
+	if before-after < 2<<10 {
+		t.Errorf("RSS %d KiB before ReleaseSQLiteMemory, %d after: want at least 2 MiB of the writer's cache returned", before, after)
+	}
+}
