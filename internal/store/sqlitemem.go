@@ -44,10 +44,11 @@ func unregisterSQLite(db *DB) {
 }
 
 // ReleaseSQLiteMemory returns the memory SQLite holds and does not use
-// to the operating system: the page caches of every open database's
-// writer and checkpointer, then the regions libc's allocator kept of
+// to the operating system: every open database's prepared statements
+// (closed at the next call, see stmtCache.release), the page caches of
+// its writer and checkpointer, then the regions libc's allocator kept of
 // what SQLite freed (trimLibc; closed readers' caches, schemas and
-// statements).
+// statements). The server calls it when it is quiet.
 func ReleaseSQLiteMemory() {
 	openSQLite.mu.Lock()
 	dbs := make([]*DB, 0, len(openSQLite.dbs))
@@ -55,7 +56,10 @@ func ReleaseSQLiteMemory() {
 		dbs = append(dbs, db)
 	}
 	openSQLite.mu.Unlock()
+	now := time.Now()
 	for _, db := range dbs {
+		db.readStmts.release(now)
+		db.writeStmts.release(now)
 		db.shrinkMemory()
 	}
 	trimLibc()
