@@ -17,6 +17,13 @@ type Memory struct {
 	// gives the memory back. 0 turns it off (Go's default: collect at
 	// twice the live heap). GOGC set in the environment turns it off
 	// too; GOMEMLIMIT set there is honoured as Go does, above the floor.
+	// Above the floor the goal is twice the live heap, so the floor and
+	// the caches below set the peak together: in issue 20's load run the
+	// live heap reached 15-18 MB with 8 MiB event and sync caches (a goal
+	// of 35-38 MB whatever the floor), 24 MiB with 4 MiB caches took the
+	// peak from 76-77 to 67 MiB with no CPU per /sync wake-up that
+	// BenchmarkSyncWakeup could tell from noise (docs/benchmarks.md,
+	// "Memory, fourth pass").
 	HeapFloorMiB int `yaml:"heap_floor_mib"`
 	// EventCacheMiB bounds the room engine's cache of parsed events (and
 	// of event IDs to events).
@@ -51,7 +58,7 @@ type Memory struct {
 }
 
 func defaultMemory() Memory {
-	return Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8, LookupCacheMiB: 4}
+	return Memory{HeapFloorMiB: 24, EventCacheMiB: 4, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 4, LookupCacheMiB: 4}
 }
 
 // applyMemoryEnv reads MYELIN_HEAP_FLOOR_MIB, MYELIN_EVENT_CACHE_MIB,

@@ -43,7 +43,7 @@ func TestMemoryAndPprofValidation(t *testing.T) {
 // second pass"): the SQLite page cache per connection is 256 KiB.
 func TestMemoryDefaults(t *testing.T) {
 	got := Default().Memory
-	want := Memory{HeapFloorMiB: 32, EventCacheMiB: 8, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 8, LookupCacheMiB: 4}
+	want := Memory{HeapFloorMiB: 24, EventCacheMiB: 4, SQLiteCacheKiB: 256, StateCacheMiB: 16, SyncCacheMiB: 4, LookupCacheMiB: 4}
 	if got != want {
 		t.Errorf("default memory settings %+v, want %+v", got, want)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/outbound"
+	"github.com/myelin-chat/myelin/internal/queue"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -132,7 +133,7 @@ type Service struct {
 	countsMu sync.RWMutex
 	unread   *cache.LRU[countsKey, []store.ThreadCounts]
 
-	queue chan rooms.Notification
+	queue *queue.Queue[rooms.Notification]
 	// stopped closes when Run ends, so that a publisher blocked on a
 	// full queue is released at shutdown.
 	stopped chan struct{}
@@ -220,7 +221,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	}
 	s := &Service{
 		opts: opts, store: st, rooms: engine, accountData: ad, stream: engine.Stream(),
-		queue: make(chan rooms.Notification, opts.QueueSize), stopped: make(chan struct{}),
+		queue: queue.New[rooms.Notification](opts.QueueSize), stopped: make(chan struct{}),
 		startPos:     engine.Stream().Current(),
 		through:      opts.Progress,
 		rulesets:     cache.ExpireWhenIdle(cache.NewLRU[string, userRuleset](100000)),
@@ -250,10 +251,7 @@ func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {
 		return
 	}
-	select {
-	case s.queue <- n:
-	case <-s.stopped:
-	}
+	s.queue.Push(n, s.stopped)
 }
 
 // maxBatch bounds how many queued events one transaction stores the
@@ -270,21 +268,14 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer s.deliver.wait()
 	for {
-		var batch []rooms.Notification
 		select {
 		case <-ctx.Done():
 			return nil
-		case n := <-s.queue:
-			batch = append(batch, n)
+		case <-s.queue.Ready():
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case n := <-s.queue:
-				batch = append(batch, n)
-			default:
-				break drain
-			}
+		batch := s.queue.Take(maxBatch)
+		if len(batch) == 0 {
+			continue
 		}
 		// Waits out a test's hold; uncontended otherwise.
 		s.hold.RLock()

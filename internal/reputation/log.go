@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/queue"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -31,20 +32,18 @@ type Log struct {
 	log       *slog.Logger
 	retention time.Duration
 	max       int64
-	queue     chan Decision
+	queue     *queue.Queue[Decision]
 	dropped   atomic.Int64
 }
 
 // NewLog makes the decision log; Run writes it.
 func NewLog(s LogStore, log *slog.Logger, retention time.Duration, maxRows int64) *Log {
-	return &Log{store: s, log: log, retention: retention, max: maxRows, queue: make(chan Decision, logQueue)}
+	return &Log{store: s, log: log, retention: retention, max: maxRows, queue: queue.New[Decision](logQueue)}
 }
 
 // Record queues a decision; a full queue drops it (counted in Dropped).
 func (l *Log) Record(d Decision) {
-	select {
-	case l.queue <- d:
-	default:
+	if !l.queue.TryPush(d) {
 		l.dropped.Add(1)
 	}
 }
@@ -64,16 +63,14 @@ func (l *Log) Run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 			l.prune(ctx)
-		case d := <-l.queue:
-			batch := []store.ReputationDecision{toRow(d)}
-		more:
-			for len(batch) < 256 {
-				select {
-				case d := <-l.queue:
-					batch = append(batch, toRow(d))
-				default:
-					break more
-				}
+		case <-l.queue.Ready():
+			ds := l.queue.Take(256)
+			if len(ds) == 0 {
+				continue
+			}
+			batch := make([]store.ReputationDecision, len(ds))
+			for i, d := range ds {
+				batch[i] = toRow(d)
 			}
 			if err := l.store.AddReputationDecisions(ctx, batch); err != nil && ctx.Err() == nil {
 				l.log.Warn("reputation: writing the decision log", "err", err, "decisions", len(batch))

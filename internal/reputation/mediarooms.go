@@ -11,6 +11,7 @@ import (
 
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/ident"
+	"github.com/myelin-chat/myelin/internal/queue"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -91,7 +92,7 @@ func parseMXC(uri string) (MediaRef, bool) {
 type MediaRooms struct {
 	store   MediaRoomStore
 	log     *slog.Logger
-	queue   chan store.MediaRoom
+	queue   *queue.Queue[store.MediaRoom]
 	dropped atomic.Int64
 
 	// state and serverName, when set (WithJoinState), index the room
@@ -126,7 +127,7 @@ const joinQueue = 256
 // NewMediaRooms makes the index and subscribes it to new events; Run
 // writes it.
 func NewMediaRooms(s MediaRoomStore, b bus.Bus, log *slog.Logger, opts ...MediaRoomsOption) *MediaRooms {
-	m := &MediaRooms{store: s, log: log, queue: make(chan store.MediaRoom, mediaQueue)}
+	m := &MediaRooms{store: s, log: log, queue: queue.New[store.MediaRoom](mediaQueue)}
 	for _, o := range opts {
 		o(m)
 	}
@@ -176,9 +177,7 @@ func (m *MediaRooms) indexAvatar(ctx context.Context, roomID string) {
 // roomID; a full queue drops them (counted in Dropped).
 func (m *MediaRooms) Posted(roomID string, content []byte) {
 	for _, ref := range MediaOf(content) {
-		select {
-		case m.queue <- store.MediaRoom{Origin: ref.Origin, MediaID: ref.MediaID, RoomID: roomID}:
-		default:
+		if !m.queue.TryPush(store.MediaRoom{Origin: ref.Origin, MediaID: ref.MediaID, RoomID: roomID}) {
 			m.dropped.Add(1)
 		}
 	}
@@ -200,16 +199,10 @@ func (m *MediaRooms) Run(ctx context.Context) error {
 			return nil
 		case roomID := <-m.joins:
 			m.indexAvatar(ctx, roomID)
-		case r := <-m.queue:
-			batch := []store.MediaRoom{r}
-		more:
-			for len(batch) < mediaBatch {
-				select {
-				case r := <-m.queue:
-					batch = append(batch, r)
-				default:
-					break more
-				}
+		case <-m.queue.Ready():
+			batch := m.queue.Take(mediaBatch)
+			if len(batch) == 0 {
+				continue
 			}
 			if err := m.store.AddMediaRooms(ctx, batch); err != nil && ctx.Err() == nil {
 				m.log.Warn("reputation: recording the rooms media was posted in", "err", err, "refs", len(batch))

@@ -44,10 +44,7 @@ func TestForgetDevice(t *testing.T) {
 		t.Fatalf("pos of another device: ok %v, %v", ok, err)
 	}
 	cs.store(phone, c, nil, &snapshot{counts: map[string]int{}, rooms: map[string]*sentRoom{}}, now)
-	var jobs []writeJob
-	for len(cs.w.ch) > 0 {
-		jobs = append(jobs, <-cs.w.ch)
-	}
+	jobs := cs.w.q.Take(cs.w.q.Len())
 	if len(jobs) != 3 || jobs[0].key != phone || jobs[0].drop || jobs[1].key != list || jobs[1].drop || jobs[2].key != phone || !jobs[2].drop {
 		t.Fatalf("queued writes: %+v", jobs)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/queue"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -55,21 +56,16 @@ type writeJob struct {
 // answers of many connections in one transaction.
 type writer struct {
 	st  ConnStore
-	ch  chan writeJob
+	q   *queue.Queue[writeJob]
 	log *slog.Logger
 }
 
 func newWriter(st ConnStore) *writer {
-	return &writer{st: st, ch: make(chan writeJob, writeQueue), log: slog.Default()}
+	return &writer{st: st, q: queue.New[writeJob](writeQueue), log: slog.Default()}
 }
 
 func (w *writer) enqueue(j writeJob) bool {
-	select {
-	case w.ch <- j:
-		return true
-	default:
-		return false
-	}
+	return w.q.TryPush(j)
 }
 
 // Run writes queued answers until ctx ends, then what is still queued
@@ -81,14 +77,15 @@ func (w *writer) Run(ctx context.Context) error {
 	w.expire(ctx)
 	for {
 		select {
-		case j := <-w.ch:
-			batch := []writeJob{j}
+		case <-w.q.Ready():
+			if w.q.Len() == 0 {
+				continue
+			}
 			timer := time.NewTimer(writeDelay)
 		gather:
-			for len(batch) < writeBatch {
+			for w.q.Len() < writeBatch {
 				select {
-				case j := <-w.ch:
-					batch = append(batch, j)
+				case <-w.q.Ready():
 				case <-timer.C:
 					break gather
 				case <-ctx.Done():
@@ -96,7 +93,7 @@ func (w *writer) Run(ctx context.Context) error {
 				}
 			}
 			timer.Stop()
-			w.write(context.WithoutCancel(ctx), batch)
+			w.write(context.WithoutCancel(ctx), w.q.Take(writeBatch))
 		case <-expire.C:
 			w.expire(ctx)
 		case <-ctx.Done():
@@ -109,16 +106,7 @@ func (w *writer) Run(ctx context.Context) error {
 // Flush writes whatever is queued.
 func (w *writer) Flush(ctx context.Context) {
 	for {
-		var batch []writeJob
-	drain:
-		for len(batch) < writeBatch {
-			select {
-			case j := <-w.ch:
-				batch = append(batch, j)
-			default:
-				break drain
-			}
-		}
+		batch := w.q.Take(writeBatch)
 		if len(batch) == 0 {
 			return
 		}

@@ -219,6 +219,7 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
 	}
+	registerSQLite(db)
 	return db, nil
 }
 
@@ -309,6 +310,7 @@ func IsPostgres(url string) bool {
 // WAL behind to replay (SQLite would also do so when its last connection
 // closes, but only if that connection can get the locks in time).
 func (db *DB) Close() error {
+	unregisterSQLite(db)
 	for _, c := range []*stmtCache{db.readStmts, db.writeStmts} {
 		if c != nil {
 			c.close()
@@ -456,7 +458,18 @@ type stmtCache struct {
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool
+	// retired are the statements the last release dropped, at
+	// retiredAt; the next release at least stmtRetireAfter later closes
+	// them.
+	retired   []*sql.Stmt
+	retiredAt time.Time
 }
+
+// stmtRetireAfter is how long a dropped statement stays open: a query
+// may have taken it from the cache just before the release, and closing
+// it before that query starts would fail the query. A query starts
+// within microseconds of taking its statement.
+const stmtRetireAfter = 5 * time.Second
 
 func newStmtCache(pool *sql.DB) *stmtCache {
 	return &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
@@ -524,6 +537,30 @@ func (c *stmtCache) flush(ctx context.Context) {
 	}
 }
 
+// release drops the prepared statements, which hold memory in SQLite on
+// every connection that ran them (the writer's are never let go of
+// otherwise); they are prepared again as queries come. The ones the
+// previous release dropped are closed, if it was stmtRetireAfter ago.
+func (c *stmtCache) release(now time.Time) {
+	c.mu.Lock()
+	var closing []*sql.Stmt
+	if len(c.retired) > 0 && now.Sub(c.retiredAt) >= stmtRetireAfter {
+		closing, c.retired = c.retired, nil
+	}
+	if len(c.retired) == 0 && len(c.stmts) > 0 {
+		c.retired = make([]*sql.Stmt, 0, len(c.stmts))
+		for _, s := range c.stmts {
+			c.retired = append(c.retired, s)
+		}
+		c.retiredAt = now
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.mu.Unlock()
+	for _, s := range closing {
+		s.Close()
+	}
+}
+
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -531,6 +568,10 @@ func (c *stmtCache) close() {
 		s.Close()
 	}
 	clear(c.stmts)
+	for _, s := range c.retired {
+		s.Close()
+	}
+	c.retired = nil
 }
 
 // collect runs a query and turns every row into a T with scan. The

@@ -26,10 +26,10 @@ var libcAllocator memory.Allocator
 //go:linkname libcAllocatorMu modernc.org/libc.allocatorMu
 var libcAllocatorMu sync.Mutex
 
-// ReleaseSQLiteMemory returns the memory SQLite freed to the operating
-// system: the regions libc's allocator keeps for reuse. Regions still in
-// use are not touched; the next allocations map fresh ones.
-func ReleaseSQLiteMemory() {
+// trimLibc returns the regions libc's allocator keeps for reuse to the
+// operating system. Regions still in use are not touched; the next
+// allocations map fresh ones.
+func trimLibc() {
 	libcAllocatorMu.Lock()
 	defer libcAllocatorMu.Unlock()
 	_ = libcAllocator.Trim()

@@ -2,6 +2,6 @@
 
 package store
 
-// ReleaseSQLiteMemory is Linux's (see sqlitemem_linux.go): libc's
-// allocator is another one elsewhere.
-func ReleaseSQLiteMemory() {}
+// trimLibc is Linux's (see sqlitemem_linux.go): libc's allocator is
+// another one elsewhere.
+func trimLibc() {}
