@@ -89,9 +89,12 @@ func (a *API) send(r *http.Request, c *httpapi.Caller) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.presence != nil {
-		// Sending counts as activity (spec "Last active ago"); presence is
-		// best effort and never fails a send.
+	if a.presence != nil && typ == "m.room.message" {
+		// Sending a message counts as activity (spec "Last active ago");
+		// other event types (reactions, bots' custom events) do not,
+		// as in Synapse (message.py bumps only for m.room.message): each
+		// bump of an offline user wakes the long-polls of their roommates.
+		// Presence is best effort and never fails a send.
 		_ = a.presence.Activity(r.Context(), c.UserID)
 	}
 	return map[string]string{"event_id": ev.EventID()}, nil

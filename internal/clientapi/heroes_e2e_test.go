@@ -17,8 +17,10 @@ import (
 // not the viewer, not those who left or were banned, on both databases:
 // "@=x" comes first in bytes and last under glibc's en_US collation,
 // which ignores punctuation and would name "@frank" instead, and "@a-x"
-// comes before "@a_x" in bytes, after it under ICU's. A lazily loading incremental sync
-// that brings a new sender's member event carries the same summary.
+// comes before "@a_x" in bytes, after it under ICU's. A lazily loading
+// incremental sync whose only member event is a new sender's, brought by
+// lazy loading, carries no summary (unchanged, as in Synapse); one with
+// a join in its timeline carries the summary again.
 func TestSyncSummaryHeroes(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
@@ -52,9 +54,17 @@ func TestSyncSummaryHeroes(t *testing.T) {
 
 		sySend(t, users["hank"], room, "hello")
 		resp = sySince(t, alice, resp.NextBatch, "filter", lazy)
+		if sum = syJoined(t, resp, room).Summary; sum != nil {
+			t.Fatalf("incremental lazy sync whose only member state is the sender's carries a summary: %v", sum)
+		}
+		syJoin(t, users["carol"], room)
+		resp = sySince(t, alice, resp.NextBatch, "filter", lazy)
 		sum = syJoined(t, resp, room).Summary
 		if heroes, _ := sum["m.heroes"].([]any); !slices.Equal(heroes, want) {
 			t.Fatalf("incremental lazy sync heroes = %v, want %v (summary %v)", heroes, want, sum)
+		}
+		if sum["m.joined_member_count"] != float64(8) || sum["m.invited_member_count"] != float64(0) {
+			t.Fatalf("incremental sync counts after a join: %v", sum)
 		}
 
 		r := testserver.Send(t, nil, http.MethodPost, s.URL+ssPath+"?timeout=0", alice.AccessToken, roomList(0, 9))

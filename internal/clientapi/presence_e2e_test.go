@@ -16,7 +16,8 @@ import (
 // TestPresence: alice sets her presence; bob, who shares a room with
 // her, reads it, and so does /sync's view of his roommates' changes;
 // carol, who shares none, is refused; nobody sets another's presence;
-// the state survives a restart.
+// sending a message, and no other event, brings an idle user back; the
+// state survives a restart.
 func TestPresence(t *testing.T) {
 	testserver.EachEngine(t, nil, func(t *testing.T, s *testserver.Server) {
 		ctx := context.Background()
@@ -66,9 +67,16 @@ func TestPresence(t *testing.T) {
 			t.Fatalf("carol's presence changes: %+v", evs)
 		}
 
-		// Sending an event counts as activity; an idle alice comes back.
+		// Sending a message counts as activity; an idle alice comes back.
+		// Other events do not, as in Synapse.
 		if err := alice.SetPresence(ctx, mautrix.ReqPresence{Presence: event.PresenceUnavailable}); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := alice.SendMessageEvent(ctx, room.RoomID, event.NewEventType("org.example.ping"), map[string]any{}); err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := bob.GetPresence(ctx, alice.UserID); p == nil || p.Presence != event.PresenceUnavailable {
+			t.Fatalf("after sending a non-message event, alice is %+v", p)
 		}
 		if _, err := alice.SendText(ctx, room.RoomID, "hello"); err != nil {
 			t.Fatal(err)

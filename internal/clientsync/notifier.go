@@ -48,6 +48,9 @@ type Notifier struct {
 	// answer, loaded again on a room's next event.
 	joined      *cache.LRU[string, map[string]bool]
 	joinedBytes int
+	// roomLists are users' joined rooms, for presence wake-ups (nil:
+	// from the rooms' member lists; see WithRoomLists).
+	roomLists RoomLists
 
 	// regSeq numbers registrations (Waiter.seq).
 	regSeq uint64

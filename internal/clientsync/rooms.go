@@ -96,14 +96,30 @@ func (s *Service) joinedRoom(ctx context.Context, req Request, vis *rooms.Visibi
 	if room.Timeline.Events, err = s.render.Render(ctx, tl, viewer, req.UserID, true); err != nil {
 		return nil, err
 	}
-	// Like Synapse, send the summary only when it may have changed: with
-	// full state, or when membership events are in the response.
-	if mode == stateFull || hasMembers(stateEvs) || hasMembers(tl) {
+	if summaryMayChange(req, mode, tl, stateEvs, limited || dropped) {
 		if room.Summary, err = s.summary(ctx, roomID, req.UserID); err != nil {
 			return nil, err
 		}
 	}
 	return room, nil
+}
+
+// summaryMayChange reports whether a room's entry carries its summary,
+// which, omitted, the spec lets a client read as unchanged. Like Synapse
+// (sync.py, _generate_room_entry): with full state, when a membership
+// is in the timeline, or when a gap may have hidden one and membership
+// is in the state. With lazy-loaded members a sender's member event is
+// in the state of nearly every sync and says nothing of a change
+// (Synapse calls them false positives), so it alone does not count; yet
+// it made each woken long-poll count the members of rooms of thousands.
+func summaryMayChange(req Request, mode stateMode, tl, state []*rooms.Event, gap bool) bool {
+	if mode == stateFull || hasMembers(tl) {
+		return true
+	}
+	if req.Filter.Room.State.LazyLoadMembers {
+		return gap && hasMembers(state)
+	}
+	return hasMembers(state)
 }
 
 // stateBefore is the state section: the state at the start of the

@@ -268,6 +268,19 @@ func (s *Service) Activity(ctx context.Context, userID string) error {
 	})
 }
 
+// JoinedRooms lists the rooms a user is joined to, from the cache that
+// answers /sync's roommate checks, loading them on a miss. The slice is
+// shared: not to be changed.
+func (s *Service) JoinedRooms(ctx context.Context, userID string) ([]string, error) {
+	return s.mates.joinedRooms(ctx, userID)
+}
+
+// CachedJoinedRooms is JoinedRooms when that cache holds the user's
+// rooms (ok false otherwise), without asking the database.
+func (s *Service) CachedJoinedRooms(userID string) (rooms []string, ok bool) {
+	return s.mates.cachedRooms(userID)
+}
+
 // Get is GET /presence/{userId}/status: the viewer must share a room
 // with the user or be the user (M_FORBIDDEN otherwise, as Synapse); a
 // remote user nobody told this server about is M_NOT_FOUND. With

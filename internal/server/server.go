@@ -302,7 +302,7 @@ func (s *Server) buildEngine(ctx context.Context, b *built) (*rooms.StreamGen, e
 	// guests), as Synapse notifies after computing push actions.
 	pushed := push.NewProgress(stream.Current())
 	s.notifier = clientsync.NewNotifier(stream, db, cfg.ServerName, changes, clientsync.WithGate(pushed, maxPushHold),
-		clientsync.WithJoinedCacheBytes(cfg.Memory.SyncCacheMiB<<20/2))
+		clientsync.WithJoinedCacheBytes(cfg.Memory.SyncCacheMiB<<20/2), clientsync.WithRoomLists(s.presence))
 	// Account data comes first: the engine's visibility check hides the
 	// events of ignored users on every read path.
 	s.acctData = accountdata.New(db, stream, changes, accountdata.WithIgnoredCacheBytes(cfg.Memory.LookupCacheMiB<<20))
