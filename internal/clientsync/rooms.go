@@ -15,7 +15,7 @@ import (
 
 // stateAt is a room's state at a stream position (empty before the room).
 func (s *Service) stateAt(ctx context.Context, roomID string, pos int64) (rooms.StateMap, error) {
-	state, err := s.store.StateAfterAtOrBefore(ctx, roomID, pos)
+	state, err := s.stateAfterAt(ctx, roomID, pos)
 	if errors.Is(err, store.ErrNotFound) {
 		return rooms.StateMap{}, nil
 	}
