@@ -22,7 +22,27 @@ type Event struct {
 	StateKey       *string         `json:"state_key,omitempty"`
 	Type           string          `json:"type"`
 	Redacts        string          `json:"redacts,omitempty"`
-	Unsigned       map[string]any  `json:"unsigned,omitempty"`
+	Unsigned       Unsigned        `json:"unsigned"`
+}
+
+// Unsigned is a client event's unsigned object. A struct, not a map:
+// every event of every response has one, and a map cost an allocation
+// of some 300 bytes per rendered event (issue 20).
+type Unsigned struct {
+	Age           int64  `json:"age"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	// PrevContent, PrevSender and ReplacesState describe the state
+	// event this one replaced.
+	PrevContent   json.RawMessage `json:"prev_content,omitempty"`
+	PrevSender    string          `json:"prev_sender,omitempty"`
+	ReplacesState string          `json:"replaces_state,omitempty"`
+	// Membership is the viewer's membership after the event (MSC4115).
+	Membership      string         `json:"membership,omitempty"`
+	RedactedBecause *Event         `json:"redacted_because,omitempty"`
+	Relations       map[string]any `json:"m.relations,omitempty"`
+	// FilteredBy is FilteredByKey: the feeds of the viewer's own
+	// reputation filter that hide the event.
+	FilteredBy []string `json:"org.myelin.filtered_by,omitempty"`
 }
 
 // Viewer is who an event is rendered for: their own events carry the
@@ -71,27 +91,17 @@ func Format(ev *rooms.Event, o Options) Event {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	u := map[string]any{"age": max(0, now.UnixMilli()-int64(ev.OriginServerTS()))}
+	u := Unsigned{Age: max(0, now.UnixMilli()-int64(ev.OriginServerTS())), Membership: o.Membership,
+		ReplacesState: o.ReplacesState, RedactedBecause: o.RedactedBecause}
 	if ev.TxnID != "" && ev.TxnLocalpart == o.Viewer.Localpart && ev.TxnDevice == o.Viewer.DeviceID && o.Viewer.DeviceID != "" {
-		u["transaction_id"] = ev.TxnID
+		u.TransactionID = ev.TxnID
 	}
 	if o.PrevContent != nil {
-		u["prev_content"] = o.PrevContent
-		if o.PrevSender != "" {
-			u["prev_sender"] = o.PrevSender
-		}
-	}
-	if o.ReplacesState != "" {
-		u["replaces_state"] = o.ReplacesState
-	}
-	if o.Membership != "" {
-		u["membership"] = o.Membership
-	}
-	if o.RedactedBecause != nil {
-		u["redacted_because"] = o.RedactedBecause
+		u.PrevContent = o.PrevContent
+		u.PrevSender = o.PrevSender
 	}
 	if len(o.Relations) > 0 {
-		u["m.relations"] = o.Relations
+		u.Relations = o.Relations
 	}
 	out.Unsigned = u
 	return out

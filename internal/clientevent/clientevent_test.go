@@ -223,16 +223,16 @@ func TestRender(t *testing.T) {
 	if len(hookSaw) != 3 {
 		t.Fatalf("the relations hook saw %v", hookSaw)
 	}
-	if out[0].Unsigned["m.relations"] == nil || out[1].Unsigned["m.relations"] != nil {
+	if out[0].Unsigned.Relations == nil || out[1].Unsigned.Relations != nil {
 		t.Fatalf("relations on the wrong events: %v / %v", out[0].Unsigned, out[1].Unsigned)
 	}
 	u := out[1].Unsigned
-	if string(u["prev_content"].(json.RawMessage)) != `{"topic":"old"}` || u["prev_sender"] != "@bob:hs1.test" || u["replaces_state"] != old.EventID() {
+	if string(u.PrevContent) != `{"topic":"old"}` || u.PrevSender != "@bob:hs1.test" || u.ReplacesState != old.EventID() {
 		t.Fatalf("replaced state: %v", u)
 	}
-	rb, ok := out[2].Unsigned["redacted_because"].(*Event)
-	if !ok || rb.EventID != redaction.EventID() || rb.Redacts != "$x" {
-		t.Fatalf("redacted_because: %v", out[2].Unsigned["redacted_because"])
+	rb := out[2].Unsigned.RedactedBecause
+	if rb == nil || rb.EventID != redaction.EventID() || rb.Redacts != "$x" {
+		t.Fatalf("redacted_because: %v", rb)
 	}
 	if out[1].RoomID != "" {
 		t.Fatal("omitRoomID not applied")
@@ -251,7 +251,7 @@ func TestRender(t *testing.T) {
 	gone := event(t, map[string]any{"type": "m.room.topic", "state_key": "", "origin_server_ts": 1_000_005})
 	gone.ReplacesNID = 99
 	out, err = Renderer{Loader: l}.Render(ctx, []*rooms.Event{gone}, Viewer{}, "", false)
-	if err != nil || out[0].Unsigned["prev_content"] != nil {
+	if err != nil || out[0].Unsigned.PrevContent != nil {
 		t.Fatalf("missing replaced event: %v %v", out, err)
 	}
 	// Load and hook errors are returned, not rendered around.
@@ -264,5 +264,27 @@ func TestRender(t *testing.T) {
 	}}
 	if _, err := hookErr.Render(ctx, []*rooms.Event{plain}, Viewer{}, "", false); err == nil {
 		t.Fatal("a relations error was swallowed")
+	}
+}
+
+// Rendering a timeline event for a viewer allocates no unsigned
+// object: a map before, it cost allocations per rendered event (the map
+// and its boxed values), and every woken /sync renders its timeline
+// (issue 20).
+func TestFormatAllocations(t *testing.T) {
+	ev := event(t, nil)
+	now := time.UnixMilli(1_000_000 + 2500)
+	o := Options{Now: now, Membership: "join", OmitRoomID: true}
+	var out Event
+	if n := testing.AllocsPerRun(100, func() { out = Format(ev, o) }); n > 2 {
+		t.Fatalf("Format allocates %v times", n)
+	}
+	u := wire(t, out)["unsigned"].(map[string]any)
+	if u["age"] != float64(2500) || u["membership"] != "join" || len(u) != 2 {
+		t.Fatalf("unsigned: %v", u)
+	}
+	out.Unsigned.FilteredBy = []string{"feed"}
+	if f, _ := wire(t, out)["unsigned"].(map[string]any)[FilteredByKey].([]any); len(f) != 1 || f[0] != "feed" {
+		t.Fatalf("%s: %v", FilteredByKey, wire(t, out)["unsigned"])
 	}
 }

@@ -135,10 +135,7 @@ func (r Renderer) render(ctx context.Context, evs []*rooms.Event, viewer Viewer,
 		}
 		if showFiltered {
 			if feeds := r.Filtered(ctx, viewerUserID, ev); feeds != nil {
-				if out[i].Unsigned == nil {
-					out[i].Unsigned = map[string]any{}
-				}
-				out[i].Unsigned[FilteredByKey] = feeds
+				out[i].Unsigned.FilteredBy = feeds
 			}
 		}
 	}

@@ -21,7 +21,7 @@ func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, s
 	if len(tl) == 0 {
 		return evs, nil
 	}
-	lastState, err := s.store.StateAfterAtOrBefore(ctx, roomID, upto)
+	lastState, err := s.stateAfterAt(ctx, roomID, upto)
 	if errors.Is(err, store.ErrNotFound) {
 		return evs, nil
 	}

@@ -106,7 +106,7 @@ func (s *Service) joinedSince(ctx context.Context, p *pass, m store.RoomMembersh
 // members newly share a room with the user, for presence.
 func (s *Service) newlyJoinedRoom(ctx context.Context, p *pass, roomID string, room *JoinedRoom) error {
 	if !room.Timeline.Limited {
-		_, err := s.store.StateAfterAtOrBefore(ctx, roomID, p.after)
+		_, err := s.stateAfterAt(ctx, roomID, p.after)
 		switch {
 		case err == nil:
 			room.Timeline.Limited = true

@@ -15,7 +15,13 @@ import (
 
 // stateAt is a room's state at a stream position (empty before the room).
 func (s *Service) stateAt(ctx context.Context, roomID string, pos int64) (rooms.StateMap, error) {
-	state, err := s.store.StateAfterAtOrBefore(ctx, roomID, pos)
+	return s.stateFrom(ctx, roomID, pos, s.stateAfterAt)
+}
+
+// stateFrom is a room's state at a stream position, whose snapshot
+// stateAfter finds.
+func (s *Service) stateFrom(ctx context.Context, roomID string, pos int64, stateAfter func(context.Context, string, int64) (int64, error)) (rooms.StateMap, error) {
+	state, err := stateAfter(ctx, roomID, pos)
 	if errors.Is(err, store.ErrNotFound) {
 		return rooms.StateMap{}, nil
 	}

@@ -32,9 +32,12 @@ func (s *Service) ActiveRooms(ctx context.Context, after, upto int64) (map[strin
 	return s.roomsWithEvents(ctx, after, upto)
 }
 
-// RoomStateAt is a room's state at a stream position.
+// RoomStateAt is a room's state at a stream position. It asks the
+// database each time: sliding sync does not look for completed partial
+// states (PartialStateCompleted), which make the shared answers of
+// stateAfterAt stale (see forgetStates).
 func (s *Service) RoomStateAt(ctx context.Context, roomID string, pos int64) (rooms.StateMap, error) {
-	return s.stateAt(ctx, roomID, pos)
+	return s.stateFrom(ctx, roomID, pos, s.store.StateAfterAtOrBefore)
 }
 
 // RoomTimeline is up to limit events of a room in (after, upto] that the

@@ -42,7 +42,10 @@ type Service struct {
 	active      *cache.LRU[[2]int64, map[string]bool]
 	memberships *cache.LRU[string, userMemberships]
 	pages       *cache.LRU[roomRange, []int64]
-	sources     Sources
+	// states caches StateAfterAtOrBefore answers (see stateAfterAt),
+	// bounded like pages.
+	states  *cache.LRU[roomPos, int64]
+	sources Sources
 }
 
 // New makes the sync service; src are the streams besides rooms that
@@ -55,7 +58,8 @@ func New(st Store, engine *rooms.Engine, n *Notifier, r clientevent.Renderer, sr
 	return &Service{store: st, engine: engine, notifier: n, render: r, sources: src,
 		active:      cache.ExpireWhenIdle(cache.NewLRU[[2]int64, map[string]bool](max(1, o.cacheBytes/2))),
 		memberships: cache.ExpireWhenIdle(cache.NewLRU[string, userMemberships](max(1, o.cacheBytes/2))),
-		pages:       cache.ExpireWhenIdle(cache.NewLRU[roomRange, []int64](pagesBytes))}
+		pages:       cache.ExpireWhenIdle(cache.NewLRU[roomRange, []int64](pagesBytes)),
+		states:      cache.ExpireWhenIdle(cache.NewLRU[roomPos, int64](statesBytes))}
 }
 
 // Request is a parsed /sync request.
@@ -287,6 +291,7 @@ func (s *Service) incrementalRooms(ctx context.Context, p *pass, memberships []s
 		}
 		p.completed[id] = true
 	}
+	s.forgetStates(p.completed)
 	for _, m := range memberships {
 		h, err := s.membershipHistory(ctx, m, changed[m.RoomID])
 		if err != nil {

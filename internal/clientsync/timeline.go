@@ -44,6 +44,49 @@ func pageCost(key roomRange, nids []int64) int {
 	return 8*cap(nids) + len(key.roomID) + 160
 }
 
+// roomPos is a room at a stream position.
+type roomPos struct {
+	roomID string
+	pos    int64
+}
+
+// statesBytes bounds the cache of states at positions: as for pages,
+// the requests one event wakes ask within milliseconds of each other.
+const statesBytes = 256 << 10
+
+// stateAfterAt is StateAfterAtOrBefore, shared: every request one event
+// wakes asks for the state at the end of its timeline, at the same
+// position of the same room, and what is at or below the readable
+// position does not change (but for a completed partial state, see
+// forgetStates). A position beyond it is not cached: events may
+// still come there.
+func (s *Service) stateAfterAt(ctx context.Context, roomID string, pos int64) (int64, error) {
+	key := roomPos{roomID: roomID, pos: pos}
+	if state, ok := s.states.Get(key); ok {
+		return state, nil
+	}
+	// Asked before the query: a position that became readable during it
+	// may have been read before its events were.
+	readable := pos <= s.engine.Stream().Current()
+	state, err := s.store.StateAfterAtOrBefore(ctx, roomID, pos)
+	if err != nil {
+		return 0, err
+	}
+	if readable {
+		s.states.PutCost(key, state, len(roomID)+cacheEntryOverhead)
+	}
+	return state, nil
+}
+
+// forgetStates drops the cached states of rooms whose partial state
+// was completed: completing it may reject events it had accepted
+// (rooms.CompletePartialState), below positions already cached.
+func (s *Service) forgetStates(roomIDs map[string]bool) {
+	if len(roomIDs) > 0 {
+		s.states.RemoveIf(func(k roomPos, _ int64) bool { return roomIDs[k.roomID] })
+	}
+}
+
 // roomsWithEvents is the set of rooms with events in (after, upto]. The
 // requests woken by one event all ask for the same range, and a range
 // below the readable position never changes, so answers are shared.
