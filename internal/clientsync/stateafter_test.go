@@ -57,3 +57,39 @@ func TestStateAfterAtShared(t *testing.T) {
 	s.forgetStates(map[string]bool{"!a:hs1.test": true})
 	ask("!a:hs1.test", 10, 5, 7)
 }
+
+// completingStates is statesAt whose query returns the answer read
+// before a partial-state completion, which forgets the room's states
+// while the query is under way.
+type completingStates struct {
+	statesAt
+	during func()
+}
+
+func (s *completingStates) StateAfterAtOrBefore(ctx context.Context, roomID string, pos int64) (int64, error) {
+	st, err := s.statesAt.StateAfterAtOrBefore(ctx, roomID, pos)
+	if s.during != nil {
+		s.during()
+		s.during = nil
+	}
+	return st, err
+}
+
+// An answer read before a completion that another request saw while
+// the query ran is stale: it is returned to its request but not cached.
+func TestStateAfterAtNotCachedAcrossCompletion(t *testing.T) {
+	ctx := context.Background()
+	st := &completingStates{statesAt: statesAt{state: map[string]int64{"!a:hs1.test": 7}}}
+	engine := rooms.New(nil, rooms.NewStreamGen(10, nil), nil, rooms.Options{})
+	s := New(st, engine, nil, clientevent.Renderer{}, Sources{})
+	st.during = func() {
+		st.state["!a:hs1.test"] = 5
+		s.forgetStates(map[string]bool{"!a:hs1.test": true})
+	}
+	if got, err := s.stateAfterAt(ctx, "!a:hs1.test", 10); err != nil || got != 7 {
+		t.Fatalf("stateAfterAt = %d, %v; want the answer read, 7", got, err)
+	}
+	if got, err := s.stateAfterAt(ctx, "!a:hs1.test", 10); err != nil || got != 5 {
+		t.Fatalf("stateAfterAt after the completion = %d, %v; want 5 (the stale answer was cached)", got, err)
+	}
+}

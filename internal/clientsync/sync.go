@@ -3,6 +3,7 @@ package clientsync
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
@@ -44,8 +45,11 @@ type Service struct {
 	pages       *cache.LRU[roomRange, []int64]
 	// states caches StateAfterAtOrBefore answers (see stateAfterAt),
 	// bounded like pages.
-	states  *cache.LRU[roomPos, int64]
-	sources Sources
+	states *cache.LRU[roomPos, int64]
+	// statesGen counts forgetStates calls: an answer read across one is
+	// not cached, since it may predate the completion that dropped it.
+	statesGen atomic.Uint64
+	sources   Sources
 }
 
 // New makes the sync service; src are the streams besides rooms that

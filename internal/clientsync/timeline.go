@@ -68,11 +68,12 @@ func (s *Service) stateAfterAt(ctx context.Context, roomID string, pos int64) (i
 	// Asked before the query: a position that became readable during it
 	// may have been read before its events were.
 	readable := pos <= s.engine.Stream().Current()
+	gen := s.statesGen.Load()
 	state, err := s.store.StateAfterAtOrBefore(ctx, roomID, pos)
 	if err != nil {
 		return 0, err
 	}
-	if readable {
+	if readable && s.statesGen.Load() == gen {
 		s.states.PutCost(key, state, len(roomID)+cacheEntryOverhead)
 	}
 	return state, nil
@@ -83,6 +84,7 @@ func (s *Service) stateAfterAt(ctx context.Context, roomID string, pos int64) (i
 // (rooms.CompletePartialState), below positions already cached.
 func (s *Service) forgetStates(roomIDs map[string]bool) {
 	if len(roomIDs) > 0 {
+		s.statesGen.Add(1)
 		s.states.RemoveIf(func(k roomPos, _ int64) bool { return roomIDs[k.roomID] })
 	}
 }
