@@ -143,7 +143,7 @@ func checkQuiet() {
 // after the check that found the server quiet: what SQLite freed then
 // goes back here. The executable's pages are dropped last: the release
 // runs SQL (statements closed, PRAGMA shrink_memory) through SQLite's
-// parser and virtual machine, and trimmed before it, the 2 to 3 MiB of
+// parser and virtual machine, and trimmed before it, the 3 MiB or so of
 // the binary that code spans were mapped back and counted in RSS until
 // the next check (issue 20's load run, a minute after the load).
 func releaseWhileQuiet() {
