@@ -23,12 +23,24 @@ var idle struct {
 // caches proper, whose entries are found again elsewhere (the database);
 // not for state kept in an LRU for its bound (sliding sync connections).
 func ExpireWhenIdle[K comparable, V any](c *LRU[K, V]) *LRU[K, V] {
-	p := weak.Make(c)
+	return TrimWhenIdle(c)
+}
+
+// TrimWhenIdle registers a record that is not an LRU with
+// TrimIdleCaches: each call, made while the process is quiet, drops
+// what went unused since the previous one and reports how much. For
+// records of what the database holds too, which a burst fills and a
+// quiet server does not need to keep.
+func TrimWhenIdle[T any, P interface {
+	*T
+	idleTrimmer
+}](c P) P {
+	p := weak.Make((*T)(c))
 	idle.mu.Lock()
 	defer idle.mu.Unlock()
 	idle.caches = append(idle.caches, func() (idleTrimmer, bool) {
 		if c := p.Value(); c != nil {
-			return c, true
+			return P(c), true
 		}
 		return nil, false
 	})

@@ -100,3 +100,29 @@ func TestLRUTrimIdleGivesBackTheMap(t *testing.T) {
 	}
 	runtime.KeepAlive(c)
 }
+
+// countingTrimmer is a record other than an LRU registered with
+// TrimWhenIdle. Its padding keeps it out of the allocator's tiny blocks,
+// which would keep it alive with their other objects.
+type countingTrimmer struct {
+	calls int
+	_     [32]byte
+}
+
+func (c *countingTrimmer) TrimIdle() int { c.calls++; return 0 }
+
+func TestTrimWhenIdleTrimsOtherRecords(t *testing.T) {
+	c := TrimWhenIdle(&countingTrimmer{})
+	TrimIdleCaches()
+	if c.calls != 1 {
+		t.Errorf("a record registered with TrimWhenIdle was trimmed %d times by one TrimIdleCaches, want 1", c.calls)
+	}
+	before := registered()
+	func() { TrimWhenIdle(&countingTrimmer{}) }()
+	runtime.GC()
+	TrimIdleCaches()
+	if after := registered(); after != before {
+		t.Errorf("registry holds %d records, want %d: a collected one was kept", after, before)
+	}
+	runtime.KeepAlive(c)
+}

@@ -216,7 +216,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	if opts.StateCacheBytes == 0 {
 		opts.StateCacheBytes = defaultStateCacheBytes
 	}
-	txns := newSentTxns()
+	txns := cache.TrimWhenIdle(newSentTxns())
 	return &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
 		stream:    stream,

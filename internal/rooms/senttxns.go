@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"hash/maphash"
+	"maps"
 	"sync"
 )
 
@@ -17,6 +18,10 @@ const (
 	txnDeviceLimit = 16384
 	txnTotalLimit  = 1 << 16
 	txnDeviceCount = 4096
+	// txnIdleTrims quiet checks (10 s each) without a send forget a
+	// device: reading it back costs a query of up to txnLoadLimit rows,
+	// which a user pausing between messages should not pay every time.
+	txnIdleTrims = 3
 )
 
 // sentTxns remembers which transaction IDs each device sent events with,
@@ -53,8 +58,11 @@ type deviceTxns struct {
 	sent    map[uint64]struct{}
 	// writing counts the device's writes begun and not settled.
 	writing int
-	// used: looked up since the last sweep (forget).
+	// used: looked up since the last sweep (forget) or TrimIdle.
 	used bool
+	// idleTrims counts the TrimIdle calls since the device was last
+	// looked up.
+	idleTrims int
 }
 
 func newSentTxns() *sentTxns {
@@ -178,6 +186,34 @@ func (s *sentTxns) trimLocked() {
 	if s.hashes > txnTotalLimit {
 		s.forgetLocked()
 	}
+}
+
+// TrimIdle forgets the devices not looked up in the last
+// txnIdleTrims calls and without a write in flight
+// (cache.TrimWhenIdle). After a burst of sends their hashes (tens of KB
+// per busy device, in maps that do not shrink) would otherwise stay for
+// the process's life; a device that sends again is read from the store
+// once, as after a restart.
+func (s *sentTxns) TrimIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, d := range s.devices {
+		d.idleTrims++
+		if d.used {
+			d.idleTrims, d.used = 0, false
+		}
+		if d.writing == 0 && d.idleTrims >= txnIdleTrims {
+			s.hashes -= len(d.sent)
+			delete(s.devices, k)
+			n++
+		}
+	}
+	if n > 0 {
+		// The map of devices does not shrink either.
+		s.devices = maps.Clone(s.devices)
+	}
+	return n
 }
 
 // forgetLocked drops the devices not looked up since the last sweep, or

@@ -143,6 +143,54 @@ func TestSentTxnsRetryAfterForgetting(t *testing.T) {
 	})
 }
 
+// TestSentTxnsTrimIdle: a quiet server forgets the transactions of the
+// devices that stopped sending (a burst's hashes would otherwise stay for
+// the process's life), keeps those still sending, and a retry after the
+// device was forgotten still returns the first event.
+func TestSentTxnsTrimIdle(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		_, db, _ := newTestEngine(t, dbURL)
+		e, st := newTxnEngine(t, db)
+		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := sendTxn(t, e, roomID, "D1", "t1")
+		sendTxn(t, e, roomID, "D1", "t2")
+		sendTxn(t, e, roomID, "D2", "t1")
+		devices := func() (int, int) {
+			e.txns.mu.Lock()
+			defer e.txns.mu.Unlock()
+			return len(e.txns.devices), e.txns.hashes
+		}
+		// The first check finds both just used; D1 is idle from then on.
+		for i := range txnIdleTrims {
+			e.txns.TrimIdle()
+			sendTxn(t, e, roomID, "D2", fmt.Sprint("u", i))
+		}
+		if n, _ := devices(); n != 2 {
+			t.Fatalf("%d devices recorded after %d quiet checks, want 2: D1 was forgotten too soon", n, txnIdleTrims)
+		}
+		if got := e.txns.TrimIdle(); got != 1 {
+			t.Fatalf("TrimIdle forgot %d devices, want 1 (D1, idle for %d checks)", got, txnIdleTrims)
+		}
+		if n, hashes := devices(); n != 1 || hashes != txnIdleTrims+1 {
+			t.Fatalf("after the trim: %d devices, %d hashes; want D2's 1 and %d", n, hashes, txnIdleTrims+1)
+		}
+		if again := sendTxn(t, e, roomID, "D1", "t1"); again.EventID() != first.EventID() {
+			t.Fatalf("retry after the trim sent %s, want %s", again.EventID(), first.EventID())
+		}
+		before := st.lookups.Load()
+		sendTxn(t, e, roomID, "D1", "t3")
+		if n := st.lookups.Load() - before; n != 0 {
+			t.Fatalf("a new ID of a device read back after the trim looked up %d times, want 0", n)
+		}
+		if n := st.retriesWritten.Load(); n != 0 {
+			t.Fatalf("%d retries reached the writer", n)
+		}
+	})
+}
+
 // TestSentTxnsBounded: a device past the per-device bound is asked of the
 // store on every send, and its retries still return the first event.
 func TestSentTxnsBounded(t *testing.T) {
