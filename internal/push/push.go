@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/pushrules"
@@ -134,6 +135,10 @@ type Service struct {
 	unread   *cache.LRU[countsKey, []store.ThreadCounts]
 
 	queue *queue.Queue[rooms.Notification]
+	// pending counts the events published and not yet evaluated: queued
+	// or in the batch the worker holds (the queue's length alone is 0
+	// while a batch of joins into rooms of 5,000 is being evaluated).
+	pending atomic.Int64
 	// stopped closes when Run ends, so that a publisher blocked on a
 	// full queue is released at shutdown.
 	stopped chan struct{}
@@ -251,8 +256,14 @@ func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {
 		return
 	}
-	s.queue.Push(n, s.stopped)
+	s.pending.Add(1)
+	if !s.queue.Push(n, s.stopped) {
+		s.pending.Add(-1)
+	}
 }
+
+// Backlog is how many published events the worker has yet to evaluate.
+func (s *Service) Backlog() int64 { return s.pending.Load() }
 
 // maxBatch bounds how many queued events one transaction stores the
 // notifications of.
@@ -306,6 +317,7 @@ func (s *Service) Run(ctx context.Context) error {
 			last = max(last, n.Event.StreamPos)
 		}
 		s.through.w.Raise(last)
+		s.pending.Add(-int64(len(batch)))
 	}
 }
 
