@@ -34,6 +34,7 @@ type Store interface {
 	LoadRoomHead(ctx context.Context, roomID string) (store.RoomHead, error)
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
+	SnapshotEntry(ctx context.Context, id int64, k roommodel.StateKey) (parent, nid int64, found bool, err error)
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
 	EventJSONByNID(ctx context.Context, nids []int64) ([]store.EventJSONRow, error)
@@ -179,6 +180,9 @@ type Engine struct {
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
+	// stateKeys caches single keys of snapshots not held in snapshots
+	// (see stateKeyAt); snapshots never change, so nothing invalidates it.
+	stateKeys *cache.LRU[snapshotKey, int64]
 	// servers are the servers with joined members in a room's current
 	// state, by its snapshot (ServerInRoom; servers.go).
 	servers *cache.LRU[int64, []string]
@@ -230,6 +234,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
 		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
+		stateKeys: cache.ExpireWhenIdle(cache.NewLRU[snapshotKey, int64](stateKeysCacheBytes)),
 		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }
