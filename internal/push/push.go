@@ -161,6 +161,8 @@ type Service struct {
 	// memberCache holds each room's members in the latest state the
 	// worker judged an event of it in (see members).
 	memberCache *cache.LRU[string, *memberState]
+	// completions counts partial-state rooms completed (see members).
+	completions atomic.Uint64
 	deliver     *deliverer
 	// hold lets a test keep the worker from the events it has taken, so
 	// that the room moves on before they are evaluated (HoldEvaluation).
@@ -238,6 +240,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
 	opts.Bus.Subscribe("push", func(_ context.Context, c bus.Change) { s.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	opts.Bus.Subscribe("push-completions", func(context.Context, bus.Change) { s.completions.Add(1) }, rooms.TopicPartialStateCompleted)
 	// Push rules are account data: a change written by another process
 	// reaches this one's cache only through the bus (update drops it at
 	// once in this one).

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -181,8 +182,12 @@ type Engine struct {
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
 	// stateKeys caches single keys of snapshots not held in snapshots
-	// (see stateKeyAt); snapshots never change, so nothing invalidates it.
-	stateKeys *cache.LRU[snapshotKey, int64]
+	// (see stateKeyAt); forgetSnapshots drops them with the snapshots.
+	// stateKeysGen counts those drops and orders them, under
+	// stateKeysMu, against a key read across one.
+	stateKeys    *cache.LRU[snapshotKey, int64]
+	stateKeysMu  sync.Mutex
+	stateKeysGen atomic.Uint64
 	// servers are the servers with joined members in a room's current
 	// state, by its snapshot (ServerInRoom; servers.go).
 	servers *cache.LRU[int64, []string]

@@ -39,6 +39,7 @@ func (e *Engine) stateKeyAt(ctx context.Context, snapshot int64, k roommodel.Sta
 	if nid, ok := e.stateKeys.Get(sk); ok {
 		return nid, nil
 	}
+	gen := e.stateKeysGen.Load()
 	var nid int64
 	for cur := snapshot; cur != 0; {
 		if s, ok := e.snapshots.Get(cur); ok {
@@ -55,8 +56,31 @@ func (e *Engine) stateKeyAt(ctx context.Context, snapshot int64, k roommodel.Sta
 		}
 		cur = parent
 	}
-	e.stateKeys.PutCost(sk, nid, 64+len(k.Type)+len(k.StateKey))
+	// Not kept if snapshots were changed meanwhile (forgetSnapshots): the
+	// walk may have read some of them before.
+	e.stateKeysMu.Lock()
+	if e.stateKeysGen.Load() == gen {
+		e.stateKeys.PutCost(sk, nid, 64+len(k.Type)+len(k.StateKey))
+	}
+	e.stateKeysMu.Unlock()
 	return nid, nil
+}
+
+// forgetSnapshots drops snapshots changed in place (a partial-state
+// room completed) or purged from both state caches.
+func (e *Engine) forgetSnapshots(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	gone := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		e.snapshots.Remove(id)
+		gone[id] = true
+	}
+	e.stateKeysMu.Lock()
+	defer e.stateKeysMu.Unlock()
+	e.stateKeysGen.Add(1)
+	e.stateKeys.RemoveIf(func(k snapshotKey, _ int64) bool { return gone[k.snapshot] })
 }
 
 // stateEventAt loads one piece of state of a snapshot; nil if absent.
