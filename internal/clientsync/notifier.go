@@ -48,8 +48,9 @@ type Notifier struct {
 	// answer, loaded again on a room's next event.
 	joined      *cache.LRU[string, map[string]bool]
 	joinedBytes int
-	// roomLists are users' joined rooms, for presence wake-ups (nil:
-	// from the rooms' member lists; see WithRoomLists).
+	// roomLists are users' joined rooms, for presence wake-ups and for
+	// events of rooms whose member list joined does not hold (nil: from
+	// the rooms' member lists; see WithRoomLists).
 	roomLists RoomLists
 
 	// regSeq numbers registrations (Waiter.seq).
@@ -182,6 +183,9 @@ func (n *Notifier) flush() (deadline time.Time, holding bool) {
 	n.mu.Lock()
 	var missing []string
 	for _, not := range n.pending {
+		if n.roomLists != nil {
+			break // uncached rooms' waiters are found from their room lists
+		}
 		if id := not.roomID; !n.joined.Contains(id) && !slices.Contains(missing, id) {
 			missing = append(missing, id)
 		}
@@ -218,6 +222,13 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 			continue
 		}
 		roomID := not.roomID
+		if n.roomLists != nil && !n.joined.Contains(roomID) {
+			if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
+				n.wakeLocked(n.byUser[*not.Event.StateKey()])
+			}
+			n.wakeInRoomLocked(roomID)
+			continue
+		}
 		users, known := n.joinedLocked(roomID)
 		if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
 			target := *not.Event.StateKey()
@@ -239,6 +250,31 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 	}
 	n.pending = kept
 	return deadline, holding
+}
+
+// wakeInRoomLocked wakes the waiters of a room whose member list is not
+// cached, from the waiting users' room lists (see WithRoomLists): the
+// waiters are a tenth of a busy server's users, with a few rooms each,
+// where the member list of a room of 5,000 is a query and 5,000 entries
+// to hold, and at 10,000 users in the scale curve the notifier's cache
+// no longer held those lists (loading them again for the messages' own
+// wake-ups was Notifier.flush's share of the CPU). A waiter whose room
+// list is not held is woken rather than looked up, as for presence: its
+// /sync loads the list, finds nothing and waits again. The lists are
+// current for this room's earlier events: the room's notifications reach
+// the bus's listeners in order, and the roommate cache drops a list on
+// the state event that may change it, before this one is published.
+func (n *Notifier) wakeInRoomLocked(roomID string) {
+	for u, ws := range n.byUser {
+		if !strings.HasPrefix(u, "@") {
+			continue // a peeker's room ID (see Register), woken below
+		}
+		theirs, ok := n.roomLists.CachedJoinedRooms(u)
+		if !ok || slices.Contains(theirs, roomID) {
+			n.wakeLocked(ws)
+		}
+	}
+	n.wakeLocked(n.byUser[roomID])
 }
 
 // wakeLocked fires waiters and drops them: a fired waiter is done, and

@@ -193,7 +193,8 @@ type RoomLists interface {
 }
 
 // WithRoomLists has WakeRoommates find the roommates to wake from users'
-// joined rooms rather than from the rooms' member lists.
+// joined rooms rather than from the rooms' member lists, and an event's
+// wake-up too when its room's member list is not cached.
 func WithRoomLists(l RoomLists) NotifierOption {
 	return func(n *Notifier) { n.roomLists = l }
 }

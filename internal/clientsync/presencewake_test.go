@@ -221,3 +221,45 @@ func TestPresenceWakesFromRoomLists(t *testing.T) {
 		t.Fatalf("presence waiters after firing and unregistering: %v", n.presence.waiting)
 	}
 }
+
+// TestEventWakesFromRoomLists: with users' room lists (WithRoomLists),
+// an event of a room whose member list is not cached wakes the room's
+// waiting members, a waiter whose rooms are not held, the target of a
+// membership event and the room's peekers, not a stranger, and loads no
+// member list: at 10,000 users the notifier's cache no longer held the
+// lists of rooms of 5,000 members, and each message loaded its room's.
+func TestEventWakesFromRoomLists(t *testing.T) {
+	big := []string{}
+	for i := range 50 {
+		big = append(big, fmt.Sprintf("@m%d:hs1.test", i))
+	}
+	m := &countingMembers{members: members{"!big:hs1.test": big, "!other:hs1.test": {"@stranger:hs1.test", "@m3:hs1.test", "@unheld:hs1.test"}}}
+	lists := roomLists{t: t, m: m.members, uncached: map[string]bool{"@unheld:hs1.test": true}}
+	stream := rooms.NewStreamGen(0, nil)
+	n := NewNotifier(stream, m, "hs1.test", nil, WithRoomLists(lists))
+	publish := func(typ string, stateKey *string) {
+		pos := stream.Next()
+		stream.Done(pos)
+		n.Publish(rooms.Notification{Event: testEvent(t, "!big:hs1.test", typ, stateKey, pos), Membership: "invite"})
+	}
+	first, last, syncing := n.Register("@m0:hs1.test"), n.Register("@m49:hs1.test"), n.RegisterWithPresence("@m7:hs1.test")
+	unheld, peeker, stranger := n.Register("@unheld:hs1.test"), n.Register("!big:hs1.test"), n.Register("@stranger:hs1.test")
+	defer n.Unregister(stranger)
+	publish("m.room.message", nil)
+	if !fired(first) || !fired(last) || !fired(syncing) || !fired(unheld) || !fired(peeker) || fired(stranger) {
+		t.Fatalf("woken: members %v %v %v, one whose rooms are not held %v, peeker %v, stranger %v",
+			fired(first), fired(last), fired(syncing), fired(unheld), fired(peeker), fired(stranger))
+	}
+	invited := "@invited:hs1.test"
+	w := n.Register(invited)
+	publish("m.room.member", &invited)
+	if !fired(w) || fired(stranger) {
+		t.Fatalf("an invite woke its target %v, a stranger %v", fired(w), fired(stranger))
+	}
+	if m.loads != 0 {
+		t.Fatalf("%d member lists loaded", m.loads)
+	}
+	if n.Waiting() != 1 {
+		t.Fatalf("%d waiting, want the stranger alone", n.Waiting())
+	}
+}

@@ -49,3 +49,7 @@ func (s *Service) ColdRuleset(ctx context.Context, userID string, legacy bool) e
 	s.rulesets.PutCost(userID, userRuleset{rules: compiled, isDefault: len(stored) == 0}, 1+compiled.size)
 	return nil
 }
+
+// Queued is how many events wait in the queue, not yet taken by the
+// worker.
+func (s *Service) Queued() int { return s.queue.Len() }

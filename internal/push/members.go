@@ -24,6 +24,10 @@ type roomMembers struct {
 type memberState struct {
 	snapshot int64
 	state    rooms.StateMap
+	// completions is Service.completions when state was read: the same
+	// snapshot is the same state unless a partial-state room was
+	// completed since.
+	completions uint64
 	// localJoined are the joined local users, as a set.
 	localJoined map[string]bool
 	members     roomMembers
@@ -54,17 +58,25 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 	} else if partial {
 		return s.currentMembers(ctx, roomID)
 	}
+	// The same snapshot is the same state but for one thing: completing
+	// a partial-state room adds the missing state to its snapshots in
+	// place, and drops them from the engine's cache, whose next answer is
+	// a new map. Without a completion since the members were worked out,
+	// the snapshot alone answers: asking the engine for the state first
+	// loaded the whole snapshot of a room of 5,000 members whenever the
+	// engine's state cache had let it go, for every message of the room.
+	completions := s.completions.Load()
+	prev, _ := s.memberCache.Get(roomID)
+	if prev != nil && prev.snapshot == ev.StateAfter && prev.completions == completions {
+		return prev.members, nil
+	}
 	state, err := s.rooms.StateAt(ctx, ev.StateAfter)
 	if err != nil {
 		return roomMembers{}, err
 	}
-	// The same snapshot is the same state but for one thing: completing
-	// a partial-state room adds the missing state to its snapshots in
-	// place, and drops them from the engine's cache, whose next answer is
-	// a new map. A base of before that is still right for the map it
-	// holds (maps are never changed): what the completion added shows as
-	// a difference.
-	prev, _ := s.memberCache.Get(roomID)
+	// After a completion, a base of before it is still right for the map
+	// it holds (maps are never changed): what the completion added shows
+	// as a difference.
 	if prev != nil && prev.snapshot == ev.StateAfter && sameMap(prev.state, state) {
 		return prev.members, nil
 	}
@@ -72,6 +84,7 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 	if err != nil {
 		return roomMembers{}, err
 	}
+	next.completions = completions
 	s.memberCache.PutCost(roomID, next, memberStateCost(next))
 	return next.members, nil
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"maunium.net/go/mautrix/pushrules"
@@ -134,6 +135,10 @@ type Service struct {
 	unread   *cache.LRU[countsKey, []store.ThreadCounts]
 
 	queue *queue.Queue[rooms.Notification]
+	// pending counts the events published and not yet evaluated: queued
+	// or in the batch the worker holds (the queue's length alone is 0
+	// while a batch of joins into rooms of 5,000 is being evaluated).
+	pending atomic.Int64
 	// stopped closes when Run ends, so that a publisher blocked on a
 	// full queue is released at shutdown.
 	stopped chan struct{}
@@ -156,6 +161,8 @@ type Service struct {
 	// memberCache holds each room's members in the latest state the
 	// worker judged an event of it in (see members).
 	memberCache *cache.LRU[string, *memberState]
+	// completions counts partial-state rooms completed (see members).
+	completions atomic.Uint64
 	deliver     *deliverer
 	// hold lets a test keep the worker from the events it has taken, so
 	// that the room moves on before they are evaluated (HoldEvaluation).
@@ -233,6 +240,7 @@ func New(st Store, engine *rooms.Engine, ad *accountdata.Service, opts Options) 
 	s.deliver = newDeliverer(s)
 	ad.Manage(accountdata.TypePushRules, s.renderRules)
 	opts.Bus.Subscribe("push", func(_ context.Context, c bus.Change) { s.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
+	opts.Bus.Subscribe("push-completions", func(context.Context, bus.Change) { s.completions.Add(1) }, rooms.TopicPartialStateCompleted)
 	// Push rules are account data: a change written by another process
 	// reaches this one's cache only through the bus (update drops it at
 	// once in this one).
@@ -251,8 +259,14 @@ func (s *Service) Publish(n rooms.Notification) {
 	if n.Event.StreamPos <= s.startPos {
 		return
 	}
-	s.queue.Push(n, s.stopped)
+	s.pending.Add(1)
+	if !s.queue.Push(n, s.stopped) {
+		s.pending.Add(-1)
+	}
 }
+
+// Backlog is how many published events the worker has yet to evaluate.
+func (s *Service) Backlog() int64 { return s.pending.Load() }
 
 // maxBatch bounds how many queued events one transaction stores the
 // notifications of.
@@ -306,6 +320,7 @@ func (s *Service) Run(ctx context.Context) error {
 			last = max(last, n.Event.StreamPos)
 		}
 		s.through.w.Raise(last)
+		s.pending.Add(-int64(len(batch)))
 	}
 }
 

@@ -39,9 +39,7 @@ func (e *Engine) Purge(ctx context.Context, roomID string, purge func(context.Co
 	for _, id := range p.EventIDs {
 		e.eventIDs.Remove(id)
 	}
-	for _, s := range p.Snapshots {
-		e.snapshots.Remove(s)
-	}
+	e.forgetSnapshots(p.Snapshots)
 	e.relMu.Lock()
 	e.relRooms.Remove(roomID)
 	e.relMu.Unlock()

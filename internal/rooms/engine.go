@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/matrix-org/gomatrixserverlib"
@@ -34,6 +35,7 @@ type Store interface {
 	LoadRoomHead(ctx context.Context, roomID string) (store.RoomHead, error)
 	RoomVersion(ctx context.Context, roomID string) (string, error)
 	LoadSnapshot(ctx context.Context, id int64) (store.Snapshot, error)
+	SnapshotEntry(ctx context.Context, id int64, k roommodel.StateKey) (parent, nid int64, found bool, err error)
 	EventsByNID(ctx context.Context, nids []int64) ([]store.EventRow, error)
 	EventsByID(ctx context.Context, ids []string) ([]store.EventRow, error)
 	EventJSONByNID(ctx context.Context, nids []int64) ([]store.EventJSONRow, error)
@@ -179,6 +181,13 @@ type Engine struct {
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
 	snapshots *cache.LRU[int64, StateMap]
+	// stateKeys caches single keys of snapshots not held in snapshots
+	// (see stateKeyAt); forgetSnapshots drops them with the snapshots.
+	// stateKeysGen counts those drops and orders them, under
+	// stateKeysMu, against a key read across one.
+	stateKeys    *cache.LRU[snapshotKey, int64]
+	stateKeysMu  sync.Mutex
+	stateKeysGen atomic.Uint64
 	// servers are the servers with joined members in a room's current
 	// state, by its snapshot (ServerInRoom; servers.go).
 	servers *cache.LRU[int64, []string]
@@ -230,6 +239,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
 		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
 		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
+		stateKeys: cache.ExpireWhenIdle(cache.NewLRU[snapshotKey, int64](stateKeysCacheBytes)),
 		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 }

@@ -110,11 +110,9 @@ func (e *Engine) MembershipAfter(ctx context.Context, ev *Event, userID string) 
 	if ev.StateAfter == 0 {
 		return spec.Leave, nil
 	}
-	state, err := e.snapshotState(ctx, ev.StateAfter)
-	if err != nil {
-		return "", err
-	}
-	m, err := e.MembershipIn(ctx, state, userID)
+	// One key, not the whole state (stateKeyAt): every event a /sync
+	// shows asks.
+	m, err := e.membershipAt(ctx, ev.StateAfter, userID)
 	if err != nil || m != "" {
 		return m, err
 	}

@@ -232,9 +232,7 @@ func (e *Engine) completePartialState(ctx context.Context, roomID string, state 
 		return nil, 0, err
 	}
 	e.stream.Done(pos)
-	for _, id := range snapshots {
-		e.snapshots.Remove(id)
-	}
+	e.forgetSnapshots(snapshots)
 	e.fullStateMu.Lock()
 	if ch, ok := e.fullState[roomID]; ok {
 		close(ch)

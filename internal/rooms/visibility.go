@@ -76,11 +76,7 @@ func (v *Visibility) CanSee(ctx context.Context, ev *Event) (bool, error) {
 			return ok, err
 		}
 		if m, _ := ev.Membership(); m == spec.Leave {
-			before, err := v.e.snapshotState(ctx, ev.StateBefore)
-			if err != nil {
-				return false, err
-			}
-			if prev, err := v.e.MembershipIn(ctx, before, v.userID); err != nil || prev == spec.Invite {
+			if prev, err := v.e.membershipAt(ctx, ev.StateBefore, v.userID); err != nil || prev == spec.Invite {
 				return err == nil, err
 			}
 		}
@@ -126,14 +122,11 @@ func IgnoredSender(ev *Event, ignored map[string]bool) bool {
 	return !ev.IsState() && ignored[ev.Sender()]
 }
 
-// canSeeAt applies the visibility rules with the room state of snapshot.
+// canSeeAt applies the visibility rules with the room state of snapshot,
+// of which they need two keys (stateKeyAt), not the whole state.
 func (v *Visibility) canSeeAt(ctx context.Context, ev *Event, snapshot int64) (bool, error) {
-	state, err := v.e.snapshotState(ctx, snapshot)
-	if err != nil {
-		return false, err
-	}
 	hv := Shared
-	if hvEv, err := v.e.StateEvent(ctx, state, spec.MRoomHistoryVisibility, ""); err != nil {
+	if hvEv, err := v.e.stateEventAt(ctx, snapshot, spec.MRoomHistoryVisibility, ""); err != nil {
 		return false, err
 	} else if hvEv != nil {
 		if val, err := hvEv.HistoryVisibility(); err == nil {
@@ -143,7 +136,7 @@ func (v *Visibility) canSeeAt(ctx context.Context, ev *Event, snapshot int64) (b
 	if hv == WorldReadable {
 		return true, nil
 	}
-	membership, err := v.e.MembershipIn(ctx, state, v.userID)
+	membership, err := v.e.membershipAt(ctx, snapshot, v.userID)
 	if err != nil {
 		return false, err
 	}

@@ -326,6 +326,15 @@ func (ix *Indexer) setHigh(high int64) {
 	}
 }
 
+// Backlog is how far the stream is ahead of the index, in positions: 0
+// once every stored event is indexed.
+func (ix *Indexer) Backlog() int64 {
+	ix.mu.Lock()
+	high := ix.high
+	ix.mu.Unlock()
+	return max(0, ix.stream.Current()-high)
+}
+
 // WaitFor waits until the index holds every event up to stream position
 // pos, or ctx ends: a search sees the messages sent before it (Synapse
 // indexes while persisting, so its searches do too).

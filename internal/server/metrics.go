@@ -29,8 +29,9 @@ type gaugeSource interface {
 
 // registerServerMetrics registers the server's own metrics on reg: a
 // counter of persisted events fed by the bus (one atomic add per event),
-// and gauges read when Prometheus scrapes.
-func registerServerMetrics(reg prometheus.Registerer, changes bus.Bus, db gaugeSource, waiting func() int, serverName string, log *slog.Logger) {
+// and gauges read when Prometheus scrapes. backlogs are the background
+// workers' counts of work not yet done, by worker name.
+func registerServerMetrics(reg prometheus.Registerer, changes bus.Bus, db gaugeSource, waiting func() int, backlogs map[string]func() int64, serverName string, log *slog.Logger) {
 	m := &serverMetrics{events: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "myelin_events_persisted_total",
 		Help: "Room events stored, by origin: local (sent by this server's users) or remote (received over federation).",
@@ -53,6 +54,15 @@ func registerServerMetrics(reg prometheus.Registerer, changes bus.Bus, db gaugeS
 			Name: "myelin_sync_long_polls", Help: "/sync requests waiting for news now.",
 		}, func() float64 { return float64(waiting()) }),
 		&gaugeCollector{db: db, serverName: serverName, log: log, ttl: 30 * time.Second})
+	// What a worker has yet to do tells an admin it falls behind, and
+	// tells a benchmark when the work its setup caused is done.
+	for worker, backlog := range backlogs {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "myelin_background_backlog",
+			Help:        "Work a background worker has yet to do: events to evaluate for push, stream positions to index for search.",
+			ConstLabels: prometheus.Labels{"worker": worker},
+		}, func() float64 { return float64(backlog()) }))
+	}
 }
 
 var (

@@ -89,6 +89,11 @@ func TestServerMetricsAndDashboard(t *testing.T) {
 				t.Errorf("%s = %v (%v), want %v", series, v, ok, want)
 			}
 		}
+		for _, worker := range []string{"push", "search"} {
+			if _, ok := value(exp, `myelin_background_backlog{worker="`+worker+`"}`); !ok {
+				t.Errorf("no backlog gauge for the %s worker", worker)
+			}
+		}
 		if !strings.Contains(exp, "myelin_db_connections_in_use{pool=") {
 			t.Error("no database pool metrics")
 		}

@@ -428,7 +428,8 @@ func (s *Server) buildHTTP(client *clientapi.API, b *built) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	httpMetrics := httpapi.NewMetrics(reg)
-	registerServerMetrics(reg, s.changes, s.db, s.notifier.Waiting, cfg.ServerName, s.log)
+	registerServerMetrics(reg, s.changes, s.db, s.notifier.Waiting,
+		map[string]func() int64{"push": s.push.Backlog, "search": s.indexer.Backlog}, cfg.ServerName, s.log)
 
 	deps := httpapi.Deps{Authenticate: client.Authenticator(), MaxBodyBytes: cfg.HTTP.MaxJSONBodyBytes, Logger: s.log}
 	if s.limiter != nil {

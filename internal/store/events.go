@@ -487,6 +487,19 @@ func (db *DB) LoadSnapshot(ctx context.Context, id int64) (Snapshot, error) {
 	return s, rows.Err()
 }
 
+// SnapshotEntry loads one key of one snapshot's own delta (not its
+// parents'): its parent, and the key's event NID (0 when the delta
+// removes the key) if the delta holds the key at all. A room of 5,000
+// members has a delta of 5,000 entries at the root of its chain, where
+// the history visibility check wants two.
+func (db *DB) SnapshotEntry(ctx context.Context, id int64, k roommodel.StateKey) (parent, nid int64, found bool, err error) {
+	var n sql.NullInt64
+	err = db.r().queryRow(ctx, `SELECT s.parent_id, e.event_nid FROM state_snapshots s
+		LEFT JOIN state_snapshot_entries e ON e.snapshot_id = s.snapshot_id AND e.type = $2 AND e.state_key = $3
+		WHERE s.snapshot_id = $1`, []any{id, k.Type, k.StateKey}, &parent, &n)
+	return parent, n.Int64, n.Valid, err
+}
+
 // EventsByNID loads events by NID, in no particular order.
 func (db *DB) EventsByNID(ctx context.Context, nids []int64) ([]EventRow, error) {
 	return inChunks(nids, func(chunk []int64) ([]EventRow, error) {
