@@ -97,8 +97,9 @@ func (s *sentTxns) surelyNew(ctx context.Context, st Store, roomID string, txn *
 	d.used = true
 	if d.complete || d.tooMany {
 		_, seen := d.sent[h]
+		complete := d.complete
 		s.mu.Unlock()
-		return d.complete && !seen
+		return complete && !seen
 	}
 	s.mu.Unlock()
 	// Read after d was entered: a write begun before then has its hash
