@@ -43,14 +43,7 @@ func newRoommates(st Store) *roommates {
 	return &roommates{st: st, roomsOf: newRoomsOf()}
 }
 
-// newRoomsOf makes the cache, dropped at quiet (cache.ExpireWhenIdle):
-// after a burst every user who polled or changed presence had an entry,
-// a few hundred small objects per hundred users kept for the process's
-// life among the spans the burst filled; a quiet server loads a user's
-// rooms again once.
-func newRoomsOf() *cache.LRU[string, []string] {
-	return cache.ExpireWhenIdle(cache.NewLRU[string, []string](roomsOfCap))
-}
+func newRoomsOf() *cache.LRU[string, []string] { return cache.NewLRU[string, []string](roomsOfCap) }
 
 // heard keeps the cache true to current state, which changes only
 // with an accepted state event of the room (the engine publishes it once
