@@ -153,3 +153,50 @@ func TestIndexerReadsBackfillOnlyWhenDue(t *testing.T) {
 		t.Fatalf("%d backfill reads while idle, want still 2", n)
 	}
 }
+
+// TestIndexerGathersAtMostABatch: the gathering wait after the stream
+// moves ends once a full batch (indexBatch events) has come, however
+// long the wait, so that a longer wait only gathers more into one
+// transaction and no transaction outgrows a batch. No search waits
+// here: nothing sends the indexer its urgent signal.
+func TestIndexerGathersAtMostABatch(t *testing.T) {
+	st := &refusingStore{indexed: map[int64]string{}}
+	stream := rooms.NewStreamGen(0, nil)
+	ix := NewIndexer(st, stream, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ix.delay = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ix.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	indexedUpTo := func(pos int64) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			ix.mu.Lock()
+			high, loaded, advanced := ix.high, ix.loaded, ix.advanced
+			ix.mu.Unlock()
+			if loaded && high >= pos {
+				return
+			}
+			select {
+			case <-advanced:
+			case <-deadline:
+				t.Fatalf("indexed up to %d, want %d; a full batch must end the gathering wait", high, pos)
+			}
+		}
+	}
+	indexedUpTo(0)
+	// However the burst falls around the first catch-up, the indexer
+	// can be left short of a batch behind it, never a batch or more.
+	const burst = 2 * indexBatch
+	for i := 0; i < burst; i++ {
+		pos := stream.Next()
+		st.mu.Lock()
+		st.rows = append(st.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
+			StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
+		st.mu.Unlock()
+		stream.Done(pos)
+		ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
+	}
+	indexedUpTo(burst - indexBatch + 1)
+}
