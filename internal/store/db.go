@@ -93,8 +93,8 @@ type options struct {
 // CacheKiB sets SQLite's page cache per connection (cache_size) in KiB;
 // 0 leaves SQLite's default (2,000 KiB). There are maxConns readers, a
 // writer and a checkpointer, each with its own cache, allocated outside
-// Go's heap; the operating system's file cache is behind them.
-// PostgreSQL ignores it.
+// Go's heap; the operating system's file cache is behind them. The
+// writer keeps at least writerCacheKiB. PostgreSQL ignores it.
 func CacheKiB(kib int) Option {
 	return func(o *options) { o.cacheKiB = kib }
 }
@@ -136,6 +136,14 @@ const (
 	truncateBackoff = 500 * time.Millisecond
 	// walPoll is how often RunCheckpoints looks at the WAL's size.
 	walPoll = 100 * time.Millisecond
+	// writerCacheKiB is the least page cache the one writer connection
+	// gets, SQLite's default: a group commit touches the last pages of
+	// the events table, its indexes' pages for each room and sender, and
+	// the push tables' pages for each recipient, and with the readers'
+	// 256 KiB (64 pages) the writer read most of them back from the
+	// file at every commit (docs/benchmarks.md, "Send path, fifth
+	// pass"). One connection: 1.75 MiB more at most.
+	writerCacheKiB = 2048
 	// readerMaxIdle is how long a SQLite reader stays open unused.
 	readerMaxIdle = 30 * time.Second
 	// writerBusy is how long a connection waits for a lock otherwise.
@@ -187,14 +195,16 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	// cost a temporary file's writes per statement.
 	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(MEMORY)" +
 		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit)
+	writeBase := base
 	if o.cacheKiB > 0 {
 		base += fmt.Sprintf("&_pragma=cache_size(-%d)", o.cacheKiB)
+		writeBase += fmt.Sprintf("&_pragma=cache_size(-%d)", max(o.cacheKiB, writerCacheKiB))
 	}
 	busy := fmt.Sprintf("&_pragma=busy_timeout(%d)", writerBusy.Milliseconds())
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
 	// writer connection; RunCheckpoints does it beside the writer instead.
-	write, err := sql.Open("sqlite", base+busy+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
+	write, err := sql.Open("sqlite", writeBase+busy+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}

@@ -230,3 +230,28 @@ func TestCloseDoesNotWaitForReaders(t *testing.T) {
 		t.Fatalf("Close took %v behind a reader", d)
 	}
 }
+
+// The one writer connection keeps at least writerCacheKiB of page cache
+// whatever the readers are given: a group commit touches more pages
+// than a reader's small cache holds, and read them back at every
+// commit.
+func TestWriterCacheSize(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"), 2, CacheKiB(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, c := range map[string]struct {
+		pool *sql.DB
+		want int
+	}{"write": {db.write, -writerCacheKiB}, "read": {db.read, -256}, "checkpointer": {db.checkpointer, -256}} {
+		var got int
+		if err := c.pool.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s pool cache_size = %d, want %d", name, got, c.want)
+		}
+	}
+}
