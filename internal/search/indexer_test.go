@@ -57,6 +57,19 @@ func (s *refusingStore) IndexSearch(_ context.Context, add []store.SearchEntry, 
 	return nil
 }
 
+// send stores a message at the stream's next position and tells the
+// indexer, as the room engine does; it returns the position.
+func (s *refusingStore) send(stream *rooms.StreamGen, ix *Indexer) int64 {
+	pos := stream.Next()
+	s.mu.Lock()
+	s.rows = append(s.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
+		StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
+	s.mu.Unlock()
+	stream.Done(pos)
+	ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
+	return pos
+}
+
 // TestIndexerSkipsRefusedEvent: an event the index refuses is skipped;
 // the events around it are indexed and the position moves past it, so
 // that one bad message cannot stop search for good.
@@ -129,14 +142,7 @@ func TestIndexerReadsBackfillOnlyWhenDue(t *testing.T) {
 		t.Fatalf("%d backfill reads at start, want 1", n)
 	}
 	for i := 0; i < 3; i++ {
-		pos := stream.Next()
-		st.mu.Lock()
-		st.rows = append(st.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
-			StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
-		st.mu.Unlock()
-		stream.Done(pos)
-		ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
-		waitFor(pos)
+		waitFor(st.send(stream, ix))
 	}
 	if n := st.backfillReads.Load(); n != 1 {
 		t.Fatalf("%d backfill reads after 3 new messages, want still 1", n)
@@ -190,13 +196,7 @@ func TestIndexerGathersAtMostABatch(t *testing.T) {
 	// can be left short of a batch behind it, never a batch or more.
 	const burst = 2 * indexBatch
 	for i := 0; i < burst; i++ {
-		pos := stream.Next()
-		st.mu.Lock()
-		st.rows = append(st.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
-			StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
-		st.mu.Unlock()
-		stream.Done(pos)
-		ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
+		st.send(stream, ix)
 	}
 	indexedUpTo(burst - indexBatch + 1)
 }
