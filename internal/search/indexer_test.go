@@ -29,6 +29,8 @@ type refusingStore struct {
 func (s *refusingStore) SearchPosition(context.Context) (int64, int64, error) { return 0, 0, nil }
 
 func (s *refusingStore) SearchableEvents(_ context.Context, after, upto int64, limit int) ([]store.EventRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []store.EventRow
 	for _, r := range s.rows {
 		if r.StreamPos > after && r.StreamPos <= upto && len(out) < limit {
