@@ -49,6 +49,22 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 		// current members are the only answer there is.
 		return s.currentMembers(ctx, roomID)
 	}
+	// The same snapshot is the same state but for one thing: completing
+	// a partial-state room adds the missing state to its snapshots in
+	// place, and drops them from the engine's cache, whose next answer is
+	// a new map. Without a completion since the members were worked out,
+	// the snapshot alone answers: asking the engine for the state first
+	// loaded the whole snapshot of a room of 5,000 members whenever the
+	// engine's state cache had let it go, for every message of the room.
+	// It answers before the partial-state mark is looked up (a query,
+	// for every message of a busy room): only snapshots judged with full
+	// state are cached, and a room becomes partial only by a join, whose
+	// state is a new snapshot.
+	completions := s.completions.Load()
+	prev, _ := s.memberCache.Get(roomID)
+	if prev != nil && prev.snapshot == ev.StateAfter && prev.completions == completions {
+		return prev.members, nil
+	}
 	// A room joined with partial state stores, at its events, only the
 	// members the send_join answer kept: the others are missing, not
 	// gone, until the resync completes. The current members are the
@@ -57,18 +73,6 @@ func (s *Service) members(ctx context.Context, ev *rooms.Event) (roomMembers, er
 		return roomMembers{}, err
 	} else if partial {
 		return s.currentMembers(ctx, roomID)
-	}
-	// The same snapshot is the same state but for one thing: completing
-	// a partial-state room adds the missing state to its snapshots in
-	// place, and drops them from the engine's cache, whose next answer is
-	// a new map. Without a completion since the members were worked out,
-	// the snapshot alone answers: asking the engine for the state first
-	// loaded the whole snapshot of a room of 5,000 members whenever the
-	// engine's state cache had let it go, for every message of the room.
-	completions := s.completions.Load()
-	prev, _ := s.memberCache.Get(roomID)
-	if prev != nil && prev.snapshot == ev.StateAfter && prev.completions == completions {
-		return prev.members, nil
 	}
 	state, err := s.rooms.StateAt(ctx, ev.StateAfter)
 	if err != nil {

@@ -281,16 +281,27 @@ func (s *Service) Run(ctx context.Context) error {
 		s.opts.Log.Warn("push: loading pushers", "err", err)
 	}
 	defer s.deliver.wait()
+	var pace pacer
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.queue.Ready():
 		}
+		if wait := pace.wait(time.Now()); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
 		batch := s.queue.Take(maxBatch)
 		if len(batch) == 0 {
 			continue
 		}
+		pace.took(time.Now())
 		// Waits out a test's hold; uncontended otherwise.
 		s.hold.RLock()
 		s.hold.RUnlock()
@@ -308,6 +319,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			done = append(done, e)
 		}
+		pace.stored(len(batch), done)
 		if err := s.storeBatch(ctx, done); err != nil && ctx.Err() == nil {
 			s.opts.Log.Warn("push: storing notifications", "events", len(done), "err", err)
 		}
@@ -321,6 +333,56 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		s.through.w.Raise(last)
 		s.pending.Add(-int64(len(batch)))
+	}
+}
+
+// batchGap is the least time between the starts of two batches while
+// events come faster than the worker stores them one by one. A batch's
+// cost is mostly per batch, not per event: in a room of 50 each batch
+// writes a notifications row and a push_unread upsert per recipient and
+// commits (WAL frames, fsync) whatever its number of events, so batches
+// of ~6 events at 1,400 events/s cost ~300 us of CPU per event
+// (docs/benchmarks.md "Push worker, fifth pass"). Waiting lets the
+// next group commits' events join the batch (~16 then). It holds /sync
+// wake-ups back by as much at most (clientsync.WithGate, whose maxHold
+// of 50 ms it must stay well under), and only under load: an event after
+// a quiet spell, a stream of events each stored before the next arrives,
+// and a backlog of more than a full batch are taken at once.
+const batchGap = 20 * time.Millisecond
+
+// pacer spaces the worker's batches under load (batchGap).
+type pacer struct {
+	// last is when the previous batch was taken.
+	last time.Time
+	// busy is whether it held more than one event, fewer than a full
+	// batch, and stored notifications: the events came faster than
+	// batches of one could be stored, and waiting saves rows and
+	// commits.
+	busy bool
+}
+
+// wait is how long to let events gather before taking a batch at now.
+func (p *pacer) wait(now time.Time) time.Duration {
+	if !p.busy {
+		return 0
+	}
+	return max(batchGap-now.Sub(p.last), 0)
+}
+
+// took records that a batch was taken at now.
+func (p *pacer) took(now time.Time) { p.last = now }
+
+// stored records the batch's size and evaluations.
+func (p *pacer) stored(events int, done []evaluated) {
+	p.busy = false
+	if events < 2 || events >= maxBatch {
+		return
+	}
+	for _, e := range done {
+		if len(e.notes) > 0 {
+			p.busy = true
+			return
+		}
 	}
 }
 

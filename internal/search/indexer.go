@@ -61,6 +61,8 @@ type Indexer struct {
 	wake   chan struct{}
 	// urgent ends the gathering wait: a search is waiting.
 	urgent chan struct{}
+	// delay is the gathering wait (indexDelay; tests set their own).
+	delay time.Duration
 	// written and writtenLow are the positions last recorded (Run's
 	// goroutine only).
 	written, writtenLow int64
@@ -84,7 +86,8 @@ type Indexer struct {
 //
 // It hears of new events on b (nil: from nobody).
 func NewIndexer(s Store, stream *rooms.StreamGen, log *slog.Logger, b bus.Bus) *Indexer {
-	ix := &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), advanced: make(chan struct{})}
+	ix := &Indexer{store: s, stream: stream, log: log, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1),
+		delay: indexDelay, advanced: make(chan struct{})}
 	if b != nil {
 		b.Subscribe("search-indexer", func(_ context.Context, c bus.Change) { ix.Publish(c.(rooms.Notification)) }, rooms.TopicEvent)
 		ix.streamMoved = rooms.Advances(b, "search-indexer")
@@ -137,14 +140,8 @@ func (ix *Indexer) Run(ctx context.Context) error {
 			continue
 		}
 		due.Stop()
-		gather := time.NewTimer(indexDelay)
-		select {
-		case <-ctx.Done():
-			gather.Stop()
+		if !ix.gather(ctx, high) {
 			return nil
-		case <-gather.C:
-		case <-ix.urgent:
-			gather.Stop()
 		}
 	}
 }
@@ -153,8 +150,36 @@ func (ix *Indexer) Run(ctx context.Context) error {
 // moves: one transaction then indexes a burst, and indexing keeps off
 // SQLite's only writer while the burst's own writes (the events, their
 // notification counts) and the /sync wake-ups they cause go through. A
-// search waiting for the index cuts it short.
-const indexDelay = 25 * time.Millisecond
+// search waiting for the index cuts it short (WaitFor), and so does a
+// full batch (indexBatch events), so that no search ever waits for it
+// and no transaction grows past a batch. At 25 ms the indexer's
+// transactions (each a commit, and a new FTS5 segment to merge) cost
+// 45-65 us per message sent; at 250 ms it is a tenth of the commits
+// (docs/benchmarks.md, "Send path, fifth pass").
+const indexDelay = 250 * time.Millisecond
+
+// gather waits ix.delay for events to gather after the stream moved
+// past high, less if a search waits or indexBatch events have come; it
+// reports false when ctx ended.
+func (ix *Indexer) gather(ctx context.Context, high int64) bool {
+	timer := time.NewTimer(ix.delay)
+	defer timer.Stop()
+	for ix.stream.Current()-high < indexBatch {
+		// A move or wake taken here is not lost: catchUp reads the
+		// stream's position after the wait.
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-ix.urgent:
+			return true
+		case <-ix.streamMoved:
+		case <-ix.wake:
+		}
+	}
+	return true
+}
 
 // backfillEvery is how often the indexer looks for backfilled history.
 const backfillEvery = time.Second

@@ -29,6 +29,8 @@ type refusingStore struct {
 func (s *refusingStore) SearchPosition(context.Context) (int64, int64, error) { return 0, 0, nil }
 
 func (s *refusingStore) SearchableEvents(_ context.Context, after, upto int64, limit int) ([]store.EventRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var out []store.EventRow
 	for _, r := range s.rows {
 		if r.StreamPos > after && r.StreamPos <= upto && len(out) < limit {
@@ -55,6 +57,19 @@ func (s *refusingStore) IndexSearch(_ context.Context, add []store.SearchEntry, 
 	}
 	s.high, s.low = high, low
 	return nil
+}
+
+// send stores a message at the stream's next position and tells the
+// indexer, as the room engine does; it returns the position.
+func (s *refusingStore) send(stream *rooms.StreamGen, ix *Indexer) int64 {
+	pos := stream.Next()
+	s.mu.Lock()
+	s.rows = append(s.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
+		StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
+	s.mu.Unlock()
+	stream.Done(pos)
+	ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
+	return pos
 }
 
 // TestIndexerSkipsRefusedEvent: an event the index refuses is skipped;
@@ -129,14 +144,7 @@ func TestIndexerReadsBackfillOnlyWhenDue(t *testing.T) {
 		t.Fatalf("%d backfill reads at start, want 1", n)
 	}
 	for i := 0; i < 3; i++ {
-		pos := stream.Next()
-		st.mu.Lock()
-		st.rows = append(st.rows, store.EventRow{NID: pos, EventID: "$m", RoomID: "!r:hs1.test", Type: "m.room.message",
-			StreamPos: pos, JSON: `{"content":{"body":"hello"}}`})
-		st.mu.Unlock()
-		stream.Done(pos)
-		ix.Publish(rooms.Notification{Event: &rooms.Event{StreamPos: pos}})
-		waitFor(pos)
+		waitFor(st.send(stream, ix))
 	}
 	if n := st.backfillReads.Load(); n != 1 {
 		t.Fatalf("%d backfill reads after 3 new messages, want still 1", n)
@@ -152,4 +160,45 @@ func TestIndexerReadsBackfillOnlyWhenDue(t *testing.T) {
 	if n := st.backfillReads.Load(); n != 2 {
 		t.Fatalf("%d backfill reads while idle, want still 2", n)
 	}
+}
+
+// TestIndexerGathersAtMostABatch: the gathering wait after the stream
+// moves ends once a full batch (indexBatch events) has come, however
+// long the wait, so that a longer wait only gathers more into one
+// transaction and no transaction outgrows a batch. No search waits
+// here: nothing sends the indexer its urgent signal.
+func TestIndexerGathersAtMostABatch(t *testing.T) {
+	st := &refusingStore{indexed: map[int64]string{}}
+	stream := rooms.NewStreamGen(0, nil)
+	ix := NewIndexer(st, stream, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ix.delay = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ix.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	indexedUpTo := func(pos int64) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			ix.mu.Lock()
+			high, loaded, advanced := ix.high, ix.loaded, ix.advanced
+			ix.mu.Unlock()
+			if loaded && high >= pos {
+				return
+			}
+			select {
+			case <-advanced:
+			case <-deadline:
+				t.Fatalf("indexed up to %d, want %d; a full batch must end the gathering wait", high, pos)
+			}
+		}
+	}
+	indexedUpTo(0)
+	// However the burst falls around the first catch-up, the indexer
+	// can be left short of a batch behind it, never a batch or more.
+	const burst = 2 * indexBatch
+	for i := 0; i < burst; i++ {
+		st.send(stream, ix)
+	}
+	indexedUpTo(burst - indexBatch + 1)
 }

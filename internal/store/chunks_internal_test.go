@@ -29,3 +29,24 @@ func TestInChunks(t *testing.T) {
 		t.Fatalf("err = %v, want boom", err)
 	}
 }
+
+// TestChunkSize: a group commit's batch of up to exactChunks rows goes
+// in one statement per table whatever its number (in powers of two a
+// batch of 7 took three); longer runs take powers of two up to 64, so
+// that the statement texts stay few.
+func TestChunkSize(t *testing.T) {
+	split := func(n int) []int {
+		var sizes []int
+		for n > 0 {
+			c := chunkSize(n)
+			sizes = append(sizes, c)
+			n -= c
+		}
+		return sizes
+	}
+	for n, want := range map[int][]int{1: {1}, 7: {7}, 16: {16}, 21: {16, 5}, 100: {64, 32, 4}, 130: {64, 64, 2}} {
+		if got := split(n); !slices.Equal(got, want) {
+			t.Errorf("%d rows in statements of %v, want %v", n, got, want)
+		}
+	}
+}

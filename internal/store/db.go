@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/myelin-chat/myelin/internal/ident"
@@ -42,6 +43,10 @@ type DB struct {
 	checkpointer *sql.DB
 	// walPath is SQLite's write-ahead log file ("" for PostgreSQL).
 	walPath string
+	// restartedAt is the WAL's size when checkpoint last restarted it:
+	// the file keeps that size until the writer's next commit cuts it
+	// back, and a server gone idle must not be restarted again for it.
+	restartedAt atomic.Int64
 	// readStmts and writeStmts are nil for PostgreSQL.
 	readStmts, writeStmts *stmtCache
 	// completedUpTo bounds the positions of partial_state_completed
@@ -88,8 +93,8 @@ type options struct {
 // CacheKiB sets SQLite's page cache per connection (cache_size) in KiB;
 // 0 leaves SQLite's default (2,000 KiB). There are maxConns readers, a
 // writer and a checkpointer, each with its own cache, allocated outside
-// Go's heap; the operating system's file cache is behind them.
-// PostgreSQL ignores it.
+// Go's heap; the operating system's file cache is behind them. The
+// writer keeps at least writerCacheKiB. PostgreSQL ignores it.
 func CacheKiB(kib int) Option {
 	return func(o *options) { o.cacheKiB = kib }
 }
@@ -113,21 +118,32 @@ func Synchronous(mode string) Option {
 // traffic is rare: the WAL grew to 1.6 GB in 24 s of sends. So:
 const (
 	// walTruncateAbove is the WAL size above which the checkpointer
-	// asks for a TRUNCATE checkpoint (waits for the readers of older
-	// snapshots, then empties the file).
+	// asks for a RESTART checkpoint (waits for the readers of older
+	// snapshots, so that the writer's next commit starts the file over
+	// and cuts it back to journalSizeLimit). The WAL file so stays below
+	// walTruncateAbove plus what is written between two looks (walPoll)
+	// and while readers hold the restart up (truncateBackoff).
 	walTruncateAbove = 16 << 20
 	// journalSizeLimit is the size the writer cuts the WAL file back to
 	// whenever it does start the WAL over (journal_size_limit).
 	journalSizeLimit = 16 << 20
-	// checkpointBusy is how long a TRUNCATE checkpoint may wait for
+	// checkpointBusy is how long a RESTART checkpoint may wait for
 	// readers; writers wait behind it meanwhile, so it is kept short and
 	// retried at the next tick instead.
 	checkpointBusy = 200 * time.Millisecond
 	// truncateBackoff is how long RunCheckpoints waits before asking
-	// for TRUNCATE again after one found a reader in the way.
+	// for RESTART again after one found a reader in the way.
 	truncateBackoff = 500 * time.Millisecond
 	// walPoll is how often RunCheckpoints looks at the WAL's size.
 	walPoll = 100 * time.Millisecond
+	// writerCacheKiB is the least page cache the one writer connection
+	// gets, SQLite's default: a group commit touches the last pages of
+	// the events table, its indexes' pages for each room and sender, and
+	// the push tables' pages for each recipient, and with the readers'
+	// 256 KiB (64 pages) the writer read most of them back from the
+	// file at every commit (docs/benchmarks.md, "Send path, fifth
+	// pass"). One connection: 1.75 MiB more at most.
+	writerCacheKiB = 2048
 	// readerMaxIdle is how long a SQLite reader stays open unused.
 	readerMaxIdle = 30 * time.Second
 	// writerBusy is how long a connection waits for a lock otherwise.
@@ -179,14 +195,16 @@ func open(url string, maxConns int, opts ...Option) (*DB, error) {
 	// cost a temporary file's writes per statement.
 	base := "file:" + escaped + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + syncMode + ")&_pragma=temp_store(MEMORY)" +
 		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit)
+	writeBase := base
 	if o.cacheKiB > 0 {
 		base += fmt.Sprintf("&_pragma=cache_size(-%d)", o.cacheKiB)
+		writeBase += fmt.Sprintf("&_pragma=cache_size(-%d)", max(o.cacheKiB, writerCacheKiB))
 	}
 	busy := fmt.Sprintf("&_pragma=busy_timeout(%d)", writerBusy.Milliseconds())
 	// The writer never checkpoints the WAL itself: SQLite would do it
 	// inside a commit every 1,000 pages, with an fsync, holding the only
 	// writer connection; RunCheckpoints does it beside the writer instead.
-	write, err := sql.Open("sqlite", base+busy+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
+	write, err := sql.Open("sqlite", writeBase+busy+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -322,14 +340,22 @@ func (db *DB) checkpointChanged(ctx context.Context, w *walWatch, now time.Time)
 // checkpoint is one step of RunCheckpoints: a PASSIVE checkpoint on a
 // connection of its own, which copies the WAL into the database without
 // blocking readers or the writer; and when the WAL has grown past
-// walTruncateAbove all the same, a TRUNCATE checkpoint on the writer's
+// walTruncateAbove all the same, a RESTART checkpoint on the writer's
 // connection, which then has only the last frames left to copy and
-// empties the file. It must hold the writer: from a connection of its
-// own it starved, since group commit takes the write lock again the
-// moment it lets go. It waits at most checkpointBusy for readers of
-// older snapshots (the store has no long read transactions: a snapshot
-// lives for one query) and is otherwise retried at the next tick.
-// It reports busy when a TRUNCATE checkpoint found a reader in the way,
+// makes the writer's next transaction start the file over. It must
+// hold the writer: from a connection of its own it starved, since group
+// commit takes the write lock again the moment it lets go. It waits at
+// most checkpointBusy for readers of older snapshots (the store has no
+// long read transactions: a snapshot lives for one query) and is
+// otherwise retried at the next tick.
+//
+// RESTART, not TRUNCATE: emptying the file cost an ftruncate of 16 MiB
+// (half of the checkpointer's CPU under sends, docs/benchmarks.md "Send
+// path, fifth pass"), and every commit after it then appended to the
+// file, allocating its blocks again. Restarted, the writer overwrites
+// the file from its start, and journal_size_limit cuts it back to
+// journalSizeLimit at that first commit.
+// It reports busy when a RESTART checkpoint found a reader in the way,
 // and all when the PASSIVE one copied every frame of the WAL.
 func (db *DB) checkpoint(ctx context.Context) (busy, all bool, err error) {
 	var log, copied int
@@ -337,7 +363,8 @@ func (db *DB) checkpoint(ctx context.Context) (busy, all bool, err error) {
 		return false, false, err
 	}
 	all = !busy && log == copied
-	if db.WALSize() <= walTruncateAbove {
+	size := db.WALSize()
+	if size <= walTruncateAbove || size == db.restartedAt.Load() {
 		return false, all, nil
 	}
 	c, err := db.write.Conn(ctx)
@@ -348,8 +375,11 @@ func (db *DB) checkpoint(ctx context.Context) (busy, all bool, err error) {
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds())); err != nil {
 		return false, false, err
 	}
-	err = c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &log, &copied)
+	err = c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &log, &copied)
 	_, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout=%d", writerBusy.Milliseconds()))
+	if err == nil && !busy {
+		db.restartedAt.Store(size)
+	}
 	return busy, all && err == nil && !busy, errors.Join(err, rerr)
 }
 

@@ -284,16 +284,27 @@ func execRows(ctx context.Context, c conn, prefix string, cols int, suffix strin
 	return nil
 }
 
-// chunkSize is how many of n rows the next multi-row statement takes: a
-// power of two up to 64, so that only a few statement texts exist to
-// prepare (and PostgreSQL's 65,535 parameters are never reached).
+// chunkSize is how many of n rows the next multi-row statement takes:
+// all of them up to exactChunks, above that a power of two up to 64, so
+// that only a few statement texts exist to prepare (and PostgreSQL's
+// 65,535 parameters are never reached).
 func chunkSize(n int) int {
+	if n <= exactChunks {
+		return n
+	}
 	c := 64
 	for c > n {
 		c /= 2
 	}
 	return c
 }
+
+// exactChunks is the most rows chunkSize takes in one statement
+// whatever their number. A group commit's batch is a few events to a
+// few dozen, and in powers of two a batch of 7 took three statements
+// per table (4 + 2 + 1), each with its own execution, bindings and
+// statement journal: 16 more statement texts per table is cheap.
+const exactChunks = 16
 
 // renderedRows caches valueRows: chunkSize keeps the shapes few, and
 // the busiest writers (notifications, events) render one per statement.

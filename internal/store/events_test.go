@@ -103,5 +103,10 @@ func batchEvents() []store.NewEvent {
 		Memberships: map[string]string{user: join}})
 	add("!b:t", "m.room.message", nil, current)
 	add("!b:t", "m.room.message", nil, current)
+	// A long run of messages, both rooms interleaved: more rows than
+	// one statement takes whatever their number (exactChunks).
+	for i := 0; i < 21; i++ {
+		add([]string{"!a:t", "!b:t"}[i%2], "m.room.message", nil, current)
+	}
 	return nes
 }

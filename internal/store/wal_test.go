@@ -76,8 +76,47 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	if busy, _, err := db.checkpoint(ctx); err != nil || busy {
 		t.Fatalf("checkpoint without readers: busy %v, %v", busy, err)
 	}
-	if got := db.WALSize(); got > walTruncateAbove {
-		t.Fatalf("WAL after the checkpoint is %d bytes, want at most %d", got, walTruncateAbove)
+	// The file is kept for the writer to overwrite (emptying it cost an
+	// ftruncate, and every later commit an append); its next commit
+	// starts it over and cuts it back to journalSizeLimit.
+	before := db.WALSize()
+	if before == 0 {
+		t.Fatal("the checkpoint emptied the WAL file; want it kept for the writer to reuse")
+	}
+	fillWAL(t, db, 4096)
+	if got := db.WALSize(); got > walTruncateAbove || got >= before {
+		t.Fatalf("WAL after the checkpoint and a commit is %d bytes (%d before), want at most %d", got, before, walTruncateAbove)
+	}
+}
+
+// Once restarted, a WAL file that kept its size because no write came
+// since is not restarted again: an idle server would otherwise take the
+// writer for a RESTART checkpoint at every look.
+func TestCheckpointRestartsOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "wal.db"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fillWAL(t, db, 3*walTruncateAbove/2)
+	if busy, _, err := db.checkpoint(ctx); err != nil || busy {
+		t.Fatalf("checkpoint: busy %v, %v", busy, err)
+	}
+	if got := db.WALSize(); got <= walTruncateAbove {
+		t.Fatalf("WAL after the restart is %d bytes; the test needs the file kept above %d", got, walTruncateAbove)
+	}
+	// The writer is taken: a second RESTART would wait for it until the
+	// context ends.
+	held, err := db.write.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if busy, _, err := db.checkpoint(wait); err != nil || busy {
+		t.Fatalf("checkpoint of an idle, restarted WAL: busy %v, %v; want neither (no RESTART)", busy, err)
 	}
 }
 
@@ -155,12 +194,14 @@ func TestRunCheckpointsReactsToWALSize(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	fillWAL(t, db, 3*walTruncateAbove/2)
+	// The restarted file is cut back at the writer's next commit.
 	deadline := time.Now().Add(5 * time.Second)
 	for db.WALSize() > walTruncateAbove {
 		if time.Now().After(deadline) {
 			t.Fatalf("WAL still %d bytes 5 s after passing %d", db.WALSize(), walTruncateAbove)
 		}
 		time.Sleep(20 * time.Millisecond)
+		fillWAL(t, db, 4096)
 	}
 }
 
@@ -187,6 +228,31 @@ func TestCloseDoesNotWaitForReaders(t *testing.T) {
 	db.Close()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Close took %v behind a reader", d)
+	}
+}
+
+// The one writer connection keeps at least writerCacheKiB of page cache
+// whatever the readers are given: a group commit touches more pages
+// than a reader's small cache holds, and read them back at every
+// commit.
+func TestWriterCacheSize(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "c.db"), 2, CacheKiB(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, c := range map[string]struct {
+		pool *sql.DB
+		want int
+	}{"write": {db.write, -writerCacheKiB}, "read": {db.read, -256}, "checkpointer": {db.checkpointer, -256}} {
+		var got int
+		if err := c.pool.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("%s pool cache_size = %d, want %d", name, got, c.want)
+		}
 	}
 }
 
