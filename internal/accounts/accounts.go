@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/mxerr"
 	"github.com/myelin-chat/myelin/internal/store"
 )
@@ -145,7 +146,34 @@ const seenInterval = time.Minute
 
 // New makes the service.
 func New(st Store, opts Options) *Service {
-	return &Service{store: st, opts: opts, now: time.Now, lastSeen: map[string]time.Time{}, tokens: newTokenCache(10000, time.Minute)}
+	s := &Service{store: st, opts: opts, now: time.Now, lastSeen: map[string]time.Time{}, tokens: newTokenCache(10000, time.Minute)}
+	return cache.TrimWhenIdle(s)
+}
+
+// TrimIdle forgets, while the server is quiet (cache.TrimWhenIdle), the
+// last-seen times that no longer hold a write back (older than
+// seenInterval) and the cached tokens get would no longer return, and
+// reports how many it dropped. Neither changes what a request does: a
+// device's next request writes its last-seen time as it would have, a
+// token is looked up as it would have been. After issue 20's load run
+// these records (a key and a time per device, a token's owner) were a
+// few thousand of the small objects alive a minute after the load,
+// pinning the spans the burst filled.
+func (s *Service) TrimIdle() int {
+	now := s.now()
+	n := 0
+	s.seenMu.Lock()
+	for key, last := range s.lastSeen {
+		if now.Sub(last) >= seenInterval {
+			delete(s.lastSeen, key)
+			n++
+		}
+	}
+	if n > 0 {
+		s.lastSeen = cache.Resized(s.lastSeen)
+	}
+	s.seenMu.Unlock()
+	return n + s.tokens.trimExpired(now)
 }
 
 // ServerName is the server's name, the domain of its user IDs.

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -70,4 +71,37 @@ func (c *tokenCache) invalidate(localpart string) {
 	defer c.mu.Unlock()
 	c.gens[localpart]++
 	c.epoch++
+}
+
+// trimExpired drops the entries get would no longer return (past the
+// TTL, or of a retired generation) and the generations no entry holds,
+// and reports how many entries it dropped. A generation forgotten
+// starts again at 0: the entries it retired are gone with it, and a
+// lookup racing a change is still refused by the epoch. Called at quiet
+// (Service.TrimIdle): the entries a burst cached would otherwise stay,
+// each token's owner (user ID, device, a few strings) among the spans
+// the burst filled, in maps that do not shrink.
+func (c *tokenCache) trimExpired(now time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	held := make(map[string]bool, len(c.entries))
+	for hash, e := range c.entries {
+		lp := e.owner.User.Localpart
+		if now.Sub(e.at) > c.ttl || e.gen != c.gens[lp] {
+			delete(c.entries, hash)
+			n++
+			continue
+		}
+		held[lp] = true
+	}
+	for lp := range c.gens {
+		if !held[lp] {
+			delete(c.gens, lp)
+		}
+	}
+	if n > 0 {
+		c.entries, c.gens = cache.Resized(c.entries), cache.Resized(c.gens)
+	}
+	return n
 }

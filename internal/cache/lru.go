@@ -150,11 +150,8 @@ func (c *LRU[K, V]) TrimIdle() int {
 	// the emptied cache would hold the burst's buckets (in issue 20's
 	// load run 2 MB of the 6 MB live a minute after it).
 	if n > 0 && len(c.items) <= c.peak/4 {
-		items := make(map[K]*list.Element, len(c.items))
-		for k, el := range c.items {
-			items[k] = el
-		}
-		c.items, c.peak = items, len(items)
+		c.items = Resized(c.items)
+		c.peak = len(c.items)
 	}
 	return n
 }

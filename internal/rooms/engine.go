@@ -151,6 +151,9 @@ type Engine struct {
 
 	headsMu sync.Mutex
 	heads   map[string]*roomHead
+	// idleHeads drops the heads of rooms idle at quiet; held here so that
+	// the quiet checks' weak registry keeps it as long as the engine.
+	idleHeads *idleHeads
 
 	// memberPos is, per user, the stream position of the latest
 	// membership event about them stored since start-up (startPos), so
@@ -226,7 +229,7 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		opts.StateCacheBytes = defaultStateCacheBytes
 	}
 	txns := cache.TrimWhenIdle(newSentTxns())
-	return &Engine{
+	e := &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
 		stream:    stream,
 		writer:    &writer{store: st, txns: txns, kick: make(chan struct{}, 1)},
@@ -242,6 +245,8 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 		stateKeys: cache.ExpireWhenIdle(cache.NewLRU[snapshotKey, int64](stateKeysCacheBytes)),
 		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
+	e.idleHeads = cache.TrimWhenIdle(&idleHeads{e: e})
+	return e
 }
 
 // ServerName is the engine's server name.
@@ -267,6 +272,7 @@ type roomHead struct {
 	unpublished uint64    // the last of out's notifications this holder queued; guarded by mu
 	refs        int       // guarded by Engine.headsMu
 	lastUsed    time.Time // guarded by Engine.headsMu
+	idleTrims   int       // quiet checks since last used (idleHeads); guarded by Engine.headsMu
 	loaded      bool
 	id          string
 	version     gomatrixserverlib.IRoomVersion
@@ -365,6 +371,7 @@ func (e *Engine) releaseHead(h *roomHead, unknown bool) {
 	defer e.headsMu.Unlock()
 	h.refs--
 	h.lastUsed = e.now()
+	h.idleTrims = 0
 	if h.refs == 0 && unknown && e.heads[h.id] == h {
 		delete(e.heads, h.id)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
 	"github.com/myelin-chat/myelin/internal/bus"
+	"github.com/myelin-chat/myelin/internal/cache"
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
@@ -374,6 +375,54 @@ func TestNotificationPrevMembership(t *testing.T) {
 		}
 		if len(got) != 2 || got[0] != [2]string{"", "join"} || got[1] != [2]string{"join", "join"} {
 			t.Fatalf("bob's notifications (prev, new): %v", got)
+		}
+	})
+}
+
+// TestRoomHeadsTrimIdle: the quiet checks drop the heads of rooms unused
+// for headIdleTrims of them, keep those in use, and a dropped room
+// works as before.
+func TestRoomHeadsTrimIdle(t *testing.T) {
+	testdb.ForEach(t, func(t *testing.T, dbURL string) {
+		ctx := context.Background()
+		e, _, _ := newTestEngine(t, dbURL)
+		busy, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send := func(roomID string) {
+			t.Helper()
+			if _, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]string{"body": "hi"}}); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+		}
+		has := func(roomID string) bool {
+			e.headsMu.Lock()
+			defer e.headsMu.Unlock()
+			_, ok := e.heads[roomID]
+			return ok
+		}
+		for range headIdleTrims {
+			send(busy)
+			cache.TrimIdleCaches()
+		}
+		if has(idle) || !has(busy) {
+			t.Fatalf("after %d quiet checks: idle room's head kept %v, busy room's %v; want dropped, kept", headIdleTrims, has(idle), has(busy))
+		}
+		for range headIdleTrims {
+			cache.TrimIdleCaches()
+		}
+		if has(busy) {
+			t.Fatal("a head unused through the quiet checks was kept")
+		}
+		send(busy)
+		send(idle)
+		if st, err := e.CurrentState(ctx, idle); err != nil || len(st) == 0 {
+			t.Fatalf("state of a room whose head was dropped: %d keys, %v", len(st), err)
 		}
 	})
 }

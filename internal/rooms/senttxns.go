@@ -3,8 +3,9 @@ package rooms
 import (
 	"context"
 	"hash/maphash"
-	"maps"
 	"sync"
+
+	"github.com/myelin-chat/myelin/internal/cache"
 )
 
 // Bounds of sentTxns. A device is read from the store once per process
@@ -211,8 +212,9 @@ func (s *sentTxns) TrimIdle() int {
 		}
 	}
 	if n > 0 {
-		// The map of devices does not shrink either.
-		s.devices = maps.Clone(s.devices)
+		// The map of devices does not shrink either (nor does a
+		// maps.Clone of it).
+		s.devices = cache.Resized(s.devices)
 	}
 	return n
 }

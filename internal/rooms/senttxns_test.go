@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -218,4 +219,32 @@ func TestSentTxnsBounded(t *testing.T) {
 	if s.hashes > txnTotalLimit {
 		t.Fatalf("%d hashes kept, bound %d", s.hashes, txnTotalLimit)
 	}
+}
+
+// TestSentTxnsTrimIdleGivesBackTheMap: forgetting the devices a burst
+// recorded gives back the map that held them too (maps.Clone, which the
+// trim used, keeps the source's buckets).
+func TestSentTxnsTrimIdleGivesBackTheMap(t *testing.T) {
+	s := newSentTxns()
+	base := liveHeap()
+	s.mu.Lock()
+	for i := range txnDeviceCount - 1 {
+		s.addLocked(txnDevice{fmt.Sprint("user", i), "DEVICE"})
+	}
+	s.mu.Unlock()
+	full := liveHeap()
+	for range txnIdleTrims {
+		s.TrimIdle()
+	}
+	if n := len(s.devices); n != 0 {
+		t.Fatalf("%d devices left after %d quiet checks, want 0", n, txnIdleTrims)
+	}
+	emptied := liveHeap()
+	t.Logf("heap %d KiB empty, %d full, %d trimmed", base>>10, full>>10, emptied>>10)
+	// The devices' own records go whatever the map; the map's buckets
+	// (about a quarter of what the devices took) only with a new map.
+	if emptied > base+(full-base)/10 {
+		t.Errorf("trimmed record holds %d KiB of the %d KiB it took full", (emptied-base)>>10, (full-base)>>10)
+	}
+	runtime.KeepAlive(s)
 }

@@ -253,6 +253,7 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) error 
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	last, busyUntil := time.Now(), time.Time{}
+	var w walWatch
 	for {
 		select {
 		case <-ctx.Done():
@@ -265,11 +266,75 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) error 
 			// A failed checkpoint is retried at the next tick; one that
 			// found a reader in the way (and held up the writer for
 			// checkpointBusy) no sooner than truncateBackoff.
-			if busy, _ := db.checkpoint(ctx); busy {
+			if _, busy, _ := db.checkpointChanged(ctx, &w, now); busy {
 				busyUntil = now.Add(truncateBackoff)
 			}
 		}
 	}
+}
+
+// walQuietCheckpoint is how often a WAL that looks unchanged since a
+// checkpoint copied all of it is checkpointed all the same: its file's
+// modification time is the kernel's coarse clock, so a write landing
+// within a few ms of the look, inside the file's size and with no
+// restart of the log, would otherwise wait for the next write.
+const walQuietCheckpoint = time.Minute
+
+// walWatch is what RunCheckpoints knows of the WAL: its stamp when a
+// checkpoint last copied every frame of it.
+type walWatch struct {
+	clean   walStamp
+	cleanAt time.Time
+}
+
+// walStamp tells whether the WAL was written since it was taken: a write
+// appends frames (the size grows, or the modification time moves when
+// it reuses a file grown before) or starts the log over (its header's
+// checkpoint sequence and salts change).
+type walStamp struct {
+	ok     bool
+	size   int64
+	mod    time.Time
+	header [32]byte
+}
+
+func (db *DB) walStamp() walStamp {
+	f, err := os.Open(db.walPath)
+	if err != nil {
+		return walStamp{}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return walStamp{}
+	}
+	st := walStamp{ok: true, size: fi.Size(), mod: fi.ModTime()}
+	if _, err := f.ReadAt(st.header[:], 0); err != nil && fi.Size() >= int64(len(st.header)) {
+		return walStamp{}
+	}
+	return st
+}
+
+// checkpointChanged is checkpoint unless nothing was written since one
+// copied the whole WAL (and that was under walQuietCheckpoint ago). A
+// checkpoint runs SQL, through SQLite's parser and virtual machine: once
+// a second on a quiet server, it mapped back megabytes of the
+// executable's code within a second of each quiet check's trim, and
+// kept them counted in the process's RSS (issue 20, a minute after the
+// load). It reports whether it ran.
+func (db *DB) checkpointChanged(ctx context.Context, w *walWatch, now time.Time) (ran, busy bool, err error) {
+	st := db.walStamp()
+	if st.ok && st == w.clean && now.Sub(w.cleanAt) < walQuietCheckpoint {
+		return false, false, nil
+	}
+	busy, all, err := db.checkpoint(ctx)
+	w.clean, w.cleanAt = walStamp{}, time.Time{}
+	// Taken before the checkpoint, the stamp misses nothing written
+	// while it ran.
+	if err == nil && all && !busy {
+		w.clean, w.cleanAt = st, now
+	}
+	return true, busy, err
 }
 
 // checkpoint is one step of RunCheckpoints: a PASSIVE checkpoint on a
@@ -290,30 +355,32 @@ func (db *DB) RunCheckpoints(ctx context.Context, interval time.Duration) error 
 // file, allocating its blocks again. Restarted, the writer overwrites
 // the file from its start, and journal_size_limit cuts it back to
 // journalSizeLimit at that first commit.
-// It reports busy when a RESTART checkpoint found a reader in the way.
-func (db *DB) checkpoint(ctx context.Context) (busy bool, err error) {
-	if _, err := db.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
-		return false, err
+// It reports busy when a RESTART checkpoint found a reader in the way,
+// and all when the PASSIVE one copied every frame of the WAL.
+func (db *DB) checkpoint(ctx context.Context) (busy, all bool, err error) {
+	var log, copied int
+	if err := db.checkpointer.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &copied); err != nil {
+		return false, false, err
 	}
+	all = !busy && log == copied
 	size := db.WALSize()
 	if size <= walTruncateAbove || size == db.restartedAt.Load() {
-		return false, nil
+		return false, all, nil
 	}
 	c, err := db.write.Conn(ctx)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer c.Close()
 	if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds())); err != nil {
-		return false, err
+		return false, false, err
 	}
-	var log, copied int
 	err = c.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &log, &copied)
 	_, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout=%d", writerBusy.Milliseconds()))
 	if err == nil && !busy {
 		db.restartedAt.Store(size)
 	}
-	return busy, errors.Join(err, rerr)
+	return busy, all && err == nil && !busy, errors.Join(err, rerr)
 }
 
 // WALSize is the size of SQLite's write-ahead log file in bytes (0 for

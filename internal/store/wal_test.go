@@ -63,7 +63,7 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	// While the reader lives the WAL cannot be emptied, but the attempt
 	// gives up quickly instead of holding up the writer.
 	start := time.Now()
-	if busy, err := db.checkpoint(ctx); err != nil || !busy {
+	if busy, _, err := db.checkpoint(ctx); err != nil || !busy {
 		t.Fatalf("checkpoint with a reader: busy %v, %v; want busy", busy, err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -73,7 +73,7 @@ func TestCheckpointBoundsWAL(t *testing.T) {
 	if err := reader.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if busy, err := db.checkpoint(ctx); err != nil || busy {
+	if busy, _, err := db.checkpoint(ctx); err != nil || busy {
 		t.Fatalf("checkpoint without readers: busy %v, %v", busy, err)
 	}
 	// The file is kept for the writer to overwrite (emptying it cost an
@@ -100,7 +100,7 @@ func TestCheckpointRestartsOnce(t *testing.T) {
 	}
 	defer db.Close()
 	fillWAL(t, db, 3*walTruncateAbove/2)
-	if busy, err := db.checkpoint(ctx); err != nil || busy {
+	if busy, _, err := db.checkpoint(ctx); err != nil || busy {
 		t.Fatalf("checkpoint: busy %v, %v", busy, err)
 	}
 	if got := db.WALSize(); got <= walTruncateAbove {
@@ -115,7 +115,7 @@ func TestCheckpointRestartsOnce(t *testing.T) {
 	defer held.Close()
 	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if busy, err := db.checkpoint(wait); err != nil || busy {
+	if busy, _, err := db.checkpoint(wait); err != nil || busy {
 		t.Fatalf("checkpoint of an idle, restarted WAL: busy %v, %v; want neither (no RESTART)", busy, err)
 	}
 }
@@ -254,4 +254,52 @@ func TestWriterCacheSize(t *testing.T) {
 			t.Errorf("%s pool cache_size = %d, want %d", name, got, c.want)
 		}
 	}
+}
+
+// TestCheckpointSkipsUnchangedWAL: RunCheckpoints' step runs no SQL
+// while nothing was written since a checkpoint copied the whole WAL, and
+// runs again after any write, whether it appends to the log or starts
+// it over, and after walQuietCheckpoint all the same.
+func TestCheckpointSkipsUnchangedWAL(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "wal.db"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var w walWatch
+	now := time.Unix(1000, 0)
+	step := func(want bool, what string) {
+		t.Helper()
+		ran, busy, err := db.checkpointChanged(ctx, &w, now)
+		if err != nil || busy || ran != want {
+			t.Fatalf("%s: checkpoint ran %v (busy %v, %v), want %v", what, ran, busy, err, want)
+		}
+	}
+	fillWAL(t, db, 4096)
+	step(true, "after a write")
+	step(false, "nothing written since")
+	step(false, "nothing written since, again")
+	// Copied whole and unread, the log starts over with the next write.
+	fillWAL(t, db, 4096)
+	step(true, "after a write that started the log over")
+	step(false, "nothing written since")
+	// A reader of the last snapshot keeps the log from starting over:
+	// the next write appends to it.
+	reader, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := reader.QueryRowContext(ctx, `SELECT count(*) FROM wal_fill`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	fillWAL(t, db, 4096)
+	if err := reader.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	step(true, "after a write appended to the log")
+	step(false, "nothing written since")
+	now = now.Add(walQuietCheckpoint)
+	step(true, "unchanged for walQuietCheckpoint")
 }
