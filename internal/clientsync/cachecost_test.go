@@ -87,7 +87,7 @@ func TestSyncCachesBoundedByBytes(t *testing.T) {
 	ctx := context.Background()
 	checkHeld(t, "memberships", bound, func() {
 		for i := range 40 {
-			if _, err := s.membershipsOf(ctx, fmt.Sprintf("@user%d:hs1.test", i)); err != nil {
+			if _, err := s.membershipsOf(ctx, fmt.Sprintf("@user%d:hs1.test", i), nil); err != nil {
 				t.Fatal(err)
 			}
 		}

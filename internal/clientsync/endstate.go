@@ -16,8 +16,9 @@ import (
 // dropped. Without it the client would never learn that state (Synapse
 // issue 16928; its _calculate_state includes the state at the timeline's
 // end that the timeline lacks). An entry of evs for a key the end state
-// changes gives way to the end's event.
-func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, start rooms.StateMap, tl, evs []*rooms.Event) ([]*rooms.Event, error) {
+// changes gives way to the end's event. startState gives the state at
+// the timeline's start, loaded only when the end differs from it.
+func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, startState func() (rooms.StateMap, error), tl, evs []*rooms.Event) ([]*rooms.Event, error) {
 	if len(tl) == 0 {
 		return evs, nil
 	}
@@ -33,6 +34,10 @@ func (s *Service) withEndState(ctx context.Context, roomID string, upto int64, s
 		return evs, nil
 	}
 	cached, err := s.engine.StateAt(ctx, lastState)
+	if err != nil {
+		return nil, err
+	}
+	start, err := startState()
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func (s *Service) eventsAfter(ctx context.Context, req EventsRequest, from int64
 	current := s.engine.Stream().Current()
 	roomIDs := []string{req.RoomID}
 	if req.RoomID == "" {
-		ms, err := s.membershipsOf(ctx, req.UserID)
+		ms, err := s.membershipsOf(ctx, req.UserID, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -52,6 +52,15 @@ type Notifier struct {
 	// events of rooms whose member list joined does not hold (nil: from
 	// the rooms' member lists; see WithRoomLists).
 	roomLists RoomLists
+	// waitingIn indexes the waiting users by the rooms of their room
+	// lists, read when they registered, so that an event wakes its room's
+	// waiters without walking everyone's (wakeInRoomLocked); listed are
+	// those lists, by user. unlisted are the waiting users whose list was
+	// not held then, or may have changed since (a state event was
+	// flushed): every room's events wake them. All only with roomLists.
+	waitingIn map[string]map[string]struct{}
+	listed    map[string][]string
+	unlisted  map[string]struct{}
 
 	// regSeq numbers registrations (Waiter.seq).
 	regSeq uint64
@@ -119,6 +128,7 @@ type Waiter struct {
 func NewNotifier(stream *rooms.StreamGen, members Members, serverName string, changes bus.Bus, opts ...NotifierOption) *Notifier {
 	n := &Notifier{stream: stream, members: members, local: ":" + serverName, heldBack: make(chan struct{}, 1),
 		byUser: map[string]map[*Waiter]struct{}{}, joinedBytes: DefaultCacheBytes / 2,
+		waitingIn: map[string]map[string]struct{}{}, listed: map[string][]string{}, unlisted: map[string]struct{}{},
 		presence: presenceWakes{every: PresenceWakeInterval, pending: map[string]uint64{}, waiting: map[string]int{}}}
 	for _, o := range opts {
 		o(n)
@@ -222,6 +232,7 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 			continue
 		}
 		roomID := not.roomID
+		n.followRoomListsLocked(not.Event)
 		if n.roomLists != nil && !n.joined.Contains(roomID) {
 			if not.Event.Type() == spec.MRoomMember && not.Event.StateKey() != nil {
 				n.wakeLocked(n.byUser[*not.Event.StateKey()])
@@ -258,23 +269,83 @@ func (n *Notifier) flushLocked() (deadline time.Time, holding bool) {
 // where the member list of a room of 5,000 is a query and 5,000 entries
 // to hold, and at 10,000 users in the scale curve the notifier's cache
 // no longer held those lists (loading them again for the messages' own
-// wake-ups was Notifier.flush's share of the CPU). A waiter whose room
-// list is not held is woken rather than looked up, as for presence: its
-// /sync loads the list, finds nothing and waits again. The lists are
-// current for this room's earlier events: the room's notifications reach
-// the bus's listeners in order, and the roommate cache drops a list on
-// the state event that may change it, before this one is published.
+// wake-ups was Notifier.flush's share of the CPU). The lists are indexed
+// by room when their users register (waitingIn), so a message costs its
+// room's waiters, not a walk over every waiter's rooms. A waiter whose
+// room list was not held is woken rather than looked up, as for
+// presence: its /sync loads the list, finds nothing and waits again.
 func (n *Notifier) wakeInRoomLocked(roomID string) {
-	for u, ws := range n.byUser {
-		if !strings.HasPrefix(u, "@") {
-			continue // a peeker's room ID (see Register), woken below
-		}
-		theirs, ok := n.roomLists.CachedJoinedRooms(u)
-		if !ok || slices.Contains(theirs, roomID) {
-			n.wakeLocked(ws)
-		}
+	for u := range n.waitingIn[roomID] {
+		n.wakeLocked(n.byUser[u])
+	}
+	for u := range n.unlisted {
+		n.wakeLocked(n.byUser[u])
 	}
 	n.wakeLocked(n.byUser[roomID])
+}
+
+// indexLocked files a user who starts waiting under the rooms of their
+// room list. The list read now is current for every event flushed from
+// now on, until a state event that may change it is flushed
+// (followRoomListsLocked): the roommate cache hears of each event before
+// the notifier does (it subscribes first) and drops the lists the event
+// may change, so a list it still holds has all earlier events applied.
+func (n *Notifier) indexLocked(user string) {
+	if n.roomLists == nil || !strings.HasPrefix(user, "@") {
+		return // a peeker's room ID (see Register) is woken by name
+	}
+	theirs, ok := n.roomLists.CachedJoinedRooms(user)
+	if !ok {
+		n.unlisted[user] = struct{}{}
+		return
+	}
+	n.listed[user] = theirs
+	for _, r := range theirs {
+		set, ok := n.waitingIn[r]
+		if !ok {
+			set = map[string]struct{}{}
+			n.waitingIn[r] = set
+		}
+		set[user] = struct{}{}
+	}
+}
+
+// unindexLocked forgets a user who no longer waits, or whose list may
+// have changed.
+func (n *Notifier) unindexLocked(user string) {
+	delete(n.unlisted, user)
+	for _, r := range n.listed[user] {
+		if set := n.waitingIn[r]; set != nil {
+			delete(set, user)
+			if len(set) == 0 {
+				delete(n.waitingIn, r)
+			}
+		}
+	}
+	delete(n.listed, user)
+}
+
+// followRoomListsLocked keeps the index true to a state event flushed,
+// by the roommate cache's rule (presence's roommates.heard): a local
+// user's membership event changes that user's rooms alone, and wakes
+// that user, who registers again with the list as it is after it; any
+// other state event may resolve state and change anyone's membership of
+// the room, and every waiting user's list counts as changed.
+func (n *Notifier) followRoomListsLocked(ev *rooms.Event) {
+	if n.roomLists == nil || ev == nil || ev.StateKey() == nil || len(n.listed) == 0 {
+		return
+	}
+	if ev.Type() == spec.MRoomMember && strings.HasSuffix(ev.Sender(), n.local) {
+		if target := *ev.StateKey(); n.listed[target] != nil {
+			n.unindexLocked(target)
+			n.unlisted[target] = struct{}{}
+		}
+		return
+	}
+	for u := range n.listed {
+		n.unindexLocked(u)
+		n.unlisted[u] = struct{}{}
+	}
 }
 
 // wakeLocked fires waiters and drops them: a fired waiter is done, and
@@ -298,6 +369,7 @@ func (n *Notifier) dropLocked(ws map[*Waiter]struct{}, w *Waiter) {
 	delete(ws, w)
 	if len(ws) == 0 {
 		delete(n.byUser, w.user)
+		n.unindexLocked(w.user)
 	}
 	if w.presence {
 		if n.presence.waiting[w.user]--; n.presence.waiting[w.user] <= 0 {
@@ -372,6 +444,7 @@ func (n *Notifier) register(user string, presence bool) *Waiter {
 	if !ok {
 		set = map[*Waiter]struct{}{}
 		n.byUser[user] = set
+		n.indexLocked(user)
 	}
 	set[w] = struct{}{}
 	if presence {

@@ -3,6 +3,7 @@ package clientsync
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -261,5 +262,101 @@ func TestEventWakesFromRoomLists(t *testing.T) {
 	}
 	if n.Waiting() != 1 {
 		t.Fatalf("%d waiting, want the stranger alone", n.Waiting())
+	}
+}
+
+// countedLists is roomLists counting the waiters' lists read.
+type countedLists struct {
+	roomLists
+	reads int
+}
+
+func (l *countedLists) CachedJoinedRooms(user string) ([]string, bool) {
+	l.reads++
+	return l.roomLists.CachedJoinedRooms(user)
+}
+
+// TestEventWakesFromRoomIndex: a message's wake-up finds its room's
+// waiters from an index of the waiters' room lists, kept as they
+// register and leave and as state events may change the lists: no
+// waiter's list is read per message (the walk over every waiter and its
+// rooms, per message, was what a message's wake-up cost at 10,000
+// users), and no wake-up is missed (TestEventWakesFromRoomLists' cases,
+// a user who joins a room while waiting, and a state event that may
+// change anyone's rooms).
+func TestEventWakesFromRoomIndex(t *testing.T) {
+	big := []string{}
+	for i := range 50 {
+		big = append(big, fmt.Sprintf("@m%d:hs1.test", i))
+	}
+	m := &countingMembers{members: members{"!big:hs1.test": big, "!other:hs1.test": {"@stranger:hs1.test", "@m3:hs1.test", "@unheld:hs1.test", "@solo:hs1.test"}}}
+	lists := &countedLists{roomLists: roomLists{t: t, m: m.members, uncached: map[string]bool{"@unheld:hs1.test": true}}}
+	stream := rooms.NewStreamGen(0, nil)
+	n := NewNotifier(stream, m, "hs1.test", nil, WithRoomLists(lists))
+	publish := func(room, typ string, stateKey *string) {
+		pos := stream.Next()
+		stream.Done(pos)
+		n.Publish(rooms.Notification{Event: testEvent(t, room, typ, stateKey, pos), Membership: "join"})
+	}
+	var others []*Waiter // members of !big who wait through it all
+	for i := 10; i < 50; i++ {
+		others = append(others, n.Register(fmt.Sprintf("@m%d:hs1.test", i)))
+	}
+	first, syncing := n.Register("@m0:hs1.test"), n.RegisterWithPresence("@m7:hs1.test")
+	unheld, peeker, stranger := n.Register("@unheld:hs1.test"), n.Register("!big:hs1.test"), n.Register("@stranger:hs1.test")
+	reads := lists.reads
+	publish("!other:hs1.test", "m.room.message", nil)
+	if !fired(stranger) || !fired(unheld) || fired(first) || fired(syncing) || fired(peeker) || slices.ContainsFunc(others, fired) {
+		t.Fatalf("a message of !other woke: stranger %v, unheld %v, members of !big %v %v, its peeker %v", fired(stranger), fired(unheld), fired(first), fired(syncing), fired(peeker))
+	}
+	if lists.reads != reads {
+		t.Fatalf("%d room lists read for a message of a room of 3", lists.reads-reads)
+	}
+	unheld, stranger = n.Register("@unheld:hs1.test"), n.Register("@stranger:hs1.test")
+	reads = lists.reads
+	publish("!big:hs1.test", "m.room.message", nil)
+	if !fired(first) || !fired(syncing) || !fired(unheld) || !fired(peeker) || fired(stranger) || slices.ContainsFunc(others, func(w *Waiter) bool { return !fired(w) }) {
+		t.Fatalf("a message of !big woke: members %v %v, one whose rooms are not held %v, peeker %v, stranger %v", fired(first), fired(syncing), fired(unheld), fired(peeker), fired(stranger))
+	}
+	if lists.reads != reads || m.loads != 0 {
+		t.Fatalf("%d room lists read, %d member lists loaded for a message", lists.reads-reads, m.loads)
+	}
+
+	// The stranger joins !big while waiting: the join wakes them, and
+	// they wait again with the new list, which !big's messages follow.
+	m.members["!big:hs1.test"] = append(slices.Clone(big), "@stranger:hs1.test")
+	lists.m = m.members
+	joiner := "@stranger:hs1.test"
+	publish("!big:hs1.test", "m.room.member", &joiner)
+	if !fired(stranger) {
+		t.Fatal("a join did not wake its target")
+	}
+	stranger = n.Register(joiner)
+	publish("!big:hs1.test", "m.room.message", nil)
+	if !fired(stranger) {
+		t.Fatal("a message of a room joined while waiting did not wake the joiner")
+	}
+
+	// A state event other than a local membership may change anyone's
+	// rooms (state resolution): it wakes every waiter, as when their
+	// lists were read per message (the roommate cache drops them all),
+	// and those who wait again are filed under their lists as they are.
+	inOther, inBig := n.Register("@solo:hs1.test"), n.Register("@m0:hs1.test")
+	empty := ""
+	publish("!big:hs1.test", "m.room.topic", &empty)
+	if !fired(inBig) || !fired(inOther) {
+		t.Fatalf("a state event woke its room's member %v, a waiter whose rooms it may have changed %v", fired(inBig), fired(inOther))
+	}
+	inOther = n.Register("@solo:hs1.test")
+	publish("!big:hs1.test", "m.room.message", nil)
+	if fired(inOther) {
+		t.Fatal("a waiter registered after the state event was woken by another room's message")
+	}
+	n.Unregister(inOther)
+	for _, w := range others {
+		n.Unregister(w)
+	}
+	if n.Waiting() != 0 || len(n.waitingIn) != 0 || len(n.listed) != 0 || len(n.unlisted) != 0 {
+		t.Fatalf("%d waiting, index of %d rooms, %d listed, %d unlisted after all were woken", n.Waiting(), len(n.waitingIn), len(n.listed), len(n.unlisted))
 	}
 }

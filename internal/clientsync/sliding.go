@@ -24,7 +24,7 @@ func (s *Service) Streams() Sources { return s.sources }
 // MembershipsAt lists a user's memberships as they were at a readable
 // stream position (see membershipsAt).
 func (s *Service) MembershipsAt(ctx context.Context, userID string, pos int64) ([]store.RoomMembership, error) {
-	return s.membershipsAt(ctx, userID, pos)
+	return s.membershipsAt(ctx, userID, pos, nil)
 }
 
 // ActiveRooms is the set of rooms with events in (after, upto].

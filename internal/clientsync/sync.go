@@ -86,6 +86,9 @@ type Request struct {
 	// invites is the requester's invite permission, read when the
 	// response first has an invite.
 	invites *invitePermission
+	// known are the user's memberships as the request last read them,
+	// kept across its wait (see membershipsOf); nil outside Sync.
+	known *userMemberships
 }
 
 // defaultTimelineLimit is Synapse's default timeline limit.
@@ -126,6 +129,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 	if req.Filter.Presence.ExcludesType("m.presence") {
 		register = s.notifier.Register
 	}
+	req.known = &userMemberships{}
 	deadline := time.NewTimer(req.Timeout)
 	defer deadline.Stop()
 	for {
@@ -154,7 +158,7 @@ func (s *Service) Sync(ctx context.Context, req Request) (*Response, error) {
 // compute builds the response from the token to the current position.
 func (s *Service) compute(ctx context.Context, req Request) (*Response, error) {
 	upto := s.engine.Stream().Current()
-	memberships, err := s.membershipsAt(ctx, req.UserID, upto)
+	memberships, err := s.membershipsAt(ctx, req.UserID, upto, req.known)
 	if err != nil {
 		return nil, err
 	}

