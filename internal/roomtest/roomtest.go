@@ -12,6 +12,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
+	// Databases copied from one migrated once, not migrated per test.
+	_ "github.com/myelin-chat/myelin/internal/testdb/migrated"
 )
 
 // ServerName is the name of the server the engine acts for.
