@@ -13,6 +13,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
+	// Databases copied from one migrated once, not migrated per test.
+	_ "github.com/myelin-chat/myelin/internal/testdb/migrated"
 )
 
 // clock is a settable clock for the timeouts.

@@ -264,18 +264,7 @@ func waitThrough(t *testing.T, s *testserver.Server, eventID id.EventID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.After(10 * time.Second)
-	for {
-		processed := s.Push().Processed()
-		if s.Push().Through() >= ev.StreamPos {
-			return
-		}
-		select {
-		case <-processed:
-		case <-deadline:
-			t.Fatalf("push never got through %d (at %d)", ev.StreamPos, s.Push().Through())
-		}
-	}
+	waitPushed(t, s.Push(), ev.StreamPos)
 }
 
 // TestPruneExpiresCounts: notifications past their keeping time go, and

@@ -2,18 +2,15 @@ package push_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/myelin-chat/myelin/internal/accountdata"
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/rooms"
-	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
 )
 
@@ -25,39 +22,22 @@ import (
 // docs/benchmarks.md "Scale curve").
 func TestFullQueueLeavesTheRoomUnlocked(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		db, err := store.Open(ctx, dbURL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		b := bus.New()
-		stream, err := rooms.OpenStream(ctx, db, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, priv, _ := ed25519.GenerateKey(nil)
-		engine := rooms.New(db, stream, b, rooms.Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
-		room, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: "@alice:a.test", Preset: "public_chat"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		env := newEngineEnv(t, dbURL, nil, rooms.Options{})
+		ctx, engine, stream := env.ctx, env.Engine, env.Stream
+		room := env.createRoom(t)
 		// Subscribed before push, so it hears of an event just before
 		// push's queue takes it.
 		var published atomic.Int64
-		b.Subscribe("count", func(context.Context, bus.Change) { published.Add(1) }, rooms.TopicEvent)
-		svc := push.New(db, engine, accountdata.New(db, stream, b), push.Options{ServerName: "a.test", Bus: b, QueueSize: 1})
+		env.Bus.Subscribe("count", func(context.Context, bus.Change) { published.Add(1) }, rooms.TopicEvent)
+		svc := env.push(push.Options{QueueSize: 1})
 		release := svc.HoldEvaluation()
-		stopped := make(chan struct{})
-		go func() { _ = svc.Run(ctx); close(stopped) }()
-		defer func() { release(); cancel(); <-stopped }()
+		env.run(t, svc, release)
 
 		const events = 6
 		sent := make(chan error, 1)
 		go func() {
 			for i := 0; i < events; i++ {
-				if _, err := engine.SetState(ctx, room, "@alice:a.test", "m.room.topic", "", json.RawMessage(fmt.Sprintf(`{"topic":"t%d"}`, i))); err != nil {
+				if _, err := engine.SetState(ctx, room, alice, "m.room.topic", "", json.RawMessage(fmt.Sprintf(`{"topic":"t%d"}`, i))); err != nil {
 					sent <- err
 					return
 				}
@@ -95,10 +75,6 @@ func TestFullQueueLeavesTheRoomUnlocked(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("the sends never finished")
 		}
-		for deadline := time.Now().Add(20 * time.Second); svc.Through() < stream.Current(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("push evaluated through %d of %d", svc.Through(), stream.Current())
-			}
-		}
+		waitPushed(t, svc, stream.Current())
 	})
 }

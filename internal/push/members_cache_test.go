@@ -2,13 +2,9 @@ package push_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/myelin-chat/myelin/internal/accountdata"
-	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/push"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
@@ -42,50 +38,29 @@ func (s *snapshotCounting) PartialState(ctx context.Context, roomID string) (sto
 // 20 item 2, docs/benchmarks.md "Push worker, fifth pass").
 func TestMessagesOfAKnownStateLoadNoSnapshot(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		db, err := store.Open(ctx, dbURL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		st := &snapshotCounting{DB: db}
-		b := bus.New()
-		stream, err := rooms.OpenStream(ctx, db, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, priv, _ := ed25519.GenerateKey(nil)
+		var st *snapshotCounting
+		counting := func(db *store.DB) rooms.Store { st = &snapshotCounting{DB: db}; return st }
 		// A state cache of a byte holds no state.
-		engine := rooms.New(st, stream, b, rooms.Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10", StateCacheBytes: 1})
-		svc := push.New(db, engine, accountdata.New(db, stream, b), push.Options{ServerName: "a.test", Bus: b})
-		stopped := make(chan struct{})
-		go func() { _ = svc.Run(ctx); close(stopped) }()
-		defer func() { cancel(); <-stopped }()
+		env := newEngineEnv(t, dbURL, counting, rooms.Options{StateCacheBytes: 1})
+		svc := env.push(push.Options{})
+		env.run(t, svc, nil)
 		// Two rooms taking turns: the cache's one entry is the other
 		// room's state.
 		var roomIDs []string
 		for range 2 {
-			room, err := engine.CreateRoom(ctx, rooms.CreateRequest{Creator: "@alice:a.test", Preset: "public_chat"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := engine.SetMembership(ctx, rooms.MembershipRequest{Sender: "@bob:a.test", RoomID: room, Target: "@bob:a.test", Membership: "join"}); err != nil {
+			room := env.createRoom(t)
+			if _, err := env.Engine.SetMembership(env.ctx, rooms.MembershipRequest{Sender: bob, RoomID: room, Target: bob, Membership: "join"}); err != nil {
 				t.Fatal(err)
 			}
 			roomIDs = append(roomIDs, room)
 		}
 		send := func(room string) {
 			t.Helper()
-			ev, err := engine.Send(ctx, rooms.SendRequest{RoomID: room, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]any{"msgtype": "m.text", "body": "hi"}})
+			ev, err := env.Engine.Send(env.ctx, rooms.SendRequest{RoomID: room, Sender: alice, Type: "m.room.message", Content: map[string]any{"msgtype": "m.text", "body": "hi"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); svc.Through() < ev.StreamPos; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("push never got through %d", ev.StreamPos)
-				}
-			}
+			waitPushed(t, svc, ev.StreamPos)
 		}
 		send(roomIDs[0])
 		send(roomIDs[1])

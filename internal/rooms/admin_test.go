@@ -10,6 +10,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/rooms/roommodel"
 	"github.com/myelin-chat/myelin/internal/store"
 	"github.com/myelin-chat/myelin/internal/testdb"
+	// Databases copied from one migrated once, not migrated per test.
+	_ "github.com/myelin-chat/myelin/internal/testdb/migrated"
 )
 
 // TestTrimExtremitiesAndPurge: two concurrent events leave a room with

@@ -39,16 +39,22 @@ func newTestEngine(t *testing.T, dbURL string) (*Engine, *store.DB, *nopBus) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	_, priv, _ := ed25519.GenerateKey(nil)
+	got := &nopBus{}
+	b := bus.New()
+	b.Subscribe("test", func(_ context.Context, c bus.Change) { got.Publish(c.(Notification)) }, TopicEvent)
+	return newEngineOn(t, db, db, b), db, got
+}
+
+// newEngineOn is a fresh engine for a.test on db (as after a restart),
+// reading and writing through st: db itself or a store wrapping it.
+func newEngineOn(t *testing.T, db *store.DB, st Store, b bus.Bus) *Engine {
+	t.Helper()
 	stream, err := OpenStream(context.Background(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &nopBus{}
-	b := bus.New()
-	b.Subscribe("test", func(_ context.Context, c bus.Change) { got.Publish(c.(Notification)) }, TopicEvent)
-	e := New(db, stream, b, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
-	return e, db, got
+	_, priv, _ := ed25519.GenerateKey(nil)
+	return New(st, stream, b, Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"})
 }
 
 // remote builds events as another server would, signed with its own key.

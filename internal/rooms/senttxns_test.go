@@ -2,7 +2,6 @@ package rooms
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -42,13 +41,21 @@ func (s *txnCountingStore) EventByTxn(ctx context.Context, localpart, device, ro
 // newTxnEngine is a fresh engine on db, as after a restart.
 func newTxnEngine(t *testing.T, db *store.DB) (*Engine, *txnCountingStore) {
 	t.Helper()
-	stream, err := OpenStream(context.Background(), db, nil)
+	st := &txnCountingStore{DB: db}
+	return newEngineOn(t, db, st, bus.New()), st
+}
+
+// newTxnRoom is an engine on a fresh database of dbURL, counting its
+// transaction-ID lookups, and a room alice created in it.
+func newTxnRoom(t *testing.T, dbURL string) (e *Engine, st *txnCountingStore, db *store.DB, roomID string) {
+	t.Helper()
+	_, db, _ = newTestEngine(t, dbURL)
+	e, st = newTxnEngine(t, db)
+	roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, priv, _ := ed25519.GenerateKey(nil)
-	st := &txnCountingStore{DB: db}
-	return New(st, stream, bus.New(), Options{ServerName: "a.test", KeyID: "ed25519:a", PrivateKey: priv, DefaultVersion: "10"}), st
+	return e, st, db, roomID
 }
 
 func sendTxn(t *testing.T, e *Engine, roomID, device, id string) *Event {
@@ -66,12 +73,7 @@ func sendTxn(t *testing.T, e *Engine, roomID, device, id string) *Event {
 // a repeated one still returns the first event.
 func TestSentTxnsSkipTheStoreForNewIDs(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
-		_, db, _ := newTestEngine(t, dbURL)
-		e, st := newTxnEngine(t, db)
-		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, st, _, roomID := newTxnRoom(t, dbURL)
 		first := sendTxn(t, e, roomID, "D1", "t0")
 		before := st.lookups.Load()
 		for i := 1; i <= 20; i++ {
@@ -103,12 +105,7 @@ func TestSentTxnsSkipTheStoreForNewIDs(t *testing.T) {
 // sent transactions forgot the device, and a new ID sent then is new.
 func TestSentTxnsRetryAfterForgetting(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
-		_, db, _ := newTestEngine(t, dbURL)
-		e, st := newTxnEngine(t, db)
-		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, st, db, roomID := newTxnRoom(t, dbURL)
 		first := sendTxn(t, e, roomID, "D1", "t1")
 		sendTxn(t, e, roomID, "D1", "t2")
 
@@ -150,12 +147,7 @@ func TestSentTxnsRetryAfterForgetting(t *testing.T) {
 // device was forgotten still returns the first event.
 func TestSentTxnsTrimIdle(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
-		_, db, _ := newTestEngine(t, dbURL)
-		e, st := newTxnEngine(t, db)
-		roomID, err := e.CreateRoom(context.Background(), CreateRequest{Creator: "@alice:a.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, st, _, roomID := newTxnRoom(t, dbURL)
 		first := sendTxn(t, e, roomID, "D1", "t1")
 		sendTxn(t, e, roomID, "D1", "t2")
 		sendTxn(t, e, roomID, "D2", "t1")

@@ -12,6 +12,8 @@ import (
 	"github.com/myelin-chat/myelin/internal/bus"
 	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
+	// Databases copied from one migrated once, not migrated per test.
+	_ "github.com/myelin-chat/myelin/internal/testdb/migrated"
 )
 
 // ServerName is the name of the server the engine acts for.
@@ -29,6 +31,14 @@ type Env struct {
 // ServerName whose new rooms have the given version.
 func New(t testing.TB, dbURL, defaultVersion string) Env {
 	t.Helper()
+	return NewWith(t, dbURL, nil, rooms.Options{DefaultVersion: defaultVersion})
+}
+
+// NewWith is New with the engine's other options (ServerName and its
+// key are filled in here), reading and writing through st(db) when st
+// is set: a store that counts or fails some reads.
+func NewWith(t testing.TB, dbURL string, st func(*store.DB) rooms.Store, opts rooms.Options) Env {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dbURL, 4)
 	if err != nil {
@@ -40,7 +50,11 @@ func New(t testing.TB, dbURL, defaultVersion string) Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	engine := rooms.New(db, stream, b, rooms.Options{ServerName: ServerName, KeyID: "ed25519:test", PrivateKey: key, DefaultVersion: defaultVersion})
-	return Env{DB: db, Stream: stream, Bus: b, Engine: engine}
+	_, opts.PrivateKey, _ = ed25519.GenerateKey(nil)
+	opts.ServerName, opts.KeyID = ServerName, "ed25519:test"
+	var engineStore rooms.Store = db
+	if st != nil {
+		engineStore = st(db)
+	}
+	return Env{DB: db, Stream: stream, Bus: b, Engine: rooms.New(engineStore, stream, b, opts)}
 }

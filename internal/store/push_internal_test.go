@@ -11,7 +11,7 @@ import (
 // event before migration 11 come through it with their actions, their
 // read state and the unread counters intact.
 func TestPushCompactMigration(t *testing.T) {
-	testdb.ForEach(t, func(t *testing.T, url string) {
+	testdb.ForEachEmpty(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		db, err := open(url, 2)
 		if err != nil {

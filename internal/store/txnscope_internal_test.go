@@ -12,7 +12,7 @@ import (
 // txnId on another path is free, and to-device transactions recorded
 // before it do not swallow a new event type's messages.
 func TestTxnScopeMigration(t *testing.T) {
-	testdb.ForEach(t, func(t *testing.T, url string) {
+	testdb.ForEachEmpty(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		db, err := open(url, 2)
 		if err != nil {

@@ -2,12 +2,12 @@
 // PostgreSQL whenever MYELIN_TEST_POSTGRES holds a connection URL (a new
 // database per test, dropped when the test ends).
 //
-// A test binary that sets a schema (SetSchema; testserver does: every
-// test server's database is migrated on start) gets databases that are
-// copies of one prepared per engine per process, instead of empty ones:
-// migrating a fresh PostgreSQL database took about a second, and the
-// end-to-end packages start hundreds of servers. PostgreSQL ones are
-// also reused (see postgres.go).
+// A test binary that sets a schema (SetSchema; package migrated does,
+// and testserver, roomtest and the store's and engine's tests import it)
+// gets databases that are copies of one prepared per engine per
+// process, instead of empty ones: migrating a fresh PostgreSQL database
+// took about a second, and the end-to-end packages start hundreds of
+// servers. PostgreSQL ones are also reused (see postgres.go).
 package testdb
 
 import (
@@ -40,6 +40,13 @@ func ForEach(t *testing.T, fn func(t *testing.T, dbURL string)) {
 	}
 }
 
+// ForEachEmpty is ForEach with empty databases (NewEmptyURL).
+func ForEachEmpty(t *testing.T, fn func(t *testing.T, dbURL string)) {
+	for _, engine := range Engines() {
+		t.Run(engine, func(t *testing.T) { fn(t, NewEmptyURL(t, engine)) })
+	}
+}
+
 // schema is the registered preparation (see SetSchema) and its
 // prepared copies, one per engine, made on first use.
 var schema struct {
@@ -62,8 +69,8 @@ var schema struct {
 // of it (a file copy for SQLite, CREATE DATABASE ... TEMPLATE for
 // PostgreSQL). A copy is what a fresh database would be after prepare,
 // so tests see no difference but time. Call it from an init function;
-// packages that test the preparation itself (the store's migrations)
-// must not link a package that calls it.
+// tests of the preparation itself (the store's migrations) take empty
+// databases (ForEachEmpty, NewEmptyURL).
 func SetSchema(prepare func(ctx context.Context, url string) error) {
 	schema.mu.Lock()
 	defer schema.mu.Unlock()
@@ -77,6 +84,19 @@ func NewURL(t testing.TB, engine string) string {
 	schema.mu.Lock()
 	prepared := schema.prepare != nil
 	schema.mu.Unlock()
+	return newURL(t, engine, prepared)
+}
+
+// NewEmptyURL creates an empty database of the engine, whether or not a
+// schema is set, and returns its URL: for the tests of the preparation
+// itself in a binary whose other tests take prepared copies.
+func NewEmptyURL(t testing.TB, engine string) string {
+	t.Helper()
+	return newURL(t, engine, false)
+}
+
+func newURL(t testing.TB, engine string, prepared bool) string {
+	t.Helper()
 	if engine == "sqlite" {
 		path := filepath.Join(t.TempDir(), "myelin.db")
 		if prepared {

@@ -141,3 +141,19 @@ func TestPreparedSQLiteIsAFile(t *testing.T) {
 	}
 	wantFresh(t, open(t, dsn))
 }
+
+// TestEmptyDatabases: ForEachEmpty's databases have nothing of the
+// prepared schema, for the tests of the preparation itself.
+func TestEmptyDatabases(t *testing.T) {
+	ran := 0
+	ForEachEmpty(t, func(t *testing.T, dsn string) {
+		ran++
+		var n int
+		if err := open(t, dsn).QueryRowContext(context.Background(), `SELECT COUNT(*) FROM seeded`).Scan(&n); err == nil {
+			t.Fatalf("an empty database has the prepared table seeded (%d rows)", n)
+		}
+	})
+	if ran != len(Engines()) {
+		t.Fatalf("ForEachEmpty ran %d times for %d engines", ran, len(Engines()))
+	}
+}
