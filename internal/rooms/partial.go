@@ -398,24 +398,35 @@ func (e *Engine) dropExtremity(ctx context.Context, h *roomHead, ev *Event) erro
 	return e.moveHead(ctx, h, extremities, h.depth)
 }
 
-// ServersInRoomOrNamed is ServersInRoom of a room's state, with, while
-// the room's state is partial, the servers the resident server named
-// (servers_in_room; Synapse's partial_state_rooms_servers): the state
-// knows few members then, and events, backfill requests and EDUs must
-// still reach the others.
-func (e *Engine) ServersInRoomOrNamed(ctx context.Context, roomID string, state StateMap) ([]string, error) {
-	servers, err := e.ServersInRoom(ctx, state)
-	if err != nil {
-		return nil, err
-	}
+// ServersInRoomOrNamed is ServersInRoom of the state load reads (which
+// it returns too), with, while the room's state is partial, the servers
+// the resident server named (servers_in_room; Synapse's
+// partial_state_rooms_servers): the state knows few members then, and
+// events, backfill requests and EDUs must still reach the others.
+//
+// The partial mark is read before the state. Read after it, a
+// completion landing between the two reads (under load, while the state
+// was loaded) left a state read while partial, which lacks the resident's
+// members, taken for a full one, and the named servers were dropped: a
+// local join sent while the room's state was partial never reached the
+// resident server (TestServersInRoomOrNamedReadsTheMarkFirst).
+func (e *Engine) ServersInRoomOrNamed(ctx context.Context, roomID string, load func(context.Context) (StateMap, error)) ([]string, StateMap, error) {
 	partial, named, err := e.PartialState(ctx, roomID)
+	if err != nil {
+		return nil, nil, err
+	}
+	state, err := load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	servers, err := e.ServersInRoom(ctx, state)
 	if err != nil || !partial {
-		return servers, err
+		return servers, state, err
 	}
 	for _, s := range named {
 		if !slices.Contains(servers, s) {
 			servers = append(servers, s)
 		}
 	}
-	return servers, nil
+	return servers, state, nil
 }

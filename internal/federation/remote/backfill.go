@@ -25,11 +25,9 @@ func (f *Service) Backfill(ctx context.Context, roomID string, limit int) (int, 
 	if err != nil {
 		return 0, err
 	}
-	state, err := f.d.Rooms.CurrentState(ctx, roomID)
-	if err != nil {
-		return 0, err
-	}
-	servers, err := f.d.Rooms.ServersInRoomOrNamed(ctx, roomID, state)
+	servers, _, err := f.d.Rooms.ServersInRoomOrNamed(ctx, roomID, func(ctx context.Context) (rooms.StateMap, error) {
+		return f.d.Rooms.CurrentState(ctx, roomID)
+	})
 	if err != nil {
 		return 0, err
 	}

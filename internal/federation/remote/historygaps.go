@@ -5,6 +5,7 @@ import (
 
 	"github.com/matrix-org/gomatrixserverlib/spec"
 
+	"github.com/myelin-chat/myelin/internal/rooms"
 	"github.com/myelin-chat/myelin/internal/store"
 )
 
@@ -51,11 +52,9 @@ func (f *Service) fillGap(ctx context.Context, g store.HistoryGap, limit int) (i
 	if err != nil {
 		return 0, err
 	}
-	state, err := f.d.Rooms.CurrentState(ctx, g.RoomID)
-	if err != nil {
-		return 0, err
-	}
-	servers, err := f.d.Rooms.ServersInRoomOrNamed(ctx, g.RoomID, state)
+	servers, _, err := f.d.Rooms.ServersInRoomOrNamed(ctx, g.RoomID, func(ctx context.Context) (rooms.StateMap, error) {
+		return f.d.Rooms.CurrentState(ctx, g.RoomID)
+	})
 	if err != nil {
 		return 0, err
 	}

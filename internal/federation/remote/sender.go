@@ -244,11 +244,9 @@ func (s *Sender) destinations(ctx context.Context, r store.EventRow) ([]string, 
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
-	state, err := s.o.Rooms.StateAt(ctx, evs[0].StateAfter)
-	if err != nil {
-		return nil, err
-	}
-	servers, err := s.o.Rooms.ServersInRoomOrNamed(ctx, r.RoomID, state)
+	servers, state, err := s.o.Rooms.ServersInRoomOrNamed(ctx, r.RoomID, func(ctx context.Context) (rooms.StateMap, error) {
+		return s.o.Rooms.StateAt(ctx, evs[0].StateAfter)
+	})
 	if err != nil {
 		return nil, err
 	}
