@@ -111,6 +111,12 @@ func TestReputationUserFilter(t *testing.T) {
 			t.Fatalf("%s joins: %v", c.UserID, err)
 		}
 	}
+	// Dave's join is hs2's own (hs2 is already in the room through
+	// bob's) and reaches hs3 by a transaction: carol's message must come
+	// after it in the room's graph, or the state it is judged against
+	// (push's, as Synapse's) rightly lacks dave, and a loaded machine
+	// let carol send first.
+	enfWaitJoined(t, carol, room, bob.UserID, dave.UserID, cathy.UserID)
 	userSubscribe(t, bob, feed, "hs1.test")
 	userWaitFollowed(t, hs2, bob, 1)
 	if feeds := userExtent(t, hs2, dave); len(feeds) != 0 {
@@ -222,6 +228,27 @@ func TestReputationUserFilter(t *testing.T) {
 	status, body = hs2.Do(t, http.MethodGet, "/_matrix/client/unstable/org.myelin/reputation/extent?since_ts=x", bob.AccessToken, nil)
 	testserver.WantError(t, "a bad since_ts", status, body, http.StatusBadRequest, "M_INVALID_PARAM")
 	_ = event.EventMessage
+}
+
+// enfWaitJoined waits until c's server holds every one of users joined
+// to room.
+func enfWaitJoined(t *testing.T, c *mautrix.Client, room id.RoomID, users ...id.UserID) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := c.JoinedMembers(context.Background(), room)
+		if err != nil {
+			t.Fatalf("%s's joined members: %v", c.UserID, err)
+		}
+		missing := slices.DeleteFunc(slices.Clone(users), func(u id.UserID) bool { _, ok := resp.Joined[u]; return ok })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's server never saw %v join", c.UserID, missing)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestReputationUserFilterLocal: one server, both engines: a local feed
