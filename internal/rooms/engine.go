@@ -180,6 +180,13 @@ type Engine struct {
 	// closed when its state is complete (AwaitFullState).
 	fullStateMu sync.Mutex
 	fullState   map[string]chan struct{}
+	// completing has the servers the resident named for each room whose
+	// completion has cleared its partial-state mark in the store but not
+	// yet dropped the states cached while it was partial (PartialState).
+	// Its lock is taken after fullStateMu when both are held:
+	// AwaitFullState asks PartialState under fullStateMu.
+	completingMu sync.Mutex
+	completing   map[string][]string
 
 	events    *cache.LRU[int64, *Event]
 	eventIDs  *cache.LRU[string, int64]
@@ -231,19 +238,20 @@ func New(st Store, stream *StreamGen, b bus.Bus, opts Options) *Engine {
 	txns := cache.TrimWhenIdle(newSentTxns())
 	e := &Engine{
 		store: st, opts: opts, bus: b, now: time.Now,
-		stream:    stream,
-		writer:    &writer{store: st, txns: txns, kick: make(chan struct{}, 1)},
-		txns:      txns,
-		heads:     map[string]*roomHead{},
-		fullState: map[string]chan struct{}{},
-		relRooms:  cache.ExpireWhenIdle(cache.NewLRU[string, bool](opts.LookupCacheBytes)),
-		memberPos: cache.NewMarks(stream.Current()),
-		startPos:  stream.Current(),
-		events:    cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
-		eventIDs:  cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
-		snapshots: cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
-		stateKeys: cache.ExpireWhenIdle(cache.NewLRU[snapshotKey, int64](stateKeysCacheBytes)),
-		servers:   cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
+		stream:     stream,
+		writer:     &writer{store: st, txns: txns, kick: make(chan struct{}, 1)},
+		txns:       txns,
+		heads:      map[string]*roomHead{},
+		fullState:  map[string]chan struct{}{},
+		completing: map[string][]string{},
+		relRooms:   cache.ExpireWhenIdle(cache.NewLRU[string, bool](opts.LookupCacheBytes)),
+		memberPos:  cache.NewMarks(stream.Current()),
+		startPos:   stream.Current(),
+		events:     cache.ExpireWhenIdle(cache.NewLRU[int64, *Event](opts.EventCacheBytes)),
+		eventIDs:   cache.ExpireWhenIdle(cache.NewLRU[string, int64](max(1, opts.EventCacheBytes/8))),
+		snapshots:  cache.ExpireWhenIdle(cache.NewLRU[int64, StateMap](opts.StateCacheBytes)),
+		stateKeys:  cache.ExpireWhenIdle(cache.NewLRU[snapshotKey, int64](stateKeysCacheBytes)),
+		servers:    cache.ExpireWhenIdle(cache.NewLRU[int64, []string](serversCacheSize)),
 	}
 	e.idleHeads = cache.TrimWhenIdle(&idleHeads{e: e})
 	return e

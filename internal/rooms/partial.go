@@ -56,7 +56,18 @@ func (e *Engine) ImportPartialJoin(ctx context.Context, join gomatrixserverlib.P
 
 // PartialState reports whether a room's state is partial and, if so,
 // which servers are in it by the resident server's word.
+//
+// A room being completed is still partial until the states cached while
+// it was are dropped: the store clears the mark in the completion's
+// transaction, and a reader that saw it cleared and then read a cached
+// state would take the partial one for the full one.
 func (e *Engine) PartialState(ctx context.Context, roomID string) (bool, []string, error) {
+	e.completingMu.Lock()
+	named, completing := e.completing[roomID]
+	e.completingMu.Unlock()
+	if completing {
+		return true, named, nil
+	}
 	r, err := e.store.PartialState(ctx, roomID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil, nil
@@ -226,14 +237,25 @@ func (e *Engine) completePartialState(ctx context.Context, roomID string, state 
 	// stream): a client that synced during the partial state has only
 	// the few members it held.
 	pos = e.stream.Next()
+	e.completingMu.Lock()
+	e.completing[roomID] = mark.Servers
+	e.completingMu.Unlock()
 	snapshots, err := e.store.CompletePartialState(ctx, roomID, pos, missing, memberships)
 	if err != nil {
+		e.completingMu.Lock()
+		delete(e.completing, roomID)
+		e.completingMu.Unlock()
 		e.stream.Abandon(pos)
 		return nil, 0, err
 	}
 	e.stream.Done(pos)
 	e.forgetSnapshots(snapshots)
+	// Under fullStateMu: an AwaitFullState that found the room partial
+	// through completing has made its channel by now, and is woken here.
 	e.fullStateMu.Lock()
+	e.completingMu.Lock()
+	delete(e.completing, roomID)
+	e.completingMu.Unlock()
 	if ch, ok := e.fullState[roomID]; ok {
 		close(ch)
 		delete(e.fullState, roomID)
