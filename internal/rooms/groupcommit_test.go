@@ -292,6 +292,13 @@ func TestGroupCommitWorker(t *testing.T) {
 			_, err := e.Send(ctx, SendRequest{RoomID: roomID, Sender: "@alice:a.test", Type: "m.room.message", Content: map[string]any{"body": body}})
 			return err
 		}
+		// With no worker yet, the creation's events were drained by a
+		// goroutine of its own, which goes on taking what is queued
+		// while it finds any: gone before the worker starts, or the
+		// sends below may be stored by it rather than by the worker
+		// (under -race, CI saw the worker return with the held batch in
+		// that goroutine's hands).
+		e.Flush()
 		runCtx, stop := context.WithCancel(ctx)
 		returned := make(chan error, 1)
 		go func() { returned <- e.RunGroupCommit(runCtx) }()
