@@ -82,11 +82,7 @@ func (p *completionProbe) CompletePartialState(ctx context.Context, roomID strin
 func TestPartialUntilCachesDropped(t *testing.T) {
 	testdb.ForEach(t, func(t *testing.T, dbURL string) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, dbURL, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+		_, db, _ := newTestEngine(t, dbURL)
 		probe := &completionProbe{DB: db}
 		e := newEngineOn(t, db, probe, bus.New())
 		roomID, err := e.CreateRoom(ctx, CreateRequest{Creator: "@alice:a.test", Preset: PresetPublicChat})
